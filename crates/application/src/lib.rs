@@ -1,0 +1,1 @@
+//! MAOS application layer.

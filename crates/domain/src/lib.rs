@@ -1,0 +1,26 @@
+//! The MAOS domain: agents, tasks with their attempts, orchestrations, the events they emit and
+//! the pure policies (capability matching, scheduling, load balancing) that decide who does what.
+//!
+//! Nothing here performs I/O, reads a clock or draws a random number: time and identifiers come
+//! in as values, so every rule is a deterministic function that can be tested exhaustively.
+
+pub mod agent;
+pub mod error;
+pub mod event;
+pub mod graph;
+pub mod ids;
+pub mod orchestration;
+pub mod policy;
+pub mod task;
+pub mod values;
+
+pub use agent::{Agent, AgentEvent, AgentStatus};
+pub use error::{TransitionError, ValueError};
+pub use event::{AggregateKind, DomainEvent};
+pub use ids::{AgentId, OrchestrationId, TaskId};
+pub use orchestration::{Orchestration, OrchestrationEvent, OrchestrationStatus};
+pub use task::{Attempt, AttemptOutcome, Task, TaskEvent, TaskSpec, TaskState};
+pub use values::{
+    AdapterKind, AgentName, Capability, CapabilitySet, DurationMs, FencingToken, IdempotencyKey,
+    MaxAttempts, Priority, Risk, Slots, Tier, Timestamp, Title,
+};

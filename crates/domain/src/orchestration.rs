@@ -1,0 +1,269 @@
+//! The Orchestration aggregate: a goal and the task graph that carries it out, with its lifecycle
+//! `draft → awaiting_plan_approval → running ⇄ paused → completed | failed | cancelled`.
+
+use std::ops::Deref;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::TransitionError;
+use crate::ids::OrchestrationId;
+use crate::values::{Timestamp, Title, keyword_enum};
+
+keyword_enum!(
+    /// Where an orchestration stands.
+    OrchestrationStatus, "orchestration status" {
+        Draft => "draft",
+        AwaitingPlanApproval => "awaiting_plan_approval",
+        Running => "running",
+        Paused => "paused",
+        Completed => "completed",
+        Failed => "failed",
+        Cancelled => "cancelled",
+    }
+);
+
+impl OrchestrationStatus {
+    /// True for states that never change again.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
+    }
+}
+
+/// The state of an orchestration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrchestrationData {
+    pub id: OrchestrationId,
+    pub name: Title,
+    pub goal: Option<String>,
+    pub status: OrchestrationStatus,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub version: u64,
+}
+
+/// Something that happened to an orchestration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum OrchestrationEvent {
+    Created { name: Title, goal: Option<String> },
+    PlanApprovalRequested,
+    Started,
+    Paused,
+    Resumed,
+    Completed,
+    Failed { reason: String },
+    Cancelled { reason: String },
+}
+
+impl OrchestrationEvent {
+    /// The event's name in the event log.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Created { .. } => "orchestration.created",
+            Self::PlanApprovalRequested => "orchestration.plan_approval_requested",
+            Self::Started => "orchestration.started",
+            Self::Paused => "orchestration.paused",
+            Self::Resumed => "orchestration.resumed",
+            Self::Completed => "orchestration.completed",
+            Self::Failed { .. } => "orchestration.failed",
+            Self::Cancelled { .. } => "orchestration.cancelled",
+        }
+    }
+}
+
+/// An orchestration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Orchestration(OrchestrationData);
+
+impl Deref for Orchestration {
+    type Target = OrchestrationData;
+    fn deref(&self) -> &OrchestrationData {
+        &self.0
+    }
+}
+
+use OrchestrationStatus as O;
+
+impl Orchestration {
+    /// Creates an orchestration in `draft`.
+    pub fn create(
+        id: OrchestrationId,
+        name: Title,
+        goal: Option<String>,
+        at: Timestamp,
+    ) -> (Orchestration, Vec<OrchestrationEvent>) {
+        let o = Orchestration(OrchestrationData {
+            id,
+            name: name.clone(),
+            goal: goal.clone(),
+            status: O::Draft,
+            created_at: at,
+            updated_at: at,
+            version: 1,
+        });
+        (o, vec![OrchestrationEvent::Created { name, goal }])
+    }
+
+    /// Rebuilds an orchestration from stored state (for repositories).
+    pub fn restore(data: OrchestrationData) -> Orchestration {
+        Orchestration(data)
+    }
+
+    /// The stored state.
+    pub fn data(&self) -> &OrchestrationData {
+        &self.0
+    }
+
+    /// Rebuilds an orchestration by folding its events, oldest first.
+    pub fn from_events<'a>(
+        id: OrchestrationId,
+        events: impl IntoIterator<Item = (&'a OrchestrationEvent, Timestamp)>,
+    ) -> Option<Orchestration> {
+        let mut it = events.into_iter();
+        let (first, at) = it.next()?;
+        let OrchestrationEvent::Created { name, goal } = first else {
+            return None;
+        };
+        let (mut o, _) = Orchestration::create(id, name.clone(), goal.clone(), at);
+        for (e, at) in it {
+            o.apply(e, at);
+        }
+        Some(o)
+    }
+
+    /// Applies one event (already validated by the command that produced it).
+    pub fn apply(&mut self, event: &OrchestrationEvent, at: Timestamp) {
+        let d = &mut self.0;
+        d.status = match event {
+            OrchestrationEvent::Created { .. } => d.status,
+            OrchestrationEvent::PlanApprovalRequested => O::AwaitingPlanApproval,
+            OrchestrationEvent::Started | OrchestrationEvent::Resumed => O::Running,
+            OrchestrationEvent::Paused => O::Paused,
+            OrchestrationEvent::Completed => O::Completed,
+            OrchestrationEvent::Failed { .. } => O::Failed,
+            OrchestrationEvent::Cancelled { .. } => O::Cancelled,
+        };
+        d.updated_at = at;
+        d.version += 1;
+    }
+
+    fn transition(
+        &mut self,
+        allowed: &[OrchestrationStatus],
+        event: OrchestrationEvent,
+        action: &'static str,
+        at: Timestamp,
+    ) -> Result<Vec<OrchestrationEvent>, TransitionError> {
+        if !allowed.contains(&self.status) {
+            return Err(TransitionError::Orchestration {
+                from: self.status,
+                action,
+            });
+        }
+        self.apply(&event, at);
+        Ok(vec![event])
+    }
+
+    /// Asks a person to approve the plan before it runs.
+    pub fn request_plan_approval(
+        &mut self,
+        at: Timestamp,
+    ) -> Result<Vec<OrchestrationEvent>, TransitionError> {
+        self.transition(
+            &[O::Draft],
+            OrchestrationEvent::PlanApprovalRequested,
+            "sent for plan approval",
+            at,
+        )
+    }
+
+    /// Starts running the plan.
+    pub fn start(&mut self, at: Timestamp) -> Result<Vec<OrchestrationEvent>, TransitionError> {
+        self.transition(
+            &[O::Draft, O::AwaitingPlanApproval],
+            OrchestrationEvent::Started,
+            "started",
+            at,
+        )
+    }
+
+    /// Stops new assignments.
+    pub fn pause(&mut self, at: Timestamp) -> Result<Vec<OrchestrationEvent>, TransitionError> {
+        self.transition(&[O::Running], OrchestrationEvent::Paused, "paused", at)
+    }
+
+    /// Resumes assignments.
+    pub fn resume(&mut self, at: Timestamp) -> Result<Vec<OrchestrationEvent>, TransitionError> {
+        self.transition(&[O::Paused], OrchestrationEvent::Resumed, "resumed", at)
+    }
+
+    /// Every task completed.
+    pub fn complete(&mut self, at: Timestamp) -> Result<Vec<OrchestrationEvent>, TransitionError> {
+        self.transition(
+            &[O::Running],
+            OrchestrationEvent::Completed,
+            "completed",
+            at,
+        )
+    }
+
+    /// The plan cannot be finished.
+    pub fn fail(
+        &mut self,
+        reason: String,
+        at: Timestamp,
+    ) -> Result<Vec<OrchestrationEvent>, TransitionError> {
+        self.transition(
+            &[O::Running, O::Paused],
+            OrchestrationEvent::Failed { reason },
+            "failed",
+            at,
+        )
+    }
+
+    /// Stops the orchestration for good.
+    pub fn cancel(
+        &mut self,
+        reason: String,
+        at: Timestamp,
+    ) -> Result<Vec<OrchestrationEvent>, TransitionError> {
+        self.transition(
+            &[O::Draft, O::AwaitingPlanApproval, O::Running, O::Paused],
+            OrchestrationEvent::Cancelled { reason },
+            "cancelled",
+            at,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifecycle_and_fold() {
+        let t = |ms| Timestamp::from_millis(ms);
+        let id = OrchestrationId::from_bits(7);
+        let (mut o, mut events) =
+            Orchestration::create(id, Title::parse("ship").unwrap(), None, t(1));
+        let mut log: Vec<(OrchestrationEvent, Timestamp)> =
+            events.drain(..).map(|e| (e, t(1))).collect();
+        assert!(o.pause(t(2)).is_err());
+        for (step, ms) in [
+            Orchestration::request_plan_approval as fn(&mut Orchestration, Timestamp) -> _,
+            Orchestration::start,
+            Orchestration::pause,
+            Orchestration::resume,
+            Orchestration::complete,
+        ]
+        .into_iter()
+        .zip(3..)
+        {
+            log.extend(step(&mut o, t(ms)).unwrap().into_iter().map(|e| (e, t(ms))));
+        }
+        assert_eq!(o.status, OrchestrationStatus::Completed);
+        assert!(o.cancel("late".into(), t(9)).is_err());
+        let folded = Orchestration::from_events(id, log.iter().map(|(e, at)| (e, *at))).unwrap();
+        assert_eq!(folded, o);
+    }
+}
