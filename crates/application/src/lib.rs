@@ -1,1 +1,13 @@
-//! MAOS application layer.
+//! MAOS use cases: the commands and queries the outside world may run, the [`MaosApi`] trait
+//! that every front end (the in-process CLI, the daemon) calls, and the ports ([`ports`]) that
+//! adapters implement. Depends on the domain only.
+
+pub mod api;
+pub mod error;
+pub mod ports;
+pub mod service;
+
+pub use api::*;
+pub use error::{AgentError, ErrorInfo, ErrorKind, OrchestrationError, QueryError, TaskError};
+pub use ports::{Clock, IdSource, ReadStore, Store, StoreError, Transaction, UnitOfWork};
+pub use service::{Service, ServiceConfig};

@@ -1,0 +1,222 @@
+//! The application API: the commands and queries of MAOS as one trait, [`MaosApi`], with the
+//! types they take and return. The CLI calls it in process; the daemon serves it over IPC.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use maos_domain::ids::check_prefix;
+use maos_domain::{
+    AdapterKind, Agent, AgentName, AgentStatus, Capability, CapabilitySet, DomainEvent, DurationMs,
+    FencingToken, IdempotencyKey, MaxAttempts, Orchestration, OrchestrationId, Priority, Risk,
+    Slots, Task, TaskId, TaskState, Tier, Timestamp, Title, ValueError,
+};
+
+use crate::error::{AgentError, OrchestrationError, QueryError, TaskError};
+
+/// A reference to a task or orchestration as a person types it: the full id or a unique prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdRef(String);
+
+impl IdRef {
+    /// Parses a reference: 1–25 characters of the id alphabet (case-insensitive).
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        check_prefix("id", raw).map(IdRef)
+    }
+
+    /// The lowercase prefix.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for IdRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<TaskId> for IdRef {
+    fn from(id: TaskId) -> Self {
+        IdRef(id.to_string())
+    }
+}
+
+impl From<OrchestrationId> for IdRef {
+    fn from(id: OrchestrationId) -> Self {
+        IdRef(id.to_string())
+    }
+}
+
+/// Register an agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterAgent {
+    pub name: AgentName,
+    pub adapter: AdapterKind,
+    pub capabilities: CapabilitySet,
+    pub tier: Tier,
+    pub slots: Slots,
+    pub command: Option<String>,
+}
+
+/// Create a task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateTask {
+    pub title: Title,
+    pub prompt: String,
+    pub capabilities: CapabilitySet,
+    pub priority: Priority,
+    pub risk: Risk,
+    pub tier: Option<Tier>,
+    pub depends_on: Vec<IdRef>,
+    pub orchestration: Option<IdRef>,
+    pub max_attempts: MaxAttempts,
+    pub timeout: Option<DurationMs>,
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+impl CreateTask {
+    /// A task with this title and every other field at its default.
+    pub fn titled(title: Title) -> Self {
+        CreateTask {
+            title,
+            prompt: String::new(),
+            capabilities: CapabilitySet::empty(),
+            priority: Priority::default(),
+            risk: Risk::default(),
+            tier: None,
+            depends_on: Vec::new(),
+            orchestration: None,
+            max_attempts: MaxAttempts::default(),
+            timeout: None,
+            idempotency_key: None,
+        }
+    }
+}
+
+/// What a create returned: the task, and whether this call created it (false when an earlier
+/// call with the same idempotency key did).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    pub task: Task,
+    pub created: bool,
+}
+
+/// Assign a task to a named agent, or let the load balancer choose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssignTask {
+    pub task: IdRef,
+    pub agent: Option<AgentName>,
+}
+
+/// The outcome of an assignment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    pub task: Task,
+    pub agent: AgentName,
+    pub attempt: u32,
+    pub fencing: FencingToken,
+}
+
+/// Filter for listing agents. Empty `statuses` means every status but `removed`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgentFilter {
+    pub statuses: Vec<AgentStatus>,
+    pub capability: Option<Capability>,
+}
+
+/// Filter for listing tasks. Empty `statuses` means every status.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskFilter {
+    pub statuses: Vec<TaskState>,
+    pub orchestration: Option<OrchestrationId>,
+    pub capability: Option<Capability>,
+}
+
+/// A page request: at most `limit` items after `cursor` (from an earlier page's `next_cursor`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub limit: usize,
+    pub cursor: Option<String>,
+}
+
+impl Page {
+    /// The largest page size served.
+    pub const MAX_LIMIT: usize = 10_000;
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Page { limit: 100, cursor: None }
+    }
+}
+
+/// One page of tasks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskPage {
+    pub tasks: Vec<Task>,
+    /// Pass this as the next page's cursor; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Counts for `maos status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatusReport {
+    pub tasks: BTreeMap<TaskState, u64>,
+    pub agents: BTreeMap<AgentStatus, u64>,
+    pub orchestrations: u64,
+    /// The sequence number of the newest event (0 for an empty log).
+    pub last_event: u64,
+}
+
+/// An event as stored in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Position in the log: 1, 2, 3, ... without gaps.
+    pub seq: u64,
+    pub at: Timestamp,
+    pub event: DomainEvent,
+}
+
+/// Everything MAOS can be asked to do. The CLI calls this trait; an in-process [`crate::Service`]
+/// and (later) the daemon's IPC client implement it.
+pub trait MaosApi: Send + Sync {
+    // agents
+    fn register_agent(&self, cmd: RegisterAgent) -> Result<Agent, AgentError>;
+    fn drain_agent(&self, name: &AgentName) -> Result<Agent, AgentError>;
+    fn remove_agent(&self, name: &AgentName) -> Result<Agent, AgentError>;
+    fn get_agent(&self, name: &AgentName) -> Result<Agent, QueryError>;
+    fn list_agents(&self, filter: &AgentFilter) -> Result<Vec<Agent>, QueryError>;
+
+    // tasks
+    fn create_task(&self, cmd: CreateTask) -> Result<Created, TaskError>;
+    /// Creates many tasks in one transaction: all or none.
+    fn create_tasks(&self, cmds: Vec<CreateTask>) -> Result<Vec<Created>, TaskError>;
+    fn add_dependency(&self, task: &IdRef, on: &IdRef) -> Result<Task, TaskError>;
+    fn assign_task(&self, cmd: AssignTask) -> Result<Assignment, TaskError>;
+    fn start_attempt(&self, task: TaskId, fencing: FencingToken) -> Result<Task, TaskError>;
+    /// The attempt holding `fencing` succeeded. A stale token is refused.
+    fn complete_attempt(
+        &self,
+        task: TaskId,
+        fencing: FencingToken,
+        summary: Option<String>,
+    ) -> Result<Task, TaskError>;
+    /// The attempt holding `fencing` failed. A stale token is refused.
+    fn fail_attempt(&self, task: TaskId, fencing: FencingToken, error: String) -> Result<Task, TaskError>;
+    fn cancel_task(&self, task: &IdRef, reason: Option<String>) -> Result<Task, TaskError>;
+    fn get_task(&self, task: &IdRef) -> Result<Task, QueryError>;
+    fn list_tasks(&self, filter: &TaskFilter, page: &Page) -> Result<TaskPage, QueryError>;
+
+    // orchestrations
+    fn create_orchestration(
+        &self,
+        name: Title,
+        goal: Option<String>,
+    ) -> Result<Orchestration, OrchestrationError>;
+    fn get_orchestration(&self, id: &IdRef) -> Result<Orchestration, QueryError>;
+    fn list_orchestrations(&self) -> Result<Vec<Orchestration>, QueryError>;
+
+    // overview
+    fn status(&self) -> Result<StatusReport, QueryError>;
+    fn read_events(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, QueryError>;
+}

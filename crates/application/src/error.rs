@@ -1,0 +1,240 @@
+//! Errors of the use cases, one enum per family (agents, tasks, orchestrations, queries), each
+//! able to say what kind of failure it is (for exit codes and wire errors) and what to do about it.
+
+use maos_domain::{TransitionError, ValueError};
+use thiserror::Error;
+
+use crate::ports::StoreError;
+
+/// The kind of a failure, as front ends need it: the CLI maps each to an exit code, the daemon
+/// sends it over the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The input is malformed or ambiguous.
+    InvalidInput,
+    /// Something named does not exist.
+    NotFound,
+    /// The request contradicts stored state: a duplicate, an illegal transition, a stale attempt.
+    Conflict,
+    /// The store failed or holds something that is not MAOS data.
+    Storage,
+}
+
+impl ErrorKind {
+    /// The stable lowercase name used in JSON and on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidInput => "invalid_input",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Storage => "storage",
+        }
+    }
+}
+
+/// What a front end needs to know about an error besides its message.
+pub trait ErrorInfo: std::error::Error {
+    /// The kind of failure.
+    fn kind(&self) -> ErrorKind;
+    /// What the user can do about it, when there is something to say.
+    fn hint(&self) -> Option<String>;
+}
+
+fn store_hint(e: &StoreError) -> Option<String> {
+    Some(match e {
+        StoreError::NotMaos { .. } => {
+            "point --data-dir (or MAOS_DATA_DIR) at a MAOS data directory, or at an empty one to start afresh".into()
+        }
+        StoreError::Open { .. } => "check that the data directory exists and is writable, or choose another with --data-dir".into(),
+        StoreError::Corrupt(_) => "the database was changed outside MAOS; restore it from a backup".into(),
+        StoreError::WriterGone | StoreError::Backend(_) => return None,
+    })
+}
+
+fn transition_hint(e: &TransitionError) -> Option<String> {
+    match e {
+        TransitionError::StaleAttempt { .. } => Some(
+            "this attempt was superseded (its lease expired or the task was reassigned); its result is discarded".into(),
+        ),
+        TransitionError::Task { .. } => Some("see `maos task show <id>` for the task's state and history".into()),
+        TransitionError::Agent { .. } | TransitionError::AgentUnfit { .. } => {
+            Some("see `maos agent show <name>`".into())
+        }
+        TransitionError::Orchestration { .. } => None,
+    }
+}
+
+/// Errors of agent commands.
+#[derive(Debug, Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Invalid(#[from] ValueError),
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("no agent named {name:?}")]
+    NotFound { name: String },
+    #[error("an agent named {name:?} is already registered")]
+    AlreadyExists { name: String },
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ErrorInfo for AgentError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            AgentError::Invalid(_) | AgentError::InvalidInput(_) => ErrorKind::InvalidInput,
+            AgentError::NotFound { .. } => ErrorKind::NotFound,
+            AgentError::AlreadyExists { .. } | AgentError::Transition(_) => ErrorKind::Conflict,
+            AgentError::Store(_) => ErrorKind::Storage,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            AgentError::Invalid(_) | AgentError::InvalidInput(_) => None,
+            AgentError::NotFound { .. } => Some("`maos agent list` shows the registered agents".into()),
+            AgentError::AlreadyExists { name } => Some(format!(
+                "choose another name, or run `maos agent remove {name}` first to replace it"
+            )),
+            AgentError::Transition(e) => transition_hint(e),
+            AgentError::Store(e) => store_hint(e),
+        }
+    }
+}
+
+/// Errors of task commands.
+#[derive(Debug, Error)]
+pub enum TaskError {
+    #[error(transparent)]
+    Invalid(#[from] ValueError),
+    #[error("no task with id {reference:?}")]
+    NotFound { reference: String },
+    #[error("the id prefix {prefix:?} is ambiguous: it matches {}", candidates.join(", "))]
+    Ambiguous { prefix: String, candidates: Vec<String> },
+    #[error("dependency {reference:?} does not exist")]
+    DependencyNotFound { reference: String },
+    #[error("that dependency would close a cycle: {}", cycle.join(" -> "))]
+    DependencyCycle { cycle: Vec<String> },
+    #[error("no orchestration with id {reference:?}")]
+    OrchestrationNotFound { reference: String },
+    #[error("no agent named {name:?}")]
+    AgentNotFound { name: String },
+    #[error("no available agent can take task {task} now (it needs capabilities [{needs}]{tier})")]
+    NoCapableAgent { task: String, needs: String, tier: String },
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ErrorInfo for TaskError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            TaskError::Invalid(_) | TaskError::Ambiguous { .. } => ErrorKind::InvalidInput,
+            TaskError::NotFound { .. }
+            | TaskError::DependencyNotFound { .. }
+            | TaskError::OrchestrationNotFound { .. }
+            | TaskError::AgentNotFound { .. } => ErrorKind::NotFound,
+            TaskError::DependencyCycle { .. } | TaskError::NoCapableAgent { .. } | TaskError::Transition(_) => {
+                ErrorKind::Conflict
+            }
+            TaskError::Store(_) => ErrorKind::Storage,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            TaskError::Invalid(_) => None,
+            TaskError::NotFound { .. } | TaskError::DependencyNotFound { .. } => {
+                Some("`maos task list` shows the tasks and their ids".into())
+            }
+            TaskError::Ambiguous { .. } => Some("type more characters of the id".into()),
+            TaskError::DependencyCycle { .. } => Some("a task cannot depend, directly or not, on itself; drop one of the dependencies".into()),
+            TaskError::OrchestrationNotFound { .. } => Some("`maos orchestrate list` shows the orchestrations".into()),
+            TaskError::AgentNotFound { .. } => Some("`maos agent list` shows the registered agents".into()),
+            TaskError::NoCapableAgent { .. } => Some(
+                "register an agent with those capabilities (`maos agent register`), or wait for a busy one to free a slot".into(),
+            ),
+            TaskError::Transition(e) => transition_hint(e),
+            TaskError::Store(e) => store_hint(e),
+        }
+    }
+}
+
+/// Errors of orchestration commands.
+#[derive(Debug, Error)]
+pub enum OrchestrationError {
+    #[error(transparent)]
+    Invalid(#[from] ValueError),
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ErrorInfo for OrchestrationError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            OrchestrationError::Invalid(_) => ErrorKind::InvalidInput,
+            OrchestrationError::Transition(_) => ErrorKind::Conflict,
+            OrchestrationError::Store(_) => ErrorKind::Storage,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            OrchestrationError::Invalid(_) => None,
+            OrchestrationError::Transition(e) => transition_hint(e),
+            OrchestrationError::Store(e) => store_hint(e),
+        }
+    }
+}
+
+/// Errors of queries.
+#[derive(Debug, Error)]
+pub enum QueryError {
+    #[error(transparent)]
+    Invalid(#[from] ValueError),
+    #[error("no {what} {reference:?}")]
+    NotFound { what: &'static str, reference: String },
+    #[error("the id prefix {prefix:?} is ambiguous: it matches {}", candidates.join(", "))]
+    Ambiguous { prefix: String, candidates: Vec<String> },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ErrorInfo for QueryError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            QueryError::Invalid(_) | QueryError::Ambiguous { .. } => ErrorKind::InvalidInput,
+            QueryError::NotFound { .. } => ErrorKind::NotFound,
+            QueryError::Store(_) => ErrorKind::Storage,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            QueryError::Invalid(_) => None,
+            QueryError::NotFound { what, .. } => Some(match *what {
+                "agent named" => "`maos agent list` shows the registered agents".into(),
+                "orchestration with id" => "`maos orchestrate list` shows the orchestrations".into(),
+                _ => "`maos task list` shows the tasks and their ids".into(),
+            }),
+            QueryError::Ambiguous { .. } => Some("type more characters of the id".into()),
+            QueryError::Store(e) => store_hint(e),
+        }
+    }
+}
+
+impl From<QueryError> for TaskError {
+    fn from(e: QueryError) -> Self {
+        match e {
+            QueryError::Invalid(v) => TaskError::Invalid(v),
+            QueryError::NotFound { reference, .. } => TaskError::NotFound { reference },
+            QueryError::Ambiguous { prefix, candidates } => TaskError::Ambiguous { prefix, candidates },
+            QueryError::Store(s) => TaskError::Store(s),
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Ports: the traits that adapters implement so that use cases can store state, read it back,
+//! tell the time and draw identifiers without knowing how.
+
+use std::fmt;
+
+use maos_domain::{
+    Agent, AgentName, CapabilitySet, DomainEvent, Orchestration, OrchestrationId, Task, TaskId,
+    TaskState, Tier, Timestamp,
+};
+use thiserror::Error;
+
+use crate::api::{AgentFilter, Page, StatusReport, StoredEvent, TaskFilter, TaskPage};
+
+/// The current time.
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// Now.
+    fn now(&self) -> Timestamp;
+}
+
+/// A source of random identifiers (125 bits are used).
+pub trait IdSource: Send + Sync + fmt::Debug {
+    /// A fresh random value.
+    fn next_bits(&self) -> u128;
+}
+
+/// What went wrong in a store.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum StoreError {
+    /// The file exists but is not a MAOS database (or is from an unknown, newer MAOS).
+    #[error("{path} is not a MAOS database: {detail}")]
+    NotMaos { path: String, detail: String },
+    /// The database could not be opened or created.
+    #[error("cannot open the database at {path}: {detail}")]
+    Open { path: String, detail: String },
+    /// The writer has stopped (the store is shutting down or its thread died).
+    #[error("the database writer has stopped")]
+    WriterGone,
+    /// A stored row does not decode into a domain value: the file was edited or corrupted.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// Any other error from the database engine.
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+/// The repositories and the event log as seen from inside one write transaction. Everything a
+/// use case writes through one `Transaction` commits together or not at all.
+pub trait Transaction {
+    /// The agent registered under `name` (including a removed one).
+    fn agent(&mut self, name: &AgentName) -> Result<Option<Agent>, StoreError>;
+    /// Inserts or replaces the agent registered under its name.
+    fn save_agent(&mut self, agent: &Agent) -> Result<(), StoreError>;
+    /// Agents that accept work, have a free slot, cover `needs` and match `tier`, least loaded
+    /// first (as `maos_domain::policy::balancer::by_load` orders them), at most `limit`.
+    fn candidate_agents(
+        &mut self,
+        needs: &CapabilitySet,
+        tier: Option<Tier>,
+        limit: usize,
+    ) -> Result<Vec<Agent>, StoreError>;
+
+    /// The task with this id.
+    fn task(&mut self, id: TaskId) -> Result<Option<Task>, StoreError>;
+    /// The task created with this idempotency key.
+    fn task_by_idempotency_key(&mut self, key: &str) -> Result<Option<Task>, StoreError>;
+    /// Inserts or updates a task with its attempts and dependencies.
+    fn save_task(&mut self, task: &Task) -> Result<(), StoreError>;
+    /// Tasks that depend directly on `id`.
+    fn dependents(&mut self, id: TaskId) -> Result<Vec<TaskId>, StoreError>;
+    /// The state of each task of `ids` that exists.
+    fn task_states(&mut self, ids: &[TaskId]) -> Result<Vec<(TaskId, TaskState)>, StoreError>;
+
+    /// The orchestration with this id.
+    fn orchestration(&mut self, id: OrchestrationId) -> Result<Option<Orchestration>, StoreError>;
+    /// Inserts or updates an orchestration.
+    fn save_orchestration(&mut self, o: &Orchestration) -> Result<(), StoreError>;
+
+    /// Appends events to the log, in order, stamped `at`.
+    fn append(&mut self, at: Timestamp, events: &[DomainEvent]) -> Result<(), StoreError>;
+}
+
+/// Runs use cases in write transactions. Implementations may group several callers' work into one
+/// commit, but each call returns only after its own work has committed durably (or failed).
+///
+/// When `work` returns `Err`, nothing it wrote is kept.
+pub trait UnitOfWork: Send + Sync {
+    /// Runs `work` in a transaction and commits it.
+    fn write<R, E, F>(&self, work: F) -> Result<R, E>
+    where
+        F: FnOnce(&mut dyn Transaction) -> Result<R, E> + Send + 'static,
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static;
+}
+
+/// Queries, served from committed state on read connections.
+pub trait ReadStore: Send + Sync {
+    /// The agent registered under `name`.
+    fn agent(&self, name: &AgentName) -> Result<Option<Agent>, StoreError>;
+    /// Agents matching the filter, by name.
+    fn agents(&self, filter: &AgentFilter) -> Result<Vec<Agent>, StoreError>;
+    /// The task with this id.
+    fn task(&self, id: TaskId) -> Result<Option<Task>, StoreError>;
+    /// Ids of tasks starting with `prefix` (lowercase), at most `limit`, in id order.
+    fn task_ids_with_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<TaskId>, StoreError>;
+    /// One page of tasks matching the filter, oldest first.
+    fn tasks(&self, filter: &TaskFilter, page: &Page) -> Result<TaskPage, StoreError>;
+    /// The orchestration with this id.
+    fn orchestration(&self, id: OrchestrationId) -> Result<Option<Orchestration>, StoreError>;
+    /// Ids of orchestrations starting with `prefix` (lowercase), at most `limit`.
+    fn orchestration_ids_with_prefix(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<OrchestrationId>, StoreError>;
+    /// Every orchestration, oldest first.
+    fn orchestrations(&self) -> Result<Vec<Orchestration>, StoreError>;
+    /// Counts for `maos status`.
+    fn status(&self) -> Result<StatusReport, StoreError>;
+    /// Events with a sequence number greater than `after`, in order, at most `limit`.
+    fn events_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
+    /// Every event of one aggregate (by its id as text), in order.
+    fn events_of(&self, aggregate_id: &str) -> Result<Vec<StoredEvent>, StoreError>;
+}
+
+/// A complete store: transactions for writes, connections for reads.
+pub trait Store: UnitOfWork + ReadStore + 'static {}
+
+impl<T: UnitOfWork + ReadStore + 'static> Store for T {}
