@@ -132,11 +132,51 @@ pub struct TaskFilter {
     pub capability: Option<Capability>,
 }
 
+/// Where a page of tasks starts: after the task created at `created_at` with id `id`. Written
+/// `<created_at ms>.<task id>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskCursor {
+    pub created_at: Timestamp,
+    pub id: TaskId,
+}
+
+impl TaskCursor {
+    /// The cursor that continues after `task`.
+    pub fn after(task: &Task) -> Self {
+        TaskCursor {
+            created_at: task.created_at,
+            id: task.id,
+        }
+    }
+
+    /// Parses `<ms>.<id>` as printed by [`fmt::Display`].
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        let bad = || ValueError {
+            what: "page cursor",
+            value: raw.to_owned(),
+            reason: "pass the next_cursor printed by the previous page".into(),
+        };
+        let (ms, id) = raw.split_once('.').ok_or_else(bad)?;
+        let ms: i64 = ms.parse().map_err(|_| bad())?;
+        let id = TaskId::parse(id).map_err(|_| bad())?;
+        Ok(TaskCursor {
+            created_at: Timestamp::from_millis(ms),
+            id,
+        })
+    }
+}
+
+impl fmt::Display for TaskCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.created_at.as_millis(), self.id)
+    }
+}
+
 /// A page request: at most `limit` items after `cursor` (from an earlier page's `next_cursor`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
     pub limit: usize,
-    pub cursor: Option<String>,
+    pub cursor: Option<TaskCursor>,
 }
 
 impl Page {
@@ -146,7 +186,10 @@ impl Page {
 
 impl Default for Page {
     fn default() -> Self {
-        Page { limit: 100, cursor: None }
+        Page {
+            limit: 100,
+            cursor: None,
+        }
     }
 }
 
@@ -155,7 +198,7 @@ impl Default for Page {
 pub struct TaskPage {
     pub tasks: Vec<Task>,
     /// Pass this as the next page's cursor; `None` on the last page.
-    pub next_cursor: Option<String>,
+    pub next_cursor: Option<TaskCursor>,
 }
 
 /// Counts for `maos status`.
@@ -202,7 +245,12 @@ pub trait MaosApi: Send + Sync {
         summary: Option<String>,
     ) -> Result<Task, TaskError>;
     /// The attempt holding `fencing` failed. A stale token is refused.
-    fn fail_attempt(&self, task: TaskId, fencing: FencingToken, error: String) -> Result<Task, TaskError>;
+    fn fail_attempt(
+        &self,
+        task: TaskId,
+        fencing: FencingToken,
+        error: String,
+    ) -> Result<Task, TaskError>;
     fn cancel_task(&self, task: &IdRef, reason: Option<String>) -> Result<Task, TaskError>;
     fn get_task(&self, task: &IdRef) -> Result<Task, QueryError>;
     fn list_tasks(&self, filter: &TaskFilter, page: &Page) -> Result<TaskPage, QueryError>;

@@ -94,7 +94,9 @@ impl ErrorInfo for AgentError {
     fn hint(&self) -> Option<String> {
         match self {
             AgentError::Invalid(_) | AgentError::InvalidInput(_) => None,
-            AgentError::NotFound { .. } => Some("`maos agent list` shows the registered agents".into()),
+            AgentError::NotFound { .. } => {
+                Some("`maos agent list` shows the registered agents".into())
+            }
             AgentError::AlreadyExists { name } => Some(format!(
                 "choose another name, or run `maos agent remove {name}` first to replace it"
             )),
@@ -112,7 +114,10 @@ pub enum TaskError {
     #[error("no task with id {reference:?}")]
     NotFound { reference: String },
     #[error("the id prefix {prefix:?} is ambiguous: it matches {}", candidates.join(", "))]
-    Ambiguous { prefix: String, candidates: Vec<String> },
+    Ambiguous {
+        prefix: String,
+        candidates: Vec<String>,
+    },
     #[error("dependency {reference:?} does not exist")]
     DependencyNotFound { reference: String },
     #[error("that dependency would close a cycle: {}", cycle.join(" -> "))]
@@ -122,7 +127,11 @@ pub enum TaskError {
     #[error("no agent named {name:?}")]
     AgentNotFound { name: String },
     #[error("no available agent can take task {task} now (it needs capabilities [{needs}]{tier})")]
-    NoCapableAgent { task: String, needs: String, tier: String },
+    NoCapableAgent {
+        task: String,
+        needs: String,
+        tier: String,
+    },
     #[error(transparent)]
     Transition(#[from] TransitionError),
     #[error(transparent)]
@@ -137,9 +146,9 @@ impl ErrorInfo for TaskError {
             | TaskError::DependencyNotFound { .. }
             | TaskError::OrchestrationNotFound { .. }
             | TaskError::AgentNotFound { .. } => ErrorKind::NotFound,
-            TaskError::DependencyCycle { .. } | TaskError::NoCapableAgent { .. } | TaskError::Transition(_) => {
-                ErrorKind::Conflict
-            }
+            TaskError::DependencyCycle { .. }
+            | TaskError::NoCapableAgent { .. }
+            | TaskError::Transition(_) => ErrorKind::Conflict,
             TaskError::Store(_) => ErrorKind::Storage,
         }
     }
@@ -198,9 +207,15 @@ pub enum QueryError {
     #[error(transparent)]
     Invalid(#[from] ValueError),
     #[error("no {what} {reference:?}")]
-    NotFound { what: &'static str, reference: String },
+    NotFound {
+        what: &'static str,
+        reference: String,
+    },
     #[error("the id prefix {prefix:?} is ambiguous: it matches {}", candidates.join(", "))]
-    Ambiguous { prefix: String, candidates: Vec<String> },
+    Ambiguous {
+        prefix: String,
+        candidates: Vec<String>,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -219,7 +234,9 @@ impl ErrorInfo for QueryError {
             QueryError::Invalid(_) => None,
             QueryError::NotFound { what, .. } => Some(match *what {
                 "agent named" => "`maos agent list` shows the registered agents".into(),
-                "orchestration with id" => "`maos orchestrate list` shows the orchestrations".into(),
+                "orchestration with id" => {
+                    "`maos orchestrate list` shows the orchestrations".into()
+                }
                 _ => "`maos task list` shows the tasks and their ids".into(),
             }),
             QueryError::Ambiguous { .. } => Some("type more characters of the id".into()),
@@ -233,7 +250,9 @@ impl From<QueryError> for TaskError {
         match e {
             QueryError::Invalid(v) => TaskError::Invalid(v),
             QueryError::NotFound { reference, .. } => TaskError::NotFound { reference },
-            QueryError::Ambiguous { prefix, candidates } => TaskError::Ambiguous { prefix, candidates },
+            QueryError::Ambiguous { prefix, candidates } => {
+                TaskError::Ambiguous { prefix, candidates }
+            }
             QueryError::Store(s) => TaskError::Store(s),
         }
     }

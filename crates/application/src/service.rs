@@ -58,8 +58,18 @@ const AMBIGUOUS_SHOWN: usize = 10;
 
 impl<S: Store> Service<S> {
     /// A service over `store`.
-    pub fn new(store: Arc<S>, clock: Arc<dyn Clock>, ids: Arc<dyn IdSource>, config: ServiceConfig) -> Self {
-        Service { store, clock, ids, config }
+    pub fn new(
+        store: Arc<S>,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdSource>,
+        config: ServiceConfig,
+    ) -> Self {
+        Service {
+            store,
+            clock,
+            ids,
+            config,
+        }
     }
 
     /// The store.
@@ -68,25 +78,43 @@ impl<S: Store> Service<S> {
     }
 
     fn resolve_task(&self, r: &IdRef) -> Result<TaskId, QueryError> {
-        let ids = self.store.task_ids_with_prefix(r.as_str(), AMBIGUOUS_SHOWN + 1)?;
+        let ids = self
+            .store
+            .task_ids_with_prefix(r.as_str(), AMBIGUOUS_SHOWN + 1)?;
         match ids.as_slice() {
-            [] => Err(QueryError::NotFound { what: "task with id", reference: r.to_string() }),
+            [] => Err(QueryError::NotFound {
+                what: "task with id",
+                reference: r.to_string(),
+            }),
             [one] => Ok(*one),
             many => Err(QueryError::Ambiguous {
                 prefix: r.to_string(),
-                candidates: many.iter().take(AMBIGUOUS_SHOWN).map(ToString::to_string).collect(),
+                candidates: many
+                    .iter()
+                    .take(AMBIGUOUS_SHOWN)
+                    .map(ToString::to_string)
+                    .collect(),
             }),
         }
     }
 
     fn resolve_orchestration(&self, r: &IdRef) -> Result<OrchestrationId, QueryError> {
-        let ids = self.store.orchestration_ids_with_prefix(r.as_str(), AMBIGUOUS_SHOWN + 1)?;
+        let ids = self
+            .store
+            .orchestration_ids_with_prefix(r.as_str(), AMBIGUOUS_SHOWN + 1)?;
         match ids.as_slice() {
-            [] => Err(QueryError::NotFound { what: "orchestration with id", reference: r.to_string() }),
+            [] => Err(QueryError::NotFound {
+                what: "orchestration with id",
+                reference: r.to_string(),
+            }),
             [one] => Ok(*one),
             many => Err(QueryError::Ambiguous {
                 prefix: r.to_string(),
-                candidates: many.iter().take(AMBIGUOUS_SHOWN).map(ToString::to_string).collect(),
+                candidates: many
+                    .iter()
+                    .take(AMBIGUOUS_SHOWN)
+                    .map(ToString::to_string)
+                    .collect(),
             }),
         }
     }
@@ -94,7 +122,10 @@ impl<S: Store> Service<S> {
     fn agent_command(
         &self,
         name: &AgentName,
-        op: fn(&mut Agent, Timestamp) -> Result<Vec<maos_domain::AgentEvent>, maos_domain::TransitionError>,
+        op: fn(
+            &mut Agent,
+            Timestamp,
+        ) -> Result<Vec<maos_domain::AgentEvent>, maos_domain::TransitionError>,
     ) -> Result<Agent, AgentError> {
         let name = name.clone();
         let at = self.clock.now();
@@ -102,10 +133,15 @@ impl<S: Store> Service<S> {
             let mut agent = tx
                 .agent(&name)?
                 .filter(|a| a.status != AgentStatus::Removed)
-                .ok_or_else(|| AgentError::NotFound { name: name.to_string() })?;
+                .ok_or_else(|| AgentError::NotFound {
+                    name: name.to_string(),
+                })?;
             let events = op(&mut agent, at)?;
             tx.save_agent(&agent)?;
-            tx.append(at, &DomainEvent::agents(agent.id, events).collect::<Vec<_>>())?;
+            tx.append(
+                at,
+                &DomainEvent::agents(agent.id, events).collect::<Vec<_>>(),
+            )?;
             Ok(agent)
         })
     }
@@ -118,7 +154,9 @@ impl<S: Store> Service<S> {
             match self.resolve_task(r) {
                 Ok(id) => depends_on.push(id),
                 Err(QueryError::NotFound { .. }) => {
-                    return Err(TaskError::DependencyNotFound { reference: r.to_string() });
+                    return Err(TaskError::DependencyNotFound {
+                        reference: r.to_string(),
+                    });
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -128,7 +166,9 @@ impl<S: Store> Service<S> {
             Some(r) => match self.resolve_orchestration(r) {
                 Ok(id) => Some(id),
                 Err(QueryError::NotFound { .. }) => {
-                    return Err(TaskError::OrchestrationNotFound { reference: r.to_string() });
+                    return Err(TaskError::OrchestrationNotFound {
+                        reference: r.to_string(),
+                    });
                 }
                 Err(e) => return Err(e.into()),
             },
@@ -146,7 +186,10 @@ impl<S: Store> Service<S> {
             timeout: cmd.timeout,
             idempotency_key: cmd.idempotency_key,
         };
-        Ok(PreparedCreate { id: TaskId::from_bits(self.ids.next_bits()), spec })
+        Ok(PreparedCreate {
+            id: TaskId::from_bits(self.ids.next_bits()),
+            spec,
+        })
     }
 }
 
@@ -155,30 +198,48 @@ struct PreparedCreate {
     spec: TaskSpec,
 }
 
-fn save_task_events(tx: &mut dyn Transaction, task: &Task, events: Vec<maos_domain::TaskEvent>, at: Timestamp) -> Result<(), StoreError> {
+fn save_task_events(
+    tx: &mut dyn Transaction,
+    task: &Task,
+    events: Vec<maos_domain::TaskEvent>,
+    at: Timestamp,
+) -> Result<(), StoreError> {
     tx.save_task(task)?;
     tx.append(at, &DomainEvent::tasks(task.id, events).collect::<Vec<_>>())
 }
 
 fn load_task(tx: &mut dyn Transaction, id: TaskId) -> Result<Task, TaskError> {
-    tx.task(id)?.ok_or_else(|| TaskError::NotFound { reference: id.to_string() })
+    tx.task(id)?.ok_or_else(|| TaskError::NotFound {
+        reference: id.to_string(),
+    })
 }
 
-fn create_in_tx(tx: &mut dyn Transaction, p: PreparedCreate, at: Timestamp) -> Result<Created, TaskError> {
+fn create_in_tx(
+    tx: &mut dyn Transaction,
+    p: PreparedCreate,
+    at: Timestamp,
+) -> Result<Created, TaskError> {
     if let Some(key) = &p.spec.idempotency_key {
         if let Some(task) = tx.task_by_idempotency_key(key.as_str())? {
-            return Ok(Created { task, created: false });
+            return Ok(Created {
+                task,
+                created: false,
+            });
         }
     }
     if let Some(o) = p.spec.orchestration {
         if tx.orchestration(o)?.is_none() {
-            return Err(TaskError::OrchestrationNotFound { reference: o.to_string() });
+            return Err(TaskError::OrchestrationNotFound {
+                reference: o.to_string(),
+            });
         }
     }
     let deps: Vec<TaskId> = p.spec.depends_on.iter().copied().collect();
     let states = tx.task_states(&deps)?;
     if let Some(missing) = deps.iter().find(|d| !states.iter().any(|(id, _)| id == *d)) {
-        return Err(TaskError::DependencyNotFound { reference: missing.to_string() });
+        return Err(TaskError::DependencyNotFound {
+            reference: missing.to_string(),
+        });
     }
     let (mut task, mut events) = Task::create(p.id, p.spec, at);
     if let Some((dead, _)) = states.iter().find(|(_, s)| *s == TaskState::Cancelled) {
@@ -187,23 +248,37 @@ fn create_in_tx(tx: &mut dyn Transaction, p: PreparedCreate, at: Timestamp) -> R
         events.extend(task.make_ready(at)?);
     }
     save_task_events(tx, &task, events, at)?;
-    Ok(Created { task, created: true })
+    Ok(Created {
+        task,
+        created: true,
+    })
 }
 
 /// Releases the agent slot held by `task`'s current attempt (called after a command moved the
 /// task out of a slot-holding state).
 fn release_slot(tx: &mut dyn Transaction, task: &Task, at: Timestamp) -> Result<(), TaskError> {
-    let Some(attempt) = task.current_attempt() else { return Ok(()) };
-    let Some(mut agent) = tx.agent(&attempt.agent)? else { return Ok(()) };
+    let Some(attempt) = task.current_attempt() else {
+        return Ok(());
+    };
+    let Some(mut agent) = tx.agent(&attempt.agent)? else {
+        return Ok(());
+    };
     let events = agent.release_slot(task.id, attempt.number, at)?;
     tx.save_agent(&agent)?;
-    tx.append(at, &DomainEvent::agents(agent.id, events).collect::<Vec<_>>())?;
+    tx.append(
+        at,
+        &DomainEvent::agents(agent.id, events).collect::<Vec<_>>(),
+    )?;
     Ok(())
 }
 
 /// After `done` completed: every pending dependent whose dependencies are all completed becomes
 /// ready.
-fn promote_dependents(tx: &mut dyn Transaction, done: TaskId, at: Timestamp) -> Result<(), TaskError> {
+fn promote_dependents(
+    tx: &mut dyn Transaction,
+    done: TaskId,
+    at: Timestamp,
+) -> Result<(), TaskError> {
     for id in tx.dependents(done)? {
         let Some(mut t) = tx.task(id)? else { continue };
         if t.state != TaskState::Pending {
@@ -220,7 +295,11 @@ fn promote_dependents(tx: &mut dyn Transaction, done: TaskId, at: Timestamp) -> 
 }
 
 /// After `gone` was cancelled: every pending dependent is blocked (it can never run as is).
-fn block_dependents(tx: &mut dyn Transaction, gone: TaskId, at: Timestamp) -> Result<(), TaskError> {
+fn block_dependents(
+    tx: &mut dyn Transaction,
+    gone: TaskId,
+    at: Timestamp,
+) -> Result<(), TaskError> {
     for id in tx.dependents(gone)? {
         let Some(mut t) = tx.task(id)? else { continue };
         if matches!(t.state, TaskState::Pending | TaskState::Ready) {
@@ -233,7 +312,9 @@ fn block_dependents(tx: &mut dyn Transaction, gone: TaskId, at: Timestamp) -> Re
 
 impl<S: Store> MaosApi for Service<S> {
     fn register_agent(&self, cmd: RegisterAgent) -> Result<Agent, AgentError> {
-        if cmd.adapter == AdapterKind::Command && cmd.command.as_deref().is_none_or(|c| c.trim().is_empty()) {
+        if cmd.adapter == AdapterKind::Command
+            && cmd.command.as_deref().is_none_or(|c| c.trim().is_empty())
+        {
             return Err(AgentError::InvalidInput(
                 "an agent with adapter `command` needs the program to run: add --command \"<program and arguments>\"".into(),
             ));
@@ -243,7 +324,9 @@ impl<S: Store> MaosApi for Service<S> {
         self.store.write(move |tx| {
             if let Some(existing) = tx.agent(&cmd.name)? {
                 if existing.status != AgentStatus::Removed {
-                    return Err(AgentError::AlreadyExists { name: cmd.name.to_string() });
+                    return Err(AgentError::AlreadyExists {
+                        name: cmd.name.to_string(),
+                    });
                 }
             }
             let spec = AgentSpec {
@@ -273,7 +356,10 @@ impl<S: Store> MaosApi for Service<S> {
         self.store
             .agent(name)?
             .filter(|a| a.status != AgentStatus::Removed)
-            .ok_or_else(|| QueryError::NotFound { what: "agent named", reference: name.to_string() })
+            .ok_or_else(|| QueryError::NotFound {
+                what: "agent named",
+                reference: name.to_string(),
+            })
     }
 
     fn list_agents(&self, filter: &AgentFilter) -> Result<Vec<Agent>, QueryError> {
@@ -287,16 +373,26 @@ impl<S: Store> MaosApi for Service<S> {
     }
 
     fn create_tasks(&self, cmds: Vec<CreateTask>) -> Result<Vec<Created>, TaskError> {
-        let prepared = cmds.into_iter().map(|c| self.prepare_create(c)).collect::<Result<Vec<_>, _>>()?;
+        let prepared = cmds
+            .into_iter()
+            .map(|c| self.prepare_create(c))
+            .collect::<Result<Vec<_>, _>>()?;
         let at = self.clock.now();
-        self.store.write(move |tx| prepared.into_iter().map(|p| create_in_tx(tx, p, at)).collect())
+        self.store.write(move |tx| {
+            prepared
+                .into_iter()
+                .map(|p| create_in_tx(tx, p, at))
+                .collect()
+        })
     }
 
     fn add_dependency(&self, task: &IdRef, on: &IdRef) -> Result<Task, TaskError> {
         let id = self.resolve_task(task)?;
         let on = match self.resolve_task(on) {
             Ok(on) => on,
-            Err(QueryError::NotFound { reference, .. }) => return Err(TaskError::DependencyNotFound { reference }),
+            Err(QueryError::NotFound { reference, .. }) => {
+                return Err(TaskError::DependencyNotFound { reference });
+            }
             Err(e) => return Err(e.into()),
         };
         let at = self.clock.now();
@@ -305,7 +401,10 @@ impl<S: Store> MaosApi for Service<S> {
             let dep = load_task(tx, on)?;
             // `id` depends on `on`: a cycle exactly when `on` already reaches `id`.
             let path = find_path(on, id, |n| -> Result<Vec<TaskId>, StoreError> {
-                Ok(tx.task(n)?.map(|t| t.spec.depends_on.iter().copied().collect()).unwrap_or_default())
+                Ok(tx
+                    .task(n)?
+                    .map(|t| t.spec.depends_on.iter().copied().collect())
+                    .unwrap_or_default())
             })?;
             if let Some(path) = path {
                 let mut cycle: Vec<String> = vec![id.short()];
@@ -326,33 +425,50 @@ impl<S: Store> MaosApi for Service<S> {
         self.store.write(move |tx| {
             let mut task = load_task(tx, id)?;
             if task.state != TaskState::Ready {
-                return Err(maos_domain::TransitionError::Task { from: task.state, action: "assigned" }.into());
+                return Err(maos_domain::TransitionError::Task {
+                    from: task.state,
+                    action: "assigned",
+                }
+                .into());
             }
             let mut agent = match &cmd.agent {
                 Some(name) => tx
                     .agent(name)?
                     .filter(|a| a.status != AgentStatus::Removed)
-                    .ok_or_else(|| TaskError::AgentNotFound { name: name.to_string() })?,
+                    .ok_or_else(|| TaskError::AgentNotFound {
+                        name: name.to_string(),
+                    })?,
                 None => {
-                    let candidates = tx.candidate_agents(&task.spec.capabilities, task.spec.tier, limit)?;
-                    balancer::choose(&candidates, &task.spec.capabilities, task.spec.tier).cloned().ok_or_else(|| {
-                        TaskError::NoCapableAgent {
+                    let candidates =
+                        tx.candidate_agents(&task.spec.capabilities, task.spec.tier, limit)?;
+                    balancer::choose(&candidates, &task.spec.capabilities, task.spec.tier)
+                        .cloned()
+                        .ok_or_else(|| TaskError::NoCapableAgent {
                             task: task.id.short(),
                             needs: task.spec.capabilities.to_string(),
-                            tier: task.spec.tier.map(|t| format!(", tier {t}")).unwrap_or_default(),
-                        }
-                    })?
+                            tier: task
+                                .spec
+                                .tier
+                                .map(|t| format!(", tier {t}"))
+                                .unwrap_or_default(),
+                        })?
                 }
             };
             let mut events = task.assign(&agent, lease, at)?;
             let attempt = task.attempts_used();
             let agent_events = agent.claim_slot(task.id, attempt, at)?;
             tx.save_agent(&agent)?;
-            let mut all: Vec<DomainEvent> = DomainEvent::tasks(task.id, std::mem::take(&mut events)).collect();
+            let mut all: Vec<DomainEvent> =
+                DomainEvent::tasks(task.id, std::mem::take(&mut events)).collect();
             all.extend(DomainEvent::agents(agent.id, agent_events));
             tx.save_task(&task)?;
             tx.append(at, &all)?;
-            Ok(Assignment { agent: agent.name.clone(), attempt, fencing: task.fencing, task })
+            Ok(Assignment {
+                agent: agent.name.clone(),
+                attempt,
+                fencing: task.fencing,
+                task,
+            })
         })
     }
 
@@ -366,7 +482,12 @@ impl<S: Store> MaosApi for Service<S> {
         })
     }
 
-    fn complete_attempt(&self, task: TaskId, fencing: FencingToken, summary: Option<String>) -> Result<Task, TaskError> {
+    fn complete_attempt(
+        &self,
+        task: TaskId,
+        fencing: FencingToken,
+        summary: Option<String>,
+    ) -> Result<Task, TaskError> {
         let at = self.clock.now();
         self.store.write(move |tx| {
             let mut t = load_task(tx, task)?;
@@ -383,7 +504,12 @@ impl<S: Store> MaosApi for Service<S> {
         })
     }
 
-    fn fail_attempt(&self, task: TaskId, fencing: FencingToken, error: String) -> Result<Task, TaskError> {
+    fn fail_attempt(
+        &self,
+        task: TaskId,
+        fencing: FencingToken,
+        error: String,
+    ) -> Result<Task, TaskError> {
         let at = self.clock.now();
         self.store.write(move |tx| {
             let mut t = load_task(tx, task)?;
@@ -392,7 +518,10 @@ impl<S: Store> MaosApi for Service<S> {
                 events.extend(t.schedule_retry(at)?);
                 events.extend(t.make_ready(at)?);
             } else {
-                let reason = format!("all {} attempts failed; the last said: {error}", t.attempts_used());
+                let reason = format!(
+                    "all {} attempts failed; the last said: {error}",
+                    t.attempts_used()
+                );
                 events.extend(t.block(reason, at)?);
             }
             save_task_events(tx, &t, events, at)?;
@@ -419,23 +548,34 @@ impl<S: Store> MaosApi for Service<S> {
 
     fn get_task(&self, task: &IdRef) -> Result<Task, QueryError> {
         let id = self.resolve_task(task)?;
-        self.store
-            .task(id)?
-            .ok_or_else(|| QueryError::NotFound { what: "task with id", reference: task.to_string() })
+        self.store.task(id)?.ok_or_else(|| QueryError::NotFound {
+            what: "task with id",
+            reference: task.to_string(),
+        })
     }
 
     fn list_tasks(&self, filter: &TaskFilter, page: &Page) -> Result<TaskPage, QueryError> {
-        let page = Page { limit: page.limit.clamp(1, Page::MAX_LIMIT), cursor: page.cursor.clone() };
+        let page = Page {
+            limit: page.limit.clamp(1, Page::MAX_LIMIT),
+            cursor: page.cursor,
+        };
         Ok(self.store.tasks(filter, &page)?)
     }
 
-    fn create_orchestration(&self, name: Title, goal: Option<String>) -> Result<Orchestration, OrchestrationError> {
+    fn create_orchestration(
+        &self,
+        name: Title,
+        goal: Option<String>,
+    ) -> Result<Orchestration, OrchestrationError> {
         let at = self.clock.now();
         let id = OrchestrationId::from_bits(self.ids.next_bits());
         self.store.write(move |tx| {
             let (o, events) = Orchestration::create(id, name, goal, at);
             tx.save_orchestration(&o)?;
-            tx.append(at, &DomainEvent::orchestrations(id, events).collect::<Vec<_>>())?;
+            tx.append(
+                at,
+                &DomainEvent::orchestrations(id, events).collect::<Vec<_>>(),
+            )?;
             Ok(o)
         })
     }
@@ -444,7 +584,10 @@ impl<S: Store> MaosApi for Service<S> {
         let full = self.resolve_orchestration(id)?;
         self.store
             .orchestration(full)?
-            .ok_or_else(|| QueryError::NotFound { what: "orchestration with id", reference: id.to_string() })
+            .ok_or_else(|| QueryError::NotFound {
+                what: "orchestration with id",
+                reference: id.to_string(),
+            })
     }
 
     fn list_orchestrations(&self) -> Result<Vec<Orchestration>, QueryError> {
@@ -456,6 +599,8 @@ impl<S: Store> MaosApi for Service<S> {
     }
 
     fn read_events(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, QueryError> {
-        Ok(self.store.events_after(after, limit.clamp(1, Page::MAX_LIMIT))?)
+        Ok(self
+            .store
+            .events_after(after, limit.clamp(1, Page::MAX_LIMIT))?)
     }
 }

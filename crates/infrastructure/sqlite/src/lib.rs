@@ -1,1 +1,236 @@
-//! x
+//! MAOS's store on SQLite: one database file in WAL mode with `synchronous=FULL`, schema changes
+//! through embedded refinery migrations, one writer thread that commits queued use cases in
+//! groups, and read connections for queries.
+//!
+//! ```text
+//! callers ──write(job)──▶ queue ──▶ writer thread: BEGIN; SAVEPOINT per job; COMMIT ──▶ answers
+//! callers ──query──────▶ reader pool (own connections, committed snapshots)
+//! ```
+
+mod read;
+mod rows;
+mod tx;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::mpsc;
+
+use maos_application::{
+    AgentFilter, Page, ReadStore, StatusReport, StoreError, StoredEvent, TaskFilter, TaskPage,
+    Transaction, UnitOfWork,
+};
+use maos_domain::{Agent, AgentName, Orchestration, OrchestrationId, Task, TaskId};
+use rusqlite::{Connection, OpenFlags};
+use tracing::{debug, info};
+
+use crate::writer::{Deliver, Job, Writer};
+
+mod embedded {
+    refinery::embed_migrations!("../../../migrations");
+}
+
+/// `PRAGMA application_id` of a MAOS database: "MAOS" in ASCII.
+pub const APPLICATION_ID: i32 = 0x4D41_4F53;
+
+/// Idle read connections kept for reuse.
+const IDLE_READERS: usize = 8;
+
+/// The SQLite store. Cheap to share behind an `Arc`; dropping the last handle stops the writer
+/// after it has committed everything queued.
+#[derive(Debug)]
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Writer,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn open_err(path: &Path, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Open {
+        path: path.display().to_string(),
+        detail: e.to_string(),
+    }
+}
+
+fn not_maos(path: &Path, detail: impl Into<String>) -> StoreError {
+    StoreError::NotMaos {
+        path: path.display().to_string(),
+        detail: detail.into(),
+    }
+}
+
+fn connect(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(|e| open_err(path, e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(|e| open_err(path, e))?;
+    Ok(conn)
+}
+
+/// Refuses a file that is not a MAOS database before anything is written to it. Returns true
+/// when the database is empty (new).
+fn check_identity(path: &Path, conn: &Connection) -> Result<bool, StoreError> {
+    let app_id: i32 = conn
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .map_err(|e| not_maos(path, format!("SQLite cannot read it ({e})")))?;
+    let objects: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+        .map_err(|e| not_maos(path, format!("SQLite cannot read it ({e})")))?;
+    match app_id {
+        APPLICATION_ID => Ok(false),
+        0 if objects == 0 => Ok(true),
+        0 => Err(not_maos(
+            path,
+            format!("it is an SQLite database of another program ({objects} schema objects)"),
+        )),
+        other => Err(not_maos(
+            path,
+            format!("it belongs to another program (application id {other:#x})"),
+        )),
+    }
+}
+
+impl SqliteStore {
+    /// Opens the database at `path`, creating it if it does not exist (its directory must), and
+    /// brings its schema up to date. A file that is not a MAOS database is refused untouched.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
+        let mut conn = connect(path, flags)?;
+        let fresh = check_identity(path, &conn)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        )
+        .map_err(|e| open_err(path, e))?;
+        if fresh {
+            info!(path = %path.display(), "creating a new MAOS database");
+            conn.pragma_update(None, "application_id", APPLICATION_ID)
+                .map_err(|e| open_err(path, e))?;
+        }
+        let report = embedded::migrations::runner().run(&mut conn).map_err(|e| {
+            let text = e.to_string();
+            if text.contains("missing") || text.contains("divergent") {
+                not_maos(
+                    path,
+                    format!("its schema is from a different (probably newer) MAOS: {text}"),
+                )
+            } else {
+                open_err(path, format!("migration failed: {text}"))
+            }
+        })?;
+        for m in report.applied_migrations() {
+            info!(migration = %m, "applied migration");
+        }
+        let writer = Writer::start(conn)?;
+        debug!(path = %path.display(), "store open");
+        Ok(SqliteStore {
+            path: path.to_owned(),
+            writer,
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn read<R>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let idle = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match idle {
+            Some(c) => c,
+            None => {
+                let c = connect(&self.path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+                c.execute_batch("PRAGMA query_only = ON;")
+                    .map_err(rows::backend)?;
+                c
+            }
+        };
+        let result = f(&conn);
+        let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < IDLE_READERS {
+            pool.push(conn);
+        }
+        result
+    }
+}
+
+impl UnitOfWork for SqliteStore {
+    fn write<R, E, F>(&self, work: F) -> Result<R, E>
+    where
+        F: FnOnce(&mut dyn Transaction) -> Result<R, E> + Send + 'static,
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (send, answer) = mpsc::sync_channel::<Result<R, E>>(1);
+        let job: Job = Box::new(move |tx| {
+            let result = match tx {
+                Ok(tx) => work(tx),
+                Err(e) => Err(E::from(e)),
+            };
+            let ok = result.is_ok();
+            let deliver: Deliver = Box::new(move |commit| {
+                let out = match commit {
+                    Ok(()) => result,
+                    Err(e) => Err(E::from(e)),
+                };
+                let _ = send.send(out);
+            });
+            (ok, deliver)
+        });
+        self.writer.submit(job).map_err(E::from)?;
+        answer.recv().map_err(|_| E::from(StoreError::WriterGone))?
+    }
+}
+
+impl ReadStore for SqliteStore {
+    fn agent(&self, name: &AgentName) -> Result<Option<Agent>, StoreError> {
+        self.read(|c| rows::load_agent(c, name))
+    }
+
+    fn agents(&self, filter: &AgentFilter) -> Result<Vec<Agent>, StoreError> {
+        self.read(|c| read::agents(c, filter))
+    }
+
+    fn task(&self, id: TaskId) -> Result<Option<Task>, StoreError> {
+        self.read(|c| rows::load_task(c, id))
+    }
+
+    fn task_ids_with_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<TaskId>, StoreError> {
+        self.read(|c| read::task_ids_with_prefix(c, prefix, limit))
+    }
+
+    fn tasks(&self, filter: &TaskFilter, page: &Page) -> Result<TaskPage, StoreError> {
+        self.read(|c| read::tasks(c, filter, page))
+    }
+
+    fn orchestration(&self, id: OrchestrationId) -> Result<Option<Orchestration>, StoreError> {
+        self.read(|c| rows::load_orchestration(c, id))
+    }
+
+    fn orchestration_ids_with_prefix(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<OrchestrationId>, StoreError> {
+        self.read(|c| read::orchestration_ids_with_prefix(c, prefix, limit))
+    }
+
+    fn orchestrations(&self) -> Result<Vec<Orchestration>, StoreError> {
+        self.read(read::orchestrations)
+    }
+
+    fn status(&self) -> Result<StatusReport, StoreError> {
+        self.read(read::status)
+    }
+
+    fn events_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read(|c| read::events_after(c, after, limit))
+    }
+
+    fn events_of(&self, aggregate_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read(|c| read::events_of(c, aggregate_id))
+    }
+}

@@ -1,0 +1,215 @@
+//! Queries on read connections: every `ReadStore` method, served from committed state.
+
+use std::collections::BTreeMap;
+
+use maos_application::{
+    AgentFilter, Page, StatusReport, StoreError, StoredEvent, TaskCursor, TaskFilter, TaskPage,
+};
+use maos_domain::{Agent, AgentStatus, Orchestration, OrchestrationId, TaskId, TaskState};
+use rusqlite::types::Value;
+use rusqlite::{Connection, params, params_from_iter};
+
+use crate::rows::{self, AGENT_COLS, ORCH_COLS, TASK_COLS, backend, i64_of};
+
+pub(crate) fn agents(conn: &Connection, filter: &AgentFilter) -> Result<Vec<Agent>, StoreError> {
+    let mut sql = format!("SELECT {AGENT_COLS} FROM agents WHERE 1 = 1");
+    let mut args: Vec<Value> = Vec::new();
+    if filter.statuses.is_empty() {
+        sql.push_str(" AND status <> 'removed'");
+    } else {
+        sql.push_str(&format!(
+            " AND status IN ({})",
+            vec!["?"; filter.statuses.len()].join(", ")
+        ));
+        args.extend(
+            filter
+                .statuses
+                .iter()
+                .map(|s| Value::Text(s.as_str().into())),
+        );
+    }
+    if let Some(c) = &filter.capability {
+        sql.push_str(" AND name IN (SELECT agent FROM agent_capabilities WHERE capability = ?)");
+        args.push(Value::Text(c.as_str().into()));
+    }
+    sql.push_str(" ORDER BY name");
+    let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+    let mut rows = stmt.query(params_from_iter(args)).map_err(backend)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        out.push(rows::agent_from_row(row)?);
+    }
+    Ok(out)
+}
+
+fn ids_with_prefix(
+    conn: &Connection,
+    table: &str,
+    prefix: &str,
+    limit: usize,
+) -> Result<Vec<String>, StoreError> {
+    let sql =
+        format!("SELECT id FROM {table} WHERE id >= ?1 AND id < ?1 || '~' ORDER BY id LIMIT ?2");
+    let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+    let mut rows = stmt
+        .query(params![prefix, i64_of(limit as u64)])
+        .map_err(backend)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        out.push(row.get::<_, String>(0).map_err(backend)?);
+    }
+    Ok(out)
+}
+
+pub(crate) fn task_ids_with_prefix(
+    conn: &Connection,
+    prefix: &str,
+    limit: usize,
+) -> Result<Vec<TaskId>, StoreError> {
+    ids_with_prefix(conn, "tasks", prefix, limit)?
+        .iter()
+        .map(|s| TaskId::parse(s).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .collect()
+}
+
+pub(crate) fn orchestration_ids_with_prefix(
+    conn: &Connection,
+    prefix: &str,
+    limit: usize,
+) -> Result<Vec<OrchestrationId>, StoreError> {
+    ids_with_prefix(conn, "orchestrations", prefix, limit)?
+        .iter()
+        .map(|s| OrchestrationId::parse(s).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .collect()
+}
+
+pub(crate) fn tasks(
+    conn: &Connection,
+    filter: &TaskFilter,
+    page: &Page,
+) -> Result<TaskPage, StoreError> {
+    let mut sql = format!("SELECT {TASK_COLS} FROM tasks WHERE 1 = 1");
+    let mut args: Vec<Value> = Vec::new();
+    if !filter.statuses.is_empty() {
+        sql.push_str(&format!(
+            " AND state IN ({})",
+            vec!["?"; filter.statuses.len()].join(", ")
+        ));
+        args.extend(
+            filter
+                .statuses
+                .iter()
+                .map(|s| Value::Text(s.as_str().into())),
+        );
+    }
+    if let Some(o) = filter.orchestration {
+        sql.push_str(" AND orchestration = ?");
+        args.push(Value::Text(o.to_string()));
+    }
+    if let Some(c) = &filter.capability {
+        sql.push_str(" AND (' ' || capabilities || ' ') LIKE ? ESCAPE '\\'");
+        let escaped = c
+            .as_str()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        args.push(Value::Text(format!("% {escaped} %")));
+    }
+    if let Some(cursor) = &page.cursor {
+        sql.push_str(" AND (created_at, id) > (?, ?)");
+        args.push(Value::Integer(cursor.created_at.as_millis()));
+        args.push(Value::Text(cursor.id.to_string()));
+    }
+    sql.push_str(" ORDER BY created_at, id LIMIT ?");
+    args.push(Value::Integer(i64_of(page.limit as u64 + 1)));
+    let mut tasks = rows::query_tasks(conn, &sql, params_from_iter(args))?;
+    let next_cursor = if tasks.len() > page.limit {
+        tasks.truncate(page.limit);
+        tasks.last().map(TaskCursor::after)
+    } else {
+        None
+    };
+    Ok(TaskPage { tasks, next_cursor })
+}
+
+pub(crate) fn orchestrations(conn: &Connection) -> Result<Vec<Orchestration>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {ORCH_COLS} FROM orchestrations ORDER BY created_at, id"
+        ))
+        .map_err(backend)?;
+    let mut rows = stmt.query([]).map_err(backend)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        out.push(rows::orchestration_from_row(row)?);
+    }
+    Ok(out)
+}
+
+pub(crate) fn status(conn: &Connection) -> Result<StatusReport, StoreError> {
+    let mut tasks = BTreeMap::new();
+    let mut stmt = conn
+        .prepare_cached("SELECT state, n FROM task_state_counts WHERE n > 0")
+        .map_err(backend)?;
+    let mut rows = stmt.query([]).map_err(backend)?;
+    while let Some(row) = rows.next().map_err(backend)? {
+        let state: String = row.get(0).map_err(backend)?;
+        let n: i64 = row.get(1).map_err(backend)?;
+        let state = TaskState::parse(&state).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        tasks.insert(state, u64::try_from(n).unwrap_or(0));
+    }
+    drop(rows);
+    let mut agents = BTreeMap::new();
+    let mut stmt = conn
+        .prepare_cached("SELECT status, count(*) FROM agents GROUP BY status")
+        .map_err(backend)?;
+    let mut rows = stmt.query([]).map_err(backend)?;
+    while let Some(row) = rows.next().map_err(backend)? {
+        let status: String = row.get(0).map_err(backend)?;
+        let n: i64 = row.get(1).map_err(backend)?;
+        let status = AgentStatus::parse(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        agents.insert(status, u64::try_from(n).unwrap_or(0));
+    }
+    drop(rows);
+    let orchestrations = rows::scalar_i64(conn, "SELECT count(*) FROM orchestrations")?;
+    let last_event = rows::scalar_i64(conn, "SELECT max(seq) FROM events")?;
+    Ok(StatusReport {
+        tasks,
+        agents,
+        orchestrations: u64::try_from(orchestrations).unwrap_or(0),
+        last_event: u64::try_from(last_event).unwrap_or(0),
+    })
+}
+
+pub(crate) fn events_after(
+    conn: &Connection,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT seq, at, payload FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+        .map_err(backend)?;
+    let mut rows = stmt
+        .query(params![i64_of(after), i64_of(limit as u64)])
+        .map_err(backend)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        out.push(rows::event_from_row(row)?);
+    }
+    Ok(out)
+}
+
+pub(crate) fn events_of(
+    conn: &Connection,
+    aggregate_id: &str,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT seq, at, payload FROM events WHERE aggregate_id = ?1 ORDER BY seq")
+        .map_err(backend)?;
+    let mut rows = stmt.query(params![aggregate_id]).map_err(backend)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        out.push(rows::event_from_row(row)?);
+    }
+    Ok(out)
+}

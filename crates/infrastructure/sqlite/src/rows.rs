@@ -1,0 +1,436 @@
+//! Mapping between domain aggregates and table rows, shared by the writer's transactions and the
+//! read connections. A row that does not decode is reported as corrupt data, never a panic.
+
+use maos_application::{StoreError, StoredEvent};
+use maos_domain::agent::AgentData;
+use maos_domain::orchestration::OrchestrationData;
+use maos_domain::task::TaskData;
+use maos_domain::{
+    AdapterKind, Agent, AgentName, AgentStatus, Attempt, AttemptOutcome, CapabilitySet,
+    DomainEvent, DurationMs, FencingToken, IdempotencyKey, MaxAttempts, Orchestration,
+    OrchestrationId, OrchestrationStatus, Priority, Risk, Slots, Task, TaskId, TaskSpec, TaskState,
+    Tier, Timestamp, Title,
+};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+/// Reads a column, mapping a missing or mistyped column to a corrupt-data error.
+fn col<T: rusqlite::types::FromSql>(row: &Row<'_>, idx: usize) -> Result<T, StoreError> {
+    row.get(idx).map_err(|e| corrupt("unreadable column", e))
+}
+
+fn parsed<T, E: std::fmt::Display>(what: &str, r: Result<T, E>) -> Result<T, StoreError> {
+    r.map_err(|e| corrupt(what, e))
+}
+
+fn u32_col(row: &Row<'_>, idx: usize) -> Result<u32, StoreError> {
+    let v: i64 = col(row, idx)?;
+    u32::try_from(v).map_err(|e| corrupt("count out of range", e))
+}
+
+fn u64_col(row: &Row<'_>, idx: usize) -> Result<u64, StoreError> {
+    let v: i64 = col(row, idx)?;
+    u64::try_from(v).map_err(|e| corrupt("number out of range", e))
+}
+
+fn ts(row: &Row<'_>, idx: usize) -> Result<Timestamp, StoreError> {
+    Ok(Timestamp::from_millis(col(row, idx)?))
+}
+
+fn opt_ts(row: &Row<'_>, idx: usize) -> Result<Option<Timestamp>, StoreError> {
+    Ok(col::<Option<i64>>(row, idx)?.map(Timestamp::from_millis))
+}
+
+pub(crate) fn i64_of(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn caps_text(c: &CapabilitySet) -> String {
+    c.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(" ")
+}
+
+fn caps_parse(text: &str) -> Result<CapabilitySet, StoreError> {
+    parsed(
+        "capabilities",
+        CapabilitySet::parse(text.split_whitespace()),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// agents
+
+pub(crate) const AGENT_COLS: &str = "name, id, adapter, capabilities, tier, slots, command, status, \
+     active, registered_at, updated_at, version";
+
+pub(crate) fn agent_from_row(row: &Row<'_>) -> Result<Agent, StoreError> {
+    Ok(Agent::restore(AgentData {
+        name: parsed("agent name", AgentName::parse(&col::<String>(row, 0)?))?,
+        id: parsed(
+            "agent id",
+            maos_domain::AgentId::parse(&col::<String>(row, 1)?),
+        )?,
+        adapter: parsed("adapter", AdapterKind::parse(&col::<String>(row, 2)?))?,
+        capabilities: caps_parse(&col::<String>(row, 3)?)?,
+        tier: parsed("tier", Tier::parse(&col::<String>(row, 4)?))?,
+        slots: parsed("slots", Slots::new(u32_col(row, 5)?))?,
+        command: col(row, 6)?,
+        status: parsed("agent status", AgentStatus::parse(&col::<String>(row, 7)?))?,
+        active: u32_col(row, 8)?,
+        registered_at: ts(row, 9)?,
+        updated_at: ts(row, 10)?,
+        version: u64_col(row, 11)?,
+    }))
+}
+
+pub(crate) fn load_agent(conn: &Connection, name: &AgentName) -> Result<Option<Agent>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!("SELECT {AGENT_COLS} FROM agents WHERE name = ?1"))
+        .map_err(backend)?;
+    let mut rows = stmt.query(params![name.as_str()]).map_err(backend)?;
+    match rows.next().map_err(backend)? {
+        Some(row) => agent_from_row(row).map(Some),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn save_agent(conn: &Connection, a: &Agent) -> Result<(), StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO agents (name, id, adapter, capabilities, tier, slots, command, status, active, \
+               registered_at, updated_at, version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             ON CONFLICT (name) DO UPDATE SET id = excluded.id, adapter = excluded.adapter,
+               capabilities = excluded.capabilities, tier = excluded.tier, slots = excluded.slots,
+               command = excluded.command, status = excluded.status, active = excluded.active,
+               registered_at = excluded.registered_at, updated_at = excluded.updated_at,
+               version = excluded.version",
+        )
+        .map_err(backend)?;
+    stmt.execute(params![
+        a.name.as_str(),
+        a.id.to_string(),
+        a.adapter.as_str(),
+        caps_text(&a.capabilities),
+        a.tier.as_str(),
+        a.slots.get(),
+        a.command,
+        a.status.as_str(),
+        a.active,
+        a.registered_at.as_millis(),
+        a.updated_at.as_millis(),
+        i64_of(a.version),
+    ])
+    .map_err(backend)?;
+    // Capabilities are fixed for the lifetime of a registration: only a new registration
+    // (version 1: the row was just inserted or replaced) rewrites them.
+    if a.version == 1 {
+        conn.prepare_cached("DELETE FROM agent_capabilities WHERE agent = ?1")
+            .and_then(|mut s| s.execute(params![a.name.as_str()]))
+            .map_err(backend)?;
+        let mut ins = conn
+            .prepare_cached("INSERT INTO agent_capabilities (capability, agent) VALUES (?1, ?2)")
+            .map_err(backend)?;
+        for c in a.capabilities.iter() {
+            ins.execute(params![c.as_str(), a.name.as_str()])
+                .map_err(backend)?;
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// tasks
+
+pub(crate) const TASK_COLS: &str = "id, title, prompt, capabilities, priority, risk, tier, depends_on, \
+     orchestration, max_attempts, timeout_ms, idempotency_key, state, reason, fencing, created_at, \
+     updated_at, version";
+
+fn task_from_row(row: &Row<'_>) -> Result<TaskData, StoreError> {
+    let deps: String = col(row, 7)?;
+    let depends_on = deps
+        .split_whitespace()
+        .map(|d| parsed("dependency id", TaskId::parse(d)))
+        .collect::<Result<_, _>>()?;
+    let priority = u8::try_from(col::<i64>(row, 4)?)
+        .ok()
+        .and_then(Priority::from_rank);
+    Ok(TaskData {
+        id: parsed("task id", TaskId::parse(&col::<String>(row, 0)?))?,
+        spec: TaskSpec {
+            title: parsed("title", Title::parse(&col::<String>(row, 1)?))?,
+            prompt: col(row, 2)?,
+            capabilities: caps_parse(&col::<String>(row, 3)?)?,
+            priority: priority.ok_or_else(|| corrupt("priority", "out of range"))?,
+            risk: parsed("risk", Risk::parse(&col::<String>(row, 5)?))?,
+            tier: col::<Option<String>>(row, 6)?
+                .map(|t| parsed("tier", Tier::parse(&t)))
+                .transpose()?,
+            depends_on,
+            orchestration: col::<Option<String>>(row, 8)?
+                .map(|o| parsed("orchestration id", OrchestrationId::parse(&o)))
+                .transpose()?,
+            max_attempts: parsed("max attempts", MaxAttempts::new(u32_col(row, 9)?))?,
+            timeout: col::<Option<i64>>(row, 10)?
+                .map(|ms| {
+                    parsed(
+                        "timeout",
+                        DurationMs::from_millis(u64::try_from(ms).unwrap_or(0)),
+                    )
+                })
+                .transpose()?,
+            idempotency_key: col::<Option<String>>(row, 11)?
+                .map(|k| parsed("idempotency key", IdempotencyKey::parse(&k)))
+                .transpose()?,
+        },
+        state: parsed("task state", TaskState::parse(&col::<String>(row, 12)?))?,
+        reason: col(row, 13)?,
+        attempts: Vec::new(),
+        fencing: FencingToken::new(u64_col(row, 14)?),
+        created_at: ts(row, 15)?,
+        updated_at: ts(row, 16)?,
+        version: u64_col(row, 17)?,
+    })
+}
+
+fn attempt_from_row(row: &Row<'_>) -> Result<Attempt, StoreError> {
+    Ok(Attempt {
+        number: u32_col(row, 0)?,
+        agent: parsed("agent name", AgentName::parse(&col::<String>(row, 1)?))?,
+        fencing: FencingToken::new(u64_col(row, 2)?),
+        status: parsed(
+            "attempt status",
+            AttemptOutcome::parse(&col::<String>(row, 3)?),
+        )?,
+        assigned_at: ts(row, 4)?,
+        lease_expires_at: ts(row, 5)?,
+        started_at: opt_ts(row, 6)?,
+        ended_at: opt_ts(row, 7)?,
+        summary: col(row, 8)?,
+        error: col(row, 9)?,
+    })
+}
+
+fn with_attempts(conn: &Connection, mut data: TaskData) -> Result<Task, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT number, agent, fencing, status, assigned_at, lease_expires_at, started_at, \
+             ended_at, summary, error FROM attempts WHERE task = ?1 ORDER BY number",
+        )
+        .map_err(backend)?;
+    let mut rows = stmt.query(params![data.id.to_string()]).map_err(backend)?;
+    while let Some(row) = rows.next().map_err(backend)? {
+        data.attempts.push(attempt_from_row(row)?);
+    }
+    Ok(Task::restore(data))
+}
+
+/// Runs a query whose columns are [`TASK_COLS`] and loads each task with its attempts.
+pub(crate) fn query_tasks(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<Task>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+    let mut rows = stmt.query(params).map_err(backend)?;
+    let mut datas = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        datas.push(task_from_row(row)?);
+    }
+    drop(rows);
+    datas.into_iter().map(|d| with_attempts(conn, d)).collect()
+}
+
+pub(crate) fn load_task(conn: &Connection, id: TaskId) -> Result<Option<Task>, StoreError> {
+    let sql = format!("SELECT {TASK_COLS} FROM tasks WHERE id = ?1");
+    Ok(query_tasks(conn, &sql, params![id.to_string()])?.pop())
+}
+
+pub(crate) fn load_task_by_key(conn: &Connection, key: &str) -> Result<Option<Task>, StoreError> {
+    let sql = format!("SELECT {TASK_COLS} FROM tasks WHERE idempotency_key = ?1");
+    Ok(query_tasks(conn, &sql, params![key])?.pop())
+}
+
+pub(crate) fn save_task(conn: &Connection, t: &Task) -> Result<(), StoreError> {
+    let id = t.id.to_string();
+    let deps: Vec<String> = t.spec.depends_on.iter().map(ToString::to_string).collect();
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO tasks (id, title, prompt, capabilities, priority, risk, tier, depends_on,
+               orchestration, max_attempts, timeout_ms, idempotency_key, state, reason, fencing,
+               created_at, updated_at, version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+             ON CONFLICT (id) DO UPDATE SET tier = excluded.tier, depends_on = excluded.depends_on,
+               state = excluded.state, reason = excluded.reason, fencing = excluded.fencing,
+               updated_at = excluded.updated_at, version = excluded.version",
+        )
+        .map_err(backend)?;
+    stmt.execute(params![
+        id,
+        t.spec.title.as_str(),
+        t.spec.prompt,
+        caps_text(&t.spec.capabilities),
+        t.spec.priority.rank(),
+        t.spec.risk.as_str(),
+        t.spec.tier.map(Tier::as_str),
+        deps.join(" "),
+        t.spec.orchestration.map(|o| o.to_string()),
+        t.spec.max_attempts.get(),
+        t.spec.timeout.map(|d| i64_of(d.as_millis())),
+        t.spec.idempotency_key.as_ref().map(IdempotencyKey::as_str),
+        t.state.as_str(),
+        t.reason,
+        i64_of(t.fencing.get()),
+        t.created_at.as_millis(),
+        t.updated_at.as_millis(),
+        i64_of(t.version),
+    ])
+    .map_err(backend)?;
+    if !deps.is_empty() {
+        let mut ins = conn
+            .prepare_cached("INSERT OR IGNORE INTO task_deps (task, depends_on) VALUES (?1, ?2)")
+            .map_err(backend)?;
+        for d in &deps {
+            ins.execute(params![id, d]).map_err(backend)?;
+        }
+    }
+    // Only the newest attempt ever changes: earlier ones are final once a new one exists.
+    if let Some(a) = t.attempts.last() {
+        conn.prepare_cached(
+            "INSERT INTO attempts (task, number, agent, fencing, status, assigned_at,
+               lease_expires_at, started_at, ended_at, summary, error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT (task, number) DO UPDATE SET status = excluded.status,
+               lease_expires_at = excluded.lease_expires_at, started_at = excluded.started_at,
+               ended_at = excluded.ended_at, summary = excluded.summary, error = excluded.error",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                id,
+                a.number,
+                a.agent.as_str(),
+                i64_of(a.fencing.get()),
+                a.status.as_str(),
+                a.assigned_at.as_millis(),
+                a.lease_expires_at.as_millis(),
+                a.started_at.map(Timestamp::as_millis),
+                a.ended_at.map(Timestamp::as_millis),
+                a.summary,
+                a.error,
+            ])
+        })
+        .map_err(backend)?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// orchestrations
+
+pub(crate) const ORCH_COLS: &str = "id, name, goal, status, created_at, updated_at, version";
+
+pub(crate) fn orchestration_from_row(row: &Row<'_>) -> Result<Orchestration, StoreError> {
+    Ok(Orchestration::restore(OrchestrationData {
+        id: parsed(
+            "orchestration id",
+            OrchestrationId::parse(&col::<String>(row, 0)?),
+        )?,
+        name: parsed("orchestration name", Title::parse(&col::<String>(row, 1)?))?,
+        goal: col(row, 2)?,
+        status: parsed(
+            "orchestration status",
+            OrchestrationStatus::parse(&col::<String>(row, 3)?),
+        )?,
+        created_at: ts(row, 4)?,
+        updated_at: ts(row, 5)?,
+        version: u64_col(row, 6)?,
+    }))
+}
+
+pub(crate) fn load_orchestration(
+    conn: &Connection,
+    id: OrchestrationId,
+) -> Result<Option<Orchestration>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {ORCH_COLS} FROM orchestrations WHERE id = ?1"
+        ))
+        .map_err(backend)?;
+    let mut rows = stmt.query(params![id.to_string()]).map_err(backend)?;
+    match rows.next().map_err(backend)? {
+        Some(row) => orchestration_from_row(row).map(Some),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn save_orchestration(conn: &Connection, o: &Orchestration) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO orchestrations (id, name, goal, status, created_at, updated_at, version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at,
+           version = excluded.version",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            o.id.to_string(),
+            o.name.as_str(),
+            o.goal,
+            o.status.as_str(),
+            o.created_at.as_millis(),
+            o.updated_at.as_millis(),
+            i64_of(o.version),
+        ])
+    })
+    .map_err(backend)?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// events
+
+pub(crate) fn append_events(
+    conn: &Connection,
+    at: Timestamp,
+    events: &[DomainEvent],
+) -> Result<(), StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO events (at, kind, aggregate, aggregate_id, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .map_err(backend)?;
+    for e in events {
+        let payload = serde_json::to_string(e).map_err(|e| StoreError::Backend(e.to_string()))?;
+        stmt.execute(params![
+            at.as_millis(),
+            e.kind(),
+            e.aggregate_kind().as_str(),
+            e.aggregate_id(),
+            payload
+        ])
+        .map_err(backend)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn event_from_row(row: &Row<'_>) -> Result<StoredEvent, StoreError> {
+    let payload: String = col(row, 2)?;
+    Ok(StoredEvent {
+        seq: u64_col(row, 0)?,
+        at: ts(row, 1)?,
+        event: serde_json::from_str(&payload).map_err(|e| corrupt("event payload", e))?,
+    })
+}
+
+pub(crate) fn scalar_i64(conn: &Connection, sql: &str) -> Result<i64, StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.query_row([], |r| r.get::<_, Option<i64>>(0)))
+        .optional()
+        .map(|v| v.flatten().unwrap_or(0))
+        .map_err(backend)
+}

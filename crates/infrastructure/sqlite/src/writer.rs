@@ -1,0 +1,152 @@
+//! The single writer thread: it owns the write connection, takes queued jobs, runs as many as are
+//! waiting in one transaction (each inside its own savepoint, so one job's failure undoes only
+//! that job), commits once, and only then answers every caller of the group.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread::JoinHandle;
+
+use maos_application::StoreError;
+use rusqlite::Connection;
+use tracing::{debug, error};
+
+use crate::tx::SqliteTx;
+
+/// Delivers a job's result once the group's commit is known: `Ok(())` if it committed.
+pub(crate) type Deliver = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// A queued unit of work: runs inside the transaction (or is told why there is none) and says
+/// whether it succeeded (and so must be kept) and how to deliver its result after the commit.
+pub(crate) type Job =
+    Box<dyn FnOnce(Result<&mut SqliteTx<'_>, StoreError>) -> (bool, Deliver) + Send>;
+
+/// The largest number of jobs committed together.
+const MAX_GROUP: usize = 512;
+/// Queued jobs beyond which callers wait before they can enqueue.
+const QUEUE_DEPTH: usize = 4096;
+
+/// Handle to the writer thread. Dropping it closes the queue; the thread finishes what is queued,
+/// commits, and exits.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    queue: Option<SyncSender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Starts the writer thread on `conn`.
+    pub(crate) fn start(conn: Connection) -> Result<Writer, StoreError> {
+        let (queue, jobs) = mpsc::sync_channel::<Job>(QUEUE_DEPTH);
+        let thread = std::thread::Builder::new()
+            .name("maos-sqlite-writer".into())
+            .spawn(move || run(conn, jobs))
+            .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
+        Ok(Writer {
+            queue: Some(queue),
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues a job. Fails only if the writer has stopped.
+    pub(crate) fn submit(&self, job: Job) -> Result<(), StoreError> {
+        self.queue
+            .as_ref()
+            .ok_or(StoreError::WriterGone)?
+            .send(job)
+            .map_err(|_| StoreError::WriterGone)
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.queue.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(mut conn: Connection, jobs: Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_group(&mut conn, group);
+    }
+    debug!("writer queue closed; writer thread exits");
+}
+
+fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
+    conn.execute_batch(sql)
+        .map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+fn commit_group(conn: &mut Connection, group: Vec<Job>) {
+    let size = group.len();
+    // Results of jobs that succeeded, waiting for the commit; failed jobs are answered at once
+    // (their savepoint was rolled back, so the commit cannot change their answer).
+    let mut kept: Vec<Deliver> = Vec::with_capacity(size);
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
+        error!(error = %e, "cannot begin a write transaction");
+        for job in group {
+            // Without a transaction nothing can run: answer each job with the error.
+            let (_, deliver) = job(Err(e.clone()));
+            deliver(Ok(()));
+        }
+        return;
+    }
+    for job in group {
+        if let Err(e) = exec(conn, "SAVEPOINT job") {
+            error!(error = %e, "cannot open a savepoint");
+            let (_, deliver) = job(Err(e));
+            deliver(Ok(()));
+            continue;
+        }
+        let outcome = {
+            let mut tx = SqliteTx::new(conn);
+            catch_unwind(AssertUnwindSafe(|| job(Ok(&mut tx))))
+        };
+        match outcome {
+            Ok((true, deliver)) => {
+                let _ = exec(conn, "RELEASE job");
+                kept.push(deliver);
+            }
+            Ok((false, deliver)) => {
+                let _ = exec(conn, "ROLLBACK TO job; RELEASE job");
+                deliver(Ok(()));
+            }
+            Err(_) => {
+                // The job panicked: undo it; its caller sees the writer as gone for this call.
+                error!("a write job panicked; its changes were rolled back");
+                let _ = exec(conn, "ROLLBACK TO job; RELEASE job");
+            }
+        }
+        if conn.is_autocommit() {
+            // The engine rolled the whole transaction back (disk full, I/O error): everything
+            // kept so far is lost. Tell those callers, and start a new transaction for the rest.
+            let lost = StoreError::Backend(
+                "the transaction was rolled back by the database engine".into(),
+            );
+            for d in kept.drain(..) {
+                d(Err(lost.clone()));
+            }
+            if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
+                error!(error = %e, "cannot begin a write transaction");
+                return;
+            }
+        }
+    }
+    let commit = exec(conn, "COMMIT");
+    if let Err(e) = &commit {
+        error!(error = %e, jobs = kept.len(), "commit failed; the group is rolled back");
+        let _ = exec(conn, "ROLLBACK");
+    }
+    debug!(jobs = size, kept = kept.len(), "group committed");
+    for d in kept {
+        d(commit.clone());
+    }
+}
