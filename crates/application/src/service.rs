@@ -219,20 +219,20 @@ fn create_in_tx(
     p: PreparedCreate,
     at: Timestamp,
 ) -> Result<Created, TaskError> {
-    if let Some(key) = &p.spec.idempotency_key {
-        if let Some(task) = tx.task_by_idempotency_key(key.as_str())? {
-            return Ok(Created {
-                task,
-                created: false,
-            });
-        }
+    if let Some(key) = &p.spec.idempotency_key
+        && let Some(task) = tx.task_by_idempotency_key(key.as_str())?
+    {
+        return Ok(Created {
+            task,
+            created: false,
+        });
     }
-    if let Some(o) = p.spec.orchestration {
-        if tx.orchestration(o)?.is_none() {
-            return Err(TaskError::OrchestrationNotFound {
-                reference: o.to_string(),
-            });
-        }
+    if let Some(o) = p.spec.orchestration
+        && tx.orchestration(o)?.is_none()
+    {
+        return Err(TaskError::OrchestrationNotFound {
+            reference: o.to_string(),
+        });
     }
     let deps: Vec<TaskId> = p.spec.depends_on.iter().copied().collect();
     let states = tx.task_states(&deps)?;
@@ -322,12 +322,12 @@ impl<S: Store> MaosApi for Service<S> {
         let at = self.clock.now();
         let id = AgentId::from_bits(self.ids.next_bits());
         self.store.write(move |tx| {
-            if let Some(existing) = tx.agent(&cmd.name)? {
-                if existing.status != AgentStatus::Removed {
-                    return Err(AgentError::AlreadyExists {
-                        name: cmd.name.to_string(),
-                    });
-                }
+            if let Some(existing) = tx.agent(&cmd.name)?
+                && existing.status != AgentStatus::Removed
+            {
+                return Err(AgentError::AlreadyExists {
+                    name: cmd.name.to_string(),
+                });
             }
             let spec = AgentSpec {
                 name: cmd.name,

@@ -387,10 +387,10 @@ impl Task {
                 t.0.reason = Some(reason.clone());
             }
             TaskEvent::Cancelled { reason } => {
-                if t.0.state.holds_slot() {
-                    if let Some(a) = t.attempt_mut() {
-                        end(a, AttemptOutcome::Cancelled);
-                    }
+                if t.0.state.holds_slot()
+                    && let Some(a) = t.attempt_mut()
+                {
+                    end(a, AttemptOutcome::Cancelled);
                 }
                 t.0.state = S::Cancelled;
                 t.0.reason = Some(reason.clone());

@@ -309,8 +309,10 @@ pub(crate) use keyword_enum;
 
 keyword_enum!(
     /// How urgent a task is. The scheduler serves higher priorities first, then older tasks.
+    #[derive(Default)]
     Priority, "priority" {
         Low => "low",
+        #[default]
         Normal => "normal",
         High => "high",
         Urgent => "urgent",
@@ -329,40 +331,26 @@ impl Priority {
     }
 }
 
-impl Default for Priority {
-    fn default() -> Self {
-        Priority::Normal
-    }
-}
-
 keyword_enum!(
     /// How much damage a task could do: decides the approval a task needs.
+    #[derive(Default)]
     Risk, "risk" {
+        #[default]
         Low => "low",
         Medium => "medium",
         High => "high",
     }
 );
 
-impl Default for Risk {
-    fn default() -> Self {
-        Risk::Low
-    }
-}
-
 keyword_enum!(
     /// An agent's tier: tactical agents do the everyday work, strategic agents get the hard cases.
+    #[derive(Default)]
     Tier, "tier" {
+        #[default]
         Tactical => "tactical",
         Strategic => "strategic",
     }
 );
-
-impl Default for Tier {
-    fn default() -> Self {
-        Tier::Tactical
-    }
-}
 
 keyword_enum!(
     /// The kind of program behind an agent.

@@ -39,13 +39,13 @@ pub fn check(
             names.join(", ")
         )));
     }
-    if let Some(t) = tier {
-        if agent.tier != t {
-            return Err(unfit(format!(
-                "the task needs a {t} agent and it is {}",
-                agent.tier
-            )));
-        }
+    if let Some(t) = tier
+        && agent.tier != t
+    {
+        return Err(unfit(format!(
+            "the task needs a {t} agent and it is {}",
+            agent.tier
+        )));
     }
     if agent.free_slots() == 0 {
         return Err(unfit(format!("all {} slots are taken", agent.slots)));

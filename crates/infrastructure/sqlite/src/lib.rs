@@ -33,6 +33,20 @@ mod embedded {
 /// `PRAGMA application_id` of a MAOS database: "MAOS" in ASCII.
 pub const APPLICATION_ID: i32 = 0x4D41_4F53;
 
+/// The durability settings of the writer's connection, as SQLite reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriterSettings {
+    /// `PRAGMA journal_mode`: `wal`.
+    pub journal_mode: String,
+    /// `PRAGMA synchronous`: 2 is `FULL`.
+    pub synchronous: i64,
+    /// `PRAGMA foreign_keys`.
+    pub foreign_keys: bool,
+}
+
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 128;
+
 /// Idle read connections kept for reuse.
 const IDLE_READERS: usize = 8;
 
@@ -64,6 +78,9 @@ fn connect(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
         .map_err(|e| open_err(path, e))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(|e| open_err(path, e))?;
+    // Every statement of the store stays prepared (the default cache of 16 is too small, and
+    // re-preparing costs more than running most statements).
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
 
@@ -98,7 +115,8 @@ impl SqliteStore {
         let mut conn = connect(path, flags)?;
         let fresh = check_identity(path, &conn)?;
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
+             PRAGMA cache_size = -65536;",
         )
         .map_err(|e| open_err(path, e))?;
         if fresh {
@@ -108,7 +126,14 @@ impl SqliteStore {
         }
         let report = embedded::migrations::runner().run(&mut conn).map_err(|e| {
             let text = e.to_string();
-            if text.contains("missing") || text.contains("divergent") {
+            // Applied migrations that this binary lacks, or has with other contents: the schema
+            // was written by another (probably newer) MAOS. Matched on the kind, not the text:
+            // refinery's message for a divergent migration does not say "divergent".
+            if matches!(
+                e.kind(),
+                refinery::error::Kind::MissingVersion(_)
+                    | refinery::error::Kind::DivergentVersion(..)
+            ) {
                 not_maos(
                     path,
                     format!("its schema is from a different (probably newer) MAOS: {text}"),
@@ -132,6 +157,21 @@ impl SqliteStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The writer connection's durability settings, read on the writer thread (for diagnostics
+    /// and tests: these pragmas are per connection, so no other connection can see them).
+    pub fn writer_settings(&self) -> Result<WriterSettings, StoreError> {
+        let (send, answer) = mpsc::sync_channel::<Result<WriterSettings, StoreError>>(1);
+        let job: Job = Box::new(move |tx| {
+            let settings = tx.and_then(|tx| tx.settings());
+            let deliver: Deliver = Box::new(move |_| {
+                let _ = send.send(settings);
+            });
+            (true, deliver)
+        });
+        self.writer.submit(job)?;
+        answer.recv().map_err(|_| StoreError::WriterGone)?
     }
 
     fn read<R>(

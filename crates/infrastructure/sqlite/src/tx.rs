@@ -19,6 +19,23 @@ impl<'c> SqliteTx<'c> {
     pub(crate) fn new(conn: &'c Connection) -> Self {
         SqliteTx { conn }
     }
+
+    /// The connection's durability settings.
+    pub(crate) fn settings(&self) -> Result<crate::WriterSettings, StoreError> {
+        let int = |name: &str| -> Result<i64, StoreError> {
+            self.conn
+                .query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+                .map_err(backend)
+        };
+        Ok(crate::WriterSettings {
+            journal_mode: self
+                .conn
+                .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                .map_err(backend)?,
+            synchronous: int("synchronous")?,
+            foreign_keys: int("foreign_keys")? == 1,
+        })
+    }
 }
 
 /// Agents that can take a task needing `needs` and `tier` now, least loaded first. The order is

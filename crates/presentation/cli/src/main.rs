@@ -1,1 +1,185 @@
-fn main() {}
+//! `maos`, the MAOS command line: parses the arguments, sets up logging and output, composes the
+//! application, runs one command and turns its outcome into an exit code (docs/exit-codes.md).
+
+mod cli;
+mod commands;
+mod compose;
+mod error;
+mod human;
+mod json;
+mod output;
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::error::ErrorKind as ClapErrorKind;
+use clap::{CommandFactory, FromArgMatches};
+use tracing::level_filters::LevelFilter;
+
+use crate::cli::{Cli, ColorWhen, GlobalArgs};
+use crate::error::{CliError, Kind};
+use crate::output::Output;
+
+fn main() -> ExitCode {
+    ExitCode::from(run(std::env::args_os().collect()))
+}
+
+/// Runs `maos` with these arguments and returns the exit code.
+fn run(args: Vec<OsString>) -> u8 {
+    let pre = Prescan::of(&args);
+    let cli = match parse(args, pre.color) {
+        Ok(cli) => cli,
+        Err(e) => return clap_failure(&e, pre.json),
+    };
+    init_logging(&cli.global);
+    let mut out = Output::new(cli.global.json, cli.global.quiet, cli.global.color);
+    match execute(cli, &mut out).and_then(|()| out.finish()) {
+        Ok(()) => 0,
+        Err(e) if e.kind == Kind::BrokenPipe => 0,
+        Err(e) => {
+            tracing::debug!(kind = e.kind.as_str(), "command failed");
+            out.error(&e);
+            e.exit_code()
+        }
+    }
+}
+
+fn execute(cli: Cli, out: &mut Output) -> Result<(), CliError> {
+    if let Some(result) = commands::run_offline(&cli.command, out) {
+        return result;
+    }
+    let dir = compose::data_dir(cli.global.data_dir.as_deref())?;
+    let api = compose::in_process(&dir)?;
+    commands::run(cli.command, api.as_ref(), out)
+}
+
+fn parse(args: Vec<OsString>, color: ColorWhen) -> Result<Cli, clap::Error> {
+    let choice = match color {
+        ColorWhen::Auto => clap::ColorChoice::Auto,
+        ColorWhen::Always => clap::ColorChoice::Always,
+        ColorWhen::Never => clap::ColorChoice::Never,
+    };
+    let matches = Cli::command().color(choice).try_get_matches_from(args)?;
+    Cli::from_arg_matches(&matches)
+}
+
+/// What must be known before clap has parsed the arguments: whether a usage error should also
+/// be a JSON document, and how clap should colour its messages.
+#[derive(Debug)]
+struct Prescan {
+    json: bool,
+    color: ColorWhen,
+}
+
+impl Prescan {
+    fn of(args: &[OsString]) -> Self {
+        let mut pre = Prescan {
+            json: false,
+            color: ColorWhen::Auto,
+        };
+        let mut it = args.iter().skip(1).filter_map(|a| a.to_str());
+        while let Some(arg) = it.next() {
+            let value = match arg {
+                "--" => break,
+                "--json" => {
+                    pre.json = true;
+                    continue;
+                }
+                "--color" => it.next(),
+                _ => arg.strip_prefix("--color="),
+            };
+            match value {
+                Some("always") => pre.color = ColorWhen::Always,
+                Some("never") => pre.color = ColorWhen::Never,
+                Some("auto") => pre.color = ColorWhen::Auto,
+                _ => {}
+            }
+        }
+        pre
+    }
+}
+
+/// Prints clap's message (help, version or a usage error) and returns its exit code. With
+/// `--json`, a usage error is also an error document on stdout.
+fn clap_failure(e: &clap::Error, json: bool) -> u8 {
+    let code = u8::try_from(e.exit_code()).unwrap_or(2);
+    if json && code != 0 {
+        let kind = match e.kind() {
+            ClapErrorKind::InvalidValue | ClapErrorKind::ValueValidation => Kind::InvalidInput,
+            _ => Kind::Usage,
+        };
+        let (message, hint) = if e.kind() == ClapErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        {
+            (
+                "the command is incomplete: a subcommand or argument is missing".to_owned(),
+                Some("add --help to see what it takes".to_owned()),
+            )
+        } else {
+            let rendered = e.render().to_string();
+            let mut paragraphs = rendered
+                .split("\n\n")
+                .map(str::trim)
+                .filter(|p| !p.is_empty());
+            let message = paragraphs
+                .next()
+                .unwrap_or("the command line does not parse")
+                .trim_start_matches("error:")
+                .lines()
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(" ");
+            (message, paragraphs.last().map(str::to_owned))
+        };
+        let doc = json::ErrorDoc::new(kind.as_str(), message, hint, code);
+        let mut out = Output::new(true, false, ColorWhen::Never);
+        let _ = out.document(&doc).and_then(|()| out.finish());
+    }
+    // Help goes to stdout, errors to stderr; if the reader went away there is nobody to tell.
+    let _ = e.print();
+    code
+}
+
+fn init_logging(global: &GlobalArgs) {
+    let level = match (global.quiet, global.verbose) {
+        (true, _) => LevelFilter::ERROR,
+        (false, 0) => LevelFilter::WARN,
+        (false, 1) => LevelFilter::INFO,
+        (false, _) => LevelFilter::DEBUG,
+    };
+    let ansi = output::use_color(global.color, std::io::stderr().is_terminal());
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_ansi(ansi)
+        .with_target(false)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn prescan_finds_json_and_color_before_the_separator() {
+        let p = Prescan::of(&args(&[
+            "maos", "task", "list", "--json", "--color", "always",
+        ]));
+        assert!(p.json);
+        assert_eq!(p.color, ColorWhen::Always);
+        let p = Prescan::of(&args(&[
+            "maos",
+            "--color=never",
+            "task",
+            "create",
+            "--",
+            "--json",
+        ]));
+        assert!(!p.json);
+        assert_eq!(p.color, ColorWhen::Never);
+    }
+}

@@ -1,0 +1,14 @@
+//! Property tests of the MAOS domain: the task lifecycle against a reference state machine,
+//! folding every aggregate from its events, the matcher/balancer/scheduler policies against
+//! independent oracles, and dependency-path search on random graphs.
+
+#[path = "properties/folding.rs"]
+mod folding;
+#[path = "properties/graph.rs"]
+mod graph;
+#[path = "properties/lifecycle.rs"]
+mod lifecycle;
+#[path = "properties/policies.rs"]
+mod policies;
+#[path = "properties/support.rs"]
+mod support;

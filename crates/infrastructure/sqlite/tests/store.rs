@@ -1,0 +1,21 @@
+//! Integration tests of maos-sqlite with the application use cases on real database files: opening,
+//! migrating and refusing files, writer settings, group commit under concurrency, every use case
+//! (and proof that a refused one writes nothing), folding events back into stored state, and the
+//! queries (pagination, filters, id prefixes, status counts).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "store/agents.rs"]
+mod agents;
+#[path = "store/concurrency.rs"]
+mod concurrency;
+#[path = "store/folding.rs"]
+mod folding;
+#[path = "store/open.rs"]
+mod open;
+#[path = "store/queries.rs"]
+mod queries;
+#[path = "store/support.rs"]
+mod support;
+#[path = "store/tasks.rs"]
+mod tasks;

@@ -1,0 +1,380 @@
+//! Opening files: reopening keeps everything, migrations on empty and existing databases, files
+//! that are not MAOS databases refused untouched, the writer's settings, the append-only log.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use maos_application::{
+    CreateTask, IdRef, MaosApi, ReadStore, StoreError, Transaction, UnitOfWork,
+};
+use maos_domain::{DomainEvent, OrchestrationId, Task, TaskId, TaskSpec, TaskState, Timestamp};
+use maos_sqlite::{APPLICATION_ID, SqliteStore};
+use rusqlite::Connection;
+
+use crate::support::{
+    Db, TestClock, TestIds, assert_gapless, dump_tables, kinds, raw_connection, refs, service_at,
+    task, title,
+};
+
+/// Names of the files in `dir`, sorted.
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn history(conn: &Connection) -> Vec<(i64, String)> {
+    conn.prepare("SELECT version, name FROM refinery_schema_history ORDER BY version")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[test]
+fn reopen_keeps_every_row_and_every_event() {
+    let db = Db::new();
+    db.register("builder", &["rust"], 2);
+    db.register("idle", &["go"], 1);
+    let orch = db
+        .svc
+        .create_orchestration(title("ship it"), Some("the goal".into()))
+        .unwrap();
+    let first = db.create(CreateTask {
+        orchestration: Some(IdRef::from(orch.id)),
+        capabilities: crate::support::caps(&["rust"]),
+        ..task("first")
+    });
+    let second = db.create(CreateTask {
+        depends_on: refs(&[first.id]),
+        ..task("second")
+    });
+    let assignment = db.run(first.id, Some("builder"));
+    let before = db.snapshot();
+    assert_eq!(before.tasks.len(), 2);
+    assert_eq!(before.agents.len(), 2);
+    assert_eq!(
+        kinds(&before.events),
+        [
+            "agent.registered",
+            "agent.registered",
+            "orchestration.created",
+            "task.created",
+            "task.ready",
+            "task.created",
+            "task.assigned",
+            "agent.slot_claimed",
+            "task.attempt_started"
+        ]
+    );
+
+    let db = db.reopen();
+    db.assert_unchanged(&before);
+    assert_eq!(db.task(first.id).state, TaskState::Running);
+    assert_eq!(db.task(second.id).state, TaskState::Pending);
+    assert_eq!(db.agent("builder").active, 1);
+
+    // The reopened store carries on: the running attempt completes with its token, the
+    // dependent becomes ready, and the log continues without a gap.
+    let done = db
+        .svc
+        .complete_attempt(first.id, assignment.fencing, None)
+        .unwrap();
+    assert_eq!(done.state, TaskState::Completed);
+    assert_eq!(db.task(second.id).state, TaskState::Ready);
+    let events = db.events();
+    assert!(events.len() > before.events.len());
+    assert_eq!(events[..before.events.len()], before.events[..]);
+    assert_gapless(&events);
+
+    // And once more, after the new writes.
+    let before = db.snapshot();
+    let db = db.reopen();
+    db.assert_unchanged(&before);
+}
+
+#[test]
+fn migrations_apply_to_a_new_file_an_empty_file_and_an_existing_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(TestClock::new(1, 1));
+    let ids = Arc::new(TestIds::new(7));
+
+    // A path that does not exist yet, and an existing file of zero bytes.
+    let new = dir.path().join("new.db");
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    for path in [&new, &empty] {
+        let svc = service_at(path, Arc::clone(&clock), Arc::clone(&ids));
+        svc.register_agent(crate::support::agent("a", &["rust"], 1))
+            .unwrap();
+        drop(svc);
+        let conn = raw_connection(path);
+        assert_eq!(history(&conn), vec![(1, "init".to_owned())]);
+        let app_id: i32 = conn
+            .query_row("PRAGMA application_id", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(app_id, APPLICATION_ID);
+        let tables = dump_tables(&conn);
+        for t in [
+            "agents",
+            "agent_capabilities",
+            "orchestrations",
+            "tasks",
+            "task_deps",
+            "attempts",
+            "task_state_counts",
+            "events",
+        ] {
+            assert!(tables.contains_key(t), "{t} missing: {:?}", tables.keys());
+        }
+
+        // Opening the existing database again applies nothing and keeps its data.
+        let before = dump_tables(&conn);
+        drop(conn);
+        let svc = service_at(path, Arc::clone(&clock), Arc::clone(&ids));
+        assert_eq!(svc.list_agents(&Default::default()).unwrap().len(), 1);
+        drop(svc);
+        let svc = service_at(path, Arc::clone(&clock), Arc::clone(&ids));
+        drop(svc);
+        let conn = raw_connection(path);
+        assert_eq!(history(&conn), vec![(1, "init".to_owned())]);
+        assert_eq!(dump_tables(&conn), before);
+    }
+}
+
+#[test]
+fn a_missing_directory_is_an_open_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no-such-dir").join("maos.db");
+    let err = SqliteStore::open(&path).expect_err("the directory does not exist");
+    assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+    assert!(!path.exists());
+}
+
+/// Opens `path` expecting a refusal as not a MAOS database, and checks that the file is byte for
+/// byte what it was and that no other file appeared next to it.
+fn assert_refused_untouched(path: &Path) -> String {
+    let dir = path.parent().unwrap();
+    let bytes = std::fs::read(path).unwrap();
+    let files = files_in(dir);
+    let err = SqliteStore::open(path).expect_err("not a MAOS database");
+    let StoreError::NotMaos {
+        path: shown,
+        detail,
+    } = &err
+    else {
+        panic!("expected NotMaos, got {err:?}");
+    };
+    assert_eq!(shown, &path.display().to_string());
+    assert_eq!(std::fs::read(path).unwrap(), bytes, "the file was changed");
+    assert_eq!(files_in(dir), files, "files appeared next to the database");
+    detail.clone()
+}
+
+#[test]
+fn garbage_files_are_refused_and_left_byte_for_byte_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    // Short and long garbage, and a file that is all zeros.
+    let cases: [(&str, Vec<u8>); 4] = [
+        ("short.db", b"hello".to_vec()),
+        ("text.db", b"this is not a database\n".repeat(500)),
+        (
+            "noise.db",
+            (0..8192u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect(),
+        ),
+        ("zeros.db", vec![0u8; 4096]),
+    ];
+    for (name, bytes) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        let detail = assert_refused_untouched(&path);
+        assert!(!detail.is_empty(), "{name}");
+        assert!(
+            !dir.path().join(format!("{name}-wal")).exists()
+                && !dir.path().join(format!("{name}-shm")).exists()
+                && !dir.path().join(format!("{name}-journal")).exists(),
+            "{name}: journal files created"
+        );
+    }
+}
+
+#[test]
+fn a_database_of_another_program_is_refused_and_left_byte_for_byte_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+
+    let foo = dir.path().join("other.db");
+    {
+        let conn = Connection::open(&foo).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE foo (x INTEGER PRIMARY KEY, y TEXT); INSERT INTO foo (y) VALUES ('keep me');",
+        )
+        .unwrap();
+    }
+    let detail = assert_refused_untouched(&foo);
+    assert!(detail.contains("another program"), "{detail}");
+    let conn = raw_connection(&foo);
+    let y: String = conn
+        .query_row("SELECT y FROM foo", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(y, "keep me");
+
+    // An empty database that carries another program's application id.
+    let tagged = dir.path().join("tagged.db");
+    {
+        let conn = Connection::open(&tagged).unwrap();
+        conn.pragma_update(None, "application_id", 0x1234_5678)
+            .unwrap();
+    }
+    let detail = assert_refused_untouched(&tagged);
+    assert!(detail.contains("0x12345678"), "{detail}");
+}
+
+#[test]
+fn a_database_from_a_different_maos_schema_is_refused() {
+    let db = Db::new();
+    db.register("a", &["rust"], 1);
+    let path = db.path.clone();
+    let dir = db.dir;
+    drop(db.svc);
+
+    // A migration this binary does not know (written by a newer MAOS).
+    let newer = dir.path().join("newer.db");
+    std::fs::copy(&path, &newer).unwrap();
+    {
+        let conn = Connection::open(&newer).unwrap();
+        conn.execute(
+            "INSERT INTO refinery_schema_history (version, name, applied_on, checksum) \
+             SELECT 2, 'future', applied_on, '1' FROM refinery_schema_history WHERE version = 1",
+            [],
+        )
+        .unwrap();
+    }
+    let err = SqliteStore::open(&newer).expect_err("unknown migration");
+    assert!(matches!(err, StoreError::NotMaos { .. }), "{err:?}");
+
+    // V1 applied with a different checksum: the schema diverged from this binary's.
+    let diverged = dir.path().join("diverged.db");
+    std::fs::copy(&path, &diverged).unwrap();
+    {
+        let conn = Connection::open(&diverged).unwrap();
+        conn.execute(
+            "UPDATE refinery_schema_history SET checksum = '42' WHERE version = 1",
+            [],
+        )
+        .unwrap();
+    }
+    let err = SqliteStore::open(&diverged).expect_err("divergent migration");
+    assert!(matches!(err, StoreError::NotMaos { .. }), "{err:?}");
+
+    // The original still opens.
+    assert!(SqliteStore::open(&path).is_ok());
+}
+
+#[test]
+fn the_writer_runs_in_wal_mode_with_full_sync_and_foreign_keys() {
+    let db = Db::new();
+    let settings = db.store().writer_settings().unwrap();
+    assert_eq!(settings.journal_mode, "wal");
+    assert_eq!(settings.synchronous, 2, "synchronous must be FULL");
+    assert!(settings.foreign_keys);
+
+    // WAL is a property of the file: a separate connection sees it too.
+    let mode: String = db
+        .raw()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+
+    // Foreign keys are enforced on the writer: a task in an orchestration that does not exist
+    // is rejected by the engine, and nothing is kept.
+    let before = db.snapshot();
+    let spec = TaskSpec {
+        orchestration: Some(OrchestrationId::from_bits(12345)),
+        ..crate::support::spec("orphan")
+    };
+    let (orphan, _) = Task::create(TaskId::from_bits(1), spec, Timestamp::from_millis(1));
+    let err = db
+        .store()
+        .write(move |tx: &mut dyn Transaction| tx.save_task(&orphan))
+        .expect_err("foreign key violation");
+    assert!(
+        matches!(&err, StoreError::Backend(m) if m.contains("FOREIGN KEY")),
+        "{err:?}"
+    );
+    db.assert_unchanged(&before);
+}
+
+#[test]
+fn the_event_log_refuses_update_and_delete() {
+    let db = Db::new();
+    db.register("a", &["rust"], 1);
+    db.create_titled("t");
+    let before = db.snapshot();
+    let conn = Connection::open(&db.path).unwrap();
+    for sql in [
+        "UPDATE events SET kind = 'forged' WHERE seq = 1",
+        "UPDATE events SET seq = 100 WHERE seq = 2",
+        "DELETE FROM events WHERE seq = 1",
+        "DELETE FROM events",
+    ] {
+        let err = conn.execute(sql, []).expect_err(sql);
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    drop(conn);
+    db.assert_unchanged(&before);
+}
+
+#[test]
+fn a_failing_or_panicking_job_is_rolled_back_and_the_writer_carries_on() {
+    let db = Db::new();
+    db.register("a", &["rust"], 1);
+    let before = db.snapshot();
+
+    // A job that writes, then fails: nothing it wrote is kept.
+    let (t, events) = Task::create(
+        TaskId::from_bits(99),
+        crate::support::spec("x"),
+        Timestamp::from_millis(5),
+    );
+    let err = db
+        .store()
+        .write(move |tx: &mut dyn Transaction| {
+            tx.save_task(&t)?;
+            tx.append(
+                Timestamp::from_millis(5),
+                &DomainEvent::tasks(t.id, events).collect::<Vec<_>>(),
+            )?;
+            Err::<(), _>(StoreError::Backend("changed my mind".into()))
+        })
+        .expect_err("the job fails");
+    assert_eq!(err, StoreError::Backend("changed my mind".into()));
+    db.assert_unchanged(&before);
+
+    // A job that writes, then panics: its caller gets an error, its writes are undone.
+    let (t, _) = Task::create(
+        TaskId::from_bits(98),
+        crate::support::spec("y"),
+        Timestamp::from_millis(5),
+    );
+    let err = db
+        .store()
+        .write(move |tx: &mut dyn Transaction| -> Result<(), StoreError> {
+            tx.save_task(&t)?;
+            panic!("job panics on purpose");
+        })
+        .expect_err("the job panicked");
+    assert_eq!(err, StoreError::WriterGone);
+    db.assert_unchanged(&before);
+
+    // The writer still serves.
+    let t = db.create_titled("after");
+    assert_eq!(db.task(t.id).state, TaskState::Ready);
+    assert_gapless(&db.events());
+    assert!(db.store().task(TaskId::from_bits(98)).unwrap().is_none());
+}

@@ -1,0 +1,738 @@
+//! Task use cases end to end: create (idempotency, dependencies, cycles), promotion and blocking
+//! of dependents, assignment (named and balanced), attempts with fencing, retries, cancellation,
+//! approval by risk, and slot accounting. Every refusal is shown to write nothing.
+
+use maos_application::{AssignTask, CreateTask, IdRef, MaosApi, ReadStore, TaskError};
+use maos_domain::policy::balancer;
+use maos_domain::{
+    AgentStatus, FencingToken, IdempotencyKey, MaxAttempts, Risk, TaskId, TaskState, Tier,
+    TransitionError,
+};
+
+use crate::support::{Db, Rng, agent, agent_name, caps, kinds, refs, task};
+
+fn key(k: &str) -> Option<IdempotencyKey> {
+    Some(IdempotencyKey::parse(k).unwrap())
+}
+
+fn assign_cmd(task: TaskId, agent: Option<&str>) -> AssignTask {
+    AssignTask {
+        task: IdRef::from(task),
+        agent: agent.map(agent_name),
+    }
+}
+
+fn task_events(db: &Db, id: TaskId) -> Vec<&'static str> {
+    kinds(&db.store().events_of(&id.to_string()).unwrap())
+}
+
+#[test]
+fn create_with_an_idempotency_key_returns_the_first_task_and_writes_nothing_more() {
+    let db = Db::new();
+    let first = db
+        .svc
+        .create_task(CreateTask {
+            idempotency_key: key("req-1"),
+            ..task("first")
+        })
+        .unwrap();
+    assert!(first.created);
+    assert_eq!(first.task.state, TaskState::Ready);
+    assert_eq!(
+        task_events(&db, first.task.id),
+        ["task.created", "task.ready"]
+    );
+
+    // The same key with different content: the first task comes back, nothing is written.
+    let before = db.snapshot();
+    let again = db
+        .svc
+        .create_task(CreateTask {
+            idempotency_key: key("req-1"),
+            capabilities: caps(&["rust"]),
+            ..task("second")
+        })
+        .unwrap();
+    assert!(!again.created);
+    assert_eq!(again.task, first.task);
+    db.assert_unchanged(&before);
+
+    // Inside one batch, the second use of a key returns the first's task.
+    let batch = db
+        .svc
+        .create_tasks(vec![
+            CreateTask {
+                idempotency_key: key("req-2"),
+                ..task("batch a")
+            },
+            CreateTask {
+                idempotency_key: key("req-2"),
+                ..task("batch b")
+            },
+            CreateTask {
+                idempotency_key: key("req-1"),
+                ..task("batch c")
+            },
+        ])
+        .unwrap();
+    assert_eq!(
+        batch.iter().map(|c| c.created).collect::<Vec<_>>(),
+        [true, false, false]
+    );
+    assert_eq!(batch[1].task, batch[0].task);
+    assert_eq!(batch[2].task, first.task);
+    let tasks = db.tasks();
+    assert_eq!(tasks.len(), 2);
+    assert_eq!(db.events().len(), 4);
+}
+
+#[test]
+fn a_dependency_on_a_missing_task_or_orchestration_is_refused() {
+    let db = Db::new();
+    let real = db.create_titled("real");
+    let ghost = TaskId::from_bits(0xdead_beef);
+
+    let err = db.refused(|s| {
+        s.create_task(CreateTask {
+            depends_on: refs(&[real.id, ghost]),
+            ..task("needs a ghost")
+        })
+    });
+    assert!(
+        matches!(&err, TaskError::DependencyNotFound { reference } if *reference == ghost.to_string()),
+        "{err:?}"
+    );
+
+    // In a batch, one bad create refuses the whole batch.
+    let err = db.refused(|s| {
+        s.create_tasks(vec![
+            task("fine"),
+            CreateTask {
+                depends_on: refs(&[ghost]),
+                ..task("bad")
+            },
+        ])
+    });
+    assert!(
+        matches!(err, TaskError::DependencyNotFound { .. }),
+        "{err:?}"
+    );
+
+    let err = db.refused(|s| {
+        s.create_task(CreateTask {
+            orchestration: Some(IdRef::parse("zzzz").unwrap()),
+            ..task("lost")
+        })
+    });
+    assert!(
+        matches!(err, TaskError::OrchestrationNotFound { .. }),
+        "{err:?}"
+    );
+
+    // add_dependency on a missing task, too.
+    let err = db.refused(|s| s.add_dependency(&IdRef::from(real.id), &IdRef::from(ghost)));
+    assert!(
+        matches!(err, TaskError::DependencyNotFound { .. }),
+        "{err:?}"
+    );
+    let err = db.refused(|s| s.add_dependency(&IdRef::from(ghost), &IdRef::from(real.id)));
+    assert!(matches!(err, TaskError::NotFound { .. }), "{err:?}");
+}
+
+#[test]
+fn a_dependency_cycle_is_refused_with_the_cycle_in_the_error() {
+    let db = Db::new();
+    let a = db.create_titled("a");
+    let b = db.create(CreateTask {
+        depends_on: refs(&[a.id]),
+        ..task("b")
+    });
+    let c = db.create(CreateTask {
+        depends_on: refs(&[b.id]),
+        ..task("c")
+    });
+
+    // a -> c would close a -> c -> b -> a.
+    let err = db.refused(|s| s.add_dependency(&IdRef::from(a.id), &IdRef::from(c.id)));
+    match &err {
+        TaskError::DependencyCycle { cycle } => {
+            assert_eq!(
+                cycle,
+                &[a.id.short(), c.id.short(), b.id.short(), a.id.short()]
+            );
+            assert!(err.to_string().contains(&cycle.join(" -> ")), "{err}");
+        }
+        other => panic!("expected a cycle, got {other:?}"),
+    }
+    // A task on itself.
+    let err = db.refused(|s| s.add_dependency(&IdRef::from(b.id), &IdRef::from(b.id)));
+    assert!(
+        matches!(&err, TaskError::DependencyCycle { cycle } if *cycle == [b.id.short(), b.id.short()]),
+        "{err:?}"
+    );
+
+    // An edge that closes no cycle is added: a ready task goes back to pending.
+    let d = db.create_titled("d");
+    assert_eq!(d.state, TaskState::Ready);
+    let d = db
+        .svc
+        .add_dependency(&IdRef::from(d.id), &IdRef::from(c.id))
+        .unwrap();
+    assert_eq!(d.state, TaskState::Pending);
+    assert!(d.spec.depends_on.contains(&c.id));
+    assert_eq!(db.task(d.id), d);
+    assert_eq!(
+        task_events(&db, d.id),
+        ["task.created", "task.ready", "task.dependency_added"]
+    );
+    // Now c -> d would close c -> d -> c.
+    let err = db.refused(|s| s.add_dependency(&IdRef::from(c.id), &IdRef::from(d.id)));
+    assert!(
+        matches!(&err, TaskError::DependencyCycle { cycle } if *cycle == [c.id.short(), d.id.short(), c.id.short()]),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn pending_tasks_become_ready_when_every_dependency_completes() {
+    let db = Db::new();
+    db.register("w", &["rust"], 4);
+    let a = db.create_titled("a");
+    let b = db.create_titled("b");
+    let c = db.create(CreateTask {
+        depends_on: refs(&[a.id, b.id]),
+        ..task("c")
+    });
+    assert_eq!(c.state, TaskState::Pending);
+
+    db.finish(a.id, Some("w"));
+    assert_eq!(db.task(c.id).state, TaskState::Pending, "b is not done yet");
+    // A task created on a completed dependency is ready at once.
+    let d = db.create(CreateTask {
+        depends_on: refs(&[a.id]),
+        ..task("d")
+    });
+    assert_eq!(d.state, TaskState::Ready);
+    // A satisfied dependency added later keeps a ready task ready.
+    let e = db.create_titled("e");
+    let e = db
+        .svc
+        .add_dependency(&IdRef::from(e.id), &IdRef::from(a.id))
+        .unwrap();
+    assert_eq!(e.state, TaskState::Ready);
+
+    db.finish(b.id, Some("w"));
+    let c = db.task(c.id);
+    assert_eq!(c.state, TaskState::Ready);
+    assert_eq!(task_events(&db, c.id), ["task.created", "task.ready"]);
+    // Completing a's and b's work touched c only once, to promote it.
+    assert_eq!(c.version, 2);
+}
+
+#[test]
+fn cancel_blocks_pending_dependents_and_a_completed_task_cannot_be_cancelled() {
+    let db = Db::new();
+    db.register("w", &["rust"], 1);
+    let a = db.create_titled("a");
+    let b = db.create(CreateTask {
+        depends_on: refs(&[a.id]),
+        ..task("b")
+    });
+    let c = db.create(CreateTask {
+        depends_on: refs(&[b.id]),
+        ..task("c")
+    });
+
+    let cancelled = db
+        .svc
+        .cancel_task(&IdRef::from(a.id), Some("not needed".into()))
+        .unwrap();
+    assert_eq!(cancelled.state, TaskState::Cancelled);
+    assert_eq!(cancelled.reason.as_deref(), Some("not needed"));
+    let b = db.task(b.id);
+    assert_eq!(b.state, TaskState::Blocked);
+    assert!(
+        b.reason.as_deref().unwrap().contains(&a.id.short()),
+        "{b:?}"
+    );
+    // Only direct dependents are blocked; c waits on b, which is not cancelled.
+    assert_eq!(db.task(c.id).state, TaskState::Pending);
+    // A task created on a cancelled dependency is blocked from the start.
+    let late = db.create(CreateTask {
+        depends_on: refs(&[a.id]),
+        ..task("late")
+    });
+    assert_eq!(late.state, TaskState::Blocked);
+    assert_eq!(task_events(&db, late.id), ["task.created", "task.blocked"]);
+
+    // Cancelling again, or cancelling a completed task, is an illegal transition.
+    let err = db.refused(|s| s.cancel_task(&IdRef::from(a.id), None));
+    assert!(
+        matches!(
+            err,
+            TaskError::Transition(TransitionError::Task {
+                from: TaskState::Cancelled,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    let done = db.create_titled("done");
+    db.finish(done.id, Some("w"));
+    let err = db.refused(|s| s.cancel_task(&IdRef::from(done.id), None));
+    assert!(
+        matches!(
+            err,
+            TaskError::Transition(TransitionError::Task {
+                from: TaskState::Completed,
+                action: "cancelled"
+            })
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn assign_to_a_named_agent_or_by_the_balancer_and_refuse_unfit_agents() {
+    let db = Db::new();
+    db.register("a1", &["rust"], 2);
+    db.register("a2", &["rust", "test"], 1);
+    db.register("go", &["go"], 4);
+    db.register("drained", &["rust", "test"], 8);
+    db.svc.drain_agent(&agent_name("drained")).unwrap();
+    let mut strategic = agent("boss", &["rust"], 1);
+    strategic.tier = Tier::Strategic;
+    db.svc.register_agent(strategic).unwrap();
+
+    let rust = || CreateTask {
+        capabilities: caps(&["rust"]),
+        ..task("rust work")
+    };
+    // Least loaded first (share of slots in use), ties by active count, then by name. The task
+    // names no tier, so the strategic boss competes too: a1, a2, boss all 0 -> a1; then a2 and
+    // boss at 0 beat a1 at 1/2 -> a2, then boss; then only a1 has a free slot.
+    let t1 = db.create(rust());
+    let first = db.assign(t1.id, None);
+    assert_eq!(first.agent.as_str(), "a1");
+    assert_eq!((first.attempt, first.fencing), (1, FencingToken::new(1)));
+    assert_eq!(first.task.state, TaskState::Assigned);
+    assert_eq!(first.task, db.task(t1.id));
+    assert_eq!(
+        task_events(&db, t1.id),
+        ["task.created", "task.ready", "task.assigned"]
+    );
+    let a1 = db.agent("a1");
+    assert_eq!(
+        kinds(&db.store().events_of(&a1.id.to_string()).unwrap()),
+        ["agent.registered", "agent.slot_claimed"]
+    );
+    assert_eq!((a1.active, a1.status), (1, AgentStatus::Available));
+
+    let picks: Vec<String> = (0..3)
+        .map(|_| {
+            let t = db.create(rust());
+            db.assign(t.id, None).agent.to_string()
+        })
+        .collect();
+    assert_eq!(picks, ["a2", "boss", "a1"]);
+    for name in ["a1", "a2", "boss"] {
+        let a = db.agent(name);
+        assert_eq!(a.active, a.slots.get(), "{name}");
+        assert_eq!(a.status, AgentStatus::Busy, "{name}");
+    }
+
+    // Every capable agent is full, the draining one never counts, and `go` lacks rust.
+    let t = db.create(rust());
+    let err = db.refused(|s| s.assign_task(assign_cmd(t.id, None)));
+    assert!(matches!(err, TaskError::NoCapableAgent { .. }), "{err:?}");
+    // Named: full, draining, incapable, unknown.
+    let err = db.refused(|s| s.assign_task(assign_cmd(t.id, Some("a1"))));
+    assert!(
+        matches!(
+            err,
+            TaskError::Transition(TransitionError::AgentUnfit { .. })
+        ),
+        "{err:?}"
+    );
+    let err = db.refused(|s| s.assign_task(assign_cmd(t.id, Some("drained"))));
+    assert!(
+        matches!(err, TaskError::Transition(TransitionError::Agent { .. })),
+        "{err:?}"
+    );
+    let err = db.refused(|s| s.assign_task(assign_cmd(t.id, Some("go"))));
+    assert!(
+        matches!(
+            err,
+            TaskError::Transition(TransitionError::AgentUnfit { .. })
+        ),
+        "{err:?}"
+    );
+    let err = db.refused(|s| s.assign_task(assign_cmd(t.id, Some("nobody"))));
+    assert!(matches!(err, TaskError::AgentNotFound { .. }), "{err:?}");
+
+    // A task that needs the strategic tier goes only to a strategic agent.
+    db.svc
+        .register_agent(agent("tactical-idle", &["rust"], 4))
+        .unwrap();
+    let hard = db.create(CreateTask {
+        tier: Some(Tier::Strategic),
+        ..rust()
+    });
+    let err = db.refused(|s| s.assign_task(assign_cmd(hard.id, None)));
+    assert!(
+        matches!(err, TaskError::NoCapableAgent { .. }),
+        "boss is full: {err:?}"
+    );
+    let err = db.refused(|s| s.assign_task(assign_cmd(hard.id, Some("tactical-idle"))));
+    assert!(
+        matches!(
+            err,
+            TaskError::Transition(TransitionError::AgentUnfit { .. })
+        ),
+        "{err:?}"
+    );
+    // The free tactical agent takes the plain task.
+    assert_eq!(db.assign(t.id, None).agent.as_str(), "tactical-idle");
+
+    // Assigning a task that is not ready: refused.
+    let err = db.refused(|s| s.assign_task(assign_cmd(t1.id, Some("tactical-idle"))));
+    assert!(
+        matches!(
+            err,
+            TaskError::Transition(TransitionError::Task {
+                from: TaskState::Assigned,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    let pending = db.create(CreateTask {
+        depends_on: refs(&[t1.id]),
+        ..rust()
+    });
+    let err = db.refused(|s| s.assign_task(assign_cmd(pending.id, None)));
+    assert!(
+        matches!(
+            err,
+            TaskError::Transition(TransitionError::Task {
+                from: TaskState::Pending,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn the_balancer_choice_matches_the_domain_policy_over_every_agent() {
+    let db = Db::with_seed(3);
+    let mut rng = Rng(0x5eed_1234_abcd_ef01);
+    let alphabet = ["rust", "test", "review", "plan"];
+    for i in 0..40 {
+        let chosen: Vec<&str> = alphabet
+            .iter()
+            .copied()
+            .filter(|_| rng.below(2) == 0)
+            .collect();
+        let mut cmd = agent(&format!("agent-{i:02}"), &chosen, 1 + rng.below(3) as u32);
+        if rng.below(5) == 0 {
+            cmd.tier = Tier::Strategic;
+        }
+        db.svc.register_agent(cmd).unwrap();
+        if rng.below(8) == 0 {
+            db.svc
+                .drain_agent(&agent_name(&format!("agent-{i:02}")))
+                .unwrap();
+        }
+    }
+    let mut assigned = 0;
+    let mut refused = 0;
+    for _ in 0..120 {
+        let needs: Vec<&str> = alphabet
+            .iter()
+            .copied()
+            .filter(|_| rng.below(3) == 0)
+            .collect();
+        let tier = match rng.below(4) {
+            0 => Some(Tier::Strategic),
+            1 => Some(Tier::Tactical),
+            _ => None,
+        };
+        let t = db.create(CreateTask {
+            capabilities: caps(&needs),
+            tier,
+            ..task("balanced")
+        });
+        let everyone = db.agents();
+        let expected =
+            balancer::choose(&everyone, &t.spec.capabilities, tier).map(|a| a.name.clone());
+        match expected {
+            Some(name) => {
+                let a = db.assign(t.id, None);
+                assert_eq!(a.agent, name, "needs {needs:?} tier {tier:?}");
+                assigned += 1;
+                // Now and then the work finishes, freeing the slot.
+                if rng.below(3) == 0 {
+                    db.svc.start_attempt(t.id, a.fencing).unwrap();
+                    db.svc.complete_attempt(t.id, a.fencing, None).unwrap();
+                }
+            }
+            None => {
+                let err = db.refused(|s| s.assign_task(assign_cmd(t.id, None)));
+                assert!(matches!(err, TaskError::NoCapableAgent { .. }), "{err:?}");
+                refused += 1;
+            }
+        }
+    }
+    assert!(
+        assigned > 20 && refused > 5,
+        "{assigned} assigned, {refused} refused"
+    );
+}
+
+#[test]
+fn fencing_refuses_results_from_a_stale_or_wrong_attempt() {
+    let db = Db::new();
+    db.register("w1", &["rust"], 1);
+    db.register("w2", &["rust"], 1);
+    let t = db.create_titled("fenced");
+
+    let first = db.assign(t.id, Some("w1"));
+    assert_eq!(first.fencing, FencingToken::new(1));
+    // Starting with the wrong token is refused.
+    let err = db.refused(|s| s.start_attempt(t.id, FencingToken::new(7)));
+    assert!(
+        matches!(
+            err,
+            TaskError::Transition(TransitionError::StaleAttempt {
+                presented: 7,
+                current: 1
+            })
+        ),
+        "{err:?}"
+    );
+    db.svc.start_attempt(t.id, first.fencing).unwrap();
+    let failed = db
+        .svc
+        .fail_attempt(t.id, first.fencing, "crashed".into())
+        .unwrap();
+    assert_eq!(failed.state, TaskState::Ready, "a retry is due");
+    assert_eq!(db.agent("w1").active, 0);
+
+    // Attempt 2 on another agent; attempt 1's late results are refused.
+    let second = db.assign(t.id, Some("w2"));
+    assert_eq!((second.attempt, second.fencing), (2, FencingToken::new(2)));
+    db.svc.start_attempt(t.id, second.fencing).unwrap();
+    let stale = |e: &TaskError| {
+        matches!(
+            e,
+            TaskError::Transition(TransitionError::StaleAttempt {
+                presented: 1,
+                current: 2
+            })
+        )
+    };
+    let err = db.refused(|s| s.fail_attempt(t.id, first.fencing, "late failure".into()));
+    assert!(stale(&err), "{err:?}");
+    let err = db.refused(|s| s.complete_attempt(t.id, first.fencing, Some("late success".into())));
+    assert!(stale(&err), "{err:?}");
+    let err = db.refused(|s| s.start_attempt(t.id, first.fencing));
+    assert!(stale(&err), "{err:?}");
+    // A token from the future is no better.
+    let err = db.refused(|s| s.complete_attempt(t.id, FencingToken::new(3), None));
+    assert!(
+        matches!(
+            err,
+            TaskError::Transition(TransitionError::StaleAttempt {
+                presented: 3,
+                current: 2
+            })
+        ),
+        "{err:?}"
+    );
+    // Completing an attempt that was never started: illegal, whatever the token.
+    let fresh = db.create_titled("fresh");
+    let a = db.assign(fresh.id, Some("w1"));
+    let err = db.refused(|s| s.complete_attempt(fresh.id, a.fencing, None));
+    assert!(
+        matches!(
+            err,
+            TaskError::Transition(TransitionError::Task {
+                from: TaskState::Assigned,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+
+    // The current attempt completes.
+    let done = db
+        .svc
+        .complete_attempt(t.id, second.fencing, Some("ok".into()))
+        .unwrap();
+    assert_eq!(done.state, TaskState::Completed);
+    assert_eq!(done.attempts.len(), 2);
+    assert_eq!(done.attempts[0].agent.as_str(), "w1");
+    assert_eq!(done.attempts[0].error.as_deref(), Some("crashed"));
+    assert_eq!(done.attempts[1].summary.as_deref(), Some("ok"));
+    assert_eq!(done, db.task(t.id));
+    // A result after completion is refused too.
+    let err = db.refused(|s| s.fail_attempt(t.id, second.fencing, "too late".into()));
+    assert!(matches!(err, TaskError::Transition(_)), "{err:?}");
+}
+
+#[test]
+fn a_failing_task_is_retried_then_blocked_after_its_last_attempt() {
+    let db = Db::new();
+    db.register("w", &["rust"], 1);
+    let t = db.create(CreateTask {
+        max_attempts: MaxAttempts::new(2).unwrap(),
+        ..task("flaky")
+    });
+
+    let a1 = db.run(t.id, None);
+    let after1 = db
+        .svc
+        .fail_attempt(t.id, a1.fencing, "boom 1".into())
+        .unwrap();
+    assert_eq!(after1.state, TaskState::Ready);
+    assert_eq!(db.agent("w").active, 0);
+    assert_eq!(
+        task_events(&db, t.id)[3..],
+        [
+            "task.attempt_started",
+            "task.attempt_failed",
+            "task.retry_scheduled",
+            "task.ready"
+        ]
+    );
+
+    // The second attempt fails before it even starts: no attempts left, the task is blocked.
+    let a2 = db.assign(t.id, None);
+    assert_eq!(a2.attempt, 2);
+    let after2 = db
+        .svc
+        .fail_attempt(t.id, a2.fencing, "boom 2".into())
+        .unwrap();
+    assert_eq!(after2.state, TaskState::Blocked);
+    let reason = after2.reason.as_deref().unwrap();
+    assert!(
+        reason.contains("all 2 attempts") && reason.contains("boom 2"),
+        "{reason}"
+    );
+    assert_eq!(after2, db.task(t.id));
+    let w = db.agent("w");
+    assert_eq!((w.active, w.status), (0, AgentStatus::Available));
+    assert!(task_events(&db, t.id).ends_with(&["task.attempt_failed", "task.blocked"]));
+
+    // Blocked is not assignable.
+    let err = db.refused(|s| s.assign_task(assign_cmd(t.id, None)));
+    assert!(
+        matches!(
+            err,
+            TaskError::Transition(TransitionError::Task {
+                from: TaskState::Blocked,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_medium_risk_task_awaits_approval_and_does_not_release_its_dependents() {
+    let db = Db::new();
+    db.register("w", &["rust"], 1);
+    let risky = db.create(CreateTask {
+        risk: Risk::Medium,
+        ..task("risky")
+    });
+    let after = db.create(CreateTask {
+        depends_on: refs(&[risky.id]),
+        ..task("after")
+    });
+    let done = db.finish(risky.id, None);
+    assert_eq!(done.state, TaskState::AwaitingApproval);
+    assert!(
+        task_events(&db, risky.id)
+            .ends_with(&["task.attempt_succeeded", "task.approval_requested"])
+    );
+    assert_eq!(db.task(after.id).state, TaskState::Pending);
+    assert_eq!(
+        db.agent("w").active,
+        0,
+        "the slot is released on completion"
+    );
+
+    let high = db.create(CreateTask {
+        risk: Risk::High,
+        ..task("high")
+    });
+    assert_eq!(db.finish(high.id, None).state, TaskState::AwaitingApproval);
+    let low = db.create_titled("low");
+    assert_eq!(db.finish(low.id, None).state, TaskState::Completed);
+}
+
+#[test]
+fn the_slot_is_released_on_complete_fail_and_cancel() {
+    let db = Db::new();
+    db.register("solo", &["rust"], 1);
+    let idle = |db: &Db| {
+        let a = db.agent("solo");
+        assert_eq!((a.active, a.status), (0, AgentStatus::Available));
+    };
+    let full = |db: &Db| {
+        let a = db.agent("solo");
+        assert_eq!((a.active, a.status), (1, AgentStatus::Busy));
+    };
+
+    let t = db.create_titled("complete");
+    let a = db.run(t.id, None);
+    full(&db);
+    db.svc.complete_attempt(t.id, a.fencing, None).unwrap();
+    idle(&db);
+
+    let t = db.create_titled("fail");
+    let a = db.run(t.id, None);
+    full(&db);
+    db.svc.fail_attempt(t.id, a.fencing, "no".into()).unwrap();
+    idle(&db);
+
+    // Cancelled while assigned, and while running.
+    for start in [false, true] {
+        let t = db.create_titled("cancel");
+        let a = db.assign(t.id, None);
+        if start {
+            db.svc.start_attempt(t.id, a.fencing).unwrap();
+        }
+        full(&db);
+        let c = db.svc.cancel_task(&IdRef::from(t.id), None).unwrap();
+        assert_eq!(c.state, TaskState::Cancelled);
+        assert_eq!(
+            c.current_attempt().unwrap().status,
+            maos_domain::AttemptOutcome::Cancelled
+        );
+        idle(&db);
+        let agent_events = kinds(
+            &db.store()
+                .events_of(&db.agent("solo").id.to_string())
+                .unwrap(),
+        );
+        assert_eq!(agent_events.last(), Some(&"agent.slot_released"));
+        // The cancelled attempt's late result is refused.
+        let err = db.refused(|s| s.complete_attempt(t.id, a.fencing, None));
+        assert!(matches!(err, TaskError::Transition(_)), "{err:?}");
+    }
+
+    // Cancelling a task that holds no slot releases nothing.
+    let before = db.agent("solo");
+    let t = db.create_titled("never assigned");
+    db.svc.cancel_task(&IdRef::from(t.id), None).unwrap();
+    assert_eq!(db.agent("solo"), before);
+
+    // Claimed and released slots balance in the agent's log.
+    let log = kinds(&db.store().events_of(&before.id.to_string()).unwrap());
+    let claimed = log.iter().filter(|k| **k == "agent.slot_claimed").count();
+    let released = log.iter().filter(|k| **k == "agent.slot_released").count();
+    assert_eq!((claimed, released), (4, 4));
+}

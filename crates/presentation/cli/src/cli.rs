@@ -1,0 +1,461 @@
+//! The command line grammar: every command, argument and flag of `maos`, declared with clap's
+//! derive API. Every value is parsed here with the domain's own constructors, so a bad value is a
+//! usage error (exit 2) that carries the domain's reason.
+
+use std::path::PathBuf;
+
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use clap_complete::Shell;
+use maos_application::{IdRef, Page, TaskCursor};
+use maos_domain::{
+    AdapterKind, AgentName, AgentStatus, Capability, DurationMs, IdempotencyKey, MaxAttempts,
+    Priority, Risk, Slots, TaskState, Tier, Title, ValueError,
+};
+
+const GLOBAL: &str = "Global options";
+
+const EXAMPLES: &str = "\
+Examples:
+  maos agent register claude-1 --adapter claude-code --capability rust,test
+  maos task create \"Fix the flaky login test\" --capability rust --priority high
+  maos task assign 3kq9
+  maos events --since 10 --json";
+
+/// MAOS: coordinate AI coding agents on real repositories.
+///
+/// Register agents with their capabilities, describe work as tasks (with dependencies,
+/// priorities and risk), assign tasks to capable agents and follow every change in the event
+/// log. Tasks and orchestrations are addressed by id or by any unique prefix of it; agents by
+/// name.
+#[derive(Debug, Parser)]
+#[command(name = "maos", version, after_help = EXAMPLES)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options every command accepts.
+#[derive(Debug, Args)]
+pub(crate) struct GlobalArgs {
+    /// Print one JSON document on stdout instead of text (shapes in docs/json.md).
+    #[arg(long, global = true, help_heading = GLOBAL)]
+    pub(crate) json: bool,
+
+    /// The directory holding the MAOS database, maos.db [env: MAOS_DATA_DIR] [default: the XDG
+    /// data directory, e.g. ~/.local/share/maos].
+    #[arg(long, global = true, value_name = "DIR", help_heading = GLOBAL)]
+    pub(crate) data_dir: Option<PathBuf>,
+
+    /// Print nothing on stderr but errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = GLOBAL)]
+    pub(crate) quiet: bool,
+
+    /// Log more on stderr: -v for progress, -vv for debugging.
+    #[arg(short, long, global = true, action = ArgAction::Count, help_heading = GLOBAL)]
+    pub(crate) verbose: u8,
+
+    /// When to use colour: auto (only on a terminal, and never when NO_COLOR is set), always or
+    /// never.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "WHEN",
+        default_value_t = ColorWhen::Auto,
+        help_heading = GLOBAL
+    )]
+    pub(crate) color: ColorWhen,
+}
+
+/// When to colour output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ColorWhen {
+    /// Colour only on a terminal, and never when NO_COLOR is set.
+    Auto,
+    /// Always colour, even in a pipe and despite NO_COLOR.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Register, list, inspect, drain and remove agents.
+    #[command(subcommand)]
+    Agent(AgentCommand),
+
+    /// Create, list, inspect, assign and cancel tasks.
+    #[command(subcommand)]
+    Task(TaskCommand),
+
+    /// Create and inspect orchestrations: a goal and the tasks that carry it out.
+    #[command(subcommand)]
+    Orchestrate(OrchestrateCommand),
+
+    /// Show how many tasks are in each state and how many agents in each status.
+    Status,
+
+    /// Print the event log, oldest first: every change MAOS made, numbered without gaps.
+    Events(EventsArgs),
+
+    /// Print a completion script for a shell.
+    #[command(
+        after_help = "Example:\n  maos completions bash > ~/.local/share/bash-completion/completions/maos"
+    )]
+    Completions {
+        /// The shell to write the script for.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+}
+
+/// Agent commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AgentCommand {
+    /// Register an agent under a unique name.
+    #[command(after_help = "Examples:\n  \
+        maos agent register claude-1 --adapter claude-code --capability rust --capability test\n  \
+        maos agent register lint --adapter command --command \"cargo clippy\" --capability lint --slots 2")]
+    Register(RegisterArgs),
+
+    /// List agents (every status but removed, unless --status says otherwise).
+    List(AgentListArgs),
+
+    /// Show one agent.
+    Show {
+        /// The agent's name.
+        #[arg(value_parser = agent_name)]
+        name: AgentName,
+    },
+
+    /// Stop giving an agent new work; attempts it is running finish.
+    Drain {
+        /// The agent's name.
+        #[arg(value_parser = agent_name)]
+        name: AgentName,
+    },
+
+    /// Remove an agent (refused while it runs attempts: drain it first). Its name can then be
+    /// registered again.
+    Remove {
+        /// The agent's name.
+        #[arg(value_parser = agent_name)]
+        name: AgentName,
+    },
+}
+
+/// `maos agent register`.
+#[derive(Debug, Args)]
+pub(crate) struct RegisterArgs {
+    /// The agent's unique name: lowercase letters, digits, '-', '_' and '.' (at most 64).
+    #[arg(value_parser = agent_name)]
+    pub(crate) name: AgentName,
+
+    /// The kind of program behind the agent.
+    #[arg(long, value_name = "KIND", value_parser = keyword::<AdapterKind>())]
+    pub(crate) adapter: AdapterKind,
+
+    /// A capability the agent offers, such as rust, test or review (repeat the flag or separate
+    /// with commas).
+    #[arg(long = "capability", short = 'c', value_name = "CAP", value_delimiter = ',', value_parser = capability)]
+    pub(crate) capabilities: Vec<Capability>,
+
+    /// The agent's tier: tactical for everyday work, strategic for the hard cases.
+    #[arg(long, value_name = "TIER", value_parser = keyword::<Tier>(), default_value = "tactical")]
+    pub(crate) tier: Tier,
+
+    /// How many attempts the agent runs at once (1 to 256).
+    #[arg(long, value_name = "N", value_parser = slots, default_value = "1")]
+    pub(crate) slots: Slots,
+
+    /// The program to run, with its arguments (required for --adapter command).
+    #[arg(long, value_name = "CMD")]
+    pub(crate) command: Option<String>,
+}
+
+/// `maos agent list`.
+#[derive(Debug, Args)]
+pub(crate) struct AgentListArgs {
+    /// Only agents in this status (repeat for several).
+    #[arg(long = "status", value_name = "STATUS", value_parser = keyword::<AgentStatus>())]
+    pub(crate) statuses: Vec<AgentStatus>,
+
+    /// Only agents that offer this capability.
+    #[arg(long, value_name = "CAP", value_parser = capability)]
+    pub(crate) capability: Option<Capability>,
+}
+
+/// Task commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TaskCommand {
+    /// Create a task. It is ready at once unless it depends on unfinished tasks.
+    #[command(after_help = "Examples:\n  \
+        maos task create \"Add a --dry-run flag\" -c rust --prompt \"Add --dry-run to deploy\"\n  \
+        maos task create \"Review the change\" --capability review --depends-on 3kq9 --risk medium\n  \
+        git diff | maos task create \"Explain this diff\" --prompt-file -")]
+    Create(CreateArgs),
+
+    /// List tasks, oldest first, one page at a time.
+    List(TaskListArgs),
+
+    /// Show one task with its attempts.
+    Show {
+        /// The task's id or a unique prefix of it.
+        #[arg(value_parser = id_ref)]
+        id: IdRef,
+    },
+
+    /// Assign a ready task to an agent (the least loaded capable agent unless --agent names one).
+    Assign {
+        /// The task's id or a unique prefix of it.
+        #[arg(value_parser = id_ref)]
+        id: IdRef,
+
+        /// The agent to give it to.
+        #[arg(long, value_name = "NAME", value_parser = agent_name)]
+        agent: Option<AgentName>,
+    },
+
+    /// Cancel a task. Tasks that depend on it become blocked.
+    Cancel {
+        /// The task's id or a unique prefix of it.
+        #[arg(value_parser = id_ref)]
+        id: IdRef,
+
+        /// Why (recorded in the event log).
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+
+    /// Make a task depend on another one (refused if that would close a cycle).
+    Depend {
+        /// The task that must wait: its id or a unique prefix of it.
+        #[arg(value_parser = id_ref)]
+        id: IdRef,
+
+        /// The task it waits for: its id or a unique prefix of it.
+        #[arg(long, value_name = "ID", value_parser = id_ref)]
+        on: IdRef,
+    },
+}
+
+/// `maos task create`.
+#[derive(Debug, Args)]
+pub(crate) struct CreateArgs {
+    /// A one-line title (at most 200 characters).
+    #[arg(value_parser = title)]
+    pub(crate) title: Title,
+
+    /// What the agent is asked to do.
+    #[arg(long, value_name = "TEXT", conflicts_with = "prompt_file")]
+    pub(crate) prompt: Option<String>,
+
+    /// Read the prompt from a file; `-` reads standard input.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) prompt_file: Option<PathBuf>,
+
+    /// A capability the task needs (repeat the flag or separate with commas).
+    #[arg(long = "capability", short = 'c', value_name = "CAP", value_delimiter = ',', value_parser = capability)]
+    pub(crate) capabilities: Vec<Capability>,
+
+    /// How urgent it is; higher priorities are scheduled first.
+    #[arg(long, value_name = "PRIORITY", value_parser = keyword::<Priority>(), default_value = "normal")]
+    pub(crate) priority: Priority,
+
+    /// How much damage it could do; decides the approval it needs.
+    #[arg(long, value_name = "RISK", value_parser = keyword::<Risk>(), default_value = "low")]
+    pub(crate) risk: Risk,
+
+    /// Only agents of this tier may take it [default: any].
+    #[arg(long, value_name = "TIER", value_parser = keyword::<Tier>())]
+    pub(crate) tier: Option<Tier>,
+
+    /// A task that must complete first: its id or a unique prefix (repeat for several).
+    #[arg(long, value_name = "ID", value_parser = id_ref)]
+    pub(crate) depends_on: Vec<IdRef>,
+
+    /// The orchestration the task belongs to: its id or a unique prefix.
+    #[arg(long, value_name = "ID", value_parser = id_ref)]
+    pub(crate) orchestration: Option<IdRef>,
+
+    /// How many attempts it gets before it needs a person (1 to 100).
+    #[arg(long, value_name = "N", value_parser = max_attempts, default_value = "3")]
+    pub(crate) max_attempts: MaxAttempts,
+
+    /// How long one attempt may run, such as 90s, 15m or 1h30m.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub(crate) timeout: Option<DurationMs>,
+
+    /// A key that makes the create safe to retry: a second create with the same key returns the
+    /// first task instead of a new one.
+    #[arg(long, value_name = "KEY", value_parser = idempotency_key)]
+    pub(crate) idempotency_key: Option<IdempotencyKey>,
+}
+
+/// `maos task list`.
+#[derive(Debug, Args)]
+pub(crate) struct TaskListArgs {
+    /// Only tasks in this state (repeat for several).
+    #[arg(long = "status", value_name = "STATE", value_parser = keyword::<TaskState>())]
+    pub(crate) statuses: Vec<TaskState>,
+
+    /// Only tasks of this orchestration: its id or a unique prefix.
+    #[arg(long, value_name = "ID", value_parser = id_ref)]
+    pub(crate) orchestration: Option<IdRef>,
+
+    /// Only tasks that need this capability.
+    #[arg(long, value_name = "CAP", value_parser = capability)]
+    pub(crate) capability: Option<Capability>,
+
+    /// At most this many tasks (1 to 10000).
+    #[arg(long, value_name = "N", value_parser = page_limit, default_value = "100")]
+    pub(crate) limit: usize,
+
+    /// Continue after an earlier page: the cursor that page printed.
+    #[arg(long, value_name = "CURSOR", value_parser = cursor)]
+    pub(crate) cursor: Option<TaskCursor>,
+}
+
+/// Orchestration commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum OrchestrateCommand {
+    /// Create an orchestration (in draft; the engine that runs it comes later).
+    Create {
+        /// Its name (one line, at most 200 characters).
+        #[arg(value_parser = title)]
+        name: Title,
+
+        /// What it is meant to achieve.
+        #[arg(long, value_name = "TEXT")]
+        goal: Option<String>,
+    },
+
+    /// List orchestrations, oldest first.
+    List,
+
+    /// Show one orchestration.
+    Show {
+        /// The orchestration's id or a unique prefix of it.
+        #[arg(value_parser = id_ref)]
+        id: IdRef,
+    },
+}
+
+/// `maos events`.
+#[derive(Debug, Args)]
+pub(crate) struct EventsArgs {
+    /// Only events after this sequence number (0 = from the start).
+    #[arg(long, value_name = "SEQ", default_value_t = 0)]
+    pub(crate) since: u64,
+
+    /// At most this many events (1 to 10000).
+    #[arg(long, value_name = "N", value_parser = page_limit, default_value = "1000")]
+    pub(crate) limit: usize,
+}
+
+// ---- value parsers: the domain's constructors, with the domain's reason as clap's message ----
+
+fn reason(e: ValueError) -> String {
+    e.reason
+}
+
+fn agent_name(raw: &str) -> Result<AgentName, String> {
+    AgentName::parse(raw).map_err(reason)
+}
+
+fn capability(raw: &str) -> Result<Capability, String> {
+    Capability::parse(raw).map_err(reason)
+}
+
+fn title(raw: &str) -> Result<Title, String> {
+    Title::parse(raw).map_err(reason)
+}
+
+fn id_ref(raw: &str) -> Result<IdRef, String> {
+    IdRef::parse(raw).map_err(reason)
+}
+
+fn duration(raw: &str) -> Result<DurationMs, String> {
+    DurationMs::parse(raw).map_err(reason)
+}
+
+fn idempotency_key(raw: &str) -> Result<IdempotencyKey, String> {
+    IdempotencyKey::parse(raw).map_err(reason)
+}
+
+fn whole_number(raw: &str, min: u64, max: u64) -> Result<u64, String> {
+    raw.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| format!("expected a whole number from {min} to {max}"))
+}
+
+fn slots(raw: &str) -> Result<Slots, String> {
+    let n = whole_number(raw, Slots::MIN.into(), Slots::MAX.into())?;
+    Slots::new(u32::try_from(n).unwrap_or(u32::MAX)).map_err(reason)
+}
+
+fn max_attempts(raw: &str) -> Result<MaxAttempts, String> {
+    let n = whole_number(raw, MaxAttempts::MIN.into(), MaxAttempts::MAX.into())?;
+    MaxAttempts::new(u32::try_from(n).unwrap_or(u32::MAX)).map_err(reason)
+}
+
+fn page_limit(raw: &str) -> Result<usize, String> {
+    let max = u64::try_from(Page::MAX_LIMIT).unwrap_or(u64::MAX);
+    let n = whole_number(raw, 1, max)?;
+    Ok(usize::try_from(n).unwrap_or(Page::MAX_LIMIT))
+}
+
+fn cursor(raw: &str) -> Result<TaskCursor, String> {
+    TaskCursor::parse(raw).map_err(reason)
+}
+
+/// A domain keyword enum: its values, their keywords, and the domain's parser.
+pub(crate) trait Keyword: Copy + Send + Sync + 'static {
+    /// Every value.
+    const ALL: &'static [Self];
+    /// The keyword.
+    fn keyword(self) -> &'static str;
+    /// The domain's parser.
+    fn parse_keyword(raw: &str) -> Result<Self, ValueError>;
+}
+
+macro_rules! keyword {
+    ($($t:ty),+) => {$(
+        impl Keyword for $t {
+            const ALL: &'static [Self] = <$t>::ALL;
+            fn keyword(self) -> &'static str {
+                self.as_str()
+            }
+            fn parse_keyword(raw: &str) -> Result<Self, ValueError> {
+                <$t>::parse(raw)
+            }
+        }
+    )+};
+}
+
+keyword!(AdapterKind, AgentStatus, Priority, Risk, TaskState, Tier);
+
+/// A parser that lists the keywords in help and completions and parses with the domain.
+fn keyword<K: Keyword>() -> impl TypedValueParser<Value = K> {
+    PossibleValuesParser::new(K::ALL.iter().map(|k| k.keyword()))
+        .try_map(|raw: String| K::parse_keyword(&raw))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_grammar_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

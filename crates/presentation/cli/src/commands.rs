@@ -1,0 +1,361 @@
+//! What each command does: turn the parsed arguments into calls on `dyn MaosApi` and print the
+//! result as text or as one JSON document.
+
+use std::io::Read;
+use std::path::Path;
+
+use clap::CommandFactory;
+use maos_application::{
+    AgentFilter, AssignTask, CreateTask, MaosApi, Page, RegisterAgent, TaskFilter,
+};
+use maos_domain::CapabilitySet;
+
+use crate::cli::{
+    AgentCommand, AgentListArgs, Cli, Command, CreateArgs, EventsArgs, OrchestrateCommand,
+    RegisterArgs, TaskCommand, TaskListArgs,
+};
+use crate::error::{CliError, Kind};
+use crate::human;
+use crate::json;
+use crate::output::Output;
+
+/// Runs a command that needs no database.
+pub(crate) fn run_offline(command: &Command, out: &mut Output) -> Option<Result<(), CliError>> {
+    match command {
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "maos", &mut script);
+            Some(out.bytes(&script))
+        }
+        _ => None,
+    }
+}
+
+/// Runs a command against the API.
+pub(crate) fn run(command: Command, api: &dyn MaosApi, out: &mut Output) -> Result<(), CliError> {
+    match command {
+        Command::Agent(cmd) => agent(cmd, api, out),
+        Command::Task(cmd) => task(cmd, api, out),
+        Command::Orchestrate(cmd) => orchestrate(cmd, api, out),
+        Command::Status => status(api, out),
+        Command::Events(args) => events(&args, api, out),
+        Command::Completions { .. } => run_offline(&command, out).unwrap_or(Ok(())),
+    }
+}
+
+fn agent(cmd: AgentCommand, api: &dyn MaosApi, out: &mut Output) -> Result<(), CliError> {
+    match cmd {
+        AgentCommand::Register(args) => {
+            let RegisterArgs {
+                name,
+                adapter,
+                capabilities,
+                tier,
+                slots,
+                command,
+            } = args;
+            let agent = api.register_agent(RegisterAgent {
+                name,
+                adapter,
+                capabilities: capabilities.into_iter().collect(),
+                tier,
+                slots,
+                command,
+            })?;
+            if out.json() {
+                return out.document(&json::AgentDoc::new(&agent));
+            }
+            out.text(&format!(
+                "registered agent {} ({}, {}, {} slot{}, capabilities: {})",
+                agent.name,
+                agent.adapter,
+                agent.tier,
+                agent.slots,
+                if agent.slots.get() == 1 { "" } else { "s" },
+                if agent.capabilities.is_empty() {
+                    "none".to_owned()
+                } else {
+                    agent.capabilities.to_string()
+                }
+            ))
+        }
+        AgentCommand::List(AgentListArgs {
+            statuses,
+            capability,
+        }) => {
+            let agents = api.list_agents(&AgentFilter {
+                statuses,
+                capability,
+            })?;
+            if out.json() {
+                return out.document(&json::AgentListDoc::new(&agents));
+            }
+            if agents.is_empty() {
+                out.note("no agents match; register one with `maos agent register`");
+                return Ok(());
+            }
+            let text = human::agent_table(out.color(), &agents);
+            out.text(&text)
+        }
+        AgentCommand::Show { name } => {
+            let agent = api.get_agent(&name)?;
+            if out.json() {
+                return out.document(&json::AgentDoc::new(&agent));
+            }
+            let text = human::agent_details(out.color(), &agent);
+            out.text(&text)
+        }
+        AgentCommand::Drain { name } => {
+            let agent = api.drain_agent(&name)?;
+            if out.json() {
+                return out.document(&json::AgentDoc::new(&agent));
+            }
+            out.text(&format!(
+                "agent {} is draining: it takes no new work ({} attempt{} still running)",
+                agent.name,
+                agent.active,
+                if agent.active == 1 { "" } else { "s" }
+            ))
+        }
+        AgentCommand::Remove { name } => {
+            let agent = api.remove_agent(&name)?;
+            if out.json() {
+                return out.document(&json::AgentDoc::new(&agent));
+            }
+            out.text(&format!("removed agent {}", agent.name))
+        }
+    }
+}
+
+fn read_prompt(path: &Path) -> Result<String, CliError> {
+    let mut text = String::new();
+    let (result, shown) = if path == Path::new("-") {
+        (
+            std::io::stdin().read_to_string(&mut text),
+            "standard input".to_owned(),
+        )
+    } else {
+        (
+            std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text)),
+            path.display().to_string(),
+        )
+    };
+    result.map_err(|e| {
+        CliError::new(
+            Kind::InvalidInput,
+            format!("cannot read the prompt from {shown}: {e}"),
+        )
+        .with_hint("--prompt-file takes a readable UTF-8 text file, or - for standard input")
+    })?;
+    Ok(text)
+}
+
+fn create_task(args: CreateArgs, api: &dyn MaosApi, out: &mut Output) -> Result<(), CliError> {
+    let prompt = match (&args.prompt, &args.prompt_file) {
+        (Some(p), _) => p.clone(),
+        (None, Some(f)) => read_prompt(f)?,
+        (None, None) => String::new(),
+    };
+    let created = api.create_task(CreateTask {
+        title: args.title,
+        prompt,
+        capabilities: args.capabilities.into_iter().collect::<CapabilitySet>(),
+        priority: args.priority,
+        risk: args.risk,
+        tier: args.tier,
+        depends_on: args.depends_on,
+        orchestration: args.orchestration,
+        max_attempts: args.max_attempts,
+        timeout: args.timeout,
+        idempotency_key: args.idempotency_key,
+    })?;
+    if out.json() {
+        return out.document(&json::TaskCreatedDoc::new(&created.task, created.created));
+    }
+    let t = &created.task;
+    if created.created {
+        out.text(&format!(
+            "created task {} ({}): {}",
+            t.id.short(),
+            t.state,
+            t.spec.title
+        ))
+    } else {
+        out.note("a task with this idempotency key exists already; nothing was created");
+        out.text(&format!(
+            "task {} ({}): {}",
+            t.id.short(),
+            t.state,
+            t.spec.title
+        ))
+    }
+}
+
+fn list_tasks(args: TaskListArgs, api: &dyn MaosApi, out: &mut Output) -> Result<(), CliError> {
+    let orchestration = match &args.orchestration {
+        Some(r) => Some(api.get_orchestration(r)?.id),
+        None => None,
+    };
+    let page = api.list_tasks(
+        &TaskFilter {
+            statuses: args.statuses,
+            orchestration,
+            capability: args.capability,
+        },
+        &Page {
+            limit: args.limit,
+            cursor: args.cursor,
+        },
+    )?;
+    if out.json() {
+        return out.document(&json::TaskListDoc::new(
+            &page.tasks,
+            page.next_cursor.map(|c| c.to_string()),
+        ));
+    }
+    if page.tasks.is_empty() {
+        out.note("no tasks match; create one with `maos task create`");
+    } else {
+        let text = human::task_table(out.color(), &page.tasks);
+        out.text(&text)?;
+    }
+    if let Some(cursor) = page.next_cursor {
+        out.note(&format!("more tasks: maos task list --cursor {cursor}"));
+    }
+    Ok(())
+}
+
+fn task(cmd: TaskCommand, api: &dyn MaosApi, out: &mut Output) -> Result<(), CliError> {
+    match cmd {
+        TaskCommand::Create(args) => create_task(args, api, out),
+        TaskCommand::List(args) => list_tasks(args, api, out),
+        TaskCommand::Show { id } => {
+            let t = api.get_task(&id)?;
+            if out.json() {
+                return out.document(&json::TaskDoc::new(&t));
+            }
+            let text = human::task_details(out.color(), &t);
+            out.text(&text)
+        }
+        TaskCommand::Assign { id, agent } => {
+            let a = api.assign_task(AssignTask { task: id, agent })?;
+            if out.json() {
+                return out.document(&json::AssignmentDoc::new(&a));
+            }
+            out.text(&format!(
+                "assigned task {} to {} (attempt {}, fencing token {})",
+                a.task.id.short(),
+                a.agent,
+                a.attempt,
+                a.fencing
+            ))
+        }
+        TaskCommand::Cancel { id, reason } => {
+            let t = api.cancel_task(&id, reason)?;
+            if out.json() {
+                return out.document(&json::TaskDoc::new(&t));
+            }
+            out.text(&format!(
+                "cancelled task {}: {}",
+                t.id.short(),
+                t.spec.title
+            ))
+        }
+        TaskCommand::Depend { id, on } => {
+            let t = api.add_dependency(&id, &on)?;
+            if out.json() {
+                return out.document(&json::TaskDoc::new(&t));
+            }
+            out.text(&format!(
+                "task {} ({}) now depends on {}",
+                t.id.short(),
+                t.state,
+                t.spec
+                    .depends_on
+                    .iter()
+                    .map(|d| d.short())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        }
+    }
+}
+
+fn orchestrate(
+    cmd: OrchestrateCommand,
+    api: &dyn MaosApi,
+    out: &mut Output,
+) -> Result<(), CliError> {
+    match cmd {
+        OrchestrateCommand::Create { name, goal } => {
+            let o = api.create_orchestration(name, goal)?;
+            if out.json() {
+                return out.document(&json::OrchestrationDoc::new(&o));
+            }
+            out.text(&format!(
+                "created orchestration {} ({}): {}",
+                o.id.short(),
+                o.status,
+                o.name
+            ))
+        }
+        OrchestrateCommand::List => {
+            let list = api.list_orchestrations()?;
+            if out.json() {
+                return out.document(&json::OrchestrationListDoc::new(&list));
+            }
+            if list.is_empty() {
+                out.note("no orchestrations yet; create one with `maos orchestrate create`");
+                return Ok(());
+            }
+            let text = human::orchestration_table(out.color(), &list);
+            out.text(&text)
+        }
+        OrchestrateCommand::Show { id } => {
+            let o = api.get_orchestration(&id)?;
+            if out.json() {
+                return out.document(&json::OrchestrationDoc::new(&o));
+            }
+            let text = human::orchestration_details(out.color(), &o);
+            out.text(&text)?;
+            out.note(&format!(
+                "its tasks: maos task list --orchestration {}",
+                o.id.short()
+            ));
+            Ok(())
+        }
+    }
+}
+
+fn status(api: &dyn MaosApi, out: &mut Output) -> Result<(), CliError> {
+    let report = api.status()?;
+    if out.json() {
+        return out.document(&json::StatusDoc::new(&report));
+    }
+    let text = human::status(&report);
+    out.text(&text)
+}
+
+fn events(args: &EventsArgs, api: &dyn MaosApi, out: &mut Output) -> Result<(), CliError> {
+    let events = api.read_events(args.since, args.limit)?;
+    if out.json() {
+        return out.document(&json::EventsDoc::new(&events, args.since));
+    }
+    if events.is_empty() {
+        out.note(&format!("no events after {}", args.since));
+        return Ok(());
+    }
+    let mut text = String::new();
+    for e in &events {
+        text.push_str(&human::event_line(e));
+        text.push('\n');
+    }
+    out.text(&text)?;
+    if let Some(last) = events.last().filter(|_| events.len() >= args.limit) {
+        out.note(&format!(
+            "more events may follow: maos events --since {}",
+            last.seq
+        ));
+    }
+    Ok(())
+}

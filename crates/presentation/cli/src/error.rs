@@ -1,0 +1,184 @@
+//! The CLI's error type: what failed, what to do about it, and the exit code it ends with
+//! (the table is in docs/exit-codes.md).
+
+use std::io;
+
+use maos_application::{
+    AgentError, ErrorInfo, ErrorKind, OrchestrationError, QueryError, StoreError, TaskError,
+};
+use thiserror::Error;
+
+/// The kind of a failure, as the CLI reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Anything else that went wrong (exit 1).
+    Failure,
+    /// The command line does not parse (exit 2).
+    Usage,
+    /// A value is malformed or an id prefix is ambiguous (exit 2).
+    InvalidInput,
+    /// Something named does not exist (exit 3).
+    NotFound,
+    /// The request contradicts stored state: a duplicate, an illegal transition, a cycle (exit 4).
+    Conflict,
+    /// The database failed or is not a MAOS database (exit 5).
+    Storage,
+    /// The daemon cannot be reached (exit 6).
+    #[allow(dead_code, reason = "reserved for the daemon client")]
+    DaemonUnavailable,
+    /// Stdout was closed by its reader: not an error, the command stops quietly (exit 0).
+    BrokenPipe,
+}
+
+impl Kind {
+    /// The process exit code.
+    pub(crate) fn exit_code(self) -> u8 {
+        match self {
+            Kind::BrokenPipe => 0,
+            Kind::Failure => 1,
+            Kind::Usage | Kind::InvalidInput => 2,
+            Kind::NotFound => 3,
+            Kind::Conflict => 4,
+            Kind::Storage => 5,
+            Kind::DaemonUnavailable => 6,
+        }
+    }
+
+    /// The stable name used in JSON error documents.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Kind::Failure => "failure",
+            Kind::Usage => "usage",
+            Kind::InvalidInput => "invalid_input",
+            Kind::NotFound => "not_found",
+            Kind::Conflict => "conflict",
+            Kind::Storage => "storage",
+            Kind::DaemonUnavailable => "daemon_unavailable",
+            Kind::BrokenPipe => "broken_pipe",
+        }
+    }
+}
+
+impl From<ErrorKind> for Kind {
+    fn from(kind: ErrorKind) -> Self {
+        match kind {
+            ErrorKind::InvalidInput => Kind::InvalidInput,
+            ErrorKind::NotFound => Kind::NotFound,
+            ErrorKind::Conflict => Kind::Conflict,
+            ErrorKind::Storage => Kind::Storage,
+        }
+    }
+}
+
+/// A failed command: a message that names the problem, and a hint that names the fix.
+#[derive(Debug, Error)]
+#[error("{message}")]
+pub(crate) struct CliError {
+    pub(crate) kind: Kind,
+    pub(crate) message: String,
+    pub(crate) hint: Option<String>,
+}
+
+impl CliError {
+    /// An error of this kind.
+    pub(crate) fn new(kind: Kind, message: impl Into<String>) -> Self {
+        CliError {
+            kind,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// The same error with a hint.
+    pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// An error of the application.
+    fn from_info(e: &dyn ErrorInfo) -> Self {
+        CliError {
+            kind: e.kind().into(),
+            message: e.to_string(),
+            hint: e.hint(),
+        }
+    }
+
+    /// Writing to stdout failed; a closed pipe is not an error.
+    pub(crate) fn stdout(e: &io::Error) -> Self {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            CliError::new(Kind::BrokenPipe, "stdout was closed")
+        } else {
+            CliError::new(Kind::Failure, format!("cannot write to stdout: {e}"))
+        }
+    }
+
+    /// The process exit code.
+    pub(crate) fn exit_code(&self) -> u8 {
+        self.kind.exit_code()
+    }
+}
+
+macro_rules! from_application_errors {
+    ($($t:ty),+) => {$(
+        impl From<$t> for CliError {
+            fn from(e: $t) -> Self {
+                CliError::from_info(&e)
+            }
+        }
+    )+};
+}
+
+from_application_errors!(AgentError, TaskError, OrchestrationError, QueryError);
+
+impl From<StoreError> for CliError {
+    fn from(e: StoreError) -> Self {
+        // The application's query error knows the hints for store failures.
+        CliError::from(QueryError::Store(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_its_documented_exit_code() {
+        let codes: Vec<(&str, u8)> = [
+            Kind::BrokenPipe,
+            Kind::Failure,
+            Kind::Usage,
+            Kind::InvalidInput,
+            Kind::NotFound,
+            Kind::Conflict,
+            Kind::Storage,
+            Kind::DaemonUnavailable,
+        ]
+        .into_iter()
+        .map(|k| (k.as_str(), k.exit_code()))
+        .collect();
+        assert_eq!(
+            codes,
+            vec![
+                ("broken_pipe", 0),
+                ("failure", 1),
+                ("usage", 2),
+                ("invalid_input", 2),
+                ("not_found", 3),
+                ("conflict", 4),
+                ("storage", 5),
+                ("daemon_unavailable", 6),
+            ]
+        );
+    }
+
+    #[test]
+    fn store_errors_are_storage_errors_with_a_hint() {
+        let e = CliError::from(StoreError::NotMaos {
+            path: "/x/maos.db".into(),
+            detail: "no migrations table".into(),
+        });
+        assert_eq!(e.exit_code(), 5);
+        assert!(e.hint.is_some());
+    }
+}

@@ -1,0 +1,434 @@
+//! Text for people: plain tables without borders (comfy-table), `key: value` detail views and
+//! one line per event. Ids are shown short; the output is stable enough to snapshot.
+
+use comfy_table::{ContentArrangement, Table, presets};
+use maos_application::{StatusReport, StoredEvent};
+use maos_domain::{
+    Agent, AgentEvent, AgentStatus, CapabilitySet, DomainEvent, Orchestration, OrchestrationEvent,
+    Task, TaskEvent, TaskState,
+};
+
+use crate::output::{Style, paint};
+
+/// A borderless table with a header; `color` makes the header bold.
+pub(crate) fn table(color: bool, header: &[&str], rows: Vec<Vec<String>>) -> String {
+    render(color, Some(header), rows)
+}
+
+/// A borderless table without a header.
+pub(crate) fn rows(rows: Vec<Vec<String>>) -> String {
+    render(false, None, rows)
+}
+
+fn render(color: bool, header: Option<&[&str]>, rows: Vec<Vec<String>>) -> String {
+    let mut t = Table::new();
+    t.load_preset(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled);
+    if let Some(header) = header {
+        t.set_header(header.to_vec());
+    }
+    for row in rows {
+        t.add_row(row);
+    }
+    for column in t.column_iter_mut() {
+        column.set_padding((0, 2));
+    }
+    let mut lines = t.lines().map(|l| l.trim_end().to_owned());
+    let mut out = String::new();
+    if let Some(head) = header.and_then(|_| lines.next()) {
+        out.push_str(&paint(color, Style::Bold, &head));
+        out.push('\n');
+    }
+    for line in lines {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// `key: value` lines with the values aligned.
+pub(crate) fn details(color: bool, pairs: &[(&str, String)]) -> String {
+    let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
+    let mut out = String::new();
+    for (k, v) in pairs {
+        let key = format!("{k}:");
+        out.push_str(&paint(color, Style::Bold, &format!("{key:<width$}")));
+        out.push_str("  ");
+        out.push_str(v);
+        out.push('\n');
+    }
+    out
+}
+
+fn or_dash(s: Option<String>) -> String {
+    s.filter(|s| !s.is_empty()).unwrap_or_else(|| "-".into())
+}
+
+fn caps(c: &CapabilitySet) -> String {
+    if c.is_empty() {
+        "-".into()
+    } else {
+        c.to_string()
+    }
+}
+
+/// Shortens `s` to `max` characters, marking the cut.
+fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// Text quoted and escaped so that it stays on one line.
+fn quoted(s: &str) -> String {
+    format!("{:?}", clip(s, 60))
+}
+
+// ---- agents ----
+
+pub(crate) fn agent_table(color: bool, agents: &[Agent]) -> String {
+    let rows = agents
+        .iter()
+        .map(|a| {
+            vec![
+                a.name.to_string(),
+                a.adapter.to_string(),
+                a.tier.to_string(),
+                a.status.to_string(),
+                format!("{}/{}", a.active, a.slots),
+                caps(&a.capabilities),
+            ]
+        })
+        .collect();
+    table(
+        color,
+        &["NAME", "ADAPTER", "TIER", "STATUS", "SLOTS", "CAPABILITIES"],
+        rows,
+    )
+}
+
+pub(crate) fn agent_details(color: bool, a: &Agent) -> String {
+    details(
+        color,
+        &[
+            ("name", a.name.to_string()),
+            ("id", a.id.to_string()),
+            ("adapter", a.adapter.to_string()),
+            ("tier", a.tier.to_string()),
+            ("status", a.status.to_string()),
+            ("slots", format!("{} in use of {}", a.active, a.slots)),
+            ("capabilities", caps(&a.capabilities)),
+            ("command", or_dash(a.command.clone())),
+            ("registered", a.registered_at.to_rfc3339()),
+            ("updated", a.updated_at.to_rfc3339()),
+        ],
+    )
+}
+
+// ---- tasks ----
+
+fn short_ids<'a>(ids: impl Iterator<Item = &'a maos_domain::TaskId>) -> String {
+    let v: Vec<String> = ids.map(|id| id.short()).collect();
+    if v.is_empty() {
+        "-".into()
+    } else {
+        v.join(",")
+    }
+}
+
+pub(crate) fn task_table(color: bool, tasks: &[Task]) -> String {
+    let rows = tasks
+        .iter()
+        .map(|t| {
+            vec![
+                t.id.short(),
+                t.state.to_string(),
+                t.spec.priority.to_string(),
+                caps(&t.spec.capabilities),
+                or_dash(t.current_attempt().map(|a| a.agent.to_string())),
+                short_ids(t.spec.depends_on.iter()),
+                t.spec.title.to_string(),
+            ]
+        })
+        .collect();
+    table(
+        color,
+        &[
+            "ID",
+            "STATE",
+            "PRIORITY",
+            "CAPABILITIES",
+            "AGENT",
+            "DEPENDS ON",
+            "TITLE",
+        ],
+        rows,
+    )
+}
+
+pub(crate) fn task_details(color: bool, t: &Task) -> String {
+    let s = &t.spec;
+    let mut pairs = vec![
+        ("id", t.id.to_string()),
+        ("title", s.title.to_string()),
+        ("state", t.state.to_string()),
+    ];
+    if let Some(reason) = &t.reason {
+        pairs.push(("reason", reason.clone()));
+    }
+    pairs.extend([
+        ("priority", s.priority.to_string()),
+        ("risk", s.risk.to_string()),
+        (
+            "tier",
+            s.tier.map_or_else(|| "any".into(), |x| x.to_string()),
+        ),
+        ("capabilities", caps(&s.capabilities)),
+        ("depends on", short_ids(s.depends_on.iter())),
+        ("orchestration", or_dash(s.orchestration.map(|o| o.short()))),
+        (
+            "attempts",
+            format!("{} of {}", t.attempts_used(), s.max_attempts),
+        ),
+        ("timeout", or_dash(s.timeout.map(|d| d.to_string()))),
+    ]);
+    if let Some(key) = &s.idempotency_key {
+        pairs.push(("idempotency key", key.to_string()));
+    }
+    pairs.extend([
+        ("created", t.created_at.to_rfc3339()),
+        ("updated", t.updated_at.to_rfc3339()),
+    ]);
+    let mut out = details(color, &pairs);
+    if !s.prompt.trim().is_empty() {
+        out.push('\n');
+        out.push_str(&paint(color, Style::Bold, "prompt:"));
+        out.push('\n');
+        for line in s.prompt.trim_end().lines() {
+            out.push_str("  ");
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    if !t.attempts.is_empty() {
+        let rows = t
+            .attempts
+            .iter()
+            .map(|a| {
+                vec![
+                    a.number.to_string(),
+                    a.agent.to_string(),
+                    a.status.to_string(),
+                    a.fencing.to_string(),
+                    a.assigned_at.to_rfc3339(),
+                    or_dash(a.ended_at.map(|e| e.to_rfc3339())),
+                    or_dash(
+                        a.summary
+                            .clone()
+                            .or_else(|| a.error.clone())
+                            .map(|s| clip(&s, 60)),
+                    ),
+                ]
+            })
+            .collect();
+        out.push('\n');
+        out.push_str(&table(
+            color,
+            &[
+                "ATTEMPT", "AGENT", "STATUS", "FENCING", "ASSIGNED", "ENDED", "OUTCOME",
+            ],
+            rows,
+        ));
+    }
+    out
+}
+
+// ---- orchestrations ----
+
+pub(crate) fn orchestration_table(color: bool, list: &[Orchestration]) -> String {
+    let rows = list
+        .iter()
+        .map(|o| {
+            vec![
+                o.id.short(),
+                o.status.to_string(),
+                o.name.to_string(),
+                or_dash(o.goal.as_deref().map(|g| clip(g, 60))),
+            ]
+        })
+        .collect();
+    table(color, &["ID", "STATUS", "NAME", "GOAL"], rows)
+}
+
+pub(crate) fn orchestration_details(color: bool, o: &Orchestration) -> String {
+    details(
+        color,
+        &[
+            ("id", o.id.to_string()),
+            ("name", o.name.to_string()),
+            ("status", o.status.to_string()),
+            ("goal", or_dash(o.goal.clone())),
+            ("created", o.created_at.to_rfc3339()),
+            ("updated", o.updated_at.to_rfc3339()),
+        ],
+    )
+}
+
+// ---- status ----
+
+pub(crate) fn status(r: &StatusReport) -> String {
+    let tasks: u64 = r.tasks.values().sum();
+    let agents: u64 = r.agents.values().sum();
+    let mut rows = vec![vec!["tasks".to_owned(), tasks.to_string()]];
+    rows.extend(
+        TaskState::ALL
+            .iter()
+            .filter_map(|s| r.tasks.get(s).filter(|n| **n > 0).map(|n| (s, n)))
+            .map(|(s, n)| vec![format!("  {s}"), n.to_string()]),
+    );
+    rows.push(vec!["agents".to_owned(), agents.to_string()]);
+    rows.extend(
+        AgentStatus::ALL
+            .iter()
+            .filter_map(|s| r.agents.get(s).filter(|n| **n > 0).map(|n| (s, n)))
+            .map(|(s, n)| vec![format!("  {s}"), n.to_string()]),
+    );
+    rows.push(vec![
+        "orchestrations".to_owned(),
+        r.orchestrations.to_string(),
+    ]);
+    rows.push(vec!["last event".to_owned(), r.last_event.to_string()]);
+    self::rows(rows)
+}
+
+// ---- events ----
+
+/// `seq  time  kind  aggregate  details`.
+pub(crate) fn event_line(e: &StoredEvent) -> String {
+    let aggregate = match &e.event {
+        DomainEvent::Agent { id, .. } => id.short(),
+        DomainEvent::Task { id, .. } => id.short(),
+        DomainEvent::Orchestration { id, .. } => id.short(),
+    };
+    let line = format!(
+        "{:>4}  {}  {:<24}  {}  {}",
+        e.seq,
+        e.at.to_rfc3339(),
+        e.event.kind(),
+        aggregate,
+        event_details(&e.event)
+    );
+    line.trim_end().to_owned()
+}
+
+fn event_details(e: &DomainEvent) -> String {
+    match e {
+        DomainEvent::Agent { event, .. } => match event {
+            AgentEvent::Registered { spec } => format!(
+                "name={} adapter={} tier={} slots={} capabilities={}",
+                spec.name,
+                spec.adapter,
+                spec.tier,
+                spec.slots,
+                caps(&spec.capabilities)
+            ),
+            AgentEvent::SlotClaimed { task, attempt }
+            | AgentEvent::SlotReleased { task, attempt } => {
+                format!("task={} attempt={attempt}", task.short())
+            }
+            AgentEvent::Drained | AgentEvent::Removed => String::new(),
+        },
+        DomainEvent::Task { event, .. } => match event {
+            TaskEvent::Created { spec } => {
+                let mut s = format!(
+                    "{} priority={} risk={} capabilities={}",
+                    quoted(spec.title.as_str()),
+                    spec.priority,
+                    spec.risk,
+                    caps(&spec.capabilities)
+                );
+                if !spec.depends_on.is_empty() {
+                    s.push_str(&format!(
+                        " depends_on={}",
+                        short_ids(spec.depends_on.iter())
+                    ));
+                }
+                if let Some(o) = spec.orchestration {
+                    s.push_str(&format!(" orchestration={}", o.short()));
+                }
+                s
+            }
+            TaskEvent::DependencyAdded { on, satisfied } => {
+                format!("on={} satisfied={satisfied}", on.short())
+            }
+            TaskEvent::Assigned {
+                attempt,
+                agent,
+                fencing,
+                ..
+            } => format!("agent={agent} attempt={attempt} fencing={fencing}"),
+            TaskEvent::AttemptStarted { attempt } => format!("attempt={attempt}"),
+            TaskEvent::AttemptSucceeded { attempt, summary } => match summary {
+                Some(s) => format!("attempt={attempt} summary={}", quoted(s)),
+                None => format!("attempt={attempt}"),
+            },
+            TaskEvent::AttemptFailed { attempt, error } => {
+                format!("attempt={attempt} error={}", quoted(error))
+            }
+            TaskEvent::AttemptInterrupted { attempt, reason } => {
+                format!("attempt={attempt} reason={}", quoted(reason))
+            }
+            TaskEvent::VerificationFailed { output } => format!("output={}", quoted(output)),
+            TaskEvent::ApprovalRejected { reason }
+            | TaskEvent::Blocked { reason }
+            | TaskEvent::Cancelled { reason } => format!("reason={}", quoted(reason)),
+            TaskEvent::Ready
+            | TaskEvent::ApprovalRequested
+            | TaskEvent::Completed
+            | TaskEvent::RetryScheduled
+            | TaskEvent::Escalated => String::new(),
+        },
+        DomainEvent::Orchestration { event, .. } => match event {
+            OrchestrationEvent::Created { name, goal } => match goal {
+                Some(g) => format!("{} goal={}", quoted(name.as_str()), quoted(g)),
+                None => quoted(name.as_str()),
+            },
+            OrchestrationEvent::Failed { reason } | OrchestrationEvent::Cancelled { reason } => {
+                format!("reason={}", quoted(reason))
+            }
+            OrchestrationEvent::PlanApprovalRequested
+            | OrchestrationEvent::Started
+            | OrchestrationEvent::Paused
+            | OrchestrationEvent::Resumed
+            | OrchestrationEvent::Completed => String::new(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_are_plain_and_trimmed() {
+        let t = table(
+            false,
+            &["A", "LONGER"],
+            vec![
+                vec!["x".into(), "y".into()],
+                vec!["wide cell".into(), String::new()],
+            ],
+        );
+        assert_eq!(t, "A          LONGER\nx          y\nwide cell\n");
+    }
+
+    #[test]
+    fn clipping_marks_the_cut() {
+        assert_eq!(clip("abcdef", 4), "abc…");
+        assert_eq!(clip("abc", 4), "abc");
+    }
+}

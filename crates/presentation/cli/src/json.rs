@@ -1,0 +1,458 @@
+//! The JSON documents `maos --json` prints: typed, versioned shapes for the outside world, kept
+//! apart from the domain's types so that the domain can change without breaking scripts.
+//!
+//! Every top-level document starts with `"schema_version": 1`; keys appear in the order of the
+//! struct fields; times are RFC 3339 strings in UTC; ids are full. docs/json.md describes each
+//! shape and the versioning policy.
+
+use maos_application::{Assignment, StatusReport, StoredEvent};
+use maos_domain::{
+    Agent, AgentStatus, Attempt, DomainEvent, Orchestration, Task, TaskState, Timestamp,
+};
+use serde::Serialize;
+use serde::ser::SerializeMap;
+
+/// The version of every document below. Adding a field keeps it; renaming, removing or changing
+/// the meaning of one bumps it.
+pub(crate) const SCHEMA_VERSION: u32 = 1;
+
+fn time(t: Timestamp) -> String {
+    t.to_rfc3339()
+}
+
+/// An agent.
+#[derive(Debug, Serialize)]
+pub(crate) struct AgentJson {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) adapter: &'static str,
+    pub(crate) tier: &'static str,
+    pub(crate) status: &'static str,
+    pub(crate) capabilities: Vec<String>,
+    pub(crate) slots: u32,
+    pub(crate) active: u32,
+    pub(crate) command: Option<String>,
+    pub(crate) registered_at: String,
+    pub(crate) updated_at: String,
+    pub(crate) version: u64,
+}
+
+impl From<&Agent> for AgentJson {
+    fn from(a: &Agent) -> Self {
+        AgentJson {
+            id: a.id.to_string(),
+            name: a.name.to_string(),
+            adapter: a.adapter.as_str(),
+            tier: a.tier.as_str(),
+            status: a.status.as_str(),
+            capabilities: a.capabilities.iter().map(ToString::to_string).collect(),
+            slots: a.slots.get(),
+            active: a.active,
+            command: a.command.clone(),
+            registered_at: time(a.registered_at),
+            updated_at: time(a.updated_at),
+            version: a.version,
+        }
+    }
+}
+
+/// One attempt of a task.
+#[derive(Debug, Serialize)]
+pub(crate) struct AttemptJson {
+    pub(crate) number: u32,
+    pub(crate) agent: String,
+    pub(crate) status: &'static str,
+    pub(crate) fencing: u64,
+    pub(crate) assigned_at: String,
+    pub(crate) lease_expires_at: String,
+    pub(crate) started_at: Option<String>,
+    pub(crate) ended_at: Option<String>,
+    pub(crate) summary: Option<String>,
+    pub(crate) error: Option<String>,
+}
+
+impl From<&Attempt> for AttemptJson {
+    fn from(a: &Attempt) -> Self {
+        AttemptJson {
+            number: a.number,
+            agent: a.agent.to_string(),
+            status: a.status.as_str(),
+            fencing: a.fencing.get(),
+            assigned_at: time(a.assigned_at),
+            lease_expires_at: time(a.lease_expires_at),
+            started_at: a.started_at.map(time),
+            ended_at: a.ended_at.map(time),
+            summary: a.summary.clone(),
+            error: a.error.clone(),
+        }
+    }
+}
+
+/// A task.
+#[derive(Debug, Serialize)]
+pub(crate) struct TaskJson {
+    pub(crate) id: String,
+    pub(crate) title: String,
+    pub(crate) state: &'static str,
+    pub(crate) reason: Option<String>,
+    pub(crate) priority: &'static str,
+    pub(crate) risk: &'static str,
+    pub(crate) tier: Option<&'static str>,
+    pub(crate) capabilities: Vec<String>,
+    pub(crate) depends_on: Vec<String>,
+    pub(crate) orchestration: Option<String>,
+    pub(crate) prompt: String,
+    pub(crate) max_attempts: u32,
+    pub(crate) timeout_ms: Option<u64>,
+    pub(crate) idempotency_key: Option<String>,
+    pub(crate) fencing: u64,
+    pub(crate) attempts: Vec<AttemptJson>,
+    pub(crate) created_at: String,
+    pub(crate) updated_at: String,
+    pub(crate) version: u64,
+}
+
+impl From<&Task> for TaskJson {
+    fn from(t: &Task) -> Self {
+        let s = &t.spec;
+        TaskJson {
+            id: t.id.to_string(),
+            title: s.title.to_string(),
+            state: t.state.as_str(),
+            reason: t.reason.clone(),
+            priority: s.priority.as_str(),
+            risk: s.risk.as_str(),
+            tier: s.tier.map(|x| x.as_str()),
+            capabilities: s.capabilities.iter().map(ToString::to_string).collect(),
+            depends_on: s.depends_on.iter().map(ToString::to_string).collect(),
+            orchestration: s.orchestration.map(|o| o.to_string()),
+            prompt: s.prompt.clone(),
+            max_attempts: s.max_attempts.get(),
+            timeout_ms: s.timeout.map(|d| d.as_millis()),
+            idempotency_key: s.idempotency_key.as_ref().map(ToString::to_string),
+            fencing: t.fencing.get(),
+            attempts: t.attempts.iter().map(AttemptJson::from).collect(),
+            created_at: time(t.created_at),
+            updated_at: time(t.updated_at),
+            version: t.version,
+        }
+    }
+}
+
+/// An orchestration.
+#[derive(Debug, Serialize)]
+pub(crate) struct OrchestrationJson {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) goal: Option<String>,
+    pub(crate) status: &'static str,
+    pub(crate) created_at: String,
+    pub(crate) updated_at: String,
+    pub(crate) version: u64,
+}
+
+impl From<&Orchestration> for OrchestrationJson {
+    fn from(o: &Orchestration) -> Self {
+        OrchestrationJson {
+            id: o.id.to_string(),
+            name: o.name.to_string(),
+            goal: o.goal.clone(),
+            status: o.status.as_str(),
+            created_at: time(o.created_at),
+            updated_at: time(o.updated_at),
+            version: o.version,
+        }
+    }
+}
+
+/// `agent register`, `agent show`, `agent drain`, `agent remove`.
+#[derive(Debug, Serialize)]
+pub(crate) struct AgentDoc {
+    pub(crate) schema_version: u32,
+    pub(crate) agent: AgentJson,
+}
+
+impl AgentDoc {
+    pub(crate) fn new(agent: &Agent) -> Self {
+        AgentDoc {
+            schema_version: SCHEMA_VERSION,
+            agent: agent.into(),
+        }
+    }
+}
+
+/// `agent list`.
+#[derive(Debug, Serialize)]
+pub(crate) struct AgentListDoc {
+    pub(crate) schema_version: u32,
+    pub(crate) agents: Vec<AgentJson>,
+}
+
+impl AgentListDoc {
+    pub(crate) fn new(agents: &[Agent]) -> Self {
+        AgentListDoc {
+            schema_version: SCHEMA_VERSION,
+            agents: agents.iter().map(AgentJson::from).collect(),
+        }
+    }
+}
+
+/// `task create`.
+#[derive(Debug, Serialize)]
+pub(crate) struct TaskCreatedDoc {
+    pub(crate) schema_version: u32,
+    /// False when an earlier create with the same idempotency key made the task.
+    pub(crate) created: bool,
+    pub(crate) task: TaskJson,
+}
+
+impl TaskCreatedDoc {
+    pub(crate) fn new(task: &Task, created: bool) -> Self {
+        TaskCreatedDoc {
+            schema_version: SCHEMA_VERSION,
+            created,
+            task: task.into(),
+        }
+    }
+}
+
+/// `task show`, `task cancel`, `task depend`.
+#[derive(Debug, Serialize)]
+pub(crate) struct TaskDoc {
+    pub(crate) schema_version: u32,
+    pub(crate) task: TaskJson,
+}
+
+impl TaskDoc {
+    pub(crate) fn new(task: &Task) -> Self {
+        TaskDoc {
+            schema_version: SCHEMA_VERSION,
+            task: task.into(),
+        }
+    }
+}
+
+/// `task list`.
+#[derive(Debug, Serialize)]
+pub(crate) struct TaskListDoc {
+    pub(crate) schema_version: u32,
+    pub(crate) tasks: Vec<TaskJson>,
+    /// Pass as `--cursor` to get the next page; null on the last page.
+    pub(crate) next_cursor: Option<String>,
+}
+
+impl TaskListDoc {
+    pub(crate) fn new(tasks: &[Task], next_cursor: Option<String>) -> Self {
+        TaskListDoc {
+            schema_version: SCHEMA_VERSION,
+            tasks: tasks.iter().map(TaskJson::from).collect(),
+            next_cursor,
+        }
+    }
+}
+
+/// `task assign`.
+#[derive(Debug, Serialize)]
+pub(crate) struct AssignmentDoc {
+    pub(crate) schema_version: u32,
+    pub(crate) agent: String,
+    pub(crate) attempt: u32,
+    pub(crate) fencing: u64,
+    pub(crate) task: TaskJson,
+}
+
+impl AssignmentDoc {
+    pub(crate) fn new(a: &Assignment) -> Self {
+        AssignmentDoc {
+            schema_version: SCHEMA_VERSION,
+            agent: a.agent.to_string(),
+            attempt: a.attempt,
+            fencing: a.fencing.get(),
+            task: (&a.task).into(),
+        }
+    }
+}
+
+/// `orchestrate create`, `orchestrate show`.
+#[derive(Debug, Serialize)]
+pub(crate) struct OrchestrationDoc {
+    pub(crate) schema_version: u32,
+    pub(crate) orchestration: OrchestrationJson,
+}
+
+impl OrchestrationDoc {
+    pub(crate) fn new(o: &Orchestration) -> Self {
+        OrchestrationDoc {
+            schema_version: SCHEMA_VERSION,
+            orchestration: o.into(),
+        }
+    }
+}
+
+/// `orchestrate list`.
+#[derive(Debug, Serialize)]
+pub(crate) struct OrchestrationListDoc {
+    pub(crate) schema_version: u32,
+    pub(crate) orchestrations: Vec<OrchestrationJson>,
+}
+
+impl OrchestrationListDoc {
+    pub(crate) fn new(list: &[Orchestration]) -> Self {
+        OrchestrationListDoc {
+            schema_version: SCHEMA_VERSION,
+            orchestrations: list.iter().map(OrchestrationJson::from).collect(),
+        }
+    }
+}
+
+/// Counts by keyword, every keyword present (zero included), in the domain's order.
+#[derive(Debug)]
+pub(crate) struct Counts(pub(crate) Vec<(&'static str, u64)>);
+
+impl Serialize for Counts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+/// Tasks: a total and how many are in each state.
+#[derive(Debug, Serialize)]
+pub(crate) struct TaskTally {
+    pub(crate) total: u64,
+    pub(crate) by_state: Counts,
+}
+
+/// Agents (removed ones included): a total and how many are in each status.
+#[derive(Debug, Serialize)]
+pub(crate) struct AgentTally {
+    pub(crate) total: u64,
+    pub(crate) by_status: Counts,
+}
+
+/// `status`.
+#[derive(Debug, Serialize)]
+pub(crate) struct StatusDoc {
+    pub(crate) schema_version: u32,
+    pub(crate) tasks: TaskTally,
+    pub(crate) agents: AgentTally,
+    pub(crate) orchestrations: u64,
+    pub(crate) last_event: u64,
+}
+
+impl StatusDoc {
+    pub(crate) fn new(r: &StatusReport) -> Self {
+        let tasks = Counts(
+            TaskState::ALL
+                .iter()
+                .map(|s| (s.as_str(), r.tasks.get(s).copied().unwrap_or(0)))
+                .collect(),
+        );
+        let agents = Counts(
+            AgentStatus::ALL
+                .iter()
+                .map(|s| (s.as_str(), r.agents.get(s).copied().unwrap_or(0)))
+                .collect(),
+        );
+        StatusDoc {
+            schema_version: SCHEMA_VERSION,
+            tasks: TaskTally {
+                total: tasks.0.iter().map(|(_, n)| n).sum(),
+                by_state: tasks,
+            },
+            agents: AgentTally {
+                total: agents.0.iter().map(|(_, n)| n).sum(),
+                by_status: agents,
+            },
+            orchestrations: r.orchestrations,
+            last_event: r.last_event,
+        }
+    }
+}
+
+/// One event of the log.
+#[derive(Debug, Serialize)]
+pub(crate) struct EventJson {
+    pub(crate) seq: u64,
+    pub(crate) at: String,
+    pub(crate) kind: &'static str,
+    pub(crate) aggregate: &'static str,
+    pub(crate) aggregate_id: String,
+    /// The domain event itself, as serde serializes it (tagged by `type`).
+    pub(crate) data: serde_json::Value,
+}
+
+impl From<&StoredEvent> for EventJson {
+    fn from(e: &StoredEvent) -> Self {
+        let data = match &e.event {
+            DomainEvent::Agent { event, .. } => serde_json::to_value(event),
+            DomainEvent::Task { event, .. } => serde_json::to_value(event),
+            DomainEvent::Orchestration { event, .. } => serde_json::to_value(event),
+        };
+        EventJson {
+            seq: e.seq,
+            at: time(e.at),
+            kind: e.event.kind(),
+            aggregate: e.event.aggregate_kind().as_str(),
+            aggregate_id: e.event.aggregate_id(),
+            data: data.unwrap_or(serde_json::Value::Null),
+        }
+    }
+}
+
+/// `events`.
+#[derive(Debug, Serialize)]
+pub(crate) struct EventsDoc {
+    pub(crate) schema_version: u32,
+    pub(crate) events: Vec<EventJson>,
+    /// Pass as `--since` to read what follows.
+    pub(crate) next_since: u64,
+}
+
+impl EventsDoc {
+    pub(crate) fn new(events: &[StoredEvent], since: u64) -> Self {
+        EventsDoc {
+            schema_version: SCHEMA_VERSION,
+            events: events.iter().map(EventJson::from).collect(),
+            next_since: events.last().map_or(since, |e| e.seq),
+        }
+    }
+}
+
+/// The error inside an error document.
+#[derive(Debug, Serialize)]
+pub(crate) struct ErrorJson {
+    pub(crate) kind: &'static str,
+    pub(crate) message: String,
+    pub(crate) hint: Option<String>,
+    pub(crate) exit_code: u8,
+}
+
+/// Printed on stdout, with `--json`, when a command fails.
+#[derive(Debug, Serialize)]
+pub(crate) struct ErrorDoc {
+    pub(crate) schema_version: u32,
+    pub(crate) error: ErrorJson,
+}
+
+impl ErrorDoc {
+    pub(crate) fn new(
+        kind: &'static str,
+        message: String,
+        hint: Option<String>,
+        exit_code: u8,
+    ) -> Self {
+        ErrorDoc {
+            schema_version: SCHEMA_VERSION,
+            error: ErrorJson {
+                kind,
+                message,
+                hint,
+                exit_code,
+            },
+        }
+    }
+}

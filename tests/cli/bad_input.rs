@@ -1,0 +1,321 @@
+//! Bad input (issue 2, item 6): each mistake gets a message naming the problem and the fix, its
+//! documented exit code, and leaves the database exactly as it was: the same events (same last
+//! sequence number), the same tasks, agents and orchestrations.
+
+use std::sync::Arc;
+
+use maos_application::{MaosApi, Service, ServiceConfig};
+use maos_domain::{FencingToken, TaskId};
+use maos_sqlite::SqliteStore;
+use maos_system::{RandomIds, SystemClock};
+
+use crate::support::{Env, Run};
+
+/// Runs `args` (text, then JSON), checks the exit code and that nothing changed, and records
+/// both runs for the snapshot.
+fn refused(env: &Env, args: &[&str], code: i32) {
+    let before = env.state();
+    let seq = env.last_seq();
+    let text = env.step(args);
+    let mut with_json = args.to_vec();
+    with_json.push("--json");
+    let json = env.step(&with_json);
+    for run in [&text, &json] {
+        assert_eq!(
+            run.code, code,
+            "{:?}\n{}{}",
+            run.args, run.stdout, run.stderr
+        );
+        assert!(
+            run.stderr.starts_with("error: "),
+            "{:?}: {}",
+            run.args,
+            run.stderr
+        );
+    }
+    assert!(text.stdout.is_empty(), "{:?}: {}", text.args, text.stdout);
+    let doc = json.json();
+    assert_eq!(doc["schema_version"], 1);
+    assert_eq!(doc["error"]["exit_code"].as_i64(), Some(i64::from(code)));
+    assert_eq!(env.last_seq(), seq, "{args:?} appended events");
+    assert_eq!(env.state(), before, "{args:?} changed the database");
+}
+
+/// A populated database: an agent, two tasks (the second depends on the first), an
+/// orchestration.
+fn populated() -> (Env, String, String) {
+    let env = Env::new();
+    env.agent("claude-1", "rust");
+    let a = env.task("First", &["-c", "rust"]);
+    let b = env.task("Second", &["--depends-on", &a]);
+    env.ok_json(&["orchestrate", "create", "Plan"]);
+    (env, a, b)
+}
+
+#[test]
+fn invalid_names_and_capabilities_exit_2() {
+    let (env, _, _) = populated();
+    refused(
+        &env,
+        &["agent", "register", "Claude 2", "--adapter", "claude-code"],
+        2,
+    );
+    refused(
+        &env,
+        &["agent", "register", "Claude", "--adapter", "claude-code"],
+        2,
+    );
+    refused(&env, &["agent", "register", "_x", "--adapter", "codex"], 2);
+    refused(
+        &env,
+        &[
+            "agent",
+            "register",
+            "ok",
+            "--adapter",
+            "codex",
+            "--capability",
+            "Rust!",
+        ],
+        2,
+    );
+    refused(&env, &["agent", "register", "ok", "--adapter", "gpt"], 2);
+    refused(
+        &env,
+        &[
+            "agent",
+            "register",
+            "ok",
+            "--adapter",
+            "codex",
+            "--slots",
+            "0",
+        ],
+        2,
+    );
+    refused(
+        &env,
+        &["agent", "register", "ok", "--adapter", "command"],
+        2,
+    );
+    refused(&env, &["agent", "show", "NoSuch"], 2);
+    refused(&env, &["task", "create", "Ok", "-c", "a b"], 2);
+    refused(&env, &["task", "create", "   "], 2);
+    refused(&env, &["task", "create", "Ok", "--priority", "asap"], 2);
+    refused(&env, &["task", "create", "Ok", "--timeout", "10"], 2);
+    refused(&env, &["task", "create", "Ok", "--max-attempts", "101"], 2);
+    refused(
+        &env,
+        &[
+            "task",
+            "create",
+            "Ok",
+            "--prompt",
+            "x",
+            "--prompt-file",
+            "p.md",
+        ],
+        2,
+    );
+    refused(
+        &env,
+        &[
+            "task",
+            "create",
+            "Ok",
+            "--prompt-file",
+            "/no/such/prompt.md",
+        ],
+        2,
+    );
+    refused(
+        &env,
+        &["task", "create", "Ok", "--idempotency-key", "has space"],
+        2,
+    );
+    refused(&env, &["task", "show", "lo!"], 2);
+    refused(&env, &["task", "list", "--status", "done"], 2);
+    refused(&env, &["task", "list", "--cursor", "page-2"], 2);
+    insta::assert_snapshot!(env.transcript());
+}
+
+#[test]
+fn unknown_ids_and_names_exit_3() {
+    let (env, _, _) = populated();
+    refused(&env, &["task", "show", "zzzzzz"], 3);
+    refused(&env, &["task", "assign", "zzzzzz"], 3);
+    refused(&env, &["task", "cancel", "zzzzzz"], 3);
+    refused(&env, &["task", "depend", "zzzzzz", "--on", "yyyyyy"], 3);
+    refused(
+        &env,
+        &["task", "create", "Ok", "--orchestration", "zzzzzz"],
+        3,
+    );
+    refused(&env, &["task", "list", "--orchestration", "zzzzzz"], 3);
+    refused(&env, &["orchestrate", "show", "zzzzzz"], 3);
+    refused(&env, &["agent", "show", "nobody"], 3);
+    refused(&env, &["agent", "drain", "nobody"], 3);
+    refused(&env, &["agent", "remove", "nobody"], 3);
+    insta::assert_snapshot!(env.transcript());
+}
+
+#[test]
+fn dependency_on_a_missing_task_exits_3() {
+    let (env, a, _) = populated();
+    refused(&env, &["task", "create", "Ok", "--depends-on", "zzzzzz"], 3);
+    refused(
+        &env,
+        &[
+            "task",
+            "create",
+            "Ok",
+            "--depends-on",
+            &a,
+            "--depends-on",
+            "zzzzzz",
+        ],
+        3,
+    );
+    refused(&env, &["task", "depend", &a, "--on", "zzzzzz"], 3);
+    insta::assert_snapshot!(env.transcript());
+}
+
+#[test]
+fn ambiguous_prefix_exits_2_and_lists_the_candidates() {
+    let env = Env::new();
+    let mut ids: Vec<String> = Vec::new();
+    let (first, second) = loop {
+        let id = env.task(&format!("Task {}", ids.len() + 1), &[]);
+        if let Some(other) = ids.iter().find(|o| o[..1] == id[..1]) {
+            let mut pair = [other.clone(), id.clone()];
+            pair.sort();
+            break (pair[0].clone(), pair[1].clone());
+        }
+        ids.push(id);
+    };
+    let prefix = first[..1].to_owned();
+    env.replace(&first, "<candidate-1>");
+    env.replace(&second, "<candidate-2>");
+    env.alias(&prefix, "<prefix>");
+    env.replace(&format!("prefix \"{prefix}\""), "prefix \"<prefix>\"");
+    env.replace(
+        &format!("prefix \\\"{prefix}\\\""),
+        "prefix \\\"<prefix>\\\"",
+    );
+    refused(&env, &["task", "show", &prefix], 2);
+    refused(&env, &["task", "cancel", &prefix], 2);
+    refused(&env, &["task", "assign", &prefix], 2);
+    refused(&env, &["task", "create", "Ok", "--depends-on", &prefix], 2);
+    insta::assert_snapshot!(env.transcript());
+}
+
+#[test]
+fn duplicate_agent_name_exits_4() {
+    let (env, _, _) = populated();
+    refused(
+        &env,
+        &["agent", "register", "claude-1", "--adapter", "codex"],
+        4,
+    );
+    insta::assert_snapshot!(env.transcript());
+}
+
+#[test]
+fn dependency_cycle_exits_4() {
+    let (env, a, b) = populated();
+    let c = env.task("Third", &["--depends-on", &b]);
+    // a <- b <- c: a depending on c closes a cycle, and so does depending on itself.
+    refused(&env, &["task", "depend", &a[..8], "--on", &c[..8]], 4);
+    refused(&env, &["task", "depend", &b[..8], "--on", &b[..8]], 4);
+    insta::assert_snapshot!(env.transcript());
+}
+
+#[test]
+fn conflicts_exit_4() {
+    let (env, a, b) = populated();
+    // Not ready: it waits for `a`.
+    refused(&env, &["task", "assign", &b], 4);
+    // No agent offers `go`.
+    let g = env.task("Go work", &["-c", "go"]);
+    refused(&env, &["task", "assign", &g], 4);
+    // The agent's only slot is taken, then it cannot be removed.
+    env.ok_json(&["task", "assign", &a]);
+    refused(&env, &["agent", "remove", "claude-1"], 4);
+    let r = env.task("More rust", &["-c", "rust"]);
+    refused(&env, &["task", "assign", &r, "--agent", "claude-1"], 4);
+    insta::assert_snapshot!(env.transcript());
+}
+
+fn complete_directly(env: &Env, task: &str, fencing: u64) {
+    let store = Arc::new(SqliteStore::open(&env.db()).unwrap());
+    let service = Service::new(
+        store,
+        Arc::new(SystemClock),
+        Arc::new(RandomIds),
+        ServiceConfig::default(),
+    );
+    let id = TaskId::parse(task).unwrap();
+    service
+        .start_attempt(id, FencingToken::new(fencing))
+        .unwrap();
+    let done = service
+        .complete_attempt(id, FencingToken::new(fencing), Some("fixed".into()))
+        .unwrap();
+    assert_eq!(done.state.as_str(), "completed");
+}
+
+#[test]
+fn cancelling_a_completed_task_exits_4() {
+    let (env, a, _) = populated();
+    let assigned = env.ok_json(&["task", "assign", &a]);
+    let fencing = assigned["fencing"].as_u64().unwrap();
+    complete_directly(&env, &a, fencing);
+    env.step(&["task", "show", &a]);
+    refused(&env, &["task", "cancel", &a], 4);
+    refused(&env, &["task", "assign", &a], 4);
+    insta::assert_snapshot!(env.transcript());
+}
+
+fn not_maos(env: &Env, bytes: &[u8]) -> Vec<Run> {
+    std::fs::write(env.db(), bytes).unwrap();
+    let mut runs = Vec::new();
+    for args in [
+        &["status"][..],
+        &["status", "--json"],
+        &["agent", "register", "claude-1", "--adapter", "codex"],
+        &["task", "create", "Ok", "--json"],
+        &["events"],
+    ] {
+        let run = env.step(args);
+        assert_eq!(run.code, 5, "{args:?}: {}{}", run.stdout, run.stderr);
+        assert_eq!(
+            std::fs::read(env.db()).unwrap(),
+            bytes,
+            "{args:?} changed the file"
+        );
+        runs.push(run);
+    }
+    assert_eq!(
+        std::fs::read_dir(env.dir()).unwrap().count(),
+        1,
+        "no other files appeared"
+    );
+    runs
+}
+
+#[test]
+fn a_file_that_is_not_a_maos_database_exits_5() {
+    let env = Env::new();
+    let garbage: Vec<u8> = (0..8192u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    not_maos(&env, &garbage);
+    insta::assert_snapshot!(env.transcript());
+}
+
+#[test]
+fn a_text_file_is_not_a_maos_database() {
+    let env = Env::new();
+    not_maos(&env, "name,score\nada,10\n".repeat(200).as_bytes());
+    insta::assert_snapshot!(env.transcript());
+}

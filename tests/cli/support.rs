@@ -1,0 +1,334 @@
+//! The harness: a fresh data directory per test, a way to run the real `maos` binary in it, and
+//! transcripts of runs with ids, times and paths replaced by stable placeholders for snapshots.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// The outcome of one run of `maos`.
+#[derive(Debug, Clone)]
+pub(crate) struct Run {
+    pub(crate) args: Vec<String>,
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+impl Run {
+    /// Stdout parsed as JSON.
+    pub(crate) fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout of {:?} is not JSON ({e}):\n{}",
+                self.args, self.stdout
+            )
+        })
+    }
+}
+
+/// A data directory and the runs made in it.
+#[derive(Debug)]
+pub(crate) struct Env {
+    dir: TempDir,
+    recorded: RefCell<Vec<Run>>,
+    /// Full ids and their placeholders, in order of first appearance in the event log.
+    names: RefCell<Vec<(String, String)>>,
+    /// Extra replacements a test asks for (applied first).
+    extra: RefCell<Vec<(String, String)>>,
+    /// Arguments shown differently in transcripts.
+    aliases: RefCell<Vec<(String, String)>>,
+}
+
+impl Env {
+    /// A fresh, empty data directory.
+    pub(crate) fn new() -> Self {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+            recorded: RefCell::new(Vec::new()),
+            names: RefCell::new(Vec::new()),
+            extra: RefCell::new(Vec::new()),
+            aliases: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// The data directory.
+    pub(crate) fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The database file.
+    pub(crate) fn db(&self) -> PathBuf {
+        self.dir().join("maos.db")
+    }
+
+    /// A `maos` command in this data directory, with a clean environment for colour and width.
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_maos"));
+        for var in [
+            "NO_COLOR",
+            "CLICOLOR",
+            "CLICOLOR_FORCE",
+            "COLUMNS",
+            "MAOS_DATA_DIR",
+            "RUST_LOG",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env("MAOS_DATA_DIR", self.dir()).args(args);
+        cmd
+    }
+
+    fn exec(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
+        let mut cmd = self.command(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        if let Some(input) = stdin {
+            cmd.write_stdin(input.to_owned());
+        }
+        let out = cmd.output().unwrap();
+        Run {
+            args: args.iter().map(|s| (*s).to_owned()).collect(),
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8(out.stderr).unwrap(),
+        }
+    }
+
+    /// Runs `maos` without recording it.
+    pub(crate) fn maos(&self, args: &[&str]) -> Run {
+        self.exec(args, None, &[])
+    }
+
+    /// Runs `maos` with `--json`, expects success, and returns the document.
+    pub(crate) fn ok_json(&self, args: &[&str]) -> Value {
+        let mut all: Vec<&str> = args.to_vec();
+        all.push("--json");
+        let run = self.maos(&all);
+        assert_eq!(run.code, 0, "{all:?} failed:\n{}{}", run.stdout, run.stderr);
+        run.json()
+    }
+
+    /// Runs `maos` and records the run for [`Env::transcript`].
+    pub(crate) fn step(&self, args: &[&str]) -> Run {
+        self.record(self.exec(args, None, &[]))
+    }
+
+    /// Like [`Env::step`], with this on standard input.
+    pub(crate) fn step_stdin(&self, args: &[&str], stdin: &str) -> Run {
+        self.record(self.exec(args, Some(stdin), &[]))
+    }
+
+    /// Runs `maos` with extra environment variables, without recording it.
+    pub(crate) fn maos_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        self.exec(args, None, env)
+    }
+
+    fn record(&self, run: Run) -> Run {
+        self.recorded.borrow_mut().push(run.clone());
+        run
+    }
+
+    /// Registers an agent (not recorded).
+    pub(crate) fn agent(&self, name: &str, capabilities: &str) {
+        let mut args = vec!["agent", "register", name, "--adapter", "claude-code"];
+        if !capabilities.is_empty() {
+            args.extend(["--capability", capabilities]);
+        }
+        self.ok_json(&args);
+    }
+
+    /// Creates a task (not recorded) and returns its full id.
+    pub(crate) fn task(&self, title: &str, extra: &[&str]) -> String {
+        let mut args = vec!["task", "create", title];
+        args.extend(extra);
+        let doc = self.ok_json(&args);
+        doc["task"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Everything the database holds, as the CLI reports it: the event log, every task, every
+    /// agent (removed ones too) and every orchestration.
+    pub(crate) fn state(&self) -> String {
+        let mut agents = vec!["agent", "list"];
+        for s in ["available", "busy", "draining", "offline", "removed"] {
+            agents.extend(["--status", s]);
+        }
+        [
+            vec!["events", "--limit", "10000"],
+            vec!["task", "list", "--limit", "10000"],
+            agents,
+            vec!["orchestrate", "list"],
+        ]
+        .iter()
+        .map(|args| self.ok_json(args).to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+    }
+
+    /// The sequence number of the newest event.
+    pub(crate) fn last_seq(&self) -> u64 {
+        self.ok_json(&["status"])["last_event"].as_u64().unwrap()
+    }
+
+    /// Replace `from` by `to` in transcripts (before ids are replaced).
+    pub(crate) fn replace(&self, from: &str, to: &str) {
+        self.extra
+            .borrow_mut()
+            .push((from.to_owned(), to.to_owned()));
+    }
+
+    /// Show the argument `arg` as `shown` in transcripts.
+    pub(crate) fn alias(&self, arg: &str, shown: &str) {
+        self.aliases
+            .borrow_mut()
+            .push((arg.to_owned(), shown.to_owned()));
+    }
+
+    /// Learns the ids in the event log and names them `task-1`, `agnt-1`, `orch-1`, ... in order.
+    fn learn_ids(&self) {
+        if !self.db().exists() {
+            return;
+        }
+        let run = self.maos(&["events", "--limit", "10000", "--json"]);
+        if run.code != 0 {
+            return;
+        }
+        let doc = run.json();
+        let mut names = self.names.borrow_mut();
+        for e in doc["events"].as_array().unwrap() {
+            let id = e["aggregate_id"].as_str().unwrap().to_owned();
+            if names.iter().any(|(full, _)| *full == id) {
+                continue;
+            }
+            let prefix = match e["aggregate"].as_str().unwrap() {
+                "agent" => "agnt",
+                "task" => "task",
+                _ => "orch",
+            };
+            let n = names.iter().filter(|(_, l)| l.starts_with(prefix)).count() + 1;
+            names.push((id, format!("{prefix}-{n}")));
+        }
+    }
+
+    /// Text with the data directory, ids and times replaced by placeholders.
+    pub(crate) fn normalize(&self, text: &str) -> String {
+        self.learn_ids();
+        let mut s = text.replace(&self.dir().display().to_string(), "<data-dir>");
+        for (from, to) in self.extra.borrow().iter() {
+            s = s.replace(from, to);
+        }
+        let names = self.names.borrow();
+        for (full, label) in names.iter() {
+            s = s.replace(full, &format!("<{label}>"));
+        }
+        for (full, label) in names.iter() {
+            s = s.replace(&full[..8], &format!("[{label}]"));
+        }
+        replace_ms(&replace_times(&s))
+    }
+
+    /// `<task-1:4>` for an argument that is a 4-to-24-character prefix of the id of `task-1`.
+    fn prefix_name(&self, arg: &str) -> Option<String> {
+        if !(4..25).contains(&arg.len()) {
+            return None;
+        }
+        let names = self.names.borrow();
+        let (_, label) = names.iter().find(|(full, _)| full.starts_with(arg))?;
+        Some(format!("<{label}:{}>", arg.len()))
+    }
+
+    /// The recorded runs since the last transcript, normalized, for a snapshot.
+    pub(crate) fn transcript(&self) -> String {
+        let runs: Vec<Run> = self.recorded.borrow_mut().drain(..).collect();
+        self.learn_ids();
+        let mut out = String::new();
+        for run in runs {
+            let args: Vec<String> = run
+                .args
+                .iter()
+                .map(|a| {
+                    let aliases = self.aliases.borrow();
+                    if let Some((_, shown)) = aliases.iter().find(|(arg, _)| arg == a) {
+                        shown.clone()
+                    } else if let Some(prefix) = self.prefix_name(a) {
+                        prefix
+                    } else if a.is_empty() || a.contains(char::is_whitespace) {
+                        format!("'{a}'")
+                    } else {
+                        a.clone()
+                    }
+                })
+                .collect();
+            out.push_str(&format!(
+                "$ maos {}\nexit: {}\n--- stdout\n{}--- stderr\n{}\n",
+                args.join(" "),
+                run.code,
+                run.stdout,
+                run.stderr
+            ));
+        }
+        self.normalize(&out)
+    }
+}
+
+/// Replaces RFC 3339 times (`2026-11-21T05:33:18.123Z`) by a same-width placeholder.
+fn replace_times(s: &str) -> String {
+    const PATTERN: &[u8] = b"dddd-dd-ddTdd:dd:dd.dddZ";
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let window = bytes.get(i..i + PATTERN.len());
+        let is_time = window.is_some_and(|w| {
+            w.iter().zip(PATTERN).all(|(c, p)| match p {
+                b'd' => c.is_ascii_digit(),
+                _ => c == p,
+            })
+        });
+        if is_time {
+            out.extend_from_slice(b"YYYY-MM-DDThh:mm:ss.sssZ");
+            i += PATTERN.len();
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// Replaces runs of exactly 13 digits (milliseconds since the epoch) by `<ms>`.
+fn replace_ms(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut digits = String::new();
+    for c in s.chars().chain(std::iter::once('\0')) {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        if digits.len() == 13 {
+            out.push_str("<ms>");
+        } else {
+            out.push_str(&digits);
+        }
+        digits.clear();
+        if c != '\0' {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[test]
+fn placeholders_replace_times_and_millis() {
+    assert_eq!(
+        replace_times("at 2026-11-21T05:33:18.123Z."),
+        "at YYYY-MM-DDThh:mm:ss.sssZ."
+    );
+    assert_eq!(
+        replace_ms("a 1795239777965.x 12 12345678901234"),
+        "a <ms>.x 12 12345678901234"
+    );
+}
