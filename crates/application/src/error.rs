@@ -56,11 +56,20 @@ fn transition_hint(e: &TransitionError) -> Option<String> {
         TransitionError::StaleAttempt { .. } => Some(
             "this attempt was superseded (its lease expired or the task was reassigned); its result is discarded".into(),
         ),
-        TransitionError::Task { .. } => Some("see `maos task show <id>` for the task's state and history".into()),
-        TransitionError::Agent { .. } | TransitionError::AgentUnfit { .. } => {
-            Some("see `maos agent show <name>`".into())
+        TransitionError::Task { task, .. } => Some(format!(
+            "`maos task show {}` shows the task's state and history",
+            task.short()
+        )),
+        TransitionError::AgentBusy { agent, .. } => Some(format!(
+            "run `maos agent drain {agent}` so it takes no new work, and remove it once its attempts finish"
+        )),
+        TransitionError::Agent { agent, .. } | TransitionError::AgentUnfit { agent, .. } => {
+            Some(format!("`maos agent show {agent}` shows its status and slots"))
         }
-        TransitionError::Orchestration { .. } => None,
+        TransitionError::Orchestration { id, .. } => Some(format!(
+            "`maos orchestrate show {}` shows its status",
+            id.short()
+        )),
     }
 }
 

@@ -426,6 +426,7 @@ impl<S: Store> MaosApi for Service<S> {
             let mut task = load_task(tx, id)?;
             if task.state != TaskState::Ready {
                 return Err(maos_domain::TransitionError::Task {
+                    task: task.id,
                     from: task.state,
                     action: "assigned",
                 }

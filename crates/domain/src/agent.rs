@@ -191,6 +191,7 @@ impl Agent {
     ) -> Result<Vec<AgentEvent>, TransitionError> {
         if !self.accepts_work() {
             return Err(TransitionError::Agent {
+                agent: self.name.to_string(),
                 from: self.status,
                 action: "given work",
             });
@@ -213,6 +214,7 @@ impl Agent {
     ) -> Result<Vec<AgentEvent>, TransitionError> {
         if self.active == 0 {
             return Err(TransitionError::Agent {
+                agent: self.name.to_string(),
                 from: self.status,
                 action: "released from a slot it does not hold",
             });
@@ -227,6 +229,7 @@ impl Agent {
                 Ok(self.emit(AgentEvent::Drained, at))
             }
             from => Err(TransitionError::Agent {
+                agent: self.name.to_string(),
                 from,
                 action: "drained",
             }),
@@ -237,17 +240,15 @@ impl Agent {
     pub fn remove(&mut self, at: Timestamp) -> Result<Vec<AgentEvent>, TransitionError> {
         if self.status == AgentStatus::Removed {
             return Err(TransitionError::Agent {
+                agent: self.name.to_string(),
                 from: self.status,
                 action: "removed",
             });
         }
         if self.active > 0 {
-            return Err(TransitionError::AgentUnfit {
+            return Err(TransitionError::AgentBusy {
                 agent: self.name.to_string(),
-                reason: format!(
-                    "{} attempt(s) are still running on it; drain it and wait for them to finish",
-                    self.active
-                ),
+                active: self.active,
             });
         }
         Ok(self.emit(AgentEvent::Removed, at))

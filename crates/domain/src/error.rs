@@ -32,26 +32,39 @@ impl ValueError {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum TransitionError {
     /// The task lifecycle has no edge for this command from the current state.
-    #[error("task is {from}; it cannot be {action}")]
+    #[error("task {} is {from}; it cannot be {action}", task.short())]
     Task {
+        task: crate::ids::TaskId,
         from: crate::task::TaskState,
         action: &'static str,
     },
     /// A result or heartbeat arrived from an attempt that is no longer the current one.
-    #[error("stale attempt: fencing token {presented} is not the current token {current}")]
-    StaleAttempt { presented: u64, current: u64 },
+    #[error(
+        "stale attempt on task {}: fencing token {presented} is not the current token {current}",
+        task.short()
+    )]
+    StaleAttempt {
+        task: crate::ids::TaskId,
+        presented: u64,
+        current: u64,
+    },
     /// The agent's status does not allow this command.
-    #[error("agent is {from}; it cannot be {action}")]
+    #[error("agent {agent} is {from}; it cannot be {action}")]
     Agent {
+        agent: String,
         from: crate::agent::AgentStatus,
         action: &'static str,
     },
     /// The agent has no free slot or lacks a capability the task needs.
     #[error("agent {agent} cannot take this task: {reason}")]
     AgentUnfit { agent: String, reason: String },
+    /// The agent still holds attempts, so it cannot be removed.
+    #[error("agent {agent} still holds {active} running attempt(s)")]
+    AgentBusy { agent: String, active: u32 },
     /// The orchestration's status does not allow this command.
-    #[error("orchestration is {from}; it cannot be {action}")]
+    #[error("orchestration {} is {from}; it cannot be {action}", id.short())]
     Orchestration {
+        id: crate::ids::OrchestrationId,
         from: crate::orchestration::OrchestrationStatus,
         action: &'static str,
     },

@@ -156,6 +156,7 @@ impl Orchestration {
     ) -> Result<Vec<OrchestrationEvent>, TransitionError> {
         if !allowed.contains(&self.status) {
             return Err(TransitionError::Orchestration {
+                id: self.id,
                 from: self.status,
                 action,
             });

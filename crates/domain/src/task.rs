@@ -407,6 +407,7 @@ impl Task {
 
     fn refuse(&self, action: &'static str) -> TransitionError {
         TransitionError::Task {
+            task: self.id,
             from: self.state,
             action,
         }
@@ -415,6 +416,7 @@ impl Task {
     fn check_fencing(&self, presented: FencingToken) -> Result<(), TransitionError> {
         if presented != self.fencing {
             return Err(TransitionError::StaleAttempt {
+                task: self.id,
                 presented: presented.get(),
                 current: self.fencing.get(),
             });

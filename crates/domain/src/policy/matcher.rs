@@ -27,6 +27,7 @@ pub fn check(
     };
     if !agent.accepts_work() {
         return Err(TransitionError::Agent {
+            agent: agent.name.to_string(),
             from: agent.status,
             action: "given work",
         });

@@ -507,6 +507,7 @@ fn refusal_matches(expected: &Refusal, got: &TransitionError, from: TaskState) -
             TransitionError::StaleAttempt {
                 presented: p,
                 current: c,
+                ..
             },
         ) => p == presented && c == current,
         (Refusal::Agent, TransitionError::Agent { .. })

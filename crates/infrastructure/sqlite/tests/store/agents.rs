@@ -163,7 +163,7 @@ fn remove_is_refused_while_the_agent_holds_an_attempt_and_allowed_after() {
     assert!(
         matches!(
             &err,
-            AgentError::Transition(TransitionError::AgentUnfit { agent, .. }) if agent == "busy"
+            AgentError::Transition(TransitionError::AgentBusy { agent, active: 1 }) if agent == "busy"
         ),
         "{err:?}"
     );
@@ -174,7 +174,7 @@ fn remove_is_refused_while_the_agent_holds_an_attempt_and_allowed_after() {
     assert!(
         matches!(
             err,
-            AgentError::Transition(TransitionError::AgentUnfit { .. })
+            AgentError::Transition(TransitionError::AgentBusy { active: 1, .. })
         ),
         "{err:?}"
     );

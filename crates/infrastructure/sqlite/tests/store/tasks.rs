@@ -285,7 +285,8 @@ fn cancel_blocks_pending_dependents_and_a_completed_task_cannot_be_cancelled() {
             err,
             TaskError::Transition(TransitionError::Task {
                 from: TaskState::Completed,
-                action: "cancelled"
+                action: "cancelled",
+                ..
             })
         ),
         "{err:?}"
@@ -506,7 +507,8 @@ fn fencing_refuses_results_from_a_stale_or_wrong_attempt() {
             err,
             TaskError::Transition(TransitionError::StaleAttempt {
                 presented: 7,
-                current: 1
+                current: 1,
+                ..
             })
         ),
         "{err:?}"
@@ -528,7 +530,8 @@ fn fencing_refuses_results_from_a_stale_or_wrong_attempt() {
             e,
             TaskError::Transition(TransitionError::StaleAttempt {
                 presented: 1,
-                current: 2
+                current: 2,
+                ..
             })
         )
     };
@@ -545,7 +548,8 @@ fn fencing_refuses_results_from_a_stale_or_wrong_attempt() {
             err,
             TaskError::Transition(TransitionError::StaleAttempt {
                 presented: 3,
-                current: 2
+                current: 2,
+                ..
             })
         ),
         "{err:?}"

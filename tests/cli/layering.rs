@@ -1,0 +1,635 @@
+//! The dependency rule of the hexagonal workspace (DESIGN.md §1), checked against what Cargo
+//! actually builds: `cargo metadata --no-deps` lists every workspace crate with the dependencies
+//! its manifest declares.
+//!
+//! ```text
+//! presentation (crates/presentation/*)  ->  adapters (crates/infrastructure/*)
+//!        \                                        |
+//!         +------------>  maos-application  <-----+
+//!                                |
+//!                           maos-domain   (pure: thiserror and serde only)
+//! ```
+//!
+//! - `maos-domain` depends on no workspace crate, and its library on nothing but a short list of
+//!   pure crates: no I/O, no async runtime, no clocks, no randomness, no serde_json.
+//! - `maos-application` depends on no workspace crate but `maos-domain`, and its library on
+//!   nothing but `maos-domain` and `thiserror`.
+//! - An adapter (a crate under `crates/infrastructure/`) never depends on another adapter or on a
+//!   presentation crate.
+//! - Nothing depends on a presentation crate.
+//!
+//! Crates are placed in their layer by where their manifest lives, so a new adapter or front end
+//! is covered the day it is added, and a workspace crate that fits no layer is itself a failure.
+//! "The library depends on" means normal and build dependencies (target-specific ones included,
+//! whatever the target); dev-dependencies are for tests and benches and may pull in test tools
+//! (proptest) or a second adapter to compose with (a clock for the store's tests), but never a
+//! crate of an outer layer into domain or application, and never a presentation crate.
+
+use std::fmt::Write as _;
+use std::path::{Component, Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+/// External crates the domain's library may use: pure, no I/O, no global state.
+const DOMAIN_ALLOWED: &[&str] = &["thiserror", "serde"];
+
+/// External crates the application's library may use (besides `maos-domain`).
+const APPLICATION_ALLOWED: &[&str] = &["thiserror"];
+
+/// Crates that do I/O, own a runtime, read a clock or draw randomness, with the reason each is
+/// kept out of the domain. The allowlists already refuse them; this names them in the failure.
+const IO_CRATES: &[(&str, &str)] = &[
+    ("tokio", "an async runtime and I/O"),
+    ("mio", "non-blocking I/O"),
+    ("rusqlite", "the SQLite store"),
+    ("capnp", "the IPC wire format"),
+    ("capnp-rpc", "the IPC runtime"),
+    (
+        "serde_json",
+        "JSON is an outside-world shape; it lives in presentation",
+    ),
+    ("reqwest", "HTTP client I/O"),
+    ("hyper", "HTTP I/O"),
+    ("libc", "system calls"),
+    ("rand", "randomness; ids come in as values"),
+    ("getrandom", "randomness; ids come in as values"),
+    ("fastrand", "randomness; ids come in as values"),
+    ("chrono", "clocks; time comes in as a value"),
+    ("time", "clocks; time comes in as a value"),
+    ("uuid", "id generation; ids come in as values"),
+    ("etcetera", "the file system's XDG directories"),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Layer {
+    Domain,
+    Application,
+    Infrastructure,
+    Presentation,
+}
+
+impl Layer {
+    /// The layer of a crate whose manifest lives in `dir` (relative to the workspace root).
+    fn of(dir: &Path) -> Option<Layer> {
+        let parts: Vec<&str> = dir
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(s) => s.to_str(),
+                _ => None,
+            })
+            .collect();
+        match parts.as_slice() {
+            ["crates", "domain"] => Some(Layer::Domain),
+            ["crates", "application"] => Some(Layer::Application),
+            ["crates", "infrastructure", _] => Some(Layer::Infrastructure),
+            ["crates", "presentation", _] => Some(Layer::Presentation),
+            _ => None,
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Layer::Domain => "the domain",
+            Layer::Application => "the application layer",
+            Layer::Infrastructure => "an adapter",
+            Layer::Presentation => "a presentation crate",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Normal,
+    Build,
+    Dev,
+}
+
+impl Kind {
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Normal => "[dependencies]",
+            Kind::Build => "[build-dependencies]",
+            Kind::Dev => "[dev-dependencies]",
+        }
+    }
+
+    /// Whether the library (or its build script) is built with it, as opposed to tests only.
+    fn ships(self) -> bool {
+        self != Kind::Dev
+    }
+}
+
+#[derive(Debug)]
+struct Dep {
+    /// The package name (a renamed dependency is listed under its real name).
+    name: String,
+    kind: Kind,
+    /// The workspace crate it is, if it is one.
+    member: Option<usize>,
+}
+
+#[derive(Debug)]
+struct Crate {
+    name: String,
+    /// The manifest's directory, relative to the workspace root.
+    dir: PathBuf,
+    layer: Option<Layer>,
+    deps: Vec<Dep>,
+}
+
+impl Crate {
+    fn at(&self) -> String {
+        format!("{} ({})", self.name, self.dir.display())
+    }
+}
+
+#[derive(Debug)]
+struct Workspace {
+    crates: Vec<Crate>,
+}
+
+impl Workspace {
+    fn load() -> Workspace {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let out = Command::new(&cargo)
+            .args(["metadata", "--format-version", "1", "--no-deps"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap_or_else(|e| panic!("could not run {cargo:?} metadata: {e}"));
+        assert!(
+            out.status.success(),
+            "`cargo metadata` failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let doc: Value = serde_json::from_slice(&out.stdout).expect("cargo metadata prints JSON");
+        Workspace::parse(&doc)
+    }
+
+    fn parse(doc: &Value) -> Workspace {
+        let root = PathBuf::from(doc["workspace_root"].as_str().expect("workspace_root"));
+        let members: Vec<&str> = doc["workspace_members"]
+            .as_array()
+            .expect("workspace_members")
+            .iter()
+            .map(|m| m.as_str().expect("member id"))
+            .collect();
+        let packages: Vec<&Value> = doc["packages"]
+            .as_array()
+            .expect("packages")
+            .iter()
+            .filter(|p| members.contains(&p["id"].as_str().unwrap_or_default()))
+            .collect();
+
+        let dir_of = |manifest: &str| -> PathBuf {
+            let manifest = Path::new(manifest);
+            let dir = manifest.parent().expect("manifest has a directory");
+            dir.strip_prefix(&root).unwrap_or(dir).to_path_buf()
+        };
+        let dirs: Vec<PathBuf> = packages
+            .iter()
+            .map(|p| dir_of(p["manifest_path"].as_str().expect("manifest_path")))
+            .collect();
+        let names: Vec<&str> = packages
+            .iter()
+            .map(|p| p["name"].as_str().expect("name"))
+            .collect();
+
+        let crates = packages
+            .iter()
+            .zip(&dirs)
+            .map(|(p, dir)| {
+                let deps = p["dependencies"]
+                    .as_array()
+                    .expect("dependencies")
+                    .iter()
+                    .map(|d| {
+                        let name = d["name"].as_str().expect("dependency name").to_owned();
+                        let kind = match d["kind"].as_str() {
+                            None | Some("normal") => Kind::Normal,
+                            Some("build") => Kind::Build,
+                            Some("dev") => Kind::Dev,
+                            Some(other) => panic!("unknown dependency kind {other:?}"),
+                        };
+                        // A path dependency is a workspace crate if its path is a member's
+                        // directory; a dependency from a registry or git never is.
+                        let member = match d["path"].as_str() {
+                            Some(path) => dirs.iter().position(|m| *m == dir_of_dep(&root, path)),
+                            None if d["source"].is_null() => names.iter().position(|n| *n == name),
+                            None => None,
+                        };
+                        Dep { name, kind, member }
+                    })
+                    .collect();
+                Crate {
+                    name: p["name"].as_str().expect("name").to_owned(),
+                    dir: dir.clone(),
+                    layer: Layer::of(dir),
+                    deps,
+                }
+            })
+            .collect();
+        Workspace { crates }
+    }
+
+    fn named(&self, name: &str) -> Option<&Crate> {
+        self.crates.iter().find(|c| c.name == name)
+    }
+}
+
+fn dir_of_dep(root: &Path, path: &str) -> PathBuf {
+    let path = Path::new(path);
+    path.strip_prefix(root).unwrap_or(path).to_path_buf()
+}
+
+/// The workspace this test was built in, read once.
+fn workspace() -> &'static Workspace {
+    static WORKSPACE: OnceLock<Workspace> = OnceLock::new();
+    WORKSPACE.get_or_init(Workspace::load)
+}
+
+/// Fails with every violation listed, if there are any.
+fn report(rule: &str, violations: &[String]) {
+    if violations.is_empty() {
+        return;
+    }
+    let mut msg = format!(
+        "layering rule broken: {rule}\n(DESIGN.md §1: presentation -> adapters -> application -> \
+         domain; the rules are in tests/cli/layering.rs)\n"
+    );
+    for v in violations {
+        let _ = writeln!(msg, "  - {v}");
+    }
+    panic!("{msg}");
+}
+
+/// Checks one inner-layer crate: no workspace crate outside `allowed_members` (whatever the kind
+/// of dependency), and nothing its library is built with outside `allowed_external`. An I/O crate
+/// is named as such.
+fn inner_violations(
+    ws: &Workspace,
+    crate_name: &str,
+    allowed_members: &[&str],
+    allowed_external: &[&str],
+    advice: &str,
+) -> Vec<String> {
+    let Some(krate) = ws.named(crate_name) else {
+        return vec![format!(
+            "{crate_name} is not in the workspace (renamed? update tests/cli/layering.rs)"
+        )];
+    };
+    let mut violations = Vec::new();
+    for dep in &krate.deps {
+        if let Some(member) = dep.member.map(|m| &ws.crates[m]) {
+            if !allowed_members.contains(&member.name.as_str()) {
+                violations.push(format!(
+                    "{} depends on workspace crate {} in {}: {} may depend on {}",
+                    krate.at(),
+                    member.at(),
+                    dep.kind.label(),
+                    krate.layer.map_or("it", Layer::describe),
+                    if allowed_members.is_empty() {
+                        "no workspace crate".to_owned()
+                    } else {
+                        allowed_members.join(", ")
+                    },
+                ));
+            }
+            continue;
+        }
+        if !dep.kind.ships() {
+            continue;
+        }
+        let io = IO_CRATES.iter().find(|(n, _)| *n == dep.name);
+        // The denylist wins over the allowlist, so widening the allowlist by mistake cannot let
+        // an I/O crate in.
+        if io.is_none() && allowed_external.contains(&dep.name.as_str()) {
+            continue;
+        }
+        let why = match io {
+            Some((_, reason)) => format!("`{}` is an I/O crate ({reason})", dep.name),
+            None => format!("`{}` is not on the allowlist of pure crates", dep.name),
+        };
+        violations.push(format!(
+            "{} depends on `{}` in {}: {why}; allowed: {}. {advice}",
+            krate.at(),
+            dep.name,
+            dep.kind.label(),
+            allowed_external.join(", "),
+        ));
+    }
+    violations
+}
+
+fn placement_violations(ws: &Workspace) -> Vec<String> {
+    let mut violations = Vec::new();
+    for krate in ws.crates.iter().filter(|c| c.layer.is_none()) {
+        violations.push(format!(
+            "{} is in no layer: put it under crates/domain, crates/application, \
+             crates/infrastructure/<adapter> or crates/presentation/<front end>, or teach \
+             tests/cli/layering.rs where it belongs",
+            krate.at()
+        ));
+    }
+    for (name, layer) in [
+        ("maos-domain", Layer::Domain),
+        ("maos-application", Layer::Application),
+        ("maos-cli", Layer::Presentation),
+    ] {
+        match ws.named(name) {
+            Some(c) if c.layer == Some(layer) => {}
+            Some(c) => violations.push(format!("{} should be {}", c.at(), layer.describe())),
+            None => violations.push(format!("{name} is missing from the workspace")),
+        }
+    }
+    if !ws
+        .crates
+        .iter()
+        .any(|c| c.layer == Some(Layer::Infrastructure))
+    {
+        violations.push("no adapter found under crates/infrastructure/".to_owned());
+    }
+    violations
+}
+
+fn domain_violations(ws: &Workspace) -> Vec<String> {
+    inner_violations(
+        ws,
+        "maos-domain",
+        &[],
+        DOMAIN_ALLOWED,
+        "Keep the domain pure: take time and ids as values, and put I/O behind a port in \
+         maos-application.",
+    )
+}
+
+fn application_violations(ws: &Workspace) -> Vec<String> {
+    inner_violations(
+        ws,
+        "maos-application",
+        &["maos-domain"],
+        &[&["maos-domain"], APPLICATION_ALLOWED].concat(),
+        "Declare what the use cases need as a port (a trait) here and implement it in an adapter \
+         under crates/infrastructure/.",
+    )
+}
+
+fn adapter_violations(ws: &Workspace) -> Vec<String> {
+    let mut violations = Vec::new();
+    for krate in ws
+        .crates
+        .iter()
+        .filter(|c| c.layer == Some(Layer::Infrastructure))
+    {
+        for dep in &krate.deps {
+            let Some(member) = dep.member.map(|m| &ws.crates[m]) else {
+                continue;
+            };
+            if member.layer == Some(Layer::Presentation) {
+                violations.push(format!(
+                    "adapter {} depends on presentation crate {} in {}: presentation composes \
+                     adapters, never the other way round",
+                    krate.at(),
+                    member.at(),
+                    dep.kind.label()
+                ));
+            }
+            if member.layer == Some(Layer::Infrastructure)
+                && member.name != krate.name
+                && dep.kind.ships()
+            {
+                violations.push(format!(
+                    "adapter {} depends on adapter {} in {}: an adapter depends only on \
+                     maos-application and maos-domain; put what they share behind a port, and \
+                     compose adapters in presentation",
+                    krate.at(),
+                    member.at(),
+                    dep.kind.label()
+                ));
+            }
+        }
+    }
+    violations
+}
+
+fn presentation_violations(ws: &Workspace) -> Vec<String> {
+    let mut violations = Vec::new();
+    for krate in &ws.crates {
+        for dep in &krate.deps {
+            let Some(member) = dep.member.map(|m| &ws.crates[m]) else {
+                continue;
+            };
+            if member.layer == Some(Layer::Presentation) && member.name != krate.name {
+                violations.push(format!(
+                    "{} depends on presentation crate {} in {}: presentation is the outermost \
+                     layer; move what is shared into maos-application or an adapter",
+                    krate.at(),
+                    member.at(),
+                    dep.kind.label()
+                ));
+            }
+        }
+    }
+    violations
+}
+
+#[test]
+fn every_workspace_crate_sits_in_a_layer() {
+    report(
+        "every workspace crate belongs to a layer",
+        &placement_violations(workspace()),
+    );
+}
+
+#[test]
+fn domain_is_pure() {
+    report(
+        "maos-domain depends on no workspace crate and on no I/O crate",
+        &domain_violations(workspace()),
+    );
+}
+
+#[test]
+fn application_depends_on_domain_only() {
+    report(
+        "maos-application depends on maos-domain only",
+        &application_violations(workspace()),
+    );
+}
+
+#[test]
+fn adapters_do_not_depend_on_each_other() {
+    report(
+        "an adapter never depends on another adapter or on presentation",
+        &adapter_violations(workspace()),
+    );
+}
+
+#[test]
+fn nothing_depends_on_presentation() {
+    report(
+        "nothing depends on a presentation crate",
+        &presentation_violations(workspace()),
+    );
+}
+
+/// A hand-made workspace that breaks every rule once, so that a rule which can never fire (a
+/// typo in a path, a misread field of `cargo metadata`) is noticed.
+#[test]
+fn the_rules_catch_what_they_are_for() {
+    fn registry(name: &str, kind: Option<&str>) -> Value {
+        serde_json::json!({
+            "name": name, "kind": kind,
+            "source": "registry+https://github.com/rust-lang/crates.io-index",
+        })
+    }
+    fn local(name: &str, kind: Option<&str>, dir: &str) -> Value {
+        serde_json::json!({ "name": name, "kind": kind, "source": null, "path": format!("/ws/{dir}") })
+    }
+    fn package(name: &str, dir: &str, deps: Vec<Value>) -> Value {
+        serde_json::json!({
+            "id": name, "name": name,
+            "manifest_path": format!("/ws/{dir}/Cargo.toml"),
+            "dependencies": deps,
+        })
+    }
+    let good = || {
+        vec![
+            package(
+                "maos-domain",
+                "crates/domain",
+                vec![
+                    registry("serde", None),
+                    registry("thiserror", None),
+                    registry("proptest", Some("dev")),
+                ],
+            ),
+            package(
+                "maos-application",
+                "crates/application",
+                vec![
+                    local("maos-domain", None, "crates/domain"),
+                    registry("thiserror", None),
+                ],
+            ),
+            package(
+                "maos-pg",
+                "crates/infrastructure/pg",
+                vec![
+                    local("maos-application", None, "crates/application"),
+                    local("maos-domain", None, "crates/domain"),
+                    registry("tokio", None),
+                    local("maos-clock", Some("dev"), "crates/infrastructure/clock"),
+                ],
+            ),
+            package(
+                "maos-clock",
+                "crates/infrastructure/clock",
+                vec![local("maos-application", None, "crates/application")],
+            ),
+            package(
+                "maos-cli",
+                "crates/presentation/cli",
+                vec![
+                    local("maos-pg", None, "crates/infrastructure/pg"),
+                    local("maos-clock", None, "crates/infrastructure/clock"),
+                    registry("serde_json", None),
+                ],
+            ),
+        ]
+    };
+    let ws_of = |packages: Vec<Value>| {
+        let ids: Vec<Value> = packages.iter().map(|p| p["id"].clone()).collect();
+        Workspace::parse(&serde_json::json!({
+            "workspace_root": "/ws", "workspace_members": ids, "packages": packages,
+        }))
+    };
+    let all = |ws: &Workspace| {
+        [
+            placement_violations(ws),
+            domain_violations(ws),
+            application_violations(ws),
+            adapter_violations(ws),
+            presentation_violations(ws),
+        ]
+        .concat()
+    };
+    let clean = ws_of(good());
+    assert_eq!(all(&clean), Vec::<String>::new());
+
+    // One broken rule per case: (package index, extra dependency, words the message must hold).
+    let cases: &[(usize, Value, &[&str])] = &[
+        (
+            0,
+            registry("tokio", None),
+            &["maos-domain", "`tokio`", "I/O crate"],
+        ),
+        (
+            0,
+            registry("serde_json", Some("build")),
+            &["`serde_json`", "[build-dependencies]"],
+        ),
+        (
+            0,
+            registry("itertools", None),
+            &["`itertools`", "allowlist"],
+        ),
+        (
+            0,
+            local("maos-application", Some("dev"), "crates/application"),
+            &["workspace crate maos-application"],
+        ),
+        (
+            1,
+            registry("rusqlite", None),
+            &["maos-application", "`rusqlite`", "I/O crate"],
+        ),
+        (1, registry("serde", None), &["maos-application", "`serde`"]),
+        (
+            1,
+            local("maos-pg", None, "crates/infrastructure/pg"),
+            &["workspace crate maos-pg"],
+        ),
+        (
+            2,
+            local("maos-clock", None, "crates/infrastructure/clock"),
+            &["adapter maos-pg", "adapter maos-clock"],
+        ),
+        (
+            3,
+            local("maos-cli", Some("dev"), "crates/presentation/cli"),
+            &["adapter maos-clock", "presentation crate maos-cli"],
+        ),
+        (
+            1,
+            local("maos-cli", Some("dev"), "crates/presentation/cli"),
+            &["maos-application", "presentation crate maos-cli"],
+        ),
+    ];
+    for (index, dep, words) in cases {
+        let mut packages = good();
+        packages[*index]["dependencies"]
+            .as_array_mut()
+            .unwrap()
+            .push(dep.clone());
+        let found = all(&ws_of(packages));
+        assert!(
+            found.iter().any(|v| words.iter().all(|w| v.contains(w))),
+            "adding {dep} to package {index} should be reported with {words:?}; got {found:#?}"
+        );
+    }
+
+    // A crate outside every layer, and a misplaced domain.
+    let mut packages = good();
+    packages.push(package("xtask", "xtask", vec![]));
+    assert!(
+        all(&ws_of(packages))
+            .iter()
+            .any(|v| v.contains("xtask (xtask) is in no layer"))
+    );
+    let mut packages = good();
+    packages[0]["manifest_path"] = "/ws/domain/Cargo.toml".into();
+    assert!(!placement_violations(&ws_of(packages)).is_empty());
+}
