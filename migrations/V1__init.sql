@@ -47,7 +47,7 @@ CREATE TABLE tasks (
     orchestration   TEXT    REFERENCES orchestrations (id),
     max_attempts    INTEGER NOT NULL,
     timeout_ms      INTEGER,
-    idempotency_key TEXT    UNIQUE,
+    idempotency_key TEXT,
     state           TEXT    NOT NULL,
     reason          TEXT,
     fencing         INTEGER NOT NULL,
@@ -56,8 +56,11 @@ CREATE TABLE tasks (
     version         INTEGER NOT NULL
 ) STRICT;
 
+CREATE UNIQUE INDEX tasks_by_idempotency_key ON tasks (idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
 CREATE INDEX tasks_by_age ON tasks (created_at, id);
-CREATE INDEX tasks_ready ON tasks (state, priority DESC, created_at, id);
+-- The scheduler's queue: only ready tasks, most urgent first, then oldest.
+CREATE INDEX tasks_ready ON tasks (priority DESC, created_at, id) WHERE state = 'ready';
 CREATE INDEX tasks_by_orchestration ON tasks (orchestration, created_at, id)
     WHERE orchestration IS NOT NULL;
 

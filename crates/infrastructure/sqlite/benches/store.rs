@@ -207,6 +207,9 @@ fn main() {
     );
     drop(api);
 
+    if std::env::var("MAOS_BENCH_ONLY").as_deref() == Ok("creates") {
+        return;
+    }
     println!("\n## assignment latency (AssignTask, balancer's choice, 1k agents x 4 slots)");
     let api = open(&dir, "assign.db");
     register_agents(&api, 1000);

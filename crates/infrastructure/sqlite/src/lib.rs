@@ -7,6 +7,7 @@
 //! callers ──query──────▶ reader pool (own connections, committed snapshots)
 //! ```
 
+mod checkpoint;
 mod read;
 mod rows;
 mod tx;
@@ -24,6 +25,7 @@ use maos_domain::{Agent, AgentName, Orchestration, OrchestrationId, Task, TaskId
 use rusqlite::{Connection, OpenFlags};
 use tracing::{debug, info};
 
+use crate::checkpoint::Checkpointer;
 use crate::writer::{Deliver, Job, Writer};
 
 mod embedded {
@@ -55,7 +57,9 @@ const IDLE_READERS: usize = 8;
 #[derive(Debug)]
 pub struct SqliteStore {
     path: PathBuf,
+    // Dropped in this order: the writer commits what is queued, then the checkpointer stops.
     writer: Writer,
+    _checkpointer: Checkpointer,
     readers: Mutex<Vec<Connection>>,
 }
 
@@ -116,7 +120,7 @@ impl SqliteStore {
         let fresh = check_identity(path, &conn)?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
-             PRAGMA cache_size = -65536;",
+             PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 0;",
         )
         .map_err(|e| open_err(path, e))?;
         if fresh {
@@ -146,10 +150,13 @@ impl SqliteStore {
             info!(migration = %m, "applied migration");
         }
         let writer = Writer::start(conn)?;
+        let checkpointer =
+            Checkpointer::start(path, connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?)?;
         debug!(path = %path.display(), "store open");
         Ok(SqliteStore {
             path: path.to_owned(),
             writer,
+            _checkpointer: checkpointer,
             readers: Mutex::new(Vec::new()),
         })
     }

@@ -1,0 +1,64 @@
+//! The checkpointer thread: copies committed pages from the write-ahead log into the database
+//! file in the background, so that the writer never stalls on a checkpoint while callers wait.
+
+use std::path::Path;
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use maos_application::StoreError;
+use rusqlite::Connection;
+use tracing::{debug, warn};
+
+/// How often the log is checkpointed.
+const EVERY: Duration = Duration::from_millis(250);
+
+/// Handle to the checkpointer thread; dropping it stops the thread.
+#[derive(Debug)]
+pub(crate) struct Checkpointer {
+    stop: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    /// Starts checkpointing the database at `path` on its own connection.
+    pub(crate) fn start(path: &Path, conn: Connection) -> Result<Checkpointer, StoreError> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let name = path.display().to_string();
+        let thread = std::thread::Builder::new()
+            .name("maos-sqlite-checkpoint".into())
+            .spawn(move || {
+                loop {
+                    match stopped.recv_timeout(EVERY) {
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                    // PASSIVE never blocks the writer or the readers; it copies what it can.
+                    let r = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+                    });
+                    match r {
+                        Ok((log, done)) if log > 0 => debug!(log, done, "checkpoint"),
+                        Ok(_) => {}
+                        Err(e) => warn!(db = %name, error = %e, "checkpoint failed; will retry"),
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Backend(format!("cannot start the checkpoint thread: {e}")))?;
+        Ok(Checkpointer {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
