@@ -183,14 +183,12 @@ impl Workspace {
             .filter(|p| members.contains(&p["id"].as_str().unwrap_or_default()))
             .collect();
 
-        let dir_of = |manifest: &str| -> PathBuf {
-            let manifest = Path::new(manifest);
-            let dir = manifest.parent().expect("manifest has a directory");
-            dir.strip_prefix(&root).unwrap_or(dir).to_path_buf()
-        };
         let dirs: Vec<PathBuf> = packages
             .iter()
-            .map(|p| dir_of(p["manifest_path"].as_str().expect("manifest_path")))
+            .map(|p| {
+                let manifest = Path::new(p["manifest_path"].as_str().expect("manifest_path"));
+                relative(&root, manifest.parent().expect("manifest has a directory"))
+            })
             .collect();
         let names: Vec<&str> = packages
             .iter()
@@ -216,7 +214,9 @@ impl Workspace {
                         // A path dependency is a workspace crate if its path is a member's
                         // directory; a dependency from a registry or git never is.
                         let member = match d["path"].as_str() {
-                            Some(path) => dirs.iter().position(|m| *m == dir_of_dep(&root, path)),
+                            Some(path) => dirs
+                                .iter()
+                                .position(|m| *m == relative(&root, Path::new(path))),
                             None if d["source"].is_null() => names.iter().position(|n| *n == name),
                             None => None,
                         };
@@ -239,8 +239,8 @@ impl Workspace {
     }
 }
 
-fn dir_of_dep(root: &Path, path: &str) -> PathBuf {
-    let path = Path::new(path);
+/// `path` relative to the workspace root (unchanged if it lies outside).
+fn relative(root: &Path, path: &Path) -> PathBuf {
     path.strip_prefix(root).unwrap_or(path).to_path_buf()
 }
 

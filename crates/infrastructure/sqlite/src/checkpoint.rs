@@ -28,11 +28,8 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("maos-sqlite-checkpoint".into())
             .spawn(move || {
-                loop {
-                    match stopped.recv_timeout(EVERY) {
-                        Err(RecvTimeoutError::Timeout) => {}
-                        Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
-                    }
+                // Wake every EVERY until told to stop (or the handle is gone).
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(EVERY) {
                     // PASSIVE never blocks the writer or the readers; it copies what it can.
                     let r = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
                         Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
