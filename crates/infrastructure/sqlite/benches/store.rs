@@ -72,6 +72,26 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[idx.min(sorted.len() - 1)]
 }
 
+/// The floor under every durable write: p50/p99 of appending 4 KiB to a file and fsyncing it,
+/// in the benchmark's directory.
+fn fsync_floor(dir: &std::path::Path) -> (Duration, Duration) {
+    use std::io::Write;
+    let path = dir.join("fsync-probe");
+    let mut f = std::fs::File::create(&path).expect("probe file");
+    let block = [7u8; 4096];
+    let mut lat: Vec<Duration> = (0..300)
+        .map(|_| {
+            let t = Instant::now();
+            f.write_all(&block).expect("write");
+            f.sync_all().expect("fsync");
+            t.elapsed()
+        })
+        .collect();
+    let _ = std::fs::remove_file(path);
+    lat.sort();
+    (percentile(&lat, 0.5), percentile(&lat, 0.99))
+}
+
 fn creates(api: &Api, callers: usize, per_caller: usize) -> f64 {
     let api = Arc::new(api.clone());
     let start = Instant::now();
@@ -186,6 +206,12 @@ fn main() {
         tempfile::tempdir_in(std::env::var_os("MAOS_BENCH_DIR").unwrap_or_else(|| ".".into()))
             .expect("temp dir");
     println!("database directory: {}", dir.path().display());
+    let (f50, f99) = fsync_floor(dir.path());
+    println!(
+        "fsync of 4 KiB in that directory: p50 {:.1} µs, p99 {:.1} µs (the floor of any durable write)",
+        f50.as_secs_f64() * 1e6,
+        f99.as_secs_f64() * 1e6
+    );
 
     println!(
         "\n## durable creates (CreateTask use case, synchronous=FULL, one writer with group commit)"
