@@ -85,7 +85,46 @@ fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
         .map_err(|e| StoreError::Backend(e.to_string()))
 }
 
-fn commit_group(conn: &mut Connection, group: Vec<Job>) {
+/// Runs a group that holds one job without a savepoint: the transaction is the job, so a failed
+/// job rolls back the transaction, and nothing is copied into a savepoint's sub-journal.
+fn commit_single(conn: &mut Connection, job: Job) {
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
+        error!(error = %e, "cannot begin a write transaction");
+        let (_, deliver) = job(Err(e));
+        deliver(Ok(()));
+        return;
+    }
+    let outcome = {
+        let mut tx = SqliteTx::new(conn);
+        catch_unwind(AssertUnwindSafe(|| job(Ok(&mut tx))))
+    };
+    match outcome {
+        Ok((true, deliver)) => {
+            let commit = exec(conn, "COMMIT");
+            if let Err(e) = &commit {
+                error!(error = %e, "commit failed; the job is rolled back");
+                let _ = exec(conn, "ROLLBACK");
+            }
+            deliver(commit);
+        }
+        Ok((false, deliver)) => {
+            let _ = exec(conn, "ROLLBACK");
+            deliver(Ok(()));
+        }
+        Err(_) => {
+            error!("a write job panicked; its changes were rolled back");
+            let _ = exec(conn, "ROLLBACK");
+        }
+    }
+}
+
+fn commit_group(conn: &mut Connection, mut group: Vec<Job>) {
+    if group.len() == 1 {
+        if let Some(job) = group.pop() {
+            commit_single(conn, job);
+        }
+        return;
+    }
     let size = group.len();
     // Results of jobs that succeeded, waiting for the commit; failed jobs are answered at once
     // (their savepoint was rolled back, so the commit cannot change their answer).
