@@ -210,16 +210,31 @@ impl ErrorInfo for OrchestrationError {
     }
 }
 
+/// The kind of thing a query looked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entity {
+    Agent,
+    Task,
+    Orchestration,
+}
+
+impl std::fmt::Display for Entity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Entity::Agent => "agent named",
+            Entity::Task => "task with id",
+            Entity::Orchestration => "orchestration with id",
+        })
+    }
+}
+
 /// Errors of queries.
 #[derive(Debug, Error)]
 pub enum QueryError {
     #[error(transparent)]
     Invalid(#[from] ValueError),
     #[error("no {what} {reference:?}")]
-    NotFound {
-        what: &'static str,
-        reference: String,
-    },
+    NotFound { what: Entity, reference: String },
     #[error("the id prefix {prefix:?} is ambiguous: it matches {}", candidates.join(", "))]
     Ambiguous {
         prefix: String,
@@ -241,13 +256,14 @@ impl ErrorInfo for QueryError {
     fn hint(&self) -> Option<String> {
         match self {
             QueryError::Invalid(_) => None,
-            QueryError::NotFound { what, .. } => Some(match *what {
-                "agent named" => "`maos agent list` shows the registered agents".into(),
-                "orchestration with id" => {
-                    "`maos orchestrate list` shows the orchestrations".into()
+            QueryError::NotFound { what, .. } => Some(
+                match what {
+                    Entity::Agent => "`maos agent list` shows the registered agents",
+                    Entity::Orchestration => "`maos orchestrate list` shows the orchestrations",
+                    Entity::Task => "`maos task list` shows the tasks and their ids",
                 }
-                _ => "`maos task list` shows the tasks and their ids".into(),
-            }),
+                .into(),
+            ),
             QueryError::Ambiguous { .. } => Some("type more characters of the id".into()),
             QueryError::Store(e) => store_hint(e),
         }

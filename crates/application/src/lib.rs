@@ -8,6 +8,8 @@ pub mod ports;
 pub mod service;
 
 pub use api::*;
-pub use error::{AgentError, ErrorInfo, ErrorKind, OrchestrationError, QueryError, TaskError};
+pub use error::{
+    AgentError, Entity, ErrorInfo, ErrorKind, OrchestrationError, QueryError, TaskError,
+};
 pub use ports::{Clock, IdSource, ReadStore, Store, StoreError, Transaction, UnitOfWork};
 pub use service::{Service, ServiceConfig};

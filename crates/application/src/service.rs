@@ -12,7 +12,7 @@ use maos_domain::{
 };
 
 use crate::api::*;
-use crate::error::{AgentError, OrchestrationError, QueryError, TaskError};
+use crate::error::{AgentError, Entity, OrchestrationError, QueryError, TaskError};
 use crate::ports::{Clock, IdSource, Store, StoreError, Transaction};
 
 /// Settings of the service.
@@ -83,7 +83,7 @@ impl<S: Store> Service<S> {
             .task_ids_with_prefix(r.as_str(), AMBIGUOUS_SHOWN + 1)?;
         match ids.as_slice() {
             [] => Err(QueryError::NotFound {
-                what: "task with id",
+                what: Entity::Task,
                 reference: r.to_string(),
             }),
             [one] => Ok(*one),
@@ -104,7 +104,7 @@ impl<S: Store> Service<S> {
             .orchestration_ids_with_prefix(r.as_str(), AMBIGUOUS_SHOWN + 1)?;
         match ids.as_slice() {
             [] => Err(QueryError::NotFound {
-                what: "orchestration with id",
+                what: Entity::Orchestration,
                 reference: r.to_string(),
             }),
             [one] => Ok(*one),
@@ -357,7 +357,7 @@ impl<S: Store> MaosApi for Service<S> {
             .agent(name)?
             .filter(|a| a.status != AgentStatus::Removed)
             .ok_or_else(|| QueryError::NotFound {
-                what: "agent named",
+                what: Entity::Agent,
                 reference: name.to_string(),
             })
     }
@@ -550,7 +550,7 @@ impl<S: Store> MaosApi for Service<S> {
     fn get_task(&self, task: &IdRef) -> Result<Task, QueryError> {
         let id = self.resolve_task(task)?;
         self.store.task(id)?.ok_or_else(|| QueryError::NotFound {
-            what: "task with id",
+            what: Entity::Task,
             reference: task.to_string(),
         })
     }
@@ -586,7 +586,7 @@ impl<S: Store> MaosApi for Service<S> {
         self.store
             .orchestration(full)?
             .ok_or_else(|| QueryError::NotFound {
-                what: "orchestration with id",
+                what: Entity::Orchestration,
                 reference: id.to_string(),
             })
     }

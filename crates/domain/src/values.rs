@@ -28,15 +28,24 @@ fn parse_tag(what: &'static str, raw: &str, extra: &str, max: usize) -> Result<S
             format!("it is {} bytes long; the limit is {max}", raw.len()),
         ));
     }
-    if raw.chars().any(|c| c.is_ascii_uppercase()) {
-        let lower = raw.to_ascii_lowercase();
-        if parse_tag(what, &lower, extra, max).is_ok() {
-            return Err(ValueError::new(
-                what,
-                raw,
-                format!("uppercase is not allowed; use {lower:?}"),
-            ));
-        }
+    // A character that is wrong whatever its case comes first in the explanation; uppercase
+    // letters are only wrong because of their case.
+    let lower = raw.to_ascii_lowercase();
+    if let Some(bad) = lower.chars().find(|c| !is_tag_char(*c, extra)) {
+        let allowed: Vec<String> = extra.chars().map(|c| format!("'{c}'")).collect();
+        let hint = format!(
+            "{bad:?} is not allowed; use lowercase letters, digits and {}",
+            allowed.join(" ")
+        );
+        return Err(ValueError::new(what, raw, hint));
+    }
+    if raw != lower {
+        let reason = if parse_tag(what, &lower, extra, max).is_ok() {
+            format!("uppercase is not allowed; use {lower:?}")
+        } else {
+            "uppercase letters are not allowed; use lowercase".to_owned()
+        };
+        return Err(ValueError::new(what, raw, reason));
     }
     let first = raw.chars().next().unwrap_or(' ');
     if !(first.is_ascii_lowercase() || first.is_ascii_digit()) {
@@ -45,14 +54,6 @@ fn parse_tag(what: &'static str, raw: &str, extra: &str, max: usize) -> Result<S
             raw,
             "it must start with a lowercase letter or a digit",
         ));
-    }
-    if let Some(bad) = raw.chars().find(|c| !is_tag_char(*c, extra)) {
-        let allowed: Vec<String> = extra.chars().map(|c| format!("'{c}'")).collect();
-        let hint = format!(
-            "{bad:?} is not allowed; use lowercase letters, digits and {}",
-            allowed.join(" ")
-        );
-        return Err(ValueError::new(what, raw, hint));
     }
     Ok(raw.to_owned())
 }
@@ -647,6 +648,24 @@ mod tests {
         assert!(AgentName::parse("").is_err());
         assert!(AgentName::parse("-x").is_err());
         assert!(AgentName::parse("a b").unwrap_err().reason.contains("' '"));
+        assert!(
+            AgentName::parse("Claude 2")
+                .unwrap_err()
+                .reason
+                .contains("' '")
+        );
+        assert!(
+            Capability::parse("Rust!")
+                .unwrap_err()
+                .reason
+                .contains("'!'")
+        );
+        assert!(
+            AgentName::parse("-Ab")
+                .unwrap_err()
+                .reason
+                .contains("uppercase")
+        );
         assert!(AgentName::parse(&"a".repeat(65)).is_err());
         assert!(Capability::parse("lang:rust").is_ok());
         assert!(Capability::parse("c++").is_ok());
