@@ -213,10 +213,20 @@ fn main() {
         f99.as_secs_f64() * 1e6
     );
 
+    let only = std::env::var("MAOS_BENCH_ONLY").unwrap_or_default();
+    if only.is_empty() || only == "creates" {
+        bench_creates(&dir);
+    }
+    if only.is_empty() || only == "assign" {
+        bench_assign(&dir, quick);
+    }
+}
+
+fn bench_creates(dir: &tempfile::TempDir) {
     println!(
         "\n## durable creates (CreateTask use case, synchronous=FULL, one writer with group commit)"
     );
-    let api = open(&dir, "creates.db");
+    let api = open(dir, "creates.db");
     for (callers, per) in [(1usize, 3000usize), (8, 1500), (64, 400)] {
         let rate = creates(&api, callers, per);
         println!(
@@ -232,12 +242,11 @@ fn main() {
         n as f64 / start.elapsed().as_secs_f64()
     );
     drop(api);
+}
 
-    if std::env::var("MAOS_BENCH_ONLY").as_deref() == Ok("creates") {
-        return;
-    }
+fn bench_assign(dir: &tempfile::TempDir, quick: bool) {
     println!("\n## assignment latency (AssignTask, balancer's choice, 1k agents x 4 slots)");
-    let api = open(&dir, "assign.db");
+    let api = open(dir, "assign.db");
     register_agents(&api, 1000);
     let targets: &[usize] = if quick {
         &[10_000, 100_000]
