@@ -16,7 +16,10 @@ CREATE TABLE agents (
     version       INTEGER NOT NULL
 ) STRICT;
 
-CREATE INDEX agents_by_load ON agents (status, active, name);
+-- The load balancer's order over the agents that can take work now: least share of slots in
+-- use, then fewest active attempts, then name (policy::balancer::by_load).
+CREATE INDEX agents_by_load ON agents (CAST(active AS REAL) / slots, active, name)
+    WHERE status IN ('available', 'busy') AND active < slots;
 
 -- One row per (capability, agent): drives the capability match of the load balancer.
 CREATE TABLE agent_capabilities (

@@ -28,7 +28,7 @@ impl Default for ServiceConfig {
     fn default() -> Self {
         ServiceConfig {
             lease: DurationMs::from_millis(10_000).unwrap_or(DurationMs::MAX),
-            balancer_candidates: 16,
+            balancer_candidates: 4,
         }
     }
 }

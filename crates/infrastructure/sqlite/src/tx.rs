@@ -47,6 +47,8 @@ pub(crate) fn candidate_agents(
     tier: Option<Tier>,
     limit: usize,
 ) -> Result<Vec<Agent>, StoreError> {
+    // Walks the `agents_by_load` index in the balancer's order and stops after `limit` fits.
+    // Walks the `agents_by_load` index in the balancer's order and stops after `limit` fits.
     let mut sql = format!(
         "SELECT {AGENT_COLS} FROM agents WHERE status IN ('available', 'busy') AND active < slots"
     );
@@ -55,14 +57,11 @@ pub(crate) fn candidate_agents(
         sql.push_str(" AND tier = ?");
         args.push(Value::Text(t.as_str().into()));
     }
-    if !needs.is_empty() {
-        let marks = vec!["?"; needs.len()].join(", ");
-        sql.push_str(&format!(
-            " AND name IN (SELECT agent FROM agent_capabilities WHERE capability IN ({marks}) \
-              GROUP BY agent HAVING count(*) = {})",
-            needs.len()
-        ));
-        args.extend(needs.iter().map(|c| Value::Text(c.as_str().into())));
+    for c in needs.iter() {
+        sql.push_str(
+            " AND EXISTS (SELECT 1 FROM agent_capabilities WHERE capability = ? AND agent = agents.name)",
+        );
+        args.push(Value::Text(c.as_str().into()));
     }
     sql.push_str(" ORDER BY CAST(active AS REAL) / slots, active, name LIMIT ?");
     args.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
