@@ -1,0 +1,359 @@
+# The MAOS IPC contract: what the `maos` command (or any other client) and the MAOS daemon say to
+# each other over a Unix socket, with Cap'n Proto RPC (two-party, VatNetwork over the socket).
+#
+# How to talk to the daemon (docs/ipc.md has the whole story):
+#   1. connect to the socket; the daemon checks that your uid is its own (SO_PEERCRED);
+#   2. take the bootstrap capability, a `Bootstrap`, and call `handshake` with PROTOCOL_VERSION;
+#   3. the handshake answers with an `Api` capability (or an error naming both versions);
+#   4. call the `Api`'s methods. Every method answers with a result struct that holds either the
+#      value or an `Error` (kind, message, hint): a refused command is a normal answer, not an RPC
+#      exception. RPC exceptions mean the connection or the daemon failed.
+#
+# Growing the schema: add fields and methods at the end with the next ordinal, never renumber or
+# retype; bump PROTOCOL_VERSION only for a change an older peer cannot ignore.
+#
+# Conventions: times are Int64 milliseconds since the Unix epoch, UTC, with 0 meaning "none";
+# durations are UInt64 milliseconds with 0 meaning "none"; an absent optional Text is a null
+# pointer (not an empty string); ids are 25-character lowercase Crockford base32 strings, and
+# where the API says "reference" it also accepts any unique prefix of an id.
+
+@0xb95e69db9986670e;
+
+const protocolVersion :UInt32 = 1;
+# The version of this contract. A daemon serves clients of the same protocol version.
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+
+enum ErrorKind {
+  invalidInput @0;     # malformed or ambiguous input (exit code 2 in the CLI)
+  notFound @1;         # something named does not exist (exit code 3)
+  conflict @2;         # a duplicate, an illegal transition, a stale attempt (exit code 4)
+  storage @3;          # the store failed or holds no MAOS data (exit code 5)
+  unavailable @4;      # the daemon is shutting down or cannot serve (exit code 6)
+  versionMismatch @5;  # the handshake failed: client and daemon speak different protocols
+  internal @6;         # a bug: the daemon could not encode or decode something
+}
+
+struct Error {
+  kind @0 :ErrorKind;
+  message @1 :Text;    # what went wrong, for a person
+  hint @2 :Text;       # what to do about it; null when there is nothing to say
+}
+
+# ---------------------------------------------------------------------------------------------
+# Values
+
+enum AdapterKind {
+  command @0;
+  claudeCode @1;
+  codex @2;
+  openai @3;
+  ollama @4;
+  sim @5;
+}
+
+enum Tier {
+  tactical @0;
+  strategic @1;
+}
+
+enum TierRequirement {
+  any @0;
+  tactical @1;
+  strategic @2;
+}
+
+enum Priority {
+  low @0;
+  normal @1;
+  high @2;
+  urgent @3;
+}
+
+enum Risk {
+  low @0;
+  medium @1;
+  high @2;
+}
+
+enum AgentStatus {
+  available @0;
+  busy @1;
+  draining @2;
+  offline @3;
+  removed @4;
+}
+
+enum TaskState {
+  pending @0;
+  ready @1;
+  assigned @2;
+  running @3;
+  verifying @4;
+  awaitingApproval @5;
+  completed @6;
+  failed @7;
+  retrying @8;
+  blocked @9;
+  cancelled @10;
+  escalated @11;
+}
+
+enum AttemptStatus {
+  assigned @0;
+  running @1;
+  succeeded @2;
+  failed @3;
+  interrupted @4;
+  cancelled @5;
+}
+
+enum OrchestrationStatus {
+  draft @0;
+  awaitingPlanApproval @1;
+  running @2;
+  paused @3;
+  completed @4;
+  failed @5;
+  cancelled @6;
+}
+
+# ---------------------------------------------------------------------------------------------
+# Aggregates, as read
+
+struct Agent {
+  id @0 :Text;
+  name @1 :Text;
+  adapter @2 :AdapterKind;
+  capabilities @3 :List(Text);
+  tier @4 :Tier;
+  slots @5 :UInt32;
+  command @6 :Text;            # null when the adapter needs none
+  status @7 :AgentStatus;
+  active @8 :UInt32;           # attempts holding one of its slots
+  registeredAt @9 :Int64;
+  updatedAt @10 :Int64;
+  version @11 :UInt64;         # events applied since registration
+}
+
+struct Attempt {
+  number @0 :UInt32;
+  agent @1 :Text;
+  fencing @2 :UInt64;
+  status @3 :AttemptStatus;
+  assignedAt @4 :Int64;
+  leaseExpiresAt @5 :Int64;
+  startedAt @6 :Int64;         # 0: not started
+  endedAt @7 :Int64;           # 0: not ended
+  summary @8 :Text;            # null when none
+  error @9 :Text;              # null when none
+}
+
+struct Task {
+  id @0 :Text;
+  title @1 :Text;
+  prompt @2 :Text;
+  capabilities @3 :List(Text);
+  priority @4 :Priority;
+  risk @5 :Risk;
+  tier @6 :TierRequirement;
+  dependsOn @7 :List(Text);    # full task ids
+  orchestration @8 :Text;      # null when none
+  maxAttempts @9 :UInt32;
+  timeoutMs @10 :UInt64;       # 0: none
+  idempotencyKey @11 :Text;    # null when none
+  state @12 :TaskState;
+  reason @13 :Text;            # why it is blocked, failed or cancelled; null otherwise
+  attempts @14 :List(Attempt);
+  fencing @15 :UInt64;
+  createdAt @16 :Int64;
+  updatedAt @17 :Int64;
+  version @18 :UInt64;
+}
+
+struct Orchestration {
+  id @0 :Text;
+  name @1 :Text;
+  goal @2 :Text;               # null when none
+  status @3 :OrchestrationStatus;
+  createdAt @4 :Int64;
+  updatedAt @5 :Int64;
+  version @6 :UInt64;
+}
+
+struct Event {
+  seq @0 :UInt64;              # 1, 2, 3, ... without gaps
+  at @1 :Int64;
+  kind @2 :Text;               # such as "task.assigned"
+  aggregate @3 :Text;          # "agent", "task" or "orchestration"
+  aggregateId @4 :Text;
+  payload @5 :Text;            # the domain event as JSON (docs/json.md, "events")
+}
+
+struct Count {
+  key @0 :Text;                # a task state or agent status keyword
+  n @1 :UInt64;
+}
+
+struct Status {
+  tasks @0 :List(Count);
+  agents @1 :List(Count);
+  orchestrations @2 :UInt64;
+  lastEvent @3 :UInt64;
+}
+
+struct DaemonInfo {
+  pid @0 :UInt32;
+  version @1 :Text;            # the daemon's MAOS version
+  protocol @2 :UInt32;
+  socket @3 :Text;
+  database @4 :Text;
+  startedAt @5 :Int64;
+  uptimeMs @6 :UInt64;
+}
+
+# ---------------------------------------------------------------------------------------------
+# Commands and queries
+
+struct NewAgent {
+  name @0 :Text;
+  adapter @1 :AdapterKind;
+  capabilities @2 :List(Text);
+  tier @3 :Tier;
+  slots @4 :UInt32;
+  command @5 :Text;            # null when none
+}
+
+struct NewTask {
+  title @0 :Text;
+  prompt @1 :Text;
+  capabilities @2 :List(Text);
+  priority @3 :Priority;
+  risk @4 :Risk;
+  tier @5 :TierRequirement;
+  dependsOn @6 :List(Text);    # references
+  orchestration @7 :Text;      # reference, or null
+  maxAttempts @8 :UInt32;
+  timeoutMs @9 :UInt64;        # 0: none
+  idempotencyKey @10 :Text;    # null when none
+}
+
+struct Created {
+  task @0 :Task;
+  created @1 :Bool;            # false: an earlier call with the same idempotency key made it
+}
+
+struct Assignment {
+  task @0 :Task;
+  agent @1 :Text;
+  attempt @2 :UInt32;
+  fencing @3 :UInt64;
+}
+
+struct AgentFilter {
+  statuses @0 :List(AgentStatus);   # empty: every status but removed
+  capability @1 :Text;              # null: any
+}
+
+struct TaskFilter {
+  statuses @0 :List(TaskState);     # empty: every state
+  orchestration @1 :Text;           # full id, or null
+  capability @2 :Text;              # null: any
+  limit @3 :UInt32;                 # page size, 1..10000
+  cursor @4 :Text;                  # the previous page's nextCursor, or null for the first page
+}
+
+struct TaskPage {
+  tasks @0 :List(Task);
+  nextCursor @1 :Text;              # null on the last page
+}
+
+# One result struct per shape of answer: the value, or an error.
+
+struct AgentResult { union { ok @0 :Agent; err @1 :Error; } }
+struct AgentsResult { union { ok @0 :List(Agent); err @1 :Error; } }
+struct TaskResult { union { ok @0 :Task; err @1 :Error; } }
+struct CreatedResult { union { ok @0 :Created; err @1 :Error; } }
+struct CreatedListResult { union { ok @0 :List(Created); err @1 :Error; } }
+struct AssignmentResult { union { ok @0 :Assignment; err @1 :Error; } }
+struct TaskPageResult { union { ok @0 :TaskPage; err @1 :Error; } }
+struct OrchestrationResult { union { ok @0 :Orchestration; err @1 :Error; } }
+struct OrchestrationsResult { union { ok @0 :List(Orchestration); err @1 :Error; } }
+struct StatusResult { union { ok @0 :Status; err @1 :Error; } }
+struct EventsResult { union { ok @0 :List(Event); err @1 :Error; } }
+
+# ---------------------------------------------------------------------------------------------
+# Interfaces
+
+interface Bootstrap {
+  # The capability a new connection receives. It only knows how to shake hands.
+
+  handshake @0 (protocol :UInt32, client :Text) -> (result :HandshakeResult);
+  # `protocol` is the client's protocolVersion; `client` names it ("maos-cli 0.1.0").
+}
+
+struct HandshakeResult {
+  union {
+    ok :group {
+      api @0 :Api;
+      daemon @1 :DaemonInfo;
+    }
+    err @2 :Error;             # kind versionMismatch, with both versions in the message
+  }
+}
+
+interface EventSink {
+  # Implemented by a client that subscribes to events. The daemon calls `push` with batches in
+  # sequence order; `push` is a stream, so the daemon never has more than a window of batches in
+  # flight: a sink that stops reading stops the daemon from sending, and the daemon's memory for
+  # that subscription stays bounded.
+
+  push @0 (events :List(Event)) -> stream;
+  end @1 (reason :Error);
+  # The daemon ends the subscription (it is shutting down): resume with `since` = the last seq seen.
+}
+
+interface Subscription {
+  # Dropping it (or calling cancel) stops the stream.
+  cancel @0 ();
+}
+
+interface Api {
+  # agents
+  registerAgent @0 (agent :NewAgent) -> (result :AgentResult);
+  drainAgent @1 (name :Text) -> (result :AgentResult);
+  removeAgent @2 (name :Text) -> (result :AgentResult);
+  getAgent @3 (name :Text) -> (result :AgentResult);
+  listAgents @4 (filter :AgentFilter) -> (result :AgentsResult);
+
+  # tasks
+  createTask @5 (task :NewTask) -> (result :CreatedResult);
+  createTasks @6 (tasks :List(NewTask)) -> (result :CreatedListResult);
+  # All or none, in one transaction.
+  addDependency @7 (task :Text, on :Text) -> (result :TaskResult);
+  assignTask @8 (task :Text, agent :Text) -> (result :AssignmentResult);
+  # `agent` null: the load balancer chooses.
+  startAttempt @9 (task :Text, fencing :UInt64) -> (result :TaskResult);
+  completeAttempt @10 (task :Text, fencing :UInt64, summary :Text) -> (result :TaskResult);
+  failAttempt @11 (task :Text, fencing :UInt64, error :Text) -> (result :TaskResult);
+  cancelTask @12 (task :Text, reason :Text) -> (result :TaskResult);
+  getTask @13 (task :Text) -> (result :TaskResult);
+  listTasks @14 (filter :TaskFilter) -> (result :TaskPageResult);
+
+  # orchestrations
+  createOrchestration @15 (name :Text, goal :Text) -> (result :OrchestrationResult);
+  getOrchestration @16 (id :Text) -> (result :OrchestrationResult);
+  listOrchestrations @17 () -> (result :OrchestrationsResult);
+
+  # overview
+  status @18 () -> (result :StatusResult);
+  readEvents @19 (after :UInt64, limit :UInt32) -> (result :EventsResult);
+  subscribe @20 (since :UInt64, sink :EventSink) -> (subscription :Subscription);
+  # Streams every event with seq > since, then new ones as they are committed, into `sink`.
+
+  # the daemon itself
+  daemonInfo @21 () -> (daemon :DaemonInfo);
+  shutdown @22 () -> ();
+  # Graceful stop: stop accepting, finish in-flight calls, flush the writer, remove the socket.
+}
