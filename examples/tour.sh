@@ -34,6 +34,9 @@ cleanup() {
         echo
         echo "kept the tour's data: MAOS_DATA_DIR=$data_dir $MAOS_BIN status"
     else
+        # The first command started a daemon for this data directory: stop it before the
+        # directory goes.
+        "$MAOS_BIN" daemon stop -q >/dev/null 2>&1 || true
         rm -rf -- "$data_dir"
     fi
 }

@@ -10,3 +10,31 @@ mod orchestrate;
 mod overview;
 mod support;
 mod task;
+
+/// Runs this whole suite a second time with the other transport (`maos` in process instead of
+/// through the daemon): the same tests, the same snapshots.
+#[test]
+fn the_whole_suite_passes_in_process_too() {
+    if support::in_process() {
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new(exe)
+        .env(support::TRANSPORT_ENV, "in-process")
+        .args([
+            "--skip",
+            "the_whole_suite_passes_in_process_too",
+            "--test-threads",
+            "4",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the suite failed in process:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("test result: ok"), "{stdout}");
+}

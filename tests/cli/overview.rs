@@ -227,6 +227,15 @@ fn a_closed_pipe_is_not_an_error() {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_maos"))
             .args(args)
             .env("MAOS_DATA_DIR", env.dir())
+            .env("XDG_RUNTIME_DIR", env.runtime_dir())
+            .env(
+                "MAOS_NO_DAEMON",
+                if crate::support::in_process() {
+                    "1"
+                } else {
+                    "0"
+                },
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -254,6 +263,15 @@ fn a_closed_pipe_is_not_an_error() {
     );
     let out = std::process::Command::new("bash")
         .args(["-c", &script])
+        .env("XDG_RUNTIME_DIR", env.runtime_dir())
+        .env(
+            "MAOS_NO_DAEMON",
+            if crate::support::in_process() {
+                "1"
+            } else {
+                "0"
+            },
+        )
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");

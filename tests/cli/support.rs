@@ -29,10 +29,22 @@ impl Run {
     }
 }
 
+/// The environment variable that selects how the suite's `maos` runs reach the database:
+/// `daemon` (the default: through the daemon, started on first need) or `in-process`
+/// (`MAOS_NO_DAEMON=1`). The suite runs in both (see `main.rs`), with the same snapshots.
+pub(crate) const TRANSPORT_ENV: &str = "MAOS_TEST_TRANSPORT";
+
+/// True when this run of the suite works in process.
+pub(crate) fn in_process() -> bool {
+    std::env::var(TRANSPORT_ENV).is_ok_and(|t| t == "in-process")
+}
+
 /// A data directory and the runs made in it.
 #[derive(Debug)]
 pub(crate) struct Env {
     dir: TempDir,
+    /// `XDG_RUNTIME_DIR` of this test's runs: its daemon's socket lives here.
+    runtime: TempDir,
     recorded: RefCell<Vec<Run>>,
     /// Full ids and their placeholders, in order of first appearance in the event log.
     names: RefCell<Vec<(String, String)>>,
@@ -47,6 +59,7 @@ impl Env {
     pub(crate) fn new() -> Self {
         Env {
             dir: tempfile::tempdir().unwrap(),
+            runtime: tempfile::tempdir().unwrap(),
             recorded: RefCell::new(Vec::new()),
             names: RefCell::new(Vec::new()),
             extra: RefCell::new(Vec::new()),
@@ -57,6 +70,11 @@ impl Env {
     /// The data directory.
     pub(crate) fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The runtime directory (`XDG_RUNTIME_DIR`) of this test's runs.
+    pub(crate) fn runtime_dir(&self) -> &Path {
+        self.runtime.path()
     }
 
     /// The database file.
@@ -73,10 +91,15 @@ impl Env {
             "CLICOLOR_FORCE",
             "COLUMNS",
             "MAOS_DATA_DIR",
+            "MAOS_NO_DAEMON",
             "RUST_LOG",
         ] {
             cmd.env_remove(var);
         }
+        if in_process() {
+            cmd.env("MAOS_NO_DAEMON", "1");
+        }
+        cmd.env("XDG_RUNTIME_DIR", self.runtime.path());
         cmd.env("MAOS_DATA_DIR", self.dir()).args(args);
         cmd
     }
@@ -275,6 +298,14 @@ impl Env {
 }
 
 /// Replaces RFC 3339 times (`2026-11-21T05:33:18.123Z`) by a same-width placeholder.
+impl Drop for Env {
+    fn drop(&mut self) {
+        // Stop this test's daemon, if one was started (a test may start one even in process, by
+        // running `maos` by hand), so that none outlives the suite.
+        let _ = self.command(&["daemon", "stop", "-q"]).output();
+    }
+}
+
 fn replace_times(s: &str) -> String {
     const PATTERN: &[u8] = b"dddd-dd-ddTdd:dd:dd.dddZ";
     let bytes = s.as_bytes();

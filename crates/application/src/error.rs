@@ -18,6 +18,10 @@ pub enum ErrorKind {
     Conflict,
     /// The store failed or holds something that is not MAOS data.
     Storage,
+    /// The daemon cannot be reached, is shutting down, or speaks another protocol version.
+    Unavailable,
+    /// A bug: something could not be encoded or decoded between a client and the daemon.
+    Internal,
 }
 
 impl ErrorKind {
@@ -28,6 +32,8 @@ impl ErrorKind {
             ErrorKind::NotFound => "not_found",
             ErrorKind::Conflict => "conflict",
             ErrorKind::Storage => "storage",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Internal => "internal",
         }
     }
 }
@@ -38,6 +44,52 @@ pub trait ErrorInfo: std::error::Error {
     fn kind(&self) -> ErrorKind;
     /// What the user can do about it, when there is something to say.
     fn hint(&self) -> Option<String>;
+}
+
+/// An error as it came back from the other side of a connection (the daemon), or the failure to
+/// reach it at all: its kind, message and hint, without the typed detail of the original error.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{message}")]
+pub struct RemoteError {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl RemoteError {
+    /// An error of this kind with this message and no hint.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        RemoteError {
+            kind,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// The same error with a hint.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// What a front end would report for `e`: its kind, message and hint.
+    pub fn from_info(e: &dyn ErrorInfo) -> Self {
+        RemoteError {
+            kind: e.kind(),
+            message: e.to_string(),
+            hint: e.hint(),
+        }
+    }
+}
+
+impl ErrorInfo for RemoteError {
+    fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    fn hint(&self) -> Option<String> {
+        self.hint.clone()
+    }
 }
 
 fn store_hint(e: &StoreError) -> Option<String> {
@@ -88,6 +140,8 @@ pub enum AgentError {
     Transition(#[from] TransitionError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
 }
 
 impl ErrorInfo for AgentError {
@@ -97,6 +151,7 @@ impl ErrorInfo for AgentError {
             AgentError::NotFound { .. } => ErrorKind::NotFound,
             AgentError::AlreadyExists { .. } | AgentError::Transition(_) => ErrorKind::Conflict,
             AgentError::Store(_) => ErrorKind::Storage,
+            AgentError::Remote(e) => e.kind(),
         }
     }
 
@@ -111,6 +166,7 @@ impl ErrorInfo for AgentError {
             )),
             AgentError::Transition(e) => transition_hint(e),
             AgentError::Store(e) => store_hint(e),
+            AgentError::Remote(e) => e.hint(),
         }
     }
 }
@@ -145,6 +201,8 @@ pub enum TaskError {
     Transition(#[from] TransitionError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
 }
 
 impl ErrorInfo for TaskError {
@@ -159,6 +217,7 @@ impl ErrorInfo for TaskError {
             | TaskError::NoCapableAgent { .. }
             | TaskError::Transition(_) => ErrorKind::Conflict,
             TaskError::Store(_) => ErrorKind::Storage,
+            TaskError::Remote(e) => e.kind(),
         }
     }
 
@@ -177,6 +236,7 @@ impl ErrorInfo for TaskError {
             ),
             TaskError::Transition(e) => transition_hint(e),
             TaskError::Store(e) => store_hint(e),
+            TaskError::Remote(e) => e.hint(),
         }
     }
 }
@@ -190,6 +250,8 @@ pub enum OrchestrationError {
     Transition(#[from] TransitionError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
 }
 
 impl ErrorInfo for OrchestrationError {
@@ -198,6 +260,7 @@ impl ErrorInfo for OrchestrationError {
             OrchestrationError::Invalid(_) => ErrorKind::InvalidInput,
             OrchestrationError::Transition(_) => ErrorKind::Conflict,
             OrchestrationError::Store(_) => ErrorKind::Storage,
+            OrchestrationError::Remote(e) => e.kind(),
         }
     }
 
@@ -206,6 +269,7 @@ impl ErrorInfo for OrchestrationError {
             OrchestrationError::Invalid(_) => None,
             OrchestrationError::Transition(e) => transition_hint(e),
             OrchestrationError::Store(e) => store_hint(e),
+            OrchestrationError::Remote(e) => e.hint(),
         }
     }
 }
@@ -242,6 +306,8 @@ pub enum QueryError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
 }
 
 impl ErrorInfo for QueryError {
@@ -250,6 +316,7 @@ impl ErrorInfo for QueryError {
             QueryError::Invalid(_) | QueryError::Ambiguous { .. } => ErrorKind::InvalidInput,
             QueryError::NotFound { .. } => ErrorKind::NotFound,
             QueryError::Store(_) => ErrorKind::Storage,
+            QueryError::Remote(e) => e.kind(),
         }
     }
 
@@ -266,6 +333,7 @@ impl ErrorInfo for QueryError {
             ),
             QueryError::Ambiguous { .. } => Some("type more characters of the id".into()),
             QueryError::Store(e) => store_hint(e),
+            QueryError::Remote(e) => e.hint(),
         }
     }
 }
@@ -279,6 +347,7 @@ impl From<QueryError> for TaskError {
                 TaskError::Ambiguous { prefix, candidates }
             }
             QueryError::Store(s) => TaskError::Store(s),
+            QueryError::Remote(r) => TaskError::Remote(r),
         }
     }
 }

@@ -9,7 +9,8 @@ pub mod service;
 
 pub use api::*;
 pub use error::{
-    AgentError, Entity, ErrorInfo, ErrorKind, OrchestrationError, QueryError, TaskError,
+    AgentError, Entity, ErrorInfo, ErrorKind, OrchestrationError, QueryError, RemoteError,
+    TaskError,
 };
 pub use ports::{Clock, IdSource, ReadStore, Store, StoreError, Transaction, UnitOfWork};
 pub use service::{Service, ServiceConfig};

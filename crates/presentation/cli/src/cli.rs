@@ -58,6 +58,10 @@ pub(crate) struct GlobalArgs {
     #[arg(short, long, global = true, action = ArgAction::Count, help_heading = GLOBAL)]
     pub(crate) verbose: u8,
 
+    /// Work on the database in this process instead of through the daemon [env: MAOS_NO_DAEMON=1].
+    #[arg(long, global = true, help_heading = GLOBAL)]
+    pub(crate) no_daemon: bool,
+
     /// When to use colour: auto (only on a terminal, and never when NO_COLOR is set), always or
     /// never.
     #[arg(
@@ -103,6 +107,18 @@ pub(crate) enum Command {
     /// Print the event log, oldest first: every change MAOS made, numbered without gaps.
     Events(EventsArgs),
 
+    /// Run the MAOS daemon in the foreground, or start, stop or inspect it.
+    ///
+    /// The daemon owns the database and serves every `maos` command over a Unix socket; `maos`
+    /// starts it on first need, so you rarely run these yourself.
+    #[command(
+        after_help = "Examples:\n  maos daemon            # run in the foreground (logs on stderr)\n  \
+        maos daemon start      # run in the background; returns once it answers\n  \
+        maos daemon status --json\n  \
+        maos daemon stop"
+    )]
+    Daemon(DaemonArgs),
+
     /// Print a completion script for a shell.
     #[command(
         after_help = "Example:\n  maos completions bash > ~/.local/share/bash-completion/completions/maos"
@@ -112,6 +128,24 @@ pub(crate) enum Command {
         #[arg(value_enum)]
         shell: Shell,
     },
+}
+
+/// `maos daemon`: without an action, run the daemon in the foreground.
+#[derive(Debug, Args)]
+pub(crate) struct DaemonArgs {
+    #[command(subcommand)]
+    pub(crate) action: Option<DaemonAction>,
+}
+
+/// What to do with the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub(crate) enum DaemonAction {
+    /// Start the daemon in the background; prints its pid and socket once it answers.
+    Start,
+    /// Stop the daemon gracefully: it finishes in-flight calls, flushes and removes its socket.
+    Stop,
+    /// Show the daemon's pid, socket, version, uptime, database and counts.
+    Status,
 }
 
 /// Agent commands.

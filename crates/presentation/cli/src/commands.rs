@@ -40,6 +40,8 @@ pub(crate) fn run(command: Command, api: &dyn MaosApi, out: &mut Output) -> Resu
         Command::Status => status(api, out),
         Command::Events(args) => events(&args, api, out),
         Command::Completions { .. } => run_offline(&command, out).unwrap_or(Ok(())),
+        // `main` runs the daemon commands before composing an API.
+        Command::Daemon(_) => Ok(()),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Composition: the one place that knows which adapters make up MAOS. Everything else in the
-//! CLI talks to `dyn MaosApi` only (the next step adds a daemon client as a second
-//! implementation, chosen here).
+//! CLI talks to `dyn MaosApi` only: the in-process service built here, or the daemon's IPC
+//! client (`daemon::connect_or_start`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,6 +35,14 @@ pub(crate) fn data_dir(given: Option<&Path>) -> Result<PathBuf, CliError> {
         .with_hint("name a data directory with --data-dir or MAOS_DATA_DIR")
     })?;
     Ok(base.data_dir().join("maos"))
+}
+
+/// The environment variable that, set to `1`, keeps commands in process (like `--no-daemon`).
+pub(crate) const NO_DAEMON_ENV: &str = "MAOS_NO_DAEMON";
+
+/// True when commands run in process: `--no-daemon`, or `MAOS_NO_DAEMON` set to `1` (or `true`).
+pub(crate) fn no_daemon(flag: bool) -> bool {
+    flag || std::env::var(NO_DAEMON_ENV).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
 }
 
 /// Opens (or creates) the database in `dir` and builds the in-process application service.

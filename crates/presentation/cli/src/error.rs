@@ -4,7 +4,8 @@
 use std::io;
 
 use maos_application::{
-    AgentError, ErrorInfo, ErrorKind, OrchestrationError, QueryError, StoreError, TaskError,
+    AgentError, ErrorInfo, ErrorKind, OrchestrationError, QueryError, RemoteError, StoreError,
+    TaskError,
 };
 use thiserror::Error;
 
@@ -24,7 +25,6 @@ pub(crate) enum Kind {
     /// The database failed or is not a MAOS database (exit 5).
     Storage,
     /// The daemon cannot be reached (exit 6).
-    #[allow(dead_code, reason = "reserved for the daemon client")]
     DaemonUnavailable,
     /// Stdout was closed by its reader: not an error, the command stops quietly (exit 0).
     BrokenPipe,
@@ -66,6 +66,8 @@ impl From<ErrorKind> for Kind {
             ErrorKind::NotFound => Kind::NotFound,
             ErrorKind::Conflict => Kind::Conflict,
             ErrorKind::Storage => Kind::Storage,
+            ErrorKind::Unavailable => Kind::DaemonUnavailable,
+            ErrorKind::Internal => Kind::Failure,
         }
     }
 }
@@ -129,7 +131,13 @@ macro_rules! from_application_errors {
     )+};
 }
 
-from_application_errors!(AgentError, TaskError, OrchestrationError, QueryError);
+from_application_errors!(
+    AgentError,
+    TaskError,
+    OrchestrationError,
+    QueryError,
+    RemoteError
+);
 
 impl From<StoreError> for CliError {
     fn from(e: StoreError) -> Self {

@@ -409,6 +409,29 @@ fn event_details(e: &DomainEvent) -> String {
     }
 }
 
+/// `daemon status`.
+pub(crate) fn daemon(info: &maos_ipc::DaemonInfo, counts: &StatusReport) -> String {
+    let secs = info.uptime.as_secs();
+    let uptime = format!("{}h{:02}m{:02}s", secs / 3600, (secs / 60) % 60, secs % 60);
+    let mut text = details(
+        false,
+        &[
+            ("pid", info.pid.to_string()),
+            ("socket", info.socket.display().to_string()),
+            (
+                "version",
+                format!("{} (protocol {})", info.version, info.protocol),
+            ),
+            ("uptime", uptime),
+            ("started", info.started_at.to_rfc3339()),
+            ("database", info.database.display().to_string()),
+        ],
+    );
+    text.push('\n');
+    text.push_str(&status(counts));
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -422,6 +422,62 @@ impl EventsDoc {
     }
 }
 
+/// `daemon start` and `daemon status`.
+#[derive(Debug, Serialize)]
+pub(crate) struct DaemonDoc {
+    pub(crate) schema_version: u32,
+    /// `daemon start`: true when a daemon was already running (nothing was started).
+    pub(crate) already_running: bool,
+    pub(crate) pid: u32,
+    pub(crate) version: String,
+    pub(crate) protocol: u32,
+    pub(crate) socket: String,
+    pub(crate) database: String,
+    pub(crate) started_at: String,
+    pub(crate) uptime_ms: u64,
+    /// `daemon status` only: the same counts as `maos status`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) status: Option<StatusDoc>,
+}
+
+impl DaemonDoc {
+    pub(crate) fn new(
+        info: &maos_ipc::DaemonInfo,
+        already_running: bool,
+        status: Option<&StatusReport>,
+    ) -> Self {
+        DaemonDoc {
+            schema_version: SCHEMA_VERSION,
+            already_running,
+            pid: info.pid,
+            version: info.version.clone(),
+            protocol: info.protocol,
+            socket: info.socket.display().to_string(),
+            database: info.database.display().to_string(),
+            started_at: time(info.started_at),
+            uptime_ms: u64::try_from(info.uptime.as_millis()).unwrap_or(u64::MAX),
+            status: status.map(StatusDoc::new),
+        }
+    }
+}
+
+/// `daemon stop`.
+#[derive(Debug, Serialize)]
+pub(crate) struct DaemonStoppedDoc {
+    pub(crate) schema_version: u32,
+    /// The pid of the daemon that stopped; null when none was running.
+    pub(crate) stopped: Option<u32>,
+}
+
+impl DaemonStoppedDoc {
+    pub(crate) fn new(stopped: Option<u32>) -> Self {
+        DaemonStoppedDoc {
+            schema_version: SCHEMA_VERSION,
+            stopped,
+        }
+    }
+}
+
 /// The error inside an error document.
 #[derive(Debug, Serialize)]
 pub(crate) struct ErrorJson {

@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod compose;
+mod daemon;
 mod error;
 mod human;
 mod json;
@@ -17,7 +18,7 @@ use clap::error::ErrorKind as ClapErrorKind;
 use clap::{CommandFactory, FromArgMatches};
 use tracing::level_filters::LevelFilter;
 
-use crate::cli::{Cli, ColorWhen, GlobalArgs};
+use crate::cli::{Cli, ColorWhen, Command, DaemonAction, GlobalArgs};
 use crate::error::{CliError, Kind};
 use crate::output::Output;
 
@@ -50,7 +51,19 @@ fn execute(cli: Cli, out: &mut Output) -> Result<(), CliError> {
         return result;
     }
     let dir = compose::data_dir(cli.global.data_dir.as_deref())?;
-    let api = compose::in_process(&dir)?;
+    if let Command::Daemon(args) = &cli.command {
+        return match args.action {
+            None => daemon::foreground(&dir),
+            Some(DaemonAction::Start) => daemon::start(&dir, cli.global.verbose, out),
+            Some(DaemonAction::Stop) => daemon::stop(&dir, out),
+            Some(DaemonAction::Status) => daemon::status(&dir, out),
+        };
+    }
+    let api = if compose::no_daemon(cli.global.no_daemon) {
+        compose::in_process(&dir)?
+    } else {
+        daemon::connect_or_start(&dir, cli.global.verbose)?
+    };
     commands::run(cli.command, api.as_ref(), out)
 }
 

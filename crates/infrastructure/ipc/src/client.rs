@@ -1,0 +1,705 @@
+//! The client side: [`IpcClient`], an implementation of `maos_application::MaosApi` that talks
+//! to the daemon.
+//!
+//! capnp-rpc is `!Send`, and `MaosApi` is synchronous and shared between threads, so the client
+//! owns a dedicated thread with a current-thread tokio runtime, a `LocalSet` and the
+//! connection's `RpcSystem`. A call from any thread sends a job (a closure that builds the
+//! request, awaits the answer and decodes it) to that thread and blocks until the answer comes
+//! back. Dropping the client closes the connection and joins the thread.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::mpsc as std_mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use capnp::message::ReaderOptions;
+use capnp_rpc::twoparty::VatNetwork;
+use capnp_rpc::{Disconnector, RpcSystem, rpc_twoparty_capnp::Side};
+use maos_application::{
+    AgentError, AgentFilter, AssignTask, Assignment, CreateTask, Created, ErrorInfo, ErrorKind,
+    IdRef, MaosApi, OrchestrationError, Page, QueryError, RegisterAgent, RemoteError, StatusReport,
+    StoredEvent, TaskError, TaskFilter, TaskPage,
+};
+use maos_domain::{Agent, AgentName, FencingToken, Orchestration, Task, TaskId, Title};
+use thiserror::Error;
+use tokio::io::{BufReader, BufWriter};
+use tokio::net::UnixStream;
+use tokio::sync::mpsc;
+use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
+use tracing::{debug, warn};
+
+use crate::convert::{
+    DecodeError, read_agent, read_assignment, read_created, read_daemon_info, read_event,
+    read_orchestration, read_status, read_task, read_task_page, write_agent_filter,
+    write_new_agent, write_new_task, write_task_filter,
+};
+use crate::daemon::DaemonInfo;
+use crate::error::{DAEMON_HINT, read_error, rpc_failed, unavailable, undecodable};
+use crate::maos_capnp::{self as wire, api, bootstrap};
+
+/// How long closing the connection may take when the client is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// How long [`IpcClient::connect`] waits for the connection and the handshake.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a client could not connect.
+#[derive(Debug, Error)]
+pub enum ConnectError {
+    /// The socket cannot be connected to: no daemon listens there (the file is missing, or a
+    /// crashed daemon left it behind), or it is not accessible.
+    #[error("cannot connect to the MAOS daemon at {}: {source}", path.display())]
+    Connect { path: PathBuf, source: io::Error },
+    /// The daemon speaks another protocol version.
+    #[error("{message}")]
+    VersionMismatch {
+        message: String,
+        hint: Option<String>,
+    },
+    /// The daemon answered the handshake with an error (it is shutting down).
+    #[error(transparent)]
+    Refused(RemoteError),
+    /// The connection failed during the handshake: the daemon closed it (it serves only its own
+    /// user) or answered something this client cannot read.
+    #[error("the handshake with the MAOS daemon failed: {0}")]
+    Handshake(String),
+    /// The client's thread or runtime could not be started.
+    #[error("cannot start the IPC client: {0}")]
+    Start(io::Error),
+}
+
+impl ErrorInfo for ConnectError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            ConnectError::Refused(e) => e.kind,
+            ConnectError::Connect { .. }
+            | ConnectError::VersionMismatch { .. }
+            | ConnectError::Handshake(_)
+            | ConnectError::Start(_) => ErrorKind::Unavailable,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            ConnectError::Connect { .. } => Some(DAEMON_HINT.into()),
+            ConnectError::VersionMismatch { hint, .. } => hint.clone(),
+            ConnectError::Refused(e) => e.hint.clone(),
+            ConnectError::Handshake(_) => Some(
+                "the daemon serves only the user it runs as; `maos daemon status` shows it".into(),
+            ),
+            ConnectError::Start(_) => None,
+        }
+    }
+}
+
+impl From<ConnectError> for RemoteError {
+    fn from(e: ConnectError) -> Self {
+        RemoteError::from_info(&e)
+    }
+}
+
+/// A call's failure on the client's thread, before it is reported as a [`RemoteError`].
+#[derive(Debug)]
+enum CallError {
+    /// The RPC failed: the connection broke or the daemon failed.
+    Rpc(capnp::Error),
+    /// The request cannot be encoded (a list longer than a message can hold).
+    Encode(capnp::Error),
+    /// The answer does not decode.
+    Decode(DecodeError),
+    /// The daemon answered with an error.
+    Remote(RemoteError),
+}
+
+impl From<DecodeError> for CallError {
+    fn from(e: DecodeError) -> Self {
+        CallError::Decode(e)
+    }
+}
+
+/// A capnp error while reading an answer: the answer is malformed.
+impl From<capnp::Error> for CallError {
+    fn from(e: capnp::Error) -> Self {
+        CallError::Decode(e.into())
+    }
+}
+
+impl From<capnp::NotInSchema> for CallError {
+    fn from(e: capnp::NotInSchema) -> Self {
+        CallError::Decode(e.into())
+    }
+}
+
+impl CallError {
+    fn into_remote(self) -> RemoteError {
+        match self {
+            CallError::Rpc(e) => rpc_failed(&e),
+            CallError::Encode(e) => RemoteError::new(
+                ErrorKind::Internal,
+                format!("cannot encode the request to the MAOS daemon: {e}"),
+            ),
+            CallError::Decode(e) => undecodable(&e),
+            CallError::Remote(e) => e,
+        }
+    }
+}
+
+type Call<T> = Result<T, CallError>;
+
+/// Work for the client's thread: given the `Api` capability, a future that makes one call and
+/// sends its answer back to the waiting caller.
+type Job = Box<dyn FnOnce(api::Client) -> Pin<Box<dyn Future<Output = ()>>> + Send>;
+
+/// A connection to the MAOS daemon, usable from any thread as a [`MaosApi`].
+pub struct IpcClient {
+    jobs: Option<mpsc::UnboundedSender<Job>>,
+    thread: Option<JoinHandle<()>>,
+    daemon: DaemonInfo,
+}
+
+impl fmt::Debug for IpcClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IpcClient")
+            .field("daemon", &self.daemon)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IpcClient {
+    /// Connects to the daemon listening on `socket` and shakes hands; `client_name` tells the
+    /// daemon who is calling ("maos-cli 0.1.0"). Gives up after [`CONNECT_TIMEOUT`].
+    ///
+    /// The client's methods block the calling thread until the daemon answers: call them from
+    /// synchronous code, not from inside an async runtime.
+    pub fn connect(socket: &Path, client_name: &str) -> Result<IpcClient, ConnectError> {
+        IpcClient::connect_with_timeout(socket, client_name, CONNECT_TIMEOUT)
+    }
+
+    /// [`IpcClient::connect`], giving up after `timeout` if the connection or the handshake
+    /// takes longer (a daemon that hangs, or another program on the socket).
+    pub fn connect_with_timeout(
+        socket: &Path,
+        client_name: &str,
+        timeout: Duration,
+    ) -> Result<IpcClient, ConnectError> {
+        let (jobs, jobs_rx) = mpsc::unbounded_channel();
+        let (ready, ready_rx) = std_mpsc::sync_channel(1);
+        let path = socket.to_path_buf();
+        let name = client_name.to_owned();
+        let thread = std::thread::Builder::new()
+            .name("maos-ipc-client".into())
+            .spawn(move || client_thread(path, name, timeout, ready, jobs_rx))
+            .map_err(ConnectError::Start)?;
+        let outcome = ready_rx.recv().unwrap_or_else(|_| {
+            Err(ConnectError::Handshake(
+                "the client's thread stopped before the handshake".into(),
+            ))
+        });
+        match outcome {
+            Ok(daemon) => Ok(IpcClient {
+                jobs: Some(jobs),
+                thread: Some(thread),
+                daemon,
+            }),
+            Err(e) => {
+                drop(jobs);
+                let _ = thread.join();
+                Err(e)
+            }
+        }
+    }
+
+    /// What the daemon said about itself in the handshake.
+    pub fn handshake_info(&self) -> &DaemonInfo {
+        &self.daemon
+    }
+
+    /// What the daemon says about itself now.
+    pub fn daemon_info(&self) -> Result<DaemonInfo, RemoteError> {
+        self.call(|api| async move {
+            let response = api
+                .daemon_info_request()
+                .send()
+                .promise
+                .await
+                .map_err(CallError::Rpc)?;
+            Ok(read_daemon_info(response.get()?.get_daemon()?)?)
+        })
+    }
+
+    /// Asks the daemon to stop gracefully. Returns once the daemon has taken the request.
+    pub fn shutdown(&self) -> Result<(), RemoteError> {
+        self.call(|api| async move {
+            api.shutdown_request()
+                .send()
+                .promise
+                .await
+                .map_err(CallError::Rpc)?;
+            Ok(())
+        })
+    }
+
+    /// Runs `f` on the client's thread and waits for its answer.
+    fn call<T, F, Fut>(&self, f: F) -> Result<T, RemoteError>
+    where
+        T: Send + 'static,
+        F: FnOnce(api::Client) -> Fut + Send + 'static,
+        Fut: Future<Output = Call<T>> + 'static,
+    {
+        let closed = || unavailable("the connection to the MAOS daemon is closed");
+        let (answer, answer_rx) = std_mpsc::sync_channel(1);
+        let job: Job = Box::new(move |api| {
+            Box::pin(async move {
+                let _ = answer.send(f(api).await.map_err(CallError::into_remote));
+            })
+        });
+        self.jobs
+            .as_ref()
+            .ok_or_else(closed)?
+            .send(job)
+            .map_err(|_| closed())?;
+        answer_rx.recv().map_err(|_| closed())?
+    }
+}
+
+impl Drop for IpcClient {
+    fn drop(&mut self) {
+        // Closing the job channel ends the thread's loop; it then closes the connection.
+        self.jobs.take();
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            warn!("the IPC client's thread panicked");
+        }
+    }
+}
+
+/// The client's thread: connects, shakes hands, reports the outcome on `ready`, then runs jobs
+/// until every sender of `jobs` is gone, and closes the connection.
+fn client_thread(
+    path: PathBuf,
+    name: String,
+    timeout: Duration,
+    ready: std_mpsc::SyncSender<Result<DaemonInfo, ConnectError>>,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            let _ = ready.send(Err(ConnectError::Start(e)));
+            return;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async move {
+        let connected = tokio::time::timeout(timeout, connect(&path, &name)).await;
+        let (api, disconnector) = match connected {
+            Ok(Ok((api, disconnector, daemon))) => {
+                if ready.send(Ok(daemon)).is_err() {
+                    return;
+                }
+                (api, disconnector)
+            }
+            Ok(Err(e)) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+            Err(_) => {
+                let _ = ready.send(Err(ConnectError::Handshake(format!(
+                    "no answer from {} within {timeout:?}",
+                    path.display()
+                ))));
+                return;
+            }
+        };
+        while let Some(job) = jobs.recv().await {
+            tokio::task::spawn_local(job(api.clone()));
+        }
+        drop(api);
+        if tokio::time::timeout(CLOSE_GRACE, disconnector)
+            .await
+            .is_err()
+        {
+            debug!("the connection to the daemon did not close in time");
+        }
+    });
+}
+
+/// Connects, starts the connection's RPC system on the `LocalSet` and shakes hands.
+async fn connect(
+    path: &Path,
+    name: &str,
+) -> Result<(api::Client, Disconnector<Side>, DaemonInfo), ConnectError> {
+    let stream = UnixStream::connect(path)
+        .await
+        .map_err(|source| ConnectError::Connect {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let (read, write) = stream.into_split();
+    let network = VatNetwork::new(
+        BufReader::new(read).compat(),
+        BufWriter::new(write).compat_write(),
+        Side::Client,
+        ReaderOptions::new(),
+    );
+    let mut rpc = RpcSystem::new(Box::new(network), None);
+    let bootstrap: bootstrap::Client = rpc.bootstrap(Side::Server);
+    let disconnector = rpc.get_disconnector();
+    tokio::task::spawn_local(async move {
+        if let Err(e) = rpc.await {
+            debug!(error = %e, "the connection to the daemon ended");
+        }
+    });
+    let (api, daemon) = handshake(&bootstrap, name).await?;
+    Ok((api, disconnector, daemon))
+}
+
+/// Sends the handshake; answers the `Api` capability and what the daemon said about itself.
+async fn handshake(
+    bootstrap: &bootstrap::Client,
+    name: &str,
+) -> Result<(api::Client, DaemonInfo), ConnectError> {
+    let mut request = bootstrap.handshake_request();
+    request.get().set_protocol(wire::PROTOCOL_VERSION);
+    request.get().set_client(name);
+    let response = request
+        .send()
+        .promise
+        .await
+        .map_err(|e| ConnectError::Handshake(e.to_string()))?;
+    let unreadable = |e: DecodeError| ConnectError::Handshake(format!("unreadable answer: {e}"));
+    let read = || -> Result<_, DecodeError> {
+        let result = response.get()?.get_result()?;
+        Ok(match result.which()? {
+            wire::handshake_result::Which::Ok(ok) => {
+                Ok((ok.get_api()?, read_daemon_info(ok.get_daemon()?)?))
+            }
+            wire::handshake_result::Which::Err(e) => {
+                let e = e?;
+                let mismatch = e.get_kind() == Ok(wire::ErrorKind::VersionMismatch);
+                let e = read_error(e);
+                Err(if mismatch {
+                    ConnectError::VersionMismatch {
+                        message: e.message,
+                        hint: e.hint,
+                    }
+                } else {
+                    ConnectError::Refused(e)
+                })
+            }
+        })
+    };
+    read().map_err(unreadable)?
+}
+
+/// Decoders of the result unions: `ok` through the reader function (of each item, for lists),
+/// `err` as a [`RemoteError`].
+macro_rules! result_decoder {
+    ($name:ident, $module:ident, $t:ty, $read:path) => {
+        fn $name(r: capnp::Result<wire::$module::Reader<'_>>) -> Call<$t> {
+            match r?.which()? {
+                wire::$module::Which::Ok(v) => Ok($read(v?)?),
+                wire::$module::Which::Err(e) => Err(CallError::Remote(read_error(e?))),
+            }
+        }
+    };
+    ($name:ident, $module:ident, list of $t:ty, $read:path) => {
+        fn $name(r: capnp::Result<wire::$module::Reader<'_>>) -> Call<Vec<$t>> {
+            match r?.which()? {
+                wire::$module::Which::Ok(list) => {
+                    Ok(list?.iter().map($read).collect::<Result<_, _>>()?)
+                }
+                wire::$module::Which::Err(e) => Err(CallError::Remote(read_error(e?))),
+            }
+        }
+    };
+}
+
+result_decoder!(agent_result, agent_result, Agent, read_agent);
+result_decoder!(agents_result, agents_result, list of Agent, read_agent);
+result_decoder!(task_result, task_result, Task, read_task);
+result_decoder!(created_result, created_result, Created, read_created);
+result_decoder!(created_list_result, created_list_result, list of Created, read_created);
+result_decoder!(
+    assignment_result,
+    assignment_result,
+    Assignment,
+    read_assignment
+);
+result_decoder!(task_page_result, task_page_result, TaskPage, read_task_page);
+result_decoder!(
+    orchestration_result,
+    orchestration_result,
+    Orchestration,
+    read_orchestration
+);
+result_decoder!(
+    orchestrations_result,
+    orchestrations_result,
+    list of Orchestration,
+    read_orchestration
+);
+result_decoder!(status_result, status_result, StatusReport, read_status);
+result_decoder!(events_result, events_result, list of StoredEvent, read_event);
+
+/// Sends a request and awaits its response; a failure is an RPC failure.
+macro_rules! send {
+    ($request:expr) => {
+        $request.send().promise.await.map_err(CallError::Rpc)?
+    };
+}
+
+impl MaosApi for IpcClient {
+    fn register_agent(&self, cmd: RegisterAgent) -> Result<Agent, AgentError> {
+        self.call(move |api| async move {
+            let mut request = api.register_agent_request();
+            write_new_agent(&cmd, request.get().init_agent()).map_err(CallError::Encode)?;
+            let response = send!(request);
+            agent_result(response.get()?.get_result())
+        })
+        .map_err(AgentError::Remote)
+    }
+
+    fn drain_agent(&self, name: &AgentName) -> Result<Agent, AgentError> {
+        let name = name.clone();
+        self.call(move |api| async move {
+            let mut request = api.drain_agent_request();
+            request.get().set_name(name.as_str());
+            let response = send!(request);
+            agent_result(response.get()?.get_result())
+        })
+        .map_err(AgentError::Remote)
+    }
+
+    fn remove_agent(&self, name: &AgentName) -> Result<Agent, AgentError> {
+        let name = name.clone();
+        self.call(move |api| async move {
+            let mut request = api.remove_agent_request();
+            request.get().set_name(name.as_str());
+            let response = send!(request);
+            agent_result(response.get()?.get_result())
+        })
+        .map_err(AgentError::Remote)
+    }
+
+    fn get_agent(&self, name: &AgentName) -> Result<Agent, QueryError> {
+        let name = name.clone();
+        self.call(move |api| async move {
+            let mut request = api.get_agent_request();
+            request.get().set_name(name.as_str());
+            let response = send!(request);
+            agent_result(response.get()?.get_result())
+        })
+        .map_err(QueryError::Remote)
+    }
+
+    fn list_agents(&self, filter: &AgentFilter) -> Result<Vec<Agent>, QueryError> {
+        let filter = filter.clone();
+        self.call(move |api| async move {
+            let mut request = api.list_agents_request();
+            write_agent_filter(&filter, request.get().init_filter()).map_err(CallError::Encode)?;
+            let response = send!(request);
+            agents_result(response.get()?.get_result())
+        })
+        .map_err(QueryError::Remote)
+    }
+
+    fn create_task(&self, cmd: CreateTask) -> Result<Created, TaskError> {
+        self.call(move |api| async move {
+            let mut request = api.create_task_request();
+            write_new_task(&cmd, request.get().init_task()).map_err(CallError::Encode)?;
+            let response = send!(request);
+            created_result(response.get()?.get_result())
+        })
+        .map_err(TaskError::Remote)
+    }
+
+    fn create_tasks(&self, cmds: Vec<CreateTask>) -> Result<Vec<Created>, TaskError> {
+        self.call(move |api| async move {
+            let mut request = api.create_tasks_request();
+            let mut list = request
+                .get()
+                .init_tasks(crate::convert::len32(cmds.len()).map_err(CallError::Encode)?);
+            for (i, cmd) in (0u32..).zip(&cmds) {
+                write_new_task(cmd, list.reborrow().get(i)).map_err(CallError::Encode)?;
+            }
+            let response = send!(request);
+            created_list_result(response.get()?.get_result())
+        })
+        .map_err(TaskError::Remote)
+    }
+
+    fn add_dependency(&self, task: &IdRef, on: &IdRef) -> Result<Task, TaskError> {
+        let (task, on) = (task.clone(), on.clone());
+        self.call(move |api| async move {
+            let mut request = api.add_dependency_request();
+            request.get().set_task(task.as_str());
+            request.get().set_on(on.as_str());
+            let response = send!(request);
+            task_result(response.get()?.get_result())
+        })
+        .map_err(TaskError::Remote)
+    }
+
+    fn assign_task(&self, cmd: AssignTask) -> Result<Assignment, TaskError> {
+        self.call(move |api| async move {
+            let mut request = api.assign_task_request();
+            request.get().set_task(cmd.task.as_str());
+            if let Some(agent) = &cmd.agent {
+                request.get().set_agent(agent.as_str());
+            }
+            let response = send!(request);
+            assignment_result(response.get()?.get_result())
+        })
+        .map_err(TaskError::Remote)
+    }
+
+    fn start_attempt(&self, task: TaskId, fencing: FencingToken) -> Result<Task, TaskError> {
+        self.call(move |api| async move {
+            let mut request = api.start_attempt_request();
+            request.get().set_task(task.to_string().as_str());
+            request.get().set_fencing(fencing.get());
+            let response = send!(request);
+            task_result(response.get()?.get_result())
+        })
+        .map_err(TaskError::Remote)
+    }
+
+    fn complete_attempt(
+        &self,
+        task: TaskId,
+        fencing: FencingToken,
+        summary: Option<String>,
+    ) -> Result<Task, TaskError> {
+        self.call(move |api| async move {
+            let mut request = api.complete_attempt_request();
+            request.get().set_task(task.to_string().as_str());
+            request.get().set_fencing(fencing.get());
+            if let Some(summary) = &summary {
+                request.get().set_summary(summary.as_str());
+            }
+            let response = send!(request);
+            task_result(response.get()?.get_result())
+        })
+        .map_err(TaskError::Remote)
+    }
+
+    fn fail_attempt(
+        &self,
+        task: TaskId,
+        fencing: FencingToken,
+        error: String,
+    ) -> Result<Task, TaskError> {
+        self.call(move |api| async move {
+            let mut request = api.fail_attempt_request();
+            request.get().set_task(task.to_string().as_str());
+            request.get().set_fencing(fencing.get());
+            request.get().set_error(error.as_str());
+            let response = send!(request);
+            task_result(response.get()?.get_result())
+        })
+        .map_err(TaskError::Remote)
+    }
+
+    fn cancel_task(&self, task: &IdRef, reason: Option<String>) -> Result<Task, TaskError> {
+        let task = task.clone();
+        self.call(move |api| async move {
+            let mut request = api.cancel_task_request();
+            request.get().set_task(task.as_str());
+            if let Some(reason) = &reason {
+                request.get().set_reason(reason.as_str());
+            }
+            let response = send!(request);
+            task_result(response.get()?.get_result())
+        })
+        .map_err(TaskError::Remote)
+    }
+
+    fn get_task(&self, task: &IdRef) -> Result<Task, QueryError> {
+        let task = task.clone();
+        self.call(move |api| async move {
+            let mut request = api.get_task_request();
+            request.get().set_task(task.as_str());
+            let response = send!(request);
+            task_result(response.get()?.get_result())
+        })
+        .map_err(QueryError::Remote)
+    }
+
+    fn list_tasks(&self, filter: &TaskFilter, page: &Page) -> Result<TaskPage, QueryError> {
+        let (filter, page) = (filter.clone(), page.clone());
+        self.call(move |api| async move {
+            let mut request = api.list_tasks_request();
+            write_task_filter(&filter, &page, request.get().init_filter())
+                .map_err(CallError::Encode)?;
+            let response = send!(request);
+            task_page_result(response.get()?.get_result())
+        })
+        .map_err(QueryError::Remote)
+    }
+
+    fn create_orchestration(
+        &self,
+        name: Title,
+        goal: Option<String>,
+    ) -> Result<Orchestration, OrchestrationError> {
+        self.call(move |api| async move {
+            let mut request = api.create_orchestration_request();
+            request.get().set_name(name.as_str());
+            if let Some(goal) = &goal {
+                request.get().set_goal(goal.as_str());
+            }
+            let response = send!(request);
+            orchestration_result(response.get()?.get_result())
+        })
+        .map_err(OrchestrationError::Remote)
+    }
+
+    fn get_orchestration(&self, id: &IdRef) -> Result<Orchestration, QueryError> {
+        let id = id.clone();
+        self.call(move |api| async move {
+            let mut request = api.get_orchestration_request();
+            request.get().set_id(id.as_str());
+            let response = send!(request);
+            orchestration_result(response.get()?.get_result())
+        })
+        .map_err(QueryError::Remote)
+    }
+
+    fn list_orchestrations(&self) -> Result<Vec<Orchestration>, QueryError> {
+        self.call(move |api| async move {
+            let response = send!(api.list_orchestrations_request());
+            orchestrations_result(response.get()?.get_result())
+        })
+        .map_err(QueryError::Remote)
+    }
+
+    fn status(&self) -> Result<StatusReport, QueryError> {
+        self.call(move |api| async move {
+            let response = send!(api.status_request());
+            status_result(response.get()?.get_result())
+        })
+        .map_err(QueryError::Remote)
+    }
+
+    fn read_events(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, QueryError> {
+        self.call(move |api| async move {
+            let mut request = api.read_events_request();
+            request.get().set_after(after);
+            request
+                .get()
+                .set_limit(u32::try_from(limit).unwrap_or(u32::MAX));
+            let response = send!(request);
+            events_result(response.get()?.get_result())
+        })
+        .map_err(QueryError::Remote)
+    }
+}

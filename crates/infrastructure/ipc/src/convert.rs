@@ -1,0 +1,793 @@
+//! Conversions between the application's types and the wire's (`schema/maos.capnp`).
+//!
+//! `write_*` functions fill a builder from an application or domain value; `read_*` functions
+//! decode a reader into one, through the domain's own parsers, so that a bad value from the wire
+//! is a [`DecodeError`] and never a panic. The schema's conventions apply throughout: a time or
+//! duration of 0 means "none", and an absent optional text is a null pointer.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use capnp::{text, text_list};
+use maos_application::{
+    AgentFilter, Assignment, CreateTask, Created, IdRef, Page, RegisterAgent, StatusReport,
+    StoredEvent, TaskCursor, TaskFilter, TaskPage,
+};
+use maos_domain::agent::AgentData;
+use maos_domain::orchestration::OrchestrationData;
+use maos_domain::task::TaskData;
+use maos_domain::{
+    AdapterKind, Agent, AgentEvent, AgentId, AgentName, AgentStatus, AggregateKind, Attempt,
+    AttemptOutcome, Capability, CapabilitySet, DomainEvent, DurationMs, FencingToken,
+    IdempotencyKey, MaxAttempts, Orchestration, OrchestrationEvent, OrchestrationId,
+    OrchestrationStatus, Priority, Risk, Slots, Task, TaskEvent, TaskId, TaskSpec, TaskState, Tier,
+    Timestamp, Title, ValueError,
+};
+use thiserror::Error;
+
+use crate::daemon::DaemonInfo;
+use crate::maos_capnp as wire;
+
+/// A message from the wire that does not decode into application values.
+#[derive(Debug, Error)]
+pub enum DecodeError {
+    /// A value the domain refuses: a bad name, id, keyword or count.
+    #[error(transparent)]
+    Value(#[from] ValueError),
+    /// The message itself is malformed: a bad pointer, text that is not UTF-8, or an enum value
+    /// this build does not know (a newer peer).
+    #[error("malformed message: {0}")]
+    Message(#[from] capnp::Error),
+    /// An event's JSON payload does not decode into a domain event.
+    #[error("malformed event payload: {0}")]
+    Payload(String),
+}
+
+impl From<capnp::NotInSchema> for DecodeError {
+    fn from(e: capnp::NotInSchema) -> Self {
+        DecodeError::Message(e.into())
+    }
+}
+
+impl From<std::str::Utf8Error> for DecodeError {
+    fn from(e: std::str::Utf8Error) -> Self {
+        DecodeError::Message(e.into())
+    }
+}
+
+/// Decoding's result.
+pub type Decoded<T> = Result<T, DecodeError>;
+
+// ---------------------------------------------------------------------------------------------
+// Small pieces
+
+/// The length of a list as the wire counts it.
+pub(crate) fn len32(n: usize) -> capnp::Result<u32> {
+    u32::try_from(n).map_err(|_| {
+        capnp::Error::failed(format!("a list of {n} items is too long for one message"))
+    })
+}
+
+fn text(r: capnp::Result<text::Reader<'_>>) -> Decoded<String> {
+    Ok(r?.to_str()?.to_owned())
+}
+
+/// An optional text: `None` when the pointer is null.
+fn opt_text(has: bool, r: capnp::Result<text::Reader<'_>>) -> Decoded<Option<String>> {
+    if has { text(r).map(Some) } else { Ok(None) }
+}
+
+fn texts(r: capnp::Result<text_list::Reader<'_>>) -> Decoded<Vec<String>> {
+    r?.iter().map(text).collect()
+}
+
+fn write_texts<'a>(items: impl Iterator<Item = &'a str>, mut b: text_list::Builder<'_>) {
+    for (i, s) in (0u32..).zip(items) {
+        b.set(i, s);
+    }
+}
+
+fn capabilities(r: capnp::Result<text_list::Reader<'_>>) -> Decoded<CapabilitySet> {
+    Ok(CapabilitySet::parse(texts(r)?)?)
+}
+
+/// A time where 0 means "none".
+fn opt_time(ms: i64) -> Option<Timestamp> {
+    (ms != 0).then(|| Timestamp::from_millis(ms))
+}
+
+fn time_or_zero(t: Option<Timestamp>) -> i64 {
+    t.map_or(0, Timestamp::as_millis)
+}
+
+/// A duration where 0 means "none".
+fn opt_duration(ms: u64) -> Decoded<Option<DurationMs>> {
+    Ok(if ms == 0 {
+        None
+    } else {
+        Some(DurationMs::from_millis(ms)?)
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keywords
+
+/// Both directions between a domain enum and its wire enum, checked exhaustively both ways.
+macro_rules! enum_map {
+    (
+        $(#[$meta:meta])*
+        $to:ident, $from:ident, $domain:ident, $wire:ident {
+            $($d:ident <=> $w:ident),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        pub fn $to(v: $domain) -> wire::$wire {
+            match v {
+                $($domain::$d => wire::$wire::$w),+
+            }
+        }
+
+        $(#[$meta])*
+        pub fn $from(v: wire::$wire) -> $domain {
+            match v {
+                $(wire::$wire::$w => $domain::$d),+
+            }
+        }
+    };
+}
+
+enum_map!(
+    /// An adapter kind.
+    adapter_to_wire, adapter_from_wire, AdapterKind, AdapterKind {
+        Command <=> Command,
+        ClaudeCode <=> ClaudeCode,
+        Codex <=> Codex,
+        Openai <=> Openai,
+        Ollama <=> Ollama,
+        Sim <=> Sim,
+    }
+);
+
+enum_map!(
+    /// A tier.
+    tier_to_wire, tier_from_wire, Tier, Tier {
+        Tactical <=> Tactical,
+        Strategic <=> Strategic,
+    }
+);
+
+enum_map!(
+    /// A priority.
+    priority_to_wire, priority_from_wire, Priority, Priority {
+        Low <=> Low,
+        Normal <=> Normal,
+        High <=> High,
+        Urgent <=> Urgent,
+    }
+);
+
+enum_map!(
+    /// A risk.
+    risk_to_wire, risk_from_wire, Risk, Risk {
+        Low <=> Low,
+        Medium <=> Medium,
+        High <=> High,
+    }
+);
+
+enum_map!(
+    /// An agent's status.
+    agent_status_to_wire, agent_status_from_wire, AgentStatus, AgentStatus {
+        Available <=> Available,
+        Busy <=> Busy,
+        Draining <=> Draining,
+        Offline <=> Offline,
+        Removed <=> Removed,
+    }
+);
+
+enum_map!(
+    /// A task's state.
+    task_state_to_wire, task_state_from_wire, TaskState, TaskState {
+        Pending <=> Pending,
+        Ready <=> Ready,
+        Assigned <=> Assigned,
+        Running <=> Running,
+        Verifying <=> Verifying,
+        AwaitingApproval <=> AwaitingApproval,
+        Completed <=> Completed,
+        Failed <=> Failed,
+        Retrying <=> Retrying,
+        Blocked <=> Blocked,
+        Cancelled <=> Cancelled,
+        Escalated <=> Escalated,
+    }
+);
+
+enum_map!(
+    /// An attempt's status.
+    attempt_status_to_wire, attempt_status_from_wire, AttemptOutcome, AttemptStatus {
+        Assigned <=> Assigned,
+        Running <=> Running,
+        Succeeded <=> Succeeded,
+        Failed <=> Failed,
+        Interrupted <=> Interrupted,
+        Cancelled <=> Cancelled,
+    }
+);
+
+enum_map!(
+    /// An orchestration's status.
+    orchestration_status_to_wire, orchestration_status_from_wire,
+    OrchestrationStatus, OrchestrationStatus {
+        Draft <=> Draft,
+        AwaitingPlanApproval <=> AwaitingPlanApproval,
+        Running <=> Running,
+        Paused <=> Paused,
+        Completed <=> Completed,
+        Failed <=> Failed,
+        Cancelled <=> Cancelled,
+    }
+);
+
+/// The tier a task needs; `None` is "any".
+pub fn tier_requirement_to_wire(t: Option<Tier>) -> wire::TierRequirement {
+    match t {
+        None => wire::TierRequirement::Any,
+        Some(Tier::Tactical) => wire::TierRequirement::Tactical,
+        Some(Tier::Strategic) => wire::TierRequirement::Strategic,
+    }
+}
+
+/// The tier a task needs; "any" is `None`.
+pub fn tier_requirement_from_wire(t: wire::TierRequirement) -> Option<Tier> {
+    match t {
+        wire::TierRequirement::Any => None,
+        wire::TierRequirement::Tactical => Some(Tier::Tactical),
+        wire::TierRequirement::Strategic => Some(Tier::Strategic),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Aggregates
+
+/// Writes an agent.
+pub fn write_agent(a: &Agent, mut b: wire::agent::Builder<'_>) -> capnp::Result<()> {
+    b.set_id(a.id.to_string().as_str());
+    b.set_name(a.name.as_str());
+    b.set_adapter(adapter_to_wire(a.adapter));
+    write_texts(
+        a.capabilities.iter().map(Capability::as_str),
+        b.reborrow().init_capabilities(len32(a.capabilities.len())?),
+    );
+    b.set_tier(tier_to_wire(a.tier));
+    b.set_slots(a.slots.get());
+    if let Some(command) = &a.command {
+        b.set_command(command.as_str());
+    }
+    b.set_status(agent_status_to_wire(a.status));
+    b.set_active(a.active);
+    b.set_registered_at(a.registered_at.as_millis());
+    b.set_updated_at(a.updated_at.as_millis());
+    b.set_version(a.version);
+    Ok(())
+}
+
+/// Reads an agent.
+pub fn read_agent(r: wire::agent::Reader<'_>) -> Decoded<Agent> {
+    Ok(Agent::restore(AgentData {
+        id: AgentId::parse(&text(r.get_id())?)?,
+        name: AgentName::parse(&text(r.get_name())?)?,
+        adapter: adapter_from_wire(r.get_adapter()?),
+        capabilities: capabilities(r.get_capabilities())?,
+        tier: tier_from_wire(r.get_tier()?),
+        slots: Slots::new(r.get_slots())?,
+        command: opt_text(r.has_command(), r.get_command())?,
+        status: agent_status_from_wire(r.get_status()?),
+        active: r.get_active(),
+        registered_at: Timestamp::from_millis(r.get_registered_at()),
+        updated_at: Timestamp::from_millis(r.get_updated_at()),
+        version: r.get_version(),
+    }))
+}
+
+/// Writes one attempt of a task.
+pub fn write_attempt(a: &Attempt, mut b: wire::attempt::Builder<'_>) {
+    b.set_number(a.number);
+    b.set_agent(a.agent.as_str());
+    b.set_fencing(a.fencing.get());
+    b.set_status(attempt_status_to_wire(a.status));
+    b.set_assigned_at(a.assigned_at.as_millis());
+    b.set_lease_expires_at(a.lease_expires_at.as_millis());
+    b.set_started_at(time_or_zero(a.started_at));
+    b.set_ended_at(time_or_zero(a.ended_at));
+    if let Some(summary) = &a.summary {
+        b.set_summary(summary.as_str());
+    }
+    if let Some(error) = &a.error {
+        b.set_error(error.as_str());
+    }
+}
+
+/// Reads one attempt of a task.
+pub fn read_attempt(r: wire::attempt::Reader<'_>) -> Decoded<Attempt> {
+    Ok(Attempt {
+        number: r.get_number(),
+        agent: AgentName::parse(&text(r.get_agent())?)?,
+        fencing: FencingToken::new(r.get_fencing()),
+        status: attempt_status_from_wire(r.get_status()?),
+        assigned_at: Timestamp::from_millis(r.get_assigned_at()),
+        lease_expires_at: Timestamp::from_millis(r.get_lease_expires_at()),
+        started_at: opt_time(r.get_started_at()),
+        ended_at: opt_time(r.get_ended_at()),
+        summary: opt_text(r.has_summary(), r.get_summary())?,
+        error: opt_text(r.has_error(), r.get_error())?,
+    })
+}
+
+/// Writes a task with its attempts.
+pub fn write_task(t: &Task, mut b: wire::task::Builder<'_>) -> capnp::Result<()> {
+    let spec = &t.spec;
+    b.set_id(t.id.to_string().as_str());
+    b.set_title(spec.title.as_str());
+    b.set_prompt(spec.prompt.as_str());
+    write_texts(
+        spec.capabilities.iter().map(Capability::as_str),
+        b.reborrow()
+            .init_capabilities(len32(spec.capabilities.len())?),
+    );
+    b.set_priority(priority_to_wire(spec.priority));
+    b.set_risk(risk_to_wire(spec.risk));
+    b.set_tier(tier_requirement_to_wire(spec.tier));
+    let deps: Vec<String> = spec.depends_on.iter().map(ToString::to_string).collect();
+    write_texts(
+        deps.iter().map(String::as_str),
+        b.reborrow().init_depends_on(len32(deps.len())?),
+    );
+    if let Some(o) = spec.orchestration {
+        b.set_orchestration(o.to_string().as_str());
+    }
+    b.set_max_attempts(spec.max_attempts.get());
+    b.set_timeout_ms(spec.timeout.map_or(0, DurationMs::as_millis));
+    if let Some(key) = &spec.idempotency_key {
+        b.set_idempotency_key(key.as_str());
+    }
+    b.set_state(task_state_to_wire(t.state));
+    if let Some(reason) = &t.reason {
+        b.set_reason(reason.as_str());
+    }
+    let mut attempts = b.reborrow().init_attempts(len32(t.attempts.len())?);
+    for (i, a) in (0u32..).zip(&t.attempts) {
+        write_attempt(a, attempts.reborrow().get(i));
+    }
+    b.set_fencing(t.fencing.get());
+    b.set_created_at(t.created_at.as_millis());
+    b.set_updated_at(t.updated_at.as_millis());
+    b.set_version(t.version);
+    Ok(())
+}
+
+/// Reads a task with its attempts.
+pub fn read_task(r: wire::task::Reader<'_>) -> Decoded<Task> {
+    let depends_on = texts(r.get_depends_on())?
+        .iter()
+        .map(|s| TaskId::parse(s))
+        .collect::<Result<BTreeSet<_>, _>>()?;
+    let orchestration = opt_text(r.has_orchestration(), r.get_orchestration())?
+        .map(|s| OrchestrationId::parse(&s))
+        .transpose()?;
+    let idempotency_key = opt_text(r.has_idempotency_key(), r.get_idempotency_key())?
+        .map(|s| IdempotencyKey::parse(&s))
+        .transpose()?;
+    let spec = TaskSpec {
+        title: Title::parse(&text(r.get_title())?)?,
+        prompt: text(r.get_prompt())?,
+        capabilities: capabilities(r.get_capabilities())?,
+        priority: priority_from_wire(r.get_priority()?),
+        risk: risk_from_wire(r.get_risk()?),
+        tier: tier_requirement_from_wire(r.get_tier()?),
+        depends_on,
+        orchestration,
+        max_attempts: MaxAttempts::new(r.get_max_attempts())?,
+        timeout: opt_duration(r.get_timeout_ms())?,
+        idempotency_key,
+    };
+    let attempts = r
+        .get_attempts()?
+        .iter()
+        .map(read_attempt)
+        .collect::<Decoded<Vec<_>>>()?;
+    Ok(Task::restore(TaskData {
+        id: TaskId::parse(&text(r.get_id())?)?,
+        spec,
+        state: task_state_from_wire(r.get_state()?),
+        reason: opt_text(r.has_reason(), r.get_reason())?,
+        attempts,
+        fencing: FencingToken::new(r.get_fencing()),
+        created_at: Timestamp::from_millis(r.get_created_at()),
+        updated_at: Timestamp::from_millis(r.get_updated_at()),
+        version: r.get_version(),
+    }))
+}
+
+/// Writes an orchestration.
+pub fn write_orchestration(o: &Orchestration, mut b: wire::orchestration::Builder<'_>) {
+    b.set_id(o.id.to_string().as_str());
+    b.set_name(o.name.as_str());
+    if let Some(goal) = &o.goal {
+        b.set_goal(goal.as_str());
+    }
+    b.set_status(orchestration_status_to_wire(o.status));
+    b.set_created_at(o.created_at.as_millis());
+    b.set_updated_at(o.updated_at.as_millis());
+    b.set_version(o.version);
+}
+
+/// Reads an orchestration.
+pub fn read_orchestration(r: wire::orchestration::Reader<'_>) -> Decoded<Orchestration> {
+    Ok(Orchestration::restore(OrchestrationData {
+        id: OrchestrationId::parse(&text(r.get_id())?)?,
+        name: Title::parse(&text(r.get_name())?)?,
+        goal: opt_text(r.has_goal(), r.get_goal())?,
+        status: orchestration_status_from_wire(r.get_status()?),
+        created_at: Timestamp::from_millis(r.get_created_at()),
+        updated_at: Timestamp::from_millis(r.get_updated_at()),
+        version: r.get_version(),
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events, status, daemon
+
+/// The JSON payload of an event: the aggregate's event (tagged by `type`, keys sorted), the same
+/// shape as the `data` of `maos events --json`. The aggregate and its id travel beside it.
+pub fn event_payload(event: &DomainEvent) -> Result<String, serde_json::Error> {
+    let value = match event {
+        DomainEvent::Agent { event, .. } => serde_json::to_value(event),
+        DomainEvent::Task { event, .. } => serde_json::to_value(event),
+        DomainEvent::Orchestration { event, .. } => serde_json::to_value(event),
+    }?;
+    Ok(value.to_string())
+}
+
+/// Rebuilds a domain event from its aggregate kind, the aggregate's id and the JSON payload.
+pub fn domain_event(aggregate: &str, id: &str, payload: &str) -> Decoded<DomainEvent> {
+    let bad = |e: serde_json::Error| DecodeError::Payload(e.to_string());
+    Ok(match AggregateKind::parse(aggregate)? {
+        AggregateKind::Agent => DomainEvent::Agent {
+            id: AgentId::parse(id)?,
+            event: serde_json::from_str::<AgentEvent>(payload).map_err(bad)?,
+        },
+        AggregateKind::Task => DomainEvent::Task {
+            id: TaskId::parse(id)?,
+            event: serde_json::from_str::<TaskEvent>(payload).map_err(bad)?,
+        },
+        AggregateKind::Orchestration => DomainEvent::Orchestration {
+            id: OrchestrationId::parse(id)?,
+            event: serde_json::from_str::<OrchestrationEvent>(payload).map_err(bad)?,
+        },
+    })
+}
+
+/// Writes an event of the log.
+pub fn write_event(e: &StoredEvent, mut b: wire::event::Builder<'_>) -> capnp::Result<()> {
+    let payload = event_payload(&e.event)
+        .map_err(|err| capnp::Error::failed(format!("cannot encode event {}: {err}", e.seq)))?;
+    b.set_seq(e.seq);
+    b.set_at(e.at.as_millis());
+    b.set_kind(e.event.kind());
+    b.set_aggregate(e.event.aggregate_kind().as_str());
+    b.set_aggregate_id(e.event.aggregate_id().as_str());
+    b.set_payload(payload.as_str());
+    Ok(())
+}
+
+/// Reads an event of the log. `kind` is derived from the payload, so it is not read.
+pub fn read_event(r: wire::event::Reader<'_>) -> Decoded<StoredEvent> {
+    Ok(StoredEvent {
+        seq: r.get_seq(),
+        at: Timestamp::from_millis(r.get_at()),
+        event: domain_event(
+            &text(r.get_aggregate())?,
+            &text(r.get_aggregate_id())?,
+            &text(r.get_payload())?,
+        )?,
+    })
+}
+
+/// Writes the counts of `maos status`.
+pub fn write_status(s: &StatusReport, mut b: wire::status::Builder<'_>) -> capnp::Result<()> {
+    let mut tasks = b.reborrow().init_tasks(len32(s.tasks.len())?);
+    for (i, (state, n)) in (0u32..).zip(&s.tasks) {
+        let mut c = tasks.reborrow().get(i);
+        c.set_key(state.as_str());
+        c.set_n(*n);
+    }
+    let mut agents = b.reborrow().init_agents(len32(s.agents.len())?);
+    for (i, (status, n)) in (0u32..).zip(&s.agents) {
+        let mut c = agents.reborrow().get(i);
+        c.set_key(status.as_str());
+        c.set_n(*n);
+    }
+    b.set_orchestrations(s.orchestrations);
+    b.set_last_event(s.last_event);
+    Ok(())
+}
+
+/// Reads the counts of `maos status`.
+pub fn read_status(r: wire::status::Reader<'_>) -> Decoded<StatusReport> {
+    let mut report = StatusReport {
+        orchestrations: r.get_orchestrations(),
+        last_event: r.get_last_event(),
+        ..StatusReport::default()
+    };
+    for c in r.get_tasks()? {
+        report
+            .tasks
+            .insert(TaskState::parse(&text(c.get_key())?)?, c.get_n());
+    }
+    for c in r.get_agents()? {
+        report
+            .agents
+            .insert(AgentStatus::parse(&text(c.get_key())?)?, c.get_n());
+    }
+    Ok(report)
+}
+
+/// Writes what the daemon says about itself.
+pub fn write_daemon_info(d: &DaemonInfo, mut b: wire::daemon_info::Builder<'_>) {
+    b.set_pid(d.pid);
+    b.set_version(d.version.as_str());
+    b.set_protocol(d.protocol);
+    b.set_socket(d.socket.to_string_lossy().as_ref());
+    b.set_database(d.database.to_string_lossy().as_ref());
+    b.set_started_at(d.started_at.as_millis());
+    b.set_uptime_ms(u64::try_from(d.uptime.as_millis()).unwrap_or(u64::MAX));
+}
+
+/// Reads what the daemon says about itself.
+pub fn read_daemon_info(r: wire::daemon_info::Reader<'_>) -> Decoded<DaemonInfo> {
+    Ok(DaemonInfo {
+        pid: r.get_pid(),
+        version: text(r.get_version())?,
+        protocol: r.get_protocol(),
+        socket: PathBuf::from(text(r.get_socket())?),
+        database: PathBuf::from(text(r.get_database())?),
+        started_at: Timestamp::from_millis(r.get_started_at()),
+        uptime: Duration::from_millis(r.get_uptime_ms()),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands, answers and filters
+
+/// Writes an agent registration.
+pub fn write_new_agent(
+    c: &RegisterAgent,
+    mut b: wire::new_agent::Builder<'_>,
+) -> capnp::Result<()> {
+    b.set_name(c.name.as_str());
+    b.set_adapter(adapter_to_wire(c.adapter));
+    write_texts(
+        c.capabilities.iter().map(Capability::as_str),
+        b.reborrow().init_capabilities(len32(c.capabilities.len())?),
+    );
+    b.set_tier(tier_to_wire(c.tier));
+    b.set_slots(c.slots.get());
+    if let Some(command) = &c.command {
+        b.set_command(command.as_str());
+    }
+    Ok(())
+}
+
+/// Reads an agent registration.
+pub fn read_new_agent(r: wire::new_agent::Reader<'_>) -> Decoded<RegisterAgent> {
+    Ok(RegisterAgent {
+        name: AgentName::parse(&text(r.get_name())?)?,
+        adapter: adapter_from_wire(r.get_adapter()?),
+        capabilities: capabilities(r.get_capabilities())?,
+        tier: tier_from_wire(r.get_tier()?),
+        slots: Slots::new(r.get_slots())?,
+        command: opt_text(r.has_command(), r.get_command())?,
+    })
+}
+
+/// Writes a task creation.
+pub fn write_new_task(c: &CreateTask, mut b: wire::new_task::Builder<'_>) -> capnp::Result<()> {
+    b.set_title(c.title.as_str());
+    b.set_prompt(c.prompt.as_str());
+    write_texts(
+        c.capabilities.iter().map(Capability::as_str),
+        b.reborrow().init_capabilities(len32(c.capabilities.len())?),
+    );
+    b.set_priority(priority_to_wire(c.priority));
+    b.set_risk(risk_to_wire(c.risk));
+    b.set_tier(tier_requirement_to_wire(c.tier));
+    write_texts(
+        c.depends_on.iter().map(IdRef::as_str),
+        b.reborrow().init_depends_on(len32(c.depends_on.len())?),
+    );
+    if let Some(o) = &c.orchestration {
+        b.set_orchestration(o.as_str());
+    }
+    b.set_max_attempts(c.max_attempts.get());
+    b.set_timeout_ms(c.timeout.map_or(0, DurationMs::as_millis));
+    if let Some(key) = &c.idempotency_key {
+        b.set_idempotency_key(key.as_str());
+    }
+    Ok(())
+}
+
+/// Reads a task creation.
+pub fn read_new_task(r: wire::new_task::Reader<'_>) -> Decoded<CreateTask> {
+    Ok(CreateTask {
+        title: Title::parse(&text(r.get_title())?)?,
+        prompt: text(r.get_prompt())?,
+        capabilities: capabilities(r.get_capabilities())?,
+        priority: priority_from_wire(r.get_priority()?),
+        risk: risk_from_wire(r.get_risk()?),
+        tier: tier_requirement_from_wire(r.get_tier()?),
+        depends_on: texts(r.get_depends_on())?
+            .iter()
+            .map(|s| IdRef::parse(s))
+            .collect::<Result<_, _>>()?,
+        orchestration: opt_text(r.has_orchestration(), r.get_orchestration())?
+            .map(|s| IdRef::parse(&s))
+            .transpose()?,
+        max_attempts: MaxAttempts::new(r.get_max_attempts())?,
+        timeout: opt_duration(r.get_timeout_ms())?,
+        idempotency_key: opt_text(r.has_idempotency_key(), r.get_idempotency_key())?
+            .map(|s| IdempotencyKey::parse(&s))
+            .transpose()?,
+    })
+}
+
+/// Writes a create's answer.
+pub fn write_created(c: &Created, mut b: wire::created::Builder<'_>) -> capnp::Result<()> {
+    write_task(&c.task, b.reborrow().init_task())?;
+    b.set_created(c.created);
+    Ok(())
+}
+
+/// Reads a create's answer.
+pub fn read_created(r: wire::created::Reader<'_>) -> Decoded<Created> {
+    Ok(Created {
+        task: read_task(r.get_task()?)?,
+        created: r.get_created(),
+    })
+}
+
+/// Writes an assignment.
+pub fn write_assignment(a: &Assignment, mut b: wire::assignment::Builder<'_>) -> capnp::Result<()> {
+    write_task(&a.task, b.reborrow().init_task())?;
+    b.set_agent(a.agent.as_str());
+    b.set_attempt(a.attempt);
+    b.set_fencing(a.fencing.get());
+    Ok(())
+}
+
+/// Reads an assignment.
+pub fn read_assignment(r: wire::assignment::Reader<'_>) -> Decoded<Assignment> {
+    Ok(Assignment {
+        task: read_task(r.get_task()?)?,
+        agent: AgentName::parse(&text(r.get_agent())?)?,
+        attempt: r.get_attempt(),
+        fencing: FencingToken::new(r.get_fencing()),
+    })
+}
+
+/// Writes a page of tasks.
+pub fn write_task_page(p: &TaskPage, mut b: wire::task_page::Builder<'_>) -> capnp::Result<()> {
+    let mut tasks = b.reborrow().init_tasks(len32(p.tasks.len())?);
+    for (i, t) in (0u32..).zip(&p.tasks) {
+        write_task(t, tasks.reborrow().get(i))?;
+    }
+    if let Some(cursor) = &p.next_cursor {
+        b.set_next_cursor(cursor.to_string().as_str());
+    }
+    Ok(())
+}
+
+/// Reads a page of tasks.
+pub fn read_task_page(r: wire::task_page::Reader<'_>) -> Decoded<TaskPage> {
+    Ok(TaskPage {
+        tasks: r
+            .get_tasks()?
+            .iter()
+            .map(read_task)
+            .collect::<Decoded<_>>()?,
+        next_cursor: opt_text(r.has_next_cursor(), r.get_next_cursor())?
+            .map(|s| TaskCursor::parse(&s))
+            .transpose()?,
+    })
+}
+
+/// Writes a filter for listing agents.
+pub fn write_agent_filter(
+    f: &AgentFilter,
+    mut b: wire::agent_filter::Builder<'_>,
+) -> capnp::Result<()> {
+    let mut statuses = b.reborrow().init_statuses(len32(f.statuses.len())?);
+    for (i, s) in (0u32..).zip(&f.statuses) {
+        statuses.set(i, agent_status_to_wire(*s));
+    }
+    if let Some(c) = &f.capability {
+        b.set_capability(c.as_str());
+    }
+    Ok(())
+}
+
+/// Reads a filter for listing agents.
+pub fn read_agent_filter(r: wire::agent_filter::Reader<'_>) -> Decoded<AgentFilter> {
+    Ok(AgentFilter {
+        statuses: r
+            .get_statuses()?
+            .iter()
+            .map(|s| s.map(agent_status_from_wire))
+            .collect::<Result<_, _>>()?,
+        capability: opt_text(r.has_capability(), r.get_capability())?
+            .map(|s| Capability::parse(&s))
+            .transpose()?,
+    })
+}
+
+/// Writes a filter and a page request for listing tasks (the wire holds both in one struct).
+pub fn write_task_filter(
+    f: &TaskFilter,
+    page: &Page,
+    mut b: wire::task_filter::Builder<'_>,
+) -> capnp::Result<()> {
+    let mut statuses = b.reborrow().init_statuses(len32(f.statuses.len())?);
+    for (i, s) in (0u32..).zip(&f.statuses) {
+        statuses.set(i, task_state_to_wire(*s));
+    }
+    if let Some(o) = f.orchestration {
+        b.set_orchestration(o.to_string().as_str());
+    }
+    if let Some(c) = &f.capability {
+        b.set_capability(c.as_str());
+    }
+    b.set_limit(u32::try_from(page.limit).unwrap_or(u32::MAX));
+    if let Some(cursor) = &page.cursor {
+        b.set_cursor(cursor.to_string().as_str());
+    }
+    Ok(())
+}
+
+/// Reads a filter and a page request for listing tasks.
+pub fn read_task_filter(r: wire::task_filter::Reader<'_>) -> Decoded<(TaskFilter, Page)> {
+    let filter = TaskFilter {
+        statuses: r
+            .get_statuses()?
+            .iter()
+            .map(|s| s.map(task_state_from_wire))
+            .collect::<Result<_, _>>()?,
+        orchestration: opt_text(r.has_orchestration(), r.get_orchestration())?
+            .map(|s| OrchestrationId::parse(&s))
+            .transpose()?,
+        capability: opt_text(r.has_capability(), r.get_capability())?
+            .map(|s| Capability::parse(&s))
+            .transpose()?,
+    };
+    let page = Page {
+        limit: usize::try_from(r.get_limit()).unwrap_or(Page::MAX_LIMIT),
+        cursor: opt_text(r.has_cursor(), r.get_cursor())?
+            .map(|s| TaskCursor::parse(&s))
+            .transpose()?,
+    };
+    Ok((filter, page))
+}
+
+/// Reads a text parameter that must be present, such as a name or a reference.
+pub fn read_text(r: capnp::Result<text::Reader<'_>>) -> Decoded<String> {
+    text(r)
+}
+
+/// Reads an optional text parameter: `None` when the pointer is null.
+pub fn read_opt_text(has: bool, r: capnp::Result<text::Reader<'_>>) -> Decoded<Option<String>> {
+    opt_text(has, r)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,592 @@
+//! Round trips of the conversions: domain → wire (a real serialized message) → domain gives
+//! back the same value, with optional fields both set and absent; bad values from the wire are
+//! errors, never panics.
+
+use std::collections::BTreeMap;
+
+use capnp::message::ReaderOptions;
+use capnp::traits::Owned;
+use maos_application::{ErrorInfo, ErrorKind, TaskError};
+use maos_domain::TransitionError;
+
+use super::*;
+use crate::error::{read_error, write_error};
+
+/// Writes with `write` into a fresh message, serializes it to bytes, reads it back with `read`.
+fn round_trip<O, T>(
+    write: impl for<'a> FnOnce(O::Builder<'a>) -> capnp::Result<()>,
+    read: impl for<'a> FnOnce(O::Reader<'a>) -> Decoded<T>,
+) -> Decoded<T>
+where
+    O: Owned,
+{
+    let mut message = capnp::message::Builder::new_default();
+    write(message.init_root::<O::Builder<'_>>()).unwrap();
+    let bytes = capnp::serialize::write_message_to_words(&message);
+    let reader =
+        capnp::serialize::read_message_from_flat_slice(&mut &bytes[..], ReaderOptions::new())
+            .unwrap();
+    read(reader.get_root::<O::Reader<'_>>().unwrap())
+}
+
+const T0: i64 = 1_795_239_198_123;
+
+fn at(offset: i64) -> Timestamp {
+    Timestamp::from_millis(T0 + offset)
+}
+
+fn caps(raw: &[&str]) -> CapabilitySet {
+    CapabilitySet::parse(raw).unwrap()
+}
+
+fn agent(command: Option<&str>) -> Agent {
+    Agent::restore(AgentData {
+        id: AgentId::from_bits(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef),
+        name: AgentName::parse("claude-1").unwrap(),
+        adapter: AdapterKind::ClaudeCode,
+        capabilities: caps(&["rust", "lang:python", "c++"]),
+        tier: Tier::Strategic,
+        slots: Slots::new(4).unwrap(),
+        command: command.map(str::to_owned),
+        status: AgentStatus::Busy,
+        active: 4,
+        registered_at: at(0),
+        updated_at: at(5_000),
+        version: 9,
+    })
+}
+
+/// A task after two attempts (one failed, one running), with every optional field set.
+fn full_task() -> Task {
+    let dep_a = TaskId::from_bits(11);
+    let dep_b = TaskId::from_bits(u128::MAX);
+    Task::restore(TaskData {
+        id: TaskId::from_bits(0xfeed_beef_0000_1111_2222_3333_4444_5555),
+        spec: TaskSpec {
+            title: Title::parse("Fix the flaky test — ünïcode too").unwrap(),
+            prompt: "Line one\nline two\n".into(),
+            capabilities: caps(&["rust", "test"]),
+            priority: Priority::Urgent,
+            risk: Risk::High,
+            tier: Some(Tier::Tactical),
+            depends_on: [dep_a, dep_b].into_iter().collect(),
+            orchestration: Some(OrchestrationId::from_bits(42)),
+            max_attempts: MaxAttempts::new(5).unwrap(),
+            timeout: Some(DurationMs::parse("1h30m").unwrap()),
+            idempotency_key: Some(IdempotencyKey::parse("ci-run-7/step:3").unwrap()),
+        },
+        state: TaskState::Running,
+        reason: Some("the first attempt timed out".into()),
+        attempts: vec![
+            Attempt {
+                number: 1,
+                agent: AgentName::parse("codex.a").unwrap(),
+                fencing: FencingToken::new(1),
+                status: AttemptOutcome::Failed,
+                assigned_at: at(100),
+                lease_expires_at: at(10_100),
+                started_at: Some(at(150)),
+                ended_at: Some(at(9_000)),
+                summary: None,
+                error: Some("exit status 101".into()),
+            },
+            Attempt {
+                number: 2,
+                agent: AgentName::parse("claude-1").unwrap(),
+                fencing: FencingToken::new(2),
+                status: AttemptOutcome::Running,
+                assigned_at: at(10_000),
+                lease_expires_at: at(20_000),
+                started_at: Some(at(10_050)),
+                ended_at: None,
+                summary: Some(String::new()),
+                error: None,
+            },
+        ],
+        fencing: FencingToken::new(2),
+        created_at: at(0),
+        updated_at: at(10_050),
+        version: 7,
+    })
+}
+
+/// A fresh task with every optional field absent.
+fn bare_task() -> Task {
+    Task::restore(TaskData {
+        id: TaskId::from_bits(3),
+        spec: TaskSpec {
+            title: Title::parse("t").unwrap(),
+            prompt: String::new(),
+            capabilities: CapabilitySet::empty(),
+            priority: Priority::Low,
+            risk: Risk::Low,
+            tier: None,
+            depends_on: BTreeSet::new(),
+            orchestration: None,
+            max_attempts: MaxAttempts::default(),
+            timeout: None,
+            idempotency_key: None,
+        },
+        state: TaskState::Pending,
+        reason: None,
+        attempts: Vec::new(),
+        fencing: FencingToken::new(0),
+        created_at: at(0),
+        updated_at: at(0),
+        version: 1,
+    })
+}
+
+fn orchestration(goal: Option<&str>) -> Orchestration {
+    Orchestration::restore(OrchestrationData {
+        id: OrchestrationId::from_bits(42),
+        name: Title::parse("Release 1.0").unwrap(),
+        goal: goal.map(str::to_owned),
+        status: OrchestrationStatus::AwaitingPlanApproval,
+        created_at: at(1),
+        updated_at: at(2),
+        version: 2,
+    })
+}
+
+#[test]
+fn agents_round_trip_with_and_without_a_command() {
+    for a in [
+        agent(Some("run-agent --fast")),
+        agent(None),
+        agent(Some("")),
+    ] {
+        let back = round_trip::<wire::agent::Owned, _>(|b| write_agent(&a, b), read_agent);
+        assert_eq!(back.unwrap(), a);
+    }
+}
+
+#[test]
+fn tasks_round_trip_with_attempts_and_optional_fields_set_or_absent() {
+    for t in [full_task(), bare_task()] {
+        let back = round_trip::<wire::task::Owned, _>(|b| write_task(&t, b), read_task);
+        assert_eq!(back.unwrap(), t);
+    }
+}
+
+#[test]
+fn every_keyword_survives_the_wire() {
+    for state in TaskState::ALL {
+        let mut t = bare_task();
+        let mut data = t.data().clone();
+        data.state = *state;
+        t = Task::restore(data);
+        let back = round_trip::<wire::task::Owned, _>(|b| write_task(&t, b), read_task);
+        assert_eq!(back.unwrap().state, *state);
+    }
+    for status in AgentStatus::ALL {
+        assert_eq!(
+            agent_status_from_wire(agent_status_to_wire(*status)),
+            *status
+        );
+    }
+    for kind in AdapterKind::ALL {
+        assert_eq!(adapter_from_wire(adapter_to_wire(*kind)), *kind);
+    }
+    for p in Priority::ALL {
+        assert_eq!(priority_from_wire(priority_to_wire(*p)), *p);
+    }
+    for r in Risk::ALL {
+        assert_eq!(risk_from_wire(risk_to_wire(*r)), *r);
+    }
+    for s in OrchestrationStatus::ALL {
+        assert_eq!(
+            orchestration_status_from_wire(orchestration_status_to_wire(*s)),
+            *s
+        );
+    }
+    for s in AttemptOutcome::ALL {
+        assert_eq!(attempt_status_from_wire(attempt_status_to_wire(*s)), *s);
+    }
+    for t in [None, Some(Tier::Tactical), Some(Tier::Strategic)] {
+        assert_eq!(tier_requirement_from_wire(tier_requirement_to_wire(t)), t);
+    }
+}
+
+#[test]
+fn orchestrations_round_trip() {
+    for o in [orchestration(Some("Ship it")), orchestration(None)] {
+        let back = round_trip::<wire::orchestration::Owned, _>(
+            |b| {
+                write_orchestration(&o, b);
+                Ok(())
+            },
+            read_orchestration,
+        );
+        assert_eq!(back.unwrap(), o);
+    }
+}
+
+#[test]
+fn events_round_trip_with_their_payload_as_the_aggregates_event_in_json() {
+    let t = full_task();
+    let events = vec![
+        StoredEvent {
+            seq: 1,
+            at: at(0),
+            event: DomainEvent::Agent {
+                id: agent(None).id,
+                event: AgentEvent::Registered {
+                    spec: maos_domain::agent::AgentSpec {
+                        name: agent(None).name.clone(),
+                        adapter: AdapterKind::Command,
+                        capabilities: caps(&["rust"]),
+                        tier: Tier::Tactical,
+                        slots: Slots::default(),
+                        command: Some("./agent.sh".into()),
+                    },
+                },
+            },
+        },
+        StoredEvent {
+            seq: 2,
+            at: at(1),
+            event: DomainEvent::Task {
+                id: t.id,
+                event: TaskEvent::Created {
+                    spec: t.spec.clone(),
+                },
+            },
+        },
+        StoredEvent {
+            seq: 3,
+            at: at(2),
+            event: DomainEvent::Task {
+                id: t.id,
+                event: TaskEvent::Assigned {
+                    attempt: 1,
+                    agent: AgentName::parse("claude-1").unwrap(),
+                    fencing: FencingToken::new(1),
+                    lease_expires_at: at(10_002),
+                },
+            },
+        },
+        StoredEvent {
+            seq: 4,
+            at: at(3),
+            event: DomainEvent::Orchestration {
+                id: OrchestrationId::from_bits(42),
+                event: OrchestrationEvent::Created {
+                    name: Title::parse("Release").unwrap(),
+                    goal: None,
+                },
+            },
+        },
+    ];
+    for e in &events {
+        let back = round_trip::<wire::event::Owned, _>(|b| write_event(e, b), read_event);
+        assert_eq!(&back.unwrap(), e);
+    }
+
+    // The payload is the aggregate's event, as `maos events --json` prints it under `data`.
+    let mut message = capnp::message::Builder::new_default();
+    write_event(&events[2], message.init_root()).unwrap();
+    let r: wire::event::Reader<'_> = message.get_root_as_reader().unwrap();
+    assert_eq!(r.get_kind().unwrap().to_str().unwrap(), "task.assigned");
+    assert_eq!(r.get_aggregate().unwrap().to_str().unwrap(), "task");
+    assert_eq!(
+        r.get_aggregate_id().unwrap().to_str().unwrap(),
+        t.id.to_string()
+    );
+    let payload: serde_json::Value =
+        serde_json::from_str(r.get_payload().unwrap().to_str().unwrap()).unwrap();
+    assert_eq!(
+        payload,
+        serde_json::json!({
+            "type": "assigned",
+            "attempt": 1,
+            "agent": "claude-1",
+            "fencing": 1,
+            "lease_expires_at": T0 + 10_002,
+        })
+    );
+}
+
+#[test]
+fn status_reports_round_trip() {
+    let report = StatusReport {
+        tasks: BTreeMap::from([(TaskState::Ready, 3), (TaskState::AwaitingApproval, 1)]),
+        agents: BTreeMap::from([(AgentStatus::Available, 2), (AgentStatus::Removed, 1)]),
+        orchestrations: 4,
+        last_event: 99,
+    };
+    let back = round_trip::<wire::status::Owned, _>(|b| write_status(&report, b), read_status);
+    assert_eq!(back.unwrap(), report);
+    let empty = StatusReport::default();
+    let back = round_trip::<wire::status::Owned, _>(|b| write_status(&empty, b), read_status);
+    assert_eq!(back.unwrap(), empty);
+}
+
+#[test]
+fn answers_round_trip() {
+    let created = Created {
+        task: full_task(),
+        created: false,
+    };
+    let back = round_trip::<wire::created::Owned, _>(|b| write_created(&created, b), read_created);
+    assert_eq!(back.unwrap(), created);
+
+    let assignment = Assignment {
+        task: full_task(),
+        agent: AgentName::parse("claude-1").unwrap(),
+        attempt: 2,
+        fencing: FencingToken::new(2),
+    };
+    let back = round_trip::<wire::assignment::Owned, _>(
+        |b| write_assignment(&assignment, b),
+        read_assignment,
+    );
+    assert_eq!(back.unwrap(), assignment);
+
+    for page in [
+        TaskPage {
+            tasks: vec![full_task(), bare_task()],
+            next_cursor: Some(TaskCursor::after(&bare_task())),
+        },
+        TaskPage {
+            tasks: Vec::new(),
+            next_cursor: None,
+        },
+    ] {
+        let back =
+            round_trip::<wire::task_page::Owned, _>(|b| write_task_page(&page, b), read_task_page);
+        assert_eq!(back.unwrap(), page);
+    }
+
+    let info = DaemonInfo {
+        pid: 4242,
+        version: "0.1.0".into(),
+        protocol: 1,
+        socket: "/run/user/1000/maos/0123456789abcdef.sock".into(),
+        database: "/home/me/.local/share/maos/maos.db".into(),
+        started_at: at(0),
+        uptime: Duration::from_millis(86_400_123),
+    };
+    let back = round_trip::<wire::daemon_info::Owned, _>(
+        |b| {
+            write_daemon_info(&info, b);
+            Ok(())
+        },
+        read_daemon_info,
+    );
+    assert_eq!(back.unwrap(), info);
+}
+
+#[test]
+fn commands_and_filters_round_trip() {
+    let register = RegisterAgent {
+        name: AgentName::parse("ollama.qwen").unwrap(),
+        adapter: AdapterKind::Ollama,
+        capabilities: caps(&["rust", "review"]),
+        tier: Tier::Tactical,
+        slots: Slots::new(2).unwrap(),
+        command: None,
+    };
+    let back =
+        round_trip::<wire::new_agent::Owned, _>(|b| write_new_agent(&register, b), read_new_agent);
+    assert_eq!(back.unwrap(), register);
+    let with_command = RegisterAgent {
+        command: Some("./run.sh {prompt}".into()),
+        adapter: AdapterKind::Command,
+        ..register
+    };
+    let back = round_trip::<wire::new_agent::Owned, _>(
+        |b| write_new_agent(&with_command, b),
+        read_new_agent,
+    );
+    assert_eq!(back.unwrap(), with_command);
+
+    let full = CreateTask {
+        title: Title::parse("Write the docs").unwrap(),
+        prompt: "Explain the protocol".into(),
+        capabilities: caps(&["docs"]),
+        priority: Priority::High,
+        risk: Risk::Medium,
+        tier: Some(Tier::Strategic),
+        depends_on: vec![IdRef::parse("abc").unwrap(), IdRef::parse("x9").unwrap()],
+        orchestration: Some(IdRef::parse("0123").unwrap()),
+        max_attempts: MaxAttempts::new(1).unwrap(),
+        timeout: Some(DurationMs::parse("90s").unwrap()),
+        idempotency_key: Some(IdempotencyKey::parse("k-1").unwrap()),
+    };
+    for cmd in [full, CreateTask::titled(Title::parse("Minimal").unwrap())] {
+        let back =
+            round_trip::<wire::new_task::Owned, _>(|b| write_new_task(&cmd, b), read_new_task);
+        assert_eq!(back.unwrap(), cmd);
+    }
+
+    for filter in [
+        AgentFilter::default(),
+        AgentFilter {
+            statuses: vec![AgentStatus::Draining, AgentStatus::Removed],
+            capability: Some(Capability::parse("rust").unwrap()),
+        },
+    ] {
+        let back = round_trip::<wire::agent_filter::Owned, _>(
+            |b| write_agent_filter(&filter, b),
+            read_agent_filter,
+        );
+        assert_eq!(back.unwrap(), filter);
+    }
+
+    for (filter, page) in [
+        (TaskFilter::default(), Page::default()),
+        (
+            TaskFilter {
+                statuses: vec![TaskState::Ready, TaskState::Escalated],
+                orchestration: Some(OrchestrationId::from_bits(42)),
+                capability: Some(Capability::parse("test").unwrap()),
+            },
+            Page {
+                limit: 7,
+                cursor: Some(TaskCursor::after(&full_task())),
+            },
+        ),
+    ] {
+        let back = round_trip::<wire::task_filter::Owned, _>(
+            |b| write_task_filter(&filter, &page, b),
+            read_task_filter,
+        );
+        assert_eq!(back.unwrap(), (filter, page));
+    }
+}
+
+#[test]
+fn bad_values_from_the_wire_are_errors_not_panics() {
+    // A name the domain refuses.
+    let back = round_trip::<wire::new_agent::Owned, _>(
+        |mut b| {
+            b.set_name("Claude 2");
+            b.set_slots(1);
+            Ok(())
+        },
+        read_new_agent,
+    );
+    let Err(DecodeError::Value(e)) = back else {
+        panic!("expected a value error, got {back:?}");
+    };
+    assert_eq!(e.what, "agent name");
+
+    // Zero slots, a zero-length title, a short id, an unknown capability syntax.
+    let back = round_trip::<wire::new_agent::Owned, _>(
+        |mut b| {
+            b.set_name("ok");
+            Ok(())
+        },
+        read_new_agent,
+    );
+    assert!(matches!(back, Err(DecodeError::Value(e)) if e.what == "slots"));
+    let back = round_trip::<wire::new_task::Owned, _>(|_| Ok(()), read_new_task);
+    assert!(matches!(back, Err(DecodeError::Value(e)) if e.what == "title"));
+    let back = round_trip::<wire::task::Owned, _>(
+        |mut b| {
+            b.set_id("abc");
+            b.set_title("x");
+            b.set_max_attempts(1);
+            Ok(())
+        },
+        read_task,
+    );
+    assert!(matches!(back, Err(DecodeError::Value(e)) if e.what == "task id"));
+
+    // A payload that is not the aggregate's event.
+    let back = round_trip::<wire::event::Owned, _>(
+        |mut b| {
+            b.set_aggregate("task");
+            b.set_aggregate_id(TaskId::from_bits(1).to_string().as_str());
+            b.set_payload(r#"{"type":"registered"}"#);
+            Ok(())
+        },
+        read_event,
+    );
+    assert!(matches!(back, Err(DecodeError::Payload(_))), "{back:?}");
+    let back = round_trip::<wire::event::Owned, _>(
+        |mut b| {
+            b.set_aggregate("planet");
+            Ok(())
+        },
+        read_event,
+    );
+    assert!(matches!(back, Err(DecodeError::Value(_))), "{back:?}");
+
+    // Status counts with a key that is no state.
+    let back = round_trip::<wire::status::Owned, _>(
+        |b| {
+            let mut c = b.init_tasks(1).get(0);
+            c.set_key("sleeping");
+            Ok(())
+        },
+        read_status,
+    );
+    assert!(matches!(back, Err(DecodeError::Value(_))));
+
+    // Text that is not UTF-8.
+    let back = round_trip::<wire::orchestration::Owned, _>(
+        |mut b| {
+            b.set_id(OrchestrationId::from_bits(1).to_string().as_str());
+            let name = b.init_name(2);
+            name.as_bytes_mut().copy_from_slice(&[0xff, 0xfe]);
+            Ok(())
+        },
+        read_orchestration,
+    );
+    assert!(matches!(back, Err(DecodeError::Message(_))), "{back:?}");
+}
+
+#[test]
+fn errors_cross_the_wire_with_kind_message_and_hint() {
+    let errors = [
+        TaskError::Ambiguous {
+            prefix: "ab".into(),
+            candidates: vec!["ab1".into(), "ab2".into()],
+        },
+        TaskError::Transition(TransitionError::StaleAttempt {
+            task: TaskId::from_bits(5),
+            presented: 1,
+            current: 2,
+        }),
+        TaskError::Invalid(Title::parse("").unwrap_err()),
+    ];
+    for e in errors {
+        let back = round_trip::<wire::error::Owned, _>(
+            |b| {
+                write_error(&e, b);
+                Ok(())
+            },
+            |r| Ok(read_error(r)),
+        )
+        .unwrap();
+        assert_eq!(back.kind, e.kind());
+        assert_eq!(back.message, e.to_string());
+        assert_eq!(back.hint, e.hint());
+        // Wrapped as the client does, it reports the same.
+        let remote = TaskError::Remote(back);
+        assert_eq!(
+            (remote.kind(), remote.to_string(), remote.hint()),
+            (e.kind(), e.to_string(), e.hint())
+        );
+    }
+
+    for kind in [
+        ErrorKind::InvalidInput,
+        ErrorKind::NotFound,
+        ErrorKind::Conflict,
+        ErrorKind::Storage,
+        ErrorKind::Unavailable,
+        ErrorKind::Internal,
+    ] {
+        assert_eq!(
+            crate::error::kind_from_wire(crate::error::kind_to_wire(kind)),
+            kind
+        );
+    }
+    assert_eq!(
+        crate::error::kind_from_wire(wire::ErrorKind::VersionMismatch),
+        ErrorKind::Unavailable
+    );
+}

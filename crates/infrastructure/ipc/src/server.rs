@@ -1,0 +1,691 @@
+//! The daemon's side: accepts connections on a Unix socket, refuses any user but the daemon's
+//! own, and serves each connection's `Bootstrap` and `Api` capabilities over Cap'n Proto RPC.
+//!
+//! capnp-rpc is `!Send`, so [`Server::serve`] must run inside a [`tokio::task::LocalSet`]. The
+//! application API behind it is synchronous (ADR 0003): every call runs on tokio's blocking pool
+//! through `spawn_blocking`, so the RPC thread only decodes, encodes and waits, and a slow call
+//! never holds up another connection (ADR 0005).
+
+use std::cell::Cell;
+use std::fmt;
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use capnp::capability::Promise;
+use capnp::message::ReaderOptions;
+use capnp_rpc::twoparty::VatNetwork;
+use capnp_rpc::{RpcSystem, rpc_twoparty_capnp::Side};
+use maos_application::{ErrorInfo, ErrorKind, IdRef, MaosApi, RemoteError};
+use maos_domain::{AgentName, FencingToken, TaskId, Title};
+use tokio::io::{BufReader, BufWriter};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
+use tracing::{debug, error, info, warn};
+
+use crate::convert::{
+    Decoded, len32, read_agent_filter, read_new_agent, read_new_task, read_opt_text,
+    read_task_filter, read_text, write_agent, write_assignment, write_created, write_daemon_info,
+    write_event, write_orchestration, write_status, write_task, write_task_page,
+};
+use crate::daemon::DaemonControl;
+use crate::error::{bad_request, write_remote_error, write_wire_error};
+use crate::maos_capnp::{self as wire, api, bootstrap};
+use crate::peer::{check_peer, current_uid};
+
+/// How long a connection may take to close cleanly once the server stops.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// How long to wait before accepting again after `accept` failed (out of file descriptors).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The IPC server: the application API and the daemon's controls, served to the daemon's own
+/// user.
+pub struct Server {
+    api: Arc<dyn MaosApi>,
+    daemon: Arc<dyn DaemonControl>,
+    uid: u32,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server").field("uid", &self.uid).finish()
+    }
+}
+
+impl Server {
+    /// A server of `api` for the daemon `daemon`, serving this process's effective uid.
+    pub fn new(api: Arc<dyn MaosApi>, daemon: Arc<dyn DaemonControl>) -> std::io::Result<Server> {
+        Ok(Server {
+            api,
+            daemon,
+            uid: current_uid()?,
+        })
+    }
+
+    /// The uid whose connections are served.
+    pub fn uid(&self) -> u32 {
+        self.uid
+    }
+
+    /// Serves `uid` instead of this process's effective uid: every other uid, this process's
+    /// own included, is refused. (Tests use it to see a refusal without a second user.)
+    pub fn serving_uid(mut self, uid: u32) -> Self {
+        self.uid = uid;
+        self
+    }
+
+    /// Accepts and serves connections until `shutdown` completes; then stops accepting (the
+    /// listener is dropped; removing the socket file is the caller's job), answers new calls
+    /// with an `unavailable` error, waits for the calls in flight to finish, closes every
+    /// connection and returns.
+    ///
+    /// Must run inside a [`tokio::task::LocalSet`] (it spawns `!Send` tasks with
+    /// `spawn_local`). A connection that fails (garbage bytes, a malformed frame, a peer that
+    /// vanishes) ends alone and is logged; it never stops the server.
+    pub async fn serve(self, listener: UnixListener, shutdown: impl Future<Output = ()>) {
+        let shared = Rc::new(Shared {
+            api: self.api,
+            daemon: self.daemon,
+            uid: self.uid,
+            closing: Cell::new(false),
+            in_flight: Cell::new(0),
+            idle: Notify::new(),
+        });
+        let (close, closed) = watch::channel(false);
+        let mut connections = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        let served = connection(Rc::clone(&shared), stream, closed.clone());
+                        connections.spawn_local(served);
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "accepting a connection failed");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    }
+                },
+            }
+            while let Some(ended) = connections.try_join_next() {
+                log_join(ended);
+            }
+        }
+        drop(listener);
+        info!("the IPC server stops accepting connections");
+        shared.closing.set(true);
+        loop {
+            let idle = shared.idle.notified();
+            let n = shared.in_flight.get();
+            if n == 0 {
+                break;
+            }
+            debug!(calls = n, "waiting for the calls in flight");
+            idle.await;
+        }
+        let _ = close.send(true);
+        while let Some(ended) = connections.join_next().await {
+            log_join(ended);
+        }
+        info!("the IPC server has stopped");
+    }
+}
+
+fn log_join(ended: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = ended {
+        error!(error = %e, "a connection's task failed");
+    }
+}
+
+/// What every connection of one server shares (all on the server's thread).
+struct Shared {
+    api: Arc<dyn MaosApi>,
+    daemon: Arc<dyn DaemonControl>,
+    uid: u32,
+    /// Set once the server stops: new calls are refused.
+    closing: Cell<bool>,
+    /// Calls running in the application now.
+    in_flight: Cell<usize>,
+    /// Notified when the last call in flight ends while closing.
+    idle: Notify,
+}
+
+impl Shared {
+    /// Counts a call in, unless the server is closing.
+    fn enter(self: &Rc<Self>) -> Result<CallGuard, RemoteError> {
+        if self.closing.get() {
+            return Err(shutting_down());
+        }
+        self.in_flight.set(self.in_flight.get() + 1);
+        Ok(CallGuard(Rc::clone(self)))
+    }
+}
+
+/// Counts a call out when dropped.
+struct CallGuard(Rc<Shared>);
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        let n = self.0.in_flight.get().saturating_sub(1);
+        self.0.in_flight.set(n);
+        if n == 0 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+fn shutting_down() -> RemoteError {
+    RemoteError::new(ErrorKind::Unavailable, "the MAOS daemon is shutting down")
+        .with_hint("run the command again once the daemon has restarted")
+}
+
+/// Serves one connection until it ends or the server closes it.
+async fn connection(shared: Rc<Shared>, stream: UnixStream, mut closed: watch::Receiver<bool>) {
+    let peer = match stream.peer_cred() {
+        Ok(peer) => peer,
+        Err(e) => {
+            warn!(
+                error = %e,
+                "cannot read the credentials of a connecting process; closing the connection"
+            );
+            return;
+        }
+    };
+    let pid = peer.pid();
+    if let Err(refused) = check_peer(peer.uid(), shared.uid) {
+        warn!(peer_pid = ?pid, "{refused}");
+        return;
+    }
+    debug!(peer_pid = ?pid, "connection accepted");
+    let (read, write) = stream.into_split();
+    let network = VatNetwork::new(
+        BufReader::new(read).compat(),
+        BufWriter::new(write).compat_write(),
+        Side::Server,
+        ReaderOptions::new(),
+    );
+    let bootstrap: bootstrap::Client = capnp_rpc::new_client(BootstrapServer {
+        shared,
+        peer_pid: pid,
+    });
+    let mut rpc = RpcSystem::new(Box::new(network), Some(bootstrap.client));
+    let disconnector = rpc.get_disconnector();
+    tokio::select! {
+        ended = &mut rpc => match ended {
+            Ok(()) => debug!(peer_pid = ?pid, "connection closed"),
+            Err(e) => info!(peer_pid = ?pid, error = %e, "connection ended with an error"),
+        },
+        _ = closed.wait_for(|c| *c) => {
+            // Tell the peer, and keep driving the connection while it goes.
+            let both = async {
+                let (_, _) = tokio::join!(disconnector, &mut rpc);
+            };
+            if tokio::time::timeout(CLOSE_GRACE, both).await.is_err() {
+                debug!(peer_pid = ?pid, "connection did not close in time; dropping it");
+            }
+        }
+    }
+}
+
+/// The capability a new connection receives: it only shakes hands.
+struct BootstrapServer {
+    shared: Rc<Shared>,
+    peer_pid: Option<i32>,
+}
+
+impl bootstrap::Server for BootstrapServer {
+    async fn handshake(
+        self: Rc<Self>,
+        params: bootstrap::HandshakeParams,
+        mut results: bootstrap::HandshakeResults,
+    ) -> Result<(), capnp::Error> {
+        let params = params.get()?;
+        let protocol = params.get_protocol();
+        let client = read_text(params.get_client()).unwrap_or_else(|_| "?".into());
+        let result = results.get().init_result();
+        if protocol != wire::PROTOCOL_VERSION {
+            warn!(
+                peer_pid = ?self.peer_pid,
+                client,
+                protocol,
+                "refusing a client of another protocol version"
+            );
+            write_wire_error(
+                wire::ErrorKind::VersionMismatch,
+                &format!(
+                    "the client ({client}) speaks MAOS protocol {protocol}, the daemon protocol {}",
+                    wire::PROTOCOL_VERSION
+                ),
+                Some(
+                    "run the same MAOS version as the daemon, or restart the daemon with this \
+                     version (`maos daemon stop`; the next command starts it again)",
+                ),
+                result.init_err(),
+            );
+            return Ok(());
+        }
+        if self.shared.closing.get() {
+            write_remote_error(&shutting_down(), result.init_err());
+            return Ok(());
+        }
+        debug!(peer_pid = ?self.peer_pid, client, "handshake");
+        let api: api::Client = capnp_rpc::new_client(ApiServer {
+            shared: Rc::clone(&self.shared),
+        });
+        let mut ok = result.init_ok();
+        ok.set_api(api);
+        write_daemon_info(&self.shared.daemon.info(), ok.init_daemon());
+        Ok(())
+    }
+}
+
+/// The application API of one handshake.
+struct ApiServer {
+    shared: Rc<Shared>,
+}
+
+impl ApiServer {
+    /// Runs `f` with the decoded `input` on the blocking pool and turns its error into a wire
+    /// error; an input that does not decode is answered as invalid input without calling `f`.
+    async fn run<A, T, E>(
+        &self,
+        input: Decoded<A>,
+        f: impl FnOnce(&dyn MaosApi, A) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, RemoteError>
+    where
+        A: Send + 'static,
+        T: Send + 'static,
+        E: ErrorInfo,
+    {
+        let input = input.map_err(|e| bad_request(&e))?;
+        let _call = self.shared.enter()?;
+        let api = Arc::clone(&self.shared.api);
+        let outcome = tokio::task::spawn_blocking(move || {
+            f(api.as_ref(), input).map_err(|e| RemoteError::from_info(&e))
+        })
+        .await;
+        outcome.unwrap_or_else(|e| {
+            error!(error = %e, "a call into the application failed");
+            Err(RemoteError::new(
+                ErrorKind::Internal,
+                format!("the MAOS daemon failed while serving the call: {e}"),
+            ))
+        })
+    }
+}
+
+/// Fills a result union: `ok` through the closure, or `err`.
+macro_rules! answer {
+    ($result:expr, $outcome:expr, |$v:ident, $ok:ident| $write:expr) => {{
+        let result = $result;
+        match $outcome {
+            Ok($v) => {
+                let $ok = result;
+                $write
+            }
+            Err(e) => {
+                write_remote_error(&e, result.init_err());
+                Ok(())
+            }
+        }
+    }};
+}
+
+fn agent_name(r: capnp::Result<capnp::text::Reader<'_>>) -> Decoded<AgentName> {
+    Ok(AgentName::parse(&read_text(r)?)?)
+}
+
+fn id_ref(r: capnp::Result<capnp::text::Reader<'_>>) -> Decoded<IdRef> {
+    Ok(IdRef::parse(&read_text(r)?)?)
+}
+
+fn task_id(r: capnp::Result<capnp::text::Reader<'_>>) -> Decoded<TaskId> {
+    Ok(TaskId::parse(&read_text(r)?)?)
+}
+
+impl api::Server for ApiServer {
+    async fn register_agent(
+        self: Rc<Self>,
+        params: api::RegisterAgentParams,
+        mut results: api::RegisterAgentResults,
+    ) -> Result<(), capnp::Error> {
+        let cmd = read_new_agent(params.get()?.get_agent()?);
+        let outcome = self.run(cmd, |api, cmd| api.register_agent(cmd)).await;
+        answer!(results.get().init_result(), outcome, |agent, r| {
+            write_agent(&agent, r.init_ok())
+        })
+    }
+
+    async fn drain_agent(
+        self: Rc<Self>,
+        params: api::DrainAgentParams,
+        mut results: api::DrainAgentResults,
+    ) -> Result<(), capnp::Error> {
+        let name = agent_name(params.get()?.get_name());
+        let outcome = self.run(name, |api, name| api.drain_agent(&name)).await;
+        answer!(results.get().init_result(), outcome, |agent, r| {
+            write_agent(&agent, r.init_ok())
+        })
+    }
+
+    async fn remove_agent(
+        self: Rc<Self>,
+        params: api::RemoveAgentParams,
+        mut results: api::RemoveAgentResults,
+    ) -> Result<(), capnp::Error> {
+        let name = agent_name(params.get()?.get_name());
+        let outcome = self.run(name, |api, name| api.remove_agent(&name)).await;
+        answer!(results.get().init_result(), outcome, |agent, r| {
+            write_agent(&agent, r.init_ok())
+        })
+    }
+
+    async fn get_agent(
+        self: Rc<Self>,
+        params: api::GetAgentParams,
+        mut results: api::GetAgentResults,
+    ) -> Result<(), capnp::Error> {
+        let name = agent_name(params.get()?.get_name());
+        let outcome = self.run(name, |api, name| api.get_agent(&name)).await;
+        answer!(results.get().init_result(), outcome, |agent, r| {
+            write_agent(&agent, r.init_ok())
+        })
+    }
+
+    async fn list_agents(
+        self: Rc<Self>,
+        params: api::ListAgentsParams,
+        mut results: api::ListAgentsResults,
+    ) -> Result<(), capnp::Error> {
+        let filter = read_agent_filter(params.get()?.get_filter()?);
+        let outcome = self
+            .run(filter, |api, filter| api.list_agents(&filter))
+            .await;
+        answer!(results.get().init_result(), outcome, |agents, r| {
+            let mut list = r.init_ok(len32(agents.len())?);
+            for (i, a) in (0u32..).zip(&agents) {
+                write_agent(a, list.reborrow().get(i))?;
+            }
+            Ok(())
+        })
+    }
+
+    async fn create_task(
+        self: Rc<Self>,
+        params: api::CreateTaskParams,
+        mut results: api::CreateTaskResults,
+    ) -> Result<(), capnp::Error> {
+        let cmd = read_new_task(params.get()?.get_task()?);
+        let outcome = self.run(cmd, |api, cmd| api.create_task(cmd)).await;
+        answer!(results.get().init_result(), outcome, |created, r| {
+            write_created(&created, r.init_ok())
+        })
+    }
+
+    async fn create_tasks(
+        self: Rc<Self>,
+        params: api::CreateTasksParams,
+        mut results: api::CreateTasksResults,
+    ) -> Result<(), capnp::Error> {
+        let cmds: Decoded<Vec<_>> = params
+            .get()?
+            .get_tasks()?
+            .iter()
+            .map(read_new_task)
+            .collect();
+        let outcome = self.run(cmds, |api, cmds| api.create_tasks(cmds)).await;
+        answer!(results.get().init_result(), outcome, |created, r| {
+            let mut list = r.init_ok(len32(created.len())?);
+            for (i, c) in (0u32..).zip(&created) {
+                write_created(c, list.reborrow().get(i))?;
+            }
+            Ok(())
+        })
+    }
+
+    async fn add_dependency(
+        self: Rc<Self>,
+        params: api::AddDependencyParams,
+        mut results: api::AddDependencyResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let refs = id_ref(p.get_task()).and_then(|task| Ok((task, id_ref(p.get_on())?)));
+        let outcome = self
+            .run(refs, |api, (task, on)| api.add_dependency(&task, &on))
+            .await;
+        answer!(results.get().init_result(), outcome, |task, r| {
+            write_task(&task, r.init_ok())
+        })
+    }
+
+    async fn assign_task(
+        self: Rc<Self>,
+        params: api::AssignTaskParams,
+        mut results: api::AssignTaskResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let cmd = id_ref(p.get_task()).and_then(|task| {
+            let agent = if p.has_agent() {
+                Some(agent_name(p.get_agent())?)
+            } else {
+                None
+            };
+            Ok(maos_application::AssignTask { task, agent })
+        });
+        let outcome = self.run(cmd, |api, cmd| api.assign_task(cmd)).await;
+        answer!(results.get().init_result(), outcome, |assignment, r| {
+            write_assignment(&assignment, r.init_ok())
+        })
+    }
+
+    async fn start_attempt(
+        self: Rc<Self>,
+        params: api::StartAttemptParams,
+        mut results: api::StartAttemptResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let fencing = FencingToken::new(p.get_fencing());
+        let task = task_id(p.get_task());
+        let outcome = self
+            .run(task, move |api, task| api.start_attempt(task, fencing))
+            .await;
+        answer!(results.get().init_result(), outcome, |task, r| {
+            write_task(&task, r.init_ok())
+        })
+    }
+
+    async fn complete_attempt(
+        self: Rc<Self>,
+        params: api::CompleteAttemptParams,
+        mut results: api::CompleteAttemptResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let fencing = FencingToken::new(p.get_fencing());
+        let input = task_id(p.get_task())
+            .and_then(|task| Ok((task, read_opt_text(p.has_summary(), p.get_summary())?)));
+        let outcome = self
+            .run(input, move |api, (task, summary)| {
+                api.complete_attempt(task, fencing, summary)
+            })
+            .await;
+        answer!(results.get().init_result(), outcome, |task, r| {
+            write_task(&task, r.init_ok())
+        })
+    }
+
+    async fn fail_attempt(
+        self: Rc<Self>,
+        params: api::FailAttemptParams,
+        mut results: api::FailAttemptResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let fencing = FencingToken::new(p.get_fencing());
+        let input = task_id(p.get_task()).and_then(|task| Ok((task, read_text(p.get_error())?)));
+        let outcome = self
+            .run(input, move |api, (task, error)| {
+                api.fail_attempt(task, fencing, error)
+            })
+            .await;
+        answer!(results.get().init_result(), outcome, |task, r| {
+            write_task(&task, r.init_ok())
+        })
+    }
+
+    async fn cancel_task(
+        self: Rc<Self>,
+        params: api::CancelTaskParams,
+        mut results: api::CancelTaskResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let input = id_ref(p.get_task())
+            .and_then(|task| Ok((task, read_opt_text(p.has_reason(), p.get_reason())?)));
+        let outcome = self
+            .run(input, |api, (task, reason)| api.cancel_task(&task, reason))
+            .await;
+        answer!(results.get().init_result(), outcome, |task, r| {
+            write_task(&task, r.init_ok())
+        })
+    }
+
+    async fn get_task(
+        self: Rc<Self>,
+        params: api::GetTaskParams,
+        mut results: api::GetTaskResults,
+    ) -> Result<(), capnp::Error> {
+        let task = id_ref(params.get()?.get_task());
+        let outcome = self.run(task, |api, task| api.get_task(&task)).await;
+        answer!(results.get().init_result(), outcome, |task, r| {
+            write_task(&task, r.init_ok())
+        })
+    }
+
+    async fn list_tasks(
+        self: Rc<Self>,
+        params: api::ListTasksParams,
+        mut results: api::ListTasksResults,
+    ) -> Result<(), capnp::Error> {
+        let input = read_task_filter(params.get()?.get_filter()?);
+        let outcome = self
+            .run(input, |api, (filter, page)| api.list_tasks(&filter, &page))
+            .await;
+        answer!(results.get().init_result(), outcome, |page, r| {
+            write_task_page(&page, r.init_ok())
+        })
+    }
+
+    async fn create_orchestration(
+        self: Rc<Self>,
+        params: api::CreateOrchestrationParams,
+        mut results: api::CreateOrchestrationResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let input = read_text(p.get_name()).and_then(|name| {
+            Ok((
+                Title::parse(&name)?,
+                read_opt_text(p.has_goal(), p.get_goal())?,
+            ))
+        });
+        let outcome = self
+            .run(input, |api, (name, goal)| {
+                api.create_orchestration(name, goal)
+            })
+            .await;
+        answer!(results.get().init_result(), outcome, |o, r| {
+            write_orchestration(&o, r.init_ok());
+            Ok(())
+        })
+    }
+
+    async fn get_orchestration(
+        self: Rc<Self>,
+        params: api::GetOrchestrationParams,
+        mut results: api::GetOrchestrationResults,
+    ) -> Result<(), capnp::Error> {
+        let id = id_ref(params.get()?.get_id());
+        let outcome = self.run(id, |api, id| api.get_orchestration(&id)).await;
+        answer!(results.get().init_result(), outcome, |o, r| {
+            write_orchestration(&o, r.init_ok());
+            Ok(())
+        })
+    }
+
+    async fn list_orchestrations(
+        self: Rc<Self>,
+        _: api::ListOrchestrationsParams,
+        mut results: api::ListOrchestrationsResults,
+    ) -> Result<(), capnp::Error> {
+        let outcome = self.run(Ok(()), |api, ()| api.list_orchestrations()).await;
+        answer!(results.get().init_result(), outcome, |all, r| {
+            let mut list = r.init_ok(len32(all.len())?);
+            for (i, o) in (0u32..).zip(&all) {
+                write_orchestration(o, list.reborrow().get(i));
+            }
+            Ok(())
+        })
+    }
+
+    async fn status(
+        self: Rc<Self>,
+        _: api::StatusParams,
+        mut results: api::StatusResults,
+    ) -> Result<(), capnp::Error> {
+        let outcome = self.run(Ok(()), |api, ()| api.status()).await;
+        answer!(results.get().init_result(), outcome, |report, r| {
+            write_status(&report, r.init_ok())
+        })
+    }
+
+    async fn read_events(
+        self: Rc<Self>,
+        params: api::ReadEventsParams,
+        mut results: api::ReadEventsResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let after = p.get_after();
+        let limit = usize::try_from(p.get_limit()).unwrap_or(usize::MAX);
+        let outcome = self
+            .run(Ok(()), move |api, ()| api.read_events(after, limit))
+            .await;
+        answer!(results.get().init_result(), outcome, |events, r| {
+            let mut list = r.init_ok(len32(events.len())?);
+            for (i, e) in (0u32..).zip(&events) {
+                write_event(e, list.reborrow().get(i))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn subscribe(
+        self: Rc<Self>,
+        _: api::SubscribeParams,
+        _: api::SubscribeResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        Promise::err(capnp::Error::unimplemented(
+            "subscribe is not implemented yet".into(),
+        ))
+    }
+
+    async fn daemon_info(
+        self: Rc<Self>,
+        _: api::DaemonInfoParams,
+        mut results: api::DaemonInfoResults,
+    ) -> Result<(), capnp::Error> {
+        write_daemon_info(&self.shared.daemon.info(), results.get().init_daemon());
+        Ok(())
+    }
+
+    async fn shutdown(
+        self: Rc<Self>,
+        _: api::ShutdownParams,
+        _: api::ShutdownResults,
+    ) -> Result<(), capnp::Error> {
+        info!("shutdown requested over IPC");
+        self.shared.daemon.shutdown();
+        Ok(())
+    }
+}

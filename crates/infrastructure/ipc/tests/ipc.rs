@@ -1,0 +1,15 @@
+//! Integration tests of maos-ipc: a real server on a real Unix socket in a temporary directory,
+//! backed by the real application service over a real SQLite file, driven by the real client
+//! (and by raw Cap'n Proto connections where a test needs to misbehave); and the check that the
+//! committed generated code matches the schema.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "ipc/api.rs"]
+mod api;
+#[path = "ipc/codegen.rs"]
+mod codegen;
+#[path = "ipc/faults.rs"]
+mod faults;
+#[path = "ipc/support.rs"]
+mod support;

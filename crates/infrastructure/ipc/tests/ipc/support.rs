@@ -1,0 +1,192 @@
+//! The test daemon: the real service over a real SQLite file, served by the real IPC server on a
+//! Unix socket in a temporary directory, on a thread of its own (a current-thread runtime with a
+//! `LocalSet`, as the daemon runs it); and raw Cap'n Proto connections for tests that need to
+//! speak the protocol by hand.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use capnp::message::ReaderOptions;
+use capnp_rpc::twoparty::VatNetwork;
+use capnp_rpc::{RpcSystem, rpc_twoparty_capnp::Side};
+use maos_application::{CreateTask, MaosApi, RegisterAgent, Service, ServiceConfig};
+use maos_domain::{AdapterKind, AgentName, CapabilitySet, Slots, Tier, Timestamp, Title};
+use maos_ipc::maos_capnp::bootstrap;
+use maos_ipc::{DaemonControl, DaemonInfo, IpcClient, Server};
+use maos_sqlite::SqliteStore;
+use maos_system::{RandomIds, SystemClock};
+use tempfile::TempDir;
+use tokio::sync::watch;
+use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
+
+/// The service as the tests use it.
+pub(crate) type Svc = Service<SqliteStore>;
+
+/// What the test daemon says about itself, and its stop switch.
+struct Control {
+    info: DaemonInfo,
+    stop: watch::Sender<bool>,
+}
+
+impl DaemonControl for Control {
+    fn info(&self) -> DaemonInfo {
+        self.info.clone()
+    }
+
+    fn shutdown(&self) {
+        self.stop.send_replace(true);
+    }
+}
+
+/// A daemon serving a fresh database on a socket in a temporary directory.
+pub(crate) struct TestDaemon {
+    pub(crate) socket: PathBuf,
+    /// The same service the server calls, for comparing answers.
+    pub(crate) service: Arc<Svc>,
+    pub(crate) info: DaemonInfo,
+    stop: watch::Sender<bool>,
+    thread: Option<JoinHandle<()>>,
+    _dir: TempDir,
+}
+
+impl TestDaemon {
+    pub(crate) fn start() -> TestDaemon {
+        TestDaemon::start_with(|server| server)
+    }
+
+    /// A daemon whose server is adjusted by `configure` before it serves.
+    pub(crate) fn start_with(configure: impl FnOnce(Server) -> Server) -> TestDaemon {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("maos.db");
+        let socket = dir.path().join("maos.sock");
+        let store = SqliteStore::open(&db).unwrap();
+        let service = Arc::new(Service::new(
+            Arc::new(store),
+            Arc::new(SystemClock),
+            Arc::new(RandomIds),
+            ServiceConfig::default(),
+        ));
+        let info = DaemonInfo {
+            pid: std::process::id(),
+            version: "0.1.0-test".into(),
+            protocol: maos_ipc::PROTOCOL_VERSION,
+            socket: socket.clone(),
+            database: db,
+            started_at: Timestamp::from_millis(1_795_239_198_123),
+            uptime: Duration::from_millis(1234),
+        };
+        let (stop, mut stopped) = watch::channel(false);
+        let control = Arc::new(Control {
+            info: info.clone(),
+            stop: stop.clone(),
+        });
+        let api: Arc<dyn MaosApi> = service.clone();
+        let server = configure(Server::new(api, control).unwrap());
+        // Bound here, so that the socket exists once `start` returns.
+        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&runtime, async move {
+                let listener = tokio::net::UnixListener::from_std(listener).unwrap();
+                let shutdown = async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                };
+                server.serve(listener, shutdown).await;
+            });
+        });
+        TestDaemon {
+            socket,
+            service,
+            info,
+            stop,
+            thread: Some(thread),
+            _dir: dir,
+        }
+    }
+
+    /// A client connected to this daemon.
+    pub(crate) fn client(&self) -> IpcClient {
+        IpcClient::connect(&self.socket, "maos-ipc tests").unwrap()
+    }
+
+    /// Waits (a few seconds at most) until the server has returned from `serve`.
+    pub(crate) fn wait_stopped(&mut self) -> bool {
+        let thread = self.thread.as_ref().unwrap();
+        for _ in 0..500 {
+            if thread.is_finished() {
+                self.thread.take().unwrap().join().unwrap();
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Runs `session` with the bootstrap capability of a raw connection to `socket`, on a runtime of
+/// its own; the connection is dropped when `session` returns.
+pub(crate) fn raw_session<T, F, Fut>(socket: &Path, session: F) -> T
+where
+    F: FnOnce(bootstrap::Client) -> Fut,
+    Fut: Future<Output = T>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async {
+        let stream = tokio::net::UnixStream::connect(socket).await.unwrap();
+        let (read, write) = stream.into_split();
+        let network = VatNetwork::new(
+            read.compat(),
+            write.compat_write(),
+            Side::Client,
+            ReaderOptions::new(),
+        );
+        let mut rpc = RpcSystem::new(Box::new(network), None);
+        let bootstrap: bootstrap::Client = rpc.bootstrap(Side::Server);
+        tokio::task::spawn_local(rpc);
+        session(bootstrap).await
+    })
+}
+
+pub(crate) fn name(raw: &str) -> AgentName {
+    AgentName::parse(raw).unwrap()
+}
+
+pub(crate) fn caps(raw: &[&str]) -> CapabilitySet {
+    CapabilitySet::parse(raw).unwrap()
+}
+
+pub(crate) fn register(raw_name: &str, capabilities: &[&str], slots: u32) -> RegisterAgent {
+    RegisterAgent {
+        name: name(raw_name),
+        adapter: AdapterKind::Command,
+        capabilities: caps(capabilities),
+        tier: Tier::Tactical,
+        slots: Slots::new(slots).unwrap(),
+        command: Some(format!("./{raw_name}.sh")),
+    }
+}
+
+pub(crate) fn task(title: &str) -> CreateTask {
+    CreateTask::titled(Title::parse(title).unwrap())
+}

@@ -1,0 +1,387 @@
+//! The daemon, as the `maos` command runs and controls it: `maos daemon` serves the data
+//! directory's database over the IPC socket in the foreground; `start`, `stop` and `status`
+//! control it from outside; [`connect_or_start`] gives every other command a client, starting
+//! the daemon on first need.
+
+pub(crate) mod lock;
+pub(crate) mod paths;
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use maos_application::{Clock, MaosApi};
+use maos_ipc::{DaemonControl, DaemonInfo, IpcClient, Server};
+use maos_sqlite::SqliteStore;
+use maos_system::SystemClock;
+
+use crate::compose;
+use crate::error::{CliError, Kind};
+use crate::human;
+use crate::json;
+use crate::output::Output;
+
+use self::lock::{DaemonLock, LockError};
+use self::paths::{DaemonPaths, PathError};
+
+/// How the CLI names itself in the handshake.
+const CLIENT_NAME: &str = concat!("maos-cli ", env!("CARGO_PKG_VERSION"));
+
+/// How long `maos daemon start` (and the first command) waits for a new daemon to answer.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long `maos daemon stop` waits for the daemon to let go of its lock.
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long a probe of an existing socket may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl From<PathError> for CliError {
+    fn from(e: PathError) -> Self {
+        let hint = match &e {
+            PathError::DataDir { .. } => {
+                "choose a writable directory with --data-dir or MAOS_DATA_DIR"
+            }
+            PathError::SocketDir { .. } | PathError::Unsafe { .. } => {
+                "set XDG_RUNTIME_DIR to a directory only you can enter, or remove the directory named above"
+            }
+        };
+        CliError::new(Kind::DaemonUnavailable, e.to_string()).with_hint(hint)
+    }
+}
+
+fn unavailable(message: impl Into<String>) -> CliError {
+    CliError::new(Kind::DaemonUnavailable, message)
+}
+
+/// The daemon's own description, and the switch that stops it.
+#[derive(Debug)]
+struct Control {
+    paths: DaemonPaths,
+    started_at: maos_domain::Timestamp,
+    started: Instant,
+    stop: tokio::sync::Notify,
+}
+
+impl DaemonControl for Control {
+    fn info(&self) -> DaemonInfo {
+        DaemonInfo {
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            protocol: maos_ipc::PROTOCOL_VERSION,
+            socket: self.paths.socket.clone(),
+            database: self.paths.data_dir.join(compose::DB_FILE),
+            started_at: self.started_at,
+            uptime: self.started.elapsed(),
+        }
+    }
+
+    fn shutdown(&self) {
+        tracing::info!("shutdown requested over IPC");
+        self.stop.notify_one();
+    }
+}
+
+/// `maos daemon`: serves `data_dir` in the foreground until SIGTERM, SIGINT or `daemon stop`.
+pub(crate) fn foreground(data_dir: &Path) -> Result<(), CliError> {
+    let paths = paths::prepare(data_dir)?;
+    let _lock = DaemonLock::acquire(&paths.lock, std::process::id(), &paths.socket).map_err(
+        |e| match e {
+            LockError::Held { pid } => CliError::new(
+                Kind::Conflict,
+                format!(
+                    "another daemon (pid {pid}) already serves {}",
+                    paths.data_dir.display()
+                ),
+            )
+            .with_hint("`maos daemon status` shows it; `maos daemon stop` stops it"),
+            LockError::Io { .. } => unavailable(e.to_string()),
+        },
+    )?;
+    // We hold the lock, so no live daemon serves this data directory: a socket file left here
+    // belongs to one that died without cleaning up.
+    if paths.socket.exists() {
+        tracing::warn!(socket = %paths.socket.display(), "replacing a stale socket left by a daemon that died");
+        std::fs::remove_file(&paths.socket).map_err(|e| {
+            unavailable(format!(
+                "cannot remove the stale socket {}: {e}",
+                paths.socket.display()
+            ))
+        })?;
+    }
+    let api = compose::in_process(&paths.data_dir)?;
+    let control = Arc::new(Control {
+        paths: paths.clone(),
+        started_at: SystemClock.now(),
+        started: Instant::now(),
+        stop: tokio::sync::Notify::new(),
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| unavailable(format!("cannot start the daemon's runtime: {e}")))?;
+    let local = tokio::task::LocalSet::new();
+    let served = local.block_on(
+        &runtime,
+        serve(&paths, Arc::clone(&api), Arc::clone(&control)),
+    );
+    // Stop serving first, then let go of the socket; the store flushes when `api` drops.
+    let _ = std::fs::remove_file(&paths.socket);
+    drop(api);
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    tracing::info!("daemon stopped");
+    served
+}
+
+async fn serve(
+    paths: &DaemonPaths,
+    api: Arc<dyn MaosApi>,
+    control: Arc<Control>,
+) -> Result<(), CliError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let listener = tokio::net::UnixListener::bind(&paths.socket)
+        .map_err(|e| unavailable(format!("cannot listen on {}: {e}", paths.socket.display())))?;
+    std::fs::set_permissions(&paths.socket, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| unavailable(format!("cannot restrict {}: {e}", paths.socket.display())))?;
+    let mut term = signal(SignalKind::terminate())
+        .map_err(|e| unavailable(format!("cannot watch SIGTERM: {e}")))?;
+    let mut int = signal(SignalKind::interrupt())
+        .map_err(|e| unavailable(format!("cannot watch SIGINT: {e}")))?;
+    let server = Server::new(api, Arc::clone(&control) as Arc<dyn DaemonControl>)
+        .map_err(|e| unavailable(format!("cannot read this process's uid: {e}")))?;
+    tracing::info!(
+        pid = std::process::id(),
+        socket = %paths.socket.display(),
+        data_dir = %paths.data_dir.display(),
+        "daemon serving"
+    );
+    let stop = async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+            _ = int.recv() => tracing::info!("SIGINT: stopping"),
+            () = control.stop.notified() => {}
+        }
+    };
+    server.serve(listener, stop).await;
+    Ok(())
+}
+
+/// Connects to the daemon of `paths`, if one answers: on the socket this runtime directory
+/// implies, or else on the socket its lock file names (a daemon started with another
+/// `XDG_RUNTIME_DIR`).
+fn probe(paths: &DaemonPaths) -> Option<IpcClient> {
+    let recorded = DaemonLock::recorded_socket(&paths.lock).filter(|s| *s != paths.socket);
+    [Some(paths.socket.clone()), recorded]
+        .into_iter()
+        .flatten()
+        .find_map(|socket| {
+            if !socket.exists() {
+                return None;
+            }
+            match IpcClient::connect_with_timeout(&socket, CLIENT_NAME, PROBE_TIMEOUT) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::debug!(socket = %socket.display(), error = %e, "no daemon answers");
+                    None
+                }
+            }
+        })
+}
+
+/// Starts a detached daemon for `paths` and waits until it answers.
+fn spawn(paths: &DaemonPaths, verbose: u8) -> Result<IpcClient, CliError> {
+    // Refuse a bad database here, with the same error the daemon would log, instead of starting
+    // a daemon that dies at once.
+    drop(SqliteStore::open(&paths.data_dir.join(compose::DB_FILE))?);
+    let exe = std::env::current_exe().map_err(|e| {
+        unavailable(format!(
+            "cannot find the maos binary to start the daemon: {e}"
+        ))
+    })?;
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&paths.log)
+        .map_err(|e| {
+            unavailable(format!(
+                "cannot open the daemon log {}: {e}",
+                paths.log.display()
+            ))
+        })?;
+    let mut command = Command::new(exe);
+    command
+        .arg("daemon")
+        .arg("--data-dir")
+        .arg(&paths.data_dir)
+        .arg("--color")
+        .arg("never")
+        .env_remove("MAOS_NO_DAEMON")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        // Its own process group: a Ctrl-C meant for this command does not reach the daemon.
+        .process_group(0);
+    if verbose > 0 {
+        command.arg(format!("-{}", "v".repeat(usize::from(verbose.min(2)))));
+    } else {
+        command.arg("-v");
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| unavailable(format!("cannot start the daemon: {e}")))?;
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(unavailable(format!(
+                "the daemon exited at once ({status}); its log says: {}",
+                log_tail(&paths.log)
+            ))
+            .with_hint(format!("the whole log is {}", paths.log.display())));
+        }
+        if let Some(client) = probe(paths) {
+            tracing::info!(pid = client.handshake_info().pid, "started the daemon");
+            return Ok(client);
+        }
+        if Instant::now() >= deadline {
+            return Err(unavailable(format!(
+                "the daemon did not answer within {}s",
+                START_TIMEOUT.as_secs()
+            ))
+            .with_hint(format!("see its log, {}", paths.log.display())));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The last non-empty line of the daemon's log.
+fn log_tail(log: &Path) -> String {
+    std::fs::read_to_string(log)
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "nothing".into())
+}
+
+/// A client of the daemon serving `data_dir`, starting the daemon if none runs.
+pub(crate) fn connect_or_start(data_dir: &Path, verbose: u8) -> Result<Arc<dyn MaosApi>, CliError> {
+    let paths = paths::prepare(data_dir)?;
+    if let Some(client) = probe(&paths) {
+        return Ok(Arc::new(client));
+    }
+    if DaemonLock::is_held(&paths.lock) {
+        // A daemon is starting (or hung): give it the start timeout to answer.
+        let deadline = Instant::now() + START_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Some(client) = probe(&paths) {
+                return Ok(Arc::new(client));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        return Err(unavailable(format!(
+            "a daemon holds {} but does not answer on {}",
+            paths.lock.display(),
+            paths.socket.display()
+        ))
+        .with_hint("stop it (its pid is in the lock file) or run with --no-daemon"));
+    }
+    match spawn(&paths, verbose) {
+        Ok(client) => Ok(Arc::new(client)),
+        // Two commands may start a daemon at the same time: the loser's daemon exits on the
+        // lock, and the winner's answers.
+        Err(e) => probe(&paths)
+            .map(|c| Arc::new(c) as Arc<dyn MaosApi>)
+            .ok_or(e),
+    }
+}
+
+/// `maos daemon start`.
+pub(crate) fn start(data_dir: &Path, verbose: u8, out: &mut Output) -> Result<(), CliError> {
+    let paths = paths::prepare(data_dir)?;
+    let (client, already) = match probe(&paths) {
+        Some(c) => (c, true),
+        None => (spawn(&paths, verbose)?, false),
+    };
+    let info = client.daemon_info()?;
+    if out.json() {
+        out.document(&json::DaemonDoc::new(&info, already, None))
+    } else {
+        let verb = if already {
+            "already running"
+        } else {
+            "started"
+        };
+        out.text(&format!(
+            "daemon {verb}: pid {}, socket {}\n",
+            info.pid,
+            info.socket.display()
+        ))
+    }
+}
+
+/// `maos daemon stop`.
+pub(crate) fn stop(data_dir: &Path, out: &mut Output) -> Result<(), CliError> {
+    let paths = paths::prepare(data_dir)?;
+    let Some(client) = probe(&paths) else {
+        if DaemonLock::is_held(&paths.lock) {
+            return Err(unavailable(format!(
+                "a daemon holds {} but does not answer",
+                paths.lock.display()
+            ))
+            .with_hint("send it SIGTERM (its pid is in the lock file)"));
+        }
+        out.note(&format!(
+            "no daemon is running for {}",
+            paths.data_dir.display()
+        ));
+        if out.json() {
+            out.document(&json::DaemonStoppedDoc::new(None))?;
+        }
+        return Ok(());
+    };
+    let pid = client.handshake_info().pid;
+    client.shutdown()?;
+    drop(client);
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    while DaemonLock::is_held(&paths.lock) {
+        if Instant::now() >= deadline {
+            return Err(unavailable(format!(
+                "the daemon (pid {pid}) did not stop within {}s",
+                STOP_TIMEOUT.as_secs()
+            ))
+            .with_hint(format!("see its log, {}", paths.log.display())));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if out.json() {
+        out.document(&json::DaemonStoppedDoc::new(Some(pid)))
+    } else {
+        out.text(&format!("daemon stopped (pid {pid})\n"))
+    }
+}
+
+/// `maos daemon status`.
+pub(crate) fn status(data_dir: &Path, out: &mut Output) -> Result<(), CliError> {
+    let paths = paths::prepare(data_dir)?;
+    let Some(client) = probe(&paths) else {
+        return Err(unavailable(format!(
+            "no daemon is running for {}",
+            paths.data_dir.display()
+        ))
+        .with_hint("`maos daemon start` starts it (any other maos command does too)"));
+    };
+    let info = client.daemon_info()?;
+    let counts = client.status()?;
+    if out.json() {
+        out.document(&json::DaemonDoc::new(&info, true, Some(&counts)))
+    } else {
+        out.text(&human::daemon(&info, &counts))
+    }
+}
