@@ -5,6 +5,7 @@
 
 mod agent;
 mod bad_input;
+mod daemon;
 mod layering;
 mod orchestrate;
 mod overview;
