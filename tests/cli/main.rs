@@ -6,6 +6,7 @@
 mod agent;
 mod bad_input;
 mod daemon;
+mod follow;
 mod layering;
 mod orchestrate;
 mod overview;

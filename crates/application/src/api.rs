@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use maos_domain::ids::check_prefix;
 use maos_domain::{
@@ -220,8 +221,20 @@ pub struct StoredEvent {
     pub event: DomainEvent,
 }
 
+/// A reader that follows the event log: each [`EventFollower::next_batch`] returns the events
+/// committed after the last one it returned (after the `since` it was opened with, at first), in
+/// sequence order, with no gap and no duplicate.
+///
+/// Dropping it stops the following (through the daemon: it cancels the subscription).
+pub trait EventFollower: Send {
+    /// The next events, waiting up to `timeout` for some to be committed; an empty batch means
+    /// none came in that time. An error ends the following: the daemon went away or stopped (kind
+    /// `unavailable`), or the store failed; resume with a new follower from the last seq seen.
+    fn next_batch(&mut self, timeout: Duration) -> Result<Vec<StoredEvent>, QueryError>;
+}
+
 /// Everything MAOS can be asked to do. The CLI calls this trait; an in-process [`crate::Service`]
-/// and (later) the daemon's IPC client implement it.
+/// and the daemon's IPC client implement it.
 pub trait MaosApi: Send + Sync {
     // agents
     fn register_agent(&self, cmd: RegisterAgent) -> Result<Agent, AgentError>;
@@ -267,4 +280,7 @@ pub trait MaosApi: Send + Sync {
     // overview
     fn status(&self) -> Result<StatusReport, QueryError>;
     fn read_events(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, QueryError>;
+    /// Follows the event log from `since` (exclusive): what exists already, then new events as
+    /// they are committed.
+    fn follow_events(&self, since: u64) -> Result<Box<dyn EventFollower>, QueryError>;
 }

@@ -13,4 +13,4 @@ pub use error::{
     TaskError,
 };
 pub use ports::{Clock, IdSource, ReadStore, Store, StoreError, Transaction, UnitOfWork};
-pub use service::{Service, ServiceConfig};
+pub use service::{FOLLOW_BATCH, Service, ServiceConfig};

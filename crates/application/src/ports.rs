@@ -2,6 +2,7 @@
 //! tell the time and draw identifiers without knowing how.
 
 use std::fmt;
+use std::time::Duration;
 
 use maos_domain::{
     Agent, AgentName, CapabilitySet, DomainEvent, Orchestration, OrchestrationId, Task, TaskId,
@@ -120,6 +121,13 @@ pub trait ReadStore: Send + Sync {
     fn events_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
     /// Every event of one aggregate (by its id as text), in order.
     fn events_of(&self, aggregate_id: &str) -> Result<Vec<StoredEvent>, StoreError>;
+    /// Waits until the log's last sequence number is greater than `after` (returns at once if it
+    /// already is) or until `timeout` has passed, and returns the last sequence number known.
+    ///
+    /// Commits made through this store wake the wait as they happen; commits made by another
+    /// process (or another store on the same database) are noticed when the wait times out, so
+    /// callers that must see those pass a short timeout.
+    fn wait_for_events(&self, after: u64, timeout: Duration) -> Result<u64, StoreError>;
 }
 
 /// A complete store: transactions for writes, connections for reads.

@@ -2,6 +2,7 @@
 //! transaction, runs the domain command, and saves the new state with its events.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use maos_domain::agent::AgentSpec;
 use maos_domain::graph::find_path;
@@ -603,5 +604,43 @@ impl<S: Store> MaosApi for Service<S> {
         Ok(self
             .store
             .events_after(after, limit.clamp(1, Page::MAX_LIMIT))?)
+    }
+
+    fn follow_events(&self, since: u64) -> Result<Box<dyn EventFollower>, QueryError> {
+        Ok(Box::new(StoreFollower {
+            store: Arc::clone(&self.store),
+            after: since,
+        }))
+    }
+}
+
+/// The most events one [`EventFollower::next_batch`] of the service returns.
+pub const FOLLOW_BATCH: usize = 1000;
+
+/// Follows the log of a store: reads what follows the last event returned, and when there is
+/// nothing, waits on the store's commit notification ([`crate::ReadStore::wait_for_events`]).
+struct StoreFollower<S> {
+    store: Arc<S>,
+    /// The seq of the last event returned (or the `since` it was opened with).
+    after: u64,
+}
+
+impl<S: Store> StoreFollower<S> {
+    fn read(&mut self) -> Result<Vec<StoredEvent>, QueryError> {
+        let batch = self.store.events_after(self.after, FOLLOW_BATCH)?;
+        if let Some(last) = batch.last() {
+            self.after = last.seq;
+        }
+        Ok(batch)
+    }
+}
+
+impl<S: Store> EventFollower for StoreFollower<S> {
+    fn next_batch(&mut self, timeout: Duration) -> Result<Vec<StoredEvent>, QueryError> {
+        let batch = self.read()?;
+        if !batch.is_empty() || self.store.wait_for_events(self.after, timeout)? <= self.after {
+            return Ok(batch);
+        }
+        self.read()
     }
 }

@@ -6,12 +6,16 @@
 //! connection's `RpcSystem`. A call from any thread sends a job (a closure that builds the
 //! request, awaits the answer and decodes it) to that thread and blocks until the answer comes
 //! back. Dropping the client closes the connection and joins the thread.
+//!
+//! `follow_events` subscribes with an `EventSink` hosted on that thread (see `follow.rs`); the
+//! `Subscription` it gets back stays on the thread until the follower is dropped.
 
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -21,14 +25,14 @@ use capnp_rpc::twoparty::VatNetwork;
 use capnp_rpc::{Disconnector, RpcSystem, rpc_twoparty_capnp::Side};
 use maos_application::{
     AgentError, AgentFilter, AssignTask, Assignment, CreateTask, Created, ErrorInfo, ErrorKind,
-    IdRef, MaosApi, OrchestrationError, Page, QueryError, RegisterAgent, RemoteError, StatusReport,
-    StoredEvent, TaskError, TaskFilter, TaskPage,
+    EventFollower, IdRef, MaosApi, OrchestrationError, Page, QueryError, RegisterAgent,
+    RemoteError, StatusReport, StoredEvent, TaskError, TaskFilter, TaskPage,
 };
 use maos_domain::{Agent, AgentName, FencingToken, Orchestration, Task, TaskId, Title};
 use thiserror::Error;
 use tokio::io::{BufReader, BufWriter};
 use tokio::net::UnixStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 use tracing::{debug, warn};
 
@@ -39,7 +43,8 @@ use crate::convert::{
 };
 use crate::daemon::DaemonInfo;
 use crate::error::{DAEMON_HINT, read_error, rpc_failed, unavailable, undecodable};
-use crate::maos_capnp::{self as wire, api, bootstrap};
+use crate::follow::{RemoteFollower, SinkServer};
+use crate::maos_capnp::{self as wire, api, bootstrap, event_sink};
 
 /// How long closing the connection may take when the client is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -243,6 +248,16 @@ impl IpcClient {
         })
     }
 
+    /// Queues a job on the client's thread.
+    fn submit(&self, job: Job) -> Result<(), RemoteError> {
+        let closed = || unavailable("the connection to the MAOS daemon is closed");
+        self.jobs
+            .as_ref()
+            .ok_or_else(closed)?
+            .send(job)
+            .map_err(|_| closed())
+    }
+
     /// Runs `f` on the client's thread and waits for its answer.
     fn call<T, F, Fut>(&self, f: F) -> Result<T, RemoteError>
     where
@@ -257,11 +272,7 @@ impl IpcClient {
                 let _ = answer.send(f(api).await.map_err(CallError::into_remote));
             })
         });
-        self.jobs
-            .as_ref()
-            .ok_or_else(closed)?
-            .send(job)
-            .map_err(|_| closed())?;
+        self.submit(job)?;
         answer_rx.recv().map_err(|_| closed())?
     }
 }
@@ -701,5 +712,45 @@ impl MaosApi for IpcClient {
             events_result(response.get()?.get_result())
         })
         .map_err(QueryError::Remote)
+    }
+
+    fn follow_events(&self, since: u64) -> Result<Box<dyn EventFollower>, QueryError> {
+        let (deliveries, queue, room) = crate::follow::queue();
+        let sink_room = Arc::clone(&room);
+        let (subscribed, unsubscribed) = oneshot::channel::<()>();
+        let (answer, answer_rx) = std_mpsc::sync_channel::<Result<(), RemoteError>>(1);
+        let job: Job = Box::new(move |api| {
+            Box::pin(async move {
+                let sink: event_sink::Client =
+                    capnp_rpc::new_client(SinkServer::new(deliveries, sink_room));
+                let mut request = api.subscribe_request();
+                request.get().set_since(since);
+                request.get().set_sink(sink);
+                let subscription = request
+                    .send()
+                    .promise
+                    .await
+                    .and_then(|response| response.get()?.get_subscription());
+                match subscription {
+                    Ok(subscription) => {
+                        let _ = answer.send(Ok(()));
+                        // Hold the subscription until the follower is dropped (or this thread
+                        // stops); dropping it tells the daemon to stop streaming.
+                        let _ = unsubscribed.await;
+                        drop(subscription);
+                    }
+                    Err(e) => {
+                        let _ = answer.send(Err(rpc_failed(&e)));
+                    }
+                }
+            })
+        });
+        self.submit(job)?;
+        answer_rx
+            .recv()
+            .map_err(|_| unavailable("the connection to the MAOS daemon is closed"))??;
+        Ok(Box::new(RemoteFollower::new(
+            queue, room, subscribed, since,
+        )))
     }
 }

@@ -471,16 +471,21 @@ pub fn domain_event(aggregate: &str, id: &str, payload: &str) -> Decoded<DomainE
 }
 
 /// Writes an event of the log.
-pub fn write_event(e: &StoredEvent, mut b: wire::event::Builder<'_>) -> capnp::Result<()> {
+pub fn write_event(e: &StoredEvent, b: wire::event::Builder<'_>) -> capnp::Result<()> {
     let payload = event_payload(&e.event)
         .map_err(|err| capnp::Error::failed(format!("cannot encode event {}: {err}", e.seq)))?;
+    write_event_with_payload(e, &payload, b);
+    Ok(())
+}
+
+/// Writes an event of the log whose payload ([`event_payload`]) is already encoded.
+pub fn write_event_with_payload(e: &StoredEvent, payload: &str, mut b: wire::event::Builder<'_>) {
     b.set_seq(e.seq);
     b.set_at(e.at.as_millis());
     b.set_kind(e.event.kind());
     b.set_aggregate(e.event.aggregate_kind().as_str());
     b.set_aggregate_id(e.event.aggregate_id().as_str());
-    b.set_payload(payload.as_str());
-    Ok(())
+    b.set_payload(payload);
 }
 
 /// Reads an event of the log. `kind` is derived from the payload, so it is not read.

@@ -1,6 +1,7 @@
 //! MAOS over Cap'n Proto RPC on a Unix socket: the daemon's [`server`], a typed [`client`]
 //! ([`IpcClient`], one more implementation of `maos_application::MaosApi`), the conversions
-//! between wire and application types ([`convert`]) and the code generated from
+//! between wire and application types ([`convert`]), event streams in both directions, and the
+//! code generated from
 //! `schema/maos.capnp` ([`maos_capnp`]). `docs/ipc.md` describes the protocol; ADR 0005 the
 //! threading model.
 //!
@@ -21,6 +22,7 @@ pub mod client;
 pub mod convert;
 pub mod daemon;
 pub mod error;
+mod follow;
 pub mod peer;
 pub mod server;
 
@@ -42,7 +44,8 @@ pub mod maos_capnp;
 pub use client::{ConnectError, IpcClient};
 pub use convert::DecodeError;
 pub use daemon::{DaemonControl, DaemonInfo};
-pub use server::Server;
+pub use follow::FOLLOW_QUEUE;
+pub use server::{MAX_SUBSCRIPTIONS, Server};
 
 /// The protocol version this build speaks (`protocolVersion` in the schema).
 pub const PROTOCOL_VERSION: u32 = maos_capnp::PROTOCOL_VERSION;

@@ -5,6 +5,12 @@
 //! application API behind it is synchronous (ADR 0003): every call runs on tokio's blocking pool
 //! through `spawn_blocking`, so the RPC thread only decodes, encodes and waits, and a slow call
 //! never holds up another connection (ADR 0005).
+//!
+//! A subscription (`Api.subscribe`) is a task of its own on the same thread: it reads the log
+//! through an `EventFollower` on the blocking pool and pushes batches into the client's
+//! `EventSink` with capnp's streaming calls, whose flow control keeps at most a window of
+//! batches in flight: a sink that stops acknowledging stops the task, and its memory stays
+//! bounded.
 
 use std::cell::Cell;
 use std::fmt;
@@ -13,11 +19,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use capnp::capability::Promise;
 use capnp::message::ReaderOptions;
 use capnp_rpc::twoparty::VatNetwork;
 use capnp_rpc::{RpcSystem, rpc_twoparty_capnp::Side};
-use maos_application::{ErrorInfo, ErrorKind, IdRef, MaosApi, RemoteError};
+use maos_application::{
+    ErrorInfo, ErrorKind, EventFollower, IdRef, MaosApi, RemoteError, StoredEvent,
+};
 use maos_domain::{AgentName, FencingToken, TaskId, Title};
 use tokio::io::{BufReader, BufWriter};
 use tokio::net::{UnixListener, UnixStream};
@@ -27,13 +34,14 @@ use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 use tracing::{debug, error, info, warn};
 
 use crate::convert::{
-    Decoded, len32, read_agent_filter, read_new_agent, read_new_task, read_opt_text,
+    Decoded, event_payload, len32, read_agent_filter, read_new_agent, read_new_task, read_opt_text,
     read_task_filter, read_text, write_agent, write_assignment, write_created, write_daemon_info,
-    write_event, write_orchestration, write_status, write_task, write_task_page,
+    write_event, write_event_with_payload, write_orchestration, write_status, write_task,
+    write_task_page,
 };
 use crate::daemon::DaemonControl;
 use crate::error::{bad_request, write_remote_error, write_wire_error};
-use crate::maos_capnp::{self as wire, api, bootstrap};
+use crate::maos_capnp::{self as wire, api, bootstrap, event_sink, subscription};
 use crate::peer::{check_peer, current_uid};
 
 /// How long a connection may take to close cleanly once the server stops.
@@ -41,6 +49,26 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// How long to wait before accepting again after `accept` failed (out of file descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// How long a subscription's wait for new events lasts before it looks again. Commits of this
+/// daemon wake it at once; commits of another process on the same database (a `--no-daemon`
+/// command) are seen at this granularity.
+const STREAM_WAIT: Duration = Duration::from_millis(250);
+
+/// The size a push aims at: a batch read from the log is split into pushes of about this many
+/// bytes (one event at least), so that a message stays far below what a client reads by default
+/// (64 MiB) and the flow-control window (64 KiB plus the largest message) stays small.
+const PUSH_BYTES: usize = 1 << 20;
+
+/// What an event takes in a push besides its payload (ids, kind, times), about.
+const EVENT_BYTES: usize = 160;
+
+/// How long the server waits for a sink to take `end` when it stops.
+const END_GRACE: Duration = Duration::from_secs(1);
+
+/// The most subscriptions served at once. Each one waits for new events on the blocking pool, so
+/// this keeps half of tokio's default pool (512 threads) for calls.
+pub const MAX_SUBSCRIPTIONS: usize = 256;
 
 /// The IPC server: the application API and the daemon's controls, served to the daemon's own
 /// user.
@@ -94,6 +122,8 @@ impl Server {
             closing: Cell::new(false),
             in_flight: Cell::new(0),
             idle: Notify::new(),
+            subscriptions: Cell::new(0),
+            stopping: watch::channel(false).0,
         });
         let (close, closed) = watch::channel(false);
         let mut connections = JoinSet::new();
@@ -119,6 +149,8 @@ impl Server {
         drop(listener);
         info!("the IPC server stops accepting connections");
         shared.closing.set(true);
+        // Subscriptions end their sinks (kind `unavailable`) and count out like calls.
+        shared.stopping.send_replace(true);
         loop {
             let idle = shared.idle.notified();
             let n = shared.in_flight.get();
@@ -153,6 +185,10 @@ struct Shared {
     in_flight: Cell<usize>,
     /// Notified when the last call in flight ends while closing.
     idle: Notify,
+    /// Subscriptions streaming now (each also counts as a call in flight).
+    subscriptions: Cell<usize>,
+    /// Set to true once the server stops: subscriptions end.
+    stopping: watch::Sender<bool>,
 }
 
 impl Shared {
@@ -182,6 +218,15 @@ impl Drop for CallGuard {
 fn shutting_down() -> RemoteError {
     RemoteError::new(ErrorKind::Unavailable, "the MAOS daemon is shutting down")
         .with_hint("run the command again once the daemon has restarted")
+}
+
+/// The reason a subscription ends when the daemon stops.
+fn stream_stopped() -> RemoteError {
+    RemoteError::new(
+        ErrorKind::Unavailable,
+        "the MAOS daemon is stopping: the event stream ends here",
+    )
+    .with_hint("subscribe again, with `since` set to the last seq received, once it has restarted")
 }
 
 /// Serves one connection until it ends or the server closes it.
@@ -660,14 +705,46 @@ impl api::Server for ApiServer {
         })
     }
 
-    fn subscribe(
+    async fn subscribe(
         self: Rc<Self>,
-        _: api::SubscribeParams,
-        _: api::SubscribeResults,
-    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
-        Promise::err(capnp::Error::unimplemented(
-            "subscribe is not implemented yet".into(),
-        ))
+        params: api::SubscribeParams,
+        mut results: api::SubscribeResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let since = p.get_since();
+        let sink = p.get_sink()?;
+        let unavailable = |e: RemoteError| capnp::Error::disconnected(e.message);
+        if self.shared.subscriptions.get() >= MAX_SUBSCRIPTIONS {
+            warn!(
+                limit = MAX_SUBSCRIPTIONS,
+                "refusing a subscription: too many at once"
+            );
+            return Err(capnp::Error::overloaded(format!(
+                "the MAOS daemon serves at most {MAX_SUBSCRIPTIONS} event subscriptions at once"
+            )));
+        }
+        let call = self.shared.enter().map_err(unavailable)?;
+        let counted = Streaming::new(&self.shared);
+        let api = Arc::clone(&self.shared.api);
+        let follower = tokio::task::spawn_blocking(move || api.follow_events(since))
+            .await
+            .map_err(|e| capnp::Error::failed(format!("the MAOS daemon failed: {e}")))?
+            .map_err(|e| capnp::Error::failed(e.to_string()))?;
+        let cancel = Rc::new(Cancel::default());
+        results
+            .get()
+            .set_subscription(capnp_rpc::new_client(SubscriptionServer {
+                cancel: Rc::clone(&cancel),
+            }));
+        debug!(since, "subscription starts");
+        tokio::task::spawn_local(stream(
+            Rc::clone(&self.shared),
+            (call, counted),
+            follower,
+            sink,
+            cancel,
+        ));
+        Ok(())
     }
 
     async fn daemon_info(
@@ -688,4 +765,197 @@ impl api::Server for ApiServer {
         self.shared.daemon.shutdown();
         Ok(())
     }
+}
+
+/// The cancellation of one subscription: set when the client cancels it or drops it.
+#[derive(Default)]
+struct Cancel {
+    set: Cell<bool>,
+    wake: Notify,
+}
+
+impl Cancel {
+    fn cancel(&self) {
+        self.set.set(true);
+        // A permit is kept if the stream is not waiting now, so the wake-up is never lost.
+        self.wake.notify_one();
+    }
+
+    async fn cancelled(&self) {
+        while !self.set.get() {
+            self.wake.notified().await;
+        }
+    }
+}
+
+/// The `Subscription` capability: cancelling or dropping it stops the stream.
+struct SubscriptionServer {
+    cancel: Rc<Cancel>,
+}
+
+impl Drop for SubscriptionServer {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+impl subscription::Server for SubscriptionServer {
+    async fn cancel(
+        self: Rc<Self>,
+        _: subscription::CancelParams,
+        _: subscription::CancelResults,
+    ) -> Result<(), capnp::Error> {
+        self.cancel.cancel();
+        Ok(())
+    }
+}
+
+/// Why a stream stopped.
+enum Stop {
+    /// The client cancelled or dropped its `Subscription`.
+    Cancelled,
+    /// A push failed: the client or its connection is gone.
+    SinkGone(capnp::Error),
+    /// The stream ends with this reason, sent to the sink's `end`.
+    End(RemoteError),
+}
+
+/// Counts a subscription in while it streams.
+struct Streaming(Rc<Shared>);
+
+impl Streaming {
+    fn new(shared: &Rc<Shared>) -> Self {
+        shared.subscriptions.set(shared.subscriptions.get() + 1);
+        Streaming(Rc::clone(shared))
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        let n = self.0.subscriptions.get().saturating_sub(1);
+        self.0.subscriptions.set(n);
+    }
+}
+
+/// Streams one subscription: reads what follows on the blocking pool, pushes it into the sink
+/// (waiting whenever the flow-control window is full), until it is cancelled, the sink fails, or
+/// the server stops.
+async fn stream(
+    shared: Rc<Shared>,
+    counted: (CallGuard, Streaming),
+    mut follower: Box<dyn EventFollower>,
+    sink: event_sink::Client,
+    cancel: Rc<Cancel>,
+) {
+    let mut stopping = shared.stopping.subscribe();
+    let mut pushed = 0u64;
+    let stop = loop {
+        let fetch = tokio::task::spawn_blocking(move || {
+            let batch = follower.next_batch(STREAM_WAIT);
+            (follower, batch)
+        });
+        // A cancelled or stopped stream lets the fetch finish on the pool and drops its result.
+        let fetched = tokio::select! {
+            biased;
+            () = cancel.cancelled() => break Stop::Cancelled,
+            _ = stopping.wait_for(|s| *s) => break Stop::End(stream_stopped()),
+            fetched = fetch => fetched,
+        };
+        let batch = match fetched {
+            Ok((back, batch)) => {
+                follower = back;
+                batch
+            }
+            Err(e) => {
+                error!(error = %e, "reading the event log for a subscription failed");
+                break Stop::End(RemoteError::new(
+                    ErrorKind::Internal,
+                    format!("the MAOS daemon failed while reading the event log: {e}"),
+                ));
+            }
+        };
+        let events = match batch {
+            Ok(events) if events.is_empty() => continue,
+            Ok(events) => events,
+            Err(e) => break Stop::End(RemoteError::from_info(&e)),
+        };
+        let count = events.len() as u64;
+        if let Err(stop) = push(&sink, &events, &cancel, &mut stopping).await {
+            break stop;
+        }
+        pushed += count;
+    };
+    match stop {
+        Stop::Cancelled => debug!(pushed, "subscription cancelled"),
+        Stop::SinkGone(e) => debug!(pushed, error = %e, "subscriber gone"),
+        Stop::End(reason) => {
+            debug!(pushed, reason = %reason, "ending a subscription");
+            let mut request = sink.end_request();
+            write_remote_error(&reason, request.get().init_reason());
+            let ended = request.send().promise;
+            // A sink that does not take it in time (it stopped reading) is dropped anyway.
+            if tokio::time::timeout(END_GRACE, ended).await.is_err() {
+                debug!("a subscriber did not take the end of its stream in time");
+            }
+        }
+    }
+    drop(sink);
+    drop(counted);
+}
+
+/// Pushes a batch into the sink, in pieces of about [`PUSH_BYTES`], each sent as soon as the
+/// flow-control window has room.
+async fn push(
+    sink: &event_sink::Client,
+    events: &[StoredEvent],
+    cancel: &Cancel,
+    stopping: &mut watch::Receiver<bool>,
+) -> Result<(), Stop> {
+    let payloads = events
+        .iter()
+        .map(|e| event_payload(&e.event))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            Stop::End(RemoteError::new(
+                ErrorKind::Internal,
+                format!("the MAOS daemon cannot encode an event: {e}"),
+            ))
+        })?;
+    let mut start = 0;
+    while start < events.len() {
+        let mut end = start + 1;
+        let mut bytes = payloads[start].len() + EVENT_BYTES;
+        while let Some(next) = payloads.get(end) {
+            bytes += next.len() + EVENT_BYTES;
+            if bytes > PUSH_BYTES {
+                break;
+            }
+            end += 1;
+        }
+        let mut request = sink.push_request();
+        let encoded = len32(end - start).map(|n| {
+            let mut list = request.get().init_events(n);
+            for (i, (e, payload)) in
+                (0u32..).zip(events[start..end].iter().zip(&payloads[start..end]))
+            {
+                write_event_with_payload(e, payload, list.reborrow().get(i));
+            }
+        });
+        if let Err(e) = encoded {
+            return Err(Stop::End(RemoteError::new(
+                ErrorKind::Internal,
+                format!("the MAOS daemon cannot encode a batch of events: {e}"),
+            )));
+        }
+        // The piece is on its way now; the promise resolves when the window has room again.
+        let sent = request.send();
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => return Err(Stop::Cancelled),
+            _ = stopping.wait_for(|s| *s) => return Err(Stop::End(stream_stopped())),
+            sent = sent => sent.map_err(Stop::SinkGone)?,
+        }
+        start = end;
+    }
+    Ok(())
 }

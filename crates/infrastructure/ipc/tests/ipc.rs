@@ -1,7 +1,7 @@
 //! Integration tests of maos-ipc: a real server on a real Unix socket in a temporary directory,
 //! backed by the real application service over a real SQLite file, driven by the real client
-//! (and by raw Cap'n Proto connections where a test needs to misbehave); and the check that the
-//! committed generated code matches the schema.
+//! (and by raw Cap'n Proto connections where a test needs to misbehave), event streams included;
+//! and the check that the committed generated code matches the schema.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -11,5 +11,7 @@ mod api;
 mod codegen;
 #[path = "ipc/faults.rs"]
 mod faults;
+#[path = "ipc/streams.rs"]
+mod streams;
 #[path = "ipc/support.rs"]
 mod support;

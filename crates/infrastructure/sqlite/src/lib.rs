@@ -5,17 +5,20 @@
 //! ```text
 //! callers ──write(job)──▶ queue ──▶ writer thread: BEGIN; SAVEPOINT per job; COMMIT ──▶ answers
 //! callers ──query──────▶ reader pool (own connections, committed snapshots)
+//! followers ──wait_for_events──▶ commit signal (the writer notifies it after each commit)
 //! ```
 
 mod checkpoint;
+mod notify;
 mod read;
 mod rows;
 mod tx;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use maos_application::{
     AgentFilter, Page, ReadStore, StatusReport, StoreError, StoredEvent, TaskFilter, TaskPage,
@@ -26,6 +29,7 @@ use rusqlite::{Connection, OpenFlags};
 use tracing::{debug, info};
 
 use crate::checkpoint::Checkpointer;
+use crate::notify::{CommitSignal, Waited};
 use crate::writer::{Deliver, Job, Writer};
 
 mod embedded {
@@ -61,6 +65,8 @@ pub struct SqliteStore {
     writer: Writer,
     _checkpointer: Checkpointer,
     readers: Mutex<Vec<Connection>>,
+    /// The newest event's seq, advanced by the writer after each commit; followers wait on it.
+    commits: Arc<CommitSignal>,
 }
 
 fn open_err(path: &Path, e: impl std::fmt::Display) -> StoreError {
@@ -149,7 +155,8 @@ impl SqliteStore {
         for m in report.applied_migrations() {
             info!(migration = %m, "applied migration");
         }
-        let writer = Writer::start(conn)?;
+        let commits = Arc::new(CommitSignal::new(read::last_seq(&conn)?));
+        let writer = Writer::start(conn, Arc::clone(&commits))?;
         let checkpointer =
             Checkpointer::start(path, connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?)?;
         debug!(path = %path.display(), "store open");
@@ -158,6 +165,7 @@ impl SqliteStore {
             writer,
             _checkpointer: checkpointer,
             readers: Mutex::new(Vec::new()),
+            commits,
         })
     }
 
@@ -279,5 +287,19 @@ impl ReadStore for SqliteStore {
 
     fn events_of(&self, aggregate_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
         self.read(|c| read::events_of(c, aggregate_id))
+    }
+
+    fn wait_for_events(&self, after: u64, timeout: Duration) -> Result<u64, StoreError> {
+        match self.commits.wait(after, timeout) {
+            Waited::Reached(last) => Ok(last),
+            Waited::TimedOut(known) => {
+                // Another process (or another store on this file) may have committed: its
+                // commits do not reach our signal, so look at the file itself, and wake this
+                // store's other waiters if the log grew.
+                let last = self.read(read::last_seq)?;
+                self.commits.advance(last);
+                Ok(last.max(known))
+            }
+        }
     }
 }

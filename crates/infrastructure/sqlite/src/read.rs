@@ -199,6 +199,12 @@ pub(crate) fn events_after(
     Ok(out)
 }
 
+/// The sequence number of the newest event (0 for an empty log).
+pub(crate) fn last_seq(conn: &Connection) -> Result<u64, StoreError> {
+    let last = rows::scalar_i64(conn, "SELECT max(seq) FROM events")?;
+    Ok(u64::try_from(last).unwrap_or(0))
+}
+
 pub(crate) fn events_of(
     conn: &Connection,
     aggregate_id: &str,

@@ -1,8 +1,10 @@
 //! The single writer thread: it owns the write connection, takes queued jobs, runs as many as are
 //! waiting in one transaction (each inside its own savepoint, so one job's failure undoes only
-//! that job), commits once, and only then answers every caller of the group.
+//! that job), commits once, and only then answers every caller of the group. After each commit
+//! it reads the newest event's seq and wakes the followers waiting for it.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
@@ -10,6 +12,8 @@ use maos_application::StoreError;
 use rusqlite::Connection;
 use tracing::{debug, error};
 
+use crate::notify::CommitSignal;
+use crate::read::last_seq;
 use crate::tx::SqliteTx;
 
 /// Delivers a job's result once the group's commit is known: `Ok(())` if it committed.
@@ -34,12 +38,15 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`.
-    pub(crate) fn start(conn: Connection) -> Result<Writer, StoreError> {
+    /// Starts the writer thread on `conn`; it advances `commits` after every commit.
+    pub(crate) fn start(
+        conn: Connection,
+        commits: Arc<CommitSignal>,
+    ) -> Result<Writer, StoreError> {
         let (queue, jobs) = mpsc::sync_channel::<Job>(QUEUE_DEPTH);
         let thread = std::thread::Builder::new()
             .name("maos-sqlite-writer".into())
-            .spawn(move || run(conn, jobs))
+            .spawn(move || run(conn, jobs, &commits))
             .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
         Ok(Writer {
             queue: Some(queue),
@@ -66,7 +73,7 @@ impl Drop for Writer {
     }
 }
 
-fn run(mut conn: Connection, jobs: Receiver<Job>) {
+fn run(mut conn: Connection, jobs: Receiver<Job>, commits: &CommitSignal) {
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -75,9 +82,18 @@ fn run(mut conn: Connection, jobs: Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        commit_group(&mut conn, group);
+        commit_group(&mut conn, group, commits);
     }
     debug!("writer queue closed; writer thread exits");
+}
+
+/// Tells the followers how far the log reaches now (one lookup of the events table's last row).
+fn signal_commit(conn: &Connection, commits: &CommitSignal) {
+    match last_seq(conn) {
+        Ok(seq) => commits.advance(seq),
+        // The followers notice at their timeout instead.
+        Err(e) => error!(error = %e, "cannot read the newest event's seq after a commit"),
+    }
 }
 
 fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
@@ -87,7 +103,7 @@ fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
 
 /// Runs a group that holds one job without a savepoint: the transaction is the job, so a failed
 /// job rolls back the transaction, and nothing is copied into a savepoint's sub-journal.
-fn commit_single(conn: &mut Connection, job: Job) {
+fn commit_single(conn: &mut Connection, job: Job, commits: &CommitSignal) {
     if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         error!(error = %e, "cannot begin a write transaction");
         let (_, deliver) = job(Err(e));
@@ -104,6 +120,8 @@ fn commit_single(conn: &mut Connection, job: Job) {
             if let Err(e) = &commit {
                 error!(error = %e, "commit failed; the job is rolled back");
                 let _ = exec(conn, "ROLLBACK");
+            } else {
+                signal_commit(conn, commits);
             }
             deliver(commit);
         }
@@ -118,10 +136,10 @@ fn commit_single(conn: &mut Connection, job: Job) {
     }
 }
 
-fn commit_group(conn: &mut Connection, mut group: Vec<Job>) {
+fn commit_group(conn: &mut Connection, mut group: Vec<Job>, commits: &CommitSignal) {
     if group.len() == 1 {
         if let Some(job) = group.pop() {
-            commit_single(conn, job);
+            commit_single(conn, job, commits);
         }
         return;
     }
@@ -183,6 +201,8 @@ fn commit_group(conn: &mut Connection, mut group: Vec<Job>) {
     if let Err(e) = &commit {
         error!(error = %e, jobs = kept.len(), "commit failed; the group is rolled back");
         let _ = exec(conn, "ROLLBACK");
+    } else if !kept.is_empty() {
+        signal_commit(conn, commits);
     }
     debug!(jobs = size, kept = kept.len(), "group committed");
     for d in kept {

@@ -1,7 +1,8 @@
 //! Integration tests of maos-sqlite with the application use cases on real database files: opening,
 //! migrating and refusing files, writer settings, group commit under concurrency, every use case
 //! (and proof that a refused one writes nothing), folding events back into stored state, and the
-//! queries (pagination, filters, id prefixes, status counts).
+//! queries (pagination, filters, id prefixes, status counts), and following the log (commit
+//! notification).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -11,6 +12,8 @@ mod agents;
 mod concurrency;
 #[path = "store/folding.rs"]
 mod folding;
+#[path = "store/follow.rs"]
+mod follow;
 #[path = "store/open.rs"]
 mod open;
 #[path = "store/queries.rs"]

@@ -64,7 +64,7 @@ fn task(i: usize) -> CreateTask {
     t
 }
 
-fn creates(socket: &PathBuf, clients: usize, per_client: usize) -> f64 {
+fn creates(socket: &Path, clients: usize, per_client: usize) -> f64 {
     let connected: Vec<Arc<IpcClient>> = (0..clients)
         .map(|_| Arc::new(IpcClient::connect(socket, "bench").expect("connect")))
         .collect();

@@ -102,9 +102,15 @@ pub(crate) enum Command {
     Orchestrate(OrchestrateCommand),
 
     /// Show how many tasks are in each state and how many agents in each status.
-    Status,
+    #[command(after_help = "Examples:\n  maos status\n  \
+        maos status --watch          # redraw whenever something changes (Ctrl-C stops)\n  \
+        maos status --watch --json   # one status document per line, per change")]
+    Status(StatusArgs),
 
     /// Print the event log, oldest first: every change MAOS made, numbered without gaps.
+    #[command(after_help = "Examples:\n  maos events --since 10 --limit 20\n  \
+        maos events --follow                    # what exists, then new events live (Ctrl-C stops)\n  \
+        maos events --follow --since 42 --json  # resume after seq 42, one JSON object per line")]
     Events(EventsArgs),
 
     /// Run the MAOS daemon in the foreground, or start, stop or inspect it.
@@ -380,6 +386,15 @@ pub(crate) enum OrchestrateCommand {
     },
 }
 
+/// `maos status`.
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// Keep running and show the status again whenever events change it (at most 10 times a
+    /// second); with --json, one document per line.
+    #[arg(long, short = 'w')]
+    pub(crate) watch: bool,
+}
+
 /// `maos events`.
 #[derive(Debug, Args)]
 pub(crate) struct EventsArgs {
@@ -387,9 +402,20 @@ pub(crate) struct EventsArgs {
     #[arg(long, value_name = "SEQ", default_value_t = 0)]
     pub(crate) since: u64,
 
-    /// At most this many events (1 to 10000).
-    #[arg(long, value_name = "N", value_parser = page_limit, default_value = "1000")]
-    pub(crate) limit: usize,
+    /// At most this many events, 1 to 10000 [default: 1000; with --follow: no limit, and with a
+    /// limit --follow stops once it has printed that many].
+    #[arg(long, value_name = "N", value_parser = page_limit)]
+    pub(crate) limit: Option<usize>,
+
+    /// Keep running: print what exists after --since, then every new event as it is committed;
+    /// with --json, one JSON object per line (NDJSON). Ctrl-C stops it.
+    #[arg(long, short = 'f')]
+    pub(crate) follow: bool,
+}
+
+impl EventsArgs {
+    /// How many events a plain `maos events` prints when --limit does not say.
+    pub(crate) const DEFAULT_LIMIT: usize = 1000;
 }
 
 // ---- value parsers: the domain's constructors, with the domain's reason as clap's message ----

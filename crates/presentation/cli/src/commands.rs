@@ -1,5 +1,5 @@
 //! What each command does: turn the parsed arguments into calls on `dyn MaosApi` and print the
-//! result as text or as one JSON document.
+//! result as text or as one JSON document (`live.rs` has the commands that keep running).
 
 use std::io::Read;
 use std::path::Path;
@@ -12,11 +12,12 @@ use maos_domain::CapabilitySet;
 
 use crate::cli::{
     AgentCommand, AgentListArgs, Cli, Command, CreateArgs, EventsArgs, OrchestrateCommand,
-    RegisterArgs, TaskCommand, TaskListArgs,
+    RegisterArgs, StatusArgs, TaskCommand, TaskListArgs,
 };
 use crate::error::{CliError, Kind};
 use crate::human;
 use crate::json;
+use crate::live;
 use crate::output::Output;
 
 /// Runs a command that needs no database.
@@ -37,7 +38,7 @@ pub(crate) fn run(command: Command, api: &dyn MaosApi, out: &mut Output) -> Resu
         Command::Agent(cmd) => agent(cmd, api, out),
         Command::Task(cmd) => task(cmd, api, out),
         Command::Orchestrate(cmd) => orchestrate(cmd, api, out),
-        Command::Status => status(api, out),
+        Command::Status(args) => status(&args, api, out),
         Command::Events(args) => events(&args, api, out),
         Command::Completions { .. } => run_offline(&command, out).unwrap_or(Ok(())),
         // `main` runs the daemon commands before composing an API.
@@ -329,7 +330,10 @@ fn orchestrate(
     }
 }
 
-fn status(api: &dyn MaosApi, out: &mut Output) -> Result<(), CliError> {
+fn status(args: &StatusArgs, api: &dyn MaosApi, out: &mut Output) -> Result<(), CliError> {
+    if args.watch {
+        return live::watch_status(api, out);
+    }
     let report = api.status()?;
     if out.json() {
         return out.document(&json::StatusDoc::new(&report));
@@ -339,7 +343,11 @@ fn status(api: &dyn MaosApi, out: &mut Output) -> Result<(), CliError> {
 }
 
 fn events(args: &EventsArgs, api: &dyn MaosApi, out: &mut Output) -> Result<(), CliError> {
-    let events = api.read_events(args.since, args.limit)?;
+    if args.follow {
+        return live::follow_events(api, args.since, args.limit, out);
+    }
+    let limit = args.limit.unwrap_or(EventsArgs::DEFAULT_LIMIT);
+    let events = api.read_events(args.since, limit)?;
     if out.json() {
         return out.document(&json::EventsDoc::new(&events, args.since));
     }
@@ -353,7 +361,7 @@ fn events(args: &EventsArgs, api: &dyn MaosApi, out: &mut Output) -> Result<(), 
         text.push('\n');
     }
     out.text(&text)?;
-    if let Some(last) = events.last().filter(|_| events.len() >= args.limit) {
+    if let Some(last) = events.last().filter(|_| events.len() >= limit) {
         out.note(&format!(
             "more events may follow: maos events --since {}",
             last.seq

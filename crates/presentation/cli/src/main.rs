@@ -8,6 +8,7 @@ mod daemon;
 mod error;
 mod human;
 mod json;
+mod live;
 mod output;
 
 use std::ffi::OsString;

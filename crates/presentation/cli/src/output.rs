@@ -58,6 +58,8 @@ pub(crate) fn paint(on: bool, style: Style, text: &str) -> String {
 pub(crate) struct Output {
     stdout: BufWriter<StdoutLock<'static>>,
     json: bool,
+    /// A stream of documents, one per line (NDJSON), instead of one pretty-printed document.
+    ndjson: bool,
     quiet: bool,
     color_stdout: bool,
     color_stderr: bool,
@@ -69,6 +71,7 @@ impl Output {
         Output {
             stdout: BufWriter::new(io::stdout().lock()),
             json,
+            ndjson: false,
             quiet,
             color_stdout: use_color(color, io::stdout().is_terminal()),
             color_stderr: use_color(color, io::stderr().is_terminal()),
@@ -78,6 +81,12 @@ impl Output {
     /// True when the user asked for JSON.
     pub(crate) fn json(&self) -> bool {
         self.json
+    }
+
+    /// From now on, JSON documents (an error's included) are printed on one line each: the
+    /// output is a stream of documents (NDJSON).
+    pub(crate) fn stream_documents(&mut self) {
+        self.ndjson = true;
     }
 
     /// True when stdout gets colour.
@@ -99,9 +108,14 @@ impl Output {
         self.write_stdout(bytes)
     }
 
-    /// Writes one JSON document to stdout.
+    /// Writes one JSON document to stdout: pretty-printed, or on one line when streaming.
     pub(crate) fn document<T: Serialize>(&mut self, doc: &T) -> Result<(), CliError> {
-        let text = serde_json::to_string_pretty(doc).map_err(|e| {
+        let encoded = if self.ndjson {
+            serde_json::to_string(doc)
+        } else {
+            serde_json::to_string_pretty(doc)
+        };
+        let text = encoded.map_err(|e| {
             CliError::new(Kind::Failure, format!("cannot encode the JSON output: {e}"))
         })?;
         self.text(&text)
@@ -145,6 +159,11 @@ impl Output {
                 paint(self.color_stderr, Style::Yellow, "hint:")
             );
         }
+    }
+
+    /// Sends what stdout holds on its way now (a live command flushes after every line).
+    pub(crate) fn flush(&mut self) -> Result<(), CliError> {
+        self.stdout.flush().map_err(|e| CliError::stdout(&e))
     }
 
     /// Flushes stdout.
