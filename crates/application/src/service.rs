@@ -82,42 +82,14 @@ impl<S: Store> Service<S> {
         let ids = self
             .store
             .task_ids_with_prefix(r.as_str(), AMBIGUOUS_SHOWN + 1)?;
-        match ids.as_slice() {
-            [] => Err(QueryError::NotFound {
-                what: Entity::Task,
-                reference: r.to_string(),
-            }),
-            [one] => Ok(*one),
-            many => Err(QueryError::Ambiguous {
-                prefix: r.to_string(),
-                candidates: many
-                    .iter()
-                    .take(AMBIGUOUS_SHOWN)
-                    .map(ToString::to_string)
-                    .collect(),
-            }),
-        }
+        unique(r, Entity::Task, ids)
     }
 
     fn resolve_orchestration(&self, r: &IdRef) -> Result<OrchestrationId, QueryError> {
         let ids = self
             .store
             .orchestration_ids_with_prefix(r.as_str(), AMBIGUOUS_SHOWN + 1)?;
-        match ids.as_slice() {
-            [] => Err(QueryError::NotFound {
-                what: Entity::Orchestration,
-                reference: r.to_string(),
-            }),
-            [one] => Ok(*one),
-            many => Err(QueryError::Ambiguous {
-                prefix: r.to_string(),
-                candidates: many
-                    .iter()
-                    .take(AMBIGUOUS_SHOWN)
-                    .map(ToString::to_string)
-                    .collect(),
-            }),
-        }
+        unique(r, Entity::Orchestration, ids)
     }
 
     fn agent_command(
@@ -191,6 +163,26 @@ impl<S: Store> Service<S> {
             id: TaskId::from_bits(self.ids.next_bits()),
             spec,
         })
+    }
+}
+
+/// The one id a reference matched: not found when none did, ambiguous (listing the first
+/// candidates) when several did.
+fn unique<Id: Copy + ToString>(r: &IdRef, what: Entity, ids: Vec<Id>) -> Result<Id, QueryError> {
+    match ids.as_slice() {
+        [] => Err(QueryError::NotFound {
+            what,
+            reference: r.to_string(),
+        }),
+        [one] => Ok(*one),
+        many => Err(QueryError::Ambiguous {
+            prefix: r.to_string(),
+            candidates: many
+                .iter()
+                .take(AMBIGUOUS_SHOWN)
+                .map(ToString::to_string)
+                .collect(),
+        }),
     }
 }
 

@@ -61,15 +61,28 @@ fn ids_with_prefix(
     Ok(out)
 }
 
+/// Ids of `table` starting with `prefix`, parsed as `Id`.
+fn parsed_ids_with_prefix<Id: std::str::FromStr<Err = maos_domain::ValueError>>(
+    conn: &Connection,
+    table: &str,
+    prefix: &str,
+    limit: usize,
+) -> Result<Vec<Id>, StoreError> {
+    ids_with_prefix(conn, table, prefix, limit)?
+        .iter()
+        .map(|s| {
+            s.parse()
+                .map_err(|e: maos_domain::ValueError| StoreError::Corrupt(e.to_string()))
+        })
+        .collect()
+}
+
 pub(crate) fn task_ids_with_prefix(
     conn: &Connection,
     prefix: &str,
     limit: usize,
 ) -> Result<Vec<TaskId>, StoreError> {
-    ids_with_prefix(conn, "tasks", prefix, limit)?
-        .iter()
-        .map(|s| TaskId::parse(s).map_err(|e| StoreError::Corrupt(e.to_string())))
-        .collect()
+    parsed_ids_with_prefix(conn, "tasks", prefix, limit)
 }
 
 pub(crate) fn orchestration_ids_with_prefix(
@@ -77,10 +90,7 @@ pub(crate) fn orchestration_ids_with_prefix(
     prefix: &str,
     limit: usize,
 ) -> Result<Vec<OrchestrationId>, StoreError> {
-    ids_with_prefix(conn, "orchestrations", prefix, limit)?
-        .iter()
-        .map(|s| OrchestrationId::parse(s).map_err(|e| StoreError::Corrupt(e.to_string())))
-        .collect()
+    parsed_ids_with_prefix(conn, "orchestrations", prefix, limit)
 }
 
 pub(crate) fn tasks(
