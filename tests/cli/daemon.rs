@@ -324,3 +324,24 @@ fn a_connection_from_another_user_is_refused_and_logged() {
     // And the daemon still serves its own user.
     assert_eq!(env.ok_json(&["status"])["schema_version"], 1);
 }
+
+#[test]
+fn a_daemon_whose_data_directory_is_deleted_stops() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    let st = env.ok_json(&["daemon", "start"]);
+    let pid = st["pid"].as_u64().unwrap().to_string();
+    // Delete the data directory's contents under the running daemon (the TempDir itself stays
+    // for the harness to clean up).
+    for entry in std::fs::read_dir(env.dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path).unwrap();
+        } else {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+    wait_gone(&pid);
+}

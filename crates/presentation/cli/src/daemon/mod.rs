@@ -37,6 +37,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long `maos daemon stop` waits for the daemon to let go of its lock.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// How often the daemon checks that its data directory still exists.
+const LIVENESS_CHECK: Duration = Duration::from_secs(2);
+
 /// How long a probe of an existing socket may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -159,15 +162,28 @@ async fn serve(
         data_dir = %paths.data_dir.display(),
         "daemon serving"
     );
+    let lock = paths.lock.clone();
     let stop = async move {
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM: stopping"),
             _ = int.recv() => tracing::info!("SIGINT: stopping"),
             () = control.stop.notified() => {}
+            () = gone(lock) => tracing::warn!("the data directory was removed: stopping"),
         }
     };
     server.serve(listener, stop).await;
     Ok(())
+}
+
+/// Completes when the lock file disappears: the data directory was deleted under the daemon (a
+/// throwaway directory of a script or a test), so nobody can reach or need this daemon again.
+async fn gone(lock: std::path::PathBuf) {
+    loop {
+        tokio::time::sleep(LIVENESS_CHECK).await;
+        if !lock.exists() {
+            return;
+        }
+    }
 }
 
 /// Connects to the daemon of `paths`, if one answers: on the socket this runtime directory
