@@ -1,11 +1,16 @@
 //! The client side: [`IpcClient`], an implementation of `maos_application::MaosApi` that talks
 //! to the daemon.
 //!
-//! capnp-rpc is `!Send`, and `MaosApi` is synchronous and shared between threads, so the client
-//! owns a dedicated thread with a current-thread tokio runtime, a `LocalSet` and the
-//! connection's `RpcSystem`. A call from any thread sends a job (a closure that builds the
-//! request, awaits the answer and decodes it) to that thread and blocks until the answer comes
-//! back. Dropping the client closes the connection and joins the thread.
+//! A call runs on the caller's own thread when it can: the client's direct connection
+//! (`direct.rs`) writes the call to the socket and reads the answer right there, so a round trip
+//! costs the socket and nothing else. capnp-rpc is `!Send`, so everything that needs the RPC
+//! system itself goes to a dedicated thread with a current-thread tokio runtime, a `LocalSet`
+//! and a second connection's `RpcSystem`, started on first need: subscriptions (the client
+//! serves an `EventSink` there, which must keep being driven while the caller does something
+//! else), and calls made while another thread is using the direct connection. Such a call sends
+//! a job (a closure that builds the request, awaits the answer and decodes it) to that thread
+//! and blocks until the answer comes back. Dropping the client closes both connections and joins
+//! the thread.
 //!
 //! `follow_events` subscribes with an `EventSink` hosted on that thread (see `follow.rs`); the
 //! `Subscription` it gets back stays on the thread until the follower is dropped.
@@ -15,12 +20,13 @@ use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex, TryLockError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use capnp::message::ReaderOptions;
+use capnp::traits::Owned;
 use capnp_rpc::twoparty::VatNetwork;
 use capnp_rpc::{Disconnector, RpcSystem, rpc_twoparty_capnp::Side};
 use maos_application::{
@@ -42,6 +48,7 @@ use crate::convert::{
     write_new_agent, write_new_task, write_task_filter,
 };
 use crate::daemon::DaemonInfo;
+use crate::direct::{Direct, DirectError, Method};
 use crate::error::{DAEMON_HINT, read_error, rpc_failed, unavailable, undecodable};
 use crate::follow::{RemoteFollower, SinkServer};
 use crate::maos_capnp::{self as wire, api, bootstrap, event_sink};
@@ -153,6 +160,15 @@ impl CallError {
     }
 }
 
+impl From<DirectError> for CallError {
+    fn from(e: DirectError) -> Self {
+        match e {
+            DirectError::Rpc(e) => CallError::Rpc(e),
+            DirectError::Decode(e) => CallError::Decode(e),
+        }
+    }
+}
+
 type Call<T> = Result<T, CallError>;
 
 /// Work for the client's thread: given the `Api` capability, a future that makes one call and
@@ -161,8 +177,12 @@ type Job = Box<dyn FnOnce(api::Client) -> Pin<Box<dyn Future<Output = ()>>> + Se
 
 /// A connection to the MAOS daemon, usable from any thread as a [`MaosApi`].
 pub struct IpcClient {
-    jobs: Option<mpsc::UnboundedSender<Job>>,
-    thread: Option<JoinHandle<()>>,
+    /// The connection calls use on the caller's thread, one caller at a time.
+    direct: Mutex<Direct>,
+    /// The RPC thread, once something needed it.
+    threaded: Mutex<Option<Threaded>>,
+    socket: PathBuf,
+    name: String,
     daemon: DaemonInfo,
 }
 
@@ -174,23 +194,20 @@ impl fmt::Debug for IpcClient {
     }
 }
 
-impl IpcClient {
-    /// Connects to the daemon listening on `socket` and shakes hands; `client_name` tells the
-    /// daemon who is calling ("maos-cli 0.1.0"). Gives up after [`CONNECT_TIMEOUT`].
-    ///
-    /// The client's methods block the calling thread until the daemon answers: call them from
-    /// synchronous code, not from inside an async runtime.
-    pub fn connect(socket: &Path, client_name: &str) -> Result<IpcClient, ConnectError> {
-        IpcClient::connect_with_timeout(socket, client_name, CONNECT_TIMEOUT)
-    }
+/// The client's RPC thread and the channel to it. Dropping it closes the channel, which ends
+/// the thread's loop (it then closes its connection), and joins the thread.
+struct Threaded {
+    jobs: Option<mpsc::UnboundedSender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
 
-    /// [`IpcClient::connect`], giving up after `timeout` if the connection or the handshake
-    /// takes longer (a daemon that hangs, or another program on the socket).
-    pub fn connect_with_timeout(
+impl Threaded {
+    /// Starts the thread, which connects to `socket` and shakes hands.
+    fn start(
         socket: &Path,
         client_name: &str,
         timeout: Duration,
-    ) -> Result<IpcClient, ConnectError> {
+    ) -> Result<Threaded, ConnectError> {
         let (jobs, jobs_rx) = mpsc::unbounded_channel();
         let (ready, ready_rx) = std_mpsc::sync_channel(1);
         let path = socket.to_path_buf();
@@ -205,10 +222,9 @@ impl IpcClient {
             ))
         });
         match outcome {
-            Ok(daemon) => Ok(IpcClient {
+            Ok(_) => Ok(Threaded {
                 jobs: Some(jobs),
                 thread: Some(thread),
-                daemon,
             }),
             Err(e) => {
                 drop(jobs);
@@ -216,6 +232,45 @@ impl IpcClient {
                 Err(e)
             }
         }
+    }
+}
+
+impl Drop for Threaded {
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            warn!("the IPC client's thread panicked");
+        }
+    }
+}
+
+impl IpcClient {
+    /// Connects to the daemon listening on `socket` and shakes hands; `client_name` tells the
+    /// daemon who is calling ("maos-cli 0.1.0"). Gives up after [`CONNECT_TIMEOUT`].
+    ///
+    /// The client's methods block the calling thread until the daemon answers: call them from
+    /// synchronous code, not from inside an async runtime.
+    pub fn connect(socket: &Path, client_name: &str) -> Result<IpcClient, ConnectError> {
+        IpcClient::connect_with_timeout(socket, client_name, CONNECT_TIMEOUT)
+    }
+
+    /// [`IpcClient::connect`], giving up after `timeout` if the handshake takes longer (a daemon
+    /// that hangs, or another program on the socket).
+    pub fn connect_with_timeout(
+        socket: &Path,
+        client_name: &str,
+        timeout: Duration,
+    ) -> Result<IpcClient, ConnectError> {
+        let (direct, daemon) = Direct::connect(socket, client_name, timeout)?;
+        Ok(IpcClient {
+            direct: Mutex::new(direct),
+            threaded: Mutex::new(None),
+            socket: socket.to_path_buf(),
+            name: client_name.to_owned(),
+            daemon,
+        })
     }
 
     /// What the daemon said about itself in the handshake.
@@ -225,41 +280,76 @@ impl IpcClient {
 
     /// What the daemon says about itself now.
     pub fn daemon_info(&self) -> Result<DaemonInfo, RemoteError> {
-        self.call(|api| async move {
-            let response = api
-                .daemon_info_request()
-                .send()
-                .promise
-                .await
-                .map_err(CallError::Rpc)?;
-            Ok(read_daemon_info(response.get()?.get_daemon()?)?)
-        })
+        self.call::<methods::DaemonInfo, _, _, _>(
+            |_| Ok(()),
+            |r| Ok(read_daemon_info(r.get_daemon()?)?),
+        )
     }
 
     /// Asks the daemon to stop gracefully. Returns once the daemon has taken the request.
     pub fn shutdown(&self) -> Result<(), RemoteError> {
-        self.call(|api| async move {
-            api.shutdown_request()
-                .send()
-                .promise
-                .await
-                .map_err(CallError::Rpc)?;
-            Ok(())
-        })
+        self.call::<methods::Shutdown, _, _, _>(|_| Ok(()), |_| Ok(()))
+    }
+
+    /// The channel to the client's RPC thread, starting the thread (and its connection) if this
+    /// is the first time one is needed.
+    fn jobs(&self) -> Result<mpsc::UnboundedSender<Job>, RemoteError> {
+        let closed = || unavailable("the connection to the MAOS daemon is closed");
+        let mut threaded = self
+            .threaded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if threaded.is_none() {
+            *threaded = Some(Threaded::start(&self.socket, &self.name, CONNECT_TIMEOUT)?);
+        }
+        threaded
+            .as_ref()
+            .and_then(|t| t.jobs.clone())
+            .ok_or_else(closed)
     }
 
     /// Queues a job on the client's thread.
     fn submit(&self, job: Job) -> Result<(), RemoteError> {
-        let closed = || unavailable("the connection to the MAOS daemon is closed");
-        self.jobs
-            .as_ref()
-            .ok_or_else(closed)?
+        self.jobs()?
             .send(job)
-            .map_err(|_| closed())
+            .map_err(|_| unavailable("the connection to the MAOS daemon is closed"))
+    }
+
+    /// Calls `M` on the daemon's `Api`: `fill` writes the parameters, `read` decodes the
+    /// results. On the caller's thread through the direct connection if no other thread is using
+    /// it, else through the RPC thread.
+    fn call<M, T, F, G>(&self, fill: F, read: G) -> Result<T, RemoteError>
+    where
+        M: Method,
+        T: Send + 'static,
+        F: for<'a> FnOnce(<M::Params as Owned>::Builder<'a>) -> Call<()> + Send + 'static,
+        G: for<'a> FnOnce(<M::Results as Owned>::Reader<'a>) -> Call<T> + Send + 'static,
+    {
+        let direct = match self.direct.try_lock() {
+            Ok(direct) => Some(direct),
+            // A caller panicked while it held the connection: in its own code, which builds the
+            // request before anything is sent and decodes the answer once it has been read
+            // whole, so the connection itself is in step.
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        };
+        if let Some(mut direct) = direct {
+            return direct
+                .call::<M, T, CallError>(fill, read)
+                .map_err(CallError::into_remote);
+        }
+        self.call_on_thread(move |api| async move {
+            let mut request =
+                api.client
+                    .new_call::<M::Params, M::Results>(M::INTERFACE, M::ID, None);
+            fill(request.get())?;
+            let response = request.send().promise.await.map_err(CallError::Rpc)?;
+            read(response.get()?)
+        })
     }
 
     /// Runs `f` on the client's thread and waits for its answer.
-    fn call<T, F, Fut>(&self, f: F) -> Result<T, RemoteError>
+    fn call_on_thread<T, F, Fut>(&self, f: F) -> Result<T, RemoteError>
     where
         T: Send + 'static,
         F: FnOnce(api::Client) -> Fut + Send + 'static,
@@ -277,15 +367,60 @@ impl IpcClient {
     }
 }
 
-impl Drop for IpcClient {
-    fn drop(&mut self) {
-        // Closing the job channel ends the thread's loop; it then closes the connection.
-        self.jobs.take();
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            warn!("the IPC client's thread panicked");
-        }
+/// The `Api`'s methods (ordinals as in `schema/maos.capnp`).
+mod methods {
+    use capnp::traits::HasTypeId;
+
+    use crate::direct::Method;
+    use crate::maos_capnp::api;
+
+    macro_rules! methods {
+        ($($marker:ident = $id:literal $name:ident ($params:ident, $results:ident);)*) => {
+            $(
+                pub(super) struct $marker;
+
+                impl Method for $marker {
+                    const INTERFACE: u64 = <api::Client as HasTypeId>::TYPE_ID;
+                    const ID: u16 = $id;
+                    type Params = api::$params::Owned;
+                    type Results = api::$results::Owned;
+                }
+            )*
+
+            /// Each method's ordinal, name, parameter and result struct, as written above.
+            #[cfg(test)]
+            pub(super) const ALL: &[(u16, &str, &str, &str)] = &[
+                $(($id, stringify!($name), stringify!($params), stringify!($results)),)*
+            ];
+        };
+    }
+
+    methods! {
+        RegisterAgent = 0 register_agent (register_agent_params, register_agent_results);
+        DrainAgent = 1 drain_agent (drain_agent_params, drain_agent_results);
+        RemoveAgent = 2 remove_agent (remove_agent_params, remove_agent_results);
+        GetAgent = 3 get_agent (get_agent_params, get_agent_results);
+        ListAgents = 4 list_agents (list_agents_params, list_agents_results);
+        CreateTask = 5 create_task (create_task_params, create_task_results);
+        CreateTasks = 6 create_tasks (create_tasks_params, create_tasks_results);
+        AddDependency = 7 add_dependency (add_dependency_params, add_dependency_results);
+        AssignTask = 8 assign_task (assign_task_params, assign_task_results);
+        StartAttempt = 9 start_attempt (start_attempt_params, start_attempt_results);
+        CompleteAttempt = 10 complete_attempt (complete_attempt_params, complete_attempt_results);
+        FailAttempt = 11 fail_attempt (fail_attempt_params, fail_attempt_results);
+        CancelTask = 12 cancel_task (cancel_task_params, cancel_task_results);
+        GetTask = 13 get_task (get_task_params, get_task_results);
+        ListTasks = 14 list_tasks (list_tasks_params, list_tasks_results);
+        CreateOrchestration = 15 create_orchestration
+            (create_orchestration_params, create_orchestration_results);
+        GetOrchestration = 16 get_orchestration
+            (get_orchestration_params, get_orchestration_results);
+        ListOrchestrations = 17 list_orchestrations
+            (list_orchestrations_params, list_orchestrations_results);
+        Status = 18 status (status_params, status_results);
+        ReadEvents = 19 read_events (read_events_params, read_events_results);
+        DaemonInfo = 21 daemon_info (daemon_info_params, daemon_info_results);
+        Shutdown = 22 shutdown (shutdown_params, shutdown_results);
     }
 }
 
@@ -461,126 +596,119 @@ result_decoder!(
 result_decoder!(status_result, status_result, StatusReport, read_status);
 result_decoder!(events_result, events_result, list of StoredEvent, read_event);
 
-/// Sends a request and awaits its response; a failure is an RPC failure.
-macro_rules! send {
-    ($request:expr) => {
-        $request.send().promise.await.map_err(CallError::Rpc)?
-    };
-}
-
 impl MaosApi for IpcClient {
     fn register_agent(&self, cmd: RegisterAgent) -> Result<Agent, AgentError> {
-        self.call(move |api| async move {
-            let mut request = api.register_agent_request();
-            write_new_agent(&cmd, request.get().init_agent()).map_err(CallError::Encode)?;
-            let response = send!(request);
-            agent_result(response.get()?.get_result())
-        })
+        self.call::<methods::RegisterAgent, _, _, _>(
+            move |p| write_new_agent(&cmd, p.init_agent()).map_err(CallError::Encode),
+            |r| agent_result(r.get_result()),
+        )
         .map_err(AgentError::Remote)
     }
 
     fn drain_agent(&self, name: &AgentName) -> Result<Agent, AgentError> {
         let name = name.clone();
-        self.call(move |api| async move {
-            let mut request = api.drain_agent_request();
-            request.get().set_name(name.as_str());
-            let response = send!(request);
-            agent_result(response.get()?.get_result())
-        })
+        self.call::<methods::DrainAgent, _, _, _>(
+            move |mut p| {
+                p.set_name(name.as_str());
+                Ok(())
+            },
+            |r| agent_result(r.get_result()),
+        )
         .map_err(AgentError::Remote)
     }
 
     fn remove_agent(&self, name: &AgentName) -> Result<Agent, AgentError> {
         let name = name.clone();
-        self.call(move |api| async move {
-            let mut request = api.remove_agent_request();
-            request.get().set_name(name.as_str());
-            let response = send!(request);
-            agent_result(response.get()?.get_result())
-        })
+        self.call::<methods::RemoveAgent, _, _, _>(
+            move |mut p| {
+                p.set_name(name.as_str());
+                Ok(())
+            },
+            |r| agent_result(r.get_result()),
+        )
         .map_err(AgentError::Remote)
     }
 
     fn get_agent(&self, name: &AgentName) -> Result<Agent, QueryError> {
         let name = name.clone();
-        self.call(move |api| async move {
-            let mut request = api.get_agent_request();
-            request.get().set_name(name.as_str());
-            let response = send!(request);
-            agent_result(response.get()?.get_result())
-        })
+        self.call::<methods::GetAgent, _, _, _>(
+            move |mut p| {
+                p.set_name(name.as_str());
+                Ok(())
+            },
+            |r| agent_result(r.get_result()),
+        )
         .map_err(QueryError::Remote)
     }
 
     fn list_agents(&self, filter: &AgentFilter) -> Result<Vec<Agent>, QueryError> {
         let filter = filter.clone();
-        self.call(move |api| async move {
-            let mut request = api.list_agents_request();
-            write_agent_filter(&filter, request.get().init_filter()).map_err(CallError::Encode)?;
-            let response = send!(request);
-            agents_result(response.get()?.get_result())
-        })
+        self.call::<methods::ListAgents, _, _, _>(
+            move |p| write_agent_filter(&filter, p.init_filter()).map_err(CallError::Encode),
+            |r| agents_result(r.get_result()),
+        )
         .map_err(QueryError::Remote)
     }
 
     fn create_task(&self, cmd: CreateTask) -> Result<Created, TaskError> {
-        self.call(move |api| async move {
-            let mut request = api.create_task_request();
-            write_new_task(&cmd, request.get().init_task()).map_err(CallError::Encode)?;
-            let response = send!(request);
-            created_result(response.get()?.get_result())
-        })
+        self.call::<methods::CreateTask, _, _, _>(
+            move |p| write_new_task(&cmd, p.init_task()).map_err(CallError::Encode),
+            |r| created_result(r.get_result()),
+        )
         .map_err(TaskError::Remote)
     }
 
     fn create_tasks(&self, cmds: Vec<CreateTask>) -> Result<Vec<Created>, TaskError> {
-        self.call(move |api| async move {
-            let mut request = api.create_tasks_request();
-            let mut list = request
-                .get()
-                .init_tasks(crate::convert::len32(cmds.len()).map_err(CallError::Encode)?);
-            for (i, cmd) in (0u32..).zip(&cmds) {
-                write_new_task(cmd, list.reborrow().get(i)).map_err(CallError::Encode)?;
-            }
-            let response = send!(request);
-            created_list_result(response.get()?.get_result())
-        })
+        self.call::<methods::CreateTasks, _, _, _>(
+            move |p| {
+                let n = crate::convert::len32(cmds.len()).map_err(CallError::Encode)?;
+                let mut list = p.init_tasks(n);
+                for (i, cmd) in (0u32..).zip(&cmds) {
+                    write_new_task(cmd, list.reborrow().get(i)).map_err(CallError::Encode)?;
+                }
+                Ok(())
+            },
+            |r| created_list_result(r.get_result()),
+        )
         .map_err(TaskError::Remote)
     }
 
     fn add_dependency(&self, task: &IdRef, on: &IdRef) -> Result<Task, TaskError> {
         let (task, on) = (task.clone(), on.clone());
-        self.call(move |api| async move {
-            let mut request = api.add_dependency_request();
-            request.get().set_task(task.as_str());
-            request.get().set_on(on.as_str());
-            let response = send!(request);
-            task_result(response.get()?.get_result())
-        })
+        self.call::<methods::AddDependency, _, _, _>(
+            move |mut p| {
+                p.set_task(task.as_str());
+                p.set_on(on.as_str());
+                Ok(())
+            },
+            |r| task_result(r.get_result()),
+        )
         .map_err(TaskError::Remote)
     }
 
     fn assign_task(&self, cmd: AssignTask) -> Result<Assignment, TaskError> {
-        self.call(move |api| async move {
-            let mut request = api.assign_task_request();
-            request.get().set_task(cmd.task.as_str());
-            if let Some(agent) = &cmd.agent {
-                request.get().set_agent(agent.as_str());
-            }
-            let response = send!(request);
-            assignment_result(response.get()?.get_result())
-        })
+        self.call::<methods::AssignTask, _, _, _>(
+            move |mut p| {
+                p.set_task(cmd.task.as_str());
+                if let Some(agent) = &cmd.agent {
+                    p.set_agent(agent.as_str());
+                }
+                Ok(())
+            },
+            |r| assignment_result(r.get_result()),
+        )
         .map_err(TaskError::Remote)
     }
 
     fn start_attempt(&self, task: TaskId, fencing: FencingToken) -> Result<Task, TaskError> {
-        self.call(move |api| async move {
-            let mut request = api.start_attempt_request();
-            request.get().set_task(task.to_string().as_str());
-            request.get().set_fencing(fencing.get());
-            let response = send!(request);
-            task_result(response.get()?.get_result())
-        })
+        self.call::<methods::StartAttempt, _, _, _>(
+            move |mut p| {
+                p.set_task(task.to_string().as_str());
+                p.set_fencing(fencing.get());
+                Ok(())
+            },
+            |r| task_result(r.get_result()),
+        )
         .map_err(TaskError::Remote)
     }
 
@@ -590,16 +718,17 @@ impl MaosApi for IpcClient {
         fencing: FencingToken,
         summary: Option<String>,
     ) -> Result<Task, TaskError> {
-        self.call(move |api| async move {
-            let mut request = api.complete_attempt_request();
-            request.get().set_task(task.to_string().as_str());
-            request.get().set_fencing(fencing.get());
-            if let Some(summary) = &summary {
-                request.get().set_summary(summary.as_str());
-            }
-            let response = send!(request);
-            task_result(response.get()?.get_result())
-        })
+        self.call::<methods::CompleteAttempt, _, _, _>(
+            move |mut p| {
+                p.set_task(task.to_string().as_str());
+                p.set_fencing(fencing.get());
+                if let Some(summary) = &summary {
+                    p.set_summary(summary.as_str());
+                }
+                Ok(())
+            },
+            |r| task_result(r.get_result()),
+        )
         .map_err(TaskError::Remote)
     }
 
@@ -609,51 +738,51 @@ impl MaosApi for IpcClient {
         fencing: FencingToken,
         error: String,
     ) -> Result<Task, TaskError> {
-        self.call(move |api| async move {
-            let mut request = api.fail_attempt_request();
-            request.get().set_task(task.to_string().as_str());
-            request.get().set_fencing(fencing.get());
-            request.get().set_error(error.as_str());
-            let response = send!(request);
-            task_result(response.get()?.get_result())
-        })
+        self.call::<methods::FailAttempt, _, _, _>(
+            move |mut p| {
+                p.set_task(task.to_string().as_str());
+                p.set_fencing(fencing.get());
+                p.set_error(error.as_str());
+                Ok(())
+            },
+            |r| task_result(r.get_result()),
+        )
         .map_err(TaskError::Remote)
     }
 
     fn cancel_task(&self, task: &IdRef, reason: Option<String>) -> Result<Task, TaskError> {
         let task = task.clone();
-        self.call(move |api| async move {
-            let mut request = api.cancel_task_request();
-            request.get().set_task(task.as_str());
-            if let Some(reason) = &reason {
-                request.get().set_reason(reason.as_str());
-            }
-            let response = send!(request);
-            task_result(response.get()?.get_result())
-        })
+        self.call::<methods::CancelTask, _, _, _>(
+            move |mut p| {
+                p.set_task(task.as_str());
+                if let Some(reason) = &reason {
+                    p.set_reason(reason.as_str());
+                }
+                Ok(())
+            },
+            |r| task_result(r.get_result()),
+        )
         .map_err(TaskError::Remote)
     }
 
     fn get_task(&self, task: &IdRef) -> Result<Task, QueryError> {
         let task = task.clone();
-        self.call(move |api| async move {
-            let mut request = api.get_task_request();
-            request.get().set_task(task.as_str());
-            let response = send!(request);
-            task_result(response.get()?.get_result())
-        })
+        self.call::<methods::GetTask, _, _, _>(
+            move |mut p| {
+                p.set_task(task.as_str());
+                Ok(())
+            },
+            |r| task_result(r.get_result()),
+        )
         .map_err(QueryError::Remote)
     }
 
     fn list_tasks(&self, filter: &TaskFilter, page: &Page) -> Result<TaskPage, QueryError> {
         let (filter, page) = (filter.clone(), page.clone());
-        self.call(move |api| async move {
-            let mut request = api.list_tasks_request();
-            write_task_filter(&filter, &page, request.get().init_filter())
-                .map_err(CallError::Encode)?;
-            let response = send!(request);
-            task_page_result(response.get()?.get_result())
-        })
+        self.call::<methods::ListTasks, _, _, _>(
+            move |p| write_task_filter(&filter, &page, p.init_filter()).map_err(CallError::Encode),
+            |r| task_page_result(r.get_result()),
+        )
         .map_err(QueryError::Remote)
     }
 
@@ -662,55 +791,53 @@ impl MaosApi for IpcClient {
         name: Title,
         goal: Option<String>,
     ) -> Result<Orchestration, OrchestrationError> {
-        self.call(move |api| async move {
-            let mut request = api.create_orchestration_request();
-            request.get().set_name(name.as_str());
-            if let Some(goal) = &goal {
-                request.get().set_goal(goal.as_str());
-            }
-            let response = send!(request);
-            orchestration_result(response.get()?.get_result())
-        })
+        self.call::<methods::CreateOrchestration, _, _, _>(
+            move |mut p| {
+                p.set_name(name.as_str());
+                if let Some(goal) = &goal {
+                    p.set_goal(goal.as_str());
+                }
+                Ok(())
+            },
+            |r| orchestration_result(r.get_result()),
+        )
         .map_err(OrchestrationError::Remote)
     }
 
     fn get_orchestration(&self, id: &IdRef) -> Result<Orchestration, QueryError> {
         let id = id.clone();
-        self.call(move |api| async move {
-            let mut request = api.get_orchestration_request();
-            request.get().set_id(id.as_str());
-            let response = send!(request);
-            orchestration_result(response.get()?.get_result())
-        })
+        self.call::<methods::GetOrchestration, _, _, _>(
+            move |mut p| {
+                p.set_id(id.as_str());
+                Ok(())
+            },
+            |r| orchestration_result(r.get_result()),
+        )
         .map_err(QueryError::Remote)
     }
 
     fn list_orchestrations(&self) -> Result<Vec<Orchestration>, QueryError> {
-        self.call(move |api| async move {
-            let response = send!(api.list_orchestrations_request());
-            orchestrations_result(response.get()?.get_result())
-        })
+        self.call::<methods::ListOrchestrations, _, _, _>(
+            |_| Ok(()),
+            |r| orchestrations_result(r.get_result()),
+        )
         .map_err(QueryError::Remote)
     }
 
     fn status(&self) -> Result<StatusReport, QueryError> {
-        self.call(move |api| async move {
-            let response = send!(api.status_request());
-            status_result(response.get()?.get_result())
-        })
-        .map_err(QueryError::Remote)
+        self.call::<methods::Status, _, _, _>(|_| Ok(()), |r| status_result(r.get_result()))
+            .map_err(QueryError::Remote)
     }
 
     fn read_events(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, QueryError> {
-        self.call(move |api| async move {
-            let mut request = api.read_events_request();
-            request.get().set_after(after);
-            request
-                .get()
-                .set_limit(u32::try_from(limit).unwrap_or(u32::MAX));
-            let response = send!(request);
-            events_result(response.get()?.get_result())
-        })
+        self.call::<methods::ReadEvents, _, _, _>(
+            move |mut p| {
+                p.set_after(after);
+                p.set_limit(u32::try_from(limit).unwrap_or(u32::MAX));
+                Ok(())
+            },
+            |r| events_result(r.get_result()),
+        )
         .map_err(QueryError::Remote)
     }
 
@@ -752,5 +879,49 @@ impl MaosApi for IpcClient {
         Ok(Box::new(RemoteFollower::new(
             queue, room, subscribed, since,
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use capnp::any_pointer;
+    use capnp::traits::HasTypeId;
+
+    use super::methods::ALL;
+    use crate::maos_capnp::api;
+
+    /// An `Api` that implements nothing: each call fails with the name of the method it reached.
+    struct Nothing;
+
+    impl api::Server for Nothing {}
+
+    #[test]
+    fn each_method_marker_reaches_the_method_it_is_named_after() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&runtime, async {
+            let client: api::Client = capnp_rpc::new_client(Nothing);
+            for &(id, name, params, results) in ALL {
+                assert_eq!(params, format!("{name}_params"));
+                assert_eq!(results, format!("{name}_results"));
+                let request = client
+                    .client
+                    .new_call::<any_pointer::Owned, any_pointer::Owned>(
+                        <api::Client as HasTypeId>::TYPE_ID,
+                        id,
+                        None,
+                    );
+                let Err(e) = request.send().promise.await else {
+                    panic!("{name} answered");
+                };
+                assert_eq!(
+                    e.extra,
+                    format!("method api::Server::{name} not implemented"),
+                    "ordinal {id}"
+                );
+            }
+        });
     }
 }

@@ -21,6 +21,7 @@
 pub mod client;
 pub mod convert;
 pub mod daemon;
+mod direct;
 pub mod error;
 mod follow;
 pub mod peer;

@@ -2,7 +2,9 @@
 //! creation at 1, 8 and 64 concurrent clients, batch creation, and the whole-process time of
 //! `maos status --json`. It starts a real `maos daemon` on a fresh data directory and talks to
 //! it over the real socket. Run it with `cargo bench -p maos-cli --bench daemon`; it prints the
-//! machine it ran on. `MAOS_BENCH_DIR` chooses where the data directory goes.
+//! machine it ran on. `MAOS_BENCH_DIR` chooses where the data directory goes;
+//! `MAOS_BENCH_ONLY` runs only the named parts, comma-separated (`roundtrip`, `register`,
+//! `creates`, `batch`, `status`), for instance to profile one of them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -94,6 +96,8 @@ fn main() {
         return;
     }
     println!("machine: {}", machine());
+    let only = std::env::var("MAOS_BENCH_ONLY").unwrap_or_default();
+    let runs = |part: &str| only.is_empty() || only.split(',').any(|p| p.trim() == part);
     let base = std::env::var_os("MAOS_BENCH_DIR").unwrap_or_else(|| ".".into());
     let data = tempfile::tempdir_in(&base).expect("data dir");
     let runtime = tempfile::tempdir().expect("runtime dir");
@@ -113,63 +117,73 @@ fn main() {
     );
 
     let client = IpcClient::connect(&socket, "bench").expect("connect");
-    for _ in 0..2000 {
-        client.daemon_info().expect("warm up");
+    if runs("roundtrip") {
+        for _ in 0..2000 {
+            client.daemon_info().expect("warm up");
+        }
+        let lat = (0..20_000)
+            .map(|_| {
+                let t = Instant::now();
+                client.daemon_info().expect("daemon info");
+                t.elapsed()
+            })
+            .collect();
+        report("IPC round trip (daemonInfo)", lat);
     }
-    let lat = (0..20_000)
-        .map(|_| {
-            let t = Instant::now();
-            client.daemon_info().expect("daemon info");
-            t.elapsed()
-        })
-        .collect();
-    report("IPC round trip (daemonInfo)", lat);
 
-    let lat = (0..2_000)
-        .map(|i| {
-            let cmd = RegisterAgent {
-                name: AgentName::parse(&format!("agent-{i:05}")).unwrap(),
-                adapter: AdapterKind::Sim,
-                capabilities: CapabilitySet::parse(["rust"]).unwrap(),
-                tier: Tier::Tactical,
-                slots: Slots::new(4).unwrap(),
-                command: None,
-            };
-            let t = Instant::now();
-            client.register_agent(cmd).expect("register");
-            t.elapsed()
-        })
-        .collect();
-    report("agent registration (durable)", lat);
+    if runs("register") {
+        let lat = (0..2_000)
+            .map(|i| {
+                let cmd = RegisterAgent {
+                    name: AgentName::parse(&format!("agent-{i:05}")).unwrap(),
+                    adapter: AdapterKind::Sim,
+                    capabilities: CapabilitySet::parse(["rust"]).unwrap(),
+                    tier: Tier::Tactical,
+                    slots: Slots::new(4).unwrap(),
+                    command: None,
+                };
+                let t = Instant::now();
+                client.register_agent(cmd).expect("register");
+                t.elapsed()
+            })
+            .collect();
+        report("agent registration (durable)", lat);
+    }
 
-    for (clients, per) in [(1usize, 2000usize), (8, 500), (64, 100)] {
-        let rate = creates(&socket, clients, per);
+    if runs("creates") {
+        for (clients, per) in [(1usize, 2000usize), (8, 500), (64, 100)] {
+            let rate = creates(&socket, clients, per);
+            println!(
+                "durable creates, {clients:>2} client(s): {rate:>10.0} /s ({} tasks)",
+                clients * per
+            );
+        }
+    }
+    if runs("batch") {
+        let n = 50_000;
+        let t = Instant::now();
+        client
+            .create_tasks((0..n).map(task).collect())
+            .expect("batch");
         println!(
-            "durable creates, {clients:>2} client(s): {rate:>10.0} /s ({} tasks)",
-            clients * per
+            "batch of {n} in one call:     {:>10.0} /s",
+            n as f64 / t.elapsed().as_secs_f64()
         );
     }
-    let n = 50_000;
-    let t = Instant::now();
-    client
-        .create_tasks((0..n).map(task).collect())
-        .expect("batch");
-    println!(
-        "batch of {n} in one call:     {:>10.0} /s",
-        n as f64 / t.elapsed().as_secs_f64()
-    );
     drop(client);
 
-    let lat = (0..200)
-        .map(|_| {
-            let t = Instant::now();
-            let out = maos(data.path(), runtime.path(), &["status", "--json"]);
-            let took = t.elapsed();
-            assert!(out.status.success());
-            took
-        })
-        .collect();
-    report("`maos status --json`, whole process", lat);
+    if runs("status") {
+        let lat = (0..200)
+            .map(|_| {
+                let t = Instant::now();
+                let out = maos(data.path(), runtime.path(), &["status", "--json"]);
+                let took = t.elapsed();
+                assert!(out.status.success());
+                took
+            })
+            .collect();
+        report("`maos status --json`, whole process", lat);
+    }
 
     let stopped = maos(data.path(), runtime.path(), &["daemon", "stop"]);
     assert!(

@@ -324,3 +324,26 @@ fn the_daemon_refuses_invalid_values_from_the_wire_as_invalid_input() {
     // Nothing was written.
     assert_eq!(daemon.service.status().unwrap().last_event, 0);
 }
+
+#[test]
+fn requests_and_answers_larger_than_the_socket_buffer_cross_whole() {
+    // A call's request and its answer each take several of the socket's buffers (a few hundred
+    // KiB): writing and reading them waits for room and for data part-way through.
+    let daemon = TestDaemon::start();
+    let client = daemon.client();
+    let prompt = "p".repeat(4096);
+    let tasks = (0..600)
+        .map(|i| {
+            let mut t = task(&format!("Big {i}"));
+            t.prompt.clone_from(&prompt);
+            t
+        })
+        .collect();
+    let created = client.create_tasks(tasks).unwrap();
+    assert_eq!(created.len(), 600);
+    let events = client.read_events(0, 10_000).unwrap();
+    assert_eq!(events, daemon.service.read_events(0, 10_000).unwrap());
+    assert!(events.len() >= 600);
+    // The connection is still in step: the next call gets its own answer.
+    assert_eq!(client.daemon_info().unwrap(), daemon.info);
+}

@@ -1,6 +1,6 @@
 //! What goes wrong around the calls: a client or daemon of another protocol version, garbage on
 //! the socket, a client that vanishes mid-call, many threads sharing one client, no daemon at
-//! all, a peer that never answers, and a daemon that shuts down.
+//! all, a peer that never answers, a daemon whose backlog is full, and a daemon that shuts down.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -284,4 +284,36 @@ fn a_peer_of_another_uid_is_refused_before_anything_is_read() {
     let n = raw.read(&mut buf).unwrap_or(0);
     assert_eq!(n, 0, "a refused peer got an answer");
     assert_eq!(daemon.service.status().unwrap().last_event, 0);
+}
+
+#[test]
+fn a_daemon_whose_backlog_is_full_refuses_at_once() {
+    // A daemon that has stopped accepting (hung) and whose backlog is full: connecting must
+    // fail at once, not block until someone accepts.
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("hung.sock");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let listener = runtime.block_on(async {
+        let s = tokio::net::UnixSocket::new_stream().unwrap();
+        s.bind(&socket).unwrap();
+        s.listen(1).unwrap()
+    });
+    let mut waiting = Vec::new();
+    let full = loop {
+        match runtime.block_on(tokio::net::UnixStream::connect(&socket)) {
+            Ok(s) => waiting.push(s),
+            Err(e) => break e,
+        }
+        assert!(waiting.len() < 100, "the backlog never filled");
+    };
+    assert_eq!(full.kind(), std::io::ErrorKind::WouldBlock, "{full}");
+    let started = std::time::Instant::now();
+    let e = IpcClient::connect_with_timeout(&socket, "tests", Duration::from_secs(30)).unwrap_err();
+    assert!(matches!(e, ConnectError::Connect { .. }), "{e:?}");
+    assert_eq!(e.kind(), ErrorKind::Unavailable);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    drop(listener);
 }
