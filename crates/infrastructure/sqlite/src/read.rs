@@ -156,31 +156,35 @@ pub(crate) fn orchestrations(conn: &Connection) -> Result<Vec<Orchestration>, St
     Ok(out)
 }
 
+/// Runs a `SELECT keyword, count` query and parses each keyword with `parse`.
+fn counts<K: Ord>(
+    conn: &Connection,
+    sql: &str,
+    parse: fn(&str) -> Result<K, maos_domain::ValueError>,
+) -> Result<BTreeMap<K, u64>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+    let mut rows = stmt.query([]).map_err(backend)?;
+    let mut out = BTreeMap::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        let key: String = row.get(0).map_err(backend)?;
+        let n: i64 = row.get(1).map_err(backend)?;
+        let key = parse(&key).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        out.insert(key, u64::try_from(n).unwrap_or(0));
+    }
+    Ok(out)
+}
+
 pub(crate) fn status(conn: &Connection) -> Result<StatusReport, StoreError> {
-    let mut tasks = BTreeMap::new();
-    let mut stmt = conn
-        .prepare_cached("SELECT state, n FROM task_state_counts WHERE n > 0")
-        .map_err(backend)?;
-    let mut rows = stmt.query([]).map_err(backend)?;
-    while let Some(row) = rows.next().map_err(backend)? {
-        let state: String = row.get(0).map_err(backend)?;
-        let n: i64 = row.get(1).map_err(backend)?;
-        let state = TaskState::parse(&state).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        tasks.insert(state, u64::try_from(n).unwrap_or(0));
-    }
-    drop(rows);
-    let mut agents = BTreeMap::new();
-    let mut stmt = conn
-        .prepare_cached("SELECT status, count(*) FROM agents GROUP BY status")
-        .map_err(backend)?;
-    let mut rows = stmt.query([]).map_err(backend)?;
-    while let Some(row) = rows.next().map_err(backend)? {
-        let status: String = row.get(0).map_err(backend)?;
-        let n: i64 = row.get(1).map_err(backend)?;
-        let status = AgentStatus::parse(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        agents.insert(status, u64::try_from(n).unwrap_or(0));
-    }
-    drop(rows);
+    let tasks = counts(
+        conn,
+        "SELECT state, n FROM task_state_counts WHERE n > 0",
+        TaskState::parse,
+    )?;
+    let agents = counts(
+        conn,
+        "SELECT status, count(*) FROM agents GROUP BY status",
+        AgentStatus::parse,
+    )?;
     let orchestrations = rows::scalar_i64(conn, "SELECT count(*) FROM orchestrations")?;
     let last_event = rows::scalar_i64(conn, "SELECT max(seq) FROM events")?;
     Ok(StatusReport {
