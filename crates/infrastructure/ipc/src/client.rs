@@ -84,6 +84,22 @@ pub enum ConnectError {
     Start(io::Error),
 }
 
+impl ConnectError {
+    /// The refusal a handshake answered with: a protocol mismatch, or any other refusal.
+    pub(crate) fn from_handshake_error(e: wire::error::Reader<'_>) -> ConnectError {
+        let mismatch = e.get_kind() == Ok(wire::ErrorKind::VersionMismatch);
+        let e = read_error(e);
+        if mismatch {
+            ConnectError::VersionMismatch {
+                message: e.message,
+                hint: e.hint,
+            }
+        } else {
+            ConnectError::Refused(e)
+        }
+    }
+}
+
 impl ErrorInfo for ConnectError {
     fn kind(&self) -> ErrorKind {
         match self {
@@ -528,19 +544,7 @@ async fn handshake(
             wire::handshake_result::Which::Ok(ok) => {
                 Ok((ok.get_api()?, read_daemon_info(ok.get_daemon()?)?))
             }
-            wire::handshake_result::Which::Err(e) => {
-                let e = e?;
-                let mismatch = e.get_kind() == Ok(wire::ErrorKind::VersionMismatch);
-                let e = read_error(e);
-                Err(if mismatch {
-                    ConnectError::VersionMismatch {
-                        message: e.message,
-                        hint: e.hint,
-                    }
-                } else {
-                    ConnectError::Refused(e)
-                })
-            }
+            wire::handshake_result::Which::Err(e) => Err(ConnectError::from_handshake_error(e?)),
         })
     };
     read().map_err(unreadable)?

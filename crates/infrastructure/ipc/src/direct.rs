@@ -38,7 +38,6 @@ use capnp_rpc::rpc_capnp::{cap_descriptor, exception, message, payload, return_}
 use crate::client::ConnectError;
 use crate::convert::{DecodeError, read_daemon_info};
 use crate::daemon::DaemonInfo;
-use crate::error::read_error;
 use crate::maos_capnp::{self as wire, bootstrap};
 
 /// A method of the schema: its interface, its ordinal and its parameter and result structs.
@@ -219,19 +218,7 @@ impl Direct {
                 self.api = only_capability(payload)?;
                 Ok(read_daemon_info(ok.get_daemon()?)?)
             }
-            wire::handshake_result::Which::Err(e) => {
-                let e = e?;
-                let mismatch = e.get_kind() == Ok(wire::ErrorKind::VersionMismatch);
-                let e = read_error(e);
-                Err(if mismatch {
-                    ConnectError::VersionMismatch {
-                        message: e.message,
-                        hint: e.hint,
-                    }
-                } else {
-                    ConnectError::Refused(e)
-                })
-            }
+            wire::handshake_result::Which::Err(e) => Err(ConnectError::from_handshake_error(e?)),
         })
     }
 
