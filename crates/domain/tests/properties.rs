@@ -8,6 +8,8 @@ mod folding;
 mod graph;
 #[path = "properties/lifecycle.rs"]
 mod lifecycle;
+#[path = "properties/permission.rs"]
+mod permission;
 #[path = "properties/policies.rs"]
 mod policies;
 #[path = "properties/support.rs"]

@@ -4,4 +4,5 @@
 pub mod approval;
 pub mod balancer;
 pub mod matcher;
+pub mod permission;
 pub mod scheduler;
