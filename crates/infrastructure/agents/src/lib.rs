@@ -6,3 +6,5 @@ pub mod claude;
 pub mod codex;
 pub mod openai;
 pub mod report;
+pub mod stream;
+pub mod tools;
