@@ -19,8 +19,10 @@
 
 @0xb95e69db9986670e;
 
-const protocolVersion :UInt32 = 1;
+const protocolVersion :UInt32 = 2;
 # The version of this contract. A daemon serves clients of the same protocol version.
+# Version 2 added the agent runtime: agent settings, budgets, attempts' process, session, exit,
+# usage and failure kind, run reports, sessions, heartbeats and logs.
 
 # ---------------------------------------------------------------------------------------------
 # Errors
@@ -51,6 +53,30 @@ enum AdapterKind {
   openai @3;
   ollama @4;
   sim @5;
+  external @6;                 # a worker of your own: MAOS never starts it
+}
+
+enum PromptVia {
+  stdin @0;
+  file @1;
+  arg @2;
+}
+
+enum FailureKind {
+  none @0;                     # not failed
+  exit @1;
+  signal @2;
+  timeout @3;
+  budget @4;
+  start @5;
+  agent @6;
+  interrupted @7;
+}
+
+enum ToolCalls {
+  default @0;                  # the adapter's default (tool calls on)
+  yes @1;
+  no @2;
 }
 
 enum Tier {
@@ -135,6 +161,70 @@ struct Agent {
   registeredAt @9 :Int64;
   updatedAt @10 :Int64;
   version @11 :UInt64;         # events applied since registration
+  settings @12 :AgentSettings;
+}
+
+struct AgentSettings {
+  # How the daemon runs an agent (docs/agents.md). Secrets are never sent: only the names of the
+  # environment variables that hold them.
+  args @0 :List(Text);
+  promptVia @1 :PromptVia;
+  env @2 :List(Text);          # variable names passed to the agent besides the allowlist
+  timeoutMs @3 :UInt64;        # 0: none
+  limits @4 :ResourceLimits;
+  model @5 :Text;              # null: the adapter's default
+  baseUrl @6 :Text;            # null: the adapter's default
+  apiKeyEnv @7 :Text;          # null: none
+  maxSteps @8 :UInt32;         # 0: the adapter's default
+  toolCalls @9 :ToolCalls;
+  price @10 :Price;            # null: no price table
+  permissions @11 :Permissions;
+  skipPermissions @12 :Bool;
+  delayMs @13 :UInt64;         # sim: 0 means the default
+  failEvery @14 :UInt32;       # sim: 0 means never
+}
+
+struct ResourceLimits {
+  # 0 leaves the daemon's own limit.
+  cpuSeconds @0 :UInt64;
+  memoryMib @1 :UInt64;
+  openFiles @2 :UInt64;
+  processes @3 :UInt64;
+}
+
+struct Price {
+  # US micro-dollars per million tokens.
+  inputMicros @0 :UInt64;
+  outputMicros @1 :UInt64;
+  cachedInput :union {
+    same @2 :Void;             # cached tokens cost the input price
+    micros @3 :UInt64;
+  }
+}
+
+struct Permissions {
+  # Rules such as "Bash(git diff:*)": deny, then ask, then allow, first match wins.
+  deny @0 :List(Text);
+  ask @1 :List(Text);
+  allow @2 :List(Text);
+}
+
+struct Usage {
+  inputTokens @0 :UInt64;
+  cachedInputTokens @1 :UInt64;
+  outputTokens @2 :UInt64;
+  costMicros @3 :UInt64;       # US micro-dollars
+}
+
+struct RunReport {
+  # What the runtime observed at the end of an attempt.
+  exit :union {
+    none @0 :Void;
+    code @1 :Int32;
+    signal @2 :Int32;
+  }
+  usage @3 :Usage;
+  failure @4 :FailureKind;
 }
 
 struct Attempt {
@@ -148,6 +238,15 @@ struct Attempt {
   endedAt @7 :Int64;           # 0: not ended
   summary @8 :Text;            # null when none
   error @9 :Text;              # null when none
+  pid @10 :UInt32;             # 0: no process (yet)
+  session @11 :Text;           # the agent's own session id; null when none
+  exit :union {
+    none @12 :Void;
+    code @13 :Int32;
+    signal @14 :Int32;
+  }
+  usage @15 :Usage;
+  failure @16 :FailureKind;
 }
 
 struct Task {
@@ -170,6 +269,7 @@ struct Task {
   createdAt @16 :Int64;
   updatedAt @17 :Int64;
   version @18 :UInt64;
+  budgetMicros @19 :UInt64;    # US micro-dollars over all attempts; 0: none
 }
 
 struct Orchestration {
@@ -201,6 +301,7 @@ struct Status {
   agents @1 :List(Count);
   orchestrations @2 :UInt64;
   lastEvent @3 :UInt64;
+  usage @4 :Usage;             # every attempt ever made
 }
 
 struct DaemonInfo {
@@ -223,6 +324,7 @@ struct NewAgent {
   tier @3 :Tier;
   slots @4 :UInt32;
   command @5 :Text;            # null when none
+  settings @6 :AgentSettings;  # null: every default
 }
 
 struct NewTask {
@@ -237,6 +339,7 @@ struct NewTask {
   maxAttempts @8 :UInt32;
   timeoutMs @9 :UInt64;        # 0: none
   idempotencyKey @10 :Text;    # null when none
+  budgetMicros @11 :UInt64;    # 0: none
 }
 
 struct Created {
@@ -269,6 +372,27 @@ struct TaskPage {
   nextCursor @1 :Text;              # null on the last page
 }
 
+struct Beat {
+  task @0 :Text;                    # full id
+  fencing @1 :UInt64;
+}
+
+struct LogRequest {
+  task @0 :Text;                    # reference
+  attempt @1 :UInt32;               # 0: the newest
+  offset @2 :UInt64;
+  max @3 :UInt32;                   # at most this many bytes (the daemon caps it at 1 MiB)
+  waitMs @4 :UInt64;                # nothing yet and the attempt runs: wait this long for output
+}
+
+struct LogChunk {
+  task @0 :Text;
+  attempt @1 :UInt32;
+  offset @2 :UInt64;
+  bytes @3 :Data;                   # raw output: not necessarily UTF-8
+  finished @4 :Bool;                # the attempt ended and nothing follows
+}
+
 # One result struct per shape of answer: the value, or an error.
 
 struct AgentResult { union { ok @0 :Agent; err @1 :Error; } }
@@ -282,6 +406,8 @@ struct OrchestrationResult { union { ok @0 :Orchestration; err @1 :Error; } }
 struct OrchestrationsResult { union { ok @0 :List(Orchestration); err @1 :Error; } }
 struct StatusResult { union { ok @0 :Status; err @1 :Error; } }
 struct EventsResult { union { ok @0 :List(Event); err @1 :Error; } }
+struct BeatsResult { union { ok @0 :List(Beat); err @1 :Error; } }
+struct LogChunkResult { union { ok @0 :LogChunk; err @1 :Error; } }
 
 # ---------------------------------------------------------------------------------------------
 # Interfaces
@@ -334,9 +460,12 @@ interface Api {
   addDependency @7 (task :Text, on :Text) -> (result :TaskResult);
   assignTask @8 (task :Text, agent :Text) -> (result :AssignmentResult);
   # `agent` null: the load balancer chooses.
-  startAttempt @9 (task :Text, fencing :UInt64) -> (result :TaskResult);
-  completeAttempt @10 (task :Text, fencing :UInt64, summary :Text) -> (result :TaskResult);
-  failAttempt @11 (task :Text, fencing :UInt64, error :Text) -> (result :TaskResult);
+  startAttempt @9 (task :Text, fencing :UInt64, pid :UInt32) -> (result :TaskResult);
+  # `pid` 0: the caller started no process.
+  completeAttempt @10 (task :Text, fencing :UInt64, summary :Text, report :RunReport)
+      -> (result :TaskResult);
+  failAttempt @11 (task :Text, fencing :UInt64, error :Text, report :RunReport)
+      -> (result :TaskResult);
   cancelTask @12 (task :Text, reason :Text) -> (result :TaskResult);
   getTask @13 (task :Text) -> (result :TaskResult);
   listTasks @14 (filter :TaskFilter) -> (result :TaskPageResult);
@@ -356,4 +485,12 @@ interface Api {
   daemonInfo @21 () -> (daemon :DaemonInfo);
   shutdown @22 () -> ();
   # Graceful stop: stop accepting, finish in-flight calls, flush the writer, remove the socket.
+
+  # attempts, for whoever runs them (the daemon's own supervisor, or a worker of yours driving an
+  # `external` agent)
+  recordSession @23 (task :Text, fencing :UInt64, session :Text) -> (result :TaskResult);
+  heartbeat @24 (beats :List(Beat)) -> (result :BeatsResult);
+  # Renews the leases (10 s by default) of live attempts; answers the beats that were refused
+  # because their attempt is no longer current: stop those.
+  readLog @25 (request :LogRequest) -> (result :LogChunkResult);
 }

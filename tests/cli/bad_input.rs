@@ -256,10 +256,15 @@ fn complete_directly(env: &Env, task: &str, fencing: u64) {
     );
     let id = TaskId::parse(task).unwrap();
     service
-        .start_attempt(id, FencingToken::new(fencing))
+        .start_attempt(id, FencingToken::new(fencing), None)
         .unwrap();
     let done = service
-        .complete_attempt(id, FencingToken::new(fencing), Some("fixed".into()))
+        .complete_attempt(
+            id,
+            FencingToken::new(fencing),
+            Some("fixed".into()),
+            maos_domain::RunReport::default(),
+        )
         .unwrap();
     assert_eq!(done.state.as_str(), "completed");
 }

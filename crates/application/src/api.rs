@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use maos_domain::ids::check_prefix;
 use maos_domain::{
-    AdapterKind, Agent, AgentName, AgentStatus, Capability, CapabilitySet, DomainEvent, DurationMs,
-    FencingToken, IdempotencyKey, MaxAttempts, Orchestration, OrchestrationId, Priority, Risk,
-    Slots, Task, TaskId, TaskState, Tier, Timestamp, Title, ValueError,
+    AdapterKind, Agent, AgentName, AgentSettings, AgentStatus, Capability, CapabilitySet,
+    DomainEvent, DurationMs, FencingToken, IdempotencyKey, MaxAttempts, Orchestration,
+    OrchestrationId, Priority, Risk, RunReport, Slots, Task, TaskId, TaskState, Tier, Timestamp,
+    Title, Usage, Usd, ValueError,
 };
 
 use crate::error::{AgentError, OrchestrationError, QueryError, TaskError};
@@ -57,6 +58,7 @@ pub struct RegisterAgent {
     pub tier: Tier,
     pub slots: Slots,
     pub command: Option<String>,
+    pub settings: AgentSettings,
 }
 
 /// Create a task.
@@ -73,6 +75,7 @@ pub struct CreateTask {
     pub max_attempts: MaxAttempts,
     pub timeout: Option<DurationMs>,
     pub idempotency_key: Option<IdempotencyKey>,
+    pub budget: Option<Usd>,
 }
 
 impl CreateTask {
@@ -90,6 +93,7 @@ impl CreateTask {
             max_attempts: MaxAttempts::default(),
             timeout: None,
             idempotency_key: None,
+            budget: None,
         }
     }
 }
@@ -210,6 +214,47 @@ pub struct StatusReport {
     pub orchestrations: u64,
     /// The sequence number of the newest event (0 for an empty log).
     pub last_event: u64,
+    /// Tokens and money of every attempt ever made.
+    pub usage: Usage,
+}
+
+/// A heartbeat from whoever runs an attempt: the attempt holding `fencing` is alive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    pub task: TaskId,
+    pub fencing: FencingToken,
+}
+
+/// A piece of an attempt's log (its captured stdout and stderr, as raw bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogChunk {
+    pub task: TaskId,
+    /// The attempt number (1, 2, ...).
+    pub attempt: u32,
+    /// Where `bytes` start in the log.
+    pub offset: u64,
+    pub bytes: Vec<u8>,
+    /// True when the attempt has ended and nothing follows `bytes`: stop reading.
+    pub finished: bool,
+}
+
+/// Which part of a log to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRequest {
+    pub task: IdRef,
+    /// The attempt; `None` means the newest.
+    pub attempt: Option<u32>,
+    /// Read from here.
+    pub offset: u64,
+    /// At most this many bytes.
+    pub max: usize,
+    /// When nothing is there yet and the attempt still runs, wait up to this long for output.
+    pub wait: Duration,
+}
+
+impl LogRequest {
+    /// The largest chunk served.
+    pub const MAX_CHUNK: usize = 1 << 20;
 }
 
 /// An event as stored in the log.
@@ -249,13 +294,31 @@ pub trait MaosApi: Send + Sync {
     fn create_tasks(&self, cmds: Vec<CreateTask>) -> Result<Vec<Created>, TaskError>;
     fn add_dependency(&self, task: &IdRef, on: &IdRef) -> Result<Task, TaskError>;
     fn assign_task(&self, cmd: AssignTask) -> Result<Assignment, TaskError>;
-    fn start_attempt(&self, task: TaskId, fencing: FencingToken) -> Result<Task, TaskError>;
+    /// The attempt holding `fencing` has started (`pid`: its process, if the caller started one).
+    fn start_attempt(
+        &self,
+        task: TaskId,
+        fencing: FencingToken,
+        pid: Option<u32>,
+    ) -> Result<Task, TaskError>;
+    /// Records the agent's own session id for the attempt holding `fencing`.
+    fn record_session(
+        &self,
+        task: TaskId,
+        fencing: FencingToken,
+        session: String,
+    ) -> Result<Task, TaskError>;
+    /// Renews the leases of live attempts, in one transaction. Returns the heartbeats that were
+    /// refused because their attempt is no longer current (cancelled, interrupted, superseded):
+    /// whoever runs them should stop them.
+    fn heartbeat(&self, beats: &[Heartbeat]) -> Result<Vec<Heartbeat>, TaskError>;
     /// The attempt holding `fencing` succeeded. A stale token is refused.
     fn complete_attempt(
         &self,
         task: TaskId,
         fencing: FencingToken,
         summary: Option<String>,
+        report: RunReport,
     ) -> Result<Task, TaskError>;
     /// The attempt holding `fencing` failed. A stale token is refused.
     fn fail_attempt(
@@ -263,10 +326,13 @@ pub trait MaosApi: Send + Sync {
         task: TaskId,
         fencing: FencingToken,
         error: String,
+        report: RunReport,
     ) -> Result<Task, TaskError>;
     fn cancel_task(&self, task: &IdRef, reason: Option<String>) -> Result<Task, TaskError>;
     fn get_task(&self, task: &IdRef) -> Result<Task, QueryError>;
     fn list_tasks(&self, filter: &TaskFilter, page: &Page) -> Result<TaskPage, QueryError>;
+    /// Reads an attempt's captured output.
+    fn read_log(&self, req: &LogRequest) -> Result<LogChunk, QueryError>;
 
     // orchestrations
     fn create_orchestration(

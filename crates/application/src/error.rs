@@ -274,6 +274,15 @@ impl ErrorInfo for OrchestrationError {
     }
 }
 
+fn no_attempt(task: &str, attempt: Option<u32>, made: u32) -> String {
+    match (attempt, made) {
+        (_, 0) => format!("task {task} has no attempts yet"),
+        (Some(n), 1) => format!("task {task} has no attempt {n}: it has made one"),
+        (Some(n), made) => format!("task {task} has no attempt {n}: it has made {made}"),
+        (None, _) => format!("task {task} has no such attempt"),
+    }
+}
+
 /// The kind of thing a query looked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Entity {
@@ -304,6 +313,12 @@ pub enum QueryError {
         prefix: String,
         candidates: Vec<String>,
     },
+    #[error("{}", no_attempt(task, *attempt, *made))]
+    NoAttempt {
+        task: String,
+        attempt: Option<u32>,
+        made: u32,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -314,7 +329,7 @@ impl ErrorInfo for QueryError {
     fn kind(&self) -> ErrorKind {
         match self {
             QueryError::Invalid(_) | QueryError::Ambiguous { .. } => ErrorKind::InvalidInput,
-            QueryError::NotFound { .. } => ErrorKind::NotFound,
+            QueryError::NotFound { .. } | QueryError::NoAttempt { .. } => ErrorKind::NotFound,
             QueryError::Store(_) => ErrorKind::Storage,
             QueryError::Remote(e) => e.kind(),
         }
@@ -332,6 +347,13 @@ impl ErrorInfo for QueryError {
                 .into(),
             ),
             QueryError::Ambiguous { .. } => Some("type more characters of the id".into()),
+            QueryError::NoAttempt { task, made, .. } => Some(if *made == 0 {
+                format!(
+                    "task {task} has not been assigned yet; `maos task show {task}` says what it waits for"
+                )
+            } else {
+                format!("`maos task show {task}` lists its attempts")
+            }),
             QueryError::Store(e) => store_hint(e),
             QueryError::Remote(e) => e.hint(),
         }
@@ -346,6 +368,7 @@ impl From<QueryError> for TaskError {
             QueryError::Ambiguous { prefix, candidates } => {
                 TaskError::Ambiguous { prefix, candidates }
             }
+            QueryError::NoAttempt { task, .. } => TaskError::NotFound { reference: task },
             QueryError::Store(s) => TaskError::Store(s),
             QueryError::Remote(r) => TaskError::Remote(r),
         }

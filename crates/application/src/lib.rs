@@ -5,6 +5,7 @@
 pub mod api;
 pub mod error;
 pub mod ports;
+mod schedule;
 pub mod service;
 
 pub use api::*;
@@ -12,5 +13,8 @@ pub use error::{
     AgentError, Entity, ErrorInfo, ErrorKind, OrchestrationError, QueryError, RemoteError,
     TaskError,
 };
-pub use ports::{Clock, IdSource, ReadStore, Store, StoreError, Transaction, UnitOfWork};
-pub use service::{FOLLOW_BATCH, Service, ServiceConfig};
+pub use ports::{
+    AgentRuntime, AttemptLogs, Clock, IdSource, Launch, ReadStore, Store, StoreError, Transaction,
+    UnitOfWork,
+};
+pub use service::{FOLLOW_BATCH, Reconciled, Service, ServiceConfig};

@@ -5,8 +5,8 @@ use std::fmt;
 use std::time::Duration;
 
 use maos_domain::{
-    Agent, AgentName, CapabilitySet, DomainEvent, Orchestration, OrchestrationId, Task, TaskId,
-    TaskState, Tier, Timestamp,
+    Agent, AgentName, CapabilitySet, DomainEvent, FencingToken, Orchestration, OrchestrationId,
+    Task, TaskId, TaskState, Tier, Timestamp,
 };
 use thiserror::Error;
 
@@ -52,13 +52,17 @@ pub trait Transaction {
     /// Inserts or replaces the agent registered under its name.
     fn save_agent(&mut self, agent: &Agent) -> Result<(), StoreError>;
     /// Agents that accept work, have a free slot, cover `needs` and match `tier`, least loaded
-    /// first (as `maos_domain::policy::balancer::by_load` orders them), at most `limit`.
+    /// first (as `maos_domain::policy::balancer::by_load` orders them), at most `limit`. With
+    /// `daemon_run_only`, only agents the daemon runs itself (not `external` ones).
     fn candidate_agents(
         &mut self,
         needs: &CapabilitySet,
         tier: Option<Tier>,
         limit: usize,
+        daemon_run_only: bool,
     ) -> Result<Vec<Agent>, StoreError>;
+    /// Agents the daemon runs itself that accept work and have a free slot, by name.
+    fn agents_with_free_slots(&mut self) -> Result<Vec<Agent>, StoreError>;
 
     /// The task with this id.
     fn task(&mut self, id: TaskId) -> Result<Option<Task>, StoreError>;
@@ -70,6 +74,19 @@ pub trait Transaction {
     fn dependents(&mut self, id: TaskId) -> Result<Vec<TaskId>, StoreError>;
     /// The state of each task of `ids` that exists.
     fn task_states(&mut self, ids: &[TaskId]) -> Result<Vec<(TaskId, TaskState)>, StoreError>;
+    /// Ready tasks that `agent` can do (it covers their capabilities and tier), most urgent
+    /// first, then oldest (the scheduler's order), at most `limit`, looking at no more than
+    /// `scan` ready tasks.
+    fn ready_tasks_for(
+        &mut self,
+        agent: &Agent,
+        limit: usize,
+        scan: usize,
+    ) -> Result<Vec<Task>, StoreError>;
+    /// Tasks whose current attempt is live (assigned or running).
+    fn live_tasks(&mut self) -> Result<Vec<Task>, StoreError>;
+    /// Tasks whose live attempt's lease ran out before `now`, at most `limit`.
+    fn expired_leases(&mut self, now: Timestamp, limit: usize) -> Result<Vec<TaskId>, StoreError>;
 
     /// The orchestration with this id.
     fn orchestration(&mut self, id: OrchestrationId) -> Result<Option<Orchestration>, StoreError>;
@@ -128,6 +145,47 @@ pub trait ReadStore: Send + Sync {
     /// process (or another store on the same database) are noticed when the wait times out, so
     /// callers that must see those pass a short timeout.
     fn wait_for_events(&self, after: u64, timeout: Duration) -> Result<u64, StoreError>;
+}
+
+/// An attempt the daemon should run: committed (assigned, with its fencing token and lease)
+/// before it is handed over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launch {
+    /// The task as assigned.
+    pub task: Task,
+    /// The agent that got it, with its settings.
+    pub agent: Agent,
+    /// The attempt number.
+    pub attempt: u32,
+    pub fencing: FencingToken,
+    /// The agent's session of the previous attempt, when the same agent made it (a retry
+    /// resumes it).
+    pub resume: Option<String>,
+}
+
+/// Runs attempts: the daemon's supervisor. Both calls return at once; the runtime reports
+/// progress and results through the application API (`start_attempt`, `heartbeat`,
+/// `complete_attempt`, `fail_attempt`).
+pub trait AgentRuntime: Send + Sync + fmt::Debug {
+    /// Starts running an assigned attempt.
+    fn launch(&self, launch: Launch);
+    /// Stops a running attempt (its task was cancelled or its lease expired); nothing happens
+    /// when the runtime does not run it.
+    fn stop(&self, task: TaskId, attempt: u32, reason: &str);
+}
+
+/// Where attempts' captured output is kept.
+pub trait AttemptLogs: Send + Sync + fmt::Debug {
+    /// Up to `max` bytes of the log of `attempt` of `task` from `offset`; when there are none yet,
+    /// waits up to `wait` for some. Empty when there is nothing (yet), including no log at all.
+    fn read(
+        &self,
+        task: TaskId,
+        attempt: u32,
+        offset: u64,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<u8>, StoreError>;
 }
 
 /// A complete store: transactions for writes, connections for reads.

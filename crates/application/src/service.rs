@@ -8,13 +8,17 @@ use maos_domain::agent::AgentSpec;
 use maos_domain::graph::find_path;
 use maos_domain::policy::balancer;
 use maos_domain::{
-    AdapterKind, Agent, AgentId, AgentName, AgentStatus, DomainEvent, DurationMs, FencingToken,
-    Orchestration, OrchestrationId, Task, TaskId, TaskSpec, TaskState, Timestamp, Title,
+    AdapterKind, Agent, AgentId, AgentName, AgentStatus, DomainEvent, DurationMs, FailureKind,
+    FencingToken, Orchestration, OrchestrationId, RunReport, Task, TaskId, TaskSpec, TaskState,
+    Timestamp, Title, Usd,
 };
 
 use crate::api::*;
 use crate::error::{AgentError, Entity, OrchestrationError, QueryError, TaskError};
-use crate::ports::{Clock, IdSource, Store, StoreError, Transaction};
+use crate::ports::{
+    AgentRuntime, AttemptLogs, Clock, IdSource, Launch, Store, StoreError, Transaction,
+};
+use crate::schedule::{Changes, Scheduler, assign_in_tx, launch_of};
 
 /// Settings of the service.
 #[derive(Debug, Clone, Copy)]
@@ -34,13 +38,17 @@ impl Default for ServiceConfig {
     }
 }
 
-/// The application service over a store, a clock and an id source.
+/// The application service over a store, a clock and an id source; with an agent runtime (in the
+/// daemon) it also schedules: every transaction that makes a task ready or frees a slot assigns
+/// what it can, and the runtime runs it after the commit.
 #[derive(Debug)]
 pub struct Service<S> {
     store: Arc<S>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdSource>,
     config: ServiceConfig,
+    runtime: Option<Arc<dyn AgentRuntime>>,
+    logs: Option<Arc<dyn AttemptLogs>>,
 }
 
 impl<S> Clone for Service<S> {
@@ -50,8 +58,19 @@ impl<S> Clone for Service<S> {
             clock: Arc::clone(&self.clock),
             ids: Arc::clone(&self.ids),
             config: self.config,
+            runtime: self.runtime.clone(),
+            logs: self.logs.clone(),
         }
     }
+}
+
+/// What [`Service::reconcile`] found and did at daemon start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Attempts the previous daemon left live, now interrupted: (task, attempt, pid).
+    pub interrupted: Vec<(TaskId, u32, Option<u32>)>,
+    /// Attempts assigned afterwards (reruns and waiting work).
+    pub launched: usize,
 }
 
 /// How many candidates an ambiguous prefix lists.
@@ -70,7 +89,143 @@ impl<S: Store> Service<S> {
             clock,
             ids,
             config,
+            runtime: None,
+            logs: None,
         }
+    }
+
+    /// The same service with an agent runtime: it schedules and launches attempts.
+    #[must_use]
+    pub fn with_runtime(mut self, runtime: Arc<dyn AgentRuntime>) -> Self {
+        self.runtime = Some(runtime);
+        self
+    }
+
+    /// The same service reading attempts' logs from `logs`.
+    #[must_use]
+    pub fn with_logs(mut self, logs: Arc<dyn AttemptLogs>) -> Self {
+        self.logs = Some(logs);
+        self
+    }
+
+    fn scheduler(&self) -> Option<Scheduler> {
+        self.runtime.as_ref().map(|_| Scheduler {
+            lease: self.config.lease,
+            candidates: self.config.balancer_candidates,
+        })
+    }
+
+    /// Runs `work` in a transaction, then (with a runtime) the scheduler in the same transaction;
+    /// after the commit, hands the new attempts to the runtime and stops the ones to stop.
+    fn write_scheduled<R, E, F>(&self, at: Timestamp, work: F) -> Result<R, E>
+    where
+        F: FnOnce(&mut dyn Transaction, &mut Changes) -> Result<R, E> + Send + 'static,
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.write_scheduled_then(at, work, |_, _| {})
+    }
+
+    /// Like [`Self::write_scheduled`]; `fix` updates the result with the attempts the scheduler
+    /// assigned in the same transaction (so that a created task is returned as assigned).
+    fn write_scheduled_then<R, E, F>(
+        &self,
+        at: Timestamp,
+        work: F,
+        fix: fn(&mut R, &[Launch]),
+    ) -> Result<R, E>
+    where
+        F: FnOnce(&mut dyn Transaction, &mut Changes) -> Result<R, E> + Send + 'static,
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let scheduler = self.scheduler();
+        let (mut result, changes) = self.store.write(move |tx| {
+            let mut changes = Changes::default();
+            let result = work(tx, &mut changes)?;
+            if let Some(s) = scheduler {
+                s.run(tx, &mut changes, at).map_err(E::from)?;
+            }
+            Ok::<_, E>((result, changes))
+        })?;
+        if !changes.launches.is_empty() {
+            fix(&mut result, &changes.launches);
+        }
+        self.dispatch(changes);
+        Ok(result)
+    }
+
+    fn dispatch(&self, changes: Changes) {
+        let Some(runtime) = &self.runtime else {
+            return;
+        };
+        for (task, attempt, why) in changes.stops {
+            runtime.stop(task, attempt, &why);
+        }
+        for launch in changes.launches {
+            runtime.launch(launch);
+        }
+    }
+
+    /// At daemon start: every attempt that a previous daemon left assigned or running on an agent
+    /// the daemon runs is interrupted (its process died with that daemon) and goes through the
+    /// retry policy; then every free slot gets work.
+    pub fn reconcile(&self) -> Result<Reconciled, TaskError> {
+        let at = self.clock.now();
+        let scheduler = self.scheduler();
+        let (mut report, changes) = self.store.write(move |tx| {
+            let mut report = Reconciled::default();
+            let mut changes = Changes::default();
+            for mut t in tx.live_tasks()? {
+                let Some(attempt) = t.current_attempt().cloned() else {
+                    continue;
+                };
+                let runs_here = tx
+                    .agent(&attempt.agent)?
+                    .is_some_and(|a| a.adapter.is_run_by_daemon());
+                if !runs_here {
+                    continue;
+                }
+                let reason = "the daemon stopped while the attempt ran".to_owned();
+                let mut events = t.interrupt_attempt(reason, at)?;
+                events.extend(after_failure(&mut t, at, &mut changes)?);
+                save_task_events(tx, &t, events, at)?;
+                release_slot(tx, &t, at, &mut changes)?;
+                report.interrupted.push((t.id, attempt.number, attempt.pid));
+            }
+            if let Some(s) = scheduler {
+                s.run(tx, &mut changes, at)?;
+                s.fill_all(tx, at, &mut changes.launches)?;
+            }
+            Ok::<_, TaskError>((report, changes))
+        })?;
+        report.launched = changes.launches.len();
+        self.dispatch(changes);
+        Ok(report)
+    }
+
+    /// Interrupts every live attempt whose lease ran out before now (no heartbeat came: its
+    /// runner died or hung) and requeues its task under the retry policy. Returns how many.
+    pub fn expire_leases(&self) -> Result<usize, TaskError> {
+        const BATCH: usize = 1000;
+        let at = self.clock.now();
+        self.write_scheduled(at, move |tx, changes| {
+            let ids = tx.expired_leases(at, BATCH)?;
+            for id in &ids {
+                let mut t = load_task(tx, *id)?;
+                if !t.lease_expired(at) {
+                    continue;
+                }
+                let attempt = t.attempts_used();
+                let reason = "its lease expired: no heartbeat came in time".to_owned();
+                let mut events = t.interrupt_attempt(reason.clone(), at)?;
+                events.extend(after_failure(&mut t, at, changes)?);
+                save_task_events(tx, &t, events, at)?;
+                release_slot(tx, &t, at, changes)?;
+                changes.stops.push((t.id, attempt, reason));
+            }
+            Ok(ids.len())
+        })
     }
 
     /// The store.
@@ -158,6 +313,7 @@ impl<S: Store> Service<S> {
             max_attempts: cmd.max_attempts,
             timeout: cmd.timeout,
             idempotency_key: cmd.idempotency_key,
+            budget: cmd.budget,
         };
         Ok(PreparedCreate {
             id: TaskId::from_bits(self.ids.next_bits()),
@@ -186,6 +342,15 @@ fn unique<Id: Copy + ToString>(r: &IdRef, what: Entity, ids: Vec<Id>) -> Result<
     }
 }
 
+/// Replaces created tasks by their assigned state when the scheduler assigned them.
+fn refresh(created: &mut [Created], launches: &[Launch]) {
+    for c in created.iter_mut() {
+        if let Some(l) = launches.iter().find(|l| l.task.id == c.task.id) {
+            c.task = l.task.clone();
+        }
+    }
+}
+
 struct PreparedCreate {
     id: TaskId,
     spec: TaskSpec,
@@ -211,6 +376,7 @@ fn create_in_tx(
     tx: &mut dyn Transaction,
     p: PreparedCreate,
     at: Timestamp,
+    changes: &mut Changes,
 ) -> Result<Created, TaskError> {
     if let Some(key) = &p.spec.idempotency_key
         && let Some(task) = tx.task_by_idempotency_key(key.as_str())?
@@ -239,6 +405,7 @@ fn create_in_tx(
         events.extend(task.block(format!("dependency {} was cancelled", dead.short()), at)?);
     } else if states.iter().all(|(_, s)| *s == TaskState::Completed) {
         events.extend(task.make_ready(at)?);
+        changes.readied.push(task.id);
     }
     save_task_events(tx, &task, events, at)?;
     Ok(Created {
@@ -249,7 +416,12 @@ fn create_in_tx(
 
 /// Releases the agent slot held by `task`'s current attempt (called after a command moved the
 /// task out of a slot-holding state).
-fn release_slot(tx: &mut dyn Transaction, task: &Task, at: Timestamp) -> Result<(), TaskError> {
+fn release_slot(
+    tx: &mut dyn Transaction,
+    task: &Task,
+    at: Timestamp,
+    changes: &mut Changes,
+) -> Result<(), TaskError> {
     let Some(attempt) = task.current_attempt() else {
         return Ok(());
     };
@@ -262,7 +434,41 @@ fn release_slot(tx: &mut dyn Transaction, task: &Task, at: Timestamp) -> Result<
         at,
         &DomainEvent::agents(agent.id, events).collect::<Vec<_>>(),
     )?;
+    changes.freed.push(agent.name.clone());
     Ok(())
+}
+
+/// The retry policy after a failed attempt: another attempt when attempts and budget are left
+/// (the task is ready again), else the task waits for a person.
+fn after_failure(
+    t: &mut Task,
+    at: Timestamp,
+    changes: &mut Changes,
+) -> Result<Vec<maos_domain::TaskEvent>, TaskError> {
+    let mut events = Vec::new();
+    if t.can_retry() {
+        events.extend(t.schedule_retry(at)?);
+        events.extend(t.make_ready(at)?);
+        changes.readied.push(t.id);
+    } else {
+        let last = t.reason.clone().unwrap_or_default();
+        let reason = if t.budget_left().is_some_and(|left| left == Usd::ZERO)
+            || t.current_attempt().and_then(|a| a.failure) == Some(FailureKind::Budget)
+        {
+            format!(
+                "its budget of ${} is spent (${} used); the last attempt said: {last}",
+                t.spec.budget.unwrap_or(Usd::ZERO),
+                t.spent()
+            )
+        } else {
+            format!(
+                "all {} attempts failed; the last said: {last}",
+                t.attempts_used()
+            )
+        };
+        events.extend(t.block(reason, at)?);
+    }
+    Ok(events)
 }
 
 /// After `done` completed: every pending dependent whose dependencies are all completed becomes
@@ -271,6 +477,7 @@ fn promote_dependents(
     tx: &mut dyn Transaction,
     done: TaskId,
     at: Timestamp,
+    changes: &mut Changes,
 ) -> Result<(), TaskError> {
     for id in tx.dependents(done)? {
         let Some(mut t) = tx.task(id)? else { continue };
@@ -282,6 +489,7 @@ fn promote_dependents(
         if states.len() == deps.len() && states.iter().all(|(_, s)| *s == TaskState::Completed) {
             let events = t.make_ready(at)?;
             save_task_events(tx, &t, events, at)?;
+            changes.readied.push(t.id);
         }
     }
     Ok(())
@@ -314,7 +522,7 @@ impl<S: Store> MaosApi for Service<S> {
         }
         let at = self.clock.now();
         let id = AgentId::from_bits(self.ids.next_bits());
-        self.store.write(move |tx| {
+        self.write_scheduled(at, move |tx, changes| {
             if let Some(existing) = tx.agent(&cmd.name)?
                 && existing.status != AgentStatus::Removed
             {
@@ -329,10 +537,13 @@ impl<S: Store> MaosApi for Service<S> {
                 tier: cmd.tier,
                 slots: cmd.slots,
                 command: cmd.command,
+                settings: cmd.settings,
             };
             let (agent, events) = Agent::register(id, spec, at);
             tx.save_agent(&agent)?;
             tx.append(at, &DomainEvent::agents(id, events).collect::<Vec<_>>())?;
+            // A new agent takes waiting work at once.
+            changes.freed.push(agent.name.clone());
             Ok(agent)
         })
     }
@@ -362,7 +573,11 @@ impl<S: Store> MaosApi for Service<S> {
     fn create_task(&self, cmd: CreateTask) -> Result<Created, TaskError> {
         let prepared = self.prepare_create(cmd)?;
         let at = self.clock.now();
-        self.store.write(move |tx| create_in_tx(tx, prepared, at))
+        self.write_scheduled_then(
+            at,
+            move |tx, changes| create_in_tx(tx, prepared, at, changes),
+            |created, launches| refresh(std::slice::from_mut(created), launches),
+        )
     }
 
     fn create_tasks(&self, cmds: Vec<CreateTask>) -> Result<Vec<Created>, TaskError> {
@@ -371,12 +586,16 @@ impl<S: Store> MaosApi for Service<S> {
             .map(|c| self.prepare_create(c))
             .collect::<Result<Vec<_>, _>>()?;
         let at = self.clock.now();
-        self.store.write(move |tx| {
-            prepared
-                .into_iter()
-                .map(|p| create_in_tx(tx, p, at))
-                .collect()
-        })
+        self.write_scheduled_then(
+            at,
+            move |tx, changes| {
+                prepared
+                    .into_iter()
+                    .map(|p| create_in_tx(tx, p, at, changes))
+                    .collect::<Result<Vec<_>, _>>()
+            },
+            |created, launches| refresh(created, launches),
+        )
     }
 
     fn add_dependency(&self, task: &IdRef, on: &IdRef) -> Result<Task, TaskError> {
@@ -415,7 +634,8 @@ impl<S: Store> MaosApi for Service<S> {
         let at = self.clock.now();
         let lease = self.config.lease;
         let limit = self.config.balancer_candidates;
-        self.store.write(move |tx| {
+        let runs = self.runtime.is_some();
+        self.write_scheduled(at, move |tx, changes| {
             let mut task = load_task(tx, id)?;
             if task.state != TaskState::Ready {
                 return Err(maos_domain::TransitionError::Task {
@@ -434,7 +654,7 @@ impl<S: Store> MaosApi for Service<S> {
                     })?,
                 None => {
                     let candidates =
-                        tx.candidate_agents(&task.spec.capabilities, task.spec.tier, limit)?;
+                        tx.candidate_agents(&task.spec.capabilities, task.spec.tier, limit, false)?;
                     balancer::choose(&candidates, &task.spec.capabilities, task.spec.tier)
                         .cloned()
                         .ok_or_else(|| TaskError::NoCapableAgent {
@@ -448,31 +668,63 @@ impl<S: Store> MaosApi for Service<S> {
                         })?
                 }
             };
-            let mut events = task.assign(&agent, lease, at)?;
-            let attempt = task.attempts_used();
-            let agent_events = agent.claim_slot(task.id, attempt, at)?;
-            tx.save_agent(&agent)?;
-            let mut all: Vec<DomainEvent> =
-                DomainEvent::tasks(task.id, std::mem::take(&mut events)).collect();
-            all.extend(DomainEvent::agents(agent.id, agent_events));
-            tx.save_task(&task)?;
-            tx.append(at, &all)?;
-            Ok(Assignment {
-                agent: agent.name.clone(),
-                attempt,
-                fencing: task.fencing,
-                task,
-            })
+            let assignment = assign_in_tx(tx, &mut task, &mut agent, lease, at)?;
+            if runs && agent.adapter.is_run_by_daemon() {
+                changes.launches.push(launch_of(&assignment, &agent));
+            }
+            Ok(assignment)
         })
     }
 
-    fn start_attempt(&self, task: TaskId, fencing: FencingToken) -> Result<Task, TaskError> {
+    fn start_attempt(
+        &self,
+        task: TaskId,
+        fencing: FencingToken,
+        pid: Option<u32>,
+    ) -> Result<Task, TaskError> {
         let at = self.clock.now();
         self.store.write(move |tx| {
             let mut t = load_task(tx, task)?;
-            let events = t.start_attempt(fencing, at)?;
+            let events = t.start_attempt(fencing, pid, at)?;
             save_task_events(tx, &t, events, at)?;
             Ok(t)
+        })
+    }
+
+    fn record_session(
+        &self,
+        task: TaskId,
+        fencing: FencingToken,
+        session: String,
+    ) -> Result<Task, TaskError> {
+        let at = self.clock.now();
+        self.store.write(move |tx| {
+            let mut t = load_task(tx, task)?;
+            let events = t.record_session(fencing, session, at)?;
+            if !events.is_empty() {
+                save_task_events(tx, &t, events, at)?;
+            }
+            Ok(t)
+        })
+    }
+
+    fn heartbeat(&self, beats: &[Heartbeat]) -> Result<Vec<Heartbeat>, TaskError> {
+        let at = self.clock.now();
+        let lease = self.config.lease;
+        let beats = beats.to_vec();
+        self.store.write(move |tx| {
+            let mut refused = Vec::new();
+            for beat in beats {
+                let Some(mut t) = tx.task(beat.task)? else {
+                    refused.push(beat);
+                    continue;
+                };
+                match t.renew_lease(beat.fencing, lease, at) {
+                    Ok(events) => save_task_events(tx, &t, events, at)?,
+                    Err(_) => refused.push(beat),
+                }
+            }
+            Ok(refused)
         })
     }
 
@@ -481,18 +733,19 @@ impl<S: Store> MaosApi for Service<S> {
         task: TaskId,
         fencing: FencingToken,
         summary: Option<String>,
+        report: RunReport,
     ) -> Result<Task, TaskError> {
         let at = self.clock.now();
-        self.store.write(move |tx| {
+        self.write_scheduled(at, move |tx, changes| {
             let mut t = load_task(tx, task)?;
-            let mut events = t.succeed_attempt(fencing, summary, at)?;
+            let mut events = t.succeed_attempt(fencing, summary, report, at)?;
             // No verification step is configured yet: verification passes as soon as the agent
             // succeeds, and the approval policy decides between completed and awaiting approval.
             events.extend(t.pass_verification(at)?);
             save_task_events(tx, &t, events, at)?;
-            release_slot(tx, &t, at)?;
+            release_slot(tx, &t, at, changes)?;
             if t.state == TaskState::Completed {
-                promote_dependents(tx, t.id, at)?;
+                promote_dependents(tx, t.id, at, changes)?;
             }
             Ok(t)
         })
@@ -503,23 +756,15 @@ impl<S: Store> MaosApi for Service<S> {
         task: TaskId,
         fencing: FencingToken,
         error: String,
+        report: RunReport,
     ) -> Result<Task, TaskError> {
         let at = self.clock.now();
-        self.store.write(move |tx| {
+        self.write_scheduled(at, move |tx, changes| {
             let mut t = load_task(tx, task)?;
-            let mut events = t.fail_attempt(fencing, error.clone(), at)?;
-            if t.can_retry() {
-                events.extend(t.schedule_retry(at)?);
-                events.extend(t.make_ready(at)?);
-            } else {
-                let reason = format!(
-                    "all {} attempts failed; the last said: {error}",
-                    t.attempts_used()
-                );
-                events.extend(t.block(reason, at)?);
-            }
+            let mut events = t.fail_attempt(fencing, error, report, at)?;
+            events.extend(after_failure(&mut t, at, changes)?);
             save_task_events(tx, &t, events, at)?;
-            release_slot(tx, &t, at)?;
+            release_slot(tx, &t, at, changes)?;
             Ok(t)
         })
     }
@@ -527,13 +772,15 @@ impl<S: Store> MaosApi for Service<S> {
     fn cancel_task(&self, task: &IdRef, reason: Option<String>) -> Result<Task, TaskError> {
         let id = self.resolve_task(task)?;
         let at = self.clock.now();
-        self.store.write(move |tx| {
+        self.write_scheduled(at, move |tx, changes| {
             let mut t = load_task(tx, id)?;
             let held_slot = t.state.holds_slot();
-            let events = t.cancel(reason.unwrap_or_else(|| "cancelled by a person".into()), at)?;
+            let reason = reason.unwrap_or_else(|| "cancelled by a person".into());
+            let events = t.cancel(reason.clone(), at)?;
             save_task_events(tx, &t, events, at)?;
             if held_slot {
-                release_slot(tx, &t, at)?;
+                release_slot(tx, &t, at, changes)?;
+                changes.stops.push((t.id, t.attempts_used(), reason));
             }
             block_dependents(tx, id, at)?;
             Ok(t)
@@ -545,6 +792,40 @@ impl<S: Store> MaosApi for Service<S> {
         self.store.task(id)?.ok_or_else(|| QueryError::NotFound {
             what: Entity::Task,
             reference: task.to_string(),
+        })
+    }
+
+    fn read_log(&self, req: &LogRequest) -> Result<LogChunk, QueryError> {
+        let id = self.resolve_task(&req.task)?;
+        let task = self.store.task(id)?.ok_or_else(|| QueryError::NotFound {
+            what: Entity::Task,
+            reference: req.task.to_string(),
+        })?;
+        let number = match req.attempt {
+            Some(n) => n,
+            None => task.attempts_used(),
+        };
+        let Some(attempt) = task.attempts.iter().find(|a| a.number == number) else {
+            return Err(QueryError::NoAttempt {
+                task: task.id.short(),
+                attempt: req.attempt,
+                made: task.attempts_used(),
+            });
+        };
+        // Whether the attempt had ended is read before the log: the runtime closes the log before
+        // it reports the end, so an ended attempt's log is complete.
+        let ended = attempt.ended_at.is_some() || !task.state.holds_slot();
+        let max = req.max.clamp(1, LogRequest::MAX_CHUNK);
+        let bytes = match &self.logs {
+            Some(logs) => logs.read(id, number, req.offset, max, req.wait)?,
+            None => Vec::new(),
+        };
+        Ok(LogChunk {
+            task: id,
+            attempt: number,
+            offset: req.offset,
+            finished: ended && bytes.is_empty(),
+            bytes,
         })
     }
 

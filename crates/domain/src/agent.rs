@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::TransitionError;
 use crate::ids::{AgentId, TaskId};
+use crate::settings::AgentSettings;
 use crate::values::{AdapterKind, AgentName, CapabilitySet, Slots, Tier, Timestamp, keyword_enum};
 
 keyword_enum!(
@@ -31,6 +32,9 @@ pub struct AgentSpec {
     pub slots: Slots,
     /// The program to run, for adapters that need one.
     pub command: Option<String>,
+    /// How the daemon runs it.
+    #[serde(default)]
+    pub settings: AgentSettings,
 }
 
 /// The state of an agent. Read it through [`Agent`]; change it only through `Agent`'s methods.
@@ -43,6 +47,7 @@ pub struct AgentData {
     pub tier: Tier,
     pub slots: Slots,
     pub command: Option<String>,
+    pub settings: AgentSettings,
     pub status: AgentStatus,
     /// Attempts currently holding one of the agent's slots.
     pub active: u32,
@@ -56,7 +61,7 @@ pub struct AgentData {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AgentEvent {
-    Registered { spec: AgentSpec },
+    Registered { spec: Box<AgentSpec> },
     SlotClaimed { task: TaskId, attempt: u32 },
     SlotReleased { task: TaskId, attempt: u32 },
     Drained,
@@ -91,7 +96,12 @@ impl Agent {
     /// Registers a new agent.
     pub fn register(id: AgentId, spec: AgentSpec, at: Timestamp) -> (Agent, Vec<AgentEvent>) {
         let agent = Agent::from_spec(id, &spec, at);
-        (agent, vec![AgentEvent::Registered { spec }])
+        (
+            agent,
+            vec![AgentEvent::Registered {
+                spec: Box::new(spec),
+            }],
+        )
     }
 
     /// Rebuilds an agent from stored state (for repositories).
@@ -135,6 +145,7 @@ impl Agent {
             tier: spec.tier,
             slots: spec.slots,
             command: spec.command.clone(),
+            settings: spec.settings.clone(),
             status: AgentStatus::Available,
             active: 0,
             registered_at: at,

@@ -11,6 +11,8 @@ pub mod graph;
 pub mod ids;
 pub mod orchestration;
 pub mod policy;
+pub mod run;
+pub mod settings;
 pub mod task;
 pub mod values;
 
@@ -19,6 +21,8 @@ pub use error::{TransitionError, ValueError};
 pub use event::{AggregateKind, DomainEvent};
 pub use ids::{AgentId, OrchestrationId, TaskId};
 pub use orchestration::{Orchestration, OrchestrationEvent, OrchestrationStatus};
+pub use run::{Exit, FailureKind, RunReport, Usage, Usd};
+pub use settings::{AgentSettings, EnvName, Price, PromptVia, ResourceLimits};
 pub use task::{Attempt, AttemptOutcome, Task, TaskEvent, TaskSpec, TaskState};
 pub use values::{
     AdapterKind, AgentName, Capability, CapabilitySet, DurationMs, FencingToken, IdempotencyKey,

@@ -13,6 +13,7 @@ use crate::agent::Agent;
 use crate::error::TransitionError;
 use crate::ids::{OrchestrationId, TaskId};
 use crate::policy::matcher;
+use crate::run::{Exit, FailureKind, RunReport, Usage, Usd};
 use crate::values::{
     AgentName, CapabilitySet, DurationMs, FencingToken, IdempotencyKey, MaxAttempts, Priority,
     Risk, Tier, Timestamp, Title, keyword_enum,
@@ -91,6 +92,35 @@ pub struct Attempt {
     pub summary: Option<String>,
     /// Why the attempt failed.
     pub error: Option<String>,
+    /// The agent's process (its process group has the same id), while the daemon runs it.
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// The agent's own session id (a retry on the same agent resumes it).
+    #[serde(default)]
+    pub session: Option<String>,
+    /// How the agent's process ended.
+    #[serde(default)]
+    pub exit: Option<Exit>,
+    /// Tokens and money the attempt used.
+    #[serde(default)]
+    pub usage: Usage,
+    /// Why it failed, when it did.
+    #[serde(default)]
+    pub failure: Option<FailureKind>,
+}
+
+impl Attempt {
+    /// How long it ran, once it has ended.
+    pub fn duration_ms(&self) -> Option<u64> {
+        let (start, end) = (self.started_at?, self.ended_at?);
+        u64::try_from(end.as_millis() - start.as_millis()).ok()
+    }
+
+    fn record(&mut self, report: &RunReport) {
+        self.exit = report.exit;
+        self.usage = report.usage;
+        self.failure = report.failure;
+    }
 }
 
 /// What a task is asked to do, as given at creation.
@@ -108,6 +138,10 @@ pub struct TaskSpec {
     pub max_attempts: MaxAttempts,
     pub timeout: Option<DurationMs>,
     pub idempotency_key: Option<IdempotencyKey>,
+    /// The most the task may cost over all its attempts; the attempt that would overrun it is
+    /// stopped.
+    #[serde(default)]
+    pub budget: Option<Usd>,
 }
 
 /// The state of a task. Read it through [`Task`]; change it only through `Task`'s methods.
@@ -147,14 +181,29 @@ pub enum TaskEvent {
     },
     AttemptStarted {
         attempt: u32,
+        /// The agent's process, when the daemon started one.
+        #[serde(default)]
+        pid: Option<u32>,
+    },
+    SessionRecorded {
+        attempt: u32,
+        session: String,
+    },
+    LeaseRenewed {
+        attempt: u32,
+        lease_expires_at: Timestamp,
     },
     AttemptSucceeded {
         attempt: u32,
         summary: Option<String>,
+        #[serde(default)]
+        report: RunReport,
     },
     AttemptFailed {
         attempt: u32,
         error: String,
+        #[serde(default)]
+        report: RunReport,
     },
     AttemptInterrupted {
         attempt: u32,
@@ -187,6 +236,8 @@ impl TaskEvent {
             TaskEvent::DependencyAdded { .. } => "task.dependency_added",
             TaskEvent::Assigned { .. } => "task.assigned",
             TaskEvent::AttemptStarted { .. } => "task.attempt_started",
+            TaskEvent::SessionRecorded { .. } => "task.session_recorded",
+            TaskEvent::LeaseRenewed { .. } => "task.lease_renewed",
             TaskEvent::AttemptSucceeded { .. } => "task.attempt_succeeded",
             TaskEvent::AttemptFailed { .. } => "task.attempt_failed",
             TaskEvent::AttemptInterrupted { .. } => "task.attempt_interrupted",
@@ -322,28 +373,50 @@ impl Task {
                     ended_at: None,
                     summary: None,
                     error: None,
+                    pid: None,
+                    session: None,
+                    exit: None,
+                    usage: Usage::NONE,
+                    failure: None,
                 });
                 t.0.fencing = *fencing;
                 t.0.state = S::Assigned;
             }
-            TaskEvent::AttemptStarted { .. } => {
+            TaskEvent::AttemptStarted { pid, .. } => {
                 if let Some(a) = t.attempt_mut() {
                     a.status = AttemptOutcome::Running;
                     a.started_at = Some(at);
+                    a.pid = *pid;
                 }
                 t.0.state = S::Running;
             }
-            TaskEvent::AttemptSucceeded { summary, .. } => {
+            TaskEvent::SessionRecorded { session, .. } => {
+                if let Some(a) = t.attempt_mut() {
+                    a.session = Some(session.clone());
+                }
+            }
+            TaskEvent::LeaseRenewed {
+                lease_expires_at, ..
+            } => {
+                if let Some(a) = t.attempt_mut() {
+                    a.lease_expires_at = *lease_expires_at;
+                }
+            }
+            TaskEvent::AttemptSucceeded {
+                summary, report, ..
+            } => {
                 if let Some(a) = t.attempt_mut() {
                     end(a, AttemptOutcome::Succeeded);
                     a.summary.clone_from(summary);
+                    a.record(report);
                 }
                 t.0.state = S::Verifying;
             }
-            TaskEvent::AttemptFailed { error, .. } => {
+            TaskEvent::AttemptFailed { error, report, .. } => {
                 if let Some(a) = t.attempt_mut() {
                     end(a, AttemptOutcome::Failed);
                     a.error = Some(error.clone());
+                    a.record(report);
                 }
                 t.0.state = S::Failed;
                 t.0.reason = Some(error.clone());
@@ -352,6 +425,7 @@ impl Task {
                 if let Some(a) = t.attempt_mut() {
                     end(a, AttemptOutcome::Interrupted);
                     a.error = Some(reason.clone());
+                    a.failure = Some(FailureKind::Interrupted);
                 }
                 t.0.state = S::Failed;
                 t.0.reason = Some(reason.clone());
@@ -476,10 +550,11 @@ impl Task {
         Ok(self.emit(event, at))
     }
 
-    /// The agent has started the current attempt.
+    /// The agent has started the current attempt (`pid`: its process, when there is one).
     pub fn start_attempt(
         &mut self,
         fencing: FencingToken,
+        pid: Option<u32>,
         at: Timestamp,
     ) -> Result<Vec<TaskEvent>, TransitionError> {
         self.check_fencing(fencing)?;
@@ -487,7 +562,55 @@ impl Task {
             return Err(self.refuse("started"));
         }
         let attempt = self.attempts_used();
-        Ok(self.emit(TaskEvent::AttemptStarted { attempt }, at))
+        Ok(self.emit(TaskEvent::AttemptStarted { attempt, pid }, at))
+    }
+
+    /// Records the agent's own session id for the current attempt.
+    pub fn record_session(
+        &mut self,
+        fencing: FencingToken,
+        session: String,
+        at: Timestamp,
+    ) -> Result<Vec<TaskEvent>, TransitionError> {
+        self.check_fencing(fencing)?;
+        if !matches!(self.state, S::Assigned | S::Running) {
+            return Err(self.refuse("given a session by an attempt that is not running"));
+        }
+        if self.current_attempt().and_then(|a| a.session.as_deref()) == Some(session.as_str()) {
+            return Ok(Vec::new());
+        }
+        let attempt = self.attempts_used();
+        Ok(self.emit(TaskEvent::SessionRecorded { attempt, session }, at))
+    }
+
+    /// A heartbeat: the current attempt's lease now runs until `at + lease`.
+    pub fn renew_lease(
+        &mut self,
+        fencing: FencingToken,
+        lease: DurationMs,
+        at: Timestamp,
+    ) -> Result<Vec<TaskEvent>, TransitionError> {
+        self.check_fencing(fencing)?;
+        if !matches!(self.state, S::Assigned | S::Running) {
+            return Err(self.refuse("heartbeated by an attempt that is not running"));
+        }
+        let attempt = self.attempts_used();
+        let lease_expires_at = at.plus(lease);
+        Ok(self.emit(
+            TaskEvent::LeaseRenewed {
+                attempt,
+                lease_expires_at,
+            },
+            at,
+        ))
+    }
+
+    /// True when the current attempt holds a lease that ran out before `now`.
+    pub fn lease_expired(&self, now: Timestamp) -> bool {
+        matches!(self.state, S::Assigned | S::Running)
+            && self
+                .current_attempt()
+                .is_some_and(|a| a.lease_expires_at < now)
     }
 
     /// The agent finished the current attempt successfully; the task moves to `verifying`.
@@ -495,6 +618,7 @@ impl Task {
         &mut self,
         fencing: FencingToken,
         summary: Option<String>,
+        report: RunReport,
         at: Timestamp,
     ) -> Result<Vec<TaskEvent>, TransitionError> {
         self.check_fencing(fencing)?;
@@ -502,7 +626,18 @@ impl Task {
             return Err(self.refuse("completed by an attempt that is not running"));
         }
         let attempt = self.attempts_used();
-        Ok(self.emit(TaskEvent::AttemptSucceeded { attempt, summary }, at))
+        let report = RunReport {
+            failure: None,
+            ..report
+        };
+        Ok(self.emit(
+            TaskEvent::AttemptSucceeded {
+                attempt,
+                summary,
+                report,
+            },
+            at,
+        ))
     }
 
     /// The current attempt failed.
@@ -510,13 +645,21 @@ impl Task {
         &mut self,
         fencing: FencingToken,
         error: String,
+        report: RunReport,
         at: Timestamp,
     ) -> Result<Vec<TaskEvent>, TransitionError> {
         self.check_fencing(fencing)?;
         match self.state {
             S::Assigned | S::Running => {
                 let attempt = self.attempts_used();
-                Ok(self.emit(TaskEvent::AttemptFailed { attempt, error }, at))
+                Ok(self.emit(
+                    TaskEvent::AttemptFailed {
+                        attempt,
+                        error,
+                        report,
+                    },
+                    at,
+                ))
             }
             _ => Err(self.refuse("failed by an attempt that is not running")),
         }
@@ -583,9 +726,32 @@ impl Task {
         Ok(self.emit(TaskEvent::ApprovalRejected { reason }, at))
     }
 
-    /// True when a failed task has attempts left.
+    /// What every attempt so far cost together.
+    pub fn spent(&self) -> Usd {
+        self.attempts
+            .iter()
+            .fold(Usd::ZERO, |sum, a| sum + a.usage.cost)
+    }
+
+    /// Tokens and money of every attempt so far.
+    pub fn usage(&self) -> Usage {
+        self.attempts
+            .iter()
+            .fold(Usage::NONE, |sum, a| sum + a.usage)
+    }
+
+    /// What is left of the budget (none: no budget).
+    pub fn budget_left(&self) -> Option<Usd> {
+        self.spec
+            .budget
+            .map(|b| Usd::from_micros(b.micros().saturating_sub(self.spent().micros())))
+    }
+
+    /// True when a failed task has attempts left and money for another one.
     pub fn can_retry(&self) -> bool {
         self.attempts_used() < self.spec.max_attempts.get()
+            && self.budget_left().is_none_or(|left| left > Usd::ZERO)
+            && self.current_attempt().and_then(|a| a.failure) != Some(FailureKind::Budget)
     }
 
     /// Schedules another attempt after a failure, if attempts are left.

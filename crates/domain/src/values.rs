@@ -368,8 +368,18 @@ keyword_enum!(
         Ollama => "ollama",
         /// An in-process simulated agent for benchmarks and chaos tests.
         Sim => "sim",
+        /// A worker of the user's own that takes work through the API: MAOS never starts it and
+        /// never schedules onto it by itself (`maos task assign --agent` does).
+        External => "external",
     }
 );
+
+impl AdapterKind {
+    /// True when the daemon runs this agent itself (and so schedules work onto it).
+    pub fn is_run_by_daemon(self) -> bool {
+        self != AdapterKind::External
+    }
+}
 
 /// A point in time: milliseconds since the Unix epoch, UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

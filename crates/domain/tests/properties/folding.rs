@@ -58,7 +58,9 @@ fn task_cmd() -> impl Strategy<Value = Cmd> {
         2 => token.clone().prop_map(|fencing| Cmd::Start { fencing }),
         2 => (token.clone(), proptest::option::of(Just("ok".to_owned())))
             .prop_map(|(fencing, summary)| Cmd::Succeed { fencing, summary }),
-        1 => token.prop_map(|fencing| Cmd::Fail { fencing }),
+        1 => (token.clone(), any::<bool>()).prop_map(|(fencing, budget)| Cmd::Fail { fencing, budget }),
+        1 => token.clone().prop_map(|fencing| Cmd::Heartbeat { fencing }),
+        1 => (token, 0..2u8).prop_map(|(fencing, session)| Cmd::Session { fencing, session }),
         1 => Just(Cmd::Interrupt),
         2 => Just(Cmd::PassVerification),
         1 => Just(Cmd::FailVerification),
@@ -139,6 +141,10 @@ fn agent_spec() -> impl Strategy<Value = AgentSpec> {
             tier,
             slots: Slots::new(slots).expect("slots"),
             command,
+            settings: maos_domain::AgentSettings {
+                model: Some("m".to_owned()),
+                ..maos_domain::AgentSettings::default()
+            },
         })
 }
 

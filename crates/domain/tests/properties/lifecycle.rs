@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use maos_domain::{
-    AttemptOutcome, DurationMs, FencingToken, Risk, Task, TaskEvent, TaskId, TaskState, Tier,
-    Timestamp, TransitionError,
+    AttemptOutcome, DurationMs, Exit, FailureKind, FencingToken, Risk, RunReport, Task, TaskEvent,
+    TaskId, TaskState, Tier, Timestamp, TransitionError,
 };
 use proptest::prelude::*;
 use proptest::strategy::Union;
@@ -56,6 +56,15 @@ pub(crate) enum Cmd {
     },
     Fail {
         fencing: u64,
+        /// The runtime stopped the attempt because it would overrun the budget.
+        budget: bool,
+    },
+    Heartbeat {
+        fencing: u64,
+    },
+    Session {
+        fencing: u64,
+        session: u8,
     },
     Interrupt,
     PassVerification,
@@ -79,11 +88,29 @@ pub(crate) fn exec(
         Cmd::MakeReady => task.make_ready(now),
         Cmd::AddDependency { on, satisfied } => task.add_dependency(on.id(), *satisfied, now),
         Cmd::Assign(agent) => task.assign(&agent.build(7), lease, now),
-        Cmd::Start { fencing } => task.start_attempt(FencingToken::new(*fencing), now),
-        Cmd::Succeed { fencing, summary } => {
-            task.succeed_attempt(FencingToken::new(*fencing), summary.clone(), now)
+        Cmd::Start { fencing } => task.start_attempt(FencingToken::new(*fencing), Some(42), now),
+        Cmd::Succeed { fencing, summary } => task.succeed_attempt(
+            FencingToken::new(*fencing),
+            summary.clone(),
+            RunReport::default(),
+            now,
+        ),
+        Cmd::Fail { fencing, budget } => {
+            let report = RunReport {
+                exit: Some(Exit::Code(1)),
+                failure: Some(if *budget {
+                    FailureKind::Budget
+                } else {
+                    FailureKind::Exit
+                }),
+                ..RunReport::default()
+            };
+            task.fail_attempt(FencingToken::new(*fencing), "boom".into(), report, now)
         }
-        Cmd::Fail { fencing } => task.fail_attempt(FencingToken::new(*fencing), "boom".into(), now),
+        Cmd::Heartbeat { fencing } => task.renew_lease(FencingToken::new(*fencing), lease, now),
+        Cmd::Session { fencing, session } => {
+            task.record_session(FencingToken::new(*fencing), format!("s{session}"), now)
+        }
         Cmd::Interrupt => task.interrupt_attempt("lease expired".into(), now),
         Cmd::PassVerification => task.pass_verification(now),
         Cmd::FailVerification => task.fail_verification("1 test failed".into(), now),
@@ -163,6 +190,8 @@ pub(crate) enum Outcome {
     Created,
     /// Accepted, emitting exactly one event of this kind.
     Accepted(&'static str),
+    /// Accepted, with nothing to change (no event).
+    Unchanged,
     Refused(Refusal),
 }
 
@@ -183,6 +212,10 @@ pub(crate) struct Model {
     budget: u32,
     /// Events applied since creation.
     events: u64,
+    /// The session the current attempt recorded.
+    session: Option<u8>,
+    /// The current attempt was stopped for overrunning the budget (no retry then).
+    over_budget: bool,
     last: Outcome,
 }
 
@@ -242,6 +275,8 @@ impl Model {
                 self.attempts += 1;
                 self.fencing += 1;
                 self.slot = Some(agent.name.clone());
+                self.session = None;
+                self.over_budget = false;
                 self.go(Assigned, "task.assigned")
             }
             Cmd::Start { fencing } => {
@@ -262,17 +297,45 @@ impl Model {
                     _ => refuse,
                 }
             }
-            Cmd::Fail { fencing } => {
+            Cmd::Fail { fencing, budget } => {
                 if let Err(o) = self.fencing_ok(*fencing) {
                     return o;
                 }
                 match self.st {
-                    Assigned | Running => self.go(Failed, "task.attempt_failed"),
+                    Assigned | Running => {
+                        self.over_budget = *budget;
+                        self.go(Failed, "task.attempt_failed")
+                    }
+                    _ => refuse,
+                }
+            }
+            Cmd::Heartbeat { fencing } => {
+                if let Err(o) = self.fencing_ok(*fencing) {
+                    return o;
+                }
+                match self.st {
+                    Assigned | Running => self.go(self.st, "task.lease_renewed"),
+                    _ => refuse,
+                }
+            }
+            Cmd::Session { fencing, session } => {
+                if let Err(o) = self.fencing_ok(*fencing) {
+                    return o;
+                }
+                match self.st {
+                    Assigned | Running if self.session == Some(*session) => Outcome::Unchanged,
+                    Assigned | Running => {
+                        self.session = Some(*session);
+                        self.go(self.st, "task.session_recorded")
+                    }
                     _ => refuse,
                 }
             }
             Cmd::Interrupt => match self.st {
-                Assigned | Running => self.go(Failed, "task.attempt_interrupted"),
+                Assigned | Running => {
+                    self.over_budget = false;
+                    self.go(Failed, "task.attempt_interrupted")
+                }
                 _ => refuse,
             },
             Cmd::PassVerification => match (self.st, self.risk) {
@@ -295,7 +358,7 @@ impl Model {
                 _ => refuse,
             },
             Cmd::ScheduleRetry => match self.st {
-                Failed if self.attempts < self.max_attempts => {
+                Failed if self.attempts < self.max_attempts && !self.over_budget => {
                     self.go(Retrying, "task.retry_scheduled")
                 }
                 _ => refuse,
@@ -368,7 +431,9 @@ fn any_cmd(m: &Model) -> BoxedStrategy<Cmd> {
         agent.prop_map(Cmd::Assign),
         token(m).prop_map(|fencing| Cmd::Start { fencing }),
         (token(m), summary()).prop_map(|(fencing, summary)| Cmd::Succeed { fencing, summary }),
-        token(m).prop_map(|fencing| Cmd::Fail { fencing }),
+        (token(m), any::<bool>()).prop_map(|(fencing, budget)| Cmd::Fail { fencing, budget }),
+        token(m).prop_map(|fencing| Cmd::Heartbeat { fencing }),
+        (token(m), 0..2u8).prop_map(|(fencing, session)| Cmd::Session { fencing, session }),
         Just(Cmd::Interrupt),
         Just(Cmd::PassVerification),
         Just(Cmd::FailVerification),
@@ -406,7 +471,11 @@ fn likely_cmds(m: &Model) -> Vec<BoxedStrategy<Cmd>> {
         St::Assigned => vec![
             just(Cmd::Start { fencing: f }),
             just(Cmd::Start { fencing: f }),
-            just(Cmd::Fail { fencing: f }),
+            just(Cmd::Fail {
+                fencing: f,
+                budget: false,
+            }),
+            just(Cmd::Heartbeat { fencing: f }),
             just(Cmd::Interrupt),
         ],
         St::Running => vec![
@@ -422,7 +491,16 @@ fn likely_cmds(m: &Model) -> Vec<BoxedStrategy<Cmd>> {
                     summary,
                 })
                 .boxed(),
-            just(Cmd::Fail { fencing: f }),
+            (any::<bool>())
+                .prop_map(move |budget| Cmd::Fail { fencing: f, budget })
+                .boxed(),
+            just(Cmd::Heartbeat { fencing: f }),
+            (0..2u8)
+                .prop_map(move |session| Cmd::Session {
+                    fencing: f,
+                    session,
+                })
+                .boxed(),
             just(Cmd::Interrupt),
         ],
         St::Verifying => vec![just(Cmd::PassVerification), just(Cmd::FailVerification)],
@@ -466,6 +544,8 @@ impl ReferenceStateMachine for Lifecycle {
                 slot: None,
                 budget: max_attempts,
                 events: 0,
+                session: None,
+                over_budget: false,
                 last: Outcome::Created,
             })
             .boxed()
@@ -570,6 +650,27 @@ impl StateMachineTest for Lifecycle {
                     assert_eq!(a.assigned_at, now);
                     assert_eq!(a.lease_expires_at.as_millis(), sut.clock + LEASE_MS as i64);
                 }
+                if let Cmd::Heartbeat { .. } = &cmd {
+                    let a = sut.task.current_attempt().expect("an attempt to heartbeat");
+                    assert_eq!(a.lease_expires_at.as_millis(), sut.clock + LEASE_MS as i64);
+                }
+                if let Cmd::Session { session, .. } = &cmd {
+                    let a = sut
+                        .task
+                        .current_attempt()
+                        .expect("an attempt with a session");
+                    assert_eq!(a.session.as_deref(), Some(format!("s{session}").as_str()));
+                }
+                if let Cmd::Start { .. } = &cmd {
+                    assert_eq!(sut.task.current_attempt().and_then(|a| a.pid), Some(42));
+                }
+            }
+            (Outcome::Unchanged, Ok(events)) => {
+                assert!(
+                    events.is_empty(),
+                    "{cmd:?} changed nothing but emitted {events:?}"
+                );
+                assert_eq!(sut.task, before, "{cmd:?} should have changed nothing");
             }
             (Outcome::Refused(why), Err(e)) => {
                 assert!(

@@ -154,20 +154,22 @@ fn build_task(index: usize, g: &TaskGen) -> Task {
         Target::Assigned => run(&mut t),
         Target::Running => {
             run(&mut t);
-            t.start_attempt(token, now).expect("start");
+            t.start_attempt(token, None, now).expect("start");
         }
         Target::Failed => {
             run(&mut t);
-            t.start_attempt(token, now).expect("start");
-            t.fail_attempt(token, "boom".into(), now).expect("fail");
+            t.start_attempt(token, None, now).expect("start");
+            t.fail_attempt(token, "boom".into(), maos_domain::RunReport::default(), now)
+                .expect("fail");
         }
         Target::Blocked => {
             t.block("wait".into(), now).expect("block");
         }
         Target::Completed => {
             run(&mut t);
-            t.start_attempt(token, now).expect("start");
-            t.succeed_attempt(token, None, now).expect("succeed");
+            t.start_attempt(token, None, now).expect("start");
+            t.succeed_attempt(token, None, maos_domain::RunReport::default(), now)
+                .expect("succeed");
             t.pass_verification(now).expect("verify");
             if t.state == TaskState::AwaitingApproval {
                 t.approve(now).expect("approve");

@@ -65,6 +65,7 @@ pub(crate) fn spec(
         max_attempts: MaxAttempts::new(max_attempts).expect("max attempts"),
         timeout: None,
         idempotency_key: None,
+        budget: None,
     }
 }
 
@@ -113,6 +114,7 @@ impl AgentGen {
             tier: self.tier,
             slots: Slots::new(self.slots).expect("slots"),
             command: None,
+            settings: maos_domain::AgentSettings::default(),
         };
         let (mut agent, _) = Agent::register(AgentId::from_bits(id), spec, at(0));
         for n in 0..self.active {

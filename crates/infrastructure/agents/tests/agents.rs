@@ -2,6 +2,9 @@
 //! doubles, and a local HTTP server standing in for a model endpoint.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "agents/claude.rs"]
 mod claude;
+#[path = "agents/codex.rs"]
 mod codex;
+#[path = "agents/openai.rs"]
 mod openai;

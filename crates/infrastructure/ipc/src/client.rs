@@ -31,10 +31,11 @@ use capnp_rpc::twoparty::VatNetwork;
 use capnp_rpc::{Disconnector, RpcSystem, rpc_twoparty_capnp::Side};
 use maos_application::{
     AgentError, AgentFilter, AssignTask, Assignment, CreateTask, Created, ErrorInfo, ErrorKind,
-    EventFollower, IdRef, MaosApi, OrchestrationError, Page, QueryError, RegisterAgent,
-    RemoteError, StatusReport, StoredEvent, TaskError, TaskFilter, TaskPage,
+    EventFollower, Heartbeat, IdRef, LogChunk, LogRequest, MaosApi, OrchestrationError, Page,
+    QueryError, RegisterAgent, RemoteError, StatusReport, StoredEvent, TaskError, TaskFilter,
+    TaskPage,
 };
-use maos_domain::{Agent, AgentName, FencingToken, Orchestration, Task, TaskId, Title};
+use maos_domain::{Agent, AgentName, FencingToken, Orchestration, RunReport, Task, TaskId, Title};
 use thiserror::Error;
 use tokio::io::{BufReader, BufWriter};
 use tokio::net::UnixStream;
@@ -43,9 +44,10 @@ use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 use tracing::{debug, warn};
 
 use crate::convert::{
-    DecodeError, read_agent, read_assignment, read_created, read_daemon_info, read_event,
-    read_orchestration, read_status, read_task, read_task_page, write_agent_filter,
-    write_new_agent, write_new_task, write_task_filter,
+    DecodeError, len32, read_agent, read_assignment, read_beat, read_created, read_daemon_info,
+    read_event, read_log_chunk, read_orchestration, read_status, read_task, read_task_page,
+    write_agent_filter, write_beat, write_log_request, write_new_agent, write_new_task,
+    write_run_report, write_task_filter,
 };
 use crate::daemon::DaemonInfo;
 use crate::direct::{Direct, DirectError, Method};
@@ -437,6 +439,9 @@ mod methods {
         ReadEvents = 19 read_events (read_events_params, read_events_results);
         DaemonInfo = 21 daemon_info (daemon_info_params, daemon_info_results);
         Shutdown = 22 shutdown (shutdown_params, shutdown_results);
+        RecordSession = 23 record_session (record_session_params, record_session_results);
+        Heartbeat = 24 heartbeat (heartbeat_params, heartbeat_results);
+        ReadLog = 25 read_log (read_log_params, read_log_results);
     }
 }
 
@@ -599,6 +604,8 @@ result_decoder!(
 );
 result_decoder!(status_result, status_result, StatusReport, read_status);
 result_decoder!(events_result, events_result, list of StoredEvent, read_event);
+result_decoder!(beats_result, beats_result, list of Heartbeat, read_beat);
+result_decoder!(log_chunk_result, log_chunk_result, LogChunk, read_log_chunk);
 
 impl MaosApi for IpcClient {
     fn register_agent(&self, cmd: RegisterAgent) -> Result<Agent, AgentError> {
@@ -704,14 +711,53 @@ impl MaosApi for IpcClient {
         .map_err(TaskError::Remote)
     }
 
-    fn start_attempt(&self, task: TaskId, fencing: FencingToken) -> Result<Task, TaskError> {
+    fn start_attempt(
+        &self,
+        task: TaskId,
+        fencing: FencingToken,
+        pid: Option<u32>,
+    ) -> Result<Task, TaskError> {
         self.call::<methods::StartAttempt, _, _, _>(
             move |mut p| {
                 p.set_task(task.to_string().as_str());
                 p.set_fencing(fencing.get());
+                p.set_pid(pid.unwrap_or(0));
                 Ok(())
             },
             |r| task_result(r.get_result()),
+        )
+        .map_err(TaskError::Remote)
+    }
+
+    fn record_session(
+        &self,
+        task: TaskId,
+        fencing: FencingToken,
+        session: String,
+    ) -> Result<Task, TaskError> {
+        self.call::<methods::RecordSession, _, _, _>(
+            move |mut p| {
+                p.set_task(task.to_string().as_str());
+                p.set_fencing(fencing.get());
+                p.set_session(session.as_str());
+                Ok(())
+            },
+            |r| task_result(r.get_result()),
+        )
+        .map_err(TaskError::Remote)
+    }
+
+    fn heartbeat(&self, beats: &[Heartbeat]) -> Result<Vec<Heartbeat>, TaskError> {
+        let beats = beats.to_vec();
+        self.call::<methods::Heartbeat, _, _, _>(
+            move |p| {
+                let mut list = p.init_beats(len32(beats.len())?);
+                for (i, b) in (0u32..).zip(&beats) {
+                    write_beat(b, list.reborrow().get(i));
+                }
+                Ok(())
+            },
+            |r| beats_result(r.get_result()),
         )
         .map_err(TaskError::Remote)
     }
@@ -721,6 +767,7 @@ impl MaosApi for IpcClient {
         task: TaskId,
         fencing: FencingToken,
         summary: Option<String>,
+        report: RunReport,
     ) -> Result<Task, TaskError> {
         self.call::<methods::CompleteAttempt, _, _, _>(
             move |mut p| {
@@ -729,6 +776,7 @@ impl MaosApi for IpcClient {
                 if let Some(summary) = &summary {
                     p.set_summary(summary.as_str());
                 }
+                write_run_report(&report, p.init_report());
                 Ok(())
             },
             |r| task_result(r.get_result()),
@@ -741,17 +789,31 @@ impl MaosApi for IpcClient {
         task: TaskId,
         fencing: FencingToken,
         error: String,
+        report: RunReport,
     ) -> Result<Task, TaskError> {
         self.call::<methods::FailAttempt, _, _, _>(
             move |mut p| {
                 p.set_task(task.to_string().as_str());
                 p.set_fencing(fencing.get());
                 p.set_error(error.as_str());
+                write_run_report(&report, p.init_report());
                 Ok(())
             },
             |r| task_result(r.get_result()),
         )
         .map_err(TaskError::Remote)
+    }
+
+    fn read_log(&self, req: &LogRequest) -> Result<LogChunk, QueryError> {
+        let req = req.clone();
+        self.call::<methods::ReadLog, _, _, _>(
+            move |p| {
+                write_log_request(&req, p.init_request());
+                Ok(())
+            },
+            |r| log_chunk_result(r.get_result()),
+        )
+        .map_err(QueryError::Remote)
     }
 
     fn cancel_task(&self, task: &IdRef, reason: Option<String>) -> Result<Task, TaskError> {

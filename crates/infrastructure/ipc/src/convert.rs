@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use capnp::{text, text_list};
 use maos_application::{
-    AgentFilter, Assignment, CreateTask, Created, IdRef, Page, RegisterAgent, StatusReport,
-    StoredEvent, TaskCursor, TaskFilter, TaskPage,
+    AgentFilter, Assignment, CreateTask, Created, Heartbeat, IdRef, LogChunk, LogRequest, Page,
+    RegisterAgent, StatusReport, StoredEvent, TaskCursor, TaskFilter, TaskPage,
 };
 use maos_domain::agent::AgentData;
 use maos_domain::orchestration::OrchestrationData;
+use maos_domain::policy::permission::{PermissionRule, PermissionRules};
 use maos_domain::task::TaskData;
 use maos_domain::{
     AdapterKind, Agent, AgentEvent, AgentId, AgentName, AgentStatus, AggregateKind, Attempt,
@@ -23,6 +24,10 @@ use maos_domain::{
     IdempotencyKey, MaxAttempts, Orchestration, OrchestrationEvent, OrchestrationId,
     OrchestrationStatus, Priority, Risk, Slots, Task, TaskEvent, TaskId, TaskSpec, TaskState, Tier,
     Timestamp, Title, ValueError,
+};
+use maos_domain::{
+    AgentSettings, EnvName, Exit, FailureKind, Price, PromptVia, ResourceLimits, RunReport, Usage,
+    Usd,
 };
 use thiserror::Error;
 
@@ -146,8 +151,46 @@ enum_map!(
         Openai <=> Openai,
         Ollama <=> Ollama,
         Sim <=> Sim,
+        External <=> External,
     }
 );
+
+enum_map!(
+    /// How a command agent gets its prompt.
+    prompt_via_to_wire, prompt_via_from_wire, PromptVia, PromptVia {
+        Stdin <=> Stdin,
+        File <=> File,
+        Arg <=> Arg,
+    }
+);
+
+/// Why an attempt failed; `None` is "none".
+pub fn failure_to_wire(f: Option<FailureKind>) -> wire::FailureKind {
+    match f {
+        None => wire::FailureKind::None,
+        Some(FailureKind::Exit) => wire::FailureKind::Exit,
+        Some(FailureKind::Signal) => wire::FailureKind::Signal,
+        Some(FailureKind::Timeout) => wire::FailureKind::Timeout,
+        Some(FailureKind::Budget) => wire::FailureKind::Budget,
+        Some(FailureKind::Start) => wire::FailureKind::Start,
+        Some(FailureKind::Agent) => wire::FailureKind::Agent,
+        Some(FailureKind::Interrupted) => wire::FailureKind::Interrupted,
+    }
+}
+
+/// Why an attempt failed; "none" is `None`.
+pub fn failure_from_wire(f: wire::FailureKind) -> Option<FailureKind> {
+    match f {
+        wire::FailureKind::None => None,
+        wire::FailureKind::Exit => Some(FailureKind::Exit),
+        wire::FailureKind::Signal => Some(FailureKind::Signal),
+        wire::FailureKind::Timeout => Some(FailureKind::Timeout),
+        wire::FailureKind::Budget => Some(FailureKind::Budget),
+        wire::FailureKind::Start => Some(FailureKind::Start),
+        wire::FailureKind::Agent => Some(FailureKind::Agent),
+        wire::FailureKind::Interrupted => Some(FailureKind::Interrupted),
+    }
+}
 
 enum_map!(
     /// A tier.
@@ -271,7 +314,7 @@ pub fn write_agent(a: &Agent, mut b: wire::agent::Builder<'_>) -> capnp::Result<
     b.set_registered_at(a.registered_at.as_millis());
     b.set_updated_at(a.updated_at.as_millis());
     b.set_version(a.version);
-    Ok(())
+    write_settings(&a.settings, b.init_settings())
 }
 
 /// Reads an agent.
@@ -289,7 +332,206 @@ pub fn read_agent(r: wire::agent::Reader<'_>) -> Decoded<Agent> {
         registered_at: Timestamp::from_millis(r.get_registered_at()),
         updated_at: Timestamp::from_millis(r.get_updated_at()),
         version: r.get_version(),
+        settings: read_opt_settings(r.has_settings(), r.get_settings())?,
     }))
+}
+
+fn opt_u64(n: u64) -> Option<u64> {
+    (n != 0).then_some(n)
+}
+
+/// Writes an agent's settings.
+pub fn write_settings(
+    s: &AgentSettings,
+    mut b: wire::agent_settings::Builder<'_>,
+) -> capnp::Result<()> {
+    write_texts(
+        s.args.iter().map(String::as_str),
+        b.reborrow().init_args(len32(s.args.len())?),
+    );
+    b.set_prompt_via(prompt_via_to_wire(s.prompt_via));
+    write_texts(
+        s.env.iter().map(EnvName::as_str),
+        b.reborrow().init_env(len32(s.env.len())?),
+    );
+    b.set_timeout_ms(s.timeout.map_or(0, DurationMs::as_millis));
+    {
+        let mut l = b.reborrow().init_limits();
+        l.set_cpu_seconds(s.limits.cpu_seconds.unwrap_or(0));
+        l.set_memory_mib(s.limits.memory_mib.unwrap_or(0));
+        l.set_open_files(s.limits.open_files.unwrap_or(0));
+        l.set_processes(s.limits.processes.unwrap_or(0));
+    }
+    if let Some(m) = &s.model {
+        b.set_model(m.as_str());
+    }
+    if let Some(u) = &s.base_url {
+        b.set_base_url(u.as_str());
+    }
+    if let Some(k) = &s.api_key_env {
+        b.set_api_key_env(k.as_str());
+    }
+    b.set_max_steps(s.max_steps.unwrap_or(0));
+    b.set_tool_calls(match s.tool_calls {
+        None => wire::ToolCalls::Default,
+        Some(true) => wire::ToolCalls::Yes,
+        Some(false) => wire::ToolCalls::No,
+    });
+    if let Some(p) = &s.price {
+        let mut pb = b.reborrow().init_price();
+        pb.set_input_micros(p.input.micros());
+        pb.set_output_micros(p.output.micros());
+        match p.cached_input {
+            None => pb.reborrow().init_cached_input().set_same(()),
+            Some(c) => pb.reborrow().init_cached_input().set_micros(c.micros()),
+        }
+    }
+    {
+        let mut pb = b.reborrow().init_permissions();
+        let rules = &s.permissions;
+        write_texts(
+            rules.deny.iter().map(PermissionRule::as_str),
+            pb.reborrow().init_deny(len32(rules.deny.len())?),
+        );
+        write_texts(
+            rules.ask.iter().map(PermissionRule::as_str),
+            pb.reborrow().init_ask(len32(rules.ask.len())?),
+        );
+        write_texts(
+            rules.allow.iter().map(PermissionRule::as_str),
+            pb.reborrow().init_allow(len32(rules.allow.len())?),
+        );
+    }
+    b.set_skip_permissions(s.skip_permissions);
+    b.set_delay_ms(s.delay.map_or(0, DurationMs::as_millis));
+    b.set_fail_every(s.fail_every.unwrap_or(0));
+    Ok(())
+}
+
+fn rules(r: capnp::Result<text_list::Reader<'_>>) -> Decoded<Vec<PermissionRule>> {
+    texts(r)?
+        .iter()
+        .map(|t| PermissionRule::parse(t).map_err(DecodeError::from))
+        .collect()
+}
+
+/// Reads an agent's settings; a null pointer is every default.
+pub fn read_opt_settings(
+    has: bool,
+    r: capnp::Result<wire::agent_settings::Reader<'_>>,
+) -> Decoded<AgentSettings> {
+    if !has {
+        return Ok(AgentSettings::default());
+    }
+    let r = r?;
+    let limits = r.get_limits()?;
+    let price = if r.has_price() {
+        let p = r.get_price()?;
+        Some(Price {
+            input: Usd::from_micros(p.get_input_micros()),
+            output: Usd::from_micros(p.get_output_micros()),
+            cached_input: match p.get_cached_input().which()? {
+                wire::price::cached_input::Same(()) => None,
+                wire::price::cached_input::Micros(m) => Some(Usd::from_micros(m)),
+            },
+        })
+    } else {
+        None
+    };
+    let permissions = if r.has_permissions() {
+        let p = r.get_permissions()?;
+        PermissionRules {
+            deny: rules(p.get_deny())?,
+            ask: rules(p.get_ask())?,
+            allow: rules(p.get_allow())?,
+        }
+    } else {
+        PermissionRules::default()
+    };
+    Ok(AgentSettings {
+        args: texts(r.get_args())?,
+        prompt_via: prompt_via_from_wire(r.get_prompt_via()?),
+        env: texts(r.get_env())?
+            .iter()
+            .map(|n| EnvName::parse(n))
+            .collect::<Result<_, _>>()?,
+        timeout: opt_duration(r.get_timeout_ms())?,
+        limits: ResourceLimits {
+            cpu_seconds: opt_u64(limits.get_cpu_seconds()),
+            memory_mib: opt_u64(limits.get_memory_mib()),
+            open_files: opt_u64(limits.get_open_files()),
+            processes: opt_u64(limits.get_processes()),
+        },
+        model: opt_text(r.has_model(), r.get_model())?,
+        base_url: opt_text(r.has_base_url(), r.get_base_url())?,
+        api_key_env: opt_text(r.has_api_key_env(), r.get_api_key_env())?
+            .map(|n| EnvName::parse(&n))
+            .transpose()?,
+        max_steps: (r.get_max_steps() != 0).then_some(r.get_max_steps()),
+        tool_calls: match r.get_tool_calls()? {
+            wire::ToolCalls::Default => None,
+            wire::ToolCalls::Yes => Some(true),
+            wire::ToolCalls::No => Some(false),
+        },
+        price,
+        permissions,
+        skip_permissions: r.get_skip_permissions(),
+        delay: opt_duration(r.get_delay_ms())?,
+        fail_every: (r.get_fail_every() != 0).then_some(r.get_fail_every()),
+    })
+}
+
+/// Writes tokens and money.
+pub fn write_usage(u: &Usage, mut b: wire::usage::Builder<'_>) {
+    b.set_input_tokens(u.input_tokens);
+    b.set_cached_input_tokens(u.cached_input_tokens);
+    b.set_output_tokens(u.output_tokens);
+    b.set_cost_micros(u.cost.micros());
+}
+
+/// Reads tokens and money; a null pointer is nothing used.
+pub fn read_usage(has: bool, r: capnp::Result<wire::usage::Reader<'_>>) -> Decoded<Usage> {
+    if !has {
+        return Ok(Usage::NONE);
+    }
+    let r = r?;
+    Ok(Usage {
+        input_tokens: r.get_input_tokens(),
+        cached_input_tokens: r.get_cached_input_tokens(),
+        output_tokens: r.get_output_tokens(),
+        cost: Usd::from_micros(r.get_cost_micros()),
+    })
+}
+
+/// Writes the end of an attempt as the runtime saw it.
+pub fn write_run_report(rep: &RunReport, mut b: wire::run_report::Builder<'_>) {
+    match rep.exit {
+        None => b.reborrow().init_exit().set_none(()),
+        Some(Exit::Code(c)) => b.reborrow().init_exit().set_code(c),
+        Some(Exit::Signal(sig)) => b.reborrow().init_exit().set_signal(sig),
+    }
+    write_usage(&rep.usage, b.reborrow().init_usage());
+    b.set_failure(failure_to_wire(rep.failure));
+}
+
+/// Reads the end of an attempt; a null pointer is an empty report.
+pub fn read_run_report(
+    has: bool,
+    r: capnp::Result<wire::run_report::Reader<'_>>,
+) -> Decoded<RunReport> {
+    if !has {
+        return Ok(RunReport::default());
+    }
+    let r = r?;
+    Ok(RunReport {
+        exit: match r.get_exit().which()? {
+            wire::run_report::exit::None(()) => None,
+            wire::run_report::exit::Code(c) => Some(Exit::Code(c)),
+            wire::run_report::exit::Signal(sig) => Some(Exit::Signal(sig)),
+        },
+        usage: read_usage(r.has_usage(), r.get_usage())?,
+        failure: failure_from_wire(r.get_failure()?),
+    })
 }
 
 /// Writes one attempt of a task.
@@ -308,6 +550,17 @@ pub fn write_attempt(a: &Attempt, mut b: wire::attempt::Builder<'_>) {
     if let Some(error) = &a.error {
         b.set_error(error.as_str());
     }
+    b.set_pid(a.pid.unwrap_or(0));
+    if let Some(session) = &a.session {
+        b.set_session(session.as_str());
+    }
+    match a.exit {
+        None => b.reborrow().init_exit().set_none(()),
+        Some(Exit::Code(c)) => b.reborrow().init_exit().set_code(c),
+        Some(Exit::Signal(sig)) => b.reborrow().init_exit().set_signal(sig),
+    }
+    write_usage(&a.usage, b.reborrow().init_usage());
+    b.set_failure(failure_to_wire(a.failure));
 }
 
 /// Reads one attempt of a task.
@@ -323,6 +576,15 @@ pub fn read_attempt(r: wire::attempt::Reader<'_>) -> Decoded<Attempt> {
         ended_at: opt_time(r.get_ended_at()),
         summary: opt_text(r.has_summary(), r.get_summary())?,
         error: opt_text(r.has_error(), r.get_error())?,
+        pid: (r.get_pid() != 0).then_some(r.get_pid()),
+        session: opt_text(r.has_session(), r.get_session())?,
+        exit: match r.get_exit().which()? {
+            wire::attempt::exit::None(()) => None,
+            wire::attempt::exit::Code(c) => Some(Exit::Code(c)),
+            wire::attempt::exit::Signal(sig) => Some(Exit::Signal(sig)),
+        },
+        usage: read_usage(r.has_usage(), r.get_usage())?,
+        failure: failure_from_wire(r.get_failure()?),
     })
 }
 
@@ -365,6 +627,7 @@ pub fn write_task(t: &Task, mut b: wire::task::Builder<'_>) -> capnp::Result<()>
     b.set_created_at(t.created_at.as_millis());
     b.set_updated_at(t.updated_at.as_millis());
     b.set_version(t.version);
+    b.set_budget_micros(spec.budget.map_or(0, Usd::micros));
     Ok(())
 }
 
@@ -392,6 +655,7 @@ pub fn read_task(r: wire::task::Reader<'_>) -> Decoded<Task> {
         max_attempts: MaxAttempts::new(r.get_max_attempts())?,
         timeout: opt_duration(r.get_timeout_ms())?,
         idempotency_key,
+        budget: opt_u64(r.get_budget_micros()).map(Usd::from_micros),
     };
     let attempts = r
         .get_attempts()?
@@ -517,6 +781,7 @@ pub fn write_status(s: &StatusReport, mut b: wire::status::Builder<'_>) -> capnp
     }
     b.set_orchestrations(s.orchestrations);
     b.set_last_event(s.last_event);
+    write_usage(&s.usage, b.init_usage());
     Ok(())
 }
 
@@ -525,6 +790,7 @@ pub fn read_status(r: wire::status::Reader<'_>) -> Decoded<StatusReport> {
     let mut report = StatusReport {
         orchestrations: r.get_orchestrations(),
         last_event: r.get_last_event(),
+        usage: read_usage(r.has_usage(), r.get_usage())?,
         ..StatusReport::default()
     };
     for c in r.get_tasks()? {
@@ -583,7 +849,7 @@ pub fn write_new_agent(
     if let Some(command) = &c.command {
         b.set_command(command.as_str());
     }
-    Ok(())
+    write_settings(&c.settings, b.init_settings())
 }
 
 /// Reads an agent registration.
@@ -595,6 +861,7 @@ pub fn read_new_agent(r: wire::new_agent::Reader<'_>) -> Decoded<RegisterAgent> 
         tier: tier_from_wire(r.get_tier()?),
         slots: Slots::new(r.get_slots())?,
         command: opt_text(r.has_command(), r.get_command())?,
+        settings: read_opt_settings(r.has_settings(), r.get_settings())?,
     })
 }
 
@@ -621,6 +888,7 @@ pub fn write_new_task(c: &CreateTask, mut b: wire::new_task::Builder<'_>) -> cap
     if let Some(key) = &c.idempotency_key {
         b.set_idempotency_key(key.as_str());
     }
+    b.set_budget_micros(c.budget.map_or(0, Usd::micros));
     Ok(())
 }
 
@@ -645,6 +913,61 @@ pub fn read_new_task(r: wire::new_task::Reader<'_>) -> Decoded<CreateTask> {
         idempotency_key: opt_text(r.has_idempotency_key(), r.get_idempotency_key())?
             .map(|s| IdempotencyKey::parse(&s))
             .transpose()?,
+        budget: opt_u64(r.get_budget_micros()).map(Usd::from_micros),
+    })
+}
+
+/// Writes a heartbeat.
+pub fn write_beat(h: &Heartbeat, mut b: wire::beat::Builder<'_>) {
+    b.set_task(h.task.to_string().as_str());
+    b.set_fencing(h.fencing.get());
+}
+
+/// Reads a heartbeat.
+pub fn read_beat(r: wire::beat::Reader<'_>) -> Decoded<Heartbeat> {
+    Ok(Heartbeat {
+        task: TaskId::parse(&text(r.get_task())?)?,
+        fencing: FencingToken::new(r.get_fencing()),
+    })
+}
+
+/// Writes a log request.
+pub fn write_log_request(q: &LogRequest, mut b: wire::log_request::Builder<'_>) {
+    b.set_task(q.task.as_str());
+    b.set_attempt(q.attempt.unwrap_or(0));
+    b.set_offset(q.offset);
+    b.set_max(u32::try_from(q.max).unwrap_or(u32::MAX));
+    b.set_wait_ms(u64::try_from(q.wait.as_millis()).unwrap_or(u64::MAX));
+}
+
+/// Reads a log request.
+pub fn read_log_request(r: wire::log_request::Reader<'_>) -> Decoded<LogRequest> {
+    Ok(LogRequest {
+        task: IdRef::parse(&text(r.get_task())?)?,
+        attempt: (r.get_attempt() != 0).then_some(r.get_attempt()),
+        offset: r.get_offset(),
+        max: usize::try_from(r.get_max()).unwrap_or(usize::MAX),
+        wait: Duration::from_millis(r.get_wait_ms()),
+    })
+}
+
+/// Writes a piece of a log.
+pub fn write_log_chunk(c: &LogChunk, mut b: wire::log_chunk::Builder<'_>) {
+    b.set_task(c.task.to_string().as_str());
+    b.set_attempt(c.attempt);
+    b.set_offset(c.offset);
+    b.set_bytes(&c.bytes);
+    b.set_finished(c.finished);
+}
+
+/// Reads a piece of a log.
+pub fn read_log_chunk(r: wire::log_chunk::Reader<'_>) -> Decoded<LogChunk> {
+    Ok(LogChunk {
+        task: TaskId::parse(&text(r.get_task())?)?,
+        attempt: r.get_attempt(),
+        offset: r.get_offset(),
+        bytes: r.get_bytes()?.to_vec(),
+        finished: r.get_finished(),
     })
 }
 

@@ -34,9 +34,10 @@ use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 use tracing::{debug, error, info, warn};
 
 use crate::convert::{
-    Decoded, event_payload, len32, read_agent_filter, read_new_agent, read_new_task, read_opt_text,
-    read_task_filter, read_text, write_agent, write_assignment, write_created, write_daemon_info,
-    write_event, write_event_with_payload, write_orchestration, write_status, write_task,
+    Decoded, event_payload, len32, read_agent_filter, read_beat, read_log_request, read_new_agent,
+    read_new_task, read_opt_text, read_run_report, read_task_filter, read_text, write_agent,
+    write_assignment, write_beat, write_created, write_daemon_info, write_event,
+    write_event_with_payload, write_log_chunk, write_orchestration, write_status, write_task,
     write_task_page,
 };
 use crate::daemon::DaemonControl;
@@ -535,9 +536,10 @@ impl api::Server for ApiServer {
     ) -> Result<(), capnp::Error> {
         let p = params.get()?;
         let fencing = FencingToken::new(p.get_fencing());
+        let pid = (p.get_pid() != 0).then_some(p.get_pid());
         let task = task_id(p.get_task());
         let outcome = self
-            .run(task, move |api, task| api.start_attempt(task, fencing))
+            .run(task, move |api, task| api.start_attempt(task, fencing, pid))
             .await;
         answer!(results.get().init_result(), outcome, |task, r| {
             write_task(&task, r.init_ok())
@@ -551,11 +553,16 @@ impl api::Server for ApiServer {
     ) -> Result<(), capnp::Error> {
         let p = params.get()?;
         let fencing = FencingToken::new(p.get_fencing());
-        let input = task_id(p.get_task())
-            .and_then(|task| Ok((task, read_opt_text(p.has_summary(), p.get_summary())?)));
+        let input = task_id(p.get_task()).and_then(|task| {
+            Ok((
+                task,
+                read_opt_text(p.has_summary(), p.get_summary())?,
+                read_run_report(p.has_report(), p.get_report())?,
+            ))
+        });
         let outcome = self
-            .run(input, move |api, (task, summary)| {
-                api.complete_attempt(task, fencing, summary)
+            .run(input, move |api, (task, summary, report)| {
+                api.complete_attempt(task, fencing, summary, report)
             })
             .await;
         answer!(results.get().init_result(), outcome, |task, r| {
@@ -570,14 +577,67 @@ impl api::Server for ApiServer {
     ) -> Result<(), capnp::Error> {
         let p = params.get()?;
         let fencing = FencingToken::new(p.get_fencing());
-        let input = task_id(p.get_task()).and_then(|task| Ok((task, read_text(p.get_error())?)));
+        let input = task_id(p.get_task()).and_then(|task| {
+            Ok((
+                task,
+                read_text(p.get_error())?,
+                read_run_report(p.has_report(), p.get_report())?,
+            ))
+        });
         let outcome = self
-            .run(input, move |api, (task, error)| {
-                api.fail_attempt(task, fencing, error)
+            .run(input, move |api, (task, error, report)| {
+                api.fail_attempt(task, fencing, error, report)
             })
             .await;
         answer!(results.get().init_result(), outcome, |task, r| {
             write_task(&task, r.init_ok())
+        })
+    }
+
+    async fn record_session(
+        self: Rc<Self>,
+        params: api::RecordSessionParams,
+        mut results: api::RecordSessionResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let fencing = FencingToken::new(p.get_fencing());
+        let input = task_id(p.get_task()).and_then(|task| Ok((task, read_text(p.get_session())?)));
+        let outcome = self
+            .run(input, move |api, (task, session)| {
+                api.record_session(task, fencing, session)
+            })
+            .await;
+        answer!(results.get().init_result(), outcome, |task, r| {
+            write_task(&task, r.init_ok())
+        })
+    }
+
+    async fn heartbeat(
+        self: Rc<Self>,
+        params: api::HeartbeatParams,
+        mut results: api::HeartbeatResults,
+    ) -> Result<(), capnp::Error> {
+        let beats: Decoded<Vec<_>> = params.get()?.get_beats()?.iter().map(read_beat).collect();
+        let outcome = self.run(beats, |api, beats| api.heartbeat(&beats)).await;
+        answer!(results.get().init_result(), outcome, |refused, r| {
+            let mut list = r.init_ok(len32(refused.len())?);
+            for (i, b) in (0u32..).zip(&refused) {
+                write_beat(b, list.reborrow().get(i));
+            }
+            Ok(())
+        })
+    }
+
+    async fn read_log(
+        self: Rc<Self>,
+        params: api::ReadLogParams,
+        mut results: api::ReadLogResults,
+    ) -> Result<(), capnp::Error> {
+        let req = read_log_request(params.get()?.get_request()?);
+        let outcome = self.run(req, |api, req| api.read_log(&req)).await;
+        answer!(results.get().init_result(), outcome, |chunk, r| {
+            write_log_chunk(&chunk, r.init_ok());
+            Ok(())
         })
     }
 

@@ -133,6 +133,7 @@ fn register_agents(api: &Api, n: usize) {
             tier: Tier::Tactical,
             slots: Slots::new(4).unwrap(),
             command: None,
+            settings: maos_domain::AgentSettings::default(),
         })
         .expect("register");
     }

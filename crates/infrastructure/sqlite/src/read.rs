@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use maos_application::{
     AgentFilter, Page, StatusReport, StoreError, StoredEvent, TaskCursor, TaskFilter, TaskPage,
 };
-use maos_domain::{Agent, AgentStatus, Orchestration, OrchestrationId, TaskId, TaskState};
+use maos_domain::{
+    Agent, AgentStatus, Orchestration, OrchestrationId, TaskId, TaskState, Usage, Usd,
+};
 use rusqlite::types::Value;
 use rusqlite::{Connection, params, params_from_iter};
 
@@ -187,11 +189,31 @@ pub(crate) fn status(conn: &Connection) -> Result<StatusReport, StoreError> {
     )?;
     let orchestrations = rows::scalar_i64(conn, "SELECT count(*) FROM orchestrations")?;
     let last_event = rows::scalar_i64(conn, "SELECT max(seq) FROM events")?;
+    let usage = conn
+        .prepare_cached(
+            "SELECT input_tokens, cached_input_tokens, output_tokens, cost_micros \
+             FROM usage_totals WHERE id = 1",
+        )
+        .and_then(|mut s| {
+            s.query_row([], |r| {
+                let n = |i: usize| -> rusqlite::Result<u64> {
+                    Ok(u64::try_from(r.get::<_, i64>(i)?).unwrap_or(0))
+                };
+                Ok(Usage {
+                    input_tokens: n(0)?,
+                    cached_input_tokens: n(1)?,
+                    output_tokens: n(2)?,
+                    cost: Usd::from_micros(n(3)?),
+                })
+            })
+        })
+        .map_err(backend)?;
     Ok(StatusReport {
         tasks,
         agents,
         orchestrations: u64::try_from(orchestrations).unwrap_or(0),
         last_event: u64::try_from(last_event).unwrap_or(0),
+        usage,
     })
 }
 

@@ -7,9 +7,9 @@ use maos_domain::orchestration::OrchestrationData;
 use maos_domain::task::TaskData;
 use maos_domain::{
     AdapterKind, Agent, AgentName, AgentStatus, Attempt, AttemptOutcome, CapabilitySet,
-    DomainEvent, DurationMs, FencingToken, IdempotencyKey, MaxAttempts, Orchestration,
-    OrchestrationId, OrchestrationStatus, Priority, Risk, Slots, Task, TaskId, TaskSpec, TaskState,
-    Tier, Timestamp, Title,
+    DomainEvent, DurationMs, Exit, FailureKind, FencingToken, IdempotencyKey, MaxAttempts,
+    Orchestration, OrchestrationId, OrchestrationStatus, Priority, Risk, Slots, Task, TaskId,
+    TaskSpec, TaskState, Tier, Timestamp, Title, Usage, Usd,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -67,7 +67,7 @@ fn caps_parse(text: &str) -> Result<CapabilitySet, StoreError> {
 // agents
 
 pub(crate) const AGENT_COLS: &str = "name, id, adapter, capabilities, tier, slots, command, status, \
-     active, registered_at, updated_at, version";
+     active, registered_at, updated_at, version, settings";
 
 pub(crate) fn agent_from_row(row: &Row<'_>) -> Result<Agent, StoreError> {
     Ok(Agent::restore(AgentData {
@@ -86,6 +86,8 @@ pub(crate) fn agent_from_row(row: &Row<'_>) -> Result<Agent, StoreError> {
         registered_at: ts(row, 9)?,
         updated_at: ts(row, 10)?,
         version: u64_col(row, 11)?,
+        settings: serde_json::from_str(&col::<String>(row, 12)?)
+            .map_err(|e| corrupt("agent settings", e))?,
     }))
 }
 
@@ -101,16 +103,18 @@ pub(crate) fn load_agent(conn: &Connection, name: &AgentName) -> Result<Option<A
 }
 
 pub(crate) fn save_agent(conn: &Connection, a: &Agent) -> Result<(), StoreError> {
+    let settings =
+        serde_json::to_string(&a.settings).map_err(|e| StoreError::Backend(e.to_string()))?;
     let mut stmt = conn
         .prepare_cached(
             "INSERT INTO agents (name, id, adapter, capabilities, tier, slots, command, status, active, \
-               registered_at, updated_at, version)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+               registered_at, updated_at, version, settings)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
              ON CONFLICT (name) DO UPDATE SET id = excluded.id, adapter = excluded.adapter,
                capabilities = excluded.capabilities, tier = excluded.tier, slots = excluded.slots,
                command = excluded.command, status = excluded.status, active = excluded.active,
                registered_at = excluded.registered_at, updated_at = excluded.updated_at,
-               version = excluded.version",
+               version = excluded.version, settings = excluded.settings",
         )
         .map_err(backend)?;
     stmt.execute(params![
@@ -126,6 +130,7 @@ pub(crate) fn save_agent(conn: &Connection, a: &Agent) -> Result<(), StoreError>
         a.registered_at.as_millis(),
         a.updated_at.as_millis(),
         i64_of(a.version),
+        settings,
     ])
     .map_err(backend)?;
     // Capabilities are fixed for the lifetime of a registration: only a new registration
@@ -150,7 +155,7 @@ pub(crate) fn save_agent(conn: &Connection, a: &Agent) -> Result<(), StoreError>
 
 pub(crate) const TASK_COLS: &str = "id, title, prompt, capabilities, priority, risk, tier, depends_on, \
      orchestration, max_attempts, timeout_ms, idempotency_key, state, reason, fencing, created_at, \
-     updated_at, version";
+     updated_at, version, budget_micros";
 
 fn task_from_row(row: &Row<'_>) -> Result<TaskData, StoreError> {
     let deps: String = col(row, 7)?;
@@ -188,6 +193,13 @@ fn task_from_row(row: &Row<'_>) -> Result<TaskData, StoreError> {
             idempotency_key: col::<Option<String>>(row, 11)?
                 .map(|k| parsed("idempotency key", IdempotencyKey::parse(&k)))
                 .transpose()?,
+            budget: col::<Option<i64>>(row, 18)?
+                .map(|m| {
+                    u64::try_from(m)
+                        .map(Usd::from_micros)
+                        .map_err(|e| corrupt("budget", e))
+                })
+                .transpose()?,
         },
         state: parsed("task state", TaskState::parse(&col::<String>(row, 12)?))?,
         reason: col(row, 13)?,
@@ -214,6 +226,22 @@ fn attempt_from_row(row: &Row<'_>) -> Result<Attempt, StoreError> {
         ended_at: opt_ts(row, 7)?,
         summary: col(row, 8)?,
         error: col(row, 9)?,
+        pid: col::<Option<i64>>(row, 10)?.and_then(|p| u32::try_from(p).ok()),
+        session: col(row, 11)?,
+        exit: match (col::<Option<i32>>(row, 12)?, col::<Option<i32>>(row, 13)?) {
+            (Some(code), _) => Some(Exit::Code(code)),
+            (None, Some(signal)) => Some(Exit::Signal(signal)),
+            (None, None) => None,
+        },
+        usage: Usage {
+            input_tokens: u64_col(row, 14)?,
+            cached_input_tokens: u64_col(row, 15)?,
+            output_tokens: u64_col(row, 16)?,
+            cost: Usd::from_micros(u64_col(row, 17)?),
+        },
+        failure: col::<Option<String>>(row, 18)?
+            .map(|f| parsed("failure kind", FailureKind::parse(&f)))
+            .transpose()?,
     })
 }
 
@@ -221,7 +249,9 @@ fn with_attempts(conn: &Connection, mut data: TaskData) -> Result<Task, StoreErr
     let mut stmt = conn
         .prepare_cached(
             "SELECT number, agent, fencing, status, assigned_at, lease_expires_at, started_at, \
-             ended_at, summary, error FROM attempts WHERE task = ?1 ORDER BY number",
+             ended_at, summary, error, pid, session, exit_code, exit_signal, input_tokens, \
+             cached_input_tokens, output_tokens, cost_micros, failure \
+             FROM attempts WHERE task = ?1 ORDER BY number",
         )
         .map_err(backend)?;
     let mut rows = stmt.query(params![data.id.to_string()]).map_err(backend)?;
@@ -264,8 +294,9 @@ pub(crate) fn save_task(conn: &Connection, t: &Task) -> Result<(), StoreError> {
         .prepare_cached(
             "INSERT INTO tasks (id, title, prompt, capabilities, priority, risk, tier, depends_on,
                orchestration, max_attempts, timeout_ms, idempotency_key, state, reason, fencing,
-               created_at, updated_at, version)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+               created_at, updated_at, version, budget_micros)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+               ?19)
              ON CONFLICT (id) DO UPDATE SET tier = excluded.tier, depends_on = excluded.depends_on,
                state = excluded.state, reason = excluded.reason, fencing = excluded.fencing,
                updated_at = excluded.updated_at, version = excluded.version",
@@ -290,6 +321,7 @@ pub(crate) fn save_task(conn: &Connection, t: &Task) -> Result<(), StoreError> {
         t.created_at.as_millis(),
         t.updated_at.as_millis(),
         i64_of(t.version),
+        t.spec.budget.map(|b| i64_of(b.micros())),
     ])
     .map_err(backend)?;
     if !deps.is_empty() {
@@ -304,13 +336,25 @@ pub(crate) fn save_task(conn: &Connection, t: &Task) -> Result<(), StoreError> {
     if let Some(a) = t.attempts.last() {
         conn.prepare_cached(
             "INSERT INTO attempts (task, number, agent, fencing, status, assigned_at,
-               lease_expires_at, started_at, ended_at, summary, error)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+               lease_expires_at, started_at, ended_at, summary, error, pid, session, exit_code,
+               exit_signal, input_tokens, cached_input_tokens, output_tokens, cost_micros, failure)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+               ?18, ?19, ?20)
              ON CONFLICT (task, number) DO UPDATE SET status = excluded.status,
                lease_expires_at = excluded.lease_expires_at, started_at = excluded.started_at,
-               ended_at = excluded.ended_at, summary = excluded.summary, error = excluded.error",
+               ended_at = excluded.ended_at, summary = excluded.summary, error = excluded.error,
+               pid = excluded.pid, session = excluded.session, exit_code = excluded.exit_code,
+               exit_signal = excluded.exit_signal, input_tokens = excluded.input_tokens,
+               cached_input_tokens = excluded.cached_input_tokens,
+               output_tokens = excluded.output_tokens, cost_micros = excluded.cost_micros,
+               failure = excluded.failure",
         )
         .and_then(|mut s| {
+            let (code, signal) = match a.exit {
+                Some(Exit::Code(c)) => (Some(c), None),
+                Some(Exit::Signal(sig)) => (None, Some(sig)),
+                None => (None, None),
+            };
             s.execute(params![
                 id,
                 a.number,
@@ -323,6 +367,15 @@ pub(crate) fn save_task(conn: &Connection, t: &Task) -> Result<(), StoreError> {
                 a.ended_at.map(Timestamp::as_millis),
                 a.summary,
                 a.error,
+                a.pid,
+                a.session,
+                code,
+                signal,
+                i64_of(a.usage.input_tokens),
+                i64_of(a.usage.cached_input_tokens),
+                i64_of(a.usage.output_tokens),
+                i64_of(a.usage.cost.micros()),
+                a.failure.map(FailureKind::as_str),
             ])
         })
         .map_err(backend)?;

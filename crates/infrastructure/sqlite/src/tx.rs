@@ -1,6 +1,7 @@
 //! [`SqliteTx`]: the application's `Transaction` port over the writer's open transaction.
 
 use maos_application::{StoreError, Transaction};
+use maos_domain::policy::matcher;
 use maos_domain::{
     Agent, AgentName, CapabilitySet, DomainEvent, Orchestration, OrchestrationId, Task, TaskId,
     TaskState, Tier, Timestamp,
@@ -46,12 +47,15 @@ pub(crate) fn candidate_agents(
     needs: &CapabilitySet,
     tier: Option<Tier>,
     limit: usize,
+    daemon_run_only: bool,
 ) -> Result<Vec<Agent>, StoreError> {
-    // Walks the `agents_by_load` index in the balancer's order and stops after `limit` fits.
     // Walks the `agents_by_load` index in the balancer's order and stops after `limit` fits.
     let mut sql = format!(
         "SELECT {AGENT_COLS} FROM agents WHERE status IN ('available', 'busy') AND active < slots"
     );
+    if daemon_run_only {
+        sql.push_str(" AND adapter <> 'external'");
+    }
     let mut args: Vec<Value> = Vec::new();
     if let Some(t) = tier {
         sql.push_str(" AND tier = ?");
@@ -74,6 +78,38 @@ pub(crate) fn candidate_agents(
     Ok(out)
 }
 
+/// Tasks with a live (assigned or running) current attempt, by lease end; with `before`, only
+/// those whose lease ended before it.
+fn live_attempt_tasks(
+    conn: &Connection,
+    before: Option<Timestamp>,
+    limit: usize,
+) -> Result<Vec<Task>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT DISTINCT task FROM attempts WHERE status IN ('assigned', 'running') \
+             AND lease_expires_at < ?1 ORDER BY lease_expires_at LIMIT ?2",
+        )
+        .map_err(backend)?;
+    let before = before.map_or(i64::MAX, Timestamp::as_millis);
+    let mut rows = stmt
+        .query(params![before, i64::try_from(limit).unwrap_or(i64::MAX)])
+        .map_err(backend)?;
+    let mut ids = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        let id: String = row.get(0).map_err(backend)?;
+        ids.push(TaskId::parse(&id).map_err(|e| StoreError::Corrupt(format!("task id: {e}")))?);
+    }
+    drop(rows);
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(t) = rows::load_task(conn, id)? {
+            out.push(t);
+        }
+    }
+    Ok(out)
+}
+
 impl Transaction for SqliteTx<'_> {
     fn agent(&mut self, name: &AgentName) -> Result<Option<Agent>, StoreError> {
         rows::load_agent(self.conn, name)
@@ -88,8 +124,84 @@ impl Transaction for SqliteTx<'_> {
         needs: &CapabilitySet,
         tier: Option<Tier>,
         limit: usize,
+        daemon_run_only: bool,
     ) -> Result<Vec<Agent>, StoreError> {
-        candidate_agents(self.conn, needs, tier, limit)
+        candidate_agents(self.conn, needs, tier, limit, daemon_run_only)
+    }
+
+    fn agents_with_free_slots(&mut self) -> Result<Vec<Agent>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {AGENT_COLS} FROM agents WHERE status IN ('available', 'busy') \
+                 AND active < slots AND adapter <> 'external' ORDER BY name"
+            ))
+            .map_err(backend)?;
+        let mut rows = stmt.query([]).map_err(backend)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(backend)? {
+            out.push(rows::agent_from_row(row)?);
+        }
+        Ok(out)
+    }
+
+    fn ready_tasks_for(
+        &mut self,
+        agent: &Agent,
+        limit: usize,
+        scan: usize,
+    ) -> Result<Vec<Task>, StoreError> {
+        // Walks the `tasks_ready` index in the scheduler's order, reading only what the match
+        // needs, and loads the chosen tasks in full.
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, capabilities, tier FROM tasks WHERE state = 'ready' \
+                 ORDER BY priority DESC, created_at, id LIMIT ?1",
+            )
+            .map_err(backend)?;
+        let mut rows = stmt
+            .query(params![i64::try_from(scan).unwrap_or(i64::MAX)])
+            .map_err(backend)?;
+        let mut chosen = Vec::new();
+        while chosen.len() < limit
+            && let Some(row) = rows.next().map_err(backend)?
+        {
+            let caps: String = row.get(1).map_err(backend)?;
+            let needs = CapabilitySet::parse(caps.split_whitespace())
+                .map_err(|e| StoreError::Corrupt(format!("capabilities: {e}")))?;
+            let tier = row
+                .get::<_, Option<String>>(2)
+                .map_err(backend)?
+                .map(|t| Tier::parse(&t))
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(format!("tier: {e}")))?;
+            if matcher::is_capable(agent, &needs, tier) {
+                let id: String = row.get(0).map_err(backend)?;
+                chosen.push(
+                    TaskId::parse(&id).map_err(|e| StoreError::Corrupt(format!("task id: {e}")))?,
+                );
+            }
+        }
+        drop(rows);
+        let mut out = Vec::with_capacity(chosen.len());
+        for id in chosen {
+            if let Some(t) = rows::load_task(self.conn, id)? {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+
+    fn live_tasks(&mut self) -> Result<Vec<Task>, StoreError> {
+        live_attempt_tasks(self.conn, None, usize::MAX)
+    }
+
+    fn expired_leases(&mut self, now: Timestamp, limit: usize) -> Result<Vec<TaskId>, StoreError> {
+        Ok(live_attempt_tasks(self.conn, Some(now), limit)?
+            .into_iter()
+            .map(|t| t.id)
+            .collect())
     }
 
     fn task(&mut self, id: TaskId) -> Result<Option<Task>, StoreError> {

@@ -136,11 +136,14 @@ fn main() {
             .map(|i| {
                 let cmd = RegisterAgent {
                     name: AgentName::parse(&format!("agent-{i:05}")).unwrap(),
-                    adapter: AdapterKind::Sim,
+                    // External: the daemon never schedules onto it, so the creation figures
+                    // below measure creation alone.
+                    adapter: AdapterKind::External,
                     capabilities: CapabilitySet::parse(["rust"]).unwrap(),
                     tier: Tier::Tactical,
                     slots: Slots::new(4).unwrap(),
                     command: None,
+                    settings: maos_domain::AgentSettings::default(),
                 };
                 let t = Instant::now();
                 client.register_agent(cmd).expect("register");

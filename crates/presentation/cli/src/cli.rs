@@ -10,7 +10,7 @@ use clap_complete::Shell;
 use maos_application::{IdRef, Page, TaskCursor};
 use maos_domain::{
     AdapterKind, AgentName, AgentStatus, Capability, DurationMs, IdempotencyKey, MaxAttempts,
-    Priority, Risk, Slots, TaskState, Tier, Title, ValueError,
+    Priority, Risk, Slots, TaskState, Tier, Title, Usd, ValueError,
 };
 
 const GLOBAL: &str = "Global options";
@@ -335,6 +335,11 @@ pub(crate) struct CreateArgs {
     /// first task instead of a new one.
     #[arg(long, value_name = "KEY", value_parser = idempotency_key)]
     pub(crate) idempotency_key: Option<IdempotencyKey>,
+
+    /// The most the task may cost over all its attempts, in US dollars (such as 0.50): the
+    /// attempt that would overrun it is stopped and the task waits for a person.
+    #[arg(long, value_name = "USD", value_parser = budget)]
+    pub(crate) budget_usd: Option<Usd>,
 }
 
 /// `maos task list`.
@@ -442,6 +447,14 @@ fn id_ref(raw: &str) -> Result<IdRef, String> {
 
 fn duration(raw: &str) -> Result<DurationMs, String> {
     DurationMs::parse(raw).map_err(reason)
+}
+
+fn budget(raw: &str) -> Result<Usd, String> {
+    let usd = Usd::parse(raw).map_err(reason)?;
+    if usd == Usd::ZERO {
+        return Err("a budget must be more than zero (leave --budget-usd out for none)".into());
+    }
+    Ok(usd)
 }
 
 fn idempotency_key(raw: &str) -> Result<IdempotencyKey, String> {

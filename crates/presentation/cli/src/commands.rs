@@ -64,6 +64,7 @@ fn agent(cmd: AgentCommand, api: &dyn MaosApi, out: &mut Output) -> Result<(), C
                 tier,
                 slots,
                 command,
+                settings: maos_domain::AgentSettings::default(),
             })?;
             if out.json() {
                 return out.document(&json::AgentDoc::new(&agent));
@@ -171,6 +172,7 @@ fn create_task(args: CreateArgs, api: &dyn MaosApi, out: &mut Output) -> Result<
         max_attempts: args.max_attempts,
         timeout: args.timeout,
         idempotency_key: args.idempotency_key,
+        budget: args.budget_usd,
     })?;
     if out.json() {
         return out.document(&json::TaskCreatedDoc::new(&created.task, created.created));

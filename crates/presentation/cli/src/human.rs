@@ -371,14 +371,38 @@ fn event_details(e: &DomainEvent) -> String {
                 fencing,
                 ..
             } => format!("agent={agent} attempt={attempt} fencing={fencing}"),
-            TaskEvent::AttemptStarted { attempt } => format!("attempt={attempt}"),
-            TaskEvent::AttemptSucceeded { attempt, summary } => match summary {
-                Some(s) => format!("attempt={attempt} summary={}", quoted(s)),
+            TaskEvent::AttemptStarted { attempt, pid } => match pid {
+                Some(pid) => format!("attempt={attempt} pid={pid}"),
                 None => format!("attempt={attempt}"),
             },
-            TaskEvent::AttemptFailed { attempt, error } => {
-                format!("attempt={attempt} error={}", quoted(error))
+            TaskEvent::SessionRecorded { attempt, session } => {
+                format!("attempt={attempt} session={}", quoted(session))
             }
+            TaskEvent::LeaseRenewed {
+                attempt,
+                lease_expires_at,
+            } => format!("attempt={attempt} until={lease_expires_at}"),
+            TaskEvent::AttemptSucceeded {
+                attempt,
+                summary,
+                report,
+            } => {
+                let mut s = format!("attempt={attempt}");
+                if let Some(summary) = summary {
+                    s.push_str(&format!(" summary={}", quoted(summary)));
+                }
+                s.push_str(&report_fields(report));
+                s
+            }
+            TaskEvent::AttemptFailed {
+                attempt,
+                error,
+                report,
+            } => format!(
+                "attempt={attempt} error={}{}",
+                quoted(error),
+                report_fields(report)
+            ),
             TaskEvent::AttemptInterrupted { attempt, reason } => {
                 format!("attempt={attempt} reason={}", quoted(reason))
             }
@@ -430,6 +454,27 @@ pub(crate) fn daemon(info: &maos_ipc::DaemonInfo, counts: &StatusReport) -> Stri
     text.push('\n');
     text.push_str(&status(counts));
     text
+}
+
+/// ` exit=… failure=… tokens=… cost=…` for what a run reported (empty for an empty report).
+fn report_fields(report: &maos_domain::RunReport) -> String {
+    let mut s = String::new();
+    if let Some(failure) = report.failure {
+        s.push_str(&format!(" failure={failure}"));
+    }
+    match report.exit {
+        Some(maos_domain::Exit::Code(c)) => s.push_str(&format!(" exit={c}")),
+        Some(maos_domain::Exit::Signal(sig)) => s.push_str(&format!(" signal={sig}")),
+        None => {}
+    }
+    let u = &report.usage;
+    if u.total_tokens() > 0 {
+        s.push_str(&format!(" tokens={}", u.total_tokens()));
+    }
+    if u.cost > maos_domain::Usd::ZERO {
+        s.push_str(&format!(" cost=${}", u.cost));
+    }
+    s
 }
 
 #[cfg(test)]

@@ -53,7 +53,44 @@ fn agent(command: Option<&str>) -> Agent {
         registered_at: at(0),
         updated_at: at(5_000),
         version: 9,
+        settings: full_settings(),
     })
+}
+
+/// Settings with every field away from its default.
+fn full_settings() -> maos_domain::AgentSettings {
+    use maos_domain::policy::permission::{PermissionRule, PermissionRules};
+    let rule = |r: &str| PermissionRule::parse(r).unwrap();
+    maos_domain::AgentSettings {
+        args: vec!["--flag".into(), "{prompt}".into(), "ünï".into()],
+        prompt_via: maos_domain::PromptVia::Arg,
+        env: vec![maos_domain::EnvName::parse("OPENAI_API_KEY").unwrap()],
+        timeout: Some(DurationMs::parse("15m").unwrap()),
+        limits: maos_domain::ResourceLimits {
+            cpu_seconds: Some(600),
+            memory_mib: Some(2048),
+            open_files: Some(1024),
+            processes: Some(64),
+        },
+        model: Some("qwen2.5-coder".into()),
+        base_url: Some("http://127.0.0.1:11434/v1".into()),
+        api_key_env: Some(maos_domain::EnvName::parse("KEY").unwrap()),
+        max_steps: Some(30),
+        tool_calls: Some(false),
+        price: Some(maos_domain::Price {
+            input: maos_domain::Usd::from_micros(1_250_000),
+            cached_input: Some(maos_domain::Usd::from_micros(125_000)),
+            output: maos_domain::Usd::from_micros(10_000_000),
+        }),
+        permissions: PermissionRules {
+            deny: vec![rule("Bash(rm:*)")],
+            ask: vec![rule("Edit(src/**)"), rule("WebFetch")],
+            allow: vec![rule("Read")],
+        },
+        skip_permissions: true,
+        delay: Some(DurationMs::parse("250ms").unwrap()),
+        fail_every: Some(3),
+    }
 }
 
 /// A task after two attempts (one failed, one running), with every optional field set.
@@ -74,6 +111,7 @@ fn full_task() -> Task {
             max_attempts: MaxAttempts::new(5).unwrap(),
             timeout: Some(DurationMs::parse("1h30m").unwrap()),
             idempotency_key: Some(IdempotencyKey::parse("ci-run-7/step:3").unwrap()),
+            budget: Some(maos_domain::Usd::from_micros(2_500_000)),
         },
         state: TaskState::Running,
         reason: Some("the first attempt timed out".into()),
@@ -89,6 +127,16 @@ fn full_task() -> Task {
                 ended_at: Some(at(9_000)),
                 summary: None,
                 error: Some("exit status 101".into()),
+                pid: Some(4242),
+                session: Some("sess-1".into()),
+                exit: Some(maos_domain::Exit::Code(101)),
+                usage: maos_domain::Usage {
+                    input_tokens: 1000,
+                    cached_input_tokens: 400,
+                    output_tokens: 50,
+                    cost: maos_domain::Usd::from_micros(1234),
+                },
+                failure: Some(maos_domain::FailureKind::Exit),
             },
             Attempt {
                 number: 2,
@@ -101,6 +149,11 @@ fn full_task() -> Task {
                 ended_at: None,
                 summary: Some(String::new()),
                 error: None,
+                pid: Some(77),
+                session: None,
+                exit: Some(maos_domain::Exit::Signal(9)),
+                usage: maos_domain::Usage::NONE,
+                failure: None,
             },
         ],
         fencing: FencingToken::new(2),
@@ -126,6 +179,7 @@ fn bare_task() -> Task {
             max_attempts: MaxAttempts::default(),
             timeout: None,
             idempotency_key: None,
+            budget: None,
         },
         state: TaskState::Pending,
         reason: None,
@@ -232,14 +286,15 @@ fn events_round_trip_with_their_payload_as_the_aggregates_event_in_json() {
             event: DomainEvent::Agent {
                 id: agent(None).id,
                 event: AgentEvent::Registered {
-                    spec: maos_domain::agent::AgentSpec {
+                    spec: Box::new(maos_domain::agent::AgentSpec {
                         name: agent(None).name.clone(),
                         adapter: AdapterKind::Command,
                         capabilities: caps(&["rust"]),
                         tier: Tier::Tactical,
                         slots: Slots::default(),
                         command: Some("./agent.sh".into()),
-                    },
+                        settings: full_settings(),
+                    }),
                 },
             },
         },
@@ -314,6 +369,12 @@ fn status_reports_round_trip() {
         agents: BTreeMap::from([(AgentStatus::Available, 2), (AgentStatus::Removed, 1)]),
         orchestrations: 4,
         last_event: 99,
+        usage: maos_domain::Usage {
+            input_tokens: 7,
+            cached_input_tokens: 3,
+            output_tokens: 11,
+            cost: maos_domain::Usd::from_micros(13),
+        },
     };
     let back = round_trip::<wire::status::Owned, _>(|b| write_status(&report, b), read_status);
     assert_eq!(back.unwrap(), report);
@@ -386,6 +447,7 @@ fn commands_and_filters_round_trip() {
         tier: Tier::Tactical,
         slots: Slots::new(2).unwrap(),
         command: None,
+        settings: maos_domain::AgentSettings::default(),
     };
     let back =
         round_trip::<wire::new_agent::Owned, _>(|b| write_new_agent(&register, b), read_new_agent);
@@ -393,6 +455,7 @@ fn commands_and_filters_round_trip() {
     let with_command = RegisterAgent {
         command: Some("./run.sh {prompt}".into()),
         adapter: AdapterKind::Command,
+        settings: full_settings(),
         ..register
     };
     let back = round_trip::<wire::new_agent::Owned, _>(
@@ -413,6 +476,7 @@ fn commands_and_filters_round_trip() {
         max_attempts: MaxAttempts::new(1).unwrap(),
         timeout: Some(DurationMs::parse("90s").unwrap()),
         idempotency_key: Some(IdempotencyKey::parse("k-1").unwrap()),
+        budget: Some(maos_domain::Usd::from_micros(500_000)),
     };
     for cmd in [full, CreateTask::titled(Title::parse("Minimal").unwrap())] {
         let back =

@@ -112,11 +112,18 @@ fn every_method_answers_what_the_service_answers() {
     assert_eq!(assignment.agent, worker.name);
     assert_eq!(assignment.attempt, 1);
     assert_eq!(assignment.task, svc.get_task(&t1.id.into()).unwrap());
-    let started = client.start_attempt(t1.id, assignment.fencing).unwrap();
+    let started = client
+        .start_attempt(t1.id, assignment.fencing, None)
+        .unwrap();
     assert_eq!(started.state, TaskState::Running);
     assert_eq!(started, svc.get_task(&t1.id.into()).unwrap());
     let done = client
-        .complete_attempt(t1.id, assignment.fencing, Some("fixed it".into()))
+        .complete_attempt(
+            t1.id,
+            assignment.fencing,
+            Some("fixed it".into()),
+            maos_domain::RunReport::default(),
+        )
         .unwrap();
     assert_eq!(done, svc.get_task(&t1.id.into()).unwrap());
     assert_eq!(done.attempts[0].summary.as_deref(), Some("fixed it"));
@@ -128,9 +135,14 @@ fn every_method_answers_what_the_service_answers() {
             agent: None,
         })
         .unwrap();
-    client.start_attempt(t3.id, balanced.fencing).unwrap();
+    client.start_attempt(t3.id, balanced.fencing, None).unwrap();
     let failed = client
-        .fail_attempt(t3.id, balanced.fencing, "exit status 1".into())
+        .fail_attempt(
+            t3.id,
+            balanced.fencing,
+            "exit status 1".into(),
+            maos_domain::RunReport::default(),
+        )
         .unwrap();
     assert_eq!(failed, svc.get_task(&t3.id.into()).unwrap());
     assert_eq!(failed.attempts[0].error.as_deref(), Some("exit status 1"));
@@ -252,11 +264,11 @@ fn refusals_come_back_with_their_kind_message_and_hint() {
         })
         .unwrap();
     let stale = FencingToken::new(a.fencing.get() + 5);
-    let remote = client.start_attempt(t.id, stale).unwrap_err();
+    let remote = client.start_attempt(t.id, stale, None).unwrap_err();
     assert!(matches!(remote, TaskError::Remote(_)));
     assert_eq!(
         report(&remote),
-        report(&svc.start_attempt(t.id, stale).unwrap_err())
+        report(&svc.start_attempt(t.id, stale, None).unwrap_err())
     );
     assert_eq!(remote.kind(), ErrorKind::Conflict);
     let u = client.create_task(task("Two")).unwrap().task;

@@ -184,6 +184,7 @@ pub(crate) fn register(raw_name: &str, capabilities: &[&str], slots: u32) -> Reg
         tier: Tier::Tactical,
         slots: Slots::new(slots).unwrap(),
         command: Some(format!("./{raw_name}.sh")),
+        settings: maos_domain::AgentSettings::default(),
     }
 }
 

@@ -142,7 +142,12 @@ fn drain_stops_new_work_and_a_second_drain_is_refused() {
     // The running attempt finishes normally and the agent stays draining.
     let done = db
         .svc
-        .complete_attempt(running.id, a.fencing, None)
+        .complete_attempt(
+            running.id,
+            a.fencing,
+            None,
+            maos_domain::RunReport::default(),
+        )
         .unwrap();
     assert_eq!(done.state, TaskState::Completed);
     let d = db.agent("d");
@@ -169,7 +174,7 @@ fn remove_is_refused_while_the_agent_holds_an_attempt_and_allowed_after() {
     );
 
     // Running: still refused.
-    db.svc.start_attempt(t.id, a.fencing).unwrap();
+    db.svc.start_attempt(t.id, a.fencing, None).unwrap();
     let err = db.refused(|s| s.remove_agent(&agent_name("busy")));
     assert!(
         matches!(
@@ -180,7 +185,9 @@ fn remove_is_refused_while_the_agent_holds_an_attempt_and_allowed_after() {
     );
 
     // Finished: the slot is free and removal is allowed.
-    db.svc.complete_attempt(t.id, a.fencing, None).unwrap();
+    db.svc
+        .complete_attempt(t.id, a.fencing, None, maos_domain::RunReport::default())
+        .unwrap();
     let busy = db.agent("busy");
     assert_eq!((busy.active, busy.status), (0, AgentStatus::Available));
     let removed = db.svc.remove_agent(&agent_name("busy")).unwrap();

@@ -131,13 +131,28 @@ pub(crate) fn workload(db: &Db, seed: u64, steps: usize) {
                         _ => current,
                     };
                     match rng.below(4) {
-                        0 => allowed(svc.start_attempt(t, token)),
-                        1 => allowed(svc.complete_attempt(t, token, Some("ok".into()))),
-                        2 => allowed(svc.fail_attempt(t, token, "bad".into())),
+                        0 => allowed(svc.start_attempt(t, token, None)),
+                        1 => allowed(svc.complete_attempt(
+                            t,
+                            token,
+                            Some("ok".into()),
+                            maos_domain::RunReport::default(),
+                        )),
+                        2 => allowed(svc.fail_attempt(
+                            t,
+                            token,
+                            "bad".into(),
+                            maos_domain::RunReport::default(),
+                        )),
                         _ => {
                             // Start then finish, so that work actually completes.
-                            allowed(svc.start_attempt(t, token));
-                            allowed(svc.complete_attempt(t, token, None));
+                            allowed(svc.start_attempt(t, token, None));
+                            allowed(svc.complete_attempt(
+                                t,
+                                token,
+                                None,
+                                maos_domain::RunReport::default(),
+                            ));
                         }
                     }
                 }

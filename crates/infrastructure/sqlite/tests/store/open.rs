@@ -82,7 +82,12 @@ fn reopen_keeps_every_row_and_every_event() {
     // dependent becomes ready, and the log continues without a gap.
     let done = db
         .svc
-        .complete_attempt(first.id, assignment.fencing, None)
+        .complete_attempt(
+            first.id,
+            assignment.fencing,
+            None,
+            maos_domain::RunReport::default(),
+        )
         .unwrap();
     assert_eq!(done.state, TaskState::Completed);
     assert_eq!(db.task(second.id).state, TaskState::Ready);
@@ -113,7 +118,10 @@ fn migrations_apply_to_a_new_file_an_empty_file_and_an_existing_database() {
             .unwrap();
         drop(svc);
         let conn = raw_connection(path);
-        assert_eq!(history(&conn), vec![(1, "init".to_owned())]);
+        assert_eq!(
+            history(&conn),
+            vec![(1, "init".to_owned()), (2, "agents_at_work".to_owned())]
+        );
         let app_id: i32 = conn
             .query_row("PRAGMA application_id", [], |r| r.get(0))
             .unwrap();
@@ -141,7 +149,10 @@ fn migrations_apply_to_a_new_file_an_empty_file_and_an_existing_database() {
         let svc = service_at(path, Arc::clone(&clock), Arc::clone(&ids));
         drop(svc);
         let conn = raw_connection(path);
-        assert_eq!(history(&conn), vec![(1, "init".to_owned())]);
+        assert_eq!(
+            history(&conn),
+            vec![(1, "init".to_owned()), (2, "agents_at_work".to_owned())]
+        );
         assert_eq!(dump_tables(&conn), before);
     }
 }
@@ -250,7 +261,7 @@ fn a_database_from_a_different_maos_schema_is_refused() {
         let conn = Connection::open(&newer).unwrap();
         conn.execute(
             "INSERT INTO refinery_schema_history (version, name, applied_on, checksum) \
-             SELECT 2, 'future', applied_on, '1' FROM refinery_schema_history WHERE version = 1",
+             SELECT 99, 'future', applied_on, '1' FROM refinery_schema_history WHERE version = 1",
             [],
         )
         .unwrap();

@@ -387,7 +387,14 @@ fn status_counts_match_the_rows_after_a_mix_of_transitions() {
         ..task("h")
     });
     let ha = db.run(h.id, Some("w"));
-    db.svc.fail_attempt(h.id, ha.fencing, "no".into()).unwrap();
+    db.svc
+        .fail_attempt(
+            h.id,
+            ha.fencing,
+            "no".into(),
+            maos_domain::RunReport::default(),
+        )
+        .unwrap();
     db.create_titled("i");
     // A refused transition changes no count.
     let _ = db.refused(|s| s.cancel_task(&IdRef::from(a.id), None));
@@ -419,7 +426,9 @@ fn status_counts_match_the_rows_after_a_mix_of_transitions() {
     let db = db.reopen();
     assert_eq!(check(&db), status);
     let e_now = db.task(e.id);
-    db.svc.complete_attempt(e.id, e_now.fencing, None).unwrap();
+    db.svc
+        .complete_attempt(e.id, e_now.fencing, None, maos_domain::RunReport::default())
+        .unwrap();
     let after = check(&db);
     assert_eq!(after.tasks.get(&TaskState::Running), None);
     assert_eq!(after.tasks.get(&TaskState::Completed), Some(&2));

@@ -260,7 +260,7 @@ impl Db {
     /// Assigns and starts the task; returns the assignment.
     pub(crate) fn run(&self, task: TaskId, agent: Option<&str>) -> Assignment {
         let a = self.assign(task, agent);
-        self.svc.start_attempt(task, a.fencing).unwrap();
+        self.svc.start_attempt(task, a.fencing, None).unwrap();
         a
     }
 
@@ -268,7 +268,12 @@ impl Db {
     pub(crate) fn finish(&self, task: TaskId, agent: Option<&str>) -> Task {
         let a = self.run(task, agent);
         self.svc
-            .complete_attempt(task, a.fencing, Some("done".into()))
+            .complete_attempt(
+                task,
+                a.fencing,
+                Some("done".into()),
+                maos_domain::RunReport::default(),
+            )
             .unwrap()
     }
 }
@@ -359,6 +364,7 @@ pub(crate) fn agent(name: &str, capabilities: &[&str], slots: u32) -> RegisterAg
         tier: Tier::Tactical,
         slots: Slots::new(slots).unwrap(),
         command: None,
+        settings: maos_domain::AgentSettings::default(),
     }
 }
 
@@ -381,6 +387,7 @@ pub(crate) fn spec(t: &str) -> TaskSpec {
         max_attempts: MaxAttempts::default(),
         timeout: None,
         idempotency_key: None,
+        budget: None,
     }
 }
 

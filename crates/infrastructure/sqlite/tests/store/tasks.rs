@@ -474,8 +474,10 @@ fn the_balancer_choice_matches_the_domain_policy_over_every_agent() {
                 assigned += 1;
                 // Now and then the work finishes, freeing the slot.
                 if rng.below(3) == 0 {
-                    db.svc.start_attempt(t.id, a.fencing).unwrap();
-                    db.svc.complete_attempt(t.id, a.fencing, None).unwrap();
+                    db.svc.start_attempt(t.id, a.fencing, None).unwrap();
+                    db.svc
+                        .complete_attempt(t.id, a.fencing, None, maos_domain::RunReport::default())
+                        .unwrap();
                 }
             }
             None => {
@@ -501,7 +503,7 @@ fn fencing_refuses_results_from_a_stale_or_wrong_attempt() {
     let first = db.assign(t.id, Some("w1"));
     assert_eq!(first.fencing, FencingToken::new(1));
     // Starting with the wrong token is refused.
-    let err = db.refused(|s| s.start_attempt(t.id, FencingToken::new(7)));
+    let err = db.refused(|s| s.start_attempt(t.id, FencingToken::new(7), None));
     assert!(
         matches!(
             err,
@@ -513,10 +515,15 @@ fn fencing_refuses_results_from_a_stale_or_wrong_attempt() {
         ),
         "{err:?}"
     );
-    db.svc.start_attempt(t.id, first.fencing).unwrap();
+    db.svc.start_attempt(t.id, first.fencing, None).unwrap();
     let failed = db
         .svc
-        .fail_attempt(t.id, first.fencing, "crashed".into())
+        .fail_attempt(
+            t.id,
+            first.fencing,
+            "crashed".into(),
+            maos_domain::RunReport::default(),
+        )
         .unwrap();
     assert_eq!(failed.state, TaskState::Ready, "a retry is due");
     assert_eq!(db.agent("w1").active, 0);
@@ -524,7 +531,7 @@ fn fencing_refuses_results_from_a_stale_or_wrong_attempt() {
     // Attempt 2 on another agent; attempt 1's late results are refused.
     let second = db.assign(t.id, Some("w2"));
     assert_eq!((second.attempt, second.fencing), (2, FencingToken::new(2)));
-    db.svc.start_attempt(t.id, second.fencing).unwrap();
+    db.svc.start_attempt(t.id, second.fencing, None).unwrap();
     let stale = |e: &TaskError| {
         matches!(
             e,
@@ -535,14 +542,35 @@ fn fencing_refuses_results_from_a_stale_or_wrong_attempt() {
             })
         )
     };
-    let err = db.refused(|s| s.fail_attempt(t.id, first.fencing, "late failure".into()));
+    let err = db.refused(|s| {
+        s.fail_attempt(
+            t.id,
+            first.fencing,
+            "late failure".into(),
+            maos_domain::RunReport::default(),
+        )
+    });
     assert!(stale(&err), "{err:?}");
-    let err = db.refused(|s| s.complete_attempt(t.id, first.fencing, Some("late success".into())));
+    let err = db.refused(|s| {
+        s.complete_attempt(
+            t.id,
+            first.fencing,
+            Some("late success".into()),
+            maos_domain::RunReport::default(),
+        )
+    });
     assert!(stale(&err), "{err:?}");
-    let err = db.refused(|s| s.start_attempt(t.id, first.fencing));
+    let err = db.refused(|s| s.start_attempt(t.id, first.fencing, None));
     assert!(stale(&err), "{err:?}");
     // A token from the future is no better.
-    let err = db.refused(|s| s.complete_attempt(t.id, FencingToken::new(3), None));
+    let err = db.refused(|s| {
+        s.complete_attempt(
+            t.id,
+            FencingToken::new(3),
+            None,
+            maos_domain::RunReport::default(),
+        )
+    });
     assert!(
         matches!(
             err,
@@ -557,7 +585,9 @@ fn fencing_refuses_results_from_a_stale_or_wrong_attempt() {
     // Completing an attempt that was never started: illegal, whatever the token.
     let fresh = db.create_titled("fresh");
     let a = db.assign(fresh.id, Some("w1"));
-    let err = db.refused(|s| s.complete_attempt(fresh.id, a.fencing, None));
+    let err = db.refused(|s| {
+        s.complete_attempt(fresh.id, a.fencing, None, maos_domain::RunReport::default())
+    });
     assert!(
         matches!(
             err,
@@ -572,7 +602,12 @@ fn fencing_refuses_results_from_a_stale_or_wrong_attempt() {
     // The current attempt completes.
     let done = db
         .svc
-        .complete_attempt(t.id, second.fencing, Some("ok".into()))
+        .complete_attempt(
+            t.id,
+            second.fencing,
+            Some("ok".into()),
+            maos_domain::RunReport::default(),
+        )
         .unwrap();
     assert_eq!(done.state, TaskState::Completed);
     assert_eq!(done.attempts.len(), 2);
@@ -581,7 +616,14 @@ fn fencing_refuses_results_from_a_stale_or_wrong_attempt() {
     assert_eq!(done.attempts[1].summary.as_deref(), Some("ok"));
     assert_eq!(done, db.task(t.id));
     // A result after completion is refused too.
-    let err = db.refused(|s| s.fail_attempt(t.id, second.fencing, "too late".into()));
+    let err = db.refused(|s| {
+        s.fail_attempt(
+            t.id,
+            second.fencing,
+            "too late".into(),
+            maos_domain::RunReport::default(),
+        )
+    });
     assert!(matches!(err, TaskError::Transition(_)), "{err:?}");
 }
 
@@ -597,7 +639,12 @@ fn a_failing_task_is_retried_then_blocked_after_its_last_attempt() {
     let a1 = db.run(t.id, None);
     let after1 = db
         .svc
-        .fail_attempt(t.id, a1.fencing, "boom 1".into())
+        .fail_attempt(
+            t.id,
+            a1.fencing,
+            "boom 1".into(),
+            maos_domain::RunReport::default(),
+        )
         .unwrap();
     assert_eq!(after1.state, TaskState::Ready);
     assert_eq!(db.agent("w").active, 0);
@@ -616,7 +663,12 @@ fn a_failing_task_is_retried_then_blocked_after_its_last_attempt() {
     assert_eq!(a2.attempt, 2);
     let after2 = db
         .svc
-        .fail_attempt(t.id, a2.fencing, "boom 2".into())
+        .fail_attempt(
+            t.id,
+            a2.fencing,
+            "boom 2".into(),
+            maos_domain::RunReport::default(),
+        )
         .unwrap();
     assert_eq!(after2.state, TaskState::Blocked);
     let reason = after2.reason.as_deref().unwrap();
@@ -693,13 +745,22 @@ fn the_slot_is_released_on_complete_fail_and_cancel() {
     let t = db.create_titled("complete");
     let a = db.run(t.id, None);
     full(&db);
-    db.svc.complete_attempt(t.id, a.fencing, None).unwrap();
+    db.svc
+        .complete_attempt(t.id, a.fencing, None, maos_domain::RunReport::default())
+        .unwrap();
     idle(&db);
 
     let t = db.create_titled("fail");
     let a = db.run(t.id, None);
     full(&db);
-    db.svc.fail_attempt(t.id, a.fencing, "no".into()).unwrap();
+    db.svc
+        .fail_attempt(
+            t.id,
+            a.fencing,
+            "no".into(),
+            maos_domain::RunReport::default(),
+        )
+        .unwrap();
     idle(&db);
 
     // Cancelled while assigned, and while running.
@@ -707,7 +768,7 @@ fn the_slot_is_released_on_complete_fail_and_cancel() {
         let t = db.create_titled("cancel");
         let a = db.assign(t.id, None);
         if start {
-            db.svc.start_attempt(t.id, a.fencing).unwrap();
+            db.svc.start_attempt(t.id, a.fencing, None).unwrap();
         }
         full(&db);
         let c = db.svc.cancel_task(&IdRef::from(t.id), None).unwrap();
@@ -724,7 +785,9 @@ fn the_slot_is_released_on_complete_fail_and_cancel() {
         );
         assert_eq!(agent_events.last(), Some(&"agent.slot_released"));
         // The cancelled attempt's late result is refused.
-        let err = db.refused(|s| s.complete_attempt(t.id, a.fencing, None));
+        let err = db.refused(|s| {
+            s.complete_attempt(t.id, a.fencing, None, maos_domain::RunReport::default())
+        });
         assert!(matches!(err, TaskError::Transition(_)), "{err:?}");
     }
 

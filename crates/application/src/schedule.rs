@@ -1,0 +1,183 @@
+//! Push scheduling inside the write transaction: when a use case makes a task ready or frees an
+//! agent's slot, the same transaction assigns what can be assigned (the domain's balancer picks
+//! the agent, the ready queue's order picks the task), so an attempt is committed, with its
+//! lease and fencing token, before anything runs it. The launches go to the agent runtime
+//! after the commit.
+
+use maos_domain::policy::balancer;
+use maos_domain::{Agent, AgentName, DomainEvent, DurationMs, TaskId, TaskState, Timestamp, Usd};
+
+use crate::api::Assignment;
+use crate::error::TaskError;
+use crate::ports::{Launch, StoreError, Transaction};
+
+/// What a use case changed that the scheduler must look at, and what must happen after commit.
+#[derive(Debug, Default)]
+pub(crate) struct Changes {
+    /// Tasks that became ready.
+    pub(crate) readied: Vec<TaskId>,
+    /// Agents whose slot was released.
+    pub(crate) freed: Vec<AgentName>,
+    /// Attempts assigned by the use case itself (a manual assignment) that the runtime must run.
+    pub(crate) launches: Vec<Launch>,
+    /// Attempts the runtime must stop: (task, attempt, why).
+    pub(crate) stops: Vec<(TaskId, u32, String)>,
+}
+
+/// How many ready tasks one fill looks at before it gives up on an agent.
+const SCAN: usize = 512;
+
+/// The in-transaction scheduler.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scheduler {
+    pub(crate) lease: DurationMs,
+    pub(crate) candidates: usize,
+}
+
+impl Scheduler {
+    /// Fills the freed agents' slots, then places the readied tasks that are still waiting.
+    /// Returns every attempt to launch (the use case's own first).
+    pub(crate) fn run(
+        self,
+        tx: &mut dyn Transaction,
+        changes: &mut Changes,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut freed = std::mem::take(&mut changes.freed);
+        freed.sort();
+        freed.dedup();
+        for name in &freed {
+            self.fill(tx, name, at, &mut changes.launches)?;
+        }
+        for id in std::mem::take(&mut changes.readied) {
+            self.place(tx, id, at, &mut changes.launches)?;
+        }
+        Ok(())
+    }
+
+    /// Every agent the daemon runs gets work for its free slots (at daemon start).
+    pub(crate) fn fill_all(
+        self,
+        tx: &mut dyn Transaction,
+        at: Timestamp,
+        out: &mut Vec<Launch>,
+    ) -> Result<(), StoreError> {
+        for agent in tx.agents_with_free_slots()? {
+            self.fill(tx, &agent.name, at, out)?;
+        }
+        Ok(())
+    }
+
+    /// Gives `name`'s free slots the most urgent ready tasks it can do.
+    fn fill(
+        self,
+        tx: &mut dyn Transaction,
+        name: &AgentName,
+        at: Timestamp,
+        out: &mut Vec<Launch>,
+    ) -> Result<(), StoreError> {
+        let Some(mut agent) = tx.agent(name)? else {
+            return Ok(());
+        };
+        if !agent.adapter.is_run_by_daemon() || !agent.accepts_work() || agent.free_slots() == 0 {
+            return Ok(());
+        }
+        let free = usize::try_from(agent.free_slots()).unwrap_or(usize::MAX);
+        for mut task in tx.ready_tasks_for(&agent, free, SCAN)? {
+            if !fundable(&task) {
+                continue;
+            }
+            match assign_in_tx(tx, &mut task, &mut agent, self.lease, at) {
+                Ok(a) => out.push(launch_of(&a, &agent)),
+                Err(TaskError::Store(e)) => return Err(e),
+                // The store offered a task the domain refuses: leave it for another pass.
+                Err(_) => continue,
+            }
+        }
+        Ok(())
+    }
+
+    /// Assigns a ready task to the least loaded capable agent the daemon runs, if one is free.
+    fn place(
+        self,
+        tx: &mut dyn Transaction,
+        id: TaskId,
+        at: Timestamp,
+        out: &mut Vec<Launch>,
+    ) -> Result<(), StoreError> {
+        let Some(mut task) = tx.task(id)? else {
+            return Ok(());
+        };
+        if task.state != TaskState::Ready || !fundable(&task) {
+            return Ok(());
+        }
+        let candidates = tx.candidate_agents(
+            &task.spec.capabilities,
+            task.spec.tier,
+            self.candidates,
+            true,
+        )?;
+        let Some(mut agent) =
+            balancer::choose(&candidates, &task.spec.capabilities, task.spec.tier).cloned()
+        else {
+            return Ok(());
+        };
+        match assign_in_tx(tx, &mut task, &mut agent, self.lease, at) {
+            Ok(a) => out.push(launch_of(&a, &agent)),
+            Err(TaskError::Store(e)) => return Err(e),
+            Err(_) => {}
+        }
+        Ok(())
+    }
+}
+
+/// A task with a budget left (or none at all).
+fn fundable(task: &maos_domain::Task) -> bool {
+    task.budget_left().is_none_or(|left| left > Usd::ZERO)
+}
+
+/// Assigns `task` to `agent`: a new attempt with the next fencing token and a lease, the agent's
+/// slot claimed, both saved with their events.
+pub(crate) fn assign_in_tx(
+    tx: &mut dyn Transaction,
+    task: &mut maos_domain::Task,
+    agent: &mut Agent,
+    lease: DurationMs,
+    at: Timestamp,
+) -> Result<Assignment, TaskError> {
+    let events = task.assign(agent, lease, at)?;
+    let attempt = task.attempts_used();
+    let agent_events = agent.claim_slot(task.id, attempt, at)?;
+    tx.save_agent(agent)?;
+    tx.save_task(task)?;
+    let mut all: Vec<DomainEvent> = DomainEvent::tasks(task.id, events).collect();
+    all.extend(DomainEvent::agents(agent.id, agent_events));
+    tx.append(at, &all)?;
+    Ok(Assignment {
+        agent: agent.name.clone(),
+        attempt,
+        fencing: task.fencing,
+        task: task.clone(),
+    })
+}
+
+/// What the runtime needs to run an assignment: a retry on the same agent resumes the agent's
+/// session of the previous attempt.
+pub(crate) fn launch_of(a: &Assignment, agent: &Agent) -> Launch {
+    let previous = a
+        .task
+        .attempts
+        .len()
+        .checked_sub(2)
+        .and_then(|i| a.task.attempts.get(i));
+    let resume = previous
+        .filter(|p| p.agent == agent.name)
+        .and_then(|p| p.session.clone());
+    Launch {
+        task: a.task.clone(),
+        agent: agent.clone(),
+        attempt: a.attempt,
+        fencing: a.fencing,
+        resume,
+    }
+}
