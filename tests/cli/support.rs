@@ -157,7 +157,7 @@ impl Env {
 
     /// Registers an agent (not recorded).
     pub(crate) fn agent(&self, name: &str, capabilities: &str) {
-        let mut args = vec!["agent", "register", name, "--adapter", "claude-code"];
+        let mut args = vec!["agent", "register", name, "--adapter", "external"];
         if !capabilities.is_empty() {
             args.extend(["--capability", capabilities]);
         }

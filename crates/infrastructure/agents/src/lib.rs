@@ -4,7 +4,15 @@
 
 pub mod claude;
 pub mod codex;
+pub mod logs;
 pub mod openai;
+pub mod plan;
 pub mod report;
 pub mod stream;
+pub mod supervisor;
+mod sys;
 pub mod tools;
+
+pub use logs::FileLogs;
+pub use supervisor::{Supervisor, SupervisorConfig};
+pub use sys::group_alive;

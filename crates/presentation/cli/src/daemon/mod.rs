@@ -116,7 +116,8 @@ pub(crate) fn foreground(data_dir: &Path) -> Result<(), CliError> {
             ))
         })?;
     }
-    let api = compose::in_process(&paths.data_dir)?;
+    let agents = compose::with_agents(&paths.data_dir)?;
+    let api = Arc::clone(&agents.api);
     let control = Arc::new(Control {
         paths: paths.clone(),
         started_at: SystemClock.now(),
@@ -132,9 +133,12 @@ pub(crate) fn foreground(data_dir: &Path) -> Result<(), CliError> {
         &runtime,
         serve(&paths, Arc::clone(&api), Arc::clone(&control)),
     );
-    // Stop serving first, then let go of the socket; the store flushes when `api` drops.
+    // Stop serving first, then let go of the socket, stop the agents (the next start reconciles
+    // what they were doing); the store flushes when the last `api` drops.
     let _ = std::fs::remove_file(&paths.socket);
+    agents.shutdown();
     drop(api);
+    drop(agents);
     runtime.shutdown_timeout(Duration::from_secs(5));
     tracing::info!("daemon stopped");
     served

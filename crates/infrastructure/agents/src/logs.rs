@@ -1,0 +1,193 @@
+//! Attempt logs: what an agent wrote to stdout and stderr, as raw bytes (never decoded, so any
+//! output is safe), one file per attempt under `<data dir>/logs/<task id>/<attempt>.log`,
+//! capped with a marker that says what was cut. [`FileLogs`] reads them back for
+//! `maos task logs` (the application's `AttemptLogs` port).
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use maos_application::{AttemptLogs, StoreError};
+use maos_domain::TaskId;
+
+/// The default cap of one attempt's log: 10 MiB.
+pub const DEFAULT_LOG_CAP: u64 = 10 << 20;
+
+/// Where the log of `attempt` of `task` lives under `logs_dir`.
+pub fn log_path(logs_dir: &Path, task: TaskId, attempt: u32) -> PathBuf {
+    logs_dir
+        .join(task.to_string())
+        .join(format!("{attempt}.log"))
+}
+
+/// Writes one attempt's log, up to a cap; what comes after the cap is counted, not kept.
+#[derive(Debug)]
+pub(crate) struct LogWriter {
+    file: File,
+    written: u64,
+    cap: u64,
+    discarded: u64,
+}
+
+impl LogWriter {
+    /// Creates (or truncates) the log file, and its directory.
+    pub(crate) fn create(path: &Path, cap: u64) -> io::Result<LogWriter> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(path)?;
+        Ok(LogWriter {
+            file,
+            written: 0,
+            cap,
+            discarded: 0,
+        })
+    }
+
+    /// Appends output; past the cap, writes a marker once and then only counts.
+    pub(crate) fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let room = self.cap.saturating_sub(self.written);
+        let keep = usize::try_from(room).unwrap_or(usize::MAX).min(bytes.len());
+        if keep > 0 {
+            self.file.write_all(&bytes[..keep])?;
+            self.written += keep as u64;
+        }
+        let cut = bytes.len() - keep;
+        if cut > 0 {
+            if self.discarded == 0 {
+                let marker = format!(
+                    "\n[maos: the log reached its cap of {} bytes; further output is discarded]\n",
+                    self.cap
+                );
+                self.file.write_all(marker.as_bytes())?;
+            }
+            self.discarded += cut as u64;
+        }
+        Ok(())
+    }
+
+    /// A line of MAOS's own (what an in-process agent did, how a process ended), outside the cap.
+    pub(crate) fn note(&mut self, line: &str) -> io::Result<()> {
+        self.file.write_all(format!("[maos: {line}]\n").as_bytes())
+    }
+
+    /// Bytes discarded past the cap.
+    #[cfg(test)]
+    pub(crate) fn discarded(&self) -> u64 {
+        self.discarded
+    }
+
+    /// Finishes the log: says how much was discarded and syncs the file.
+    pub(crate) fn finish(mut self) -> io::Result<()> {
+        if self.discarded > 0 {
+            let line = format!("{} more bytes were discarded", self.discarded);
+            self.note(&line)?;
+        }
+        self.file.sync_data()
+    }
+}
+
+/// A log shared by the threads that read an agent's stdout and stderr.
+pub(crate) type SharedLog = Arc<Mutex<LogWriter>>;
+
+/// Reads attempt logs from files (implements the application's `AttemptLogs` port).
+#[derive(Debug, Clone)]
+pub struct FileLogs {
+    dir: PathBuf,
+}
+
+impl FileLogs {
+    /// Logs under `dir` (`<data dir>/logs`).
+    pub fn new(dir: impl Into<PathBuf>) -> FileLogs {
+        FileLogs { dir: dir.into() }
+    }
+
+    fn read_now(&self, task: TaskId, attempt: u32, offset: u64, max: usize) -> io::Result<Vec<u8>> {
+        let mut file = match File::open(log_path(&self.dir, task, attempt)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        file.seek(SeekFrom::Start(offset))?;
+        let mut buf = Vec::with_capacity(max.min(1 << 16));
+        file.take(max as u64).read_to_end(&mut buf)?;
+        Ok(buf)
+    }
+}
+
+impl AttemptLogs for FileLogs {
+    fn read(
+        &self,
+        task: TaskId,
+        attempt: u32,
+        offset: u64,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<u8>, StoreError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let bytes = self.read_now(task, attempt, offset, max).map_err(|e| {
+                StoreError::Backend(format!(
+                    "cannot read the log of attempt {attempt} of task {}: {e}",
+                    task.short()
+                ))
+            })?;
+            if !bytes.is_empty() || Instant::now() >= deadline {
+                return Ok(bytes);
+            }
+            std::thread::sleep(Duration::from_millis(25).min(wait));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_keeps_the_head_and_marks_the_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t/1.log");
+        let mut log = LogWriter::create(&path, 10).unwrap();
+        log.write(b"0123456").unwrap();
+        log.write(b"789abc").unwrap();
+        log.write(&[0xff, 0xfe]).unwrap();
+        assert_eq!(log.discarded(), 5);
+        log.finish().unwrap();
+        let text = std::fs::read(&path).unwrap();
+        assert!(text.starts_with(b"0123456789\n[maos: the log reached its cap of 10 bytes"));
+        assert!(text.ends_with(b"[maos: 5 more bytes were discarded]\n"));
+    }
+
+    #[test]
+    fn file_logs_read_from_an_offset_and_report_nothing_for_a_missing_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let task = TaskId::from_bits(5);
+        let mut log = LogWriter::create(&log_path(dir.path(), task, 2), 1 << 20).unwrap();
+        log.write(b"hello \xff world").unwrap();
+        log.finish().unwrap();
+        let logs = FileLogs::new(dir.path());
+        let all = logs.read(task, 2, 0, 100, Duration::ZERO).unwrap();
+        assert_eq!(all, b"hello \xff world");
+        let tail = logs.read(task, 2, 6, 3, Duration::ZERO).unwrap();
+        assert_eq!(tail, b"\xff w");
+        assert!(
+            logs.read(task, 1, 0, 100, Duration::ZERO)
+                .unwrap()
+                .is_empty()
+        );
+        let started = Instant::now();
+        assert!(
+            logs.read(task, 2, 1000, 10, Duration::from_millis(60))
+                .unwrap()
+                .is_empty()
+        );
+        assert!(started.elapsed() >= Duration::from_millis(60));
+    }
+}

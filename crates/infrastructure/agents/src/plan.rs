@@ -1,0 +1,337 @@
+//! How one attempt runs as a process: the program and arguments (with `{placeholders}`
+//! substituted), the environment (an allowlist, the variables the agent's settings name, and
+//! MAOS's own), what goes to stdin, and which protocol its stdout speaks.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use maos_application::Launch;
+use maos_domain::{AdapterKind, PromptVia};
+
+use crate::claude::{ClaudeInvocation, ClaudeStream};
+use crate::codex::{CodexInvocation, CodexStream};
+use crate::stream::StreamParser;
+
+/// Variables an agent inherits from the daemon's environment whatever its settings say
+/// (besides every `LC_*`).
+pub const ENV_ALLOWLIST: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TERM", "TZ", "TMPDIR",
+];
+
+/// Where an attempt's files live.
+#[derive(Debug, Clone)]
+pub(crate) struct Paths {
+    /// The task's working directory (kept across its attempts).
+    pub(crate) workdir: PathBuf,
+    /// The prompt, as given to the agent.
+    pub(crate) prompt_file: PathBuf,
+    /// Where a `command` agent may write its result.
+    pub(crate) result_file: PathBuf,
+}
+
+impl Paths {
+    /// The paths of `launch` under the data directory.
+    pub(crate) fn of(data_dir: &Path, launch: &Launch) -> Paths {
+        let task = launch.task.id.to_string();
+        let run = data_dir
+            .join("runs")
+            .join(&task)
+            .join(launch.attempt.to_string());
+        Paths {
+            workdir: data_dir.join("work").join(&task),
+            prompt_file: run.join("prompt.md"),
+            result_file: run.join("result.md"),
+        }
+    }
+}
+
+/// What goes to the agent's standard input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Stdin {
+    /// Nothing: it reads end of file at once.
+    Null,
+    /// These bytes, then end of file.
+    Write(Vec<u8>),
+    /// These bytes, and the pipe stays open for the protocol's answers.
+    Stream(Vec<u8>),
+}
+
+/// A process to start for an attempt.
+pub(crate) struct ProcessPlan {
+    pub(crate) program: String,
+    pub(crate) args: Vec<String>,
+    pub(crate) env: Vec<(OsString, OsString)>,
+    pub(crate) stdin: Stdin,
+    /// How to read its stdout: `None` for plain output.
+    pub(crate) parser: Option<Box<dyn StreamParser + Send>>,
+    /// Variables the settings name that the daemon's environment lacks.
+    pub(crate) missing_env: Vec<String>,
+}
+
+impl std::fmt::Debug for ProcessPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the environment's values: they may hold secrets.
+        f.debug_struct("ProcessPlan")
+            .field("program", &self.program)
+            .field("args", &self.args)
+            .field("stdin", &self.stdin)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The prompt an agent receives.
+pub(crate) fn prompt_of(launch: &Launch) -> String {
+    let spec = &launch.task.spec;
+    if spec.prompt.trim().is_empty() {
+        spec.title.to_string()
+    } else {
+        spec.prompt.clone()
+    }
+}
+
+/// Splits a command line into words the way a POSIX shell would for plain words, single and
+/// double quotes and backslashes (no variables, globs or other expansions).
+pub fn split_command(line: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => word.push(c),
+                        None => return Err("a single quote is not closed".into()),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\' | '$' | '`')) => word.push(c),
+                            Some(c) => {
+                                word.push('\\');
+                                word.push(c);
+                            }
+                            None => return Err("a double quote is not closed".into()),
+                        },
+                        Some(c) => word.push(c),
+                        None => return Err("a double quote is not closed".into()),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                match chars.next() {
+                    Some(c) => word.push(c),
+                    None => return Err("the line ends with a lone backslash".into()),
+                }
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    Ok(words)
+}
+
+/// The environment of an attempt: the allowlisted variables and those the agent's settings
+/// name, taken from `daemon_env`, then MAOS's own.
+fn environment(
+    launch: &Launch,
+    paths: &Paths,
+    daemon_env: &[(OsString, OsString)],
+) -> (Vec<(OsString, OsString)>, Vec<String>) {
+    let named: Vec<&str> = launch
+        .agent
+        .settings
+        .env
+        .iter()
+        .map(|n| n.as_str())
+        .chain(
+            launch
+                .agent
+                .settings
+                .api_key_env
+                .as_ref()
+                .map(|n| n.as_str()),
+        )
+        .collect();
+    let mut env: Vec<(OsString, OsString)> = daemon_env
+        .iter()
+        .filter(|(k, _)| {
+            k.to_str().is_some_and(|k| {
+                ENV_ALLOWLIST.contains(&k) || k.starts_with("LC_") || named.contains(&k)
+            })
+        })
+        .cloned()
+        .collect();
+    let missing = named
+        .iter()
+        .filter(|n| !daemon_env.iter().any(|(k, _)| k.to_str() == Some(**n)))
+        .map(|n| (*n).to_owned())
+        .collect();
+    let t = &launch.task;
+    let ours: [(&str, OsString); 8] = [
+        ("MAOS_TASK_ID", t.id.to_string().into()),
+        ("MAOS_TASK_TITLE", t.spec.title.to_string().into()),
+        ("MAOS_ATTEMPT", launch.attempt.to_string().into()),
+        ("MAOS_FENCING", launch.fencing.get().to_string().into()),
+        ("MAOS_AGENT", launch.agent.name.to_string().into()),
+        ("MAOS_WORKDIR", paths.workdir.clone().into_os_string()),
+        (
+            "MAOS_PROMPT_FILE",
+            paths.prompt_file.clone().into_os_string(),
+        ),
+        (
+            "MAOS_RESULT_FILE",
+            paths.result_file.clone().into_os_string(),
+        ),
+    ];
+    env.retain(|(k, _)| !k.to_str().is_some_and(|k| k.starts_with("MAOS_")));
+    env.extend(ours.into_iter().map(|(k, v)| (OsString::from(k), v)));
+    (env, missing)
+}
+
+fn substitute(arg: &str, launch: &Launch, paths: &Paths, prompt: &str) -> String {
+    arg.replace("{prompt_file}", &paths.prompt_file.to_string_lossy())
+        .replace("{result_file}", &paths.result_file.to_string_lossy())
+        .replace("{workdir}", &paths.workdir.to_string_lossy())
+        .replace("{task}", &launch.task.id.to_string())
+        .replace("{attempt}", &launch.attempt.to_string())
+        .replace("{prompt}", prompt)
+}
+
+/// The program and leading arguments from the agent's `command`, or `default` when it has none.
+fn program_words(launch: &Launch, default: &str) -> Result<Vec<String>, String> {
+    match launch.agent.command.as_deref().map(str::trim) {
+        Some(line) if !line.is_empty() => {
+            let words = split_command(line).map_err(|e| {
+                format!("the agent's command {line:?} cannot be split into words: {e}")
+            })?;
+            if words.is_empty() {
+                return Err("the agent's command is empty".into());
+            }
+            Ok(words)
+        }
+        _ => Ok(vec![default.to_owned()]),
+    }
+}
+
+/// The process for a `command`, `claude-code` or `codex` attempt.
+pub(crate) fn process_plan(
+    launch: &Launch,
+    paths: &Paths,
+    daemon_env: &[(OsString, OsString)],
+) -> Result<ProcessPlan, String> {
+    let prompt = prompt_of(launch);
+    let settings = &launch.agent.settings;
+    let (env, missing_env) = environment(launch, paths, daemon_env);
+    let (mut words, stdin, parser): (Vec<String>, Stdin, Option<Box<dyn StreamParser + Send>>) =
+        match launch.agent.adapter {
+            AdapterKind::Command => {
+                let mut words = program_words(launch, "")?;
+                if words.first().is_some_and(String::is_empty) {
+                    return Err("a `command` agent needs the program to run (its command)".into());
+                }
+                words.extend(settings.args.iter().cloned());
+                let mentions_prompt = words.iter().any(|w| w.contains("{prompt}"));
+                let stdin = match settings.prompt_via {
+                    PromptVia::Stdin => Stdin::Write(prompt.clone().into_bytes()),
+                    PromptVia::File => Stdin::Null,
+                    PromptVia::Arg => {
+                        if !mentions_prompt {
+                            words.push("{prompt}".to_owned());
+                        }
+                        Stdin::Null
+                    }
+                };
+                (words, stdin, None)
+            }
+            AdapterKind::ClaudeCode => {
+                let mut words = program_words(launch, "claude")?;
+                let invocation = ClaudeInvocation {
+                    program: words[0].clone(),
+                    model: settings.model.clone(),
+                    resume: launch.resume.clone(),
+                    skip_permissions: settings.skip_permissions,
+                    extra_args: settings.args.clone(),
+                };
+                words.extend(invocation.args());
+                (
+                    words,
+                    Stdin::Stream(ClaudeInvocation::prompt_message(&prompt)),
+                    Some(Box::new(ClaudeStream::new(settings.permissions.clone()))),
+                )
+            }
+            AdapterKind::Codex => {
+                let mut words = program_words(launch, "codex")?;
+                let invocation = CodexInvocation {
+                    program: words[0].clone(),
+                    model: settings.model.clone(),
+                    resume: launch.resume.clone(),
+                    extra_args: settings.args.clone(),
+                };
+                words.extend(invocation.args());
+                (
+                    words,
+                    Stdin::Write(CodexInvocation::prompt_input(&prompt)),
+                    Some(Box::new(CodexStream::new(None))),
+                )
+            }
+            other => return Err(format!("the {other} adapter does not run a process")),
+        };
+    // `{prompt}` is only substituted where the prompt is meant to go: for `command` agents
+    // (the CLI adapters get theirs on stdin).
+    let prompt_arg = if launch.agent.adapter == AdapterKind::Command {
+        prompt.as_str()
+    } else {
+        "{prompt}"
+    };
+    for w in words.iter_mut() {
+        *w = substitute(w, launch, paths, prompt_arg);
+    }
+    let program = words.remove(0);
+    Ok(ProcessPlan {
+        program,
+        args: words,
+        env,
+        stdin,
+        parser,
+        missing_env,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_lines_split_like_a_shell() {
+        assert_eq!(
+            split_command(r#"python3 -c 'print("hi there")' "a b" c\ d"#).unwrap(),
+            vec!["python3", "-c", r#"print("hi there")"#, "a b", "c d"]
+        );
+        assert_eq!(split_command("  ").unwrap(), Vec::<String>::new());
+        assert_eq!(split_command(r#"x "" y"#).unwrap(), vec!["x", "", "y"]);
+        assert!(split_command("'open").is_err());
+        assert!(split_command("\"open").is_err());
+        assert!(split_command("end\\").is_err());
+    }
+}
