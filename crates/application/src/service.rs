@@ -824,7 +824,8 @@ impl<S: Store> MaosApi for Service<S> {
             task: id,
             attempt: number,
             offset: req.offset,
-            finished: ended && bytes.is_empty(),
+            // Ended, and the read stopped short of `max`: the end of the log was reached.
+            finished: ended && bytes.len() < max,
             bytes,
         })
     }

@@ -8,9 +8,10 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
 use maos_application::{IdRef, Page, TaskCursor};
+use maos_domain::policy::permission::PermissionRule;
 use maos_domain::{
-    AdapterKind, AgentName, AgentStatus, Capability, DurationMs, IdempotencyKey, MaxAttempts,
-    Priority, Risk, Slots, TaskState, Tier, Title, Usd, ValueError,
+    AdapterKind, AgentName, AgentStatus, Capability, DurationMs, EnvName, IdempotencyKey,
+    MaxAttempts, Priority, PromptVia, Risk, Slots, TaskState, Tier, Title, Usd, ValueError,
 };
 
 const GLOBAL: &str = "Global options";
@@ -157,11 +158,18 @@ pub(crate) enum DaemonAction {
 /// Agent commands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum AgentCommand {
-    /// Register an agent under a unique name.
+    /// Register an agent under a unique name, or every agent of an agents file.
+    ///
+    /// The daemon runs the agent (unless its adapter is `external`) and gives it ready tasks it
+    /// can do as soon as it has a free slot. Secrets never go into MAOS: --env and
+    /// --api-key-env name environment variables of the daemon that hold them.
     #[command(after_help = "Examples:\n  \
         maos agent register claude-1 --adapter claude-code --capability rust --capability test\n  \
-        maos agent register lint --adapter command --command \"cargo clippy\" --capability lint --slots 2")]
-    Register(RegisterArgs),
+        maos agent register lint --adapter command --command \"cargo clippy\" --capability lint --slots 2\n  \
+        maos agent register local --adapter ollama --model qwen2.5-coder -c rust\n  \
+        maos agent register --from-file agents.toml\n\n\
+        The agents file format is in docs/agents.md.")]
+    Register(Box<RegisterArgs>),
 
     /// List agents (every status but removed, unless --status says otherwise).
     List(AgentListArgs),
@@ -193,12 +201,21 @@ pub(crate) enum AgentCommand {
 #[derive(Debug, Args)]
 pub(crate) struct RegisterArgs {
     /// The agent's unique name: lowercase letters, digits, '-', '_' and '.' (at most 64).
-    #[arg(value_parser = agent_name)]
-    pub(crate) name: AgentName,
+    #[arg(value_parser = agent_name, required_unless_present = "from_file")]
+    pub(crate) name: Option<AgentName>,
 
-    /// The kind of program behind the agent.
-    #[arg(long, value_name = "KIND", value_parser = keyword::<AdapterKind>())]
-    pub(crate) adapter: AdapterKind,
+    /// Register every agent of this TOML file instead (all checked before any is registered).
+    #[arg(long, value_name = "FILE", conflicts_with_all = [
+        "name", "adapter", "command", "capabilities", "tier", "slots", "args", "prompt_via", "env",
+        "timeout", "model", "base_url", "api_key_env", "allow", "ask", "deny", "delay",
+    ])]
+    pub(crate) from_file: Option<PathBuf>,
+
+    /// The kind of program behind the agent: command, claude-code, codex, openai, ollama, sim
+    /// (a simulated agent for load tests) or external (a worker of yours that takes work through
+    /// the API; MAOS never starts it).
+    #[arg(long, value_name = "KIND", value_parser = keyword::<AdapterKind>(), required_unless_present = "from_file")]
+    pub(crate) adapter: Option<AdapterKind>,
 
     /// A capability the agent offers, such as rust, test or review (repeat the flag or separate
     /// with commas).
@@ -213,9 +230,57 @@ pub(crate) struct RegisterArgs {
     #[arg(long, value_name = "N", value_parser = slots, default_value = "1")]
     pub(crate) slots: Slots,
 
-    /// The program to run, with its arguments (required for --adapter command).
+    /// The program to run, with its arguments (required for --adapter command; for claude-code
+    /// and codex it replaces the program found on the PATH).
     #[arg(long, value_name = "CMD")]
     pub(crate) command: Option<String>,
+
+    /// An argument after the command's own (repeat for several); {prompt}, {prompt_file},
+    /// {result_file}, {task}, {attempt} and {workdir} are replaced when the agent starts.
+    #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub(crate) args: Vec<String>,
+
+    /// How a command agent gets its prompt: stdin, file ($MAOS_PROMPT_FILE) or arg ({prompt}).
+    #[arg(long, value_name = "HOW", value_parser = keyword::<PromptVia>())]
+    pub(crate) prompt_via: Option<PromptVia>,
+
+    /// An environment variable of the daemon to pass to the agent besides the allowlist, by name
+    /// (repeat for several): this is how an agent gets a secret.
+    #[arg(long = "env", value_name = "NAME", value_parser = env_name)]
+    pub(crate) env: Vec<EnvName>,
+
+    /// How long one attempt may run unless the task says otherwise, such as 30m.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub(crate) timeout: Option<DurationMs>,
+
+    /// The model to ask for (claude-code, codex, openai, ollama).
+    #[arg(long, value_name = "MODEL")]
+    pub(crate) model: Option<String>,
+
+    /// The endpoint of an openai or ollama agent, up to /v1.
+    #[arg(long, value_name = "URL")]
+    pub(crate) base_url: Option<String>,
+
+    /// The environment variable that holds an openai agent's API key.
+    #[arg(long, value_name = "NAME", value_parser = env_name)]
+    pub(crate) api_key_env: Option<EnvName>,
+
+    /// A tool call a claude-code agent may make without asking, such as Read or
+    /// "Bash(git diff:*)" (repeat for several).
+    #[arg(long = "allow", value_name = "RULE", value_parser = permission_rule)]
+    pub(crate) allow: Vec<PermissionRule>,
+
+    /// A tool call that needs a person's approval (denied until approvals exist).
+    #[arg(long = "ask", value_name = "RULE", value_parser = permission_rule)]
+    pub(crate) ask: Vec<PermissionRule>,
+
+    /// A tool call that is always refused; deny rules are checked first.
+    #[arg(long = "deny", value_name = "RULE", value_parser = permission_rule)]
+    pub(crate) deny: Vec<PermissionRule>,
+
+    /// How long each attempt of a sim agent takes, such as 200ms.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub(crate) delay: Option<DurationMs>,
 }
 
 /// `maos agent list`.
@@ -270,6 +335,26 @@ pub(crate) enum TaskCommand {
         /// Why (recorded in the event log).
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
+    },
+
+    /// Print what an attempt's agent wrote (stdout and stderr, as captured), newest attempt by
+    /// default; --follow keeps printing while it runs.
+    #[command(after_help = "Examples:\n  \
+        maos task logs 3kq9\n  \
+        maos task logs 3kq9 --attempt 1\n  \
+        maos task logs 3kq9 --follow")]
+    Logs {
+        /// The task's id or a unique prefix of it.
+        #[arg(value_parser = id_ref)]
+        id: IdRef,
+
+        /// The attempt (1, 2, ...) [default: the newest].
+        #[arg(long, value_name = "N", value_parser = attempt_number)]
+        attempt: Option<u32>,
+
+        /// Keep printing new output until the attempt ends.
+        #[arg(long, short = 'f')]
+        follow: bool,
     },
 
     /// Make a task depend on another one (refused if that would close a cycle).
@@ -449,6 +534,18 @@ fn duration(raw: &str) -> Result<DurationMs, String> {
     DurationMs::parse(raw).map_err(reason)
 }
 
+fn env_name(raw: &str) -> Result<EnvName, String> {
+    EnvName::parse(raw).map_err(reason)
+}
+
+fn permission_rule(raw: &str) -> Result<PermissionRule, String> {
+    PermissionRule::parse(raw).map_err(reason)
+}
+
+fn attempt_number(raw: &str) -> Result<u32, String> {
+    whole_number(raw, 1, 100).map(|n| u32::try_from(n).unwrap_or(1))
+}
+
 fn budget(raw: &str) -> Result<Usd, String> {
     let usd = Usd::parse(raw).map_err(reason)?;
     if usd == Usd::ZERO {
@@ -513,7 +610,15 @@ macro_rules! keyword {
     )+};
 }
 
-keyword!(AdapterKind, AgentStatus, Priority, Risk, TaskState, Tier);
+keyword!(
+    AdapterKind,
+    AgentStatus,
+    Priority,
+    PromptVia,
+    Risk,
+    TaskState,
+    Tier
+);
 
 /// A parser that lists the keywords in help and completions and parses with the domain.
 fn keyword<K: Keyword>() -> impl TypedValueParser<Value = K> {

@@ -6,7 +6,8 @@ use std::path::Path;
 
 use clap::CommandFactory;
 use maos_application::{
-    AgentFilter, AssignTask, CreateTask, MaosApi, Page, RegisterAgent, TaskFilter,
+    AgentFilter, AssignTask, CreateTask, IdRef, LogRequest, MaosApi, Page, RegisterAgent,
+    TaskFilter,
 };
 use maos_domain::CapabilitySet;
 
@@ -49,39 +50,14 @@ pub(crate) fn run(command: Command, api: &dyn MaosApi, out: &mut Output) -> Resu
 fn agent(cmd: AgentCommand, api: &dyn MaosApi, out: &mut Output) -> Result<(), CliError> {
     match cmd {
         AgentCommand::Register(args) => {
-            let RegisterArgs {
-                name,
-                adapter,
-                capabilities,
-                tier,
-                slots,
-                command,
-            } = args;
-            let agent = api.register_agent(RegisterAgent {
-                name,
-                adapter,
-                capabilities: capabilities.into_iter().collect(),
-                tier,
-                slots,
-                command,
-                settings: maos_domain::AgentSettings::default(),
-            })?;
+            if let Some(path) = &args.from_file {
+                return register_from_file(path, api, out);
+            }
+            let agent = api.register_agent(register_command(*args)?)?;
             if out.json() {
                 return out.document(&json::AgentDoc::new(&agent));
             }
-            out.text(&format!(
-                "registered agent {} ({}, {}, {} slot{}, capabilities: {})",
-                agent.name,
-                agent.adapter,
-                agent.tier,
-                agent.slots,
-                if agent.slots.get() == 1 { "" } else { "s" },
-                if agent.capabilities.is_empty() {
-                    "none".to_owned()
-                } else {
-                    agent.capabilities.to_string()
-                }
-            ))
+            out.text(&registered_line(&agent))
         }
         AgentCommand::List(AgentListArgs {
             statuses,
@@ -127,6 +103,167 @@ fn agent(cmd: AgentCommand, api: &dyn MaosApi, out: &mut Output) -> Result<(), C
                 return out.document(&json::AgentDoc::new(&agent));
             }
             out.text(&format!("removed agent {}", agent.name))
+        }
+    }
+}
+
+fn registered_line(agent: &maos_domain::Agent) -> String {
+    format!(
+        "registered agent {} ({}, {}, {} slot{}, capabilities: {})",
+        agent.name,
+        agent.adapter,
+        agent.tier,
+        agent.slots,
+        if agent.slots.get() == 1 { "" } else { "s" },
+        if agent.capabilities.is_empty() {
+            "none".to_owned()
+        } else {
+            agent.capabilities.to_string()
+        }
+    )
+}
+
+/// The registration the flags describe (clap requires a name and an adapter without a file).
+fn register_command(args: RegisterArgs) -> Result<RegisterAgent, CliError> {
+    let (Some(name), Some(adapter)) = (args.name, args.adapter) else {
+        return Err(CliError::new(
+            Kind::InvalidInput,
+            "name the agent and its adapter, or give --from-file",
+        )
+        .with_hint("maos agent register <NAME> --adapter <KIND>"));
+    };
+    let settings = maos_domain::AgentSettings {
+        args: args.args,
+        prompt_via: args.prompt_via.unwrap_or_default(),
+        env: args.env,
+        timeout: args.timeout,
+        model: args.model,
+        base_url: args.base_url,
+        api_key_env: args.api_key_env,
+        permissions: maos_domain::policy::permission::PermissionRules {
+            deny: args.deny,
+            ask: args.ask,
+            allow: args.allow,
+        },
+        delay: args.delay,
+        ..maos_domain::AgentSettings::default()
+    };
+    Ok(RegisterAgent {
+        name,
+        adapter,
+        capabilities: args.capabilities.into_iter().collect(),
+        tier: args.tier,
+        slots: args.slots,
+        command: args.command,
+        settings,
+    })
+}
+
+/// `agent register --from-file`: every agent of the file, after checking all of them (and that
+/// none of their names is taken) so that a bad file registers nothing.
+fn register_from_file(path: &Path, api: &dyn MaosApi, out: &mut Output) -> Result<(), CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        CliError::new(
+            Kind::InvalidInput,
+            format!("cannot read the agents file {}: {e}", path.display()),
+        )
+        .with_hint("--from-file takes a readable TOML file (docs/agents.md shows the format)")
+    })?;
+    let mut problems = match crate::agents_file::parse(path, &text) {
+        Ok(cmds) => {
+            let taken: Vec<String> = cmds
+                .iter()
+                .filter(|c| api.get_agent(&c.name).is_ok())
+                .map(|c| {
+                    format!(
+                        "{}: an agent named {:?} is already registered",
+                        path.display(),
+                        c.name.as_str()
+                    )
+                })
+                .collect();
+            if taken.is_empty() {
+                let mut agents = Vec::with_capacity(cmds.len());
+                for cmd in cmds {
+                    agents.push(api.register_agent(cmd)?);
+                }
+                if out.json() {
+                    return out.document(&json::AgentListDoc::new(&agents));
+                }
+                let lines: Vec<String> = agents.iter().map(registered_line).collect();
+                return out.text(&lines.join("\n"));
+            }
+            taken
+        }
+        Err(problems) => problems,
+    };
+    let count = problems.len();
+    problems.insert(
+        0,
+        format!(
+            "{} has {count} problem{}; no agent was registered:",
+            path.display(),
+            if count == 1 { "" } else { "s" }
+        ),
+    );
+    Err(CliError::new(Kind::InvalidInput, problems.join("\n  "))
+        .with_hint("fix the file and run the command again (docs/agents.md describes the format)"))
+}
+
+/// `task logs`: the attempt's captured output, raw (any bytes) or, with --json, as text
+/// documents; with --follow until the attempt ends.
+fn task_logs(
+    id: IdRef,
+    attempt: Option<u32>,
+    follow: bool,
+    api: &dyn MaosApi,
+    out: &mut Output,
+) -> Result<(), CliError> {
+    const CHUNK: usize = 256 * 1024;
+    if follow {
+        out.stream_documents();
+    }
+    let mut request = LogRequest {
+        task: id,
+        attempt,
+        offset: 0,
+        max: CHUNK,
+        wait: if follow {
+            std::time::Duration::from_secs(1)
+        } else {
+            std::time::Duration::ZERO
+        },
+    };
+    let mut whole: Vec<u8> = Vec::new();
+    loop {
+        let chunk = api.read_log(&request)?;
+        // Later chunks come from the same attempt, even if a newer one starts meanwhile.
+        request.attempt = Some(chunk.attempt);
+        request.offset += chunk.bytes.len() as u64;
+        let done = chunk.finished || (!follow && chunk.bytes.len() < CHUNK);
+        if out.json() {
+            if follow {
+                if !chunk.bytes.is_empty() || chunk.finished {
+                    out.document(&json::LogChunkDoc::new(&chunk))?;
+                    out.flush()?;
+                }
+            } else {
+                whole.extend_from_slice(&chunk.bytes);
+                if done {
+                    let all = maos_application::LogChunk {
+                        offset: 0,
+                        bytes: std::mem::take(&mut whole),
+                        ..chunk
+                    };
+                    return out.document(&json::LogChunkDoc::new(&all));
+                }
+            }
+        } else if !chunk.bytes.is_empty() {
+            out.bytes(&chunk.bytes)?;
+            out.flush()?;
+        }
+        if done {
+            return Ok(());
         }
     }
 }
@@ -266,6 +403,11 @@ fn task(cmd: TaskCommand, api: &dyn MaosApi, out: &mut Output) -> Result<(), Cli
                 t.spec.title
             ))
         }
+        TaskCommand::Logs {
+            id,
+            attempt,
+            follow,
+        } => task_logs(id, attempt, follow, api, out),
         TaskCommand::Depend { id, on } => {
             let t = api.add_dependency(&id, &on)?;
             if out.json() {

@@ -74,6 +74,10 @@ fn caps(c: &CapabilitySet) -> String {
 
 /// Shortens `s` to `max` characters, marking the cut.
 fn clip(s: &str, max: usize) -> String {
+    if s.contains(['\n', '\r']) {
+        let joined: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        return clip(&joined.join(" ⏎ "), max);
+    }
     if s.chars().count() <= max {
         s.to_owned()
     } else {
@@ -199,6 +203,15 @@ pub(crate) fn task_details(color: bool, t: &Task) -> String {
     if let Some(key) = &s.idempotency_key {
         pairs.push(("idempotency key", key.to_string()));
     }
+    let usage = t.usage();
+    if let Some(budget) = s.budget {
+        pairs.push(("budget", format!("${} (${} spent)", budget, usage.cost)));
+    } else if usage.cost > maos_domain::Usd::ZERO {
+        pairs.push(("spent", format!("${}", usage.cost)));
+    }
+    if usage.total_tokens() > 0 {
+        pairs.push(("tokens", tokens(&usage)));
+    }
     pairs.extend([
         ("created", t.created_at.to_rfc3339()),
         ("updated", t.updated_at.to_rfc3339()),
@@ -219,19 +232,36 @@ pub(crate) fn task_details(color: bool, t: &Task) -> String {
             .attempts
             .iter()
             .map(|a| {
+                let exit = match a.exit {
+                    Some(maos_domain::Exit::Code(c)) => c.to_string(),
+                    Some(maos_domain::Exit::Signal(s)) => format!("sig {s}"),
+                    None => "-".into(),
+                };
+                let outcome = a.summary.clone().or_else(|| a.error.clone()).map(|s| {
+                    let text = clip(&s, 60);
+                    match a.failure {
+                        Some(f) => format!("{f}: {text}"),
+                        None => text,
+                    }
+                });
                 vec![
                     a.number.to_string(),
                     a.agent.to_string(),
                     a.status.to_string(),
                     a.fencing.to_string(),
-                    a.assigned_at.to_rfc3339(),
-                    or_dash(a.ended_at.map(|e| e.to_rfc3339())),
-                    or_dash(
-                        a.summary
-                            .clone()
-                            .or_else(|| a.error.clone())
-                            .map(|s| clip(&s, 60)),
-                    ),
+                    exit,
+                    or_dash(a.duration_ms().map(duration_ms)),
+                    if a.usage.total_tokens() == 0 {
+                        "-".into()
+                    } else {
+                        thousands(a.usage.total_tokens())
+                    },
+                    if a.usage.cost == maos_domain::Usd::ZERO {
+                        "-".into()
+                    } else {
+                        format!("${}", a.usage.cost)
+                    },
+                    or_dash(outcome),
                 ]
             })
             .collect();
@@ -239,7 +269,8 @@ pub(crate) fn task_details(color: bool, t: &Task) -> String {
         out.push_str(&table(
             color,
             &[
-                "ATTEMPT", "AGENT", "STATUS", "FENCING", "ASSIGNED", "ENDED", "OUTCOME",
+                "ATTEMPT", "AGENT", "STATUS", "FENCING", "EXIT", "DURATION", "TOKENS", "COST",
+                "OUTCOME",
             ],
             rows,
         ));
@@ -302,7 +333,48 @@ pub(crate) fn status(r: &StatusReport) -> String {
         r.orchestrations.to_string(),
     ]);
     rows.push(vec!["last event".to_owned(), r.last_event.to_string()]);
+    rows.push(vec!["tokens".to_owned(), tokens(&r.usage)]);
+    rows.push(vec!["cost".to_owned(), format!("${}", r.usage.cost)]);
     self::rows(rows)
+}
+
+/// `12,345 (10,000 in, 2,345 out)`, or `0`.
+fn tokens(u: &maos_domain::Usage) -> String {
+    if u.total_tokens() == 0 {
+        return "0".into();
+    }
+    format!(
+        "{} ({} in, {} out)",
+        thousands(u.total_tokens()),
+        thousands(u.input_tokens),
+        thousands(u.output_tokens)
+    )
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `1.2s`, `3m04s`, `1h02m`.
+fn duration_ms(ms: u64) -> String {
+    let s = ms / 1000;
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if s < 60 {
+        format!("{}.{}s", s, (ms % 1000) / 100)
+    } else if s < 3600 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    }
 }
 
 // ---- events ----

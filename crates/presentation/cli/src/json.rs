@@ -32,9 +32,115 @@ pub(crate) struct AgentJson {
     pub(crate) slots: u32,
     pub(crate) active: u32,
     pub(crate) command: Option<String>,
+    pub(crate) settings: SettingsJson,
     pub(crate) registered_at: String,
     pub(crate) updated_at: String,
     pub(crate) version: u64,
+}
+
+/// How the daemon runs an agent (secrets appear only as the names of their variables).
+#[derive(Debug, Serialize)]
+pub(crate) struct SettingsJson {
+    pub(crate) args: Vec<String>,
+    pub(crate) prompt_via: &'static str,
+    pub(crate) env: Vec<String>,
+    pub(crate) timeout_ms: Option<u64>,
+    pub(crate) limits: LimitsJson,
+    pub(crate) model: Option<String>,
+    pub(crate) base_url: Option<String>,
+    pub(crate) api_key_env: Option<String>,
+    pub(crate) max_steps: Option<u32>,
+    pub(crate) tool_calls: Option<bool>,
+    pub(crate) price: Option<PriceJson>,
+    pub(crate) permissions: PermissionsJson,
+    pub(crate) skip_permissions: bool,
+    pub(crate) delay_ms: Option<u64>,
+    pub(crate) fail_every: Option<u32>,
+}
+
+/// Resource limits; null leaves the daemon's own.
+#[derive(Debug, Serialize)]
+pub(crate) struct LimitsJson {
+    pub(crate) cpu_seconds: Option<u64>,
+    pub(crate) memory_mib: Option<u64>,
+    pub(crate) open_files: Option<u64>,
+    pub(crate) processes: Option<u64>,
+}
+
+/// US dollars per million tokens, as decimal strings.
+#[derive(Debug, Serialize)]
+pub(crate) struct PriceJson {
+    pub(crate) input_usd: String,
+    pub(crate) cached_input_usd: Option<String>,
+    pub(crate) output_usd: String,
+}
+
+/// Permission rules, in the order they are checked.
+#[derive(Debug, Serialize)]
+pub(crate) struct PermissionsJson {
+    pub(crate) deny: Vec<String>,
+    pub(crate) ask: Vec<String>,
+    pub(crate) allow: Vec<String>,
+}
+
+impl From<&maos_domain::AgentSettings> for SettingsJson {
+    fn from(s: &maos_domain::AgentSettings) -> Self {
+        let rules = |l: &[maos_domain::policy::permission::PermissionRule]| {
+            l.iter().map(|r| r.as_str().to_owned()).collect()
+        };
+        SettingsJson {
+            args: s.args.clone(),
+            prompt_via: s.prompt_via.as_str(),
+            env: s.env.iter().map(ToString::to_string).collect(),
+            timeout_ms: s.timeout.map(|d| d.as_millis()),
+            limits: LimitsJson {
+                cpu_seconds: s.limits.cpu_seconds,
+                memory_mib: s.limits.memory_mib,
+                open_files: s.limits.open_files,
+                processes: s.limits.processes,
+            },
+            model: s.model.clone(),
+            base_url: s.base_url.clone(),
+            api_key_env: s.api_key_env.as_ref().map(ToString::to_string),
+            max_steps: s.max_steps,
+            tool_calls: s.tool_calls,
+            price: s.price.map(|p| PriceJson {
+                input_usd: p.input.to_string(),
+                cached_input_usd: p.cached_input.map(|c| c.to_string()),
+                output_usd: p.output.to_string(),
+            }),
+            permissions: PermissionsJson {
+                deny: rules(&s.permissions.deny),
+                ask: rules(&s.permissions.ask),
+                allow: rules(&s.permissions.allow),
+            },
+            skip_permissions: s.skip_permissions,
+            delay_ms: s.delay.map(|d| d.as_millis()),
+            fail_every: s.fail_every,
+        }
+    }
+}
+
+/// Tokens and money; the cost is a decimal string of US dollars.
+#[derive(Debug, Serialize)]
+pub(crate) struct UsageJson {
+    pub(crate) input_tokens: u64,
+    pub(crate) cached_input_tokens: u64,
+    pub(crate) output_tokens: u64,
+    pub(crate) total_tokens: u64,
+    pub(crate) cost_usd: String,
+}
+
+impl From<&maos_domain::Usage> for UsageJson {
+    fn from(u: &maos_domain::Usage) -> Self {
+        UsageJson {
+            input_tokens: u.input_tokens,
+            cached_input_tokens: u.cached_input_tokens,
+            output_tokens: u.output_tokens,
+            total_tokens: u.total_tokens(),
+            cost_usd: u.cost.to_string(),
+        }
+    }
 }
 
 impl From<&Agent> for AgentJson {
@@ -49,6 +155,7 @@ impl From<&Agent> for AgentJson {
             slots: a.slots.get(),
             active: a.active,
             command: a.command.clone(),
+            settings: SettingsJson::from(&a.settings),
             registered_at: time(a.registered_at),
             updated_at: time(a.updated_at),
             version: a.version,
@@ -69,6 +176,13 @@ pub(crate) struct AttemptJson {
     pub(crate) ended_at: Option<String>,
     pub(crate) summary: Option<String>,
     pub(crate) error: Option<String>,
+    pub(crate) failure: Option<&'static str>,
+    pub(crate) pid: Option<u32>,
+    pub(crate) session: Option<String>,
+    pub(crate) exit_code: Option<i32>,
+    pub(crate) signal: Option<i32>,
+    pub(crate) duration_ms: Option<u64>,
+    pub(crate) usage: UsageJson,
 }
 
 impl From<&Attempt> for AttemptJson {
@@ -84,6 +198,19 @@ impl From<&Attempt> for AttemptJson {
             ended_at: a.ended_at.map(time),
             summary: a.summary.clone(),
             error: a.error.clone(),
+            failure: a.failure.map(maos_domain::FailureKind::as_str),
+            pid: a.pid,
+            session: a.session.clone(),
+            exit_code: match a.exit {
+                Some(maos_domain::Exit::Code(c)) => Some(c),
+                _ => None,
+            },
+            signal: match a.exit {
+                Some(maos_domain::Exit::Signal(s)) => Some(s),
+                _ => None,
+            },
+            duration_ms: a.duration_ms(),
+            usage: UsageJson::from(&a.usage),
         }
     }
 }
@@ -105,6 +232,8 @@ pub(crate) struct TaskJson {
     pub(crate) max_attempts: u32,
     pub(crate) timeout_ms: Option<u64>,
     pub(crate) idempotency_key: Option<String>,
+    pub(crate) budget_usd: Option<String>,
+    pub(crate) usage: UsageJson,
     pub(crate) fencing: u64,
     pub(crate) attempts: Vec<AttemptJson>,
     pub(crate) created_at: String,
@@ -130,6 +259,8 @@ impl From<&Task> for TaskJson {
             max_attempts: s.max_attempts.get(),
             timeout_ms: s.timeout.map(|d| d.as_millis()),
             idempotency_key: s.idempotency_key.as_ref().map(ToString::to_string),
+            budget_usd: s.budget.map(|b| b.to_string()),
+            usage: UsageJson::from(&t.usage()),
             fencing: t.fencing.get(),
             attempts: t.attempts.iter().map(AttemptJson::from).collect(),
             created_at: time(t.created_at),
@@ -341,6 +472,7 @@ pub(crate) struct StatusDoc {
     pub(crate) agents: AgentTally,
     pub(crate) orchestrations: u64,
     pub(crate) last_event: u64,
+    pub(crate) usage: UsageJson,
 }
 
 impl StatusDoc {
@@ -369,6 +501,34 @@ impl StatusDoc {
             },
             orchestrations: r.orchestrations,
             last_event: r.last_event,
+            usage: UsageJson::from(&r.usage),
+        }
+    }
+}
+
+/// `task logs --json`: a piece of an attempt's output as text (bytes that are not UTF-8 become
+/// U+FFFD; the raw bytes are what `task logs` without --json prints).
+#[derive(Debug, Serialize)]
+pub(crate) struct LogChunkDoc {
+    pub(crate) schema_version: u32,
+    pub(crate) task: String,
+    pub(crate) attempt: u32,
+    pub(crate) offset: u64,
+    pub(crate) bytes: usize,
+    pub(crate) text: String,
+    pub(crate) finished: bool,
+}
+
+impl LogChunkDoc {
+    pub(crate) fn new(c: &maos_application::LogChunk) -> Self {
+        LogChunkDoc {
+            schema_version: SCHEMA_VERSION,
+            task: c.task.to_string(),
+            attempt: c.attempt,
+            offset: c.offset,
+            bytes: c.bytes.len(),
+            text: String::from_utf8_lossy(&c.bytes).into_owned(),
+            finished: c.finished,
         }
     }
 }

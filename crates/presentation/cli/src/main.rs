@@ -1,6 +1,7 @@
 //! `maos`, the MAOS command line: parses the arguments, sets up logging and output, composes the
 //! application, runs one command and turns its outcome into an exit code (docs/exit-codes.md).
 
+mod agents_file;
 mod cli;
 mod commands;
 mod compose;
