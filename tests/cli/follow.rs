@@ -27,24 +27,8 @@ struct Live {
 impl Live {
     /// Starts `maos args` in `env`'s data directory, in this run's transport.
     fn start(env: &Env, args: &[&str]) -> Live {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_maos"));
-        for var in [
-            "NO_COLOR",
-            "CLICOLOR",
-            "CLICOLOR_FORCE",
-            "COLUMNS",
-            "MAOS_NO_DAEMON",
-            "RUST_LOG",
-        ] {
-            command.env_remove(var);
-        }
-        if in_process() {
-            command.env("MAOS_NO_DAEMON", "1");
-        }
-        let mut child = command
-            .env("XDG_RUNTIME_DIR", env.runtime_dir())
-            .env("MAOS_DATA_DIR", env.dir())
-            .args(args)
+        let mut child = env
+            .std_command(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

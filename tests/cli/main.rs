@@ -10,6 +10,7 @@ mod follow;
 mod layering;
 mod orchestrate;
 mod overview;
+mod runtime;
 mod support;
 mod task;
 

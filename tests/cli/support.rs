@@ -84,7 +84,12 @@ impl Env {
 
     /// A `maos` command in this data directory, with a clean environment for colour and width.
     pub(crate) fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_maos"));
+        Command::from_std(self.std_command(args))
+    }
+
+    /// The same as a plain `std::process::Command`, for runs that stream their output.
+    pub(crate) fn std_command(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_maos"));
         for var in [
             "NO_COLOR",
             "CLICOLOR",

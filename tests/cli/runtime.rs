@@ -1,0 +1,373 @@
+//! Agents at work, through the real binary and its daemon: agents from a file, the daemon
+//! scheduling and running them, logs, budgets, usage totals, and a `kill -9` of the daemon
+//! while attempts run. Only the daemon runs agents, so these tests do nothing in process.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{Env, in_process};
+
+/// Waits until `task show --json` satisfies `done`, and returns that document.
+fn wait_for(env: &Env, task: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let doc = env.ok_json(&["task", "show", task]);
+        if done(&doc["task"]) {
+            return doc["task"].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "task {task} never became {what}: {doc:#}\nlogs:\n{}",
+            env.maos(&["task", "logs", task]).stdout
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn state_is(state: &'static str) -> impl Fn(&Value) -> bool {
+    move |t| t["state"] == state
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn pid_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                !s.rsplit_once(')')
+                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(false)
+}
+
+fn read_pid(path: &Path) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(pid) = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            return pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_command_agent_from_a_file_runs_a_task_and_its_output_is_kept() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    let work = tempfile::tempdir().unwrap();
+    let agents = write(
+        work.path(),
+        "agents.toml",
+        r#"
+[[agent]]
+name = "echo"
+adapter = "command"
+command = "sh -c 'read line; echo \"got: $line\"; printf \"\\377 not utf-8\\n\"; echo \"to stderr\" >&2; echo \"the result\" > \"$MAOS_RESULT_FILE\"'"
+capabilities = ["shell"]
+slots = 2
+timeout = "1m"
+"#,
+    );
+    let registered = env.ok_json(&["agent", "register", "--from-file", &agents]);
+    assert_eq!(registered["agents"][0]["name"], "echo");
+    assert_eq!(registered["agents"][0]["settings"]["timeout_ms"], 60_000);
+
+    let created = env.ok_json(&[
+        "task", "create", "Say it", "-c", "shell", "--prompt", "hello",
+    ]);
+    let id = created["task"]["id"].as_str().unwrap().to_owned();
+    // Scheduled in the create's own transaction.
+    assert_eq!(created["task"]["state"], "assigned");
+    let task = wait_for(&env, &id, "completed", state_is("completed"));
+    let attempt = &task["attempts"][0];
+    assert_eq!(attempt["agent"], "echo");
+    assert_eq!(attempt["status"], "succeeded");
+    assert_eq!(attempt["exit_code"], 0);
+    assert_eq!(attempt["summary"], "the result");
+    assert!(attempt["pid"].as_u64().unwrap() > 1);
+    assert!(attempt["duration_ms"].is_u64());
+
+    // The log is the raw output, stdout and stderr, with MAOS's note at the end.
+    let logs = env.std_command(&["task", "logs", &id]).output().unwrap();
+    assert_eq!(logs.status.code(), Some(0));
+    let text = logs.stdout;
+    assert!(text.starts_with(b"got: hello\n"), "{text:?}");
+    assert!(contains(&text, b"\xff not utf-8\n"), "{text:?}");
+    assert!(contains(&text, b"to stderr\n"), "{text:?}");
+    assert!(
+        String::from_utf8_lossy(&text)
+            .ends_with("[maos: the agent's process ended: exit status 0]\n")
+    );
+    let doc = env.ok_json(&["task", "logs", &id, "--attempt", "1"]);
+    assert_eq!(doc["finished"], true);
+    assert!(doc["text"].as_str().unwrap().contains("\u{fffd} not utf-8"));
+
+    // A human `task show` lists the attempt with its exit and duration.
+    let shown = env.maos(&["task", "show", &id]).stdout;
+    assert!(
+        shown.contains("EXIT  DURATION  TOKENS  COST  OUTCOME"),
+        "{shown}"
+    );
+    assert!(shown.contains("succeeded"), "{shown}");
+
+    // An attempt that does not exist is a clear error.
+    let missing = env.maos(&["task", "logs", &id, "--attempt", "2"]);
+    assert_eq!(missing.code, 3, "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("has no attempt 2: it has made one"),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[test]
+fn a_failing_agent_is_retried_and_then_the_task_waits_for_a_person() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    env.ok_json(&[
+        "agent",
+        "register",
+        "flaky",
+        "--adapter",
+        "command",
+        "--command",
+        "sh -c 'echo \"attempt $MAOS_ATTEMPT broke\"; exit 3'",
+    ]);
+    let id = env.task("Break", &["--max-attempts", "2"]);
+    let task = wait_for(&env, &id, "blocked", state_is("blocked"));
+    let attempts = task["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2);
+    for (i, a) in attempts.iter().enumerate() {
+        assert_eq!(a["status"], "failed");
+        assert_eq!(a["failure"], "exit");
+        assert_eq!(a["exit_code"], 3);
+        assert_eq!(
+            a["error"],
+            format!("exited with status 3: attempt {} broke", i + 1)
+        );
+    }
+    assert!(
+        task["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("all 2 attempts failed"),
+        "{task}"
+    );
+}
+
+#[test]
+fn a_budget_stops_the_attempt_that_would_overrun_it_and_status_sums_usage() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    let work = tempfile::tempdir().unwrap();
+    // Each sim attempt reports 1,000 tokens in and 200 out: $0.006 at these prices.
+    let agents = write(
+        work.path(),
+        "agents.toml",
+        r#"
+[[agent]]
+name = "sim-1"
+adapter = "sim"
+capabilities = ["sim"]
+slots = 4
+delay = "20ms"
+price = { input = "3", output = "15" }
+"#,
+    );
+    env.ok_json(&["agent", "register", "--from-file", &agents]);
+    let cheap = env.task("Within budget", &["-c", "sim", "--budget-usd", "1"]);
+    let dear = env.task("Over budget", &["-c", "sim", "--budget-usd", "0.005"]);
+    let done = wait_for(&env, &cheap, "completed", state_is("completed"));
+    assert_eq!(done["usage"]["cost_usd"], "0.006");
+    assert_eq!(done["budget_usd"], "1.00");
+    let stopped = wait_for(&env, &dear, "blocked", state_is("blocked"));
+    assert_eq!(stopped["attempts"].as_array().unwrap().len(), 1);
+    assert_eq!(stopped["attempts"][0]["failure"], "budget");
+    assert!(
+        stopped["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("its budget of $0.005 is spent"),
+        "{stopped}"
+    );
+    let status = env.ok_json(&["status"]);
+    assert_eq!(status["usage"]["input_tokens"], 2_000);
+    assert_eq!(status["usage"]["output_tokens"], 400);
+    assert_eq!(status["usage"]["cost_usd"], "0.012");
+    let human = env.maos(&["status"]).stdout;
+    assert!(
+        human.contains("tokens          2,400 (2,000 in, 400 out)"),
+        "{human}"
+    );
+    assert!(human.contains("cost            $0.012"), "{human}");
+}
+
+#[test]
+fn task_logs_follow_prints_output_while_the_attempt_runs_and_stops_at_its_end() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    let work = tempfile::tempdir().unwrap();
+    let gate = work.path().join("gate");
+    env.ok_json(&[
+        "agent",
+        "register",
+        "slow",
+        "--adapter",
+        "command",
+        "--command",
+        &format!(
+            "sh -c 'echo first; while [ ! -e {} ]; do sleep 0.05; done; echo second'",
+            gate.display()
+        ),
+    ]);
+    let id = env.task("Talk slowly", &[]);
+    wait_for(&env, &id, "running", state_is("running"));
+    let mut follow = env
+        .std_command(&["task", "logs", &id, "--follow"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = follow.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    // "first" arrives while the agent still waits for the gate.
+    while !contains(&seen, b"first\n") {
+        let n = std::io::Read::read(&mut out, &mut buf).unwrap();
+        assert!(n > 0, "the follower ended early: {seen:?}");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    std::fs::write(&gate, b"").unwrap();
+    std::io::Read::read_to_end(&mut out, &mut seen).unwrap();
+    let status = follow.wait().unwrap();
+    assert!(status.success());
+    let text = String::from_utf8_lossy(&seen);
+    assert!(text.contains("first\nsecond\n"), "{text}");
+    assert!(text.ends_with("exit status 0]\n"), "{text}");
+}
+
+#[test]
+fn kill_9_of_the_daemon_kills_its_agents_and_a_restart_reruns_their_attempts() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    let work = tempfile::tempdir().unwrap();
+    // The first attempt writes its pid and a background grandchild's, then waits; the second
+    // finishes at once.
+    let script = write(
+        work.path(),
+        "agent.sh",
+        &format!(
+            "#!/bin/sh\n\
+             if [ \"$MAOS_ATTEMPT\" = 1 ]; then\n\
+               sleep 300 &\n\
+               echo $! > {dir}/grandchild.$MAOS_TASK_ID\n\
+               echo $$ > {dir}/child.$MAOS_TASK_ID\n\
+               wait\n\
+             fi\n\
+             echo \"attempt $MAOS_ATTEMPT done\"\n",
+            dir = work.path().display()
+        ),
+    );
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    env.ok_json(&[
+        "agent",
+        "register",
+        "worker",
+        "--adapter",
+        "command",
+        "--command",
+        &script,
+        "--slots",
+        "2",
+    ]);
+    let a = env.task("First", &[]);
+    let b = env.task("Second", &[]);
+    let mut pids = Vec::new();
+    for t in [&a, &b] {
+        pids.push(read_pid(&work.path().join(format!("child.{t}"))));
+        pids.push(read_pid(&work.path().join(format!("grandchild.{t}"))));
+        wait_for(&env, t, "running", state_is("running"));
+    }
+    assert!(pids.iter().all(|p| pid_alive(*p)), "{pids:?}");
+
+    let daemon = env.ok_json(&["daemon", "status"])["pid"].as_u64().unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &daemon.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pid_alive(u32::try_from(daemon).unwrap()) {
+        assert!(Instant::now() < deadline, "the daemon survived kill -9");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // The next command starts a new daemon, which interrupts the lost attempts, kills what they
+    // left behind, and runs them again.
+    for t in [&a, &b] {
+        let task = wait_for(&env, t, "completed", state_is("completed"));
+        let attempts = task["attempts"].as_array().unwrap();
+        assert_eq!(attempts.len(), 2, "{task}");
+        assert_eq!(attempts[0]["status"], "interrupted");
+        assert_eq!(attempts[0]["failure"], "interrupted");
+        assert_eq!(
+            attempts[0]["error"],
+            "the daemon stopped while the attempt ran"
+        );
+        assert_eq!(attempts[1]["status"], "succeeded");
+        assert_eq!(attempts[1]["summary"], "attempt 2 done");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pids.iter().any(|p| pid_alive(*p)) {
+        assert!(
+            Instant::now() < deadline,
+            "processes of the dead daemon's attempts survive: {:?}",
+            pids.iter().filter(|p| pid_alive(**p)).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Nothing was lost: every event of the first daemon is still in the log, and both tasks'
+    // histories are complete.
+    let events = env.ok_json(&["events", "--limit", "1000"]);
+    let kinds: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == "task.attempt_interrupted")
+            .count(),
+        2
+    );
+    assert_eq!(kinds.iter().filter(|k| **k == "task.completed").count(), 2);
+}
