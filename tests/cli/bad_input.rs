@@ -275,6 +275,18 @@ fn cancelling_a_completed_task_exits_4() {
     let assigned = env.ok_json(&["task", "assign", &a]);
     let fencing = assigned["fencing"].as_u64().unwrap();
     complete_directly(&env, &a, fencing);
+    // The attempt's duration varies from run to run.
+    let shown = env.ok_json(&["task", "show", &a]);
+    let ms = shown["task"]["attempts"][0]["duration_ms"]
+        .as_u64()
+        .unwrap();
+    let shown = if ms < 1000 {
+        format!("{ms}ms")
+    } else {
+        format!("{}.{}s", ms / 1000, (ms % 1000) / 100)
+    };
+    // The DURATION column is as wide as its header.
+    env.replace(&format!("  {shown:<8}  "), &format!("  {:<8}  ", "<dur>"));
     env.step(&["task", "show", &a]);
     refused(&env, &["task", "cancel", &a], 4);
     refused(&env, &["task", "assign", &a], 4);
