@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# A short tour of MAOS: drives the real `maos` binary through registering agents, creating an
-# orchestration and tasks with a dependency, assigning work, and reading the status and the event
-# log. Every command is printed (`+ maos ...`) before it runs.
+# A short tour of MAOS: drives the real `maos` binary through registering agents from a file,
+# creating an orchestration and tasks with a dependency, watching the daemon run the agents,
+# reading their logs, a budget, the status and the event log. Every command is printed
+# (`+ maos ...`) before it runs.
 #
 #   examples/tour.sh                 builds maos (release) if needed, then runs the tour
 #   MAOS_BIN=path/to/maos examples/tour.sh   uses that binary instead of building one
@@ -86,6 +87,20 @@ created() {
     printf -v "$var" '%s' "$id"
 }
 
+# wait_for ID STATE: waits (at most 30 s) until task ID is in STATE.
+wait_for() {
+    local id=$1 want=$2 i
+    for ((i = 0; i < 300; i++)); do
+        if "$MAOS_BIN" task show "$id" --json | grep -q "^    \"state\": \"$want\""; then
+            return
+        fi
+        sleep 0.1
+    done
+    echo "tour: task $id never became $want:" >&2
+    "$MAOS_BIN" task show "$id" >&2
+    exit 1
+}
+
 # refused CODE maos-args...: runs a command that MAOS must refuse with exit code CODE, shows its
 # error, and carries on. Anything else stops the tour.
 refused() {
@@ -105,10 +120,33 @@ refused() {
 echo "MAOS tour, using $MAOS_BIN"
 echo "data directory: $MAOS_DATA_DIR (thrown away at the end; KEEP=1 keeps it)"
 
-section "Register three agents with different capabilities"
-maos agent register claude-1 --adapter claude-code --capability rust,test
-maos agent register reviewer --adapter claude-code --capability review --tier strategic
-maos agent register linter --adapter command --command "cargo clippy" --capability lint --slots 2
+section "Register agents from a file: two command agents (scripts in examples/agents) and a simulated one"
+agents_file="$data_dir/agents.toml"
+cat >"$agents_file" <<TOML
+[[agent]]
+name = "coder"
+adapter = "command"
+command = "$root/examples/agents/coder.sh"
+capabilities = ["rust", "test"]
+slots = 2
+timeout = "1m"
+
+[[agent]]
+name = "reviewer"
+adapter = "command"
+command = "$root/examples/agents/reviewer.sh"
+prompt_via = "file"
+capabilities = ["review"]
+tier = "strategic"
+
+[[agent]]
+name = "load"
+adapter = "sim"
+capabilities = ["load"]
+delay = "50ms"
+price = { input = "3.00", output = "15.00" }
+TOML
+maos agent register --from-file "$agents_file"
 maos agent list
 
 section "Describe the work: an orchestration and two tasks, the second waiting on the first"
@@ -118,19 +156,25 @@ created a task create "Reproduce the flaky login test" --capability rust,test \
 created b task create "Review the fix" --capability review --risk medium \
     --orchestration "$orch" --depends-on "$a" --prompt "Review the change for the login fix."
 
-section "The first task is ready; the second is pending until the first completes"
+section "The daemon assigns each task as soon as it is ready (the second once the first completed) and runs it"
+wait_for "$a" completed
+wait_for "$b" awaiting_approval
 maos task list --orchestration "$orch"
 
-section "Assign the ready task: the scheduler picks the least loaded capable agent"
-maos task assign "$a"
+section "What the coder did: its attempt, and its output as captured"
+maos task show "$a"
+maos task logs "$a"
 
-section "Assign the pending task to a named agent: refused, its dependency is not done"
+section "The review is medium risk: it waits for a person (approvals arrive with worktrees)"
 refused 4 task assign "$b" --agent reviewer
 
-section "Where things stand"
+section "A budget: the attempt that would overrun it is stopped, and the task waits for a person"
+created c task create "Burn tokens" --capability load --budget-usd 0.001
+wait_for "$c" blocked
+maos task show "$c"
+
+section "Where things stand: states, agents, tokens and cost"
 maos status
-maos task list
-maos task show "$a"
 
 section "The event log: every change, numbered without gaps"
 maos events
