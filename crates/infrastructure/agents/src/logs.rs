@@ -29,6 +29,8 @@ pub(crate) struct LogWriter {
     written: u64,
     cap: u64,
     discarded: u64,
+    /// The file does not end with a newline: the next note starts a line of its own.
+    mid_line: bool,
 }
 
 impl LogWriter {
@@ -47,6 +49,7 @@ impl LogWriter {
             written: 0,
             cap,
             discarded: 0,
+            mid_line: false,
         })
     }
 
@@ -57,6 +60,7 @@ impl LogWriter {
         if keep > 0 {
             self.file.write_all(&bytes[..keep])?;
             self.written += keep as u64;
+            self.mid_line = bytes[..keep].last() != Some(&b'\n');
         }
         let cut = bytes.len() - keep;
         if cut > 0 {
@@ -66,6 +70,7 @@ impl LogWriter {
                     self.cap
                 );
                 self.file.write_all(marker.as_bytes())?;
+                self.mid_line = false;
             }
             self.discarded += cut as u64;
         }
@@ -74,7 +79,10 @@ impl LogWriter {
 
     /// A line of MAOS's own (what an in-process agent did, how a process ended), outside the cap.
     pub(crate) fn note(&mut self, line: &str) -> io::Result<()> {
-        self.file.write_all(format!("[maos: {line}]\n").as_bytes())
+        let start = if self.mid_line { "\n" } else { "" };
+        self.mid_line = false;
+        self.file
+            .write_all(format!("{start}[maos: {line}]\n").as_bytes())
     }
 
     /// Bytes discarded past the cap.
@@ -163,6 +171,23 @@ mod tests {
         let text = std::fs::read(&path).unwrap();
         assert!(text.starts_with(b"0123456789\n[maos: the log reached its cap of 10 bytes"));
         assert!(text.ends_with(b"[maos: 5 more bytes were discarded]\n"));
+    }
+
+    #[test]
+    fn notes_start_a_line_of_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t/1.log");
+        let mut log = LogWriter::create(&path, 100).unwrap();
+        log.note("first").unwrap();
+        log.write(b"no newline").unwrap();
+        log.note("second").unwrap();
+        log.write(b"a line\n").unwrap();
+        log.note("third").unwrap();
+        log.finish().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "[maos: first]\nno newline\n[maos: second]\na line\n[maos: third]\n"
+        );
     }
 
     #[test]

@@ -204,7 +204,9 @@ fn environment(
             paths.result_file.clone().into_os_string(),
         ),
     ];
-    env.retain(|(k, _)| !k.to_str().is_some_and(|k| k.starts_with("MAOS_")));
+    // MAOS's own values win over the daemon's (a named variable of the same name is dropped);
+    // other named variables pass, whatever their prefix.
+    env.retain(|(k, _)| !ours.iter().any(|(name, _)| k.to_str() == Some(*name)));
     env.extend(ours.into_iter().map(|(k, v)| (OsString::from(k), v)));
     (env, missing)
 }

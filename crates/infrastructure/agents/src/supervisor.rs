@@ -559,11 +559,8 @@ fn sim_finish(inner: &Inner, api: &dyn MaosApi, launch: &Launch) {
         *n
     };
     let usage = sim_usage(launch);
-    let fails = launch
-        .agent
-        .settings
-        .fail_every
-        .is_some_and(|every| every > 0 && run % every == 0);
+    let every = launch.agent.settings.fail_every.filter(|every| *every > 0);
+    let fails = every.is_some_and(|every| run % every == 0);
     let over = launch
         .task
         .budget_left()
@@ -585,7 +582,7 @@ fn sim_finish(inner: &Inner, api: &dyn MaosApi, launch: &Launch) {
             launch.fencing,
             format!(
                 "simulated failure (this sim agent fails every {} attempts)",
-                run
+                every.unwrap_or(0)
             ),
             RunReport {
                 exit: None,
@@ -927,55 +924,74 @@ fn run_process(
 
     let budget_left = launch.task.budget_left();
     let mut usage = crate::report::Usage::default();
-    if let Some(mut out) = child.stdout.take() {
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut line: Vec<u8> = Vec::new();
-        while let Ok(n) = out.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            let chunk = &buf[..n];
-            write_log(log, chunk);
-            lock(&tail).push(chunk);
-            let Some(parser) = parser.as_mut() else {
-                continue;
-            };
-            for piece in chunk.split_inclusive(|b| *b == b'\n') {
-                line.extend_from_slice(piece);
-                let complete = line.last() == Some(&b'\n');
-                if !complete && line.len() < MAX_LINE {
+    let stdout = child.stdout.take();
+    // The process group may outlive its leader (a grandchild in the background), holding the
+    // output pipes open: when the leader exits, the group goes too, so that the pipes close and
+    // the attempt ends with its agent.
+    let waited = thread::scope(|scope| {
+        let waiter = thread::Builder::new()
+            .name(format!("maos-wait-{}", key.0.short()))
+            .spawn_scoped(scope, || {
+                let status = child.wait();
+                let _ = sys::signal_group(pid, libc::SIGKILL);
+                status
+            });
+        if let Some(mut out) = stdout {
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut line: Vec<u8> = Vec::new();
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let chunk = &buf[..n];
+                write_log(log, chunk);
+                lock(&tail).push(chunk);
+                let Some(parser) = parser.as_mut() else {
                     continue;
+                };
+                for piece in chunk.split_inclusive(|b| *b == b'\n') {
+                    line.extend_from_slice(piece);
+                    let complete = line.last() == Some(&b'\n');
+                    if !complete && line.len() < MAX_LINE {
+                        continue;
+                    }
+                    let actions = parser.on_line(trim_newline(&line));
+                    line.clear();
+                    for action in actions {
+                        handle_action(
+                            inner,
+                            api,
+                            launch,
+                            log,
+                            &mut input,
+                            &mut usage,
+                            budget_left,
+                            &stop_flag,
+                            pid,
+                            action,
+                        );
+                    }
                 }
-                let actions = parser.on_line(trim_newline(&line));
-                line.clear();
-                for action in actions {
-                    handle_action(
-                        inner,
-                        api,
-                        launch,
-                        log,
-                        &mut input,
-                        &mut usage,
-                        budget_left,
-                        &stop_flag,
-                        pid,
-                        action,
-                    );
+            }
+            if let Some(parser) = parser.as_mut()
+                && !line.is_empty()
+            {
+                for action in parser.on_line(trim_newline(&line)) {
+                    if let StreamAction::Usage(u) = action {
+                        usage = u;
+                    }
                 }
             }
         }
-        if let Some(parser) = parser.as_mut()
-            && !line.is_empty()
-        {
-            for action in parser.on_line(trim_newline(&line)) {
-                if let StreamAction::Usage(u) = action {
-                    usage = u;
-                }
-            }
-        }
-    }
-    drop(input);
-    let status = child.wait();
+        drop(input);
+        waiter.ok().and_then(|w| w.join().ok())
+    });
+    let status = waited.unwrap_or_else(|| {
+        // No thread could wait: wait here.
+        let status = child.wait();
+        let _ = sys::signal_group(pid, libc::SIGKILL);
+        status
+    });
     if let Some(Ok(handle)) = stderr_reader {
         let _ = handle.join();
     }
@@ -994,8 +1010,6 @@ fn run_process(
             });
         }
     };
-    // The process group may outlive its leader (a grandchild in the background): it goes too.
-    let _ = sys::signal_group(pid, libc::SIGKILL);
     let exit = exit_of(status);
     note(
         log,

@@ -49,17 +49,43 @@ pub(crate) fn signal_process(pid: u32, signal: i32) -> io::Result<()> {
     Err(io::Error::last_os_error())
 }
 
-/// True while some process of group `pgid` exists.
+/// True while some process of group `pgid` is alive: exists and is not a zombie (a dead
+/// process whose parent has not reaped it yet, which an init that reaps slowly keeps around).
 pub fn group_alive(pgid: u32) -> bool {
-    let Ok(pgid) = libc::pid_t::try_from(pgid) else {
+    let Ok(group) = libc::pid_t::try_from(pgid) else {
         return false;
     };
-    if pgid <= 1 {
+    if group <= 1 {
         return false;
     }
     // SAFETY: signal 0 only checks for existence and permission; no memory is touched.
-    let rc = unsafe { libc::kill(-pgid, 0) };
-    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    let rc = unsafe { libc::kill(-group, 0) };
+    if rc != 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EPERM) {
+        return false;
+    }
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    dir.flatten().any(|entry| {
+        entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+            .and_then(stat_of)
+            .is_some_and(|(state, pgrp)| pgrp == pgid && !matches!(state, 'Z' | 'X'))
+    })
+}
+
+/// The state and process group of process `pid`, from `/proc/<pid>/stat`.
+fn stat_of(pid: u32) -> Option<(char, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may contain spaces: fields after the
+    // last ')' are "state ppid pgrp ...".
+    let rest = stat.rsplit_once(')')?.1;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let pgrp = fields.nth(1)?.parse().ok()?;
+    Some((state, pgrp))
 }
 
 /// Makes the child the leader of a new process group, asks the kernel to kill it when the thread
@@ -131,19 +157,7 @@ pub(crate) fn leftovers(pgid: u32, task: &str, attempt: u32) -> Vec<u32> {
         else {
             continue;
         };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // The command name (field 2) is in parentheses and may contain spaces: fields after the
-        // last ')' are "state ppid pgrp ...".
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-            continue;
-        };
-        let pgrp = rest
-            .split_whitespace()
-            .nth(2)
-            .and_then(|f| f.parse::<u32>().ok());
-        if pgrp != Some(pgid) {
+        if stat_of(pid).is_none_or(|(_, pgrp)| pgrp != pgid) {
             continue;
         }
         let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {

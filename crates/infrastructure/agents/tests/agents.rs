@@ -8,3 +8,5 @@ mod claude;
 mod codex;
 #[path = "agents/openai.rs"]
 mod openai;
+#[path = "agents/supervisor.rs"]
+mod supervisor;
