@@ -117,7 +117,7 @@ enum Timer {
     /// The grace after SIGTERM is over.
     Kill(Key),
     /// A simulated agent is done.
-    SimDone(Box<Launch>),
+    SimDone(SimRun),
 }
 
 struct Due {
@@ -148,7 +148,20 @@ impl Ord for Due {
 #[derive(Debug)]
 enum Report {
     Start(Box<Launch>),
-    Finish(Box<Launch>),
+    Finish(SimRun),
+}
+
+/// What a running simulated attempt keeps until it ends: only what its end needs, so that a
+/// hundred thousand of them fit in little memory (docs/benchmarks.md).
+#[derive(Debug)]
+struct SimRun {
+    key: Key,
+    fencing: FencingToken,
+    agent: AgentName,
+    usage: Usage,
+    /// The budget's total and what was left at launch, when the attempt overruns it.
+    overrun: Option<(Usd, Usd)>,
+    fail_every: Option<u32>,
 }
 
 /// Called when an attempt's agent has started (for benchmarks and tests).
@@ -451,7 +464,7 @@ fn fire(inner: &Inner, what: Timer) {
                 let _ = sys::signal_group(g, libc::SIGKILL);
             }
         }
-        Timer::SimDone(launch) => send_report(inner, Report::Finish(launch)),
+        Timer::SimDone(run) => send_report(inner, Report::Finish(run)),
     }
 }
 
@@ -501,7 +514,7 @@ fn reporter(inner: &Inner, rx: &Mutex<mpsc::Receiver<Report>>) {
         let Some(api) = inner.api.get() else { continue };
         match report {
             Report::Start(launch) => sim_start(inner, api.as_ref(), *launch),
-            Report::Finish(launch) => sim_finish(inner, api.as_ref(), &launch),
+            Report::Finish(run) => sim_finish(inner, api.as_ref(), run),
         }
     }
 }
@@ -511,13 +524,11 @@ fn reporter(inner: &Inner, rx: &Mutex<mpsc::Receiver<Report>>) {
 
 fn sim_start(inner: &Inner, api: &dyn MaosApi, launch: Launch) {
     let key = (launch.task.id, launch.attempt);
+    observe_start(inner, key);
     if let Err(e) = api.start_attempt(launch.task.id, launch.fencing, None) {
         debug!(task = %launch.task.id.short(), error = %e, "a simulated attempt could not start");
         lock(&inner.live).remove(&key);
         return;
-    }
-    if let Some(observe) = inner.observer.get() {
-        observe(key.0, key.1);
     }
     let delay = launch
         .agent
@@ -526,11 +537,28 @@ fn sim_start(inner: &Inner, api: &dyn MaosApi, launch: Launch) {
         .map_or(inner.config.sim_delay, |d| {
             Duration::from_millis(d.as_millis())
         });
-    schedule(
-        inner,
-        Instant::now() + delay,
-        Timer::SimDone(Box::new(launch)),
-    );
+    let usage = sim_usage(&launch);
+    let run = SimRun {
+        key,
+        fencing: launch.fencing,
+        overrun: launch
+            .task
+            .budget_left()
+            .filter(|left| usage.cost > *left)
+            .map(|left| (launch.task.spec.budget.unwrap_or(Usd::ZERO), left)),
+        fail_every: launch.agent.settings.fail_every.filter(|every| *every > 0),
+        usage,
+        agent: launch.agent.name.clone(),
+    };
+    schedule(inner, Instant::now() + delay, Timer::SimDone(run));
+}
+
+/// Tells the observer (benchmarks, tests) that an attempt's agent begins: a process was
+/// spawned, a model loop or a simulated agent is about to run.
+fn observe_start(inner: &Inner, key: Key) {
+    if let Some(observe) = inner.observer.get() {
+        observe(key.0, key.1);
+    }
 }
 
 /// What a simulated attempt reports using: a fixed token count, priced by the agent's table.
@@ -547,29 +575,25 @@ fn sim_usage(launch: &Launch) -> Usage {
     usage
 }
 
-fn sim_finish(inner: &Inner, api: &dyn MaosApi, launch: &Launch) {
-    let key = (launch.task.id, launch.attempt);
+fn sim_finish(inner: &Inner, api: &dyn MaosApi, sim: SimRun) {
+    let key = sim.key;
     if lock(&inner.live).remove(&key).is_none() {
         return; // stopped meanwhile
     }
     let run = {
         let mut runs = lock(&inner.sim_runs);
-        let n = runs.entry(launch.agent.name.clone()).or_insert(0);
+        let n = runs.entry(sim.agent).or_insert(0);
         *n += 1;
         *n
     };
-    let usage = sim_usage(launch);
-    let every = launch.agent.settings.fail_every.filter(|every| *every > 0);
+    let usage = sim.usage;
+    let every = sim.fail_every;
     let fails = every.is_some_and(|every| run % every == 0);
-    let over = launch
-        .task
-        .budget_left()
-        .is_some_and(|left| usage.cost > left);
-    let result = if over {
+    let result = if let Some((budget, left)) = sim.overrun {
         api.fail_attempt(
-            launch.task.id,
-            launch.fencing,
-            budget_error(launch, usage.cost),
+            key.0,
+            sim.fencing,
+            overrun_error(usage.cost, left, budget),
             RunReport {
                 exit: None,
                 usage,
@@ -578,8 +602,8 @@ fn sim_finish(inner: &Inner, api: &dyn MaosApi, launch: &Launch) {
         )
     } else if fails {
         api.fail_attempt(
-            launch.task.id,
-            launch.fencing,
+            key.0,
+            sim.fencing,
             format!(
                 "simulated failure (this sim agent fails every {} attempts)",
                 every.unwrap_or(0)
@@ -592,8 +616,8 @@ fn sim_finish(inner: &Inner, api: &dyn MaosApi, launch: &Launch) {
         )
     } else {
         api.complete_attempt(
-            launch.task.id,
-            launch.fencing,
+            key.0,
+            sim.fencing,
             Some("simulated work done".into()),
             RunReport {
                 exit: None,
@@ -603,15 +627,21 @@ fn sim_finish(inner: &Inner, api: &dyn MaosApi, launch: &Launch) {
         )
     };
     if let Err(e) = result {
-        debug!(task = %launch.task.id.short(), error = %e, "a simulated result was refused");
+        debug!(task = %key.0.short(), error = %e, "a simulated result was refused");
     }
 }
 
 fn budget_error(launch: &Launch, cost: Usd) -> String {
-    format!(
-        "stopped: this attempt cost ${cost}, more than the ${} left of the task's ${} budget",
+    overrun_error(
+        cost,
         launch.task.budget_left().unwrap_or(Usd::ZERO),
-        launch.task.spec.budget.unwrap_or(Usd::ZERO)
+        launch.task.spec.budget.unwrap_or(Usd::ZERO),
+    )
+}
+
+fn overrun_error(cost: Usd, left: Usd, budget: Usd) -> String {
+    format!(
+        "stopped: this attempt cost ${cost}, more than the ${left} left of the task's ${budget} budget"
     )
 }
 
@@ -722,13 +752,9 @@ fn finish(inner: &Inner, api: &dyn MaosApi, launch: &Launch, outcome: Outcome) {
 
 /// Marks the attempt started (with its process); false when the attempt is no longer current.
 fn mark_started(inner: &Inner, api: &dyn MaosApi, launch: &Launch, pid: Option<u32>) -> bool {
+    observe_start(inner, (launch.task.id, launch.attempt));
     match api.start_attempt(launch.task.id, launch.fencing, pid) {
-        Ok(_) => {
-            if let Some(observe) = inner.observer.get() {
-                observe(launch.task.id, launch.attempt);
-            }
-            true
-        }
+        Ok(_) => true,
         Err(e) => {
             debug!(task = %launch.task.id.short(), error = %e, "the attempt cannot start");
             false

@@ -927,6 +927,43 @@ fn codex_runs_and_its_tokens_are_priced_by_the_agent_table() {
 }
 
 #[test]
+fn codex_is_found_on_the_path_like_the_real_cli() {
+    // The double is named `codex`: with its directory first on the daemon's PATH and no
+    // `command` on the agent, the supervisor runs it as it would run the real CLI.
+    let doubles = double("codex");
+    let dir = doubles.parent().unwrap().to_str().unwrap().to_owned();
+    let path = format!("{dir}:{}", std::env::var("PATH").unwrap_or_default());
+    let transcript_path = transcript("codex/success.jsonl");
+    let env = Env::with(|c| {
+        c.env = env_with(&[
+            ("PATH", path.as_str()),
+            ("MAOS_TEST_TRANSCRIPT", transcript_path.to_str().unwrap()),
+            ("MAOS_TEST_EXPECT_ARGS", "--model gpt-5-codex"),
+            ("MAOS_TEST_EXPECT_PROMPT", CODEX_PROMPT),
+            ("MAOS_TEST_EXIT", "0"),
+        ]);
+    });
+    let mut codex = agent("codex", AdapterKind::Codex, None, &[]);
+    codex.settings.model = Some("gpt-5-codex".to_owned());
+    codex.settings.env = env_names(&[
+        "MAOS_TEST_TRANSCRIPT",
+        "MAOS_TEST_EXPECT_ARGS",
+        "MAOS_TEST_EXPECT_PROMPT",
+        "MAOS_TEST_EXIT",
+    ]);
+    env.register(codex);
+    let task = env.task("suffixes", |t| t.prompt = CODEX_PROMPT.to_owned());
+    let task = env.settled(task.id);
+    assert_eq!(
+        task.state,
+        TaskState::Completed,
+        "{}",
+        env.describe(&task, "not completed")
+    );
+    assert_eq!(task.attempts[0].session.as_deref(), Some(CODEX_THREAD));
+}
+
+#[test]
 fn a_failed_codex_turn_fails_the_attempt_with_codex_error() {
     let env = codex_env("codex/failure.jsonl", "1");
     let task = env.task("unauthorized", |t| {
