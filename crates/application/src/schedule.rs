@@ -181,3 +181,81 @@ pub(crate) fn launch_of(a: &Assignment, agent: &Agent) -> Launch {
         resume,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use maos_domain::agent::AgentSpec;
+    use maos_domain::{
+        AdapterKind, AgentId, AgentSettings, CapabilitySet, FencingToken, MaxAttempts, Priority,
+        Risk, RunReport, Slots, Task, TaskSpec, Tier, Title,
+    };
+
+    use super::*;
+
+    fn agent(name: &str, id: u128) -> Agent {
+        let spec = AgentSpec {
+            name: AgentName::parse(name).unwrap(),
+            adapter: AdapterKind::ClaudeCode,
+            capabilities: CapabilitySet::empty(),
+            tier: Tier::Tactical,
+            slots: Slots::new(2).unwrap(),
+            command: None,
+            settings: AgentSettings::default(),
+        };
+        Agent::register(AgentId::from_bits(id), spec, Timestamp::from_millis(0)).0
+    }
+
+    /// A task whose first attempt, on `first`, recorded session "s-1" and failed; now ready.
+    fn retried_task(first: &Agent) -> Task {
+        let at = Timestamp::from_millis(1);
+        let lease = DurationMs::from_millis(10_000).unwrap();
+        let spec = TaskSpec {
+            title: Title::parse("t").unwrap(),
+            prompt: String::new(),
+            capabilities: CapabilitySet::empty(),
+            priority: Priority::Normal,
+            risk: Risk::Low,
+            tier: None,
+            depends_on: Default::default(),
+            orchestration: None,
+            max_attempts: MaxAttempts::new(3).unwrap(),
+            timeout: None,
+            idempotency_key: None,
+            budget: None,
+        };
+        let (mut t, _) = Task::create(TaskId::from_bits(9), spec, at);
+        t.make_ready(at).unwrap();
+        t.assign(first, lease, at).unwrap();
+        let f = FencingToken::new(1);
+        t.start_attempt(f, Some(42), at).unwrap();
+        t.record_session(f, "s-1".into(), at).unwrap();
+        t.fail_attempt(f, "boom".into(), RunReport::default(), at)
+            .unwrap();
+        t.schedule_retry(at).unwrap();
+        t.make_ready(at).unwrap();
+        t
+    }
+
+    fn assigned(mut t: Task, to: &Agent) -> Assignment {
+        let lease = DurationMs::from_millis(10_000).unwrap();
+        t.assign(to, lease, Timestamp::from_millis(2)).unwrap();
+        Assignment {
+            agent: to.name.clone(),
+            attempt: t.attempts_used(),
+            fencing: t.fencing,
+            task: t,
+        }
+    }
+
+    #[test]
+    fn a_retry_on_the_same_agent_resumes_its_session_and_another_agent_starts_afresh() {
+        let claude = agent("claude-1", 1);
+        let other = agent("claude-2", 2);
+        let same = launch_of(&assigned(retried_task(&claude), &claude), &claude);
+        assert_eq!(same.attempt, 2);
+        assert_eq!(same.fencing, FencingToken::new(2));
+        assert_eq!(same.resume.as_deref(), Some("s-1"));
+        let elsewhere = launch_of(&assigned(retried_task(&claude), &other), &other);
+        assert_eq!(elsewhere.resume, None);
+    }
+}

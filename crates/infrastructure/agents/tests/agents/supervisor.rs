@@ -15,7 +15,8 @@ use maos_application::{
 use maos_domain::policy::permission::{PermissionRule, PermissionRules};
 use maos_domain::{
     AdapterKind, AgentName, DomainEvent, EnvName, Exit, FailureKind, MaxAttempts, Price, PromptVia,
-    RunReport, Slots, Task, TaskEvent, TaskState, Title, TransitionError, Usage, Usd,
+    ResourceLimits, RunReport, Slots, Task, TaskEvent, TaskState, Title, TransitionError, Usage,
+    Usd,
 };
 
 use crate::claude::harness::{double, transcript};
@@ -446,6 +447,55 @@ fn a_command_killed_by_a_signal_fails_with_that_signal() {
         );
     }
     assert!(env.log_text(tasks[0].id, 1).starts_with("about to die\n"));
+}
+
+#[test]
+fn resource_limits_apply_to_the_agent_and_a_cpu_hog_dies_of_sigxcpu() {
+    let env = Env::new();
+    let mut limited = command_agent(
+        "limited",
+        "sh -c 'ulimit -n; ulimit -t; ulimit -v'",
+        &["limits"],
+    );
+    limited.settings.limits = ResourceLimits {
+        cpu_seconds: Some(7),
+        memory_mib: Some(512),
+        open_files: Some(64),
+        processes: None,
+    };
+    env.register(limited);
+    let mut hog = command_agent("hog", "sh -c 'while :; do :; done'", &["hog"]);
+    hog.settings.limits.cpu_seconds = Some(1);
+    env.register(hog);
+
+    let shown = env.task("show the limits", |t| t.capabilities = needs(&["limits"]));
+    let shown = env.settled(shown.id);
+    assert_eq!(
+        shown.state,
+        TaskState::Completed,
+        "{}",
+        env.describe(&shown, "not completed")
+    );
+    // open files, CPU seconds, then virtual memory in KiB.
+    assert_eq!(
+        shown.attempts[0].summary.as_deref(),
+        Some("64\n7\n524288"),
+        "{shown:#?}"
+    );
+
+    let burnt = env.task("spin", |t| {
+        t.capabilities = needs(&["hog"]);
+        t.max_attempts = MaxAttempts::new(1).unwrap();
+    });
+    let burnt = env.settled(burnt.id);
+    let a = &burnt.attempts[0];
+    assert_eq!(a.failure, Some(FailureKind::Signal), "{a:#?}");
+    // Past the soft CPU limit the kernel sends SIGXCPU (the hard limit is the same: SIGKILL
+    // follows if it is ignored).
+    assert!(
+        matches!(a.exit, Some(Exit::Signal(s)) if s == libc::SIGXCPU || s == libc::SIGKILL),
+        "{a:#?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
