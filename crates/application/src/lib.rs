@@ -7,6 +7,7 @@ pub mod error;
 pub mod ports;
 mod schedule;
 pub mod service;
+pub mod workspace;
 
 pub use api::*;
 pub use error::{
@@ -18,3 +19,4 @@ pub use ports::{
     UnitOfWork,
 };
 pub use service::{FOLLOW_BATCH, Reconciled, Service, ServiceConfig};
+pub use workspace::{MergeOutcome, Setup, Trailer, Workspace, WorkspaceError, Workspaces};
