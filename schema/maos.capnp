@@ -19,10 +19,14 @@
 
 @0xb95e69db9986670e;
 
-const protocolVersion :UInt32 = 2;
+const protocolVersion :UInt32 = 3;
 # The version of this contract. A daemon serves clients of the same protocol version.
 # Version 2 added the agent runtime: agent settings, budgets, attempts' process, session, exit,
 # usage and failure kind, run reports, sessions, heartbeats and logs.
+# Version 3 added workspaces and approvals: tasks' and orchestrations' repositories, worktrees,
+# verification commands and ports, attempts' checkpoints and verification, pending approvals and
+# decisions (gates run, result and tool), and the calls recordWorkspace, requestApproval,
+# approve, reject, approvals, diffSummary, taskDiff, rollback, gc and mergeOrchestration.
 
 # ---------------------------------------------------------------------------------------------
 # Errors
@@ -145,6 +149,54 @@ enum OrchestrationStatus {
   cancelled @6;
 }
 
+enum Gate {
+  # What a task waits for a person to decide.
+  run @0;                      # a high-risk task, before it runs at all
+  result @1;                   # verified work of a medium- or high-risk task, before it is accepted
+  tool @2;                     # a tool call a running agent wants to make
+}
+
+# ---------------------------------------------------------------------------------------------
+# Workspaces and approvals
+
+struct WorkspaceSpec {
+  # Where a task works: a git repository, and the branch or commit its work starts from.
+  repo @0 :Text;               # the repository's path
+  base @1 :Text;               # null: the repository's current branch
+}
+
+struct TaskWorkspace {
+  # The worktree a task works in, once prepared.
+  repo @0 :Text;
+  path @1 :Text;               # the worktree
+  branch @2 :Text;             # the task's branch, maos/<short id>
+  base @3 :Text;               # the commit the branch started from
+  removed @4 :Bool;            # the worktree was removed (gc); the branch stays
+}
+
+struct PendingApproval {
+  # A decision a task waits for.
+  gate @0 :Gate;
+  attempt @1 :UInt32;          # the attempt that asks (tool approvals); 0: none
+  tool @2 :Text;               # the tool (tool approvals); null: none
+  subject @3 :Text;            # what the tool acts on; null: none
+  requestedAt @4 :Int64;
+}
+
+struct ApprovalDecision {
+  # A person's decision on an approval.
+  gate @0 :Gate;
+  approved @1 :Bool;
+  reason @2 :Text;             # why it was rejected; null: none
+  at @3 :Int64;
+}
+
+struct Verification {
+  # The outcome of a task's verification command.
+  passed @0 :Bool;             # it exited with status 0
+  output @1 :Text;             # the end of what it printed
+}
+
 # ---------------------------------------------------------------------------------------------
 # Aggregates, as read
 
@@ -182,6 +234,7 @@ struct AgentSettings {
   skipPermissions @12 :Bool;
   delayMs @13 :UInt64;         # sim: 0 means the default
   failEvery @14 :UInt32;       # sim: 0 means never
+  verify @15 :Text;            # the verification command of its tasks that name none; null: none
 }
 
 struct ResourceLimits {
@@ -225,6 +278,8 @@ struct RunReport {
   }
   usage @3 :Usage;
   failure @4 :FailureKind;
+  checkpoint @5 :Text;         # the checkpoint commit made after the attempt; null: none
+  verification @6 :Verification;  # null: no verification ran
 }
 
 struct Attempt {
@@ -247,6 +302,10 @@ struct Attempt {
   }
   usage @15 :Usage;
   failure @16 :FailureKind;
+  checkpointBefore @17 :Text;  # the checkpoint commit made before it started; null: none
+  checkpointAfter @18 :Text;   # the checkpoint commit made after it ended; null: none
+  port @19 :UInt16;            # the port it was given (MAOS_PORT); 0: none
+  verification @20 :Verification;  # null: no verification ran
 }
 
 struct Task {
@@ -270,6 +329,13 @@ struct Task {
   updatedAt @17 :Int64;
   version @18 :UInt64;
   budgetMicros @19 :UInt64;    # US micro-dollars over all attempts; 0: none
+  workspaceSpec @20 :WorkspaceSpec;  # the repository it works in, as given; null: none
+  verify @21 :Text;            # its verification command, as given; null: none
+  wantsPort @22 :Bool;         # it needs a TCP port of its own
+  workspace @23 :TaskWorkspace;  # its worktree, once prepared; null: none
+  pending @24 :PendingApproval;  # what it waits for a person to decide; null: nothing
+  runApproved @25 :Bool;       # a person approved it to run (high risk)
+  decision @26 :ApprovalDecision;  # the last decision a person made about it; null: none
 }
 
 struct Orchestration {
@@ -280,6 +346,8 @@ struct Orchestration {
   createdAt @4 :Int64;
   updatedAt @5 :Int64;
   version @6 :UInt64;
+  workspace @7 :WorkspaceSpec; # the repository its tasks work in; null: none
+  verify @8 :Text;             # the verification command its tasks inherit; null: none
 }
 
 struct Event {
@@ -340,6 +408,16 @@ struct NewTask {
   timeoutMs @9 :UInt64;        # 0: none
   idempotencyKey @10 :Text;    # null when none
   budgetMicros @11 :UInt64;    # 0: none
+  workspace @12 :WorkspaceSpec;  # null: its orchestration's, if any
+  verify @13 :Text;            # null: its orchestration's, then its agent's
+  wantsPort @14 :Bool;         # it needs a TCP port of its own (MAOS_PORT)
+}
+
+struct NewOrchestration {
+  name @0 :Text;
+  goal @1 :Text;               # null when none
+  workspace @2 :WorkspaceSpec; # the repository its tasks work in; null: none
+  verify @3 :Text;             # the verification command its tasks inherit; null: none
 }
 
 struct Created {
@@ -393,6 +471,30 @@ struct LogChunk {
   finished @4 :Bool;                # the attempt ended and nothing follows
 }
 
+struct GcRequest {
+  # Which worktrees of finished tasks to remove.
+  dryRun @0 :Bool;                  # only say what would be removed
+  force @1 :Bool;                   # also dirty and unmerged ones (their uncommitted work is lost)
+  olderThanMs @2 :UInt64;           # only tasks finished at least this long ago; 0: any
+}
+
+struct GcEntry {
+  # One worktree gc looked at.
+  task @0 :Text;                    # full id
+  path @1 :Text;
+  removed @2 :Bool;                 # removed (in a dry run: would be)
+  keptBecause @3 :Text;             # why it was kept; null when removed
+}
+
+struct MergeReport {
+  # What mergeOrchestration did.
+  orchestration @0 :Orchestration;
+  branch @1 :Text;                  # the integration branch that was merged
+  into @2 :Text;
+  commit @3 :Text;                  # the merge commit, or the target's when nothing was merged
+  merged @4 :Bool;                  # false: `into` already contained everything
+}
+
 # One result struct per shape of answer: the value, or an error.
 
 struct AgentResult { union { ok @0 :Agent; err @1 :Error; } }
@@ -408,6 +510,10 @@ struct StatusResult { union { ok @0 :Status; err @1 :Error; } }
 struct EventsResult { union { ok @0 :List(Event); err @1 :Error; } }
 struct BeatsResult { union { ok @0 :List(Beat); err @1 :Error; } }
 struct LogChunkResult { union { ok @0 :LogChunk; err @1 :Error; } }
+struct TasksResult { union { ok @0 :List(Task); err @1 :Error; } }
+struct TextResult { union { ok @0 :Text; err @1 :Error; } }
+struct GcResult { union { ok @0 :List(GcEntry); err @1 :Error; } }
+struct MergeResult { union { ok @0 :MergeReport; err @1 :Error; } }
 
 # ---------------------------------------------------------------------------------------------
 # Interfaces
@@ -460,8 +566,10 @@ interface Api {
   addDependency @7 (task :Text, on :Text) -> (result :TaskResult);
   assignTask @8 (task :Text, agent :Text) -> (result :AssignmentResult);
   # `agent` null: the load balancer chooses.
-  startAttempt @9 (task :Text, fencing :UInt64, pid :UInt32) -> (result :TaskResult);
-  # `pid` 0: the caller started no process.
+  startAttempt @9 (task :Text, fencing :UInt64, pid :UInt32, checkpoint :Text, port :UInt16)
+      -> (result :TaskResult);
+  # `pid` 0: the caller started no process; `checkpoint`: the commit made in the task's worktree
+  # before the attempt (null: none); `port`: the port it was given (0: none).
   completeAttempt @10 (task :Text, fencing :UInt64, summary :Text, report :RunReport)
       -> (result :TaskResult);
   failAttempt @11 (task :Text, fencing :UInt64, error :Text, report :RunReport)
@@ -471,7 +579,10 @@ interface Api {
   listTasks @14 (filter :TaskFilter) -> (result :TaskPageResult);
 
   # orchestrations
-  createOrchestration @15 (name :Text, goal :Text) -> (result :OrchestrationResult);
+  createOrchestration @15 (name :Text, goal :Text, spec :NewOrchestration)
+      -> (result :OrchestrationResult);
+  # When `spec` is set it wins and `name` and `goal` are ignored; without it (a client of
+  # protocol 2's shape) the orchestration has `name` and `goal` and no repository.
   getOrchestration @16 (id :Text) -> (result :OrchestrationResult);
   listOrchestrations @17 () -> (result :OrchestrationsResult);
 
@@ -493,4 +604,33 @@ interface Api {
   # Renews the leases (10 s by default) of live attempts; answers the beats that were refused
   # because their attempt is no longer current: stop those.
   readLog @25 (request :LogRequest) -> (result :LogChunkResult);
+
+  # workspaces and approvals (docs/ipc.md, "Approvals and workspaces")
+  recordWorkspace @26 (task :Text, fencing :UInt64, workspace :TaskWorkspace)
+      -> (result :TaskResult);
+  # The worktree the attempt holding `fencing` works in (whoever prepared it records it).
+  requestApproval @27 (task :Text, fencing :UInt64, tool :Text, subject :Text)
+      -> (result :TaskResult);
+  # The running attempt holding `fencing` asks a person about a tool call (`subject` null:
+  # none); the answer appears as the task's `decision` (gate tool) once a person decides.
+  approve @28 (task :Text) -> (result :TaskResult);
+  # Approves what the task waits for (its `pending` gate). `task` is a reference.
+  reject @29 (task :Text, reason :Text, cancel :Bool) -> (result :TaskResult);
+  # Rejects what the task waits for; a rejected result goes back to the agent with `reason`,
+  # or with `cancel` the task ends.
+  approvals @30 () -> (result :TasksResult);
+  # Every task waiting for a person's decision, oldest request first.
+  diffSummary @31 (task :Text) -> (result :TextResult);
+  # One line summing up what the task's branch changed.
+  taskDiff @32 (task :Text, attempt :UInt32, stat :Bool) -> (result :TextResult);
+  # The diff of attempt `attempt` (between its checkpoints), or with 0 of the whole task (from
+  # its base); `stat`: a diffstat instead of the patch.
+  rollback @33 (task :Text, toAttempt :UInt32) -> (result :TaskResult);
+  # Returns the task's branch to the checkpoint attempt `toAttempt` ended in, or with 0 to the
+  # one before its newest attempt.
+  gc @34 (request :GcRequest) -> (result :GcResult);
+  # Removes the worktrees of finished tasks (never a dirty or unmerged one without `force`).
+  mergeOrchestration @35 (id :Text, into :Text) -> (result :MergeResult);
+  # Merges the orchestration's integration branch into `into` (null: the branch its tasks
+  # started from), refusing a dirty target.
 }

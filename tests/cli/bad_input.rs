@@ -256,7 +256,7 @@ fn complete_directly(env: &Env, task: &str, fencing: u64) {
     );
     let id = TaskId::parse(task).unwrap();
     service
-        .start_attempt(id, FencingToken::new(fencing), None)
+        .start_attempt(id, FencingToken::new(fencing), Default::default())
         .unwrap();
     let done = service
         .complete_attempt(

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use maos_domain::ids::check_prefix;
 use maos_domain::{
-    AdapterKind, Agent, AgentName, AgentSettings, AgentStatus, Capability, CapabilitySet,
-    DomainEvent, DurationMs, FencingToken, IdempotencyKey, MaxAttempts, Orchestration,
-    OrchestrationId, Priority, Risk, RunReport, Slots, Task, TaskId, TaskState, Tier, Timestamp,
-    Title, Usage, Usd, ValueError,
+    AdapterKind, Agent, AgentName, AgentSettings, AgentStatus, AttemptStart, Capability,
+    CapabilitySet, DomainEvent, DurationMs, FencingToken, IdempotencyKey, MaxAttempts,
+    Orchestration, OrchestrationId, Priority, Risk, RunReport, Slots, Task, TaskId, TaskState,
+    TaskWorkspace, Tier, Timestamp, Title, Usage, Usd, ValueError, WorkspaceSpec,
 };
 
 use crate::error::{AgentError, OrchestrationError, QueryError, TaskError};
@@ -76,6 +76,12 @@ pub struct CreateTask {
     pub timeout: Option<DurationMs>,
     pub idempotency_key: Option<IdempotencyKey>,
     pub budget: Option<Usd>,
+    /// The repository it works in (none: its orchestration's, if any).
+    pub workspace: Option<WorkspaceSpec>,
+    /// The command that checks its work (none: its orchestration's, then its agent's).
+    pub verify: Option<String>,
+    /// It needs a TCP port of its own (`MAOS_PORT`).
+    pub wants_port: bool,
 }
 
 impl CreateTask {
@@ -94,8 +100,57 @@ impl CreateTask {
             timeout: None,
             idempotency_key: None,
             budget: None,
+            workspace: None,
+            verify: None,
+            wants_port: false,
         }
     }
+}
+
+/// Create an orchestration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateOrchestration {
+    pub name: Title,
+    pub goal: Option<String>,
+    /// The repository its tasks work in, and the branch they start from.
+    pub workspace: Option<WorkspaceSpec>,
+    /// The verification command its tasks inherit.
+    pub verify: Option<String>,
+}
+
+/// What `maos orchestrate merge` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeReport {
+    pub orchestration: Orchestration,
+    /// The integration branch that was merged.
+    pub branch: String,
+    pub into: String,
+    /// The merge commit, or the target's commit when there was nothing to merge.
+    pub commit: String,
+    /// False when `into` already contained everything.
+    pub merged: bool,
+}
+
+/// Which worktrees `maos gc` removes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GcRequest {
+    /// Only say what would be removed.
+    pub dry_run: bool,
+    /// Also remove dirty and unmerged worktrees (their uncommitted work is lost).
+    pub force: bool,
+    /// Only worktrees of tasks that finished at least this long ago.
+    pub older_than: std::time::Duration,
+}
+
+/// One worktree `maos gc` looked at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GcEntry {
+    pub task: TaskId,
+    pub path: String,
+    /// Removed (or, in a dry run, would be).
+    pub removed: bool,
+    /// Why it was kept.
+    pub kept_because: Option<String>,
 }
 
 /// What a create returned: the task, and whether this call created it (false when an earlier
@@ -294,13 +349,51 @@ pub trait MaosApi: Send + Sync {
     fn create_tasks(&self, cmds: Vec<CreateTask>) -> Result<Vec<Created>, TaskError>;
     fn add_dependency(&self, task: &IdRef, on: &IdRef) -> Result<Task, TaskError>;
     fn assign_task(&self, cmd: AssignTask) -> Result<Assignment, TaskError>;
-    /// The attempt holding `fencing` has started (`pid`: its process, if the caller started one).
+    /// The attempt holding `fencing` has started (its process, checkpoint and port, as known).
     fn start_attempt(
         &self,
         task: TaskId,
         fencing: FencingToken,
-        pid: Option<u32>,
+        start: AttemptStart,
     ) -> Result<Task, TaskError>;
+    /// Records the worktree the attempt holding `fencing` works in.
+    fn record_workspace(
+        &self,
+        task: TaskId,
+        fencing: FencingToken,
+        workspace: TaskWorkspace,
+    ) -> Result<Task, TaskError>;
+    /// The running attempt holding `fencing` asks a person about a tool call; answer with
+    /// `approve` / `reject`, and read the decision in the task's `decision`.
+    fn request_approval(
+        &self,
+        task: TaskId,
+        fencing: FencingToken,
+        tool: String,
+        subject: Option<String>,
+    ) -> Result<Task, TaskError>;
+    /// Approves what the task waits for: running it (high risk), its result (which is then
+    /// integrated and completed), or its agent's tool call.
+    fn approve(&self, task: &IdRef) -> Result<Task, TaskError>;
+    /// Rejects what the task waits for; a rejected result goes back to the agent with `reason`
+    /// (or, with `cancel`, the task ends).
+    fn reject(&self, task: &IdRef, reason: String, cancel: bool) -> Result<Task, TaskError>;
+    /// Every task waiting for a person's decision, oldest request first.
+    fn approvals(&self) -> Result<Vec<Task>, QueryError>;
+    /// One line summing up what the task's branch changed (`3 files changed, ...`), for people.
+    fn diff_summary(&self, task: &IdRef) -> Result<String, QueryError>;
+    /// The diff of an attempt (between its checkpoints), or of the whole task (from its base).
+    fn task_diff(
+        &self,
+        task: &IdRef,
+        attempt: Option<u32>,
+        stat: bool,
+    ) -> Result<String, QueryError>;
+    /// Returns the task's branch to a checkpoint: as attempt `to_attempt` left it, or by default
+    /// as it was before its newest attempt.
+    fn rollback(&self, task: &IdRef, to_attempt: Option<u32>) -> Result<Task, TaskError>;
+    /// Removes the worktrees of finished tasks (never a dirty or unmerged one without force).
+    fn gc(&self, req: &GcRequest) -> Result<Vec<GcEntry>, TaskError>;
     /// Records the agent's own session id for the attempt holding `fencing`.
     fn record_session(
         &self,
@@ -337,9 +430,15 @@ pub trait MaosApi: Send + Sync {
     // orchestrations
     fn create_orchestration(
         &self,
-        name: Title,
-        goal: Option<String>,
+        cmd: CreateOrchestration,
     ) -> Result<Orchestration, OrchestrationError>;
+    /// Merges the orchestration's integration branch into `into` (default: the branch its
+    /// tasks started from), refusing a dirty target.
+    fn merge_orchestration(
+        &self,
+        id: &IdRef,
+        into: Option<String>,
+    ) -> Result<MergeReport, OrchestrationError>;
     fn get_orchestration(&self, id: &IdRef) -> Result<Orchestration, QueryError>;
     fn list_orchestrations(&self) -> Result<Vec<Orchestration>, QueryError>;
 

@@ -198,6 +198,10 @@ pub enum TaskError {
         tier: String,
     },
     #[error(transparent)]
+    Workspace(#[from] crate::workspace::WorkspaceError),
+    #[error("task {task} has no worktree{why}")]
+    NoWorkspace { task: String, why: String },
+    #[error(transparent)]
     Transition(#[from] TransitionError),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -215,7 +219,9 @@ impl ErrorInfo for TaskError {
             | TaskError::AgentNotFound { .. } => ErrorKind::NotFound,
             TaskError::DependencyCycle { .. }
             | TaskError::NoCapableAgent { .. }
-            | TaskError::Transition(_) => ErrorKind::Conflict,
+            | TaskError::Transition(_)
+            | TaskError::NoWorkspace { .. } => ErrorKind::Conflict,
+            TaskError::Workspace(e) => workspace_kind(e),
             TaskError::Store(_) => ErrorKind::Storage,
             TaskError::Remote(e) => e.kind(),
         }
@@ -235,9 +241,26 @@ impl ErrorInfo for TaskError {
                 "register an agent with those capabilities (`maos agent register`), or wait for a busy one to free a slot".into(),
             ),
             TaskError::Transition(e) => transition_hint(e),
+            TaskError::Workspace(e) => e.hint(),
+            TaskError::NoWorkspace { .. } => Some(
+                "only tasks created with --repo (or in an orchestration with one) have a worktree"
+                    .into(),
+            ),
             TaskError::Store(e) => store_hint(e),
             TaskError::Remote(e) => e.hint(),
         }
+    }
+}
+
+/// The kind of a workspace error: the user's repository refused (conflict), or git failed.
+fn workspace_kind(e: &crate::workspace::WorkspaceError) -> ErrorKind {
+    use crate::workspace::WorkspaceError as W;
+    match e {
+        W::NotARepository { .. } | W::UnknownBase { .. } => ErrorKind::InvalidInput,
+        W::Dirty { .. } | W::DetachedHead { .. } | W::Locked { .. } | W::Unsafe { .. } => {
+            ErrorKind::Conflict
+        }
+        W::Setup { .. } | W::Git { .. } | W::NoGit(_) => ErrorKind::Storage,
     }
 }
 
@@ -246,6 +269,12 @@ impl ErrorInfo for TaskError {
 pub enum OrchestrationError {
     #[error(transparent)]
     Invalid(#[from] ValueError),
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error(transparent)]
+    Workspace(#[from] crate::workspace::WorkspaceError),
+    #[error("{0}")]
+    Refused(String),
     #[error(transparent)]
     Transition(#[from] TransitionError),
     #[error(transparent)]
@@ -258,6 +287,9 @@ impl ErrorInfo for OrchestrationError {
     fn kind(&self) -> ErrorKind {
         match self {
             OrchestrationError::Invalid(_) => ErrorKind::InvalidInput,
+            OrchestrationError::Query(e) => e.kind(),
+            OrchestrationError::Workspace(e) => workspace_kind(e),
+            OrchestrationError::Refused(_) => ErrorKind::Conflict,
             OrchestrationError::Transition(_) => ErrorKind::Conflict,
             OrchestrationError::Store(_) => ErrorKind::Storage,
             OrchestrationError::Remote(e) => e.kind(),
@@ -266,7 +298,9 @@ impl ErrorInfo for OrchestrationError {
 
     fn hint(&self) -> Option<String> {
         match self {
-            OrchestrationError::Invalid(_) => None,
+            OrchestrationError::Invalid(_) | OrchestrationError::Refused(_) => None,
+            OrchestrationError::Query(e) => e.hint(),
+            OrchestrationError::Workspace(e) => e.hint(),
             OrchestrationError::Transition(e) => transition_hint(e),
             OrchestrationError::Store(e) => store_hint(e),
             OrchestrationError::Remote(e) => e.hint(),
@@ -320,6 +354,10 @@ pub enum QueryError {
         made: u32,
     },
     #[error(transparent)]
+    Workspace(#[from] crate::workspace::WorkspaceError),
+    #[error("task {task} has no worktree{why}")]
+    NoWorkspace { task: String, why: String },
+    #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Remote(#[from] RemoteError),
@@ -330,6 +368,8 @@ impl ErrorInfo for QueryError {
         match self {
             QueryError::Invalid(_) | QueryError::Ambiguous { .. } => ErrorKind::InvalidInput,
             QueryError::NotFound { .. } | QueryError::NoAttempt { .. } => ErrorKind::NotFound,
+            QueryError::Workspace(e) => workspace_kind(e),
+            QueryError::NoWorkspace { .. } => ErrorKind::Conflict,
             QueryError::Store(_) => ErrorKind::Storage,
             QueryError::Remote(e) => e.kind(),
         }
@@ -354,6 +394,11 @@ impl ErrorInfo for QueryError {
             } else {
                 format!("`maos task show {task}` lists its attempts")
             }),
+            QueryError::Workspace(e) => e.hint(),
+            QueryError::NoWorkspace { .. } => Some(
+                "only tasks created with --repo (or in an orchestration with one) have a worktree"
+                    .into(),
+            ),
             QueryError::Store(e) => store_hint(e),
             QueryError::Remote(e) => e.hint(),
         }
@@ -369,6 +414,8 @@ impl From<QueryError> for TaskError {
                 TaskError::Ambiguous { prefix, candidates }
             }
             QueryError::NoAttempt { task, .. } => TaskError::NotFound { reference: task },
+            QueryError::Workspace(w) => TaskError::Workspace(w),
+            QueryError::NoWorkspace { task, why } => TaskError::NoWorkspace { task, why },
             QueryError::Store(s) => TaskError::Store(s),
             QueryError::Remote(r) => TaskError::Remote(r),
         }

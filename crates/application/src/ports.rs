@@ -132,6 +132,11 @@ pub trait ReadStore: Send + Sync {
     ) -> Result<Vec<OrchestrationId>, StoreError>;
     /// Every orchestration, oldest first.
     fn orchestrations(&self) -> Result<Vec<Orchestration>, StoreError>;
+    /// Tasks waiting for a person's decision, oldest request first.
+    fn tasks_awaiting_approval(&self) -> Result<Vec<Task>, StoreError>;
+    /// Tasks in a final state (completed, cancelled) whose worktree still exists and that have
+    /// not changed since `before`, oldest first.
+    fn finished_tasks_with_worktrees(&self, before: Timestamp) -> Result<Vec<Task>, StoreError>;
     /// Counts for `maos status`.
     fn status(&self) -> Result<StatusReport, StoreError>;
     /// Events with a sequence number greater than `after`, in order, at most `limit`.

@@ -222,12 +222,16 @@ mod tests {
             timeout: None,
             idempotency_key: None,
             budget: None,
+            workspace: None,
+            verify: None,
+            wants_port: false,
         };
         let (mut t, _) = Task::create(TaskId::from_bits(9), spec, at);
         t.make_ready(at).unwrap();
         t.assign(first, lease, at).unwrap();
         let f = FencingToken::new(1);
-        t.start_attempt(f, Some(42), at).unwrap();
+        t.start_attempt(f, maos_domain::AttemptStart::default(), at)
+            .unwrap();
         t.record_session(f, "s-1".into(), at).unwrap();
         t.fail_attempt(f, "boom".into(), RunReport::default(), at)
             .unwrap();

@@ -1,6 +1,7 @@
 //! The in-process implementation of [`MaosApi`]: each use case loads aggregates in a write
 //! transaction, runs the domain command, and saves the new state with its events.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,9 +9,9 @@ use maos_domain::agent::AgentSpec;
 use maos_domain::graph::find_path;
 use maos_domain::policy::balancer;
 use maos_domain::{
-    AdapterKind, Agent, AgentId, AgentName, AgentStatus, DomainEvent, DurationMs, FailureKind,
-    FencingToken, Orchestration, OrchestrationId, RunReport, Task, TaskId, TaskSpec, TaskState,
-    Timestamp, Title, Usd,
+    AdapterKind, Agent, AgentId, AgentName, AgentStatus, AttemptStart, DomainEvent, DurationMs,
+    FailureKind, FencingToken, Gate, Integration, Orchestration, OrchestrationId,
+    OrchestrationSpec, RunReport, Task, TaskId, TaskSpec, TaskState, TaskWorkspace, Timestamp, Usd,
 };
 
 use crate::api::*;
@@ -19,6 +20,7 @@ use crate::ports::{
     AgentRuntime, AttemptLogs, Clock, IdSource, Launch, Store, StoreError, Transaction,
 };
 use crate::schedule::{Changes, Scheduler, assign_in_tx, launch_of};
+use crate::workspace::{MergeOutcome, Workspace, Workspaces};
 
 /// Settings of the service.
 #[derive(Debug, Clone, Copy)]
@@ -49,6 +51,7 @@ pub struct Service<S> {
     config: ServiceConfig,
     runtime: Option<Arc<dyn AgentRuntime>>,
     logs: Option<Arc<dyn AttemptLogs>>,
+    workspaces: Option<Arc<dyn Workspaces>>,
 }
 
 impl<S> Clone for Service<S> {
@@ -60,6 +63,7 @@ impl<S> Clone for Service<S> {
             config: self.config,
             runtime: self.runtime.clone(),
             logs: self.logs.clone(),
+            workspaces: self.workspaces.clone(),
         }
     }
 }
@@ -91,7 +95,65 @@ impl<S: Store> Service<S> {
             config,
             runtime: None,
             logs: None,
+            workspaces: None,
         }
+    }
+
+    /// The same service with git worktrees for tasks that name a repository.
+    #[must_use]
+    pub fn with_workspaces(mut self, workspaces: Arc<dyn Workspaces>) -> Self {
+        self.workspaces = Some(workspaces);
+        self
+    }
+
+    fn git(&self) -> Result<&Arc<dyn Workspaces>, QueryError> {
+        self.workspaces.as_ref().ok_or_else(|| {
+            QueryError::Workspace(crate::workspace::WorkspaceError::NoGit(
+                "this MAOS was built without workspaces".into(),
+            ))
+        })
+    }
+
+    /// The worktree of task `t`, or why there is none.
+    fn workspace_of(t: &Task) -> Result<Workspace, QueryError> {
+        let Some(ws) = &t.workspace else {
+            return Err(QueryError::NoWorkspace {
+                task: t.id.short(),
+                why: if t.spec.workspace.is_some() {
+                    " yet: its first attempt has not started".into()
+                } else {
+                    String::new()
+                },
+            });
+        };
+        Ok(Workspace {
+            repo: ws.repo.clone().into(),
+            path: ws.path.clone().into(),
+            branch: ws.branch.clone(),
+            base: ws.base.clone(),
+        })
+    }
+
+    /// Integrates a task's accepted work into its orchestration's integration branch (before
+    /// the transaction that completes it: git is not transactional, the merge is idempotent).
+    fn integrate(&self, t: &Task) -> Result<Integration, TaskError> {
+        let (Some(ws), Some(oid), Some(git)) =
+            (&t.workspace, t.spec.orchestration, &self.workspaces)
+        else {
+            return Ok(Integration::None);
+        };
+        let Some(o) = self.store.orchestration(oid)? else {
+            return Ok(Integration::None);
+        };
+        let into = o.integration_branch();
+        Ok(
+            match git.merge(Path::new(&ws.repo), &ws.branch, &into, &ws.base)? {
+                MergeOutcome::Merged { commit } | MergeOutcome::UpToDate { commit } => {
+                    Integration::Merged { into, commit }
+                }
+                MergeOutcome::Conflict { paths } => Integration::Conflict { into, paths },
+            },
+        )
     }
 
     /// The same service with an agent runtime: it schedules and launches attempts.
@@ -301,6 +363,22 @@ impl<S: Store> Service<S> {
                 Err(e) => return Err(e.into()),
             },
         };
+        // A task of an orchestration inherits its repository and verification command.
+        let (mut workspace, mut verify) = (cmd.workspace, cmd.verify);
+        if let Some(o) = orchestration
+            && let Some(o) = self.store.orchestration(o)?
+        {
+            if workspace.is_none() {
+                workspace.clone_from(&o.workspace);
+            }
+            if verify.is_none() {
+                verify.clone_from(&o.verify);
+            }
+        }
+        // Refuse a repository MAOS must not work from before anything is created.
+        if let (Some(ws), Some(git)) = (&workspace, &self.workspaces) {
+            git.check(Path::new(&ws.repo), ws.base.as_deref())?;
+        }
         let spec = TaskSpec {
             title: cmd.title,
             prompt: cmd.prompt,
@@ -314,6 +392,9 @@ impl<S: Store> Service<S> {
             timeout: cmd.timeout,
             idempotency_key: cmd.idempotency_key,
             budget: cmd.budget,
+            workspace,
+            verify,
+            wants_port: cmd.wants_port,
         };
         Ok(PreparedCreate {
             id: TaskId::from_bits(self.ids.next_bits()),
@@ -680,15 +761,262 @@ impl<S: Store> MaosApi for Service<S> {
         &self,
         task: TaskId,
         fencing: FencingToken,
-        pid: Option<u32>,
+        start: AttemptStart,
     ) -> Result<Task, TaskError> {
         let at = self.clock.now();
         self.store.write(move |tx| {
             let mut t = load_task(tx, task)?;
-            let events = t.start_attempt(fencing, pid, at)?;
+            let events = t.start_attempt(fencing, start, at)?;
             save_task_events(tx, &t, events, at)?;
             Ok(t)
         })
+    }
+
+    fn record_workspace(
+        &self,
+        task: TaskId,
+        fencing: FencingToken,
+        workspace: TaskWorkspace,
+    ) -> Result<Task, TaskError> {
+        let at = self.clock.now();
+        self.store.write(move |tx| {
+            let mut t = load_task(tx, task)?;
+            if t.fencing != fencing {
+                return Err(maos_domain::TransitionError::StaleAttempt {
+                    task: t.id,
+                    presented: fencing.get(),
+                    current: t.fencing.get(),
+                }
+                .into());
+            }
+            let events = t.record_workspace(workspace, at)?;
+            if !events.is_empty() {
+                save_task_events(tx, &t, events, at)?;
+            }
+            Ok(t)
+        })
+    }
+
+    fn request_approval(
+        &self,
+        task: TaskId,
+        fencing: FencingToken,
+        tool: String,
+        subject: Option<String>,
+    ) -> Result<Task, TaskError> {
+        let at = self.clock.now();
+        self.store.write(move |tx| {
+            let mut t = load_task(tx, task)?;
+            let events = t.request_tool_approval(fencing, tool, subject, at)?;
+            save_task_events(tx, &t, events, at)?;
+            Ok(t)
+        })
+    }
+
+    fn approve(&self, task: &IdRef) -> Result<Task, TaskError> {
+        let id = self.resolve_task(task)?;
+        let current = self.store.task(id)?.ok_or_else(|| TaskError::NotFound {
+            reference: task.to_string(),
+        })?;
+        // Accepting a result integrates it first (outside the transaction: git).
+        let accepts = current.waiting_gate() == Some(Gate::Result)
+            || (current.state == TaskState::AwaitingApproval && current.pending.is_none());
+        let integration = if accepts {
+            self.integrate(&current)?
+        } else {
+            Integration::None
+        };
+        let at = self.clock.now();
+        self.write_scheduled(at, move |tx, changes| {
+            let mut t = load_task(tx, id)?;
+            let events = t.approve(integration, at)?;
+            save_task_events(tx, &t, events, at)?;
+            match t.state {
+                TaskState::Completed => promote_dependents(tx, t.id, at, changes)?,
+                TaskState::Ready => changes.readied.push(t.id),
+                _ => {}
+            }
+            Ok(t)
+        })
+    }
+
+    fn reject(&self, task: &IdRef, reason: String, cancel: bool) -> Result<Task, TaskError> {
+        let id = self.resolve_task(task)?;
+        let at = self.clock.now();
+        self.write_scheduled(at, move |tx, changes| {
+            let mut t = load_task(tx, id)?;
+            let gate = t.waiting_gate().unwrap_or(Gate::Result);
+            let mut events = t.reject(reason, at)?;
+            match (gate, cancel) {
+                (Gate::Tool, _) => {}
+                (_, true) => {
+                    events.extend(t.cancel("rejected and cancelled by a person".into(), at)?);
+                }
+                (Gate::Result, false) => events.extend(after_failure(&mut t, at, changes)?),
+                (Gate::Run, false) => {}
+            }
+            save_task_events(tx, &t, events, at)?;
+            if t.state == TaskState::Cancelled {
+                block_dependents(tx, id, at)?;
+            }
+            Ok(t)
+        })
+    }
+
+    fn approvals(&self) -> Result<Vec<Task>, QueryError> {
+        Ok(self.store.tasks_awaiting_approval()?)
+    }
+
+    fn diff_summary(&self, task: &IdRef) -> Result<String, QueryError> {
+        let t = self.get_task(task)?;
+        let ws = Self::workspace_of(&t)?;
+        Ok(self.git()?.shortstat(&ws, &ws.base, &ws.branch)?)
+    }
+
+    fn task_diff(
+        &self,
+        task: &IdRef,
+        attempt: Option<u32>,
+        stat: bool,
+    ) -> Result<String, QueryError> {
+        let t = self.get_task(task)?;
+        let ws = Self::workspace_of(&t)?;
+        let removed = t.workspace.as_ref().is_some_and(|w| w.removed);
+        let (from, to) = match attempt {
+            None => (ws.base.clone(), (removed).then(|| ws.branch.clone())),
+            Some(n) => {
+                let a = t.attempts.iter().find(|a| a.number == n).ok_or_else(|| {
+                    QueryError::NoAttempt {
+                        task: t.id.short(),
+                        attempt: Some(n),
+                        made: t.attempts_used(),
+                    }
+                })?;
+                let from = a
+                    .checkpoint_before
+                    .clone()
+                    .ok_or_else(|| QueryError::NoWorkspace {
+                        task: t.id.short(),
+                        why: format!(" checkpoint for attempt {n}: it did not start in one"),
+                    })?;
+                (from, a.checkpoint_after.clone())
+            }
+        };
+        Ok(self.git()?.diff(&ws, &from, to.as_deref(), stat)?)
+    }
+
+    fn rollback(&self, task: &IdRef, to_attempt: Option<u32>) -> Result<Task, TaskError> {
+        let t = self.get_task(task)?;
+        let ws = Self::workspace_of(&t)?;
+        let (number, commit) = match to_attempt {
+            Some(n) => {
+                let a = t.attempts.iter().find(|a| a.number == n).ok_or_else(|| {
+                    QueryError::NoAttempt {
+                        task: t.id.short(),
+                        attempt: Some(n),
+                        made: t.attempts_used(),
+                    }
+                })?;
+                let c = a
+                    .checkpoint_after
+                    .clone()
+                    .ok_or_else(|| TaskError::NoWorkspace {
+                        task: t.id.short(),
+                        why: format!(" checkpoint after attempt {n}: it never ended in one"),
+                    })?;
+                (n, c)
+            }
+            None => {
+                let a = t.current_attempt().ok_or_else(|| QueryError::NoAttempt {
+                    task: t.id.short(),
+                    attempt: None,
+                    made: 0,
+                })?;
+                let c = a
+                    .checkpoint_before
+                    .clone()
+                    .ok_or_else(|| TaskError::NoWorkspace {
+                        task: t.id.short(),
+                        why: format!(" checkpoint before attempt {}", a.number),
+                    })?;
+                (a.number.saturating_sub(1), c)
+            }
+        };
+        // Refused before git is touched when an attempt runs.
+        if t.state.holds_slot() {
+            return Err(maos_domain::TransitionError::Task {
+                task: t.id,
+                from: t.state,
+                action: "rolled back while an attempt runs",
+            }
+            .into());
+        }
+        self.git()?.rollback(&ws, &commit)?;
+        let at = self.clock.now();
+        let id = t.id;
+        self.store.write(move |tx| {
+            let mut t = load_task(tx, id)?;
+            let events = t.roll_back(number, commit, at)?;
+            save_task_events(tx, &t, events, at)?;
+            Ok(t)
+        })
+    }
+
+    fn gc(&self, req: &GcRequest) -> Result<Vec<GcEntry>, TaskError> {
+        let git = Arc::clone(self.git()?);
+        let now = self.clock.now();
+        let older = DurationMs::from_millis(u64::try_from(req.older_than.as_millis()).unwrap_or(0))
+            .map_or(now, |d| {
+                Timestamp::from_millis(now.as_millis() - d.as_millis() as i64)
+            });
+        let mut out = Vec::new();
+        for t in self.store.finished_tasks_with_worktrees(older)? {
+            let ws = Self::workspace_of(&t)?;
+            let into = match t
+                .spec
+                .orchestration
+                .and_then(|o| self.store.orchestration(o).ok().flatten())
+            {
+                Some(o) => o.integration_branch(),
+                None => t
+                    .spec
+                    .workspace
+                    .as_ref()
+                    .and_then(|w| w.base.clone())
+                    .unwrap_or_else(|| "HEAD".into()),
+            };
+            let dirty = git.is_dirty(&ws)?;
+            let merged = git.is_merged(&ws.repo, &ws.branch, &into)?;
+            let kept_because = match (dirty, merged, req.force) {
+                (_, _, true) | (false, true, false) => None,
+                (true, _, false) => {
+                    Some("it has uncommitted changes (--force discards them)".into())
+                }
+                (false, false, false) => Some(format!(
+                    "{} is not merged into {into} (--force removes the worktree; the branch stays)",
+                    ws.branch
+                )),
+            };
+            let removed = kept_because.is_none();
+            if removed && !req.dry_run {
+                git.remove(&ws, req.force)?;
+                let at = self.clock.now();
+                let id = t.id;
+                self.store.write(move |tx| {
+                    let mut t = load_task(tx, id)?;
+                    let events = t.remove_workspace(at)?;
+                    save_task_events(tx, &t, events, at)?;
+                    Ok::<_, TaskError>(())
+                })?;
+            }
+            out.push(GcEntry {
+                task: t.id,
+                path: ws.path.display().to_string(),
+                removed,
+                kept_because,
+            });
+        }
+        Ok(out)
     }
 
     fn record_session(
@@ -735,13 +1063,37 @@ impl<S: Store> MaosApi for Service<S> {
         summary: Option<String>,
         report: RunReport,
     ) -> Result<Task, TaskError> {
+        let failed_verification = report
+            .verification
+            .as_ref()
+            .filter(|v| !v.passed)
+            .map(|v| v.output.clone());
+        // Work that the policy accepts without a person is integrated first (git, outside the
+        // transaction); the transaction then completes the task, or blocks it on a conflict.
+        let integration = match self.store.task(task)? {
+            Some(t)
+                if failed_verification.is_none()
+                    && t.fencing == fencing
+                    && t.completes_on_verification() =>
+            {
+                // The branch has the attempt's checkpoint by now: the runtime made it first.
+                self.integrate(&t)?
+            }
+            _ => Integration::None,
+        };
         let at = self.clock.now();
         self.write_scheduled(at, move |tx, changes| {
             let mut t = load_task(tx, task)?;
             let mut events = t.succeed_attempt(fencing, summary, report, at)?;
-            // No verification step is configured yet: verification passes as soon as the agent
-            // succeeds, and the approval policy decides between completed and awaiting approval.
-            events.extend(t.pass_verification(at)?);
+            match failed_verification {
+                Some(output) => {
+                    events.extend(t.fail_verification(output, at)?);
+                    events.extend(after_failure(&mut t, at, changes)?);
+                }
+                // Verification passed (or there is none): the approval policy decides between
+                // accepting it and waiting for a person.
+                None => events.extend(t.pass_verification(integration, at)?),
+            }
             save_task_events(tx, &t, events, at)?;
             release_slot(tx, &t, at, changes)?;
             if t.state == TaskState::Completed {
@@ -840,19 +1192,85 @@ impl<S: Store> MaosApi for Service<S> {
 
     fn create_orchestration(
         &self,
-        name: Title,
-        goal: Option<String>,
+        cmd: CreateOrchestration,
     ) -> Result<Orchestration, OrchestrationError> {
+        if let (Some(ws), Some(git)) = (&cmd.workspace, &self.workspaces) {
+            git.check(Path::new(&ws.repo), ws.base.as_deref())?;
+        }
         let at = self.clock.now();
         let id = OrchestrationId::from_bits(self.ids.next_bits());
+        let spec = OrchestrationSpec {
+            name: cmd.name,
+            goal: cmd.goal,
+            workspace: cmd.workspace,
+            verify: cmd.verify,
+        };
         self.store.write(move |tx| {
-            let (o, events) = Orchestration::create(id, name, goal, at);
+            let (o, events) = Orchestration::create(id, spec, at);
             tx.save_orchestration(&o)?;
             tx.append(
                 at,
                 &DomainEvent::orchestrations(id, events).collect::<Vec<_>>(),
             )?;
             Ok(o)
+        })
+    }
+
+    fn merge_orchestration(
+        &self,
+        id: &IdRef,
+        into: Option<String>,
+    ) -> Result<MergeReport, OrchestrationError> {
+        let o = self.get_orchestration(id)?;
+        let ws = o.workspace.clone().ok_or_else(|| {
+            OrchestrationError::Refused(format!(
+                "orchestration {} has no repository: create it with --repo to integrate its work",
+                o.id.short()
+            ))
+        })?;
+        let into = into.or_else(|| ws.base.clone()).ok_or_else(|| {
+            OrchestrationError::Refused(
+                "name the branch to merge into with --into (the orchestration names no base branch)"
+                    .into(),
+            )
+        })?;
+        let branch = o.integration_branch();
+        let git = self.git()?;
+        let (commit, merged) =
+            match git.merge_into_user_branch(Path::new(&ws.repo), &branch, &into)? {
+                MergeOutcome::Merged { commit } => (commit, true),
+                MergeOutcome::UpToDate { commit } => (commit, false),
+                MergeOutcome::Conflict { paths } => {
+                    return Err(OrchestrationError::Refused(format!(
+                        "merging {branch} into {into} conflicts in {}; nothing was changed",
+                        paths.join(", ")
+                    )));
+                }
+            };
+        let at = self.clock.now();
+        let oid = o.id;
+        let (into_c, commit_c) = (into.clone(), commit.clone());
+        let o = self.store.write(move |tx| {
+            let mut o = tx.orchestration(oid)?.ok_or_else(|| {
+                OrchestrationError::Query(QueryError::NotFound {
+                    what: Entity::Orchestration,
+                    reference: oid.to_string(),
+                })
+            })?;
+            let events = o.record_merge(into_c, commit_c, at);
+            tx.save_orchestration(&o)?;
+            tx.append(
+                at,
+                &DomainEvent::orchestrations(oid, events).collect::<Vec<_>>(),
+            )?;
+            Ok::<_, OrchestrationError>(o)
+        })?;
+        Ok(MergeReport {
+            orchestration: o,
+            branch,
+            into,
+            commit,
+            merged,
         })
     }
 

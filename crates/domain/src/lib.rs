@@ -20,10 +20,15 @@ pub use agent::{Agent, AgentEvent, AgentStatus};
 pub use error::{TransitionError, ValueError};
 pub use event::{AggregateKind, DomainEvent};
 pub use ids::{AgentId, OrchestrationId, TaskId};
-pub use orchestration::{Orchestration, OrchestrationEvent, OrchestrationStatus};
-pub use run::{Exit, FailureKind, RunReport, Usage, Usd};
+pub use orchestration::{
+    Orchestration, OrchestrationEvent, OrchestrationSpec, OrchestrationStatus,
+};
+pub use run::{Exit, FailureKind, RunReport, Usage, Usd, Verification};
 pub use settings::{AgentSettings, EnvName, Price, PromptVia, ResourceLimits};
-pub use task::{Attempt, AttemptOutcome, Task, TaskEvent, TaskSpec, TaskState};
+pub use task::{
+    ApprovalDecision, Attempt, AttemptOutcome, AttemptStart, Gate, Integration, PendingApproval,
+    Task, TaskEvent, TaskSpec, TaskState, TaskWorkspace, WorkspaceSpec,
+};
 pub use values::{
     AdapterKind, AgentName, Capability, CapabilitySet, DurationMs, FencingToken, IdempotencyKey,
     MaxAttempts, Priority, Risk, Slots, Tier, Timestamp, Title,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::TransitionError;
 use crate::ids::OrchestrationId;
+use crate::task::WorkspaceSpec;
 use crate::values::{Timestamp, Title, keyword_enum};
 
 keyword_enum!(
@@ -29,12 +30,29 @@ impl OrchestrationStatus {
     }
 }
 
+/// What a new orchestration says about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrchestrationSpec {
+    pub name: Title,
+    pub goal: Option<String>,
+    /// The repository its tasks work in, and the branch they start from.
+    #[serde(default)]
+    pub workspace: Option<WorkspaceSpec>,
+    /// The verification command its tasks inherit.
+    #[serde(default)]
+    pub verify: Option<String>,
+}
+
 /// The state of an orchestration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrchestrationData {
     pub id: OrchestrationId,
     pub name: Title,
     pub goal: Option<String>,
+    #[serde(default)]
+    pub workspace: Option<WorkspaceSpec>,
+    #[serde(default)]
+    pub verify: Option<String>,
     pub status: OrchestrationStatus,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -45,14 +63,30 @@ pub struct OrchestrationData {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum OrchestrationEvent {
-    Created { name: Title, goal: Option<String> },
+    Created {
+        name: Title,
+        goal: Option<String>,
+        #[serde(default)]
+        workspace: Option<WorkspaceSpec>,
+        #[serde(default)]
+        verify: Option<String>,
+    },
+    /// Its integration branch was merged into a branch of the user's.
+    Merged {
+        into: String,
+        commit: String,
+    },
     PlanApprovalRequested,
     Started,
     Paused,
     Resumed,
     Completed,
-    Failed { reason: String },
-    Cancelled { reason: String },
+    Failed {
+        reason: String,
+    },
+    Cancelled {
+        reason: String,
+    },
 }
 
 impl OrchestrationEvent {
@@ -60,6 +94,7 @@ impl OrchestrationEvent {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Created { .. } => "orchestration.created",
+            Self::Merged { .. } => "orchestration.merged",
             Self::PlanApprovalRequested => "orchestration.plan_approval_requested",
             Self::Started => "orchestration.started",
             Self::Paused => "orchestration.paused",
@@ -88,20 +123,44 @@ impl Orchestration {
     /// Creates an orchestration in `draft`.
     pub fn create(
         id: OrchestrationId,
-        name: Title,
-        goal: Option<String>,
+        spec: OrchestrationSpec,
         at: Timestamp,
     ) -> (Orchestration, Vec<OrchestrationEvent>) {
         let o = Orchestration(OrchestrationData {
             id,
-            name: name.clone(),
-            goal: goal.clone(),
+            name: spec.name.clone(),
+            goal: spec.goal.clone(),
+            workspace: spec.workspace.clone(),
+            verify: spec.verify.clone(),
             status: O::Draft,
             created_at: at,
             updated_at: at,
             version: 1,
         });
-        (o, vec![OrchestrationEvent::Created { name, goal }])
+        let event = OrchestrationEvent::Created {
+            name: spec.name,
+            goal: spec.goal,
+            workspace: spec.workspace,
+            verify: spec.verify,
+        };
+        (o, vec![event])
+    }
+
+    /// The branch its tasks' accepted work is merged into: `maos/orch-<short id>`.
+    pub fn integration_branch(&self) -> String {
+        format!("maos/orch-{}", self.id.short())
+    }
+
+    /// Records that its integration branch was merged into `into`.
+    pub fn record_merge(
+        &mut self,
+        into: String,
+        commit: String,
+        at: Timestamp,
+    ) -> Vec<OrchestrationEvent> {
+        let event = OrchestrationEvent::Merged { into, commit };
+        self.apply(&event, at);
+        vec![event]
     }
 
     /// Rebuilds an orchestration from stored state (for repositories).
@@ -121,10 +180,22 @@ impl Orchestration {
     ) -> Option<Orchestration> {
         let mut it = events.into_iter();
         let (first, at) = it.next()?;
-        let OrchestrationEvent::Created { name, goal } = first else {
+        let OrchestrationEvent::Created {
+            name,
+            goal,
+            workspace,
+            verify,
+        } = first
+        else {
             return None;
         };
-        let (mut o, _) = Orchestration::create(id, name.clone(), goal.clone(), at);
+        let spec = OrchestrationSpec {
+            name: name.clone(),
+            goal: goal.clone(),
+            workspace: workspace.clone(),
+            verify: verify.clone(),
+        };
+        let (mut o, _) = Orchestration::create(id, spec, at);
         for (e, at) in it {
             o.apply(e, at);
         }
@@ -135,7 +206,7 @@ impl Orchestration {
     pub fn apply(&mut self, event: &OrchestrationEvent, at: Timestamp) {
         let d = &mut self.0;
         d.status = match event {
-            OrchestrationEvent::Created { .. } => d.status,
+            OrchestrationEvent::Created { .. } | OrchestrationEvent::Merged { .. } => d.status,
             OrchestrationEvent::PlanApprovalRequested => O::AwaitingPlanApproval,
             OrchestrationEvent::Started | OrchestrationEvent::Resumed => O::Running,
             OrchestrationEvent::Paused => O::Paused,
@@ -245,8 +316,16 @@ mod tests {
     fn lifecycle_and_fold() {
         let t = |ms| Timestamp::from_millis(ms);
         let id = OrchestrationId::from_bits(7);
-        let (mut o, mut events) =
-            Orchestration::create(id, Title::parse("ship").unwrap(), None, t(1));
+        let (mut o, mut events) = Orchestration::create(
+            id,
+            OrchestrationSpec {
+                name: Title::parse("ship").unwrap(),
+                goal: None,
+                workspace: None,
+                verify: None,
+            },
+            t(1),
+        );
         let mut log: Vec<(OrchestrationEvent, Timestamp)> =
             events.drain(..).map(|e| (e, t(1))).collect();
         assert!(o.pause(t(2)).is_err());

@@ -211,6 +211,15 @@ keyword_enum!(
     }
 );
 
+/// The outcome of a task's verification command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    /// True when the command exited with status 0.
+    pub passed: bool,
+    /// The end of what it printed (stdout and stderr), for the next attempt and for people.
+    pub output: String,
+}
+
 /// What the runtime observed at the end of an attempt.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -221,6 +230,10 @@ pub struct RunReport {
     pub usage: Usage,
     /// Why it failed (none for a success).
     pub failure: Option<FailureKind>,
+    /// The checkpoint commit made after the attempt, in the task's worktree.
+    pub checkpoint: Option<String>,
+    /// The verification that ran after the agent succeeded (none: no verify command).
+    pub verification: Option<Verification>,
 }
 
 #[cfg(test)]

@@ -157,6 +157,9 @@ pub struct AgentSettings {
     /// Runs Claude Code with `--dangerously-skip-permissions` instead of asking MAOS: only when
     /// a person set it explicitly.
     pub skip_permissions: bool,
+    /// The verification command for this agent's tasks when neither the task nor its
+    /// orchestration names one.
+    pub verify: Option<String>,
     /// How long a `sim` agent takes per attempt.
     pub delay: Option<DurationMs>,
     /// A `sim` agent fails every n-th attempt it runs (for chaos tests); none never fails.

@@ -13,7 +13,7 @@ use crate::agent::Agent;
 use crate::error::TransitionError;
 use crate::ids::{OrchestrationId, TaskId};
 use crate::policy::matcher;
-use crate::run::{Exit, FailureKind, RunReport, Usage, Usd};
+use crate::run::{Exit, FailureKind, RunReport, Usage, Usd, Verification};
 use crate::values::{
     AgentName, CapabilitySet, DurationMs, FencingToken, IdempotencyKey, MaxAttempts, Priority,
     Risk, Tier, Timestamp, Title, keyword_enum,
@@ -76,6 +76,76 @@ keyword_enum!(
     }
 );
 
+keyword_enum!(
+    /// What a task waits for a person to decide.
+    #[derive(Default)]
+    Gate, "approval gate" {
+        /// A high-risk task, before it runs at all.
+        Run => "run",
+        /// Verified work of a medium- or high-risk task, before it is accepted.
+        #[default]
+        Result => "result",
+        /// A tool call a running agent wants to make (a permission rule said `ask`).
+        Tool => "tool",
+    }
+);
+
+/// A decision a task waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingApproval {
+    pub gate: Gate,
+    /// The attempt that asks (tool approvals).
+    pub attempt: Option<u32>,
+    /// The tool and what it acts on (tool approvals).
+    pub tool: Option<String>,
+    pub subject: Option<String>,
+    pub requested_at: Timestamp,
+}
+
+/// Where a task works: a repository, and the branch or commit to start from (none: the
+/// repository's current branch).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkspaceSpec {
+    pub repo: String,
+    pub base: Option<String>,
+}
+
+/// The worktree a task works in, once prepared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskWorkspace {
+    pub repo: String,
+    pub path: String,
+    /// The task's branch, `maos/<short id>`.
+    pub branch: String,
+    /// The commit the branch started from.
+    pub base: String,
+    /// True once the worktree was removed (`maos gc`); the branch stays.
+    #[serde(default)]
+    pub removed: bool,
+}
+
+/// How a task's accepted work was integrated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Integration {
+    /// Nothing to integrate (no workspace, or no orchestration to integrate into).
+    None,
+    /// Merged into the integration branch `into`, which is now at `commit`.
+    Merged { into: String, commit: String },
+    /// The merge conflicts on `paths`; nothing was merged.
+    Conflict { into: String, paths: Vec<String> },
+}
+
+/// What the runtime knows when an attempt starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttemptStart {
+    /// The agent's process, when there is one.
+    pub pid: Option<u32>,
+    /// The checkpoint commit made in the task's worktree before it started.
+    pub checkpoint: Option<String>,
+    /// The port it was given.
+    pub port: Option<u16>,
+}
+
 /// One run of a task by one agent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attempt {
@@ -107,6 +177,18 @@ pub struct Attempt {
     /// Why it failed, when it did.
     #[serde(default)]
     pub failure: Option<FailureKind>,
+    /// The checkpoint commit made before the attempt started, in the task's worktree.
+    #[serde(default)]
+    pub checkpoint_before: Option<String>,
+    /// The checkpoint commit made after it ended.
+    #[serde(default)]
+    pub checkpoint_after: Option<String>,
+    /// The port the attempt was given (`MAOS_PORT`).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// The verification that ran after the agent succeeded.
+    #[serde(default)]
+    pub verification: Option<Verification>,
 }
 
 impl Attempt {
@@ -120,6 +202,8 @@ impl Attempt {
         self.exit = report.exit;
         self.usage = report.usage;
         self.failure = report.failure;
+        self.checkpoint_after.clone_from(&report.checkpoint);
+        self.verification.clone_from(&report.verification);
     }
 }
 
@@ -142,6 +226,15 @@ pub struct TaskSpec {
     /// stopped.
     #[serde(default)]
     pub budget: Option<Usd>,
+    /// The repository the task works in (its own worktree and branch).
+    #[serde(default)]
+    pub workspace: Option<WorkspaceSpec>,
+    /// The command that checks the agent's work, run in the worktree after it succeeds.
+    #[serde(default)]
+    pub verify: Option<String>,
+    /// The task needs a TCP port of its own (`MAOS_PORT`).
+    #[serde(default)]
+    pub wants_port: bool,
 }
 
 /// The state of a task. Read it through [`Task`]; change it only through `Task`'s methods.
@@ -159,6 +252,28 @@ pub struct TaskData {
     pub updated_at: Timestamp,
     /// Number of events applied since creation.
     pub version: u64,
+    /// Its worktree, once prepared.
+    #[serde(default)]
+    pub workspace: Option<TaskWorkspace>,
+    /// What it waits for a person to decide.
+    #[serde(default)]
+    pub pending: Option<PendingApproval>,
+    /// A person approved it to run (high risk).
+    #[serde(default)]
+    pub run_approved: bool,
+    /// The last decision a person made about it.
+    #[serde(default)]
+    pub decision: Option<ApprovalDecision>,
+}
+
+/// A person's decision on an approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalDecision {
+    pub gate: Gate,
+    pub approved: bool,
+    /// Why it was rejected.
+    pub reason: Option<String>,
+    pub at: Timestamp,
 }
 
 /// Something that happened to a task.
@@ -184,6 +299,15 @@ pub enum TaskEvent {
         /// The agent's process, when the daemon started one.
         #[serde(default)]
         pid: Option<u32>,
+        /// The checkpoint made before it started.
+        #[serde(default)]
+        checkpoint: Option<String>,
+        /// The port it was given.
+        #[serde(default)]
+        port: Option<u16>,
+    },
+    WorkspacePrepared {
+        workspace: TaskWorkspace,
     },
     SessionRecorded {
         attempt: u32,
@@ -212,10 +336,37 @@ pub enum TaskEvent {
     VerificationFailed {
         output: String,
     },
-    ApprovalRequested,
+    ApprovalRequested {
+        #[serde(default)]
+        gate: Gate,
+        #[serde(default)]
+        attempt: Option<u32>,
+        #[serde(default)]
+        tool: Option<String>,
+        #[serde(default)]
+        subject: Option<String>,
+    },
+    ApprovalGranted {
+        gate: Gate,
+    },
     ApprovalRejected {
         reason: String,
+        #[serde(default)]
+        gate: Gate,
     },
+    Integrated {
+        into: String,
+        commit: String,
+    },
+    IntegrationConflict {
+        into: String,
+        paths: Vec<String>,
+    },
+    RolledBack {
+        to_attempt: u32,
+        commit: String,
+    },
+    WorkspaceRemoved,
     Completed,
     RetryScheduled,
     Escalated,
@@ -242,8 +393,14 @@ impl TaskEvent {
             TaskEvent::AttemptFailed { .. } => "task.attempt_failed",
             TaskEvent::AttemptInterrupted { .. } => "task.attempt_interrupted",
             TaskEvent::VerificationFailed { .. } => "task.verification_failed",
-            TaskEvent::ApprovalRequested => "task.approval_requested",
+            TaskEvent::WorkspacePrepared { .. } => "task.workspace_prepared",
+            TaskEvent::ApprovalRequested { .. } => "task.approval_requested",
+            TaskEvent::ApprovalGranted { .. } => "task.approval_granted",
             TaskEvent::ApprovalRejected { .. } => "task.approval_rejected",
+            TaskEvent::Integrated { .. } => "task.integrated",
+            TaskEvent::IntegrationConflict { .. } => "task.integration_conflict",
+            TaskEvent::RolledBack { .. } => "task.rolled_back",
+            TaskEvent::WorkspaceRemoved => "task.workspace_removed",
             TaskEvent::Completed => "task.completed",
             TaskEvent::RetryScheduled => "task.retry_scheduled",
             TaskEvent::Escalated => "task.escalated",
@@ -284,6 +441,10 @@ impl Task {
             created_at: at,
             updated_at: at,
             version: 1,
+            workspace: None,
+            pending: None,
+            run_approved: false,
+            decision: None,
         })
     }
 
@@ -378,17 +539,31 @@ impl Task {
                     exit: None,
                     usage: Usage::NONE,
                     failure: None,
+                    checkpoint_before: None,
+                    checkpoint_after: None,
+                    port: None,
+                    verification: None,
                 });
                 t.0.fencing = *fencing;
                 t.0.state = S::Assigned;
             }
-            TaskEvent::AttemptStarted { pid, .. } => {
+            TaskEvent::AttemptStarted {
+                pid,
+                checkpoint,
+                port,
+                ..
+            } => {
                 if let Some(a) = t.attempt_mut() {
                     a.status = AttemptOutcome::Running;
                     a.started_at = Some(at);
                     a.pid = *pid;
+                    a.checkpoint_before.clone_from(checkpoint);
+                    a.port = *port;
                 }
                 t.0.state = S::Running;
+            }
+            TaskEvent::WorkspacePrepared { workspace } => {
+                t.0.workspace = Some(workspace.clone());
             }
             TaskEvent::SessionRecorded { session, .. } => {
                 if let Some(a) = t.attempt_mut() {
@@ -405,6 +580,7 @@ impl Task {
             TaskEvent::AttemptSucceeded {
                 summary, report, ..
             } => {
+                t.0.pending = None;
                 if let Some(a) = t.attempt_mut() {
                     end(a, AttemptOutcome::Succeeded);
                     a.summary.clone_from(summary);
@@ -413,6 +589,7 @@ impl Task {
                 t.0.state = S::Verifying;
             }
             TaskEvent::AttemptFailed { error, report, .. } => {
+                t.0.pending = None;
                 if let Some(a) = t.attempt_mut() {
                     end(a, AttemptOutcome::Failed);
                     a.error = Some(error.clone());
@@ -422,6 +599,7 @@ impl Task {
                 t.0.reason = Some(error.clone());
             }
             TaskEvent::AttemptInterrupted { reason, .. } => {
+                t.0.pending = None;
                 if let Some(a) = t.attempt_mut() {
                     end(a, AttemptOutcome::Interrupted);
                     a.error = Some(reason.clone());
@@ -438,14 +616,80 @@ impl Task {
                 t.0.state = S::Failed;
                 t.0.reason = Some(format!("verification failed: {output}"));
             }
-            TaskEvent::ApprovalRequested => t.0.state = S::AwaitingApproval,
-            TaskEvent::ApprovalRejected { reason } => {
-                if let Some(a) = t.attempt_mut() {
-                    a.status = AttemptOutcome::Failed;
-                    a.error = Some(format!("rejected: {reason}"));
+            TaskEvent::ApprovalRequested {
+                gate,
+                attempt,
+                tool,
+                subject,
+            } => {
+                t.0.pending = Some(PendingApproval {
+                    gate: *gate,
+                    attempt: *attempt,
+                    tool: tool.clone(),
+                    subject: subject.clone(),
+                    requested_at: at,
+                });
+                if *gate != Gate::Tool {
+                    t.0.state = S::AwaitingApproval;
                 }
-                t.0.state = S::Failed;
-                t.0.reason = Some(format!("rejected: {reason}"));
+            }
+            TaskEvent::ApprovalGranted { gate } => {
+                t.0.pending = None;
+                t.0.decision = Some(ApprovalDecision {
+                    gate: *gate,
+                    approved: true,
+                    reason: None,
+                    at,
+                });
+                if *gate == Gate::Run {
+                    t.0.run_approved = true;
+                    t.0.state = S::Ready;
+                    t.0.reason = None;
+                }
+            }
+            TaskEvent::ApprovalRejected { reason, gate } => {
+                t.0.pending = None;
+                t.0.decision = Some(ApprovalDecision {
+                    gate: *gate,
+                    approved: false,
+                    reason: Some(reason.clone()),
+                    at,
+                });
+                match gate {
+                    Gate::Result => {
+                        if let Some(a) = t.attempt_mut() {
+                            a.status = AttemptOutcome::Failed;
+                            a.error = Some(format!("rejected: {reason}"));
+                        }
+                        t.0.state = S::Failed;
+                        t.0.reason = Some(format!("rejected: {reason}"));
+                    }
+                    Gate::Run => {
+                        t.0.state = S::Blocked;
+                        t.0.reason = Some(format!("rejected before it ran: {reason}"));
+                    }
+                    Gate::Tool => {}
+                }
+            }
+            TaskEvent::Integrated { .. } | TaskEvent::RolledBack { .. } => {}
+            TaskEvent::IntegrationConflict { into, paths } => {
+                t.0.state = S::Blocked;
+                t.0.reason = Some(format!(
+                    "merging into {into} conflicts in {}; merge it by hand, then approve it again",
+                    paths.join(", ")
+                ));
+                t.0.pending = Some(PendingApproval {
+                    gate: Gate::Result,
+                    attempt: None,
+                    tool: None,
+                    subject: None,
+                    requested_at: at,
+                });
+            }
+            TaskEvent::WorkspaceRemoved => {
+                if let Some(w) = t.0.workspace.as_mut() {
+                    w.removed = true;
+                }
             }
             TaskEvent::Completed => {
                 t.0.state = S::Completed;
@@ -457,10 +701,12 @@ impl Task {
                 t.0.spec.tier = Some(Tier::Strategic);
             }
             TaskEvent::Blocked { reason } => {
+                t.0.pending = None;
                 t.0.state = S::Blocked;
                 t.0.reason = Some(reason.clone());
             }
             TaskEvent::Cancelled { reason } => {
+                t.0.pending = None;
                 if t.0.state.holds_slot()
                     && let Some(a) = t.attempt_mut()
                 {
@@ -500,13 +746,113 @@ impl Task {
 
     /// Makes the task assignable: its dependencies are met (`pending`), a retry is due
     /// (`retrying`), an escalation is ready (`escalated`) or a person unblocked it (`blocked`).
+    /// A high-risk task a person has not approved yet waits for that approval instead.
     pub fn make_ready(&mut self, at: Timestamp) -> Result<Vec<TaskEvent>, TransitionError> {
         match self.state {
             S::Pending | S::Retrying | S::Escalated | S::Blocked => {
+                if crate::policy::approval::needs_approval_to_run(self.spec.risk)
+                    && !self.run_approved
+                {
+                    let event = TaskEvent::ApprovalRequested {
+                        gate: Gate::Run,
+                        attempt: None,
+                        tool: None,
+                        subject: None,
+                    };
+                    return Ok(self.emit(event, at));
+                }
                 Ok(self.emit(TaskEvent::Ready, at))
             }
             _ => Err(self.refuse("made ready")),
         }
+    }
+
+    /// Records the worktree the task works in (once, before its first attempt starts).
+    pub fn record_workspace(
+        &mut self,
+        workspace: TaskWorkspace,
+        at: Timestamp,
+    ) -> Result<Vec<TaskEvent>, TransitionError> {
+        if !matches!(self.state, S::Assigned | S::Running) {
+            return Err(self.refuse("given a workspace"));
+        }
+        if self.workspace.as_ref() == Some(&workspace) {
+            return Ok(Vec::new());
+        }
+        Ok(self.emit(TaskEvent::WorkspacePrepared { workspace }, at))
+    }
+
+    /// A running attempt's agent wants to make a tool call that needs a person.
+    pub fn request_tool_approval(
+        &mut self,
+        fencing: FencingToken,
+        tool: String,
+        subject: Option<String>,
+        at: Timestamp,
+    ) -> Result<Vec<TaskEvent>, TransitionError> {
+        self.check_fencing(fencing)?;
+        if self.state != S::Running {
+            return Err(self.refuse("asked for a tool approval while not running"));
+        }
+        if self.pending.is_some() {
+            return Err(self.refuse("asked for a second approval while one waits"));
+        }
+        let attempt = Some(self.attempts_used());
+        Ok(self.emit(
+            TaskEvent::ApprovalRequested {
+                gate: Gate::Tool,
+                attempt,
+                tool: Some(tool),
+                subject,
+            },
+            at,
+        ))
+    }
+
+    /// The work was accepted (verified and, when the policy asks, approved): integrated, then
+    /// completed; or blocked on a merge conflict.
+    fn accept(&mut self, integration: Integration, at: Timestamp) -> Vec<TaskEvent> {
+        match integration {
+            Integration::None => self.emit(TaskEvent::Completed, at),
+            Integration::Merged { into, commit } => {
+                let mut events = self.emit(TaskEvent::Integrated { into, commit }, at);
+                events.extend(self.emit(TaskEvent::Completed, at));
+                events
+            }
+            Integration::Conflict { into, paths } => {
+                self.emit(TaskEvent::IntegrationConflict { into, paths }, at)
+            }
+        }
+    }
+
+    /// True when accepting the task's work now completes it (the policy asks no person): the
+    /// caller integrates it first.
+    pub fn completes_on_verification(&self) -> bool {
+        !crate::policy::approval::needs_review(self.spec.risk)
+    }
+
+    /// The task's branch returns to a checkpoint.
+    pub fn roll_back(
+        &mut self,
+        to_attempt: u32,
+        commit: String,
+        at: Timestamp,
+    ) -> Result<Vec<TaskEvent>, TransitionError> {
+        if self.workspace.as_ref().is_none_or(|w| w.removed) {
+            return Err(self.refuse("rolled back: it has no worktree"));
+        }
+        if self.state.holds_slot() {
+            return Err(self.refuse("rolled back while an attempt runs"));
+        }
+        Ok(self.emit(TaskEvent::RolledBack { to_attempt, commit }, at))
+    }
+
+    /// Its worktree was removed (the branch stays).
+    pub fn remove_workspace(&mut self, at: Timestamp) -> Result<Vec<TaskEvent>, TransitionError> {
+        if self.workspace.as_ref().is_none_or(|w| w.removed) || self.state.holds_slot() {
+            return Err(self.refuse("relieved of a worktree"));
+        }
+        Ok(self.emit(TaskEvent::WorkspaceRemoved, at))
     }
 
     /// Adds a dependency before the task is assigned; `satisfied` says whether `on` is completed.
@@ -550,11 +896,11 @@ impl Task {
         Ok(self.emit(event, at))
     }
 
-    /// The agent has started the current attempt (`pid`: its process, when there is one).
+    /// The agent has started the current attempt.
     pub fn start_attempt(
         &mut self,
         fencing: FencingToken,
-        pid: Option<u32>,
+        start: AttemptStart,
         at: Timestamp,
     ) -> Result<Vec<TaskEvent>, TransitionError> {
         self.check_fencing(fencing)?;
@@ -562,7 +908,15 @@ impl Task {
             return Err(self.refuse("started"));
         }
         let attempt = self.attempts_used();
-        Ok(self.emit(TaskEvent::AttemptStarted { attempt, pid }, at))
+        Ok(self.emit(
+            TaskEvent::AttemptStarted {
+                attempt,
+                pid: start.pid,
+                checkpoint: start.checkpoint,
+                port: start.port,
+            },
+            at,
+        ))
     }
 
     /// Records the agent's own session id for the current attempt.
@@ -680,18 +1034,26 @@ impl Task {
         }
     }
 
-    /// Verification passed. By the approval policy a low-risk task completes; a medium- or
-    /// high-risk one waits for a person.
-    pub fn pass_verification(&mut self, at: Timestamp) -> Result<Vec<TaskEvent>, TransitionError> {
+    /// Verification passed. By the approval policy a low-risk task is accepted (`integration`
+    /// is how its work was integrated); a medium- or high-risk one waits for a person.
+    pub fn pass_verification(
+        &mut self,
+        integration: Integration,
+        at: Timestamp,
+    ) -> Result<Vec<TaskEvent>, TransitionError> {
         if self.state != S::Verifying {
             return Err(self.refuse("verified"));
         }
-        let event = if crate::policy::approval::needs_review(self.spec.risk) {
-            TaskEvent::ApprovalRequested
-        } else {
-            TaskEvent::Completed
-        };
-        Ok(self.emit(event, at))
+        if crate::policy::approval::needs_review(self.spec.risk) {
+            let event = TaskEvent::ApprovalRequested {
+                gate: Gate::Result,
+                attempt: Some(self.attempts_used()),
+                tool: None,
+                subject: None,
+            };
+            return Ok(self.emit(event, at));
+        }
+        Ok(self.accept(integration, at))
     }
 
     /// Verification failed; its output becomes the failure context.
@@ -706,24 +1068,47 @@ impl Task {
         Ok(self.emit(TaskEvent::VerificationFailed { output }, at))
     }
 
-    /// A person approved the work.
-    pub fn approve(&mut self, at: Timestamp) -> Result<Vec<TaskEvent>, TransitionError> {
-        if self.state != S::AwaitingApproval {
-            return Err(self.refuse("approved"));
-        }
-        Ok(self.emit(TaskEvent::Completed, at))
+    /// What the task waits for a person to decide, if anything.
+    pub fn waiting_gate(&self) -> Option<Gate> {
+        self.pending.as_ref().map(|p| p.gate)
     }
 
-    /// A person rejected the work; the reason goes to the next attempt.
+    /// A person approved what the task waits for: running it (high risk), its result (then it
+    /// is integrated as `integration` says and completed), or a tool call.
+    pub fn approve(
+        &mut self,
+        integration: Integration,
+        at: Timestamp,
+    ) -> Result<Vec<TaskEvent>, TransitionError> {
+        let gate = match (self.waiting_gate(), self.state) {
+            (Some(Gate::Tool), S::Running) => Gate::Tool,
+            (Some(Gate::Run), S::AwaitingApproval) => Gate::Run,
+            (Some(Gate::Result) | None, S::AwaitingApproval) => Gate::Result,
+            (Some(Gate::Result), S::Blocked) => Gate::Result,
+            _ => return Err(self.refuse("approved: it waits for no approval")),
+        };
+        let mut events = self.emit(TaskEvent::ApprovalGranted { gate }, at);
+        if gate == Gate::Result {
+            events.extend(self.accept(integration, at));
+        }
+        Ok(events)
+    }
+
+    /// A person rejected what the task waits for. A rejected result fails the attempt (its
+    /// reason goes to the next one); a rejected run blocks the task; a rejected tool call is
+    /// refused to the agent.
     pub fn reject(
         &mut self,
         reason: String,
         at: Timestamp,
     ) -> Result<Vec<TaskEvent>, TransitionError> {
-        if self.state != S::AwaitingApproval {
-            return Err(self.refuse("rejected"));
-        }
-        Ok(self.emit(TaskEvent::ApprovalRejected { reason }, at))
+        let gate = match (self.waiting_gate(), self.state) {
+            (Some(Gate::Tool), S::Running) => Gate::Tool,
+            (Some(Gate::Run), S::AwaitingApproval) => Gate::Run,
+            (Some(Gate::Result) | None, S::AwaitingApproval) => Gate::Result,
+            _ => return Err(self.refuse("rejected: it waits for no approval")),
+        };
+        Ok(self.emit(TaskEvent::ApprovalRejected { reason, gate }, at))
     }
 
     /// What every attempt so far cost together.
@@ -783,7 +1168,9 @@ impl Task {
         at: Timestamp,
     ) -> Result<Vec<TaskEvent>, TransitionError> {
         match self.state {
-            S::Pending | S::Ready | S::Failed => Ok(self.emit(TaskEvent::Blocked { reason }, at)),
+            S::Pending | S::Ready | S::Failed | S::AwaitingApproval => {
+                Ok(self.emit(TaskEvent::Blocked { reason }, at))
+            }
             _ => Err(self.refuse("blocked")),
         }
     }

@@ -60,6 +60,7 @@ fn task_cmd() -> impl Strategy<Value = Cmd> {
             .prop_map(|(fencing, summary)| Cmd::Succeed { fencing, summary }),
         1 => (token.clone(), any::<bool>()).prop_map(|(fencing, budget)| Cmd::Fail { fencing, budget }),
         1 => token.clone().prop_map(|fencing| Cmd::Heartbeat { fencing }),
+        1 => token.clone().prop_map(|fencing| Cmd::AskTool { fencing }),
         1 => (token, 0..2u8).prop_map(|(fencing, session)| Cmd::Session { fencing, session }),
         1 => Just(Cmd::Interrupt),
         2 => Just(Cmd::PassVerification),
@@ -270,7 +271,16 @@ proptest! {
     ) {
         let id = OrchestrationId::from_bits(9);
         let title = Title::parse(&name).expect("title");
-        let (mut o, events) = Orchestration::create(id, title, goal, support::at(1));
+        let spec = maos_domain::OrchestrationSpec {
+            name: title,
+            goal,
+            workspace: Some(maos_domain::WorkspaceSpec {
+                repo: "/src/app".into(),
+                base: Some("main".into()),
+            }),
+            verify: Some("make test".into()),
+        };
+        let (mut o, events) = Orchestration::create(id, spec, support::at(1));
         let mut log: Vec<(OrchestrationEvent, Timestamp)> =
             events.into_iter().map(|e| (e, support::at(1))).collect();
         let mut frozen: Option<Orchestration> = None;

@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use maos_domain::{
-    AttemptOutcome, DurationMs, Exit, FailureKind, FencingToken, Risk, RunReport, Task, TaskEvent,
-    TaskId, TaskState, Tier, Timestamp, TransitionError,
+    AttemptOutcome, AttemptStart, DurationMs, Exit, FailureKind, FencingToken, Gate, Integration,
+    Risk, RunReport, Task, TaskEvent, TaskId, TaskState, Tier, Timestamp, TransitionError,
 };
 use proptest::prelude::*;
 use proptest::strategy::Union;
@@ -62,6 +62,10 @@ pub(crate) enum Cmd {
     Heartbeat {
         fencing: u64,
     },
+    /// The running agent asks a person about a tool call.
+    AskTool {
+        fencing: u64,
+    },
     Session {
         fencing: u64,
         session: u8,
@@ -88,7 +92,21 @@ pub(crate) fn exec(
         Cmd::MakeReady => task.make_ready(now),
         Cmd::AddDependency { on, satisfied } => task.add_dependency(on.id(), *satisfied, now),
         Cmd::Assign(agent) => task.assign(&agent.build(7), lease, now),
-        Cmd::Start { fencing } => task.start_attempt(FencingToken::new(*fencing), Some(42), now),
+        Cmd::Start { fencing } => task.start_attempt(
+            FencingToken::new(*fencing),
+            AttemptStart {
+                pid: Some(42),
+                checkpoint: Some("c0ffee".into()),
+                port: Some(4000),
+            },
+            now,
+        ),
+        Cmd::AskTool { fencing } => task.request_tool_approval(
+            FencingToken::new(*fencing),
+            "Bash".into(),
+            Some("rm -rf target".into()),
+            now,
+        ),
         Cmd::Succeed { fencing, summary } => task.succeed_attempt(
             FencingToken::new(*fencing),
             summary.clone(),
@@ -112,9 +130,9 @@ pub(crate) fn exec(
             task.record_session(FencingToken::new(*fencing), format!("s{session}"), now)
         }
         Cmd::Interrupt => task.interrupt_attempt("lease expired".into(), now),
-        Cmd::PassVerification => task.pass_verification(now),
+        Cmd::PassVerification => task.pass_verification(Integration::None, now),
         Cmd::FailVerification => task.fail_verification("1 test failed".into(), now),
-        Cmd::Approve => task.approve(now),
+        Cmd::Approve => task.approve(Integration::None, now),
         Cmd::Reject => task.reject("not like this".into(), now),
         Cmd::ScheduleRetry => task.schedule_retry(now),
         Cmd::Escalate => task.escalate(now),
@@ -188,8 +206,8 @@ pub(crate) enum Refusal {
 pub(crate) enum Outcome {
     /// No command yet.
     Created,
-    /// Accepted, emitting exactly one event of this kind.
-    Accepted(&'static str),
+    /// Accepted, emitting exactly these events, in order.
+    Accepted(Vec<&'static str>),
     /// Accepted, with nothing to change (no event).
     Unchanged,
     Refused(Refusal),
@@ -216,17 +234,35 @@ pub(crate) struct Model {
     session: Option<u8>,
     /// The current attempt was stopped for overrunning the budget (no retry then).
     over_budget: bool,
+    /// What the task waits for a person to decide.
+    gate: Option<Gate>,
+    /// A person approved a high-risk task to run.
+    run_approved: bool,
     last: Outcome,
 }
 
 impl Model {
     fn go(&mut self, st: St, kind: &'static str) -> Outcome {
+        self.go_all(st, vec![kind])
+    }
+
+    fn go_all(&mut self, st: St, kinds: Vec<&'static str>) -> Outcome {
         self.st = st;
         if !st.holds_slot() {
             self.slot = None;
         }
-        self.events += 1;
-        Outcome::Accepted(kind)
+        self.events += kinds.len() as u64;
+        Outcome::Accepted(kinds)
+    }
+
+    /// Ready, or (a high-risk task no person has approved to run) waiting for that approval.
+    fn ready_or_gated(&mut self) -> Outcome {
+        if self.risk == Risk::High && !self.run_approved {
+            self.gate = Some(Gate::Run);
+            self.go(St::AwaitingApproval, "task.approval_requested")
+        } else {
+            self.go(St::Ready, "task.ready")
+        }
     }
 
     fn fencing_ok(&self, presented: u64) -> Result<(), Outcome> {
@@ -246,13 +282,25 @@ impl Model {
         let refuse = Outcome::Refused(Refusal::Task);
         match cmd {
             Cmd::MakeReady => match self.st {
-                Pending | Retrying => self.go(Ready, "task.ready"),
+                Pending | Retrying => self.ready_or_gated(),
                 Blocked | Escalated => {
                     self.budget = self.budget.max(self.attempts + 1);
-                    self.go(Ready, "task.ready")
+                    self.ready_or_gated()
                 }
                 _ => refuse,
             },
+            Cmd::AskTool { fencing } => {
+                if let Err(o) = self.fencing_ok(*fencing) {
+                    return o;
+                }
+                match (self.st, self.gate) {
+                    (Running, None) => {
+                        self.gate = Some(Gate::Tool);
+                        self.go(Running, "task.approval_requested")
+                    }
+                    _ => refuse,
+                }
+            }
             Cmd::AddDependency { on, satisfied } => match (on, self.st) {
                 (Dep::Itself, _) => refuse,
                 (Dep::Other(n), Pending | Ready) => {
@@ -293,7 +341,10 @@ impl Model {
                     return o;
                 }
                 match self.st {
-                    Running => self.go(Verifying, "task.attempt_succeeded"),
+                    Running => {
+                        self.gate = None;
+                        self.go(Verifying, "task.attempt_succeeded")
+                    }
                     _ => refuse,
                 }
             }
@@ -304,6 +355,7 @@ impl Model {
                 match self.st {
                     Assigned | Running => {
                         self.over_budget = *budget;
+                        self.gate = None;
                         self.go(Failed, "task.attempt_failed")
                     }
                     _ => refuse,
@@ -334,6 +386,7 @@ impl Model {
             Cmd::Interrupt => match self.st {
                 Assigned | Running => {
                     self.over_budget = false;
+                    self.gate = None;
                     self.go(Failed, "task.attempt_interrupted")
                 }
                 _ => refuse,
@@ -341,6 +394,7 @@ impl Model {
             Cmd::PassVerification => match (self.st, self.risk) {
                 (Verifying, Risk::Low) => self.go(Completed, "task.completed"),
                 (Verifying, Risk::Medium | Risk::High) => {
+                    self.gate = Some(Gate::Result);
                     self.go(AwaitingApproval, "task.approval_requested")
                 }
                 _ => refuse,
@@ -349,12 +403,35 @@ impl Model {
                 Verifying => self.go(Failed, "task.verification_failed"),
                 _ => refuse,
             },
-            Cmd::Approve => match self.st {
-                AwaitingApproval => self.go(Completed, "task.completed"),
+            Cmd::Approve => match (self.gate, self.st) {
+                (Some(Gate::Tool), Running) => {
+                    self.gate = None;
+                    self.go(Running, "task.approval_granted")
+                }
+                (Some(Gate::Run), AwaitingApproval) => {
+                    self.gate = None;
+                    self.run_approved = true;
+                    self.go(Ready, "task.approval_granted")
+                }
+                (Some(Gate::Result) | None, AwaitingApproval) => {
+                    self.gate = None;
+                    self.go_all(Completed, vec!["task.approval_granted", "task.completed"])
+                }
                 _ => refuse,
             },
-            Cmd::Reject => match self.st {
-                AwaitingApproval => self.go(Failed, "task.approval_rejected"),
+            Cmd::Reject => match (self.gate, self.st) {
+                (Some(Gate::Tool), Running) => {
+                    self.gate = None;
+                    self.go(Running, "task.approval_rejected")
+                }
+                (Some(Gate::Run), AwaitingApproval) => {
+                    self.gate = None;
+                    self.go(Blocked, "task.approval_rejected")
+                }
+                (Some(Gate::Result) | None, AwaitingApproval) => {
+                    self.gate = None;
+                    self.go(Failed, "task.approval_rejected")
+                }
                 _ => refuse,
             },
             Cmd::ScheduleRetry => match self.st {
@@ -371,13 +448,17 @@ impl Model {
                 _ => refuse,
             },
             Cmd::Block => match self.st {
-                Pending | Ready | Failed => self.go(Blocked, "task.blocked"),
+                Pending | Ready | Failed | AwaitingApproval => {
+                    self.gate = None;
+                    self.go(Blocked, "task.blocked")
+                }
                 _ => refuse,
             },
             Cmd::Cancel => {
                 if self.st.terminal() {
                     refuse
                 } else {
+                    self.gate = None;
                     self.go(Cancelled, "task.cancelled")
                 }
             }
@@ -433,6 +514,7 @@ fn any_cmd(m: &Model) -> BoxedStrategy<Cmd> {
         (token(m), summary()).prop_map(|(fencing, summary)| Cmd::Succeed { fencing, summary }),
         (token(m), any::<bool>()).prop_map(|(fencing, budget)| Cmd::Fail { fencing, budget }),
         token(m).prop_map(|fencing| Cmd::Heartbeat { fencing }),
+        token(m).prop_map(|fencing| Cmd::AskTool { fencing }),
         (token(m), 0..2u8).prop_map(|(fencing, session)| Cmd::Session { fencing, session }),
         Just(Cmd::Interrupt),
         Just(Cmd::PassVerification),
@@ -495,6 +577,9 @@ fn likely_cmds(m: &Model) -> Vec<BoxedStrategy<Cmd>> {
                 .prop_map(move |budget| Cmd::Fail { fencing: f, budget })
                 .boxed(),
             just(Cmd::Heartbeat { fencing: f }),
+            just(Cmd::AskTool { fencing: f }),
+            just(Cmd::Approve),
+            just(Cmd::Reject),
             (0..2u8)
                 .prop_map(move |session| Cmd::Session {
                     fencing: f,
@@ -546,6 +631,8 @@ impl ReferenceStateMachine for Lifecycle {
                 events: 0,
                 session: None,
                 over_budget: false,
+                gate: None,
+                run_approved: false,
                 last: Outcome::Created,
             })
             .boxed()
@@ -627,15 +714,10 @@ impl StateMachineTest for Lifecycle {
         let now = support::at(sut.clock);
         let result = exec(&mut sut.task, &cmd, now);
         match (&m.last, result) {
-            (Outcome::Accepted(kind), Ok(events)) => {
+            (Outcome::Accepted(expected), Ok(events)) => {
                 assert!(!before.state.is_terminal(), "a terminal task changed");
                 let kinds: Vec<&str> = events.iter().map(TaskEvent::kind).collect();
-                assert_eq!(
-                    kinds,
-                    vec![*kind],
-                    "events of {cmd:?} from {}",
-                    before.state
-                );
+                assert_eq!(&kinds, expected, "events of {cmd:?} from {}", before.state);
                 assert_eq!(
                     sut.task.version,
                     before.version + events.len() as u64,
@@ -701,6 +783,8 @@ impl StateMachineTest for Lifecycle {
         let deps: BTreeSet<TaskId> = m.deps.iter().map(|n| dep_id(*n)).collect();
         assert_eq!(t.spec.depends_on, deps);
         assert_eq!(t.slot_holder().map(|a| a.as_str()), m.slot.as_deref());
+        assert_eq!(t.waiting_gate(), m.gate, "what it waits for");
+        assert_eq!(t.run_approved, m.run_approved);
 
         // Terminal states never change.
         if let Some(frozen) = &sut.frozen {

@@ -142,23 +142,31 @@ fn build_task(index: usize, g: &TaskGen) -> Task {
     .build(999);
     let lease = DurationMs::from_millis(1_000).expect("lease");
     let token = FencingToken::new(1);
-    let run = |t: &mut Task| {
+    // Ready, after a person's approval to run when the task is high risk.
+    let ready = |t: &mut Task| {
         t.make_ready(now).expect("ready");
+        if t.state == TaskState::AwaitingApproval {
+            t.approve(maos_domain::Integration::None, now)
+                .expect("approve to run");
+        }
+    };
+    let run = |t: &mut Task| {
+        ready(t);
         t.assign(&worker, lease, now).expect("assign");
     };
     match g.target {
         Target::Pending => {}
-        Target::Ready => {
-            t.make_ready(now).expect("ready");
-        }
+        Target::Ready => ready(&mut t),
         Target::Assigned => run(&mut t),
         Target::Running => {
             run(&mut t);
-            t.start_attempt(token, None, now).expect("start");
+            t.start_attempt(token, maos_domain::AttemptStart::default(), now)
+                .expect("start");
         }
         Target::Failed => {
             run(&mut t);
-            t.start_attempt(token, None, now).expect("start");
+            t.start_attempt(token, maos_domain::AttemptStart::default(), now)
+                .expect("start");
             t.fail_attempt(token, "boom".into(), maos_domain::RunReport::default(), now)
                 .expect("fail");
         }
@@ -167,12 +175,15 @@ fn build_task(index: usize, g: &TaskGen) -> Task {
         }
         Target::Completed => {
             run(&mut t);
-            t.start_attempt(token, None, now).expect("start");
+            t.start_attempt(token, maos_domain::AttemptStart::default(), now)
+                .expect("start");
             t.succeed_attempt(token, None, maos_domain::RunReport::default(), now)
                 .expect("succeed");
-            t.pass_verification(now).expect("verify");
+            t.pass_verification(maos_domain::Integration::None, now)
+                .expect("verify");
             if t.state == TaskState::AwaitingApproval {
-                t.approve(now).expect("approve");
+                t.approve(maos_domain::Integration::None, now)
+                    .expect("approve");
             }
         }
         Target::Cancelled => {

@@ -66,6 +66,9 @@ pub(crate) fn spec(
         timeout: None,
         idempotency_key: None,
         budget: None,
+        workspace: None,
+        verify: None,
+        wants_port: false,
     }
 }
 

@@ -147,16 +147,29 @@ pub struct ClaudeStream {
     /// The last text the assistant said, the summary of a run that ends without a result text.
     last_text: Option<String>,
     result_seen: bool,
+    /// A call that needs a person becomes [`StreamAction::AskPerson`] instead of a denial.
+    ask_people: bool,
 }
 
 impl ClaudeStream {
-    /// A parser that answers permission requests with `rules`.
+    /// A parser that answers permission requests with `rules`; a call that needs a person is
+    /// denied, saying so.
     pub fn new(rules: PermissionRules) -> Self {
         Self {
             rules,
             outcome: StreamOutcome::default(),
             last_text: None,
             result_seen: false,
+            ask_people: false,
+        }
+    }
+
+    /// A parser that hands calls needing a person to the caller ([`StreamAction::AskPerson`]),
+    /// which answers with [`permission_answer`] once a person decided.
+    pub fn asking_people(rules: PermissionRules) -> Self {
+        Self {
+            ask_people: true,
+            ..Self::new(rules)
         }
     }
 
@@ -302,6 +315,15 @@ impl ClaudeStream {
                     Some(rule) => format!("rule `{rule}` in the ask list"),
                     None => "no rule in the agent's permissions allows it".to_owned(),
                 };
+                if self.ask_people {
+                    return vec![StreamAction::AskPerson {
+                        tool: tool.to_owned(),
+                        subject,
+                        why,
+                        request_id: request_id.to_owned(),
+                        input,
+                    }];
+                }
                 let message = format!(
                     "MAOS: `{call}` needs a person's approval ({why}); approvals are not \
                      available yet, so it is denied"
@@ -327,6 +349,20 @@ impl ClaudeStream {
 
 fn deny(message: String) -> Value {
     json!({ "behavior": "deny", "message": message })
+}
+
+/// The answer to a permission request a person decided: allow (with the call's input as it
+/// was) or deny with `message`. One NDJSON line for the agent's stdin.
+pub fn permission_answer(request_id: &str, allowed: bool, input: &Value, message: &str) -> Vec<u8> {
+    let response = if allowed {
+        json!({ "behavior": "allow", "updatedInput": input })
+    } else {
+        deny(message.to_owned())
+    };
+    ndjson(&json!({
+        "type": "control_response",
+        "response": { "subtype": "success", "request_id": request_id, "response": response },
+    }))
 }
 
 impl StreamParser for ClaudeStream {

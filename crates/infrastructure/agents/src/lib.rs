@@ -12,6 +12,7 @@ pub mod stream;
 pub mod supervisor;
 mod sys;
 pub mod tools;
+mod workspace;
 
 pub use logs::FileLogs;
 pub use supervisor::{Supervisor, SupervisorConfig};

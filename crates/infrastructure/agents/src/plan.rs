@@ -27,6 +27,12 @@ pub(crate) struct Paths {
     pub(crate) prompt_file: PathBuf,
     /// Where a `command` agent may write its result.
     pub(crate) result_file: PathBuf,
+    /// What the verification command printed.
+    pub(crate) verify_file: PathBuf,
+    /// The port the attempt was given (`MAOS_PORT`).
+    pub(crate) port: Option<u16>,
+    /// The checkpoint made in the task's worktree before the attempt.
+    pub(crate) checkpoint_before: Option<String>,
 }
 
 impl Paths {
@@ -41,6 +47,9 @@ impl Paths {
             workdir: data_dir.join("work").join(&task),
             prompt_file: run.join("prompt.md"),
             result_file: run.join("result.md"),
+            verify_file: run.join("verify.log"),
+            port: None,
+            checkpoint_before: None,
         }
     }
 }
@@ -80,13 +89,30 @@ impl std::fmt::Debug for ProcessPlan {
 }
 
 /// The prompt an agent receives.
+/// The prompt: the task's (its title when it has none), followed, on a retry, by what went wrong
+/// in the previous attempt (its error, a failed verification's output, a person's rejection).
 pub(crate) fn prompt_of(launch: &Launch) -> String {
     let spec = &launch.task.spec;
-    if spec.prompt.trim().is_empty() {
+    let mut prompt = if spec.prompt.trim().is_empty() {
         spec.title.to_string()
     } else {
         spec.prompt.clone()
+    };
+    let previous = launch
+        .task
+        .attempts
+        .iter()
+        .rev()
+        .find(|a| a.number < launch.attempt && a.error.is_some());
+    if let Some(a) = previous {
+        prompt.push_str(&format!(
+            "\n\n---\nThis is attempt {} of this task. Attempt {} did not succeed: {}\n",
+            launch.attempt,
+            a.number,
+            a.error.as_deref().unwrap_or_default()
+        ));
     }
+    prompt
 }
 
 /// Splits a command line into words the way a POSIX shell would for plain words, single and
@@ -153,7 +179,7 @@ pub fn split_command(line: &str) -> Result<Vec<String>, String> {
 
 /// The environment of an attempt: the allowlisted variables and those the agent's settings
 /// name, taken from `daemon_env`, then MAOS's own.
-fn environment(
+pub(crate) fn environment(
     launch: &Launch,
     paths: &Paths,
     daemon_env: &[(OsString, OsString)],
@@ -208,6 +234,9 @@ fn environment(
     // other named variables pass, whatever their prefix.
     env.retain(|(k, _)| !ours.iter().any(|(name, _)| k.to_str() == Some(*name)));
     env.extend(ours.into_iter().map(|(k, v)| (OsString::from(k), v)));
+    if let Some(port) = paths.port {
+        env.push(("MAOS_PORT".into(), port.to_string().into()));
+    }
     (env, missing)
 }
 
@@ -279,7 +308,9 @@ pub(crate) fn process_plan(
                 (
                     words,
                     Stdin::Stream(ClaudeInvocation::prompt_message(&prompt)),
-                    Some(Box::new(ClaudeStream::new(settings.permissions.clone()))),
+                    Some(Box::new(ClaudeStream::asking_people(
+                        settings.permissions.clone(),
+                    ))),
                 )
             }
             AdapterKind::Codex => {

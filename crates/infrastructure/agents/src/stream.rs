@@ -46,6 +46,17 @@ pub enum StreamAction {
         /// Why, in words a person can act on (the message sent to the agent when denied).
         reason: String,
     },
+    /// A tool call needs a person's decision (a permission rule said `ask`): ask one, then
+    /// answer request `request_id` (Claude Code: `claude::permission_answer`).
+    AskPerson {
+        tool: String,
+        subject: Option<String>,
+        /// Which rule asked, in words.
+        why: String,
+        request_id: String,
+        /// The call's input, as the agent sent it.
+        input: serde_json::Value,
+    },
     /// A non-fatal problem the agent reported (Codex's `error` items: config and deprecation
     /// warnings, model reroutes).
     Warning(String),

@@ -9,7 +9,7 @@
 //! it, one timer thread (timeouts, the grace before SIGKILL, simulated agents' delays), one
 //! heartbeat thread, and a few reporter threads for the simulated agents' writes.
 
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -19,10 +19,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use maos_application::{AgentRuntime, Heartbeat, Launch, MaosApi};
+use maos_application::{AgentRuntime, Heartbeat, Launch, MaosApi, Workspace, Workspaces};
 use maos_domain::{
-    AdapterKind, AgentName, DurationMs, Exit, FailureKind, FencingToken, RunReport, TaskId, Usage,
-    Usd,
+    AdapterKind, AgentName, AttemptStart, DurationMs, Exit, FailureKind, FencingToken, RunReport,
+    TaskId, Usage, Usd,
 };
 use tracing::{debug, info, warn};
 
@@ -49,6 +49,8 @@ pub struct SupervisorConfig {
     pub sim_delay: Duration,
     /// The daemon's environment, from which agents inherit the allowlisted and named variables.
     pub env: Vec<(OsString, OsString)>,
+    /// How long a tool call waits for a person's decision before it is denied.
+    pub approval_timeout: Duration,
 }
 
 impl SupervisorConfig {
@@ -62,6 +64,7 @@ impl SupervisorConfig {
             default_timeout: Duration::from_secs(3_600),
             sim_delay: Duration::from_millis(100),
             env: std::env::vars_os().collect(),
+            approval_timeout: Duration::from_secs(600),
         }
     }
 
@@ -181,6 +184,9 @@ struct Inner {
     sim_runs: Mutex<HashMap<AgentName, u32>>,
     shutting_down: AtomicBool,
     observer: OnceLock<StartObserver>,
+    workspaces: OnceLock<Arc<dyn Workspaces>>,
+    /// Ports given to running attempts.
+    ports: Mutex<HashSet<u16>>,
     /// Runner threads still running, to wait for at shutdown.
     runners: Mutex<usize>,
     runners_done: Condvar,
@@ -219,6 +225,8 @@ impl Supervisor {
             sim_runs: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
             observer: OnceLock::new(),
+            workspaces: OnceLock::new(),
+            ports: Mutex::new(HashSet::new()),
             runners: Mutex::new(0),
             runners_done: Condvar::new(),
         });
@@ -248,6 +256,11 @@ impl Supervisor {
         for launch in waiting {
             self.launch(launch);
         }
+    }
+
+    /// Gives the supervisor git worktrees for tasks that name a repository.
+    pub fn set_workspaces(&self, workspaces: Arc<dyn Workspaces>) {
+        let _ = self.inner.workspaces.set(workspaces);
     }
 
     /// Calls `observer` whenever an attempt's agent starts.
@@ -525,7 +538,7 @@ fn reporter(inner: &Inner, rx: &Mutex<mpsc::Receiver<Report>>) {
 fn sim_start(inner: &Inner, api: &dyn MaosApi, launch: Launch) {
     let key = (launch.task.id, launch.attempt);
     observe_start(inner, key);
-    if let Err(e) = api.start_attempt(launch.task.id, launch.fencing, None) {
+    if let Err(e) = api.start_attempt(launch.task.id, launch.fencing, AttemptStart::default()) {
         debug!(task = %launch.task.id.short(), error = %e, "a simulated attempt could not start");
         lock(&inner.live).remove(&key);
         return;
@@ -598,6 +611,7 @@ fn sim_finish(inner: &Inner, api: &dyn MaosApi, sim: SimRun) {
                 exit: None,
                 usage,
                 failure: Some(FailureKind::Budget),
+                ..RunReport::default()
             },
         )
     } else if fails {
@@ -612,6 +626,7 @@ fn sim_finish(inner: &Inner, api: &dyn MaosApi, sim: SimRun) {
                 exit: None,
                 usage,
                 failure: Some(FailureKind::Agent),
+                ..RunReport::default()
             },
         )
     } else {
@@ -623,6 +638,7 @@ fn sim_finish(inner: &Inner, api: &dyn MaosApi, sim: SimRun) {
                 exit: None,
                 usage,
                 failure: None,
+                ..RunReport::default()
             },
         )
     };
@@ -699,22 +715,127 @@ fn run_attempt(inner: &Arc<Inner>, launch: Launch) {
             return;
         }
     };
+    let mut paths = paths;
+    // A task in a repository works in its own worktree, from a checkpoint.
+    let workspace = match prepare_workspace(inner, api.as_ref(), &launch, &mut paths, &log) {
+        Ok(ws) => ws,
+        Err(e) => {
+            note(&log, &e);
+            close_log(log);
+            finish(inner, api.as_ref(), &launch, start_failure(e));
+            return;
+        }
+    };
+    if launch.task.spec.wants_port {
+        let mut ports = lock(&inner.ports);
+        paths.port = crate::workspace::free_port(&ports);
+        if let Some(p) = paths.port {
+            ports.insert(p);
+            note(&log, &format!("MAOS_PORT={p}"));
+        }
+    }
     let outcome = match launch.agent.adapter {
         AdapterKind::Openai | AdapterKind::Ollama => {
             run_model(inner, api.as_ref(), &launch, &paths, &log)
         }
         _ => run_process(inner, api.as_ref(), &launch, &paths, &log),
     };
-    if let Ok(log) = Arc::try_unwrap(log).map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
-        && let Err(e) = log.finish()
-    {
-        warn!(error = %e, "cannot finish an attempt's log");
+    let outcome = outcome.map(|o| after_run(inner, &launch, &paths, workspace.as_ref(), &log, o));
+    if let Some(p) = paths.port {
+        lock(&inner.ports).remove(&p);
     }
+    close_log(log);
     if let Some(outcome) = outcome {
         finish(inner, api.as_ref(), &launch, outcome);
     } else {
         lock(&inner.live).remove(&key);
     }
+}
+
+fn close_log(log: SharedLog) {
+    if let Ok(log) = Arc::try_unwrap(log).map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
+        && let Err(e) = log.finish()
+    {
+        warn!(error = %e, "cannot finish an attempt's log");
+    }
+}
+
+/// The task's worktree and the checkpoint before the attempt, when the task names a repository
+/// (the working directory becomes the worktree).
+fn prepare_workspace(
+    inner: &Inner,
+    api: &dyn MaosApi,
+    launch: &Launch,
+    paths: &mut Paths,
+    log: &SharedLog,
+) -> Result<Option<Workspace>, String> {
+    if launch.task.spec.workspace.is_none() {
+        return Ok(None);
+    }
+    let Some(git) = inner.workspaces.get() else {
+        return Err(
+            "this daemon runs without git workspaces, and the task names a repository".into(),
+        );
+    };
+    let ws = crate::workspace::prepare(git.as_ref(), api, launch, &inner.config.data_dir)?;
+    note(
+        log,
+        &format!("working in {} on branch {}", ws.path.display(), ws.branch),
+    );
+    let before = crate::workspace::checkpoint(git.as_ref(), &ws, launch, "before")?;
+    note(log, &format!("checkpoint before the attempt: {before}"));
+    paths.workdir.clone_from(&ws.path);
+    paths.checkpoint_before = Some(before);
+    Ok(Some(ws))
+}
+
+/// After the agent ended: the checkpoint of what it left in its worktree, then, when it
+/// succeeded, the verification command.
+fn after_run(
+    inner: &Inner,
+    launch: &Launch,
+    paths: &Paths,
+    workspace: Option<&Workspace>,
+    log: &SharedLog,
+    mut outcome: Outcome,
+) -> Outcome {
+    if let (Some(ws), Some(git)) = (workspace, inner.workspaces.get()) {
+        match crate::workspace::checkpoint(git.as_ref(), ws, launch, "after") {
+            Ok(c) => {
+                note(log, &format!("checkpoint after the attempt: {c}"));
+                outcome.report.checkpoint = Some(c);
+            }
+            Err(e) => note(log, &e),
+        }
+    }
+    let command = launch
+        .task
+        .spec
+        .verify
+        .clone()
+        .or_else(|| launch.agent.settings.verify.clone());
+    if let (true, Some(command)) = (outcome.success, command) {
+        note(log, &format!("verifying: {command}"));
+        let (env, _) = crate::plan::environment(launch, paths, &inner.config.env);
+        let v = crate::workspace::verify(
+            &command,
+            &paths.workdir,
+            &env,
+            &paths.verify_file,
+            timeout_of(inner, launch),
+        );
+        write_log(log, v.output.as_bytes());
+        note(
+            log,
+            if v.passed {
+                "verification passed"
+            } else {
+                "verification failed: its output goes to the next attempt"
+            },
+        );
+        outcome.report.verification = Some(v);
+    }
+    outcome
 }
 
 fn start_failure(error: String) -> Outcome {
@@ -726,6 +847,7 @@ fn start_failure(error: String) -> Outcome {
             exit: None,
             usage: Usage::NONE,
             failure: Some(FailureKind::Start),
+            ..RunReport::default()
         },
     }
 }
@@ -750,10 +872,22 @@ fn finish(inner: &Inner, api: &dyn MaosApi, launch: &Launch, outcome: Outcome) {
     }
 }
 
-/// Marks the attempt started (with its process); false when the attempt is no longer current.
-fn mark_started(inner: &Inner, api: &dyn MaosApi, launch: &Launch, pid: Option<u32>) -> bool {
+/// Marks the attempt started (with its process, checkpoint and port); false when the attempt is
+/// no longer current.
+fn mark_started(
+    inner: &Inner,
+    api: &dyn MaosApi,
+    launch: &Launch,
+    paths: &Paths,
+    pid: Option<u32>,
+) -> bool {
     observe_start(inner, (launch.task.id, launch.attempt));
-    match api.start_attempt(launch.task.id, launch.fencing, pid) {
+    let start = AttemptStart {
+        pid,
+        checkpoint: paths.checkpoint_before.clone(),
+        port: paths.port,
+    };
+    match api.start_attempt(launch.task.id, launch.fencing, start) {
         Ok(_) => true,
         Err(e) => {
             debug!(task = %launch.task.id.short(), error = %e, "the attempt cannot start");
@@ -897,7 +1031,7 @@ fn run_process(
         }
     };
     if Stop::from_u8(stop_flag.load(Ordering::SeqCst)) == Stop::Requested
-        || !mark_started(inner, api, launch, Some(pid))
+        || !mark_started(inner, api, launch, paths, Some(pid))
     {
         set_stop(&stop_flag, Stop::Requested);
         let _ = sys::signal_group(pid, libc::SIGKILL);
@@ -1032,6 +1166,7 @@ fn run_process(
                     exit: None,
                     usage: Usage::NONE,
                     failure: Some(FailureKind::Interrupted),
+                    ..RunReport::default()
                 },
             });
         }
@@ -1060,6 +1195,7 @@ fn run_process(
                     exit,
                     usage: report_usage,
                     failure,
+                    ..RunReport::default()
                 },
             }
         };
@@ -1152,7 +1288,7 @@ fn handle_action(
     api: &dyn MaosApi,
     launch: &Launch,
     log: &SharedLog,
-    input: &mut Option<ChildStdin>,
+    input_pipe: &mut Option<ChildStdin>,
     usage: &mut crate::report::Usage,
     budget_left: Option<Usd>,
     stop_flag: &Arc<AtomicU8>,
@@ -1161,13 +1297,13 @@ fn handle_action(
 ) {
     match action {
         StreamAction::Write(bytes) => {
-            if let Some(pipe) = input.as_mut()
+            if let Some(pipe) = input_pipe.as_mut()
                 && pipe.write_all(&bytes).and_then(|()| pipe.flush()).is_err()
             {
-                *input = None;
+                *input_pipe = None;
             }
         }
-        StreamAction::CloseInput => *input = None,
+        StreamAction::CloseInput => *input_pipe = None,
         StreamAction::Session { id, .. } => {
             if let Err(e) = api.record_session(launch.task.id, launch.fencing, id) {
                 debug!(error = %e, "cannot record the agent's session");
@@ -1204,6 +1340,30 @@ fn handle_action(
             ),
         ),
         StreamAction::Warning(w) => note(log, &format!("the agent warned: {w}")),
+        StreamAction::AskPerson {
+            tool,
+            subject,
+            why,
+            request_id,
+            input,
+        } => {
+            let call = match &subject {
+                Some(s) => format!("{tool}({s})"),
+                None => tool.clone(),
+            };
+            let (allowed, message) = ask_person(inner, api, launch, log, &tool, subject, &why);
+            let message = if allowed {
+                String::new()
+            } else {
+                format!("MAOS: `{call}` was not approved: {message}")
+            };
+            let answer = crate::claude::permission_answer(&request_id, allowed, &input, &message);
+            if let Some(pipe) = input_pipe.as_mut()
+                && pipe.write_all(&answer).and_then(|()| pipe.flush()).is_err()
+            {
+                *input_pipe = None;
+            }
+        }
         StreamAction::Malformed { error, .. } => {
             note(
                 log,
@@ -1214,6 +1374,73 @@ fn handle_action(
         | StreamAction::ToolUse { .. }
         | StreamAction::ToolResult { .. }
         | StreamAction::Unknown { .. } => {}
+    }
+}
+
+/// Asks a person about a tool call of the running attempt and waits for the decision (at most
+/// the approval timeout; no decision is a rejection). Answers whether it is allowed, and why not.
+fn ask_person(
+    inner: &Inner,
+    api: &dyn MaosApi,
+    launch: &Launch,
+    log: &SharedLog,
+    tool: &str,
+    subject: Option<String>,
+    why: &str,
+) -> (bool, String) {
+    let call = match &subject {
+        Some(s) => format!("{tool}({s})"),
+        None => tool.to_owned(),
+    };
+    note(
+        log,
+        &format!(
+            "`{call}` needs a person ({why}): waiting for `maos approve {0}` or `maos reject {0}`",
+            launch.task.id.short()
+        ),
+    );
+    if let Err(e) = api.request_approval(launch.task.id, launch.fencing, tool.to_owned(), subject) {
+        note(log, &format!("cannot ask for an approval: {e}"));
+        return (false, format!("no person could be asked ({e})"));
+    }
+    let key = (launch.task.id, launch.attempt);
+    let id = maos_application::IdRef::from(launch.task.id);
+    let deadline = Instant::now() + inner.config.approval_timeout;
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let stopped = lock(&inner.live)
+            .get(&key)
+            .is_none_or(|l| Stop::from_u8(l.stop.load(Ordering::SeqCst)) != Stop::None);
+        if stopped {
+            return (false, "the attempt is stopping".into());
+        }
+        match api.get_task(&id) {
+            Ok(t) if t.pending.is_none() => {
+                return match t.decision.clone() {
+                    Some(d) if d.approved => {
+                        note(log, &format!("a person approved `{call}`"));
+                        (true, String::new())
+                    }
+                    Some(d) => {
+                        let reason = d.reason.unwrap_or_else(|| "rejected".into());
+                        note(log, &format!("a person rejected `{call}`: {reason}"));
+                        (false, format!("a person rejected it: {reason}"))
+                    }
+                    None => (false, "no decision was recorded".into()),
+                };
+            }
+            Ok(_) => {}
+            Err(e) => debug!(error = %e, "cannot read the task while waiting for an approval"),
+        }
+        if Instant::now() >= deadline {
+            let reason = format!(
+                "no decision within {}s",
+                inner.config.approval_timeout.as_secs()
+            );
+            let _ = api.reject(&id, reason.clone(), false);
+            note(log, &format!("`{call}` is denied: {reason}"));
+            return (false, reason);
+        }
     }
 }
 
@@ -1316,7 +1543,7 @@ fn run_model(
         .get(&key)
         .map(|l| Arc::clone(&l.halt))
         .unwrap_or_else(|| Arc::new(AtomicBool::new(true)));
-    if halt.load(Ordering::SeqCst) || !mark_started(inner, api, launch, None) {
+    if halt.load(Ordering::SeqCst) || !mark_started(inner, api, launch, paths, None) {
         return None;
     }
     let deadline = Instant::now() + timeout_of(inner, launch);
@@ -1368,6 +1595,7 @@ fn run_model(
         exit: None,
         usage: report_usage,
         failure,
+        ..RunReport::default()
     };
     Some(match (stop, result) {
         (Stop::Requested, _) => return None,

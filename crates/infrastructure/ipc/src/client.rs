@@ -30,12 +30,15 @@ use capnp::traits::Owned;
 use capnp_rpc::twoparty::VatNetwork;
 use capnp_rpc::{Disconnector, RpcSystem, rpc_twoparty_capnp::Side};
 use maos_application::{
-    AgentError, AgentFilter, AssignTask, Assignment, CreateTask, Created, ErrorInfo, ErrorKind,
-    EventFollower, Heartbeat, IdRef, LogChunk, LogRequest, MaosApi, OrchestrationError, Page,
-    QueryError, RegisterAgent, RemoteError, StatusReport, StoredEvent, TaskError, TaskFilter,
-    TaskPage,
+    AgentError, AgentFilter, AssignTask, Assignment, CreateOrchestration, CreateTask, Created,
+    ErrorInfo, ErrorKind, EventFollower, GcEntry, GcRequest, Heartbeat, IdRef, LogChunk,
+    LogRequest, MaosApi, MergeReport, OrchestrationError, Page, QueryError, RegisterAgent,
+    RemoteError, StatusReport, StoredEvent, TaskError, TaskFilter, TaskPage,
 };
-use maos_domain::{Agent, AgentName, FencingToken, Orchestration, RunReport, Task, TaskId, Title};
+use maos_domain::{
+    Agent, AgentName, AttemptStart, FencingToken, Orchestration, RunReport, Task, TaskId,
+    TaskWorkspace,
+};
 use thiserror::Error;
 use tokio::io::{BufReader, BufWriter};
 use tokio::net::UnixStream;
@@ -45,9 +48,10 @@ use tracing::{debug, warn};
 
 use crate::convert::{
     DecodeError, len32, read_agent, read_assignment, read_beat, read_created, read_daemon_info,
-    read_event, read_log_chunk, read_orchestration, read_status, read_task, read_task_page,
-    write_agent_filter, write_beat, write_log_request, write_new_agent, write_new_task,
-    write_run_report, write_task_filter,
+    read_event, read_gc_entry, read_log_chunk, read_merge_report, read_orchestration, read_status,
+    read_task, read_task_page, read_text, write_agent_filter, write_beat, write_gc_request,
+    write_log_request, write_new_agent, write_new_orchestration, write_new_task, write_run_report,
+    write_task_filter, write_task_workspace,
 };
 use crate::daemon::DaemonInfo;
 use crate::direct::{Direct, DirectError, Method};
@@ -442,6 +446,17 @@ mod methods {
         RecordSession = 23 record_session (record_session_params, record_session_results);
         Heartbeat = 24 heartbeat (heartbeat_params, heartbeat_results);
         ReadLog = 25 read_log (read_log_params, read_log_results);
+        RecordWorkspace = 26 record_workspace (record_workspace_params, record_workspace_results);
+        RequestApproval = 27 request_approval (request_approval_params, request_approval_results);
+        Approve = 28 approve (approve_params, approve_results);
+        Reject = 29 reject (reject_params, reject_results);
+        Approvals = 30 approvals (approvals_params, approvals_results);
+        DiffSummary = 31 diff_summary (diff_summary_params, diff_summary_results);
+        TaskDiff = 32 task_diff (task_diff_params, task_diff_results);
+        Rollback = 33 rollback (rollback_params, rollback_results);
+        Gc = 34 gc (gc_params, gc_results);
+        MergeOrchestration = 35 merge_orchestration
+            (merge_orchestration_params, merge_orchestration_results);
     }
 }
 
@@ -606,6 +621,25 @@ result_decoder!(status_result, status_result, StatusReport, read_status);
 result_decoder!(events_result, events_result, list of StoredEvent, read_event);
 result_decoder!(beats_result, beats_result, list of Heartbeat, read_beat);
 result_decoder!(log_chunk_result, log_chunk_result, LogChunk, read_log_chunk);
+result_decoder!(tasks_result, tasks_result, list of Task, read_task);
+result_decoder!(text_result, text_result, String, read_text_value);
+result_decoder!(gc_result, gc_result, list of GcEntry, read_gc_entry);
+result_decoder!(merge_result, merge_result, MergeReport, read_merge_report);
+
+/// A text answer, as `result_decoder!` reads values.
+fn read_text_value(r: capnp::text::Reader<'_>) -> Result<String, DecodeError> {
+    read_text(Ok(r))
+}
+
+/// Attempt numbers start at 1; on the wire 0 means "no attempt named", so `Some(0)` cannot be
+/// sent as such. It is refused here rather than silently taken for the default.
+fn no_attempt_zero() -> RemoteError {
+    RemoteError::new(
+        ErrorKind::InvalidInput,
+        "there is no attempt 0: attempts are numbered from 1",
+    )
+    .with_hint("`maos task show <task>` lists its attempts")
+}
 
 impl MaosApi for IpcClient {
     fn register_agent(&self, cmd: RegisterAgent) -> Result<Agent, AgentError> {
@@ -715,16 +749,153 @@ impl MaosApi for IpcClient {
         &self,
         task: TaskId,
         fencing: FencingToken,
-        pid: Option<u32>,
+        start: AttemptStart,
     ) -> Result<Task, TaskError> {
         self.call::<methods::StartAttempt, _, _, _>(
             move |mut p| {
                 p.set_task(task.to_string().as_str());
                 p.set_fencing(fencing.get());
-                p.set_pid(pid.unwrap_or(0));
+                p.set_pid(start.pid.unwrap_or(0));
+                if let Some(checkpoint) = &start.checkpoint {
+                    p.set_checkpoint(checkpoint.as_str());
+                }
+                p.set_port(start.port.unwrap_or(0));
                 Ok(())
             },
             |r| task_result(r.get_result()),
+        )
+        .map_err(TaskError::Remote)
+    }
+
+    fn record_workspace(
+        &self,
+        task: TaskId,
+        fencing: FencingToken,
+        workspace: TaskWorkspace,
+    ) -> Result<Task, TaskError> {
+        self.call::<methods::RecordWorkspace, _, _, _>(
+            move |mut p| {
+                p.set_task(task.to_string().as_str());
+                p.set_fencing(fencing.get());
+                write_task_workspace(&workspace, p.init_workspace());
+                Ok(())
+            },
+            |r| task_result(r.get_result()),
+        )
+        .map_err(TaskError::Remote)
+    }
+
+    fn request_approval(
+        &self,
+        task: TaskId,
+        fencing: FencingToken,
+        tool: String,
+        subject: Option<String>,
+    ) -> Result<Task, TaskError> {
+        self.call::<methods::RequestApproval, _, _, _>(
+            move |mut p| {
+                p.set_task(task.to_string().as_str());
+                p.set_fencing(fencing.get());
+                p.set_tool(tool.as_str());
+                if let Some(subject) = &subject {
+                    p.set_subject(subject.as_str());
+                }
+                Ok(())
+            },
+            |r| task_result(r.get_result()),
+        )
+        .map_err(TaskError::Remote)
+    }
+
+    fn approve(&self, task: &IdRef) -> Result<Task, TaskError> {
+        let task = task.clone();
+        self.call::<methods::Approve, _, _, _>(
+            move |mut p| {
+                p.set_task(task.as_str());
+                Ok(())
+            },
+            |r| task_result(r.get_result()),
+        )
+        .map_err(TaskError::Remote)
+    }
+
+    fn reject(&self, task: &IdRef, reason: String, cancel: bool) -> Result<Task, TaskError> {
+        let task = task.clone();
+        self.call::<methods::Reject, _, _, _>(
+            move |mut p| {
+                p.set_task(task.as_str());
+                p.set_reason(reason.as_str());
+                p.set_cancel(cancel);
+                Ok(())
+            },
+            |r| task_result(r.get_result()),
+        )
+        .map_err(TaskError::Remote)
+    }
+
+    fn approvals(&self) -> Result<Vec<Task>, QueryError> {
+        self.call::<methods::Approvals, _, _, _>(|_| Ok(()), |r| tasks_result(r.get_result()))
+            .map_err(QueryError::Remote)
+    }
+
+    fn diff_summary(&self, task: &IdRef) -> Result<String, QueryError> {
+        let task = task.clone();
+        self.call::<methods::DiffSummary, _, _, _>(
+            move |mut p| {
+                p.set_task(task.as_str());
+                Ok(())
+            },
+            |r| text_result(r.get_result()),
+        )
+        .map_err(QueryError::Remote)
+    }
+
+    fn task_diff(
+        &self,
+        task: &IdRef,
+        attempt: Option<u32>,
+        stat: bool,
+    ) -> Result<String, QueryError> {
+        if attempt == Some(0) {
+            return Err(QueryError::Remote(no_attempt_zero()));
+        }
+        let task = task.clone();
+        self.call::<methods::TaskDiff, _, _, _>(
+            move |mut p| {
+                p.set_task(task.as_str());
+                p.set_attempt(attempt.unwrap_or(0));
+                p.set_stat(stat);
+                Ok(())
+            },
+            |r| text_result(r.get_result()),
+        )
+        .map_err(QueryError::Remote)
+    }
+
+    fn rollback(&self, task: &IdRef, to_attempt: Option<u32>) -> Result<Task, TaskError> {
+        if to_attempt == Some(0) {
+            return Err(TaskError::Remote(no_attempt_zero()));
+        }
+        let task = task.clone();
+        self.call::<methods::Rollback, _, _, _>(
+            move |mut p| {
+                p.set_task(task.as_str());
+                p.set_to_attempt(to_attempt.unwrap_or(0));
+                Ok(())
+            },
+            |r| task_result(r.get_result()),
+        )
+        .map_err(TaskError::Remote)
+    }
+
+    fn gc(&self, req: &GcRequest) -> Result<Vec<GcEntry>, TaskError> {
+        let req = req.clone();
+        self.call::<methods::Gc, _, _, _>(
+            move |p| {
+                write_gc_request(&req, p.init_request());
+                Ok(())
+            },
+            |r| gc_result(r.get_result()),
         )
         .map_err(TaskError::Remote)
     }
@@ -854,18 +1025,34 @@ impl MaosApi for IpcClient {
 
     fn create_orchestration(
         &self,
-        name: Title,
-        goal: Option<String>,
+        cmd: CreateOrchestration,
     ) -> Result<Orchestration, OrchestrationError> {
         self.call::<methods::CreateOrchestration, _, _, _>(
-            move |mut p| {
-                p.set_name(name.as_str());
-                if let Some(goal) = &goal {
-                    p.set_goal(goal.as_str());
-                }
+            move |p| {
+                // `spec` wins over `name` and `goal`, which stay unset.
+                write_new_orchestration(&cmd, p.init_spec());
                 Ok(())
             },
             |r| orchestration_result(r.get_result()),
+        )
+        .map_err(OrchestrationError::Remote)
+    }
+
+    fn merge_orchestration(
+        &self,
+        id: &IdRef,
+        into: Option<String>,
+    ) -> Result<MergeReport, OrchestrationError> {
+        let id = id.clone();
+        self.call::<methods::MergeOrchestration, _, _, _>(
+            move |mut p| {
+                p.set_id(id.as_str());
+                if let Some(into) = &into {
+                    p.set_into(into.as_str());
+                }
+                Ok(())
+            },
+            |r| merge_result(r.get_result()),
         )
         .map_err(OrchestrationError::Remote)
     }

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use capnp::{text, text_list};
 use maos_application::{
-    AgentFilter, Assignment, CreateTask, Created, Heartbeat, IdRef, LogChunk, LogRequest, Page,
-    RegisterAgent, StatusReport, StoredEvent, TaskCursor, TaskFilter, TaskPage,
+    AgentFilter, Assignment, CreateOrchestration, CreateTask, Created, GcEntry, GcRequest,
+    Heartbeat, IdRef, LogChunk, LogRequest, MergeReport, Page, RegisterAgent, StatusReport,
+    StoredEvent, TaskCursor, TaskFilter, TaskPage,
 };
 use maos_domain::agent::AgentData;
 use maos_domain::orchestration::OrchestrationData;
@@ -26,8 +27,8 @@ use maos_domain::{
     Timestamp, Title, ValueError,
 };
 use maos_domain::{
-    AgentSettings, EnvName, Exit, FailureKind, Price, PromptVia, ResourceLimits, RunReport, Usage,
-    Usd,
+    AgentSettings, ApprovalDecision, EnvName, Exit, FailureKind, Gate, PendingApproval, Price,
+    PromptVia, ResourceLimits, RunReport, TaskWorkspace, Usage, Usd, Verification, WorkspaceSpec,
 };
 use thiserror::Error;
 
@@ -274,6 +275,15 @@ enum_map!(
     }
 );
 
+enum_map!(
+    /// What a task waits for a person to decide.
+    gate_to_wire, gate_from_wire, Gate, Gate {
+        Run <=> Run,
+        Result <=> Result,
+        Tool <=> Tool,
+    }
+);
+
 /// The tier a task needs; `None` is "any".
 pub fn tier_requirement_to_wire(t: Option<Tier>) -> wire::TierRequirement {
     match t {
@@ -405,6 +415,9 @@ pub fn write_settings(
     b.set_skip_permissions(s.skip_permissions);
     b.set_delay_ms(s.delay.map_or(0, DurationMs::as_millis));
     b.set_fail_every(s.fail_every.unwrap_or(0));
+    if let Some(v) = &s.verify {
+        b.set_verify(v.as_str());
+    }
     Ok(())
 }
 
@@ -476,6 +489,7 @@ pub fn read_opt_settings(
         price,
         permissions,
         skip_permissions: r.get_skip_permissions(),
+        verify: opt_text(r.has_verify(), r.get_verify())?,
         delay: opt_duration(r.get_delay_ms())?,
         fail_every: (r.get_fail_every() != 0).then_some(r.get_fail_every()),
     })
@@ -512,6 +526,12 @@ pub fn write_run_report(rep: &RunReport, mut b: wire::run_report::Builder<'_>) {
     }
     write_usage(&rep.usage, b.reborrow().init_usage());
     b.set_failure(failure_to_wire(rep.failure));
+    if let Some(c) = &rep.checkpoint {
+        b.set_checkpoint(c.as_str());
+    }
+    if let Some(v) = &rep.verification {
+        write_verification(v, b.init_verification());
+    }
 }
 
 /// Reads the end of an attempt; a null pointer is an empty report.
@@ -531,6 +551,116 @@ pub fn read_run_report(
         },
         usage: read_usage(r.has_usage(), r.get_usage())?,
         failure: failure_from_wire(r.get_failure()?),
+        checkpoint: opt_text(r.has_checkpoint(), r.get_checkpoint())?,
+        verification: read_opt_verification(r.has_verification(), r.get_verification())?,
+    })
+}
+
+/// Writes the outcome of a verification command.
+pub fn write_verification(v: &Verification, mut b: wire::verification::Builder<'_>) {
+    b.set_passed(v.passed);
+    b.set_output(v.output.as_str());
+}
+
+/// Reads the outcome of a verification command; a null pointer is none.
+pub fn read_opt_verification(
+    has: bool,
+    r: capnp::Result<wire::verification::Reader<'_>>,
+) -> Decoded<Option<Verification>> {
+    if !has {
+        return Ok(None);
+    }
+    let r = r?;
+    Ok(Some(Verification {
+        passed: r.get_passed(),
+        output: text(r.get_output())?,
+    }))
+}
+
+/// Writes where a task works (a repository and a base).
+pub fn write_workspace_spec(w: &WorkspaceSpec, mut b: wire::workspace_spec::Builder<'_>) {
+    b.set_repo(w.repo.as_str());
+    if let Some(base) = &w.base {
+        b.set_base(base.as_str());
+    }
+}
+
+/// Reads where a task works; a null pointer is none.
+pub fn read_opt_workspace_spec(
+    has: bool,
+    r: capnp::Result<wire::workspace_spec::Reader<'_>>,
+) -> Decoded<Option<WorkspaceSpec>> {
+    if !has {
+        return Ok(None);
+    }
+    let r = r?;
+    Ok(Some(WorkspaceSpec {
+        repo: text(r.get_repo())?,
+        base: opt_text(r.has_base(), r.get_base())?,
+    }))
+}
+
+/// Writes a task's worktree.
+pub fn write_task_workspace(w: &TaskWorkspace, mut b: wire::task_workspace::Builder<'_>) {
+    b.set_repo(w.repo.as_str());
+    b.set_path(w.path.as_str());
+    b.set_branch(w.branch.as_str());
+    b.set_base(w.base.as_str());
+    b.set_removed(w.removed);
+}
+
+/// Reads a task's worktree.
+pub fn read_task_workspace(r: wire::task_workspace::Reader<'_>) -> Decoded<TaskWorkspace> {
+    Ok(TaskWorkspace {
+        repo: text(r.get_repo())?,
+        path: text(r.get_path())?,
+        branch: text(r.get_branch())?,
+        base: text(r.get_base())?,
+        removed: r.get_removed(),
+    })
+}
+
+/// Writes a decision a task waits for.
+pub fn write_pending_approval(p: &PendingApproval, mut b: wire::pending_approval::Builder<'_>) {
+    b.set_gate(gate_to_wire(p.gate));
+    b.set_attempt(p.attempt.unwrap_or(0));
+    if let Some(tool) = &p.tool {
+        b.set_tool(tool.as_str());
+    }
+    if let Some(subject) = &p.subject {
+        b.set_subject(subject.as_str());
+    }
+    b.set_requested_at(p.requested_at.as_millis());
+}
+
+/// Reads a decision a task waits for.
+pub fn read_pending_approval(r: wire::pending_approval::Reader<'_>) -> Decoded<PendingApproval> {
+    Ok(PendingApproval {
+        gate: gate_from_wire(r.get_gate()?),
+        attempt: (r.get_attempt() != 0).then_some(r.get_attempt()),
+        tool: opt_text(r.has_tool(), r.get_tool())?,
+        subject: opt_text(r.has_subject(), r.get_subject())?,
+        requested_at: Timestamp::from_millis(r.get_requested_at()),
+    })
+}
+
+/// Writes a person's decision on an approval.
+pub fn write_approval_decision(d: &ApprovalDecision, mut b: wire::approval_decision::Builder<'_>) {
+    b.set_gate(gate_to_wire(d.gate));
+    b.set_approved(d.approved);
+    if let Some(reason) = &d.reason {
+        b.set_reason(reason.as_str());
+    }
+    b.set_at(d.at.as_millis());
+}
+
+/// Reads a person's decision on an approval.
+pub fn read_approval_decision(r: wire::approval_decision::Reader<'_>) -> Decoded<ApprovalDecision> {
+    Ok(ApprovalDecision {
+        gate: gate_from_wire(r.get_gate()?),
+        approved: r.get_approved(),
+        reason: opt_text(r.has_reason(), r.get_reason())?,
+        at: Timestamp::from_millis(r.get_at()),
     })
 }
 
@@ -561,6 +691,16 @@ pub fn write_attempt(a: &Attempt, mut b: wire::attempt::Builder<'_>) {
     }
     write_usage(&a.usage, b.reborrow().init_usage());
     b.set_failure(failure_to_wire(a.failure));
+    if let Some(c) = &a.checkpoint_before {
+        b.set_checkpoint_before(c.as_str());
+    }
+    if let Some(c) = &a.checkpoint_after {
+        b.set_checkpoint_after(c.as_str());
+    }
+    b.set_port(a.port.unwrap_or(0));
+    if let Some(v) = &a.verification {
+        write_verification(v, b.init_verification());
+    }
 }
 
 /// Reads one attempt of a task.
@@ -585,6 +725,10 @@ pub fn read_attempt(r: wire::attempt::Reader<'_>) -> Decoded<Attempt> {
         },
         usage: read_usage(r.has_usage(), r.get_usage())?,
         failure: failure_from_wire(r.get_failure()?),
+        checkpoint_before: opt_text(r.has_checkpoint_before(), r.get_checkpoint_before())?,
+        checkpoint_after: opt_text(r.has_checkpoint_after(), r.get_checkpoint_after())?,
+        port: (r.get_port() != 0).then_some(r.get_port()),
+        verification: read_opt_verification(r.has_verification(), r.get_verification())?,
     })
 }
 
@@ -628,6 +772,23 @@ pub fn write_task(t: &Task, mut b: wire::task::Builder<'_>) -> capnp::Result<()>
     b.set_updated_at(t.updated_at.as_millis());
     b.set_version(t.version);
     b.set_budget_micros(spec.budget.map_or(0, Usd::micros));
+    if let Some(w) = &spec.workspace {
+        write_workspace_spec(w, b.reborrow().init_workspace_spec());
+    }
+    if let Some(v) = &spec.verify {
+        b.set_verify(v.as_str());
+    }
+    b.set_wants_port(spec.wants_port);
+    if let Some(w) = &t.workspace {
+        write_task_workspace(w, b.reborrow().init_workspace());
+    }
+    if let Some(p) = &t.pending {
+        write_pending_approval(p, b.reborrow().init_pending());
+    }
+    b.set_run_approved(t.run_approved);
+    if let Some(d) = &t.decision {
+        write_approval_decision(d, b.init_decision());
+    }
     Ok(())
 }
 
@@ -656,6 +817,9 @@ pub fn read_task(r: wire::task::Reader<'_>) -> Decoded<Task> {
         timeout: opt_duration(r.get_timeout_ms())?,
         idempotency_key,
         budget: opt_u64(r.get_budget_micros()).map(Usd::from_micros),
+        workspace: read_opt_workspace_spec(r.has_workspace_spec(), r.get_workspace_spec())?,
+        verify: opt_text(r.has_verify(), r.get_verify())?,
+        wants_port: r.get_wants_port(),
     };
     let attempts = r
         .get_attempts()?
@@ -672,6 +836,22 @@ pub fn read_task(r: wire::task::Reader<'_>) -> Decoded<Task> {
         created_at: Timestamp::from_millis(r.get_created_at()),
         updated_at: Timestamp::from_millis(r.get_updated_at()),
         version: r.get_version(),
+        workspace: if r.has_workspace() {
+            Some(read_task_workspace(r.get_workspace()?)?)
+        } else {
+            None
+        },
+        pending: if r.has_pending() {
+            Some(read_pending_approval(r.get_pending()?)?)
+        } else {
+            None
+        },
+        run_approved: r.get_run_approved(),
+        decision: if r.has_decision() {
+            Some(read_approval_decision(r.get_decision()?)?)
+        } else {
+            None
+        },
     }))
 }
 
@@ -686,6 +866,12 @@ pub fn write_orchestration(o: &Orchestration, mut b: wire::orchestration::Builde
     b.set_created_at(o.created_at.as_millis());
     b.set_updated_at(o.updated_at.as_millis());
     b.set_version(o.version);
+    if let Some(w) = &o.workspace {
+        write_workspace_spec(w, b.reborrow().init_workspace());
+    }
+    if let Some(v) = &o.verify {
+        b.set_verify(v.as_str());
+    }
 }
 
 /// Reads an orchestration.
@@ -694,6 +880,8 @@ pub fn read_orchestration(r: wire::orchestration::Reader<'_>) -> Decoded<Orchest
         id: OrchestrationId::parse(&text(r.get_id())?)?,
         name: Title::parse(&text(r.get_name())?)?,
         goal: opt_text(r.has_goal(), r.get_goal())?,
+        workspace: read_opt_workspace_spec(r.has_workspace(), r.get_workspace())?,
+        verify: opt_text(r.has_verify(), r.get_verify())?,
         status: orchestration_status_from_wire(r.get_status()?),
         created_at: Timestamp::from_millis(r.get_created_at()),
         updated_at: Timestamp::from_millis(r.get_updated_at()),
@@ -889,6 +1077,13 @@ pub fn write_new_task(c: &CreateTask, mut b: wire::new_task::Builder<'_>) -> cap
         b.set_idempotency_key(key.as_str());
     }
     b.set_budget_micros(c.budget.map_or(0, Usd::micros));
+    if let Some(w) = &c.workspace {
+        write_workspace_spec(w, b.reborrow().init_workspace());
+    }
+    if let Some(v) = &c.verify {
+        b.set_verify(v.as_str());
+    }
+    b.set_wants_port(c.wants_port);
     Ok(())
 }
 
@@ -914,6 +1109,94 @@ pub fn read_new_task(r: wire::new_task::Reader<'_>) -> Decoded<CreateTask> {
             .map(|s| IdempotencyKey::parse(&s))
             .transpose()?,
         budget: opt_u64(r.get_budget_micros()).map(Usd::from_micros),
+        workspace: read_opt_workspace_spec(r.has_workspace(), r.get_workspace())?,
+        verify: opt_text(r.has_verify(), r.get_verify())?,
+        wants_port: r.get_wants_port(),
+    })
+}
+
+/// Writes an orchestration's creation.
+pub fn write_new_orchestration(
+    c: &CreateOrchestration,
+    mut b: wire::new_orchestration::Builder<'_>,
+) {
+    b.set_name(c.name.as_str());
+    if let Some(goal) = &c.goal {
+        b.set_goal(goal.as_str());
+    }
+    if let Some(w) = &c.workspace {
+        write_workspace_spec(w, b.reborrow().init_workspace());
+    }
+    if let Some(v) = &c.verify {
+        b.set_verify(v.as_str());
+    }
+}
+
+/// Reads an orchestration's creation.
+pub fn read_new_orchestration(
+    r: wire::new_orchestration::Reader<'_>,
+) -> Decoded<CreateOrchestration> {
+    Ok(CreateOrchestration {
+        name: Title::parse(&text(r.get_name())?)?,
+        goal: opt_text(r.has_goal(), r.get_goal())?,
+        workspace: read_opt_workspace_spec(r.has_workspace(), r.get_workspace())?,
+        verify: opt_text(r.has_verify(), r.get_verify())?,
+    })
+}
+
+/// Writes which worktrees gc removes.
+pub fn write_gc_request(q: &GcRequest, mut b: wire::gc_request::Builder<'_>) {
+    b.set_dry_run(q.dry_run);
+    b.set_force(q.force);
+    b.set_older_than_ms(u64::try_from(q.older_than.as_millis()).unwrap_or(u64::MAX));
+}
+
+/// Reads which worktrees gc removes.
+pub fn read_gc_request(r: wire::gc_request::Reader<'_>) -> GcRequest {
+    GcRequest {
+        dry_run: r.get_dry_run(),
+        force: r.get_force(),
+        older_than: Duration::from_millis(r.get_older_than_ms()),
+    }
+}
+
+/// Writes one worktree gc looked at.
+pub fn write_gc_entry(e: &GcEntry, mut b: wire::gc_entry::Builder<'_>) {
+    b.set_task(e.task.to_string().as_str());
+    b.set_path(e.path.as_str());
+    b.set_removed(e.removed);
+    if let Some(why) = &e.kept_because {
+        b.set_kept_because(why.as_str());
+    }
+}
+
+/// Reads one worktree gc looked at.
+pub fn read_gc_entry(r: wire::gc_entry::Reader<'_>) -> Decoded<GcEntry> {
+    Ok(GcEntry {
+        task: TaskId::parse(&text(r.get_task())?)?,
+        path: text(r.get_path())?,
+        removed: r.get_removed(),
+        kept_because: opt_text(r.has_kept_because(), r.get_kept_because())?,
+    })
+}
+
+/// Writes what an orchestration's merge did.
+pub fn write_merge_report(m: &MergeReport, mut b: wire::merge_report::Builder<'_>) {
+    write_orchestration(&m.orchestration, b.reborrow().init_orchestration());
+    b.set_branch(m.branch.as_str());
+    b.set_into(m.into.as_str());
+    b.set_commit(m.commit.as_str());
+    b.set_merged(m.merged);
+}
+
+/// Reads what an orchestration's merge did.
+pub fn read_merge_report(r: wire::merge_report::Reader<'_>) -> Decoded<MergeReport> {
+    Ok(MergeReport {
+        orchestration: read_orchestration(r.get_orchestration()?)?,
+        branch: text(r.get_branch())?,
+        into: text(r.get_into())?,
+        commit: text(r.get_commit())?,
+        merged: r.get_merged(),
     })
 }
 

@@ -23,9 +23,10 @@ use capnp::message::ReaderOptions;
 use capnp_rpc::twoparty::VatNetwork;
 use capnp_rpc::{RpcSystem, rpc_twoparty_capnp::Side};
 use maos_application::{
-    ErrorInfo, ErrorKind, EventFollower, IdRef, MaosApi, RemoteError, StoredEvent,
+    CreateOrchestration, ErrorInfo, ErrorKind, EventFollower, IdRef, MaosApi, RemoteError,
+    StoredEvent,
 };
-use maos_domain::{AgentName, FencingToken, TaskId, Title};
+use maos_domain::{AgentName, AttemptStart, FencingToken, TaskId, Title};
 use tokio::io::{BufReader, BufWriter};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Notify, watch};
@@ -34,10 +35,11 @@ use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 use tracing::{debug, error, info, warn};
 
 use crate::convert::{
-    Decoded, event_payload, len32, read_agent_filter, read_beat, read_log_request, read_new_agent,
-    read_new_task, read_opt_text, read_run_report, read_task_filter, read_text, write_agent,
-    write_assignment, write_beat, write_created, write_daemon_info, write_event,
-    write_event_with_payload, write_log_chunk, write_orchestration, write_status, write_task,
+    Decoded, event_payload, len32, read_agent_filter, read_beat, read_gc_request, read_log_request,
+    read_new_agent, read_new_orchestration, read_new_task, read_opt_text, read_run_report,
+    read_task_filter, read_task_workspace, read_text, write_agent, write_assignment, write_beat,
+    write_created, write_daemon_info, write_event, write_event_with_payload, write_gc_entry,
+    write_log_chunk, write_merge_report, write_orchestration, write_status, write_task,
     write_task_page,
 };
 use crate::daemon::DaemonControl;
@@ -536,10 +538,18 @@ impl api::Server for ApiServer {
     ) -> Result<(), capnp::Error> {
         let p = params.get()?;
         let fencing = FencingToken::new(p.get_fencing());
-        let pid = (p.get_pid() != 0).then_some(p.get_pid());
-        let task = task_id(p.get_task());
+        let input = task_id(p.get_task()).and_then(|task| {
+            let start = AttemptStart {
+                pid: (p.get_pid() != 0).then_some(p.get_pid()),
+                checkpoint: read_opt_text(p.has_checkpoint(), p.get_checkpoint())?,
+                port: (p.get_port() != 0).then_some(p.get_port()),
+            };
+            Ok((task, start))
+        });
         let outcome = self
-            .run(task, move |api, task| api.start_attempt(task, fencing, pid))
+            .run(input, move |api, (task, start)| {
+                api.start_attempt(task, fencing, start)
+            })
             .await;
         answer!(results.get().init_result(), outcome, |task, r| {
             write_task(&task, r.init_ok())
@@ -641,6 +651,180 @@ impl api::Server for ApiServer {
         })
     }
 
+    async fn record_workspace(
+        self: Rc<Self>,
+        params: api::RecordWorkspaceParams,
+        mut results: api::RecordWorkspaceResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let fencing = FencingToken::new(p.get_fencing());
+        let input = task_id(p.get_task())
+            .and_then(|task| Ok((task, read_task_workspace(p.get_workspace()?)?)));
+        let outcome = self
+            .run(input, move |api, (task, workspace)| {
+                api.record_workspace(task, fencing, workspace)
+            })
+            .await;
+        answer!(results.get().init_result(), outcome, |task, r| {
+            write_task(&task, r.init_ok())
+        })
+    }
+
+    async fn request_approval(
+        self: Rc<Self>,
+        params: api::RequestApprovalParams,
+        mut results: api::RequestApprovalResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let fencing = FencingToken::new(p.get_fencing());
+        let input = task_id(p.get_task()).and_then(|task| {
+            Ok((
+                task,
+                read_text(p.get_tool())?,
+                read_opt_text(p.has_subject(), p.get_subject())?,
+            ))
+        });
+        let outcome = self
+            .run(input, move |api, (task, tool, subject)| {
+                api.request_approval(task, fencing, tool, subject)
+            })
+            .await;
+        answer!(results.get().init_result(), outcome, |task, r| {
+            write_task(&task, r.init_ok())
+        })
+    }
+
+    async fn approve(
+        self: Rc<Self>,
+        params: api::ApproveParams,
+        mut results: api::ApproveResults,
+    ) -> Result<(), capnp::Error> {
+        let task = id_ref(params.get()?.get_task());
+        let outcome = self.run(task, |api, task| api.approve(&task)).await;
+        answer!(results.get().init_result(), outcome, |task, r| {
+            write_task(&task, r.init_ok())
+        })
+    }
+
+    async fn reject(
+        self: Rc<Self>,
+        params: api::RejectParams,
+        mut results: api::RejectResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let cancel = p.get_cancel();
+        let input = id_ref(p.get_task()).and_then(|task| Ok((task, read_text(p.get_reason())?)));
+        let outcome = self
+            .run(input, move |api, (task, reason)| {
+                api.reject(&task, reason, cancel)
+            })
+            .await;
+        answer!(results.get().init_result(), outcome, |task, r| {
+            write_task(&task, r.init_ok())
+        })
+    }
+
+    async fn approvals(
+        self: Rc<Self>,
+        _: api::ApprovalsParams,
+        mut results: api::ApprovalsResults,
+    ) -> Result<(), capnp::Error> {
+        let outcome = self.run(Ok(()), |api, ()| api.approvals()).await;
+        answer!(results.get().init_result(), outcome, |tasks, r| {
+            let mut list = r.init_ok(len32(tasks.len())?);
+            for (i, t) in (0u32..).zip(&tasks) {
+                write_task(t, list.reborrow().get(i))?;
+            }
+            Ok(())
+        })
+    }
+
+    async fn diff_summary(
+        self: Rc<Self>,
+        params: api::DiffSummaryParams,
+        mut results: api::DiffSummaryResults,
+    ) -> Result<(), capnp::Error> {
+        let task = id_ref(params.get()?.get_task());
+        let outcome = self.run(task, |api, task| api.diff_summary(&task)).await;
+        answer!(results.get().init_result(), outcome, |summary, r| {
+            let mut r = r;
+            r.set_ok(summary.as_str());
+            Ok(())
+        })
+    }
+
+    async fn task_diff(
+        self: Rc<Self>,
+        params: api::TaskDiffParams,
+        mut results: api::TaskDiffResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let attempt = (p.get_attempt() != 0).then_some(p.get_attempt());
+        let stat = p.get_stat();
+        let task = id_ref(p.get_task());
+        let outcome = self
+            .run(task, move |api, task| api.task_diff(&task, attempt, stat))
+            .await;
+        answer!(results.get().init_result(), outcome, |diff, r| {
+            let mut r = r;
+            r.set_ok(diff.as_str());
+            Ok(())
+        })
+    }
+
+    async fn rollback(
+        self: Rc<Self>,
+        params: api::RollbackParams,
+        mut results: api::RollbackResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let to = (p.get_to_attempt() != 0).then_some(p.get_to_attempt());
+        let task = id_ref(p.get_task());
+        let outcome = self
+            .run(task, move |api, task| api.rollback(&task, to))
+            .await;
+        answer!(results.get().init_result(), outcome, |task, r| {
+            write_task(&task, r.init_ok())
+        })
+    }
+
+    async fn gc(
+        self: Rc<Self>,
+        params: api::GcParams,
+        mut results: api::GcResults,
+    ) -> Result<(), capnp::Error> {
+        let req = params
+            .get()?
+            .get_request()
+            .map(read_gc_request)
+            .map_err(Into::into);
+        let outcome = self.run(req, |api, req| api.gc(&req)).await;
+        answer!(results.get().init_result(), outcome, |entries, r| {
+            let mut list = r.init_ok(len32(entries.len())?);
+            for (i, e) in (0u32..).zip(&entries) {
+                write_gc_entry(e, list.reborrow().get(i));
+            }
+            Ok(())
+        })
+    }
+
+    async fn merge_orchestration(
+        self: Rc<Self>,
+        params: api::MergeOrchestrationParams,
+        mut results: api::MergeOrchestrationResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let input =
+            id_ref(p.get_id()).and_then(|id| Ok((id, read_opt_text(p.has_into(), p.get_into())?)));
+        let outcome = self
+            .run(input, |api, (id, into)| api.merge_orchestration(&id, into))
+            .await;
+        answer!(results.get().init_result(), outcome, |report, r| {
+            write_merge_report(&report, r.init_ok());
+            Ok(())
+        })
+    }
+
     async fn cancel_task(
         self: Rc<Self>,
         params: api::CancelTaskParams,
@@ -689,16 +873,23 @@ impl api::Server for ApiServer {
         mut results: api::CreateOrchestrationResults,
     ) -> Result<(), capnp::Error> {
         let p = params.get()?;
-        let input = read_text(p.get_name()).and_then(|name| {
-            Ok((
-                Title::parse(&name)?,
-                read_opt_text(p.has_goal(), p.get_goal())?,
-            ))
-        });
-        let outcome = self
-            .run(input, |api, (name, goal)| {
-                api.create_orchestration(name, goal)
+        // `spec` wins; without it, `name` and `goal` (the shape of protocol 2's call).
+        let input = if p.has_spec() {
+            p.get_spec()
+                .map_err(Into::into)
+                .and_then(read_new_orchestration)
+        } else {
+            read_text(p.get_name()).and_then(|name| {
+                Ok(CreateOrchestration {
+                    name: Title::parse(&name)?,
+                    goal: read_opt_text(p.has_goal(), p.get_goal())?,
+                    workspace: None,
+                    verify: None,
+                })
             })
+        };
+        let outcome = self
+            .run(input, |api, cmd| api.create_orchestration(cmd))
             .await;
         answer!(results.get().init_result(), outcome, |o, r| {
             write_orchestration(&o, r.init_ok());

@@ -7,6 +7,8 @@
 
 #[path = "ipc/api.rs"]
 mod api;
+#[path = "ipc/approvals.rs"]
+mod approvals;
 #[path = "ipc/codegen.rs"]
 mod codegen;
 #[path = "ipc/faults.rs"]

@@ -24,7 +24,7 @@ use maos_application::{
     AgentFilter, Page, ReadStore, StatusReport, StoreError, StoredEvent, TaskFilter, TaskPage,
     Transaction, UnitOfWork,
 };
-use maos_domain::{Agent, AgentName, Orchestration, OrchestrationId, Task, TaskId};
+use maos_domain::{Agent, AgentName, Orchestration, OrchestrationId, Task, TaskId, Timestamp};
 use rusqlite::{Connection, OpenFlags};
 use tracing::{debug, info};
 
@@ -275,6 +275,35 @@ impl ReadStore for SqliteStore {
 
     fn orchestrations(&self) -> Result<Vec<Orchestration>, StoreError> {
         self.read(read::orchestrations)
+    }
+
+    fn tasks_awaiting_approval(&self) -> Result<Vec<Task>, StoreError> {
+        self.read(|conn| {
+            rows::query_tasks(
+                conn,
+                &format!(
+                    "SELECT {} FROM tasks WHERE pending_since IS NOT NULL \
+                     ORDER BY pending_since, id",
+                    rows::TASK_COLS
+                ),
+                [],
+            )
+        })
+    }
+
+    fn finished_tasks_with_worktrees(&self, before: Timestamp) -> Result<Vec<Task>, StoreError> {
+        self.read(|conn| {
+            rows::query_tasks(
+                conn,
+                &format!(
+                    "SELECT {} FROM tasks WHERE worktree = 1 \
+                     AND state IN ('completed', 'cancelled') AND updated_at <= ?1 \
+                     ORDER BY updated_at, id",
+                    rows::TASK_COLS
+                ),
+                rusqlite::params![before.as_millis()],
+            )
+        })
     }
 
     fn status(&self) -> Result<StatusReport, StoreError> {

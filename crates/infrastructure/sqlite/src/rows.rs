@@ -11,7 +11,9 @@ use maos_domain::{
     Orchestration, OrchestrationId, OrchestrationStatus, Priority, Risk, Slots, Task, TaskId,
     TaskSpec, TaskState, Tier, Timestamp, Title, Usage, Usd,
 };
+use maos_domain::{ApprovalDecision, PendingApproval, TaskWorkspace, Verification, WorkspaceSpec};
 use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::{Deserialize, Serialize};
 
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(e.to_string())
@@ -155,9 +157,49 @@ pub(crate) fn save_agent(conn: &Connection, a: &Agent) -> Result<(), StoreError>
 
 pub(crate) const TASK_COLS: &str = "id, title, prompt, capabilities, priority, risk, tier, depends_on, \
      orchestration, max_attempts, timeout_ms, idempotency_key, state, reason, fencing, created_at, \
-     updated_at, version, budget_micros";
+     updated_at, version, budget_micros, extra";
+
+/// The fields of a task kept as JSON in `tasks.extra`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct TaskExtra {
+    workspace_spec: Option<WorkspaceSpec>,
+    verify: Option<String>,
+    wants_port: bool,
+    workspace: Option<TaskWorkspace>,
+    pending: Option<PendingApproval>,
+    run_approved: bool,
+    decision: Option<ApprovalDecision>,
+}
+
+/// The fields of an attempt kept as JSON in `attempts.extra`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct AttemptExtra {
+    checkpoint_before: Option<String>,
+    checkpoint_after: Option<String>,
+    port: Option<u16>,
+    verification: Option<Verification>,
+}
+
+/// The fields of an orchestration kept as JSON in `orchestrations.extra`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct OrchestrationExtra {
+    workspace: Option<WorkspaceSpec>,
+    verify: Option<String>,
+}
+
+fn json<T: Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| corrupt(what, e))
+}
 
 fn task_from_row(row: &Row<'_>) -> Result<TaskData, StoreError> {
+    let extra: TaskExtra = from_json("task extra", &col::<String>(row, 19)?)?;
     let deps: String = col(row, 7)?;
     let depends_on = deps
         .split_whitespace()
@@ -200,6 +242,9 @@ fn task_from_row(row: &Row<'_>) -> Result<TaskData, StoreError> {
                         .map_err(|e| corrupt("budget", e))
                 })
                 .transpose()?,
+            workspace: extra.workspace_spec,
+            verify: extra.verify,
+            wants_port: extra.wants_port,
         },
         state: parsed("task state", TaskState::parse(&col::<String>(row, 12)?))?,
         reason: col(row, 13)?,
@@ -208,11 +253,20 @@ fn task_from_row(row: &Row<'_>) -> Result<TaskData, StoreError> {
         created_at: ts(row, 15)?,
         updated_at: ts(row, 16)?,
         version: u64_col(row, 17)?,
+        workspace: extra.workspace,
+        pending: extra.pending,
+        run_approved: extra.run_approved,
+        decision: extra.decision,
     })
 }
 
 fn attempt_from_row(row: &Row<'_>) -> Result<Attempt, StoreError> {
+    let extra: AttemptExtra = from_json("attempt extra", &col::<String>(row, 19)?)?;
     Ok(Attempt {
+        checkpoint_before: extra.checkpoint_before,
+        checkpoint_after: extra.checkpoint_after,
+        port: extra.port,
+        verification: extra.verification,
         number: u32_col(row, 0)?,
         agent: parsed("agent name", AgentName::parse(&col::<String>(row, 1)?))?,
         fencing: FencingToken::new(u64_col(row, 2)?),
@@ -250,7 +304,7 @@ fn with_attempts(conn: &Connection, mut data: TaskData) -> Result<Task, StoreErr
         .prepare_cached(
             "SELECT number, agent, fencing, status, assigned_at, lease_expires_at, started_at, \
              ended_at, summary, error, pid, session, exit_code, exit_signal, input_tokens, \
-             cached_input_tokens, output_tokens, cost_micros, failure \
+             cached_input_tokens, output_tokens, cost_micros, failure, extra \
              FROM attempts WHERE task = ?1 ORDER BY number",
         )
         .map_err(backend)?;
@@ -288,18 +342,29 @@ pub(crate) fn load_task_by_key(conn: &Connection, key: &str) -> Result<Option<Ta
 }
 
 pub(crate) fn save_task(conn: &Connection, t: &Task) -> Result<(), StoreError> {
+    let extra = json(&TaskExtra {
+        workspace_spec: t.spec.workspace.clone(),
+        verify: t.spec.verify.clone(),
+        wants_port: t.spec.wants_port,
+        workspace: t.workspace.clone(),
+        pending: t.pending.clone(),
+        run_approved: t.run_approved,
+        decision: t.decision.clone(),
+    })?;
     let id = t.id.to_string();
     let deps: Vec<String> = t.spec.depends_on.iter().map(ToString::to_string).collect();
     let mut stmt = conn
         .prepare_cached(
             "INSERT INTO tasks (id, title, prompt, capabilities, priority, risk, tier, depends_on,
                orchestration, max_attempts, timeout_ms, idempotency_key, state, reason, fencing,
-               created_at, updated_at, version, budget_micros)
+               created_at, updated_at, version, budget_micros, extra, pending_since, worktree)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-               ?19)
+               ?19, ?20, ?21, ?22)
              ON CONFLICT (id) DO UPDATE SET tier = excluded.tier, depends_on = excluded.depends_on,
                state = excluded.state, reason = excluded.reason, fencing = excluded.fencing,
-               updated_at = excluded.updated_at, version = excluded.version",
+               updated_at = excluded.updated_at, version = excluded.version,
+               extra = excluded.extra, pending_since = excluded.pending_since,
+               worktree = excluded.worktree",
         )
         .map_err(backend)?;
     stmt.execute(params![
@@ -322,6 +387,9 @@ pub(crate) fn save_task(conn: &Connection, t: &Task) -> Result<(), StoreError> {
         t.updated_at.as_millis(),
         i64_of(t.version),
         t.spec.budget.map(|b| i64_of(b.micros())),
+        extra,
+        t.pending.as_ref().map(|p| p.requested_at.as_millis()),
+        i64::from(t.workspace.as_ref().is_some_and(|w| !w.removed)),
     ])
     .map_err(backend)?;
     if !deps.is_empty() {
@@ -337,9 +405,10 @@ pub(crate) fn save_task(conn: &Connection, t: &Task) -> Result<(), StoreError> {
         conn.prepare_cached(
             "INSERT INTO attempts (task, number, agent, fencing, status, assigned_at,
                lease_expires_at, started_at, ended_at, summary, error, pid, session, exit_code,
-               exit_signal, input_tokens, cached_input_tokens, output_tokens, cost_micros, failure)
+               exit_signal, input_tokens, cached_input_tokens, output_tokens, cost_micros, failure,
+               extra)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-               ?18, ?19, ?20)
+               ?18, ?19, ?20, ?21)
              ON CONFLICT (task, number) DO UPDATE SET status = excluded.status,
                lease_expires_at = excluded.lease_expires_at, started_at = excluded.started_at,
                ended_at = excluded.ended_at, summary = excluded.summary, error = excluded.error,
@@ -347,9 +416,16 @@ pub(crate) fn save_task(conn: &Connection, t: &Task) -> Result<(), StoreError> {
                exit_signal = excluded.exit_signal, input_tokens = excluded.input_tokens,
                cached_input_tokens = excluded.cached_input_tokens,
                output_tokens = excluded.output_tokens, cost_micros = excluded.cost_micros,
-               failure = excluded.failure",
+               failure = excluded.failure, extra = excluded.extra",
         )
         .and_then(|mut s| {
+            let attempt_extra = serde_json::to_string(&AttemptExtra {
+                checkpoint_before: a.checkpoint_before.clone(),
+                checkpoint_after: a.checkpoint_after.clone(),
+                port: a.port,
+                verification: a.verification.clone(),
+            })
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
             let (code, signal) = match a.exit {
                 Some(Exit::Code(c)) => (Some(c), None),
                 Some(Exit::Signal(sig)) => (None, Some(sig)),
@@ -376,6 +452,7 @@ pub(crate) fn save_task(conn: &Connection, t: &Task) -> Result<(), StoreError> {
                 i64_of(a.usage.output_tokens),
                 i64_of(a.usage.cost.micros()),
                 a.failure.map(FailureKind::as_str),
+                attempt_extra,
             ])
         })
         .map_err(backend)?;
@@ -386,10 +463,13 @@ pub(crate) fn save_task(conn: &Connection, t: &Task) -> Result<(), StoreError> {
 // ---------------------------------------------------------------------------------------------
 // orchestrations
 
-pub(crate) const ORCH_COLS: &str = "id, name, goal, status, created_at, updated_at, version";
+pub(crate) const ORCH_COLS: &str = "id, name, goal, status, created_at, updated_at, version, extra";
 
 pub(crate) fn orchestration_from_row(row: &Row<'_>) -> Result<Orchestration, StoreError> {
+    let extra: OrchestrationExtra = from_json("orchestration extra", &col::<String>(row, 7)?)?;
     Ok(Orchestration::restore(OrchestrationData {
+        workspace: extra.workspace,
+        verify: extra.verify,
         id: parsed(
             "orchestration id",
             OrchestrationId::parse(&col::<String>(row, 0)?),
@@ -423,9 +503,13 @@ pub(crate) fn load_orchestration(
 }
 
 pub(crate) fn save_orchestration(conn: &Connection, o: &Orchestration) -> Result<(), StoreError> {
+    let extra = json(&OrchestrationExtra {
+        workspace: o.workspace.clone(),
+        verify: o.verify.clone(),
+    })?;
     conn.prepare_cached(
-        "INSERT INTO orchestrations (id, name, goal, status, created_at, updated_at, version)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        "INSERT INTO orchestrations (id, name, goal, status, created_at, updated_at, version, extra)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at,
            version = excluded.version",
     )
@@ -438,6 +522,7 @@ pub(crate) fn save_orchestration(conn: &Connection, o: &Orchestration) -> Result
             o.created_at.as_millis(),
             o.updated_at.as_millis(),
             i64_of(o.version),
+            extra,
         ])
     })
     .map_err(backend)?;

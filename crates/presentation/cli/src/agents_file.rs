@@ -46,6 +46,7 @@ struct Entry {
     permissions: Option<Permissions>,
     #[serde(default)]
     skip_permissions: bool,
+    verify: Option<String>,
     delay: Option<Spanned<String>>,
     fail_every: Option<Spanned<i64>>,
 }
@@ -280,6 +281,7 @@ fn entry_to_command(e: &Entry, p: &mut Problems<'_>) -> Option<RegisterAgent> {
         price,
         permissions,
         skip_permissions: e.skip_permissions,
+        verify: e.verify.clone(),
         delay: duration(p, &e.delay),
         fail_every: e
             .fail_every

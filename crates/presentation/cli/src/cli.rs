@@ -114,6 +114,61 @@ pub(crate) enum Command {
         maos events --follow --since 42 --json  # resume after seq 42, one JSON object per line")]
     Events(EventsArgs),
 
+    /// Approve what a task waits for: running it (high risk), its verified work (medium and
+    /// high risk; it is then merged into its orchestration's integration branch), or a tool call
+    /// its agent asked about.
+    #[command(after_help = "Examples:\n  maos approvals\n  maos approve 3kq9")]
+    Approve {
+        /// The task's id or a unique prefix of it.
+        #[arg(value_parser = id_ref)]
+        id: IdRef,
+    },
+
+    /// Reject what a task waits for. Rejected work goes back to the agent with your reason (or,
+    /// with --cancel, the task ends); a rejected run blocks the task; a rejected tool call is
+    /// refused to the agent.
+    #[command(
+        after_help = "Examples:\n  maos reject 3kq9 --reason \"the test still fails on CI\"\n  \
+        maos reject 3kq9 --reason \"not needed\" --cancel"
+    )]
+    Reject {
+        /// The task's id or a unique prefix of it.
+        #[arg(value_parser = id_ref)]
+        id: IdRef,
+
+        /// Why: the next attempt is told.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+
+        /// End the task instead of sending it back.
+        #[arg(long)]
+        cancel: bool,
+    },
+
+    /// List what waits for a person: tasks to approve before they run, work to accept, and
+    /// tool calls, oldest first, with their age and what the work changed.
+    Approvals,
+
+    /// Remove the git worktrees of finished tasks (never one with uncommitted or unmerged work
+    /// unless --force); only git's own `git worktree remove` is used, and branches stay.
+    #[command(
+        after_help = "Examples:\n  maos gc --dry-run\n  maos gc --older-than 1h\n  maos gc --force"
+    )]
+    Gc {
+        /// Say what would be removed, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+
+        /// Also remove worktrees with uncommitted changes or unmerged commits (the uncommitted
+        /// changes are lost; the branch and its commits stay).
+        #[arg(long)]
+        force: bool,
+
+        /// Only tasks finished at least this long ago [default: 7d].
+        #[arg(long, value_name = "DURATION", value_parser = duration)]
+        older_than: Option<DurationMs>,
+    },
+
     /// Run the MAOS daemon in the foreground, or start, stop or inspect it.
     ///
     /// The daemon owns the database and serves every `maos` command over a Unix socket; `maos`
@@ -207,7 +262,7 @@ pub(crate) struct RegisterArgs {
     /// Register every agent of this TOML file instead (all checked before any is registered).
     #[arg(long, value_name = "FILE", conflicts_with_all = [
         "name", "adapter", "command", "capabilities", "tier", "slots", "args", "prompt_via", "env",
-        "timeout", "model", "base_url", "api_key_env", "allow", "ask", "deny", "delay",
+        "timeout", "model", "base_url", "api_key_env", "allow", "ask", "deny", "delay", "verify",
     ])]
     pub(crate) from_file: Option<PathBuf>,
 
@@ -281,6 +336,10 @@ pub(crate) struct RegisterArgs {
     /// How long each attempt of a sim agent takes, such as 200ms.
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub(crate) delay: Option<DurationMs>,
+
+    /// The command that checks this agent's work when the task names none.
+    #[arg(long, value_name = "CMD")]
+    pub(crate) verify: Option<String>,
 }
 
 /// `maos agent list`.
@@ -357,6 +416,40 @@ pub(crate) enum TaskCommand {
         follow: bool,
     },
 
+    /// Show what a task's agent changed: the whole task (from the commit it started from), or
+    /// one attempt (between its checkpoints).
+    #[command(
+        after_help = "Examples:\n  maos task diff 3kq9 --stat\n  maos task diff 3kq9 --attempt 2"
+    )]
+    Diff {
+        /// The task's id or a unique prefix of it.
+        #[arg(value_parser = id_ref)]
+        id: IdRef,
+
+        /// Only one attempt's changes.
+        #[arg(long, value_name = "N", value_parser = attempt_number)]
+        attempt: Option<u32>,
+
+        /// The summary (files and lines changed) instead of the diff.
+        #[arg(long)]
+        stat: bool,
+    },
+
+    /// Return a task's branch to a checkpoint: as it was before its newest attempt, or as
+    /// attempt N left it. Later commits stay in git's reflog.
+    #[command(
+        after_help = "Examples:\n  maos task rollback 3kq9\n  maos task rollback 3kq9 --to-attempt 1"
+    )]
+    Rollback {
+        /// The task's id or a unique prefix of it.
+        #[arg(value_parser = id_ref)]
+        id: IdRef,
+
+        /// Return to what attempt N left.
+        #[arg(long, value_name = "N", value_parser = attempt_number)]
+        to_attempt: Option<u32>,
+    },
+
     /// Make a task depend on another one (refused if that would close a cycle).
     Depend {
         /// The task that must wait: its id or a unique prefix of it.
@@ -425,6 +518,25 @@ pub(crate) struct CreateArgs {
     /// attempt that would overrun it is stopped and the task waits for a person.
     #[arg(long, value_name = "USD", value_parser = budget)]
     pub(crate) budget_usd: Option<Usd>,
+
+    /// The git repository to work in: the task gets its own branch maos/<id> in its own
+    /// worktree [default: its orchestration's].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) repo: Option<PathBuf>,
+
+    /// The branch or commit to start from [default: the repository's current branch].
+    #[arg(long, value_name = "REF", requires = "repo")]
+    pub(crate) base: Option<String>,
+
+    /// A command that checks the agent's work (run with sh in the worktree after it succeeds;
+    /// its failure is the next attempt's context) [default: its orchestration's, then its
+    /// agent's].
+    #[arg(long, value_name = "CMD")]
+    pub(crate) verify: Option<String>,
+
+    /// Give each attempt a free TCP port of its own, in MAOS_PORT.
+    #[arg(long)]
+    pub(crate) port: bool,
 }
 
 /// `maos task list`.
@@ -454,7 +566,8 @@ pub(crate) struct TaskListArgs {
 /// Orchestration commands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum OrchestrateCommand {
-    /// Create an orchestration (in draft; the engine that runs it comes later).
+    /// Create an orchestration (in draft; the engine that runs it comes later). Its tasks work
+    /// in --repo and their accepted work is merged into its branch maos/orch-<id>.
     Create {
         /// Its name (one line, at most 200 characters).
         #[arg(value_parser = title)]
@@ -463,6 +576,34 @@ pub(crate) enum OrchestrateCommand {
         /// What it is meant to achieve.
         #[arg(long, value_name = "TEXT")]
         goal: Option<String>,
+
+        /// The git repository its tasks work in.
+        #[arg(long, value_name = "DIR")]
+        repo: Option<PathBuf>,
+
+        /// The branch its tasks start from [default: the repository's current branch].
+        #[arg(long, value_name = "REF", requires = "repo")]
+        base: Option<String>,
+
+        /// The command that checks its tasks' work.
+        #[arg(long, value_name = "CMD")]
+        verify: Option<String>,
+    },
+
+    /// Merge an orchestration's integration branch into a branch of yours (the one its tasks
+    /// started from unless --into names another). Refused when that branch is checked out with
+    /// uncommitted changes; a conflict changes nothing.
+    #[command(
+        after_help = "Examples:\n  maos orchestrate merge 7xpq\n  maos orchestrate merge 7xpq --into release"
+    )]
+    Merge {
+        /// The orchestration's id or a unique prefix of it.
+        #[arg(value_parser = id_ref)]
+        id: IdRef,
+
+        /// The branch to merge into.
+        #[arg(long, value_name = "BRANCH")]
+        into: Option<String>,
     },
 
     /// List orchestrations, oldest first.

@@ -41,6 +41,34 @@ pub(crate) fn run(command: Command, api: &dyn MaosApi, out: &mut Output) -> Resu
         Command::Orchestrate(cmd) => orchestrate(cmd, api, out),
         Command::Status(args) => status(&args, api, out),
         Command::Events(args) => events(&args, api, out),
+        Command::Approve { id } => {
+            let t = api.approve(&id)?;
+            if out.json() {
+                return out.document(&json::TaskDoc::new(&t));
+            }
+            out.text(&format!(
+                "approved task {}: it is {}{}",
+                t.id.short(),
+                t.state,
+                t.reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            ))
+        }
+        Command::Reject { id, reason, cancel } => {
+            let t = api.reject(&id, reason, cancel)?;
+            if out.json() {
+                return out.document(&json::TaskDoc::new(&t));
+            }
+            out.text(&format!("rejected: task {} is {}", t.id.short(), t.state))
+        }
+        Command::Approvals => approvals(api, out),
+        Command::Gc {
+            dry_run,
+            force,
+            older_than,
+        } => gc(dry_run, force, older_than, api, out),
         Command::Completions { .. } => run_offline(&command, out).unwrap_or(Ok(())),
         // `main` runs the daemon commands before composing an API.
         Command::Daemon(_) => Ok(()),
@@ -107,6 +135,88 @@ fn agent(cmd: AgentCommand, api: &dyn MaosApi, out: &mut Output) -> Result<(), C
     }
 }
 
+/// A repository directory as the daemon must see it: absolute, symbolic links resolved.
+fn repository(dir: &Path) -> Result<String, CliError> {
+    let full = std::fs::canonicalize(dir).map_err(|e| {
+        CliError::new(
+            Kind::InvalidInput,
+            format!("cannot find the repository {}: {e}", dir.display()),
+        )
+        .with_hint("--repo takes the directory of a git repository")
+    })?;
+    Ok(full.display().to_string())
+}
+
+fn short_commit(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
+}
+
+/// `maos approvals`.
+fn approvals(api: &dyn MaosApi, out: &mut Output) -> Result<(), CliError> {
+    let tasks = api.approvals()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let rows: Vec<json::ApprovalJson> = tasks
+        .iter()
+        .map(|t| {
+            let changes = t
+                .workspace
+                .as_ref()
+                .and_then(|_| api.diff_summary(&t.id.into()).ok());
+            json::ApprovalJson::new(t, now, changes)
+        })
+        .collect();
+    if out.json() {
+        return out.document(&json::ApprovalsDoc {
+            schema_version: json::SCHEMA_VERSION,
+            approvals: rows,
+        });
+    }
+    if rows.is_empty() {
+        out.note("nothing waits for a person");
+        return Ok(());
+    }
+    let text = human::approvals_table(out.color(), &rows);
+    out.text(&text)?;
+    out.note("decide with `maos approve <id>` or `maos reject <id> --reason \"...\"`");
+    Ok(())
+}
+
+/// `maos gc`.
+fn gc(
+    dry_run: bool,
+    force: bool,
+    older_than: Option<maos_domain::DurationMs>,
+    api: &dyn MaosApi,
+    out: &mut Output,
+) -> Result<(), CliError> {
+    let older_than = older_than.map_or(std::time::Duration::from_secs(7 * 86_400), |d| {
+        std::time::Duration::from_millis(d.as_millis())
+    });
+    let entries = api.gc(&maos_application::GcRequest {
+        dry_run,
+        force,
+        older_than,
+    })?;
+    if out.json() {
+        return out.document(&json::GcDoc::new(&entries, dry_run));
+    }
+    if entries.is_empty() {
+        out.note("no worktree of a finished task is old enough to remove");
+        return Ok(());
+    }
+    let mut lines = Vec::new();
+    for e in &entries {
+        lines.push(match (&e.kept_because, dry_run) {
+            (Some(why), _) => format!("kept    {} ({}): {why}", e.path, e.task.short()),
+            (None, true) => format!("would remove {} ({})", e.path, e.task.short()),
+            (None, false) => format!("removed {} ({})", e.path, e.task.short()),
+        });
+    }
+    out.text(&lines.join("\n"))
+}
+
 fn registered_line(agent: &maos_domain::Agent) -> String {
     format!(
         "registered agent {} ({}, {}, {} slot{}, capabilities: {})",
@@ -146,6 +256,7 @@ fn register_command(args: RegisterArgs) -> Result<RegisterAgent, CliError> {
             allow: args.allow,
         },
         delay: args.delay,
+        verify: args.verify,
         ..maos_domain::AgentSettings::default()
     };
     Ok(RegisterAgent {
@@ -310,6 +421,15 @@ fn create_task(args: CreateArgs, api: &dyn MaosApi, out: &mut Output) -> Result<
         timeout: args.timeout,
         idempotency_key: args.idempotency_key,
         budget: args.budget_usd,
+        workspace: match &args.repo {
+            Some(dir) => Some(maos_domain::WorkspaceSpec {
+                repo: repository(dir)?,
+                base: args.base.clone(),
+            }),
+            None => None,
+        },
+        verify: args.verify.clone(),
+        wants_port: args.port,
     })?;
     if out.json() {
         return out.document(&json::TaskCreatedDoc::new(&created.task, created.created));
@@ -408,6 +528,38 @@ fn task(cmd: TaskCommand, api: &dyn MaosApi, out: &mut Output) -> Result<(), Cli
             attempt,
             follow,
         } => task_logs(id, attempt, follow, api, out),
+        TaskCommand::Diff { id, attempt, stat } => {
+            let diff = api.task_diff(&id, attempt, stat)?;
+            if out.json() {
+                return out.document(&json::DiffDoc {
+                    schema_version: json::SCHEMA_VERSION,
+                    task: id.to_string(),
+                    attempt,
+                    stat,
+                    diff,
+                });
+            }
+            if diff.trim().is_empty() {
+                out.note("no changes");
+                return Ok(());
+            }
+            out.bytes(diff.as_bytes())
+        }
+        TaskCommand::Rollback { id, to_attempt } => {
+            let t = api.rollback(&id, to_attempt)?;
+            if out.json() {
+                return out.document(&json::TaskDoc::new(&t));
+            }
+            let branch = t.workspace.as_ref().map_or("-", |w| w.branch.as_str());
+            out.text(&format!(
+                "rolled back {branch} of task {} to {}",
+                t.id.short(),
+                match to_attempt {
+                    Some(n) => format!("what attempt {n} left"),
+                    None => "before its newest attempt".into(),
+                }
+            ))
+        }
         TaskCommand::Depend { id, on } => {
             let t = api.add_dependency(&id, &on)?;
             if out.json() {
@@ -434,8 +586,26 @@ fn orchestrate(
     out: &mut Output,
 ) -> Result<(), CliError> {
     match cmd {
-        OrchestrateCommand::Create { name, goal } => {
-            let o = api.create_orchestration(name, goal)?;
+        OrchestrateCommand::Create {
+            name,
+            goal,
+            repo,
+            base,
+            verify,
+        } => {
+            let workspace = match repo {
+                Some(dir) => Some(maos_domain::WorkspaceSpec {
+                    repo: repository(&dir)?,
+                    base,
+                }),
+                None => None,
+            };
+            let o = api.create_orchestration(maos_application::CreateOrchestration {
+                name,
+                goal,
+                workspace,
+                verify,
+            })?;
             if out.json() {
                 return out.document(&json::OrchestrationDoc::new(&o));
             }
@@ -445,6 +615,25 @@ fn orchestrate(
                 o.status,
                 o.name
             ))
+        }
+        OrchestrateCommand::Merge { id, into } => {
+            let report = api.merge_orchestration(&id, into)?;
+            if out.json() {
+                return out.document(&json::MergeDoc::new(&report));
+            }
+            if report.merged {
+                out.text(&format!(
+                    "merged {} into {} (commit {})",
+                    report.branch,
+                    report.into,
+                    short_commit(&report.commit)
+                ))
+            } else {
+                out.text(&format!(
+                    "{} already contains {}: nothing to merge",
+                    report.into, report.branch
+                ))
+            }
         }
         OrchestrateCommand::List => {
             let list = api.list_orchestrations()?;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use etcetera::BaseStrategy;
 use maos_agents::{FileLogs, Supervisor, SupervisorConfig};
 use maos_application::{MaosApi, Service, ServiceConfig};
+use maos_git::GitWorkspaces;
 use maos_sqlite::SqliteStore;
 use maos_system::{RandomIds, SystemClock};
 
@@ -72,7 +73,8 @@ fn service(dir: &Path) -> Result<Service<SqliteStore>, CliError> {
         Arc::new(RandomIds),
         ServiceConfig::default(),
     )
-    .with_logs(Arc::new(FileLogs::new(dir.join(LOGS_DIR)))))
+    .with_logs(Arc::new(FileLogs::new(dir.join(LOGS_DIR))))
+    .with_workspaces(Arc::new(GitWorkspaces::new())))
 }
 
 /// Attempts' logs, inside the data directory.
@@ -111,6 +113,7 @@ impl AgentsAtWork {
 /// what it can.
 pub(crate) fn with_agents(dir: &Path) -> Result<AgentsAtWork, CliError> {
     let supervisor = Supervisor::new(SupervisorConfig::new(dir));
+    supervisor.set_workspaces(Arc::new(GitWorkspaces::new()));
     let service = service(dir)?.with_runtime(Arc::new(supervisor.clone()));
     // Until `attach`, the supervisor queues what is launched: the leftovers of the dead daemon
     // die before any rerun starts.

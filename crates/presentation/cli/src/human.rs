@@ -203,6 +203,38 @@ pub(crate) fn task_details(color: bool, t: &Task) -> String {
     if let Some(key) = &s.idempotency_key {
         pairs.push(("idempotency key", key.to_string()));
     }
+    if let Some(ws) = &t.workspace {
+        pairs.push((
+            "worktree",
+            format!(
+                "{} on {}{}",
+                ws.path,
+                ws.branch,
+                if ws.removed { " (removed)" } else { "" }
+            ),
+        ));
+    } else if let Some(spec) = &s.workspace {
+        pairs.push(("repository", spec.repo.clone()));
+    }
+    if let Some(v) = &s.verify {
+        pairs.push(("verify", v.clone()));
+    }
+    if let Some(p) = &t.pending {
+        pairs.push((
+            "waiting for",
+            match (p.gate, &p.tool) {
+                (maos_domain::Gate::Tool, Some(tool)) => format!(
+                    "a person to allow {tool}{}",
+                    p.subject
+                        .as_deref()
+                        .map(|s| format!("({s})"))
+                        .unwrap_or_default()
+                ),
+                (maos_domain::Gate::Run, _) => "a person's approval to run (high risk)".into(),
+                _ => "a person to accept its work".into(),
+            },
+        ));
+    }
     let usage = t.usage();
     if let Some(budget) = s.budget {
         pairs.push(("budget", format!("${} (${} spent)", budget, usage.cost)));
@@ -278,6 +310,52 @@ pub(crate) fn task_details(color: bool, t: &Task) -> String {
     out
 }
 
+// ---- approvals ----
+
+/// `maos approvals`: what waits for a person.
+pub(crate) fn approvals_table(color: bool, rows: &[crate::json::ApprovalJson]) -> String {
+    let rows = rows
+        .iter()
+        .map(|a| {
+            let short: String = a.task.chars().take(8).collect();
+            let what = match (a.gate, &a.tool) {
+                ("tool", Some(tool)) => format!(
+                    "tool {tool}{}",
+                    a.subject
+                        .as_deref()
+                        .map(|s| format!("({})", clip(s, 40)))
+                        .unwrap_or_default()
+                ),
+                ("run", _) => "run (high risk)".into(),
+                _ => format!("result ({} risk)", a.risk),
+            };
+            vec![
+                short,
+                what,
+                age(a.age_ms),
+                a.changes.clone().unwrap_or_else(|| "-".into()),
+                clip(&a.title, 50),
+            ]
+        })
+        .collect();
+    table(
+        color,
+        &["TASK", "WAITING FOR", "AGE", "CHANGES", "TITLE"],
+        rows,
+    )
+}
+
+/// `45s`, `12m`, `3h`, `2d`.
+fn age(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86_400 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
 // ---- orchestrations ----
 
 pub(crate) fn orchestration_table(color: bool, list: &[Orchestration]) -> String {
@@ -303,6 +381,18 @@ pub(crate) fn orchestration_details(color: bool, o: &Orchestration) -> String {
             ("name", o.name.to_string()),
             ("status", o.status.to_string()),
             ("goal", or_dash(o.goal.clone())),
+            (
+                "repository",
+                or_dash(o.workspace.as_ref().map(|w| match &w.base {
+                    Some(b) => format!("{} (from {b})", w.repo),
+                    None => w.repo.clone(),
+                })),
+            ),
+            (
+                "integration",
+                or_dash(o.workspace.as_ref().map(|_| o.integration_branch())),
+            ),
+            ("verify", or_dash(o.verify.clone())),
             ("created", o.created_at.to_rfc3339()),
             ("updated", o.updated_at.to_rfc3339()),
         ],
@@ -443,10 +533,57 @@ fn event_details(e: &DomainEvent) -> String {
                 fencing,
                 ..
             } => format!("agent={agent} attempt={attempt} fencing={fencing}"),
-            TaskEvent::AttemptStarted { attempt, pid } => match pid {
-                Some(pid) => format!("attempt={attempt} pid={pid}"),
-                None => format!("attempt={attempt}"),
+            TaskEvent::AttemptStarted {
+                attempt,
+                pid,
+                checkpoint,
+                port,
+            } => {
+                let mut s = format!("attempt={attempt}");
+                if let Some(pid) = pid {
+                    s.push_str(&format!(" pid={pid}"));
+                }
+                if let Some(c) = checkpoint {
+                    s.push_str(&format!(" checkpoint={}", c.get(..12).unwrap_or(c)));
+                }
+                if let Some(p) = port {
+                    s.push_str(&format!(" port={p}"));
+                }
+                s
+            }
+            TaskEvent::WorkspacePrepared { workspace } => {
+                format!(
+                    "branch={} path={}",
+                    workspace.branch,
+                    quoted(&workspace.path)
+                )
+            }
+            TaskEvent::ApprovalRequested {
+                gate,
+                tool,
+                subject,
+                ..
+            } => match tool {
+                Some(tool) => format!(
+                    "gate={gate} tool={}",
+                    quoted(&match subject {
+                        Some(s) => format!("{tool}({s})"),
+                        None => tool.clone(),
+                    })
+                ),
+                None => format!("gate={gate}"),
             },
+            TaskEvent::ApprovalGranted { gate } => format!("gate={gate}"),
+            TaskEvent::Integrated { into, commit } => {
+                format!("into={into} commit={}", commit.get(..12).unwrap_or(commit))
+            }
+            TaskEvent::IntegrationConflict { into, paths } => {
+                format!("into={into} paths={}", quoted(&paths.join(",")))
+            }
+            TaskEvent::RolledBack { to_attempt, commit } => format!(
+                "to_attempt={to_attempt} commit={}",
+                commit.get(..12).unwrap_or(commit)
+            ),
             TaskEvent::SessionRecorded { attempt, session } => {
                 format!("attempt={attempt} session={}", quoted(session))
             }
@@ -479,20 +616,37 @@ fn event_details(e: &DomainEvent) -> String {
                 format!("attempt={attempt} reason={}", quoted(reason))
             }
             TaskEvent::VerificationFailed { output } => format!("output={}", quoted(output)),
-            TaskEvent::ApprovalRejected { reason }
-            | TaskEvent::Blocked { reason }
-            | TaskEvent::Cancelled { reason } => format!("reason={}", quoted(reason)),
+            TaskEvent::ApprovalRejected { reason, gate } => {
+                format!("gate={gate} reason={}", quoted(reason))
+            }
+            TaskEvent::Blocked { reason } | TaskEvent::Cancelled { reason } => {
+                format!("reason={}", quoted(reason))
+            }
             TaskEvent::Ready
-            | TaskEvent::ApprovalRequested
+            | TaskEvent::WorkspaceRemoved
             | TaskEvent::Completed
             | TaskEvent::RetryScheduled
             | TaskEvent::Escalated => String::new(),
         },
         DomainEvent::Orchestration { event, .. } => match event {
-            OrchestrationEvent::Created { name, goal } => match goal {
-                Some(g) => format!("{} goal={}", quoted(name.as_str()), quoted(g)),
-                None => quoted(name.as_str()),
-            },
+            OrchestrationEvent::Created {
+                name,
+                goal,
+                workspace,
+                ..
+            } => {
+                let mut s = quoted(name.as_str());
+                if let Some(g) = goal {
+                    s.push_str(&format!(" goal={}", quoted(g)));
+                }
+                if let Some(w) = workspace {
+                    s.push_str(&format!(" repo={}", quoted(&w.repo)));
+                }
+                s
+            }
+            OrchestrationEvent::Merged { into, commit } => {
+                format!("into={into} commit={}", commit.get(..12).unwrap_or(commit))
+            }
             OrchestrationEvent::Failed { reason } | OrchestrationEvent::Cancelled { reason } => {
                 format!("reason={}", quoted(reason))
             }

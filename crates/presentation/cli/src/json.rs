@@ -177,6 +177,10 @@ pub(crate) struct AttemptJson {
     pub(crate) summary: Option<String>,
     pub(crate) error: Option<String>,
     pub(crate) failure: Option<&'static str>,
+    pub(crate) checkpoint_before: Option<String>,
+    pub(crate) checkpoint_after: Option<String>,
+    pub(crate) port: Option<u16>,
+    pub(crate) verification: Option<VerificationJson>,
     pub(crate) pid: Option<u32>,
     pub(crate) session: Option<String>,
     pub(crate) exit_code: Option<i32>,
@@ -199,6 +203,13 @@ impl From<&Attempt> for AttemptJson {
             summary: a.summary.clone(),
             error: a.error.clone(),
             failure: a.failure.map(maos_domain::FailureKind::as_str),
+            checkpoint_before: a.checkpoint_before.clone(),
+            checkpoint_after: a.checkpoint_after.clone(),
+            port: a.port,
+            verification: a.verification.as_ref().map(|v| VerificationJson {
+                passed: v.passed,
+                output: v.output.clone(),
+            }),
             pid: a.pid,
             session: a.session.clone(),
             exit_code: match a.exit {
@@ -234,6 +245,12 @@ pub(crate) struct TaskJson {
     pub(crate) idempotency_key: Option<String>,
     pub(crate) budget_usd: Option<String>,
     pub(crate) usage: UsageJson,
+    pub(crate) repo: Option<String>,
+    pub(crate) base: Option<String>,
+    pub(crate) verify: Option<String>,
+    pub(crate) wants_port: bool,
+    pub(crate) workspace: Option<WorkspaceJson>,
+    pub(crate) waiting_for: Option<PendingJson>,
     pub(crate) fencing: u64,
     pub(crate) attempts: Vec<AttemptJson>,
     pub(crate) created_at: String,
@@ -261,11 +278,171 @@ impl From<&Task> for TaskJson {
             idempotency_key: s.idempotency_key.as_ref().map(ToString::to_string),
             budget_usd: s.budget.map(|b| b.to_string()),
             usage: UsageJson::from(&t.usage()),
+            repo: s.workspace.as_ref().map(|w| w.repo.clone()),
+            base: s.workspace.as_ref().and_then(|w| w.base.clone()),
+            verify: s.verify.clone(),
+            wants_port: s.wants_port,
+            workspace: t.workspace.as_ref().map(|w| WorkspaceJson {
+                path: w.path.clone(),
+                branch: w.branch.clone(),
+                base_commit: w.base.clone(),
+                removed: w.removed,
+            }),
+            waiting_for: t.pending.as_ref().map(PendingJson::from),
             fencing: t.fencing.get(),
             attempts: t.attempts.iter().map(AttemptJson::from).collect(),
             created_at: time(t.created_at),
             updated_at: time(t.updated_at),
             version: t.version,
+        }
+    }
+}
+
+/// A verification's outcome.
+#[derive(Debug, Serialize)]
+pub(crate) struct VerificationJson {
+    pub(crate) passed: bool,
+    pub(crate) output: String,
+}
+
+/// A task's worktree.
+#[derive(Debug, Serialize)]
+pub(crate) struct WorkspaceJson {
+    pub(crate) path: String,
+    pub(crate) branch: String,
+    pub(crate) base_commit: String,
+    pub(crate) removed: bool,
+}
+
+/// What a task waits for a person to decide.
+#[derive(Debug, Serialize)]
+pub(crate) struct PendingJson {
+    pub(crate) gate: &'static str,
+    pub(crate) attempt: Option<u32>,
+    pub(crate) tool: Option<String>,
+    pub(crate) subject: Option<String>,
+    pub(crate) since: String,
+}
+
+impl From<&maos_domain::PendingApproval> for PendingJson {
+    fn from(p: &maos_domain::PendingApproval) -> Self {
+        PendingJson {
+            gate: p.gate.as_str(),
+            attempt: p.attempt,
+            tool: p.tool.clone(),
+            subject: p.subject.clone(),
+            since: time(p.requested_at),
+        }
+    }
+}
+
+/// One entry of `approvals`.
+#[derive(Debug, Serialize)]
+pub(crate) struct ApprovalJson {
+    pub(crate) task: String,
+    pub(crate) title: String,
+    pub(crate) state: &'static str,
+    pub(crate) risk: &'static str,
+    pub(crate) gate: &'static str,
+    pub(crate) tool: Option<String>,
+    pub(crate) subject: Option<String>,
+    pub(crate) since: String,
+    pub(crate) age_ms: u64,
+    /// One line of what its branch changed, when it has one.
+    pub(crate) changes: Option<String>,
+}
+
+impl ApprovalJson {
+    pub(crate) fn new(t: &Task, now_ms: i64, changes: Option<String>) -> Self {
+        let pending = t.pending.as_ref();
+        let since = pending.map_or(t.updated_at, |p| p.requested_at);
+        ApprovalJson {
+            task: t.id.to_string(),
+            title: t.spec.title.to_string(),
+            state: t.state.as_str(),
+            risk: t.spec.risk.as_str(),
+            gate: pending.map_or("result", |p| p.gate.as_str()),
+            tool: pending.and_then(|p| p.tool.clone()),
+            subject: pending.and_then(|p| p.subject.clone()),
+            since: time(since),
+            age_ms: u64::try_from(now_ms - since.as_millis()).unwrap_or(0),
+            changes,
+        }
+    }
+}
+
+/// `approvals`.
+#[derive(Debug, Serialize)]
+pub(crate) struct ApprovalsDoc {
+    pub(crate) schema_version: u32,
+    pub(crate) approvals: Vec<ApprovalJson>,
+}
+
+/// `task diff`.
+#[derive(Debug, Serialize)]
+pub(crate) struct DiffDoc {
+    pub(crate) schema_version: u32,
+    pub(crate) task: String,
+    pub(crate) attempt: Option<u32>,
+    pub(crate) stat: bool,
+    pub(crate) diff: String,
+}
+
+/// `orchestrate merge`.
+#[derive(Debug, Serialize)]
+pub(crate) struct MergeDoc {
+    pub(crate) schema_version: u32,
+    pub(crate) orchestration: String,
+    pub(crate) branch: String,
+    pub(crate) into: String,
+    pub(crate) commit: String,
+    pub(crate) merged: bool,
+}
+
+impl MergeDoc {
+    pub(crate) fn new(r: &maos_application::MergeReport) -> Self {
+        MergeDoc {
+            schema_version: SCHEMA_VERSION,
+            orchestration: r.orchestration.id.to_string(),
+            branch: r.branch.clone(),
+            into: r.into.clone(),
+            commit: r.commit.clone(),
+            merged: r.merged,
+        }
+    }
+}
+
+/// One worktree of `gc`.
+#[derive(Debug, Serialize)]
+pub(crate) struct GcEntryJson {
+    pub(crate) task: String,
+    pub(crate) path: String,
+    pub(crate) removed: bool,
+    pub(crate) kept_because: Option<String>,
+}
+
+/// `gc`.
+#[derive(Debug, Serialize)]
+pub(crate) struct GcDoc {
+    pub(crate) schema_version: u32,
+    pub(crate) dry_run: bool,
+    pub(crate) worktrees: Vec<GcEntryJson>,
+}
+
+impl GcDoc {
+    pub(crate) fn new(entries: &[maos_application::GcEntry], dry_run: bool) -> Self {
+        GcDoc {
+            schema_version: SCHEMA_VERSION,
+            dry_run,
+            worktrees: entries
+                .iter()
+                .map(|e| GcEntryJson {
+                    task: e.task.to_string(),
+                    path: e.path.clone(),
+                    removed: e.removed,
+                    kept_because: e.kept_because.clone(),
+                })
+                .collect(),
         }
     }
 }
@@ -277,6 +454,10 @@ pub(crate) struct OrchestrationJson {
     pub(crate) name: String,
     pub(crate) goal: Option<String>,
     pub(crate) status: &'static str,
+    pub(crate) repo: Option<String>,
+    pub(crate) base: Option<String>,
+    pub(crate) verify: Option<String>,
+    pub(crate) integration_branch: Option<String>,
     pub(crate) created_at: String,
     pub(crate) updated_at: String,
     pub(crate) version: u64,
@@ -289,6 +470,10 @@ impl From<&Orchestration> for OrchestrationJson {
             name: o.name.to_string(),
             goal: o.goal.clone(),
             status: o.status.as_str(),
+            repo: o.workspace.as_ref().map(|w| w.repo.clone()),
+            base: o.workspace.as_ref().and_then(|w| w.base.clone()),
+            verify: o.verify.clone(),
+            integration_branch: o.workspace.as_ref().map(|_| o.integration_branch()),
             created_at: time(o.created_at),
             updated_at: time(o.updated_at),
             version: o.version,

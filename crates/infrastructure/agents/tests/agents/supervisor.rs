@@ -14,9 +14,9 @@ use maos_application::{
 };
 use maos_domain::policy::permission::{PermissionRule, PermissionRules};
 use maos_domain::{
-    AdapterKind, AgentName, DomainEvent, EnvName, Exit, FailureKind, MaxAttempts, Price, PromptVia,
-    ResourceLimits, RunReport, Slots, Task, TaskEvent, TaskState, Title, TransitionError, Usage,
-    Usd,
+    AdapterKind, AgentName, DomainEvent, EnvName, Exit, FailureKind, Gate, MaxAttempts, Price,
+    PromptVia, ResourceLimits, RunReport, Slots, Task, TaskEvent, TaskId, TaskState, Title,
+    TransitionError, Usage, Usd,
 };
 
 use crate::claude::harness::{double, transcript};
@@ -860,6 +860,100 @@ fn claude_code_runs_with_its_permission_policy_session_and_cost() {
     assert_eq!(behaviors, ["allow", "deny"], "{answers}");
 }
 
+/// Claude Code (the double) whose first tool call, `cargo test`, matches an `ask` rule: the
+/// attempt waits for a person, who `decides` through the service; answers what the double was
+/// told for each call and the finished task.
+fn claude_asks_a_person(decide: impl FnOnce(&Env, TaskId)) -> (Vec<String>, Task, String) {
+    let answers_dir = tempfile::tempdir().unwrap();
+    let answers = answers_dir.path().join("answers.jsonl");
+    let transcript_path = transcript("claude/permissions.transcript");
+    let env = Env::with(|c| {
+        c.env = env_with(&[
+            ("MAOS_TEST_TRANSCRIPT", transcript_path.to_str().unwrap()),
+            ("MAOS_TEST_ANSWERS", answers.to_str().unwrap()),
+        ]);
+        c.approval_timeout = Duration::from_secs(20);
+    });
+    let mut claude = agent(
+        "claude",
+        AdapterKind::ClaudeCode,
+        Some(double("claude").to_str().unwrap()),
+        &[],
+    );
+    claude.settings.env = env_names(&["MAOS_TEST_TRANSCRIPT", "MAOS_TEST_ANSWERS"]);
+    claude.settings.permissions = PermissionRules {
+        deny: vec![PermissionRule::parse("Bash(rm:*)").unwrap()],
+        ask: vec![PermissionRule::parse("Bash(cargo test:*)").unwrap()],
+        allow: Vec::new(),
+    };
+    env.register(claude);
+    let task = env.task("ask first", |t| t.prompt = CLAUDE_PROMPT.to_owned());
+    // The attempt waits, running, with the tool call pending.
+    let waiting = env.wait_until(task.id, "waiting for a person", |t| t.pending.is_some());
+    assert_eq!(waiting.state, TaskState::Running);
+    let pending = waiting.pending.clone().unwrap();
+    assert_eq!(pending.gate, Gate::Tool);
+    assert_eq!(pending.tool.as_deref(), Some("Bash"));
+    assert_eq!(pending.subject.as_deref(), Some("cargo test --workspace"));
+    assert_eq!(pending.attempt, Some(1));
+    assert_eq!(
+        env.service
+            .approvals()
+            .unwrap()
+            .iter()
+            .map(|t| t.id)
+            .collect::<Vec<_>>(),
+        vec![task.id]
+    );
+    decide(&env, task.id);
+    let done = env.settled(task.id);
+    let answers = std::fs::read_to_string(&answers)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let log = env.log_text(task.id, 1);
+    (answers, done, log)
+}
+
+#[test]
+fn a_tool_call_a_person_approves_goes_ahead() {
+    let (answers, task, log) = claude_asks_a_person(|env, id| {
+        env.service.approve(&id.into()).unwrap();
+    });
+    assert_eq!(task.state, TaskState::Completed, "{log}");
+    assert!(answers[0].contains(r#""behavior":"allow""#), "{answers:?}");
+    assert!(answers[1].contains(r#""behavior":"deny""#), "{answers:?}");
+    assert!(
+        log.contains("[maos: a person approved `Bash(cargo test --workspace)`]"),
+        "{log}"
+    );
+    assert_eq!(task.decision.as_ref().map(|d| d.gate), Some(Gate::Tool));
+    assert!(task.pending.is_none());
+}
+
+#[test]
+fn a_tool_call_a_person_rejects_is_denied_with_the_reason() {
+    let (answers, task, log) = claude_asks_a_person(|env, id| {
+        env.service
+            .reject(&id.into(), "not on this machine".into(), false)
+            .unwrap();
+    });
+    // The double goes down its denied branch and the run still ends well.
+    assert_eq!(task.state, TaskState::Completed, "{log}");
+    assert!(
+        answers[0].contains(
+            "MAOS: `Bash(cargo test --workspace)` was not approved: a person rejected it: not \
+             on this machine"
+        ),
+        "{answers:?}"
+    );
+    assert!(log.contains("a person rejected `Bash(cargo test --workspace)`: not on this machine"));
+    let d = task.decision.clone().unwrap();
+    assert!(!d.approved);
+    assert_eq!(d.reason.as_deref(), Some("not on this machine"));
+}
+
 #[test]
 fn claude_code_over_its_budget_is_stopped_with_a_budget_failure() {
     let transcript_path = transcript("claude/permissions.transcript");
@@ -873,6 +967,12 @@ fn claude_code_over_its_budget_is_stopped_with_a_budget_failure() {
         &[],
     );
     claude.settings.env = env_names(&["MAOS_TEST_TRANSCRIPT"]);
+    // Every call decided by a rule: nothing waits for a person.
+    claude.settings.permissions = PermissionRules {
+        deny: vec![PermissionRule::parse("Bash(rm:*)").unwrap()],
+        ask: Vec::new(),
+        allow: vec![PermissionRule::parse("Bash(cargo test:*)").unwrap()],
+    };
     env.register(claude);
     let task = env.task("too dear", |t| {
         t.prompt = CLAUDE_PROMPT.to_owned();

@@ -107,10 +107,63 @@ impl MaosApi for Recorder {
         &self,
         task: TaskId,
         fencing: FencingToken,
-        pid: Option<u32>,
+        start: maos_domain::AttemptStart,
     ) -> Result<Task, TaskError> {
         self.record(Reported::Started(task, fencing));
-        self.service.start_attempt(task, fencing, pid)
+        self.service.start_attempt(task, fencing, start)
+    }
+    fn record_workspace(
+        &self,
+        task: TaskId,
+        fencing: FencingToken,
+        workspace: maos_domain::TaskWorkspace,
+    ) -> Result<Task, TaskError> {
+        self.service.record_workspace(task, fencing, workspace)
+    }
+    fn request_approval(
+        &self,
+        task: TaskId,
+        fencing: FencingToken,
+        tool: String,
+        subject: Option<String>,
+    ) -> Result<Task, TaskError> {
+        self.service.request_approval(task, fencing, tool, subject)
+    }
+    fn approve(&self, task: &IdRef) -> Result<Task, TaskError> {
+        self.service.approve(task)
+    }
+    fn reject(&self, task: &IdRef, reason: String, cancel: bool) -> Result<Task, TaskError> {
+        self.service.reject(task, reason, cancel)
+    }
+    fn approvals(&self) -> Result<Vec<Task>, QueryError> {
+        self.service.approvals()
+    }
+    fn diff_summary(&self, task: &IdRef) -> Result<String, QueryError> {
+        self.service.diff_summary(task)
+    }
+    fn task_diff(
+        &self,
+        task: &IdRef,
+        attempt: Option<u32>,
+        stat: bool,
+    ) -> Result<String, QueryError> {
+        self.service.task_diff(task, attempt, stat)
+    }
+    fn rollback(&self, task: &IdRef, to_attempt: Option<u32>) -> Result<Task, TaskError> {
+        self.service.rollback(task, to_attempt)
+    }
+    fn gc(
+        &self,
+        req: &maos_application::GcRequest,
+    ) -> Result<Vec<maos_application::GcEntry>, TaskError> {
+        self.service.gc(req)
+    }
+    fn merge_orchestration(
+        &self,
+        id: &IdRef,
+        into: Option<String>,
+    ) -> Result<maos_application::MergeReport, OrchestrationError> {
+        self.service.merge_orchestration(id, into)
     }
     fn record_session(
         &self,
@@ -162,10 +215,9 @@ impl MaosApi for Recorder {
     }
     fn create_orchestration(
         &self,
-        name: Title,
-        goal: Option<String>,
+        cmd: maos_application::CreateOrchestration,
     ) -> Result<Orchestration, OrchestrationError> {
-        self.service.create_orchestration(name, goal)
+        self.service.create_orchestration(cmd)
     }
     fn get_orchestration(&self, id: &IdRef) -> Result<Orchestration, QueryError> {
         self.service.get_orchestration(id)

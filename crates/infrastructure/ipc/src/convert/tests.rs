@@ -88,6 +88,7 @@ fn full_settings() -> maos_domain::AgentSettings {
             allow: vec![rule("Read")],
         },
         skip_permissions: true,
+        verify: Some("cargo test --workspace".into()),
         delay: Some(DurationMs::parse("250ms").unwrap()),
         fail_every: Some(3),
     }
@@ -112,6 +113,12 @@ fn full_task() -> Task {
             timeout: Some(DurationMs::parse("1h30m").unwrap()),
             idempotency_key: Some(IdempotencyKey::parse("ci-run-7/step:3").unwrap()),
             budget: Some(maos_domain::Usd::from_micros(2_500_000)),
+            workspace: Some(WorkspaceSpec {
+                repo: "/home/me/src/maos".into(),
+                base: Some("main".into()),
+            }),
+            verify: Some("cargo test && cargo clippy -- -D warnings".into()),
+            wants_port: true,
         },
         state: TaskState::Running,
         reason: Some("the first attempt timed out".into()),
@@ -137,6 +144,13 @@ fn full_task() -> Task {
                     cost: maos_domain::Usd::from_micros(1234),
                 },
                 failure: Some(maos_domain::FailureKind::Exit),
+                checkpoint_before: Some("0123456789abcdef0123456789abcdef01234567".into()),
+                checkpoint_after: Some("89abcdef0123456789abcdef0123456789abcdef".into()),
+                port: Some(u16::MAX),
+                verification: Some(Verification {
+                    passed: false,
+                    output: "test tests::flaky ... FAILED\nünï\n".into(),
+                }),
             },
             Attempt {
                 number: 2,
@@ -154,12 +168,40 @@ fn full_task() -> Task {
                 exit: Some(maos_domain::Exit::Signal(9)),
                 usage: maos_domain::Usage::NONE,
                 failure: None,
+                checkpoint_before: Some("fedcba9876543210fedcba9876543210fedcba98".into()),
+                checkpoint_after: None,
+                port: Some(40123),
+                verification: Some(Verification {
+                    passed: true,
+                    output: String::new(),
+                }),
             },
         ],
         fencing: FencingToken::new(2),
         created_at: at(0),
         updated_at: at(10_050),
         version: 7,
+        workspace: Some(TaskWorkspace {
+            repo: "/home/me/src/maos".into(),
+            path: "/home/me/src/maos/.maos/worktrees/feedbeef".into(),
+            branch: "maos/feedbeef".into(),
+            base: "0123456789abcdef0123456789abcdef01234567".into(),
+            removed: true,
+        }),
+        pending: Some(PendingApproval {
+            gate: Gate::Tool,
+            attempt: Some(2),
+            tool: Some("Bash".into()),
+            subject: Some("git push --force".into()),
+            requested_at: at(10_060),
+        }),
+        run_approved: true,
+        decision: Some(ApprovalDecision {
+            gate: Gate::Result,
+            approved: false,
+            reason: Some("the test still flakes".into()),
+            at: at(9_500),
+        }),
     })
 }
 
@@ -180,6 +222,9 @@ fn bare_task() -> Task {
             timeout: None,
             idempotency_key: None,
             budget: None,
+            workspace: None,
+            verify: None,
+            wants_port: false,
         },
         state: TaskState::Pending,
         reason: None,
@@ -188,14 +233,24 @@ fn bare_task() -> Task {
         created_at: at(0),
         updated_at: at(0),
         version: 1,
+        workspace: None,
+        pending: None,
+        run_approved: false,
+        decision: None,
     })
 }
 
+/// An orchestration; with a goal, every optional field is set.
 fn orchestration(goal: Option<&str>) -> Orchestration {
     Orchestration::restore(OrchestrationData {
         id: OrchestrationId::from_bits(42),
         name: Title::parse("Release 1.0").unwrap(),
         goal: goal.map(str::to_owned),
+        workspace: goal.map(|_| WorkspaceSpec {
+            repo: "/srv/repo".into(),
+            base: None,
+        }),
+        verify: goal.map(|_| "make check".into()),
         status: OrchestrationStatus::AwaitingPlanApproval,
         created_at: at(1),
         updated_at: at(2),
@@ -259,6 +314,18 @@ fn every_keyword_survives_the_wire() {
     }
     for t in [None, Some(Tier::Tactical), Some(Tier::Strategic)] {
         assert_eq!(tier_requirement_from_wire(tier_requirement_to_wire(t)), t);
+    }
+    for gate in Gate::ALL {
+        let mut data = full_task().data().clone();
+        if let Some(p) = data.pending.as_mut() {
+            p.gate = *gate;
+        }
+        if let Some(d) = data.decision.as_mut() {
+            d.gate = *gate;
+        }
+        let t = Task::restore(data);
+        let back = round_trip::<wire::task::Owned, _>(|b| write_task(&t, b), read_task);
+        assert_eq!(back.unwrap(), t);
     }
 }
 
@@ -329,6 +396,11 @@ fn events_round_trip_with_their_payload_as_the_aggregates_event_in_json() {
                 event: OrchestrationEvent::Created {
                     name: Title::parse("Release").unwrap(),
                     goal: None,
+                    workspace: Some(WorkspaceSpec {
+                        repo: "/srv/repo".into(),
+                        base: Some("v1".into()),
+                    }),
+                    verify: None,
                 },
             },
         },
@@ -477,11 +549,75 @@ fn commands_and_filters_round_trip() {
         timeout: Some(DurationMs::parse("90s").unwrap()),
         idempotency_key: Some(IdempotencyKey::parse("k-1").unwrap()),
         budget: Some(maos_domain::Usd::from_micros(500_000)),
+        workspace: Some(WorkspaceSpec {
+            repo: "../repo".into(),
+            base: Some("feature/x".into()),
+        }),
+        verify: Some("npm test".into()),
+        wants_port: true,
     };
     for cmd in [full, CreateTask::titled(Title::parse("Minimal").unwrap())] {
         let back =
             round_trip::<wire::new_task::Owned, _>(|b| write_new_task(&cmd, b), read_new_task);
         assert_eq!(back.unwrap(), cmd);
+    }
+
+    for cmd in [
+        CreateOrchestration {
+            name: Title::parse("Release 2").unwrap(),
+            goal: Some("Ship it".into()),
+            workspace: Some(WorkspaceSpec {
+                repo: "/srv/repo".into(),
+                base: Some("main".into()),
+            }),
+            verify: Some("make check".into()),
+        },
+        CreateOrchestration {
+            name: Title::parse("Chores").unwrap(),
+            goal: None,
+            workspace: Some(WorkspaceSpec {
+                repo: "/srv/repo".into(),
+                base: None,
+            }),
+            verify: None,
+        },
+        CreateOrchestration {
+            name: Title::parse("Bare").unwrap(),
+            goal: None,
+            workspace: None,
+            verify: None,
+        },
+    ] {
+        let back = round_trip::<wire::new_orchestration::Owned, _>(
+            |b| {
+                write_new_orchestration(&cmd, b);
+                Ok(())
+            },
+            read_new_orchestration,
+        );
+        assert_eq!(back.unwrap(), cmd);
+    }
+
+    for req in [
+        GcRequest {
+            dry_run: false,
+            force: false,
+            older_than: Duration::ZERO,
+        },
+        GcRequest {
+            dry_run: true,
+            force: true,
+            older_than: Duration::from_millis(7 * 86_400_000 + 1),
+        },
+    ] {
+        let back = round_trip::<wire::gc_request::Owned, _>(
+            |b| {
+                write_gc_request(&req, b);
+                Ok(())
+            },
+            |r| Ok(read_gc_request(r)),
+        );
+        assert_eq!(back.unwrap(), req);
     }
 
     for filter in [
@@ -517,6 +653,80 @@ fn commands_and_filters_round_trip() {
             read_task_filter,
         );
         assert_eq!(back.unwrap(), (filter, page));
+    }
+}
+
+#[test]
+fn run_reports_round_trip_with_checkpoint_and_verification_set_or_absent() {
+    let full = RunReport {
+        exit: Some(Exit::Signal(15)),
+        usage: maos_domain::Usage {
+            input_tokens: 1,
+            cached_input_tokens: 2,
+            output_tokens: 3,
+            cost: maos_domain::Usd::from_micros(4),
+        },
+        failure: Some(FailureKind::Timeout),
+        checkpoint: Some("0123456789abcdef0123456789abcdef01234567".into()),
+        verification: Some(Verification {
+            passed: false,
+            output: "error[E0308]: mismatched types\n".into(),
+        }),
+    };
+    for rep in [full, RunReport::default()] {
+        let back = round_trip::<wire::run_report::Owned, _>(
+            |b| {
+                write_run_report(&rep, b);
+                Ok(())
+            },
+            |r| read_run_report(true, Ok(r)),
+        );
+        assert_eq!(back.unwrap(), rep);
+    }
+}
+
+#[test]
+fn workspace_answers_round_trip() {
+    for entry in [
+        GcEntry {
+            task: TaskId::from_bits(99),
+            path: "/srv/repo/.maos/worktrees/abc".into(),
+            removed: true,
+            kept_because: None,
+        },
+        GcEntry {
+            task: TaskId::from_bits(u128::MAX),
+            path: "/tmp/ünï".into(),
+            removed: false,
+            kept_because: Some("it has uncommitted changes (--force discards them)".into()),
+        },
+    ] {
+        let back = round_trip::<wire::gc_entry::Owned, _>(
+            |b| {
+                write_gc_entry(&entry, b);
+                Ok(())
+            },
+            read_gc_entry,
+        );
+        assert_eq!(back.unwrap(), entry);
+    }
+
+    for merged in [true, false] {
+        let report = MergeReport {
+            orchestration: orchestration(Some("Ship it")),
+            branch: "maos/orch-abc".into(),
+            into: "main".into(),
+            commit: "89abcdef0123456789abcdef0123456789abcdef".into(),
+            merged,
+        };
+        let back = round_trip::<wire::merge_report::Owned, _>(
+            |b| {
+                write_merge_report(&report, b);
+                Ok(())
+            },
+            read_merge_report,
+        );
+        assert_eq!(back.unwrap(), report);
     }
 }
 
@@ -557,6 +767,17 @@ fn bad_values_from_the_wire_are_errors_not_panics() {
         read_task,
     );
     assert!(matches!(back, Err(DecodeError::Value(e)) if e.what == "task id"));
+    let back = round_trip::<wire::gc_entry::Owned, _>(
+        |mut b| {
+            b.set_task("not-an-id");
+            b.set_path("/tmp/x");
+            Ok(())
+        },
+        read_gc_entry,
+    );
+    assert!(matches!(back, Err(DecodeError::Value(e)) if e.what == "task id"));
+    let back = round_trip::<wire::new_orchestration::Owned, _>(|_| Ok(()), read_new_orchestration);
+    assert!(matches!(back, Err(DecodeError::Value(e)) if e.what == "title"));
 
     // A payload that is not the aggregate's event.
     let back = round_trip::<wire::event::Owned, _>(

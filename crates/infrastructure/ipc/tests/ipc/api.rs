@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 
 use maos_application::{
-    AgentError, AgentFilter, AssignTask, ErrorInfo, ErrorKind, IdRef, MaosApi, Page, QueryError,
-    TaskError, TaskFilter,
+    AgentError, AgentFilter, AssignTask, CreateOrchestration, ErrorInfo, ErrorKind, IdRef, MaosApi,
+    Page, QueryError, TaskError, TaskFilter,
 };
 use maos_domain::{
-    AgentStatus, Capability, DurationMs, FencingToken, IdempotencyKey, MaxAttempts, Priority, Risk,
-    TaskId, TaskState, Tier, Title,
+    AgentStatus, AttemptStart, Capability, DurationMs, FencingToken, IdempotencyKey, MaxAttempts,
+    Priority, Risk, TaskId, TaskState, Tier, Title,
 };
 use maos_ipc::maos_capnp::{ErrorKind as WireErrorKind, agent_result};
 
@@ -55,10 +55,20 @@ fn every_method_answers_what_the_service_answers() {
 
     // orchestrations
     let release = client
-        .create_orchestration(Title::parse("Release").unwrap(), Some("Ship 1.0".into()))
+        .create_orchestration(CreateOrchestration {
+            name: Title::parse("Release").unwrap(),
+            goal: Some("Ship 1.0".into()),
+            workspace: None,
+            verify: None,
+        })
         .unwrap();
     let bare = client
-        .create_orchestration(Title::parse("Chores").unwrap(), None)
+        .create_orchestration(CreateOrchestration {
+            name: Title::parse("Chores").unwrap(),
+            goal: None,
+            workspace: None,
+            verify: None,
+        })
         .unwrap();
     assert_eq!(bare.goal, None);
     let prefix = IdRef::parse(&release.id.to_string()[..10]).unwrap();
@@ -113,7 +123,7 @@ fn every_method_answers_what_the_service_answers() {
     assert_eq!(assignment.attempt, 1);
     assert_eq!(assignment.task, svc.get_task(&t1.id.into()).unwrap());
     let started = client
-        .start_attempt(t1.id, assignment.fencing, None)
+        .start_attempt(t1.id, assignment.fencing, AttemptStart::default())
         .unwrap();
     assert_eq!(started.state, TaskState::Running);
     assert_eq!(started, svc.get_task(&t1.id.into()).unwrap());
@@ -135,7 +145,9 @@ fn every_method_answers_what_the_service_answers() {
             agent: None,
         })
         .unwrap();
-    client.start_attempt(t3.id, balanced.fencing, None).unwrap();
+    client
+        .start_attempt(t3.id, balanced.fencing, AttemptStart::default())
+        .unwrap();
     let failed = client
         .fail_attempt(
             t3.id,
@@ -264,11 +276,16 @@ fn refusals_come_back_with_their_kind_message_and_hint() {
         })
         .unwrap();
     let stale = FencingToken::new(a.fencing.get() + 5);
-    let remote = client.start_attempt(t.id, stale, None).unwrap_err();
+    let remote = client
+        .start_attempt(t.id, stale, AttemptStart::default())
+        .unwrap_err();
     assert!(matches!(remote, TaskError::Remote(_)));
     assert_eq!(
         report(&remote),
-        report(&svc.start_attempt(t.id, stale, None).unwrap_err())
+        report(
+            &svc.start_attempt(t.id, stale, AttemptStart::default())
+                .unwrap_err()
+        )
     );
     assert_eq!(remote.kind(), ErrorKind::Conflict);
     let u = client.create_task(task("Two")).unwrap().task;

@@ -174,7 +174,9 @@ fn remove_is_refused_while_the_agent_holds_an_attempt_and_allowed_after() {
     );
 
     // Running: still refused.
-    db.svc.start_attempt(t.id, a.fencing, None).unwrap();
+    db.svc
+        .start_attempt(t.id, a.fencing, Default::default())
+        .unwrap();
     let err = db.refused(|s| s.remove_agent(&agent_name("busy")));
     assert!(
         matches!(

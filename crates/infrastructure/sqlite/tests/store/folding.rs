@@ -59,7 +59,10 @@ pub(crate) fn workload(db: &Db, seed: u64, steps: usize) {
             2 => allowed(svc.remove_agent(&agent_name(rng.pick(&NAMES)))),
             3 => {
                 let o = svc
-                    .create_orchestration(title("o"), (rng.below(2) == 0).then(|| "goal".into()))
+                    .create_orchestration(crate::support::orch(
+                        title("o"),
+                        (rng.below(2) == 0).then(|| "goal".into()),
+                    ))
                     .unwrap();
                 orchestrations.push(o.id);
             }
@@ -131,7 +134,7 @@ pub(crate) fn workload(db: &Db, seed: u64, steps: usize) {
                         _ => current,
                     };
                     match rng.below(4) {
-                        0 => allowed(svc.start_attempt(t, token, None)),
+                        0 => allowed(svc.start_attempt(t, token, Default::default())),
                         1 => allowed(svc.complete_attempt(
                             t,
                             token,
@@ -146,7 +149,7 @@ pub(crate) fn workload(db: &Db, seed: u64, steps: usize) {
                         )),
                         _ => {
                             // Start then finish, so that work actually completes.
-                            allowed(svc.start_attempt(t, token, None));
+                            allowed(svc.start_attempt(t, token, Default::default()));
                             allowed(svc.complete_attempt(
                                 t,
                                 token,

@@ -42,7 +42,10 @@ fn reopen_keeps_every_row_and_every_event() {
     db.register("idle", &["go"], 1);
     let orch = db
         .svc
-        .create_orchestration(title("ship it"), Some("the goal".into()))
+        .create_orchestration(crate::support::orch(
+            title("ship it"),
+            Some("the goal".into()),
+        ))
         .unwrap();
     let first = db.create(CreateTask {
         orchestration: Some(IdRef::from(orch.id)),
@@ -120,7 +123,11 @@ fn migrations_apply_to_a_new_file_an_empty_file_and_an_existing_database() {
         let conn = raw_connection(path);
         assert_eq!(
             history(&conn),
-            vec![(1, "init".to_owned()), (2, "agents_at_work".to_owned())]
+            vec![
+                (1, "init".to_owned()),
+                (2, "agents_at_work".to_owned()),
+                (3, "workspaces_and_approvals".to_owned())
+            ]
         );
         let app_id: i32 = conn
             .query_row("PRAGMA application_id", [], |r| r.get(0))
@@ -151,7 +158,11 @@ fn migrations_apply_to_a_new_file_an_empty_file_and_an_existing_database() {
         let conn = raw_connection(path);
         assert_eq!(
             history(&conn),
-            vec![(1, "init".to_owned()), (2, "agents_at_work".to_owned())]
+            vec![
+                (1, "init".to_owned()),
+                (2, "agents_at_work".to_owned()),
+                (3, "workspaces_and_approvals".to_owned())
+            ]
         );
         assert_eq!(dump_tables(&conn), before);
     }

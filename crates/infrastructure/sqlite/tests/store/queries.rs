@@ -45,8 +45,14 @@ fn pages(db: &Db, filter: &TaskFilter, limit: usize) -> Vec<Vec<Task>> {
 fn pages_visit_every_task_once_in_creation_order_and_filters_select_the_right_ones() {
     let db = Db::new();
     db.register("w", &["rust", "a_b", "axb", "rust-fast"], 50);
-    let o1 = db.svc.create_orchestration(title("one"), None).unwrap();
-    let o2 = db.svc.create_orchestration(title("two"), None).unwrap();
+    let o1 = db
+        .svc
+        .create_orchestration(crate::support::orch(title("one"), None))
+        .unwrap();
+    let o2 = db
+        .svc
+        .create_orchestration(crate::support::orch(title("two"), None))
+        .unwrap();
     let cap_sets: [&[&str]; 5] = [&[], &["rust"], &["rust-fast"], &["a_b"], &["axb", "rust"]];
 
     let mut n = 0;
@@ -308,8 +314,14 @@ fn ids_resolve_by_unique_prefix_and_an_ambiguous_prefix_lists_the_candidates() {
 
     // Orchestrations resolve the same way.
     db.ids.script(&[&full("q1", 'a'), &full("q1", 'b')]);
-    let qa = db.svc.create_orchestration(title("qa"), None).unwrap();
-    let _qb = db.svc.create_orchestration(title("qb"), None).unwrap();
+    let qa = db
+        .svc
+        .create_orchestration(crate::support::orch(title("qa"), None))
+        .unwrap();
+    let _qb = db
+        .svc
+        .create_orchestration(crate::support::orch(title("qb"), None))
+        .unwrap();
     assert_eq!(
         db.svc.get_orchestration(&id_ref(&full("q1", 'a'))).unwrap(),
         qa
@@ -339,7 +351,9 @@ fn status_counts_match_the_rows_after_a_mix_of_transitions() {
     db.register("y", &["rust"], 1);
     db.svc.drain_agent(&agent_name("x")).unwrap();
     db.svc.remove_agent(&agent_name("y")).unwrap();
-    db.svc.create_orchestration(title("o"), None).unwrap();
+    db.svc
+        .create_orchestration(crate::support::orch(title("o"), None))
+        .unwrap();
 
     let check = |db: &Db| {
         let status = db.svc.status().unwrap();

@@ -260,7 +260,9 @@ impl Db {
     /// Assigns and starts the task; returns the assignment.
     pub(crate) fn run(&self, task: TaskId, agent: Option<&str>) -> Assignment {
         let a = self.assign(task, agent);
-        self.svc.start_attempt(task, a.fencing, None).unwrap();
+        self.svc
+            .start_attempt(task, a.fencing, Default::default())
+            .unwrap();
         a
     }
 
@@ -388,6 +390,19 @@ pub(crate) fn spec(t: &str) -> TaskSpec {
         timeout: None,
         idempotency_key: None,
         budget: None,
+        workspace: None,
+        verify: None,
+        wants_port: false,
+    }
+}
+
+/// An orchestration to create, with no repository.
+pub(crate) fn orch(name: Title, goal: Option<String>) -> maos_application::CreateOrchestration {
+    maos_application::CreateOrchestration {
+        name,
+        goal,
+        workspace: None,
+        verify: None,
     }
 }
 

@@ -474,7 +474,9 @@ fn the_balancer_choice_matches_the_domain_policy_over_every_agent() {
                 assigned += 1;
                 // Now and then the work finishes, freeing the slot.
                 if rng.below(3) == 0 {
-                    db.svc.start_attempt(t.id, a.fencing, None).unwrap();
+                    db.svc
+                        .start_attempt(t.id, a.fencing, Default::default())
+                        .unwrap();
                     db.svc
                         .complete_attempt(t.id, a.fencing, None, maos_domain::RunReport::default())
                         .unwrap();
@@ -503,7 +505,7 @@ fn fencing_refuses_results_from_a_stale_or_wrong_attempt() {
     let first = db.assign(t.id, Some("w1"));
     assert_eq!(first.fencing, FencingToken::new(1));
     // Starting with the wrong token is refused.
-    let err = db.refused(|s| s.start_attempt(t.id, FencingToken::new(7), None));
+    let err = db.refused(|s| s.start_attempt(t.id, FencingToken::new(7), Default::default()));
     assert!(
         matches!(
             err,
@@ -515,7 +517,9 @@ fn fencing_refuses_results_from_a_stale_or_wrong_attempt() {
         ),
         "{err:?}"
     );
-    db.svc.start_attempt(t.id, first.fencing, None).unwrap();
+    db.svc
+        .start_attempt(t.id, first.fencing, Default::default())
+        .unwrap();
     let failed = db
         .svc
         .fail_attempt(
@@ -531,7 +535,9 @@ fn fencing_refuses_results_from_a_stale_or_wrong_attempt() {
     // Attempt 2 on another agent; attempt 1's late results are refused.
     let second = db.assign(t.id, Some("w2"));
     assert_eq!((second.attempt, second.fencing), (2, FencingToken::new(2)));
-    db.svc.start_attempt(t.id, second.fencing, None).unwrap();
+    db.svc
+        .start_attempt(t.id, second.fencing, Default::default())
+        .unwrap();
     let stale = |e: &TaskError| {
         matches!(
             e,
@@ -560,7 +566,7 @@ fn fencing_refuses_results_from_a_stale_or_wrong_attempt() {
         )
     });
     assert!(stale(&err), "{err:?}");
-    let err = db.refused(|s| s.start_attempt(t.id, first.fencing, None));
+    let err = db.refused(|s| s.start_attempt(t.id, first.fencing, Default::default()));
     assert!(stale(&err), "{err:?}");
     // A token from the future is no better.
     let err = db.refused(|s| {
@@ -720,11 +726,50 @@ fn a_medium_risk_task_awaits_approval_and_does_not_release_its_dependents() {
         "the slot is released on completion"
     );
 
+    // High risk: a person approves it before it runs, and its result after.
     let high = db.create(CreateTask {
         risk: Risk::High,
         ..task("high")
     });
-    assert_eq!(db.finish(high.id, None).state, TaskState::AwaitingApproval);
+    assert_eq!(high.state, TaskState::AwaitingApproval);
+    assert_eq!(high.waiting_gate(), Some(maos_domain::Gate::Run));
+    assert_eq!(
+        db.svc
+            .approvals()
+            .unwrap()
+            .iter()
+            .map(|t| t.id)
+            .collect::<Vec<_>>(),
+        vec![risky.id, high.id],
+        "oldest request first"
+    );
+    let approved = db.svc.approve(&high.id.into()).unwrap();
+    assert_eq!(approved.state, TaskState::Ready);
+    assert!(approved.run_approved);
+    let waiting = db.finish(high.id, None);
+    assert_eq!(waiting.state, TaskState::AwaitingApproval);
+    assert_eq!(waiting.waiting_gate(), Some(maos_domain::Gate::Result));
+    let accepted = db.svc.approve(&high.id.into()).unwrap();
+    assert_eq!(accepted.state, TaskState::Completed);
+    assert!(
+        task_events(&db, high.id).ends_with(&["task.approval_granted", "task.completed"]),
+        "{:?}",
+        task_events(&db, high.id)
+    );
+    // A rejected result goes back for another attempt, with the reason.
+    let rejected = db
+        .svc
+        .reject(&risky.id.into(), "the tests are missing".into(), false)
+        .unwrap();
+    assert_eq!(rejected.state, TaskState::Ready);
+    assert!(
+        rejected.attempts[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("the tests are missing")
+    );
+    assert!(db.svc.approvals().unwrap().is_empty());
     let low = db.create_titled("low");
     assert_eq!(db.finish(low.id, None).state, TaskState::Completed);
 }
@@ -768,7 +813,9 @@ fn the_slot_is_released_on_complete_fail_and_cancel() {
         let t = db.create_titled("cancel");
         let a = db.assign(t.id, None);
         if start {
-            db.svc.start_attempt(t.id, a.fencing, None).unwrap();
+            db.svc
+                .start_attempt(t.id, a.fencing, Default::default())
+                .unwrap();
         }
         full(&db);
         let c = db.svc.cancel_task(&IdRef::from(t.id), None).unwrap();
