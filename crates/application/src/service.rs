@@ -423,6 +423,18 @@ fn unique<Id: Copy + ToString>(r: &IdRef, what: Entity, ids: Vec<Id>) -> Result<
     }
 }
 
+/// Attempt `n` of `t`, or the error that names the attempts it has.
+fn attempt_of(t: &Task, n: u32) -> Result<&maos_domain::Attempt, QueryError> {
+    t.attempts
+        .iter()
+        .find(|a| a.number == n)
+        .ok_or_else(|| QueryError::NoAttempt {
+            task: t.id.short(),
+            attempt: Some(n),
+            made: t.attempts_used(),
+        })
+}
+
 /// Replaces created tasks by their assigned state when the scheduler assigned them.
 fn refresh(created: &mut [Created], launches: &[Launch]) {
     for c in created.iter_mut() {
@@ -885,13 +897,7 @@ impl<S: Store> MaosApi for Service<S> {
         let (from, to) = match attempt {
             None => (ws.base.clone(), (removed).then(|| ws.branch.clone())),
             Some(n) => {
-                let a = t.attempts.iter().find(|a| a.number == n).ok_or_else(|| {
-                    QueryError::NoAttempt {
-                        task: t.id.short(),
-                        attempt: Some(n),
-                        made: t.attempts_used(),
-                    }
-                })?;
+                let a = attempt_of(&t, n)?;
                 let from = a
                     .checkpoint_before
                     .clone()
@@ -910,13 +916,7 @@ impl<S: Store> MaosApi for Service<S> {
         let ws = Self::workspace_of(&t)?;
         let (number, commit) = match to_attempt {
             Some(n) => {
-                let a = t.attempts.iter().find(|a| a.number == n).ok_or_else(|| {
-                    QueryError::NoAttempt {
-                        task: t.id.short(),
-                        attempt: Some(n),
-                        made: t.attempts_used(),
-                    }
-                })?;
+                let a = attempt_of(&t, n)?;
                 let c = a
                     .checkpoint_after
                     .clone()
