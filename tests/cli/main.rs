@@ -13,6 +13,7 @@ mod overview;
 mod runtime;
 mod support;
 mod task;
+mod workspaces;
 
 /// Runs this whole suite a second time with the other transport (`maos` in process instead of
 /// through the daemon): the same tests, the same snapshots.

@@ -147,11 +147,16 @@ impl<S: Store> Service<S> {
         };
         let into = o.integration_branch();
         Ok(
-            match git.merge(Path::new(&ws.repo), &ws.branch, &into, &ws.base)? {
-                MergeOutcome::Merged { commit } | MergeOutcome::UpToDate { commit } => {
+            match git.merge(Path::new(&ws.repo), &ws.branch, &into, &ws.base) {
+                Ok(MergeOutcome::Merged { commit } | MergeOutcome::UpToDate { commit }) => {
                     Integration::Merged { into, commit }
                 }
-                MergeOutcome::Conflict { paths } => Integration::Conflict { into, paths },
+                Ok(MergeOutcome::Conflict { paths }) => Integration::Conflict { into, paths },
+                // Work that was accepted is never lost: it waits for a person, saying why.
+                Err(e) => Integration::Failed {
+                    into,
+                    reason: e.to_string(),
+                },
             },
         )
     }
@@ -892,8 +897,12 @@ impl<S: Store> MaosApi for Service<S> {
         stat: bool,
     ) -> Result<String, QueryError> {
         let t = self.get_task(task)?;
-        let ws = Self::workspace_of(&t)?;
+        let mut ws = Self::workspace_of(&t)?;
         let removed = t.workspace.as_ref().is_some_and(|w| w.removed);
+        if removed {
+            // The worktree is gone (`maos gc`); its branch and checkpoints are in the repository.
+            ws.path.clone_from(&ws.repo);
+        }
         let (from, to) = match attempt {
             None => (ws.base.clone(), (removed).then(|| ws.branch.clone())),
             Some(n) => {
@@ -914,6 +923,12 @@ impl<S: Store> MaosApi for Service<S> {
     fn rollback(&self, task: &IdRef, to_attempt: Option<u32>) -> Result<Task, TaskError> {
         let t = self.get_task(task)?;
         let ws = Self::workspace_of(&t)?;
+        if t.workspace.as_ref().is_some_and(|w| w.removed) {
+            return Err(TaskError::NoWorkspace {
+                task: t.id.short(),
+                why: " any more: `maos gc` removed it (its branch is still there)".into(),
+            });
+        }
         let (number, commit) = match to_attempt {
             Some(n) => {
                 let a = attempt_of(&t, n)?;

@@ -133,6 +133,9 @@ pub enum Integration {
     Merged { into: String, commit: String },
     /// The merge conflicts on `paths`; nothing was merged.
     Conflict { into: String, paths: Vec<String> },
+    /// The merge could not be made (`reason`, such as the branch being checked out); nothing was
+    /// merged.
+    Failed { into: String, reason: String },
 }
 
 /// What the runtime knows when an attempt starts.
@@ -362,6 +365,10 @@ pub enum TaskEvent {
         into: String,
         paths: Vec<String>,
     },
+    IntegrationFailed {
+        into: String,
+        reason: String,
+    },
     RolledBack {
         to_attempt: u32,
         commit: String,
@@ -399,6 +406,7 @@ impl TaskEvent {
             TaskEvent::ApprovalRejected { .. } => "task.approval_rejected",
             TaskEvent::Integrated { .. } => "task.integrated",
             TaskEvent::IntegrationConflict { .. } => "task.integration_conflict",
+            TaskEvent::IntegrationFailed { .. } => "task.integration_failed",
             TaskEvent::RolledBack { .. } => "task.rolled_back",
             TaskEvent::WorkspaceRemoved => "task.workspace_removed",
             TaskEvent::Completed => "task.completed",
@@ -672,12 +680,19 @@ impl Task {
                 }
             }
             TaskEvent::Integrated { .. } | TaskEvent::RolledBack { .. } => {}
-            TaskEvent::IntegrationConflict { into, paths } => {
+            TaskEvent::IntegrationConflict { .. } | TaskEvent::IntegrationFailed { .. } => {
                 t.0.state = S::Blocked;
-                t.0.reason = Some(format!(
-                    "merging into {into} conflicts in {}; merge it by hand, then approve it again",
-                    paths.join(", ")
-                ));
+                t.0.reason = Some(match event {
+                    TaskEvent::IntegrationConflict { into, paths } => format!(
+                        "merging into {into} conflicts in {}; merge it by hand, then approve it \
+                         again",
+                        paths.join(", ")
+                    ),
+                    TaskEvent::IntegrationFailed { into, reason } => format!(
+                        "cannot merge into {into}: {reason}; fix that, then approve it again"
+                    ),
+                    _ => String::new(),
+                });
                 t.0.pending = Some(PendingApproval {
                     gate: Gate::Result,
                     attempt: None,
@@ -821,6 +836,9 @@ impl Task {
             }
             Integration::Conflict { into, paths } => {
                 self.emit(TaskEvent::IntegrationConflict { into, paths }, at)
+            }
+            Integration::Failed { into, reason } => {
+                self.emit(TaskEvent::IntegrationFailed { into, reason }, at)
             }
         }
     }
@@ -1106,6 +1124,8 @@ impl Task {
             (Some(Gate::Tool), S::Running) => Gate::Tool,
             (Some(Gate::Run), S::AwaitingApproval) => Gate::Run,
             (Some(Gate::Result) | None, S::AwaitingApproval) => Gate::Result,
+            // Accepted work that could not be integrated waits for a person too.
+            (Some(Gate::Result), S::Blocked) => Gate::Result,
             _ => return Err(self.refuse("rejected: it waits for no approval")),
         };
         Ok(self.emit(TaskEvent::ApprovalRejected { reason, gate }, at))

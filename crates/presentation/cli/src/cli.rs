@@ -590,9 +590,9 @@ pub(crate) enum OrchestrateCommand {
         verify: Option<String>,
     },
 
-    /// Merge an orchestration's integration branch into a branch of yours (the one its tasks
-    /// started from unless --into names another). Refused when that branch is checked out with
-    /// uncommitted changes; a conflict changes nothing.
+    /// Merge an orchestration's integration branch into a branch of yours: --into, or the
+    /// branch the orchestration was created with (--base). Refused when that branch is checked
+    /// out with uncommitted changes; a conflict changes nothing.
     #[command(
         after_help = "Examples:\n  maos orchestrate merge 7xpq\n  maos orchestrate merge 7xpq --into release"
     )]

@@ -580,6 +580,9 @@ fn event_details(e: &DomainEvent) -> String {
             TaskEvent::IntegrationConflict { into, paths } => {
                 format!("into={into} paths={}", quoted(&paths.join(",")))
             }
+            TaskEvent::IntegrationFailed { into, reason } => {
+                format!("into={into} reason={}", quoted(reason))
+            }
             TaskEvent::RolledBack { to_attempt, commit } => format!(
                 "to_attempt={to_attempt} commit={}",
                 commit.get(..12).unwrap_or(commit)
