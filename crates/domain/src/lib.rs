@@ -5,6 +5,7 @@
 //! in as values, so every rule is a deterministic function that can be tested exhaustively.
 
 pub mod agent;
+pub mod briefing;
 pub mod error;
 pub mod event;
 pub mod graph;
@@ -15,6 +16,7 @@ pub mod run;
 pub mod settings;
 pub mod task;
 pub mod values;
+pub mod workflow;
 
 pub use agent::{Agent, AgentEvent, AgentStatus};
 pub use error::{TransitionError, ValueError};

@@ -2,6 +2,10 @@
 //! folding every aggregate from its events, the matcher/balancer/scheduler policies against
 //! independent oracles, and dependency-path search on random graphs.
 
+#[path = "properties/briefing.rs"]
+mod briefing;
+#[path = "properties/concerns.rs"]
+mod concerns;
 #[path = "properties/folding.rs"]
 mod folding;
 #[path = "properties/graph.rs"]
@@ -10,6 +14,10 @@ mod graph;
 mod lifecycle;
 #[path = "properties/permission.rs"]
 mod permission;
+#[path = "properties/retry.rs"]
+mod retry;
+#[path = "properties/workflow.rs"]
+mod workflow;
 #[path = "properties/policies.rs"]
 mod policies;
 #[path = "properties/support.rs"]

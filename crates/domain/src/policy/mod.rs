@@ -3,6 +3,9 @@
 
 pub mod approval;
 pub mod balancer;
+pub mod concerns;
 pub mod matcher;
 pub mod permission;
+pub mod retry;
+pub mod routing;
 pub mod scheduler;

@@ -11,6 +11,8 @@ mod human;
 mod json;
 mod live;
 mod output;
+mod plan_file;
+mod workflow_file;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
