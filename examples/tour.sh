@@ -149,12 +149,13 @@ TOML
 maos agent register --from-file "$agents_file"
 maos agent list
 
-section "Describe the work: an orchestration and two tasks, the second waiting on the first"
+section "Describe the work: an orchestration and two tasks, the second waiting on the first; then start it"
 created orch orchestrate create "Fix the login bug" --goal "Login never fails for valid users"
 created a task create "Reproduce the flaky login test" --capability rust,test \
     --priority high --orchestration "$orch" --prompt "It fails one run in ten; find out why."
 created b task create "Review the fix" --capability review --risk medium \
     --orchestration "$orch" --depends-on "$a" --prompt "Review the change for the login fix."
+maos orchestrate start "$orch"
 
 section "The daemon assigns each task as soon as it is ready (the second once the first completed) and runs it"
 wait_for "$a" completed

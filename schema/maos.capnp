@@ -19,7 +19,7 @@
 
 @0xb95e69db9986670e;
 
-const protocolVersion :UInt32 = 3;
+const protocolVersion :UInt32 = 4;
 # The version of this contract. A daemon serves clients of the same protocol version.
 # Version 2 added the agent runtime: agent settings, budgets, attempts' process, session, exit,
 # usage and failure kind, run reports, sessions, heartbeats and logs.
@@ -27,6 +27,10 @@ const protocolVersion :UInt32 = 3;
 # verification commands and ports, attempts' checkpoints and verification, pending approvals and
 # decisions (gates run, result and tool), and the calls recordWorkspace, requestApproval,
 # approve, reject, approvals, diffSummary, taskDiff, rollback, gc and mergeOrchestration.
+# Version 4 added orchestrations at work: plans (createPlan), the orchestration lifecycle
+# (start, pause, resume, cancel), tasks' concerns, backoff and extra attempts, attempts'
+# briefings and diff stats, agents' failure streaks and drain reasons, pinned notes, and the
+# calls retryTask, taskWaiting, taskBriefing and resumeAgent.
 
 # ---------------------------------------------------------------------------------------------
 # Errors
@@ -214,6 +218,8 @@ struct Agent {
   updatedAt @10 :Int64;
   version @11 :UInt64;         # events applied since registration
   settings @12 :AgentSettings;
+  failuresInRow @13 :UInt32;   # its attempts that failed in a row, newest last
+  drainedBecause @14 :Text;    # why MAOS drained it (its circuit breaker); null: not so
 }
 
 struct AgentSettings {
@@ -280,6 +286,7 @@ struct RunReport {
   failure @4 :FailureKind;
   checkpoint @5 :Text;         # the checkpoint commit made after the attempt; null: none
   verification @6 :Verification;  # null: no verification ran
+  diffStat @7 :Text;           # what the attempt changed, one line; null: no worktree
 }
 
 struct Attempt {
@@ -306,6 +313,8 @@ struct Attempt {
   checkpointAfter @18 :Text;   # the checkpoint commit made after it ended; null: none
   port @19 :UInt16;            # the port it was given (MAOS_PORT); 0: none
   verification @20 :Verification;  # null: no verification ran
+  diffStat @21 :Text;          # what it changed, one line; null: unknown
+  briefed @22 :Bool;           # its briefing was recorded (taskBriefing shows it)
 }
 
 struct Task {
@@ -336,6 +345,9 @@ struct Task {
   pending @24 :PendingApproval;  # what it waits for a person to decide; null: nothing
   runApproved @25 :Bool;       # a person approved it to run (high risk)
   decision @26 :ApprovalDecision;  # the last decision a person made about it; null: none
+  concerns @27 :List(Text);    # what no other task may work on at the same time
+  retryAt @28 :Int64;          # when a retrying task's backoff ends; 0: none
+  extraAttempts @29 :UInt32;   # attempts granted beyond maxAttempts
 }
 
 struct Orchestration {
@@ -348,6 +360,8 @@ struct Orchestration {
   version @6 :UInt64;
   workspace @7 :WorkspaceSpec; # the repository its tasks work in; null: none
   verify @8 :Text;             # the verification command its tasks inherit; null: none
+  notes @9 :List(Text);        # pinned to every task's briefing
+  planned @10 :Bool;           # made from a plan: it completes once all its tasks have
 }
 
 struct Event {
@@ -411,6 +425,7 @@ struct NewTask {
   workspace @12 :WorkspaceSpec;  # null: its orchestration's, if any
   verify @13 :Text;            # null: its orchestration's, then its agent's
   wantsPort @14 :Bool;         # it needs a TCP port of its own (MAOS_PORT)
+  concerns @15 :List(Text);    # path globs and named resources (`port:8080`)
 }
 
 struct NewOrchestration {
@@ -418,6 +433,7 @@ struct NewOrchestration {
   goal @1 :Text;               # null when none
   workspace @2 :WorkspaceSpec; # the repository its tasks work in; null: none
   verify @3 :Text;             # the verification command its tasks inherit; null: none
+  notes @4 :List(Text);        # pinned to every task's briefing
 }
 
 struct Created {
@@ -495,6 +511,46 @@ struct MergeReport {
   merged @4 :Bool;                  # false: `into` already contained everything
 }
 
+struct PlanTask {
+  # One task of a plan: its key in the plan, what to create (its dependsOn and orchestration
+  # are ignored), and the keys of the plan's tasks it depends on.
+  key @0 :Text;
+  task @1 :NewTask;
+  dependsOn @2 :List(Text);
+}
+
+struct NewPlan {
+  orchestration @0 :NewOrchestration;
+  tasks @1 :List(PlanTask);
+  start @2 :Bool;                   # start at once (its plan was approved); else a draft
+}
+
+struct KeyedTask {
+  key @0 :Text;
+  task @1 :Task;
+}
+
+struct PlanCreated {
+  orchestration @0 :Orchestration;
+  tasks @1 :List(KeyedTask);        # in the plan's order
+}
+
+struct Waiting {
+  # One thing a task waits for.
+  kind @0 :Text;                    # dependency, concern, no_capable_agent, agents_busy, budget,
+                                    # approval, backoff, orchestration or person
+  detail @1 :Text;                  # for people
+  task @2 :Text;                    # the other task involved (full id); null: none
+}
+
+struct Briefing {
+  # Exactly the prompt an attempt's agent received.
+  attempt @0 :UInt32;
+  text @1 :Text;
+  tokens @2 :UInt32;                # estimated
+  cut @3 :List(Text);               # what was cut to fit the token budget
+}
+
 # One result struct per shape of answer: the value, or an error.
 
 struct AgentResult { union { ok @0 :Agent; err @1 :Error; } }
@@ -514,6 +570,9 @@ struct TasksResult { union { ok @0 :List(Task); err @1 :Error; } }
 struct TextResult { union { ok @0 :Text; err @1 :Error; } }
 struct GcResult { union { ok @0 :List(GcEntry); err @1 :Error; } }
 struct MergeResult { union { ok @0 :MergeReport; err @1 :Error; } }
+struct PlanResult { union { ok @0 :PlanCreated; err @1 :Error; } }
+struct WaitingResult { union { ok @0 :List(Waiting); err @1 :Error; } }
+struct BriefingResult { union { ok @0 :Briefing; err @1 :Error; } }
 
 # ---------------------------------------------------------------------------------------------
 # Interfaces
@@ -633,4 +692,21 @@ interface Api {
   mergeOrchestration @35 (id :Text, into :Text) -> (result :MergeResult);
   # Merges the orchestration's integration branch into `into` (null: the branch its tasks
   # started from), refusing a dirty target.
+
+  # orchestrations at work (docs/orchestrations.md)
+  createPlan @36 (plan :NewPlan) -> (result :PlanResult);
+  # The orchestration and every task of the plan, in one transaction.
+  startOrchestration @37 (id :Text) -> (result :OrchestrationResult);
+  pauseOrchestration @38 (id :Text, now :Bool) -> (result :OrchestrationResult);
+  # Stops giving its tasks agents; with `now`, also stops its running attempts and requeues them.
+  resumeOrchestration @39 (id :Text) -> (result :OrchestrationResult);
+  cancelOrchestration @40 (id :Text, reason :Text) -> (result :OrchestrationResult);
+  retryTask @41 (task :Text, attempts :UInt32) -> (result :TaskResult);
+  # A person gives a blocked or failed task `attempts` more attempts (0 counts as 1).
+  taskWaiting @42 (task :Text) -> (result :WaitingResult);
+  # What the task waits for (empty: nothing).
+  taskBriefing @43 (task :Text, attempt :UInt32) -> (result :BriefingResult);
+  # The briefing of attempt `attempt` (0: the newest).
+  resumeAgent @44 (name :Text) -> (result :AgentResult);
+  # A drained agent takes work again.
 }

@@ -198,6 +198,11 @@ fn orchestration(env: &Env, repo: &Repo, extra: &[&str]) -> (String, String) {
     let doc = env.ok_json(&args);
     let o = &doc["orchestration"];
     let id = o["id"].as_str().unwrap().to_owned();
+    // Its tasks get agents once it runs.
+    assert_eq!(
+        env.ok_json(&["orchestrate", "start", &id])["orchestration"]["status"],
+        "running"
+    );
     let branch = o["integration_branch"].as_str().unwrap().to_owned();
     assert_eq!(branch, format!("maos/orch-{}", &id[..8]));
     (id, branch)
@@ -596,13 +601,19 @@ fn a_failed_verification_fails_the_attempt_and_its_output_reaches_the_next_promp
     // Attempt 2 was told why, and passed.
     let prompt1 = std::fs::read_to_string(prompts.join("1")).unwrap();
     let prompt2 = std::fs::read_to_string(prompts.join("2")).unwrap();
+    // The first briefing is the task's prompt alone; the second adds how attempt 1 failed.
     assert_eq!(prompt1, "Create done.txt.");
-    assert!(prompt2.starts_with("Create done.txt."), "{prompt2}");
     assert!(
-        prompt2.contains("Attempt 1 did not succeed: verification failed: done.txt is missing"),
+        prompt2.starts_with("# Task: Finish the job\n\nCreate done.txt.\n"),
         "{prompt2}"
     );
-    assert!(prompt2.contains(output), "{prompt2}");
+    assert!(
+        prompt2.contains("## Earlier attempts\n\n### Attempt 1: verification failed\n"),
+        "{prompt2}"
+    );
+    assert!(prompt2.contains(output.trim_end()), "{prompt2}");
+    let briefing = env.ok_json(&["task", "briefing", &id, "--attempt", "2"]);
+    assert_eq!(briefing["text"], prompt2.as_str(), "what the agent got");
     let second = &attempts[1];
     assert_eq!(second["status"], "succeeded");
     assert_eq!(second["verification"]["passed"], true);
@@ -766,7 +777,9 @@ fn low_risk_completes_alone_medium_and_high_wait_for_approval_and_reject_sends_w
     assert_eq!(back["attempts"][0]["error"], format!("rejected: {reason}"));
     let prompt = std::fs::read_to_string(prompts.join("rejected.2")).unwrap();
     assert!(
-        prompt.contains(&format!("Attempt 1 did not succeed: rejected: {reason}")),
+        prompt.contains(&format!(
+            "### Attempt 1: rejected by a person\n\n```\n{reason}\n```"
+        )),
         "{prompt}"
     );
     assert_eq!(repo.show(&integration, "rejected.txt"), None);
@@ -1500,7 +1513,12 @@ fn a_task_blocked_by_a_conflict_can_be_rejected_like_any_result_waiting_for_a_pe
         t["attempts"].as_array().unwrap().len() == 2 && t["attempts"][1]["ended_at"].is_string()
     });
     let prompt = std::fs::read_to_string(prompts.join("second.2")).unwrap();
-    assert!(prompt.contains(&format!("rejected: {reason}")), "{prompt}");
+    assert!(
+        prompt.contains(&format!(
+            "### Attempt 1: rejected by a person\n\n```\n{reason}\n```"
+        )),
+        "{prompt}"
+    );
     assert_eq!(repo.rev(&integration), tip);
 }
 

@@ -6,6 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use maos_domain::ids::check_prefix;
+use maos_domain::policy::concerns::Concern;
 use maos_domain::{
     AdapterKind, Agent, AgentName, AgentSettings, AgentStatus, AttemptStart, Capability,
     CapabilitySet, DomainEvent, DurationMs, FencingToken, IdempotencyKey, MaxAttempts,
@@ -82,6 +83,8 @@ pub struct CreateTask {
     pub verify: Option<String>,
     /// It needs a TCP port of its own (`MAOS_PORT`).
     pub wants_port: bool,
+    /// What no other task may work on at the same time.
+    pub concerns: Vec<Concern>,
 }
 
 impl CreateTask {
@@ -103,6 +106,7 @@ impl CreateTask {
             workspace: None,
             verify: None,
             wants_port: false,
+            concerns: Vec::new(),
         }
     }
 }
@@ -116,9 +120,115 @@ pub struct CreateOrchestration {
     pub workspace: Option<WorkspaceSpec>,
     /// The verification command its tasks inherit.
     pub verify: Option<String>,
+    /// Notes pinned to every task's briefing.
+    pub notes: Vec<String>,
 }
 
-/// What `maos orchestrate merge` did.
+/// Why a task waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum WaitKind {
+    /// A dependency has not completed.
+    Dependency,
+    /// Another task holds a concern that overlaps one of its own.
+    Concern,
+    /// No registered agent that takes work has its capabilities and tier.
+    NoCapableAgent,
+    /// Capable agents exist, but every slot is taken.
+    AgentsBusy,
+    /// Its budget is spent.
+    Budget,
+    /// A person must approve something.
+    Approval,
+    /// The backoff after a failed attempt has not ended.
+    Backoff,
+    /// Its orchestration is not running (a draft, paused, finished).
+    Orchestration,
+    /// It is blocked until a person acts.
+    Person,
+}
+
+impl WaitKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [WaitKind; 9] = [
+        WaitKind::Dependency,
+        WaitKind::Concern,
+        WaitKind::NoCapableAgent,
+        WaitKind::AgentsBusy,
+        WaitKind::Budget,
+        WaitKind::Approval,
+        WaitKind::Backoff,
+        WaitKind::Orchestration,
+        WaitKind::Person,
+    ];
+
+    /// The kind's name in JSON and on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaitKind::Dependency => "dependency",
+            WaitKind::Concern => "concern",
+            WaitKind::NoCapableAgent => "no_capable_agent",
+            WaitKind::AgentsBusy => "agents_busy",
+            WaitKind::Budget => "budget",
+            WaitKind::Approval => "approval",
+            WaitKind::Backoff => "backoff",
+            WaitKind::Orchestration => "orchestration",
+            WaitKind::Person => "person",
+        }
+    }
+
+    /// The kind named `s`.
+    pub fn parse(s: &str) -> Option<WaitKind> {
+        WaitKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// One thing a task waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    pub kind: WaitKind,
+    /// For people: what exactly, and what would end the wait.
+    pub detail: String,
+    /// The other task involved (the dependency, the holder of the concern), if any.
+    pub task: Option<TaskId>,
+}
+
+/// The briefing an attempt's agent received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptBriefing {
+    pub attempt: u32,
+    /// Exactly the prompt the agent got.
+    pub text: String,
+    /// Its estimated size in tokens.
+    pub tokens: u32,
+    /// What was cut to fit the token budget.
+    pub cut: Vec<String>,
+}
+
+/// One task of a plan: its key in the plan, what to create, and the keys it depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanTask {
+    pub key: String,
+    /// Its `depends_on` and `orchestration` are ignored: the plan's keys and orchestration are
+    /// used.
+    pub task: CreateTask,
+    pub depends_on: Vec<String>,
+}
+
+/// Create an orchestration and all its tasks at once (`maos orchestrate run`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatePlan {
+    pub orchestration: CreateOrchestration,
+    pub tasks: Vec<PlanTask>,
+    /// Start it at once (its plan was approved); else it stays a draft until `start`.
+    pub start: bool,
+}
+
+/// What `create_plan` made: the orchestration, and each task by its key in the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanCreated {
+    pub orchestration: Orchestration,
+    pub tasks: Vec<(String, Task)>,
+}
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MergeReport {
     pub orchestration: Orchestration,
@@ -339,6 +449,8 @@ pub trait MaosApi: Send + Sync {
     // agents
     fn register_agent(&self, cmd: RegisterAgent) -> Result<Agent, AgentError>;
     fn drain_agent(&self, name: &AgentName) -> Result<Agent, AgentError>;
+    /// Gives a drained agent work again (after its circuit breaker tripped, say).
+    fn resume_agent(&self, name: &AgentName) -> Result<Agent, AgentError>;
     fn remove_agent(&self, name: &AgentName) -> Result<Agent, AgentError>;
     fn get_agent(&self, name: &AgentName) -> Result<Agent, QueryError>;
     fn list_agents(&self, filter: &AgentFilter) -> Result<Vec<Agent>, QueryError>;
@@ -422,7 +534,18 @@ pub trait MaosApi: Send + Sync {
         report: RunReport,
     ) -> Result<Task, TaskError>;
     fn cancel_task(&self, task: &IdRef, reason: Option<String>) -> Result<Task, TaskError>;
+    /// A person gives a blocked or failed task `attempts` more attempts (at least one) and makes
+    /// it ready again.
+    fn retry_task(&self, task: &IdRef, attempts: u32) -> Result<Task, TaskError>;
     fn get_task(&self, task: &IdRef) -> Result<Task, QueryError>;
+    /// What a task that is not running waits for (empty: nothing, it runs or is finished).
+    fn task_waiting(&self, task: &IdRef) -> Result<Vec<Waiting>, QueryError>;
+    /// The briefing attempt `attempt` (none: the newest) received: exactly its prompt.
+    fn task_briefing(
+        &self,
+        task: &IdRef,
+        attempt: Option<u32>,
+    ) -> Result<AttemptBriefing, QueryError>;
     fn list_tasks(&self, filter: &TaskFilter, page: &Page) -> Result<TaskPage, QueryError>;
     /// Reads an attempt's captured output.
     fn read_log(&self, req: &LogRequest) -> Result<LogChunk, QueryError>;
@@ -431,6 +554,26 @@ pub trait MaosApi: Send + Sync {
     fn create_orchestration(
         &self,
         cmd: CreateOrchestration,
+    ) -> Result<Orchestration, OrchestrationError>;
+    /// Creates an orchestration and every task of its plan in one transaction, dependencies
+    /// resolved by the plan's keys; started at once when `start`.
+    fn create_plan(&self, plan: CreatePlan) -> Result<PlanCreated, OrchestrationError>;
+    /// Starts a draft orchestration: its ready tasks get agents.
+    fn start_orchestration(&self, id: &IdRef) -> Result<Orchestration, OrchestrationError>;
+    /// Stops giving its tasks agents; with `now`, also stops its running attempts and requeues
+    /// their tasks.
+    fn pause_orchestration(
+        &self,
+        id: &IdRef,
+        now: bool,
+    ) -> Result<Orchestration, OrchestrationError>;
+    /// Resumes a paused orchestration.
+    fn resume_orchestration(&self, id: &IdRef) -> Result<Orchestration, OrchestrationError>;
+    /// Cancels an orchestration and every task of it that has not finished.
+    fn cancel_orchestration(
+        &self,
+        id: &IdRef,
+        reason: Option<String>,
     ) -> Result<Orchestration, OrchestrationError>;
     /// Merges the orchestration's integration branch into `into` (default: the branch its
     /// tasks started from), refusing a dirty target.

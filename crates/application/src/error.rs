@@ -272,6 +272,8 @@ pub enum OrchestrationError {
     #[error(transparent)]
     Query(#[from] QueryError),
     #[error(transparent)]
+    Task(#[from] TaskError),
+    #[error(transparent)]
     Workspace(#[from] crate::workspace::WorkspaceError),
     #[error("{0}")]
     Refused(String),
@@ -288,6 +290,7 @@ impl ErrorInfo for OrchestrationError {
         match self {
             OrchestrationError::Invalid(_) => ErrorKind::InvalidInput,
             OrchestrationError::Query(e) => e.kind(),
+            OrchestrationError::Task(e) => e.kind(),
             OrchestrationError::Workspace(e) => workspace_kind(e),
             OrchestrationError::Refused(_) => ErrorKind::Conflict,
             OrchestrationError::Transition(_) => ErrorKind::Conflict,
@@ -300,6 +303,7 @@ impl ErrorInfo for OrchestrationError {
         match self {
             OrchestrationError::Invalid(_) | OrchestrationError::Refused(_) => None,
             OrchestrationError::Query(e) => e.hint(),
+            OrchestrationError::Task(e) => e.hint(),
             OrchestrationError::Workspace(e) => e.hint(),
             OrchestrationError::Transition(e) => transition_hint(e),
             OrchestrationError::Store(e) => store_hint(e),

@@ -3,10 +3,14 @@
 //! adapters implement. Depends on the domain only.
 
 pub mod api;
+mod brief;
 pub mod error;
+mod locks;
 pub mod ports;
+mod recovery;
 mod schedule;
 pub mod service;
+mod waiting;
 pub mod workspace;
 
 pub use api::*;
@@ -18,5 +22,6 @@ pub use ports::{
     AgentRuntime, AttemptLogs, Clock, IdSource, Launch, ReadStore, Store, StoreError, Transaction,
     UnitOfWork,
 };
+pub use recovery::FailurePolicy;
 pub use service::{FOLLOW_BATCH, Reconciled, Service, ServiceConfig};
 pub use workspace::{MergeOutcome, Setup, Trailer, Workspace, WorkspaceError, Workspaces};

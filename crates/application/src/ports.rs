@@ -61,6 +61,13 @@ pub trait Transaction {
         limit: usize,
         daemon_run_only: bool,
     ) -> Result<Vec<Agent>, StoreError>;
+    /// True when some agent that accepts work (busy or not, run by the daemon or not) covers
+    /// `needs` and matches `tier`.
+    fn has_capable_agent(
+        &mut self,
+        needs: &CapabilitySet,
+        tier: Option<Tier>,
+    ) -> Result<bool, StoreError>;
     /// Agents the daemon runs itself that accept work and have a free slot, by name.
     fn agents_with_free_slots(&mut self) -> Result<Vec<Agent>, StoreError>;
 
@@ -85,6 +92,11 @@ pub trait Transaction {
     ) -> Result<Vec<Task>, StoreError>;
     /// Tasks whose current attempt is live (assigned or running).
     fn live_tasks(&mut self) -> Result<Vec<Task>, StoreError>;
+    /// Every task in one of `states`, oldest first (for small sets: retrying tasks, tasks that
+    /// hold concerns).
+    fn tasks_in_states(&mut self, states: &[TaskState]) -> Result<Vec<Task>, StoreError>;
+    /// Every task of an orchestration, oldest first.
+    fn tasks_of(&mut self, orchestration: OrchestrationId) -> Result<Vec<Task>, StoreError>;
     /// Tasks whose live attempt's lease ran out before `now`, at most `limit`.
     fn expired_leases(&mut self, now: Timestamp, limit: usize) -> Result<Vec<TaskId>, StoreError>;
 
@@ -166,6 +178,9 @@ pub struct Launch {
     /// The agent's session of the previous attempt, when the same agent made it (a retry
     /// resumes it).
     pub resume: Option<String>,
+    /// Where a new worktree starts, when not from the task's base: a task of an orchestration
+    /// that depends on others starts from its integration branch, which holds their work.
+    pub start_from: Option<String>,
 }
 
 /// Runs attempts: the daemon's supervisor. Both calls return at once; the runtime reports

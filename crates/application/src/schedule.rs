@@ -9,6 +9,7 @@ use maos_domain::{Agent, AgentName, DomainEvent, DurationMs, TaskId, TaskState, 
 
 use crate::api::Assignment;
 use crate::error::TaskError;
+use crate::locks::{HOLDING, Held};
 use crate::ports::{Launch, StoreError, Transaction};
 
 /// What a use case changed that the scheduler must look at, and what must happen after commit.
@@ -22,6 +23,17 @@ pub(crate) struct Changes {
     pub(crate) launches: Vec<Launch>,
     /// Attempts the runtime must stop: (task, attempt, why).
     pub(crate) stops: Vec<(TaskId, u32, String)>,
+    /// A task let go of its concerns: tasks they held back may start now, on any agent.
+    pub(crate) unlocked: bool,
+}
+
+impl Changes {
+    /// Notes that `task` left a state that holds concerns, if it had any.
+    pub(crate) fn release_concerns(&mut self, task: &maos_domain::Task) {
+        if !task.spec.concerns.is_empty() && !HOLDING.contains(&task.state) {
+            self.unlocked = true;
+        }
+    }
 }
 
 /// How many ready tasks one fill looks at before it gives up on an agent.
@@ -32,6 +44,8 @@ const SCAN: usize = 512;
 pub(crate) struct Scheduler {
     pub(crate) lease: DurationMs,
     pub(crate) candidates: usize,
+    /// The most tokens a briefing may take (0: no limit).
+    pub(crate) briefing_tokens: u32,
 }
 
 impl Scheduler {
@@ -46,11 +60,17 @@ impl Scheduler {
         let mut freed = std::mem::take(&mut changes.freed);
         freed.sort();
         freed.dedup();
+        let mut held = None;
         for name in &freed {
-            self.fill(tx, name, at, &mut changes.launches)?;
+            self.fill(tx, name, at, &mut held, &mut changes.launches)?;
         }
         for id in std::mem::take(&mut changes.readied) {
-            self.place(tx, id, at, &mut changes.launches)?;
+            self.place(tx, id, at, &mut held, &mut changes.launches)?;
+        }
+        if std::mem::take(&mut changes.unlocked) {
+            for agent in tx.agents_with_free_slots()? {
+                self.fill(tx, &agent.name, at, &mut held, &mut changes.launches)?;
+            }
         }
         Ok(())
     }
@@ -62,8 +82,9 @@ impl Scheduler {
         at: Timestamp,
         out: &mut Vec<Launch>,
     ) -> Result<(), StoreError> {
+        let mut held = None;
         for agent in tx.agents_with_free_slots()? {
-            self.fill(tx, &agent.name, at, out)?;
+            self.fill(tx, &agent.name, at, &mut held, out)?;
         }
         Ok(())
     }
@@ -74,6 +95,7 @@ impl Scheduler {
         tx: &mut dyn Transaction,
         name: &AgentName,
         at: Timestamp,
+        held: &mut Option<Held>,
         out: &mut Vec<Launch>,
     ) -> Result<(), StoreError> {
         let Some(mut agent) = tx.agent(name)? else {
@@ -83,12 +105,28 @@ impl Scheduler {
             return Ok(());
         }
         let free = usize::try_from(agent.free_slots()).unwrap_or(usize::MAX);
-        for mut task in tx.ready_tasks_for(&agent, free, SCAN)? {
-            if !fundable(&task) {
+        // A few more than the free slots: some may be held back by concerns.
+        for mut task in tx.ready_tasks_for(&agent, free.saturating_add(16), SCAN)? {
+            if !fundable(&task) || !free_of_clashes(tx, held, &task)? {
                 continue;
             }
-            match assign_in_tx(tx, &mut task, &mut agent, self.lease, at) {
-                Ok(a) => out.push(launch_of(&a, &agent)),
+            if agent.free_slots() == 0 {
+                break;
+            }
+            match assign_in_tx(
+                tx,
+                &mut task,
+                &mut agent,
+                self.lease,
+                self.briefing_tokens,
+                at,
+            ) {
+                Ok(a) => {
+                    if let Some(h) = held.as_mut() {
+                        h.take(&a.task);
+                    }
+                    out.push(launch_of(&a, &agent));
+                }
                 Err(TaskError::Store(e)) => return Err(e),
                 // The store offered a task the domain refuses: leave it for another pass.
                 Err(_) => continue,
@@ -103,12 +141,17 @@ impl Scheduler {
         tx: &mut dyn Transaction,
         id: TaskId,
         at: Timestamp,
+        held: &mut Option<Held>,
         out: &mut Vec<Launch>,
     ) -> Result<(), StoreError> {
         let Some(mut task) = tx.task(id)? else {
             return Ok(());
         };
-        if task.state != TaskState::Ready || !fundable(&task) {
+        if task.state != TaskState::Ready
+            || !fundable(&task)
+            || !runs_now(tx, &task)?
+            || !free_of_clashes(tx, held, &task)?
+        {
             return Ok(());
         }
         let candidates = tx.candidate_agents(
@@ -122,8 +165,20 @@ impl Scheduler {
         else {
             return Ok(());
         };
-        match assign_in_tx(tx, &mut task, &mut agent, self.lease, at) {
-            Ok(a) => out.push(launch_of(&a, &agent)),
+        match assign_in_tx(
+            tx,
+            &mut task,
+            &mut agent,
+            self.lease,
+            self.briefing_tokens,
+            at,
+        ) {
+            Ok(a) => {
+                if let Some(h) = held.as_mut() {
+                    h.take(&a.task);
+                }
+                out.push(launch_of(&a, &agent));
+            }
             Err(TaskError::Store(e)) => return Err(e),
             Err(_) => {}
         }
@@ -131,21 +186,52 @@ impl Scheduler {
     }
 }
 
+/// True when the task's orchestration (if any) is running: a draft, paused or finished
+/// orchestration's tasks get no agent.
+fn runs_now(tx: &mut dyn Transaction, task: &maos_domain::Task) -> Result<bool, StoreError> {
+    match task.spec.orchestration {
+        None => Ok(true),
+        Some(o) => Ok(tx
+            .orchestration(o)?
+            .is_some_and(|o| o.status == maos_domain::OrchestrationStatus::Running)),
+    }
+}
+
+/// True when no task that holds concerns clashes with `task`'s (loading what is held on first
+/// need: most tasks name no concerns).
+fn free_of_clashes(
+    tx: &mut dyn Transaction,
+    held: &mut Option<Held>,
+    task: &maos_domain::Task,
+) -> Result<bool, StoreError> {
+    if task.spec.concerns.is_empty() {
+        return Ok(true);
+    }
+    let h = match held {
+        Some(h) => h,
+        None => held.insert(Held::of(&tx.tasks_in_states(&HOLDING)?)),
+    };
+    Ok(h.allows(task))
+}
+
 /// A task with a budget left (or none at all).
 fn fundable(task: &maos_domain::Task) -> bool {
     task.budget_left().is_none_or(|left| left > Usd::ZERO)
 }
 
-/// Assigns `task` to `agent`: a new attempt with the next fencing token and a lease, the agent's
-/// slot claimed, both saved with their events.
+/// Assigns `task` to `agent`: a new attempt with the next fencing token, a lease and its
+/// briefing, the agent's slot claimed, both saved with their events.
 pub(crate) fn assign_in_tx(
     tx: &mut dyn Transaction,
     task: &mut maos_domain::Task,
     agent: &mut Agent,
     lease: DurationMs,
+    briefing_tokens: u32,
     at: Timestamp,
 ) -> Result<Assignment, TaskError> {
-    let events = task.assign(agent, lease, at)?;
+    let mut events = task.assign(agent, lease, at)?;
+    let briefing = crate::brief::assemble(tx, task, briefing_tokens)?;
+    events.extend(task.brief(briefing, at)?);
     let attempt = task.attempts_used();
     let agent_events = agent.claim_slot(task.id, attempt, at)?;
     tx.save_agent(agent)?;
@@ -173,12 +259,21 @@ pub(crate) fn launch_of(a: &Assignment, agent: &Agent) -> Launch {
     let resume = previous
         .filter(|p| p.agent == agent.name)
         .and_then(|p| p.session.clone());
+    // A dependent task of an orchestration builds on what its dependencies did: they are
+    // merged into the integration branch before it becomes ready.
+    let start_from = match a.task.spec.orchestration {
+        Some(o) if !a.task.spec.depends_on.is_empty() => {
+            Some(maos_domain::orchestration::integration_branch_of(o))
+        }
+        _ => None,
+    };
     Launch {
         task: a.task.clone(),
         agent: agent.clone(),
         attempt: a.attempt,
         fencing: a.fencing,
         resume,
+        start_from,
     }
 }
 
@@ -225,6 +320,7 @@ mod tests {
             workspace: None,
             verify: None,
             wants_port: false,
+            concerns: Vec::new(),
         };
         let (mut t, _) = Task::create(TaskId::from_bits(9), spec, at);
         t.make_ready(at).unwrap();
@@ -235,7 +331,7 @@ mod tests {
         t.record_session(f, "s-1".into(), at).unwrap();
         t.fail_attempt(f, "boom".into(), RunReport::default(), at)
             .unwrap();
-        t.schedule_retry(at).unwrap();
+        t.schedule_retry(None, at).unwrap();
         t.make_ready(at).unwrap();
         t
     }

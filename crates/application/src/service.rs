@@ -8,10 +8,11 @@ use std::time::Duration;
 use maos_domain::agent::AgentSpec;
 use maos_domain::graph::find_path;
 use maos_domain::policy::balancer;
+use maos_domain::policy::routing::{self, RouteRule};
 use maos_domain::{
     AdapterKind, Agent, AgentId, AgentName, AgentStatus, AttemptStart, DomainEvent, DurationMs,
-    FailureKind, FencingToken, Gate, Integration, Orchestration, OrchestrationId,
-    OrchestrationSpec, RunReport, Task, TaskId, TaskSpec, TaskState, TaskWorkspace, Timestamp, Usd,
+    FencingToken, Gate, Integration, Orchestration, OrchestrationId, OrchestrationSpec, RunReport,
+    Task, TaskId, TaskSpec, TaskState, TaskWorkspace, Timestamp,
 };
 
 use crate::api::*;
@@ -19,6 +20,7 @@ use crate::error::{AgentError, Entity, OrchestrationError, QueryError, TaskError
 use crate::ports::{
     AgentRuntime, AttemptLogs, Clock, IdSource, Launch, Store, StoreError, Transaction,
 };
+use crate::recovery::{FailurePolicy, after_failure, release_slot};
 use crate::schedule::{Changes, Scheduler, assign_in_tx, launch_of};
 use crate::workspace::{MergeOutcome, Workspace, Workspaces};
 
@@ -29,6 +31,10 @@ pub struct ServiceConfig {
     pub lease: DurationMs,
     /// How many least-loaded candidates the store hands to the load balancer.
     pub balancer_candidates: usize,
+    /// Retries' backoff and agents' circuit breaker.
+    pub failure: FailurePolicy,
+    /// The most tokens an attempt's briefing may take (0: no limit).
+    pub briefing_tokens: u32,
 }
 
 impl Default for ServiceConfig {
@@ -36,6 +42,8 @@ impl Default for ServiceConfig {
         ServiceConfig {
             lease: DurationMs::from_millis(10_000).unwrap_or(DurationMs::MAX),
             balancer_candidates: 4,
+            failure: FailurePolicy::default(),
+            briefing_tokens: 8_000,
         }
     }
 }
@@ -52,6 +60,8 @@ pub struct Service<S> {
     runtime: Option<Arc<dyn AgentRuntime>>,
     logs: Option<Arc<dyn AttemptLogs>>,
     workspaces: Option<Arc<dyn Workspaces>>,
+    /// Routing rules for tasks that name no capabilities.
+    routes: Arc<[RouteRule]>,
 }
 
 impl<S> Clone for Service<S> {
@@ -64,6 +74,7 @@ impl<S> Clone for Service<S> {
             runtime: self.runtime.clone(),
             logs: self.logs.clone(),
             workspaces: self.workspaces.clone(),
+            routes: Arc::clone(&self.routes),
         }
     }
 }
@@ -96,7 +107,16 @@ impl<S: Store> Service<S> {
             runtime: None,
             logs: None,
             workspaces: None,
+            routes: Arc::from(Vec::new()),
         }
+    }
+
+    /// The same service with routing rules: a task created without capabilities gets them
+    /// from the first rule that matches its title or prompt.
+    #[must_use]
+    pub fn with_routes(mut self, routes: Vec<RouteRule>) -> Self {
+        self.routes = Arc::from(routes);
+        self
     }
 
     /// The same service with git worktrees for tasks that name a repository.
@@ -179,6 +199,7 @@ impl<S: Store> Service<S> {
         self.runtime.as_ref().map(|_| Scheduler {
             lease: self.config.lease,
             candidates: self.config.balancer_candidates,
+            briefing_tokens: self.config.briefing_tokens,
         })
     }
 
@@ -234,11 +255,48 @@ impl<S: Store> Service<S> {
         }
     }
 
+    /// Runs an orchestration command (`op`) in a scheduled transaction and saves the
+    /// orchestration with its events.
+    fn orchestration_command<F>(
+        &self,
+        id: &IdRef,
+        op: F,
+    ) -> Result<Orchestration, OrchestrationError>
+    where
+        F: FnOnce(
+                &mut dyn Transaction,
+                &mut Orchestration,
+                Timestamp,
+                &mut Changes,
+            ) -> Result<Vec<maos_domain::OrchestrationEvent>, OrchestrationError>
+            + Send
+            + 'static,
+    {
+        let oid = self.resolve_orchestration(id)?;
+        let at = self.clock.now();
+        self.write_scheduled(at, move |tx, changes| {
+            let mut o = tx.orchestration(oid)?.ok_or_else(|| {
+                OrchestrationError::Query(QueryError::NotFound {
+                    what: Entity::Orchestration,
+                    reference: oid.to_string(),
+                })
+            })?;
+            let events = op(tx, &mut o, at, changes)?;
+            tx.save_orchestration(&o)?;
+            tx.append(
+                at,
+                &DomainEvent::orchestrations(oid, events).collect::<Vec<_>>(),
+            )?;
+            Ok(o)
+        })
+    }
+
     /// At daemon start: every attempt that a previous daemon left assigned or running on an agent
     /// the daemon runs is interrupted (its process died with that daemon) and goes through the
     /// retry policy; then every free slot gets work.
     pub fn reconcile(&self) -> Result<Reconciled, TaskError> {
         let at = self.clock.now();
+        let policy = self.config.failure;
         let scheduler = self.scheduler();
         let (mut report, changes) = self.store.write(move |tx| {
             let mut report = Reconciled::default();
@@ -255,9 +313,9 @@ impl<S: Store> Service<S> {
                 }
                 let reason = "the daemon stopped while the attempt ran".to_owned();
                 let mut events = t.interrupt_attempt(reason, at)?;
-                events.extend(after_failure(&mut t, at, &mut changes)?);
+                events.extend(after_failure(tx, &mut t, policy, at, &mut changes)?);
                 save_task_events(tx, &t, events, at)?;
-                release_slot(tx, &t, at, &mut changes)?;
+                release_slot(tx, &t, policy, at, &mut changes)?;
                 report.interrupted.push((t.id, attempt.number, attempt.pid));
             }
             if let Some(s) = scheduler {
@@ -276,6 +334,7 @@ impl<S: Store> Service<S> {
     pub fn expire_leases(&self) -> Result<usize, TaskError> {
         const BATCH: usize = 1000;
         let at = self.clock.now();
+        let policy = self.config.failure;
         self.write_scheduled(at, move |tx, changes| {
             let ids = tx.expired_leases(at, BATCH)?;
             for id in &ids {
@@ -286,12 +345,33 @@ impl<S: Store> Service<S> {
                 let attempt = t.attempts_used();
                 let reason = "its lease expired: no heartbeat came in time".to_owned();
                 let mut events = t.interrupt_attempt(reason.clone(), at)?;
-                events.extend(after_failure(&mut t, at, changes)?);
+                events.extend(after_failure(tx, &mut t, policy, at, changes)?);
                 save_task_events(tx, &t, events, at)?;
-                release_slot(tx, &t, at, changes)?;
+                release_slot(tx, &t, policy, at, changes)?;
                 changes.stops.push((t.id, attempt, reason));
             }
             Ok(ids.len())
+        })
+    }
+
+    /// Makes ready every retrying task whose backoff has ended (the daemon calls this on a
+    /// timer). Returns how many.
+    pub fn promote_due_retries(&self) -> Result<usize, TaskError> {
+        let at = self.clock.now();
+        self.write_scheduled(at, move |tx, changes| {
+            let mut n = 0;
+            for mut t in tx.tasks_in_states(&[TaskState::Retrying])? {
+                if !t.retry_due(at) {
+                    continue;
+                }
+                let events = t.make_ready(at)?;
+                save_task_events(tx, &t, events, at)?;
+                if t.state == TaskState::Ready {
+                    changes.readied.push(t.id);
+                }
+                n += 1;
+            }
+            Ok(n)
         })
     }
 
@@ -384,23 +464,16 @@ impl<S: Store> Service<S> {
         if let (Some(ws), Some(git)) = (&workspace, &self.workspaces) {
             git.check(Path::new(&ws.repo), ws.base.as_deref())?;
         }
-        let spec = TaskSpec {
-            title: cmd.title,
-            prompt: cmd.prompt,
-            capabilities: cmd.capabilities,
-            priority: cmd.priority,
-            risk: cmd.risk,
-            tier: cmd.tier,
-            depends_on: depends_on.into_iter().collect(),
+        let spec = task_spec(
+            CreateTask {
+                workspace,
+                verify,
+                ..cmd
+            },
+            depends_on.into_iter().collect(),
             orchestration,
-            max_attempts: cmd.max_attempts,
-            timeout: cmd.timeout,
-            idempotency_key: cmd.idempotency_key,
-            budget: cmd.budget,
-            workspace,
-            verify,
-            wants_port: cmd.wants_port,
-        };
+            &self.routes,
+        );
         Ok(PreparedCreate {
             id: TaskId::from_bits(self.ids.next_bits()),
             spec,
@@ -464,6 +537,42 @@ fn save_task_events(
     tx.append(at, &DomainEvent::tasks(task.id, events).collect::<Vec<_>>())
 }
 
+/// The spec of a task to create: `cmd` with its references resolved; a task that names no
+/// capabilities gets them (and a tier, unless it chose one) from the first routing rule that
+/// matches its title or prompt.
+fn task_spec(
+    cmd: CreateTask,
+    depends_on: std::collections::BTreeSet<TaskId>,
+    orchestration: Option<OrchestrationId>,
+    routes: &[RouteRule],
+) -> TaskSpec {
+    let (mut capabilities, mut tier) = (cmd.capabilities, cmd.tier);
+    if capabilities.is_empty()
+        && let Some(rule) = routing::route(routes, cmd.title.as_str(), &cmd.prompt)
+    {
+        capabilities = rule.capabilities.clone();
+        tier = tier.or(rule.tier);
+    }
+    TaskSpec {
+        title: cmd.title,
+        prompt: cmd.prompt,
+        capabilities,
+        priority: cmd.priority,
+        risk: cmd.risk,
+        tier,
+        depends_on,
+        orchestration,
+        max_attempts: cmd.max_attempts,
+        timeout: cmd.timeout,
+        idempotency_key: cmd.idempotency_key,
+        budget: cmd.budget,
+        workspace: cmd.workspace,
+        verify: cmd.verify,
+        wants_port: cmd.wants_port,
+        concerns: cmd.concerns,
+    }
+}
+
 fn load_task(tx: &mut dyn Transaction, id: TaskId) -> Result<Task, TaskError> {
     tx.task(id)?.ok_or_else(|| TaskError::NotFound {
         reference: id.to_string(),
@@ -512,63 +621,6 @@ fn create_in_tx(
     })
 }
 
-/// Releases the agent slot held by `task`'s current attempt (called after a command moved the
-/// task out of a slot-holding state).
-fn release_slot(
-    tx: &mut dyn Transaction,
-    task: &Task,
-    at: Timestamp,
-    changes: &mut Changes,
-) -> Result<(), TaskError> {
-    let Some(attempt) = task.current_attempt() else {
-        return Ok(());
-    };
-    let Some(mut agent) = tx.agent(&attempt.agent)? else {
-        return Ok(());
-    };
-    let events = agent.release_slot(task.id, attempt.number, at)?;
-    tx.save_agent(&agent)?;
-    tx.append(
-        at,
-        &DomainEvent::agents(agent.id, events).collect::<Vec<_>>(),
-    )?;
-    changes.freed.push(agent.name.clone());
-    Ok(())
-}
-
-/// The retry policy after a failed attempt: another attempt when attempts and budget are left
-/// (the task is ready again), else the task waits for a person.
-fn after_failure(
-    t: &mut Task,
-    at: Timestamp,
-    changes: &mut Changes,
-) -> Result<Vec<maos_domain::TaskEvent>, TaskError> {
-    let mut events = Vec::new();
-    if t.can_retry() {
-        events.extend(t.schedule_retry(at)?);
-        events.extend(t.make_ready(at)?);
-        changes.readied.push(t.id);
-    } else {
-        let last = t.reason.clone().unwrap_or_default();
-        let reason = if t.budget_left().is_some_and(|left| left == Usd::ZERO)
-            || t.current_attempt().and_then(|a| a.failure) == Some(FailureKind::Budget)
-        {
-            format!(
-                "its budget of ${} is spent (${} used); the last attempt said: {last}",
-                t.spec.budget.unwrap_or(Usd::ZERO),
-                t.spent()
-            )
-        } else {
-            format!(
-                "all {} attempts failed; the last said: {last}",
-                t.attempts_used()
-            )
-        };
-        events.extend(t.block(reason, at)?);
-    }
-    Ok(events)
-}
-
 /// After `done` completed: every pending dependent whose dependencies are all completed becomes
 /// ready.
 fn promote_dependents(
@@ -590,6 +642,38 @@ fn promote_dependents(
             changes.readied.push(t.id);
         }
     }
+    Ok(())
+}
+
+/// After `done` completed: its running orchestration completes when every task of it has.
+fn finish_orchestration_if_done(
+    tx: &mut dyn Transaction,
+    done: &Task,
+    at: Timestamp,
+) -> Result<(), TaskError> {
+    let Some(oid) = done.spec.orchestration else {
+        return Ok(());
+    };
+    let Some(mut o) = tx.orchestration(oid)? else {
+        return Ok(());
+    };
+    // Only a planned orchestration knows all its tasks; one made empty stays open for more.
+    if !o.planned || o.status != maos_domain::OrchestrationStatus::Running {
+        return Ok(());
+    }
+    if tx
+        .tasks_of(oid)?
+        .iter()
+        .any(|t| t.id != done.id && t.state != TaskState::Completed)
+    {
+        return Ok(());
+    }
+    let events = o.complete(at)?;
+    tx.save_orchestration(&o)?;
+    tx.append(
+        at,
+        &DomainEvent::orchestrations(oid, events).collect::<Vec<_>>(),
+    )?;
     Ok(())
 }
 
@@ -648,6 +732,27 @@ impl<S: Store> MaosApi for Service<S> {
 
     fn drain_agent(&self, name: &AgentName) -> Result<Agent, AgentError> {
         self.agent_command(name, Agent::drain)
+    }
+
+    fn resume_agent(&self, name: &AgentName) -> Result<Agent, AgentError> {
+        let name = name.clone();
+        let at = self.clock.now();
+        self.write_scheduled(at, move |tx, changes| {
+            let mut agent = tx
+                .agent(&name)?
+                .filter(|a| a.status != AgentStatus::Removed)
+                .ok_or_else(|| AgentError::NotFound {
+                    name: name.to_string(),
+                })?;
+            let events = agent.resume(at)?;
+            tx.save_agent(&agent)?;
+            tx.append(
+                at,
+                &DomainEvent::agents(agent.id, events).collect::<Vec<_>>(),
+            )?;
+            changes.freed.push(agent.name.clone());
+            Ok(agent)
+        })
     }
 
     fn remove_agent(&self, name: &AgentName) -> Result<Agent, AgentError> {
@@ -730,6 +835,7 @@ impl<S: Store> MaosApi for Service<S> {
     fn assign_task(&self, cmd: AssignTask) -> Result<Assignment, TaskError> {
         let id = self.resolve_task(&cmd.task)?;
         let at = self.clock.now();
+        let briefing_tokens = self.config.briefing_tokens;
         let lease = self.config.lease;
         let limit = self.config.balancer_candidates;
         let runs = self.runtime.is_some();
@@ -766,7 +872,7 @@ impl<S: Store> MaosApi for Service<S> {
                         })?
                 }
             };
-            let assignment = assign_in_tx(tx, &mut task, &mut agent, lease, at)?;
+            let assignment = assign_in_tx(tx, &mut task, &mut agent, lease, briefing_tokens, at)?;
             if runs && agent.adapter.is_run_by_daemon() {
                 changes.launches.push(launch_of(&assignment, &agent));
             }
@@ -848,8 +954,12 @@ impl<S: Store> MaosApi for Service<S> {
             let mut t = load_task(tx, id)?;
             let events = t.approve(integration, at)?;
             save_task_events(tx, &t, events, at)?;
+            changes.release_concerns(&t);
             match t.state {
-                TaskState::Completed => promote_dependents(tx, t.id, at, changes)?,
+                TaskState::Completed => {
+                    promote_dependents(tx, t.id, at, changes)?;
+                    finish_orchestration_if_done(tx, &t, at)?;
+                }
                 TaskState::Ready => changes.readied.push(t.id),
                 _ => {}
             }
@@ -860,6 +970,7 @@ impl<S: Store> MaosApi for Service<S> {
     fn reject(&self, task: &IdRef, reason: String, cancel: bool) -> Result<Task, TaskError> {
         let id = self.resolve_task(task)?;
         let at = self.clock.now();
+        let policy = self.config.failure;
         self.write_scheduled(at, move |tx, changes| {
             let mut t = load_task(tx, id)?;
             let gate = t.waiting_gate().unwrap_or(Gate::Result);
@@ -869,10 +980,19 @@ impl<S: Store> MaosApi for Service<S> {
                 (_, true) => {
                     events.extend(t.cancel("rejected and cancelled by a person".into(), at)?);
                 }
-                (Gate::Result, false) => events.extend(after_failure(&mut t, at, changes)?),
+                // A person's rejection is not a failure to back off from: the next attempt
+                // starts at once, with the reason.
+                (Gate::Result, false) => {
+                    let at_once = FailurePolicy {
+                        backoff: None,
+                        ..policy
+                    };
+                    events.extend(after_failure(tx, &mut t, at_once, at, changes)?);
+                }
                 (Gate::Run, false) => {}
             }
             save_task_events(tx, &t, events, at)?;
+            changes.release_concerns(&t);
             if t.state == TaskState::Cancelled {
                 block_dependents(tx, id, at)?;
             }
@@ -1097,22 +1217,24 @@ impl<S: Store> MaosApi for Service<S> {
             _ => Integration::None,
         };
         let at = self.clock.now();
+        let policy = self.config.failure;
         self.write_scheduled(at, move |tx, changes| {
             let mut t = load_task(tx, task)?;
             let mut events = t.succeed_attempt(fencing, summary, report, at)?;
             match failed_verification {
                 Some(output) => {
                     events.extend(t.fail_verification(output, at)?);
-                    events.extend(after_failure(&mut t, at, changes)?);
+                    events.extend(after_failure(tx, &mut t, policy, at, changes)?);
                 }
                 // Verification passed (or there is none): the approval policy decides between
                 // accepting it and waiting for a person.
                 None => events.extend(t.pass_verification(integration, at)?),
             }
             save_task_events(tx, &t, events, at)?;
-            release_slot(tx, &t, at, changes)?;
+            release_slot(tx, &t, policy, at, changes)?;
             if t.state == TaskState::Completed {
                 promote_dependents(tx, t.id, at, changes)?;
+                finish_orchestration_if_done(tx, &t, at)?;
             }
             Ok(t)
         })
@@ -1126,12 +1248,13 @@ impl<S: Store> MaosApi for Service<S> {
         report: RunReport,
     ) -> Result<Task, TaskError> {
         let at = self.clock.now();
+        let policy = self.config.failure;
         self.write_scheduled(at, move |tx, changes| {
             let mut t = load_task(tx, task)?;
             let mut events = t.fail_attempt(fencing, error, report, at)?;
-            events.extend(after_failure(&mut t, at, changes)?);
+            events.extend(after_failure(tx, &mut t, policy, at, changes)?);
             save_task_events(tx, &t, events, at)?;
-            release_slot(tx, &t, at, changes)?;
+            release_slot(tx, &t, policy, at, changes)?;
             Ok(t)
         })
     }
@@ -1139,18 +1262,71 @@ impl<S: Store> MaosApi for Service<S> {
     fn cancel_task(&self, task: &IdRef, reason: Option<String>) -> Result<Task, TaskError> {
         let id = self.resolve_task(task)?;
         let at = self.clock.now();
+        let policy = self.config.failure;
         self.write_scheduled(at, move |tx, changes| {
             let mut t = load_task(tx, id)?;
             let held_slot = t.state.holds_slot();
             let reason = reason.unwrap_or_else(|| "cancelled by a person".into());
             let events = t.cancel(reason.clone(), at)?;
             save_task_events(tx, &t, events, at)?;
+            changes.release_concerns(&t);
             if held_slot {
-                release_slot(tx, &t, at, changes)?;
+                release_slot(tx, &t, policy, at, changes)?;
                 changes.stops.push((t.id, t.attempts_used(), reason));
             }
             block_dependents(tx, id, at)?;
             Ok(t)
+        })
+    }
+
+    fn retry_task(&self, task: &IdRef, attempts: u32) -> Result<Task, TaskError> {
+        let id = self.resolve_task(task)?;
+        let at = self.clock.now();
+        self.write_scheduled(at, move |tx, changes| {
+            let mut t = load_task(tx, id)?;
+            let events = t.retry_by_person(attempts, at)?;
+            save_task_events(tx, &t, events, at)?;
+            if t.state == TaskState::Ready {
+                changes.readied.push(t.id);
+            }
+            Ok(t)
+        })
+    }
+
+    fn task_waiting(&self, task: &IdRef) -> Result<Vec<Waiting>, QueryError> {
+        let t = self.get_task(task)?;
+        crate::waiting::explain(self.store.as_ref(), &t, self.clock.now())
+    }
+
+    fn task_briefing(
+        &self,
+        task: &IdRef,
+        attempt: Option<u32>,
+    ) -> Result<AttemptBriefing, QueryError> {
+        let t = self.get_task(task)?;
+        if t.attempts_used() == 0 {
+            return Err(QueryError::NoAttempt {
+                task: t.id.short(),
+                attempt,
+                made: 0,
+            });
+        }
+        let number = attempt.unwrap_or_else(|| t.attempts_used());
+        let a = attempt_of(&t, number)?;
+        Ok(match &a.briefing {
+            Some(b) => AttemptBriefing {
+                attempt: number,
+                text: b.text.clone(),
+                tokens: b.tokens,
+                cut: b.cut.clone(),
+            },
+            // Attempts assigned before briefings were recorded got the task's prompt.
+            None => AttemptBriefing {
+                attempt: number,
+                text: t.spec.prompt.clone(),
+                tokens: maos_domain::briefing::estimate_tokens(&t.spec.prompt),
+                cut: Vec::new(),
+            },
         })
     }
 
@@ -1219,6 +1395,8 @@ impl<S: Store> MaosApi for Service<S> {
             goal: cmd.goal,
             workspace: cmd.workspace,
             verify: cmd.verify,
+            notes: cmd.notes,
+            planned: false,
         };
         self.store.write(move |tx| {
             let (o, events) = Orchestration::create(id, spec, at);
@@ -1228,6 +1406,196 @@ impl<S: Store> MaosApi for Service<S> {
                 &DomainEvent::orchestrations(id, events).collect::<Vec<_>>(),
             )?;
             Ok(o)
+        })
+    }
+
+    fn create_plan(&self, plan: CreatePlan) -> Result<PlanCreated, OrchestrationError> {
+        let CreatePlan {
+            orchestration,
+            tasks,
+            start,
+        } = plan;
+        // Keys: unique, dependencies known, no cycle (the CLI checks the file first; this is
+        // the service's own guard for any client).
+        let mut keys: Vec<String> = Vec::with_capacity(tasks.len());
+        for t in &tasks {
+            if keys.contains(&t.key) {
+                return Err(OrchestrationError::Refused(format!(
+                    "the plan has two tasks with id {:?}",
+                    t.key
+                )));
+            }
+            keys.push(t.key.clone());
+        }
+        for t in &tasks {
+            if let Some(missing) = t.depends_on.iter().find(|d| !keys.contains(d)) {
+                return Err(OrchestrationError::Refused(format!(
+                    "task {:?} depends on {missing:?}, which the plan does not have",
+                    t.key
+                )));
+            }
+        }
+        let ids: Vec<TaskId> = tasks
+            .iter()
+            .map(|_| TaskId::from_bits(self.ids.next_bits()))
+            .collect();
+        let id_of = |k: &str| keys.iter().position(|x| x == k).map(|i| ids[i]);
+        let deps: Vec<std::collections::BTreeSet<TaskId>> = tasks
+            .iter()
+            .map(|t| t.depends_on.iter().filter_map(|d| id_of(d)).collect())
+            .collect();
+        let deps_of = |n: TaskId| -> Result<Vec<TaskId>, std::convert::Infallible> {
+            Ok(ids
+                .iter()
+                .position(|i| *i == n)
+                .map(|i| deps[i].iter().copied().collect())
+                .unwrap_or_default())
+        };
+        let key_of = |n: &TaskId| {
+            ids.iter()
+                .position(|i| i == n)
+                .map_or("?", |i| keys[i].as_str())
+        };
+        for (i, t) in tasks.iter().enumerate() {
+            for d in &deps[i] {
+                // `t` depends on `d`: a cycle when `d` already reaches `t`.
+                if let Ok(Some(path)) = maos_domain::graph::find_path(*d, ids[i], deps_of) {
+                    let cycle: Vec<&str> = std::iter::once(t.key.as_str())
+                        .chain(path.iter().map(key_of))
+                        .collect();
+                    return Err(OrchestrationError::Refused(format!(
+                        "the plan's dependencies form a cycle: {}",
+                        cycle.join(" -> ")
+                    )));
+                }
+            }
+        }
+        if let (Some(ws), Some(git)) = (&orchestration.workspace, &self.workspaces) {
+            git.check(Path::new(&ws.repo), ws.base.as_deref())?;
+        }
+        let at = self.clock.now();
+        let oid = OrchestrationId::from_bits(self.ids.next_bits());
+        let spec = OrchestrationSpec {
+            name: orchestration.name,
+            goal: orchestration.goal,
+            workspace: orchestration.workspace,
+            verify: orchestration.verify,
+            notes: orchestration.notes,
+            planned: true,
+        };
+        let routes = Arc::clone(&self.routes);
+        self.write_scheduled(at, move |tx, changes| {
+            let (mut o, mut o_events) = Orchestration::create(oid, spec, at);
+            if start {
+                o_events.extend(o.start(at)?);
+            }
+            tx.save_orchestration(&o)?;
+            tx.append(
+                at,
+                &DomainEvent::orchestrations(oid, o_events).collect::<Vec<_>>(),
+            )?;
+            let mut made = Vec::with_capacity(tasks.len());
+            for (i, t) in tasks.into_iter().enumerate() {
+                let c = t.task;
+                let c = CreateTask {
+                    workspace: c.workspace.or_else(|| o.workspace.clone()),
+                    verify: c.verify.or_else(|| o.verify.clone()),
+                    ..c
+                };
+                let spec = task_spec(c, deps[i].clone(), Some(oid), &routes);
+                let (mut task, mut events) = Task::create(ids[i], spec, at);
+                if task.spec.depends_on.is_empty() {
+                    events.extend(task.make_ready(at)?);
+                    if task.state == TaskState::Ready {
+                        changes.readied.push(task.id);
+                    }
+                }
+                save_task_events(tx, &task, events, at)?;
+                made.push((t.key, task));
+            }
+            Ok::<_, OrchestrationError>(PlanCreated {
+                orchestration: o,
+                tasks: made,
+            })
+        })
+    }
+
+    fn start_orchestration(&self, id: &IdRef) -> Result<Orchestration, OrchestrationError> {
+        self.orchestration_command(id, |tx, o, at, changes| {
+            let events = o.start(at)?;
+            for t in tx.tasks_of(o.id)? {
+                if t.state == TaskState::Ready {
+                    changes.readied.push(t.id);
+                }
+            }
+            Ok(events)
+        })
+    }
+
+    fn pause_orchestration(
+        &self,
+        id: &IdRef,
+        now: bool,
+    ) -> Result<Orchestration, OrchestrationError> {
+        let policy = self.config.failure;
+        self.orchestration_command(id, move |tx, o, at, changes| {
+            let events = o.pause(at)?;
+            if now {
+                for mut t in tx.tasks_of(o.id)? {
+                    if !matches!(t.state, TaskState::Assigned | TaskState::Running) {
+                        continue;
+                    }
+                    let attempt = t.attempts_used();
+                    let reason = "its orchestration was paused".to_owned();
+                    let mut task_events = t.interrupt_attempt(reason.clone(), at)?;
+                    task_events.extend(after_failure(tx, &mut t, policy, at, changes)?);
+                    save_task_events(tx, &t, task_events, at)?;
+                    release_slot(tx, &t, policy, at, changes)?;
+                    changes.stops.push((t.id, attempt, reason));
+                }
+            }
+            Ok(events)
+        })
+    }
+
+    fn resume_orchestration(&self, id: &IdRef) -> Result<Orchestration, OrchestrationError> {
+        self.orchestration_command(id, |tx, o, at, changes| {
+            let events = o.resume(at)?;
+            for t in tx.tasks_of(o.id)? {
+                if t.state == TaskState::Ready {
+                    changes.readied.push(t.id);
+                }
+            }
+            Ok(events)
+        })
+    }
+
+    fn cancel_orchestration(
+        &self,
+        id: &IdRef,
+        reason: Option<String>,
+    ) -> Result<Orchestration, OrchestrationError> {
+        let reason = reason.unwrap_or_else(|| "cancelled by a person".into());
+        let policy = self.config.failure;
+        self.orchestration_command(id, move |tx, o, at, changes| {
+            let events = o.cancel(reason.clone(), at)?;
+            for mut t in tx.tasks_of(o.id)? {
+                if t.state.is_terminal() {
+                    continue;
+                }
+                let held = t.state.holds_slot();
+                let task_events =
+                    t.cancel(format!("its orchestration was cancelled: {reason}"), at)?;
+                save_task_events(tx, &t, task_events, at)?;
+                changes.release_concerns(&t);
+                if held {
+                    release_slot(tx, &t, policy, at, changes)?;
+                    changes
+                        .stops
+                        .push((t.id, t.attempts_used(), reason.clone()));
+                }
+            }
+            Ok(events)
         })
     }
 

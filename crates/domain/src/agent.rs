@@ -55,16 +55,41 @@ pub struct AgentData {
     pub updated_at: Timestamp,
     /// Number of events applied since registration.
     pub version: u64,
+    /// Attempts that failed in a row, newest last (a success resets it; an interrupted or
+    /// cancelled attempt leaves it alone).
+    #[serde(default)]
+    pub failures_in_row: u32,
+    /// Why the agent was drained, when MAOS drained it (its circuit breaker) or a person said.
+    #[serde(default)]
+    pub drained_because: Option<String>,
 }
 
 /// Something that happened to an agent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AgentEvent {
-    Registered { spec: Box<AgentSpec> },
-    SlotClaimed { task: TaskId, attempt: u32 },
-    SlotReleased { task: TaskId, attempt: u32 },
-    Drained,
+    Registered {
+        spec: Box<AgentSpec>,
+    },
+    SlotClaimed {
+        task: TaskId,
+        attempt: u32,
+    },
+    SlotReleased {
+        task: TaskId,
+        attempt: u32,
+        /// How the attempt went for the agent: `Some(true)` failed, `Some(false)` succeeded,
+        /// `None` neither (interrupted, cancelled, or an event from before this was recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failed: Option<bool>,
+    },
+    Drained {
+        /// Why, when MAOS drained it (its circuit breaker) rather than a person.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A drained agent takes work again (`maos agent resume`).
+    Resumed,
     Removed,
 }
 
@@ -75,7 +100,8 @@ impl AgentEvent {
             AgentEvent::Registered { .. } => "agent.registered",
             AgentEvent::SlotClaimed { .. } => "agent.slot_claimed",
             AgentEvent::SlotReleased { .. } => "agent.slot_released",
-            AgentEvent::Drained => "agent.drained",
+            AgentEvent::Drained { .. } => "agent.drained",
+            AgentEvent::Resumed => "agent.resumed",
             AgentEvent::Removed => "agent.removed",
         }
     }
@@ -151,6 +177,8 @@ impl Agent {
             registered_at: at,
             updated_at: at,
             version: 1,
+            failures_in_row: 0,
+            drained_because: None,
         })
     }
 
@@ -165,13 +193,30 @@ impl Agent {
                     d.status = AgentStatus::Busy;
                 }
             }
-            AgentEvent::SlotReleased { .. } => {
+            AgentEvent::SlotReleased { failed, .. } => {
                 d.active = d.active.saturating_sub(1);
                 if d.status == AgentStatus::Busy && d.active < d.slots.get() {
                     d.status = AgentStatus::Available;
                 }
+                match failed {
+                    Some(true) => d.failures_in_row = d.failures_in_row.saturating_add(1),
+                    Some(false) => d.failures_in_row = 0,
+                    None => {}
+                }
             }
-            AgentEvent::Drained => d.status = AgentStatus::Draining,
+            AgentEvent::Drained { reason } => {
+                d.status = AgentStatus::Draining;
+                d.drained_because = reason.clone();
+            }
+            AgentEvent::Resumed => {
+                d.status = if d.active >= d.slots.get() {
+                    AgentStatus::Busy
+                } else {
+                    AgentStatus::Available
+                };
+                d.failures_in_row = 0;
+                d.drained_because = None;
+            }
             AgentEvent::Removed => d.status = AgentStatus::Removed,
         }
         d.updated_at = at;
@@ -216,11 +261,13 @@ impl Agent {
         Ok(self.emit(AgentEvent::SlotClaimed { task, attempt }, at))
     }
 
-    /// Gives back the slot an attempt held.
+    /// Gives back the slot an attempt held; `failed` says how the attempt went for the agent
+    /// (`None`: it was interrupted or cancelled, which is not the agent's doing).
     pub fn release_slot(
         &mut self,
         task: TaskId,
         attempt: u32,
+        failed: Option<bool>,
         at: Timestamp,
     ) -> Result<Vec<AgentEvent>, TransitionError> {
         if self.active == 0 {
@@ -230,14 +277,30 @@ impl Agent {
                 action: "released from a slot it does not hold",
             });
         }
-        Ok(self.emit(AgentEvent::SlotReleased { task, attempt }, at))
+        Ok(self.emit(
+            AgentEvent::SlotReleased {
+                task,
+                attempt,
+                failed,
+            },
+            at,
+        ))
     }
 
     /// Stops giving the agent new work; running attempts finish.
     pub fn drain(&mut self, at: Timestamp) -> Result<Vec<AgentEvent>, TransitionError> {
+        self.drain_because(None, at)
+    }
+
+    /// Drains the agent with the reason MAOS did it (its circuit breaker tripped).
+    pub fn drain_because(
+        &mut self,
+        reason: Option<String>,
+        at: Timestamp,
+    ) -> Result<Vec<AgentEvent>, TransitionError> {
         match self.status {
             AgentStatus::Available | AgentStatus::Busy | AgentStatus::Offline => {
-                Ok(self.emit(AgentEvent::Drained, at))
+                Ok(self.emit(AgentEvent::Drained { reason }, at))
             }
             from => Err(TransitionError::Agent {
                 agent: self.name.to_string(),
@@ -245,6 +308,18 @@ impl Agent {
                 action: "drained",
             }),
         }
+    }
+
+    /// Gives a drained agent work again, with a clean failure record.
+    pub fn resume(&mut self, at: Timestamp) -> Result<Vec<AgentEvent>, TransitionError> {
+        if self.status != AgentStatus::Draining {
+            return Err(TransitionError::Agent {
+                agent: self.name.to_string(),
+                from: self.status,
+                action: "resumed (only a draining agent can be)",
+            });
+        }
+        Ok(self.emit(AgentEvent::Resumed, at))
     }
 
     /// Removes the agent. Refused while it holds slots: drain it and let its attempts finish.

@@ -41,6 +41,13 @@ pub struct OrchestrationSpec {
     /// The verification command its tasks inherit.
     #[serde(default)]
     pub verify: Option<String>,
+    /// Notes pinned to every task's briefing.
+    #[serde(default)]
+    pub notes: Vec<String>,
+    /// Made from a plan or a workflow: its tasks are all known, so it completes once they
+    /// have (an orchestration made empty may get tasks at any time, and stays open).
+    #[serde(default)]
+    pub planned: bool,
 }
 
 /// The state of an orchestration.
@@ -53,6 +60,11 @@ pub struct OrchestrationData {
     pub workspace: Option<WorkspaceSpec>,
     #[serde(default)]
     pub verify: Option<String>,
+    #[serde(default)]
+    pub notes: Vec<String>,
+    /// Made from a plan or a workflow (see [`OrchestrationSpec::planned`]).
+    #[serde(default)]
+    pub planned: bool,
     pub status: OrchestrationStatus,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -70,6 +82,10 @@ pub enum OrchestrationEvent {
         workspace: Option<WorkspaceSpec>,
         #[serde(default)]
         verify: Option<String>,
+        #[serde(default)]
+        notes: Vec<String>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        planned: bool,
     },
     /// Its integration branch was merged into a branch of the user's.
     Merged {
@@ -132,6 +148,8 @@ impl Orchestration {
             goal: spec.goal.clone(),
             workspace: spec.workspace.clone(),
             verify: spec.verify.clone(),
+            notes: spec.notes.clone(),
+            planned: spec.planned,
             status: O::Draft,
             created_at: at,
             updated_at: at,
@@ -142,13 +160,15 @@ impl Orchestration {
             goal: spec.goal,
             workspace: spec.workspace,
             verify: spec.verify,
+            notes: spec.notes,
+            planned: spec.planned,
         };
         (o, vec![event])
     }
 
     /// The branch its tasks' accepted work is merged into: `maos/orch-<short id>`.
     pub fn integration_branch(&self) -> String {
-        format!("maos/orch-{}", self.id.short())
+        integration_branch_of(self.id)
     }
 
     /// Records that its integration branch was merged into `into`.
@@ -185,6 +205,8 @@ impl Orchestration {
             goal,
             workspace,
             verify,
+            notes,
+            planned,
         } = first
         else {
             return None;
@@ -194,6 +216,8 @@ impl Orchestration {
             goal: goal.clone(),
             workspace: workspace.clone(),
             verify: verify.clone(),
+            notes: notes.clone(),
+            planned: *planned,
         };
         let (mut o, _) = Orchestration::create(id, spec, at);
         for (e, at) in it {
@@ -308,6 +332,11 @@ impl Orchestration {
     }
 }
 
+/// The integration branch of orchestration `id`: `maos/orch-<short id>`.
+pub fn integration_branch_of(id: OrchestrationId) -> String {
+    format!("maos/orch-{}", id.short())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,6 +352,8 @@ mod tests {
                 goal: None,
                 workspace: None,
                 verify: None,
+                notes: Vec::new(),
+                planned: true,
             },
             t(1),
         );

@@ -234,6 +234,8 @@ pub struct RunReport {
     pub checkpoint: Option<String>,
     /// The verification that ran after the agent succeeded (none: no verify command).
     pub verification: Option<Verification>,
+    /// What the attempt changed in its worktree, one line (none: no worktree).
+    pub diff_stat: Option<String>,
 }
 
 #[cfg(test)]

@@ -10,8 +10,10 @@ use std::ops::Deref;
 use serde::{Deserialize, Serialize};
 
 use crate::agent::Agent;
+use crate::briefing::Briefing;
 use crate::error::TransitionError;
 use crate::ids::{OrchestrationId, TaskId};
+use crate::policy::concerns::Concern;
 use crate::policy::matcher;
 use crate::run::{Exit, FailureKind, RunReport, Usage, Usd, Verification};
 use crate::values::{
@@ -192,6 +194,12 @@ pub struct Attempt {
     /// The verification that ran after the agent succeeded.
     #[serde(default)]
     pub verification: Option<Verification>,
+    /// Exactly the prompt its agent received, as the briefing assembled it.
+    #[serde(default)]
+    pub briefing: Option<Briefing>,
+    /// What the attempt changed, one line (`2 files changed, 10 insertions(+)`).
+    #[serde(default)]
+    pub diff_stat: Option<String>,
 }
 
 impl Attempt {
@@ -207,6 +215,7 @@ impl Attempt {
         self.failure = report.failure;
         self.checkpoint_after.clone_from(&report.checkpoint);
         self.verification.clone_from(&report.verification);
+        self.diff_stat.clone_from(&report.diff_stat);
     }
 }
 
@@ -238,6 +247,9 @@ pub struct TaskSpec {
     /// The task needs a TCP port of its own (`MAOS_PORT`).
     #[serde(default)]
     pub wants_port: bool,
+    /// What no other task may work on at the same time (path globs, named resources).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub concerns: Vec<Concern>,
 }
 
 /// The state of a task. Read it through [`Task`]; change it only through `Task`'s methods.
@@ -267,6 +279,12 @@ pub struct TaskData {
     /// The last decision a person made about it.
     #[serde(default)]
     pub decision: Option<ApprovalDecision>,
+    /// When a task that is `retrying` becomes ready again (its backoff ends).
+    #[serde(default)]
+    pub retry_at: Option<Timestamp>,
+    /// Attempts granted beyond `max_attempts`: one by an escalation, more by `maos task retry`.
+    #[serde(default)]
+    pub extra_attempts: u32,
 }
 
 /// A person's decision on an approval.
@@ -315,6 +333,11 @@ pub enum TaskEvent {
     SessionRecorded {
         attempt: u32,
         session: String,
+    },
+    /// The prompt the attempt's agent receives, assembled when it was assigned.
+    Briefed {
+        attempt: u32,
+        briefing: Briefing,
     },
     LeaseRenewed {
         attempt: u32,
@@ -375,8 +398,17 @@ pub enum TaskEvent {
     },
     WorkspaceRemoved,
     Completed,
-    RetryScheduled,
+    RetryScheduled {
+        /// When the retry is due (the backoff after the failure); none: at once.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<Timestamp>,
+    },
+    /// Handed to the strategic tier, with one more attempt.
     Escalated,
+    /// A person asked for more attempts (`maos task retry`).
+    RetryRequested {
+        granted: u32,
+    },
     Blocked {
         reason: String,
     },
@@ -395,6 +427,7 @@ impl TaskEvent {
             TaskEvent::Assigned { .. } => "task.assigned",
             TaskEvent::AttemptStarted { .. } => "task.attempt_started",
             TaskEvent::SessionRecorded { .. } => "task.session_recorded",
+            TaskEvent::Briefed { .. } => "task.briefed",
             TaskEvent::LeaseRenewed { .. } => "task.lease_renewed",
             TaskEvent::AttemptSucceeded { .. } => "task.attempt_succeeded",
             TaskEvent::AttemptFailed { .. } => "task.attempt_failed",
@@ -410,7 +443,8 @@ impl TaskEvent {
             TaskEvent::RolledBack { .. } => "task.rolled_back",
             TaskEvent::WorkspaceRemoved => "task.workspace_removed",
             TaskEvent::Completed => "task.completed",
-            TaskEvent::RetryScheduled => "task.retry_scheduled",
+            TaskEvent::RetryScheduled { .. } => "task.retry_scheduled",
+            TaskEvent::RetryRequested { .. } => "task.retry_requested",
             TaskEvent::Escalated => "task.escalated",
             TaskEvent::Blocked { .. } => "task.blocked",
             TaskEvent::Cancelled { .. } => "task.cancelled",
@@ -453,6 +487,8 @@ impl Task {
             pending: None,
             run_approved: false,
             decision: None,
+            retry_at: None,
+            extra_attempts: 0,
         })
     }
 
@@ -518,6 +554,7 @@ impl Task {
             TaskEvent::Ready => {
                 t.0.state = S::Ready;
                 t.0.reason = None;
+                t.0.retry_at = None;
             }
             TaskEvent::DependencyAdded { on, satisfied } => {
                 t.0.spec.depends_on.insert(*on);
@@ -551,6 +588,8 @@ impl Task {
                     checkpoint_after: None,
                     port: None,
                     verification: None,
+                    briefing: None,
+                    diff_stat: None,
                 });
                 t.0.fencing = *fencing;
                 t.0.state = S::Assigned;
@@ -576,6 +615,11 @@ impl Task {
             TaskEvent::SessionRecorded { session, .. } => {
                 if let Some(a) = t.attempt_mut() {
                     a.session = Some(session.clone());
+                }
+            }
+            TaskEvent::Briefed { briefing, .. } => {
+                if let Some(a) = t.attempt_mut() {
+                    a.briefing = Some(briefing.clone());
                 }
             }
             TaskEvent::LeaseRenewed {
@@ -710,10 +754,18 @@ impl Task {
                 t.0.state = S::Completed;
                 t.0.reason = None;
             }
-            TaskEvent::RetryScheduled => t.0.state = S::Retrying,
+            TaskEvent::RetryScheduled { at: due } => {
+                t.0.state = S::Retrying;
+                t.0.retry_at = *due;
+            }
             TaskEvent::Escalated => {
                 t.0.state = S::Escalated;
                 t.0.spec.tier = Some(Tier::Strategic);
+                t.0.extra_attempts = t.0.extra_attempts.saturating_add(1);
+            }
+            TaskEvent::RetryRequested { granted } => {
+                t.0.extra_attempts = t.0.extra_attempts.saturating_add(*granted);
+                t.0.reason = None;
             }
             TaskEvent::Blocked { reason } => {
                 t.0.pending = None;
@@ -955,6 +1007,19 @@ impl Task {
         Ok(self.emit(TaskEvent::SessionRecorded { attempt, session }, at))
     }
 
+    /// Records the briefing of the attempt just assigned: exactly what its agent will get.
+    pub fn brief(
+        &mut self,
+        briefing: Briefing,
+        at: Timestamp,
+    ) -> Result<Vec<TaskEvent>, TransitionError> {
+        if self.state != S::Assigned {
+            return Err(self.refuse("briefed"));
+        }
+        let attempt = self.attempts_used();
+        Ok(self.emit(TaskEvent::Briefed { attempt, briefing }, at))
+    }
+
     /// A heartbeat: the current attempt's lease now runs until `at + lease`.
     pub fn renew_lease(
         &mut self,
@@ -1152,25 +1217,43 @@ impl Task {
             .map(|b| Usd::from_micros(b.micros().saturating_sub(self.spent().micros())))
     }
 
+    /// Attempts the task may make in all: `max_attempts` plus any granted since.
+    pub fn attempts_allowed(&self) -> u32 {
+        self.spec
+            .max_attempts
+            .get()
+            .saturating_add(self.extra_attempts)
+    }
+
     /// True when a failed task has attempts left and money for another one.
     pub fn can_retry(&self) -> bool {
-        self.attempts_used() < self.spec.max_attempts.get()
+        self.attempts_used() < self.attempts_allowed()
             && self.budget_left().is_none_or(|left| left > Usd::ZERO)
             && self.current_attempt().and_then(|a| a.failure) != Some(FailureKind::Budget)
     }
 
-    /// Schedules another attempt after a failure, if attempts are left.
-    pub fn schedule_retry(&mut self, at: Timestamp) -> Result<Vec<TaskEvent>, TransitionError> {
+    /// Schedules another attempt after a failure, if attempts are left; `due` is when the
+    /// backoff ends (none: at once). The task is `retrying` until it is made ready.
+    pub fn schedule_retry(
+        &mut self,
+        due: Option<Timestamp>,
+        at: Timestamp,
+    ) -> Result<Vec<TaskEvent>, TransitionError> {
         if self.state != S::Failed {
             return Err(self.refuse("retried"));
         }
         if !self.can_retry() {
             return Err(self.refuse("retried: every attempt is used"));
         }
-        Ok(self.emit(TaskEvent::RetryScheduled, at))
+        Ok(self.emit(TaskEvent::RetryScheduled { at: due }, at))
     }
 
-    /// Hands a failed task to the strategic tier.
+    /// True when a `retrying` task's backoff has ended at `now`.
+    pub fn retry_due(&self, now: Timestamp) -> bool {
+        self.state == S::Retrying && self.retry_at.is_none_or(|due| due <= now)
+    }
+
+    /// Hands a failed task to the strategic tier, with one more attempt.
     pub fn escalate(&mut self, at: Timestamp) -> Result<Vec<TaskEvent>, TransitionError> {
         if self.state != S::Failed {
             return Err(self.refuse("escalated"));
@@ -1179,6 +1262,28 @@ impl Task {
             return Err(self.refuse("escalated: it already needs the strategic tier"));
         }
         Ok(self.emit(TaskEvent::Escalated, at))
+    }
+
+    /// A person gives a blocked or failed task `granted` more attempts (at least one) and makes
+    /// it ready again (`maos task retry`).
+    pub fn retry_by_person(
+        &mut self,
+        granted: u32,
+        at: Timestamp,
+    ) -> Result<Vec<TaskEvent>, TransitionError> {
+        if !matches!(self.state, S::Blocked | S::Failed) {
+            return Err(self.refuse("retried (only a blocked or failed task can be)"));
+        }
+        let used = self.attempts_used();
+        let allowed = self.attempts_allowed();
+        let granted = granted.max(1).saturating_add(used.saturating_sub(allowed));
+        let mut events = self.emit(TaskEvent::RetryRequested { granted }, at);
+        if self.state == S::Failed {
+            // A failed task goes through `retrying` like any retry.
+            events.extend(self.emit(TaskEvent::RetryScheduled { at: None }, at));
+        }
+        events.extend(self.make_ready(at)?);
+        Ok(events)
     }
 
     /// Stops the task until a person acts.

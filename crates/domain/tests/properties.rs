@@ -14,11 +14,11 @@ mod graph;
 mod lifecycle;
 #[path = "properties/permission.rs"]
 mod permission;
-#[path = "properties/retry.rs"]
-mod retry;
-#[path = "properties/workflow.rs"]
-mod workflow;
 #[path = "properties/policies.rs"]
 mod policies;
+#[path = "properties/retry.rs"]
+mod retry;
 #[path = "properties/support.rs"]
 mod support;
+#[path = "properties/workflow.rs"]
+mod workflow;

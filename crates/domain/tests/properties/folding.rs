@@ -79,17 +79,27 @@ fn task_cmd() -> impl Strategy<Value = Cmd> {
 
 #[derive(Debug, Clone)]
 enum AgentCmd {
-    Claim { task: u8, attempt: u32 },
-    Release { task: u8, attempt: u32 },
+    Claim {
+        task: u8,
+        attempt: u32,
+    },
+    Release {
+        task: u8,
+        attempt: u32,
+        failed: Option<bool>,
+    },
     Drain,
+    Resume,
     Remove,
 }
 
 fn agent_cmd() -> impl Strategy<Value = AgentCmd> {
     prop_oneof![
         3 => (0..4u8, 1..4u32).prop_map(|(task, attempt)| AgentCmd::Claim { task, attempt }),
-        2 => (0..4u8, 1..4u32).prop_map(|(task, attempt)| AgentCmd::Release { task, attempt }),
+        2 => (0..4u8, 1..4u32, proptest::option::of(any::<bool>()))
+            .prop_map(|(task, attempt, failed)| AgentCmd::Release { task, attempt, failed }),
         1 => Just(AgentCmd::Drain),
+        1 => Just(AgentCmd::Resume),
         1 => Just(AgentCmd::Remove),
     ]
 }
@@ -118,6 +128,11 @@ fn agent_next(
         AgentCmd::Drain => match status {
             Available | Busy | Offline => Some((active, Draining)),
             Draining | Removed => None,
+        },
+        AgentCmd::Resume => match status {
+            Draining if active >= slots => Some((active, Busy)),
+            Draining => Some((active, Available)),
+            _ => None,
         },
         AgentCmd::Remove => match status {
             Removed => None,
@@ -233,10 +248,13 @@ proptest! {
                 AgentCmd::Claim { task, attempt } => {
                     a.claim_slot(TaskId::from_bits(u128::from(task)), attempt, now)
                 }
-                AgentCmd::Release { task, attempt } => {
-                    a.release_slot(TaskId::from_bits(u128::from(task)), attempt, now)
-                }
+                AgentCmd::Release {
+                    task,
+                    attempt,
+                    failed,
+                } => a.release_slot(TaskId::from_bits(u128::from(task)), attempt, failed, now),
                 AgentCmd::Drain => a.drain(now),
+                AgentCmd::Resume => a.resume(now),
                 AgentCmd::Remove => a.remove(now),
             });
             prop_assert_eq!(accepted, expected.is_some(), "{:?} accepted?", cmd);
@@ -279,6 +297,8 @@ proptest! {
                 base: Some("main".into()),
             }),
             verify: Some("make test".into()),
+            notes: vec!["pinned".into()],
+            planned: true,
         };
         let (mut o, events) = Orchestration::create(id, spec, support::at(1));
         let mut log: Vec<(OrchestrationEvent, Timestamp)> =

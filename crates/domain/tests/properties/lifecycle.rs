@@ -77,6 +77,10 @@ pub(crate) enum Cmd {
     Reject,
     ScheduleRetry,
     Escalate,
+    /// A person grants more attempts (`maos task retry`).
+    RetryByPerson {
+        granted: u32,
+    },
     Block,
     Cancel,
 }
@@ -134,7 +138,8 @@ pub(crate) fn exec(
         Cmd::FailVerification => task.fail_verification("1 test failed".into(), now),
         Cmd::Approve => task.approve(Integration::None, now),
         Cmd::Reject => task.reject("not like this".into(), now),
-        Cmd::ScheduleRetry => task.schedule_retry(now),
+        Cmd::ScheduleRetry => task.schedule_retry(Some(now), now),
+        Cmd::RetryByPerson { granted } => task.retry_by_person(*granted, now),
         Cmd::Escalate => task.escalate(now),
         Cmd::Block => task.block("needs a person".into(), now),
         Cmd::Cancel => task.cancel("no longer needed".into(), now),
@@ -220,6 +225,8 @@ pub(crate) struct Model {
     caps: u8,
     tier: Option<Tier>,
     max_attempts: u32,
+    /// Attempts granted beyond `max_attempts` (escalation, a person's retry).
+    extra: u32,
     attempts: u32,
     fencing: u64,
     deps: BTreeSet<u8>,
@@ -435,7 +442,7 @@ impl Model {
                 _ => refuse,
             },
             Cmd::ScheduleRetry => match self.st {
-                Failed if self.attempts < self.max_attempts && !self.over_budget => {
+                Failed if self.attempts < self.max_attempts + self.extra && !self.over_budget => {
                     self.go(Retrying, "task.retry_scheduled")
                 }
                 _ => refuse,
@@ -443,7 +450,30 @@ impl Model {
             Cmd::Escalate => match self.st {
                 Failed if self.tier != Some(Tier::Strategic) => {
                     self.tier = Some(Tier::Strategic);
+                    self.extra += 1;
+                    self.budget = self.budget.max(self.max_attempts + self.extra);
                     self.go(Escalated, "task.escalated")
+                }
+                _ => refuse,
+            },
+            Cmd::RetryByPerson { granted } => match self.st {
+                Failed | Blocked => {
+                    let allowed = self.max_attempts + self.extra;
+                    self.extra += (*granted).max(1) + self.attempts.saturating_sub(allowed);
+                    self.budget = self.budget.max(self.max_attempts + self.extra);
+                    let mut kinds = vec!["task.retry_requested"];
+                    if self.st == Failed {
+                        kinds.push("task.retry_scheduled");
+                    }
+                    let gated = self.risk == Risk::High && !self.run_approved;
+                    if gated {
+                        self.gate = Some(Gate::Run);
+                        kinds.push("task.approval_requested");
+                        self.go_all(AwaitingApproval, kinds)
+                    } else {
+                        kinds.push("task.ready");
+                        self.go_all(Ready, kinds)
+                    }
                 }
                 _ => refuse,
             },
@@ -595,8 +625,17 @@ fn likely_cmds(m: &Model) -> Vec<BoxedStrategy<Cmd>> {
             just(Cmd::ScheduleRetry),
             just(Cmd::Escalate),
             just(Cmd::Block),
+            (0..3u32)
+                .prop_map(|granted| Cmd::RetryByPerson { granted })
+                .boxed(),
         ],
-        St::Retrying | St::Escalated | St::Blocked => vec![just(Cmd::MakeReady)],
+        St::Blocked => vec![
+            just(Cmd::MakeReady),
+            (0..3u32)
+                .prop_map(|granted| Cmd::RetryByPerson { granted })
+                .boxed(),
+        ],
+        St::Retrying | St::Escalated => vec![just(Cmd::MakeReady)],
         St::Completed | St::Cancelled => Vec::new(),
     }
 }
@@ -623,6 +662,7 @@ impl ReferenceStateMachine for Lifecycle {
                 caps,
                 tier,
                 max_attempts,
+                extra: 0,
                 attempts: 0,
                 fencing: 0,
                 deps,

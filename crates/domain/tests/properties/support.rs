@@ -69,6 +69,7 @@ pub(crate) fn spec(
         workspace: None,
         verify: None,
         wants_port: false,
+        concerns: Vec::new(),
     }
 }
 

@@ -88,10 +88,20 @@ impl std::fmt::Debug for ProcessPlan {
     }
 }
 
-/// The prompt an agent receives.
-/// The prompt: the task's (its title when it has none), followed, on a retry, by what went wrong
-/// in the previous attempt (its error, a failed verification's output, a person's rejection).
+/// The prompt an agent receives: the attempt's briefing, assembled when it was assigned (the
+/// task, its orchestration's goal and notes, its dependencies' outputs, its earlier failures).
+/// An attempt without one (assigned by an older daemon) gets the task's prompt (its title when
+/// it has none), followed, on a retry, by what went wrong in the previous attempt.
 pub(crate) fn prompt_of(launch: &Launch) -> String {
+    if let Some(b) = launch
+        .task
+        .attempts
+        .iter()
+        .find(|a| a.number == launch.attempt)
+        .and_then(|a| a.briefing.as_ref())
+    {
+        return b.text.clone();
+    }
     let spec = &launch.task.spec;
     let mut prompt = if spec.prompt.trim().is_empty() {
         spec.title.to_string()

@@ -803,6 +803,14 @@ fn after_run(
         match crate::workspace::checkpoint(git.as_ref(), ws, launch, "after") {
             Ok(c) => {
                 note(log, &format!("checkpoint after the attempt: {c}"));
+                // What the task's branch changed so far: what later tasks are told it did.
+                match git.shortstat(ws, &ws.base, &c) {
+                    Ok(stat) if !stat.trim().is_empty() => {
+                        outcome.report.diff_stat = Some(stat.trim().to_owned());
+                    }
+                    Ok(_) => outcome.report.diff_stat = Some("no changes".to_owned()),
+                    Err(e) => note(log, &format!("cannot sum up the changes: {e}")),
+                }
                 outcome.report.checkpoint = Some(c);
             }
             Err(e) => note(log, &e),

@@ -49,7 +49,7 @@ pub(crate) fn prepare(
                 // The worktree was removed (`maos gc`): its branch is still there.
                 Some(known) => known.base.clone(),
                 None => git
-                    .check(&repo, spec.base.as_deref())
+                    .check(&repo, launch.start_from.as_deref().or(spec.base.as_deref()))
                     .map_err(|e| with_hint(&e.to_string(), e.hint()))?,
             };
             let setup = setup_of(&repo);

@@ -30,10 +30,11 @@ use capnp::traits::Owned;
 use capnp_rpc::twoparty::VatNetwork;
 use capnp_rpc::{Disconnector, RpcSystem, rpc_twoparty_capnp::Side};
 use maos_application::{
-    AgentError, AgentFilter, AssignTask, Assignment, CreateOrchestration, CreateTask, Created,
-    ErrorInfo, ErrorKind, EventFollower, GcEntry, GcRequest, Heartbeat, IdRef, LogChunk,
-    LogRequest, MaosApi, MergeReport, OrchestrationError, Page, QueryError, RegisterAgent,
-    RemoteError, StatusReport, StoredEvent, TaskError, TaskFilter, TaskPage,
+    AgentError, AgentFilter, AssignTask, Assignment, AttemptBriefing, CreateOrchestration,
+    CreatePlan, CreateTask, Created, ErrorInfo, ErrorKind, EventFollower, GcEntry, GcRequest,
+    Heartbeat, IdRef, LogChunk, LogRequest, MaosApi, MergeReport, OrchestrationError, Page,
+    PlanCreated, QueryError, RegisterAgent, RemoteError, StatusReport, StoredEvent, TaskError,
+    TaskFilter, TaskPage, Waiting,
 };
 use maos_domain::{
     Agent, AgentName, AttemptStart, FencingToken, Orchestration, RunReport, Task, TaskId,
@@ -47,10 +48,11 @@ use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 use tracing::{debug, warn};
 
 use crate::convert::{
-    DecodeError, len32, read_agent, read_assignment, read_beat, read_created, read_daemon_info,
-    read_event, read_gc_entry, read_log_chunk, read_merge_report, read_orchestration, read_status,
-    read_task, read_task_page, read_text, write_agent_filter, write_beat, write_gc_request,
-    write_log_request, write_new_agent, write_new_orchestration, write_new_task, write_run_report,
+    DecodeError, len32, read_agent, read_assignment, read_beat, read_briefing, read_created,
+    read_daemon_info, read_event, read_gc_entry, read_log_chunk, read_merge_report,
+    read_orchestration, read_plan_created, read_status, read_task, read_task_page, read_text,
+    read_waiting, write_agent_filter, write_beat, write_gc_request, write_log_request,
+    write_new_agent, write_new_orchestration, write_new_plan, write_new_task, write_run_report,
     write_task_filter, write_task_workspace,
 };
 use crate::daemon::DaemonInfo;
@@ -457,6 +459,19 @@ mod methods {
         Gc = 34 gc (gc_params, gc_results);
         MergeOrchestration = 35 merge_orchestration
             (merge_orchestration_params, merge_orchestration_results);
+        CreatePlan = 36 create_plan (create_plan_params, create_plan_results);
+        StartOrchestration = 37 start_orchestration
+            (start_orchestration_params, start_orchestration_results);
+        PauseOrchestration = 38 pause_orchestration
+            (pause_orchestration_params, pause_orchestration_results);
+        ResumeOrchestration = 39 resume_orchestration
+            (resume_orchestration_params, resume_orchestration_results);
+        CancelOrchestration = 40 cancel_orchestration
+            (cancel_orchestration_params, cancel_orchestration_results);
+        RetryTask = 41 retry_task (retry_task_params, retry_task_results);
+        TaskWaiting = 42 task_waiting (task_waiting_params, task_waiting_results);
+        TaskBriefing = 43 task_briefing (task_briefing_params, task_briefing_results);
+        ResumeAgent = 44 resume_agent (resume_agent_params, resume_agent_results);
     }
 }
 
@@ -625,6 +640,14 @@ result_decoder!(tasks_result, tasks_result, list of Task, read_task);
 result_decoder!(text_result, text_result, String, read_text_value);
 result_decoder!(gc_result, gc_result, list of GcEntry, read_gc_entry);
 result_decoder!(merge_result, merge_result, MergeReport, read_merge_report);
+result_decoder!(plan_result, plan_result, PlanCreated, read_plan_created);
+result_decoder!(waiting_result, waiting_result, list of Waiting, read_waiting);
+result_decoder!(
+    briefing_result,
+    briefing_result,
+    AttemptBriefing,
+    read_briefing
+);
 
 /// A text answer, as `result_decoder!` reads values.
 fn read_text_value(r: capnp::text::Reader<'_>) -> Result<String, DecodeError> {
@@ -653,6 +676,18 @@ impl MaosApi for IpcClient {
     fn drain_agent(&self, name: &AgentName) -> Result<Agent, AgentError> {
         let name = name.clone();
         self.call::<methods::DrainAgent, _, _, _>(
+            move |mut p| {
+                p.set_name(name.as_str());
+                Ok(())
+            },
+            |r| agent_result(r.get_result()),
+        )
+        .map_err(AgentError::Remote)
+    }
+
+    fn resume_agent(&self, name: &AgentName) -> Result<Agent, AgentError> {
+        let name = name.clone();
+        self.call::<methods::ResumeAgent, _, _, _>(
             move |mut p| {
                 p.set_name(name.as_str());
                 Ok(())
@@ -1002,6 +1037,51 @@ impl MaosApi for IpcClient {
         .map_err(TaskError::Remote)
     }
 
+    fn retry_task(&self, task: &IdRef, attempts: u32) -> Result<Task, TaskError> {
+        let task = task.clone();
+        self.call::<methods::RetryTask, _, _, _>(
+            move |mut p| {
+                p.set_task(task.as_str());
+                p.set_attempts(attempts);
+                Ok(())
+            },
+            |r| task_result(r.get_result()),
+        )
+        .map_err(TaskError::Remote)
+    }
+
+    fn task_waiting(&self, task: &IdRef) -> Result<Vec<Waiting>, QueryError> {
+        let task = task.clone();
+        self.call::<methods::TaskWaiting, _, _, _>(
+            move |mut p| {
+                p.set_task(task.as_str());
+                Ok(())
+            },
+            |r| waiting_result(r.get_result()),
+        )
+        .map_err(QueryError::Remote)
+    }
+
+    fn task_briefing(
+        &self,
+        task: &IdRef,
+        attempt: Option<u32>,
+    ) -> Result<AttemptBriefing, QueryError> {
+        if attempt == Some(0) {
+            return Err(QueryError::Remote(no_attempt_zero()));
+        }
+        let task = task.clone();
+        self.call::<methods::TaskBriefing, _, _, _>(
+            move |mut p| {
+                p.set_task(task.as_str());
+                p.set_attempt(attempt.unwrap_or(0));
+                Ok(())
+            },
+            |r| briefing_result(r.get_result()),
+        )
+        .map_err(QueryError::Remote)
+    }
+
     fn get_task(&self, task: &IdRef) -> Result<Task, QueryError> {
         let task = task.clone();
         self.call::<methods::GetTask, _, _, _>(
@@ -1030,8 +1110,7 @@ impl MaosApi for IpcClient {
         self.call::<methods::CreateOrchestration, _, _, _>(
             move |p| {
                 // `spec` wins over `name` and `goal`, which stay unset.
-                write_new_orchestration(&cmd, p.init_spec());
-                Ok(())
+                write_new_orchestration(&cmd, p.init_spec()).map_err(CallError::Encode)
             },
             |r| orchestration_result(r.get_result()),
         )
@@ -1053,6 +1132,74 @@ impl MaosApi for IpcClient {
                 Ok(())
             },
             |r| merge_result(r.get_result()),
+        )
+        .map_err(OrchestrationError::Remote)
+    }
+
+    fn create_plan(&self, plan: CreatePlan) -> Result<PlanCreated, OrchestrationError> {
+        self.call::<methods::CreatePlan, _, _, _>(
+            move |p| write_new_plan(&plan, p.init_plan()).map_err(CallError::Encode),
+            |r| plan_result(r.get_result()),
+        )
+        .map_err(OrchestrationError::Remote)
+    }
+
+    fn start_orchestration(&self, id: &IdRef) -> Result<Orchestration, OrchestrationError> {
+        let id = id.clone();
+        self.call::<methods::StartOrchestration, _, _, _>(
+            move |mut p| {
+                p.set_id(id.as_str());
+                Ok(())
+            },
+            |r| orchestration_result(r.get_result()),
+        )
+        .map_err(OrchestrationError::Remote)
+    }
+
+    fn pause_orchestration(
+        &self,
+        id: &IdRef,
+        now: bool,
+    ) -> Result<Orchestration, OrchestrationError> {
+        let id = id.clone();
+        self.call::<methods::PauseOrchestration, _, _, _>(
+            move |mut p| {
+                p.set_id(id.as_str());
+                p.set_now(now);
+                Ok(())
+            },
+            |r| orchestration_result(r.get_result()),
+        )
+        .map_err(OrchestrationError::Remote)
+    }
+
+    fn resume_orchestration(&self, id: &IdRef) -> Result<Orchestration, OrchestrationError> {
+        let id = id.clone();
+        self.call::<methods::ResumeOrchestration, _, _, _>(
+            move |mut p| {
+                p.set_id(id.as_str());
+                Ok(())
+            },
+            |r| orchestration_result(r.get_result()),
+        )
+        .map_err(OrchestrationError::Remote)
+    }
+
+    fn cancel_orchestration(
+        &self,
+        id: &IdRef,
+        reason: Option<String>,
+    ) -> Result<Orchestration, OrchestrationError> {
+        let id = id.clone();
+        self.call::<methods::CancelOrchestration, _, _, _>(
+            move |mut p| {
+                p.set_id(id.as_str());
+                if let Some(reason) = &reason {
+                    p.set_reason(reason.as_str());
+                }
+                Ok(())
+            },
+            |r| orchestration_result(r.get_result()),
         )
         .map_err(OrchestrationError::Remote)
     }

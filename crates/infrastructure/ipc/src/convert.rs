@@ -11,12 +11,14 @@ use std::time::Duration;
 
 use capnp::{text, text_list};
 use maos_application::{
-    AgentFilter, Assignment, CreateOrchestration, CreateTask, Created, GcEntry, GcRequest,
-    Heartbeat, IdRef, LogChunk, LogRequest, MergeReport, Page, RegisterAgent, StatusReport,
-    StoredEvent, TaskCursor, TaskFilter, TaskPage,
+    AgentFilter, Assignment, AttemptBriefing, CreateOrchestration, CreatePlan, CreateTask, Created,
+    GcEntry, GcRequest, Heartbeat, IdRef, LogChunk, LogRequest, MergeReport, Page, PlanCreated,
+    PlanTask, RegisterAgent, StatusReport, StoredEvent, TaskCursor, TaskFilter, TaskPage, WaitKind,
+    Waiting,
 };
 use maos_domain::agent::AgentData;
 use maos_domain::orchestration::OrchestrationData;
+use maos_domain::policy::concerns::Concern;
 use maos_domain::policy::permission::{PermissionRule, PermissionRules};
 use maos_domain::task::TaskData;
 use maos_domain::{
@@ -48,6 +50,9 @@ pub enum DecodeError {
     /// An event's JSON payload does not decode into a domain event.
     #[error("malformed event payload: {0}")]
     Payload(String),
+    /// A keyword this build does not know (a newer peer).
+    #[error("unknown {what} {value:?}")]
+    Unknown { what: &'static str, value: String },
 }
 
 impl From<capnp::NotInSchema> for DecodeError {
@@ -99,6 +104,13 @@ fn capabilities(r: capnp::Result<text_list::Reader<'_>>) -> Decoded<CapabilitySe
 }
 
 /// A time where 0 means "none".
+fn concerns(r: capnp::Result<text_list::Reader<'_>>) -> Decoded<Vec<Concern>> {
+    Ok(texts(r)?
+        .iter()
+        .map(|c| Concern::parse(c))
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
 fn opt_time(ms: i64) -> Option<Timestamp> {
     (ms != 0).then(|| Timestamp::from_millis(ms))
 }
@@ -324,6 +336,10 @@ pub fn write_agent(a: &Agent, mut b: wire::agent::Builder<'_>) -> capnp::Result<
     b.set_registered_at(a.registered_at.as_millis());
     b.set_updated_at(a.updated_at.as_millis());
     b.set_version(a.version);
+    b.set_failures_in_row(a.failures_in_row);
+    if let Some(why) = &a.drained_because {
+        b.set_drained_because(why.as_str());
+    }
     write_settings(&a.settings, b.init_settings())
 }
 
@@ -343,6 +359,8 @@ pub fn read_agent(r: wire::agent::Reader<'_>) -> Decoded<Agent> {
         updated_at: Timestamp::from_millis(r.get_updated_at()),
         version: r.get_version(),
         settings: read_opt_settings(r.has_settings(), r.get_settings())?,
+        failures_in_row: r.get_failures_in_row(),
+        drained_because: opt_text(r.has_drained_because(), r.get_drained_because())?,
     }))
 }
 
@@ -529,6 +547,9 @@ pub fn write_run_report(rep: &RunReport, mut b: wire::run_report::Builder<'_>) {
     if let Some(c) = &rep.checkpoint {
         b.set_checkpoint(c.as_str());
     }
+    if let Some(s) = &rep.diff_stat {
+        b.set_diff_stat(s.as_str());
+    }
     if let Some(v) = &rep.verification {
         write_verification(v, b.init_verification());
     }
@@ -553,6 +574,7 @@ pub fn read_run_report(
         failure: failure_from_wire(r.get_failure()?),
         checkpoint: opt_text(r.has_checkpoint(), r.get_checkpoint())?,
         verification: read_opt_verification(r.has_verification(), r.get_verification())?,
+        diff_stat: opt_text(r.has_diff_stat(), r.get_diff_stat())?,
     })
 }
 
@@ -698,6 +720,10 @@ pub fn write_attempt(a: &Attempt, mut b: wire::attempt::Builder<'_>) {
         b.set_checkpoint_after(c.as_str());
     }
     b.set_port(a.port.unwrap_or(0));
+    if let Some(s) = &a.diff_stat {
+        b.set_diff_stat(s.as_str());
+    }
+    b.set_briefed(a.briefing.is_some());
     if let Some(v) = &a.verification {
         write_verification(v, b.init_verification());
     }
@@ -729,6 +755,9 @@ pub fn read_attempt(r: wire::attempt::Reader<'_>) -> Decoded<Attempt> {
         checkpoint_after: opt_text(r.has_checkpoint_after(), r.get_checkpoint_after())?,
         port: (r.get_port() != 0).then_some(r.get_port()),
         verification: read_opt_verification(r.has_verification(), r.get_verification())?,
+        // The briefing itself travels by `taskBriefing`, not with every task.
+        briefing: None,
+        diff_stat: opt_text(r.has_diff_stat(), r.get_diff_stat())?,
     })
 }
 
@@ -787,8 +816,14 @@ pub fn write_task(t: &Task, mut b: wire::task::Builder<'_>) -> capnp::Result<()>
     }
     b.set_run_approved(t.run_approved);
     if let Some(d) = &t.decision {
-        write_approval_decision(d, b.init_decision());
+        write_approval_decision(d, b.reborrow().init_decision());
     }
+    write_texts(
+        spec.concerns.iter().map(Concern::as_str),
+        b.reborrow().init_concerns(len32(spec.concerns.len())?),
+    );
+    b.set_retry_at(time_or_zero(t.retry_at));
+    b.set_extra_attempts(t.extra_attempts);
     Ok(())
 }
 
@@ -820,6 +855,7 @@ pub fn read_task(r: wire::task::Reader<'_>) -> Decoded<Task> {
         workspace: read_opt_workspace_spec(r.has_workspace_spec(), r.get_workspace_spec())?,
         verify: opt_text(r.has_verify(), r.get_verify())?,
         wants_port: r.get_wants_port(),
+        concerns: concerns(r.get_concerns())?,
     };
     let attempts = r
         .get_attempts()?
@@ -852,6 +888,8 @@ pub fn read_task(r: wire::task::Reader<'_>) -> Decoded<Task> {
         } else {
             None
         },
+        retry_at: opt_time(r.get_retry_at()),
+        extra_attempts: r.get_extra_attempts(),
     }))
 }
 
@@ -872,6 +910,10 @@ pub fn write_orchestration(o: &Orchestration, mut b: wire::orchestration::Builde
     if let Some(v) = &o.verify {
         b.set_verify(v.as_str());
     }
+    b.set_planned(o.planned);
+    if let Ok(n) = len32(o.notes.len()) {
+        write_texts(o.notes.iter().map(String::as_str), b.init_notes(n));
+    }
 }
 
 /// Reads an orchestration.
@@ -882,6 +924,8 @@ pub fn read_orchestration(r: wire::orchestration::Reader<'_>) -> Decoded<Orchest
         goal: opt_text(r.has_goal(), r.get_goal())?,
         workspace: read_opt_workspace_spec(r.has_workspace(), r.get_workspace())?,
         verify: opt_text(r.has_verify(), r.get_verify())?,
+        notes: texts(r.get_notes())?,
+        planned: r.get_planned(),
         status: orchestration_status_from_wire(r.get_status()?),
         created_at: Timestamp::from_millis(r.get_created_at()),
         updated_at: Timestamp::from_millis(r.get_updated_at()),
@@ -1084,6 +1128,10 @@ pub fn write_new_task(c: &CreateTask, mut b: wire::new_task::Builder<'_>) -> cap
         b.set_verify(v.as_str());
     }
     b.set_wants_port(c.wants_port);
+    write_texts(
+        c.concerns.iter().map(Concern::as_str),
+        b.reborrow().init_concerns(len32(c.concerns.len())?),
+    );
     Ok(())
 }
 
@@ -1112,6 +1160,7 @@ pub fn read_new_task(r: wire::new_task::Reader<'_>) -> Decoded<CreateTask> {
         workspace: read_opt_workspace_spec(r.has_workspace(), r.get_workspace())?,
         verify: opt_text(r.has_verify(), r.get_verify())?,
         wants_port: r.get_wants_port(),
+        concerns: concerns(r.get_concerns())?,
     })
 }
 
@@ -1119,7 +1168,7 @@ pub fn read_new_task(r: wire::new_task::Reader<'_>) -> Decoded<CreateTask> {
 pub fn write_new_orchestration(
     c: &CreateOrchestration,
     mut b: wire::new_orchestration::Builder<'_>,
-) {
+) -> capnp::Result<()> {
     b.set_name(c.name.as_str());
     if let Some(goal) = &c.goal {
         b.set_goal(goal.as_str());
@@ -1130,6 +1179,11 @@ pub fn write_new_orchestration(
     if let Some(v) = &c.verify {
         b.set_verify(v.as_str());
     }
+    write_texts(
+        c.notes.iter().map(String::as_str),
+        b.init_notes(len32(c.notes.len())?),
+    );
+    Ok(())
 }
 
 /// Reads an orchestration's creation.
@@ -1141,6 +1195,121 @@ pub fn read_new_orchestration(
         goal: opt_text(r.has_goal(), r.get_goal())?,
         workspace: read_opt_workspace_spec(r.has_workspace(), r.get_workspace())?,
         verify: opt_text(r.has_verify(), r.get_verify())?,
+        notes: texts(r.get_notes())?,
+    })
+}
+
+/// Writes a plan to create.
+pub fn write_new_plan(p: &CreatePlan, mut b: wire::new_plan::Builder<'_>) -> capnp::Result<()> {
+    write_new_orchestration(&p.orchestration, b.reborrow().init_orchestration())?;
+    b.set_start(p.start);
+    let mut tasks = b.init_tasks(len32(p.tasks.len())?);
+    for (i, t) in (0u32..).zip(&p.tasks) {
+        let mut tb = tasks.reborrow().get(i);
+        tb.set_key(t.key.as_str());
+        write_new_task(&t.task, tb.reborrow().init_task())?;
+        write_texts(
+            t.depends_on.iter().map(String::as_str),
+            tb.init_depends_on(len32(t.depends_on.len())?),
+        );
+    }
+    Ok(())
+}
+
+/// Reads a plan to create.
+pub fn read_new_plan(r: wire::new_plan::Reader<'_>) -> Decoded<CreatePlan> {
+    let tasks = r
+        .get_tasks()?
+        .iter()
+        .map(|t| {
+            Ok(PlanTask {
+                key: text(t.get_key())?,
+                task: read_new_task(t.get_task()?)?,
+                depends_on: texts(t.get_depends_on())?,
+            })
+        })
+        .collect::<Decoded<Vec<_>>>()?;
+    Ok(CreatePlan {
+        orchestration: read_new_orchestration(r.get_orchestration()?)?,
+        tasks,
+        start: r.get_start(),
+    })
+}
+
+/// Writes what createPlan made.
+pub fn write_plan_created(
+    p: &PlanCreated,
+    mut b: wire::plan_created::Builder<'_>,
+) -> capnp::Result<()> {
+    write_orchestration(&p.orchestration, b.reborrow().init_orchestration());
+    let mut tasks = b.init_tasks(len32(p.tasks.len())?);
+    for (i, (key, t)) in (0u32..).zip(&p.tasks) {
+        let mut tb = tasks.reborrow().get(i);
+        tb.set_key(key.as_str());
+        write_task(t, tb.init_task())?;
+    }
+    Ok(())
+}
+
+/// Reads what createPlan made.
+pub fn read_plan_created(r: wire::plan_created::Reader<'_>) -> Decoded<PlanCreated> {
+    let tasks = r
+        .get_tasks()?
+        .iter()
+        .map(|t| Ok((text(t.get_key())?, read_task(t.get_task()?)?)))
+        .collect::<Decoded<Vec<_>>>()?;
+    Ok(PlanCreated {
+        orchestration: read_orchestration(r.get_orchestration()?)?,
+        tasks,
+    })
+}
+
+/// Writes one thing a task waits for.
+pub fn write_waiting(w: &Waiting, mut b: wire::waiting::Builder<'_>) {
+    b.set_kind(w.kind.as_str());
+    b.set_detail(w.detail.as_str());
+    if let Some(t) = w.task {
+        b.set_task(t.to_string().as_str());
+    }
+}
+
+/// Reads one thing a task waits for.
+pub fn read_waiting(r: wire::waiting::Reader<'_>) -> Decoded<Waiting> {
+    let kind = text(r.get_kind())?;
+    Ok(Waiting {
+        kind: WaitKind::parse(&kind).ok_or(DecodeError::Unknown {
+            what: "wait kind",
+            value: kind,
+        })?,
+        detail: text(r.get_detail())?,
+        task: opt_text(r.has_task(), r.get_task())?
+            .map(|t| TaskId::parse(&t))
+            .transpose()?,
+    })
+}
+
+/// Writes an attempt's briefing.
+pub fn write_briefing(
+    w: &AttemptBriefing,
+    mut b: wire::briefing::Builder<'_>,
+) -> capnp::Result<()> {
+    b.set_attempt(w.attempt);
+    b.set_text(w.text.as_str());
+    b.set_tokens(w.tokens);
+    write_texts(
+        w.cut.iter().map(String::as_str),
+        b.init_cut(len32(w.cut.len())?),
+    );
+    Ok(())
+}
+
+/// Reads an attempt's briefing.
+pub fn read_briefing(r: wire::briefing::Reader<'_>) -> Decoded<AttemptBriefing> {
+    Ok(AttemptBriefing {
+        attempt: r.get_attempt(),
+        text: text(r.get_text())?,
+        tokens: r.get_tokens(),
+        cut: texts(r.get_cut())?,
     })
 }
 

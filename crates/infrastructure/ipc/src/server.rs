@@ -36,11 +36,12 @@ use tracing::{debug, error, info, warn};
 
 use crate::convert::{
     Decoded, event_payload, len32, read_agent_filter, read_beat, read_gc_request, read_log_request,
-    read_new_agent, read_new_orchestration, read_new_task, read_opt_text, read_run_report,
-    read_task_filter, read_task_workspace, read_text, write_agent, write_assignment, write_beat,
-    write_created, write_daemon_info, write_event, write_event_with_payload, write_gc_entry,
-    write_log_chunk, write_merge_report, write_orchestration, write_status, write_task,
-    write_task_page,
+    read_new_agent, read_new_orchestration, read_new_plan, read_new_task, read_opt_text,
+    read_run_report, read_task_filter, read_task_workspace, read_text, write_agent,
+    write_assignment, write_beat, write_briefing, write_created, write_daemon_info, write_event,
+    write_event_with_payload, write_gc_entry, write_log_chunk, write_merge_report,
+    write_orchestration, write_plan_created, write_status, write_task, write_task_page,
+    write_waiting,
 };
 use crate::daemon::DaemonControl;
 use crate::error::{bad_request, write_remote_error, write_wire_error};
@@ -885,6 +886,7 @@ impl api::Server for ApiServer {
                     goal: read_opt_text(p.has_goal(), p.get_goal())?,
                     workspace: None,
                     verify: None,
+                    notes: Vec::new(),
                 })
             })
         };
@@ -894,6 +896,144 @@ impl api::Server for ApiServer {
         answer!(results.get().init_result(), outcome, |o, r| {
             write_orchestration(&o, r.init_ok());
             Ok(())
+        })
+    }
+
+    async fn create_plan(
+        self: Rc<Self>,
+        params: api::CreatePlanParams,
+        mut results: api::CreatePlanResults,
+    ) -> Result<(), capnp::Error> {
+        let input = params
+            .get()?
+            .get_plan()
+            .map_err(Into::into)
+            .and_then(read_new_plan);
+        let outcome = self.run(input, |api, plan| api.create_plan(plan)).await;
+        answer!(results.get().init_result(), outcome, |made, r| {
+            write_plan_created(&made, r.init_ok())
+        })
+    }
+
+    async fn start_orchestration(
+        self: Rc<Self>,
+        params: api::StartOrchestrationParams,
+        mut results: api::StartOrchestrationResults,
+    ) -> Result<(), capnp::Error> {
+        let id = id_ref(params.get()?.get_id());
+        let outcome = self.run(id, |api, id| api.start_orchestration(&id)).await;
+        answer!(results.get().init_result(), outcome, |o, r| {
+            write_orchestration(&o, r.init_ok());
+            Ok(())
+        })
+    }
+
+    async fn pause_orchestration(
+        self: Rc<Self>,
+        params: api::PauseOrchestrationParams,
+        mut results: api::PauseOrchestrationResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let now = p.get_now();
+        let id = id_ref(p.get_id());
+        let outcome = self
+            .run(id, move |api, id| api.pause_orchestration(&id, now))
+            .await;
+        answer!(results.get().init_result(), outcome, |o, r| {
+            write_orchestration(&o, r.init_ok());
+            Ok(())
+        })
+    }
+
+    async fn resume_orchestration(
+        self: Rc<Self>,
+        params: api::ResumeOrchestrationParams,
+        mut results: api::ResumeOrchestrationResults,
+    ) -> Result<(), capnp::Error> {
+        let id = id_ref(params.get()?.get_id());
+        let outcome = self.run(id, |api, id| api.resume_orchestration(&id)).await;
+        answer!(results.get().init_result(), outcome, |o, r| {
+            write_orchestration(&o, r.init_ok());
+            Ok(())
+        })
+    }
+
+    async fn cancel_orchestration(
+        self: Rc<Self>,
+        params: api::CancelOrchestrationParams,
+        mut results: api::CancelOrchestrationResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let input = id_ref(p.get_id())
+            .and_then(|id| Ok((id, read_opt_text(p.has_reason(), p.get_reason())?)));
+        let outcome = self
+            .run(input, |api, (id, reason)| {
+                api.cancel_orchestration(&id, reason)
+            })
+            .await;
+        answer!(results.get().init_result(), outcome, |o, r| {
+            write_orchestration(&o, r.init_ok());
+            Ok(())
+        })
+    }
+
+    async fn retry_task(
+        self: Rc<Self>,
+        params: api::RetryTaskParams,
+        mut results: api::RetryTaskResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let attempts = p.get_attempts();
+        let task = id_ref(p.get_task());
+        let outcome = self
+            .run(task, move |api, task| api.retry_task(&task, attempts))
+            .await;
+        answer!(results.get().init_result(), outcome, |task, r| {
+            write_task(&task, r.init_ok())
+        })
+    }
+
+    async fn task_waiting(
+        self: Rc<Self>,
+        params: api::TaskWaitingParams,
+        mut results: api::TaskWaitingResults,
+    ) -> Result<(), capnp::Error> {
+        let task = id_ref(params.get()?.get_task());
+        let outcome = self.run(task, |api, task| api.task_waiting(&task)).await;
+        answer!(results.get().init_result(), outcome, |waits, r| {
+            let mut list = r.init_ok(len32(waits.len())?);
+            for (i, w) in (0u32..).zip(&waits) {
+                write_waiting(w, list.reborrow().get(i));
+            }
+            Ok(())
+        })
+    }
+
+    async fn task_briefing(
+        self: Rc<Self>,
+        params: api::TaskBriefingParams,
+        mut results: api::TaskBriefingResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let attempt = (p.get_attempt() != 0).then_some(p.get_attempt());
+        let task = id_ref(p.get_task());
+        let outcome = self
+            .run(task, move |api, task| api.task_briefing(&task, attempt))
+            .await;
+        answer!(results.get().init_result(), outcome, |b, r| {
+            write_briefing(&b, r.init_ok())
+        })
+    }
+
+    async fn resume_agent(
+        self: Rc<Self>,
+        params: api::ResumeAgentParams,
+        mut results: api::ResumeAgentResults,
+    ) -> Result<(), capnp::Error> {
+        let name = agent_name(params.get()?.get_name());
+        let outcome = self.run(name, |api, name| api.resume_agent(&name)).await;
+        answer!(results.get().init_result(), outcome, |agent, r| {
+            write_agent(&agent, r.init_ok())
         })
     }
 

@@ -13,6 +13,8 @@ mod approvals;
 mod codegen;
 #[path = "ipc/faults.rs"]
 mod faults;
+#[path = "ipc/orchestrations.rs"]
+mod orchestrations;
 #[path = "ipc/streams.rs"]
 mod streams;
 #[path = "ipc/support.rs"]

@@ -3,7 +3,9 @@
 
 use maos_application::{StoreError, StoredEvent};
 use maos_domain::agent::AgentData;
+use maos_domain::briefing::Briefing;
 use maos_domain::orchestration::OrchestrationData;
+use maos_domain::policy::concerns::Concern;
 use maos_domain::task::TaskData;
 use maos_domain::{
     AdapterKind, Agent, AgentName, AgentStatus, Attempt, AttemptOutcome, CapabilitySet,
@@ -69,10 +71,13 @@ fn caps_parse(text: &str) -> Result<CapabilitySet, StoreError> {
 // agents
 
 pub(crate) const AGENT_COLS: &str = "name, id, adapter, capabilities, tier, slots, command, status, \
-     active, registered_at, updated_at, version, settings";
+     active, registered_at, updated_at, version, settings, extra";
 
 pub(crate) fn agent_from_row(row: &Row<'_>) -> Result<Agent, StoreError> {
+    let extra: AgentExtra = from_json("agent extra", &col::<String>(row, 13)?)?;
     Ok(Agent::restore(AgentData {
+        failures_in_row: extra.failures_in_row,
+        drained_because: extra.drained_because,
         name: parsed("agent name", AgentName::parse(&col::<String>(row, 0)?))?,
         id: parsed(
             "agent id",
@@ -107,16 +112,21 @@ pub(crate) fn load_agent(conn: &Connection, name: &AgentName) -> Result<Option<A
 pub(crate) fn save_agent(conn: &Connection, a: &Agent) -> Result<(), StoreError> {
     let settings =
         serde_json::to_string(&a.settings).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let extra = json(&AgentExtra {
+        failures_in_row: a.failures_in_row,
+        drained_because: a.drained_because.clone(),
+    })?;
     let mut stmt = conn
         .prepare_cached(
             "INSERT INTO agents (name, id, adapter, capabilities, tier, slots, command, status, active, \
-               registered_at, updated_at, version, settings)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+               registered_at, updated_at, version, settings, extra)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
              ON CONFLICT (name) DO UPDATE SET id = excluded.id, adapter = excluded.adapter,
                capabilities = excluded.capabilities, tier = excluded.tier, slots = excluded.slots,
                command = excluded.command, status = excluded.status, active = excluded.active,
                registered_at = excluded.registered_at, updated_at = excluded.updated_at,
-               version = excluded.version, settings = excluded.settings",
+               version = excluded.version, settings = excluded.settings,
+               extra = excluded.extra",
         )
         .map_err(backend)?;
     stmt.execute(params![
@@ -133,6 +143,7 @@ pub(crate) fn save_agent(conn: &Connection, a: &Agent) -> Result<(), StoreError>
         a.updated_at.as_millis(),
         i64_of(a.version),
         settings,
+        extra,
     ])
     .map_err(backend)?;
     // Capabilities are fixed for the lifetime of a registration: only a new registration
@@ -166,10 +177,13 @@ struct TaskExtra {
     workspace_spec: Option<WorkspaceSpec>,
     verify: Option<String>,
     wants_port: bool,
+    concerns: Vec<Concern>,
     workspace: Option<TaskWorkspace>,
     pending: Option<PendingApproval>,
     run_approved: bool,
     decision: Option<ApprovalDecision>,
+    retry_at: Option<Timestamp>,
+    extra_attempts: u32,
 }
 
 /// The fields of an attempt kept as JSON in `attempts.extra`.
@@ -180,6 +194,16 @@ struct AttemptExtra {
     checkpoint_after: Option<String>,
     port: Option<u16>,
     verification: Option<Verification>,
+    briefing: Option<Briefing>,
+    diff_stat: Option<String>,
+}
+
+/// The fields of an agent kept as JSON in `agents.extra`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct AgentExtra {
+    failures_in_row: u32,
+    drained_because: Option<String>,
 }
 
 /// The fields of an orchestration kept as JSON in `orchestrations.extra`.
@@ -188,6 +212,8 @@ struct AttemptExtra {
 struct OrchestrationExtra {
     workspace: Option<WorkspaceSpec>,
     verify: Option<String>,
+    notes: Vec<String>,
+    planned: bool,
 }
 
 fn json<T: Serialize>(v: &T) -> Result<String, StoreError> {
@@ -245,6 +271,7 @@ fn task_from_row(row: &Row<'_>) -> Result<TaskData, StoreError> {
             workspace: extra.workspace_spec,
             verify: extra.verify,
             wants_port: extra.wants_port,
+            concerns: extra.concerns,
         },
         state: parsed("task state", TaskState::parse(&col::<String>(row, 12)?))?,
         reason: col(row, 13)?,
@@ -257,6 +284,8 @@ fn task_from_row(row: &Row<'_>) -> Result<TaskData, StoreError> {
         pending: extra.pending,
         run_approved: extra.run_approved,
         decision: extra.decision,
+        retry_at: extra.retry_at,
+        extra_attempts: extra.extra_attempts,
     })
 }
 
@@ -267,6 +296,8 @@ fn attempt_from_row(row: &Row<'_>) -> Result<Attempt, StoreError> {
         checkpoint_after: extra.checkpoint_after,
         port: extra.port,
         verification: extra.verification,
+        briefing: extra.briefing,
+        diff_stat: extra.diff_stat,
         number: u32_col(row, 0)?,
         agent: parsed("agent name", AgentName::parse(&col::<String>(row, 1)?))?,
         fencing: FencingToken::new(u64_col(row, 2)?),
@@ -346,10 +377,13 @@ pub(crate) fn save_task(conn: &Connection, t: &Task) -> Result<(), StoreError> {
         workspace_spec: t.spec.workspace.clone(),
         verify: t.spec.verify.clone(),
         wants_port: t.spec.wants_port,
+        concerns: t.spec.concerns.clone(),
         workspace: t.workspace.clone(),
         pending: t.pending.clone(),
         run_approved: t.run_approved,
         decision: t.decision.clone(),
+        retry_at: t.retry_at,
+        extra_attempts: t.extra_attempts,
     })?;
     let id = t.id.to_string();
     let deps: Vec<String> = t.spec.depends_on.iter().map(ToString::to_string).collect();
@@ -424,6 +458,8 @@ pub(crate) fn save_task(conn: &Connection, t: &Task) -> Result<(), StoreError> {
                 checkpoint_after: a.checkpoint_after.clone(),
                 port: a.port,
                 verification: a.verification.clone(),
+                briefing: a.briefing.clone(),
+                diff_stat: a.diff_stat.clone(),
             })
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
             let (code, signal) = match a.exit {
@@ -470,6 +506,8 @@ pub(crate) fn orchestration_from_row(row: &Row<'_>) -> Result<Orchestration, Sto
     Ok(Orchestration::restore(OrchestrationData {
         workspace: extra.workspace,
         verify: extra.verify,
+        notes: extra.notes,
+        planned: extra.planned,
         id: parsed(
             "orchestration id",
             OrchestrationId::parse(&col::<String>(row, 0)?),
@@ -506,6 +544,8 @@ pub(crate) fn save_orchestration(conn: &Connection, o: &Orchestration) -> Result
     let extra = json(&OrchestrationExtra {
         workspace: o.workspace.clone(),
         verify: o.verify.clone(),
+        notes: o.notes.clone(),
+        planned: o.planned,
     })?;
     conn.prepare_cached(
         "INSERT INTO orchestrations (id, name, goal, status, created_at, updated_at, version, extra)

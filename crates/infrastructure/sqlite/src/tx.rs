@@ -156,8 +156,11 @@ impl Transaction for SqliteTx<'_> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT id, capabilities, tier FROM tasks WHERE state = 'ready' \
-                 ORDER BY priority DESC, created_at, id LIMIT ?1",
+                // Tasks of an orchestration that is not running (a draft, paused) wait.
+                "SELECT t.id, t.capabilities, t.tier FROM tasks t \
+                 LEFT JOIN orchestrations o ON o.id = t.orchestration \
+                 WHERE t.state = 'ready' AND (t.orchestration IS NULL OR o.status = 'running') \
+                 ORDER BY t.priority DESC, t.created_at, t.id LIMIT ?1",
             )
             .map_err(backend)?;
         let mut rows = stmt
@@ -191,6 +194,55 @@ impl Transaction for SqliteTx<'_> {
             }
         }
         Ok(out)
+    }
+
+    fn tasks_of(&mut self, orchestration: OrchestrationId) -> Result<Vec<Task>, StoreError> {
+        rows::query_tasks(
+            self.conn,
+            &format!(
+                "SELECT {} FROM tasks WHERE orchestration = ?1 ORDER BY created_at, id",
+                rows::TASK_COLS
+            ),
+            params![orchestration.to_string()],
+        )
+    }
+
+    fn tasks_in_states(&mut self, states: &[TaskState]) -> Result<Vec<Task>, StoreError> {
+        if states.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = vec!["?"; states.len()].join(", ");
+        rows::query_tasks(
+            self.conn,
+            &format!(
+                "SELECT {} FROM tasks WHERE state IN ({marks}) ORDER BY created_at, id",
+                rows::TASK_COLS
+            ),
+            params_from_iter(states.iter().map(|s| s.as_str())),
+        )
+    }
+
+    fn has_capable_agent(
+        &mut self,
+        needs: &CapabilitySet,
+        tier: Option<Tier>,
+    ) -> Result<bool, StoreError> {
+        let mut sql = "SELECT 1 FROM agents WHERE status IN ('available', 'busy')".to_owned();
+        let mut args: Vec<Value> = Vec::new();
+        if let Some(t) = tier {
+            sql.push_str(" AND tier = ?");
+            args.push(Value::Text(t.as_str().into()));
+        }
+        for c in needs.iter() {
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM agent_capabilities WHERE capability = ? AND agent = agents.name)",
+            );
+            args.push(Value::Text(c.as_str().into()));
+        }
+        sql.push_str(" LIMIT 1");
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(backend)?;
+        let mut rows = stmt.query(params_from_iter(args)).map_err(backend)?;
+        Ok(rows.next().map_err(backend)?.is_some())
     }
 
     fn live_tasks(&mut self) -> Result<Vec<Task>, StoreError> {

@@ -170,7 +170,8 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Vec<RegisterAgent>, Vec<S
             );
         }
         seen.push((entry.name.get_ref().clone(), entry.name.span()));
-        if let Some(cmd) = entry_to_command(entry, &mut problems) {
+        if let Some(mut cmd) = entry_to_command(entry, &mut problems) {
+            cmd.command = cmd.command.map(|c| relative_to(path, &c));
             out.push(cmd);
         }
     }
@@ -179,6 +180,22 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Vec<RegisterAgent>, Vec<S
     } else {
         Err(problems.found)
     }
+}
+
+/// A command whose program is a relative path (`agents/scribe.sh`, not a bare name looked up
+/// in `PATH`) names a file beside the agents file: it becomes absolute, since agents run in
+/// their task's worktree.
+fn relative_to(file: &Path, command: &str) -> String {
+    let trimmed = command.trim_start();
+    let program = trimmed.split_whitespace().next().unwrap_or("");
+    if !program.contains('/') || program.starts_with('/') || program.starts_with('~') {
+        return command.to_owned();
+    }
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let full = dir.join(program);
+    let full = std::fs::canonicalize(&full).unwrap_or(full);
+    let rest = &trimmed[program.len()..];
+    format!("{}{rest}", full.display())
 }
 
 fn duration(p: &mut Problems<'_>, v: &Option<Spanned<String>>) -> Option<DurationMs> {

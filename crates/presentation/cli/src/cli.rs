@@ -8,6 +8,7 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
 use maos_application::{IdRef, Page, TaskCursor};
+use maos_domain::policy::concerns::Concern;
 use maos_domain::policy::permission::PermissionRule;
 use maos_domain::{
     AdapterKind, AgentName, AgentStatus, Capability, DurationMs, EnvName, IdempotencyKey,
@@ -98,9 +99,15 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Task(TaskCommand),
 
-    /// Create and inspect orchestrations: a goal and the tasks that carry it out.
+    /// Run plans and workflows, and create, start, pause, watch and inspect orchestrations: a
+    /// goal and the tasks that carry it out.
     #[command(subcommand)]
     Orchestrate(OrchestrateCommand),
+
+    /// List, show and check workflows: stages of work as data (plan → tests → implement →
+    /// review) that `maos orchestrate run --workflow` turns into tasks.
+    #[command(subcommand)]
+    Workflow(WorkflowCommand),
 
     /// Show how many tasks are in each state and how many agents in each status.
     #[command(after_help = "Examples:\n  maos status\n  \
@@ -238,6 +245,14 @@ pub(crate) enum AgentCommand {
 
     /// Stop giving an agent new work; attempts it is running finish.
     Drain {
+        /// The agent's name.
+        #[arg(value_parser = agent_name)]
+        name: AgentName,
+    },
+
+    /// Give a drained agent work again (after you drained it, or after its circuit breaker
+    /// drained it for failing too often in a row: `maos agent show` says why).
+    Resume {
         /// The agent's name.
         #[arg(value_parser = agent_name)]
         name: AgentName,
@@ -450,6 +465,36 @@ pub(crate) enum TaskCommand {
         to_attempt: Option<u32>,
     },
 
+    /// Run a blocked or failed task again: it gets more attempts (and is ready at once).
+    #[command(
+        after_help = "Examples:\n  maos task retry 3kq9\n  maos task retry 3kq9 --attempts 2"
+    )]
+    Retry {
+        /// The task's id or a unique prefix of it.
+        #[arg(value_parser = id_ref)]
+        id: IdRef,
+
+        /// How many more attempts it gets.
+        #[arg(long, value_name = "N", value_parser = attempt_number, default_value = "1")]
+        attempts: u32,
+    },
+
+    /// Print exactly what an attempt's agent received: the briefing assembled from the task,
+    /// its orchestration's goal and notes, what its dependencies produced and how its earlier
+    /// attempts failed, cut to the token budget.
+    #[command(
+        after_help = "Examples:\n  maos task briefing 3kq9\n  maos task briefing 3kq9 --attempt 1"
+    )]
+    Briefing {
+        /// The task's id or a unique prefix of it.
+        #[arg(value_parser = id_ref)]
+        id: IdRef,
+
+        /// The attempt (1, 2, ...) [default: the newest].
+        #[arg(long, value_name = "N", value_parser = attempt_number)]
+        attempt: Option<u32>,
+    },
+
     /// Make a task depend on another one (refused if that would close a cycle).
     Depend {
         /// The task that must wait: its id or a unique prefix of it.
@@ -537,6 +582,11 @@ pub(crate) struct CreateArgs {
     /// Give each attempt a free TCP port of its own, in MAOS_PORT.
     #[arg(long)]
     pub(crate) port: bool,
+
+    /// Something no other task may work on at the same time: a path glob of the repository
+    /// (src/api/**, Cargo.toml) or a named resource (port:8080, db:main). Repeat for several.
+    #[arg(long = "concern", value_name = "CONCERN", value_parser = concern)]
+    pub(crate) concerns: Vec<Concern>,
 }
 
 /// `maos task list`.
@@ -566,8 +616,10 @@ pub(crate) struct TaskListArgs {
 /// Orchestration commands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum OrchestrateCommand {
-    /// Create an orchestration (in draft; the engine that runs it comes later). Its tasks work
-    /// in --repo and their accepted work is merged into its branch maos/orch-<id>.
+    /// Create an empty orchestration in draft: add tasks with `maos task create --orchestration`,
+    /// then `maos orchestrate start` it. Its tasks work in --repo and their accepted work is
+    /// merged into its branch maos/orch-<id>. (`maos orchestrate run` does all of it from a plan
+    /// file or a workflow.)
     Create {
         /// Its name (one line, at most 200 characters).
         #[arg(value_parser = title)]
@@ -588,6 +640,10 @@ pub(crate) enum OrchestrateCommand {
         /// The command that checks its tasks' work.
         #[arg(long, value_name = "CMD")]
         verify: Option<String>,
+
+        /// A note pinned to every task's briefing (repeat for several).
+        #[arg(long = "note", value_name = "TEXT")]
+        notes: Vec<String>,
     },
 
     /// Merge an orchestration's integration branch into a branch of yours: --into, or the
@@ -606,6 +662,84 @@ pub(crate) enum OrchestrateCommand {
         into: Option<String>,
     },
 
+    /// Run a plan or a workflow: show its task graph, ask for your approval on a terminal, then
+    /// create the orchestration and its tasks and start it.
+    ///
+    /// A plan file (TOML or JSON; docs/orchestrations.md) names the goal, the repository and the
+    /// tasks with their dependencies; a workflow (--workflow, with --goal) makes one task per
+    /// stage. Without a terminal, --yes is required (it never waits for an answer that cannot
+    /// come). With --watch it stays to show progress and exits 0 only when every task completed.
+    #[command(after_help = "Examples:\n  \
+        maos orchestrate run examples/quickstart.toml --watch\n  \
+        maos orchestrate run plan.toml --yes --json          # one JSON document: what was created\n  \
+        maos orchestrate run --workflow tdd --goal \"Add a --dry-run flag\" --repo . --yes --watch")]
+    Run(RunArgs),
+
+    /// Start a draft orchestration: its ready tasks get agents.
+    Start {
+        /// The orchestration's id or a unique prefix of it.
+        #[arg(value_parser = id_ref)]
+        id: IdRef,
+    },
+
+    /// Pause an orchestration: no new assignments; running attempts finish (or, with --now,
+    /// stop at once and their tasks go back to ready).
+    Pause {
+        /// The orchestration's id or a unique prefix of it.
+        #[arg(value_parser = id_ref)]
+        id: IdRef,
+
+        /// Also stop its running attempts now (they count as interrupted, not failed).
+        #[arg(long)]
+        now: bool,
+    },
+
+    /// Resume a paused orchestration.
+    Resume {
+        /// The orchestration's id or a unique prefix of it.
+        #[arg(value_parser = id_ref)]
+        id: IdRef,
+    },
+
+    /// Cancel an orchestration and every task of it that has not finished.
+    Cancel {
+        /// The orchestration's id or a unique prefix of it.
+        #[arg(value_parser = id_ref)]
+        id: IdRef,
+
+        /// Why (recorded in the event log).
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+
+    /// Show an orchestration with one line per task (state, agent, attempt, time, tokens, cost)
+    /// and what needs a person; --watch keeps it up to date.
+    Status {
+        /// The orchestration's id or a unique prefix of it.
+        #[arg(value_parser = id_ref)]
+        id: IdRef,
+
+        /// Keep redrawing on every change until every task finished (NDJSON events with --json);
+        /// exits 0 only if every task completed.
+        #[arg(long, short = 'w')]
+        watch: bool,
+    },
+
+    /// Print an orchestration's task graph as Mermaid or Graphviz dot.
+    #[command(
+        after_help = "Examples:\n  maos orchestrate graph 7xpq --format mermaid\n  \
+        maos orchestrate graph 7xpq --format dot | dot -Tsvg > graph.svg"
+    )]
+    Graph {
+        /// The orchestration's id or a unique prefix of it.
+        #[arg(value_parser = id_ref)]
+        id: IdRef,
+
+        /// The graph language.
+        #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+        format: GraphFormat,
+    },
+
     /// List orchestrations, oldest first.
     List,
 
@@ -614,6 +748,75 @@ pub(crate) enum OrchestrateCommand {
         /// The orchestration's id or a unique prefix of it.
         #[arg(value_parser = id_ref)]
         id: IdRef,
+    },
+}
+
+/// `maos orchestrate run`.
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// The plan file (TOML, or JSON when it ends in .json).
+    #[arg(
+        value_name = "PLAN",
+        required_unless_present = "workflow",
+        conflicts_with = "workflow"
+    )]
+    pub(crate) plan: Option<PathBuf>,
+
+    /// Run a workflow instead: a built-in (tdd, single), one in <data dir>/workflows, or a file.
+    #[arg(long, value_name = "NAME|FILE", requires = "goal")]
+    pub(crate) workflow: Option<String>,
+
+    /// The workflow run's goal.
+    #[arg(long, value_name = "TEXT", requires = "workflow")]
+    pub(crate) goal: Option<String>,
+
+    /// The repository to work in: overrides the plan's `repo` [default: the plan's; for a
+    /// workflow, none].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) repo: Option<PathBuf>,
+
+    /// The branch to start from: overrides the plan's `base` [default: the plan's, else the
+    /// repository's current branch].
+    #[arg(long, value_name = "REF")]
+    pub(crate) base: Option<String>,
+
+    /// Approve the plan without asking.
+    #[arg(long, short = 'y')]
+    pub(crate) yes: bool,
+
+    /// Stay and show progress until every task finished; exit 0 only if every task completed.
+    #[arg(long, short = 'w')]
+    pub(crate) watch: bool,
+}
+
+/// How `maos orchestrate graph` draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum GraphFormat {
+    /// A Mermaid flowchart (renders in GitHub markdown).
+    Mermaid,
+    /// Graphviz dot.
+    Dot,
+}
+
+/// Workflow commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum WorkflowCommand {
+    /// List the workflows `maos orchestrate run --workflow` knows: the built-ins and the files
+    /// in <data dir>/workflows.
+    List,
+
+    /// Show a workflow's stages, in the order they run, and its handoffs.
+    Show {
+        /// A workflow's name, or a workflow file.
+        #[arg(value_name = "NAME|FILE")]
+        name: String,
+    },
+
+    /// Check a workflow file: every problem at once, with line and column.
+    Validate {
+        /// The workflow file (TOML, or JSON when it ends in .json).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
     },
 }
 
@@ -661,6 +864,10 @@ fn agent_name(raw: &str) -> Result<AgentName, String> {
 
 fn capability(raw: &str) -> Result<Capability, String> {
     Capability::parse(raw).map_err(reason)
+}
+
+fn concern(raw: &str) -> Result<Concern, String> {
+    Concern::parse(raw).map_err(reason)
 }
 
 fn title(raw: &str) -> Result<Title, String> {

@@ -34,12 +34,21 @@ pub(crate) fn run_offline(command: &Command, out: &mut Output) -> Option<Result<
 }
 
 /// Runs a command against the API.
-pub(crate) fn run(command: Command, api: &dyn MaosApi, out: &mut Output) -> Result<(), CliError> {
+pub(crate) fn run(
+    command: Command,
+    api: &dyn MaosApi,
+    dir: &Path,
+    out: &mut Output,
+) -> Result<(), CliError> {
     match command {
         Command::Agent(cmd) => agent(cmd, api, out),
         Command::Task(cmd) => task(cmd, api, out),
+        Command::Orchestrate(OrchestrateCommand::Run(args)) => {
+            crate::plan_run::run(args, dir, api, out)
+        }
         Command::Orchestrate(cmd) => orchestrate(cmd, api, out),
         Command::Status(args) => status(&args, api, out),
+        Command::Workflow(cmd) => crate::plan_run::workflow(&cmd, dir, out),
         Command::Events(args) => events(&args, api, out),
         Command::Approve { id } => {
             let t = api.approve(&id)?;
@@ -125,6 +134,16 @@ fn agent(cmd: AgentCommand, api: &dyn MaosApi, out: &mut Output) -> Result<(), C
                 if agent.active == 1 { "" } else { "s" }
             ))
         }
+        AgentCommand::Resume { name } => {
+            let agent = api.resume_agent(&name)?;
+            if out.json() {
+                return out.document(&json::AgentDoc::new(&agent));
+            }
+            out.text(&format!(
+                "agent {} takes work again ({})",
+                agent.name, agent.status
+            ))
+        }
         AgentCommand::Remove { name } => {
             let agent = api.remove_agent(&name)?;
             if out.json() {
@@ -136,7 +155,7 @@ fn agent(cmd: AgentCommand, api: &dyn MaosApi, out: &mut Output) -> Result<(), C
 }
 
 /// A repository directory as the daemon must see it: absolute, symbolic links resolved.
-fn repository(dir: &Path) -> Result<String, CliError> {
+pub(crate) fn repository(dir: &Path) -> Result<String, CliError> {
     let full = std::fs::canonicalize(dir).map_err(|e| {
         CliError::new(
             Kind::InvalidInput,
@@ -430,6 +449,7 @@ fn create_task(args: CreateArgs, api: &dyn MaosApi, out: &mut Output) -> Result<
         },
         verify: args.verify.clone(),
         wants_port: args.port,
+        concerns: args.concerns,
     })?;
     if out.json() {
         return out.document(&json::TaskCreatedDoc::new(&created.task, created.created));
@@ -493,11 +513,47 @@ fn task(cmd: TaskCommand, api: &dyn MaosApi, out: &mut Output) -> Result<(), Cli
         TaskCommand::List(args) => list_tasks(args, api, out),
         TaskCommand::Show { id } => {
             let t = api.get_task(&id)?;
+            let waiting = api.task_waiting(&id)?;
+            if out.json() {
+                return out.document(&json::TaskShowDoc::new(&t, &waiting));
+            }
+            let text = human::task_details(out.color(), &t);
+            out.text(&text)?;
+            if !waiting.is_empty() {
+                out.text(&human::waiting(out.color(), &waiting))?;
+            }
+            Ok(())
+        }
+        TaskCommand::Retry { id, attempts } => {
+            let t = api.retry_task(&id, attempts)?;
             if out.json() {
                 return out.document(&json::TaskDoc::new(&t));
             }
-            let text = human::task_details(out.color(), &t);
-            out.text(&text)
+            out.text(&format!(
+                "task {} is {} again: {} of {} attempts used",
+                t.id.short(),
+                t.state,
+                t.attempts_used(),
+                t.attempts_allowed()
+            ))
+        }
+        TaskCommand::Briefing { id, attempt } => {
+            let b = api.task_briefing(&id, attempt)?;
+            if out.json() {
+                let t = api.get_task(&id)?;
+                return out.document(&json::BriefingDoc::new(&t.id.to_string(), &b));
+            }
+            out.note(&format!(
+                "attempt {}'s briefing: about {} tokens{}",
+                b.attempt,
+                b.tokens,
+                if b.cut.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} part(s) cut to fit the budget", b.cut.len())
+                }
+            ));
+            out.text(b.text.trim_end())
         }
         TaskCommand::Assign { id, agent } => {
             let a = api.assign_task(AssignTask { task: id, agent })?;
@@ -592,6 +648,7 @@ fn orchestrate(
             repo,
             base,
             verify,
+            notes,
         } => {
             let workspace = match repo {
                 Some(dir) => Some(maos_domain::WorkspaceSpec {
@@ -605,6 +662,7 @@ fn orchestrate(
                 goal,
                 workspace,
                 verify,
+                notes,
             })?;
             if out.json() {
                 return out.document(&json::OrchestrationDoc::new(&o));
@@ -635,6 +693,41 @@ fn orchestrate(
                 ))
             }
         }
+        OrchestrateCommand::Run(_) => unreachable_run(),
+        OrchestrateCommand::Start { id } => {
+            let o = api.start_orchestration(&id)?;
+            lifecycle_line(out, &o, "started: its ready tasks get agents")
+        }
+        OrchestrateCommand::Pause { id, now } => {
+            let o = api.pause_orchestration(&id, now)?;
+            lifecycle_line(
+                out,
+                &o,
+                if now {
+                    "paused: its running attempts were stopped and their tasks wait to run again"
+                } else {
+                    "paused: no new assignments; running attempts finish"
+                },
+            )
+        }
+        OrchestrateCommand::Resume { id } => {
+            let o = api.resume_orchestration(&id)?;
+            lifecycle_line(out, &o, "resumed")
+        }
+        OrchestrateCommand::Cancel { id, reason } => {
+            let o = api.cancel_orchestration(&id, reason)?;
+            lifecycle_line(
+                out,
+                &o,
+                "cancelled, with every task of it that had not finished",
+            )
+        }
+        OrchestrateCommand::Status { id, watch } => {
+            crate::orchestrate::status(api, &id, watch, out)
+        }
+        OrchestrateCommand::Graph { id, format } => {
+            crate::orchestrate::graph(api, &id, format, out)
+        }
         OrchestrateCommand::List => {
             let list = api.list_orchestrations()?;
             if out.json() {
@@ -661,6 +754,30 @@ fn orchestrate(
             Ok(())
         }
     }
+}
+
+/// `orchestrate run` is dispatched by [`run`], which knows the data directory.
+fn unreachable_run() -> Result<(), CliError> {
+    Err(CliError::new(
+        Kind::Failure,
+        "internal error: `orchestrate run` was dispatched without its data directory",
+    ))
+}
+
+/// The answer of `orchestrate start|pause|resume|cancel`.
+fn lifecycle_line(
+    out: &mut Output,
+    o: &maos_domain::Orchestration,
+    what: &str,
+) -> Result<(), CliError> {
+    if out.json() {
+        return out.document(&json::OrchestrationDoc::new(o));
+    }
+    out.text(&format!(
+        "orchestration {} {what} ({})",
+        o.id.short(),
+        o.status
+    ))
 }
 
 fn status(args: &StatusArgs, api: &dyn MaosApi, out: &mut Output) -> Result<(), CliError> {

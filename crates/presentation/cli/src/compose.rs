@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use etcetera::BaseStrategy;
 use maos_agents::{FileLogs, Supervisor, SupervisorConfig};
-use maos_application::{MaosApi, Service, ServiceConfig};
+use maos_application::{MaosApi, Service};
 use maos_git::GitWorkspaces;
 use maos_sqlite::SqliteStore;
 use maos_system::{RandomIds, SystemClock};
 
+use crate::config_file::Config;
 use crate::error::{CliError, Kind};
 
 /// The database file inside the data directory.
@@ -66,13 +67,15 @@ fn service(dir: &Path) -> Result<Service<SqliteStore>, CliError> {
     })?;
     let db = dir.join(DB_FILE);
     tracing::info!(path = %db.display(), "opening the database");
+    let config = Config::load(dir)?;
     let store = Arc::new(SqliteStore::open(&db)?);
     Ok(Service::new(
         store,
         Arc::new(SystemClock),
         Arc::new(RandomIds),
-        ServiceConfig::default(),
+        config.service,
     )
+    .with_routes(config.routes)
     .with_logs(Arc::new(FileLogs::new(dir.join(LOGS_DIR))))
     .with_workspaces(Arc::new(GitWorkspaces::new())))
 }
@@ -140,6 +143,11 @@ pub(crate) fn with_agents(dir: &Path) -> Result<AgentsAtWork, CliError> {
                         Ok(0) => {}
                         Ok(n) => tracing::warn!(attempts = n, "leases expired: attempts requeued"),
                         Err(e) => tracing::warn!(error = %e, "cannot check leases"),
+                    }
+                    match service.promote_due_retries() {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(tasks = n, "retries due: tasks ready again"),
+                        Err(e) => tracing::warn!(error = %e, "cannot promote due retries"),
                     }
                 }
             })

@@ -26,6 +26,8 @@ pub(crate) enum Kind {
     Storage,
     /// The daemon cannot be reached (exit 6).
     DaemonUnavailable,
+    /// A watched orchestration stopped with tasks that did not complete (exit 7).
+    Unfinished,
     /// Stdout was closed by its reader: not an error, the command stops quietly (exit 0).
     BrokenPipe,
 }
@@ -41,6 +43,7 @@ impl Kind {
             Kind::Conflict => 4,
             Kind::Storage => 5,
             Kind::DaemonUnavailable => 6,
+            Kind::Unfinished => 7,
         }
     }
 
@@ -54,6 +57,7 @@ impl Kind {
             Kind::Conflict => "conflict",
             Kind::Storage => "storage",
             Kind::DaemonUnavailable => "daemon_unavailable",
+            Kind::Unfinished => "unfinished",
             Kind::BrokenPipe => "broken_pipe",
         }
     }

@@ -73,7 +73,7 @@ fn caps(c: &CapabilitySet) -> String {
 }
 
 /// Shortens `s` to `max` characters, marking the cut.
-fn clip(s: &str, max: usize) -> String {
+pub(crate) fn clip(s: &str, max: usize) -> String {
     if s.contains(['\n', '\r']) {
         let joined: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
         return clip(&joined.join(" ⏎ "), max);
@@ -356,6 +356,16 @@ fn age(ms: u64) -> String {
     }
 }
 
+/// What a task waits for, under `task show`.
+pub(crate) fn waiting(color: bool, list: &[maos_application::Waiting]) -> String {
+    let heading = paint(color, Style::Bold, "waiting for");
+    let mut s = format!("{heading}:");
+    for w in list {
+        s.push_str(&format!("\n  - {} ({})", w.detail, w.kind.as_str()));
+    }
+    s
+}
+
 // ---- orchestrations ----
 
 pub(crate) fn orchestration_table(color: bool, list: &[Orchestration]) -> String {
@@ -454,7 +464,7 @@ fn thousands(n: u64) -> String {
 }
 
 /// `1.2s`, `3m04s`, `1h02m`.
-fn duration_ms(ms: u64) -> String {
+pub(crate) fn duration_ms(ms: u64) -> String {
     let s = ms / 1000;
     if ms < 1000 {
         format!("{ms}ms")
@@ -498,11 +508,27 @@ fn event_details(e: &DomainEvent) -> String {
                 spec.slots,
                 caps(&spec.capabilities)
             ),
-            AgentEvent::SlotClaimed { task, attempt }
-            | AgentEvent::SlotReleased { task, attempt } => {
+            AgentEvent::SlotClaimed { task, attempt } => {
                 format!("task={} attempt={attempt}", task.short())
             }
-            AgentEvent::Drained | AgentEvent::Removed => String::new(),
+            AgentEvent::SlotReleased {
+                task,
+                attempt,
+                failed,
+            } => {
+                let how = match failed {
+                    Some(true) => " failed",
+                    Some(false) => " succeeded",
+                    None => "",
+                };
+                format!("task={} attempt={attempt}{how}", task.short())
+            }
+            AgentEvent::Drained {
+                reason: Some(reason),
+            } => format!("reason={}", quoted(reason)),
+            AgentEvent::Drained { reason: None } | AgentEvent::Resumed | AgentEvent::Removed => {
+                String::new()
+            }
         },
         DomainEvent::Task { event, .. } => match event {
             TaskEvent::Created { spec } => {
@@ -625,10 +651,19 @@ fn event_details(e: &DomainEvent) -> String {
             TaskEvent::Blocked { reason } | TaskEvent::Cancelled { reason } => {
                 format!("reason={}", quoted(reason))
             }
+            TaskEvent::RetryScheduled { at: Some(due) } => format!("due={}", due.to_rfc3339()),
+            TaskEvent::RetryRequested { granted } => format!("attempts_granted={granted}"),
+            TaskEvent::Briefed { attempt, briefing } => {
+                let mut s = format!("attempt={attempt} tokens={}", briefing.tokens);
+                if !briefing.cut.is_empty() {
+                    s.push_str(&format!(" cut={}", briefing.cut.len()));
+                }
+                s
+            }
             TaskEvent::Ready
             | TaskEvent::WorkspaceRemoved
             | TaskEvent::Completed
-            | TaskEvent::RetryScheduled
+            | TaskEvent::RetryScheduled { at: None }
             | TaskEvent::Escalated => String::new(),
         },
         DomainEvent::Orchestration { event, .. } => match event {

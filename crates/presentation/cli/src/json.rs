@@ -33,6 +33,10 @@ pub(crate) struct AgentJson {
     pub(crate) active: u32,
     pub(crate) command: Option<String>,
     pub(crate) settings: SettingsJson,
+    /// Attempts that failed in a row, newest last (the circuit breaker drains at its threshold).
+    pub(crate) failures_in_row: u32,
+    /// Why MAOS drained it, when its circuit breaker did.
+    pub(crate) drained_because: Option<String>,
     pub(crate) registered_at: String,
     pub(crate) updated_at: String,
     pub(crate) version: u64,
@@ -156,6 +160,8 @@ impl From<&Agent> for AgentJson {
             active: a.active,
             command: a.command.clone(),
             settings: SettingsJson::from(&a.settings),
+            failures_in_row: a.failures_in_row,
+            drained_because: a.drained_because.clone(),
             registered_at: time(a.registered_at),
             updated_at: time(a.updated_at),
             version: a.version,
@@ -187,6 +193,10 @@ pub(crate) struct AttemptJson {
     pub(crate) signal: Option<i32>,
     pub(crate) duration_ms: Option<u64>,
     pub(crate) usage: UsageJson,
+    /// What the task's branch had changed when the attempt ended.
+    pub(crate) diff_stat: Option<String>,
+    /// Its briefing was recorded (`maos task briefing` prints it).
+    pub(crate) briefed: bool,
 }
 
 impl From<&Attempt> for AttemptJson {
@@ -222,6 +232,8 @@ impl From<&Attempt> for AttemptJson {
             },
             duration_ms: a.duration_ms(),
             usage: UsageJson::from(&a.usage),
+            diff_stat: a.diff_stat.clone(),
+            briefed: a.briefing.is_some(),
         }
     }
 }
@@ -249,9 +261,14 @@ pub(crate) struct TaskJson {
     pub(crate) base: Option<String>,
     pub(crate) verify: Option<String>,
     pub(crate) wants_port: bool,
+    pub(crate) concerns: Vec<String>,
     pub(crate) workspace: Option<WorkspaceJson>,
     pub(crate) waiting_for: Option<PendingJson>,
     pub(crate) fencing: u64,
+    /// Attempts it may make in all (max_attempts plus those an escalation or a person granted).
+    pub(crate) attempts_allowed: u32,
+    /// When a retrying task's backoff ends.
+    pub(crate) retry_at: Option<String>,
     pub(crate) attempts: Vec<AttemptJson>,
     pub(crate) created_at: String,
     pub(crate) updated_at: String,
@@ -282,6 +299,7 @@ impl From<&Task> for TaskJson {
             base: s.workspace.as_ref().and_then(|w| w.base.clone()),
             verify: s.verify.clone(),
             wants_port: s.wants_port,
+            concerns: s.concerns.iter().map(ToString::to_string).collect(),
             workspace: t.workspace.as_ref().map(|w| WorkspaceJson {
                 path: w.path.clone(),
                 branch: w.branch.clone(),
@@ -290,6 +308,8 @@ impl From<&Task> for TaskJson {
             }),
             waiting_for: t.pending.as_ref().map(PendingJson::from),
             fencing: t.fencing.get(),
+            attempts_allowed: t.attempts_allowed(),
+            retry_at: t.retry_at.map(time),
             attempts: t.attempts.iter().map(AttemptJson::from).collect(),
             created_at: time(t.created_at),
             updated_at: time(t.updated_at),
@@ -458,6 +478,7 @@ pub(crate) struct OrchestrationJson {
     pub(crate) base: Option<String>,
     pub(crate) verify: Option<String>,
     pub(crate) integration_branch: Option<String>,
+    pub(crate) notes: Vec<String>,
     pub(crate) created_at: String,
     pub(crate) updated_at: String,
     pub(crate) version: u64,
@@ -474,6 +495,7 @@ impl From<&Orchestration> for OrchestrationJson {
             base: o.workspace.as_ref().and_then(|w| w.base.clone()),
             verify: o.verify.clone(),
             integration_branch: o.workspace.as_ref().map(|_| o.integration_branch()),
+            notes: o.notes.clone(),
             created_at: time(o.created_at),
             updated_at: time(o.updated_at),
             version: o.version,
@@ -544,6 +566,67 @@ impl TaskDoc {
         TaskDoc {
             schema_version: SCHEMA_VERSION,
             task: task.into(),
+        }
+    }
+}
+
+/// `task show`: the task and what it waits for.
+#[derive(Debug, Serialize)]
+pub(crate) struct TaskShowDoc {
+    pub(crate) schema_version: u32,
+    pub(crate) task: TaskJson,
+    /// Empty when it waits for nothing (it runs, is finished, or is next in line).
+    pub(crate) waiting: Vec<WaitingJson>,
+}
+
+/// One thing a task waits for.
+#[derive(Debug, Serialize)]
+pub(crate) struct WaitingJson {
+    pub(crate) kind: &'static str,
+    pub(crate) detail: String,
+    pub(crate) task: Option<String>,
+}
+
+impl From<&maos_application::Waiting> for WaitingJson {
+    fn from(w: &maos_application::Waiting) -> Self {
+        WaitingJson {
+            kind: w.kind.as_str(),
+            detail: w.detail.clone(),
+            task: w.task.map(|t| t.to_string()),
+        }
+    }
+}
+
+impl TaskShowDoc {
+    pub(crate) fn new(task: &Task, waiting: &[maos_application::Waiting]) -> Self {
+        TaskShowDoc {
+            schema_version: SCHEMA_VERSION,
+            task: task.into(),
+            waiting: waiting.iter().map(WaitingJson::from).collect(),
+        }
+    }
+}
+
+/// `task briefing`.
+#[derive(Debug, Serialize)]
+pub(crate) struct BriefingDoc {
+    pub(crate) schema_version: u32,
+    pub(crate) task: String,
+    pub(crate) attempt: u32,
+    pub(crate) tokens: u32,
+    pub(crate) cut: Vec<String>,
+    pub(crate) text: String,
+}
+
+impl BriefingDoc {
+    pub(crate) fn new(task: &str, b: &maos_application::AttemptBriefing) -> Self {
+        BriefingDoc {
+            schema_version: SCHEMA_VERSION,
+            task: task.to_owned(),
+            attempt: b.attempt,
+            tokens: b.tokens,
+            cut: b.cut.clone(),
+            text: b.text.clone(),
         }
     }
 }

@@ -5,13 +5,16 @@ mod agents_file;
 mod cli;
 mod commands;
 mod compose;
+mod config_file;
 mod daemon;
 mod error;
 mod human;
 mod json;
 mod live;
+mod orchestrate;
 mod output;
 mod plan_file;
+mod plan_run;
 mod workflow_file;
 
 use std::ffi::OsString;
@@ -63,12 +66,15 @@ fn execute(cli: Cli, out: &mut Output) -> Result<(), CliError> {
             Some(DaemonAction::Status) => daemon::status(&dir, out),
         };
     }
+    if let Command::Workflow(cmd) = &cli.command {
+        return plan_run::workflow(cmd, &dir, out);
+    }
     let api = if compose::no_daemon(cli.global.no_daemon) {
         compose::in_process(&dir)?
     } else {
         daemon::connect_or_start(&dir, cli.global.verbose)?
     };
-    commands::run(cli.command, api.as_ref(), out)
+    commands::run(cli.command, api.as_ref(), &dir, out)
 }
 
 fn parse(args: Vec<OsString>, color: ColorWhen) -> Result<Cli, clap::Error> {

@@ -324,13 +324,21 @@ fn a_failing_command_is_retried_then_blocked() {
     }
     assert_eq!(
         task.reason.as_deref(),
-        Some("all 2 attempts failed; the last said: exited with status 3: giving up on attempt 2")
+        Some(
+            format!(
+                "all 2 attempts failed and no strategic agent can take it over; the last said: \
+                 exited with status 3: giving up on attempt 2 (a person decides: `maos task \
+                 retry {0}` or `maos task cancel {0}`)",
+                task.id.short()
+            )
+            .as_str()
+        )
     );
     let events = env.events_of(task.id);
     assert_eq!(
         events
             .iter()
-            .filter(|e| matches!(e, TaskEvent::RetryScheduled))
+            .filter(|e| matches!(e, TaskEvent::RetryScheduled { .. }))
             .count(),
         1
     );

@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use maos_agents::{FileLogs, Supervisor, SupervisorConfig};
 use maos_application::{
-    AgentError, AgentFilter, AssignTask, Assignment, CreateTask, Created, EventFollower, Heartbeat,
-    IdRef, LogChunk, LogRequest, MaosApi, OrchestrationError, Page, QueryError, RegisterAgent,
-    Service, ServiceConfig, StatusReport, StoredEvent, TaskError, TaskFilter, TaskPage,
+    AgentError, AgentFilter, AssignTask, Assignment, CreateTask, Created, EventFollower,
+    FailurePolicy, Heartbeat, IdRef, LogChunk, LogRequest, MaosApi, OrchestrationError, Page,
+    QueryError, RegisterAgent, Service, ServiceConfig, StatusReport, StoredEvent, TaskError,
+    TaskFilter, TaskPage,
 };
 use maos_domain::{
     AdapterKind, Agent, AgentName, AgentSettings, Capability, CapabilitySet, DomainEvent,
@@ -81,6 +82,9 @@ impl MaosApi for Recorder {
     }
     fn drain_agent(&self, name: &AgentName) -> Result<Agent, AgentError> {
         self.service.drain_agent(name)
+    }
+    fn resume_agent(&self, name: &AgentName) -> Result<Agent, AgentError> {
+        self.service.resume_agent(name)
     }
     fn remove_agent(&self, name: &AgentName) -> Result<Agent, AgentError> {
         self.service.remove_agent(name)
@@ -207,6 +211,19 @@ impl MaosApi for Recorder {
     fn get_task(&self, task: &IdRef) -> Result<Task, QueryError> {
         self.service.get_task(task)
     }
+    fn retry_task(&self, task: &IdRef, attempts: u32) -> Result<Task, TaskError> {
+        self.service.retry_task(task, attempts)
+    }
+    fn task_waiting(&self, task: &IdRef) -> Result<Vec<maos_application::Waiting>, QueryError> {
+        self.service.task_waiting(task)
+    }
+    fn task_briefing(
+        &self,
+        task: &IdRef,
+        attempt: Option<u32>,
+    ) -> Result<maos_application::AttemptBriefing, QueryError> {
+        self.service.task_briefing(task, attempt)
+    }
     fn list_tasks(&self, filter: &TaskFilter, page: &Page) -> Result<TaskPage, QueryError> {
         self.service.list_tasks(filter, page)
     }
@@ -218,6 +235,32 @@ impl MaosApi for Recorder {
         cmd: maos_application::CreateOrchestration,
     ) -> Result<Orchestration, OrchestrationError> {
         self.service.create_orchestration(cmd)
+    }
+    fn create_plan(
+        &self,
+        plan: maos_application::CreatePlan,
+    ) -> Result<maos_application::PlanCreated, OrchestrationError> {
+        self.service.create_plan(plan)
+    }
+    fn start_orchestration(&self, id: &IdRef) -> Result<Orchestration, OrchestrationError> {
+        self.service.start_orchestration(id)
+    }
+    fn pause_orchestration(
+        &self,
+        id: &IdRef,
+        now: bool,
+    ) -> Result<Orchestration, OrchestrationError> {
+        self.service.pause_orchestration(id, now)
+    }
+    fn resume_orchestration(&self, id: &IdRef) -> Result<Orchestration, OrchestrationError> {
+        self.service.resume_orchestration(id)
+    }
+    fn cancel_orchestration(
+        &self,
+        id: &IdRef,
+        reason: Option<String>,
+    ) -> Result<Orchestration, OrchestrationError> {
+        self.service.cancel_orchestration(id, reason)
     }
     fn get_orchestration(&self, id: &IdRef) -> Result<Orchestration, QueryError> {
         self.service.get_orchestration(id)
@@ -289,6 +332,12 @@ impl Env {
             ServiceConfig {
                 lease: DurationMs::from_millis(LEASE_MS).unwrap(),
                 balancer_candidates: 4,
+                // Retries at once: these tests are about the runtime, not the backoff.
+                failure: FailurePolicy {
+                    backoff: None,
+                    ..FailurePolicy::default()
+                },
+                briefing_tokens: 8_000,
             },
         )
         .with_runtime(Arc::new(supervisor.clone()))

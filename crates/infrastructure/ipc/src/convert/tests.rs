@@ -54,6 +54,8 @@ fn agent(command: Option<&str>) -> Agent {
         updated_at: at(5_000),
         version: 9,
         settings: full_settings(),
+        failures_in_row: 3,
+        drained_because: Some("3 attempts failed in a row".into()),
     })
 }
 
@@ -119,6 +121,10 @@ fn full_task() -> Task {
             }),
             verify: Some("cargo test && cargo clippy -- -D warnings".into()),
             wants_port: true,
+            concerns: vec![
+                Concern::parse("src/api/**").unwrap(),
+                Concern::parse("port:8080").unwrap(),
+            ],
         },
         state: TaskState::Running,
         reason: Some("the first attempt timed out".into()),
@@ -151,6 +157,9 @@ fn full_task() -> Task {
                     passed: false,
                     output: "test tests::flaky ... FAILED\nünï\n".into(),
                 }),
+                // The briefing travels by taskBriefing, not with the task.
+                briefing: None,
+                diff_stat: Some("2 files changed, 10 insertions(+)".into()),
             },
             Attempt {
                 number: 2,
@@ -175,6 +184,8 @@ fn full_task() -> Task {
                     passed: true,
                     output: String::new(),
                 }),
+                briefing: None,
+                diff_stat: None,
             },
         ],
         fencing: FencingToken::new(2),
@@ -195,6 +206,8 @@ fn full_task() -> Task {
             subject: Some("git push --force".into()),
             requested_at: at(10_060),
         }),
+        retry_at: Some(at(12_000)),
+        extra_attempts: 2,
         run_approved: true,
         decision: Some(ApprovalDecision {
             gate: Gate::Result,
@@ -225,6 +238,7 @@ fn bare_task() -> Task {
             workspace: None,
             verify: None,
             wants_port: false,
+            concerns: Vec::new(),
         },
         state: TaskState::Pending,
         reason: None,
@@ -237,6 +251,8 @@ fn bare_task() -> Task {
         pending: None,
         run_approved: false,
         decision: None,
+        retry_at: None,
+        extra_attempts: 0,
     })
 }
 
@@ -251,6 +267,8 @@ fn orchestration(goal: Option<&str>) -> Orchestration {
             base: None,
         }),
         verify: goal.map(|_| "make check".into()),
+        notes: goal.map_or_else(Vec::new, |_| vec!["Keep it small.".into(), "ünï".into()]),
+        planned: goal.is_some(),
         status: OrchestrationStatus::AwaitingPlanApproval,
         created_at: at(1),
         updated_at: at(2),
@@ -401,6 +419,8 @@ fn events_round_trip_with_their_payload_as_the_aggregates_event_in_json() {
                         base: Some("v1".into()),
                     }),
                     verify: None,
+                    notes: vec!["Pinned.".into()],
+                    planned: true,
                 },
             },
         },
@@ -555,6 +575,7 @@ fn commands_and_filters_round_trip() {
         }),
         verify: Some("npm test".into()),
         wants_port: true,
+        concerns: vec![Concern::parse("docs/*.md").unwrap()],
     };
     for cmd in [full, CreateTask::titled(Title::parse("Minimal").unwrap())] {
         let back =
@@ -571,6 +592,7 @@ fn commands_and_filters_round_trip() {
                 base: Some("main".into()),
             }),
             verify: Some("make check".into()),
+            notes: vec!["Pinned.".into()],
         },
         CreateOrchestration {
             name: Title::parse("Chores").unwrap(),
@@ -580,19 +602,18 @@ fn commands_and_filters_round_trip() {
                 base: None,
             }),
             verify: None,
+            notes: Vec::new(),
         },
         CreateOrchestration {
             name: Title::parse("Bare").unwrap(),
             goal: None,
             workspace: None,
             verify: None,
+            notes: Vec::new(),
         },
     ] {
         let back = round_trip::<wire::new_orchestration::Owned, _>(
-            |b| {
-                write_new_orchestration(&cmd, b);
-                Ok(())
-            },
+            |b| write_new_orchestration(&cmd, b),
             read_new_orchestration,
         );
         assert_eq!(back.unwrap(), cmd);
@@ -672,6 +693,7 @@ fn run_reports_round_trip_with_checkpoint_and_verification_set_or_absent() {
             passed: false,
             output: "error[E0308]: mismatched types\n".into(),
         }),
+        diff_stat: Some("1 file changed, 1 deletion(-)".into()),
     };
     for rep in [full, RunReport::default()] {
         let back = round_trip::<wire::run_report::Owned, _>(

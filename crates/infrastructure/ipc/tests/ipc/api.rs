@@ -13,7 +13,7 @@ use maos_domain::{
 };
 use maos_ipc::maos_capnp::{ErrorKind as WireErrorKind, agent_result};
 
-use crate::support::{TestDaemon, caps, name, raw_session, register, task};
+use crate::support::{TestDaemon, as_sent, caps, name, page_as_sent, raw_session, register, task};
 
 /// The kind, message and hint of an error, for comparing a remote error with a local one.
 fn report(e: &dyn ErrorInfo) -> (ErrorKind, String, Option<String>) {
@@ -60,6 +60,7 @@ fn every_method_answers_what_the_service_answers() {
             goal: Some("Ship 1.0".into()),
             workspace: None,
             verify: None,
+            notes: Vec::new(),
         })
         .unwrap();
     let bare = client
@@ -68,6 +69,7 @@ fn every_method_answers_what_the_service_answers() {
             goal: None,
             workspace: None,
             verify: None,
+            notes: Vec::new(),
         })
         .unwrap();
     assert_eq!(bare.goal, None);
@@ -93,7 +95,7 @@ fn every_method_answers_what_the_service_answers() {
     assert!(first.created);
     let t1 = first.task.clone();
     assert_eq!(t1.spec.orchestration, Some(release.id));
-    assert_eq!(t1, svc.get_task(&t1.id.into()).unwrap());
+    assert_eq!(t1, as_sent(svc.get_task(&t1.id.into()).unwrap()));
     let again = client.create_task(full).unwrap();
     assert!(!again.created);
     assert_eq!(again.task, t1);
@@ -104,13 +106,13 @@ fn every_method_answers_what_the_service_answers() {
     assert_eq!(batch.len(), 3);
     for c in &batch {
         assert!(c.created);
-        assert_eq!(c.task, svc.get_task(&c.task.id.into()).unwrap());
+        assert_eq!(c.task, as_sent(svc.get_task(&c.task.id.into()).unwrap()));
     }
     let (t2, t3, t4) = (&batch[0].task, &batch[1].task, &batch[2].task);
 
     let t2 = client.add_dependency(&t2.id.into(), &t1.id.into()).unwrap();
     assert_eq!(t2.state, TaskState::Pending);
-    assert_eq!(t2, svc.get_task(&t2.id.into()).unwrap());
+    assert_eq!(t2, as_sent(svc.get_task(&t2.id.into()).unwrap()));
 
     // t1: assigned by name, started, completed
     let assignment = client
@@ -121,12 +123,15 @@ fn every_method_answers_what_the_service_answers() {
         .unwrap();
     assert_eq!(assignment.agent, worker.name);
     assert_eq!(assignment.attempt, 1);
-    assert_eq!(assignment.task, svc.get_task(&t1.id.into()).unwrap());
+    assert_eq!(
+        assignment.task,
+        as_sent(svc.get_task(&t1.id.into()).unwrap())
+    );
     let started = client
         .start_attempt(t1.id, assignment.fencing, AttemptStart::default())
         .unwrap();
     assert_eq!(started.state, TaskState::Running);
-    assert_eq!(started, svc.get_task(&t1.id.into()).unwrap());
+    assert_eq!(started, as_sent(svc.get_task(&t1.id.into()).unwrap()));
     let done = client
         .complete_attempt(
             t1.id,
@@ -135,7 +140,7 @@ fn every_method_answers_what_the_service_answers() {
             maos_domain::RunReport::default(),
         )
         .unwrap();
-    assert_eq!(done, svc.get_task(&t1.id.into()).unwrap());
+    assert_eq!(done, as_sent(svc.get_task(&t1.id.into()).unwrap()));
     assert_eq!(done.attempts[0].summary.as_deref(), Some("fixed it"));
 
     // t3: assigned by the balancer, started, failed
@@ -156,7 +161,7 @@ fn every_method_answers_what_the_service_answers() {
             maos_domain::RunReport::default(),
         )
         .unwrap();
-    assert_eq!(failed, svc.get_task(&t3.id.into()).unwrap());
+    assert_eq!(failed, as_sent(svc.get_task(&t3.id.into()).unwrap()));
     assert_eq!(failed.attempts[0].error.as_deref(), Some("exit status 1"));
 
     // t4: cancelled with a reason; t2 (pending) without one
@@ -164,15 +169,15 @@ fn every_method_answers_what_the_service_answers() {
         .cancel_task(&t4.id.into(), Some("not needed".into()))
         .unwrap();
     assert_eq!(cancelled.state, TaskState::Cancelled);
-    assert_eq!(cancelled, svc.get_task(&t4.id.into()).unwrap());
+    assert_eq!(cancelled, as_sent(svc.get_task(&t4.id.into()).unwrap()));
     let cancelled = client.cancel_task(&t2.id.into(), None).unwrap();
-    assert_eq!(cancelled, svc.get_task(&t2.id.into()).unwrap());
+    assert_eq!(cancelled, as_sent(svc.get_task(&t2.id.into()).unwrap()));
 
     // queries
     let short = IdRef::parse(&t3.id.short()).unwrap();
     assert_eq!(
         client.get_task(&short).unwrap(),
-        svc.get_task(&short).unwrap()
+        as_sent(svc.get_task(&short).unwrap())
     );
     for filter in [
         TaskFilter::default(),
@@ -194,7 +199,10 @@ fn every_method_answers_what_the_service_answers() {
         };
         loop {
             let remote = client.list_tasks(&filter, &page).unwrap();
-            assert_eq!(remote, svc.list_tasks(&filter, &page).unwrap());
+            assert_eq!(
+                remote,
+                page_as_sent(svc.list_tasks(&filter, &page).unwrap())
+            );
             match remote.next_cursor {
                 Some(cursor) => page.cursor = Some(cursor),
                 None => break,

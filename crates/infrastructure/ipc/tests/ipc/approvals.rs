@@ -14,7 +14,7 @@ use maos_domain::{
 use maos_ipc::convert::read_orchestration;
 use maos_ipc::maos_capnp::{handshake_result, orchestration_result};
 
-use crate::support::{TestDaemon, name, raw_session, register, task};
+use crate::support::{TestDaemon, all_as_sent, as_sent, name, raw_session, register, task};
 
 const BEFORE: &str = "0123456789abcdef0123456789abcdef01234567";
 const AFTER: &str = "89abcdef0123456789abcdef0123456789abcdef";
@@ -68,7 +68,7 @@ fn an_external_workers_attempt_asks_for_approvals_and_a_person_answers() {
     let t = client.create_task(cmd).unwrap().task;
     assert_eq!(t.spec.verify.as_deref(), Some("cargo test"));
     assert!(t.spec.wants_port);
-    assert_eq!(t, svc.get_task(&t.id.into()).unwrap());
+    assert_eq!(t, as_sent(svc.get_task(&t.id.into()).unwrap()));
 
     // Started with a process, a checkpoint and a port.
     let fencing = run_on_worker(
@@ -81,7 +81,7 @@ fn an_external_workers_attempt_asks_for_approvals_and_a_person_answers() {
         },
     );
     let running = client.get_task(&t.id.into()).unwrap();
-    assert_eq!(running, svc.get_task(&t.id.into()).unwrap());
+    assert_eq!(running, as_sent(svc.get_task(&t.id.into()).unwrap()));
     let attempt = &running.attempts[0];
     assert_eq!(attempt.pid, Some(4242));
     assert_eq!(attempt.checkpoint_before.as_deref(), Some(BEFORE));
@@ -114,7 +114,10 @@ fn an_external_workers_attempt_asks_for_approvals_and_a_person_answers() {
     assert_eq!(pending.tool.as_deref(), Some("Bash"));
     assert_eq!(pending.subject.as_deref(), Some("git push"));
     assert_eq!(client.approvals().unwrap(), vec![asked.clone()]);
-    assert_eq!(client.approvals().unwrap(), svc.approvals().unwrap());
+    assert_eq!(
+        client.approvals().unwrap(),
+        all_as_sent(svc.approvals().unwrap())
+    );
     let remote = client
         .request_approval(t.id, fencing, "Edit".into(), None)
         .unwrap_err();
@@ -135,7 +138,7 @@ fn an_external_workers_attempt_asks_for_approvals_and_a_person_answers() {
         (decision.gate, decision.approved, decision.reason),
         (Gate::Tool, true, None)
     );
-    assert_eq!(approved, svc.get_task(&short).unwrap());
+    assert_eq!(approved, as_sent(svc.get_task(&short).unwrap()));
     assert!(client.approvals().unwrap().is_empty());
 
     // Asked again and rejected: the attempt goes on.
@@ -149,7 +152,7 @@ fn an_external_workers_attempt_asks_for_approvals_and_a_person_answers() {
         (decision.gate, decision.approved, decision.reason.as_deref()),
         (Gate::Tool, false, Some("not on main"))
     );
-    assert_eq!(rejected, svc.get_task(&short).unwrap());
+    assert_eq!(rejected, as_sent(svc.get_task(&short).unwrap()));
 
     // Nothing waits now: approving and rejecting are refused as in process.
     let remote = client.approve(&short).unwrap_err();
@@ -184,13 +187,13 @@ fn an_external_workers_attempt_asks_for_approvals_and_a_person_answers() {
     assert_eq!(done.pending.as_ref().map(|p| p.gate), Some(Gate::Result));
     assert_eq!(done.attempts[0].checkpoint_after.as_deref(), Some(AFTER));
     assert_eq!(done.attempts[0].verification.as_ref(), Some(&verification));
-    assert_eq!(done, svc.get_task(&short).unwrap());
+    assert_eq!(done, as_sent(svc.get_task(&short).unwrap()));
     assert_eq!(client.approvals().unwrap(), vec![done]);
     let accepted = client.approve(&t.id.into()).unwrap();
     assert_eq!(accepted.state, TaskState::Completed);
     let decision = accepted.decision.clone().unwrap();
     assert_eq!((decision.gate, decision.approved), (Gate::Result, true));
-    assert_eq!(accepted, svc.get_task(&short).unwrap());
+    assert_eq!(accepted, as_sent(svc.get_task(&short).unwrap()));
 
     // High-risk tasks wait for a person before they run: one approved, one rejected for good.
     let mut risky = task("Rewrite history");
@@ -204,11 +207,11 @@ fn an_external_workers_attempt_asks_for_approvals_and_a_person_answers() {
     }
     let waiting = client.approvals().unwrap();
     assert_eq!(waiting.len(), 2);
-    assert_eq!(waiting, svc.approvals().unwrap());
+    assert_eq!(waiting, all_as_sent(svc.approvals().unwrap()));
     let ready = client.approve(&r.id.into()).unwrap();
     assert_eq!(ready.state, TaskState::Ready);
     assert!(ready.run_approved);
-    assert_eq!(ready, svc.get_task(&r.id.into()).unwrap());
+    assert_eq!(ready, as_sent(svc.get_task(&r.id.into()).unwrap()));
     let cancelled = client
         .reject(&c.id.into(), "too risky".into(), true)
         .unwrap();
@@ -218,7 +221,7 @@ fn an_external_workers_attempt_asks_for_approvals_and_a_person_answers() {
         (decision.gate, decision.approved, decision.reason.as_deref()),
         (Gate::Run, false, Some("too risky"))
     );
-    assert_eq!(cancelled, svc.get_task(&c.id.into()).unwrap());
+    assert_eq!(cancelled, as_sent(svc.get_task(&c.id.into()).unwrap()));
     assert!(client.approvals().unwrap().is_empty());
 
     // The events of all this (approval_requested, approval_granted, ...) read the same.
@@ -273,7 +276,7 @@ fn workspace_calls_without_a_worktree_or_without_git_are_clean_errors() {
     cmd.workspace = Some(spec.clone());
     let in_repo = client.create_task(cmd).unwrap().task;
     assert_eq!(in_repo.spec.workspace.as_ref(), Some(&spec));
-    assert_eq!(in_repo, svc.get_task(&in_repo.id.into()).unwrap());
+    assert_eq!(in_repo, as_sent(svc.get_task(&in_repo.id.into()).unwrap()));
     let r: IdRef = in_repo.id.into();
     let remote = client.diff_summary(&r).unwrap_err();
     assert_eq!(remote.kind(), ErrorKind::Conflict);
@@ -310,6 +313,7 @@ fn workspace_calls_without_a_worktree_or_without_git_are_clean_errors() {
             goal: Some("Ship 1.0".into()),
             workspace: Some(spec.clone()),
             verify: Some("make check".into()),
+            notes: Vec::new(),
         })
         .unwrap();
     assert_eq!(o.workspace.as_ref(), Some(&spec));
@@ -334,6 +338,7 @@ fn workspace_calls_without_a_worktree_or_without_git_are_clean_errors() {
             goal: None,
             workspace: None,
             verify: None,
+            notes: Vec::new(),
         })
         .unwrap();
     let bid: IdRef = bare.id.into();

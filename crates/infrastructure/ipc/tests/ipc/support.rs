@@ -191,3 +191,23 @@ pub(crate) fn register(raw_name: &str, capabilities: &[&str], slots: u32) -> Reg
 pub(crate) fn task(title: &str) -> CreateTask {
     CreateTask::titled(Title::parse(title).unwrap())
 }
+
+/// A task as the wire carries it: attempts' briefings travel by `taskBriefing`, not with the task.
+pub(crate) fn as_sent(t: maos_domain::Task) -> maos_domain::Task {
+    let mut data = t.data().clone();
+    for a in &mut data.attempts {
+        a.briefing = None;
+    }
+    maos_domain::Task::restore(data)
+}
+
+/// A page of tasks as the wire carries it.
+pub(crate) fn page_as_sent(mut p: maos_application::TaskPage) -> maos_application::TaskPage {
+    p.tasks = p.tasks.into_iter().map(as_sent).collect();
+    p
+}
+
+/// Tasks as the wire carries them.
+pub(crate) fn all_as_sent(tasks: Vec<maos_domain::Task>) -> Vec<maos_domain::Task> {
+    tasks.into_iter().map(as_sent).collect()
+}

@@ -70,6 +70,7 @@ fn reopen_keeps_every_row_and_every_event() {
             "task.ready",
             "task.created",
             "task.assigned",
+            "task.briefed",
             "agent.slot_claimed",
             "task.attempt_started"
         ]
@@ -126,7 +127,8 @@ fn migrations_apply_to_a_new_file_an_empty_file_and_an_existing_database() {
             vec![
                 (1, "init".to_owned()),
                 (2, "agents_at_work".to_owned()),
-                (3, "workspaces_and_approvals".to_owned())
+                (3, "workspaces_and_approvals".to_owned()),
+                (4, "orchestrations_at_work".to_owned())
             ]
         );
         let app_id: i32 = conn
@@ -161,7 +163,8 @@ fn migrations_apply_to_a_new_file_an_empty_file_and_an_existing_database() {
             vec![
                 (1, "init".to_owned()),
                 (2, "agents_at_work".to_owned()),
-                (3, "workspaces_and_approvals".to_owned())
+                (3, "workspaces_and_approvals".to_owned()),
+                (4, "orchestrations_at_work".to_owned())
             ]
         );
         assert_eq!(dump_tables(&conn), before);

@@ -40,6 +40,11 @@ impl TestClock {
         }
     }
 
+    /// Moves the clock `ms` milliseconds ahead.
+    pub(crate) fn advance(&self, ms: i64) {
+        self.now.fetch_add(ms, Ordering::SeqCst);
+    }
+
     /// From now on every reading advances the clock by `step` (0 freezes it).
     pub(crate) fn set_step(&self, step: i64) {
         self.step.store(step, Ordering::SeqCst);
@@ -110,6 +115,13 @@ pub(crate) fn service_at(path: &Path, clock: Arc<TestClock>, ids: Arc<TestIds>) 
 }
 
 impl Db {
+    /// Lets every retry's backoff run out (the clock jumps past the longest one) and makes the
+    /// retrying tasks ready; returns how many.
+    pub(crate) fn retries_due(&self) -> usize {
+        self.clock.advance(600_000);
+        self.svc.promote_due_retries().unwrap()
+    }
+
     /// A new database; the clock starts at 1_700_000_000_000 and ticks 1 ms per reading.
     pub(crate) fn new() -> Db {
         Db::with_seed(1)
@@ -393,6 +405,7 @@ pub(crate) fn spec(t: &str) -> TaskSpec {
         workspace: None,
         verify: None,
         wants_port: false,
+        concerns: Vec::new(),
     }
 }
 
@@ -403,6 +416,7 @@ pub(crate) fn orch(name: Title, goal: Option<String>) -> maos_application::Creat
         goal,
         workspace: None,
         verify: None,
+        notes: Vec::new(),
     }
 }
 

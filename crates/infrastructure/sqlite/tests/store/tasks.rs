@@ -320,7 +320,12 @@ fn assign_to_a_named_agent_or_by_the_balancer_and_refuse_unfit_agents() {
     assert_eq!(first.task, db.task(t1.id));
     assert_eq!(
         task_events(&db, t1.id),
-        ["task.created", "task.ready", "task.assigned"]
+        [
+            "task.created",
+            "task.ready",
+            "task.assigned",
+            "task.briefed"
+        ]
     );
     let a1 = db.agent("a1");
     assert_eq!(
@@ -529,7 +534,8 @@ fn fencing_refuses_results_from_a_stale_or_wrong_attempt() {
             maos_domain::RunReport::default(),
         )
         .unwrap();
-    assert_eq!(failed.state, TaskState::Ready, "a retry is due");
+    assert_eq!(failed.state, TaskState::Retrying, "a retry is scheduled");
+    assert_eq!(db.retries_due(), 1);
     assert_eq!(db.agent("w1").active, 0);
 
     // Attempt 2 on another agent; attempt 1's late results are refused.
@@ -652,10 +658,20 @@ fn a_failing_task_is_retried_then_blocked_after_its_last_attempt() {
             maos_domain::RunReport::default(),
         )
         .unwrap();
-    assert_eq!(after1.state, TaskState::Ready);
+    // The retry waits out its backoff: 2 s ± 20 % after the first failure.
+    assert_eq!(after1.state, TaskState::Retrying);
+    let failed_at = after1.attempts[0].ended_at.unwrap();
+    let due = after1.retry_at.expect("a retry time");
+    let delay = due.as_millis() - failed_at.as_millis();
+    assert!((1_600..=2_400).contains(&delay), "backoff {delay} ms");
     assert_eq!(db.agent("w").active, 0);
+    assert_eq!(db.svc.promote_due_retries().unwrap(), 0, "not due yet");
+    assert_eq!(db.task(t.id).state, TaskState::Retrying);
+    assert_eq!(db.retries_due(), 1);
+    let ready = db.task(t.id);
+    assert_eq!((ready.state, ready.retry_at), (TaskState::Ready, None));
     assert_eq!(
-        task_events(&db, t.id)[3..],
+        task_events(&db, t.id)[4..],
         [
             "task.attempt_started",
             "task.attempt_failed",
@@ -761,7 +777,11 @@ fn a_medium_risk_task_awaits_approval_and_does_not_release_its_dependents() {
         .svc
         .reject(&risky.id.into(), "the tests are missing".into(), false)
         .unwrap();
-    assert_eq!(rejected.state, TaskState::Ready);
+    assert_eq!(
+        rejected.state,
+        TaskState::Ready,
+        "a rejection is retried at once"
+    );
     assert!(
         rejected.attempts[0]
             .error

@@ -1,0 +1,211 @@
+//! What a task that does not run waits for (`maos task show`): a dependency, a concern another
+//! task holds, an agent, a budget, a person, the end of a backoff, its orchestration.
+
+use maos_domain::policy::matcher;
+use maos_domain::{AgentStatus, OrchestrationStatus, Task, TaskState, Tier, Timestamp, Usd};
+
+use crate::api::{AgentFilter, Page, TaskFilter, WaitKind, Waiting};
+use crate::error::QueryError;
+use crate::locks::{HOLDING, Held};
+use crate::ports::Store;
+
+/// Everything `t` waits for now (empty when it is running or finished, or will be assigned as
+/// soon as the scheduler gets to it).
+pub(crate) fn explain<S: Store + ?Sized>(
+    store: &S,
+    t: &Task,
+    now: Timestamp,
+) -> Result<Vec<Waiting>, QueryError> {
+    let short = t.id.short();
+    let mut out = Vec::new();
+    let mut say = |kind, detail: String, task| out.push(Waiting { kind, detail, task });
+    match t.state {
+        TaskState::Pending => {
+            for dep in &t.spec.depends_on {
+                match store.task(*dep)? {
+                    Some(d) if d.state == TaskState::Completed => {}
+                    Some(d) => say(
+                        WaitKind::Dependency,
+                        format!(
+                            "its dependency {} \"{}\" is {}",
+                            d.id.short(),
+                            d.spec.title,
+                            d.state
+                        ),
+                        Some(d.id),
+                    ),
+                    None => say(
+                        WaitKind::Dependency,
+                        format!("its dependency {} does not exist", dep.short()),
+                        Some(*dep),
+                    ),
+                }
+            }
+        }
+        TaskState::Retrying => {
+            let detail = match t.retry_at {
+                Some(due) if due > now => format!(
+                    "the backoff after its failed attempt: the retry is due at {} (in {})",
+                    due.to_rfc3339(),
+                    seconds(due.millis_since(now))
+                ),
+                _ => "its retry is due: it becomes ready at the next scheduling pass".to_owned(),
+            };
+            say(WaitKind::Backoff, detail, None);
+        }
+        TaskState::AwaitingApproval => {
+            let what = match t.pending.as_ref().map(|p| p.gate) {
+                Some(maos_domain::Gate::Run) => "to run at all (high risk)",
+                Some(maos_domain::Gate::Tool) => "a tool call of its running agent",
+                _ => "its verified result",
+            };
+            say(
+                WaitKind::Approval,
+                format!(
+                    "a person must approve {what}: `maos approve {short}` or `maos reject \
+                     {short} --reason \"…\"`"
+                ),
+                None,
+            );
+        }
+        TaskState::Blocked => say(
+            WaitKind::Person,
+            format!(
+                "it is blocked: {}; `maos task retry {short}` runs it again",
+                t.reason.as_deref().unwrap_or("no reason recorded")
+            ),
+            None,
+        ),
+        TaskState::Ready => ready_but_waiting(store, t, &mut say)?,
+        _ => {}
+    }
+    Ok(out)
+}
+
+/// Why a ready task has no agent yet.
+fn ready_but_waiting<S: Store + ?Sized>(
+    store: &S,
+    t: &Task,
+    say: &mut impl FnMut(WaitKind, String, Option<maos_domain::TaskId>),
+) -> Result<(), QueryError> {
+    if let Some(oid) = t.spec.orchestration
+        && let Some(o) = store.orchestration(oid)?
+        && o.status != OrchestrationStatus::Running
+    {
+        let how = match o.status {
+            OrchestrationStatus::Draft | OrchestrationStatus::AwaitingPlanApproval => {
+                format!(
+                    "it has not started: `maos orchestrate start {}`",
+                    oid.short()
+                )
+            }
+            OrchestrationStatus::Paused => {
+                format!("it is paused: `maos orchestrate resume {}`", oid.short())
+            }
+            s => format!("it is {s}"),
+        };
+        say(
+            WaitKind::Orchestration,
+            format!("its orchestration {} {how}", oid.short()),
+            None,
+        );
+    }
+    if let Some(left) = t.budget_left()
+        && left == Usd::ZERO
+    {
+        say(
+            WaitKind::Budget,
+            format!(
+                "its budget of ${} is spent",
+                t.spec.budget.unwrap_or(Usd::ZERO)
+            ),
+            None,
+        );
+    }
+    if !t.spec.concerns.is_empty() {
+        let filter = TaskFilter {
+            statuses: HOLDING.to_vec(),
+            ..TaskFilter::default()
+        };
+        let page = Page {
+            limit: Page::MAX_LIMIT,
+            cursor: None,
+        };
+        let holders = store.tasks(&filter, &page)?.tasks;
+        for clash in Held::of(&holders).clashes(t) {
+            say(
+                WaitKind::Concern,
+                format!(
+                    "its concern `{}` overlaps `{}`, held by task {} until that task's work is \
+                     accepted",
+                    clash.mine,
+                    clash.theirs,
+                    clash.holder.short()
+                ),
+                Some(clash.holder),
+            );
+        }
+    }
+    let agents = store.agents(&AgentFilter::default())?;
+    let capable: Vec<_> = agents
+        .iter()
+        .filter(|a| a.status != AgentStatus::Removed)
+        .filter(|a| matcher::is_capable(a, &t.spec.capabilities, t.spec.tier))
+        .collect();
+    let working: Vec<_> = capable.iter().filter(|a| a.accepts_work()).collect();
+    if working.is_empty() {
+        let needs = if t.spec.capabilities.is_empty() {
+            "any capability".to_owned()
+        } else {
+            t.spec.capabilities.to_string()
+        };
+        let tier = match t.spec.tier {
+            Some(Tier::Strategic) => " of the strategic tier",
+            Some(Tier::Tactical) => " of the tactical tier",
+            None => "",
+        };
+        let drained: Vec<String> = capable
+            .iter()
+            .filter(|a| a.status == AgentStatus::Draining)
+            .map(|a| a.name.to_string())
+            .collect();
+        let also = if drained.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({} can but {} draining: `maos agent resume`)",
+                drained.join(", "),
+                if drained.len() == 1 { "is" } else { "are" }
+            )
+        };
+        say(
+            WaitKind::NoCapableAgent,
+            format!(
+                "no agent that takes work offers {needs}{tier}{also}; register one \
+                 (`maos agent register`)"
+            ),
+            None,
+        );
+    } else if working.iter().all(|a| a.free_slots() == 0) {
+        let names: Vec<String> = working.iter().map(|a| a.name.to_string()).collect();
+        say(
+            WaitKind::AgentsBusy,
+            format!(
+                "every capable agent is busy ({}); it runs when a slot frees",
+                names.join(", ")
+            ),
+            None,
+        );
+    }
+    Ok(())
+}
+
+/// `12s`, `3m 05s`.
+fn seconds(ms: u64) -> String {
+    let s = ms.div_ceil(1000);
+    if s < 60 {
+        format!("{s}s")
+    } else {
+        format!("{}m {:02}s", s / 60, s % 60)
+    }
+}

@@ -1,0 +1,693 @@
+//! `maos orchestrate run|start|pause|resume|cancel|status|graph`: running plans and workflows,
+//! steering orchestrations, and watching them to the end (a line per task, NDJSON events with
+//! `--json`, a final summary, and exit 0 only when every task completed).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use maos_application::{CreatePlan, IdRef, MaosApi, Page, TaskFilter};
+use maos_domain::{Orchestration, OrchestrationId, Task, TaskId, TaskState, Usd};
+use serde::Serialize;
+
+use crate::cli::GraphFormat;
+use crate::error::{CliError, Kind};
+use crate::human;
+use crate::json;
+use crate::output::Output;
+
+/// How long one wait for events lasts while watching.
+const TICK: Duration = Duration::from_millis(200);
+/// The shortest time between two redraws.
+const MIN_REDRAW: Duration = Duration::from_millis(100);
+/// Clears a terminal and puts the cursor at the top left.
+const CLEAR_SCREEN: &str = "\x1b[H\x1b[2J";
+
+/// One task of a plan as the graph preview shows it.
+#[derive(Debug, Clone)]
+pub(crate) struct PreviewTask {
+    pub(crate) key: String,
+    pub(crate) title: String,
+    pub(crate) capabilities: String,
+    pub(crate) risk: String,
+    pub(crate) depends_on: Vec<String>,
+    pub(crate) concerns: Vec<String>,
+}
+
+/// The preview of a plan: what `maos orchestrate run` shows before asking.
+pub(crate) fn preview(plan: &CreatePlan) -> Vec<PreviewTask> {
+    plan.tasks
+        .iter()
+        .map(|t| PreviewTask {
+            key: t.key.clone(),
+            title: t.task.title.to_string(),
+            capabilities: t.task.capabilities.to_string(),
+            risk: t.task.risk.to_string(),
+            depends_on: t.depends_on.clone(),
+            concerns: t.task.concerns.iter().map(ToString::to_string).collect(),
+        })
+        .collect()
+}
+
+/// The plan's graph for people: one line per task in an order that respects dependencies, with
+/// what it waits for.
+pub(crate) fn preview_text(plan: &CreatePlan) -> String {
+    let tasks = preview(plan);
+    let order = topological(&tasks);
+    let width = tasks.iter().map(|t| t.key.len()).max().unwrap_or(0);
+    let mut out = format!(
+        "Plan \"{}\": {} task{}",
+        plan.orchestration.name,
+        tasks.len(),
+        if tasks.len() == 1 { "" } else { "s" }
+    );
+    if let Some(goal) = &plan.orchestration.goal {
+        out.push_str(&format!("\n  goal: {goal}"));
+    }
+    if let Some(ws) = &plan.orchestration.workspace {
+        out.push_str(&format!(
+            "\n  repository: {}{}",
+            ws.repo,
+            ws.base
+                .as_deref()
+                .map(|b| format!(" (from {b})"))
+                .unwrap_or_default()
+        ));
+    }
+    out.push('\n');
+    for i in order {
+        let t = &tasks[i];
+        let after = if t.depends_on.is_empty() {
+            String::new()
+        } else {
+            format!("  after {}", t.depends_on.join(", "))
+        };
+        let concerns = if t.concerns.is_empty() {
+            String::new()
+        } else {
+            format!("  concerns {}", t.concerns.join(" "))
+        };
+        out.push_str(&format!(
+            "\n  {:width$}  {}  [{}] {} risk{after}{concerns}",
+            t.key, t.title, t.capabilities, t.risk
+        ));
+    }
+    out
+}
+
+/// Indexes of `tasks` in dependency order (ties in plan order); tasks in a cycle (refused later
+/// by the service) come last.
+fn topological(tasks: &[PreviewTask]) -> Vec<usize> {
+    let mut done: BTreeSet<&str> = BTreeSet::new();
+    let mut order = Vec::with_capacity(tasks.len());
+    while order.len() < tasks.len() {
+        let next = tasks.iter().enumerate().find(|(i, t)| {
+            !order.contains(i) && t.depends_on.iter().all(|d| done.contains(d.as_str()))
+        });
+        match next {
+            Some((i, t)) => {
+                done.insert(t.key.as_str());
+                order.push(i);
+            }
+            None => {
+                let rest: Vec<usize> = (0..tasks.len()).filter(|i| !order.contains(i)).collect();
+                order.extend(rest);
+            }
+        }
+    }
+    order
+}
+
+/// Asks on the terminal whether to run the plan; refuses (rather than waits) without one.
+pub(crate) fn approve_plan(yes: bool, out: &mut Output) -> Result<(), CliError> {
+    if yes {
+        return Ok(());
+    }
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() || !std::io::stderr().is_terminal() {
+        return Err(CliError::new(
+            Kind::Usage,
+            "the plan needs your approval, and there is no terminal to ask on",
+        )
+        .with_hint(
+            "read the plan, then run again with --yes (or set `approve_plans = \"auto\"` in the \
+             data directory's config.toml)",
+        ));
+    }
+    out.flush()?;
+    let mut err = std::io::stderr();
+    let _ = write!(err, "Run this plan? [y/N] ");
+    let _ = err.flush();
+    let mut answer = String::new();
+    stdin
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| CliError::new(Kind::Failure, format!("cannot read your answer: {e}")))?;
+    if matches!(answer.trim(), "y" | "Y" | "yes" | "Yes" | "YES") {
+        Ok(())
+    } else {
+        Err(CliError::new(
+            Kind::Conflict,
+            "you did not approve the plan: nothing was created",
+        )
+        .with_hint("answer y to run it, or pass --yes"))
+    }
+}
+
+/// Every task of an orchestration, oldest first.
+pub(crate) fn tasks_of(api: &dyn MaosApi, id: OrchestrationId) -> Result<Vec<Task>, CliError> {
+    let mut tasks = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = api.list_tasks(
+            &TaskFilter {
+                orchestration: Some(id),
+                ..TaskFilter::default()
+            },
+            &Page {
+                limit: Page::MAX_LIMIT,
+                cursor,
+            },
+        )?;
+        tasks.extend(page.tasks);
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return Ok(tasks),
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// What a run of an orchestration came to.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Summary {
+    pub(crate) orchestration: String,
+    pub(crate) status: String,
+    pub(crate) tasks: usize,
+    pub(crate) completed: usize,
+    pub(crate) by_state: BTreeMap<String, usize>,
+    pub(crate) attempts: u32,
+    pub(crate) wall_ms: u64,
+    pub(crate) input_tokens: u64,
+    pub(crate) output_tokens: u64,
+    pub(crate) cost_usd: String,
+    /// Tasks that wait for a person: (short id, title, why).
+    pub(crate) needs_a_person: Vec<NeedsPerson>,
+    /// The integration branch, when its tasks work in a repository.
+    pub(crate) integration_branch: Option<String>,
+}
+
+/// A task that waits for a person, in the summary.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct NeedsPerson {
+    pub(crate) task: String,
+    pub(crate) title: String,
+    pub(crate) state: String,
+    pub(crate) why: String,
+    pub(crate) next: String,
+}
+
+/// The summary of `o` with `tasks`.
+pub(crate) fn summary(o: &Orchestration, tasks: &[Task]) -> Summary {
+    let mut by_state = BTreeMap::new();
+    let (mut attempts, mut input, mut output, mut cost) = (0u32, 0u64, 0u64, Usd::ZERO);
+    let mut last_end = o.created_at.as_millis();
+    for t in tasks {
+        *by_state.entry(t.state.to_string()).or_insert(0) += 1;
+        attempts += t.attempts_used();
+        let u = t.usage();
+        input += u.input_tokens + u.cached_input_tokens;
+        output += u.output_tokens;
+        cost = Usd::from_micros(cost.micros().saturating_add(t.spent().micros()));
+        last_end = last_end.max(t.updated_at.as_millis());
+    }
+    let finished = tasks.iter().all(|t| settled(t.state));
+    let end = if finished { last_end } else { now_ms() };
+    let needs_a_person = tasks
+        .iter()
+        .filter(|t| matches!(t.state, TaskState::Blocked | TaskState::AwaitingApproval))
+        .map(|t| {
+            let short = t.id.short();
+            let (why, next) = if t.state == TaskState::AwaitingApproval {
+                (
+                    "waits for your approval".to_owned(),
+                    format!("maos approve {short}  (or maos reject {short} --reason \"…\")"),
+                )
+            } else {
+                (
+                    t.reason.clone().unwrap_or_else(|| "blocked".into()),
+                    format!("maos task retry {short}  (or maos task cancel {short})"),
+                )
+            };
+            NeedsPerson {
+                task: short,
+                title: t.spec.title.to_string(),
+                state: t.state.to_string(),
+                why,
+                next,
+            }
+        })
+        .collect();
+    Summary {
+        orchestration: o.id.short(),
+        status: o.status.to_string(),
+        tasks: tasks.len(),
+        completed: tasks
+            .iter()
+            .filter(|t| t.state == TaskState::Completed)
+            .count(),
+        by_state,
+        attempts,
+        wall_ms: u64::try_from(end.saturating_sub(o.created_at.as_millis())).unwrap_or(0),
+        input_tokens: input,
+        output_tokens: output,
+        cost_usd: cost.to_string(),
+        needs_a_person,
+        integration_branch: o.workspace.as_ref().map(|_| o.integration_branch()),
+    }
+}
+
+/// True for states in which a task moves no further without a person (or never again).
+fn settled(s: TaskState) -> bool {
+    matches!(
+        s,
+        TaskState::Completed
+            | TaskState::Cancelled
+            | TaskState::Blocked
+            | TaskState::AwaitingApproval
+    )
+}
+
+/// True when nothing of the orchestration can move without a person: every task is settled, or
+/// waits (pending) for one that is.
+fn at_rest(o: &Orchestration, tasks: &[Task]) -> bool {
+    if o.status.is_terminal() {
+        return true;
+    }
+    tasks
+        .iter()
+        .all(|t| settled(t.state) || t.state == TaskState::Pending && stuck(t, tasks))
+}
+
+/// A pending task whose dependencies (within the orchestration) will not complete on their own.
+fn stuck(t: &Task, tasks: &[Task]) -> bool {
+    t.spec.depends_on.iter().any(|d| {
+        tasks.iter().find(|x| x.id == *d).is_some_and(|x| {
+            matches!(
+                x.state,
+                TaskState::Blocked | TaskState::Cancelled | TaskState::AwaitingApproval
+            )
+        })
+    })
+}
+
+/// The summary for people.
+pub(crate) fn summary_text(s: &Summary) -> String {
+    let states: Vec<String> = s.by_state.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    let mut out = format!(
+        "Orchestration {} is {}: {} of {} tasks completed ({}).\n  attempts: {}   wall time: {}   \
+         tokens: {} in, {} out   cost: ${}",
+        s.orchestration,
+        s.status,
+        s.completed,
+        s.tasks,
+        states.join(", "),
+        s.attempts,
+        human::duration_ms(s.wall_ms),
+        s.input_tokens,
+        s.output_tokens,
+        s.cost_usd
+    );
+    if let Some(b) = &s.integration_branch {
+        out.push_str(&format!("\n  integration branch: {b}"));
+    }
+    if !s.needs_a_person.is_empty() {
+        out.push_str("\nNeeds a person:");
+        for n in &s.needs_a_person {
+            out.push_str(&format!(
+                "\n  {} {} ({}): {}\n      {}",
+                n.task, n.title, n.state, n.why, n.next
+            ));
+        }
+    }
+    out
+}
+
+/// One line per task: state, agent, attempt, elapsed, tokens, cost.
+pub(crate) fn progress_text(o: &Orchestration, tasks: &[Task], color: bool) -> String {
+    let now = now_ms();
+    let rows = tasks
+        .iter()
+        .map(|t| {
+            let a = t.current_attempt();
+            let started = t.attempts.first().and_then(|a| a.started_at);
+            let ended = if t.state.is_terminal() {
+                a.and_then(|a| a.ended_at).map(|e| e.as_millis())
+            } else {
+                None
+            };
+            let elapsed = started.map_or_else(
+                || "-".to_owned(),
+                |s| {
+                    human::duration_ms(
+                        u64::try_from(ended.unwrap_or(now).saturating_sub(s.as_millis()))
+                            .unwrap_or(0),
+                    )
+                },
+            );
+            let u = t.usage();
+            vec![
+                t.id.short(),
+                t.state.to_string(),
+                a.map_or_else(|| "-".into(), |a| a.agent.to_string()),
+                if t.attempts_used() == 0 {
+                    "-".into()
+                } else {
+                    format!("{}/{}", t.attempts_used(), t.attempts_allowed())
+                },
+                elapsed,
+                (u.input_tokens + u.cached_input_tokens + u.output_tokens).to_string(),
+                format!("${}", t.spent()),
+                human::clip(t.spec.title.as_str(), 48),
+            ]
+        })
+        .collect();
+    let done = tasks
+        .iter()
+        .filter(|t| t.state == TaskState::Completed)
+        .count();
+    let mut out = format!(
+        "{} \"{}\" {}: {done}/{} tasks completed\n",
+        o.id.short(),
+        o.name,
+        o.status,
+        tasks.len()
+    );
+    out.push_str(&human::table(
+        color,
+        &[
+            "TASK", "STATE", "AGENT", "ATTEMPT", "ELAPSED", "TOKENS", "COST", "TITLE",
+        ],
+        rows,
+    ));
+    out
+}
+
+/// `maos orchestrate status <id> [--watch]`.
+pub(crate) fn status(
+    api: &dyn MaosApi,
+    id: &IdRef,
+    watch_it: bool,
+    out: &mut Output,
+) -> Result<(), CliError> {
+    let o = api.get_orchestration(id)?;
+    if watch_it {
+        return watch(api, o.id, out);
+    }
+    let tasks = tasks_of(api, o.id)?;
+    let s = summary(&o, &tasks);
+    if out.json() {
+        return out.document(&StatusDoc {
+            orchestration: json::OrchestrationDoc::new(&o),
+            tasks: tasks.iter().map(json::TaskDoc::new).collect(),
+            summary: s,
+        });
+    }
+    out.text(&progress_text(&o, &tasks, out.color()))?;
+    out.text(&summary_text(&s))
+}
+
+/// `maos orchestrate status --json`.
+#[derive(Debug, Serialize)]
+struct StatusDoc {
+    orchestration: json::OrchestrationDoc,
+    tasks: Vec<json::TaskDoc>,
+    summary: Summary,
+}
+
+/// The last document of `--watch --json`.
+#[derive(Debug, Serialize)]
+struct SummaryLine<'a> {
+    summary: &'a Summary,
+}
+
+/// Watches an orchestration until nothing moves without a person; then prints the summary and
+/// ends with exit 0 only if every task completed.
+pub(crate) fn watch(
+    api: &dyn MaosApi,
+    id: OrchestrationId,
+    out: &mut Output,
+) -> Result<(), CliError> {
+    out.stream_documents();
+    let terminal = !out.json() && std::io::stdout().is_terminal();
+    let start = api.status()?.last_event;
+    let mut follower = api.follow_events(start)?;
+    let mut o = api.get_orchestration(&IdRef::from(id))?;
+    let mut tasks = tasks_of(api, id)?;
+    let mut ids: BTreeSet<TaskId> = tasks.iter().map(|t| t.id).collect();
+    let mut drawn = Instant::now();
+    let began = Instant::now();
+    // Without a terminal: one line per change of a task, not a redrawn table.
+    let mut seen: BTreeMap<TaskId, (TaskState, u32)> = BTreeMap::new();
+    if terminal {
+        draw(out, &o, &tasks, terminal)?;
+    } else if !out.json() {
+        out.text(&changes(&mut seen, &tasks, began))?;
+        out.flush()?;
+    }
+    let mut last_lines = String::new();
+    while !at_rest(&o, &tasks) {
+        let batch = follower.next_batch(TICK)?;
+        if batch.is_empty() {
+            continue;
+        }
+        if out.json() {
+            for e in &batch {
+                if concerns(e, id, &ids) {
+                    out.document(&json::EventJson::from(e))?;
+                }
+            }
+            out.flush()?;
+        }
+        if drawn.elapsed() < MIN_REDRAW {
+            std::thread::sleep(MIN_REDRAW.saturating_sub(drawn.elapsed()));
+        }
+        o = api.get_orchestration(&IdRef::from(id))?;
+        tasks = tasks_of(api, id)?;
+        ids = tasks.iter().map(|t| t.id).collect();
+        if terminal {
+            let lines = progress_text(&o, &tasks, out.color());
+            if lines != last_lines {
+                draw(out, &o, &tasks, terminal)?;
+                last_lines = lines;
+            }
+        } else if !out.json() {
+            let text = changes(&mut seen, &tasks, began);
+            if !text.is_empty() {
+                out.text(&text)?;
+                out.flush()?;
+            }
+        }
+        drawn = Instant::now();
+    }
+    let s = summary(&o, &tasks);
+    if out.json() {
+        out.document(&SummaryLine { summary: &s })?;
+    } else {
+        out.text("")?;
+        out.text(&summary_text(&s))?;
+    }
+    out.flush()?;
+    if s.completed == s.tasks {
+        Ok(())
+    } else {
+        Err(CliError::new(
+            Kind::Unfinished,
+            format!(
+                "orchestration {} stopped with {} of {} tasks completed",
+                s.orchestration, s.completed, s.tasks
+            ),
+        )
+        .with_hint(if s.needs_a_person.is_empty() {
+            "see `maos orchestrate status` for what happened".to_owned()
+        } else {
+            "what needs a person is listed above".to_owned()
+        }))
+    }
+}
+
+/// A line for each task whose state or attempt changed since `seen`, which is updated.
+fn changes(
+    seen: &mut BTreeMap<TaskId, (TaskState, u32)>,
+    tasks: &[Task],
+    began: Instant,
+) -> String {
+    let at = human::duration_ms(u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX));
+    let mut lines = Vec::new();
+    for t in tasks {
+        let now = (t.state, t.attempts_used());
+        if seen.insert(t.id, now) == Some(now) {
+            continue;
+        }
+        let who = match t.current_attempt() {
+            Some(a) if t.attempts_used() > 0 => format!(
+                " ({}, attempt {}/{})",
+                a.agent,
+                t.attempts_used(),
+                t.attempts_allowed()
+            ),
+            _ => String::new(),
+        };
+        let why = match t.state {
+            TaskState::Retrying | TaskState::Blocked | TaskState::Failed => t
+                .reason
+                .as_deref()
+                .map(|r| format!(": {}", human::clip(r.lines().next().unwrap_or(r), 80)))
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
+        lines.push(format!(
+            "[{at:>6}] {} {:<12} {}{who}{why}",
+            t.id.short(),
+            t.state.as_str(),
+            human::clip(t.spec.title.as_str(), 40)
+        ));
+    }
+    lines.join("\n")
+}
+
+fn draw(
+    out: &mut Output,
+    o: &Orchestration,
+    tasks: &[Task],
+    terminal: bool,
+) -> Result<(), CliError> {
+    let text = progress_text(o, tasks, out.color());
+    if terminal {
+        out.text(&format!(
+            "{CLEAR_SCREEN}{text}\n(watching; Ctrl-C stops watching, not the work)"
+        ))?;
+    } else {
+        out.text(&text)?;
+    }
+    out.flush()
+}
+
+/// True when the event is about the orchestration or one of its tasks.
+fn concerns(
+    e: &maos_application::StoredEvent,
+    id: OrchestrationId,
+    tasks: &BTreeSet<TaskId>,
+) -> bool {
+    match &e.event {
+        maos_domain::DomainEvent::Orchestration { id: o, .. } => *o == id,
+        maos_domain::DomainEvent::Task { id: t, .. } => tasks.contains(t),
+        maos_domain::DomainEvent::Agent { .. } => false,
+    }
+}
+
+/// `maos orchestrate graph <id> --format mermaid|dot`.
+pub(crate) fn graph(
+    api: &dyn MaosApi,
+    id: &IdRef,
+    format: GraphFormat,
+    out: &mut Output,
+) -> Result<(), CliError> {
+    let o = api.get_orchestration(id)?;
+    let tasks = tasks_of(api, o.id)?;
+    let text = match format {
+        GraphFormat::Mermaid => mermaid(&tasks),
+        GraphFormat::Dot => dot(&o, &tasks),
+    };
+    if out.json() {
+        #[derive(Serialize)]
+        struct GraphDoc<'a> {
+            orchestration: String,
+            format: &'a str,
+            graph: &'a str,
+        }
+        return out.document(&GraphDoc {
+            orchestration: o.id.to_string(),
+            format: match format {
+                GraphFormat::Mermaid => "mermaid",
+                GraphFormat::Dot => "dot",
+            },
+            graph: &text,
+        });
+    }
+    out.text(text.trim_end())
+}
+
+/// A label safe inside double quotes in Mermaid and dot.
+fn label(t: &Task) -> String {
+    let title: String = t
+        .spec
+        .title
+        .as_str()
+        .chars()
+        .map(|c| if c == '"' { '\'' } else { c })
+        .collect();
+    format!(
+        "{}<br/>{} ({})",
+        human::clip(&title, 40),
+        t.id.short(),
+        t.state
+    )
+}
+
+fn mermaid(tasks: &[Task]) -> String {
+    let mut s = String::from("flowchart LR\n");
+    for t in tasks {
+        s.push_str(&format!("  t{}[\"{}\"]\n", t.id.short(), label(t)));
+    }
+    for t in tasks {
+        for d in &t.spec.depends_on {
+            s.push_str(&format!("  t{} --> t{}\n", d.short(), t.id.short()));
+        }
+    }
+    for t in tasks {
+        let class = match t.state {
+            TaskState::Completed => "done",
+            TaskState::Blocked | TaskState::Cancelled => "stopped",
+            TaskState::AwaitingApproval => "waiting",
+            _ => continue,
+        };
+        s.push_str(&format!("  class t{} {class}\n", t.id.short()));
+    }
+    s.push_str(
+        "  classDef done fill:#d4f7d4\n  classDef stopped fill:#f7d4d4\n  classDef waiting fill:#f7f0d4\n",
+    );
+    s
+}
+
+fn dot(o: &Orchestration, tasks: &[Task]) -> String {
+    let mut s = format!(
+        "digraph \"{}\" {{\n  rankdir=LR;\n  node [shape=box];\n",
+        o.id.short()
+    );
+    for t in tasks {
+        let color = match t.state {
+            TaskState::Completed => "palegreen",
+            TaskState::Blocked | TaskState::Cancelled => "lightpink",
+            TaskState::AwaitingApproval => "lightyellow",
+            _ => "white",
+        };
+        s.push_str(&format!(
+            "  t{} [label=\"{}\", style=filled, fillcolor={color}];\n",
+            t.id.short(),
+            label(t).replace("<br/>", "\\n")
+        ));
+    }
+    for t in tasks {
+        for d in &t.spec.depends_on {
+            s.push_str(&format!("  t{} -> t{};\n", d.short(), t.id.short()));
+        }
+    }
+    s.push_str("}\n");
+    s
+}
