@@ -6,10 +6,13 @@
 mod agent;
 mod bad_input;
 mod daemon;
+mod fixtures;
 mod follow;
 mod layering;
 mod orchestrate;
 mod overview;
+mod plans;
+mod recovery;
 mod runtime;
 mod support;
 mod task;

@@ -67,6 +67,11 @@ impl Env {
         }
     }
 
+    /// Writes the data directory's `config.toml` (before the daemon starts: it reads it then).
+    pub(crate) fn config(&self, text: &str) {
+        std::fs::write(self.dir().join("config.toml"), text).unwrap();
+    }
+
     /// The data directory.
     pub(crate) fn dir(&self) -> &Path {
         self.dir.path()

@@ -1,0 +1,1 @@
+//! Plans, workflows and the orchestration lifecycle end to end (being written).
