@@ -300,4 +300,3 @@ pub(crate) fn tasks_listed(env: &Env) -> usize {
         .unwrap()
         .len()
 }
-

@@ -203,7 +203,20 @@ impl SqliteStore {
                 c
             }
         };
-        let result = f(&conn);
+        // One snapshot for the whole read: a task and its attempts, a page and the attempts of
+        // its tasks, are read as of the same commit.
+        let result = conn
+            .execute_batch("BEGIN DEFERRED")
+            .map_err(rows::backend)
+            .and_then(|()| {
+                let result = f(&conn);
+                let end = conn.execute_batch(if result.is_ok() { "COMMIT" } else { "ROLLBACK" });
+                match (result, end) {
+                    (Ok(r), Ok(())) => Ok(r),
+                    (Ok(_), Err(e)) => Err(rows::backend(e)),
+                    (Err(e), _) => Err(e),
+                }
+            });
         let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
         if pool.len() < IDLE_READERS {
             pool.push(conn);

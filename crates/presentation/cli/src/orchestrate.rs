@@ -172,9 +172,41 @@ pub(crate) fn tasks_of(api: &dyn MaosApi, id: OrchestrationId) -> Result<Vec<Tas
         tasks.extend(page.tasks);
         match page.next_cursor {
             Some(c) => cursor = Some(c),
-            None => return Ok(tasks),
+            None => return Ok(in_dependency_order(tasks)),
         }
     }
+}
+
+/// `tasks` with every task after the tasks it depends on, otherwise in the order given (the
+/// tasks of a plan are created at the same instant, so their creation order says little).
+fn in_dependency_order(tasks: Vec<Task>) -> Vec<Task> {
+    let ids: BTreeSet<TaskId> = tasks.iter().map(|t| t.id).collect();
+    let mut placed: BTreeSet<TaskId> = BTreeSet::new();
+    let mut rest = tasks;
+    let mut out = Vec::with_capacity(rest.len());
+    while !rest.is_empty() {
+        let before = out.len();
+        let mut i = 0;
+        while i < rest.len() {
+            let ready = rest[i]
+                .spec
+                .depends_on
+                .iter()
+                .all(|d| placed.contains(d) || !ids.contains(d));
+            if ready {
+                let t = rest.remove(i);
+                placed.insert(t.id);
+                out.push(t);
+            } else {
+                i += 1;
+            }
+        }
+        if out.len() == before {
+            // A cycle cannot be stored, but never loop on bad data.
+            out.append(&mut rest);
+        }
+    }
+    out
 }
 
 fn now_ms() -> i64 {
@@ -413,8 +445,9 @@ pub(crate) fn status(
     let s = summary(&o, &tasks);
     if out.json() {
         return out.document(&StatusDoc {
-            orchestration: json::OrchestrationDoc::new(&o),
-            tasks: tasks.iter().map(json::TaskDoc::new).collect(),
+            schema_version: json::SCHEMA_VERSION,
+            orchestration: json::OrchestrationDoc::new(&o).orchestration,
+            tasks: tasks.iter().map(json::TaskJson::from).collect(),
             summary: s,
         });
     }
@@ -425,8 +458,9 @@ pub(crate) fn status(
 /// `maos orchestrate status --json`.
 #[derive(Debug, Serialize)]
 struct StatusDoc {
-    orchestration: json::OrchestrationDoc,
-    tasks: Vec<json::TaskDoc>,
+    schema_version: u32,
+    orchestration: json::OrchestrationJson,
+    tasks: Vec<json::TaskJson>,
     summary: Summary,
 }
 
@@ -607,11 +641,13 @@ pub(crate) fn graph(
     if out.json() {
         #[derive(Serialize)]
         struct GraphDoc<'a> {
+            schema_version: u32,
             orchestration: String,
             format: &'a str,
             graph: &'a str,
         }
         return out.document(&GraphDoc {
+            schema_version: json::SCHEMA_VERSION,
             orchestration: o.id.to_string(),
             format: match format {
                 GraphFormat::Mermaid => "mermaid",
