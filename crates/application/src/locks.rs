@@ -1,10 +1,11 @@
 //! Concern locks: a task whose concerns overlap those of a task that holds them (assigned,
-//! running, verifying or waiting for approval: its work is not integrated yet) does not start.
+//! running, verifying or waiting for approval of its result: its work is not integrated yet)
+//! does not start. A task waiting for approval to run at all holds nothing yet.
 //! Paths are compared within one repository (or one orchestration, for tasks without one);
 //! named resources such as `port:8080` are shared by everything.
 
 use maos_domain::policy::concerns::Concern;
-use maos_domain::{Task, TaskId, TaskState};
+use maos_domain::{Gate, Task, TaskId, TaskState};
 
 /// The states in which a task holds its concerns.
 pub(crate) const HOLDING: [TaskState; 4] = [
@@ -13,6 +14,14 @@ pub(crate) const HOLDING: [TaskState; 4] = [
     TaskState::Verifying,
     TaskState::AwaitingApproval,
 ];
+
+/// True when `t` holds its concerns now: it is in flight, except a task that waits for a
+/// person's approval to run at all (it has done nothing yet).
+pub(crate) fn holds(t: &Task) -> bool {
+    HOLDING.contains(&t.state)
+        && !(t.state == TaskState::AwaitingApproval
+            && t.pending.as_ref().is_some_and(|p| p.gate == Gate::Run))
+}
 
 /// Where a task's path concerns apply: its repository, else its orchestration, else nowhere in
 /// particular (every task without either shares one space).
@@ -46,7 +55,7 @@ impl Held {
     pub(crate) fn of<'a>(tasks: impl IntoIterator<Item = &'a Task>) -> Held {
         let mut held = Held::default();
         for t in tasks {
-            if HOLDING.contains(&t.state) {
+            if holds(t) {
                 held.take(t);
             }
         }

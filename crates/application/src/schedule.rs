@@ -104,35 +104,47 @@ impl Scheduler {
         if !agent.adapter.is_run_by_daemon() || !agent.accepts_work() || agent.free_slots() == 0 {
             return Ok(());
         }
+        // A few more than the free slots first; when tasks were passed over (held back by
+        // concerns, or out of budget) and slots are still free, look again at all of what one
+        // scan covers.
         let free = usize::try_from(agent.free_slots()).unwrap_or(usize::MAX);
-        // A few more than the free slots: some may be held back by concerns.
-        for mut task in tx.ready_tasks_for(&agent, free.saturating_add(16), SCAN)? {
-            if !fundable(&task) || !free_of_clashes(tx, held, &task)? {
-                continue;
-            }
-            if agent.free_slots() == 0 {
-                break;
-            }
-            match assign_in_tx(
-                tx,
-                &mut task,
-                &mut agent,
-                self.lease,
-                self.briefing_tokens,
-                at,
-            ) {
-                Ok(a) => {
-                    if let Some(h) = held.as_mut() {
-                        h.take(&a.task);
-                    }
-                    out.push(launch_of(&a, &agent));
+        let mut want = free.saturating_add(16);
+        loop {
+            let offered = tx.ready_tasks_for(&agent, want, SCAN)?;
+            let whole = offered.len() < want;
+            let mut passed_over = false;
+            for mut task in offered {
+                if agent.free_slots() == 0 {
+                    return Ok(());
                 }
-                Err(TaskError::Store(e)) => return Err(e),
-                // The store offered a task the domain refuses: leave it for another pass.
-                Err(_) => continue,
+                if !fundable(&task) || !free_of_clashes(tx, held, &task)? {
+                    passed_over = true;
+                    continue;
+                }
+                match assign_in_tx(
+                    tx,
+                    &mut task,
+                    &mut agent,
+                    self.lease,
+                    self.briefing_tokens,
+                    at,
+                ) {
+                    Ok(a) => {
+                        if let Some(h) = held.as_mut() {
+                            h.take(&a.task);
+                        }
+                        out.push(launch_of(&a, &agent));
+                    }
+                    Err(TaskError::Store(e)) => return Err(e),
+                    // The store offered a task the domain refuses: leave it for another pass.
+                    Err(_) => passed_over = true,
+                }
             }
+            if !passed_over || whole || want >= SCAN || agent.free_slots() == 0 {
+                return Ok(());
+            }
+            want = SCAN;
         }
-        Ok(())
     }
 
     /// Assigns a ready task to the least loaded capable agent the daemon runs, if one is free.

@@ -94,15 +94,12 @@ fn ready_but_waiting<S: Store + ?Sized>(
     {
         let how = match o.status {
             OrchestrationStatus::Draft | OrchestrationStatus::AwaitingPlanApproval => {
-                format!(
-                    "it has not started: `maos orchestrate start {}`",
-                    oid.short()
-                )
+                format!("has not started: `maos orchestrate start {}`", oid.short())
             }
             OrchestrationStatus::Paused => {
-                format!("it is paused: `maos orchestrate resume {}`", oid.short())
+                format!("is paused: `maos orchestrate resume {}`", oid.short())
             }
-            s => format!("it is {s}"),
+            s => format!("is {s}"),
         };
         say(
             WaitKind::Orchestration,

@@ -40,7 +40,7 @@ const CHECKPOINT_CONFIG: &[&str] = &[
 const TEMP_MERGE_CONFIG: &[&str] = &["core.hooksPath=/dev/null", "rerere.enabled=false"];
 
 /// How many times a merge is tried when other merges keep moving the target branch first.
-const MERGE_TRIES: u32 = 5;
+const MERGE_TRIES: u32 = 10;
 
 /// Makes unique names for temporary files and worktrees of this process.
 static SEQUENCE: AtomicU64 = AtomicU64::new(0);
@@ -87,6 +87,12 @@ impl GitWorkspaces {
         GitWorkspaces {
             git: Git::new("git"),
         }
+    }
+
+    /// The top directory of the working tree `dir` is in (a repository named by one of its
+    /// subdirectories is the same repository).
+    pub fn top_level(&self, dir: &Path) -> Result<PathBuf, WorkspaceError> {
+        Ok(self.repo_dirs(dir)?.top)
     }
 
     /// Runs `program` as git instead (a path, or a name looked up on the `PATH`).
@@ -382,8 +388,19 @@ impl GitWorkspaces {
                 Err(moved) => {
                     let now = self.branch_commit(&dirs.top, into)?;
                     match now {
-                        Some(now) if now != into_commit && tries < MERGE_TRIES => {
-                            tracing::debug!(into, "the branch moved during a merge; merging again");
+                        Some(now) if tries < MERGE_TRIES => {
+                            if now == into_commit {
+                                // Not moved yet: another merge holds the ref's lock while it
+                                // moves it. Give it a moment, then look again.
+                                std::thread::sleep(std::time::Duration::from_millis(
+                                    10 * u64::from(tries),
+                                ));
+                            } else {
+                                tracing::debug!(
+                                    into,
+                                    "the branch moved during a merge; merging again"
+                                );
+                            }
                             into_commit = now;
                         }
                         _ => return Err(moved),
@@ -535,6 +552,50 @@ impl GitWorkspaces {
 
 /// Where git keeps a repository, seen from one of its working trees.
 #[derive(Debug)]
+/// Serialises, within this process, what adds or removes worktrees of one repository (task
+/// worktrees, merges in temporary worktrees, removals): two `git worktree add` at once can trip
+/// over each other's half-made administrative directory. Other processes are covered by git's
+/// own locks and the merge's compare-and-swap.
+struct RepoGuard {
+    slot: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+}
+
+impl RepoGuard {
+    /// Waits until no other thread of this process works on the worktrees of the repository
+    /// whose common git directory is `common_dir`.
+    fn lock(common_dir: &Path) -> RepoGuard {
+        use std::collections::HashMap;
+        use std::sync::{Arc, Condvar, Mutex, OnceLock};
+        type Slots = Mutex<HashMap<PathBuf, Arc<(Mutex<bool>, Condvar)>>>;
+        static SLOTS: OnceLock<Slots> = OnceLock::new();
+        let key = std::fs::canonicalize(common_dir).unwrap_or_else(|_| common_dir.to_path_buf());
+        let slot = {
+            let mut slots = SLOTS
+                .get_or_init(Slots::default)
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            Arc::clone(slots.entry(key).or_default())
+        };
+        {
+            let (busy, freed) = &*slot;
+            let mut busy = busy.lock().unwrap_or_else(|p| p.into_inner());
+            while *busy {
+                busy = freed.wait(busy).unwrap_or_else(|p| p.into_inner());
+            }
+            *busy = true;
+        }
+        RepoGuard { slot }
+    }
+}
+
+impl Drop for RepoGuard {
+    fn drop(&mut self) {
+        let (busy, freed) = &*self.slot;
+        *busy.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        freed.notify_one();
+    }
+}
+
 struct RepoDirs {
     /// The working tree's top directory.
     top: PathBuf,
@@ -721,6 +782,7 @@ impl Workspaces for GitWorkspaces {
         setup: &Setup,
     ) -> Result<Workspace, WorkspaceError> {
         let dirs = self.repo_dirs(repo)?;
+        let _one_at_a_time = RepoGuard::lock(&dirs.common_dir);
         let top = dirs.top;
         let base_commit = self
             .resolve(&top, base)?
@@ -916,6 +978,7 @@ impl Workspaces for GitWorkspaces {
         start: &str,
     ) -> Result<MergeOutcome, WorkspaceError> {
         let dirs = self.repo_dirs(repo)?;
+        let _one_at_a_time = RepoGuard::lock(&dirs.common_dir);
         let top = dirs.top.clone();
         let branch_commit = self
             .branch_commit(&top, branch)?
@@ -965,6 +1028,7 @@ impl Workspaces for GitWorkspaces {
         into: &str,
     ) -> Result<MergeOutcome, WorkspaceError> {
         let dirs = self.repo_dirs(repo)?;
+        let _one_at_a_time = RepoGuard::lock(&dirs.common_dir);
         let top = dirs.top.clone();
         let branch_commit = self
             .branch_commit(&top, branch)?
@@ -1012,7 +1076,9 @@ impl Workspaces for GitWorkspaces {
     /// worktree already gone is fine; a directory git does not know as a worktree of the
     /// repository, or its main working tree, is refused.
     fn remove(&self, ws: &Workspace, force: bool) -> Result<(), WorkspaceError> {
-        let top = self.repo_dirs(&ws.repo)?.top;
+        let dirs = self.repo_dirs(&ws.repo)?;
+        let _one_at_a_time = RepoGuard::lock(&dirs.common_dir);
+        let top = dirs.top;
         let worktrees = self.worktrees(&top)?;
         let Some(index) = worktrees.iter().position(|w| same_path(&w.path, &ws.path)) else {
             if ws.path.exists() {

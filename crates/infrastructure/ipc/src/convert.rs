@@ -755,8 +755,13 @@ pub fn read_attempt(r: wire::attempt::Reader<'_>) -> Decoded<Attempt> {
         checkpoint_after: opt_text(r.has_checkpoint_after(), r.get_checkpoint_after())?,
         port: (r.get_port() != 0).then_some(r.get_port()),
         verification: read_opt_verification(r.has_verification(), r.get_verification())?,
-        // The briefing itself travels by `taskBriefing`, not with every task.
-        briefing: None,
+        // The briefing itself travels by `taskBriefing`, not with every task: a briefed attempt
+        // read from the wire has an empty stand-in, so that it still says it was briefed.
+        briefing: r.get_briefed().then(|| maos_domain::briefing::Briefing {
+            text: String::new(),
+            tokens: 0,
+            cut: Vec::new(),
+        }),
         diff_stat: opt_text(r.has_diff_stat(), r.get_diff_stat())?,
     })
 }

@@ -8,6 +8,8 @@
 
 #[path = "store/agents.rs"]
 mod agents;
+#[path = "store/concern_locks.rs"]
+mod concern_locks;
 #[path = "store/concurrency.rs"]
 mod concurrency;
 #[path = "store/folding.rs"]

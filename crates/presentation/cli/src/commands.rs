@@ -43,10 +43,7 @@ pub(crate) fn run(
     match command {
         Command::Agent(cmd) => agent(cmd, api, out),
         Command::Task(cmd) => task(cmd, api, out),
-        Command::Orchestrate(OrchestrateCommand::Run(args)) => {
-            crate::plan_run::run(args, dir, api, out)
-        }
-        Command::Orchestrate(cmd) => orchestrate(cmd, api, out),
+        Command::Orchestrate(cmd) => orchestrate(cmd, api, dir, out),
         Command::Status(args) => status(&args, api, out),
         Command::Workflow(cmd) => crate::plan_run::workflow(&cmd, dir, out),
         Command::Events(args) => events(&args, api, out),
@@ -163,7 +160,12 @@ pub(crate) fn repository(dir: &Path) -> Result<String, CliError> {
         )
         .with_hint("--repo takes the directory of a git repository")
     })?;
-    Ok(full.display().to_string())
+    // A subdirectory names its repository: tasks work on the whole of it (and concern locks
+    // compare paths per repository). What is no repository is refused later, with git's words.
+    let top = maos_git::GitWorkspaces::new()
+        .top_level(&full)
+        .unwrap_or(full);
+    Ok(top.display().to_string())
 }
 
 fn short_commit(commit: &str) -> &str {
@@ -639,6 +641,7 @@ fn task(cmd: TaskCommand, api: &dyn MaosApi, out: &mut Output) -> Result<(), Cli
 fn orchestrate(
     cmd: OrchestrateCommand,
     api: &dyn MaosApi,
+    dir: &Path,
     out: &mut Output,
 ) -> Result<(), CliError> {
     match cmd {
@@ -693,7 +696,7 @@ fn orchestrate(
                 ))
             }
         }
-        OrchestrateCommand::Run(_) => unreachable_run(),
+        OrchestrateCommand::Run(args) => crate::plan_run::run(args, dir, api, out),
         OrchestrateCommand::Start { id } => {
             let o = api.start_orchestration(&id)?;
             lifecycle_line(out, &o, "started: its ready tasks get agents")
@@ -734,7 +737,7 @@ fn orchestrate(
                 return out.document(&json::OrchestrationListDoc::new(&list));
             }
             if list.is_empty() {
-                out.note("no orchestrations yet; create one with `maos orchestrate create`");
+                out.note("no orchestrations yet; run a plan with `maos orchestrate run` (docs/orchestrations.md)");
                 return Ok(());
             }
             let text = human::orchestration_table(out.color(), &list);
@@ -754,14 +757,6 @@ fn orchestrate(
             Ok(())
         }
     }
-}
-
-/// `orchestrate run` is dispatched by [`run`], which knows the data directory.
-fn unreachable_run() -> Result<(), CliError> {
-    Err(CliError::new(
-        Kind::Failure,
-        "internal error: `orchestrate run` was dispatched without its data directory",
-    ))
 }
 
 /// The answer of `orchestrate start|pause|resume|cancel`.

@@ -127,6 +127,15 @@ pub(crate) fn agent_details(color: bool, a: &Agent) -> String {
             ("slots", format!("{} in use of {}", a.active, a.slots)),
             ("capabilities", caps(&a.capabilities)),
             ("command", or_dash(a.command.clone())),
+            (
+                "failures",
+                if a.failures_in_row == 0 {
+                    "-".into()
+                } else {
+                    format!("{} in a row", a.failures_in_row)
+                },
+            ),
+            ("drained", or_dash(a.drained_because.clone())),
             ("registered", a.registered_at.to_rfc3339()),
             ("updated", a.updated_at.to_rfc3339()),
         ],
@@ -196,7 +205,7 @@ pub(crate) fn task_details(color: bool, t: &Task) -> String {
         ("orchestration", or_dash(s.orchestration.map(|o| o.short()))),
         (
             "attempts",
-            format!("{} of {}", t.attempts_used(), s.max_attempts),
+            format!("{} of {}", t.attempts_used(), t.attempts_allowed()),
         ),
         ("timeout", or_dash(s.timeout.map(|d| d.to_string()))),
     ]);
@@ -218,6 +227,13 @@ pub(crate) fn task_details(color: bool, t: &Task) -> String {
     }
     if let Some(v) = &s.verify {
         pairs.push(("verify", v.clone()));
+    }
+    if !s.concerns.is_empty() {
+        let list: Vec<String> = s.concerns.iter().map(ToString::to_string).collect();
+        pairs.push(("concerns", list.join(" ")));
+    }
+    if let Some(due) = t.retry_at {
+        pairs.push(("retry at", due.to_rfc3339()));
     }
     if let Some(p) = &t.pending {
         pairs.push((
@@ -358,7 +374,7 @@ fn age(ms: u64) -> String {
 
 /// What a task waits for, under `task show`.
 pub(crate) fn waiting(color: bool, list: &[maos_application::Waiting]) -> String {
-    let heading = paint(color, Style::Bold, "waiting for");
+    let heading = paint(color, Style::Bold, "it waits for");
     let mut s = format!("{heading}:");
     for w in list {
         s.push_str(&format!("\n  - {} ({})", w.detail, w.kind.as_str()));

@@ -414,7 +414,7 @@ pub(crate) fn progress_text(o: &Orchestration, tasks: &[Task], color: bool) -> S
         .filter(|t| t.state == TaskState::Completed)
         .count();
     let mut out = format!(
-        "{} \"{}\" {}: {done}/{} tasks completed\n",
+        "{} {} ({}): {done}/{} tasks completed\n",
         o.id.short(),
         o.name,
         o.status,
@@ -439,7 +439,7 @@ pub(crate) fn status(
 ) -> Result<(), CliError> {
     let o = api.get_orchestration(id)?;
     if watch_it {
-        return watch(api, o.id, out);
+        return watch(api, o.id, None, out);
     }
     let tasks = tasks_of(api, o.id)?;
     let s = summary(&o, &tasks);
@@ -475,15 +475,19 @@ struct SummaryLine<'a> {
 pub(crate) fn watch(
     api: &dyn MaosApi,
     id: OrchestrationId,
+    since: Option<u64>,
     out: &mut Output,
 ) -> Result<(), CliError> {
     out.stream_documents();
     let terminal = !out.json() && std::io::stdout().is_terminal();
-    let start = api.status()?.last_event;
+    let start = match since {
+        Some(seq) => seq,
+        None => api.status()?.last_event,
+    };
     let mut follower = api.follow_events(start)?;
-    let mut o = api.get_orchestration(&IdRef::from(id))?;
-    let mut tasks = tasks_of(api, id)?;
-    let mut ids: BTreeSet<TaskId> = tasks.iter().map(|t| t.id).collect();
+    let mut streamed = start;
+    let (mut o, mut tasks, mut as_of) = snapshot(api, id)?;
+    let ids: BTreeSet<TaskId> = tasks.iter().map(|t| t.id).collect();
     let mut drawn = Instant::now();
     let began = Instant::now();
     // Without a terminal: one line per change of a task, not a redrawn table.
@@ -495,25 +499,26 @@ pub(crate) fn watch(
         out.flush()?;
     }
     let mut last_lines = String::new();
-    while !at_rest(&o, &tasks) {
+    loop {
+        if at_rest(&o, &tasks) {
+            // The state at rest was read as of event `as_of`: stream every event up to it, so
+            // that the stream and the summary tell the same story.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while streamed < as_of && Instant::now() < deadline {
+                let batch = follower.next_batch(TICK)?;
+                streamed = stream(out, &batch, id, &ids, streamed)?;
+            }
+            break;
+        }
         let batch = follower.next_batch(TICK)?;
         if batch.is_empty() {
             continue;
         }
-        if out.json() {
-            for e in &batch {
-                if concerns(e, id, &ids) {
-                    out.document(&json::EventJson::from(e))?;
-                }
-            }
-            out.flush()?;
-        }
+        streamed = stream(out, &batch, id, &ids, streamed)?;
         if drawn.elapsed() < MIN_REDRAW {
             std::thread::sleep(MIN_REDRAW.saturating_sub(drawn.elapsed()));
         }
-        o = api.get_orchestration(&IdRef::from(id))?;
-        tasks = tasks_of(api, id)?;
-        ids = tasks.iter().map(|t| t.id).collect();
+        (o, tasks, as_of) = snapshot(api, id)?;
         if terminal {
             let lines = progress_text(&o, &tasks, out.color());
             if lines != last_lines {
@@ -610,6 +615,39 @@ fn draw(
         out.text(&text)?;
     }
     out.flush()
+}
+
+/// The orchestration and its tasks, and the newest event they reflect at most. The tasks are
+/// read first: the transaction that completes the last task also completes the orchestration,
+/// so an orchestration read afterwards is never older than its tasks.
+fn snapshot(
+    api: &dyn MaosApi,
+    id: OrchestrationId,
+) -> Result<(Orchestration, Vec<Task>, u64), CliError> {
+    let tasks = tasks_of(api, id)?;
+    let o = api.get_orchestration(&IdRef::from(id))?;
+    let as_of = api.status()?.last_event;
+    Ok((o, tasks, as_of))
+}
+
+/// With `--json`, prints the events of `batch` that are about the orchestration; answers the
+/// newest seq seen.
+fn stream(
+    out: &mut Output,
+    batch: &[maos_application::StoredEvent],
+    id: OrchestrationId,
+    ids: &BTreeSet<TaskId>,
+    streamed: u64,
+) -> Result<u64, CliError> {
+    if out.json() {
+        for e in batch {
+            if concerns(e, id, ids) {
+                out.document(&json::EventJson::from(e))?;
+            }
+        }
+        out.flush()?;
+    }
+    Ok(batch.last().map_or(streamed, |e| e.seq.max(streamed)))
 }
 
 /// True when the event is about the orchestration or one of its tasks.

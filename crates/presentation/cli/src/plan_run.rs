@@ -41,7 +41,7 @@ pub(crate) fn run(
             plan_of(file)?
         }
         (None, Some(name)) => {
-            let w = find_workflow(dir, name)?;
+            let (w, _) = find_workflow(dir, name)?;
             let goal = args.goal.clone().unwrap_or_default();
             let workspace = match &args.repo {
                 Some(repo) => Some(WorkspaceSpec {
@@ -72,6 +72,12 @@ pub(crate) fn run(
     let auto = config.approve_plans == ApprovePlans::Auto;
     orchestrate::approve_plan(args.yes || auto, out)?;
     plan.start = true;
+    // Watching streams from before the plan exists: its creation is part of the story.
+    let since = if args.watch {
+        Some(api.status()?.last_event)
+    } else {
+        None
+    };
     let made = api.create_plan(plan)?;
     let o = &made.orchestration;
     if args.watch {
@@ -82,7 +88,7 @@ pub(crate) fn run(
                 made.tasks.len()
             ))?;
         }
-        return orchestrate::watch(api, o.id, out);
+        return orchestrate::watch(api, o.id, since, out);
     }
     if out.json() {
         return out.document(&RunDoc {
@@ -258,22 +264,23 @@ fn from_workflow(
     })
 }
 
-/// A workflow by name (built-in, or `<data dir>/workflows/<name>.toml|.json`) or by file path.
-fn find_workflow(dir: &Path, name: &str) -> Result<Workflow, CliError> {
+/// A workflow by name (built-in, or `<data dir>/workflows/<name>.toml|.json`) or by file path,
+/// with where it came from (`built-in` or the file).
+fn find_workflow(dir: &Path, name: &str) -> Result<(Workflow, String), CliError> {
     let as_path = Path::new(name);
     if as_path.is_file() {
-        return read_workflow(as_path);
+        return Ok((read_workflow(as_path)?, as_path.display().to_string()));
     }
     if let Some(w) = workflow::builtins()
         .into_iter()
         .find(|w| w.name().as_str() == name)
     {
-        return Ok(w);
+        return Ok((w, "built-in".to_owned()));
     }
     for ext in ["toml", "json"] {
         let path = dir.join(WORKFLOWS_DIR).join(format!("{name}.{ext}"));
         if path.is_file() {
-            return read_workflow(&path);
+            return Ok((read_workflow(&path)?, path.display().to_string()));
         }
     }
     let known: Vec<String> = known_workflows(dir)
@@ -373,11 +380,11 @@ pub(crate) fn workflow(
             ))
         }
         WorkflowCommand::Show { name } => {
-            let w = find_workflow(dir, name)?;
+            let (w, source) = find_workflow(dir, name)?;
             if out.json() {
                 return out.document(&WorkflowDoc {
                     schema_version: json::SCHEMA_VERSION,
-                    workflow: WorkflowJson::new(&w, name),
+                    workflow: WorkflowJson::new(&w, &source),
                 });
             }
             out.text(&show_text(&w, out.color()))

@@ -192,11 +192,18 @@ pub(crate) fn task(title: &str) -> CreateTask {
     CreateTask::titled(Title::parse(title).unwrap())
 }
 
-/// A task as the wire carries it: attempts' briefings travel by `taskBriefing`, not with the task.
+/// A task as the wire carries it: attempts' briefings travel by `taskBriefing`, not with the
+/// task; a briefed attempt has an empty stand-in.
 pub(crate) fn as_sent(t: maos_domain::Task) -> maos_domain::Task {
     let mut data = t.data().clone();
     for a in &mut data.attempts {
-        a.briefing = None;
+        if a.briefing.is_some() {
+            a.briefing = Some(maos_domain::briefing::Briefing {
+                text: String::new(),
+                tokens: 0,
+                cut: Vec::new(),
+            });
+        }
     }
     maos_domain::Task::restore(data)
 }

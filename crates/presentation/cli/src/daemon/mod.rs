@@ -217,6 +217,7 @@ fn spawn(paths: &DaemonPaths, verbose: u8) -> Result<IpcClient, CliError> {
     // Refuse a bad database here, with the same error the daemon would log, instead of starting
     // a daemon that dies at once.
     drop(SqliteStore::open(&paths.data_dir.join(compose::DB_FILE))?);
+    crate::config_file::Config::load(&paths.data_dir)?;
     let exe = std::env::current_exe().map_err(|e| {
         unavailable(format!(
             "cannot find the maos binary to start the daemon: {e}"
