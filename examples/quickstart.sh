@@ -14,17 +14,9 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-if [[ -z ${MAOS_BIN:-} ]]; then
-    echo "building maos: cargo build --release -p maos-cli" >&2
-    (cd "$root" && cargo build --release --quiet -p maos-cli)
-    target_dir=${CARGO_TARGET_DIR:-target}
-    [[ $target_dir == /* ]] || target_dir="$root/$target_dir"
-    MAOS_BIN="$target_dir/release/maos"
-fi
-if [[ ! -x $MAOS_BIN ]]; then
-    echo "quickstart: no maos binary at $MAOS_BIN (set MAOS_BIN to one)" >&2
-    exit 1
-fi
+example=quickstart
+# shellcheck source=maos-bin.sh
+source "$root/examples/maos-bin.sh"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/maos-quickstart.XXXXXX")
 cleanup() {

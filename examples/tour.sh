@@ -15,17 +15,9 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # --- the binary -----------------------------------------------------------------------------
 
-if [[ -z ${MAOS_BIN:-} ]]; then
-    echo "building maos: cargo build --release -p maos-cli" >&2
-    (cd "$root" && cargo build --release --quiet -p maos-cli)
-    target_dir=${CARGO_TARGET_DIR:-target}
-    [[ $target_dir == /* ]] || target_dir="$root/$target_dir"
-    MAOS_BIN="$target_dir/release/maos"
-fi
-if [[ ! -x $MAOS_BIN ]]; then
-    echo "tour: no maos binary at $MAOS_BIN (set MAOS_BIN to one)" >&2
-    exit 1
-fi
+example=tour
+# shellcheck source=maos-bin.sh
+source "$root/examples/maos-bin.sh"
 
 # --- a throwaway data directory -------------------------------------------------------------
 

@@ -300,3 +300,53 @@ pub(crate) fn tasks_listed(env: &Env) -> usize {
         .unwrap()
         .len()
 }
+
+/// Registers a `command` agent of `tier` offering `capabilities` (comma-separated), with `slots`
+/// slots, its prompt in a file.
+pub(crate) fn tiered_agent(
+    env: &Env,
+    name: &str,
+    capabilities: &str,
+    tier: &str,
+    slots: u32,
+    command: &str,
+) {
+    env.ok_json(&[
+        "agent",
+        "register",
+        name,
+        "--adapter",
+        "command",
+        "--command",
+        command,
+        "--prompt-via",
+        "file",
+        "--capability",
+        capabilities,
+        "--tier",
+        tier,
+        "--slots",
+        &slots.to_string(),
+        "--timeout",
+        "1m",
+    ]);
+}
+
+/// Every event of the log (the first 10,000).
+pub(crate) fn events(env: &Env) -> Vec<Value> {
+    env.ok_json(&["events", "--limit", "10000"])["events"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Asserts that attempts `a` and `b` ran at the same time for a while: each started before the
+/// other ended (times are RFC 3339 in UTC with milliseconds, so they compare as text).
+pub(crate) fn assert_overlap(a: &Value, b: &Value) {
+    for (x, y) in [(a, b), (b, a)] {
+        assert!(
+            str_of(&x["started_at"], "started_at") < str_of(&y["ended_at"], "ended_at"),
+            "the attempts did not overlap:\n{a:#}\n{b:#}"
+        );
+    }
+}

@@ -38,29 +38,6 @@ fn write_file(env: &Env, name: &str, text: &str) -> String {
     path.to_str().unwrap().to_owned()
 }
 
-/// Registers a `command` agent of `tier` offering `capabilities` (comma-separated).
-fn tiered_agent(env: &Env, name: &str, capabilities: &str, tier: &str, command: &str) {
-    env.ok_json(&[
-        "agent",
-        "register",
-        name,
-        "--adapter",
-        "command",
-        "--command",
-        command,
-        "--prompt-via",
-        "file",
-        "--capability",
-        capabilities,
-        "--tier",
-        tier,
-        "--slots",
-        "2",
-        "--timeout",
-        "1m",
-    ]);
-}
-
 /// Reads a child's stdout and stderr to the end on threads of their own, so that it never
 /// blocks on a full pipe.
 struct Output {
@@ -152,14 +129,6 @@ fn titled<'a>(tasks: &'a [Value], title: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no task titled {title:?}: {tasks:#?}"))
 }
 
-/// Every event of the log.
-fn events(env: &Env) -> Vec<Value> {
-    env.ok_json(&["events", "--limit", "10000"])["events"]
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
 /// The kinds of the events of `id`, in order.
 fn kinds_of(events: &[Value], id: &str) -> Vec<String> {
     events
@@ -171,16 +140,6 @@ fn kinds_of(events: &[Value], id: &str) -> Vec<String> {
 
 fn time_of<'a>(attempt: &'a Value, key: &str) -> &'a str {
     str_of(&attempt[key], key)
-}
-
-/// Asserts that the two attempts ran at the same time: each started before the other ended.
-fn assert_overlap(a: &Value, b: &Value) {
-    for (x, y) in [(a, b), (b, a)] {
-        assert!(
-            time_of(x, "started_at") < time_of(y, "ended_at"),
-            "the attempts did not overlap: {a:#} {b:#}"
-        );
-    }
 }
 
 /// `maos task briefing <task> --attempt <n>`: the text.
@@ -760,8 +719,8 @@ fn watch_json_streams_its_events_then_a_summary_and_exits_7_when_a_task_needs_a_
         "bad",
         &format!("{wait}echo 'the compiler is on fire'\nexit 3\n"),
     );
-    tiered_agent(&env, "good", "good", "tactical", &good);
-    tiered_agent(&env, "bad", "bad", "tactical", &bad);
+    tiered_agent(&env, "good", "good", "tactical", 2, &good);
+    tiered_agent(&env, "bad", "bad", "tactical", 2, &bad);
     let plan = write_file(
         &env,
         "plan.toml",
@@ -1130,7 +1089,7 @@ fn the_single_workflow_runs_the_goal_on_one_capable_agent() {
         "single",
         "cp \"$MAOS_PROMPT_FILE\" briefing.md\necho 'wrote briefing.md'\n",
     );
-    tiered_agent(&env, "coder", "code", "tactical", &agent);
+    tiered_agent(&env, "coder", "code", "tactical", 2, &agent);
     let repo_arg = repo.arg();
     let goal = "Write down what you were asked";
     let args = [
@@ -1205,6 +1164,7 @@ fn the_tdd_workflow_runs_its_four_stages_in_order_each_handing_its_output_to_the
         "planner",
         "plan",
         "strategic",
+        2,
         &stage(
             "planner",
             "PLAN.md",
@@ -1216,6 +1176,7 @@ fn the_tdd_workflow_runs_its_four_stages_in_order_each_handing_its_output_to_the
         "tester",
         "test",
         "tactical",
+        2,
         &stage(
             "tester",
             "tests/shout.sh",
@@ -1227,6 +1188,7 @@ fn the_tdd_workflow_runs_its_four_stages_in_order_each_handing_its_output_to_the
         "coder",
         "code",
         "tactical",
+        2,
         &stage(
             "coder",
             "lib/shout.sh",
@@ -1235,7 +1197,7 @@ fn the_tdd_workflow_runs_its_four_stages_in_order_each_handing_its_output_to_the
     );
     // The reviewer changes nothing: it only reports.
     let reviewer = script(work.path(), "reviewer", "echo 'REVIEW: no problem found'\n");
-    tiered_agent(&env, "reviewer", "review", "strategic", &reviewer);
+    tiered_agent(&env, "reviewer", "review", "strategic", 2, &reviewer);
 
     let repo_arg = repo.arg();
     let goal = "Add a shout function";
@@ -1371,7 +1333,7 @@ fn draft_start_pause_pause_now_resume_and_cancel_steer_an_orchestrations_tasks()
             gates = gates.display()
         ),
     );
-    tiered_agent(&env, "worker", "work", "tactical", &agent);
+    tiered_agent(&env, "worker", "work", "tactical", 2, &agent);
     let hold = |title: &str| std::fs::write(gates.join(format!("{title}.hold")), "").unwrap();
     let go = |title: &str| std::fs::write(gates.join(format!("{title}.go")), "").unwrap();
     let log_text = || std::fs::read_to_string(&log).unwrap_or_default();

@@ -78,14 +78,6 @@ fn millis_reads_maos_times() {
     assert_eq!(millis(&json!("2000-03-01T00:00:01.250Z")), 951_868_801_250);
 }
 
-/// Every event in the log.
-fn events(env: &Env) -> Vec<Value> {
-    env.ok_json(&["events", "--limit", "10000"])["events"]
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
 /// The events of one task, agent or orchestration (by its full id).
 fn events_of(env: &Env, id: &str) -> Vec<Value> {
     events(env)
@@ -148,16 +140,6 @@ fn assert_after(a: &Value, b: &Value) {
     );
 }
 
-/// Asserts that attempts `a` and `b` ran at the same time for a while.
-fn assert_overlap(a: &Value, b: &Value) {
-    for (x, y) in [(a, b), (b, a)] {
-        assert!(
-            millis(&x["started_at"]) < millis(&y["ended_at"]),
-            "the attempts did not overlap:\n{a:#}\n{b:#}"
-        );
-    }
-}
-
 /// Longer than a tick of the daemon's reaper (500 ms): whatever it would do has been done.
 fn past_a_reaper_tick() {
     std::thread::sleep(Duration::from_millis(1200));
@@ -165,27 +147,6 @@ fn past_a_reaper_tick() {
 
 fn agent_doc(env: &Env, name: &str) -> Value {
     env.ok_json(&["agent", "show", name])["agent"].clone()
-}
-
-/// Registers a `command` agent of `tier` with `capability`, its prompt in a file.
-fn tiered_agent(env: &Env, name: &str, capability: &str, tier: &str, command: &str) {
-    env.ok_json(&[
-        "agent",
-        "register",
-        name,
-        "--adapter",
-        "command",
-        "--command",
-        command,
-        "--prompt-via",
-        "file",
-        "--capability",
-        capability,
-        "--tier",
-        tier,
-        "--timeout",
-        "1m",
-    ]);
 }
 
 // ---- concern locks ----
@@ -391,12 +352,13 @@ fn task_show_says_what_a_waiting_task_waits_for() {
     let work = tempfile::tempdir().unwrap();
     let gates = Gates::new(work.path());
     let fail = script(work.path(), "flaky", "echo 'it broke'\nexit 1\n");
-    tiered_agent(&env, "flaky", "flaky", "tactical", &fail);
+    tiered_agent(&env, "flaky", "flaky", "tactical", 1, &fail);
     tiered_agent(
         &env,
         "busy",
         "slow",
         "tactical",
+        1,
         &gates.agent(work.path(), "busy"),
     );
     let draft = env.ok_json(&["orchestrate", "create", "Later", "--goal", "Someday"]);
@@ -627,8 +589,8 @@ fn after_its_attempts_fail_on_the_tactical_tier_a_task_escalates_to_a_strategic_
         ),
     );
     // Names chosen so that the tactical agent wins ties: it gets the task first.
-    tiered_agent(&env, "cheap", "fix", "tactical", &fail);
-    tiered_agent(&env, "expert", "fix", "strategic", &succeed);
+    tiered_agent(&env, "cheap", "fix", "tactical", 1, &fail);
+    tiered_agent(&env, "expert", "fix", "strategic", 1, &succeed);
     let created = create(&env, "Hard", &["-c", "fix", "--max-attempts", "2"]);
     let id = id_of(&created);
     assert_eq!(created["tier"], Value::Null);
@@ -696,7 +658,7 @@ fn without_a_strategic_agent_a_task_waits_for_a_person_who_can_retry_it() {
            exit 1\n\
          fi\n",
     );
-    tiered_agent(&env, "stubborn", "fix", "tactical", &agent);
+    tiered_agent(&env, "stubborn", "fix", "tactical", 1, &agent);
     let id = id_of(&create(
         &env,
         "Stuck",
@@ -773,7 +735,7 @@ fn an_agent_that_fails_too_often_in_a_row_is_drained_until_a_person_resumes_it()
             count = count.display()
         ),
     );
-    tiered_agent(&env, "shaky", "shake", "tactical", &agent);
+    tiered_agent(&env, "shaky", "shake", "tactical", 1, &agent);
     let first = id_of(&create(
         &env,
         "First",

@@ -121,23 +121,8 @@ impl Scheduler {
                     passed_over = true;
                     continue;
                 }
-                match assign_in_tx(
-                    tx,
-                    &mut task,
-                    &mut agent,
-                    self.lease,
-                    self.briefing_tokens,
-                    at,
-                ) {
-                    Ok(a) => {
-                        if let Some(h) = held.as_mut() {
-                            h.take(&a.task);
-                        }
-                        out.push(launch_of(&a, &agent));
-                    }
-                    Err(TaskError::Store(e)) => return Err(e),
-                    // The store offered a task the domain refuses: leave it for another pass.
-                    Err(_) => passed_over = true,
+                if !self.assign(tx, &mut task, &mut agent, at, held, out)? {
+                    passed_over = true;
                 }
             }
             if !passed_over || whole || want >= SCAN || agent.free_slots() == 0 {
@@ -177,24 +162,32 @@ impl Scheduler {
         else {
             return Ok(());
         };
-        match assign_in_tx(
-            tx,
-            &mut task,
-            &mut agent,
-            self.lease,
-            self.briefing_tokens,
-            at,
-        ) {
+        self.assign(tx, &mut task, &mut agent, at, held, out)?;
+        Ok(())
+    }
+
+    /// Assigns `task` to `agent` and queues its launch; false when the domain refused (the
+    /// store offered a task that cannot go to this agent after all: left for another pass).
+    fn assign(
+        self,
+        tx: &mut dyn Transaction,
+        task: &mut maos_domain::Task,
+        agent: &mut Agent,
+        at: Timestamp,
+        held: &mut Option<Held>,
+        out: &mut Vec<Launch>,
+    ) -> Result<bool, StoreError> {
+        match assign_in_tx(tx, task, agent, self.lease, self.briefing_tokens, at) {
             Ok(a) => {
                 if let Some(h) = held.as_mut() {
                     h.take(&a.task);
                 }
-                out.push(launch_of(&a, &agent));
+                out.push(launch_of(&a, agent));
+                Ok(true)
             }
-            Err(TaskError::Store(e)) => return Err(e),
-            Err(_) => {}
+            Err(TaskError::Store(e)) => Err(e),
+            Err(_) => Ok(false),
         }
-        Ok(())
     }
 }
 

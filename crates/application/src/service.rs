@@ -646,6 +646,20 @@ fn promote_dependents(
 }
 
 /// After `done` completed: its running orchestration completes when every task of it has.
+/// Once an orchestration runs (again), its ready tasks are offered to the scheduler.
+fn offer_ready_tasks(
+    tx: &mut dyn Transaction,
+    o: &Orchestration,
+    changes: &mut Changes,
+) -> Result<(), StoreError> {
+    for t in tx.tasks_of(o.id)? {
+        if t.state == TaskState::Ready {
+            changes.readied.push(t.id);
+        }
+    }
+    Ok(())
+}
+
 fn finish_orchestration_if_done(
     tx: &mut dyn Transaction,
     done: &Task,
@@ -1523,11 +1537,7 @@ impl<S: Store> MaosApi for Service<S> {
     fn start_orchestration(&self, id: &IdRef) -> Result<Orchestration, OrchestrationError> {
         self.orchestration_command(id, |tx, o, at, changes| {
             let events = o.start(at)?;
-            for t in tx.tasks_of(o.id)? {
-                if t.state == TaskState::Ready {
-                    changes.readied.push(t.id);
-                }
-            }
+            offer_ready_tasks(tx, o, changes)?;
             Ok(events)
         })
     }
@@ -1561,11 +1571,7 @@ impl<S: Store> MaosApi for Service<S> {
     fn resume_orchestration(&self, id: &IdRef) -> Result<Orchestration, OrchestrationError> {
         self.orchestration_command(id, |tx, o, at, changes| {
             let events = o.resume(at)?;
-            for t in tx.tasks_of(o.id)? {
-                if t.state == TaskState::Ready {
-                    changes.readied.push(t.id);
-                }
-            }
+            offer_ready_tasks(tx, o, changes)?;
             Ok(events)
         })
     }

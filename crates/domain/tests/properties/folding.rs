@@ -24,7 +24,14 @@ fn step<A: Clone + PartialEq + std::fmt::Debug, E>(
     let before = aggregate.clone();
     match run(aggregate) {
         Ok(events) => {
-            assert!(!events.is_empty(), "an accepted command emitted nothing");
+            // An accepted command that emits nothing is an idempotent repeat (the same session
+            // recorded twice, the same worktree): it must change nothing either.
+            if events.is_empty() {
+                assert_eq!(
+                    *aggregate, before,
+                    "a command changed state without an event"
+                );
+            }
             assert_eq!(version(aggregate), version(&before) + events.len() as u64);
             log.extend(events.into_iter().map(|e| (e, now)));
             true

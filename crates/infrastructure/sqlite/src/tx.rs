@@ -56,7 +56,22 @@ pub(crate) fn candidate_agents(
     if daemon_run_only {
         sql.push_str(" AND adapter <> 'external'");
     }
-    let mut args: Vec<Value> = Vec::new();
+    let mut args = capable_of(&mut sql, needs, tier);
+    sql.push_str(" ORDER BY CAST(active AS REAL) / slots, active, name LIMIT ?");
+    args.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+    let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+    let mut rows = stmt.query(params_from_iter(args)).map_err(backend)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        out.push(rows::agent_from_row(row)?);
+    }
+    Ok(out)
+}
+
+/// Narrows an agents query to agents of `tier` (if any) that offer every capability of `needs`;
+/// answers the arguments of the placeholders it added.
+fn capable_of(sql: &mut String, needs: &CapabilitySet, tier: Option<Tier>) -> Vec<Value> {
+    let mut args = Vec::new();
     if let Some(t) = tier {
         sql.push_str(" AND tier = ?");
         args.push(Value::Text(t.as_str().into()));
@@ -67,15 +82,7 @@ pub(crate) fn candidate_agents(
         );
         args.push(Value::Text(c.as_str().into()));
     }
-    sql.push_str(" ORDER BY CAST(active AS REAL) / slots, active, name LIMIT ?");
-    args.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
-    let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
-    let mut rows = stmt.query(params_from_iter(args)).map_err(backend)?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(backend)? {
-        out.push(rows::agent_from_row(row)?);
-    }
-    Ok(out)
+    args
 }
 
 /// Tasks with a live (assigned or running) current attempt, by lease end; with `before`, only
@@ -228,17 +235,7 @@ impl Transaction for SqliteTx<'_> {
         tier: Option<Tier>,
     ) -> Result<bool, StoreError> {
         let mut sql = "SELECT 1 FROM agents WHERE status IN ('available', 'busy')".to_owned();
-        let mut args: Vec<Value> = Vec::new();
-        if let Some(t) = tier {
-            sql.push_str(" AND tier = ?");
-            args.push(Value::Text(t.as_str().into()));
-        }
-        for c in needs.iter() {
-            sql.push_str(
-                " AND EXISTS (SELECT 1 FROM agent_capabilities WHERE capability = ? AND agent = agents.name)",
-            );
-            args.push(Value::Text(c.as_str().into()));
-        }
+        let args = capable_of(&mut sql, needs, tier);
         sql.push_str(" LIMIT 1");
         let mut stmt = self.conn.prepare_cached(&sql).map_err(backend)?;
         let mut rows = stmt.query(params_from_iter(args)).map_err(backend)?;
