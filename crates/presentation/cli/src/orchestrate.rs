@@ -41,7 +41,11 @@ pub(crate) fn preview(plan: &CreatePlan) -> Vec<PreviewTask> {
         .map(|t| PreviewTask {
             key: t.key.clone(),
             title: t.task.title.to_string(),
-            capabilities: t.task.capabilities.to_string(),
+            capabilities: if t.task.capabilities.is_empty() {
+                "any".to_owned()
+            } else {
+                t.task.capabilities.to_string()
+            },
             risk: t.task.risk.to_string(),
             depends_on: t.depends_on.clone(),
             concerns: t.task.concerns.iter().map(ToString::to_string).collect(),

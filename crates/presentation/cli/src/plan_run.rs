@@ -83,9 +83,9 @@ pub(crate) fn run(
     if args.watch {
         if !out.json() {
             out.text(&format!(
-                "orchestration {} started with {} tasks",
+                "orchestration {} started with {}",
                 o.id.short(),
-                made.tasks.len()
+                tasks_count(made.tasks.len())
             ))?;
         }
         return orchestrate::watch(api, o.id, since, out);
@@ -110,9 +110,9 @@ pub(crate) fn run(
         .map(|(key, t)| format!("  {key} → task {} ({})", t.id.short(), t.state))
         .collect();
     out.text(&format!(
-        "orchestration {} started with {} tasks:\n{}",
+        "orchestration {} started with {}:\n{}",
         o.id.short(),
-        made.tasks.len(),
+        tasks_count(made.tasks.len()),
         lines.join("\n")
     ))?;
     out.note(&format!(
@@ -120,6 +120,11 @@ pub(crate) fn run(
         o.id.short()
     ));
     Ok(())
+}
+
+/// `1 task`, `4 tasks`.
+fn tasks_count(n: usize) -> String {
+    format!("{n} task{}", if n == 1 { "" } else { "s" })
 }
 
 /// `orchestrate run --json`: what was created.
