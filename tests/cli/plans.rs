@@ -686,6 +686,67 @@ fn on_a_terminal_the_plan_runs_only_when_the_person_says_yes() {
     assert_eq!(tasks_of(&env, str_of(&o["id"], "id")).len(), 3);
 }
 
+#[test]
+fn watching_ends_when_only_a_person_can_move_the_rest_of_a_chain_or_a_drained_agents_work() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    env.config("[retry]\nbackoff = false\n[circuit_breaker]\nthreshold = 2\n");
+    let work = tempfile::tempdir().unwrap();
+    let fail = script(work.path(), "fail", "echo 'cannot do it'\nexit 1\n");
+    tiered_agent(&env, "broken", "chain,pair", "tactical", 2, &fail);
+    // a -> b -> c: a blocks after its only attempt; b and c can never start.
+    let chain = write_file(
+        &env,
+        "chain.toml",
+        "goal = \"A chain\"\n[defaults]\nmax_attempts = 1\n\
+         [[task]]\nid = \"a\"\ntitle = \"A\"\ncapabilities = [\"chain\"]\n\
+         [[task]]\nid = \"b\"\ntitle = \"B\"\ncapabilities = [\"chain\"]\ndepends_on = [\"a\"]\n\
+         [[task]]\nid = \"c\"\ntitle = \"C\"\ncapabilities = [\"chain\"]\ndepends_on = [\"b\"]\n",
+    );
+    let run = run_bounded(
+        &env,
+        &["orchestrate", "run", &chain, "--yes", "--watch", "--json"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(run.code, 7, "{}\n{}", run.stdout, run.stderr);
+    let summary = run
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|d| d.get("summary").is_some())
+        .expect("a summary line");
+    let s = &summary["summary"];
+    assert_eq!(
+        s["by_state"],
+        serde_json::json!({"blocked": 1, "pending": 2}),
+        "{s:#}"
+    );
+
+    // Two tasks whose only agent its circuit breaker drains: they stay ready, and only a person
+    // (`maos agent resume`) can change that, so watching ends and says so.
+    let pair = write_file(
+        &env,
+        "pair.toml",
+        "goal = \"A pair\"\n[defaults]\nmax_attempts = 3\n\
+         [[task]]\nid = \"x\"\ntitle = \"X\"\ncapabilities = [\"pair\"]\n\
+         [[task]]\nid = \"y\"\ntitle = \"Y\"\ncapabilities = [\"pair\"]\n",
+    );
+    let run = run_bounded(
+        &env,
+        &["orchestrate", "run", &pair, "--yes", "--watch"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(run.code, 7, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("Needs a person:"), "{}", run.stdout);
+    assert!(run.stdout.contains("is draining"), "{}", run.stdout);
+    assert_eq!(
+        env.ok_json(&["agent", "show", "broken"])["agent"]["status"],
+        "draining"
+    );
+}
+
 // ---- 4. orchestrate run --json ----
 
 #[test]
@@ -1650,10 +1711,31 @@ fn status_and_graph_show_every_task_and_the_edges_of_depends_on() {
         s["by_state"],
         serde_json::json!({"blocked": 1, "cancelled": 1, "pending": 2, "ready": 1})
     );
+    // Publish is blocked; Design is ready, but no registered agent can do it.
     let needs = s["needs_a_person"].as_array().unwrap();
-    assert_eq!(needs.len(), 1, "{s:#}");
-    assert_eq!(needs[0]["title"], "Publish");
-    assert_eq!(needs[0]["state"], "blocked");
+    let mut who: Vec<(String, String)> = needs
+        .iter()
+        .map(|n| {
+            (
+                str_of(&n["title"], "title").to_owned(),
+                str_of(&n["state"], "state").to_owned(),
+            )
+        })
+        .collect();
+    who.sort();
+    assert_eq!(
+        who,
+        [
+            ("Design".to_owned(), "ready".to_owned()),
+            ("Publish".to_owned(), "blocked".to_owned())
+        ],
+        "{s:#}"
+    );
+    let design = needs.iter().find(|n| n["title"] == "Design").unwrap();
+    assert!(
+        str_of(&design["why"], "why").contains("no agent that takes work offers"),
+        "{design:#}"
+    );
 
     let mermaid = env.step(&["orchestrate", "graph", &orch, "--format", "mermaid"]);
     let dot = env.step(&["orchestrate", "graph", &orch, "--format", "dot"]);

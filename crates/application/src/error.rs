@@ -201,6 +201,10 @@ pub enum TaskError {
     Workspace(#[from] crate::workspace::WorkspaceError),
     #[error("task {task} has no worktree{why}")]
     NoWorkspace { task: String, why: String },
+    /// The state of something else forbids it: a concern another task holds, an orchestration
+    /// that does not run, a dependency that did not complete.
+    #[error("{why}")]
+    Refused { why: String, hint: String },
     #[error(transparent)]
     Transition(#[from] TransitionError),
     #[error(transparent)]
@@ -220,6 +224,7 @@ impl ErrorInfo for TaskError {
             TaskError::DependencyCycle { .. }
             | TaskError::NoCapableAgent { .. }
             | TaskError::Transition(_)
+            | TaskError::Refused { .. }
             | TaskError::NoWorkspace { .. } => ErrorKind::Conflict,
             TaskError::Workspace(e) => workspace_kind(e),
             TaskError::Store(_) => ErrorKind::Storage,
@@ -241,6 +246,7 @@ impl ErrorInfo for TaskError {
                 "register an agent with those capabilities (`maos agent register`), or wait for a busy one to free a slot".into(),
             ),
             TaskError::Transition(e) => transition_hint(e),
+            TaskError::Refused { hint, .. } => Some(hint.clone()),
             TaskError::Workspace(e) => e.hint(),
             TaskError::NoWorkspace { .. } => Some(
                 "only tasks created with --repo (or in an orchestration with one) have a worktree"

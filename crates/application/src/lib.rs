@@ -6,6 +6,7 @@ pub mod api;
 mod brief;
 pub mod error;
 mod locks;
+mod plan;
 pub mod ports;
 mod recovery;
 mod schedule;

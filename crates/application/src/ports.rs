@@ -95,6 +95,8 @@ pub trait Transaction {
     /// Every task in one of `states`, oldest first (for small sets: retrying tasks, tasks that
     /// hold concerns).
     fn tasks_in_states(&mut self, states: &[TaskState]) -> Result<Vec<Task>, StoreError>;
+    /// Retrying tasks whose backoff ended at `now`, soonest due first, at most `limit`.
+    fn due_retries(&mut self, now: Timestamp, limit: usize) -> Result<Vec<Task>, StoreError>;
     /// Every task of an orchestration, oldest first.
     fn tasks_of(&mut self, orchestration: OrchestrationId) -> Result<Vec<Task>, StoreError>;
     /// Tasks whose live attempt's lease ran out before `now`, at most `limit`.

@@ -219,6 +219,58 @@ fn free_of_clashes(
     Ok(h.allows(task))
 }
 
+/// Why `task` (ready) may not start now, whoever assigns it (the scheduler skips it; a manual
+/// assignment is refused with this): its orchestration does not run, its budget is spent, or a
+/// task in flight holds a concern it shares. `(why, what to do)`.
+pub(crate) fn may_not_start(
+    tx: &mut dyn Transaction,
+    task: &maos_domain::Task,
+) -> Result<Option<(String, String)>, StoreError> {
+    let short = task.id.short();
+    if let Some(o) = task.spec.orchestration
+        && let Some(o) = tx.orchestration(o)?
+        && o.status != maos_domain::OrchestrationStatus::Running
+    {
+        return Ok(Some((
+            format!(
+                "task {short} belongs to orchestration {}, which is {}: its tasks get no agent",
+                o.id.short(),
+                o.status
+            ),
+            format!(
+                "`maos orchestrate start {0}` (a draft) or `maos orchestrate resume {0}` (paused)",
+                o.id.short()
+            ),
+        )));
+    }
+    if !fundable(task) {
+        return Ok(Some((
+            format!("task {short} has spent its budget"),
+            "cancel it, or create it again with a larger --budget-usd".to_owned(),
+        )));
+    }
+    let mut held = None;
+    if !free_of_clashes(tx, &mut held, task)?
+        && let Some(clash) = held
+            .as_ref()
+            .and_then(|h| h.clashes(task).into_iter().next())
+    {
+        return Ok(Some((
+            format!(
+                "task {short}'s concern `{}` overlaps `{}`, held by task {} until its work is                  accepted",
+                clash.mine,
+                clash.theirs,
+                clash.holder.short()
+            ),
+            format!(
+                "wait for task {} (`maos task show {short}` says what it waits for)",
+                clash.holder.short()
+            ),
+        )));
+    }
+    Ok(None)
+}
+
 /// A task with a budget left (or none at all).
 fn fundable(task: &maos_domain::Task) -> bool {
     task.budget_left().is_none_or(|left| left > Usd::ZERO)

@@ -312,7 +312,8 @@ impl<S: Store> Service<S> {
                     continue;
                 }
                 let reason = "the daemon stopped while the attempt ran".to_owned();
-                let mut events = t.interrupt_attempt(reason, at)?;
+                // Not the task's doing: the attempt does not count against it.
+                let mut events = t.interrupt_attempt(reason, true, at)?;
                 events.extend(after_failure(tx, &mut t, policy, at, &mut changes)?);
                 save_task_events(tx, &t, events, at)?;
                 release_slot(tx, &t, policy, at, &mut changes)?;
@@ -344,7 +345,9 @@ impl<S: Store> Service<S> {
                 }
                 let attempt = t.attempts_used();
                 let reason = "its lease expired: no heartbeat came in time".to_owned();
-                let mut events = t.interrupt_attempt(reason.clone(), at)?;
+                // Its runner hung or died: that counts, or a task that hangs every agent would
+                // retry forever.
+                let mut events = t.interrupt_attempt(reason.clone(), false, at)?;
                 events.extend(after_failure(tx, &mut t, policy, at, changes)?);
                 save_task_events(tx, &t, events, at)?;
                 release_slot(tx, &t, policy, at, changes)?;
@@ -359,8 +362,9 @@ impl<S: Store> Service<S> {
     pub fn promote_due_retries(&self) -> Result<usize, TaskError> {
         let at = self.clock.now();
         self.write_scheduled(at, move |tx, changes| {
+            const BATCH: usize = 1000;
             let mut n = 0;
-            for mut t in tx.tasks_in_states(&[TaskState::Retrying])? {
+            for mut t in tx.due_retries(at, BATCH)? {
                 if !t.retry_due(at) {
                     continue;
                 }
@@ -593,12 +597,22 @@ fn create_in_tx(
             created: false,
         });
     }
-    if let Some(o) = p.spec.orchestration
-        && tx.orchestration(o)?.is_none()
-    {
-        return Err(TaskError::OrchestrationNotFound {
-            reference: o.to_string(),
-        });
+    if let Some(oid) = p.spec.orchestration {
+        let Some(o) = tx.orchestration(oid)? else {
+            return Err(TaskError::OrchestrationNotFound {
+                reference: oid.to_string(),
+            });
+        };
+        if o.status.is_terminal() {
+            return Err(TaskError::Refused {
+                why: format!(
+                    "orchestration {} is {}: it takes no more tasks",
+                    oid.short(),
+                    o.status
+                ),
+                hint: "create the task on its own, or in another orchestration".into(),
+            });
+        }
     }
     let deps: Vec<TaskId> = p.spec.depends_on.iter().copied().collect();
     let states = tx.task_states(&deps)?;
@@ -660,6 +674,8 @@ fn offer_ready_tasks(
     Ok(())
 }
 
+/// After a task of an orchestration finished: a planned orchestration that runs ends once
+/// every task of it did (completed, or failed when some were cancelled).
 fn finish_orchestration_if_done(
     tx: &mut dyn Transaction,
     done: &Task,
@@ -671,24 +687,48 @@ fn finish_orchestration_if_done(
     let Some(mut o) = tx.orchestration(oid)? else {
         return Ok(());
     };
-    // Only a planned orchestration knows all its tasks; one made empty stays open for more.
-    if !o.planned || o.status != maos_domain::OrchestrationStatus::Running {
-        return Ok(());
+    let tasks = tx.tasks_of(oid)?;
+    let events = settle(&mut o, &tasks, at)?;
+    if !events.is_empty() {
+        tx.save_orchestration(&o)?;
+        tx.append(
+            at,
+            &DomainEvent::orchestrations(oid, events).collect::<Vec<_>>(),
+        )?;
     }
-    if tx
-        .tasks_of(oid)?
-        .iter()
-        .any(|t| t.id != done.id && t.state != TaskState::Completed)
-    {
-        return Ok(());
-    }
-    let events = o.complete(at)?;
-    tx.save_orchestration(&o)?;
-    tx.append(
-        at,
-        &DomainEvent::orchestrations(oid, events).collect::<Vec<_>>(),
-    )?;
     Ok(())
+}
+
+/// The end of a planned, running orchestration whose every task finished: completed when all
+/// completed, failed when some were cancelled. Nothing otherwise (an orchestration made empty
+/// stays open for more tasks; a paused one ends when it is resumed).
+fn settle(
+    o: &mut Orchestration,
+    tasks: &[Task],
+    at: Timestamp,
+) -> Result<Vec<maos_domain::OrchestrationEvent>, maos_domain::TransitionError> {
+    if !o.planned
+        || o.status != maos_domain::OrchestrationStatus::Running
+        || tasks.is_empty()
+        || !tasks.iter().all(|t| t.state.is_terminal())
+    {
+        return Ok(Vec::new());
+    }
+    let cancelled = tasks
+        .iter()
+        .filter(|t| t.state == TaskState::Cancelled)
+        .count();
+    if cancelled == 0 {
+        o.complete(at)
+    } else {
+        o.fail(
+            format!(
+                "{cancelled} of its {} tasks were cancelled; the others completed",
+                tasks.len()
+            ),
+            at,
+        )
+    }
 }
 
 /// After `gone` was cancelled: every pending dependent is blocked (it can never run as is).
@@ -862,6 +902,10 @@ impl<S: Store> MaosApi for Service<S> {
                     action: "assigned",
                 }
                 .into());
+            }
+            // What holds the scheduler back holds a person (or an external worker) back too.
+            if let Some((why, hint)) = crate::schedule::may_not_start(tx, &task)? {
+                return Err(TaskError::Refused { why, hint });
             }
             let mut agent = match &cmd.agent {
                 Some(name) => tx
@@ -1289,6 +1333,7 @@ impl<S: Store> MaosApi for Service<S> {
                 changes.stops.push((t.id, t.attempts_used(), reason));
             }
             block_dependents(tx, id, at)?;
+            finish_orchestration_if_done(tx, &t, at)?;
             Ok(t)
         })
     }
@@ -1298,6 +1343,26 @@ impl<S: Store> MaosApi for Service<S> {
         let at = self.clock.now();
         self.write_scheduled(at, move |tx, changes| {
             let mut t = load_task(tx, id)?;
+            let deps: Vec<TaskId> = t.spec.depends_on.iter().copied().collect();
+            if let Some((dep, state)) = tx
+                .task_states(&deps)?
+                .into_iter()
+                .find(|(_, s)| *s != TaskState::Completed)
+            {
+                return Err(TaskError::Refused {
+                    why: format!(
+                        "task {} depends on task {}, which is {state}: it would run without \
+                         that task's work",
+                        t.id.short(),
+                        dep.short()
+                    ),
+                    hint: format!(
+                        "retry task {} first, or cancel task {}",
+                        dep.short(),
+                        t.id.short()
+                    ),
+                });
+            }
             let events = t.retry_by_person(attempts, at)?;
             save_task_events(tx, &t, events, at)?;
             if t.state == TaskState::Ready {
@@ -1429,61 +1494,15 @@ impl<S: Store> MaosApi for Service<S> {
             tasks,
             start,
         } = plan;
-        // Keys: unique, dependencies known, no cycle (the CLI checks the file first; this is
-        // the service's own guard for any client).
-        let mut keys: Vec<String> = Vec::with_capacity(tasks.len());
-        for t in &tasks {
-            if keys.contains(&t.key) {
-                return Err(OrchestrationError::Refused(format!(
-                    "the plan has two tasks with id {:?}",
-                    t.key
-                )));
-            }
-            keys.push(t.key.clone());
-        }
-        for t in &tasks {
-            if let Some(missing) = t.depends_on.iter().find(|d| !keys.contains(d)) {
-                return Err(OrchestrationError::Refused(format!(
-                    "task {:?} depends on {missing:?}, which the plan does not have",
-                    t.key
-                )));
-            }
-        }
+        let dep_indexes = crate::plan::check(&tasks)?;
         let ids: Vec<TaskId> = tasks
             .iter()
             .map(|_| TaskId::from_bits(self.ids.next_bits()))
             .collect();
-        let id_of = |k: &str| keys.iter().position(|x| x == k).map(|i| ids[i]);
-        let deps: Vec<std::collections::BTreeSet<TaskId>> = tasks
+        let deps: Vec<std::collections::BTreeSet<TaskId>> = dep_indexes
             .iter()
-            .map(|t| t.depends_on.iter().filter_map(|d| id_of(d)).collect())
+            .map(|d| d.iter().map(|&j| ids[j]).collect())
             .collect();
-        let deps_of = |n: TaskId| -> Result<Vec<TaskId>, std::convert::Infallible> {
-            Ok(ids
-                .iter()
-                .position(|i| *i == n)
-                .map(|i| deps[i].iter().copied().collect())
-                .unwrap_or_default())
-        };
-        let key_of = |n: &TaskId| {
-            ids.iter()
-                .position(|i| i == n)
-                .map_or("?", |i| keys[i].as_str())
-        };
-        for (i, t) in tasks.iter().enumerate() {
-            for d in &deps[i] {
-                // `t` depends on `d`: a cycle when `d` already reaches `t`.
-                if let Ok(Some(path)) = maos_domain::graph::find_path(*d, ids[i], deps_of) {
-                    let cycle: Vec<&str> = std::iter::once(t.key.as_str())
-                        .chain(path.iter().map(key_of))
-                        .collect();
-                    return Err(OrchestrationError::Refused(format!(
-                        "the plan's dependencies form a cycle: {}",
-                        cycle.join(" -> ")
-                    )));
-                }
-            }
-        }
         if let (Some(ws), Some(git)) = (&orchestration.workspace, &self.workspaces) {
             git.check(Path::new(&ws.repo), ws.base.as_deref())?;
         }
@@ -1536,8 +1555,9 @@ impl<S: Store> MaosApi for Service<S> {
 
     fn start_orchestration(&self, id: &IdRef) -> Result<Orchestration, OrchestrationError> {
         self.orchestration_command(id, |tx, o, at, changes| {
-            let events = o.start(at)?;
+            let mut events = o.start(at)?;
             offer_ready_tasks(tx, o, changes)?;
+            events.extend(settle(o, &tx.tasks_of(o.id)?, at)?);
             Ok(events)
         })
     }
@@ -1557,7 +1577,8 @@ impl<S: Store> MaosApi for Service<S> {
                     }
                     let attempt = t.attempts_used();
                     let reason = "its orchestration was paused".to_owned();
-                    let mut task_events = t.interrupt_attempt(reason.clone(), at)?;
+                    // A person stopped it: the attempt does not count against the task.
+                    let mut task_events = t.interrupt_attempt(reason.clone(), true, at)?;
                     task_events.extend(after_failure(tx, &mut t, policy, at, changes)?);
                     save_task_events(tx, &t, task_events, at)?;
                     release_slot(tx, &t, policy, at, changes)?;
@@ -1570,8 +1591,10 @@ impl<S: Store> MaosApi for Service<S> {
 
     fn resume_orchestration(&self, id: &IdRef) -> Result<Orchestration, OrchestrationError> {
         self.orchestration_command(id, |tx, o, at, changes| {
-            let events = o.resume(at)?;
+            let mut events = o.resume(at)?;
             offer_ready_tasks(tx, o, changes)?;
+            // Its last task may have finished while it was paused.
+            events.extend(settle(o, &tx.tasks_of(o.id)?, at)?);
             Ok(events)
         })
     }

@@ -358,6 +358,10 @@ pub enum TaskEvent {
     AttemptInterrupted {
         attempt: u32,
         reason: String,
+        /// The attempt does not count against the task's attempts (it was stopped by a person's
+        /// `pause --now` or by the daemon's end, not by anything the task did).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        refunded: bool,
     },
     VerificationFailed {
         output: String,
@@ -650,7 +654,12 @@ impl Task {
                 t.0.state = S::Failed;
                 t.0.reason = Some(error.clone());
             }
-            TaskEvent::AttemptInterrupted { reason, .. } => {
+            TaskEvent::AttemptInterrupted {
+                reason, refunded, ..
+            } => {
+                if *refunded {
+                    t.0.extra_attempts = t.0.extra_attempts.saturating_add(1);
+                }
                 t.0.pending = None;
                 if let Some(a) = t.attempt_mut() {
                     end(a, AttemptOutcome::Interrupted);
@@ -766,6 +775,8 @@ impl Task {
             TaskEvent::RetryRequested { granted } => {
                 t.0.extra_attempts = t.0.extra_attempts.saturating_add(*granted);
                 t.0.reason = None;
+                // Whatever it waited for a person to decide, the person decided to run it again.
+                t.0.pending = None;
             }
             TaskEvent::Blocked { reason } => {
                 t.0.pending = None;
@@ -1106,12 +1117,18 @@ impl Task {
     pub fn interrupt_attempt(
         &mut self,
         reason: String,
+        refunded: bool,
         at: Timestamp,
     ) -> Result<Vec<TaskEvent>, TransitionError> {
         match self.state {
             S::Assigned | S::Running => {
                 let attempt = self.attempts_used();
-                Ok(self.emit(TaskEvent::AttemptInterrupted { attempt, reason }, at))
+                let event = TaskEvent::AttemptInterrupted {
+                    attempt,
+                    reason,
+                    refunded,
+                };
+                Ok(self.emit(event, at))
             }
             _ => Err(self.refuse("interrupted")),
         }
@@ -1264,19 +1281,28 @@ impl Task {
         Ok(self.emit(TaskEvent::Escalated, at))
     }
 
-    /// A person gives a blocked or failed task `granted` more attempts (at least one) and makes
-    /// it ready again (`maos task retry`).
+    /// A person makes a blocked or failed task ready again with `more` attempts left (at least
+    /// one; `maos task retry`). Refused when its budget is spent: more attempts would be stopped
+    /// at once. (The caller checks that its dependencies completed.)
     pub fn retry_by_person(
         &mut self,
-        granted: u32,
+        more: u32,
         at: Timestamp,
     ) -> Result<Vec<TaskEvent>, TransitionError> {
         if !matches!(self.state, S::Blocked | S::Failed) {
             return Err(self.refuse("retried (only a blocked or failed task can be)"));
         }
+        let spent = self.budget_left().is_some_and(|left| left == Usd::ZERO)
+            || self.current_attempt().and_then(|a| a.failure) == Some(FailureKind::Budget);
+        if spent {
+            return Err(self.refuse(
+                "retried: its budget is spent (cancel it and create it again with a larger budget)",
+            ));
+        }
         let used = self.attempts_used();
         let allowed = self.attempts_allowed();
-        let granted = granted.max(1).saturating_add(used.saturating_sub(allowed));
+        // Exactly `more` attempts are left afterwards.
+        let granted = used.saturating_add(more.max(1)).saturating_sub(allowed);
         let mut events = self.emit(TaskEvent::RetryRequested { granted }, at);
         if self.state == S::Failed {
             // A failed task goes through `retrying` like any retry.

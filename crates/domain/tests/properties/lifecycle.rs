@@ -70,7 +70,10 @@ pub(crate) enum Cmd {
         fencing: u64,
         session: u8,
     },
-    Interrupt,
+    /// The attempt is stopped; `refund`: it does not count.
+    Interrupt {
+        refund: bool,
+    },
     PassVerification,
     FailVerification,
     Approve,
@@ -133,7 +136,7 @@ pub(crate) fn exec(
         Cmd::Session { fencing, session } => {
             task.record_session(FencingToken::new(*fencing), format!("s{session}"), now)
         }
-        Cmd::Interrupt => task.interrupt_attempt("lease expired".into(), now),
+        Cmd::Interrupt { refund } => task.interrupt_attempt("lease expired".into(), *refund, now),
         Cmd::PassVerification => task.pass_verification(Integration::None, now),
         Cmd::FailVerification => task.fail_verification("1 test failed".into(), now),
         Cmd::Approve => task.approve(Integration::None, now),
@@ -390,8 +393,12 @@ impl Model {
                     _ => refuse,
                 }
             }
-            Cmd::Interrupt => match self.st {
+            Cmd::Interrupt { refund } => match self.st {
                 Assigned | Running => {
+                    if *refund {
+                        self.extra += 1;
+                        self.budget = self.budget.max(self.max_attempts + self.extra);
+                    }
                     self.over_budget = false;
                     self.gate = None;
                     self.go(Failed, "task.attempt_interrupted")
@@ -457,10 +464,11 @@ impl Model {
                 _ => refuse,
             },
             Cmd::RetryByPerson { granted } => match self.st {
-                Failed | Blocked => {
+                Failed | Blocked if !self.over_budget => {
                     let allowed = self.max_attempts + self.extra;
-                    self.extra += (*granted).max(1) + self.attempts.saturating_sub(allowed);
+                    self.extra += (self.attempts + (*granted).max(1)).saturating_sub(allowed);
                     self.budget = self.budget.max(self.max_attempts + self.extra);
+                    self.gate = None;
                     let mut kinds = vec!["task.retry_requested"];
                     if self.st == Failed {
                         kinds.push("task.retry_scheduled");
@@ -546,7 +554,7 @@ fn any_cmd(m: &Model) -> BoxedStrategy<Cmd> {
         token(m).prop_map(|fencing| Cmd::Heartbeat { fencing }),
         token(m).prop_map(|fencing| Cmd::AskTool { fencing }),
         (token(m), 0..2u8).prop_map(|(fencing, session)| Cmd::Session { fencing, session }),
-        Just(Cmd::Interrupt),
+        any::<bool>().prop_map(|refund| Cmd::Interrupt { refund }),
         Just(Cmd::PassVerification),
         Just(Cmd::FailVerification),
         Just(Cmd::Approve),
@@ -588,7 +596,9 @@ fn likely_cmds(m: &Model) -> Vec<BoxedStrategy<Cmd>> {
                 budget: false,
             }),
             just(Cmd::Heartbeat { fencing: f }),
-            just(Cmd::Interrupt),
+            any::<bool>()
+                .prop_map(|refund| Cmd::Interrupt { refund })
+                .boxed(),
         ],
         St::Running => vec![
             summary()
@@ -616,7 +626,9 @@ fn likely_cmds(m: &Model) -> Vec<BoxedStrategy<Cmd>> {
                     session,
                 })
                 .boxed(),
-            just(Cmd::Interrupt),
+            any::<bool>()
+                .prop_map(|refund| Cmd::Interrupt { refund })
+                .boxed(),
         ],
         St::Verifying => vec![just(Cmd::PassVerification), just(Cmd::FailVerification)],
         St::AwaitingApproval => vec![just(Cmd::Approve), just(Cmd::Reject)],

@@ -372,6 +372,16 @@ pub(crate) fn load_task_by_key(conn: &Connection, key: &str) -> Result<Option<Ta
     Ok(query_tasks(conn, &sql, params![key])?.pop())
 }
 
+/// The states that set `tasks.in_flight` (version 5's index of the scheduler's and the
+/// reaper's lookups).
+pub(crate) const IN_FLIGHT: [TaskState; 5] = [
+    TaskState::Assigned,
+    TaskState::Running,
+    TaskState::Verifying,
+    TaskState::AwaitingApproval,
+    TaskState::Retrying,
+];
+
 pub(crate) fn save_task(conn: &Connection, t: &Task) -> Result<(), StoreError> {
     let extra = json(&TaskExtra {
         workspace_spec: t.spec.workspace.clone(),
@@ -391,14 +401,16 @@ pub(crate) fn save_task(conn: &Connection, t: &Task) -> Result<(), StoreError> {
         .prepare_cached(
             "INSERT INTO tasks (id, title, prompt, capabilities, priority, risk, tier, depends_on,
                orchestration, max_attempts, timeout_ms, idempotency_key, state, reason, fencing,
-               created_at, updated_at, version, budget_micros, extra, pending_since, worktree)
+               created_at, updated_at, version, budget_micros, extra, pending_since, worktree,
+               in_flight, retry_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-               ?19, ?20, ?21, ?22)
+               ?19, ?20, ?21, ?22, ?23, ?24)
              ON CONFLICT (id) DO UPDATE SET tier = excluded.tier, depends_on = excluded.depends_on,
                state = excluded.state, reason = excluded.reason, fencing = excluded.fencing,
                updated_at = excluded.updated_at, version = excluded.version,
                extra = excluded.extra, pending_since = excluded.pending_since,
-               worktree = excluded.worktree",
+               worktree = excluded.worktree, in_flight = excluded.in_flight,
+               retry_at = excluded.retry_at",
         )
         .map_err(backend)?;
     stmt.execute(params![
@@ -424,6 +436,8 @@ pub(crate) fn save_task(conn: &Connection, t: &Task) -> Result<(), StoreError> {
         extra,
         t.pending.as_ref().map(|p| p.requested_at.as_millis()),
         i64::from(t.workspace.as_ref().is_some_and(|w| !w.removed)),
+        i64::from(IN_FLIGHT.contains(&t.state)),
+        (t.state == TaskState::Retrying).then(|| t.retry_at.map_or(0, Timestamp::as_millis)),
     ])
     .map_err(backend)?;
     if !deps.is_empty() {

@@ -219,13 +219,31 @@ impl Transaction for SqliteTx<'_> {
             return Ok(Vec::new());
         }
         let marks = vec!["?"; states.len()].join(", ");
+        // The states in flight have an index of their own; others are rare here, and scanned.
+        let in_flight = if states.iter().all(|s| rows::IN_FLIGHT.contains(s)) {
+            "in_flight = 1 AND "
+        } else {
+            ""
+        };
         rows::query_tasks(
             self.conn,
             &format!(
-                "SELECT {} FROM tasks WHERE state IN ({marks}) ORDER BY created_at, id",
+                "SELECT {} FROM tasks WHERE {in_flight}state IN ({marks}) ORDER BY created_at, id",
                 rows::TASK_COLS
             ),
             params_from_iter(states.iter().map(|s| s.as_str())),
+        )
+    }
+
+    fn due_retries(&mut self, now: Timestamp, limit: usize) -> Result<Vec<Task>, StoreError> {
+        rows::query_tasks(
+            self.conn,
+            &format!(
+                "SELECT {} FROM tasks WHERE retry_at <= ?1 AND state = 'retrying' \
+                 ORDER BY retry_at, id LIMIT ?2",
+                rows::TASK_COLS
+            ),
+            params![now.as_millis(), i64::try_from(limit).unwrap_or(i64::MAX)],
         )
     }
 

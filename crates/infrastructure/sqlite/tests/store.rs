@@ -18,6 +18,8 @@ mod folding;
 mod follow;
 #[path = "store/open.rs"]
 mod open;
+#[path = "store/orchestrations.rs"]
+mod orchestrations;
 #[path = "store/queries.rs"]
 mod queries;
 #[path = "store/support.rs"]

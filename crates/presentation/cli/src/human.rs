@@ -657,8 +657,13 @@ fn event_details(e: &DomainEvent) -> String {
                 quoted(error),
                 report_fields(report)
             ),
-            TaskEvent::AttemptInterrupted { attempt, reason } => {
-                format!("attempt={attempt} reason={}", quoted(reason))
+            TaskEvent::AttemptInterrupted {
+                attempt,
+                reason,
+                refunded,
+            } => {
+                let refund = if *refunded { " (not counted)" } else { "" };
+                format!("attempt={attempt} reason={}{refund}", quoted(reason))
             }
             TaskEvent::VerificationFailed { output } => format!("output={}", quoted(output)),
             TaskEvent::ApprovalRejected { reason, gate } => {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use maos_application::{CreatePlan, IdRef, MaosApi, Page, TaskFilter};
+use maos_application::{CreatePlan, IdRef, MaosApi, Page, TaskFilter, WaitKind, Waiting};
 use maos_domain::{Orchestration, OrchestrationId, Task, TaskId, TaskState, Usd};
 use serde::Serialize;
 
@@ -249,7 +249,7 @@ pub(crate) struct NeedsPerson {
 }
 
 /// The summary of `o` with `tasks`.
-pub(crate) fn summary(o: &Orchestration, tasks: &[Task]) -> Summary {
+pub(crate) fn summary(o: &Orchestration, tasks: &[Task], waits: &Waits) -> Summary {
     let mut by_state = BTreeMap::new();
     let (mut attempts, mut input, mut output, mut cost) = (0u32, 0u64, 0u64, Usd::ZERO);
     let mut last_end = o.created_at.as_millis();
@@ -266,19 +266,29 @@ pub(crate) fn summary(o: &Orchestration, tasks: &[Task]) -> Summary {
     let end = if finished { last_end } else { now_ms() };
     let needs_a_person = tasks
         .iter()
-        .filter(|t| matches!(t.state, TaskState::Blocked | TaskState::AwaitingApproval))
+        .filter(|t| {
+            matches!(t.state, TaskState::Blocked | TaskState::AwaitingApproval)
+                || waits.get(&t.id).is_some_and(|w| needs_a_person(w))
+        })
         .map(|t| {
             let short = t.id.short();
-            let (why, next) = if t.state == TaskState::AwaitingApproval {
-                (
+            let (why, next) = match t.state {
+                TaskState::AwaitingApproval => (
                     "waits for your approval".to_owned(),
                     format!("maos approve {short}  (or maos reject {short} --reason \"…\")"),
-                )
-            } else {
-                (
+                ),
+                TaskState::Blocked => (
                     t.reason.clone().unwrap_or_else(|| "blocked".into()),
                     format!("maos task retry {short}  (or maos task cancel {short})"),
-                )
+                ),
+                _ => {
+                    let list = waits.get(&t.id).map(Vec::as_slice).unwrap_or_default();
+                    let details: Vec<&str> = list.iter().map(|w| w.detail.as_str()).collect();
+                    (
+                        details.join("; "),
+                        format!("maos task show {short}  (or maos task cancel {short})"),
+                    )
+                }
             };
             NeedsPerson {
                 task: short,
@@ -319,27 +329,55 @@ fn settled(s: TaskState) -> bool {
     )
 }
 
-/// True when nothing of the orchestration can move without a person: every task is settled, or
-/// waits (pending) for one that is.
-fn at_rest(o: &Orchestration, tasks: &[Task]) -> bool {
+/// What the ready tasks of an orchestration wait for (`maos task show`), by task.
+pub(crate) type Waits = BTreeMap<TaskId, Vec<Waiting>>;
+
+/// True when what a ready task waits for only a person can change: no agent can take it (none
+/// offers its capabilities, or those that do are drained), its budget is spent, its
+/// orchestration is paused.
+fn needs_a_person(waits: &[Waiting]) -> bool {
+    !waits.is_empty()
+        && waits.iter().all(|w| {
+            matches!(
+                w.kind,
+                WaitKind::NoCapableAgent
+                    | WaitKind::Budget
+                    | WaitKind::Orchestration
+                    | WaitKind::Approval
+                    | WaitKind::Person
+            )
+        })
+}
+
+/// True when nothing of the orchestration can move without a person: every task is settled,
+/// ready but waiting for a person, or (pending) waits, however indirectly, for one that is.
+fn at_rest(o: &Orchestration, tasks: &[Task], waits: &Waits) -> bool {
     if o.status.is_terminal() {
         return true;
     }
-    tasks
+    let mut stopped: BTreeSet<TaskId> = tasks
         .iter()
-        .all(|t| settled(t.state) || t.state == TaskState::Pending && stuck(t, tasks))
-}
-
-/// A pending task whose dependencies (within the orchestration) will not complete on their own.
-fn stuck(t: &Task, tasks: &[Task]) -> bool {
-    t.spec.depends_on.iter().any(|d| {
-        tasks.iter().find(|x| x.id == *d).is_some_and(|x| {
-            matches!(
-                x.state,
-                TaskState::Blocked | TaskState::Cancelled | TaskState::AwaitingApproval
-            )
+        .filter(|t| {
+            settled(t.state)
+                || t.state == TaskState::Ready
+                    && waits.get(&t.id).is_some_and(|w| needs_a_person(w))
         })
-    })
+        .map(|t| t.id)
+        .collect();
+    // Pending tasks behind a stopped one are stopped too, down the whole chain.
+    loop {
+        let more: Vec<TaskId> = tasks
+            .iter()
+            .filter(|t| t.state == TaskState::Pending && !stopped.contains(&t.id))
+            .filter(|t| t.spec.depends_on.iter().any(|d| stopped.contains(d)))
+            .map(|t| t.id)
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        stopped.extend(more);
+    }
+    tasks.iter().all(|t| stopped.contains(&t.id))
 }
 
 /// The summary for people.
@@ -446,7 +484,8 @@ pub(crate) fn status(
         return watch(api, o.id, None, out);
     }
     let tasks = tasks_of(api, o.id)?;
-    let s = summary(&o, &tasks);
+    let waits = waits_of(api, &tasks)?;
+    let s = summary(&o, &tasks, &waits);
     if out.json() {
         return out.document(&StatusDoc {
             schema_version: json::SCHEMA_VERSION,
@@ -490,7 +529,7 @@ pub(crate) fn watch(
     };
     let mut follower = api.follow_events(start)?;
     let mut streamed = start;
-    let (mut o, mut tasks, mut as_of) = snapshot(api, id)?;
+    let (mut o, mut tasks, mut waits, mut as_of) = snapshot(api, id)?;
     let ids: BTreeSet<TaskId> = tasks.iter().map(|t| t.id).collect();
     let mut drawn = Instant::now();
     let began = Instant::now();
@@ -504,7 +543,7 @@ pub(crate) fn watch(
     }
     let mut last_lines = String::new();
     loop {
-        if at_rest(&o, &tasks) {
+        if at_rest(&o, &tasks, &waits) {
             // The state at rest was read as of event `as_of`: stream every event up to it, so
             // that the stream and the summary tell the same story.
             let deadline = Instant::now() + Duration::from_secs(5);
@@ -522,7 +561,7 @@ pub(crate) fn watch(
         if drawn.elapsed() < MIN_REDRAW {
             std::thread::sleep(MIN_REDRAW.saturating_sub(drawn.elapsed()));
         }
-        (o, tasks, as_of) = snapshot(api, id)?;
+        (o, tasks, waits, as_of) = snapshot(api, id)?;
         if terminal {
             let lines = progress_text(&o, &tasks, out.color());
             if lines != last_lines {
@@ -538,7 +577,7 @@ pub(crate) fn watch(
         }
         drawn = Instant::now();
     }
-    let s = summary(&o, &tasks);
+    let s = summary(&o, &tasks, &waits);
     if out.json() {
         out.document(&SummaryLine { summary: &s })?;
     } else {
@@ -624,14 +663,24 @@ fn draw(
 /// The orchestration and its tasks, and the newest event they reflect at most. The tasks are
 /// read first: the transaction that completes the last task also completes the orchestration,
 /// so an orchestration read afterwards is never older than its tasks.
-fn snapshot(
-    api: &dyn MaosApi,
-    id: OrchestrationId,
-) -> Result<(Orchestration, Vec<Task>, u64), CliError> {
+fn snapshot(api: &dyn MaosApi, id: OrchestrationId) -> Result<View, CliError> {
     let tasks = tasks_of(api, id)?;
     let o = api.get_orchestration(&IdRef::from(id))?;
+    let waits = waits_of(api, &tasks)?;
     let as_of = api.status()?.last_event;
-    Ok((o, tasks, as_of))
+    Ok((o, tasks, waits, as_of))
+}
+
+/// An orchestration, its tasks, what its ready tasks wait for, and the newest event reflected.
+type View = (Orchestration, Vec<Task>, Waits, u64);
+
+/// What each ready task of `tasks` waits for.
+fn waits_of(api: &dyn MaosApi, tasks: &[Task]) -> Result<Waits, CliError> {
+    let mut waits = Waits::new();
+    for t in tasks.iter().filter(|t| t.state == TaskState::Ready) {
+        waits.insert(t.id, api.task_waiting(&IdRef::from(t.id))?);
+    }
+    Ok(waits)
 }
 
 /// With `--json`, prints the events of `batch` that are about the orchestration; answers the

@@ -38,9 +38,15 @@ pub(crate) fn run(
             if let Some(base) = &args.base {
                 file.base = Some(base.clone());
             }
+            if file.base.is_some() && file.repo.is_none() {
+                return Err(no_repo_for_base());
+            }
             plan_of(file)?
         }
         (None, Some(name)) => {
+            if args.base.is_some() && args.repo.is_none() {
+                return Err(no_repo_for_base());
+            }
             let (w, _) = find_workflow(dir, name)?;
             let goal = args.goal.clone().unwrap_or_default();
             let workspace = match &args.repo {
@@ -59,6 +65,7 @@ pub(crate) fn run(
             );
         }
     };
+    every_task_has_an_agent(&plan, api)?;
     // The preview goes where the person reads: stdout for text, stderr beside JSON.
     let preview = orchestrate::preview_text(&plan);
     if out.json() {
@@ -139,6 +146,60 @@ struct RunDoc {
 struct KeyedTaskJson {
     key: String,
     task: json::TaskJson,
+}
+
+/// `--base` names where tasks start in a repository; without one it means nothing.
+fn no_repo_for_base() -> CliError {
+    CliError::new(
+        Kind::Usage,
+        "--base names the branch tasks start from, but there is no repository",
+    )
+    .with_hint("give the repository too: --repo DIR (or `repo` in the plan file)")
+}
+
+/// Refuses a plan with a task that no registered agent taking work can do: none offers all of
+/// its capabilities in its tier (tasks without capabilities get theirs from the routing rules
+/// later, and are not checked here).
+fn every_task_has_an_agent(plan: &CreatePlan, api: &dyn MaosApi) -> Result<(), CliError> {
+    let agents = api.list_agents(&maos_application::AgentFilter::default())?;
+    let working: Vec<&maos_domain::Agent> = agents.iter().filter(|a| a.accepts_work()).collect();
+    let problems: Vec<String> = plan
+        .tasks
+        .iter()
+        .filter(|t| !t.task.capabilities.is_empty())
+        .filter(|t| {
+            !working.iter().any(|a| {
+                maos_domain::policy::matcher::is_capable(a, &t.task.capabilities, t.task.tier)
+            })
+        })
+        .map(|t| {
+            let tier = t
+                .task
+                .tier
+                .map(|tier| format!(" of the {tier} tier"))
+                .unwrap_or_default();
+            format!(
+                "task `{}` needs an agent{tier} offering all of [{}]: no registered agent that \
+                 takes work does",
+                t.key, t.task.capabilities
+            )
+        })
+        .collect();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::new(
+        Kind::InvalidInput,
+        format!(
+            "no agent can do {} of the plan's tasks; nothing was created:\n  {}",
+            problems.len(),
+            problems.join("\n  ")
+        ),
+    )
+    .with_hint(
+        "register an agent that offers them (`maos agent register`), resume a drained one \
+         (`maos agent resume`), or change the plan",
+    ))
 }
 
 /// The union of the capabilities of every agent that is registered (and not removed).

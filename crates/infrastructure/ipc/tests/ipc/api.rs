@@ -63,6 +63,8 @@ fn every_method_answers_what_the_service_answers() {
             notes: Vec::new(),
         })
         .unwrap();
+    // Its tasks get agents once it runs.
+    let release = client.start_orchestration(&release.id.into()).unwrap();
     let bare = client
         .create_orchestration(CreateOrchestration {
             name: Title::parse("Chores").unwrap(),

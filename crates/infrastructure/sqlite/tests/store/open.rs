@@ -47,6 +47,7 @@ fn reopen_keeps_every_row_and_every_event() {
             Some("the goal".into()),
         ))
         .unwrap();
+    db.svc.start_orchestration(&orch.id.into()).unwrap();
     let first = db.create(CreateTask {
         orchestration: Some(IdRef::from(orch.id)),
         capabilities: crate::support::caps(&["rust"]),
@@ -66,6 +67,7 @@ fn reopen_keeps_every_row_and_every_event() {
             "agent.registered",
             "agent.registered",
             "orchestration.created",
+            "orchestration.started",
             "task.created",
             "task.ready",
             "task.created",
@@ -128,7 +130,8 @@ fn migrations_apply_to_a_new_file_an_empty_file_and_an_existing_database() {
                 (1, "init".to_owned()),
                 (2, "agents_at_work".to_owned()),
                 (3, "workspaces_and_approvals".to_owned()),
-                (4, "orchestrations_at_work".to_owned())
+                (4, "orchestrations_at_work".to_owned()),
+                (5, "lookups_by_state".to_owned())
             ]
         );
         let app_id: i32 = conn
@@ -164,7 +167,8 @@ fn migrations_apply_to_a_new_file_an_empty_file_and_an_existing_database() {
                 (1, "init".to_owned()),
                 (2, "agents_at_work".to_owned()),
                 (3, "workspaces_and_approvals".to_owned()),
-                (4, "orchestrations_at_work".to_owned())
+                (4, "orchestrations_at_work".to_owned()),
+                (5, "lookups_by_state".to_owned())
             ]
         );
         assert_eq!(dump_tables(&conn), before);

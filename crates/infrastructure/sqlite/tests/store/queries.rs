@@ -53,6 +53,9 @@ fn pages_visit_every_task_once_in_creation_order_and_filters_select_the_right_on
         .svc
         .create_orchestration(crate::support::orch(title("two"), None))
         .unwrap();
+    for o in [&o1, &o2] {
+        db.svc.start_orchestration(&o.id.into()).unwrap();
+    }
     let cap_sets: [&[&str]; 5] = [&[], &["rust"], &["rust-fast"], &["a_b"], &["axb", "rust"]];
 
     let mut n = 0;

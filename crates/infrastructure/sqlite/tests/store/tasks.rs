@@ -9,7 +9,7 @@ use maos_domain::{
     TransitionError,
 };
 
-use crate::support::{Db, Rng, agent, agent_name, caps, kinds, refs, task};
+use crate::support::{Db, Rng, agent, agent_name, caps, kinds, raw_connection, refs, task};
 
 fn key(k: &str) -> Option<IdempotencyKey> {
     Some(IdempotencyKey::parse(k).unwrap())
@@ -869,4 +869,86 @@ fn the_slot_is_released_on_complete_fail_and_cancel() {
     let claimed = log.iter().filter(|k| **k == "agent.slot_claimed").count();
     let released = log.iter().filter(|k| **k == "agent.slot_released").count();
     assert_eq!((claimed, released), (4, 4));
+}
+
+/// The plan SQLite chooses for `sql` (each step's detail), on the store's own file.
+fn query_plan(db: &Db, sql: &str) -> Vec<String> {
+    let conn = raw_connection(&db.path);
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    let marks = sql.matches('?').count();
+    let args: Vec<i64> = vec![1; marks];
+    stmt.query_map(rusqlite::params_from_iter(args), |row| {
+        row.get::<_, String>(3)
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+#[test]
+fn the_lookups_by_state_of_the_scheduler_and_the_reaper_use_their_indexes() {
+    let db = Db::new();
+    // Enough finished tasks that a scan would be the wrong plan, and the statistics to know it.
+    db.svc
+        .create_tasks((0..200).map(|i| task(&format!("t{i}"))).collect())
+        .unwrap();
+    rusqlite::Connection::open(&db.path)
+        .unwrap()
+        .execute_batch("ANALYZE")
+        .unwrap();
+    let in_flight = query_plan(
+        &db,
+        "SELECT id FROM tasks WHERE in_flight = 1 AND state IN (?, ?, ?, ?) \
+         ORDER BY created_at, id",
+    );
+    assert!(
+        in_flight
+            .iter()
+            .any(|s| s.contains("USING INDEX tasks_in_flight")),
+        "{in_flight:?}"
+    );
+    let due = query_plan(
+        &db,
+        "SELECT id FROM tasks WHERE retry_at <= ? AND state = 'retrying' ORDER BY retry_at, id",
+    );
+    assert!(
+        due.iter()
+            .any(|s| s.contains("USING INDEX tasks_retry_due")),
+        "{due:?}"
+    );
+}
+
+#[test]
+fn a_retry_is_found_by_its_due_time_and_in_flight_tasks_by_their_flag() {
+    let db = Db::new();
+    db.register("w", &["rust"], 1);
+    let t = db.create(CreateTask {
+        max_attempts: MaxAttempts::new(2).unwrap(),
+        ..task("flaky")
+    });
+    let a = db.run(t.id, None);
+    let conn = raw_connection(&db.path);
+    let flags = |id: TaskId| -> (i64, Option<i64>) {
+        conn.query_row(
+            "SELECT in_flight, retry_at FROM tasks WHERE id = ?1",
+            [id.to_string()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    };
+    assert_eq!(flags(t.id), (1, None), "running");
+    let failed = db
+        .svc
+        .fail_attempt(
+            t.id,
+            a.fencing,
+            "boom".into(),
+            maos_domain::RunReport::default(),
+        )
+        .unwrap();
+    let due = failed.retry_at.unwrap().as_millis();
+    assert_eq!(flags(t.id), (1, Some(due)), "retrying");
+    assert_eq!(db.svc.promote_due_retries().unwrap(), 0, "not due yet");
+    assert_eq!(db.retries_due(), 1);
+    assert_eq!(flags(t.id), (0, None), "ready again");
 }

@@ -1,0 +1,253 @@
+//! Orchestrations at work through the service on a real file: how a planned orchestration ends
+//! (completed, failed, after a pause), what a pause with `--now` costs a task, a person's retry,
+//! and the rules a manual assignment and a new task must follow.
+
+use maos_application::{
+    CreateOrchestration, CreatePlan, CreateTask, ErrorInfo, ErrorKind, IdRef, MaosApi, PlanCreated,
+    PlanTask, TaskError,
+};
+use maos_domain::policy::concerns::Concern;
+use maos_domain::{MaxAttempts, OrchestrationStatus, RunReport, TaskState, Title, Usd};
+
+use crate::support::{Db, task};
+
+fn plan(tasks: Vec<PlanTask>) -> CreatePlan {
+    CreatePlan {
+        orchestration: CreateOrchestration {
+            name: Title::parse("Plan").unwrap(),
+            goal: Some("Do it".into()),
+            workspace: None,
+            verify: None,
+            notes: Vec::new(),
+        },
+        tasks,
+        start: true,
+    }
+}
+
+fn step(key: &str, deps: &[&str], cmd: CreateTask) -> PlanTask {
+    PlanTask {
+        key: key.into(),
+        task: cmd,
+        depends_on: deps.iter().map(|d| (*d).to_owned()).collect(),
+    }
+}
+
+fn work(title: &str) -> CreateTask {
+    CreateTask {
+        capabilities: crate::support::caps(&["rust"]),
+        ..task(title)
+    }
+}
+
+fn made(db: &Db, tasks: Vec<PlanTask>) -> PlanCreated {
+    db.svc.create_plan(plan(tasks)).unwrap()
+}
+
+fn refused(result: Result<impl std::fmt::Debug, TaskError>) -> TaskError {
+    let e = result.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    e
+}
+
+#[test]
+fn a_planned_orchestration_completes_with_its_last_task_even_after_a_pause() {
+    let db = Db::new();
+    db.register("w", &["rust"], 2);
+    let p = made(
+        &db,
+        vec![step("a", &[], work("A")), step("b", &[], work("B"))],
+    );
+    let o: IdRef = p.orchestration.id.into();
+    let (a, b) = (p.tasks[0].1.id, p.tasks[1].1.id);
+    db.finish(a, None);
+    let running = db.run(b, None);
+    db.svc.pause_orchestration(&o, false).unwrap();
+    db.svc
+        .complete_attempt(b, running.fencing, None, RunReport::default())
+        .unwrap();
+    // Every task completed while it was paused: it ends when it is resumed.
+    assert_eq!(
+        db.svc.get_orchestration(&o).unwrap().status,
+        OrchestrationStatus::Paused
+    );
+    let resumed = db.svc.resume_orchestration(&o).unwrap();
+    assert_eq!(resumed.status, OrchestrationStatus::Completed);
+}
+
+#[test]
+fn a_planned_orchestration_with_a_cancelled_task_fails_once_every_task_finished() {
+    let db = Db::new();
+    db.register("w", &["rust"], 2);
+    let p = made(
+        &db,
+        vec![step("a", &[], work("A")), step("b", &[], work("B"))],
+    );
+    let o: IdRef = p.orchestration.id.into();
+    let (a, b) = (p.tasks[0].1.id, p.tasks[1].1.id);
+    db.svc.cancel_task(&b.into(), None).unwrap();
+    assert_eq!(
+        db.svc.get_orchestration(&o).unwrap().status,
+        OrchestrationStatus::Running,
+        "a still runs"
+    );
+    db.finish(a, None);
+    let done = db.svc.get_orchestration(&o).unwrap();
+    assert_eq!(done.status, OrchestrationStatus::Failed);
+    // A finished orchestration takes no more tasks.
+    let e = refused(db.svc.create_task(CreateTask {
+        orchestration: Some(o.clone()),
+        ..task("late")
+    }));
+    assert!(e.to_string().contains("takes no more tasks"), "{e}");
+}
+
+#[test]
+fn pause_now_does_not_count_the_stopped_attempt_against_the_task() {
+    let db = Db::new();
+    db.register("w", &["rust"], 1);
+    let one_try = CreateTask {
+        max_attempts: MaxAttempts::new(1).unwrap(),
+        ..work("Only one try")
+    };
+    let p = made(&db, vec![step("a", &[], one_try)]);
+    let o: IdRef = p.orchestration.id.into();
+    let a = p.tasks[0].1.id;
+    db.run(a, None);
+    db.svc.pause_orchestration(&o, true).unwrap();
+    let t = db.task(a);
+    // Its only attempt was stopped by a person, not lost: it waits to run again.
+    assert_eq!(t.state, TaskState::Ready, "{:?}", t.reason);
+    assert_eq!((t.attempts_used(), t.attempts_allowed()), (1, 2));
+    db.svc.resume_orchestration(&o).unwrap();
+    let second = db.run(a, None);
+    assert_eq!(second.attempt, 2);
+}
+
+#[test]
+fn manual_assignment_follows_the_schedulers_rules() {
+    let db = Db::new();
+    db.register("w", &["rust"], 4);
+    let holder = CreateTask {
+        concerns: vec![Concern::parse("src/**").unwrap()],
+        ..work("Holder")
+    };
+    let rival = CreateTask {
+        concerns: vec![Concern::parse("src/api.rs").unwrap()],
+        ..work("Rival")
+    };
+    let p = made(
+        &db,
+        vec![step("holder", &[], holder), step("rival", &[], rival)],
+    );
+    let (h, r) = (p.tasks[0].1.id, p.tasks[1].1.id);
+    db.run(h, None);
+    let e = refused(db.svc.assign_task(maos_application::AssignTask {
+        task: r.into(),
+        agent: None,
+    }));
+    assert!(e.to_string().contains("held by task"), "{e}");
+    assert!(e.hint().is_some());
+
+    // A paused orchestration's tasks are refused too.
+    let other = made(&db, vec![step("x", &[], work("X"))]);
+    db.svc
+        .pause_orchestration(&other.orchestration.id.into(), false)
+        .unwrap();
+    let e = refused(db.svc.assign_task(maos_application::AssignTask {
+        task: other.tasks[0].1.id.into(),
+        agent: None,
+    }));
+    assert!(e.to_string().contains("paused"), "{e}");
+}
+
+#[test]
+fn a_persons_retry_leaves_exactly_the_attempts_asked_for_and_refuses_what_cannot_run() {
+    let db = Db::new();
+    db.register("w", &["rust"], 2);
+    db.register("v", &["rust"], 1);
+    let p = made(
+        &db,
+        vec![
+            step(
+                "base",
+                &[],
+                CreateTask {
+                    max_attempts: MaxAttempts::new(3).unwrap(),
+                    ..work("Base")
+                },
+            ),
+            step("next", &["base"], work("Next")),
+        ],
+    );
+    let (base, next) = (p.tasks[0].1.id, p.tasks[1].1.id);
+    // Cancelling `base` blocks `next`, which cannot be retried without base's work.
+    let a = db.run(base, Some("w"));
+    db.svc
+        .fail_attempt(base, a.fencing, "boom".into(), RunReport::default())
+        .unwrap();
+    db.svc.cancel_task(&base.into(), None).unwrap();
+    assert_eq!(db.task(next).state, TaskState::Blocked);
+    let e = refused(db.svc.retry_task(&next.into(), 1));
+    assert!(e.to_string().contains("cancelled"), "{e}");
+
+    // A blocked task with one of three attempts used, retried with two more: two are left.
+    let lone = db.create(CreateTask {
+        max_attempts: MaxAttempts::new(3).unwrap(),
+        ..work("Lone")
+    });
+    let a = db.run(lone.id, Some("v"));
+    db.svc
+        .fail_attempt(lone.id, a.fencing, "boom".into(), RunReport::default())
+        .unwrap();
+    assert_eq!(db.task(lone.id).state, TaskState::Retrying);
+    db.retries_due();
+    let t = db.task(lone.id);
+    assert_eq!(t.state, TaskState::Ready);
+    let a = db.run(lone.id, Some("v"));
+    db.svc
+        .fail_attempt(lone.id, a.fencing, "boom".into(), RunReport::default())
+        .unwrap();
+    db.retries_due();
+    let a = db.run(lone.id, Some("v"));
+    let blocked = db
+        .svc
+        .fail_attempt(lone.id, a.fencing, "boom".into(), RunReport::default())
+        .unwrap();
+    assert_eq!(blocked.state, TaskState::Blocked);
+    let again = db.svc.retry_task(&lone.id.into(), 2).unwrap();
+    assert_eq!(again.state, TaskState::Ready);
+    assert_eq!(again.attempts_allowed() - again.attempts_used(), 2);
+
+    // Three failures in a row drained `v` (its circuit breaker); another agent takes over.
+    assert_eq!(
+        db.agent("v").status,
+        maos_domain::AgentStatus::Draining,
+        "the breaker"
+    );
+    db.register("spare", &["rust"], 1);
+    // A task whose budget is spent is refused: more attempts would stop at once.
+    let broke = db.create(CreateTask {
+        budget: Some(Usd::from_micros(1)),
+        ..work("Broke")
+    });
+    let a = db.run(broke.id, Some("spare"));
+    let mut report = RunReport::default();
+    report.usage.cost = Usd::from_micros(5);
+    report.failure = Some(maos_domain::FailureKind::Budget);
+    db.svc
+        .fail_attempt(broke.id, a.fencing, "over budget".into(), report)
+        .unwrap();
+    assert_eq!(db.task(broke.id).state, TaskState::Blocked);
+    let e = refused(db.svc.retry_task(&broke.id.into(), 1));
+    assert!(e.to_string().contains("budget"), "{e}");
+}
+
+#[test]
+fn an_empty_plan_is_refused_and_creates_nothing() {
+    let db = Db::new();
+    let e = db.svc.create_plan(plan(Vec::new())).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    assert!(e.to_string().contains("no tasks"), "{e}");
+    assert!(db.svc.list_orchestrations().unwrap().is_empty());
+}
