@@ -483,8 +483,7 @@ pub(crate) fn status(
     if watch_it {
         return watch(api, o.id, None, out);
     }
-    let tasks = tasks_of(api, o.id)?;
-    let waits = waits_of(api, &tasks)?;
+    let (o, tasks, waits, _) = snapshot(api, o.id)?;
     let s = summary(&o, &tasks, &waits);
     if out.json() {
         return out.document(&StatusDoc {
@@ -661,11 +660,17 @@ fn draw(
 }
 
 /// The orchestration and its tasks, and the newest event they reflect at most. The tasks are
-/// read first: the transaction that completes the last task also completes the orchestration,
-/// so an orchestration read afterwards is never older than its tasks.
+/// read first: the transaction that finishes the last task also ends the orchestration, so an
+/// orchestration read afterwards is never older than its tasks (and a finished one is read
+/// with its tasks again).
 fn snapshot(api: &dyn MaosApi, id: OrchestrationId) -> Result<View, CliError> {
-    let tasks = tasks_of(api, id)?;
+    let mut tasks = tasks_of(api, id)?;
     let o = api.get_orchestration(&IdRef::from(id))?;
+    if o.status.is_terminal() {
+        // It ended after the tasks were read (its end and its last task's are one commit):
+        // read them again, so that they show that end.
+        tasks = tasks_of(api, id)?;
+    }
     let waits = waits_of(api, &tasks)?;
     let as_of = api.status()?.last_event;
     Ok((o, tasks, waits, as_of))
