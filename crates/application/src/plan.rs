@@ -1,6 +1,7 @@
 //! The service's own check of a plan before anything of it is created (`create_plan`): keys that
 //! are well formed and unique, dependencies on keys of the plan, no cycle. Clients check their
-//! files first (with positions); this guards every client, in time linear in the plan's size.
+//! files first (with positions); this guards every client, in time linear in the plan's tasks
+//! and dependencies.
 
 use std::collections::HashMap;
 
@@ -29,10 +30,14 @@ pub(crate) fn check(tasks: &[PlanTask]) -> Result<Vec<Vec<usize>>, Orchestration
     let mut deps = Vec::with_capacity(tasks.len());
     for t in tasks {
         let mut mine = Vec::with_capacity(t.depends_on.len());
+        let mut seen = std::collections::HashSet::with_capacity(t.depends_on.len());
         for d in &t.depends_on {
             match index.get(d.as_str()) {
-                Some(&j) if !mine.contains(&j) => mine.push(j),
-                Some(_) => {}
+                Some(&j) => {
+                    if seen.insert(j) {
+                        mine.push(j);
+                    }
+                }
                 None => {
                     return refuse(format!(
                         "task {:?} depends on {d:?}, which the plan does not have",

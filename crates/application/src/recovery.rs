@@ -72,23 +72,35 @@ pub(crate) fn after_failure(
     }
     let last = t.reason.clone().unwrap_or_default();
     let short = t.id.short();
+    let failed = failures(t);
+    let interrupted = t
+        .attempts
+        .iter()
+        .filter(|a| a.status == AttemptOutcome::Interrupted)
+        .count();
+    let attempts = match (failed, interrupted) {
+        (1, 0) => "its attempt".to_owned(),
+        (n, 0) => format!("all {n} attempts"),
+        (n, i) => format!(
+            "{n} attempt{} ({i} more interrupted)",
+            if n == 1 { "" } else { "s" }
+        ),
+    };
     let reason = if spent {
         format!(
             "its budget of ${} is spent (${} used); the last attempt said: {last}",
             t.spec.budget.unwrap_or(Usd::ZERO),
             t.spent()
         )
-    } else if t.spec.tier == Some(Tier::Strategic) || t.extra_attempts > 0 {
+    } else if t.spec.tier == Some(Tier::Strategic) {
         format!(
-            "all {} attempts failed, the strategic tier's too; the last said: {last} \
-             (a person decides: `maos task retry {short}` or `maos task cancel {short}`)",
-            t.attempts_used()
+            "{attempts} failed, on the strategic tier; the last said: {last} (a person \
+             decides: `maos task retry {short}` or `maos task cancel {short}`)"
         )
     } else {
         format!(
-            "all {} attempts failed and no strategic agent can take it over; the last said: \
-             {last} (a person decides: `maos task retry {short}` or `maos task cancel {short}`)",
-            t.attempts_used()
+            "{attempts} failed and no strategic agent can take it over; the last said: \
+             {last} (a person decides: `maos task retry {short}` or `maos task cancel {short}`)"
         )
     };
     events.extend(t.block(reason, at)?);

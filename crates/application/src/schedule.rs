@@ -257,7 +257,7 @@ pub(crate) fn may_not_start(
     {
         return Ok(Some((
             format!(
-                "task {short}'s concern `{}` overlaps `{}`, held by task {} until its work is                  accepted",
+                "task {short}'s concern `{}` overlaps `{}`, held by task {} until its work is accepted",
                 clash.mine,
                 clash.theirs,
                 clash.holder.short()

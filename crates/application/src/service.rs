@@ -1053,6 +1053,7 @@ impl<S: Store> MaosApi for Service<S> {
             changes.release_concerns(&t);
             if t.state == TaskState::Cancelled {
                 block_dependents(tx, id, at)?;
+                finish_orchestration_if_done(tx, &t, at)?;
             }
             Ok(t)
         })
@@ -1343,12 +1344,30 @@ impl<S: Store> MaosApi for Service<S> {
         let at = self.clock.now();
         self.write_scheduled(at, move |tx, changes| {
             let mut t = load_task(tx, id)?;
+            // The task's own state first (a pending or running task is refused as such)...
+            let events = t.retry_by_person(attempts, at)?;
+            // ...then its dependencies: it must not run without their work. (Nothing is saved
+            // when this refuses.)
             let deps: Vec<TaskId> = t.spec.depends_on.iter().copied().collect();
             if let Some((dep, state)) = tx
                 .task_states(&deps)?
                 .into_iter()
                 .find(|(_, s)| *s != TaskState::Completed)
             {
+                let hint = if state == TaskState::Cancelled {
+                    format!(
+                        "task {} was cancelled, so this task cannot run as it is: cancel it \
+                         (`maos task cancel {}`) and create what is still needed anew",
+                        dep.short(),
+                        t.id.short()
+                    )
+                } else {
+                    format!(
+                        "let task {} complete first (`maos task retry {}` if it is blocked)",
+                        dep.short(),
+                        dep.short()
+                    )
+                };
                 return Err(TaskError::Refused {
                     why: format!(
                         "task {} depends on task {}, which is {state}: it would run without \
@@ -1356,14 +1375,9 @@ impl<S: Store> MaosApi for Service<S> {
                         t.id.short(),
                         dep.short()
                     ),
-                    hint: format!(
-                        "retry task {} first, or cancel task {}",
-                        dep.short(),
-                        t.id.short()
-                    ),
+                    hint,
                 });
             }
-            let events = t.retry_by_person(attempts, at)?;
             save_task_events(tx, &t, events, at)?;
             if t.state == TaskState::Ready {
                 changes.readied.push(t.id);

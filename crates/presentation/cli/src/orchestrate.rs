@@ -277,10 +277,22 @@ pub(crate) fn summary(o: &Orchestration, tasks: &[Task], waits: &Waits) -> Summa
                     "waits for your approval".to_owned(),
                     format!("maos approve {short}  (or maos reject {short} --reason \"…\")"),
                 ),
-                TaskState::Blocked => (
-                    t.reason.clone().unwrap_or_else(|| "blocked".into()),
-                    format!("maos task retry {short}  (or maos task cancel {short})"),
-                ),
+                TaskState::Blocked => {
+                    // A retry is refused while a dependency is cancelled or the budget spent.
+                    let dead_end = t.spec.depends_on.iter().any(|d| {
+                        tasks
+                            .iter()
+                            .any(|x| x.id == *d && x.state == TaskState::Cancelled)
+                    }) || t.budget_left().is_some_and(|left| left == Usd::ZERO);
+                    (
+                        t.reason.clone().unwrap_or_else(|| "blocked".into()),
+                        if dead_end {
+                            format!("maos task cancel {short}  (it cannot run as it is)")
+                        } else {
+                            format!("maos task retry {short}  (or maos task cancel {short})")
+                        },
+                    )
+                }
                 _ => {
                     let list = waits.get(&t.id).map(Vec::as_slice).unwrap_or_default();
                     let details: Vec<&str> = list.iter().map(|w| w.detail.as_str()).collect();
@@ -349,27 +361,42 @@ fn needs_a_person(waits: &[Waiting]) -> bool {
         })
 }
 
-/// True when nothing of the orchestration can move without a person: every task is settled,
-/// ready but waiting for a person, or (pending) waits, however indirectly, for one that is.
+/// True when nothing of the orchestration can move without a person: every task is finished,
+/// blocked or waiting for an approval; or ready but waiting for what only a person can change
+/// (an agent that can take it, a budget, a paused orchestration, or a concern held by a task
+/// that is itself stopped); or pending behind, however indirectly, a task that is stopped.
 fn at_rest(o: &Orchestration, tasks: &[Task], waits: &Waits) -> bool {
     if o.status.is_terminal() {
         return true;
     }
+    let completed = |id: &TaskId| {
+        tasks
+            .iter()
+            .any(|t| t.id == *id && t.state == TaskState::Completed)
+    };
+    // Stopped: will not move on its own. (Completed tasks are not in it: a task pending on a
+    // completed one may still start once its other dependencies complete.)
     let mut stopped: BTreeSet<TaskId> = tasks
         .iter()
-        .filter(|t| {
-            settled(t.state)
-                || t.state == TaskState::Ready
-                    && waits.get(&t.id).is_some_and(|w| needs_a_person(w))
-        })
+        .filter(|t| settled(t.state) && t.state != TaskState::Completed)
         .map(|t| t.id)
         .collect();
-    // Pending tasks behind a stopped one are stopped too, down the whole chain.
     loop {
         let more: Vec<TaskId> = tasks
             .iter()
-            .filter(|t| t.state == TaskState::Pending && !stopped.contains(&t.id))
-            .filter(|t| t.spec.depends_on.iter().any(|d| stopped.contains(d)))
+            .filter(|t| !stopped.contains(&t.id))
+            .filter(|t| match t.state {
+                TaskState::Pending => t.spec.depends_on.iter().any(|d| stopped.contains(d)),
+                TaskState::Ready => waits.get(&t.id).is_some_and(|w| {
+                    !w.is_empty()
+                        && w.iter().all(|w| {
+                            needs_a_person(std::slice::from_ref(w))
+                                || w.kind == WaitKind::Concern
+                                    && w.task.is_some_and(|holder| stopped.contains(&holder))
+                        })
+                }),
+                _ => false,
+            })
             .map(|t| t.id)
             .collect();
         if more.is_empty() {
@@ -377,7 +404,9 @@ fn at_rest(o: &Orchestration, tasks: &[Task], waits: &Waits) -> bool {
         }
         stopped.extend(more);
     }
-    tasks.iter().all(|t| stopped.contains(&t.id))
+    tasks
+        .iter()
+        .all(|t| stopped.contains(&t.id) || completed(&t.id))
 }
 
 /// The summary for people.
@@ -671,7 +700,24 @@ fn snapshot(api: &dyn MaosApi, id: OrchestrationId) -> Result<View, CliError> {
         // read them again, so that they show that end.
         tasks = tasks_of(api, id)?;
     }
-    let waits = waits_of(api, &tasks)?;
+    // What ready tasks wait for matters only once nothing runs (then it decides whether the
+    // watch ends): asking earlier would cost a call per ready task at every redraw.
+    let quiet = tasks.iter().all(|t| {
+        matches!(
+            t.state,
+            TaskState::Ready
+                | TaskState::Pending
+                | TaskState::Completed
+                | TaskState::Cancelled
+                | TaskState::Blocked
+                | TaskState::AwaitingApproval
+        )
+    });
+    let waits = if quiet || o.status.is_terminal() {
+        waits_of(api, &tasks)?
+    } else {
+        Waits::new()
+    };
     let as_of = api.status()?.last_event;
     Ok((o, tasks, waits, as_of))
 }
@@ -822,4 +868,138 @@ fn dot(o: &Orchestration, tasks: &[Task]) -> String {
     }
     s.push_str("}\n");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use maos_application::{
+        AssignTask, CreateOrchestration, CreatePlan, CreateTask, PlanTask, RegisterAgent,
+    };
+    use maos_domain::policy::concerns::Concern;
+    use maos_domain::{AdapterKind, AgentName, CapabilitySet, Risk, RunReport, Slots, Tier, Title};
+
+    use super::*;
+
+    /// An in-process service over a real database in a temporary directory, with an external
+    /// agent offering `rust` (so that nothing runs unless a test assigns it).
+    fn api() -> (tempfile::TempDir, std::sync::Arc<dyn MaosApi>) {
+        let dir = tempfile::tempdir().unwrap();
+        let api = crate::compose::in_process(dir.path()).unwrap();
+        api.register_agent(RegisterAgent {
+            name: AgentName::parse("w").unwrap(),
+            adapter: AdapterKind::External,
+            capabilities: CapabilitySet::parse(["rust"]).unwrap(),
+            tier: Tier::Tactical,
+            slots: Slots::new(4).unwrap(),
+            command: None,
+            settings: Default::default(),
+        })
+        .unwrap();
+        (dir, api)
+    }
+
+    fn titled(title: &str) -> CreateTask {
+        CreateTask {
+            capabilities: CapabilitySet::parse(["rust"]).unwrap(),
+            ..CreateTask::titled(Title::parse(title).unwrap())
+        }
+    }
+
+    fn run(api: &dyn MaosApi, id: TaskId) -> maos_application::Assignment {
+        let a = api
+            .assign_task(AssignTask {
+                task: id.into(),
+                agent: None,
+            })
+            .unwrap();
+        api.start_attempt(id, a.fencing, Default::default())
+            .unwrap();
+        a
+    }
+
+    #[test]
+    fn a_ready_task_behind_a_concern_of_a_task_awaiting_approval_is_at_rest() {
+        let (_dir, api) = api();
+        let plan = CreatePlan {
+            orchestration: CreateOrchestration {
+                name: Title::parse("Plan").unwrap(),
+                goal: None,
+                workspace: None,
+                verify: None,
+                notes: Vec::new(),
+            },
+            tasks: vec![
+                PlanTask {
+                    key: "h".into(),
+                    task: CreateTask {
+                        risk: Risk::Medium,
+                        concerns: vec![Concern::parse("src/**").unwrap()],
+                        ..titled("Holder")
+                    },
+                    depends_on: vec![],
+                },
+                PlanTask {
+                    key: "r".into(),
+                    task: CreateTask {
+                        concerns: vec![Concern::parse("src/a.rs").unwrap()],
+                        ..titled("Rival")
+                    },
+                    depends_on: vec![],
+                },
+            ],
+            start: true,
+        };
+        let made = api.create_plan(plan).unwrap();
+        let h = made.tasks[0].1.id;
+        let a = run(api.as_ref(), h);
+        let t = api
+            .complete_attempt(h, a.fencing, Some("done".into()), RunReport::default())
+            .unwrap();
+        assert_eq!(t.state, TaskState::AwaitingApproval);
+        let (o, tasks, waits, _) = snapshot(api.as_ref(), made.orchestration.id).unwrap();
+        assert!(
+            at_rest(&o, &tasks, &waits),
+            "only a person's approval moves it: {waits:?}"
+        );
+    }
+
+    #[test]
+    fn a_pending_task_whose_other_dependency_still_runs_is_not_at_rest() {
+        let (_dir, api) = api();
+        // A task of no orchestration, running.
+        let x = api.create_task(titled("Outside")).unwrap().task;
+        run(api.as_ref(), x.id);
+        let o = api
+            .create_orchestration(CreateOrchestration {
+                name: Title::parse("Open").unwrap(),
+                goal: None,
+                workspace: None,
+                verify: None,
+                notes: Vec::new(),
+            })
+            .unwrap();
+        let oref: IdRef = o.id.into();
+        let a = api
+            .create_task(CreateTask {
+                orchestration: Some(oref.clone()),
+                ..titled("A")
+            })
+            .unwrap()
+            .task;
+        api.create_task(CreateTask {
+            orchestration: Some(oref.clone()),
+            depends_on: vec![a.id.into(), x.id.into()],
+            ..titled("B")
+        })
+        .unwrap();
+        api.start_orchestration(&oref).unwrap();
+        let att = run(api.as_ref(), a.id);
+        api.complete_attempt(a.id, att.fencing, Some("done".into()), RunReport::default())
+            .unwrap();
+        let (o, tasks, waits, _) = snapshot(api.as_ref(), o.id).unwrap();
+        assert!(
+            !at_rest(&o, &tasks, &waits),
+            "B runs as soon as the outside task completes"
+        );
+    }
 }

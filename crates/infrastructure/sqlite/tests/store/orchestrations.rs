@@ -251,3 +251,58 @@ fn an_empty_plan_is_refused_and_creates_nothing() {
     assert!(e.to_string().contains("no tasks"), "{e}");
     assert!(db.svc.list_orchestrations().unwrap().is_empty());
 }
+
+#[test]
+fn rejecting_and_cancelling_the_last_task_ends_the_orchestration() {
+    let db = Db::new();
+    db.register("w", &["rust"], 2);
+    let medium = CreateTask {
+        risk: maos_domain::Risk::Medium,
+        ..work("Medium")
+    };
+    let p = made(&db, vec![step("a", &[], work("A")), step("m", &[], medium)]);
+    let o: IdRef = p.orchestration.id.into();
+    let (a, m) = (p.tasks[0].1.id, p.tasks[1].1.id);
+    db.finish(a, None);
+    let r = db.run(m, None);
+    let waiting = db
+        .svc
+        .complete_attempt(m, r.fencing, None, RunReport::default())
+        .unwrap();
+    assert_eq!(waiting.state, TaskState::AwaitingApproval);
+    db.svc
+        .reject(&m.into(), "not needed after all".into(), true)
+        .unwrap();
+    assert_eq!(
+        db.svc.get_orchestration(&o).unwrap().status,
+        OrchestrationStatus::Failed
+    );
+}
+
+#[test]
+fn a_refunded_interruption_is_not_called_a_failure_in_the_reason_of_a_block() {
+    let db = Db::new();
+    db.register("w", &["rust"], 1);
+    let one_try = CreateTask {
+        max_attempts: MaxAttempts::new(1).unwrap(),
+        ..work("One try")
+    };
+    let p = made(&db, vec![step("a", &[], one_try)]);
+    let o: IdRef = p.orchestration.id.into();
+    let a = p.tasks[0].1.id;
+    db.run(a, None);
+    db.svc.pause_orchestration(&o, true).unwrap();
+    db.svc.resume_orchestration(&o).unwrap();
+    let second = db.run(a, None);
+    let blocked = db
+        .svc
+        .fail_attempt(a, second.fencing, "boom".into(), RunReport::default())
+        .unwrap();
+    assert_eq!(blocked.state, TaskState::Blocked);
+    let reason = blocked.reason.clone().unwrap();
+    assert!(
+        reason.starts_with("1 attempt (1 more interrupted) failed and no strategic agent"),
+        "{reason}"
+    );
+    assert!(!reason.contains("strategic tier"), "{reason}");
+}
