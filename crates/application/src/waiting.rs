@@ -68,14 +68,31 @@ pub(crate) fn explain<S: Store + ?Sized>(
                 None,
             );
         }
-        TaskState::Blocked => say(
-            WaitKind::Person,
-            format!(
-                "it is blocked: {}; `maos task retry {short}` runs it again",
-                t.reason.as_deref().unwrap_or("no reason recorded")
-            ),
-            None,
-        ),
+        TaskState::Blocked => {
+            let why = t.reason.as_deref().unwrap_or("no reason recorded");
+            // A retry is refused while a dependency is cancelled or the budget is spent.
+            let mut cancelled = None;
+            for dep in &t.spec.depends_on {
+                if store
+                    .task(*dep)?
+                    .is_some_and(|d| d.state == TaskState::Cancelled)
+                {
+                    cancelled = Some(*dep);
+                    break;
+                }
+            }
+            let spent = t.budget_left().is_some_and(|left| left == Usd::ZERO);
+            let next = if cancelled.is_some() || spent {
+                format!("it cannot run as it is: `maos task cancel {short}`")
+            } else {
+                format!("`maos task retry {short}` runs it again")
+            };
+            say(
+                WaitKind::Person,
+                format!("it is blocked: {why}; {next}"),
+                cancelled,
+            );
+        }
         TaskState::Ready => ready_but_waiting(store, t, &mut say)?,
         _ => {}
     }
