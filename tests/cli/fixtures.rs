@@ -170,21 +170,7 @@ pub(crate) fn script(dir: &Path, name: &str, body: &str) -> String {
 
 /// Registers a `command` agent running `command` (its prompt in `$MAOS_PROMPT_FILE`).
 pub(crate) fn command_agent(env: &Env, name: &str, slots: u32, command: &str) {
-    env.ok_json(&[
-        "agent",
-        "register",
-        name,
-        "--adapter",
-        "command",
-        "--command",
-        command,
-        "--prompt-via",
-        "file",
-        "--slots",
-        &slots.to_string(),
-        "--timeout",
-        "1m",
-    ]);
+    register_command(env, name, &[], slots, command);
 }
 
 /// Creates an orchestration working in `repo`; answers its id and integration branch.
@@ -311,7 +297,20 @@ pub(crate) fn tiered_agent(
     slots: u32,
     command: &str,
 ) {
-    env.ok_json(&[
+    register_command(
+        env,
+        name,
+        &["--capability", capabilities, "--tier", tier],
+        slots,
+        command,
+    );
+}
+
+/// `maos agent register NAME --adapter command --command COMMAND` with `extra` options, its
+/// prompt in a file and a timeout of a minute.
+fn register_command(env: &Env, name: &str, extra: &[&str], slots: u32, command: &str) {
+    let slots = slots.to_string();
+    let mut args = vec![
         "agent",
         "register",
         name,
@@ -321,15 +320,13 @@ pub(crate) fn tiered_agent(
         command,
         "--prompt-via",
         "file",
-        "--capability",
-        capabilities,
-        "--tier",
-        tier,
         "--slots",
-        &slots.to_string(),
+        &slots,
         "--timeout",
         "1m",
-    ]);
+    ];
+    args.extend(extra);
+    env.ok_json(&args);
 }
 
 /// Every event of the log (the first 10,000).

@@ -660,18 +660,23 @@ fn promote_dependents(
 }
 
 /// After `done` completed: its running orchestration completes when every task of it has.
-/// Once an orchestration runs (again), its ready tasks are offered to the scheduler.
-fn offer_ready_tasks(
+/// Once an orchestration runs (again, after `events`): its ready tasks are offered to the
+/// scheduler, and it ends at once if its last task finished while it did not run.
+fn now_running(
     tx: &mut dyn Transaction,
-    o: &Orchestration,
+    o: &mut Orchestration,
+    mut events: Vec<maos_domain::OrchestrationEvent>,
+    at: Timestamp,
     changes: &mut Changes,
-) -> Result<(), StoreError> {
-    for t in tx.tasks_of(o.id)? {
+) -> Result<Vec<maos_domain::OrchestrationEvent>, OrchestrationError> {
+    let tasks = tx.tasks_of(o.id)?;
+    for t in &tasks {
         if t.state == TaskState::Ready {
             changes.readied.push(t.id);
         }
     }
-    Ok(())
+    events.extend(settle(o, &tasks, at)?);
+    Ok(events)
 }
 
 /// After a task of an orchestration finished: a planned orchestration that runs ends once
@@ -1569,10 +1574,8 @@ impl<S: Store> MaosApi for Service<S> {
 
     fn start_orchestration(&self, id: &IdRef) -> Result<Orchestration, OrchestrationError> {
         self.orchestration_command(id, |tx, o, at, changes| {
-            let mut events = o.start(at)?;
-            offer_ready_tasks(tx, o, changes)?;
-            events.extend(settle(o, &tx.tasks_of(o.id)?, at)?);
-            Ok(events)
+            let events = o.start(at)?;
+            now_running(tx, o, events, at, changes)
         })
     }
 
@@ -1605,11 +1608,8 @@ impl<S: Store> MaosApi for Service<S> {
 
     fn resume_orchestration(&self, id: &IdRef) -> Result<Orchestration, OrchestrationError> {
         self.orchestration_command(id, |tx, o, at, changes| {
-            let mut events = o.resume(at)?;
-            offer_ready_tasks(tx, o, changes)?;
-            // Its last task may have finished while it was paused.
-            events.extend(settle(o, &tx.tasks_of(o.id)?, at)?);
-            Ok(events)
+            let events = o.resume(at)?;
+            now_running(tx, o, events, at, changes)
         })
     }
 
