@@ -307,6 +307,7 @@ macro_rules! keyword_enum {
     };
 }
 pub(crate) use keyword_enum;
+pub(crate) use string_value;
 
 keyword_enum!(
     /// How urgent a task is. The scheduler serves higher priorities first, then older tasks.

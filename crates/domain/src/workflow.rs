@@ -18,7 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
 
 use crate::error::ValueError;
-use crate::values::{Capability, CapabilitySet, Risk, Tier, Title};
+use crate::values::{Capability, CapabilitySet, Risk, Tier, Title, string_value};
 
 /// The placeholder in a stage's prompt that [`Workflow::render_prompt`] replaces with the goal.
 pub const GOAL_PLACEHOLDER: &str = "{goal}";
@@ -68,67 +68,31 @@ fn parse_key(what: &'static str, raw: &str) -> Result<String, ValueError> {
     Ok(raw.to_owned())
 }
 
-macro_rules! key_value {
-    ($(#[$meta:meta])* $name:ident, $what:literal) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
-
-        impl $name {
-            /// Parses the value: 1–64 lowercase ASCII letters, digits, `-` and `_`, starting with
-            /// a letter.
-            pub fn parse(raw: &str) -> Result<Self, ValueError> {
-                parse_key($what, raw).map(Self)
-            }
-
-            /// The value as a string slice.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(v: $name) -> String {
-                v.0
-            }
-        }
-
-        impl TryFrom<String> for $name {
-            type Error = ValueError;
-            fn try_from(s: String) -> Result<Self, ValueError> {
-                Self::parse(&s)
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = ValueError;
-            fn from_str(s: &str) -> Result<Self, ValueError> {
-                Self::parse(s)
-            }
-        }
-    };
-}
-
-key_value!(
+string_value!(
     /// A workflow's name, such as `tdd` or `tdd-strict`: 1–64 lowercase ASCII letters, digits,
     /// `-` and `_`, starting with a letter.
-    WorkflowName,
-    "workflow name"
+    WorkflowName
 );
 
-key_value!(
+impl WorkflowName {
+    /// Parses a workflow name.
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        parse_key("workflow name", raw).map(Self)
+    }
+}
+
+string_value!(
     /// A stage's key, unique within its workflow, such as `plan` or `review`: 1–64 lowercase
     /// ASCII letters, digits, `-` and `_`, starting with a letter.
-    StageKey,
-    "stage key"
+    StageKey
 );
+
+impl StageKey {
+    /// Parses a stage key.
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        parse_key("stage key", raw).map(Self)
+    }
+}
 
 /// One stage of a workflow: the work one task does when the workflow runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
