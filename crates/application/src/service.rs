@@ -313,10 +313,7 @@ impl<S: Store> Service<S> {
                 }
                 let reason = "the daemon stopped while the attempt ran".to_owned();
                 // Not the task's doing: the attempt does not count against it.
-                let mut events = t.interrupt_attempt(reason, true, at)?;
-                events.extend(after_failure(tx, &mut t, policy, at, &mut changes)?);
-                save_task_events(tx, &t, events, at)?;
-                release_slot(tx, &t, policy, at, &mut changes)?;
+                interrupt(tx, &mut t, reason, true, policy, at, &mut changes)?;
                 report.interrupted.push((t.id, attempt.number, attempt.pid));
             }
             if let Some(s) = scheduler {
@@ -347,10 +344,7 @@ impl<S: Store> Service<S> {
                 let reason = "its lease expired: no heartbeat came in time".to_owned();
                 // Its runner hung or died: that counts, or a task that hangs every agent would
                 // retry forever.
-                let mut events = t.interrupt_attempt(reason.clone(), false, at)?;
-                events.extend(after_failure(tx, &mut t, policy, at, changes)?);
-                save_task_events(tx, &t, events, at)?;
-                release_slot(tx, &t, policy, at, changes)?;
+                interrupt(tx, &mut t, reason.clone(), false, policy, at, changes)?;
                 changes.stops.push((t.id, attempt, reason));
             }
             Ok(ids.len())
@@ -575,6 +569,24 @@ fn task_spec(
         wants_port: cmd.wants_port,
         concerns: cmd.concerns,
     }
+}
+
+/// Interrupts `t`'s live attempt (`refunded`: it does not count against the task), sends the
+/// task through the retry policy, saves it with its events and frees the agent's slot. The
+/// caller tells the runtime to stop the attempt when one still runs.
+fn interrupt(
+    tx: &mut dyn Transaction,
+    t: &mut Task,
+    reason: String,
+    refunded: bool,
+    policy: FailurePolicy,
+    at: Timestamp,
+    changes: &mut Changes,
+) -> Result<(), TaskError> {
+    let mut events = t.interrupt_attempt(reason, refunded, at)?;
+    events.extend(after_failure(tx, t, policy, at, changes)?);
+    save_task_events(tx, t, events, at)?;
+    release_slot(tx, t, policy, at, changes)
 }
 
 fn load_task(tx: &mut dyn Transaction, id: TaskId) -> Result<Task, TaskError> {
@@ -1595,10 +1607,7 @@ impl<S: Store> MaosApi for Service<S> {
                     let attempt = t.attempts_used();
                     let reason = "its orchestration was paused".to_owned();
                     // A person stopped it: the attempt does not count against the task.
-                    let mut task_events = t.interrupt_attempt(reason.clone(), true, at)?;
-                    task_events.extend(after_failure(tx, &mut t, policy, at, changes)?);
-                    save_task_events(tx, &t, task_events, at)?;
-                    release_slot(tx, &t, policy, at, changes)?;
+                    interrupt(tx, &mut t, reason.clone(), true, policy, at, changes)?;
                     changes.stops.push((t.id, attempt, reason));
                 }
             }
