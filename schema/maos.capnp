@@ -394,6 +394,8 @@ struct DaemonInfo {
   database @4 :Text;
   startedAt @5 :Int64;
   uptimeMs @6 :UInt64;
+  containment @7 :Text;        # how agents' processes are contained: "cgroup" or "process_tree"
+  containmentRoot @8 :Text;    # with "cgroup": the directory of the attempts' cgroups
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 
 mod agent;
 mod bad_input;
+mod containment;
 mod daemon;
 mod fixtures;
 mod follow;

@@ -4,9 +4,11 @@
 
 pub mod claude;
 pub mod codex;
+mod contain;
 pub mod logs;
 pub mod openai;
 pub mod plan;
+mod private;
 pub mod report;
 pub mod stream;
 pub mod supervisor;
@@ -14,6 +16,7 @@ mod sys;
 pub mod tools;
 mod workspace;
 
+pub use contain::{CONTAINMENT_FILE, ContainmentKind};
 pub use logs::FileLogs;
 pub use supervisor::{Supervisor, SupervisorConfig};
 pub use sys::group_alive;

@@ -3,7 +3,7 @@
 //! capped with a marker that says what was cut. [`FileLogs`] reads them back for
 //! `maos task logs` (the application's `AttemptLogs` port).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -37,13 +37,9 @@ impl LogWriter {
     /// Creates (or truncates) the log file, and its directory.
     pub(crate) fn create(path: &Path, cap: u64) -> io::Result<LogWriter> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+            crate::private::create_dir_all(dir)?;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(path)?;
+        let file = crate::private::open(path, false)?;
         Ok(LogWriter {
             file,
             written: 0,

@@ -26,6 +26,7 @@ use maos_domain::{
 };
 use tracing::{debug, info, warn};
 
+use crate::contain::{Containment, ContainmentKind};
 use crate::logs::{LogWriter, SharedLog, log_path};
 use crate::plan::{Paths, ProcessPlan, Stdin, process_plan, prompt_of};
 use crate::stream::StreamAction;
@@ -112,6 +113,9 @@ struct Live {
 
 type Key = (TaskId, u32);
 
+/// An attempt and the pid of its first process, for the containment's walks.
+type Tree = (TaskId, u32, Option<u32>);
+
 /// Something the timer thread does at a given instant.
 #[derive(Debug)]
 enum Timer {
@@ -190,6 +194,8 @@ struct Inner {
     /// Runner threads still running, to wait for at shutdown.
     runners: Mutex<usize>,
     runners_done: Condvar,
+    /// How every attempt's processes are kept together and killed (cgroup or process tree).
+    containment: Containment,
 }
 
 impl std::fmt::Debug for Inner {
@@ -213,6 +219,7 @@ impl Supervisor {
     /// A supervisor; it runs nothing until [`Supervisor::attach`] gives it the API to report to.
     pub fn new(config: SupervisorConfig) -> Supervisor {
         let (tx, rx) = mpsc::channel::<Report>();
+        let containment = Containment::set_up(&config.data_dir);
         let inner = Arc::new(Inner {
             config,
             api: OnceLock::new(),
@@ -229,6 +236,7 @@ impl Supervisor {
             ports: Mutex::new(HashSet::new()),
             runners: Mutex::new(0),
             runners_done: Condvar::new(),
+            containment,
         });
         let rx = Arc::new(Mutex::new(rx));
         for n in 0..REPORTERS {
@@ -273,19 +281,18 @@ impl Supervisor {
         lock(&self.inner.live).len()
     }
 
-    /// Kills what a dead daemon's attempts left running: every process of the attempt's group
-    /// whose environment names that attempt. Returns how many processes were killed.
+    /// Which containment keeps attempts' processes together (a cgroup per attempt, or the
+    /// process tree with the daemon as child subreaper).
+    pub fn containment(&self) -> ContainmentKind {
+        self.inner.containment.kind()
+    }
+
+    /// Kills what a dead daemon of this data directory left running: everything in the cgroups
+    /// it recorded, and every process whose environment names one of `attempts` (whether or
+    /// not its pid was recorded). Call it before anything runs. Returns how many processes
+    /// were killed.
     pub fn kill_leftovers(&self, attempts: &[(TaskId, u32, Option<u32>)]) -> usize {
-        let mut killed = 0;
-        for (task, attempt, pid) in attempts {
-            let Some(pgid) = pid else { continue };
-            for pid in sys::leftovers(*pgid, &task.to_string(), *attempt) {
-                if sys::signal_process(pid, libc::SIGKILL).is_ok() {
-                    killed += 1;
-                }
-            }
-        }
-        killed
+        self.inner.containment.kill_leftovers(attempts)
     }
 
     /// Stops every attempt (SIGTERM, then SIGKILL after the grace) and waits for the runners,
@@ -293,16 +300,19 @@ impl Supervisor {
     pub fn shutdown(&self) {
         let inner = &self.inner;
         inner.shutting_down.store(true, Ordering::SeqCst);
-        let groups: Vec<u32> = {
+        let groups: Vec<(Key, u32)> = {
             let live = lock(&inner.live);
             for l in live.values() {
                 set_stop(&l.stop, Stop::Requested);
                 l.halt.store(true, Ordering::SeqCst);
             }
-            live.values().filter_map(|l| l.pgid).collect()
+            live.iter()
+                .filter_map(|(k, l)| l.pgid.map(|g| (*k, g)))
+                .collect()
         };
-        for g in &groups {
-            let _ = sys::signal_group(*g, libc::SIGTERM);
+        let contain = &inner.containment;
+        for ((task, attempt), g) in &groups {
+            contain.signal(*task, *attempt, Some(*g), libc::SIGTERM);
         }
         let deadline = Instant::now() + inner.config.grace;
         let mut runners = lock(&inner.runners);
@@ -314,8 +324,8 @@ impl Supervisor {
             };
         }
         drop(runners);
-        for g in &groups {
-            let _ = sys::signal_group(*g, libc::SIGKILL);
+        for ((task, attempt), g) in &groups {
+            contain.kill(*task, *attempt, Some(*g));
         }
         let deadline = Instant::now() + Duration::from_secs(1);
         let mut runners = lock(&inner.runners);
@@ -328,6 +338,7 @@ impl Supervisor {
         }
         lock(&inner.reports).take();
         inner.timers_changed.notify_all();
+        inner.containment.close();
     }
 }
 
@@ -426,7 +437,9 @@ fn stop_attempt(inner: &Inner, key: Key, why: Stop, reason: &str) {
     };
     debug!(task = %key.0.short(), attempt = key.1, reason, "stopping attempt");
     if let Some(g) = pgid {
-        let _ = sys::signal_group(g, libc::SIGTERM);
+        inner
+            .containment
+            .signal(key.0, key.1, Some(g), libc::SIGTERM);
         schedule(inner, Instant::now() + inner.config.grace, Timer::Kill(key));
     }
 }
@@ -474,7 +487,7 @@ fn fire(inner: &Inner, what: Timer) {
         Timer::Kill(key) => {
             let pgid = lock(&inner.live).get(&key).and_then(|l| l.pgid);
             if let Some(g) = pgid {
-                let _ = sys::signal_group(g, libc::SIGKILL);
+                inner.containment.kill(key.0, key.1, Some(g));
             }
         }
         Timer::SimDone(run) => send_report(inner, Report::Finish(run)),
@@ -488,13 +501,19 @@ fn heartbeat_loop(inner: &Inner) {
             return;
         }
         let Some(api) = inner.api.get() else { continue };
-        let beats: Vec<Heartbeat> = lock(&inner.live)
+        let (beats, trees): (Vec<Heartbeat>, Vec<Tree>) = lock(&inner.live)
             .iter()
-            .map(|((task, _), l)| Heartbeat {
-                task: *task,
-                fencing: l.fencing,
+            .map(|((task, attempt), l)| {
+                (
+                    Heartbeat {
+                        task: *task,
+                        fencing: l.fencing,
+                    },
+                    (*task, *attempt, l.pgid),
+                )
             })
-            .collect();
+            .unzip();
+        inner.containment.watch(&trees);
         if beats.is_empty() {
             continue;
         }
@@ -692,17 +711,17 @@ fn run_attempt(inner: &Arc<Inner>, launch: Launch) {
     let paths = Paths::of(&inner.config.data_dir, &launch);
     let log_file = log_path(&inner.config.logs_dir(), key.0, key.1);
     let prepared = (|| -> Result<LogWriter, String> {
-        std::fs::create_dir_all(&paths.workdir).map_err(|e| {
+        crate::private::create_dir_all(&paths.workdir).map_err(|e| {
             format!(
                 "cannot create the working directory {}: {e}",
                 paths.workdir.display()
             )
         })?;
         if let Some(run_dir) = paths.prompt_file.parent() {
-            std::fs::create_dir_all(run_dir)
+            crate::private::create_dir_all(run_dir)
                 .map_err(|e| format!("cannot create {}: {e}", run_dir.display()))?;
         }
-        std::fs::write(&paths.prompt_file, prompt_of(&launch))
+        crate::private::write(&paths.prompt_file, prompt_of(&launch).as_bytes())
             .map_err(|e| format!("cannot write {}: {e}", paths.prompt_file.display()))?;
         let _ = std::fs::remove_file(&paths.result_file);
         LogWriter::create(&log_file, inner.config.log_cap)
@@ -831,6 +850,7 @@ fn after_run(
             &env,
             &paths.verify_file,
             timeout_of(inner, launch),
+            Some((&inner.containment, launch.task.id, launch.attempt)),
         );
         write_log(log, v.output.as_bytes());
         note(
@@ -1012,7 +1032,11 @@ fn run_process(
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    sys::prepare(&mut cmd, launch.agent.settings.limits);
+    let cgroup = match inner.containment.prepare(key.0, key.1) {
+        Ok(c) => c,
+        Err(e) => return Some(start_failure(e)),
+    };
+    sys::prepare(&mut cmd, launch.agent.settings.limits, cgroup);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -1042,7 +1066,7 @@ fn run_process(
         || !mark_started(inner, api, launch, paths, Some(pid))
     {
         set_stop(&stop_flag, Stop::Requested);
-        let _ = sys::signal_group(pid, libc::SIGKILL);
+        inner.containment.kill(key.0, key.1, Some(pid));
         let _ = child.wait();
         return None;
     }
@@ -1101,7 +1125,8 @@ fn run_process(
             .name(format!("maos-wait-{}", key.0.short()))
             .spawn_scoped(scope, || {
                 let status = child.wait();
-                let _ = sys::signal_group(pid, libc::SIGKILL);
+                // Whatever the agent started dies with it (its group, its cgroup, its tree).
+                inner.containment.kill(key.0, key.1, Some(pid));
                 status
             });
         if let Some(mut out) = stdout {
@@ -1157,7 +1182,7 @@ fn run_process(
     let status = waited.unwrap_or_else(|| {
         // No thread could wait: wait here.
         let status = child.wait();
-        let _ = sys::signal_group(pid, libc::SIGKILL);
+        inner.containment.kill(key.0, key.1, Some(pid));
         status
     });
     if let Some(Ok(handle)) = stderr_reader {
@@ -1326,7 +1351,9 @@ fn handle_action(
                     &format!("stopping the agent: it has cost ${cost}, over the task's budget"),
                 );
                 set_stop(stop_flag, Stop::Budget);
-                let _ = sys::signal_group(pid, libc::SIGTERM);
+                inner
+                    .containment
+                    .signal(launch.task.id, launch.attempt, Some(pid), libc::SIGTERM);
                 schedule(
                     inner,
                     Instant::now() + inner.config.grace,

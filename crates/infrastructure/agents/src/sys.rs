@@ -1,10 +1,12 @@
 //! The few operating-system calls the supervisor needs that the standard library lacks: signals
-//! to a whole process group, resource limits and a parent-death signal set in the child between
-//! `fork` and `exec`, and finding the processes of a group a dead daemon left behind.
+//! to a whole process group, resource limits, a parent-death signal and a move into the
+//! attempt's cgroup set in the child between `fork` and `exec`, the child-subreaper flag,
+//! reaping an adopted orphan, and reading `/proc` to find an attempt's processes.
 //!
 //! This is the only module of the crate with `unsafe` code; each block says why it is sound.
 #![allow(unsafe_code)]
 
+use std::ffi::CString;
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
@@ -78,20 +80,15 @@ pub fn group_alive(pgid: u32) -> bool {
 
 /// The state and process group of process `pid`, from `/proc/<pid>/stat`.
 fn stat_of(pid: u32) -> Option<(char, u32)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may contain spaces: fields after the
-    // last ')' are "state ppid pgrp ...".
-    let rest = stat.rsplit_once(')')?.1;
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let pgrp = fields.nth(1)?.parse().ok()?;
-    Some((state, pgrp))
+    stat(pid).map(|s| (s.state, s.pgrp))
 }
 
 /// Makes the child the leader of a new process group, asks the kernel to kill it when the thread
-/// that spawned it dies (so children die with the daemon even after `kill -9`), and applies the
-/// agent's resource limits, all before the program starts.
-pub(crate) fn prepare(cmd: &mut Command, limits: ResourceLimits) {
+/// that spawned it dies (so children die with the daemon even after `kill -9`), moves it into
+/// the attempt's cgroup (`cgroup_procs`: that cgroup's `cgroup.procs` file) so that everything
+/// it starts stays in there, and applies the agent's resource limits, all before the program
+/// starts.
+pub(crate) fn prepare(cmd: &mut Command, limits: ResourceLimits, cgroup_procs: Option<CString>) {
     cmd.process_group(0);
     let rlimits: Vec<(libc::__rlimit_resource_t, libc::rlim_t)> = [
         (libc::RLIMIT_CPU, limits.cpu_seconds),
@@ -107,10 +104,24 @@ pub(crate) fn prepare(cmd: &mut Command, limits: ResourceLimits) {
     .collect();
     let parent = std::process::id();
     // SAFETY: the closure runs in the forked child before exec. It only makes async-signal-safe
-    // system calls (prctl, getppid, setrlimit) on values prepared before the fork, and allocates
-    // nothing: `rlimits` was built in the parent and is only read here.
+    // system calls (prctl, getppid, open, write, close, setrlimit) on values prepared before the
+    // fork, and allocates nothing: `rlimits` and `cgroup_procs` were built in the parent and are
+    // only read here.
     unsafe {
         cmd.pre_exec(move || {
+            if let Some(procs) = &cgroup_procs {
+                // Writing "0" to cgroup.procs moves the writing process; its children follow.
+                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                let written = libc::write(fd, b"0".as_ptr().cast(), 1);
+                let err = io::Error::last_os_error();
+                libc::close(fd);
+                if written != 1 {
+                    return Err(err);
+                }
+            }
             if libc::prctl(
                 libc::PR_SET_PDEATHSIG,
                 libc::SIGKILL as libc::c_ulong,
@@ -139,34 +150,75 @@ pub(crate) fn prepare(cmd: &mut Command, limits: ResourceLimits) {
     }
 }
 
-/// The processes of group `pgid` whose environment says they belong to `attempt` of `task` (as
-/// the supervisor set `MAOS_TASK_ID` and `MAOS_ATTEMPT`): what a dead daemon's attempt left
-/// running. Checking the environment keeps a reused process id from being mistaken for one.
-pub(crate) fn leftovers(pgid: u32, task: &str, attempt: u32) -> Vec<u32> {
+/// Makes this process the child subreaper of its descendants: an orphan among them is adopted
+/// by this process instead of init, so it stays findable (and must be reaped here).
+pub(crate) fn become_subreaper() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments touches no memory of ours.
+    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Reaps `pid` if it is a child of this process that has ended; true when it was reaped.
+/// Never waits, and never touches another pid (so it cannot steal a status that a
+/// `std::process::Child` waits for, as long as `pid` is not one).
+pub(crate) fn reap(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 1 {
+        return false;
+    }
+    let mut status = 0;
+    // SAFETY: waitpid writes only to `status`, a local we own.
+    let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    rc == pid
+}
+
+/// What `/proc/<pid>/stat` says of a process: its state, parent, process group and start time
+/// (clock ticks after boot, which tells a reused pid from the process that had it before).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stat {
+    pub(crate) state: char,
+    pub(crate) ppid: u32,
+    pub(crate) pgrp: u32,
+    pub(crate) start: u64,
+}
+
+/// The [`Stat`] of `pid`, if it exists.
+pub(crate) fn stat(pid: u32) -> Option<Stat> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may contain spaces: fields after the
+    // last ')' are "state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime
+    // stime cutime cstime priority nice num_threads itrealvalue starttime ...".
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(Stat {
+        state: fields.first()?.chars().next()?,
+        ppid: fields.get(1)?.parse().ok()?,
+        pgrp: fields.get(2)?.parse().ok()?,
+        start: fields.get(19)?.parse().ok()?,
+    })
+}
+
+/// Every process id in `/proc` now.
+pub(crate) fn all_pids() -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
-    let want_task = format!("MAOS_TASK_ID={task}");
-    let want_attempt = format!("MAOS_ATTEMPT={attempt}");
-    let mut out = Vec::new();
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if stat_of(pid).is_none_or(|(_, pgrp)| pgrp != pgid) {
-            continue;
-        }
-        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
-            continue;
-        };
-        let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
-        if vars.contains(&want_task.as_bytes()) && vars.contains(&want_attempt.as_bytes()) {
-            out.push(pid);
-        }
-    }
-    out
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .collect()
+}
+
+/// True when the environment of `pid` holds every one of `vars` (`NAME=value`, exactly).
+pub(crate) fn environ_has(pid: u32, vars: &[&[u8]]) -> bool {
+    let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    let have: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
+    vars.iter().all(|v| have.contains(v))
 }

@@ -132,6 +132,9 @@ pub(crate) fn checkpoint(
         .map_err(|e| format!("cannot make the {which} checkpoint: {e}"))
 }
 
+/// The attempt a command belongs to, whose containment it joins.
+pub(crate) type Scope<'c> = (&'c crate::contain::Containment, maos_domain::TaskId, u32);
+
 /// Runs the verification command in `dir` (`sh -c`, in its own process group, killed with it
 /// at `timeout`), its output going to `out`; passed when it exits with status 0.
 pub(crate) fn verify(
@@ -140,10 +143,11 @@ pub(crate) fn verify(
     env: &[(OsString, OsString)],
     out: &Path,
     timeout: Duration,
+    scope: Option<Scope<'_>>,
 ) -> Verification {
     let run = || -> Result<(bool, String), String> {
-        let file =
-            File::create(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+        let file = crate::private::open(out, false)
+            .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
         let err = file
             .try_clone()
             .map_err(|e| format!("cannot open {}: {e}", out.display()))?;
@@ -156,7 +160,19 @@ pub(crate) fn verify(
             .stdin(Stdio::null())
             .stdout(file)
             .stderr(err);
-        sys::prepare(&mut cmd, maos_domain::ResourceLimits::default());
+        let cgroup = match scope {
+            Some((c, task, attempt)) => c.prepare(task, attempt)?,
+            None => None,
+        };
+        sys::prepare(&mut cmd, maos_domain::ResourceLimits::default(), cgroup);
+        let kill = |pid: u32| match scope {
+            Some((c, task, attempt)) => {
+                c.kill(task, attempt, Some(pid));
+            }
+            None => {
+                let _ = sys::signal_group(pid, libc::SIGKILL);
+            }
+        };
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("cannot run the verification command: {e}"))?;
@@ -166,7 +182,7 @@ pub(crate) fn verify(
             match child.try_wait() {
                 Ok(Some(status)) => break Some(status),
                 Ok(None) if Instant::now() >= deadline => {
-                    let _ = sys::signal_group(pid, libc::SIGKILL);
+                    kill(pid);
                     let _ = child.wait();
                     break None;
                 }
@@ -174,8 +190,8 @@ pub(crate) fn verify(
                 Err(e) => return Err(format!("lost the verification command: {e}")),
             }
         };
-        // Whatever it left in its group goes too.
-        let _ = sys::signal_group(pid, libc::SIGKILL);
+        // Whatever it left behind goes too.
+        kill(pid);
         let mut text = tail(out, VERIFY_TAIL);
         let passed = match status {
             Some(s) if s.success() => true,
@@ -244,6 +260,7 @@ mod tests {
             &env,
             &out,
             Duration::from_secs(10),
+            None,
         );
         assert!(ok.passed);
         assert_eq!(ok.output, "all good");
@@ -253,6 +270,7 @@ mod tests {
             &env,
             &out,
             Duration::from_secs(10),
+            None,
         );
         assert!(!bad.passed);
         assert!(
@@ -265,6 +283,7 @@ mod tests {
             &env,
             &out,
             Duration::from_millis(200),
+            None,
         );
         assert!(!slow.passed);
         assert!(

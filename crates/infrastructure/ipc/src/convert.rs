@@ -1052,6 +1052,10 @@ pub fn write_daemon_info(d: &DaemonInfo, mut b: wire::daemon_info::Builder<'_>) 
     b.set_database(d.database.to_string_lossy().as_ref());
     b.set_started_at(d.started_at.as_millis());
     b.set_uptime_ms(u64::try_from(d.uptime.as_millis()).unwrap_or(u64::MAX));
+    b.set_containment(d.containment.as_str());
+    if let Some(root) = &d.containment_root {
+        b.set_containment_root(root.to_string_lossy().as_ref());
+    }
 }
 
 /// Reads what the daemon says about itself.
@@ -1064,6 +1068,10 @@ pub fn read_daemon_info(r: wire::daemon_info::Reader<'_>) -> Decoded<DaemonInfo>
         database: PathBuf::from(text(r.get_database())?),
         started_at: Timestamp::from_millis(r.get_started_at()),
         uptime: Duration::from_millis(r.get_uptime_ms()),
+        containment: text(r.get_containment())?,
+        containment_root: Some(text(r.get_containment_root())?)
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from),
     })
 }
 

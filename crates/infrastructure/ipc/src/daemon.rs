@@ -18,6 +18,11 @@ pub struct DaemonInfo {
     pub database: PathBuf,
     pub started_at: Timestamp,
     pub uptime: Duration,
+    /// How agents' processes are contained: `cgroup` (a cgroup v2 per attempt) or
+    /// `process_tree` (the daemon as child subreaper); empty from a daemon that does not say.
+    pub containment: String,
+    /// With `cgroup`: the directory holding the attempts' cgroups.
+    pub containment_root: Option<PathBuf>,
 }
 
 /// The daemon as the IPC server sees it. The server calls these on its own (`LocalSet`) thread,

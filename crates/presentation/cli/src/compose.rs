@@ -90,7 +90,7 @@ const LEASE_CHECK: Duration = Duration::from_millis(500);
 /// attempts, and the lease reaper beside it.
 pub(crate) struct AgentsAtWork {
     pub(crate) api: Arc<dyn MaosApi>,
-    supervisor: Supervisor,
+    pub(crate) supervisor: Supervisor,
     reaper_stop: Arc<AtomicBool>,
 }
 
@@ -121,14 +121,17 @@ pub(crate) fn with_agents(dir: &Path) -> Result<AgentsAtWork, CliError> {
     // Until `attach`, the supervisor queues what is launched: the leftovers of the dead daemon
     // die before any rerun starts.
     let reconciled = service.reconcile()?;
-    if !reconciled.interrupted.is_empty() {
-        let killed = supervisor.kill_leftovers(&reconciled.interrupted);
+    // Always: a daemon killed between spawning an agent and recording it leaves processes
+    // that only the containment's record finds.
+    let killed = supervisor.kill_leftovers(&reconciled.interrupted);
+    if !reconciled.interrupted.is_empty() || killed > 0 {
         tracing::warn!(
             attempts = reconciled.interrupted.len(),
             killed_processes = killed,
             "attempts of a previous daemon were interrupted and rescheduled"
         );
     }
+    tracing::info!(containment = %supervisor.containment(), "agents' processes are contained");
     supervisor.attach(Arc::new(service.clone()));
     let reaper_stop = Arc::new(AtomicBool::new(false));
     {

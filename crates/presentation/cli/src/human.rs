@@ -734,11 +734,25 @@ pub(crate) fn daemon(info: &maos_ipc::DaemonInfo, counts: &StatusReport) -> Stri
             ("uptime", uptime),
             ("started", info.started_at.to_rfc3339()),
             ("database", info.database.display().to_string()),
+            ("containment", containment(info)),
         ],
     );
     text.push('\n');
     text.push_str(&status(counts));
     text
+}
+
+/// How the daemon contains agents' processes, for people.
+fn containment(info: &maos_ipc::DaemonInfo) -> String {
+    match (info.containment.as_str(), &info.containment_root) {
+        ("cgroup", Some(root)) => format!("a cgroup v2 per attempt, under {}", root.display()),
+        ("cgroup", None) => "a cgroup v2 per attempt".to_owned(),
+        ("process_tree", _) => {
+            "the process tree (the daemon is the child subreaper; no cgroup could be made)"
+                .to_owned()
+        }
+        _ => "not reported by this daemon".to_owned(),
+    }
 }
 
 /// ` exit=… failure=… tokens=… cost=…` for what a run reported (empty for an empty report).

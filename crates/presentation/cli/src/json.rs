@@ -863,6 +863,11 @@ pub(crate) struct DaemonDoc {
     pub(crate) database: String,
     pub(crate) started_at: String,
     pub(crate) uptime_ms: u64,
+    /// How agents' processes are contained: `cgroup` or `process_tree`.
+    pub(crate) containment: String,
+    /// With `cgroup`: the directory of the attempts' cgroups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) containment_root: Option<String>,
     /// `daemon status` only: the same counts as `maos status`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) status: Option<StatusDoc>,
@@ -884,6 +889,11 @@ impl DaemonDoc {
             database: info.database.display().to_string(),
             started_at: time(info.started_at),
             uptime_ms: u64::try_from(info.uptime.as_millis()).unwrap_or(u64::MAX),
+            containment: info.containment.clone(),
+            containment_root: info
+                .containment_root
+                .as_ref()
+                .map(|p| p.display().to_string()),
             status: status.map(StatusDoc::new),
         }
     }

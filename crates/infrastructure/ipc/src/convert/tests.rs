@@ -519,6 +519,8 @@ fn answers_round_trip() {
         database: "/home/me/.local/share/maos/maos.db".into(),
         started_at: at(0),
         uptime: Duration::from_millis(86_400_123),
+        containment: "cgroup".into(),
+        containment_root: Some("/sys/fs/cgroup/maos-0123456789abcdef".into()),
     };
     let back = round_trip::<wire::daemon_info::Owned, _>(
         |b| {

@@ -77,6 +77,8 @@ impl TestDaemon {
             database: db,
             started_at: Timestamp::from_millis(1_795_239_198_123),
             uptime: Duration::from_millis(1234),
+            containment: "process_tree".into(),
+            containment_root: None,
         };
         let (stop, mut stopped) = watch::channel(false);
         let control = Arc::new(Control {

@@ -68,6 +68,7 @@ struct Control {
     started_at: maos_domain::Timestamp,
     started: Instant,
     stop: tokio::sync::Notify,
+    containment: maos_agents::ContainmentKind,
 }
 
 impl DaemonControl for Control {
@@ -80,6 +81,14 @@ impl DaemonControl for Control {
             database: self.paths.data_dir.join(compose::DB_FILE),
             started_at: self.started_at,
             uptime: self.started.elapsed(),
+            containment: match &self.containment {
+                maos_agents::ContainmentKind::Cgroup(_) => "cgroup".to_owned(),
+                maos_agents::ContainmentKind::ProcessTree => "process_tree".to_owned(),
+            },
+            containment_root: match &self.containment {
+                maos_agents::ContainmentKind::Cgroup(root) => Some(root.clone()),
+                maos_agents::ContainmentKind::ProcessTree => None,
+            },
         }
     }
 
@@ -123,6 +132,7 @@ pub(crate) fn foreground(data_dir: &Path) -> Result<(), CliError> {
         started_at: SystemClock.now(),
         started: Instant::now(),
         stop: tokio::sync::Notify::new(),
+        containment: agents.supervisor.containment(),
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -212,11 +222,25 @@ fn probe(paths: &DaemonPaths) -> Option<IpcClient> {
         })
 }
 
-/// Starts a detached daemon for `paths` and waits until it answers.
-fn spawn(paths: &DaemonPaths, verbose: u8) -> Result<IpcClient, CliError> {
+/// Why [`spawn`] gave no client.
+#[derive(Debug)]
+enum Spawned {
+    /// The new daemon exited because another process held the lock.
+    LostTheLock,
+    Failed(CliError),
+}
+
+impl From<CliError> for Spawned {
+    fn from(e: CliError) -> Self {
+        Spawned::Failed(e)
+    }
+}
+
+/// Starts a detached daemon for `paths` and waits until it answers, at most until `deadline`.
+fn spawn(paths: &DaemonPaths, verbose: u8, deadline: Instant) -> Result<IpcClient, Spawned> {
     // Refuse a bad database here, with the same error the daemon would log, instead of starting
     // a daemon that dies at once.
-    drop(SqliteStore::open(&paths.data_dir.join(compose::DB_FILE))?);
+    drop(SqliteStore::open(&paths.data_dir.join(compose::DB_FILE)).map_err(CliError::from)?);
     crate::config_file::Config::load(&paths.data_dir)?;
     let exe = std::env::current_exe().map_err(|e| {
         unavailable(format!(
@@ -254,14 +278,17 @@ fn spawn(paths: &DaemonPaths, verbose: u8) -> Result<IpcClient, CliError> {
     let mut child = command
         .spawn()
         .map_err(|e| unavailable(format!("cannot start the daemon: {e}")))?;
-    let deadline = Instant::now() + START_TIMEOUT;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
+            if status.code() == Some(i32::from(Kind::Conflict.exit_code())) {
+                return Err(Spawned::LostTheLock);
+            }
             return Err(unavailable(format!(
                 "the daemon exited at once ({status}); its log says: {}",
                 log_tail(&paths.log)
             ))
-            .with_hint(format!("the whole log is {}", paths.log.display())));
+            .with_hint(format!("the whole log is {}", paths.log.display()))
+            .into());
         }
         if let Some(client) = probe(paths) {
             tracing::info!(pid = client.handshake_info().pid, "started the daemon");
@@ -272,7 +299,8 @@ fn spawn(paths: &DaemonPaths, verbose: u8) -> Result<IpcClient, CliError> {
                 "the daemon did not answer within {}s",
                 START_TIMEOUT.as_secs()
             ))
-            .with_hint(format!("see its log, {}", paths.log.display())));
+            .with_hint(format!("see its log, {}", paths.log.display()))
+            .into());
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -292,34 +320,41 @@ fn log_tail(log: &Path) -> String {
 }
 
 /// A client of the daemon serving `data_dir`, starting the daemon if none runs.
+///
+/// Nothing is judged once: until the start timeout, it probes the socket, and whenever the lock
+/// is free it starts a daemon. The lock may be held for a moment by something that will never
+/// answer (a dead daemon's child between fork and exec, a daemon that lost the race to another
+/// start) and be free the next instant.
 pub(crate) fn connect_or_start(data_dir: &Path, verbose: u8) -> Result<Arc<dyn MaosApi>, CliError> {
     let paths = paths::prepare(data_dir)?;
-    if let Some(client) = probe(&paths) {
-        return Ok(Arc::new(client));
-    }
-    if DaemonLock::is_held(&paths.lock) {
-        // A daemon is starting (or hung): give it the start timeout to answer.
-        let deadline = Instant::now() + START_TIMEOUT;
-        while Instant::now() < deadline {
-            if let Some(client) = probe(&paths) {
-                return Ok(Arc::new(client));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if let Some(client) = probe(&paths) {
+            return Ok(Arc::new(client));
         }
-        return Err(unavailable(format!(
-            "a daemon holds {} but does not answer on {}",
-            paths.lock.display(),
-            paths.socket.display()
-        ))
-        .with_hint("stop it (its pid is in the lock file) or run with --no-daemon"));
-    }
-    match spawn(&paths, verbose) {
-        Ok(client) => Ok(Arc::new(client)),
-        // Two commands may start a daemon at the same time: the loser's daemon exits on the
-        // lock, and the winner's answers.
-        Err(e) => probe(&paths)
-            .map(|c| Arc::new(c) as Arc<dyn MaosApi>)
-            .ok_or(e),
+        if !DaemonLock::is_held(&paths.lock) {
+            match spawn(&paths, verbose, deadline) {
+                Ok(client) => return Ok(Arc::new(client)),
+                // Another daemon took the lock first (two commands started one at the same
+                // time, or a leftover held it): its daemon answers soon.
+                Err(Spawned::LostTheLock) => {}
+                Err(Spawned::Failed(e)) => {
+                    return probe(&paths)
+                        .map(|c| Arc::new(c) as Arc<dyn MaosApi>)
+                        .ok_or(e);
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(unavailable(format!(
+                "a daemon holds {} but does not answer on {} (waited {}s)",
+                paths.lock.display(),
+                paths.socket.display(),
+                START_TIMEOUT.as_secs()
+            ))
+            .with_hint("stop it (its pid is in the lock file) or run with --no-daemon"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -328,7 +363,19 @@ pub(crate) fn start(data_dir: &Path, verbose: u8, out: &mut Output) -> Result<()
     let paths = paths::prepare(data_dir)?;
     let (client, already) = match probe(&paths) {
         Some(c) => (c, true),
-        None => (spawn(&paths, verbose)?, false),
+        None => match spawn(&paths, verbose, Instant::now() + START_TIMEOUT) {
+            Ok(c) => (c, false),
+            Err(Spawned::Failed(e)) => return Err(e),
+            // Another start won: connect to its daemon.
+            Err(Spawned::LostTheLock) => {
+                let client = connect_or_start(data_dir, verbose)?;
+                drop(client);
+                match probe(&paths) {
+                    Some(c) => (c, true),
+                    None => return Err(unavailable("the daemon that started does not answer")),
+                }
+            }
+        },
     };
     let info = client.daemon_info()?;
     if out.json() {
