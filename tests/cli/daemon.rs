@@ -345,3 +345,31 @@ fn a_daemon_whose_data_directory_is_deleted_stops() {
     }
     wait_gone(&pid);
 }
+
+#[test]
+fn a_lock_held_for_a_moment_by_a_process_that_never_answers_does_not_fail_the_next_command() {
+    if in_process() {
+        return;
+    }
+    // What a dead daemon's half-spawned child does (it holds the lock between fork and exec):
+    // here `flock` holds it for a second and a half without ever serving the socket. The
+    // command must wait for the lock to come free and then start a daemon, not judge once and
+    // fail with "holds daemon.lock but does not answer".
+    let env = Env::new();
+    let lock = env.dir().join("daemon.lock");
+    let mut holder = std::process::Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "1.5"])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !lock.exists() {
+        assert!(Instant::now() < deadline, "flock never made the lock file");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let listed = env.maos(&["task", "list", "--json"]);
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    assert!(holder.wait().unwrap().success());
+    assert!(status(&env)["pid"].as_u64().is_some());
+}
