@@ -20,7 +20,7 @@ use support::Env;
 /// How many times the daemon is killed.
 const KILLS: usize = 50;
 /// How many tasks the storm works through.
-const TASKS: usize = 120;
+const TASKS: usize = 150;
 
 /// Processes (not zombies) whose environment names one of `tasks`.
 fn alive_of(tasks: &HashSet<String>) -> Vec<(u32, String)> {
@@ -82,36 +82,63 @@ fn fifty_kill_9s_during_spawns_leave_nothing_running_and_lose_nothing() {
         "#!/bin/sh\n\
          setsid sleep 600 &\n\
          perl -e 'setpgrp(0, 0); exec \"sleep\", \"600\"' &\n\
-         sleep 0.05\n\
+         sleep 0.3\n\
          echo done\n",
     )
     .unwrap();
     let command = format!("sh {}", script.display());
     let registered = env.maos(&[
-        "agent", "register", "stormy", "--adapter", "command", "--command", &command, "--slots",
-        "4", "--json",
+        "agent",
+        "register",
+        "stormy",
+        "--adapter",
+        "command",
+        "--command",
+        &command,
+        "--slots",
+        "4",
+        "--json",
     ]);
     assert_eq!(registered.code, 0, "{}", registered.stderr);
-    let mut tasks = HashSet::new();
+    // One plan makes every task at once; each agent run takes a moment, so that work (and
+    // spawning) goes on through the whole storm.
+    let mut plan = String::from(
+        "goal = \"Survive the storm\"\nname = \"Storm\"\n[defaults]\nmax_attempts = 50\n",
+    );
     for i in 0..TASKS {
-        let run = env.maos(&[
-            "task",
-            "create",
-            &format!("storm task {i}"),
-            "--max-attempts",
-            "50",
-            "--json",
-        ]);
-        assert_eq!(run.code, 0, "{}", run.stderr);
-        let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-        tasks.insert(doc["task"]["id"].as_str().unwrap().to_owned());
+        plan.push_str(&format!(
+            "[[task]]\nid = \"t{i}\"\ntitle = \"storm task {i}\"\n"
+        ));
     }
+    let plan_file = work.path().join("storm.toml");
+    std::fs::write(&plan_file, plan).unwrap();
+    let run = env.maos(&[
+        "orchestrate",
+        "run",
+        plan_file.to_str().unwrap(),
+        "--yes",
+        "--json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let listed = env.maos(&["task", "list", "--json", "--limit", "10000"]);
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let tasks: HashSet<String> = doc["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(tasks.len(), TASKS);
 
     for kill in 0..KILLS {
         // Half the daemons contain with cgroups (where the machine allows), half with the
         // process tree; each cleans up after the other.
         let mode = if kill % 2 == 0 { "auto" } else { "tree" };
-        let started = env.maos_env(&["daemon", "start", "--json"], &[("MAOS_CONTAINMENT", mode)]);
+        let started = env.maos_env(
+            &["daemon", "start", "--json"],
+            &[("MAOS_CONTAINMENT", mode)],
+        );
         assert_eq!(started.code, 0, "kill {kill}: {}", started.stderr);
         let doc: serde_json::Value = serde_json::from_str(&started.stdout).unwrap();
         let pid = u32::try_from(doc["pid"].as_u64().unwrap()).unwrap();
@@ -125,7 +152,10 @@ fn fifty_kill_9s_during_spawns_leave_nothing_running_and_lose_nothing() {
         assert!(killed.success());
         let deadline = Instant::now() + Duration::from_secs(10);
         while !dead(pid) {
-            assert!(Instant::now() < deadline, "kill {kill}: the daemon survived kill -9");
+            assert!(
+                Instant::now() < deadline,
+                "kill {kill}: the daemon survived kill -9"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -133,7 +163,15 @@ fn fifty_kill_9s_during_spawns_leave_nothing_running_and_lose_nothing() {
     // The last daemon finishes the work.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let run = env.maos(&["task", "list", "--json", "--status", "completed", "--limit", "1000"]);
+        let run = env.maos(&[
+            "task",
+            "list",
+            "--json",
+            "--status",
+            "completed",
+            "--limit",
+            "1000",
+        ]);
         assert_eq!(run.code, 0, "{}", run.stderr);
         let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
         let done = doc["tasks"].as_array().map_or(0, Vec::len);
