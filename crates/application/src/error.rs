@@ -98,6 +98,10 @@ fn store_hint(e: &StoreError) -> Option<String> {
             "point --data-dir (or MAOS_DATA_DIR) at a MAOS data directory, or at an empty one to start afresh".into()
         }
         StoreError::Open { .. } => "check that the data directory exists and is writable, or choose another with --data-dir".into(),
+        StoreError::Lost { path, .. } => format!(
+            "the daemon stops and acknowledged nothing after this; find out what removed or replaced {path} \
+             (a cleanup job, a restore, a sync tool), put the right file back, and run the command again"
+        ),
         StoreError::Corrupt(_) => "the database was changed outside MAOS; restore it from a backup".into(),
         StoreError::WriterGone | StoreError::Backend(_) => return None,
     })

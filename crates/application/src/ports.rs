@@ -33,6 +33,10 @@ pub enum StoreError {
     /// The database could not be opened or created.
     #[error("cannot open the database at {path}: {detail}")]
     Open { path: String, detail: String },
+    /// The database file or its write-ahead log was deleted or replaced while the store used
+    /// it: what it would commit now would be gone after a restart, so it writes nothing more.
+    #[error("the database {path} can no longer be written: {detail}")]
+    Lost { path: String, detail: String },
     /// The writer has stopped (the store is shutting down or its thread died).
     #[error("the database writer has stopped")]
     WriterGone,

@@ -2,6 +2,7 @@
 //! file in the background, so that the writer never stalls on a checkpoint while callers wait.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -9,6 +10,8 @@ use std::time::Duration;
 use maos_application::StoreError;
 use rusqlite::Connection;
 use tracing::{debug, warn};
+
+use crate::identity::FileIdentity;
 
 /// How often the log is checkpointed.
 const EVERY: Duration = Duration::from_millis(250);
@@ -22,7 +25,11 @@ pub(crate) struct Checkpointer {
 
 impl Checkpointer {
     /// Starts checkpointing the database at `path` on its own connection.
-    pub(crate) fn start(path: &Path, conn: Connection) -> Result<Checkpointer, StoreError> {
+    pub(crate) fn start(
+        path: &Path,
+        conn: Connection,
+        identity: Arc<FileIdentity>,
+    ) -> Result<Checkpointer, StoreError> {
         let (stop, stopped) = mpsc::channel::<()>();
         let name = path.display().to_string();
         let thread = std::thread::Builder::new()
@@ -30,6 +37,11 @@ impl Checkpointer {
             .spawn(move || {
                 // Wake every EVERY until told to stop (or the handle is gone).
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(EVERY) {
+                    // The timer of the files' check: a store whose files are gone writes
+                    // nothing more, not even a checkpoint.
+                    if identity.check().is_err() {
+                        continue;
+                    }
                     // PASSIVE never blocks the writer or the readers; it copies what it can.
                     let r = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
                         Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))

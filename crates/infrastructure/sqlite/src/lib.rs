@@ -9,6 +9,7 @@
 //! ```
 
 mod checkpoint;
+mod identity;
 mod notify;
 mod read;
 mod rows;
@@ -29,6 +30,7 @@ use rusqlite::{Connection, OpenFlags};
 use tracing::{debug, info};
 
 use crate::checkpoint::Checkpointer;
+use crate::identity::FileIdentity;
 use crate::notify::{CommitSignal, Waited};
 use crate::writer::{Deliver, Job, Writer};
 
@@ -65,6 +67,8 @@ pub struct SqliteStore {
     writer: Writer,
     _checkpointer: Checkpointer,
     readers: Mutex<Vec<Connection>>,
+    /// The files as opened: checked before every acknowledgement and on a timer.
+    identity: Arc<FileIdentity>,
     /// The newest event's seq, advanced by the writer after each commit; followers wait on it.
     commits: Arc<CommitSignal>,
 }
@@ -94,6 +98,44 @@ fn connect(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Creates the database file empty and private (0600, whatever the umask) when it does not
+/// exist: SQLite would create it 0644, and gives its write-ahead log and shared-memory files the
+/// database file's mode. An existing file that others can read is tightened.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            match std::fs::OpenOptions::new().read(true).open(path) {
+                Ok(f) => f,
+                // Let SQLite report what is wrong with it.
+                Err(_) => return Ok(()),
+            }
+        }
+        Err(e) => return Err(open_err(path, e)),
+    };
+    let mode = file
+        .metadata()
+        .map_err(|e| open_err(path, e))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 && mode & 0o170000 == 0o100000 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| open_err(path, e))?;
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.as_os_str().to_owned();
+            side.push(suffix);
+            let _ = std::fs::set_permissions(side, std::fs::Permissions::from_mode(0o600));
+        }
+    }
+    Ok(())
+}
+
 /// Refuses a file that is not a MAOS database before anything is written to it. Returns true
 /// when the database is empty (new).
 fn check_identity(path: &Path, conn: &Connection) -> Result<bool, StoreError> {
@@ -121,6 +163,7 @@ impl SqliteStore {
     /// Opens the database at `path`, creating it if it does not exist (its directory must), and
     /// brings its schema up to date. A file that is not a MAOS database is refused untouched.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        create_private(path)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
         let mut conn = connect(path, flags)?;
         let fresh = check_identity(path, &conn)?;
@@ -156,17 +199,30 @@ impl SqliteStore {
             info!(migration = %m, "applied migration");
         }
         let commits = Arc::new(CommitSignal::new(read::last_seq(&conn)?));
-        let writer = Writer::start(conn, Arc::clone(&commits))?;
-        let checkpointer =
-            Checkpointer::start(path, connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?)?;
+        let identity = Arc::new(FileIdentity::take(path)?);
+        let writer = Writer::start(conn, Arc::clone(&commits), Arc::clone(&identity))?;
+        let checkpointer = Checkpointer::start(
+            path,
+            connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?,
+            Arc::clone(&identity),
+        )?;
         debug!(path = %path.display(), "store open");
         Ok(SqliteStore {
             path: path.to_owned(),
             writer,
             _checkpointer: checkpointer,
             readers: Mutex::new(Vec::new()),
+            identity,
             commits,
         })
+    }
+
+    /// What happened to the database's files, once they were deleted or replaced under the
+    /// store (it then refuses every write); `None` while they are the ones it opened. Checks
+    /// the files now.
+    pub fn lost(&self) -> Option<String> {
+        let _ = self.identity.check();
+        self.identity.lost()
     }
 
     /// The database file.

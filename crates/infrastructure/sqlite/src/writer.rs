@@ -12,6 +12,7 @@ use maos_application::StoreError;
 use rusqlite::Connection;
 use tracing::{debug, error};
 
+use crate::identity::FileIdentity;
 use crate::notify::CommitSignal;
 use crate::read::last_seq;
 use crate::tx::SqliteTx;
@@ -42,11 +43,12 @@ impl Writer {
     pub(crate) fn start(
         conn: Connection,
         commits: Arc<CommitSignal>,
+        identity: Arc<FileIdentity>,
     ) -> Result<Writer, StoreError> {
         let (queue, jobs) = mpsc::sync_channel::<Job>(QUEUE_DEPTH);
         let thread = std::thread::Builder::new()
             .name("maos-sqlite-writer".into())
-            .spawn(move || run(conn, jobs, &commits))
+            .spawn(move || run(conn, jobs, &commits, &identity))
             .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
         Ok(Writer {
             queue: Some(queue),
@@ -73,7 +75,7 @@ impl Drop for Writer {
     }
 }
 
-fn run(mut conn: Connection, jobs: Receiver<Job>, commits: &CommitSignal) {
+fn run(mut conn: Connection, jobs: Receiver<Job>, commits: &CommitSignal, identity: &FileIdentity) {
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -82,7 +84,16 @@ fn run(mut conn: Connection, jobs: Receiver<Job>, commits: &CommitSignal) {
                 Err(_) => break,
             }
         }
-        commit_group(&mut conn, group, commits);
+        // Files deleted or replaced under the store: nothing more is written (or answered as
+        // written).
+        if let Err(e) = identity.check() {
+            for job in group {
+                let (_, deliver) = job(Err(e.clone()));
+                deliver(Ok(()));
+            }
+            continue;
+        }
+        commit_group(&mut conn, group, commits, identity);
     }
     debug!("writer queue closed; writer thread exits");
 }
@@ -103,7 +114,7 @@ fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
 
 /// Runs a group that holds one job without a savepoint: the transaction is the job, so a failed
 /// job rolls back the transaction, and nothing is copied into a savepoint's sub-journal.
-fn commit_single(conn: &mut Connection, job: Job, commits: &CommitSignal) {
+fn commit_single(conn: &mut Connection, job: Job, commits: &CommitSignal, identity: &FileIdentity) {
     if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         error!(error = %e, "cannot begin a write transaction");
         let (_, deliver) = job(Err(e));
@@ -123,7 +134,8 @@ fn commit_single(conn: &mut Connection, job: Job, commits: &CommitSignal) {
             } else {
                 signal_commit(conn, commits);
             }
-            deliver(commit);
+            // Acknowledged only if it went to the file a restart opens.
+            deliver(commit.and_then(|()| identity.check()));
         }
         Ok((false, deliver)) => {
             let _ = exec(conn, "ROLLBACK");
@@ -136,10 +148,15 @@ fn commit_single(conn: &mut Connection, job: Job, commits: &CommitSignal) {
     }
 }
 
-fn commit_group(conn: &mut Connection, mut group: Vec<Job>, commits: &CommitSignal) {
+fn commit_group(
+    conn: &mut Connection,
+    mut group: Vec<Job>,
+    commits: &CommitSignal,
+    identity: &FileIdentity,
+) {
     if group.len() == 1 {
         if let Some(job) = group.pop() {
-            commit_single(conn, job, commits);
+            commit_single(conn, job, commits, identity);
         }
         return;
     }
@@ -205,6 +222,8 @@ fn commit_group(conn: &mut Connection, mut group: Vec<Job>, commits: &CommitSign
         signal_commit(conn, commits);
     }
     debug!(jobs = size, kept = kept.len(), "group committed");
+    // Acknowledged only if it went to the file a restart opens.
+    let commit = commit.and_then(|()| identity.check());
     for d in kept {
         d(commit.clone());
     }

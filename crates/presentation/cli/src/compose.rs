@@ -42,6 +42,38 @@ pub(crate) fn data_dir(given: Option<&Path>) -> Result<PathBuf, CliError> {
     Ok(base.data_dir().join("maos"))
 }
 
+/// Creates the data directory private to the user (0700, whatever the umask; its parents as
+/// usual), or tightens an existing one that others may enter, saying so (once: it stays
+/// tight). It holds every prompt and every agent's output.
+pub(crate) fn private_data_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let meta = std::fs::metadata(dir)?;
+    if !meta.is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            "it is not a directory",
+        ));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        tracing::warn!(
+            "the data directory {} was open to other users (mode {mode:04o}); it is 0700 now, \
+             since it holds every prompt and every agent's output",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
 /// The environment variable that, set to `1`, keeps commands in process (like `--no-daemon`).
 pub(crate) const NO_DAEMON_ENV: &str = "MAOS_NO_DAEMON";
 
@@ -53,12 +85,14 @@ pub(crate) fn no_daemon(flag: bool) -> bool {
 /// Opens (or creates) the database in `dir` and builds the in-process application service. It
 /// schedules nothing and runs no agent: that is the daemon's job ([`with_agents`]).
 pub(crate) fn in_process(dir: &Path) -> Result<Arc<dyn MaosApi>, CliError> {
-    let api: Arc<dyn MaosApi> = Arc::new(service(dir)?);
+    let api: Arc<dyn MaosApi> = Arc::new(service(dir)?.0);
     Ok(api)
 }
 
-fn service(dir: &Path) -> Result<Service<SqliteStore>, CliError> {
-    std::fs::create_dir_all(dir).map_err(|e| {
+/// The service over the database in `dir`, and the store itself (whose files the daemon
+/// watches).
+fn service(dir: &Path) -> Result<(Service<SqliteStore>, Arc<SqliteStore>), CliError> {
+    private_data_dir(dir).map_err(|e| {
         CliError::new(
             Kind::Storage,
             format!("cannot create the data directory {}: {e}", dir.display()),
@@ -69,15 +103,16 @@ fn service(dir: &Path) -> Result<Service<SqliteStore>, CliError> {
     tracing::info!(path = %db.display(), "opening the database");
     let config = Config::load(dir)?;
     let store = Arc::new(SqliteStore::open(&db)?);
-    Ok(Service::new(
-        store,
+    let service = Service::new(
+        Arc::clone(&store),
         Arc::new(SystemClock),
         Arc::new(RandomIds),
         config.service,
     )
     .with_routes(config.routes)
     .with_logs(Arc::new(FileLogs::new(dir.join(LOGS_DIR))))
-    .with_workspaces(Arc::new(GitWorkspaces::new())))
+    .with_workspaces(Arc::new(GitWorkspaces::new()));
+    Ok((service, store))
 }
 
 /// Attempts' logs, inside the data directory.
@@ -91,6 +126,8 @@ const LEASE_CHECK: Duration = Duration::from_millis(500);
 pub(crate) struct AgentsAtWork {
     pub(crate) api: Arc<dyn MaosApi>,
     pub(crate) supervisor: Supervisor,
+    /// The store, whose files the daemon checks (deleted or replaced: it stops).
+    pub(crate) store: Arc<SqliteStore>,
     reaper_stop: Arc<AtomicBool>,
 }
 
@@ -117,7 +154,8 @@ impl AgentsAtWork {
 pub(crate) fn with_agents(dir: &Path) -> Result<AgentsAtWork, CliError> {
     let supervisor = Supervisor::new(SupervisorConfig::new(dir));
     supervisor.set_workspaces(Arc::new(GitWorkspaces::new()));
-    let service = service(dir)?.with_runtime(Arc::new(supervisor.clone()));
+    let (service, store) = service(dir)?;
+    let service = service.with_runtime(Arc::new(supervisor.clone()));
     // Until `attach`, the supervisor queues what is launched: the leftovers of the dead daemon
     // die before any rerun starts.
     let reconciled = service.reconcile()?;
@@ -161,6 +199,7 @@ pub(crate) fn with_agents(dir: &Path) -> Result<AgentsAtWork, CliError> {
     Ok(AgentsAtWork {
         api: Arc::new(service),
         supervisor,
+        store,
         reaper_stop,
     })
 }

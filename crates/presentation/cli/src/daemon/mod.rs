@@ -7,7 +7,7 @@ pub(crate) mod lock;
 pub(crate) mod paths;
 
 use std::fs::OpenOptions;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -37,8 +37,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long `maos daemon stop` waits for the daemon to let go of its lock.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// How often the daemon checks that its data directory still exists.
-const LIVENESS_CHECK: Duration = Duration::from_secs(2);
+/// How often the daemon checks that its data directory and its database files are still there
+/// (and still the files it opened).
+const LIVENESS_CHECK: Duration = Duration::from_secs(1);
 
 /// How long a probe of an existing socket may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -139,9 +140,10 @@ pub(crate) fn foreground(data_dir: &Path) -> Result<(), CliError> {
         .build()
         .map_err(|e| unavailable(format!("cannot start the daemon's runtime: {e}")))?;
     let local = tokio::task::LocalSet::new();
+    let store = Arc::clone(&agents.store);
     let served = local.block_on(
         &runtime,
-        serve(&paths, Arc::clone(&api), Arc::clone(&control)),
+        serve(&paths, Arc::clone(&api), Arc::clone(&control), store),
     );
     // Stop serving first, then let go of the socket, stop the agents (the next start reconciles
     // what they were doing); the store flushes when the last `api` drops.
@@ -158,6 +160,7 @@ async fn serve(
     paths: &DaemonPaths,
     api: Arc<dyn MaosApi>,
     control: Arc<Control>,
+    store: Arc<maos_sqlite::SqliteStore>,
 ) -> Result<(), CliError> {
     use tokio::signal::unix::{SignalKind, signal};
     let listener = tokio::net::UnixListener::bind(&paths.socket)
@@ -183,6 +186,10 @@ async fn serve(
             _ = int.recv() => tracing::info!("SIGINT: stopping"),
             () = control.stop.notified() => {}
             () = gone(lock) => tracing::warn!("the data directory was removed: stopping"),
+            why = lost(store) => tracing::error!(
+                "{why}: every write since was refused, and the daemon stops; nothing it \
+                 acknowledged is lost, but put the right database back before the next command"
+            ),
         }
     };
     server.serve(listener, stop).await;
@@ -196,6 +203,17 @@ async fn gone(lock: std::path::PathBuf) {
         tokio::time::sleep(LIVENESS_CHECK).await;
         if !lock.exists() {
             return;
+        }
+    }
+}
+
+/// Completes, with what happened, once the database's files were deleted or replaced under the
+/// daemon (the store then refuses every write).
+async fn lost(store: Arc<maos_sqlite::SqliteStore>) -> String {
+    loop {
+        tokio::time::sleep(LIVENESS_CHECK).await;
+        if let Some(why) = store.lost() {
+            return why;
         }
     }
 }
@@ -250,6 +268,7 @@ fn spawn(paths: &DaemonPaths, verbose: u8, deadline: Instant) -> Result<IpcClien
     let log = OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(&paths.log)
         .map_err(|e| {
             unavailable(format!(

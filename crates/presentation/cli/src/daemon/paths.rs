@@ -60,8 +60,37 @@ pub(crate) fn runtime_base(xdg_runtime_dir: Option<&std::ffi::OsStr>, uid: u32) 
     }
 }
 
-/// Creates `dir` (mode 0700) if missing and checks that it belongs to `uid` and that nobody
-/// else may enter it.
+/// Checks `XDG_RUNTIME_DIR`: it must be a directory of the user's that nobody else may write
+/// to (it is not ours to change, so a bad one is refused, not fixed).
+fn check_runtime_dir(dir: &Path, uid: u32) -> Result<(), PathError> {
+    let meta = std::fs::metadata(dir).map_err(|source| PathError::SocketDir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let unsafe_because = |why: String| PathError::Unsafe {
+        path: dir.to_path_buf(),
+        why,
+    };
+    if !meta.is_dir() {
+        return Err(unsafe_because("XDG_RUNTIME_DIR is not a directory".into()));
+    }
+    if meta.uid() != uid {
+        return Err(unsafe_because(format!(
+            "XDG_RUNTIME_DIR belongs to uid {}, not to you (uid {uid})",
+            meta.uid()
+        )));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o022 != 0 {
+        return Err(unsafe_because(format!(
+            "XDG_RUNTIME_DIR is writable by other users (mode {mode:04o})"
+        )));
+    }
+    Ok(())
+}
+
+/// Creates `dir` (mode 0700) if missing and checks that it is a real directory (not a symlink)
+/// that belongs to `uid` and that nobody else may enter.
 fn private_dir(dir: &Path, uid: u32) -> Result<(), PathError> {
     match DirBuilder::new().recursive(true).mode(0o700).create(dir) {
         Ok(()) => {}
@@ -76,6 +105,12 @@ fn private_dir(dir: &Path, uid: u32) -> Result<(), PathError> {
         path: dir.to_path_buf(),
         source,
     })?;
+    if meta.file_type().is_symlink() {
+        return Err(PathError::Unsafe {
+            path: dir.to_path_buf(),
+            why: "it is a symbolic link, not a directory (another user may have planted it)".into(),
+        });
+    }
     if !meta.is_dir() {
         return Err(PathError::Unsafe {
             path: dir.to_path_buf(),
@@ -103,7 +138,7 @@ fn private_dir(dir: &Path, uid: u32) -> Result<(), PathError> {
 
 /// Prepares the daemon's paths for `data_dir` (created if missing).
 pub(crate) fn prepare(data_dir: &Path) -> Result<DaemonPaths, PathError> {
-    std::fs::create_dir_all(data_dir).map_err(|source| PathError::DataDir {
+    crate::compose::private_data_dir(data_dir).map_err(|source| PathError::DataDir {
         path: data_dir.to_path_buf(),
         source,
     })?;
@@ -117,7 +152,15 @@ pub(crate) fn prepare(data_dir: &Path) -> Result<DaemonPaths, PathError> {
         path: "/proc/self".into(),
         source,
     })?;
-    let base = runtime_base(std::env::var_os("XDG_RUNTIME_DIR").as_deref(), uid);
+    let xdg = std::env::var_os("XDG_RUNTIME_DIR");
+    let base = runtime_base(xdg.as_deref(), uid);
+    if xdg.as_deref().is_some_and(|x| Path::new(x).is_absolute()) {
+        check_runtime_dir(&base, uid)?;
+    } else {
+        // /tmp/maos-<uid>: ours, a real directory, 0700 (another user could have made it
+        // first, or planted a symlink there).
+        private_dir(&base, uid)?;
+    }
     let dir = base.join("maos");
     private_dir(&dir, uid)?;
     let name = format!(
@@ -172,5 +215,36 @@ mod tests {
             private_dir(&dir, uid + 1),
             Err(PathError::Unsafe { .. })
         ));
+    }
+
+    #[test]
+    fn a_planted_symlink_another_users_or_an_open_runtime_directory_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let uid = current_uid().unwrap();
+        // A symlink where /tmp/maos-<uid> should be a directory of ours.
+        let target = tmp.path().join("elsewhere");
+        std::fs::create_dir(&target).unwrap();
+        let link = tmp.path().join("maos-link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let err = private_dir(&link, uid).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        // Another user's directory.
+        let err = private_dir(&target, uid + 1).unwrap_err();
+        assert!(err.to_string().contains("belongs to uid"), "{err}");
+        // A directory of ours that others could enter is tightened, not refused.
+        let open = tmp.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+        private_dir(&open, uid).unwrap();
+        let mode = std::fs::metadata(&open).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        // XDG_RUNTIME_DIR is checked, never changed.
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = check_runtime_dir(&open, uid).unwrap_err();
+        assert!(err.to_string().contains("writable by other users"), "{err}");
+        let err = check_runtime_dir(&target, uid + 1).unwrap_err();
+        assert!(err.to_string().contains("belongs to uid"), "{err}");
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o700)).unwrap();
+        check_runtime_dir(&open, uid).unwrap();
     }
 }
