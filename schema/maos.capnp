@@ -79,6 +79,8 @@ enum FailureKind {
   start @5;
   agent @6;
   interrupted @7;
+  verification @8;             # the agent succeeded, its verification failed
+  setup @9;                    # the workspace could not be prepared (not the agent's fault)
 }
 
 enum ToolCalls {

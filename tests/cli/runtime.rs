@@ -372,3 +372,120 @@ fn kill_9_of_the_daemon_kills_its_agents_and_a_restart_reruns_their_attempts() {
     );
     assert_eq!(kinds.iter().filter(|k| **k == "task.completed").count(), 2);
 }
+
+/// The soft limits an agent's process saw, from its `/proc/self/limits` as it printed them.
+fn limits_seen(summary: &str) -> Vec<(String, String)> {
+    summary
+        .lines()
+        .filter_map(|l| {
+            let name = [
+                "Max cpu time",
+                "Max address space",
+                "Max open files",
+                "Max processes",
+            ]
+            .into_iter()
+            .find(|n| l.starts_with(n))?;
+            let soft = l[name.len()..].split_whitespace().next()?;
+            Some((name.to_owned(), soft.to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn agents_run_under_default_limits_unless_they_set_their_own() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    let work = tempfile::tempdir().unwrap();
+    let script = write(
+        work.path(),
+        "limits.sh",
+        "#!/bin/sh\ncat /proc/self/limits\n",
+    );
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let register = |name: &str, cap: &str, extra: &[&str]| {
+        let mut args = vec![
+            "agent",
+            "register",
+            name,
+            "--adapter",
+            "command",
+            "--command",
+            &script,
+            "-c",
+            cap,
+        ];
+        args.extend(extra);
+        env.ok_json(&args)
+    };
+    let plain = register("plain", "plain", &[]);
+    assert_eq!(
+        plain["agent"]["settings"]["limits"],
+        serde_json::json!({
+            "cpu_seconds": 14400, "memory_mib": 65536, "open_files": 4096, "processes": 4096
+        })
+    );
+    register(
+        "own",
+        "own",
+        &[
+            "--limit",
+            "files=256",
+            "--limit",
+            "memory=unlimited",
+            "--limit",
+            "cpu=60",
+        ],
+    );
+    let seen = |cap: &str| {
+        let t = env.task(&format!("limits of {cap}"), &["-c", cap]);
+        let task = wait_for(&env, &t, "completed", state_is("completed"));
+        limits_seen(task["attempts"][0]["summary"].as_str().unwrap())
+    };
+    let plain_seen = seen("plain");
+    assert!(
+        plain_seen.contains(&("Max cpu time".into(), "14400".into())),
+        "{plain_seen:?}"
+    );
+    assert!(
+        plain_seen.contains(&("Max address space".into(), (65536_u64 << 20).to_string())),
+        "{plain_seen:?}"
+    );
+    assert!(
+        plain_seen.contains(&("Max open files".into(), "4096".into())),
+        "{plain_seen:?}"
+    );
+    let own_seen = seen("own");
+    assert!(
+        own_seen.contains(&("Max cpu time".into(), "60".into())),
+        "{own_seen:?}"
+    );
+    assert!(
+        own_seen.contains(&("Max address space".into(), "unlimited".into())),
+        "{own_seen:?}"
+    );
+    assert!(
+        own_seen.contains(&("Max open files".into(), "256".into())),
+        "{own_seen:?}"
+    );
+    // A bad limit names the choices.
+    let bad = env.maos(&[
+        "agent",
+        "register",
+        "x",
+        "--adapter",
+        "command",
+        "--command",
+        "true",
+        "--limit",
+        "ram=5",
+    ]);
+    assert_eq!(bad.code, 2, "{bad:?}");
+    assert!(
+        bad.stderr.contains("cpu=SECONDS, memory=MIB"),
+        "{}",
+        bad.stderr
+    );
+}

@@ -57,8 +57,15 @@ pub(crate) struct Env {
 impl Env {
     /// A fresh, empty data directory.
     pub(crate) fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        // Private, as MAOS makes its data directories (a 0755 one is tightened with a warning).
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .unwrap();
         Env {
-            dir: tempfile::tempdir().unwrap(),
+            dir,
             runtime: tempfile::tempdir().unwrap(),
             recorded: RefCell::new(Vec::new()),
             names: RefCell::new(Vec::new()),

@@ -291,6 +291,7 @@ fn a_failed_verification_fails_the_attempt_and_its_output_reaches_the_next_promp
     // Attempt 1: the agent succeeded, the verification did not.
     let first = &attempts[0];
     assert_eq!(first["status"], "failed");
+    assert_eq!(first["failure"], "verification");
     assert_eq!(first["exit_code"], 0);
     assert_eq!(first["verification"]["passed"], false);
     let output = str_of(&first["verification"]["output"], "verification.output");
@@ -1112,7 +1113,7 @@ fn a_failing_setup_fails_the_attempt_and_leaves_no_worktree_or_branch_behind() {
     let t = settle(&env, &id, "blocked");
     let attempt = &t["attempts"][0];
     assert_eq!(attempt["status"], "failed");
-    assert_eq!(attempt["failure"], "start");
+    assert_eq!(attempt["failure"], "setup");
     let error = str_of(&attempt["error"], "error");
     assert!(
         error.contains("setup") && error.contains("npm is missing"),
@@ -1277,4 +1278,71 @@ fn a_task_whose_integration_fails_waits_for_a_person_instead_of_running_again() 
         repo.show(&integration, "second.txt").as_deref(),
         Some("second\n")
     );
+}
+
+#[test]
+fn a_broken_repository_blocks_its_tasks_without_retries_and_never_drains_a_healthy_agent() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    let repo = Repo::new();
+    repo.write(".maos/setup.sh", "echo 'npm is missing'\nexit 3\n");
+    repo.git(&["add", "-A"]);
+    repo.git(&["commit", "-q", "-m", "a broken setup"]);
+    let work = tempfile::tempdir().unwrap();
+    let agent = script(work.path(), "healthy", "echo fine\n");
+    command_agent(&env, "healthy", 1, &agent);
+    let repo_arg = repo.arg();
+    // Three tasks of the broken repository: each blocks at once (one attempt, no backoff), and
+    // none counts against the agent (the circuit breaker's threshold is 3).
+    for n in 0..3 {
+        let id = id_of(&create(
+            &env,
+            &format!("Broken {n}"),
+            &["--repo", &repo_arg],
+        ));
+        let t = settle(&env, &id, "blocked");
+        assert_eq!(t["attempts"].as_array().unwrap().len(), 1, "{t:#}");
+        assert_eq!(t["attempts"][0]["failure"], "setup");
+        let reason = str_of(&t["reason"], "reason");
+        assert!(
+            reason.contains("its workspace could not be prepared") && reason.contains("task retry"),
+            "{reason}"
+        );
+    }
+    let agent = env.ok_json(&["agent", "show", "healthy"]);
+    assert_eq!(agent["agent"]["status"], "available", "{agent:#}");
+    assert_eq!(agent["agent"]["failures_in_row"], 0, "{agent:#}");
+    // The agent still does the work it can.
+    let id = id_of(&create(&env, "Plain work", &[]));
+    settle(&env, &id, "completed");
+}
+
+#[test]
+fn a_program_missing_at_run_time_blocks_the_task_without_retries() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    let work = tempfile::tempdir().unwrap();
+    let program = work.path().join("vanishing-agent");
+    std::fs::write(&program, "#!/bin/sh\necho hi\n").unwrap();
+    std::fs::set_permissions(
+        &program,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    command_agent(&env, "vanishing", 1, program.to_str().unwrap());
+    std::fs::remove_file(&program).unwrap();
+    let id = id_of(&create(&env, "Run a gone program", &[]));
+    let t = settle(&env, &id, "blocked");
+    assert_eq!(t["attempts"].as_array().unwrap().len(), 1, "{t:#}");
+    assert_eq!(t["attempts"][0]["failure"], "start");
+    assert!(
+        str_of(&t["reason"], "reason").contains("its agent could not be started"),
+        "{t:#}"
+    );
+    let agent = env.ok_json(&["agent", "show", "vanishing"]);
+    assert_eq!(agent["agent"]["failures_in_row"], 0, "{agent:#}");
 }

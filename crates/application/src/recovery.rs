@@ -45,6 +45,26 @@ pub(crate) fn after_failure(
     let interrupted = t
         .current_attempt()
         .is_some_and(|a| a.status == AttemptOutcome::Interrupted);
+    // An agent that cannot start, or a workspace that cannot be prepared, fails the same way
+    // every time: a person fixes it first (then `maos task retry`).
+    if let Some(kind) = t
+        .current_attempt()
+        .and_then(|a| a.failure)
+        .filter(|k| k.needs_a_person())
+    {
+        let last = t.reason.clone().unwrap_or_default();
+        let short = t.id.short();
+        let what = match kind {
+            FailureKind::Setup => "its workspace could not be prepared",
+            _ => "its agent could not be started",
+        };
+        let reason = format!(
+            "{what}, and no retry helps until that is fixed: {last} (then `maos task retry \
+             {short}`, or `maos task cancel {short}`)"
+        );
+        events.extend(t.block(reason, at)?);
+        return Ok(events);
+    }
     if t.can_retry() {
         let due = match policy.backoff {
             Some(backoff) if !interrupted => Some(at.plus(backoff.delay(failures(t), jitter(t)))),
@@ -148,7 +168,8 @@ pub(crate) fn release_slot(
         return Ok(());
     };
     let failed = match (attempt.status, attempt.failure) {
-        (_, Some(FailureKind::Budget | FailureKind::Interrupted)) => None,
+        // Only failures of the agent's own work count against it.
+        (_, Some(kind)) if !kind.is_the_agents() => None,
         (AttemptOutcome::Failed, _) => Some(true),
         (AttemptOutcome::Succeeded, _) => Some(false),
         _ => None,

@@ -202,14 +202,42 @@ keyword_enum!(
         Timeout => "timeout",
         /// Going on would have overrun the task's budget.
         Budget => "budget",
-        /// The agent could not be started (program missing, bad configuration).
+        /// The agent could not be started (program missing, bad configuration): a person must
+        /// fix it, so the task is blocked at once and the agent is not blamed.
         Start => "start",
+        /// The attempt's surroundings could not be prepared (its repository or worktree,
+        /// `.maos/copy`, `.maos/setup.sh`, the data directory): not the agent's fault, so the
+        /// task is blocked at once and the agent is not blamed.
+        Setup => "setup",
         /// The agent ran and reported an error of its own.
         Agent => "agent",
         /// The attempt was lost: its daemon died, its lease expired, or it was stopped.
         Interrupted => "interrupted",
+        /// The agent succeeded, but the verification command failed.
+        Verification => "verification",
     }
 );
+
+impl FailureKind {
+    /// True when the failure is of the agent's own work (what the circuit breaker counts and
+    /// retries may mend); false for budget stops, interruptions, and an agent that could not be
+    /// started or a workspace that could not be prepared.
+    pub fn is_the_agents(self) -> bool {
+        matches!(
+            self,
+            FailureKind::Exit
+                | FailureKind::Signal
+                | FailureKind::Timeout
+                | FailureKind::Agent
+                | FailureKind::Verification
+        )
+    }
+
+    /// True when no retry can help until a person fixes something outside the agent's work.
+    pub fn needs_a_person(self) -> bool {
+        matches!(self, FailureKind::Start | FailureKind::Setup)
+    }
+}
 
 /// The outcome of a task's verification command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -78,8 +78,9 @@ impl TryFrom<String> for EnvName {
     }
 }
 
-/// Operating-system limits on an agent's process (each applies to every process of the
-/// attempt; `None` leaves the daemon's own limit).
+/// Operating-system limits on an agent's processes (each applies to every process of the
+/// attempt). `None` is the default of [`ResourceLimits::DEFAULT`]; [`ResourceLimits::UNLIMITED`]
+/// lifts a limit (the process keeps the daemon's own); any other value is the limit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ResourceLimits {
@@ -91,6 +92,38 @@ pub struct ResourceLimits {
     pub open_files: Option<u64>,
     /// Processes of the daemon's user (RLIMIT_NPROC).
     pub processes: Option<u64>,
+}
+
+impl ResourceLimits {
+    /// The value that lifts a limit.
+    pub const UNLIMITED: u64 = u64::MAX;
+
+    /// The limits of an agent that sets none (docs/agents.md explains each): 4 hours of CPU
+    /// time per process; 64 GiB of address space (generous on purpose: a Node.js agent
+    /// reserves about 10 GiB for each WebAssembly memory, so a tighter bound breaks Claude
+    /// Code, while a runaway process still meets a ceiling); 4,096 open files; 4,096 processes
+    /// of the user. A value above the daemon's own hard limit is lowered to it.
+    pub const DEFAULT: ResourceLimits = ResourceLimits {
+        cpu_seconds: Some(4 * 3600),
+        memory_mib: Some(64 * 1024),
+        open_files: Some(4096),
+        processes: Some(4096),
+    };
+
+    /// The limits that apply: each one set here, else its default; `None` where it is lifted.
+    pub fn effective(self) -> ResourceLimits {
+        let pick = |own: Option<u64>, default: Option<u64>| match own {
+            None => default,
+            Some(Self::UNLIMITED) => None,
+            Some(v) => Some(v),
+        };
+        ResourceLimits {
+            cpu_seconds: pick(self.cpu_seconds, Self::DEFAULT.cpu_seconds),
+            memory_mib: pick(self.memory_mib, Self::DEFAULT.memory_mib),
+            open_files: pick(self.open_files, Self::DEFAULT.open_files),
+            processes: pick(self.processes, Self::DEFAULT.processes),
+        }
+    }
 }
 
 /// What a model costs, per million tokens.
@@ -169,6 +202,29 @@ pub struct AgentSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unset_limits_take_the_defaults_and_unlimited_lifts_them() {
+        assert_eq!(
+            ResourceLimits::default().effective(),
+            ResourceLimits::DEFAULT
+        );
+        let own = ResourceLimits {
+            cpu_seconds: Some(60),
+            memory_mib: Some(ResourceLimits::UNLIMITED),
+            open_files: None,
+            processes: Some(ResourceLimits::UNLIMITED),
+        };
+        assert_eq!(
+            own.effective(),
+            ResourceLimits {
+                cpu_seconds: Some(60),
+                memory_mib: None,
+                open_files: ResourceLimits::DEFAULT.open_files,
+                processes: None,
+            }
+        );
+    }
 
     #[test]
     fn env_names_are_checked() {

@@ -673,6 +673,7 @@ impl Task {
                 if let Some(a) = t.attempt_mut() {
                     a.status = AttemptOutcome::Failed;
                     a.error = Some(format!("verification failed: {output}"));
+                    a.failure = Some(FailureKind::Verification);
                 }
                 t.0.state = S::Failed;
                 t.0.reason = Some(format!("verification failed: {output}"));

@@ -112,6 +112,9 @@ pub struct CodexStream {
     started: HashSet<String>,
     /// The last plan text, the summary when there is no agent message.
     last_plan: Option<String>,
+    /// The resumed thread's total before this run: `turn.completed` reports the thread's
+    /// running total, so this run's own usage is that total minus this.
+    baseline: Usage,
 }
 
 impl CodexStream {
@@ -124,6 +127,16 @@ impl CodexStream {
             failure: None,
             started: HashSet::new(),
             last_plan: None,
+            baseline: Usage::default(),
+        }
+    }
+
+    /// A parser for a run that resumes a thread whose usage so far was `baseline` (what the
+    /// earlier attempts in that thread recorded): it reports only this run's own tokens.
+    pub fn resuming(price: Option<Price>, baseline: Usage) -> Self {
+        Self {
+            baseline,
+            ..Self::new(price)
         }
     }
 
@@ -133,9 +146,10 @@ impl CodexStream {
         let usage = event.get("usage").and_then(Value::as_object);
         let field = |key: &str| usage.map_or(0, |u| u64_at(u, key));
         let mut usage = Usage {
-            input_tokens: field("input_tokens"),
-            cached_input_tokens: field("cached_input_tokens"),
-            output_tokens: field("output_tokens"),
+            input_tokens: field("input_tokens").saturating_sub(self.baseline.input_tokens),
+            cached_input_tokens: field("cached_input_tokens")
+                .saturating_sub(self.baseline.cached_input_tokens),
+            output_tokens: field("output_tokens").saturating_sub(self.baseline.output_tokens),
             cost_usd: None,
         };
         usage.cost_usd = self.price.map(|p| p.cost(&usage));
@@ -527,6 +541,29 @@ mod tests {
                 num_turns: None,
                 usage,
             }
+        );
+    }
+
+    #[test]
+    fn a_resumed_thread_reports_only_this_runs_tokens() {
+        // The thread used 1,000 in / 400 cached / 100 out in earlier attempts; Codex reports
+        // the thread's running total.
+        let baseline = Usage {
+            input_tokens: 1_000,
+            cached_input_tokens: 400,
+            output_tokens: 100,
+            cost_usd: None,
+        };
+        let mut s = CodexStream::resuming(None, baseline);
+        s.on_line(
+            json!({"type":"turn.completed","usage":{"input_tokens":1500,"cached_input_tokens":900,"output_tokens":130}})
+                .to_string()
+                .as_bytes(),
+        );
+        let u = s.outcome().usage;
+        assert_eq!(
+            (u.input_tokens, u.cached_input_tokens, u.output_tokens),
+            (500, 500, 30)
         );
     }
 

@@ -335,7 +335,10 @@ pub(crate) fn process_plan(
                 (
                     words,
                     Stdin::Write(CodexInvocation::prompt_input(&prompt)),
-                    Some(Box::new(CodexStream::new(None))),
+                    Some(Box::new(match &launch.resume {
+                        Some(session) => CodexStream::resuming(None, thread_usage(launch, session)),
+                        None => CodexStream::new(None),
+                    })),
                 )
             }
             other => return Err(format!("the {other} adapter does not run a process")),
@@ -359,6 +362,23 @@ pub(crate) fn process_plan(
         parser,
         missing_env,
     })
+}
+
+/// What the earlier attempts of the task recorded in the agent session `session`: the total a
+/// resumed Codex thread starts from.
+fn thread_usage(launch: &Launch, session: &str) -> crate::report::Usage {
+    let mut total = crate::report::Usage::default();
+    for a in launch
+        .task
+        .attempts
+        .iter()
+        .filter(|a| a.number < launch.attempt && a.session.as_deref() == Some(session))
+    {
+        total.input_tokens += a.usage.input_tokens;
+        total.cached_input_tokens += a.usage.cached_input_tokens;
+        total.output_tokens += a.usage.output_tokens;
+    }
+    total
 }
 
 #[cfg(test)]

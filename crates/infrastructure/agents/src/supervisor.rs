@@ -730,7 +730,7 @@ fn run_attempt(inner: &Arc<Inner>, launch: Launch) {
     let log = match prepared {
         Ok(log) => Arc::new(Mutex::new(log)),
         Err(e) => {
-            finish(inner, api.as_ref(), &launch, start_failure(e));
+            finish(inner, api.as_ref(), &launch, setup_failure(e));
             return;
         }
     };
@@ -741,7 +741,7 @@ fn run_attempt(inner: &Arc<Inner>, launch: Launch) {
         Err(e) => {
             note(&log, &e);
             close_log(log);
-            finish(inner, api.as_ref(), &launch, start_failure(e));
+            finish(inner, api.as_ref(), &launch, setup_failure(e));
             return;
         }
     };
@@ -866,7 +866,19 @@ fn after_run(
     outcome
 }
 
+/// The agent could not be started (its program is missing, its configuration incomplete): no
+/// retry helps until a person fixes it.
 fn start_failure(error: String) -> Outcome {
+    not_run(error, FailureKind::Start)
+}
+
+/// The attempt's surroundings could not be prepared (the repository, its worktree, `.maos/`
+/// setup, the data directory, the cgroup): not the agent's fault.
+fn setup_failure(error: String) -> Outcome {
+    not_run(error, FailureKind::Setup)
+}
+
+fn not_run(error: String, failure: FailureKind) -> Outcome {
     Outcome {
         success: false,
         summary: None,
@@ -874,7 +886,7 @@ fn start_failure(error: String) -> Outcome {
         report: RunReport {
             exit: None,
             usage: Usage::NONE,
-            failure: Some(FailureKind::Start),
+            failure: Some(failure),
             ..RunReport::default()
         },
     }
@@ -1034,7 +1046,7 @@ fn run_process(
         .stderr(Stdio::piped());
     let cgroup = match inner.containment.prepare(key.0, key.1) {
         Ok(c) => c,
-        Err(e) => return Some(start_failure(e)),
+        Err(e) => return Some(setup_failure(e)),
     };
     sys::prepare(&mut cmd, launch.agent.settings.limits, cgroup);
     let mut child = match cmd.spawn() {

@@ -90,6 +90,7 @@ fn stat_of(pid: u32) -> Option<(char, u32)> {
 /// starts.
 pub(crate) fn prepare(cmd: &mut Command, limits: ResourceLimits, cgroup_procs: Option<CString>) {
     cmd.process_group(0);
+    let limits = limits.effective();
     let rlimits: Vec<(libc::__rlimit_resource_t, libc::rlim_t)> = [
         (libc::RLIMIT_CPU, limits.cpu_seconds),
         (
@@ -100,7 +101,9 @@ pub(crate) fn prepare(cmd: &mut Command, limits: ResourceLimits, cgroup_procs: O
         (libc::RLIMIT_NPROC, limits.processes),
     ]
     .into_iter()
-    .filter_map(|(resource, value)| value.map(|v| (resource, v as libc::rlim_t)))
+    .filter_map(|(resource, value)| {
+        value.map(|v| (resource, (v as libc::rlim_t).min(hard_limit(resource))))
+    })
     .collect();
     let parent = std::process::id();
     // SAFETY: the closure runs in the forked child before exec. It only makes async-signal-safe
@@ -148,6 +151,19 @@ pub(crate) fn prepare(cmd: &mut Command, limits: ResourceLimits, cgroup_procs: O
             Ok(())
         });
     }
+}
+
+/// This process's hard limit of `resource` (what an unprivileged child may go up to).
+fn hard_limit(resource: libc::__rlimit_resource_t) -> libc::rlim_t {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: getrlimit writes only to `limit`, a local we own.
+    if unsafe { libc::getrlimit(resource, &mut limit) } != 0 {
+        return libc::RLIM_INFINITY;
+    }
+    limit.rlim_max
 }
 
 /// Makes this process the child subreaper of its descendants: an orphan among them is adopted

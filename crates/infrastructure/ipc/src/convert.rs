@@ -188,6 +188,8 @@ pub fn failure_to_wire(f: Option<FailureKind>) -> wire::FailureKind {
         Some(FailureKind::Start) => wire::FailureKind::Start,
         Some(FailureKind::Agent) => wire::FailureKind::Agent,
         Some(FailureKind::Interrupted) => wire::FailureKind::Interrupted,
+        Some(FailureKind::Verification) => wire::FailureKind::Verification,
+        Some(FailureKind::Setup) => wire::FailureKind::Setup,
     }
 }
 
@@ -202,6 +204,8 @@ pub fn failure_from_wire(f: wire::FailureKind) -> Option<FailureKind> {
         wire::FailureKind::Start => Some(FailureKind::Start),
         wire::FailureKind::Agent => Some(FailureKind::Agent),
         wire::FailureKind::Interrupted => Some(FailureKind::Interrupted),
+        wire::FailureKind::Verification => Some(FailureKind::Verification),
+        wire::FailureKind::Setup => Some(FailureKind::Setup),
     }
 }
 

@@ -355,6 +355,64 @@ pub(crate) struct RegisterArgs {
     /// The command that checks this agent's work when the task names none.
     #[arg(long, value_name = "CMD")]
     pub(crate) verify: Option<String>,
+
+    /// A resource limit of each of the agent's processes, NAME=VALUE (repeat for several):
+    /// cpu=SECONDS, memory=MIB (address space), files=N (open files), processes=N (of your
+    /// user); VALUE `unlimited` lifts it. Unset limits take the defaults: cpu=14400,
+    /// memory=65536, files=4096, processes=4096 (docs/agents.md).
+    #[arg(long = "limit", value_name = "NAME=VALUE", value_parser = limit)]
+    pub(crate) limits: Vec<(LimitName, u64)>,
+}
+
+/// The resource limits `--limit` sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LimitName {
+    Cpu,
+    Memory,
+    Files,
+    Processes,
+}
+
+impl LimitName {
+    /// Sets this limit in `limits`.
+    pub(crate) fn set(self, limits: &mut maos_domain::ResourceLimits, value: u64) {
+        let field = match self {
+            LimitName::Cpu => &mut limits.cpu_seconds,
+            LimitName::Memory => &mut limits.memory_mib,
+            LimitName::Files => &mut limits.open_files,
+            LimitName::Processes => &mut limits.processes,
+        };
+        *field = Some(value);
+    }
+}
+
+/// `--limit NAME=VALUE`: a known name (or its agents-file key) and a whole number from 1, or
+/// `unlimited`.
+fn limit(raw: &str) -> Result<(LimitName, u64), String> {
+    let known = "cpu=SECONDS, memory=MIB, files=N or processes=N (or NAME=unlimited)";
+    let Some((name, value)) = raw.split_once('=') else {
+        return Err(format!("write it as NAME=VALUE: {known}"));
+    };
+    let name = match name.trim() {
+        "cpu" | "cpu_seconds" => LimitName::Cpu,
+        "memory" | "memory_mib" => LimitName::Memory,
+        "files" | "open_files" | "nofile" => LimitName::Files,
+        "processes" | "nproc" => LimitName::Processes,
+        other => {
+            return Err(format!(
+                "unknown limit `{}`: the limits are {known}",
+                other.chars().take(40).collect::<String>()
+            ));
+        }
+    };
+    let value = value.trim();
+    if value == "unlimited" {
+        return Ok((name, maos_domain::ResourceLimits::UNLIMITED));
+    }
+    let max = maos_domain::ResourceLimits::UNLIMITED - 1;
+    whole_number(value, 1, max)
+        .map(|v| (name, v))
+        .map_err(|_| "the value must be a whole number from 1, or `unlimited`".to_owned())
 }
 
 /// `maos agent list`.

@@ -87,7 +87,14 @@ fn agent(cmd: AgentCommand, api: &dyn MaosApi, out: &mut Output) -> Result<(), C
             if let Some(path) = &args.from_file {
                 return register_from_file(path, api, out);
             }
-            let agent = api.register_agent(register_command(*args)?)?;
+            let cmd = register_command(*args)?;
+            startable(&cmd).map_err(|why| {
+                CliError::new(Kind::InvalidInput, why).with_hint(
+                    "give --command a program that exists (a path, or a name on your PATH) and \
+                     quote it as a shell would: --command \"sh -c 'echo hi'\"",
+                )
+            })?;
+            let agent = api.register_agent(cmd)?;
             if out.json() {
                 return out.document(&json::AgentDoc::new(&agent));
             }
@@ -254,6 +261,47 @@ fn registered_line(agent: &maos_domain::Agent) -> String {
     )
 }
 
+/// Refuses a command that can never start: one that cannot be split into words, or whose
+/// program does not exist (a path) or is on no directory of `PATH` (a name). The daemon runs it
+/// with the `PATH` of the command that started it, usually this one's.
+fn startable(cmd: &RegisterAgent) -> Result<(), String> {
+    use maos_domain::AdapterKind;
+    use std::os::unix::fs::PermissionsExt;
+    let runs_a_program = matches!(
+        cmd.adapter,
+        AdapterKind::Command | AdapterKind::ClaudeCode | AdapterKind::Codex
+    );
+    let Some(line) = cmd.command.as_deref().filter(|_| runs_a_program) else {
+        return Ok(());
+    };
+    let shown = crate::human::clip(line, 80);
+    let words = maos_agents::plan::split_command(line)
+        .map_err(|e| format!("the command {shown:?} cannot be split into words: {e}"))?;
+    let Some(program) = words.first() else {
+        return Err("the command is empty".to_owned());
+    };
+    let executable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        if executable(Path::new(program)) {
+            return Ok(());
+        }
+        return Err(if Path::new(program).exists() {
+            format!("the program {program:?} of the command {shown:?} is not an executable file")
+        } else {
+            format!("the program {program:?} of the command {shown:?} does not exist")
+        });
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if std::env::split_paths(&path).any(|dir| executable(&dir.join(program))) {
+        return Ok(());
+    }
+    Err(format!(
+        "the program {program:?} of the command {shown:?} is not on your PATH"
+    ))
+}
+
 /// The registration the flags describe (clap requires a name and an adapter without a file).
 fn register_command(args: RegisterArgs) -> Result<RegisterAgent, CliError> {
     let (Some(name), Some(adapter)) = (args.name, args.adapter) else {
@@ -263,7 +311,12 @@ fn register_command(args: RegisterArgs) -> Result<RegisterAgent, CliError> {
         )
         .with_hint("maos agent register <NAME> --adapter <KIND>"));
     };
+    let mut limits = maos_domain::ResourceLimits::default();
+    for (name, value) in &args.limits {
+        name.set(&mut limits, *value);
+    }
     let settings = maos_domain::AgentSettings {
+        limits,
         args: args.args,
         prompt_via: args.prompt_via.unwrap_or_default(),
         env: args.env,
@@ -314,7 +367,15 @@ fn register_from_file(path: &Path, api: &dyn MaosApi, out: &mut Output) -> Resul
                     )
                 })
                 .collect();
-            if taken.is_empty() {
+            let unstartable: Vec<String> = cmds
+                .iter()
+                .filter_map(|c| {
+                    startable(c).err().map(|why| {
+                        format!("{}: agent {:?}: {why}", path.display(), c.name.as_str())
+                    })
+                })
+                .collect();
+            if taken.is_empty() && unstartable.is_empty() {
                 let mut agents = Vec::with_capacity(cmds.len());
                 for cmd in cmds {
                     agents.push(api.register_agent(cmd)?);
@@ -325,7 +386,7 @@ fn register_from_file(path: &Path, api: &dyn MaosApi, out: &mut Output) -> Resul
                 let lines: Vec<String> = agents.iter().map(registered_line).collect();
                 return out.text(&lines.join("\n"));
             }
-            taken
+            taken.into_iter().chain(unstartable).collect()
         }
         Err(problems) => problems,
     };

@@ -62,7 +62,7 @@ pub(crate) struct SettingsJson {
     pub(crate) fail_every: Option<u32>,
 }
 
-/// Resource limits; null leaves the daemon's own.
+/// The resource limits in force (the agent's own, else the defaults); null where lifted.
 #[derive(Debug, Serialize)]
 pub(crate) struct LimitsJson {
     pub(crate) cpu_seconds: Option<u64>,
@@ -98,10 +98,10 @@ impl From<&maos_domain::AgentSettings> for SettingsJson {
             env: s.env.iter().map(ToString::to_string).collect(),
             timeout_ms: s.timeout.map(|d| d.as_millis()),
             limits: LimitsJson {
-                cpu_seconds: s.limits.cpu_seconds,
-                memory_mib: s.limits.memory_mib,
-                open_files: s.limits.open_files,
-                processes: s.limits.processes,
+                cpu_seconds: s.limits.effective().cpu_seconds,
+                memory_mib: s.limits.effective().memory_mib,
+                open_files: s.limits.effective().open_files,
+                processes: s.limits.effective().processes,
             },
             model: s.model.clone(),
             base_url: s.base_url.clone(),

@@ -558,6 +558,8 @@ pub enum FailureKind {
     Start = 5,
     Agent = 6,
     Interrupted = 7,
+    Verification = 8,
+    Setup = 9,
 }
 
 impl ::capnp::introspect::Introspect for FailureKind {
@@ -578,6 +580,8 @@ impl ::core::convert::TryFrom<u16> for FailureKind {
             5 => ::core::result::Result::Ok(Self::Start),
             6 => ::core::result::Result::Ok(Self::Agent),
             7 => ::core::result::Result::Ok(Self::Interrupted),
+            8 => ::core::result::Result::Ok(Self::Verification),
+            9 => ::core::result::Result::Ok(Self::Setup),
             n => ::core::result::Result::Err(::capnp::NotInSchema(n)),
         }
     }
@@ -590,7 +594,7 @@ impl ::capnp::traits::HasTypeId for FailureKind {
     const TYPE_ID: u64 = 0xd0d1_108f_54ee_f939u64;
 }
 mod failure_kind {
-pub(crate) static ENCODED_NODE: [::capnp::Word; 50] = [
+pub(crate) static ENCODED_NODE: [::capnp::Word; 59] = [
     ::capnp::word(0, 0, 0, 0, 5, 0, 6, 0),
     ::capnp::word(57, 249, 238, 84, 143, 16, 209, 208),
     ::capnp::word(11, 0, 0, 0, 2, 0, 0, 0),
@@ -600,37 +604,43 @@ pub(crate) static ENCODED_NODE: [::capnp::Word; 50] = [
     ::capnp::word(21, 0, 0, 0, 186, 0, 0, 0),
     ::capnp::word(29, 0, 0, 0, 7, 0, 0, 0),
     ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
-    ::capnp::word(25, 0, 0, 0, 199, 0, 0, 0),
+    ::capnp::word(25, 0, 0, 0, 247, 0, 0, 0),
     ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
     ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
     ::capnp::word(109, 97, 111, 115, 46, 99, 97, 112),
     ::capnp::word(110, 112, 58, 70, 97, 105, 108, 117),
     ::capnp::word(114, 101, 75, 105, 110, 100, 0, 0),
     ::capnp::word(0, 0, 0, 0, 1, 0, 1, 0),
-    ::capnp::word(32, 0, 0, 0, 1, 0, 2, 0),
+    ::capnp::word(40, 0, 0, 0, 1, 0, 2, 0),
     ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
-    ::capnp::word(89, 0, 0, 0, 42, 0, 0, 0),
+    ::capnp::word(113, 0, 0, 0, 42, 0, 0, 0),
     ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
     ::capnp::word(1, 0, 0, 0, 0, 0, 0, 0),
-    ::capnp::word(81, 0, 0, 0, 42, 0, 0, 0),
+    ::capnp::word(105, 0, 0, 0, 42, 0, 0, 0),
     ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
     ::capnp::word(2, 0, 0, 0, 0, 0, 0, 0),
-    ::capnp::word(73, 0, 0, 0, 58, 0, 0, 0),
+    ::capnp::word(97, 0, 0, 0, 58, 0, 0, 0),
     ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
     ::capnp::word(3, 0, 0, 0, 0, 0, 0, 0),
-    ::capnp::word(65, 0, 0, 0, 66, 0, 0, 0),
+    ::capnp::word(89, 0, 0, 0, 66, 0, 0, 0),
     ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
     ::capnp::word(4, 0, 0, 0, 0, 0, 0, 0),
-    ::capnp::word(57, 0, 0, 0, 58, 0, 0, 0),
+    ::capnp::word(81, 0, 0, 0, 58, 0, 0, 0),
     ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
     ::capnp::word(5, 0, 0, 0, 0, 0, 0, 0),
-    ::capnp::word(49, 0, 0, 0, 50, 0, 0, 0),
+    ::capnp::word(73, 0, 0, 0, 50, 0, 0, 0),
     ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
     ::capnp::word(6, 0, 0, 0, 0, 0, 0, 0),
-    ::capnp::word(41, 0, 0, 0, 50, 0, 0, 0),
+    ::capnp::word(65, 0, 0, 0, 50, 0, 0, 0),
     ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
     ::capnp::word(7, 0, 0, 0, 0, 0, 0, 0),
-    ::capnp::word(33, 0, 0, 0, 98, 0, 0, 0),
+    ::capnp::word(57, 0, 0, 0, 98, 0, 0, 0),
+    ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
+    ::capnp::word(8, 0, 0, 0, 0, 0, 0, 0),
+    ::capnp::word(53, 0, 0, 0, 106, 0, 0, 0),
+    ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
+    ::capnp::word(9, 0, 0, 0, 0, 0, 0, 0),
+    ::capnp::word(49, 0, 0, 0, 50, 0, 0, 0),
     ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
     ::capnp::word(110, 111, 110, 101, 0, 0, 0, 0),
     ::capnp::word(101, 120, 105, 116, 0, 0, 0, 0),
@@ -641,6 +651,9 @@ pub(crate) static ENCODED_NODE: [::capnp::Word; 50] = [
     ::capnp::word(97, 103, 101, 110, 116, 0, 0, 0),
     ::capnp::word(105, 110, 116, 101, 114, 114, 117, 112),
     ::capnp::word(116, 101, 100, 0, 0, 0, 0, 0),
+    ::capnp::word(118, 101, 114, 105, 102, 105, 99, 97),
+    ::capnp::word(116, 105, 111, 110, 0, 0, 0, 0),
+    ::capnp::word(115, 101, 116, 117, 112, 0, 0, 0),
 ];
 pub(crate) fn get_annotation_types(child_index: Option<u16>, index: u32) -> ::capnp::introspect::Type {
     ::capnp::introspect::panic_invalid_annotation_indices(child_index, index)
