@@ -17,6 +17,7 @@ mod plans;
 mod privacy;
 mod recovery;
 mod runtime;
+mod secrets;
 mod support;
 mod task;
 mod workspaces;

@@ -33,6 +33,10 @@ pub struct Setup {
     pub command: Option<String>,
     /// How long the command may run.
     pub timeout: Duration,
+    /// The command's whole environment (`None`: the daemon's own). The runtime gives it what it
+    /// gives agents (the allowlist) plus what the repository's `.maos/env` names, never the
+    /// daemon's secrets unasked.
+    pub env: Option<Vec<(std::ffi::OsString, std::ffi::OsString)>>,
 }
 
 /// What a merge came to.

@@ -9,6 +9,7 @@ pub mod logs;
 pub mod openai;
 pub mod plan;
 mod private;
+pub mod redact;
 pub mod report;
 pub mod stream;
 pub mod supervisor;

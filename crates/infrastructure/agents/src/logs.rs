@@ -1,5 +1,6 @@
 //! Attempt logs: what an agent wrote to stdout and stderr, as raw bytes (never decoded, so any
-//! output is safe), one file per attempt under `<data dir>/logs/<task id>/<attempt>.log`,
+//! output is safe) with its secrets replaced (line by line, before they reach the file: see
+//! `redact.rs`), one file per attempt under `<data dir>/logs/<task id>/<attempt>.log`,
 //! capped with a marker that says what was cut. [`FileLogs`] reads them back for
 //! `maos task logs` (the application's `AttemptLogs` port).
 
@@ -11,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use maos_application::{AttemptLogs, StoreError};
 use maos_domain::TaskId;
+
+use crate::redact::Redactor;
 
 /// The default cap of one attempt's log: 10 MiB.
 pub const DEFAULT_LOG_CAP: u64 = 10 << 20;
@@ -31,11 +34,25 @@ pub(crate) struct LogWriter {
     discarded: u64,
     /// The file does not end with a newline: the next note starts a line of its own.
     mid_line: bool,
+    /// Replaces the attempt's secrets before anything is written.
+    redactor: Redactor,
+    /// Output not written yet: the end of a line, held until the line is whole (a secret may
+    /// span two reads).
+    pending: Vec<u8>,
 }
+
+/// How much of a line without a newline is held back before it is written anyway.
+const HOLD_MAX: usize = 64 << 10;
 
 impl LogWriter {
     /// Creates (or truncates) the log file, and its directory.
+    #[cfg(test)]
     pub(crate) fn create(path: &Path, cap: u64) -> io::Result<LogWriter> {
+        Self::redacting(path, cap, Redactor::default())
+    }
+
+    /// Creates the log of an attempt whose secrets `redactor` replaces.
+    pub(crate) fn redacting(path: &Path, cap: u64, redactor: Redactor) -> io::Result<LogWriter> {
         if let Some(dir) = path.parent() {
             crate::private::create_dir_all(dir)?;
         }
@@ -46,11 +63,37 @@ impl LogWriter {
             cap,
             discarded: 0,
             mid_line: false,
+            redactor,
+            pending: Vec::new(),
         })
     }
 
-    /// Appends output; past the cap, writes a marker once and then only counts.
+    /// Appends output, its secrets replaced: whole lines at once (the end of a line waits for
+    /// the rest, or until it is long); past the cap, writes a marker once and then only counts.
     pub(crate) fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.pending.extend_from_slice(bytes);
+        let cut = match self.pending.iter().rposition(|b| *b == b'\n') {
+            Some(i) => i + 1,
+            None if self.pending.len() >= HOLD_MAX => {
+                // Keep enough back that a secret cut here is whole in the next write.
+                let hold = self.redactor.longest().max(64);
+                self.pending.len().saturating_sub(hold)
+            }
+            None => return Ok(()),
+        };
+        self.flush_pending(cut)
+    }
+
+    fn flush_pending(&mut self, upto: usize) -> io::Result<()> {
+        if upto == 0 {
+            return Ok(());
+        }
+        let chunk: Vec<u8> = self.pending.drain(..upto).collect();
+        let clean = self.redactor.bytes(&chunk);
+        self.write_raw(&clean)
+    }
+
+    fn write_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
         let room = self.cap.saturating_sub(self.written);
         let keep = usize::try_from(room).unwrap_or(usize::MAX).min(bytes.len());
         if keep > 0 {
@@ -75,6 +118,8 @@ impl LogWriter {
 
     /// A line of MAOS's own (what an in-process agent did, how a process ended), outside the cap.
     pub(crate) fn note(&mut self, line: &str) -> io::Result<()> {
+        self.flush_pending(self.pending.len())?;
+        let line = self.redactor.text(line);
         let start = if self.mid_line { "\n" } else { "" };
         self.mid_line = false;
         self.file
@@ -89,6 +134,7 @@ impl LogWriter {
 
     /// Finishes the log: says how much was discarded and syncs the file.
     pub(crate) fn finish(mut self) -> io::Result<()> {
+        self.flush_pending(self.pending.len())?;
         if self.discarded > 0 {
             let line = format!("{} more bytes were discarded", self.discarded);
             self.note(&line)?;
@@ -162,11 +208,32 @@ mod tests {
         log.write(b"0123456").unwrap();
         log.write(b"789abc").unwrap();
         log.write(&[0xff, 0xfe]).unwrap();
-        assert_eq!(log.discarded(), 5);
+        // Held until the line is whole.
+        assert_eq!(log.discarded(), 0);
+        log.write(b"\n").unwrap();
+        assert_eq!(log.discarded(), 6);
         log.finish().unwrap();
         let text = std::fs::read(&path).unwrap();
         assert!(text.starts_with(b"0123456789\n[maos: the log reached its cap of 10 bytes"));
-        assert!(text.ends_with(b"[maos: 5 more bytes were discarded]\n"));
+        assert!(text.ends_with(b"[maos: 6 more bytes were discarded]\n"));
+    }
+
+    #[test]
+    fn secrets_are_replaced_even_when_split_between_two_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t/2.log");
+        let redactor = Redactor::new([b"s3cr3t-v4lue-42".to_vec()]);
+        let mut log = LogWriter::redacting(&path, 1 << 20, redactor).unwrap();
+        log.write(b"key: s3cr3t-").unwrap();
+        log.write(b"v4lue-42\npartial s3cr3t-v4lue-42").unwrap();
+        log.note("the agent said s3cr3t-v4lue-42").unwrap();
+        log.finish().unwrap();
+        let text = String::from_utf8(std::fs::read(&path).unwrap()).unwrap();
+        assert!(!text.contains("s3cr3t"), "{text}");
+        assert_eq!(
+            text,
+            "key: [redacted]\npartial [redacted]\n[maos: the agent said [redacted]]\n"
+        );
     }
 
     #[test]

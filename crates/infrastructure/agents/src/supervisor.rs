@@ -29,6 +29,7 @@ use tracing::{debug, info, warn};
 use crate::contain::{Containment, ContainmentKind};
 use crate::logs::{LogWriter, SharedLog, log_path};
 use crate::plan::{Paths, ProcessPlan, Stdin, process_plan, prompt_of};
+use crate::redact::Redactor;
 use crate::stream::StreamAction;
 use crate::sys;
 
@@ -724,8 +725,12 @@ fn run_attempt(inner: &Arc<Inner>, launch: Launch) {
         crate::private::write(&paths.prompt_file, prompt_of(&launch).as_bytes())
             .map_err(|e| format!("cannot write {}: {e}", paths.prompt_file.display()))?;
         let _ = std::fs::remove_file(&paths.result_file);
-        LogWriter::create(&log_file, inner.config.log_cap)
-            .map_err(|e| format!("cannot create the log {}: {e}", log_file.display()))
+        LogWriter::redacting(
+            &log_file,
+            inner.config.log_cap,
+            Redactor::for_launch(&launch, &inner.config.env),
+        )
+        .map_err(|e| format!("cannot create the log {}: {e}", log_file.display()))
     })();
     let log = match prepared {
         Ok(log) => Arc::new(Mutex::new(log)),
@@ -796,7 +801,13 @@ fn prepare_workspace(
             "this daemon runs without git workspaces, and the task names a repository".into(),
         );
     };
-    let ws = crate::workspace::prepare(git.as_ref(), api, launch, &inner.config.data_dir)?;
+    let ws = crate::workspace::prepare(
+        git.as_ref(),
+        api,
+        launch,
+        &inner.config.data_dir,
+        &inner.config.env,
+    )?;
     note(
         log,
         &format!("working in {} on branch {}", ws.path.display(), ws.branch),
@@ -893,8 +904,15 @@ fn not_run(error: String, failure: FailureKind) -> Outcome {
 }
 
 /// Reports the end of an attempt (unless it was stopped on request or the daemon is stopping).
-fn finish(inner: &Inner, api: &dyn MaosApi, launch: &Launch, outcome: Outcome) {
+fn finish(inner: &Inner, api: &dyn MaosApi, launch: &Launch, mut outcome: Outcome) {
     let key = (launch.task.id, launch.attempt);
+    // Nothing the agent printed reaches the store (or any output) with its secrets in it.
+    let redactor = Redactor::for_launch(launch, &inner.config.env);
+    outcome.summary = outcome.summary.map(|s| redactor.text(&s));
+    outcome.error = redactor.text(&outcome.error);
+    if let Some(v) = outcome.report.verification.as_mut() {
+        v.output = redactor.text(&v.output);
+    }
     let stop = lock(&inner.live).remove(&key).map_or(Stop::Requested, |l| {
         Stop::from_u8(l.stop.load(Ordering::SeqCst))
     });
@@ -1446,6 +1464,7 @@ fn ask_person(
             launch.task.id.short()
         ),
     );
+    let subject = subject.map(|s| Redactor::for_launch(launch, &inner.config.env).text(&s));
     if let Err(e) = api.request_approval(launch.task.id, launch.fencing, tool.to_owned(), subject) {
         note(log, &format!("cannot ask for an approval: {e}"));
         return (false, format!("no person could be asked ({e})"));

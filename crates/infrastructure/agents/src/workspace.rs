@@ -30,6 +30,7 @@ pub(crate) fn prepare(
     api: &dyn MaosApi,
     launch: &Launch,
     data_dir: &Path,
+    daemon_env: &[(OsString, OsString)],
 ) -> Result<Workspace, String> {
     let ws = match &launch.task.workspace {
         Some(known) if !known.removed => Workspace {
@@ -52,7 +53,7 @@ pub(crate) fn prepare(
                     .check(&repo, launch.start_from.as_deref().or(spec.base.as_deref()))
                     .map_err(|e| with_hint(&e.to_string(), e.hint()))?,
             };
-            let setup = setup_of(&repo);
+            let setup = setup_of(&repo, daemon_env);
             git.prepare(&repo, &branch, &base, &path, &setup)
                 .map_err(|e| with_hint(&e.to_string(), e.hint()))?
         }
@@ -78,8 +79,10 @@ fn with_hint(message: &str, hint: Option<String>) -> String {
 
 /// A repository's worktree setup, from `.maos/setup` files in its main working tree:
 /// `.maos/copy` lists files to copy into each new worktree (one path per line, `#` comments),
-/// `.maos/setup.sh` is run in each new worktree (with `sh`, 10 minutes at most).
-pub(crate) fn setup_of(repo: &Path) -> Setup {
+/// `.maos/setup.sh` is run in each new worktree (with `sh`, 10 minutes at most) with the
+/// environment agents get (the allowlist, from `daemon_env`) plus the variables `.maos/env`
+/// names (one name per line, `#` comments).
+pub(crate) fn setup_of(repo: &Path, daemon_env: &[(OsString, OsString)]) -> Setup {
     let dir = repo.join(".maos");
     let copy = std::fs::read_to_string(dir.join("copy"))
         .map(|text| {
@@ -94,10 +97,31 @@ pub(crate) fn setup_of(repo: &Path) -> Setup {
         .join("setup.sh")
         .is_file()
         .then(|| "sh .maos/setup.sh".to_owned());
+    let named: Vec<String> = std::fs::read_to_string(dir.join("env"))
+        .map(|text| {
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let env = daemon_env
+        .iter()
+        .filter(|(k, _)| {
+            k.to_str().is_some_and(|k| {
+                crate::plan::ENV_ALLOWLIST.contains(&k)
+                    || k.starts_with("LC_")
+                    || named.iter().any(|n| n == k)
+            })
+        })
+        .cloned()
+        .collect();
     Setup {
         copy,
         command,
         timeout: Duration::from_secs(600),
+        env: Some(env),
     }
 }
 
@@ -304,7 +328,12 @@ mod tests {
     #[test]
     fn setup_comes_from_the_repository_maos_directory() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(setup_of(dir.path()).copy, Vec::<PathBuf>::new());
+        let env: Vec<(OsString, OsString)> = vec![
+            ("PATH".into(), "/bin".into()),
+            ("SECRET_TOKEN".into(), "s3cret".into()),
+            ("NPM_TOKEN".into(), "npm-s3cret".into()),
+        ];
+        assert_eq!(setup_of(dir.path(), &env).copy, Vec::<PathBuf>::new());
         std::fs::create_dir(dir.path().join(".maos")).unwrap();
         std::fs::write(
             dir.path().join(".maos/copy"),
@@ -312,7 +341,16 @@ mod tests {
         )
         .unwrap();
         std::fs::write(dir.path().join(".maos/setup.sh"), "npm ci\n").unwrap();
-        let setup = setup_of(dir.path());
+        std::fs::write(dir.path().join(".maos/env"), "# for npm ci\nNPM_TOKEN\n").unwrap();
+        let setup = setup_of(dir.path(), &env);
+        // The allowlist and what .maos/env names; never the rest of the daemon's environment.
+        assert_eq!(
+            setup.env,
+            Some(vec![
+                ("PATH".into(), "/bin".into()),
+                ("NPM_TOKEN".into(), "npm-s3cret".into()),
+            ])
+        );
         assert_eq!(
             setup.copy,
             vec![PathBuf::from(".env"), PathBuf::from("config/local.toml")]

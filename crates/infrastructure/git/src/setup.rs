@@ -62,7 +62,12 @@ pub(crate) fn copy_files(from: &Path, to: &Path, files: &[PathBuf]) -> Result<()
 /// Runs `command` with `sh -c` in `dir`, in a process group of its own, its standard output and
 /// error going to one pipe. Past `timeout` (zero: [`DEFAULT_SETUP_TIMEOUT`]) the whole group is
 /// killed. A failure is described with the end of the output.
-pub(crate) fn run_command(dir: &Path, command: &str, timeout: Duration) -> Result<(), String> {
+pub(crate) fn run_command(
+    dir: &Path,
+    command: &str,
+    timeout: Duration,
+    env: Option<&[(std::ffi::OsString, std::ffi::OsString)]>,
+) -> Result<(), String> {
     let timeout = if timeout.is_zero() {
         DEFAULT_SETUP_TIMEOUT
     } else {
@@ -82,6 +87,9 @@ pub(crate) fn run_command(dir: &Path, command: &str, timeout: Duration) -> Resul
         )
         .stderr(writer)
         .process_group(0);
+    if let Some(env) = env {
+        process.env_clear().envs(env.iter().cloned());
+    }
     for name in REPOSITORY_VARIABLES {
         process.env_remove(name);
     }

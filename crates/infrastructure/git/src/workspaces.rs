@@ -281,7 +281,7 @@ impl GitWorkspaces {
     fn run_setup(top: &Path, path: &Path, setup: &Setup) -> Result<(), String> {
         setup::copy_files(top, path, &setup.copy)?;
         if let Some(command) = setup.command.as_deref().filter(|c| !c.trim().is_empty()) {
-            setup::run_command(path, command, setup.timeout)?;
+            setup::run_command(path, command, setup.timeout, setup.env.as_deref())?;
         }
         Ok(())
     }

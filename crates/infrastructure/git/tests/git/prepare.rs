@@ -20,6 +20,7 @@ fn setup(command: &str) -> Setup {
         ],
         command: Some(command.into()),
         timeout: Duration::from_secs(20),
+        env: None,
     }
 }
 
@@ -90,6 +91,7 @@ fn prepare_is_idempotent_and_resolves_the_repository_from_a_subdirectory() {
         copy: vec![],
         command: Some(format!("echo run >> '{}'", counter.display())),
         timeout: Duration::from_secs(20),
+        env: None,
     };
     let ws = GitWorkspaces::new();
     fs::create_dir(repo.path.join("sub")).unwrap();
@@ -227,6 +229,7 @@ fn a_setup_past_its_timeout_is_killed_with_its_children() {
                     pid_file.display()
                 )),
                 timeout: Duration::from_millis(400),
+                env: None,
             },
         )
         .unwrap_err();
