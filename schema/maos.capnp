@@ -289,6 +289,7 @@ struct RunReport {
   checkpoint @5 :Text;         # the checkpoint commit made after the attempt; null: none
   verification @6 :Verification;  # null: no verification ran
   diffStat @7 :Text;           # what the attempt changed, one line; null: no worktree
+  permissionDenials @8 :List(Text);  # tool calls the agent was refused, "Tool(subject)"
 }
 
 struct Attempt {
@@ -317,6 +318,7 @@ struct Attempt {
   verification @20 :Verification;  # null: no verification ran
   diffStat @21 :Text;          # what it changed, one line; null: unknown
   briefed @22 :Bool;           # its briefing was recorded (taskBriefing shows it)
+  permissionDenials @23 :List(Text);  # tool calls the agent was refused, "Tool(subject)"
 }
 
 struct Task {

@@ -264,6 +264,9 @@ pub struct RunReport {
     pub verification: Option<Verification>,
     /// What the attempt changed in its worktree, one line (none: no worktree).
     pub diff_stat: Option<String>,
+    /// Tool calls the agent was refused (`Tool(subject)`), as it reported them: a task whose
+    /// calls were denied may not have done its work.
+    pub permission_denials: Vec<String>,
 }
 
 #[cfg(test)]

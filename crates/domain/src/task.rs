@@ -200,6 +200,9 @@ pub struct Attempt {
     /// What the attempt changed, one line (`2 files changed, 10 insertions(+)`).
     #[serde(default)]
     pub diff_stat: Option<String>,
+    /// Tool calls its agent was refused (`Tool(subject)`).
+    #[serde(default)]
+    pub permission_denials: Vec<String>,
 }
 
 impl Attempt {
@@ -216,6 +219,8 @@ impl Attempt {
         self.checkpoint_after.clone_from(&report.checkpoint);
         self.verification.clone_from(&report.verification);
         self.diff_stat.clone_from(&report.diff_stat);
+        self.permission_denials
+            .clone_from(&report.permission_denials);
     }
 }
 
@@ -594,6 +599,7 @@ impl Task {
                     verification: None,
                     briefing: None,
                     diff_stat: None,
+                    permission_denials: Vec::new(),
                 });
                 t.0.fencing = *fencing;
                 t.0.state = S::Assigned;

@@ -258,6 +258,7 @@ impl ClaudeStream {
             o.error = Some(result_error(subtype, event, text));
         }
         o.usage = result_usage(event);
+        o.permission_denials = permission_denials(event);
         let mut actions = vec![StreamAction::Usage(o.usage)];
         if !self.result_seen {
             self.result_seen = true;
@@ -460,6 +461,34 @@ fn result_error(subtype: &str, event: &Map<String, Value>, text: Option<String>)
         Some(d) => format!("{base}: {d}"),
         None => base,
     }
+}
+
+/// The most denied calls recorded for one attempt (the rest are counted in the last entry).
+const MAX_DENIALS: usize = 20;
+
+/// The result's `permission_denials` (`[{tool_name, tool_use_id, tool_input}]`) as
+/// `Tool(subject)`, or just `Tool` when the call has no subject.
+fn permission_denials(event: &Map<String, Value>) -> Vec<String> {
+    let Some(list) = event.get("permission_denials").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = list
+        .iter()
+        .filter_map(Value::as_object)
+        .take(MAX_DENIALS)
+        .map(|d| {
+            let tool = str_at(d, "tool_name").unwrap_or("unknown tool");
+            let input = d.get("tool_input").cloned().unwrap_or(Value::Null);
+            match permission_subject(tool, &input) {
+                Some(subject) => format!("{tool}({})", one_line(&subject, 200)),
+                None => tool.to_owned(),
+            }
+        })
+        .collect();
+    if list.len() > MAX_DENIALS {
+        out.push(format!("…and {} more", list.len() - MAX_DENIALS));
+    }
+    out
 }
 
 /// What a permission rule's pattern is matched against for a call of `tool` with `input`:
@@ -764,10 +793,33 @@ mod tests {
                 error: None,
                 num_turns: Some(4),
                 usage,
+                permission_denials: Vec::new(),
             }
         );
         // A second result updates the outcome but does not close the input again.
         assert_eq!(s.on_line(line.as_bytes()), [StreamAction::Usage(usage)]);
+    }
+
+    #[test]
+    fn permission_denials_of_the_result_are_kept_as_tool_and_subject() {
+        let mut s = stream();
+        let line = json!({
+            "type": "result", "subtype": "success", "is_error": false,
+            "result": "Done, but I could not run the tests.", "session_id": "s-3",
+            "permission_denials": [
+                {"tool_name": "Bash", "tool_use_id": "toolu_1",
+                 "tool_input": {"command": "cargo test", "description": "Run tests"}},
+                {"tool_name": "Write", "tool_use_id": "toolu_2",
+                 "tool_input": {"file_path": "/etc/hosts", "content": "x"}},
+                {"tool_name": "TodoWrite", "tool_use_id": "toolu_3", "tool_input": {}}
+            ],
+        })
+        .to_string();
+        s.on_line(line.as_bytes());
+        assert_eq!(
+            s.outcome().permission_denials,
+            ["Bash(cargo test)", "Write(/etc/hosts)", "TodoWrite"]
+        );
     }
 
     #[test]

@@ -540,6 +540,7 @@ mod tests {
                 error: None,
                 num_turns: None,
                 usage,
+                permission_denials: Vec::new(),
             }
         );
     }

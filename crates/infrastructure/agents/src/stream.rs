@@ -86,6 +86,8 @@ pub struct StreamOutcome {
     pub num_turns: Option<u32>,
     /// Tokens and cost.
     pub usage: Usage,
+    /// Tool calls the agent reports were refused, `Tool(subject)`.
+    pub permission_denials: Vec<String>,
 }
 
 /// A parser of one agent's structured stdout.

@@ -913,6 +913,9 @@ fn finish(inner: &Inner, api: &dyn MaosApi, launch: &Launch, mut outcome: Outcom
     if let Some(v) = outcome.report.verification.as_mut() {
         v.output = redactor.text(&v.output);
     }
+    for d in &mut outcome.report.permission_denials {
+        *d = redactor.text(d);
+    }
     let stop = lock(&inner.live).remove(&key).map_or(Stop::Requested, |l| {
         Stop::from_u8(l.stop.load(Ordering::SeqCst))
     });
@@ -1247,6 +1250,10 @@ fn run_process(
     let cost = cost_of(launch, &usage);
     let report_usage = domain_usage(&usage, cost);
     let stop = Stop::from_u8(stop_flag.load(Ordering::SeqCst));
+    let denials = stream
+        .as_ref()
+        .map(|s| s.permission_denials.clone())
+        .unwrap_or_default();
     let tail = lock(&tail);
     let mk =
         |success: bool, summary: Option<String>, error: String, failure: Option<FailureKind>| {
@@ -1258,6 +1265,7 @@ fn run_process(
                     exit,
                     usage: report_usage,
                     failure,
+                    permission_denials: denials.clone(),
                     ..RunReport::default()
                 },
             }

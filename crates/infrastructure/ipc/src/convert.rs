@@ -554,6 +554,12 @@ pub fn write_run_report(rep: &RunReport, mut b: wire::run_report::Builder<'_>) {
     if let Some(s) = &rep.diff_stat {
         b.set_diff_stat(s.as_str());
     }
+    let denials = &rep.permission_denials;
+    write_texts(
+        denials.iter().map(String::as_str),
+        b.reborrow()
+            .init_permission_denials(u32::try_from(denials.len()).unwrap_or(u32::MAX)),
+    );
     if let Some(v) = &rep.verification {
         write_verification(v, b.init_verification());
     }
@@ -579,6 +585,7 @@ pub fn read_run_report(
         checkpoint: opt_text(r.has_checkpoint(), r.get_checkpoint())?,
         verification: read_opt_verification(r.has_verification(), r.get_verification())?,
         diff_stat: opt_text(r.has_diff_stat(), r.get_diff_stat())?,
+        permission_denials: texts(r.get_permission_denials())?,
     })
 }
 
@@ -727,6 +734,12 @@ pub fn write_attempt(a: &Attempt, mut b: wire::attempt::Builder<'_>) {
     if let Some(s) = &a.diff_stat {
         b.set_diff_stat(s.as_str());
     }
+    let denials = &a.permission_denials;
+    write_texts(
+        denials.iter().map(String::as_str),
+        b.reborrow()
+            .init_permission_denials(u32::try_from(denials.len()).unwrap_or(u32::MAX)),
+    );
     b.set_briefed(a.briefing.is_some());
     if let Some(v) = &a.verification {
         write_verification(v, b.init_verification());
@@ -767,6 +780,7 @@ pub fn read_attempt(r: wire::attempt::Reader<'_>) -> Decoded<Attempt> {
             cut: Vec::new(),
         }),
         diff_stat: opt_text(r.has_diff_stat(), r.get_diff_stat())?,
+        permission_denials: texts(r.get_permission_denials())?,
     })
 }
 

@@ -196,6 +196,8 @@ struct AttemptExtra {
     verification: Option<Verification>,
     briefing: Option<Briefing>,
     diff_stat: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    permission_denials: Vec<String>,
 }
 
 /// The fields of an agent kept as JSON in `agents.extra`.
@@ -298,6 +300,7 @@ fn attempt_from_row(row: &Row<'_>) -> Result<Attempt, StoreError> {
         verification: extra.verification,
         briefing: extra.briefing,
         diff_stat: extra.diff_stat,
+        permission_denials: extra.permission_denials,
         number: u32_col(row, 0)?,
         agent: parsed("agent name", AgentName::parse(&col::<String>(row, 1)?))?,
         fencing: FencingToken::new(u64_col(row, 2)?),
@@ -474,6 +477,7 @@ pub(crate) fn save_task(conn: &Connection, t: &Task) -> Result<(), StoreError> {
                 verification: a.verification.clone(),
                 briefing: a.briefing.clone(),
                 diff_stat: a.diff_stat.clone(),
+                permission_denials: a.permission_denials.clone(),
             })
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
             let (code, signal) = match a.exit {

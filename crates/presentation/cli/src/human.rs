@@ -322,6 +322,21 @@ pub(crate) fn task_details(color: bool, t: &Task) -> String {
             ],
             rows,
         ));
+        // A task whose tool calls were denied may not have done its work: say so.
+        for a in t
+            .attempts
+            .iter()
+            .filter(|a| !a.permission_denials.is_empty())
+        {
+            let n = a.permission_denials.len();
+            let calls: Vec<String> = a.permission_denials.iter().map(|d| clip(d, 60)).collect();
+            out.push_str(&format!(
+                "\nattempt {}: the agent was refused {n} tool call{}: {}",
+                a.number,
+                if n == 1 { "" } else { "s" },
+                calls.join(", ")
+            ));
+        }
     }
     out
 }

@@ -197,6 +197,8 @@ pub(crate) struct AttemptJson {
     pub(crate) diff_stat: Option<String>,
     /// Its briefing was recorded (`maos task briefing` prints it).
     pub(crate) briefed: bool,
+    /// Tool calls its agent was refused, `Tool(subject)`.
+    pub(crate) permission_denials: Vec<String>,
 }
 
 impl From<&Attempt> for AttemptJson {
@@ -234,6 +236,7 @@ impl From<&Attempt> for AttemptJson {
             usage: UsageJson::from(&a.usage),
             diff_stat: a.diff_stat.clone(),
             briefed: a.briefing.is_some(),
+            permission_denials: a.permission_denials.clone(),
         }
     }
 }

@@ -202,6 +202,8 @@ fn permission_requests_are_answered_by_the_policy_end_to_end() {
             error: None,
             num_turns: Some(5),
             usage,
+            // The result lists the call MAOS denied.
+            permission_denials: vec!["Bash(rm -rf target)".to_owned()],
         }
     );
 }
@@ -280,6 +282,7 @@ fn an_error_result_of_a_resumed_run_is_a_failure_with_its_cost() {
                 output_tokens: 180,
                 cost_usd: Some(0.0318),
             },
+            permission_denials: Vec::new(),
         }
     );
     assert!(run.actions.contains(&StreamAction::Permission {

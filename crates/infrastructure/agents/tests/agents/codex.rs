@@ -141,6 +141,7 @@ fn a_successful_run_reports_tools_summary_and_priced_usage() {
             error: None,
             num_turns: None,
             usage,
+            permission_denials: Vec::new(),
         }
     );
 }
@@ -169,6 +170,7 @@ fn a_failed_turn_is_a_failure_with_the_last_error() {
             ),
             num_turns: None,
             usage: Usage::default(),
+            permission_denials: Vec::new(),
         }
     );
     // No usage was reported, and nothing is written to a Codex run.

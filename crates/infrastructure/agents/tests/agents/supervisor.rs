@@ -837,6 +837,8 @@ fn claude_code_runs_with_its_permission_policy_session_and_cost() {
     assert!(env.events_of(task.id).iter().any(
         |e| matches!(e, TaskEvent::SessionRecorded { session, .. } if session == CLAUDE_SESSION)
     ));
+    // Claude Code's result lists the call MAOS denied: the attempt records it.
+    assert_eq!(a.permission_denials, ["Bash(rm -rf target)"]);
 
     let log = env.log_text(task.id, 1);
     assert!(

@@ -160,6 +160,7 @@ fn full_task() -> Task {
                 // The briefing travels by taskBriefing, not with the task.
                 briefing: None,
                 diff_stat: Some("2 files changed, 10 insertions(+)".into()),
+                permission_denials: vec!["Bash(rm -rf target)".into()],
             },
             Attempt {
                 number: 2,
@@ -186,6 +187,7 @@ fn full_task() -> Task {
                 }),
                 briefing: None,
                 diff_stat: None,
+                permission_denials: Vec::new(),
             },
         ],
         fencing: FencingToken::new(2),
@@ -696,6 +698,7 @@ fn run_reports_round_trip_with_checkpoint_and_verification_set_or_absent() {
             output: "error[E0308]: mismatched types\n".into(),
         }),
         diff_stat: Some("1 file changed, 1 deletion(-)".into()),
+        permission_denials: vec!["Write(/etc/hosts)".into(), "WebFetch".into()],
     };
     for rep in [full, RunReport::default()] {
         let back = round_trip::<wire::run_report::Owned, _>(
