@@ -57,8 +57,13 @@ pub(crate) struct Env {
 impl Env {
     /// A fresh, empty data directory.
     pub(crate) fn new() -> Self {
+        // Private, as maos makes a data directory (it tightens and warns about an open one).
+        let dir = tempfile::Builder::new()
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .tempdir()
+            .unwrap();
         Env {
-            dir: tempfile::tempdir().unwrap(),
+            dir,
             runtime: tempfile::tempdir().unwrap(),
             recorded: RefCell::new(Vec::new()),
             names: RefCell::new(Vec::new()),
