@@ -31,6 +31,7 @@ use maos_domain::{Capability, CapabilitySet, DurationMs, Tier};
 use serde::Deserialize;
 
 use crate::error::{CliError, Kind};
+use crate::input::{FileKind, read_existing};
 
 /// The file's name in the data directory.
 pub(crate) const CONFIG_FILE: &str = "config.toml";
@@ -93,14 +94,10 @@ impl Config {
     /// there is none.
     pub(crate) fn load(dir: &Path) -> Result<Config, CliError> {
         let path = dir.join(CONFIG_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Config::parse(&path, &text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
-            Err(e) => Err(CliError::new(
-                Kind::InvalidInput,
-                format!("cannot read {}: {e}", path.display()),
-            )
-            .with_hint("make the file readable, or remove it to use the defaults")),
+        match read_existing(&path, FileKind::Config) {
+            Ok(Some(text)) => Config::parse(&path, &text),
+            Ok(None) => Ok(Config::default()),
+            Err(e) => Err(e.into()),
         }
     }
 

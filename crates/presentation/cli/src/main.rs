@@ -9,6 +9,7 @@ mod config_file;
 mod daemon;
 mod error;
 mod human;
+mod input;
 mod json;
 mod live;
 mod orchestrate;
