@@ -336,3 +336,94 @@ fn a_text_file_is_not_a_maos_database() {
     not_maos(&env, "name,score\nada,10\n".repeat(200).as_bytes());
     insta::assert_snapshot!(env.transcript());
 }
+
+/// A MAOS database of this test's data directory with an agent, closed (its daemon stopped, its
+/// log checkpointed into the file), and its bytes.
+fn closed_database(env: &Env) -> Vec<u8> {
+    env.agent("claude-1", "rust");
+    let _ = env.maos(&["daemon", "stop"]);
+    // The daemon leaves its write-ahead log behind; the last connection to close (an in-process
+    // run, once the daemon is gone) checkpoints it into the file and removes it.
+    let wal = env.dir().join("maos.db-wal");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while wal.exists() && std::time::Instant::now() < deadline {
+        let run = env.maos_env(&["status"], &[("MAOS_NO_DAEMON", "1")]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!wal.exists(), "the database's log is still there");
+    std::fs::read(env.db()).unwrap()
+}
+
+/// Runs commands on the damaged database `bytes`: each exits 5, says it is damaged, and leaves
+/// the file as it was.
+fn damaged(env: &Env, bytes: &[u8]) {
+    std::fs::write(env.db(), bytes).unwrap();
+    for args in [&["status"][..], &["task", "create", "Ok", "--json"]] {
+        let run = env.step(args);
+        assert_eq!(run.code, 5, "{args:?}: {}{}", run.stdout, run.stderr);
+        assert!(
+            run.stderr.contains("is damaged"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(
+            !run.stderr.contains("not a MAOS database"),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(
+            std::fs::read(env.db()).unwrap(),
+            bytes,
+            "{args:?} changed the file"
+        );
+    }
+}
+
+#[test]
+fn a_damaged_maos_database_is_not_called_foreign_and_says_how_to_recover() {
+    let env = Env::new();
+    let bytes = closed_database(&env);
+    // Cut short (a copy that stopped, a full disk).
+    let half = bytes.len() / 2;
+    env.replace(
+        &format!("{half} bytes, but its header says {}", bytes.len()),
+        "<half> bytes, but its header says <size>",
+    );
+    damaged(&env, &bytes[..half]);
+    // The SQLite header, then noise.
+    let mut noise = bytes[..100].to_vec();
+    noise.extend((100..bytes.len() as u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    damaged(&env, &noise);
+    insta::assert_snapshot!(env.transcript());
+}
+
+/// A directory that even root cannot write to: permission bits do not stop root (the tests run
+/// as root in CI), but sysfs refuses to create files for everyone.
+const READ_ONLY_DIR: &str = "/sys/kernel";
+
+#[test]
+fn a_read_only_data_directory_says_so() {
+    let dir = std::path::Path::new(READ_ONLY_DIR);
+    let probe = dir.join("maos-test-probe");
+    if !dir.is_dir() || std::fs::File::create(&probe).is_ok() {
+        let _ = std::fs::remove_file(&probe);
+        eprintln!("skipped: {READ_ONLY_DIR} is missing or writable here");
+        return;
+    }
+    let env = Env::new();
+    for args in [
+        &["status", "--data-dir", READ_ONLY_DIR][..],
+        &["task", "create", "T", "--data-dir", READ_ONLY_DIR, "--json"],
+    ] {
+        let run = env.step(args);
+        assert_eq!(run.code, 5, "{args:?}: {}{}", run.stdout, run.stderr);
+        assert!(
+            run.stderr
+                .contains("the data directory /sys/kernel is read-only"),
+            "{}",
+            run.stderr
+        );
+    }
+    insta::assert_snapshot!(env.transcript());
+}
