@@ -427,3 +427,49 @@ fn a_read_only_data_directory_says_so() {
     }
     insta::assert_snapshot!(env.transcript());
 }
+
+#[test]
+fn out_of_range_numbers_name_the_range_and_long_values_are_cut_short() {
+    let (env, _, _) = populated();
+    // A negative number is a value out of range, not an unknown flag.
+    refused(
+        &env,
+        &[
+            "agent",
+            "register",
+            "x",
+            "--adapter",
+            "sim",
+            "--slots",
+            "-1",
+        ],
+        2,
+    );
+    refused(
+        &env,
+        &[
+            "agent",
+            "register",
+            "x",
+            "--adapter",
+            "sim",
+            "--slots",
+            "257",
+        ],
+        2,
+    );
+    refused(&env, &["task", "create", "T", "--max-attempts", "-3"], 2);
+    refused(&env, &["task", "list", "--limit", "-1"], 2);
+    refused(&env, &["events", "--since", "-1"], 2);
+    // A 10,000-character value is echoed as its first 60 characters and a count.
+    let long = "a".repeat(10_000);
+    env.alias(&long, "<10000 × a>");
+    refused(&env, &["agent", "show", &long], 2);
+    refused(&env, &["task", "create", "T", "--capability", &long], 2);
+    let transcript = env.transcript();
+    assert!(
+        !transcript.contains(&"a".repeat(61)),
+        "not cut: {transcript}"
+    );
+    insta::assert_snapshot!(transcript);
+}
