@@ -473,3 +473,38 @@ fn out_of_range_numbers_name_the_range_and_long_values_are_cut_short() {
     );
     insta::assert_snapshot!(transcript);
 }
+
+#[test]
+fn agents_and_config_files_report_every_problem_at_once_in_plain_words() {
+    let (env, _, _) = populated();
+    let agents = env.dir().join("agents.toml");
+    std::fs::write(
+        &agents,
+        "[[agent]]\nname = \"scribe\"\nadapter = \"command\"\ncommand = [\"claude\"]\n\
+         slots = -1\ncapabilites = [\"rust\"]\n\n[[agent]]\nname = \"Bad\"\nadapter = \"sim\"\n\
+         permissions = { allow = \"Read\" }\n",
+    )
+    .unwrap();
+    let agents = agents.to_str().unwrap();
+    refused(&env, &["agent", "register", "--from-file", agents], 2);
+    // Bytes that are not UTF-8 are placed too.
+    let latin1 = env.dir().join("latin1.toml");
+    std::fs::write(&latin1, b"[[agent]]\nname = \"caf\xe9\"\n").unwrap();
+    refused(
+        &env,
+        &["agent", "register", "--from-file", latin1.to_str().unwrap()],
+        2,
+    );
+    // config.toml: the daemon reads it when it starts.
+    let _ = env.maos(&["daemon", "stop"]);
+    env.config(
+        "approve_plan = \"auto\"\nbriefing_tokens = \"8000\"\n\n[retry]\nbase = 2\njitter_percent = 300\n\n\
+         [circuit_breaker]\n\n[[route]]\npattern = \"test\"\ncapabilities = \"test\"\n",
+    );
+    let run = env.step(&["status"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let run = env.step(&["task", "list", "--json"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    std::fs::remove_file(env.dir().join("config.toml")).unwrap();
+    insta::assert_snapshot!(env.transcript());
+}

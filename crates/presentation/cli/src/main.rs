@@ -16,6 +16,7 @@ mod orchestrate;
 mod output;
 mod plan_file;
 mod plan_run;
+mod toml_doc;
 mod workflow_file;
 
 use std::ffi::OsString;

@@ -54,8 +54,8 @@ use maos_domain::policy::concerns::Concern;
 use maos_domain::{
     Capability, CapabilitySet, DurationMs, MaxAttempts, Priority, Risk, Tier, Title, Usd,
 };
-use toml::Spanned;
-use toml::de::{DeTable, DeValue};
+
+use crate::toml_doc::{self, Entry, Kind, Node, closest, edit_distance, get};
 
 // ---------------------------------------------------------------------------------------------
 // The checked plan.
@@ -289,83 +289,6 @@ pub(crate) fn order(plan: &PlanFile) -> Vec<&PlanFileTask> {
 // ---------------------------------------------------------------------------------------------
 // A tree of values with their byte spans, read from TOML or JSON.
 
-#[derive(Debug)]
-struct Node {
-    span: Range<usize>,
-    kind: Kind,
-}
-
-#[derive(Debug)]
-enum Kind {
-    Str(String),
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-    Array(Vec<Node>),
-    Table(Vec<Entry>),
-    /// A date-time, a null, a number too large: never right in a plan.
-    Other(&'static str),
-}
-
-#[derive(Debug)]
-struct Entry {
-    key: String,
-    span: Range<usize>,
-    value: Node,
-}
-
-impl Kind {
-    fn describe(&self) -> String {
-        match self {
-            Kind::Str(s) if s.chars().count() <= 40 => format!("the string {s:?}"),
-            Kind::Str(_) => "a string".to_owned(),
-            Kind::Int(n) => format!("the number {n}"),
-            Kind::Float(x) => format!("the number {x}"),
-            Kind::Bool(b) => b.to_string(),
-            Kind::Array(_) => "a list".to_owned(),
-            Kind::Table(_) => "a table".to_owned(),
-            Kind::Other(what) => (*what).to_owned(),
-        }
-    }
-}
-
-fn get<'n>(entries: &'n [Entry], key: &str) -> Option<&'n Node> {
-    entries.iter().find(|e| e.key == key).map(|e| &e.value)
-}
-
-fn from_toml(v: &Spanned<DeValue<'_>>) -> Node {
-    let kind = match v.get_ref() {
-        DeValue::String(s) => Kind::Str(s.to_string()),
-        DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
-            .map_or(Kind::Other("a number too large"), Kind::Int),
-        DeValue::Float(x) => x
-            .as_str()
-            .parse::<f64>()
-            .map_or(Kind::Other("a number that cannot be read"), Kind::Float),
-        DeValue::Boolean(b) => Kind::Bool(*b),
-        DeValue::Datetime(_) => Kind::Other("a date-time"),
-        DeValue::Array(items) => Kind::Array(items.iter().map(from_toml).collect()),
-        DeValue::Table(t) => Kind::Table(toml_entries(t)),
-    };
-    Node {
-        span: v.span(),
-        kind,
-    }
-}
-
-fn toml_entries(t: &DeTable<'_>) -> Vec<Entry> {
-    let mut entries: Vec<Entry> = t
-        .iter()
-        .map(|(k, v)| Entry {
-            key: k.get_ref().to_string(),
-            span: k.span(),
-            value: from_toml(v),
-        })
-        .collect();
-    entries.sort_by_key(|e| e.span.start);
-    entries
-}
-
 /// Builds the tree of a JSON text that `serde_json` has already accepted, keeping the byte span
 /// of every key and value; leaves are decoded by `serde_json`.
 struct JsonScanner<'t> {
@@ -568,14 +491,7 @@ enum Level<'l> {
 impl Checker<'_> {
     /// 1-based line and column (in characters) of a byte offset.
     fn position(&self, offset: usize) -> (usize, usize) {
-        let mut start = offset.min(self.text.len());
-        while !self.text.is_char_boundary(start) {
-            start -= 1;
-        }
-        let before = &self.text[..start];
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        (line, column)
+        toml_doc::position(self.text, offset)
     }
 
     /// `file:line:column` of a span, for messages that point at a second place.
@@ -604,31 +520,11 @@ impl Checker<'_> {
     }
 
     fn read_toml(&mut self) -> Option<Node> {
-        let (doc, errors) = DeTable::parse_recoverable(self.text);
-        for e in &errors {
-            let message: Vec<&str> = e
-                .message()
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .collect();
-            let span = e.span().unwrap_or(0..0);
-            let mut message = message.join("; ");
-            if message == "duplicate key"
-                && let Some(key) = self.text.get(span.clone())
-            {
-                message = format!("the key `{key}` is given twice in this table; keep one");
-            }
-            self.push(
-                &span,
-                format!("TOML syntax error: {message}"),
-                FoundKind::Syntax,
-            );
+        let (root, syntax) = toml_doc::read(self.text);
+        for (span, message) in syntax {
+            self.push(&span, message, FoundKind::Syntax);
         }
-        Some(Node {
-            span: doc.span(),
-            kind: Kind::Table(toml_entries(doc.get_ref())),
-        })
+        Some(root)
     }
 
     fn read_json(&mut self) -> Option<Node> {
@@ -1472,43 +1368,6 @@ fn is_close(a: &str, b: &str) -> bool {
     let limit = (a.chars().count().max(b.chars().count()) / 3).min(3);
     (limit > 0 && edit_distance(a, b) <= limit)
         || (a.len() >= 3 && b.len() >= 3 && (a.contains(b) || b.contains(a)))
-}
-
-/// The known key closest to `key`, if one is close enough to be a typo.
-fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
-    let lower = key.to_lowercase();
-    known
-        .iter()
-        .map(|k| (edit_distance(&lower, k), *k))
-        .filter(|(d, k)| *d <= (k.len() / 3).clamp(1, 3))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
-}
-
-/// Edits (insert, delete, replace, swap two neighbours) that turn `a` into `b`.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut d = vec![vec![0_usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = best;
-        }
-    }
-    d[a.len()][b.len()]
 }
 
 #[cfg(test)]
