@@ -215,9 +215,9 @@ impl From<ReadError> for CliError {
 
 /// `1 MiB`, `16 MiB`, `1536 bytes`: a limit as people read it.
 fn bytes(n: u64) -> String {
-    if n >= MIB && n % MIB == 0 {
+    if n >= MIB && n.is_multiple_of(MIB) {
         format!("{} MiB", n / MIB)
-    } else if n >= 1024 && n % 1024 == 0 {
+    } else if n >= 1024 && n.is_multiple_of(1024) {
         format!("{} KiB", n / 1024)
     } else if n == 1 {
         "1 byte".to_owned()
