@@ -55,6 +55,7 @@ use maos_domain::{
     Capability, CapabilitySet, DurationMs, MaxAttempts, Priority, Risk, Tier, Title, Usd,
 };
 
+use crate::error::shorten;
 use crate::toml_doc::{self, Entry, Kind, Node, closest, edit_distance, get};
 
 // ---------------------------------------------------------------------------------------------
@@ -634,7 +635,8 @@ impl Checker<'_> {
 
     /// The value, or `None` with the error recorded at the node.
     fn parsed<T, E: fmt::Display>(&mut self, node: &Node, r: Result<T, E>) -> Option<T> {
-        r.map_err(|e| self.add(&node.span, e.to_string())).ok()
+        r.map_err(|e| self.add(&node.span, toml_doc::echoed(node, e.to_string())))
+            .ok()
     }
 
     /// `Some(None)` for a blank command (turned off), `Some(Some(cmd))` otherwise.
@@ -774,6 +776,7 @@ impl Checker<'_> {
                     None => format!("the keys allowed here are {}", known.join(", ")),
                 },
             };
+            let key = shorten(key);
             self.add(&e.span, format!("unknown key `{key}` {place}; {hint}"));
         }
     }
@@ -989,7 +992,7 @@ impl Checker<'_> {
                 .map(|s| (s, n.span.clone()))
         });
         let label = match &draft.id {
-            Some((id, _)) => format!("task `{id}`"),
+            Some((id, _)) => format!("task `{}`", shorten(id)),
             None => format!("task #{}", index + 1),
         };
         self.unknown_keys(t, Level::Task(&label));
@@ -1140,10 +1143,12 @@ impl Checker<'_> {
                         edges[i].push(j);
                     }
                 } else {
-                    let label = own.map_or_else(|| format!("#{}", i + 1), |id| format!("`{id}`"));
+                    let label = own
+                        .map_or_else(|| format!("#{}", i + 1), |id| format!("`{}`", shorten(id)));
                     let m = format!(
-                        "task {label} depends on `{dep}`, which is not a task of this plan{}; fix \
+                        "task {label} depends on `{}`, which is not a task of this plan{}; fix \
                          the id or add a task with it",
+                        shorten(dep),
                         suggest(dep, &ids)
                     );
                     self.add_whole(span, m);
@@ -1243,7 +1248,8 @@ fn check_id(raw: &str) -> Result<(), String> {
     }
     if raw.len() > 64 {
         return Err(format!(
-            "invalid task id {raw:?}: it is {} bytes long; the limit is 64",
+            "invalid task id {:?}: it is {} bytes long; the limit is 64",
+            shorten(raw),
             raw.len()
         ));
     }
@@ -1265,8 +1271,9 @@ fn check_id(raw: &str) -> Result<(), String> {
         String::new()
     };
     Err(format!(
-        "invalid task id {raw:?}: use lowercase letters, digits, '-' and '_', starting with a \
-         letter or a digit{example}"
+        "invalid task id {:?}: use lowercase letters, digits, '-' and '_', starting with a \
+         letter or a digit{example}",
+        shorten(raw)
     ))
 }
 
@@ -1337,6 +1344,9 @@ fn unoffered(cap: &Capability, offered: &CapabilitySet) -> String {
     )
 }
 
+/// The longest text (in bytes) compared for a "did you mean".
+const MAX_COMPARED: usize = 256;
+
 /// "; did you mean `a`?" for the ids close to `wrong`, or the list of ids when none is.
 fn suggest(wrong: &str, ids: &[&str]) -> String {
     let mut close: Vec<&str> = ids
@@ -1350,13 +1360,21 @@ fn suggest(wrong: &str, ids: &[&str]) -> String {
         [] => {
             let mut all = ids.to_vec();
             all.sort_unstable();
-            let shown: Vec<String> = all.iter().take(10).map(|i| format!("`{i}`")).collect();
+            let shown: Vec<String> = all
+                .iter()
+                .take(10)
+                .map(|i| format!("`{}`", shorten(i)))
+                .collect();
             let more = if all.len() > 10 { ", …" } else { "" };
             format!(" (its tasks are {}{more})", shown.join(", "))
         }
-        [one] => format!(" (did you mean `{one}`?)"),
+        [one] => format!(" (did you mean `{}`?)", shorten(one)),
         many => {
-            let shown: Vec<String> = many.iter().take(3).map(|i| format!("`{i}`")).collect();
+            let shown: Vec<String> = many
+                .iter()
+                .take(3)
+                .map(|i| format!("`{}`", shorten(i)))
+                .collect();
             format!(" (did you mean one of {}?)", shown.join(", "))
         }
     }
@@ -1365,6 +1383,10 @@ fn suggest(wrong: &str, ids: &[&str]) -> String {
 /// Close enough to be a typo: a third of the characters (at most 3) wrong, or one name inside
 /// the other. Names of one or two characters are never close to anything.
 fn is_close(a: &str, b: &str) -> bool {
+    // Ids are at most 64 characters; comparing longer text would only cost time and memory.
+    if a.len() > MAX_COMPARED || b.len() > MAX_COMPARED {
+        return false;
+    }
     let limit = (a.chars().count().max(b.chars().count()) / 3).min(3);
     (limit > 0 && edit_distance(a, b) <= limit)
         || (a.len() >= 3 && b.len() >= 3 && (a.contains(b) || b.contains(a)))
@@ -1665,6 +1687,22 @@ title = "  Sketch the module  "
             "goal = \"g\"\n[defaults]\nrisk = 3\n[[task]]\nid = \"a\"\ntitle = \"A\"\n",
             "3:8: `risk` must be a string, not the number 3; for example risk = \"medium\"",
         );
+    }
+
+    #[test]
+    fn long_values_are_cut_in_messages() {
+        let long = "x".repeat(10_000);
+        let text = format!(
+            "goal = \"g\"\n{long} = 1\n[[task]]\nid = \"{long}\"\ntitle = \"t\"\n\
+             [[task]]\nid = \"b\"\ntitle = \"t\"\ndepends_on = [\"{long}y\"]\n\
+             capabilities = [\"{long}\"]\n"
+        );
+        let all = problems(&text);
+        assert_eq!(all.len(), 4, "{all:#?}");
+        for p in &all {
+            assert!(p.contains("…(99"), "{p}");
+            assert!(p.len() < 400, "{p}");
+        }
     }
 
     #[test]

@@ -143,6 +143,10 @@ pub(crate) fn position(text: &str, offset: usize) -> (usize, usize) {
 
 /// The known key closest to `key`, if one is close enough to be a typo.
 pub(crate) fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+    // Known keys are short: a long key is close to none, and comparing it would only cost time.
+    if key.len() > 256 {
+        return None;
+    }
     let lower = key.to_lowercase();
     known
         .iter()
@@ -176,6 +180,14 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     d[a.len()][b.len()]
+}
+
+/// `message` with the node's string, where it echoes it, cut short (`error::shorten`).
+pub(crate) fn echoed(node: &Node, message: String) -> String {
+    match &node.kind {
+        Kind::Str(s) if shorten(s) != *s => message.replace(s.as_str(), &shorten(s)),
+        _ => message,
+    }
 }
 
 /// One problem, at its place.
@@ -418,13 +430,15 @@ impl<'a> Doc<'a> {
         out
     }
 
-    /// The value of a parse, or its error recorded at the node.
+    /// The value of a parse, or its error recorded at the node (with the node's text cut
+    /// short where the error echoes it).
     pub(crate) fn parsed<T, E: std::fmt::Display>(
         &mut self,
         node: &Node,
         r: Result<T, E>,
     ) -> Option<T> {
-        r.map_err(|e| self.add(&node.span, e.to_string())).ok()
+        r.map_err(|e| self.add(&node.span, echoed(node, e.to_string())))
+            .ok()
     }
 }
 
