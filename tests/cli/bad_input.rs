@@ -425,6 +425,16 @@ fn a_read_only_data_directory_says_so() {
             run.stderr
         );
     }
+    // A data directory to be created in a read-only directory: the same code and words
+    // through the daemon and in process.
+    let inside = format!("{READ_ONLY_DIR}/maos");
+    let run = env.step(&["status", "--data-dir", &inside]);
+    assert_eq!(run.code, 5, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("the directory it goes in is read-only"),
+        "{}",
+        run.stderr
+    );
     insta::assert_snapshot!(env.transcript());
 }
 
