@@ -336,3 +336,185 @@ fn a_text_file_is_not_a_maos_database() {
     not_maos(&env, "name,score\nada,10\n".repeat(200).as_bytes());
     insta::assert_snapshot!(env.transcript());
 }
+
+/// A MAOS database of this test's data directory with an agent, closed (its daemon stopped, its
+/// log checkpointed into the file), and its bytes.
+fn closed_database(env: &Env) -> Vec<u8> {
+    env.agent("claude-1", "rust");
+    let _ = env.maos(&["daemon", "stop"]);
+    // The daemon leaves its write-ahead log behind; the last connection to close (an in-process
+    // run, once the daemon is gone) checkpoints it into the file and removes it.
+    let wal = env.dir().join("maos.db-wal");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while wal.exists() && std::time::Instant::now() < deadline {
+        let run = env.maos_env(&["status"], &[("MAOS_NO_DAEMON", "1")]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!wal.exists(), "the database's log is still there");
+    std::fs::read(env.db()).unwrap()
+}
+
+/// Runs commands on the damaged database `bytes`: each exits 5, says it is damaged, and leaves
+/// the file as it was.
+fn damaged(env: &Env, bytes: &[u8]) {
+    std::fs::write(env.db(), bytes).unwrap();
+    for args in [&["status"][..], &["task", "create", "Ok", "--json"]] {
+        let run = env.step(args);
+        assert_eq!(run.code, 5, "{args:?}: {}{}", run.stdout, run.stderr);
+        assert!(
+            run.stderr.contains("is damaged"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(
+            !run.stderr.contains("not a MAOS database"),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(
+            std::fs::read(env.db()).unwrap(),
+            bytes,
+            "{args:?} changed the file"
+        );
+    }
+}
+
+#[test]
+fn a_damaged_maos_database_is_not_called_foreign_and_says_how_to_recover() {
+    let env = Env::new();
+    let bytes = closed_database(&env);
+    // Cut short (a copy that stopped, a full disk).
+    let half = bytes.len() / 2;
+    env.replace(
+        &format!("{half} bytes, but its header says {}", bytes.len()),
+        "<half> bytes, but its header says <size>",
+    );
+    damaged(&env, &bytes[..half]);
+    // The SQLite header, then noise.
+    let mut noise = bytes[..100].to_vec();
+    noise.extend((100..bytes.len() as u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    damaged(&env, &noise);
+    insta::assert_snapshot!(env.transcript());
+}
+
+/// A directory that even root cannot write to: permission bits do not stop root (the tests run
+/// as root in CI), but sysfs refuses to create files for everyone.
+const READ_ONLY_DIR: &str = "/sys/kernel";
+
+#[test]
+fn a_read_only_data_directory_says_so() {
+    let dir = std::path::Path::new(READ_ONLY_DIR);
+    let probe = dir.join("maos-test-probe");
+    if !dir.is_dir() || std::fs::File::create(&probe).is_ok() {
+        let _ = std::fs::remove_file(&probe);
+        eprintln!("skipped: {READ_ONLY_DIR} is missing or writable here");
+        return;
+    }
+    let env = Env::new();
+    for args in [
+        &["status", "--data-dir", READ_ONLY_DIR][..],
+        &["task", "create", "T", "--data-dir", READ_ONLY_DIR, "--json"],
+    ] {
+        let run = env.step(args);
+        assert_eq!(run.code, 5, "{args:?}: {}{}", run.stdout, run.stderr);
+        assert!(
+            run.stderr
+                .contains("the data directory /sys/kernel is read-only"),
+            "{}",
+            run.stderr
+        );
+    }
+    // A data directory to be created in a read-only directory: the same code and words
+    // through the daemon and in process.
+    let inside = format!("{READ_ONLY_DIR}/maos");
+    let run = env.step(&["status", "--data-dir", &inside]);
+    assert_eq!(run.code, 5, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("the directory it goes in is read-only"),
+        "{}",
+        run.stderr
+    );
+    insta::assert_snapshot!(env.transcript());
+}
+
+#[test]
+fn out_of_range_numbers_name_the_range_and_long_values_are_cut_short() {
+    let (env, _, _) = populated();
+    // A negative number is a value out of range, not an unknown flag.
+    refused(
+        &env,
+        &[
+            "agent",
+            "register",
+            "x",
+            "--adapter",
+            "sim",
+            "--slots",
+            "-1",
+        ],
+        2,
+    );
+    refused(
+        &env,
+        &[
+            "agent",
+            "register",
+            "x",
+            "--adapter",
+            "sim",
+            "--slots",
+            "257",
+        ],
+        2,
+    );
+    refused(&env, &["task", "create", "T", "--max-attempts", "-3"], 2);
+    refused(&env, &["task", "list", "--limit", "-1"], 2);
+    refused(&env, &["events", "--since", "-1"], 2);
+    // A 10,000-character value is echoed as its first 60 characters and a count.
+    let long = "a".repeat(10_000);
+    env.alias(&long, "<10000 × a>");
+    refused(&env, &["agent", "show", &long], 2);
+    refused(&env, &["task", "create", "T", "--capability", &long], 2);
+    let transcript = env.transcript();
+    assert!(
+        !transcript.contains(&"a".repeat(61)),
+        "not cut: {transcript}"
+    );
+    insta::assert_snapshot!(transcript);
+}
+
+#[test]
+fn agents_and_config_files_report_every_problem_at_once_in_plain_words() {
+    let (env, _, _) = populated();
+    let agents = env.dir().join("agents.toml");
+    std::fs::write(
+        &agents,
+        "[[agent]]\nname = \"scribe\"\nadapter = \"command\"\ncommand = [\"claude\"]\n\
+         slots = -1\ncapabilites = [\"rust\"]\n\n[[agent]]\nname = \"Bad\"\nadapter = \"sim\"\n\
+         permissions = { allow = \"Read\" }\n",
+    )
+    .unwrap();
+    let agents = agents.to_str().unwrap();
+    refused(&env, &["agent", "register", "--from-file", agents], 2);
+    // Bytes that are not UTF-8 are placed too.
+    let latin1 = env.dir().join("latin1.toml");
+    std::fs::write(&latin1, b"[[agent]]\nname = \"caf\xe9\"\n").unwrap();
+    refused(
+        &env,
+        &["agent", "register", "--from-file", latin1.to_str().unwrap()],
+        2,
+    );
+    // config.toml: the daemon reads it when it starts.
+    let _ = env.maos(&["daemon", "stop"]);
+    env.config(
+        "approve_plan = \"auto\"\nbriefing_tokens = \"8000\"\n\n[retry]\nbase = 2\njitter_percent = 300\n\n\
+         [circuit_breaker]\n\n[[route]]\npattern = \"test\"\ncapabilities = \"test\"\n",
+    );
+    let run = env.step(&["status"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let run = env.step(&["task", "list", "--json"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    std::fs::remove_file(env.dir().join("config.toml")).unwrap();
+    insta::assert_snapshot!(env.transcript());
+}

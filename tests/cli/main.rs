@@ -9,6 +9,7 @@ mod containment;
 mod daemon;
 mod fixtures;
 mod follow;
+mod input;
 mod layering;
 mod lost;
 mod orchestrate;

@@ -850,14 +850,13 @@ fn a_bad_config_file_makes_commands_fail_with_exit_2_naming_it() {
     // The daemon reads the file when it starts.
     let _ = env.maos(&["daemon", "stop"]);
     for (text, problems) in [
-        ("colour = \"red\"\n", vec!["1:1: unknown field `colour`"]),
+        (
+            "colour = \"red\"\n",
+            vec!["config.toml:1:1: unknown key `colour` at the top of config.toml"],
+        ),
         (
             "[[route]]\npattern = \"x\"\ncapabilities = [\"Bad Cap\"]\ntier = \"middle\"\n",
-            vec![
-                "2 problems",
-                "route 1: capability \"Bad Cap\"",
-                "route 1: tier",
-            ],
+            vec!["2 problems", "config.toml:3:17: ", "config.toml:4:8: "],
         ),
     ] {
         env.config(text);

@@ -57,13 +57,11 @@ pub(crate) struct Env {
 impl Env {
     /// A fresh, empty data directory.
     pub(crate) fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        // Private, as MAOS makes its data directories (a 0755 one is tightened with a warning).
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o700),
-        )
-        .unwrap();
+        // Private, as maos makes a data directory (it tightens and warns about an open one).
+        let dir = tempfile::Builder::new()
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .tempdir()
+            .unwrap();
         Env {
             dir,
             runtime: tempfile::tempdir().unwrap(),
@@ -122,12 +120,25 @@ impl Env {
     }
 
     fn exec(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
+        self.exec_within(args, stdin, env, None)
+    }
+
+    fn exec_within(
+        &self,
+        args: &[&str],
+        stdin: Option<&str>,
+        env: &[(&str, &str)],
+        timeout: Option<std::time::Duration>,
+    ) -> Run {
         let mut cmd = self.command(args);
         for (k, v) in env {
             cmd.env(k, v);
         }
         if let Some(input) = stdin {
             cmd.write_stdin(input.to_owned());
+        }
+        if let Some(timeout) = timeout {
+            cmd.timeout(timeout);
         }
         let out = cmd.output().unwrap();
         Run {
@@ -160,6 +171,19 @@ impl Env {
     /// Like [`Env::step`], with this on standard input.
     pub(crate) fn step_stdin(&self, args: &[&str], stdin: &str) -> Run {
         self.record(self.exec(args, Some(stdin), &[]))
+    }
+
+    /// Like [`Env::step_stdin`] (`stdin` may be `None`) with extra environment variables, for
+    /// input that could make `maos` block: a run still going after 30 seconds is killed and
+    /// recorded with exit code -1, so that the test fails instead of hanging.
+    pub(crate) fn step_bounded(
+        &self,
+        args: &[&str],
+        stdin: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Run {
+        let timeout = std::time::Duration::from_secs(30);
+        self.record(self.exec_within(args, stdin, env, Some(timeout)))
     }
 
     /// Runs `maos` with extra environment variables, without recording it.

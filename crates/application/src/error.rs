@@ -97,6 +97,10 @@ fn store_hint(e: &StoreError) -> Option<String> {
         StoreError::NotMaos { .. } => {
             "point --data-dir (or MAOS_DATA_DIR) at a MAOS data directory, or at an empty one to start afresh".into()
         }
+        StoreError::Damaged { path, .. } => format!(
+            "stop the daemon (`maos daemon stop`); see what is damaged with `sqlite3 '{path}' 'PRAGMA integrity_check'`; \
+             then restore {path} from a backup, or move it away (with its -wal and -shm files) to start with an empty database"
+        ),
         StoreError::Open { .. } => "check that the data directory exists and is writable, or choose another with --data-dir".into(),
         StoreError::Lost { path, .. } => format!(
             "the daemon stops and acknowledged nothing after this; find out what removed or replaced {path} \

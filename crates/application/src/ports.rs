@@ -30,6 +30,10 @@ pub enum StoreError {
     /// The file exists but is not a MAOS database (or is from an unknown, newer MAOS).
     #[error("{path} is not a MAOS database: {detail}")]
     NotMaos { path: String, detail: String },
+    /// The file is a MAOS (or at least an SQLite) database, but damaged: corrupt pages, a
+    /// truncated file, a failed `PRAGMA quick_check`.
+    #[error("the MAOS database {path} is damaged: {detail}")]
+    Damaged { path: String, detail: String },
     /// The database could not be opened or created.
     #[error("cannot open the database at {path}: {detail}")]
     Open { path: String, detail: String },

@@ -16,6 +16,7 @@ mod rows;
 mod tx;
 mod writer;
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -87,6 +88,81 @@ fn not_maos(path: &Path, detail: impl Into<String>) -> StoreError {
     }
 }
 
+fn damaged(path: &Path, detail: impl Into<String>) -> StoreError {
+    StoreError::Damaged {
+        path: path.display().to_string(),
+        detail: detail.into(),
+    }
+}
+
+/// The first 16 bytes of every SQLite database file.
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// The first 100 bytes of the file (the SQLite header), when it has that many.
+fn header(path: &Path) -> Option<[u8; 100]> {
+    let mut head = [0_u8; 100];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .ok()
+        .map(|()| head)
+}
+
+/// How a file that SQLite cannot read is reported: damaged when it starts as an SQLite database
+/// does (a corrupt or cut MAOS database, most likely), not a MAOS database otherwise.
+fn unreadable(path: &Path, e: &rusqlite::Error) -> StoreError {
+    let detail = format!("SQLite cannot read it ({e})");
+    if header(path).is_some_and(|h| h.starts_with(SQLITE_MAGIC)) {
+        damaged(path, detail)
+    } else {
+        not_maos(path, detail)
+    }
+}
+
+/// A file shorter than its header says it is was cut (a copy that stopped, a full disk): SQLite
+/// would read what is left without noticing until it needs a missing page. Not checked while a
+/// write-ahead log is beside it: a checkpoint cut by a crash is finished from the log.
+fn check_length(path: &Path) -> Result<(), StoreError> {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+        return Ok(());
+    }
+    let Some(h) = header(path) else {
+        return Ok(());
+    };
+    let be32 = |at: usize| u32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+    let page_size = match u16::from_be_bytes([h[16], h[17]]) {
+        1 => 65_536,
+        n => u64::from(n),
+    };
+    let pages = u64::from(be32(28));
+    // The size in the header is only valid when "version-valid-for" matches the change counter.
+    if !h.starts_with(SQLITE_MAGIC) || be32(92) != be32(24) || pages == 0 {
+        return Ok(());
+    }
+    let expected = pages.saturating_mul(page_size);
+    let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(expected);
+    if len < expected {
+        return Err(damaged(
+            path,
+            format!("the file is cut short: {len} bytes, but its header says {expected}"),
+        ));
+    }
+    Ok(())
+}
+
+/// What `PRAGMA quick_check` finds wrong (its first lines), or `None` when it finds nothing.
+fn quick_check(conn: &Connection) -> Option<String> {
+    let found: Result<Vec<String>, rusqlite::Error> = conn
+        .prepare("PRAGMA quick_check(3)")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect());
+    match found {
+        Ok(lines) if lines.len() == 1 && lines[0] == "ok" => None,
+        Ok(lines) => Some(format!("PRAGMA quick_check reports: {}", lines.join("; "))),
+        Err(e) => Some(format!("PRAGMA quick_check fails: {e}")),
+    }
+}
+
 fn connect(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
         .map_err(|e| open_err(path, e))?;
@@ -139,12 +215,13 @@ fn create_private(path: &Path) -> Result<(), StoreError> {
 /// Refuses a file that is not a MAOS database before anything is written to it. Returns true
 /// when the database is empty (new).
 fn check_identity(path: &Path, conn: &Connection) -> Result<bool, StoreError> {
+    check_length(path)?;
     let app_id: i32 = conn
         .query_row("PRAGMA application_id", [], |r| r.get(0))
-        .map_err(|e| not_maos(path, format!("SQLite cannot read it ({e})")))?;
+        .map_err(|e| unreadable(path, &e))?;
     let objects: i64 = conn
         .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
-        .map_err(|e| not_maos(path, format!("SQLite cannot read it ({e})")))?;
+        .map_err(|e| unreadable(path, &e))?;
     match app_id {
         APPLICATION_ID => Ok(false),
         0 if objects == 0 => Ok(true),
@@ -161,12 +238,43 @@ fn check_identity(path: &Path, conn: &Connection) -> Result<bool, StoreError> {
 
 impl SqliteStore {
     /// Opens the database at `path`, creating it if it does not exist (its directory must), and
-    /// brings its schema up to date. A file that is not a MAOS database is refused untouched.
+    /// brings its schema up to date. A file that is not a MAOS database is refused untouched; a
+    /// damaged one (cut short, unreadable pages, failing `PRAGMA quick_check`) is
+    /// [`StoreError::Damaged`].
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         create_private(path)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
         let mut conn = connect(path, flags)?;
         let fresh = check_identity(path, &conn)?;
+        let last_seq = match Self::prepare(path, &mut conn, fresh) {
+            Ok(seq) => seq,
+            // A MAOS database that fails to open for another reason than a foreign schema may
+            // be damaged; then that is what to say.
+            Err(e @ StoreError::NotMaos { .. }) => return Err(e),
+            Err(e) => return Err(quick_check(&conn).map_or(e, |found| damaged(path, found))),
+        };
+        let commits = Arc::new(CommitSignal::new(last_seq));
+        let identity = Arc::new(FileIdentity::take(path)?);
+        let writer = Writer::start(conn, Arc::clone(&commits), Arc::clone(&identity))?;
+        let checkpointer = Checkpointer::start(
+            path,
+            connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?,
+            Arc::clone(&identity),
+        )?;
+        debug!(path = %path.display(), "store open");
+        Ok(SqliteStore {
+            path: path.to_owned(),
+            writer,
+            _checkpointer: checkpointer,
+            readers: Mutex::new(Vec::new()),
+            identity,
+            commits,
+        })
+    }
+
+    /// Sets the connection's pragmas, brings the schema up to date, and returns the newest
+    /// event's seq.
+    fn prepare(path: &Path, conn: &mut Connection, fresh: bool) -> Result<u64, StoreError> {
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
              PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 0;",
@@ -177,7 +285,7 @@ impl SqliteStore {
             conn.pragma_update(None, "application_id", APPLICATION_ID)
                 .map_err(|e| open_err(path, e))?;
         }
-        let report = embedded::migrations::runner().run(&mut conn).map_err(|e| {
+        let report = embedded::migrations::runner().run(conn).map_err(|e| {
             let text = e.to_string();
             // Applied migrations that this binary lacks, or has with other contents: the schema
             // was written by another (probably newer) MAOS. Matched on the kind, not the text:
@@ -198,23 +306,7 @@ impl SqliteStore {
         for m in report.applied_migrations() {
             info!(migration = %m, "applied migration");
         }
-        let commits = Arc::new(CommitSignal::new(read::last_seq(&conn)?));
-        let identity = Arc::new(FileIdentity::take(path)?);
-        let writer = Writer::start(conn, Arc::clone(&commits), Arc::clone(&identity))?;
-        let checkpointer = Checkpointer::start(
-            path,
-            connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?,
-            Arc::clone(&identity),
-        )?;
-        debug!(path = %path.display(), "store open");
-        Ok(SqliteStore {
-            path: path.to_owned(),
-            writer,
-            _checkpointer: checkpointer,
-            readers: Mutex::new(Vec::new()),
-            identity,
-            commits,
-        })
+        read::last_seq(conn)
     }
 
     /// What happened to the database's files, once they were deleted or replaced under the

@@ -10,175 +10,78 @@ use maos_domain::{
     AdapterKind, AgentName, AgentSettings, Capability, CapabilitySet, DurationMs, EnvName, Price,
     PromptVia, ResourceLimits, Slots, Tier, Usd,
 };
-use serde::Deserialize;
-use toml::Spanned;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AgentsFile {
-    #[serde(default)]
-    agent: Vec<Entry>,
-}
+use crate::error::shorten;
+use crate::toml_doc::{Doc, Entry, Kind, Node, get};
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Entry {
-    name: Spanned<String>,
-    adapter: Spanned<String>,
-    #[serde(default)]
-    capabilities: Vec<Spanned<String>>,
-    tier: Option<Spanned<String>>,
-    slots: Option<Spanned<i64>>,
-    command: Option<String>,
-    #[serde(default)]
-    args: Vec<String>,
-    prompt_via: Option<Spanned<String>>,
-    #[serde(default)]
-    env: Vec<Spanned<String>>,
-    timeout: Option<Spanned<String>>,
-    limits: Option<Limits>,
-    model: Option<String>,
-    base_url: Option<String>,
-    api_key_env: Option<Spanned<String>>,
-    max_steps: Option<Spanned<i64>>,
-    tool_calls: Option<bool>,
-    price: Option<PriceEntry>,
-    permissions: Option<Permissions>,
-    #[serde(default)]
-    skip_permissions: bool,
-    verify: Option<String>,
-    delay: Option<Spanned<String>>,
-    fail_every: Option<Spanned<i64>>,
-}
+const TOP_KEYS: &[&str] = &["agent"];
+const AGENT_KEYS: &[&str] = &[
+    "name",
+    "adapter",
+    "capabilities",
+    "tier",
+    "slots",
+    "command",
+    "args",
+    "prompt_via",
+    "env",
+    "timeout",
+    "limits",
+    "model",
+    "base_url",
+    "api_key_env",
+    "max_steps",
+    "tool_calls",
+    "price",
+    "permissions",
+    "skip_permissions",
+    "verify",
+    "delay",
+    "fail_every",
+];
+const LIMIT_KEYS: &[&str] = &["cpu_seconds", "memory_mib", "open_files", "processes"];
+const PRICE_KEYS: &[&str] = &["input", "output", "cached_input"];
+const PERMISSION_KEYS: &[&str] = &["deny", "ask", "allow"];
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Limits {
-    cpu_seconds: Option<Spanned<i64>>,
-    memory_mib: Option<Spanned<i64>>,
-    open_files: Option<Spanned<i64>>,
-    processes: Option<Spanned<i64>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PriceEntry {
-    input: Spanned<String>,
-    output: Spanned<String>,
-    cached_input: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Permissions {
-    #[serde(default)]
-    deny: Vec<Spanned<String>>,
-    #[serde(default)]
-    ask: Vec<Spanned<String>>,
-    #[serde(default)]
-    allow: Vec<Spanned<String>>,
-}
-
-/// Collects problems with their place in the file.
-struct Problems<'a> {
-    path: &'a Path,
-    text: &'a str,
-    found: Vec<String>,
-}
-
-impl Problems<'_> {
-    fn at(&self, span: std::ops::Range<usize>) -> String {
-        let start = span.start.min(self.text.len());
-        let before = &self.text[..start];
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        format!("{}:{line}:{column}", self.path.display())
-    }
-
-    fn add(&mut self, span: std::ops::Range<usize>, message: impl std::fmt::Display) {
-        let place = self.at(span);
-        self.found.push(format!("{place}: {message}"));
-    }
-
-    /// Parses a spanned value, recording the problem when it does not parse.
-    fn parse<T, E: std::fmt::Display>(
-        &mut self,
-        value: &Spanned<String>,
-        parse: impl FnOnce(&str) -> Result<T, E>,
-    ) -> Option<T> {
-        match parse(value.get_ref()) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                self.add(value.span(), e);
-                None
+/// What the file asks to register, or every problem found in it (each `file:line:column:
+/// message`, sorted by place).
+pub(crate) fn parse(path: &Path, text: &str) -> Result<Vec<RegisterAgent>, Vec<String>> {
+    let (mut doc, root) = Doc::read(path, text);
+    let mut out = Vec::new();
+    if let Kind::Table(top) = &root.kind {
+        doc.unknown_keys(top, TOP_KEYS, "at the top of the agents file");
+        let agents = get(top, "agent")
+            .map(|n| doc.tables("agent", n))
+            .unwrap_or_default();
+        if agents.is_empty() && doc.count() == 0 {
+            doc.add(
+                &(0..0),
+                "no agents: add one or more [[agent]] tables (docs/agents.md shows the format)",
+            );
+        }
+        let mut seen: Vec<(&str, &Node)> = Vec::new();
+        for (entries, node) in agents {
+            if let Some(name) = get(entries, "name")
+                && let Kind::Str(n) = &name.kind
+            {
+                if let Some((_, first)) = seen.iter().find(|(s, _)| s == n) {
+                    let first = doc.place(&first.span);
+                    doc.add(
+                        &name.span,
+                        format!("the agent name {:?} is already used at {first}", shorten(n)),
+                    );
+                }
+                seen.push((n, name));
+            }
+            if let Some(mut cmd) = agent(&mut doc, entries, node) {
+                cmd.command = cmd.command.map(|c| relative_to(path, &c));
+                out.push(cmd);
             }
         }
     }
-
-    fn count(&mut self, value: &Spanned<i64>, what: &str, min: i64, max: i64) -> Option<u64> {
-        let n = *value.get_ref();
-        if (min..=max).contains(&n) {
-            u64::try_from(n).ok()
-        } else {
-            self.add(
-                value.span(),
-                format!("{what} must be a whole number from {min} to {max}, not {n}"),
-            );
-            None
-        }
-    }
-}
-
-/// What the file asks to register, or every problem found in it.
-pub(crate) fn parse(path: &Path, text: &str) -> Result<Vec<RegisterAgent>, Vec<String>> {
-    let file: AgentsFile = toml::from_str(text).map_err(|e| {
-        let place = e.span().map_or_else(
-            || path.display().to_string(),
-            |span| {
-                Problems {
-                    path,
-                    text,
-                    found: Vec::new(),
-                }
-                .at(span)
-            },
-        );
-        vec![format!("{place}: {}", e.message().trim_end())]
-    })?;
-    let mut problems = Problems {
-        path,
-        text,
-        found: Vec::new(),
-    };
-    if file.agent.is_empty() {
-        problems.found.push(format!(
-            "{}: no agents: add one or more [[agent]] tables (docs/agents.md shows the format)",
-            path.display()
-        ));
-    }
-    let mut seen: Vec<(String, std::ops::Range<usize>)> = Vec::new();
-    let mut out = Vec::new();
-    for entry in &file.agent {
-        if let Some((_, first)) = seen.iter().find(|(n, _)| n == entry.name.get_ref()) {
-            let first = problems.at(first.clone());
-            problems.add(
-                entry.name.span(),
-                format!(
-                    "the agent name {:?} is already used at {first}",
-                    entry.name.get_ref()
-                ),
-            );
-        }
-        seen.push((entry.name.get_ref().clone(), entry.name.span()));
-        if let Some(mut cmd) = entry_to_command(entry, &mut problems) {
-            cmd.command = cmd.command.map(|c| relative_to(path, &c));
-            out.push(cmd);
-        }
-    }
-    if problems.found.is_empty() {
-        Ok(out)
-    } else {
-        Err(problems.found)
+    match doc.problems() {
+        None => Ok(out),
+        Some(problems) => Err(problems),
     }
 }
 
@@ -198,132 +101,213 @@ fn relative_to(file: &Path, command: &str) -> String {
     format!("{}{rest}", full.display())
 }
 
-fn duration(p: &mut Problems<'_>, v: &Option<Spanned<String>>) -> Option<DurationMs> {
-    v.as_ref().and_then(|v| p.parse(v, DurationMs::parse))
+/// A string value parsed by a domain constructor.
+fn parse_str<T, E: std::fmt::Display>(
+    doc: &mut Doc<'_>,
+    entries: &[Entry],
+    key: &str,
+    example: &str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Option<Option<T>> {
+    match get(entries, key) {
+        None => Some(None),
+        Some(node) => {
+            let s = doc.string(key, node, example)?;
+            doc.parsed(node, parse(s)).map(Some)
+        }
+    }
 }
 
-fn entry_to_command(e: &Entry, p: &mut Problems<'_>) -> Option<RegisterAgent> {
-    let before = p.found.len();
-    let name = p.parse(&e.name, AgentName::parse);
-    let adapter = p.parse(&e.adapter, AdapterKind::parse);
-    let capabilities: Vec<Capability> = e
-        .capabilities
-        .iter()
-        .filter_map(|c| p.parse(c, Capability::parse))
-        .collect();
-    let tier = match &e.tier {
-        Some(t) => p.parse(t, Tier::parse),
-        None => Some(Tier::Tactical),
+/// A string value taken as it is.
+fn plain(doc: &mut Doc<'_>, entries: &[Entry], key: &str, example: &str) -> Option<String> {
+    let node = get(entries, key)?;
+    doc.string(key, node, example).map(str::to_owned)
+}
+
+/// A list of strings, each parsed by a domain constructor.
+fn parse_list<T, E: std::fmt::Display>(
+    doc: &mut Doc<'_>,
+    entries: &[Entry],
+    key: &str,
+    example: &str,
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> Vec<T> {
+    let Some(node) = get(entries, key) else {
+        return Vec::new();
     };
-    let slots = match &e.slots {
-        Some(s) => p
-            .count(s, "slots", 1, 256)
-            .and_then(|n| Slots::new(u32::try_from(n).ok()?).ok()),
-        None => Some(Slots::default()),
+    doc.strings(key, node, example)
+        .into_iter()
+        .filter_map(|(s, item)| doc.parsed(item, parse(s)))
+        .collect()
+}
+
+/// A whole number from `min` to `max`.
+fn count(doc: &mut Doc<'_>, entries: &[Entry], key: &str, min: i64, max: i64) -> Option<u64> {
+    let node = get(entries, key)?;
+    doc.whole(key, node, min, max)
+        .and_then(|n| u64::try_from(n).ok())
+}
+
+/// An amount of dollars: a string ("1.25") or a number.
+fn dollars(doc: &mut Doc<'_>, entries: &[Entry], key: &str) -> Option<Option<Usd>> {
+    let Some(node) = get(entries, key) else {
+        return Some(None);
     };
-    let prompt_via = match &e.prompt_via {
-        Some(v) => p.parse(v, PromptVia::parse),
-        None => Some(PromptVia::default()),
+    let raw = match &node.kind {
+        Kind::Str(s) => s.clone(),
+        Kind::Int(n) => n.to_string(),
+        Kind::Float(x) => x.to_string(),
+        _ => {
+            doc.wrong_type(
+                key,
+                node,
+                "an amount of dollars per million tokens",
+                "\"1.25\"",
+            );
+            return None;
+        }
     };
-    let env: Vec<EnvName> = e
-        .env
-        .iter()
-        .filter_map(|n| p.parse(n, EnvName::parse))
-        .collect();
-    let limits = match &e.limits {
-        None => ResourceLimits::default(),
-        Some(l) => ResourceLimits {
-            cpu_seconds: l
-                .cpu_seconds
-                .as_ref()
-                .and_then(|v| p.count(v, "cpu_seconds", 1, 31_536_000)),
-            memory_mib: l
-                .memory_mib
-                .as_ref()
-                .and_then(|v| p.count(v, "memory_mib", 16, 16_777_216)),
-            open_files: l
-                .open_files
-                .as_ref()
-                .and_then(|v| p.count(v, "open_files", 16, 1_048_576)),
-            processes: l
-                .processes
-                .as_ref()
-                .and_then(|v| p.count(v, "processes", 1, 1_048_576)),
-        },
-    };
-    let price = e.price.as_ref().and_then(|pr| {
-        let input = p.parse(&pr.input, Usd::parse);
-        let output = p.parse(&pr.output, Usd::parse);
-        let cached_input = match &pr.cached_input {
-            Some(c) => Some(p.parse(c, Usd::parse)?),
-            None => None,
-        };
-        Some(Price {
-            input: input?,
-            cached_input,
-            output: output?,
-        })
-    });
-    let rules = |p: &mut Problems<'_>, list: &[Spanned<String>]| -> Vec<PermissionRule> {
-        list.iter()
-            .filter_map(|r| p.parse(r, PermissionRule::parse))
+    doc.parsed(node, Usd::parse(&raw)).map(Some)
+}
+
+/// One `[[agent]]` table, or `None` with its problems recorded.
+fn agent(doc: &mut Doc<'_>, e: &[Entry], node: &Node) -> Option<RegisterAgent> {
+    let before = doc.count();
+    doc.unknown_keys(e, AGENT_KEYS, "in [[agent]]");
+    for (key, example) in [("name", "\"claude-1\""), ("adapter", "\"claude-code\"")] {
+        if get(e, key).is_none() {
+            doc.missing(&node.span, key, "this [[agent]]", example);
+        }
+    }
+    let name = parse_str(doc, e, "name", "\"claude-1\"", AgentName::parse);
+    let adapter = parse_str(doc, e, "adapter", "\"claude-code\"", AdapterKind::parse);
+    let capabilities = parse_list(
+        doc,
+        e,
+        "capabilities",
+        "[\"rust\", \"test\"]",
+        Capability::parse,
+    );
+    let tier = parse_str(doc, e, "tier", "\"tactical\"", Tier::parse);
+    let slots =
+        count(doc, e, "slots", 1, 256).and_then(|n| Slots::new(u32::try_from(n).ok()?).ok());
+    let command = plain(doc, e, "command", "\"claude\"");
+    let args = get(e, "args").map_or_else(Vec::new, |n| {
+        doc.strings("args", n, "[\"--verbose\"]")
+            .into_iter()
+            .map(|(s, _)| s.to_owned())
             .collect()
+    });
+    let prompt_via = parse_str(doc, e, "prompt_via", "\"stdin\"", PromptVia::parse);
+    let env = parse_list(doc, e, "env", "[\"ANTHROPIC_API_KEY\"]", EnvName::parse);
+    let timeout = parse_str(doc, e, "timeout", "\"30m\"", DurationMs::parse);
+    let limits =
+        match get(e, "limits").and_then(|n| doc.table("limits", n, "{ cpu_seconds = 600 }")) {
+            None => ResourceLimits::default(),
+            Some(l) => {
+                doc.unknown_keys(l, LIMIT_KEYS, "in limits");
+                ResourceLimits {
+                    cpu_seconds: count(doc, l, "cpu_seconds", 1, 31_536_000),
+                    memory_mib: count(doc, l, "memory_mib", 16, 16_777_216),
+                    open_files: count(doc, l, "open_files", 16, 1_048_576),
+                    processes: count(doc, l, "processes", 1, 1_048_576),
+                }
+            }
+        };
+    let model = plain(doc, e, "model", "\"sonnet\"");
+    let base_url = plain(doc, e, "base_url", "\"http://localhost:11434/v1\"");
+    let api_key_env = parse_str(doc, e, "api_key_env", "\"OPENAI_API_KEY\"", EnvName::parse);
+    let max_steps = count(doc, e, "max_steps", 1, 10_000).and_then(|n| u32::try_from(n).ok());
+    let tool_calls = get(e, "tool_calls").and_then(|n| doc.boolean("tool_calls", n));
+    let price = match get(e, "price").map(|n| {
+        (
+            n,
+            doc.table("price", n, "{ input = \"3\", output = \"15\" }"),
+        )
+    }) {
+        None => Some(None),
+        Some((_, None)) => None,
+        Some((n, Some(p))) => {
+            doc.unknown_keys(p, PRICE_KEYS, "in price");
+            for key in ["input", "output"] {
+                if get(p, key).is_none() {
+                    doc.missing(&n.span, key, "price", "\"3\"");
+                }
+            }
+            let input = dollars(doc, p, "input");
+            let output = dollars(doc, p, "output");
+            let cached_input = dollars(doc, p, "cached_input");
+            match (input, output, cached_input) {
+                (Some(Some(input)), Some(Some(output)), Some(cached_input)) => Some(Some(Price {
+                    input,
+                    cached_input,
+                    output,
+                })),
+                _ => None,
+            }
+        }
     };
-    let permissions = match &e.permissions {
-        None => PermissionRules::default(),
-        Some(perms) => PermissionRules {
-            deny: rules(p, &perms.deny),
-            ask: rules(p, &perms.ask),
-            allow: rules(p, &perms.allow),
-        },
-    };
-    let settings = AgentSettings {
-        args: e.args.clone(),
-        prompt_via: prompt_via.unwrap_or_default(),
-        env,
-        timeout: duration(p, &e.timeout),
-        limits,
-        model: e.model.clone(),
-        base_url: e.base_url.clone(),
-        api_key_env: e
-            .api_key_env
-            .as_ref()
-            .and_then(|n| p.parse(n, EnvName::parse)),
-        max_steps: e
-            .max_steps
-            .as_ref()
-            .and_then(|v| p.count(v, "max_steps", 1, 10_000))
-            .and_then(|n| u32::try_from(n).ok()),
-        tool_calls: e.tool_calls,
-        price,
-        permissions,
-        skip_permissions: e.skip_permissions,
-        verify: e.verify.clone(),
-        delay: duration(p, &e.delay),
-        fail_every: e
-            .fail_every
-            .as_ref()
-            .and_then(|v| p.count(v, "fail_every", 1, 1_000_000))
-            .and_then(|n| u32::try_from(n).ok()),
-    };
-    if adapter == Some(AdapterKind::Command)
-        && e.command.as_deref().is_none_or(|c| c.trim().is_empty())
+    let permissions = match get(e, "permissions")
+        .and_then(|n| doc.table("permissions", n, "{ allow = [\"Read\"] }"))
     {
-        p.add(
-            e.adapter.span(),
+        None => PermissionRules::default(),
+        Some(p) => {
+            doc.unknown_keys(p, PERMISSION_KEYS, "in permissions");
+            let example = "[\"Bash(git diff:*)\"]";
+            PermissionRules {
+                deny: parse_list(doc, p, "deny", example, PermissionRule::parse),
+                ask: parse_list(doc, p, "ask", example, PermissionRule::parse),
+                allow: parse_list(doc, p, "allow", example, PermissionRule::parse),
+            }
+        }
+    };
+    let skip_permissions = get(e, "skip_permissions")
+        .and_then(|n| doc.boolean("skip_permissions", n))
+        .unwrap_or(false);
+    let verify = plain(doc, e, "verify", "\"cargo test\"");
+    let delay = parse_str(doc, e, "delay", "\"2s\"", DurationMs::parse);
+    let fail_every = count(doc, e, "fail_every", 1, 1_000_000).and_then(|n| u32::try_from(n).ok());
+    if let Some(Some(AdapterKind::Command)) = adapter
+        && command.as_deref().is_none_or(|c| c.trim().is_empty())
+        && let Some(node) = get(e, "adapter")
+    {
+        doc.add(
+            &node.span,
             "an agent with adapter `command` needs the program to run: add command = \"...\"",
         );
     }
-    if p.found.len() > before {
+    if doc.count() > before {
         return None;
     }
+    let settings = AgentSettings {
+        args,
+        prompt_via: prompt_via.flatten().unwrap_or_default(),
+        env,
+        timeout: timeout.flatten(),
+        limits,
+        model,
+        base_url,
+        api_key_env: api_key_env.flatten(),
+        max_steps,
+        tool_calls,
+        price: price.flatten(),
+        permissions,
+        skip_permissions,
+        verify,
+        delay: delay.flatten(),
+        fail_every,
+    };
     Some(RegisterAgent {
-        name: name?,
-        adapter: adapter?,
+        name: name.flatten()?,
+        adapter: adapter.flatten()?,
         capabilities: capabilities.into_iter().collect::<CapabilitySet>(),
-        tier: tier?,
-        slots: slots?,
-        command: e.command.clone(),
+        tier: tier.flatten().unwrap_or(Tier::Tactical),
+        slots: if get(e, "slots").is_some() {
+            slots?
+        } else {
+            Slots::default()
+        },
+        command,
         settings,
     })
 }
@@ -382,7 +366,7 @@ price = { input = "1.25", output = "10", cached_input = "0.125" }
             "{all}"
         );
         assert!(
-            all.contains("a.toml:4:9: slots must be a whole number from 1 to 256"),
+            all.contains("a.toml:4:9: `slots` must be a whole number from 1 to 256, not 0"),
             "{all}"
         );
         assert!(all.contains("a.toml:9:11: invalid duration"), "{all}");
@@ -405,13 +389,52 @@ price = { input = "1.25", output = "10", cached_input = "0.125" }
             "[[agent]]\nname = \"a\"\nadapter = \"sim\"\nslot = 2\n",
         )
         .unwrap_err();
-        assert!(
-            problems[0].starts_with("a.toml:4:1: unknown field `slot`"),
-            "{problems:?}"
+        assert_eq!(
+            problems,
+            vec!["a.toml:4:1: unknown key `slot` in [[agent]]; did you mean `slots`?"]
         );
         let problems = parse(Path::new("a.toml"), "[[agent]\n").unwrap_err();
         assert!(problems[0].starts_with("a.toml:1:"), "{problems:?}");
+        assert!(problems[0].contains("TOML syntax error"), "{problems:?}");
         let problems = parse(Path::new("a.toml"), "").unwrap_err();
         assert!(problems[0].contains("no agents"), "{problems:?}");
+    }
+
+    #[test]
+    fn every_problem_is_found_at_once_in_plain_words() {
+        // serde stopped at the first of these, and said "invalid type: sequence, expected a
+        // string".
+        let text = "[[agent]]\nname = \"a\"\nadapter = \"command\"\ncommand = [\"claude\"]\n\
+                    slots = -1\ncapabilites = [\"rust\"]\nlimits = 5\n\
+                    price = { input = \"1\" }\ntool_calls = \"yes\"\n\n\
+                    [[agent]]\nadapter = \"sim\"\nenv = [\"OK\", 3]\n";
+        let problems = parse(Path::new("a.toml"), text).unwrap_err();
+        assert_eq!(
+            problems,
+            vec![
+                "a.toml:3:11: an agent with adapter `command` needs the program to run: add command = \"...\"",
+                "a.toml:4:11: `command` must be a string, like command = \"claude\"; not a list",
+                "a.toml:5:9: `slots` must be a whole number from 1 to 256, not -1",
+                "a.toml:6:1: unknown key `capabilites` in [[agent]]; did you mean `capabilities`?",
+                "a.toml:7:10: `limits` must be a table, like limits = { cpu_seconds = 600 }; not the number 5",
+                "a.toml:8:9: price has no `output`; add one, like output = \"3\"",
+                "a.toml:9:14: `tool_calls` must be true or false, like tool_calls = true; not the string \"yes\"",
+                "a.toml:11:1: this [[agent]] has no `name`; add one, like name = \"claude-1\"",
+                "a.toml:13:14: each item of `env` must be a string, like env = [\"ANTHROPIC_API_KEY\"]; not the number 3",
+            ]
+        );
+    }
+
+    #[test]
+    fn long_values_are_cut_in_messages() {
+        let long = "x".repeat(10_000);
+        let text = format!("[[agent]]\nname = \"a\"\nadapter = \"sim\"\n{long} = 1\n");
+        let problems = parse(Path::new("a.toml"), &text).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("…(9940 more characters)"),
+            "{problems:?}"
+        );
+        assert!(problems[0].len() < 400, "{problems:?}");
     }
 }

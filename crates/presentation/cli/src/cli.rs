@@ -297,7 +297,7 @@ pub(crate) struct RegisterArgs {
     pub(crate) tier: Tier,
 
     /// How many attempts the agent runs at once (1 to 256).
-    #[arg(long, value_name = "N", value_parser = slots, default_value = "1")]
+    #[arg(long, allow_negative_numbers = true, value_name = "N", value_parser = slots, default_value = "1")]
     pub(crate) slots: Slots,
 
     /// The program to run, with its arguments (required for --adapter command; for claude-code
@@ -481,7 +481,7 @@ pub(crate) enum TaskCommand {
         id: IdRef,
 
         /// The attempt (1, 2, ...) [default: the newest].
-        #[arg(long, value_name = "N", value_parser = attempt_number)]
+        #[arg(long, allow_negative_numbers = true, value_name = "N", value_parser = attempt_number)]
         attempt: Option<u32>,
 
         /// Keep printing new output until the attempt ends.
@@ -500,7 +500,7 @@ pub(crate) enum TaskCommand {
         id: IdRef,
 
         /// Only one attempt's changes.
-        #[arg(long, value_name = "N", value_parser = attempt_number)]
+        #[arg(long, allow_negative_numbers = true, value_name = "N", value_parser = attempt_number)]
         attempt: Option<u32>,
 
         /// The summary (files and lines changed) instead of the diff.
@@ -519,7 +519,7 @@ pub(crate) enum TaskCommand {
         id: IdRef,
 
         /// Return to what attempt N left.
-        #[arg(long, value_name = "N", value_parser = attempt_number)]
+        #[arg(long, allow_negative_numbers = true, value_name = "N", value_parser = attempt_number)]
         to_attempt: Option<u32>,
     },
 
@@ -533,7 +533,7 @@ pub(crate) enum TaskCommand {
         id: IdRef,
 
         /// How many more attempts it gets.
-        #[arg(long, value_name = "N", value_parser = attempt_number, default_value = "1")]
+        #[arg(long, allow_negative_numbers = true, value_name = "N", value_parser = attempt_number, default_value = "1")]
         attempts: u32,
     },
 
@@ -549,7 +549,7 @@ pub(crate) enum TaskCommand {
         id: IdRef,
 
         /// The attempt (1, 2, ...) [default: the newest].
-        #[arg(long, value_name = "N", value_parser = attempt_number)]
+        #[arg(long, allow_negative_numbers = true, value_name = "N", value_parser = attempt_number)]
         attempt: Option<u32>,
     },
 
@@ -605,7 +605,7 @@ pub(crate) struct CreateArgs {
     pub(crate) orchestration: Option<IdRef>,
 
     /// How many attempts it gets before it needs a person (1 to 100).
-    #[arg(long, value_name = "N", value_parser = max_attempts, default_value = "3")]
+    #[arg(long, allow_negative_numbers = true, value_name = "N", value_parser = max_attempts, default_value = "3")]
     pub(crate) max_attempts: MaxAttempts,
 
     /// How long one attempt may run, such as 90s, 15m or 1h30m.
@@ -619,7 +619,7 @@ pub(crate) struct CreateArgs {
 
     /// The most the task may cost over all its attempts, in US dollars (such as 0.50): the
     /// attempt that would overrun it is stopped and the task waits for a person.
-    #[arg(long, value_name = "USD", value_parser = budget)]
+    #[arg(long, allow_negative_numbers = true, value_name = "USD", value_parser = budget)]
     pub(crate) budget_usd: Option<Usd>,
 
     /// The git repository to work in: the task gets its own branch maos/<id> in its own
@@ -663,7 +663,7 @@ pub(crate) struct TaskListArgs {
     pub(crate) capability: Option<Capability>,
 
     /// At most this many tasks (1 to 10000).
-    #[arg(long, value_name = "N", value_parser = page_limit, default_value = "100")]
+    #[arg(long, allow_negative_numbers = true, value_name = "N", value_parser = page_limit, default_value = "100")]
     pub(crate) limit: usize,
 
     /// Continue after an earlier page: the cursor that page printed.
@@ -891,12 +891,12 @@ pub(crate) struct StatusArgs {
 #[derive(Debug, Args)]
 pub(crate) struct EventsArgs {
     /// Only events after this sequence number (0 = from the start).
-    #[arg(long, value_name = "SEQ", default_value_t = 0)]
+    #[arg(long, allow_negative_numbers = true, value_name = "SEQ", value_parser = event_seq, default_value = "0")]
     pub(crate) since: u64,
 
     /// At most this many events, 1 to 10000 [default: 1000; with --follow: no limit, and with a
     /// limit --follow stops once it has printed that many].
-    #[arg(long, value_name = "N", value_parser = page_limit)]
+    #[arg(long, allow_negative_numbers = true, value_name = "N", value_parser = page_limit)]
     pub(crate) limit: Option<usize>,
 
     /// Keep running: print what exists after --since, then every new event as it is committed;
@@ -970,6 +970,10 @@ fn whole_number(raw: &str, min: u64, max: u64) -> Result<u64, String> {
         .ok()
         .filter(|n| (min..=max).contains(n))
         .ok_or_else(|| format!("expected a whole number from {min} to {max}"))
+}
+
+fn event_seq(raw: &str) -> Result<u64, String> {
+    whole_number(raw, 0, u64::MAX)
 }
 
 fn slots(raw: &str) -> Result<Slots, String> {

@@ -1,7 +1,6 @@
 //! What each command does: turn the parsed arguments into calls on `dyn MaosApi` and print the
 //! result as text or as one JSON document (`live.rs` has the commands that keep running).
 
-use std::io::Read;
 use std::path::Path;
 
 use clap::CommandFactory;
@@ -17,6 +16,7 @@ use crate::cli::{
 };
 use crate::error::{CliError, Kind};
 use crate::human;
+use crate::input::{FileKind, read_text, read_text_or_stdin};
 use crate::json;
 use crate::live;
 use crate::output::Output;
@@ -347,13 +347,7 @@ fn register_command(args: RegisterArgs) -> Result<RegisterAgent, CliError> {
 /// `agent register --from-file`: every agent of the file, after checking all of them (and that
 /// none of their names is taken) so that a bad file registers nothing.
 fn register_from_file(path: &Path, api: &dyn MaosApi, out: &mut Output) -> Result<(), CliError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        CliError::new(
-            Kind::InvalidInput,
-            format!("cannot read the agents file {}: {e}", path.display()),
-        )
-        .with_hint("--from-file takes a readable TOML file (docs/agents.md shows the format)")
-    })?;
+    let text = read_text(path, FileKind::Agents)?;
     let mut problems = match crate::agents_file::parse(path, &text) {
         Ok(cmds) => {
             let taken: Vec<String> = cmds
@@ -461,33 +455,10 @@ fn task_logs(
     }
 }
 
-fn read_prompt(path: &Path) -> Result<String, CliError> {
-    let mut text = String::new();
-    let (result, shown) = if path == Path::new("-") {
-        (
-            std::io::stdin().read_to_string(&mut text),
-            "standard input".to_owned(),
-        )
-    } else {
-        (
-            std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text)),
-            path.display().to_string(),
-        )
-    };
-    result.map_err(|e| {
-        CliError::new(
-            Kind::InvalidInput,
-            format!("cannot read the prompt from {shown}: {e}"),
-        )
-        .with_hint("--prompt-file takes a readable UTF-8 text file, or - for standard input")
-    })?;
-    Ok(text)
-}
-
 fn create_task(args: CreateArgs, api: &dyn MaosApi, out: &mut Output) -> Result<(), CliError> {
     let prompt = match (&args.prompt, &args.prompt_file) {
         (Some(p), _) => p.clone(),
-        (None, Some(f)) => read_prompt(f)?,
+        (None, Some(f)) => read_text_or_stdin(f, FileKind::Prompt)?,
         (None, None) => String::new(),
     };
     let created = api.create_task(CreateTask {

@@ -92,17 +92,9 @@ pub(crate) fn in_process(dir: &Path) -> Result<Arc<dyn MaosApi>, CliError> {
 /// The service over the database in `dir`, and the store itself (whose files the daemon
 /// watches).
 fn service(dir: &Path) -> Result<(Service<SqliteStore>, Arc<SqliteStore>), CliError> {
-    private_data_dir(dir).map_err(|e| {
-        CliError::new(
-            Kind::Storage,
-            format!("cannot create the data directory {}: {e}", dir.display()),
-        )
-        .with_hint("choose a writable directory with --data-dir or MAOS_DATA_DIR")
-    })?;
-    let db = dir.join(DB_FILE);
-    tracing::info!(path = %db.display(), "opening the database");
+    private_data_dir(dir).map_err(|e| data_dir_error(dir, &e))?;
     let config = Config::load(dir)?;
-    let store = Arc::new(SqliteStore::open(&db)?);
+    let store = Arc::new(open_store(dir)?);
     let service = Service::new(
         Arc::clone(&store),
         Arc::new(SystemClock),
@@ -113,6 +105,83 @@ fn service(dir: &Path) -> Result<(Service<SqliteStore>, Arc<SqliteStore>), CliEr
     .with_logs(Arc::new(FileLogs::new(dir.join(LOGS_DIR))))
     .with_workspaces(Arc::new(GitWorkspaces::new()));
     Ok((service, store))
+}
+
+/// The data directory `dir` cannot be created or made private: the same error through the
+/// daemon and in process (storage, exit 5), saying so when a read-only directory is why.
+pub(crate) fn data_dir_error(dir: &Path, e: &std::io::Error) -> CliError {
+    let read_only = matches!(
+        e.kind(),
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+    );
+    if read_only && dir.is_dir() {
+        return read_only_error(dir, e);
+    }
+    let message = if read_only {
+        format!(
+            "cannot create the data directory {}: the directory it goes in is read-only ({e})",
+            dir.display()
+        )
+    } else {
+        format!("cannot create the data directory {}: {e}", dir.display())
+    };
+    CliError::new(Kind::Storage, message)
+        .with_hint("choose a writable directory with --data-dir or MAOS_DATA_DIR")
+}
+
+/// The data directory `dir` exists but nothing can be written in it.
+fn read_only_error(dir: &Path, why: impl std::fmt::Display) -> CliError {
+    CliError::new(
+        Kind::Storage,
+        format!(
+            "the data directory {} is read-only ({why}); MAOS keeps its database there",
+            dir.display()
+        ),
+    )
+    .with_hint(
+        "make the directory writable (chmod u+w, or mount it read-write), or choose another \
+         data directory with --data-dir or MAOS_DATA_DIR",
+    )
+}
+
+/// Opens (or creates) the database of the data directory `dir`. When it cannot, because the
+/// directory is read-only, the error says so.
+pub(crate) fn open_store(dir: &Path) -> Result<SqliteStore, CliError> {
+    let db = dir.join(DB_FILE);
+    tracing::info!(path = %db.display(), "opening the database");
+    SqliteStore::open(&db).map_err(|e| {
+        if matches!(e, maos_application::StoreError::Open { .. })
+            && let Some(why) = read_only(dir)
+        {
+            return read_only_error(dir, why);
+        }
+        CliError::from(e)
+    })
+}
+
+/// Why no file can be created in `dir`, when that is because it is read-only (to this user, or
+/// on a read-only file system); `None` when it is writable or the reason is another.
+fn read_only(dir: &Path) -> Option<String> {
+    let probe = dir.join(format!(".maos-write-check-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            None
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+            ) =>
+        {
+            Some(e.to_string())
+        }
+        Err(_) => None,
+    }
 }
 
 /// Attempts' logs, inside the data directory.

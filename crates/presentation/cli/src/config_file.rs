@@ -24,13 +24,13 @@
 
 use std::path::Path;
 
+use crate::error::{self, CliError, shorten};
+use crate::input::{FileKind, read_existing};
+use crate::toml_doc::{Doc, Entry, Kind, get};
 use maos_application::{FailurePolicy, ServiceConfig};
 use maos_domain::policy::retry::{CircuitBreaker, RetryPolicy};
 use maos_domain::policy::routing::{RoutePattern, RouteRule};
 use maos_domain::{Capability, CapabilitySet, DurationMs, Tier};
-use serde::Deserialize;
-
-use crate::error::{CliError, Kind};
 
 /// The file's name in the data directory.
 pub(crate) const CONFIG_FILE: &str = "config.toml";
@@ -53,62 +53,41 @@ pub(crate) struct Config {
     pub(crate) routes: Vec<RouteRule>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Raw {
-    approve_plans: Option<String>,
-    briefing_tokens: Option<u32>,
-    retry: Option<RawRetry>,
-    circuit_breaker: Option<RawBreaker>,
-    #[serde(default)]
-    route: Vec<RawRoute>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRetry {
-    backoff: Option<bool>,
-    base: Option<String>,
-    factor: Option<u32>,
-    cap: Option<String>,
-    jitter_percent: Option<u8>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawBreaker {
-    threshold: u32,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRoute {
-    pattern: String,
-    capabilities: Vec<String>,
-    tier: Option<String>,
-}
+const TOP_KEYS: &[&str] = &[
+    "approve_plans",
+    "briefing_tokens",
+    "retry",
+    "circuit_breaker",
+    "route",
+];
+const RETRY_KEYS: &[&str] = &["backoff", "base", "factor", "cap", "jitter_percent"];
+const BREAKER_KEYS: &[&str] = &["threshold"];
+const ROUTE_KEYS: &[&str] = &["pattern", "capabilities", "tier"];
 
 impl Config {
     /// The configuration of the data directory `dir`: its `config.toml`, or the defaults when
     /// there is none.
     pub(crate) fn load(dir: &Path) -> Result<Config, CliError> {
         let path = dir.join(CONFIG_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Config::parse(&path, &text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
-            Err(e) => Err(CliError::new(
-                Kind::InvalidInput,
-                format!("cannot read {}: {e}", path.display()),
-            )
-            .with_hint("make the file readable, or remove it to use the defaults")),
+        match read_existing(&path, FileKind::Config) {
+            Ok(Some(text)) => Config::parse(&path, &text),
+            Ok(None) => Ok(Config::default()),
+            Err(e) => Err(e.into()),
         }
     }
 
-    /// Parses the text of a configuration file, every problem reported at once.
+    /// Parses the text of a configuration file, every problem reported at once (each
+    /// `file:line:column: message`).
     pub(crate) fn parse(path: &Path, text: &str) -> Result<Config, CliError> {
-        let bad = |problems: Vec<String>| {
-            CliError::new(
-                Kind::InvalidInput,
+        let (mut doc, root) = Doc::read(path, text);
+        let mut config = Config::default();
+        if let Kind::Table(top) = &root.kind {
+            check(&mut doc, top, &mut config);
+        }
+        match doc.problems() {
+            None => Ok(config),
+            Some(problems) => Err(CliError::new(
+                error::Kind::InvalidInput,
                 format!(
                     "{} has {} problem{}:\n  {}",
                     path.display(),
@@ -117,101 +96,190 @@ impl Config {
                     problems.join("\n  ")
                 ),
             )
-            .with_hint("fix the file (docs/orchestrations.md, \"Configuration\"), or remove it to use the defaults")
-        };
-        let raw: Raw = toml::from_str(text).map_err(|e| {
-            let at = e
-                .span()
-                .map(|s| {
-                    let before = text.get(..s.start).unwrap_or(text);
-                    let line = before.matches('\n').count() + 1;
-                    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-                    format!("{line}:{col}: ")
-                })
-                .unwrap_or_default();
-            bad(vec![format!("{at}{}", e.message())])
-        })?;
-        let mut problems = Vec::new();
-        let mut config = Config::default();
-        match raw.approve_plans.as_deref() {
-            None | Some("ask") => {}
-            Some("auto") => config.approve_plans = ApprovePlans::Auto,
-            Some(other) => problems.push(format!(
-                "approve_plans = {other:?}: it is \"ask\" or \"auto\""
+            .with_hint(
+                "fix the file (docs/orchestrations.md, \"Configuration\"), or remove it to use the defaults",
             )),
         }
-        if let Some(n) = raw.briefing_tokens {
-            config.service.briefing_tokens = n;
+    }
+}
+
+/// Checks the top table, filling `config` with what is valid.
+fn check(doc: &mut Doc<'_>, top: &[Entry], config: &mut Config) {
+    doc.unknown_keys(top, TOP_KEYS, "at the top of config.toml");
+    if let Some(node) = get(top, "approve_plans") {
+        match doc.string("approve_plans", node, "\"ask\"") {
+            None | Some("ask") => {}
+            Some("auto") => config.approve_plans = ApprovePlans::Auto,
+            Some(other) => doc.add(
+                &node.span,
+                format!(
+                    "approve_plans = {:?}: it is \"ask\" or \"auto\"",
+                    shorten(other)
+                ),
+            ),
         }
-        if let Some(r) = raw.retry {
-            let mut policy = RetryPolicy::default();
-            let mut duration = |what: &str, raw: Option<String>, into: &mut DurationMs| {
-                if let Some(raw) = raw {
-                    match DurationMs::parse(&raw) {
-                        Ok(d) => *into = d,
-                        Err(e) => problems.push(format!("retry.{what} = {raw:?}: {}", e.reason)),
-                    }
+    }
+    if let Some(n) = get(top, "briefing_tokens")
+        .and_then(|node| doc.whole("briefing_tokens", node, 0, i64::from(u32::MAX)))
+        .and_then(|n| u32::try_from(n).ok())
+    {
+        config.service.briefing_tokens = n;
+    }
+    if let Some(r) = get(top, "retry").and_then(|n| doc.table("retry", n, "{ base = \"2s\" }")) {
+        doc.unknown_keys(r, RETRY_KEYS, "in [retry]");
+        let mut policy = RetryPolicy::default();
+        for (key, into) in [("base", &mut policy.base), ("cap", &mut policy.cap)] {
+            if let Some(node) = get(r, key)
+                && let Some(raw) = doc.string(key, node, "\"2s\"")
+                && let Some(d) = doc.parsed(node, DurationMs::parse(raw))
+            {
+                *into = d;
+            }
+        }
+        if let Some(f) = get(r, "factor")
+            .and_then(|node| doc.whole("factor", node, 0, i64::from(u32::MAX)))
+            .and_then(|n| u32::try_from(n).ok())
+        {
+            policy.factor = f;
+        }
+        if let Some(j) = get(r, "jitter_percent")
+            .and_then(|node| doc.whole("jitter_percent", node, 0, 100))
+            .and_then(|n| u8::try_from(n).ok())
+        {
+            policy.jitter_percent = j;
+        }
+        let backoff = get(r, "backoff")
+            .and_then(|node| doc.boolean("backoff", node))
+            .unwrap_or(true);
+        config.service.failure.backoff = backoff.then_some(policy);
+    }
+    if let Some((node, b)) = get(top, "circuit_breaker")
+        .map(|n| (n, doc.table("circuit_breaker", n, "{ threshold = 3 }")))
+        && let Some(b) = b
+    {
+        doc.unknown_keys(b, BREAKER_KEYS, "in [circuit_breaker]");
+        match get(b, "threshold") {
+            None => doc.missing(&node.span, "threshold", "[circuit_breaker]", "3"),
+            Some(t) => {
+                if let Some(threshold) = doc
+                    .whole("threshold", t, 0, i64::from(u32::MAX))
+                    .and_then(|n| u32::try_from(n).ok())
+                {
+                    config.service.failure = FailurePolicy {
+                        breaker: CircuitBreaker { threshold },
+                        ..config.service.failure
+                    };
                 }
-            };
-            duration("base", r.base, &mut policy.base);
-            duration("cap", r.cap, &mut policy.cap);
-            if let Some(f) = r.factor {
-                policy.factor = f;
             }
-            if let Some(j) = r.jitter_percent {
-                if j > 100 {
-                    problems.push(format!("retry.jitter_percent = {j}: at most 100"));
+        }
+    }
+    let routes = get(top, "route")
+        .map(|n| doc.tables("route", n))
+        .unwrap_or_default();
+    for (r, node) in routes {
+        doc.unknown_keys(r, ROUTE_KEYS, "in [[route]]");
+        let pattern = match get(r, "pattern") {
+            None => {
+                doc.missing(&node.span, "pattern", "this [[route]]", "\"test|spec\"");
+                None
+            }
+            Some(p) => doc
+                .string("pattern", p, "\"test|spec\"")
+                .and_then(|raw| doc.parsed(p, RoutePattern::parse(raw))),
+        };
+        let caps: Vec<Capability> = match get(r, "capabilities") {
+            None => {
+                doc.missing(&node.span, "capabilities", "this [[route]]", "[\"test\"]");
+                Vec::new()
+            }
+            Some(c) => {
+                let items = doc.strings("capabilities", c, "[\"test\"]");
+                if items.is_empty() && matches!(c.kind, Kind::Array(_)) {
+                    doc.add(
+                        &c.span,
+                        "the route gives no capabilities; name at least one",
+                    );
                 }
-                policy.jitter_percent = j;
+                items
+                    .into_iter()
+                    .filter_map(|(raw, item)| doc.parsed(item, Capability::parse(raw)))
+                    .collect()
             }
-            config.service.failure.backoff = r.backoff.unwrap_or(true).then_some(policy);
+        };
+        let tier = get(r, "tier").and_then(|t| {
+            doc.string("tier", t, "\"tactical\"")
+                .and_then(|raw| doc.parsed(t, Tier::parse(raw)))
+        });
+        if let Some(pattern) = pattern {
+            config.routes.push(RouteRule::new(
+                pattern,
+                caps.into_iter().collect::<CapabilitySet>(),
+                tier,
+            ));
         }
-        if let Some(b) = raw.circuit_breaker {
-            config.service.failure = FailurePolicy {
-                breaker: CircuitBreaker {
-                    threshold: b.threshold,
-                },
-                ..config.service.failure
-            };
-        }
-        for (i, r) in raw.route.into_iter().enumerate() {
-            let n = i + 1;
-            let pattern = RoutePattern::parse(&r.pattern)
-                .map_err(|e| {
-                    problems.push(format!("route {n}: pattern {:?}: {}", r.pattern, e.reason))
-                })
-                .ok();
-            let mut caps = Vec::new();
-            for c in &r.capabilities {
-                match Capability::parse(c) {
-                    Ok(c) => caps.push(c),
-                    Err(e) => problems.push(format!("route {n}: capability {c:?}: {}", e.reason)),
-                }
-            }
-            if r.capabilities.is_empty() {
-                problems.push(format!(
-                    "route {n}: it gives no capabilities; name at least one"
-                ));
-            }
-            let tier = match r.tier.as_deref().map(Tier::parse).transpose() {
-                Ok(t) => t,
-                Err(e) => {
-                    problems.push(format!("route {n}: tier: {}", e.reason));
-                    None
-                }
-            };
-            if let Some(pattern) = pattern {
-                config.routes.push(RouteRule::new(
-                    pattern,
-                    caps.into_iter().collect::<CapabilitySet>(),
-                    tier,
-                ));
-            }
-        }
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(bad(problems))
-        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(text: &str) -> Vec<String> {
+        let e = Config::parse(Path::new("c.toml"), text).unwrap_err();
+        e.message
+            .lines()
+            .skip(1)
+            .map(|l| l.trim().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_good_file_sets_every_value() {
+        let c = Config::parse(
+            Path::new("c.toml"),
+            "approve_plans = \"auto\"\nbriefing_tokens = 500\n[retry]\nbase = \"1s\"\n\
+             factor = 3\ncap = \"1m\"\njitter_percent = 10\n[circuit_breaker]\nthreshold = 0\n\
+             [[route]]\npattern = \"test\"\ncapabilities = [\"test\"]\ntier = \"strategic\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.approve_plans, ApprovePlans::Auto);
+        assert_eq!(c.service.briefing_tokens, 500);
+        let backoff = c.service.failure.backoff.unwrap();
+        assert_eq!(backoff.base.as_millis(), 1000);
+        assert_eq!(backoff.factor, 3);
+        assert_eq!(backoff.jitter_percent, 10);
+        assert_eq!(c.service.failure.breaker.threshold, 0);
+        assert_eq!(c.routes.len(), 1);
+        let off = Config::parse(Path::new("c.toml"), "[retry]\nbackoff = false\n").unwrap();
+        assert!(off.service.failure.backoff.is_none());
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_its_place_and_key() {
+        assert_eq!(
+            problems(
+                "approve_plans = \"sometimes\"\nbriefing = 1\n[retry]\nfactor = -2\nbackof = true\n\
+                 [[route]]\ncapabilities = [\"test\", 1]\n"
+            ),
+            vec![
+                "c.toml:1:17: approve_plans = \"sometimes\": it is \"ask\" or \"auto\"",
+                "c.toml:2:1: unknown key `briefing` at the top of config.toml; the keys allowed here are approve_plans, briefing_tokens, retry, circuit_breaker, route",
+                "c.toml:4:10: `factor` must be a whole number from 0 to 4294967295, not -2",
+                "c.toml:5:1: unknown key `backof` in [retry]; did you mean `backoff`?",
+                "c.toml:6:1: this [[route]] has no `pattern`; add one, like pattern = \"test|spec\"",
+                "c.toml:7:25: each item of `capabilities` must be a string, like capabilities = [\"test\"]; not the number 1",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_route_without_capabilities_and_a_wrong_type_of_section() {
+        assert_eq!(
+            problems("retry = 5\n[[route]]\npattern = \"x\"\ncapabilities = []\n"),
+            vec![
+                "c.toml:1:9: `retry` must be a table, like retry = { base = \"2s\" }; not the number 5",
+                "c.toml:4:16: the route gives no capabilities; name at least one",
+            ]
+        );
     }
 }

@@ -9,12 +9,14 @@ mod config_file;
 mod daemon;
 mod error;
 mod human;
+mod input;
 mod json;
 mod live;
 mod orchestrate;
 mod output;
 mod plan_file;
 mod plan_run;
+mod toml_doc;
 mod workflow_file;
 
 use std::ffi::OsString;
@@ -127,6 +129,11 @@ impl Prescan {
 /// `--json`, a usage error is also an error document on stdout.
 fn clap_failure(e: &clap::Error, json: bool) -> u8 {
     let code = u8::try_from(e.exit_code()).unwrap_or(2);
+    let long = long_value(e);
+    let shorten = |text: String| match &long {
+        Some(value) => text.replace(value.as_str(), &error::shorten(value)),
+        None => text,
+    };
     if json && code != 0 {
         let kind = match e.kind() {
             ClapErrorKind::InvalidValue | ClapErrorKind::ValueValidation => Kind::InvalidInput,
@@ -139,7 +146,7 @@ fn clap_failure(e: &clap::Error, json: bool) -> u8 {
                 Some("add --help to see what it takes".to_owned()),
             )
         } else {
-            let rendered = e.render().to_string();
+            let rendered = shorten(e.render().to_string());
             let mut paragraphs = rendered
                 .split("\n\n")
                 .map(str::trim)
@@ -159,8 +166,24 @@ fn clap_failure(e: &clap::Error, json: bool) -> u8 {
         let _ = out.document(&doc).and_then(|()| out.finish());
     }
     // Help goes to stdout, errors to stderr; if the reader went away there is nobody to tell.
-    let _ = e.print();
+    if long.is_some() {
+        // Without colour: the value is cut inside the rendered text.
+        eprint!("{}", shorten(e.render().to_string()));
+    } else {
+        let _ = e.print();
+    }
     code
+}
+
+/// The value clap's error echoes, when it is too long to echo whole.
+fn long_value(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    [ContextKind::InvalidValue, ContextKind::InvalidArg]
+        .into_iter()
+        .find_map(|kind| match e.get(kind) {
+            Some(ContextValue::String(v)) if error::shorten(v) != *v => Some(v.clone()),
+            _ => None,
+        })
 }
 
 fn init_logging(global: &GlobalArgs) {

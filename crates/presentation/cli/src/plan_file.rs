@@ -54,8 +54,9 @@ use maos_domain::policy::concerns::Concern;
 use maos_domain::{
     Capability, CapabilitySet, DurationMs, MaxAttempts, Priority, Risk, Tier, Title, Usd,
 };
-use toml::Spanned;
-use toml::de::{DeTable, DeValue};
+
+use crate::error::shorten;
+use crate::toml_doc::{self, Entry, Kind, Node, closest, edit_distance, get};
 
 // ---------------------------------------------------------------------------------------------
 // The checked plan.
@@ -289,83 +290,6 @@ pub(crate) fn order(plan: &PlanFile) -> Vec<&PlanFileTask> {
 // ---------------------------------------------------------------------------------------------
 // A tree of values with their byte spans, read from TOML or JSON.
 
-#[derive(Debug)]
-struct Node {
-    span: Range<usize>,
-    kind: Kind,
-}
-
-#[derive(Debug)]
-enum Kind {
-    Str(String),
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-    Array(Vec<Node>),
-    Table(Vec<Entry>),
-    /// A date-time, a null, a number too large: never right in a plan.
-    Other(&'static str),
-}
-
-#[derive(Debug)]
-struct Entry {
-    key: String,
-    span: Range<usize>,
-    value: Node,
-}
-
-impl Kind {
-    fn describe(&self) -> String {
-        match self {
-            Kind::Str(s) if s.chars().count() <= 40 => format!("the string {s:?}"),
-            Kind::Str(_) => "a string".to_owned(),
-            Kind::Int(n) => format!("the number {n}"),
-            Kind::Float(x) => format!("the number {x}"),
-            Kind::Bool(b) => b.to_string(),
-            Kind::Array(_) => "a list".to_owned(),
-            Kind::Table(_) => "a table".to_owned(),
-            Kind::Other(what) => (*what).to_owned(),
-        }
-    }
-}
-
-fn get<'n>(entries: &'n [Entry], key: &str) -> Option<&'n Node> {
-    entries.iter().find(|e| e.key == key).map(|e| &e.value)
-}
-
-fn from_toml(v: &Spanned<DeValue<'_>>) -> Node {
-    let kind = match v.get_ref() {
-        DeValue::String(s) => Kind::Str(s.to_string()),
-        DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
-            .map_or(Kind::Other("a number too large"), Kind::Int),
-        DeValue::Float(x) => x
-            .as_str()
-            .parse::<f64>()
-            .map_or(Kind::Other("a number that cannot be read"), Kind::Float),
-        DeValue::Boolean(b) => Kind::Bool(*b),
-        DeValue::Datetime(_) => Kind::Other("a date-time"),
-        DeValue::Array(items) => Kind::Array(items.iter().map(from_toml).collect()),
-        DeValue::Table(t) => Kind::Table(toml_entries(t)),
-    };
-    Node {
-        span: v.span(),
-        kind,
-    }
-}
-
-fn toml_entries(t: &DeTable<'_>) -> Vec<Entry> {
-    let mut entries: Vec<Entry> = t
-        .iter()
-        .map(|(k, v)| Entry {
-            key: k.get_ref().to_string(),
-            span: k.span(),
-            value: from_toml(v),
-        })
-        .collect();
-    entries.sort_by_key(|e| e.span.start);
-    entries
-}
-
 /// Builds the tree of a JSON text that `serde_json` has already accepted, keeping the byte span
 /// of every key and value; leaves are decoded by `serde_json`.
 struct JsonScanner<'t> {
@@ -568,14 +492,7 @@ enum Level<'l> {
 impl Checker<'_> {
     /// 1-based line and column (in characters) of a byte offset.
     fn position(&self, offset: usize) -> (usize, usize) {
-        let mut start = offset.min(self.text.len());
-        while !self.text.is_char_boundary(start) {
-            start -= 1;
-        }
-        let before = &self.text[..start];
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        (line, column)
+        toml_doc::position(self.text, offset)
     }
 
     /// `file:line:column` of a span, for messages that point at a second place.
@@ -604,31 +521,11 @@ impl Checker<'_> {
     }
 
     fn read_toml(&mut self) -> Option<Node> {
-        let (doc, errors) = DeTable::parse_recoverable(self.text);
-        for e in &errors {
-            let message: Vec<&str> = e
-                .message()
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .collect();
-            let span = e.span().unwrap_or(0..0);
-            let mut message = message.join("; ");
-            if message == "duplicate key"
-                && let Some(key) = self.text.get(span.clone())
-            {
-                message = format!("the key `{key}` is given twice in this table; keep one");
-            }
-            self.push(
-                &span,
-                format!("TOML syntax error: {message}"),
-                FoundKind::Syntax,
-            );
+        let (root, syntax) = toml_doc::read(self.text);
+        for (span, message) in syntax {
+            self.push(&span, message, FoundKind::Syntax);
         }
-        Some(Node {
-            span: doc.span(),
-            kind: Kind::Table(toml_entries(doc.get_ref())),
-        })
+        Some(root)
     }
 
     fn read_json(&mut self) -> Option<Node> {
@@ -738,7 +635,8 @@ impl Checker<'_> {
 
     /// The value, or `None` with the error recorded at the node.
     fn parsed<T, E: fmt::Display>(&mut self, node: &Node, r: Result<T, E>) -> Option<T> {
-        r.map_err(|e| self.add(&node.span, e.to_string())).ok()
+        r.map_err(|e| self.add(&node.span, toml_doc::echoed(node, e.to_string())))
+            .ok()
     }
 
     /// `Some(None)` for a blank command (turned off), `Some(Some(cmd))` otherwise.
@@ -878,6 +776,7 @@ impl Checker<'_> {
                     None => format!("the keys allowed here are {}", known.join(", ")),
                 },
             };
+            let key = shorten(key);
             self.add(&e.span, format!("unknown key `{key}` {place}; {hint}"));
         }
     }
@@ -1093,7 +992,7 @@ impl Checker<'_> {
                 .map(|s| (s, n.span.clone()))
         });
         let label = match &draft.id {
-            Some((id, _)) => format!("task `{id}`"),
+            Some((id, _)) => format!("task `{}`", shorten(id)),
             None => format!("task #{}", index + 1),
         };
         self.unknown_keys(t, Level::Task(&label));
@@ -1244,10 +1143,12 @@ impl Checker<'_> {
                         edges[i].push(j);
                     }
                 } else {
-                    let label = own.map_or_else(|| format!("#{}", i + 1), |id| format!("`{id}`"));
+                    let label = own
+                        .map_or_else(|| format!("#{}", i + 1), |id| format!("`{}`", shorten(id)));
                     let m = format!(
-                        "task {label} depends on `{dep}`, which is not a task of this plan{}; fix \
+                        "task {label} depends on `{}`, which is not a task of this plan{}; fix \
                          the id or add a task with it",
+                        shorten(dep),
                         suggest(dep, &ids)
                     );
                     self.add_whole(span, m);
@@ -1347,7 +1248,8 @@ fn check_id(raw: &str) -> Result<(), String> {
     }
     if raw.len() > 64 {
         return Err(format!(
-            "invalid task id {raw:?}: it is {} bytes long; the limit is 64",
+            "invalid task id {:?}: it is {} bytes long; the limit is 64",
+            shorten(raw),
             raw.len()
         ));
     }
@@ -1369,8 +1271,9 @@ fn check_id(raw: &str) -> Result<(), String> {
         String::new()
     };
     Err(format!(
-        "invalid task id {raw:?}: use lowercase letters, digits, '-' and '_', starting with a \
-         letter or a digit{example}"
+        "invalid task id {:?}: use lowercase letters, digits, '-' and '_', starting with a \
+         letter or a digit{example}",
+        shorten(raw)
     ))
 }
 
@@ -1441,6 +1344,9 @@ fn unoffered(cap: &Capability, offered: &CapabilitySet) -> String {
     )
 }
 
+/// The longest text (in bytes) compared for a "did you mean".
+const MAX_COMPARED: usize = 256;
+
 /// "; did you mean `a`?" for the ids close to `wrong`, or the list of ids when none is.
 fn suggest(wrong: &str, ids: &[&str]) -> String {
     let mut close: Vec<&str> = ids
@@ -1454,13 +1360,21 @@ fn suggest(wrong: &str, ids: &[&str]) -> String {
         [] => {
             let mut all = ids.to_vec();
             all.sort_unstable();
-            let shown: Vec<String> = all.iter().take(10).map(|i| format!("`{i}`")).collect();
+            let shown: Vec<String> = all
+                .iter()
+                .take(10)
+                .map(|i| format!("`{}`", shorten(i)))
+                .collect();
             let more = if all.len() > 10 { ", …" } else { "" };
             format!(" (its tasks are {}{more})", shown.join(", "))
         }
-        [one] => format!(" (did you mean `{one}`?)"),
+        [one] => format!(" (did you mean `{}`?)", shorten(one)),
         many => {
-            let shown: Vec<String> = many.iter().take(3).map(|i| format!("`{i}`")).collect();
+            let shown: Vec<String> = many
+                .iter()
+                .take(3)
+                .map(|i| format!("`{}`", shorten(i)))
+                .collect();
             format!(" (did you mean one of {}?)", shown.join(", "))
         }
     }
@@ -1469,46 +1383,13 @@ fn suggest(wrong: &str, ids: &[&str]) -> String {
 /// Close enough to be a typo: a third of the characters (at most 3) wrong, or one name inside
 /// the other. Names of one or two characters are never close to anything.
 fn is_close(a: &str, b: &str) -> bool {
+    // Ids are at most 64 characters; comparing longer text would only cost time and memory.
+    if a.len() > MAX_COMPARED || b.len() > MAX_COMPARED {
+        return false;
+    }
     let limit = (a.chars().count().max(b.chars().count()) / 3).min(3);
     (limit > 0 && edit_distance(a, b) <= limit)
         || (a.len() >= 3 && b.len() >= 3 && (a.contains(b) || b.contains(a)))
-}
-
-/// The known key closest to `key`, if one is close enough to be a typo.
-fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
-    let lower = key.to_lowercase();
-    known
-        .iter()
-        .map(|k| (edit_distance(&lower, k), *k))
-        .filter(|(d, k)| *d <= (k.len() / 3).clamp(1, 3))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
-}
-
-/// Edits (insert, delete, replace, swap two neighbours) that turn `a` into `b`.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut d = vec![vec![0_usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = best;
-        }
-    }
-    d[a.len()][b.len()]
 }
 
 #[cfg(test)]
@@ -1806,6 +1687,22 @@ title = "  Sketch the module  "
             "goal = \"g\"\n[defaults]\nrisk = 3\n[[task]]\nid = \"a\"\ntitle = \"A\"\n",
             "3:8: `risk` must be a string, not the number 3; for example risk = \"medium\"",
         );
+    }
+
+    #[test]
+    fn long_values_are_cut_in_messages() {
+        let long = "x".repeat(10_000);
+        let text = format!(
+            "goal = \"g\"\n{long} = 1\n[[task]]\nid = \"{long}\"\ntitle = \"t\"\n\
+             [[task]]\nid = \"b\"\ntitle = \"t\"\ndepends_on = [\"{long}y\"]\n\
+             capabilities = [\"{long}\"]\n"
+        );
+        let all = problems(&text);
+        assert_eq!(all.len(), 4, "{all:#?}");
+        for p in &all {
+            assert!(p.contains("…(99"), "{p}");
+            assert!(p.len() < 400, "{p}");
+        }
     }
 
     #[test]

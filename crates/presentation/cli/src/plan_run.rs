@@ -12,6 +12,7 @@ use crate::cli::{RunArgs, WorkflowCommand};
 use crate::config_file::{ApprovePlans, Config};
 use crate::error::{CliError, Kind};
 use crate::human;
+use crate::input::{FileKind, read_text};
 use crate::json;
 use crate::orchestrate;
 use crate::output::Output;
@@ -213,13 +214,7 @@ fn offered(api: &dyn MaosApi) -> Result<CapabilitySet, CliError> {
 
 /// Reads and checks a plan file (every problem at once).
 fn read_plan_file(path: &Path, api: &dyn MaosApi) -> Result<PlanFile, CliError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        CliError::new(
-            Kind::InvalidInput,
-            format!("cannot read the plan file {}: {e}", path.display()),
-        )
-        .with_hint("name a readable TOML or JSON file (docs/orchestrations.md shows the format)")
-    })?;
+    let text = read_text(path, FileKind::Plan)?;
     plan_file::parse(path, &text, &offered(api)?).map_err(|e| {
         CliError::new(Kind::InvalidInput, format!("{e}\nnothing was created")).with_hint(
             "fix the file and run the command again (docs/orchestrations.md describes the format)",
@@ -334,7 +329,8 @@ fn from_workflow(
 /// with where it came from (`built-in` or the file).
 fn find_workflow(dir: &Path, name: &str) -> Result<(Workflow, String), CliError> {
     let as_path = Path::new(name);
-    if as_path.is_file() {
+    // A path that is not a regular file (a FIFO, a directory) is refused by `read_workflow`.
+    if as_path.is_file() || (name.contains('/') && as_path.exists()) {
         return Ok((read_workflow(as_path)?, as_path.display().to_string()));
     }
     if let Some(w) = workflow::builtins()
@@ -364,12 +360,7 @@ fn find_workflow(dir: &Path, name: &str) -> Result<(Workflow, String), CliError>
 }
 
 fn read_workflow(path: &Path) -> Result<Workflow, CliError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        CliError::new(
-            Kind::InvalidInput,
-            format!("cannot read the workflow file {}: {e}", path.display()),
-        )
-    })?;
+    let text = read_text(path, FileKind::Workflow)?;
     workflow_file::parse(path, &text).map_err(|e| {
         let lines = e.lines();
         CliError::new(

@@ -266,6 +266,82 @@ fn a_database_of_another_program_is_refused_and_left_byte_for_byte_unchanged() {
     assert!(detail.contains("0x12345678"), "{detail}");
 }
 
+/// A MAOS database with an agent, closed (its log checkpointed into the file), and its bytes.
+fn closed_database() -> (tempfile::TempDir, std::path::PathBuf, Vec<u8>) {
+    let db = Db::new();
+    db.register("a", &["rust"], 1);
+    let (dir, path) = (db.dir, db.path);
+    drop(db.svc);
+    assert!(
+        !dir.path().join("maos.db-wal").exists(),
+        "the log was not checkpointed"
+    );
+    let bytes = std::fs::read(&path).unwrap();
+    (dir, path, bytes)
+}
+
+/// Opens `path` expecting [`StoreError::Damaged`], and checks that the file did not change.
+fn assert_damaged(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap();
+    let err = SqliteStore::open(path).expect_err("a damaged database");
+    let StoreError::Damaged {
+        path: shown,
+        detail,
+    } = &err
+    else {
+        panic!("expected Damaged, got {err:?}");
+    };
+    assert_eq!(shown, &path.display().to_string());
+    assert_eq!(std::fs::read(path).unwrap(), bytes, "the file was changed");
+    detail.clone()
+}
+
+#[test]
+fn a_cut_short_database_is_damaged_not_foreign() {
+    let (_dir, path, bytes) = closed_database();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let detail = assert_damaged(&path);
+    assert!(detail.contains("the file is cut short"), "{detail}");
+}
+
+#[test]
+fn a_database_with_unreadable_pages_is_damaged_not_foreign() {
+    let (_dir, path, bytes) = closed_database();
+    // The SQLite header, then noise.
+    let mut broken = bytes[..100].to_vec();
+    broken.extend((100..bytes.len() as u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    std::fs::write(&path, &broken).unwrap();
+    let detail = assert_damaged(&path);
+    assert!(detail.contains("SQLite cannot read it"), "{detail}");
+}
+
+#[test]
+fn a_damaged_table_is_found_by_quick_check() {
+    let (_dir, path, bytes) = closed_database();
+    // Zero the pages of the event log only: the schema still reads, opening fails later.
+    let (root, page_size): (i64, i64) = {
+        let conn = Connection::open(&path).unwrap();
+        let root = conn
+            .query_row(
+                "SELECT rootpage FROM sqlite_schema WHERE name = 'events'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let size = conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap();
+        (root, size)
+    };
+    let start = usize::try_from((root - 1) * page_size).unwrap();
+    let end = start + usize::try_from(page_size).unwrap();
+    let mut broken = bytes;
+    broken[start..end].fill(0xff);
+    std::fs::write(&path, &broken).unwrap();
+    let detail = assert_damaged(&path);
+    assert!(detail.contains("PRAGMA quick_check"), "{detail}");
+}
+
 #[test]
 fn a_database_from_a_different_maos_schema_is_refused() {
     let db = Db::new();

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use maos_application::{Clock, MaosApi};
 use maos_ipc::{DaemonControl, DaemonInfo, IpcClient, Server};
-use maos_sqlite::SqliteStore;
 use maos_system::SystemClock;
 
 use crate::compose;
@@ -47,9 +46,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 impl From<PathError> for CliError {
     fn from(e: PathError) -> Self {
         let hint = match &e {
-            PathError::DataDir { .. } => {
-                "choose a writable directory with --data-dir or MAOS_DATA_DIR"
-            }
+            PathError::DataDir { path, source } => return compose::data_dir_error(path, source),
             PathError::SocketDir { .. } | PathError::Unsafe { .. } => {
                 "set XDG_RUNTIME_DIR to a directory only you can enter, or remove the directory named above"
             }
@@ -258,7 +255,7 @@ impl From<CliError> for Spawned {
 fn spawn(paths: &DaemonPaths, verbose: u8, deadline: Instant) -> Result<IpcClient, Spawned> {
     // Refuse a bad database here, with the same error the daemon would log, instead of starting
     // a daemon that dies at once.
-    drop(SqliteStore::open(&paths.data_dir.join(compose::DB_FILE)).map_err(CliError::from)?);
+    drop(compose::open_store(&paths.data_dir)?);
     crate::config_file::Config::load(&paths.data_dir)?;
     let exe = std::env::current_exe().map_err(|e| {
         unavailable(format!(
