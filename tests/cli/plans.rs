@@ -1862,3 +1862,95 @@ fn unknown_orchestrations_illegal_transitions_and_bad_formats_are_refused() {
     assert_eq!(orchestration_status(&env, &running), "running");
     insta::assert_snapshot!(env.transcript());
 }
+
+// ---- plans of any size ----
+
+/// A plan of `n` tasks; `depends_on(i)` names the tasks task `i` waits for.
+fn big_plan(n: usize, depends_on: impl Fn(usize) -> Vec<usize>) -> String {
+    let mut text = String::from("goal = \"Big\"\nname = \"big\"\n");
+    for i in 0..n {
+        text.push_str(&format!(
+            "\n[[task]]\nid = \"t{i}\"\ntitle = \"Task {i}\"\nprompt = \"Do part {i}\"\n"
+        ));
+        let deps = depends_on(i);
+        if !deps.is_empty() {
+            let names: Vec<String> = deps.iter().map(|d| format!("\"t{d}\"")).collect();
+            text.push_str(&format!("depends_on = [{}]\n", names.join(", ")));
+        }
+    }
+    text
+}
+
+/// The plan check and the preview are near-linear: 100,000 tasks with no dependencies, in one
+/// chain, and all but one waited for by the last (a fan-in), each checked and shown in full (a
+/// quadratic step would take hours here; the refusal for want of a terminal comes after both),
+/// and the cycle closing the chain found and reported once.
+#[test]
+fn plans_of_a_hundred_thousand_tasks_are_checked_and_shown() {
+    const N: usize = 100_000;
+    let env = Env::new();
+    let flat = big_plan(N, |_| vec![]);
+    let chain = big_plan(N, |i| if i == 0 { vec![] } else { vec![i - 1] });
+    let fan_in = big_plan(N, |i| {
+        if i == N - 1 {
+            (0..N - 1).collect()
+        } else {
+            vec![]
+        }
+    });
+    for (name, text) in [("flat", &flat), ("chain", &chain), ("fan-in", &fan_in)] {
+        let plan = write_file(&env, &format!("{name}.toml"), text);
+        let run = env.maos(&["orchestrate", "run", &plan]);
+        assert_eq!(run.code, 2, "{name}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("no terminal to ask on"),
+            "{name}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stdout.starts_with("Plan \"big\": 100000 tasks"),
+            "{name}: {}",
+            &run.stdout[..run.stdout.len().min(200)]
+        );
+        let lines: Vec<&str> = run.stdout.lines().filter(|l| l.contains("Task ")).collect();
+        assert_eq!(lines.len(), N, "{name}");
+        if name == "fan-in" {
+            // The task that waits for every other comes last.
+            assert!(
+                lines[N - 1]
+                    .trim_start()
+                    .starts_with(&format!("t{}", N - 1))
+            );
+        }
+    }
+    // The chain in reverse order in the file: shown in dependency order all the same.
+    let reversed = big_plan(N, |i| if i == N - 1 { vec![] } else { vec![i + 1] });
+    let plan = write_file(&env, "reversed.toml", &reversed);
+    let run = env.maos(&["orchestrate", "run", &plan]);
+    let first: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.contains("Task "))
+        .take(2)
+        .collect();
+    assert!(
+        first[0].trim_start().starts_with(&format!("t{} ", N - 1)),
+        "{first:?}"
+    );
+    assert!(
+        first[1].trim_start().starts_with(&format!("t{} ", N - 2)),
+        "{first:?}"
+    );
+    // Closing the chain into one long cycle: reported once, as a cycle through every task.
+    let ring = big_plan(N, |i| if i == 0 { vec![N - 1] } else { vec![i - 1] });
+    let plan = write_file(&env, "ring.toml", &ring);
+    let run = env.maos(&["orchestrate", "run", &plan]);
+    assert_eq!(run.code, 2, "{}", &run.stderr[..run.stderr.len().min(500)]);
+    assert_eq!(run.stderr.matches("dependency cycle").count(), 1);
+    assert!(
+        run.stderr
+            .contains(&format!("dependency cycle t0 → t{} → t{}", N - 1, N - 2)),
+        "{}",
+        &run.stderr[..run.stderr.len().min(500)]
+    );
+}
