@@ -6,6 +6,7 @@
 mod agent;
 mod bad_input;
 mod daemon;
+mod escaping;
 mod fixtures;
 mod follow;
 mod layering;

@@ -429,6 +429,13 @@ pub(crate) enum TaskCommand {
         /// Keep printing new output until the attempt ends.
         #[arg(long, short = 'f')]
         follow: bool,
+
+        /// Print the log's bytes as they are, even to a terminal. By default a terminal gets
+        /// control characters and escape sequences shown as visible escapes (`\e`, `\x07`,
+        /// `\u{202e}`), so that an agent's output cannot steer it; a pipe or a file always
+        /// gets the raw bytes.
+        #[arg(long)]
+        raw: bool,
     },
 
     /// Show what a task's agent changed: the whole task (from the commit it started from), or

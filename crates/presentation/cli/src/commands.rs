@@ -1,7 +1,7 @@
 //! What each command does: turn the parsed arguments into calls on `dyn MaosApi` and print the
 //! result as text or as one JSON document (`live.rs` has the commands that keep running).
 
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::path::Path;
 
 use clap::CommandFactory;
@@ -16,6 +16,7 @@ use crate::cli::{
     RegisterArgs, StatusArgs, TaskCommand, TaskListArgs,
 };
 use crate::error::{CliError, Kind};
+use crate::escape;
 use crate::human;
 use crate::json;
 use crate::live;
@@ -58,7 +59,7 @@ pub(crate) fn run(
                 t.state,
                 t.reason
                     .as_deref()
-                    .map(|r| format!(" ({r})"))
+                    .map(|r| format!(" ({})", escape::line(r)))
                     .unwrap_or_default()
             ))
         }
@@ -230,9 +231,18 @@ fn gc(
     let mut lines = Vec::new();
     for e in &entries {
         lines.push(match (&e.kept_because, dry_run) {
-            (Some(why), _) => format!("kept    {} ({}): {why}", e.path, e.task.short()),
-            (None, true) => format!("would remove {} ({})", e.path, e.task.short()),
-            (None, false) => format!("removed {} ({})", e.path, e.task.short()),
+            (Some(why), _) => format!(
+                "kept    {} ({}): {}",
+                escape::line(&e.path),
+                e.task.short(),
+                escape::line(why)
+            ),
+            (None, true) => format!(
+                "would remove {} ({})",
+                escape::line(&e.path),
+                e.task.short()
+            ),
+            (None, false) => format!("removed {} ({})", escape::line(&e.path), e.task.short()),
         });
     }
     out.text(&lines.join("\n"))
@@ -342,12 +352,13 @@ fn register_from_file(path: &Path, api: &dyn MaosApi, out: &mut Output) -> Resul
         .with_hint("fix the file and run the command again (docs/agents.md describes the format)"))
 }
 
-/// `task logs`: the attempt's captured output, raw (any bytes) or, with --json, as text
-/// documents; with --follow until the attempt ends.
+/// `task logs`: the attempt's captured output, raw (any bytes; escaped unless `raw`) or, with
+/// --json, as text documents; with --follow until the attempt ends.
 fn task_logs(
     id: IdRef,
     attempt: Option<u32>,
     follow: bool,
+    raw: bool,
     api: &dyn MaosApi,
     out: &mut Output,
 ) -> Result<(), CliError> {
@@ -367,6 +378,7 @@ fn task_logs(
         },
     };
     let mut whole: Vec<u8> = Vec::new();
+    let mut escaper = escape::ByteEscaper::default();
     loop {
         let chunk = api.read_log(&request)?;
         // Later chunks come from the same attempt, even if a newer one starts meanwhile.
@@ -390,9 +402,20 @@ fn task_logs(
                     return out.document(&json::LogChunkDoc::new(&all));
                 }
             }
-        } else if !chunk.bytes.is_empty() {
-            out.bytes(&chunk.bytes)?;
-            out.flush()?;
+        } else if raw {
+            if !chunk.bytes.is_empty() {
+                out.bytes(&chunk.bytes)?;
+                out.flush()?;
+            }
+        } else {
+            let mut text = escaper.push(&chunk.bytes);
+            if done {
+                text.push_str(&escaper.finish());
+            }
+            if !text.is_empty() {
+                out.bytes(text.as_bytes())?;
+                out.flush()?;
+            }
         }
         if done {
             return Ok(());
@@ -462,7 +485,7 @@ fn create_task(args: CreateArgs, api: &dyn MaosApi, out: &mut Output) -> Result<
             "created task {} ({}): {}",
             t.id.short(),
             t.state,
-            t.spec.title
+            escape::line(t.spec.title.as_str())
         ))
     } else {
         out.note("a task with this idempotency key exists already; nothing was created");
@@ -470,7 +493,7 @@ fn create_task(args: CreateArgs, api: &dyn MaosApi, out: &mut Output) -> Result<
             "task {} ({}): {}",
             t.id.short(),
             t.state,
-            t.spec.title
+            escape::line(t.spec.title.as_str())
         ))
     }
 }
@@ -555,7 +578,7 @@ fn task(cmd: TaskCommand, api: &dyn MaosApi, out: &mut Output) -> Result<(), Cli
                     format!(", {} part(s) cut to fit the budget", b.cut.len())
                 }
             ));
-            out.text(b.text.trim_end())
+            out.text(&escape::block(b.text.trim_end()))
         }
         TaskCommand::Assign { id, agent } => {
             let a = api.assign_task(AssignTask { task: id, agent })?;
@@ -578,14 +601,18 @@ fn task(cmd: TaskCommand, api: &dyn MaosApi, out: &mut Output) -> Result<(), Cli
             out.text(&format!(
                 "cancelled task {}: {}",
                 t.id.short(),
-                t.spec.title
+                escape::line(t.spec.title.as_str())
             ))
         }
         TaskCommand::Logs {
             id,
             attempt,
             follow,
-        } => task_logs(id, attempt, follow, api, out),
+            raw,
+        } => {
+            let raw = raw || !std::io::stdout().is_terminal();
+            task_logs(id, attempt, follow, raw, api, out)
+        }
         TaskCommand::Diff { id, attempt, stat } => {
             let diff = api.task_diff(&id, attempt, stat)?;
             if out.json() {
@@ -674,7 +701,7 @@ fn orchestrate(
                 "created orchestration {} ({}): {}",
                 o.id.short(),
                 o.status,
-                o.name
+                escape::line(o.name.as_str())
             ))
         }
         OrchestrateCommand::Merge { id, into } => {

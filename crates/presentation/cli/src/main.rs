@@ -8,6 +8,7 @@ mod compose;
 mod config_file;
 mod daemon;
 mod error;
+mod escape;
 mod human;
 mod json;
 mod live;
@@ -159,6 +160,16 @@ fn clap_failure(e: &clap::Error, json: bool) -> u8 {
         let _ = out.document(&doc).and_then(|()| out.finish());
     }
     // Help goes to stdout, errors to stderr; if the reader went away there is nobody to tell.
+    // An error that echoes a control character or an escape sequence of the command line is
+    // printed plain, with them escaped (escape.rs); any other keeps clap's colours.
+    if code != 0 {
+        let plain = e.render().to_string();
+        let escaped = escape::block(&plain);
+        if escaped != plain {
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), escaped.as_bytes());
+            return code;
+        }
+    }
     let _ = e.print();
     code
 }

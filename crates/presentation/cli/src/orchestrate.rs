@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::cli::GraphFormat;
 use crate::error::{CliError, Kind};
+use crate::escape;
 use crate::human;
 use crate::json;
 use crate::output::Output;
@@ -62,20 +63,20 @@ pub(crate) fn preview_text(plan: &CreatePlan) -> String {
     let width = tasks.iter().map(|t| t.key.len()).max().unwrap_or(0);
     let mut out = format!(
         "Plan \"{}\": {} task{}",
-        plan.orchestration.name,
+        escape::line(plan.orchestration.name.as_str()),
         tasks.len(),
         if tasks.len() == 1 { "" } else { "s" }
     );
     if let Some(goal) = &plan.orchestration.goal {
-        out.push_str(&format!("\n  goal: {goal}"));
+        out.push_str(&format!("\n  goal: {}", escape::line(goal)));
     }
     if let Some(ws) = &plan.orchestration.workspace {
         out.push_str(&format!(
             "\n  repository: {}{}",
-            ws.repo,
+            escape::line(&ws.repo),
             ws.base
                 .as_deref()
-                .map(|b| format!(" (from {b})"))
+                .map(|b| format!(" (from {})", escape::line(b)))
                 .unwrap_or_default()
         ));
     }
@@ -90,11 +91,14 @@ pub(crate) fn preview_text(plan: &CreatePlan) -> String {
         let concerns = if t.concerns.is_empty() {
             String::new()
         } else {
-            format!("  concerns {}", t.concerns.join(" "))
+            format!("  concerns {}", escape::line(&t.concerns.join(" ")))
         };
         out.push_str(&format!(
             "\n  {:width$}  {}  [{}] {} risk{after}{concerns}",
-            t.key, t.title, t.capabilities, t.risk
+            t.key,
+            escape::line(&t.title),
+            t.capabilities,
+            t.risk
         ));
     }
     out
@@ -426,7 +430,11 @@ pub(crate) fn summary_text(s: &Summary) -> String {
         for n in &s.needs_a_person {
             out.push_str(&format!(
                 "\n  {} {} ({}): {}\n      {}",
-                n.task, n.title, n.state, n.why, n.next
+                n.task,
+                escape::line(&n.title),
+                n.state,
+                escape::line(&n.why),
+                n.next
             ));
         }
     }
@@ -479,7 +487,7 @@ pub(crate) fn progress_text(o: &Orchestration, tasks: &[Task], color: bool) -> S
     let mut out = format!(
         "{} {} ({}): {done}/{} tasks completed\n",
         o.id.short(),
-        o.name,
+        escape::line(o.name.as_str()),
         o.status,
         tasks.len()
     );
@@ -649,7 +657,10 @@ fn changes(
             TaskState::Retrying | TaskState::Blocked | TaskState::Failed => t
                 .reason
                 .as_deref()
-                .map(|r| format!(": {}", human::clip(r.lines().next().unwrap_or(r), 80)))
+                .map(|r| {
+                    let first = r.lines().next().unwrap_or(r);
+                    format!(": {}", escape::line(&human::clip(first, 80)))
+                })
                 .unwrap_or_default(),
             _ => String::new(),
         };
@@ -657,7 +668,7 @@ fn changes(
             "[{at:>6}] {} {:<12} {}{who}{why}",
             t.id.short(),
             t.state.as_str(),
-            human::clip(t.spec.title.as_str(), 40)
+            escape::line(&human::clip(t.spec.title.as_str(), 40))
         ));
     }
     lines.join("\n")
@@ -804,7 +815,7 @@ fn label(t: &Task) -> String {
         .collect();
     format!(
         "{}<br/>{} ({})",
-        human::clip(&title, 40),
+        escape::line(&human::clip(&title, 40)),
         t.id.short(),
         t.state
     )
