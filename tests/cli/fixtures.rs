@@ -387,3 +387,14 @@ pub(crate) fn on_a_terminal(env: &Env, args: &[&str], answer: &str) -> (i32, Str
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
 }
+
+/// Asserts that `maos admin verify` finds the database in agreement with its event log (exit 0,
+/// a clean document), whatever happened to the daemon before.
+pub(crate) fn assert_verified(env: &Env) {
+    let run = env.maos(&["admin", "verify", "--json"]);
+    assert_eq!(run.code, 0, "admin verify: {}\n{}", run.stdout, run.stderr);
+    let doc = run.json();
+    assert_eq!(doc["clean"], true, "{doc:#}");
+    assert_eq!(doc["problems"], serde_json::json!([]), "{doc:#}");
+    assert_eq!(doc["last_seq"], doc["events"], "{doc:#}");
+}

@@ -3,6 +3,7 @@
 //! leave the database exactly as it was.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod admin;
 mod agent;
 mod bad_input;
 mod daemon;

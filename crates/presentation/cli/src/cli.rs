@@ -176,6 +176,10 @@ pub(crate) enum Command {
         older_than: Option<DurationMs>,
     },
 
+    /// Administration: check the database against its own event log.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+
     /// Run the MAOS daemon in the foreground, or start, stop or inspect it.
     ///
     /// The daemon owns the database and serves every `maos` command over a Unix socket; `maos`
@@ -803,6 +807,20 @@ pub(crate) enum GraphFormat {
     Mermaid,
     /// Graphviz dot.
     Dot,
+}
+
+/// `maos admin` commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AdminCommand {
+    /// Check the database against its event log: fold every agent's, task's and
+    /// orchestration's events and compare them with the stored state, check that the log is
+    /// numbered without gaps, that each task's attempts are numbered from 1 with at most one
+    /// live (its newest), and that fencing tokens increase and match the newest attempt. Reads
+    /// the database directly and only reads (a running daemon goes on working); changes
+    /// nothing. Exits 8 when something disagrees, listing each problem.
+    #[command(after_help = "Examples:\n  maos admin verify\n  \
+        maos admin verify --json   # one document: the counts and each problem with its facts")]
+    Verify,
 }
 
 /// Workflow commands.

@@ -12,8 +12,8 @@ use maos_application::{
 use maos_domain::CapabilitySet;
 
 use crate::cli::{
-    AgentCommand, AgentListArgs, Cli, Command, CreateArgs, EventsArgs, OrchestrateCommand,
-    RegisterArgs, StatusArgs, TaskCommand, TaskListArgs,
+    AdminCommand, AgentCommand, AgentListArgs, Cli, Command, CreateArgs, EventsArgs,
+    OrchestrateCommand, RegisterArgs, StatusArgs, TaskCommand, TaskListArgs,
 };
 use crate::error::{CliError, Kind};
 use crate::escape;
@@ -47,6 +47,7 @@ pub(crate) fn run(
         Command::Orchestrate(cmd) => orchestrate(cmd, api, dir, out),
         Command::Status(args) => status(&args, api, out),
         Command::Workflow(cmd) => crate::plan_run::workflow(&cmd, dir, out),
+        Command::Admin(AdminCommand::Verify) => crate::admin::verify(dir, out),
         Command::Events(args) => events(&args, api, out),
         Command::Approve { id } => {
             let t = api.approve(&id)?;

@@ -1,6 +1,7 @@
 //! `maos`, the MAOS command line: parses the arguments, sets up logging and output, composes the
 //! application, runs one command and turns its outcome into an exit code (docs/exit-codes.md).
 
+mod admin;
 mod agents_file;
 mod cli;
 mod commands;
@@ -26,7 +27,7 @@ use clap::error::ErrorKind as ClapErrorKind;
 use clap::{CommandFactory, FromArgMatches};
 use tracing::level_filters::LevelFilter;
 
-use crate::cli::{Cli, ColorWhen, Command, DaemonAction, GlobalArgs};
+use crate::cli::{AdminCommand, Cli, ColorWhen, Command, DaemonAction, GlobalArgs};
 use crate::error::{CliError, Kind};
 use crate::output::Output;
 
@@ -69,6 +70,10 @@ fn execute(cli: Cli, out: &mut Output) -> Result<(), CliError> {
     }
     if let Command::Workflow(cmd) = &cli.command {
         return plan_run::workflow(cmd, &dir, out);
+    }
+    // Reads the database itself, beside a running daemon or without one (ADR 0015).
+    if let Command::Admin(AdminCommand::Verify) = &cli.command {
+        return admin::verify(&dir, out);
     }
     let api = if compose::no_daemon(cli.global.no_daemon) {
         compose::in_process(&dir)?

@@ -135,7 +135,7 @@ impl Output {
     /// Reports a failure: `error: ...` and `  hint: ...` on stderr, and with `--json` an error
     /// document on stdout too.
     pub(crate) fn error(&mut self, e: &CliError) {
-        if self.json {
+        if self.json && !e.documented {
             let doc = ErrorDoc::new(
                 e.kind.as_str(),
                 e.message.clone(),
