@@ -29,33 +29,60 @@ fn a_real_run_verifies_clean_and_each_kind_of_tampering_is_reported() {
         return;
     }
     let env = Env::new();
-    // A run with successes, failures and retries: a sim agent, a command agent that fails its
-    // first attempt of each task, a plan with dependencies, a cancelled task.
-    env.agent("sim-1", "sim");
+    // A run with successes, failures and retries: a sim agent, a command agent that fails the
+    // first attempt of each of its tasks, a plan with a dependency, a cancelled task.
+    env.ok_json(&[
+        "agent",
+        "register",
+        "sim-1",
+        "--adapter",
+        "sim",
+        "--capability",
+        "sim",
+    ]);
     let work = tempfile::tempdir().unwrap();
     let flaky = script(
         work.path(),
         "flaky",
         "if [ \"$MAOS_ATTEMPT\" = 1 ]; then echo broke; exit 3; fi\necho fine\n",
     );
-    command_agent(&env, "flaky", 2, &flaky);
-    let a = env.task("Once", &["--max-attempts", "3"]);
-    let b = env.task("Again", &["--max-attempts", "3"]);
+    env.ok_json(&[
+        "agent",
+        "register",
+        "flaky",
+        "--adapter",
+        "command",
+        "--command",
+        &flaky,
+        "--capability",
+        "retry",
+        "--slots",
+        "2",
+    ]);
+    let retried = env.task("Twice", &["--capability", "retry", "--max-attempts", "3"]);
+    let once = env.task("Once", &["--capability", "sim"]);
     let cancelled = env.task("Never", &["--capability", "nobody-has-this"]);
     env.ok_json(&["task", "cancel", &cancelled, "--reason", "not needed"]);
-    for t in [&a, &b] {
+    let plan = env.dir().join("plan.toml");
+    std::fs::write(
+        &plan,
+        "name = \"Pair\"\ngoal = \"Both\"\n\n[[task]]\nid = \"a\"\ntitle = \"First\"\nprompt = \"p\"\n\
+         capabilities = [\"retry\"]\n\n[[task]]\nid = \"b\"\ntitle = \"Second\"\nprompt = \"p\"\n\
+         depends_on = [\"a\"]\ncapabilities = [\"sim\"]\n",
+    )
+    .unwrap();
+    let made = env.ok_json(&["orchestrate", "run", plan.to_str().unwrap(), "--yes"]);
+    let planned: Vec<String> = made["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["task"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    for t in [&retried, &once].into_iter().chain(&planned) {
         wait_for(&env, t, "completed", |t| t["state"] == "completed");
     }
-    let twice = [&a, &b]
-        .into_iter()
-        .find(|t| {
-            env.ok_json(&["task", "show", t])["task"]["attempts"]
-                .as_array()
-                .unwrap()
-                .len()
-                == 2
-        })
-        .cloned();
+    let attempts = env.ok_json(&["task", "show", &retried])["task"]["attempts"].clone();
+    assert_eq!(attempts.as_array().unwrap().len(), 2, "{attempts:#}");
 
     let run = env.maos(&["admin", "verify"]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
@@ -78,6 +105,13 @@ fn a_real_run_verifies_clean_and_each_kind_of_tampering_is_reported() {
     let middle: i64 = conn
         .query_row("SELECT max(seq) / 2 FROM events", [], |r| r.get(0))
         .unwrap();
+    let deleted_of: String = conn
+        .query_row(
+            "SELECT aggregate_id FROM events WHERE seq = ?1",
+            [middle],
+            |r| r.get(0),
+        )
+        .unwrap();
     conn.execute_batch(&format!(
         "BEGIN;
          DROP TRIGGER events_no_delete;
@@ -88,10 +122,17 @@ fn a_real_run_verifies_clean_and_each_kind_of_tampering_is_reported() {
          COMMIT;"
     ))
     .unwrap();
-    let fenced = twice.clone().unwrap_or_else(|| a.clone());
+    // The retried task's attempts: the first made live again, with a token above the second's,
+    // and the second renumbered.
     conn.execute(
-        "UPDATE attempts SET fencing = fencing + 1000 WHERE task = ?1 AND number = 1",
-        [&fenced],
+        "UPDATE attempts SET fencing = fencing + 1000, status = 'running' \
+         WHERE task = ?1 AND number = 1",
+        [&retried],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE attempts SET number = 5 WHERE task = ?1 AND number = 2",
+        [&retried],
     )
     .unwrap();
     drop(conn);
@@ -129,21 +170,40 @@ fn a_real_run_verifies_clean_and_each_kind_of_tampering_is_reported() {
         "{changed}"
     );
 
-    let fencing = problems(&doc, "fencing");
-    assert!(
-        fencing.iter().any(|p| p["id"] == fenced.as_str()),
-        "no fencing problem for {fenced}: {doc:#}"
+    for kind in ["fencing", "live_attempts", "attempt_numbers"] {
+        let found = problems(&doc, kind);
+        assert_eq!(found.len(), 1, "{kind}: {doc:#}");
+        assert_eq!(found[0]["id"], retried.as_str(), "{kind}: {doc:#}");
+    }
+    assert_eq!(
+        problems(&doc, "attempt_numbers")[0]["facts"]["numbers"],
+        "1,5"
     );
+    assert_eq!(problems(&doc, "live_attempts")[0]["facts"]["live"], "1");
     assert!(
-        state.iter().any(|p| p["id"] == fenced.as_str()
+        state.iter().any(|p| p["id"] == retried.as_str()
             && p["facts"]["fields"].as_str().unwrap().contains("attempts")),
         "{doc:#}"
     );
+    // Nothing else: every problem concerns the log or an aggregate that was tampered with.
+    for p in doc["problems"].as_array().unwrap() {
+        let id = p["id"].as_str();
+        assert!(
+            id.is_none_or(|id| [&retried, &cancelled, &deleted_of].contains(&&id.to_owned())),
+            "an untouched aggregate disagrees: {p:#}"
+        );
+    }
 
     // The same in text: each problem on a line with its kind.
     let text = env.maos(&["admin", "verify"]);
     assert_eq!(text.code, 8);
-    for kind in ["sequence_gap", "state_mismatch", "fencing"] {
+    for kind in [
+        "sequence_gap",
+        "state_mismatch",
+        "fencing",
+        "live_attempts",
+        "attempt_numbers",
+    ] {
         assert!(
             text.stdout
                 .lines()
