@@ -214,3 +214,52 @@ fn an_agents_escape_sequences_reach_a_terminal_escaped_and_json_exact() {
         .expect("a JSON document");
     assert!(json.to_string().contains("\\u001b]0;pwned"), "{json}");
 }
+
+#[test]
+fn what_an_agent_wrote_into_its_worktree_reaches_a_terminal_escaped_in_task_diff() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    let repo = Repo::new();
+    let work = tempfile::tempdir().unwrap();
+    let writer = script(
+        work.path(),
+        "writer",
+        "printf 'title\\033]0;pwned\\007\\342\\200\\256\\tend\\n' > evil.txt\n",
+    );
+    command_agent(&env, "writer", 1, &writer);
+    let repo_arg = repo.arg();
+    let id = id_of(&create(
+        &env,
+        "Write",
+        &["--repo", &repo_arg, "--max-attempts", "1"],
+    ));
+    wait_for(&env, &id, "finished", |t| {
+        matches!(t["state"].as_str(), Some("completed" | "awaiting_approval"))
+    });
+    let piped = env.maos(&["task", "diff", &id]);
+    assert_eq!(piped.code, 0, "{}", piped.stderr);
+    assert!(
+        piped.stdout.contains("+title\u{1b}]0;pwned\u{7}"),
+        "{:?}",
+        piped.stdout
+    );
+    let (code, screen) = on_a_terminal(&env, &["task", "diff", &id], "");
+    assert_eq!(code, 0, "{screen}");
+    assert_inert("task diff on a terminal", &screen);
+    assert!(
+        screen.contains("+title\\e]0;pwned\\x07\\u{202e}\tend"),
+        "{screen:?}"
+    );
+    let (_, raw) = on_a_terminal(&env, &["task", "diff", &id, "--raw"], "");
+    assert!(raw.contains("\u{1b}]0;pwned\u{7}"), "{raw:?}");
+    let json = env.ok_json(&["task", "diff", &id]);
+    assert!(
+        json["diff"]
+            .as_str()
+            .unwrap()
+            .contains("\u{1b}]0;pwned\u{7}"),
+        "{json}"
+    );
+}

@@ -459,6 +459,12 @@ pub(crate) enum TaskCommand {
         /// The summary (files and lines changed) instead of the diff.
         #[arg(long)]
         stat: bool,
+
+        /// Print the diff as it is, even to a terminal. By default a terminal gets control
+        /// characters and escape sequences in the agent's changes shown as visible escapes;
+        /// a pipe or a file always gets the diff as it is.
+        #[arg(long)]
+        raw: bool,
     },
 
     /// Return a task's branch to a checkpoint: as it was before its newest attempt, or as

@@ -614,7 +614,12 @@ fn task(cmd: TaskCommand, api: &dyn MaosApi, out: &mut Output) -> Result<(), Cli
             let raw = raw || !std::io::stdout().is_terminal();
             task_logs(id, attempt, follow, raw, api, out)
         }
-        TaskCommand::Diff { id, attempt, stat } => {
+        TaskCommand::Diff {
+            id,
+            attempt,
+            stat,
+            raw,
+        } => {
             let diff = api.task_diff(&id, attempt, stat)?;
             if out.json() {
                 return out.document(&json::DiffDoc {
@@ -629,7 +634,12 @@ fn task(cmd: TaskCommand, api: &dyn MaosApi, out: &mut Output) -> Result<(), Cli
                 out.note("no changes");
                 return Ok(());
             }
-            out.bytes(diff.as_bytes())
+            // What an agent wrote may hold escape sequences: a terminal gets them escaped.
+            if raw || !std::io::stdout().is_terminal() {
+                out.bytes(diff.as_bytes())
+            } else {
+                out.bytes(escape::block(&diff).as_bytes())
+            }
         }
         TaskCommand::Rollback { id, to_attempt } => {
             let t = api.rollback(&id, to_attempt)?;
