@@ -453,6 +453,7 @@ fn the_main_job_runs_the_quickstart_plan_in_parallel_with_a_retry_into_the_integ
             .unwrap()
             .is_empty()
     );
+    assert_verified(&env);
 }
 
 // ---- 2. plan validation ----
@@ -1610,6 +1611,7 @@ fn draft_start_pause_pause_now_resume_and_cancel_steer_an_orchestrations_tasks()
     assert!(!log_text().contains("start eta "), "{}", log_text());
     assert!(!log_text().contains("end zeta"), "{}", log_text());
     assert_eq!(orchestration_status(&env, &orch), "cancelled");
+    assert_verified(&env);
 }
 
 /// An orchestration whose tasks never get an agent (nobody offers their capabilities), in
