@@ -97,6 +97,57 @@ macro_rules! differing {
     }};
 }
 
+fn agent_fields(x: &Agent, y: &Agent) -> Vec<&'static str> {
+    differing!(
+        x,
+        y,
+        id,
+        name,
+        adapter,
+        capabilities,
+        tier,
+        slots,
+        command,
+        settings,
+        status,
+        active,
+        registered_at,
+        updated_at,
+        version,
+        failures_in_row,
+        drained_because
+    )
+}
+
+fn task_fields(x: &Task, y: &Task) -> Vec<&'static str> {
+    differing!(
+        x,
+        y,
+        id,
+        spec,
+        state,
+        reason,
+        attempts,
+        fencing,
+        created_at,
+        updated_at,
+        version,
+        workspace,
+        pending,
+        run_approved,
+        decision,
+        retry_at,
+        extra_attempts
+    )
+}
+
+fn orchestration_fields(x: &Orchestration, y: &Orchestration) -> Vec<&'static str> {
+    differing!(
+        x, y, id, name, goal, workspace, verify, notes, planned, status, created_at, updated_at,
+        version
+    )
+}
+
 /// A fold in progress: where the aggregate's events start, and the aggregate so far (none when
 /// its events could not be folded).
 struct Fold<T> {
@@ -110,9 +161,7 @@ pub fn verify<R: ReadStore + ?Sized>(store: &R) -> Result<Verification, StoreErr
     let mut tasks: HashMap<TaskId, Fold<Task>> = HashMap::new();
     let mut agents: HashMap<AgentId, Fold<Agent>> = HashMap::new();
     let mut orchestrations: HashMap<OrchestrationId, Fold<Orchestration>> = HashMap::new();
-    let mut stored_agents = Vec::new();
-    let mut stored_tasks = Vec::new();
-    let mut stored_orchestrations = Vec::new();
+    let mut names: HashSet<AgentName> = HashSet::new();
     let mut expected_seq = 1u64;
     store.scan(&mut |item| match item {
         Scanned::Event(e) => {
@@ -170,92 +219,45 @@ pub fn verify<R: ReadStore + ?Sized>(store: &R) -> Result<Verification, StoreErr
                 ),
             }
         }
-        Scanned::Agent(a) => stored_agents.push(a),
-        Scanned::Task(t) => stored_tasks.push(t),
-        Scanned::Orchestration(o) => stored_orchestrations.push(o),
+        // The log came first, so every fold is complete when the stored state arrives.
+        Scanned::Agent(a) => {
+            v.agents += 1;
+            compare(
+                &mut v,
+                "agent",
+                a.id.to_string(),
+                agents.remove(&a.id),
+                &a,
+                agent_fields,
+            );
+            names.insert(a.name.clone());
+        }
+        Scanned::Task(t) => {
+            v.tasks += 1;
+            compare(
+                &mut v,
+                "task",
+                t.id.to_string(),
+                tasks.remove(&t.id),
+                &t,
+                task_fields,
+            );
+            attempts(&mut v, &t);
+        }
+        Scanned::Orchestration(o) => {
+            v.orchestrations += 1;
+            compare(
+                &mut v,
+                "orchestration",
+                o.id.to_string(),
+                orchestrations.remove(&o.id),
+                &o,
+                orchestration_fields,
+            );
+        }
     })?;
-    v.agents = stored_agents.len();
-    v.tasks = stored_tasks.len();
-    v.orchestrations = stored_orchestrations.len();
-    for a in &stored_agents {
-        compare(
-            &mut v,
-            "agent",
-            a.id.to_string(),
-            agents.remove(&a.id),
-            a,
-            |x, y| {
-                differing!(
-                    x,
-                    y,
-                    id,
-                    name,
-                    adapter,
-                    capabilities,
-                    tier,
-                    slots,
-                    command,
-                    settings,
-                    status,
-                    active,
-                    registered_at,
-                    updated_at,
-                    version,
-                    failures_in_row,
-                    drained_because
-                )
-            },
-        );
-    }
-    for t in &stored_tasks {
-        compare(
-            &mut v,
-            "task",
-            t.id.to_string(),
-            tasks.remove(&t.id),
-            t,
-            |x, y| {
-                differing!(
-                    x,
-                    y,
-                    id,
-                    spec,
-                    state,
-                    reason,
-                    attempts,
-                    fencing,
-                    created_at,
-                    updated_at,
-                    version,
-                    workspace,
-                    pending,
-                    run_approved,
-                    decision,
-                    retry_at,
-                    extra_attempts
-                )
-            },
-        );
-        attempts(&mut v, t);
-    }
-    for o in &stored_orchestrations {
-        compare(
-            &mut v,
-            "orchestration",
-            o.id.to_string(),
-            orchestrations.remove(&o.id),
-            o,
-            |x, y| {
-                differing!(
-                    x, y, id, name, goal, workspace, verify, notes, planned, status, created_at,
-                    updated_at, version
-                )
-            },
-        );
-    }
     // An agent is stored under its name: a removed agent whose name was registered again is
     // replaced by the new one, and only its events remain. That is no problem.
-    let names: HashSet<&AgentName> = stored_agents.iter().map(|a| &a.name).collect();
     agents.retain(|_, f| {
         !f.state
             .as_ref()
@@ -321,7 +323,7 @@ fn compare<T>(
     id: String,
     folded: Option<Fold<T>>,
     stored: &T,
-    differing: impl Fn(&T, &T) -> Vec<&'static str>,
+    differing: fn(&T, &T) -> Vec<&'static str>,
 ) {
     let (kind, message, facts) = match folded {
         None => (
