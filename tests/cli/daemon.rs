@@ -5,6 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::fixtures::assert_verified;
 use crate::support::{Env, in_process};
 
 /// `maos daemon status --json` of a running daemon.
@@ -147,6 +148,7 @@ fn a_stale_socket_left_by_a_killed_daemon_is_replaced() {
     let agents = env.ok_json(&["agent", "list"]);
     assert_eq!(agents["agents"][0]["name"], "survivor");
     assert_ne!(pid_of(&env), pid);
+    assert_verified(&env);
 }
 
 #[test]
@@ -243,6 +245,8 @@ fn no_acknowledged_write_is_lost_to_kill_9() {
     unique.sort_unstable();
     unique.dedup();
     assert_eq!(unique.len(), stored.len(), "a task was stored twice");
+    // And what is stored agrees with the log, after three kills.
+    assert_verified(&env);
     eprintln!(
         "kill -9 x3: {} acknowledged writes all present, {refused} refused during the kills",
         acknowledged.len()

@@ -347,3 +347,54 @@ pub(crate) fn assert_overlap(a: &Value, b: &Value) {
         );
     }
 }
+
+/// Runs `maos <args>` on a pseudo-terminal (util-linux `script`), typing `answer` once it asks;
+/// answers the exit code and everything the terminal showed.
+pub(crate) fn on_a_terminal(env: &Env, args: &[&str], answer: &str) -> (i32, String) {
+    // The same environment as every other run, on a terminal: `script` runs the command line
+    // with the shell, so each word is quoted.
+    let inner = env.std_command(args);
+    let mut line = format!("'{}'", inner.get_program().to_str().unwrap());
+    for a in inner.get_args() {
+        line.push_str(&format!(
+            " '{}'",
+            a.to_str().unwrap().replace('\'', "'\\''")
+        ));
+    }
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec", &line, "/dev/null"]);
+    for (k, v) in inner.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` runs (it gives the command a terminal)");
+    // The question comes after the graph; what is typed before it waits in the terminal.
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        format!("{answer}\n").as_bytes(),
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// Asserts that `maos admin verify` finds the database in agreement with its event log (exit 0,
+/// a clean document), whatever happened to the daemon before.
+pub(crate) fn assert_verified(env: &Env) {
+    let run = env.maos(&["admin", "verify", "--json"]);
+    assert_eq!(run.code, 0, "admin verify: {}\n{}", run.stdout, run.stderr);
+    let doc = run.json();
+    assert_eq!(doc["clean"], true, "{doc:#}");
+    assert_eq!(doc["problems"], serde_json::json!([]), "{doc:#}");
+    assert_eq!(doc["last_seq"], doc["events"], "{doc:#}");
+}

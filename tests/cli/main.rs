@@ -3,10 +3,12 @@
 //! leave the database exactly as it was.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod admin;
 mod agent;
 mod bad_input;
 mod containment;
 mod daemon;
+mod escaping;
 mod fixtures;
 mod follow;
 mod input;

@@ -453,6 +453,7 @@ fn the_main_job_runs_the_quickstart_plan_in_parallel_with_a_retry_into_the_integ
             .unwrap()
             .is_empty()
     );
+    assert_verified(&env);
 }
 
 // ---- 2. plan validation ----
@@ -616,46 +617,6 @@ fn without_a_terminal_and_without_yes_the_plan_is_refused_unless_the_policy_appr
     let tasks = tasks_of(&env, str_of(&o["id"], "id"));
     assert_eq!(tasks.len(), 3);
     insta::assert_snapshot!(env.transcript());
-}
-
-/// Runs `maos <args>` on a pseudo-terminal (util-linux `script`), typing `answer` once it asks;
-/// answers the exit code and everything the terminal showed.
-fn on_a_terminal(env: &Env, args: &[&str], answer: &str) -> (i32, String) {
-    // The same environment as every other run, on a terminal: `script` runs the command line
-    // with the shell, so each word is quoted.
-    let inner = env.std_command(args);
-    let mut line = format!("'{}'", inner.get_program().to_str().unwrap());
-    for a in inner.get_args() {
-        line.push_str(&format!(
-            " '{}'",
-            a.to_str().unwrap().replace('\'', "'\\''")
-        ));
-    }
-    let mut cmd = std::process::Command::new("script");
-    cmd.args(["-qec", &line, "/dev/null"]);
-    for (k, v) in inner.get_envs() {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
-    let mut child = cmd
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("util-linux `script` runs (it gives the command a terminal)");
-    // The question comes after the graph; what is typed before it waits in the terminal.
-    std::io::Write::write_all(
-        child.stdin.as_mut().unwrap(),
-        format!("{answer}\n").as_bytes(),
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
 }
 
 #[test]
@@ -1650,6 +1611,7 @@ fn draft_start_pause_pause_now_resume_and_cancel_steer_an_orchestrations_tasks()
     assert!(!log_text().contains("start eta "), "{}", log_text());
     assert!(!log_text().contains("end zeta"), "{}", log_text());
     assert_eq!(orchestration_status(&env, &orch), "cancelled");
+    assert_verified(&env);
 }
 
 /// An orchestration whose tasks never get an agent (nobody offers their capabilities), in
@@ -1861,4 +1823,96 @@ fn unknown_orchestrations_illegal_transitions_and_bad_formats_are_refused() {
     refused(&env, &["orchestrate", "cancel", &draft], 4);
     assert_eq!(orchestration_status(&env, &running), "running");
     insta::assert_snapshot!(env.transcript());
+}
+
+// ---- plans of any size ----
+
+/// A plan of `n` tasks; `depends_on(i)` names the tasks task `i` waits for.
+fn big_plan(n: usize, depends_on: impl Fn(usize) -> Vec<usize>) -> String {
+    let mut text = String::from("goal = \"Big\"\nname = \"big\"\n");
+    for i in 0..n {
+        text.push_str(&format!(
+            "\n[[task]]\nid = \"t{i}\"\ntitle = \"Task {i}\"\nprompt = \"Do part {i}\"\n"
+        ));
+        let deps = depends_on(i);
+        if !deps.is_empty() {
+            let names: Vec<String> = deps.iter().map(|d| format!("\"t{d}\"")).collect();
+            text.push_str(&format!("depends_on = [{}]\n", names.join(", ")));
+        }
+    }
+    text
+}
+
+/// The plan check and the preview are near-linear: 100,000 tasks with no dependencies, in one
+/// chain, and all but one waited for by the last (a fan-in), each checked and shown in full (a
+/// quadratic step would take hours here; the refusal for want of a terminal comes after both),
+/// and the cycle closing the chain found and reported once.
+#[test]
+fn plans_of_a_hundred_thousand_tasks_are_checked_and_shown() {
+    const N: usize = 100_000;
+    let env = Env::new();
+    let flat = big_plan(N, |_| vec![]);
+    let chain = big_plan(N, |i| if i == 0 { vec![] } else { vec![i - 1] });
+    let fan_in = big_plan(N, |i| {
+        if i == N - 1 {
+            (0..N - 1).collect()
+        } else {
+            vec![]
+        }
+    });
+    for (name, text) in [("flat", &flat), ("chain", &chain), ("fan-in", &fan_in)] {
+        let plan = write_file(&env, &format!("{name}.toml"), text);
+        let run = env.maos(&["orchestrate", "run", &plan]);
+        assert_eq!(run.code, 2, "{name}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("no terminal to ask on"),
+            "{name}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stdout.starts_with("Plan \"big\": 100000 tasks"),
+            "{name}: {}",
+            &run.stdout[..run.stdout.len().min(200)]
+        );
+        let lines: Vec<&str> = run.stdout.lines().filter(|l| l.contains("Task ")).collect();
+        assert_eq!(lines.len(), N, "{name}");
+        if name == "fan-in" {
+            // The task that waits for every other comes last.
+            assert!(
+                lines[N - 1]
+                    .trim_start()
+                    .starts_with(&format!("t{}", N - 1))
+            );
+        }
+    }
+    // The chain in reverse order in the file: shown in dependency order all the same.
+    let reversed = big_plan(N, |i| if i == N - 1 { vec![] } else { vec![i + 1] });
+    let plan = write_file(&env, "reversed.toml", &reversed);
+    let run = env.maos(&["orchestrate", "run", &plan]);
+    let first: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.contains("Task "))
+        .take(2)
+        .collect();
+    assert!(
+        first[0].trim_start().starts_with(&format!("t{} ", N - 1)),
+        "{first:?}"
+    );
+    assert!(
+        first[1].trim_start().starts_with(&format!("t{} ", N - 2)),
+        "{first:?}"
+    );
+    // Closing the chain into one long cycle: reported once, as a cycle through every task.
+    let ring = big_plan(N, |i| if i == 0 { vec![N - 1] } else { vec![i - 1] });
+    let plan = write_file(&env, "ring.toml", &ring);
+    let run = env.maos(&["orchestrate", "run", &plan]);
+    assert_eq!(run.code, 2, "{}", &run.stderr[..run.stderr.len().min(500)]);
+    assert_eq!(run.stderr.matches("dependency cycle").count(), 1);
+    assert!(
+        run.stderr
+            .contains(&format!("dependency cycle t0 → t{} → t{}", N - 1, N - 2)),
+        "{}",
+        &run.stderr[..run.stderr.len().min(500)]
+    );
 }

@@ -224,6 +224,7 @@ fn tasks_whose_concerns_overlap_run_one_after_the_other_and_disjoint_ones_run_to
         assigned > completed,
         "beta assigned at {assigned}, alpha completed at {completed}"
     );
+    assert_verified(&env);
 }
 
 #[test]
@@ -527,6 +528,7 @@ fn a_failed_attempt_is_retried_after_an_exponential_backoff_with_what_went_wrong
         "{text}"
     );
     assert_eq!(third["cut"], json!([]));
+    assert_verified(&env);
 }
 
 #[test]
@@ -640,6 +642,7 @@ fn after_its_attempts_fail_on_the_tactical_tier_a_task_escalates_to_a_strategic_
     let prompt = std::fs::read_to_string(prompts.join("3")).unwrap();
     assert!(prompt.contains("### Attempt 1: "), "{prompt}");
     assert!(prompt.contains("cheap failed attempt 2"), "{prompt}");
+    assert_verified(&env);
 }
 
 #[test]
@@ -808,6 +811,7 @@ fn an_agent_that_fails_too_often_in_a_row_is_drained_until_a_person_resumes_it()
             .count(),
         1
     );
+    assert_verified(&env);
 }
 
 // ---- routing and configuration ----

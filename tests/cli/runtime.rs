@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::fixtures::assert_verified;
 use crate::support::{Env, in_process};
 
 /// Waits until `task show --json` satisfies `done`, and returns that document.
@@ -371,6 +372,8 @@ fn kill_9_of_the_daemon_kills_its_agents_and_a_restart_reruns_their_attempts() {
         2
     );
     assert_eq!(kinds.iter().filter(|k| **k == "task.completed").count(), 2);
+    // Folding the log gives what is stored, attempts and fencing included.
+    assert_verified(&env);
 }
 
 /// The soft limits an agent's process saw, from its `/proc/self/limits` as it printed them.

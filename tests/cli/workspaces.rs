@@ -142,6 +142,7 @@ fn two_tasks_work_at_once_in_their_own_worktrees_and_both_are_merged_into_the_in
             "{name} missing: {branches:?}"
         );
     }
+    assert_verified(&env);
 }
 
 #[test]

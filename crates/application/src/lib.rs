@@ -11,6 +11,7 @@ pub mod ports;
 mod recovery;
 mod schedule;
 pub mod service;
+pub mod verify;
 mod waiting;
 pub mod workspace;
 

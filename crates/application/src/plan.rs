@@ -5,6 +5,8 @@
 
 use std::collections::HashMap;
 
+use maos_domain::graph;
+
 use crate::api::PlanTask;
 use crate::error::OrchestrationError;
 
@@ -48,7 +50,7 @@ pub(crate) fn check(tasks: &[PlanTask]) -> Result<Vec<Vec<usize>>, Orchestration
         }
         deps.push(mine);
     }
-    if let Some(cycle) = find_cycle(&deps) {
+    if let Some(cycle) = graph::cycles(&deps).into_iter().next() {
         let keys: Vec<&str> = cycle.iter().map(|&i| tasks[i].key.as_str()).collect();
         return refuse(format!(
             "the plan's dependencies form a cycle: {}",
@@ -64,53 +66,6 @@ fn well_formed(key: &str) -> bool {
     matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
         && key.len() <= 64
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-}
-
-/// A cycle of the graph where `deps[i]` are the nodes `i` depends on, as a path that starts
-/// and ends with the same node; none when the graph is acyclic. Iterative depth-first search:
-/// linear in nodes and edges, no recursion.
-fn find_cycle(deps: &[Vec<usize>]) -> Option<Vec<usize>> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        New,
-        OnPath,
-        Done,
-    }
-    let mut mark = vec![Mark::New; deps.len()];
-    for root in 0..deps.len() {
-        if mark[root] != Mark::New {
-            continue;
-        }
-        // (node, next dependency to look at)
-        let mut path: Vec<(usize, usize)> = vec![(root, 0)];
-        mark[root] = Mark::OnPath;
-        while let Some(&mut (node, ref mut next)) = path.last_mut() {
-            match deps[node].get(*next).copied() {
-                Some(dep) => {
-                    *next += 1;
-                    match mark[dep] {
-                        Mark::New => {
-                            mark[dep] = Mark::OnPath;
-                            path.push((dep, 0));
-                        }
-                        Mark::OnPath => {
-                            let from = path.iter().position(|&(n, _)| n == dep).unwrap_or(0);
-                            let mut cycle: Vec<usize> =
-                                path[from..].iter().map(|&(n, _)| n).collect();
-                            cycle.push(dep);
-                            return Some(cycle);
-                        }
-                        Mark::Done => {}
-                    }
-                }
-                None => {
-                    mark[node] = Mark::Done;
-                    path.pop();
-                }
-            }
-        }
-    }
-    None
 }
 
 #[cfg(test)]

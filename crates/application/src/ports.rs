@@ -172,6 +172,23 @@ pub trait ReadStore: Send + Sync {
     /// process (or another store on the same database) are noticed when the wait times out, so
     /// callers that must see those pass a short timeout.
     fn wait_for_events(&self, after: u64, timeout: Duration) -> Result<u64, StoreError>;
+    /// Everything the store holds, read in one snapshot and handed to `visit` one item at a
+    /// time: every event in sequence order, then every agent (removed ones too), every task
+    /// and every orchestration. For `admin verify`, which compares folds with stored state.
+    fn scan(&self, visit: &mut dyn FnMut(Scanned)) -> Result<(), StoreError>;
+}
+
+/// One item of [`ReadStore::scan`].
+#[derive(Debug, Clone)]
+pub enum Scanned {
+    /// An event of the log.
+    Event(StoredEvent),
+    /// An agent as stored.
+    Agent(Agent),
+    /// A task as stored, with its attempts.
+    Task(Task),
+    /// An orchestration as stored.
+    Orchestration(Orchestration),
 }
 
 /// An attempt the daemon should run: committed (assigned, with its fencing token and lease)

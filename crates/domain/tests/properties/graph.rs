@@ -1,10 +1,11 @@
-//! Property 4: `graph::find_path` on random graphs, against a plain breadth-first oracle.
+//! Property 4: `graph::find_path` on random graphs, against a plain breadth-first oracle; the
+//! dependency order, components and cycles of `graph` against brute-force oracles.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::convert::Infallible;
 
 use maos_domain::TaskId;
-use maos_domain::graph::find_path;
+use maos_domain::graph::{cycles, find_path, strongly_connected, topological_order};
 use proptest::prelude::*;
 
 type Graph = BTreeMap<TaskId, BTreeSet<TaskId>>;
@@ -123,5 +124,136 @@ proptest! {
         } else {
             prop_assert_eq!(failing, Err("store down"));
         }
+    }
+}
+
+/// A random graph over indexes: `edges[i]` may repeat a node, point at `i` itself, or name an
+/// index out of range (which the functions ignore).
+fn index_graph() -> impl Strategy<Value = Vec<Vec<usize>>> {
+    (0..=9usize).prop_flat_map(|n| prop::collection::vec(prop::collection::vec(0..=n, 0..4), n))
+}
+
+/// Oracle: does `from` reach `to` (in zero or more steps)?
+fn reaches(edges: &[Vec<usize>], from: usize, to: usize) -> bool {
+    let n = edges.len();
+    let mut seen = vec![false; n];
+    let mut stack = vec![from];
+    seen[from] = true;
+    while let Some(u) = stack.pop() {
+        if u == to {
+            return true;
+        }
+        for &v in &edges[u] {
+            if v < n && !seen[v] {
+                seen[v] = true;
+                stack.push(v);
+            }
+        }
+    }
+    false
+}
+
+/// Oracle: the dependency order as the plan preview used to compute it, by brute force: again
+/// and again, the lowest unplaced node whose dependencies are all placed; the rest at the end.
+fn order_oracle(deps: &[Vec<usize>]) -> Vec<usize> {
+    let n = deps.len();
+    let mut order: Vec<usize> = Vec::new();
+    while order.len() < n {
+        let next = (0..n)
+            .find(|i| !order.contains(i) && deps[*i].iter().all(|d| *d >= n || order.contains(d)));
+        match next {
+            Some(i) => order.push(i),
+            None => {
+                let rest: Vec<usize> = (0..n).filter(|i| !order.contains(i)).collect();
+                order.extend(rest);
+            }
+        }
+    }
+    order
+}
+
+/// Oracle: the shortest cycle through `s` by a breadth-first search over the whole graph.
+fn cycle_through_oracle(s: usize, edges: &[Vec<usize>]) -> Option<Vec<usize>> {
+    let n = edges.len();
+    let mut parent: Vec<Option<usize>> = vec![None; n];
+    let mut queue = VecDeque::from([s]);
+    while let Some(u) = queue.pop_front() {
+        for &v in &edges[u] {
+            if v >= n {
+                continue;
+            }
+            if v == s {
+                let mut path = vec![u];
+                let mut cur = u;
+                while let Some(p) = parent[cur] {
+                    path.push(p);
+                    cur = p;
+                }
+                path.reverse();
+                path.push(s);
+                return Some(path);
+            }
+            if parent[v].is_none() {
+                parent[v] = Some(u);
+                queue.push_back(v);
+            }
+        }
+    }
+    None
+}
+
+proptest! {
+    #![proptest_config(crate::support::config(512, "proptest-regressions/graph.txt"))]
+
+    #[test]
+    fn topological_order_matches_the_brute_force_order(deps in index_graph()) {
+        let order = topological_order(&deps);
+        prop_assert_eq!(&order, &order_oracle(&deps));
+        // A permutation, and every node that could be ordered comes after its dependencies.
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        prop_assert_eq!(sorted, (0..deps.len()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn components_are_exactly_the_mutually_reachable_nodes(edges in index_graph()) {
+        let n = edges.len();
+        let components = strongly_connected(&edges);
+        let mut component_of = vec![usize::MAX; n];
+        for (c, nodes) in components.iter().enumerate() {
+            prop_assert!(nodes.windows(2).all(|w| w[0] < w[1]), "not ascending: {:?}", nodes);
+            for &v in nodes {
+                prop_assert_eq!(component_of[v], usize::MAX, "{} in two components", v);
+                component_of[v] = c;
+            }
+        }
+        prop_assert!(components.windows(2).all(|w| w[0][0] < w[1][0]));
+        for a in 0..n {
+            for b in 0..n {
+                let together = reaches(&edges, a, b) && reaches(&edges, b, a);
+                prop_assert_eq!(component_of[a] == component_of[b], together, "{} and {}", a, b);
+            }
+        }
+    }
+
+    #[test]
+    fn one_shortest_cycle_per_component_through_its_lowest_node(edges in index_graph()) {
+        // The plan check's former way: each node in turn, unless its component was reported.
+        let n = edges.len();
+        let mut expected = Vec::new();
+        let mut reported = vec![false; n];
+        for s in 0..n {
+            if reported[s] {
+                continue;
+            }
+            let Some(cycle) = cycle_through_oracle(s, &edges) else { continue };
+            for (v, r) in reported.iter_mut().enumerate() {
+                if reaches(&edges, s, v) && reaches(&edges, v, s) {
+                    *r = true;
+                }
+            }
+            expected.push(cycle);
+        }
+        prop_assert_eq!(cycles(&edges), expected);
     }
 }

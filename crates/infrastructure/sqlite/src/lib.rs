@@ -22,6 +22,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use maos_application::ports::Scanned;
 use maos_application::{
     AgentFilter, Page, ReadStore, StatusReport, StoreError, StoredEvent, TaskFilter, TaskPage,
     Transaction, UnitOfWork,
@@ -65,8 +66,9 @@ const IDLE_READERS: usize = 8;
 pub struct SqliteStore {
     path: PathBuf,
     // Dropped in this order: the writer commits what is queued, then the checkpointer stops.
-    writer: Writer,
-    _checkpointer: Checkpointer,
+    // Neither exists in a store opened for reading only.
+    writer: Option<Writer>,
+    _checkpointer: Option<Checkpointer>,
     readers: Mutex<Vec<Connection>>,
     /// The files as opened: checked before every acknowledgement and on a timer.
     identity: Arc<FileIdentity>,
@@ -264,8 +266,8 @@ impl SqliteStore {
         debug!(path = %path.display(), "store open");
         Ok(SqliteStore {
             path: path.to_owned(),
-            writer,
-            _checkpointer: checkpointer,
+            writer: Some(writer),
+            _checkpointer: Some(checkpointer),
             readers: Mutex::new(Vec::new()),
             identity,
             commits,
@@ -317,6 +319,32 @@ impl SqliteStore {
         self.identity.lost()
     }
 
+    /// Opens an existing MAOS database for reading only, even while a daemon writes to it (WAL
+    /// readers do not block its writer, nor it them): no migration, no writer, no checkpoints;
+    /// every connection is `query_only`, and a write fails with [`StoreError::WriterGone`]. A
+    /// missing, empty or foreign file is refused untouched.
+    pub fn open_for_reading(path: &Path) -> Result<SqliteStore, StoreError> {
+        let conn = connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        conn.execute_batch("PRAGMA query_only = ON;")
+            .map_err(|e| open_err(path, e))?;
+        if check_identity(path, &conn)? {
+            return Err(not_maos(path, "it is empty"));
+        }
+        let commits = Arc::new(CommitSignal::new(read::last_seq(&conn)?));
+        Ok(SqliteStore {
+            path: path.to_owned(),
+            writer: None,
+            _checkpointer: None,
+            readers: Mutex::new(vec![conn]),
+            identity: Arc::new(FileIdentity::take(path)?),
+            commits,
+        })
+    }
+
+    fn writer(&self) -> Result<&Writer, StoreError> {
+        self.writer.as_ref().ok_or(StoreError::WriterGone)
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -333,7 +361,7 @@ impl SqliteStore {
             });
             (true, deliver)
         });
-        self.writer.submit(job)?;
+        self.writer()?.submit(job)?;
         answer.recv().map_err(|_| StoreError::WriterGone)?
     }
 
@@ -396,7 +424,10 @@ impl UnitOfWork for SqliteStore {
             });
             (ok, deliver)
         });
-        self.writer.submit(job).map_err(E::from)?;
+        self.writer()
+            .map_err(E::from)?
+            .submit(job)
+            .map_err(E::from)?;
         answer.recv().map_err(|_| E::from(StoreError::WriterGone))?
     }
 }
@@ -477,6 +508,10 @@ impl ReadStore for SqliteStore {
 
     fn events_of(&self, aggregate_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
         self.read(|c| read::events_of(c, aggregate_id))
+    }
+
+    fn scan(&self, visit: &mut dyn FnMut(Scanned)) -> Result<(), StoreError> {
+        self.read(|c| read::scan(c, visit))
     }
 
     fn wait_for_events(&self, after: u64, timeout: Duration) -> Result<u64, StoreError> {

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use maos_application::ports::Scanned;
 use maos_application::{
     AgentFilter, Page, StatusReport, StoreError, StoredEvent, TaskCursor, TaskFilter, TaskPage,
 };
@@ -156,6 +157,45 @@ pub(crate) fn orchestrations(conn: &Connection) -> Result<Vec<Orchestration>, St
         out.push(rows::orchestration_from_row(row)?);
     }
     Ok(out)
+}
+
+/// Everything, for `ReadStore::scan` (inside one read transaction, so one snapshot): the events
+/// in sequence order, the agents by name (removed ones too), the tasks by id a page at a time,
+/// the orchestrations.
+pub(crate) fn scan(conn: &Connection, visit: &mut dyn FnMut(Scanned)) -> Result<(), StoreError> {
+    const PAGE: u64 = 500;
+    let mut stmt = conn
+        .prepare_cached("SELECT seq, at, payload FROM events ORDER BY seq")
+        .map_err(backend)?;
+    let mut rows = stmt.query([]).map_err(backend)?;
+    while let Some(row) = rows.next().map_err(backend)? {
+        visit(Scanned::Event(rows::event_from_row(row)?));
+    }
+    let mut stmt = conn
+        .prepare_cached(&format!("SELECT {AGENT_COLS} FROM agents ORDER BY name"))
+        .map_err(backend)?;
+    let mut rows = stmt.query([]).map_err(backend)?;
+    while let Some(row) = rows.next().map_err(backend)? {
+        visit(Scanned::Agent(rows::agent_from_row(row)?));
+    }
+    let sql = format!("SELECT {TASK_COLS} FROM tasks WHERE id > ?1 ORDER BY id LIMIT ?2");
+    let mut after = String::new();
+    loop {
+        let page = rows::query_tasks(conn, &sql, params![after, i64_of(PAGE)])?;
+        let Some(last) = page.last() else { break };
+        after = last.id.to_string();
+        let full = page.len() as u64 == PAGE;
+        for t in page {
+            visit(Scanned::Task(t));
+        }
+        if !full {
+            break;
+        }
+    }
+    for o in orchestrations(conn)? {
+        visit(Scanned::Orchestration(o));
+    }
+    Ok(())
 }
 
 /// Runs a `SELECT keyword, count` query and parses each keyword with `parse`.

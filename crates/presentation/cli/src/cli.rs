@@ -176,6 +176,10 @@ pub(crate) enum Command {
         older_than: Option<DurationMs>,
     },
 
+    /// Administration: check the database against its own event log.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+
     /// Run the MAOS daemon in the foreground, or start, stop or inspect it.
     ///
     /// The daemon owns the database and serves every `maos` command over a Unix socket; `maos`
@@ -487,6 +491,13 @@ pub(crate) enum TaskCommand {
         /// Keep printing new output until the attempt ends.
         #[arg(long, short = 'f')]
         follow: bool,
+
+        /// Print the log's bytes as they are, even to a terminal. By default a terminal gets
+        /// control characters and escape sequences shown as visible escapes (`\e`, `\x07`,
+        /// `\u{202e}`), so that an agent's output cannot steer it; a pipe or a file always
+        /// gets the raw bytes.
+        #[arg(long)]
+        raw: bool,
     },
 
     /// Show what a task's agent changed: the whole task (from the commit it started from), or
@@ -506,6 +517,12 @@ pub(crate) enum TaskCommand {
         /// The summary (files and lines changed) instead of the diff.
         #[arg(long)]
         stat: bool,
+
+        /// Print the diff as it is, even to a terminal. By default a terminal gets control
+        /// characters and escape sequences in the agent's changes shown as visible escapes;
+        /// a pipe or a file always gets the diff as it is.
+        #[arg(long)]
+        raw: bool,
     },
 
     /// Return a task's branch to a checkpoint: as it was before its newest attempt, or as
@@ -854,6 +871,20 @@ pub(crate) enum GraphFormat {
     Mermaid,
     /// Graphviz dot.
     Dot,
+}
+
+/// `maos admin` commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AdminCommand {
+    /// Check the database against its event log: fold every agent's, task's and
+    /// orchestration's events and compare them with the stored state, check that the log is
+    /// numbered without gaps, that each task's attempts are numbered from 1 with at most one
+    /// live (its newest), and that fencing tokens increase and match the newest attempt. Reads
+    /// the database directly and only reads (a running daemon goes on working); changes
+    /// nothing. Exits 8 when something disagrees, listing each problem.
+    #[command(after_help = "Examples:\n  maos admin verify\n  \
+        maos admin verify --json   # one document: the counts and each problem with its facts")]
+    Verify,
 }
 
 /// Workflow commands.

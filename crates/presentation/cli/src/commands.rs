@@ -1,6 +1,7 @@
 //! What each command does: turn the parsed arguments into calls on `dyn MaosApi` and print the
 //! result as text or as one JSON document (`live.rs` has the commands that keep running).
 
+use std::io::IsTerminal;
 use std::path::Path;
 
 use clap::CommandFactory;
@@ -11,10 +12,11 @@ use maos_application::{
 use maos_domain::CapabilitySet;
 
 use crate::cli::{
-    AgentCommand, AgentListArgs, Cli, Command, CreateArgs, EventsArgs, OrchestrateCommand,
-    RegisterArgs, StatusArgs, TaskCommand, TaskListArgs,
+    AdminCommand, AgentCommand, AgentListArgs, Cli, Command, CreateArgs, EventsArgs,
+    OrchestrateCommand, RegisterArgs, StatusArgs, TaskCommand, TaskListArgs,
 };
 use crate::error::{CliError, Kind};
+use crate::escape;
 use crate::human;
 use crate::input::{FileKind, read_text, read_text_or_stdin};
 use crate::json;
@@ -46,6 +48,7 @@ pub(crate) fn run(
         Command::Orchestrate(cmd) => orchestrate(cmd, api, dir, out),
         Command::Status(args) => status(&args, api, out),
         Command::Workflow(cmd) => crate::plan_run::workflow(&cmd, dir, out),
+        Command::Admin(AdminCommand::Verify) => crate::admin::verify(dir, out),
         Command::Events(args) => events(&args, api, out),
         Command::Approve { id } => {
             let t = api.approve(&id)?;
@@ -58,7 +61,7 @@ pub(crate) fn run(
                 t.state,
                 t.reason
                     .as_deref()
-                    .map(|r| format!(" ({r})"))
+                    .map(|r| format!(" ({})", escape::line(r)))
                     .unwrap_or_default()
             ))
         }
@@ -237,9 +240,18 @@ fn gc(
     let mut lines = Vec::new();
     for e in &entries {
         lines.push(match (&e.kept_because, dry_run) {
-            (Some(why), _) => format!("kept    {} ({}): {why}", e.path, e.task.short()),
-            (None, true) => format!("would remove {} ({})", e.path, e.task.short()),
-            (None, false) => format!("removed {} ({})", e.path, e.task.short()),
+            (Some(why), _) => format!(
+                "kept    {} ({}): {}",
+                escape::line(&e.path),
+                e.task.short(),
+                escape::line(why)
+            ),
+            (None, true) => format!(
+                "would remove {} ({})",
+                escape::line(&e.path),
+                e.task.short()
+            ),
+            (None, false) => format!("removed {} ({})", escape::line(&e.path), e.task.short()),
         });
     }
     out.text(&lines.join("\n"))
@@ -397,12 +409,13 @@ fn register_from_file(path: &Path, api: &dyn MaosApi, out: &mut Output) -> Resul
         .with_hint("fix the file and run the command again (docs/agents.md describes the format)"))
 }
 
-/// `task logs`: the attempt's captured output, raw (any bytes) or, with --json, as text
-/// documents; with --follow until the attempt ends.
+/// `task logs`: the attempt's captured output, raw (any bytes; escaped unless `raw`) or, with
+/// --json, as text documents; with --follow until the attempt ends.
 fn task_logs(
     id: IdRef,
     attempt: Option<u32>,
     follow: bool,
+    raw: bool,
     api: &dyn MaosApi,
     out: &mut Output,
 ) -> Result<(), CliError> {
@@ -422,6 +435,7 @@ fn task_logs(
         },
     };
     let mut whole: Vec<u8> = Vec::new();
+    let mut escaper = escape::ByteEscaper::default();
     loop {
         let chunk = api.read_log(&request)?;
         // Later chunks come from the same attempt, even if a newer one starts meanwhile.
@@ -445,9 +459,20 @@ fn task_logs(
                     return out.document(&json::LogChunkDoc::new(&all));
                 }
             }
-        } else if !chunk.bytes.is_empty() {
-            out.bytes(&chunk.bytes)?;
-            out.flush()?;
+        } else if raw {
+            if !chunk.bytes.is_empty() {
+                out.bytes(&chunk.bytes)?;
+                out.flush()?;
+            }
+        } else {
+            let mut text = escaper.push(&chunk.bytes);
+            if done {
+                text.push_str(&escaper.finish());
+            }
+            if !text.is_empty() {
+                out.bytes(text.as_bytes())?;
+                out.flush()?;
+            }
         }
         if done {
             return Ok(());
@@ -494,7 +519,7 @@ fn create_task(args: CreateArgs, api: &dyn MaosApi, out: &mut Output) -> Result<
             "created task {} ({}): {}",
             t.id.short(),
             t.state,
-            t.spec.title
+            escape::line(t.spec.title.as_str())
         ))
     } else {
         out.note("a task with this idempotency key exists already; nothing was created");
@@ -502,7 +527,7 @@ fn create_task(args: CreateArgs, api: &dyn MaosApi, out: &mut Output) -> Result<
             "task {} ({}): {}",
             t.id.short(),
             t.state,
-            t.spec.title
+            escape::line(t.spec.title.as_str())
         ))
     }
 }
@@ -587,7 +612,7 @@ fn task(cmd: TaskCommand, api: &dyn MaosApi, out: &mut Output) -> Result<(), Cli
                     format!(", {} part(s) cut to fit the budget", b.cut.len())
                 }
             ));
-            out.text(b.text.trim_end())
+            out.text(&escape::block(b.text.trim_end()))
         }
         TaskCommand::Assign { id, agent } => {
             let a = api.assign_task(AssignTask { task: id, agent })?;
@@ -610,15 +635,24 @@ fn task(cmd: TaskCommand, api: &dyn MaosApi, out: &mut Output) -> Result<(), Cli
             out.text(&format!(
                 "cancelled task {}: {}",
                 t.id.short(),
-                t.spec.title
+                escape::line(t.spec.title.as_str())
             ))
         }
         TaskCommand::Logs {
             id,
             attempt,
             follow,
-        } => task_logs(id, attempt, follow, api, out),
-        TaskCommand::Diff { id, attempt, stat } => {
+            raw,
+        } => {
+            let raw = raw || !std::io::stdout().is_terminal();
+            task_logs(id, attempt, follow, raw, api, out)
+        }
+        TaskCommand::Diff {
+            id,
+            attempt,
+            stat,
+            raw,
+        } => {
             let diff = api.task_diff(&id, attempt, stat)?;
             if out.json() {
                 return out.document(&json::DiffDoc {
@@ -633,7 +667,12 @@ fn task(cmd: TaskCommand, api: &dyn MaosApi, out: &mut Output) -> Result<(), Cli
                 out.note("no changes");
                 return Ok(());
             }
-            out.bytes(diff.as_bytes())
+            // What an agent wrote may hold escape sequences: a terminal gets them escaped.
+            if raw || !std::io::stdout().is_terminal() {
+                out.bytes(diff.as_bytes())
+            } else {
+                out.bytes(escape::block(&diff).as_bytes())
+            }
         }
         TaskCommand::Rollback { id, to_attempt } => {
             let t = api.rollback(&id, to_attempt)?;
@@ -706,7 +745,7 @@ fn orchestrate(
                 "created orchestration {} ({}): {}",
                 o.id.short(),
                 o.status,
-                o.name
+                escape::line(o.name.as_str())
             ))
         }
         OrchestrateCommand::Merge { id, into } => {

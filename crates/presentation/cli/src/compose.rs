@@ -82,6 +82,21 @@ pub(crate) fn no_daemon(flag: bool) -> bool {
     flag || std::env::var(NO_DAEMON_ENV).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
 }
 
+/// Checks the database in `dir` against its event log (`admin verify`), opened for reading
+/// only: no daemon is needed, and a running one is not disturbed.
+pub(crate) fn verify(dir: &Path) -> Result<maos_application::verify::Verification, CliError> {
+    let db = dir.join(DB_FILE);
+    if !db.exists() {
+        return Err(CliError::new(
+            Kind::NotFound,
+            format!("there is no database at {}", db.display()),
+        )
+        .with_hint("name the data directory with --data-dir or MAOS_DATA_DIR"));
+    }
+    let store = SqliteStore::open_for_reading(&db)?;
+    Ok(maos_application::verify::verify(&store)?)
+}
+
 /// Opens (or creates) the database in `dir` and builds the in-process application service. It
 /// schedules nothing and runs no agent: that is the daemon's job ([`with_agents`]).
 pub(crate) fn in_process(dir: &Path) -> Result<Arc<dyn MaosApi>, CliError> {

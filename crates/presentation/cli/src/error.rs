@@ -28,6 +28,8 @@ pub(crate) enum Kind {
     DaemonUnavailable,
     /// A watched orchestration stopped with tasks that did not complete (exit 7).
     Unfinished,
+    /// `admin verify` found stored state that disagrees with the event log (exit 8).
+    Inconsistent,
     /// Stdout was closed by its reader: not an error, the command stops quietly (exit 0).
     BrokenPipe,
 }
@@ -44,6 +46,7 @@ impl Kind {
             Kind::Storage => 5,
             Kind::DaemonUnavailable => 6,
             Kind::Unfinished => 7,
+            Kind::Inconsistent => 8,
         }
     }
 
@@ -58,6 +61,7 @@ impl Kind {
             Kind::Storage => "storage",
             Kind::DaemonUnavailable => "daemon_unavailable",
             Kind::Unfinished => "unfinished",
+            Kind::Inconsistent => "inconsistent",
             Kind::BrokenPipe => "broken_pipe",
         }
     }
@@ -83,6 +87,8 @@ pub(crate) struct CliError {
     pub(crate) kind: Kind,
     pub(crate) message: String,
     pub(crate) hint: Option<String>,
+    /// The command's JSON document already says what went wrong: no error document follows it.
+    pub(crate) documented: bool,
 }
 
 impl CliError {
@@ -92,6 +98,7 @@ impl CliError {
             kind,
             message: message.into(),
             hint: None,
+            documented: false,
         }
     }
 
@@ -101,12 +108,20 @@ impl CliError {
         self
     }
 
+    /// The same error, said already by the JSON document the command printed (with `--json`,
+    /// stdout then carries that one document and no error document).
+    pub(crate) fn documented(mut self) -> Self {
+        self.documented = true;
+        self
+    }
+
     /// An error of the application.
     fn from_info(e: &dyn ErrorInfo) -> Self {
         CliError {
             kind: e.kind().into(),
             message: e.to_string(),
             hint: e.hint(),
+            documented: false,
         }
     }
 

@@ -8,6 +8,7 @@ use maos_domain::{
     Task, TaskEvent, TaskState,
 };
 
+use crate::escape;
 use crate::output::{Style, paint};
 
 /// A borderless table with a header; `color` makes the header bold.
@@ -27,8 +28,9 @@ fn render(color: bool, header: Option<&[&str]>, rows: Vec<Vec<String>>) -> Strin
     if let Some(header) = header {
         t.set_header(header.to_vec());
     }
+    // Every cell is one line of text: free text in it is escaped here (escape.rs).
     for row in rows {
-        t.add_row(row);
+        t.add_row(row.iter().map(|cell| escape::line(cell).into_owned()));
     }
     for column in t.column_iter_mut() {
         column.set_padding((0, 2));
@@ -54,7 +56,7 @@ pub(crate) fn details(color: bool, pairs: &[(&str, String)]) -> String {
         let key = format!("{k}:");
         out.push_str(&paint(color, Style::Bold, &format!("{key:<width$}")));
         out.push_str("  ");
-        out.push_str(v);
+        out.push_str(&escape::line(v));
         out.push('\n');
     }
     out
@@ -271,7 +273,7 @@ pub(crate) fn task_details(color: bool, t: &Task) -> String {
         out.push('\n');
         for line in s.prompt.trim_end().lines() {
             out.push_str("  ");
-            out.push_str(line);
+            out.push_str(&escape::block(line));
             out.push('\n');
         }
     }
@@ -329,7 +331,11 @@ pub(crate) fn task_details(color: bool, t: &Task) -> String {
             .filter(|a| !a.permission_denials.is_empty())
         {
             let n = a.permission_denials.len();
-            let calls: Vec<String> = a.permission_denials.iter().map(|d| clip(d, 60)).collect();
+            let calls: Vec<String> = a
+                .permission_denials
+                .iter()
+                .map(|d| escape::line(&clip(d, 60)).into_owned())
+                .collect();
             out.push_str(&format!(
                 "\nattempt {}: the agent was refused {n} tool call{}: {}",
                 a.number,
@@ -392,7 +398,11 @@ pub(crate) fn waiting(color: bool, list: &[maos_application::Waiting]) -> String
     let heading = paint(color, Style::Bold, "it waits for");
     let mut s = format!("{heading}:");
     for w in list {
-        s.push_str(&format!("\n  - {} ({})", w.detail, w.kind.as_str()));
+        s.push_str(&format!(
+            "\n  - {} ({})",
+            escape::line(&w.detail),
+            w.kind.as_str()
+        ));
     }
     s
 }
@@ -525,7 +535,8 @@ pub(crate) fn event_line(e: &StoredEvent) -> String {
         aggregate,
         event_details(&e.event)
     );
-    line.trim_end().to_owned()
+    // Events carry free text (titles, reasons, agents' errors): one escaped line each.
+    escape::line(line.trim_end()).into_owned()
 }
 
 fn event_details(e: &DomainEvent) -> String {

@@ -1,6 +1,7 @@
 //! `maos`, the MAOS command line: parses the arguments, sets up logging and output, composes the
 //! application, runs one command and turns its outcome into an exit code (docs/exit-codes.md).
 
+mod admin;
 mod agents_file;
 mod cli;
 mod commands;
@@ -8,6 +9,7 @@ mod compose;
 mod config_file;
 mod daemon;
 mod error;
+mod escape;
 mod human;
 mod input;
 mod json;
@@ -27,7 +29,7 @@ use clap::error::ErrorKind as ClapErrorKind;
 use clap::{CommandFactory, FromArgMatches};
 use tracing::level_filters::LevelFilter;
 
-use crate::cli::{Cli, ColorWhen, Command, DaemonAction, GlobalArgs};
+use crate::cli::{AdminCommand, Cli, ColorWhen, Command, DaemonAction, GlobalArgs};
 use crate::error::{CliError, Kind};
 use crate::output::Output;
 
@@ -70,6 +72,10 @@ fn execute(cli: Cli, out: &mut Output) -> Result<(), CliError> {
     }
     if let Command::Workflow(cmd) = &cli.command {
         return plan_run::workflow(cmd, &dir, out);
+    }
+    // Reads the database itself, beside a running daemon or without one (ADR 0015).
+    if let Command::Admin(AdminCommand::Verify) = &cli.command {
+        return admin::verify(&dir, out);
     }
     let api = if compose::no_daemon(cli.global.no_daemon) {
         compose::in_process(&dir)?
@@ -166,12 +172,18 @@ fn clap_failure(e: &clap::Error, json: bool) -> u8 {
         let _ = out.document(&doc).and_then(|()| out.finish());
     }
     // Help goes to stdout, errors to stderr; if the reader went away there is nobody to tell.
-    if long.is_some() {
-        // Without colour: the value is cut inside the rendered text.
-        eprint!("{}", shorten(e.render().to_string()));
-    } else {
-        let _ = e.print();
+    // An error that echoes a long value (cut), a control character or an escape sequence of
+    // the command line (escaped, escape.rs) is printed plain; any other keeps clap's colours.
+    if code != 0 {
+        let plain = e.render().to_string();
+        let cut = shorten(plain.clone());
+        let fixed = escape::block(&cut);
+        if long.is_some() || fixed != plain {
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), fixed.as_bytes());
+            return code;
+        }
     }
+    let _ = e.print();
     code
 }
 

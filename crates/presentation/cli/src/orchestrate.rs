@@ -2,16 +2,18 @@
 //! steering orchestrations, and watching them to the end (a line per task, NDJSON events with
 //! `--json`, a final summary, and exit 0 only when every task completed).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use maos_application::{CreatePlan, IdRef, MaosApi, Page, TaskFilter, WaitKind, Waiting};
+use maos_domain::graph;
 use maos_domain::{Orchestration, OrchestrationId, Task, TaskId, TaskState, Usd};
 use serde::Serialize;
 
 use crate::cli::GraphFormat;
 use crate::error::{CliError, Kind};
+use crate::escape;
 use crate::human;
 use crate::json;
 use crate::output::Output;
@@ -61,20 +63,20 @@ pub(crate) fn preview_text(plan: &CreatePlan) -> String {
     let width = tasks.iter().map(|t| t.key.len()).max().unwrap_or(0);
     let mut out = format!(
         "Plan \"{}\": {} task{}",
-        plan.orchestration.name,
+        escape::line(plan.orchestration.name.as_str()),
         tasks.len(),
         if tasks.len() == 1 { "" } else { "s" }
     );
     if let Some(goal) = &plan.orchestration.goal {
-        out.push_str(&format!("\n  goal: {goal}"));
+        out.push_str(&format!("\n  goal: {}", escape::line(goal)));
     }
     if let Some(ws) = &plan.orchestration.workspace {
         out.push_str(&format!(
             "\n  repository: {}{}",
-            ws.repo,
+            escape::line(&ws.repo),
             ws.base
                 .as_deref()
-                .map(|b| format!(" (from {b})"))
+                .map(|b| format!(" (from {})", escape::line(b)))
                 .unwrap_or_default()
         ));
     }
@@ -89,11 +91,14 @@ pub(crate) fn preview_text(plan: &CreatePlan) -> String {
         let concerns = if t.concerns.is_empty() {
             String::new()
         } else {
-            format!("  concerns {}", t.concerns.join(" "))
+            format!("  concerns {}", escape::line(&t.concerns.join(" ")))
         };
         out.push_str(&format!(
             "\n  {:width$}  {}  [{}] {} risk{after}{concerns}",
-            t.key, t.title, t.capabilities, t.risk
+            t.key,
+            escape::line(&t.title),
+            t.capabilities,
+            t.risk
         ));
     }
     out
@@ -102,24 +107,21 @@ pub(crate) fn preview_text(plan: &CreatePlan) -> String {
 /// Indexes of `tasks` in dependency order (ties in plan order); tasks in a cycle (refused later
 /// by the service) come last.
 fn topological(tasks: &[PreviewTask]) -> Vec<usize> {
-    let mut done: BTreeSet<&str> = BTreeSet::new();
-    let mut order = Vec::with_capacity(tasks.len());
-    while order.len() < tasks.len() {
-        let next = tasks.iter().enumerate().find(|(i, t)| {
-            !order.contains(i) && t.depends_on.iter().all(|d| done.contains(d.as_str()))
-        });
-        match next {
-            Some((i, t)) => {
-                done.insert(t.key.as_str());
-                order.push(i);
-            }
-            None => {
-                let rest: Vec<usize> = (0..tasks.len()).filter(|i| !order.contains(i)).collect();
-                order.extend(rest);
-            }
-        }
-    }
-    order
+    let index: HashMap<&str, usize> = tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.key.as_str(), i))
+        .collect();
+    let deps: Vec<Vec<usize>> = tasks
+        .iter()
+        .map(|t| {
+            t.depends_on
+                .iter()
+                .map(|d| index.get(d.as_str()).copied().unwrap_or(usize::MAX))
+                .collect()
+        })
+        .collect();
+    graph::topological_order(&deps)
 }
 
 /// Asks on the terminal whether to run the plan; refuses (rather than waits) without one.
@@ -183,34 +185,25 @@ pub(crate) fn tasks_of(api: &dyn MaosApi, id: OrchestrationId) -> Result<Vec<Tas
 
 /// `tasks` with every task after the tasks it depends on, otherwise in the order given (the
 /// tasks of a plan are created at the same instant, so their creation order says little).
+/// Dependencies on tasks not in `tasks` are ignored.
 fn in_dependency_order(tasks: Vec<Task>) -> Vec<Task> {
-    let ids: BTreeSet<TaskId> = tasks.iter().map(|t| t.id).collect();
-    let mut placed: BTreeSet<TaskId> = BTreeSet::new();
-    let mut rest = tasks;
-    let mut out = Vec::with_capacity(rest.len());
-    while !rest.is_empty() {
-        let before = out.len();
-        let mut i = 0;
-        while i < rest.len() {
-            let ready = rest[i]
-                .spec
+    let index: HashMap<TaskId, usize> = tasks.iter().enumerate().map(|(i, t)| (t.id, i)).collect();
+    let deps: Vec<Vec<usize>> = tasks
+        .iter()
+        .map(|t| {
+            t.spec
                 .depends_on
                 .iter()
-                .all(|d| placed.contains(d) || !ids.contains(d));
-            if ready {
-                let t = rest.remove(i);
-                placed.insert(t.id);
-                out.push(t);
-            } else {
-                i += 1;
-            }
-        }
-        if out.len() == before {
-            // A cycle cannot be stored, but never loop on bad data.
-            out.append(&mut rest);
-        }
-    }
-    out
+                .filter_map(|d| index.get(d).copied())
+                .collect()
+        })
+        .collect();
+    let order = graph::topological_order(&deps);
+    let mut slots: Vec<Option<Task>> = tasks.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .filter_map(|i| slots.get_mut(i).and_then(Option::take))
+        .collect()
 }
 
 fn now_ms() -> i64 {
@@ -264,6 +257,11 @@ pub(crate) fn summary(o: &Orchestration, tasks: &[Task], waits: &Waits) -> Summa
     }
     let finished = tasks.iter().all(|t| settled(t.state));
     let end = if finished { last_end } else { now_ms() };
+    let cancelled: HashSet<TaskId> = tasks
+        .iter()
+        .filter(|t| t.state == TaskState::Cancelled)
+        .map(|t| t.id)
+        .collect();
     let needs_a_person = tasks
         .iter()
         .filter(|t| {
@@ -279,11 +277,8 @@ pub(crate) fn summary(o: &Orchestration, tasks: &[Task], waits: &Waits) -> Summa
                 ),
                 TaskState::Blocked => {
                     // A retry is refused while a dependency is cancelled or the budget spent.
-                    let dead_end = t.spec.depends_on.iter().any(|d| {
-                        tasks
-                            .iter()
-                            .any(|x| x.id == *d && x.state == TaskState::Cancelled)
-                    }) || t.budget_left().is_some_and(|left| left == Usd::ZERO);
+                    let dead_end = t.spec.depends_on.iter().any(|d| cancelled.contains(d))
+                        || t.budget_left().is_some_and(|left| left == Usd::ZERO);
                     (
                         t.reason.clone().unwrap_or_else(|| "blocked".into()),
                         if dead_end {
@@ -369,11 +364,12 @@ fn at_rest(o: &Orchestration, tasks: &[Task], waits: &Waits) -> bool {
     if o.status.is_terminal() {
         return true;
     }
-    let completed = |id: &TaskId| {
-        tasks
-            .iter()
-            .any(|t| t.id == *id && t.state == TaskState::Completed)
-    };
+    let done: HashSet<TaskId> = tasks
+        .iter()
+        .filter(|t| t.state == TaskState::Completed)
+        .map(|t| t.id)
+        .collect();
+    let completed = |id: &TaskId| done.contains(id);
     // Stopped: will not move on its own. (Completed tasks are not in it: a task pending on a
     // completed one may still start once its other dependencies complete.)
     let mut stopped: BTreeSet<TaskId> = tasks
@@ -434,7 +430,11 @@ pub(crate) fn summary_text(s: &Summary) -> String {
         for n in &s.needs_a_person {
             out.push_str(&format!(
                 "\n  {} {} ({}): {}\n      {}",
-                n.task, n.title, n.state, n.why, n.next
+                n.task,
+                escape::line(&n.title),
+                n.state,
+                escape::line(&n.why),
+                n.next
             ));
         }
     }
@@ -487,7 +487,7 @@ pub(crate) fn progress_text(o: &Orchestration, tasks: &[Task], color: bool) -> S
     let mut out = format!(
         "{} {} ({}): {done}/{} tasks completed\n",
         o.id.short(),
-        o.name,
+        escape::line(o.name.as_str()),
         o.status,
         tasks.len()
     );
@@ -657,7 +657,10 @@ fn changes(
             TaskState::Retrying | TaskState::Blocked | TaskState::Failed => t
                 .reason
                 .as_deref()
-                .map(|r| format!(": {}", human::clip(r.lines().next().unwrap_or(r), 80)))
+                .map(|r| {
+                    let first = r.lines().next().unwrap_or(r);
+                    format!(": {}", escape::line(&human::clip(first, 80)))
+                })
                 .unwrap_or_default(),
             _ => String::new(),
         };
@@ -665,7 +668,7 @@ fn changes(
             "[{at:>6}] {} {:<12} {}{who}{why}",
             t.id.short(),
             t.state.as_str(),
-            human::clip(t.spec.title.as_str(), 40)
+            escape::line(&human::clip(t.spec.title.as_str(), 40))
         ));
     }
     lines.join("\n")
@@ -812,7 +815,7 @@ fn label(t: &Task) -> String {
         .collect();
     format!(
         "{}<br/>{} ({})",
-        human::clip(&title, 40),
+        escape::line(&human::clip(&title, 40)),
         t.id.short(),
         t.state
     )

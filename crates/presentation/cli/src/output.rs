@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::cli::ColorWhen;
 use crate::error::{CliError, Kind};
+use crate::escape;
 use crate::json::ErrorDoc;
 
 /// Decides whether a stream gets colour: `always` and `never` are obeyed; `auto` colours only a
@@ -126,7 +127,7 @@ impl Output {
         if !self.quiet {
             // Make sure what stdout already holds comes first on a shared terminal.
             let _ = self.stdout.flush();
-            let line = paint(self.color_stderr, Style::Dim, text);
+            let line = paint(self.color_stderr, Style::Dim, &escape::block(text));
             let _ = writeln!(io::stderr().lock(), "{line}");
         }
     }
@@ -134,7 +135,7 @@ impl Output {
     /// Reports a failure: `error: ...` and `  hint: ...` on stderr, and with `--json` an error
     /// document on stdout too.
     pub(crate) fn error(&mut self, e: &CliError) {
-        if self.json {
+        if self.json && !e.documented {
             let doc = ErrorDoc::new(
                 e.kind.as_str(),
                 e.message.clone(),
@@ -150,13 +151,14 @@ impl Output {
             err,
             "{} {}",
             paint(self.color_stderr, Style::Red, "error:"),
-            e.message
+            escape::block(&e.message)
         );
         if let Some(hint) = &e.hint {
             let _ = writeln!(
                 err,
-                "  {} {hint}",
-                paint(self.color_stderr, Style::Yellow, "hint:")
+                "  {} {}",
+                paint(self.color_stderr, Style::Yellow, "hint:"),
+                escape::block(hint)
             );
         }
     }

@@ -45,11 +45,12 @@
 //!
 //! No I/O: the caller reads the file and gives the capabilities of the registered agents.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use maos_domain::graph;
 use maos_domain::policy::concerns::Concern;
 use maos_domain::{
     Capability, CapabilitySet, DurationMs, MaxAttempts, Priority, Risk, Tier, Title, Usd,
@@ -191,6 +192,7 @@ pub(crate) fn parse(
     let mut c = Checker {
         path,
         text,
+        line_starts: line_starts(text),
         json,
         found: Vec::new(),
     };
@@ -456,6 +458,8 @@ enum FoundKind {
 struct Checker<'a> {
     path: &'a Path,
     text: &'a str,
+    /// Where each line of `text` starts (a byte offset; the first is 0).
+    line_starts: Vec<usize>,
     json: bool,
     found: Vec<Found>,
 }
@@ -490,9 +494,21 @@ enum Level<'l> {
 }
 
 impl Checker<'_> {
-    /// 1-based line and column (in characters) of a byte offset.
+    /// 1-based line and column (in characters) of a byte offset: the line by a binary search
+    /// of the line starts, the column by counting the characters of that line only.
     fn position(&self, offset: usize) -> (usize, usize) {
-        toml_doc::position(self.text, offset)
+        let mut start = offset.min(self.text.len());
+        while !self.text.is_char_boundary(start) {
+            start -= 1;
+        }
+        let line = self.line_starts.partition_point(|&s| s <= start).max(1);
+        let line_start = self.line_starts.get(line - 1).copied().unwrap_or(0);
+        let column = self
+            .text
+            .get(line_start..start)
+            .map_or(0, |l| l.chars().count())
+            + 1;
+        (line, column)
     }
 
     /// `file:line:column` of a span, for messages that point at a second place.
@@ -1053,8 +1069,9 @@ impl Checker<'_> {
                 .collect();
         }
         let mut depends_on: Vec<String> = Vec::new();
+        let mut listed: HashSet<&str> = HashSet::with_capacity(draft.deps.len());
         for (d, _) in &draft.deps {
-            if !depends_on.iter().any(|x| x == d) {
+            if listed.insert(d) {
                 depends_on.push((*d).to_owned());
             }
         }
@@ -1128,6 +1145,8 @@ impl Checker<'_> {
         }
         let ids: Vec<&str> = first.keys().copied().collect();
         let mut edges: Vec<Vec<usize>> = vec![Vec::new(); drafts.len()];
+        // The task whose edge to `j` was pushed last, to keep each edge once.
+        let mut last_from = vec![usize::MAX; drafts.len()];
         for (i, d) in drafts.iter().enumerate() {
             let own = d.id.as_ref().map(|(id, _)| *id);
             for (dep, span) in &d.deps {
@@ -1139,7 +1158,8 @@ impl Checker<'_> {
                         ),
                     );
                 } else if let Some(&j) = first.get(dep) {
-                    if !edges[i].contains(&j) {
+                    if last_from[j] != i {
+                        last_from[j] = i;
                         edges[i].push(j);
                     }
                 } else {
@@ -1155,20 +1175,14 @@ impl Checker<'_> {
                 }
             }
         }
-        let mut reported = vec![false; drafts.len()];
-        for s in 0..drafts.len() {
-            if reported[s] {
-                continue;
-            }
-            let Some(cycle) = cycle_through(s, &edges) else {
+        // One shortest cycle per strongly connected component, through its first task.
+        for cycle in graph::cycles(&edges) {
+            let (Some(&s), Some(&next)) = (cycle.first(), cycle.get(1)) else {
                 continue;
             };
-            for i in strongly_connected(s, &edges) {
-                reported[i] = true;
-            }
             let name = |i: usize| drafts[i].id.as_ref().map_or("?", |(id, _)| *id);
             let text: Vec<&str> = cycle.iter().map(|&i| name(i)).collect();
-            let next = name(cycle[1]);
+            let next = name(next);
             let at = drafts[s]
                 .deps
                 .iter()
@@ -1186,58 +1200,11 @@ impl Checker<'_> {
     }
 }
 
-/// The shortest cycle `s, …, s` through `s`, if there is one.
-fn cycle_through(s: usize, edges: &[Vec<usize>]) -> Option<Vec<usize>> {
-    let mut parent: Vec<Option<usize>> = vec![None; edges.len()];
-    let mut queue = VecDeque::from([s]);
-    while let Some(u) = queue.pop_front() {
-        for &v in &edges[u] {
-            if v == s {
-                // Walk back from u to s, then close the cycle.
-                let mut path = vec![u];
-                let mut cur = u;
-                while let Some(p) = parent[cur] {
-                    path.push(p);
-                    cur = p;
-                }
-                path.reverse();
-                path.push(s);
-                return Some(path);
-            }
-            if parent[v].is_none() {
-                parent[v] = Some(u);
-                queue.push_back(v);
-            }
-        }
-    }
-    None
-}
-
-/// The tasks that `s` reaches and that reach `s`.
-fn strongly_connected(s: usize, edges: &[Vec<usize>]) -> Vec<usize> {
-    let reach = |forward: bool| {
-        let mut seen = vec![false; edges.len()];
-        seen[s] = true;
-        let mut stack = vec![s];
-        while let Some(u) = stack.pop() {
-            let next: Vec<usize> = if forward {
-                edges[u].clone()
-            } else {
-                (0..edges.len())
-                    .filter(|&v| edges[v].contains(&u))
-                    .collect()
-            };
-            for v in next {
-                if !seen[v] {
-                    seen[v] = true;
-                    stack.push(v);
-                }
-            }
-        }
-        seen
-    };
-    let (fwd, back) = (reach(true), reach(false));
-    (0..edges.len()).filter(|&i| fwd[i] && back[i]).collect()
+/// The byte offset where each line of `text` starts: 0, then one past each `\n`.
+fn line_starts(text: &str) -> Vec<usize> {
+    std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect()
 }
 
 fn check_id(raw: &str) -> Result<(), String> {

@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::cli::{RunArgs, WorkflowCommand};
 use crate::config_file::{ApprovePlans, Config};
 use crate::error::{CliError, Kind};
+use crate::escape;
 use crate::human;
 use crate::input::{FileKind, read_text};
 use crate::json;
@@ -478,7 +479,7 @@ fn stage_flow(w: &Workflow) -> String {
 fn show_text(w: &Workflow, color: bool) -> String {
     let mut s = format!("{} version {}", w.name(), w.version());
     if !w.description().is_empty() {
-        s.push_str(&format!(": {}", w.description()));
+        s.push_str(&format!(": {}", escape::line(w.description())));
     }
     s.push('\n');
     let rows = w

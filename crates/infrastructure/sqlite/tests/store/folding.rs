@@ -282,3 +282,52 @@ fn folding_the_events_of_every_aggregate_gives_its_stored_state() {
         assert_consistent(&db);
     }
 }
+
+/// `admin verify`'s use case over a store opened for reading only, beside the open store: a
+/// random workload is clean, every event and aggregate is scanned, and such a store refuses to
+/// write.
+#[test]
+fn verify_finds_a_random_workload_clean_through_a_store_opened_for_reading() {
+    use maos_application::StoreError;
+    use maos_application::ports::{ReadStore, Scanned, UnitOfWork};
+    use maos_application::verify::verify;
+    use maos_sqlite::SqliteStore;
+
+    let seed = 0x005e_ed0f_ab1e;
+    let db = Db::with_seed(seed);
+    workload(&db, seed, 400);
+    let reader = SqliteStore::open_for_reading(&db.path).expect("open for reading");
+    let v = verify(&reader).expect("verify");
+    assert!(v.is_clean(), "{:#?}", v.findings);
+    let events = db.events();
+    assert_eq!(v.events, events.len() as u64);
+    assert_eq!(v.last_seq, events.len() as u64);
+    assert_eq!(v.tasks, db.tasks().len());
+    assert!(v.tasks > 20 && v.agents > 0, "{v:?}");
+
+    // The scan hands over every event in order, then agents, tasks and orchestrations.
+    let mut order = Vec::new();
+    let mut seqs = Vec::new();
+    reader
+        .scan(&mut |item| {
+            let k = match item {
+                Scanned::Event(e) => {
+                    seqs.push(e.seq);
+                    0
+                }
+                Scanned::Agent(_) => 1,
+                Scanned::Task(_) => 2,
+                Scanned::Orchestration(_) => 3,
+            };
+            order.push(k);
+        })
+        .unwrap();
+    assert!(order.windows(2).all(|w| w[0] <= w[1]));
+    assert_eq!(seqs, (1..=events.len() as u64).collect::<Vec<_>>());
+    assert_eq!(order.iter().filter(|k| **k == 2).count(), v.tasks);
+
+    let refused: Result<(), StoreError> = reader.write(|_| Ok(()));
+    assert_eq!(refused, Err(StoreError::WriterGone));
+    // The same through the service's own store.
+    assert!(verify(db.store()).unwrap().is_clean());
+}
