@@ -218,7 +218,11 @@ fn fifty_kill_9s_during_spawns_leave_nothing_running_and_lose_nothing() {
     // And the store holds together: every aggregate's events fold to its stored state, the
     // log has no gap, attempts and fencing agree (`maos admin verify`).
     let verified = env.maos(&["admin", "verify", "--json"]);
-    assert_eq!(verified.code, 0, "admin verify: {}\n{}", verified.stdout, verified.stderr);
+    assert_eq!(
+        verified.code, 0,
+        "admin verify: {}\n{}",
+        verified.stdout, verified.stderr
+    );
     let doc: serde_json::Value = serde_json::from_str(&verified.stdout).unwrap();
     assert_eq!(doc["clean"], true, "{doc:#}");
 }

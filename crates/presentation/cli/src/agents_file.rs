@@ -148,6 +148,14 @@ fn count(doc: &mut Doc<'_>, entries: &[Entry], key: &str, min: i64, max: i64) ->
         .and_then(|n| u64::try_from(n).ok())
 }
 
+/// A resource limit: a whole number in range, or "unlimited" (which lifts the default).
+fn limit(doc: &mut Doc<'_>, entries: &[Entry], key: &str, min: i64, max: i64) -> Option<u64> {
+    match get(entries, key).map(|n| &n.kind) {
+        Some(Kind::Str(s)) if s == "unlimited" => Some(ResourceLimits::UNLIMITED),
+        _ => count(doc, entries, key, min, max),
+    }
+}
+
 /// An amount of dollars: a string ("1.25") or a number.
 fn dollars(doc: &mut Doc<'_>, entries: &[Entry], key: &str) -> Option<Option<Usd>> {
     let Some(node) = get(entries, key) else {
@@ -207,10 +215,10 @@ fn agent(doc: &mut Doc<'_>, e: &[Entry], node: &Node) -> Option<RegisterAgent> {
             Some(l) => {
                 doc.unknown_keys(l, LIMIT_KEYS, "in limits");
                 ResourceLimits {
-                    cpu_seconds: count(doc, l, "cpu_seconds", 1, 31_536_000),
-                    memory_mib: count(doc, l, "memory_mib", 16, 16_777_216),
-                    open_files: count(doc, l, "open_files", 16, 1_048_576),
-                    processes: count(doc, l, "processes", 1, 1_048_576),
+                    cpu_seconds: limit(doc, l, "cpu_seconds", 1, 31_536_000),
+                    memory_mib: limit(doc, l, "memory_mib", 16, 16_777_216),
+                    open_files: limit(doc, l, "open_files", 16, 1_048_576),
+                    processes: limit(doc, l, "processes", 1, 1_048_576),
                 }
             }
         };
@@ -332,7 +340,7 @@ name = "lint"
 adapter = "command"
 command = "cargo clippy"
 prompt_via = "file"
-limits = { cpu_seconds = 600, memory_mib = 2048 }
+limits = { cpu_seconds = 600, memory_mib = 2048, processes = "unlimited" }
 price = { input = "1.25", output = "10", cached_input = "0.125" }
 "#;
 
@@ -346,6 +354,10 @@ price = { input = "1.25", output = "10", cached_input = "0.125" }
         assert_eq!(agents[0].settings.timeout.unwrap().as_millis(), 1_800_000);
         assert_eq!(agents[1].settings.prompt_via, PromptVia::File);
         assert_eq!(agents[1].settings.limits.memory_mib, Some(2048));
+        assert_eq!(
+            agents[1].settings.limits.processes,
+            Some(ResourceLimits::UNLIMITED)
+        );
         assert_eq!(
             agents[1].settings.price.unwrap().cached_input,
             Some(Usd::from_micros(125_000))
