@@ -93,108 +93,103 @@ fn escaping_agent(env: &Env, work: &Path, then: &str) {
     command_agent(env, "escaper", 2, &command);
 }
 
-#[test]
-fn what_an_agent_leaves_behind_dies_when_it_exits() {
+/// In each containment mode: a fresh data directory, the escaping agent (its first attempt
+/// ending with `then`), a task created with `args` whose agent has started its escapees; then
+/// `act` ends the attempt somehow, and nothing of it may be left `after`.
+fn in_each_mode(then: &str, args: &[&str], act: impl Fn(&Env, &str), after: &str) {
     if in_process() {
         return;
     }
     for mode in MODES {
         let env = env_with(mode);
         let work = tempfile::tempdir().unwrap();
-        escaping_agent(&env, work.path(), "exit 0");
-        let task = env.task("Leave things behind", &[]);
+        escaping_agent(&env, work.path(), then);
+        let task = env.task("Leave things behind", args);
         wait_started(work.path(), &task);
-        settle(&env, &task, "completed");
-        assert_nothing_left(&task, "the agent's exit");
+        act(&env, &task);
+        assert_nothing_left(&task, after);
     }
+}
+
+#[test]
+fn what_an_agent_leaves_behind_dies_when_it_exits() {
+    in_each_mode(
+        "exit 0",
+        &[],
+        |env, task| {
+            settle(env, task, "completed");
+        },
+        "the agent's exit",
+    );
 }
 
 #[test]
 fn what_an_agent_leaves_behind_dies_at_its_timeout() {
-    if in_process() {
-        return;
-    }
-    for mode in MODES {
-        let env = env_with(mode);
-        let work = tempfile::tempdir().unwrap();
-        escaping_agent(&env, work.path(), "wait");
-        let task = env.task(
-            "Hang with escapees",
-            &["--timeout", "1s", "--max-attempts", "1"],
-        );
-        wait_started(work.path(), &task);
-        assert!(alive_of(&task).len() >= 4, "{:?}", alive_of(&task));
-        let t = settle(&env, &task, "blocked");
-        assert_eq!(t["attempts"][0]["failure"], "timeout", "{t:#}");
-        assert_nothing_left(&task, "the timeout");
-    }
+    in_each_mode(
+        "wait",
+        &["--timeout", "1s", "--max-attempts", "1"],
+        |env, task| {
+            assert!(alive_of(task).len() >= 4, "{:?}", alive_of(task));
+            let t = settle(env, task, "blocked");
+            assert_eq!(t["attempts"][0]["failure"], "timeout", "{t:#}");
+        },
+        "the timeout",
+    );
 }
 
 #[test]
 fn what_an_agent_leaves_behind_dies_when_its_task_is_cancelled() {
-    if in_process() {
-        return;
-    }
-    for mode in MODES {
-        let env = env_with(mode);
-        let work = tempfile::tempdir().unwrap();
-        escaping_agent(&env, work.path(), "wait");
-        let task = env.task("Cancel me", &[]);
-        wait_started(work.path(), &task);
-        wait_for(&env, &task, "running", |t| t["state"] == "running");
-        env.ok_json(&["task", "cancel", &task, "--reason", "no longer needed"]);
-        assert_nothing_left(&task, "task cancel");
-    }
+    in_each_mode(
+        "wait",
+        &[],
+        |env, task| {
+            wait_for(env, task, "running", |t| t["state"] == "running");
+            env.ok_json(&["task", "cancel", task, "--reason", "no longer needed"]);
+        },
+        "task cancel",
+    );
 }
 
 #[test]
 fn what_agents_leave_behind_dies_with_daemon_stop() {
-    if in_process() {
-        return;
-    }
-    for mode in MODES {
-        let env = env_with(mode);
-        let work = tempfile::tempdir().unwrap();
-        escaping_agent(&env, work.path(), "wait");
-        let task = env.task("Outlive the daemon", &[]);
-        wait_started(work.path(), &task);
-        env.ok_json(&["daemon", "stop"]);
-        assert_nothing_left(&task, "daemon stop");
-    }
+    in_each_mode(
+        "wait",
+        &[],
+        |env, _| {
+            env.ok_json(&["daemon", "stop"]);
+        },
+        "daemon stop",
+    );
 }
 
 #[test]
 fn what_agents_leave_behind_dies_after_kill_9_of_the_daemon() {
-    if in_process() {
-        return;
-    }
-    for mode in MODES {
-        let env = env_with(mode);
-        let work = tempfile::tempdir().unwrap();
-        escaping_agent(&env, work.path(), "wait");
-        let task = env.task("Survive a crash", &[]);
-        wait_started(work.path(), &task);
-        let daemon = env.ok_json(&["daemon", "status"])["pid"].as_u64().unwrap();
-        let status = std::process::Command::new("kill")
-            .args(["-9", &daemon.to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Path::new(&format!("/proc/{daemon}/status")).exists()
-            && !std::fs::read_to_string(format!("/proc/{daemon}/status"))
-                .unwrap_or_default()
-                .contains("State:\tZ")
-        {
-            assert!(Instant::now() < deadline, "the daemon survived kill -9");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        // The agent itself dies with the daemon (parent-death signal); its escapees are still
-        // there until the next daemon starts and kills them before rerunning the attempt.
-        let t = settle(&env, &task, "completed");
-        assert_eq!(t["attempts"][0]["status"], "interrupted", "{t:#}");
-        assert_nothing_left(&task, "kill -9 of the daemon and a restart");
-    }
+    in_each_mode(
+        "wait",
+        &[],
+        |env, task| {
+            let daemon = env.ok_json(&["daemon", "status"])["pid"].as_u64().unwrap();
+            let status = std::process::Command::new("kill")
+                .args(["-9", &daemon.to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Path::new(&format!("/proc/{daemon}/status")).exists()
+                && !std::fs::read_to_string(format!("/proc/{daemon}/status"))
+                    .unwrap_or_default()
+                    .contains("State:\tZ")
+            {
+                assert!(Instant::now() < deadline, "the daemon survived kill -9");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            // The agent itself dies with the daemon (parent-death signal); its escapees are
+            // still there until the next daemon starts and kills them before rerunning it.
+            let t = settle(env, task, "completed");
+            assert_eq!(t["attempts"][0]["status"], "interrupted", "{t:#}");
+        },
+        "kill -9 of the daemon and a restart",
+    );
 }
 
 #[test]

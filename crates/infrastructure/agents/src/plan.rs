@@ -187,6 +187,23 @@ pub fn split_command(line: &str) -> Result<Vec<String>, String> {
     Ok(words)
 }
 
+/// The variables of `daemon_env` a process MAOS starts may see: the allowlist, every `LC_*`,
+/// and the variables `named`.
+pub(crate) fn allowlisted(
+    daemon_env: &[(OsString, OsString)],
+    named: &[&str],
+) -> Vec<(OsString, OsString)> {
+    daemon_env
+        .iter()
+        .filter(|(k, _)| {
+            k.to_str().is_some_and(|k| {
+                ENV_ALLOWLIST.contains(&k) || k.starts_with("LC_") || named.contains(&k)
+            })
+        })
+        .cloned()
+        .collect()
+}
+
 /// The environment of an attempt: the allowlisted variables and those the agent's settings
 /// name, taken from `daemon_env`, then MAOS's own.
 pub(crate) fn environment(
@@ -209,15 +226,7 @@ pub(crate) fn environment(
                 .map(|n| n.as_str()),
         )
         .collect();
-    let mut env: Vec<(OsString, OsString)> = daemon_env
-        .iter()
-        .filter(|(k, _)| {
-            k.to_str().is_some_and(|k| {
-                ENV_ALLOWLIST.contains(&k) || k.starts_with("LC_") || named.contains(&k)
-            })
-        })
-        .cloned()
-        .collect();
+    let mut env = allowlisted(daemon_env, &named);
     let missing = named
         .iter()
         .filter(|n| !daemon_env.iter().any(|(k, _)| k.to_str() == Some(**n)))

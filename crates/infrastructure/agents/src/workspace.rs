@@ -84,45 +84,41 @@ fn with_hint(message: &str, hint: Option<String>) -> String {
 /// names (one name per line, `#` comments).
 pub(crate) fn setup_of(repo: &Path, daemon_env: &[(OsString, OsString)]) -> Setup {
     let dir = repo.join(".maos");
-    let copy = std::fs::read_to_string(dir.join("copy"))
-        .map(|text| {
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(PathBuf::from)
-                .collect()
-        })
-        .unwrap_or_default();
+    let copy = listed(&dir.join("copy"))
+        .into_iter()
+        .map(PathBuf::from)
+        .collect();
     let command = dir
         .join("setup.sh")
         .is_file()
         .then(|| "sh .maos/setup.sh".to_owned());
-    let named: Vec<String> = std::fs::read_to_string(dir.join("env"))
-        .map(|text| {
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
-    let env = daemon_env
-        .iter()
-        .filter(|(k, _)| {
-            k.to_str().is_some_and(|k| {
-                crate::plan::ENV_ALLOWLIST.contains(&k)
-                    || k.starts_with("LC_")
-                    || named.iter().any(|n| n == k)
-            })
-        })
-        .cloned()
-        .collect();
+    let named = listed(&dir.join("env"));
+    let named: Vec<&str> = named.iter().map(String::as_str).collect();
+    let env = crate::plan::allowlisted(daemon_env, &named);
     Setup {
         copy,
         command,
         timeout: Duration::from_secs(600),
         env: Some(env),
     }
+}
+
+/// The lines of a `.maos/` list file (at most its first 64 KiB), trimmed, without blank lines
+/// and `#` comments; none when it does not exist.
+fn listed(path: &Path) -> Vec<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    let Ok(file) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    if file.take(64 << 10).read_to_string(&mut text).is_err() {
+        return Vec::new();
+    }
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// A checkpoint commit of everything in the worktree, `which` being `before` or `after`.
