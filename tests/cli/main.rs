@@ -7,6 +7,7 @@ mod agent;
 mod bad_input;
 mod daemon;
 mod fixtures;
+mod flood;
 mod follow;
 mod layering;
 mod orchestrate;
