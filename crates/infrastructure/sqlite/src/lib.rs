@@ -202,6 +202,22 @@ impl SqliteStore {
         answer.recv().map_err(|_| StoreError::WriterGone)?
     }
 
+    /// The work the scheduler's ready-queue queries have done on the writer's connection since
+    /// the store opened, in SQLite virtual-machine steps (for tests and diagnostics: the cost of
+    /// finding work for an agent, counted rather than timed).
+    pub fn ready_queue_steps(&self) -> Result<u64, StoreError> {
+        let (send, answer) = mpsc::sync_channel::<Result<u64, StoreError>>(1);
+        let job: Job = Box::new(move |tx| {
+            let steps = tx.and_then(|tx| tx.ready_queue_steps());
+            let deliver: Deliver = Box::new(move |_| {
+                let _ = send.send(steps);
+            });
+            (true, deliver)
+        });
+        self.writer.submit(job)?;
+        answer.recv().map_err(|_| StoreError::WriterGone)?
+    }
+
     fn read<R>(
         &self,
         f: impl FnOnce(&Connection) -> Result<R, StoreError>,

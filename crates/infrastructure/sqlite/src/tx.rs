@@ -21,6 +21,18 @@ impl<'c> SqliteTx<'c> {
         SqliteTx { conn }
     }
 
+    /// The virtual-machine steps SQLite has run so far for the scheduler's ready-queue
+    /// statements on this connection: a count of the work they did (rows examined), not a time.
+    pub(crate) fn ready_queue_steps(&self) -> Result<u64, StoreError> {
+        let mut steps = 0;
+        for sql in [READY_GROUPS, READY_OF_GROUP] {
+            let stmt = self.conn.prepare_cached(sql).map_err(backend)?;
+            steps += u64::try_from(stmt.get_status(rusqlite::StatementStatus::VmStep))
+                .unwrap_or_default();
+        }
+        Ok(steps)
+    }
+
     /// The connection's durability settings.
     pub(crate) fn settings(&self) -> Result<crate::WriterSettings, StoreError> {
         let int = |name: &str| -> Result<i64, StoreError> {
@@ -117,6 +129,17 @@ fn live_attempt_tasks(
     Ok(out)
 }
 
+/// The ready queue's groups whose tasks may run now (no orchestration, or a running one).
+pub(crate) const READY_GROUPS: &str = "SELECT g.capabilities, g.tier, g.orchestration \
+     FROM ready_groups g LEFT JOIN orchestrations o ON o.id = g.orchestration \
+     WHERE g.orchestration = '' OR o.status = 'running'";
+
+/// The most urgent ready tasks of one group, in the scheduler's order.
+pub(crate) const READY_OF_GROUP: &str = "SELECT priority, created_at, id FROM tasks \
+     WHERE state = 'ready' AND capabilities = ?1 AND coalesce(tier, '') = ?2 \
+     AND coalesce(orchestration, '') = ?3 \
+     ORDER BY priority DESC, created_at, id LIMIT ?4";
+
 impl Transaction for SqliteTx<'_> {
     fn agent(&mut self, name: &AgentName) -> Result<Option<Agent>, StoreError> {
         rows::load_agent(self.conn, name)
@@ -152,50 +175,54 @@ impl Transaction for SqliteTx<'_> {
         Ok(out)
     }
 
-    fn ready_tasks_for(
-        &mut self,
-        agent: &Agent,
-        limit: usize,
-        scan: usize,
-    ) -> Result<Vec<Task>, StoreError> {
-        // Walks the `tasks_ready` index in the scheduler's order, reading only what the match
-        // needs, and loads the chosen tasks in full.
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                // Tasks of an orchestration that is not running (a draft, paused) wait.
-                "SELECT t.id, t.capabilities, t.tier FROM tasks t \
-                 LEFT JOIN orchestrations o ON o.id = t.orchestration \
-                 WHERE t.state = 'ready' AND (t.orchestration IS NULL OR o.status = 'running') \
-                 ORDER BY t.priority DESC, t.created_at, t.id LIMIT ?1",
-            )
-            .map_err(backend)?;
-        let mut rows = stmt
-            .query(params![i64::try_from(scan).unwrap_or(i64::MAX)])
-            .map_err(backend)?;
-        let mut chosen = Vec::new();
-        while chosen.len() < limit
-            && let Some(row) = rows.next().map_err(backend)?
-        {
-            let caps: String = row.get(1).map_err(backend)?;
+    fn ready_tasks_for(&mut self, agent: &Agent, limit: usize) -> Result<Vec<Task>, StoreError> {
+        // The ready queue's groups (what its tasks need: few), those this agent can take, and
+        // the most urgent tasks of each through `tasks_ready_by_group`: what this costs grows with
+        // the groups and `limit`, never with ready tasks the agent cannot take (V6).
+        let mut groups = self.conn.prepare_cached(READY_GROUPS).map_err(backend)?;
+        let mut rows = groups.query([]).map_err(backend)?;
+        let mut takeable = Vec::new();
+        while let Some(row) = rows.next().map_err(backend)? {
+            let caps: String = row.get(0).map_err(backend)?;
+            let tier: String = row.get(1).map_err(backend)?;
             let needs = CapabilitySet::parse(caps.split_whitespace())
                 .map_err(|e| StoreError::Corrupt(format!("capabilities: {e}")))?;
-            let tier = row
-                .get::<_, Option<String>>(2)
-                .map_err(backend)?
-                .map(|t| Tier::parse(&t))
-                .transpose()
-                .map_err(|e| StoreError::Corrupt(format!("tier: {e}")))?;
-            if matcher::is_capable(agent, &needs, tier) {
-                let id: String = row.get(0).map_err(backend)?;
-                chosen.push(
-                    TaskId::parse(&id).map_err(|e| StoreError::Corrupt(format!("task id: {e}")))?,
-                );
+            let wanted = if tier.is_empty() {
+                None
+            } else {
+                Some(Tier::parse(&tier).map_err(|e| StoreError::Corrupt(format!("tier: {e}")))?)
+            };
+            if matcher::is_capable(agent, &needs, wanted) {
+                let orchestration: String = row.get(2).map_err(backend)?;
+                takeable.push((caps, tier, orchestration));
             }
         }
         drop(rows);
+        drop(groups);
+        let limit_arg = i64::try_from(limit).unwrap_or(i64::MAX);
+        // (priority, created_at, id) of each group's first `limit`, merged in the scheduler's
+        // order.
+        let mut chosen: Vec<(i64, i64, String)> = Vec::new();
+        let mut stmt = self.conn.prepare_cached(READY_OF_GROUP).map_err(backend)?;
+        for (caps, tier, orchestration) in &takeable {
+            let mut rows = stmt
+                .query(params![caps, tier, orchestration, limit_arg])
+                .map_err(backend)?;
+            while let Some(row) = rows.next().map_err(backend)? {
+                chosen.push((
+                    row.get(0).map_err(backend)?,
+                    row.get(1).map_err(backend)?,
+                    row.get(2).map_err(backend)?,
+                ));
+            }
+        }
+        drop(stmt);
+        chosen.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        chosen.truncate(limit);
         let mut out = Vec::with_capacity(chosen.len());
-        for id in chosen {
+        for (_, _, id) in chosen {
+            let id =
+                TaskId::parse(&id).map_err(|e| StoreError::Corrupt(format!("task id: {e}")))?;
             if let Some(t) = rows::load_task(self.conn, id)? {
                 out.push(t);
             }
