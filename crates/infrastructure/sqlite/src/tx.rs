@@ -7,7 +7,7 @@ use maos_domain::{
     TaskState, Tier, Timestamp,
 };
 use rusqlite::types::Value;
-use rusqlite::{Connection, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use crate::rows::{self, AGENT_COLS, backend};
 
@@ -25,7 +25,7 @@ impl<'c> SqliteTx<'c> {
     /// statements on this connection: a count of the work they did (rows examined), not a time.
     pub(crate) fn ready_queue_steps(&self) -> Result<u64, StoreError> {
         let mut steps = 0;
-        for sql in [READY_GROUPS, READY_OF_GROUP] {
+        for sql in [READY_NEEDS, READY_OF_NEED] {
             let stmt = self.conn.prepare_cached(sql).map_err(backend)?;
             steps += u64::try_from(stmt.get_status(rusqlite::StatementStatus::VmStep))
                 .unwrap_or_default();
@@ -129,16 +129,21 @@ fn live_attempt_tasks(
     Ok(out)
 }
 
-/// The ready queue's groups whose tasks may run now (no orchestration, or a running one).
-pub(crate) const READY_GROUPS: &str = "SELECT g.capabilities, g.tier, g.orchestration \
-     FROM ready_groups g LEFT JOIN orchestrations o ON o.id = g.orchestration \
-     WHERE g.orchestration = '' OR o.status = 'running'";
+/// The distinct needs (capabilities, tier, orchestration, separated by U+001F) among ready tasks,
+/// one index seek each.
+pub(crate) const READY_NEEDS: &str = "WITH RECURSIVE n(need) AS ( \
+     SELECT (SELECT min(need) FROM tasks WHERE state = 'ready') \
+     UNION ALL \
+     SELECT (SELECT min(need) FROM tasks WHERE state = 'ready' AND need > n.need) \
+     FROM n WHERE n.need IS NOT NULL) \
+     SELECT need FROM n WHERE need IS NOT NULL";
 
-/// The most urgent ready tasks of one group, in the scheduler's order.
-pub(crate) const READY_OF_GROUP: &str = "SELECT priority, created_at, id FROM tasks \
-     WHERE state = 'ready' AND capabilities = ?1 AND coalesce(tier, '') = ?2 \
-     AND coalesce(orchestration, '') = ?3 \
-     ORDER BY priority DESC, created_at, id LIMIT ?4";
+/// The most urgent ready tasks of one need, in the scheduler's order.
+pub(crate) const READY_OF_NEED: &str = "SELECT priority, created_at, id FROM tasks \
+     WHERE state = 'ready' AND need = ?1 ORDER BY priority DESC, created_at, id LIMIT ?2";
+
+/// Whether an orchestration runs.
+const RUNNING: &str = "SELECT status = 'running' FROM orchestrations WHERE id = ?1";
 
 impl Transaction for SqliteTx<'_> {
     fn agent(&mut self, name: &AgentName) -> Result<Option<Agent>, StoreError> {
@@ -176,38 +181,54 @@ impl Transaction for SqliteTx<'_> {
     }
 
     fn ready_tasks_for(&mut self, agent: &Agent, limit: usize) -> Result<Vec<Task>, StoreError> {
-        // The ready queue's groups (what its tasks need: few), those this agent can take, and
-        // the most urgent tasks of each through `tasks_ready_by_group`: what this costs grows with
-        // the groups and `limit`, never with ready tasks the agent cannot take (V6).
-        let mut groups = self.conn.prepare_cached(READY_GROUPS).map_err(backend)?;
-        let mut rows = groups.query([]).map_err(backend)?;
+        // The distinct needs of the ready queue (few), those this agent can take whose
+        // orchestration (if any) runs, and the most urgent tasks of each through
+        // `tasks_ready_by_need`: what this costs grows with the needs and `limit`, never with
+        // ready tasks the agent cannot take (V6, ADR 0012).
+        let mut needs = self.conn.prepare_cached(READY_NEEDS).map_err(backend)?;
+        let mut rows = needs.query([]).map_err(backend)?;
         let mut takeable = Vec::new();
         while let Some(row) = rows.next().map_err(backend)? {
-            let caps: String = row.get(0).map_err(backend)?;
-            let tier: String = row.get(1).map_err(backend)?;
-            let needs = CapabilitySet::parse(caps.split_whitespace())
+            let need: String = row.get(0).map_err(backend)?;
+            let mut parts = need.split('\u{1f}');
+            let (Some(caps), Some(tier), Some(orchestration), None) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                return Err(StoreError::Corrupt(format!("a task's need: {need:?}")));
+            };
+            let needed = CapabilitySet::parse(caps.split_whitespace())
                 .map_err(|e| StoreError::Corrupt(format!("capabilities: {e}")))?;
-            let wanted = if tier.is_empty() {
+            let tier = if tier.is_empty() {
                 None
             } else {
-                Some(Tier::parse(&tier).map_err(|e| StoreError::Corrupt(format!("tier: {e}")))?)
+                Some(Tier::parse(tier).map_err(|e| StoreError::Corrupt(format!("tier: {e}")))?)
             };
-            if matcher::is_capable(agent, &needs, wanted) {
-                let orchestration: String = row.get(2).map_err(backend)?;
-                takeable.push((caps, tier, orchestration));
+            if matcher::is_capable(agent, &needed, tier) {
+                takeable.push((need.clone(), orchestration.to_owned()));
             }
         }
         drop(rows);
-        drop(groups);
+        drop(needs);
         let limit_arg = i64::try_from(limit).unwrap_or(i64::MAX);
-        // (priority, created_at, id) of each group's first `limit`, merged in the scheduler's
+        // (priority, created_at, id) of each need's first `limit`, merged in the scheduler's
         // order.
         let mut chosen: Vec<(i64, i64, String)> = Vec::new();
-        let mut stmt = self.conn.prepare_cached(READY_OF_GROUP).map_err(backend)?;
-        for (caps, tier, orchestration) in &takeable {
-            let mut rows = stmt
-                .query(params![caps, tier, orchestration, limit_arg])
-                .map_err(backend)?;
+        for (need, orchestration) in &takeable {
+            // Tasks of an orchestration that is not running (a draft, paused) wait.
+            if !orchestration.is_empty() {
+                let runs: Option<bool> = self
+                    .conn
+                    .prepare_cached(RUNNING)
+                    .map_err(backend)?
+                    .query_row(params![orchestration], |r| r.get(0))
+                    .optional()
+                    .map_err(backend)?;
+                if runs != Some(true) {
+                    continue;
+                }
+            }
+            let mut stmt = self.conn.prepare_cached(READY_OF_NEED).map_err(backend)?;
+            let mut rows = stmt.query(params![need, limit_arg]).map_err(backend)?;
             while let Some(row) = rows.next().map_err(backend)? {
                 chosen.push((
                     row.get(0).map_err(backend)?,
@@ -216,7 +237,6 @@ impl Transaction for SqliteTx<'_> {
                 ));
             }
         }
-        drop(stmt);
         chosen.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
         chosen.truncate(limit);
         let mut out = Vec::with_capacity(chosen.len());

@@ -132,7 +132,7 @@ fn migrations_apply_to_a_new_file_an_empty_file_and_an_existing_database() {
                 (3, "workspaces_and_approvals".to_owned()),
                 (4, "orchestrations_at_work".to_owned()),
                 (5, "lookups_by_state".to_owned()),
-                (6, "ready_groups".to_owned())
+                (6, "ready_by_need".to_owned())
             ]
         );
         let app_id: i32 = conn
@@ -148,7 +148,6 @@ fn migrations_apply_to_a_new_file_an_empty_file_and_an_existing_database() {
             "task_deps",
             "attempts",
             "task_state_counts",
-            "ready_groups",
             "events",
         ] {
             assert!(tables.contains_key(t), "{t} missing: {:?}", tables.keys());
@@ -171,7 +170,7 @@ fn migrations_apply_to_a_new_file_an_empty_file_and_an_existing_database() {
                 (3, "workspaces_and_approvals".to_owned()),
                 (4, "orchestrations_at_work".to_owned()),
                 (5, "lookups_by_state".to_owned()),
-                (6, "ready_groups".to_owned())
+                (6, "ready_by_need".to_owned())
             ]
         );
         assert_eq!(dump_tables(&conn), before);
