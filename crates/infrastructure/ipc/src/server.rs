@@ -80,8 +80,9 @@ pub const MAX_SUBSCRIPTIONS: usize = 256;
 /// The most calls running in the application at once, over all connections: they run on a pool
 /// of the server's own with at most this many threads. Beyond it, calls wait for a thread (and
 /// each connection's unanswered calls are bounded, by [`MAX_CALLS_PER_CONNECTION`]). The
-/// writer's group commit gathers what these threads send it.
-pub const MAX_RUNNING_CALLS: usize = 32;
+/// writer's group commit gathers what these threads send it: at 32, durable creates from 64
+/// clients fell by a quarter (docs/benchmarks.md).
+pub const MAX_RUNNING_CALLS: usize = 64;
 
 /// The size the daemon gives its runtime's blocking pool, where subscriptions wait for events
 /// (one thread each while it waits), plus a few threads for the rest. Calls do not use it.
