@@ -10,6 +10,7 @@ mod containment;
 mod daemon;
 mod escaping;
 mod fixtures;
+mod flood;
 mod follow;
 mod input;
 mod layering;

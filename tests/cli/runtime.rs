@@ -492,3 +492,77 @@ fn agents_run_under_default_limits_unless_they_set_their_own() {
         bad.stderr
     );
 }
+
+#[test]
+fn a_backlog_only_an_external_agent_can_take_never_starves_an_idle_sim_agent() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    let work = tempfile::tempdir().unwrap();
+    let agents = write(
+        work.path(),
+        "agents.toml",
+        r#"
+[[agent]]
+name = "outside"
+adapter = "external"
+capabilities = ["gpu"]
+slots = 4
+
+[[agent]]
+name = "sim-1"
+adapter = "sim"
+slots = 1
+delay = "300ms"
+"#,
+    );
+    env.ok_json(&["agent", "register", "--from-file", &agents]);
+    // 2,000 ready tasks only the external agent can take (MAOS never schedules onto it), made
+    // eight processes at a time.
+    let mut backlog = Vec::new();
+    let mut running = Vec::new();
+    for i in 0..2_000 {
+        let title = format!("backlog {i}");
+        let mut cmd = env.std_command(&["task", "create", &title, "-c", "gpu", "--json"]);
+        cmd.stdout(std::process::Stdio::piped());
+        running.push(cmd.spawn().unwrap());
+        if running.len() == 8 || i == 1_999 {
+            for child in running.drain(..) {
+                let out = child.wait_with_output().unwrap();
+                assert!(out.status.success(), "{out:?}");
+                let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+                backlog.push(doc["task"]["id"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    // Tasks for the simulated agent, made while it is busy with the first: each of the others
+    // waits behind the whole backlog in the ready queue.
+    let mine: Vec<String> = (0..3)
+        .map(|i| env.task(&format!("for the sim agent {i}"), &[]))
+        .collect();
+    for t in &mine {
+        wait_for(&env, t, "completed", state_is("completed"));
+    }
+    // A backlog task says what it waits for: the external agent, which takes work itself.
+    let waits = env.ok_json(&["task", "show", &backlog[0]]);
+    let waiting = waits["waiting"].as_array().unwrap();
+    assert_eq!(waiting.len(), 1, "{waits:#}");
+    assert_eq!(waiting[0]["kind"], "agents_busy", "{waits:#}");
+    let detail = waiting[0]["detail"].as_str().unwrap();
+    assert!(detail.contains("only external agents"), "{detail}");
+    assert!(detail.contains("--agent outside"), "{detail}");
+
+    // Cancelling part of the backlog changes nothing for the simulated agent's work.
+    for t in &backlog[..50] {
+        env.ok_json(&["task", "cancel", t]);
+    }
+    let after: Vec<String> = (0..2)
+        .map(|i| env.task(&format!("after the cancels {i}"), &[]))
+        .collect();
+    for t in &after {
+        wait_for(&env, t, "completed", state_is("completed"));
+    }
+    let status = env.ok_json(&["status"]);
+    assert_eq!(status["tasks"]["by_state"]["ready"], 1_950, "{status:#}");
+}

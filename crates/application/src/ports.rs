@@ -89,15 +89,11 @@ pub trait Transaction {
     fn dependents(&mut self, id: TaskId) -> Result<Vec<TaskId>, StoreError>;
     /// The state of each task of `ids` that exists.
     fn task_states(&mut self, ids: &[TaskId]) -> Result<Vec<(TaskId, TaskState)>, StoreError>;
-    /// Ready tasks that `agent` can do (it covers their capabilities and tier), most urgent
-    /// first, then oldest (the scheduler's order), at most `limit`, looking at no more than
-    /// `scan` ready tasks.
-    fn ready_tasks_for(
-        &mut self,
-        agent: &Agent,
-        limit: usize,
-        scan: usize,
-    ) -> Result<Vec<Task>, StoreError>;
+    /// Ready tasks that `agent` can do (it covers their capabilities and tier) and that may run
+    /// now (no orchestration, or a running one), most urgent first, then oldest (the
+    /// scheduler's order), at most `limit`. However many ready tasks the agent cannot do, the
+    /// cost must not grow with them: they never hide a task it can do.
+    fn ready_tasks_for(&mut self, agent: &Agent, limit: usize) -> Result<Vec<Task>, StoreError>;
     /// Tasks whose current attempt is live (assigned or running).
     fn live_tasks(&mut self) -> Result<Vec<Task>, StoreError>;
     /// Every task in one of `states`, oldest first (for small sets: retrying tasks, tasks that

@@ -36,7 +36,8 @@ impl Changes {
     }
 }
 
-/// How many ready tasks one fill looks at before it gives up on an agent.
+/// How many of the ready tasks an agent can do one fill looks at, at most, when the first few
+/// were passed over (held back by concerns, or out of budget).
 const SCAN: usize = 512;
 
 /// The in-transaction scheduler.
@@ -110,7 +111,7 @@ impl Scheduler {
         let free = usize::try_from(agent.free_slots()).unwrap_or(usize::MAX);
         let mut want = free.saturating_add(16);
         loop {
-            let offered = tx.ready_tasks_for(&agent, want, SCAN)?;
+            let offered = tx.ready_tasks_for(&agent, want)?;
             let whole = offered.len() < want;
             let mut passed_over = false;
             for mut task in offered {

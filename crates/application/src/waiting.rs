@@ -105,6 +105,12 @@ fn ready_but_waiting<S: Store + ?Sized>(
     t: &Task,
     say: &mut impl FnMut(WaitKind, String, Option<maos_domain::TaskId>),
 ) -> Result<(), QueryError> {
+    // How many reasons were given so far.
+    let said = std::cell::Cell::new(0usize);
+    let mut say = |kind, detail: String, task| {
+        said.set(said.get() + 1);
+        say(kind, detail, task);
+    };
     if let Some(oid) = t.spec.orchestration
         && let Some(o) = store.orchestration(oid)?
         && o.status != OrchestrationStatus::Running
@@ -210,6 +216,44 @@ fn ready_but_waiting<S: Store + ?Sized>(
             ),
             None,
         );
+    } else if said.get() == 0 {
+        // A capable agent has a free slot and nothing above holds the task back: say who it
+        // waits for anyway, so that a ready task that does not run is never left unexplained.
+        let names = |agents: &[&maos_domain::Agent]| {
+            agents
+                .iter()
+                .map(|a| a.name.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let (run, external): (Vec<&maos_domain::Agent>, Vec<&maos_domain::Agent>) = working
+            .iter()
+            .map(|a| **a)
+            .partition(|a| a.adapter.is_run_by_daemon());
+        let free_run: Vec<&maos_domain::Agent> =
+            run.iter().copied().filter(|a| a.free_slots() > 0).collect();
+        let first_external = external.first().map(|a| a.name.to_string());
+        let short = t.id.short();
+        let detail = match first_external {
+            _ if !free_run.is_empty() => format!(
+                "{} can take it now: the daemon assigns it at its next scheduling pass (in \
+                 process, with --no-daemon, nothing assigns: the next `maos` command through the \
+                 daemon starts one)",
+                names(&free_run)
+            ),
+            Some(e) if run.is_empty() => format!(
+                "only external agents offer what it needs ({}), and MAOS never assigns work to \
+                 them: it runs when one of them takes it (`maos task assign {short} --agent {e}`)",
+                names(&external)
+            ),
+            Some(e) => format!(
+                "every capable agent MAOS runs is busy ({}); it runs when a slot frees, or when \
+                 an external agent takes it (`maos task assign {short} --agent {e}`)",
+                names(&run)
+            ),
+            None => "a capable agent is free: it runs at the next scheduling pass".to_owned(),
+        };
+        say(WaitKind::AgentsBusy, detail, None);
     }
     Ok(())
 }

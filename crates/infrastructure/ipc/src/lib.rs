@@ -24,6 +24,7 @@ pub mod daemon;
 mod direct;
 pub mod error;
 mod follow;
+mod gate;
 pub mod peer;
 pub mod server;
 
@@ -46,7 +47,10 @@ pub use client::{ConnectError, IpcClient};
 pub use convert::DecodeError;
 pub use daemon::{DaemonControl, DaemonInfo};
 pub use follow::FOLLOW_QUEUE;
-pub use server::{MAX_SUBSCRIPTIONS, Server};
+pub use gate::MAX_CALLS_PER_CONNECTION;
+pub use server::{
+    BLOCKING_THREADS, HANDSHAKE_DEADLINE, MAX_RUNNING_CALLS, MAX_SUBSCRIPTIONS, Server,
+};
 
 /// The protocol version this build speaks (`protocolVersion` in the schema).
 pub const PROTOCOL_VERSION: u32 = maos_capnp::PROTOCOL_VERSION;

@@ -2,9 +2,11 @@
 //! own, and serves each connection's `Bootstrap` and `Api` capabilities over Cap'n Proto RPC.
 //!
 //! capnp-rpc is `!Send`, so [`Server::serve`] must run inside a [`tokio::task::LocalSet`]. The
-//! application API behind it is synchronous (ADR 0003): every call runs on tokio's blocking pool
-//! through `spawn_blocking`, so the RPC thread only decodes, encodes and waits, and a slow call
-//! never holds up another connection (ADR 0005).
+//! application API behind it is synchronous (ADR 0003): every call runs on a pool of at most
+//! [`MAX_RUNNING_CALLS`] threads, so the RPC thread only decodes, encodes and waits, and a slow
+//! call never holds up another connection (ADR 0005). A connection's calls are read only while
+//! fewer than [`MAX_CALLS_PER_CONNECTION`] of them are unanswered and its answers can be written
+//! (`gate.rs`), and a connection must shake hands within [`HANDSHAKE_DEADLINE`].
 //!
 //! A subscription (`Api.subscribe`) is a task of its own on the same thread: it reads the log
 //! through an `EventFollower` on the blocking pool and pushes batches into the client's
@@ -45,6 +47,7 @@ use crate::convert::{
 };
 use crate::daemon::DaemonControl;
 use crate::error::{bad_request, write_remote_error, write_wire_error};
+use crate::gate::{Gate, Gated, Watched};
 use crate::maos_capnp::{self as wire, api, bootstrap, event_sink, subscription};
 use crate::peer::{check_peer, current_uid};
 
@@ -70,9 +73,23 @@ const EVENT_BYTES: usize = 160;
 /// How long the server waits for a sink to take `end` when it stops.
 const END_GRACE: Duration = Duration::from_secs(1);
 
-/// The most subscriptions served at once. Each one waits for new events on the blocking pool, so
-/// this keeps half of tokio's default pool (512 threads) for calls.
+/// The most subscriptions served at once. Each one waits for new events on the blocking pool
+/// (a thread each while it waits), beside the calls.
 pub const MAX_SUBSCRIPTIONS: usize = 256;
+
+/// The most calls running in the application at once, over all connections: they run on a pool
+/// of the server's own with at most this many threads. Beyond it, calls wait for a thread (and
+/// each connection's unanswered calls are bounded, by [`MAX_CALLS_PER_CONNECTION`]). The
+/// writer's group commit gathers what these threads send it: at 32, durable creates from 64
+/// clients fell by a quarter (docs/benchmarks.md).
+pub const MAX_RUNNING_CALLS: usize = 64;
+
+/// The size the daemon gives its runtime's blocking pool, where subscriptions wait for events
+/// (one thread each while it waits), plus a few threads for the rest. Calls do not use it.
+pub const BLOCKING_THREADS: usize = MAX_SUBSCRIPTIONS + 8;
+
+/// How long a new connection has to complete the version handshake before it is closed.
+pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(5);
 
 /// The IPC server: the application API and the daemon's controls, served to the daemon's own
 /// user.
@@ -80,6 +97,7 @@ pub struct Server {
     api: Arc<dyn MaosApi>,
     daemon: Arc<dyn DaemonControl>,
     uid: u32,
+    handshake_deadline: Duration,
 }
 
 impl fmt::Debug for Server {
@@ -95,7 +113,15 @@ impl Server {
             api,
             daemon,
             uid: current_uid()?,
+            handshake_deadline: HANDSHAKE_DEADLINE,
         })
+    }
+
+    /// Closes a connection that has not completed the version handshake within `deadline`
+    /// (instead of [`HANDSHAKE_DEADLINE`]).
+    pub fn handshake_deadline(mut self, deadline: Duration) -> Self {
+        self.handshake_deadline = deadline;
+        self
     }
 
     /// The uid whose connections are served.
@@ -128,6 +154,8 @@ impl Server {
             idle: Notify::new(),
             subscriptions: Cell::new(0),
             stopping: watch::channel(false).0,
+            calls: CallPool::new(),
+            handshake_deadline: self.handshake_deadline,
         });
         let (close, closed) = watch::channel(false);
         let mut connections = JoinSet::new();
@@ -193,6 +221,10 @@ struct Shared {
     subscriptions: Cell<usize>,
     /// Set to true once the server stops: subscriptions end.
     stopping: watch::Sender<bool>,
+    /// Where calls run.
+    calls: CallPool,
+    /// How long a connection may take to shake hands.
+    handshake_deadline: Duration,
 }
 
 impl Shared {
@@ -203,6 +235,49 @@ impl Shared {
         }
         self.in_flight.set(self.in_flight.get() + 1);
         Ok(CallGuard(Rc::clone(self)))
+    }
+}
+
+/// The threads calls run on: the blocking pool of a runtime of the server's own, which starts
+/// at most [`MAX_RUNNING_CALLS`] threads (they end after 10 s idle) and queues what comes
+/// beyond. Its runtime is never driven: only its blocking pool is used.
+struct CallPool(Option<tokio::runtime::Runtime>);
+
+impl CallPool {
+    fn new() -> Self {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .max_blocking_threads(MAX_RUNNING_CALLS)
+            .thread_name("maos-call")
+            .build();
+        match runtime {
+            Ok(r) => CallPool(Some(r)),
+            Err(e) => {
+                // Building a runtime without I/O or timers only fails if no thread can be
+                // made; calls then go to the current runtime's blocking pool.
+                error!(error = %e, "cannot make the pool of call threads; using the runtime's");
+                CallPool(None)
+            }
+        }
+    }
+
+    fn spawn<F, R>(&self, f: F) -> tokio::task::JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        match &self.0 {
+            Some(r) => r.spawn_blocking(f),
+            None => tokio::task::spawn_blocking(f),
+        }
+    }
+}
+
+impl Drop for CallPool {
+    fn drop(&mut self) {
+        // Dropped on the server's runtime, which must not block: the threads end on their own.
+        if let Some(r) = self.0.take() {
+            r.shutdown_background();
+        }
     }
 }
 
@@ -252,23 +327,44 @@ async fn connection(shared: Rc<Shared>, stream: UnixStream, mut closed: watch::R
     }
     debug!(peer_pid = ?pid, "connection accepted");
     let (read, write) = stream.into_split();
+    // The connection reads no more calls while too many are unanswered or its answers cannot
+    // be written (gate.rs).
+    let gate = Rc::new(Gate::default());
     let network = VatNetwork::new(
-        BufReader::new(read).compat(),
-        BufWriter::new(write).compat_write(),
+        Gated::new(BufReader::new(read), Rc::clone(&gate)).compat(),
+        Watched::new(BufWriter::new(write), Rc::clone(&gate)).compat_write(),
         Side::Server,
         ReaderOptions::new(),
     );
+    let shaken = Rc::new(Cell::new(false));
+    let deadline = shared.handshake_deadline;
     let bootstrap: bootstrap::Client = capnp_rpc::new_client(BootstrapServer {
         shared,
+        gate,
+        shaken: Rc::clone(&shaken),
         peer_pid: pid,
     });
     let mut rpc = RpcSystem::new(Box::new(network), Some(bootstrap.client));
     let disconnector = rpc.get_disconnector();
+    // A connection that has not shaken hands by the deadline is closed (dropped).
+    let unshaken = async {
+        tokio::time::sleep(deadline).await;
+        if shaken.get() {
+            std::future::pending::<()>().await;
+        }
+    };
     tokio::select! {
         ended = &mut rpc => match ended {
             Ok(()) => debug!(peer_pid = ?pid, "connection closed"),
             Err(e) => info!(peer_pid = ?pid, error = %e, "connection ended with an error"),
         },
+        () = unshaken => {
+            warn!(
+                peer_pid = ?pid,
+                deadline = ?deadline,
+                "closing a connection that did not complete the handshake in time"
+            );
+        }
         _ = closed.wait_for(|c| *c) => {
             // Tell the peer, and keep driving the connection while it goes.
             let both = async {
@@ -284,6 +380,10 @@ async fn connection(shared: Rc<Shared>, stream: UnixStream, mut closed: watch::R
 /// The capability a new connection receives: it only shakes hands.
 struct BootstrapServer {
     shared: Rc<Shared>,
+    /// The connection's back pressure.
+    gate: Rc<Gate>,
+    /// Set once a handshake succeeded.
+    shaken: Rc<Cell<bool>>,
     peer_pid: Option<i32>,
 }
 
@@ -323,8 +423,10 @@ impl bootstrap::Server for BootstrapServer {
             return Ok(());
         }
         debug!(peer_pid = ?self.peer_pid, client, "handshake");
+        self.shaken.set(true);
         let api: api::Client = capnp_rpc::new_client(ApiServer {
             shared: Rc::clone(&self.shared),
+            gate: Rc::clone(&self.gate),
         });
         let mut ok = result.init_ok();
         ok.set_api(api);
@@ -336,6 +438,8 @@ impl bootstrap::Server for BootstrapServer {
 /// The application API of one handshake.
 struct ApiServer {
     shared: Rc<Shared>,
+    /// The connection's back pressure: every call counts as unanswered until it returns.
+    gate: Rc<Gate>,
 }
 
 impl ApiServer {
@@ -351,13 +455,15 @@ impl ApiServer {
         T: Send + 'static,
         E: ErrorInfo,
     {
+        let _unanswered = self.gate.enter();
         let input = input.map_err(|e| bad_request(&e))?;
         let _call = self.shared.enter()?;
         let api = Arc::clone(&self.shared.api);
-        let outcome = tokio::task::spawn_blocking(move || {
-            f(api.as_ref(), input).map_err(|e| RemoteError::from_info(&e))
-        })
-        .await;
+        let outcome = self
+            .shared
+            .calls
+            .spawn(move || f(api.as_ref(), input).map_err(|e| RemoteError::from_info(&e)))
+            .await;
         outcome.unwrap_or_else(|e| {
             error!(error = %e, "a call into the application failed");
             Err(RemoteError::new(
@@ -1114,10 +1220,14 @@ impl api::Server for ApiServer {
                 "the MAOS daemon serves at most {MAX_SUBSCRIPTIONS} event subscriptions at once"
             )));
         }
+        let _unanswered = self.gate.enter();
         let call = self.shared.enter().map_err(unavailable)?;
         let counted = Streaming::new(&self.shared);
         let api = Arc::clone(&self.shared.api);
-        let follower = tokio::task::spawn_blocking(move || api.follow_events(since))
+        let follower = self
+            .shared
+            .calls
+            .spawn(move || api.follow_events(since))
             .await
             .map_err(|e| capnp::Error::failed(format!("the MAOS daemon failed: {e}")))?
             .map_err(|e| capnp::Error::failed(e.to_string()))?;

@@ -19,7 +19,7 @@ mod writer;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use maos_application::ports::Scanned;
@@ -57,8 +57,18 @@ pub struct WriterSettings {
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 128;
 
-/// Idle read connections kept for reuse.
+/// Idle read connections kept for reuse; a connection handed back beyond these is closed.
 const IDLE_READERS: usize = 8;
+
+/// The most read connections open at once: a read that finds them all in use waits for one.
+pub const MAX_READERS: usize = 16;
+
+/// The reader pool: idle connections, and how many are open (idle or in use).
+#[derive(Debug, Default)]
+struct Readers {
+    idle: Vec<Connection>,
+    open: usize,
+}
 
 /// The SQLite store. Cheap to share behind an `Arc`; dropping the last handle stops the writer
 /// after it has committed everything queued.
@@ -69,7 +79,9 @@ pub struct SqliteStore {
     // Neither exists in a store opened for reading only.
     writer: Option<Writer>,
     _checkpointer: Option<Checkpointer>,
-    readers: Mutex<Vec<Connection>>,
+    readers: Mutex<Readers>,
+    /// Notified when a read connection is handed back or closed.
+    reader_free: Condvar,
     /// The files as opened: checked before every acknowledgement and on a timer.
     identity: Arc<FileIdentity>,
     /// The newest event's seq, advanced by the writer after each commit; followers wait on it.
@@ -268,7 +280,8 @@ impl SqliteStore {
             path: path.to_owned(),
             writer: Some(writer),
             _checkpointer: Some(checkpointer),
-            readers: Mutex::new(Vec::new()),
+            readers: Mutex::new(Readers::default()),
+            reader_free: Condvar::new(),
             identity,
             commits,
         })
@@ -335,7 +348,11 @@ impl SqliteStore {
             path: path.to_owned(),
             writer: None,
             _checkpointer: None,
-            readers: Mutex::new(vec![conn]),
+            readers: Mutex::new(Readers {
+                idle: vec![conn],
+                open: 1,
+            }),
+            reader_free: Condvar::new(),
             identity: Arc::new(FileIdentity::take(path)?),
             commits,
         })
@@ -365,27 +382,35 @@ impl SqliteStore {
         answer.recv().map_err(|_| StoreError::WriterGone)?
     }
 
+    /// The work the scheduler's ready-queue queries have done on the writer's connection since
+    /// the store opened, in SQLite virtual-machine steps (for tests and diagnostics: the cost of
+    /// finding work for an agent, counted rather than timed).
+    pub fn ready_queue_steps(&self) -> Result<u64, StoreError> {
+        let (send, answer) = mpsc::sync_channel::<Result<u64, StoreError>>(1);
+        let job: Job = Box::new(move |tx| {
+            let steps = tx.and_then(|tx| tx.ready_queue_steps());
+            let deliver: Deliver = Box::new(move |_| {
+                let _ = send.send(steps);
+            });
+            (true, deliver)
+        });
+        self.writer()?.submit(job)?;
+        answer.recv().map_err(|_| StoreError::WriterGone)?
+    }
+
     fn read<R>(
         &self,
         f: impl FnOnce(&Connection) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
-        let idle = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let conn = match idle {
-            Some(c) => c,
-            None => {
-                let c = connect(&self.path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
-                c.execute_batch("PRAGMA query_only = ON;")
-                    .map_err(rows::backend)?;
-                c
-            }
-        };
+        let lease = self.take_reader()?;
+        let conn = lease.conn()?;
         // One snapshot for the whole read: a task and its attempts, a page and the attempts of
         // its tasks, are read as of the same commit.
         let result = conn
             .execute_batch("BEGIN DEFERRED")
             .map_err(rows::backend)
             .and_then(|()| {
-                let result = f(&conn);
+                let result = f(conn);
                 let end = conn.execute_batch(if result.is_ok() { "COMMIT" } else { "ROLLBACK" });
                 match (result, end) {
                     (Ok(r), Ok(())) => Ok(r),
@@ -393,11 +418,83 @@ impl SqliteStore {
                     (Err(e), _) => Err(e),
                 }
             });
-        let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
-        if pool.len() < IDLE_READERS {
-            pool.push(conn);
-        }
+        drop(lease);
         result
+    }
+
+    fn lock_readers(&self) -> MutexGuard<'_, Readers> {
+        self.readers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An idle read connection, or a new one while fewer than [`MAX_READERS`] are open, or else
+    /// the next one handed back.
+    fn take_reader(&self) -> Result<Lease<'_>, StoreError> {
+        let mut pool = self.lock_readers();
+        loop {
+            if let Some(c) = pool.idle.pop() {
+                return Ok(Lease {
+                    store: self,
+                    conn: Some(c),
+                });
+            }
+            if pool.open < MAX_READERS {
+                break;
+            }
+            pool = self
+                .reader_free
+                .wait(pool)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        pool.open += 1;
+        drop(pool);
+        let opened = connect(&self.path, OpenFlags::SQLITE_OPEN_READ_WRITE).and_then(|c| {
+            c.execute_batch("PRAGMA query_only = ON;")
+                .map_err(rows::backend)?;
+            Ok(c)
+        });
+        // A failed open gives its place back (the lease's drop).
+        let mut lease = Lease {
+            store: self,
+            conn: None,
+        };
+        lease.conn = Some(opened?);
+        Ok(lease)
+    }
+
+    /// The read connections open now, idle or in use (for diagnostics and tests).
+    pub fn open_readers(&self) -> usize {
+        self.lock_readers().open
+    }
+}
+
+/// A read connection in use, handed back to the pool (or closed, beyond [`IDLE_READERS`]) when
+/// dropped, whatever happened to the read.
+struct Lease<'s> {
+    store: &'s SqliteStore,
+    conn: Option<Connection>,
+}
+
+impl Lease<'_> {
+    /// The connection (always there until the lease drops).
+    fn conn(&self) -> Result<&Connection, StoreError> {
+        self.conn
+            .as_ref()
+            .ok_or_else(|| StoreError::Backend("a read connection was lost".into()))
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        let mut pool = self.store.lock_readers();
+        match self.conn.take() {
+            Some(c) if pool.idle.len() < IDLE_READERS => pool.idle.push(c),
+            closed => {
+                pool.open = pool.open.saturating_sub(1);
+                drop(pool);
+                drop(closed);
+            }
+        }
+        self.store.reader_free.notify_one();
     }
 }
 

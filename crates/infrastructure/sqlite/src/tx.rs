@@ -7,7 +7,7 @@ use maos_domain::{
     TaskState, Tier, Timestamp,
 };
 use rusqlite::types::Value;
-use rusqlite::{Connection, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use crate::rows::{self, AGENT_COLS, backend};
 
@@ -19,6 +19,18 @@ pub(crate) struct SqliteTx<'c> {
 impl<'c> SqliteTx<'c> {
     pub(crate) fn new(conn: &'c Connection) -> Self {
         SqliteTx { conn }
+    }
+
+    /// The virtual-machine steps SQLite has run so far for the scheduler's ready-queue
+    /// statements on this connection: a count of the work they did (rows examined), not a time.
+    pub(crate) fn ready_queue_steps(&self) -> Result<u64, StoreError> {
+        let mut steps = 0;
+        for sql in [READY_NEEDS, READY_OF_NEED] {
+            let stmt = self.conn.prepare_cached(sql).map_err(backend)?;
+            steps += u64::try_from(stmt.get_status(rusqlite::StatementStatus::VmStep))
+                .unwrap_or_default();
+        }
+        Ok(steps)
     }
 
     /// The connection's durability settings.
@@ -117,6 +129,22 @@ fn live_attempt_tasks(
     Ok(out)
 }
 
+/// The distinct needs (capabilities, tier, orchestration, separated by U+001F) among ready tasks,
+/// one index seek each.
+pub(crate) const READY_NEEDS: &str = "WITH RECURSIVE n(need) AS ( \
+     SELECT (SELECT min(need) FROM tasks WHERE state = 'ready') \
+     UNION ALL \
+     SELECT (SELECT min(need) FROM tasks WHERE state = 'ready' AND need > n.need) \
+     FROM n WHERE n.need IS NOT NULL) \
+     SELECT need FROM n WHERE need IS NOT NULL";
+
+/// The most urgent ready tasks of one need, in the scheduler's order.
+pub(crate) const READY_OF_NEED: &str = "SELECT priority, created_at, id FROM tasks \
+     WHERE state = 'ready' AND need = ?1 ORDER BY priority DESC, created_at, id LIMIT ?2";
+
+/// Whether an orchestration runs.
+const RUNNING: &str = "SELECT status = 'running' FROM orchestrations WHERE id = ?1";
+
 impl Transaction for SqliteTx<'_> {
     fn agent(&mut self, name: &AgentName) -> Result<Option<Agent>, StoreError> {
         rows::load_agent(self.conn, name)
@@ -152,50 +180,69 @@ impl Transaction for SqliteTx<'_> {
         Ok(out)
     }
 
-    fn ready_tasks_for(
-        &mut self,
-        agent: &Agent,
-        limit: usize,
-        scan: usize,
-    ) -> Result<Vec<Task>, StoreError> {
-        // Walks the `tasks_ready` index in the scheduler's order, reading only what the match
-        // needs, and loads the chosen tasks in full.
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                // Tasks of an orchestration that is not running (a draft, paused) wait.
-                "SELECT t.id, t.capabilities, t.tier FROM tasks t \
-                 LEFT JOIN orchestrations o ON o.id = t.orchestration \
-                 WHERE t.state = 'ready' AND (t.orchestration IS NULL OR o.status = 'running') \
-                 ORDER BY t.priority DESC, t.created_at, t.id LIMIT ?1",
-            )
-            .map_err(backend)?;
-        let mut rows = stmt
-            .query(params![i64::try_from(scan).unwrap_or(i64::MAX)])
-            .map_err(backend)?;
-        let mut chosen = Vec::new();
-        while chosen.len() < limit
-            && let Some(row) = rows.next().map_err(backend)?
-        {
-            let caps: String = row.get(1).map_err(backend)?;
-            let needs = CapabilitySet::parse(caps.split_whitespace())
+    fn ready_tasks_for(&mut self, agent: &Agent, limit: usize) -> Result<Vec<Task>, StoreError> {
+        // The distinct needs of the ready queue (few), those this agent can take whose
+        // orchestration (if any) runs, and the most urgent tasks of each through
+        // `tasks_ready_by_need`: what this costs grows with the needs and `limit`, never with
+        // ready tasks the agent cannot take (V6, ADR 0014).
+        let mut needs = self.conn.prepare_cached(READY_NEEDS).map_err(backend)?;
+        let mut rows = needs.query([]).map_err(backend)?;
+        let mut takeable = Vec::new();
+        while let Some(row) = rows.next().map_err(backend)? {
+            let need: String = row.get(0).map_err(backend)?;
+            let mut parts = need.split('\u{1f}');
+            let (Some(caps), Some(tier), Some(orchestration), None) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                return Err(StoreError::Corrupt(format!("a task's need: {need:?}")));
+            };
+            let needed = CapabilitySet::parse(caps.split_whitespace())
                 .map_err(|e| StoreError::Corrupt(format!("capabilities: {e}")))?;
-            let tier = row
-                .get::<_, Option<String>>(2)
-                .map_err(backend)?
-                .map(|t| Tier::parse(&t))
-                .transpose()
-                .map_err(|e| StoreError::Corrupt(format!("tier: {e}")))?;
-            if matcher::is_capable(agent, &needs, tier) {
-                let id: String = row.get(0).map_err(backend)?;
-                chosen.push(
-                    TaskId::parse(&id).map_err(|e| StoreError::Corrupt(format!("task id: {e}")))?,
-                );
+            let tier = if tier.is_empty() {
+                None
+            } else {
+                Some(Tier::parse(tier).map_err(|e| StoreError::Corrupt(format!("tier: {e}")))?)
+            };
+            if matcher::is_capable(agent, &needed, tier) {
+                takeable.push((need.clone(), orchestration.to_owned()));
             }
         }
         drop(rows);
+        drop(needs);
+        let limit_arg = i64::try_from(limit).unwrap_or(i64::MAX);
+        // (priority, created_at, id) of each need's first `limit`, merged in the scheduler's
+        // order.
+        let mut chosen: Vec<(i64, i64, String)> = Vec::new();
+        for (need, orchestration) in &takeable {
+            // Tasks of an orchestration that is not running (a draft, paused) wait.
+            if !orchestration.is_empty() {
+                let runs: Option<bool> = self
+                    .conn
+                    .prepare_cached(RUNNING)
+                    .map_err(backend)?
+                    .query_row(params![orchestration], |r| r.get(0))
+                    .optional()
+                    .map_err(backend)?;
+                if runs != Some(true) {
+                    continue;
+                }
+            }
+            let mut stmt = self.conn.prepare_cached(READY_OF_NEED).map_err(backend)?;
+            let mut rows = stmt.query(params![need, limit_arg]).map_err(backend)?;
+            while let Some(row) = rows.next().map_err(backend)? {
+                chosen.push((
+                    row.get(0).map_err(backend)?,
+                    row.get(1).map_err(backend)?,
+                    row.get(2).map_err(backend)?,
+                ));
+            }
+        }
+        chosen.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        chosen.truncate(limit);
         let mut out = Vec::with_capacity(chosen.len());
-        for id in chosen {
+        for (_, _, id) in chosen {
+            let id =
+                TaskId::parse(&id).map_err(|e| StoreError::Corrupt(format!("task id: {e}")))?;
             if let Some(t) = rows::load_task(self.conn, id)? {
                 out.push(t);
             }

@@ -22,6 +22,8 @@ mod open;
 mod orchestrations;
 #[path = "store/queries.rs"]
 mod queries;
+#[path = "store/starvation.rs"]
+mod starvation;
 #[path = "store/support.rs"]
 mod support;
 #[path = "store/tasks.rs"]

@@ -317,3 +317,29 @@ fn a_daemon_whose_backlog_is_full_refuses_at_once() {
     assert!(started.elapsed() < Duration::from_secs(5));
     drop(listener);
 }
+
+#[test]
+fn a_connection_that_never_shakes_hands_is_closed_after_the_deadline() {
+    let daemon = TestDaemon::start_with(|s| s.handshake_deadline(Duration::from_millis(300)));
+    // A client that shook hands is not affected by the deadline.
+    let client = daemon.client();
+    let mut silent = UnixStream::connect(&daemon.socket).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    match silent.read(&mut buf) {
+        Ok(0) => {}
+        Ok(n) => panic!("the daemon sent {n} bytes to a client that said nothing"),
+        Err(e) => assert!(
+            !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "the silent connection was not closed: {e}"
+        ),
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    client.status().unwrap();
+    client.create_task(task("After the deadline")).unwrap();
+}

@@ -244,3 +244,70 @@ fn concurrent_balanced_assignments_never_overfill_an_agent() {
     }
     assert_gapless(&db.events());
 }
+
+/// The descriptors of this process open on the database file itself.
+fn open_on(path: &std::path::Path) -> usize {
+    let path = path.canonicalize().unwrap();
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| *target == path)
+        .count()
+}
+
+#[test]
+fn readers_at_once_are_bounded_and_idle_ones_beyond_a_few_are_closed() {
+    const THREADS: usize = 64;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("maos.db");
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let svc = Service::new(
+        Arc::clone(&store),
+        Arc::new(maos_system::SystemClock),
+        Arc::new(maos_system::RandomIds),
+        ServiceConfig::default(),
+    );
+    let cmds = (0..200).map(|i| task(&format!("task {i}"))).collect();
+    svc.create_tasks(cmds).unwrap();
+    // The writer and the checkpointer hold one each.
+    let before = open_on(&path);
+
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (done, store, path) = (Arc::clone(&done), Arc::clone(&store), path.clone());
+        thread::spawn(move || {
+            let mut peak = (0, 0);
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                peak.0 = peak.0.max(open_on(&path));
+                peak.1 = peak.1.max(store.open_readers());
+                thread::yield_now();
+            }
+            peak
+        })
+    };
+    together(&svc, THREADS, |svc, _| {
+        for _ in 0..10 {
+            let page = svc
+                .list_tasks(
+                    &maos_application::TaskFilter::default(),
+                    &maos_application::Page {
+                        limit: 200,
+                        cursor: None,
+                    },
+                )
+                .unwrap();
+            assert_eq!(page.tasks.len(), 200);
+        }
+    });
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (files, readers) = watcher.join().unwrap();
+    assert!(
+        files <= before + maos_sqlite::MAX_READERS,
+        "{files} descriptors on the database at once ({before} before the reads)"
+    );
+    assert!(readers <= maos_sqlite::MAX_READERS, "{readers} readers");
+    // Only a few idle readers stay open. (SQLite may keep the descriptor of a closed connection
+    // for the next one while other connections hold locks on the file: still within the bound.)
+    assert!(store.open_readers() <= 8, "{}", store.open_readers());
+    assert!(open_on(&path) <= before + maos_sqlite::MAX_READERS);
+}

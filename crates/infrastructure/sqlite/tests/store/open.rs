@@ -132,6 +132,7 @@ fn migrations_apply_to_a_new_file_an_empty_file_and_an_existing_database() {
                 (3, "workspaces_and_approvals".to_owned()),
                 (4, "orchestrations_at_work".to_owned()),
                 (5, "lookups_by_state".to_owned()),
+                (6, "ready_by_need".to_owned()),
                 (7, "verification_failures".to_owned()),
             ]
         );
@@ -170,6 +171,7 @@ fn migrations_apply_to_a_new_file_an_empty_file_and_an_existing_database() {
                 (3, "workspaces_and_approvals".to_owned()),
                 (4, "orchestrations_at_work".to_owned()),
                 (5, "lookups_by_state".to_owned()),
+                (6, "ready_by_need".to_owned()),
                 (7, "verification_failures".to_owned()),
             ]
         );

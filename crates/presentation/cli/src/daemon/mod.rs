@@ -132,8 +132,11 @@ pub(crate) fn foreground(data_dir: &Path) -> Result<(), CliError> {
         stop: tokio::sync::Notify::new(),
         containment: agents.supervisor.containment(),
     });
+    // The IPC server runs calls on threads of its own (at most `MAX_RUNNING_CALLS`); this pool
+    // holds the subscriptions' waits (tokio's default would be 512).
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .max_blocking_threads(maos_ipc::BLOCKING_THREADS)
         .build()
         .map_err(|e| unavailable(format!("cannot start the daemon's runtime: {e}")))?;
     let local = tokio::task::LocalSet::new();
