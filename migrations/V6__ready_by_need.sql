@@ -4,7 +4,7 @@
 -- orchestration in one key; the index holds the ready tasks by need, then in the scheduler's
 -- order. The scheduler steps through the distinct needs (one seek each), keeps those the agent
 -- can take, and reads the first few tasks of each: its cost grows with the distinct needs, not
--- with the tasks (ADR 0012).
+-- with the tasks (ADR 0014).
 
 ALTER TABLE tasks ADD COLUMN need TEXT GENERATED ALWAYS AS (
     capabilities || char(31) || coalesce(tier, '') || char(31) || coalesce(orchestration, '')

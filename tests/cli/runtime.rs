@@ -427,7 +427,7 @@ fn agents_run_under_default_limits_unless_they_set_their_own() {
     assert_eq!(
         plain["agent"]["settings"]["limits"],
         serde_json::json!({
-            "cpu_seconds": 14400, "memory_mib": 65536, "open_files": 4096, "processes": 4096
+            "cpu_seconds": 14400, "memory_mib": 65536, "open_files": 4096, "processes": 16384
         })
     );
     register(

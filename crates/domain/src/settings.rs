@@ -101,13 +101,22 @@ impl ResourceLimits {
     /// The limits of an agent that sets none (docs/agents.md explains each): 4 hours of CPU
     /// time per process; 64 GiB of address space (generous on purpose: a Node.js agent
     /// reserves about 10 GiB for each WebAssembly memory, so a tighter bound breaks Claude
-    /// Code, while a runaway process still meets a ceiling); 4,096 open files; 4,096 processes
+    /// Code, while a runaway process still meets a ceiling); 4,096 open files; 16,384 processes
     /// of the user. A value above the daemon's own hard limit is lowered to it.
     pub const DEFAULT: ResourceLimits = ResourceLimits {
         cpu_seconds: Some(4 * 3600),
         memory_mib: Some(64 * 1024),
         open_files: Some(4096),
-        processes: Some(4096),
+        processes: Some(16_384),
+    };
+
+    /// No limit at all (each lifted): what a verification command runs under, since it runs
+    /// the project's own checks (sanitizers reserve terabytes of address space).
+    pub const NONE: ResourceLimits = ResourceLimits {
+        cpu_seconds: Some(Self::UNLIMITED),
+        memory_mib: Some(Self::UNLIMITED),
+        open_files: Some(Self::UNLIMITED),
+        processes: Some(Self::UNLIMITED),
     };
 
     /// The limits that apply: each one set here, else its default; `None` where it is lifted.

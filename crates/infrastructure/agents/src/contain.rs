@@ -43,6 +43,10 @@ pub(crate) struct Containment {
     /// Processes seen in attempts' trees (pid and start time), so that an orphan adopted by
     /// the daemon (process-tree mode) is reaped once it ends, and never another process.
     seen: Mutex<HashMap<u32, u64>>,
+    /// The daemon's own children of attempts (agents, verification commands), which their
+    /// runner waits for: never reaped here. Its lock is held across each spawn, so that a
+    /// child cannot be reaped between its birth and its registration.
+    spawned: Mutex<HashSet<u32>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +109,7 @@ impl Containment {
             mode,
             previous: previous.filter(|p| p.is_dir()),
             seen: Mutex::new(HashMap::new()),
+            spawned: Mutex::new(HashSet::new()),
         }
     }
 
@@ -123,17 +128,39 @@ impl Containment {
             return Ok(None);
         };
         let dir = root.join(cgroup_name(task, attempt));
-        match std::fs::create_dir(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                // A leftover of an earlier run of this attempt: empty it first.
-                kill_cgroup(&dir);
+        if let Err(e) = std::fs::create_dir(&dir) {
+            if e.kind() != std::io::ErrorKind::AlreadyExists {
+                return Err(format!("cannot create the cgroup {}: {e}", dir.display()));
             }
-            Err(e) => return Err(format!("cannot create the cgroup {}: {e}", dir.display())),
+            // A leftover of an earlier run of this attempt (or of its agent, when this is its
+            // verification): empty it, and make it again if that removed it.
+            kill_cgroup(&dir);
+            if let Err(e) = std::fs::create_dir(&dir)
+                && e.kind() != std::io::ErrorKind::AlreadyExists
+            {
+                return Err(format!("cannot create the cgroup {}: {e}", dir.display()));
+            }
         }
         CString::new(dir.join("cgroup.procs").as_os_str().as_bytes())
             .map(Some)
             .map_err(|_| format!("the cgroup path {} holds a NUL byte", dir.display()))
+    }
+
+    /// Spawns `cmd`, a child of the daemon that its caller will wait for: registered so that
+    /// it is never reaped here (until [`Containment::forget`]).
+    pub(crate) fn spawn(
+        &self,
+        cmd: &mut std::process::Command,
+    ) -> std::io::Result<std::process::Child> {
+        let mut spawned = lock(&self.spawned);
+        let child = cmd.spawn()?;
+        spawned.insert(child.id());
+        Ok(child)
+    }
+
+    /// The child `pid` was waited for: it is no longer the daemon's to protect.
+    pub(crate) fn forget(&self, pid: u32) {
+        lock(&self.spawned).remove(&pid);
     }
 
     /// Sends `signal` to every process of the attempt (`leader`: its first process, when it
@@ -267,10 +294,12 @@ impl Containment {
     /// start time must match, so a pid reused by a child the daemon waits for is left alone).
     fn reap_adopted(&self) {
         let me = std::process::id();
+        let spawned = lock(&self.spawned);
         let mut seen = lock(&self.seen);
         seen.retain(|&pid, &mut start| match sys::stat(pid) {
             None => false,
             Some(s) if s.start != start => false,
+            Some(_) if spawned.contains(&pid) => true,
             Some(s) if s.ppid == me && matches!(s.state, 'Z' | 'X') => !sys::reap(pid),
             Some(_) => true,
         });
@@ -451,6 +480,27 @@ mod tests {
         assert_eq!(unescape(r"/sys/fs/cgroup"), "/sys/fs/cgroup");
         assert_eq!(unescape(r"/a\040b"), "/a b");
         assert_eq!(unescape(r"/a\\"), r"/a\\");
+    }
+
+    #[test]
+    fn an_attempts_leftover_cgroup_is_emptied_and_made_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = Containment::set_up(tmp.path());
+        let task = TaskId::from_bits(42);
+        let first = c.prepare(task, 1).unwrap();
+        let second = c.prepare(task, 1).unwrap();
+        match (&c.mode, first, second) {
+            (Mode::Cgroup { .. }, Some(a), Some(b)) => {
+                assert_eq!(a, b);
+                // The file the child writes itself into exists again.
+                let path = std::path::PathBuf::from(b.to_str().unwrap());
+                assert!(path.exists(), "{}", path.display());
+            }
+            (Mode::Tree, None, None) => {}
+            (mode, a, b) => panic!("{mode:?}: {a:?} {b:?}"),
+        }
+        c.kill(task, 1, None);
+        c.close();
     }
 
     #[test]

@@ -75,9 +75,11 @@ impl LogWriter {
         let cut = match self.pending.iter().rposition(|b| *b == b'\n') {
             Some(i) => i + 1,
             None if self.pending.len() >= HOLD_MAX => {
-                // Keep enough back that a secret cut here is whole in the next write.
+                // Keep enough back that a secret cut here is whole in the next write, and never
+                // cut through one.
                 let hold = self.redactor.longest().max(64);
-                self.pending.len().saturating_sub(hold)
+                let cut = self.pending.len().saturating_sub(hold);
+                self.redactor.safe_cut(&self.pending, cut)
             }
             None => return Ok(()),
         };
@@ -140,6 +142,13 @@ impl LogWriter {
             self.note(&line)?;
         }
         self.file.sync_data()
+    }
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        // A log dropped without `finish` still gets its last, unfinished line.
+        let _ = self.flush_pending(self.pending.len());
     }
 }
 

@@ -103,6 +103,45 @@ impl Redactor {
     pub fn longest(&self) -> usize {
         self.values.first().map_or(0, Vec::len)
     }
+
+    /// Where text that `bytes` was cut at `start` can safely begin: past the longest secret
+    /// (a value cut in two leaves at most that much of itself) and past the run of key
+    /// characters there.
+    pub fn past_a_cut(&self, bytes: &[u8], start: usize) -> usize {
+        let mut at = start.saturating_add(self.longest()).min(bytes.len());
+        while at < bytes.len() && is_key_byte(bytes[at]) {
+            at += 1;
+        }
+        at
+    }
+
+    /// Where to cut `bytes` at or before `cut` so that no secret is split: not inside a
+    /// configured value that starts before the cut, nor inside a run of key characters (a key
+    /// may be there). Never returns 0 for a positive `cut` (a pathological run of key
+    /// characters is cut where asked, so that nothing waits for ever).
+    pub fn safe_cut(&self, bytes: &[u8], cut: usize) -> usize {
+        let cut = cut.min(bytes.len());
+        let mut at = cut;
+        loop {
+            let from = at.saturating_sub(self.longest());
+            let straddling = (from..at).find(|&p| {
+                self.values
+                    .iter()
+                    .any(|v| bytes[p..].starts_with(v) && p + v.len() > at)
+            });
+            match straddling {
+                Some(p) => at = p,
+                None => break,
+            }
+        }
+        if at > 0 && at < bytes.len() && is_key_byte(bytes[at - 1]) && is_key_byte(bytes[at]) {
+            at = bytes[..at]
+                .iter()
+                .rposition(|b| !is_key_byte(*b))
+                .map_or(0, |i| i + 1);
+        }
+        if at == 0 { cut } else { at }
+    }
 }
 
 fn is_key_byte(b: u8) -> bool {
@@ -150,6 +189,31 @@ mod tests {
             r.text("risk-assessment-of-the-project"),
             "risk-assessment-of-the-project"
         );
+    }
+
+    #[test]
+    fn text_after_a_cut_begins_past_any_piece_of_a_secret() {
+        let r = Redactor::new([b"0123456789".to_vec()]);
+        // The window begins inside "0123456789": skip its longest possible rest and the run.
+        assert_eq!(r.past_a_cut(b"xx0123456789     tail", 4), 14);
+        let none = Redactor::default();
+        assert_eq!(none.past_a_cut(b"ab cd", 1), 2);
+        assert_eq!(none.past_a_cut(b"\0\0\0", 1), 1);
+    }
+
+    #[test]
+    fn a_cut_never_splits_a_secret() {
+        let r = Redactor::new([b"value with spaces 42".to_vec()]);
+        let text = b"aaaa value with spaces 42 bbbb";
+        // Inside the configured value: before it.
+        assert_eq!(r.safe_cut(text, 10), 5);
+        // Inside a run of key characters: before the run.
+        let key = b"x: sk-ant-api03-ABCDEFGHIJKLMNOPQRSTUVWXYZ tail";
+        assert_eq!(r.safe_cut(key, 20), 3);
+        // Between words: where asked.
+        assert_eq!(r.safe_cut(b"aaaa bbbb", 5), 5);
+        // A run of key characters from the start: where asked, not never.
+        assert_eq!(r.safe_cut(b"abcdefgh", 4), 4);
     }
 
     #[test]

@@ -423,24 +423,24 @@ fn send_report(inner: &Inner, report: Report) {
 /// Stops a live attempt: SIGTERM to its group and SIGKILL after the grace, or the halt flag of
 /// an in-process agent, or forgetting a simulated one.
 fn stop_attempt(inner: &Inner, key: Key, why: Stop, reason: &str) {
-    let pgid = {
+    let (pgid, sim) = {
         let mut live = lock(&inner.live);
         let Some(l) = live.get(&key) else { return };
         set_stop(&l.stop, why);
         // An in-process agent sees its halt flag at its next step.
         l.halt.store(true, Ordering::SeqCst);
-        let pgid = l.pgid;
+        let (pgid, sim) = (l.pgid, l.sim);
         // A simulated attempt has neither process nor runner: forgetting it is stopping it.
-        if l.sim {
+        if sim {
             live.remove(&key);
         }
-        pgid
+        (pgid, sim)
     };
     debug!(task = %key.0.short(), attempt = key.1, reason, "stopping attempt");
-    if let Some(g) = pgid {
-        inner
-            .containment
-            .signal(key.0, key.1, Some(g), libc::SIGTERM);
+    // Its processes: the agent's while it runs, and afterwards its verification's (the agent's
+    // pid is forgotten once it was waited for).
+    if !sim {
+        inner.containment.signal(key.0, key.1, pgid, libc::SIGTERM);
         schedule(inner, Instant::now() + inner.config.grace, Timer::Kill(key));
     }
 }
@@ -486,9 +486,9 @@ fn fire(inner: &Inner, what: Timer) {
     match what {
         Timer::Timeout(key) => stop_attempt(inner, key, Stop::Timeout, "timeout"),
         Timer::Kill(key) => {
-            let pgid = lock(&inner.live).get(&key).and_then(|l| l.pgid);
-            if let Some(g) = pgid {
-                inner.containment.kill(key.0, key.1, Some(g));
+            let live = lock(&inner.live).get(&key).map(|l| l.pgid);
+            if let Some(pgid) = live {
+                inner.containment.kill(key.0, key.1, pgid);
             }
         }
         Timer::SimDone(run) => send_report(inner, Report::Finish(run)),
@@ -862,6 +862,7 @@ fn after_run(
             &paths.verify_file,
             timeout_of(inner, launch),
             Some((&inner.containment, launch.task.id, launch.attempt)),
+            &Redactor::for_launch(launch, &inner.config.env),
         );
         write_log(log, v.output.as_bytes());
         note(
@@ -957,28 +958,48 @@ fn mark_started(
     }
 }
 
-/// The last bytes of an agent's output, for a `command` agent's summary or error.
-#[derive(Default)]
+/// The last bytes of an agent's output, for a `command` agent's summary or error: redacted
+/// before anything is cut from it, and starting at a whole line (so no cut can leave part of
+/// a secret behind).
 struct Tail {
     bytes: Vec<u8>,
+    /// Bytes were dropped from the front.
+    cut: bool,
+    redactor: Redactor,
 }
 
 const TAIL: usize = 4096;
 
 impl Tail {
+    fn new(redactor: Redactor) -> Tail {
+        Tail {
+            bytes: Vec::new(),
+            cut: false,
+            redactor,
+        }
+    }
+
     fn push(&mut self, b: &[u8]) {
         self.bytes.extend_from_slice(b);
         if self.bytes.len() > 2 * TAIL {
             let cut = self.bytes.len() - TAIL;
             self.bytes.drain(..cut);
+            self.cut = true;
         }
     }
 
     fn text(&self) -> String {
-        let start = self.bytes.len().saturating_sub(TAIL);
-        String::from_utf8_lossy(&self.bytes[start..])
-            .trim()
-            .to_owned()
+        let mut start = self.bytes.len().saturating_sub(TAIL);
+        if self.cut || start > 0 {
+            // Begin after the first newline: the line the cut went through is dropped whole.
+            // In one long line, begin past what could be the end of a secret cut in two.
+            start = match self.bytes[start..].iter().position(|b| *b == b'\n') {
+                Some(i) => start + i + 1,
+                None => self.redactor.past_a_cut(&self.bytes, start),
+            };
+        }
+        let clean = self.redactor.bytes(&self.bytes[start..]);
+        String::from_utf8_lossy(&clean).trim().to_owned()
     }
 
     fn last_line(&self) -> String {
@@ -1070,7 +1091,7 @@ fn run_process(
         Err(e) => return Some(setup_failure(e)),
     };
     sys::prepare(&mut cmd, launch.agent.settings.limits, cgroup);
-    let mut child = match cmd.spawn() {
+    let mut child = match inner.containment.spawn(&mut cmd) {
         Ok(c) => c,
         Err(e) => {
             let hint = if e.kind() == std::io::ErrorKind::NotFound {
@@ -1101,6 +1122,7 @@ fn run_process(
         set_stop(&stop_flag, Stop::Requested);
         inner.containment.kill(key.0, key.1, Some(pid));
         let _ = child.wait();
+        inner.containment.forget(pid);
         return None;
     }
     schedule(
@@ -1129,7 +1151,10 @@ fn run_process(
         }
     }
 
-    let tail = Arc::new(Mutex::new(Tail::default()));
+    let tail = Arc::new(Mutex::new(Tail::new(Redactor::for_launch(
+        launch,
+        &inner.config.env,
+    ))));
     let stderr_reader = child.stderr.take().map(|mut err| {
         let log = Arc::clone(log);
         let tail = Arc::clone(&tail);
@@ -1158,6 +1183,11 @@ fn run_process(
             .name(format!("maos-wait-{}", key.0.short()))
             .spawn_scoped(scope, || {
                 let status = child.wait();
+                // The pid is free for reuse now: nothing may signal it as this attempt's.
+                if let Some(l) = lock(&inner.live).get_mut(&key) {
+                    l.pgid = None;
+                }
+                inner.containment.forget(pid);
                 // Whatever the agent started dies with it (its group, its cgroup, its tree).
                 inner.containment.kill(key.0, key.1, Some(pid));
                 status
@@ -1215,6 +1245,10 @@ fn run_process(
     let status = waited.unwrap_or_else(|| {
         // No thread could wait: wait here.
         let status = child.wait();
+        if let Some(l) = lock(&inner.live).get_mut(&key) {
+            l.pgid = None;
+        }
+        inner.containment.forget(pid);
         inner.containment.kill(key.0, key.1, Some(pid));
         status
     });

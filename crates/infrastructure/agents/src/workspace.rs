@@ -152,6 +152,42 @@ pub(crate) fn checkpoint(
         .map_err(|e| format!("cannot make the {which} checkpoint: {e}"))
 }
 
+/// The most of a verification's output kept on disk (its end).
+const VERIFY_KEPT: u64 = 16 << 20;
+
+/// Rewrites the verification output at `path` with its secrets replaced (keeping its last 16
+/// MiB at most), so that no file MAOS keeps holds them.
+fn redact_file(path: &Path, redactor: &crate::redact::Redactor) {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return;
+    };
+    let len = file.metadata().map_or(0, |m| m.len());
+    let skip = len.saturating_sub(VERIFY_KEPT);
+    let mut bytes = Vec::new();
+    if file.seek(SeekFrom::Start(skip)).is_err()
+        || file.take(VERIFY_KEPT).read_to_end(&mut bytes).is_err()
+    {
+        return;
+    }
+    if skip > 0 {
+        // Begin at a whole line: the line the cut went through may hold part of a secret.
+        let start = bytes
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(bytes.len(), |i| i + 1);
+        bytes.drain(..start);
+    }
+    let mut clean = redactor.bytes(&bytes);
+    if skip > 0 {
+        let mut marked =
+            format!("[maos: {skip} earlier bytes of output were dropped]\n").into_bytes();
+        marked.append(&mut clean);
+        clean = marked;
+    }
+    let _ = crate::private::write(path, &clean);
+}
+
 /// The attempt a command belongs to, whose containment it joins.
 pub(crate) type Scope<'c> = (&'c crate::contain::Containment, maos_domain::TaskId, u32);
 
@@ -164,6 +200,7 @@ pub(crate) fn verify(
     out: &Path,
     timeout: Duration,
     scope: Option<Scope<'_>>,
+    redactor: &crate::redact::Redactor,
 ) -> Verification {
     let run = || -> Result<(bool, String), String> {
         let file = crate::private::open(out, false)
@@ -184,7 +221,7 @@ pub(crate) fn verify(
             Some((c, task, attempt)) => c.prepare(task, attempt)?,
             None => None,
         };
-        sys::prepare(&mut cmd, maos_domain::ResourceLimits::default(), cgroup);
+        sys::prepare(&mut cmd, maos_domain::ResourceLimits::NONE, cgroup);
         let kill = |pid: u32| match scope {
             Some((c, task, attempt)) => {
                 c.kill(task, attempt, Some(pid));
@@ -193,9 +230,11 @@ pub(crate) fn verify(
                 let _ = sys::signal_group(pid, libc::SIGKILL);
             }
         };
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot run the verification command: {e}"))?;
+        let spawned = match scope {
+            Some((c, _, _)) => c.spawn(&mut cmd),
+            None => cmd.spawn(),
+        };
+        let mut child = spawned.map_err(|e| format!("cannot run the verification command: {e}"))?;
         let pid = child.id();
         let deadline = Instant::now() + timeout;
         let status = loop {
@@ -212,6 +251,10 @@ pub(crate) fn verify(
         };
         // Whatever it left behind goes too.
         kill(pid);
+        if let Some((c, _, _)) = scope {
+            c.forget(pid);
+        }
+        redact_file(out, redactor);
         let mut text = tail(out, VERIFY_TAIL);
         let passed = match status {
             Some(s) if s.success() => true,
@@ -281,6 +324,7 @@ mod tests {
             &out,
             Duration::from_secs(10),
             None,
+            &crate::redact::Redactor::default(),
         );
         assert!(ok.passed);
         assert_eq!(ok.output, "all good");
@@ -291,6 +335,7 @@ mod tests {
             &out,
             Duration::from_secs(10),
             None,
+            &crate::redact::Redactor::default(),
         );
         assert!(!bad.passed);
         assert!(
@@ -304,6 +349,7 @@ mod tests {
             &out,
             Duration::from_millis(200),
             None,
+            &crate::redact::Redactor::default(),
         );
         assert!(!slow.passed);
         assert!(

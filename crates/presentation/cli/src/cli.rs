@@ -363,7 +363,7 @@ pub(crate) struct RegisterArgs {
     /// A resource limit of each of the agent's processes, NAME=VALUE (repeat for several):
     /// cpu=SECONDS, memory=MIB (address space), files=N (open files), processes=N (of your
     /// user); VALUE `unlimited` lifts it. Unset limits take the defaults: cpu=14400,
-    /// memory=65536, files=4096, processes=4096 (docs/agents.md).
+    /// memory=65536, files=4096, processes=16384 (docs/agents.md).
     #[arg(long = "limit", value_name = "NAME=VALUE", value_parser = limit)]
     pub(crate) limits: Vec<(LimitName, u64)>,
 }

@@ -73,7 +73,7 @@ fn execute(cli: Cli, out: &mut Output) -> Result<(), CliError> {
     if let Command::Workflow(cmd) = &cli.command {
         return plan_run::workflow(cmd, &dir, out);
     }
-    // Reads the database itself, beside a running daemon or without one (ADR 0015).
+    // Reads the database itself, beside a running daemon or without one (ADR 0012).
     if let Command::Admin(AdminCommand::Verify) = &cli.command {
         return admin::verify(&dir, out);
     }
