@@ -169,7 +169,8 @@ impl Containment {
         if let Some(pgid) = leader {
             let _ = sys::signal_group(pgid, signal);
         }
-        for pid in self.members(task, attempt, leader) {
+        let snap = self.snapshot();
+        for pid in self.members(snap.as_ref(), task, attempt, leader) {
             let _ = sys::signal_process(pid, signal);
         }
     }
@@ -186,15 +187,16 @@ impl Containment {
                 let mut killed = 0;
                 let deadline = Instant::now() + KILL_WAIT;
                 loop {
-                    let members = self.members(task, attempt, leader);
+                    let snap = Procs::now();
+                    let members = self.members(Some(&snap), task, attempt, leader);
                     // Remembered before they die (zombies too), so that the orphans among them
                     // are reaped here.
                     for &pid in &members {
-                        self.remember(pid);
+                        self.remember(&snap, pid);
                     }
                     let alive: Vec<u32> = members
                         .into_iter()
-                        .filter(|&p| sys::stat(p).is_some_and(|s| !matches!(s.state, 'Z' | 'X')))
+                        .filter(|p| snap.stats.get(p).is_some_and(|s| !s.ended()))
                         .collect();
                     if alive.is_empty() || Instant::now() >= deadline {
                         break;
@@ -236,8 +238,9 @@ impl Containment {
                 }
             }
         }
+        let snap = (!attempts.is_empty()).then(Procs::now);
         for (task, attempt, _) in attempts {
-            for pid in marked(*task, *attempt) {
+            for pid in snap.iter().flat_map(|s| s.marked(*task, *attempt)) {
                 if sys::signal_process(pid, libc::SIGKILL).is_ok() {
                     killed += 1;
                 }
@@ -252,9 +255,14 @@ impl Containment {
         if self.mode != Mode::Tree {
             return;
         }
+        if attempts.is_empty() {
+            return self.reap_adopted();
+        }
+        // One look at /proc for every attempt.
+        let snap = Procs::now();
         for (task, attempt, leader) in attempts {
-            for pid in self.members(*task, *attempt, *leader) {
-                self.remember(pid);
+            for pid in self.members(Some(&snap), *task, *attempt, *leader) {
+                self.remember(&snap, pid);
             }
         }
         self.reap_adopted();
@@ -269,13 +277,20 @@ impl Containment {
 
     /// The attempt's processes other than its leader: the cgroup's members, or the leader's
     /// process group and descendants and the processes carrying the attempt's marker.
-    fn members(&self, task: TaskId, attempt: u32, leader: Option<u32>) -> Vec<u32> {
-        match &self.mode {
-            Mode::Cgroup { root } => procs_of(&root.join(cgroup_name(task, attempt))),
-            Mode::Tree => {
-                let mut out: HashSet<u32> = marked(task, attempt).into_iter().collect();
+    fn members(
+        &self,
+        snap: Option<&Procs>,
+        task: TaskId,
+        attempt: u32,
+        leader: Option<u32>,
+    ) -> Vec<u32> {
+        match (&self.mode, snap) {
+            (Mode::Cgroup { root }, _) => procs_of(&root.join(cgroup_name(task, attempt))),
+            (Mode::Tree, None) => Vec::new(),
+            (Mode::Tree, Some(snap)) => {
+                let mut out: HashSet<u32> = snap.marked(task, attempt).into_iter().collect();
                 if let Some(leader) = leader {
-                    out.extend(tree_of(leader));
+                    out.extend(snap.tree_of(leader));
                 }
                 let me = std::process::id();
                 out.retain(|&p| p != me && Some(p) != leader);
@@ -284,10 +299,15 @@ impl Containment {
         }
     }
 
-    fn remember(&self, pid: u32) {
-        if let Some(s) = sys::stat(pid) {
+    fn remember(&self, snap: &Procs, pid: u32) {
+        if let Some(s) = snap.stats.get(&pid) {
             lock(&self.seen).insert(pid, s.start);
         }
+    }
+
+    /// A look at `/proc`, when the process-tree mode needs one.
+    fn snapshot(&self) -> Option<Procs> {
+        (self.mode == Mode::Tree).then(Procs::now)
     }
 
     /// Reaps the ended processes this daemon adopted that were seen in an attempt's tree (the
@@ -430,45 +450,65 @@ fn kill_cgroup(dir: &Path) -> usize {
     found
 }
 
-/// The processes whose environment names `attempt` of `task` (the supervisor sets
-/// `MAOS_TASK_ID` and `MAOS_ATTEMPT` before the spawn). Checking the environment keeps a reused
-/// process id from being mistaken for one.
-fn marked(task: TaskId, attempt: u32) -> Vec<u32> {
-    let want_task = format!("MAOS_TASK_ID={task}");
-    let want_attempt = format!("MAOS_ATTEMPT={attempt}");
-    let want = [want_task.as_bytes(), want_attempt.as_bytes()];
-    let me = std::process::id();
-    sys::all_pids()
-        .into_iter()
-        .filter(|&pid| pid != me && sys::environ_has(pid, &want))
-        .collect()
+/// One look at `/proc`: every process's [`sys::Stat`], and the attempt its environment names
+/// (`MAOS_TASK_ID` and `MAOS_ATTEMPT`, set by the supervisor before the spawn: checking them
+/// keeps a reused process id from being mistaken for an attempt's).
+struct Procs {
+    stats: HashMap<u32, sys::Stat>,
+    marks: HashMap<u32, (String, String)>,
 }
 
-/// Every process of `root`'s process group, and every descendant of `root` and of those (by
-/// parent links in `/proc`), now.
-fn tree_of(root: u32) -> Vec<u32> {
-    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
-    let mut out = Vec::new();
-    for pid in sys::all_pids() {
-        if let Some(s) = sys::stat(pid) {
+impl Procs {
+    fn now() -> Procs {
+        let me = std::process::id();
+        let mut stats = HashMap::new();
+        let mut marks = HashMap::new();
+        for pid in sys::all_pids() {
+            if pid == me {
+                continue;
+            }
+            let Some(stat) = sys::stat(pid) else { continue };
+            stats.insert(pid, stat);
+            if let Some(mark) = sys::environ_values(pid, b"MAOS_TASK_ID=", b"MAOS_ATTEMPT=") {
+                marks.insert(pid, mark);
+            }
+        }
+        Procs { stats, marks }
+    }
+
+    /// The processes whose environment names `attempt` of `task`.
+    fn marked(&self, task: TaskId, attempt: u32) -> Vec<u32> {
+        let (task, attempt) = (task.to_string(), attempt.to_string());
+        self.marks
+            .iter()
+            .filter(|(_, (t, a))| *t == task && *a == attempt)
+            .map(|(pid, _)| *pid)
+            .collect()
+    }
+
+    /// Every process of `root`'s process group, and every descendant of `root` and of those.
+    fn tree_of(&self, root: u32) -> Vec<u32> {
+        let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+        let mut out = Vec::new();
+        for (&pid, s) in &self.stats {
             children.entry(s.ppid).or_default().push(pid);
             if s.pgrp == root && pid != root {
                 out.push(pid);
             }
         }
-    }
-    let mut stack = out.clone();
-    stack.push(root);
-    let mut seen: HashSet<u32> = stack.iter().copied().collect();
-    while let Some(p) = stack.pop() {
-        for &c in children.get(&p).map(Vec::as_slice).unwrap_or_default() {
-            if seen.insert(c) {
-                out.push(c);
-                stack.push(c);
+        let mut stack = out.clone();
+        stack.push(root);
+        let mut seen: HashSet<u32> = stack.iter().copied().collect();
+        while let Some(p) = stack.pop() {
+            for &c in children.get(&p).map(Vec::as_slice).unwrap_or_default() {
+                if seen.insert(c) {
+                    out.push(c);
+                    stack.push(c);
+                }
             }
         }
+        out
     }
-    out
 }
 
 #[cfg(test)]

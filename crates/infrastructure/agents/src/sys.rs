@@ -204,6 +204,13 @@ pub(crate) struct Stat {
     pub(crate) start: u64,
 }
 
+impl Stat {
+    /// A zombie or a dead process: it runs no more.
+    pub(crate) fn ended(&self) -> bool {
+        matches!(self.state, 'Z' | 'X')
+    }
+}
+
 /// The [`Stat`] of `pid`, if it exists.
 pub(crate) fn stat(pid: u32) -> Option<Stat> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -230,11 +237,17 @@ pub(crate) fn all_pids() -> Vec<u32> {
         .collect()
 }
 
-/// True when the environment of `pid` holds every one of `vars` (`NAME=value`, exactly).
-pub(crate) fn environ_has(pid: u32, vars: &[&[u8]]) -> bool {
-    let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
-        return false;
-    };
-    let have: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
-    vars.iter().all(|v| have.contains(v))
+/// The values of the variables `a` and `b` (each given as `NAME=`) in the environment of `pid`,
+/// when it has both.
+pub(crate) fn environ_values(pid: u32, a: &[u8], b: &[u8]) -> Option<(String, String)> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let mut found = (None, None);
+    for var in environ.split(|c| *c == 0) {
+        if let Some(v) = var.strip_prefix(a) {
+            found.0 = Some(String::from_utf8_lossy(v).into_owned());
+        } else if let Some(v) = var.strip_prefix(b) {
+            found.1 = Some(String::from_utf8_lossy(v).into_owned());
+        }
+    }
+    Some((found.0?, found.1?))
 }

@@ -299,6 +299,8 @@ fn spawn(paths: &DaemonPaths, verbose: u8, deadline: Instant) -> Result<IpcClien
         .map_err(|e| unavailable(format!("cannot start the daemon: {e}")))?;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
+            // Exit 4: another process held the lock (a daemon that won the race, or a dead
+            // daemon's child for a moment). The caller tries again until its deadline.
             if status.code() == Some(i32::from(Kind::Conflict.exit_code())) {
                 return Err(Spawned::LostTheLock);
             }
@@ -365,6 +367,14 @@ pub(crate) fn connect_or_start(data_dir: &Path, verbose: u8) -> Result<Arc<dyn M
             }
         }
         if Instant::now() >= deadline {
+            if !DaemonLock::is_held(&paths.lock) {
+                // Nobody holds the lock, yet every daemon started exited: say what its log says.
+                return Err(unavailable(format!(
+                    "the daemon does not start; its log says: {}",
+                    log_tail(&paths.log)
+                ))
+                .with_hint(format!("the whole log is {}", paths.log.display())));
+            }
             return Err(unavailable(format!(
                 "a daemon holds {} but does not answer on {} (waited {}s)",
                 paths.lock.display(),
