@@ -303,6 +303,18 @@ pub fn run(
     stop: &AtomicBool,
     on_event: &mut dyn FnMut(LoopEvent),
 ) -> Result<LoopOutcome, LoopError> {
+    run_in(cfg, workdir, prompt, stop, None, on_event)
+}
+
+/// [`run`], with the commands the model runs inside `scope` (the attempt's containment).
+pub fn run_in(
+    cfg: &OpenAiConfig,
+    workdir: &Path,
+    prompt: &str,
+    stop: &AtomicBool,
+    scope: Option<std::sync::Arc<dyn tools::CommandScope>>,
+    on_event: &mut dyn FnMut(LoopEvent),
+) -> Result<LoopOutcome, LoopError> {
     let config_error = |message: String| LoopError::Config {
         message,
         usage: Usage::default(),
@@ -314,7 +326,8 @@ pub fn run(
                 workdir.display()
             ))
         })?
-        .with_env(cfg.extra_env.clone());
+        .with_env(cfg.extra_env.clone())
+        .with_scope(scope);
     let endpoint = Endpoint::new(cfg).map_err(config_error)?;
     let finished = AtomicBool::new(false);
     thread::scope(|scope| {

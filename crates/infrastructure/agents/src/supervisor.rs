@@ -958,6 +958,38 @@ fn mark_started(
     }
 }
 
+/// The containment of a model attempt's commands: each runs in the attempt's cgroup (or is
+/// found by its tree and marker), with the agent's limits, and what it leaves dies with it.
+#[derive(Debug)]
+struct AttemptScope {
+    inner: Arc<Inner>,
+    key: Key,
+    limits: maos_domain::ResourceLimits,
+}
+
+impl crate::tools::CommandScope for AttemptScope {
+    fn prepare(&self, cmd: &mut Command) -> std::io::Result<()> {
+        let cgroup = self
+            .inner
+            .containment
+            .prepare(self.key.0, self.key.1)
+            .map_err(std::io::Error::other)?;
+        sys::prepare(cmd, self.limits, cgroup);
+        Ok(())
+    }
+
+    fn spawn(&self, cmd: &mut Command) -> std::io::Result<std::process::Child> {
+        self.inner.containment.spawn(cmd)
+    }
+
+    fn done(&self, pid: u32) {
+        self.inner.containment.forget(pid);
+        self.inner
+            .containment
+            .kill(self.key.0, self.key.1, Some(pid));
+    }
+}
+
 /// The last bytes of an agent's output, for a `command` agent's summary or error: redacted
 /// before anything is cut from it, and starting at a whole line (so no cut can leave part of
 /// a secret behind).
@@ -1647,6 +1679,12 @@ fn run_model(
         .iter()
         .filter_map(|n| env_value(&inner.config.env, n.as_str()).map(|v| (n.to_string(), v)))
         .collect();
+    // The attempt's marker, as every process of an attempt carries it (containment finds
+    // them by it when it cannot use a cgroup).
+    cfg.extra_env.extend([
+        ("MAOS_TASK_ID".to_owned(), launch.task.id.to_string()),
+        ("MAOS_ATTEMPT".to_owned(), launch.attempt.to_string()),
+    ]);
     let halt = lock(&inner.live)
         .get(&key)
         .map(|l| Arc::clone(&l.halt))
@@ -1689,7 +1727,21 @@ fn run_model(
         };
         note(log, &line);
     };
-    let result = crate::openai::run(&cfg, &paths.workdir, &prompt, &halt, &mut on_event);
+    let scope: Arc<dyn crate::tools::CommandScope> = Arc::new(AttemptScope {
+        inner: Arc::clone(inner),
+        key,
+        limits: settings.limits,
+    });
+    let result = crate::openai::run_in(
+        &cfg,
+        &paths.workdir,
+        &prompt,
+        &halt,
+        Some(scope),
+        &mut on_event,
+    );
+    // Whatever the model's commands left behind dies with the attempt.
+    inner.containment.kill(key.0, key.1, None);
     let stop = lock(&inner.live).get(&key).map_or(Stop::Requested, |l| {
         Stop::from_u8(l.stop.load(Ordering::SeqCst))
     });

@@ -347,6 +347,19 @@ pub struct Tools {
     root: PathBuf,
     command_timeout: Duration,
     extra_env: Vec<(String, String)>,
+    /// Where the commands run: the attempt's containment, when the runtime gives one.
+    scope: Option<Arc<dyn CommandScope>>,
+}
+
+/// How the runtime contains the commands a model runs (the supervisor's containment of the
+/// attempt): set up before the spawn, spawned, and everything they left killed once done.
+pub trait CommandScope: Send + Sync + std::fmt::Debug {
+    /// Prepares `cmd` to run inside the attempt (its own process group included).
+    fn prepare(&self, cmd: &mut Command) -> io::Result<()>;
+    /// Spawns `cmd`, a child the caller waits for.
+    fn spawn(&self, cmd: &mut Command) -> io::Result<Child>;
+    /// The command `pid` was waited for: kill whatever it left.
+    fn done(&self, pid: u32);
 }
 
 /// A path a tool may use.
@@ -373,7 +386,14 @@ impl Tools {
             root,
             command_timeout,
             extra_env: Vec::new(),
+            scope: None,
         })
+    }
+
+    /// Runs the commands inside `scope` (the attempt's containment).
+    pub fn with_scope(mut self, scope: Option<Arc<dyn CommandScope>>) -> Tools {
+        self.scope = scope;
+        self
     }
 
     /// Adds environment variables for the commands (on top of [`ENV_ALLOWLIST`]).
@@ -749,7 +769,6 @@ impl Tools {
             .stdin(Stdio::null())
             .stdout(writer.try_clone().map_err(spawn_err)?)
             .stderr(writer)
-            .process_group(0)
             .env_clear()
             .env("GIT_TERMINAL_PROMPT", "0");
         for key in ENV_ALLOWLIST {
@@ -760,7 +779,16 @@ impl Tools {
         for (key, value) in &self.extra_env {
             cmd.env(key, value);
         }
-        let spawned = cmd.spawn();
+        match &self.scope {
+            Some(scope) => scope.prepare(&mut cmd).map_err(spawn_err)?,
+            None => {
+                cmd.process_group(0);
+            }
+        }
+        let spawned = match &self.scope {
+            Some(scope) => scope.spawn(&mut cmd),
+            None => cmd.spawn(),
+        };
         // The command holds the pipe's write ends: drop them, or the reader never sees EOF.
         drop(cmd);
         let mut child = spawned.map_err(spawn_err)?;
@@ -787,8 +815,11 @@ impl Tools {
         }
         let deadline = Instant::now() + self.command_timeout;
         let (status, timed_out, stopped) = wait_bounded(&mut child, deadline, stop);
-        // Whatever the shell left running in its group (background jobs) goes too.
-        kill_process_group(child.id());
+        // Whatever the shell left running (background jobs, in its group or not) goes too.
+        match &self.scope {
+            Some(scope) => scope.done(child.id()),
+            None => kill_process_group(child.id()),
+        }
         let _ = done_rx.recv_timeout(DRAIN_GRACE);
         if stopped {
             return Err(ToolError::Stopped);

@@ -1467,3 +1467,85 @@ fn a_real_endpoint_writes_a_file_when_configured() {
         "the endpoint reported no usage"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Through the supervisor
+// ---------------------------------------------------------------------------------------------
+
+/// Processes alive (not zombies) whose environment names `task`.
+fn alive_of(task: &str) -> Vec<u32> {
+    let want = format!("MAOS_TASK_ID={task}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|pid| {
+            let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .map(|(_, r)| r.trim_start().starts_with(['Z', 'X']))
+                })
+                .unwrap_or(true);
+            !zombie
+                && std::fs::read(format!("/proc/{pid}/environ"))
+                    .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == want.as_bytes()))
+        })
+        .collect()
+}
+
+#[test]
+fn what_a_models_command_leaves_behind_dies_with_its_attempt() {
+    use crate::supervisor::support::{Env, agent};
+    use maos_domain::{AdapterKind, TaskState};
+    let marker = std::env::temp_dir().join(format!("maos-model-leaver-{}", std::process::id()));
+    let double = ModelDouble::start(vec![
+        call(
+            "call_1",
+            "run_command",
+            json!({"command": format!("setsid sleep 600 & echo $! > {}; echo started", marker.display())}),
+        ),
+        answer("Started them.", usage_json(10, 5, None)),
+    ]);
+    let env = Env::with(|_| {});
+    let mut model = agent("model", AdapterKind::Openai, None, &[]);
+    model.settings.model = Some("test-model".to_owned());
+    model.settings.base_url = Some(double.base_url.clone());
+    env.register(model);
+    let task = env.task("leave processes behind", |_| {});
+    let task = env.settled(task.id);
+    assert_eq!(
+        task.state,
+        TaskState::Completed,
+        "{}",
+        env.describe(&task, "not completed")
+    );
+    // What the command left in a session of its own is gone with the attempt, and so is
+    // anything else carrying the attempt's marker.
+    let escapee: u32 = std::fs::read_to_string(&marker)
+        .expect("the command did not run")
+        .trim()
+        .parse()
+        .unwrap();
+    let _ = std::fs::remove_file(&marker);
+    let alive = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit_once(')')
+                    .map(|(_, r)| !r.trim_start().starts_with(['Z', 'X']))
+            })
+            .unwrap_or(false)
+    };
+    let id = task.id.to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(escapee) || !alive_of(&id).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "survivors: {escapee} ({}), {:?}",
+            alive(escapee),
+            alive_of(&id)
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -4,7 +4,7 @@
 //! events and logs).
 
 #[path = "support.rs"]
-mod support;
+pub(crate) mod support;
 
 use std::time::{Duration, Instant};
 
