@@ -1308,8 +1308,15 @@ fn a_broken_repository_blocks_its_tasks_without_retries_and_never_drains_a_healt
         assert_eq!(t["attempts"][0]["failure"], "setup");
         let reason = str_of(&t["reason"], "reason");
         assert!(
-            reason.contains("its workspace could not be prepared") && reason.contains("task retry"),
+            reason.contains("its workspace could not be prepared")
+                && reason.contains("no retry helps until that is fixed"),
             "{reason}"
+        );
+        // What a person can do next is offered where the task is shown.
+        let shown = env.ok_json(&["task", "show", &id]);
+        assert!(
+            shown["waiting"].to_string().contains("task retry"),
+            "{shown:#}"
         );
     }
     let agent = env.ok_json(&["agent", "show", "healthy"]);

@@ -46,22 +46,18 @@ pub(crate) fn after_failure(
         .current_attempt()
         .is_some_and(|a| a.status == AttemptOutcome::Interrupted);
     // An agent that cannot start, or a workspace that cannot be prepared, fails the same way
-    // every time: a person fixes it first (then `maos task retry`).
+    // every time: a person fixes it first (what they can do then is the front end's to say).
     if let Some(kind) = t
         .current_attempt()
         .and_then(|a| a.failure)
         .filter(|k| k.needs_a_person())
     {
         let last = t.reason.clone().unwrap_or_default();
-        let short = t.id.short();
         let what = match kind {
             FailureKind::Setup => "its workspace could not be prepared",
             _ => "its agent could not be started",
         };
-        let reason = format!(
-            "{what}, and no retry helps until that is fixed: {last} (then `maos task retry \
-             {short}`, or `maos task cancel {short}`)"
-        );
+        let reason = format!("{what}, and no retry helps until that is fixed: {last}");
         events.extend(t.block(reason, at)?);
         return Ok(events);
     }

@@ -29,7 +29,7 @@ use tracing::{debug, info, warn};
 use crate::sys;
 
 /// The file in the data directory that records how attempts are contained.
-pub const CONTAINMENT_FILE: &str = "containment";
+pub(crate) const CONTAINMENT_FILE: &str = "containment";
 
 /// How long a kill waits for an attempt's processes to be gone.
 const KILL_WAIT: Duration = Duration::from_secs(2);

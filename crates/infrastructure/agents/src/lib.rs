@@ -17,7 +17,7 @@ mod sys;
 pub mod tools;
 mod workspace;
 
-pub use contain::{CONTAINMENT_FILE, ContainmentKind};
+pub use contain::ContainmentKind;
 pub use logs::FileLogs;
 pub use supervisor::{Supervisor, SupervisorConfig};
 pub use sys::group_alive;
