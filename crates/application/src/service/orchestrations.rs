@@ -1,0 +1,266 @@
+//! Orchestrations: creating them (alone or from a plan), starting, pausing, resuming, cancelling
+//! and merging their work.
+
+use super::*;
+
+impl<S: Store> Service<S> {
+    pub(super) fn create_orchestration(
+        &self,
+        cmd: CreateOrchestration,
+    ) -> Result<Orchestration, OrchestrationError> {
+        if let (Some(ws), Some(git)) = (&cmd.workspace, &self.workspaces) {
+            git.check(Path::new(&ws.repo), ws.base.as_deref())?;
+        }
+        let at = self.clock.now();
+        let id = OrchestrationId::from_bits(self.ids.next_bits());
+        let spec = OrchestrationSpec {
+            name: cmd.name,
+            goal: cmd.goal,
+            workspace: cmd.workspace,
+            verify: cmd.verify,
+            notes: cmd.notes,
+            planned: false,
+        };
+        self.store.write(move |tx| {
+            let (o, events) = Orchestration::create(id, spec, at);
+            tx.save_orchestration(&o)?;
+            tx.append(
+                at,
+                &DomainEvent::orchestrations(id, events).collect::<Vec<_>>(),
+            )?;
+            Ok(o)
+        })
+    }
+
+    pub(super) fn create_plan(&self, plan: CreatePlan) -> Result<PlanCreated, OrchestrationError> {
+        let CreatePlan {
+            orchestration,
+            tasks,
+            start,
+        } = plan;
+        let dep_indexes = crate::plan::check(&tasks)?;
+        let ids: Vec<TaskId> = tasks
+            .iter()
+            .map(|_| TaskId::from_bits(self.ids.next_bits()))
+            .collect();
+        let deps: Vec<std::collections::BTreeSet<TaskId>> = dep_indexes
+            .iter()
+            .map(|d| d.iter().map(|&j| ids[j]).collect())
+            .collect();
+        if let (Some(ws), Some(git)) = (&orchestration.workspace, &self.workspaces) {
+            git.check(Path::new(&ws.repo), ws.base.as_deref())?;
+        }
+        let at = self.clock.now();
+        let oid = OrchestrationId::from_bits(self.ids.next_bits());
+        let spec = OrchestrationSpec {
+            name: orchestration.name,
+            goal: orchestration.goal,
+            workspace: orchestration.workspace,
+            verify: orchestration.verify,
+            notes: orchestration.notes,
+            planned: true,
+        };
+        let routes = Arc::clone(&self.routes);
+        self.write_scheduled(at, move |tx, changes| {
+            let (mut o, mut o_events) = Orchestration::create(oid, spec, at);
+            if start {
+                o_events.extend(o.start(at)?);
+            }
+            tx.save_orchestration(&o)?;
+            tx.append(
+                at,
+                &DomainEvent::orchestrations(oid, o_events).collect::<Vec<_>>(),
+            )?;
+            let mut made = Vec::with_capacity(tasks.len());
+            for (i, t) in tasks.into_iter().enumerate() {
+                let c = t.task;
+                let c = CreateTask {
+                    workspace: c.workspace.or_else(|| o.workspace.clone()),
+                    verify: c.verify.or_else(|| o.verify.clone()),
+                    ..c
+                };
+                let spec = task_spec(c, deps[i].clone(), Some(oid), &routes);
+                let (mut task, mut events) = Task::create(ids[i], spec, at);
+                if task.spec.depends_on.is_empty() {
+                    events.extend(task.make_ready(at)?);
+                    if task.state == TaskState::Ready {
+                        changes.readied.push(task.id);
+                    }
+                }
+                save_task_events(tx, &task, events, at)?;
+                made.push((t.key, task));
+            }
+            Ok::<_, OrchestrationError>(PlanCreated {
+                orchestration: o,
+                tasks: made,
+            })
+        })
+    }
+
+    pub(super) fn start_orchestration(
+        &self,
+        id: &IdRef,
+    ) -> Result<Orchestration, OrchestrationError> {
+        self.orchestration_command(id, |tx, o, at, changes| {
+            let events = o.start(at)?;
+            now_running(tx, o, events, at, changes)
+        })
+    }
+
+    pub(super) fn pause_orchestration(
+        &self,
+        id: &IdRef,
+        now: bool,
+    ) -> Result<Orchestration, OrchestrationError> {
+        let policy = self.config.failure;
+        self.orchestration_command(id, move |tx, o, at, changes| {
+            let events = o.pause(at)?;
+            if now {
+                for mut t in tx.tasks_of(o.id)? {
+                    if !matches!(t.state, TaskState::Assigned | TaskState::Running) {
+                        continue;
+                    }
+                    let attempt = t.attempts_used();
+                    let reason = "its orchestration was paused".to_owned();
+                    // A person stopped it: the attempt does not count against the task.
+                    interrupt(tx, &mut t, reason.clone(), true, policy, at, changes)?;
+                    changes.stops.push((t.id, attempt, reason));
+                }
+            }
+            Ok(events)
+        })
+    }
+
+    pub(super) fn resume_orchestration(
+        &self,
+        id: &IdRef,
+    ) -> Result<Orchestration, OrchestrationError> {
+        self.orchestration_command(id, |tx, o, at, changes| {
+            let events = o.resume(at)?;
+            now_running(tx, o, events, at, changes)
+        })
+    }
+
+    pub(super) fn cancel_orchestration(
+        &self,
+        id: &IdRef,
+        reason: Option<String>,
+    ) -> Result<Orchestration, OrchestrationError> {
+        let reason = reason.unwrap_or_else(|| "cancelled by a person".into());
+        let policy = self.config.failure;
+        self.orchestration_command(id, move |tx, o, at, changes| {
+            let events = o.cancel(reason.clone(), at)?;
+            for mut t in tx.tasks_of(o.id)? {
+                if t.state.is_terminal() {
+                    continue;
+                }
+                let held = t.state.holds_slot();
+                let task_events =
+                    t.cancel(format!("its orchestration was cancelled: {reason}"), at)?;
+                save_task_events(tx, &t, task_events, at)?;
+                changes.release_concerns(&t);
+                if held {
+                    release_slot(tx, &t, policy, at, changes)?;
+                    changes
+                        .stops
+                        .push((t.id, t.attempts_used(), reason.clone()));
+                }
+            }
+            Ok(events)
+        })
+    }
+
+    pub(super) fn merge_orchestration(
+        &self,
+        id: &IdRef,
+        into: Option<String>,
+    ) -> Result<MergeReport, OrchestrationError> {
+        let o = self.get_orchestration(id)?;
+        let ws = o.workspace.clone().ok_or_else(|| {
+            OrchestrationError::Refused(format!(
+                "orchestration {} has no repository: create it with --repo to integrate its work",
+                o.id.short()
+            ))
+        })?;
+        let into = into.or_else(|| ws.base.clone()).ok_or_else(|| {
+            OrchestrationError::Refused(
+                "name the branch to merge into with --into (the orchestration names no base branch)"
+                    .into(),
+            )
+        })?;
+        let branch = o.integration_branch();
+        let git = self.git()?;
+        let (commit, merged) =
+            match git.merge_into_user_branch(Path::new(&ws.repo), &branch, &into)? {
+                MergeOutcome::Merged { commit } => (commit, true),
+                MergeOutcome::UpToDate { commit } => (commit, false),
+                MergeOutcome::Conflict { paths } => {
+                    return Err(OrchestrationError::Refused(format!(
+                        "merging {branch} into {into} conflicts in {}; nothing was changed",
+                        paths.join(", ")
+                    )));
+                }
+            };
+        let at = self.clock.now();
+        let oid = o.id;
+        let (into_c, commit_c) = (into.clone(), commit.clone());
+        let o = self.store.write(move |tx| {
+            let mut o = tx.orchestration(oid)?.ok_or_else(|| {
+                OrchestrationError::Query(QueryError::NotFound {
+                    what: Entity::Orchestration,
+                    reference: oid.to_string(),
+                })
+            })?;
+            let events = o.record_merge(into_c, commit_c, at);
+            tx.save_orchestration(&o)?;
+            tx.append(
+                at,
+                &DomainEvent::orchestrations(oid, events).collect::<Vec<_>>(),
+            )?;
+            Ok::<_, OrchestrationError>(o)
+        })?;
+        Ok(MergeReport {
+            orchestration: o,
+            branch,
+            into,
+            commit,
+            merged,
+        })
+    }
+
+    /// Runs an orchestration command (`op`) in a scheduled transaction and saves the
+    /// orchestration with its events.
+    pub(super) fn orchestration_command<F>(
+        &self,
+        id: &IdRef,
+        op: F,
+    ) -> Result<Orchestration, OrchestrationError>
+    where
+        F: FnOnce(
+                &mut dyn Transaction,
+                &mut Orchestration,
+                Timestamp,
+                &mut Changes,
+            ) -> Result<Vec<maos_domain::OrchestrationEvent>, OrchestrationError>
+            + Send
+            + 'static,
+    {
+        let oid = self.resolve_orchestration(id)?;
+        let at = self.clock.now();
+        self.write_scheduled(at, move |tx, changes| {
+            let mut o = tx.orchestration(oid)?.ok_or_else(|| {
+                OrchestrationError::Query(QueryError::NotFound {
+                    what: Entity::Orchestration,
+                    reference: oid.to_string(),
+                })
+            })?;
+            let events = op(tx, &mut o, at, changes)?;
+            tx.save_orchestration(&o)?;
+            tx.append(
+                at,
+                &DomainEvent::orchestrations(oid, events).collect::<Vec<_>>(),
+            )?;
+            Ok(o)
+        })
+    }
+}

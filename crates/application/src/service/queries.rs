@@ -1,0 +1,163 @@
+//! Queries: tasks, briefings, logs, orchestrations, status and the event log.
+
+use super::*;
+
+impl<S: Store> Service<S> {
+    pub(super) fn task_waiting(&self, task: &IdRef) -> Result<Vec<Waiting>, QueryError> {
+        let t = self.get_task(task)?;
+        crate::waiting::explain(self.store.as_ref(), &t, self.clock.now())
+    }
+
+    pub(super) fn task_briefing(
+        &self,
+        task: &IdRef,
+        attempt: Option<u32>,
+    ) -> Result<AttemptBriefing, QueryError> {
+        let t = self.get_task(task)?;
+        if t.attempts_used() == 0 {
+            return Err(QueryError::NoAttempt {
+                task: t.id.short(),
+                attempt,
+                made: 0,
+            });
+        }
+        let number = attempt.unwrap_or_else(|| t.attempts_used());
+        let a = attempt_of(&t, number)?;
+        Ok(match &a.briefing {
+            Some(b) => AttemptBriefing {
+                attempt: number,
+                text: b.text.clone(),
+                tokens: b.tokens,
+                cut: b.cut.clone(),
+            },
+            // Attempts assigned before briefings were recorded got the task's prompt.
+            None => AttemptBriefing {
+                attempt: number,
+                text: t.spec.prompt.clone(),
+                tokens: maos_domain::briefing::estimate_tokens(&t.spec.prompt),
+                cut: Vec::new(),
+            },
+        })
+    }
+
+    pub(super) fn get_task(&self, task: &IdRef) -> Result<Task, QueryError> {
+        let id = self.resolve_task(task)?;
+        self.store.task(id)?.ok_or_else(|| QueryError::NotFound {
+            what: Entity::Task,
+            reference: task.to_string(),
+        })
+    }
+
+    pub(super) fn read_log(&self, req: &LogRequest) -> Result<LogChunk, QueryError> {
+        let id = self.resolve_task(&req.task)?;
+        let task = self.store.task(id)?.ok_or_else(|| QueryError::NotFound {
+            what: Entity::Task,
+            reference: req.task.to_string(),
+        })?;
+        let number = match req.attempt {
+            Some(n) => n,
+            None => task.attempts_used(),
+        };
+        let Some(attempt) = task.attempts.iter().find(|a| a.number == number) else {
+            return Err(QueryError::NoAttempt {
+                task: task.id.short(),
+                attempt: req.attempt,
+                made: task.attempts_used(),
+            });
+        };
+        // Whether the attempt had ended is read before the log: the runtime closes the log before
+        // it reports the end, so an ended attempt's log is complete.
+        let ended = attempt.ended_at.is_some() || !task.state.holds_slot();
+        let max = req.max.clamp(1, LogRequest::MAX_CHUNK);
+        let bytes = match &self.logs {
+            Some(logs) => logs.read(id, number, req.offset, max, req.wait)?,
+            None => Vec::new(),
+        };
+        Ok(LogChunk {
+            task: id,
+            attempt: number,
+            offset: req.offset,
+            // Ended, and the read stopped short of `max`: the end of the log was reached.
+            finished: ended && bytes.len() < max,
+            bytes,
+        })
+    }
+
+    pub(super) fn list_tasks(
+        &self,
+        filter: &TaskFilter,
+        page: &Page,
+    ) -> Result<TaskPage, QueryError> {
+        let page = Page {
+            limit: page.limit.clamp(1, Page::MAX_LIMIT),
+            cursor: page.cursor,
+        };
+        Ok(self.store.tasks(filter, &page)?)
+    }
+
+    pub(super) fn get_orchestration(&self, id: &IdRef) -> Result<Orchestration, QueryError> {
+        let full = self.resolve_orchestration(id)?;
+        self.store
+            .orchestration(full)?
+            .ok_or_else(|| QueryError::NotFound {
+                what: Entity::Orchestration,
+                reference: id.to_string(),
+            })
+    }
+
+    pub(super) fn list_orchestrations(&self) -> Result<Vec<Orchestration>, QueryError> {
+        Ok(self.store.orchestrations()?)
+    }
+
+    pub(super) fn status(&self) -> Result<StatusReport, QueryError> {
+        Ok(self.store.status()?)
+    }
+
+    pub(super) fn read_events(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, QueryError> {
+        Ok(self
+            .store
+            .events_after(after, limit.clamp(1, Page::MAX_LIMIT))?)
+    }
+
+    pub(super) fn follow_events(&self, since: u64) -> Result<Box<dyn EventFollower>, QueryError> {
+        Ok(Box::new(StoreFollower {
+            store: Arc::clone(&self.store),
+            after: since,
+        }))
+    }
+}
+
+/// The most events one [`EventFollower::next_batch`] of the service returns.
+pub const FOLLOW_BATCH: usize = 1000;
+
+/// Follows the log of a store: reads what follows the last event returned, and when there is
+/// nothing, waits on the store's commit notification ([`crate::ReadStore::wait_for_events`]).
+struct StoreFollower<S> {
+    store: Arc<S>,
+    /// The seq of the last event returned (or the `since` it was opened with).
+    after: u64,
+}
+
+impl<S: Store> StoreFollower<S> {
+    fn read(&mut self) -> Result<Vec<StoredEvent>, QueryError> {
+        let batch = self.store.events_after(self.after, FOLLOW_BATCH)?;
+        if let Some(last) = batch.last() {
+            self.after = last.seq;
+        }
+        Ok(batch)
+    }
+}
+
+impl<S: Store> EventFollower for StoreFollower<S> {
+    fn next_batch(&mut self, timeout: Duration) -> Result<Vec<StoredEvent>, QueryError> {
+        let batch = self.read()?;
+        if !batch.is_empty() || self.store.wait_for_events(self.after, timeout)? <= self.after {
+            return Ok(batch);
+        }
+        self.read()
+    }
+}

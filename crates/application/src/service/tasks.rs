@@ -1,0 +1,368 @@
+//! Tasks and their attempts: creating, depending, assigning, starting, heartbeats, results,
+//! cancelling and retrying.
+
+use super::*;
+
+impl<S: Store> Service<S> {
+    pub(super) fn create_task(&self, cmd: CreateTask) -> Result<Created, TaskError> {
+        let prepared = self.prepare_create(cmd)?;
+        let at = self.clock.now();
+        self.write_scheduled_then(
+            at,
+            move |tx, changes| create_in_tx(tx, prepared, at, changes),
+            |created, launches| refresh(std::slice::from_mut(created), launches),
+        )
+    }
+
+    pub(super) fn create_tasks(&self, cmds: Vec<CreateTask>) -> Result<Vec<Created>, TaskError> {
+        let prepared = cmds
+            .into_iter()
+            .map(|c| self.prepare_create(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let at = self.clock.now();
+        self.write_scheduled_then(
+            at,
+            move |tx, changes| {
+                prepared
+                    .into_iter()
+                    .map(|p| create_in_tx(tx, p, at, changes))
+                    .collect::<Result<Vec<_>, _>>()
+            },
+            |created, launches| refresh(created, launches),
+        )
+    }
+
+    pub(super) fn add_dependency(&self, task: &IdRef, on: &IdRef) -> Result<Task, TaskError> {
+        let id = self.resolve_task(task)?;
+        let on = match self.resolve_task(on) {
+            Ok(on) => on,
+            Err(QueryError::NotFound { reference, .. }) => {
+                return Err(TaskError::DependencyNotFound { reference });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let at = self.clock.now();
+        self.store.write(move |tx| {
+            let mut t = load_task(tx, id)?;
+            let dep = load_task(tx, on)?;
+            // `id` depends on `on`: a cycle exactly when `on` already reaches `id`.
+            let path = find_path(on, id, |n| -> Result<Vec<TaskId>, StoreError> {
+                Ok(tx
+                    .task(n)?
+                    .map(|t| t.spec.depends_on.iter().copied().collect())
+                    .unwrap_or_default())
+            })?;
+            if let Some(path) = path {
+                let mut cycle: Vec<String> = vec![id.short()];
+                cycle.extend(path.iter().map(|t| t.short()));
+                return Err(TaskError::DependencyCycle { cycle });
+            }
+            let events = t.add_dependency(on, dep.state == TaskState::Completed, at)?;
+            save_task_events(tx, &t, events, at)?;
+            Ok(t)
+        })
+    }
+
+    pub(super) fn assign_task(&self, cmd: AssignTask) -> Result<Assignment, TaskError> {
+        let id = self.resolve_task(&cmd.task)?;
+        let at = self.clock.now();
+        let briefing_tokens = self.config.briefing_tokens;
+        let lease = self.config.lease;
+        let limit = self.config.balancer_candidates;
+        let runs = self.runtime.is_some();
+        self.write_scheduled(at, move |tx, changes| {
+            let mut task = load_task(tx, id)?;
+            if task.state != TaskState::Ready {
+                return Err(maos_domain::TransitionError::Task {
+                    task: task.id,
+                    from: task.state,
+                    action: "assigned",
+                }
+                .into());
+            }
+            // What holds the scheduler back holds a person (or an external worker) back too.
+            if let Some((why, hint)) = crate::schedule::may_not_start(tx, &task)? {
+                return Err(TaskError::Refused { why, hint });
+            }
+            let mut agent = match &cmd.agent {
+                Some(name) => tx
+                    .agent(name)?
+                    .filter(|a| a.status != AgentStatus::Removed)
+                    .ok_or_else(|| TaskError::AgentNotFound {
+                        name: name.to_string(),
+                    })?,
+                None => {
+                    let candidates =
+                        tx.candidate_agents(&task.spec.capabilities, task.spec.tier, limit, false)?;
+                    balancer::choose(&candidates, &task.spec.capabilities, task.spec.tier)
+                        .cloned()
+                        .ok_or_else(|| TaskError::NoCapableAgent {
+                            task: task.id.short(),
+                            needs: task.spec.capabilities.to_string(),
+                            tier: task
+                                .spec
+                                .tier
+                                .map(|t| format!(", tier {t}"))
+                                .unwrap_or_default(),
+                        })?
+                }
+            };
+            let assignment = assign_in_tx(tx, &mut task, &mut agent, lease, briefing_tokens, at)?;
+            if runs && agent.adapter.is_run_by_daemon() {
+                changes.launches.push(launch_of(&assignment, &agent));
+            }
+            Ok(assignment)
+        })
+    }
+
+    pub(super) fn start_attempt(
+        &self,
+        task: TaskId,
+        fencing: FencingToken,
+        start: AttemptStart,
+    ) -> Result<Task, TaskError> {
+        let at = self.clock.now();
+        self.store.write(move |tx| {
+            let mut t = load_task(tx, task)?;
+            let events = t.start_attempt(fencing, start, at)?;
+            save_task_events(tx, &t, events, at)?;
+            Ok(t)
+        })
+    }
+
+    pub(super) fn record_session(
+        &self,
+        task: TaskId,
+        fencing: FencingToken,
+        session: String,
+    ) -> Result<Task, TaskError> {
+        let at = self.clock.now();
+        self.store.write(move |tx| {
+            let mut t = load_task(tx, task)?;
+            let events = t.record_session(fencing, session, at)?;
+            if !events.is_empty() {
+                save_task_events(tx, &t, events, at)?;
+            }
+            Ok(t)
+        })
+    }
+
+    pub(super) fn heartbeat(&self, beats: &[Heartbeat]) -> Result<Vec<Heartbeat>, TaskError> {
+        let at = self.clock.now();
+        let lease = self.config.lease;
+        let beats = beats.to_vec();
+        self.store.write(move |tx| {
+            let mut refused = Vec::new();
+            for beat in beats {
+                let Some(mut t) = tx.task(beat.task)? else {
+                    refused.push(beat);
+                    continue;
+                };
+                match t.renew_lease(beat.fencing, lease, at) {
+                    Ok(events) => save_task_events(tx, &t, events, at)?,
+                    Err(_) => refused.push(beat),
+                }
+            }
+            Ok(refused)
+        })
+    }
+
+    pub(super) fn complete_attempt(
+        &self,
+        task: TaskId,
+        fencing: FencingToken,
+        summary: Option<String>,
+        report: RunReport,
+    ) -> Result<Task, TaskError> {
+        let failed_verification = report
+            .verification
+            .as_ref()
+            .filter(|v| !v.passed)
+            .map(|v| v.output.clone());
+        // Work that the policy accepts without a person is integrated first (git, outside the
+        // transaction); the transaction then completes the task, or blocks it on a conflict.
+        let integration = match self.store.task(task)? {
+            Some(t)
+                if failed_verification.is_none()
+                    && t.fencing == fencing
+                    && t.completes_on_verification() =>
+            {
+                // The branch has the attempt's checkpoint by now: the runtime made it first.
+                self.integrate(&t)?
+            }
+            _ => Integration::None,
+        };
+        let at = self.clock.now();
+        let policy = self.config.failure;
+        self.write_scheduled(at, move |tx, changes| {
+            let mut t = load_task(tx, task)?;
+            let mut events = t.succeed_attempt(fencing, summary, report, at)?;
+            match failed_verification {
+                Some(output) => {
+                    events.extend(t.fail_verification(output, at)?);
+                    events.extend(after_failure(tx, &mut t, policy, at, changes)?);
+                }
+                // Verification passed (or there is none): the approval policy decides between
+                // accepting it and waiting for a person.
+                None => events.extend(t.pass_verification(integration, at)?),
+            }
+            save_task_events(tx, &t, events, at)?;
+            release_slot(tx, &t, policy, at, changes)?;
+            if t.state == TaskState::Completed {
+                promote_dependents(tx, t.id, at, changes)?;
+                finish_orchestration_if_done(tx, &t, at)?;
+            }
+            Ok(t)
+        })
+    }
+
+    pub(super) fn fail_attempt(
+        &self,
+        task: TaskId,
+        fencing: FencingToken,
+        error: String,
+        report: RunReport,
+    ) -> Result<Task, TaskError> {
+        let at = self.clock.now();
+        let policy = self.config.failure;
+        self.write_scheduled(at, move |tx, changes| {
+            let mut t = load_task(tx, task)?;
+            let mut events = t.fail_attempt(fencing, error, report, at)?;
+            events.extend(after_failure(tx, &mut t, policy, at, changes)?);
+            save_task_events(tx, &t, events, at)?;
+            release_slot(tx, &t, policy, at, changes)?;
+            Ok(t)
+        })
+    }
+
+    pub(super) fn cancel_task(
+        &self,
+        task: &IdRef,
+        reason: Option<String>,
+    ) -> Result<Task, TaskError> {
+        let id = self.resolve_task(task)?;
+        let at = self.clock.now();
+        let policy = self.config.failure;
+        self.write_scheduled(at, move |tx, changes| {
+            let mut t = load_task(tx, id)?;
+            let held_slot = t.state.holds_slot();
+            let reason = reason.unwrap_or_else(|| "cancelled by a person".into());
+            let events = t.cancel(reason.clone(), at)?;
+            save_task_events(tx, &t, events, at)?;
+            changes.release_concerns(&t);
+            if held_slot {
+                release_slot(tx, &t, policy, at, changes)?;
+                changes.stops.push((t.id, t.attempts_used(), reason));
+            }
+            block_dependents(tx, id, at)?;
+            finish_orchestration_if_done(tx, &t, at)?;
+            Ok(t)
+        })
+    }
+
+    pub(super) fn retry_task(&self, task: &IdRef, attempts: u32) -> Result<Task, TaskError> {
+        let id = self.resolve_task(task)?;
+        let at = self.clock.now();
+        self.write_scheduled(at, move |tx, changes| {
+            let mut t = load_task(tx, id)?;
+            // The task's own state first (a pending or running task is refused as such)...
+            let events = t.retry_by_person(attempts, at)?;
+            // ...then its dependencies: it must not run without their work. (Nothing is saved
+            // when this refuses.)
+            let deps: Vec<TaskId> = t.spec.depends_on.iter().copied().collect();
+            if let Some((dep, state)) = tx
+                .task_states(&deps)?
+                .into_iter()
+                .find(|(_, s)| *s != TaskState::Completed)
+            {
+                let hint = if state == TaskState::Cancelled {
+                    format!(
+                        "task {} was cancelled, so this task cannot run as it is: cancel it \
+                         (`maos task cancel {}`) and create what is still needed anew",
+                        dep.short(),
+                        t.id.short()
+                    )
+                } else {
+                    format!(
+                        "let task {} complete first (`maos task retry {}` if it is blocked)",
+                        dep.short(),
+                        dep.short()
+                    )
+                };
+                return Err(TaskError::Refused {
+                    why: format!(
+                        "task {} depends on task {}, which is {state}: it would run without \
+                         that task's work",
+                        t.id.short(),
+                        dep.short()
+                    ),
+                    hint,
+                });
+            }
+            save_task_events(tx, &t, events, at)?;
+            if t.state == TaskState::Ready {
+                changes.readied.push(t.id);
+            }
+            Ok(t)
+        })
+    }
+
+    /// Resolves the references of a create before the write (ids are immutable, so a prefix
+    /// resolved now names the same task inside the transaction).
+    pub(super) fn prepare_create(&self, cmd: CreateTask) -> Result<PreparedCreate, TaskError> {
+        let mut depends_on = Vec::with_capacity(cmd.depends_on.len());
+        for r in &cmd.depends_on {
+            match self.resolve_task(r) {
+                Ok(id) => depends_on.push(id),
+                Err(QueryError::NotFound { .. }) => {
+                    return Err(TaskError::DependencyNotFound {
+                        reference: r.to_string(),
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let orchestration = match &cmd.orchestration {
+            None => None,
+            Some(r) => match self.resolve_orchestration(r) {
+                Ok(id) => Some(id),
+                Err(QueryError::NotFound { .. }) => {
+                    return Err(TaskError::OrchestrationNotFound {
+                        reference: r.to_string(),
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            },
+        };
+        // A task of an orchestration inherits its repository and verification command.
+        let (mut workspace, mut verify) = (cmd.workspace, cmd.verify);
+        if let Some(o) = orchestration
+            && let Some(o) = self.store.orchestration(o)?
+        {
+            if workspace.is_none() {
+                workspace.clone_from(&o.workspace);
+            }
+            if verify.is_none() {
+                verify.clone_from(&o.verify);
+            }
+        }
+        // Refuse a repository MAOS must not work from before anything is created.
+        if let (Some(ws), Some(git)) = (&workspace, &self.workspaces) {
+            git.check(Path::new(&ws.repo), ws.base.as_deref())?;
+        }
+        let spec = task_spec(
+            CreateTask {
+                workspace,
+                verify,
+                ..cmd
+            },
+            depends_on.into_iter().collect(),
+            orchestration,
+            &self.routes,
+        );
+        Ok(PreparedCreate {
+            id: TaskId::from_bits(self.ids.next_bits()),
+            spec,
+        })
+    }
+}
