@@ -19,7 +19,7 @@
 
 @0xb95e69db9986670e;
 
-const protocolVersion :UInt32 = 4;
+const protocolVersion :UInt32 = 5;
 # The version of this contract. A daemon serves clients of the same protocol version.
 # Version 2 added the agent runtime: agent settings, budgets, attempts' process, session, exit,
 # usage and failure kind, run reports, sessions, heartbeats and logs.
@@ -352,6 +352,7 @@ struct Task {
   concerns @27 :List(Text);    # what no other task may work on at the same time
   retryAt @28 :Int64;          # when a retrying task's backoff ends; 0: none
   extraAttempts @29 :UInt32;   # attempts granted beyond maxAttempts
+  blocked @30 :Text;           # why it is blocked, as JSON (a BlockReason); null: not blocked
 }
 
 struct Orchestration {
@@ -545,8 +546,9 @@ struct Waiting {
   # One thing a task waits for.
   kind @0 :Text;                    # dependency, concern, no_capable_agent, agents_busy, budget,
                                     # approval, backoff, orchestration or person
-  detail @1 :Text;                  # for people
+  detail @1 :Text;                  # unused since reasons are data (always null)
   task @2 :Text;                    # the other task involved (full id); null: none
+  reason @3 :Text;                  # the reason with its facts, as JSON (a WaitReason)
 }
 
 struct Briefing {

@@ -676,10 +676,14 @@ fn without_a_strategic_agent_a_task_waits_for_a_person_who_can_retry_it() {
         "all 2 attempts failed".to_owned(),
         "no strategic agent".to_owned(),
         "no luck on attempt 2".to_owned(),
-        format!("`maos task retry {}`", short(&id)),
     ] {
         assert!(reason.contains(&part), "{part} missing from {reason}");
     }
+    // The reason is words and data; the command to run is a next step, not part of it.
+    assert!(!reason.contains("maos "), "{reason}");
+    assert_eq!(blocked["blocked"]["kind"], "attempts_failed", "{blocked:#}");
+    assert_eq!(blocked["blocked"]["failed"], 2, "{blocked:#}");
+    assert_eq!(blocked["blocked"]["attempt"], 2, "{blocked:#}");
     assert!(
         !kinds(&events_of(&env, &id)).contains(&"task.escalated"),
         "escalated without a strategic agent"
@@ -692,6 +696,12 @@ fn without_a_strategic_agent_a_task_waits_for_a_person_who_can_retry_it() {
             .unwrap()
             .contains(&format!("maos task retry {}", short(&id)))
     );
+    assert_eq!(
+        doc["waiting"][0]["next"][0]["command"],
+        serde_json::json!(["maos", "task", "retry", id]),
+        "{doc:#}"
+    );
+    assert_eq!(doc["waiting"][0]["reason"]["wait"], "blocked", "{doc:#}");
 
     // A person gives it another attempt: it runs again, and this time it works.
     let retried = env.ok_json(&["task", "retry", &id]);

@@ -124,73 +124,7 @@ pub struct CreateOrchestration {
     pub notes: Vec<String>,
 }
 
-/// Why a task waits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum WaitKind {
-    /// A dependency has not completed.
-    Dependency,
-    /// Another task holds a concern that overlaps one of its own.
-    Concern,
-    /// No registered agent that takes work has its capabilities and tier.
-    NoCapableAgent,
-    /// Capable agents exist, but every slot is taken.
-    AgentsBusy,
-    /// Its budget is spent.
-    Budget,
-    /// A person must approve something.
-    Approval,
-    /// The backoff after a failed attempt has not ended.
-    Backoff,
-    /// Its orchestration is not running (a draft, paused, finished).
-    Orchestration,
-    /// It is blocked until a person acts.
-    Person,
-}
-
-impl WaitKind {
-    /// Every kind, in declaration order.
-    pub const ALL: [WaitKind; 9] = [
-        WaitKind::Dependency,
-        WaitKind::Concern,
-        WaitKind::NoCapableAgent,
-        WaitKind::AgentsBusy,
-        WaitKind::Budget,
-        WaitKind::Approval,
-        WaitKind::Backoff,
-        WaitKind::Orchestration,
-        WaitKind::Person,
-    ];
-
-    /// The kind's name in JSON and on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WaitKind::Dependency => "dependency",
-            WaitKind::Concern => "concern",
-            WaitKind::NoCapableAgent => "no_capable_agent",
-            WaitKind::AgentsBusy => "agents_busy",
-            WaitKind::Budget => "budget",
-            WaitKind::Approval => "approval",
-            WaitKind::Backoff => "backoff",
-            WaitKind::Orchestration => "orchestration",
-            WaitKind::Person => "person",
-        }
-    }
-
-    /// The kind named `s`.
-    pub fn parse(s: &str) -> Option<WaitKind> {
-        WaitKind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
-
-/// One thing a task waits for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Waiting {
-    pub kind: WaitKind,
-    /// For people: what exactly, and what would end the wait.
-    pub detail: String,
-    /// The other task involved (the dependency, the holder of the concern), if any.
-    pub task: Option<TaskId>,
-}
+pub use maos_domain::{BlockReason, NextStep, WaitKind, WaitReason};
 
 /// The briefing an attempt's agent received.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -539,7 +473,7 @@ pub trait MaosApi: Send + Sync {
     fn retry_task(&self, task: &IdRef, attempts: u32) -> Result<Task, TaskError>;
     fn get_task(&self, task: &IdRef) -> Result<Task, QueryError>;
     /// What a task that is not running waits for (empty: nothing, it runs or is finished).
-    fn task_waiting(&self, task: &IdRef) -> Result<Vec<Waiting>, QueryError>;
+    fn task_waiting(&self, task: &IdRef) -> Result<Vec<WaitReason>, QueryError>;
     /// The briefing attempt `attempt` (none: the newest) received: exactly its prompt.
     fn task_briefing(
         &self,

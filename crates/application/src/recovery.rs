@@ -5,7 +5,8 @@
 
 use maos_domain::policy::retry::{CircuitBreaker, RetryPolicy};
 use maos_domain::{
-    AttemptOutcome, DomainEvent, FailureKind, Task, TaskEvent, TaskState, Tier, Timestamp, Usd,
+    AttemptOutcome, BlockReason, DomainEvent, FailureKind, Task, TaskEvent, TaskState, Tier,
+    Timestamp, Usd,
 };
 
 use crate::error::TaskError;
@@ -47,17 +48,12 @@ pub(crate) fn after_failure(
         .is_some_and(|a| a.status == AttemptOutcome::Interrupted);
     // An agent that cannot start, or a workspace that cannot be prepared, fails the same way
     // every time: a person fixes it first (what they can do then is the front end's to say).
-    if let Some(kind) = t
+    if let Some((attempt, failure)) = t
         .current_attempt()
-        .and_then(|a| a.failure)
-        .filter(|k| k.needs_a_person())
+        .and_then(|a| a.failure.map(|k| (a.number, k)))
+        .filter(|(_, k)| k.needs_a_person())
     {
-        let last = t.reason.clone().unwrap_or_default();
-        let what = match kind {
-            FailureKind::Setup => "its workspace could not be prepared",
-            _ => "its agent could not be started",
-        };
-        let reason = format!("{what}, and no retry helps until that is fixed: {last}");
+        let reason = BlockReason::CannotStart { attempt, failure };
         events.extend(t.block(reason, at)?);
         return Ok(events);
     }
@@ -86,38 +82,25 @@ pub(crate) fn after_failure(
         }
         return Ok(events);
     }
-    let last = t.reason.clone().unwrap_or_default();
-    let short = t.id.short();
-    let failed = failures(t);
-    let interrupted = t
-        .attempts
-        .iter()
-        .filter(|a| a.status == AttemptOutcome::Interrupted)
-        .count();
-    let attempts = match (failed, interrupted) {
-        (1, 0) => "its attempt".to_owned(),
-        (n, 0) => format!("all {n} attempts"),
-        (n, i) => format!(
-            "{n} attempt{} ({i} more interrupted)",
-            if n == 1 { "" } else { "s" }
-        ),
-    };
+    let attempt = t.current_attempt().map_or(0, |a| a.number);
     let reason = if spent {
-        format!(
-            "its budget of ${} is spent (${} used); the last attempt said: {last}",
-            t.spec.budget.unwrap_or(Usd::ZERO),
-            t.spent()
-        )
-    } else if t.spec.tier == Some(Tier::Strategic) {
-        format!(
-            "{attempts} failed, on the strategic tier; the last said: {last} (a person \
-             decides: `maos task retry {short}` or `maos task cancel {short}`)"
-        )
+        BlockReason::BudgetSpent {
+            attempt,
+            budget: t.spec.budget.unwrap_or(Usd::ZERO),
+            spent: t.spent(),
+        }
     } else {
-        format!(
-            "{attempts} failed and no strategic agent can take it over; the last said: \
-             {last} (a person decides: `maos task retry {short}` or `maos task cancel {short}`)"
-        )
+        let interrupted = t
+            .attempts
+            .iter()
+            .filter(|a| a.status == AttemptOutcome::Interrupted)
+            .count();
+        BlockReason::AttemptsFailed {
+            attempt,
+            failed: failures(t),
+            interrupted: u32::try_from(interrupted).unwrap_or(u32::MAX),
+            strategic: t.spec.tier == Some(Tier::Strategic),
+        }
     };
     events.extend(t.block(reason, at)?);
     Ok(events)

@@ -12,6 +12,7 @@ pub mod graph;
 pub mod ids;
 pub mod orchestration;
 pub mod policy;
+pub mod reasons;
 pub mod run;
 pub mod settings;
 pub mod task;
@@ -25,6 +26,7 @@ pub use ids::{AgentId, OrchestrationId, TaskId};
 pub use orchestration::{
     Orchestration, OrchestrationEvent, OrchestrationSpec, OrchestrationStatus,
 };
+pub use reasons::{BlockReason, NextStep, WaitKind, WaitReason};
 pub use run::{Exit, FailureKind, RunReport, Usage, Usd, Verification};
 pub use settings::{AgentSettings, EnvName, Price, PromptVia, ResourceLimits};
 pub use task::{

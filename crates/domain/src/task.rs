@@ -15,6 +15,7 @@ use crate::error::TransitionError;
 use crate::ids::{OrchestrationId, TaskId};
 use crate::policy::concerns::Concern;
 use crate::policy::matcher;
+use crate::reasons::BlockReason;
 use crate::run::{Exit, FailureKind, RunReport, Usage, Usd, Verification};
 use crate::values::{
     AgentName, CapabilitySet, DurationMs, FencingToken, IdempotencyKey, MaxAttempts, Priority,
@@ -263,8 +264,13 @@ pub struct TaskData {
     pub id: TaskId,
     pub spec: TaskSpec,
     pub state: TaskState,
-    /// Why the task is blocked, cancelled or failed, when it is.
+    /// The words of its last failure or cancellation (an agent's error, a person's reason), when
+    /// it failed, is blocked after failing, or was cancelled.
     pub reason: Option<String>,
+    /// Why it is blocked, as data (none unless it is blocked; none too for a task blocked by an
+    /// older MAOS, whose sentence is in `reason`).
+    #[serde(default)]
+    pub blocked: Option<BlockReason>,
     pub attempts: Vec<Attempt>,
     /// The token of the newest attempt (0 before the first).
     pub fencing: FencingToken,
@@ -419,7 +425,8 @@ pub enum TaskEvent {
         granted: u32,
     },
     Blocked {
-        reason: String,
+        /// Why (an older MAOS stored a sentence: it reads back as [`BlockReason::Text`]).
+        reason: BlockReason,
     },
     Cancelled {
         reason: String,
@@ -487,6 +494,7 @@ impl Task {
             spec,
             state: S::Pending,
             reason: None,
+            blocked: None,
             attempts: Vec::new(),
             fencing: FencingToken::new(0),
             created_at: at,
@@ -734,7 +742,8 @@ impl Task {
                     }
                     Gate::Run => {
                         t.0.state = S::Blocked;
-                        t.0.reason = Some(format!("rejected before it ran: {reason}"));
+                        t.0.reason = Some(reason.clone());
+                        t.0.blocked = Some(BlockReason::RejectedBeforeRun);
                     }
                     Gate::Tool => {}
                 }
@@ -742,17 +751,22 @@ impl Task {
             TaskEvent::Integrated { .. } | TaskEvent::RolledBack { .. } => {}
             TaskEvent::IntegrationConflict { .. } | TaskEvent::IntegrationFailed { .. } => {
                 t.0.state = S::Blocked;
-                t.0.reason = Some(match event {
-                    TaskEvent::IntegrationConflict { into, paths } => format!(
-                        "merging into {into} conflicts in {}; merge it by hand, then approve it \
-                         again",
-                        paths.join(", ")
-                    ),
-                    TaskEvent::IntegrationFailed { into, reason } => format!(
-                        "cannot merge into {into}: {reason}; fix that, then approve it again"
-                    ),
-                    _ => String::new(),
-                });
+                t.0.reason = None;
+                t.0.blocked = match event {
+                    TaskEvent::IntegrationConflict { into, paths } => {
+                        Some(BlockReason::MergeConflict {
+                            into: into.clone(),
+                            paths: paths.clone(),
+                        })
+                    }
+                    TaskEvent::IntegrationFailed { into, reason } => {
+                        Some(BlockReason::MergeFailed {
+                            into: into.clone(),
+                            error: reason.clone(),
+                        })
+                    }
+                    _ => None,
+                };
                 t.0.pending = Some(PendingApproval {
                     gate: Gate::Result,
                     attempt: None,
@@ -788,7 +802,14 @@ impl Task {
             TaskEvent::Blocked { reason } => {
                 t.0.pending = None;
                 t.0.state = S::Blocked;
-                t.0.reason = Some(reason.clone());
+                // A sentence of an older MAOS is the reason's words; data keeps the last
+                // failure's words beside it.
+                if let BlockReason::Text { text } = reason {
+                    t.0.reason = Some(text.clone());
+                    t.0.blocked = None;
+                } else {
+                    t.0.blocked = Some(reason.clone());
+                }
             }
             TaskEvent::Cancelled { reason } => {
                 t.0.pending = None;
@@ -800,6 +821,9 @@ impl Task {
                 t.0.state = S::Cancelled;
                 t.0.reason = Some(reason.clone());
             }
+        }
+        if t.0.state != S::Blocked {
+            t.0.blocked = None;
         }
         t.0.updated_at = at;
         t.0.version += 1;
@@ -1322,7 +1346,7 @@ impl Task {
     /// Stops the task until a person acts.
     pub fn block(
         &mut self,
-        reason: String,
+        reason: BlockReason,
         at: Timestamp,
     ) -> Result<Vec<TaskEvent>, TransitionError> {
         match self.state {

@@ -164,7 +164,7 @@ pub(super) fn create_in_tx(
     }
     let (mut task, mut events) = Task::create(p.id, p.spec, at);
     if let Some((dead, _)) = states.iter().find(|(_, s)| *s == TaskState::Cancelled) {
-        events.extend(task.block(format!("dependency {} was cancelled", dead.short()), at)?);
+        events.extend(task.block(BlockReason::DependencyCancelled { dependency: *dead }, at)?);
     } else if states.iter().all(|(_, s)| *s == TaskState::Completed) {
         events.extend(task.make_ready(at)?);
         changes.readied.push(task.id);
@@ -286,7 +286,7 @@ pub(super) fn block_dependents(
     for id in tx.dependents(gone)? {
         let Some(mut t) = tx.task(id)? else { continue };
         if matches!(t.state, TaskState::Pending | TaskState::Ready) {
-            let events = t.block(format!("dependency {} was cancelled", gone.short()), at)?;
+            let events = t.block(BlockReason::DependencyCancelled { dependency: gone }, at)?;
             save_task_events(tx, &t, events, at)?;
         }
     }

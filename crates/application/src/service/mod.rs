@@ -377,7 +377,7 @@ impl<S: Store> MaosApi for Service<S> {
         Service::retry_task(self, task, attempts)
     }
 
-    fn task_waiting(&self, task: &IdRef) -> Result<Vec<Waiting>, QueryError> {
+    fn task_waiting(&self, task: &IdRef) -> Result<Vec<WaitReason>, QueryError> {
         Service::task_waiting(self, task)
     }
 

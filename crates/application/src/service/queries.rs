@@ -3,7 +3,7 @@
 use super::*;
 
 impl<S: Store> Service<S> {
-    pub(super) fn task_waiting(&self, task: &IdRef) -> Result<Vec<Waiting>, QueryError> {
+    pub(super) fn task_waiting(&self, task: &IdRef) -> Result<Vec<WaitReason>, QueryError> {
         let t = self.get_task(task)?;
         crate::waiting::explain(self.store.as_ref(), &t, self.clock.now())
     }

@@ -144,7 +144,7 @@ pub(crate) fn exec(
         Cmd::ScheduleRetry => task.schedule_retry(Some(now), now),
         Cmd::RetryByPerson { granted } => task.retry_by_person(*granted, now),
         Cmd::Escalate => task.escalate(now),
-        Cmd::Block => task.block("needs a person".into(), now),
+        Cmd::Block => task.block(maos_domain::BlockReason::RejectedBeforeRun, now),
         Cmd::Cancel => task.cancel("no longer needed".into(), now),
     }
 }
@@ -837,6 +837,14 @@ impl StateMachineTest for Lifecycle {
         assert_eq!(t.slot_holder().map(|a| a.as_str()), m.slot.as_deref());
         assert_eq!(t.waiting_gate(), m.gate, "what it waits for");
         assert_eq!(t.run_approved, m.run_approved);
+        // A blocked task says why, as data; no other task carries a block reason.
+        assert_eq!(
+            t.blocked.is_some(),
+            t.state == maos_domain::TaskState::Blocked,
+            "block reason {:?} in state {}",
+            t.blocked,
+            t.state
+        );
 
         // Terminal states never change.
         if let Some(frozen) = &sut.frozen {

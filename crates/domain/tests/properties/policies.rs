@@ -171,7 +171,8 @@ fn build_task(index: usize, g: &TaskGen) -> Task {
                 .expect("fail");
         }
         Target::Blocked => {
-            t.block("wait".into(), now).expect("block");
+            t.block(maos_domain::BlockReason::RejectedBeforeRun, now)
+                .expect("block");
         }
         Target::Completed => {
             run(&mut t);

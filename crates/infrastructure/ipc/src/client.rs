@@ -34,7 +34,7 @@ use maos_application::{
     CreatePlan, CreateTask, Created, ErrorInfo, ErrorKind, EventFollower, GcEntry, GcRequest,
     Heartbeat, IdRef, LogChunk, LogRequest, MaosApi, MergeReport, OrchestrationError, Page,
     PlanCreated, QueryError, RegisterAgent, RemoteError, StatusReport, StoredEvent, TaskError,
-    TaskFilter, TaskPage, Waiting,
+    TaskFilter, TaskPage, WaitReason,
 };
 use maos_domain::{
     Agent, AgentName, AttemptStart, FencingToken, Orchestration, RunReport, Task, TaskId,
@@ -641,7 +641,7 @@ result_decoder!(text_result, text_result, String, read_text_value);
 result_decoder!(gc_result, gc_result, list of GcEntry, read_gc_entry);
 result_decoder!(merge_result, merge_result, MergeReport, read_merge_report);
 result_decoder!(plan_result, plan_result, PlanCreated, read_plan_created);
-result_decoder!(waiting_result, waiting_result, list of Waiting, read_waiting);
+result_decoder!(waiting_result, waiting_result, list of WaitReason, read_waiting);
 result_decoder!(
     briefing_result,
     briefing_result,
@@ -1050,7 +1050,7 @@ impl MaosApi for IpcClient {
         .map_err(TaskError::Remote)
     }
 
-    fn task_waiting(&self, task: &IdRef) -> Result<Vec<Waiting>, QueryError> {
+    fn task_waiting(&self, task: &IdRef) -> Result<Vec<WaitReason>, QueryError> {
         let task = task.clone();
         self.call::<methods::TaskWaiting, _, _, _>(
             move |mut p| {

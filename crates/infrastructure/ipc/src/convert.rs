@@ -13,8 +13,8 @@ use capnp::{text, text_list};
 use maos_application::{
     AgentFilter, Assignment, AttemptBriefing, CreateOrchestration, CreatePlan, CreateTask, Created,
     GcEntry, GcRequest, Heartbeat, IdRef, LogChunk, LogRequest, MergeReport, Page, PlanCreated,
-    PlanTask, RegisterAgent, StatusReport, StoredEvent, TaskCursor, TaskFilter, TaskPage, WaitKind,
-    Waiting,
+    PlanTask, RegisterAgent, StatusReport, StoredEvent, TaskCursor, TaskFilter, TaskPage,
+    WaitReason,
 };
 use maos_domain::agent::AgentData;
 use maos_domain::orchestration::OrchestrationData;
@@ -815,6 +815,9 @@ pub fn write_task(t: &Task, mut b: wire::task::Builder<'_>) -> capnp::Result<()>
     if let Some(reason) = &t.reason {
         b.set_reason(reason.as_str());
     }
+    if let Some(blocked) = &t.blocked {
+        b.set_blocked(as_json(blocked)?.as_str());
+    }
     let mut attempts = b.reborrow().init_attempts(len32(t.attempts.len())?);
     for (i, a) in (0u32..).zip(&t.attempts) {
         write_attempt(a, attempts.reborrow().get(i));
@@ -890,6 +893,9 @@ pub fn read_task(r: wire::task::Reader<'_>) -> Decoded<Task> {
         spec,
         state: task_state_from_wire(r.get_state()?),
         reason: opt_text(r.has_reason(), r.get_reason())?,
+        blocked: opt_text(r.has_blocked(), r.get_blocked())?
+            .map(|j| from_json("block reason", &j))
+            .transpose()?,
         attempts,
         fencing: FencingToken::new(r.get_fencing()),
         created_at: Timestamp::from_millis(r.get_created_at()),
@@ -1296,26 +1302,30 @@ pub fn read_plan_created(r: wire::plan_created::Reader<'_>) -> Decoded<PlanCreat
 }
 
 /// Writes one thing a task waits for.
-pub fn write_waiting(w: &Waiting, mut b: wire::waiting::Builder<'_>) {
-    b.set_kind(w.kind.as_str());
-    b.set_detail(w.detail.as_str());
-    if let Some(t) = w.task {
+pub fn write_waiting(w: &WaitReason, mut b: wire::waiting::Builder<'_>) -> capnp::Result<()> {
+    b.set_kind(w.kind().as_str());
+    if let Some(t) = w.task() {
         b.set_task(t.to_string().as_str());
     }
+    b.set_reason(as_json(w)?.as_str());
+    Ok(())
 }
 
 /// Reads one thing a task waits for.
-pub fn read_waiting(r: wire::waiting::Reader<'_>) -> Decoded<Waiting> {
-    let kind = text(r.get_kind())?;
-    Ok(Waiting {
-        kind: WaitKind::parse(&kind).ok_or(DecodeError::Unknown {
-            what: "wait kind",
-            value: kind,
-        })?,
-        detail: text(r.get_detail())?,
-        task: opt_text(r.has_task(), r.get_task())?
-            .map(|t| TaskId::parse(&t))
-            .transpose()?,
+pub fn read_waiting(r: wire::waiting::Reader<'_>) -> Decoded<WaitReason> {
+    from_json("wait reason", &text(r.get_reason())?)
+}
+
+/// A value that travels as JSON inside a message (reasons, whose shapes grow with MAOS).
+fn as_json<T: serde::Serialize>(v: &T) -> capnp::Result<String> {
+    serde_json::to_string(v).map_err(|e| capnp::Error::failed(format!("cannot encode: {e}")))
+}
+
+/// Reads a value that travels as JSON inside a message.
+fn from_json<T: serde::de::DeserializeOwned>(what: &'static str, json: &str) -> Decoded<T> {
+    serde_json::from_str(json).map_err(|e| DecodeError::Unknown {
+        what,
+        value: format!("{json} ({e})"),
     })
 }
 

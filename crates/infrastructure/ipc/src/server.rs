@@ -1109,7 +1109,7 @@ impl api::Server for ApiServer {
         answer!(results.get().init_result(), outcome, |waits, r| {
             let mut list = r.init_ok(len32(waits.len())?);
             for (i, w) in (0u32..).zip(&waits) {
-                write_waiting(w, list.reborrow().get(i));
+                write_waiting(w, list.reborrow().get(i))?;
             }
             Ok(())
         })

@@ -13,7 +13,9 @@ use maos_domain::{
     Orchestration, OrchestrationId, OrchestrationStatus, Priority, Risk, Slots, Task, TaskId,
     TaskSpec, TaskState, Tier, Timestamp, Title, Usage, Usd,
 };
-use maos_domain::{ApprovalDecision, PendingApproval, TaskWorkspace, Verification, WorkspaceSpec};
+use maos_domain::{
+    ApprovalDecision, BlockReason, PendingApproval, TaskWorkspace, Verification, WorkspaceSpec,
+};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 
@@ -184,6 +186,9 @@ struct TaskExtra {
     decision: Option<ApprovalDecision>,
     retry_at: Option<Timestamp>,
     extra_attempts: u32,
+    /// Why it is blocked, as data (absent in rows written before reasons were data).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    blocked: Option<BlockReason>,
 }
 
 /// The fields of an attempt kept as JSON in `attempts.extra`.
@@ -277,6 +282,7 @@ fn task_from_row(row: &Row<'_>) -> Result<TaskData, StoreError> {
         },
         state: parsed("task state", TaskState::parse(&col::<String>(row, 12)?))?,
         reason: col(row, 13)?,
+        blocked: extra.blocked,
         attempts: Vec::new(),
         fencing: FencingToken::new(u64_col(row, 14)?),
         created_at: ts(row, 15)?,
@@ -397,6 +403,7 @@ pub(crate) fn save_task(conn: &Connection, t: &Task) -> Result<(), StoreError> {
         decision: t.decision.clone(),
         retry_at: t.retry_at,
         extra_attempts: t.extra_attempts,
+        blocked: t.blocked.clone(),
     })?;
     let id = t.id.to_string();
     let deps: Vec<String> = t.spec.depends_on.iter().map(ToString::to_string).collect();

@@ -59,9 +59,8 @@ pub(crate) fn run(
                 "approved task {}: it is {}{}",
                 t.id.short(),
                 t.state,
-                t.reason
-                    .as_deref()
-                    .map(|r| format!(" ({})", escape::line(r)))
+                crate::reasons::task_reason(&t)
+                    .map(|r| format!(" ({})", escape::line(&r)))
                     .unwrap_or_default()
             ))
         }
@@ -579,7 +578,7 @@ fn task(cmd: TaskCommand, api: &dyn MaosApi, out: &mut Output) -> Result<(), Cli
             let text = human::task_details(out.color(), &t);
             out.text(&text)?;
             if !waiting.is_empty() {
-                out.text(&human::waiting(out.color(), &waiting))?;
+                out.text(&human::waiting(out.color(), t.id, &waiting))?;
             }
             Ok(())
         }

@@ -7,6 +7,7 @@ use maos_domain::{
     Agent, AgentEvent, AgentStatus, CapabilitySet, DomainEvent, Orchestration, OrchestrationEvent,
     Task, TaskEvent, TaskState,
 };
+use maos_domain::{BlockReason, TaskId};
 
 use crate::escape;
 use crate::output::{Style, paint};
@@ -192,8 +193,8 @@ pub(crate) fn task_details(color: bool, t: &Task) -> String {
         ("title", s.title.to_string()),
         ("state", t.state.to_string()),
     ];
-    if let Some(reason) = &t.reason {
-        pairs.push(("reason", reason.clone()));
+    if let Some(reason) = crate::reasons::task_reason(t) {
+        pairs.push(("reason", reason));
     }
     pairs.extend([
         ("priority", s.priority.to_string()),
@@ -394,14 +395,14 @@ fn age(ms: u64) -> String {
 }
 
 /// What a task waits for, under `task show`.
-pub(crate) fn waiting(color: bool, list: &[maos_application::Waiting]) -> String {
+pub(crate) fn waiting(color: bool, task: TaskId, list: &[maos_application::WaitReason]) -> String {
     let heading = paint(color, Style::Bold, "it waits for");
     let mut s = format!("{heading}:");
     for w in list {
         s.push_str(&format!(
             "\n  - {} ({})",
-            escape::line(&w.detail),
-            w.kind.as_str()
+            escape::line(&crate::reasons::waiting(w, task)),
+            w.kind().as_str()
         ));
     }
     s
@@ -695,9 +696,11 @@ fn event_details(e: &DomainEvent) -> String {
             TaskEvent::ApprovalRejected { reason, gate } => {
                 format!("gate={gate} reason={}", quoted(reason))
             }
-            TaskEvent::Blocked { reason } | TaskEvent::Cancelled { reason } => {
-                format!("reason={}", quoted(reason))
-            }
+            TaskEvent::Blocked { reason } => match reason {
+                BlockReason::Text { text } => format!("reason={}", quoted(text)),
+                r => format!("reason={}", quoted(&crate::reasons::block(r, None))),
+            },
+            TaskEvent::Cancelled { reason } => format!("reason={}", quoted(reason)),
             TaskEvent::RetryScheduled { at: Some(due) } => format!("due={}", due.to_rfc3339()),
             TaskEvent::RetryRequested { granted } => format!("attempts_granted={granted}"),
             TaskEvent::Briefed { attempt, briefing } => {

@@ -5,7 +5,10 @@
 //! struct fields; times are RFC 3339 strings in UTC; ids are full. docs/json.md describes each
 //! shape and the versioning policy.
 
-use maos_application::{Assignment, StatusReport, StoredEvent};
+use maos_application::{Assignment, StatusReport, StoredEvent, WaitReason};
+use maos_domain::{BlockReason, TaskId};
+
+use crate::reasons::NextStepJson;
 use maos_domain::{
     Agent, AgentStatus, Attempt, DomainEvent, Orchestration, Task, TaskState, Timestamp,
 };
@@ -247,7 +250,10 @@ pub(crate) struct TaskJson {
     pub(crate) id: String,
     pub(crate) title: String,
     pub(crate) state: &'static str,
+    /// Why it is blocked, failed or cancelled, in words.
     pub(crate) reason: Option<String>,
+    /// Why it is blocked, as data (`kind` and its facts); null unless it is blocked.
+    pub(crate) blocked: Option<BlockReason>,
     pub(crate) priority: &'static str,
     pub(crate) risk: &'static str,
     pub(crate) tier: Option<&'static str>,
@@ -285,7 +291,8 @@ impl From<&Task> for TaskJson {
             id: t.id.to_string(),
             title: s.title.to_string(),
             state: t.state.as_str(),
-            reason: t.reason.clone(),
+            reason: crate::reasons::task_reason(t),
+            blocked: t.blocked.clone(),
             priority: s.priority.as_str(),
             risk: s.risk.as_str(),
             tier: s.tier.map(|x| x.as_str()),
@@ -586,26 +593,41 @@ pub(crate) struct TaskShowDoc {
 #[derive(Debug, Serialize)]
 pub(crate) struct WaitingJson {
     pub(crate) kind: &'static str,
+    /// In words, for people.
     pub(crate) detail: String,
+    /// The other task involved (the dependency, the holder of the concern), if any.
     pub(crate) task: Option<String>,
+    /// The reason as data: `wait` names it, the other fields are its facts.
+    pub(crate) reason: WaitReason,
+    /// What a person can do to end the wait (empty: nothing but time).
+    pub(crate) next: Vec<NextStepJson>,
 }
 
-impl From<&maos_application::Waiting> for WaitingJson {
-    fn from(w: &maos_application::Waiting) -> Self {
+impl WaitingJson {
+    pub(crate) fn new(w: &WaitReason, waiting: TaskId) -> Self {
         WaitingJson {
-            kind: w.kind.as_str(),
-            detail: w.detail.clone(),
-            task: w.task.map(|t| t.to_string()),
+            kind: w.kind().as_str(),
+            detail: crate::reasons::waiting(w, waiting),
+            task: w.task().map(|t| t.to_string()),
+            reason: w.clone(),
+            next: w
+                .next_steps(waiting)
+                .iter()
+                .map(NextStepJson::from)
+                .collect(),
         }
     }
 }
 
 impl TaskShowDoc {
-    pub(crate) fn new(task: &Task, waiting: &[maos_application::Waiting]) -> Self {
+    pub(crate) fn new(task: &Task, waiting: &[WaitReason]) -> Self {
         TaskShowDoc {
             schema_version: SCHEMA_VERSION,
             task: task.into(),
-            waiting: waiting.iter().map(WaitingJson::from).collect(),
+            waiting: waiting
+                .iter()
+                .map(|w| WaitingJson::new(w, task.id))
+                .collect(),
         }
     }
 }

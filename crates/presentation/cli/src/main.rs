@@ -18,6 +18,7 @@ mod orchestrate;
 mod output;
 mod plan_file;
 mod plan_run;
+mod reasons;
 mod toml_doc;
 mod workflow_file;
 

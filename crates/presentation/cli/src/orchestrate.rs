@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use maos_application::{CreatePlan, IdRef, MaosApi, Page, TaskFilter, WaitKind, Waiting};
+use maos_application::{CreatePlan, IdRef, MaosApi, Page, TaskFilter, WaitKind, WaitReason};
 use maos_domain::graph;
 use maos_domain::{Orchestration, OrchestrationId, Task, TaskId, TaskState, Usd};
 use serde::Serialize;
@@ -17,6 +17,7 @@ use crate::escape;
 use crate::human;
 use crate::json;
 use crate::output::Output;
+use crate::reasons;
 
 /// How long one wait for events lasts while watching.
 const TICK: Duration = Duration::from_millis(200);
@@ -280,7 +281,7 @@ pub(crate) fn summary(o: &Orchestration, tasks: &[Task], waits: &Waits) -> Summa
                     let dead_end = t.spec.depends_on.iter().any(|d| cancelled.contains(d))
                         || t.budget_left().is_some_and(|left| left == Usd::ZERO);
                     (
-                        t.reason.clone().unwrap_or_else(|| "blocked".into()),
+                        reasons::task_reason(t).unwrap_or_else(|| "blocked".into()),
                         if dead_end {
                             format!("maos task cancel {short}  (it cannot run as it is)")
                         } else {
@@ -290,7 +291,8 @@ pub(crate) fn summary(o: &Orchestration, tasks: &[Task], waits: &Waits) -> Summa
                 }
                 _ => {
                     let list = waits.get(&t.id).map(Vec::as_slice).unwrap_or_default();
-                    let details: Vec<&str> = list.iter().map(|w| w.detail.as_str()).collect();
+                    let details: Vec<String> =
+                        list.iter().map(|w| reasons::waiting(w, t.id)).collect();
                     (
                         details.join("; "),
                         format!("maos task show {short}  (or maos task cancel {short})"),
@@ -337,23 +339,13 @@ fn settled(s: TaskState) -> bool {
 }
 
 /// What the ready tasks of an orchestration wait for (`maos task show`), by task.
-pub(crate) type Waits = BTreeMap<TaskId, Vec<Waiting>>;
+pub(crate) type Waits = BTreeMap<TaskId, Vec<WaitReason>>;
 
 /// True when what a ready task waits for only a person can change: no agent can take it (none
 /// offers its capabilities, or those that do are drained), its budget is spent, its
 /// orchestration is paused.
-fn needs_a_person(waits: &[Waiting]) -> bool {
-    !waits.is_empty()
-        && waits.iter().all(|w| {
-            matches!(
-                w.kind,
-                WaitKind::NoCapableAgent
-                    | WaitKind::Budget
-                    | WaitKind::Orchestration
-                    | WaitKind::Approval
-                    | WaitKind::Person
-            )
-        })
+fn needs_a_person(waits: &[WaitReason]) -> bool {
+    !waits.is_empty() && waits.iter().all(WaitReason::needs_a_person)
 }
 
 /// True when nothing of the orchestration can move without a person: every task is finished,
@@ -387,8 +379,8 @@ fn at_rest(o: &Orchestration, tasks: &[Task], waits: &Waits) -> bool {
                     !w.is_empty()
                         && w.iter().all(|w| {
                             needs_a_person(std::slice::from_ref(w))
-                                || w.kind == WaitKind::Concern
-                                    && w.task.is_some_and(|holder| stopped.contains(&holder))
+                                || w.kind() == WaitKind::Concern
+                                    && w.task().is_some_and(|holder| stopped.contains(&holder))
                         })
                 }),
                 _ => false,
@@ -654,8 +646,7 @@ fn changes(
             _ => String::new(),
         };
         let why = match t.state {
-            TaskState::Retrying | TaskState::Blocked | TaskState::Failed => t
-                .reason
+            TaskState::Retrying | TaskState::Blocked | TaskState::Failed => reasons::task_reason(t)
                 .as_deref()
                 .map(|r| {
                     let first = r.lines().next().unwrap_or(r);

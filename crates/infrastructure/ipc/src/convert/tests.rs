@@ -128,6 +128,10 @@ fn full_task() -> Task {
         },
         state: TaskState::Running,
         reason: Some("the first attempt timed out".into()),
+        blocked: Some(maos_domain::BlockReason::MergeConflict {
+            into: "maos/o/plan".into(),
+            paths: vec!["src/a.rs".into(), "ünï code.rs".into()],
+        }),
         attempts: vec![
             Attempt {
                 number: 1,
@@ -244,6 +248,7 @@ fn bare_task() -> Task {
         },
         state: TaskState::Pending,
         reason: None,
+        blocked: None,
         attempts: Vec::new(),
         fencing: FencingToken::new(0),
         created_at: at(0),
@@ -347,6 +352,91 @@ fn every_keyword_survives_the_wire() {
         let back = round_trip::<wire::task::Owned, _>(|b| write_task(&t, b), read_task);
         assert_eq!(back.unwrap(), t);
     }
+}
+
+#[test]
+fn every_wait_reason_round_trips_with_its_facts() {
+    use maos_domain::{BlockReason, FailureKind, Gate, WaitReason};
+    let name = |n: &str| AgentName::parse(n).unwrap();
+    let reasons = vec![
+        WaitReason::Dependency {
+            task: TaskId::from_bits(7),
+            title: Title::parse("build — ü").unwrap(),
+            state: TaskState::Running,
+        },
+        WaitReason::MissingDependency {
+            task: TaskId::from_bits(8),
+        },
+        WaitReason::Backoff {
+            due: Some(at(5)),
+            wait_ms: 5,
+        },
+        WaitReason::Backoff {
+            due: None,
+            wait_ms: 0,
+        },
+        WaitReason::Approval { gate: Gate::Tool },
+        WaitReason::Blocked {
+            reason: Some(BlockReason::CannotStart {
+                attempt: 2,
+                failure: FailureKind::Setup,
+            }),
+            words: Some("no such file".into()),
+            cancelled_dependency: Some(TaskId::from_bits(9)),
+            budget_spent: true,
+        },
+        WaitReason::Blocked {
+            reason: None,
+            words: None,
+            cancelled_dependency: None,
+            budget_spent: false,
+        },
+        WaitReason::Orchestration {
+            orchestration: OrchestrationId::from_bits(4),
+            status: OrchestrationStatus::Paused,
+        },
+        WaitReason::Budget {
+            budget: maos_domain::Usd::from_micros(1),
+        },
+        WaitReason::Concern {
+            mine: Concern::parse("src/**").unwrap(),
+            theirs: Concern::parse("src/a.rs").unwrap(),
+            holder: TaskId::from_bits(10),
+        },
+        WaitReason::NoCapableAgent {
+            capabilities: caps(&["rust"]),
+            tier: Some(Tier::Strategic),
+            draining: vec![name("a")],
+        },
+        WaitReason::AgentsBusy {
+            agents: vec![name("a"), name("b")],
+        },
+        WaitReason::AssignsSoon {
+            agents: vec![name("a")],
+        },
+        WaitReason::ExternalOnly {
+            agents: vec![name("x")],
+        },
+        WaitReason::BusyOrExternal {
+            busy: vec![name("a")],
+            external: vec![name("x")],
+        },
+        WaitReason::NextPass,
+    ];
+    for w in reasons {
+        let back =
+            round_trip::<wire::waiting::Owned, _>(|b| write_waiting(&w, b), read_waiting).unwrap();
+        assert_eq!(back, w);
+    }
+    // A reason this build does not know (a newer daemon) is an error, not a panic.
+    let unknown = round_trip::<wire::waiting::Owned, _>(
+        |mut b| {
+            b.set_reason(r#"{"wait":"from_the_future"}"#);
+            Ok(())
+        },
+        read_waiting,
+    );
+    assert!(unknown.is_err(), "{unknown:?}");
 }
 
 #[test]

@@ -83,14 +83,14 @@ fn plans_lifecycle_waiting_briefings_and_retries_answer_as_the_service_does() {
     let a_waits = client.task_waiting(&a.id.into()).unwrap();
     assert_eq!(a_waits, svc.task_waiting(&a.id.into()).unwrap());
     assert!(
-        a_waits.iter().any(|w| w.kind == WaitKind::Orchestration),
+        a_waits.iter().any(|w| w.kind() == WaitKind::Orchestration),
         "{a_waits:?}"
     );
     let b_waits = client.task_waiting(&b.id.into()).unwrap();
     assert_eq!(b_waits, svc.task_waiting(&b.id.into()).unwrap());
     assert_eq!(b_waits.len(), 1);
     assert_eq!(
-        (b_waits[0].kind, b_waits[0].task),
+        (b_waits[0].kind(), b_waits[0].task()),
         (WaitKind::Dependency, Some(a.id))
     );
 
@@ -141,15 +141,18 @@ fn plans_lifecycle_waiting_briefings_and_retries_answer_as_the_service_does() {
         .fail_attempt(a.id, assigned.fencing, "boom".into(), RunReport::default())
         .unwrap();
     assert_eq!(failed.state, TaskState::Blocked);
-    assert!(
-        failed
-            .reason
-            .as_deref()
-            .unwrap()
-            .contains("maos task retry"),
-        "{:?}",
-        failed.reason
+    // Why, as data (the words of the failure beside it); no command line travels.
+    assert_eq!(
+        failed.blocked,
+        Some(maos_domain::BlockReason::AttemptsFailed {
+            attempt: 1,
+            failed: 1,
+            interrupted: 0,
+            strategic: false,
+        })
     );
+    assert_eq!(failed.reason.as_deref(), Some("boom"));
+    assert_eq!(failed, as_sent(svc.get_task(&a.id.into()).unwrap()));
     let retried = client.retry_task(&a.id.into(), 2).unwrap();
     assert_eq!(retried.state, TaskState::Ready);
     assert_eq!(retried.attempts_allowed(), 3);

@@ -5,8 +5,8 @@
 use maos_application::{AssignTask, CreateTask, IdRef, MaosApi, ReadStore, TaskError};
 use maos_domain::policy::balancer;
 use maos_domain::{
-    AgentStatus, FencingToken, IdempotencyKey, MaxAttempts, Risk, TaskId, TaskState, Tier,
-    TransitionError,
+    AgentStatus, BlockReason, FencingToken, IdempotencyKey, MaxAttempts, Risk, TaskEvent, TaskId,
+    TaskState, Tier, TransitionError,
 };
 
 use crate::support::{Db, Rng, agent, agent_name, caps, kinds, raw_connection, refs, task};
@@ -251,8 +251,9 @@ fn cancel_blocks_pending_dependents_and_a_completed_task_cannot_be_cancelled() {
     assert_eq!(cancelled.reason.as_deref(), Some("not needed"));
     let b = db.task(b.id);
     assert_eq!(b.state, TaskState::Blocked);
-    assert!(
-        b.reason.as_deref().unwrap().contains(&a.id.short()),
+    assert_eq!(
+        b.blocked,
+        Some(BlockReason::DependencyCancelled { dependency: a.id }),
         "{b:?}"
     );
     // Only direct dependents are blocked; c waits on b, which is not cancelled.
@@ -693,10 +694,15 @@ fn a_failing_task_is_retried_then_blocked_after_its_last_attempt() {
         )
         .unwrap();
     assert_eq!(after2.state, TaskState::Blocked);
-    let reason = after2.reason.as_deref().unwrap();
-    assert!(
-        reason.contains("all 2 attempts") && reason.contains("boom 2"),
-        "{reason}"
+    assert_eq!(after2.reason.as_deref(), Some("boom 2"));
+    assert_eq!(
+        after2.blocked,
+        Some(BlockReason::AttemptsFailed {
+            attempt: 2,
+            failed: 2,
+            interrupted: 0,
+            strategic: false,
+        })
     );
     assert_eq!(after2, db.task(t.id));
     let w = db.agent("w");
@@ -951,4 +957,61 @@ fn a_retry_is_found_by_its_due_time_and_in_flight_tasks_by_their_flag() {
     assert_eq!(db.svc.promote_due_retries().unwrap(), 0, "not due yet");
     assert_eq!(db.retries_due(), 1);
     assert_eq!(flags(t.id), (0, None), "ready again");
+}
+
+#[test]
+fn a_block_reason_is_stored_as_data_and_an_older_sentence_still_reads() {
+    let db = Db::new();
+    let a = db.create_titled("a");
+    let b = db.create(CreateTask {
+        depends_on: refs(&[a.id]),
+        ..task("b")
+    });
+    db.svc.cancel_task(&IdRef::from(a.id), None).unwrap();
+    let reason = BlockReason::DependencyCancelled { dependency: a.id };
+    assert_eq!(db.task(b.id).blocked, Some(reason.clone()));
+    // In the log: the reason with its facts, no sentence.
+    let payload: String = db
+        .raw()
+        .query_row(
+            "SELECT payload FROM events WHERE kind = 'task.blocked' AND aggregate_id = ?1",
+            [b.id.to_string()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        payload,
+        format!(
+            r#"{{"aggregate":"task","id":"{}","event":{{"type":"blocked","reason":{{"kind":"dependency_cancelled","dependency":"{}"}}}}}}"#,
+            b.id, a.id
+        )
+    );
+
+    // What an older MAOS wrote: a sentence in the task's reason and in its event, no data.
+    let old = "dependency 01abc was cancelled (an older MAOS's words)";
+    let conn = rusqlite::Connection::open(&db.path).unwrap();
+    conn.execute(
+        "UPDATE tasks SET reason = ?1, extra = json_remove(extra, '$.blocked') WHERE id = ?2",
+        [old.to_owned(), b.id.to_string()],
+    )
+    .unwrap();
+    drop(conn);
+    let db = db.reopen();
+    let t = db.task(b.id);
+    assert_eq!((t.state, t.blocked.clone()), (TaskState::Blocked, None));
+    assert_eq!(t.reason.as_deref(), Some(old));
+    // The log is append-only: an older event is read as the reader meets it.
+    let blocked: Vec<TaskEvent> =
+        vec![serde_json::from_str(&format!(r#"{{"type":"blocked","reason":"{old}"}}"#)).unwrap()];
+    assert_eq!(
+        blocked,
+        [TaskEvent::Blocked {
+            reason: BlockReason::Text { text: old.into() }
+        }]
+    );
+    // Applied again (as a rebuild from the log would), the sentence becomes the task's words.
+    let mut rebuilt = t.clone();
+    rebuilt.apply(&blocked[0], t.updated_at);
+    assert_eq!(rebuilt.reason.as_deref(), Some(old));
+    assert_eq!(rebuilt.blocked, None);
 }
