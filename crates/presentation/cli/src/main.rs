@@ -1,9 +1,11 @@
 //! `maos`, the MAOS command line: parses the arguments, sets up logging and output, composes the
 //! application, runs one command and turns its outcome into an exit code (docs/exit-codes.md).
 
+#[path = "commands/admin.rs"]
 mod admin;
 mod agents_file;
 mod cli;
+#[path = "commands/mod.rs"]
 mod commands;
 mod compose;
 mod config_file;
@@ -14,9 +16,11 @@ mod human;
 mod input;
 mod json;
 mod live;
+#[path = "commands/orchestrate.rs"]
 mod orchestrate;
 mod output;
 mod plan_file;
+#[path = "commands/workflow.rs"]
 mod plan_run;
 mod toml_doc;
 mod workflow_file;
