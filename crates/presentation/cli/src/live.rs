@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use maos_application::{ErrorInfo, EventFollower, MaosApi, QueryError, StatusReport};
 
-use crate::error::{CliError, Kind};
+use crate::error::{CliError, FailureClass};
 use crate::human;
 use crate::json;
 use crate::output::Output;
@@ -142,7 +142,7 @@ fn ended(e: &dyn ErrorInfo, what: &str, next: String) -> CliError {
         }
         _ => format!("{next} (the next command starts the daemon again if it stopped)"),
     };
-    CliError::new(Kind::from(e.kind()), format!("{what}: {e}")).with_hint(hint)
+    CliError::new(FailureClass::from(e.kind()), format!("{what}: {e}")).with_hint(hint)
 }
 
 /// Makes SIGINT (Ctrl-C) end the process with exit 0 instead of the signal's default: stopping

@@ -34,15 +34,15 @@ use clap::{CommandFactory, FromArgMatches};
 use tracing::level_filters::LevelFilter;
 
 use crate::cli::{AdminCommand, Cli, ColorWhen, Command, DaemonAction, GlobalArgs};
-use crate::error::{CliError, Kind};
+use crate::error::{CliError, FailureClass};
 use crate::output::Output;
 
 fn main() -> ExitCode {
-    ExitCode::from(run(std::env::args_os().collect()))
+    ExitCode::from(invoke(std::env::args_os().collect()))
 }
 
-/// Runs `maos` with these arguments and returns the exit code.
-fn run(args: Vec<OsString>) -> u8 {
+/// Carries out `maos` with these arguments and returns the exit code.
+fn invoke(args: Vec<OsString>) -> u8 {
     let pre = Prescan::of(&args);
     let cli = match parse(args, pre.color) {
         Ok(cli) => cli,
@@ -52,9 +52,9 @@ fn run(args: Vec<OsString>) -> u8 {
     let mut out = Output::new(cli.global.json, cli.global.quiet, cli.global.color);
     match execute(cli, &mut out).and_then(|()| out.finish()) {
         Ok(()) => 0,
-        Err(e) if e.kind == Kind::BrokenPipe => 0,
+        Err(e) if e.class == FailureClass::BrokenPipe => 0,
         Err(e) => {
-            tracing::debug!(kind = e.kind.as_str(), "command failed");
+            tracing::debug!(kind = e.class.as_str(), "command failed");
             out.error(&e);
             e.exit_code()
         }
@@ -146,8 +146,10 @@ fn clap_failure(e: &clap::Error, json: bool) -> u8 {
     };
     if json && code != 0 {
         let kind = match e.kind() {
-            ClapErrorKind::InvalidValue | ClapErrorKind::ValueValidation => Kind::InvalidInput,
-            _ => Kind::Usage,
+            ClapErrorKind::InvalidValue | ClapErrorKind::ValueValidation => {
+                FailureClass::InvalidInput
+            }
+            _ => FailureClass::Usage,
         };
         let (message, hint) = if e.kind() == ClapErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
         {

@@ -1,13 +1,13 @@
 //! Where output goes: results on stdout (text or one JSON document), chatter and errors on
 //! stderr, colour only where it was asked for. A closed stdout (`maos task list | head -1`)
-//! surfaces as [`Kind::BrokenPipe`](crate::error::Kind), which ends the command quietly.
+//! surfaces as [`FailureClass::BrokenPipe`](crate::error::FailureClass), which ends the command quietly.
 
 use std::io::{self, BufWriter, IsTerminal, StdoutLock, Write};
 
 use serde::Serialize;
 
 use crate::cli::ColorWhen;
-use crate::error::{CliError, Kind};
+use crate::error::{CliError, FailureClass};
 use crate::escape;
 use crate::json::ErrorDoc;
 
@@ -117,7 +117,10 @@ impl Output {
             serde_json::to_string_pretty(doc)
         };
         let text = encoded.map_err(|e| {
-            CliError::new(Kind::Failure, format!("cannot encode the JSON output: {e}"))
+            CliError::new(
+                FailureClass::Failure,
+                format!("cannot encode the JSON output: {e}"),
+            )
         })?;
         self.text(&text)
     }
@@ -137,7 +140,7 @@ impl Output {
     pub(crate) fn error(&mut self, e: &CliError) {
         if self.json && !e.documented {
             let doc = ErrorDoc::new(
-                e.kind.as_str(),
+                e.class.as_str(),
                 e.message.clone(),
                 e.hint.clone(),
                 e.exit_code(),

@@ -8,7 +8,7 @@ use maos_application::verify::{Finding, Verification};
 use serde::Serialize;
 
 use crate::compose;
-use crate::error::{CliError, Kind};
+use crate::error::{CliError, FailureClass};
 use crate::escape;
 use crate::json;
 use crate::output::Output;
@@ -26,7 +26,7 @@ pub(crate) fn verify(dir: &Path, out: &mut Output) -> Result<(), CliError> {
     }
     let n = v.findings.len();
     let e = CliError::new(
-        Kind::Inconsistent,
+        FailureClass::Inconsistent,
         format!(
             "the database disagrees with its event log: {n} problem{}",
             if n == 1 { "" } else { "s" }

@@ -15,7 +15,7 @@ use crate::cli::{
     AdminCommand, AgentCommand, AgentListArgs, Cli, Command, CreateArgs, EventsArgs,
     OrchestrateCommand, RegisterArgs, StatusArgs, TaskCommand, TaskListArgs,
 };
-use crate::error::{CliError, Kind};
+use crate::error::{CliError, FailureClass};
 use crate::escape;
 use crate::human;
 use crate::input::{FileKind, read_text, read_text_or_stdin};
@@ -92,7 +92,7 @@ fn agent(cmd: AgentCommand, api: &dyn MaosApi, out: &mut Output) -> Result<(), C
             }
             let cmd = register_command(*args)?;
             startable(&cmd).map_err(|why| {
-                CliError::new(Kind::InvalidInput, why).with_hint(
+                CliError::new(FailureClass::InvalidInput, why).with_hint(
                     "give --command a program that exists (a path, or a name on your PATH) and \
                      quote it as a shell would: --command \"sh -c 'echo hi'\"",
                 )
@@ -165,7 +165,7 @@ fn agent(cmd: AgentCommand, api: &dyn MaosApi, out: &mut Output) -> Result<(), C
 pub(crate) fn repository(dir: &Path) -> Result<String, CliError> {
     let full = std::fs::canonicalize(dir).map_err(|e| {
         CliError::new(
-            Kind::InvalidInput,
+            FailureClass::InvalidInput,
             format!("cannot find the repository {}: {e}", dir.display()),
         )
         .with_hint("--repo takes the directory of a git repository")
@@ -318,7 +318,7 @@ fn startable(cmd: &RegisterAgent) -> Result<(), String> {
 fn register_command(args: RegisterArgs) -> Result<RegisterAgent, CliError> {
     let (Some(name), Some(adapter)) = (args.name, args.adapter) else {
         return Err(CliError::new(
-            Kind::InvalidInput,
+            FailureClass::InvalidInput,
             "name the agent and its adapter, or give --from-file",
         )
         .with_hint("maos agent register <NAME> --adapter <KIND>"));
@@ -405,8 +405,11 @@ fn register_from_file(path: &Path, api: &dyn MaosApi, out: &mut Output) -> Resul
             if count == 1 { "" } else { "s" }
         ),
     );
-    Err(CliError::new(Kind::InvalidInput, problems.join("\n  "))
-        .with_hint("fix the file and run the command again (docs/agents.md describes the format)"))
+    Err(
+        CliError::new(FailureClass::InvalidInput, problems.join("\n  ")).with_hint(
+            "fix the file and run the command again (docs/agents.md describes the format)",
+        ),
+    )
 }
 
 /// `task logs`: the attempt's captured output, raw (any bytes; escaped unless `raw`) or, with

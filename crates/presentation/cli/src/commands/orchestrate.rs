@@ -12,7 +12,7 @@ use maos_domain::{Orchestration, OrchestrationId, Task, TaskId, TaskState, Usd};
 use serde::Serialize;
 
 use crate::cli::GraphFormat;
-use crate::error::{CliError, Kind};
+use crate::error::{CliError, FailureClass};
 use crate::escape;
 use crate::human;
 use crate::json;
@@ -132,7 +132,7 @@ pub(crate) fn approve_plan(yes: bool, out: &mut Output) -> Result<(), CliError> 
     let stdin = std::io::stdin();
     if !stdin.is_terminal() || !std::io::stderr().is_terminal() {
         return Err(CliError::new(
-            Kind::Usage,
+            FailureClass::Usage,
             "the plan needs your approval, and there is no terminal to ask on",
         )
         .with_hint(
@@ -145,15 +145,17 @@ pub(crate) fn approve_plan(yes: bool, out: &mut Output) -> Result<(), CliError> 
     let _ = write!(err, "Run this plan? [y/N] ");
     let _ = err.flush();
     let mut answer = String::new();
-    stdin
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|e| CliError::new(Kind::Failure, format!("cannot read your answer: {e}")))?;
+    stdin.lock().read_line(&mut answer).map_err(|e| {
+        CliError::new(
+            FailureClass::Failure,
+            format!("cannot read your answer: {e}"),
+        )
+    })?;
     if matches!(answer.trim(), "y" | "Y" | "yes" | "Yes" | "YES") {
         Ok(())
     } else {
         Err(CliError::new(
-            Kind::Conflict,
+            FailureClass::Conflict,
             "you did not approve the plan: nothing was created",
         )
         .with_hint("answer y to run it, or pass --yes"))
@@ -617,7 +619,7 @@ pub(crate) fn watch(
         Ok(())
     } else {
         Err(CliError::new(
-            Kind::Unfinished,
+            FailureClass::Unfinished,
             format!(
                 "orchestration {} stopped with {} of {} tasks completed",
                 s.orchestration, s.completed, s.tasks

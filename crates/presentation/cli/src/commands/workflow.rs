@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::cli::{RunArgs, WorkflowCommand};
 use crate::config_file::{ApprovePlans, Config};
-use crate::error::{CliError, Kind};
+use crate::error::{CliError, FailureClass};
 use crate::escape;
 use crate::human;
 use crate::input::{FileKind, read_text};
@@ -62,7 +62,7 @@ pub(crate) fn run(
         }
         (None, None) => {
             return Err(
-                CliError::new(Kind::Usage, "name a plan file or a --workflow")
+                CliError::new(FailureClass::Usage, "name a plan file or a --workflow")
                     .with_hint("maos orchestrate run plan.toml, or --workflow tdd --goal \"…\""),
             );
         }
@@ -153,7 +153,7 @@ struct KeyedTaskJson {
 /// `--base` names where tasks start in a repository; without one it means nothing.
 fn no_repo_for_base() -> CliError {
     CliError::new(
-        Kind::Usage,
+        FailureClass::Usage,
         "--base names the branch tasks start from, but there is no repository",
     )
     .with_hint("give the repository too: --repo DIR (or `repo` in the plan file)")
@@ -191,7 +191,7 @@ fn every_task_has_an_agent(plan: &CreatePlan, api: &dyn MaosApi) -> Result<(), C
         return Ok(());
     }
     Err(CliError::new(
-        Kind::InvalidInput,
+        FailureClass::InvalidInput,
         format!(
             "no agent can do {} of the plan's tasks; nothing was created:\n  {}",
             problems.len(),
@@ -217,7 +217,11 @@ fn offered(api: &dyn MaosApi) -> Result<CapabilitySet, CliError> {
 fn read_plan_file(path: &Path, api: &dyn MaosApi) -> Result<PlanFile, CliError> {
     let text = read_text(path, FileKind::Plan)?;
     plan_file::parse(path, &text, &offered(api)?).map_err(|e| {
-        CliError::new(Kind::InvalidInput, format!("{e}\nnothing was created")).with_hint(
+        CliError::new(
+            FailureClass::InvalidInput,
+            format!("{e}\nnothing was created"),
+        )
+        .with_hint(
             "fix the file and run the command again (docs/orchestrations.md describes the format)",
         )
     })
@@ -275,13 +279,15 @@ fn from_workflow(
 ) -> Result<CreatePlan, CliError> {
     let goal = goal.trim();
     if goal.is_empty() {
-        return Err(CliError::new(Kind::InvalidInput, "the goal is empty")
-            .with_hint("say what the workflow should achieve: --goal \"Add a --dry-run flag\""));
+        return Err(
+            CliError::new(FailureClass::InvalidInput, "the goal is empty")
+                .with_hint("say what the workflow should achieve: --goal \"Add a --dry-run flag\""),
+        );
     }
     let flow: Vec<&str> = w.order().iter().map(|s| s.key.as_str()).collect();
     let name = Title::parse(&human::clip(&format!("{}: {goal}", w.name()), 200)).map_err(|e| {
         CliError::new(
-            Kind::InvalidInput,
+            FailureClass::InvalidInput,
             format!("the goal makes a bad name: {}", e.reason),
         )
         .with_hint("use a one-line goal")
@@ -350,14 +356,16 @@ fn find_workflow(dir: &Path, name: &str) -> Result<(Workflow, String), CliError>
         .into_iter()
         .filter_map(|(w, _)| w.ok().map(|w| w.name().to_string()))
         .collect();
-    Err(
-        CliError::new(Kind::NotFound, format!("no workflow named {name:?}")).with_hint(format!(
-            "known workflows: {} (`maos workflow list`); a workflow file can be named by its path, \
-         or put into {}",
-            known.join(", "),
-            dir.join(WORKFLOWS_DIR).display()
-        )),
+    Err(CliError::new(
+        FailureClass::NotFound,
+        format!("no workflow named {name:?}"),
     )
+    .with_hint(format!(
+        "known workflows: {} (`maos workflow list`); a workflow file can be named by its path, \
+         or put into {}",
+        known.join(", "),
+        dir.join(WORKFLOWS_DIR).display()
+    )))
 }
 
 fn read_workflow(path: &Path) -> Result<Workflow, CliError> {
@@ -365,7 +373,7 @@ fn read_workflow(path: &Path) -> Result<Workflow, CliError> {
     workflow_file::parse(path, &text).map_err(|e| {
         let lines = e.lines();
         CliError::new(
-            Kind::InvalidInput,
+            FailureClass::InvalidInput,
             format!(
                 "{} has {} problem{}:\n  {}",
                 path.display(),

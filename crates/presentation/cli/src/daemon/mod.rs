@@ -19,7 +19,7 @@ use maos_ipc::{DaemonControl, DaemonInfo, IpcClient, Server};
 use maos_system::SystemClock;
 
 use crate::compose;
-use crate::error::{CliError, Kind};
+use crate::error::{CliError, FailureClass};
 use crate::human;
 use crate::json;
 use crate::output::Output;
@@ -51,12 +51,12 @@ impl From<PathError> for CliError {
                 "set XDG_RUNTIME_DIR to a directory only you can enter, or remove the directory named above"
             }
         };
-        CliError::new(Kind::DaemonUnavailable, e.to_string()).with_hint(hint)
+        CliError::new(FailureClass::DaemonUnavailable, e.to_string()).with_hint(hint)
     }
 }
 
 fn unavailable(message: impl Into<String>) -> CliError {
-    CliError::new(Kind::DaemonUnavailable, message)
+    CliError::new(FailureClass::DaemonUnavailable, message)
 }
 
 /// The daemon's own description, and the switch that stops it.
@@ -102,7 +102,7 @@ pub(crate) fn foreground(data_dir: &Path) -> Result<(), CliError> {
     let _lock = DaemonLock::acquire(&paths.lock, std::process::id(), &paths.socket).map_err(
         |e| match e {
             LockError::Held { pid } => CliError::new(
-                Kind::Conflict,
+                FailureClass::Conflict,
                 format!(
                     "another daemon (pid {pid}) already serves {}",
                     paths.data_dir.display()
@@ -301,7 +301,7 @@ fn spawn(paths: &DaemonPaths, verbose: u8, deadline: Instant) -> Result<IpcClien
         if let Ok(Some(status)) = child.try_wait() {
             // Exit 4: another process held the lock (a daemon that won the race, or a dead
             // daemon's child for a moment). The caller tries again until its deadline.
-            if status.code() == Some(i32::from(Kind::Conflict.exit_code())) {
+            if status.code() == Some(i32::from(FailureClass::Conflict.exit_code())) {
                 return Err(Spawned::LostTheLock);
             }
             return Err(unavailable(format!(
