@@ -1,6 +1,7 @@
-//! `maos orchestrate run|start|pause|resume|cancel|status|graph`: running plans and workflows,
-//! steering orchestrations, and watching them to the end (a line per task, NDJSON events with
-//! `--json`, a final summary, and exit 0 only when every task completed).
+//! `maos orchestrate create|run|start|pause|resume|cancel|status|graph|list|show|merge`:
+//! creating orchestrations, running plans and workflows (`run.rs`), steering orchestrations, and
+//! watching them to the end (a line per task, NDJSON events with `--json`, a final summary, and
+//! exit 0 only when every task completed).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{BufRead, IsTerminal, Write};
@@ -11,12 +12,14 @@ use maos_domain::graph;
 use maos_domain::{Orchestration, OrchestrationId, Task, TaskId, TaskState, Usd};
 use serde::Serialize;
 
-use crate::cli::GraphFormat;
+use crate::cli::{GraphFormat, OrchestrateCommand};
 use crate::error::{CliError, FailureClass};
 use crate::escape;
 use crate::human;
 use crate::json;
 use crate::output::Output;
+
+mod run;
 
 /// How long one wait for events lasts while watching.
 const TICK: Duration = Duration::from_millis(200);
@@ -873,6 +876,144 @@ fn dot(o: &Orchestration, tasks: &[Task]) -> String {
     }
     s.push_str("}\n");
     s
+}
+
+/// `maos orchestrate …`.
+pub(super) fn execute(
+    cmd: OrchestrateCommand,
+    api: &dyn MaosApi,
+    dir: &std::path::Path,
+    out: &mut Output,
+) -> Result<(), CliError> {
+    match cmd {
+        OrchestrateCommand::Create {
+            name,
+            goal,
+            repo,
+            base,
+            verify,
+            notes,
+        } => {
+            let workspace = match repo {
+                Some(dir) => Some(maos_domain::WorkspaceSpec {
+                    repo: super::repository(&dir)?,
+                    base,
+                }),
+                None => None,
+            };
+            let o = api.create_orchestration(maos_application::CreateOrchestration {
+                name,
+                goal,
+                workspace,
+                verify,
+                notes,
+            })?;
+            if out.json() {
+                return out.document(&json::OrchestrationDoc::new(&o));
+            }
+            out.text(&format!(
+                "created orchestration {} ({}): {}",
+                o.id.short(),
+                o.status,
+                escape::line(o.name.as_str())
+            ))
+        }
+        OrchestrateCommand::Merge { id, into } => {
+            let report = api.merge_orchestration(&id, into)?;
+            if out.json() {
+                return out.document(&json::MergeDoc::new(&report));
+            }
+            if report.merged {
+                out.text(&format!(
+                    "merged {} into {} (commit {})",
+                    report.branch,
+                    report.into,
+                    short_commit(&report.commit)
+                ))
+            } else {
+                out.text(&format!(
+                    "{} already contains {}: nothing to merge",
+                    report.into, report.branch
+                ))
+            }
+        }
+        OrchestrateCommand::Run(args) => run::run(args, dir, api, out),
+        OrchestrateCommand::Start { id } => {
+            let o = api.start_orchestration(&id)?;
+            lifecycle_line(out, &o, "started: its ready tasks get agents")
+        }
+        OrchestrateCommand::Pause { id, now } => {
+            let o = api.pause_orchestration(&id, now)?;
+            lifecycle_line(
+                out,
+                &o,
+                if now {
+                    "paused: its running attempts were stopped and their tasks wait to run again"
+                } else {
+                    "paused: no new assignments; running attempts finish"
+                },
+            )
+        }
+        OrchestrateCommand::Resume { id } => {
+            let o = api.resume_orchestration(&id)?;
+            lifecycle_line(out, &o, "resumed")
+        }
+        OrchestrateCommand::Cancel { id, reason } => {
+            let o = api.cancel_orchestration(&id, reason)?;
+            lifecycle_line(
+                out,
+                &o,
+                "cancelled, with every task of it that had not finished",
+            )
+        }
+        OrchestrateCommand::Status { id, watch } => status(api, &id, watch, out),
+        OrchestrateCommand::Graph { id, format } => graph(api, &id, format, out),
+        OrchestrateCommand::List => {
+            let list = api.list_orchestrations()?;
+            if out.json() {
+                return out.document(&json::OrchestrationListDoc::new(&list));
+            }
+            if list.is_empty() {
+                out.note("no orchestrations yet; run a plan with `maos orchestrate run` (docs/orchestrations.md)");
+                return Ok(());
+            }
+            let text = human::orchestration_table(out.color(), &list);
+            out.text(&text)
+        }
+        OrchestrateCommand::Show { id } => {
+            let o = api.get_orchestration(&id)?;
+            if out.json() {
+                return out.document(&json::OrchestrationDoc::new(&o));
+            }
+            let text = human::orchestration_details(out.color(), &o);
+            out.text(&text)?;
+            out.note(&format!(
+                "its tasks: maos task list --orchestration {}",
+                o.id.short()
+            ));
+            Ok(())
+        }
+    }
+}
+
+/// The answer of `orchestrate start|pause|resume|cancel`.
+fn lifecycle_line(
+    out: &mut Output,
+    o: &maos_domain::Orchestration,
+    what: &str,
+) -> Result<(), CliError> {
+    if out.json() {
+        return out.document(&json::OrchestrationDoc::new(o));
+    }
+    out.text(&format!(
+        "orchestration {} {what} ({})",
+        o.id.short(),
+        o.status
+    ))
+}
+
+fn short_commit(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
 }
 
 #[cfg(test)]
