@@ -4,13 +4,15 @@
 use std::path::Path;
 
 use maos_application::{AgentFilter, MaosApi, RegisterAgent};
+use maos_domain::Agent;
+use serde::Serialize;
 
 use crate::cli::{AgentCommand, AgentListArgs, RegisterArgs};
 use crate::error::{CliError, FailureClass};
 use crate::human;
 use crate::input::{FileKind, read_text};
 use crate::json;
-use crate::output::Output;
+use crate::output::{Output, Render};
 
 /// `maos agent register|list|show|drain|resume|remove`.
 pub(super) fn execute(
@@ -31,10 +33,7 @@ pub(super) fn execute(
                 )
             })?;
             let agent = api.register_agent(cmd)?;
-            if out.json() {
-                return out.document(&json::AgentDoc::new(&agent));
-            }
-            out.text(&registered_line(&agent))
+            out.print(&Changed(agent, Change::Registered))
         }
         AgentCommand::List(AgentListArgs {
             statuses,
@@ -44,57 +43,101 @@ pub(super) fn execute(
                 statuses,
                 capability,
             })?;
-            if out.json() {
-                return out.document(&json::AgentListDoc::new(&agents));
-            }
-            if agents.is_empty() {
-                out.note("no agents match; register one with `maos agent register`");
-                return Ok(());
-            }
-            let text = human::agent_table(out.color(), &agents);
-            out.text(&text)
+            out.print(&Listed(agents))
         }
-        AgentCommand::Show { name } => {
-            let agent = api.get_agent(&name)?;
-            if out.json() {
-                return out.document(&json::AgentDoc::new(&agent));
-            }
-            let text = human::agent_details(out.color(), &agent);
-            out.text(&text)
-        }
+        AgentCommand::Show { name } => out.print(&Shown(api.get_agent(&name)?)),
         AgentCommand::Drain { name } => {
-            let agent = api.drain_agent(&name)?;
-            if out.json() {
-                return out.document(&json::AgentDoc::new(&agent));
-            }
-            out.text(&format!(
-                "agent {} is draining: it takes no new work ({} attempt{} still running)",
-                agent.name,
-                agent.active,
-                if agent.active == 1 { "" } else { "s" }
-            ))
+            out.print(&Changed(api.drain_agent(&name)?, Change::Draining))
         }
         AgentCommand::Resume { name } => {
-            let agent = api.resume_agent(&name)?;
-            if out.json() {
-                return out.document(&json::AgentDoc::new(&agent));
-            }
-            out.text(&format!(
-                "agent {} takes work again ({})",
-                agent.name, agent.status
-            ))
+            out.print(&Changed(api.resume_agent(&name)?, Change::Resumed))
         }
         AgentCommand::Remove { name } => {
-            let agent = api.remove_agent(&name)?;
-            if out.json() {
-                return out.document(&json::AgentDoc::new(&agent));
-            }
-            out.text(&format!("removed agent {}", agent.name))
+            out.print(&Changed(api.remove_agent(&name)?, Change::Removed))
         }
     }
 }
 
-fn registered_line(agent: &maos_domain::Agent) -> String {
+/// What a command did to an agent.
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    Registered,
+    Draining,
+    Resumed,
+    Removed,
+}
+
+/// An agent as a command changed it: its document, or a sentence saying what happened.
+struct Changed(Agent, Change);
+
+impl Render for Changed {
+    fn document(&self) -> impl Serialize {
+        json::AgentDoc::new(&self.0)
+    }
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        let agent = &self.0;
+        out.text(&match self.1 {
+            Change::Registered => registered_line(agent),
+            Change::Draining => format!(
+                "agent {} is draining: it takes no new work ({} attempt{} still running)",
+                agent.name,
+                agent.active,
+                if agent.active == 1 { "" } else { "s" }
+            ),
+            Change::Resumed => format!("agent {} takes work again ({})", agent.name, agent.status),
+            Change::Removed => format!("removed agent {}", agent.name),
+        })
+    }
+}
+
+/// `agent show`: one agent in detail.
+struct Shown(Agent);
+
+impl Render for Shown {
+    fn document(&self) -> impl Serialize {
+        json::AgentDoc::new(&self.0)
+    }
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        let text = human::agent_details(out.color(), &self.0);
+        out.text(&text)
+    }
+}
+
+/// `agent list`: a table, or a note that none matches.
+struct Listed(Vec<Agent>);
+
+impl Render for Listed {
+    fn document(&self) -> impl Serialize {
+        json::AgentListDoc::new(&self.0)
+    }
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        if self.0.is_empty() {
+            out.note("no agents match; register one with `maos agent register`");
+            return Ok(());
+        }
+        let text = human::agent_table(out.color(), &self.0);
+        out.text(&text)
+    }
+}
+
+/// `agent register --from-file`: the agents registered, a line each.
+struct RegisteredAll(Vec<Agent>);
+
+impl Render for RegisteredAll {
+    fn document(&self) -> impl Serialize {
+        json::AgentListDoc::new(&self.0)
+    }
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        let lines: Vec<String> = self.0.iter().map(registered_line).collect();
+        out.text(&lines.join("\n"))
+    }
+}
+
+fn registered_line(agent: &Agent) -> String {
     format!(
         "registered agent {} ({}, {}, {} slot{}, capabilities: {})",
         agent.name,
@@ -223,11 +266,7 @@ fn register_from_file(path: &Path, api: &dyn MaosApi, out: &mut Output) -> Resul
                 for cmd in cmds {
                     agents.push(api.register_agent(cmd)?);
                 }
-                if out.json() {
-                    return out.document(&json::AgentListDoc::new(&agents));
-                }
-                let lines: Vec<String> = agents.iter().map(registered_line).collect();
-                return out.text(&lines.join("\n"));
+                return out.print(&RegisteredAll(agents));
             }
             taken.into_iter().chain(unstartable).collect()
         }

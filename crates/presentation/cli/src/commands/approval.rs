@@ -2,28 +2,18 @@
 //! to run, verified work to accept, a tool call), and the person's answer.
 
 use maos_application::{IdRef, MaosApi};
+use maos_domain::Task;
+use serde::Serialize;
 
 use crate::error::CliError;
 use crate::escape;
 use crate::human;
 use crate::json;
-use crate::output::Output;
+use crate::output::{Output, Render};
 
 /// `maos approve <id>`.
 pub(super) fn approve(id: &IdRef, api: &dyn MaosApi, out: &mut Output) -> Result<(), CliError> {
-    let t = api.approve(id)?;
-    if out.json() {
-        return out.document(&json::TaskDoc::new(&t));
-    }
-    out.text(&format!(
-        "approved task {}: it is {}{}",
-        t.id.short(),
-        t.state,
-        t.reason
-            .as_deref()
-            .map(|r| format!(" ({})", escape::line(r)))
-            .unwrap_or_default()
-    ))
+    out.print(&Decided(api.approve(id)?, Decision::Approved))
 }
 
 /// `maos reject <id> --reason TEXT [--cancel]`.
@@ -34,11 +24,42 @@ pub(super) fn reject(
     api: &dyn MaosApi,
     out: &mut Output,
 ) -> Result<(), CliError> {
-    let t = api.reject(id, reason, cancel)?;
-    if out.json() {
-        return out.document(&json::TaskDoc::new(&t));
+    out.print(&Decided(
+        api.reject(id, reason, cancel)?,
+        Decision::Rejected,
+    ))
+}
+
+/// What the person said.
+#[derive(Debug, Clone, Copy)]
+enum Decision {
+    Approved,
+    Rejected,
+}
+
+/// A task after the person's decision: its document, or what became of it.
+struct Decided(Task, Decision);
+
+impl Render for Decided {
+    fn document(&self) -> impl Serialize {
+        json::TaskDoc::new(&self.0)
     }
-    out.text(&format!("rejected: task {} is {}", t.id.short(), t.state))
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        let t = &self.0;
+        out.text(&match self.1 {
+            Decision::Approved => format!(
+                "approved task {}: it is {}{}",
+                t.id.short(),
+                t.state,
+                t.reason
+                    .as_deref()
+                    .map(|r| format!(" ({})", escape::line(r)))
+                    .unwrap_or_default()
+            ),
+            Decision::Rejected => format!("rejected: task {} is {}", t.id.short(), t.state),
+        })
+    }
 }
 
 /// `maos approvals`.
@@ -57,18 +78,29 @@ pub(super) fn list(api: &dyn MaosApi, out: &mut Output) -> Result<(), CliError> 
             json::ApprovalJson::new(t, now, changes)
         })
         .collect();
-    if out.json() {
-        return out.document(&json::ApprovalsDoc {
-            schema_version: json::SCHEMA_VERSION,
-            approvals: rows,
-        });
+    out.print(&Waiting(json::ApprovalsDoc {
+        schema_version: json::SCHEMA_VERSION,
+        approvals: rows,
+    }))
+}
+
+/// `maos approvals`: what waits for a person, a row each, and how to decide.
+struct Waiting(json::ApprovalsDoc);
+
+impl Render for Waiting {
+    fn document(&self) -> impl Serialize {
+        &self.0
     }
-    if rows.is_empty() {
-        out.note("nothing waits for a person");
-        return Ok(());
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        let rows = &self.0.approvals;
+        if rows.is_empty() {
+            out.note("nothing waits for a person");
+            return Ok(());
+        }
+        let text = human::approvals_table(out.color(), rows);
+        out.text(&text)?;
+        out.note("decide with `maos approve <id>` or `maos reject <id> --reason \"...\"`");
+        Ok(())
     }
-    let text = human::approvals_table(out.color(), &rows);
-    out.text(&text)?;
-    out.note("decide with `maos approve <id>` or `maos reject <id> --reason \"...\"`");
-    Ok(())
 }

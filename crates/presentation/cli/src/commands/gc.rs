@@ -1,11 +1,12 @@
 //! `maos gc`: the git worktrees of finished tasks removed (or, with `--dry-run`, listed).
 
-use maos_application::MaosApi;
+use maos_application::{GcEntry, MaosApi};
+use serde::Serialize;
 
 use crate::error::CliError;
 use crate::escape;
 use crate::json;
-use crate::output::Output;
+use crate::output::{Output, Render};
 
 /// `maos gc`.
 pub(super) fn execute(
@@ -23,29 +24,43 @@ pub(super) fn execute(
         force,
         older_than,
     })?;
-    if out.json() {
-        return out.document(&json::GcDoc::new(&entries, dry_run));
+    out.print(&Collected { entries, dry_run })
+}
+
+/// What `maos gc` removed, kept, or (with `--dry-run`) would remove.
+struct Collected {
+    entries: Vec<GcEntry>,
+    dry_run: bool,
+}
+
+impl Render for Collected {
+    fn document(&self) -> impl Serialize {
+        json::GcDoc::new(&self.entries, self.dry_run)
     }
-    if entries.is_empty() {
-        out.note("no worktree of a finished task is old enough to remove");
-        return Ok(());
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        let (entries, dry_run) = (&self.entries, self.dry_run);
+        if entries.is_empty() {
+            out.note("no worktree of a finished task is old enough to remove");
+            return Ok(());
+        }
+        let mut lines = Vec::new();
+        for e in entries {
+            lines.push(match (&e.kept_because, dry_run) {
+                (Some(why), _) => format!(
+                    "kept    {} ({}): {}",
+                    escape::line(&e.path),
+                    e.task.short(),
+                    escape::line(why)
+                ),
+                (None, true) => format!(
+                    "would remove {} ({})",
+                    escape::line(&e.path),
+                    e.task.short()
+                ),
+                (None, false) => format!("removed {} ({})", escape::line(&e.path), e.task.short()),
+            });
+        }
+        out.text(&lines.join("\n"))
     }
-    let mut lines = Vec::new();
-    for e in &entries {
-        lines.push(match (&e.kept_because, dry_run) {
-            (Some(why), _) => format!(
-                "kept    {} ({}): {}",
-                escape::line(&e.path),
-                e.task.short(),
-                escape::line(why)
-            ),
-            (None, true) => format!(
-                "would remove {} ({})",
-                escape::line(&e.path),
-                e.task.short()
-            ),
-            (None, false) => format!("removed {} ({})", escape::line(&e.path), e.task.short()),
-        });
-    }
-    out.text(&lines.join("\n"))
 }

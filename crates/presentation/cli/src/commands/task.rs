@@ -3,8 +3,12 @@
 
 use std::io::IsTerminal;
 
-use maos_application::{AssignTask, CreateTask, IdRef, LogRequest, MaosApi, Page, TaskFilter};
-use maos_domain::CapabilitySet;
+use maos_application::{
+    AssignTask, Assignment, CreateTask, Created, IdRef, LogRequest, MaosApi, Page, TaskFilter,
+    TaskPage, Waiting,
+};
+use maos_domain::{CapabilitySet, Task};
+use serde::Serialize;
 
 use crate::cli::{CreateArgs, TaskCommand, TaskListArgs};
 use crate::commands::repository;
@@ -13,7 +17,7 @@ use crate::escape;
 use crate::human;
 use crate::input::{FileKind, read_text_or_stdin};
 use crate::json;
-use crate::output::Output;
+use crate::output::{Output, Render};
 
 /// `maos task …`.
 pub(super) fn execute(
@@ -25,33 +29,17 @@ pub(super) fn execute(
         TaskCommand::Create(args) => create_task(args, api, out),
         TaskCommand::List(args) => list_tasks(args, api, out),
         TaskCommand::Show { id } => {
-            let t = api.get_task(&id)?;
+            let task = api.get_task(&id)?;
             let waiting = api.task_waiting(&id)?;
-            if out.json() {
-                return out.document(&json::TaskShowDoc::new(&t, &waiting));
-            }
-            let text = human::task_details(out.color(), &t);
-            out.text(&text)?;
-            if !waiting.is_empty() {
-                out.text(&human::waiting(out.color(), &waiting))?;
-            }
-            Ok(())
+            out.print(&Shown { task, waiting })
         }
         TaskCommand::Retry { id, attempts } => {
-            let t = api.retry_task(&id, attempts)?;
-            if out.json() {
-                return out.document(&json::TaskDoc::new(&t));
-            }
-            out.text(&format!(
-                "task {} is {} again: {} of {} attempts used",
-                t.id.short(),
-                t.state,
-                t.attempts_used(),
-                t.attempts_allowed()
-            ))
+            out.print(&Changed(api.retry_task(&id, attempts)?, Change::Retried))
         }
         TaskCommand::Briefing { id, attempt } => {
             let b = api.task_briefing(&id, attempt)?;
+            // The document names the task by its full id, which costs a call the text does not
+            // need: this branch stays.
             if out.json() {
                 let t = api.get_task(&id)?;
                 return out.document(&json::BriefingDoc::new(&t.id.to_string(), &b));
@@ -69,28 +57,10 @@ pub(super) fn execute(
             out.text(&escape::block(b.text.trim_end()))
         }
         TaskCommand::Assign { id, agent } => {
-            let a = api.assign_task(AssignTask { task: id, agent })?;
-            if out.json() {
-                return out.document(&json::AssignmentDoc::new(&a));
-            }
-            out.text(&format!(
-                "assigned task {} to {} (attempt {}, fencing token {})",
-                a.task.id.short(),
-                a.agent,
-                a.attempt,
-                a.fencing
-            ))
+            out.print(&Assigned(api.assign_task(AssignTask { task: id, agent })?))
         }
         TaskCommand::Cancel { id, reason } => {
-            let t = api.cancel_task(&id, reason)?;
-            if out.json() {
-                return out.document(&json::TaskDoc::new(&t));
-            }
-            out.text(&format!(
-                "cancelled task {}: {}",
-                t.id.short(),
-                escape::line(t.spec.title.as_str())
-            ))
+            out.print(&Changed(api.cancel_task(&id, reason)?, Change::Cancelled))
         }
         TaskCommand::Logs {
             id,
@@ -108,47 +78,71 @@ pub(super) fn execute(
             raw,
         } => {
             let diff = api.task_diff(&id, attempt, stat)?;
-            if out.json() {
-                return out.document(&json::DiffDoc {
+            out.print(&Diff {
+                doc: json::DiffDoc {
                     schema_version: json::SCHEMA_VERSION,
                     task: id.to_string(),
                     attempt,
                     stat,
                     diff,
-                });
-            }
-            if diff.trim().is_empty() {
-                out.note("no changes");
-                return Ok(());
-            }
-            // What an agent wrote may hold escape sequences: a terminal gets them escaped.
-            if raw || !std::io::stdout().is_terminal() {
-                out.bytes(diff.as_bytes())
-            } else {
-                out.bytes(escape::block(&diff).as_bytes())
-            }
+                },
+                raw,
+            })
         }
         TaskCommand::Rollback { id, to_attempt } => {
             let t = api.rollback(&id, to_attempt)?;
-            if out.json() {
-                return out.document(&json::TaskDoc::new(&t));
-            }
-            let branch = t.workspace.as_ref().map_or("-", |w| w.branch.as_str());
-            out.text(&format!(
-                "rolled back {branch} of task {} to {}",
-                t.id.short(),
-                match to_attempt {
-                    Some(n) => format!("what attempt {n} left"),
-                    None => "before its newest attempt".into(),
-                }
-            ))
+            out.print(&Changed(t, Change::RolledBack { to_attempt }))
         }
         TaskCommand::Depend { id, on } => {
-            let t = api.add_dependency(&id, &on)?;
-            if out.json() {
-                return out.document(&json::TaskDoc::new(&t));
+            out.print(&Changed(api.add_dependency(&id, &on)?, Change::Depends))
+        }
+    }
+}
+
+/// What a command did to a task.
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    Retried,
+    Cancelled,
+    RolledBack { to_attempt: Option<u32> },
+    Depends,
+}
+
+/// A task as a command changed it: its document, or a sentence saying what happened.
+struct Changed(Task, Change);
+
+impl Render for Changed {
+    fn document(&self) -> impl Serialize {
+        json::TaskDoc::new(&self.0)
+    }
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        let t = &self.0;
+        out.text(&match self.1 {
+            Change::Retried => format!(
+                "task {} is {} again: {} of {} attempts used",
+                t.id.short(),
+                t.state,
+                t.attempts_used(),
+                t.attempts_allowed()
+            ),
+            Change::Cancelled => format!(
+                "cancelled task {}: {}",
+                t.id.short(),
+                escape::line(t.spec.title.as_str())
+            ),
+            Change::RolledBack { to_attempt } => {
+                let branch = t.workspace.as_ref().map_or("-", |w| w.branch.as_str());
+                format!(
+                    "rolled back {branch} of task {} to {}",
+                    t.id.short(),
+                    match to_attempt {
+                        Some(n) => format!("what attempt {n} left"),
+                        None => "before its newest attempt".into(),
+                    }
+                )
             }
-            out.text(&format!(
+            Change::Depends => format!(
                 "task {} ({}) now depends on {}",
                 t.id.short(),
                 t.state,
@@ -158,8 +152,130 @@ pub(super) fn execute(
                     .map(|d| d.short())
                     .collect::<Vec<_>>()
                     .join(", ")
+            ),
+        })
+    }
+}
+
+/// `task show`: the task in detail, and what it waits for.
+struct Shown {
+    task: Task,
+    waiting: Vec<Waiting>,
+}
+
+impl Render for Shown {
+    fn document(&self) -> impl Serialize {
+        json::TaskShowDoc::new(&self.task, &self.waiting)
+    }
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        let text = human::task_details(out.color(), &self.task);
+        out.text(&text)?;
+        if !self.waiting.is_empty() {
+            out.text(&human::waiting(out.color(), &self.waiting))?;
+        }
+        Ok(())
+    }
+}
+
+/// `task assign`: the attempt that was started.
+struct Assigned(Assignment);
+
+impl Render for Assigned {
+    fn document(&self) -> impl Serialize {
+        json::AssignmentDoc::new(&self.0)
+    }
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        let a = &self.0;
+        out.text(&format!(
+            "assigned task {} to {} (attempt {}, fencing token {})",
+            a.task.id.short(),
+            a.agent,
+            a.attempt,
+            a.fencing
+        ))
+    }
+}
+
+/// `task diff`: what the work changed, raw or (to a terminal) escaped.
+struct Diff {
+    doc: json::DiffDoc,
+    raw: bool,
+}
+
+impl Render for Diff {
+    fn document(&self) -> impl Serialize {
+        &self.doc
+    }
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        let diff = &self.doc.diff;
+        if diff.trim().is_empty() {
+            out.note("no changes");
+            return Ok(());
+        }
+        // What an agent wrote may hold escape sequences: a terminal gets them escaped.
+        if self.raw || !std::io::stdout().is_terminal() {
+            out.bytes(diff.as_bytes())
+        } else {
+            out.bytes(escape::block(diff).as_bytes())
+        }
+    }
+}
+
+/// `task create`: the task made (or found by its idempotency key).
+struct Made(Created);
+
+impl Render for Made {
+    fn document(&self) -> impl Serialize {
+        json::TaskCreatedDoc::new(&self.0.task, self.0.created)
+    }
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        let t = &self.0.task;
+        if self.0.created {
+            out.text(&format!(
+                "created task {} ({}): {}",
+                t.id.short(),
+                t.state,
+                escape::line(t.spec.title.as_str())
+            ))
+        } else {
+            out.note("a task with this idempotency key exists already; nothing was created");
+            out.text(&format!(
+                "task {} ({}): {}",
+                t.id.short(),
+                t.state,
+                escape::line(t.spec.title.as_str())
             ))
         }
+    }
+}
+
+/// `task list`: a page of tasks, and where the next one starts.
+struct Listed(TaskPage);
+
+impl Render for Listed {
+    fn document(&self) -> impl Serialize {
+        json::TaskListDoc::new(
+            &self.0.tasks,
+            self.0.next_cursor.as_ref().map(ToString::to_string),
+        )
+    }
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        let page = &self.0;
+        if page.tasks.is_empty() {
+            out.note("no tasks match; create one with `maos task create`");
+        } else {
+            let text = human::task_table(out.color(), &page.tasks);
+            out.text(&text)?;
+        }
+        if let Some(cursor) = &page.next_cursor {
+            out.note(&format!("more tasks: maos task list --cursor {cursor}"));
+        }
+        Ok(())
     }
 }
 
@@ -193,26 +309,7 @@ fn create_task(args: CreateArgs, api: &dyn MaosApi, out: &mut Output) -> Result<
         wants_port: args.port,
         concerns: args.concerns,
     })?;
-    if out.json() {
-        return out.document(&json::TaskCreatedDoc::new(&created.task, created.created));
-    }
-    let t = &created.task;
-    if created.created {
-        out.text(&format!(
-            "created task {} ({}): {}",
-            t.id.short(),
-            t.state,
-            escape::line(t.spec.title.as_str())
-        ))
-    } else {
-        out.note("a task with this idempotency key exists already; nothing was created");
-        out.text(&format!(
-            "task {} ({}): {}",
-            t.id.short(),
-            t.state,
-            escape::line(t.spec.title.as_str())
-        ))
-    }
+    out.print(&Made(created))
 }
 
 fn list_tasks(args: TaskListArgs, api: &dyn MaosApi, out: &mut Output) -> Result<(), CliError> {
@@ -231,22 +328,7 @@ fn list_tasks(args: TaskListArgs, api: &dyn MaosApi, out: &mut Output) -> Result
             cursor: args.cursor,
         },
     )?;
-    if out.json() {
-        return out.document(&json::TaskListDoc::new(
-            &page.tasks,
-            page.next_cursor.map(|c| c.to_string()),
-        ));
-    }
-    if page.tasks.is_empty() {
-        out.note("no tasks match; create one with `maos task create`");
-    } else {
-        let text = human::task_table(out.color(), &page.tasks);
-        out.text(&text)?;
-    }
-    if let Some(cursor) = page.next_cursor {
-        out.note(&format!("more tasks: maos task list --cursor {cursor}"));
-    }
-    Ok(())
+    out.print(&Listed(page))
 }
 
 /// `task logs`: the attempt's captured output, raw (any bytes; escaped unless `raw`) or, with
