@@ -17,7 +17,7 @@ use crate::error::{CliError, FailureClass};
 use crate::escape;
 use crate::human;
 use crate::json;
-use crate::output::Output;
+use crate::output::{Output, Render};
 
 mod run;
 
@@ -518,17 +518,31 @@ pub(crate) fn status(
         return watch(api, o.id, None, out);
     }
     let (o, tasks, waits, _) = snapshot(api, o.id)?;
-    let s = summary(&o, &tasks, &waits);
-    if out.json() {
-        return out.document(&StatusDoc {
+    let summary = summary(&o, &tasks, &waits);
+    out.print(&Progress { o, tasks, summary })
+}
+
+/// `maos orchestrate status`: a line per task, then the summary.
+struct Progress {
+    o: Orchestration,
+    tasks: Vec<Task>,
+    summary: Summary,
+}
+
+impl Render for Progress {
+    fn document(&self) -> impl Serialize {
+        StatusDoc {
             schema_version: json::SCHEMA_VERSION,
-            orchestration: json::OrchestrationDoc::new(&o).orchestration,
-            tasks: tasks.iter().map(json::TaskJson::from).collect(),
-            summary: s,
-        });
+            orchestration: json::OrchestrationDoc::new(&self.o).orchestration,
+            tasks: self.tasks.iter().map(json::TaskJson::from).collect(),
+            summary: self.summary.clone(),
+        }
     }
-    out.text(&progress_text(&o, &tasks, out.color()))?;
-    out.text(&summary_text(&s))
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        out.text(&progress_text(&self.o, &self.tasks, out.color()))?;
+        out.text(&summary_text(&self.summary))
+    }
 }
 
 /// `maos orchestrate status --json`.
@@ -788,7 +802,22 @@ pub(crate) fn graph(
         GraphFormat::Mermaid => mermaid(&tasks),
         GraphFormat::Dot => dot(&o, &tasks),
     };
-    if out.json() {
+    out.print(&Drawn {
+        orchestration: o.id,
+        format,
+        text,
+    })
+}
+
+/// `maos orchestrate graph`: the graph in Mermaid or dot.
+struct Drawn {
+    orchestration: OrchestrationId,
+    format: GraphFormat,
+    text: String,
+}
+
+impl Render for Drawn {
+    fn document(&self) -> impl Serialize {
         #[derive(Serialize)]
         struct GraphDoc<'a> {
             schema_version: u32,
@@ -796,17 +825,20 @@ pub(crate) fn graph(
             format: &'a str,
             graph: &'a str,
         }
-        return out.document(&GraphDoc {
+        GraphDoc {
             schema_version: json::SCHEMA_VERSION,
-            orchestration: o.id.to_string(),
-            format: match format {
+            orchestration: self.orchestration.to_string(),
+            format: match self.format {
                 GraphFormat::Mermaid => "mermaid",
                 GraphFormat::Dot => "dot",
             },
-            graph: &text,
-        });
+            graph: &self.text,
+        }
     }
-    out.text(text.trim_end())
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        out.text(self.text.trim_end())
+    }
 }
 
 /// A label safe inside double quotes in Mermaid and dot.
@@ -908,108 +940,143 @@ pub(super) fn execute(
                 verify,
                 notes,
             })?;
-            if out.json() {
-                return out.document(&json::OrchestrationDoc::new(&o));
-            }
-            out.text(&format!(
-                "created orchestration {} ({}): {}",
-                o.id.short(),
-                o.status,
-                escape::line(o.name.as_str())
-            ))
+            out.print(&Changed(o, Change::Created))
         }
         OrchestrateCommand::Merge { id, into } => {
-            let report = api.merge_orchestration(&id, into)?;
-            if out.json() {
-                return out.document(&json::MergeDoc::new(&report));
-            }
-            if report.merged {
-                out.text(&format!(
-                    "merged {} into {} (commit {})",
-                    report.branch,
-                    report.into,
-                    short_commit(&report.commit)
-                ))
-            } else {
-                out.text(&format!(
-                    "{} already contains {}: nothing to merge",
-                    report.into, report.branch
-                ))
-            }
+            out.print(&Merged(api.merge_orchestration(&id, into)?))
         }
         OrchestrateCommand::Run(args) => run::run(args, dir, api, out),
         OrchestrateCommand::Start { id } => {
-            let o = api.start_orchestration(&id)?;
-            lifecycle_line(out, &o, "started: its ready tasks get agents")
+            out.print(&Changed(api.start_orchestration(&id)?, Change::Started))
         }
         OrchestrateCommand::Pause { id, now } => {
             let o = api.pause_orchestration(&id, now)?;
-            lifecycle_line(
-                out,
-                &o,
-                if now {
-                    "paused: its running attempts were stopped and their tasks wait to run again"
-                } else {
-                    "paused: no new assignments; running attempts finish"
-                },
-            )
+            out.print(&Changed(o, Change::Paused { now }))
         }
         OrchestrateCommand::Resume { id } => {
-            let o = api.resume_orchestration(&id)?;
-            lifecycle_line(out, &o, "resumed")
+            out.print(&Changed(api.resume_orchestration(&id)?, Change::Resumed))
         }
         OrchestrateCommand::Cancel { id, reason } => {
             let o = api.cancel_orchestration(&id, reason)?;
-            lifecycle_line(
-                out,
-                &o,
-                "cancelled, with every task of it that had not finished",
-            )
+            out.print(&Changed(o, Change::Cancelled))
         }
         OrchestrateCommand::Status { id, watch } => status(api, &id, watch, out),
         OrchestrateCommand::Graph { id, format } => graph(api, &id, format, out),
-        OrchestrateCommand::List => {
-            let list = api.list_orchestrations()?;
-            if out.json() {
-                return out.document(&json::OrchestrationListDoc::new(&list));
+        OrchestrateCommand::List => out.print(&Listed(api.list_orchestrations()?)),
+        OrchestrateCommand::Show { id } => out.print(&Shown(api.get_orchestration(&id)?)),
+    }
+}
+
+/// What a command did to an orchestration.
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    Created,
+    Started,
+    Paused { now: bool },
+    Resumed,
+    Cancelled,
+}
+
+/// An orchestration as a command changed it: its document, or a sentence saying what happened.
+struct Changed(Orchestration, Change);
+
+impl Render for Changed {
+    fn document(&self) -> impl Serialize {
+        json::OrchestrationDoc::new(&self.0)
+    }
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        let o = &self.0;
+        let what = match self.1 {
+            Change::Created => {
+                return out.text(&format!(
+                    "created orchestration {} ({}): {}",
+                    o.id.short(),
+                    o.status,
+                    escape::line(o.name.as_str())
+                ));
             }
-            if list.is_empty() {
-                out.note("no orchestrations yet; run a plan with `maos orchestrate run` (docs/orchestrations.md)");
-                return Ok(());
+            Change::Started => "started: its ready tasks get agents",
+            Change::Paused { now: true } => {
+                "paused: its running attempts were stopped and their tasks wait to run again"
             }
-            let text = human::orchestration_table(out.color(), &list);
-            out.text(&text)
-        }
-        OrchestrateCommand::Show { id } => {
-            let o = api.get_orchestration(&id)?;
-            if out.json() {
-                return out.document(&json::OrchestrationDoc::new(&o));
-            }
-            let text = human::orchestration_details(out.color(), &o);
-            out.text(&text)?;
-            out.note(&format!(
-                "its tasks: maos task list --orchestration {}",
-                o.id.short()
-            ));
-            Ok(())
+            Change::Paused { now: false } => "paused: no new assignments; running attempts finish",
+            Change::Resumed => "resumed",
+            Change::Cancelled => "cancelled, with every task of it that had not finished",
+        };
+        out.text(&format!(
+            "orchestration {} {what} ({})",
+            o.id.short(),
+            o.status
+        ))
+    }
+}
+
+/// `orchestrate merge`: the integration branch merged, or already contained.
+struct Merged(maos_application::MergeReport);
+
+impl Render for Merged {
+    fn document(&self) -> impl Serialize {
+        json::MergeDoc::new(&self.0)
+    }
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        let report = &self.0;
+        if report.merged {
+            out.text(&format!(
+                "merged {} into {} (commit {})",
+                report.branch,
+                report.into,
+                short_commit(&report.commit)
+            ))
+        } else {
+            out.text(&format!(
+                "{} already contains {}: nothing to merge",
+                report.into, report.branch
+            ))
         }
     }
 }
 
-/// The answer of `orchestrate start|pause|resume|cancel`.
-fn lifecycle_line(
-    out: &mut Output,
-    o: &maos_domain::Orchestration,
-    what: &str,
-) -> Result<(), CliError> {
-    if out.json() {
-        return out.document(&json::OrchestrationDoc::new(o));
+/// `orchestrate list`: a table, or a note that there is none.
+struct Listed(Vec<Orchestration>);
+
+impl Render for Listed {
+    fn document(&self) -> impl Serialize {
+        json::OrchestrationListDoc::new(&self.0)
     }
-    out.text(&format!(
-        "orchestration {} {what} ({})",
-        o.id.short(),
-        o.status
-    ))
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        if self.0.is_empty() {
+            out.note(
+                "no orchestrations yet; run a plan with `maos orchestrate run` \
+                 (docs/orchestrations.md)",
+            );
+            return Ok(());
+        }
+        let text = human::orchestration_table(out.color(), &self.0);
+        out.text(&text)
+    }
+}
+
+/// `orchestrate show`: the orchestration in detail, and how to list its tasks.
+struct Shown(Orchestration);
+
+impl Render for Shown {
+    fn document(&self) -> impl Serialize {
+        json::OrchestrationDoc::new(&self.0)
+    }
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        let o = &self.0;
+        let text = human::orchestration_details(out.color(), o);
+        out.text(&text)?;
+        out.note(&format!(
+            "its tasks: maos task list --orchestration {}",
+            o.id.short()
+        ));
+        Ok(())
+    }
 }
 
 fn short_commit(commit: &str) -> &str {

@@ -12,7 +12,7 @@ use crate::escape;
 use crate::human;
 use crate::input::{FileKind, read_text};
 use crate::json;
-use crate::output::Output;
+use crate::output::{Output, Render};
 use crate::workflow_file;
 
 /// Where workflow files live: `<data dir>/workflows/*.toml` (or `.json`).
@@ -97,64 +97,103 @@ fn known_workflows(dir: &Path) -> Vec<(Result<Workflow, CliError>, String)> {
 /// `maos workflow list|show|validate`.
 pub(super) fn execute(cmd: &WorkflowCommand, dir: &Path, out: &mut Output) -> Result<(), CliError> {
     match cmd {
-        WorkflowCommand::List => {
-            let all = known_workflows(dir);
-            if out.json() {
-                let list: Vec<WorkflowJson> = all
-                    .iter()
-                    .filter_map(|(w, source)| w.as_ref().ok().map(|w| WorkflowJson::new(w, source)))
-                    .collect();
-                return out.document(&WorkflowListDoc {
-                    schema_version: json::SCHEMA_VERSION,
-                    workflows: list,
-                });
-            }
-            let mut rows = Vec::new();
-            for (w, source) in &all {
-                match w {
-                    Ok(w) => rows.push(vec![
-                        w.name().to_string(),
-                        w.version().to_string(),
-                        stage_flow(w),
-                        source.clone(),
-                    ]),
-                    Err(e) => out.note(&format!("skipped {source}: {}", e.message)),
-                }
-            }
-            out.text(&human::table(
-                out.color(),
-                &["NAME", "VERSION", "STAGES", "SOURCE"],
-                rows,
-            ))
-        }
+        WorkflowCommand::List => out.print(&Known(known_workflows(dir))),
         WorkflowCommand::Show { name } => {
-            let (w, source) = find_workflow(dir, name)?;
-            if out.json() {
-                return out.document(&WorkflowDoc {
-                    schema_version: json::SCHEMA_VERSION,
-                    workflow: WorkflowJson::new(&w, &source),
-                });
-            }
-            out.text(&show_text(&w, out.color()))
+            let (workflow, source) = find_workflow(dir, name)?;
+            out.print(&Shown { workflow, source })
         }
         WorkflowCommand::Validate { file } => {
-            let w = read_workflow(file)?;
-            if out.json() {
-                return out.document(&WorkflowDoc {
-                    schema_version: json::SCHEMA_VERSION,
-                    workflow: WorkflowJson::new(&w, &file.display().to_string()),
-                });
-            }
-            out.text(&format!(
-                "{} is a valid workflow: {} version {}, {} stage{} ({})",
-                file.display(),
-                w.name(),
-                w.version(),
-                w.stages().len(),
-                if w.stages().len() == 1 { "" } else { "s" },
-                stage_flow(&w)
-            ))
+            let workflow = read_workflow(file)?;
+            out.print(&Valid {
+                workflow,
+                file: file.display().to_string(),
+            })
         }
+    }
+}
+
+/// `workflow list`: every workflow that reads, with where it came from; the others are skipped
+/// with a note.
+struct Known(Vec<(Result<Workflow, CliError>, String)>);
+
+impl Render for Known {
+    fn document(&self) -> impl Serialize {
+        let list: Vec<WorkflowJson> = self
+            .0
+            .iter()
+            .filter_map(|(w, source)| w.as_ref().ok().map(|w| WorkflowJson::new(w, source)))
+            .collect();
+        WorkflowListDoc {
+            schema_version: json::SCHEMA_VERSION,
+            workflows: list,
+        }
+    }
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        let mut rows = Vec::new();
+        for (w, source) in &self.0 {
+            match w {
+                Ok(w) => rows.push(vec![
+                    w.name().to_string(),
+                    w.version().to_string(),
+                    stage_flow(w),
+                    source.clone(),
+                ]),
+                Err(e) => out.note(&format!("skipped {source}: {}", e.message)),
+            }
+        }
+        out.text(&human::table(
+            out.color(),
+            &["NAME", "VERSION", "STAGES", "SOURCE"],
+            rows,
+        ))
+    }
+}
+
+/// `workflow show`: its stages as a table.
+struct Shown {
+    workflow: Workflow,
+    source: String,
+}
+
+impl Render for Shown {
+    fn document(&self) -> impl Serialize {
+        WorkflowDoc {
+            schema_version: json::SCHEMA_VERSION,
+            workflow: WorkflowJson::new(&self.workflow, &self.source),
+        }
+    }
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        out.text(&show_text(&self.workflow, out.color()))
+    }
+}
+
+/// `workflow validate`: the file holds a valid workflow.
+struct Valid {
+    workflow: Workflow,
+    file: String,
+}
+
+impl Render for Valid {
+    fn document(&self) -> impl Serialize {
+        WorkflowDoc {
+            schema_version: json::SCHEMA_VERSION,
+            workflow: WorkflowJson::new(&self.workflow, &self.file),
+        }
+    }
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        let w = &self.workflow;
+        out.text(&format!(
+            "{} is a valid workflow: {} version {}, {} stage{} ({})",
+            self.file,
+            w.name(),
+            w.version(),
+            w.stages().len(),
+            if w.stages().len() == 1 { "" } else { "s" },
+            stage_flow(w)
+        ))
     }
 }
 

@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use maos_application::{CreateOrchestration, CreatePlan, CreateTask, MaosApi, PlanTask};
+use maos_application::{
+    CreateOrchestration, CreatePlan, CreateTask, MaosApi, PlanCreated, PlanTask,
+};
 use maos_domain::workflow::Workflow;
 use maos_domain::{CapabilitySet, Title, WorkspaceSpec};
 use serde::Serialize;
@@ -16,7 +18,7 @@ use crate::error::{CliError, FailureClass};
 use crate::human;
 use crate::input::{FileKind, read_text};
 use crate::json;
-use crate::output::Output;
+use crate::output::{Output, Render};
 use crate::plan_file::{self, PlanFile};
 
 /// `maos orchestrate run <plan> | --workflow NAME --goal TEXT`.
@@ -84,21 +86,29 @@ pub(super) fn run(
         None
     };
     let made = api.create_plan(plan)?;
-    let o = &made.orchestration;
     if args.watch {
+        // Watching streams: the heading is text only, the stream says it with --json.
         if !out.json() {
             out.text(&format!(
                 "orchestration {} started with {}",
-                o.id.short(),
+                made.orchestration.id.short(),
                 tasks_count(made.tasks.len())
             ))?;
         }
-        return super::watch(api, o.id, since, out);
+        return super::watch(api, made.orchestration.id, since, out);
     }
-    if out.json() {
-        return out.document(&RunDoc {
+    out.print(&Started(made))
+}
+
+/// What `orchestrate run` created: the orchestration, started, and its tasks by plan key.
+struct Started(PlanCreated);
+
+impl Render for Started {
+    fn document(&self) -> impl Serialize {
+        let made = &self.0;
+        RunDoc {
             schema_version: json::SCHEMA_VERSION,
-            orchestration: json::OrchestrationDoc::new(o).orchestration,
+            orchestration: json::OrchestrationDoc::new(&made.orchestration).orchestration,
             tasks: made
                 .tasks
                 .iter()
@@ -107,24 +117,29 @@ pub(super) fn run(
                     task: t.into(),
                 })
                 .collect(),
-        });
+        }
     }
-    let lines: Vec<String> = made
-        .tasks
-        .iter()
-        .map(|(key, t)| format!("  {key} → task {} ({})", t.id.short(), t.state))
-        .collect();
-    out.text(&format!(
-        "orchestration {} started with {}:\n{}",
-        o.id.short(),
-        tasks_count(made.tasks.len()),
-        lines.join("\n")
-    ))?;
-    out.note(&format!(
-        "watch it: maos orchestrate status {} --watch",
-        o.id.short()
-    ));
-    Ok(())
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        let made = &self.0;
+        let o = &made.orchestration;
+        let lines: Vec<String> = made
+            .tasks
+            .iter()
+            .map(|(key, t)| format!("  {key} → task {} ({})", t.id.short(), t.state))
+            .collect();
+        out.text(&format!(
+            "orchestration {} started with {}:\n{}",
+            o.id.short(),
+            tasks_count(made.tasks.len()),
+            lines.join("\n")
+        ))?;
+        out.note(&format!(
+            "watch it: maos orchestrate status {} --watch",
+            o.id.short()
+        ));
+        Ok(())
+    }
 }
 
 /// `1 task`, `4 tasks`.
