@@ -1,14 +1,15 @@
 //! `maos events [--follow]`: the event log, oldest first; with `--follow`, new events live (until
 //! Ctrl-C or `--limit`).
 
-use maos_application::MaosApi;
+use maos_application::{MaosApi, StoredEvent};
+use serde::Serialize;
 
 use crate::cli::EventsArgs;
 use crate::error::CliError;
 use crate::human;
 use crate::json;
 use crate::live::{TICK, ended, exit_quietly_on_interrupt};
-use crate::output::Output;
+use crate::output::{Output, Render};
 
 /// `maos events [--follow]`.
 pub(super) fn execute(
@@ -21,26 +22,45 @@ pub(super) fn execute(
     }
     let limit = args.limit.unwrap_or(EventsArgs::DEFAULT_LIMIT);
     let events = api.read_events(args.since, limit)?;
-    if out.json() {
-        return out.document(&json::EventsDoc::new(&events, args.since));
+    out.print(&Log {
+        events,
+        since: args.since,
+        limit,
+    })
+}
+
+/// `maos events`: a page of the log, a line per event.
+struct Log {
+    events: Vec<StoredEvent>,
+    since: u64,
+    limit: usize,
+}
+
+impl Render for Log {
+    fn document(&self) -> impl Serialize {
+        json::EventsDoc::new(&self.events, self.since)
     }
-    if events.is_empty() {
-        out.note(&format!("no events after {}", args.since));
-        return Ok(());
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        let (events, limit) = (&self.events, self.limit);
+        if events.is_empty() {
+            out.note(&format!("no events after {}", self.since));
+            return Ok(());
+        }
+        let mut text = String::new();
+        for e in events {
+            text.push_str(&human::event_line(e));
+            text.push('\n');
+        }
+        out.text(&text)?;
+        if let Some(last) = events.last().filter(|_| events.len() >= limit) {
+            out.note(&format!(
+                "more events may follow: maos events --since {}",
+                last.seq
+            ));
+        }
+        Ok(())
     }
-    let mut text = String::new();
-    for e in &events {
-        text.push_str(&human::event_line(e));
-        text.push('\n');
-    }
-    out.text(&text)?;
-    if let Some(last) = events.last().filter(|_| events.len() >= limit) {
-        out.note(&format!(
-            "more events may follow: maos events --since {}",
-            last.seq
-        ));
-    }
-    Ok(())
 }
 
 /// `maos events --follow [--since SEQ] [--limit N]`.

@@ -5,13 +5,14 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use maos_application::{ErrorInfo, EventFollower, MaosApi, QueryError, StatusReport};
+use serde::Serialize;
 
 use crate::cli::StatusArgs;
 use crate::error::CliError;
 use crate::human;
 use crate::json;
 use crate::live::{TICK, ended, exit_quietly_on_interrupt};
-use crate::output::Output;
+use crate::output::{Output, Render};
 
 /// The shortest time between two redraws of `status --watch`: events that come faster are
 /// taken together.
@@ -29,12 +30,20 @@ pub(super) fn execute(
     if args.watch {
         return watch(api, out);
     }
-    let report = api.status()?;
-    if out.json() {
-        return out.document(&json::StatusDoc::new(&report));
+    out.print(&Counts(api.status()?))
+}
+
+/// `maos status`: the counts.
+struct Counts(StatusReport);
+
+impl Render for Counts {
+    fn document(&self) -> impl Serialize {
+        json::StatusDoc::new(&self.0)
     }
-    let text = human::status(&report);
-    out.text(&text)
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        out.text(&human::status(&self.0))
+    }
 }
 
 /// `maos status --watch`.
