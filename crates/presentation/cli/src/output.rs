@@ -221,37 +221,35 @@ impl Output {
     }
 }
 
+/// What a test's stdout received.
 #[cfg(test)]
-mod tests {
-    use std::cell::RefCell;
-    use std::rc::Rc;
+#[derive(Clone, Default)]
+pub(crate) struct Captured(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
 
-    use super::*;
-    use crate::error::FailureClass;
-
-    /// What a test's stdout received.
-    #[derive(Clone, Default)]
-    struct Captured(Rc<RefCell<Vec<u8>>>);
-
-    impl Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.borrow_mut().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
+#[cfg(test)]
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(buf);
+        Ok(buf.len())
     }
 
-    impl Captured {
-        fn text(&self) -> String {
-            String::from_utf8(self.0.borrow().clone()).unwrap()
-        }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
+}
 
+#[cfg(test)]
+impl Captured {
+    /// Everything written, as text.
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.borrow()).into_owned()
+    }
+}
+
+#[cfg(test)]
+impl Output {
     /// Output into a buffer, quiet (notes would go to the real stderr), without colour.
-    fn output(json: bool) -> (Output, Captured) {
+    pub(crate) fn captured(json: bool) -> (Output, Captured) {
         let captured = Captured::default();
         let out = Output {
             stdout: BufWriter::new(Box::new(captured.clone())),
@@ -263,6 +261,12 @@ mod tests {
         };
         (out, captured)
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::FailureClass;
 
     struct Answer;
 
@@ -287,7 +291,7 @@ mod tests {
 
     #[test]
     fn print_writes_the_text_for_people_without_json() {
-        let (mut out, captured) = output(false);
+        let (mut out, captured) = Output::captured(false);
         out.print(&Answer).unwrap();
         out.finish().unwrap();
         assert_eq!(captured.text(), "the answer is 42\n");
@@ -295,7 +299,7 @@ mod tests {
 
     #[test]
     fn print_writes_the_document_with_json() {
-        let (mut out, captured) = output(true);
+        let (mut out, captured) = Output::captured(true);
         out.print(&Answer).unwrap();
         out.finish().unwrap();
         assert_eq!(
@@ -306,7 +310,7 @@ mod tests {
 
     #[test]
     fn a_stream_prints_each_document_on_one_line() {
-        let (mut out, captured) = output(true);
+        let (mut out, captured) = Output::captured(true);
         out.stream_documents();
         out.print(&Answer).unwrap();
         out.print(&Answer).unwrap();
@@ -318,9 +322,9 @@ mod tests {
     #[test]
     fn only_a_json_document_says_the_error_already() {
         let e = || CliError::new(FailureClass::Inconsistent, "disagrees");
-        let (json, _) = output(true);
+        let (json, _) = Output::captured(true);
         assert!(json.said_by_the_document(e()).documented);
-        let (text, _) = output(false);
+        let (text, _) = Output::captured(false);
         assert!(!text.said_by_the_document(e()).documented);
     }
 }

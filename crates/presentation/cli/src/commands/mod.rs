@@ -115,3 +115,48 @@ pub(crate) fn repository(dir: &Path) -> Result<String, CliError> {
         .unwrap_or(full);
     Ok(top.display().to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    /// Carries out `maos --data-dir DIR --no-daemon ARGS…` and answers what stdout received.
+    fn execute_in(dir: &Path, args: &[&str], json: bool) -> String {
+        let mut line = vec!["maos", "--no-daemon", "--data-dir"];
+        let dir = dir.to_str().unwrap();
+        line.push(dir);
+        line.extend_from_slice(args);
+        let cli = Cli::try_parse_from(line).unwrap();
+        let (mut out, captured) = Output::captured(json);
+        execute(cli, &mut out).unwrap();
+        out.finish().unwrap();
+        captured.text()
+    }
+
+    #[test]
+    fn completions_open_no_data_directory_and_no_database() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("not").join("there");
+        let script = execute_in(&dir, &["completions", "bash"], false);
+        assert!(script.contains("maos"), "{script}");
+        assert!(!dir.exists(), "the data directory was made");
+    }
+
+    #[test]
+    fn workflows_read_the_data_directory_but_open_no_database() {
+        let tmp = tempfile::tempdir().unwrap();
+        let doc = execute_in(tmp.path(), &["workflow", "list"], true);
+        assert!(doc.contains("\"workflows\""), "{doc}");
+        assert!(!tmp.path().join(compose::DB_FILE).exists());
+    }
+
+    #[test]
+    fn status_opens_the_database_through_the_api() {
+        let tmp = tempfile::tempdir().unwrap();
+        let doc = execute_in(tmp.path(), &["status"], true);
+        assert!(doc.contains("\"schema_version\""), "{doc}");
+        assert!(tmp.path().join(compose::DB_FILE).exists());
+    }
+}
