@@ -15,7 +15,7 @@ use maos_sqlite::SqliteStore;
 use maos_system::{RandomIds, SystemClock};
 
 use crate::config_file::Config;
-use crate::error::{CliError, Kind};
+use crate::error::{CliError, FailureClass};
 
 /// The database file inside the data directory.
 pub(crate) const DB_FILE: &str = "maos.db";
@@ -34,7 +34,7 @@ pub(crate) fn data_dir(given: Option<&Path>) -> Result<PathBuf, CliError> {
     }
     let base = etcetera::choose_base_strategy().map_err(|e| {
         CliError::new(
-            Kind::Failure,
+            FailureClass::Failure,
             format!("cannot find the home directory: {e}"),
         )
         .with_hint("name a data directory with --data-dir or MAOS_DATA_DIR")
@@ -88,7 +88,7 @@ pub(crate) fn verify(dir: &Path) -> Result<maos_application::verify::Verificatio
     let db = dir.join(DB_FILE);
     if !db.exists() {
         return Err(CliError::new(
-            Kind::NotFound,
+            FailureClass::NotFound,
             format!("there is no database at {}", db.display()),
         )
         .with_hint("name the data directory with --data-dir or MAOS_DATA_DIR"));
@@ -140,14 +140,14 @@ pub(crate) fn data_dir_error(dir: &Path, e: &std::io::Error) -> CliError {
     } else {
         format!("cannot create the data directory {}: {e}", dir.display())
     };
-    CliError::new(Kind::Storage, message)
+    CliError::new(FailureClass::Storage, message)
         .with_hint("choose a writable directory with --data-dir or MAOS_DATA_DIR")
 }
 
 /// The data directory `dir` exists but nothing can be written in it.
 fn read_only_error(dir: &Path, why: impl std::fmt::Display) -> CliError {
     CliError::new(
-        Kind::Storage,
+        FailureClass::Storage,
         format!(
             "the data directory {} is read-only ({why}); MAOS keeps its database there",
             dir.display()
@@ -277,7 +277,10 @@ pub(crate) fn with_agents(dir: &Path) -> Result<AgentsAtWork, CliError> {
                 }
             })
             .map_err(|e| {
-                CliError::new(Kind::Failure, format!("cannot start the lease reaper: {e}"))
+                CliError::new(
+                    FailureClass::Failure,
+                    format!("cannot start the lease reaper: {e}"),
+                )
             })?;
     }
     Ok(AgentsAtWork {

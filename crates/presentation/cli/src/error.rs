@@ -9,9 +9,10 @@ use maos_application::{
 };
 use thiserror::Error;
 
-/// The kind of a failure, as the CLI reports it.
+/// The class of a failure, as the CLI reports it: it decides the exit code and the `kind` named
+/// in a JSON error document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
+pub(crate) enum FailureClass {
     /// Anything else that went wrong (exit 1).
     Failure,
     /// The command line does not parse (exit 2).
@@ -34,48 +35,52 @@ pub(crate) enum Kind {
     BrokenPipe,
 }
 
-impl Kind {
+impl FailureClass {
     /// The process exit code.
     pub(crate) fn exit_code(self) -> u8 {
         match self {
-            Kind::BrokenPipe => 0,
-            Kind::Failure => 1,
-            Kind::Usage | Kind::InvalidInput => 2,
-            Kind::NotFound => 3,
-            Kind::Conflict => 4,
-            Kind::Storage => 5,
-            Kind::DaemonUnavailable => 6,
-            Kind::Unfinished => 7,
-            Kind::Inconsistent => 8,
+            FailureClass::BrokenPipe => 0,
+            FailureClass::Failure => 1,
+            FailureClass::Usage | FailureClass::InvalidInput => 2,
+            FailureClass::NotFound => 3,
+            FailureClass::Conflict => 4,
+            FailureClass::Storage => 5,
+            FailureClass::DaemonUnavailable => 6,
+            FailureClass::Unfinished => 7,
+            FailureClass::Inconsistent => 8,
         }
     }
 
     /// The stable name used in JSON error documents.
     pub(crate) fn as_str(self) -> &'static str {
         match self {
-            Kind::Failure => "failure",
-            Kind::Usage => "usage",
-            Kind::InvalidInput => "invalid_input",
-            Kind::NotFound => "not_found",
-            Kind::Conflict => "conflict",
-            Kind::Storage => "storage",
-            Kind::DaemonUnavailable => "daemon_unavailable",
-            Kind::Unfinished => "unfinished",
-            Kind::Inconsistent => "inconsistent",
-            Kind::BrokenPipe => "broken_pipe",
+            FailureClass::Failure => "failure",
+            FailureClass::Usage => "usage",
+            FailureClass::InvalidInput => "invalid_input",
+            FailureClass::NotFound => "not_found",
+            FailureClass::Conflict => "conflict",
+            FailureClass::Storage => "storage",
+            FailureClass::DaemonUnavailable => "daemon_unavailable",
+            FailureClass::Unfinished => "unfinished",
+            FailureClass::Inconsistent => "inconsistent",
+            FailureClass::BrokenPipe => "broken_pipe",
         }
     }
 }
 
-impl From<ErrorKind> for Kind {
+/// The old name of [`FailureClass`], still spelled by `config_file.rs`.
+// Kept until that file's concurrent edits are merged; then it says `FailureClass` and this goes.
+pub(crate) type Kind = FailureClass;
+
+impl From<ErrorKind> for FailureClass {
     fn from(kind: ErrorKind) -> Self {
         match kind {
-            ErrorKind::InvalidInput => Kind::InvalidInput,
-            ErrorKind::NotFound => Kind::NotFound,
-            ErrorKind::Conflict => Kind::Conflict,
-            ErrorKind::Storage => Kind::Storage,
-            ErrorKind::Unavailable => Kind::DaemonUnavailable,
-            ErrorKind::Internal => Kind::Failure,
+            ErrorKind::InvalidInput => FailureClass::InvalidInput,
+            ErrorKind::NotFound => FailureClass::NotFound,
+            ErrorKind::Conflict => FailureClass::Conflict,
+            ErrorKind::Storage => FailureClass::Storage,
+            ErrorKind::Unavailable => FailureClass::DaemonUnavailable,
+            ErrorKind::Internal => FailureClass::Failure,
         }
     }
 }
@@ -84,7 +89,7 @@ impl From<ErrorKind> for Kind {
 #[derive(Debug, Error)]
 #[error("{message}")]
 pub(crate) struct CliError {
-    pub(crate) kind: Kind,
+    pub(crate) class: FailureClass,
     pub(crate) message: String,
     pub(crate) hint: Option<String>,
     /// The command's JSON document already says what went wrong: no error document follows it.
@@ -92,10 +97,10 @@ pub(crate) struct CliError {
 }
 
 impl CliError {
-    /// An error of this kind.
-    pub(crate) fn new(kind: Kind, message: impl Into<String>) -> Self {
+    /// An error of this class.
+    pub(crate) fn new(class: FailureClass, message: impl Into<String>) -> Self {
         CliError {
-            kind,
+            class,
             message: message.into(),
             hint: None,
             documented: false,
@@ -118,7 +123,7 @@ impl CliError {
     /// An error of the application.
     fn from_info(e: &dyn ErrorInfo) -> Self {
         CliError {
-            kind: e.kind().into(),
+            class: e.kind().into(),
             message: e.to_string(),
             hint: e.hint(),
             documented: false,
@@ -128,15 +133,18 @@ impl CliError {
     /// Writing to stdout failed; a closed pipe is not an error.
     pub(crate) fn stdout(e: &io::Error) -> Self {
         if e.kind() == io::ErrorKind::BrokenPipe {
-            CliError::new(Kind::BrokenPipe, "stdout was closed")
+            CliError::new(FailureClass::BrokenPipe, "stdout was closed")
         } else {
-            CliError::new(Kind::Failure, format!("cannot write to stdout: {e}"))
+            CliError::new(
+                FailureClass::Failure,
+                format!("cannot write to stdout: {e}"),
+            )
         }
     }
 
     /// The process exit code.
     pub(crate) fn exit_code(&self) -> u8 {
-        self.kind.exit_code()
+        self.class.exit_code()
     }
 }
 
@@ -184,16 +192,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_kind_has_its_documented_exit_code() {
+    fn every_class_has_its_documented_exit_code() {
         let codes: Vec<(&str, u8)> = [
-            Kind::BrokenPipe,
-            Kind::Failure,
-            Kind::Usage,
-            Kind::InvalidInput,
-            Kind::NotFound,
-            Kind::Conflict,
-            Kind::Storage,
-            Kind::DaemonUnavailable,
+            FailureClass::BrokenPipe,
+            FailureClass::Failure,
+            FailureClass::Usage,
+            FailureClass::InvalidInput,
+            FailureClass::NotFound,
+            FailureClass::Conflict,
+            FailureClass::Storage,
+            FailureClass::DaemonUnavailable,
         ]
         .into_iter()
         .map(|k| (k.as_str(), k.exit_code()))

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::error::{CliError, Kind};
+use crate::error::{CliError, FailureClass};
 
 /// One mebibyte.
 const MIB: u64 = 1024 * 1024;
@@ -209,7 +209,7 @@ impl From<ReadError> for CliError {
                 format!("set {var} to a number of bytes, or a size like 4MiB, or unset it")
             }
         };
-        CliError::new(Kind::InvalidInput, e.to_string()).with_hint(hint)
+        CliError::new(FailureClass::InvalidInput, e.to_string()).with_hint(hint)
     }
 }
 

@@ -1,7 +1,7 @@
-//! `maos`, the MAOS command line: parses the arguments, sets up logging and output, composes the
-//! application, runs one command and turns its outcome into an exit code (docs/exit-codes.md).
+//! `maos`, the MAOS command line: parses the arguments, sets up logging and output, has
+//! `commands::execute` carry out the command and turns its outcome into an exit code
+//! (docs/exit-codes.md).
 
-mod admin;
 mod agents_file;
 mod cli;
 mod commands;
@@ -14,10 +14,8 @@ mod human;
 mod input;
 mod json;
 mod live;
-mod orchestrate;
 mod output;
 mod plan_file;
-mod plan_run;
 mod reasons;
 mod toml_doc;
 mod workflow_file;
@@ -30,16 +28,16 @@ use clap::error::ErrorKind as ClapErrorKind;
 use clap::{CommandFactory, FromArgMatches};
 use tracing::level_filters::LevelFilter;
 
-use crate::cli::{AdminCommand, Cli, ColorWhen, Command, DaemonAction, GlobalArgs};
-use crate::error::{CliError, Kind};
+use crate::cli::{Cli, ColorWhen, GlobalArgs};
+use crate::error::FailureClass;
 use crate::output::Output;
 
 fn main() -> ExitCode {
-    ExitCode::from(run(std::env::args_os().collect()))
+    ExitCode::from(invoke(std::env::args_os().collect()))
 }
 
-/// Runs `maos` with these arguments and returns the exit code.
-fn run(args: Vec<OsString>) -> u8 {
+/// Carries out `maos` with these arguments and returns the exit code.
+fn invoke(args: Vec<OsString>) -> u8 {
     let pre = Prescan::of(&args);
     let cli = match parse(args, pre.color) {
         Ok(cli) => cli,
@@ -47,43 +45,15 @@ fn run(args: Vec<OsString>) -> u8 {
     };
     init_logging(&cli.global);
     let mut out = Output::new(cli.global.json, cli.global.quiet, cli.global.color);
-    match execute(cli, &mut out).and_then(|()| out.finish()) {
+    match commands::execute(cli, &mut out).and_then(|()| out.finish()) {
         Ok(()) => 0,
-        Err(e) if e.kind == Kind::BrokenPipe => 0,
+        Err(e) if e.class == FailureClass::BrokenPipe => 0,
         Err(e) => {
-            tracing::debug!(kind = e.kind.as_str(), "command failed");
+            tracing::debug!(kind = e.class.as_str(), "command failed");
             out.error(&e);
             e.exit_code()
         }
     }
-}
-
-fn execute(cli: Cli, out: &mut Output) -> Result<(), CliError> {
-    if let Some(result) = commands::run_offline(&cli.command, out) {
-        return result;
-    }
-    let dir = compose::data_dir(cli.global.data_dir.as_deref())?;
-    if let Command::Daemon(args) = &cli.command {
-        return match args.action {
-            None => daemon::foreground(&dir),
-            Some(DaemonAction::Start) => daemon::start(&dir, cli.global.verbose, out),
-            Some(DaemonAction::Stop) => daemon::stop(&dir, out),
-            Some(DaemonAction::Status) => daemon::status(&dir, out),
-        };
-    }
-    if let Command::Workflow(cmd) = &cli.command {
-        return plan_run::workflow(cmd, &dir, out);
-    }
-    // Reads the database itself, beside a running daemon or without one (ADR 0012).
-    if let Command::Admin(AdminCommand::Verify) = &cli.command {
-        return admin::verify(&dir, out);
-    }
-    let api = if compose::no_daemon(cli.global.no_daemon) {
-        compose::in_process(&dir)?
-    } else {
-        daemon::connect_or_start(&dir, cli.global.verbose)?
-    };
-    commands::run(cli.command, api.as_ref(), &dir, out)
 }
 
 fn parse(args: Vec<OsString>, color: ColorWhen) -> Result<Cli, clap::Error> {
@@ -143,8 +113,10 @@ fn clap_failure(e: &clap::Error, json: bool) -> u8 {
     };
     if json && code != 0 {
         let kind = match e.kind() {
-            ClapErrorKind::InvalidValue | ClapErrorKind::ValueValidation => Kind::InvalidInput,
-            _ => Kind::Usage,
+            ClapErrorKind::InvalidValue | ClapErrorKind::ValueValidation => {
+                FailureClass::InvalidInput
+            }
+            _ => FailureClass::Usage,
         };
         let (message, hint) = if e.kind() == ClapErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
         {

@@ -1,13 +1,13 @@
 //! Where output goes: results on stdout (text or one JSON document), chatter and errors on
 //! stderr, colour only where it was asked for. A closed stdout (`maos task list | head -1`)
-//! surfaces as [`Kind::BrokenPipe`](crate::error::Kind), which ends the command quietly.
+//! surfaces as [`FailureClass::BrokenPipe`](crate::error::FailureClass), which ends the command quietly.
 
 use std::io::{self, BufWriter, IsTerminal, StdoutLock, Write};
 
 use serde::Serialize;
 
 use crate::cli::ColorWhen;
-use crate::error::{CliError, Kind};
+use crate::error::{CliError, FailureClass};
 use crate::escape;
 use crate::json::ErrorDoc;
 
@@ -54,10 +54,20 @@ pub(crate) fn paint(on: bool, style: Style, text: &str) -> String {
     }
 }
 
+/// A command's result, printed one way ([`Output::print`]): its JSON document with `--json`,
+/// else its text for people. Handlers make a result and print it; they do not ask which.
+pub(crate) trait Render {
+    /// The JSON document (shapes in docs/json.md).
+    fn document(&self) -> impl Serialize;
+
+    /// The text for people: the result on stdout, remarks (a next step) as notes on stderr.
+    fn human(&self, out: &mut Output) -> Result<(), CliError>;
+}
+
 /// The command's output streams.
-#[derive(Debug)]
 pub(crate) struct Output {
-    stdout: BufWriter<StdoutLock<'static>>,
+    /// This process's stdout (a buffer in tests).
+    stdout: BufWriter<Box<dyn Write>>,
     json: bool,
     /// A stream of documents, one per line (NDJSON), instead of one pretty-printed document.
     ndjson: bool,
@@ -66,11 +76,24 @@ pub(crate) struct Output {
     color_stderr: bool,
 }
 
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Output")
+            .field("json", &self.json)
+            .field("ndjson", &self.ndjson)
+            .field("quiet", &self.quiet)
+            .field("color_stdout", &self.color_stdout)
+            .field("color_stderr", &self.color_stderr)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Output {
     /// Output to this process's stdout and stderr.
     pub(crate) fn new(json: bool, quiet: bool, color: ColorWhen) -> Self {
+        let stdout: StdoutLock<'static> = io::stdout().lock();
         Output {
-            stdout: BufWriter::new(io::stdout().lock()),
+            stdout: BufWriter::new(Box::new(stdout)),
             json,
             ndjson: false,
             quiet,
@@ -117,9 +140,27 @@ impl Output {
             serde_json::to_string_pretty(doc)
         };
         let text = encoded.map_err(|e| {
-            CliError::new(Kind::Failure, format!("cannot encode the JSON output: {e}"))
+            CliError::new(
+                FailureClass::Failure,
+                format!("cannot encode the JSON output: {e}"),
+            )
         })?;
         self.text(&text)
+    }
+
+    /// Prints a command's result: its JSON document with `--json`, else its text.
+    pub(crate) fn print(&mut self, result: &impl Render) -> Result<(), CliError> {
+        if self.json {
+            self.document(&result.document())
+        } else {
+            result.human(self)
+        }
+    }
+
+    /// `e`, marked as said already when the result printed before it was a JSON document that
+    /// says it (stdout then carries that one document, and no error document follows).
+    pub(crate) fn said_by_the_document(&self, e: CliError) -> CliError {
+        if self.json { e.documented() } else { e }
     }
 
     /// A remark for people on stderr (a hint, a next step); silent with `-q`.
@@ -137,7 +178,7 @@ impl Output {
     pub(crate) fn error(&mut self, e: &CliError) {
         if self.json && !e.documented {
             let doc = ErrorDoc::new(
-                e.kind.as_str(),
+                e.class.as_str(),
                 e.message.clone(),
                 e.hint.clone(),
                 e.exit_code(),
@@ -177,5 +218,113 @@ impl Output {
         self.stdout
             .write_all(bytes)
             .map_err(|e| CliError::stdout(&e))
+    }
+}
+
+/// What a test's stdout received.
+#[cfg(test)]
+#[derive(Clone, Default)]
+pub(crate) struct Captured(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+
+#[cfg(test)]
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+impl Captured {
+    /// Everything written, as text.
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.borrow()).into_owned()
+    }
+}
+
+#[cfg(test)]
+impl Output {
+    /// Output into a buffer, quiet (notes would go to the real stderr), without colour.
+    pub(crate) fn captured(json: bool) -> (Output, Captured) {
+        let captured = Captured::default();
+        let out = Output {
+            stdout: BufWriter::new(Box::new(captured.clone())),
+            json,
+            ndjson: false,
+            quiet: true,
+            color_stdout: false,
+            color_stderr: false,
+        };
+        (out, captured)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::FailureClass;
+
+    struct Answer;
+
+    #[derive(Serialize)]
+    struct AnswerDoc {
+        schema_version: u32,
+        answer: u32,
+    }
+
+    impl Render for Answer {
+        fn document(&self) -> impl Serialize {
+            AnswerDoc {
+                schema_version: 1,
+                answer: 42,
+            }
+        }
+
+        fn human(&self, out: &mut Output) -> Result<(), CliError> {
+            out.text("the answer is 42")
+        }
+    }
+
+    #[test]
+    fn print_writes_the_text_for_people_without_json() {
+        let (mut out, captured) = Output::captured(false);
+        out.print(&Answer).unwrap();
+        out.finish().unwrap();
+        assert_eq!(captured.text(), "the answer is 42\n");
+    }
+
+    #[test]
+    fn print_writes_the_document_with_json() {
+        let (mut out, captured) = Output::captured(true);
+        out.print(&Answer).unwrap();
+        out.finish().unwrap();
+        assert_eq!(
+            captured.text(),
+            "{\n  \"schema_version\": 1,\n  \"answer\": 42\n}\n"
+        );
+    }
+
+    #[test]
+    fn a_stream_prints_each_document_on_one_line() {
+        let (mut out, captured) = Output::captured(true);
+        out.stream_documents();
+        out.print(&Answer).unwrap();
+        out.print(&Answer).unwrap();
+        out.finish().unwrap();
+        let line = "{\"schema_version\":1,\"answer\":42}\n";
+        assert_eq!(captured.text(), format!("{line}{line}"));
+    }
+
+    #[test]
+    fn only_a_json_document_says_the_error_already() {
+        let e = || CliError::new(FailureClass::Inconsistent, "disagrees");
+        let (json, _) = Output::captured(true);
+        assert!(json.said_by_the_document(e()).documented);
+        let (text, _) = Output::captured(false);
+        assert!(!text.said_by_the_document(e()).documented);
     }
 }

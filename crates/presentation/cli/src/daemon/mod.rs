@@ -14,15 +14,16 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use maos_application::{Clock, MaosApi};
+use maos_application::{Clock, MaosApi, StatusReport};
 use maos_ipc::{DaemonControl, DaemonInfo, IpcClient, Server};
 use maos_system::SystemClock;
+use serde::Serialize;
 
 use crate::compose;
-use crate::error::{CliError, Kind};
+use crate::error::{CliError, FailureClass};
 use crate::human;
 use crate::json;
-use crate::output::Output;
+use crate::output::{Output, Render};
 
 use self::lock::{DaemonLock, LockError};
 use self::paths::{DaemonPaths, PathError};
@@ -51,12 +52,12 @@ impl From<PathError> for CliError {
                 "set XDG_RUNTIME_DIR to a directory only you can enter, or remove the directory named above"
             }
         };
-        CliError::new(Kind::DaemonUnavailable, e.to_string()).with_hint(hint)
+        CliError::new(FailureClass::DaemonUnavailable, e.to_string()).with_hint(hint)
     }
 }
 
 fn unavailable(message: impl Into<String>) -> CliError {
-    CliError::new(Kind::DaemonUnavailable, message)
+    CliError::new(FailureClass::DaemonUnavailable, message)
 }
 
 /// The daemon's own description, and the switch that stops it.
@@ -102,7 +103,7 @@ pub(crate) fn foreground(data_dir: &Path) -> Result<(), CliError> {
     let _lock = DaemonLock::acquire(&paths.lock, std::process::id(), &paths.socket).map_err(
         |e| match e {
             LockError::Held { pid } => CliError::new(
-                Kind::Conflict,
+                FailureClass::Conflict,
                 format!(
                     "another daemon (pid {pid}) already serves {}",
                     paths.data_dir.display()
@@ -301,7 +302,7 @@ fn spawn(paths: &DaemonPaths, verbose: u8, deadline: Instant) -> Result<IpcClien
         if let Ok(Some(status)) = child.try_wait() {
             // Exit 4: another process held the lock (a daemon that won the race, or a dead
             // daemon's child for a moment). The caller tries again until its deadline.
-            if status.code() == Some(i32::from(Kind::Conflict.exit_code())) {
+            if status.code() == Some(i32::from(FailureClass::Conflict.exit_code())) {
                 return Err(Spawned::LostTheLock);
             }
             return Err(unavailable(format!(
@@ -407,18 +408,30 @@ pub(crate) fn start(data_dir: &Path, verbose: u8, out: &mut Output) -> Result<()
         },
     };
     let info = client.daemon_info()?;
-    if out.json() {
-        out.document(&json::DaemonDoc::new(&info, already, None))
-    } else {
-        let verb = if already {
+    out.print(&Started { info, already })
+}
+
+/// `maos daemon start`: the daemon that answers, started now or already running.
+struct Started {
+    info: DaemonInfo,
+    already: bool,
+}
+
+impl Render for Started {
+    fn document(&self) -> impl Serialize {
+        json::DaemonDoc::new(&self.info, self.already, None)
+    }
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        let verb = if self.already {
             "already running"
         } else {
             "started"
         };
         out.text(&format!(
             "daemon {verb}: pid {}, socket {}\n",
-            info.pid,
-            info.socket.display()
+            self.info.pid,
+            self.info.socket.display()
         ))
     }
 }
@@ -438,10 +451,7 @@ pub(crate) fn stop(data_dir: &Path, out: &mut Output) -> Result<(), CliError> {
             "no daemon is running for {}",
             paths.data_dir.display()
         ));
-        if out.json() {
-            out.document(&json::DaemonStoppedDoc::new(None))?;
-        }
-        return Ok(());
+        return out.print(&Stopped(None));
     };
     let pid = client.handshake_info().pid;
     client.shutdown()?;
@@ -457,10 +467,23 @@ pub(crate) fn stop(data_dir: &Path, out: &mut Output) -> Result<(), CliError> {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    if out.json() {
-        out.document(&json::DaemonStoppedDoc::new(Some(pid)))
-    } else {
-        out.text(&format!("daemon stopped (pid {pid})\n"))
+    out.print(&Stopped(Some(pid)))
+}
+
+/// `maos daemon stop`: the pid of the daemon stopped, or none when none was running (a note
+/// said so).
+struct Stopped(Option<u32>);
+
+impl Render for Stopped {
+    fn document(&self) -> impl Serialize {
+        json::DaemonStoppedDoc::new(self.0)
+    }
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        match self.0 {
+            Some(pid) => out.text(&format!("daemon stopped (pid {pid})\n")),
+            None => Ok(()),
+        }
     }
 }
 
@@ -476,9 +499,21 @@ pub(crate) fn status(data_dir: &Path, out: &mut Output) -> Result<(), CliError> 
     };
     let info = client.daemon_info()?;
     let counts = client.status()?;
-    if out.json() {
-        out.document(&json::DaemonDoc::new(&info, true, Some(&counts)))
-    } else {
-        out.text(&human::daemon(&info, &counts))
+    out.print(&Running { info, counts })
+}
+
+/// `maos daemon status`: the running daemon and the counts it serves.
+struct Running {
+    info: DaemonInfo,
+    counts: StatusReport,
+}
+
+impl Render for Running {
+    fn document(&self) -> impl Serialize {
+        json::DaemonDoc::new(&self.info, true, Some(&self.counts))
+    }
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        out.text(&human::daemon(&self.info, &self.counts))
     }
 }

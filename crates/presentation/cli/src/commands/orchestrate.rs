@@ -1,6 +1,7 @@
-//! `maos orchestrate run|start|pause|resume|cancel|status|graph`: running plans and workflows,
-//! steering orchestrations, and watching them to the end (a line per task, NDJSON events with
-//! `--json`, a final summary, and exit 0 only when every task completed).
+//! `maos orchestrate create|run|start|pause|resume|cancel|status|graph|list|show|merge`:
+//! creating orchestrations, running plans and workflows (`run.rs`), steering orchestrations, and
+//! watching them to the end (a line per task, NDJSON events with `--json`, a final summary, and
+//! exit 0 only when every task completed).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{BufRead, IsTerminal, Write};
@@ -11,13 +12,15 @@ use maos_domain::graph;
 use maos_domain::{Orchestration, OrchestrationId, Task, TaskId, TaskState, Usd};
 use serde::Serialize;
 
-use crate::cli::GraphFormat;
-use crate::error::{CliError, Kind};
+use crate::cli::{GraphFormat, OrchestrateCommand};
+use crate::error::{CliError, FailureClass};
 use crate::escape;
 use crate::human;
 use crate::json;
-use crate::output::Output;
+use crate::output::{Output, Render};
 use crate::reasons;
+
+mod run;
 
 /// How long one wait for events lasts while watching.
 const TICK: Duration = Duration::from_millis(200);
@@ -133,7 +136,7 @@ pub(crate) fn approve_plan(yes: bool, out: &mut Output) -> Result<(), CliError> 
     let stdin = std::io::stdin();
     if !stdin.is_terminal() || !std::io::stderr().is_terminal() {
         return Err(CliError::new(
-            Kind::Usage,
+            FailureClass::Usage,
             "the plan needs your approval, and there is no terminal to ask on",
         )
         .with_hint(
@@ -146,15 +149,17 @@ pub(crate) fn approve_plan(yes: bool, out: &mut Output) -> Result<(), CliError> 
     let _ = write!(err, "Run this plan? [y/N] ");
     let _ = err.flush();
     let mut answer = String::new();
-    stdin
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|e| CliError::new(Kind::Failure, format!("cannot read your answer: {e}")))?;
+    stdin.lock().read_line(&mut answer).map_err(|e| {
+        CliError::new(
+            FailureClass::Failure,
+            format!("cannot read your answer: {e}"),
+        )
+    })?;
     if matches!(answer.trim(), "y" | "Y" | "yes" | "Yes" | "YES") {
         Ok(())
     } else {
         Err(CliError::new(
-            Kind::Conflict,
+            FailureClass::Conflict,
             "you did not approve the plan: nothing was created",
         )
         .with_hint("answer y to run it, or pass --yes"))
@@ -505,17 +510,31 @@ pub(crate) fn status(
         return watch(api, o.id, None, out);
     }
     let (o, tasks, waits, _) = snapshot(api, o.id)?;
-    let s = summary(&o, &tasks, &waits);
-    if out.json() {
-        return out.document(&StatusDoc {
+    let summary = summary(&o, &tasks, &waits);
+    out.print(&Progress { o, tasks, summary })
+}
+
+/// `maos orchestrate status`: a line per task, then the summary.
+struct Progress {
+    o: Orchestration,
+    tasks: Vec<Task>,
+    summary: Summary,
+}
+
+impl Render for Progress {
+    fn document(&self) -> impl Serialize {
+        StatusDoc {
             schema_version: json::SCHEMA_VERSION,
-            orchestration: json::OrchestrationDoc::new(&o).orchestration,
-            tasks: tasks.iter().map(json::TaskJson::from).collect(),
-            summary: s,
-        });
+            orchestration: json::OrchestrationDoc::new(&self.o).orchestration,
+            tasks: self.tasks.iter().map(json::TaskJson::from).collect(),
+            summary: self.summary.clone(),
+        }
     }
-    out.text(&progress_text(&o, &tasks, out.color()))?;
-    out.text(&summary_text(&s))
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        out.text(&progress_text(&self.o, &self.tasks, out.color()))?;
+        out.text(&summary_text(&self.summary))
+    }
 }
 
 /// `maos orchestrate status --json`.
@@ -609,7 +628,7 @@ pub(crate) fn watch(
         Ok(())
     } else {
         Err(CliError::new(
-            Kind::Unfinished,
+            FailureClass::Unfinished,
             format!(
                 "orchestration {} stopped with {} of {} tasks completed",
                 s.orchestration, s.completed, s.tasks
@@ -774,7 +793,22 @@ pub(crate) fn graph(
         GraphFormat::Mermaid => mermaid(&tasks),
         GraphFormat::Dot => dot(&o, &tasks),
     };
-    if out.json() {
+    out.print(&Drawn {
+        orchestration: o.id,
+        format,
+        text,
+    })
+}
+
+/// `maos orchestrate graph`: the graph in Mermaid or dot.
+struct Drawn {
+    orchestration: OrchestrationId,
+    format: GraphFormat,
+    text: String,
+}
+
+impl Render for Drawn {
+    fn document(&self) -> impl Serialize {
         #[derive(Serialize)]
         struct GraphDoc<'a> {
             schema_version: u32,
@@ -782,17 +816,20 @@ pub(crate) fn graph(
             format: &'a str,
             graph: &'a str,
         }
-        return out.document(&GraphDoc {
+        GraphDoc {
             schema_version: json::SCHEMA_VERSION,
-            orchestration: o.id.to_string(),
-            format: match format {
+            orchestration: self.orchestration.to_string(),
+            format: match self.format {
                 GraphFormat::Mermaid => "mermaid",
                 GraphFormat::Dot => "dot",
             },
-            graph: &text,
-        });
+            graph: &self.text,
+        }
     }
-    out.text(text.trim_end())
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        out.text(self.text.trim_end())
+    }
 }
 
 /// A label safe inside double quotes in Mermaid and dot.
@@ -862,6 +899,179 @@ fn dot(o: &Orchestration, tasks: &[Task]) -> String {
     }
     s.push_str("}\n");
     s
+}
+
+/// `maos orchestrate …`.
+pub(super) fn execute(
+    cmd: OrchestrateCommand,
+    api: &dyn MaosApi,
+    dir: &std::path::Path,
+    out: &mut Output,
+) -> Result<(), CliError> {
+    match cmd {
+        OrchestrateCommand::Create {
+            name,
+            goal,
+            repo,
+            base,
+            verify,
+            notes,
+        } => {
+            let workspace = match repo {
+                Some(dir) => Some(maos_domain::WorkspaceSpec {
+                    repo: super::repository(&dir)?,
+                    base,
+                }),
+                None => None,
+            };
+            let o = api.create_orchestration(maos_application::CreateOrchestration {
+                name,
+                goal,
+                workspace,
+                verify,
+                notes,
+            })?;
+            out.print(&Changed(o, Change::Created))
+        }
+        OrchestrateCommand::Merge { id, into } => {
+            out.print(&Merged(api.merge_orchestration(&id, into)?))
+        }
+        OrchestrateCommand::Run(args) => run::run(args, dir, api, out),
+        OrchestrateCommand::Start { id } => {
+            out.print(&Changed(api.start_orchestration(&id)?, Change::Started))
+        }
+        OrchestrateCommand::Pause { id, now } => {
+            let o = api.pause_orchestration(&id, now)?;
+            out.print(&Changed(o, Change::Paused { now }))
+        }
+        OrchestrateCommand::Resume { id } => {
+            out.print(&Changed(api.resume_orchestration(&id)?, Change::Resumed))
+        }
+        OrchestrateCommand::Cancel { id, reason } => {
+            let o = api.cancel_orchestration(&id, reason)?;
+            out.print(&Changed(o, Change::Cancelled))
+        }
+        OrchestrateCommand::Status { id, watch } => status(api, &id, watch, out),
+        OrchestrateCommand::Graph { id, format } => graph(api, &id, format, out),
+        OrchestrateCommand::List => out.print(&Listed(api.list_orchestrations()?)),
+        OrchestrateCommand::Show { id } => out.print(&Shown(api.get_orchestration(&id)?)),
+    }
+}
+
+/// What a command did to an orchestration.
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    Created,
+    Started,
+    Paused { now: bool },
+    Resumed,
+    Cancelled,
+}
+
+/// An orchestration as a command changed it: its document, or a sentence saying what happened.
+struct Changed(Orchestration, Change);
+
+impl Render for Changed {
+    fn document(&self) -> impl Serialize {
+        json::OrchestrationDoc::new(&self.0)
+    }
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        let o = &self.0;
+        let what = match self.1 {
+            Change::Created => {
+                return out.text(&format!(
+                    "created orchestration {} ({}): {}",
+                    o.id.short(),
+                    o.status,
+                    escape::line(o.name.as_str())
+                ));
+            }
+            Change::Started => "started: its ready tasks get agents",
+            Change::Paused { now: true } => {
+                "paused: its running attempts were stopped and their tasks wait to run again"
+            }
+            Change::Paused { now: false } => "paused: no new assignments; running attempts finish",
+            Change::Resumed => "resumed",
+            Change::Cancelled => "cancelled, with every task of it that had not finished",
+        };
+        out.text(&format!(
+            "orchestration {} {what} ({})",
+            o.id.short(),
+            o.status
+        ))
+    }
+}
+
+/// `orchestrate merge`: the integration branch merged, or already contained.
+struct Merged(maos_application::MergeReport);
+
+impl Render for Merged {
+    fn document(&self) -> impl Serialize {
+        json::MergeDoc::new(&self.0)
+    }
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        let report = &self.0;
+        if report.merged {
+            out.text(&format!(
+                "merged {} into {} (commit {})",
+                report.branch,
+                report.into,
+                short_commit(&report.commit)
+            ))
+        } else {
+            out.text(&format!(
+                "{} already contains {}: nothing to merge",
+                report.into, report.branch
+            ))
+        }
+    }
+}
+
+/// `orchestrate list`: a table, or a note that there is none.
+struct Listed(Vec<Orchestration>);
+
+impl Render for Listed {
+    fn document(&self) -> impl Serialize {
+        json::OrchestrationListDoc::new(&self.0)
+    }
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        if self.0.is_empty() {
+            out.note(
+                "no orchestrations yet; run a plan with `maos orchestrate run` \
+                 (docs/orchestrations.md)",
+            );
+            return Ok(());
+        }
+        let text = human::orchestration_table(out.color(), &self.0);
+        out.text(&text)
+    }
+}
+
+/// `orchestrate show`: the orchestration in detail, and how to list its tasks.
+struct Shown(Orchestration);
+
+impl Render for Shown {
+    fn document(&self) -> impl Serialize {
+        json::OrchestrationDoc::new(&self.0)
+    }
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        let o = &self.0;
+        let text = human::orchestration_details(out.color(), o);
+        out.text(&text)?;
+        out.note(&format!(
+            "its tasks: maos task list --orchestration {}",
+            o.id.short()
+        ));
+        Ok(())
+    }
+}
+
+fn short_commit(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
 }
 
 #[cfg(test)]

@@ -8,25 +8,21 @@ use maos_application::verify::{Finding, Verification};
 use serde::Serialize;
 
 use crate::compose;
-use crate::error::{CliError, Kind};
+use crate::error::{CliError, FailureClass};
 use crate::escape;
 use crate::json;
-use crate::output::Output;
+use crate::output::{Output, Render};
 
 /// `maos admin verify`.
 pub(crate) fn verify(dir: &Path, out: &mut Output) -> Result<(), CliError> {
     let v = compose::verify(dir)?;
-    if out.json() {
-        out.document(&VerifyDoc::new(&v))?;
-    } else {
-        out.text(&text(&v))?;
-    }
+    out.print(&Verified(&v))?;
     if v.is_clean() {
         return Ok(());
     }
     let n = v.findings.len();
     let e = CliError::new(
-        Kind::Inconsistent,
+        FailureClass::Inconsistent,
         format!(
             "the database disagrees with its event log: {n} problem{}",
             if n == 1 { "" } else { "s" }
@@ -36,7 +32,20 @@ pub(crate) fn verify(dir: &Path, out: &mut Output) -> Result<(), CliError> {
         "the database was changed outside MAOS or is damaged; keep a copy of the data \
          directory before changing anything",
     );
-    Err(if out.json() { e.documented() } else { e })
+    Err(out.said_by_the_document(e))
+}
+
+/// What `admin verify` found: the counts, and each problem.
+struct Verified<'a>(&'a Verification);
+
+impl Render for Verified<'_> {
+    fn document(&self) -> impl Serialize {
+        VerifyDoc::new(self.0)
+    }
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        out.text(&text(self.0))
+    }
 }
 
 fn text(v: &Verification) -> String {

@@ -1,0 +1,162 @@
+//! The commands, one module per noun. [`execute`] is the one dispatch: per command it decides
+//! what the command needs (nothing, the data directory, the database itself, or the API through
+//! the daemon or in this process), composes only that, and hands it to the command's module.
+
+mod admin;
+mod agent;
+mod approval;
+mod completions;
+mod events;
+mod gc;
+mod orchestrate;
+mod status;
+mod task;
+mod workflow;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use maos_application::MaosApi;
+
+use crate::cli::{AdminCommand, Cli, Command, DaemonAction, GlobalArgs};
+use crate::compose;
+use crate::daemon;
+use crate::error::{CliError, FailureClass};
+use crate::output::Output;
+
+/// Carries out one command.
+pub(crate) fn execute(cli: Cli, out: &mut Output) -> Result<(), CliError> {
+    let Cli { global, command } = cli;
+    let needs = Needs { global: &global };
+    match command {
+        Command::Completions { shell } => completions::print(shell, out),
+        Command::Daemon(args) => {
+            let dir = needs.data_dir()?;
+            match args.action {
+                None => daemon::foreground(&dir),
+                Some(DaemonAction::Start) => daemon::start(&dir, global.verbose, out),
+                Some(DaemonAction::Stop) => daemon::stop(&dir, out),
+                Some(DaemonAction::Status) => daemon::status(&dir, out),
+            }
+        }
+        Command::Workflow(cmd) => workflow::execute(&cmd, &needs.data_dir()?, out),
+        // Reads the database itself, beside a running daemon or without one (ADR 0012).
+        Command::Admin(AdminCommand::Verify) => admin::verify(&needs.data_dir()?, out),
+        Command::Agent(cmd) => agent::execute(cmd, needs.api()?.api(), out),
+        Command::Task(cmd) => task::execute(cmd, needs.api()?.api(), out),
+        Command::Orchestrate(cmd) => {
+            let on = needs.api()?;
+            orchestrate::execute(cmd, on.api(), &on.dir, out)
+        }
+        Command::Status(args) => status::execute(&args, needs.api()?.api(), out),
+        Command::Events(args) => events::execute(&args, needs.api()?.api(), out),
+        Command::Approve { id } => approval::approve(&id, needs.api()?.api(), out),
+        Command::Reject { id, reason, cancel } => {
+            approval::reject(&id, reason, cancel, needs.api()?.api(), out)
+        }
+        Command::Approvals => approval::list(needs.api()?.api(), out),
+        Command::Gc {
+            dry_run,
+            force,
+            older_than,
+        } => gc::execute(dry_run, force, older_than, needs.api()?.api(), out),
+    }
+}
+
+/// What a command may need, composed only when its arm asks for it.
+struct Needs<'a> {
+    global: &'a GlobalArgs,
+}
+
+impl Needs<'_> {
+    /// The data directory: `--data-dir`, `MAOS_DATA_DIR` or the XDG data directory.
+    fn data_dir(&self) -> Result<PathBuf, CliError> {
+        compose::data_dir(self.global.data_dir.as_deref())
+    }
+
+    /// The API on the data directory: in this process with `--no-daemon`, else through the
+    /// daemon (started on first need).
+    fn api(&self) -> Result<Connected, CliError> {
+        let dir = self.data_dir()?;
+        let api = if compose::no_daemon(self.global.no_daemon) {
+            compose::in_process(&dir)?
+        } else {
+            daemon::connect_or_start(&dir, self.global.verbose)?
+        };
+        Ok(Connected { dir, api })
+    }
+}
+
+/// The API, and the data directory it works on.
+struct Connected {
+    dir: PathBuf,
+    api: Arc<dyn MaosApi>,
+}
+
+impl Connected {
+    fn api(&self) -> &dyn MaosApi {
+        self.api.as_ref()
+    }
+}
+
+/// A repository directory as the daemon must see it: absolute, symbolic links resolved.
+pub(crate) fn repository(dir: &Path) -> Result<String, CliError> {
+    let full = std::fs::canonicalize(dir).map_err(|e| {
+        CliError::new(
+            FailureClass::InvalidInput,
+            format!("cannot find the repository {}: {e}", dir.display()),
+        )
+        .with_hint("--repo takes the directory of a git repository")
+    })?;
+    // A subdirectory names its repository: tasks work on the whole of it (and concern locks
+    // compare paths per repository). What is no repository is refused later, with git's words.
+    let top = maos_git::GitWorkspaces::new()
+        .top_level(&full)
+        .unwrap_or(full);
+    Ok(top.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    /// Carries out `maos --data-dir DIR --no-daemon ARGS…` and answers what stdout received.
+    fn execute_in(dir: &Path, args: &[&str], json: bool) -> String {
+        let mut line = vec!["maos", "--no-daemon", "--data-dir"];
+        let dir = dir.to_str().unwrap();
+        line.push(dir);
+        line.extend_from_slice(args);
+        let cli = Cli::try_parse_from(line).unwrap();
+        let (mut out, captured) = Output::captured(json);
+        execute(cli, &mut out).unwrap();
+        out.finish().unwrap();
+        captured.text()
+    }
+
+    #[test]
+    fn completions_open_no_data_directory_and_no_database() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("not").join("there");
+        let script = execute_in(&dir, &["completions", "bash"], false);
+        assert!(script.contains("maos"), "{script}");
+        assert!(!dir.exists(), "the data directory was made");
+    }
+
+    #[test]
+    fn workflows_read_the_data_directory_but_open_no_database() {
+        let tmp = tempfile::tempdir().unwrap();
+        let doc = execute_in(tmp.path(), &["workflow", "list"], true);
+        assert!(doc.contains("\"workflows\""), "{doc}");
+        assert!(!tmp.path().join(compose::DB_FILE).exists());
+    }
+
+    #[test]
+    fn status_opens_the_database_through_the_api() {
+        let tmp = tempfile::tempdir().unwrap();
+        let doc = execute_in(tmp.path(), &["status"], true);
+        assert!(doc.contains("\"schema_version\""), "{doc}");
+        assert!(tmp.path().join(compose::DB_FILE).exists());
+    }
+}

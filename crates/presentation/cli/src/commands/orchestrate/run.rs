@@ -1,0 +1,344 @@
+//! `maos orchestrate run <plan> | --workflow NAME --goal TEXT`: a plan file or a workflow becomes
+//! an orchestration with its tasks, after the person approves the graph.
+
+use std::path::Path;
+
+use maos_application::{
+    CreateOrchestration, CreatePlan, CreateTask, MaosApi, PlanCreated, PlanTask,
+};
+use maos_domain::workflow::Workflow;
+use maos_domain::{CapabilitySet, Title, WorkspaceSpec};
+use serde::Serialize;
+
+use crate::cli::RunArgs;
+use crate::commands::repository;
+use crate::commands::workflow::find_workflow;
+use crate::config_file::{ApprovePlans, Config};
+use crate::error::{CliError, FailureClass};
+use crate::human;
+use crate::input::{FileKind, read_text};
+use crate::json;
+use crate::output::{Output, Render};
+use crate::plan_file::{self, PlanFile};
+
+/// `maos orchestrate run <plan> | --workflow NAME --goal TEXT`.
+pub(super) fn run(
+    args: RunArgs,
+    dir: &Path,
+    api: &dyn MaosApi,
+    out: &mut Output,
+) -> Result<(), CliError> {
+    let config = Config::load(dir)?;
+    let mut plan = match (&args.plan, &args.workflow) {
+        (Some(path), _) => {
+            let mut file = read_plan_file(path, api)?;
+            if let Some(repo) = &args.repo {
+                file.repo = Some(repo.clone());
+            }
+            if let Some(base) = &args.base {
+                file.base = Some(base.clone());
+            }
+            if file.base.is_some() && file.repo.is_none() {
+                return Err(no_repo_for_base());
+            }
+            plan_of(file)?
+        }
+        (None, Some(name)) => {
+            if args.base.is_some() && args.repo.is_none() {
+                return Err(no_repo_for_base());
+            }
+            let (w, _) = find_workflow(dir, name)?;
+            let goal = args.goal.clone().unwrap_or_default();
+            let workspace = match &args.repo {
+                Some(repo) => Some(WorkspaceSpec {
+                    repo: repository(repo)?,
+                    base: args.base.clone(),
+                }),
+                None => None,
+            };
+            from_workflow(&w, &goal, workspace)?
+        }
+        (None, None) => {
+            return Err(
+                CliError::new(FailureClass::Usage, "name a plan file or a --workflow")
+                    .with_hint("maos orchestrate run plan.toml, or --workflow tdd --goal \"…\""),
+            );
+        }
+    };
+    every_task_has_an_agent(&plan, api)?;
+    // The preview goes where the person reads: stdout for text, stderr beside JSON.
+    let preview = super::preview_text(&plan);
+    if out.json() {
+        if !args.yes {
+            eprintln!("{preview}");
+        }
+    } else {
+        out.text(&preview)?;
+        out.text("")?;
+    }
+    let auto = config.approve_plans == ApprovePlans::Auto;
+    super::approve_plan(args.yes || auto, out)?;
+    plan.start = true;
+    // Watching streams from before the plan exists: its creation is part of the story.
+    let since = if args.watch {
+        Some(api.status()?.last_event)
+    } else {
+        None
+    };
+    let made = api.create_plan(plan)?;
+    if args.watch {
+        // Watching streams: the heading is text only, the stream says it with --json.
+        if !out.json() {
+            out.text(&format!(
+                "orchestration {} started with {}",
+                made.orchestration.id.short(),
+                tasks_count(made.tasks.len())
+            ))?;
+        }
+        return super::watch(api, made.orchestration.id, since, out);
+    }
+    out.print(&Started(made))
+}
+
+/// What `orchestrate run` created: the orchestration, started, and its tasks by plan key.
+struct Started(PlanCreated);
+
+impl Render for Started {
+    fn document(&self) -> impl Serialize {
+        let made = &self.0;
+        RunDoc {
+            schema_version: json::SCHEMA_VERSION,
+            orchestration: json::OrchestrationDoc::new(&made.orchestration).orchestration,
+            tasks: made
+                .tasks
+                .iter()
+                .map(|(key, t)| KeyedTaskJson {
+                    key: key.clone(),
+                    task: t.into(),
+                })
+                .collect(),
+        }
+    }
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        let made = &self.0;
+        let o = &made.orchestration;
+        let lines: Vec<String> = made
+            .tasks
+            .iter()
+            .map(|(key, t)| format!("  {key} → task {} ({})", t.id.short(), t.state))
+            .collect();
+        out.text(&format!(
+            "orchestration {} started with {}:\n{}",
+            o.id.short(),
+            tasks_count(made.tasks.len()),
+            lines.join("\n")
+        ))?;
+        out.note(&format!(
+            "watch it: maos orchestrate status {} --watch",
+            o.id.short()
+        ));
+        Ok(())
+    }
+}
+
+/// `1 task`, `4 tasks`.
+fn tasks_count(n: usize) -> String {
+    format!("{n} task{}", if n == 1 { "" } else { "s" })
+}
+
+/// `orchestrate run --json`: what was created.
+#[derive(Debug, Serialize)]
+struct RunDoc {
+    schema_version: u32,
+    orchestration: json::OrchestrationJson,
+    tasks: Vec<KeyedTaskJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct KeyedTaskJson {
+    key: String,
+    task: json::TaskJson,
+}
+
+/// `--base` names where tasks start in a repository; without one it means nothing.
+fn no_repo_for_base() -> CliError {
+    CliError::new(
+        FailureClass::Usage,
+        "--base names the branch tasks start from, but there is no repository",
+    )
+    .with_hint("give the repository too: --repo DIR (or `repo` in the plan file)")
+}
+
+/// Refuses a plan with a task that no registered agent taking work can do: none offers all of
+/// its capabilities in its tier (tasks without capabilities get theirs from the routing rules
+/// later, and are not checked here).
+fn every_task_has_an_agent(plan: &CreatePlan, api: &dyn MaosApi) -> Result<(), CliError> {
+    let agents = api.list_agents(&maos_application::AgentFilter::default())?;
+    let working: Vec<&maos_domain::Agent> = agents.iter().filter(|a| a.accepts_work()).collect();
+    let problems: Vec<String> = plan
+        .tasks
+        .iter()
+        .filter(|t| !t.task.capabilities.is_empty())
+        .filter(|t| {
+            !working.iter().any(|a| {
+                maos_domain::policy::matcher::is_capable(a, &t.task.capabilities, t.task.tier)
+            })
+        })
+        .map(|t| {
+            let tier = t
+                .task
+                .tier
+                .map(|tier| format!(" of the {tier} tier"))
+                .unwrap_or_default();
+            format!(
+                "task `{}` needs an agent{tier} offering all of [{}]: no registered agent that \
+                 takes work does",
+                t.key, t.task.capabilities
+            )
+        })
+        .collect();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::new(
+        FailureClass::InvalidInput,
+        format!(
+            "no agent can do {} of the plan's tasks; nothing was created:\n  {}",
+            problems.len(),
+            problems.join("\n  ")
+        ),
+    )
+    .with_hint(
+        "register an agent that offers them (`maos agent register`), resume a drained one \
+         (`maos agent resume`), or change the plan",
+    ))
+}
+
+/// The union of the capabilities of every agent that is registered (and not removed).
+fn offered(api: &dyn MaosApi) -> Result<CapabilitySet, CliError> {
+    let agents = api.list_agents(&maos_application::AgentFilter::default())?;
+    Ok(agents
+        .iter()
+        .flat_map(|a| a.capabilities.iter().cloned())
+        .collect())
+}
+
+/// Reads and checks a plan file (every problem at once).
+fn read_plan_file(path: &Path, api: &dyn MaosApi) -> Result<PlanFile, CliError> {
+    let text = read_text(path, FileKind::Plan)?;
+    plan_file::parse(path, &text, &offered(api)?).map_err(|e| {
+        CliError::new(
+            FailureClass::InvalidInput,
+            format!("{e}\nnothing was created"),
+        )
+        .with_hint(
+            "fix the file and run the command again (docs/orchestrations.md describes the format)",
+        )
+    })
+}
+
+/// The plan a checked plan file describes.
+fn plan_of(file: PlanFile) -> Result<CreatePlan, CliError> {
+    let workspace = match &file.repo {
+        Some(repo) => Some(WorkspaceSpec {
+            repo: repository(repo)?,
+            base: file.base.clone(),
+        }),
+        None => None,
+    };
+    let tasks = plan_file::order(&file)
+        .into_iter()
+        .map(|t| PlanTask {
+            key: t.id.clone(),
+            task: CreateTask {
+                prompt: t.prompt.clone(),
+                capabilities: t.capabilities.clone(),
+                priority: t.priority,
+                risk: t.risk,
+                tier: t.tier,
+                max_attempts: t.max_attempts,
+                timeout: t.timeout,
+                budget: t.budget,
+                verify: t.verify.clone(),
+                wants_port: t.wants_port,
+                concerns: t.concerns.clone(),
+                ..CreateTask::titled(t.title.clone())
+            },
+            depends_on: t.depends_on.clone(),
+        })
+        .collect();
+    Ok(CreatePlan {
+        orchestration: CreateOrchestration {
+            name: file.name,
+            goal: Some(file.goal),
+            workspace,
+            verify: file.verify,
+            notes: file.notes,
+        },
+        tasks,
+        start: false,
+    })
+}
+
+/// The plan that runs workflow `w` for `goal`: one task per stage, each depending on the stages
+/// that hand off to it (whose outputs its briefing carries).
+fn from_workflow(
+    w: &Workflow,
+    goal: &str,
+    workspace: Option<WorkspaceSpec>,
+) -> Result<CreatePlan, CliError> {
+    let goal = goal.trim();
+    if goal.is_empty() {
+        return Err(
+            CliError::new(FailureClass::InvalidInput, "the goal is empty")
+                .with_hint("say what the workflow should achieve: --goal \"Add a --dry-run flag\""),
+        );
+    }
+    let flow: Vec<&str> = w.order().iter().map(|s| s.key.as_str()).collect();
+    let name = Title::parse(&human::clip(&format!("{}: {goal}", w.name()), 200)).map_err(|e| {
+        CliError::new(
+            FailureClass::InvalidInput,
+            format!("the goal makes a bad name: {}", e.reason),
+        )
+        .with_hint("use a one-line goal")
+    })?;
+    let tasks = w
+        .order()
+        .into_iter()
+        .map(|stage| PlanTask {
+            key: stage.key.as_str().to_owned(),
+            task: CreateTask {
+                prompt: Workflow::render_prompt(stage, goal),
+                capabilities: stage.capabilities.clone(),
+                risk: stage.risk,
+                tier: stage.tier,
+                verify: stage.verify.clone(),
+                ..CreateTask::titled(Title::parse(&stage.title).unwrap_or_else(|_| {
+                    Title::parse(stage.key.as_str()).unwrap_or_else(|_| name.clone())
+                }))
+            },
+            depends_on: w
+                .inputs_of(&stage.key)
+                .into_iter()
+                .map(|k| k.as_str().to_owned())
+                .collect(),
+        })
+        .collect();
+    Ok(CreatePlan {
+        orchestration: CreateOrchestration {
+            name,
+            goal: Some(goal.to_owned()),
+            workspace,
+            verify: None,
+            notes: vec![format!(
+                "This task is one stage of the workflow {} (version {}): {}.",
+                w.name(),
+                w.version(),
+                flow.join(" → ")
+            )],
+        },
+        tasks,
+        start: false,
+    })
+}
