@@ -73,6 +73,32 @@ pub fn find_path<E>(
     Ok(None)
 }
 
+/// The nodes that one of `starts` reaches (the starts included), as a flag per node: breadth
+/// first, each edge looked at once, O(V + E). Starts out of range are ignored.
+pub fn reachable<D: AsRef<[E]>, E: Edge>(
+    edges: &[D],
+    starts: impl IntoIterator<Item = usize>,
+) -> Vec<bool> {
+    let n = edges.len();
+    let mut reached = vec![false; n];
+    let mut queue = VecDeque::new();
+    for s in starts {
+        if s < n && !reached[s] {
+            reached[s] = true;
+            queue.push_back(s);
+        }
+    }
+    while let Some(u) = queue.pop_front() {
+        for v in edges[u].as_ref().iter().map(Edge::target) {
+            if v < n && !reached[v] {
+                reached[v] = true;
+                queue.push_back(v);
+            }
+        }
+    }
+    reached
+}
+
 /// The nodes `0..deps.len()` in dependency order: each node after every node it depends on
 /// (`deps[i]`); when several could come next, the lowest index first, so an acyclic graph
 /// keeps its given order wherever the dependencies allow. Nodes on a cycle, and the nodes that

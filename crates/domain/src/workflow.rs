@@ -10,7 +10,7 @@
 //! each depending on the stages that hand off to it ([`Workflow::inputs_of`]), with the stage's
 //! prompt rendered for the goal ([`Workflow::render_prompt`]).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -385,19 +385,7 @@ fn check(
     for &(_, t, _) in &edges {
         incoming[t] = true;
     }
-    let mut reached = vec![false; stages.len()];
-    let mut queue: VecDeque<usize> = firsts.iter().copied().filter(|&i| !incoming[i]).collect();
-    for &i in &queue {
-        reached[i] = true;
-    }
-    while let Some(n) = queue.pop_front() {
-        for &(m, _) in &out[n] {
-            if !reached[m] {
-                reached[m] = true;
-                queue.push_back(m);
-            }
-        }
-    }
+    let reached = graph::reachable(&out, firsts.iter().copied().filter(|&i| !incoming[i]));
     let mut unreachable: Vec<usize> = firsts.into_iter().filter(|&i| !reached[i]).collect();
     unreachable.sort_unstable();
     for i in unreachable {

@@ -9,7 +9,7 @@ use std::convert::Infallible;
 
 use maos_domain::TaskId;
 use maos_domain::graph::{
-    Edge, cycle_edges, cycles, find_path, strongly_connected, topological_order,
+    Edge, cycle_edges, cycles, find_path, reachable, strongly_connected, topological_order,
     topological_order_forward,
 };
 use proptest::prelude::*;
@@ -325,6 +325,16 @@ proptest! {
     }
 
     #[test]
+    fn reachable_is_what_some_start_reaches(edges in index_graph(), starts in prop::collection::vec(0..12usize, 0..4)) {
+        let n = edges.len();
+        let got = reachable(&edges, starts.iter().copied());
+        for (v, &got) in got.iter().enumerate() {
+            let want = starts.iter().any(|&s| s < n && reaches(&edges, s, v));
+            prop_assert_eq!(got, want, "node {}", v);
+        }
+    }
+
+    #[test]
     fn the_work_is_linear_in_the_edges(edges in index_graph()) {
         let looks = Cell::new(0);
         let counted: Vec<Vec<Counted<'_>>> = edges
@@ -340,5 +350,8 @@ proptest! {
         looks.set(0);
         let _ = topological_order(&counted);
         prop_assert!(looks.get() <= e, "order: {} looks at {} edges", looks.get(), e);
+        looks.set(0);
+        let _ = reachable(&counted, 0..edges.len());
+        prop_assert!(looks.get() <= e, "reachable: {} looks at {} edges", looks.get(), e);
     }
 }
