@@ -281,6 +281,40 @@ mod tests {
     }
 
     #[test]
+    fn positions_agree_with_counting_from_the_start_at_every_offset() {
+        // The naive way: count the line breaks before the offset, then the characters since the
+        // last one (an offset inside a character counts as that character).
+        let naive = |text: &str, offset: usize| {
+            let mut start = offset.min(text.len());
+            while !text.is_char_boundary(start) {
+                start -= 1;
+            }
+            let before = &text[..start];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            (line, column)
+        };
+        for text in [
+            "",
+            "\n",
+            "\n\n",
+            "a",
+            "ab\ncd",
+            "é\nüñ\n\nx€y\n",
+            "\r\n\tz\r\n",
+        ] {
+            let source = Source::new(text);
+            for offset in 0..=text.len() + 2 {
+                assert_eq!(
+                    source.position(offset),
+                    naive(text, offset),
+                    "{text:?} at {offset}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn problems_come_in_file_order_and_syntax_errors_hide_their_echoes() {
         let path = Path::new("f.toml");
         let text = "a = 1\nb = \nc = 3\n";

@@ -58,7 +58,7 @@ use maos_domain::{
     Tier, Title, Usd,
 };
 
-use crate::diagnostics::{Diagnostics, Problem, closest, is_close};
+use crate::diagnostics::{Diagnostics, Place, Problem, closest, is_close};
 use crate::error::shorten;
 use crate::toml_doc::{self, Entry, Node, NodeKind, get};
 
@@ -200,7 +200,7 @@ pub(crate) fn parse(
             if problems.is_empty() {
                 // Not reached: every way to a missing plan records a problem.
                 problems.push(Problem {
-                    place: crate::diagnostics::Place::At { line: 1, column: 1 },
+                    place: Place::At { line: 1, column: 1 },
                     message: "the plan could not be read".to_owned(),
                 });
             }
@@ -1082,7 +1082,6 @@ fn suggest(wrong: &str, ids: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diagnostics::Place;
 
     fn caps(list: &[&str]) -> CapabilitySet {
         CapabilitySet::parse(list.iter().copied()).unwrap()
