@@ -166,7 +166,7 @@ pub(crate) fn read_json(text: &str) -> Result<JsonDoc, Problem> {
         }
     })?;
     let mut duplicates = Vec::new();
-    let root = json_node(text, root, &mut duplicates);
+    let root = json_node(text, root, 0, &mut duplicates);
     Ok(JsonDoc { root, duplicates })
 }
 
@@ -209,15 +209,29 @@ fn skip_space(text: &str, mut at: usize) -> usize {
     at
 }
 
-/// The node of a JSON value that serde_json has read, as a slice of `text`. Objects and arrays
-/// are read again one level down, as raw values; a key's span is found between the end of the
-/// previous value (or the `{`) and the `:` before its value, where JSON allows only spaces and
-/// a comma.
-fn json_node(text: &str, raw: &RawValue, duplicates: &mut Vec<(Range<usize>, String)>) -> Node {
+/// How deep the tree of a JSON text goes: a list or an object below it is kept without its
+/// contents. The files read this way look at most four levels down (a plan's task's list of
+/// strings); reading deeper would cost a pass over the deeper text per level.
+const MAX_JSON_DEPTH: usize = 8;
+
+/// The node of a JSON value that serde_json has read, as a slice of `text`, at `depth` (the root
+/// is 0). Objects and arrays are read again one level down, as raw values, so the whole costs
+/// one pass over the text per level ([`MAX_JSON_DEPTH`] at most); a key's span is found between
+/// the end of the previous value (or the `{`) and the `:` before its value, where JSON allows
+/// only spaces and a comma.
+fn json_node(
+    text: &str,
+    raw: &RawValue,
+    depth: usize,
+    duplicates: &mut Vec<(Range<usize>, String)>,
+) -> Node {
     let json = raw.get();
     let start = offset_in(text, raw);
     let span = start..start + json.len();
+    let deep = depth >= MAX_JSON_DEPTH;
     let kind = match json.as_bytes().first() {
+        Some(b'{') if deep => NodeKind::Table(Vec::new()),
+        Some(b'[') if deep => NodeKind::Array(Vec::new()),
         Some(b'{') => match serde_json::from_str::<JsonEntries<'_>>(json) {
             Ok(JsonEntries(pairs)) => {
                 let mut entries: Vec<Entry> = Vec::with_capacity(pairs.len());
@@ -233,7 +247,7 @@ fn json_node(text: &str, raw: &RawValue, duplicates: &mut Vec<(Range<usize>, Str
                     let key_end =
                         key_start + before.trim_end().trim_end_matches(':').trim_end().len();
                     let key_span = key_start..key_end;
-                    let node = json_node(text, value, duplicates);
+                    let node = json_node(text, value, depth + 1, duplicates);
                     cursor = node.span.end;
                     if entries.iter().any(|e| e.key == key) {
                         duplicates.push((key_span, key));
@@ -253,7 +267,7 @@ fn json_node(text: &str, raw: &RawValue, duplicates: &mut Vec<(Range<usize>, Str
             Ok(items) => NodeKind::Array(
                 items
                     .into_iter()
-                    .map(|item| json_node(text, item, duplicates))
+                    .map(|item| json_node(text, item, depth + 1, duplicates))
                     .collect(),
             ),
             Err(_) => NodeKind::Other("a list that cannot be read"),
@@ -589,6 +603,26 @@ mod tests {
         assert_eq!(doc.duplicates.len(), 1);
         assert_eq!(at(doc.duplicates[0].0.start), (3, 1));
         assert_eq!(doc.duplicates[0].1, "a\"b");
+    }
+
+    #[test]
+    fn json_deeper_than_the_checkers_look_is_kept_without_its_contents() {
+        let depth = MAX_JSON_DEPTH + 3;
+        let text = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+        let mut node = &read_json(&text).unwrap().root;
+        let mut levels = 0;
+        while let NodeKind::Array(items) = &node.kind {
+            levels += 1;
+            match items.first() {
+                Some(first) => node = first,
+                None => break,
+            }
+        }
+        assert_eq!(levels, MAX_JSON_DEPTH + 1);
+        assert_eq!(
+            &text[node.span.clone()],
+            &text[MAX_JSON_DEPTH..text.len() - MAX_JSON_DEPTH]
+        );
     }
 
     #[test]
