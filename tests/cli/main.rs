@@ -9,6 +9,7 @@ mod bad_input;
 mod containment;
 mod daemon;
 mod escaping;
+mod file_problems;
 mod fixtures;
 mod flood;
 mod follow;

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use maos_domain::graph;
+use maos_domain::{PlanKey, graph};
 
 use crate::api::PlanTask;
 use crate::error::OrchestrationError;
@@ -18,7 +18,7 @@ pub(crate) fn check(tasks: &[PlanTask]) -> Result<Vec<Vec<usize>>, Orchestration
     }
     let mut index: HashMap<&str, usize> = HashMap::with_capacity(tasks.len());
     for (i, t) in tasks.iter().enumerate() {
-        if !well_formed(&t.key) {
+        if PlanKey::parse(&t.key).is_err() {
             return refuse(format!(
                 "the plan's task id {:?} is not valid: 1 to 64 lowercase letters, digits, '-' \
                  and '_', starting with a letter or digit",
@@ -58,14 +58,6 @@ pub(crate) fn check(tasks: &[PlanTask]) -> Result<Vec<Vec<usize>>, Orchestration
         ));
     }
     Ok(deps)
-}
-
-/// `[a-z0-9][a-z0-9_-]{0,63}`, as in plan files.
-fn well_formed(key: &str) -> bool {
-    let mut chars = key.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
-        && key.len() <= 64
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
 #[cfg(test)]

@@ -1,15 +1,38 @@
-//! Dependency graphs between tasks: the path that a new edge would close into a cycle, a
-//! dependency order, strongly connected components and the cycles they hold.
+//! Dependency graphs between tasks (and between a workflow's stages): the path that a new edge
+//! would close into a cycle, a dependency order, strongly connected components and the cycles
+//! they hold. The one home of these algorithms: every caller of the workspace uses them.
 //!
-//! Graphs over indexes are given as `edges[i]`, the nodes `i` points at (for task graphs: the
-//! tasks `i` depends on); indexes out of range are ignored. Every function here is linear in
-//! nodes and edges (the dependency order adds a logarithm for its ties) and iterative, so a
-//! chain of any length cannot overflow the stack.
+//! Graphs over indexes are given as `edges[i]`, the edges leaving node `i` (for task graphs: the
+//! tasks `i` depends on). An edge is a target index ([`usize`]) or a target with a label
+//! (`(usize, L)`, see [`Edge`]), so that a caller can tell which of its edges closes a cycle;
+//! targets out of range are ignored. Every function here is iterative, so a chain of any length
+//! cannot overflow the stack, and visits each edge a bounded number of times: components and
+//! cycles are linear, O(V + E); the dependency order keeps the lowest ready node first, which
+//! costs a heap, O(V log V + E).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
 use crate::ids::TaskId;
+
+/// An edge of a graph over indexes: where it leads. A bare `usize` is an edge without a label;
+/// `(target, label)` carries what the caller needs to name the edge (a handoff's index, a span).
+pub trait Edge {
+    /// The node the edge leads to.
+    fn target(&self) -> usize;
+}
+
+impl Edge for usize {
+    fn target(&self) -> usize {
+        *self
+    }
+}
+
+impl<L> Edge for (usize, L) {
+    fn target(&self) -> usize {
+        self.0
+    }
+}
 
 /// Looks for a path of dependencies from `from` to `to`, asking `depends_on` for the direct
 /// dependencies of each task it visits (breadth first, so the path found is a shortest one).
@@ -50,17 +73,47 @@ pub fn find_path<E>(
     Ok(None)
 }
 
+/// The nodes that one of `starts` reaches (the starts included), as a flag per node: breadth
+/// first, each edge looked at once, O(V + E). Starts out of range are ignored.
+pub fn reachable<D: AsRef<[E]>, E: Edge>(
+    edges: &[D],
+    starts: impl IntoIterator<Item = usize>,
+) -> Vec<bool> {
+    let n = edges.len();
+    let mut reached = vec![false; n];
+    let mut queue = VecDeque::new();
+    for s in starts {
+        if s < n && !reached[s] {
+            reached[s] = true;
+            queue.push_back(s);
+        }
+    }
+    while let Some(u) = queue.pop_front() {
+        for v in edges[u].as_ref().iter().map(Edge::target) {
+            if v < n && !reached[v] {
+                reached[v] = true;
+                queue.push_back(v);
+            }
+        }
+    }
+    reached
+}
+
 /// The nodes `0..deps.len()` in dependency order: each node after every node it depends on
 /// (`deps[i]`); when several could come next, the lowest index first, so an acyclic graph
 /// keeps its given order wherever the dependencies allow. Nodes on a cycle, and the nodes that
 /// wait for them, cannot be ordered: they come last, in index order. Kahn's algorithm with a
-/// heap of the ready nodes: O((n + e) log n).
-pub fn topological_order<D: AsRef<[usize]>>(deps: &[D]) -> Vec<usize> {
+/// heap of the ready nodes: each edge is looked at once, each node pushed and popped once,
+/// O(V log V + E).
+///
+/// For edges that point the other way (`edges[i]`: the nodes that wait for `i`, such as a
+/// workflow's handoffs), use [`topological_order_forward`].
+pub fn topological_order<D: AsRef<[E]>, E: Edge>(deps: &[D]) -> Vec<usize> {
     let n = deps.len();
     let mut waits_for = vec![0usize; n];
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (i, d) in deps.iter().enumerate() {
-        for &j in d.as_ref() {
+        for j in d.as_ref().iter().map(Edge::target) {
             if j < n {
                 waits_for[i] += 1;
                 dependents[j].push(i);
@@ -85,11 +138,28 @@ pub fn topological_order<D: AsRef<[usize]>>(deps: &[D]) -> Vec<usize> {
     order
 }
 
+/// [`topological_order`] of a graph whose edges lead from a node to the nodes that wait for it
+/// (`edges[i]`: the nodes after `i`), such as handoffs `from → to`: every edge's source before
+/// its target, the lowest ready node first, nodes on or after a cycle last. Linear apart from
+/// the heap of [`topological_order`], which it calls on the reversed edges.
+pub fn topological_order_forward<D: AsRef<[E]>, E: Edge>(edges: &[D]) -> Vec<usize> {
+    let n = edges.len();
+    let mut deps: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, out) in edges.iter().enumerate() {
+        for j in out.as_ref().iter().map(Edge::target) {
+            if j < n {
+                deps[j].push(i);
+            }
+        }
+    }
+    topological_order(&deps)
+}
+
 /// The strongly connected components of the graph (`edges[i]`: the nodes `i` points at): sets
 /// of nodes that all reach one another. Each component's nodes are in ascending order; the
 /// components are in the order of their lowest node. Tarjan's algorithm with an explicit stack:
 /// linear in nodes and edges (plus sorting each component), no recursion.
-pub fn strongly_connected<D: AsRef<[usize]>>(edges: &[D]) -> Vec<Vec<usize>> {
+pub fn strongly_connected<D: AsRef<[E]>, E: Edge>(edges: &[D]) -> Vec<Vec<usize>> {
     const UNSEEN: usize = usize::MAX;
     let n = edges.len();
     let mut index = vec![UNSEEN; n];
@@ -112,7 +182,7 @@ pub fn strongly_connected<D: AsRef<[usize]>>(edges: &[D]) -> Vec<Vec<usize>> {
         path.push((root, 0));
         while let Some(top) = path.last_mut() {
             let v = top.0;
-            if let Some(&w) = edges[v].as_ref().get(top.1) {
+            if let Some(w) = edges[v].as_ref().get(top.1).map(Edge::target) {
                 top.1 += 1;
                 if w >= n {
                     continue;
@@ -155,7 +225,23 @@ pub fn strongly_connected<D: AsRef<[usize]>>(edges: &[D]) -> Vec<Vec<usize>> {
 /// with an edge to itself): a shortest cycle through the component's lowest node `s`, as the
 /// path `s, …, s`, in the order of those lowest nodes. Each component is searched breadth first
 /// once, inside the component, so the whole is linear in nodes and edges.
-pub fn cycles<D: AsRef<[usize]>>(edges: &[D]) -> Vec<Vec<usize>> {
+pub fn cycles<D: AsRef<[E]>, E: Edge>(edges: &[D]) -> Vec<Vec<usize>> {
+    cycle_edges(edges)
+        .into_iter()
+        .filter_map(|cycle| {
+            let &(s, _) = cycle.first()?;
+            let mut path: Vec<usize> = cycle.iter().map(|&(node, _)| node).collect();
+            path.push(s);
+            Some(path)
+        })
+        .collect()
+}
+
+/// The cycles of [`cycles`], each as the edges that make it: `(node, k)` for the `k`th edge of
+/// `edges[node]`, from the component's lowest node around and back to it. The last edge is the
+/// one that closes the cycle, the first of its node's edges (in the given order) that leads back;
+/// with labelled edges, `edges[node][k]` says which of the caller's edges that is.
+pub fn cycle_edges<D: AsRef<[E]>, E: Edge>(edges: &[D]) -> Vec<Vec<(usize, usize)>> {
     const NONE: usize = usize::MAX;
     let n = edges.len();
     let components = strongly_connected(edges);
@@ -165,43 +251,46 @@ pub fn cycles<D: AsRef<[usize]>>(edges: &[D]) -> Vec<Vec<usize>> {
             component_of[v] = c;
         }
     }
-    let mut parent = vec![NONE; n];
+    // The edge by which the search reached each node: (node it left, position of the edge).
+    let mut parent = vec![(NONE, 0usize); n];
     let mut found = Vec::new();
     for (c, nodes) in components.iter().enumerate() {
         let Some(&s) = nodes.first() else { continue };
-        if nodes.len() == 1 && !edges[s].as_ref().contains(&s) {
+        let self_loop = edges[s].as_ref().iter().any(|e| e.target() == s);
+        if nodes.len() == 1 && !self_loop {
             continue;
         }
         let mut queue = VecDeque::from([s]);
         'search: while let Some(u) = queue.pop_front() {
-            for &v in edges[u].as_ref() {
+            for (k, v) in edges[u].as_ref().iter().map(Edge::target).enumerate() {
                 if v >= n || component_of[v] != c {
                     continue;
                 }
                 if v == s {
-                    // Walk back from u to s, then close the cycle.
-                    let mut path = vec![u];
+                    // Walk back from u to s, then close the cycle with this edge.
+                    let mut path = vec![(u, k)];
                     let mut cur = u;
                     while cur != s {
                         match parent.get(cur) {
-                            Some(&p) if p != NONE => cur = p,
+                            Some(&(p, pk)) if p != NONE => {
+                                path.push((p, pk));
+                                cur = p;
+                            }
                             _ => break,
                         }
-                        path.push(cur);
                     }
                     path.reverse();
-                    path.push(s);
                     found.push(path);
                     break 'search;
                 }
-                if parent[v] == NONE {
-                    parent[v] = u;
+                if parent[v].0 == NONE {
+                    parent[v] = (u, k);
                     queue.push_back(v);
                 }
             }
         }
         for &v in nodes {
-            parent[v] = NONE;
+            parent[v] = (NONE, 0);
         }
     }
     found
@@ -209,6 +298,7 @@ pub fn cycles<D: AsRef<[usize]>>(edges: &[D]) -> Vec<Vec<usize>> {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::Cell;
     use std::collections::BTreeMap;
     use std::convert::Infallible;
 
@@ -253,7 +343,10 @@ mod tests {
             vec![4, 9],
         ];
         assert_eq!(topological_order(&deps), vec![2, 1, 0, 3, 4, 5, 6]);
-        assert_eq!(topological_order::<Vec<usize>>(&[]), Vec::<usize>::new());
+        assert_eq!(
+            topological_order::<Vec<usize>, usize>(&[]),
+            Vec::<usize>::new()
+        );
         // A node that depends on itself cannot be ordered either.
         assert_eq!(topological_order(&[vec![0], vec![]]), vec![1, 0]);
     }
@@ -278,6 +371,81 @@ mod tests {
             cycles(&edges),
             vec![vec![0, 1, 0], vec![4, 4], vec![5, 6, 5]]
         );
+    }
+
+    #[test]
+    fn labelled_edges_name_the_edge_that_closes_each_cycle() {
+        // Handoffs as (target, handoff number): 0 -> 1 (h0), 1 -> 2 (h1), 2 -> 0 (h2),
+        // 1 -> 0 (h3, a shorter way back), 3 -> 3 (h4).
+        let edges: Vec<Vec<(usize, char)>> = vec![
+            vec![(1, 'a')],
+            vec![(2, 'b'), (0, 'c')],
+            vec![(0, 'd')],
+            vec![(3, 'e')],
+        ];
+        let found = cycle_edges(&edges);
+        assert_eq!(found, vec![vec![(0, 0), (1, 1)], vec![(3, 0)]]);
+        let closing: Vec<char> = found
+            .iter()
+            .filter_map(|c| c.last().map(|&(u, k)| edges[u][k].1))
+            .collect();
+        assert_eq!(closing, vec!['c', 'e']);
+        assert_eq!(cycles(&edges), vec![vec![0, 1, 0], vec![3, 3]]);
+    }
+
+    #[test]
+    fn the_forward_order_puts_each_source_before_its_targets() {
+        // 2 -> 0, 1 -> 0, 0 -> 3; 4 and 5 hand off to each other.
+        let edges: Vec<Vec<usize>> = vec![vec![3], vec![0], vec![0], vec![], vec![5], vec![4]];
+        assert_eq!(topological_order_forward(&edges), vec![1, 2, 0, 3, 4, 5]);
+    }
+
+    /// An edge that counts how often the algorithms ask where it leads.
+    struct Counted<'c> {
+        to: usize,
+        looks: &'c Cell<usize>,
+    }
+
+    impl Edge for Counted<'_> {
+        fn target(&self) -> usize {
+            self.looks.set(self.looks.get() + 1);
+            self.to
+        }
+    }
+
+    #[test]
+    fn each_edge_is_looked_at_a_bounded_number_of_times() {
+        // Every node points at the next ten (wrapping), so the graph is one component with
+        // cycles everywhere: the worst case for a search that would restart per node.
+        let n = 2_000;
+        let looks = Cell::new(0);
+        let edges: Vec<Vec<Counted<'_>>> = (0..n)
+            .map(|i| {
+                (1..=10)
+                    .map(|d| Counted {
+                        to: (i + d) % n,
+                        looks: &looks,
+                    })
+                    .collect()
+            })
+            .collect();
+        let e = n * 10;
+        let count = |what: &str, work: &dyn Fn()| {
+            looks.set(0);
+            work();
+            assert!(
+                looks.get() <= 3 * e,
+                "{what}: {} looks at {e} edges",
+                looks.get()
+            );
+            assert!(looks.get() >= e, "{what}: not every edge was counted");
+        };
+        count("strongly_connected", &|| drop(strongly_connected(&edges)));
+        count("cycles", &|| drop(cycles(&edges)));
+        count("topological_order", &|| drop(topological_order(&edges)));
+        count("topological_order_forward", &|| {
+            drop(topological_order_forward(&edges))
+        });
     }
 
     #[test]

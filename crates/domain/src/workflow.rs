@@ -10,7 +10,7 @@
 //! each depending on the stages that hand off to it ([`Workflow::inputs_of`]), with the stage's
 //! prompt rendered for the goal ([`Workflow::render_prompt`]).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -18,6 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
 
 use crate::error::ValueError;
+use crate::graph;
 use crate::values::{Capability, CapabilitySet, Risk, Tier, Title, string_value};
 
 /// The placeholder in a stage's prompt that [`Workflow::render_prompt`] replaces with the goal.
@@ -274,7 +275,7 @@ impl Workflow {
     /// stages that could come next, the one declared first.
     pub fn order(&self) -> Vec<&Stage> {
         let edges = edges(&self.stages, &self.handoffs);
-        topological_order(self.stages.len(), &edges)
+        graph::topological_order_forward(&edges)
             .into_iter()
             .filter_map(|i| self.stages.get(i))
             .collect()
@@ -361,34 +362,30 @@ fn check(
             edges.push((f, t, h));
         }
     }
-    for (path, handoff) in cycles(stages.len(), &edges) {
-        problems.push(WorkflowProblem::Cycle {
-            path: path.into_iter().map(|i| stages[i].key.clone()).collect(),
-            handoff,
-        });
+    // The handoffs leaving each stage, labelled with their index, for the cycles.
+    let mut out: Vec<Vec<(usize, usize)>> = vec![Vec::new(); stages.len()];
+    for &(f, t, h) in &edges {
+        out[f].push((t, h));
+    }
+    for cycle in graph::cycle_edges(&out) {
+        let (Some(&(first, _)), Some(&(u, k))) = (cycle.first(), cycle.last()) else {
+            continue;
+        };
+        let Some(&(_, handoff)) = out[u].get(k) else {
+            continue;
+        };
+        let mut path: Vec<StageKey> = cycle.iter().map(|&(i, _)| stages[i].key.clone()).collect();
+        path.push(stages[first].key.clone());
+        problems.push(WorkflowProblem::Cycle { path, handoff });
     }
     // Reachability from the entries, over the first stage of each key (a repeated key is
     // reported above, and its repeats are not separate stages of the graph).
     let firsts: Vec<usize> = index.values().copied().collect();
-    let mut out: Vec<Vec<usize>> = vec![Vec::new(); stages.len()];
     let mut incoming = vec![false; stages.len()];
-    for &(f, t, _) in &edges {
-        out[f].push(t);
+    for &(_, t, _) in &edges {
         incoming[t] = true;
     }
-    let mut reached = vec![false; stages.len()];
-    let mut queue: VecDeque<usize> = firsts.iter().copied().filter(|&i| !incoming[i]).collect();
-    for &i in &queue {
-        reached[i] = true;
-    }
-    while let Some(n) = queue.pop_front() {
-        for &m in &out[n] {
-            if !reached[m] {
-                reached[m] = true;
-                queue.push_back(m);
-            }
-        }
-    }
+    let reached = graph::reachable(&out, firsts.iter().copied().filter(|&i| !incoming[i]));
     let mut unreachable: Vec<usize> = firsts.into_iter().filter(|&i| !reached[i]).collect();
     unreachable.sort_unstable();
     for i in unreachable {
@@ -400,108 +397,21 @@ fn check(
     problems
 }
 
-/// The handoffs of a valid workflow as `(from, to)` stage indexes.
-fn edges(stages: &[Stage], handoffs: &[(StageKey, StageKey)]) -> Vec<(usize, usize)> {
+/// The handoffs of a valid workflow as the stages each stage hands off to, by index.
+fn edges(stages: &[Stage], handoffs: &[(StageKey, StageKey)]) -> Vec<Vec<usize>> {
     let index: BTreeMap<&StageKey, usize> = stages
         .iter()
         .enumerate()
         .rev()
         .map(|(i, s)| (&s.key, i))
         .collect();
-    handoffs
-        .iter()
-        .filter_map(|(f, t)| Some((*index.get(f)?, *index.get(t)?)))
-        .collect()
-}
-
-/// The nodes `0..nodes` in an order where every edge's `from` comes before its `to`; among the
-/// nodes that could come next, the smallest. Nodes on a cycle (and after one) are left out.
-fn topological_order(nodes: usize, edges: &[(usize, usize)]) -> Vec<usize> {
-    let mut waiting = vec![0_usize; nodes];
-    let mut out: Vec<Vec<usize>> = vec![Vec::new(); nodes];
-    for &(from, to) in edges {
-        out[from].push(to);
-        waiting[to] += 1;
-    }
-    let mut ready: BTreeSet<usize> = (0..nodes).filter(|&n| waiting[n] == 0).collect();
-    let mut order = Vec::with_capacity(nodes);
-    while let Some(n) = ready.pop_first() {
-        order.push(n);
-        for &m in &out[n] {
-            waiting[m] -= 1;
-            if waiting[m] == 0 {
-                ready.insert(m);
-            }
+    let mut out: Vec<Vec<usize>> = vec![Vec::new(); stages.len()];
+    for (f, t) in handoffs {
+        if let (Some(&f), Some(&t)) = (index.get(f), index.get(t)) {
+            out[f].push(t);
         }
     }
-    order
-}
-
-/// The cycles of the graph over `0..nodes` with edges `(from, to, id)`: for each group of nodes
-/// that all reach each other (a strongly connected component with an edge), one shortest cycle
-/// through its first node, as `[a, b, …, a]`, with the id of the edge that closes it (the one
-/// back to `a`). In the order of the groups' first nodes.
-fn cycles(nodes: usize, edges: &[(usize, usize, usize)]) -> Vec<(Vec<usize>, usize)> {
-    let mut out: Vec<Vec<(usize, usize)>> = vec![Vec::new(); nodes];
-    let mut into: Vec<Vec<usize>> = vec![Vec::new(); nodes];
-    for &(from, to, id) in edges {
-        out[from].push((to, id));
-        into[to].push(from);
-    }
-    let reach = |start: usize, next: &dyn Fn(usize) -> Vec<usize>| {
-        let mut seen = vec![false; nodes];
-        seen[start] = true;
-        let mut queue = VecDeque::from([start]);
-        while let Some(n) = queue.pop_front() {
-            for m in next(n) {
-                if !seen[m] {
-                    seen[m] = true;
-                    queue.push_back(m);
-                }
-            }
-        }
-        seen
-    };
-    let mut grouped = vec![false; nodes];
-    let mut found = Vec::new();
-    for first in 0..nodes {
-        if grouped[first] {
-            continue;
-        }
-        let forward = reach(first, &|n| out[n].iter().map(|&(m, _)| m).collect());
-        let backward = reach(first, &|n| into[n].clone());
-        let group: Vec<bool> = (0..nodes).map(|n| forward[n] && backward[n]).collect();
-        for (n, g) in group.iter().enumerate() {
-            grouped[n] |= *g;
-        }
-        // Breadth first from `first`, inside the group, until an edge leads back to it.
-        let mut parent: Vec<Option<usize>> = vec![None; nodes];
-        let mut seen = vec![false; nodes];
-        seen[first] = true;
-        let mut queue = VecDeque::from([first]);
-        'search: while let Some(n) = queue.pop_front() {
-            for &(m, id) in &out[n] {
-                if m == first {
-                    let mut path = vec![n];
-                    let mut cur = n;
-                    while let Some(p) = parent[cur] {
-                        path.push(p);
-                        cur = p;
-                    }
-                    path.reverse();
-                    path.push(first);
-                    found.push((path, id));
-                    break 'search;
-                }
-                if group[m] && !seen[m] {
-                    seen[m] = true;
-                    parent[m] = Some(n);
-                    queue.push_back(m);
-                }
-            }
-        }
-    }
-    found
+    out
 }
 
 /// A handoff as serialized.

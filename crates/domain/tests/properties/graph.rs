@@ -1,11 +1,17 @@
 //! Property 4: `graph::find_path` on random graphs, against a plain breadth-first oracle; the
-//! dependency order, components and cycles of `graph` against brute-force oracles.
+//! dependency order (both edge directions), components and cycles of `graph` against brute-force
+//! oracles; the edges of each cycle are real edges and the last one closes it; and the work
+//! (looks at an edge) stays within a constant times the edges.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::convert::Infallible;
 
 use maos_domain::TaskId;
-use maos_domain::graph::{cycles, find_path, strongly_connected, topological_order};
+use maos_domain::graph::{
+    Edge, cycle_edges, cycles, find_path, reachable, strongly_connected, topological_order,
+    topological_order_forward,
+};
 use proptest::prelude::*;
 
 type Graph = BTreeMap<TaskId, BTreeSet<TaskId>>;
@@ -255,5 +261,97 @@ proptest! {
             expected.push(cycle);
         }
         prop_assert_eq!(cycles(&edges), expected);
+    }
+}
+
+/// The same graph with every edge reversed (targets out of range dropped).
+fn reversed(edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    let n = edges.len();
+    let mut back = vec![Vec::new(); n];
+    for (i, out) in edges.iter().enumerate() {
+        for &j in out {
+            if j < n {
+                back[j].push(i);
+            }
+        }
+    }
+    back
+}
+
+/// An edge that counts how often it is asked where it leads.
+struct Counted<'c> {
+    to: usize,
+    looks: &'c Cell<usize>,
+}
+
+impl Edge for Counted<'_> {
+    fn target(&self) -> usize {
+        self.looks.set(self.looks.get() + 1);
+        self.to
+    }
+}
+
+proptest! {
+    #![proptest_config(crate::support::config(512, "proptest-regressions/graph.txt"))]
+
+    #[test]
+    fn the_forward_order_is_the_order_of_the_reversed_graph(edges in index_graph()) {
+        prop_assert_eq!(topological_order_forward(&edges), order_oracle(&reversed(&edges)));
+    }
+
+    #[test]
+    fn cycle_edges_are_real_edges_around_the_cycles(edges in index_graph()) {
+        // Labelled with their place, so the label says which edge was picked.
+        let labelled: Vec<Vec<(usize, (usize, usize))>> = edges
+            .iter()
+            .enumerate()
+            .map(|(i, out)| out.iter().enumerate().map(|(k, &j)| (j, (i, k))).collect())
+            .collect();
+        let found = cycle_edges(&labelled);
+        let paths = cycles(&edges);
+        prop_assert_eq!(found.len(), paths.len());
+        for (cycle, path) in found.iter().zip(&paths) {
+            let nodes: Vec<usize> = cycle.iter().map(|&(u, _)| u).collect();
+            prop_assert_eq!(&nodes[..], &path[..path.len() - 1]);
+            for (step, &(u, k)) in cycle.iter().enumerate() {
+                let next = path[step + 1];
+                prop_assert_eq!(labelled[u][k], (next, (u, k)));
+            }
+            // The closing edge is the first of its node's edges back to the cycle's start.
+            let &(u, k) = cycle.last().expect("a cycle has an edge");
+            let first_back = edges[u].iter().position(|&j| j == path[0]);
+            prop_assert_eq!(Some(k), first_back);
+        }
+    }
+
+    #[test]
+    fn reachable_is_what_some_start_reaches(edges in index_graph(), starts in prop::collection::vec(0..12usize, 0..4)) {
+        let n = edges.len();
+        let got = reachable(&edges, starts.iter().copied());
+        for (v, &got) in got.iter().enumerate() {
+            let want = starts.iter().any(|&s| s < n && reaches(&edges, s, v));
+            prop_assert_eq!(got, want, "node {}", v);
+        }
+    }
+
+    #[test]
+    fn the_work_is_linear_in_the_edges(edges in index_graph()) {
+        let looks = Cell::new(0);
+        let counted: Vec<Vec<Counted<'_>>> = edges
+            .iter()
+            .map(|out| out.iter().map(|&to| Counted { to, looks: &looks }).collect())
+            .collect();
+        let e: usize = edges.iter().map(Vec::len).sum();
+        let _ = strongly_connected(&counted);
+        prop_assert!(looks.get() <= e, "components: {} looks at {} edges", looks.get(), e);
+        looks.set(0);
+        let _ = cycles(&counted);
+        prop_assert!(looks.get() <= 3 * e, "cycles: {} looks at {} edges", looks.get(), e);
+        looks.set(0);
+        let _ = topological_order(&counted);
+        prop_assert!(looks.get() <= e, "order: {} looks at {} edges", looks.get(), e);
+        looks.set(0);
+        let _ = reachable(&counted, 0..edges.len());
+        prop_assert!(looks.get() <= e, "reachable: {} looks at {} edges", looks.get(), e);
     }
 }

@@ -11,8 +11,9 @@ use maos_domain::{
     PromptVia, ResourceLimits, Slots, Tier, Usd,
 };
 
+use crate::diagnostics::Problem;
 use crate::error::shorten;
-use crate::toml_doc::{Doc, Entry, Kind, Node, get};
+use crate::toml_doc::{Doc, Entry, Node, NodeKind, get};
 
 const TOP_KEYS: &[&str] = &["agent"];
 const AGENT_KEYS: &[&str] = &[
@@ -43,12 +44,12 @@ const LIMIT_KEYS: &[&str] = &["cpu_seconds", "memory_mib", "open_files", "proces
 const PRICE_KEYS: &[&str] = &["input", "output", "cached_input"];
 const PERMISSION_KEYS: &[&str] = &["deny", "ask", "allow"];
 
-/// What the file asks to register, or every problem found in it (each `file:line:column:
-/// message`, sorted by place).
-pub(crate) fn parse(path: &Path, text: &str) -> Result<Vec<RegisterAgent>, Vec<String>> {
+/// What the file asks to register, or every problem found in it (each at its line and column,
+/// in file order).
+pub(crate) fn parse(path: &Path, text: &str) -> Result<Vec<RegisterAgent>, Vec<Problem>> {
     let (mut doc, root) = Doc::read(path, text);
     let mut out = Vec::new();
-    if let Kind::Table(top) = &root.kind {
+    if let NodeKind::Table(top) = &root.kind {
         doc.unknown_keys(top, TOP_KEYS, "at the top of the agents file");
         let agents = get(top, "agent")
             .map(|n| doc.tables("agent", n))
@@ -62,7 +63,7 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Vec<RegisterAgent>, Vec<S
         let mut seen: Vec<(&str, &Node)> = Vec::new();
         for (entries, node) in agents {
             if let Some(name) = get(entries, "name")
-                && let Kind::Str(n) = &name.kind
+                && let NodeKind::Str(n) = &name.kind
             {
                 if let Some((_, first)) = seen.iter().find(|(s, _)| s == n) {
                     let first = doc.place(&first.span);
@@ -79,9 +80,11 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Vec<RegisterAgent>, Vec<S
             }
         }
     }
-    match doc.problems() {
-        None => Ok(out),
-        Some(problems) => Err(problems),
+    let problems = doc.finish();
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
     }
 }
 
@@ -151,7 +154,7 @@ fn count(doc: &mut Doc<'_>, entries: &[Entry], key: &str, min: i64, max: i64) ->
 /// A resource limit: a whole number in range, or "unlimited" (which lifts the default).
 fn limit(doc: &mut Doc<'_>, entries: &[Entry], key: &str, min: i64, max: i64) -> Option<u64> {
     match get(entries, key).map(|n| &n.kind) {
-        Some(Kind::Str(s)) if s == "unlimited" => Some(ResourceLimits::UNLIMITED),
+        Some(NodeKind::Str(s)) if s == "unlimited" => Some(ResourceLimits::UNLIMITED),
         _ => count(doc, entries, key, min, max),
     }
 }
@@ -162,9 +165,9 @@ fn dollars(doc: &mut Doc<'_>, entries: &[Entry], key: &str) -> Option<Option<Usd
         return Some(None);
     };
     let raw = match &node.kind {
-        Kind::Str(s) => s.clone(),
-        Kind::Int(n) => n.to_string(),
-        Kind::Float(x) => x.to_string(),
+        NodeKind::Str(s) => s.clone(),
+        NodeKind::Int(n) => n.to_string(),
+        NodeKind::Float(x) => x.to_string(),
         _ => {
             doc.wrong_type(
                 key,
@@ -324,6 +327,12 @@ fn agent(doc: &mut Doc<'_>, e: &[Entry], node: &Node) -> Option<RegisterAgent> {
 mod tests {
     use super::*;
 
+    /// Every problem of the file `a.toml` holding `text`, as shown.
+    fn failures(text: &str) -> Result<Vec<RegisterAgent>, Vec<String>> {
+        let path = Path::new("a.toml");
+        parse(path, text).map_err(|p| crate::diagnostics::render(path, &p))
+    }
+
     const GOOD: &str = r#"
 [[agent]]
 name = "claude-1"
@@ -370,7 +379,7 @@ price = { input = "1.25", output = "10", cached_input = "0.125" }
                    [[agent]]\nname = \"x\"\nadapter = \"command\"\ntimeout = \"soon\"\n\
                    permissions = { deny = [\"Bash(\"] }\n\n\
                    [[agent]]\nname = \"x\"\nadapter = \"sim\"\n";
-        let problems = parse(Path::new("a.toml"), bad).unwrap_err();
+        let problems = failures(bad).unwrap_err();
         let all = problems.join("\n");
         assert!(all.contains("a.toml:2:8: invalid agent name"), "{all}");
         assert!(
@@ -396,19 +405,16 @@ price = { input = "1.25", output = "10", cached_input = "0.125" }
 
     #[test]
     fn unknown_keys_and_syntax_errors_are_placed() {
-        let problems = parse(
-            Path::new("a.toml"),
-            "[[agent]]\nname = \"a\"\nadapter = \"sim\"\nslot = 2\n",
-        )
-        .unwrap_err();
+        let problems =
+            failures("[[agent]]\nname = \"a\"\nadapter = \"sim\"\nslot = 2\n").unwrap_err();
         assert_eq!(
             problems,
             vec!["a.toml:4:1: unknown key `slot` in [[agent]]; did you mean `slots`?"]
         );
-        let problems = parse(Path::new("a.toml"), "[[agent]\n").unwrap_err();
+        let problems = failures("[[agent]\n").unwrap_err();
         assert!(problems[0].starts_with("a.toml:1:"), "{problems:?}");
         assert!(problems[0].contains("TOML syntax error"), "{problems:?}");
-        let problems = parse(Path::new("a.toml"), "").unwrap_err();
+        let problems = failures("").unwrap_err();
         assert!(problems[0].contains("no agents"), "{problems:?}");
     }
 
@@ -420,7 +426,7 @@ price = { input = "1.25", output = "10", cached_input = "0.125" }
                     slots = -1\ncapabilites = [\"rust\"]\nlimits = 5\n\
                     price = { input = \"1\" }\ntool_calls = \"yes\"\n\n\
                     [[agent]]\nadapter = \"sim\"\nenv = [\"OK\", 3]\n";
-        let problems = parse(Path::new("a.toml"), text).unwrap_err();
+        let problems = failures(text).unwrap_err();
         assert_eq!(
             problems,
             vec![
@@ -441,7 +447,7 @@ price = { input = "1.25", output = "10", cached_input = "0.125" }
     fn long_values_are_cut_in_messages() {
         let long = "x".repeat(10_000);
         let text = format!("[[agent]]\nname = \"a\"\nadapter = \"sim\"\n{long} = 1\n");
-        let problems = parse(Path::new("a.toml"), &text).unwrap_err();
+        let problems = failures(&text).unwrap_err();
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(
             problems[0].contains("…(9940 more characters)"),

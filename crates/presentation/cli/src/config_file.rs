@@ -24,9 +24,10 @@
 
 use std::path::Path;
 
+use crate::diagnostics;
 use crate::error::{self, CliError, shorten};
 use crate::input::{FileKind, read_existing};
-use crate::toml_doc::{Doc, Entry, Kind, get};
+use crate::toml_doc::{Doc, Entry, NodeKind, get};
 use maos_application::{FailurePolicy, ServiceConfig};
 use maos_domain::policy::retry::{CircuitBreaker, RetryPolicy};
 use maos_domain::policy::routing::{RoutePattern, RouteRule};
@@ -81,13 +82,14 @@ impl Config {
     pub(crate) fn parse(path: &Path, text: &str) -> Result<Config, CliError> {
         let (mut doc, root) = Doc::read(path, text);
         let mut config = Config::default();
-        if let Kind::Table(top) = &root.kind {
+        if let NodeKind::Table(top) = &root.kind {
             check(&mut doc, top, &mut config);
         }
-        match doc.problems() {
-            None => Ok(config),
-            Some(problems) => Err(CliError::new(
-                error::Kind::InvalidInput,
+        let problems = diagnostics::render(path, &doc.finish());
+        match problems.len() {
+            0 => Ok(config),
+            _ => Err(CliError::new(
+                error::FailureClass::InvalidInput,
                 format!(
                     "{} has {} problem{}:\n  {}",
                     path.display(),
@@ -194,7 +196,7 @@ fn check(doc: &mut Doc<'_>, top: &[Entry], config: &mut Config) {
             }
             Some(c) => {
                 let items = doc.strings("capabilities", c, "[\"test\"]");
-                if items.is_empty() && matches!(c.kind, Kind::Array(_)) {
+                if items.is_empty() && matches!(c.kind, NodeKind::Array(_)) {
                     doc.add(
                         &c.span,
                         "the route gives no capabilities; name at least one",

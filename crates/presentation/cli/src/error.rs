@@ -68,10 +68,6 @@ impl FailureClass {
     }
 }
 
-/// The old name of [`FailureClass`], still spelled by `config_file.rs`.
-// Kept until that file's concurrent edits are merged; then it says `FailureClass` and this goes.
-pub(crate) type Kind = FailureClass;
-
 impl From<ErrorKind> for FailureClass {
     fn from(kind: ErrorKind) -> Self {
         match kind {

@@ -8,6 +8,7 @@ mod commands;
 mod compose;
 mod config_file;
 mod daemon;
+mod diagnostics;
 mod error;
 mod escape;
 mod human;

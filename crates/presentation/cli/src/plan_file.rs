@@ -38,14 +38,15 @@
 //!
 //! The TOML text is read with `toml`'s recovering parser into a tree of spanned values and
 //! checked by walking that tree, so that every unknown key and every bad value is found (serde
-//! stops at the first). JSON is checked for syntax by `serde_json`, then walked the same way
-//! with byte positions of its own. When the text has syntax errors, the problems that need the
-//! whole document (missing keys, unknown dependencies, cycles, no tasks) are left out, since
-//! they may only be echoes of the syntax error.
+//! stops at the first). JSON is read by `serde_json` into the same tree (`toml_doc::read_json`),
+//! with the place of every key and value. Problems are collected and placed by
+//! [`crate::diagnostics`]: when the text has syntax errors, the problems that need the whole
+//! document (missing keys, unknown dependencies, cycles, no tasks) are left out, since they may
+//! only be echoes of the syntax error.
 //!
 //! No I/O: the caller reads the file and gives the capabilities of the registered agents.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -53,11 +54,13 @@ use std::path::{Path, PathBuf};
 use maos_domain::graph;
 use maos_domain::policy::concerns::Concern;
 use maos_domain::{
-    Capability, CapabilitySet, DurationMs, MaxAttempts, Priority, Risk, Tier, Title, Usd,
+    Capability, CapabilitySet, DurationMs, MaxAttempts, PlanKey, PlanKeyError, Priority, Risk,
+    Tier, Title, Usd,
 };
 
+use crate::diagnostics::{Diagnostics, Place, Problem, closest, is_close};
 use crate::error::shorten;
-use crate::toml_doc::{self, Entry, Kind, Node, closest, edit_distance, get};
+use crate::toml_doc::{self, Entry, Node, NodeKind, get};
 
 // ---------------------------------------------------------------------------------------------
 // The checked plan.
@@ -84,15 +87,15 @@ pub(crate) struct PlanFile {
 /// One task of a plan, with the plan's defaults applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PlanFileTask {
-    /// Its id in the plan: `[a-z0-9][a-z0-9_-]{0,63}`.
-    pub(crate) id: String,
+    /// Its id in the plan.
+    pub(crate) id: PlanKey,
     pub(crate) title: Title,
     /// Empty when the file gives none.
     pub(crate) prompt: String,
     /// Empty: the routing rules decide.
     pub(crate) capabilities: CapabilitySet,
     /// Ids of other tasks of the plan, in the order given, without repeats.
-    pub(crate) depends_on: Vec<String>,
+    pub(crate) depends_on: Vec<PlanKey>,
     pub(crate) concerns: Vec<Concern>,
     pub(crate) risk: Risk,
     /// `None` when neither the task nor the defaults give one, or the task gives `""`.
@@ -107,15 +110,6 @@ pub(crate) struct PlanFileTask {
     pub(crate) priority: Priority,
     /// The task needs a TCP port of its own (`port = true`).
     pub(crate) wants_port: bool,
-}
-
-/// One problem of a plan file, at a 1-based line and column (counted in characters).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Problem {
-    pub(crate) line: usize,
-    pub(crate) column: usize,
-    /// What is wrong and how to fix it.
-    pub(crate) message: String,
 }
 
 /// Every problem found in a plan file, sorted by place.
@@ -135,7 +129,7 @@ impl fmt::Display for PlanFileError {
             if n == 1 { "" } else { "s" }
         )?;
         for p in &self.problems {
-            write!(f, "\n{path}:{}:{}: {}", p.line, p.column, p.message)?;
+            write!(f, "\n{}", p.shown(&self.path))?;
         }
         Ok(())
     }
@@ -192,46 +186,21 @@ pub(crate) fn parse(
     let mut c = Checker {
         path,
         text,
-        line_starts: line_starts(text),
         json,
-        found: Vec::new(),
+        found: Diagnostics::new(path, text),
     };
     let root = if json { c.read_json() } else { c.read_toml() };
     let plan = root.and_then(|root| c.plan(&root, offered));
     // With syntax errors, the problems that need the whole document, and the others on a line
-    // with a syntax error, may only be its echoes.
-    let broken: BTreeSet<usize> = c
-        .found
-        .iter()
-        .filter(|f| f.kind == FoundKind::Syntax)
-        .map(|f| f.line)
-        .collect();
-    let mut found: Vec<Found> = c
-        .found
-        .into_iter()
-        .filter(|f| match f.kind {
-            FoundKind::Syntax => true,
-            FoundKind::Local => !broken.contains(&f.line),
-            FoundKind::Whole => broken.is_empty(),
-        })
-        .collect();
-    found.sort_by_key(|f| (f.line, f.column));
+    // with a syntax error, may only be its echoes: `finish` leaves them out.
+    let mut problems = c.found.finish();
     match plan {
-        Some(plan) if found.is_empty() => Ok(plan),
+        Some(plan) if problems.is_empty() => Ok(plan),
         _ => {
-            let mut problems: Vec<Problem> = found
-                .into_iter()
-                .map(|f| Problem {
-                    line: f.line,
-                    column: f.column,
-                    message: f.message,
-                })
-                .collect();
             if problems.is_empty() {
                 // Not reached: every way to a missing plan records a problem.
                 problems.push(Problem {
-                    line: 1,
-                    column: 1,
+                    place: Place::At { line: 1, column: 1 },
                     message: "the plan could not be read".to_owned(),
                 });
             }
@@ -247,221 +216,36 @@ pub(crate) fn parse(
 /// could come next, the one that comes first in the file. (Tasks of a cycle, which a checked
 /// plan has none of, come last, in file order.)
 pub(crate) fn order(plan: &PlanFile) -> Vec<&PlanFileTask> {
-    let n = plan.tasks.len();
     let mut index: HashMap<&str, usize> = HashMap::new();
     for (i, t) in plan.tasks.iter().enumerate() {
         index.entry(t.id.as_str()).or_insert(i);
     }
-    let mut waiting = vec![0_usize; n];
-    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for (i, t) in plan.tasks.iter().enumerate() {
-        let deps: BTreeSet<usize> = t
-            .depends_on
-            .iter()
-            .filter_map(|d| index.get(d.as_str()).copied())
-            .filter(|&j| j != i)
-            .collect();
-        waiting[i] = deps.len();
-        for j in deps {
-            dependents[j].push(i);
-        }
-    }
-    let mut ready: BTreeSet<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
-    let mut done = vec![false; n];
-    let mut out = Vec::with_capacity(n);
-    while let Some(i) = ready.pop_first() {
-        done[i] = true;
-        out.push(&plan.tasks[i]);
-        for &d in &dependents[i] {
-            waiting[d] -= 1;
-            if waiting[d] == 0 {
-                ready.insert(d);
-            }
-        }
-    }
-    out.extend(
-        plan.tasks
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !done[*i])
-            .map(|(_, t)| t),
-    );
-    out
-}
-
-// ---------------------------------------------------------------------------------------------
-// A tree of values with their byte spans, read from TOML or JSON.
-
-/// Builds the tree of a JSON text that `serde_json` has already accepted, keeping the byte span
-/// of every key and value; leaves are decoded by `serde_json`.
-struct JsonScanner<'t> {
-    text: &'t str,
-    pos: usize,
-    /// Keys given twice in one object: the later ones.
-    duplicates: Vec<(Range<usize>, String)>,
-}
-
-impl JsonScanner<'_> {
-    fn peek(&self) -> Option<u8> {
-        self.text.as_bytes().get(self.pos).copied()
-    }
-
-    fn skip_space(&mut self) {
-        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-            self.pos += 1;
-        }
-    }
-
-    fn eat(&mut self, b: u8) -> bool {
-        self.skip_space();
-        let yes = self.peek() == Some(b);
-        if yes {
-            self.pos += 1;
-        }
-        yes
-    }
-
-    fn string(&mut self) -> Option<String> {
-        self.skip_space();
-        let start = self.pos;
-        if self.peek() != Some(b'"') {
-            return None;
-        }
-        let bytes = self.text.as_bytes();
-        let mut i = start + 1;
-        loop {
-            match bytes.get(i)? {
-                b'\\' => i += 2,
-                b'"' => break,
-                _ => i += 1,
-            }
-        }
-        self.pos = i + 1;
-        serde_json::from_str(self.text.get(start..self.pos)?).ok()
-    }
-
-    fn value(&mut self) -> Option<Node> {
-        self.skip_space();
-        let start = self.pos;
-        let kind = match self.peek()? {
-            b'{' => {
-                self.pos += 1;
-                let mut entries: Vec<Entry> = Vec::new();
-                if !self.eat(b'}') {
-                    loop {
-                        self.skip_space();
-                        let key_start = self.pos;
-                        let key = self.string()?;
-                        let span = key_start..self.pos;
-                        if !self.eat(b':') {
-                            return None;
-                        }
-                        let value = self.value()?;
-                        if entries.iter().any(|e| e.key == key) {
-                            self.duplicates.push((span, key));
-                        } else {
-                            entries.push(Entry { key, span, value });
-                        }
-                        if self.eat(b',') {
-                            continue;
-                        }
-                        if self.eat(b'}') {
-                            break;
-                        }
-                        return None;
-                    }
-                }
-                Kind::Table(entries)
-            }
-            b'[' => {
-                self.pos += 1;
-                let mut items = Vec::new();
-                if !self.eat(b']') {
-                    loop {
-                        items.push(self.value()?);
-                        if self.eat(b',') {
-                            continue;
-                        }
-                        if self.eat(b']') {
-                            break;
-                        }
-                        return None;
-                    }
-                }
-                Kind::Array(items)
-            }
-            b'"' => Kind::Str(self.string()?),
-            b't' | b'f' | b'n' => {
-                let rest = self.text.get(start..)?;
-                let (kind, len) = if rest.starts_with("true") {
-                    (Kind::Bool(true), 4)
-                } else if rest.starts_with("false") {
-                    (Kind::Bool(false), 5)
-                } else if rest.starts_with("null") {
-                    (Kind::Other("null"), 4)
-                } else {
-                    return None;
-                };
-                self.pos += len;
-                kind
-            }
-            _ => {
-                let bytes = self.text.as_bytes();
-                let mut end = start;
-                while bytes
-                    .get(end)
-                    .is_some_and(|b| b.is_ascii_digit() || b"+-.eE".contains(b))
-                {
-                    end += 1;
-                }
-                if end == start {
-                    return None;
-                }
-                self.pos = end;
-                let raw = self.text.get(start..end)?;
-                if raw.contains(['.', 'e', 'E']) {
-                    raw.parse::<f64>()
-                        .map_or(Kind::Other("a number that cannot be read"), Kind::Float)
-                } else {
-                    raw.parse::<i64>()
-                        .map_or(Kind::Other("a number too large"), Kind::Int)
-                }
-            }
-        };
-        Some(Node {
-            span: start..self.pos,
-            kind,
+    let deps: Vec<Vec<usize>> = plan
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            t.depends_on
+                .iter()
+                .filter_map(|d| index.get(d.as_str()).copied())
+                .filter(|&j| j != i)
+                .collect()
         })
-    }
+        .collect();
+    graph::topological_order(&deps)
+        .into_iter()
+        .filter_map(|i| plan.tasks.get(i))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
 // The checks.
 
-struct Found {
-    line: usize,
-    column: usize,
-    message: String,
-    kind: FoundKind,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FoundKind {
-    /// The text is not TOML (or JSON).
-    Syntax,
-    /// A problem of one value or key.
-    Local,
-    /// A problem that only a complete document shows (a missing key, an unknown id).
-    Whole,
-}
-
 struct Checker<'a> {
     path: &'a Path,
     text: &'a str,
-    /// Where each line of `text` starts (a byte offset; the first is 0).
-    line_starts: Vec<usize>,
     json: bool,
-    found: Vec<Found>,
+    found: Diagnostics<'a>,
 }
 
 /// The values that `[defaults]` and a task can both give.
@@ -494,89 +278,45 @@ enum Level<'l> {
 }
 
 impl Checker<'_> {
-    /// 1-based line and column (in characters) of a byte offset: the line by a binary search
-    /// of the line starts, the column by counting the characters of that line only.
-    fn position(&self, offset: usize) -> (usize, usize) {
-        let mut start = offset.min(self.text.len());
-        while !self.text.is_char_boundary(start) {
-            start -= 1;
-        }
-        let line = self.line_starts.partition_point(|&s| s <= start).max(1);
-        let line_start = self.line_starts.get(line - 1).copied().unwrap_or(0);
-        let column = self
-            .text
-            .get(line_start..start)
-            .map_or(0, |l| l.chars().count())
-            + 1;
-        (line, column)
-    }
-
     /// `file:line:column` of a span, for messages that point at a second place.
     fn place(&self, span: &Range<usize>) -> String {
-        let (line, column) = self.position(span.start);
-        format!("{}:{line}:{column}", self.path.display())
-    }
-
-    fn push(&mut self, span: &Range<usize>, message: String, kind: FoundKind) {
-        let (line, column) = self.position(span.start);
-        self.found.push(Found {
-            line,
-            column,
-            message,
-            kind,
-        });
+        self.found.place_of(span)
     }
 
     fn add(&mut self, span: &Range<usize>, message: impl Into<String>) {
-        self.push(span, message.into(), FoundKind::Local);
+        self.found.add(span, message);
     }
 
     /// A problem that only a complete document can show (a missing key, an unknown id).
     fn add_whole(&mut self, span: &Range<usize>, message: impl Into<String>) {
-        self.push(span, message.into(), FoundKind::Whole);
+        self.found.add_whole(span, message);
     }
 
     fn read_toml(&mut self) -> Option<Node> {
         let (root, syntax) = toml_doc::read(self.text);
         for (span, message) in syntax {
-            self.push(&span, message, FoundKind::Syntax);
+            let place = self.found.place(span.start);
+            self.found.syntax(place, message);
         }
         Some(root)
     }
 
     fn read_json(&mut self) -> Option<Node> {
-        if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(self.text) {
-            let full = e.to_string();
-            let message = full
-                .rfind(" at line ")
-                .map_or(full.as_str(), |i| &full[..i]);
-            self.found.push(Found {
-                line: e.line().max(1),
-                column: e.column().max(1),
-                message: format!("JSON syntax error: {message}"),
-                kind: FoundKind::Syntax,
-            });
-            return None;
+        match toml_doc::read_json(self.text) {
+            Ok(doc) => {
+                for (span, key) in doc.duplicates {
+                    self.add(
+                        &span,
+                        format!("the key `{key}` is given twice in this object; keep one"),
+                    );
+                }
+                Some(doc.root)
+            }
+            Err(syntax) => {
+                self.found.syntax(syntax.place, syntax.message);
+                None
+            }
         }
-        let mut scanner = JsonScanner {
-            text: self.text,
-            pos: 0,
-            duplicates: Vec::new(),
-        };
-        if self.text.starts_with('\u{feff}') {
-            scanner.pos = '\u{feff}'.len_utf8();
-        }
-        let root = scanner.value();
-        for (span, key) in scanner.duplicates {
-            self.add(
-                &span,
-                format!("the key `{key}` is given twice in this object; keep one"),
-            );
-        }
-        if root.is_none() {
-            self.add(&(0..0), "the JSON text could not be read as a plan");
-        }
-        root
     }
 
     // -- values of the expected type -----------------------------------------------------------
@@ -603,7 +343,7 @@ impl Checker<'_> {
 
     fn string<'n>(&mut self, key: &str, node: &'n Node, example: &str) -> Option<&'n str> {
         match &node.kind {
-            Kind::Str(s) => Some(s),
+            NodeKind::Str(s) => Some(s),
             _ => {
                 self.wrong_type(key, node, "a string", example);
                 None
@@ -613,7 +353,7 @@ impl Checker<'_> {
 
     fn boolean(&mut self, key: &str, node: &Node) -> Option<bool> {
         match node.kind {
-            Kind::Bool(b) => Some(b),
+            NodeKind::Bool(b) => Some(b),
             _ => {
                 self.wrong_type(key, node, "true or false", "true");
                 None
@@ -628,14 +368,14 @@ impl Checker<'_> {
         node: &'n Node,
         example: &str,
     ) -> Vec<(&'n str, &'n Node)> {
-        let Kind::Array(items) = &node.kind else {
+        let NodeKind::Array(items) = &node.kind else {
             self.wrong_type(key, node, "a list of strings", example);
             return Vec::new();
         };
         let mut out = Vec::new();
         for item in items {
             match &item.kind {
-                Kind::Str(s) => out.push((s.as_str(), item)),
+                NodeKind::Str(s) => out.push((s.as_str(), item)),
                 other => {
                     let m = format!(
                         "each item of `{key}` must be a string, not {}; for example {}",
@@ -663,7 +403,7 @@ impl Checker<'_> {
     }
 
     fn max_attempts(&mut self, node: &Node) -> Option<MaxAttempts> {
-        let Kind::Int(n) = node.kind else {
+        let NodeKind::Int(n) = node.kind else {
             self.wrong_type("max_attempts", node, "a whole number", "3");
             return None;
         };
@@ -682,10 +422,10 @@ impl Checker<'_> {
 
     fn budget(&mut self, node: &Node) -> Option<Usd> {
         let raw = match &node.kind {
-            Kind::Str(s) => s.clone(),
-            Kind::Int(n) => n.to_string(),
+            NodeKind::Str(s) => s.clone(),
+            NodeKind::Int(n) => n.to_string(),
             // Display never uses an exponent: 5e-1 shows as 0.5.
-            Kind::Float(x) => x.to_string(),
+            NodeKind::Float(x) => x.to_string(),
             _ => {
                 self.wrong_type("budget_usd", node, "an amount of dollars", "0.50");
                 return None;
@@ -696,8 +436,8 @@ impl Checker<'_> {
 
     fn timeout(&mut self, node: &Node) -> Option<DurationMs> {
         match &node.kind {
-            Kind::Str(s) => self.parsed(node, DurationMs::parse(s)),
-            Kind::Int(n) => {
+            NodeKind::Str(s) => self.parsed(node, DurationMs::parse(s)),
+            NodeKind::Int(n) => {
                 let example = self.key_value("timeout", &format!("\"{n}s\""));
                 self.add(
                     &node.span,
@@ -716,8 +456,8 @@ impl Checker<'_> {
 
     fn priority(&mut self, node: &Node) -> Option<Priority> {
         match &node.kind {
-            Kind::Str(s) => self.parsed(node, Priority::parse(s)),
-            Kind::Int(n) => {
+            NodeKind::Str(s) => self.parsed(node, Priority::parse(s)),
+            NodeKind::Int(n) => {
                 let p = u8::try_from(*n).ok().and_then(Priority::from_rank);
                 let r = p.ok_or_else(|| {
                     format!(
@@ -800,7 +540,7 @@ impl Checker<'_> {
     // -- the plan ------------------------------------------------------------------------------
 
     fn plan(&mut self, root: &Node, offered: &CapabilitySet) -> Option<PlanFile> {
-        let Kind::Table(top) = &root.kind else {
+        let NodeKind::Table(top) = &root.kind else {
             let m = format!(
                 "a plan must be an object of keys (goal, task, ...), not {}",
                 root.kind.describe()
@@ -884,7 +624,7 @@ impl Checker<'_> {
         let defaults = match get(top, "defaults") {
             None => Settings::default(),
             Some(n) => match &n.kind {
-                Kind::Table(t) => {
+                NodeKind::Table(t) => {
                     self.unknown_keys(t, Level::Defaults);
                     self.settings(t)
                 }
@@ -926,7 +666,7 @@ impl Checker<'_> {
                 &[]
             }
             Some(n) => match &n.kind {
-                Kind::Array(items) => {
+                NodeKind::Array(items) => {
                     if items.is_empty() {
                         self.add_whole(
                             &n.span,
@@ -938,7 +678,7 @@ impl Checker<'_> {
                     }
                     items
                 }
-                Kind::Table(_) if !self.json => {
+                NodeKind::Table(_) if !self.json => {
                     self.add(
                         &n.span,
                         "`task` must be a list of tables: write each task under a [[task]] \
@@ -964,7 +704,7 @@ impl Checker<'_> {
             .collect();
         self.links(&drafts);
 
-        if !self.found.is_empty() {
+        if self.found.count() > 0 {
             return None;
         }
         let tasks = drafts.into_iter().map(|d| d.task).collect::<Option<_>>()?;
@@ -991,7 +731,7 @@ impl Checker<'_> {
             deps: Vec::new(),
             task: None,
         };
-        let Kind::Table(t) = &node.kind else {
+        let NodeKind::Table(t) = &node.kind else {
             let m = format!(
                 "task #{} must be a table with an id, a title and so on, not {}",
                 index + 1,
@@ -1000,7 +740,7 @@ impl Checker<'_> {
             self.add(&node.span, m);
             return draft;
         };
-        let before = self.found.len();
+        let before = self.found.count();
 
         let id_node = get(t, "id");
         draft.id = id_node.and_then(|n| {
@@ -1014,7 +754,7 @@ impl Checker<'_> {
         self.unknown_keys(t, Level::Task(&label));
         let id = match (&draft.id, id_node) {
             (Some((s, span)), _) => match check_id(s) {
-                Ok(()) => Some((*s).to_owned()),
+                Ok(key) => Some(key),
                 Err(m) => {
                     self.add(span, m);
                     None
@@ -1068,11 +808,14 @@ impl Checker<'_> {
                 .map(|(s, item)| (s, item.span.clone()))
                 .collect();
         }
-        let mut depends_on: Vec<String> = Vec::new();
+        // A dependency that is not a valid key is no task's id: `links` reports it.
+        let mut depends_on: Vec<PlanKey> = Vec::new();
         let mut listed: HashSet<&str> = HashSet::with_capacity(draft.deps.len());
         for (d, _) in &draft.deps {
-            if listed.insert(d) {
-                depends_on.push((*d).to_owned());
+            if listed.insert(d)
+                && let Ok(key) = PlanKey::parse(d)
+            {
+                depends_on.push(key);
             }
         }
         let mut concerns = Vec::new();
@@ -1089,7 +832,7 @@ impl Checker<'_> {
             Some(n) => self.boolean("port", n),
         };
 
-        if self.found.len() > before {
+        if self.found.count() > before {
             return draft;
         }
         let (Some(id), Some(title), Some(prompt), Some(wants_port)) =
@@ -1200,48 +943,40 @@ impl Checker<'_> {
     }
 }
 
-/// The byte offset where each line of `text` starts: 0, then one past each `\n`.
-fn line_starts(text: &str) -> Vec<usize> {
-    std::iter::once(0)
-        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-        .collect()
-}
-
-fn check_id(raw: &str) -> Result<(), String> {
-    let first_ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
-    let ok = |c: char| first_ok(c) || c == '-' || c == '_';
-    if raw.is_empty() {
-        return Err("the task id is empty; give a short name such as \"write-tests\"".to_owned());
-    }
-    if raw.len() > 64 {
-        return Err(format!(
-            "invalid task id {:?}: it is {} bytes long; the limit is 64",
+/// The key, or what is wrong with it and, where one can be made, a valid key to use instead.
+fn check_id(raw: &str) -> Result<PlanKey, String> {
+    match PlanKey::parse(raw) {
+        Ok(key) => Ok(key),
+        Err(PlanKeyError::Empty) => {
+            Err("the task id is empty; give a short name such as \"write-tests\"".to_owned())
+        }
+        Err(PlanKeyError::TooLong { len }) => Err(format!(
+            "invalid task id {:?}: it is {len} bytes long; the limit is {}",
             shorten(raw),
-            raw.len()
-        ));
-    }
-    let valid = |s: &str| s.starts_with(first_ok) && s.chars().all(ok) && s.len() <= 64;
-    if valid(raw) {
-        return Ok(());
-    }
-    let mut fixed = String::new();
-    for c in raw.to_lowercase().chars() {
-        let c = if ok(c) { c } else { '-' };
-        if !(c == '-' && (fixed.is_empty() || fixed.ends_with('-'))) {
-            fixed.push(c);
+            PlanKey::MAX_LEN
+        )),
+        Err(PlanKeyError::Invalid { .. }) => {
+            let ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
+            let mut fixed = String::new();
+            for c in raw.to_lowercase().chars() {
+                let c = if ok(c) { c } else { '-' };
+                if !(c == '-' && (fixed.is_empty() || fixed.ends_with('-'))) {
+                    fixed.push(c);
+                }
+            }
+            let fixed = fixed.trim_start_matches('_').trim_end_matches('-');
+            let example = if PlanKey::parse(fixed).is_ok() {
+                format!(", for example {fixed:?}")
+            } else {
+                String::new()
+            };
+            Err(format!(
+                "invalid task id {:?}: use lowercase letters, digits, '-' and '_', starting with \
+                 a letter or a digit{example}",
+                shorten(raw)
+            ))
         }
     }
-    let fixed = fixed.trim_start_matches('_').trim_end_matches('-');
-    let example = if valid(fixed) {
-        format!(", for example {fixed:?}")
-    } else {
-        String::new()
-    };
-    Err(format!(
-        "invalid task id {:?}: use lowercase letters, digits, '-' and '_', starting with a \
-         letter or a digit{example}",
-        shorten(raw)
-    ))
 }
 
 /// A tier, or `None` for `any`.
@@ -1311,9 +1046,6 @@ fn unoffered(cap: &Capability, offered: &CapabilitySet) -> String {
     )
 }
 
-/// The longest text (in bytes) compared for a "did you mean".
-const MAX_COMPARED: usize = 256;
-
 /// "; did you mean `a`?" for the ids close to `wrong`, or the list of ids when none is.
 fn suggest(wrong: &str, ids: &[&str]) -> String {
     let mut close: Vec<&str> = ids
@@ -1347,18 +1079,6 @@ fn suggest(wrong: &str, ids: &[&str]) -> String {
     }
 }
 
-/// Close enough to be a typo: a third of the characters (at most 3) wrong, or one name inside
-/// the other. Names of one or two characters are never close to anything.
-fn is_close(a: &str, b: &str) -> bool {
-    // Ids are at most 64 characters; comparing longer text would only cost time and memory.
-    if a.len() > MAX_COMPARED || b.len() > MAX_COMPARED {
-        return false;
-    }
-    let limit = (a.chars().count().max(b.chars().count()) / 3).min(3);
-    (limit > 0 && edit_distance(a, b) <= limit)
-        || (a.len() >= 3 && b.len() >= 3 && (a.contains(b) || b.contains(a)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1380,7 +1100,12 @@ mod tests {
         let e = parse(Path::new(path), text, &offered()).unwrap_err();
         e.problems
             .iter()
-            .map(|p| format!("{}:{}: {}", p.line, p.column, p.message))
+            .map(|p| match &p.place {
+                Place::At { line, column } => {
+                    format!("{line}:{column}: {}", p.message)
+                }
+                other => panic!("a plan problem without a line: {other:?}"),
+            })
             .collect()
     }
 
@@ -1446,11 +1171,11 @@ title = "  Sketch the module  "
         assert_eq!(plan.tasks.len(), 2);
 
         let greet = &plan.tasks[0];
-        assert_eq!(greet.id, "greet");
+        assert_eq!(greet.id.as_str(), "greet");
         assert_eq!(greet.title.as_str(), "Write greet()");
         assert_eq!(greet.prompt, "In src/greet.rs.");
         assert_eq!(greet.capabilities, caps(&["rust", "code"]));
-        assert_eq!(greet.depends_on, ["plan"]);
+        assert_eq!(greet.depends_on, [PlanKey::parse("plan").unwrap()]);
         let concerns: Vec<&str> = greet.concerns.iter().map(Concern::as_str).collect();
         assert_eq!(concerns, ["src/greet.*", "port:8080"]);
         assert_eq!(greet.risk, Risk::High);
@@ -1783,8 +1508,12 @@ title = "  Sketch the module  "
                     [[task]]\nid = \"A\"\ntitle = \"A\"\nrisk = \"huge\"\n\
                     [[task]]\nid = \"b\"\ndepends_on = [\"c\"]\n";
         let e = parse(Path::new("p.toml"), text, &offered()).unwrap_err();
-        let places: Vec<(usize, usize)> = e.problems.iter().map(|p| (p.line, p.column)).collect();
-        assert_eq!(places, [(1, 8), (2, 1), (4, 6), (6, 8), (7, 1), (9, 15)]);
+        let places: Vec<Place> = e.problems.iter().map(|p| p.place.clone()).collect();
+        let at = |line, column| Place::At { line, column };
+        assert_eq!(
+            places,
+            [at(1, 8), at(2, 1), at(4, 6), at(6, 8), at(7, 1), at(9, 15)]
+        );
         let shown = e.to_string();
         assert!(
             shown.starts_with("6 problems in the plan file p.toml:\np.toml:1:8: "),
@@ -1879,7 +1608,12 @@ title = "  Sketch the module  "
         let got: Vec<String> = e
             .problems
             .iter()
-            .map(|p| format!("{}:{}: {}", p.line, p.column, p.message))
+            .map(|p| match &p.place {
+                Place::At { line, column } => {
+                    format!("{line}:{column}: {}", p.message)
+                }
+                other => panic!("a plan problem without a line: {other:?}"),
+            })
             .collect();
         assert_eq!(
             got,

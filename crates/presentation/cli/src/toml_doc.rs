@@ -1,33 +1,37 @@
-//! A TOML document read with the place of every key and value, and checked with every problem
-//! reported at once, each as `file:line:column: message` in plain words: the machinery of the
-//! plan file (`plan_file.rs`, which adds JSON), the agents file (`agents_file.rs`) and
-//! `config.toml` (`config_file.rs`).
+//! A TOML (or JSON) document read with the place of every key and value, and checked with every
+//! problem reported at once through [`crate::diagnostics`], each as `file:line:column: message`
+//! in plain words: the machinery of the plan file (`plan_file.rs`), the agents file
+//! (`agents_file.rs`) and `config.toml` (`config_file.rs`).
 //!
-//! The text is read with `toml`'s recovering parser into a tree of [`Node`]s, so that one
-//! syntax error does not hide the problems after it, and each file's checker walks that tree:
-//! every unknown key is reported (with a "did you mean" when a known key is close), every value
-//! of the wrong type says what it must be with an example, instead of serde's "invalid type:
-//! sequence, expected a string". Problems on a line with a syntax error are left out, since they
-//! may only be its echoes.
+//! TOML is read with `toml`'s recovering parser into a tree of [`Node`]s, so that one syntax
+//! error does not hide the problems after it; JSON is read by `serde_json` (borrowed raw values
+//! give each value's place in the text), into the same tree. Each file's checker walks that
+//! tree: every unknown key is reported (with a "did you mean" when a known key is close), every
+//! value of the wrong type says what it must be with an example, instead of serde's "invalid
+//! type: sequence, expected a string". Problems on a line with a syntax error are left out, since
+//! they may only be its echoes.
 
 use std::ops::Range;
 use std::path::Path;
 
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+use crate::diagnostics::{Diagnostics, Place, Problem, closest};
 use crate::error::shorten;
 
 /// A value with the byte span of its text.
 #[derive(Debug)]
 pub(crate) struct Node {
     pub(crate) span: Range<usize>,
-    pub(crate) kind: Kind,
+    pub(crate) kind: NodeKind,
 }
 
-/// What a value is.
+/// What kind of value a node of a TOML or JSON document is, with the value.
 #[derive(Debug)]
-pub(crate) enum Kind {
+pub(crate) enum NodeKind {
     Str(String),
     Int(i64),
     Float(f64),
@@ -46,18 +50,18 @@ pub(crate) struct Entry {
     pub(crate) value: Node,
 }
 
-impl Kind {
+impl NodeKind {
     /// The value in words, for "must be ..., not {describe}".
     pub(crate) fn describe(&self) -> String {
         match self {
-            Kind::Str(s) if s.chars().count() <= 40 => format!("the string {s:?}"),
-            Kind::Str(_) => "a string".to_owned(),
-            Kind::Int(n) => format!("the number {n}"),
-            Kind::Float(x) => format!("the number {x}"),
-            Kind::Bool(b) => b.to_string(),
-            Kind::Array(_) => "a list".to_owned(),
-            Kind::Table(_) => "a table".to_owned(),
-            Kind::Other(what) => (*what).to_owned(),
+            NodeKind::Str(s) if s.chars().count() <= 40 => format!("the string {s:?}"),
+            NodeKind::Str(_) => "a string".to_owned(),
+            NodeKind::Int(n) => format!("the number {n}"),
+            NodeKind::Float(x) => format!("the number {x}"),
+            NodeKind::Bool(b) => b.to_string(),
+            NodeKind::Array(_) => "a list".to_owned(),
+            NodeKind::Table(_) => "a table".to_owned(),
+            NodeKind::Other(what) => (*what).to_owned(),
         }
     }
 }
@@ -69,17 +73,17 @@ pub(crate) fn get<'n>(entries: &'n [Entry], key: &str) -> Option<&'n Node> {
 
 fn from_toml(v: &Spanned<DeValue<'_>>) -> Node {
     let kind = match v.get_ref() {
-        DeValue::String(s) => Kind::Str(s.to_string()),
+        DeValue::String(s) => NodeKind::Str(s.to_string()),
         DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
-            .map_or(Kind::Other("a number too large"), Kind::Int),
-        DeValue::Float(x) => x
-            .as_str()
-            .parse::<f64>()
-            .map_or(Kind::Other("a number that cannot be read"), Kind::Float),
-        DeValue::Boolean(b) => Kind::Bool(*b),
-        DeValue::Datetime(_) => Kind::Other("a date-time"),
-        DeValue::Array(items) => Kind::Array(items.iter().map(from_toml).collect()),
-        DeValue::Table(t) => Kind::Table(toml_entries(t)),
+            .map_or(NodeKind::Other("a number too large"), NodeKind::Int),
+        DeValue::Float(x) => x.as_str().parse::<f64>().map_or(
+            NodeKind::Other("a number that cannot be read"),
+            NodeKind::Float,
+        ),
+        DeValue::Boolean(b) => NodeKind::Bool(*b),
+        DeValue::Datetime(_) => NodeKind::Other("a date-time"),
+        DeValue::Array(items) => NodeKind::Array(items.iter().map(from_toml).collect()),
+        DeValue::Table(t) => NodeKind::Table(toml_entries(t)),
     };
     Node {
         span: v.span(),
@@ -124,155 +128,204 @@ pub(crate) fn read(text: &str) -> (Node, Vec<(Range<usize>, String)>) {
         .collect();
     let root = Node {
         span: doc.span(),
-        kind: Kind::Table(toml_entries(doc.get_ref())),
+        kind: NodeKind::Table(toml_entries(doc.get_ref())),
     };
     (root, syntax)
-}
-
-/// 1-based line and column (in characters) of a byte offset of `text`.
-pub(crate) fn position(text: &str, offset: usize) -> (usize, usize) {
-    let mut start = offset.min(text.len());
-    while !text.is_char_boundary(start) {
-        start -= 1;
-    }
-    let before = &text[..start];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
-}
-
-/// The known key closest to `key`, if one is close enough to be a typo.
-pub(crate) fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
-    // Known keys are short: a long key is close to none, and comparing it would only cost time.
-    if key.len() > 256 {
-        return None;
-    }
-    let lower = key.to_lowercase();
-    known
-        .iter()
-        .map(|k| (edit_distance(&lower, k), *k))
-        .filter(|(d, k)| *d <= (k.len() / 3).clamp(1, 3))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
-}
-
-/// Edits (insert, delete, replace, swap two neighbours) that turn `a` into `b`.
-pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut d = vec![vec![0_usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = best;
-        }
-    }
-    d[a.len()][b.len()]
 }
 
 /// `message` with the node's string, where it echoes it, cut short (`error::shorten`).
 pub(crate) fn echoed(node: &Node, message: String) -> String {
     match &node.kind {
-        Kind::Str(s) if shorten(s) != *s => message.replace(s.as_str(), &shorten(s)),
+        NodeKind::Str(s) if shorten(s) != *s => message.replace(s.as_str(), &shorten(s)),
         _ => message,
     }
 }
 
-/// One problem, at its place.
-struct Found {
-    line: usize,
-    column: usize,
-    message: String,
-    syntax: bool,
+/// A JSON text read into a tree.
+pub(crate) struct JsonDoc {
+    pub(crate) root: Node,
+    /// Keys given twice in one object: the later ones, with their spans (the tree keeps the
+    /// first).
+    pub(crate) duplicates: Vec<(Range<usize>, String)>,
 }
 
-/// A TOML file being checked: its tree, and the problems found so far.
+/// The tree of a JSON text that serde_json reads; or serde_json's syntax error, at its line and
+/// column.
+pub(crate) fn read_json(text: &str) -> Result<JsonDoc, Problem> {
+    let root = serde_json::from_str::<&RawValue>(text).map_err(|e| {
+        let full = e.to_string();
+        let message = full
+            .rfind(" at line ")
+            .map_or(full.as_str(), |i| &full[..i]);
+        Problem {
+            place: Place::At {
+                line: e.line().max(1),
+                column: e.column().max(1),
+            },
+            message: format!("JSON syntax error: {message}"),
+        }
+    })?;
+    let mut duplicates = Vec::new();
+    let root = json_node(text, root, 0, &mut duplicates);
+    Ok(JsonDoc { root, duplicates })
+}
+
+/// The entries of a JSON object in the order of the text, each value as its raw text.
+struct JsonEntries<'t>(Vec<(String, &'t RawValue)>);
+
+impl<'de> Deserialize<'de> for JsonEntries<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> Visitor<'de> for Entries {
+            type Value = JsonEntries<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry::<String, &'de RawValue>()? {
+                    entries.push(entry);
+                }
+                Ok(JsonEntries(entries))
+            }
+        }
+        d.deserialize_map(Entries)
+    }
+}
+
+/// Where `raw`, a slice of `text` that serde_json borrowed, starts in it.
+fn offset_in(text: &str, raw: &RawValue) -> usize {
+    (raw.get().as_ptr() as usize)
+        .checked_sub(text.as_ptr() as usize)
+        .filter(|&o| o <= text.len())
+        .unwrap_or(0)
+}
+
+/// The first byte at or after `at` that is not JSON whitespace.
+fn skip_space(text: &str, mut at: usize) -> usize {
+    while matches!(text.as_bytes().get(at), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        at += 1;
+    }
+    at
+}
+
+/// How deep the tree of a JSON text goes: a list or an object below it is kept without its
+/// contents. The files read this way look at most four levels down (a plan's task's list of
+/// strings); reading deeper would cost a pass over the deeper text per level.
+const MAX_JSON_DEPTH: usize = 8;
+
+/// The node of a JSON value that serde_json has read, as a slice of `text`, at `depth` (the root
+/// is 0). Objects and arrays are read again one level down, as raw values, so the whole costs
+/// one pass over the text per level ([`MAX_JSON_DEPTH`] at most); a key's span is found between
+/// the end of the previous value (or the `{`) and the `:` before its value, where JSON allows
+/// only spaces and a comma.
+fn json_node(
+    text: &str,
+    raw: &RawValue,
+    depth: usize,
+    duplicates: &mut Vec<(Range<usize>, String)>,
+) -> Node {
+    let json = raw.get();
+    let start = offset_in(text, raw);
+    let span = start..start + json.len();
+    let deep = depth >= MAX_JSON_DEPTH;
+    let kind = match json.as_bytes().first() {
+        Some(b'{') if deep => NodeKind::Table(Vec::new()),
+        Some(b'[') if deep => NodeKind::Array(Vec::new()),
+        Some(b'{') => match serde_json::from_str::<JsonEntries<'_>>(json) {
+            Ok(JsonEntries(pairs)) => {
+                let mut entries: Vec<Entry> = Vec::with_capacity(pairs.len());
+                let mut cursor = start + 1;
+                for (key, value) in pairs {
+                    let mut key_start = skip_space(text, cursor);
+                    if text.as_bytes().get(key_start) == Some(&b',') {
+                        key_start = skip_space(text, key_start + 1);
+                    }
+                    let value_start = offset_in(text, value);
+                    // Back from the value over spaces and the colon: the key's closing quote.
+                    let before = text.get(key_start..value_start).unwrap_or("");
+                    let key_end =
+                        key_start + before.trim_end().trim_end_matches(':').trim_end().len();
+                    let key_span = key_start..key_end;
+                    let node = json_node(text, value, depth + 1, duplicates);
+                    cursor = node.span.end;
+                    if entries.iter().any(|e| e.key == key) {
+                        duplicates.push((key_span, key));
+                    } else {
+                        entries.push(Entry {
+                            key,
+                            span: key_span,
+                            value: node,
+                        });
+                    }
+                }
+                NodeKind::Table(entries)
+            }
+            Err(_) => NodeKind::Other("an object that cannot be read"),
+        },
+        Some(b'[') => match serde_json::from_str::<Vec<&RawValue>>(json) {
+            Ok(items) => NodeKind::Array(
+                items
+                    .into_iter()
+                    .map(|item| json_node(text, item, depth + 1, duplicates))
+                    .collect(),
+            ),
+            Err(_) => NodeKind::Other("a list that cannot be read"),
+        },
+        Some(b'"') => serde_json::from_str::<String>(json).map_or(
+            NodeKind::Other("a string that cannot be read"),
+            NodeKind::Str,
+        ),
+        Some(b't') => NodeKind::Bool(true),
+        Some(b'f') => NodeKind::Bool(false),
+        Some(b'n') => NodeKind::Other("null"),
+        _ if json.contains(['.', 'e', 'E']) => json.parse::<f64>().map_or(
+            NodeKind::Other("a number that cannot be read"),
+            NodeKind::Float,
+        ),
+        _ => json
+            .parse::<i64>()
+            .map_or(NodeKind::Other("a number too large"), NodeKind::Int),
+    };
+    Node { span, kind }
+}
+
+/// A TOML file being checked: the problems found so far.
 pub(crate) struct Doc<'a> {
-    path: &'a Path,
-    text: &'a str,
-    found: Vec<Found>,
+    diagnostics: Diagnostics<'a>,
 }
 
 impl<'a> Doc<'a> {
     /// Reads `text` (the file at `path`), recording its syntax errors.
     pub(crate) fn read(path: &'a Path, text: &'a str) -> (Doc<'a>, Node) {
         let (root, syntax) = read(text);
-        let mut doc = Doc {
-            path,
-            text,
-            found: Vec::new(),
-        };
+        let mut diagnostics = Diagnostics::new(path, text);
         for (span, message) in syntax {
-            let (line, column) = position(text, span.start);
-            doc.found.push(Found {
-                line,
-                column,
-                message,
-                syntax: true,
-            });
+            let place = diagnostics.place(span.start);
+            diagnostics.syntax(place, message);
         }
-        (doc, root)
+        (Doc { diagnostics }, root)
     }
 
     /// `file:line:column` of a span, for messages that point at a second place.
     pub(crate) fn place(&self, span: &Range<usize>) -> String {
-        let (line, column) = position(self.text, span.start);
-        format!("{}:{line}:{column}", self.path.display())
+        self.diagnostics.place_of(span)
     }
 
     /// Records a problem at the start of `span`.
     pub(crate) fn add(&mut self, span: &Range<usize>, message: impl Into<String>) {
-        let (line, column) = position(self.text, span.start);
-        self.found.push(Found {
-            line,
-            column,
-            message: message.into(),
-            syntax: false,
-        });
+        self.diagnostics.add(span, message);
     }
 
     /// How many problems were found so far.
     pub(crate) fn count(&self) -> usize {
-        self.found.len()
+        self.diagnostics.count()
     }
 
-    /// Every problem, sorted by place, as `file:line:column: message`; those on a line with a
-    /// syntax error are left out (they may be its echoes). `None` when there are none.
-    pub(crate) fn problems(self) -> Option<Vec<String>> {
-        let broken: Vec<usize> = self
-            .found
-            .iter()
-            .filter(|f| f.syntax)
-            .map(|f| f.line)
-            .collect();
-        let mut found: Vec<Found> = self
-            .found
-            .into_iter()
-            .filter(|f| f.syntax || !broken.contains(&f.line))
-            .collect();
-        if found.is_empty() {
-            return None;
-        }
-        found.sort_by_key(|f| (f.line, f.column));
-        let path = self.path.display();
-        Some(
-            found
-                .into_iter()
-                .map(|f| format!("{path}:{}:{}: {}", f.line, f.column, f.message))
-                .collect(),
-        )
+    /// Every problem, in file order; those on a line with a syntax error are left out (they may
+    /// be its echoes). Empty when there are none.
+    pub(crate) fn finish(self) -> Vec<Problem> {
+        self.diagnostics.finish()
     }
 
     /// Every key of `entries` that is not `known` is a problem; `place` says where ("in
@@ -321,7 +374,7 @@ impl<'a> Doc<'a> {
         example: &str,
     ) -> Option<&'n str> {
         match &node.kind {
-            Kind::Str(s) => Some(s),
+            NodeKind::Str(s) => Some(s),
             _ => {
                 self.wrong_type(key, node, "a string", example);
                 None
@@ -332,7 +385,7 @@ impl<'a> Doc<'a> {
     /// The boolean, or the problem recorded.
     pub(crate) fn boolean(&mut self, key: &str, node: &Node) -> Option<bool> {
         match node.kind {
-            Kind::Bool(b) => Some(b),
+            NodeKind::Bool(b) => Some(b),
             _ => {
                 self.wrong_type(key, node, "true or false", "true");
                 None
@@ -343,8 +396,8 @@ impl<'a> Doc<'a> {
     /// A whole number from `min` to `max`, or the problem recorded.
     pub(crate) fn whole(&mut self, key: &str, node: &Node, min: i64, max: i64) -> Option<i64> {
         match node.kind {
-            Kind::Int(n) if (min..=max).contains(&n) => Some(n),
-            Kind::Int(n) => {
+            NodeKind::Int(n) if (min..=max).contains(&n) => Some(n),
+            NodeKind::Int(n) => {
                 self.add(
                     &node.span,
                     format!("`{key}` must be a whole number from {min} to {max}, not {n}"),
@@ -366,14 +419,14 @@ impl<'a> Doc<'a> {
         node: &'n Node,
         example: &str,
     ) -> Vec<(&'n str, &'n Node)> {
-        let Kind::Array(items) = &node.kind else {
+        let NodeKind::Array(items) = &node.kind else {
             self.wrong_type(key, node, "a list of strings", example);
             return Vec::new();
         };
         let mut out = Vec::new();
         for item in items {
             match &item.kind {
-                Kind::Str(s) => out.push((s.as_str(), item)),
+                NodeKind::Str(s) => out.push((s.as_str(), item)),
                 other => {
                     let m = format!(
                         "each item of `{key}` must be a string, like {key} = {example}; not {}",
@@ -394,7 +447,7 @@ impl<'a> Doc<'a> {
         example: &str,
     ) -> Option<&'n [Entry]> {
         match &node.kind {
-            Kind::Table(entries) => Some(entries),
+            NodeKind::Table(entries) => Some(entries),
             _ => {
                 self.wrong_type(key, node, "a table", example);
                 None
@@ -404,7 +457,7 @@ impl<'a> Doc<'a> {
 
     /// The tables of an array of tables (`[[key]]`), each with its node.
     pub(crate) fn tables<'n>(&mut self, key: &str, node: &'n Node) -> Vec<(&'n [Entry], &'n Node)> {
-        let Kind::Array(items) = &node.kind else {
+        let NodeKind::Array(items) = &node.kind else {
             self.add(
                 &node.span,
                 format!(
@@ -417,7 +470,7 @@ impl<'a> Doc<'a> {
         let mut out = Vec::new();
         for item in items {
             match &item.kind {
-                Kind::Table(entries) => out.push((entries.as_slice(), item)),
+                NodeKind::Table(entries) => out.push((entries.as_slice(), item)),
                 other => {
                     let m = format!(
                         "each item of `{key}` must be a table (a [[{key}]] section), not {}",
@@ -445,18 +498,19 @@ impl<'a> Doc<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnostics::Source;
 
     fn check(text: &str, f: impl FnOnce(&mut Doc<'_>, &Node)) -> Vec<String> {
         let path = Path::new("f.toml");
         let (mut doc, root) = Doc::read(path, text);
         f(&mut doc, &root);
-        doc.problems().unwrap_or_default()
+        crate::diagnostics::render(path, &doc.finish())
     }
 
     #[test]
     fn wrong_types_are_said_in_plain_words_with_an_example() {
         let problems = check("command = [\"claude\"]\nslots = \"two\"\n", |doc, root| {
-            let Kind::Table(top) = &root.kind else {
+            let NodeKind::Table(top) = &root.kind else {
                 panic!("a table")
             };
             doc.string("command", get(top, "command").unwrap(), "\"claude\"");
@@ -474,7 +528,7 @@ mod tests {
     #[test]
     fn unknown_keys_get_a_did_you_mean_or_the_allowed_keys() {
         let problems = check("slot = 1\nzzz = 2\n", |doc, root| {
-            let Kind::Table(top) = &root.kind else {
+            let NodeKind::Table(top) = &root.kind else {
                 panic!("a table")
             };
             doc.unknown_keys(top, &["slots", "name"], "in [[agent]]");
@@ -491,7 +545,7 @@ mod tests {
     #[test]
     fn a_syntax_error_does_not_hide_the_problems_of_other_lines() {
         let problems = check("a = \nb = [1\nc = 3\n", |doc, root| {
-            let Kind::Table(top) = &root.kind else {
+            let NodeKind::Table(top) = &root.kind else {
                 panic!("a table")
             };
             doc.unknown_keys(top, &["x"], "here");
@@ -504,7 +558,7 @@ mod tests {
     #[test]
     fn numbers_out_of_range_name_the_range() {
         let problems = check("slots = -1\n", |doc, root| {
-            let Kind::Table(top) = &root.kind else {
+            let NodeKind::Table(top) = &root.kind else {
                 panic!("a table")
             };
             doc.whole("slots", get(top, "slots").unwrap(), 1, 256);
@@ -513,5 +567,75 @@ mod tests {
             problems,
             vec!["f.toml:1:9: `slots` must be a whole number from 1 to 256, not -1"]
         );
+    }
+
+    #[test]
+    fn json_keys_and_values_keep_their_places() {
+        let text = "\u{20}{ \"a\\\"b\" :\t[1, 2.5, \"é\"] ,\n  \"n\": {\"x\": null, \"y\": true},\n\
+                    \"a\\\"b\": 99999999999999999999 }";
+        let doc = read_json(text).unwrap();
+        let at = |offset: usize| Source::new(text).position(offset);
+        let NodeKind::Table(top) = &doc.root.kind else {
+            panic!("a table")
+        };
+        // The first key, with an escaped quote, and its list.
+        assert_eq!(top[0].key, "a\"b");
+        assert_eq!(&text[top[0].span.clone()], "\"a\\\"b\"");
+        let NodeKind::Array(items) = &top[0].value.kind else {
+            panic!("a list")
+        };
+        let shown: Vec<&str> = items.iter().map(|i| &text[i.span.clone()]).collect();
+        assert_eq!(shown, ["1", "2.5", "\"é\""]);
+        assert!(matches!(items[0].kind, NodeKind::Int(1)));
+        assert!(matches!(items[1].kind, NodeKind::Float(x) if x == 2.5));
+        assert!(matches!(&items[2].kind, NodeKind::Str(s) if s == "é"));
+        // A key after a comma and a line break, and the keys of a nested object.
+        assert_eq!(top[1].key, "n");
+        assert_eq!(at(top[1].span.start), (2, 3));
+        let NodeKind::Table(inner) = &top[1].value.kind else {
+            panic!("a table")
+        };
+        assert_eq!(&text[inner[1].span.clone()], "\"y\"");
+        assert!(matches!(inner[0].value.kind, NodeKind::Other("null")));
+        assert!(matches!(inner[1].value.kind, NodeKind::Bool(true)));
+        // The repeated key is left out of the tree and given with its place.
+        assert_eq!(top.len(), 2);
+        assert_eq!(doc.duplicates.len(), 1);
+        assert_eq!(at(doc.duplicates[0].0.start), (3, 1));
+        assert_eq!(doc.duplicates[0].1, "a\"b");
+    }
+
+    #[test]
+    fn json_deeper_than_the_checkers_look_is_kept_without_its_contents() {
+        let depth = MAX_JSON_DEPTH + 3;
+        let text = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+        let mut node = &read_json(&text).unwrap().root;
+        let mut levels = 0;
+        while let NodeKind::Array(items) = &node.kind {
+            levels += 1;
+            match items.first() {
+                Some(first) => node = first,
+                None => break,
+            }
+        }
+        assert_eq!(levels, MAX_JSON_DEPTH + 1);
+        assert_eq!(
+            &text[node.span.clone()],
+            &text[MAX_JSON_DEPTH..text.len() - MAX_JSON_DEPTH]
+        );
+    }
+
+    #[test]
+    fn json_syntax_errors_carry_serde_jsons_line_and_column() {
+        let Err(p) = read_json("{\n  \"a\": [1,\n}") else {
+            panic!("read")
+        };
+        assert_eq!(p.place, Place::At { line: 3, column: 1 });
+        assert!(
+            p.message.starts_with("JSON syntax error: "),
+            "{}",
+            p.message
+        );
+        assert!(!p.message.contains(" at line "), "{}", p.message);
     }
 }

@@ -47,27 +47,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
+use crate::diagnostics::{self, Diagnostics, Place, Problem};
+
 // ---------------------------------------------------------------------------------------------
 // Problems and where they are.
-
-/// Where a problem is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Place {
-    /// A line and column of the text, both from 1.
-    At { line: usize, column: usize },
-    /// A JSON path such as `stages[2].key` (JSON files keep no positions for values).
-    Path(String),
-    /// The file as a whole.
-    File,
-}
-
-/// One problem of a workflow file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Problem {
-    pub(crate) place: Place,
-    /// What is wrong and how to fix it.
-    pub(crate) message: String,
-}
 
 /// Every problem found in a workflow file. Displayed one per line, as
 /// `file:line:column: message` (or `file:json.path: message`, or `file: message`).
@@ -82,15 +65,7 @@ pub(crate) struct WorkflowFileError {
 impl WorkflowFileError {
     /// Each problem as `file:line:column: message`.
     pub(crate) fn lines(&self) -> Vec<String> {
-        let file = self.path.display();
-        self.problems
-            .iter()
-            .map(|p| match &p.place {
-                Place::At { line, column } => format!("{file}:{line}:{column}: {}", p.message),
-                Place::Path(path) => format!("{file}:{path}: {}", p.message),
-                Place::File => format!("{file}: {}", p.message),
-            })
-            .collect()
+        diagnostics::render(&self.path, &self.problems)
     }
 }
 
@@ -101,45 +76,6 @@ impl fmt::Display for WorkflowFileError {
 }
 
 impl std::error::Error for WorkflowFileError {}
-
-/// Collects the problems of one file.
-struct Problems<'a> {
-    text: &'a str,
-    found: Vec<Problem>,
-}
-
-impl Problems<'_> {
-    /// The line and column where byte `offset` of the text is.
-    fn place_of(&self, offset: usize) -> Place {
-        let start = offset.min(self.text.len());
-        let before = self.text.get(..start).unwrap_or(self.text);
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        Place::At { line, column }
-    }
-
-    fn add(&mut self, place: Place, message: impl fmt::Display) {
-        self.found.push(Problem {
-            place,
-            message: message.to_string(),
-        });
-    }
-
-    /// The value, or `None` with the error recorded at `place`.
-    fn check<T, E: fmt::Display>(&mut self, place: Place, r: Result<T, E>) -> Option<T> {
-        r.map_err(|e| self.add(place, e)).ok()
-    }
-}
-
-/// `file:line:column` (or `file:path`, `file`) of a place, for messages that refer to another
-/// place of the file.
-fn shown(path: &Path, place: &Place) -> String {
-    match place {
-        Place::At { line, column } => format!("{}:{line}:{column}", path.display()),
-        Place::Path(p) => format!("{}:{p}", path.display()),
-        Place::File => path.display().to_string(),
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Reading both formats with the same structs.
@@ -252,15 +188,12 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Workflow, WorkflowFileErr
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"))
         || text.trim_start().starts_with('{');
-    let mut problems = Problems {
-        text,
-        found: Vec::new(),
-    };
+    let mut problems = Diagnostics::new(path, text);
     let raw: RawWorkflow = if json {
         serde_json::from_str(text).map_err(|e| fail(vec![json_error(&e)]))?
     } else {
         read_toml(text).map_err(|e| {
-            let place = e.span().map_or(Place::File, |s| problems.place_of(s.start));
+            let place = e.span().map_or(Place::File, |s| problems.place(s.start));
             fail(vec![Problem {
                 place,
                 message: e.message().trim_end().to_owned(),
@@ -268,34 +201,27 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Workflow, WorkflowFileErr
         })?
     };
     let workflow = check(path, &raw, &mut problems);
-    let mut found = problems.found;
     // In the order of the file; problems of the file as a whole first, JSON paths last.
-    found.sort_by_key(|p| match p.place {
-        Place::File => (0, 0, 0),
-        Place::At { line, column } => (1, line, column),
-        Place::Path(_) => (2, 0, 0),
-    });
+    let found = problems.finish();
     match workflow {
         Some(w) if found.is_empty() => Ok(w),
-        _ if found.is_empty() => Err(fail(vec![Problem {
-            place: Place::File,
-            message: "the file could not be read (no problem was recorded: this is a bug)"
-                .to_owned(),
-        }])),
+        _ if found.is_empty() => Err(fail(vec![Problem::file(
+            "the file could not be read (no problem was recorded: this is a bug)",
+        )])),
         _ => Err(fail(found)),
     }
 }
 
 /// Checks one file's values, and then the workflow they make.
 struct Ctx<'p, 'a> {
-    problems: &'p mut Problems<'a>,
+    problems: &'p mut Diagnostics<'a>,
 }
 
 impl Ctx<'_, '_> {
     /// Where a value is: its span, or else the JSON path `path` makes.
     fn place<T>(&self, value: &At<T>, path: impl FnOnce() -> String) -> Place {
         match &value.span {
-            Some(span) => self.problems.place_of(span.start),
+            Some(span) => self.problems.place(span.start),
             None => Place::Path(path()),
         }
     }
@@ -308,7 +234,9 @@ impl Ctx<'_, '_> {
         parse: impl FnOnce(&str) -> Result<T, E>,
     ) -> Option<T> {
         let place = self.place(value, path);
-        self.problems.check(place, parse(&value.value))
+        parse(&value.value)
+            .map_err(|e| self.problems.add_at(place, e.to_string()))
+            .ok()
     }
 }
 
@@ -330,14 +258,14 @@ struct Checked {
     risk: Option<Risk>,
 }
 
-fn check(path: &Path, raw: &RawWorkflow, problems: &mut Problems<'_>) -> Option<Workflow> {
+fn check(path: &Path, raw: &RawWorkflow, problems: &mut Diagnostics<'_>) -> Option<Workflow> {
     let mut ctx = Ctx { problems };
     let name = ctx.parse(&raw.name, || "name".to_owned(), WorkflowName::parse);
     let version = match u32::try_from(raw.version.value) {
         Ok(v) if v >= 1 => Some(v),
         _ => {
             let place = ctx.place(&raw.version, || "version".to_owned());
-            ctx.problems.add(
+            ctx.problems.add_at(
                 place,
                 format!(
                     "version must be a whole number from 1 to {}, not {}",
@@ -429,7 +357,7 @@ fn check(path: &Path, raw: &RawWorkflow, problems: &mut Problems<'_>) -> Option<
         match &problem {
             WorkflowProblem::NoStages => {
                 if !partial {
-                    ctx.problems.add(
+                    ctx.problems.add_at(
                         Place::File,
                         "the workflow has no stages: add one or more [[stage]] tables (in JSON, \
                          a \"stages\" array)",
@@ -438,12 +366,12 @@ fn check(path: &Path, raw: &RawWorkflow, problems: &mut Problems<'_>) -> Option<
             }
             WorkflowProblem::VersionZero => {
                 let place = ctx.place(&raw.version, || "version".to_owned());
-                ctx.problems.add(place, &problem);
+                ctx.problems.add_at(place, problem.to_string());
             }
             WorkflowProblem::DuplicateStage { key, stage, first } => {
-                let first = shown(path, &stage_key(&ctx, *first));
+                let first = stage_key(&ctx, *first).shown(path);
                 let place = stage_key(&ctx, *stage);
-                ctx.problems.add(
+                ctx.problems.add_at(
                     place,
                     format!(
                         "the stage key {:?} is already used at {first}: give each stage its \
@@ -458,7 +386,7 @@ fn check(path: &Path, raw: &RawWorkflow, problems: &mut Problems<'_>) -> Option<
                     Some(t) => ctx.place(t, || format!("{list}[{i}].title")),
                     None => stage_key(&ctx, *stage),
                 };
-                ctx.problems.add(place, &problem);
+                ctx.problems.add_at(place, problem.to_string());
             }
             WorkflowProblem::UnknownStage {
                 from,
@@ -467,24 +395,24 @@ fn check(path: &Path, raw: &RawWorkflow, problems: &mut Problems<'_>) -> Option<
                 handoff,
             } => {
                 let place = handoff_end(&ctx, *handoff, unknown != from || from == to);
-                ctx.problems.add(
+                ctx.problems.add_at(
                     place,
                     format!("{problem} (its stages: {})", keys.join(", ")),
                 );
             }
             WorkflowProblem::SelfHandoff { handoff, .. } => {
                 let place = handoff_end(&ctx, *handoff, true);
-                ctx.problems.add(place, &problem);
+                ctx.problems.add_at(place, problem.to_string());
             }
             WorkflowProblem::DuplicateHandoff { handoff, .. }
             | WorkflowProblem::Cycle { handoff, .. } => {
                 let place = handoff_end(&ctx, *handoff, false);
-                ctx.problems.add(place, &problem);
+                ctx.problems.add_at(place, problem.to_string());
             }
             WorkflowProblem::Unreachable { stage, .. } => {
                 if !partial {
                     let place = stage_key(&ctx, *stage);
-                    ctx.problems.add(place, &problem);
+                    ctx.problems.add_at(place, problem.to_string());
                 }
             }
         }
@@ -502,7 +430,7 @@ fn pick<'r, T>(
 ) -> (&'static str, &'r [T]) {
     match (one.is_empty(), other.is_empty()) {
         (false, false) => {
-            ctx.problems.add(
+            ctx.problems.add_at(
                 Place::File,
                 format!(
                     "the workflow gives both [[{single}]] tables and a {plural} array; use one"
@@ -535,7 +463,7 @@ fn check_stage(ctx: &mut Ctx<'_, '_>, s: &RawStage, prefix: &str) -> Checked {
     };
     if s.prompt.value.trim().is_empty() {
         let place = ctx.place(&s.prompt, || at("prompt"));
-        ctx.problems.add(
+        ctx.problems.add_at(
             place,
             "the prompt is blank: say what the stage must do ({goal} stands for the goal)",
         );

@@ -250,7 +250,7 @@ fn plan_of(file: PlanFile) -> Result<CreatePlan, CliError> {
     let tasks = plan_file::order(&file)
         .into_iter()
         .map(|t| PlanTask {
-            key: t.id.clone(),
+            key: t.id.to_string(),
             task: CreateTask {
                 prompt: t.prompt.clone(),
                 capabilities: t.capabilities.clone(),
@@ -265,7 +265,7 @@ fn plan_of(file: PlanFile) -> Result<CreatePlan, CliError> {
                 concerns: t.concerns.clone(),
                 ..CreateTask::titled(t.title.clone())
             },
-            depends_on: t.depends_on.clone(),
+            depends_on: t.depends_on.iter().map(ToString::to_string).collect(),
         })
         .collect();
     Ok(CreatePlan {
