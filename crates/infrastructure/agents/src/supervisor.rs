@@ -4,10 +4,14 @@
 //! (`sim`) — with a timeout, resource limits, a capped log and heartbeats that renew the lease,
 //! and reports its start, session and end through the application API.
 //!
-//! Threads: one runner thread per process or model attempt (it spawns the child, so the child's
+//! Threads: one attempt thread per process or model attempt (it spawns the child, so the child's
 //! parent-death signal stays armed exactly as long as the child runs), a stderr reader beside
 //! it, one timer thread (timeouts, the grace before SIGKILL, simulated agents' delays), one
 //! heartbeat thread, and a few reporter threads for the simulated agents' writes.
+//!
+//! This module schedules attempts and keeps their leases, heartbeats, timers and results; how
+//! each kind of agent runs is beside it: `process` (spawning and waiting for a child process),
+//! `model` (driving MAOS's own model loop) and `sim` (simulated agents).
 
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::ffi::OsString;
@@ -33,7 +37,7 @@ mod model;
 mod process;
 mod sim;
 
-use sim::{REPORTERS, Report, SimRun, reporter};
+use sim::{REPORTERS, Report, SimAttempt, reporter};
 
 /// How the supervisor runs attempts.
 #[derive(Debug, Clone)]
@@ -110,7 +114,7 @@ struct Live {
     stop: Arc<AtomicU8>,
     /// Set to stop an in-process agent.
     halt: Arc<AtomicBool>,
-    /// A simulated agent: no process, no runner thread.
+    /// A simulated agent: no process, no attempt thread.
     sim: bool,
 }
 
@@ -127,7 +131,7 @@ enum Timer {
     /// The grace after SIGTERM is over.
     Kill(Key),
     /// A simulated agent is done.
-    SimDone(SimRun),
+    SimDone(SimAttempt),
 }
 
 struct Due {
@@ -168,15 +172,15 @@ struct Inner {
     timer_seq: AtomicU64,
     reports: Mutex<Option<mpsc::Sender<Report>>>,
     /// Attempts each `sim` agent has run (for `fail_every`).
-    sim_runs: Mutex<HashMap<AgentName, u32>>,
+    sim_attempts: Mutex<HashMap<AgentName, u32>>,
     shutting_down: AtomicBool,
     observer: OnceLock<StartObserver>,
     workspaces: OnceLock<Arc<dyn Workspaces>>,
     /// Ports given to running attempts.
     ports: Mutex<HashSet<u16>>,
     /// Runner threads still running, to wait for at shutdown.
-    runners: Mutex<usize>,
-    runners_done: Condvar,
+    attempt_threads: Mutex<usize>,
+    attempt_threads_done: Condvar,
     /// How every attempt's processes are kept together and killed (cgroup or process tree).
     containment: Containment,
 }
@@ -209,13 +213,13 @@ impl Supervisor {
             timers_changed: Condvar::new(),
             timer_seq: AtomicU64::new(0),
             reports: Mutex::new(Some(tx)),
-            sim_runs: Mutex::new(HashMap::new()),
+            sim_attempts: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
             observer: OnceLock::new(),
             workspaces: OnceLock::new(),
             ports: Mutex::new(HashSet::new()),
-            runners: Mutex::new(0),
-            runners_done: Condvar::new(),
+            attempt_threads: Mutex::new(0),
+            attempt_threads_done: Condvar::new(),
             containment,
         });
         let rx = Arc::new(Mutex::new(rx));
@@ -275,7 +279,7 @@ impl Supervisor {
         self.inner.containment.kill_leftovers(attempts)
     }
 
-    /// Stops every attempt (SIGTERM, then SIGKILL after the grace) and waits for the runners,
+    /// Stops every attempt (SIGTERM, then SIGKILL after the grace) and waits for the attempt threads,
     /// at most `grace` plus a second. Nothing is reported: the next daemon start reconciles.
     pub fn shutdown(&self) {
         let inner = &self.inner;
@@ -295,23 +299,29 @@ impl Supervisor {
             contain.signal(*task, *attempt, Some(*g), libc::SIGTERM);
         }
         let deadline = Instant::now() + inner.config.grace;
-        let mut runners = lock(&inner.runners);
-        while *runners > 0 && Instant::now() < deadline {
+        let mut attempt_threads = lock(&inner.attempt_threads);
+        while *attempt_threads > 0 && Instant::now() < deadline {
             let left = deadline.saturating_duration_since(Instant::now());
-            runners = match inner.runners_done.wait_timeout(runners, left) {
+            attempt_threads = match inner
+                .attempt_threads_done
+                .wait_timeout(attempt_threads, left)
+            {
                 Ok((g, _)) => g,
                 Err(p) => p.into_inner().0,
             };
         }
-        drop(runners);
+        drop(attempt_threads);
         for ((task, attempt), g) in &groups {
             contain.kill(*task, *attempt, Some(*g));
         }
         let deadline = Instant::now() + Duration::from_secs(1);
-        let mut runners = lock(&inner.runners);
-        while *runners > 0 && Instant::now() < deadline {
+        let mut attempt_threads = lock(&inner.attempt_threads);
+        while *attempt_threads > 0 && Instant::now() < deadline {
             let left = deadline.saturating_duration_since(Instant::now());
-            runners = match inner.runners_done.wait_timeout(runners, left) {
+            attempt_threads = match inner
+                .attempt_threads_done
+                .wait_timeout(attempt_threads, left)
+            {
                 Ok((g, _)) => g,
                 Err(p) => p.into_inner().0,
             };
@@ -350,14 +360,14 @@ impl AgentRuntime for Supervisor {
                 lock(&inner.live).remove(&key);
             }
             _ => {
-                *lock(&inner.runners) += 1;
+                *lock(&inner.attempt_threads) += 1;
                 let inner = Arc::clone(inner);
                 let name = format!("maos-attempt-{}-{}", launch.task.id.short(), launch.attempt);
                 spawn_named(name, move || {
-                    run_attempt(&inner, launch);
-                    let mut n = lock(&inner.runners);
+                    attempt_thread(&inner, launch);
+                    let mut n = lock(&inner.attempt_threads);
                     *n = n.saturating_sub(1);
-                    inner.runners_done.notify_all();
+                    inner.attempt_threads_done.notify_all();
                 });
             }
         }
@@ -470,7 +480,7 @@ fn fire(inner: &Inner, what: Timer) {
                 inner.containment.kill(key.0, key.1, pgid);
             }
         }
-        Timer::SimDone(run) => send_report(inner, Report::Finish(run)),
+        Timer::SimDone(attempt) => send_report(inner, Report::Finish(attempt)),
     }
 }
 
@@ -564,7 +574,9 @@ struct Outcome {
     report: RunReport,
 }
 
-fn run_attempt(inner: &Arc<Inner>, launch: Launch) {
+/// The body of an attempt's thread: prepares its files, log, worktree and port, runs the agent
+/// (a process or the model loop), checkpoints and verifies what it did, and reports the outcome.
+fn attempt_thread(inner: &Arc<Inner>, launch: Launch) {
     let key = (launch.task.id, launch.attempt);
     let Some(api) = inner.api.get().cloned() else {
         return;
@@ -620,11 +632,12 @@ fn run_attempt(inner: &Arc<Inner>, launch: Launch) {
     }
     let outcome = match launch.agent.adapter {
         AdapterKind::Openai | AdapterKind::Ollama => {
-            model::run_model(inner, api.as_ref(), &launch, &paths, &log)
+            model::drive_model_loop(inner, api.as_ref(), &launch, &paths, &log)
         }
-        _ => process::run_process(inner, api.as_ref(), &launch, &paths, &log),
+        _ => process::spawn_and_wait(inner, api.as_ref(), &launch, &paths, &log),
     };
-    let outcome = outcome.map(|o| after_run(inner, &launch, &paths, workspace.as_ref(), &log, o));
+    let outcome =
+        outcome.map(|o| checkpoint_and_verify(inner, &launch, &paths, workspace.as_ref(), &log, o));
     if let Some(p) = paths.port {
         lock(&inner.ports).remove(&p);
     }
@@ -681,7 +694,7 @@ fn prepare_workspace(
 
 /// After the agent ended: the checkpoint of what it left in its worktree, then, when it
 /// succeeded, the verification command.
-fn after_run(
+fn checkpoint_and_verify(
     inner: &Inner,
     launch: &Launch,
     paths: &Paths,

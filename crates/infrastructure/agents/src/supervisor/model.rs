@@ -50,7 +50,10 @@ impl crate::tools::CommandScope for AttemptScope {
     }
 }
 
-pub(super) fn run_model(
+/// Runs a model attempt in the attempt thread: configures MAOS's own loop from the agent's
+/// settings and converses with the model until it answers, fails or is stopped, and says how it
+/// went. `None` when the attempt was stopped on request or is no longer current.
+pub(super) fn drive_model_loop(
     inner: &Arc<Inner>,
     api: &dyn MaosApi,
     launch: &Launch,
@@ -151,7 +154,7 @@ pub(super) fn run_model(
         key,
         limits: settings.limits,
     });
-    let result = crate::openai::run_in(
+    let result = crate::openai::converse_in_scope(
         &cfg,
         &paths.workdir,
         &prompt,

@@ -80,7 +80,10 @@ impl Tail {
     }
 }
 
-pub(super) fn run_process(
+/// Runs a process attempt in the attempt thread: spawns the agent's command in the attempt's
+/// containment, feeds it and reads it until it ends (or is stopped), and says how it went.
+/// `None` when the attempt was stopped on request or is no longer current: nothing is reported.
+pub(super) fn spawn_and_wait(
     inner: &Arc<Inner>,
     api: &dyn MaosApi,
     launch: &Launch,

@@ -1,4 +1,4 @@
-//! Simulated agents (`sim`): no process, no runner thread; a timer ends each attempt after its
+//! Simulated agents (`sim`): no process, no attempt thread; a timer ends each attempt after its
 //! delay, and a few reporter threads make their durable writes.
 
 use std::sync::{Mutex, mpsc};
@@ -14,13 +14,13 @@ use super::{Inner, Key, Timer, lock, observe_start, overrun_error, schedule};
 #[derive(Debug)]
 pub(super) enum Report {
     Start(Box<Launch>),
-    Finish(SimRun),
+    Finish(SimAttempt),
 }
 
 /// What a running simulated attempt keeps until it ends: only what its end needs, so that a
 /// hundred thousand of them fit in little memory (docs/benchmarks.md).
 #[derive(Debug)]
-pub(super) struct SimRun {
+pub(super) struct SimAttempt {
     key: Key,
     fencing: FencingToken,
     agent: AgentName,
@@ -33,6 +33,8 @@ pub(super) struct SimRun {
 /// How many threads make the simulated agents' durable writes.
 pub(super) const REPORTERS: usize = 8;
 
+/// A reporter thread: makes the simulated agents' durable writes until the supervisor shuts
+/// down.
 pub(super) fn reporter(inner: &Inner, rx: &Mutex<mpsc::Receiver<Report>>) {
     loop {
         let next = lock(rx).recv();
@@ -40,7 +42,7 @@ pub(super) fn reporter(inner: &Inner, rx: &Mutex<mpsc::Receiver<Report>>) {
         let Some(api) = inner.api.get() else { continue };
         match report {
             Report::Start(launch) => sim_start(inner, api.as_ref(), *launch),
-            Report::Finish(run) => sim_finish(inner, api.as_ref(), run),
+            Report::Finish(attempt) => sim_finish(inner, api.as_ref(), attempt),
         }
     }
 }
@@ -61,7 +63,7 @@ fn sim_start(inner: &Inner, api: &dyn MaosApi, launch: Launch) {
             Duration::from_millis(d.as_millis())
         });
     let usage = sim_usage(&launch);
-    let run = SimRun {
+    let attempt = SimAttempt {
         key,
         fencing: launch.fencing,
         overrun: launch
@@ -73,7 +75,7 @@ fn sim_start(inner: &Inner, api: &dyn MaosApi, launch: Launch) {
         usage,
         agent: launch.agent.name.clone(),
     };
-    schedule(inner, Instant::now() + delay, Timer::SimDone(run));
+    schedule(inner, Instant::now() + delay, Timer::SimDone(attempt));
 }
 
 /// What a simulated attempt reports using: a fixed token count, priced by the agent's table.
@@ -90,20 +92,20 @@ fn sim_usage(launch: &Launch) -> Usage {
     usage
 }
 
-fn sim_finish(inner: &Inner, api: &dyn MaosApi, sim: SimRun) {
+fn sim_finish(inner: &Inner, api: &dyn MaosApi, sim: SimAttempt) {
     let key = sim.key;
     if lock(&inner.live).remove(&key).is_none() {
         return; // stopped meanwhile
     }
-    let run = {
-        let mut runs = lock(&inner.sim_runs);
-        let n = runs.entry(sim.agent).or_insert(0);
+    let nth = {
+        let mut counts = lock(&inner.sim_attempts);
+        let n = counts.entry(sim.agent).or_insert(0);
         *n += 1;
         *n
     };
     let usage = sim.usage;
     let every = sim.fail_every;
-    let fails = every.is_some_and(|every| run % every == 0);
+    let fails = every.is_some_and(|every| nth % every == 0);
     let result = if let Some((budget, left)) = sim.overrun {
         api.fail_attempt(
             key.0,
