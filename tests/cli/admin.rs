@@ -1,8 +1,7 @@
-//! `maos admin verify` (hardening item 15): a database after a real run agrees with its event
-//! log (exit 0); one tampered with in raw SQL (a task's state changed without an event, an event
-//! deleted from the middle of the log, a wrong fencing token) is reported problem by problem,
-//! each with its kind and facts, and exit 8. The crash tests (daemon.rs, runtime.rs) end with
-//! `assert_verified` too.
+//! `maos admin verify`: a database after a real run agrees with its event log (exit 0); one
+//! tampered with in raw SQL (a task's state changed without an event, an event deleted from the
+//! middle of the log, a wrong fencing token) is reported problem by problem, each with its kind and
+//! facts, and exit 8. The crash tests (daemon.rs, runtime.rs) end with `assert_verified` too.
 
 use serde_json::Value;
 

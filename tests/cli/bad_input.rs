@@ -1,6 +1,6 @@
-//! Bad input (issue 2, item 6): each mistake gets a message naming the problem and the fix, its
-//! documented exit code, and leaves the database exactly as it was: the same events (same last
-//! sequence number), the same tasks, agents and orchestrations.
+//! Bad input: each mistake gets a message naming the problem and the fix, its documented exit code,
+//! and leaves the database exactly as it was: the same events (same last sequence number), the same
+//! tasks, agents and orchestrations.
 
 use std::sync::Arc;
 

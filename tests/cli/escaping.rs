@@ -1,7 +1,6 @@
-//! No terminal injection (hardening item 5): free text from people and agents (titles, goals,
-//! prompts, reasons, an agent's error and log) reaches a person's terminal with control
-//! characters, escape sequences and bidirectional overrides shown as visible escapes, while
-//! `--json` keeps the exact text.
+//! No terminal injection: free text from people and agents (titles, goals, prompts, reasons, an
+//! agent's error and log) reaches a person's terminal with control characters, escape sequences and
+//! bidirectional overrides shown as visible escapes, while `--json` keeps the exact text.
 
 use serde_json::Value;
 

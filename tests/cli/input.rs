@@ -1,8 +1,7 @@
-//! Bounded input (hardening, item 4): prompt, plan, agents and configuration files are read only
-//! when they are regular files no larger than their limit (docs/cli.md, "Input files"). A FIFO
-//! or a device is refused at once instead of blocking or filling memory, with exit code 2, and
-//! nothing is stored. Every run here is killed after 30 seconds, so a regression fails instead
-//! of hanging the suite.
+//! Bounded input: prompt, plan, agents and configuration files are read only when they are regular
+//! files no larger than their limit (docs/cli.md, "Input files"). A FIFO or a device is refused at
+//! once instead of blocking or filling memory, with exit code 2, and nothing is stored. Every run
+//! here is killed after 30 seconds, so a regression fails instead of hanging the suite.
 
 use std::path::PathBuf;
 

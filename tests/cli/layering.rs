@@ -1,6 +1,6 @@
-//! The dependency rule of the hexagonal workspace (DESIGN.md §1), checked against what Cargo
-//! actually builds: `cargo metadata --no-deps` lists every workspace crate with the dependencies
-//! its manifest declares.
+//! The dependency rule of the hexagonal workspace (each layer depends only on the layers inside
+//! it), checked against what Cargo actually builds: `cargo metadata --no-deps` lists every
+//! workspace crate with the dependencies its manifest declares.
 //!
 //! ```text
 //! presentation (crates/presentation/*)  ->  adapters (crates/infrastructure/*)
@@ -24,6 +24,10 @@
 //! whatever the target); dev-dependencies are for tests and benches and may pull in test tools
 //! (proptest) or a second adapter to compose with (a clock for the store's tests), but never a
 //! crate of an outer layer into domain or application, and never a presentation crate.
+//!
+//! Beside the layers, one rule on text: the sources and documents (`crates/` but for generated
+//! code, `tests/`, `docs/`, `adr/`, `ARCHITECTURE.md`, `README.md`) cite no issue numbers and no
+//! document outside the repository; each says what it means instead.
 
 use std::fmt::Write as _;
 use std::path::{Component, Path, PathBuf};
@@ -256,8 +260,8 @@ fn report(rule: &str, violations: &[String]) {
         return;
     }
     let mut msg = format!(
-        "layering rule broken: {rule}\n(DESIGN.md §1: presentation -> adapters -> application -> \
-         domain; the rules are in tests/cli/layering.rs)\n"
+        "layering rule broken: {rule}\n(the dependency rule: presentation -> adapters -> \
+         application -> domain; the rules are in tests/cli/layering.rs)\n"
     );
     for v in violations {
         let _ = writeln!(msg, "  - {v}");
@@ -632,4 +636,184 @@ fn the_rules_catch_what_they_are_for() {
     let mut packages = good();
     packages[0]["manifest_path"] = "/ws/domain/Cargo.toml".into();
     assert!(!placement_violations(&ws_of(packages)).is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Citations: the sources and documents say what they mean without pointing outside the repository
+
+/// Where no text may cite an issue number or a document outside the repository (relative to the
+/// workspace root).
+const CITATION_SCOPE: &[&str] = &[
+    "crates",
+    "tests",
+    "docs",
+    "adr",
+    "ARCHITECTURE.md",
+    "README.md",
+];
+
+/// Code generated from the schema, which says what its generator writes.
+const CITATION_EXEMPT: &[&str] = &["crates/infrastructure/ipc/src/generated"];
+
+/// The workspace root: this crate's manifest is in `crates/presentation/cli`.
+fn repository_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(3)
+        .expect("the CLI crate lives three directories below the workspace root")
+}
+
+/// The citations in `text`, case-insensitively, as (line, what was cited): an issue number
+/// (`issue` or `issues`, then a number, possibly after `#`), the product brief's file name, or
+/// its folder of example inputs.
+fn citations(text: &str) -> Vec<(usize, String)> {
+    // ASCII lowering keeps every byte where it was, so offsets hold for `text` too.
+    let lower = text.to_ascii_lowercase();
+    let b = lower.as_bytes();
+    let starts_word = |i: usize| i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_');
+    let skip_space = |mut j: usize| {
+        while b.get(j).is_some_and(u8::is_ascii_whitespace) {
+            j += 1;
+        }
+        j
+    };
+    let mut found: Vec<(usize, usize)> = Vec::new();
+    for (i, _) in lower.match_indices("issue") {
+        if !starts_word(i) {
+            continue;
+        }
+        let mut j = i + "issue".len();
+        if b.get(j) == Some(&b's') {
+            j += 1;
+        }
+        j = skip_space(j);
+        if b.get(j) == Some(&b'#') {
+            j = skip_space(j + 1);
+        }
+        if b.get(j).is_some_and(u8::is_ascii_digit) {
+            while b.get(j).is_some_and(u8::is_ascii_digit) {
+                j += 1;
+            }
+            found.push((i, j));
+        }
+    }
+    // Built here, so that this file does not cite them itself.
+    for needle in [["design", ".md"].concat(), ["seeds", "/"].concat()] {
+        for (i, m) in lower.match_indices(needle.as_str()) {
+            if starts_word(i) {
+                found.push((i, i + m.len()));
+            }
+        }
+    }
+    found.sort_unstable();
+    found
+        .into_iter()
+        .map(|(i, j)| (lower[..i].matches('\n').count() + 1, text[i..j].to_owned()))
+        .collect()
+}
+
+/// Every text file under `path` (or `path` itself), skipping build output and exempt paths.
+fn text_files(root: &Path, path: &Path, out: &mut Vec<PathBuf>) {
+    let rel = relative(root, path);
+    if CITATION_EXEMPT.iter().any(|e| rel == Path::new(e)) {
+        return;
+    }
+    if path.is_dir() {
+        if path.file_name().is_some_and(|n| n == "target") {
+            return;
+        }
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .unwrap_or_else(|e| panic!("cannot list {}: {e}", path.display()))
+            .map(|e| e.expect("a directory entry").path())
+            .collect();
+        entries.sort();
+        for entry in entries {
+            text_files(root, &entry, out);
+        }
+    } else if path.is_file() {
+        out.push(path.to_path_buf());
+    }
+}
+
+#[test]
+fn sources_and_documents_cite_no_issue_numbers_or_outside_documents() {
+    let root = repository_root();
+    let mut files = Vec::new();
+    for top in CITATION_SCOPE {
+        let path = root.join(top);
+        assert!(path.exists(), "{} should exist", path.display());
+        text_files(root, &path, &mut files);
+    }
+    assert!(
+        files.len() > 100,
+        "only {} files were found under {}",
+        files.len(),
+        root.display()
+    );
+    let mut violations = Vec::new();
+    for file in &files {
+        // Binary files (none is expected) cannot cite anything a reader sees.
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        for (line, cited) in citations(&text) {
+            violations.push(format!(
+                "{}:{line}: `{cited}`",
+                relative(root, file).display()
+            ));
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "tests and documents say what they mean without citing issue numbers or documents \
+         outside the repository (describe the rule or the target instead):\n  {}",
+        violations.join("\n  ")
+    );
+}
+
+/// The citation check finds what it is for and leaves ordinary words alone.
+#[test]
+fn the_citation_check_catches_what_it_is_for() {
+    let issue = "issue";
+    let design = ["DESIGN", ".md"].concat();
+    let seeds = ["seeds", "/"].concat();
+    let cited = [
+        (format!("target ({issue} 2)"), format!("{issue} 2")),
+        (format!("see {issue} #12."), format!("{issue} #12")),
+        (format!("see {issue}#7"), format!("{issue}#7")),
+        (format!("{} 3 adds", "Issue"), format!("{} 3", "Issue")),
+        (format!("{}s 2 and 3", "ISSUE"), format!("{}s 2", "ISSUE")),
+        (format!("({design} §1)"), design.clone()),
+        (
+            format!("docs/{}", design.to_lowercase()),
+            design.to_lowercase(),
+        ),
+        (format!("from {seeds}plan.toml"), seeds.clone()),
+        (
+            format!("from the {}", seeds.to_uppercase()),
+            seeds.to_uppercase(),
+        ),
+    ];
+    for (text, what) in &cited {
+        assert_eq!(
+            citations(text),
+            [(1, what.clone())],
+            "{text:?} cites {what:?}"
+        );
+    }
+    assert_eq!(
+        citations(&format!("one\ntwo ({issue} 6)\n")),
+        [(2, format!("{issue} 6"))]
+    );
+    for text in [
+        format!("t{issue} 5"),
+        format!("an {issue} with the store"),
+        format!("3 {issue}s"),
+        format!("{issue}_3"),
+        "seed 42, fixed seeds".to_owned(),
+        format!("the design notes, my{design}"),
+        format!("old{seeds}x"),
+    ] {
+        assert_eq!(citations(&text), Vec::new(), "{text:?} cites nothing");
+    }
 }

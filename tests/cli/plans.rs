@@ -1,4 +1,4 @@
-//! Orchestrations end to end (issue 6), through the real binary and its daemon: the main job
+//! Orchestrations end to end, through the real binary and its daemon: the main job
 //! (examples/quickstart.toml with examples/agents.toml on a throwaway repository), plan files and
 //! their validation, plan approval without a terminal, `orchestrate run --json` and
 //! `--watch --json`, workflows (`workflow list|show|validate`, `--workflow single|tdd`), the

@@ -1,8 +1,7 @@
 //! Waiting, concern locks, retries, escalation, the circuit breaker, routing and briefings end to
-//! end (issue 6, points 3 to 6), through the real binary and its daemon: `command` agents
-//! (scripts) that wait for a gate file, fail on purpose or write long results. Only the daemon
-//! runs agents, so the tests that need them do nothing in process; routing and a bad
-//! `config.toml` are checked in both transports.
+//! end, through the real binary and its daemon: `command` agents (scripts) that wait for a gate
+//! file, fail on purpose or write long results. Only the daemon runs agents, so the tests that need
+//! them do nothing in process; routing and a bad `config.toml` are checked in both transports.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

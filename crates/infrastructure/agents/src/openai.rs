@@ -8,7 +8,7 @@
 //! pub struct OpenAiConfig { base_url, model, api_key, max_steps, command_timeout,
 //!                           request_timeout, tool_calls, temperature, extra_env }
 //! OpenAiConfig::new(base_url, model) -> OpenAiConfig          // defaults for the rest
-//! pub fn run(cfg: &OpenAiConfig, workdir: &Path, prompt: &str, stop: &AtomicBool,
+//! pub fn converse(cfg: &OpenAiConfig, workdir: &Path, prompt: &str, stop: &AtomicBool,
 //!            on_event: &mut dyn FnMut(LoopEvent)) -> Result<LoopOutcome, LoopError>
 //! pub enum LoopEvent { Request { step }, Response { step, usage, finish_reason }, Text(String),
 //!                      ToolCall { name, arguments }, ToolResult { name, ok, summary },
@@ -296,18 +296,18 @@ pub fn chat_url(base_url: &str) -> String {
 
 /// Runs the agent loop in `workdir` on `prompt` until the model gives its final answer.
 /// See the module documentation.
-pub fn run(
+pub fn converse(
     cfg: &OpenAiConfig,
     workdir: &Path,
     prompt: &str,
     stop: &AtomicBool,
     on_event: &mut dyn FnMut(LoopEvent),
 ) -> Result<LoopOutcome, LoopError> {
-    run_in(cfg, workdir, prompt, stop, None, on_event)
+    converse_in_scope(cfg, workdir, prompt, stop, None, on_event)
 }
 
-/// [`run`], with the commands the model runs inside `scope` (the attempt's containment).
-pub fn run_in(
+/// [`converse`], with the commands the model runs inside `scope` (the attempt's containment).
+pub fn converse_in_scope(
     cfg: &OpenAiConfig,
     workdir: &Path,
     prompt: &str,

@@ -4,16 +4,18 @@
 //! (`sim`) — with a timeout, resource limits, a capped log and heartbeats that renew the lease,
 //! and reports its start, session and end through the application API.
 //!
-//! Threads: one runner thread per process or model attempt (it spawns the child, so the child's
+//! Threads: one attempt thread per process or model attempt (it spawns the child, so the child's
 //! parent-death signal stays armed exactly as long as the child runs), a stderr reader beside
 //! it, one timer thread (timeouts, the grace before SIGKILL, simulated agents' delays), one
 //! heartbeat thread, and a few reporter threads for the simulated agents' writes.
+//!
+//! This module schedules attempts and keeps their leases, heartbeats, timers and results; how
+//! each kind of agent runs is beside it: `process` (spawning and waiting for a child process),
+//! `model` (driving MAOS's own model loop) and `sim` (simulated agents).
 
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::ffi::OsString;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, mpsc};
 use std::thread;
@@ -21,17 +23,21 @@ use std::time::{Duration, Instant};
 
 use maos_application::{AgentRuntime, Heartbeat, Launch, MaosApi, Workspace, Workspaces};
 use maos_domain::{
-    AdapterKind, AgentName, AttemptStart, DurationMs, Exit, FailureKind, FencingToken, RunReport,
-    TaskId, Usage, Usd,
+    AdapterKind, AgentName, AttemptStart, DurationMs, FailureKind, FencingToken, RunReport, TaskId,
+    Usage, Usd,
 };
 use tracing::{debug, info, warn};
 
 use crate::contain::{Containment, ContainmentKind};
 use crate::logs::{LogWriter, SharedLog, log_path};
-use crate::plan::{Paths, ProcessPlan, Stdin, process_plan, prompt_of};
+use crate::plan::{Paths, prompt_of};
 use crate::redact::Redactor;
-use crate::stream::StreamAction;
-use crate::sys;
+
+mod model;
+mod process;
+mod sim;
+
+use sim::{REPORTERS, Report, SimAttempt, reporter};
 
 /// How the supervisor runs attempts.
 #[derive(Debug, Clone)]
@@ -108,7 +114,7 @@ struct Live {
     stop: Arc<AtomicU8>,
     /// Set to stop an in-process agent.
     halt: Arc<AtomicBool>,
-    /// A simulated agent: no process, no runner thread.
+    /// A simulated agent: no process, no attempt thread.
     sim: bool,
 }
 
@@ -125,7 +131,7 @@ enum Timer {
     /// The grace after SIGTERM is over.
     Kill(Key),
     /// A simulated agent is done.
-    SimDone(SimRun),
+    SimDone(SimAttempt),
 }
 
 struct Due {
@@ -152,26 +158,6 @@ impl Ord for Due {
     }
 }
 
-/// A write a reporter thread makes for a simulated agent.
-#[derive(Debug)]
-enum Report {
-    Start(Box<Launch>),
-    Finish(SimRun),
-}
-
-/// What a running simulated attempt keeps until it ends: only what its end needs, so that a
-/// hundred thousand of them fit in little memory (docs/benchmarks.md).
-#[derive(Debug)]
-struct SimRun {
-    key: Key,
-    fencing: FencingToken,
-    agent: AgentName,
-    usage: Usage,
-    /// The budget's total and what was left at launch, when the attempt overruns it.
-    overrun: Option<(Usd, Usd)>,
-    fail_every: Option<u32>,
-}
-
 /// Called when an attempt's agent has started (for benchmarks and tests).
 pub type StartObserver = Box<dyn Fn(TaskId, u32) + Send + Sync>;
 
@@ -186,15 +172,15 @@ struct Inner {
     timer_seq: AtomicU64,
     reports: Mutex<Option<mpsc::Sender<Report>>>,
     /// Attempts each `sim` agent has run (for `fail_every`).
-    sim_runs: Mutex<HashMap<AgentName, u32>>,
+    sim_attempts: Mutex<HashMap<AgentName, u32>>,
     shutting_down: AtomicBool,
     observer: OnceLock<StartObserver>,
     workspaces: OnceLock<Arc<dyn Workspaces>>,
     /// Ports given to running attempts.
     ports: Mutex<HashSet<u16>>,
     /// Runner threads still running, to wait for at shutdown.
-    runners: Mutex<usize>,
-    runners_done: Condvar,
+    attempt_threads: Mutex<usize>,
+    attempt_threads_done: Condvar,
     /// How every attempt's processes are kept together and killed (cgroup or process tree).
     containment: Containment,
 }
@@ -213,9 +199,6 @@ pub struct Supervisor {
     inner: Arc<Inner>,
 }
 
-/// How many threads make the simulated agents' durable writes.
-const REPORTERS: usize = 8;
-
 impl Supervisor {
     /// A supervisor; it runs nothing until [`Supervisor::attach`] gives it the API to report to.
     pub fn new(config: SupervisorConfig) -> Supervisor {
@@ -230,13 +213,13 @@ impl Supervisor {
             timers_changed: Condvar::new(),
             timer_seq: AtomicU64::new(0),
             reports: Mutex::new(Some(tx)),
-            sim_runs: Mutex::new(HashMap::new()),
+            sim_attempts: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
             observer: OnceLock::new(),
             workspaces: OnceLock::new(),
             ports: Mutex::new(HashSet::new()),
-            runners: Mutex::new(0),
-            runners_done: Condvar::new(),
+            attempt_threads: Mutex::new(0),
+            attempt_threads_done: Condvar::new(),
             containment,
         });
         let rx = Arc::new(Mutex::new(rx));
@@ -296,7 +279,7 @@ impl Supervisor {
         self.inner.containment.kill_leftovers(attempts)
     }
 
-    /// Stops every attempt (SIGTERM, then SIGKILL after the grace) and waits for the runners,
+    /// Stops every attempt (SIGTERM, then SIGKILL after the grace) and waits for the attempt threads,
     /// at most `grace` plus a second. Nothing is reported: the next daemon start reconciles.
     pub fn shutdown(&self) {
         let inner = &self.inner;
@@ -316,23 +299,29 @@ impl Supervisor {
             contain.signal(*task, *attempt, Some(*g), libc::SIGTERM);
         }
         let deadline = Instant::now() + inner.config.grace;
-        let mut runners = lock(&inner.runners);
-        while *runners > 0 && Instant::now() < deadline {
+        let mut attempt_threads = lock(&inner.attempt_threads);
+        while *attempt_threads > 0 && Instant::now() < deadline {
             let left = deadline.saturating_duration_since(Instant::now());
-            runners = match inner.runners_done.wait_timeout(runners, left) {
+            attempt_threads = match inner
+                .attempt_threads_done
+                .wait_timeout(attempt_threads, left)
+            {
                 Ok((g, _)) => g,
                 Err(p) => p.into_inner().0,
             };
         }
-        drop(runners);
+        drop(attempt_threads);
         for ((task, attempt), g) in &groups {
             contain.kill(*task, *attempt, Some(*g));
         }
         let deadline = Instant::now() + Duration::from_secs(1);
-        let mut runners = lock(&inner.runners);
-        while *runners > 0 && Instant::now() < deadline {
+        let mut attempt_threads = lock(&inner.attempt_threads);
+        while *attempt_threads > 0 && Instant::now() < deadline {
             let left = deadline.saturating_duration_since(Instant::now());
-            runners = match inner.runners_done.wait_timeout(runners, left) {
+            attempt_threads = match inner
+                .attempt_threads_done
+                .wait_timeout(attempt_threads, left)
+            {
                 Ok((g, _)) => g,
                 Err(p) => p.into_inner().0,
             };
@@ -371,14 +360,14 @@ impl AgentRuntime for Supervisor {
                 lock(&inner.live).remove(&key);
             }
             _ => {
-                *lock(&inner.runners) += 1;
+                *lock(&inner.attempt_threads) += 1;
                 let inner = Arc::clone(inner);
                 let name = format!("maos-attempt-{}-{}", launch.task.id.short(), launch.attempt);
                 spawn_named(name, move || {
-                    run_attempt(&inner, launch);
-                    let mut n = lock(&inner.runners);
+                    attempt_thread(&inner, launch);
+                    let mut n = lock(&inner.attempt_threads);
                     *n = n.saturating_sub(1);
-                    inner.runners_done.notify_all();
+                    inner.attempt_threads_done.notify_all();
                 });
             }
         }
@@ -491,7 +480,7 @@ fn fire(inner: &Inner, what: Timer) {
                 inner.containment.kill(key.0, key.1, pgid);
             }
         }
-        Timer::SimDone(run) => send_report(inner, Report::Finish(run)),
+        Timer::SimDone(attempt) => send_report(inner, Report::Finish(attempt)),
     }
 }
 
@@ -540,130 +529,11 @@ fn heartbeat_loop(inner: &Inner) {
     }
 }
 
-fn reporter(inner: &Inner, rx: &Mutex<mpsc::Receiver<Report>>) {
-    loop {
-        let next = lock(rx).recv();
-        let Ok(report) = next else { return };
-        let Some(api) = inner.api.get() else { continue };
-        match report {
-            Report::Start(launch) => sim_start(inner, api.as_ref(), *launch),
-            Report::Finish(run) => sim_finish(inner, api.as_ref(), run),
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// simulated agents
-
-fn sim_start(inner: &Inner, api: &dyn MaosApi, launch: Launch) {
-    let key = (launch.task.id, launch.attempt);
-    observe_start(inner, key);
-    if let Err(e) = api.start_attempt(launch.task.id, launch.fencing, AttemptStart::default()) {
-        debug!(task = %launch.task.id.short(), error = %e, "a simulated attempt could not start");
-        lock(&inner.live).remove(&key);
-        return;
-    }
-    let delay = launch
-        .agent
-        .settings
-        .delay
-        .map_or(inner.config.sim_delay, |d| {
-            Duration::from_millis(d.as_millis())
-        });
-    let usage = sim_usage(&launch);
-    let run = SimRun {
-        key,
-        fencing: launch.fencing,
-        overrun: launch
-            .task
-            .budget_left()
-            .filter(|left| usage.cost > *left)
-            .map(|left| (launch.task.spec.budget.unwrap_or(Usd::ZERO), left)),
-        fail_every: launch.agent.settings.fail_every.filter(|every| *every > 0),
-        usage,
-        agent: launch.agent.name.clone(),
-    };
-    schedule(inner, Instant::now() + delay, Timer::SimDone(run));
-}
-
 /// Tells the observer (benchmarks, tests) that an attempt's agent begins: a process was
 /// spawned, a model loop or a simulated agent is about to run.
 fn observe_start(inner: &Inner, key: Key) {
     if let Some(observe) = inner.observer.get() {
         observe(key.0, key.1);
-    }
-}
-
-/// What a simulated attempt reports using: a fixed token count, priced by the agent's table.
-fn sim_usage(launch: &Launch) -> Usage {
-    let mut usage = Usage {
-        input_tokens: 1_000,
-        cached_input_tokens: 0,
-        output_tokens: 200,
-        cost: Usd::ZERO,
-    };
-    if let Some(price) = &launch.agent.settings.price {
-        usage.cost = price.cost(&usage);
-    }
-    usage
-}
-
-fn sim_finish(inner: &Inner, api: &dyn MaosApi, sim: SimRun) {
-    let key = sim.key;
-    if lock(&inner.live).remove(&key).is_none() {
-        return; // stopped meanwhile
-    }
-    let run = {
-        let mut runs = lock(&inner.sim_runs);
-        let n = runs.entry(sim.agent).or_insert(0);
-        *n += 1;
-        *n
-    };
-    let usage = sim.usage;
-    let every = sim.fail_every;
-    let fails = every.is_some_and(|every| run % every == 0);
-    let result = if let Some((budget, left)) = sim.overrun {
-        api.fail_attempt(
-            key.0,
-            sim.fencing,
-            overrun_error(usage.cost, left, budget),
-            RunReport {
-                exit: None,
-                usage,
-                failure: Some(FailureKind::Budget),
-                ..RunReport::default()
-            },
-        )
-    } else if fails {
-        api.fail_attempt(
-            key.0,
-            sim.fencing,
-            format!(
-                "simulated failure (this sim agent fails every {} attempts)",
-                every.unwrap_or(0)
-            ),
-            RunReport {
-                exit: None,
-                usage,
-                failure: Some(FailureKind::Agent),
-                ..RunReport::default()
-            },
-        )
-    } else {
-        api.complete_attempt(
-            key.0,
-            sim.fencing,
-            Some("simulated work done".into()),
-            RunReport {
-                exit: None,
-                usage,
-                failure: None,
-                ..RunReport::default()
-            },
-        )
-    };
-    if let Err(e) = result {
-        debug!(task = %key.0.short(), error = %e, "a simulated result was refused");
     }
 }
 
@@ -704,7 +574,9 @@ struct Outcome {
     report: RunReport,
 }
 
-fn run_attempt(inner: &Arc<Inner>, launch: Launch) {
+/// The body of an attempt's thread: prepares its files, log, worktree and port, runs the agent
+/// (a process or the model loop), checkpoints and verifies what it did, and reports the outcome.
+fn attempt_thread(inner: &Arc<Inner>, launch: Launch) {
     let key = (launch.task.id, launch.attempt);
     let Some(api) = inner.api.get().cloned() else {
         return;
@@ -760,11 +632,12 @@ fn run_attempt(inner: &Arc<Inner>, launch: Launch) {
     }
     let outcome = match launch.agent.adapter {
         AdapterKind::Openai | AdapterKind::Ollama => {
-            run_model(inner, api.as_ref(), &launch, &paths, &log)
+            model::drive_model_loop(inner, api.as_ref(), &launch, &paths, &log)
         }
-        _ => run_process(inner, api.as_ref(), &launch, &paths, &log),
+        _ => process::spawn_and_wait(inner, api.as_ref(), &launch, &paths, &log),
     };
-    let outcome = outcome.map(|o| after_run(inner, &launch, &paths, workspace.as_ref(), &log, o));
+    let outcome =
+        outcome.map(|o| checkpoint_and_verify(inner, &launch, &paths, workspace.as_ref(), &log, o));
     if let Some(p) = paths.port {
         lock(&inner.ports).remove(&p);
     }
@@ -821,7 +694,7 @@ fn prepare_workspace(
 
 /// After the agent ended: the checkpoint of what it left in its worktree, then, when it
 /// succeeded, the verification command.
-fn after_run(
+fn checkpoint_and_verify(
     inner: &Inner,
     launch: &Launch,
     paths: &Paths,
@@ -958,94 +831,6 @@ fn mark_started(
     }
 }
 
-/// The containment of a model attempt's commands: each runs in the attempt's cgroup (or is
-/// found by its tree and marker), with the agent's limits, and what it leaves dies with it.
-#[derive(Debug)]
-struct AttemptScope {
-    inner: Arc<Inner>,
-    key: Key,
-    limits: maos_domain::ResourceLimits,
-}
-
-impl crate::tools::CommandScope for AttemptScope {
-    fn prepare(&self, cmd: &mut Command) -> std::io::Result<()> {
-        let cgroup = self
-            .inner
-            .containment
-            .prepare(self.key.0, self.key.1)
-            .map_err(std::io::Error::other)?;
-        sys::prepare(cmd, self.limits, cgroup);
-        Ok(())
-    }
-
-    fn spawn(&self, cmd: &mut Command) -> std::io::Result<std::process::Child> {
-        self.inner.containment.spawn(cmd)
-    }
-
-    fn done(&self, pid: u32) {
-        self.inner.containment.forget(pid);
-        self.inner
-            .containment
-            .kill(self.key.0, self.key.1, Some(pid));
-    }
-}
-
-/// The last bytes of an agent's output, for a `command` agent's summary or error: redacted
-/// before anything is cut from it, and starting at a whole line (so no cut can leave part of
-/// a secret behind).
-struct Tail {
-    bytes: Vec<u8>,
-    /// Bytes were dropped from the front.
-    cut: bool,
-    redactor: Redactor,
-}
-
-const TAIL: usize = 4096;
-
-impl Tail {
-    fn new(redactor: Redactor) -> Tail {
-        Tail {
-            bytes: Vec::new(),
-            cut: false,
-            redactor,
-        }
-    }
-
-    fn push(&mut self, b: &[u8]) {
-        self.bytes.extend_from_slice(b);
-        if self.bytes.len() > 2 * TAIL {
-            let cut = self.bytes.len() - TAIL;
-            self.bytes.drain(..cut);
-            self.cut = true;
-        }
-    }
-
-    fn text(&self) -> String {
-        let mut start = self.bytes.len().saturating_sub(TAIL);
-        if self.cut || start > 0 {
-            // Begin after the first newline: the line the cut went through is dropped whole.
-            // In one long line, begin past what could be the end of a secret cut in two.
-            start = match self.bytes[start..].iter().position(|b| *b == b'\n') {
-                Some(i) => start + i + 1,
-                None => self.redactor.past_a_cut(&self.bytes, start),
-            };
-        }
-        let clean = self.redactor.bytes(&self.bytes[start..]);
-        String::from_utf8_lossy(&clean).trim().to_owned()
-    }
-
-    fn last_line(&self) -> String {
-        let text = self.text();
-        text.lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("")
-            .chars()
-            .take(300)
-            .collect()
-    }
-}
-
 fn write_log(log: &SharedLog, bytes: &[u8]) {
     if let Err(e) = lock(log).write(bytes) {
         warn!(error = %e, "cannot write an attempt's log");
@@ -1077,719 +862,12 @@ fn domain_usage(u: &crate::report::Usage, cost: Usd) -> Usage {
     }
 }
 
-fn run_process(
-    inner: &Arc<Inner>,
-    api: &dyn MaosApi,
-    launch: &Launch,
-    paths: &Paths,
-    log: &SharedLog,
-) -> Option<Outcome> {
-    let key = (launch.task.id, launch.attempt);
-    let plan = match process_plan(launch, paths, &inner.config.env) {
-        Ok(plan) => plan,
-        Err(e) => return Some(start_failure(e)),
-    };
-    if !plan.missing_env.is_empty() {
-        note(
-            log,
-            &format!(
-                "not set in the daemon's environment, so not passed on: {}",
-                plan.missing_env.join(", ")
-            ),
-        );
-    }
-    let ProcessPlan {
-        program,
-        args,
-        env,
-        stdin,
-        mut parser,
-        ..
-    } = plan;
-    let mut cmd = Command::new(&program);
-    cmd.args(&args)
-        .env_clear()
-        .envs(env)
-        .current_dir(&paths.workdir)
-        .stdin(if stdin == Stdin::Null {
-            Stdio::null()
-        } else {
-            Stdio::piped()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let cgroup = match inner.containment.prepare(key.0, key.1) {
-        Ok(c) => c,
-        Err(e) => return Some(setup_failure(e)),
-    };
-    sys::prepare(&mut cmd, launch.agent.settings.limits, cgroup);
-    let mut child = match inner.containment.spawn(&mut cmd) {
-        Ok(c) => c,
-        Err(e) => {
-            let hint = if e.kind() == std::io::ErrorKind::NotFound {
-                " (is it installed, and on the PATH the daemon was started with?)"
-            } else {
-                ""
-            };
-            note(log, &format!("cannot start {program}: {e}"));
-            return Some(start_failure(format!(
-                "cannot start {program:?}: {e}{hint}"
-            )));
-        }
-    };
-    let pid = child.id();
-    let stop_flag = {
-        let mut live = lock(&inner.live);
-        match live.get_mut(&key) {
-            Some(l) => {
-                l.pgid = Some(pid);
-                Arc::clone(&l.stop)
-            }
-            None => Arc::new(AtomicU8::new(Stop::Requested as u8)),
-        }
-    };
-    if Stop::from_u8(stop_flag.load(Ordering::SeqCst)) == Stop::Requested
-        || !mark_started(inner, api, launch, paths, Some(pid))
-    {
-        set_stop(&stop_flag, Stop::Requested);
-        inner.containment.kill(key.0, key.1, Some(pid));
-        let _ = child.wait();
-        inner.containment.forget(pid);
-        return None;
-    }
-    schedule(
-        inner,
-        Instant::now() + timeout_of(inner, launch),
-        Timer::Timeout(key),
-    );
-
-    // stdin: the prompt, then either end of file or the protocol's answers.
-    let mut input: Option<ChildStdin> = child.stdin.take();
-    match stdin {
-        Stdin::Null => {}
-        Stdin::Write(bytes) => {
-            if let Some(mut pipe) = input.take() {
-                spawn_named(format!("maos-stdin-{}", key.0.short()), move || {
-                    let _ = pipe.write_all(&bytes);
-                });
-            }
-        }
-        Stdin::Stream(bytes) => {
-            if let Some(pipe) = input.as_mut()
-                && pipe.write_all(&bytes).and_then(|()| pipe.flush()).is_err()
-            {
-                input = None;
-            }
-        }
-    }
-
-    let tail = Arc::new(Mutex::new(Tail::new(Redactor::for_launch(
-        launch,
-        &inner.config.env,
-    ))));
-    let stderr_reader = child.stderr.take().map(|mut err| {
-        let log = Arc::clone(log);
-        let tail = Arc::clone(&tail);
-        thread::Builder::new()
-            .name(format!("maos-stderr-{}", key.0.short()))
-            .spawn(move || {
-                let mut buf = [0u8; 8192];
-                while let Ok(n) = err.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    write_log(&log, &buf[..n]);
-                    lock(&tail).push(&buf[..n]);
-                }
-            })
-    });
-
-    let budget_left = launch.task.budget_left();
-    let mut usage = crate::report::Usage::default();
-    let stdout = child.stdout.take();
-    // The process group may outlive its leader (a grandchild in the background), holding the
-    // output pipes open: when the leader exits, the group goes too, so that the pipes close and
-    // the attempt ends with its agent.
-    let waited = thread::scope(|scope| {
-        let waiter = thread::Builder::new()
-            .name(format!("maos-wait-{}", key.0.short()))
-            .spawn_scoped(scope, || {
-                let status = child.wait();
-                // The pid is free for reuse now: nothing may signal it as this attempt's.
-                if let Some(l) = lock(&inner.live).get_mut(&key) {
-                    l.pgid = None;
-                }
-                inner.containment.forget(pid);
-                // Whatever the agent started dies with it (its group, its cgroup, its tree).
-                inner.containment.kill(key.0, key.1, Some(pid));
-                status
-            });
-        if let Some(mut out) = stdout {
-            let mut buf = vec![0u8; 64 * 1024];
-            let mut line: Vec<u8> = Vec::new();
-            while let Ok(n) = out.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                let chunk = &buf[..n];
-                write_log(log, chunk);
-                lock(&tail).push(chunk);
-                let Some(parser) = parser.as_mut() else {
-                    continue;
-                };
-                for piece in chunk.split_inclusive(|b| *b == b'\n') {
-                    line.extend_from_slice(piece);
-                    let complete = line.last() == Some(&b'\n');
-                    if !complete && line.len() < MAX_LINE {
-                        continue;
-                    }
-                    let actions = parser.on_line(trim_newline(&line));
-                    line.clear();
-                    for action in actions {
-                        handle_action(
-                            inner,
-                            api,
-                            launch,
-                            log,
-                            &mut input,
-                            &mut usage,
-                            budget_left,
-                            &stop_flag,
-                            pid,
-                            action,
-                        );
-                    }
-                }
-            }
-            if let Some(parser) = parser.as_mut()
-                && !line.is_empty()
-            {
-                for action in parser.on_line(trim_newline(&line)) {
-                    if let StreamAction::Usage(u) = action {
-                        usage = u;
-                    }
-                }
-            }
-        }
-        drop(input);
-        waiter.ok().and_then(|w| w.join().ok())
-    });
-    let status = waited.unwrap_or_else(|| {
-        // No thread could wait: wait here.
-        let status = child.wait();
-        if let Some(l) = lock(&inner.live).get_mut(&key) {
-            l.pgid = None;
-        }
-        inner.containment.forget(pid);
-        inner.containment.kill(key.0, key.1, Some(pid));
-        status
-    });
-    if let Some(Ok(handle)) = stderr_reader {
-        let _ = handle.join();
-    }
-    let status = match status {
-        Ok(s) => s,
-        Err(e) => {
-            return Some(Outcome {
-                success: false,
-                summary: None,
-                error: format!("lost track of the agent's process: {e}"),
-                report: RunReport {
-                    exit: None,
-                    usage: Usage::NONE,
-                    failure: Some(FailureKind::Interrupted),
-                    ..RunReport::default()
-                },
-            });
-        }
-    };
-    let exit = exit_of(status);
-    note(
-        log,
-        &format!("the agent's process ended: {}", describe_exit(exit)),
-    );
-
-    let stream = parser.as_ref().map(|p| p.outcome());
-    if let Some(s) = &stream {
-        usage = s.usage;
-    }
-    let cost = cost_of(launch, &usage);
-    let report_usage = domain_usage(&usage, cost);
-    let stop = Stop::from_u8(stop_flag.load(Ordering::SeqCst));
-    let denials = stream
-        .as_ref()
-        .map(|s| s.permission_denials.clone())
-        .unwrap_or_default();
-    let tail = lock(&tail);
-    let mk =
-        |success: bool, summary: Option<String>, error: String, failure: Option<FailureKind>| {
-            Outcome {
-                success,
-                summary,
-                error,
-                report: RunReport {
-                    exit,
-                    usage: report_usage,
-                    failure,
-                    permission_denials: denials.clone(),
-                    ..RunReport::default()
-                },
-            }
-        };
-    let outcome = match stop {
-        Stop::Requested => return None,
-        Stop::Timeout => mk(
-            false,
-            None,
-            format!(
-                "timed out after {}: stopped with SIGTERM, then SIGKILL after {}s",
-                DurationMs::from_millis(
-                    u64::try_from(timeout_of(inner, launch).as_millis()).unwrap_or(1)
-                )
-                .map_or_else(|_| "its timeout".to_owned(), |d| d.to_string()),
-                inner.config.grace.as_secs()
-            ),
-            Some(FailureKind::Timeout),
-        ),
-        Stop::Budget => mk(
-            false,
-            None,
-            budget_error(launch, cost),
-            Some(FailureKind::Budget),
-        ),
-        Stop::None if budget_left.is_some_and(|left| cost > left) => mk(
-            false,
-            None,
-            budget_error(launch, cost),
-            Some(FailureKind::Budget),
-        ),
-        Stop::None => match (exit, &stream) {
-            (Some(Exit::Code(0)), None) => {
-                let summary = std::fs::read_to_string(&paths.result_file)
-                    .ok()
-                    .map(|s| s.trim().to_owned())
-                    .filter(|s| !s.is_empty())
-                    .unwrap_or_else(|| tail.text());
-                mk(true, Some(clip(&summary, 2000)), String::new(), None)
-            }
-            (Some(Exit::Code(0)), Some(s)) if s.success == Some(true) => {
-                mk(true, s.summary.clone(), String::new(), None)
-            }
-            (Some(Exit::Code(0)), Some(s)) => mk(
-                false,
-                None,
-                s.error.clone().unwrap_or_else(|| {
-                    "the agent exited without reporting a successful result".into()
-                }),
-                Some(FailureKind::Agent),
-            ),
-            (Some(Exit::Code(code)), s) => {
-                let said = s
-                    .as_ref()
-                    .and_then(|s| s.error.clone())
-                    .unwrap_or_else(|| tail.last_line());
-                let error = if said.is_empty() {
-                    format!("exited with status {code}")
-                } else {
-                    format!("exited with status {code}: {said}")
-                };
-                mk(false, None, error, Some(FailureKind::Exit))
-            }
-            (Some(Exit::Signal(sig)), _) => mk(
-                false,
-                None,
-                format!("killed by signal {sig} ({})", signal_name(sig)),
-                Some(FailureKind::Signal),
-            ),
-            (None, _) => mk(
-                false,
-                None,
-                "ended in an unknown way".into(),
-                Some(FailureKind::Exit),
-            ),
-        },
-    };
-    Some(outcome)
-}
-
-/// The longest line handed to a protocol parser; longer ones are cut there.
-const MAX_LINE: usize = 16 << 20;
-
-fn trim_newline(line: &[u8]) -> &[u8] {
-    line.strip_suffix(b"\n").unwrap_or(line)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn handle_action(
-    inner: &Arc<Inner>,
-    api: &dyn MaosApi,
-    launch: &Launch,
-    log: &SharedLog,
-    input_pipe: &mut Option<ChildStdin>,
-    usage: &mut crate::report::Usage,
-    budget_left: Option<Usd>,
-    stop_flag: &Arc<AtomicU8>,
-    pid: u32,
-    action: StreamAction,
-) {
-    match action {
-        StreamAction::Write(bytes) => {
-            if let Some(pipe) = input_pipe.as_mut()
-                && pipe.write_all(&bytes).and_then(|()| pipe.flush()).is_err()
-            {
-                *input_pipe = None;
-            }
-        }
-        StreamAction::CloseInput => *input_pipe = None,
-        StreamAction::Session { id, .. } => {
-            if let Err(e) = api.record_session(launch.task.id, launch.fencing, id) {
-                debug!(error = %e, "cannot record the agent's session");
-            }
-        }
-        StreamAction::Usage(u) => {
-            *usage = u;
-            let cost = cost_of(launch, usage);
-            if budget_left.is_some_and(|left| cost > left) {
-                note(
-                    log,
-                    &format!("stopping the agent: it has cost ${cost}, over the task's budget"),
-                );
-                set_stop(stop_flag, Stop::Budget);
-                inner
-                    .containment
-                    .signal(launch.task.id, launch.attempt, Some(pid), libc::SIGTERM);
-                schedule(
-                    inner,
-                    Instant::now() + inner.config.grace,
-                    Timer::Kill((launch.task.id, launch.attempt)),
-                );
-            }
-        }
-        StreamAction::Permission {
-            tool,
-            subject,
-            allowed,
-            reason,
-        } => note(
-            log,
-            &format!(
-                "{} {tool}{}: {reason}",
-                if allowed { "allowed" } else { "denied" },
-                subject.map(|s| format!("({s})")).unwrap_or_default()
-            ),
-        ),
-        StreamAction::Warning(w) => note(log, &format!("the agent warned: {w}")),
-        StreamAction::AskPerson {
-            tool,
-            subject,
-            why,
-            request_id,
-            input,
-        } => {
-            let call = match &subject {
-                Some(s) => format!("{tool}({s})"),
-                None => tool.clone(),
-            };
-            let (allowed, message) = ask_person(inner, api, launch, log, &tool, subject, &why);
-            let message = if allowed {
-                String::new()
-            } else {
-                format!("MAOS: `{call}` was not approved: {message}")
-            };
-            let answer = crate::claude::permission_answer(&request_id, allowed, &input, &message);
-            if let Some(pipe) = input_pipe.as_mut()
-                && pipe.write_all(&answer).and_then(|()| pipe.flush()).is_err()
-            {
-                *input_pipe = None;
-            }
-        }
-        StreamAction::Malformed { error, .. } => {
-            note(
-                log,
-                &format!("a line of the agent's output is not JSON: {error}"),
-            );
-        }
-        StreamAction::Text(_)
-        | StreamAction::ToolUse { .. }
-        | StreamAction::ToolResult { .. }
-        | StreamAction::Unknown { .. } => {}
-    }
-}
-
-/// Asks a person about a tool call of the running attempt and waits for the decision (at most
-/// the approval timeout; no decision is a rejection). Answers whether it is allowed, and why not.
-fn ask_person(
-    inner: &Inner,
-    api: &dyn MaosApi,
-    launch: &Launch,
-    log: &SharedLog,
-    tool: &str,
-    subject: Option<String>,
-    why: &str,
-) -> (bool, String) {
-    let call = match &subject {
-        Some(s) => format!("{tool}({s})"),
-        None => tool.to_owned(),
-    };
-    note(
-        log,
-        &format!(
-            "`{call}` needs a person ({why}): waiting for `maos approve {0}` or `maos reject {0}`",
-            launch.task.id.short()
-        ),
-    );
-    let subject = subject.map(|s| Redactor::for_launch(launch, &inner.config.env).text(&s));
-    if let Err(e) = api.request_approval(launch.task.id, launch.fencing, tool.to_owned(), subject) {
-        note(log, &format!("cannot ask for an approval: {e}"));
-        return (false, format!("no person could be asked ({e})"));
-    }
-    let key = (launch.task.id, launch.attempt);
-    let id = maos_application::IdRef::from(launch.task.id);
-    let deadline = Instant::now() + inner.config.approval_timeout;
-    loop {
-        std::thread::sleep(Duration::from_millis(100));
-        let stopped = lock(&inner.live)
-            .get(&key)
-            .is_none_or(|l| Stop::from_u8(l.stop.load(Ordering::SeqCst)) != Stop::None);
-        if stopped {
-            return (false, "the attempt is stopping".into());
-        }
-        match api.get_task(&id) {
-            Ok(t) if t.pending.is_none() => {
-                return match t.decision.clone() {
-                    Some(d) if d.approved => {
-                        note(log, &format!("a person approved `{call}`"));
-                        (true, String::new())
-                    }
-                    Some(d) => {
-                        let reason = d.reason.unwrap_or_else(|| "rejected".into());
-                        note(log, &format!("a person rejected `{call}`: {reason}"));
-                        (false, format!("a person rejected it: {reason}"))
-                    }
-                    None => (false, "no decision was recorded".into()),
-                };
-            }
-            Ok(_) => {}
-            Err(e) => debug!(error = %e, "cannot read the task while waiting for an approval"),
-        }
-        if Instant::now() >= deadline {
-            let reason = format!(
-                "no decision within {}s",
-                inner.config.approval_timeout.as_secs()
-            );
-            let _ = api.reject(&id, reason.clone(), false);
-            note(log, &format!("`{call}` is denied: {reason}"));
-            return (false, reason);
-        }
-    }
-}
-
 fn clip(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_owned();
     }
     let skip = text.chars().count() - max;
     format!("…{}", text.chars().skip(skip).collect::<String>())
-}
-
-fn exit_of(status: ExitStatus) -> Option<Exit> {
-    use std::os::unix::process::ExitStatusExt;
-    status
-        .code()
-        .map(Exit::Code)
-        .or_else(|| status.signal().map(Exit::Signal))
-}
-
-fn describe_exit(exit: Option<Exit>) -> String {
-    match exit {
-        Some(Exit::Code(c)) => format!("exit status {c}"),
-        Some(Exit::Signal(s)) => format!("signal {s} ({})", signal_name(s)),
-        None => "unknown".into(),
-    }
-}
-
-fn signal_name(sig: i32) -> &'static str {
-    match sig {
-        libc::SIGHUP => "SIGHUP",
-        libc::SIGINT => "SIGINT",
-        libc::SIGQUIT => "SIGQUIT",
-        libc::SIGILL => "SIGILL",
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGBUS => "SIGBUS",
-        libc::SIGFPE => "SIGFPE",
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGPIPE => "SIGPIPE",
-        libc::SIGALRM => "SIGALRM",
-        libc::SIGTERM => "SIGTERM",
-        libc::SIGXCPU => "SIGXCPU: over its CPU time limit",
-        libc::SIGXFSZ => "SIGXFSZ",
-        _ => "a signal",
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// model attempts
-
-fn run_model(
-    inner: &Arc<Inner>,
-    api: &dyn MaosApi,
-    launch: &Launch,
-    paths: &Paths,
-    log: &SharedLog,
-) -> Option<Outcome> {
-    let key = (launch.task.id, launch.attempt);
-    let settings = &launch.agent.settings;
-    let ollama = launch.agent.adapter == AdapterKind::Ollama;
-    let base_url = settings.base_url.clone().unwrap_or_else(|| {
-        if ollama {
-            "http://127.0.0.1:11434/v1".to_owned()
-        } else {
-            "https://api.openai.com/v1".to_owned()
-        }
-    });
-    let Some(model) = settings.model.clone() else {
-        return Some(start_failure(format!(
-            "the {} agent {} names no model: register it with a model (`model = \"...\"` in \
-             agents.toml, or --model)",
-            launch.agent.adapter, launch.agent.name
-        )));
-    };
-    let api_key = match &settings.api_key_env {
-        None => None,
-        Some(var) => match env_value(&inner.config.env, var.as_str()) {
-            Some(v) => Some(v),
-            None => {
-                return Some(start_failure(format!(
-                    "the API key variable {var} is not set in the daemon's environment: set it \
-                     and restart the daemon (`maos daemon stop`; the next command starts it \
-                     with your environment)"
-                )));
-            }
-        },
-    };
-    let mut cfg = crate::openai::OpenAiConfig::new(base_url, model);
-    cfg.api_key = api_key;
-    if let Some(steps) = settings.max_steps {
-        cfg.max_steps = steps;
-    }
-    cfg.tool_calls = settings.tool_calls.unwrap_or(true);
-    cfg.extra_env = settings
-        .env
-        .iter()
-        .filter_map(|n| env_value(&inner.config.env, n.as_str()).map(|v| (n.to_string(), v)))
-        .collect();
-    // The attempt's marker, as every process of an attempt carries it (containment finds
-    // them by it when it cannot use a cgroup).
-    cfg.extra_env.extend([
-        ("MAOS_TASK_ID".to_owned(), launch.task.id.to_string()),
-        ("MAOS_ATTEMPT".to_owned(), launch.attempt.to_string()),
-    ]);
-    let halt = lock(&inner.live)
-        .get(&key)
-        .map(|l| Arc::clone(&l.halt))
-        .unwrap_or_else(|| Arc::new(AtomicBool::new(true)));
-    if halt.load(Ordering::SeqCst) || !mark_started(inner, api, launch, paths, None) {
-        return None;
-    }
-    let deadline = Instant::now() + timeout_of(inner, launch);
-    {
-        // The timeout of an in-process agent: the timer raises its halt flag.
-        let stop = lock(&inner.live).get(&key).map(|l| Arc::clone(&l.stop));
-        if stop.is_some() {
-            schedule(inner, deadline, Timer::Timeout(key));
-        }
-    }
-    let prompt = prompt_of(launch);
-    let mut on_event = |event: crate::openai::LoopEvent| {
-        use crate::openai::LoopEvent as E;
-        let line = match event {
-            E::Request { step } => format!("step {step}: asking the model"),
-            E::Response {
-                step,
-                usage,
-                finish_reason,
-            } => format!(
-                "step {step}: answered ({} tokens in, {} out{})",
-                usage.input_tokens,
-                usage.output_tokens,
-                finish_reason.map(|r| format!(", {r}")).unwrap_or_default()
-            ),
-            E::Text(t) => format!("the model said: {}", clip(&t, 2000)),
-            E::ToolCall { name, arguments } => format!("tool {name} {}", clip(&arguments, 500)),
-            E::ToolResult { name, ok, summary } => {
-                format!(
-                    "tool {name} {}: {summary}",
-                    if ok { "ok" } else { "failed" }
-                )
-            }
-            E::FileWritten(p) => format!("wrote {}", p.display()),
-        };
-        note(log, &line);
-    };
-    let scope: Arc<dyn crate::tools::CommandScope> = Arc::new(AttemptScope {
-        inner: Arc::clone(inner),
-        key,
-        limits: settings.limits,
-    });
-    let result = crate::openai::run_in(
-        &cfg,
-        &paths.workdir,
-        &prompt,
-        &halt,
-        Some(scope),
-        &mut on_event,
-    );
-    // Whatever the model's commands left behind dies with the attempt.
-    inner.containment.kill(key.0, key.1, None);
-    let stop = lock(&inner.live).get(&key).map_or(Stop::Requested, |l| {
-        Stop::from_u8(l.stop.load(Ordering::SeqCst))
-    });
-    let (usage, outcome) = match &result {
-        Ok(o) => (o.usage, None),
-        Err(e) => (e.usage(), Some(e.to_string())),
-    };
-    let cost = cost_of(launch, &usage);
-    let report_usage = domain_usage(&usage, cost);
-    let report = |failure| RunReport {
-        exit: None,
-        usage: report_usage,
-        failure,
-        ..RunReport::default()
-    };
-    Some(match (stop, result) {
-        (Stop::Requested, _) => return None,
-        (Stop::Timeout, _) => Outcome {
-            success: false,
-            summary: None,
-            error: "timed out: the model loop was stopped".into(),
-            report: report(Some(FailureKind::Timeout)),
-        },
-        (_, _) if launch.task.budget_left().is_some_and(|left| cost > left) => Outcome {
-            success: false,
-            summary: None,
-            error: budget_error(launch, cost),
-            report: report(Some(FailureKind::Budget)),
-        },
-        (_, Ok(o)) => Outcome {
-            success: true,
-            summary: Some(clip(&o.summary, 2000)),
-            error: String::new(),
-            report: report(None),
-        },
-        (_, Err(_)) => Outcome {
-            success: false,
-            summary: None,
-            error: outcome.unwrap_or_default(),
-            report: report(Some(FailureKind::Agent)),
-        },
-    })
-}
-
-fn env_value(env: &[(OsString, OsString)], name: &str) -> Option<String> {
-    env.iter()
-        .find(|(k, _)| k.to_str() == Some(name))
-        .and_then(|(_, v)| v.to_str().map(str::to_owned))
 }
 
 /// The working directory of a task's attempts (kept across its attempts).

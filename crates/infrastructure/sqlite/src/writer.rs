@@ -48,7 +48,7 @@ impl Writer {
         let (queue, jobs) = mpsc::sync_channel::<Job>(QUEUE_DEPTH);
         let thread = std::thread::Builder::new()
             .name("maos-sqlite-writer".into())
-            .spawn(move || run(conn, jobs, &commits, &identity))
+            .spawn(move || writer_loop(conn, jobs, &commits, &identity))
             .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
         Ok(Writer {
             queue: Some(queue),
@@ -75,7 +75,13 @@ impl Drop for Writer {
     }
 }
 
-fn run(mut conn: Connection, jobs: Receiver<Job>, commits: &CommitSignal, identity: &FileIdentity) {
+/// The writer thread: takes the queued jobs in groups, commits each group, until the queue closes.
+fn writer_loop(
+    mut conn: Connection,
+    jobs: Receiver<Job>,
+    commits: &CommitSignal,
+    identity: &FileIdentity,
+) {
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {

@@ -238,7 +238,7 @@ fn run(
 ) -> (Result<LoopOutcome, LoopError>, Vec<LoopEvent>) {
     let stop = AtomicBool::new(false);
     let mut events = Vec::new();
-    let result = openai::run(cfg, workdir, prompt, &stop, &mut |e| events.push(e));
+    let result = openai::converse(cfg, workdir, prompt, &stop, &mut |e| events.push(e));
     (result, events)
 }
 
@@ -1113,7 +1113,7 @@ fn stop_before_the_first_request_sends_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let double = ModelDouble::start(vec![answer("never", usage_json(1, 1, None))]);
     let stop = AtomicBool::new(true);
-    let result = openai::run(&config(&double), dir.path(), "hi", &stop, &mut |_| {});
+    let result = openai::converse(&config(&double), dir.path(), "hi", &stop, &mut |_| {});
     assert!(
         matches!(result, Err(LoopError::Stopped { steps: 0, .. })),
         "{result:?}"
@@ -1137,7 +1137,7 @@ fn stop_during_a_slow_request_abandons_it() {
     }
 
     let started = Instant::now();
-    let result = openai::run(&config(&double), dir.path(), "hi", &stop, &mut |_| {});
+    let result = openai::converse(&config(&double), dir.path(), "hi", &stop, &mut |_| {});
 
     assert!(
         matches!(result, Err(LoopError::Stopped { steps: 1, .. })),
@@ -1168,7 +1168,7 @@ fn stop_during_a_command_kills_it() {
         });
     }
     let started = Instant::now();
-    let result = openai::run(&config(&double), dir.path(), "hi", &stop, &mut |e| {
+    let result = openai::converse(&config(&double), dir.path(), "hi", &stop, &mut |e| {
         events.push(e)
     });
 
