@@ -52,7 +52,7 @@ pub(crate) struct Scheduler {
 impl Scheduler {
     /// Fills the freed agents' slots, then places the readied tasks that are still waiting.
     /// Returns every attempt to launch (the use case's own first).
-    pub(crate) fn run(
+    pub(crate) fn fill_slots(
         self,
         tx: &mut dyn Transaction,
         changes: &mut Changes,

@@ -191,7 +191,7 @@ impl<S: Store> Service<S> {
             let mut changes = Changes::default();
             let result = work(tx, &mut changes)?;
             if let Some(s) = scheduler {
-                s.run(tx, &mut changes, at).map_err(E::from)?;
+                s.fill_slots(tx, &mut changes, at).map_err(E::from)?;
             }
             Ok::<_, E>((result, changes))
         })?;

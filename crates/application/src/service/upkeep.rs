@@ -29,7 +29,7 @@ impl<S: Store> Service<S> {
                 report.interrupted.push((t.id, attempt.number, attempt.pid));
             }
             if let Some(s) = scheduler {
-                s.run(tx, &mut changes, at)?;
+                s.fill_slots(tx, &mut changes, at)?;
                 s.fill_all(tx, at, &mut changes.launches)?;
             }
             Ok::<_, TaskError>((report, changes))
