@@ -324,15 +324,16 @@ fn a_failing_command_is_retried_then_blocked() {
     }
     assert_eq!(
         task.reason.as_deref(),
-        Some(
-            format!(
-                "all 2 attempts failed and no strategic agent can take it over; the last said: \
-                 exited with status 3: giving up on attempt 2 (a person decides: `maos task \
-                 retry {0}` or `maos task cancel {0}`)",
-                task.id.short()
-            )
-            .as_str()
-        )
+        Some("exited with status 3: giving up on attempt 2")
+    );
+    assert_eq!(
+        task.blocked,
+        Some(maos_domain::BlockReason::AttemptsFailed {
+            attempt: 2,
+            failed: 2,
+            interrupted: 0,
+            strategic: false,
+        })
     );
     let events = env.events_of(task.id);
     assert_eq!(
@@ -1007,10 +1008,12 @@ fn claude_code_over_its_budget_is_stopped_with_a_budget_failure() {
         "{a:#?}"
     );
     assert!(
-        task.reason
-            .as_deref()
-            .unwrap()
-            .contains("budget of $0.01 is spent")
+        matches!(
+            task.blocked,
+            Some(maos_domain::BlockReason::BudgetSpent { budget, .. })
+                if budget == Usd::parse("0.01").unwrap()
+        ),
+        "{task:#?}"
     );
 }
 
@@ -1308,11 +1311,13 @@ fn a_sim_attempt_over_the_budget_fails_with_budget_and_blocks_the_task() {
             "stopped: this attempt cost $0.02, more than the $0.01 left of the task's $0.01 budget"
         )
     );
-    assert!(
-        task.reason
-            .as_deref()
-            .unwrap()
-            .starts_with("its budget of $0.01 is spent ($0.02 used)")
+    assert_eq!(
+        task.blocked,
+        Some(maos_domain::BlockReason::BudgetSpent {
+            attempt: 1,
+            budget: Usd::parse("0.01").unwrap(),
+            spent: Usd::parse("0.02").unwrap(),
+        })
     );
 }
 

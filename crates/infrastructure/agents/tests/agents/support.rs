@@ -214,7 +214,7 @@ impl MaosApi for Recorder {
     fn retry_task(&self, task: &IdRef, attempts: u32) -> Result<Task, TaskError> {
         self.service.retry_task(task, attempts)
     }
-    fn task_waiting(&self, task: &IdRef) -> Result<Vec<maos_application::Waiting>, QueryError> {
+    fn task_waiting(&self, task: &IdRef) -> Result<Vec<maos_application::WaitReason>, QueryError> {
         self.service.task_waiting(task)
     }
     fn task_briefing(
