@@ -817,3 +817,136 @@ fn the_citation_check_catches_what_it_is_for() {
         assert_eq!(citations(&text), Vec::new(), "{text:?} cites nothing");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// CLI text: the domain and the application return data; command lines are the front end's
+
+/// Where code may not write a `maos` command line into a string (ADR 0015).
+const NO_CLI_TEXT: &[&str] = &["crates/domain/src", "crates/application/src"];
+
+/// Files that still write command lines into strings, each with what is left to do. The list
+/// only shrinks: a file that no longer has any must leave it (the test says so).
+const CLI_TEXT_LEFT: &[(&str, &str)] = &[
+    (
+        "crates/application/src/error.rs",
+        "error hints still written by the application; to become structured remedies",
+    ),
+    (
+        "crates/application/src/schedule.rs",
+        "assignment refusals name the command that helps",
+    ),
+    (
+        "crates/application/src/service/tasks.rs",
+        "a refused retry names the command that helps",
+    ),
+    (
+        "crates/application/src/service/approvals.rs",
+        "a removed worktree's error names `gc`",
+    ),
+    (
+        "crates/application/src/recovery.rs",
+        "the circuit breaker's drain reason names `agent resume`",
+    ),
+];
+
+/// The lines of `text` (Rust source) whose code, not comments, writes a `maos` command inside a
+/// string literal: a quote or a backtick followed by `maos ` and a lowercase word.
+fn cli_text(text: &str) -> Vec<usize> {
+    let mut found = Vec::new();
+    let mut in_string = false;
+    for (n, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if !in_string && (trimmed.starts_with("//") || trimmed.starts_with("#[doc")) {
+            continue;
+        }
+        let b = line.as_bytes();
+        let mut hit = false;
+        let mut i = 0;
+        while i < b.len() {
+            match b[i] {
+                b'\\' if in_string => i += 1,
+                b'"' => in_string = !in_string,
+                b'/' if !in_string && b.get(i + 1) == Some(&b'/') => break,
+                _ if in_string && b[i..].starts_with(b"maos ") => {
+                    let next = b.get(i + 5).copied().unwrap_or(b' ');
+                    let before = if i == 0 { b'"' } else { b[i - 1] };
+                    if next.is_ascii_lowercase() && matches!(before, b'`' | b'"' | b' ' | b'(') {
+                        hit = true;
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        if hit {
+            found.push(n + 1);
+        }
+    }
+    found
+}
+
+#[test]
+fn domain_and_application_write_no_command_lines() {
+    let root = repository_root();
+    let mut files = Vec::new();
+    for top in NO_CLI_TEXT {
+        text_files(root, &root.join(top), &mut files);
+    }
+    assert!(files.len() > 20, "only {} files found", files.len());
+    let mut violations = Vec::new();
+    let mut clean_but_listed = Vec::new();
+    for file in files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "rs"))
+    {
+        let rel = relative(root, file);
+        let text = std::fs::read_to_string(file).expect("a source file reads");
+        let lines = cli_text(&text);
+        let listed = CLI_TEXT_LEFT.iter().any(|(path, _)| rel == Path::new(path));
+        match (lines.is_empty(), listed) {
+            (false, false) => {
+                violations.extend(lines.iter().map(|l| format!("{}:{l}", rel.display())))
+            }
+            (true, true) => clean_but_listed.push(rel.display().to_string()),
+            _ => {}
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "the domain and the application return data, and front ends write command lines \
+         (ADR 0015): return a reason or a next step instead of these strings:\n  {}",
+        violations.join("\n  ")
+    );
+    assert!(
+        clean_but_listed.is_empty(),
+        "these files write no command line any more: take them off CLI_TEXT_LEFT:\n  {}",
+        clean_but_listed.join("\n  ")
+    );
+}
+
+#[test]
+fn the_command_text_check_catches_what_it_is_for() {
+    let hits = [
+        r#"    format!("run `maos task retry {id}` again")"#,
+        r#"    "maos agent list shows them".into()"#,
+        "    let s = \"a\\\"b maos gc now\";",
+    ];
+    for h in hits {
+        assert_eq!(cli_text(h), [1], "{h}");
+    }
+    let misses = [
+        "    /// Counts for `maos status`.",
+        "    // `maos gc` removed it",
+        r#"    let s = "maos"; // in a comment: `maos gc`"#,
+        r#"    x.maos_task(); "maos""#,
+        r#"    "run MAOS status".into()"#,
+    ];
+    for m in misses {
+        assert_eq!(cli_text(m), Vec::<usize>::new(), "{m}");
+    }
+    // A string that spans lines is followed across them.
+    assert_eq!(
+        cli_text("let s = \"first line\n    then `maos task show x`\";"),
+        [2]
+    );
+}
