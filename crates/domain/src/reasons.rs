@@ -15,8 +15,8 @@ use crate::values::{AgentName, CapabilitySet, Tier, Timestamp, Title, keyword_en
 /// Why a task is blocked: it stays put until a person acts.
 ///
 /// Stored in the `task.blocked` event and on the task. Events written before reasons were data
-/// hold a sentence instead; they read back as [`BlockReason::Text`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// hold a sentence instead; they read back as [`BlockReason::Text`] ([`data_or_sentence`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum BlockReason {
     /// Attempt `attempt` could not start (its agent's program, or its workspace): it fails the
@@ -75,88 +75,19 @@ impl BlockReason {
     }
 }
 
-/// The two shapes a stored reason has: data, or the sentence of an older MAOS.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Stored {
-    Data(Tagged),
-    Text(String),
-}
-
-/// [`BlockReason`]'s data shape, for reading.
-#[derive(Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-enum Tagged {
-    CannotStart {
-        attempt: u32,
-        failure: FailureKind,
-    },
-    AttemptsFailed {
-        attempt: u32,
-        failed: u32,
-        interrupted: u32,
-        strategic: bool,
-    },
-    BudgetSpent {
-        attempt: u32,
-        budget: Usd,
-        spent: Usd,
-    },
-    DependencyCancelled {
-        dependency: TaskId,
-    },
-    RejectedBeforeRun,
-    MergeConflict {
-        into: String,
-        paths: Vec<String>,
-    },
-    MergeFailed {
-        into: String,
-        error: String,
-    },
-    Text {
-        text: String,
-    },
-}
-
-impl<'de> Deserialize<'de> for BlockReason {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(match Stored::deserialize(d)? {
-            Stored::Text(text) => BlockReason::Text { text },
-            Stored::Data(t) => match t {
-                Tagged::CannotStart { attempt, failure } => {
-                    BlockReason::CannotStart { attempt, failure }
-                }
-                Tagged::AttemptsFailed {
-                    attempt,
-                    failed,
-                    interrupted,
-                    strategic,
-                } => BlockReason::AttemptsFailed {
-                    attempt,
-                    failed,
-                    interrupted,
-                    strategic,
-                },
-                Tagged::BudgetSpent {
-                    attempt,
-                    budget,
-                    spent,
-                } => BlockReason::BudgetSpent {
-                    attempt,
-                    budget,
-                    spent,
-                },
-                Tagged::DependencyCancelled { dependency } => {
-                    BlockReason::DependencyCancelled { dependency }
-                }
-                Tagged::RejectedBeforeRun => BlockReason::RejectedBeforeRun,
-                Tagged::MergeConflict { into, paths } => BlockReason::MergeConflict { into, paths },
-                Tagged::MergeFailed { into, error } => BlockReason::MergeFailed { into, error },
-                Tagged::Text { text } => BlockReason::Text { text },
-            },
-        })
+/// Reads a stored block reason in either shape: data, or the sentence an older MAOS wrote in
+/// the `task.blocked` event (read as [`BlockReason::Text`]).
+pub(crate) fn data_or_sentence<'de, D: Deserializer<'de>>(d: D) -> Result<BlockReason, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Data(BlockReason),
+        Text(String),
     }
+    Ok(match Stored::deserialize(d)? {
+        Stored::Data(reason) => reason,
+        Stored::Text(text) => BlockReason::Text { text },
+    })
 }
 
 /// Something a person can do next, as data: a front end turns it into a command line, a

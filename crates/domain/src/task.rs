@@ -426,6 +426,7 @@ pub enum TaskEvent {
     },
     Blocked {
         /// Why (an older MAOS stored a sentence: it reads back as [`BlockReason::Text`]).
+        #[serde(deserialize_with = "crate::reasons::data_or_sentence")]
         reason: BlockReason,
     },
     Cancelled {
