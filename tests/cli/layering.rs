@@ -825,29 +825,9 @@ fn the_citation_check_catches_what_it_is_for() {
 const NO_CLI_TEXT: &[&str] = &["crates/domain/src", "crates/application/src"];
 
 /// Files that still write command lines into strings, each with what is left to do. The list
-/// only shrinks: a file that no longer has any must leave it (the test says so).
-const CLI_TEXT_LEFT: &[(&str, &str)] = &[
-    (
-        "crates/application/src/error.rs",
-        "error hints still written by the application; to become structured remedies",
-    ),
-    (
-        "crates/application/src/schedule.rs",
-        "assignment refusals name the command that helps",
-    ),
-    (
-        "crates/application/src/service/tasks.rs",
-        "a refused retry names the command that helps",
-    ),
-    (
-        "crates/application/src/service/approvals.rs",
-        "a removed worktree's error names `gc`",
-    ),
-    (
-        "crates/application/src/recovery.rs",
-        "the circuit breaker's drain reason names `agent resume`",
-    ),
-];
+/// only shrinks: a file that no longer has any must leave it (the test says so). Empty: every
+/// reason, refusal and hint of the application is data, rendered by the front ends.
+const CLI_TEXT_LEFT: &[(&str, &str)] = &[];
 
 /// The lines of `text` (Rust source) whose code, not comments, writes a `maos` command inside a
 /// string literal: a quote or a backtick followed by `maos ` and a lowercase word.

@@ -770,10 +770,19 @@ fn an_agent_that_fails_too_often_in_a_row_is_drained_until_a_person_resumes_it()
         "2 attempts failed in a row",
         "threshold is 2",
         "run 2 broke",
-        "maos agent resume shaky",
     ] {
         assert!(because.contains(part), "{part} missing from {because}");
     }
+    // The stored reason is facts; the command that helps is the CLI's to say.
+    assert!(!because.contains("maos "), "{because}");
+    let shown = env.maos(&["agent", "show", "shaky"]);
+    assert!(
+        shown
+            .stdout
+            .contains("`maos agent resume shaky` takes it back"),
+        "{}",
+        shown.stdout
+    );
     let agent_id = a["id"].as_str().unwrap();
     let log = events_of(&env, agent_id);
     let drains: Vec<&Value> = log

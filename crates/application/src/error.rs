@@ -1,7 +1,11 @@
 //! Errors of the use cases, one enum per family (agents, tasks, orchestrations, queries), each
-//! able to say what kind of failure it is (for exit codes and wire errors) and what to do about it.
+//! able to say what kind of failure it is (for exit codes and wire errors) and carrying the facts
+//! a front end needs to say what to do about it (the hints are written in presentation, ADR 0015).
 
-use maos_domain::{TransitionError, ValueError};
+use maos_domain::policy::concerns::Concern;
+use maos_domain::{
+    OrchestrationId, OrchestrationStatus, TaskId, TaskState, TransitionError, ValueError,
+};
 use thiserror::Error;
 
 use crate::ports::StoreError;
@@ -38,16 +42,20 @@ impl ErrorKind {
     }
 }
 
-/// What a front end needs to know about an error besides its message.
+/// What a front end needs to know about an error besides its message and its facts.
 pub trait ErrorInfo: std::error::Error {
     /// The kind of failure.
     fn kind(&self) -> ErrorKind;
-    /// What the user can do about it, when there is something to say.
-    fn hint(&self) -> Option<String>;
 }
 
+/// How a front end says what to do about an error: the hint for any error of the application
+/// (or none). The daemon's composition hands the CLI's to the IPC server, so that an error sent
+/// over the wire carries the same hint as one met in process.
+pub type Hints = fn(&(dyn std::error::Error + 'static)) -> Option<String>;
+
 /// An error as it came back from the other side of a connection (the daemon), or the failure to
-/// reach it at all: its kind, message and hint, without the typed detail of the original error.
+/// reach it at all: its kind, message and the hint the other side's front end gave it, without
+/// the typed detail of the original error.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("{message}")]
 pub struct RemoteError {
@@ -72,12 +80,12 @@ impl RemoteError {
         self
     }
 
-    /// What a front end would report for `e`: its kind, message and hint.
-    pub fn from_info(e: &dyn ErrorInfo) -> Self {
+    /// What a front end would report for `e`: its kind, message, and the hint `hints` gives it.
+    pub fn from_error<E: ErrorInfo + 'static>(e: &E, hints: Hints) -> Self {
         RemoteError {
             kind: e.kind(),
             message: e.to_string(),
-            hint: e.hint(),
+            hint: hints(e),
         }
     }
 }
@@ -86,51 +94,6 @@ impl ErrorInfo for RemoteError {
     fn kind(&self) -> ErrorKind {
         self.kind
     }
-
-    fn hint(&self) -> Option<String> {
-        self.hint.clone()
-    }
-}
-
-fn store_hint(e: &StoreError) -> Option<String> {
-    Some(match e {
-        StoreError::NotMaos { .. } => {
-            "point --data-dir (or MAOS_DATA_DIR) at a MAOS data directory, or at an empty one to start afresh".into()
-        }
-        StoreError::Damaged { path, .. } => format!(
-            "stop the daemon (`maos daemon stop`); see what is damaged with `sqlite3 '{path}' 'PRAGMA integrity_check'`; \
-             then restore {path} from a backup, or move it away (with its -wal and -shm files) to start with an empty database"
-        ),
-        StoreError::Open { .. } => "check that the data directory exists and is writable, or choose another with --data-dir".into(),
-        StoreError::Lost { path, .. } => format!(
-            "the daemon stops and acknowledged nothing after this; find out what removed or replaced {path} \
-             (a cleanup job, a restore, a sync tool), put the right file back, and run the command again"
-        ),
-        StoreError::Corrupt(_) => "the database was changed outside MAOS; restore it from a backup".into(),
-        StoreError::WriterGone | StoreError::Backend(_) => return None,
-    })
-}
-
-fn transition_hint(e: &TransitionError) -> Option<String> {
-    match e {
-        TransitionError::StaleAttempt { .. } => Some(
-            "this attempt was superseded (its lease expired or the task was reassigned); its result is discarded".into(),
-        ),
-        TransitionError::Task { task, .. } => Some(format!(
-            "`maos task show {}` shows the task's state and history",
-            task.short()
-        )),
-        TransitionError::AgentBusy { agent, .. } => Some(format!(
-            "run `maos agent drain {agent}` so it takes no new work, and remove it once its attempts finish"
-        )),
-        TransitionError::Agent { agent, .. } | TransitionError::AgentUnfit { agent, .. } => {
-            Some(format!("`maos agent show {agent}` shows its status and slots"))
-        }
-        TransitionError::Orchestration { id, .. } => Some(format!(
-            "`maos orchestrate show {}` shows its status",
-            id.short()
-        )),
-    }
 }
 
 /// Errors of agent commands.
@@ -138,8 +101,8 @@ fn transition_hint(e: &TransitionError) -> Option<String> {
 pub enum AgentError {
     #[error(transparent)]
     Invalid(#[from] ValueError),
-    #[error("{0}")]
-    InvalidInput(String),
+    #[error("an agent with adapter `command` needs the program to run")]
+    MissingCommand,
     #[error("no agent named {name:?}")]
     NotFound { name: String },
     #[error("an agent named {name:?} is already registered")]
@@ -155,26 +118,11 @@ pub enum AgentError {
 impl ErrorInfo for AgentError {
     fn kind(&self) -> ErrorKind {
         match self {
-            AgentError::Invalid(_) | AgentError::InvalidInput(_) => ErrorKind::InvalidInput,
+            AgentError::Invalid(_) | AgentError::MissingCommand => ErrorKind::InvalidInput,
             AgentError::NotFound { .. } => ErrorKind::NotFound,
             AgentError::AlreadyExists { .. } | AgentError::Transition(_) => ErrorKind::Conflict,
             AgentError::Store(_) => ErrorKind::Storage,
             AgentError::Remote(e) => e.kind(),
-        }
-    }
-
-    fn hint(&self) -> Option<String> {
-        match self {
-            AgentError::Invalid(_) | AgentError::InvalidInput(_) => None,
-            AgentError::NotFound { .. } => {
-                Some("`maos agent list` shows the registered agents".into())
-            }
-            AgentError::AlreadyExists { name } => Some(format!(
-                "choose another name, or run `maos agent remove {name}` first to replace it"
-            )),
-            AgentError::Transition(e) => transition_hint(e),
-            AgentError::Store(e) => store_hint(e),
-            AgentError::Remote(e) => e.hint(),
         }
     }
 }
@@ -207,12 +155,12 @@ pub enum TaskError {
     },
     #[error(transparent)]
     Workspace(#[from] crate::workspace::WorkspaceError),
-    #[error("task {task} has no worktree{why}")]
-    NoWorkspace { task: String, why: String },
+    #[error("task {task} has no worktree{because}")]
+    NoWorkspace { task: String, because: NoWorktree },
     /// The state of something else forbids it: a concern another task holds, an orchestration
     /// that does not run, a dependency that did not complete.
-    #[error("{why}")]
-    Refused { why: String, hint: String },
+    #[error("{0}")]
+    Refused(Box<Refusal>),
     #[error(transparent)]
     Transition(#[from] TransitionError),
     #[error(transparent)]
@@ -237,31 +185,6 @@ impl ErrorInfo for TaskError {
             TaskError::Workspace(e) => workspace_kind(e),
             TaskError::Store(_) => ErrorKind::Storage,
             TaskError::Remote(e) => e.kind(),
-        }
-    }
-
-    fn hint(&self) -> Option<String> {
-        match self {
-            TaskError::Invalid(_) => None,
-            TaskError::NotFound { .. } | TaskError::DependencyNotFound { .. } => {
-                Some("`maos task list` shows the tasks and their ids".into())
-            }
-            TaskError::Ambiguous { .. } => Some("type more characters of the id".into()),
-            TaskError::DependencyCycle { .. } => Some("a task cannot depend, directly or not, on itself; drop one of the dependencies".into()),
-            TaskError::OrchestrationNotFound { .. } => Some("`maos orchestrate list` shows the orchestrations".into()),
-            TaskError::AgentNotFound { .. } => Some("`maos agent list` shows the registered agents".into()),
-            TaskError::NoCapableAgent { .. } => Some(
-                "register an agent with those capabilities (`maos agent register`), or wait for a busy one to free a slot".into(),
-            ),
-            TaskError::Transition(e) => transition_hint(e),
-            TaskError::Refused { hint, .. } => Some(hint.clone()),
-            TaskError::Workspace(e) => e.hint(),
-            TaskError::NoWorkspace { .. } => Some(
-                "only tasks created with --repo (or in an orchestration with one) have a worktree"
-                    .into(),
-            ),
-            TaskError::Store(e) => store_hint(e),
-            TaskError::Remote(e) => e.hint(),
         }
     }
 }
@@ -289,8 +212,19 @@ pub enum OrchestrationError {
     Task(#[from] TaskError),
     #[error(transparent)]
     Workspace(#[from] crate::workspace::WorkspaceError),
+    /// A plan that cannot be created as it is (the checker's words).
     #[error("{0}")]
     Refused(String),
+    #[error("orchestration {orchestration} has no repository to integrate its work into")]
+    NoRepository { orchestration: String },
+    #[error("orchestration {orchestration} names no base branch to merge into")]
+    NoMergeTarget { orchestration: String },
+    #[error("merging {branch} into {into} conflicts in {}; nothing was changed", paths.join(", "))]
+    MergeConflict {
+        branch: String,
+        into: String,
+        paths: Vec<String>,
+    },
     #[error(transparent)]
     Transition(#[from] TransitionError),
     #[error(transparent)]
@@ -306,22 +240,13 @@ impl ErrorInfo for OrchestrationError {
             OrchestrationError::Query(e) => e.kind(),
             OrchestrationError::Task(e) => e.kind(),
             OrchestrationError::Workspace(e) => workspace_kind(e),
-            OrchestrationError::Refused(_) => ErrorKind::Conflict,
+            OrchestrationError::Refused(_)
+            | OrchestrationError::NoRepository { .. }
+            | OrchestrationError::NoMergeTarget { .. }
+            | OrchestrationError::MergeConflict { .. } => ErrorKind::Conflict,
             OrchestrationError::Transition(_) => ErrorKind::Conflict,
             OrchestrationError::Store(_) => ErrorKind::Storage,
             OrchestrationError::Remote(e) => e.kind(),
-        }
-    }
-
-    fn hint(&self) -> Option<String> {
-        match self {
-            OrchestrationError::Invalid(_) | OrchestrationError::Refused(_) => None,
-            OrchestrationError::Query(e) => e.hint(),
-            OrchestrationError::Task(e) => e.hint(),
-            OrchestrationError::Workspace(e) => e.hint(),
-            OrchestrationError::Transition(e) => transition_hint(e),
-            OrchestrationError::Store(e) => store_hint(e),
-            OrchestrationError::Remote(e) => e.hint(),
         }
     }
 }
@@ -332,6 +257,125 @@ fn no_attempt(task: &str, attempt: Option<u32>, made: u32) -> String {
         (Some(n), 1) => format!("task {task} has no attempt {n}: it has made one"),
         (Some(n), made) => format!("task {task} has no attempt {n}: it has made {made}"),
         (None, _) => format!("task {task} has no such attempt"),
+    }
+}
+
+/// Why the state of something else forbids a task command, with the facts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Its orchestration is `status` and takes no more tasks.
+    OrchestrationClosed {
+        orchestration: OrchestrationId,
+        status: OrchestrationStatus,
+    },
+    /// Task `task` belongs to `orchestration`, which is `status`: its tasks get no agent.
+    OrchestrationNotRunning {
+        task: TaskId,
+        orchestration: OrchestrationId,
+        status: OrchestrationStatus,
+    },
+    /// Task `task` has spent its budget.
+    BudgetSpent { task: TaskId },
+    /// Task `task`'s concern `mine` overlaps `theirs`, held by `holder` until its work is
+    /// accepted.
+    ConcernHeld {
+        task: TaskId,
+        mine: Concern,
+        theirs: Concern,
+        holder: TaskId,
+    },
+    /// Task `task` depends on `dependency`, which is `state`: it would run without its work.
+    DependencyNotCompleted {
+        task: TaskId,
+        dependency: TaskId,
+        state: TaskState,
+    },
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::OrchestrationClosed {
+                orchestration,
+                status,
+            } => write!(
+                f,
+                "orchestration {} is {status}: it takes no more tasks",
+                orchestration.short()
+            ),
+            Refusal::OrchestrationNotRunning {
+                task,
+                orchestration,
+                status,
+            } => write!(
+                f,
+                "task {} belongs to orchestration {}, which is {status}: its tasks get no agent",
+                task.short(),
+                orchestration.short()
+            ),
+            Refusal::BudgetSpent { task } => {
+                write!(f, "task {} has spent its budget", task.short())
+            }
+            Refusal::ConcernHeld {
+                task,
+                mine,
+                theirs,
+                holder,
+            } => write!(
+                f,
+                "task {}'s concern `{mine}` overlaps `{theirs}`, held by task {} until its work \
+                 is accepted",
+                task.short(),
+                holder.short()
+            ),
+            Refusal::DependencyNotCompleted {
+                task,
+                dependency,
+                state,
+            } => write!(
+                f,
+                "task {} depends on task {}, which is {state}: it would run without that task's \
+                 work",
+                task.short(),
+                dependency.short()
+            ),
+        }
+    }
+}
+
+/// Why a task has no worktree, or not the checkpoint asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoWorktree {
+    /// It names no repository (nor does its orchestration).
+    NoRepository,
+    /// Its first attempt has not started yet.
+    NotYet,
+    /// Its worktree was removed (its branch is still there).
+    Removed,
+    /// Attempt `n` did not start in a checkpoint.
+    NoCheckpointFor(u32),
+    /// Attempt `n` never ended in a checkpoint.
+    NoCheckpointAfter(u32),
+    /// There is no checkpoint before attempt `n`.
+    NoCheckpointBefore(u32),
+}
+
+impl std::fmt::Display for NoWorktree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NoWorktree::NoRepository => Ok(()),
+            NoWorktree::NotYet => f.write_str(" yet: its first attempt has not started"),
+            NoWorktree::Removed => {
+                f.write_str(" any more: it was removed (its branch is still there)")
+            }
+            NoWorktree::NoCheckpointFor(n) => {
+                write!(f, " checkpoint for attempt {n}: it did not start in one")
+            }
+            NoWorktree::NoCheckpointAfter(n) => {
+                write!(f, " checkpoint after attempt {n}: it never ended in one")
+            }
+            NoWorktree::NoCheckpointBefore(n) => write!(f, " checkpoint before attempt {n}"),
+        }
     }
 }
 
@@ -373,8 +417,8 @@ pub enum QueryError {
     },
     #[error(transparent)]
     Workspace(#[from] crate::workspace::WorkspaceError),
-    #[error("task {task} has no worktree{why}")]
-    NoWorkspace { task: String, why: String },
+    #[error("task {task} has no worktree{because}")]
+    NoWorkspace { task: String, because: NoWorktree },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -392,35 +436,6 @@ impl ErrorInfo for QueryError {
             QueryError::Remote(e) => e.kind(),
         }
     }
-
-    fn hint(&self) -> Option<String> {
-        match self {
-            QueryError::Invalid(_) => None,
-            QueryError::NotFound { what, .. } => Some(
-                match what {
-                    Entity::Agent => "`maos agent list` shows the registered agents",
-                    Entity::Orchestration => "`maos orchestrate list` shows the orchestrations",
-                    Entity::Task => "`maos task list` shows the tasks and their ids",
-                }
-                .into(),
-            ),
-            QueryError::Ambiguous { .. } => Some("type more characters of the id".into()),
-            QueryError::NoAttempt { task, made, .. } => Some(if *made == 0 {
-                format!(
-                    "task {task} has not been assigned yet; `maos task show {task}` says what it waits for"
-                )
-            } else {
-                format!("`maos task show {task}` lists its attempts")
-            }),
-            QueryError::Workspace(e) => e.hint(),
-            QueryError::NoWorkspace { .. } => Some(
-                "only tasks created with --repo (or in an orchestration with one) have a worktree"
-                    .into(),
-            ),
-            QueryError::Store(e) => store_hint(e),
-            QueryError::Remote(e) => e.hint(),
-        }
-    }
 }
 
 impl From<QueryError> for TaskError {
@@ -433,7 +448,7 @@ impl From<QueryError> for TaskError {
             }
             QueryError::NoAttempt { task, .. } => TaskError::NotFound { reference: task },
             QueryError::Workspace(w) => TaskError::Workspace(w),
-            QueryError::NoWorkspace { task, why } => TaskError::NoWorkspace { task, why },
+            QueryError::NoWorkspace { task, because } => TaskError::NoWorkspace { task, because },
             QueryError::Store(s) => TaskError::Store(s),
             QueryError::Remote(r) => TaskError::Remote(r),
         }

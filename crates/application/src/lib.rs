@@ -17,8 +17,8 @@ pub mod workspace;
 
 pub use api::*;
 pub use error::{
-    AgentError, Entity, ErrorInfo, ErrorKind, OrchestrationError, QueryError, RemoteError,
-    TaskError,
+    AgentError, Entity, ErrorInfo, ErrorKind, Hints, NoWorktree, OrchestrationError, QueryError,
+    Refusal, RemoteError, TaskError,
 };
 pub use ports::{
     AgentRuntime, AttemptLogs, Clock, IdSource, Launch, ReadStore, Store, StoreError, Transaction,

@@ -158,11 +158,10 @@ pub(crate) fn release_slot(
         let last = attempt.error.as_deref().unwrap_or("no reason given");
         let reason = format!(
             "its last {} attempts failed in a row (the circuit breaker's threshold is {}); the \
-             last, on task {}: {last}. Fix the agent, then `maos agent resume {}`",
+             last, on task {}: {last}",
             agent.failures_in_row,
             policy.breaker.threshold,
             task.id.short(),
-            agent.name
         );
         events.extend(agent.drain_because(Some(reason), at)?);
     }

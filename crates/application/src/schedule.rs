@@ -8,7 +8,7 @@ use maos_domain::policy::balancer;
 use maos_domain::{Agent, AgentName, DomainEvent, DurationMs, TaskId, TaskState, Timestamp, Usd};
 
 use crate::api::Assignment;
-use crate::error::TaskError;
+use crate::error::{Refusal, TaskError};
 use crate::locks::{HOLDING, Held};
 use crate::ports::{Launch, StoreError, Transaction};
 
@@ -226,29 +226,19 @@ fn free_of_clashes(
 pub(crate) fn may_not_start(
     tx: &mut dyn Transaction,
     task: &maos_domain::Task,
-) -> Result<Option<(String, String)>, StoreError> {
-    let short = task.id.short();
+) -> Result<Option<Refusal>, StoreError> {
     if let Some(o) = task.spec.orchestration
         && let Some(o) = tx.orchestration(o)?
         && o.status != maos_domain::OrchestrationStatus::Running
     {
-        return Ok(Some((
-            format!(
-                "task {short} belongs to orchestration {}, which is {}: its tasks get no agent",
-                o.id.short(),
-                o.status
-            ),
-            format!(
-                "`maos orchestrate start {0}` (a draft) or `maos orchestrate resume {0}` (paused)",
-                o.id.short()
-            ),
-        )));
+        return Ok(Some(Refusal::OrchestrationNotRunning {
+            task: task.id,
+            orchestration: o.id,
+            status: o.status,
+        }));
     }
     if !fundable(task) {
-        return Ok(Some((
-            format!("task {short} has spent its budget"),
-            "cancel it, or create it again with a larger --budget-usd".to_owned(),
-        )));
+        return Ok(Some(Refusal::BudgetSpent { task: task.id }));
     }
     let mut held = None;
     if !free_of_clashes(tx, &mut held, task)?
@@ -256,18 +246,12 @@ pub(crate) fn may_not_start(
             .as_ref()
             .and_then(|h| h.clashes(task).into_iter().next())
     {
-        return Ok(Some((
-            format!(
-                "task {short}'s concern `{}` overlaps `{}`, held by task {} until its work is accepted",
-                clash.mine,
-                clash.theirs,
-                clash.holder.short()
-            ),
-            format!(
-                "wait for task {} (`maos task show {short}` says what it waits for)",
-                clash.holder.short()
-            ),
-        )));
+        return Ok(Some(Refusal::ConcernHeld {
+            task: task.id,
+            mine: clash.mine.clone(),
+            theirs: clash.theirs.clone(),
+            holder: clash.holder,
+        }));
     }
     Ok(None)
 }

@@ -85,36 +85,6 @@ pub enum WorkspaceError {
     NoGit(String),
 }
 
-impl WorkspaceError {
-    /// What a person can do about it.
-    pub fn hint(&self) -> Option<String> {
-        Some(match self {
-            WorkspaceError::NotARepository { .. } => {
-                "give --repo the directory of a git repository (`git init` makes one)".into()
-            }
-            WorkspaceError::Dirty { .. } => {
-                "commit or stash the changes first: MAOS never works on top of uncommitted changes"
-                    .into()
-            }
-            WorkspaceError::DetachedHead { .. } => {
-                "check out a branch (`git switch <branch>`), or name a base with --base".into()
-            }
-            WorkspaceError::Locked { lock, .. } => format!(
-                "wait for the other git command to finish; if none runs, remove {}",
-                lock.display()
-            ),
-            WorkspaceError::UnknownBase { .. } => {
-                "name an existing branch or commit with --base".into()
-            }
-            WorkspaceError::Unsafe { .. } => {
-                "commit or merge the work first, or pass --force to discard it".into()
-            }
-            WorkspaceError::Setup { .. } | WorkspaceError::Git { .. } => return None,
-            WorkspaceError::NoGit(_) => "install git and make sure it is on the PATH".into(),
-        })
-    }
-}
-
 /// Git worktrees and branches for tasks.
 pub trait Workspaces: Send + Sync + fmt::Debug {
     /// Refuses a repository MAOS must not start from: not a repository, uncommitted changes, a

@@ -7,9 +7,7 @@ impl<S: Store> Service<S> {
         if cmd.adapter == AdapterKind::Command
             && cmd.command.as_deref().is_none_or(|c| c.trim().is_empty())
         {
-            return Err(AgentError::InvalidInput(
-                "an agent with adapter `command` needs the program to run: add --command \"<program and arguments>\"".into(),
-            ));
+            return Err(AgentError::MissingCommand);
         }
         let at = self.clock.now();
         let id = AgentId::from_bits(self.ids.next_bits());

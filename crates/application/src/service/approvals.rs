@@ -147,7 +147,7 @@ impl<S: Store> Service<S> {
                     .clone()
                     .ok_or_else(|| QueryError::NoWorkspace {
                         task: t.id.short(),
-                        why: format!(" checkpoint for attempt {n}: it did not start in one"),
+                        because: NoWorktree::NoCheckpointFor(n),
                     })?;
                 (from, a.checkpoint_after.clone())
             }
@@ -165,7 +165,7 @@ impl<S: Store> Service<S> {
         if t.workspace.as_ref().is_some_and(|w| w.removed) {
             return Err(TaskError::NoWorkspace {
                 task: t.id.short(),
-                why: " any more: `maos gc` removed it (its branch is still there)".into(),
+                because: NoWorktree::Removed,
             });
         }
         let (number, commit) = match to_attempt {
@@ -176,7 +176,7 @@ impl<S: Store> Service<S> {
                     .clone()
                     .ok_or_else(|| TaskError::NoWorkspace {
                         task: t.id.short(),
-                        why: format!(" checkpoint after attempt {n}: it never ended in one"),
+                        because: NoWorktree::NoCheckpointAfter(n),
                     })?;
                 (n, c)
             }
@@ -191,7 +191,7 @@ impl<S: Store> Service<S> {
                     .clone()
                     .ok_or_else(|| TaskError::NoWorkspace {
                         task: t.id.short(),
-                        why: format!(" checkpoint before attempt {}", a.number),
+                        because: NoWorktree::NoCheckpointBefore(a.number),
                     })?;
                 (a.number.saturating_sub(1), c)
             }
@@ -243,13 +243,8 @@ impl<S: Store> Service<S> {
             let merged = git.is_merged(&ws.repo, &ws.branch, &into)?;
             let kept_because = match (dirty, merged, req.force) {
                 (_, _, true) | (false, true, false) => None,
-                (true, _, false) => {
-                    Some("it has uncommitted changes (--force discards them)".into())
-                }
-                (false, false, false) => Some(format!(
-                    "{} is not merged into {into} (--force removes the worktree; the branch stays)",
-                    ws.branch
-                )),
+                (true, _, false) => Some("it has uncommitted changes".into()),
+                (false, false, false) => Some(format!("{} is not merged into {into}", ws.branch)),
             };
             let removed = kept_because.is_none();
             if removed && !req.dry_run {
@@ -286,10 +281,10 @@ impl<S: Store> Service<S> {
         let Some(ws) = &t.workspace else {
             return Err(QueryError::NoWorkspace {
                 task: t.id.short(),
-                why: if t.spec.workspace.is_some() {
-                    " yet: its first attempt has not started".into()
+                because: if t.spec.workspace.is_some() {
+                    NoWorktree::NotYet
                 } else {
-                    String::new()
+                    NoWorktree::NoRepository
                 },
             });
         };

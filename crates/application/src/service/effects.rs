@@ -145,14 +145,10 @@ pub(super) fn create_in_tx(
             });
         };
         if o.status.is_terminal() {
-            return Err(TaskError::Refused {
-                why: format!(
-                    "orchestration {} is {}: it takes no more tasks",
-                    oid.short(),
-                    o.status
-                ),
-                hint: "create the task on its own, or in another orchestration".into(),
-            });
+            return Err(TaskError::Refused(Box::new(Refusal::OrchestrationClosed {
+                orchestration: oid,
+                status: o.status,
+            })));
         }
     }
     let deps: Vec<TaskId> = p.spec.depends_on.iter().copied().collect();

@@ -27,7 +27,9 @@ use maos_domain::{
 };
 
 use crate::api::*;
-use crate::error::{AgentError, Entity, OrchestrationError, QueryError, TaskError};
+use crate::error::{
+    AgentError, Entity, NoWorktree, OrchestrationError, QueryError, Refusal, TaskError,
+};
 use crate::ports::{
     AgentRuntime, AttemptLogs, Clock, IdSource, Launch, Store, StoreError, Transaction,
 };

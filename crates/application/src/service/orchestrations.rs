@@ -176,18 +176,17 @@ impl<S: Store> Service<S> {
         into: Option<String>,
     ) -> Result<MergeReport, OrchestrationError> {
         let o = self.get_orchestration(id)?;
-        let ws = o.workspace.clone().ok_or_else(|| {
-            OrchestrationError::Refused(format!(
-                "orchestration {} has no repository: create it with --repo to integrate its work",
-                o.id.short()
-            ))
-        })?;
-        let into = into.or_else(|| ws.base.clone()).ok_or_else(|| {
-            OrchestrationError::Refused(
-                "name the branch to merge into with --into (the orchestration names no base branch)"
-                    .into(),
-            )
-        })?;
+        let ws = o
+            .workspace
+            .clone()
+            .ok_or_else(|| OrchestrationError::NoRepository {
+                orchestration: o.id.short(),
+            })?;
+        let into =
+            into.or_else(|| ws.base.clone())
+                .ok_or_else(|| OrchestrationError::NoMergeTarget {
+                    orchestration: o.id.short(),
+                })?;
         let branch = o.integration_branch();
         let git = self.git()?;
         let (commit, merged) =
@@ -195,10 +194,11 @@ impl<S: Store> Service<S> {
                 MergeOutcome::Merged { commit } => (commit, true),
                 MergeOutcome::UpToDate { commit } => (commit, false),
                 MergeOutcome::Conflict { paths } => {
-                    return Err(OrchestrationError::Refused(format!(
-                        "merging {branch} into {into} conflicts in {}; nothing was changed",
-                        paths.join(", ")
-                    )));
+                    return Err(OrchestrationError::MergeConflict {
+                        branch,
+                        into,
+                        paths,
+                    });
                 }
             };
         let at = self.clock.now();

@@ -81,8 +81,8 @@ impl<S: Store> Service<S> {
                 .into());
             }
             // What holds the scheduler back holds a person (or an external worker) back too.
-            if let Some((why, hint)) = crate::schedule::may_not_start(tx, &task)? {
-                return Err(TaskError::Refused { why, hint });
+            if let Some(refusal) = crate::schedule::may_not_start(tx, &task)? {
+                return Err(TaskError::Refused(Box::new(refusal)));
             }
             let mut agent = match &cmd.agent {
                 Some(name) => tx
@@ -275,29 +275,13 @@ impl<S: Store> Service<S> {
                 .into_iter()
                 .find(|(_, s)| *s != TaskState::Completed)
             {
-                let hint = if state == TaskState::Cancelled {
-                    format!(
-                        "task {} was cancelled, so this task cannot run as it is: cancel it \
-                         (`maos task cancel {}`) and create what is still needed anew",
-                        dep.short(),
-                        t.id.short()
-                    )
-                } else {
-                    format!(
-                        "let task {} complete first (`maos task retry {}` if it is blocked)",
-                        dep.short(),
-                        dep.short()
-                    )
-                };
-                return Err(TaskError::Refused {
-                    why: format!(
-                        "task {} depends on task {}, which is {state}: it would run without \
-                         that task's work",
-                        t.id.short(),
-                        dep.short()
-                    ),
-                    hint,
-                });
+                return Err(TaskError::Refused(Box::new(
+                    Refusal::DependencyNotCompleted {
+                        task: t.id,
+                        dependency: dep,
+                        state,
+                    },
+                )));
             }
             save_task_events(tx, &t, events, at)?;
             if t.state == TaskState::Ready {

@@ -51,11 +51,11 @@ pub(crate) fn prepare(
                 Some(known) => known.base.clone(),
                 None => git
                     .check(&repo, launch.start_from.as_deref().or(spec.base.as_deref()))
-                    .map_err(|e| with_hint(&e.to_string(), e.hint()))?,
+                    .map_err(|e| e.to_string())?,
             };
             let setup = setup_of(&repo, daemon_env);
             git.prepare(&repo, &branch, &base, &path, &setup)
-                .map_err(|e| with_hint(&e.to_string(), e.hint()))?
+                .map_err(|e| e.to_string())?
         }
     };
     let recorded = TaskWorkspace {
@@ -68,13 +68,6 @@ pub(crate) fn prepare(
     api.record_workspace(launch.task.id, launch.fencing, recorded)
         .map_err(|e| format!("cannot record the worktree: {e}"))?;
     Ok(ws)
-}
-
-fn with_hint(message: &str, hint: Option<String>) -> String {
-    match hint {
-        Some(h) => format!("{message} ({h})"),
-        None => message.to_owned(),
-    }
 }
 
 /// A repository's worktree setup, from `.maos/setup` files in its main working tree:

@@ -118,8 +118,11 @@ impl ErrorInfo for ConnectError {
             | ConnectError::Start(_) => ErrorKind::Unavailable,
         }
     }
+}
 
-    fn hint(&self) -> Option<String> {
+impl ConnectError {
+    /// What to do about it (the daemon's own words for a refusal).
+    pub fn hint(&self) -> Option<String> {
         match self {
             ConnectError::Connect { .. } => Some(DAEMON_HINT.into()),
             ConnectError::VersionMismatch { hint, .. } => hint.clone(),
@@ -134,7 +137,11 @@ impl ErrorInfo for ConnectError {
 
 impl From<ConnectError> for RemoteError {
     fn from(e: ConnectError) -> Self {
-        RemoteError::from_info(&e)
+        RemoteError {
+            kind: e.kind(),
+            message: e.to_string(),
+            hint: e.hint(),
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! application's [`RemoteError`], and the errors of the connection itself (an unreachable
 //! daemon, a broken connection, an answer that does not decode).
 
-use maos_application::{ErrorInfo, ErrorKind, RemoteError};
+use maos_application::{ErrorInfo, ErrorKind, Hints, RemoteError};
 
 use crate::convert::{DecodeError, read_opt_text, read_text};
 use crate::maos_capnp as wire;
@@ -35,9 +35,9 @@ pub fn kind_from_wire(kind: wire::ErrorKind) -> ErrorKind {
     }
 }
 
-/// Writes any application error as a wire error.
-pub fn write_error(e: &dyn ErrorInfo, b: wire::error::Builder<'_>) {
-    write_remote_error(&RemoteError::from_info(e), b);
+/// Writes any application error as a wire error, with the hint `hints` gives it.
+pub fn write_error<E: ErrorInfo + 'static>(e: &E, hints: Hints, b: wire::error::Builder<'_>) {
+    write_remote_error(&RemoteError::from_error(e, hints), b);
 }
 
 /// Writes a remote error as a wire error.

@@ -25,7 +25,7 @@ use capnp::message::ReaderOptions;
 use capnp_rpc::twoparty::VatNetwork;
 use capnp_rpc::{RpcSystem, rpc_twoparty_capnp::Side};
 use maos_application::{
-    CreateOrchestration, ErrorInfo, ErrorKind, EventFollower, IdRef, MaosApi, RemoteError,
+    CreateOrchestration, ErrorInfo, ErrorKind, EventFollower, Hints, IdRef, MaosApi, RemoteError,
     StoredEvent,
 };
 use maos_domain::{AgentName, AttemptStart, FencingToken, TaskId, Title};
@@ -98,6 +98,12 @@ pub struct Server {
     daemon: Arc<dyn DaemonControl>,
     uid: u32,
     handshake_deadline: Duration,
+    hints: Hints,
+}
+
+/// No hints: what a server says when its front end gave it none.
+fn no_hints(_: &(dyn std::error::Error + 'static)) -> Option<String> {
+    None
 }
 
 impl fmt::Debug for Server {
@@ -114,7 +120,15 @@ impl Server {
             daemon,
             uid: current_uid()?,
             handshake_deadline: HANDSHAKE_DEADLINE,
+            hints: no_hints,
         })
+    }
+
+    /// Gives the application's errors the hints of the front end that composed the daemon
+    /// (without: errors cross the wire with their kind and message only).
+    pub fn with_hints(mut self, hints: Hints) -> Self {
+        self.hints = hints;
+        self
     }
 
     /// Closes a connection that has not completed the version handshake within `deadline`
@@ -149,6 +163,7 @@ impl Server {
             api: self.api,
             daemon: self.daemon,
             uid: self.uid,
+            hints: self.hints,
             closing: Cell::new(false),
             in_flight: Cell::new(0),
             idle: Notify::new(),
@@ -211,6 +226,8 @@ struct Shared {
     api: Arc<dyn MaosApi>,
     daemon: Arc<dyn DaemonControl>,
     uid: u32,
+    /// The hints errors get before they cross the wire.
+    hints: Hints,
     /// Set once the server stops: new calls are refused.
     closing: Cell<bool>,
     /// Calls running in the application now.
@@ -453,16 +470,17 @@ impl ApiServer {
     where
         A: Send + 'static,
         T: Send + 'static,
-        E: ErrorInfo,
+        E: ErrorInfo + 'static,
     {
         let _unanswered = self.gate.enter();
         let input = input.map_err(|e| bad_request(&e))?;
         let _call = self.shared.enter()?;
         let api = Arc::clone(&self.shared.api);
+        let hints = self.shared.hints;
         let outcome = self
             .shared
             .calls
-            .spawn(move || f(api.as_ref(), input).map_err(|e| RemoteError::from_info(&e)))
+            .spawn(move || f(api.as_ref(), input).map_err(|e| RemoteError::from_error(&e, hints)))
             .await;
         outcome.unwrap_or_else(|e| {
             error!(error = %e, "a call into the application failed");
@@ -1378,7 +1396,7 @@ async fn stream(
         let events = match batch {
             Ok(events) if events.is_empty() => continue,
             Ok(events) => events,
-            Err(e) => break Stop::End(RemoteError::from_info(&e)),
+            Err(e) => break Stop::End(RemoteError::from_error(&e, shared.hints)),
         };
         let count = events.len() as u64;
         if let Err(stop) = push(&sink, &events, &cancel, &mut stopping).await {

@@ -116,12 +116,12 @@ impl CliError {
         self
     }
 
-    /// An error of the application.
-    fn from_info(e: &dyn ErrorInfo) -> Self {
+    /// An error of the application, with the CLI's hint for it.
+    pub(crate) fn from_info<E: ErrorInfo + 'static>(e: &E) -> Self {
         CliError {
             class: e.kind().into(),
             message: e.to_string(),
-            hint: e.hint(),
+            hint: crate::hints::hint(e),
             documented: false,
         }
     }

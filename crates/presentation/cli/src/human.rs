@@ -138,7 +138,18 @@ pub(crate) fn agent_details(color: bool, a: &Agent) -> String {
                     format!("{} in a row", a.failures_in_row)
                 },
             ),
-            ("drained", or_dash(a.drained_because.clone())),
+            (
+                "drained",
+                match (&a.drained_because, a.status) {
+                    (Some(why), maos_domain::AgentStatus::Draining) => format!(
+                        "{why} (`{}` takes it back)",
+                        crate::reasons::command_line(&maos_domain::NextStep::ResumeAgent {
+                            agent: a.name.clone()
+                        })
+                    ),
+                    _ => or_dash(a.drained_because.clone()),
+                },
+            ),
             ("registered", a.registered_at.to_rfc3339()),
             ("updated", a.updated_at.to_rfc3339()),
         ],

@@ -18,8 +18,8 @@ use crate::error::{CliError, FailureClass};
 pub(crate) const TICK: Duration = Duration::from_millis(200);
 
 /// The error that ends a live command: what stopped, why, and how to carry on.
-pub(crate) fn ended(e: &dyn ErrorInfo, what: &str, next: String) -> CliError {
-    let hint = match e.hint() {
+pub(crate) fn ended(e: &(dyn ErrorInfo + 'static), what: &str, next: String) -> CliError {
+    let hint = match crate::hints::hint(e) {
         Some(hint) if e.kind() != maos_application::ErrorKind::Unavailable => {
             format!("{next}; {hint}")
         }

@@ -11,6 +11,7 @@ mod daemon;
 mod diagnostics;
 mod error;
 mod escape;
+mod hints;
 mod human;
 mod input;
 mod json;

@@ -14,14 +14,12 @@ use maos_domain::{
 use maos_ipc::convert::read_orchestration;
 use maos_ipc::maos_capnp::{handshake_result, orchestration_result};
 
-use crate::support::{TestDaemon, all_as_sent, as_sent, name, raw_session, register, task};
+use crate::support::{
+    TestDaemon, all_as_sent, as_sent, name, raw_session, register, remote_hint, report, task,
+};
 
 const BEFORE: &str = "0123456789abcdef0123456789abcdef01234567";
 const AFTER: &str = "89abcdef0123456789abcdef0123456789abcdef";
-
-fn report(e: &dyn ErrorInfo) -> (ErrorKind, String, Option<String>) {
-    (e.kind(), e.to_string(), e.hint())
-}
 
 /// Registers `external`, a worker of the test's own (MAOS never starts it).
 fn external_worker(api: &dyn MaosApi) {
@@ -244,7 +242,7 @@ fn workspace_calls_without_a_worktree_or_without_git_are_clean_errors() {
     let remote = client.diff_summary(&p).unwrap_err();
     assert!(matches!(remote, QueryError::Remote(_)), "{remote:?}");
     assert_eq!(remote.kind(), ErrorKind::Conflict);
-    assert!(remote.hint().unwrap().contains("--repo"), "{remote:?}");
+    assert!(remote_hint(&remote).is_some(), "{remote:?}");
     assert_eq!(report(&remote), report(&svc.diff_summary(&p).unwrap_err()));
     for (attempt, stat) in [(None, false), (Some(1), true)] {
         let remote = client.task_diff(&p, attempt, stat).unwrap_err();

@@ -16,7 +16,7 @@ use maos_ipc::maos_capnp::{ErrorKind as WireErrorKind, bootstrap, handshake_resu
 use maos_ipc::{ConnectError, IpcClient};
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
-use crate::support::{TestDaemon, raw_session, task};
+use crate::support::{TestDaemon, raw_session, remote_hint, task};
 
 #[test]
 fn a_client_of_another_protocol_version_is_refused_with_both_versions() {
@@ -186,7 +186,13 @@ fn shutdown_stops_the_server_and_later_calls_are_unavailable() {
     let e = client.status().unwrap_err();
     assert!(matches!(e, QueryError::Remote(_)), "{e:?}");
     assert_eq!(e.kind(), ErrorKind::Unavailable);
-    assert!(e.hint().unwrap().contains("maos daemon status"), "{e}");
+    assert!(
+        remote_hint(&e)
+            .flatten()
+            .unwrap()
+            .contains("maos daemon status"),
+        "{e}"
+    );
     let e = IpcClient::connect(&daemon.socket, "tests").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable);
 }

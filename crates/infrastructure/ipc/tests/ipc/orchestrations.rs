@@ -3,12 +3,12 @@
 //! drained agent; refusals come back with the same kind, message and hint.
 
 use maos_application::{
-    AssignTask, CreateOrchestration, CreatePlan, ErrorInfo, IdRef, MaosApi, PlanTask, WaitKind,
+    AssignTask, CreateOrchestration, CreatePlan, IdRef, MaosApi, PlanTask, WaitKind,
 };
 use maos_domain::policy::concerns::Concern;
 use maos_domain::{AgentStatus, MaxAttempts, OrchestrationStatus, RunReport, TaskState, Title};
 
-use crate::support::{TestDaemon, as_sent, register, task};
+use crate::support::{TestDaemon, as_sent, register, report, task};
 
 fn plan(tasks: Vec<PlanTask>) -> CreatePlan {
     CreatePlan {
@@ -47,10 +47,7 @@ fn plans_lifecycle_waiting_briefings_and_retries_answer_as_the_service_does() {
     let cyclic = plan(vec![step("a", &["b"]), step("b", &["a"])]);
     let remote = client.create_plan(cyclic.clone()).unwrap_err();
     let local = svc.create_plan(cyclic).unwrap_err();
-    assert_eq!(
-        (remote.kind(), remote.to_string(), remote.hint()),
-        (local.kind(), local.to_string(), local.hint())
-    );
+    assert_eq!(report(&remote), report(&local));
     assert!(remote.to_string().contains("cycle"), "{remote}");
     assert!(client.list_orchestrations().unwrap().is_empty());
 

@@ -22,7 +22,7 @@ use maos_ipc::maos_capnp::{ErrorKind as WireErrorKind, api, bootstrap, event_sin
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
-use crate::support::{Svc, TestDaemon, task};
+use crate::support::{Svc, TestDaemon, remote_hint, task};
 
 /// How long any wait for a stream may take before the test fails.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -135,7 +135,10 @@ fn a_stopping_daemon_ends_every_stream_with_unavailable() {
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
     // The daemon's own `end`, not a broken connection.
     assert!(e.to_string().contains("stopping"), "{e}");
-    assert!(e.hint().unwrap().contains("since"), "{e:?}");
+    assert!(
+        remote_hint(&e).flatten().unwrap().contains("since"),
+        "{e:?}"
+    );
     // The follower stays ended.
     assert_eq!(
         follower.next_batch(Duration::ZERO).unwrap_err().kind(),

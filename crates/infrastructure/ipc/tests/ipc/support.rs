@@ -12,7 +12,10 @@ use std::time::Duration;
 use capnp::message::ReaderOptions;
 use capnp_rpc::twoparty::VatNetwork;
 use capnp_rpc::{RpcSystem, rpc_twoparty_capnp::Side};
-use maos_application::{CreateTask, MaosApi, RegisterAgent, Service, ServiceConfig};
+use maos_application::{
+    AgentError, CreateTask, ErrorInfo, ErrorKind, MaosApi, OrchestrationError, QueryError,
+    RegisterAgent, RemoteError, Service, ServiceConfig, TaskError,
+};
 use maos_domain::{AdapterKind, AgentName, CapabilitySet, Slots, Tier, Timestamp, Title};
 use maos_ipc::maos_capnp::bootstrap;
 use maos_ipc::{DaemonControl, DaemonInfo, IpcClient, Server};
@@ -86,7 +89,7 @@ impl TestDaemon {
             stop: stop.clone(),
         });
         let api: Arc<dyn MaosApi> = service.clone();
-        let server = configure(Server::new(api, control).unwrap());
+        let server = configure(Server::new(api, control).unwrap().with_hints(test_hints));
         // Bound here, so that the socket exists once `start` returns.
         let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
         listener.set_nonblocking(true).unwrap();
@@ -219,4 +222,33 @@ pub(crate) fn page_as_sent(mut p: maos_application::TaskPage) -> maos_applicatio
 /// Tasks as the wire carries them.
 pub(crate) fn all_as_sent(tasks: Vec<maos_domain::Task>) -> Vec<maos_domain::Task> {
     tasks.into_iter().map(as_sent).collect()
+}
+
+/// The hints the test daemon gives errors: the message echoed, so a test sees a hint cross the
+/// wire (the CLI's own hints are tested with the CLI).
+pub(crate) fn test_hints(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    Some(format!("hint for: {e}"))
+}
+
+/// The hint that came over the wire with `e`, when `e` came over the wire (else none).
+pub(crate) fn remote_hint(e: &(dyn std::error::Error + 'static)) -> Option<Option<String>> {
+    let remote = if let Some(AgentError::Remote(r)) = e.downcast_ref::<AgentError>() {
+        r
+    } else if let Some(TaskError::Remote(r)) = e.downcast_ref::<TaskError>() {
+        r
+    } else if let Some(QueryError::Remote(r)) = e.downcast_ref::<QueryError>() {
+        r
+    } else if let Some(OrchestrationError::Remote(r)) = e.downcast_ref::<OrchestrationError>() {
+        r
+    } else {
+        e.downcast_ref::<RemoteError>()?
+    };
+    Some(remote.hint.clone())
+}
+
+/// The kind, message and hint of an error, for comparing a remote error with a local one: a
+/// local error gets the hint the test daemon gives it.
+pub(crate) fn report<E: ErrorInfo + 'static>(e: &E) -> (ErrorKind, String, Option<String>) {
+    let hint = remote_hint(e).unwrap_or_else(|| test_hints(e));
+    (e.kind(), e.to_string(), hint)
 }

@@ -47,7 +47,7 @@ fn register_refuses_a_duplicate_name_and_accepts_a_removed_one_again() {
             ..agent("cmd", &["rust"], 1)
         })
     });
-    assert!(matches!(err, AgentError::InvalidInput(_)), "{err:?}");
+    assert!(matches!(err, AgentError::MissingCommand), "{err:?}");
 
     // Removed, the name is free again: a new registration with a new id and new capabilities.
     db.svc.remove_agent(&agent_name("worker")).unwrap();

@@ -147,7 +147,18 @@ fn manual_assignment_follows_the_schedulers_rules() {
         agent: None,
     }));
     assert!(e.to_string().contains("held by task"), "{e}");
-    assert!(e.hint().is_some());
+    // The refusal carries its facts, for a front end to say what helps.
+    match &e {
+        maos_application::TaskError::Refused(refusal) => assert!(
+            matches!(
+                **refusal,
+                maos_application::Refusal::ConcernHeld { task, holder, .. }
+                    if task == r && holder == h
+            ),
+            "{refusal:?}"
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
 
     // A paused orchestration's tasks are refused too.
     let other = made(&db, vec![step("x", &[], work("X"))]);

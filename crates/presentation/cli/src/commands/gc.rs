@@ -61,6 +61,13 @@ impl Render for Collected {
                 (None, false) => format!("removed {} ({})", escape::line(&e.path), e.task.short()),
             });
         }
-        out.text(&lines.join("\n"))
+        out.text(&lines.join("\n"))?;
+        if entries.iter().any(|e| e.kept_because.is_some()) {
+            out.note(
+                "--force removes the kept ones too (uncommitted changes are discarded; branches \
+                 stay)",
+            );
+        }
+        Ok(())
     }
 }

@@ -51,7 +51,7 @@ fn watch(api: &dyn MaosApi, out: &mut Output) -> Result<(), CliError> {
     exit_quietly_on_interrupt();
     out.stream_documents();
     let terminal = !out.json() && std::io::stdout().is_terminal();
-    let lost = |e: &dyn ErrorInfo| {
+    let lost = |e: &(dyn ErrorInfo + 'static)| {
         ended(
             e,
             "stopped watching the status",

@@ -173,7 +173,8 @@ async fn serve(
     let mut int = signal(SignalKind::interrupt())
         .map_err(|e| unavailable(format!("cannot watch SIGINT: {e}")))?;
     let server = Server::new(api, Arc::clone(&control) as Arc<dyn DaemonControl>)
-        .map_err(|e| unavailable(format!("cannot read this process's uid: {e}")))?;
+        .map_err(|e| unavailable(format!("cannot read this process's uid: {e}")))?
+        .with_hints(crate::hints::hint);
     tracing::info!(
         pid = std::process::id(),
         socket = %paths.socket.display(),
