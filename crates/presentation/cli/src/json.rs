@@ -1158,6 +1158,12 @@ mod tests {
     }
 
     #[test]
+    fn docs_list_every_block_reason_and_no_other() {
+        let documented = first_column(&json_md(), "### Block reasons");
+        assert_eq!(documented, BlockReason::KINDS);
+    }
+
+    #[test]
     fn docs_list_every_line_type_of_a_stream_and_no_other() {
         let documented: BTreeSet<String> = first_column(&json_md(), "#### Line types")
             .into_iter()
