@@ -260,6 +260,28 @@ pub(crate) fn event_data(env: &Env, task: &str, kind: &str) -> Value {
     found[0]["data"].clone()
 }
 
+/// A line of an NDJSON stream, checked to begin with `"schema_version":1` and `"type"` `kind`;
+/// answers its other fields (what the line carried before lines were tagged).
+pub(crate) fn line_of(line: &str, kind: &str) -> Value {
+    let head = format!("{{\"schema_version\":1,\"type\":\"{kind}\",");
+    assert!(
+        line.starts_with(&head),
+        "a line of a stream starts with {head}: {line}"
+    );
+    let mut v: Value =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("not one JSON line ({e}): {line}"));
+    let fields = v.as_object_mut().unwrap();
+    fields.remove("schema_version");
+    fields.remove("type");
+    v
+}
+
+/// The `type` of a line of an NDJSON stream (which says what the line is).
+pub(crate) fn type_of(line: &Value) -> &str {
+    assert_eq!(line["schema_version"], 1, "{line}");
+    str_of(&line["type"], "type")
+}
+
 pub(crate) fn short(id: &str) -> &str {
     &id[..8]
 }

@@ -1,9 +1,10 @@
 //! The commands that keep running: `maos events --follow` prints the log live (NDJSON with
-//! `--json`, the same objects as `maos events --json`), resumes after a daemon restart with
-//! `--since` without gap or duplicate, stops after `--limit` events, and ends with exit 0 on
-//! Ctrl-C; `maos status --watch --json` prints a new status document after each change. Run in
-//! both transports like the rest of the suite (in process, other processes' commits are seen
-//! within the follow's 200 ms wait).
+//! `--json`: the same objects as `maos events --json`, each line tagged with `schema_version`
+//! and `"type": "event"`), resumes after a daemon restart with `--since` without gap or
+//! duplicate, stops after `--limit` events, and ends with exit 0 on Ctrl-C; `maos status --watch
+//! --json` prints a new status line (`"type": "status"`) after each change. Run in both
+//! transports like the rest of the suite (in process, other processes' commits are seen within
+//! the follow's 200 ms wait).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::fixtures::{line_of, type_of};
 use crate::support::{Env, in_process};
 
 /// How long a test waits for a line or an exit before it fails.
@@ -67,11 +69,12 @@ impl Live {
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("not one JSON line ({e}): {line}"))
     }
 
-    /// Reads NDJSON events until the one with seq `upto`; returns them all.
+    /// Reads NDJSON events until the one with seq `upto`; returns them all, each checked to be
+    /// tagged as an event and answered without its tags.
     fn events_until(&self, upto: u64) -> Vec<Value> {
         let mut events = Vec::new();
         loop {
-            let event = self.json();
+            let event = line_of(&self.line(), "event");
             let seq = event["seq"].as_u64().unwrap();
             events.push(event);
             if seq >= upto {
@@ -173,8 +176,10 @@ fn events_follow_resumes_with_since_after_a_daemon_restart_without_gap_or_duplic
         let (status, _) = first.exit();
         assert_eq!(status.code(), Some(0));
     } else {
-        // The daemon ended the stream: exit 6, naming the last seq and the way to resume.
+        // The daemon ended the stream: exit 6, naming the last seq and the way to resume. The
+        // error is a line of the stream too, tagged as one.
         let error = first.json();
+        assert_eq!(type_of(&error), "error", "{error}");
         assert_eq!(error["error"]["exit_code"], 6, "{error}");
         let (status, stderr) = first.exit();
         assert_eq!(status.code(), Some(6), "{stderr}");
@@ -204,11 +209,7 @@ fn events_follow_with_a_limit_stops_after_that_many() {
     env.task("Two", &[]);
     let run = env.maos(&["events", "--follow", "--limit", "3", "--json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let lines: Vec<Value> = run
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines: Vec<Value> = run.stdout.lines().map(|l| line_of(l, "event")).collect();
     assert_eq!(seqs(&lines), vec![1, 2, 3]);
     // Waiting for events that do not exist yet.
     let live = Live::start(
@@ -240,15 +241,17 @@ fn status_watch_json_prints_a_document_per_change() {
     let env = Env::new();
     env.task("One", &[]);
     let live = Live::start(&env, &["status", "--watch", "--json"]);
-    let first = live.json();
-    assert_eq!(first["schema_version"], 1);
+    let first = line_of(&live.line(), "status");
     assert_eq!(first["tasks"]["total"], 1);
     assert_eq!(first["last_event"], 2);
     env.task("Two", &[]);
-    let second = live.json();
+    let second = line_of(&live.line(), "status");
     assert_eq!(second["tasks"]["total"], 2);
     assert_eq!(second["last_event"], 4);
-    assert_eq!(second, env.ok_json(&["status"]));
+    // The fields of `maos status --json`.
+    let mut status = env.ok_json(&["status"]);
+    status.as_object_mut().unwrap().remove("schema_version");
+    assert_eq!(second, status);
     // Nothing changes, nothing is printed: it redraws on events, not on a timer.
     live.assert_silent_for(Duration::from_millis(500));
 }

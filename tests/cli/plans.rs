@@ -676,7 +676,7 @@ fn watching_ends_when_only_a_person_can_move_the_rest_of_a_chain_or_a_drained_ag
         .stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|d| d.get("summary").is_some())
+        .find(|d| type_of(d) == "summary")
         .expect("a summary line");
     let s = &summary["summary"];
     assert_eq!(
@@ -870,7 +870,7 @@ depends_on = ["broken"]
     assert_eq!(failed["attempts"].as_array().unwrap().len(), 1);
     assert_eq!(titled(&tasks, "After the failure")["state"], "pending");
 
-    // NDJSON: one document per line; events, then the summary.
+    // NDJSON: one document per line, each tagged with what it is; events, then the summary.
     let docs: Vec<Value> = run
         .stdout
         .lines()
@@ -878,8 +878,11 @@ depends_on = ["broken"]
         .collect();
     let at = docs
         .iter()
-        .position(|d| d.get("summary").is_some())
+        .position(|d| type_of(d) == "summary")
         .unwrap_or_else(|| panic!("no summary line:\n{}", run.stdout));
+    for (line, doc) in run.stdout.lines().zip(&docs) {
+        line_of(line, type_of(doc));
+    }
     let ours: BTreeSet<&str> = [
         orch.as_str(),
         fine.as_str(),
@@ -890,12 +893,14 @@ depends_on = ["broken"]
     let streamed = &docs[..at];
     assert!(!streamed.is_empty());
     for e in streamed {
+        assert_eq!(type_of(e), "event", "{e}");
         let id = e["aggregate_id"].as_str().unwrap_or_else(|| panic!("{e}"));
         assert!(ours.contains(id), "an event of something else: {e}");
         assert!(e["seq"].is_u64() && e["kind"].is_string(), "{e}");
     }
     let s = &docs[at]["summary"];
-    assert_eq!(s["orchestration"], short(&orch));
+    // Ids in JSON are full ids.
+    assert_eq!(s["orchestration"], orch.as_str());
     assert_eq!(s["tasks"], 3);
     assert_eq!(s["completed"], 1);
     assert_eq!(
@@ -905,7 +910,7 @@ depends_on = ["broken"]
     assert_eq!(s["attempts"], 2);
     let needs = s["needs_a_person"].as_array().unwrap();
     assert_eq!(needs.len(), 1, "{s:#}");
-    assert_eq!(needs[0]["task"], short(&broken));
+    assert_eq!(needs[0]["task"], broken.as_str());
     assert_eq!(needs[0]["title"], "Fails");
     assert_eq!(needs[0]["state"], "blocked");
     let why = str_of(&needs[0]["why"], "why");
@@ -913,11 +918,27 @@ depends_on = ["broken"]
         why.contains("no strategic agent can take it over") && why.contains("on fire"),
         "{why}"
     );
-    assert!(
-        str_of(&needs[0]["next"], "next").contains(&format!("maos task retry {}", short(&broken)))
+    // What a person can do, as data: each step its command (full ids) and what it is.
+    assert_eq!(
+        needs[0]["next"],
+        serde_json::json!([
+            {
+                "description": "run it again with more attempts",
+                "command": ["maos", "task", "retry", broken],
+                "step": {"action": "retry", "task": broken}
+            },
+            {
+                "description": "cancel it",
+                "command": ["maos", "task", "cancel", broken],
+                "step": {"action": "cancel", "task": broken}
+            }
+        ]),
+        "{s:#}"
     );
-    // What follows the summary, if anything, is the error document of exit 7.
+    // What follows the summary is the error line of exit 7.
+    assert_eq!(docs.len(), at + 2, "{}", run.stdout);
     for d in &docs[at + 1..] {
+        assert_eq!(type_of(d), "error", "{d}");
         assert_eq!(d["error"]["exit_code"], 7, "{d}");
     }
     assert!(
@@ -1667,6 +1688,8 @@ fn status_and_graph_show_every_task_and_the_edges_of_depends_on() {
     assert_eq!(json["schema_version"], 1);
     assert_eq!(json["orchestration"]["id"], orch.as_str());
     let s = &json["summary"];
+    // The same full id as the orchestration's (not a short one beside it).
+    assert_eq!(s["orchestration"], orch.as_str());
     assert_eq!(s["tasks"], 5);
     assert_eq!(s["completed"], 0);
     assert_eq!(
@@ -1697,6 +1720,35 @@ fn status_and_graph_show_every_task_and_the_edges_of_depends_on() {
     assert!(
         str_of(&design["why"], "why").contains("no agent that takes work offers"),
         "{design:#}"
+    );
+    // Each names its task by full id; what a person can do is data: a command (full ids) per
+    // step. No agent offers what Design needs: register one. Publish's dependency was
+    // cancelled: it can only be cancelled.
+    let tasks = tasks_of(&env, &orch);
+    let (design_id, publish_id) = (
+        id_of(titled(&tasks, "Design")),
+        id_of(titled(&tasks, "Publish")),
+    );
+    assert_eq!(design["task"], design_id.as_str());
+    assert_eq!(
+        design["next"],
+        serde_json::json!([{
+            "description": "register an agent that offers what it needs",
+            "command": ["maos", "agent", "register"],
+            "step": {"action": "register_agent"}
+        }]),
+        "{design:#}"
+    );
+    let publish = needs.iter().find(|n| n["title"] == "Publish").unwrap();
+    assert_eq!(publish["task"], publish_id.as_str());
+    assert_eq!(
+        publish["next"],
+        serde_json::json!([{
+            "description": "cancel it",
+            "command": ["maos", "task", "cancel", publish_id],
+            "step": {"action": "cancel", "task": publish_id}
+        }]),
+        "{publish:#}"
     );
 
     let mermaid = env.step(&["orchestrate", "graph", &orch, "--format", "mermaid"]);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::fixtures::assert_verified;
+use crate::fixtures::{assert_verified, line_of};
 use crate::support::{Env, in_process};
 
 /// Waits until `task show --json` satisfies `done`, and returns that document.
@@ -122,7 +122,18 @@ timeout = "1m"
     );
     let doc = env.ok_json(&["task", "logs", &id, "--attempt", "1"]);
     assert_eq!(doc["finished"], true);
+    assert_eq!(doc["type"], "log");
     assert!(doc["text"].as_str().unwrap().contains("\u{fffd} not utf-8"));
+    // Followed, the same pieces as lines of a stream, each tagged as a piece of a log; the
+    // last one says the attempt is finished.
+    let followed = env.maos(&["task", "logs", &id, "--follow", "--json"]);
+    assert_eq!(followed.code, 0, "{}", followed.stderr);
+    let lines: Vec<Value> = followed.stdout.lines().map(|l| line_of(l, "log")).collect();
+    let last = lines.last().unwrap_or_else(|| panic!("no lines"));
+    assert_eq!(last["finished"], true, "{}", followed.stdout);
+    assert_eq!(last["task"], id.as_str());
+    let text: String = lines.iter().map(|l| l["text"].as_str().unwrap()).collect();
+    assert_eq!(text, doc["text"].as_str().unwrap());
 
     // A human `task show` lists the attempt with its exit and duration.
     let shown = env.maos(&["task", "show", &id]).stdout;

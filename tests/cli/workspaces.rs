@@ -590,7 +590,9 @@ fn task_diff_shows_what_an_attempt_changed_and_rollback_returns_the_branch_to_be
         assert!(diff.stdout.contains("+++ b/new.txt"), "{}", diff.stdout);
         assert!(diff.stdout.contains("+fresh"), "{}", diff.stdout);
     }
-    let doc = env.ok_json(&["task", "diff", &id, "--attempt", "1", "--stat"]);
+    // Named by a prefix, the task is still named by its full id in the document.
+    let doc = env.ok_json(&["task", "diff", short(&id), "--attempt", "1", "--stat"]);
+    assert_eq!(doc["task"], id.as_str());
     assert_eq!(doc["attempt"], 1);
     assert_eq!(doc["stat"], true);
     assert!(str_of(&doc["diff"], "diff").contains("2 files changed"));

@@ -94,6 +94,16 @@ pub enum AgentEvent {
 }
 
 impl AgentEvent {
+    /// Every name [`Self::kind`] gives, in the order of `kind`'s arms.
+    pub const KINDS: &'static [&'static str] = &[
+        "agent.registered",
+        "agent.slot_claimed",
+        "agent.slot_released",
+        "agent.drained",
+        "agent.resumed",
+        "agent.removed",
+    ];
+
     /// The event's name in the event log.
     pub fn kind(&self) -> &'static str {
         match self {

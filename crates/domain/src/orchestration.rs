@@ -106,6 +106,19 @@ pub enum OrchestrationEvent {
 }
 
 impl OrchestrationEvent {
+    /// Every name [`Self::kind`] gives, in the order of `kind`'s arms.
+    pub const KINDS: &'static [&'static str] = &[
+        "orchestration.created",
+        "orchestration.merged",
+        "orchestration.plan_approval_requested",
+        "orchestration.started",
+        "orchestration.paused",
+        "orchestration.resumed",
+        "orchestration.completed",
+        "orchestration.failed",
+        "orchestration.cancelled",
+    ];
+
     /// The event's name in the event log.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -51,6 +51,18 @@ pub enum BlockReason {
 }
 
 impl BlockReason {
+    /// Every name [`BlockReason::kind`] gives, in the order of its arms.
+    pub const KINDS: &'static [&'static str] = &[
+        "cannot_start",
+        "attempts_failed",
+        "budget_spent",
+        "dependency_cancelled",
+        "rejected_before_run",
+        "merge_conflict",
+        "merge_failed",
+        "text",
+    ];
+
     /// The reason's name in JSON (`kind`).
     pub fn kind(&self) -> &'static str {
         match self {
@@ -323,6 +335,55 @@ impl WaitReason {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kinds_lists_the_name_of_every_block_reason_and_nothing_else() {
+        // Exhaustive: a new reason does not compile until it is numbered here (and sampled).
+        let number = |r: &BlockReason| match r {
+            BlockReason::CannotStart { .. } => 0,
+            BlockReason::AttemptsFailed { .. } => 1,
+            BlockReason::BudgetSpent { .. } => 2,
+            BlockReason::DependencyCancelled { .. } => 3,
+            BlockReason::RejectedBeforeRun => 4,
+            BlockReason::MergeConflict { .. } => 5,
+            BlockReason::MergeFailed { .. } => 6,
+            BlockReason::Text { .. } => 7,
+        };
+        let samples = [
+            BlockReason::CannotStart {
+                attempt: 1,
+                failure: FailureKind::Start,
+            },
+            BlockReason::AttemptsFailed {
+                attempt: 1,
+                failed: 1,
+                interrupted: 0,
+                strategic: false,
+            },
+            BlockReason::BudgetSpent {
+                attempt: 1,
+                budget: Usd::ZERO,
+                spent: Usd::ZERO,
+            },
+            BlockReason::DependencyCancelled {
+                dependency: TaskId::from_bits(1),
+            },
+            BlockReason::RejectedBeforeRun,
+            BlockReason::MergeConflict {
+                into: "main".into(),
+                paths: Vec::new(),
+            },
+            BlockReason::MergeFailed {
+                into: "main".into(),
+                error: "e".into(),
+            },
+            BlockReason::Text { text: "t".into() },
+        ];
+        let numbered: std::collections::BTreeSet<usize> = samples.iter().map(number).collect();
+        assert_eq!(numbered, (0..8).collect());
+        let named: Vec<&str> = samples.iter().map(BlockReason::kind).collect();
+        assert_eq!(named, BlockReason::KINDS);
+    }
 
     #[test]
     fn only_a_cancelled_dependency_or_a_spent_budget_make_a_retry_futile() {

@@ -435,6 +435,37 @@ pub enum TaskEvent {
 }
 
 impl TaskEvent {
+    /// Every name [`Self::kind`] gives, in the order of `kind`'s arms.
+    pub const KINDS: &'static [&'static str] = &[
+        "task.created",
+        "task.ready",
+        "task.dependency_added",
+        "task.assigned",
+        "task.attempt_started",
+        "task.session_recorded",
+        "task.briefed",
+        "task.lease_renewed",
+        "task.attempt_succeeded",
+        "task.attempt_failed",
+        "task.attempt_interrupted",
+        "task.verification_failed",
+        "task.workspace_prepared",
+        "task.approval_requested",
+        "task.approval_granted",
+        "task.approval_rejected",
+        "task.integrated",
+        "task.integration_conflict",
+        "task.integration_failed",
+        "task.rolled_back",
+        "task.workspace_removed",
+        "task.completed",
+        "task.retry_scheduled",
+        "task.retry_requested",
+        "task.escalated",
+        "task.blocked",
+        "task.cancelled",
+    ];
+
     /// The event's name in the event log.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -19,6 +19,67 @@ use serde::ser::SerializeMap;
 /// the meaning of one bumps it.
 pub(crate) const SCHEMA_VERSION: u32 = 1;
 
+/// What a line of an NDJSON stream is (its `type`), as cargo tags its messages with `reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum LineType {
+    /// An event of the log (`events --follow`, `orchestrate … --watch`).
+    Event,
+    /// The counts of `status` (`status --watch`).
+    Status,
+    /// What an orchestration came to (the last line of `orchestrate … --watch`).
+    Summary,
+    /// A piece of an attempt's output (`task logs --follow`).
+    Log,
+    /// The error that ended the stream.
+    Error,
+}
+
+impl LineType {
+    /// Every line type, as docs/json.md lists them.
+    #[cfg(test)]
+    pub(crate) const ALL: [LineType; 5] = [
+        LineType::Event,
+        LineType::Status,
+        LineType::Summary,
+        LineType::Log,
+        LineType::Error,
+    ];
+
+    /// Its name, the value of `type`.
+    #[cfg(test)]
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            LineType::Event => "event",
+            LineType::Status => "status",
+            LineType::Summary => "summary",
+            LineType::Log => "log",
+            LineType::Error => "error",
+        }
+    }
+}
+
+/// One line of an NDJSON stream: `schema_version`, `type` (what the line is), then the fields
+/// of `body`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Line<T> {
+    pub(crate) schema_version: u32,
+    #[serde(rename = "type")]
+    pub(crate) kind: LineType,
+    #[serde(flatten)]
+    pub(crate) body: T,
+}
+
+impl<T> Line<T> {
+    pub(crate) fn new(kind: LineType, body: T) -> Self {
+        Line {
+            schema_version: SCHEMA_VERSION,
+            kind,
+            body,
+        }
+    }
+}
+
 fn time(t: Timestamp) -> String {
     t.to_rfc3339()
 }
@@ -477,6 +538,37 @@ impl GcDoc {
     }
 }
 
+/// What a run of an orchestration came to (`orchestrate status`, the end of `--watch`).
+#[derive(Debug, Serialize)]
+pub(crate) struct SummaryJson {
+    /// Its full id.
+    pub(crate) orchestration: String,
+    pub(crate) status: String,
+    pub(crate) tasks: usize,
+    pub(crate) completed: usize,
+    pub(crate) by_state: std::collections::BTreeMap<String, usize>,
+    pub(crate) attempts: u32,
+    pub(crate) wall_ms: u64,
+    pub(crate) input_tokens: u64,
+    pub(crate) output_tokens: u64,
+    pub(crate) cost_usd: String,
+    pub(crate) needs_a_person: Vec<NeedsPersonJson>,
+    pub(crate) integration_branch: Option<String>,
+}
+
+/// A task of the summary that waits for a person.
+#[derive(Debug, Serialize)]
+pub(crate) struct NeedsPersonJson {
+    /// Its full id.
+    pub(crate) task: String,
+    pub(crate) title: String,
+    pub(crate) state: &'static str,
+    /// Why, in words, for people.
+    pub(crate) why: String,
+    /// What a person can do, most useful first, as commands with full ids and as data.
+    pub(crate) next: Vec<NextStepJson>,
+}
+
 /// An orchestration.
 #[derive(Debug, Serialize)]
 pub(crate) struct OrchestrationJson {
@@ -761,6 +853,22 @@ pub(crate) struct AgentTally {
 #[derive(Debug, Serialize)]
 pub(crate) struct StatusDoc {
     pub(crate) schema_version: u32,
+    #[serde(flatten)]
+    pub(crate) status: StatusJson,
+}
+
+impl StatusDoc {
+    pub(crate) fn new(r: &StatusReport) -> Self {
+        StatusDoc {
+            schema_version: SCHEMA_VERSION,
+            status: StatusJson::new(r),
+        }
+    }
+}
+
+/// The counts of `status`: its document without the version (a line of `status --watch`).
+#[derive(Debug, Serialize)]
+pub(crate) struct StatusJson {
     pub(crate) tasks: TaskTally,
     pub(crate) agents: AgentTally,
     pub(crate) orchestrations: u64,
@@ -768,7 +876,7 @@ pub(crate) struct StatusDoc {
     pub(crate) usage: UsageJson,
 }
 
-impl StatusDoc {
+impl StatusJson {
     pub(crate) fn new(r: &StatusReport) -> Self {
         let tasks = Counts(
             TaskState::ALL
@@ -782,8 +890,7 @@ impl StatusDoc {
                 .map(|s| (s.as_str(), r.agents.get(s).copied().unwrap_or(0)))
                 .collect(),
         );
-        StatusDoc {
-            schema_version: SCHEMA_VERSION,
+        StatusJson {
             tasks: TaskTally {
                 total: tasks.0.iter().map(|(_, n)| n).sum(),
                 by_state: tasks,
@@ -799,11 +906,10 @@ impl StatusDoc {
     }
 }
 
-/// `task logs --json`: a piece of an attempt's output as text (bytes that are not UTF-8 become
-/// U+FFFD; the raw bytes are what `task logs` without --json prints).
+/// A piece of an attempt's output as text (bytes that are not UTF-8 become U+FFFD; the raw bytes
+/// are what `task logs` without --json prints).
 #[derive(Debug, Serialize)]
-pub(crate) struct LogChunkDoc {
-    pub(crate) schema_version: u32,
+pub(crate) struct LogChunkJson {
     pub(crate) task: String,
     pub(crate) attempt: u32,
     pub(crate) offset: u64,
@@ -812,10 +918,15 @@ pub(crate) struct LogChunkDoc {
     pub(crate) finished: bool,
 }
 
-impl LogChunkDoc {
-    pub(crate) fn new(c: &maos_application::LogChunk) -> Self {
-        LogChunkDoc {
-            schema_version: SCHEMA_VERSION,
+impl LogChunkJson {
+    /// `task logs --json`, and each line of `task logs --follow --json`: the piece tagged
+    /// `"type": "log"`.
+    pub(crate) fn line(c: &maos_application::LogChunk) -> Line<LogChunkJson> {
+        Line::new(LineType::Log, LogChunkJson::new(c))
+    }
+
+    fn new(c: &maos_application::LogChunk) -> Self {
+        LogChunkJson {
             task: c.task.to_string(),
             attempt: c.attempt,
             offset: c.offset,
@@ -853,6 +964,13 @@ impl From<&StoredEvent> for EventJson {
             aggregate_id: e.event.aggregate_id(),
             data: data.unwrap_or(serde_json::Value::Null),
         }
+    }
+}
+
+impl EventJson {
+    /// The event as a line of a stream (`"type": "event"`).
+    pub(crate) fn line(e: &StoredEvent) -> Line<EventJson> {
+        Line::new(LineType::Event, EventJson::from(e))
     }
 }
 
@@ -957,6 +1075,19 @@ pub(crate) struct ErrorDoc {
     pub(crate) error: ErrorJson,
 }
 
+/// The error of an error document, as the last line of a stream (`"type": "error"`).
+#[derive(Debug, Serialize)]
+pub(crate) struct ErrorLine {
+    pub(crate) error: ErrorJson,
+}
+
+impl ErrorDoc {
+    /// The same error as a line of a stream.
+    pub(crate) fn line(self) -> Line<ErrorLine> {
+        Line::new(LineType::Error, ErrorLine { error: self.error })
+    }
+}
+
 impl ErrorDoc {
     pub(crate) fn new(
         kind: &'static str,
@@ -973,5 +1104,99 @@ impl ErrorDoc {
                 exit_code,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// docs/json.md, which documents these shapes.
+    fn json_md() -> String {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../docs/json.md");
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
+    }
+
+    /// The first cell of each row of the first table under `heading` in `doc` (its header
+    /// left out), without its backticks.
+    fn first_column(doc: &str, heading: &str) -> Vec<String> {
+        let start = doc
+            .lines()
+            .position(|l| l.trim() == heading)
+            .unwrap_or_else(|| panic!("docs/json.md has no heading {heading}"));
+        doc.lines()
+            .skip(start + 1)
+            .take_while(|l| !l.starts_with('#'))
+            .skip_while(|l| !l.starts_with("|---"))
+            .skip(1)
+            .take_while(|l| l.starts_with('|'))
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split_once('`'))
+            .map(|(cell, _)| cell.to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn docs_list_every_event_kind_and_no_other() {
+        let documented = first_column(&json_md(), "#### Event kinds");
+        let unique: BTreeSet<&str> = documented.iter().map(String::as_str).collect();
+        assert_eq!(
+            unique.len(),
+            documented.len(),
+            "listed twice: {documented:?}"
+        );
+        let code: BTreeSet<&str> = DomainEvent::kinds().collect();
+        let missing: Vec<&&str> = code.difference(&unique).collect();
+        let extra: Vec<&&str> = unique.difference(&code).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "docs/json.md's event kinds differ from the code's: not documented {missing:?}, \
+             documented but unknown {extra:?}"
+        );
+    }
+
+    #[test]
+    fn docs_list_every_block_reason_and_no_other() {
+        let documented = first_column(&json_md(), "### Block reasons");
+        assert_eq!(documented, BlockReason::KINDS);
+    }
+
+    #[test]
+    fn docs_list_every_line_type_of_a_stream_and_no_other() {
+        let documented: BTreeSet<String> = first_column(&json_md(), "#### Line types")
+            .into_iter()
+            .collect();
+        let code: BTreeSet<String> = LineType::ALL
+            .iter()
+            .map(|t| t.as_str().to_owned())
+            .collect();
+        assert_eq!(documented, code);
+        for t in LineType::ALL {
+            assert_eq!(
+                serde_json::to_value(t).unwrap(),
+                serde_json::Value::from(t.as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn a_line_of_a_stream_starts_with_its_version_and_its_type() {
+        let line = Line::new(
+            LineType::Error,
+            ErrorLine {
+                error: ErrorJson {
+                    kind: "failure",
+                    message: "m".into(),
+                    hint: None,
+                    exit_code: 1,
+                },
+            },
+        );
+        assert_eq!(
+            serde_json::to_string(&line).unwrap(),
+            r#"{"schema_version":1,"type":"error","error":{"kind":"failure","message":"m","hint":null,"exit_code":1}}"#
+        );
     }
 }

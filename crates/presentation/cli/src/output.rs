@@ -183,8 +183,12 @@ impl Output {
                 e.hint.clone(),
                 e.exit_code(),
             );
-            // If stdout is gone there is nobody to tell.
-            let _ = self.document(&doc);
+            // If stdout is gone there is nobody to tell. A stream's last line says what it is.
+            let _ = if self.ndjson {
+                self.document(&doc.line())
+            } else {
+                self.document(&doc)
+            };
         }
         let _ = self.stdout.flush();
         let mut err = io::stderr().lock();

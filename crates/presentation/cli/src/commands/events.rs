@@ -88,7 +88,7 @@ fn follow(
         })?;
         for event in &batch {
             if out.json() {
-                out.document(&json::EventJson::from(event))?;
+                out.document(&json::EventJson::line(event))?;
             } else {
                 out.text(&human::event_line(event))?;
             }

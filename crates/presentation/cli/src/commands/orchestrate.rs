@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use maos_application::{CreatePlan, IdRef, MaosApi, Page, TaskFilter, WaitKind, WaitReason};
 use maos_domain::graph;
-use maos_domain::{Orchestration, OrchestrationId, Task, TaskId, TaskState, Usd};
+use maos_domain::{Gate, NextStep, Orchestration, OrchestrationId, Task, TaskId, TaskState, Usd};
 use serde::Serialize;
 
 use crate::cli::{GraphFormat, OrchestrateCommand};
@@ -218,10 +218,10 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// What a run of an orchestration came to.
-#[derive(Debug, Clone, Serialize)]
+/// What a run of an orchestration came to (its JSON shape is `json::SummaryJson`).
+#[derive(Debug, Clone)]
 pub(crate) struct Summary {
-    pub(crate) orchestration: String,
+    pub(crate) orchestration: OrchestrationId,
     pub(crate) status: String,
     pub(crate) tasks: usize,
     pub(crate) completed: usize,
@@ -231,20 +231,22 @@ pub(crate) struct Summary {
     pub(crate) input_tokens: u64,
     pub(crate) output_tokens: u64,
     pub(crate) cost_usd: String,
-    /// Tasks that wait for a person: (short id, title, why).
+    /// Tasks that wait for a person: which, why, and what a person can do.
     pub(crate) needs_a_person: Vec<NeedsPerson>,
     /// The integration branch, when its tasks work in a repository.
     pub(crate) integration_branch: Option<String>,
 }
 
 /// A task that waits for a person, in the summary.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub(crate) struct NeedsPerson {
-    pub(crate) task: String,
+    pub(crate) task: TaskId,
     pub(crate) title: String,
-    pub(crate) state: String,
+    pub(crate) state: TaskState,
+    /// In words, for people.
     pub(crate) why: String,
-    pub(crate) next: String,
+    /// What a person can do, most useful first.
+    pub(crate) next: Vec<NextStep>,
 }
 
 /// The summary of `o` with `tasks`.
@@ -275,46 +277,62 @@ pub(crate) fn summary(o: &Orchestration, tasks: &[Task], waits: &Waits) -> Summa
                 || waits.get(&t.id).is_some_and(|w| needs_a_person(w))
         })
         .map(|t| {
-            let short = t.id.short();
             let (why, next) = match t.state {
                 TaskState::AwaitingApproval => (
                     "waits for your approval".to_owned(),
-                    format!("maos approve {short}  (or maos reject {short} --reason \"…\")"),
+                    WaitReason::Approval {
+                        gate: t.pending.as_ref().map_or(Gate::Result, |p| p.gate),
+                    }
+                    .next_steps(t.id),
                 ),
                 TaskState::Blocked => {
                     // A retry is refused while a dependency is cancelled or the budget spent.
-                    let dead_end = t.spec.depends_on.iter().any(|d| cancelled.contains(d))
-                        || t.budget_left().is_some_and(|left| left == Usd::ZERO);
+                    let blocked = WaitReason::Blocked {
+                        reason: t.blocked.clone(),
+                        words: t.reason.clone(),
+                        cancelled_dependency: t
+                            .spec
+                            .depends_on
+                            .iter()
+                            .find(|d| cancelled.contains(d))
+                            .copied(),
+                        budget_spent: t.budget_left().is_some_and(|left| left == Usd::ZERO),
+                    };
                     (
                         reasons::task_reason(t).unwrap_or_else(|| "blocked".into()),
-                        if dead_end {
-                            format!("maos task cancel {short}  (it cannot run as it is)")
-                        } else {
-                            format!("maos task retry {short}  (or maos task cancel {short})")
-                        },
+                        blocked.next_steps(t.id),
                     )
                 }
                 _ => {
                     let list = waits.get(&t.id).map(Vec::as_slice).unwrap_or_default();
                     let details: Vec<String> =
                         list.iter().map(|w| reasons::waiting(w, t.id)).collect();
-                    (
-                        details.join("; "),
-                        format!("maos task show {short}  (or maos task cancel {short})"),
-                    )
+                    let mut next: Vec<NextStep> = Vec::new();
+                    for step in list.iter().flat_map(|w| w.next_steps(t.id)) {
+                        if !next.contains(&step) {
+                            next.push(step);
+                        }
+                    }
+                    if next.is_empty() {
+                        next = vec![
+                            NextStep::ShowTask { task: t.id },
+                            NextStep::Cancel { task: t.id },
+                        ];
+                    }
+                    (details.join("; "), next)
                 }
             };
             NeedsPerson {
-                task: short,
+                task: t.id,
                 title: t.spec.title.to_string(),
-                state: t.state.to_string(),
+                state: t.state,
                 why,
                 next,
             }
         })
         .collect();
     Summary {
-        orchestration: o.id.short(),
+        orchestration: o.id,
         status: o.status.to_string(),
         tasks: tasks.len(),
         completed: tasks
@@ -329,6 +347,39 @@ pub(crate) fn summary(o: &Orchestration, tasks: &[Task], waits: &Waits) -> Summa
         cost_usd: cost.to_string(),
         needs_a_person,
         integration_branch: o.workspace.as_ref().map(|_| o.integration_branch()),
+    }
+}
+
+impl From<&Summary> for json::SummaryJson {
+    fn from(s: &Summary) -> Self {
+        json::SummaryJson {
+            orchestration: s.orchestration.to_string(),
+            status: s.status.clone(),
+            tasks: s.tasks,
+            completed: s.completed,
+            by_state: s.by_state.clone(),
+            attempts: s.attempts,
+            wall_ms: s.wall_ms,
+            input_tokens: s.input_tokens,
+            output_tokens: s.output_tokens,
+            cost_usd: s.cost_usd.clone(),
+            needs_a_person: s
+                .needs_a_person
+                .iter()
+                .map(|n| json::NeedsPersonJson {
+                    task: n.task.to_string(),
+                    title: n.title.clone(),
+                    state: n.state.as_str(),
+                    why: n.why.clone(),
+                    next: n
+                        .next
+                        .iter()
+                        .map(crate::reasons::NextStepJson::from)
+                        .collect(),
+                })
+                .collect(),
+            integration_branch: s.integration_branch.clone(),
+        }
     }
 }
 
@@ -408,7 +459,7 @@ pub(crate) fn summary_text(s: &Summary) -> String {
     let mut out = format!(
         "Orchestration {} is {}: {} of {} tasks completed ({}).\n  attempts: {}   wall time: {}   \
          tokens: {} in, {} out   cost: ${}",
-        s.orchestration,
+        s.orchestration.short(),
         s.status,
         s.completed,
         s.tasks,
@@ -427,15 +478,41 @@ pub(crate) fn summary_text(s: &Summary) -> String {
         for n in &s.needs_a_person {
             out.push_str(&format!(
                 "\n  {} {} ({}): {}\n      {}",
-                n.task,
+                n.task.short(),
                 escape::line(&n.title),
                 n.state,
                 escape::line(&n.why),
-                n.next
+                next_text(n)
             ));
         }
     }
     out
+}
+
+/// What a person can do about a task of the summary, as people type it: a ready task's
+/// details are a `task show` away; otherwise the first step, then the other or why there is
+/// none.
+fn next_text(n: &NeedsPerson) -> String {
+    let steps: Vec<NextStep> = if n.state == TaskState::Ready {
+        vec![
+            NextStep::ShowTask { task: n.task },
+            NextStep::Cancel { task: n.task },
+        ]
+    } else {
+        n.next.clone()
+    };
+    match steps.as_slice() {
+        [only @ NextStep::Cancel { .. }] => {
+            format!("{}  (it cannot run as it is)", reasons::command_line(only))
+        }
+        [first, second, ..] => format!(
+            "{}  (or {})",
+            reasons::command_line(first),
+            reasons::command_line(second)
+        ),
+        [only] => reasons::command_line(only),
+        [] => String::new(),
+    }
 }
 
 /// One line per task: state, agent, attempt, elapsed, tokens, cost.
@@ -527,7 +604,7 @@ impl Render for Progress {
             schema_version: json::SCHEMA_VERSION,
             orchestration: json::OrchestrationDoc::new(&self.o).orchestration,
             tasks: self.tasks.iter().map(json::TaskJson::from).collect(),
-            summary: self.summary.clone(),
+            summary: json::SummaryJson::from(&self.summary),
         }
     }
 
@@ -543,13 +620,13 @@ struct StatusDoc {
     schema_version: u32,
     orchestration: json::OrchestrationJson,
     tasks: Vec<json::TaskJson>,
-    summary: Summary,
+    summary: json::SummaryJson,
 }
 
-/// The last document of `--watch --json`.
+/// The last line of `--watch --json` (`"type": "summary"`).
 #[derive(Debug, Serialize)]
-struct SummaryLine<'a> {
-    summary: &'a Summary,
+struct SummaryLine {
+    summary: json::SummaryJson,
 }
 
 /// Watches an orchestration until nothing moves without a person; then prints the summary and
@@ -618,7 +695,12 @@ pub(crate) fn watch(
     }
     let s = summary(&o, &tasks, &waits);
     if out.json() {
-        out.document(&SummaryLine { summary: &s })?;
+        out.document(&json::Line::new(
+            json::LineType::Summary,
+            SummaryLine {
+                summary: json::SummaryJson::from(&s),
+            },
+        ))?;
     } else {
         out.text("")?;
         out.text(&summary_text(&s))?;
@@ -631,7 +713,9 @@ pub(crate) fn watch(
             FailureClass::Unfinished,
             format!(
                 "orchestration {} stopped with {} of {} tasks completed",
-                s.orchestration, s.completed, s.tasks
+                s.orchestration.short(),
+                s.completed,
+                s.tasks
             ),
         )
         .with_hint(if s.needs_a_person.is_empty() {
@@ -759,7 +843,7 @@ fn stream(
     if out.json() {
         for e in batch {
             if concerns(e, id, ids) {
-                out.document(&json::EventJson::from(e))?;
+                out.document(&json::EventJson::line(e))?;
             }
         }
         out.flush()?;
@@ -1119,6 +1203,81 @@ mod tests {
         api.start_attempt(id, a.fencing, Default::default())
             .unwrap();
         a
+    }
+
+    #[test]
+    fn the_summary_words_next_steps_for_people_with_short_ids() {
+        let task = TaskId::from_bits(7);
+        let s = task.short();
+        let person = |state, next| NeedsPerson {
+            task,
+            title: "T".into(),
+            state,
+            why: "w".into(),
+            next,
+        };
+        let approval = person(
+            TaskState::AwaitingApproval,
+            vec![NextStep::Approve { task }, NextStep::Reject { task }],
+        );
+        assert_eq!(
+            next_text(&approval),
+            format!("maos approve {s}  (or maos reject {s} --reason \"…\")")
+        );
+        let blocked = person(
+            TaskState::Blocked,
+            vec![NextStep::Retry { task }, NextStep::Cancel { task }],
+        );
+        assert_eq!(
+            next_text(&blocked),
+            format!("maos task retry {s}  (or maos task cancel {s})")
+        );
+        let dead_end = person(TaskState::Blocked, vec![NextStep::Cancel { task }]);
+        assert_eq!(
+            next_text(&dead_end),
+            format!("maos task cancel {s}  (it cannot run as it is)")
+        );
+        // A ready task's steps are in `task show`.
+        let ready = person(TaskState::Ready, vec![NextStep::RegisterAgent]);
+        assert_eq!(
+            next_text(&ready),
+            format!("maos task show {s}  (or maos task cancel {s})")
+        );
+        // JSON: full ids, as commands and as data.
+        let summary = Summary {
+            orchestration: OrchestrationId::from_bits(9),
+            status: "running".into(),
+            tasks: 1,
+            completed: 0,
+            by_state: BTreeMap::new(),
+            attempts: 0,
+            wall_ms: 0,
+            input_tokens: 0,
+            output_tokens: 0,
+            cost_usd: "0.00".into(),
+            needs_a_person: vec![dead_end],
+            integration_branch: None,
+        };
+        let doc = serde_json::to_value(json::SummaryJson::from(&summary)).unwrap();
+        assert_eq!(
+            doc["orchestration"],
+            OrchestrationId::from_bits(9).to_string()
+        );
+        let full = task.to_string();
+        assert_eq!(
+            doc["needs_a_person"][0],
+            serde_json::json!({
+                "task": full,
+                "title": "T",
+                "state": "blocked",
+                "why": "w",
+                "next": [{
+                    "description": "cancel it",
+                    "command": ["maos", "task", "cancel", full],
+                    "step": {"action": "cancel", "task": full}
+                }]
+            })
+        );
     }
 
     #[test]

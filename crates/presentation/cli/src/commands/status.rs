@@ -89,7 +89,8 @@ fn wait_for_change(follower: &mut dyn EventFollower, drawn: Instant) -> Result<b
     }
 }
 
-/// Prints the status: over the previous one on a terminal, as one JSON line with `--json`, and
+/// Prints the status: over the previous one on a terminal, as one JSON line (`"type":
+/// "status"`) with `--json`, and
 /// otherwise after a blank line.
 fn draw(
     out: &mut Output,
@@ -98,7 +99,10 @@ fn draw(
     first: bool,
 ) -> Result<(), CliError> {
     if out.json() {
-        out.document(&json::StatusDoc::new(report))?;
+        out.document(&json::Line::new(
+            json::LineType::Status,
+            json::StatusJson::new(report),
+        ))?;
     } else if terminal {
         let text = format!(
             "{CLEAR_SCREEN}{}\n(watching for changes; Ctrl-C to stop)",

@@ -78,10 +78,16 @@ pub(super) fn execute(
             raw,
         } => {
             let diff = api.task_diff(&id, attempt, stat)?;
+            // The document names the task by its full id (the reference may be a prefix).
+            let task = if out.json() {
+                api.get_task(&id)?.id.to_string()
+            } else {
+                id.to_string()
+            };
             out.print(&Diff {
                 doc: json::DiffDoc {
                     schema_version: json::SCHEMA_VERSION,
-                    task: id.to_string(),
+                    task,
                     attempt,
                     stat,
                     diff,
@@ -367,7 +373,7 @@ fn task_logs(
         if out.json() {
             if follow {
                 if !chunk.bytes.is_empty() || chunk.finished {
-                    out.document(&json::LogChunkDoc::new(&chunk))?;
+                    out.document(&json::LogChunkJson::line(&chunk))?;
                     out.flush()?;
                 }
             } else {
@@ -378,7 +384,7 @@ fn task_logs(
                         bytes: std::mem::take(&mut whole),
                         ..chunk
                     };
-                    return out.document(&json::LogChunkDoc::new(&all));
+                    return out.document(&json::LogChunkJson::line(&all));
                 }
             }
         } else if raw {
