@@ -143,6 +143,9 @@ pub enum TaskError {
     DependencyNotFound { reference: String },
     #[error("that dependency would close a cycle: {}", cycle.join(" -> "))]
     DependencyCycle { cycle: Vec<String> },
+    /// A page of no items was asked for (a limit of 0).
+    #[error("a limit of 0 asks for nothing: a page holds 1 to {max} items")]
+    ZeroLimit { max: usize },
     #[error("no orchestration with id {reference:?}")]
     OrchestrationNotFound { reference: String },
     #[error("no agent named {name:?}")]
@@ -172,7 +175,9 @@ pub enum TaskError {
 impl ErrorInfo for TaskError {
     fn kind(&self) -> ErrorKind {
         match self {
-            TaskError::Invalid(_) | TaskError::Ambiguous { .. } => ErrorKind::InvalidInput,
+            TaskError::Invalid(_) | TaskError::Ambiguous { .. } | TaskError::ZeroLimit { .. } => {
+                ErrorKind::InvalidInput
+            }
             TaskError::NotFound { .. }
             | TaskError::DependencyNotFound { .. }
             | TaskError::OrchestrationNotFound { .. }
@@ -409,6 +414,9 @@ pub enum QueryError {
         prefix: String,
         candidates: Vec<String>,
     },
+    /// A page of no items was asked for (a limit of 0).
+    #[error("a limit of 0 asks for nothing: a page holds 1 to {max} items")]
+    ZeroLimit { max: usize },
     #[error("{}", no_attempt(task, *attempt, *made))]
     NoAttempt {
         task: String,
@@ -428,7 +436,9 @@ pub enum QueryError {
 impl ErrorInfo for QueryError {
     fn kind(&self) -> ErrorKind {
         match self {
-            QueryError::Invalid(_) | QueryError::Ambiguous { .. } => ErrorKind::InvalidInput,
+            QueryError::Invalid(_)
+            | QueryError::Ambiguous { .. }
+            | QueryError::ZeroLimit { .. } => ErrorKind::InvalidInput,
             QueryError::NotFound { .. } | QueryError::NoAttempt { .. } => ErrorKind::NotFound,
             QueryError::Workspace(e) => workspace_kind(e),
             QueryError::NoWorkspace { .. } => ErrorKind::Conflict,
@@ -447,6 +457,7 @@ impl From<QueryError> for TaskError {
                 TaskError::Ambiguous { prefix, candidates }
             }
             QueryError::NoAttempt { task, .. } => TaskError::NotFound { reference: task },
+            QueryError::ZeroLimit { max } => TaskError::ZeroLimit { max },
             QueryError::Workspace(w) => TaskError::Workspace(w),
             QueryError::NoWorkspace { task, because } => TaskError::NoWorkspace { task, because },
             QueryError::Store(s) => TaskError::Store(s),

@@ -88,8 +88,13 @@ impl<S: Store> Service<S> {
         filter: &TaskFilter,
         page: &Page,
     ) -> Result<TaskPage, QueryError> {
+        if page.limit == 0 {
+            return Err(QueryError::ZeroLimit {
+                max: Page::MAX_LIMIT,
+            });
+        }
         let page = Page {
-            limit: page.limit.clamp(1, Page::MAX_LIMIT),
+            limit: page.limit.min(Page::MAX_LIMIT),
             cursor: page.cursor,
         };
         Ok(self.store.tasks(filter, &page)?)
@@ -118,9 +123,12 @@ impl<S: Store> Service<S> {
         after: u64,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, QueryError> {
-        Ok(self
-            .store
-            .events_after(after, limit.clamp(1, Page::MAX_LIMIT))?)
+        if limit == 0 {
+            return Err(QueryError::ZeroLimit {
+                max: Page::MAX_LIMIT,
+            });
+        }
+        Ok(self.store.events_after(after, limit.min(Page::MAX_LIMIT))?)
     }
 
     pub(super) fn follow_events(&self, since: u64) -> Result<Box<dyn EventFollower>, QueryError> {

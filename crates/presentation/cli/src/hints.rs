@@ -53,7 +53,7 @@ fn agent(e: &AgentError) -> Option<String> {
 
 fn task(e: &TaskError) -> Option<String> {
     match e {
-        TaskError::Invalid(_) => None,
+        TaskError::Invalid(_) | TaskError::ZeroLimit { .. } => None,
         TaskError::NotFound { .. } | TaskError::DependencyNotFound { .. } => {
             Some("`maos task list` shows the tasks and their ids".into())
         }
@@ -171,7 +171,7 @@ fn orchestration(e: &OrchestrationError) -> Option<String> {
 
 fn query(e: &QueryError) -> Option<String> {
     match e {
-        QueryError::Invalid(_) => None,
+        QueryError::Invalid(_) | QueryError::ZeroLimit { .. } => None,
         QueryError::NotFound { what, .. } => Some(
             match what {
                 Entity::Agent => "`maos agent list` shows the registered agents",

@@ -127,18 +127,28 @@ fn pages_visit_every_task_once_in_creation_order_and_filters_select_the_right_on
         assert_eq!(flat, stored, "limit {limit}");
         assert_eq!(pages.len(), stored.len().div_ceil(limit), "limit {limit}");
     }
-    // A limit of 0 is served as 1.
-    let one = db
-        .svc
-        .list_tasks(
-            &TaskFilter::default(),
-            &Page {
-                limit: 0,
-                cursor: None,
-            },
-        )
-        .unwrap();
-    assert_eq!(one.tasks.len(), 1);
+    // A limit of 0 asks for nothing: refused, as is reading 0 events.
+    let zero = db.svc.list_tasks(
+        &TaskFilter::default(),
+        &Page {
+            limit: 0,
+            cursor: None,
+        },
+    );
+    assert!(
+        matches!(
+            zero,
+            Err(QueryError::ZeroLimit {
+                max: Page::MAX_LIMIT
+            })
+        ),
+        "{zero:?}"
+    );
+    let zero = db.svc.read_events(0, 0);
+    assert!(
+        matches!(zero, Err(QueryError::ZeroLimit { .. })),
+        "{zero:?}"
+    );
 
     // Filters, alone and combined, paged, against the rows filtered here.
     let cap = |c: &str| Some(Capability::parse(c).unwrap());
