@@ -106,9 +106,9 @@ impl<'a> Source<'a> {
     }
 }
 
-/// What kind of problem: it decides which problems a syntax error hides.
+/// How far a problem reaches: it decides which problems a syntax error hides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+enum Scope {
     /// The text is not TOML (or JSON).
     Syntax,
     /// A problem of one value or key: left out when its line has a syntax error.
@@ -122,7 +122,7 @@ enum Kind {
 pub(crate) struct Diagnostics<'a> {
     path: &'a Path,
     source: Source<'a>,
-    found: Vec<(Problem, Kind)>,
+    found: Vec<(Problem, Scope)>,
 }
 
 impl<'a> Diagnostics<'a> {
@@ -146,29 +146,29 @@ impl<'a> Diagnostics<'a> {
 
     /// A syntax error at `place`.
     pub(crate) fn syntax(&mut self, place: Place, message: impl Into<String>) {
-        self.push(place, message.into(), Kind::Syntax);
+        self.push(place, message.into(), Scope::Syntax);
     }
 
     /// A problem at the start of `span`.
     pub(crate) fn add(&mut self, span: &Range<usize>, message: impl Into<String>) {
         let place = self.source.place(span.start);
-        self.push(place, message.into(), Kind::Local);
+        self.push(place, message.into(), Scope::Local);
     }
 
     /// A problem at a place given as such (a JSON path, the file).
     pub(crate) fn add_at(&mut self, place: Place, message: impl Into<String>) {
-        self.push(place, message.into(), Kind::Local);
+        self.push(place, message.into(), Scope::Local);
     }
 
     /// A problem that only a complete document can show (a missing key, an unknown id), at the
     /// start of `span`.
     pub(crate) fn add_whole(&mut self, span: &Range<usize>, message: impl Into<String>) {
         let place = self.source.place(span.start);
-        self.push(place, message.into(), Kind::Whole);
+        self.push(place, message.into(), Scope::Whole);
     }
 
-    fn push(&mut self, place: Place, message: String, kind: Kind) {
-        self.found.push((Problem { place, message }, kind));
+    fn push(&mut self, place: Place, message: String, scope: Scope) {
+        self.found.push((Problem { place, message }, scope));
     }
 
     /// How many problems were found so far.
@@ -186,17 +186,17 @@ impl<'a> Diagnostics<'a> {
         let broken: Vec<usize> = self
             .found
             .iter()
-            .filter(|(_, k)| *k == Kind::Syntax)
+            .filter(|(_, k)| *k == Scope::Syntax)
             .filter_map(|(p, _)| line(p))
             .collect();
-        let any_syntax = self.found.iter().any(|(_, k)| *k == Kind::Syntax);
+        let any_syntax = self.found.iter().any(|(_, k)| *k == Scope::Syntax);
         let mut problems: Vec<Problem> = self
             .found
             .into_iter()
             .filter(|(p, k)| match k {
-                Kind::Syntax => true,
-                Kind::Local => line(p).is_none_or(|l| !broken.contains(&l)),
-                Kind::Whole => !any_syntax,
+                Scope::Syntax => true,
+                Scope::Local => line(p).is_none_or(|l| !broken.contains(&l)),
+                Scope::Whole => !any_syntax,
             })
             .map(|(p, _)| p)
             .collect();
