@@ -193,7 +193,14 @@ fn a_client_that_pipelines_calls_and_never_reads_leaves_the_daemon_bounded() {
         grown_mib < 48,
         "the daemon grew by {grown_mib} MiB (before {before:?}, peak {peak:?}, {written} calls written)"
     );
-    assert!(peak.threads < 64, "threads: {peak:?} (before {before:?})");
+    // Calls run on at most 64 threads of their own (docs/ipc.md); the daemon's other threads
+    // (runtime, store writer, checkpointer, supervisor) were there before. Without the bound a
+    // flood reaches the runtime's default of 512. (Under load, with calls slower, the pool does
+    // grow to its 64: a bound of 64 threads in all failed on a busy machine.)
+    assert!(
+        peak.threads < before.threads + 64 + 8,
+        "threads: {peak:?} (before {before:?})"
+    );
     assert!(peak.fds < 100, "open files: {peak:?} (before {before:?})");
     // Still serving, and once the bad client goes, its connection is closed.
     drop(raw);
