@@ -50,7 +50,7 @@ impl<'a, S: Store + ?Sized> Facts<'a, S> {
         }
     }
 
-    /// The orchestration `id` is at hand (read together with the known tasks).
+    /// The same facts with orchestration `o` at hand (read together with the known tasks).
     pub(crate) fn with_orchestration(mut self, o: &Orchestration) -> Self {
         self.orchestrations.insert(o.id, Some(o.clone()));
         self
