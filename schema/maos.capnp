@@ -19,7 +19,7 @@
 
 @0xb95e69db9986670e;
 
-const protocolVersion :UInt32 = 5;
+const protocolVersion :UInt32 = 6;
 # The version of this contract. A daemon serves clients of the same protocol version.
 # Version 2 added the agent runtime: agent settings, budgets, attempts' process, session, exit,
 # usage and failure kind, run reports, sessions, heartbeats and logs.
@@ -31,6 +31,8 @@ const protocolVersion :UInt32 = 5;
 # (start, pause, resume, cancel), tasks' concerns, backoff and extra attempts, attempts'
 # briefings and diff stats, agents' failure streaks and drain reasons, pinned notes, and the
 # calls retryTask, taskWaiting, taskBriefing and resumeAgent.
+# Version 6 added orchestrationReport, and approvalRequests, which answers approvals with what
+# each task's branch changed (a version 5 client lists approvals with approvals @30).
 
 # ---------------------------------------------------------------------------------------------
 # Errors
@@ -551,6 +553,41 @@ struct Waiting {
   reason @3 :Text;                  # the reason with its facts, as JSON (a WaitReason)
 }
 
+struct ApprovalRequest {
+  # A task that waits for a person's decision, as the listing of approvals shows it.
+  task @0 :Task;
+  changes @1 :Text;                 # what its branch changed, one line; null: no worktree, or
+                                    # git could not tell
+}
+
+struct NeedsPerson {
+  # A task of an orchestration that waits for a person.
+  task @0 :Text;                    # full id
+  title @1 :Text;
+  state @2 :TaskState;
+  waits @3 :List(Waiting);          # what it waits for
+  blocked @4 :Text;                 # why it is blocked, as JSON (a BlockReason); null: it is not
+  nextSteps @5 :List(Text);         # what a person can do, most useful first, each as JSON (a
+                                    # NextStep)
+}
+
+struct OrchestrationReport {
+  # Where an orchestration stands.
+  orchestration @0 :Orchestration;
+  byState @1 :List(Count);          # tasks in each state, every state (0 included), by its name
+  tasks @2 :UInt64;
+  completed @3 :UInt64;
+  attempts @4 :UInt32;
+  wallMs @5 :UInt64;                # from its creation to its tasks' last update once every task
+                                    # is settled, else to now
+  inputTokens @6 :UInt64;           # cached ones included
+  outputTokens @7 :UInt64;
+  costMicros @8 :UInt64;            # US micro-dollars
+  integrationBranch @9 :Text;       # null: its tasks work in no repository
+  needsAPerson @10 :List(NeedsPerson);  # in dependency order
+  canMove @11 :Bool;                # false: nothing of it moves without a person
+}
+
 struct Briefing {
   # Exactly the prompt an attempt's agent received.
   attempt @0 :UInt32;
@@ -581,6 +618,8 @@ struct MergeResult { union { ok @0 :MergeReport; err @1 :Error; } }
 struct PlanResult { union { ok @0 :PlanCreated; err @1 :Error; } }
 struct WaitingResult { union { ok @0 :List(Waiting); err @1 :Error; } }
 struct BriefingResult { union { ok @0 :Briefing; err @1 :Error; } }
+struct ApprovalRequestsResult { union { ok @0 :List(ApprovalRequest); err @1 :Error; } }
+struct OrchestrationReportResult { union { ok @0 :OrchestrationReport; err @1 :Error; } }
 
 # ---------------------------------------------------------------------------------------------
 # Interfaces
@@ -717,4 +756,9 @@ interface Api {
   # The briefing of attempt `attempt` (0: the newest).
   resumeAgent @44 (name :Text) -> (result :AgentResult);
   # A drained agent takes work again.
+  orchestrationReport @45 (id :Text) -> (result :OrchestrationReportResult);
+  # Where the orchestration stands: counts, cost, what needs a person, whether it can move.
+  approvalRequests @46 () -> (result :ApprovalRequestsResult);
+  # Every task waiting for a person's decision, oldest request first, with what its branch
+  # changed (approvals @30 without the changes).
 }

@@ -175,6 +175,64 @@ pub struct MergeReport {
     pub merged: bool,
 }
 
+/// Where an orchestration stands, as data (`orchestration_report`): what its tasks came to, what
+/// they cost, what waits for a person and what to do about it, and whether anything can still
+/// move without one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrchestrationReport {
+    pub orchestration: Orchestration,
+    /// How many of its tasks are in each state: every state is a key, with 0 when no task is in
+    /// it.
+    pub by_state: BTreeMap<TaskState, u64>,
+    /// How many tasks it has.
+    pub tasks: u64,
+    /// How many of them completed.
+    pub completed: u64,
+    /// The attempts its tasks made.
+    pub attempts: u32,
+    /// From its creation to the last update of its tasks when every task is settled (completed,
+    /// cancelled, blocked or awaiting approval), else to now.
+    pub wall_ms: u64,
+    /// Input tokens its attempts used, cached ones included.
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// What its attempts cost.
+    pub cost: Usd,
+    /// The branch its tasks' work is integrated in, when they work in a repository.
+    pub integration_branch: Option<String>,
+    /// The tasks that wait for a person, in dependency order.
+    pub needs_a_person: Vec<NeedsPerson>,
+    /// False when nothing of it can move without a person: it has ended, or every task is
+    /// completed, or stopped (blocked, cancelled, awaiting approval), or ready but waiting only
+    /// for what a person can change or for a concern a stopped task holds, or pending behind,
+    /// however indirectly, a stopped task.
+    pub can_move: bool,
+}
+
+/// A task that waits for a person, in an [`OrchestrationReport`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeedsPerson {
+    pub task: TaskId,
+    pub title: Title,
+    pub state: TaskState,
+    /// What it waits for.
+    pub waits: Vec<WaitReason>,
+    /// Why it is blocked (the task's own reason), when it is.
+    pub blocked: Option<BlockReason>,
+    /// What a person can do, most useful first.
+    pub next_steps: Vec<NextStep>,
+}
+
+/// A task that waits for a person's decision, as `approvals` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalRequest {
+    pub task: Task,
+    /// One line summing up what its branch changed (`3 files changed, ...`); none when it has
+    /// no worktree, or git could not tell (the listing goes on without it; `diff_summary` says
+    /// why).
+    pub changes: Option<String>,
+}
+
 /// Which worktrees `maos gc` removes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GcRequest {
@@ -424,8 +482,9 @@ pub trait MaosApi: Send + Sync {
     /// Rejects what the task waits for; a rejected result goes back to the agent with `reason`
     /// (or, with `cancel`, the task ends).
     fn reject(&self, task: &IdRef, reason: String, cancel: bool) -> Result<Task, TaskError>;
-    /// Every task waiting for a person's decision, oldest request first.
-    fn approvals(&self) -> Result<Vec<Task>, QueryError>;
+    /// Every task waiting for a person's decision, oldest request first, with what its branch
+    /// changed.
+    fn approvals(&self) -> Result<Vec<ApprovalRequest>, QueryError>;
     /// One line summing up what the task's branch changed (`3 files changed, ...`), for people.
     fn diff_summary(&self, task: &IdRef) -> Result<String, QueryError>;
     /// The diff of an attempt (between its checkpoints), or of the whole task (from its base).
@@ -518,6 +577,8 @@ pub trait MaosApi: Send + Sync {
     ) -> Result<MergeReport, OrchestrationError>;
     fn get_orchestration(&self, id: &IdRef) -> Result<Orchestration, QueryError>;
     fn list_orchestrations(&self) -> Result<Vec<Orchestration>, QueryError>;
+    /// Where the orchestration stands: counts, cost, what needs a person, whether it can move.
+    fn orchestration_report(&self, id: &IdRef) -> Result<OrchestrationReport, QueryError>;
 
     // overview
     fn status(&self) -> Result<StatusReport, QueryError>;

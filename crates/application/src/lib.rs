@@ -9,6 +9,7 @@ mod locks;
 mod plan;
 pub mod ports;
 mod recovery;
+mod report;
 mod schedule;
 pub mod service;
 pub mod verify;

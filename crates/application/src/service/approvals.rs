@@ -115,13 +115,29 @@ impl<S: Store> Service<S> {
         })
     }
 
-    pub(super) fn approvals(&self) -> Result<Vec<Task>, QueryError> {
-        Ok(self.store.tasks_awaiting_approval()?)
+    pub(super) fn approvals(&self) -> Result<Vec<ApprovalRequest>, QueryError> {
+        Ok(self
+            .store
+            .tasks_awaiting_approval()?
+            .into_iter()
+            .map(|task| {
+                // A listing does not fail for one task's git: its changes are left out.
+                let changes = task
+                    .workspace
+                    .as_ref()
+                    .and_then(|_| self.diff_summary_of(&task).ok());
+                ApprovalRequest { task, changes }
+            })
+            .collect())
     }
 
     pub(super) fn diff_summary(&self, task: &IdRef) -> Result<String, QueryError> {
-        let t = self.get_task(task)?;
-        let ws = Self::workspace_of(&t)?;
+        self.diff_summary_of(&self.get_task(task)?)
+    }
+
+    /// What `t`'s branch changed, in one line.
+    fn diff_summary_of(&self, t: &Task) -> Result<String, QueryError> {
+        let ws = Self::workspace_of(t)?;
         Ok(self.git()?.shortstat(&ws, &ws.base, &ws.branch)?)
     }
 

@@ -313,7 +313,7 @@ impl<S: Store> MaosApi for Service<S> {
         Service::reject(self, task, reason, cancel)
     }
 
-    fn approvals(&self) -> Result<Vec<Task>, QueryError> {
+    fn approvals(&self) -> Result<Vec<ApprovalRequest>, QueryError> {
         Service::approvals(self)
     }
 
@@ -452,6 +452,10 @@ impl<S: Store> MaosApi for Service<S> {
 
     fn list_orchestrations(&self) -> Result<Vec<Orchestration>, QueryError> {
         Service::list_orchestrations(self)
+    }
+
+    fn orchestration_report(&self, id: &IdRef) -> Result<OrchestrationReport, QueryError> {
+        Service::orchestration_report(self, id)
     }
 
     fn status(&self) -> Result<StatusReport, QueryError> {

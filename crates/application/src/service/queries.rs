@@ -1,6 +1,8 @@
 //! Queries: tasks, briefings, logs, orchestrations, status and the event log.
 
 use super::*;
+use crate::report;
+use crate::waiting::Facts;
 
 impl<S: Store> Service<S> {
     pub(super) fn task_waiting(&self, task: &IdRef) -> Result<Vec<WaitReason>, QueryError> {
@@ -112,6 +114,53 @@ impl<S: Store> Service<S> {
 
     pub(super) fn list_orchestrations(&self) -> Result<Vec<Orchestration>, QueryError> {
         Ok(self.store.orchestrations()?)
+    }
+
+    pub(super) fn orchestration_report(
+        &self,
+        id: &IdRef,
+    ) -> Result<OrchestrationReport, QueryError> {
+        let full = self.resolve_orchestration(id)?;
+        // The tasks first: the transaction that finishes the last task also ends the
+        // orchestration, so an orchestration read afterwards is never older than its tasks; one
+        // that has ended is read with its tasks again, so that they show that end.
+        let mut tasks = self.tasks_of(full)?;
+        let o = self.get_orchestration(id)?;
+        if o.status.is_terminal() {
+            tasks = self.tasks_of(full)?;
+        }
+        let now = self.clock.now();
+        // Agents, concern holders and the orchestration are read once for all the tasks.
+        let mut facts = Facts::new(self.store.as_ref(), &tasks).with_orchestration(&o);
+        let mut waits = report::Waits::new();
+        for t in tasks.iter().filter(|t| report::wants_waits(t)) {
+            waits.insert(t.id, facts.explain(t, now)?);
+        }
+        Ok(report::report(&o, &tasks, &waits, now))
+    }
+
+    /// Every task of orchestration `id`, oldest first, a page of [`Page::MAX_LIMIT`] at a time.
+    fn tasks_of(&self, id: OrchestrationId) -> Result<Vec<Task>, QueryError> {
+        let filter = TaskFilter {
+            orchestration: Some(id),
+            ..TaskFilter::default()
+        };
+        let mut tasks = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.store.tasks(
+                &filter,
+                &Page {
+                    limit: Page::MAX_LIMIT,
+                    cursor,
+                },
+            )?;
+            tasks.extend(page.tasks);
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(tasks),
+            }
+        }
     }
 
     pub(super) fn status(&self) -> Result<StatusReport, QueryError> {

@@ -30,11 +30,11 @@ use capnp::traits::Owned;
 use capnp_rpc::twoparty::VatNetwork;
 use capnp_rpc::{Disconnector, RpcSystem, rpc_twoparty_capnp::Side};
 use maos_application::{
-    AgentError, AgentFilter, AssignTask, Assignment, AttemptBriefing, CreateOrchestration,
-    CreatePlan, CreateTask, Created, ErrorInfo, ErrorKind, EventFollower, GcEntry, GcRequest,
-    Heartbeat, IdRef, LogChunk, LogRequest, MaosApi, MergeReport, OrchestrationError, Page,
-    PlanCreated, QueryError, RegisterAgent, RemoteError, StatusReport, StoredEvent, TaskError,
-    TaskFilter, TaskPage, WaitReason,
+    AgentError, AgentFilter, ApprovalRequest, AssignTask, Assignment, AttemptBriefing,
+    CreateOrchestration, CreatePlan, CreateTask, Created, ErrorInfo, ErrorKind, EventFollower,
+    GcEntry, GcRequest, Heartbeat, IdRef, LogChunk, LogRequest, MaosApi, MergeReport,
+    OrchestrationError, OrchestrationReport, Page, PlanCreated, QueryError, RegisterAgent,
+    RemoteError, StatusReport, StoredEvent, TaskError, TaskFilter, TaskPage, WaitReason,
 };
 use maos_domain::{
     Agent, AgentName, AttemptStart, FencingToken, Orchestration, RunReport, Task, TaskId,
@@ -48,12 +48,12 @@ use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 use tracing::{debug, warn};
 
 use crate::convert::{
-    DecodeError, len32, read_agent, read_assignment, read_beat, read_briefing, read_created,
-    read_daemon_info, read_event, read_gc_entry, read_log_chunk, read_merge_report,
-    read_orchestration, read_plan_created, read_status, read_task, read_task_page, read_text,
-    read_waiting, write_agent_filter, write_beat, write_gc_request, write_log_request,
-    write_new_agent, write_new_orchestration, write_new_plan, write_new_task, write_run_report,
-    write_task_filter, write_task_workspace,
+    DecodeError, len32, read_agent, read_approval_request, read_assignment, read_beat,
+    read_briefing, read_created, read_daemon_info, read_event, read_gc_entry, read_log_chunk,
+    read_merge_report, read_orchestration, read_orchestration_report, read_plan_created,
+    read_status, read_task, read_task_page, read_text, read_waiting, write_agent_filter,
+    write_beat, write_gc_request, write_log_request, write_new_agent, write_new_orchestration,
+    write_new_plan, write_new_task, write_run_report, write_task_filter, write_task_workspace,
 };
 use crate::daemon::DaemonInfo;
 use crate::direct::{Direct, DirectError, Method};
@@ -459,7 +459,6 @@ mod methods {
         RequestApproval = 27 request_approval (request_approval_params, request_approval_results);
         Approve = 28 approve (approve_params, approve_results);
         Reject = 29 reject (reject_params, reject_results);
-        Approvals = 30 approvals (approvals_params, approvals_results);
         DiffSummary = 31 diff_summary (diff_summary_params, diff_summary_results);
         TaskDiff = 32 task_diff (task_diff_params, task_diff_results);
         Rollback = 33 rollback (rollback_params, rollback_results);
@@ -479,6 +478,10 @@ mod methods {
         TaskWaiting = 42 task_waiting (task_waiting_params, task_waiting_results);
         TaskBriefing = 43 task_briefing (task_briefing_params, task_briefing_results);
         ResumeAgent = 44 resume_agent (resume_agent_params, resume_agent_results);
+        OrchestrationReport = 45 orchestration_report
+            (orchestration_report_params, orchestration_report_results);
+        ApprovalRequests = 46 approval_requests
+            (approval_requests_params, approval_requests_results);
     }
 }
 
@@ -643,12 +646,23 @@ result_decoder!(status_result, status_result, StatusReport, read_status);
 result_decoder!(events_result, events_result, list of StoredEvent, read_event);
 result_decoder!(beats_result, beats_result, list of Heartbeat, read_beat);
 result_decoder!(log_chunk_result, log_chunk_result, LogChunk, read_log_chunk);
-result_decoder!(tasks_result, tasks_result, list of Task, read_task);
 result_decoder!(text_result, text_result, String, read_text_value);
 result_decoder!(gc_result, gc_result, list of GcEntry, read_gc_entry);
 result_decoder!(merge_result, merge_result, MergeReport, read_merge_report);
 result_decoder!(plan_result, plan_result, PlanCreated, read_plan_created);
 result_decoder!(waiting_result, waiting_result, list of WaitReason, read_waiting);
+result_decoder!(
+    approval_requests_result,
+    approval_requests_result,
+    list of ApprovalRequest,
+    read_approval_request
+);
+result_decoder!(
+    orchestration_report_result,
+    orchestration_report_result,
+    OrchestrationReport,
+    read_orchestration_report
+);
 result_decoder!(
     briefing_result,
     briefing_result,
@@ -875,9 +889,12 @@ impl MaosApi for IpcClient {
         .map_err(TaskError::Remote)
     }
 
-    fn approvals(&self) -> Result<Vec<Task>, QueryError> {
-        self.call::<methods::Approvals, _, _, _>(|_| Ok(()), |r| tasks_result(r.get_result()))
-            .map_err(QueryError::Remote)
+    fn approvals(&self) -> Result<Vec<ApprovalRequest>, QueryError> {
+        self.call::<methods::ApprovalRequests, _, _, _>(
+            |_| Ok(()),
+            |r| approval_requests_result(r.get_result()),
+        )
+        .map_err(QueryError::Remote)
     }
 
     fn diff_summary(&self, task: &IdRef) -> Result<String, QueryError> {
@@ -1227,6 +1244,18 @@ impl MaosApi for IpcClient {
         self.call::<methods::ListOrchestrations, _, _, _>(
             |_| Ok(()),
             |r| orchestrations_result(r.get_result()),
+        )
+        .map_err(QueryError::Remote)
+    }
+
+    fn orchestration_report(&self, id: &IdRef) -> Result<OrchestrationReport, QueryError> {
+        let id = id.clone();
+        self.call::<methods::OrchestrationReport, _, _, _>(
+            move |mut p| {
+                p.set_id(id.as_str());
+                Ok(())
+            },
+            |r| orchestration_report_result(r.get_result()),
         )
         .map_err(QueryError::Remote)
     }

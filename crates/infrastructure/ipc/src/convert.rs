@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use capnp::{text, text_list};
 use maos_application::{
-    AgentFilter, Assignment, AttemptBriefing, CreateOrchestration, CreatePlan, CreateTask, Created,
-    GcEntry, GcRequest, Heartbeat, IdRef, LogChunk, LogRequest, MergeReport, Page, PlanCreated,
-    PlanTask, RegisterAgent, StatusReport, StoredEvent, TaskCursor, TaskFilter, TaskPage,
-    WaitReason,
+    AgentFilter, ApprovalRequest, Assignment, AttemptBriefing, BlockReason, CreateOrchestration,
+    CreatePlan, CreateTask, Created, GcEntry, GcRequest, Heartbeat, IdRef, LogChunk, LogRequest,
+    MergeReport, NeedsPerson, NextStep, OrchestrationReport, Page, PlanCreated, PlanTask,
+    RegisterAgent, StatusReport, StoredEvent, TaskCursor, TaskFilter, TaskPage, WaitReason,
 };
 use maos_domain::agent::AgentData;
 use maos_domain::orchestration::OrchestrationData;
@@ -1314,6 +1314,117 @@ pub fn write_waiting(w: &WaitReason, mut b: wire::waiting::Builder<'_>) -> capnp
 /// Reads one thing a task waits for.
 pub fn read_waiting(r: wire::waiting::Reader<'_>) -> Decoded<WaitReason> {
     from_json("wait reason", &text(r.get_reason())?)
+}
+
+/// Writes a task waiting for a person's decision, with what its branch changed.
+pub fn write_approval_request(
+    a: &ApprovalRequest,
+    mut b: wire::approval_request::Builder<'_>,
+) -> capnp::Result<()> {
+    write_task(&a.task, b.reborrow().init_task())?;
+    if let Some(changes) = &a.changes {
+        b.set_changes(changes.as_str());
+    }
+    Ok(())
+}
+
+/// Reads a task waiting for a person's decision.
+pub fn read_approval_request(r: wire::approval_request::Reader<'_>) -> Decoded<ApprovalRequest> {
+    Ok(ApprovalRequest {
+        task: read_task(r.get_task()?)?,
+        changes: opt_text(r.has_changes(), r.get_changes())?,
+    })
+}
+
+/// Writes where an orchestration stands.
+pub fn write_orchestration_report(
+    rep: &OrchestrationReport,
+    mut b: wire::orchestration_report::Builder<'_>,
+) -> capnp::Result<()> {
+    write_orchestration(&rep.orchestration, b.reborrow().init_orchestration());
+    let mut counts = b.reborrow().init_by_state(len32(rep.by_state.len())?);
+    for (i, (state, n)) in (0u32..).zip(&rep.by_state) {
+        let mut c = counts.reborrow().get(i);
+        c.set_key(state.as_str());
+        c.set_n(*n);
+    }
+    b.set_tasks(rep.tasks);
+    b.set_completed(rep.completed);
+    b.set_attempts(rep.attempts);
+    b.set_wall_ms(rep.wall_ms);
+    b.set_input_tokens(rep.input_tokens);
+    b.set_output_tokens(rep.output_tokens);
+    b.set_cost_micros(rep.cost.micros());
+    if let Some(branch) = &rep.integration_branch {
+        b.set_integration_branch(branch.as_str());
+    }
+    b.set_can_move(rep.can_move);
+    let mut people = b.init_needs_a_person(len32(rep.needs_a_person.len())?);
+    for (i, n) in (0u32..).zip(&rep.needs_a_person) {
+        let mut nb = people.reborrow().get(i);
+        nb.set_task(n.task.to_string().as_str());
+        nb.set_title(n.title.as_str());
+        nb.set_state(task_state_to_wire(n.state));
+        let mut waits = nb.reborrow().init_waits(len32(n.waits.len())?);
+        for (j, w) in (0u32..).zip(&n.waits) {
+            write_waiting(w, waits.reborrow().get(j))?;
+        }
+        if let Some(reason) = &n.blocked {
+            nb.set_blocked(as_json(reason)?.as_str());
+        }
+        let mut steps = nb.init_next_steps(len32(n.next_steps.len())?);
+        for (j, step) in (0u32..).zip(&n.next_steps) {
+            steps.set(j, as_json(step)?.as_str());
+        }
+    }
+    Ok(())
+}
+
+/// Reads where an orchestration stands.
+pub fn read_orchestration_report(
+    r: wire::orchestration_report::Reader<'_>,
+) -> Decoded<OrchestrationReport> {
+    let mut by_state = std::collections::BTreeMap::new();
+    for c in r.get_by_state()? {
+        by_state.insert(TaskState::parse(&text(c.get_key())?)?, c.get_n());
+    }
+    let needs_a_person = r
+        .get_needs_a_person()?
+        .iter()
+        .map(|n| {
+            Ok(NeedsPerson {
+                task: TaskId::parse(&text(n.get_task())?)?,
+                title: Title::parse(&text(n.get_title())?)?,
+                state: task_state_from_wire(n.get_state()?),
+                waits: n
+                    .get_waits()?
+                    .iter()
+                    .map(read_waiting)
+                    .collect::<Decoded<Vec<_>>>()?,
+                blocked: opt_text(n.has_blocked(), n.get_blocked())?
+                    .map(|json| from_json::<BlockReason>("block reason", &json))
+                    .transpose()?,
+                next_steps: texts(n.get_next_steps())?
+                    .iter()
+                    .map(|json| from_json::<NextStep>("next step", json))
+                    .collect::<Decoded<Vec<_>>>()?,
+            })
+        })
+        .collect::<Decoded<Vec<_>>>()?;
+    Ok(OrchestrationReport {
+        orchestration: read_orchestration(r.get_orchestration()?)?,
+        by_state,
+        tasks: r.get_tasks(),
+        completed: r.get_completed(),
+        attempts: r.get_attempts(),
+        wall_ms: r.get_wall_ms(),
+        input_tokens: r.get_input_tokens(),
+        output_tokens: r.get_output_tokens(),
+        cost: Usd::from_micros(r.get_cost_micros()),
+        integration_branch: opt_text(r.has_integration_branch(), r.get_integration_branch())?,
+        needs_a_person,
+        can_move: r.get_can_move(),
+    })
 }
 
 /// A value that travels as JSON inside a message (reasons, whose shapes grow with MAOS).

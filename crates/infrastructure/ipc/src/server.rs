@@ -40,10 +40,10 @@ use crate::convert::{
     Decoded, event_payload, len32, read_agent_filter, read_beat, read_gc_request, read_log_request,
     read_new_agent, read_new_orchestration, read_new_plan, read_new_task, read_opt_text,
     read_run_report, read_task_filter, read_task_workspace, read_text, write_agent,
-    write_assignment, write_beat, write_briefing, write_created, write_daemon_info, write_event,
-    write_event_with_payload, write_gc_entry, write_log_chunk, write_merge_report,
-    write_orchestration, write_plan_created, write_status, write_task, write_task_page,
-    write_waiting,
+    write_approval_request, write_assignment, write_beat, write_briefing, write_created,
+    write_daemon_info, write_event, write_event_with_payload, write_gc_entry, write_log_chunk,
+    write_merge_report, write_orchestration, write_orchestration_report, write_plan_created,
+    write_status, write_task, write_task_page, write_waiting,
 };
 use crate::daemon::DaemonControl;
 use crate::error::{bad_request, write_remote_error, write_wire_error};
@@ -857,8 +857,8 @@ impl api::Server for ApiServer {
         let outcome = self.run(Ok(()), |api, ()| api.approvals()).await;
         answer!(results.get().init_result(), outcome, |tasks, r| {
             let mut list = r.init_ok(len32(tasks.len())?);
-            for (i, t) in (0u32..).zip(&tasks) {
-                write_task(t, list.reborrow().get(i))?;
+            for (i, a) in (0u32..).zip(&tasks) {
+                write_task(&a.task, list.reborrow().get(i))?;
             }
             Ok(())
         })
@@ -1170,6 +1170,33 @@ impl api::Server for ApiServer {
         let outcome = self.run(id, |api, id| api.get_orchestration(&id)).await;
         answer!(results.get().init_result(), outcome, |o, r| {
             write_orchestration(&o, r.init_ok());
+            Ok(())
+        })
+    }
+
+    async fn orchestration_report(
+        self: Rc<Self>,
+        params: api::OrchestrationReportParams,
+        mut results: api::OrchestrationReportResults,
+    ) -> Result<(), capnp::Error> {
+        let id = id_ref(params.get()?.get_id());
+        let outcome = self.run(id, |api, id| api.orchestration_report(&id)).await;
+        answer!(results.get().init_result(), outcome, |report, r| {
+            write_orchestration_report(&report, r.init_ok())
+        })
+    }
+
+    async fn approval_requests(
+        self: Rc<Self>,
+        _: api::ApprovalRequestsParams,
+        mut results: api::ApprovalRequestsResults,
+    ) -> Result<(), capnp::Error> {
+        let outcome = self.run(Ok(()), |api, ()| api.approvals()).await;
+        answer!(results.get().init_result(), outcome, |requests, r| {
+            let mut list = r.init_ok(len32(requests.len())?);
+            for (i, a) in (0u32..).zip(&requests) {
+                write_approval_request(a, list.reborrow().get(i))?;
+            }
             Ok(())
         })
     }

@@ -15,6 +15,8 @@ mod codegen;
 mod faults;
 #[path = "ipc/orchestrations.rs"]
 mod orchestrations;
+#[path = "ipc/reports.rs"]
+mod reports;
 #[path = "ipc/streams.rs"]
 mod streams;
 #[path = "ipc/support.rs"]

@@ -22,6 +22,8 @@ mod open;
 mod orchestrations;
 #[path = "store/queries.rs"]
 mod queries;
+#[path = "store/reports.rs"]
+mod reports;
 #[path = "store/starvation.rs"]
 mod starvation;
 #[path = "store/support.rs"]

@@ -912,7 +912,7 @@ fn claude_asks_a_person(decide: impl FnOnce(&Env, TaskId)) -> (Vec<String>, Task
             .approvals()
             .unwrap()
             .iter()
-            .map(|t| t.id)
+            .map(|a| a.task.id)
             .collect::<Vec<_>>(),
         vec![task.id]
     );

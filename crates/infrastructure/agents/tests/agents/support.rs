@@ -139,7 +139,7 @@ impl MaosApi for Recorder {
     fn reject(&self, task: &IdRef, reason: String, cancel: bool) -> Result<Task, TaskError> {
         self.service.reject(task, reason, cancel)
     }
-    fn approvals(&self) -> Result<Vec<Task>, QueryError> {
+    fn approvals(&self) -> Result<Vec<maos_application::ApprovalRequest>, QueryError> {
         self.service.approvals()
     }
     fn diff_summary(&self, task: &IdRef) -> Result<String, QueryError> {
@@ -267,6 +267,12 @@ impl MaosApi for Recorder {
     }
     fn list_orchestrations(&self) -> Result<Vec<Orchestration>, QueryError> {
         self.service.list_orchestrations()
+    }
+    fn orchestration_report(
+        &self,
+        id: &IdRef,
+    ) -> Result<maos_application::OrchestrationReport, QueryError> {
+        self.service.orchestration_report(id)
     }
     fn status(&self) -> Result<StatusReport, QueryError> {
         self.service.status()

@@ -440,6 +440,122 @@ fn every_wait_reason_round_trips_with_its_facts() {
 }
 
 #[test]
+fn orchestration_reports_round_trip_with_what_needs_a_person() {
+    let blocked = TaskId::from_bits(7);
+    let ready = TaskId::from_bits(8);
+    let full = OrchestrationReport {
+        orchestration: orchestration(Some("Ship it")),
+        by_state: TaskState::ALL
+            .iter()
+            .zip(0u64..)
+            .map(|(s, n)| (*s, n))
+            .collect(),
+        tasks: 78,
+        completed: 6,
+        attempts: 12,
+        wall_ms: 3_600_123,
+        input_tokens: 1_234_567,
+        output_tokens: 89_012,
+        cost: Usd::from_micros(4_560_000),
+        integration_branch: Some("maos/orchestration-42".into()),
+        needs_a_person: vec![
+            NeedsPerson {
+                task: blocked,
+                title: Title::parse("Fix the ünï build").unwrap(),
+                state: TaskState::Blocked,
+                waits: vec![WaitReason::Blocked {
+                    reason: Some(BlockReason::MergeConflict {
+                        into: "main".into(),
+                        paths: vec!["src/a.rs".into()],
+                    }),
+                    words: None,
+                    cancelled_dependency: None,
+                    budget_spent: false,
+                }],
+                blocked: Some(BlockReason::MergeConflict {
+                    into: "main".into(),
+                    paths: vec!["src/a.rs".into()],
+                }),
+                next_steps: vec![
+                    NextStep::Retry { task: blocked },
+                    NextStep::Cancel { task: blocked },
+                ],
+            },
+            NeedsPerson {
+                task: ready,
+                title: Title::parse("Write docs").unwrap(),
+                state: TaskState::Ready,
+                waits: vec![WaitReason::NoCapableAgent {
+                    capabilities: caps(&["docs"]),
+                    tier: Some(Tier::Strategic),
+                    draining: vec![AgentName::parse("writer").unwrap()],
+                }],
+                blocked: None,
+                next_steps: vec![
+                    NextStep::ResumeAgent {
+                        agent: AgentName::parse("writer").unwrap(),
+                    },
+                    NextStep::RegisterAgent,
+                    NextStep::ShowTask { task: ready },
+                    NextStep::Cancel { task: ready },
+                ],
+            },
+        ],
+        can_move: false,
+    };
+    let bare = OrchestrationReport {
+        orchestration: orchestration(None),
+        by_state: BTreeMap::new(),
+        tasks: 0,
+        completed: 0,
+        attempts: 0,
+        wall_ms: 0,
+        input_tokens: 0,
+        output_tokens: 0,
+        cost: Usd::ZERO,
+        integration_branch: None,
+        needs_a_person: Vec::new(),
+        can_move: true,
+    };
+    for r in [full, bare] {
+        let back = round_trip::<wire::orchestration_report::Owned, _>(
+            |b| write_orchestration_report(&r, b),
+            read_orchestration_report,
+        );
+        assert_eq!(back.unwrap(), r);
+    }
+    // A next step this build does not know (a newer daemon) is an error, not a panic.
+    let unknown = round_trip::<wire::orchestration_report::Owned, _>(
+        |mut b| {
+            write_orchestration(&orchestration(None), b.reborrow().init_orchestration());
+            let mut n = b.init_needs_a_person(1).get(0);
+            n.set_task(ready.to_string().as_str());
+            n.set_title("t");
+            n.init_next_steps(1)
+                .set(0, r#"{"action":"from_the_future"}"#);
+            Ok(())
+        },
+        read_orchestration_report,
+    );
+    assert!(unknown.is_err(), "{unknown:?}");
+}
+
+#[test]
+fn approval_requests_round_trip_with_and_without_changes() {
+    for changes in [Some("2 files changed, 10 insertions(+)".to_owned()), None] {
+        let a = ApprovalRequest {
+            task: full_task(),
+            changes,
+        };
+        let back = round_trip::<wire::approval_request::Owned, _>(
+            |b| write_approval_request(&a, b),
+            read_approval_request,
+        );
+        assert_eq!(back.unwrap(), a);
+    }
+}
+
+#[test]
 fn orchestrations_round_trip() {
     for o in [orchestration(Some("Ship it")), orchestration(None)] {
         let back = round_trip::<wire::orchestration::Owned, _>(

@@ -219,9 +219,22 @@ pub(crate) fn page_as_sent(mut p: maos_application::TaskPage) -> maos_applicatio
     p
 }
 
-/// Tasks as the wire carries them.
-pub(crate) fn all_as_sent(tasks: Vec<maos_domain::Task>) -> Vec<maos_domain::Task> {
-    tasks.into_iter().map(as_sent).collect()
+/// Approval requests as the wire carries them.
+pub(crate) fn requests_as_sent(
+    requests: Vec<maos_application::ApprovalRequest>,
+) -> Vec<maos_application::ApprovalRequest> {
+    requests
+        .into_iter()
+        .map(|r| maos_application::ApprovalRequest {
+            task: as_sent(r.task),
+            changes: r.changes,
+        })
+        .collect()
+}
+
+/// The tasks of approval requests.
+pub(crate) fn tasks_of(requests: Vec<maos_application::ApprovalRequest>) -> Vec<maos_domain::Task> {
+    requests.into_iter().map(|r| r.task).collect()
 }
 
 /// The hints the test daemon gives errors: the message echoed, so a test sees a hint cross the

@@ -760,7 +760,7 @@ fn a_medium_risk_task_awaits_approval_and_does_not_release_its_dependents() {
             .approvals()
             .unwrap()
             .iter()
-            .map(|t| t.id)
+            .map(|a| a.task.id)
             .collect::<Vec<_>>(),
         vec![risky.id, high.id],
         "oldest request first"

@@ -63,19 +63,13 @@ impl Render for Decided {
 
 /// `maos approvals`.
 pub(super) fn list(api: &dyn MaosApi, out: &mut Output) -> Result<(), CliError> {
-    let tasks = api.approvals()?;
+    let waiting = api.approvals()?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    let rows: Vec<json::ApprovalJson> = tasks
+    let rows: Vec<json::ApprovalJson> = waiting
         .iter()
-        .map(|t| {
-            let changes = t
-                .workspace
-                .as_ref()
-                .and_then(|_| api.diff_summary(&t.id.into()).ok());
-            json::ApprovalJson::new(t, now, changes)
-        })
+        .map(|a| json::ApprovalJson::new(&a.task, now, a.changes.clone()))
         .collect();
     out.print(&Waiting(json::ApprovalsDoc {
         schema_version: json::SCHEMA_VERSION,
