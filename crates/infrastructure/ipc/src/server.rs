@@ -462,7 +462,7 @@ struct ApiServer {
 impl ApiServer {
     /// Runs `f` with the decoded `input` on the blocking pool and turns its error into a wire
     /// error; an input that does not decode is answered as invalid input without calling `f`.
-    async fn run<A, T, E>(
+    async fn call<A, T, E>(
         &self,
         input: Decoded<A>,
         f: impl FnOnce(&dyn MaosApi, A) -> Result<T, E> + Send + 'static,
@@ -528,7 +528,7 @@ impl api::Server for ApiServer {
         mut results: api::RegisterAgentResults,
     ) -> Result<(), capnp::Error> {
         let cmd = read_new_agent(params.get()?.get_agent()?);
-        let outcome = self.run(cmd, |api, cmd| api.register_agent(cmd)).await;
+        let outcome = self.call(cmd, |api, cmd| api.register_agent(cmd)).await;
         answer!(results.get().init_result(), outcome, |agent, r| {
             write_agent(&agent, r.init_ok())
         })
@@ -540,7 +540,7 @@ impl api::Server for ApiServer {
         mut results: api::DrainAgentResults,
     ) -> Result<(), capnp::Error> {
         let name = agent_name(params.get()?.get_name());
-        let outcome = self.run(name, |api, name| api.drain_agent(&name)).await;
+        let outcome = self.call(name, |api, name| api.drain_agent(&name)).await;
         answer!(results.get().init_result(), outcome, |agent, r| {
             write_agent(&agent, r.init_ok())
         })
@@ -552,7 +552,7 @@ impl api::Server for ApiServer {
         mut results: api::RemoveAgentResults,
     ) -> Result<(), capnp::Error> {
         let name = agent_name(params.get()?.get_name());
-        let outcome = self.run(name, |api, name| api.remove_agent(&name)).await;
+        let outcome = self.call(name, |api, name| api.remove_agent(&name)).await;
         answer!(results.get().init_result(), outcome, |agent, r| {
             write_agent(&agent, r.init_ok())
         })
@@ -564,7 +564,7 @@ impl api::Server for ApiServer {
         mut results: api::GetAgentResults,
     ) -> Result<(), capnp::Error> {
         let name = agent_name(params.get()?.get_name());
-        let outcome = self.run(name, |api, name| api.get_agent(&name)).await;
+        let outcome = self.call(name, |api, name| api.get_agent(&name)).await;
         answer!(results.get().init_result(), outcome, |agent, r| {
             write_agent(&agent, r.init_ok())
         })
@@ -577,7 +577,7 @@ impl api::Server for ApiServer {
     ) -> Result<(), capnp::Error> {
         let filter = read_agent_filter(params.get()?.get_filter()?);
         let outcome = self
-            .run(filter, |api, filter| api.list_agents(&filter))
+            .call(filter, |api, filter| api.list_agents(&filter))
             .await;
         answer!(results.get().init_result(), outcome, |agents, r| {
             let mut list = r.init_ok(len32(agents.len())?);
@@ -594,7 +594,7 @@ impl api::Server for ApiServer {
         mut results: api::CreateTaskResults,
     ) -> Result<(), capnp::Error> {
         let cmd = read_new_task(params.get()?.get_task()?);
-        let outcome = self.run(cmd, |api, cmd| api.create_task(cmd)).await;
+        let outcome = self.call(cmd, |api, cmd| api.create_task(cmd)).await;
         answer!(results.get().init_result(), outcome, |created, r| {
             write_created(&created, r.init_ok())
         })
@@ -611,7 +611,7 @@ impl api::Server for ApiServer {
             .iter()
             .map(read_new_task)
             .collect();
-        let outcome = self.run(cmds, |api, cmds| api.create_tasks(cmds)).await;
+        let outcome = self.call(cmds, |api, cmds| api.create_tasks(cmds)).await;
         answer!(results.get().init_result(), outcome, |created, r| {
             let mut list = r.init_ok(len32(created.len())?);
             for (i, c) in (0u32..).zip(&created) {
@@ -629,7 +629,7 @@ impl api::Server for ApiServer {
         let p = params.get()?;
         let refs = id_ref(p.get_task()).and_then(|task| Ok((task, id_ref(p.get_on())?)));
         let outcome = self
-            .run(refs, |api, (task, on)| api.add_dependency(&task, &on))
+            .call(refs, |api, (task, on)| api.add_dependency(&task, &on))
             .await;
         answer!(results.get().init_result(), outcome, |task, r| {
             write_task(&task, r.init_ok())
@@ -650,7 +650,7 @@ impl api::Server for ApiServer {
             };
             Ok(maos_application::AssignTask { task, agent })
         });
-        let outcome = self.run(cmd, |api, cmd| api.assign_task(cmd)).await;
+        let outcome = self.call(cmd, |api, cmd| api.assign_task(cmd)).await;
         answer!(results.get().init_result(), outcome, |assignment, r| {
             write_assignment(&assignment, r.init_ok())
         })
@@ -672,7 +672,7 @@ impl api::Server for ApiServer {
             Ok((task, start))
         });
         let outcome = self
-            .run(input, move |api, (task, start)| {
+            .call(input, move |api, (task, start)| {
                 api.start_attempt(task, fencing, start)
             })
             .await;
@@ -696,7 +696,7 @@ impl api::Server for ApiServer {
             ))
         });
         let outcome = self
-            .run(input, move |api, (task, summary, report)| {
+            .call(input, move |api, (task, summary, report)| {
                 api.complete_attempt(task, fencing, summary, report)
             })
             .await;
@@ -720,7 +720,7 @@ impl api::Server for ApiServer {
             ))
         });
         let outcome = self
-            .run(input, move |api, (task, error, report)| {
+            .call(input, move |api, (task, error, report)| {
                 api.fail_attempt(task, fencing, error, report)
             })
             .await;
@@ -738,7 +738,7 @@ impl api::Server for ApiServer {
         let fencing = FencingToken::new(p.get_fencing());
         let input = task_id(p.get_task()).and_then(|task| Ok((task, read_text(p.get_session())?)));
         let outcome = self
-            .run(input, move |api, (task, session)| {
+            .call(input, move |api, (task, session)| {
                 api.record_session(task, fencing, session)
             })
             .await;
@@ -753,7 +753,7 @@ impl api::Server for ApiServer {
         mut results: api::HeartbeatResults,
     ) -> Result<(), capnp::Error> {
         let beats: Decoded<Vec<_>> = params.get()?.get_beats()?.iter().map(read_beat).collect();
-        let outcome = self.run(beats, |api, beats| api.heartbeat(&beats)).await;
+        let outcome = self.call(beats, |api, beats| api.heartbeat(&beats)).await;
         answer!(results.get().init_result(), outcome, |refused, r| {
             let mut list = r.init_ok(len32(refused.len())?);
             for (i, b) in (0u32..).zip(&refused) {
@@ -769,7 +769,7 @@ impl api::Server for ApiServer {
         mut results: api::ReadLogResults,
     ) -> Result<(), capnp::Error> {
         let req = read_log_request(params.get()?.get_request()?);
-        let outcome = self.run(req, |api, req| api.read_log(&req)).await;
+        let outcome = self.call(req, |api, req| api.read_log(&req)).await;
         answer!(results.get().init_result(), outcome, |chunk, r| {
             write_log_chunk(&chunk, r.init_ok());
             Ok(())
@@ -786,7 +786,7 @@ impl api::Server for ApiServer {
         let input = task_id(p.get_task())
             .and_then(|task| Ok((task, read_task_workspace(p.get_workspace()?)?)));
         let outcome = self
-            .run(input, move |api, (task, workspace)| {
+            .call(input, move |api, (task, workspace)| {
                 api.record_workspace(task, fencing, workspace)
             })
             .await;
@@ -810,7 +810,7 @@ impl api::Server for ApiServer {
             ))
         });
         let outcome = self
-            .run(input, move |api, (task, tool, subject)| {
+            .call(input, move |api, (task, tool, subject)| {
                 api.request_approval(task, fencing, tool, subject)
             })
             .await;
@@ -825,7 +825,7 @@ impl api::Server for ApiServer {
         mut results: api::ApproveResults,
     ) -> Result<(), capnp::Error> {
         let task = id_ref(params.get()?.get_task());
-        let outcome = self.run(task, |api, task| api.approve(&task)).await;
+        let outcome = self.call(task, |api, task| api.approve(&task)).await;
         answer!(results.get().init_result(), outcome, |task, r| {
             write_task(&task, r.init_ok())
         })
@@ -840,7 +840,7 @@ impl api::Server for ApiServer {
         let cancel = p.get_cancel();
         let input = id_ref(p.get_task()).and_then(|task| Ok((task, read_text(p.get_reason())?)));
         let outcome = self
-            .run(input, move |api, (task, reason)| {
+            .call(input, move |api, (task, reason)| {
                 api.reject(&task, reason, cancel)
             })
             .await;
@@ -854,7 +854,7 @@ impl api::Server for ApiServer {
         _: api::ApprovalsParams,
         mut results: api::ApprovalsResults,
     ) -> Result<(), capnp::Error> {
-        let outcome = self.run(Ok(()), |api, ()| api.approvals()).await;
+        let outcome = self.call(Ok(()), |api, ()| api.approvals()).await;
         answer!(results.get().init_result(), outcome, |tasks, r| {
             let mut list = r.init_ok(len32(tasks.len())?);
             for (i, a) in (0u32..).zip(&tasks) {
@@ -870,7 +870,7 @@ impl api::Server for ApiServer {
         mut results: api::DiffSummaryResults,
     ) -> Result<(), capnp::Error> {
         let task = id_ref(params.get()?.get_task());
-        let outcome = self.run(task, |api, task| api.diff_summary(&task)).await;
+        let outcome = self.call(task, |api, task| api.diff_summary(&task)).await;
         answer!(results.get().init_result(), outcome, |summary, r| {
             let mut r = r;
             r.set_ok(summary.as_str());
@@ -888,7 +888,7 @@ impl api::Server for ApiServer {
         let stat = p.get_stat();
         let task = id_ref(p.get_task());
         let outcome = self
-            .run(task, move |api, task| api.task_diff(&task, attempt, stat))
+            .call(task, move |api, task| api.task_diff(&task, attempt, stat))
             .await;
         answer!(results.get().init_result(), outcome, |diff, r| {
             let mut r = r;
@@ -906,7 +906,7 @@ impl api::Server for ApiServer {
         let to = (p.get_to_attempt() != 0).then_some(p.get_to_attempt());
         let task = id_ref(p.get_task());
         let outcome = self
-            .run(task, move |api, task| api.rollback(&task, to))
+            .call(task, move |api, task| api.rollback(&task, to))
             .await;
         answer!(results.get().init_result(), outcome, |task, r| {
             write_task(&task, r.init_ok())
@@ -923,7 +923,7 @@ impl api::Server for ApiServer {
             .get_request()
             .map(read_gc_request)
             .map_err(Into::into);
-        let outcome = self.run(req, |api, req| api.gc(&req)).await;
+        let outcome = self.call(req, |api, req| api.gc(&req)).await;
         answer!(results.get().init_result(), outcome, |entries, r| {
             let mut list = r.init_ok(len32(entries.len())?);
             for (i, e) in (0u32..).zip(&entries) {
@@ -942,7 +942,7 @@ impl api::Server for ApiServer {
         let input =
             id_ref(p.get_id()).and_then(|id| Ok((id, read_opt_text(p.has_into(), p.get_into())?)));
         let outcome = self
-            .run(input, |api, (id, into)| api.merge_orchestration(&id, into))
+            .call(input, |api, (id, into)| api.merge_orchestration(&id, into))
             .await;
         answer!(results.get().init_result(), outcome, |report, r| {
             write_merge_report(&report, r.init_ok());
@@ -959,7 +959,7 @@ impl api::Server for ApiServer {
         let input = id_ref(p.get_task())
             .and_then(|task| Ok((task, read_opt_text(p.has_reason(), p.get_reason())?)));
         let outcome = self
-            .run(input, |api, (task, reason)| api.cancel_task(&task, reason))
+            .call(input, |api, (task, reason)| api.cancel_task(&task, reason))
             .await;
         answer!(results.get().init_result(), outcome, |task, r| {
             write_task(&task, r.init_ok())
@@ -972,7 +972,7 @@ impl api::Server for ApiServer {
         mut results: api::GetTaskResults,
     ) -> Result<(), capnp::Error> {
         let task = id_ref(params.get()?.get_task());
-        let outcome = self.run(task, |api, task| api.get_task(&task)).await;
+        let outcome = self.call(task, |api, task| api.get_task(&task)).await;
         answer!(results.get().init_result(), outcome, |task, r| {
             write_task(&task, r.init_ok())
         })
@@ -985,7 +985,7 @@ impl api::Server for ApiServer {
     ) -> Result<(), capnp::Error> {
         let input = read_task_filter(params.get()?.get_filter()?);
         let outcome = self
-            .run(input, |api, (filter, page)| api.list_tasks(&filter, &page))
+            .call(input, |api, (filter, page)| api.list_tasks(&filter, &page))
             .await;
         answer!(results.get().init_result(), outcome, |page, r| {
             write_task_page(&page, r.init_ok())
@@ -1015,7 +1015,7 @@ impl api::Server for ApiServer {
             })
         };
         let outcome = self
-            .run(input, |api, cmd| api.create_orchestration(cmd))
+            .call(input, |api, cmd| api.create_orchestration(cmd))
             .await;
         answer!(results.get().init_result(), outcome, |o, r| {
             write_orchestration(&o, r.init_ok());
@@ -1033,7 +1033,7 @@ impl api::Server for ApiServer {
             .get_plan()
             .map_err(Into::into)
             .and_then(read_new_plan);
-        let outcome = self.run(input, |api, plan| api.create_plan(plan)).await;
+        let outcome = self.call(input, |api, plan| api.create_plan(plan)).await;
         answer!(results.get().init_result(), outcome, |made, r| {
             write_plan_created(&made, r.init_ok())
         })
@@ -1045,7 +1045,7 @@ impl api::Server for ApiServer {
         mut results: api::StartOrchestrationResults,
     ) -> Result<(), capnp::Error> {
         let id = id_ref(params.get()?.get_id());
-        let outcome = self.run(id, |api, id| api.start_orchestration(&id)).await;
+        let outcome = self.call(id, |api, id| api.start_orchestration(&id)).await;
         answer!(results.get().init_result(), outcome, |o, r| {
             write_orchestration(&o, r.init_ok());
             Ok(())
@@ -1061,7 +1061,7 @@ impl api::Server for ApiServer {
         let now = p.get_now();
         let id = id_ref(p.get_id());
         let outcome = self
-            .run(id, move |api, id| api.pause_orchestration(&id, now))
+            .call(id, move |api, id| api.pause_orchestration(&id, now))
             .await;
         answer!(results.get().init_result(), outcome, |o, r| {
             write_orchestration(&o, r.init_ok());
@@ -1075,7 +1075,7 @@ impl api::Server for ApiServer {
         mut results: api::ResumeOrchestrationResults,
     ) -> Result<(), capnp::Error> {
         let id = id_ref(params.get()?.get_id());
-        let outcome = self.run(id, |api, id| api.resume_orchestration(&id)).await;
+        let outcome = self.call(id, |api, id| api.resume_orchestration(&id)).await;
         answer!(results.get().init_result(), outcome, |o, r| {
             write_orchestration(&o, r.init_ok());
             Ok(())
@@ -1091,7 +1091,7 @@ impl api::Server for ApiServer {
         let input = id_ref(p.get_id())
             .and_then(|id| Ok((id, read_opt_text(p.has_reason(), p.get_reason())?)));
         let outcome = self
-            .run(input, |api, (id, reason)| {
+            .call(input, |api, (id, reason)| {
                 api.cancel_orchestration(&id, reason)
             })
             .await;
@@ -1110,7 +1110,7 @@ impl api::Server for ApiServer {
         let attempts = p.get_attempts();
         let task = id_ref(p.get_task());
         let outcome = self
-            .run(task, move |api, task| api.retry_task(&task, attempts))
+            .call(task, move |api, task| api.retry_task(&task, attempts))
             .await;
         answer!(results.get().init_result(), outcome, |task, r| {
             write_task(&task, r.init_ok())
@@ -1123,7 +1123,7 @@ impl api::Server for ApiServer {
         mut results: api::TaskWaitingResults,
     ) -> Result<(), capnp::Error> {
         let task = id_ref(params.get()?.get_task());
-        let outcome = self.run(task, |api, task| api.task_waiting(&task)).await;
+        let outcome = self.call(task, |api, task| api.task_waiting(&task)).await;
         answer!(results.get().init_result(), outcome, |waits, r| {
             let mut list = r.init_ok(len32(waits.len())?);
             for (i, w) in (0u32..).zip(&waits) {
@@ -1142,7 +1142,7 @@ impl api::Server for ApiServer {
         let attempt = (p.get_attempt() != 0).then_some(p.get_attempt());
         let task = id_ref(p.get_task());
         let outcome = self
-            .run(task, move |api, task| api.task_briefing(&task, attempt))
+            .call(task, move |api, task| api.task_briefing(&task, attempt))
             .await;
         answer!(results.get().init_result(), outcome, |b, r| {
             write_briefing(&b, r.init_ok())
@@ -1155,7 +1155,7 @@ impl api::Server for ApiServer {
         mut results: api::ResumeAgentResults,
     ) -> Result<(), capnp::Error> {
         let name = agent_name(params.get()?.get_name());
-        let outcome = self.run(name, |api, name| api.resume_agent(&name)).await;
+        let outcome = self.call(name, |api, name| api.resume_agent(&name)).await;
         answer!(results.get().init_result(), outcome, |agent, r| {
             write_agent(&agent, r.init_ok())
         })
@@ -1167,7 +1167,7 @@ impl api::Server for ApiServer {
         mut results: api::GetOrchestrationResults,
     ) -> Result<(), capnp::Error> {
         let id = id_ref(params.get()?.get_id());
-        let outcome = self.run(id, |api, id| api.get_orchestration(&id)).await;
+        let outcome = self.call(id, |api, id| api.get_orchestration(&id)).await;
         answer!(results.get().init_result(), outcome, |o, r| {
             write_orchestration(&o, r.init_ok());
             Ok(())
@@ -1180,7 +1180,7 @@ impl api::Server for ApiServer {
         mut results: api::OrchestrationReportResults,
     ) -> Result<(), capnp::Error> {
         let id = id_ref(params.get()?.get_id());
-        let outcome = self.run(id, |api, id| api.orchestration_report(&id)).await;
+        let outcome = self.call(id, |api, id| api.orchestration_report(&id)).await;
         answer!(results.get().init_result(), outcome, |report, r| {
             write_orchestration_report(&report, r.init_ok())
         })
@@ -1191,7 +1191,7 @@ impl api::Server for ApiServer {
         _: api::ApprovalRequestsParams,
         mut results: api::ApprovalRequestsResults,
     ) -> Result<(), capnp::Error> {
-        let outcome = self.run(Ok(()), |api, ()| api.approvals()).await;
+        let outcome = self.call(Ok(()), |api, ()| api.approvals()).await;
         answer!(results.get().init_result(), outcome, |requests, r| {
             let mut list = r.init_ok(len32(requests.len())?);
             for (i, a) in (0u32..).zip(&requests) {
@@ -1206,7 +1206,7 @@ impl api::Server for ApiServer {
         _: api::ListOrchestrationsParams,
         mut results: api::ListOrchestrationsResults,
     ) -> Result<(), capnp::Error> {
-        let outcome = self.run(Ok(()), |api, ()| api.list_orchestrations()).await;
+        let outcome = self.call(Ok(()), |api, ()| api.list_orchestrations()).await;
         answer!(results.get().init_result(), outcome, |all, r| {
             let mut list = r.init_ok(len32(all.len())?);
             for (i, o) in (0u32..).zip(&all) {
@@ -1221,7 +1221,7 @@ impl api::Server for ApiServer {
         _: api::StatusParams,
         mut results: api::StatusResults,
     ) -> Result<(), capnp::Error> {
-        let outcome = self.run(Ok(()), |api, ()| api.status()).await;
+        let outcome = self.call(Ok(()), |api, ()| api.status()).await;
         answer!(results.get().init_result(), outcome, |report, r| {
             write_status(&report, r.init_ok())
         })
@@ -1236,7 +1236,7 @@ impl api::Server for ApiServer {
         let after = p.get_after();
         let limit = usize::try_from(p.get_limit()).unwrap_or(usize::MAX);
         let outcome = self
-            .run(Ok(()), move |api, ()| api.read_events(after, limit))
+            .call(Ok(()), move |api, ()| api.read_events(after, limit))
             .await;
         answer!(results.get().init_result(), outcome, |events, r| {
             let mut list = r.init_ok(len32(events.len())?);
