@@ -1722,8 +1722,8 @@ fn status_and_graph_show_every_task_and_the_edges_of_depends_on() {
         "{design:#}"
     );
     // Each names its task by full id; what a person can do is data: a command (full ids) per
-    // step. No agent offers what Design needs: register one. Publish's dependency was
-    // cancelled: it can only be cancelled.
+    // step. No agent offers what Design needs: register one (or look at it, or cancel it).
+    // Publish's dependency was cancelled: it can only be cancelled.
     let tasks = tasks_of(&env, &orch);
     let (design_id, publish_id) = (
         id_of(titled(&tasks, "Design")),
@@ -1732,11 +1732,23 @@ fn status_and_graph_show_every_task_and_the_edges_of_depends_on() {
     assert_eq!(design["task"], design_id.as_str());
     assert_eq!(
         design["next"],
-        serde_json::json!([{
-            "description": "register an agent that offers what it needs",
-            "command": ["maos", "agent", "register"],
-            "step": {"action": "register_agent"}
-        }]),
+        serde_json::json!([
+            {
+                "description": "register an agent that offers what it needs",
+                "command": ["maos", "agent", "register"],
+                "step": {"action": "register_agent"}
+            },
+            {
+                "description": "see its state, history and what it waits for",
+                "command": ["maos", "task", "show", design_id],
+                "step": {"action": "show_task", "task": design_id}
+            },
+            {
+                "description": "cancel it",
+                "command": ["maos", "task", "cancel", design_id],
+                "step": {"action": "cancel", "task": design_id}
+            }
+        ]),
         "{design:#}"
     );
     let publish = needs.iter().find(|n| n["title"] == "Publish").unwrap();

@@ -544,9 +544,9 @@ pub(crate) struct SummaryJson {
     /// Its full id.
     pub(crate) orchestration: String,
     pub(crate) status: String,
-    pub(crate) tasks: usize,
-    pub(crate) completed: usize,
-    pub(crate) by_state: std::collections::BTreeMap<String, usize>,
+    pub(crate) tasks: u64,
+    pub(crate) completed: u64,
+    pub(crate) by_state: std::collections::BTreeMap<String, u64>,
     pub(crate) attempts: u32,
     pub(crate) wall_ms: u64,
     pub(crate) input_tokens: u64,

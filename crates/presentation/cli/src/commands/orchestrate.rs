@@ -3,13 +3,15 @@
 //! watching them to the end (a line per task, NDJSON events with `--json`, a final summary, and
 //! exit 0 only when every task completed).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use maos_application::{CreatePlan, IdRef, MaosApi, Page, TaskFilter, WaitKind, WaitReason};
+use maos_application::{
+    CreatePlan, IdRef, MaosApi, NeedsPerson, OrchestrationReport, Page, TaskFilter, WaitReason,
+};
 use maos_domain::graph;
-use maos_domain::{Gate, NextStep, Orchestration, OrchestrationId, Task, TaskId, TaskState, Usd};
+use maos_domain::{NextStep, Orchestration, OrchestrationId, Task, TaskId, TaskState};
 use serde::Serialize;
 
 use crate::cli::{GraphFormat, OrchestrateCommand};
@@ -218,249 +220,83 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// What a run of an orchestration came to (its JSON shape is `json::SummaryJson`).
-#[derive(Debug, Clone)]
-pub(crate) struct Summary {
-    pub(crate) orchestration: OrchestrationId,
-    pub(crate) status: String,
-    pub(crate) tasks: usize,
-    pub(crate) completed: usize,
-    pub(crate) by_state: BTreeMap<String, usize>,
-    pub(crate) attempts: u32,
-    pub(crate) wall_ms: u64,
-    pub(crate) input_tokens: u64,
-    pub(crate) output_tokens: u64,
-    pub(crate) cost_usd: String,
-    /// Tasks that wait for a person: which, why, and what a person can do.
-    pub(crate) needs_a_person: Vec<NeedsPerson>,
-    /// The integration branch, when its tasks work in a repository.
-    pub(crate) integration_branch: Option<String>,
-}
-
-/// A task that waits for a person, in the summary.
-#[derive(Debug, Clone)]
-pub(crate) struct NeedsPerson {
-    pub(crate) task: TaskId,
-    pub(crate) title: String,
-    pub(crate) state: TaskState,
-    /// In words, for people.
-    pub(crate) why: String,
-    /// What a person can do, most useful first.
-    pub(crate) next: Vec<NextStep>,
-}
-
-/// The summary of `o` with `tasks`.
-pub(crate) fn summary(o: &Orchestration, tasks: &[Task], waits: &Waits) -> Summary {
-    let mut by_state = BTreeMap::new();
-    let (mut attempts, mut input, mut output, mut cost) = (0u32, 0u64, 0u64, Usd::ZERO);
-    let mut last_end = o.created_at.as_millis();
-    for t in tasks {
-        *by_state.entry(t.state.to_string()).or_insert(0) += 1;
-        attempts += t.attempts_used();
-        let u = t.usage();
-        input += u.input_tokens + u.cached_input_tokens;
-        output += u.output_tokens;
-        cost = Usd::from_micros(cost.micros().saturating_add(t.spent().micros()));
-        last_end = last_end.max(t.updated_at.as_millis());
-    }
-    let finished = tasks.iter().all(|t| settled(t.state));
-    let end = if finished { last_end } else { now_ms() };
-    let cancelled: HashSet<TaskId> = tasks
-        .iter()
-        .filter(|t| t.state == TaskState::Cancelled)
-        .map(|t| t.id)
-        .collect();
-    let needs_a_person = tasks
-        .iter()
-        .filter(|t| {
-            matches!(t.state, TaskState::Blocked | TaskState::AwaitingApproval)
-                || waits.get(&t.id).is_some_and(|w| needs_a_person(w))
-        })
-        .map(|t| {
-            let (why, next) = match t.state {
-                TaskState::AwaitingApproval => (
-                    "waits for your approval".to_owned(),
-                    WaitReason::Approval {
-                        gate: t.pending.as_ref().map_or(Gate::Result, |p| p.gate),
-                    }
-                    .next_steps(t.id),
-                ),
-                TaskState::Blocked => {
-                    // A retry is refused while a dependency is cancelled or the budget spent.
-                    let blocked = WaitReason::Blocked {
-                        reason: t.blocked.clone(),
-                        words: t.reason.clone(),
-                        cancelled_dependency: t
-                            .spec
-                            .depends_on
-                            .iter()
-                            .find(|d| cancelled.contains(d))
-                            .copied(),
-                        budget_spent: t.budget_left().is_some_and(|left| left == Usd::ZERO),
-                    };
-                    (
-                        reasons::task_reason(t).unwrap_or_else(|| "blocked".into()),
-                        blocked.next_steps(t.id),
-                    )
-                }
-                _ => {
-                    let list = waits.get(&t.id).map(Vec::as_slice).unwrap_or_default();
-                    let details: Vec<String> =
-                        list.iter().map(|w| reasons::waiting(w, t.id)).collect();
-                    let mut next: Vec<NextStep> = Vec::new();
-                    for step in list.iter().flat_map(|w| w.next_steps(t.id)) {
-                        if !next.contains(&step) {
-                            next.push(step);
-                        }
-                    }
-                    if next.is_empty() {
-                        next = vec![
-                            NextStep::ShowTask { task: t.id },
-                            NextStep::Cancel { task: t.id },
-                        ];
-                    }
-                    (details.join("; "), next)
-                }
-            };
-            NeedsPerson {
-                task: t.id,
-                title: t.spec.title.to_string(),
-                state: t.state,
-                why,
-                next,
-            }
-        })
-        .collect();
-    Summary {
-        orchestration: o.id,
-        status: o.status.to_string(),
-        tasks: tasks.len(),
-        completed: tasks
+/// Why a task of the report waits for a person, in words.
+fn why(n: &NeedsPerson) -> String {
+    match n.state {
+        TaskState::AwaitingApproval => "waits for your approval".to_owned(),
+        TaskState::Blocked => n
+            .waits
             .iter()
-            .filter(|t| t.state == TaskState::Completed)
-            .count(),
-        by_state,
-        attempts,
-        wall_ms: u64::try_from(end.saturating_sub(o.created_at.as_millis())).unwrap_or(0),
-        input_tokens: input,
-        output_tokens: output,
-        cost_usd: cost.to_string(),
-        needs_a_person,
-        integration_branch: o.workspace.as_ref().map(|_| o.integration_branch()),
+            .find_map(|w| match w {
+                WaitReason::Blocked { reason, words, .. } => Some(match reason {
+                    Some(r) => reasons::block(r, words.as_deref()),
+                    None => words.clone().unwrap_or_else(|| "blocked".into()),
+                }),
+                _ => None,
+            })
+            .or_else(|| n.blocked.as_ref().map(|r| reasons::block(r, None)))
+            .unwrap_or_else(|| "blocked".into()),
+        _ => n
+            .waits
+            .iter()
+            .map(|w| reasons::waiting(w, n.task))
+            .collect::<Vec<_>>()
+            .join("; "),
     }
 }
 
-impl From<&Summary> for json::SummaryJson {
-    fn from(s: &Summary) -> Self {
+impl From<&OrchestrationReport> for json::SummaryJson {
+    fn from(r: &OrchestrationReport) -> Self {
         json::SummaryJson {
-            orchestration: s.orchestration.to_string(),
-            status: s.status.clone(),
-            tasks: s.tasks,
-            completed: s.completed,
-            by_state: s.by_state.clone(),
-            attempts: s.attempts,
-            wall_ms: s.wall_ms,
-            input_tokens: s.input_tokens,
-            output_tokens: s.output_tokens,
-            cost_usd: s.cost_usd.clone(),
-            needs_a_person: s
+            orchestration: r.orchestration.id.to_string(),
+            status: r.orchestration.status.to_string(),
+            tasks: r.tasks,
+            completed: r.completed,
+            // The states its tasks are in (the report counts every state).
+            by_state: r
+                .by_state
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(s, n)| (s.to_string(), *n))
+                .collect(),
+            attempts: r.attempts,
+            wall_ms: r.wall_ms,
+            input_tokens: r.input_tokens,
+            output_tokens: r.output_tokens,
+            cost_usd: r.cost.to_string(),
+            needs_a_person: r
                 .needs_a_person
                 .iter()
                 .map(|n| json::NeedsPersonJson {
                     task: n.task.to_string(),
-                    title: n.title.clone(),
+                    title: n.title.to_string(),
                     state: n.state.as_str(),
-                    why: n.why.clone(),
+                    why: why(n),
                     next: n
-                        .next
+                        .next_steps
                         .iter()
                         .map(crate::reasons::NextStepJson::from)
                         .collect(),
                 })
                 .collect(),
-            integration_branch: s.integration_branch.clone(),
+            integration_branch: r.integration_branch.clone(),
         }
     }
-}
-
-/// True for states in which a task moves no further without a person (or never again).
-fn settled(s: TaskState) -> bool {
-    matches!(
-        s,
-        TaskState::Completed
-            | TaskState::Cancelled
-            | TaskState::Blocked
-            | TaskState::AwaitingApproval
-    )
-}
-
-/// What the ready tasks of an orchestration wait for (`maos task show`), by task.
-pub(crate) type Waits = BTreeMap<TaskId, Vec<WaitReason>>;
-
-/// True when what a ready task waits for only a person can change: no agent can take it (none
-/// offers its capabilities, or those that do are drained), its budget is spent, its
-/// orchestration is paused.
-fn needs_a_person(waits: &[WaitReason]) -> bool {
-    !waits.is_empty() && waits.iter().all(WaitReason::needs_a_person)
-}
-
-/// True when nothing of the orchestration can move without a person: every task is finished,
-/// blocked or waiting for an approval; or ready but waiting for what only a person can change
-/// (an agent that can take it, a budget, a paused orchestration, or a concern held by a task
-/// that is itself stopped); or pending behind, however indirectly, a task that is stopped.
-fn at_rest(o: &Orchestration, tasks: &[Task], waits: &Waits) -> bool {
-    if o.status.is_terminal() {
-        return true;
-    }
-    let done: HashSet<TaskId> = tasks
-        .iter()
-        .filter(|t| t.state == TaskState::Completed)
-        .map(|t| t.id)
-        .collect();
-    let completed = |id: &TaskId| done.contains(id);
-    // Stopped: will not move on its own. (Completed tasks are not in it: a task pending on a
-    // completed one may still start once its other dependencies complete.)
-    let mut stopped: BTreeSet<TaskId> = tasks
-        .iter()
-        .filter(|t| settled(t.state) && t.state != TaskState::Completed)
-        .map(|t| t.id)
-        .collect();
-    loop {
-        let more: Vec<TaskId> = tasks
-            .iter()
-            .filter(|t| !stopped.contains(&t.id))
-            .filter(|t| match t.state {
-                TaskState::Pending => t.spec.depends_on.iter().any(|d| stopped.contains(d)),
-                TaskState::Ready => waits.get(&t.id).is_some_and(|w| {
-                    !w.is_empty()
-                        && w.iter().all(|w| {
-                            needs_a_person(std::slice::from_ref(w))
-                                || w.kind() == WaitKind::Concern
-                                    && w.task().is_some_and(|holder| stopped.contains(&holder))
-                        })
-                }),
-                _ => false,
-            })
-            .map(|t| t.id)
-            .collect();
-        if more.is_empty() {
-            break;
-        }
-        stopped.extend(more);
-    }
-    tasks
-        .iter()
-        .all(|t| stopped.contains(&t.id) || completed(&t.id))
 }
 
 /// The summary for people.
-pub(crate) fn summary_text(s: &Summary) -> String {
-    let states: Vec<String> = s.by_state.iter().map(|(k, v)| format!("{v} {k}")).collect();
+pub(crate) fn summary_text(s: &OrchestrationReport) -> String {
+    let states: Vec<String> = s
+        .by_state
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, v)| format!("{v} {k}"))
+        .collect();
     let mut out = format!(
         "Orchestration {} is {}: {} of {} tasks completed ({}).\n  attempts: {}   wall time: {}   \
          tokens: {} in, {} out   cost: ${}",
-        s.orchestration.short(),
-        s.status,
+        s.orchestration.id.short(),
+        s.orchestration.status,
         s.completed,
         s.tasks,
         states.join(", "),
@@ -468,7 +304,7 @@ pub(crate) fn summary_text(s: &Summary) -> String {
         human::duration_ms(s.wall_ms),
         s.input_tokens,
         s.output_tokens,
-        s.cost_usd
+        s.cost
     );
     if let Some(b) = &s.integration_branch {
         out.push_str(&format!("\n  integration branch: {b}"));
@@ -479,9 +315,9 @@ pub(crate) fn summary_text(s: &Summary) -> String {
             out.push_str(&format!(
                 "\n  {} {} ({}): {}\n      {}",
                 n.task.short(),
-                escape::line(&n.title),
+                escape::line(n.title.as_str()),
                 n.state,
-                escape::line(&n.why),
+                escape::line(&why(n)),
                 next_text(n)
             ));
         }
@@ -499,7 +335,7 @@ fn next_text(n: &NeedsPerson) -> String {
             NextStep::Cancel { task: n.task },
         ]
     } else {
-        n.next.clone()
+        n.next_steps.clone()
     };
     match steps.as_slice() {
         [only @ NextStep::Cancel { .. }] => {
@@ -586,16 +422,20 @@ pub(crate) fn status(
     if watch_it {
         return watch(api, o.id, None, out);
     }
-    let (o, tasks, waits, _) = snapshot(api, o.id)?;
-    let summary = summary(&o, &tasks, &waits);
-    out.print(&Progress { o, tasks, summary })
+    let tasks = tasks_of(api, o.id)?;
+    let report = api.orchestration_report(&IdRef::from(o.id))?;
+    out.print(&Progress {
+        o: report.orchestration.clone(),
+        tasks,
+        summary: report,
+    })
 }
 
 /// `maos orchestrate status`: a line per task, then the summary.
 struct Progress {
     o: Orchestration,
     tasks: Vec<Task>,
-    summary: Summary,
+    summary: OrchestrationReport,
 }
 
 impl Render for Progress {
@@ -645,7 +485,7 @@ pub(crate) fn watch(
     };
     let mut follower = api.follow_events(start)?;
     let mut streamed = start;
-    let (mut o, mut tasks, mut waits, mut as_of) = snapshot(api, id)?;
+    let (mut o, mut tasks, mut report, mut as_of) = snapshot(api, id)?;
     let ids: BTreeSet<TaskId> = tasks.iter().map(|t| t.id).collect();
     let mut drawn = Instant::now();
     let began = Instant::now();
@@ -659,7 +499,7 @@ pub(crate) fn watch(
     }
     let mut last_lines = String::new();
     loop {
-        if at_rest(&o, &tasks, &waits) {
+        if report.as_ref().is_some_and(|r| !r.can_move) {
             // The state at rest was read as of event `as_of`: stream every event up to it, so
             // that the stream and the summary tell the same story.
             let deadline = Instant::now() + Duration::from_secs(5);
@@ -677,7 +517,7 @@ pub(crate) fn watch(
         if drawn.elapsed() < MIN_REDRAW {
             std::thread::sleep(MIN_REDRAW.saturating_sub(drawn.elapsed()));
         }
-        (o, tasks, waits, as_of) = snapshot(api, id)?;
+        (o, tasks, report, as_of) = snapshot(api, id)?;
         if terminal {
             let lines = progress_text(&o, &tasks, out.color());
             if lines != last_lines {
@@ -693,7 +533,10 @@ pub(crate) fn watch(
         }
         drawn = Instant::now();
     }
-    let s = summary(&o, &tasks, &waits);
+    let s = match report {
+        Some(r) => r,
+        None => api.orchestration_report(&IdRef::from(id))?,
+    };
     if out.json() {
         out.document(&json::Line::new(
             json::LineType::Summary,
@@ -713,7 +556,7 @@ pub(crate) fn watch(
             FailureClass::Unfinished,
             format!(
                 "orchestration {} stopped with {} of {} tasks completed",
-                s.orchestration.short(),
+                s.orchestration.id.short(),
                 s.completed,
                 s.tasks
             ),
@@ -785,20 +628,20 @@ fn draw(
     out.flush()
 }
 
-/// The orchestration and its tasks, and the newest event they reflect at most. The tasks are
-/// read first: the transaction that finishes the last task also ends the orchestration, so an
-/// orchestration read afterwards is never older than its tasks (and a finished one is read
-/// with its tasks again).
+/// The orchestration and its tasks, its report once nothing runs, and the newest event they
+/// reflect at most. The tasks are read first: the transaction that finishes the last task also
+/// ends the orchestration, so an orchestration read afterwards is never older than its tasks
+/// (and a finished one is read with its tasks again).
 fn snapshot(api: &dyn MaosApi, id: OrchestrationId) -> Result<View, CliError> {
     let mut tasks = tasks_of(api, id)?;
-    let o = api.get_orchestration(&IdRef::from(id))?;
+    let mut o = api.get_orchestration(&IdRef::from(id))?;
     if o.status.is_terminal() {
         // It ended after the tasks were read (its end and its last task's are one commit):
         // read them again, so that they show that end.
         tasks = tasks_of(api, id)?;
     }
-    // What ready tasks wait for matters only once nothing runs (then it decides whether the
-    // watch ends): asking earlier would cost a call per ready task at every redraw.
+    // Whether anything can still move matters only once nothing runs (a task that runs moves
+    // by itself): asking earlier would cost a report at every redraw.
     let quiet = tasks.iter().all(|t| {
         matches!(
             t.state,
@@ -810,26 +653,19 @@ fn snapshot(api: &dyn MaosApi, id: OrchestrationId) -> Result<View, CliError> {
                 | TaskState::AwaitingApproval
         )
     });
-    let waits = if quiet || o.status.is_terminal() {
-        waits_of(api, &tasks)?
+    let report = if quiet || o.status.is_terminal() {
+        let r = api.orchestration_report(&IdRef::from(id))?;
+        o = r.orchestration.clone();
+        Some(r)
     } else {
-        Waits::new()
+        None
     };
     let as_of = api.status()?.last_event;
-    Ok((o, tasks, waits, as_of))
+    Ok((o, tasks, report, as_of))
 }
 
-/// An orchestration, its tasks, what its ready tasks wait for, and the newest event reflected.
-type View = (Orchestration, Vec<Task>, Waits, u64);
-
-/// What each ready task of `tasks` waits for.
-fn waits_of(api: &dyn MaosApi, tasks: &[Task]) -> Result<Waits, CliError> {
-    let mut waits = Waits::new();
-    for t in tasks.iter().filter(|t| t.state == TaskState::Ready) {
-        waits.insert(t.id, api.task_waiting(&IdRef::from(t.id))?);
-    }
-    Ok(waits)
-}
+/// An orchestration, its tasks, its report (once nothing runs), and the newest event reflected.
+type View = (Orchestration, Vec<Task>, Option<OrchestrationReport>, u64);
 
 /// With `--json`, prints the events of `batch` that are about the orchestration; answers the
 /// newest seq seen.
@@ -1209,12 +1045,13 @@ mod tests {
     fn the_summary_words_next_steps_for_people_with_short_ids() {
         let task = TaskId::from_bits(7);
         let s = task.short();
-        let person = |state, next| NeedsPerson {
+        let person = |state, next_steps| NeedsPerson {
             task,
-            title: "T".into(),
+            title: Title::parse("T").unwrap(),
             state,
-            why: "w".into(),
-            next,
+            waits: Vec::new(),
+            blocked: None,
+            next_steps,
         };
         let approval = person(
             TaskState::AwaitingApproval,
@@ -1244,25 +1081,46 @@ mod tests {
             format!("maos task show {s}  (or maos task cancel {s})")
         );
         // JSON: full ids, as commands and as data.
-        let summary = Summary {
-            orchestration: OrchestrationId::from_bits(9),
-            status: "running".into(),
+        let o = OrchestrationId::from_bits(9);
+        let dead_end = NeedsPerson {
+            waits: vec![WaitReason::Blocked {
+                reason: None,
+                words: Some("w".into()),
+                cancelled_dependency: None,
+                budget_spent: true,
+            }],
+            ..dead_end
+        };
+        let summary = OrchestrationReport {
+            orchestration: Orchestration::create(
+                o,
+                maos_domain::OrchestrationSpec {
+                    name: Title::parse("O").unwrap(),
+                    goal: None,
+                    workspace: None,
+                    verify: None,
+                    notes: Vec::new(),
+                    planned: false,
+                },
+                maos_domain::Timestamp::from_millis(0),
+            )
+            .0,
+            by_state: BTreeMap::from([(TaskState::Blocked, 1), (TaskState::Ready, 0)]),
             tasks: 1,
             completed: 0,
-            by_state: BTreeMap::new(),
             attempts: 0,
             wall_ms: 0,
             input_tokens: 0,
             output_tokens: 0,
-            cost_usd: "0.00".into(),
-            needs_a_person: vec![dead_end],
+            cost: maos_domain::Usd::ZERO,
             integration_branch: None,
+            needs_a_person: vec![dead_end],
+            can_move: false,
         };
         let doc = serde_json::to_value(json::SummaryJson::from(&summary)).unwrap();
-        assert_eq!(
-            doc["orchestration"],
-            OrchestrationId::from_bits(9).to_string()
-        );
+        assert_eq!(doc["orchestration"], o.to_string());
+        // The states its tasks are in, not every state.
+        assert_eq!(doc["by_state"], serde_json::json!({"blocked": 1}));
         let full = task.to_string();
         assert_eq!(
             doc["needs_a_person"][0],
@@ -1319,10 +1177,11 @@ mod tests {
             .complete_attempt(h, a.fencing, Some("done".into()), RunReport::default())
             .unwrap();
         assert_eq!(t.state, TaskState::AwaitingApproval);
-        let (o, tasks, waits, _) = snapshot(api.as_ref(), made.orchestration.id).unwrap();
+        let (_, _, report, _) = snapshot(api.as_ref(), made.orchestration.id).unwrap();
+        let report = report.expect("nothing runs: the report is read");
         assert!(
-            at_rest(&o, &tasks, &waits),
-            "only a person's approval moves it: {waits:?}"
+            !report.can_move,
+            "only a person's approval moves it: {report:?}"
         );
     }
 
@@ -1359,9 +1218,10 @@ mod tests {
         let att = run(api.as_ref(), a.id);
         api.complete_attempt(a.id, att.fencing, Some("done".into()), RunReport::default())
             .unwrap();
-        let (o, tasks, waits, _) = snapshot(api.as_ref(), o.id).unwrap();
+        let (_, _, report, _) = snapshot(api.as_ref(), o.id).unwrap();
+        let report = report.expect("nothing of it runs: the report is read");
         assert!(
-            !at_rest(&o, &tasks, &waits),
+            report.can_move,
             "B runs as soon as the outside task completes"
         );
     }
