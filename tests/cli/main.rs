@@ -23,6 +23,7 @@ mod privacy;
 mod recovery;
 mod runtime;
 mod secrets;
+mod standing;
 mod support;
 mod task;
 mod workspaces;

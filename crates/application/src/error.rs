@@ -245,9 +245,10 @@ impl ErrorInfo for OrchestrationError {
             OrchestrationError::Query(e) => e.kind(),
             OrchestrationError::Task(e) => e.kind(),
             OrchestrationError::Workspace(e) => workspace_kind(e),
+            // A choice the command needs and nobody made: a usage error.
+            OrchestrationError::NoMergeTarget { .. } => ErrorKind::InvalidInput,
             OrchestrationError::Refused(_)
             | OrchestrationError::NoRepository { .. }
-            | OrchestrationError::NoMergeTarget { .. }
             | OrchestrationError::MergeConflict { .. } => ErrorKind::Conflict,
             OrchestrationError::Transition(_) => ErrorKind::Conflict,
             OrchestrationError::Store(_) => ErrorKind::Storage,

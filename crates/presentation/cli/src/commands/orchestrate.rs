@@ -833,15 +833,14 @@ pub(super) fn execute(
             name,
             goal,
             repo,
+            no_repo,
             base,
             verify,
             notes,
         } => {
-            let workspace = match repo {
-                Some(dir) => Some(maos_domain::WorkspaceSpec {
-                    repo: super::repository(&dir)?,
-                    base,
-                }),
+            let workspace = match super::chosen_repository(repo.as_deref(), no_repo, out)? {
+                Some(repo) => Some(maos_domain::WorkspaceSpec { repo, base }),
+                None if base.is_some() => return Err(super::no_repo_for_base()),
                 None => None,
             };
             let o = api.create_orchestration(maos_application::CreateOrchestration {
