@@ -121,6 +121,16 @@ fn an_orchestration_records_the_branch_it_starts_from_and_merges_back_into_it() 
     let shown = env.ok_json(&["orchestrate", "show", &id]);
     assert_eq!(shown["orchestration"]["base"], "main");
     repo.git(&["switch", "-q", "main"]);
+    // Nothing accepted yet: nothing to merge, said as such (not as an unknown --base).
+    let early = env.maos(&["orchestrate", "merge", &id]);
+    assert_eq!(early.code, 4, "{}{}", early.stdout, early.stderr);
+    assert!(
+        early.stderr.contains("has nothing to merge yet")
+            && early.stderr.contains("maos orchestrate status"),
+        "{}",
+        early.stderr
+    );
+    assert_eq!(repo.rev("main"), repo.rev("HEAD"));
 
     // A plan run from inside the repository works there too.
     env.agent("coder", "code");

@@ -224,6 +224,14 @@ pub enum OrchestrationError {
     NoRepository { orchestration: String },
     #[error("orchestration {orchestration} names no base branch to merge into")]
     NoMergeTarget { orchestration: String },
+    #[error(
+        "orchestration {orchestration} has nothing to merge yet: no task's work was accepted, so \
+         its branch {branch} does not exist"
+    )]
+    NothingToMerge {
+        orchestration: String,
+        branch: String,
+    },
     #[error("merging {branch} into {into} conflicts in {}; nothing was changed", paths.join(", "))]
     MergeConflict {
         branch: String,
@@ -249,6 +257,7 @@ impl ErrorInfo for OrchestrationError {
             OrchestrationError::NoMergeTarget { .. } => ErrorKind::InvalidInput,
             OrchestrationError::Refused(_)
             | OrchestrationError::NoRepository { .. }
+            | OrchestrationError::NothingToMerge { .. }
             | OrchestrationError::MergeConflict { .. } => ErrorKind::Conflict,
             OrchestrationError::Transition(_) => ErrorKind::Conflict,
             OrchestrationError::Store(_) => ErrorKind::Storage,

@@ -202,18 +202,27 @@ impl<S: Store> Service<S> {
                 })?;
         let branch = o.integration_branch();
         let git = self.git()?;
-        let (commit, merged) =
-            match git.merge_into_user_branch(Path::new(&ws.repo), &branch, &into)? {
-                MergeOutcome::Merged { commit } => (commit, true),
-                MergeOutcome::UpToDate { commit } => (commit, false),
-                MergeOutcome::Conflict { paths } => {
-                    return Err(OrchestrationError::MergeConflict {
-                        branch,
-                        into,
-                        paths,
-                    });
-                }
-            };
+        let outcome = match git.merge_into_user_branch(Path::new(&ws.repo), &branch, &into) {
+            // Its branch is made when the first task's work is accepted: nothing to merge yet.
+            Err(crate::workspace::WorkspaceError::UnknownBase { base, .. }) if base == branch => {
+                return Err(OrchestrationError::NothingToMerge {
+                    orchestration: o.id.short(),
+                    branch,
+                });
+            }
+            other => other?,
+        };
+        let (commit, merged) = match outcome {
+            MergeOutcome::Merged { commit } => (commit, true),
+            MergeOutcome::UpToDate { commit } => (commit, false),
+            MergeOutcome::Conflict { paths } => {
+                return Err(OrchestrationError::MergeConflict {
+                    branch,
+                    into,
+                    paths,
+                });
+            }
+        };
         let at = self.clock.now();
         let oid = o.id;
         let (into_c, commit_c) = (into.clone(), commit.clone());
