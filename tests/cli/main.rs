@@ -15,6 +15,7 @@ mod flood;
 mod follow;
 mod input;
 mod layering;
+mod live_view;
 mod lost;
 mod orchestrate;
 mod overview;

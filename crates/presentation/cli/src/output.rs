@@ -31,6 +31,8 @@ pub(crate) enum Style {
     Bold,
     Red,
     Yellow,
+    Green,
+    Cyan,
     Dim,
 }
 
@@ -40,6 +42,8 @@ impl Style {
             Style::Bold => "1",
             Style::Red => "1;31",
             Style::Yellow => "33",
+            Style::Green => "32",
+            Style::Cyan => "36",
             Style::Dim => "2",
         }
     }
