@@ -8,6 +8,7 @@ mod agent;
 mod bad_input;
 mod containment;
 mod daemon;
+mod doctor;
 mod escaping;
 mod file_problems;
 mod fixtures;

@@ -180,6 +180,18 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Admin(AdminCommand),
 
+    /// Check what MAOS needs here: each agent's program and the environment variables it names
+    /// (names only), git and its identity, the repository, a free port, disk space and
+    /// permissions of the data directory, the database, the daemon and its protocol, and the
+    /// process containment. Each finding is ok, a warning or a problem with what to do; exit 9
+    /// on a problem. Starts no daemon and changes nothing.
+    #[command(after_help = "Examples:\n  maos doctor\n  maos doctor --repo ~/src/app --json")]
+    Doctor {
+        /// The repository to check [default: the one the current directory is in].
+        #[arg(long, value_name = "DIR")]
+        repo: Option<PathBuf>,
+    },
+
     /// Run the MAOS daemon in the foreground, or start, stop or inspect it.
     ///
     /// The daemon owns the database and serves every `maos` command over a Unix socket; `maos`

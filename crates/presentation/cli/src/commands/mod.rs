@@ -6,6 +6,7 @@ mod admin;
 mod agent;
 mod approval;
 mod completions;
+mod doctor;
 mod events;
 mod gc;
 mod orchestrate;
@@ -42,6 +43,8 @@ pub(crate) fn execute(cli: Cli, out: &mut Output) -> Result<(), CliError> {
         Command::Workflow(cmd) => workflow::execute(&cmd, &needs.data_dir()?, out),
         // Reads the database itself, beside a running daemon or without one (ADR 0012).
         Command::Admin(AdminCommand::Verify) => admin::verify(&needs.data_dir()?, out),
+        // Looks at everything MAOS needs, starting and writing nothing.
+        Command::Doctor { repo } => doctor::execute(&needs.data_dir()?, repo.as_deref(), out),
         Command::Agent(cmd) => agent::execute(cmd, needs.api()?.api(), out),
         Command::Task(cmd) => task::execute(cmd, needs.api()?.api(), out),
         Command::Orchestrate(cmd) => {
