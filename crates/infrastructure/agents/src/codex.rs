@@ -12,10 +12,14 @@
 //!
 //! # How a run goes
 //!
-//! `codex exec --json [--model M] [extra args] -` reads the prompt from stdin (`-`), and
-//! `codex exec --json [--model M] [extra args] resume <SESSION_ID> -` continues an earlier
-//! session. `--json` and `--model` are global options of `exec`, so they may come before the
-//! `resume` subcommand; extra arguments go there too, where every `exec` option is accepted.
+//! `codex exec --json --skip-git-repo-check [--model M] [extra args] -` reads the prompt from
+//! stdin (`-`), and `codex exec --json --skip-git-repo-check [--model M] [extra args] resume
+//! <SESSION_ID> -` continues an earlier session. `--json` and `--model` are global options of
+//! `exec`, so they may come before the `resume` subcommand; extra arguments go there too, where
+//! every `exec` option is accepted. `--skip-git-repo-check`: Codex refuses to run outside a git
+//! repository it trusts ("Not inside a trusted directory and --skip-git-repo-check was not
+//! specified", Codex 0.171), and MAOS chooses the working directory itself (a task without a
+//! repository works in a plain directory).
 //!
 //! Events, one JSON object per line, `type` first: `thread.started` (`thread_id`, the session
 //! to resume), `turn.started`, `turn.completed` (`usage`: `input_tokens`,
@@ -81,7 +85,9 @@ impl Default for CodexInvocation {
 impl CodexInvocation {
     /// The arguments after the program; the last is `-`, the prompt from stdin.
     pub fn args(&self) -> Vec<String> {
-        let mut args = vec!["exec".to_owned(), "--json".to_owned()];
+        let mut args = ["exec", "--json", "--skip-git-repo-check"]
+            .map(str::to_owned)
+            .to_vec();
         if let Some(model) = &self.model {
             args.extend(["--model".to_owned(), model.clone()]);
         }
@@ -491,7 +497,7 @@ mod tests {
     fn args_read_the_prompt_from_stdin_and_resume_by_subcommand() {
         let inv = CodexInvocation::default();
         assert_eq!(inv.program, "codex");
-        assert_eq!(inv.args(), ["exec", "--json", "-"]);
+        assert_eq!(inv.args(), ["exec", "--json", "--skip-git-repo-check", "-"]);
         let inv = CodexInvocation {
             model: Some("gpt-5-codex".to_owned()),
             resume: Some("0199a213-81c0-7800-8aa1-bbab2a035a53".to_owned()),
@@ -503,6 +509,7 @@ mod tests {
             [
                 "exec",
                 "--json",
+                "--skip-git-repo-check",
                 "--model",
                 "gpt-5-codex",
                 "--sandbox",

@@ -482,10 +482,8 @@ stream_max_retries = 0
     );
     codex.settings.model = Some(CODEX_MODEL.to_owned());
     codex.settings.env = env_names(&["CODEX_HOME", "MAOS_FAKE_OPENAI_KEY"]);
-    // The working directory is no git repository; commands may write in it.
-    codex.settings.args = ["--skip-git-repo-check", "--sandbox", "workspace-write"]
-        .map(str::to_owned)
-        .to_vec();
+    // Commands may write in the working directory (Codex's own sandbox, read-only by default).
+    codex.settings.args = ["--sandbox", "workspace-write"].map(str::to_owned).to_vec();
     codex.settings.price = Some(codex_price());
     env.register(codex);
     (env, home)
