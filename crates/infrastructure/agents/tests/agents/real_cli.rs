@@ -357,6 +357,38 @@ fn assert_resumed(env: &Env, task: &Task, fake: &FakeApi, failure: FailureKind) 
 }
 
 #[test]
+fn claude_code_failing_on_an_api_error_fails_the_attempt_with_its_message() {
+    let Some(bin) = claude_bin() else { return };
+    // Claude Code tries a refused request again, in other forms: refuse them all.
+    let refusal = Reply::Error {
+        status: 400,
+        message: "fake says no".to_owned(),
+    };
+    let fake = FakeApi::anthropic(vec![refusal; 20]);
+    let (env, _home) = claude_env(&bin, &fake, rules(&[], &[], &[]));
+    let task = env.task("refused", |t| {
+        t.prompt = "Say hello.".to_owned();
+        t.max_attempts = MaxAttempts::new(1).unwrap();
+    });
+    let task = settled(&env, task.id);
+    assert_eq!(
+        task.state,
+        TaskState::Blocked,
+        "{}",
+        describe(&env, &task, &fake, "not blocked")
+    );
+    let a = &task.attempts[0];
+    assert!(a.session.is_some(), "{a:#?}");
+    // Claude Code's result says `success` with `is_error`, and exits with status 1.
+    assert_eq!(
+        a.error.as_deref(),
+        Some("exited with status 1: Claude Code reported an error: API Error: 400 fake says no"),
+        "{a:#?}"
+    );
+    assert_eq!(a.usage.cost, Usd::ZERO);
+}
+
+#[test]
 fn claude_code_past_its_timeout_leaves_no_process_behind() {
     let Some(bin) = claude_bin() else { return };
     let marker = Marker::new();
