@@ -165,7 +165,7 @@ fn a_failed_turn_is_a_failure_with_the_last_error() {
             summary: Some("I'll start by reading the failing test.".to_owned()),
             error: Some(
                 "unexpected status 401 Unauthorized: Missing bearer or basic authentication in \
-                 header"
+                 header, url: https://api.openai.com/v1/responses"
                     .to_owned()
             ),
             num_turns: None,

@@ -2,8 +2,8 @@
 //! of its model API on 127.0.0.1 (`fakes.rs`), with a private home per test: a task completes
 //! with the CLI's own session, tokens and cost; Claude Code's permission requests meet the
 //! agent's `allow`, `ask` (a person approves or rejects) and `deny` rules; a failed attempt is
-//! retried in the same session (`--resume`, `codex exec resume`); a timeout while a tool
-//! command runs leaves no process behind.
+//! retried in the same session (`--resume`, `codex exec resume`); an API error fails the
+//! attempt with the CLI's message; a timeout while a tool command runs leaves no process behind.
 //!
 //! The CLIs are found through `MAOS_CLAUDE_BIN` and `MAOS_CODEX_BIN`, else in
 //! `target/agent-clis` (where `.ci/run` installs the pinned versions). When one is missing its
