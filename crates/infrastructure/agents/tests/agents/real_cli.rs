@@ -439,7 +439,7 @@ impl Marker {
 fn times_out_leaving_nothing(env: &Env, fake: &FakeApi, marker: &Marker) {
     let task = env.task("sleep", |t| {
         t.prompt = "Wait.".to_owned();
-        t.timeout = Some(ms(4_000));
+        t.timeout = Some(ms(8_000));
         t.max_attempts = MaxAttempts::new(1).unwrap();
     });
     assert!(
