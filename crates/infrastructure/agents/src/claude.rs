@@ -40,6 +40,9 @@
 //!   (`SDKControlPermissionRequest`); recorded exchanges with the real CLI, without an
 //!   `initialize` request, in `hrntknr/claude-code-protocol` (`docs/15_permission_tool.md`,
 //!   `15_permission_tool_test.go`).
+//! - `system`/`api_retry` (`attempt`, `max_retries`, `retry_delay_ms`, `error_status`,
+//!   `error`: Claude Code retries a failed model request itself, up to ten times, before its
+//!   result says so) becomes a [`StreamAction::Warning`]: recorded with Claude Code 2.1.332.
 //! - `system`/`init` (`session_id`, `model`, `tools`, `permissionMode`), `assistant`
 //!   (`message.content`: `text`, `thinking`, `tool_use` blocks), `user` (`tool_result` blocks
 //!   with `content` and `is_error`), `result` (`subtype` `success` / `error_max_turns` /
@@ -174,6 +177,9 @@ impl ClaudeStream {
     }
 
     fn system(&mut self, event: &Map<String, Value>, raw: String) -> Vec<StreamAction> {
+        if str_at(event, "subtype") == Some("api_retry") {
+            return vec![StreamAction::Warning(api_retry(event))];
+        }
         if str_at(event, "subtype") != Some("init") {
             return vec![StreamAction::Unknown { raw }];
         }
@@ -346,6 +352,32 @@ impl ClaudeStream {
             StreamAction::Write(ndjson(&answer)),
         ]
     }
+}
+
+/// What a `system`/`api_retry` event says: the model API failed and Claude Code tries again
+/// (`attempt`, `max_retries`, `retry_delay_ms`, `error_status`, `error`; recorded with Claude
+/// Code 2.1.332 against a failing Messages API).
+fn api_retry(event: &Map<String, Value>) -> String {
+    let status = event.get("error_status").and_then(Value::as_u64);
+    let error = str_at(event, "error").filter(|e| !e.trim().is_empty());
+    let what = match (status, error) {
+        (Some(status), Some(error)) => format!("{status} {}", one_line(error, 200)),
+        (Some(status), None) => status.to_string(),
+        (None, Some(error)) => one_line(error, 200),
+        (None, None) => "an error".to_owned(),
+    };
+    let mut text = format!("the model API answered {what}; Claude Code tries again");
+    let attempt = event.get("attempt").and_then(Value::as_u64);
+    let max = event.get("max_retries").and_then(Value::as_u64);
+    match (attempt, max) {
+        (Some(a), Some(m)) => text.push_str(&format!(" (retry {a} of {m})")),
+        (Some(a), None) => text.push_str(&format!(" (retry {a})")),
+        _ => {}
+    }
+    if let Some(ms) = event.get("retry_delay_ms").and_then(Value::as_u64) {
+        text.push_str(&format!(" in {ms} ms"));
+    }
+    text
 }
 
 fn deny(message: String) -> Value {
@@ -668,6 +700,28 @@ mod tests {
         assert_eq!(s.outcome().session.as_deref(), Some("s-1"));
         assert_eq!(s.outcome().model.as_deref(), Some("claude-sonnet-4-5"));
         assert_eq!(s.outcome().success, None);
+    }
+
+    #[test]
+    fn api_retries_are_warnings() {
+        let mut s = stream();
+        let line = br#"{"type":"system","subtype":"api_retry","attempt":2,"max_retries":10,"retry_delay_ms":1086,"error_status":500,"error":"server_error","session_id":"s","uuid":"u"}"#;
+        assert_eq!(
+            s.on_line(line),
+            [StreamAction::Warning(
+                "the model API answered 500 server_error; Claude Code tries again (retry 2 of \
+                 10) in 1086 ms"
+                    .to_owned()
+            )]
+        );
+        let bare = br#"{"type":"system","subtype":"api_retry"}"#;
+        assert_eq!(
+            s.on_line(bare),
+            [StreamAction::Warning(
+                "the model API answered an error; Claude Code tries again".to_owned()
+            )]
+        );
+        assert_eq!(s.outcome(), StreamOutcome::default());
     }
 
     #[test]

@@ -389,6 +389,36 @@ fn claude_code_failing_on_an_api_error_fails_the_attempt_with_its_message() {
 }
 
 #[test]
+fn claude_code_retries_a_server_error_itself_and_maos_notes_it() {
+    let Some(bin) = claude_bin() else { return };
+    let fake = FakeApi::anthropic(vec![
+        Reply::Error {
+            status: 500,
+            message: "the fake is down for a moment".to_owned(),
+        },
+        text("Hello.", tokens(100, 0, 5)),
+    ]);
+    let (env, _home) = claude_env(&bin, &fake, rules(&[], &[], &[]));
+    let task = env.task("hello", |t| t.prompt = "Say hello.".to_owned());
+    let task = settled(&env, task.id);
+    assert_eq!(
+        task.state,
+        TaskState::Completed,
+        "{}",
+        describe(&env, &task, &fake, "not completed")
+    );
+    assert_eq!(task.attempts.len(), 1);
+    let log = env.log_text(task.id, 1);
+    assert!(
+        log.contains(
+            "[maos: the agent warned: the model API answered 500 server_error; Claude Code tries \
+             again (retry 1 of 10) in "
+        ),
+        "{log}"
+    );
+}
+
+#[test]
 fn claude_code_past_its_timeout_leaves_no_process_behind() {
     let Some(bin) = claude_bin() else { return };
     let marker = Marker::new();
