@@ -9,7 +9,9 @@
 //! `message_delta` with `stop_reason` and the output tokens, `message_stop`); OpenAI's Responses
 //! streaming events as Codex reads them (`codex-rs/codex-api`'s SSE parser: `response.created`,
 //! `response.output_item.done` with `message` and `function_call` items,
-//! `response.completed` with `usage`, `response.failed`).
+//! `response.completed` with `usage`).
+//!
+//! `maos-cli`'s black-box tests include this file too (`tests/cli/real_cli.rs`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};

@@ -181,18 +181,17 @@ fn claude_code_completes_with_its_own_session_tokens_and_cost() {
     assert_eq!(a.usage.input_tokens, 1200 + 1300 + 200);
     assert_eq!(a.usage.cached_input_tokens, 200);
     assert_eq!(a.usage.output_tokens, 50);
-    // Its own price of the model: $3 per million input tokens, $0.30 cached, $15 output.
-    assert_eq!(
-        a.usage.cost,
-        Usd::from_micros((2500 * 3 + 200 * 3 / 10 + 50 * 15) as u64),
-        "{a:#?}"
-    );
+    // The cost is what Claude Code's result reported (its own price of the model: $3 per
+    // million input tokens, $0.30 cached, $15 output), not a figure of MAOS's.
+    let log = env.log_text(task.id, 1);
+    let reported = reported_cost(&log);
+    assert!((reported - (2500.0 * 3.0 + 200.0 * 0.3 + 50.0 * 15.0) / 1e6).abs() < 1e-9);
+    assert_eq!(a.usage.cost, Usd::from_dollars_lossy(reported), "{a:#?}");
     // The command ran, after MAOS allowed it.
     assert_eq!(
         std::fs::read_to_string(workdir(&env, task.id).join("made.txt")).unwrap(),
         "made\n"
     );
-    let log = env.log_text(task.id, 1);
     assert!(
         log.contains("[maos: allowed Bash(echo made > made.txt): allowed by rule `Bash(echo:*)`]"),
         "{log}"
@@ -201,6 +200,15 @@ fn claude_code_completes_with_its_own_session_tokens_and_cost() {
     assert_eq!(calls.len(), 2, "{}", fake.describe());
     assert_eq!(calls[0].body["model"], CLAUDE_MODEL);
     assert_eq!(calls[1].tool_results().len(), 1, "{}", fake.describe());
+}
+
+/// The `total_cost_usd` of the `result` event in an attempt's log.
+fn reported_cost(log: &str) -> f64 {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["type"] == "result")
+        .and_then(|e| e["total_cost_usd"].as_f64())
+        .unwrap_or_else(|| panic!("no result with a cost in the log:\n{log}"))
 }
 
 /// Claude Code calls `touch asked.txt`, which an `ask` rule holds for a person; `decide` is
