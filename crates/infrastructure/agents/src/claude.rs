@@ -13,9 +13,10 @@
 //! # How a run goes
 //!
 //! The supervisor runs `claude -p --verbose --output-format stream-json --input-format
-//! stream-json --permission-prompt-tool stdio [--model M] [--resume=SESSION] [extra args]`
-//! (`--dangerously-skip-permissions` replaces the permission tool only when the agent's settings
-//! say so), writes [`ClaudeInvocation::prompt_message`], and keeps stdin open: Claude Code asks
+//! stream-json --permission-prompt-tool stdio [--settings {"permissions":{"ask":[RULES]}}]
+//! [--model M] [--resume=SESSION] [extra args]` (`--dangerously-skip-permissions` replaces the
+//! permission tool only when the agent's settings say so), writes
+//! [`ClaudeInvocation::prompt_message`], and keeps stdin open: Claude Code asks
 //! for each tool call that its own settings do not already allow with a `control_request`
 //! (`can_use_tool`) on stdout, and waits for the `control_response` on stdin, which `on_line`
 //! returns as [`StreamAction::Write`]. After the `result` event `on_line` returns
@@ -56,7 +57,11 @@
 //!   `total_cost_usd` is Claude Code's own figure and is taken as it is.
 //!
 //! Claude Code only asks about calls its own settings (`~/.claude/settings.json`, the project's
-//! `.claude/settings.json`) do not already allow or deny; MAOS's rules decide the rest.
+//! `.claude/settings.json`) do not already allow or deny, and it allows read-only calls in its
+//! working directory by itself (`ls`, `git status`, reading a file there: recorded with Claude
+//! Code 2.1.332). So that the agent's `deny` and `ask` rules still decide the calls they cover,
+//! MAOS passes them to Claude Code as its own `ask` rules (`--settings`): Claude Code then asks
+//! about those calls, whatever it would have done, and MAOS's rules decide the rest.
 
 use maos_domain::policy::permission::{Decision, PermissionRules, decide};
 use serde_json::{Map, Value, json};
@@ -79,6 +84,11 @@ pub struct ClaudeInvocation {
     /// Run with `--dangerously-skip-permissions` instead of asking MAOS. Only when the agent's
     /// settings say so explicitly.
     pub skip_permissions: bool,
+    /// Rules (as written) whose calls Claude Code must always ask MAOS about, even those it
+    /// would allow by itself: the agent's `deny` and `ask` rules
+    /// ([`ClaudeInvocation::always_ask_of`]). Passed as Claude Code `ask` rules in
+    /// `--settings`.
+    pub always_ask: Vec<String>,
     /// Arguments appended after MAOS's own.
     pub extra_args: Vec<String>,
 }
@@ -90,6 +100,7 @@ impl Default for ClaudeInvocation {
             model: None,
             resume: None,
             skip_permissions: false,
+            always_ask: Vec::new(),
             extra_args: Vec::new(),
         }
     }
@@ -112,6 +123,10 @@ impl ClaudeInvocation {
             args.push("--dangerously-skip-permissions".to_owned());
         } else {
             args.extend(["--permission-prompt-tool".to_owned(), "stdio".to_owned()]);
+            if !self.always_ask.is_empty() {
+                let settings = json!({ "permissions": { "ask": self.always_ask } });
+                args.extend(["--settings".to_owned(), settings.to_string()]);
+            }
         }
         if let Some(model) = &self.model {
             args.extend(["--model".to_owned(), model.clone()]);
@@ -121,6 +136,18 @@ impl ClaudeInvocation {
         }
         args.extend(self.extra_args.iter().cloned());
         args
+    }
+
+    /// The rules Claude Code must always ask about for an agent with `rules`: its `deny` and
+    /// `ask` rules, so that MAOS decides the calls they cover even when Claude Code would allow
+    /// them by itself.
+    pub fn always_ask_of(rules: &PermissionRules) -> Vec<String> {
+        rules
+            .deny
+            .iter()
+            .chain(&rules.ask)
+            .map(|r| r.as_str().to_owned())
+            .collect()
     }
 
     /// The prompt as one stream-json user message: a single line ending in `\n`.
@@ -667,6 +694,39 @@ mod tests {
             ]
         );
         assert!(!args.contains(&"--permission-prompt-tool".to_owned()));
+    }
+
+    #[test]
+    fn deny_and_ask_rules_are_calls_claude_code_must_always_ask_about() {
+        let rules = rules(&["Bash(rm:*)"], &["Write(/etc/**)"], &["Read"]);
+        let always_ask = ClaudeInvocation::always_ask_of(&rules);
+        assert_eq!(always_ask, ["Bash(rm:*)", "Write(/etc/**)"]);
+        let inv = ClaudeInvocation {
+            always_ask,
+            ..ClaudeInvocation::default()
+        };
+        let args = inv.args();
+        assert_eq!(
+            args[6..9],
+            ["--permission-prompt-tool", "stdio", "--settings"]
+        );
+        let settings: Value = serde_json::from_str(&args[9]).unwrap();
+        assert_eq!(
+            settings,
+            json!({ "permissions": { "ask": ["Bash(rm:*)", "Write(/etc/**)"] } })
+        );
+        assert_eq!(args.len(), 10);
+        // Skipping permissions asks nothing, and no rules add no settings.
+        let skipping = ClaudeInvocation {
+            skip_permissions: true,
+            ..inv
+        };
+        assert!(!skipping.args().contains(&"--settings".to_owned()));
+        assert!(
+            !ClaudeInvocation::default()
+                .args()
+                .contains(&"--settings".to_owned())
+        );
     }
 
     #[test]

@@ -307,6 +307,55 @@ fn claude_code_is_told_a_denied_call_is_denied() {
 }
 
 #[test]
+fn deny_and_ask_rules_cover_calls_claude_code_would_allow_by_itself() {
+    let Some(bin) = claude_bin() else { return };
+    // `ls` and reading a file in the working directory: Claude Code runs them without asking,
+    // unless a rule says it must ask.
+    let fake = FakeApi::anthropic(vec![
+        tool(
+            "Bash",
+            json!({ "command": "ls", "description": "List the files" }),
+            tokens(100, 0, 10),
+        ),
+        tool(
+            "Bash",
+            json!({ "command": "git status", "description": "Show the status" }),
+            tokens(100, 0, 10),
+        ),
+        text("Nothing to see.", tokens(120, 0, 5)),
+    ]);
+    let (env, _home) = claude_env(
+        &bin,
+        &fake,
+        rules(&["Bash(ls:*)"], &["Bash(git status:*)"], &[]),
+    );
+    let task = env.task("look", |t| t.prompt = "Look around.".to_owned());
+    let waiting = env.wait_until(task.id, "waiting for a person", |t| t.pending.is_some());
+    assert_eq!(
+        waiting.pending.as_ref().unwrap().subject.as_deref(),
+        Some("git status")
+    );
+    env.service
+        .reject(&task.id.into(), "not now".into(), false)
+        .unwrap();
+    let task = settled(&env, task.id);
+    assert_eq!(
+        task.state,
+        TaskState::Completed,
+        "{}",
+        describe(&env, &task, &fake, "not completed")
+    );
+    assert_eq!(
+        task.attempts[0].permission_denials,
+        ["Bash(ls)", "Bash(git status)"]
+    );
+    let calls = fake.model_calls();
+    assert_eq!(calls.len(), 3, "{}", fake.describe());
+    assert!(calls[1].tool_results()[0].contains("is denied by rule `Bash(ls:*)`"));
+    assert!(calls[2].tool_results()[1].contains("a person rejected it: not now"));
+}
+
+#[test]
 fn claude_code_resumes_its_session_when_a_failed_attempt_is_retried() {
     let Some(bin) = claude_bin() else { return };
     // The first attempt claims success without the file; the verification fails it, and the
