@@ -179,6 +179,9 @@ pub struct ClaudeStream {
     result_seen: bool,
     /// A call that needs a person becomes [`StreamAction::AskPerson`] instead of a denial.
     ask_people: bool,
+    /// Claude Code's working directory (`system`/`init`'s `cwd`): paths under it are matched
+    /// against the rules relative to it too.
+    cwd: Option<String>,
 }
 
 impl ClaudeStream {
@@ -191,6 +194,7 @@ impl ClaudeStream {
             last_text: None,
             result_seen: false,
             ask_people: false,
+            cwd: None,
         }
     }
 
@@ -216,6 +220,9 @@ impl ClaudeStream {
         let model = str_at(event, "model")
             .filter(|m| !m.is_empty())
             .map(str::to_owned);
+        if let Some(cwd) = str_at(event, "cwd").filter(|c| c.starts_with('/')) {
+            self.cwd = Some(cwd.trim_end_matches('/').to_owned());
+        }
         self.outcome.session = Some(id.to_owned());
         if model.is_some() {
             self.outcome.model.clone_from(&model);
@@ -328,7 +335,10 @@ impl ClaudeStream {
         let tool = str_at(request, "tool_name").unwrap_or("");
         let input = request.get("input").cloned().unwrap_or(json!({}));
         let subject = permission_subject(tool, &input);
-        let decision = decide(&self.rules, tool, subject.as_deref());
+        let relative = subject
+            .as_deref()
+            .and_then(|s| relative_subject(tool, s, self.cwd.as_deref()));
+        let decision = decide_either(&self.rules, tool, subject.as_deref(), relative);
         let call = match &subject {
             Some(s) => format!("{tool}({})", one_line(s, 120)),
             None => tool.to_owned(),
@@ -405,6 +415,47 @@ fn api_retry(event: &Map<String, Value>) -> String {
         text.push_str(&format!(" in {ms} ms"));
     }
     text
+}
+
+/// The path of a file tool's call (`Read`, `Write`, `Edit`, `MultiEdit`, `NotebookEdit`,
+/// `NotebookRead`, `Glob`, `Grep`) relative to `cwd`, when it is under it: Claude Code makes
+/// the paths it asks about absolute (recorded with Claude Code 2.1.332: a `Read` of
+/// `made.txt` asks about `<cwd>/made.txt`), while rules such as `Edit(src/**)` are written
+/// relative to the project, as in Claude Code's own settings.
+fn relative_subject<'s>(tool: &str, subject: &'s str, cwd: Option<&str>) -> Option<&'s str> {
+    let file_tool = matches!(
+        tool,
+        "Read" | "Write" | "Edit" | "MultiEdit" | "NotebookEdit" | "NotebookRead" | "Glob" | "Grep"
+    );
+    let rest = subject.strip_prefix(cwd.filter(|_| file_tool)?)?;
+    rest.strip_prefix('/').filter(|r| !r.is_empty())
+}
+
+/// The policy's decision about a call whose subject may be written two ways (absolute, and
+/// relative to the working directory): the stricter of the two, where a rule that denies or
+/// asks beats one that allows, which beats no rule at all.
+fn decide_either(
+    rules: &PermissionRules,
+    tool: &str,
+    subject: Option<&str>,
+    relative: Option<&str>,
+) -> Decision {
+    let first = decide(rules, tool, subject);
+    let Some(relative) = relative else {
+        return first;
+    };
+    let second = decide(rules, tool, Some(relative));
+    let rank = |d: &Decision| match d {
+        Decision::Deny(_) => 0,
+        Decision::Ask(Some(_)) => 1,
+        Decision::Allow(_) => 2,
+        Decision::Ask(None) => 3,
+    };
+    if rank(&second) < rank(&first) {
+        second
+    } else {
+        first
+    }
 }
 
 fn deny(message: String) -> Value {
@@ -760,6 +811,54 @@ mod tests {
         assert_eq!(s.outcome().session.as_deref(), Some("s-1"));
         assert_eq!(s.outcome().model.as_deref(), Some("claude-sonnet-4-5"));
         assert_eq!(s.outcome().success, None);
+    }
+
+    #[test]
+    fn paths_under_the_working_directory_match_relative_rules_too() {
+        let mut s = ClaudeStream::new(rules(
+            &["Edit(src/secret/**)"],
+            &["Write(/etc/**)"],
+            &["Edit(src/**)", "Read"],
+        ));
+        s.on_line(br#"{"type":"system","subtype":"init","cwd":"/work/repo/","session_id":"s"}"#);
+        let decide = |s: &mut ClaudeStream, tool: &str, path: &str| -> (bool, String) {
+            let line = can_use_tool("r", tool, json!({ "file_path": path }));
+            match &s.on_line(&line)[0] {
+                StreamAction::Permission {
+                    allowed, reason, ..
+                } => (*allowed, reason.clone()),
+                other => panic!("{other:?}"),
+            }
+        };
+        // Relative rules match a path under the working directory.
+        assert_eq!(
+            decide(&mut s, "Edit", "/work/repo/src/main.rs"),
+            (true, "allowed by rule `Edit(src/**)`".to_owned())
+        );
+        // The stricter rule wins, whichever way it is written.
+        let (allowed, reason) = decide(&mut s, "Edit", "/work/repo/src/secret/key.rs");
+        assert!(
+            !allowed && reason.contains("`Edit(src/secret/**)`"),
+            "{reason}"
+        );
+        // Absolute rules still match absolute paths; a path outside the working directory is
+        // only absolute; a sibling directory sharing the prefix is outside.
+        let (allowed, reason) = decide(&mut s, "Write", "/etc/hosts");
+        assert!(!allowed && reason.contains("`Write(/etc/**)`"), "{reason}");
+        let (allowed, _) = decide(&mut s, "Edit", "/work/repo2/src/main.rs");
+        assert!(!allowed);
+        let (allowed, _) = decide(&mut s, "Edit", "/elsewhere/src/main.rs");
+        assert!(!allowed);
+        // Commands are not paths.
+        assert_eq!(
+            relative_subject("Bash", "/work/repo/x", Some("/work/repo")),
+            None
+        );
+        assert_eq!(
+            relative_subject("Read", "/work/repo/", Some("/work/repo")),
+            None
+        );
+        assert_eq!(relative_subject("Read", "/work/repo/a", None), None);
     }
 
     #[test]

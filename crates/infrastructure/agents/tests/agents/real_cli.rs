@@ -356,6 +356,42 @@ fn deny_and_ask_rules_cover_calls_claude_code_would_allow_by_itself() {
 }
 
 #[test]
+fn rules_written_relative_to_the_project_match_the_paths_claude_code_asks_about() {
+    let Some(bin) = claude_bin() else { return };
+    // Claude Code asks about `<working directory>/notes/plan.md`; the rule says `notes/**`.
+    let fake = FakeApi::anthropic(vec![
+        tool(
+            "Write",
+            json!({ "file_path": "notes/plan.md", "content": "the plan\n" }),
+            tokens(100, 0, 10),
+        ),
+        text("Written.", tokens(120, 0, 5)),
+    ]);
+    let (env, _home) = claude_env(&bin, &fake, rules(&[], &[], &["Write(notes/**)"]));
+    let task = env.task("plan", |t| t.prompt = "Write the plan.".to_owned());
+    let task = settled(&env, task.id);
+    assert_eq!(
+        task.state,
+        TaskState::Completed,
+        "{}",
+        describe(&env, &task, &fake, "not completed")
+    );
+    let dir = workdir(&env, task.id);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("notes/plan.md")).unwrap(),
+        "the plan\n"
+    );
+    let log = env.log_text(task.id, 1);
+    assert!(
+        log.contains(&format!(
+            "[maos: allowed Write({}/notes/plan.md): allowed by rule `Write(notes/**)`]",
+            dir.display()
+        )),
+        "{log}"
+    );
+}
+
+#[test]
 fn claude_code_resumes_its_session_when_a_failed_attempt_is_retried() {
     let Some(bin) = claude_bin() else { return };
     // The first attempt claims success without the file; the verification fails it, and the
