@@ -22,6 +22,7 @@ mod orchestrate;
 mod overview;
 mod plans;
 mod privacy;
+mod real_cli;
 mod recovery;
 mod runtime;
 mod secrets;

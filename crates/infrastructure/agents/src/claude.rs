@@ -13,9 +13,10 @@
 //! # How a run goes
 //!
 //! The supervisor runs `claude -p --verbose --output-format stream-json --input-format
-//! stream-json --permission-prompt-tool stdio [--model M] [--resume=SESSION] [extra args]`
-//! (`--dangerously-skip-permissions` replaces the permission tool only when the agent's settings
-//! say so), writes [`ClaudeInvocation::prompt_message`], and keeps stdin open: Claude Code asks
+//! stream-json --permission-prompt-tool stdio [--settings {"permissions":{"ask":[RULES]}}]
+//! [--model M] [--resume=SESSION] [extra args]` (`--dangerously-skip-permissions` replaces the
+//! permission tool only when the agent's settings say so), writes
+//! [`ClaudeInvocation::prompt_message`], and keeps stdin open: Claude Code asks
 //! for each tool call that its own settings do not already allow with a `control_request`
 //! (`can_use_tool`) on stdout, and waits for the `control_response` on stdin, which `on_line`
 //! returns as [`StreamAction::Write`]. After the `result` event `on_line` returns
@@ -40,6 +41,9 @@
 //!   (`SDKControlPermissionRequest`); recorded exchanges with the real CLI, without an
 //!   `initialize` request, in `hrntknr/claude-code-protocol` (`docs/15_permission_tool.md`,
 //!   `15_permission_tool_test.go`).
+//! - `system`/`api_retry` (`attempt`, `max_retries`, `retry_delay_ms`, `error_status`,
+//!   `error`: Claude Code retries a failed model request itself, up to ten times, before its
+//!   result says so) becomes a [`StreamAction::Warning`]: recorded with Claude Code 2.1.332.
 //! - `system`/`init` (`session_id`, `model`, `tools`, `permissionMode`), `assistant`
 //!   (`message.content`: `text`, `thinking`, `tool_use` blocks), `user` (`tool_result` blocks
 //!   with `content` and `is_error`), `result` (`subtype` `success` / `error_max_turns` /
@@ -53,7 +57,11 @@
 //!   `total_cost_usd` is Claude Code's own figure and is taken as it is.
 //!
 //! Claude Code only asks about calls its own settings (`~/.claude/settings.json`, the project's
-//! `.claude/settings.json`) do not already allow or deny; MAOS's rules decide the rest.
+//! `.claude/settings.json`) do not already allow or deny, and it allows read-only calls in its
+//! working directory by itself (`ls`, `git status`, reading a file there: recorded with Claude
+//! Code 2.1.332). So that the agent's `deny` and `ask` rules still decide the calls they cover,
+//! MAOS passes them to Claude Code as its own `ask` rules (`--settings`): Claude Code then asks
+//! about those calls, whatever it would have done, and MAOS's rules decide the rest.
 
 use maos_domain::policy::permission::{Decision, PermissionRules, decide};
 use serde_json::{Map, Value, json};
@@ -76,6 +84,11 @@ pub struct ClaudeInvocation {
     /// Run with `--dangerously-skip-permissions` instead of asking MAOS. Only when the agent's
     /// settings say so explicitly.
     pub skip_permissions: bool,
+    /// Rules (as written) whose calls Claude Code must always ask MAOS about, even those it
+    /// would allow by itself: the agent's `deny` and `ask` rules
+    /// ([`ClaudeInvocation::always_ask_of`]). Passed as Claude Code `ask` rules in
+    /// `--settings`.
+    pub always_ask: Vec<String>,
     /// Arguments appended after MAOS's own.
     pub extra_args: Vec<String>,
 }
@@ -87,6 +100,7 @@ impl Default for ClaudeInvocation {
             model: None,
             resume: None,
             skip_permissions: false,
+            always_ask: Vec::new(),
             extra_args: Vec::new(),
         }
     }
@@ -109,6 +123,10 @@ impl ClaudeInvocation {
             args.push("--dangerously-skip-permissions".to_owned());
         } else {
             args.extend(["--permission-prompt-tool".to_owned(), "stdio".to_owned()]);
+            if !self.always_ask.is_empty() {
+                let settings = json!({ "permissions": { "ask": self.always_ask } });
+                args.extend(["--settings".to_owned(), settings.to_string()]);
+            }
         }
         if let Some(model) = &self.model {
             args.extend(["--model".to_owned(), model.clone()]);
@@ -118,6 +136,18 @@ impl ClaudeInvocation {
         }
         args.extend(self.extra_args.iter().cloned());
         args
+    }
+
+    /// The rules Claude Code must always ask about for an agent with `rules`: its `deny` and
+    /// `ask` rules, so that MAOS decides the calls they cover even when Claude Code would allow
+    /// them by itself.
+    pub fn always_ask_of(rules: &PermissionRules) -> Vec<String> {
+        rules
+            .deny
+            .iter()
+            .chain(&rules.ask)
+            .map(|r| r.as_str().to_owned())
+            .collect()
     }
 
     /// The prompt as one stream-json user message: a single line ending in `\n`.
@@ -149,6 +179,9 @@ pub struct ClaudeStream {
     result_seen: bool,
     /// A call that needs a person becomes [`StreamAction::AskPerson`] instead of a denial.
     ask_people: bool,
+    /// Claude Code's working directory (`system`/`init`'s `cwd`): paths under it are matched
+    /// against the rules relative to it too.
+    cwd: Option<String>,
 }
 
 impl ClaudeStream {
@@ -161,6 +194,7 @@ impl ClaudeStream {
             last_text: None,
             result_seen: false,
             ask_people: false,
+            cwd: None,
         }
     }
 
@@ -174,6 +208,9 @@ impl ClaudeStream {
     }
 
     fn system(&mut self, event: &Map<String, Value>, raw: String) -> Vec<StreamAction> {
+        if str_at(event, "subtype") == Some("api_retry") {
+            return vec![StreamAction::Warning(api_retry(event))];
+        }
         if str_at(event, "subtype") != Some("init") {
             return vec![StreamAction::Unknown { raw }];
         }
@@ -183,6 +220,9 @@ impl ClaudeStream {
         let model = str_at(event, "model")
             .filter(|m| !m.is_empty())
             .map(str::to_owned);
+        if let Some(cwd) = str_at(event, "cwd").filter(|c| c.starts_with('/')) {
+            self.cwd = Some(cwd.trim_end_matches('/').to_owned());
+        }
         self.outcome.session = Some(id.to_owned());
         if model.is_some() {
             self.outcome.model.clone_from(&model);
@@ -295,7 +335,10 @@ impl ClaudeStream {
         let tool = str_at(request, "tool_name").unwrap_or("");
         let input = request.get("input").cloned().unwrap_or(json!({}));
         let subject = permission_subject(tool, &input);
-        let decision = decide(&self.rules, tool, subject.as_deref());
+        let relative = subject
+            .as_deref()
+            .and_then(|s| relative_subject(tool, s, self.cwd.as_deref()));
+        let decision = decide_either(&self.rules, tool, subject.as_deref(), relative);
         let call = match &subject {
             Some(s) => format!("{tool}({})", one_line(s, 120)),
             None => tool.to_owned(),
@@ -345,6 +388,73 @@ impl ClaudeStream {
             },
             StreamAction::Write(ndjson(&answer)),
         ]
+    }
+}
+
+/// What a `system`/`api_retry` event says: the model API failed and Claude Code tries again
+/// (`attempt`, `max_retries`, `retry_delay_ms`, `error_status`, `error`; recorded with Claude
+/// Code 2.1.332 against a failing Messages API).
+fn api_retry(event: &Map<String, Value>) -> String {
+    let status = event.get("error_status").and_then(Value::as_u64);
+    let error = str_at(event, "error").filter(|e| !e.trim().is_empty());
+    let what = match (status, error) {
+        (Some(status), Some(error)) => format!("{status} {}", one_line(error, 200)),
+        (Some(status), None) => status.to_string(),
+        (None, Some(error)) => one_line(error, 200),
+        (None, None) => "an error".to_owned(),
+    };
+    let mut text = format!("the model API answered {what}; Claude Code tries again");
+    let attempt = event.get("attempt").and_then(Value::as_u64);
+    let max = event.get("max_retries").and_then(Value::as_u64);
+    match (attempt, max) {
+        (Some(a), Some(m)) => text.push_str(&format!(" (retry {a} of {m})")),
+        (Some(a), None) => text.push_str(&format!(" (retry {a})")),
+        _ => {}
+    }
+    if let Some(ms) = event.get("retry_delay_ms").and_then(Value::as_u64) {
+        text.push_str(&format!(" in {ms} ms"));
+    }
+    text
+}
+
+/// The path of a file tool's call (`Read`, `Write`, `Edit`, `MultiEdit`, `NotebookEdit`,
+/// `NotebookRead`, `Glob`, `Grep`) relative to `cwd`, when it is under it: Claude Code makes
+/// the paths it asks about absolute (recorded with Claude Code 2.1.332: a `Read` of
+/// `made.txt` asks about `<cwd>/made.txt`), while rules such as `Edit(src/**)` are written
+/// relative to the project, as in Claude Code's own settings.
+fn relative_subject<'s>(tool: &str, subject: &'s str, cwd: Option<&str>) -> Option<&'s str> {
+    let file_tool = matches!(
+        tool,
+        "Read" | "Write" | "Edit" | "MultiEdit" | "NotebookEdit" | "NotebookRead" | "Glob" | "Grep"
+    );
+    let rest = subject.strip_prefix(cwd.filter(|_| file_tool)?)?;
+    rest.strip_prefix('/').filter(|r| !r.is_empty())
+}
+
+/// The policy's decision about a call whose subject may be written two ways (absolute, and
+/// relative to the working directory): the stricter of the two, where a rule that denies or
+/// asks beats one that allows, which beats no rule at all.
+fn decide_either(
+    rules: &PermissionRules,
+    tool: &str,
+    subject: Option<&str>,
+    relative: Option<&str>,
+) -> Decision {
+    let first = decide(rules, tool, subject);
+    let Some(relative) = relative else {
+        return first;
+    };
+    let second = decide(rules, tool, Some(relative));
+    let rank = |d: &Decision| match d {
+        Decision::Deny(_) => 0,
+        Decision::Ask(Some(_)) => 1,
+        Decision::Allow(_) => 2,
+        Decision::Ask(None) => 3,
+    };
+    if rank(&second) < rank(&first) {
+        second
+    } else {
+        first
     }
 }
 
@@ -638,6 +748,39 @@ mod tests {
     }
 
     #[test]
+    fn deny_and_ask_rules_are_calls_claude_code_must_always_ask_about() {
+        let rules = rules(&["Bash(rm:*)"], &["Write(/etc/**)"], &["Read"]);
+        let always_ask = ClaudeInvocation::always_ask_of(&rules);
+        assert_eq!(always_ask, ["Bash(rm:*)", "Write(/etc/**)"]);
+        let inv = ClaudeInvocation {
+            always_ask,
+            ..ClaudeInvocation::default()
+        };
+        let args = inv.args();
+        assert_eq!(
+            args[6..9],
+            ["--permission-prompt-tool", "stdio", "--settings"]
+        );
+        let settings: Value = serde_json::from_str(&args[9]).unwrap();
+        assert_eq!(
+            settings,
+            json!({ "permissions": { "ask": ["Bash(rm:*)", "Write(/etc/**)"] } })
+        );
+        assert_eq!(args.len(), 10);
+        // Skipping permissions asks nothing, and no rules add no settings.
+        let skipping = ClaudeInvocation {
+            skip_permissions: true,
+            ..inv
+        };
+        assert!(!skipping.args().contains(&"--settings".to_owned()));
+        assert!(
+            !ClaudeInvocation::default()
+                .args()
+                .contains(&"--settings".to_owned())
+        );
+    }
+
+    #[test]
     fn the_prompt_is_one_user_message_line() {
         let bytes = ClaudeInvocation::prompt_message("fix the bug\nin \"auth.rs\"");
         assert_eq!(bytes.last(), Some(&b'\n'));
@@ -668,6 +811,76 @@ mod tests {
         assert_eq!(s.outcome().session.as_deref(), Some("s-1"));
         assert_eq!(s.outcome().model.as_deref(), Some("claude-sonnet-4-5"));
         assert_eq!(s.outcome().success, None);
+    }
+
+    #[test]
+    fn paths_under_the_working_directory_match_relative_rules_too() {
+        let mut s = ClaudeStream::new(rules(
+            &["Edit(src/secret/**)"],
+            &["Write(/etc/**)"],
+            &["Edit(src/**)", "Read"],
+        ));
+        s.on_line(br#"{"type":"system","subtype":"init","cwd":"/work/repo/","session_id":"s"}"#);
+        let decide = |s: &mut ClaudeStream, tool: &str, path: &str| -> (bool, String) {
+            let line = can_use_tool("r", tool, json!({ "file_path": path }));
+            match &s.on_line(&line)[0] {
+                StreamAction::Permission {
+                    allowed, reason, ..
+                } => (*allowed, reason.clone()),
+                other => panic!("{other:?}"),
+            }
+        };
+        // Relative rules match a path under the working directory.
+        assert_eq!(
+            decide(&mut s, "Edit", "/work/repo/src/main.rs"),
+            (true, "allowed by rule `Edit(src/**)`".to_owned())
+        );
+        // The stricter rule wins, whichever way it is written.
+        let (allowed, reason) = decide(&mut s, "Edit", "/work/repo/src/secret/key.rs");
+        assert!(
+            !allowed && reason.contains("`Edit(src/secret/**)`"),
+            "{reason}"
+        );
+        // Absolute rules still match absolute paths; a path outside the working directory is
+        // only absolute; a sibling directory sharing the prefix is outside.
+        let (allowed, reason) = decide(&mut s, "Write", "/etc/hosts");
+        assert!(!allowed && reason.contains("`Write(/etc/**)`"), "{reason}");
+        let (allowed, _) = decide(&mut s, "Edit", "/work/repo2/src/main.rs");
+        assert!(!allowed);
+        let (allowed, _) = decide(&mut s, "Edit", "/elsewhere/src/main.rs");
+        assert!(!allowed);
+        // Commands are not paths.
+        assert_eq!(
+            relative_subject("Bash", "/work/repo/x", Some("/work/repo")),
+            None
+        );
+        assert_eq!(
+            relative_subject("Read", "/work/repo/", Some("/work/repo")),
+            None
+        );
+        assert_eq!(relative_subject("Read", "/work/repo/a", None), None);
+    }
+
+    #[test]
+    fn api_retries_are_warnings() {
+        let mut s = stream();
+        let line = br#"{"type":"system","subtype":"api_retry","attempt":2,"max_retries":10,"retry_delay_ms":1086,"error_status":500,"error":"server_error","session_id":"s","uuid":"u"}"#;
+        assert_eq!(
+            s.on_line(line),
+            [StreamAction::Warning(
+                "the model API answered 500 server_error; Claude Code tries again (retry 2 of \
+                 10) in 1086 ms"
+                    .to_owned()
+            )]
+        );
+        let bare = br#"{"type":"system","subtype":"api_retry"}"#;
+        assert_eq!(
+            s.on_line(bare),
+            [StreamAction::Warning(
+                "the model API answered an error; Claude Code tries again".to_owned()
+            )]
+        );
+        assert_eq!(s.outcome(), StreamOutcome::default());
     }
 
     #[test]

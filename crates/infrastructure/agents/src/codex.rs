@@ -12,10 +12,14 @@
 //!
 //! # How a run goes
 //!
-//! `codex exec --json [--model M] [extra args] -` reads the prompt from stdin (`-`), and
-//! `codex exec --json [--model M] [extra args] resume <SESSION_ID> -` continues an earlier
-//! session. `--json` and `--model` are global options of `exec`, so they may come before the
-//! `resume` subcommand; extra arguments go there too, where every `exec` option is accepted.
+//! `codex exec --json --skip-git-repo-check [--model M] [extra args] -` reads the prompt from
+//! stdin (`-`), and `codex exec --json --skip-git-repo-check [--model M] [extra args] resume
+//! <SESSION_ID> -` continues an earlier session. `--json` and `--model` are global options of
+//! `exec`, so they may come before the `resume` subcommand; extra arguments go there too, where
+//! every `exec` option is accepted. `--skip-git-repo-check`: Codex refuses to run outside a git
+//! repository it trusts ("Not inside a trusted directory and --skip-git-repo-check was not
+//! specified", Codex 0.171), and MAOS chooses the working directory itself (a task without a
+//! repository works in a plain directory).
 //!
 //! Events, one JSON object per line, `type` first: `thread.started` (`thread_id`, the session
 //! to resume), `turn.started`, `turn.completed` (`usage`: `input_tokens`,
@@ -81,7 +85,9 @@ impl Default for CodexInvocation {
 impl CodexInvocation {
     /// The arguments after the program; the last is `-`, the prompt from stdin.
     pub fn args(&self) -> Vec<String> {
-        let mut args = vec!["exec".to_owned(), "--json".to_owned()];
+        let mut args = ["exec", "--json", "--skip-git-repo-check"]
+            .map(str::to_owned)
+            .to_vec();
         if let Some(model) = &self.model {
             args.extend(["--model".to_owned(), model.clone()]);
         }
@@ -159,7 +165,7 @@ impl CodexStream {
 
     fn failed(&mut self, message: Option<&str>, fallback: &str) {
         let message = message.filter(|m| !m.trim().is_empty()).unwrap_or(fallback);
-        self.failure = Some(message.to_owned());
+        self.failure = Some(api_error_message(message));
     }
 
     fn item(&mut self, phase: Phase, event: &Map<String, Value>, raw: String) -> Vec<StreamAction> {
@@ -440,6 +446,27 @@ impl StreamParser for CodexStream {
     }
 }
 
+/// A failure's message as a person reads it: when the model API refused a request, Codex
+/// passes the response body on as it is (`{"error":{"message":…,"type":…}}`, recorded with
+/// Codex 0.171 against a local Responses API); its `error.message` (with the `type`, when
+/// there is one) says it without the JSON. Anything else stays as it is.
+fn api_error_message(message: &str) -> String {
+    let parsed: Option<Value> = serde_json::from_str(message.trim()).ok();
+    let error = parsed.as_ref().and_then(|v| v.get("error"));
+    let text = error
+        .and_then(|e| e.get("message"))
+        .and_then(Value::as_str)
+        .filter(|m| !m.trim().is_empty());
+    match (
+        text,
+        error.and_then(|e| e.get("type")).and_then(Value::as_str),
+    ) {
+        (Some(text), Some(kind)) if !kind.is_empty() => format!("{text} ({kind})"),
+        (Some(text), _) => text.to_owned(),
+        (None, _) => message.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -470,7 +497,7 @@ mod tests {
     fn args_read_the_prompt_from_stdin_and_resume_by_subcommand() {
         let inv = CodexInvocation::default();
         assert_eq!(inv.program, "codex");
-        assert_eq!(inv.args(), ["exec", "--json", "-"]);
+        assert_eq!(inv.args(), ["exec", "--json", "--skip-git-repo-check", "-"]);
         let inv = CodexInvocation {
             model: Some("gpt-5-codex".to_owned()),
             resume: Some("0199a213-81c0-7800-8aa1-bbab2a035a53".to_owned()),
@@ -482,6 +509,7 @@ mod tests {
             [
                 "exec",
                 "--json",
+                "--skip-git-repo-check",
                 "--model",
                 "gpt-5-codex",
                 "--sandbox",
@@ -628,6 +656,35 @@ mod tests {
         let mut s = CodexStream::new(None);
         feed(&mut s, json!({"type":"turn.failed"}));
         assert_eq!(s.outcome().error.as_deref(), Some("the turn failed"));
+    }
+
+    #[test]
+    fn an_api_error_body_passed_on_as_the_message_is_read() {
+        // What Codex 0.171 prints when the Responses API answers 400.
+        let body = r#"{"error":{"code":null,"message":"the model is unknown","type":"invalid_request_error"}}"#;
+        let mut s = CodexStream::new(None);
+        feed(&mut s, json!({"type":"error","message":body}));
+        feed(
+            &mut s,
+            json!({"type":"turn.failed","error":{"message":body}}),
+        );
+        assert_eq!(
+            s.outcome().error.as_deref(),
+            Some("the model is unknown (invalid_request_error)")
+        );
+        // Without a type, or not an API error at all: as it is.
+        assert_eq!(
+            api_error_message(r#"{"error":{"message":"slow down"}}"#),
+            "slow down"
+        );
+        for other in [
+            r#"{"error":{"message":""}}"#,
+            r#"{"detail":"x"}"#,
+            "[1]",
+            "plain {",
+        ] {
+            assert_eq!(api_error_message(other), other);
+        }
     }
 
     #[test]

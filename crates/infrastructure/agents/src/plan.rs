@@ -342,6 +342,7 @@ pub(crate) fn process_plan(
                     model: settings.model.clone(),
                     resume: launch.resume.clone(),
                     skip_permissions: settings.skip_permissions,
+                    always_ask: ClaudeInvocation::always_ask_of(&settings.permissions),
                     extra_args: settings.args.clone(),
                 };
                 words.extend(invocation.args());

@@ -1,12 +1,17 @@
 //! Integration tests of maos-agents: real processes, transcripts replayed by executable test
-//! doubles, and a local HTTP server standing in for a model endpoint.
+//! doubles, a local HTTP server standing in for a model endpoint, and the real Claude Code and
+//! Codex CLIs against local fakes of their model APIs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "agents/claude.rs"]
 mod claude;
 #[path = "agents/codex.rs"]
 mod codex;
+#[path = "agents/fakes.rs"]
+mod fakes;
 #[path = "agents/openai.rs"]
 mod openai;
+#[path = "agents/real_cli.rs"]
+mod real_cli;
 #[path = "agents/supervisor.rs"]
 mod supervisor;

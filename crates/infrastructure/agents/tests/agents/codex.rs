@@ -165,7 +165,7 @@ fn a_failed_turn_is_a_failure_with_the_last_error() {
             summary: Some("I'll start by reading the failing test.".to_owned()),
             error: Some(
                 "unexpected status 401 Unauthorized: Missing bearer or basic authentication in \
-                 header"
+                 header, url: https://api.openai.com/v1/responses"
                     .to_owned()
             ),
             num_turns: None,
@@ -201,8 +201,8 @@ fn a_resumed_run_names_the_session_after_resume() {
 
 #[test]
 fn the_double_refuses_a_prompt_not_read_from_stdin() {
-    // Without `-` Codex would take no prompt from stdin; and a resume MAOS did not ask for is
-    // refused too.
+    // Without `-` Codex would take no prompt from stdin; a working directory it does not trust
+    // and a resume MAOS did not ask for are refused too.
     let mut args = invocation().args();
     assert_eq!(args.pop().as_deref(), Some("-"));
     let mut env = vec![(
@@ -224,6 +224,23 @@ fn the_double_refuses_a_prompt_not_read_from_stdin() {
         run_no_dash.stderr
     );
     assert!(run_no_dash.actions.is_empty());
+
+    // Outside a trusted git repository (MAOS's working directory may be a plain directory)
+    // Codex refuses to run without `--skip-git-repo-check`.
+    let unchecked: Vec<String> = invocation()
+        .args()
+        .into_iter()
+        .filter(|a| a != "--skip-git-repo-check")
+        .collect();
+    let run_checked = spawn(unchecked, env.clone()).run(&mut CodexStream::new(None));
+    assert_eq!(run_checked.status.code(), Some(2));
+    assert!(
+        run_checked
+            .stderr
+            .contains("Not inside a trusted directory"),
+        "{}",
+        run_checked.stderr
+    );
 
     env.push(("MAOS_TEST_EXPECT_RESUME".to_owned(), "abc".into()));
     let run_no_resume = spawn(invocation().args(), env).run(&mut CodexStream::new(None));

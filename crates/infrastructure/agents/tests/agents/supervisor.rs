@@ -1151,7 +1151,7 @@ fn a_failed_codex_turn_fails_the_attempt_with_codex_error() {
         a.error.as_deref(),
         Some(
             "exited with status 1: unexpected status 401 Unauthorized: Missing bearer or basic \
-             authentication in header"
+             authentication in header, url: https://api.openai.com/v1/responses"
         )
     );
 }
