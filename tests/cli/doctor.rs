@@ -150,3 +150,35 @@ fn a_broken_setup_reports_each_problem_once_with_a_fix_and_exits_9() {
     // With --json the document says it all: no error document follows it on stdout.
     assert_eq!(stdout.matches("\"schema_version\"").count(), 1);
 }
+
+#[test]
+fn a_cli_agent_whose_program_is_missing_is_registered_with_a_warning_that_doctor_repeats() {
+    let env = Env::new();
+    // A PATH without `claude` on it.
+    let empty = tempfile::tempdir().unwrap();
+    let path = format!("{}:/usr/bin:/bin", empty.path().display());
+    let mut cmd = env.command(&["agent", "register", "c1", "--adapter", "claude-code"]);
+    cmd.env("PATH", &path);
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning: \"claude\" is not on your PATH: install it (npm install -g @anthropic-ai/claude-code)"),
+        "{stderr}"
+    );
+    let mut cmd = env.command(&["doctor", "--json"]);
+    cmd.env("PATH", &path);
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(9));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let program = of(&doc, "agent c1: program");
+    assert_eq!(program.len(), 1, "{doc:#}");
+    assert_eq!(program[0]["status"], "problem");
+    assert!(
+        program[0]["fix"]
+            .as_str()
+            .unwrap()
+            .starts_with("npm install -g @anthropic-ai/claude-code"),
+        "{doc:#}"
+    );
+}

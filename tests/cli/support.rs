@@ -115,6 +115,9 @@ impl Env {
             cmd.env("MAOS_NO_DAEMON", "1");
         }
         cmd.env("XDG_RUNTIME_DIR", self.runtime.path());
+        // The same on every machine: no `claude` or `codex` of the person running the tests
+        // (the tests that drive them name their binaries).
+        cmd.env("PATH", path_without_agent_clis());
         // Outside any repository (the tests' own working directory is in MAOS's checkout, which
         // `task create` would otherwise take as the repository to work in).
         cmd.current_dir(self.runtime.path());
@@ -419,4 +422,18 @@ fn placeholders_replace_times_and_millis() {
         replace_ms("a 1795239777965.x 12 12345678901234"),
         "a <ms>.x 12 12345678901234"
     );
+}
+
+/// `PATH` without the directories that hold a `claude` or `codex` program (npm's global `bin`,
+/// typically), except the system's own (`/usr/bin`, `/bin`), which the tests need.
+pub(crate) fn path_without_agent_clis() -> std::ffi::OsString {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let system = [Path::new("/usr/bin"), Path::new("/bin")];
+    let kept: Vec<PathBuf> = std::env::split_paths(&path)
+        .filter(|dir| {
+            system.contains(&dir.as_path())
+                || !["claude", "codex"].iter().any(|p| dir.join(p).exists())
+        })
+        .collect();
+    std::env::join_paths(kept).unwrap_or(path)
 }

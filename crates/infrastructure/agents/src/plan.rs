@@ -268,6 +268,22 @@ fn substitute(arg: &str, launch: &Launch, paths: &Paths, prompt: &str) -> String
         .replace("{prompt}", prompt)
 }
 
+/// Where `program` is, as the daemon would run it: a path (with a `/`) to an executable file,
+/// or a name found on the directories of `PATH`; none when it cannot be run.
+pub fn find_program(program: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let p = std::path::PathBuf::from(program);
+        return executable(&p).then_some(p);
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|p| executable(p))
+}
+
 /// The program an agent of this adapter runs and its leading arguments: its `command`, or the
 /// adapter's own CLI (`claude`, `codex`); none for the adapters that run no program of their own
 /// (sim, openai, ollama, external). Refused: a command that does not split into words.

@@ -26,14 +26,26 @@ pub(super) fn execute(
                 return register_from_file(path, api, out);
             }
             let cmd = register_command(*args)?;
-            startable(&cmd).map_err(|why| {
-                CliError::new(FailureClass::InvalidInput, why).with_hint(
-                    "give --command a program that exists (a path, or a name on your PATH) and \
-                     quote it as a shell would: --command \"sh -c 'echo hi'\"",
-                )
-            })?;
+            // A command named here must run; the CLI an adapter runs by itself may be installed
+            // after the agent is registered: said, not refused (its attempts would not start).
+            let missing_cli = match startable(&cmd) {
+                Err(why) if cmd.command.is_some() => {
+                    return Err(CliError::new(FailureClass::InvalidInput, why).with_hint(
+                        "give --command a program that exists (a path, or a name on your PATH) \
+                         and quote it as a shell would: --command \"sh -c 'echo hi'\"",
+                    ));
+                }
+                Err(why) => Some(why),
+                Ok(()) => None,
+            };
             let agent = api.register_agent(cmd)?;
-            out.print(&Changed(agent, Change::Registered))
+            out.print(&Changed(agent, Change::Registered))?;
+            if let Some(why) = missing_cli {
+                out.note(&format!(
+                    "warning: {why}; until then its attempts cannot start (`maos doctor` checks it)"
+                ));
+            }
+            Ok(())
         }
         AgentCommand::List(AgentListArgs {
             statuses,
@@ -158,13 +170,12 @@ fn registered_line(agent: &Agent) -> String {
 /// with the `PATH` of the command that started it, usually this one's.
 fn startable(cmd: &RegisterAgent) -> Result<(), String> {
     use maos_domain::AdapterKind;
-    use std::os::unix::fs::PermissionsExt;
-    let runs_a_program = matches!(
-        cmd.adapter,
-        AdapterKind::Command | AdapterKind::ClaudeCode | AdapterKind::Codex
-    );
-    let Some(line) = cmd.command.as_deref().filter(|_| runs_a_program) else {
-        return Ok(());
+    // Without --command, Claude Code and Codex run their own CLI.
+    let line = match (cmd.adapter, cmd.command.as_deref()) {
+        (AdapterKind::Command | AdapterKind::ClaudeCode | AdapterKind::Codex, Some(line)) => line,
+        (AdapterKind::ClaudeCode, None) => "claude",
+        (AdapterKind::Codex, None) => "codex",
+        _ => return Ok(()),
     };
     let shown = crate::human::clip(line, 80);
     let words = maos_agents::plan::split_command(line)
@@ -172,26 +183,28 @@ fn startable(cmd: &RegisterAgent) -> Result<(), String> {
     let Some(program) = words.first() else {
         return Err("the command is empty".to_owned());
     };
-    let executable = |p: &Path| {
-        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
-    if program.contains('/') {
-        if executable(Path::new(program)) {
-            return Ok(());
-        }
-        return Err(if Path::new(program).exists() {
+    if maos_agents::plan::find_program(program).is_some() {
+        return Ok(());
+    }
+    Err(if program.contains('/') {
+        if Path::new(program).exists() {
             format!("the program {program:?} of the command {shown:?} is not an executable file")
         } else {
             format!("the program {program:?} of the command {shown:?} does not exist")
-        });
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    if std::env::split_paths(&path).any(|dir| executable(&dir.join(program))) {
-        return Ok(());
-    }
-    Err(format!(
-        "the program {program:?} of the command {shown:?} is not on your PATH"
-    ))
+        }
+    } else if cmd.command.is_none() {
+        let package = if program == "claude" {
+            "@anthropic-ai/claude-code"
+        } else {
+            "@openai/codex"
+        };
+        format!(
+            "{program:?} is not on your PATH: install it (npm install -g {package}) or name it \
+             with --command /path/to/{program}"
+        )
+    } else {
+        format!("the program {program:?} of the command {shown:?} is not on your PATH")
+    })
 }
 
 /// The registration the flags describe (clap requires a name and an adapter without a file).
@@ -255,6 +268,7 @@ fn register_from_file(path: &Path, api: &dyn MaosApi, out: &mut Output) -> Resul
                 .collect();
             let unstartable: Vec<String> = cmds
                 .iter()
+                .filter(|c| c.command.is_some())
                 .filter_map(|c| {
                     startable(c).err().map(|why| {
                         format!("{}: agent {:?}: {why}", path.display(), c.name.as_str())

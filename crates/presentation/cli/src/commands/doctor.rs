@@ -8,7 +8,7 @@
 
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -416,7 +416,7 @@ fn program(a: &Agent, words: &[String], check: String) -> Vec<Finding> {
     let Some(first) = words.first() else {
         return Vec::new();
     };
-    let Some(path) = resolve(first) else {
+    let Some(path) = maos_agents::plan::find_program(first) else {
         return vec![
             finding(
                 check,
@@ -452,20 +452,6 @@ fn program(a: &Agent, words: &[String], check: String) -> Vec<Finding> {
             .fix("run it by hand to see what it needs (a login, a newer Node.js)"),
         ],
     }
-}
-
-/// `program` as the daemon would find it: a path, or a name on the `PATH`; executable.
-fn resolve(program: &str) -> Option<PathBuf> {
-    let executable = |p: &Path| {
-        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
-    if program.contains('/') {
-        let p = PathBuf::from(program);
-        return executable(&p).then_some(p);
-    }
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join(program))
-        .find(|p| executable(p))
 }
 
 /// The first line `program --version` prints, within [`VERSION_TIMEOUT`].
