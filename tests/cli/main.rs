@@ -14,6 +14,7 @@ mod file_problems;
 mod fixtures;
 mod flood;
 mod follow;
+mod init;
 mod input;
 mod layering;
 mod live_view;

@@ -180,6 +180,32 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Admin(AdminCommand),
 
+    /// Set MAOS up on this machine: find the agent CLIs (claude, codex, gemini, opencode, aider
+    /// on the PATH, and a running Ollama), propose an agents file with sensible defaults, write
+    /// it to your config directory (or the repository's .maos/ with --repo-local), register its
+    /// agents and start the daemon. Asks on a terminal; run twice, it changes nothing.
+    #[command(
+        after_help = "Examples:\n  maos init\n  maos init --yes --only claude,codex\n  maos init --repo-local --yes"
+    )]
+    Init {
+        /// Answer yes: write and register without asking (for scripts).
+        #[arg(long, short = 'y')]
+        yes: bool,
+
+        /// Only these CLIs, comma-separated: claude, codex, gemini, opencode, aider, ollama.
+        #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+        only: Vec<String>,
+
+        /// Write .maos/agents.toml of the repository you stand in, not your config directory's
+        /// maos/agents.toml.
+        #[arg(long)]
+        repo_local: bool,
+
+        /// Write the proposal over an agents file that differs from it (without: it is kept).
+        #[arg(long)]
+        force: bool,
+    },
+
     /// Check what MAOS needs here: each agent's program and the environment variables it names
     /// (names only), git and its identity, the repository, a free port, disk space and
     /// permissions of the data directory, the database, the daemon and its protocol, and the

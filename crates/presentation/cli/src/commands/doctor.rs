@@ -455,7 +455,7 @@ fn program(a: &Agent, words: &[String], check: String) -> Vec<Finding> {
 }
 
 /// The first line `program --version` prints, within [`VERSION_TIMEOUT`].
-fn version_of(program: &Path, leading: &[String]) -> Result<String, String> {
+pub(super) fn version_of(program: &Path, leading: &[String]) -> Result<String, String> {
     let mut child = Command::new(program)
         .args(leading)
         .arg("--version")

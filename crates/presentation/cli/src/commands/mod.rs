@@ -9,6 +9,7 @@ mod completions;
 mod doctor;
 mod events;
 mod gc;
+mod init;
 mod orchestrate;
 mod status;
 mod task;
@@ -45,6 +46,21 @@ pub(crate) fn execute(cli: Cli, out: &mut Output) -> Result<(), CliError> {
         Command::Admin(AdminCommand::Verify) => admin::verify(&needs.data_dir()?, out),
         // Looks at everything MAOS needs, starting and writing nothing.
         Command::Doctor { repo } => doctor::execute(&needs.data_dir()?, repo.as_deref(), out),
+        Command::Init {
+            yes,
+            only,
+            repo_local,
+            force,
+        } => init::execute(
+            &init::InitArgs {
+                yes,
+                only,
+                repo_local,
+                force,
+            },
+            || needs.api().map(|c| Box::new(c) as Box<dyn init::ApiHandle>),
+            out,
+        ),
         Command::Agent(cmd) => agent::execute(cmd, needs.api()?.api(), out),
         Command::Task(cmd) => task::execute(cmd, needs.api()?.api(), out),
         Command::Orchestrate(cmd) => {
@@ -97,6 +113,12 @@ struct Connected {
 }
 
 impl Connected {
+    fn api(&self) -> &dyn MaosApi {
+        self.api.as_ref()
+    }
+}
+
+impl init::ApiHandle for Connected {
     fn api(&self) -> &dyn MaosApi {
         self.api.as_ref()
     }
