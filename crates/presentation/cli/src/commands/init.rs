@@ -103,7 +103,7 @@ fn ollama() -> Option<(String, Vec<String>)> {
     stream.take(1 << 20).read_to_end(&mut reply).ok()?;
     let reply = String::from_utf8_lossy(&reply);
     let (head, body) = reply.split_once("\r\n\r\n")?;
-    if !head.starts_with("HTTP/1.") || !head.split_whitespace().nth(1).is_some_and(|c| c == "200") {
+    if !head.starts_with("HTTP/1.") || head.split_whitespace().nth(1).is_none_or(|c| c != "200") {
         return None;
     }
     let doc: serde_json::Value = serde_json::from_str(body).ok()?;
