@@ -303,8 +303,18 @@ fn short_help_leaves_out_the_global_options_that_long_help_shows() {
 /// Runs `maos ARGS` on a terminal (a pseudo-terminal made by `script`) with these variables
 /// set; answers what the terminal showed. None where `script` is missing.
 fn on_a_terminal(env: &Env, args: &[&str], vars: &[(&str, &str)]) -> Option<String> {
+    on_a_terminal_via(env, env!("CARGO_BIN_EXE_maos"), args, vars)
+}
+
+/// Like [`on_a_terminal`], running `program ARGS` in the environment of `maos`.
+fn on_a_terminal_via(
+    env: &Env,
+    program: &str,
+    args: &[&str],
+    vars: &[(&str, &str)],
+) -> Option<String> {
     let maos = env.std_command(args);
-    let mut line = shell_quote(maos.get_program().to_str().unwrap());
+    let mut line = shell_quote(program);
     for arg in maos.get_args() {
         line.push(' ');
         line.push_str(&shell_quote(arg.to_str().unwrap()));
@@ -447,4 +457,54 @@ fn without_a_terminal_nothing_is_paged() {
         assert!(!run.stdout.is_empty());
         assert!(!seen.exists(), "{args:?}");
     }
+}
+
+#[test]
+fn ctrl_c_while_the_pager_runs_is_the_pagers() {
+    let env = Env::new();
+    env.task("Fix the login test", &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let seen = tmp.path().join("seen");
+    // A slow pager that ignores Ctrl-C, as less does, and reads everything at the end.
+    let pager = tmp.path().join("pager");
+    std::fs::write(
+        &pager,
+        format!(
+            "#!/bin/sh\ntrap '' INT\nsleep 1\ncat > '{}'\n",
+            seen.display()
+        ),
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&pager).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&pager, perms).unwrap();
+    // maos on a terminal, interrupted while it waits for the pager.
+    let interrupt = tmp.path().join("interrupt.py");
+    std::fs::write(
+        &interrupt,
+        "import signal, subprocess, sys, time\n\
+         p = subprocess.Popen(sys.argv[1:])\n\
+         time.sleep(0.4)\n\
+         p.send_signal(signal.SIGINT)\n\
+         print('exit', p.wait())\n",
+    )
+    .unwrap();
+    let python = Command::new("python3").arg("--version").output();
+    if !python.is_ok_and(|o| o.status.success()) {
+        return;
+    }
+    let mut args = vec![interrupt.to_str().unwrap(), env!("CARGO_BIN_EXE_maos")];
+    args.extend(["task", "list"]);
+    let Some(shown) = on_a_terminal_via(
+        &env,
+        "python3",
+        &args,
+        &[("PAGER", pager.to_str().unwrap())],
+    ) else {
+        return;
+    };
+    // maos waited for the pager instead of dying under it, and the pager got the whole list.
+    assert!(shown.contains("exit 0"), "{shown}");
+    let got = std::fs::read_to_string(&seen).unwrap();
+    assert!(got.contains("Fix the login test"), "{got}");
 }

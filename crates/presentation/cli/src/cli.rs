@@ -29,8 +29,8 @@ Examples:
 ///
 /// Register agents with their capabilities, describe work as tasks (with dependencies,
 /// priorities and risk), assign tasks to capable agents and follow every change in the event
-/// log. Tasks and orchestrations are addressed by id or by any unique prefix of it; agents by
-/// name.
+/// log. Tasks and orchestrations are addressed by id or by any unique prefix of it (4 characters
+/// or more); agents by name.
 #[derive(Debug, Parser)]
 #[command(name = "maos", version, after_help = EXAMPLES)]
 pub(crate) struct Cli {

@@ -86,12 +86,28 @@ fn spawn_pager(command: &str) -> Option<Child> {
     }
 }
 
+/// From now on Ctrl-C is the pager's, as in git: it no longer ends this process (which would
+/// leave the pager fighting the shell for the terminal); quitting the pager closes its pipe, and
+/// the next write ends the command quietly. Installing a handler replaces the default action
+/// for the rest of the process; nothing needs to listen to it.
+fn leave_interrupts_to_the_pager() {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+    else {
+        return;
+    };
+    let _inside = runtime.enter();
+    let _ = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
+}
+
 /// Shows `text` (help) through `command` and waits for it; false when the pager could not take
 /// it (the caller prints it then).
 pub(crate) fn page_text(command: &str, text: &str) -> bool {
     let Some(mut child) = spawn_pager(command) else {
         return false;
     };
+    leave_interrupts_to_the_pager();
     if let Some(mut stdin) = child.stdin.take() {
         // A pager quit before reading all of it has what it wanted.
         let _ = stdin.write_all(text.as_bytes());
@@ -225,6 +241,7 @@ impl Output {
         self.flush()?;
         self.stdout = BufWriter::new(Box::new(stdin));
         self.pager = Pager::Running(child);
+        leave_interrupts_to_the_pager();
         Ok(())
     }
 
