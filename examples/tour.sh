@@ -35,6 +35,9 @@ cleanup() {
 }
 trap cleanup EXIT
 export MAOS_DATA_DIR=$data_dir
+# The tour's tasks work in no repository: stand outside any (`maos task create` would otherwise
+# work in the repository of the current directory, this checkout).
+cd "$data_dir"
 
 # --- helpers --------------------------------------------------------------------------------
 

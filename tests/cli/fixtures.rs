@@ -385,6 +385,9 @@ pub(crate) fn on_a_terminal(env: &Env, args: &[&str], answer: &str) -> (i32, Str
     }
     let mut cmd = std::process::Command::new("script");
     cmd.args(["-qec", &line, "/dev/null"]);
+    if let Some(dir) = inner.get_current_dir() {
+        cmd.current_dir(dir);
+    }
     for (k, v) in inner.get_envs() {
         match v {
             Some(v) => cmd.env(k, v),

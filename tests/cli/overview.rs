@@ -226,6 +226,7 @@ fn a_closed_pipe_is_not_an_error() {
     ] {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_maos"))
             .args(args)
+            .current_dir(env.runtime_dir())
             .env("MAOS_DATA_DIR", env.dir())
             .env("XDG_RUNTIME_DIR", env.runtime_dir())
             .env(

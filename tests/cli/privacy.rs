@@ -65,6 +65,7 @@ fn everything_in_the_data_directory_is_private_whatever_the_umask() {
                     .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
             )
             .env("MAOS_DATA_DIR", &data)
+            .current_dir(env.runtime_dir())
             .output()
             .unwrap();
         assert!(

@@ -115,6 +115,9 @@ impl Env {
             cmd.env("MAOS_NO_DAEMON", "1");
         }
         cmd.env("XDG_RUNTIME_DIR", self.runtime.path());
+        // Outside any repository (the tests' own working directory is in MAOS's checkout, which
+        // `task create` would otherwise take as the repository to work in).
+        cmd.current_dir(self.runtime.path());
         cmd.env("MAOS_DATA_DIR", self.dir()).args(args);
         cmd
     }
@@ -140,6 +143,19 @@ impl Env {
         if let Some(timeout) = timeout {
             cmd.timeout(timeout);
         }
+        let out = cmd.output().unwrap();
+        Run {
+            args: args.iter().map(|s| (*s).to_owned()).collect(),
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8(out.stderr).unwrap(),
+        }
+    }
+
+    /// Runs `maos` in the directory `cwd`, as a person standing in it.
+    pub(crate) fn maos_in(&self, cwd: &Path, args: &[&str]) -> Run {
+        let mut cmd = self.command(args);
+        cmd.current_dir(cwd);
         let out = cmd.output().unwrap();
         Run {
             args: args.iter().map(|s| (*s).to_owned()).collect(),

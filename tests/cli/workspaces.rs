@@ -981,7 +981,9 @@ fn orchestrate_merge_refuses_a_dirty_main_and_then_merges_the_work_into_it() {
         "echo \"$MAOS_TASK_TITLE\" > \"$MAOS_TASK_TITLE.txt\"\n",
     );
     command_agent(&env, "feature", 2, &agent);
-    let (orch, integration) = orchestration(&env, &repo, &["--base", "main"]);
+    // No --base: the orchestration records the branch checked out now (main), and merges back
+    // into it without --into.
+    let (orch, integration) = orchestration(&env, &repo, &[]);
     let ids: Vec<String> = ["feature", "docs"]
         .iter()
         .map(|title| id_of(&create(&env, title, &["--orchestration", &orch])))

@@ -224,6 +224,14 @@ pub enum OrchestrationError {
     NoRepository { orchestration: String },
     #[error("orchestration {orchestration} names no base branch to merge into")]
     NoMergeTarget { orchestration: String },
+    #[error(
+        "orchestration {orchestration} has nothing to merge yet: no task's work was accepted, so \
+         its branch {branch} does not exist"
+    )]
+    NothingToMerge {
+        orchestration: String,
+        branch: String,
+    },
     #[error("merging {branch} into {into} conflicts in {}; nothing was changed", paths.join(", "))]
     MergeConflict {
         branch: String,
@@ -245,9 +253,11 @@ impl ErrorInfo for OrchestrationError {
             OrchestrationError::Query(e) => e.kind(),
             OrchestrationError::Task(e) => e.kind(),
             OrchestrationError::Workspace(e) => workspace_kind(e),
+            // A choice the command needs and nobody made: a usage error.
+            OrchestrationError::NoMergeTarget { .. } => ErrorKind::InvalidInput,
             OrchestrationError::Refused(_)
             | OrchestrationError::NoRepository { .. }
-            | OrchestrationError::NoMergeTarget { .. }
+            | OrchestrationError::NothingToMerge { .. }
             | OrchestrationError::MergeConflict { .. } => ErrorKind::Conflict,
             OrchestrationError::Transition(_) => ErrorKind::Conflict,
             OrchestrationError::Store(_) => ErrorKind::Storage,

@@ -92,6 +92,11 @@ pub trait Workspaces: Send + Sync + fmt::Debug {
     /// process. Answers the commit `base` (or HEAD) resolves to.
     fn check(&self, repo: &Path, base: Option<&str>) -> Result<String, WorkspaceError>;
 
+    /// The short name of the branch checked out in `repo` (`main`), `None` when HEAD is
+    /// detached: what an orchestration records as its base when none is named, so that its
+    /// work merges back into it by default.
+    fn current_branch(&self, repo: &Path) -> Result<Option<String>, WorkspaceError>;
+
     /// The task's worktree at `path` on `branch`, created from `base` and prepared by `setup`
     /// when it does not exist yet; the existing one otherwise (a retry works where the last
     /// attempt left off).

@@ -8,15 +8,13 @@ impl<S: Store> Service<S> {
         &self,
         cmd: CreateOrchestration,
     ) -> Result<Orchestration, OrchestrationError> {
-        if let (Some(ws), Some(git)) = (&cmd.workspace, &self.workspaces) {
-            git.check(Path::new(&ws.repo), ws.base.as_deref())?;
-        }
+        let workspace = self.with_base(cmd.workspace)?;
         let at = self.clock.now();
         let id = OrchestrationId::from_bits(self.ids.next_bits());
         let spec = OrchestrationSpec {
             name: cmd.name,
             goal: cmd.goal,
-            workspace: cmd.workspace,
+            workspace,
             verify: cmd.verify,
             notes: cmd.notes,
             planned: false,
@@ -30,6 +28,23 @@ impl<S: Store> Service<S> {
             )?;
             Ok(o)
         })
+    }
+
+    /// An orchestration's repository, checked, with the branch its work starts from and merges
+    /// back into: the one named, else the branch checked out now (recorded, so that a later
+    /// checkout elsewhere changes neither; none when HEAD is detached and none was named).
+    fn with_base(
+        &self,
+        workspace: Option<maos_domain::WorkspaceSpec>,
+    ) -> Result<Option<maos_domain::WorkspaceSpec>, OrchestrationError> {
+        let (Some(mut ws), Some(git)) = (workspace.clone(), &self.workspaces) else {
+            return Ok(workspace);
+        };
+        git.check(Path::new(&ws.repo), ws.base.as_deref())?;
+        if ws.base.is_none() {
+            ws.base = git.current_branch(Path::new(&ws.repo))?;
+        }
+        Ok(Some(ws))
     }
 
     pub(super) fn create_plan(&self, plan: CreatePlan) -> Result<PlanCreated, OrchestrationError> {
@@ -47,15 +62,13 @@ impl<S: Store> Service<S> {
             .iter()
             .map(|d| d.iter().map(|&j| ids[j]).collect())
             .collect();
-        if let (Some(ws), Some(git)) = (&orchestration.workspace, &self.workspaces) {
-            git.check(Path::new(&ws.repo), ws.base.as_deref())?;
-        }
+        let workspace = self.with_base(orchestration.workspace)?;
         let at = self.clock.now();
         let oid = OrchestrationId::from_bits(self.ids.next_bits());
         let spec = OrchestrationSpec {
             name: orchestration.name,
             goal: orchestration.goal,
-            workspace: orchestration.workspace,
+            workspace,
             verify: orchestration.verify,
             notes: orchestration.notes,
             planned: true,
@@ -189,18 +202,27 @@ impl<S: Store> Service<S> {
                 })?;
         let branch = o.integration_branch();
         let git = self.git()?;
-        let (commit, merged) =
-            match git.merge_into_user_branch(Path::new(&ws.repo), &branch, &into)? {
-                MergeOutcome::Merged { commit } => (commit, true),
-                MergeOutcome::UpToDate { commit } => (commit, false),
-                MergeOutcome::Conflict { paths } => {
-                    return Err(OrchestrationError::MergeConflict {
-                        branch,
-                        into,
-                        paths,
-                    });
-                }
-            };
+        let outcome = match git.merge_into_user_branch(Path::new(&ws.repo), &branch, &into) {
+            // Its branch is made when the first task's work is accepted: nothing to merge yet.
+            Err(crate::workspace::WorkspaceError::UnknownBase { base, .. }) if base == branch => {
+                return Err(OrchestrationError::NothingToMerge {
+                    orchestration: o.id.short(),
+                    branch,
+                });
+            }
+            other => other?,
+        };
+        let (commit, merged) = match outcome {
+            MergeOutcome::Merged { commit } => (commit, true),
+            MergeOutcome::UpToDate { commit } => (commit, false),
+            MergeOutcome::Conflict { paths } => {
+                return Err(OrchestrationError::MergeConflict {
+                    branch,
+                    into,
+                    paths,
+                });
+            }
+        };
         let at = self.clock.now();
         let oid = o.id;
         let (into_c, commit_c) = (into.clone(), commit.clone());

@@ -268,9 +268,30 @@ fn substitute(arg: &str, launch: &Launch, paths: &Paths, prompt: &str) -> String
         .replace("{prompt}", prompt)
 }
 
+/// The program an agent of this adapter runs and its leading arguments: its `command`, or the
+/// adapter's own CLI (`claude`, `codex`); none for the adapters that run no program of their own
+/// (sim, openai, ollama, external). Refused: a command that does not split into words.
+pub fn agent_program(agent: &maos_domain::Agent) -> Result<Option<Vec<String>>, String> {
+    let default = match agent.adapter {
+        AdapterKind::Command => "",
+        AdapterKind::ClaudeCode => "claude",
+        AdapterKind::Codex => "codex",
+        _ => return Ok(None),
+    };
+    let words = program_words_of(agent, default)?;
+    Ok(words
+        .first()
+        .is_some_and(|w| !w.is_empty())
+        .then_some(words))
+}
+
 /// The program and leading arguments from the agent's `command`, or `default` when it has none.
 fn program_words(launch: &Launch, default: &str) -> Result<Vec<String>, String> {
-    match launch.agent.command.as_deref().map(str::trim) {
+    program_words_of(&launch.agent, default)
+}
+
+fn program_words_of(agent: &maos_domain::Agent, default: &str) -> Result<Vec<String>, String> {
+    match agent.command.as_deref().map(str::trim) {
         Some(line) if !line.is_empty() => {
             let words = split_command(line).map_err(|e| {
                 format!("the agent's command {line:?} cannot be split into words: {e}")

@@ -740,6 +740,13 @@ fn trailer_line(trailer: &Trailer, dir: &Path) -> Result<String, WorkspaceError>
 }
 
 impl Workspaces for GitWorkspaces {
+    fn current_branch(&self, repo: &Path) -> Result<Option<String>, WorkspaceError> {
+        let dirs = self.repo_dirs(repo)?;
+        Ok(self
+            .head_branch(&dirs.top)?
+            .map(|b| b.trim().trim_start_matches("refs/heads/").to_owned()))
+    }
+
     /// Checks, in this order: a repository (any directory inside one resolves to its top), no
     /// lock held by another git process (`index.lock`, `HEAD.lock`, the branch's ref lock), a
     /// branch checked out unless `base` is given, a clean tree (untracked files count, ignored

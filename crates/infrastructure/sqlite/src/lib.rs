@@ -332,6 +332,27 @@ impl SqliteStore {
         self.identity.lost()
     }
 
+    /// SQLite's own quick check of the database file at `path` (`PRAGMA quick_check`), read
+    /// only, beside a running daemon: what it found wrong, one line each (empty: nothing). The
+    /// file is not created when it does not exist.
+    pub fn quick_check(path: &Path) -> Result<Vec<String>, StoreError> {
+        let conn = connect(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let mut stmt = conn
+            .prepare("PRAGMA quick_check")
+            .map_err(|e| open_err(path, e))?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| open_err(path, e))?;
+        let mut found = Vec::new();
+        for row in rows {
+            let line = row.map_err(|e| open_err(path, e))?;
+            if line != "ok" {
+                found.push(line);
+            }
+        }
+        Ok(found)
+    }
+
     /// Opens an existing MAOS database for reading only, even while a daemon writes to it (WAL
     /// readers do not block its writer, nor it them): no migration, no writer, no checkpoints;
     /// every connection is `query_only`, and a write fails with [`StoreError::WriterGone`]. A

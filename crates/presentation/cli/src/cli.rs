@@ -188,6 +188,18 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Admin(AdminCommand),
 
+    /// Check what MAOS needs here: each agent's program and the environment variables it names
+    /// (names only), git and its identity, the repository, a free port, disk space and
+    /// permissions of the data directory, the database, the daemon and its protocol, and the
+    /// process containment. Each finding is ok, a warning or a problem with what to do; exit 9
+    /// on a problem. Starts no daemon and changes nothing.
+    #[command(after_help = "Examples:\n  maos doctor\n  maos doctor --repo ~/src/app --json")]
+    Doctor {
+        /// The repository to check [default: the one the current directory is in].
+        #[arg(long, value_name = "DIR")]
+        repo: Option<PathBuf>,
+    },
+
     /// Run the MAOS daemon in the foreground, or start, stop or inspect it.
     ///
     /// The daemon owns the database and serves every `maos` command over a Unix socket; `maos`
@@ -673,12 +685,17 @@ pub(crate) struct CreateArgs {
     pub(crate) budget_usd: Option<Usd>,
 
     /// The git repository to work in: the task gets its own branch maos/<id> in its own
-    /// worktree [default: its orchestration's].
+    /// worktree [default: its orchestration's; else the repository of the current directory].
     #[arg(long, value_name = "DIR")]
     pub(crate) repo: Option<PathBuf>,
 
+    /// Work in no repository, even when the current directory is in one (the agent gets an
+    /// empty folder of its own).
+    #[arg(long, conflicts_with = "repo")]
+    pub(crate) no_repo: bool,
+
     /// The branch or commit to start from [default: the repository's current branch].
-    #[arg(long, value_name = "REF", requires = "repo")]
+    #[arg(long, value_name = "REF", conflicts_with = "no_repo")]
     pub(crate) base: Option<String>,
 
     /// A command that checks the agent's work (run with sh in the worktree after it succeeds;
@@ -737,12 +754,18 @@ pub(crate) enum OrchestrateCommand {
         #[arg(long, value_name = "TEXT")]
         goal: Option<String>,
 
-        /// The git repository its tasks work in.
+        /// The git repository its tasks work in [default: the repository of the current
+        /// directory].
         #[arg(long, value_name = "DIR")]
         repo: Option<PathBuf>,
 
-        /// The branch its tasks start from [default: the repository's current branch].
-        #[arg(long, value_name = "REF", requires = "repo")]
+        /// No repository, even when the current directory is in one.
+        #[arg(long, conflicts_with = "repo")]
+        no_repo: bool,
+
+        /// The branch its tasks start from and its work merges back into [default: the
+        /// repository's current branch, recorded now].
+        #[arg(long, value_name = "REF", conflicts_with = "no_repo")]
         base: Option<String>,
 
         /// The command that checks its tasks' work.
@@ -879,10 +902,14 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "TEXT", requires = "workflow")]
     pub(crate) goal: Option<String>,
 
-    /// The repository to work in: overrides the plan's `repo` [default: the plan's; for a
-    /// workflow, none].
+    /// The repository to work in: overrides the plan's `repo` [default: the plan's, else the
+    /// repository of the current directory].
     #[arg(long, value_name = "DIR")]
     pub(crate) repo: Option<PathBuf>,
+
+    /// No repository, even when the current directory is in one (a plan's `repo` still counts).
+    #[arg(long, conflicts_with = "repo")]
+    pub(crate) no_repo: bool,
 
     /// The branch to start from: overrides the plan's `base` [default: the plan's, else the
     /// repository's current branch].

@@ -31,6 +31,8 @@ pub(crate) enum FailureClass {
     Unfinished,
     /// `admin verify` found stored state that disagrees with the event log (exit 8).
     Inconsistent,
+    /// `doctor` found a problem that stops MAOS from working here (exit 9).
+    Unhealthy,
     /// Stdout was closed by its reader: not an error, the command stops quietly (exit 0).
     BrokenPipe,
 }
@@ -48,6 +50,7 @@ impl FailureClass {
             FailureClass::DaemonUnavailable => 6,
             FailureClass::Unfinished => 7,
             FailureClass::Inconsistent => 8,
+            FailureClass::Unhealthy => 9,
         }
     }
 
@@ -63,6 +66,7 @@ impl FailureClass {
             FailureClass::DaemonUnavailable => "daemon_unavailable",
             FailureClass::Unfinished => "unfinished",
             FailureClass::Inconsistent => "inconsistent",
+            FailureClass::Unhealthy => "unhealthy",
             FailureClass::BrokenPipe => "broken_pipe",
         }
     }

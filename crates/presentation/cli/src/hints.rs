@@ -156,6 +156,9 @@ fn orchestration(e: &OrchestrationError) -> Option<String> {
         OrchestrationError::NoMergeTarget { .. } => {
             Some("name the branch to merge into with --into".into())
         }
+        OrchestrationError::NothingToMerge { orchestration, .. } => Some(format!(
+            "`maos orchestrate status {orchestration}` shows where its tasks stand"
+        )),
         OrchestrationError::MergeConflict { branch, into, .. } => Some(format!(
             "merge {branch} into {into} by hand (git merge), or resolve the conflicting tasks \
              first"

@@ -135,6 +135,8 @@ pub(crate) enum Style {
     Bold,
     Red,
     Yellow,
+    Green,
+    Cyan,
     Dim,
 }
 
@@ -144,6 +146,8 @@ impl Style {
             Style::Bold => "1",
             Style::Red => "1;31",
             Style::Yellow => "33",
+            Style::Green => "32",
+            Style::Cyan => "36",
             Style::Dim => "2",
         }
     }

@@ -6,6 +6,7 @@ mod admin;
 mod agent;
 mod approval;
 pub(crate) mod completions;
+mod doctor;
 mod events;
 mod gc;
 mod man;
@@ -49,6 +50,8 @@ pub(crate) fn execute(cli: Cli, out: &mut Output) -> Result<(), CliError> {
         Command::Workflow(cmd) => workflow::execute(&cmd, &needs.data_dir()?, out),
         // Reads the database itself, beside a running daemon or without one (ADR 0012).
         Command::Admin(AdminCommand::Verify) => admin::verify(&needs.data_dir()?, out),
+        // Looks at everything MAOS needs, starting and writing nothing.
+        Command::Doctor { repo } => doctor::execute(&needs.data_dir()?, repo.as_deref(), out),
         Command::Agent(cmd) => agent::execute(cmd, needs.api()?.api(), out),
         Command::Task(cmd) => task::execute(cmd, needs.api()?.api(), out),
         Command::Orchestrate(cmd) => {
@@ -121,6 +124,46 @@ impl Connected {
     fn api(&self) -> &dyn MaosApi {
         self.api.as_ref()
     }
+}
+
+/// The repository a command's tasks work in: `--repo DIR`; else, unless `--no-repo`, the
+/// repository the current directory is in (said on stderr, so that nobody is surprised); else
+/// none.
+pub(crate) fn chosen_repository(
+    repo: Option<&Path>,
+    no_repo: bool,
+    out: &mut Output,
+) -> Result<Option<String>, CliError> {
+    if let Some(dir) = repo {
+        return repository(dir).map(Some);
+    }
+    if no_repo {
+        return Ok(None);
+    }
+    let Ok(cwd) = std::env::current_dir() else {
+        return Ok(None);
+    };
+    let Ok(top) = maos_git::GitWorkspaces::new().top_level(&cwd) else {
+        return Ok(None);
+    };
+    let top = std::fs::canonicalize(&top).unwrap_or(top);
+    let shown = top.display().to_string();
+    out.note(&format!(
+        "working in the repository {} (the current directory's; --no-repo for none)",
+        crate::escape::line(&shown)
+    ));
+    Ok(Some(shown))
+}
+
+/// `--base` names where tasks start in a repository; without one it means nothing.
+pub(crate) fn no_repo_for_base() -> CliError {
+    CliError::new(
+        FailureClass::Usage,
+        "--base names the branch tasks start from, but there is no repository",
+    )
+    .with_hint(
+        "give the repository too (--repo DIR, or `repo` in a plan file), or run from inside it",
+    )
 }
 
 /// A repository directory as the daemon must see it: absolute, symbolic links resolved.

@@ -19,17 +19,16 @@ use crate::error::{CliError, FailureClass};
 use crate::escape;
 use crate::human;
 use crate::json;
-use crate::output::{Output, Render};
+use crate::live::{InPlace, MIN_REDRAW, TICK};
+use crate::output::{Output, Render, Style, paint};
 use crate::reasons;
 
 mod run;
 
-/// How long one wait for events lasts while watching.
-const TICK: Duration = Duration::from_millis(200);
-/// The shortest time between two redraws.
-const MIN_REDRAW: Duration = Duration::from_millis(100);
-/// Clears a terminal and puts the cursor at the top left.
-const CLEAR_SCREEN: &str = "\x1b[H\x1b[2J";
+/// How often a terminal's live view turns its spinners while attempts run.
+const SPIN: Duration = Duration::from_millis(250);
+/// The spinner of a running attempt.
+const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
 /// One task of a plan as the graph preview shows it.
 #[derive(Debug, Clone)]
@@ -491,13 +490,20 @@ pub(crate) fn watch(
     let began = Instant::now();
     // Without a terminal: one line per change of a task, not a redrawn table.
     let mut seen: BTreeMap<TaskId, (TaskState, u32)> = BTreeMap::new();
+    // On a terminal: a block redrawn in place, with what the running agents print last.
+    let mut block = InPlace::default();
+    let mut tails = Tails::default();
+    let mut frame = 0usize;
     if terminal {
-        draw(out, &o, &tasks, terminal)?;
+        tails.refresh(api, &tasks);
+        block.draw(
+            out,
+            &live_text(&o, &tasks, report.as_ref(), &tails, frame, out.color()),
+        )?;
     } else if !out.json() {
         out.text(&changes(&mut seen, &tasks, began))?;
         out.flush()?;
     }
-    let mut last_lines = String::new();
     loop {
         if report.as_ref().is_some_and(|r| !r.can_move) {
             // The state at rest was read as of event `as_of`: stream every event up to it, so
@@ -509,8 +515,19 @@ pub(crate) fn watch(
             }
             break;
         }
-        let batch = follower.next_batch(TICK)?;
+        let batch = follower.next_batch(if terminal { SPIN } else { TICK })?;
         if batch.is_empty() {
+            // Nothing happened: on a terminal, the spinners and clocks of running attempts
+            // still turn, and their agents' last lines change.
+            if terminal && tasks.iter().any(|t| t.state == TaskState::Running) {
+                frame = frame.wrapping_add(1);
+                tails.refresh(api, &tasks);
+                block.draw(
+                    out,
+                    &live_text(&o, &tasks, report.as_ref(), &tails, frame, out.color()),
+                )?;
+                drawn = Instant::now();
+            }
             continue;
         }
         streamed = stream(out, &batch, id, &ids, streamed)?;
@@ -519,11 +536,12 @@ pub(crate) fn watch(
         }
         (o, tasks, report, as_of) = snapshot(api, id)?;
         if terminal {
-            let lines = progress_text(&o, &tasks, out.color());
-            if lines != last_lines {
-                draw(out, &o, &tasks, terminal)?;
-                last_lines = lines;
-            }
+            frame = frame.wrapping_add(1);
+            tails.refresh(api, &tasks);
+            block.draw(
+                out,
+                &live_text(&o, &tasks, report.as_ref(), &tails, frame, out.color()),
+            )?;
         } else if !out.json() {
             let text = changes(&mut seen, &tasks, began);
             if !text.is_empty() {
@@ -611,21 +629,228 @@ fn changes(
     lines.join("\n")
 }
 
-fn draw(
-    out: &mut Output,
+/// What the running agents printed last, read as their logs grow (a few KiB per task and
+/// redraw; nothing is read twice).
+#[derive(Debug, Default)]
+struct Tails(BTreeMap<TaskId, Tail>);
+
+/// The end of one running attempt's log.
+#[derive(Debug, Default)]
+struct Tail {
+    attempt: u32,
+    /// How far the log was read.
+    offset: u64,
+    /// The last complete line that was not blank.
+    last: String,
+    /// What followed the last newline (a line still being written).
+    partial: String,
+}
+
+impl Tails {
+    /// The longest piece of a log read for one task at one redraw.
+    const CHUNK: usize = 64 * 1024;
+
+    /// Reads what the running attempts of `tasks` printed since the last time; forgets the
+    /// others. A log that cannot be read (no daemon runs agents) leaves the line empty.
+    fn refresh(&mut self, api: &dyn MaosApi, tasks: &[Task]) {
+        self.0.retain(|id, _| {
+            tasks
+                .iter()
+                .any(|t| t.id == *id && t.state == TaskState::Running)
+        });
+        for t in tasks.iter().filter(|t| t.state == TaskState::Running) {
+            let Some(attempt) = t.current_attempt().map(|a| a.number) else {
+                continue;
+            };
+            let tail = self.0.entry(t.id).or_default();
+            if tail.attempt != attempt {
+                *tail = Tail {
+                    attempt,
+                    ..Tail::default()
+                };
+            }
+            let Ok(chunk) = api.read_log(&maos_application::LogRequest {
+                task: IdRef::from(t.id),
+                attempt: Some(attempt),
+                offset: tail.offset,
+                max: Self::CHUNK,
+                wait: Duration::ZERO,
+            }) else {
+                continue;
+            };
+            tail.offset = chunk.offset + chunk.bytes.len() as u64;
+            tail.partial
+                .push_str(&String::from_utf8_lossy(&chunk.bytes));
+            if let Some(end) = tail.partial.rfind('\n') {
+                if let Some(line) = tail.partial[..end]
+                    .lines()
+                    .rev()
+                    .map(str::trim)
+                    .find(|l| !l.is_empty())
+                {
+                    tail.last = human::clip(line, 60);
+                }
+                tail.partial.drain(..=end);
+            }
+            if tail.partial.len() > 4096 {
+                tail.partial.clear();
+            }
+        }
+    }
+
+    fn last_line(&self, task: TaskId) -> Option<&str> {
+        self.0
+            .get(&task)
+            .map(|t| t.last.as_str())
+            .filter(|l| !l.is_empty())
+    }
+}
+
+/// What a terminal shows while watching: a row per task with its state in colour, a spinner and
+/// the clock of a running attempt, and why the row is as it is (what its agent printed last, why
+/// it retries or is blocked); then what waits for a person, with the exact command.
+fn live_text(
     o: &Orchestration,
     tasks: &[Task],
-    terminal: bool,
-) -> Result<(), CliError> {
-    let text = progress_text(o, tasks, out.color());
-    if terminal {
-        out.text(&format!(
-            "{CLEAR_SCREEN}{text}\n(watching; Ctrl-C stops watching, not the work)"
-        ))?;
-    } else {
-        out.text(&text)?;
+    report: Option<&OrchestrationReport>,
+    tails: &Tails,
+    frame: usize,
+    color: bool,
+) -> String {
+    let now = now_ms();
+    let spinner = SPINNER[frame % SPINNER.len()];
+    let rows = tasks
+        .iter()
+        .map(|t| {
+            let a = t.current_attempt();
+            let running = t.state == TaskState::Running;
+            let elapsed = match a.and_then(|a| a.started_at) {
+                Some(s) if running => format!(
+                    "{spinner} {}",
+                    human::duration_ms(u64::try_from(now - s.as_millis()).unwrap_or(0))
+                ),
+                _ => "-".into(),
+            };
+            let why = match t.state {
+                TaskState::Running => tails.last_line(t.id).unwrap_or("").to_owned(),
+                TaskState::AwaitingApproval => "waits for your approval".into(),
+                TaskState::Retrying
+                | TaskState::Failed
+                | TaskState::Blocked
+                | TaskState::Cancelled => reasons::task_reason(t)
+                    .map(|r| human::clip(r.lines().next().unwrap_or(""), 60))
+                    .unwrap_or_default(),
+                _ => String::new(),
+            };
+            let u = t.usage();
+            vec![
+                t.id.short(),
+                t.state.to_string(),
+                a.map_or_else(|| "-".into(), |a| a.agent.to_string()),
+                if t.attempts_used() == 0 {
+                    "-".into()
+                } else {
+                    format!("{}/{}", t.attempts_used(), t.attempts_allowed())
+                },
+                elapsed,
+                (u.input_tokens + u.cached_input_tokens + u.output_tokens).to_string(),
+                format!("${}", t.spent()),
+                human::clip(t.spec.title.as_str(), 40),
+                why,
+            ]
+        })
+        .collect();
+    let done = tasks
+        .iter()
+        .filter(|t| t.state == TaskState::Completed)
+        .count();
+    let table = human::table(
+        color,
+        &[
+            "TASK", "STATE", "AGENT", "ATTEMPT", "ELAPSED", "TOKENS", "COST", "TITLE", "WHY",
+        ],
+        rows,
+    );
+    let mut text = format!(
+        "{} {} ({}): {done}/{} tasks completed\n{}",
+        o.id.short(),
+        escape::line(o.name.as_str()),
+        o.status,
+        tasks.len(),
+        if color { paint_states(&table) } else { table }
+    );
+    if let Some(r) = report.filter(|r| !r.needs_a_person.is_empty()) {
+        text.push_str(&paint(color, Style::Yellow, "Needs a person:"));
+        for n in &r.needs_a_person {
+            text.push_str(&format!(
+                "\n  {} {}: {}\n      {}",
+                n.task.short(),
+                escape::line(n.title.as_str()),
+                escape::line(&human::clip(&why(n), 100)),
+                next_text(n)
+            ));
+        }
+        text.push('\n');
     }
-    out.flush()
+    text.push_str("(watching; Ctrl-C stops watching, not the work)");
+    text
+}
+
+/// The table with each row's state in its colour: green done, cyan at work, yellow waiting for a
+/// person or a retry, red failed or blocked, dim cancelled. (The state column starts where its
+/// header does: the columns before it hold ids, plain ASCII.)
+fn paint_states(table: &str) -> String {
+    let mut lines = table.lines();
+    let Some(header) = lines.next() else {
+        return table.to_owned();
+    };
+    let plain_header = strip_colour(header);
+    let Some(at) = plain_header.find("STATE") else {
+        return table.to_owned();
+    };
+    let mut out = format!("{header}\n");
+    for line in lines {
+        let word_end = line[at.min(line.len())..]
+            .find(' ')
+            .map_or(line.len(), |e| at + e);
+        let (before, rest) = line.split_at(at.min(line.len()));
+        let (word, after) = rest.split_at(word_end.saturating_sub(at).min(rest.len()));
+        let style = match TaskState::parse(word) {
+            Ok(TaskState::Completed) => Some(Style::Green),
+            Ok(TaskState::Running | TaskState::Assigned | TaskState::Verifying) => {
+                Some(Style::Cyan)
+            }
+            Ok(TaskState::AwaitingApproval | TaskState::Retrying | TaskState::Escalated) => {
+                Some(Style::Yellow)
+            }
+            Ok(TaskState::Failed | TaskState::Blocked) => Some(Style::Red),
+            Ok(TaskState::Cancelled) => Some(Style::Dim),
+            _ => None,
+        };
+        match style {
+            Some(s) => out.push_str(&format!("{before}{}{after}\n", paint(true, s, word))),
+            None => out.push_str(&format!("{line}\n")),
+        }
+    }
+    out
+}
+
+/// `text` without its colour sequences.
+fn strip_colour(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The orchestration and its tasks, its report once nothing runs, and the newest event they
@@ -641,7 +866,8 @@ fn snapshot(api: &dyn MaosApi, id: OrchestrationId) -> Result<View, CliError> {
         tasks = tasks_of(api, id)?;
     }
     // Whether anything can still move matters only once nothing runs (a task that runs moves
-    // by itself): asking earlier would cost a report at every redraw.
+    // by itself): asking earlier would cost a report at every redraw, unless a task already
+    // waits for a person.
     let quiet = tasks.iter().all(|t| {
         matches!(
             t.state,
@@ -653,7 +879,11 @@ fn snapshot(api: &dyn MaosApi, id: OrchestrationId) -> Result<View, CliError> {
                 | TaskState::AwaitingApproval
         )
     });
-    let report = if quiet || o.status.is_terminal() {
+    // A task that waits for a person is shown as it happens, with what to do.
+    let waits_for_a_person = tasks
+        .iter()
+        .any(|t| matches!(t.state, TaskState::Blocked | TaskState::AwaitingApproval));
+    let report = if quiet || waits_for_a_person || o.status.is_terminal() {
         let r = api.orchestration_report(&IdRef::from(id))?;
         o = r.orchestration.clone();
         Some(r)
@@ -833,15 +1063,14 @@ pub(super) fn execute(
             name,
             goal,
             repo,
+            no_repo,
             base,
             verify,
             notes,
         } => {
-            let workspace = match repo {
-                Some(dir) => Some(maos_domain::WorkspaceSpec {
-                    repo: super::repository(&dir)?,
-                    base,
-                }),
+            let workspace = match super::chosen_repository(repo.as_deref(), no_repo, out)? {
+                Some(repo) => Some(maos_domain::WorkspaceSpec { repo, base }),
+                None if base.is_some() => return Err(super::no_repo_for_base()),
                 None => None,
             };
             let o = api.create_orchestration(maos_application::CreateOrchestration {

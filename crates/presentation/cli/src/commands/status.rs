@@ -2,7 +2,7 @@
 //! with `--watch`, shown again whenever events change it (until Ctrl-C).
 
 use std::io::IsTerminal;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use maos_application::{ErrorInfo, EventFollower, MaosApi, QueryError, StatusReport};
 use serde::Serialize;
@@ -11,15 +11,8 @@ use crate::cli::StatusArgs;
 use crate::error::CliError;
 use crate::human;
 use crate::json;
-use crate::live::{TICK, ended, exit_quietly_on_interrupt};
+use crate::live::{InPlace, MIN_REDRAW, TICK, ended, exit_quietly_on_interrupt};
 use crate::output::{Output, Render};
-
-/// The shortest time between two redraws of `status --watch`: events that come faster are
-/// taken together.
-const MIN_REDRAW: Duration = Duration::from_millis(100);
-
-/// Clears a terminal and puts the cursor at the top left.
-const CLEAR_SCREEN: &str = "\x1b[H\x1b[2J";
 
 /// `maos status [--watch]`.
 pub(super) fn execute(
@@ -60,14 +53,15 @@ fn watch(api: &dyn MaosApi, out: &mut Output) -> Result<(), CliError> {
     };
     let mut report = api.status()?;
     let mut follower = api.follow_events(report.last_event)?;
-    draw(out, &report, terminal, true)?;
+    let mut block = InPlace::default();
+    draw(out, &report, terminal.then_some(&mut block), true)?;
     let mut drawn = Instant::now();
     loop {
         if wait_for_change(follower.as_mut(), drawn).map_err(|e| lost(&e))? {
             let now = api.status().map_err(|e| lost(&e))?;
             if now != report {
                 report = now;
-                draw(out, &report, terminal, false)?;
+                draw(out, &report, terminal.then_some(&mut block), false)?;
                 drawn = Instant::now();
             }
         }
@@ -89,13 +83,12 @@ fn wait_for_change(follower: &mut dyn EventFollower, drawn: Instant) -> Result<b
     }
 }
 
-/// Prints the status: over the previous one on a terminal, as one JSON line (`"type":
-/// "status"`) with `--json`, and
-/// otherwise after a blank line.
+/// Prints the status: over the previous one on a terminal (`block`), as one JSON line (`"type":
+/// "status"`) with `--json`, and otherwise after a blank line.
 fn draw(
     out: &mut Output,
     report: &StatusReport,
-    terminal: bool,
+    block: Option<&mut InPlace>,
     first: bool,
 ) -> Result<(), CliError> {
     if out.json() {
@@ -103,12 +96,12 @@ fn draw(
             json::LineType::Status,
             json::StatusJson::new(report),
         ))?;
-    } else if terminal {
+    } else if let Some(block) = block {
         let text = format!(
-            "{CLEAR_SCREEN}{}\n(watching for changes; Ctrl-C to stop)",
+            "{}\n(watching for changes; Ctrl-C to stop)",
             human::status(report)
         );
-        out.text(&text)?;
+        return block.draw(out, &text);
     } else {
         if !first {
             out.text("")?;

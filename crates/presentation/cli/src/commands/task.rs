@@ -11,7 +11,7 @@ use maos_domain::{CapabilitySet, Task};
 use serde::Serialize;
 
 use crate::cli::{CreateArgs, TaskCommand, TaskListArgs};
-use crate::commands::repository;
+use crate::commands::{chosen_repository, no_repo_for_base};
 use crate::error::CliError;
 use crate::escape;
 use crate::human;
@@ -291,6 +291,15 @@ fn create_task(args: CreateArgs, api: &dyn MaosApi, out: &mut Output) -> Result<
         (None, Some(f)) => read_text_or_stdin(f, FileKind::Prompt)?,
         (None, None) => String::new(),
     };
+    // A task of an orchestration works in the orchestration's repository unless it names one.
+    let repo = if args.orchestration.is_some() && args.repo.is_none() {
+        None
+    } else {
+        chosen_repository(args.repo.as_deref(), args.no_repo, out)?
+    };
+    if repo.is_none() && args.base.is_some() {
+        return Err(no_repo_for_base());
+    }
     let created = api.create_task(CreateTask {
         title: args.title,
         prompt,
@@ -304,13 +313,10 @@ fn create_task(args: CreateArgs, api: &dyn MaosApi, out: &mut Output) -> Result<
         timeout: args.timeout,
         idempotency_key: args.idempotency_key,
         budget: args.budget_usd,
-        workspace: match &args.repo {
-            Some(dir) => Some(maos_domain::WorkspaceSpec {
-                repo: repository(dir)?,
-                base: args.base.clone(),
-            }),
-            None => None,
-        },
+        workspace: repo.map(|repo| maos_domain::WorkspaceSpec {
+            repo,
+            base: args.base.clone(),
+        }),
         verify: args.verify.clone(),
         wants_port: args.port,
         concerns: args.concerns,

@@ -488,6 +488,35 @@ impl Render for Stopped {
     }
 }
 
+/// What `maos doctor` sees of the daemon of a data directory (it starts none).
+#[derive(Debug)]
+pub(crate) enum Seen {
+    /// None runs.
+    NotRunning,
+    /// One runs and answered.
+    Running(DaemonInfo),
+    /// One runs but refused this client (another protocol version): its words.
+    Refused(String),
+}
+
+/// Looks for the daemon of `data_dir` without starting one.
+pub(crate) fn look(data_dir: &Path) -> Result<Seen, CliError> {
+    let paths = paths::prepare(data_dir)?;
+    if paths.socket.exists() {
+        match IpcClient::connect_with_timeout(&paths.socket, CLIENT_NAME, PROBE_TIMEOUT) {
+            Err(maos_ipc::ConnectError::VersionMismatch { message, .. }) => {
+                return Ok(Seen::Refused(message));
+            }
+            Ok(client) => return Ok(Seen::Running(client.daemon_info()?)),
+            Err(_) => {}
+        }
+    }
+    Ok(match probe(&paths) {
+        Some(client) => Seen::Running(client.daemon_info()?),
+        None => Seen::NotRunning,
+    })
+}
+
 /// `maos daemon status`.
 pub(crate) fn status(data_dir: &Path, out: &mut Output) -> Result<(), CliError> {
     let paths = paths::prepare(data_dir)?;

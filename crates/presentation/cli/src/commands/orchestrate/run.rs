@@ -11,8 +11,8 @@ use maos_domain::{CapabilitySet, Title, WorkspaceSpec};
 use serde::Serialize;
 
 use crate::cli::RunArgs;
-use crate::commands::repository;
 use crate::commands::workflow::find_workflow;
+use crate::commands::{chosen_repository, no_repo_for_base, repository};
 use crate::config_file::{ApprovePlans, Config};
 use crate::error::{CliError, FailureClass};
 use crate::human;
@@ -35,6 +35,10 @@ pub(super) fn run(
             if let Some(repo) = &args.repo {
                 file.repo = Some(repo.clone());
             }
+            if file.repo.is_none() {
+                file.repo =
+                    chosen_repository(None, args.no_repo, out)?.map(std::path::PathBuf::from);
+            }
             if let Some(base) = &args.base {
                 file.base = Some(base.clone());
             }
@@ -44,16 +48,14 @@ pub(super) fn run(
             plan_of(file)?
         }
         (None, Some(name)) => {
-            if args.base.is_some() && args.repo.is_none() {
-                return Err(no_repo_for_base());
-            }
             let (w, _) = find_workflow(dir, name)?;
             let goal = args.goal.clone().unwrap_or_default();
-            let workspace = match &args.repo {
+            let workspace = match chosen_repository(args.repo.as_deref(), args.no_repo, out)? {
                 Some(repo) => Some(WorkspaceSpec {
-                    repo: repository(repo)?,
+                    repo,
                     base: args.base.clone(),
                 }),
+                None if args.base.is_some() => return Err(no_repo_for_base()),
                 None => None,
             };
             from_workflow(&w, &goal, workspace)?
@@ -159,15 +161,6 @@ struct RunDoc {
 struct KeyedTaskJson {
     key: String,
     task: json::TaskJson,
-}
-
-/// `--base` names where tasks start in a repository; without one it means nothing.
-fn no_repo_for_base() -> CliError {
-    CliError::new(
-        FailureClass::Usage,
-        "--base names the branch tasks start from, but there is no repository",
-    )
-    .with_hint("give the repository too: --repo DIR (or `repo` in the plan file)")
 }
 
 /// Refuses a plan with a task that no registered agent taking work can do: none offers all of

@@ -1,0 +1,152 @@
+//! `maos doctor` through the real binary: a fresh machine has no problem (and nothing is
+//! created), a broken setup reports each problem once with what to do and exits 9, and the
+//! value of an environment variable an agent names is never printed.
+
+use std::os::unix::fs::PermissionsExt;
+
+use serde_json::Value;
+
+use crate::fixtures::Repo;
+use crate::support::Env;
+
+/// The findings of a `doctor --json` document whose `check` is `check`.
+fn of<'a>(doc: &'a Value, check: &str) -> Vec<&'a Value> {
+    doc["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["check"] == check)
+        .collect()
+}
+
+#[test]
+fn a_fresh_data_directory_has_no_problem_and_doctor_creates_nothing() {
+    let env = Env::new();
+    let absent = env.dir().join("not-yet");
+    let run = env.maos(&["--data-dir", absent.to_str().unwrap(), "doctor", "--json"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let doc = run.json();
+    assert_eq!(doc["problems"], 0, "{doc:#}");
+    assert_eq!(of(&doc, "data directory")[0]["status"], "ok");
+    assert_eq!(of(&doc, "agents")[0]["status"], "warning", "{doc:#}");
+    assert_eq!(of(&doc, "git")[0]["status"], "ok", "{doc:#}");
+    assert_eq!(of(&doc, "daemon")[0]["status"], "ok", "{doc:#}");
+    assert!(!absent.exists(), "doctor created the data directory");
+
+    // Text for people: a line per finding and the count; exit 0.
+    let run = env.maos(&["--data-dir", absent.to_str().unwrap(), "doctor"]);
+    assert_eq!(run.code, 0);
+    assert!(
+        run.stdout.contains("ok       git: git version"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.ends_with("0 problems, 1 warning\n"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_broken_setup_reports_each_problem_once_with_a_fix_and_exits_9() {
+    let env = Env::new();
+    // An agent whose program went away after it was registered, and one that names two
+    // variables: one unset, one set to a secret that must never be printed.
+    let bin = tempfile::tempdir().unwrap();
+    let program = bin.path().join("vanishing-agent");
+    std::fs::write(&program, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let command = format!("{} --flag", program.display());
+    env.ok_json(&[
+        "agent",
+        "register",
+        "ghost",
+        "--adapter",
+        "command",
+        "--command",
+        &command,
+    ]);
+    std::fs::remove_file(&program).unwrap();
+    env.ok_json(&[
+        "agent",
+        "register",
+        "keyed",
+        "--adapter",
+        "command",
+        "--command",
+        "sh -c true",
+        "--env",
+        "MAOS_DOCTOR_UNSET_VAR",
+        "--env",
+        "MAOS_DOCTOR_SECRET",
+    ]);
+    // A repository with a git lock held (a problem) and uncommitted changes.
+    let repo = Repo::new();
+    std::fs::write(repo.path().join(".git").join("index.lock"), "").unwrap();
+    // The data directory opened to others.
+    std::fs::set_permissions(env.dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let secret = "s3cr3t-value-never-printed";
+    let mut cmd = env.command(&["doctor", "--repo", repo.path().to_str().unwrap(), "--json"]);
+    cmd.env("MAOS_DOCTOR_SECRET", secret)
+        .env_remove("MAOS_DOCTOR_UNSET_VAR");
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(9), "{stdout}{stderr}");
+    assert!(!stdout.contains(secret) && !stderr.contains(secret));
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+
+    let ghost = of(&doc, "agent ghost: program");
+    assert_eq!(ghost.len(), 1, "{doc:#}");
+    assert_eq!(ghost[0]["status"], "problem");
+    assert!(
+        ghost[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("vanishing-agent is not found"),
+        "{doc:#}"
+    );
+    assert!(ghost[0]["fix"].is_string());
+
+    let env_findings = of(&doc, "agent keyed: environment");
+    assert_eq!(env_findings.len(), 2, "{doc:#}");
+    let unset = env_findings
+        .iter()
+        .find(|f| f["message"] == "MAOS_DOCTOR_UNSET_VAR is not set here")
+        .expect("the unset variable is named");
+    assert_eq!(unset["status"], "problem");
+    let set = env_findings
+        .iter()
+        .find(|f| f["message"] == "MAOS_DOCTOR_SECRET is set")
+        .expect("the set variable is named, its value not");
+    assert_eq!(set["status"], "ok");
+
+    let repo_findings = of(&doc, "repository");
+    assert_eq!(repo_findings.len(), 1, "{doc:#}");
+    assert_eq!(repo_findings[0]["status"], "problem");
+    assert!(
+        repo_findings[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("index.lock"),
+        "{doc:#}"
+    );
+    let data = of(&doc, "data directory");
+    assert_eq!(data[0]["status"], "warning", "{doc:#}");
+    assert!(data[0]["fix"].as_str().unwrap().starts_with("chmod 700"));
+
+    // Every problem once: the count is the number of problem findings, and no check repeats
+    // a problem.
+    let problems: Vec<&Value> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["status"] == "problem")
+        .collect();
+    assert_eq!(doc["problems"], problems.len(), "{doc:#}");
+    assert_eq!(problems.len(), 3, "{doc:#}");
+    // With --json the document says it all: no error document follows it on stdout.
+    assert_eq!(stdout.matches("\"schema_version\"").count(), 1);
+}
