@@ -183,17 +183,24 @@ fn dependency_on_a_missing_task_exits_3() {
 #[test]
 fn ambiguous_prefix_exits_2_and_lists_the_candidates() {
     let env = Env::new();
-    let mut ids: Vec<String> = Vec::new();
-    let (first, second) = loop {
-        let id = env.task(&format!("Task {}", ids.len() + 1), &[]);
-        if let Some(other) = ids.iter().find(|o| o[..1] == id[..1]) {
-            let mut pair = [other.clone(), id.clone()];
-            pair.sort();
-            break (pair[0].clone(), pair[1].clone());
-        }
-        ids.push(id);
-    };
-    let prefix = first[..1].to_owned();
+    // Two ids that share four characters would take a thousand tasks to meet by chance: the
+    // second task's id is rewritten in raw SQL to start like the first (nothing else refers to
+    // a task without dependencies or attempts but its events, which these refusals never read).
+    let first = env.task("Task 1", &[]);
+    let made = env.task("Task 2", &[]);
+    let second = format!("{}{}", &first[..4], &made[4..]);
+    let conn = rusqlite::Connection::open(env.db()).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    let changed = conn
+        .execute("UPDATE tasks SET id = ?1 WHERE id = ?2", [&second, &made])
+        .unwrap();
+    assert_eq!(changed, 1);
+    drop(conn);
+    let mut pair = [first.clone(), second.clone()];
+    pair.sort();
+    let [first, second] = pair;
+    let prefix = first[..4].to_owned();
     env.replace(&first, "<candidate-1>");
     env.replace(&second, "<candidate-2>");
     env.alias(&prefix, "<prefix>");
@@ -206,6 +213,22 @@ fn ambiguous_prefix_exits_2_and_lists_the_candidates() {
     refused(&env, &["task", "cancel", &prefix], 2);
     refused(&env, &["task", "assign", &prefix], 2);
     refused(&env, &["task", "create", "Ok", "--depends-on", &prefix], 2);
+    insta::assert_snapshot!(env.transcript());
+}
+
+#[test]
+fn an_id_prefix_shorter_than_four_characters_is_refused_with_exit_2() {
+    let env = Env::new();
+    let id = env.task("Task", &[]);
+    let short = id[..3].to_owned();
+    env.alias(&short, "<3 characters>");
+    env.replace(&format!("'{short}'"), "'<3 characters>'");
+    refused(&env, &["task", "show", &short], 2);
+    refused(&env, &["approve", &short], 2);
+    refused(&env, &["task", "create", "Ok", "--depends-on", &short], 2);
+    refused(&env, &["orchestrate", "status", "x"], 2);
+    // Four characters are enough.
+    assert_eq!(env.maos(&["task", "show", &id[..4]]).code, 0);
     insta::assert_snapshot!(env.transcript());
 }
 

@@ -394,6 +394,8 @@ pub(crate) fn on_a_terminal(env: &Env, args: &[&str], answer: &str) -> (i32, Str
             None => cmd.env_remove(k),
         };
     }
+    // What maos itself shows, not a pager's screen (the pager has its own tests, conventions.rs).
+    cmd.env("MAOS_PAGER", "");
     let mut child = cmd
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

@@ -7,6 +7,7 @@ mod admin;
 mod agent;
 mod bad_input;
 mod containment;
+mod conventions;
 mod daemon;
 mod doctor;
 mod escaping;

@@ -21,14 +21,57 @@ use crate::error::{AgentError, OrchestrationError, QueryError, TaskError};
 pub struct IdRef(String);
 
 impl IdRef {
-    /// Parses a reference: 1–25 characters of the id alphabet (case-insensitive).
+    /// The fewest characters a prefix may have: a shorter one would soon name several ids, so
+    /// a script that used it would break as tasks are added.
+    pub const MIN_LEN: usize = 4;
+
+    /// Parses a reference: 4–25 characters of the id alphabet (case-insensitive).
     pub fn parse(raw: &str) -> Result<Self, ValueError> {
-        check_prefix("id", raw).map(IdRef)
+        let prefix = check_prefix("id", raw)?;
+        if prefix.chars().count() < Self::MIN_LEN {
+            return Err(ValueError {
+                what: "id",
+                value: raw.to_owned(),
+                reason: format!(
+                    "an id prefix needs at least {} characters, so that it stays unique as \
+                     more are added; give at least {} characters or the full id",
+                    Self::MIN_LEN,
+                    Self::MIN_LEN
+                ),
+            });
+        }
+        Ok(IdRef(prefix))
     }
 
     /// The lowercase prefix.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+#[cfg(test)]
+mod id_ref_tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_of_fewer_than_four_characters_is_refused_with_the_rule_and_the_fix() {
+        for raw in ["", "a", "ab", "3kq"] {
+            let e = IdRef::parse(raw).unwrap_err();
+            assert_eq!(e.what, "id");
+            if !raw.is_empty() {
+                assert!(e.reason.contains("at least 4 characters"), "{}", e.reason);
+                assert!(e.reason.contains("the full id"), "{}", e.reason);
+            }
+        }
+    }
+
+    #[test]
+    fn four_characters_up_to_the_full_id_are_taken_in_lowercase() {
+        assert_eq!(IdRef::parse("3KQ9").unwrap().as_str(), "3kq9");
+        let full = "0123456789abcdefghjkmnpqr";
+        assert_eq!(IdRef::parse(full).unwrap().as_str(), full);
+        assert!(IdRef::parse(&format!("{full}s")).is_err());
+        assert!(IdRef::parse("3kqi").is_err());
     }
 }
 

@@ -4,9 +4,10 @@
 
 use std::path::PathBuf;
 
+use crate::commands::completions;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
-use clap_complete::Shell;
+use clap_complete::{ArgValueCompleter, CompletionCandidate, Shell};
 use maos_application::{IdRef, Page, TaskCursor};
 use maos_domain::policy::concerns::Concern;
 use maos_domain::policy::permission::PermissionRule;
@@ -28,8 +29,8 @@ Examples:
 ///
 /// Register agents with their capabilities, describe work as tasks (with dependencies,
 /// priorities and risk), assign tasks to capable agents and follow every change in the event
-/// log. Tasks and orchestrations are addressed by id or by any unique prefix of it; agents by
-/// name.
+/// log. Tasks and orchestrations are addressed by id or by any unique prefix of it (4 characters
+/// or more); agents by name.
 #[derive(Debug, Parser)]
 #[command(name = "maos", version, after_help = EXAMPLES)]
 pub(crate) struct Cli {
@@ -44,24 +45,24 @@ pub(crate) struct Cli {
 #[derive(Debug, Args)]
 pub(crate) struct GlobalArgs {
     /// Print one JSON document on stdout instead of text (shapes in docs/json.md).
-    #[arg(long, global = true, help_heading = GLOBAL)]
+    #[arg(long, global = true, help_heading = GLOBAL, hide_short_help = true)]
     pub(crate) json: bool,
 
     /// The directory holding the MAOS database, maos.db [env: MAOS_DATA_DIR] [default: the XDG
     /// data directory, e.g. ~/.local/share/maos].
-    #[arg(long, global = true, value_name = "DIR", help_heading = GLOBAL)]
+    #[arg(long, global = true, value_name = "DIR", help_heading = GLOBAL, hide_short_help = true)]
     pub(crate) data_dir: Option<PathBuf>,
 
     /// Print nothing on stderr but errors.
-    #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = GLOBAL)]
+    #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = GLOBAL, hide_short_help = true)]
     pub(crate) quiet: bool,
 
     /// Log more on stderr: -v for progress, -vv for debugging.
-    #[arg(short, long, global = true, action = ArgAction::Count, help_heading = GLOBAL)]
+    #[arg(short, long, global = true, action = ArgAction::Count, help_heading = GLOBAL, hide_short_help = true)]
     pub(crate) verbose: u8,
 
     /// Work on the database in this process instead of through the daemon [env: MAOS_NO_DAEMON=1].
-    #[arg(long, global = true, help_heading = GLOBAL)]
+    #[arg(long, global = true, help_heading = GLOBAL, hide_short_help = true)]
     pub(crate) no_daemon: bool,
 
     /// When to use colour: auto (only on a terminal, and never when NO_COLOR is set), always or
@@ -72,9 +73,16 @@ pub(crate) struct GlobalArgs {
         value_enum,
         value_name = "WHEN",
         default_value_t = ColorWhen::Auto,
-        help_heading = GLOBAL
+        help_heading = GLOBAL,
+        hide_short_help = true
     )]
     pub(crate) color: ColorWhen,
+
+    /// Never send long output (lists, logs, diffs, help) through a pager. On a terminal it
+    /// goes through $MAOS_PAGER, else $PAGER, else `less -FRX`; setting either to nothing
+    /// turns the pager off too.
+    #[arg(long, global = true, help_heading = GLOBAL, hide_short_help = true)]
+    pub(crate) no_pager: bool,
 }
 
 /// When to colour output.
@@ -127,7 +135,7 @@ pub(crate) enum Command {
     #[command(after_help = "Examples:\n  maos approvals\n  maos approve 3kq9")]
     Approve {
         /// The task's id or a unique prefix of it.
-        #[arg(value_parser = id_ref)]
+        #[arg(value_parser = id_ref, add = live(completions::task_ids))]
         id: IdRef,
     },
 
@@ -140,7 +148,7 @@ pub(crate) enum Command {
     )]
     Reject {
         /// The task's id or a unique prefix of it.
-        #[arg(value_parser = id_ref)]
+        #[arg(value_parser = id_ref, add = live(completions::task_ids))]
         id: IdRef,
 
         /// Why: the next attempt is told.
@@ -230,14 +238,36 @@ pub(crate) enum Command {
     )]
     Daemon(DaemonArgs),
 
-    /// Print a completion script for a shell.
-    #[command(
-        after_help = "Example:\n  maos completions bash > ~/.local/share/bash-completion/completions/maos"
-    )]
+    /// Print a completion script for a shell: commands, flags and their values.
+    ///
+    /// This script is static. For completion of live data too (task and orchestration ids,
+    /// agent and workflow names, read from the database without starting the daemon), have the
+    /// shell ask `maos` itself: `source <(COMPLETE=bash maos)` in ~/.bashrc,
+    /// `source <(COMPLETE=zsh maos)` in ~/.zshrc, `COMPLETE=fish maos | source` in fish's
+    /// config (docs/cli.md).
+    #[command(after_help = "Examples:\n  \
+        maos completions bash > ~/.local/share/bash-completion/completions/maos\n  \
+        echo 'source <(COMPLETE=bash maos)' >> ~/.bashrc   # with live ids and names")]
     Completions {
         /// The shell to write the script for.
         #[arg(value_enum)]
         shell: Shell,
+    },
+
+    /// Print the manual page of maos or of one of its commands (roff, for man), or write every
+    /// page into a directory.
+    #[command(after_help = "Examples:\n  \
+        maos man task create | man -l -\n  \
+        maos man --dir ~/.local/share/man/man1   # then: man maos-task-create")]
+    Man {
+        /// The command whose page to print, such as `task create` [default: maos itself].
+        #[arg(value_name = "COMMAND")]
+        command: Vec<String>,
+
+        /// Write the page of the command and of every command below it into this directory,
+        /// one file each (maos.1, maos-task-create.1, …), instead of printing one.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -276,19 +306,20 @@ pub(crate) enum AgentCommand {
     Register(Box<RegisterArgs>),
 
     /// List agents (every status but removed, unless --status says otherwise).
+    #[command(visible_alias = "ls")]
     List(AgentListArgs),
 
     /// Show one agent.
     Show {
         /// The agent's name.
-        #[arg(value_parser = agent_name)]
+        #[arg(value_parser = agent_name, add = live(completions::agent_names))]
         name: AgentName,
     },
 
     /// Stop giving an agent new work; attempts it is running finish.
     Drain {
         /// The agent's name.
-        #[arg(value_parser = agent_name)]
+        #[arg(value_parser = agent_name, add = live(completions::agent_names))]
         name: AgentName,
     },
 
@@ -296,15 +327,16 @@ pub(crate) enum AgentCommand {
     /// drained it for failing too often in a row: `maos agent show` says why).
     Resume {
         /// The agent's name.
-        #[arg(value_parser = agent_name)]
+        #[arg(value_parser = agent_name, add = live(completions::agent_names))]
         name: AgentName,
     },
 
     /// Remove an agent (refused while it runs attempts: drain it first). Its name can then be
     /// registered again.
+    #[command(visible_alias = "rm")]
     Remove {
         /// The agent's name.
-        #[arg(value_parser = agent_name)]
+        #[arg(value_parser = agent_name, add = live(completions::agent_names))]
         name: AgentName,
     },
 }
@@ -480,30 +512,31 @@ pub(crate) enum TaskCommand {
     Create(CreateArgs),
 
     /// List tasks, oldest first, one page at a time.
+    #[command(visible_alias = "ls")]
     List(TaskListArgs),
 
     /// Show one task with its attempts.
     Show {
         /// The task's id or a unique prefix of it.
-        #[arg(value_parser = id_ref)]
+        #[arg(value_parser = id_ref, add = live(completions::task_ids))]
         id: IdRef,
     },
 
     /// Assign a ready task to an agent (the least loaded capable agent unless --agent names one).
     Assign {
         /// The task's id or a unique prefix of it.
-        #[arg(value_parser = id_ref)]
+        #[arg(value_parser = id_ref, add = live(completions::task_ids))]
         id: IdRef,
 
         /// The agent to give it to.
-        #[arg(long, value_name = "NAME", value_parser = agent_name)]
+        #[arg(long, value_name = "NAME", value_parser = agent_name, add = live(completions::agent_names))]
         agent: Option<AgentName>,
     },
 
     /// Cancel a task. Tasks that depend on it become blocked.
     Cancel {
         /// The task's id or a unique prefix of it.
-        #[arg(value_parser = id_ref)]
+        #[arg(value_parser = id_ref, add = live(completions::task_ids))]
         id: IdRef,
 
         /// Why (recorded in the event log).
@@ -519,7 +552,7 @@ pub(crate) enum TaskCommand {
         maos task logs 3kq9 --follow")]
     Logs {
         /// The task's id or a unique prefix of it.
-        #[arg(value_parser = id_ref)]
+        #[arg(value_parser = id_ref, add = live(completions::task_ids))]
         id: IdRef,
 
         /// The attempt (1, 2, ...) [default: the newest].
@@ -545,7 +578,7 @@ pub(crate) enum TaskCommand {
     )]
     Diff {
         /// The task's id or a unique prefix of it.
-        #[arg(value_parser = id_ref)]
+        #[arg(value_parser = id_ref, add = live(completions::task_ids))]
         id: IdRef,
 
         /// Only one attempt's changes.
@@ -570,7 +603,7 @@ pub(crate) enum TaskCommand {
     )]
     Rollback {
         /// The task's id or a unique prefix of it.
-        #[arg(value_parser = id_ref)]
+        #[arg(value_parser = id_ref, add = live(completions::task_ids))]
         id: IdRef,
 
         /// Return to what attempt N left.
@@ -584,7 +617,7 @@ pub(crate) enum TaskCommand {
     )]
     Retry {
         /// The task's id or a unique prefix of it.
-        #[arg(value_parser = id_ref)]
+        #[arg(value_parser = id_ref, add = live(completions::task_ids))]
         id: IdRef,
 
         /// How many more attempts it gets.
@@ -600,7 +633,7 @@ pub(crate) enum TaskCommand {
     )]
     Briefing {
         /// The task's id or a unique prefix of it.
-        #[arg(value_parser = id_ref)]
+        #[arg(value_parser = id_ref, add = live(completions::task_ids))]
         id: IdRef,
 
         /// The attempt (1, 2, ...) [default: the newest].
@@ -611,11 +644,11 @@ pub(crate) enum TaskCommand {
     /// Make a task depend on another one (refused if that would close a cycle).
     Depend {
         /// The task that must wait: its id or a unique prefix of it.
-        #[arg(value_parser = id_ref)]
+        #[arg(value_parser = id_ref, add = live(completions::task_ids))]
         id: IdRef,
 
         /// The task it waits for: its id or a unique prefix of it.
-        #[arg(long, value_name = "ID", value_parser = id_ref)]
+        #[arg(long, value_name = "ID", value_parser = id_ref, add = live(completions::task_ids))]
         on: IdRef,
     },
 }
@@ -652,11 +685,11 @@ pub(crate) struct CreateArgs {
     pub(crate) tier: Option<Tier>,
 
     /// A task that must complete first: its id or a unique prefix (repeat for several).
-    #[arg(long, value_name = "ID", value_parser = id_ref)]
+    #[arg(long, value_name = "ID", value_parser = id_ref, add = live(completions::task_ids))]
     pub(crate) depends_on: Vec<IdRef>,
 
     /// The orchestration the task belongs to: its id or a unique prefix.
-    #[arg(long, value_name = "ID", value_parser = id_ref)]
+    #[arg(long, value_name = "ID", value_parser = id_ref, add = live(completions::orchestration_ids))]
     pub(crate) orchestration: Option<IdRef>,
 
     /// How many attempts it gets before it needs a person (1 to 100).
@@ -715,7 +748,7 @@ pub(crate) struct TaskListArgs {
     pub(crate) statuses: Vec<TaskState>,
 
     /// Only tasks of this orchestration: its id or a unique prefix.
-    #[arg(long, value_name = "ID", value_parser = id_ref)]
+    #[arg(long, value_name = "ID", value_parser = id_ref, add = live(completions::orchestration_ids))]
     pub(crate) orchestration: Option<IdRef>,
 
     /// Only tasks that need this capability.
@@ -802,7 +835,7 @@ pub(crate) enum OrchestrateCommand {
     /// Start a draft orchestration: its ready tasks get agents.
     Start {
         /// The orchestration's id or a unique prefix of it.
-        #[arg(value_parser = id_ref)]
+        #[arg(value_parser = id_ref, add = live(completions::orchestration_ids))]
         id: IdRef,
     },
 
@@ -810,7 +843,7 @@ pub(crate) enum OrchestrateCommand {
     /// stop at once and their tasks go back to ready).
     Pause {
         /// The orchestration's id or a unique prefix of it.
-        #[arg(value_parser = id_ref)]
+        #[arg(value_parser = id_ref, add = live(completions::orchestration_ids))]
         id: IdRef,
 
         /// Also stop its running attempts now (they count as interrupted, not failed).
@@ -821,14 +854,14 @@ pub(crate) enum OrchestrateCommand {
     /// Resume a paused orchestration.
     Resume {
         /// The orchestration's id or a unique prefix of it.
-        #[arg(value_parser = id_ref)]
+        #[arg(value_parser = id_ref, add = live(completions::orchestration_ids))]
         id: IdRef,
     },
 
     /// Cancel an orchestration and every task of it that has not finished.
     Cancel {
         /// The orchestration's id or a unique prefix of it.
-        #[arg(value_parser = id_ref)]
+        #[arg(value_parser = id_ref, add = live(completions::orchestration_ids))]
         id: IdRef,
 
         /// Why (recorded in the event log).
@@ -840,7 +873,7 @@ pub(crate) enum OrchestrateCommand {
     /// and what needs a person; --watch keeps it up to date.
     Status {
         /// The orchestration's id or a unique prefix of it.
-        #[arg(value_parser = id_ref)]
+        #[arg(value_parser = id_ref, add = live(completions::orchestration_ids))]
         id: IdRef,
 
         /// Keep redrawing on every change until every task finished (NDJSON events with --json);
@@ -856,7 +889,7 @@ pub(crate) enum OrchestrateCommand {
     )]
     Graph {
         /// The orchestration's id or a unique prefix of it.
-        #[arg(value_parser = id_ref)]
+        #[arg(value_parser = id_ref, add = live(completions::orchestration_ids))]
         id: IdRef,
 
         /// The graph language.
@@ -865,12 +898,13 @@ pub(crate) enum OrchestrateCommand {
     },
 
     /// List orchestrations, oldest first.
+    #[command(visible_alias = "ls")]
     List,
 
     /// Show one orchestration.
     Show {
         /// The orchestration's id or a unique prefix of it.
-        #[arg(value_parser = id_ref)]
+        #[arg(value_parser = id_ref, add = live(completions::orchestration_ids))]
         id: IdRef,
     },
 }
@@ -887,7 +921,7 @@ pub(crate) struct RunArgs {
     pub(crate) plan: Option<PathBuf>,
 
     /// Run a workflow instead: a built-in (tdd, single), one in <data dir>/workflows, or a file.
-    #[arg(long, value_name = "NAME|FILE", requires = "goal")]
+    #[arg(long, value_name = "NAME|FILE", add = live(completions::workflow_names), requires = "goal")]
     pub(crate) workflow: Option<String>,
 
     /// The workflow run's goal.
@@ -945,12 +979,13 @@ pub(crate) enum AdminCommand {
 pub(crate) enum WorkflowCommand {
     /// List the workflows `maos orchestrate run --workflow` knows: the built-ins and the files
     /// in <data dir>/workflows.
+    #[command(visible_alias = "ls")]
     List,
 
     /// Show a workflow's stages, in the order they run, and its handoffs.
     Show {
         /// A workflow's name, or a workflow file.
-        #[arg(value_name = "NAME|FILE")]
+        #[arg(value_name = "NAME|FILE", add = live(completions::workflow_names))]
         name: String,
     },
 
@@ -992,6 +1027,11 @@ pub(crate) struct EventsArgs {
 impl EventsArgs {
     /// How many events a plain `maos events` prints when --limit does not say.
     pub(crate) const DEFAULT_LIMIT: usize = 1000;
+}
+
+/// A completer of live data (commands/completions.rs), for `COMPLETE=<shell> maos`.
+fn live(complete: fn(&std::ffi::OsStr) -> Vec<CompletionCandidate>) -> ArgValueCompleter {
+    ArgValueCompleter::new(complete)
 }
 
 // ---- value parsers: the domain's constructors, with the domain's reason as clap's message ----

@@ -97,6 +97,17 @@ pub(crate) fn verify(dir: &Path) -> Result<maos_application::verify::Verificatio
     Ok(maos_application::verify::verify(&store)?)
 }
 
+/// The database in `dir` for reading only, for shell completion (ADR 0016): none when there is
+/// no database or it does not open. Never creates anything, never starts the daemon.
+pub(crate) fn for_completion(dir: &Path) -> Option<Box<dyn maos_application::ReadStore>> {
+    let db = dir.join(DB_FILE);
+    if !db.is_file() {
+        return None;
+    }
+    let store = SqliteStore::open_for_reading(&db).ok()?;
+    Some(Box::new(store))
+}
+
 /// Opens (or creates) the database in `dir` and builds the in-process application service. It
 /// schedules nothing and runs no agent: that is the daemon's job ([`with_agents`]).
 pub(crate) fn in_process(dir: &Path) -> Result<Arc<dyn MaosApi>, CliError> {

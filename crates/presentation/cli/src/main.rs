@@ -35,6 +35,18 @@ use crate::error::FailureClass;
 use crate::output::Output;
 
 fn main() -> ExitCode {
+    // `COMPLETE=<shell> maos …`: the shell asks for completions (ADR 0016); nothing else runs.
+    let here = std::env::current_dir().ok();
+    match clap_complete::CompleteEnv::with_factory(Cli::command)
+        .try_complete(std::env::args_os(), here.as_deref())
+    {
+        Ok(true) => return ExitCode::SUCCESS,
+        Ok(false) => {}
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(2);
+        }
+    }
     ExitCode::from(invoke(std::env::args_os().collect()))
 }
 
@@ -43,10 +55,16 @@ fn invoke(args: Vec<OsString>) -> u8 {
     let pre = Prescan::of(&args);
     let cli = match parse(args, pre.color) {
         Ok(cli) => cli,
-        Err(e) => return clap_failure(&e, pre.json),
+        Err(e) => return clap_failure(&e, &pre),
     };
     init_logging(&cli.global);
-    let mut out = Output::new(cli.global.json, cli.global.quiet, cli.global.color);
+    let pager = output::pager_command(
+        cli.global.no_pager,
+        cli.global.json,
+        std::io::stdout().is_terminal(),
+    );
+    let mut out =
+        Output::new(cli.global.json, cli.global.quiet, cli.global.color).with_pager(pager);
     match commands::execute(cli, &mut out).and_then(|()| out.finish()) {
         Ok(()) => 0,
         Err(e) if e.class == FailureClass::BrokenPipe => 0,
@@ -69,11 +87,12 @@ fn parse(args: Vec<OsString>, color: ColorWhen) -> Result<Cli, clap::Error> {
 }
 
 /// What must be known before clap has parsed the arguments: whether a usage error should also
-/// be a JSON document, and how clap should colour its messages.
+/// be a JSON document, how clap should colour its messages, and whether help may be paged.
 #[derive(Debug)]
 struct Prescan {
     json: bool,
     color: ColorWhen,
+    no_pager: bool,
 }
 
 impl Prescan {
@@ -81,6 +100,7 @@ impl Prescan {
         let mut pre = Prescan {
             json: false,
             color: ColorWhen::Auto,
+            no_pager: false,
         };
         let mut it = args.iter().skip(1).filter_map(|a| a.to_str());
         while let Some(arg) = it.next() {
@@ -88,6 +108,10 @@ impl Prescan {
                 "--" => break,
                 "--json" => {
                     pre.json = true;
+                    continue;
+                }
+                "--no-pager" => {
+                    pre.no_pager = true;
                     continue;
                 }
                 "--color" => it.next(),
@@ -105,8 +129,10 @@ impl Prescan {
 }
 
 /// Prints clap's message (help, version or a usage error) and returns its exit code. With
-/// `--json`, a usage error is also an error document on stdout.
-fn clap_failure(e: &clap::Error, json: bool) -> u8 {
+/// `--json`, a usage error is also an error document on stdout. Help on a terminal goes through
+/// the pager.
+fn clap_failure(e: &clap::Error, pre: &Prescan) -> u8 {
+    let json = pre.json;
     let code = u8::try_from(e.exit_code()).unwrap_or(2);
     let long = long_value(e);
     let shorten = |text: String| match &long {
@@ -156,6 +182,20 @@ fn clap_failure(e: &clap::Error, json: bool) -> u8 {
         if long.is_some() || fixed != plain {
             let _ = std::io::Write::write_all(&mut std::io::stderr(), fixed.as_bytes());
             return code;
+        }
+    }
+    if e.kind() == ClapErrorKind::DisplayHelp {
+        let stdout = std::io::stdout();
+        if let Some(pager) = output::pager_command(pre.no_pager, false, stdout.is_terminal()) {
+            let help = e.render();
+            let text = if output::use_color(pre.color, true) {
+                help.ansi().to_string()
+            } else {
+                help.to_string()
+            };
+            if output::page_text(&pager, &text) {
+                return code;
+            }
         }
     }
     let _ = e.print();

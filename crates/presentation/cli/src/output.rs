@@ -1,8 +1,10 @@
 //! Where output goes: results on stdout (text or one JSON document), chatter and errors on
-//! stderr, colour only where it was asked for. A closed stdout (`maos task list | head -1`)
-//! surfaces as [`FailureClass::BrokenPipe`](crate::error::FailureClass), which ends the command quietly.
+//! stderr, colour only where it was asked for, long text through a pager on a terminal. A closed
+//! stdout (`maos task list | head -1`, or a pager quit early) surfaces as
+//! [`FailureClass::BrokenPipe`](crate::error::FailureClass), which ends the command quietly.
 
 use std::io::{self, BufWriter, IsTerminal, StdoutLock, Write};
+use std::process::{Child, Stdio};
 
 use serde::Serialize;
 
@@ -23,6 +25,108 @@ pub(crate) fn use_color(when: ColorWhen, is_terminal: bool) -> bool {
 
 fn no_color() -> bool {
     std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+}
+
+/// The environment variable that names the pager of `maos` (before `PAGER`).
+pub(crate) const PAGER_ENV: &str = "MAOS_PAGER";
+
+/// The pager when neither `MAOS_PAGER` nor `PAGER` names one.
+pub(crate) const DEFAULT_PAGER: &str = "less -FRX";
+
+/// The pager command for long text, if one is to be used: never with `--no-pager`, `--json`
+/// or when stdout is no terminal; else `$MAOS_PAGER`, else `$PAGER`, else `less -FRX` (either
+/// variable set to nothing means no pager).
+pub(crate) fn pager_command(no_pager: bool, json: bool, is_terminal: bool) -> Option<String> {
+    if no_pager || json || !is_terminal {
+        return None;
+    }
+    choose_pager(std::env::var_os(PAGER_ENV), std::env::var_os("PAGER"))
+}
+
+/// The pager `MAOS_PAGER` and `PAGER` (as set, or not) name.
+fn choose_pager(
+    maos_pager: Option<std::ffi::OsString>,
+    pager: Option<std::ffi::OsString>,
+) -> Option<String> {
+    let command = match maos_pager.or(pager) {
+        Some(v) => v.to_string_lossy().trim().to_owned(),
+        None => DEFAULT_PAGER.to_owned(),
+    };
+    (!command.is_empty()).then_some(command)
+}
+
+/// Starts `command` to read from a pipe: a program and its arguments, started directly (so a
+/// missing program is known at once, and the text is printed instead), or, when it holds what
+/// only a shell understands, with `sh -c`. `LESS=FRX` unless `LESS` is set, as git does, so that
+/// a bare `less` behaves. None when it cannot start.
+fn spawn_pager(command: &str) -> Option<Child> {
+    const SHELL: &[char] = &[
+        '|', '&', ';', '<', '>', '(', ')', '$', '`', '\\', '"', '\'', '*', '?', '[', '#', '~', '=',
+    ];
+    let mut sh = if command.contains(SHELL) {
+        let mut sh = std::process::Command::new("sh");
+        sh.arg("-c").arg(command);
+        sh
+    } else {
+        let mut words = command.split_whitespace();
+        let mut program = std::process::Command::new(words.next()?);
+        program.args(words);
+        program
+    };
+    sh.stdin(Stdio::piped());
+    if std::env::var_os("LESS").is_none() {
+        sh.env("LESS", "FRX");
+    }
+    match sh.spawn() {
+        Ok(child) => Some(child),
+        Err(e) => {
+            tracing::debug!(%e, command, "the pager does not start; printing instead");
+            None
+        }
+    }
+}
+
+/// From now on Ctrl-C is the pager's, as in git: it no longer ends this process (which would
+/// leave the pager fighting the shell for the terminal); quitting the pager closes its pipe, and
+/// the next write ends the command quietly. Installing a handler replaces the default action
+/// for the rest of the process; nothing needs to listen to it.
+fn leave_interrupts_to_the_pager() {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+    else {
+        return;
+    };
+    let _inside = runtime.enter();
+    let _ = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
+}
+
+/// Shows `text` (help) through `command` and waits for it; false when the pager could not take
+/// it (the caller prints it then).
+pub(crate) fn page_text(command: &str, text: &str) -> bool {
+    let Some(mut child) = spawn_pager(command) else {
+        return false;
+    };
+    leave_interrupts_to_the_pager();
+    if let Some(mut stdin) = child.stdin.take() {
+        // A pager quit before reading all of it has what it wanted.
+        let _ = stdin.write_all(text.as_bytes());
+    }
+    let _ = child.wait();
+    true
+}
+
+/// Where stdout's text goes when paging is wanted.
+#[derive(Debug)]
+enum Pager {
+    /// Never page.
+    Off,
+    /// Page through this command when the command asks to and writes.
+    Available(String),
+    /// This command's output goes through the pager from its first byte.
+    Wanted(String),
+    /// The pager runs and reads what stdout gets.
+    Running(Child),
 }
 
 /// ANSI styles used on a coloured stream.
@@ -78,6 +182,7 @@ pub(crate) struct Output {
     quiet: bool,
     color_stdout: bool,
     color_stderr: bool,
+    pager: Pager,
 }
 
 impl std::fmt::Debug for Output {
@@ -88,6 +193,7 @@ impl std::fmt::Debug for Output {
             .field("quiet", &self.quiet)
             .field("color_stdout", &self.color_stdout)
             .field("color_stderr", &self.color_stderr)
+            .field("pager", &self.pager)
             .finish_non_exhaustive()
     }
 }
@@ -103,7 +209,60 @@ impl Output {
             quiet,
             color_stdout: use_color(color, io::stdout().is_terminal()),
             color_stderr: use_color(color, io::stderr().is_terminal()),
+            pager: Pager::Off,
         }
+    }
+
+    /// Lets [`Output::page`] send long text through this pager command.
+    pub(crate) fn with_pager(mut self, command: Option<String>) -> Self {
+        self.pager = command.map_or(Pager::Off, Pager::Available);
+        self
+    }
+
+    /// The command's text is long: send it through the pager, if there is one (from the first
+    /// byte written; a command that writes nothing starts none).
+    pub(crate) fn page(&mut self) {
+        if let Pager::Available(command) = &self.pager {
+            self.pager = Pager::Wanted(command.clone());
+        }
+    }
+
+    /// Starts the pager if it is wanted and not running yet; a pager that cannot start leaves
+    /// stdout as it is.
+    fn start_pager(&mut self) -> Result<(), CliError> {
+        let Pager::Wanted(command) = &self.pager else {
+            return Ok(());
+        };
+        let Some(mut child) = spawn_pager(command) else {
+            self.pager = Pager::Off;
+            return Ok(());
+        };
+        let Some(stdin) = child.stdin.take() else {
+            let _ = child.wait();
+            self.pager = Pager::Off;
+            return Ok(());
+        };
+        self.flush()?;
+        self.stdout = BufWriter::new(Box::new(stdin));
+        self.pager = Pager::Running(child);
+        leave_interrupts_to_the_pager();
+        Ok(())
+    }
+
+    /// Ends the pager, if one runs: closes its input and waits until the person quits it;
+    /// stdout is this process's own again.
+    fn close_pager(&mut self) -> Result<(), CliError> {
+        if !matches!(self.pager, Pager::Running(_)) {
+            return Ok(());
+        }
+        let flushed = self.stdout.flush();
+        let stdout: StdoutLock<'static> = io::stdout().lock();
+        // Dropping the pipe's writer tells the pager that nothing more comes.
+        self.stdout = BufWriter::new(Box::new(stdout));
+        if let Pager::Running(mut child) = std::mem::replace(&mut self.pager, Pager::Off) {
+            let _ = child.wait();
+        }
+        flushed.map_err(|e| CliError::stdout(&e))
     }
 
     /// True when the user asked for JSON.
@@ -180,6 +339,8 @@ impl Output {
     /// Reports a failure: `error: ...` and `  hint: ...` on stderr, and with `--json` an error
     /// document on stdout too.
     pub(crate) fn error(&mut self, e: &CliError) {
+        // What was paged comes first; the error is said once the pager is gone.
+        let _ = self.close_pager();
         if self.json && !e.documented {
             let doc = ErrorDoc::new(
                 e.class.as_str(),
@@ -217,15 +378,25 @@ impl Output {
         self.stdout.flush().map_err(|e| CliError::stdout(&e))
     }
 
-    /// Flushes stdout.
+    /// Flushes stdout, and waits for the pager to be quit if one runs.
     pub(crate) fn finish(&mut self) -> Result<(), CliError> {
-        self.stdout.flush().map_err(|e| CliError::stdout(&e))
+        self.stdout.flush().map_err(|e| CliError::stdout(&e))?;
+        self.close_pager()
     }
 
     fn write_stdout(&mut self, bytes: &[u8]) -> Result<(), CliError> {
+        if matches!(self.pager, Pager::Wanted(_)) {
+            self.start_pager()?;
+        }
         self.stdout
             .write_all(bytes)
             .map_err(|e| CliError::stdout(&e))
+    }
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        let _ = self.close_pager();
     }
 }
 
@@ -266,6 +437,7 @@ impl Output {
             quiet: true,
             color_stdout: false,
             color_stderr: false,
+            pager: Pager::Off,
         };
         (out, captured)
     }
@@ -325,6 +497,28 @@ mod tests {
         out.finish().unwrap();
         let line = "{\"schema_version\":1,\"answer\":42}\n";
         assert_eq!(captured.text(), format!("{line}{line}"));
+    }
+
+    #[test]
+    fn the_pager_is_maos_pager_then_pager_then_less_and_nothing_turns_it_off() {
+        let os = |v: &str| Some(std::ffi::OsString::from(v));
+        assert_eq!(choose_pager(None, None).as_deref(), Some(DEFAULT_PAGER));
+        assert_eq!(choose_pager(None, os("more")).as_deref(), Some("more"));
+        assert_eq!(
+            choose_pager(os("bat -p"), os("more")).as_deref(),
+            Some("bat -p")
+        );
+        assert_eq!(choose_pager(os(""), os("more")), None);
+        assert_eq!(choose_pager(None, os("  ")), None);
+        assert_eq!(pager_command(true, false, true), None);
+        assert_eq!(pager_command(false, true, true), None);
+        assert_eq!(pager_command(false, false, false), None);
+    }
+
+    #[test]
+    fn a_pager_that_cannot_start_leaves_the_text_on_stdout() {
+        assert!(spawn_pager("/nonexistent/pager -R").is_none());
+        assert!(!page_text("/nonexistent/pager", "help"));
     }
 
     #[test]

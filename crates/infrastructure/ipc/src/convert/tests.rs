@@ -773,7 +773,7 @@ fn commands_and_filters_round_trip() {
         priority: Priority::High,
         risk: Risk::Medium,
         tier: Some(Tier::Strategic),
-        depends_on: vec![IdRef::parse("abc").unwrap(), IdRef::parse("x9").unwrap()],
+        depends_on: vec![IdRef::parse("abcd").unwrap(), IdRef::parse("x9yz").unwrap()],
         orchestration: Some(IdRef::parse("0123").unwrap()),
         max_attempts: MaxAttempts::new(1).unwrap(),
         timeout: Some(DurationMs::parse("90s").unwrap()),

@@ -1,7 +1,7 @@
 //! Every `MaosApi` method through the daemon gives what the service gives in process, and every
 //! refusal comes back with the same kind, message and hint.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use maos_application::{
     AgentError, AgentFilter, AssignTask, CreateOrchestration, ErrorInfo, ErrorKind, IdRef, MaosApi,
@@ -14,7 +14,8 @@ use maos_domain::{
 use maos_ipc::maos_capnp::{ErrorKind as WireErrorKind, agent_result};
 
 use crate::support::{
-    TestDaemon, as_sent, caps, name, page_as_sent, raw_session, register, remote_hint, report, task,
+    SharedPrefixIds, TestDaemon, as_sent, caps, name, page_as_sent, raw_session, register,
+    remote_hint, report, task,
 };
 
 #[test]
@@ -307,18 +308,21 @@ fn refusals_come_back_with_their_kind_message_and_hint() {
     assert_eq!(remote.kind(), ErrorKind::Conflict);
     assert!(remote.to_string().contains("cycle"), "{remote}");
 
-    // invalid input: an ambiguous prefix (33 tasks: two share a first character)
+    // invalid input: an ambiguous prefix (two tasks of a daemon whose ids share 4 characters)
+    let daemon = TestDaemon::start_with_ids(Arc::new(SharedPrefixIds));
+    let svc = &daemon.service;
+    let client = daemon.client();
     let created = client
-        .create_tasks((0..33).map(|i| task(&format!("Task {i}"))).collect())
+        .create_tasks((0..2).map(|i| task(&format!("Task {i}"))).collect())
         .unwrap();
-    let mut by_first: BTreeMap<char, usize> = BTreeMap::new();
-    for c in &created {
-        *by_first
-            .entry(c.task.id.to_string().chars().next().unwrap())
-            .or_default() += 1;
-    }
-    let (first, _) = by_first.iter().find(|(_, n)| **n > 1).unwrap();
-    let prefix = IdRef::parse(&first.to_string()).unwrap();
+    assert!(
+        created[1]
+            .task
+            .id
+            .to_string()
+            .starts_with(SharedPrefixIds::PREFIX)
+    );
+    let prefix = IdRef::parse(SharedPrefixIds::PREFIX).unwrap();
     let remote = client.get_task(&prefix).unwrap_err();
     assert_eq!(report(&remote), report(&svc.get_task(&prefix).unwrap_err()));
     assert_eq!(remote.kind(), ErrorKind::InvalidInput);

@@ -13,8 +13,8 @@ use capnp::message::ReaderOptions;
 use capnp_rpc::twoparty::VatNetwork;
 use capnp_rpc::{RpcSystem, rpc_twoparty_capnp::Side};
 use maos_application::{
-    AgentError, CreateTask, ErrorInfo, ErrorKind, MaosApi, OrchestrationError, QueryError,
-    RegisterAgent, RemoteError, Service, ServiceConfig, TaskError,
+    AgentError, CreateTask, ErrorInfo, ErrorKind, IdSource, MaosApi, OrchestrationError,
+    QueryError, RegisterAgent, RemoteError, Service, ServiceConfig, TaskError,
 };
 use maos_domain::{AdapterKind, AgentName, CapabilitySet, Slots, Tier, Timestamp, Title};
 use maos_ipc::maos_capnp::bootstrap;
@@ -44,6 +44,24 @@ impl DaemonControl for Control {
     }
 }
 
+/// Random ids that all begin with the same 4 characters, [`SharedPrefixIds::PREFIX`]: any two
+/// share a prefix long enough to be accepted, so that ambiguity can be tested.
+#[derive(Debug)]
+pub(crate) struct SharedPrefixIds;
+
+impl SharedPrefixIds {
+    /// The prefix every id begins with.
+    pub(crate) const PREFIX: &'static str = "2g95";
+}
+
+impl IdSource for SharedPrefixIds {
+    fn next_bits(&self) -> u128 {
+        // 4 characters are the top 20 of the 125 bits.
+        let rest = RandomIds.next_bits() & ((1u128 << 105) - 1);
+        (0x1_4125u128 << 105) | rest
+    }
+}
+
 /// A daemon serving a fresh database on a socket in a temporary directory.
 pub(crate) struct TestDaemon {
     pub(crate) socket: PathBuf,
@@ -60,8 +78,17 @@ impl TestDaemon {
         TestDaemon::start_with(|server| server)
     }
 
+    /// A daemon whose service draws its ids from `ids`.
+    pub(crate) fn start_with_ids(ids: Arc<dyn IdSource>) -> TestDaemon {
+        TestDaemon::build(|server| server, ids)
+    }
+
     /// A daemon whose server is adjusted by `configure` before it serves.
     pub(crate) fn start_with(configure: impl FnOnce(Server) -> Server) -> TestDaemon {
+        TestDaemon::build(configure, Arc::new(RandomIds))
+    }
+
+    fn build(configure: impl FnOnce(Server) -> Server, ids: Arc<dyn IdSource>) -> TestDaemon {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("maos.db");
         let socket = dir.path().join("maos.sock");
@@ -69,7 +96,7 @@ impl TestDaemon {
         let service = Arc::new(Service::new(
             Arc::new(store),
             Arc::new(SystemClock),
-            Arc::new(RandomIds),
+            ids,
             ServiceConfig::default(),
         ));
         let info = DaemonInfo {

@@ -5,11 +5,12 @@
 mod admin;
 mod agent;
 mod approval;
-mod completions;
+pub(crate) mod completions;
 mod doctor;
 mod events;
 mod gc;
 mod init;
+mod man;
 mod orchestrate;
 mod status;
 mod task;
@@ -20,7 +21,9 @@ use std::sync::Arc;
 
 use maos_application::MaosApi;
 
-use crate::cli::{AdminCommand, Cli, Command, DaemonAction, GlobalArgs};
+use crate::cli::{
+    AdminCommand, Cli, Command, DaemonAction, GlobalArgs, OrchestrateCommand, TaskCommand,
+};
 use crate::compose;
 use crate::daemon;
 use crate::error::{CliError, FailureClass};
@@ -30,8 +33,12 @@ use crate::output::Output;
 pub(crate) fn execute(cli: Cli, out: &mut Output) -> Result<(), CliError> {
     let Cli { global, command } = cli;
     let needs = Needs { global: &global };
+    if is_long(&command) {
+        out.page();
+    }
     match command {
         Command::Completions { shell } => completions::print(shell, out),
+        Command::Man { command, dir } => man::execute(&command, dir.as_deref(), out),
         Command::Daemon(args) => {
             let dir = needs.data_dir()?;
             match args.action {
@@ -79,6 +86,23 @@ pub(crate) fn execute(cli: Cli, out: &mut Output) -> Result<(), CliError> {
             force,
             older_than,
         } => gc::execute(dry_run, force, older_than, needs.api()?.api(), out),
+    }
+}
+
+/// True for the commands whose text for people is long enough to want a pager on a terminal
+/// (never the live ones: a pager would hold back what they print as it happens).
+fn is_long(command: &Command) -> bool {
+    match command {
+        Command::Task(cmd) => matches!(
+            cmd,
+            TaskCommand::List(_)
+                | TaskCommand::Show { .. }
+                | TaskCommand::Diff { .. }
+                | TaskCommand::Logs { follow: false, .. }
+        ),
+        Command::Events(args) => !args.follow,
+        Command::Orchestrate(OrchestrateCommand::Status { watch, .. }) => !watch,
+        _ => false,
     }
 }
 

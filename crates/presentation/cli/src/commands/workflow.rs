@@ -74,7 +74,7 @@ fn read_workflow(path: &Path) -> Result<Workflow, CliError> {
 
 /// The built-in workflows, then every workflow file of `<dir>/workflows` (each read, or the
 /// error reading it), with where it came from.
-fn known_workflows(dir: &Path) -> Vec<(Result<Workflow, CliError>, String)> {
+pub(crate) fn known_workflows(dir: &Path) -> Vec<(Result<Workflow, CliError>, String)> {
     let mut all: Vec<(Result<Workflow, CliError>, String)> = workflow::builtins()
         .into_iter()
         .map(|w| (Ok(w), "built-in".to_owned()))
