@@ -23,7 +23,12 @@ fn of<'a>(doc: &'a Value, check: &str) -> Vec<&'a Value> {
 fn a_fresh_data_directory_has_no_problem_and_doctor_creates_nothing() {
     let env = Env::new();
     let absent = env.dir().join("not-yet");
-    let run = env.maos(&["--data-dir", absent.to_str().unwrap(), "doctor", "--json"]);
+    // No global git identity here: one warning more, the same on every machine.
+    let no_identity = [("GIT_CONFIG_GLOBAL", "/dev/null")];
+    let run = env.maos_env(
+        &["--data-dir", absent.to_str().unwrap(), "doctor", "--json"],
+        &no_identity,
+    );
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     let doc = run.json();
     assert_eq!(doc["problems"], 0, "{doc:#}");
@@ -181,4 +186,40 @@ fn a_cli_agent_whose_program_is_missing_is_registered_with_a_warning_that_doctor
             .starts_with("npm install -g @anthropic-ai/claude-code"),
         "{doc:#}"
     );
+}
+
+#[test]
+fn doctor_output_for_people_and_as_json() {
+    let env = Env::new();
+    let absent = env.dir().join("not-yet");
+    let dir = absent.to_str().unwrap();
+    env.replace(dir, "<data dir>");
+    // What depends on the machine: git's version, a free port, free space. (No global git
+    // identity: the warning is the same everywhere.)
+    let volatile = ["git", "ports", "disk"];
+    let no_identity = [("GIT_CONFIG_GLOBAL", "/dev/null")];
+    let json = env.maos_env(&["--data-dir", dir, "doctor", "--json"], &no_identity);
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let mut doc = json.json();
+    for f in doc["findings"].as_array_mut().unwrap() {
+        if volatile.contains(&f["check"].as_str().unwrap()) {
+            f["message"] = Value::from("<depends on the machine>");
+        }
+    }
+    let text = env.maos_env(&["--data-dir", dir, "doctor"], &no_identity);
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    let lines: Vec<&str> = text
+        .stdout
+        .lines()
+        .filter(|l| {
+            !volatile
+                .iter()
+                .any(|v| l.starts_with(&format!("ok       {v}:")))
+        })
+        .collect();
+    insta::assert_snapshot!(env.normalize(&format!(
+        "{}\n\n{}",
+        lines.join("\n"),
+        serde_json::to_string_pretty(&doc).unwrap()
+    )));
 }

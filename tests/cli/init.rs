@@ -243,3 +243,37 @@ fn init_refuses_what_it_cannot_do_and_changes_nothing() {
         serde_json::json!([])
     );
 }
+
+#[test]
+fn init_says_what_it_found_proposes_and_did() {
+    let env = Env::new();
+    let bin = tempfile::tempdir().unwrap();
+    let config = tempfile::tempdir().unwrap();
+    fake_clis(
+        bin.path(),
+        &[
+            ("claude", "2.1.0 (Claude Code)"),
+            ("codex", "codex-cli 0.171.0"),
+        ],
+    );
+    let off = nobody();
+    env.replace(&config.path().display().to_string(), "<config>");
+    env.replace(&bin.path().display().to_string(), "<bin>");
+    env.replace(&off, "<nobody>");
+    let path = format!("{}:/usr/bin:/bin", bin.path().display());
+    let vars = [
+        ("PATH", path.as_str()),
+        ("XDG_CONFIG_HOME", config.path().to_str().unwrap()),
+        ("OLLAMA_HOST", off.as_str()),
+    ];
+    for args in [
+        &["init", "--yes"][..],
+        &["init", "--yes"],
+        &["init", "--yes", "--json"],
+        &["init", "--only", "cursor"],
+        &["init", "--only", "gemini", "--json"],
+    ] {
+        env.step_bounded(args, None, &vars);
+    }
+    insta::assert_snapshot!(env.transcript());
+}
