@@ -5,7 +5,7 @@
 //! agents (which starts the daemon) and says what to do next. It asks on a terminal; `--yes`
 //! answers for scripts. Run twice, it changes nothing and says so.
 
-use std::io::{BufRead, IsTerminal, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -288,7 +288,7 @@ pub(super) fn execute(
                 escape::block(&proposed)
             ));
         }
-        confirm(args.yes, &path)?;
+        confirm(args.yes, &path, out)?;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| {
                 CliError::new(
@@ -346,39 +346,25 @@ pub(crate) trait ApiHandle {
 }
 
 /// Asks before writing, on a terminal; refuses without one unless `--yes`.
-fn confirm(yes: bool, path: &Path) -> Result<(), CliError> {
+fn confirm(yes: bool, path: &Path, out: &mut Output) -> Result<(), CliError> {
     if yes {
         return Ok(());
     }
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() || !std::io::stderr().is_terminal() {
-        return Err(CliError::new(
+    match super::ask("Write it and register these agents?", out)? {
+        Some(true) => Ok(()),
+        Some(false) => Err(CliError::new(
+            FailureClass::Conflict,
+            "you did not approve: nothing was written or registered",
+        )
+        .with_hint("answer y, or pass --yes")),
+        None => Err(CliError::new(
             FailureClass::Usage,
             format!(
                 "init would write {} and register its agents, and there is no terminal to ask on",
                 path.display()
             ),
         )
-        .with_hint("read the proposal above, then run again with --yes"));
-    }
-    let mut err = std::io::stderr();
-    let _ = write!(err, "Write it and register these agents? [y/N] ");
-    let _ = err.flush();
-    let mut answer = String::new();
-    stdin.lock().read_line(&mut answer).map_err(|e| {
-        CliError::new(
-            FailureClass::Failure,
-            format!("cannot read your answer: {e}"),
-        )
-    })?;
-    if matches!(answer.trim(), "y" | "Y" | "yes" | "Yes" | "YES") {
-        Ok(())
-    } else {
-        Err(CliError::new(
-            FailureClass::Conflict,
-            "you did not approve: nothing was written or registered",
-        )
-        .with_hint("answer y, or pass --yes"))
+        .with_hint("read the proposal above, then run again with --yes")),
     }
 }
 

@@ -177,6 +177,31 @@ pub(crate) fn chosen_repository(
     Ok(Some(shown))
 }
 
+/// Asks `question [y/N]` on the terminal and answers whether the person said yes; none when
+/// there is no terminal to ask on (a script: it must say `--yes`).
+pub(crate) fn ask(question: &str, out: &mut Output) -> Result<Option<bool>, CliError> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() || !std::io::stderr().is_terminal() {
+        return Ok(None);
+    }
+    out.flush()?;
+    let mut err = std::io::stderr();
+    let _ = write!(err, "{question} [y/N] ");
+    let _ = err.flush();
+    let mut answer = String::new();
+    stdin.lock().read_line(&mut answer).map_err(|e| {
+        CliError::new(
+            FailureClass::Failure,
+            format!("cannot read your answer: {e}"),
+        )
+    })?;
+    Ok(Some(matches!(
+        answer.trim(),
+        "y" | "Y" | "yes" | "Yes" | "YES"
+    )))
+}
+
 /// `--base` names where tasks start in a repository; without one it means nothing.
 pub(crate) fn no_repo_for_base() -> CliError {
     CliError::new(

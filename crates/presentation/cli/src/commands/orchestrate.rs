@@ -4,7 +4,7 @@
 //! exit 0 only when every task completed).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use maos_application::{
@@ -134,36 +134,21 @@ pub(crate) fn approve_plan(yes: bool, out: &mut Output) -> Result<(), CliError> 
     if yes {
         return Ok(());
     }
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() || !std::io::stderr().is_terminal() {
-        return Err(CliError::new(
+    match super::ask("Run this plan?", out)? {
+        Some(true) => Ok(()),
+        Some(false) => Err(CliError::new(
+            FailureClass::Conflict,
+            "you did not approve the plan: nothing was created",
+        )
+        .with_hint("answer y to run it, or pass --yes")),
+        None => Err(CliError::new(
             FailureClass::Usage,
             "the plan needs your approval, and there is no terminal to ask on",
         )
         .with_hint(
             "read the plan, then run again with --yes (or set `approve_plans = \"auto\"` in the \
              data directory's config.toml)",
-        ));
-    }
-    out.flush()?;
-    let mut err = std::io::stderr();
-    let _ = write!(err, "Run this plan? [y/N] ");
-    let _ = err.flush();
-    let mut answer = String::new();
-    stdin.lock().read_line(&mut answer).map_err(|e| {
-        CliError::new(
-            FailureClass::Failure,
-            format!("cannot read your answer: {e}"),
-        )
-    })?;
-    if matches!(answer.trim(), "y" | "Y" | "yes" | "Yes" | "YES") {
-        Ok(())
-    } else {
-        Err(CliError::new(
-            FailureClass::Conflict,
-            "you did not approve the plan: nothing was created",
-        )
-        .with_hint("answer y to run it, or pass --yes"))
+        )),
     }
 }
 
@@ -350,6 +335,41 @@ fn next_text(n: &NeedsPerson) -> String {
     }
 }
 
+/// The line above a table of an orchestration's tasks: which, and how far it got.
+fn heading(o: &Orchestration, tasks: &[Task]) -> String {
+    let done = tasks
+        .iter()
+        .filter(|t| t.state == TaskState::Completed)
+        .count();
+    format!(
+        "{} {} ({}): {done}/{} tasks completed",
+        o.id.short(),
+        escape::line(o.name.as_str()),
+        o.status,
+        tasks.len()
+    )
+}
+
+/// A task's row: id, state, agent, attempt, `elapsed`, tokens, cost, title (cut to `title`).
+fn task_row(t: &Task, elapsed: String, title: usize) -> Vec<String> {
+    let u = t.usage();
+    vec![
+        t.id.short(),
+        t.state.to_string(),
+        t.current_attempt()
+            .map_or_else(|| "-".into(), |a| a.agent.to_string()),
+        if t.attempts_used() == 0 {
+            "-".into()
+        } else {
+            format!("{}/{}", t.attempts_used(), t.attempts_allowed())
+        },
+        elapsed,
+        (u.input_tokens + u.cached_input_tokens + u.output_tokens).to_string(),
+        format!("${}", t.spent()),
+        human::clip(t.spec.title.as_str(), title),
+    ]
+}
+
 /// One line per task: state, agent, attempt, elapsed, tokens, cost.
 pub(crate) fn progress_text(o: &Orchestration, tasks: &[Task], color: bool) -> String {
     let now = now_ms();
@@ -372,34 +392,10 @@ pub(crate) fn progress_text(o: &Orchestration, tasks: &[Task], color: bool) -> S
                     )
                 },
             );
-            let u = t.usage();
-            vec![
-                t.id.short(),
-                t.state.to_string(),
-                a.map_or_else(|| "-".into(), |a| a.agent.to_string()),
-                if t.attempts_used() == 0 {
-                    "-".into()
-                } else {
-                    format!("{}/{}", t.attempts_used(), t.attempts_allowed())
-                },
-                elapsed,
-                (u.input_tokens + u.cached_input_tokens + u.output_tokens).to_string(),
-                format!("${}", t.spent()),
-                human::clip(t.spec.title.as_str(), 48),
-            ]
+            task_row(t, elapsed, 48)
         })
         .collect();
-    let done = tasks
-        .iter()
-        .filter(|t| t.state == TaskState::Completed)
-        .count();
-    let mut out = format!(
-        "{} {} ({}): {done}/{} tasks completed\n",
-        o.id.short(),
-        escape::line(o.name.as_str()),
-        o.status,
-        tasks.len()
-    );
+    let mut out = format!("{}\n", heading(o, tasks));
     out.push_str(&human::table(
         color,
         &[
@@ -742,28 +738,11 @@ fn live_text(
                     .unwrap_or_default(),
                 _ => String::new(),
             };
-            let u = t.usage();
-            vec![
-                t.id.short(),
-                t.state.to_string(),
-                a.map_or_else(|| "-".into(), |a| a.agent.to_string()),
-                if t.attempts_used() == 0 {
-                    "-".into()
-                } else {
-                    format!("{}/{}", t.attempts_used(), t.attempts_allowed())
-                },
-                elapsed,
-                (u.input_tokens + u.cached_input_tokens + u.output_tokens).to_string(),
-                format!("${}", t.spent()),
-                human::clip(t.spec.title.as_str(), 40),
-                why,
-            ]
+            let mut row = task_row(t, elapsed, 40);
+            row.push(why);
+            row
         })
         .collect();
-    let done = tasks
-        .iter()
-        .filter(|t| t.state == TaskState::Completed)
-        .count();
     let table = human::table(
         color,
         &[
@@ -772,11 +751,8 @@ fn live_text(
         rows,
     );
     let mut text = format!(
-        "{} {} ({}): {done}/{} tasks completed\n{}",
-        o.id.short(),
-        escape::line(o.name.as_str()),
-        o.status,
-        tasks.len(),
+        "{}\n{}",
+        heading(o, tasks),
         if color { paint_states(&table) } else { table }
     );
     if let Some(r) = report.filter(|r| !r.needs_a_person.is_empty()) {
