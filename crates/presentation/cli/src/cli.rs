@@ -99,6 +99,48 @@ pub(crate) enum ColorWhen {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Set MAOS up on this machine: find the agent CLIs and register them (start here)
+    ///
+    /// Finds the agent CLIs (claude, codex, gemini, opencode, aider on the PATH, and a running
+    /// Ollama), proposes an agents file with sensible defaults, writes it to your config
+    /// directory (or the repository's .maos/ with --repo-local), registers its agents and starts
+    /// the daemon. Asks on a terminal; run twice, it changes nothing.
+    #[command(
+        after_help = "Examples:\n  maos init\n  maos init --yes --only claude,codex\n  maos init --repo-local --yes"
+    )]
+    Init {
+        /// Answer yes: write and register without asking (for scripts).
+        #[arg(long, short = 'y')]
+        yes: bool,
+
+        /// Only these CLIs, comma-separated: claude, codex, gemini, opencode, aider, ollama.
+        #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+        only: Vec<String>,
+
+        /// Write .maos/agents.toml of the repository you stand in, not your config directory's
+        /// maos/agents.toml.
+        #[arg(long)]
+        repo_local: bool,
+
+        /// Write the proposal over an agents file that differs from it (without: it is kept).
+        #[arg(long)]
+        force: bool,
+    },
+
+    /// Check what MAOS needs here, and say what to fix
+    ///
+    /// Checks each agent's program and the environment variables it names (names only), git and
+    /// its identity, the repository, a free port, disk space and permissions of the data
+    /// directory, the database, the daemon and its protocol, and the process containment. Each
+    /// finding is ok, a warning or a problem with what to do; exit 9 on a problem. Starts no
+    /// daemon and changes nothing.
+    #[command(after_help = "Examples:\n  maos doctor\n  maos doctor --repo ~/src/app --json")]
+    Doctor {
+        /// The repository to check [default: the one the current directory is in].
+        #[arg(long, value_name = "DIR")]
+        repo: Option<PathBuf>,
+    },
+
     /// Register, list, inspect, drain and remove agents.
     #[command(subcommand)]
     Agent(AgentCommand),
@@ -187,44 +229,6 @@ pub(crate) enum Command {
     /// Administration: check the database against its own event log.
     #[command(subcommand)]
     Admin(AdminCommand),
-
-    /// Set MAOS up on this machine: find the agent CLIs (claude, codex, gemini, opencode, aider
-    /// on the PATH, and a running Ollama), propose an agents file with sensible defaults, write
-    /// it to your config directory (or the repository's .maos/ with --repo-local), register its
-    /// agents and start the daemon. Asks on a terminal; run twice, it changes nothing.
-    #[command(
-        after_help = "Examples:\n  maos init\n  maos init --yes --only claude,codex\n  maos init --repo-local --yes"
-    )]
-    Init {
-        /// Answer yes: write and register without asking (for scripts).
-        #[arg(long, short = 'y')]
-        yes: bool,
-
-        /// Only these CLIs, comma-separated: claude, codex, gemini, opencode, aider, ollama.
-        #[arg(long, value_delimiter = ',', value_name = "NAMES")]
-        only: Vec<String>,
-
-        /// Write .maos/agents.toml of the repository you stand in, not your config directory's
-        /// maos/agents.toml.
-        #[arg(long)]
-        repo_local: bool,
-
-        /// Write the proposal over an agents file that differs from it (without: it is kept).
-        #[arg(long)]
-        force: bool,
-    },
-
-    /// Check what MAOS needs here: each agent's program and the environment variables it names
-    /// (names only), git and its identity, the repository, a free port, disk space and
-    /// permissions of the data directory, the database, the daemon and its protocol, and the
-    /// process containment. Each finding is ok, a warning or a problem with what to do; exit 9
-    /// on a problem. Starts no daemon and changes nothing.
-    #[command(after_help = "Examples:\n  maos doctor\n  maos doctor --repo ~/src/app --json")]
-    Doctor {
-        /// The repository to check [default: the one the current directory is in].
-        #[arg(long, value_name = "DIR")]
-        repo: Option<PathBuf>,
-    },
 
     /// Run the MAOS daemon in the foreground, or start, stop or inspect it.
     ///
