@@ -36,9 +36,8 @@ pub(crate) fn report(
         *by_state.entry(t.state).or_insert(0) += 1;
         attempts = attempts.saturating_add(t.attempts_used());
         let u = t.usage();
-        input = input
-            .saturating_add(u.input_tokens)
-            .saturating_add(u.cached_input_tokens);
+        // `input_tokens` counts the cached ones already (`Usage`).
+        input = input.saturating_add(u.input_tokens);
         output = output.saturating_add(u.output_tokens);
         cost = Usd::from_micros(cost.micros().saturating_add(t.spent().micros()));
         last_update = last_update.max(t.updated_at);

@@ -172,8 +172,8 @@ fn every_state_is_counted_zero_included_with_attempts_tokens_and_cost() {
     assert_eq!(r.by_state[&TaskState::Blocked], 0);
     assert_eq!(r.by_state.values().sum::<u64>(), 3);
     assert_eq!((r.tasks, r.completed, r.attempts), (3, 1, 3));
-    // Input counts cached tokens too, as the CLI's summary always did.
-    assert_eq!((r.input_tokens, r.output_tokens), (113, 56));
+    // Input tokens include the cached ones already: they are not counted twice.
+    assert_eq!((r.input_tokens, r.output_tokens), (111, 56));
     assert_eq!(r.cost, Usd::from_micros(2_000));
     assert_eq!(r.orchestration, running());
     assert_eq!(r.integration_branch, None);

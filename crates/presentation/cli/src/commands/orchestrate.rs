@@ -364,7 +364,8 @@ fn task_row(t: &Task, elapsed: String, title: usize) -> Vec<String> {
             format!("{}/{}", t.attempts_used(), t.attempts_allowed())
         },
         elapsed,
-        (u.input_tokens + u.cached_input_tokens + u.output_tokens).to_string(),
+        // Input tokens include the cached ones (`Usage`).
+        (u.input_tokens + u.output_tokens).to_string(),
         format!("${}", t.spent()),
         human::clip(t.spec.title.as_str(), title),
     ]
