@@ -151,7 +151,7 @@ impl<S: Store> Service<S> {
         let mut ws = Self::workspace_of(&t)?;
         let removed = t.workspace.as_ref().is_some_and(|w| w.removed);
         if removed {
-            // The worktree is gone (`maos gc`); its branch and checkpoints are in the repository.
+            // The worktree was removed; its branch and checkpoints are in the repository.
             ws.path.clone_from(&ws.repo);
         }
         let (from, to) = match attempt {

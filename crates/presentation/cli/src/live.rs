@@ -62,10 +62,15 @@ pub(crate) fn rows(text: &str, width: usize) -> usize {
         .sum()
 }
 
-/// The columns `line` takes on a terminal: its characters, less `ESC [ … m` colour sequences.
+/// The columns `line` takes on a terminal: its characters, less its colour sequences.
 fn visible_width(line: &str) -> usize {
-    let mut n = 0;
-    let mut chars = line.chars();
+    strip_colour(line).chars().count()
+}
+
+/// `text` without its `ESC [ … m` colour sequences (what takes no room on a terminal).
+pub(crate) fn strip_colour(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
     while let Some(c) = chars.next() {
         if c == '\x1b' {
             // Skip the sequence up to its final letter.
@@ -75,10 +80,10 @@ fn visible_width(line: &str) -> usize {
                 }
             }
         } else {
-            n += 1;
+            out.push(c);
         }
     }
-    n
+    out
 }
 
 /// The error that ends a live command: what stopped, why, and how to carry on.

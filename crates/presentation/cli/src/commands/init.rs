@@ -10,6 +10,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use etcetera::BaseStrategy;
 use maos_application::MaosApi;
 use serde::Serialize;
 
@@ -203,19 +204,15 @@ fn target(repo_local: bool) -> Result<PathBuf, CliError> {
             })?;
         return Ok(top.join(".maos").join("agents.toml"));
     }
-    if let Some(dir) = std::env::var_os("XDG_CONFIG_HOME").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir).join("maos").join("agents.toml"));
-    }
-    let home = std::env::var_os("HOME")
-        .filter(|d| !d.is_empty())
-        .ok_or_else(|| {
-            CliError::new(FailureClass::Failure, "cannot find the home directory")
-                .with_hint("set HOME or XDG_CONFIG_HOME, or use --repo-local")
-        })?;
-    Ok(PathBuf::from(home)
-        .join(".config")
-        .join("maos")
-        .join("agents.toml"))
+    // The same base directories as the data directory's (`compose::data_dir`), for config.
+    let base = etcetera::choose_base_strategy().map_err(|e| {
+        CliError::new(
+            FailureClass::Failure,
+            format!("cannot find the home directory: {e}"),
+        )
+        .with_hint("set HOME or XDG_CONFIG_HOME, or use --repo-local")
+    })?;
+    Ok(base.config_dir().join("maos").join("agents.toml"))
 }
 
 /// `maos init`.

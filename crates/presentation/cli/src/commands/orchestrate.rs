@@ -19,7 +19,7 @@ use crate::error::{CliError, FailureClass};
 use crate::escape;
 use crate::human;
 use crate::json;
-use crate::live::{InPlace, MIN_REDRAW, TICK};
+use crate::live::{InPlace, MIN_REDRAW, TICK, strip_colour};
 use crate::output::{Output, Render, Style, paint};
 use crate::reasons;
 
@@ -807,24 +807,6 @@ fn paint_states(table: &str) -> String {
         match style {
             Some(s) => out.push_str(&format!("{before}{}{after}\n", paint(true, s, word))),
             None => out.push_str(&format!("{line}\n")),
-        }
-    }
-    out
-}
-
-/// `text` without its colour sequences.
-fn strip_colour(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
         }
     }
     out
