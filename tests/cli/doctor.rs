@@ -223,3 +223,34 @@ fn doctor_output_for_people_and_as_json() {
         serde_json::to_string_pretty(&doc).unwrap()
     )));
 }
+
+#[test]
+fn doctor_reports_a_running_daemon_its_protocol_and_containment() {
+    if crate::support::in_process() {
+        return; // no daemon runs in process
+    }
+    let env = Env::new();
+    let st = env.ok_json(&["daemon", "start"]);
+    let doc = {
+        let run = env.maos_env(&["doctor", "--json"], &[("GIT_CONFIG_GLOBAL", "/dev/null")]);
+        run.json()
+    };
+    let daemon = of(&doc, "daemon");
+    assert_eq!(daemon.len(), 1, "{doc:#}");
+    assert_eq!(daemon[0]["status"], "ok");
+    let said = daemon[0]["message"].as_str().unwrap();
+    assert!(
+        said.contains(&format!("pid {}", st["pid"])) && said.contains("protocol 6"),
+        "{said}"
+    );
+    let containment = of(&doc, "containment");
+    assert_eq!(containment.len(), 1, "{doc:#}");
+    // Which one depends on whether the daemon may make cgroups here; it is named either way.
+    let expected = match st["containment"].as_str().unwrap() {
+        "cgroup" => "ok",
+        _ => "warning",
+    };
+    assert_eq!(containment[0]["status"], expected, "{doc:#}");
+    // The database exists now and passes SQLite's own check.
+    assert_eq!(of(&doc, "database")[0]["status"], "ok", "{doc:#}");
+}
