@@ -22,9 +22,12 @@ pub use error::{
     Refusal, RemoteError, TaskError,
 };
 pub use ports::{
-    AgentRuntime, AttemptLogs, Clock, IdSource, Launch, ReadStore, Store, StoreError, Transaction,
-    UnitOfWork,
+    AgentRuntime, AttemptLogs, Clock, IdSource, Launch, PlanProblem, PlanReader, ReadStore, Store,
+    StoreError, Transaction, UnitOfWork,
 };
 pub use recovery::FailurePolicy;
 pub use service::{FOLLOW_BATCH, Reconciled, Service, ServiceConfig};
-pub use workspace::{MergeOutcome, Setup, Trailer, Workspace, WorkspaceError, Workspaces};
+pub use workspace::{
+    CommandPurpose, DetectedCommand, MergeOutcome, RepoSummary, Setup, SummaryLimits, Trailer,
+    Workspace, WorkspaceError, Workspaces,
+};

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use maos_domain::{
     Agent, AgentName, CapabilitySet, DomainEvent, FencingToken, Orchestration, OrchestrationId,
-    Task, TaskId, TaskState, Tier, Timestamp,
+    Plan, Task, TaskId, TaskState, Tier, Timestamp,
 };
 use thiserror::Error;
 
@@ -229,6 +229,43 @@ pub trait AttemptLogs: Send + Sync + fmt::Debug {
         max: usize,
         wait: Duration,
     ) -> Result<Vec<u8>, StoreError>;
+}
+
+/// Reads a plan's text, in the plan file's format (JSON or TOML), into a checked plan: the port
+/// through which the planning engine uses the one plan checker there is, the one that checks
+/// plan files. Pure: no I/O.
+pub trait PlanReader: Send + Sync + fmt::Debug {
+    /// The plan in `text`, or every problem found in it, in the order of the text. A task may
+    /// only require capabilities from `offered` (the registered agents').
+    fn read(&self, text: &str, offered: &CapabilitySet) -> Result<Plan, Vec<PlanProblem>>;
+
+    /// `plan` as the JSON text of a plan file, which `read` gives back as the same plan.
+    fn write(&self, plan: &Plan) -> String;
+
+    /// The JSON Schema of the plan file, generated from the keys `read` accepts.
+    fn schema(&self) -> String;
+
+    /// A short plan file (JSON) that `read` accepts, to show a planner the format.
+    fn example(&self) -> String;
+}
+
+/// One problem of a plan's text, with its place (line and column from 1; 0 when the problem
+/// is the whole text's, such as a missing key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanProblem {
+    pub line: u32,
+    pub column: u32,
+    pub message: String,
+}
+
+impl fmt::Display for PlanProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}:{}: {}", self.line, self.column, self.message)
+        }
+    }
 }
 
 /// A complete store: transactions for writes, connections for reads.

@@ -85,6 +85,67 @@ pub enum WorkspaceError {
     NoGit(String),
 }
 
+/// What a planner is told about a repository (`Workspaces::summarise`): enough to plan work in
+/// it without reading it all. Every list is bounded by [`SummaryLimits`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepoSummary {
+    /// Tracked paths to the depth asked, directories ending in `/`, sorted; `tree_cut` says
+    /// how many were left out past the limit.
+    pub tree: Vec<String>,
+    pub tree_cut: usize,
+    /// The README's file name and the start of its text.
+    pub readme: Option<(String, String)>,
+    /// Languages by tracked files (name, files), the most files first.
+    pub languages: Vec<(String, usize)>,
+    /// The build and test commands the repository's files show (a `Cargo.toml`, a
+    /// `package.json`'s scripts, a `Makefile`'s targets…).
+    pub commands: Vec<DetectedCommand>,
+    /// The newest commits on HEAD, one line each (`<short hash> <subject>`), newest first.
+    pub recent_commits: Vec<String>,
+}
+
+/// A command a repository's files show for building or testing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetectedCommand {
+    /// `build` or `test`.
+    pub purpose: CommandPurpose,
+    /// The command line, such as `cargo test`.
+    pub command: String,
+    /// The file it was found in, relative to the repository (`Cargo.toml`).
+    pub source: String,
+}
+
+/// What a detected command is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CommandPurpose {
+    Build,
+    Test,
+}
+
+/// How much of a repository a summary holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SummaryLimits {
+    /// Path components of the tree (1: the top level only).
+    pub depth: usize,
+    /// Entries of the tree.
+    pub entries: usize,
+    /// Characters of the README.
+    pub readme_chars: usize,
+    /// Commits.
+    pub commits: usize,
+}
+
+impl Default for SummaryLimits {
+    fn default() -> Self {
+        SummaryLimits {
+            depth: 2,
+            entries: 200,
+            readme_chars: 3_000,
+            commits: 10,
+        }
+    }
+}
+
 /// Git worktrees and branches for tasks.
 pub trait Workspaces: Send + Sync + fmt::Debug {
     /// Refuses a repository MAOS must not start from: not a repository, uncommitted changes, a
@@ -96,6 +157,10 @@ pub trait Workspaces: Send + Sync + fmt::Debug {
     /// detached: what an orchestration records as its base when none is named, so that its
     /// work merges back into it by default.
     fn current_branch(&self, repo: &Path) -> Result<Option<String>, WorkspaceError>;
+
+    /// What a planner is told about `repo` at HEAD (tracked files only, never the working
+    /// tree's uncommitted or ignored files), within `limits`.
+    fn summarise(&self, repo: &Path, limits: SummaryLimits) -> Result<RepoSummary, WorkspaceError>;
 
     /// The task's worktree at `path` on `branch`, created from `base` and prepared by `setup`
     /// when it does not exist yet; the existing one otherwise (a retry works where the last

@@ -11,6 +11,7 @@ pub mod event;
 pub mod graph;
 pub mod ids;
 pub mod orchestration;
+pub mod plan;
 pub mod plan_key;
 pub mod policy;
 pub mod reasons;
@@ -27,6 +28,7 @@ pub use ids::{AgentId, OrchestrationId, TaskId};
 pub use orchestration::{
     Orchestration, OrchestrationEvent, OrchestrationSpec, OrchestrationStatus,
 };
+pub use plan::{Plan, PlanOrigin, PlanRuleBroken, PlanVersion, PlannedTask};
 pub use plan_key::{PlanKey, PlanKeyError};
 pub use reasons::{BlockReason, NextStep, WaitKind, WaitReason};
 pub use run::{Exit, FailureKind, RunReport, Usage, Usd, Verification};
