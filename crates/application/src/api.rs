@@ -206,6 +206,160 @@ pub struct PlanCreated {
     pub orchestration: Orchestration,
     pub tasks: Vec<(String, Task)>,
 }
+/// Plan a goal (`maos plan`): an orchestration in `draft` whose plan a planner writes, as an
+/// attempt of a planning task; its answer, once it passes the plan checks, is version 1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanGoal {
+    pub goal: String,
+    /// A short name (none: the goal, cut).
+    pub name: Option<Title>,
+    /// Notes for the planner, pinned to every task's briefing too.
+    pub notes: Vec<String>,
+    /// The repository to plan work in, and the branch it starts from.
+    pub workspace: Option<WorkspaceSpec>,
+    /// The agent that plans (none: the least loaded strategic agent offering `plan`).
+    pub planner: Option<AgentName>,
+    /// The most tasks the plan may have.
+    pub max_tasks: u32,
+    /// The planner's answers checked before the planning stops: the first and the corrections.
+    pub rounds: MaxAttempts,
+    /// The most the planning may cost, over its rounds.
+    pub budget: Option<Usd>,
+    /// How long one round may take.
+    pub timeout: Option<DurationMs>,
+}
+
+impl PlanGoal {
+    /// The most tasks a plan may have unless the person says otherwise.
+    pub const DEFAULT_MAX_TASKS: u32 = 30;
+    /// The most tasks a person may allow (a plan is checked and shown whole).
+    pub const MAX_TASKS: u32 = 500;
+    /// Answers checked before the planning stops, unless the person says otherwise.
+    pub const DEFAULT_ROUNDS: u32 = 3;
+}
+
+/// A planner at work: the orchestration (a draft, or awaiting approval of an older version) and
+/// the planning task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanningStarted {
+    pub orchestration: Orchestration,
+    pub task: Task,
+}
+
+/// An orchestration's plan over time: every version, the decisions on them, the planners that
+/// worked on it and what those that failed left (from the orchestration's events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanHistory {
+    pub orchestration: Orchestration,
+    /// Oldest first.
+    pub versions: Vec<maos_domain::PlanVersion>,
+    /// What happened to the plan, oldest first.
+    pub record: Vec<PlanRecord>,
+}
+
+/// One step of a plan's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanRecord {
+    /// A planner started (its task, and the most tasks its plan may have).
+    Planning {
+        task: TaskId,
+        max_tasks: u32,
+        at: Timestamp,
+    },
+    /// Version `version` was proposed.
+    Proposed { version: u32, at: Timestamp },
+    /// A planner gave no acceptable plan: its last plan text and the problems.
+    Failed {
+        task: TaskId,
+        text: Option<String>,
+        problems: Vec<String>,
+        at: Timestamp,
+    },
+    Approved {
+        version: u32,
+        by: maos_domain::orchestration::PlanApprover,
+        at: Timestamp,
+    },
+    Rejected {
+        version: u32,
+        reason: Option<String>,
+        at: Timestamp,
+    },
+}
+
+impl PlanHistory {
+    /// The history told by an orchestration's events (any order of kinds; others ignored).
+    pub fn from_events<'a>(
+        orchestration: Orchestration,
+        events: impl IntoIterator<Item = (&'a maos_domain::OrchestrationEvent, Timestamp)>,
+    ) -> PlanHistory {
+        use maos_domain::OrchestrationEvent as E;
+        let mut versions = Vec::new();
+        let mut record = Vec::new();
+        for (e, at) in events {
+            match e {
+                E::PlanningStarted { planning } => record.push(PlanRecord::Planning {
+                    task: planning.task,
+                    max_tasks: planning.max_tasks,
+                    at,
+                }),
+                E::PlanProposed { version } => {
+                    record.push(PlanRecord::Proposed {
+                        version: version.number,
+                        at,
+                    });
+                    versions.push((**version).clone());
+                }
+                E::PlanningFailed {
+                    task,
+                    text,
+                    problems,
+                } => record.push(PlanRecord::Failed {
+                    task: *task,
+                    text: text.clone(),
+                    problems: problems.clone(),
+                    at,
+                }),
+                E::PlanApproved { version, by } => record.push(PlanRecord::Approved {
+                    version: *version,
+                    by: *by,
+                    at,
+                }),
+                E::PlanRejected { version, reason } => record.push(PlanRecord::Rejected {
+                    version: *version,
+                    reason: reason.clone(),
+                    at,
+                }),
+                _ => {}
+            }
+        }
+        PlanHistory {
+            orchestration,
+            versions,
+            record,
+        }
+    }
+
+    /// Version `n` (none: the newest).
+    pub fn version(&self, n: Option<u32>) -> Option<&maos_domain::PlanVersion> {
+        match n {
+            Some(n) => self.versions.iter().find(|v| v.number == n),
+            None => self.versions.last(),
+        }
+    }
+
+    /// The planning tasks, oldest first.
+    pub fn planners(&self) -> Vec<TaskId> {
+        self.record
+            .iter()
+            .filter_map(|r| match r {
+                PlanRecord::Planning { task, .. } => Some(*task),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MergeReport {
     pub orchestration: Orchestration,
@@ -594,6 +748,31 @@ pub trait MaosApi: Send + Sync {
     /// Creates an orchestration and every task of its plan in one transaction, dependencies
     /// resolved by the plan's keys; started at once when `start`.
     fn create_plan(&self, plan: CreatePlan) -> Result<PlanCreated, OrchestrationError>;
+    /// Plans a goal: a draft orchestration and its planning task, which a planner takes.
+    fn plan_goal(&self, goal: PlanGoal) -> Result<PlanningStarted, OrchestrationError>;
+    /// The orchestration's plan: its versions, the decisions, its planners.
+    fn plan_history(&self, id: &IdRef) -> Result<PlanHistory, QueryError>;
+    /// A person's version of the plan (the text of a plan file, checked like a planner's).
+    fn propose_plan(&self, id: &IdRef, text: String) -> Result<Orchestration, OrchestrationError>;
+    /// Asks the planner for another version, with the person's feedback on the newest.
+    fn regenerate_plan(
+        &self,
+        id: &IdRef,
+        feedback: String,
+    ) -> Result<PlanningStarted, OrchestrationError>;
+    /// Approves version `version` of the plan (none: the newest, which it must be): creates its
+    /// tasks and starts the orchestration.
+    fn approve_plan(
+        &self,
+        id: &IdRef,
+        version: Option<u32>,
+    ) -> Result<PlanCreated, OrchestrationError>;
+    /// Rejects the plan: the orchestration is cancelled (with its planner, if one works).
+    fn reject_plan(
+        &self,
+        id: &IdRef,
+        reason: Option<String>,
+    ) -> Result<Orchestration, OrchestrationError>;
     /// Starts a draft orchestration: its ready tasks get agents.
     fn start_orchestration(&self, id: &IdRef) -> Result<Orchestration, OrchestrationError>;
     /// Stops giving its tasks agents; with `now`, also stops its running attempts and requeues

@@ -238,6 +238,25 @@ pub enum OrchestrationError {
         into: String,
         paths: Vec<String>,
     },
+    /// A plan's text with problems (every one, placed in the text).
+    #[error("the plan has {} problem{}: {}", problems.len(), if problems.len() == 1 { "" } else { "s" },
+        problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    PlanProblems {
+        problems: Vec<crate::ports::PlanProblem>,
+    },
+    /// No registered agent can plan: none offers `plan` at the strategic tier (or the one
+    /// named does not exist).
+    #[error("no agent can plan: {}", match planner { Some(p) => format!("no agent is named {p}"), None => "no strategic agent offers the capability plan".to_owned() })]
+    NoPlanner { planner: Option<String> },
+    /// The orchestration has no plan (version) to act on.
+    #[error("orchestration {orchestration} has no plan{}", match version { Some(v) => format!(" version {v}"), None => String::new() })]
+    NoPlan {
+        orchestration: String,
+        version: Option<u32>,
+    },
+    /// This MAOS was built without a plan reader (never in the `maos` binary).
+    #[error("this service cannot read plans")]
+    NoPlanReader,
     #[error(transparent)]
     Transition(#[from] TransitionError),
     #[error(transparent)]
@@ -254,7 +273,13 @@ impl ErrorInfo for OrchestrationError {
             OrchestrationError::Task(e) => e.kind(),
             OrchestrationError::Workspace(e) => workspace_kind(e),
             // A choice the command needs and nobody made: a usage error.
-            OrchestrationError::NoMergeTarget { .. } => ErrorKind::InvalidInput,
+            OrchestrationError::NoMergeTarget { .. } | OrchestrationError::PlanProblems { .. } => {
+                ErrorKind::InvalidInput
+            }
+            OrchestrationError::NoPlanner { .. } | OrchestrationError::NoPlan { .. } => {
+                ErrorKind::NotFound
+            }
+            OrchestrationError::NoPlanReader => ErrorKind::Conflict,
             OrchestrationError::Refused(_)
             | OrchestrationError::NoRepository { .. }
             | OrchestrationError::NothingToMerge { .. }

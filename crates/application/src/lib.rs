@@ -7,6 +7,7 @@ mod brief;
 pub mod error;
 mod locks;
 mod plan;
+mod planning;
 pub mod ports;
 mod recovery;
 mod report;

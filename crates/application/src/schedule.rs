@@ -363,6 +363,7 @@ mod tests {
             verify: None,
             wants_port: false,
             concerns: Vec::new(),
+            plans: None,
         };
         let (mut t, _) = Task::create(TaskId::from_bits(9), spec, at);
         t.make_ready(at).unwrap();

@@ -6,7 +6,8 @@ use std::ops::Deref;
 use serde::{Deserialize, Serialize};
 
 use crate::error::TransitionError;
-use crate::ids::OrchestrationId;
+use crate::ids::{OrchestrationId, TaskId};
+use crate::plan::PlanVersion;
 use crate::task::WorkspaceSpec;
 use crate::values::{Timestamp, Title, keyword_enum};
 
@@ -66,9 +67,35 @@ pub struct OrchestrationData {
     #[serde(default)]
     pub planned: bool,
     pub status: OrchestrationStatus,
+    /// The number of its plan's newest version (0: none yet). The versions themselves are in
+    /// the event log (`orchestration.plan_proposed`).
+    #[serde(default)]
+    pub plan_version: u32,
+    /// The planning task at work on a version of its plan, if any.
+    #[serde(default)]
+    pub planning: Option<Planning>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub version: u64,
+}
+
+/// A planner at work on an orchestration's plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Planning {
+    /// The planning task (its answer is the plan).
+    pub task: TaskId,
+    /// The most tasks the plan may have.
+    pub max_tasks: u32,
+}
+
+/// Who approved a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanApprover {
+    /// A person (or `--yes` on their behalf).
+    Person,
+    /// The configuration approves plans without asking.
+    Config,
 }
 
 /// Something that happened to an orchestration.
@@ -93,6 +120,33 @@ pub enum OrchestrationEvent {
         commit: String,
     },
     PlanApprovalRequested,
+    /// A planner started on a version of its plan (the first, or one a person asked for).
+    PlanningStarted {
+        planning: Planning,
+    },
+    /// A version of its plan, from a planner or a person, awaits approval.
+    PlanProposed {
+        version: Box<PlanVersion>,
+    },
+    /// The planner gave no plan that passed the checks: the last answer's plan text (if one
+    /// was found) and its problems, kept for a person to fix.
+    PlanningFailed {
+        task: TaskId,
+        #[serde(default)]
+        text: Option<String>,
+        problems: Vec<String>,
+    },
+    /// A version of its plan was approved (its tasks are created in the same transaction).
+    PlanApproved {
+        version: u32,
+        by: PlanApprover,
+    },
+    /// A person rejected its plan: the orchestration is cancelled in the same transaction.
+    PlanRejected {
+        version: u32,
+        #[serde(default)]
+        reason: Option<String>,
+    },
     Started,
     Paused,
     Resumed,
@@ -111,6 +165,11 @@ impl OrchestrationEvent {
         "orchestration.created",
         "orchestration.merged",
         "orchestration.plan_approval_requested",
+        "orchestration.planning_started",
+        "orchestration.plan_proposed",
+        "orchestration.planning_failed",
+        "orchestration.plan_approved",
+        "orchestration.plan_rejected",
         "orchestration.started",
         "orchestration.paused",
         "orchestration.resumed",
@@ -125,6 +184,11 @@ impl OrchestrationEvent {
             Self::Created { .. } => "orchestration.created",
             Self::Merged { .. } => "orchestration.merged",
             Self::PlanApprovalRequested => "orchestration.plan_approval_requested",
+            Self::PlanningStarted { .. } => "orchestration.planning_started",
+            Self::PlanProposed { .. } => "orchestration.plan_proposed",
+            Self::PlanningFailed { .. } => "orchestration.planning_failed",
+            Self::PlanApproved { .. } => "orchestration.plan_approved",
+            Self::PlanRejected { .. } => "orchestration.plan_rejected",
             Self::Started => "orchestration.started",
             Self::Paused => "orchestration.paused",
             Self::Resumed => "orchestration.resumed",
@@ -164,6 +228,8 @@ impl Orchestration {
             notes: spec.notes.clone(),
             planned: spec.planned,
             status: O::Draft,
+            plan_version: 0,
+            planning: None,
             created_at: at,
             updated_at: at,
             version: 1,
@@ -243,13 +309,32 @@ impl Orchestration {
     pub fn apply(&mut self, event: &OrchestrationEvent, at: Timestamp) {
         let d = &mut self.0;
         d.status = match event {
-            OrchestrationEvent::Created { .. } | OrchestrationEvent::Merged { .. } => d.status,
+            OrchestrationEvent::Created { .. }
+            | OrchestrationEvent::Merged { .. }
+            | OrchestrationEvent::PlanApproved { .. }
+            | OrchestrationEvent::PlanRejected { .. } => d.status,
+            OrchestrationEvent::PlanningStarted { planning } => {
+                d.planning = Some(*planning);
+                d.status
+            }
+            OrchestrationEvent::PlanningFailed { .. } => {
+                d.planning = None;
+                d.status
+            }
+            OrchestrationEvent::PlanProposed { version } => {
+                d.planning = None;
+                d.plan_version = version.number;
+                O::AwaitingPlanApproval
+            }
             OrchestrationEvent::PlanApprovalRequested => O::AwaitingPlanApproval,
             OrchestrationEvent::Started | OrchestrationEvent::Resumed => O::Running,
             OrchestrationEvent::Paused => O::Paused,
             OrchestrationEvent::Completed => O::Completed,
             OrchestrationEvent::Failed { .. } => O::Failed,
-            OrchestrationEvent::Cancelled { .. } => O::Cancelled,
+            OrchestrationEvent::Cancelled { .. } => {
+                d.planning = None;
+                O::Cancelled
+            }
         };
         d.updated_at = at;
         d.version += 1;
@@ -284,6 +369,132 @@ impl Orchestration {
             "sent for plan approval",
             at,
         )
+    }
+
+    /// A planner starts on a version of the plan: before the first, or when a person asks for
+    /// another (regenerate). One planner at a time.
+    pub fn start_planning(
+        &mut self,
+        planning: Planning,
+        at: Timestamp,
+    ) -> Result<Vec<OrchestrationEvent>, TransitionError> {
+        if let Some(busy) = self.planning {
+            return Err(TransitionError::Orchestration {
+                id: self.id,
+                from: self.status,
+                action: if busy.task == planning.task {
+                    "given the same planner twice"
+                } else {
+                    "given another planner while one is at work"
+                },
+            });
+        }
+        self.transition(
+            &[O::Draft, O::AwaitingPlanApproval],
+            OrchestrationEvent::PlanningStarted { planning },
+            "planned",
+            at,
+        )
+    }
+
+    /// A new version of the plan awaits approval; `version.number` must follow the newest.
+    pub fn propose_plan(
+        &mut self,
+        version: PlanVersion,
+        at: Timestamp,
+    ) -> Result<Vec<OrchestrationEvent>, TransitionError> {
+        if version.number != self.plan_version + 1 {
+            return Err(TransitionError::Orchestration {
+                id: self.id,
+                from: self.status,
+                action: "given a plan version out of order",
+            });
+        }
+        self.transition(
+            &[O::Draft, O::AwaitingPlanApproval],
+            OrchestrationEvent::PlanProposed {
+                version: Box::new(version),
+            },
+            "given a plan",
+            at,
+        )
+    }
+
+    /// The planner `task` gave no acceptable plan: its work ends, with what it left.
+    pub fn fail_planning(
+        &mut self,
+        task: TaskId,
+        text: Option<String>,
+        problems: Vec<String>,
+        at: Timestamp,
+    ) -> Result<Vec<OrchestrationEvent>, TransitionError> {
+        if self.planning.map(|p| p.task) != Some(task) {
+            return Err(TransitionError::Orchestration {
+                id: self.id,
+                from: self.status,
+                action: "told of a planner that is not at work",
+            });
+        }
+        let event = OrchestrationEvent::PlanningFailed {
+            task,
+            text,
+            problems,
+        };
+        self.apply(&event, at);
+        Ok(vec![event])
+    }
+
+    /// Approves the newest version of the plan (`version` must be it, and no planner at work on
+    /// another) and starts running it.
+    pub fn approve_plan(
+        &mut self,
+        version: u32,
+        by: PlanApprover,
+        at: Timestamp,
+    ) -> Result<Vec<OrchestrationEvent>, TransitionError> {
+        if version != self.plan_version || self.planning.is_some() {
+            return Err(TransitionError::Orchestration {
+                id: self.id,
+                from: self.status,
+                action: if self.planning.is_some() {
+                    "approved while a planner works on a new version"
+                } else {
+                    "approved at a version that is not its newest"
+                },
+            });
+        }
+        let mut events = self.transition(
+            &[O::AwaitingPlanApproval],
+            OrchestrationEvent::PlanApproved { version, by },
+            "approved",
+            at,
+        )?;
+        events.extend(self.start(at)?);
+        Ok(events)
+    }
+
+    /// A person rejects the plan: the orchestration is cancelled.
+    pub fn reject_plan(
+        &mut self,
+        reason: Option<String>,
+        at: Timestamp,
+    ) -> Result<Vec<OrchestrationEvent>, TransitionError> {
+        let version = self.plan_version;
+        let mut events = self.transition(
+            &[O::Draft, O::AwaitingPlanApproval],
+            OrchestrationEvent::PlanRejected {
+                version,
+                reason: reason.clone(),
+            },
+            "rejected",
+            at,
+        )?;
+        let why = match reason {
+            Some(r) => format!("its plan was rejected: {r}"),
+            None => "its plan was rejected".to_owned(),
+        };
+        events.extend(self.cancel(why, at)?);
+        Ok(events)
     }
 
     /// Starts running the plan.

@@ -15,6 +15,9 @@ use crate::values::{
     AgentName, CapabilitySet, DurationMs, MaxAttempts, Priority, Risk, Tier, Timestamp, Title,
 };
 
+/// The most characters of a planner's answer kept (and so read for its plan).
+pub const ANSWER_CHARS: usize = 256 * 1024;
+
 /// A checked plan: a goal and the tasks that carry it out, every default applied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {

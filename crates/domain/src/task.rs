@@ -256,7 +256,26 @@ pub struct TaskSpec {
     /// What no other task may work on at the same time (path globs, named resources).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub concerns: Vec<Concern>,
+    /// A planning task: its answer is a plan for this orchestration, checked before the task
+    /// completes (the check is its verification).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plans: Option<OrchestrationId>,
 }
+
+impl TaskSpec {
+    /// The most characters of an agent's answer (its summary) kept for an attempt of this
+    /// task: a planning task's answer is a whole plan.
+    pub fn answer_limit(&self) -> usize {
+        if self.plans.is_some() {
+            crate::plan::ANSWER_CHARS
+        } else {
+            SUMMARY_CHARS
+        }
+    }
+}
+
+/// The most characters of an attempt's summary kept, for a task that is not a planning task.
+pub const SUMMARY_CHARS: usize = 2_000;
 
 /// The state of a task. Read it through [`Task`]; change it only through `Task`'s methods.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -218,6 +218,11 @@ impl CapabilitySet {
         required.0.iter().filter(|c| !self.0.contains(*c)).collect()
     }
 
+    /// The capabilities of either set.
+    pub fn union(&self, other: &CapabilitySet) -> CapabilitySet {
+        Self(self.0.union(&other.0).cloned().collect())
+    }
+
     /// True when `cap` is in the set.
     pub fn contains(&self, cap: &Capability) -> bool {
         self.0.contains(cap)

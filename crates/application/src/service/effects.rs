@@ -61,7 +61,8 @@ pub(super) fn save_task_events(
     at: Timestamp,
 ) -> Result<(), StoreError> {
     tx.save_task(task)?;
-    tx.append(at, &DomainEvent::tasks(task.id, events).collect::<Vec<_>>())
+    tx.append(at, &DomainEvent::tasks(task.id, events).collect::<Vec<_>>())?;
+    super::planning::planner_ended(tx, task, at)
 }
 
 /// The spec of a task to create: `cmd` with its references resolved; a task that names no
@@ -97,6 +98,7 @@ pub(super) fn task_spec(
         verify: cmd.verify,
         wants_port: cmd.wants_port,
         concerns: cmd.concerns,
+        plans: None,
     }
 }
 

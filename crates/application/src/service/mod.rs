@@ -8,6 +8,7 @@ mod agents;
 mod approvals;
 mod effects;
 mod orchestrations;
+mod planning;
 mod queries;
 mod tasks;
 mod upkeep;
@@ -31,7 +32,7 @@ use crate::error::{
     AgentError, Entity, NoWorktree, OrchestrationError, QueryError, Refusal, TaskError,
 };
 use crate::ports::{
-    AgentRuntime, AttemptLogs, Clock, IdSource, Launch, Store, StoreError, Transaction,
+    AgentRuntime, AttemptLogs, Clock, IdSource, Launch, PlanReader, Store, StoreError, Transaction,
 };
 use crate::recovery::{FailurePolicy, after_failure, release_slot};
 use crate::schedule::{Changes, Scheduler, assign_in_tx, launch_of};
@@ -51,6 +52,8 @@ pub struct ServiceConfig {
     pub failure: FailurePolicy,
     /// The most tokens an attempt's briefing may take (0: no limit).
     pub briefing_tokens: u32,
+    /// A plan that passes the checks is approved without asking a person.
+    pub approve_plans: bool,
 }
 
 impl Default for ServiceConfig {
@@ -60,6 +63,7 @@ impl Default for ServiceConfig {
             balancer_candidates: 4,
             failure: FailurePolicy::default(),
             briefing_tokens: 8_000,
+            approve_plans: false,
         }
     }
 }
@@ -76,6 +80,8 @@ pub struct Service<S> {
     runtime: Option<Arc<dyn AgentRuntime>>,
     logs: Option<Arc<dyn AttemptLogs>>,
     workspaces: Option<Arc<dyn Workspaces>>,
+    /// The plan checker, for planners' answers and people's plans.
+    plans: Option<Arc<dyn PlanReader>>,
     /// Routing rules for tasks that name no capabilities.
     routes: Arc<[RouteRule]>,
 }
@@ -90,6 +96,7 @@ impl<S> Clone for Service<S> {
             runtime: self.runtime.clone(),
             logs: self.logs.clone(),
             workspaces: self.workspaces.clone(),
+            plans: self.plans.clone(),
             routes: Arc::clone(&self.routes),
         }
     }
@@ -123,6 +130,7 @@ impl<S: Store> Service<S> {
             runtime: None,
             logs: None,
             workspaces: None,
+            plans: None,
             routes: Arc::from(Vec::new()),
         }
     }
@@ -146,6 +154,13 @@ impl<S: Store> Service<S> {
     #[must_use]
     pub fn with_runtime(mut self, runtime: Arc<dyn AgentRuntime>) -> Self {
         self.runtime = Some(runtime);
+        self
+    }
+
+    /// The same service checking plans (planners' answers, people's edits) with `reader`.
+    #[must_use]
+    pub fn with_plans(mut self, reader: Arc<dyn PlanReader>) -> Self {
+        self.plans = Some(reader);
         self
     }
 
@@ -412,6 +427,42 @@ impl<S: Store> MaosApi for Service<S> {
 
     fn create_plan(&self, plan: CreatePlan) -> Result<PlanCreated, OrchestrationError> {
         Service::create_plan(self, plan)
+    }
+
+    fn plan_goal(&self, goal: PlanGoal) -> Result<PlanningStarted, OrchestrationError> {
+        Service::plan_goal(self, goal)
+    }
+
+    fn plan_history(&self, id: &IdRef) -> Result<PlanHistory, QueryError> {
+        Service::plan_history(self, id)
+    }
+
+    fn propose_plan(&self, id: &IdRef, text: String) -> Result<Orchestration, OrchestrationError> {
+        Service::propose_plan(self, id, text)
+    }
+
+    fn regenerate_plan(
+        &self,
+        id: &IdRef,
+        feedback: String,
+    ) -> Result<PlanningStarted, OrchestrationError> {
+        Service::regenerate_plan(self, id, feedback)
+    }
+
+    fn approve_plan(
+        &self,
+        id: &IdRef,
+        version: Option<u32>,
+    ) -> Result<PlanCreated, OrchestrationError> {
+        Service::approve_plan(self, id, version)
+    }
+
+    fn reject_plan(
+        &self,
+        id: &IdRef,
+        reason: Option<String>,
+    ) -> Result<Orchestration, OrchestrationError> {
+        Service::reject_plan(self, id, reason)
     }
 
     fn start_orchestration(&self, id: &IdRef) -> Result<Orchestration, OrchestrationError> {

@@ -33,7 +33,7 @@ impl<S: Store> Service<S> {
     /// An orchestration's repository, checked, with the branch its work starts from and merges
     /// back into: the one named, else the branch checked out now (recorded, so that a later
     /// checkout elsewhere changes neither; none when HEAD is detached and none was named).
-    fn with_base(
+    pub(super) fn with_base(
         &self,
         workspace: Option<maos_domain::WorkspaceSpec>,
     ) -> Result<Option<maos_domain::WorkspaceSpec>, OrchestrationError> {
@@ -58,10 +58,6 @@ impl<S: Store> Service<S> {
             .iter()
             .map(|_| TaskId::from_bits(self.ids.next_bits()))
             .collect();
-        let deps: Vec<std::collections::BTreeSet<TaskId>> = dep_indexes
-            .iter()
-            .map(|d| d.iter().map(|&j| ids[j]).collect())
-            .collect();
         let workspace = self.with_base(orchestration.workspace)?;
         let at = self.clock.now();
         let oid = OrchestrationId::from_bits(self.ids.next_bits());
@@ -84,25 +80,7 @@ impl<S: Store> Service<S> {
                 at,
                 &DomainEvent::orchestrations(oid, o_events).collect::<Vec<_>>(),
             )?;
-            let mut made = Vec::with_capacity(tasks.len());
-            for (i, t) in tasks.into_iter().enumerate() {
-                let c = t.task;
-                let c = CreateTask {
-                    workspace: c.workspace.or_else(|| o.workspace.clone()),
-                    verify: c.verify.or_else(|| o.verify.clone()),
-                    ..c
-                };
-                let spec = task_spec(c, deps[i].clone(), Some(oid), &routes);
-                let (mut task, mut events) = Task::create(ids[i], spec, at);
-                if task.spec.depends_on.is_empty() {
-                    events.extend(task.make_ready(at)?);
-                    if task.state == TaskState::Ready {
-                        changes.readied.push(task.id);
-                    }
-                }
-                save_task_events(tx, &task, events, at)?;
-                made.push((t.key, task));
-            }
+            let made = create_plan_tasks(tx, &o, tasks, &dep_indexes, &ids, &routes, at, changes)?;
             Ok::<_, OrchestrationError>(PlanCreated {
                 orchestration: o,
                 tasks: made,
@@ -162,7 +140,18 @@ impl<S: Store> Service<S> {
         let reason = reason.unwrap_or_else(|| "cancelled by a person".into());
         let policy = self.config.failure;
         self.orchestration_command(id, move |tx, o, at, changes| {
+            let planner = o.planning.map(|p| p.task);
             let events = o.cancel(reason.clone(), at)?;
+            if let Some(t) = planner {
+                super::planning::cancel_planner(
+                    tx,
+                    t,
+                    "its orchestration was cancelled",
+                    policy,
+                    at,
+                    changes,
+                )?;
+            }
             for mut t in tx.tasks_of(o.id)? {
                 if t.state.is_terminal() {
                     continue;
@@ -285,4 +274,41 @@ impl<S: Store> Service<S> {
             Ok(o)
         })
     }
+}
+
+/// Creates the tasks of a checked plan in orchestration `o` (`deps`: each task's dependencies as
+/// indexes into `tasks`; `ids`: one new id per task, in order); those without dependencies
+/// become ready.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn create_plan_tasks(
+    tx: &mut dyn Transaction,
+    o: &Orchestration,
+    tasks: Vec<PlanTask>,
+    deps: &[Vec<usize>],
+    ids: &[TaskId],
+    routes: &[RouteRule],
+    at: Timestamp,
+    changes: &mut Changes,
+) -> Result<Vec<(String, Task)>, OrchestrationError> {
+    let mut made = Vec::with_capacity(tasks.len());
+    for (i, t) in tasks.into_iter().enumerate() {
+        let c = t.task;
+        let c = CreateTask {
+            workspace: c.workspace.or_else(|| o.workspace.clone()),
+            verify: c.verify.or_else(|| o.verify.clone()),
+            ..c
+        };
+        let depends_on = deps[i].iter().map(|&j| ids[j]).collect();
+        let spec = task_spec(c, depends_on, Some(o.id), routes);
+        let (mut task, mut events) = Task::create(ids[i], spec, at);
+        if task.spec.depends_on.is_empty() {
+            events.extend(task.make_ready(at)?);
+            if task.state == TaskState::Ready {
+                changes.readied.push(task.id);
+            }
+        }
+        save_task_events(tx, &task, events, at)?;
+        made.push((t.key, task));
+    }
+    Ok(made)
 }

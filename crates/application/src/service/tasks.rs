@@ -174,24 +174,44 @@ impl<S: Store> Service<S> {
         summary: Option<String>,
         report: RunReport,
     ) -> Result<Task, TaskError> {
+        let stored = self.store.task(task)?.filter(|t| t.fencing == fencing);
+        // A planning task's answer is refereed (the plan checks are its verification): its
+        // problems fail the attempt as a verification does, and go back to the planner.
+        let refereed = match &stored {
+            Some(t) => self.referee(t, summary.as_deref())?,
+            None => None,
+        };
         let failed_verification = report
             .verification
             .as_ref()
             .filter(|v| !v.passed)
-            .map(|v| v.output.clone());
+            .map(|v| v.output.clone())
+            .or_else(|| match refereed.as_ref().map(|r| &r.verdict) {
+                Some(crate::planning::Verdict::Problems { problems, .. }) => {
+                    Some(crate::planning::for_next_round(problems))
+                }
+                _ => None,
+            });
         // Work that the policy accepts without a person is integrated first (git, outside the
         // transaction); the transaction then completes the task, or blocks it on a conflict.
-        let integration = match self.store.task(task)? {
-            Some(t)
-                if failed_verification.is_none()
-                    && t.fencing == fencing
-                    && t.completes_on_verification() =>
-            {
+        let integration = match &stored {
+            Some(t) if failed_verification.is_none() && t.completes_on_verification() => {
                 // The branch has the attempt's checkpoint by now: the runtime made it first.
-                self.integrate(&t)?
+                self.integrate(t)?
             }
             _ => Integration::None,
         };
+        // Ids for the tasks of a plan approved as soon as it is proposed.
+        let plan_ids: Vec<TaskId> = match refereed.as_ref().map(|r| &r.verdict) {
+            Some(crate::planning::Verdict::Plan { plan, .. }) if self.config.approve_plans => plan
+                .tasks
+                .iter()
+                .map(|_| TaskId::from_bits(self.ids.next_bits()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let auto_approve = self.config.approve_plans;
+        let routes = Arc::clone(&self.routes);
         let at = self.clock.now();
         let policy = self.config.failure;
         self.write_scheduled(at, move |tx, changes| {
@@ -205,6 +225,19 @@ impl<S: Store> Service<S> {
                 // Verification passed (or there is none): the approval policy decides between
                 // accepting it and waiting for a person.
                 None => events.extend(t.pass_verification(integration, at)?),
+            }
+            if let Some(r) = refereed {
+                super::planning::settle_planner(
+                    tx,
+                    &t,
+                    r,
+                    auto_approve,
+                    &plan_ids,
+                    &routes,
+                    at,
+                    changes,
+                )
+                .map_err(planning_error)?;
             }
             save_task_events(tx, &t, events, at)?;
             release_slot(tx, &t, policy, at, changes)?;
@@ -348,5 +381,15 @@ impl<S: Store> Service<S> {
             id: TaskId::from_bits(self.ids.next_bits()),
             spec,
         })
+    }
+}
+
+/// A planning step that failed inside a task's transaction, as the task error it becomes.
+fn planning_error(e: OrchestrationError) -> TaskError {
+    match e {
+        OrchestrationError::Task(e) => e,
+        OrchestrationError::Transition(e) => TaskError::Transition(e),
+        OrchestrationError::Store(e) => TaskError::Store(e),
+        other => TaskError::Store(StoreError::Backend(other.to_string())),
     }
 }

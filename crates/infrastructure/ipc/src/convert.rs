@@ -882,6 +882,7 @@ pub fn read_task(r: wire::task::Reader<'_>) -> Decoded<Task> {
         verify: opt_text(r.has_verify(), r.get_verify())?,
         wants_port: r.get_wants_port(),
         concerns: concerns(r.get_concerns())?,
+        plans: None, // WIRE-TODO(planning)
     };
     let attempts = r
         .get_attempts()?
@@ -955,6 +956,8 @@ pub fn read_orchestration(r: wire::orchestration::Reader<'_>) -> Decoded<Orchest
         verify: opt_text(r.has_verify(), r.get_verify())?,
         notes: texts(r.get_notes())?,
         planned: r.get_planned(),
+        plan_version: 0, // WIRE-TODO(planning)
+        planning: None,
         status: orchestration_status_from_wire(r.get_status()?),
         created_at: Timestamp::from_millis(r.get_created_at()),
         updated_at: Timestamp::from_millis(r.get_updated_at()),

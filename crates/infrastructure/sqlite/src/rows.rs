@@ -4,7 +4,7 @@
 use maos_application::{StoreError, StoredEvent};
 use maos_domain::agent::AgentData;
 use maos_domain::briefing::Briefing;
-use maos_domain::orchestration::OrchestrationData;
+use maos_domain::orchestration::{OrchestrationData, Planning};
 use maos_domain::policy::concerns::Concern;
 use maos_domain::task::TaskData;
 use maos_domain::{
@@ -180,6 +180,9 @@ struct TaskExtra {
     verify: Option<String>,
     wants_port: bool,
     concerns: Vec<Concern>,
+    /// The orchestration a planning task plans (absent for other tasks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plans: Option<OrchestrationId>,
     workspace: Option<TaskWorkspace>,
     pending: Option<PendingApproval>,
     run_approved: bool,
@@ -221,6 +224,14 @@ struct OrchestrationExtra {
     verify: Option<String>,
     notes: Vec<String>,
     planned: bool,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    plan_version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    planning: Option<Planning>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn json<T: Serialize>(v: &T) -> Result<String, StoreError> {
@@ -279,6 +290,7 @@ fn task_from_row(row: &Row<'_>) -> Result<TaskData, StoreError> {
             verify: extra.verify,
             wants_port: extra.wants_port,
             concerns: extra.concerns,
+            plans: extra.plans,
         },
         state: parsed("task state", TaskState::parse(&col::<String>(row, 12)?))?,
         reason: col(row, 13)?,
@@ -397,6 +409,7 @@ pub(crate) fn save_task(conn: &Connection, t: &Task) -> Result<(), StoreError> {
         verify: t.spec.verify.clone(),
         wants_port: t.spec.wants_port,
         concerns: t.spec.concerns.clone(),
+        plans: t.spec.plans,
         workspace: t.workspace.clone(),
         pending: t.pending.clone(),
         run_approved: t.run_approved,
@@ -533,6 +546,8 @@ pub(crate) fn orchestration_from_row(row: &Row<'_>) -> Result<Orchestration, Sto
         verify: extra.verify,
         notes: extra.notes,
         planned: extra.planned,
+        plan_version: extra.plan_version,
+        planning: extra.planning,
         id: parsed(
             "orchestration id",
             OrchestrationId::parse(&col::<String>(row, 0)?),
@@ -571,6 +586,8 @@ pub(crate) fn save_orchestration(conn: &Connection, o: &Orchestration) -> Result
         verify: o.verify.clone(),
         notes: o.notes.clone(),
         planned: o.planned,
+        plan_version: o.plan_version,
+        planning: o.planning,
     })?;
     conn.prepare_cached(
         "INSERT INTO orchestrations (id, name, goal, status, created_at, updated_at, version, extra)

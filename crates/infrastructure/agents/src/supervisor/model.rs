@@ -195,7 +195,7 @@ pub(super) fn drive_model_loop(
         },
         (_, Ok(o)) => Outcome {
             success: true,
-            summary: Some(clip(&o.summary, 2000)),
+            summary: Some(clip(&o.summary, launch.task.spec.answer_limit())),
             error: String::new(),
             report: report(None),
         },

@@ -29,6 +29,8 @@ use crate::sys;
 /// a secret behind).
 struct Tail {
     bytes: Vec<u8>,
+    /// How many bytes it keeps (at least [`TAIL`]; a planner's whole answer).
+    keep: usize,
     /// Bytes were dropped from the front.
     cut: bool,
     redactor: Redactor,
@@ -37,9 +39,10 @@ struct Tail {
 const TAIL: usize = 4096;
 
 impl Tail {
-    fn new(redactor: Redactor) -> Tail {
+    fn new(redactor: Redactor, keep: usize) -> Tail {
         Tail {
             bytes: Vec::new(),
+            keep: keep.max(TAIL),
             cut: false,
             redactor,
         }
@@ -47,15 +50,15 @@ impl Tail {
 
     fn push(&mut self, b: &[u8]) {
         self.bytes.extend_from_slice(b);
-        if self.bytes.len() > 2 * TAIL {
-            let cut = self.bytes.len() - TAIL;
+        if self.bytes.len() > 2 * self.keep {
+            let cut = self.bytes.len() - self.keep;
             self.bytes.drain(..cut);
             self.cut = true;
         }
     }
 
     fn text(&self) -> String {
-        let mut start = self.bytes.len().saturating_sub(TAIL);
+        let mut start = self.bytes.len().saturating_sub(self.keep);
         if self.cut || start > 0 {
             // Begin after the first newline: the line the cut went through is dropped whole.
             // In one long line, begin past what could be the end of a secret cut in two.
@@ -189,10 +192,11 @@ pub(super) fn spawn_and_wait(
         }
     }
 
-    let tail = Arc::new(Mutex::new(Tail::new(Redactor::for_launch(
-        launch,
-        &inner.config.env,
-    ))));
+    let answer_limit = launch.task.spec.answer_limit();
+    let tail = Arc::new(Mutex::new(Tail::new(
+        Redactor::for_launch(launch, &inner.config.env),
+        answer_limit,
+    )));
     let stderr_reader = child.stderr.take().map(|mut err| {
         let log = Arc::clone(log);
         let tail = Arc::clone(&tail);
@@ -371,16 +375,23 @@ pub(super) fn spawn_and_wait(
         ),
         Stop::None => match (exit, &stream) {
             (Some(Exit::Code(0)), None) => {
-                let summary = std::fs::read_to_string(&paths.result_file)
-                    .ok()
+                let summary = read_result(&paths.result_file, answer_limit)
                     .map(|s| s.trim().to_owned())
                     .filter(|s| !s.is_empty())
                     .unwrap_or_else(|| tail.text());
-                mk(true, Some(clip(&summary, 2000)), String::new(), None)
+                mk(
+                    true,
+                    Some(clip(&summary, answer_limit)),
+                    String::new(),
+                    None,
+                )
             }
-            (Some(Exit::Code(0)), Some(s)) if s.success == Some(true) => {
-                mk(true, s.summary.clone(), String::new(), None)
-            }
+            (Some(Exit::Code(0)), Some(s)) if s.success == Some(true) => mk(
+                true,
+                s.summary.as_deref().map(|s| clip(s, answer_limit)),
+                String::new(),
+                None,
+            ),
             (Some(Exit::Code(0)), Some(s)) => mk(
                 false,
                 None,
@@ -624,4 +635,15 @@ fn signal_name(sig: i32) -> &'static str {
         libc::SIGXFSZ => "SIGXFSZ",
         _ => "a signal",
     }
+}
+
+/// The result file an agent wrote, at most `chars` characters of it (read bounded: 4 bytes a
+/// character at most); none when there is none or it cannot be read.
+fn read_result(path: &std::path::Path, chars: usize) -> Option<String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).ok()?;
+    let limit = u64::try_from(chars.saturating_mul(4)).unwrap_or(u64::MAX);
+    let mut bytes = Vec::new();
+    file.take(limit).read_to_end(&mut bytes).ok()?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
 }

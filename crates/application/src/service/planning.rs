@@ -1,0 +1,632 @@
+//! Planning: a goal becomes a draft orchestration and a planning task whose answer, checked by
+//! the referee (the plan file checker, then the plan rules), becomes a version of the plan; the
+//! person approves (its tasks are created and it starts), rejects, edits or asks for another.
+
+use maos_domain::orchestration::{PlanApprover, Planning};
+use maos_domain::{
+    Capability, CapabilitySet, MaxAttempts, OrchestrationEvent, Plan, PlanOrigin, PlanVersion,
+    Priority, Risk, Tier, Title,
+};
+
+use super::orchestrations::create_plan_tasks;
+use super::*;
+use crate::planning::{self, BriefInput, Verdict};
+use crate::ports::PlanReader;
+use crate::workspace::SummaryLimits;
+
+/// What a planning task's answer came to, worked out before the transaction that records it.
+pub(super) struct Refereed {
+    pub(super) orchestration: OrchestrationId,
+    pub(super) verdict: Verdict,
+}
+
+impl<S: Store> Service<S> {
+    fn reader(&self) -> Result<Arc<dyn PlanReader>, OrchestrationError> {
+        self.plans.clone().ok_or(OrchestrationError::NoPlanReader)
+    }
+
+    /// The capabilities the registered agents offer.
+    fn offered(&self) -> Result<CapabilitySet, StoreError> {
+        Ok(self
+            .store
+            .agents(&AgentFilter::default())?
+            .iter()
+            .fold(CapabilitySet::empty(), |all, a| all.union(&a.capabilities)))
+    }
+
+    pub(super) fn plan_goal(&self, g: PlanGoal) -> Result<PlanningStarted, OrchestrationError> {
+        let reader = self.reader()?;
+        let goal = g.goal.trim().to_owned();
+        if goal.is_empty() {
+            return Err(OrchestrationError::Refused(
+                "the goal is empty: say what the plan should achieve".into(),
+            ));
+        }
+        check_max_tasks(g.max_tasks)?;
+        let agents = self.store.agents(&AgentFilter::default())?;
+        check_planner(&agents, g.planner.as_ref())?;
+        let workspace = self.with_base(g.workspace)?;
+        let summary = self.summary_of(workspace.as_ref())?;
+        let prompt = planning::brief(&BriefInput {
+            goal: &goal,
+            notes: &g.notes,
+            repo: summary.as_ref(),
+            agents: &agents,
+            max_tasks: g.max_tasks,
+            schema: &reader.schema(),
+            example: &reader.example(),
+            revise: None,
+        });
+        let name = match g.name {
+            Some(n) => n,
+            None => name_of(&goal)?,
+        };
+        let at = self.clock.now();
+        let oid = OrchestrationId::from_bits(self.ids.next_bits());
+        let tid = TaskId::from_bits(self.ids.next_bits());
+        let spec = OrchestrationSpec {
+            name,
+            goal: Some(goal.clone()),
+            workspace: workspace.clone(),
+            verify: None,
+            notes: g.notes,
+            planned: true,
+        };
+        let task = PlannerTask {
+            oid,
+            tid,
+            goal,
+            prompt,
+            planner: g.planner,
+            rounds: g.rounds,
+            budget: g.budget,
+            timeout: g.timeout,
+            workspace,
+        };
+        let max_tasks = g.max_tasks;
+        self.write_scheduled_then(
+            at,
+            move |tx, changes| {
+                let (mut o, mut events) = Orchestration::create(oid, spec, at);
+                events.extend(o.start_planning(
+                    Planning {
+                        task: tid,
+                        max_tasks,
+                    },
+                    at,
+                )?);
+                tx.save_orchestration(&o)?;
+                tx.append(
+                    at,
+                    &DomainEvent::orchestrations(oid, events).collect::<Vec<_>>(),
+                )?;
+                let task = create_planner(tx, task, at, changes)?;
+                Ok::<_, OrchestrationError>(PlanningStarted {
+                    orchestration: o,
+                    task,
+                })
+            },
+            refresh_planner,
+        )
+    }
+
+    /// What the planner is told about the repository it plans for.
+    fn summary_of(
+        &self,
+        workspace: Option<&maos_domain::WorkspaceSpec>,
+    ) -> Result<Option<crate::workspace::RepoSummary>, OrchestrationError> {
+        match (workspace, &self.workspaces) {
+            (Some(ws), Some(git)) => Ok(Some(
+                git.summarise(Path::new(&ws.repo), SummaryLimits::default())?,
+            )),
+            _ => Ok(None),
+        }
+    }
+
+    pub(super) fn plan_history(&self, id: &IdRef) -> Result<PlanHistory, QueryError> {
+        let o = self.get_orchestration(id)?;
+        let events = self.store.events_of(&o.id.to_string())?;
+        let orchestration_events: Vec<(&OrchestrationEvent, Timestamp)> = events
+            .iter()
+            .filter_map(|e| match &e.event {
+                DomainEvent::Orchestration { event, .. } => Some((event, e.at)),
+                _ => None,
+            })
+            .collect();
+        Ok(PlanHistory::from_events(o, orchestration_events))
+    }
+
+    pub(super) fn propose_plan(
+        &self,
+        id: &IdRef,
+        text: String,
+    ) -> Result<Orchestration, OrchestrationError> {
+        let reader = self.reader()?;
+        let plan = reader
+            .read(&text, &self.offered()?)
+            .map_err(|problems| OrchestrationError::PlanProblems { problems })?;
+        let broken = plan.broken_rules(PlanGoal::MAX_TASKS as usize);
+        if !broken.is_empty() {
+            return Err(OrchestrationError::Refused(
+                broken
+                    .iter()
+                    .map(planning::rule_text)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ));
+        }
+        self.orchestration_command(id, move |_, o, at, _| {
+            let version = PlanVersion {
+                number: o.plan_version + 1,
+                plan,
+                origin: PlanOrigin::Person,
+                rationale: None,
+                proposed_at: at,
+            };
+            Ok(o.propose_plan(version, at)?)
+        })
+    }
+
+    pub(super) fn regenerate_plan(
+        &self,
+        id: &IdRef,
+        feedback: String,
+    ) -> Result<PlanningStarted, OrchestrationError> {
+        let reader = self.reader()?;
+        let history = self.plan_history(id)?;
+        let o = &history.orchestration;
+        let current = history
+            .version(None)
+            .ok_or_else(|| OrchestrationError::NoPlan {
+                orchestration: o.id.short(),
+                version: None,
+            })?;
+        // The planner of the newest version (or of the last that started), and its limits.
+        let last = history
+            .planners()
+            .last()
+            .and_then(|t| self.store.task(*t).ok().flatten());
+        let planner = match &current.origin {
+            PlanOrigin::Planner { agent, .. } => Some(agent.clone()),
+            // PIN(wt-summary): the last planner's pinned agent.
+            PlanOrigin::Person => None,
+        };
+        let agents = self.store.agents(&AgentFilter::default())?;
+        // The agent that planned may be gone: then any planner will do.
+        let planner = planner.filter(|p| agents.iter().any(|a| &a.name == p));
+        check_planner(&agents, planner.as_ref())?;
+        let max_tasks = max_tasks_of(&history);
+        let summary = self.summary_of(o.workspace.as_ref())?;
+        let text = reader.write(&current.plan);
+        let goal = o.goal.clone().unwrap_or_else(|| o.name.to_string());
+        let prompt = planning::brief(&BriefInput {
+            goal: &goal,
+            notes: &o.notes,
+            repo: summary.as_ref(),
+            agents: &agents,
+            max_tasks,
+            schema: &reader.schema(),
+            example: &reader.example(),
+            revise: Some((current.number, &text, &feedback)),
+        });
+        let at = self.clock.now();
+        let oid = o.id;
+        let tid = TaskId::from_bits(self.ids.next_bits());
+        let task = PlannerTask {
+            oid,
+            tid,
+            goal,
+            prompt,
+            planner,
+            rounds: last
+                .as_ref()
+                .map_or_else(default_rounds, |t| t.spec.max_attempts),
+            budget: last.as_ref().and_then(|t| t.spec.budget),
+            timeout: last.as_ref().and_then(|t| t.spec.timeout),
+            workspace: o.workspace.clone(),
+        };
+        self.write_scheduled_then(
+            at,
+            move |tx, changes| {
+                let mut o = load_orchestration(tx, oid)?;
+                let events = o.start_planning(
+                    Planning {
+                        task: tid,
+                        max_tasks,
+                    },
+                    at,
+                )?;
+                tx.save_orchestration(&o)?;
+                tx.append(
+                    at,
+                    &DomainEvent::orchestrations(oid, events).collect::<Vec<_>>(),
+                )?;
+                let task = create_planner(tx, task, at, changes)?;
+                Ok::<_, OrchestrationError>(PlanningStarted {
+                    orchestration: o,
+                    task,
+                })
+            },
+            refresh_planner,
+        )
+    }
+
+    pub(super) fn approve_plan(
+        &self,
+        id: &IdRef,
+        version: Option<u32>,
+    ) -> Result<PlanCreated, OrchestrationError> {
+        let history = self.plan_history(id)?;
+        let o = &history.orchestration;
+        let chosen =
+            history
+                .version(version)
+                .cloned()
+                .ok_or_else(|| OrchestrationError::NoPlan {
+                    orchestration: o.id.short(),
+                    version,
+                })?;
+        let oid = o.id;
+        let routes = Arc::clone(&self.routes);
+        let ids: Vec<TaskId> = chosen
+            .plan
+            .tasks
+            .iter()
+            .map(|_| TaskId::from_bits(self.ids.next_bits()))
+            .collect();
+        let at = self.clock.now();
+        self.write_scheduled(at, move |tx, changes| {
+            let mut o = load_orchestration(tx, oid)?;
+            let events = o.approve_plan(chosen.number, PlanApprover::Person, at)?;
+            tx.save_orchestration(&o)?;
+            tx.append(
+                at,
+                &DomainEvent::orchestrations(oid, events).collect::<Vec<_>>(),
+            )?;
+            let tasks = create_planned_tasks(tx, &o, &chosen.plan, &ids, &routes, at, changes)?;
+            Ok(PlanCreated {
+                orchestration: o,
+                tasks,
+            })
+        })
+    }
+
+    pub(super) fn reject_plan(
+        &self,
+        id: &IdRef,
+        reason: Option<String>,
+    ) -> Result<Orchestration, OrchestrationError> {
+        let policy = self.config.failure;
+        self.orchestration_command(id, move |tx, o, at, changes| {
+            let planner = o.planning.map(|p| p.task);
+            let events = o.reject_plan(reason, at)?;
+            if let Some(t) = planner {
+                cancel_planner(tx, t, "its plan was rejected", policy, at, changes)?;
+            }
+            Ok(events)
+        })
+    }
+
+    /// The referee's verdict on the answer of planning task `t` (none when `t` plans nothing).
+    pub(super) fn referee(
+        &self,
+        t: &Task,
+        answer: Option<&str>,
+    ) -> Result<Option<Refereed>, StoreError> {
+        let Some(oid) = t.spec.plans else {
+            return Ok(None);
+        };
+        let Some(reader) = self.plans.clone() else {
+            return Ok(None);
+        };
+        let max_tasks = self
+            .store
+            .orchestration(oid)?
+            .and_then(|o| o.planning)
+            .map_or(PlanGoal::DEFAULT_MAX_TASKS, |p| p.max_tasks);
+        let offered = self.offered()?;
+        Ok(Some(Refereed {
+            orchestration: oid,
+            verdict: planning::referee(&*reader, answer.unwrap_or(""), &offered, max_tasks),
+        }))
+    }
+}
+
+/// After a planning task's attempt was recorded (in the same transaction): a plan that passed
+/// the referee becomes the next version (approved at once when the configuration says so); a
+/// planner that has no round left ends the planning with its last plan's text and problems.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn settle_planner(
+    tx: &mut dyn Transaction,
+    t: &Task,
+    refereed: Refereed,
+    auto_approve: bool,
+    ids: &[TaskId],
+    routes: &[RouteRule],
+    at: Timestamp,
+    changes: &mut Changes,
+) -> Result<(), OrchestrationError> {
+    let Some(mut o) = tx.orchestration(refereed.orchestration)? else {
+        return Ok(());
+    };
+    // Only the planner at work speaks for the plan (not one a person replaced or stopped).
+    if o.planning.map(|p| p.task) != Some(t.id) {
+        return Ok(());
+    }
+    let mut events = Vec::new();
+    match refereed.verdict {
+        Verdict::Plan { plan, rationale } if t.state == TaskState::Completed => {
+            let Some(attempt) = t.current_attempt() else {
+                return Ok(());
+            };
+            let version = PlanVersion {
+                number: o.plan_version + 1,
+                plan: *plan,
+                origin: PlanOrigin::Planner {
+                    task: t.id,
+                    attempt: attempt.number,
+                    agent: attempt.agent.clone(),
+                },
+                rationale,
+                proposed_at: at,
+            };
+            let plan = version.plan.clone();
+            events.extend(o.propose_plan(version, at)?);
+            if auto_approve {
+                events.extend(o.approve_plan(o.plan_version, PlanApprover::Config, at)?);
+                tx.save_orchestration(&o)?;
+                tx.append(
+                    at,
+                    &DomainEvent::orchestrations(o.id, std::mem::take(&mut events))
+                        .collect::<Vec<_>>(),
+                )?;
+                create_planned_tasks(tx, &o, &plan, ids, routes, at, changes)?;
+                return Ok(());
+            }
+        }
+        Verdict::Problems { text, problems } if t.state.is_terminal() => {
+            events.extend(o.fail_planning(t.id, text, problems, at)?);
+        }
+        _ => return Ok(()),
+    }
+    tx.save_orchestration(&o)?;
+    tx.append(
+        at,
+        &DomainEvent::orchestrations(o.id, events).collect::<Vec<_>>(),
+    )?;
+    Ok(())
+}
+
+/// When a planning task ends another way (its attempts failed, a person cancelled it): the
+/// planning ends, with no plan text (the task says why). Called wherever a task is saved.
+pub(super) fn planner_ended(
+    tx: &mut dyn Transaction,
+    t: &Task,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    let Some(oid) = t.spec.plans else {
+        return Ok(());
+    };
+    if !matches!(t.state, TaskState::Blocked | TaskState::Cancelled) {
+        return Ok(());
+    }
+    let Some(mut o) = tx.orchestration(oid)? else {
+        return Ok(());
+    };
+    if o.planning.map(|p| p.task) != Some(t.id) {
+        return Ok(());
+    }
+    let Ok(events) = o.fail_planning(t.id, None, Vec::new(), at) else {
+        return Ok(());
+    };
+    tx.save_orchestration(&o)?;
+    tx.append(
+        at,
+        &DomainEvent::orchestrations(oid, events).collect::<Vec<_>>(),
+    )
+}
+
+/// The planning task of an orchestration, to create.
+struct PlannerTask {
+    oid: OrchestrationId,
+    tid: TaskId,
+    goal: String,
+    prompt: String,
+    planner: Option<AgentName>,
+    rounds: MaxAttempts,
+    budget: Option<maos_domain::Usd>,
+    timeout: Option<DurationMs>,
+    workspace: Option<maos_domain::WorkspaceSpec>,
+}
+
+fn create_planner(
+    tx: &mut dyn Transaction,
+    p: PlannerTask,
+    at: Timestamp,
+    changes: &mut Changes,
+) -> Result<Task, OrchestrationError> {
+    // A named planner takes it whatever its tier; else the least loaded strategic agent that
+    // offers `plan` (the scheduler's balancer decides).
+    let (capabilities, tier) = match &p.planner {
+        Some(_) => (CapabilitySet::empty(), None),
+        None => (plan_capability()?, Some(Tier::Strategic)),
+    };
+    let spec = TaskSpec {
+        title: name_of(&format!("Plan: {}", p.goal))?,
+        prompt: p.prompt,
+        capabilities,
+        priority: Priority::default(),
+        risk: Risk::Low,
+        tier,
+        depends_on: Default::default(),
+        orchestration: None,
+        max_attempts: p.rounds,
+        timeout: p.timeout,
+        idempotency_key: None,
+        budget: p.budget,
+        workspace: p.workspace,
+        verify: None,
+        wants_port: false,
+        concerns: Vec::new(),
+        plans: Some(p.oid),
+    };
+    // PIN(wt-summary): the task is pinned to `p.planner` once tasks can be.
+    let _ = &p.planner;
+    let (mut task, mut events) = Task::create(p.tid, spec, at);
+    events.extend(task.make_ready(at)?);
+    if task.state == TaskState::Ready {
+        changes.readied.push(task.id);
+    }
+    save_task_events(tx, &task, events, at)?;
+    Ok(task)
+}
+
+fn refresh_planner(started: &mut PlanningStarted, launches: &[Launch]) {
+    if let Some(l) = launches.iter().find(|l| l.task.id == started.task.id) {
+        started.task = l.task.clone();
+    }
+}
+
+/// Cancels planning task `id`, when it has not ended, for `why`.
+pub(super) fn cancel_planner(
+    tx: &mut dyn Transaction,
+    id: TaskId,
+    why: &str,
+    policy: FailurePolicy,
+    at: Timestamp,
+    changes: &mut Changes,
+) -> Result<(), TaskError> {
+    let mut t = load_task(tx, id)?;
+    if t.state.is_terminal() {
+        return Ok(());
+    }
+    let held = t.state.holds_slot();
+    let events = t.cancel(why.to_owned(), at)?;
+    save_task_events(tx, &t, events, at)?;
+    if held {
+        release_slot(tx, &t, policy, at, changes)?;
+        changes
+            .stops
+            .push((t.id, t.attempts_used(), why.to_owned()));
+    }
+    Ok(())
+}
+
+/// Creates the tasks of an approved plan in orchestration `o` (`ids`: one per task, in order).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn create_planned_tasks(
+    tx: &mut dyn Transaction,
+    o: &Orchestration,
+    plan: &Plan,
+    ids: &[TaskId],
+    routes: &[RouteRule],
+    at: Timestamp,
+    changes: &mut Changes,
+) -> Result<Vec<(String, Task)>, OrchestrationError> {
+    let tasks = plan_tasks(plan);
+    let deps = crate::plan::check(&tasks)?;
+    create_plan_tasks(tx, o, tasks, &deps, ids, routes, at, changes)
+}
+
+/// The plan's tasks as the service's plan tasks.
+fn plan_tasks(plan: &Plan) -> Vec<PlanTask> {
+    plan.tasks
+        .iter()
+        .map(|t| PlanTask {
+            key: t.key.to_string(),
+            depends_on: t.depends_on.iter().map(ToString::to_string).collect(),
+            task: CreateTask {
+                title: t.title.clone(),
+                prompt: t.prompt.clone(),
+                capabilities: t.capabilities.clone(),
+                priority: t.priority,
+                risk: t.risk,
+                tier: t.tier,
+                depends_on: Vec::new(),
+                orchestration: None,
+                max_attempts: t.max_attempts,
+                timeout: t.timeout,
+                idempotency_key: None,
+                budget: t.budget,
+                workspace: None,
+                verify: t.verify.clone(),
+                wants_port: t.wants_port,
+                concerns: t.concerns.clone(),
+            },
+        })
+        .collect()
+}
+
+fn load_orchestration(
+    tx: &mut dyn Transaction,
+    id: OrchestrationId,
+) -> Result<Orchestration, OrchestrationError> {
+    tx.orchestration(id)?.ok_or_else(|| {
+        OrchestrationError::Query(QueryError::NotFound {
+            what: Entity::Orchestration,
+            reference: id.to_string(),
+        })
+    })
+}
+
+fn check_max_tasks(max: u32) -> Result<(), OrchestrationError> {
+    if max == 0 || max > PlanGoal::MAX_TASKS {
+        return Err(OrchestrationError::Refused(format!(
+            "a plan may have 1 to {} tasks, not {max}",
+            PlanGoal::MAX_TASKS
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses when no agent can plan: the one named does not exist, or none is named and no
+/// strategic agent offers `plan`.
+fn check_planner(agents: &[Agent], planner: Option<&AgentName>) -> Result<(), OrchestrationError> {
+    let found = match planner {
+        Some(name) => agents.iter().any(|a| &a.name == name),
+        None => {
+            let plan = plan_capability()?;
+            agents
+                .iter()
+                .any(|a| a.tier == Tier::Strategic && a.capabilities.covers(&plan))
+        }
+    };
+    if found {
+        Ok(())
+    } else {
+        Err(OrchestrationError::NoPlanner {
+            planner: planner.map(ToString::to_string),
+        })
+    }
+}
+
+fn plan_capability() -> Result<CapabilitySet, OrchestrationError> {
+    Ok(CapabilitySet::parse([Capability::parse("plan")?.as_str()])?)
+}
+
+fn default_rounds() -> MaxAttempts {
+    MaxAttempts::new(PlanGoal::DEFAULT_ROUNDS).unwrap_or_default()
+}
+
+/// The limit on tasks the newest planner had (the default when none started).
+fn max_tasks_of(h: &PlanHistory) -> u32 {
+    h.record
+        .iter()
+        .rev()
+        .find_map(|r| match r {
+            PlanRecord::Planning { max_tasks, .. } => Some(*max_tasks),
+            _ => None,
+        })
+        .unwrap_or(PlanGoal::DEFAULT_MAX_TASKS)
+}
+
+/// A title from free text: its first line, cut to 60 characters.
+fn name_of(text: &str) -> Result<Title, OrchestrationError> {
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("plan");
+    let cut: String = line.chars().take(60).collect();
+    Ok(Title::parse(&cut)?)
+}
