@@ -2,7 +2,7 @@
 //! their failures into [`WorkspaceError`]s.
 
 use std::ffi::{OsStr, OsString};
-use std::io;
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -35,6 +35,10 @@ const CONFIG: &[&str] = &[
 
 /// At most this many bytes of a failed command's error output go into an error.
 const ERROR_TAIL: usize = 4000;
+
+/// At most this many bytes of a streamed command's error output are kept (its tail is cut to
+/// [`ERROR_TAIL`] for the error).
+const STREAM_STDERR_KEPT: u64 = 64 * 1024;
 
 /// The git program.
 #[derive(Debug, Clone)]
@@ -102,10 +106,9 @@ impl GitCommand<'_> {
         self
     }
 
-    /// Runs the command and answers its output whatever its exit status; only a git that cannot
-    /// be started (missing: [`WorkspaceError::NoGit`]) or a directory that does not exist is an
-    /// error.
-    pub(crate) fn output(&self) -> Result<Output, WorkspaceError> {
+    /// The command as it runs: in its directory, with the pinned environment and settings,
+    /// standard input closed. Refused when the directory does not exist.
+    fn command(&self) -> Result<Command, WorkspaceError> {
         if !self.dir.is_dir() {
             return Err(self.failure("the directory does not exist".into()));
         }
@@ -137,13 +140,89 @@ impl GitCommand<'_> {
         }
         command.args(&self.args);
         tracing::trace!(dir = %self.dir.display(), args = %self.args_text(), "git");
-        command.output().map_err(|e| match e.kind() {
+        Ok(command)
+    }
+
+    /// The error for a git that could not be started.
+    fn start_error(&self, e: &io::Error) -> WorkspaceError {
+        match e.kind() {
             io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied => {
                 WorkspaceError::NoGit(format!("{}: {e}", Path::new(&self.git.program).display()))
             }
             // Out of processes or descriptors, say: git is there, running it failed.
             _ => self.failure(format!("cannot start git: {e}")),
-        })
+        }
+    }
+
+    /// Runs the command and answers its output whatever its exit status; only a git that cannot
+    /// be started (missing: [`WorkspaceError::NoGit`]) or a directory that does not exist is an
+    /// error.
+    pub(crate) fn output(&self) -> Result<Output, WorkspaceError> {
+        self.command()?.output().map_err(|e| self.start_error(&e))
+    }
+
+    /// Runs the command and hands its standard output to `read` as it comes, so that a large
+    /// output (every path of a big repository, a big file) is never held whole. `read` may
+    /// stop early: the rest is not read and git is stopped, and its answer stands. When `read`
+    /// took everything, a non-zero exit is [`WorkspaceError::Git`] with git's error output (of
+    /// which at most a few kilobytes are kept).
+    pub(crate) fn stream<T>(
+        &self,
+        read: impl FnOnce(&mut dyn BufRead) -> io::Result<T>,
+    ) -> Result<T, WorkspaceError> {
+        let mut child = self.command()?.spawn().map_err(|e| self.start_error(&e))?;
+        // Drained on a thread of its own, so that git never blocks on a full error pipe while
+        // standard output is being read.
+        let stderr = child.stderr.take().map(|mut pipe| {
+            std::thread::spawn(move || {
+                let mut kept = Vec::new();
+                let _ = (&mut pipe).take(STREAM_STDERR_KEPT).read_to_end(&mut kept);
+                let _ = io::copy(&mut pipe, &mut io::sink());
+                kept
+            })
+        });
+        let outcome = match child.stdout.take() {
+            Some(stdout) => {
+                let mut reader = BufReader::new(stdout);
+                read(&mut reader).and_then(|value| {
+                    let complete = reader.fill_buf()?.is_empty();
+                    Ok((value, complete))
+                })
+            }
+            None => Err(io::Error::other("git's standard output is not a pipe")),
+        };
+        if !matches!(outcome, Ok((_, true))) {
+            // Stopped early (on purpose, or reading failed): the rest of the output is not
+            // wanted.
+            let _ = child.kill();
+        }
+        let status = child.wait();
+        let stderr = stderr
+            .and_then(|thread| thread.join().ok())
+            .unwrap_or_default();
+        let status = status.map_err(|e| self.failure(format!("cannot wait for git: {e}")))?;
+        let value = match outcome {
+            Ok((value, false)) => return Ok(value),
+            Ok((value, true)) => value,
+            // git failed by itself, which is likely why its output could not be read: say why.
+            Err(_) if status.code().is_some_and(|code| code != 0) => {
+                return Err(self.error(&Output {
+                    status,
+                    stdout: Vec::new(),
+                    stderr,
+                }));
+            }
+            Err(e) => return Err(self.failure(format!("cannot read git's output: {e}"))),
+        };
+        if status.success() {
+            Ok(value)
+        } else {
+            Err(self.error(&Output {
+                status,
+                stdout: Vec::new(),
+                stderr,
+            }))
+        }
     }
 
     /// Runs the command; a non-zero exit is [`WorkspaceError::Git`]. Answers standard output.

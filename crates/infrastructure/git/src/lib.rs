@@ -5,7 +5,9 @@
 //! the repository's setup: files to copy such as `.env`, a command such as `npm ci`, with a time
 //! limit), [`checkpoint`] commits everything before and after each attempt, [`rollback`] returns
 //! to a checkpoint, [`merge`] integrates approved work into the orchestration's branch, and
-//! [`remove`] takes the worktree away with `git worktree remove`.
+//! [`remove`] takes the worktree away with `git worktree remove`. [`summarise`] tells a planner
+//! what a repository holds at HEAD (tree, README, languages, build and test commands, recent
+//! commits), reading only what git tracks and only as much as its limits allow.
 //!
 //! Everything goes through the `git` program (`std::process::Command`), never a git library, so
 //! MAOS sees the repository exactly as the user's git does (hooks for `git worktree add`, config,
@@ -28,11 +30,13 @@
 //! [`rollback`]: maos_application::Workspaces::rollback
 //! [`merge`]: maos_application::Workspaces::merge
 //! [`remove`]: maos_application::Workspaces::remove
+//! [`summarise`]: maos_application::Workspaces::summarise
 //! [`merge_into_user_branch`]: maos_application::Workspaces::merge_into_user_branch
 
 mod git;
 mod parse;
 mod setup;
+mod summary;
 mod workspaces;
 
 pub use setup::DEFAULT_SETUP_TIMEOUT;

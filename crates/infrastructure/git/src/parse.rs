@@ -71,6 +71,38 @@ pub(crate) fn worktrees(output: &[u8]) -> Vec<WorktreeEntry> {
     list
 }
 
+/// One entry of `git ls-tree -z` (`<mode> SP <type> SP <object> TAB <path>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TreeEntry<'a> {
+    /// The mode as git writes it (`100644`, `100755`, `120000` for a symbolic link, `160000`
+    /// for a submodule).
+    pub(crate) mode: &'a [u8],
+    /// The object's name (hexadecimal).
+    pub(crate) object: &'a [u8],
+    /// The path, relative to the tree, as git stores it (bytes, not always UTF-8).
+    pub(crate) path: &'a [u8],
+}
+
+impl TreeEntry<'_> {
+    /// A file's content as it is (not a symbolic link, not a submodule).
+    pub(crate) fn is_regular_file(&self) -> bool {
+        matches!(self.mode, b"100644" | b"100755" | b"100664")
+    }
+}
+
+/// Parses one NUL-separated entry of `git ls-tree -z` (without its NUL); `None` when it is not
+/// one.
+pub(crate) fn tree_entry(field: &[u8]) -> Option<TreeEntry<'_>> {
+    let tab = field.iter().position(|b| *b == b'\t')?;
+    let (info, path) = (&field[..tab], &field[tab + 1..]);
+    let mut parts = info.split(|b| *b == b' ').filter(|p| !p.is_empty());
+    let (mode, _kind, object) = (parts.next()?, parts.next()?, parts.next()?);
+    if path.is_empty() || parts.next().is_some() {
+        return None;
+    }
+    Some(TreeEntry { mode, object, path })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +124,21 @@ mod tests {
         assert_eq!(list[1].path, PathBuf::from("/w x"));
         assert!(list[1].detached && list[1].branch.is_none());
         assert!(list[2].prunable);
+    }
+
+    #[test]
+    fn tree_entries_are_parsed_with_tabs_and_spaces_in_paths() {
+        let entry = tree_entry(b"100644 blob 0123abcd\tdocs/a file\twith tab.md").unwrap();
+        assert_eq!(entry.mode, b"100644");
+        assert_eq!(entry.object, b"0123abcd");
+        assert_eq!(entry.path, b"docs/a file\twith tab.md");
+        assert!(entry.is_regular_file());
+        let link = tree_entry(b"120000 blob 0123abcd\tREADME.md").unwrap();
+        assert!(!link.is_regular_file());
+        let module = tree_entry(b"160000 commit 0123abcd\tvendor/lib").unwrap();
+        assert!(!module.is_regular_file());
+        assert_eq!(tree_entry(b"no tab here"), None);
+        assert_eq!(tree_entry(b"100644 blob\tpath"), None);
+        assert_eq!(tree_entry(b"100644 blob abc\t"), None);
     }
 }

@@ -2,17 +2,21 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
+use std::io::{BufRead, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use maos_application::{MergeOutcome, Setup, Trailer, Workspace, WorkspaceError, Workspaces};
+use maos_application::{
+    MergeOutcome, RepoSummary, Setup, SummaryLimits, Trailer, Workspace, WorkspaceError, Workspaces,
+};
 
 use crate::git::Git;
 use crate::parse::{self, WorktreeEntry};
 use crate::setup;
+use crate::summary::{self, FileText, TopFile, TreeWalk};
 
 /// The identity of MAOS's commits in a repository that has no `user.email`.
 const DEFAULT_NAME: &str = "MAOS";
@@ -543,6 +547,151 @@ impl GitWorkspaces {
         Ok(paths)
     }
 
+    /// One pass over every path tracked at `commit` (`git ls-tree -r -z`), streamed: what the
+    /// summary needs is gathered as the paths go by, none of them kept beyond the limits.
+    fn walk_tree(
+        &self,
+        top: &Path,
+        commit: &str,
+        limits: &SummaryLimits,
+    ) -> Result<TreeWalk, WorkspaceError> {
+        self.git
+            .at(top)
+            .args(["ls-tree", "-r", "-z", "--full-tree", commit])
+            .stream(|out| {
+                let mut walk = TreeWalk::new(limits);
+                let mut field = Vec::new();
+                loop {
+                    field.clear();
+                    let read = (&mut *out)
+                        .take(summary::MAX_TREE_ENTRY)
+                        .read_until(0, &mut field)?;
+                    if read == 0 {
+                        return Ok(walk);
+                    }
+                    if field.last() == Some(&0) {
+                        field.pop();
+                    } else if read as u64 == summary::MAX_TREE_ENTRY {
+                        return Err(std::io::Error::other(format!(
+                            "an entry longer than {} bytes",
+                            summary::MAX_TREE_ENTRY
+                        )));
+                    }
+                    if let Some(entry) = parse::tree_entry(&field) {
+                        walk.add(&entry);
+                    }
+                }
+            })
+    }
+
+    /// The start of a blob: at most `max` bytes, and whether that was all of it.
+    fn blob_start(
+        &self,
+        top: &Path,
+        blob: &str,
+        max: usize,
+    ) -> Result<(Vec<u8>, bool), WorkspaceError> {
+        let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+        self.git
+            .at(top)
+            .args(["cat-file", "blob", blob])
+            .stream(|out| {
+                let mut bytes = Vec::new();
+                out.take(limit).read_to_end(&mut bytes)?;
+                let whole = bytes.len() <= max;
+                bytes.truncate(max);
+                Ok((bytes, whole))
+            })
+    }
+
+    /// A top-level file's text (at most [`summary::MAX_FILE_BYTES`]), `None` when it is not a
+    /// regular file.
+    fn top_file_text(
+        &self,
+        top: &Path,
+        file: &TopFile,
+    ) -> Result<Option<FileText>, WorkspaceError> {
+        let Some(blob) = &file.blob else {
+            return Ok(None);
+        };
+        let (bytes, whole) = self.blob_start(top, blob, summary::MAX_FILE_BYTES)?;
+        Ok(Some(FileText {
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+            whole,
+        }))
+    }
+
+    /// The README's name and the start of its text, cut to `chars` characters.
+    fn readme(
+        &self,
+        top: &Path,
+        walk: &TreeWalk,
+        chars: usize,
+    ) -> Result<Option<(String, String)>, WorkspaceError> {
+        let Some(file) = walk.readme() else {
+            return Ok(None);
+        };
+        let Some(blob) = &file.blob else {
+            return Ok(None);
+        };
+        // A character is at most 4 bytes: this is enough for one more than asked, which tells
+        // whether there is more.
+        let max = chars
+            .saturating_add(1)
+            .saturating_mul(4)
+            .min(summary::MAX_FILE_BYTES);
+        let (bytes, whole) = self.blob_start(top, blob, max)?;
+        let text = String::from_utf8_lossy(&bytes);
+        Ok(Some((
+            file.name.clone(),
+            summary::cut_text(&text, chars, !whole),
+        )))
+    }
+
+    /// `git log -n <count> --format=%h %s` from `commit`, newest first, each subject cut.
+    fn recent_commits(
+        &self,
+        top: &Path,
+        commit: &str,
+        count: usize,
+    ) -> Result<Vec<String>, WorkspaceError> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        self.git
+            .at(top)
+            .configs(["log.showSignature=false"])
+            .args(["log", "-z", "--no-color", "--format=%h %s"])
+            .arg(format!("--max-count={count}"))
+            .args([commit, "--"])
+            .stream(|out| {
+                let mut lines = Vec::new();
+                let mut line = Vec::new();
+                // A subject is one line, but of any length: only its start is kept.
+                let max = summary::MAX_SUBJECT_CHARS * 4 + 4;
+                while lines.len() < count {
+                    line.clear();
+                    let read = (&mut *out).take(max as u64).read_until(0, &mut line)?;
+                    if read == 0 {
+                        break;
+                    }
+                    let ended = line.last() == Some(&0);
+                    if ended {
+                        line.pop();
+                    } else {
+                        skip_past_nul(out)?;
+                    }
+                    let text = String::from_utf8_lossy(&line);
+                    lines.push(summary::cut_text(
+                        text.trim_end(),
+                        summary::MAX_SUBJECT_CHARS,
+                        !ended,
+                    ));
+                }
+                Ok(lines)
+            })
+    }
+
     fn abort_merge(&self, dir: &Path) {
         if let Err(e) = self.git.at(dir).args(["merge", "--abort"]).run() {
             tracing::warn!(dir = %dir.display(), error = %e, "cannot abort a merge");
@@ -685,6 +834,22 @@ impl Drop for TempIndex {
     }
 }
 
+/// Skips what is left of a NUL-terminated field too long to keep (without keeping it).
+fn skip_past_nul(out: &mut dyn BufRead) -> std::io::Result<()> {
+    loop {
+        let buffer = out.fill_buf()?;
+        if buffer.is_empty() {
+            return Ok(());
+        }
+        if let Some(nul) = buffer.iter().position(|b| *b == 0) {
+            out.consume(nul + 1);
+            return Ok(());
+        }
+        let len = buffer.len();
+        out.consume(len);
+    }
+}
+
 /// `<prefix><pid>-<sequence>-<nanoseconds>`: unique in this process, and unlike what an earlier
 /// process of the same id left behind.
 fn unique_name(prefix: &str) -> String {
@@ -745,6 +910,33 @@ impl Workspaces for GitWorkspaces {
         Ok(self
             .head_branch(&dirs.top)?
             .map(|b| b.trim().trim_start_matches("refs/heads/").to_owned()))
+    }
+
+    /// At the commit HEAD names, from what git tracks only: `git ls-tree -r -z` streamed once
+    /// (tree, languages, the top-level files), `git cat-file blob` for the README and build
+    /// files (their start only), `git log` for the commits. A repository without commits has
+    /// an empty summary.
+    fn summarise(&self, repo: &Path, limits: SummaryLimits) -> Result<RepoSummary, WorkspaceError> {
+        let top = self.repo_dirs(repo)?.top;
+        let Some(commit) = self.resolve(&top, "HEAD")? else {
+            return Ok(RepoSummary::default());
+        };
+        let walk = self.walk_tree(&top, &commit, &limits)?;
+        let readme = self.readme(&top, &walk, limits.readme_chars)?;
+        let commands = summary::detect_commands(&walk, |file| self.top_file_text(&top, file))?;
+        let recent_commits = self.recent_commits(&top, &commit, limits.commits)?;
+        let languages = walk.languages();
+        let mut tree = walk.tree;
+        // git lists paths in sorted order already; sorting again costs nothing at this size.
+        tree.sort();
+        Ok(RepoSummary {
+            tree,
+            tree_cut: walk.tree_cut,
+            readme,
+            languages,
+            commands,
+            recent_commits,
+        })
     }
 
     /// Checks, in this order: a repository (any directory inside one resolves to its top), no

@@ -17,3 +17,5 @@ mod merge;
 mod prepare;
 #[path = "git/remove.rs"]
 mod remove;
+#[path = "git/summary.rs"]
+mod summary;
