@@ -191,6 +191,37 @@ pub struct PlanTask {
     pub depends_on: Vec<String>,
 }
 
+impl PlanTask {
+    /// The tasks of a checked plan, in its order.
+    pub fn from_plan(plan: &maos_domain::Plan) -> Vec<PlanTask> {
+        plan.tasks
+            .iter()
+            .map(|t| PlanTask {
+                key: t.key.to_string(),
+                depends_on: t.depends_on.iter().map(ToString::to_string).collect(),
+                task: CreateTask {
+                    title: t.title.clone(),
+                    prompt: t.prompt.clone(),
+                    capabilities: t.capabilities.clone(),
+                    priority: t.priority,
+                    risk: t.risk,
+                    tier: t.tier,
+                    depends_on: Vec::new(),
+                    orchestration: None,
+                    max_attempts: t.max_attempts,
+                    timeout: t.timeout,
+                    idempotency_key: None,
+                    budget: t.budget,
+                    workspace: None,
+                    verify: t.verify.clone(),
+                    wants_port: t.wants_port,
+                    concerns: t.concerns.clone(),
+                },
+            })
+            .collect()
+    }
+}
+
 /// Create an orchestration and all its tasks at once (`maos orchestrate run`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreatePlan {

@@ -118,7 +118,7 @@ mod tests {
     /// variant does not compile until it is numbered there, this is raised, and it has a sample.
     const TASK_VARIANTS: usize = 27;
     const AGENT_VARIANTS: usize = 6;
-    const ORCHESTRATION_VARIANTS: usize = 9;
+    const ORCHESTRATION_VARIANTS: usize = 14;
 
     fn task_variant(e: &TaskEvent) -> usize {
         match e {
@@ -168,12 +168,17 @@ mod tests {
             OrchestrationEvent::Created { .. } => 0,
             OrchestrationEvent::Merged { .. } => 1,
             OrchestrationEvent::PlanApprovalRequested => 2,
-            OrchestrationEvent::Started => 3,
-            OrchestrationEvent::Paused => 4,
-            OrchestrationEvent::Resumed => 5,
-            OrchestrationEvent::Completed => 6,
-            OrchestrationEvent::Failed { .. } => 7,
-            OrchestrationEvent::Cancelled { .. } => 8,
+            OrchestrationEvent::PlanningStarted { .. } => 3,
+            OrchestrationEvent::PlanProposed { .. } => 4,
+            OrchestrationEvent::PlanningFailed { .. } => 5,
+            OrchestrationEvent::PlanApproved { .. } => 6,
+            OrchestrationEvent::PlanRejected { .. } => 7,
+            OrchestrationEvent::Started => 8,
+            OrchestrationEvent::Paused => 9,
+            OrchestrationEvent::Resumed => 10,
+            OrchestrationEvent::Completed => 11,
+            OrchestrationEvent::Failed { .. } => 12,
+            OrchestrationEvent::Cancelled { .. } => 13,
         }
     }
 
@@ -340,6 +345,40 @@ mod tests {
                 commit: "c".into(),
             },
             OrchestrationEvent::PlanApprovalRequested,
+            OrchestrationEvent::PlanningStarted {
+                planning: crate::orchestration::Planning {
+                    task: TaskId::from_bits(3),
+                    max_tasks: 30,
+                },
+            },
+            OrchestrationEvent::PlanProposed {
+                version: Box::new(crate::plan::PlanVersion {
+                    number: 1,
+                    plan: crate::plan::Plan {
+                        goal: "g".into(),
+                        name: None,
+                        notes: Vec::new(),
+                        verify: None,
+                        tasks: Vec::new(),
+                    },
+                    origin: crate::plan::PlanOrigin::Person,
+                    rationale: None,
+                    proposed_at: Timestamp::from_millis(1),
+                }),
+            },
+            OrchestrationEvent::PlanningFailed {
+                task: TaskId::from_bits(3),
+                text: None,
+                problems: vec!["p".into()],
+            },
+            OrchestrationEvent::PlanApproved {
+                version: 1,
+                by: crate::orchestration::PlanApprover::Person,
+            },
+            OrchestrationEvent::PlanRejected {
+                version: 1,
+                reason: None,
+            },
             OrchestrationEvent::Started,
             OrchestrationEvent::Paused,
             OrchestrationEvent::Resumed,

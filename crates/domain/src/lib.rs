@@ -28,7 +28,7 @@ pub use ids::{AgentId, OrchestrationId, TaskId};
 pub use orchestration::{
     Orchestration, OrchestrationEvent, OrchestrationSpec, OrchestrationStatus,
 };
-pub use plan::{Plan, PlanOrigin, PlanRuleBroken, PlanVersion, PlannedTask};
+pub use plan::{Plan, PlanDiff, PlanOrigin, PlanRuleBroken, PlanVersion, PlannedTask};
 pub use plan_key::{PlanKey, PlanKeyError};
 pub use reasons::{BlockReason, NextStep, WaitKind, WaitReason};
 pub use run::{Exit, FailureKind, RunReport, Usage, Usd, Verification};

@@ -499,6 +499,13 @@ impl Orchestration {
 
     /// Starts running the plan.
     pub fn start(&mut self, at: Timestamp) -> Result<Vec<OrchestrationEvent>, TransitionError> {
+        if self.planning.is_some() {
+            return Err(TransitionError::Orchestration {
+                id: self.id,
+                from: self.status,
+                action: "started while a planner works on its plan",
+            });
+        }
         self.transition(
             &[O::Draft, O::AwaitingPlanApproval],
             OrchestrationEvent::Started,

@@ -228,6 +228,87 @@ impl Plan {
     }
 }
 
+/// What changed from one version of a plan to another, by task key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanDiff {
+    /// Tasks only the newer version has, in its order.
+    pub added: Vec<PlanKey>,
+    /// Tasks only the older version has, in its order.
+    pub removed: Vec<PlanKey>,
+    /// Tasks both have that differ, in the newer version's order, with the names of the fields
+    /// that differ (as the plan file names them).
+    pub changed: Vec<(PlanKey, Vec<&'static str>)>,
+    /// The plan's own fields that differ (`goal`, `name`, `notes`, `verify`).
+    pub plan_fields: Vec<&'static str>,
+}
+
+impl PlanDiff {
+    /// The difference from `old` to `new`: linear in the tasks (a map by key).
+    pub fn between(old: &Plan, new: &Plan) -> PlanDiff {
+        let before: std::collections::HashMap<&PlanKey, &PlannedTask> =
+            old.tasks.iter().map(|t| (&t.key, t)).collect();
+        let after: std::collections::HashSet<&PlanKey> = new.tasks.iter().map(|t| &t.key).collect();
+        let mut diff = PlanDiff::default();
+        for t in &new.tasks {
+            match before.get(&t.key) {
+                None => diff.added.push(t.key.clone()),
+                Some(was) => {
+                    let fields = task_fields_changed(was, t);
+                    if !fields.is_empty() {
+                        diff.changed.push((t.key.clone(), fields));
+                    }
+                }
+            }
+        }
+        diff.removed = old
+            .tasks
+            .iter()
+            .filter(|t| !after.contains(&t.key))
+            .map(|t| t.key.clone())
+            .collect();
+        for (name, differs) in [
+            ("goal", old.goal != new.goal),
+            ("name", old.name != new.name),
+            ("notes", old.notes != new.notes),
+            ("verify", old.verify != new.verify),
+        ] {
+            if differs {
+                diff.plan_fields.push(name);
+            }
+        }
+        diff
+    }
+
+    /// True when the versions are the same.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty()
+            && self.removed.is_empty()
+            && self.changed.is_empty()
+            && self.plan_fields.is_empty()
+    }
+}
+
+fn task_fields_changed(a: &PlannedTask, b: &PlannedTask) -> Vec<&'static str> {
+    [
+        ("title", a.title != b.title),
+        ("prompt", a.prompt != b.prompt),
+        ("capabilities", a.capabilities != b.capabilities),
+        ("depends_on", a.depends_on != b.depends_on),
+        ("concerns", a.concerns != b.concerns),
+        ("risk", a.risk != b.risk),
+        ("verify", a.verify != b.verify),
+        ("tier", a.tier != b.tier),
+        ("max_attempts", a.max_attempts != b.max_attempts),
+        ("budget_usd", a.budget != b.budget),
+        ("timeout", a.timeout != b.timeout),
+        ("priority", a.priority != b.priority),
+        ("port", a.wants_port != b.wants_port),
+    ]
+    .into_iter()
+    .filter_map(|(name, differs)| differs.then_some(name))
+    .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,6 +366,30 @@ mod tests {
         assert_eq!(plan_in_answer("```json\n\n```"), None);
         // An unclosed block is not a plan.
         assert_eq!(plan_in_answer("```json\n{}\n"), None);
+    }
+
+    #[test]
+    fn a_diff_names_tasks_added_removed_and_changed_with_their_fields() {
+        let old = plan(vec![
+            task("a", &[], &[]),
+            task("b", &["a"], &[]),
+            task("c", &[], &[]),
+        ]);
+        let mut b2 = task("b", &[], &["src/**"]);
+        b2.risk = Risk::High;
+        let new = plan(vec![task("a", &[], &[]), b2, task("d", &["a"], &[])]);
+        let d = PlanDiff::between(&old, &new);
+        assert_eq!(d.added, vec![PlanKey::parse("d").unwrap()]);
+        assert_eq!(d.removed, vec![PlanKey::parse("c").unwrap()]);
+        assert_eq!(
+            d.changed,
+            vec![(
+                PlanKey::parse("b").unwrap(),
+                vec!["depends_on", "concerns", "risk"]
+            )]
+        );
+        assert!(d.plan_fields.is_empty());
+        assert!(PlanDiff::between(&new, &new).is_empty());
     }
 
     #[test]

@@ -523,38 +523,9 @@ pub(super) fn create_planned_tasks(
     at: Timestamp,
     changes: &mut Changes,
 ) -> Result<Vec<(String, Task)>, OrchestrationError> {
-    let tasks = plan_tasks(plan);
+    let tasks = PlanTask::from_plan(plan);
     let deps = crate::plan::check(&tasks)?;
     create_plan_tasks(tx, o, tasks, &deps, ids, routes, at, changes)
-}
-
-/// The plan's tasks as the service's plan tasks.
-fn plan_tasks(plan: &Plan) -> Vec<PlanTask> {
-    plan.tasks
-        .iter()
-        .map(|t| PlanTask {
-            key: t.key.to_string(),
-            depends_on: t.depends_on.iter().map(ToString::to_string).collect(),
-            task: CreateTask {
-                title: t.title.clone(),
-                prompt: t.prompt.clone(),
-                capabilities: t.capabilities.clone(),
-                priority: t.priority,
-                risk: t.risk,
-                tier: t.tier,
-                depends_on: Vec::new(),
-                orchestration: None,
-                max_attempts: t.max_attempts,
-                timeout: t.timeout,
-                idempotency_key: None,
-                budget: t.budget,
-                workspace: None,
-                verify: t.verify.clone(),
-                wants_port: t.wants_port,
-                concerns: t.concerns.clone(),
-            },
-        })
-        .collect()
 }
 
 fn load_orchestration(

@@ -177,6 +177,19 @@ fn agent_spec() -> impl Strategy<Value = AgentSpec> {
 #[derive(Debug, Clone, Copy)]
 enum OrchCmd {
     RequestPlanApproval,
+    /// A planner starts (task number `n`).
+    StartPlanning(u8),
+    /// A plan version follows the newest (`skip`: one out of order instead).
+    Propose {
+        skip: bool,
+    },
+    /// Planner `n` ends without a plan.
+    FailPlanning(u8),
+    /// Approve version newest + `behind` (0: the newest).
+    Approve {
+        behind: bool,
+    },
+    Reject,
     Start,
     Pause,
     Resume,
@@ -186,11 +199,24 @@ enum OrchCmd {
 }
 
 /// Oracle: the orchestration's status after the command, or `None` if it is refused.
-fn orch_next(status: OrchestrationStatus, cmd: OrchCmd) -> Option<OrchestrationStatus> {
+fn orch_next(o: &Orchestration, cmd: OrchCmd) -> Option<OrchestrationStatus> {
     use OrchestrationStatus::*;
+    let status = o.status;
+    let planning = o.planning.map(|p| p.task);
     match (cmd, status) {
+        (OrchCmd::StartPlanning(_), Draft | AwaitingPlanApproval) if planning.is_none() => {
+            Some(status)
+        }
+        (OrchCmd::Propose { skip: false }, Draft | AwaitingPlanApproval) => {
+            Some(AwaitingPlanApproval)
+        }
+        (OrchCmd::FailPlanning(n), _) if planning == Some(planner(n)) => Some(status),
+        (OrchCmd::Approve { behind: false }, AwaitingPlanApproval) if planning.is_none() => {
+            Some(Running)
+        }
+        (OrchCmd::Reject, Draft | AwaitingPlanApproval) => Some(Cancelled),
         (OrchCmd::RequestPlanApproval, Draft) => Some(AwaitingPlanApproval),
-        (OrchCmd::Start, Draft | AwaitingPlanApproval) => Some(Running),
+        (OrchCmd::Start, Draft | AwaitingPlanApproval) if planning.is_none() => Some(Running),
         (OrchCmd::Pause, Running) => Some(Paused),
         (OrchCmd::Resume, Paused) => Some(Running),
         (OrchCmd::Complete, Running) => Some(Completed),
@@ -200,9 +226,34 @@ fn orch_next(status: OrchestrationStatus, cmd: OrchCmd) -> Option<OrchestrationS
     }
 }
 
+fn planner(n: u8) -> TaskId {
+    TaskId::from_bits(1000 + u128::from(n))
+}
+
+fn plan_version(number: u32, at: Timestamp) -> maos_domain::PlanVersion {
+    maos_domain::PlanVersion {
+        number,
+        plan: maos_domain::Plan {
+            goal: "g".into(),
+            name: None,
+            notes: Vec::new(),
+            verify: None,
+            tasks: Vec::new(),
+        },
+        origin: maos_domain::PlanOrigin::Person,
+        rationale: None,
+        proposed_at: at,
+    }
+}
+
 fn orch_cmd() -> impl Strategy<Value = OrchCmd> {
     prop_oneof![
         1 => Just(OrchCmd::RequestPlanApproval),
+        2 => (0..3u8).prop_map(OrchCmd::StartPlanning),
+        2 => any::<bool>().prop_map(|skip| OrchCmd::Propose { skip }),
+        1 => (0..3u8).prop_map(OrchCmd::FailPlanning),
+        2 => any::<bool>().prop_map(|behind| OrchCmd::Approve { behind }),
+        1 => Just(OrchCmd::Reject),
         2 => Just(OrchCmd::Start),
         2 => Just(OrchCmd::Pause),
         2 => Just(OrchCmd::Resume),
@@ -313,9 +364,24 @@ proptest! {
         let mut frozen: Option<Orchestration> = None;
         for (i, cmd) in cmds.iter().enumerate() {
             let now = support::at(10 + i as i64);
-            let expected = orch_next(o.status, *cmd);
+            let expected = orch_next(&o, *cmd);
             let accepted = step(&mut o, &mut log, now, |o: &Orchestration| o.version, |o| match cmd {
                 OrchCmd::RequestPlanApproval => o.request_plan_approval(now),
+                OrchCmd::StartPlanning(n) => o.start_planning(
+                    maos_domain::orchestration::Planning { task: planner(*n), max_tasks: 9 },
+                    now,
+                ),
+                OrchCmd::Propose { skip } => {
+                    let n = o.plan_version + if *skip { 2 } else { 1 };
+                    o.propose_plan(plan_version(n, now), now)
+                }
+                OrchCmd::FailPlanning(n) => o.fail_planning(planner(*n), None, vec!["p".into()], now),
+                OrchCmd::Approve { behind } => o.approve_plan(
+                    o.plan_version + u32::from(*behind),
+                    maos_domain::orchestration::PlanApprover::Person,
+                    now,
+                ),
+                OrchCmd::Reject => o.reject_plan(None, now),
                 OrchCmd::Start => o.start(now),
                 OrchCmd::Pause => o.pause(now),
                 OrchCmd::Resume => o.resume(now),
@@ -326,6 +392,13 @@ proptest! {
             prop_assert_eq!(accepted, expected.is_some(), "{:?} accepted?", cmd);
             if let Some(status) = expected {
                 prop_assert_eq!(o.status, status, "after {:?}", cmd);
+            }
+            // A planner works only before the plan runs, one at a time.
+            if o.planning.is_some() {
+                prop_assert!(
+                    matches!(o.status, OrchestrationStatus::Draft | OrchestrationStatus::AwaitingPlanApproval),
+                    "a planner at work in {:?}", o.status
+                );
             }
             if let Some(f) = &frozen {
                 prop_assert_eq!(f, &o, "a finished orchestration changed");
