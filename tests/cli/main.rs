@@ -22,6 +22,7 @@ mod live_view;
 mod lost;
 mod orchestrate;
 mod overview;
+mod planning;
 mod plans;
 mod privacy;
 mod real_cli;

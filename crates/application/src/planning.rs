@@ -21,9 +21,10 @@ pub(crate) struct BriefInput<'a> {
     pub(crate) max_tasks: u32,
     pub(crate) schema: &'a str,
     pub(crate) example: &'a str,
-    /// The newest version (its number and plan file text) and the person's feedback on it,
-    /// when a person asked for another version.
-    pub(crate) revise: Option<(u32, &'a str, &'a str)>,
+    /// The newest version (its number and plan file text), when a person asked for another.
+    pub(crate) current: Option<(u32, &'a str)>,
+    /// What the person said when they asked for another version.
+    pub(crate) feedback: Option<&'a str>,
 }
 
 /// The brief: the whole prompt of a planning task.
@@ -51,16 +52,17 @@ pub(crate) fn brief(b: &BriefInput<'_>) -> String {
     }
     agents(&mut s, b.agents);
     rules(&mut s, b);
-    if let Some((version, text, feedback)) = b.revise {
+    if let Some((version, text)) = b.current {
         let _ = writeln!(
             s,
-            "## The current plan (version {version}) and the person's feedback\n\n\
+            "## The current plan (version {version})\n\n\
              The person asked for a new version of this plan:\n\n```json\n{}\n```\n\n\
-             Their feedback:\n\n{}\n\n\
              Answer with the whole new plan, not only what changes.\n",
             text.trim_end(),
-            feedback.trim()
         );
+    }
+    if let Some(feedback) = b.feedback {
+        let _ = writeln!(s, "## The person's feedback\n\n{}\n", feedback.trim());
     }
     let _ = write!(
         s,
@@ -437,7 +439,8 @@ mod tests {
             max_tasks: 7,
             schema: "{\"type\": \"object\"}",
             example: "{\"goal\": \"x\"}",
-            revise: Some((2, "{\"goal\": \"old\"}", "Split the middleware task.")),
+            current: Some((2, "{\"goal\": \"old\"}")),
+            feedback: Some("Split the middleware task."),
         });
         for part in [
             "# Plan: Add rate limiting\n",

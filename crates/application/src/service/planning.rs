@@ -55,7 +55,8 @@ impl<S: Store> Service<S> {
             max_tasks: g.max_tasks,
             schema: &reader.schema(),
             example: &reader.example(),
-            revise: None,
+            current: None,
+            feedback: None,
         });
         let name = match g.name {
             Some(n) => n,
@@ -175,29 +176,23 @@ impl<S: Store> Service<S> {
         let reader = self.reader()?;
         let history = self.plan_history(id)?;
         let o = &history.orchestration;
-        let current = history
-            .version(None)
-            .ok_or_else(|| OrchestrationError::NoPlan {
-                orchestration: o.id.short(),
-                version: None,
-            })?;
-        // The planner of the newest version (or of the last that started), and its limits.
+        let current = history.version(None);
+        // The planner of the newest version, if a planner made it; else any planner.
+        let planner = match current.map(|v| &v.origin) {
+            Some(PlanOrigin::Planner { agent, .. }) => Some(agent.clone()),
+            _ => None,
+        };
         let last = history
             .planners()
             .last()
             .and_then(|t| self.store.task(*t).ok().flatten());
-        let planner = match &current.origin {
-            PlanOrigin::Planner { agent, .. } => Some(agent.clone()),
-            // PIN(wt-summary): the last planner's pinned agent.
-            PlanOrigin::Person => None,
-        };
         let agents = self.store.agents(&AgentFilter::default())?;
         // The agent that planned may be gone: then any planner will do.
         let planner = planner.filter(|p| agents.iter().any(|a| &a.name == p));
         check_planner(&agents, planner.as_ref())?;
         let max_tasks = max_tasks_of(&history);
         let summary = self.summary_of(o.workspace.as_ref())?;
-        let text = reader.write(&current.plan);
+        let text = current.map(|v| (v.number, reader.write(&v.plan)));
         let goal = o.goal.clone().unwrap_or_else(|| o.name.to_string());
         let prompt = planning::brief(&BriefInput {
             goal: &goal,
@@ -207,7 +202,8 @@ impl<S: Store> Service<S> {
             max_tasks,
             schema: &reader.schema(),
             example: &reader.example(),
-            revise: Some((current.number, &text, &feedback)),
+            current: text.as_ref().map(|(n, t)| (*n, t.as_str())),
+            feedback: Some(&feedback),
         });
         let at = self.clock.now();
         let oid = o.id;

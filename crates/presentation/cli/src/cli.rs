@@ -154,6 +154,25 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Orchestrate(OrchestrateCommand),
 
+    /// Turn a goal into a plan with a planner agent; review, edit, approve or reject it.
+    ///
+    /// `maos plan "<goal>"` gives a planner agent the goal, a summary of the repository, the
+    /// registered agents and the plan format; MAOS checks its answer with the plan checker and
+    /// sends any problems back for another round. The plan then waits for you as version 1 of a
+    /// new orchestration: show it, edit it, ask for another version with feedback, approve it
+    /// (its tasks are created and start) or reject it. See docs/planning.md.
+    #[command(
+        args_conflicts_with_subcommands = true,
+        subcommand_negates_reqs = true,
+        after_help = "Examples:
+  maos plan "add rate limiting to the API"
+          maos plan "split the parser module" --planner claude --max-tasks 8 --notes "keep the public API"
+          maos plan show 3kq9
+  maos plan regenerate 3kq9 --feedback "tests first"
+          maos plan approve 3kq9"
+    )]
+    Plan(PlanArgs),
+
     /// List, show and check workflows: stages of work as data (plan → tests → implement →
     /// review) that `maos orchestrate run --workflow` turns into tasks.
     #[command(subcommand)]
@@ -953,6 +972,172 @@ pub(crate) struct RunArgs {
     /// Stay and show progress until every task finished; exit 0 only if every task completed.
     #[arg(long, short = 'w')]
     pub(crate) watch: bool,
+}
+
+/// `maos plan`: a goal to plan, or a subcommand on a plan.
+#[derive(Debug, Args)]
+pub(crate) struct PlanArgs {
+    #[command(subcommand)]
+    pub(crate) command: Option<PlanCommand>,
+
+    #[command(flatten)]
+    pub(crate) new: NewPlanArgs,
+}
+
+/// `maos plan "<goal>"`.
+#[derive(Debug, Args)]
+pub(crate) struct NewPlanArgs {
+    /// What the plan should achieve, in your words (quote it).
+    #[arg(value_name = "GOAL", required = true)]
+    pub(crate) goal: Option<String>,
+
+    /// The repository to plan work in [default: the repository of the current directory].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) repo: Option<PathBuf>,
+
+    /// No repository, even when the current directory is in one.
+    #[arg(long, conflicts_with = "repo")]
+    pub(crate) no_repo: bool,
+
+    /// The branch the work starts from [default: the repository's current branch].
+    #[arg(long, value_name = "REF", conflicts_with = "no_repo")]
+    pub(crate) base: Option<String>,
+
+    /// The agent that plans [default: the least loaded strategic agent offering `plan`].
+    #[arg(long, value_name = "AGENT", value_parser = agent_name, add = live(completions::agent_names))]
+    pub(crate) planner: Option<AgentName>,
+
+    /// A note for the planner (and every task's briefing); repeat for more.
+    #[arg(long = "notes", value_name = "TEXT")]
+    pub(crate) notes: Vec<String>,
+
+    /// The most tasks the plan may have (1 to 500).
+    #[arg(long, value_name = "N", default_value = "30", value_parser = clap::value_parser!(u32).range(1..=500))]
+    pub(crate) max_tasks: u32,
+
+    /// How many answers of the planner are checked before planning stops: the first and its
+    /// corrections (1 to 10).
+    #[arg(long, value_name = "N", default_value = "3", value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub(crate) rounds: u32,
+
+    /// The most the planning may cost, in US dollars.
+    #[arg(long, allow_negative_numbers = true, value_name = "USD", value_parser = budget)]
+    pub(crate) budget_usd: Option<Usd>,
+
+    /// How long one round of planning may take, such as 10m.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub(crate) timeout: Option<DurationMs>,
+
+    /// Also write the plan, once ready, to this file (a plan file: JSON).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: Option<PathBuf>,
+
+    /// Return once the planner has started, without waiting for the plan.
+    #[arg(long)]
+    pub(crate) no_wait: bool,
+}
+
+/// `maos plan` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum PlanCommand {
+    /// Show an orchestration's plan: its tasks in order with their dependencies, the planner's
+    /// reasons, and what happened to it.
+    #[command(after_help = "Examples:
+  maos plan show 3kq9
+  maos plan show 3kq9 --versions
+          maos plan show 3kq9 --version 1 --json")]
+    Show {
+        /// The orchestration's id or a unique prefix of it.
+        #[arg(value_parser = id_ref, add = live(completions::orchestration_ids))]
+        id: IdRef,
+        /// Which version [default: the newest].
+        #[arg(long, value_name = "N")]
+        version: Option<u32>,
+        /// Every version, and every decision on them.
+        #[arg(long)]
+        versions: bool,
+    },
+    /// Edit the newest version in $EDITOR (or give a file with --file); the result, checked like
+    /// any plan file, becomes a new version.
+    #[command(after_help = "Examples:
+  maos plan edit 3kq9
+  maos plan edit 3kq9 --file plan.json")]
+    Edit {
+        /// The orchestration's id or a unique prefix of it.
+        #[arg(value_parser = id_ref, add = live(completions::orchestration_ids))]
+        id: IdRef,
+        /// Take this plan file as the new version instead of opening an editor.
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// Ask the planner for another version, with your feedback on the newest.
+    #[command(after_help = "Examples:
+  maos plan regenerate 3kq9 --feedback "write the tests first"")]
+    Regenerate {
+        /// The orchestration's id or a unique prefix of it.
+        #[arg(value_parser = id_ref, add = live(completions::orchestration_ids))]
+        id: IdRef,
+        /// What should change.
+        #[arg(long, value_name = "TEXT")]
+        feedback: String,
+        /// Return once the planner has started, without waiting for the plan.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// What changed between two versions: tasks added, removed and changed.
+    #[command(after_help = "Examples:
+  maos plan diff 3kq9          # the newest against the one before
+          maos plan diff 3kq9 1 3")]
+    Diff {
+        /// The orchestration's id or a unique prefix of it.
+        #[arg(value_parser = id_ref, add = live(completions::orchestration_ids))]
+        id: IdRef,
+        /// The older version [default: the one before the newer].
+        from: Option<u32>,
+        /// The newer version [default: the newest].
+        to: Option<u32>,
+    },
+    /// Approve the plan: its tasks are created and the orchestration starts.
+    #[command(after_help = "Examples:
+  maos plan approve 3kq9
+  maos plan approve 3kq9 --watch")]
+    Approve {
+        /// The orchestration's id or a unique prefix of it.
+        #[arg(value_parser = id_ref, add = live(completions::orchestration_ids))]
+        id: IdRef,
+        /// The version you approve; it must be the newest [default: the newest].
+        #[arg(long, value_name = "N")]
+        version: Option<u32>,
+        /// Stay and show progress until every task finished.
+        #[arg(long, short = 'w')]
+        watch: bool,
+    },
+    /// Reject the plan: the orchestration is cancelled (and its planner stopped).
+    #[command(after_help = "Examples:
+  maos plan reject 3kq9 --reason "not now"")]
+    Reject {
+        /// The orchestration's id or a unique prefix of it.
+        #[arg(value_parser = id_ref, add = live(completions::orchestration_ids))]
+        id: IdRef,
+        /// Why (kept with the decision).
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Print exactly what the planner was told (the brief of a version, or of the newest
+    /// planner's last round).
+    #[command(after_help = "Examples:
+  maos plan brief 3kq9
+  maos plan brief 3kq9 --version 2")]
+    Brief {
+        /// The orchestration's id or a unique prefix of it.
+        #[arg(value_parser = id_ref, add = live(completions::orchestration_ids))]
+        id: IdRef,
+        /// The version whose brief [default: the newest planner's].
+        #[arg(long, value_name = "N")]
+        version: Option<u32>,
+    },
+    /// Print the JSON Schema of plan files (what planners are given).
+    Schema,
 }
 
 /// How `maos orchestrate graph` draws.

@@ -129,7 +129,8 @@ fn service(dir: &Path) -> Result<(Service<SqliteStore>, Arc<SqliteStore>), CliEr
     )
     .with_routes(config.routes)
     .with_logs(Arc::new(FileLogs::new(dir.join(LOGS_DIR))))
-    .with_workspaces(Arc::new(GitWorkspaces::new()));
+    .with_workspaces(Arc::new(GitWorkspaces::new()))
+    .with_plans(Arc::new(maos_plans::PlanFiles));
     Ok((service, store))
 }
 

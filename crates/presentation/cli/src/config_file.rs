@@ -111,7 +111,10 @@ fn check(doc: &mut Doc<'_>, top: &[Entry], config: &mut Config) {
     if let Some(node) = get(top, "approve_plans") {
         match doc.string("approve_plans", node, "\"ask\"") {
             None | Some("ask") => {}
-            Some("auto") => config.approve_plans = ApprovePlans::Auto,
+            Some("auto") => {
+                config.approve_plans = ApprovePlans::Auto;
+                config.service.approve_plans = true;
+            }
             Some(other) => doc.add(
                 &node.span,
                 format!(
@@ -245,6 +248,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.approve_plans, ApprovePlans::Auto);
+        assert!(c.service.approve_plans, "the daemon approves planners' plans too");
         assert_eq!(c.service.briefing_tokens, 500);
         let backoff = c.service.failure.backoff.unwrap();
         assert_eq!(backoff.base.as_millis(), 1000);

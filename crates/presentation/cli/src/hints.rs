@@ -150,6 +150,22 @@ fn no_worktree(task: &str, because: NoWorktree) -> Option<String> {
 fn orchestration(e: &OrchestrationError) -> Option<String> {
     match e {
         OrchestrationError::Invalid(_) | OrchestrationError::Refused(_) => None,
+        OrchestrationError::PlanProblems { .. } => Some(
+            "fix each problem at its line and column (the plan file's format: maos plan schema)"
+                .to_owned(),
+        ),
+        OrchestrationError::NoPlanner { planner: Some(_) } => Some(
+            "name a registered agent with --planner (maos agent list), or leave --planner out"
+                .to_owned(),
+        ),
+        OrchestrationError::NoPlanner { planner: None } => Some(
+            "register a strategic agent that plans (maos agent register NAME … --capability              plan --tier strategic), or name any agent with --planner NAME"
+                .to_owned(),
+        ),
+        OrchestrationError::NoPlan { orchestration, .. } => Some(format!(
+            "see what it has: maos plan show {orchestration} --versions"
+        )),
+        OrchestrationError::NoPlanReader => None,
         OrchestrationError::NoRepository { .. } => {
             Some("create it with --repo to integrate its work".into())
         }

@@ -80,7 +80,7 @@ impl<T> Line<T> {
     }
 }
 
-fn time(t: Timestamp) -> String {
+pub(crate) fn time(t: Timestamp) -> String {
     t.to_rfc3339()
 }
 
@@ -581,6 +581,10 @@ pub(crate) struct OrchestrationJson {
     pub(crate) verify: Option<String>,
     pub(crate) integration_branch: Option<String>,
     pub(crate) notes: Vec<String>,
+    /// The number of its plan's newest version (0: none yet).
+    pub(crate) plan_version: u32,
+    /// The planning task at work on its plan, if any.
+    pub(crate) planning_task: Option<String>,
     pub(crate) created_at: String,
     pub(crate) updated_at: String,
     pub(crate) version: u64,
@@ -598,6 +602,8 @@ impl From<&Orchestration> for OrchestrationJson {
             verify: o.verify.clone(),
             integration_branch: o.workspace.as_ref().map(|_| o.integration_branch()),
             notes: o.notes.clone(),
+            plan_version: o.plan_version,
+            planning_task: o.planning.map(|p| p.task.to_string()),
             created_at: time(o.created_at),
             updated_at: time(o.updated_at),
             version: o.version,

@@ -12,6 +12,7 @@ mod gc;
 mod init;
 mod man;
 mod orchestrate;
+mod plan;
 mod status;
 mod task;
 mod workflow;
@@ -74,6 +75,11 @@ pub(crate) fn execute(cli: Cli, out: &mut Output) -> Result<(), CliError> {
             let on = needs.api()?;
             orchestrate::execute(cmd, on.api(), &on.dir, out)
         }
+        Command::Plan(args) => match args.command {
+            // The format needs no daemon.
+            Some(crate::cli::PlanCommand::Schema) => plan::schema(out),
+            _ => plan::execute(args, needs.api()?.api(), out),
+        },
         Command::Status(args) => status::execute(&args, needs.api()?.api(), out),
         Command::Events(args) => events::execute(&args, needs.api()?.api(), out),
         Command::Approve { id } => approval::approve(&id, needs.api()?.api(), out),

@@ -25,6 +25,8 @@ use crate::reasons;
 
 mod run;
 
+pub(crate) use run::Started;
+
 /// How often a terminal's live view turns its spinners while attempts run.
 const SPIN: Duration = Duration::from_millis(250);
 /// The spinner of a running attempt.

@@ -103,7 +103,7 @@ pub(super) fn run(
 }
 
 /// What `orchestrate run` created: the orchestration, started, and its tasks by plan key.
-struct Started(PlanCreated);
+pub(crate) struct Started(pub(crate) PlanCreated);
 
 impl Render for Started {
     fn document(&self) -> impl Serialize {

@@ -1,0 +1,460 @@
+//! The planning engine end to end, through the real binary and its daemon: scripted planner
+//! agents (command adapter, each answer a shell script's) that give a good plan, a plan the
+//! second round fixes, garbage, a plan that never passes, too many tasks, and hostile text;
+//! the versions a person reviews, edits, regenerates, diffs, approves and rejects. Only the
+//! daemon runs agents, so these tests do nothing in process.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::fixtures::*;
+use crate::support::{Env, in_process};
+
+/// A plan file (JSON) with `tasks`, each `(id, title, depends_on, concerns)`, verified by
+/// `true`, needing the capability `code`.
+fn plan_json(tasks: &[(&str, &str, &[&str], &[&str])]) -> String {
+    let tasks: Vec<Value> = tasks
+        .iter()
+        .map(|(id, title, deps, concerns)| {
+            json!({
+                "id": id,
+                "title": title,
+                "prompt": format!("Do {title}."),
+                "capabilities": ["code"],
+                "depends_on": deps,
+                "concerns": concerns,
+                "verify": "true",
+            })
+        })
+        .collect();
+    serde_json::to_string_pretty(&json!({"goal": "Greet people", "tasks": tasks})).unwrap()
+}
+
+/// A good two-task plan.
+fn good_plan() -> String {
+    plan_json(&[
+        ("greet", "Write greet()", &[], &["src/greet.rs"]),
+        ("tests", "Test greet()", &["greet"], &["tests/**"]),
+    ])
+}
+
+/// Registers a strategic planner whose answers are `answers` in turn (the last one again when
+/// they run out): each written to `$MAOS_RESULT_FILE` as a reasoning line and a fenced block.
+/// The brief of each round is kept in `<dir>/brief-<n>.md`.
+fn planner(env: &Env, dir: &Path, answers: &[String]) -> String {
+    for (i, a) in answers.iter().enumerate() {
+        std::fs::write(dir.join(format!("answer-{}", i + 1)), a).unwrap();
+    }
+    let last = answers.len();
+    let body = format!(
+        "n=$(cat {d}/round 2>/dev/null || echo 0)\n\
+         n=$((n + 1))\n\
+         echo $n > {d}/round\n\
+         cp \"$MAOS_PROMPT_FILE\" {d}/brief-$n.md\n\
+         a=$n\n\
+         if [ $a -gt {last} ]; then a={last}; fi\n\
+         cp {d}/answer-$a \"$MAOS_RESULT_FILE\"\n",
+        d = dir.display()
+    );
+    let command = script(dir, "planner", &body);
+    tiered_agent(env, "planner", "plan", "strategic", 1, &command);
+    command
+}
+
+/// An answer: a reason, then `plan` in a fenced json block.
+fn answer(plan: &str) -> String {
+    format!("Two small steps, tests after the code.\n\n```json\n{plan}\n```\n")
+}
+
+/// A worker that does any `code` task by writing a file named after it.
+fn worker(env: &Env, dir: &Path) {
+    let command = script(
+        dir,
+        "worker",
+        "printf 'done\\n' > \"$(echo \"$MAOS_TASK_TITLE\" | tr -c 'a-zA-Z0-9\\n' _).txt\"\n",
+    );
+    tiered_agent(env, "worker", "code", "tactical", 2, &command);
+}
+
+/// `maos plan` with `args`, bounded; its JSON document and exit code.
+fn plan(env: &Env, args: &[&str]) -> (Value, i32, String) {
+    let mut all = vec!["plan"];
+    all.extend(args);
+    all.push("--json");
+    let run = env.step_bounded(&all, std::time::Duration::from_secs(60));
+    let doc = serde_json::from_str(&run.stdout).unwrap_or(Value::Null);
+    (doc, run.code, run.stderr)
+}
+
+fn orchestration_id(doc: &Value) -> String {
+    doc["orchestration"]["id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_good_plan_becomes_version_1_then_runs_once_approved() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    let repo = Repo::new();
+    let dir = tempfile::tempdir().unwrap();
+    planner(&env, dir.path(), &[answer(&good_plan())]);
+    worker(&env, dir.path());
+    let (doc, code, stderr) = plan(
+        &env,
+        &[
+            "Greet people",
+            "--repo",
+            &repo.arg(),
+            "--notes",
+            "Keep it small.",
+            "--max-tasks",
+            "5",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}\n{doc:#}");
+    let o = orchestration_id(&doc);
+    assert_eq!(doc["orchestration"]["status"], "awaiting_plan_approval");
+    assert_eq!(doc["orchestration"]["plan_version"], 1);
+    let v = &doc["version"];
+    assert_eq!(v["number"], 1);
+    assert_eq!(v["origin"]["kind"], "planner");
+    assert_eq!(v["origin"]["agent"], "planner");
+    assert_eq!(v["rationale"], "Two small steps, tests after the code.");
+    let tasks = v["plan"]["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 2);
+    assert_eq!(tasks[1]["depends_on"], json!(["greet"]));
+
+    // The planner was told the goal, the notes, the repository, the agents, the rules and
+    // the format; `plan brief` prints exactly that.
+    let brief = std::fs::read_to_string(dir.path().join("brief-1.md")).unwrap();
+    for part in [
+        "Greet people",
+        "Keep it small.",
+        "README.md",
+        "- planner (strategic tier",
+        "- worker (tactical tier",
+        "At most 5 tasks",
+        "\"$schema\"",
+    ] {
+        assert!(brief.contains(part), "{part:?} missing from the brief:\n{brief}");
+    }
+    let shown = env.step(&["plan", "brief", &o]);
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    assert_eq!(shown.stdout.trim_end(), brief.trim_end());
+
+    // Nothing runs before the person approves: only the planning task exists.
+    assert_eq!(tasks_listed(&env), 1);
+    let shown = env.step(&["plan", "show", &o, "--versions"]);
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    for part in [
+        "plan version 1 of 1, by planner planner",
+        "Two small steps",
+        "greet",
+        "after greet",
+        "version 1 proposed",
+    ] {
+        assert!(shown.stdout.contains(part), "{part:?} missing:\n{}", shown.stdout);
+    }
+
+    let approved = env.ok_json(&["plan", "approve", &o]);
+    assert_eq!(approved["orchestration"]["status"], "running");
+    assert_eq!(approved["tasks"].as_array().unwrap().len(), 2);
+    let tests = approved["tasks"][1]["task"]["id"].as_str().unwrap().to_owned();
+    settle(&env, &tests, "completed");
+    let history = env.ok_json(&["plan", "show", &o]);
+    let record: Vec<&str> = history["record"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(record, ["planning", "proposed", "approved"]);
+    assert_eq!(history["record"][2]["by"], "person");
+}
+
+#[test]
+fn problems_go_back_to_the_same_planner_and_the_second_round_fixes_them() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    let repo = Repo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let broken = r#"{"goal": "Greet", "tasks": [
+        {"id": "greet", "titel": "Write greet()", "capabilities": ["code"]},
+        {"id": "tests", "title": "Test it", "depends_on": ["gret"], "capabilities": ["code"]}
+    ]}"#;
+    planner(&env, dir.path(), &[answer(broken), answer(&good_plan())]);
+    worker(&env, dir.path());
+    let (doc, code, stderr) = plan(&env, &["Greet people", "--repo", &repo.arg()]);
+    assert_eq!(code, 0, "{stderr}\n{doc:#}");
+    assert_eq!(doc["version"]["number"], 1);
+    assert_eq!(doc["version"]["origin"]["attempt"], 2);
+    // The second round was told every problem of the first, with its place.
+    let second = std::fs::read_to_string(dir.path().join("brief-2.md")).unwrap();
+    for part in ["unknown key", "titel", "did you mean", "gret", "2 problems"] {
+        assert!(second.contains(part), "{part:?} missing from round 2:\n{second}");
+    }
+    let planning = doc["record"][0]["task"].as_str().unwrap().to_owned();
+    let t = env.ok_json(&["task", "show", &planning]);
+    assert_eq!(t["task"]["state"], "completed");
+    assert_eq!(t["task"]["attempts"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn garbage_ends_the_planning_after_its_rounds_with_nothing_created() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    let repo = Repo::new();
+    let dir = tempfile::tempdir().unwrap();
+    planner(&env, dir.path(), &["I would rather not plan today.".to_owned()]);
+    let (doc, code, stderr) = plan(&env, &["Greet people", "--repo", &repo.arg(), "--rounds", "2"]);
+    assert_eq!(code, 7, "{stderr}\n{doc:#}");
+    assert!(stderr.contains("no plan that passes the checks"), "{stderr}");
+    assert!(stderr.contains("maos plan edit"), "{stderr}");
+    assert_eq!(doc["orchestration"]["status"], "draft");
+    assert_eq!(doc["orchestration"]["plan_version"], 0);
+    assert_eq!(doc["version"], Value::Null);
+    let failed = doc["record"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(failed["type"], "failed");
+    assert_eq!(failed["text"], Value::Null);
+    assert!(
+        failed["problems"][0].as_str().unwrap().contains("no plan"),
+        "{failed:#}"
+    );
+    // The planning task is the only task, blocked after its two rounds; nothing else exists.
+    assert_eq!(tasks_listed(&env), 1);
+    let planning = doc["record"][0]["task"].as_str().unwrap();
+    assert_eq!(env.ok_json(&["task", "show", planning])["task"]["state"], "blocked");
+}
+
+#[test]
+fn a_plan_that_never_passes_is_kept_for_a_person_who_fixes_it_with_edit() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    let repo = Repo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let cycle = plan_json(&[
+        ("a", "First", &["b"], &["a/**"]),
+        ("b", "Second", &["a"], &["b/**"]),
+    ]);
+    planner(&env, dir.path(), &[answer(&cycle)]);
+    worker(&env, dir.path());
+    let (doc, code, _) = plan(&env, &["Two steps", "--repo", &repo.arg(), "--rounds", "2"]);
+    assert_eq!(code, 7);
+    let o = orchestration_id(&doc);
+    let failed = doc["record"].as_array().unwrap().last().unwrap().clone();
+    assert!(
+        failed["problems"].to_string().contains("cycle"),
+        "{failed:#}"
+    );
+    assert_eq!(failed["text"].as_str().unwrap().trim(), cycle.trim());
+
+    // A person fixes it: a file with problems is refused with each one placed in the file,
+    // and stores nothing; the fixed file becomes version 1.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, cycle.replace("\"title\"", "\"titel\"")).unwrap();
+    let before = env.last_seq();
+    let refused = env.step(&["plan", "edit", &o, "--file", &bad.display().to_string()]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains(&format!("{}:", bad.display())) && refused.stderr.contains("titel"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(env.last_seq(), before, "a refused edit wrote something");
+    let fixed = dir.path().join("fixed.json");
+    std::fs::write(
+        &fixed,
+        plan_json(&[("a", "First", &[], &["a/**"]), ("b", "Second", &["a"], &["b/**"])]),
+    )
+    .unwrap();
+    let edited = env.ok_json(&["plan", "edit", &o, "--file", &fixed.display().to_string()]);
+    assert_eq!(edited["orchestration"]["plan_version"], 1);
+    assert_eq!(edited["orchestration"]["status"], "awaiting_plan_approval");
+    let shown = env.ok_json(&["plan", "show", &o]);
+    assert_eq!(shown["version"]["origin"]["kind"], "person");
+}
+
+#[test]
+fn too_many_tasks_and_concerns_that_hold_everything_back_are_refused_with_what_to_do() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    let repo = Repo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ids: Vec<String> = (0..12).map(|i| format!("t{i}")).collect();
+    let many: Vec<(&str, &str, &[&str], &[&str])> = ids
+        .iter()
+        .map(|id| (id.as_str(), "Step", &[][..], &[][..]))
+        .collect();
+    let serial = plan_json(&[
+        ("a", "One", &[], &["src/**"]),
+        ("b", "Two", &[], &["src/lib.rs"]),
+        ("c", "Three", &[], &["src/**"]),
+    ]);
+    planner(&env, dir.path(), &[answer(&plan_json(&many)), answer(&serial)]);
+    worker(&env, dir.path());
+    let (doc, code, _) = plan(
+        &env,
+        &["Many steps", "--repo", &repo.arg(), "--rounds", "2", "--max-tasks", "5"],
+    );
+    assert_eq!(code, 7, "{doc:#}");
+    let first = std::fs::read_to_string(dir.path().join("brief-2.md")).unwrap();
+    assert!(first.contains("12 tasks; at most 5"), "{first}");
+    let failed = doc["record"].as_array().unwrap().last().unwrap().clone();
+    assert!(
+        failed["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("the concerns hold every task back"),
+        "{failed:#}"
+    );
+    assert_eq!(tasks_listed(&env), 1, "a refused plan created tasks");
+}
+
+#[test]
+fn hostile_ids_and_titles_are_refused_or_shown_escaped() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    let repo = Repo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let hostile = plan_json(&[
+        ("../../etc", "Escape", &[], &[]),
+        ("ok", "Red \u{1b}[31mtitle\u{1b}[0m", &[], &[]),
+    ]);
+    let titled = plan_json(&[("ok", "Red \u{1b}[31mtitle\u{1b}[0m", &[], &["x"])]);
+    planner(&env, dir.path(), &[answer(&hostile), answer(&titled)]);
+    worker(&env, dir.path());
+    let (doc, code, stderr) = plan(&env, &["Hostile", "--repo", &repo.arg()]);
+    assert_eq!(code, 0, "{stderr}\n{doc:#}");
+    let second = std::fs::read_to_string(dir.path().join("brief-2.md")).unwrap();
+    assert!(second.contains("../../etc"), "{second}");
+    let o = orchestration_id(&doc);
+    // JSON keeps the exact text; people see it escaped, never a raw escape sequence.
+    assert_eq!(
+        doc["version"]["plan"]["tasks"][0]["title"],
+        "Red \u{1b}[31mtitle\u{1b}[0m"
+    );
+    let shown = env.step(&["plan", "show", &o]);
+    assert_eq!(shown.code, 0);
+    assert!(!shown.stdout.contains('\u{1b}'), "{:?}", shown.stdout);
+    assert!(shown.stdout.contains("Red \\e[31mtitle"), "{}", shown.stdout);
+}
+
+#[test]
+fn regenerate_with_feedback_makes_version_2_and_diff_names_what_changed() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    let repo = Repo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let second = plan_json(&[
+        ("tests", "Test greet()", &[], &["tests/**"]),
+        ("greet", "Write greet()", &["tests"], &["src/greet.rs"]),
+        ("docs", "Document greet()", &["greet"], &["README.md"]),
+    ]);
+    planner(&env, dir.path(), &[answer(&good_plan()), answer(&second)]);
+    worker(&env, dir.path());
+    let (doc, code, _) = plan(&env, &["Greet people", "--repo", &repo.arg()]);
+    assert_eq!(code, 0);
+    let o = orchestration_id(&doc);
+    let (doc, code, stderr) = plan(&env, &["regenerate", &o, "--feedback", "Tests first, and docs."]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(doc["version"]["number"], 2);
+    let brief = std::fs::read_to_string(dir.path().join("brief-2.md")).unwrap();
+    for part in ["Tests first, and docs.", "The current plan (version 1)", "Write greet()"] {
+        assert!(brief.contains(part), "{part:?} missing:\n{brief}");
+    }
+    let diff = env.ok_json(&["plan", "diff", &o]);
+    assert_eq!((diff["from"].clone(), diff["to"].clone()), (json!(1), json!(2)));
+    assert_eq!(diff["added"][0]["key"], "docs");
+    assert_eq!(diff["removed"], json!([]));
+    let changed: Vec<(String, Value)> = diff["changed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["key"].as_str().unwrap().to_owned(), c["fields"].clone()))
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            ("tests".to_owned(), json!(["depends_on"])),
+            ("greet".to_owned(), json!(["depends_on"]))
+        ]
+    );
+    let text = env.step(&["plan", "diff", &o, "1", "2"]);
+    assert!(text.stdout.contains("+ docs  Document greet()"), "{}", text.stdout);
+    // Approving an older version is refused; the newest runs.
+    let old = env.step(&["plan", "approve", &o, "--version", "1"]);
+    assert_eq!(old.code, 4, "{}", old.stderr);
+}
+
+#[test]
+fn rejecting_cancels_the_orchestration_and_creates_nothing() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    let repo = Repo::new();
+    let dir = tempfile::tempdir().unwrap();
+    planner(&env, dir.path(), &[answer(&good_plan())]);
+    worker(&env, dir.path());
+    let (doc, _, _) = plan(&env, &["Greet people", "--repo", &repo.arg()]);
+    let o = orchestration_id(&doc);
+    let rejected = env.ok_json(&["plan", "reject", &o, "--reason", "not now"]);
+    assert_eq!(rejected["orchestration"]["status"], "cancelled");
+    assert_eq!(tasks_listed(&env), 1);
+    let again = env.step(&["plan", "approve", &o]);
+    assert_eq!(again.code, 4, "{}", again.stderr);
+    let shown = env.ok_json(&["plan", "show", &o]);
+    let last = shown["record"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["type"], "rejected");
+    assert_eq!(last["reason"], "not now");
+}
+
+#[test]
+fn with_approve_plans_auto_a_good_plan_runs_at_once() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    env.config("approve_plans = \"auto\"\n");
+    let repo = Repo::new();
+    let dir = tempfile::tempdir().unwrap();
+    planner(&env, dir.path(), &[answer(&good_plan())]);
+    worker(&env, dir.path());
+    let out = dir.path().join("plan.json");
+    let (doc, code, stderr) = plan(
+        &env,
+        &["Greet people", "--repo", &repo.arg(), "--out", &out.display().to_string()],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(doc["orchestration"]["status"], "running");
+    assert_eq!(doc["record"][2]["by"], "config");
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(written["tasks"][0]["id"], "greet");
+    assert_eq!(tasks_listed(&env), 3);
+}
+
+#[test]
+fn without_a_planner_the_error_says_how_to_get_one() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    worker(&env, dir.path());
+    let run = env.step(&["plan", "Greet people", "--no-repo"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(run.stderr.contains("no agent can plan"), "{}", run.stderr);
+    assert!(run.stderr.contains("--planner"), "{}", run.stderr);
+    assert_eq!(tasks_listed(&env), 0);
+}
