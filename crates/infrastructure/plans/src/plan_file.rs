@@ -58,8 +58,7 @@ use maos_domain::{
     Tier, Title, Usd,
 };
 
-use crate::diagnostics::{Diagnostics, Place, Problem, closest, is_close};
-use crate::error::shorten;
+use crate::diagnostics::{Diagnostics, Place, Problem, closest, is_close, shorten};
 use crate::toml_doc::{self, Entry, Node, NodeKind, get};
 
 // ---------------------------------------------------------------------------------------------
@@ -67,56 +66,56 @@ use crate::toml_doc::{self, Entry, Node, NodeKind, get};
 
 /// A checked plan, with the defaults applied to every task.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PlanFile {
+pub struct PlanFile {
     /// What the plan achieves, without surrounding whitespace.
-    pub(crate) goal: String,
+    pub goal: String,
     /// Its `name`, or the goal cut to 60 characters.
-    pub(crate) name: Title,
+    pub name: Title,
     /// The repository, resolved against the plan file's directory (not canonicalised).
-    pub(crate) repo: Option<PathBuf>,
+    pub repo: Option<PathBuf>,
     /// The branch the tasks start from.
-    pub(crate) base: Option<String>,
+    pub base: Option<String>,
     /// Notes pinned to every task's briefing, trimmed.
-    pub(crate) notes: Vec<String>,
+    pub notes: Vec<String>,
     /// The command that verifies the plan as a whole.
-    pub(crate) verify: Option<String>,
+    pub verify: Option<String>,
     /// The tasks, in the order of the file (see [`order`] for an order to create them in).
-    pub(crate) tasks: Vec<PlanFileTask>,
+    pub tasks: Vec<PlanFileTask>,
 }
 
 /// One task of a plan, with the plan's defaults applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PlanFileTask {
+pub struct PlanFileTask {
     /// Its id in the plan.
-    pub(crate) id: PlanKey,
-    pub(crate) title: Title,
+    pub id: PlanKey,
+    pub title: Title,
     /// Empty when the file gives none.
-    pub(crate) prompt: String,
+    pub prompt: String,
     /// Empty: the routing rules decide.
-    pub(crate) capabilities: CapabilitySet,
+    pub capabilities: CapabilitySet,
     /// Ids of other tasks of the plan, in the order given, without repeats.
-    pub(crate) depends_on: Vec<PlanKey>,
-    pub(crate) concerns: Vec<Concern>,
-    pub(crate) risk: Risk,
+    pub depends_on: Vec<PlanKey>,
+    pub concerns: Vec<Concern>,
+    pub risk: Risk,
     /// `None` when neither the task nor the defaults give one, or the task gives `""`.
-    pub(crate) verify: Option<String>,
+    pub verify: Option<String>,
     /// `None`: any tier.
-    pub(crate) tier: Option<Tier>,
-    pub(crate) max_attempts: MaxAttempts,
+    pub tier: Option<Tier>,
+    pub max_attempts: MaxAttempts,
     /// The most the task may cost.
-    pub(crate) budget: Option<Usd>,
+    pub budget: Option<Usd>,
     /// How long one attempt may run.
-    pub(crate) timeout: Option<DurationMs>,
-    pub(crate) priority: Priority,
+    pub timeout: Option<DurationMs>,
+    pub priority: Priority,
     /// The task needs a TCP port of its own (`port = true`).
-    pub(crate) wants_port: bool,
+    pub wants_port: bool,
 }
 
 /// Every problem found in a plan file, sorted by place.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PlanFileError {
-    pub(crate) path: PathBuf,
-    pub(crate) problems: Vec<Problem>,
+pub struct PlanFileError {
+    pub path: PathBuf,
+    pub problems: Vec<Problem>,
 }
 
 impl fmt::Display for PlanFileError {
@@ -171,11 +170,7 @@ const TASK_KEYS: &[&str] = &[
 
 /// The plan in `text`, read from `path`, or every problem found in it. `offered` is the union of
 /// the capabilities of the registered agents: a task may only require capabilities from it.
-pub(crate) fn parse(
-    path: &Path,
-    text: &str,
-    offered: &CapabilitySet,
-) -> Result<PlanFile, PlanFileError> {
+pub fn parse(path: &Path, text: &str, offered: &CapabilitySet) -> Result<PlanFile, PlanFileError> {
     let json = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"))
@@ -215,7 +210,7 @@ pub(crate) fn parse(
 /// The tasks in an order where each comes after the tasks it depends on; among the tasks that
 /// could come next, the one that comes first in the file. (Tasks of a cycle, which a checked
 /// plan has none of, come last, in file order.)
-pub(crate) fn order(plan: &PlanFile) -> Vec<&PlanFileTask> {
+pub fn order(plan: &PlanFile) -> Vec<&PlanFileTask> {
     let mut index: HashMap<&str, usize> = HashMap::new();
     for (i, t) in plan.tasks.iter().enumerate() {
         index.entry(t.id.as_str()).or_insert(i);
