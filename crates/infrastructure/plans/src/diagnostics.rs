@@ -17,6 +17,8 @@ pub enum Place {
     Path(String),
     /// The file as a whole.
     File,
+    /// The text as a whole, shown at its start (line 1, column 1): a key the text lacks.
+    Start,
 }
 
 impl Place {
@@ -24,6 +26,7 @@ impl Place {
     pub fn shown(&self, path: &Path) -> String {
         match self {
             Place::At { line, column } => format!("{}:{line}:{column}", path.display()),
+            Place::Start => format!("{}:1:1", path.display()),
             Place::Path(p) => format!("{}:{p}", path.display()),
             Place::File => path.display().to_string(),
         }
@@ -35,6 +38,7 @@ impl Place {
         match self {
             Place::File => (0, 0, 0),
             Place::At { line, column } => (1, *line, *column),
+            Place::Start => (1, 1, 1),
             Place::Path(_) => (2, 0, 0),
         }
     }
@@ -168,6 +172,12 @@ impl<'a> Diagnostics<'a> {
     pub fn add_whole(&mut self, span: &Range<usize>, message: impl Into<String>) {
         let place = self.source.place(span.start);
         self.push(place, message.into(), Scope::Whole);
+    }
+
+    /// A problem of the text as a whole (a key it lacks), shown at its start; like
+    /// [`Diagnostics::add_whole`], left out when the text has a syntax error.
+    pub fn add_whole_text(&mut self, message: impl Into<String>) {
+        self.push(Place::Start, message.into(), Scope::Whole);
     }
 
     fn push(&mut self, place: Place, message: String, scope: Scope) {
