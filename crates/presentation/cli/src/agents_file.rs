@@ -10,10 +10,8 @@ use maos_domain::{
     AdapterKind, AgentName, AgentSettings, Capability, CapabilitySet, DurationMs, EnvName, Price,
     PromptVia, ResourceLimits, Slots, Tier, Usd,
 };
-
-use crate::diagnostics::Problem;
-use crate::error::shorten;
-use crate::toml_doc::{Doc, Entry, Node, NodeKind, get};
+use maos_plans::diagnostics::{Problem, shorten};
+use maos_plans::toml_doc::{Doc, Entry, Node, NodeKind, get};
 
 const TOP_KEYS: &[&str] = &["agent"];
 const AGENT_KEYS: &[&str] = &[
@@ -330,7 +328,7 @@ mod tests {
     /// Every problem of the file `a.toml` holding `text`, as shown.
     fn failures(text: &str) -> Result<Vec<RegisterAgent>, Vec<String>> {
         let path = Path::new("a.toml");
-        parse(path, text).map_err(|p| crate::diagnostics::render(path, &p))
+        parse(path, text).map_err(|p| maos_plans::diagnostics::render(path, &p))
     }
 
     const GOOD: &str = r#"

@@ -24,14 +24,15 @@
 
 use std::path::Path;
 
-use crate::diagnostics;
-use crate::error::{self, CliError, shorten};
-use crate::input::{FileKind, read_existing};
-use crate::toml_doc::{Doc, Entry, NodeKind, get};
 use maos_application::{FailurePolicy, ServiceConfig};
 use maos_domain::policy::retry::{CircuitBreaker, RetryPolicy};
 use maos_domain::policy::routing::{RoutePattern, RouteRule};
 use maos_domain::{Capability, CapabilitySet, DurationMs, Tier};
+use maos_plans::diagnostics::{self, shorten};
+use maos_plans::toml_doc::{Doc, Entry, NodeKind, get};
+
+use crate::error::{self, CliError};
+use crate::input::{FileKind, read_existing};
 
 /// The file's name in the data directory.
 pub(crate) const CONFIG_FILE: &str = "config.toml";

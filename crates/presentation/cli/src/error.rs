@@ -148,20 +148,6 @@ impl CliError {
     }
 }
 
-/// The most characters of a value echoed in an error message.
-const ECHO_MAX: usize = 60;
-
-/// A value as an error message echoes it: whole when it is short, else its first 60 characters
-/// and how many more there are (a 10,000-character name must not flood the terminal).
-pub(crate) fn shorten(value: &str) -> String {
-    let total = value.chars().count();
-    if total <= ECHO_MAX {
-        return value.to_owned();
-    }
-    let head: String = value.chars().take(ECHO_MAX).collect();
-    format!("{head}…({} more characters)", total - ECHO_MAX)
-}
-
 macro_rules! from_application_errors {
     ($($t:ty),+) => {$(
         impl From<$t> for CliError {
@@ -219,15 +205,6 @@ mod tests {
                 ("daemon_unavailable", 6),
             ]
         );
-    }
-
-    #[test]
-    fn long_values_are_shortened() {
-        assert_eq!(shorten("abc"), "abc");
-        let long = "é".repeat(10_000);
-        let short = shorten(&long);
-        assert!(short.starts_with(&"é".repeat(60)), "{short}");
-        assert!(short.ends_with("é…(9940 more characters)"), "{short}");
     }
 
     #[test]

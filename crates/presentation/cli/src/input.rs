@@ -114,7 +114,7 @@ impl FileKind {
                 .filter(|n| (1..=self.max_limit()).contains(n))
                 .ok_or(ReadError::BadLimit {
                     var,
-                    value: crate::error::shorten(&v),
+                    value: maos_plans::diagnostics::shorten(&v),
                     max: self.max_limit(),
                 }),
             Err(std::env::VarError::NotUnicode(_)) => Err(ReadError::BadLimit {

@@ -8,7 +8,6 @@ mod commands;
 mod compose;
 mod config_file;
 mod daemon;
-mod diagnostics;
 mod error;
 mod escape;
 mod hints;
@@ -17,9 +16,7 @@ mod input;
 mod json;
 mod live;
 mod output;
-mod plan_file;
 mod reasons;
-mod toml_doc;
 mod workflow_file;
 
 use std::ffi::OsString;
@@ -136,7 +133,7 @@ fn clap_failure(e: &clap::Error, pre: &Prescan) -> u8 {
     let code = u8::try_from(e.exit_code()).unwrap_or(2);
     let long = long_value(e);
     let shorten = |text: String| match &long {
-        Some(value) => text.replace(value.as_str(), &error::shorten(value)),
+        Some(value) => text.replace(value.as_str(), &maos_plans::diagnostics::shorten(value)),
         None => text,
     };
     if json && code != 0 {
@@ -208,7 +205,9 @@ fn long_value(e: &clap::Error) -> Option<String> {
     [ContextKind::InvalidValue, ContextKind::InvalidArg]
         .into_iter()
         .find_map(|kind| match e.get(kind) {
-            Some(ContextValue::String(v)) if error::shorten(v) != *v => Some(v.clone()),
+            Some(ContextValue::String(v)) if maos_plans::diagnostics::shorten(v) != *v => {
+                Some(v.clone())
+            }
             _ => None,
         })
 }

@@ -43,11 +43,10 @@ use std::path::{Path, PathBuf};
 
 use maos_domain::workflow::{Stage, StageKey, Workflow, WorkflowName, WorkflowProblem};
 use maos_domain::{Capability, CapabilitySet, Risk, Tier};
+use maos_plans::diagnostics::{self, Diagnostics, Place, Problem};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
-
-use crate::diagnostics::{self, Diagnostics, Place, Problem};
 
 // ---------------------------------------------------------------------------------------------
 // Problems and where they are.

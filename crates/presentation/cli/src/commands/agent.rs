@@ -284,7 +284,7 @@ fn register_from_file(path: &Path, api: &dyn MaosApi, out: &mut Output) -> Resul
             }
             taken.into_iter().chain(unstartable).collect()
         }
-        Err(problems) => crate::diagnostics::render(path, &problems),
+        Err(problems) => maos_plans::diagnostics::render(path, &problems),
     };
     let count = problems.len();
     problems.insert(

@@ -309,7 +309,7 @@ pub(super) fn execute(
             format!(
                 "{} has problems; nothing was registered:\n  {}",
                 path.display(),
-                crate::diagnostics::render(&path, &problems).join("\n  ")
+                maos_plans::diagnostics::render(&path, &problems).join("\n  ")
             ),
         )
         .with_hint("fix the file (or `maos init --force` writes the proposal over it)")

@@ -8,6 +8,7 @@ use maos_application::{
 };
 use maos_domain::workflow::Workflow;
 use maos_domain::{CapabilitySet, Title, WorkspaceSpec};
+use maos_plans::plan_file::{self, PlanFile};
 use serde::Serialize;
 
 use crate::cli::RunArgs;
@@ -19,7 +20,6 @@ use crate::human;
 use crate::input::{FileKind, read_text};
 use crate::json;
 use crate::output::{Output, Render};
-use crate::plan_file::{self, PlanFile};
 
 /// `maos orchestrate run <plan> | --workflow NAME --goal TEXT`.
 pub(super) fn run(

@@ -1,28 +1,32 @@
 //! Problems of the files that MAOS reads (plan files, workflow files, the agents file,
 //! `config.toml`): where each one is (a byte span turned into `file:line:column`, a JSON path,
 //! or the file as a whole), collecting every problem of a file at once, in file order, the
-//! "did you mean" of a misspelt name, and the lines they are shown as. The file checkers
-//! (`plan_file`, `workflow_file`, `agents_file`, `config_file`) all report through this module.
+//! "did you mean" of a misspelt name, and the lines they are shown as. The file checkers (the
+//! plan file's here, and the CLI's `workflow_file`, `agents_file` and `config_file`) all report
+//! through this module.
 
 use std::ops::Range;
 use std::path::Path;
 
 /// Where a problem is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Place {
+pub enum Place {
     /// A line and column of the text, both from 1 (the column counted in characters).
     At { line: usize, column: usize },
     /// A JSON path such as `stages[2].key`, where the reader keeps no position.
     Path(String),
     /// The file as a whole.
     File,
+    /// The text as a whole, shown at its start (line 1, column 1): a key the text lacks.
+    Start,
 }
 
 impl Place {
     /// `file:line:column` (or `file:path`, or `file`).
-    pub(crate) fn shown(&self, path: &Path) -> String {
+    pub fn shown(&self, path: &Path) -> String {
         match self {
             Place::At { line, column } => format!("{}:{line}:{column}", path.display()),
+            Place::Start => format!("{}:1:1", path.display()),
             Place::Path(p) => format!("{}:{p}", path.display()),
             Place::File => path.display().to_string(),
         }
@@ -34,6 +38,7 @@ impl Place {
         match self {
             Place::File => (0, 0, 0),
             Place::At { line, column } => (1, *line, *column),
+            Place::Start => (1, 1, 1),
             Place::Path(_) => (2, 0, 0),
         }
     }
@@ -41,14 +46,14 @@ impl Place {
 
 /// One problem of a file: where it is, and what is wrong and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Problem {
-    pub(crate) place: Place,
-    pub(crate) message: String,
+pub struct Problem {
+    pub place: Place,
+    pub message: String,
 }
 
 impl Problem {
     /// A problem of the file as a whole.
-    pub(crate) fn file(message: impl Into<String>) -> Problem {
+    pub fn file(message: impl Into<String>) -> Problem {
         Problem {
             place: Place::File,
             message: message.into(),
@@ -56,25 +61,26 @@ impl Problem {
     }
 
     /// The problem as one line: `file:line:column: message`.
-    pub(crate) fn shown(&self, path: &Path) -> String {
+    pub fn shown(&self, path: &Path) -> String {
         format!("{}: {}", self.place.shown(path), self.message)
     }
 }
 
 /// Every problem as a line `file:line:column: message`, in the order given.
-pub(crate) fn render(path: &Path, problems: &[Problem]) -> Vec<String> {
+pub fn render(path: &Path, problems: &[Problem]) -> Vec<String> {
     problems.iter().map(|p| p.shown(path)).collect()
 }
 
 /// A text, with where each of its lines starts, to turn byte offsets into lines and columns.
-pub(crate) struct Source<'a> {
+#[derive(Debug)]
+pub struct Source<'a> {
     text: &'a str,
     /// The byte offset where each line starts: 0, then one past each `\n`.
     line_starts: Vec<usize>,
 }
 
 impl<'a> Source<'a> {
-    pub(crate) fn new(text: &'a str) -> Source<'a> {
+    pub fn new(text: &'a str) -> Source<'a> {
         let line_starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
@@ -84,7 +90,7 @@ impl<'a> Source<'a> {
     /// 1-based line and column (in characters) of a byte offset: the line by a binary search of
     /// the line starts, the column by counting the characters of that line only. An offset past
     /// the end is the end; one inside a character is that character.
-    pub(crate) fn position(&self, offset: usize) -> (usize, usize) {
+    pub fn position(&self, offset: usize) -> (usize, usize) {
         let mut start = offset.min(self.text.len());
         while !self.text.is_char_boundary(start) {
             start -= 1;
@@ -100,7 +106,7 @@ impl<'a> Source<'a> {
     }
 
     /// The place of a byte offset.
-    pub(crate) fn place(&self, offset: usize) -> Place {
+    pub fn place(&self, offset: usize) -> Place {
         let (line, column) = self.position(offset);
         Place::At { line, column }
     }
@@ -119,14 +125,15 @@ enum Scope {
 }
 
 /// The problems of one file, collected as the checker finds them.
-pub(crate) struct Diagnostics<'a> {
+#[derive(Debug)]
+pub struct Diagnostics<'a> {
     path: &'a Path,
     source: Source<'a>,
     found: Vec<(Problem, Scope)>,
 }
 
 impl<'a> Diagnostics<'a> {
-    pub(crate) fn new(path: &'a Path, text: &'a str) -> Diagnostics<'a> {
+    pub fn new(path: &'a Path, text: &'a str) -> Diagnostics<'a> {
         Diagnostics {
             path,
             source: Source::new(text),
@@ -135,36 +142,42 @@ impl<'a> Diagnostics<'a> {
     }
 
     /// `file:line:column` of a span, for messages that point at a second place.
-    pub(crate) fn place_of(&self, span: &Range<usize>) -> String {
+    pub fn place_of(&self, span: &Range<usize>) -> String {
         self.source.place(span.start).shown(self.path)
     }
 
     /// The place of a byte offset of the text.
-    pub(crate) fn place(&self, offset: usize) -> Place {
+    pub fn place(&self, offset: usize) -> Place {
         self.source.place(offset)
     }
 
     /// A syntax error at `place`.
-    pub(crate) fn syntax(&mut self, place: Place, message: impl Into<String>) {
+    pub fn syntax(&mut self, place: Place, message: impl Into<String>) {
         self.push(place, message.into(), Scope::Syntax);
     }
 
     /// A problem at the start of `span`.
-    pub(crate) fn add(&mut self, span: &Range<usize>, message: impl Into<String>) {
+    pub fn add(&mut self, span: &Range<usize>, message: impl Into<String>) {
         let place = self.source.place(span.start);
         self.push(place, message.into(), Scope::Local);
     }
 
     /// A problem at a place given as such (a JSON path, the file).
-    pub(crate) fn add_at(&mut self, place: Place, message: impl Into<String>) {
+    pub fn add_at(&mut self, place: Place, message: impl Into<String>) {
         self.push(place, message.into(), Scope::Local);
     }
 
     /// A problem that only a complete document can show (a missing key, an unknown id), at the
     /// start of `span`.
-    pub(crate) fn add_whole(&mut self, span: &Range<usize>, message: impl Into<String>) {
+    pub fn add_whole(&mut self, span: &Range<usize>, message: impl Into<String>) {
         let place = self.source.place(span.start);
         self.push(place, message.into(), Scope::Whole);
+    }
+
+    /// A problem of the text as a whole (a key it lacks), shown at its start; like
+    /// [`Diagnostics::add_whole`], left out when the text has a syntax error.
+    pub fn add_whole_text(&mut self, message: impl Into<String>) {
+        self.push(Place::Start, message.into(), Scope::Whole);
     }
 
     fn push(&mut self, place: Place, message: String, scope: Scope) {
@@ -172,13 +185,13 @@ impl<'a> Diagnostics<'a> {
     }
 
     /// How many problems were found so far.
-    pub(crate) fn count(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.found.len()
     }
 
     /// Every problem, in file order. With syntax errors, the problems on a line with one, and
     /// those that need the whole document, are left out: they may only be its echoes.
-    pub(crate) fn finish(self) -> Vec<Problem> {
+    pub fn finish(self) -> Vec<Problem> {
         let line = |p: &Problem| match p.place {
             Place::At { line, .. } => Some(line),
             _ => None,
@@ -205,13 +218,27 @@ impl<'a> Diagnostics<'a> {
     }
 }
 
+/// The most characters of a value echoed in a message.
+const ECHO_MAX: usize = 60;
+
+/// A value as a message echoes it: whole when it is short, else its first 60 characters and how
+/// many more there are (a 10,000-character name must not flood the terminal).
+pub fn shorten(value: &str) -> String {
+    let total = value.chars().count();
+    if total <= ECHO_MAX {
+        return value.to_owned();
+    }
+    let head: String = value.chars().take(ECHO_MAX).collect();
+    format!("{head}…({} more characters)", total - ECHO_MAX)
+}
+
 /// The longest text (in bytes) compared for a "did you mean": the names compared are short, and
 /// comparing a long text would only cost time and memory.
 const MAX_COMPARED: usize = 256;
 
 /// The known name closest to `name` (compared in lowercase), if one is close enough to be a
 /// typo: at most a third of its characters wrong (1 to 3 edits).
-pub(crate) fn closest<'k>(name: &str, known: &[&'k str]) -> Option<&'k str> {
+pub fn closest<'k>(name: &str, known: &[&'k str]) -> Option<&'k str> {
     if name.len() > MAX_COMPARED {
         return None;
     }
@@ -226,7 +253,7 @@ pub(crate) fn closest<'k>(name: &str, known: &[&'k str]) -> Option<&'k str> {
 
 /// Close enough to be a typo of each other: a third of the characters (at most 3) wrong, or one
 /// name inside the other. Names of one or two characters are never close to anything.
-pub(crate) fn is_close(a: &str, b: &str) -> bool {
+pub fn is_close(a: &str, b: &str) -> bool {
     if a.len() > MAX_COMPARED || b.len() > MAX_COMPARED {
         return false;
     }
@@ -236,7 +263,7 @@ pub(crate) fn is_close(a: &str, b: &str) -> bool {
 }
 
 /// Edits (insert, delete, replace, swap two neighbours) that turn `a` into `b`.
-pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+pub fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
     let mut d = vec![vec![0_usize; b.len() + 1]; a.len() + 1];
@@ -345,6 +372,15 @@ mod tests {
             render(path, &d.finish()),
             ["f.toml:1:1: local", "f.toml:2:1: whole"]
         );
+    }
+
+    #[test]
+    fn long_values_are_shortened() {
+        assert_eq!(shorten("abc"), "abc");
+        let long = "é".repeat(10_000);
+        let short = shorten(&long);
+        assert!(short.starts_with(&"é".repeat(60)), "{short}");
+        assert!(short.ends_with("é…(9940 more characters)"), "{short}");
     }
 
     #[test]

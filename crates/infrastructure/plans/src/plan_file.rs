@@ -58,8 +58,8 @@ use maos_domain::{
     Tier, Title, Usd,
 };
 
-use crate::diagnostics::{Diagnostics, Place, Problem, closest, is_close};
-use crate::error::shorten;
+use crate::diagnostics::{Diagnostics, Place, Problem, closest, is_close, shorten};
+use crate::keys::{self, Table};
 use crate::toml_doc::{self, Entry, Node, NodeKind, get};
 
 // ---------------------------------------------------------------------------------------------
@@ -67,56 +67,58 @@ use crate::toml_doc::{self, Entry, Node, NodeKind, get};
 
 /// A checked plan, with the defaults applied to every task.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PlanFile {
+pub struct PlanFile {
     /// What the plan achieves, without surrounding whitespace.
-    pub(crate) goal: String,
+    pub goal: String,
     /// Its `name`, or the goal cut to 60 characters.
-    pub(crate) name: Title,
+    pub name: Title,
+    /// Whether the file gives `name` (else `name` is made from the goal).
+    pub named: bool,
     /// The repository, resolved against the plan file's directory (not canonicalised).
-    pub(crate) repo: Option<PathBuf>,
+    pub repo: Option<PathBuf>,
     /// The branch the tasks start from.
-    pub(crate) base: Option<String>,
+    pub base: Option<String>,
     /// Notes pinned to every task's briefing, trimmed.
-    pub(crate) notes: Vec<String>,
+    pub notes: Vec<String>,
     /// The command that verifies the plan as a whole.
-    pub(crate) verify: Option<String>,
+    pub verify: Option<String>,
     /// The tasks, in the order of the file (see [`order`] for an order to create them in).
-    pub(crate) tasks: Vec<PlanFileTask>,
+    pub tasks: Vec<PlanFileTask>,
 }
 
 /// One task of a plan, with the plan's defaults applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PlanFileTask {
+pub struct PlanFileTask {
     /// Its id in the plan.
-    pub(crate) id: PlanKey,
-    pub(crate) title: Title,
+    pub id: PlanKey,
+    pub title: Title,
     /// Empty when the file gives none.
-    pub(crate) prompt: String,
+    pub prompt: String,
     /// Empty: the routing rules decide.
-    pub(crate) capabilities: CapabilitySet,
+    pub capabilities: CapabilitySet,
     /// Ids of other tasks of the plan, in the order given, without repeats.
-    pub(crate) depends_on: Vec<PlanKey>,
-    pub(crate) concerns: Vec<Concern>,
-    pub(crate) risk: Risk,
+    pub depends_on: Vec<PlanKey>,
+    pub concerns: Vec<Concern>,
+    pub risk: Risk,
     /// `None` when neither the task nor the defaults give one, or the task gives `""`.
-    pub(crate) verify: Option<String>,
+    pub verify: Option<String>,
     /// `None`: any tier.
-    pub(crate) tier: Option<Tier>,
-    pub(crate) max_attempts: MaxAttempts,
+    pub tier: Option<Tier>,
+    pub max_attempts: MaxAttempts,
     /// The most the task may cost.
-    pub(crate) budget: Option<Usd>,
+    pub budget: Option<Usd>,
     /// How long one attempt may run.
-    pub(crate) timeout: Option<DurationMs>,
-    pub(crate) priority: Priority,
+    pub timeout: Option<DurationMs>,
+    pub priority: Priority,
     /// The task needs a TCP port of its own (`port = true`).
-    pub(crate) wants_port: bool,
+    pub wants_port: bool,
 }
 
 /// Every problem found in a plan file, sorted by place.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PlanFileError {
-    pub(crate) path: PathBuf,
-    pub(crate) problems: Vec<Problem>,
+pub struct PlanFileError {
+    pub path: PathBuf,
+    pub problems: Vec<Problem>,
 }
 
 impl fmt::Display for PlanFileError {
@@ -140,41 +142,28 @@ impl std::error::Error for PlanFileError {}
 // ---------------------------------------------------------------------------------------------
 // Reading and checking.
 
-const TOP_KEYS: &[&str] = &[
-    "goal", "name", "repo", "base", "notes", "verify", "defaults", "task", "tasks",
-];
-const DEFAULT_KEYS: &[&str] = &[
-    "risk",
-    "verify",
-    "max_attempts",
-    "budget_usd",
-    "tier",
-    "timeout",
-    "priority",
-];
-const TASK_KEYS: &[&str] = &[
-    "id",
-    "title",
-    "prompt",
-    "capabilities",
-    "depends_on",
-    "concerns",
-    "risk",
-    "verify",
-    "tier",
-    "max_attempts",
-    "budget_usd",
-    "timeout",
-    "priority",
-    "port",
-];
+/// Who wrote a plan's text: the checks are the same, but for the keys a planner may not give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Author {
+    /// A person (a plan file given to the CLI): every key of the format.
+    Person,
+    /// A planner agent: `repo` and `base` are refused (the person who runs the plan chooses
+    /// them), and problems name no command to run.
+    Planner,
+}
 
 /// The plan in `text`, read from `path`, or every problem found in it. `offered` is the union of
 /// the capabilities of the registered agents: a task may only require capabilities from it.
-pub(crate) fn parse(
+pub fn parse(path: &Path, text: &str, offered: &CapabilitySet) -> Result<PlanFile, PlanFileError> {
+    parse_with(path, text, offered, Author::Person)
+}
+
+/// [`parse`], for a text written by `author`.
+pub fn parse_with(
     path: &Path,
     text: &str,
     offered: &CapabilitySet,
+    author: Author,
 ) -> Result<PlanFile, PlanFileError> {
     let json = path
         .extension()
@@ -187,6 +176,7 @@ pub(crate) fn parse(
         path,
         text,
         json,
+        author,
         found: Diagnostics::new(path, text),
     };
     let root = if json { c.read_json() } else { c.read_toml() };
@@ -215,7 +205,7 @@ pub(crate) fn parse(
 /// The tasks in an order where each comes after the tasks it depends on; among the tasks that
 /// could come next, the one that comes first in the file. (Tasks of a cycle, which a checked
 /// plan has none of, come last, in file order.)
-pub(crate) fn order(plan: &PlanFile) -> Vec<&PlanFileTask> {
+pub fn order(plan: &PlanFile) -> Vec<&PlanFileTask> {
     let mut index: HashMap<&str, usize> = HashMap::new();
     for (i, t) in plan.tasks.iter().enumerate() {
         index.entry(t.id.as_str()).or_insert(i);
@@ -245,6 +235,7 @@ struct Checker<'a> {
     path: &'a Path,
     text: &'a str,
     json: bool,
+    author: Author,
     found: Diagnostics<'a>,
 }
 
@@ -287,9 +278,14 @@ impl Checker<'_> {
         self.found.add(span, message);
     }
 
-    /// A problem that only a complete document can show (a missing key, an unknown id).
+    /// A problem that only a complete document can show (an unknown id, a cycle).
     fn add_whole(&mut self, span: &Range<usize>, message: impl Into<String>) {
         self.found.add_whole(span, message);
+    }
+
+    /// A problem of the text as a whole (a missing key), shown at its start.
+    fn add_missing(&mut self, message: impl Into<String>) {
+        self.found.add_whole_text(message);
     }
 
     fn read_toml(&mut self) -> Option<Node> {
@@ -503,31 +499,46 @@ impl Checker<'_> {
         s
     }
 
+    /// Every key of `entries` that the format does not have at `level` is a problem, with a
+    /// hint: where it belongs, a "did you mean", or the keys allowed there. A key that only a
+    /// person may give, given by a planner, is a problem too.
     fn unknown_keys(&mut self, entries: &[Entry], level: Level<'_>) {
-        let (known, place) = match level {
-            Level::Top => (TOP_KEYS, "at the top of the plan".to_owned()),
-            Level::Defaults => (DEFAULT_KEYS, "in [defaults]".to_owned()),
-            Level::Task(label) => (TASK_KEYS, format!("in {label}")),
+        let (table, place) = match level {
+            Level::Top => (Table::Top, "at the top of the plan".to_owned()),
+            Level::Defaults => (Table::Defaults, "in [defaults]".to_owned()),
+            Level::Task(label) => (Table::Task, format!("in {label}")),
         };
+        let planner = self.author == Author::Planner;
+        let known = keys::names(table, planner);
+        let is = |table: Table, key: &str| keys::find(table, key).is_some();
         for e in entries {
             let key = e.key.as_str();
-            if known.contains(&key) {
+            if let Some(k) = keys::find(table, key) {
+                if let (true, Some(what)) = (planner, k.person_only) {
+                    self.add(
+                        &e.span,
+                        format!(
+                            "a planner does not choose {what}: leave out `{key}` (the person who \
+                             runs the plan chooses it)"
+                        ),
+                    );
+                }
                 continue;
             }
             let hint = match level {
-                Level::Top if DEFAULT_KEYS.contains(&key) => format!(
+                Level::Top if is(Table::Defaults, key) => format!(
                     "to give every task a {key}, put it under [defaults]; for one task, in its [[task]]"
                 ),
-                Level::Top if TASK_KEYS.contains(&key) => {
+                Level::Top if is(Table::Task, key) => {
                     "it belongs to a task: put it under a [[task]] header".to_owned()
                 }
-                Level::Defaults | Level::Task(_) if TOP_KEYS.contains(&key) => {
+                Level::Defaults | Level::Task(_) if is(Table::Top, key) => {
                     "it belongs at the top of the file, before the first [table] header".to_owned()
                 }
-                Level::Defaults if TASK_KEYS.contains(&key) => {
+                Level::Defaults if is(Table::Task, key) => {
                     format!("[defaults] cannot give a {key}; give it in each [[task]]")
                 }
-                _ => match closest(key, known) {
+                _ => match closest(key, &known) {
                     Some(k) => format!("did you mean `{k}`?"),
                     None => format!("the keys allowed here are {}", known.join(", ")),
                 },
@@ -557,7 +568,7 @@ impl Checker<'_> {
                      achieves",
                     self.key_value("goal", "\"...\"")
                 );
-                self.add_whole(&(0..0), m);
+                self.add_missing(m);
                 None
             }
             Some(n) => self
@@ -593,7 +604,9 @@ impl Checker<'_> {
                 name
             }
         };
-        let repo = get(top, "repo").and_then(|n| {
+        // A planner's `repo` and `base` are refused (`unknown_keys`), not read.
+        let person = self.author == Author::Person;
+        let repo = get(top, "repo").filter(|_| person).and_then(|n| {
             let s = self.string("repo", n, "\".\"")?;
             if s.trim().is_empty() {
                 self.add(
@@ -605,7 +618,7 @@ impl Checker<'_> {
             }
             Some(resolve_repo(self.path, s))
         });
-        let base = get(top, "base").and_then(|n| {
+        let base = get(top, "base").filter(|_| person).and_then(|n| {
             let s = self.string("base", n, "\"main\"")?;
             self.parsed(n, check_base(s))
         });
@@ -662,7 +675,7 @@ impl Checker<'_> {
                     "the plan has no tasks: add one or more [[task]] tables, each with an id and a \
                      title"
                 };
-                self.add_whole(&(0..0), m);
+                self.add_missing(m);
                 &[]
             }
             Some(n) => match &n.kind {
@@ -711,6 +724,7 @@ impl Checker<'_> {
         Some(PlanFile {
             goal: goal?,
             name: name?,
+            named: get(top, "name").is_some(),
             repo,
             base,
             notes,
@@ -795,7 +809,7 @@ impl Checker<'_> {
                     continue;
                 };
                 if !offered.contains(&c) {
-                    let m = unoffered(&c, offered);
+                    let m = unoffered(&c, offered, self.author);
                     self.add(&item.span, m);
                 }
                 capabilities.push(c);
@@ -1033,17 +1047,19 @@ fn name_from_goal(goal: &str) -> Option<Title> {
     Title::parse(line.trim_end()).ok()
 }
 
-fn unoffered(cap: &Capability, offered: &CapabilitySet) -> String {
+fn unoffered(cap: &Capability, offered: &CapabilitySet, author: Author) -> String {
     let known = if offered.is_empty() {
         " (no agent is registered yet)".to_owned()
     } else {
         let all: Vec<&str> = offered.iter().map(Capability::as_str).collect();
         format!(" (the registered agents offer {})", all.join(", "))
     };
-    format!(
-        "no registered agent offers capability `{cap}`{known}; register one (maos agent register …) \
-         or change the task"
-    )
+    let fix = match author {
+        Author::Person => "register one (maos agent register …) or change the task",
+        Author::Planner if offered.is_empty() => "leave the capability out",
+        Author::Planner => "use only those, or leave the capability out",
+    };
+    format!("no registered agent offers capability `{cap}`{known}; {fix}")
 }
 
 /// "; did you mean `a`?" for the ids close to `wrong`, or the list of ids when none is.
@@ -1104,6 +1120,7 @@ mod tests {
                 Place::At { line, column } => {
                     format!("{line}:{column}: {}", p.message)
                 }
+                Place::Start => format!("1:1: {}", p.message),
                 other => panic!("a plan problem without a line: {other:?}"),
             })
             .collect()
@@ -1612,6 +1629,7 @@ title = "  Sketch the module  "
                 Place::At { line, column } => {
                     format!("{line}:{column}: {}", p.message)
                 }
+                Place::Start => format!("1:1: {}", p.message),
                 other => panic!("a plan problem without a line: {other:?}"),
             })
             .collect();

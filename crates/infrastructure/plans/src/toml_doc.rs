@@ -1,6 +1,6 @@
 //! A TOML (or JSON) document read with the place of every key and value, and checked with every
 //! problem reported at once through [`crate::diagnostics`], each as `file:line:column: message`
-//! in plain words: the machinery of the plan file (`plan_file.rs`), the agents file
+//! in plain words: the machinery of the plan file (`plan_file.rs`), and of the CLI's agents file
 //! (`agents_file.rs`) and `config.toml` (`config_file.rs`).
 //!
 //! TOML is read with `toml`'s recovering parser into a tree of [`Node`]s, so that one syntax
@@ -19,19 +19,18 @@ use serde_json::value::RawValue;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use crate::diagnostics::{Diagnostics, Place, Problem, closest};
-use crate::error::shorten;
+use crate::diagnostics::{Diagnostics, Place, Problem, closest, shorten};
 
 /// A value with the byte span of its text.
 #[derive(Debug)]
-pub(crate) struct Node {
-    pub(crate) span: Range<usize>,
-    pub(crate) kind: NodeKind,
+pub struct Node {
+    pub span: Range<usize>,
+    pub kind: NodeKind,
 }
 
 /// What kind of value a node of a TOML or JSON document is, with the value.
 #[derive(Debug)]
-pub(crate) enum NodeKind {
+pub enum NodeKind {
     Str(String),
     Int(i64),
     Float(f64),
@@ -44,15 +43,15 @@ pub(crate) enum NodeKind {
 
 /// A key of a table, with its span, and its value.
 #[derive(Debug)]
-pub(crate) struct Entry {
-    pub(crate) key: String,
-    pub(crate) span: Range<usize>,
-    pub(crate) value: Node,
+pub struct Entry {
+    pub key: String,
+    pub span: Range<usize>,
+    pub value: Node,
 }
 
 impl NodeKind {
     /// The value in words, for "must be ..., not {describe}".
-    pub(crate) fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         match self {
             NodeKind::Str(s) if s.chars().count() <= 40 => format!("the string {s:?}"),
             NodeKind::Str(_) => "a string".to_owned(),
@@ -67,7 +66,7 @@ impl NodeKind {
 }
 
 /// The value of `key` in a table.
-pub(crate) fn get<'n>(entries: &'n [Entry], key: &str) -> Option<&'n Node> {
+pub fn get<'n>(entries: &'n [Entry], key: &str) -> Option<&'n Node> {
     entries.iter().find(|e| e.key == key).map(|e| &e.value)
 }
 
@@ -105,7 +104,7 @@ fn toml_entries(t: &DeTable<'_>) -> Vec<Entry> {
 }
 
 /// The tree of a TOML text (as much of it as reads), and its syntax errors with their spans.
-pub(crate) fn read(text: &str) -> (Node, Vec<(Range<usize>, String)>) {
+pub fn read(text: &str) -> (Node, Vec<(Range<usize>, String)>) {
     let (doc, errors) = DeTable::parse_recoverable(text);
     let syntax = errors
         .iter()
@@ -133,8 +132,8 @@ pub(crate) fn read(text: &str) -> (Node, Vec<(Range<usize>, String)>) {
     (root, syntax)
 }
 
-/// `message` with the node's string, where it echoes it, cut short (`error::shorten`).
-pub(crate) fn echoed(node: &Node, message: String) -> String {
+/// `message` with the node's string, where it echoes it, cut short ([`shorten`]).
+pub fn echoed(node: &Node, message: String) -> String {
     match &node.kind {
         NodeKind::Str(s) if shorten(s) != *s => message.replace(s.as_str(), &shorten(s)),
         _ => message,
@@ -142,16 +141,17 @@ pub(crate) fn echoed(node: &Node, message: String) -> String {
 }
 
 /// A JSON text read into a tree.
-pub(crate) struct JsonDoc {
-    pub(crate) root: Node,
+#[derive(Debug)]
+pub struct JsonDoc {
+    pub root: Node,
     /// Keys given twice in one object: the later ones, with their spans (the tree keeps the
     /// first).
-    pub(crate) duplicates: Vec<(Range<usize>, String)>,
+    pub duplicates: Vec<(Range<usize>, String)>,
 }
 
 /// The tree of a JSON text that serde_json reads; or serde_json's syntax error, at its line and
 /// column.
-pub(crate) fn read_json(text: &str) -> Result<JsonDoc, Problem> {
+pub fn read_json(text: &str) -> Result<JsonDoc, Problem> {
     let root = serde_json::from_str::<&RawValue>(text).map_err(|e| {
         let full = e.to_string();
         let message = full
@@ -291,13 +291,14 @@ fn json_node(
 }
 
 /// A TOML file being checked: the problems found so far.
-pub(crate) struct Doc<'a> {
+#[derive(Debug)]
+pub struct Doc<'a> {
     diagnostics: Diagnostics<'a>,
 }
 
 impl<'a> Doc<'a> {
     /// Reads `text` (the file at `path`), recording its syntax errors.
-    pub(crate) fn read(path: &'a Path, text: &'a str) -> (Doc<'a>, Node) {
+    pub fn read(path: &'a Path, text: &'a str) -> (Doc<'a>, Node) {
         let (root, syntax) = read(text);
         let mut diagnostics = Diagnostics::new(path, text);
         for (span, message) in syntax {
@@ -308,29 +309,29 @@ impl<'a> Doc<'a> {
     }
 
     /// `file:line:column` of a span, for messages that point at a second place.
-    pub(crate) fn place(&self, span: &Range<usize>) -> String {
+    pub fn place(&self, span: &Range<usize>) -> String {
         self.diagnostics.place_of(span)
     }
 
     /// Records a problem at the start of `span`.
-    pub(crate) fn add(&mut self, span: &Range<usize>, message: impl Into<String>) {
+    pub fn add(&mut self, span: &Range<usize>, message: impl Into<String>) {
         self.diagnostics.add(span, message);
     }
 
     /// How many problems were found so far.
-    pub(crate) fn count(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.diagnostics.count()
     }
 
     /// Every problem, in file order; those on a line with a syntax error are left out (they may
     /// be its echoes). Empty when there are none.
-    pub(crate) fn finish(self) -> Vec<Problem> {
+    pub fn finish(self) -> Vec<Problem> {
         self.diagnostics.finish()
     }
 
     /// Every key of `entries` that is not `known` is a problem; `place` says where ("in
     /// [retry]"). A key close to a known one gets a "did you mean".
-    pub(crate) fn unknown_keys(&mut self, entries: &[Entry], known: &[&str], place: &str) {
+    pub fn unknown_keys(&mut self, entries: &[Entry], known: &[&str], place: &str) {
         for e in entries {
             let key = e.key.as_str();
             if known.contains(&key) {
@@ -348,7 +349,7 @@ impl<'a> Doc<'a> {
     }
 
     /// A key that must be given and is not, reported at the table's place.
-    pub(crate) fn missing(&mut self, span: &Range<usize>, key: &str, place: &str, example: &str) {
+    pub fn missing(&mut self, span: &Range<usize>, key: &str, place: &str, example: &str) {
         self.add(
             span,
             format!("{place} has no `{key}`; add one, like {key} = {example}"),
@@ -356,7 +357,7 @@ impl<'a> Doc<'a> {
     }
 
     /// `key` has a value of the wrong type.
-    pub(crate) fn wrong_type(&mut self, key: &str, node: &Node, want: &str, example: &str) {
+    pub fn wrong_type(&mut self, key: &str, node: &Node, want: &str, example: &str) {
         self.add(
             &node.span,
             format!(
@@ -367,12 +368,7 @@ impl<'a> Doc<'a> {
     }
 
     /// The string, or the problem recorded.
-    pub(crate) fn string<'n>(
-        &mut self,
-        key: &str,
-        node: &'n Node,
-        example: &str,
-    ) -> Option<&'n str> {
+    pub fn string<'n>(&mut self, key: &str, node: &'n Node, example: &str) -> Option<&'n str> {
         match &node.kind {
             NodeKind::Str(s) => Some(s),
             _ => {
@@ -383,7 +379,7 @@ impl<'a> Doc<'a> {
     }
 
     /// The boolean, or the problem recorded.
-    pub(crate) fn boolean(&mut self, key: &str, node: &Node) -> Option<bool> {
+    pub fn boolean(&mut self, key: &str, node: &Node) -> Option<bool> {
         match node.kind {
             NodeKind::Bool(b) => Some(b),
             _ => {
@@ -394,7 +390,7 @@ impl<'a> Doc<'a> {
     }
 
     /// A whole number from `min` to `max`, or the problem recorded.
-    pub(crate) fn whole(&mut self, key: &str, node: &Node, min: i64, max: i64) -> Option<i64> {
+    pub fn whole(&mut self, key: &str, node: &Node, min: i64, max: i64) -> Option<i64> {
         match node.kind {
             NodeKind::Int(n) if (min..=max).contains(&n) => Some(n),
             NodeKind::Int(n) => {
@@ -413,7 +409,7 @@ impl<'a> Doc<'a> {
     }
 
     /// The strings of a list, each with its node; every item that is not a string is a problem.
-    pub(crate) fn strings<'n>(
+    pub fn strings<'n>(
         &mut self,
         key: &str,
         node: &'n Node,
@@ -440,12 +436,7 @@ impl<'a> Doc<'a> {
     }
 
     /// The entries of a table, or the problem recorded.
-    pub(crate) fn table<'n>(
-        &mut self,
-        key: &str,
-        node: &'n Node,
-        example: &str,
-    ) -> Option<&'n [Entry]> {
+    pub fn table<'n>(&mut self, key: &str, node: &'n Node, example: &str) -> Option<&'n [Entry]> {
         match &node.kind {
             NodeKind::Table(entries) => Some(entries),
             _ => {
@@ -456,7 +447,7 @@ impl<'a> Doc<'a> {
     }
 
     /// The tables of an array of tables (`[[key]]`), each with its node.
-    pub(crate) fn tables<'n>(&mut self, key: &str, node: &'n Node) -> Vec<(&'n [Entry], &'n Node)> {
+    pub fn tables<'n>(&mut self, key: &str, node: &'n Node) -> Vec<(&'n [Entry], &'n Node)> {
         let NodeKind::Array(items) = &node.kind else {
             self.add(
                 &node.span,
@@ -485,11 +476,7 @@ impl<'a> Doc<'a> {
 
     /// The value of a parse, or its error recorded at the node (with the node's text cut
     /// short where the error echoes it).
-    pub(crate) fn parsed<T, E: std::fmt::Display>(
-        &mut self,
-        node: &Node,
-        r: Result<T, E>,
-    ) -> Option<T> {
+    pub fn parsed<T, E: std::fmt::Display>(&mut self, node: &Node, r: Result<T, E>) -> Option<T> {
         r.map_err(|e| self.add(&node.span, echoed(node, e.to_string())))
             .ok()
     }
