@@ -19,7 +19,7 @@
 
 @0xb95e69db9986670e;
 
-const protocolVersion :UInt32 = 6;
+const protocolVersion :UInt32 = 7;
 # The version of this contract. A daemon serves clients of the same protocol version.
 # Version 2 added the agent runtime: agent settings, budgets, attempts' process, session, exit,
 # usage and failure kind, run reports, sessions, heartbeats and logs.
@@ -33,6 +33,10 @@ const protocolVersion :UInt32 = 6;
 # calls retryTask, taskWaiting, taskBriefing and resumeAgent.
 # Version 6 added orchestrationReport, and approvalRequests, which answers approvals with what
 # each task's branch changed (a version 5 client lists approvals with approvals @30).
+# Version 7 added planning: a goal planned by a planner (planGoal), an orchestration's plan
+# versions and what happened to them (planHistory), a person's version (proposePlan), another
+# version with feedback (regeneratePlan), approvePlan and rejectPlan; orchestrations' plan
+# version and planner at work, and tasks' `plans` (the orchestration a planning task plans).
 
 # ---------------------------------------------------------------------------------------------
 # Errors
@@ -355,6 +359,7 @@ struct Task {
   retryAt @28 :Int64;          # when a retrying task's backoff ends; 0: none
   extraAttempts @29 :UInt32;   # attempts granted beyond maxAttempts
   blocked @30 :Text;           # why it is blocked, as JSON (a BlockReason); null: not blocked
+  plans @31 :Text;             # the orchestration a planning task plans (full id); null: none
 }
 
 struct Orchestration {
@@ -369,6 +374,14 @@ struct Orchestration {
   verify @8 :Text;             # the verification command its tasks inherit; null: none
   notes @9 :List(Text);        # pinned to every task's briefing
   planned @10 :Bool;           # made from a plan: it completes once all its tasks have
+  planVersion @11 :UInt32;     # the newest version of its plan; 0: none yet
+  planning @12 :Planning;      # the planner at work on a version of its plan; null: none
+}
+
+struct Planning {
+  # A planner at work on an orchestration's plan.
+  task @0 :Text;               # the planning task (full id): its answer is the plan
+  maxTasks @1 :UInt32;         # the most tasks the plan may have
 }
 
 struct Event {
@@ -588,6 +601,63 @@ struct OrchestrationReport {
   canMove @11 :Bool;                # false: nothing of it moves without a person
 }
 
+struct PlanGoalRequest {
+  # A goal to plan: a draft orchestration whose plan a planner writes, as the answer of a
+  # planning task.
+  goal @0 :Text;                    # what the plan should achieve; not empty
+  name @1 :Text;                    # a short name; null: the goal's first line, cut
+  notes @2 :List(Text);             # for the planner, and pinned to every task's briefing
+  workspace @3 :WorkspaceSpec;      # the repository to plan work in; null: none
+  planner @4 :Text;                 # the agent that plans (a name); null: the least loaded
+                                    # strategic agent offering `plan`
+  maxTasks @5 :UInt32;              # the most tasks the plan may have, 1..500 (0 is refused)
+  rounds @6 :UInt32;                # the planner's answers checked before the planning stops,
+                                    # 1..100 (0 is refused)
+  budgetMicros @7 :UInt64;          # the most the planning may cost (US micro-dollars); 0: none
+  timeoutMs @8 :UInt64;             # how long one round may take; 0: none
+}
+
+struct PlanningStarted {
+  # A planner at work: the orchestration and its planning task.
+  orchestration @0 :Orchestration;
+  task @1 :Task;
+}
+
+struct PlanRecord {
+  # One step of a plan's history.
+  at @0 :Int64;
+  union {
+    planning :group {               # a planner started
+      task @1 :Text;                # the planning task (full id)
+      maxTasks @2 :UInt32;
+    }
+    proposed :group {               # a version was proposed
+      version @3 :UInt32;
+    }
+    failed :group {                 # a planner gave no acceptable plan
+      task @4 :Text;                # the planning task (full id)
+      text @5 :Text;                # its last plan's text; null: none
+      problems @6 :List(Text);      # what was wrong with it
+    }
+    approved :group {               # a version was approved: its tasks were created
+      version @7 :UInt32;
+      by @8 :Text;                  # "person" or "config" (the configuration approves plans)
+    }
+    rejected :group {               # the plan was rejected: the orchestration was cancelled
+      version @9 :UInt32;           # the newest version then; 0: none
+      reason @10 :Text;             # null: none given
+    }
+  }
+}
+
+struct PlanHistory {
+  # An orchestration's plan over time.
+  orchestration @0 :Orchestration;
+  versions @1 :List(Text);          # every version, oldest first, each as JSON (a PlanVersion:
+                                    # number, plan, origin, rationale, proposed_at)
+  record @2 :List(PlanRecord);      # what happened to the plan, oldest first
+}
+
 struct Briefing {
   # Exactly the prompt an attempt's agent received.
   attempt @0 :UInt32;
@@ -620,6 +690,8 @@ struct WaitingResult { union { ok @0 :List(Waiting); err @1 :Error; } }
 struct BriefingResult { union { ok @0 :Briefing; err @1 :Error; } }
 struct ApprovalRequestsResult { union { ok @0 :List(ApprovalRequest); err @1 :Error; } }
 struct OrchestrationReportResult { union { ok @0 :OrchestrationReport; err @1 :Error; } }
+struct PlanningResult { union { ok @0 :PlanningStarted; err @1 :Error; } }
+struct PlanHistoryResult { union { ok @0 :PlanHistory; err @1 :Error; } }
 
 # ---------------------------------------------------------------------------------------------
 # Interfaces
@@ -761,4 +833,20 @@ interface Api {
   approvalRequests @46 () -> (result :ApprovalRequestsResult);
   # Every task waiting for a person's decision, oldest request first, with what its branch
   # changed (approvals @30 without the changes).
+
+  # planning (docs/ipc.md, "Planning")
+  planGoal @47 (goal :PlanGoalRequest) -> (result :PlanningResult);
+  # A draft orchestration and its planning task, which a planner takes; its answer, once it
+  # passes the plan checks, is version 1 of the plan.
+  planHistory @48 (id :Text) -> (result :PlanHistoryResult);
+  # The orchestration's plan: every version, and what happened to them.
+  proposePlan @49 (id :Text, text :Text) -> (result :OrchestrationResult);
+  # A person's version of the plan: the text of a plan file, checked as a planner's is.
+  regeneratePlan @50 (id :Text, feedback :Text) -> (result :PlanningResult);
+  # Asks a planner for another version, with the person's feedback on the newest.
+  approvePlan @51 (id :Text, version :UInt32) -> (result :PlanResult);
+  # Approves version `version` (0: the newest, which it must be): its tasks are created and the
+  # orchestration starts.
+  rejectPlan @52 (id :Text, reason :Text) -> (result :OrchestrationResult);
+  # Rejects the plan (`reason` null: none): the orchestration is cancelled, with its planner.
 }

@@ -33,8 +33,9 @@ use maos_application::{
     AgentError, AgentFilter, ApprovalRequest, AssignTask, Assignment, AttemptBriefing,
     CreateOrchestration, CreatePlan, CreateTask, Created, ErrorInfo, ErrorKind, EventFollower,
     GcEntry, GcRequest, Heartbeat, IdRef, LogChunk, LogRequest, MaosApi, MergeReport,
-    OrchestrationError, OrchestrationReport, Page, PlanCreated, QueryError, RegisterAgent,
-    RemoteError, StatusReport, StoredEvent, TaskError, TaskFilter, TaskPage, WaitReason,
+    OrchestrationError, OrchestrationReport, Page, PlanCreated, PlanGoal, PlanHistory,
+    PlanningStarted, QueryError, RegisterAgent, RemoteError, StatusReport, StoredEvent, TaskError,
+    TaskFilter, TaskPage, WaitReason,
 };
 use maos_domain::{
     Agent, AgentName, AttemptStart, FencingToken, Orchestration, RunReport, Task, TaskId,
@@ -51,9 +52,10 @@ use crate::convert::{
     DecodeError, len32, read_agent, read_approval_request, read_assignment, read_beat,
     read_briefing, read_created, read_daemon_info, read_event, read_gc_entry, read_log_chunk,
     read_merge_report, read_orchestration, read_orchestration_report, read_plan_created,
-    read_status, read_task, read_task_page, read_text, read_waiting, write_agent_filter,
-    write_beat, write_gc_request, write_log_request, write_new_agent, write_new_orchestration,
-    write_new_plan, write_new_task, write_run_report, write_task_filter, write_task_workspace,
+    read_plan_history, read_planning_started, read_status, read_task, read_task_page, read_text,
+    read_waiting, write_agent_filter, write_beat, write_gc_request, write_log_request,
+    write_new_agent, write_new_orchestration, write_new_plan, write_new_task, write_plan_goal,
+    write_run_report, write_task_filter, write_task_workspace,
 };
 use crate::daemon::DaemonInfo;
 use crate::direct::{Direct, DirectError, Method};
@@ -482,6 +484,12 @@ mod methods {
             (orchestration_report_params, orchestration_report_results);
         ApprovalRequests = 46 approval_requests
             (approval_requests_params, approval_requests_results);
+        PlanGoal = 47 plan_goal (plan_goal_params, plan_goal_results);
+        PlanHistory = 48 plan_history (plan_history_params, plan_history_results);
+        ProposePlan = 49 propose_plan (propose_plan_params, propose_plan_results);
+        RegeneratePlan = 50 regenerate_plan (regenerate_plan_params, regenerate_plan_results);
+        ApprovePlan = 51 approve_plan (approve_plan_params, approve_plan_results);
+        RejectPlan = 52 reject_plan (reject_plan_params, reject_plan_results);
     }
 }
 
@@ -664,6 +672,18 @@ result_decoder!(
     read_orchestration_report
 );
 result_decoder!(
+    planning_result,
+    planning_result,
+    PlanningStarted,
+    read_planning_started
+);
+result_decoder!(
+    plan_history_result,
+    plan_history_result,
+    PlanHistory,
+    read_plan_history
+);
+result_decoder!(
     briefing_result,
     briefing_result,
     AttemptBriefing,
@@ -673,6 +693,16 @@ result_decoder!(
 /// A text answer, as `result_decoder!` reads values.
 fn read_text_value(r: capnp::text::Reader<'_>) -> Result<String, DecodeError> {
     read_text(Ok(r))
+}
+
+/// Plan versions start at 1; on the wire 0 means "the newest", so `Some(0)` is refused rather
+/// than silently taken for it.
+fn no_version_zero() -> RemoteError {
+    RemoteError::new(
+        ErrorKind::InvalidInput,
+        "there is no plan version 0: versions are numbered from 1",
+    )
+    .with_hint("name a version from the plan's history, or none for the newest")
 }
 
 /// Attempt numbers start at 1; on the wire 0 means "no attempt named", so `Some(0)` cannot be
@@ -1164,6 +1194,95 @@ impl MaosApi for IpcClient {
         self.call::<methods::CreatePlan, _, _, _>(
             move |p| write_new_plan(&plan, p.init_plan()).map_err(CallError::Encode),
             |r| plan_result(r.get_result()),
+        )
+        .map_err(OrchestrationError::Remote)
+    }
+
+    fn plan_goal(&self, goal: PlanGoal) -> Result<PlanningStarted, OrchestrationError> {
+        self.call::<methods::PlanGoal, _, _, _>(
+            move |p| write_plan_goal(&goal, p.init_goal()).map_err(CallError::Encode),
+            |r| planning_result(r.get_result()),
+        )
+        .map_err(OrchestrationError::Remote)
+    }
+
+    fn plan_history(&self, id: &IdRef) -> Result<PlanHistory, QueryError> {
+        let id = id.clone();
+        self.call::<methods::PlanHistory, _, _, _>(
+            move |mut p| {
+                p.set_id(id.as_str());
+                Ok(())
+            },
+            |r| plan_history_result(r.get_result()),
+        )
+        .map_err(QueryError::Remote)
+    }
+
+    fn propose_plan(&self, id: &IdRef, text: String) -> Result<Orchestration, OrchestrationError> {
+        let id = id.clone();
+        self.call::<methods::ProposePlan, _, _, _>(
+            move |mut p| {
+                p.set_id(id.as_str());
+                p.set_text(text.as_str());
+                Ok(())
+            },
+            |r| orchestration_result(r.get_result()),
+        )
+        .map_err(OrchestrationError::Remote)
+    }
+
+    fn regenerate_plan(
+        &self,
+        id: &IdRef,
+        feedback: String,
+    ) -> Result<PlanningStarted, OrchestrationError> {
+        let id = id.clone();
+        self.call::<methods::RegeneratePlan, _, _, _>(
+            move |mut p| {
+                p.set_id(id.as_str());
+                p.set_feedback(feedback.as_str());
+                Ok(())
+            },
+            |r| planning_result(r.get_result()),
+        )
+        .map_err(OrchestrationError::Remote)
+    }
+
+    fn approve_plan(
+        &self,
+        id: &IdRef,
+        version: Option<u32>,
+    ) -> Result<PlanCreated, OrchestrationError> {
+        if version == Some(0) {
+            return Err(OrchestrationError::Remote(no_version_zero()));
+        }
+        let id = id.clone();
+        self.call::<methods::ApprovePlan, _, _, _>(
+            move |mut p| {
+                p.set_id(id.as_str());
+                p.set_version(version.unwrap_or(0));
+                Ok(())
+            },
+            |r| plan_result(r.get_result()),
+        )
+        .map_err(OrchestrationError::Remote)
+    }
+
+    fn reject_plan(
+        &self,
+        id: &IdRef,
+        reason: Option<String>,
+    ) -> Result<Orchestration, OrchestrationError> {
+        let id = id.clone();
+        self.call::<methods::RejectPlan, _, _, _>(
+            move |mut p| {
+                p.set_id(id.as_str());
+                if let Some(reason) = &reason {
+                    p.set_reason(reason.as_str());
+                }
+                Ok(())
+            },
+            |r| orchestration_result(r.get_result()),
         )
         .map_err(OrchestrationError::Remote)
     }

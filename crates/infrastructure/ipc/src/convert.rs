@@ -13,11 +13,12 @@ use capnp::{text, text_list};
 use maos_application::{
     AgentFilter, ApprovalRequest, Assignment, AttemptBriefing, BlockReason, CreateOrchestration,
     CreatePlan, CreateTask, Created, GcEntry, GcRequest, Heartbeat, IdRef, LogChunk, LogRequest,
-    MergeReport, NeedsPerson, NextStep, OrchestrationReport, Page, PlanCreated, PlanTask,
-    RegisterAgent, StatusReport, StoredEvent, TaskCursor, TaskFilter, TaskPage, WaitReason,
+    MergeReport, NeedsPerson, NextStep, OrchestrationReport, Page, PlanCreated, PlanGoal,
+    PlanHistory, PlanRecord, PlanTask, PlanningStarted, RegisterAgent, StatusReport, StoredEvent,
+    TaskCursor, TaskFilter, TaskPage, WaitReason,
 };
 use maos_domain::agent::AgentData;
-use maos_domain::orchestration::OrchestrationData;
+use maos_domain::orchestration::{OrchestrationData, PlanApprover, Planning};
 use maos_domain::policy::concerns::Concern;
 use maos_domain::policy::permission::{PermissionRule, PermissionRules};
 use maos_domain::task::TaskData;
@@ -25,8 +26,8 @@ use maos_domain::{
     AdapterKind, Agent, AgentEvent, AgentId, AgentName, AgentStatus, AggregateKind, Attempt,
     AttemptOutcome, Capability, CapabilitySet, DomainEvent, DurationMs, FencingToken,
     IdempotencyKey, MaxAttempts, Orchestration, OrchestrationEvent, OrchestrationId,
-    OrchestrationStatus, Priority, Risk, Slots, Task, TaskEvent, TaskId, TaskSpec, TaskState, Tier,
-    Timestamp, Title, ValueError,
+    OrchestrationStatus, PlanVersion, Priority, Risk, Slots, Task, TaskEvent, TaskId, TaskSpec,
+    TaskState, Tier, Timestamp, Title, ValueError,
 };
 use maos_domain::{
     AgentSettings, ApprovalDecision, EnvName, Exit, FailureKind, Gate, PendingApproval, Price,
@@ -850,6 +851,9 @@ pub fn write_task(t: &Task, mut b: wire::task::Builder<'_>) -> capnp::Result<()>
     );
     b.set_retry_at(time_or_zero(t.retry_at));
     b.set_extra_attempts(t.extra_attempts);
+    if let Some(o) = spec.plans {
+        b.set_plans(o.to_string().as_str());
+    }
     Ok(())
 }
 
@@ -882,7 +886,9 @@ pub fn read_task(r: wire::task::Reader<'_>) -> Decoded<Task> {
         verify: opt_text(r.has_verify(), r.get_verify())?,
         wants_port: r.get_wants_port(),
         concerns: concerns(r.get_concerns())?,
-        plans: None, // WIRE-TODO(planning)
+        plans: opt_text(r.has_plans(), r.get_plans())?
+            .map(|s| OrchestrationId::parse(&s))
+            .transpose()?,
     };
     let attempts = r
         .get_attempts()?
@@ -941,6 +947,12 @@ pub fn write_orchestration(o: &Orchestration, mut b: wire::orchestration::Builde
         b.set_verify(v.as_str());
     }
     b.set_planned(o.planned);
+    b.set_plan_version(o.plan_version);
+    if let Some(p) = &o.planning {
+        let mut pb = b.reborrow().init_planning();
+        pb.set_task(p.task.to_string().as_str());
+        pb.set_max_tasks(p.max_tasks);
+    }
     if let Ok(n) = len32(o.notes.len()) {
         write_texts(o.notes.iter().map(String::as_str), b.init_notes(n));
     }
@@ -956,8 +968,16 @@ pub fn read_orchestration(r: wire::orchestration::Reader<'_>) -> Decoded<Orchest
         verify: opt_text(r.has_verify(), r.get_verify())?,
         notes: texts(r.get_notes())?,
         planned: r.get_planned(),
-        plan_version: 0, // WIRE-TODO(planning)
-        planning: None,
+        plan_version: r.get_plan_version(),
+        planning: if r.has_planning() {
+            let p = r.get_planning()?;
+            Some(Planning {
+                task: TaskId::parse(&text(p.get_task())?)?,
+                max_tasks: p.get_max_tasks(),
+            })
+        } else {
+            None
+        },
         status: orchestration_status_from_wire(r.get_status()?),
         created_at: Timestamp::from_millis(r.get_created_at()),
         updated_at: Timestamp::from_millis(r.get_updated_at()),
@@ -1304,6 +1324,214 @@ pub fn read_plan_created(r: wire::plan_created::Reader<'_>) -> Decoded<PlanCreat
     })
 }
 
+/// Writes a goal to plan.
+pub fn write_plan_goal(
+    g: &PlanGoal,
+    mut b: wire::plan_goal_request::Builder<'_>,
+) -> capnp::Result<()> {
+    b.set_goal(g.goal.as_str());
+    if let Some(name) = &g.name {
+        b.set_name(name.as_str());
+    }
+    write_texts(
+        g.notes.iter().map(String::as_str),
+        b.reborrow().init_notes(len32(g.notes.len())?),
+    );
+    if let Some(w) = &g.workspace {
+        write_workspace_spec(w, b.reborrow().init_workspace());
+    }
+    if let Some(planner) = &g.planner {
+        b.set_planner(planner.as_str());
+    }
+    b.set_max_tasks(g.max_tasks);
+    b.set_rounds(g.rounds.get());
+    b.set_budget_micros(g.budget.map_or(0, Usd::micros));
+    b.set_timeout_ms(g.timeout.map_or(0, DurationMs::as_millis));
+    Ok(())
+}
+
+/// Reads a goal to plan. `maxTasks` passes as it is (the service checks its range); `rounds`
+/// must be a valid number of attempts (0 is refused).
+pub fn read_plan_goal(r: wire::plan_goal_request::Reader<'_>) -> Decoded<PlanGoal> {
+    Ok(PlanGoal {
+        goal: text(r.get_goal())?,
+        name: opt_text(r.has_name(), r.get_name())?
+            .map(|n| Title::parse(&n))
+            .transpose()?,
+        notes: texts(r.get_notes())?,
+        workspace: read_opt_workspace_spec(r.has_workspace(), r.get_workspace())?,
+        planner: opt_text(r.has_planner(), r.get_planner())?
+            .map(|p| AgentName::parse(&p))
+            .transpose()?,
+        max_tasks: r.get_max_tasks(),
+        rounds: MaxAttempts::new(r.get_rounds())?,
+        budget: opt_u64(r.get_budget_micros()).map(Usd::from_micros),
+        timeout: opt_duration(r.get_timeout_ms())?,
+    })
+}
+
+/// Writes a planner at work: the orchestration and its planning task.
+pub fn write_planning_started(
+    p: &PlanningStarted,
+    mut b: wire::planning_started::Builder<'_>,
+) -> capnp::Result<()> {
+    write_orchestration(&p.orchestration, b.reborrow().init_orchestration());
+    write_task(&p.task, b.init_task())
+}
+
+/// Reads a planner at work.
+pub fn read_planning_started(r: wire::planning_started::Reader<'_>) -> Decoded<PlanningStarted> {
+    Ok(PlanningStarted {
+        orchestration: read_orchestration(r.get_orchestration()?)?,
+        task: read_task(r.get_task()?)?,
+    })
+}
+
+/// Who approved a plan, as the wire says it (the same words as its JSON).
+fn approver_to_wire(by: PlanApprover) -> &'static str {
+    match by {
+        PlanApprover::Person => "person",
+        PlanApprover::Config => "config",
+    }
+}
+
+fn approver_from_wire(by: &str) -> Decoded<PlanApprover> {
+    match by {
+        "person" => Ok(PlanApprover::Person),
+        "config" => Ok(PlanApprover::Config),
+        other => Err(DecodeError::Unknown {
+            what: "plan approver",
+            value: other.to_owned(),
+        }),
+    }
+}
+
+/// Writes one step of a plan's history.
+pub fn write_plan_record(
+    rec: &PlanRecord,
+    mut b: wire::plan_record::Builder<'_>,
+) -> capnp::Result<()> {
+    match rec {
+        PlanRecord::Planning {
+            task,
+            max_tasks,
+            at,
+        } => {
+            b.set_at(at.as_millis());
+            let mut g = b.init_planning();
+            g.set_task(task.to_string().as_str());
+            g.set_max_tasks(*max_tasks);
+        }
+        PlanRecord::Proposed { version, at } => {
+            b.set_at(at.as_millis());
+            b.init_proposed().set_version(*version);
+        }
+        PlanRecord::Failed {
+            task,
+            text,
+            problems,
+            at,
+        } => {
+            b.set_at(at.as_millis());
+            let mut g = b.init_failed();
+            g.set_task(task.to_string().as_str());
+            if let Some(text) = text {
+                g.set_text(text.as_str());
+            }
+            write_texts(
+                problems.iter().map(String::as_str),
+                g.init_problems(len32(problems.len())?),
+            );
+        }
+        PlanRecord::Approved { version, by, at } => {
+            b.set_at(at.as_millis());
+            let mut g = b.init_approved();
+            g.set_version(*version);
+            g.set_by(approver_to_wire(*by));
+        }
+        PlanRecord::Rejected {
+            version,
+            reason,
+            at,
+        } => {
+            b.set_at(at.as_millis());
+            let mut g = b.init_rejected();
+            g.set_version(*version);
+            if let Some(reason) = reason {
+                g.set_reason(reason.as_str());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads one step of a plan's history.
+pub fn read_plan_record(r: wire::plan_record::Reader<'_>) -> Decoded<PlanRecord> {
+    use wire::plan_record::Which;
+    let at = Timestamp::from_millis(r.get_at());
+    Ok(match r.which()? {
+        Which::Planning(g) => PlanRecord::Planning {
+            task: TaskId::parse(&text(g.get_task())?)?,
+            max_tasks: g.get_max_tasks(),
+            at,
+        },
+        Which::Proposed(g) => PlanRecord::Proposed {
+            version: g.get_version(),
+            at,
+        },
+        Which::Failed(g) => PlanRecord::Failed {
+            task: TaskId::parse(&text(g.get_task())?)?,
+            text: opt_text(g.has_text(), g.get_text())?,
+            problems: texts(g.get_problems())?,
+            at,
+        },
+        Which::Approved(g) => PlanRecord::Approved {
+            version: g.get_version(),
+            by: approver_from_wire(&text(g.get_by())?)?,
+            at,
+        },
+        Which::Rejected(g) => PlanRecord::Rejected {
+            version: g.get_version(),
+            reason: opt_text(g.has_reason(), g.get_reason())?,
+            at,
+        },
+    })
+}
+
+/// Writes an orchestration's plan over time: each version as JSON (a `PlanVersion`), the
+/// record as data.
+pub fn write_plan_history(
+    h: &PlanHistory,
+    mut b: wire::plan_history::Builder<'_>,
+) -> capnp::Result<()> {
+    write_orchestration(&h.orchestration, b.reborrow().init_orchestration());
+    let mut versions = b.reborrow().init_versions(len32(h.versions.len())?);
+    for (i, v) in (0u32..).zip(&h.versions) {
+        versions.set(i, as_json(v)?.as_str());
+    }
+    let mut record = b.init_record(len32(h.record.len())?);
+    for (i, rec) in (0u32..).zip(&h.record) {
+        write_plan_record(rec, record.reborrow().get(i))?;
+    }
+    Ok(())
+}
+
+/// Reads an orchestration's plan over time.
+pub fn read_plan_history(r: wire::plan_history::Reader<'_>) -> Decoded<PlanHistory> {
+    Ok(PlanHistory {
+        orchestration: read_orchestration(r.get_orchestration()?)?,
+        versions: texts(r.get_versions())?
+            .iter()
+            .map(|json| from_json::<PlanVersion>("plan version", json))
+            .collect::<Decoded<Vec<_>>>()?,
+        record: r
+            .get_record()?
+            .iter()
+            .map(read_plan_record)
+            .collect::<Decoded<Vec<_>>>()?,
+    })
+}
+
 /// Writes one thing a task waits for.
 pub fn write_waiting(w: &WaitReason, mut b: wire::waiting::Builder<'_>) -> capnp::Result<()> {
     b.set_kind(w.kind().as_str());
@@ -1435,11 +1663,19 @@ fn as_json<T: serde::Serialize>(v: &T) -> capnp::Result<String> {
     serde_json::to_string(v).map_err(|e| capnp::Error::failed(format!("cannot encode: {e}")))
 }
 
-/// Reads a value that travels as JSON inside a message.
+/// Reads a value that travels as JSON inside a message. The error quotes the start of the
+/// JSON (a plan version can be long).
 fn from_json<T: serde::de::DeserializeOwned>(what: &'static str, json: &str) -> Decoded<T> {
-    serde_json::from_str(json).map_err(|e| DecodeError::Unknown {
-        what,
-        value: format!("{json} ({e})"),
+    const QUOTED: usize = 200;
+    serde_json::from_str(json).map_err(|e| {
+        let mut quoted: String = json.chars().take(QUOTED).collect();
+        if quoted.len() < json.len() {
+            quoted.push('…');
+        }
+        DecodeError::Unknown {
+            what,
+            value: format!("{quoted} ({e})"),
+        }
     })
 }
 

@@ -39,11 +39,12 @@ use tracing::{debug, error, info, warn};
 use crate::convert::{
     Decoded, event_payload, len32, read_agent_filter, read_beat, read_gc_request, read_log_request,
     read_new_agent, read_new_orchestration, read_new_plan, read_new_task, read_opt_text,
-    read_run_report, read_task_filter, read_task_workspace, read_text, write_agent,
+    read_plan_goal, read_run_report, read_task_filter, read_task_workspace, read_text, write_agent,
     write_approval_request, write_assignment, write_beat, write_briefing, write_created,
     write_daemon_info, write_event, write_event_with_payload, write_gc_entry, write_log_chunk,
     write_merge_report, write_orchestration, write_orchestration_report, write_plan_created,
-    write_status, write_task, write_task_page, write_waiting,
+    write_plan_history, write_planning_started, write_status, write_task, write_task_page,
+    write_waiting,
 };
 use crate::daemon::DaemonControl;
 use crate::error::{bad_request, write_remote_error, write_wire_error};
@@ -1197,6 +1198,100 @@ impl api::Server for ApiServer {
             for (i, a) in (0u32..).zip(&requests) {
                 write_approval_request(a, list.reborrow().get(i))?;
             }
+            Ok(())
+        })
+    }
+
+    async fn plan_goal(
+        self: Rc<Self>,
+        params: api::PlanGoalParams,
+        mut results: api::PlanGoalResults,
+    ) -> Result<(), capnp::Error> {
+        let input = params
+            .get()?
+            .get_goal()
+            .map_err(Into::into)
+            .and_then(read_plan_goal);
+        let outcome = self.call(input, |api, goal| api.plan_goal(goal)).await;
+        answer!(results.get().init_result(), outcome, |started, r| {
+            write_planning_started(&started, r.init_ok())
+        })
+    }
+
+    async fn plan_history(
+        self: Rc<Self>,
+        params: api::PlanHistoryParams,
+        mut results: api::PlanHistoryResults,
+    ) -> Result<(), capnp::Error> {
+        let id = id_ref(params.get()?.get_id());
+        let outcome = self.call(id, |api, id| api.plan_history(&id)).await;
+        answer!(results.get().init_result(), outcome, |history, r| {
+            write_plan_history(&history, r.init_ok())
+        })
+    }
+
+    async fn propose_plan(
+        self: Rc<Self>,
+        params: api::ProposePlanParams,
+        mut results: api::ProposePlanResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let input = id_ref(p.get_id()).and_then(|id| Ok((id, read_text(p.get_text())?)));
+        let outcome = self
+            .call(input, |api, (id, text)| api.propose_plan(&id, text))
+            .await;
+        answer!(results.get().init_result(), outcome, |o, r| {
+            write_orchestration(&o, r.init_ok());
+            Ok(())
+        })
+    }
+
+    async fn regenerate_plan(
+        self: Rc<Self>,
+        params: api::RegeneratePlanParams,
+        mut results: api::RegeneratePlanResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let input = id_ref(p.get_id()).and_then(|id| Ok((id, read_text(p.get_feedback())?)));
+        let outcome = self
+            .call(input, |api, (id, feedback)| {
+                api.regenerate_plan(&id, feedback)
+            })
+            .await;
+        answer!(results.get().init_result(), outcome, |started, r| {
+            write_planning_started(&started, r.init_ok())
+        })
+    }
+
+    async fn approve_plan(
+        self: Rc<Self>,
+        params: api::ApprovePlanParams,
+        mut results: api::ApprovePlanResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let version = (p.get_version() != 0).then_some(p.get_version());
+        let id = id_ref(p.get_id());
+        let outcome = self
+            .call(id, move |api, id| api.approve_plan(&id, version))
+            .await;
+        answer!(results.get().init_result(), outcome, |made, r| {
+            write_plan_created(&made, r.init_ok())
+        })
+    }
+
+    async fn reject_plan(
+        self: Rc<Self>,
+        params: api::RejectPlanParams,
+        mut results: api::RejectPlanResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let input = id_ref(p.get_id())
+            .and_then(|id| Ok((id, read_opt_text(p.has_reason(), p.get_reason())?)));
+        let outcome = self
+            .call(input, |api, (id, reason)| api.reject_plan(&id, reason))
+            .await;
+        answer!(results.get().init_result(), outcome, |o, r| {
+            write_orchestration(&o, r.init_ok());
             Ok(())
         })
     }

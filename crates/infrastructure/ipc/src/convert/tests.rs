@@ -125,6 +125,7 @@ fn full_task() -> Task {
                 Concern::parse("src/api/**").unwrap(),
                 Concern::parse("port:8080").unwrap(),
             ],
+            plans: Some(OrchestrationId::from_bits(77)),
         },
         state: TaskState::Running,
         reason: Some("the first attempt timed out".into()),
@@ -245,6 +246,7 @@ fn bare_task() -> Task {
             verify: None,
             wants_port: false,
             concerns: Vec::new(),
+            plans: None,
         },
         state: TaskState::Pending,
         reason: None,
@@ -263,7 +265,8 @@ fn bare_task() -> Task {
     })
 }
 
-/// An orchestration; with a goal, every optional field is set.
+/// An orchestration; with a goal, every optional field is set (a plan at version 3, and a
+/// planner at work on the next).
 fn orchestration(goal: Option<&str>) -> Orchestration {
     Orchestration::restore(OrchestrationData {
         id: OrchestrationId::from_bits(42),
@@ -276,6 +279,11 @@ fn orchestration(goal: Option<&str>) -> Orchestration {
         verify: goal.map(|_| "make check".into()),
         notes: goal.map_or_else(Vec::new, |_| vec!["Keep it small.".into(), "ünï".into()]),
         planned: goal.is_some(),
+        plan_version: goal.map_or(0, |_| 3),
+        planning: goal.map(|_| Planning {
+            task: TaskId::from_bits(0xabcd_0000_0000_0000_0000_0000_0000_0099),
+            max_tasks: 500,
+        }),
         status: OrchestrationStatus::AwaitingPlanApproval,
         created_at: at(1),
         updated_at: at(2),
@@ -553,6 +561,299 @@ fn approval_requests_round_trip_with_and_without_changes() {
         );
         assert_eq!(back.unwrap(), a);
     }
+}
+
+/// A plan with a task whose every optional field is set, and one with none.
+fn plan() -> maos_domain::Plan {
+    let key = |k: &str| maos_domain::PlanKey::parse(k).unwrap();
+    maos_domain::Plan {
+        goal: "Ship the login page — ünï".into(),
+        name: Some(Title::parse("Login").unwrap()),
+        notes: vec!["Keep the API stable.".into()],
+        verify: Some("make check".into()),
+        tasks: vec![
+            maos_domain::PlannedTask {
+                key: key("schema"),
+                title: Title::parse("Write the schema").unwrap(),
+                prompt: String::new(),
+                capabilities: CapabilitySet::empty(),
+                depends_on: Vec::new(),
+                concerns: Vec::new(),
+                risk: Risk::Low,
+                verify: None,
+                tier: None,
+                max_attempts: MaxAttempts::default(),
+                budget: None,
+                timeout: None,
+                priority: Priority::Normal,
+                wants_port: false,
+            },
+            maos_domain::PlannedTask {
+                key: key("ui"),
+                title: Title::parse("Build the page").unwrap(),
+                prompt: "Line one\nline two".into(),
+                capabilities: caps(&["rust", "lang:typescript"]),
+                depends_on: vec![key("schema")],
+                concerns: vec![
+                    Concern::parse("web/**").unwrap(),
+                    Concern::parse("port:8080").unwrap(),
+                ],
+                risk: Risk::High,
+                verify: Some("npm test".into()),
+                tier: Some(Tier::Strategic),
+                max_attempts: MaxAttempts::new(7).unwrap(),
+                budget: Some(Usd::from_micros(1_500_000)),
+                timeout: Some(DurationMs::parse("45m").unwrap()),
+                priority: Priority::Urgent,
+                wants_port: true,
+            },
+        ],
+    }
+}
+
+/// An orchestration's plan history with every kind of record, both plan origins and optional
+/// fields set and absent.
+fn plan_history() -> PlanHistory {
+    let planner = TaskId::from_bits(0x0099);
+    let second = TaskId::from_bits(u128::MAX >> 3);
+    PlanHistory {
+        orchestration: orchestration(Some("Ship it")),
+        versions: vec![
+            PlanVersion {
+                number: 1,
+                plan: plan(),
+                origin: maos_domain::PlanOrigin::Planner {
+                    task: planner,
+                    attempt: 2,
+                    agent: AgentName::parse("claude-1").unwrap(),
+                },
+                rationale: Some("Schema first: the page needs it.".into()),
+                proposed_at: at(10),
+            },
+            PlanVersion {
+                number: 2,
+                plan: maos_domain::Plan {
+                    name: None,
+                    notes: Vec::new(),
+                    verify: None,
+                    ..plan()
+                },
+                origin: maos_domain::PlanOrigin::Person,
+                rationale: None,
+                proposed_at: at(20),
+            },
+        ],
+        record: vec![
+            PlanRecord::Planning {
+                task: planner,
+                max_tasks: 30,
+                at: at(1),
+            },
+            PlanRecord::Failed {
+                task: planner,
+                text: Some("```json\n{\"tasks\": []}\n```".into()),
+                problems: vec!["1:1: the plan has no tasks".into(), "ünï".into()],
+                at: at(5),
+            },
+            PlanRecord::Planning {
+                task: second,
+                max_tasks: 500,
+                at: at(6),
+            },
+            PlanRecord::Failed {
+                task: second,
+                text: None,
+                problems: Vec::new(),
+                at: at(8),
+            },
+            PlanRecord::Proposed {
+                version: 1,
+                at: at(10),
+            },
+            PlanRecord::Rejected {
+                version: 1,
+                reason: Some("too big".into()),
+                at: at(12),
+            },
+            PlanRecord::Rejected {
+                version: 0,
+                reason: None,
+                at: at(13),
+            },
+            PlanRecord::Proposed {
+                version: 2,
+                at: at(20),
+            },
+            PlanRecord::Approved {
+                version: 2,
+                by: PlanApprover::Person,
+                at: at(21),
+            },
+            PlanRecord::Approved {
+                version: 2,
+                by: PlanApprover::Config,
+                at: at(22),
+            },
+        ],
+    }
+}
+
+#[test]
+fn plan_histories_round_trip_with_every_record_kind() {
+    let full = plan_history();
+    let empty = PlanHistory {
+        orchestration: orchestration(None),
+        versions: Vec::new(),
+        record: Vec::new(),
+    };
+    for h in [full, empty] {
+        let back = round_trip::<wire::plan_history::Owned, _>(
+            |b| write_plan_history(&h, b),
+            read_plan_history,
+        );
+        assert_eq!(back.unwrap(), h);
+    }
+}
+
+#[test]
+fn plan_versions_travel_as_the_json_of_plan_version() {
+    let h = plan_history();
+    let mut message = capnp::message::Builder::new_default();
+    write_plan_history(&h, message.init_root()).unwrap();
+    let r = message
+        .get_root_as_reader::<wire::plan_history::Reader<'_>>()
+        .unwrap();
+    let versions = r.get_versions().unwrap();
+    assert_eq!(versions.len(), 2);
+    let first: serde_json::Value =
+        serde_json::from_str(versions.get(0).unwrap().to_str().unwrap()).unwrap();
+    assert_eq!(first["number"], 1);
+    assert_eq!(first["origin"]["kind"], "planner");
+    assert_eq!(first["plan"]["tasks"][1]["key"], "ui");
+    let by = r.get_record().unwrap().get(8);
+    let wire::plan_record::Which::Approved(approved) = by.which().unwrap() else {
+        panic!("the ninth record is an approval")
+    };
+    assert_eq!(approved.get_by().unwrap().to_str().unwrap(), "person");
+}
+
+#[test]
+fn planning_commands_and_answers_round_trip() {
+    let full = PlanGoal {
+        goal: "Add a login page\nwith tests".into(),
+        name: Some(Title::parse("Login").unwrap()),
+        notes: vec!["Use the existing session store.".into(), "ünï".into()],
+        workspace: Some(WorkspaceSpec {
+            repo: "/home/me/src/app".into(),
+            base: Some("main".into()),
+        }),
+        planner: Some(AgentName::parse("claude-1").unwrap()),
+        max_tasks: 12,
+        rounds: MaxAttempts::new(2).unwrap(),
+        budget: Some(Usd::from_micros(3_000_000)),
+        timeout: Some(DurationMs::parse("10m").unwrap()),
+    };
+    let bare = PlanGoal {
+        goal: "x".into(),
+        name: None,
+        notes: Vec::new(),
+        workspace: None,
+        planner: None,
+        max_tasks: PlanGoal::DEFAULT_MAX_TASKS,
+        rounds: MaxAttempts::default(),
+        budget: None,
+        timeout: None,
+    };
+    for g in [full, bare] {
+        let back = round_trip::<wire::plan_goal_request::Owned, _>(
+            |b| write_plan_goal(&g, b),
+            read_plan_goal,
+        );
+        assert_eq!(back.unwrap(), g);
+    }
+
+    let started = PlanningStarted {
+        orchestration: orchestration(Some("Ship it")),
+        task: full_task(),
+    };
+    let back = round_trip::<wire::planning_started::Owned, _>(
+        |b| write_planning_started(&started, b),
+        read_planning_started,
+    );
+    assert_eq!(back.unwrap(), started);
+}
+
+#[test]
+fn bad_planning_values_from_the_wire_are_errors_not_panics() {
+    // Zero rounds.
+    let back = round_trip::<wire::plan_goal_request::Owned, _>(
+        |mut b| {
+            b.set_goal("g");
+            b.set_max_tasks(3);
+            Ok(())
+        },
+        read_plan_goal,
+    );
+    assert!(
+        matches!(&back, Err(DecodeError::Value(e)) if e.what == "max attempts"),
+        "{back:?}"
+    );
+    // An approver nobody knows, a version that is not a plan version, a task that is no id.
+    let back = round_trip::<wire::plan_record::Owned, _>(
+        |b| {
+            let mut g = b.init_approved();
+            g.set_version(1);
+            g.set_by("robot");
+            Ok(())
+        },
+        read_plan_record,
+    );
+    assert!(
+        matches!(&back, Err(DecodeError::Unknown { what: "plan approver", value }) if value == "robot"),
+        "{back:?}"
+    );
+    let long = format!("{{\"number\": 1, \"pad\": \"{}\"}}", "x".repeat(10_000));
+    let back = round_trip::<wire::plan_history::Owned, _>(
+        |mut b| {
+            write_orchestration(&orchestration(None), b.reborrow().init_orchestration());
+            b.init_versions(1).set(0, long.as_str());
+            Ok(())
+        },
+        read_plan_history,
+    );
+    let Err(DecodeError::Unknown { what, value }) = &back else {
+        panic!("expected an unknown plan version, got {back:?}");
+    };
+    assert_eq!(*what, "plan version");
+    assert!(
+        value.len() < 1_000,
+        "the error quotes the start only: {value}"
+    );
+    let back = round_trip::<wire::plan_record::Owned, _>(
+        |b| {
+            b.init_planning().set_task("nope");
+            Ok(())
+        },
+        read_plan_record,
+    );
+    assert!(
+        matches!(&back, Err(DecodeError::Value(e)) if e.what == "task id"),
+        "{back:?}"
+    );
+    // A planning task (of an orchestration) that is no id.
+    let back = round_trip::<wire::orchestration::Owned, _>(
+        |mut b| {
+            b.set_id(OrchestrationId::from_bits(1).to_string().as_str());
+            b.set_name("o");
+            b.init_planning().set_task("nope");
+            Ok(())
+        },
+        read_orchestration,
+    );
+    assert!(
+        matches!(&back, Err(DecodeError::Value(e)) if e.what == "task id"),
+        "{back:?}"
+    );
 }
 
 #[test]
