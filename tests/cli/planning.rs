@@ -82,7 +82,7 @@ fn plan(env: &Env, args: &[&str]) -> (Value, i32, String) {
     let mut all = vec!["plan"];
     all.extend(args);
     all.push("--json");
-    let run = env.step_bounded(&all, std::time::Duration::from_secs(60));
+    let run = env.step_bounded(&all, None, &[]);
     let doc = serde_json::from_str(&run.stdout).unwrap_or(Value::Null);
     (doc, run.code, run.stderr)
 }
@@ -138,7 +138,10 @@ fn a_good_plan_becomes_version_1_then_runs_once_approved() {
         "At most 5 tasks",
         "\"$schema\"",
     ] {
-        assert!(brief.contains(part), "{part:?} missing from the brief:\n{brief}");
+        assert!(
+            brief.contains(part),
+            "{part:?} missing from the brief:\n{brief}"
+        );
     }
     let shown = env.step(&["plan", "brief", &o]);
     assert_eq!(shown.code, 0, "{}", shown.stderr);
@@ -155,13 +158,20 @@ fn a_good_plan_becomes_version_1_then_runs_once_approved() {
         "after greet",
         "version 1 proposed",
     ] {
-        assert!(shown.stdout.contains(part), "{part:?} missing:\n{}", shown.stdout);
+        assert!(
+            shown.stdout.contains(part),
+            "{part:?} missing:\n{}",
+            shown.stdout
+        );
     }
 
     let approved = env.ok_json(&["plan", "approve", &o]);
     assert_eq!(approved["orchestration"]["status"], "running");
     assert_eq!(approved["tasks"].as_array().unwrap().len(), 2);
-    let tests = approved["tasks"][1]["task"]["id"].as_str().unwrap().to_owned();
+    let tests = approved["tasks"][1]["task"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     settle(&env, &tests, "completed");
     let history = env.ok_json(&["plan", "show", &o]);
     let record: Vec<&str> = history["record"]
@@ -194,8 +204,18 @@ fn problems_go_back_to_the_same_planner_and_the_second_round_fixes_them() {
     assert_eq!(doc["version"]["origin"]["attempt"], 2);
     // The second round was told every problem of the first, with its place.
     let second = std::fs::read_to_string(dir.path().join("brief-2.md")).unwrap();
-    for part in ["unknown key", "titel", "did you mean", "gret", "2 problems"] {
-        assert!(second.contains(part), "{part:?} missing from round 2:\n{second}");
+    for part in [
+        "unknown key",
+        "titel",
+        "did you mean",
+        "gret",
+        "3 problems",
+        "has no title",
+    ] {
+        assert!(
+            second.contains(part),
+            "{part:?} missing from round 2:\n{second}"
+        );
     }
     let planning = doc["record"][0]["task"].as_str().unwrap().to_owned();
     let t = env.ok_json(&["task", "show", &planning]);
@@ -211,10 +231,20 @@ fn garbage_ends_the_planning_after_its_rounds_with_nothing_created() {
     let env = Env::new();
     let repo = Repo::new();
     let dir = tempfile::tempdir().unwrap();
-    planner(&env, dir.path(), &["I would rather not plan today.".to_owned()]);
-    let (doc, code, stderr) = plan(&env, &["Greet people", "--repo", &repo.arg(), "--rounds", "2"]);
+    planner(
+        &env,
+        dir.path(),
+        &["I would rather not plan today.".to_owned()],
+    );
+    let (doc, code, stderr) = plan(
+        &env,
+        &["Greet people", "--repo", &repo.arg(), "--rounds", "2"],
+    );
     assert_eq!(code, 7, "{stderr}\n{doc:#}");
-    assert!(stderr.contains("no plan that passes the checks"), "{stderr}");
+    assert!(
+        stderr.contains("no plan that passes the checks"),
+        "{stderr}"
+    );
     assert!(stderr.contains("maos plan edit"), "{stderr}");
     assert_eq!(doc["orchestration"]["status"], "draft");
     assert_eq!(doc["orchestration"]["plan_version"], 0);
@@ -229,7 +259,10 @@ fn garbage_ends_the_planning_after_its_rounds_with_nothing_created() {
     // The planning task is the only task, blocked after its two rounds; nothing else exists.
     assert_eq!(tasks_listed(&env), 1);
     let planning = doc["record"][0]["task"].as_str().unwrap();
-    assert_eq!(env.ok_json(&["task", "show", planning])["task"]["state"], "blocked");
+    assert_eq!(
+        env.ok_json(&["task", "show", planning])["task"]["state"],
+        "blocked"
+    );
 }
 
 #[test]
@@ -272,7 +305,10 @@ fn a_plan_that_never_passes_is_kept_for_a_person_who_fixes_it_with_edit() {
     let fixed = dir.path().join("fixed.json");
     std::fs::write(
         &fixed,
-        plan_json(&[("a", "First", &[], &["a/**"]), ("b", "Second", &["a"], &["b/**"])]),
+        plan_json(&[
+            ("a", "First", &[], &["a/**"]),
+            ("b", "Second", &["a"], &["b/**"]),
+        ]),
     )
     .unwrap();
     let edited = env.ok_json(&["plan", "edit", &o, "--file", &fixed.display().to_string()]);
@@ -300,11 +336,23 @@ fn too_many_tasks_and_concerns_that_hold_everything_back_are_refused_with_what_t
         ("b", "Two", &[], &["src/lib.rs"]),
         ("c", "Three", &[], &["src/**"]),
     ]);
-    planner(&env, dir.path(), &[answer(&plan_json(&many)), answer(&serial)]);
+    planner(
+        &env,
+        dir.path(),
+        &[answer(&plan_json(&many)), answer(&serial)],
+    );
     worker(&env, dir.path());
     let (doc, code, _) = plan(
         &env,
-        &["Many steps", "--repo", &repo.arg(), "--rounds", "2", "--max-tasks", "5"],
+        &[
+            "Many steps",
+            "--repo",
+            &repo.arg(),
+            "--rounds",
+            "2",
+            "--max-tasks",
+            "5",
+        ],
     );
     assert_eq!(code, 7, "{doc:#}");
     let first = std::fs::read_to_string(dir.path().join("brief-2.md")).unwrap();
@@ -328,27 +376,38 @@ fn hostile_ids_and_titles_are_refused_or_shown_escaped() {
     let env = Env::new();
     let repo = Repo::new();
     let dir = tempfile::tempdir().unwrap();
+    // Round 1: an id that is a path and a title with a terminal escape: both refused.
     let hostile = plan_json(&[
-        ("../../etc", "Escape", &[], &[]),
-        ("ok", "Red \u{1b}[31mtitle\u{1b}[0m", &[], &[]),
+        ("../../etc", "Escape", &[], &["a"]),
+        ("ok", "Red \u{1b}[31mtitle\u{1b}[0m", &[], &["b"]),
     ]);
-    let titled = plan_json(&[("ok", "Red \u{1b}[31mtitle\u{1b}[0m", &[], &["x"])]);
-    planner(&env, dir.path(), &[answer(&hostile), answer(&titled)]);
+    // Round 2: a bidirectional override in a title, an escape in a prompt: accepted as data,
+    // never shown raw.
+    let sneaky = plan_json(&[("ok", "Sneaky \u{202e}txt.exe", &[], &["x"])])
+        .replace("Do Sneaky", "\\u001b]0;pwned\\u0007 Do Sneaky");
+    planner(&env, dir.path(), &[answer(&hostile), answer(&sneaky)]);
     worker(&env, dir.path());
     let (doc, code, stderr) = plan(&env, &["Hostile", "--repo", &repo.arg()]);
     assert_eq!(code, 0, "{stderr}\n{doc:#}");
     let second = std::fs::read_to_string(dir.path().join("brief-2.md")).unwrap();
     assert!(second.contains("../../etc"), "{second}");
+    assert!(second.contains("control character"), "{second}");
     let o = orchestration_id(&doc);
-    // JSON keeps the exact text; people see it escaped, never a raw escape sequence.
+    // JSON keeps the exact text; people see it escaped, never a raw control or override.
     assert_eq!(
         doc["version"]["plan"]["tasks"][0]["title"],
-        "Red \u{1b}[31mtitle\u{1b}[0m"
+        "Sneaky \u{202e}txt.exe"
     );
     let shown = env.step(&["plan", "show", &o]);
     assert_eq!(shown.code, 0);
-    assert!(!shown.stdout.contains('\u{1b}'), "{:?}", shown.stdout);
-    assert!(shown.stdout.contains("Red \\e[31mtitle"), "{}", shown.stdout);
+    assert!(!shown.stdout.contains('\u{202e}'), "{:?}", shown.stdout);
+    assert!(
+        shown.stdout.contains("Sneaky \\u{202e}txt.exe"),
+        "{}",
+        shown.stdout
+    );
+    let brief = env.step(&["plan", "brief", &o]);
+    assert!(!brief.stdout.contains('\u{1b}'), "{:?}", brief.stdout);
 }
 
 #[test]
@@ -369,15 +428,25 @@ fn regenerate_with_feedback_makes_version_2_and_diff_names_what_changed() {
     let (doc, code, _) = plan(&env, &["Greet people", "--repo", &repo.arg()]);
     assert_eq!(code, 0);
     let o = orchestration_id(&doc);
-    let (doc, code, stderr) = plan(&env, &["regenerate", &o, "--feedback", "Tests first, and docs."]);
+    let (doc, code, stderr) = plan(
+        &env,
+        &["regenerate", &o, "--feedback", "Tests first, and docs."],
+    );
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(doc["version"]["number"], 2);
     let brief = std::fs::read_to_string(dir.path().join("brief-2.md")).unwrap();
-    for part in ["Tests first, and docs.", "The current plan (version 1)", "Write greet()"] {
+    for part in [
+        "Tests first, and docs.",
+        "The current plan (version 1)",
+        "Write greet()",
+    ] {
         assert!(brief.contains(part), "{part:?} missing:\n{brief}");
     }
     let diff = env.ok_json(&["plan", "diff", &o]);
-    assert_eq!((diff["from"].clone(), diff["to"].clone()), (json!(1), json!(2)));
+    assert_eq!(
+        (diff["from"].clone(), diff["to"].clone()),
+        (json!(1), json!(2))
+    );
     assert_eq!(diff["added"][0]["key"], "docs");
     assert_eq!(diff["removed"], json!([]));
     let changed: Vec<(String, Value)> = diff["changed"]
@@ -394,7 +463,11 @@ fn regenerate_with_feedback_makes_version_2_and_diff_names_what_changed() {
         ]
     );
     let text = env.step(&["plan", "diff", &o, "1", "2"]);
-    assert!(text.stdout.contains("+ docs  Document greet()"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("+ docs  Document greet()"),
+        "{}",
+        text.stdout
+    );
     // Approving an older version is refused; the newest runs.
     let old = env.step(&["plan", "approve", &o, "--version", "1"]);
     assert_eq!(old.code, 4, "{}", old.stderr);
@@ -437,7 +510,13 @@ fn with_approve_plans_auto_a_good_plan_runs_at_once() {
     let out = dir.path().join("plan.json");
     let (doc, code, stderr) = plan(
         &env,
-        &["Greet people", "--repo", &repo.arg(), "--out", &out.display().to_string()],
+        &[
+            "Greet people",
+            "--repo",
+            &repo.arg(),
+            "--out",
+            &out.display().to_string(),
+        ],
     );
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(doc["orchestration"]["status"], "running");

@@ -380,7 +380,10 @@ pub(super) fn settle_planner(
                 return Ok(());
             }
         }
-        Verdict::Problems { text, problems } if t.state.is_terminal() => {
+        // No round left: blocked (a person may give it more), or over.
+        Verdict::Problems { text, problems }
+            if t.state == TaskState::Blocked || t.state.is_terminal() =>
+        {
             events.extend(o.fail_planning(t.id, text, problems, at)?);
         }
         _ => return Ok(()),

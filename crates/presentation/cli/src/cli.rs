@@ -165,10 +165,10 @@ pub(crate) enum Command {
         args_conflicts_with_subcommands = true,
         subcommand_negates_reqs = true,
         after_help = "Examples:
-  maos plan "add rate limiting to the API"
-          maos plan "split the parser module" --planner claude --max-tasks 8 --notes "keep the public API"
+  maos plan \"add rate limiting to the API\"
+          maos plan \"split the parser module\" --planner claude --max-tasks 8 --notes \"keep the public API\"
           maos plan show 3kq9
-  maos plan regenerate 3kq9 --feedback "tests first"
+  maos plan regenerate 3kq9 --feedback \"tests first\"
           maos plan approve 3kq9"
     )]
     Plan(PlanArgs),
@@ -1072,7 +1072,7 @@ pub(crate) enum PlanCommand {
     },
     /// Ask the planner for another version, with your feedback on the newest.
     #[command(after_help = "Examples:
-  maos plan regenerate 3kq9 --feedback "write the tests first"")]
+  maos plan regenerate 3kq9 --feedback \"write the tests first\"")]
     Regenerate {
         /// The orchestration's id or a unique prefix of it.
         #[arg(value_parser = id_ref, add = live(completions::orchestration_ids))]
@@ -1114,7 +1114,7 @@ pub(crate) enum PlanCommand {
     },
     /// Reject the plan: the orchestration is cancelled (and its planner stopped).
     #[command(after_help = "Examples:
-  maos plan reject 3kq9 --reason "not now"")]
+  maos plan reject 3kq9 --reason \"not now\"")]
     Reject {
         /// The orchestration's id or a unique prefix of it.
         #[arg(value_parser = id_ref, add = live(completions::orchestration_ids))]

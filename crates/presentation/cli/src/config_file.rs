@@ -249,7 +249,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.approve_plans, ApprovePlans::Auto);
-        assert!(c.service.approve_plans, "the daemon approves planners' plans too");
+        assert!(
+            c.service.approve_plans,
+            "the daemon approves planners' plans too"
+        );
         assert_eq!(c.service.briefing_tokens, 500);
         let backoff = c.service.failure.backoff.unwrap();
         assert_eq!(backoff.base.as_millis(), 1000);

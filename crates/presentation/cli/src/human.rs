@@ -749,6 +749,30 @@ fn event_details(e: &DomainEvent) -> String {
             OrchestrationEvent::Failed { reason } | OrchestrationEvent::Cancelled { reason } => {
                 format!("reason={}", quoted(reason))
             }
+            OrchestrationEvent::PlanningStarted { planning } => format!(
+                "planner_task={} max_tasks={}",
+                planning.task.short(),
+                planning.max_tasks
+            ),
+            OrchestrationEvent::PlanProposed { version } => format!(
+                "version={} tasks={}",
+                version.number,
+                version.plan.tasks.len()
+            ),
+            OrchestrationEvent::PlanningFailed { task, problems, .. } => {
+                format!("planner_task={} problems={}", task.short(), problems.len())
+            }
+            OrchestrationEvent::PlanApproved { version, by } => format!(
+                "version={version} by={}",
+                match by {
+                    maos_domain::orchestration::PlanApprover::Person => "person",
+                    maos_domain::orchestration::PlanApprover::Config => "config",
+                }
+            ),
+            OrchestrationEvent::PlanRejected { version, reason } => match reason {
+                Some(r) => format!("version={version} reason={}", quoted(r)),
+                None => format!("version={version}"),
+            },
             OrchestrationEvent::PlanApprovalRequested
             | OrchestrationEvent::Started
             | OrchestrationEvent::Paused

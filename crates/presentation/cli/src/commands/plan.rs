@@ -2,7 +2,6 @@
 //! a planner agent turns a goal into a plan, MAOS checks it (problems go back to the planner),
 //! and the person reviews the versions, edits, asks for another, approves or rejects.
 
-use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Duration;
 
@@ -93,10 +92,11 @@ pub(crate) fn execute(args: PlanArgs, api: &dyn MaosApi, out: &mut Output) -> Re
 /// `maos plan "<goal>"`.
 fn new_plan(a: NewPlanArgs, api: &dyn MaosApi, out: &mut Output) -> Result<(), CliError> {
     let Some(goal) = a.goal else {
-        return Err(
-            CliError::new(FailureClass::Usage, "say what to plan: maos plan \"<goal>\"")
-                .with_hint("maos plan \"add rate limiting to the API\", or maos plan --help"),
-        );
+        return Err(CliError::new(
+            FailureClass::Usage,
+            "say what to plan: maos plan \"<goal>\"",
+        )
+        .with_hint("maos plan \"add rate limiting to the API\", or maos plan --help"));
     };
     let workspace = match chosen_repository(a.repo.as_deref(), a.no_repo, out)? {
         Some(repo) => Some(WorkspaceSpec {
@@ -106,9 +106,8 @@ fn new_plan(a: NewPlanArgs, api: &dyn MaosApi, out: &mut Output) -> Result<(), C
         None if a.base.is_some() => return Err(no_repo_for_base()),
         None => None,
     };
-    let rounds = MaxAttempts::new(a.rounds).map_err(|e| {
-        CliError::new(FailureClass::InvalidInput, format!("--rounds: {e}"))
-    })?;
+    let rounds = MaxAttempts::new(a.rounds)
+        .map_err(|e| CliError::new(FailureClass::InvalidInput, format!("--rounds: {e}")))?;
     let since = api.status()?.last_event;
     let started = api.plan_goal(PlanGoal {
         goal,
@@ -200,7 +199,7 @@ fn wait_and_show(
             break e;
         }
     };
-    let history = api.plan_history(&IdRef::parse(&o.to_string())?)?;
+    let history = api.plan_history(&IdRef::from(o))?;
     match ended {
         Ended::Proposed | Ended::Approved => {
             if let (Some(path), Some(v)) = (out_file, history.version(None)) {
@@ -233,11 +232,16 @@ fn wait_and_show(
                 "fix its last plan yourself: maos plan edit {id}; or ask again: \
                  maos plan regenerate {id} --feedback \"…\"",
                 id = o.short()
-            )))
+            ))
+            // The document printed says what happened: no error document after it.
+            .documented())
         }
         Ended::Cancelled => Err(CliError::new(
             FailureClass::Conflict,
-            format!("orchestration {} was cancelled while it was planned", o.short()),
+            format!(
+                "orchestration {} was cancelled while it was planned",
+                o.short()
+            ),
         )),
     }
 }
@@ -254,7 +258,12 @@ fn write_plan_file(path: &Path, plan: &Plan) -> Result<(), CliError> {
 }
 
 /// `maos plan edit`.
-fn edit(id: &IdRef, file: Option<&Path>, api: &dyn MaosApi, out: &mut Output) -> Result<(), CliError> {
+fn edit(
+    id: &IdRef,
+    file: Option<&Path>,
+    api: &dyn MaosApi,
+    out: &mut Output,
+) -> Result<(), CliError> {
     let history = api.plan_history(id)?;
     let o = history.orchestration.id;
     let offered = api
@@ -371,8 +380,11 @@ fn in_editor(
             .arg(&path)
             .status()
             .map_err(|e| {
-                CliError::new(FailureClass::Failure, format!("cannot run the editor {editor:?}: {e}"))
-                    .with_hint("set EDITOR to an editor you have, or use --file")
+                CliError::new(
+                    FailureClass::Failure,
+                    format!("cannot run the editor {editor:?}: {e}"),
+                )
+                .with_hint("set EDITOR to an editor you have, or use --file")
             })?;
         if !status.success() {
             break Err(CliError::new(
@@ -429,7 +441,12 @@ fn write_private(path: &Path, text: &str) -> Result<(), CliError> {
 }
 
 /// `maos plan brief`.
-fn brief(id: &IdRef, version: Option<u32>, api: &dyn MaosApi, out: &mut Output) -> Result<(), CliError> {
+fn brief(
+    id: &IdRef,
+    version: Option<u32>,
+    api: &dyn MaosApi,
+    out: &mut Output,
+) -> Result<(), CliError> {
     let history = api.plan_history(id)?;
     let o = history.orchestration.id;
     let (task, attempt) = match version {
@@ -438,7 +455,10 @@ fn brief(id: &IdRef, version: Option<u32>, api: &dyn MaosApi, out: &mut Output) 
             Some(PlanOrigin::Person) => {
                 return Err(CliError::new(
                     FailureClass::NotFound,
-                    format!("version {n} of orchestration {}'s plan was written by a person: no planner was briefed", o.short()),
+                    format!(
+                        "version {n} of orchestration {}'s plan was written by a person: no planner was briefed",
+                        o.short()
+                    ),
                 ));
             }
             None => return Err(no_version(o, n)),
@@ -453,7 +473,7 @@ fn brief(id: &IdRef, version: Option<u32>, api: &dyn MaosApi, out: &mut Output) 
             }
         },
     };
-    let b = api.task_briefing(&IdRef::parse(&task.to_string())?, attempt)?;
+    let b = api.task_briefing(&IdRef::from(task), attempt)?;
     if out.json() {
         return out.document(&json::BriefingDoc::new(&task.to_string(), &b));
     }
@@ -471,7 +491,10 @@ fn no_version(o: OrchestrationId, n: u32) -> CliError {
         FailureClass::NotFound,
         format!("orchestration {} has no plan version {n}", o.short()),
     )
-    .with_hint(format!("see its versions: maos plan show {} --versions", o.short()))
+    .with_hint(format!(
+        "see its versions: maos plan show {} --versions",
+        o.short()
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -580,7 +603,8 @@ impl From<&PlanVersion> for VersionJson {
             },
             rationale: v.rationale.clone(),
             proposed_at: json::time(v.proposed_at),
-            plan: serde_json::from_str(&PlanFiles.write(&v.plan)).unwrap_or(serde_json::Value::Null),
+            plan: serde_json::from_str(&PlanFiles.write(&v.plan))
+                .unwrap_or(serde_json::Value::Null),
         }
     }
 }
@@ -713,12 +737,17 @@ impl Render for Shown {
                 }
                 text.push('\n');
                 text.push_str(&super::orchestrate::preview_text(&as_create_plan(
-                    o,
-                    &v.plan,
+                    o, &v.plan,
                 )));
             }
         }
-        if let Some(PlanRecord::Failed { task, text: t, problems, .. }) = h.record.last() {
+        if let Some(PlanRecord::Failed {
+            task,
+            text: t,
+            problems,
+            ..
+        }) = h.record.last()
+        {
             text.push_str(&format!(
                 "\n\nThe planner (task {}) gave no plan that passes the checks{}",
                 task.short(),
@@ -766,16 +795,17 @@ fn origin_text(origin: &PlanOrigin) -> String {
 fn record_text(r: &PlanRecord) -> String {
     match r {
         PlanRecord::Planning { task, at, .. } => {
-            format!("{}  a planner started (task {})", at.to_rfc3339(), task.short())
+            format!(
+                "{}  a planner started (task {})",
+                at.to_rfc3339(),
+                task.short()
+            )
         }
         PlanRecord::Proposed { version, at } => {
             format!("{}  version {version} proposed", at.to_rfc3339())
         }
         PlanRecord::Failed {
-            task,
-            problems,
-            at,
-            ..
+            task, problems, at, ..
         } => format!(
             "{}  the planner (task {}) gave no acceptable plan ({} problem(s))",
             at.to_rfc3339(),
@@ -853,7 +883,9 @@ impl Diffed {
                 .with_hint(format!("see it: maos plan show {}", o.short())));
             }
         };
-        let from_v = h.version(Some(from_n)).ok_or_else(|| no_version(o, from_n))?;
+        let from_v = h
+            .version(Some(from_n))
+            .ok_or_else(|| no_version(o, from_n))?;
         Ok(Diffed {
             diff: PlanDiff::between(&from_v.plan, &to_v.plan),
             from: from_v.clone(),
