@@ -375,6 +375,27 @@ mod tests {
     }
 
     #[test]
+    fn the_whole_text_is_shown_at_its_start_and_hidden_by_a_syntax_error() {
+        let path = Path::new("f.toml");
+        let mut d = Diagnostics::new(path, "a = 1\n");
+        d.add(&(0..1), "at the start");
+        d.add_whole_text("missing");
+        d.add(&(4..5), "after");
+        assert_eq!(
+            render(path, &d.finish()),
+            [
+                "f.toml:1:1: at the start",
+                "f.toml:1:1: missing",
+                "f.toml:1:5: after"
+            ]
+        );
+        let mut d = Diagnostics::new(path, "a = \n");
+        d.add_whole_text("missing");
+        d.syntax(Place::At { line: 1, column: 5 }, "syntax");
+        assert_eq!(render(path, &d.finish()), ["f.toml:1:5: syntax"]);
+    }
+
+    #[test]
     fn long_values_are_shortened() {
         assert_eq!(shorten("abc"), "abc");
         let long = "é".repeat(10_000);

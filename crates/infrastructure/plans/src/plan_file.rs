@@ -44,6 +44,11 @@
 //! document (missing keys, unknown dependencies, cycles, no tasks) are left out, since they may
 //! only be echoes of the syntax error.
 //!
+//! The keys each table may have come from one table of descriptors ([`crate::keys`]), which the
+//! JSON Schema given to planners is generated from too. A planner's plan is checked the same
+//! way ([`parse_with`], [`Author::Planner`]), but for `repo` and `base`, which only a person
+//! may give.
+//!
 //! No I/O: the caller reads the file and gives the capabilities of the registered agents.
 
 use std::collections::{HashMap, HashSet};

@@ -329,8 +329,8 @@ impl<'a> Doc<'a> {
         self.diagnostics.finish()
     }
 
-    /// Every key of `entries` that is not `known` is a problem; `place` says where ("in
-    /// [retry]"). A key close to a known one gets a "did you mean".
+    /// Every key of `entries` that is not `known` is a problem; `place` says where (`"in
+    /// [retry]"`). A key close to a known one gets a "did you mean".
     pub fn unknown_keys(&mut self, entries: &[Entry], known: &[&str], place: &str) {
         for e in entries {
             let key = e.key.as_str();
