@@ -32,6 +32,8 @@ fn orchestration(status: OrchestrationStatus) -> Orchestration {
         notes: Vec::new(),
         planned: true,
         status,
+        plan_version: 0,
+        planning: None,
         created_at: at(1_000),
         updated_at: at(1_000),
         version: 1,

@@ -242,6 +242,39 @@ impl MaosApi for Recorder {
     ) -> Result<maos_application::PlanCreated, OrchestrationError> {
         self.service.create_plan(plan)
     }
+    fn plan_goal(
+        &self,
+        goal: maos_application::PlanGoal,
+    ) -> Result<maos_application::PlanningStarted, OrchestrationError> {
+        self.service.plan_goal(goal)
+    }
+    fn plan_history(&self, id: &IdRef) -> Result<maos_application::PlanHistory, QueryError> {
+        self.service.plan_history(id)
+    }
+    fn propose_plan(&self, id: &IdRef, text: String) -> Result<Orchestration, OrchestrationError> {
+        self.service.propose_plan(id, text)
+    }
+    fn regenerate_plan(
+        &self,
+        id: &IdRef,
+        feedback: String,
+    ) -> Result<maos_application::PlanningStarted, OrchestrationError> {
+        self.service.regenerate_plan(id, feedback)
+    }
+    fn approve_plan(
+        &self,
+        id: &IdRef,
+        version: Option<u32>,
+    ) -> Result<maos_application::PlanCreated, OrchestrationError> {
+        self.service.approve_plan(id, version)
+    }
+    fn reject_plan(
+        &self,
+        id: &IdRef,
+        reason: Option<String>,
+    ) -> Result<Orchestration, OrchestrationError> {
+        self.service.reject_plan(id, reason)
+    }
     fn start_orchestration(&self, id: &IdRef) -> Result<Orchestration, OrchestrationError> {
         self.service.start_orchestration(id)
     }
@@ -338,6 +371,7 @@ impl Env {
             ServiceConfig {
                 lease: DurationMs::from_millis(LEASE_MS).unwrap(),
                 balancer_candidates: 4,
+                approve_plans: false,
                 // Retries at once: these tests are about the runtime, not the backoff.
                 failure: FailurePolicy {
                     backoff: None,
