@@ -593,7 +593,7 @@ pub(crate) fn save_orchestration(conn: &Connection, o: &Orchestration) -> Result
         "INSERT INTO orchestrations (id, name, goal, status, created_at, updated_at, version, extra)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at,
-           version = excluded.version",
+           version = excluded.version, extra = excluded.extra",
     )
     .and_then(|mut s| {
         s.execute(params![
