@@ -15,6 +15,8 @@ mod codegen;
 mod faults;
 #[path = "ipc/orchestrations.rs"]
 mod orchestrations;
+#[path = "ipc/planning.rs"]
+mod planning;
 #[path = "ipc/reports.rs"]
 mod reports;
 #[path = "ipc/streams.rs"]

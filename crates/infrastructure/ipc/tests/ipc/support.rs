@@ -14,7 +14,7 @@ use capnp_rpc::twoparty::VatNetwork;
 use capnp_rpc::{RpcSystem, rpc_twoparty_capnp::Side};
 use maos_application::{
     AgentError, CreateTask, ErrorInfo, ErrorKind, IdSource, MaosApi, OrchestrationError,
-    QueryError, RegisterAgent, RemoteError, Service, ServiceConfig, TaskError,
+    PlanReader, QueryError, RegisterAgent, RemoteError, Service, ServiceConfig, TaskError,
 };
 use maos_domain::{AdapterKind, AgentName, CapabilitySet, Slots, Tier, Timestamp, Title};
 use maos_ipc::maos_capnp::bootstrap;
@@ -88,17 +88,35 @@ impl TestDaemon {
         TestDaemon::build(configure, Arc::new(RandomIds))
     }
 
+    /// A daemon whose service reads plans with `reader` (without one, the planning calls that
+    /// read a plan are refused).
+    pub(crate) fn start_with_plans(reader: Arc<dyn PlanReader>) -> TestDaemon {
+        TestDaemon::build_with(|server| server, Arc::new(RandomIds), Some(reader))
+    }
+
     fn build(configure: impl FnOnce(Server) -> Server, ids: Arc<dyn IdSource>) -> TestDaemon {
+        TestDaemon::build_with(configure, ids, None)
+    }
+
+    fn build_with(
+        configure: impl FnOnce(Server) -> Server,
+        ids: Arc<dyn IdSource>,
+        plans: Option<Arc<dyn PlanReader>>,
+    ) -> TestDaemon {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("maos.db");
         let socket = dir.path().join("maos.sock");
         let store = SqliteStore::open(&db).unwrap();
-        let service = Arc::new(Service::new(
+        let service = Service::new(
             Arc::new(store),
             Arc::new(SystemClock),
             ids,
             ServiceConfig::default(),
-        ));
+        );
+        let service = Arc::new(match plans {
+            Some(reader) => service.with_plans(reader),
+            None => service,
+        });
         let info = DaemonInfo {
             pid: std::process::id(),
             version: "0.1.0-test".into(),

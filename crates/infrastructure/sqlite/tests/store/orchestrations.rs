@@ -321,3 +321,61 @@ fn a_refunded_interruption_is_not_called_a_failure_in_the_reason_of_a_block() {
     );
     assert_eq!(blocked.reason.as_deref(), Some("boom"));
 }
+
+#[test]
+fn an_orchestrations_plan_version_and_planner_are_saved_as_they_change() {
+    use maos_application::{ReadStore, StoreError, UnitOfWork};
+    use maos_domain::orchestration::{OrchestrationSpec, Planning};
+    use maos_domain::{
+        Orchestration, OrchestrationId, Plan, PlanOrigin, PlanVersion, TaskId, Timestamp,
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = maos_sqlite::SqliteStore::open(&dir.path().join("maos.db")).unwrap();
+    let save = |o: &Orchestration| {
+        let o = o.clone();
+        store
+            .write(move |tx| tx.save_orchestration(&o))
+            .map_err(|e: StoreError| e)
+            .unwrap();
+    };
+    let at = Timestamp::from_millis(1_700_000_000_000);
+    let id = OrchestrationId::from_bits(7);
+    let spec = OrchestrationSpec {
+        name: Title::parse("Plan me").unwrap(),
+        goal: Some("Plan me".into()),
+        workspace: None,
+        verify: None,
+        notes: vec!["kept".into()],
+        planned: true,
+    };
+    let (mut o, _) = Orchestration::create(id, spec, at);
+    save(&o);
+    let planner = Planning {
+        task: TaskId::from_bits(9),
+        max_tasks: 12,
+    };
+    o.start_planning(planner, at).unwrap();
+    save(&o);
+    let stored = store.orchestration(id).unwrap().unwrap();
+    assert_eq!((stored.plan_version, stored.planning), (0, Some(planner)));
+
+    o.fail_planning(planner.task, None, Vec::new(), at).unwrap();
+    let plan: Plan =
+        serde_json::from_str(r#"{"goal": "g", "tasks": [{"key": "a", "title": "A"}]}"#).unwrap();
+    o.propose_plan(
+        PlanVersion {
+            number: 1,
+            plan,
+            origin: PlanOrigin::Person,
+            rationale: None,
+            proposed_at: at,
+        },
+        at,
+    )
+    .unwrap();
+    save(&o);
+    let stored = store.orchestration(id).unwrap().unwrap();
+    assert_eq!((stored.plan_version, stored.planning), (1, None));
+    assert_eq!(stored, o);
+}
