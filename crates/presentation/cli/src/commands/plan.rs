@@ -415,7 +415,7 @@ fn in_editor(
             }
         }
     };
-    if matches!(result, Ok(_)) {
+    if result.is_ok() {
         let _ = std::fs::remove_file(&path);
     }
     result
