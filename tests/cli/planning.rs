@@ -537,3 +537,100 @@ fn without_a_planner_the_error_says_how_to_get_one() {
     assert!(run.stderr.contains("--planner"), "{}", run.stderr);
     assert_eq!(tasks_listed(&env), 0);
 }
+
+#[test]
+fn orchestrate_run_goal_plans_then_runs_with_yes_and_watch() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    let repo = Repo::new();
+    let dir = tempfile::tempdir().unwrap();
+    planner(&env, dir.path(), &[answer(&good_plan())]);
+    worker(&env, dir.path());
+    let run = env.step_bounded(
+        &[
+            "orchestrate",
+            "run",
+            "--goal",
+            "Greet people",
+            "--repo",
+            &repo.arg(),
+            "--yes",
+            "--watch",
+        ],
+        None,
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("plan version 1 of 1"), "{}", run.stdout);
+    let orchestrations = env.ok_json(&["orchestrate", "list"]);
+    assert_eq!(orchestrations["orchestrations"][0]["status"], "completed");
+}
+
+#[test]
+fn orchestrate_run_goal_without_a_terminal_leaves_the_plan_for_approval() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    let repo = Repo::new();
+    let dir = tempfile::tempdir().unwrap();
+    planner(&env, dir.path(), &[answer(&good_plan())]);
+    worker(&env, dir.path());
+    let run = env.step_bounded(
+        &[
+            "orchestrate",
+            "run",
+            "--goal",
+            "Greet people",
+            "--repo",
+            &repo.arg(),
+        ],
+        None,
+        &[],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("needs your approval"), "{}", run.stderr);
+    assert!(run.stderr.contains("maos plan approve"), "{}", run.stderr);
+    let o = env.ok_json(&["orchestrate", "list"])["orchestrations"][0].clone();
+    assert_eq!(o["status"], "awaiting_plan_approval");
+    assert_eq!(tasks_listed(&env), 1);
+}
+
+#[test]
+fn orchestrate_run_goal_on_a_terminal_regenerates_with_feedback_then_runs() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    let repo = Repo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let second = plan_json(&[
+        ("tests", "Test greet()", &[], &["tests/**"]),
+        ("greet", "Write greet()", &["tests"], &["src/greet.rs"]),
+    ]);
+    planner(&env, dir.path(), &[answer(&good_plan()), answer(&second)]);
+    worker(&env, dir.path());
+    let (code, screen) = on_a_terminal(
+        &env,
+        &[
+            "orchestrate",
+            "run",
+            "--goal",
+            "Greet people",
+            "--repo",
+            &repo.arg(),
+        ],
+        "r\nTests first.\ny",
+    );
+    assert_eq!(code, 0, "{screen}");
+    assert_eq!(screen.matches("Run this plan?").count(), 2, "{screen}");
+    assert!(screen.contains("What should change?"), "{screen}");
+    assert!(screen.contains("plan version 2 of 2"), "{screen}");
+    let brief = std::fs::read_to_string(dir.path().join("brief-2.md")).unwrap();
+    assert!(brief.contains("Tests first."), "{brief}");
+    let o = env.ok_json(&["orchestrate", "list"])["orchestrations"][0].clone();
+    assert_eq!(o["status"], "running", "{o:#}");
+    assert_eq!(o["plan_version"], 2);
+}

@@ -842,15 +842,18 @@ pub(crate) enum OrchestrateCommand {
         into: Option<String>,
     },
 
-    /// Run a plan or a workflow: show its task graph, ask for your approval on a terminal, then
-    /// create the orchestration and its tasks and start it.
+    /// Run a plan, a workflow or a goal: show its task graph, ask for your approval on a
+    /// terminal, then create the orchestration and its tasks and start it.
     ///
     /// A plan file (TOML or JSON; docs/orchestrations.md) names the goal, the repository and the
     /// tasks with their dependencies; a workflow (--workflow, with --goal) makes one task per
-    /// stage. Without a terminal, --yes is required (it never waits for an answer that cannot
-    /// come). With --watch it stays to show progress and exits 0 only when every task completed.
+    /// stage; a goal alone (--goal) is planned by a planner agent first (docs/planning.md), and
+    /// you approve, edit, regenerate or reject its plan. Without a terminal, --yes is required
+    /// (it never waits for an answer that cannot come). With --watch it stays to show progress
+    /// and exits 0 only when every task completed.
     #[command(after_help = "Examples:\n  \
         maos orchestrate run examples/quickstart.toml --watch\n  \
+        maos orchestrate run --goal \"Add rate limiting to the API\" --watch\n  \
         maos orchestrate run plan.toml --yes --json          # one JSON document: what was created\n  \
         maos orchestrate run --workflow tdd --goal \"Add a --dry-run flag\" --repo . --yes --watch")]
     Run(RunArgs),
@@ -938,8 +941,8 @@ pub(crate) struct RunArgs {
     /// The plan file (TOML, or JSON when it ends in .json).
     #[arg(
         value_name = "PLAN",
-        required_unless_present = "workflow",
-        conflicts_with = "workflow"
+        required_unless_present_any = ["workflow", "goal"],
+        conflicts_with_all = ["workflow", "goal"]
     )]
     pub(crate) plan: Option<PathBuf>,
 
@@ -947,9 +950,16 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "NAME|FILE", add = live(completions::workflow_names), requires = "goal")]
     pub(crate) workflow: Option<String>,
 
-    /// The workflow run's goal.
-    #[arg(long, value_name = "TEXT", requires = "workflow")]
+    /// The goal. With --workflow, the workflow run's; alone, a planner agent plans it (as
+    /// `maos plan` does), you review the plan here (approve, edit, regenerate with feedback or
+    /// reject), and it runs.
+    #[arg(long, value_name = "TEXT")]
     pub(crate) goal: Option<String>,
+
+    /// The agent that plans the goal [default: the least loaded strategic agent offering
+    /// `plan`].
+    #[arg(long, value_name = "AGENT", value_parser = agent_name, add = live(completions::agent_names), requires = "goal", conflicts_with_all = ["workflow", "plan"])]
+    pub(crate) planner: Option<AgentName>,
 
     /// The repository to work in: overrides the plan's `repo` [default: the plan's, else the
     /// repository of the current directory].

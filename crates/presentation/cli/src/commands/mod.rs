@@ -12,7 +12,7 @@ mod gc;
 mod init;
 mod man;
 mod orchestrate;
-mod plan;
+pub(crate) mod plan;
 mod status;
 mod task;
 mod workflow;
@@ -186,26 +186,34 @@ pub(crate) fn chosen_repository(
 /// Asks `question [y/N]` on the terminal and answers whether the person said yes; none when
 /// there is no terminal to ask on (a script: it must say `--yes`).
 pub(crate) fn ask(question: &str, out: &mut Output) -> Result<Option<bool>, CliError> {
-    use std::io::{BufRead, IsTerminal, Write};
+    Ok(ask_line(&format!("{question} [y/N]"), out)?
+        .map(|answer| matches!(answer.trim(), "y" | "Y" | "yes" | "Yes" | "YES")))
+}
+
+/// Asks `question` on the terminal and answers the line the person typed (at most 4 KiB, without
+/// its end of line); none when there is no terminal to ask on.
+pub(crate) fn ask_line(question: &str, out: &mut Output) -> Result<Option<String>, CliError> {
+    use std::io::{BufRead, IsTerminal, Read, Write};
     let stdin = std::io::stdin();
     if !stdin.is_terminal() || !std::io::stderr().is_terminal() {
         return Ok(None);
     }
     out.flush()?;
     let mut err = std::io::stderr();
-    let _ = write!(err, "{question} [y/N] ");
+    let _ = write!(err, "{question} ");
     let _ = err.flush();
     let mut answer = String::new();
-    stdin.lock().read_line(&mut answer).map_err(|e| {
-        CliError::new(
-            FailureClass::Failure,
-            format!("cannot read your answer: {e}"),
-        )
-    })?;
-    Ok(Some(matches!(
-        answer.trim(),
-        "y" | "Y" | "yes" | "Yes" | "YES"
-    )))
+    stdin
+        .lock()
+        .take(4096)
+        .read_line(&mut answer)
+        .map_err(|e| {
+            CliError::new(
+                FailureClass::Failure,
+                format!("cannot read your answer: {e}"),
+            )
+        })?;
+    Ok(Some(answer.trim_end_matches(['\n', '\r']).to_owned()))
 }
 
 /// `--base` names where tasks start in a repository; without one it means nothing.

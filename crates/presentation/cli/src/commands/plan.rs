@@ -129,7 +129,7 @@ fn new_plan(a: NewPlanArgs, api: &dyn MaosApi, out: &mut Output) -> Result<(), C
 
 /// How a planner's work ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ended {
+pub(crate) enum Ended {
     /// A version awaits the person.
     Proposed,
     /// The configuration approved it and the orchestration runs.
@@ -150,6 +150,19 @@ fn wait_and_show(
     out_file: Option<&Path>,
     out: &mut Output,
 ) -> Result<(), CliError> {
+    let (ended, history) = wait_for_planner(api, o, planner, since, out)?;
+    show_outcome(ended, history, out_file, true, out)
+}
+
+/// Follows the event log from `since` until the planner of `o` (task `planner`) ends, saying
+/// on stderr what it does; answers how it ended and the plan's history then.
+pub(crate) fn wait_for_planner(
+    api: &dyn MaosApi,
+    o: OrchestrationId,
+    planner: TaskId,
+    since: u64,
+    out: &mut Output,
+) -> Result<(Ended, PlanHistory), CliError> {
     crate::live::exit_quietly_on_interrupt();
     let people = !out.json();
     if people {
@@ -199,7 +212,20 @@ fn wait_and_show(
             break e;
         }
     };
-    let history = api.plan_history(&IdRef::from(o))?;
+    Ok((ended, api.plan_history(&IdRef::from(o))?))
+}
+
+/// Shows how a planner's work ended (with `next`, the commands that can follow a proposed
+/// version), writing the plan to `out_file`; an error when there is no plan.
+pub(crate) fn show_outcome(
+    ended: Ended,
+    history: PlanHistory,
+    out_file: Option<&Path>,
+    next: bool,
+    out: &mut Output,
+) -> Result<(), CliError> {
+    let people = !out.json();
+    let o = history.orchestration.id;
     match ended {
         Ended::Proposed | Ended::Approved => {
             if let (Some(path), Some(v)) = (out_file, history.version(None)) {
@@ -209,7 +235,7 @@ fn wait_and_show(
                 }
             }
             out.print(&Shown::new(history, None, false)?)?;
-            if people && ended == Ended::Proposed {
+            if people && next && ended == Ended::Proposed {
                 let id = o.short();
                 out.note(&format!(
                     "next: maos plan approve {id} | maos plan edit {id} | \
@@ -306,7 +332,7 @@ fn edit(
 
 /// The text a person starts editing from: the newest version, or the last planner's plan that
 /// failed the checks when that came later.
-fn editable(h: &PlanHistory) -> Option<String> {
+pub(crate) fn editable(h: &PlanHistory) -> Option<String> {
     for r in h.record.iter().rev() {
         match r {
             PlanRecord::Proposed { .. } | PlanRecord::Approved { .. } => break,
@@ -356,7 +382,7 @@ fn check(path: &Path, text: &str, offered: &CapabilitySet) -> Result<(), CliErro
 
 /// Opens `$VISUAL`/`$EDITOR` (else `vi`) on the plan until it passes the checks or the person
 /// gives up; `None` when they saved it unchanged.
-fn in_editor(
+pub(crate) fn in_editor(
     o: OrchestrationId,
     start: &str,
     offered: &CapabilitySet,

@@ -4,10 +4,10 @@
 use std::path::Path;
 
 use maos_application::{
-    CreateOrchestration, CreatePlan, CreateTask, MaosApi, PlanCreated, PlanTask,
+    CreateOrchestration, CreatePlan, CreateTask, IdRef, MaosApi, PlanCreated, PlanGoal, PlanTask,
 };
 use maos_domain::workflow::Workflow;
-use maos_domain::{CapabilitySet, Title, WorkspaceSpec};
+use maos_domain::{CapabilitySet, MaxAttempts, Title, WorkspaceSpec};
 use maos_plans::plan_file::{self, PlanFile};
 use serde::Serialize;
 
@@ -47,6 +47,7 @@ pub(super) fn run(
             }
             plan_of(file)?
         }
+        (None, None) if args.goal.is_some() => return run_goal(args, api, out),
         (None, Some(name)) => {
             let (w, _) = find_workflow(dir, name)?;
             let goal = args.goal.clone().unwrap_or_default();
@@ -334,4 +335,141 @@ fn from_workflow(
         tasks,
         start: false,
     })
+}
+
+/// `maos orchestrate run --goal TEXT`: a planner plans the goal; the person reviews the plan on
+/// the terminal (approve, edit, regenerate with feedback, reject) unless `--yes` or the
+/// configuration approves it; then it runs (and is watched with `--watch`).
+fn run_goal(args: RunArgs, api: &dyn MaosApi, out: &mut Output) -> Result<(), CliError> {
+    use crate::commands::plan::{Ended, editable, in_editor, show_outcome, wait_for_planner};
+    let goal = args.goal.clone().unwrap_or_default();
+    let workspace = match chosen_repository(args.repo.as_deref(), args.no_repo, out)? {
+        Some(repo) => Some(WorkspaceSpec {
+            repo,
+            base: args.base.clone(),
+        }),
+        None if args.base.is_some() => return Err(no_repo_for_base()),
+        None => None,
+    };
+    // Watching streams from before the planning: it is part of the story.
+    let since = api.status()?.last_event;
+    let started = api.plan_goal(PlanGoal {
+        goal,
+        name: None,
+        notes: Vec::new(),
+        workspace,
+        planner: args.planner.clone(),
+        max_tasks: PlanGoal::DEFAULT_MAX_TASKS,
+        rounds: MaxAttempts::new(PlanGoal::DEFAULT_ROUNDS).unwrap_or_default(),
+        budget: None,
+        timeout: None,
+    })?;
+    let o = started.orchestration.id;
+    let id = IdRef::from(o);
+    let (mut ended, mut history) = wait_for_planner(api, o, started.task.id, since, out)?;
+    // The plan goes where the person reads: stdout for text, stderr beside JSON.
+    let mut made = None;
+    loop {
+        match ended {
+            Ended::Approved => break,
+            Ended::Failed | Ended::Cancelled => {
+                return show_outcome(ended, history, None, false, out);
+            }
+            Ended::Proposed => {}
+        }
+        if out.json() {
+            if !args.yes {
+                return Err(needs_approval(o));
+            }
+        } else {
+            show_outcome(ended, history.clone(), None, false, out)?;
+        }
+        if args.yes {
+            made = Some(api.approve_plan(&id, None)?);
+            break;
+        }
+        let answer = crate::commands::ask_line(
+            "Run this plan? [y]es, [e]dit, [r]egenerate with feedback, re[j]ect, [q]uit (decide later)",
+            out,
+        )?;
+        match answer.as_deref().map(str::trim) {
+            None => return Err(needs_approval(o)),
+            Some("y" | "Y" | "yes") => {
+                made = Some(api.approve_plan(&id, None)?);
+                break;
+            }
+            Some("e" | "edit") => {
+                let offered = api
+                    .list_agents(&maos_application::AgentFilter::default())?
+                    .iter()
+                    .fold(CapabilitySet::empty(), |all, a| all.union(&a.capabilities));
+                let start = editable(&history).unwrap_or_default();
+                if let Some(text) = in_editor(o, &start, &offered, out)? {
+                    api.propose_plan(&id, text)?;
+                }
+                history = api.plan_history(&id)?;
+            }
+            Some("r" | "regenerate") => {
+                let Some(feedback) = crate::commands::ask_line("What should change?", out)?
+                    .filter(|f| !f.trim().is_empty())
+                else {
+                    continue;
+                };
+                let since = api.status()?.last_event;
+                let again = api.regenerate_plan(&id, feedback)?;
+                (ended, history) = wait_for_planner(api, o, again.task.id, since, out)?;
+            }
+            Some("j" | "reject") => {
+                let reason = crate::commands::ask_line("Why (optional)?", out)?
+                    .filter(|r| !r.trim().is_empty());
+                api.reject_plan(&id, reason)?;
+                return Err(CliError::new(
+                    FailureClass::Conflict,
+                    format!(
+                        "you rejected the plan: orchestration {} is cancelled",
+                        o.short()
+                    ),
+                ));
+            }
+            Some(_) => {
+                return Err(CliError::new(
+                    FailureClass::Conflict,
+                    format!(
+                        "the plan of orchestration {} waits for your decision",
+                        o.short()
+                    ),
+                )
+                .with_hint(format!(
+                    "decide later: maos plan approve {id} (or edit, regenerate, reject)",
+                    id = o.short()
+                )));
+            }
+        }
+    }
+    if args.watch {
+        if !out.json() {
+            out.text(&format!("orchestration {} started", o.short()))?;
+        }
+        return super::watch(api, o, Some(since), out);
+    }
+    match made {
+        Some(made) => out.print(&Started(made)),
+        // Approved by the configuration: its tasks exist already.
+        None => show_outcome(Ended::Approved, api.plan_history(&id)?, None, false, out),
+    }
+}
+
+/// The plan waits for a person, and there is nobody here to ask.
+fn needs_approval(o: maos_domain::OrchestrationId) -> CliError {
+    CliError::new(
+        FailureClass::Usage,
+        format!(
+            "the plan of orchestration {} needs your approval, and there is no terminal to ask on",
+            o.short()
+        ),
+    )
+    .with_hint(format!(
+        "read it (maos plan show {id}), then approve it: maos plan approve {id}; or run again with --yes",
+        id = o.short()
+    ))
 }
