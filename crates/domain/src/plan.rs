@@ -209,9 +209,9 @@ impl Plan {
         // before[i][j]: j comes before i (i depends on j, directly or not).
         let before: Vec<Vec<bool>> = (0..n).map(|i| graph::reachable(&deps, [i])).collect();
         let mut example = None;
-        for i in 0..n {
-            for j in i + 1..n {
-                if before[i][j] || before[j][i] {
+        for (i, before_i) in before.iter().enumerate() {
+            for (j, before_j) in before.iter().enumerate().skip(i + 1) {
+                if before_i[j] || before_j[i] {
                     continue;
                 }
                 let shared = self.tasks[i]
