@@ -355,6 +355,7 @@ struct Task {
   retryAt @28 :Int64;          # when a retrying task's backoff ends; 0: none
   extraAttempts @29 :UInt32;   # attempts granted beyond maxAttempts
   blocked @30 :Text;           # why it is blocked, as JSON (a BlockReason); null: not blocked
+  agent @31 :Text;             # the only agent that may take it; empty or null: any
 }
 
 struct Orchestration {
@@ -435,6 +436,7 @@ struct NewTask {
   verify @13 :Text;            # null: its orchestration's, then its agent's
   wantsPort @14 :Bool;         # it needs a TCP port of its own (MAOS_PORT)
   concerns @15 :List(Text);    # path globs and named resources (`port:8080`)
+  agent @16 :Text;             # the only agent that may take it; empty or null: any
 }
 
 struct NewOrchestration {

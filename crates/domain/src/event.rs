@@ -197,6 +197,7 @@ mod tests {
             verify: None,
             wants_port: false,
             concerns: Vec::new(),
+            agent: None,
         };
         vec![
             TaskEvent::Created { spec },

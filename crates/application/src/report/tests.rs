@@ -63,6 +63,7 @@ fn task(n: u128, state: TaskState, deps: &[u128]) -> Task {
             verify: None,
             wants_port: false,
             concerns: Vec::new(),
+            agent: None,
         },
         state,
         reason: None,

@@ -70,6 +70,7 @@ pub(crate) fn spec(
         verify: None,
         wants_port: false,
         concerns: Vec::new(),
+        agent: None,
     }
 }
 

@@ -125,6 +125,7 @@ fn full_task() -> Task {
                 Concern::parse("src/api/**").unwrap(),
                 Concern::parse("port:8080").unwrap(),
             ],
+            agent: Some(AgentName::parse("planner").unwrap()),
         },
         state: TaskState::Running,
         reason: Some("the first attempt timed out".into()),
@@ -245,6 +246,7 @@ fn bare_task() -> Task {
             verify: None,
             wants_port: false,
             concerns: Vec::new(),
+            agent: None,
         },
         state: TaskState::Pending,
         reason: None,
@@ -786,6 +788,7 @@ fn commands_and_filters_round_trip() {
         verify: Some("npm test".into()),
         wants_port: true,
         concerns: vec![Concern::parse("docs/*.md").unwrap()],
+        agent: Some(AgentName::parse("writer-2").unwrap()),
     };
     for cmd in [full, CreateTask::titled(Title::parse("Minimal").unwrap())] {
         let back =

@@ -406,6 +406,7 @@ pub(crate) fn spec(t: &str) -> TaskSpec {
         verify: None,
         wants_port: false,
         concerns: Vec::new(),
+        agent: None,
     }
 }
 
