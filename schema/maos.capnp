@@ -360,6 +360,7 @@ struct Task {
   extraAttempts @29 :UInt32;   # attempts granted beyond maxAttempts
   blocked @30 :Text;           # why it is blocked, as JSON (a BlockReason); null: not blocked
   plans @31 :Text;             # the orchestration a planning task plans (full id); null: none
+  agent @32 :Text;             # the only agent that may take it; empty or null: any
 }
 
 struct Orchestration {
@@ -448,6 +449,7 @@ struct NewTask {
   verify @13 :Text;            # null: its orchestration's, then its agent's
   wantsPort @14 :Bool;         # it needs a TCP port of its own (MAOS_PORT)
   concerns @15 :List(Text);    # path globs and named resources (`port:8080`)
+  agent @16 :Text;             # the only agent that may take it; empty or null: any
 }
 
 struct NewOrchestration {

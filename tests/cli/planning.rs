@@ -634,3 +634,62 @@ fn orchestrate_run_goal_on_a_terminal_regenerates_with_feedback_then_runs() {
     assert_eq!(o["status"], "running", "{o:#}");
     assert_eq!(o["plan_version"], 2);
 }
+
+#[test]
+fn a_named_planner_takes_every_round_even_when_another_could() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    let repo = Repo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let broken = r#"{"goal": "Greet", "tasks": [{"id": "greet", "titel": "x"}]}"#;
+    // `planner` (strategic, offers plan) would be the default; `tactician` is named.
+    planner(&env, dir.path(), &[answer(&good_plan())]);
+    let other = tempfile::tempdir().unwrap();
+    for (i, a) in [answer(broken), answer(&good_plan())].iter().enumerate() {
+        std::fs::write(other.path().join(format!("answer-{}", i + 1)), a).unwrap();
+    }
+    let body = format!(
+        "n=$(cat {d}/round 2>/dev/null || echo 0)\nn=$((n + 1))\necho $n > {d}/round\n\
+         if [ $n -gt 2 ]; then n=2; fi\ncp {d}/answer-$n \"$MAOS_RESULT_FILE\"\n",
+        d = other.path().display()
+    );
+    let command = script(other.path(), "tactician", &body);
+    tiered_agent(&env, "tactician", "code", "tactical", 2, &command);
+    let (doc, code, stderr) = plan(
+        &env,
+        &[
+            "Greet people",
+            "--repo",
+            &repo.arg(),
+            "--planner",
+            "tactician",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}\n{doc:#}");
+    assert_eq!(doc["version"]["origin"]["agent"], "tactician");
+    assert_eq!(doc["version"]["origin"]["attempt"], 2);
+    let planning = doc["record"][0]["task"].as_str().unwrap().to_owned();
+    let t = env.ok_json(&["task", "show", &planning]);
+    assert_eq!(t["task"]["agent"], "tactician");
+    let agents: Vec<&str> = t["task"]["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["agent"].as_str().unwrap())
+        .collect();
+    assert_eq!(agents, ["tactician", "tactician"]);
+    assert!(
+        !dir.path().join("round").exists(),
+        "the default planner was used"
+    );
+    // A planner that does not exist is refused, naming the flag.
+    let run = env.step(&["plan", "Greet", "--no-repo", "--planner", "nobody"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no agent is named nobody"),
+        "{}",
+        run.stderr
+    );
+}

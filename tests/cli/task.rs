@@ -105,3 +105,66 @@ fn task_commands_json() {
     task_session(&env, &["--json"]);
     insta::assert_snapshot!(env.transcript());
 }
+
+/// `task create --agent`: only that agent takes the task, and every attempt of it. Two
+/// simulated agents that could both take it; the daemon runs it on the one named, each time.
+#[test]
+fn a_task_created_with_agent_runs_on_that_agent_only() {
+    let env = Env::new();
+    for name in ["sim-a", "sim-b"] {
+        env.ok_json(&[
+            "agent",
+            "register",
+            name,
+            "--adapter",
+            "sim",
+            "--capability",
+            "sim",
+            "--slots",
+            "4",
+        ]);
+    }
+    let pinned: Vec<String> = (0..4)
+        .map(|i| env.task(&format!("Pinned {i}"), &["-c", "sim", "--agent", "sim-b"]))
+        .collect();
+    let free = env.task("Anyone", &["-c", "sim"]);
+
+    let doc = env.ok_json(&["task", "show", &pinned[0]]);
+    assert_eq!(doc["task"]["agent"], "sim-b", "{doc:#}");
+    assert_eq!(
+        env.ok_json(&["task", "show", &free])["task"]["agent"],
+        serde_json::Value::Null
+    );
+    let shown = env.maos(&["task", "show", &pinned[0]]);
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    assert!(
+        shown
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("agent") && l.ends_with("sim-b only")),
+        "{}",
+        shown.stdout
+    );
+    let bad = env.maos(&["task", "create", "Bad", "--agent", "not a name"]);
+    assert_eq!(bad.code, 2, "{}{}", bad.stdout, bad.stderr);
+    assert!(bad.stderr.contains("--agent"), "{}", bad.stderr);
+
+    if crate::support::in_process() {
+        // Only the daemon runs agents.
+        return;
+    }
+    for id in &pinned {
+        let t = crate::fixtures::wait_state(&env, id, "completed");
+        let agents: Vec<&str> = t["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["agent"].as_str().unwrap())
+            .collect();
+        assert!(
+            !agents.is_empty() && agents.iter().all(|a| *a == "sim-b"),
+            "{id}: {agents:?}"
+        );
+    }
+    crate::fixtures::wait_state(&env, &free, "completed");
+}

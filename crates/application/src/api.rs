@@ -128,6 +128,8 @@ pub struct CreateTask {
     pub wants_port: bool,
     /// What no other task may work on at the same time.
     pub concerns: Vec<Concern>,
+    /// Only this agent may take it (and so each of its attempts runs on it).
+    pub agent: Option<AgentName>,
 }
 
 impl CreateTask {
@@ -150,6 +152,7 @@ impl CreateTask {
             verify: None,
             wants_port: false,
             concerns: Vec::new(),
+            agent: None,
         }
     }
 }
@@ -216,6 +219,7 @@ impl PlanTask {
                     verify: t.verify.clone(),
                     wants_port: t.wants_port,
                     concerns: t.concerns.clone(),
+                    agent: None,
                 },
             })
             .collect()

@@ -4,9 +4,10 @@
 use std::fmt;
 use std::time::Duration;
 
+use maos_domain::policy::matcher::Needs;
 use maos_domain::{
     Agent, AgentName, CapabilitySet, DomainEvent, FencingToken, Orchestration, OrchestrationId,
-    Plan, Task, TaskId, TaskState, Tier, Timestamp,
+    Plan, Task, TaskId, TaskState, Timestamp,
 };
 use thiserror::Error;
 
@@ -59,23 +60,19 @@ pub trait Transaction {
     fn agent(&mut self, name: &AgentName) -> Result<Option<Agent>, StoreError>;
     /// Inserts or replaces the agent registered under its name.
     fn save_agent(&mut self, agent: &Agent) -> Result<(), StoreError>;
-    /// Agents that accept work, have a free slot, cover `needs` and match `tier`, least loaded
-    /// first (as `maos_domain::policy::balancer::by_load` orders them), at most `limit`. With
+    /// Agents that accept work, have a free slot and fit `needs` (capabilities, tier, the agent
+    /// the task is pinned to: `maos_domain::policy::matcher::is_capable`), least loaded first (as
+    /// `maos_domain::policy::balancer::by_load` orders them), at most `limit`. With
     /// `daemon_run_only`, only agents the daemon runs itself (not `external` ones).
     fn candidate_agents(
         &mut self,
-        needs: &CapabilitySet,
-        tier: Option<Tier>,
+        needs: Needs<'_>,
         limit: usize,
         daemon_run_only: bool,
     ) -> Result<Vec<Agent>, StoreError>;
-    /// True when some agent that accepts work (busy or not, run by the daemon or not) covers
-    /// `needs` and matches `tier`.
-    fn has_capable_agent(
-        &mut self,
-        needs: &CapabilitySet,
-        tier: Option<Tier>,
-    ) -> Result<bool, StoreError>;
+    /// True when some agent that accepts work (busy or not, run by the daemon or not) fits
+    /// `needs` (capabilities, tier, pin).
+    fn has_capable_agent(&mut self, needs: Needs<'_>) -> Result<bool, StoreError>;
     /// Agents the daemon runs itself that accept work and have a free slot, by name.
     fn agents_with_free_slots(&mut self) -> Result<Vec<Agent>, StoreError>;
 

@@ -71,9 +71,12 @@ pub(crate) fn after_failure(
     }
     let spent = t.budget_left().is_some_and(|left| left == Usd::ZERO)
         || t.current_attempt().and_then(|a| a.failure) == Some(FailureKind::Budget);
+    // Escalation keeps the task's pin: a task pinned to an agent (a planner, whose session its
+    // attempts resume) is never sent to another one. It escalates only when its own agent is of
+    // the strategic tier; otherwise it goes to a person.
     if !spent
         && t.spec.tier != Some(Tier::Strategic)
-        && tx.has_capable_agent(&t.spec.capabilities, Some(Tier::Strategic))?
+        && tx.has_capable_agent(t.spec.needs().with_tier(Some(Tier::Strategic)))?
     {
         events.extend(t.escalate(at)?);
         events.extend(t.make_ready(at)?);

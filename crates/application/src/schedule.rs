@@ -152,15 +152,8 @@ impl Scheduler {
         {
             return Ok(());
         }
-        let candidates = tx.candidate_agents(
-            &task.spec.capabilities,
-            task.spec.tier,
-            self.candidates,
-            true,
-        )?;
-        let Some(mut agent) =
-            balancer::choose(&candidates, &task.spec.capabilities, task.spec.tier).cloned()
-        else {
+        let candidates = tx.candidate_agents(task.spec.needs(), self.candidates, true)?;
+        let Some(mut agent) = balancer::choose(&candidates, task.spec.needs()).cloned() else {
             return Ok(());
         };
         self.assign(tx, &mut task, &mut agent, at, held, out)?;
@@ -364,6 +357,7 @@ mod tests {
             wants_port: false,
             concerns: Vec::new(),
             plans: None,
+            agent: None,
         };
         let (mut t, _) = Task::create(TaskId::from_bits(9), spec, at);
         t.make_ready(at).unwrap();

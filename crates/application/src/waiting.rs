@@ -184,7 +184,7 @@ impl<'a, S: Store + ?Sized> Facts<'a, S> {
         let capable: Vec<&Agent> = agents
             .iter()
             .filter(|a| a.status != AgentStatus::Removed)
-            .filter(|a| matcher::is_capable(a, &t.spec.capabilities, t.spec.tier))
+            .filter(|a| matcher::is_capable(a, t.spec.needs()))
             .collect();
         let working: Vec<&Agent> = capable
             .iter()

@@ -203,6 +203,7 @@ mod tests {
             wants_port: false,
             concerns: Vec::new(),
             plans: None,
+            agent: None,
         };
         vec![
             TaskEvent::Created { spec },

@@ -260,6 +260,22 @@ pub struct TaskSpec {
     /// completes (the check is its verification).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plans: Option<OrchestrationId>,
+    /// Only this agent may take it (a planning task runs on the planner a person named, and
+    /// its later attempts on the same agent, whose session resumes). `None`: any agent that
+    /// fits. (Absent from the event log's JSON when none, as it was before pins.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentName>,
+}
+
+impl TaskSpec {
+    /// What the task asks of the agent that takes it, as [`matcher`] checks it.
+    pub fn needs(&self) -> matcher::Needs<'_> {
+        matcher::Needs {
+            capabilities: &self.capabilities,
+            tier: self.tier,
+            agent: self.agent.as_ref(),
+        }
+    }
 }
 
 impl TaskSpec {
@@ -1049,7 +1065,7 @@ impl Task {
         if self.state != S::Ready {
             return Err(self.refuse("assigned"));
         }
-        matcher::check(agent, &self.spec.capabilities, self.spec.tier)?;
+        matcher::check(agent, self.spec.needs())?;
         let event = TaskEvent::Assigned {
             attempt: self.attempts_used() + 1,
             agent: agent.name.clone(),

@@ -66,6 +66,7 @@ fn task(n: u128, state: TaskState, deps: &[u128]) -> Task {
             wants_port: false,
             concerns: Vec::new(),
             plans: None,
+            agent: None,
         },
         state,
         reason: None,

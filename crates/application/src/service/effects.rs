@@ -67,7 +67,8 @@ pub(super) fn save_task_events(
 
 /// The spec of a task to create: `cmd` with its references resolved; a task that names no
 /// capabilities gets them (and a tier, unless it chose one) from the first routing rule that
-/// matches its title or prompt.
+/// matches its title or prompt. A task pinned to an agent is not routed: the agent is chosen
+/// already, and capabilities it may lack would only keep it from its task.
 pub(super) fn task_spec(
     cmd: CreateTask,
     depends_on: std::collections::BTreeSet<TaskId>,
@@ -76,6 +77,7 @@ pub(super) fn task_spec(
 ) -> TaskSpec {
     let (mut capabilities, mut tier) = (cmd.capabilities, cmd.tier);
     if capabilities.is_empty()
+        && cmd.agent.is_none()
         && let Some(rule) = routing::route(routes, cmd.title.as_str(), &cmd.prompt)
     {
         capabilities = rule.capabilities.clone();
@@ -99,6 +101,7 @@ pub(super) fn task_spec(
         wants_port: cmd.wants_port,
         concerns: cmd.concerns,
         plans: None,
+        agent: cmd.agent,
     }
 }
 

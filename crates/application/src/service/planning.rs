@@ -178,14 +178,16 @@ impl<S: Store> Service<S> {
         let o = &history.orchestration;
         let current = history.version(None);
         // The planner of the newest version, if a planner made it; else any planner.
-        let planner = match current.map(|v| &v.origin) {
-            Some(PlanOrigin::Planner { agent, .. }) => Some(agent.clone()),
-            _ => None,
-        };
         let last = history
             .planners()
             .last()
             .and_then(|t| self.store.task(*t).ok().flatten());
+        // The planner of the newest version; else the one the last planning task was pinned to;
+        // else any planner.
+        let planner = match current.map(|v| &v.origin) {
+            Some(PlanOrigin::Planner { agent, .. }) => Some(agent.clone()),
+            _ => last.as_ref().and_then(|t| t.spec.agent.clone()),
+        };
         let agents = self.store.agents(&AgentFilter::default())?;
         // The agent that planned may be gone: then any planner will do.
         let planner = planner.filter(|p| agents.iter().any(|a| &a.name == p));
@@ -468,9 +470,9 @@ fn create_planner(
         wants_port: false,
         concerns: Vec::new(),
         plans: Some(p.oid),
+        // A named planner takes every round (its session resumes); none: any that fits.
+        agent: p.planner,
     };
-    // PIN(wt-summary): the task is pinned to `p.planner` once tasks can be.
-    let _ = &p.planner;
     let (mut task, mut events) = Task::create(p.tid, spec, at);
     events.extend(task.make_ready(at)?);
     if task.state == TaskState::Ready {

@@ -92,9 +92,8 @@ impl<S: Store> Service<S> {
                         name: name.to_string(),
                     })?,
                 None => {
-                    let candidates =
-                        tx.candidate_agents(&task.spec.capabilities, task.spec.tier, limit, false)?;
-                    balancer::choose(&candidates, &task.spec.capabilities, task.spec.tier)
+                    let candidates = tx.candidate_agents(task.spec.needs(), limit, false)?;
+                    balancer::choose(&candidates, task.spec.needs())
                         .cloned()
                         .ok_or_else(|| TaskError::NoCapableAgent {
                             task: task.id.short(),

@@ -7,7 +7,6 @@ use std::cmp::Ordering;
 
 use crate::agent::Agent;
 use crate::policy::matcher;
-use crate::values::{CapabilitySet, Tier};
 
 /// Orders agents from least to most loaded, ties broken by name.
 pub fn by_load(a: &Agent, b: &Agent) -> Ordering {
@@ -19,14 +18,13 @@ pub fn by_load(a: &Agent, b: &Agent) -> Ordering {
         .then_with(|| a.name.cmp(&b.name))
 }
 
-/// The least-loaded agent that can take a task needing `needs` (and `tier`, if given) now.
+/// The least-loaded agent that can take a task with these `needs` now.
 pub fn choose<'a>(
     agents: impl IntoIterator<Item = &'a Agent>,
-    needs: &CapabilitySet,
-    tier: Option<Tier>,
+    needs: matcher::Needs<'_>,
 ) -> Option<&'a Agent> {
     agents
         .into_iter()
-        .filter(|a| matcher::can_take(a, needs, tier))
+        .filter(|a| matcher::can_take(a, needs))
         .min_by(|a, b| by_load(a, b))
 }

@@ -49,8 +49,7 @@ pub fn plan(
     let mut pool: Vec<Agent> = agents.to_vec();
     let mut out = Vec::new();
     for task in order {
-        let Some(agent) = balancer::choose(pool.iter(), &task.spec.capabilities, task.spec.tier)
-        else {
+        let Some(agent) = balancer::choose(pool.iter(), task.spec.needs()) else {
             continue;
         };
         let name = agent.name.clone();

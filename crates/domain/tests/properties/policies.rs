@@ -4,9 +4,11 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BTreeSet};
 
+use maos_domain::policy::matcher::Needs;
 use maos_domain::policy::{balancer, matcher, scheduler};
 use maos_domain::{
-    Agent, DurationMs, FencingToken, Priority, Risk, Task, TaskId, TaskState, Tier, Timestamp,
+    Agent, AgentName, DurationMs, FencingToken, Priority, Risk, Task, TaskId, TaskState, Tier,
+    Timestamp,
 };
 use proptest::prelude::*;
 
@@ -23,6 +25,20 @@ fn needs() -> impl Strategy<Value = u8> {
 
 fn needed_tier() -> impl Strategy<Value = Option<Tier>> {
     prop_oneof![3 => Just(None), 1 => support::tier().prop_map(Some)]
+}
+
+/// The agent a task is pinned to, if any: often one of [`agents`]' names, sometimes one no agent
+/// has.
+fn pinned() -> impl Strategy<Value = Option<AgentName>> {
+    prop_oneof![
+        2 => Just(None),
+        2 => (0..10usize).prop_map(|i| Some(AgentName::parse(&format!("agent-{i}")).expect("name"))),
+    ]
+}
+
+/// Oracle: the pin lets the agent named `name` take the task.
+fn pin_allows(pin: Option<&AgentName>, name: &str) -> bool {
+    pin.is_none_or(|p| p.as_str() == name)
 }
 
 /// Up to eight agents with distinct names, in random order.
@@ -249,17 +265,25 @@ proptest! {
         gens in agents(),
         needs in needs(),
         tier in needed_tier(),
+        pin in pinned(),
     ) {
         let agents = build_all(&gens);
         let need_set = support::caps(needs);
+        let wanted = Needs { capabilities: &need_set, tier, agent: pin.as_ref() };
         for (g, a) in gens.iter().zip(&agents) {
-            prop_assert_eq!(matcher::is_capable(a, &need_set, tier), g.capable(needs, tier));
-            prop_assert_eq!(matcher::can_take(a, &need_set, tier), g.can_take(needs, tier));
+            let allowed = pin_allows(pin.as_ref(), &g.name);
+            prop_assert_eq!(matcher::is_capable(a, wanted), g.capable(needs, tier) && allowed);
+            prop_assert_eq!(matcher::can_take(a, wanted), g.can_take(needs, tier) && allowed);
             prop_assert_eq!(
-                matcher::check(a, &need_set, tier).is_ok(),
-                g.can_take(needs, tier),
+                matcher::check(a, wanted).is_ok(),
+                g.can_take(needs, tier) && allowed,
                 "check disagrees for {:?}", g
             );
+            // Pinned to another agent, an agent that fits in every other way is told why not.
+            if g.can_take(needs, tier) && !allowed {
+                let refusal = matcher::check(a, wanted).expect_err("pinned elsewhere").to_string();
+                prop_assert!(refusal.contains("only the agent"), "{}", refusal);
+            }
         }
     }
 
@@ -268,20 +292,23 @@ proptest! {
         gens in agents(),
         needs in needs(),
         tier in needed_tier(),
+        pin in pinned(),
     ) {
         let agents = build_all(&gens);
         let need_set = support::caps(needs);
         let able: Vec<&Agent> = gens
             .iter()
             .zip(&agents)
-            .filter(|(g, _)| g.can_take(needs, tier))
+            .filter(|(g, _)| g.can_take(needs, tier) && pin_allows(pin.as_ref(), &g.name))
             .map(|(_, a)| a)
             .collect();
-        let chosen = balancer::choose(agents.iter(), &need_set, tier);
+        let wanted = Needs { capabilities: &need_set, tier, agent: pin.as_ref() };
+        let chosen = balancer::choose(agents.iter(), wanted);
         prop_assert_eq!(chosen.is_some(), !able.is_empty());
         if let Some(c) = chosen {
             let g = gens.iter().find(|g| g.name == c.name.as_str()).expect("a known agent");
             prop_assert!(g.capable(needs, tier), "chose an incapable agent {:?}", g);
+            prop_assert!(pin_allows(pin.as_ref(), &g.name), "chose {:?} against the pin", g);
             prop_assert!(g.accepts_work(), "chose an agent not accepting work {:?}", g);
             prop_assert!(g.active < g.slots, "chose a full agent {:?}", g);
             for other in &able {
@@ -379,4 +406,44 @@ proptest! {
             }
         }
     }
+}
+
+/// A pinned task goes to its agent only, and keeps its pin when escalated: its later attempts
+/// are the same agent's.
+#[test]
+fn a_pinned_task_is_assigned_to_its_agent_only() {
+    let fits = |name: &str| AgentGen {
+        name: name.into(),
+        caps: ALL_CAPS,
+        tier: Tier::Tactical,
+        slots: 2,
+        active: 0,
+        standing: support::Standing::Active,
+    };
+    let (planner, other) = (fits("planner").build(1), fits("other").build(2));
+    let mut spec = support::spec(0, None, Risk::Low, Priority::Normal, 3, BTreeSet::new());
+    spec.agent = Some(planner.name.clone());
+    let (mut task, _) = Task::create(task_id(1), spec, support::at(0));
+    task.make_ready(support::at(1)).expect("ready");
+
+    assert_eq!(
+        balancer::choose([&other, &planner], task.spec.needs()).map(|a| a.name.as_str()),
+        Some("planner")
+    );
+    assert_eq!(balancer::choose([&other], task.spec.needs()), None);
+    let lease = DurationMs::from_millis(1_000).expect("lease");
+    let refused = task
+        .assign(&other, lease, support::at(2))
+        .expect_err("pinned to another agent");
+    assert!(
+        refused.to_string().contains("only the agent planner"),
+        "{refused}"
+    );
+    task.assign(&planner, lease, support::at(2))
+        .expect("its own agent takes it");
+    assert_eq!(task.state, TaskState::Assigned);
+
+    // Unpinned, either may take it.
+    let unpinned = Needs::new(&task.spec.capabilities, None);
+    assert!(matcher::can_take(&other, unpinned) && matcher::can_take(&planner, unpinned));
 }

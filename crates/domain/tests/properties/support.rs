@@ -71,6 +71,7 @@ pub(crate) fn spec(
         wants_port: false,
         concerns: Vec::new(),
         plans: None,
+        agent: None,
     }
 }
 

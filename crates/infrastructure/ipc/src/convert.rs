@@ -854,6 +854,9 @@ pub fn write_task(t: &Task, mut b: wire::task::Builder<'_>) -> capnp::Result<()>
     if let Some(o) = spec.plans {
         b.set_plans(o.to_string().as_str());
     }
+    if let Some(agent) = &spec.agent {
+        b.set_agent(agent.as_str());
+    }
     Ok(())
 }
 
@@ -889,6 +892,7 @@ pub fn read_task(r: wire::task::Reader<'_>) -> Decoded<Task> {
         plans: opt_text(r.has_plans(), r.get_plans())?
             .map(|s| OrchestrationId::parse(&s))
             .transpose()?,
+        agent: pinned_agent(r.has_agent(), r.get_agent())?,
     };
     let attempts = r
         .get_attempts()?
@@ -1192,6 +1196,9 @@ pub fn write_new_task(c: &CreateTask, mut b: wire::new_task::Builder<'_>) -> cap
         c.concerns.iter().map(Concern::as_str),
         b.reborrow().init_concerns(len32(c.concerns.len())?),
     );
+    if let Some(agent) = &c.agent {
+        b.set_agent(agent.as_str());
+    }
     Ok(())
 }
 
@@ -1221,7 +1228,16 @@ pub fn read_new_task(r: wire::new_task::Reader<'_>) -> Decoded<CreateTask> {
         verify: opt_text(r.has_verify(), r.get_verify())?,
         wants_port: r.get_wants_port(),
         concerns: concerns(r.get_concerns())?,
+        agent: pinned_agent(r.has_agent(), r.get_agent())?,
     })
+}
+
+/// The agent a task is pinned to: none when the field is absent (an older peer) or empty.
+fn pinned_agent(has: bool, r: capnp::Result<text::Reader<'_>>) -> Decoded<Option<AgentName>> {
+    match opt_text(has, r)? {
+        Some(name) if !name.is_empty() => Ok(Some(AgentName::parse(&name)?)),
+        _ => Ok(None),
+    }
 }
 
 /// Writes an orchestration's creation.

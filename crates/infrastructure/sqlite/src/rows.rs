@@ -170,7 +170,7 @@ pub(crate) fn save_agent(conn: &Connection, a: &Agent) -> Result<(), StoreError>
 
 pub(crate) const TASK_COLS: &str = "id, title, prompt, capabilities, priority, risk, tier, depends_on, \
      orchestration, max_attempts, timeout_ms, idempotency_key, state, reason, fencing, created_at, \
-     updated_at, version, budget_micros, extra";
+     updated_at, version, budget_micros, extra, agent";
 
 /// The fields of a task kept as JSON in `tasks.extra`.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -291,6 +291,9 @@ fn task_from_row(row: &Row<'_>) -> Result<TaskData, StoreError> {
             wants_port: extra.wants_port,
             concerns: extra.concerns,
             plans: extra.plans,
+            agent: col::<Option<String>>(row, 20)?
+                .map(|a| parsed("pinned agent", AgentName::parse(&a)))
+                .transpose()?,
         },
         state: parsed("task state", TaskState::parse(&col::<String>(row, 12)?))?,
         reason: col(row, 13)?,
@@ -425,9 +428,9 @@ pub(crate) fn save_task(conn: &Connection, t: &Task) -> Result<(), StoreError> {
             "INSERT INTO tasks (id, title, prompt, capabilities, priority, risk, tier, depends_on,
                orchestration, max_attempts, timeout_ms, idempotency_key, state, reason, fencing,
                created_at, updated_at, version, budget_micros, extra, pending_since, worktree,
-               in_flight, retry_at)
+               in_flight, retry_at, agent)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-               ?19, ?20, ?21, ?22, ?23, ?24)
+               ?19, ?20, ?21, ?22, ?23, ?24, ?25)
              ON CONFLICT (id) DO UPDATE SET tier = excluded.tier, depends_on = excluded.depends_on,
                state = excluded.state, reason = excluded.reason, fencing = excluded.fencing,
                updated_at = excluded.updated_at, version = excluded.version,
@@ -461,6 +464,7 @@ pub(crate) fn save_task(conn: &Connection, t: &Task) -> Result<(), StoreError> {
         i64::from(t.workspace.as_ref().is_some_and(|w| !w.removed)),
         i64::from(IN_FLIGHT.contains(&t.state)),
         (t.state == TaskState::Retrying).then(|| t.retry_at.map_or(0, Timestamp::as_millis)),
+        t.spec.agent.as_ref().map(AgentName::as_str),
     ])
     .map_err(backend)?;
     if !deps.is_empty() {

@@ -1,7 +1,7 @@
 //! [`SqliteTx`]: the application's `Transaction` port over the writer's open transaction.
 
 use maos_application::{StoreError, Transaction};
-use maos_domain::policy::matcher;
+use maos_domain::policy::matcher::{self, Needs};
 use maos_domain::{
     Agent, AgentName, CapabilitySet, DomainEvent, Orchestration, OrchestrationId, Task, TaskId,
     TaskState, Tier, Timestamp,
@@ -51,13 +51,12 @@ impl<'c> SqliteTx<'c> {
     }
 }
 
-/// Agents that can take a task needing `needs` and `tier` now, least loaded first. The order is
-/// the load balancer's (`active/slots`, then `active`, then name), so the first `limit` rows are
-/// the balancer's best candidates.
+/// Agents that can take a task with `needs` now, least loaded first. The order is the load
+/// balancer's (`active/slots`, then `active`, then name), so the first `limit` rows are the
+/// balancer's best candidates.
 pub(crate) fn candidate_agents(
     conn: &Connection,
-    needs: &CapabilitySet,
-    tier: Option<Tier>,
+    needs: Needs<'_>,
     limit: usize,
     daemon_run_only: bool,
 ) -> Result<Vec<Agent>, StoreError> {
@@ -68,7 +67,7 @@ pub(crate) fn candidate_agents(
     if daemon_run_only {
         sql.push_str(" AND adapter <> 'external'");
     }
-    let mut args = capable_of(&mut sql, needs, tier);
+    let mut args = capable_of(&mut sql, needs);
     sql.push_str(" ORDER BY CAST(active AS REAL) / slots, active, name LIMIT ?");
     args.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
     let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
@@ -80,15 +79,20 @@ pub(crate) fn candidate_agents(
     Ok(out)
 }
 
-/// Narrows an agents query to agents of `tier` (if any) that offer every capability of `needs`;
-/// answers the arguments of the placeholders it added.
-fn capable_of(sql: &mut String, needs: &CapabilitySet, tier: Option<Tier>) -> Vec<Value> {
+/// Narrows an agents query to the agents `matcher::is_capable` accepts for `needs`: the one the
+/// task is pinned to (if any), of its tier (if any), offering every capability it needs; answers
+/// the arguments of the placeholders it added.
+fn capable_of(sql: &mut String, needs: Needs<'_>) -> Vec<Value> {
     let mut args = Vec::new();
-    if let Some(t) = tier {
+    if let Some(name) = needs.agent {
+        sql.push_str(" AND name = ?");
+        args.push(Value::Text(name.as_str().into()));
+    }
+    if let Some(t) = needs.tier {
         sql.push_str(" AND tier = ?");
         args.push(Value::Text(t.as_str().into()));
     }
-    for c in needs.iter() {
+    for c in needs.capabilities.iter() {
         sql.push_str(
             " AND EXISTS (SELECT 1 FROM agent_capabilities WHERE capability = ? AND agent = agents.name)",
         );
@@ -129,8 +133,8 @@ fn live_attempt_tasks(
     Ok(out)
 }
 
-/// The distinct needs (capabilities, tier, orchestration, separated by U+001F) among ready tasks,
-/// one index seek each.
+/// The distinct needs (capabilities, tier, orchestration, pinned agent, separated by U+001F)
+/// among ready tasks, one index seek each (V6, V8).
 pub(crate) const READY_NEEDS: &str = "WITH RECURSIVE n(need) AS ( \
      SELECT (SELECT min(need) FROM tasks WHERE state = 'ready') \
      UNION ALL \
@@ -156,12 +160,11 @@ impl Transaction for SqliteTx<'_> {
 
     fn candidate_agents(
         &mut self,
-        needs: &CapabilitySet,
-        tier: Option<Tier>,
+        needs: Needs<'_>,
         limit: usize,
         daemon_run_only: bool,
     ) -> Result<Vec<Agent>, StoreError> {
-        candidate_agents(self.conn, needs, tier, limit, daemon_run_only)
+        candidate_agents(self.conn, needs, limit, daemon_run_only)
     }
 
     fn agents_with_free_slots(&mut self) -> Result<Vec<Agent>, StoreError> {
@@ -184,16 +187,21 @@ impl Transaction for SqliteTx<'_> {
         // The distinct needs of the ready queue (few), those this agent can take whose
         // orchestration (if any) runs, and the most urgent tasks of each through
         // `tasks_ready_by_need`: what this costs grows with the needs and `limit`, never with
-        // ready tasks the agent cannot take (V6, ADR 0014).
+        // ready tasks the agent cannot take, pinned to another agent included (V6, V8,
+        // ADR 0014).
         let mut needs = self.conn.prepare_cached(READY_NEEDS).map_err(backend)?;
         let mut rows = needs.query([]).map_err(backend)?;
         let mut takeable = Vec::new();
         while let Some(row) = rows.next().map_err(backend)? {
             let need: String = row.get(0).map_err(backend)?;
             let mut parts = need.split('\u{1f}');
-            let (Some(caps), Some(tier), Some(orchestration), None) =
-                (parts.next(), parts.next(), parts.next(), parts.next())
-            else {
+            let (Some(caps), Some(tier), Some(orchestration), Some(pinned), None) = (
+                parts.next(),
+                parts.next(),
+                parts.next(),
+                parts.next(),
+                parts.next(),
+            ) else {
                 return Err(StoreError::Corrupt(format!("a task's need: {need:?}")));
             };
             let needed = CapabilitySet::parse(caps.split_whitespace())
@@ -203,7 +211,20 @@ impl Transaction for SqliteTx<'_> {
             } else {
                 Some(Tier::parse(tier).map_err(|e| StoreError::Corrupt(format!("tier: {e}")))?)
             };
-            if matcher::is_capable(agent, &needed, tier) {
+            let pinned = if pinned.is_empty() {
+                None
+            } else {
+                Some(
+                    AgentName::parse(pinned)
+                        .map_err(|e| StoreError::Corrupt(format!("pinned agent: {e}")))?,
+                )
+            };
+            let needs = Needs {
+                capabilities: &needed,
+                tier,
+                agent: pinned.as_ref(),
+            };
+            if matcher::is_capable(agent, needs) {
                 takeable.push((need.clone(), orchestration.to_owned()));
             }
         }
@@ -294,13 +315,9 @@ impl Transaction for SqliteTx<'_> {
         )
     }
 
-    fn has_capable_agent(
-        &mut self,
-        needs: &CapabilitySet,
-        tier: Option<Tier>,
-    ) -> Result<bool, StoreError> {
+    fn has_capable_agent(&mut self, needs: Needs<'_>) -> Result<bool, StoreError> {
         let mut sql = "SELECT 1 FROM agents WHERE status IN ('available', 'busy')".to_owned();
-        let args = capable_of(&mut sql, needs, tier);
+        let args = capable_of(&mut sql, needs);
         sql.push_str(" LIMIT 1");
         let mut stmt = self.conn.prepare_cached(&sql).map_err(backend)?;
         let mut rows = stmt.query(params_from_iter(args)).map_err(backend)?;

@@ -20,6 +20,8 @@ mod follow;
 mod open;
 #[path = "store/orchestrations.rs"]
 mod orchestrations;
+#[path = "store/pinned.rs"]
+mod pinned;
 #[path = "store/queries.rs"]
 mod queries;
 #[path = "store/reports.rs"]

@@ -532,7 +532,7 @@ pub(crate) enum TaskCommand {
         maos task create \"Add a --dry-run flag\" -c rust --prompt \"Add --dry-run to deploy\"\n  \
         maos task create \"Review the change\" --capability review --depends-on 3kq9 --risk medium\n  \
         git diff | maos task create \"Explain this diff\" --prompt-file -")]
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
 
     /// List tasks, oldest first, one page at a time.
     #[command(visible_alias = "ls")]
@@ -761,6 +761,10 @@ pub(crate) struct CreateArgs {
     /// (src/api/**, Cargo.toml) or a named resource (port:8080, db:main). Repeat for several.
     #[arg(long = "concern", value_name = "CONCERN", value_parser = concern)]
     pub(crate) concerns: Vec<Concern>,
+
+    /// Only this agent may take the task.
+    #[arg(long, value_name = "NAME", value_parser = agent_name, add = live(completions::agent_names))]
+    pub(crate) agent: Option<AgentName>,
 }
 
 /// `maos task list`.

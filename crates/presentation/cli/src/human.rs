@@ -215,6 +215,11 @@ pub(crate) fn task_details(color: bool, t: &Task) -> String {
             s.tier.map_or_else(|| "any".into(), |x| x.to_string()),
         ),
         ("capabilities", caps(&s.capabilities)),
+    ]);
+    if let Some(agent) = &s.agent {
+        pairs.push(("agent", format!("{agent} only")));
+    }
+    pairs.extend([
         ("depends on", short_ids(s.depends_on.iter())),
         ("orchestration", or_dash(s.orchestration.map(|o| o.short()))),
         (

@@ -332,6 +332,8 @@ pub(crate) struct TaskJson {
     pub(crate) verify: Option<String>,
     pub(crate) wants_port: bool,
     pub(crate) concerns: Vec<String>,
+    /// The only agent that may take it.
+    pub(crate) agent: Option<String>,
     pub(crate) workspace: Option<WorkspaceJson>,
     pub(crate) waiting_for: Option<PendingJson>,
     pub(crate) fencing: u64,
@@ -371,6 +373,7 @@ impl From<&Task> for TaskJson {
             verify: s.verify.clone(),
             wants_port: s.wants_port,
             concerns: s.concerns.iter().map(ToString::to_string).collect(),
+            agent: s.agent.as_ref().map(ToString::to_string),
             workspace: t.workspace.as_ref().map(|w| WorkspaceJson {
                 path: w.path.clone(),
                 branch: w.branch.clone(),

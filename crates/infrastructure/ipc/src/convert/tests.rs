@@ -126,6 +126,7 @@ fn full_task() -> Task {
                 Concern::parse("port:8080").unwrap(),
             ],
             plans: Some(OrchestrationId::from_bits(77)),
+            agent: Some(AgentName::parse("planner").unwrap()),
         },
         state: TaskState::Running,
         reason: Some("the first attempt timed out".into()),
@@ -247,6 +248,7 @@ fn bare_task() -> Task {
             wants_port: false,
             concerns: Vec::new(),
             plans: None,
+            agent: None,
         },
         state: TaskState::Pending,
         reason: None,
@@ -1087,6 +1089,7 @@ fn commands_and_filters_round_trip() {
         verify: Some("npm test".into()),
         wants_port: true,
         concerns: vec![Concern::parse("docs/*.md").unwrap()],
+        agent: Some(AgentName::parse("writer-2").unwrap()),
     };
     for cmd in [full, CreateTask::titled(Title::parse("Minimal").unwrap())] {
         let back =

@@ -233,10 +233,7 @@ fn check(w: &World, log: &[String]) {
         {
             continue;
         }
-        if let Some(a) = agents
-            .iter()
-            .find(|a| matcher::can_take(a, &t.spec.capabilities, t.spec.tier))
-        {
+        if let Some(a) = agents.iter().find(|a| matcher::can_take(a, t.spec.needs())) {
             let waiting = w.svc.task_waiting(&IdRef::from(t.id)).unwrap();
             fail(format!(
                 "{} is ready and clashes with no holder, agent {} has {} free slot(s), but it \

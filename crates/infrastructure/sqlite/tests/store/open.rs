@@ -134,6 +134,7 @@ fn migrations_apply_to_a_new_file_an_empty_file_and_an_existing_database() {
                 (5, "lookups_by_state".to_owned()),
                 (6, "ready_by_need".to_owned()),
                 (7, "verification_failures".to_owned()),
+                (8, "pinned_tasks".to_owned()),
             ]
         );
         let app_id: i32 = conn
@@ -173,6 +174,7 @@ fn migrations_apply_to_a_new_file_an_empty_file_and_an_existing_database() {
                 (5, "lookups_by_state".to_owned()),
                 (6, "ready_by_need".to_owned()),
                 (7, "verification_failures".to_owned()),
+                (8, "pinned_tasks".to_owned()),
             ]
         );
         assert_eq!(dump_tables(&conn), before);

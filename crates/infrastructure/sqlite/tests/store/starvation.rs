@@ -125,7 +125,7 @@ impl World {
             }
             if let Some(t) = ready
                 .iter()
-                .find(|t| matcher::is_capable(&a, &t.spec.capabilities, t.spec.tier))
+                .find(|t| matcher::is_capable(&a, t.spec.needs()))
             {
                 panic!(
                     "{context}: agent {} has {} free slot(s) while ready task {} ({}) waits",

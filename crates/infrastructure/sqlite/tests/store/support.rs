@@ -407,6 +407,7 @@ pub(crate) fn spec(t: &str) -> TaskSpec {
         wants_port: false,
         concerns: Vec::new(),
         plans: None,
+        agent: None,
     }
 }
 

@@ -471,8 +471,7 @@ fn the_balancer_choice_matches_the_domain_policy_over_every_agent() {
             ..task("balanced")
         });
         let everyone = db.agents();
-        let expected =
-            balancer::choose(&everyone, &t.spec.capabilities, tier).map(|a| a.name.clone());
+        let expected = balancer::choose(&everyone, t.spec.needs()).map(|a| a.name.clone());
         match expected {
             Some(name) => {
                 let a = db.assign(t.id, None);

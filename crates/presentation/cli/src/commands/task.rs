@@ -26,7 +26,7 @@ pub(super) fn execute(
     out: &mut Output,
 ) -> Result<(), CliError> {
     match cmd {
-        TaskCommand::Create(args) => create_task(args, api, out),
+        TaskCommand::Create(args) => create_task(*args, api, out),
         TaskCommand::List(args) => list_tasks(args, api, out),
         TaskCommand::Show { id } => {
             let task = api.get_task(&id)?;
@@ -320,6 +320,7 @@ fn create_task(args: CreateArgs, api: &dyn MaosApi, out: &mut Output) -> Result<
         verify: args.verify.clone(),
         wants_port: args.port,
         concerns: args.concerns,
+        agent: args.agent,
     })?;
     out.print(&Made(created))
 }

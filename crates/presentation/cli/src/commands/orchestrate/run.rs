@@ -176,7 +176,10 @@ fn every_task_has_an_agent(plan: &CreatePlan, api: &dyn MaosApi) -> Result<(), C
         .filter(|t| !t.task.capabilities.is_empty())
         .filter(|t| {
             !working.iter().any(|a| {
-                maos_domain::policy::matcher::is_capable(a, &t.task.capabilities, t.task.tier)
+                maos_domain::policy::matcher::is_capable(
+                    a,
+                    maos_domain::policy::matcher::Needs::new(&t.task.capabilities, t.task.tier),
+                )
             })
         })
         .map(|t| {
