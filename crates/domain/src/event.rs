@@ -375,6 +375,8 @@ mod tests {
             OrchestrationEvent::PlanApproved {
                 version: 1,
                 by: crate::orchestration::PlanApprover::Person,
+                tasks: Default::default(),
+                superseded: Vec::new(),
             },
             OrchestrationEvent::PlanRejected {
                 version: 1,

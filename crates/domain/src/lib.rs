@@ -28,7 +28,10 @@ pub use ids::{AgentId, OrchestrationId, TaskId};
 pub use orchestration::{
     Orchestration, OrchestrationEvent, OrchestrationSpec, OrchestrationStatus,
 };
-pub use plan::{Plan, PlanDiff, PlanOrigin, PlanRuleBroken, PlanVersion, PlannedTask};
+pub use plan::{
+    AtWork, Plan, PlanDiff, PlanOrigin, PlanRuleBroken, PlanVersion, PlannedTask, Revision,
+    RevisionProblem,
+};
 pub use plan_key::{PlanKey, PlanKeyError};
 pub use reasons::{BlockReason, NextStep, WaitKind, WaitReason};
 pub use run::{Exit, FailureKind, RunReport, Usage, Usd, Verification};

@@ -74,6 +74,16 @@ pub struct OrchestrationData {
     /// The planning task at work on a version of its plan, if any.
     #[serde(default)]
     pub planning: Option<Planning>,
+    /// The number of the version its tasks carry out (0: none approved).
+    #[serde(default)]
+    pub approved_version: u32,
+    /// The newest version a decision was made on, approved or rejected (a newer one waits).
+    #[serde(default)]
+    pub decided_version: u32,
+    /// Its tasks that a revision of the plan replaced or dropped: cancelled, and not counted
+    /// against it when it ends.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub superseded: std::collections::BTreeSet<TaskId>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub version: u64,
@@ -136,12 +146,20 @@ pub enum OrchestrationEvent {
         text: Option<String>,
         problems: Vec<String>,
     },
-    /// A version of its plan was approved (its tasks are created in the same transaction).
+    /// A version of its plan was approved (its tasks are created in the same transaction; for a
+    /// revision of a running plan, the tasks it replaces or drops are cancelled in it too).
     PlanApproved {
         version: u32,
         by: PlanApprover,
+        /// Each task of the version by its key in the plan.
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        tasks: std::collections::BTreeMap<crate::plan_key::PlanKey, TaskId>,
+        /// The tasks of the previous version this one replaces or drops.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        superseded: Vec<TaskId>,
     },
-    /// A person rejected its plan: the orchestration is cancelled in the same transaction.
+    /// A person rejected a version of its plan: before it ran, the orchestration is cancelled in
+    /// the same transaction; a revision of a running plan is set aside and the plan runs on.
     PlanRejected {
         version: u32,
         #[serde(default)]
@@ -230,6 +248,9 @@ impl Orchestration {
             status: O::Draft,
             plan_version: 0,
             planning: None,
+            approved_version: 0,
+            decided_version: 0,
+            superseded: Default::default(),
             created_at: at,
             updated_at: at,
             version: 1,
@@ -309,10 +330,21 @@ impl Orchestration {
     pub fn apply(&mut self, event: &OrchestrationEvent, at: Timestamp) {
         let d = &mut self.0;
         d.status = match event {
-            OrchestrationEvent::Created { .. }
-            | OrchestrationEvent::Merged { .. }
-            | OrchestrationEvent::PlanApproved { .. }
-            | OrchestrationEvent::PlanRejected { .. } => d.status,
+            OrchestrationEvent::Created { .. } | OrchestrationEvent::Merged { .. } => d.status,
+            OrchestrationEvent::PlanApproved {
+                version,
+                superseded,
+                ..
+            } => {
+                d.approved_version = *version;
+                d.decided_version = *version;
+                d.superseded.extend(superseded.iter().copied());
+                d.status
+            }
+            OrchestrationEvent::PlanRejected { version, .. } => {
+                d.decided_version = *version;
+                d.status
+            }
             OrchestrationEvent::PlanningStarted { planning } => {
                 d.planning = Some(*planning);
                 d.status
@@ -324,13 +356,24 @@ impl Orchestration {
             OrchestrationEvent::PlanProposed { version } => {
                 d.planning = None;
                 d.plan_version = version.number;
-                O::AwaitingPlanApproval
+                match d.status {
+                    // A revision of a plan at work: it runs on while the revision waits.
+                    O::Running | O::Paused => d.status,
+                    _ => O::AwaitingPlanApproval,
+                }
             }
             OrchestrationEvent::PlanApprovalRequested => O::AwaitingPlanApproval,
             OrchestrationEvent::Started | OrchestrationEvent::Resumed => O::Running,
             OrchestrationEvent::Paused => O::Paused,
-            OrchestrationEvent::Completed => O::Completed,
-            OrchestrationEvent::Failed { .. } => O::Failed,
+            // An orchestration that ends has no planner at work any more (the caller stops it).
+            OrchestrationEvent::Completed => {
+                d.planning = None;
+                O::Completed
+            }
+            OrchestrationEvent::Failed { .. } => {
+                d.planning = None;
+                O::Failed
+            }
             OrchestrationEvent::Cancelled { .. } => {
                 d.planning = None;
                 O::Cancelled
@@ -389,8 +432,14 @@ impl Orchestration {
                 },
             });
         }
+        // A plan at work is revised only when it came from versions (a plan file's has none).
+        let allowed: &[OrchestrationStatus] = if self.approved_version > 0 {
+            &[O::Running, O::Paused]
+        } else {
+            &[O::Draft, O::AwaitingPlanApproval]
+        };
         self.transition(
-            &[O::Draft, O::AwaitingPlanApproval],
+            allowed,
             OrchestrationEvent::PlanningStarted { planning },
             "planned",
             at,
@@ -410,8 +459,13 @@ impl Orchestration {
                 action: "given a plan version out of order",
             });
         }
+        let allowed: &[OrchestrationStatus] = if self.approved_version > 0 {
+            &[O::Running, O::Paused]
+        } else {
+            &[O::Draft, O::AwaitingPlanApproval]
+        };
         self.transition(
-            &[O::Draft, O::AwaitingPlanApproval],
+            allowed,
             OrchestrationEvent::PlanProposed {
                 version: Box::new(version),
             },
@@ -444,42 +498,80 @@ impl Orchestration {
         Ok(vec![event])
     }
 
-    /// Approves the newest version of the plan (`version` must be it, and no planner at work on
-    /// another) and starts running it.
+    /// Approves the newest version of the plan (`version` must be it, undecided, and no planner
+    /// at work on another): before it runs, it starts running; a revision of a plan at work
+    /// takes effect (`tasks`: every task of the version by key; `superseded`: the tasks of the
+    /// previous version it replaces or drops, which the caller cancels).
     pub fn approve_plan(
         &mut self,
         version: u32,
         by: PlanApprover,
+        tasks: std::collections::BTreeMap<crate::plan_key::PlanKey, TaskId>,
+        superseded: Vec<TaskId>,
         at: Timestamp,
     ) -> Result<Vec<OrchestrationEvent>, TransitionError> {
-        if version != self.plan_version || self.planning.is_some() {
-            return Err(TransitionError::Orchestration {
-                id: self.id,
-                from: self.status,
-                action: if self.planning.is_some() {
-                    "approved while a planner works on a new version"
-                } else {
-                    "approved at a version that is not its newest"
-                },
-            });
+        let refuse = |o: &Self, action| {
+            Err(TransitionError::Orchestration {
+                id: o.id,
+                from: o.status,
+                action,
+            })
+        };
+        if self.planning.is_some() {
+            return refuse(self, "approved while a planner works on a new version");
         }
+        if version != self.plan_version {
+            return refuse(self, "approved at a version that is not its newest");
+        }
+        if version <= self.decided_version {
+            return refuse(self, "approved at a version already decided on");
+        }
+        let revision = self.approved_version > 0;
+        let allowed: &[OrchestrationStatus] = if revision {
+            &[O::Running, O::Paused]
+        } else {
+            &[O::AwaitingPlanApproval]
+        };
         let mut events = self.transition(
-            &[O::AwaitingPlanApproval],
-            OrchestrationEvent::PlanApproved { version, by },
+            allowed,
+            OrchestrationEvent::PlanApproved {
+                version,
+                by,
+                tasks,
+                superseded,
+            },
             "approved",
             at,
         )?;
-        events.extend(self.start(at)?);
+        if !revision {
+            events.extend(self.start(at)?);
+        }
         Ok(events)
     }
 
-    /// A person rejects the plan: the orchestration is cancelled.
+    /// A person rejects the newest version of the plan: before the plan runs, the orchestration
+    /// is cancelled; a revision of a plan at work is set aside (the plan runs on).
     pub fn reject_plan(
         &mut self,
         reason: Option<String>,
         at: Timestamp,
     ) -> Result<Vec<OrchestrationEvent>, TransitionError> {
         let version = self.plan_version;
+        if self.approved_version > 0 {
+            if version <= self.decided_version {
+                return Err(TransitionError::Orchestration {
+                    id: self.id,
+                    from: self.status,
+                    action: "rejected with no revision waiting",
+                });
+            }
+            return self.transition(
+                &[O::Running, O::Paused],
+                OrchestrationEvent::PlanRejected { version, reason },
+                "rejected",
+                at,
+            );
+        }
         let mut events = self.transition(
             &[O::Draft, O::AwaitingPlanApproval],
             OrchestrationEvent::PlanRejected {

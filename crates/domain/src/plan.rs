@@ -228,6 +228,115 @@ impl Plan {
     }
 }
 
+/// A task of the plan at work, as a revision sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AtWork {
+    pub task: TaskId,
+    /// It completed: a revision keeps it exactly as it is.
+    pub completed: bool,
+    /// It ended (completed or cancelled): nothing to stop.
+    pub ended: bool,
+}
+
+/// What a revision of a plan at work does to its tasks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Revision {
+    /// Tasks that stay as they are (completed ones among them), by key.
+    pub keep: std::collections::BTreeMap<PlanKey, TaskId>,
+    /// Keys of the new version whose tasks are created, in an order where each comes after
+    /// its dependencies.
+    pub create: Vec<PlanKey>,
+    /// Tasks of the plan at work that the revision replaces or drops, still live: cancelled.
+    pub superseded: Vec<TaskId>,
+}
+
+/// Why a revision cannot apply to the plan at work.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RevisionProblem {
+    /// A completed task is missing from the revision.
+    CompletedDropped { key: PlanKey },
+    /// A completed task differs in the revision.
+    CompletedChanged { key: PlanKey },
+}
+
+/// How the plan at work (`old`, its tasks by key in `at_work`) becomes `new`, a checked plan:
+/// completed tasks stay exactly as they are (or the revision is refused); a task that is the
+/// same and whose dependencies all stay, stays (running or not); every other task of `new` is
+/// created, and a live task it replaces, or one `new` drops, is cancelled. Linear in the tasks
+/// and dependencies (and a heap for the order).
+pub fn revise(
+    old: &Plan,
+    at_work: &std::collections::BTreeMap<PlanKey, AtWork>,
+    new: &Plan,
+) -> Result<Revision, Vec<RevisionProblem>> {
+    use std::collections::HashMap;
+    let old_tasks: HashMap<&PlanKey, &PlannedTask> =
+        old.tasks.iter().map(|t| (&t.key, t)).collect();
+    let new_tasks: HashMap<&PlanKey, &PlannedTask> =
+        new.tasks.iter().map(|t| (&t.key, t)).collect();
+    let mut problems = Vec::new();
+    for t in &old.tasks {
+        if !at_work.get(&t.key).is_some_and(|w| w.completed) {
+            continue;
+        }
+        match new_tasks.get(&t.key) {
+            None => problems.push(RevisionProblem::CompletedDropped { key: t.key.clone() }),
+            Some(n) if *n != t => {
+                problems.push(RevisionProblem::CompletedChanged { key: t.key.clone() });
+            }
+            Some(_) => {}
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let index: HashMap<&PlanKey, usize> = new
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (&t.key, i))
+        .collect();
+    let deps: Vec<Vec<usize>> = new
+        .tasks
+        .iter()
+        .map(|t| {
+            t.depends_on
+                .iter()
+                .filter_map(|d| index.get(d).copied())
+                .collect()
+        })
+        .collect();
+    let mut revision = Revision::default();
+    for i in graph::topological_order(&deps) {
+        let t = &new.tasks[i];
+        let same = old_tasks.get(&t.key).is_some_and(|o| *o == t);
+        let work = at_work.get(&t.key);
+        let usable = work.is_some_and(|w| w.completed || !w.ended);
+        let deps_stay = t.depends_on.iter().all(|d| revision.keep.contains_key(d));
+        match work {
+            Some(w) if same && usable && deps_stay => {
+                revision.keep.insert(t.key.clone(), w.task);
+            }
+            _ => {
+                if let Some(w) = work.filter(|w| !w.ended) {
+                    revision.superseded.push(w.task);
+                }
+                revision.create.push(t.key.clone());
+            }
+        }
+    }
+    for t in &old.tasks {
+        if new_tasks.contains_key(&t.key) {
+            continue;
+        }
+        if let Some(w) = at_work.get(&t.key).filter(|w| !w.ended) {
+            revision.superseded.push(w.task);
+        }
+    }
+    Ok(revision)
+}
+
 /// What changed from one version of a plan to another, by task key.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PlanDiff {
@@ -390,6 +499,84 @@ mod tests {
         );
         assert!(d.plan_fields.is_empty());
         assert!(PlanDiff::between(&new, &new).is_empty());
+    }
+
+    fn work(task: u128, completed: bool, ended: bool) -> AtWork {
+        AtWork {
+            task: TaskId::from_bits(task),
+            completed,
+            ended,
+        }
+    }
+
+    fn key(k: &str) -> PlanKey {
+        PlanKey::parse(k).unwrap()
+    }
+
+    #[test]
+    fn a_revision_keeps_what_completed_and_what_stays_the_same_and_replaces_the_rest() {
+        let old = plan(vec![
+            task("a", &[], &[]),
+            task("b", &["a"], &[]),
+            task("c", &["b"], &[]),
+            task("d", &[], &[]),
+        ]);
+        let at_work = [
+            (key("a"), work(1, true, true)),
+            (key("b"), work(2, false, false)),
+            (key("c"), work(3, false, false)),
+            (key("d"), work(4, false, false)),
+        ]
+        .into_iter()
+        .collect();
+        // b is replaced (new title), so c (same, but after b) is recreated; d is dropped; e is new.
+        let mut b2 = task("b", &["a"], &[]);
+        b2.title = Title::parse("b, done differently").unwrap();
+        let new = plan(vec![
+            task("a", &[], &[]),
+            b2,
+            task("c", &["b"], &[]),
+            task("e", &["a"], &[]),
+        ]);
+        let r = revise(&old, &at_work, &new).unwrap();
+        assert_eq!(
+            r.keep,
+            [(key("a"), TaskId::from_bits(1))].into_iter().collect()
+        );
+        assert_eq!(r.create, vec![key("b"), key("c"), key("e")]);
+        assert_eq!(
+            r.superseded,
+            vec![
+                TaskId::from_bits(2),
+                TaskId::from_bits(3),
+                TaskId::from_bits(4)
+            ]
+        );
+        // Unchanged tasks stay, running or not.
+        let r = revise(&old, &at_work, &old).unwrap();
+        assert_eq!(r.keep.len(), 4);
+        assert!(r.create.is_empty() && r.superseded.is_empty());
+    }
+
+    #[test]
+    fn a_revision_that_drops_or_changes_a_completed_task_is_refused() {
+        let old = plan(vec![task("a", &[], &[]), task("b", &["a"], &[])]);
+        let at_work = [
+            (key("a"), work(1, true, true)),
+            (key("b"), work(2, false, false)),
+        ]
+        .into_iter()
+        .collect();
+        let dropped = plan(vec![task("b", &[], &[])]);
+        assert_eq!(
+            revise(&old, &at_work, &dropped),
+            Err(vec![RevisionProblem::CompletedDropped { key: key("a") }])
+        );
+        let changed = plan(vec![task("a", &[], &["x"]), task("b", &["a"], &[])]);
+        assert_eq!(
+            revise(&old, &at_work, &changed),
+            Err(vec![RevisionProblem::CompletedChanged { key: key("a") }])
+        );
     }
 
     #[test]

@@ -18,6 +18,8 @@ mod permission;
 mod policies;
 #[path = "properties/retry.rs"]
 mod retry;
+#[path = "properties/revision.rs"]
+mod revision;
 #[path = "properties/support.rs"]
 mod support;
 #[path = "properties/workflow.rs"]

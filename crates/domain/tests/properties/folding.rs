@@ -203,18 +203,34 @@ fn orch_next(o: &Orchestration, cmd: OrchCmd) -> Option<OrchestrationStatus> {
     use OrchestrationStatus::*;
     let status = o.status;
     let planning = o.planning.map(|p| p.task);
-    match (cmd, status) {
-        (OrchCmd::StartPlanning(_), Draft | AwaitingPlanApproval) if planning.is_none() => {
-            Some(status)
+    // Before the plan runs, a planner makes versions; once a version runs, revisions of it.
+    let revising = o.approved_version > 0;
+    let planning_states = |s| {
+        if revising {
+            matches!(s, Running | Paused)
+        } else {
+            matches!(s, Draft | AwaitingPlanApproval)
         }
-        (OrchCmd::Propose { skip: false }, Draft | AwaitingPlanApproval) => {
-            Some(AwaitingPlanApproval)
+    };
+    let undecided = o.plan_version > o.decided_version;
+    match (cmd, status) {
+        (OrchCmd::StartPlanning(_), s) if planning.is_none() && planning_states(s) => Some(s),
+        (OrchCmd::Propose { skip: false }, s) if planning_states(s) => {
+            Some(if revising { s } else { AwaitingPlanApproval })
         }
         (OrchCmd::FailPlanning(n), _) if planning == Some(planner(n)) => Some(status),
-        (OrchCmd::Approve { behind: false }, AwaitingPlanApproval) if planning.is_none() => {
-            Some(Running)
+        (OrchCmd::Approve { behind: false }, s)
+            if planning.is_none()
+                && undecided
+                && planning_states(s)
+                && (revising || s == AwaitingPlanApproval) =>
+        {
+            Some(if revising { s } else { Running })
         }
-        (OrchCmd::Reject, Draft | AwaitingPlanApproval) => Some(Cancelled),
+        (OrchCmd::Reject, s) if !revising && matches!(s, Draft | AwaitingPlanApproval) => {
+            Some(Cancelled)
+        }
+        (OrchCmd::Reject, s) if revising && undecided && matches!(s, Running | Paused) => Some(s),
         (OrchCmd::RequestPlanApproval, Draft) => Some(AwaitingPlanApproval),
         (OrchCmd::Start, Draft | AwaitingPlanApproval) if planning.is_none() => Some(Running),
         (OrchCmd::Pause, Running) => Some(Paused),
@@ -379,6 +395,8 @@ proptest! {
                 OrchCmd::Approve { behind } => o.approve_plan(
                     o.plan_version + u32::from(*behind),
                     maos_domain::orchestration::PlanApprover::Person,
+                    Default::default(),
+                    vec![planner(9)],
                     now,
                 ),
                 OrchCmd::Reject => o.reject_plan(None, now),
@@ -393,13 +411,14 @@ proptest! {
             if let Some(status) = expected {
                 prop_assert_eq!(o.status, status, "after {:?}", cmd);
             }
-            // A planner works only before the plan runs, one at a time.
+            // A planner works before the plan runs, or on a revision of a plan at work.
             if o.planning.is_some() {
                 prop_assert!(
-                    matches!(o.status, OrchestrationStatus::Draft | OrchestrationStatus::AwaitingPlanApproval),
+                    !o.status.is_terminal(),
                     "a planner at work in {:?}", o.status
                 );
             }
+            prop_assert!(o.decided_version <= o.plan_version && o.approved_version <= o.decided_version);
             if let Some(f) = &frozen {
                 prop_assert_eq!(f, &o, "a finished orchestration changed");
             } else if o.status.is_terminal() {
