@@ -377,6 +377,15 @@ struct Orchestration {
   planned @10 :Bool;           # made from a plan: it completes once all its tasks have
   planVersion @11 :UInt32;     # the newest version of its plan; 0: none yet
   planning @12 :Planning;      # the planner at work on a version of its plan; null: none
+  approvedVersion @13 :UInt32; # the version its tasks carry out; 0: none approved
+  decidedVersion @14 :UInt32;  # the newest version approved or rejected (a newer one waits)
+  superseded @15 :List(Text);  # its tasks a revision replaced or dropped (cancelled)
+}
+
+struct KeyedId {
+  # A task of a plan: its key in the plan and its id.
+  key @0 :Text;
+  id @1 :Text;
 }
 
 struct Planning {
@@ -644,6 +653,8 @@ struct PlanRecord {
     approved :group {               # a version was approved: its tasks were created
       version @7 :UInt32;
       by @8 :Text;                  # "person" or "config" (the configuration approves plans)
+      tasks @11 :List(KeyedId);     # each task of the version by its key (none: older MAOS)
+      superseded @12 :List(Text);   # tasks of the previous version it replaced or dropped
     }
     rejected :group {               # the plan was rejected: the orchestration was cancelled
       version @9 :UInt32;           # the newest version then; 0: none
@@ -850,5 +861,9 @@ interface Api {
   # Approves version `version` (0: the newest, which it must be): its tasks are created and the
   # orchestration starts.
   rejectPlan @52 (id :Text, reason :Text) -> (result :OrchestrationResult);
-  # Rejects the plan (`reason` null: none): the orchestration is cancelled, with its planner.
+  # Rejects the plan (`reason` null: none): before it runs, the orchestration is cancelled,
+  # with its planner; a revision of a running plan is set aside and the plan runs on.
+  revisePlan @53 (id :Text, feedback :Text) -> (result :PlanningResult);
+  # Asks the planner for a revision of the plan at work (`feedback` null: none): the work not
+  # done yet, given what completed and why blocked tasks failed.
 }

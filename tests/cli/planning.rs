@@ -693,3 +693,186 @@ fn a_named_planner_takes_every_round_even_when_another_could() {
         run.stderr
     );
 }
+
+#[test]
+fn a_blocked_task_gets_a_revision_that_replaces_it_and_the_orchestration_completes() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    let repo = Repo::new();
+    let dir = tempfile::tempdir().unwrap();
+    // Version 1: `greet` cannot pass its verification and has one attempt; `docs` after it.
+    let first = r#"{"goal": "Greet people", "tasks": [
+        {"id": "setup", "title": "Set up", "capabilities": ["code"], "concerns": ["setup/**"], "verify": "true"},
+        {"id": "greet", "title": "Write greet()", "capabilities": ["code"], "depends_on": ["setup"],
+         "concerns": ["src/**"], "verify": "exit 3", "max_attempts": 1},
+        {"id": "docs", "title": "Document greet()", "capabilities": ["code"], "depends_on": ["greet"],
+         "concerns": ["README.md"], "verify": "true"}
+    ]}"#;
+    // The revision: `setup` as it was (it completed), `greet` with a verification that passes,
+    // `docs` as it was (recreated after the new `greet`).
+    let revised = r#"{"goal": "Greet people", "tasks": [
+        {"id": "setup", "title": "Set up", "capabilities": ["code"], "concerns": ["setup/**"], "verify": "true"},
+        {"id": "greet", "title": "Write greet()", "capabilities": ["code"], "depends_on": ["setup"],
+         "concerns": ["src/**"], "verify": "true", "max_attempts": 1},
+        {"id": "docs", "title": "Document greet()", "capabilities": ["code"], "depends_on": ["greet"],
+         "concerns": ["README.md"], "verify": "true"}
+    ]}"#;
+    planner(&env, dir.path(), &[answer(first), answer(revised)]);
+    worker(&env, dir.path());
+    let (doc, code, stderr) = plan(&env, &["Greet people", "--repo", &repo.arg()]);
+    assert_eq!(code, 0, "{stderr}\n{doc:#}");
+    let o = orchestration_id(&doc);
+    let approved = env.ok_json(&["plan", "approve", &o]);
+    let greet = approved["tasks"][1]["task"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let old_docs = approved["tasks"][2]["task"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    settle(&env, &greet, "blocked");
+
+    // The blocked task asked the planner for a revision by itself: version 2 waits.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let shown = loop {
+        let shown = env.ok_json(&["plan", "show", &o]);
+        if shown["orchestration"]["plan_version"] == 2 {
+            break shown;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no revision came: {shown:#}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(shown["orchestration"]["status"], "running");
+    let brief = std::fs::read_to_string(dir.path().join("brief-2.md")).unwrap();
+    for part in [
+        "The plan at work (version 1)",
+        "`setup` (Set up): completed",
+        "`greet` (Write greet()): blocked",
+        "asked for the revision",
+        "verification failed",
+        "keep every completed task exactly as it is",
+    ] {
+        assert!(
+            brief.contains(part),
+            "{part:?} missing from the revision brief:\n{brief}"
+        );
+    }
+    let diff = env.ok_json(&["plan", "diff", &o]);
+    assert_eq!(diff["changed"][0]["key"], "greet");
+    assert_eq!(diff["changed"][0]["fields"], json!(["verify"]));
+
+    // Approving applies it while the orchestration runs: the blocked task and the one after it
+    // are replaced, the completed one stays, and the orchestration completes.
+    let applied = env.ok_json(&["plan", "approve", &o]);
+    let created: Vec<&str> = applied["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(created, ["greet", "docs"]);
+    assert_eq!(
+        env.ok_json(&["task", "show", &greet])["task"]["state"],
+        "cancelled"
+    );
+    assert_eq!(
+        env.ok_json(&["task", "show", &old_docs])["task"]["state"],
+        "cancelled"
+    );
+    let new_docs = applied["tasks"][1]["task"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    settle(&env, &new_docs, "completed");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let o_doc = env.ok_json(&["orchestrate", "show", &o]);
+        if o_doc["orchestration"]["status"] == "completed" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never completed: {o_doc:#}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let history = env.ok_json(&["plan", "show", &o]);
+    let last = history["record"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["type"], "approved");
+    assert_eq!(last["superseded"].as_array().unwrap().len(), 2);
+    assert_verified(&env);
+}
+
+#[test]
+fn plan_revise_asks_for_a_revision_and_a_revision_that_changes_completed_work_is_sent_back() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    let repo = Repo::new();
+    let dir = tempfile::tempdir().unwrap();
+    // `hold` is high risk: it waits for a person before it runs, so the plan stays at work.
+    let hold = r#"{"id": "hold", "title": "Hold", "capabilities": ["code"], "depends_on": ["greet"], "concerns": ["hold/**"], "risk": "high", "verify": "true"}"#;
+    let greet = r#"{"id": "greet", "title": "Write greet()", "capabilities": ["code"], "concerns": ["src/**"], "verify": "true"}"#;
+    let more = r#"{"id": "more", "title": "Greet in French", "capabilities": ["code"], "depends_on": ["greet"], "concerns": ["src/fr.rs"], "verify": "true"}"#;
+    let one = format!(r#"{{"goal": "Greet people", "tasks": [{greet}, {hold}]}}"#);
+    // A revision that changes the completed task is refused and sent back; the second adds a
+    // task and keeps the others.
+    let changed = one.replace("Write greet()", "Write greet() again");
+    let added = format!(r#"{{"goal": "Greet people", "tasks": [{greet}, {hold}, {more}]}}"#);
+    planner(
+        &env,
+        dir.path(),
+        &[answer(&one), answer(&changed), answer(&added)],
+    );
+    worker(&env, dir.path());
+    let (doc, _, _) = plan(&env, &["Greet people", "--repo", &repo.arg()]);
+    let o = orchestration_id(&doc);
+    let approved = env.ok_json(&["plan", "approve", &o]);
+    let greet = approved["tasks"][0]["task"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    settle(&env, &greet, "completed");
+    let hold = approved["tasks"][1]["task"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    settle(&env, &hold, "awaiting_approval");
+    let (doc, code, stderr) = plan(&env, &["revise", &o, "--feedback", "Also in French."]);
+    assert_eq!(code, 0, "{stderr}\n{doc:#}");
+    assert_eq!(doc["version"]["number"], 2);
+    assert_eq!(doc["version"]["origin"]["attempt"], 2);
+    let third = std::fs::read_to_string(dir.path().join("brief-3.md")).unwrap();
+    assert!(
+        third.contains("task `greet` completed: it cannot change"),
+        "{third}"
+    );
+    assert!(third.contains("Also in French."), "{third}");
+    let applied = env.ok_json(&["plan", "approve", &o]);
+    assert_eq!(applied["tasks"].as_array().unwrap().len(), 1);
+    assert_eq!(applied["tasks"][0]["key"], "more");
+    assert_eq!(
+        env.ok_json(&["task", "show", &greet])["task"]["state"],
+        "completed"
+    );
+    // The task that waits for a person was kept as it was, waiting.
+    assert_eq!(
+        env.ok_json(&["task", "show", &hold])["task"]["state"],
+        "awaiting_approval"
+    );
+    // Rejecting a revision that is not there is refused; the plan runs on.
+    let again = env.step(&["plan", "reject", &o]);
+    assert_eq!(again.code, 4, "{}", again.stderr);
+}

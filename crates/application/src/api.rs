@@ -313,6 +313,10 @@ pub enum PlanRecord {
     Approved {
         version: u32,
         by: maos_domain::orchestration::PlanApprover,
+        /// Each task of the version by its key.
+        tasks: BTreeMap<maos_domain::PlanKey, TaskId>,
+        /// The tasks of the previous version it replaced or dropped.
+        superseded: Vec<TaskId>,
         at: Timestamp,
     },
     Rejected {
@@ -355,9 +359,16 @@ impl PlanHistory {
                     problems: problems.clone(),
                     at,
                 }),
-                E::PlanApproved { version, by } => record.push(PlanRecord::Approved {
+                E::PlanApproved {
+                    version,
+                    by,
+                    tasks,
+                    superseded,
+                } => record.push(PlanRecord::Approved {
                     version: *version,
                     by: *by,
+                    tasks: tasks.clone(),
+                    superseded: superseded.clone(),
                     at,
                 }),
                 E::PlanRejected { version, reason } => record.push(PlanRecord::Rejected {
@@ -802,12 +813,20 @@ pub trait MaosApi: Send + Sync {
         id: &IdRef,
         version: Option<u32>,
     ) -> Result<PlanCreated, OrchestrationError>;
-    /// Rejects the plan: the orchestration is cancelled (with its planner, if one works).
+    /// Rejects the newest version: before the plan runs, the orchestration is cancelled (with
+    /// its planner, if one works); a revision of a running plan is set aside.
     fn reject_plan(
         &self,
         id: &IdRef,
         reason: Option<String>,
     ) -> Result<Orchestration, OrchestrationError>;
+    /// Asks the planner for a revision of the plan at work: the work not done yet, given what
+    /// completed and why blocked tasks failed (with the person's feedback, if any).
+    fn revise_plan(
+        &self,
+        id: &IdRef,
+        feedback: Option<String>,
+    ) -> Result<PlanningStarted, OrchestrationError>;
     /// Starts a draft orchestration: its ready tasks get agents.
     fn start_orchestration(&self, id: &IdRef) -> Result<Orchestration, OrchestrationError>;
     /// Stops giving its tasks agents; with `now`, also stops its running attempts and requeues

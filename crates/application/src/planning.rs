@@ -25,6 +25,9 @@ pub(crate) struct BriefInput<'a> {
     pub(crate) current: Option<(u32, &'a str)>,
     /// What the person said when they asked for another version.
     pub(crate) feedback: Option<&'a str>,
+    /// A revision of the plan at work: its version, its plan file text, and where each of its
+    /// tasks stands ([`task_progress`] lines).
+    pub(crate) revision: Option<(u32, &'a str, &'a str)>,
 }
 
 /// The brief: the whole prompt of a planning task.
@@ -59,6 +62,20 @@ pub(crate) fn brief(b: &BriefInput<'_>) -> String {
              The person asked for a new version of this plan:\n\n```json\n{}\n```\n\n\
              Answer with the whole new plan, not only what changes.\n",
             text.trim_end(),
+        );
+    }
+    if let Some((version, text, progress)) = b.revision {
+        let _ = writeln!(
+            s,
+            "## The plan at work (version {version}) and where it stands\n\n\
+             This plan is being carried out; revise the work that is not done yet. Answer with \
+             the whole revised plan: keep every completed task exactly as it is (same id and \
+             fields: it cannot change), keep the tasks that should go on as they are, and add, \
+             replace (change a task: it starts over) or leave out the others (left out: \
+             cancelled). A task may depend on completed tasks.\n\n```json\n{}\n```\n\n\
+             Its tasks now:\n\n{}",
+            text.trim_end(),
+            progress
         );
     }
     if let Some(feedback) = b.feedback {
@@ -273,6 +290,69 @@ pub(crate) fn rule_text(r: &PlanRuleBroken) -> String {
     }
 }
 
+/// One line (or a few) for the revision brief: where the task of key `key` stands, with what
+/// it changed when it completed and why its attempts failed (the last three, their outputs
+/// cut) when it is `blocked` (`focus`: the task whose blocking asked for the revision).
+pub(crate) fn task_progress(
+    key: &maos_domain::PlanKey,
+    t: &maos_domain::Task,
+    focus: bool,
+) -> String {
+    use maos_domain::TaskState;
+    let mut s = format!("- `{key}` ({}): {}", t.spec.title, t.state);
+    if t.state == TaskState::Completed
+        && let Some(stat) = t.attempts.iter().rev().find_map(|a| a.diff_stat.as_deref())
+    {
+        let _ = write!(s, "; it changed {stat}");
+    }
+    if focus {
+        s.push_str(" — this task's failures asked for the revision");
+    }
+    s.push('\n');
+    if matches!(
+        t.state,
+        TaskState::Blocked | TaskState::Failed | TaskState::Retrying
+    ) {
+        for a in t
+            .attempts
+            .iter()
+            .rev()
+            .take(3)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+        {
+            let mut why = a.error.clone().unwrap_or_default();
+            if let Some(v) = a.verification.as_ref().filter(|v| !v.passed) {
+                why = format!("its verification failed: {}", cut(v.output.trim(), 1_500));
+            }
+            if !why.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "  - attempt {} on {}: {}",
+                    a.number,
+                    a.agent,
+                    cut(&why, 2_000)
+                );
+            }
+        }
+    }
+    s
+}
+
+/// A revision's problem, in words a planner can act on.
+pub(crate) fn revision_problem_text(p: &maos_domain::RevisionProblem) -> String {
+    match p {
+        maos_domain::RevisionProblem::CompletedDropped { key } => format!(
+            "task `{key}` completed: keep it in the plan exactly as it is (it cannot be undone)"
+        ),
+        maos_domain::RevisionProblem::CompletedChanged { key } => format!(
+            "task `{key}` completed: it cannot change; give it exactly as in the plan at work, \
+             and add a new task for more work"
+        ),
+    }
+}
+
 /// What the planner is told for its next round: the problems of its last answer.
 pub(crate) fn for_next_round(problems: &[String]) -> String {
     let n = problems.len();
@@ -442,6 +522,7 @@ mod tests {
             example: "{\"goal\": \"x\"}",
             current: Some((2, "{\"goal\": \"old\"}")),
             feedback: Some("Split the middleware task."),
+            revision: None,
         });
         for part in [
             "# Plan: Add rate limiting\n",

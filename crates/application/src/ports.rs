@@ -178,8 +178,8 @@ pub enum Scanned {
     Event(StoredEvent),
     /// An agent as stored.
     Agent(Agent),
-    /// A task as stored, with its attempts.
-    Task(Task),
+    /// A task as stored, with its attempts (boxed: a task is much larger than the others).
+    Task(Box<Task>),
     /// An orchestration as stored.
     Orchestration(Orchestration),
 }

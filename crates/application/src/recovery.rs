@@ -106,6 +106,9 @@ pub(crate) fn after_failure(
         }
     };
     events.extend(t.block(reason, at)?);
+    // Its retries and escalation are spent: a planner may revise what remains (a fault of the
+    // setup, above, is for a person to fix instead).
+    changes.blocked.push(t.id);
     Ok(events)
 }
 

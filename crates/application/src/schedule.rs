@@ -25,6 +25,8 @@ pub(crate) struct Changes {
     pub(crate) stops: Vec<(TaskId, u32, String)>,
     /// A task let go of its concerns: tasks they held back may start now, on any agent.
     pub(crate) unlocked: bool,
+    /// Tasks that became blocked: their planned orchestration's planner may revise the plan.
+    pub(crate) blocked: Vec<TaskId>,
 }
 
 impl Changes {

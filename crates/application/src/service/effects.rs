@@ -247,7 +247,7 @@ pub(super) fn finish_orchestration_if_done(
 }
 
 /// The end of a planned, running orchestration whose every task finished: completed when all
-/// completed, failed when some were cancelled. Nothing otherwise (an orchestration made empty
+/// completed (or were superseded by a revision), failed when some were cancelled. Nothing otherwise (an orchestration made empty
 /// stays open for more tasks; a paused one ends when it is resumed).
 pub(super) fn settle(
     o: &mut Orchestration,
@@ -261,9 +261,10 @@ pub(super) fn settle(
     {
         return Ok(Vec::new());
     }
+    // A task a revision of the plan replaced or dropped was cancelled on purpose.
     let cancelled = tasks
         .iter()
-        .filter(|t| t.state == TaskState::Cancelled)
+        .filter(|t| t.state == TaskState::Cancelled && !o.superseded.contains(&t.id))
         .count();
     if cancelled == 0 {
         o.complete(at)

@@ -204,7 +204,7 @@ impl<S: Store> Service<S> {
         E: From<StoreError> + Send + 'static,
     {
         let scheduler = self.scheduler();
-        let (mut result, changes) = self.store.write(move |tx| {
+        let (mut result, mut changes) = self.store.write(move |tx| {
             let mut changes = Changes::default();
             let result = work(tx, &mut changes)?;
             if let Some(s) = scheduler {
@@ -215,7 +215,13 @@ impl<S: Store> Service<S> {
         if !changes.launches.is_empty() {
             fix(&mut result, &changes.launches);
         }
+        let blocked = std::mem::take(&mut changes.blocked);
         self.dispatch(changes);
+        // A task blocked in a plan made of versions: its planner revises the rest of the plan
+        // (in a transaction of its own, after this one; nothing to undo if it cannot).
+        for task in blocked {
+            self.revise_after_block(task);
+        }
         Ok(result)
     }
 
@@ -463,6 +469,14 @@ impl<S: Store> MaosApi for Service<S> {
         reason: Option<String>,
     ) -> Result<Orchestration, OrchestrationError> {
         Service::reject_plan(self, id, reason)
+    }
+
+    fn revise_plan(
+        &self,
+        id: &IdRef,
+        feedback: Option<String>,
+    ) -> Result<PlanningStarted, OrchestrationError> {
+        Service::revise_plan(self, id, feedback, None)
     }
 
     fn start_orchestration(&self, id: &IdRef) -> Result<Orchestration, OrchestrationError> {

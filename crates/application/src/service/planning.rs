@@ -4,8 +4,8 @@
 
 use maos_domain::orchestration::{PlanApprover, Planning};
 use maos_domain::{
-    Capability, CapabilitySet, MaxAttempts, OrchestrationEvent, Plan, PlanOrigin, PlanVersion,
-    Priority, Risk, Tier, Title,
+    AtWork, Capability, CapabilitySet, MaxAttempts, OrchestrationEvent, Plan, PlanKey, PlanOrigin,
+    PlanVersion, Priority, Risk, Tier, Title,
 };
 
 use super::orchestrations::create_plan_tasks;
@@ -18,6 +18,29 @@ use crate::workspace::SummaryLimits;
 pub(super) struct Refereed {
     pub(super) orchestration: OrchestrationId,
     pub(super) verdict: Verdict,
+    /// For a revision of a plan at work: that plan and its tasks by key.
+    pub(super) base: Option<Base>,
+}
+
+/// The plan at work that a revision changes: its approved version's plan and tasks by key.
+#[derive(Debug, Clone)]
+pub(super) struct Base {
+    pub(super) plan: Plan,
+    pub(super) tasks: std::collections::BTreeMap<PlanKey, TaskId>,
+}
+
+impl Base {
+    /// The plan at work of `h`, when a version of it was approved (none before, or when the
+    /// version was approved by a MAOS that kept no task keys).
+    pub(super) fn of(h: &PlanHistory) -> Option<Base> {
+        let n = h.orchestration.approved_version;
+        let tasks = h.record.iter().rev().find_map(|r| match r {
+            PlanRecord::Approved { version, tasks, .. } if *version == n => Some(tasks.clone()),
+            _ => None,
+        })?;
+        let plan = h.version(Some(n))?.plan.clone();
+        (!tasks.is_empty()).then_some(Base { plan, tasks })
+    }
 }
 
 impl<S: Store> Service<S> {
@@ -57,6 +80,7 @@ impl<S: Store> Service<S> {
             example: &reader.example(),
             current: None,
             feedback: None,
+            revision: None,
         });
         let name = match g.name {
             Some(n) => n,
@@ -206,6 +230,7 @@ impl<S: Store> Service<S> {
             example: &reader.example(),
             current: text.as_ref().map(|(n, t)| (*n, t.as_str())),
             feedback: Some(&feedback),
+            revision: None,
         });
         let at = self.clock.now();
         let oid = o.id;
@@ -264,6 +289,17 @@ impl<S: Store> Service<S> {
                     orchestration: o.id.short(),
                     version,
                 })?;
+        let base = if o.approved_version > 0 {
+            Some(Base::of(&history).ok_or_else(|| {
+                OrchestrationError::Refused(format!(
+                    "orchestration {}'s tasks were made before plans kept their keys: a revision \
+                     cannot be applied to them",
+                    o.id.short()
+                ))
+            })?)
+        } else {
+            None
+        };
         let oid = o.id;
         let routes = Arc::clone(&self.routes);
         let ids: Vec<TaskId> = chosen
@@ -272,16 +308,22 @@ impl<S: Store> Service<S> {
             .iter()
             .map(|_| TaskId::from_bits(self.ids.next_bits()))
             .collect();
+        let policy = self.config.failure;
         let at = self.clock.now();
         self.write_scheduled(at, move |tx, changes| {
             let mut o = load_orchestration(tx, oid)?;
-            let events = o.approve_plan(chosen.number, PlanApprover::Person, at)?;
-            tx.save_orchestration(&o)?;
-            tx.append(
+            let tasks = approve_in_tx(
+                tx,
+                &mut o,
+                &chosen,
+                PlanApprover::Person,
+                base.as_ref(),
+                &ids,
+                &routes,
+                policy,
                 at,
-                &DomainEvent::orchestrations(oid, events).collect::<Vec<_>>(),
+                changes,
             )?;
-            let tasks = create_planned_tasks(tx, &o, &chosen.plan, &ids, &routes, at, changes)?;
             Ok(PlanCreated {
                 orchestration: o,
                 tasks,
@@ -289,6 +331,136 @@ impl<S: Store> Service<S> {
         })
     }
 
+    /// Asks the planner for a revision of the plan at work (`maos plan revise`, or a task that
+    /// became blocked): what remains, given what completed and why the blocked task failed.
+    pub(super) fn revise_plan(
+        &self,
+        id: &IdRef,
+        feedback: Option<String>,
+        blocked: Option<TaskId>,
+    ) -> Result<PlanningStarted, OrchestrationError> {
+        let reader = self.reader()?;
+        let history = self.plan_history(id)?;
+        let o = &history.orchestration;
+        let base = Base::of(&history).ok_or_else(|| {
+            OrchestrationError::Refused(format!(
+                "orchestration {} has no approved plan version to revise: revise a plan made by \
+                 `plan` once it runs",
+                o.id.short()
+            ))
+        })?;
+        let current = history.version(Some(o.approved_version)).ok_or_else(|| {
+            OrchestrationError::NoPlan {
+                orchestration: o.id.short(),
+                version: Some(o.approved_version),
+            }
+        })?;
+        let planner = match &current.origin {
+            PlanOrigin::Planner { agent, .. } => Some(agent.clone()),
+            PlanOrigin::Person => None,
+        };
+        let agents = self.store.agents(&AgentFilter::default())?;
+        let planner = planner.filter(|p| agents.iter().any(|a| &a.name == p));
+        check_planner(&agents, planner.as_ref())?;
+        let mut progress = String::new();
+        for (key, task) in &base.tasks {
+            let Some(t) = self.store.task(*task)? else {
+                continue;
+            };
+            progress.push_str(&planning::task_progress(key, &t, blocked == Some(t.id)));
+        }
+        let text = reader.write(&base.plan);
+        let goal = o.goal.clone().unwrap_or_else(|| o.name.to_string());
+        let summary = self.summary_of(o.workspace.as_ref())?;
+        let prompt = planning::brief(&BriefInput {
+            goal: &goal,
+            notes: &o.notes,
+            repo: summary.as_ref(),
+            agents: &agents,
+            max_tasks: max_tasks_of(&history),
+            schema: &reader.schema(),
+            example: &reader.example(),
+            current: None,
+            feedback: feedback.as_deref(),
+            revision: Some((o.approved_version, &text, &progress)),
+        });
+        let max_tasks = max_tasks_of(&history);
+        let at = self.clock.now();
+        let oid = o.id;
+        let tid = TaskId::from_bits(self.ids.next_bits());
+        let task = PlannerTask {
+            oid,
+            tid,
+            goal,
+            prompt,
+            planner,
+            rounds: default_rounds(),
+            budget: None,
+            timeout: None,
+            workspace: o.workspace.clone(),
+        };
+        self.write_scheduled_then(
+            at,
+            move |tx, changes| {
+                let mut o = load_orchestration(tx, oid)?;
+                let events = o.start_planning(
+                    Planning {
+                        task: tid,
+                        max_tasks,
+                    },
+                    at,
+                )?;
+                tx.save_orchestration(&o)?;
+                tx.append(
+                    at,
+                    &DomainEvent::orchestrations(oid, events).collect::<Vec<_>>(),
+                )?;
+                let task = create_planner(tx, task, at, changes)?;
+                Ok::<_, OrchestrationError>(PlanningStarted {
+                    orchestration: o,
+                    task,
+                })
+            },
+            refresh_planner,
+        )
+    }
+
+    /// After `task` became blocked: when its orchestration runs a plan made of versions, no
+    /// planner is at work and fewer than [`AUTO_REVISIONS`] revisions were asked for already, the
+    /// planner revises the rest of the plan. Nothing happens otherwise, or when it cannot (no
+    /// planner: the blocked task waits for a person as any does).
+    pub(super) fn revise_after_block(&self, task: TaskId) {
+        let Ok(Some(t)) = self.store.task(task) else {
+            return;
+        };
+        let Some(oid) = t.spec.orchestration else {
+            return;
+        };
+        let Ok(Some(o)) = self.store.orchestration(oid) else {
+            return;
+        };
+        if o.approved_version == 0 || o.planning.is_some() || o.status.is_terminal() {
+            return;
+        }
+        let id = IdRef::from(oid);
+        let Ok(history) = self.plan_history(&id) else {
+            return;
+        };
+        let approved_first = history
+            .record
+            .iter()
+            .position(|r| matches!(r, PlanRecord::Approved { .. }));
+        let revisions = approved_first.map_or(0, |i| {
+            history.record[i..]
+                .iter()
+                .filter(|r| matches!(r, PlanRecord::Planning { .. }))
+                .count()
+        });
+        if revisions >= AUTO_REVISIONS {
+            return;
+        }
+        let _ = self.revise_plan(&id, None, Some(task));
+    }
     pub(super) fn reject_plan(
         &self,
         id: &IdRef,
@@ -305,7 +477,9 @@ impl<S: Store> Service<S> {
         })
     }
 
-    /// The referee's verdict on the answer of planning task `t` (none when `t` plans nothing).
+    /// The referee's verdict on the answer of planning task `t` (none when `t` plans nothing):
+    /// the plan checks, and for a revision of a plan at work, that it leaves what completed as
+    /// it is.
     pub(super) fn referee(
         &self,
         t: &Task,
@@ -317,17 +491,197 @@ impl<S: Store> Service<S> {
         let Some(reader) = self.plans.clone() else {
             return Ok(None);
         };
-        let max_tasks = self
-            .store
-            .orchestration(oid)?
-            .and_then(|o| o.planning)
+        let Some(o) = self.store.orchestration(oid)? else {
+            return Ok(None);
+        };
+        let max_tasks = o
+            .planning
             .map_or(PlanGoal::DEFAULT_MAX_TASKS, |p| p.max_tasks);
+        let base = if o.approved_version > 0 {
+            match self.plan_history(&IdRef::from(oid)) {
+                Ok(h) => Base::of(&h),
+                Err(QueryError::Store(e)) => return Err(e),
+                Err(_) => None,
+            }
+        } else {
+            None
+        };
         let offered = self.offered()?;
+        let mut verdict = planning::referee(&*reader, answer.unwrap_or(""), &offered, max_tasks);
+        if let (Verdict::Plan { plan, .. }, Some(b)) = (&verdict, &base) {
+            let at_work = self.at_work(&b.tasks)?;
+            if let Err(problems) = maos_domain::plan::revise(&b.plan, &at_work, plan) {
+                verdict = Verdict::Problems {
+                    text: Some(reader.write(plan)),
+                    problems: problems
+                        .iter()
+                        .map(planning::revision_problem_text)
+                        .collect(),
+                };
+            }
+        }
         Ok(Some(Refereed {
             orchestration: oid,
-            verdict: planning::referee(&*reader, answer.unwrap_or(""), &offered, max_tasks),
+            verdict,
+            base,
         }))
     }
+
+    /// The tasks of a plan at work as a revision sees them, read now.
+    fn at_work(
+        &self,
+        tasks: &std::collections::BTreeMap<PlanKey, TaskId>,
+    ) -> Result<std::collections::BTreeMap<PlanKey, AtWork>, StoreError> {
+        let mut out = std::collections::BTreeMap::new();
+        for (key, id) in tasks {
+            if let Some(t) = self.store.task(*id)? {
+                out.insert(key.clone(), at_work_of(&t));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// How many revisions a plan gets without a person asking, after its tasks block.
+pub(super) const AUTO_REVISIONS: usize = 3;
+
+fn at_work_of(t: &Task) -> AtWork {
+    AtWork {
+        task: t.id,
+        completed: t.state == TaskState::Completed,
+        ended: t.state.is_terminal(),
+    }
+}
+
+/// Approves `chosen` inside the transaction: the first version creates its tasks (`ids`, one
+/// per task) and starts the orchestration; a revision of the plan at work (`base`) cancels the
+/// tasks it replaces or drops and creates the new ones, read against the tasks' states now.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn approve_in_tx(
+    tx: &mut dyn Transaction,
+    o: &mut Orchestration,
+    chosen: &PlanVersion,
+    by: PlanApprover,
+    base: Option<&Base>,
+    ids: &[TaskId],
+    routes: &[RouteRule],
+    policy: FailurePolicy,
+    at: Timestamp,
+    changes: &mut Changes,
+) -> Result<Vec<(String, Task)>, OrchestrationError> {
+    let plan = &chosen.plan;
+    let key_ids: std::collections::BTreeMap<PlanKey, TaskId> = plan
+        .tasks
+        .iter()
+        .zip(ids)
+        .map(|(t, id)| (t.key.clone(), *id))
+        .collect();
+    let Some(base) = base else {
+        let events = o.approve_plan(chosen.number, by, key_ids, Vec::new(), at)?;
+        save_orchestration_events(tx, o, events, at)?;
+        return create_planned_tasks(tx, o, plan, ids, routes, at, changes);
+    };
+    let mut at_work = std::collections::BTreeMap::new();
+    for (key, id) in &base.tasks {
+        if let Some(t) = tx.task(*id)? {
+            at_work.insert(key.clone(), at_work_of(&t));
+        }
+    }
+    let revision = maos_domain::plan::revise(&base.plan, &at_work, plan).map_err(|problems| {
+        OrchestrationError::Refused(format!(
+            "version {} cannot be applied any more: {}; ask for another revision",
+            chosen.number,
+            problems
+                .iter()
+                .map(planning::revision_problem_text)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))
+    })?;
+    let mut mapping = revision.keep.clone();
+    for key in &revision.create {
+        if let Some(id) = key_ids.get(key) {
+            mapping.insert(key.clone(), *id);
+        }
+    }
+    let events = o.approve_plan(
+        chosen.number,
+        by,
+        mapping.clone(),
+        revision.superseded.clone(),
+        at,
+    )?;
+    save_orchestration_events(tx, o, events, at)?;
+    let why = format!("replaced by version {} of its plan", chosen.number);
+    for id in &revision.superseded {
+        let mut t = load_task(tx, *id)?;
+        let held = t.state.holds_slot();
+        let events = t.cancel(why.clone(), at)?;
+        save_task_events(tx, &t, events, at)?;
+        changes.release_concerns(&t);
+        if held {
+            release_slot(tx, &t, policy, at, changes)?;
+            changes.stops.push((t.id, t.attempts_used(), why.clone()));
+        }
+    }
+    let specs: std::collections::HashMap<String, PlanTask> = PlanTask::from_plan(plan)
+        .into_iter()
+        .map(|t| (t.key.clone(), t))
+        .collect();
+    let mut made = Vec::with_capacity(revision.create.len());
+    for key in &revision.create {
+        let (Some(p), Some(id)) = (specs.get(key.as_str()), mapping.get(key)) else {
+            continue;
+        };
+        let depends_on: std::collections::BTreeSet<TaskId> = p
+            .depends_on
+            .iter()
+            .filter_map(|d| {
+                PlanKey::parse(d)
+                    .ok()
+                    .and_then(|k| mapping.get(&k).copied())
+            })
+            .collect();
+        let c = p.task.clone();
+        let c = CreateTask {
+            workspace: c.workspace.or_else(|| o.workspace.clone()),
+            verify: c.verify.or_else(|| o.verify.clone()),
+            ..c
+        };
+        let spec = task_spec(c, depends_on.clone(), Some(o.id), routes);
+        let (mut task, mut events) = Task::create(*id, spec, at);
+        let deps: Vec<TaskId> = depends_on.into_iter().collect();
+        let ready = deps.is_empty()
+            || tx
+                .task_states(&deps)?
+                .iter()
+                .all(|(_, s)| *s == TaskState::Completed);
+        if ready {
+            events.extend(task.make_ready(at)?);
+            if task.state == TaskState::Ready {
+                changes.readied.push(task.id);
+            }
+        }
+        save_task_events(tx, &task, events, at)?;
+        made.push((key.to_string(), task));
+    }
+    if let Some(any) = made.first().map(|(_, t)| t.clone()) {
+        finish_orchestration_if_done(tx, &any, at)?;
+    }
+    Ok(made)
+}
+
+fn save_orchestration_events(
+    tx: &mut dyn Transaction,
+    o: &Orchestration,
+    events: Vec<OrchestrationEvent>,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    tx.save_orchestration(o)?;
+    tx.append(
+        at,
+        &DomainEvent::orchestrations(o.id, events).collect::<Vec<_>>(),
+    )
 }
 
 /// After a planning task's attempt was recorded (in the same transaction): a plan that passed
@@ -341,6 +695,7 @@ pub(super) fn settle_planner(
     auto_approve: bool,
     ids: &[TaskId],
     routes: &[RouteRule],
+    policy: FailurePolicy,
     at: Timestamp,
     changes: &mut Changes,
 ) -> Result<(), OrchestrationError> {
@@ -368,17 +723,26 @@ pub(super) fn settle_planner(
                 rationale,
                 proposed_at: at,
             };
-            let plan = version.plan.clone();
+            let chosen = version.clone();
             events.extend(o.propose_plan(version, at)?);
-            if auto_approve {
-                events.extend(o.approve_plan(o.plan_version, PlanApprover::Config, at)?);
-                tx.save_orchestration(&o)?;
-                tx.append(
+            let low_risk = match &refereed.base {
+                None => true,
+                Some(b) => revision_is_low_risk(tx, b, &chosen.plan)?,
+            };
+            if auto_approve && low_risk {
+                save_orchestration_events(tx, &o, std::mem::take(&mut events), at)?;
+                approve_in_tx(
+                    tx,
+                    &mut o,
+                    &chosen,
+                    PlanApprover::Config,
+                    refereed.base.as_ref(),
+                    ids,
+                    routes,
+                    policy,
                     at,
-                    &DomainEvent::orchestrations(o.id, std::mem::take(&mut events))
-                        .collect::<Vec<_>>(),
+                    changes,
                 )?;
-                create_planned_tasks(tx, &o, &plan, ids, routes, at, changes)?;
                 return Ok(());
             }
         }
@@ -396,6 +760,36 @@ pub(super) fn settle_planner(
         &DomainEvent::orchestrations(o.id, events).collect::<Vec<_>>(),
     )?;
     Ok(())
+}
+
+/// True when every task a revision creates, and every live task it cancels, is low risk (the
+/// configuration may then approve it without a person).
+fn revision_is_low_risk(
+    tx: &mut dyn Transaction,
+    base: &Base,
+    plan: &Plan,
+) -> Result<bool, OrchestrationError> {
+    let mut at_work = std::collections::BTreeMap::new();
+    for (key, id) in &base.tasks {
+        if let Some(t) = tx.task(*id)? {
+            at_work.insert(key.clone(), at_work_of(&t));
+        }
+    }
+    let Ok(r) = maos_domain::plan::revise(&base.plan, &at_work, plan) else {
+        return Ok(false);
+    };
+    let created_low = plan
+        .tasks
+        .iter()
+        .filter(|t| r.create.contains(&t.key))
+        .all(|t| t.risk == Risk::Low);
+    let mut cancelled_low = true;
+    for id in &r.superseded {
+        if let Some(t) = tx.task(*id)? {
+            cancelled_low &= t.spec.risk == Risk::Low;
+        }
+    }
+    Ok(created_low && cancelled_low)
 }
 
 /// When a planning task ends another way (its attempts failed, a person cancelled it): the

@@ -233,6 +233,7 @@ impl<S: Store> Service<S> {
                     auto_approve,
                     &plan_ids,
                     &routes,
+                    policy,
                     at,
                     changes,
                 )

@@ -490,6 +490,7 @@ mod methods {
         RegeneratePlan = 50 regenerate_plan (regenerate_plan_params, regenerate_plan_results);
         ApprovePlan = 51 approve_plan (approve_plan_params, approve_plan_results);
         RejectPlan = 52 reject_plan (reject_plan_params, reject_plan_results);
+        RevisePlan = 53 revise_plan (revise_plan_params, revise_plan_results);
     }
 }
 
@@ -1283,6 +1284,25 @@ impl MaosApi for IpcClient {
                 Ok(())
             },
             |r| orchestration_result(r.get_result()),
+        )
+        .map_err(OrchestrationError::Remote)
+    }
+
+    fn revise_plan(
+        &self,
+        id: &IdRef,
+        feedback: Option<String>,
+    ) -> Result<PlanningStarted, OrchestrationError> {
+        let id = id.clone();
+        self.call::<methods::RevisePlan, _, _, _>(
+            move |mut p| {
+                p.set_id(id.as_str());
+                if let Some(feedback) = &feedback {
+                    p.set_feedback(feedback.as_str());
+                }
+                Ok(())
+            },
+            |r| planning_result(r.get_result()),
         )
         .map_err(OrchestrationError::Remote)
     }

@@ -952,10 +952,19 @@ pub fn write_orchestration(o: &Orchestration, mut b: wire::orchestration::Builde
     }
     b.set_planned(o.planned);
     b.set_plan_version(o.plan_version);
+    b.set_approved_version(o.approved_version);
+    b.set_decided_version(o.decided_version);
     if let Some(p) = &o.planning {
         let mut pb = b.reborrow().init_planning();
         pb.set_task(p.task.to_string().as_str());
         pb.set_max_tasks(p.max_tasks);
+    }
+    let superseded: Vec<String> = o.superseded.iter().map(ToString::to_string).collect();
+    if let Ok(n) = len32(superseded.len()) {
+        write_texts(
+            superseded.iter().map(String::as_str),
+            b.reborrow().init_superseded(n),
+        );
     }
     if let Ok(n) = len32(o.notes.len()) {
         write_texts(o.notes.iter().map(String::as_str), b.init_notes(n));
@@ -982,6 +991,12 @@ pub fn read_orchestration(r: wire::orchestration::Reader<'_>) -> Decoded<Orchest
         } else {
             None
         },
+        approved_version: r.get_approved_version(),
+        decided_version: r.get_decided_version(),
+        superseded: texts(r.get_superseded())?
+            .iter()
+            .map(|t| TaskId::parse(t))
+            .collect::<Result<_, _>>()?,
         status: orchestration_status_from_wire(r.get_status()?),
         created_at: Timestamp::from_millis(r.get_created_at()),
         updated_at: Timestamp::from_millis(r.get_updated_at()),
@@ -1459,11 +1474,28 @@ pub fn write_plan_record(
                 g.init_problems(len32(problems.len())?),
             );
         }
-        PlanRecord::Approved { version, by, at } => {
+        PlanRecord::Approved {
+            version,
+            by,
+            tasks,
+            superseded,
+            at,
+        } => {
             b.set_at(at.as_millis());
             let mut g = b.init_approved();
             g.set_version(*version);
             g.set_by(approver_to_wire(*by));
+            let mut list = g.reborrow().init_tasks(len32(tasks.len())?);
+            for (i, (key, id)) in tasks.iter().enumerate() {
+                let mut k = list.reborrow().get(len32(i)?);
+                k.set_key(key.as_str());
+                k.set_id(id.to_string().as_str());
+            }
+            let ids: Vec<String> = superseded.iter().map(ToString::to_string).collect();
+            write_texts(
+                ids.iter().map(String::as_str),
+                g.init_superseded(len32(ids.len())?),
+            );
         }
         PlanRecord::Rejected {
             version,
@@ -1504,6 +1536,21 @@ pub fn read_plan_record(r: wire::plan_record::Reader<'_>) -> Decoded<PlanRecord>
         Which::Approved(g) => PlanRecord::Approved {
             version: g.get_version(),
             by: approver_from_wire(&text(g.get_by())?)?,
+            tasks: g
+                .get_tasks()?
+                .iter()
+                .map(|k| {
+                    Ok((
+                        maos_domain::PlanKey::parse(&text(k.get_key())?)
+                            .map_err(|e| DecodeError::Payload(e.to_string()))?,
+                        TaskId::parse(&text(k.get_id())?)?,
+                    ))
+                })
+                .collect::<Decoded<_>>()?,
+            superseded: texts(g.get_superseded())?
+                .iter()
+                .map(|t| TaskId::parse(t))
+                .collect::<Result<_, _>>()?,
             at,
         },
         Which::Rejected(g) => PlanRecord::Rejected {

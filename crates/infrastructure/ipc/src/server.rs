@@ -1296,6 +1296,22 @@ impl api::Server for ApiServer {
         })
     }
 
+    async fn revise_plan(
+        self: Rc<Self>,
+        params: api::RevisePlanParams,
+        mut results: api::RevisePlanResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let input = id_ref(p.get_id())
+            .and_then(|id| Ok((id, read_opt_text(p.has_feedback(), p.get_feedback())?)));
+        let outcome = self
+            .call(input, |api, (id, feedback)| api.revise_plan(&id, feedback))
+            .await;
+        answer!(results.get().init_result(), outcome, |started, r| {
+            write_planning_started(&started, r.init_ok())
+        })
+    }
+
     async fn list_orchestrations(
         self: Rc<Self>,
         _: api::ListOrchestrationsParams,

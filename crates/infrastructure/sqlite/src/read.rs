@@ -186,7 +186,7 @@ pub(crate) fn scan(conn: &Connection, visit: &mut dyn FnMut(Scanned)) -> Result<
         after = last.id.to_string();
         let full = page.len() as u64 == PAGE;
         for t in page {
-            visit(Scanned::Task(t));
+            visit(Scanned::Task(Box::new(t)));
         }
         if !full {
             break;

@@ -228,6 +228,12 @@ struct OrchestrationExtra {
     plan_version: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     planning: Option<Planning>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    approved_version: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    decided_version: u32,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    superseded: std::collections::BTreeSet<TaskId>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -552,6 +558,9 @@ pub(crate) fn orchestration_from_row(row: &Row<'_>) -> Result<Orchestration, Sto
         planned: extra.planned,
         plan_version: extra.plan_version,
         planning: extra.planning,
+        approved_version: extra.approved_version,
+        decided_version: extra.decided_version,
+        superseded: extra.superseded,
         id: parsed(
             "orchestration id",
             OrchestrationId::parse(&col::<String>(row, 0)?),
@@ -592,6 +601,9 @@ pub(crate) fn save_orchestration(conn: &Connection, o: &Orchestration) -> Result
         planned: o.planned,
         plan_version: o.plan_version,
         planning: o.planning,
+        approved_version: o.approved_version,
+        decided_version: o.decided_version,
+        superseded: o.superseded.clone(),
     })?;
     conn.prepare_cached(
         "INSERT INTO orchestrations (id, name, goal, status, created_at, updated_at, version, extra)

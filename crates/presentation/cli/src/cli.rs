@@ -1098,6 +1098,25 @@ pub(crate) enum PlanCommand {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Ask the planner to revise a running plan: the work not done yet, given what completed
+    /// and why blocked tasks failed. The revision is a new version, approved like any (approve
+    /// applies it without stopping the orchestration: completed tasks stay, replaced and dropped
+    /// ones are cancelled, new ones join). A task that ends blocked asks for one by itself.
+    #[command(
+        after_help = "Examples:\n  maos plan revise 3kq9 --feedback \"the API moved to v2\"\n  \
+        maos plan diff 3kq9 && maos plan approve 3kq9"
+    )]
+    Revise {
+        /// The orchestration's id or a unique prefix of it.
+        #[arg(value_parser = id_ref, add = live(completions::orchestration_ids))]
+        id: IdRef,
+        /// What should change, for the planner.
+        #[arg(long, value_name = "TEXT")]
+        feedback: Option<String>,
+        /// Return once the planner has started, without waiting for the revision.
+        #[arg(long)]
+        no_wait: bool,
+    },
     /// What changed between two versions: tasks added, removed and changed.
     #[command(after_help = "Examples:
   maos plan diff 3kq9          # the newest against the one before

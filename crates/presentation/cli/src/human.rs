@@ -767,8 +767,15 @@ fn event_details(e: &DomainEvent) -> String {
             OrchestrationEvent::PlanningFailed { task, problems, .. } => {
                 format!("planner_task={} problems={}", task.short(), problems.len())
             }
-            OrchestrationEvent::PlanApproved { version, by } => format!(
-                "version={version} by={}",
+            OrchestrationEvent::PlanApproved {
+                version,
+                by,
+                tasks,
+                superseded,
+            } => format!(
+                "version={version} tasks={} superseded={} by={}",
+                tasks.len(),
+                superseded.len(),
                 match by {
                     maos_domain::orchestration::PlanApprover::Person => "person",
                     maos_domain::orchestration::PlanApprover::Config => "config",

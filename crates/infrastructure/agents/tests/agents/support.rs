@@ -275,6 +275,13 @@ impl MaosApi for Recorder {
     ) -> Result<Orchestration, OrchestrationError> {
         self.service.reject_plan(id, reason)
     }
+    fn revise_plan(
+        &self,
+        id: &IdRef,
+        feedback: Option<String>,
+    ) -> Result<maos_application::PlanningStarted, OrchestrationError> {
+        self.service.revise_plan(id, feedback)
+    }
     fn start_orchestration(&self, id: &IdRef) -> Result<Orchestration, OrchestrationError> {
         self.service.start_orchestration(id)
     }

@@ -286,6 +286,13 @@ fn orchestration(goal: Option<&str>) -> Orchestration {
             task: TaskId::from_bits(0xabcd_0000_0000_0000_0000_0000_0000_0099),
             max_tasks: 500,
         }),
+        approved_version: goal.map_or(0, |_| 2),
+        decided_version: goal.map_or(0, |_| 2),
+        superseded: goal.map_or_else(Default::default, |_| {
+            [TaskId::from_bits(7), TaskId::from_bits(8)]
+                .into_iter()
+                .collect()
+        }),
         status: OrchestrationStatus::AwaitingPlanApproval,
         created_at: at(1),
         updated_at: at(2),
@@ -689,11 +696,26 @@ fn plan_history() -> PlanHistory {
             PlanRecord::Approved {
                 version: 2,
                 by: PlanApprover::Person,
+                tasks: [
+                    (
+                        maos_domain::PlanKey::parse("greet").unwrap(),
+                        TaskId::from_bits(5),
+                    ),
+                    (
+                        maos_domain::PlanKey::parse("tests").unwrap(),
+                        TaskId::from_bits(6),
+                    ),
+                ]
+                .into_iter()
+                .collect(),
+                superseded: vec![TaskId::from_bits(4)],
                 at: at(21),
             },
             PlanRecord::Approved {
                 version: 2,
                 by: PlanApprover::Config,
+                tasks: Default::default(),
+                superseded: Vec::new(),
                 at: at(22),
             },
         ],

@@ -86,6 +86,19 @@ pub(crate) fn execute(args: PlanArgs, api: &dyn MaosApi, out: &mut Output) -> Re
             out.print(&Rejected(o))
         }
         Some(PlanCommand::Brief { id, version }) => brief(&id, version, api, out),
+        Some(PlanCommand::Revise {
+            id,
+            feedback,
+            no_wait,
+        }) => {
+            let since = api.status()?.last_event;
+            let started = api.revise_plan(&id, feedback)?;
+            if no_wait {
+                return out.print(&Planning(started));
+            }
+            let o = started.orchestration.id;
+            wait_and_show(api, o, started.task.id, since, None, out)
+        }
     }
 }
 
@@ -656,6 +669,10 @@ enum RecordJson {
     Approved {
         version: u32,
         by: &'static str,
+        /// Each task of the version: its key and task id.
+        tasks: std::collections::BTreeMap<String, String>,
+        /// The tasks of the version before that it replaced or dropped (cancelled).
+        superseded: Vec<String>,
         at: String,
     },
     Rejected {
@@ -692,9 +709,20 @@ impl From<&PlanRecord> for RecordJson {
                 problems: problems.clone(),
                 at: json::time(*at),
             },
-            PlanRecord::Approved { version, by, at } => RecordJson::Approved {
+            PlanRecord::Approved {
+                version,
+                by,
+                tasks,
+                superseded,
+                at,
+            } => RecordJson::Approved {
                 version: *version,
                 by: approver(*by),
+                tasks: tasks
+                    .iter()
+                    .map(|(k, id)| (k.to_string(), id.to_string()))
+                    .collect(),
+                superseded: superseded.iter().map(ToString::to_string).collect(),
                 at: json::time(*at),
             },
             PlanRecord::Rejected {
@@ -838,12 +866,26 @@ fn record_text(r: &PlanRecord) -> String {
             task.short(),
             problems.len()
         ),
-        PlanRecord::Approved { version, by, at } => format!(
-            "{}  version {version} approved by {}",
+        PlanRecord::Approved {
+            version,
+            by,
+            superseded,
+            at,
+            ..
+        } => format!(
+            "{}  version {version} approved by {}{}",
             at.to_rfc3339(),
             match by {
                 PlanApprover::Person => "a person",
                 PlanApprover::Config => "the configuration (approve_plans = \"auto\")",
+            },
+            if superseded.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; {} task(s) of the version before cancelled",
+                    superseded.len()
+                )
             }
         ),
         PlanRecord::Rejected {
