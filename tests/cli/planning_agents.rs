@@ -547,33 +547,24 @@ fn an_openai_planner_is_told_the_problems_of_round_1_and_fixes_them_in_round_2()
 
 // ---- Claude Code ----
 
-#[test]
-fn claude_code_plans_against_its_fake_api_and_the_tasks_arrive_intact() {
-    if in_process() {
-        return;
-    }
-    let Some(bin) = crate::real_cli::cli("MAOS_CLAUDE_BIN", "claude", "@anthropic-ai/claude-code")
-    else {
-        return;
-    };
-    let sent = good_plan();
-    let text = answer(&sent);
-    let fake = fakes::FakeApi::anthropic(vec![fakes::text(
-        &text,
-        fakes::Tokens {
-            input: 4000,
-            cached: 0,
-            output: 900,
-        },
-    )]);
-    let env = Env::new();
-    let home = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let agents = dir.path().join("agents.toml");
-    std::fs::write(
-        &agents,
-        format!(
-            r#"
+/// A data directory with a Claude Code planner (the real CLI, `bin`) whose model API is
+/// `fake`, and a worker; the temporary directories it needs are kept with it.
+struct ClaudeSetup {
+    env: Env,
+    _home: tempfile::TempDir,
+    _dir: tempfile::TempDir,
+}
+
+impl ClaudeSetup {
+    fn new(bin: &std::path::Path, fake: &fakes::FakeApi) -> ClaudeSetup {
+        let env = Env::new();
+        let home = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let agents = dir.path().join("agents.toml");
+        std::fs::write(
+            &agents,
+            format!(
+                r#"
 [[agent]]
 name = "claude-planner"
 adapter = "claude-code"
@@ -585,46 +576,82 @@ env = ["ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "DISABLE_TELEMETRY", "DISABLE_
        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"]
 timeout = "2m"
 "#,
-            bin.display()
-        ),
-    )
-    .unwrap();
-    let base_url = fake.base_url();
-    let registered = env.maos_env(
-        &[
-            "agent",
-            "register",
-            "--from-file",
-            agents.to_str().unwrap(),
-            "--json",
-        ],
-        &[
-            ("HOME", home.path().to_str().unwrap()),
-            ("ANTHROPIC_BASE_URL", &base_url),
-            ("ANTHROPIC_API_KEY", "sk-ant-fake-key"),
-            ("DISABLE_TELEMETRY", "1"),
-            ("DISABLE_AUTOUPDATER", "1"),
-            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
-        ],
-    );
-    assert_eq!(registered.code, 0, "{}", registered.stderr);
-    worker(&env, dir.path());
-    let repo = Repo::new();
+                bin.display()
+            ),
+        )
+        .unwrap();
+        // The command that starts the daemon gives it the environment its agents inherit.
+        let base_url = fake.base_url();
+        let registered = env.maos_env(
+            &[
+                "agent",
+                "register",
+                "--from-file",
+                agents.to_str().unwrap(),
+                "--json",
+            ],
+            &[
+                ("HOME", home.path().to_str().unwrap()),
+                ("ANTHROPIC_BASE_URL", &base_url),
+                ("ANTHROPIC_API_KEY", "sk-ant-fake-key"),
+                ("DISABLE_TELEMETRY", "1"),
+                ("DISABLE_AUTOUPDATER", "1"),
+                ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
+            ],
+        );
+        assert_eq!(registered.code, 0, "{}", registered.stderr);
+        worker(&env, dir.path());
+        ClaudeSetup {
+            env,
+            _home: home,
+            _dir: dir,
+        }
+    }
 
-    let (doc, code, stderr) = plan(&env, "Parse and print dates", &repo);
-    let logs = |doc: &Value| {
-        doc["record"][0]["task"]
+    /// `maos plan` for `goal` in a fresh repository, expected to succeed: its document.
+    fn plan_ok(&self, goal: &str, fake: &fakes::FakeApi) -> Value {
+        let repo = Repo::new();
+        let (doc, code, stderr) = plan(&self.env, goal, &repo);
+        let logs = doc["record"][0]["task"]
             .as_str()
-            .map(|t| env.maos(&["task", "logs", t]).stdout)
-            .unwrap_or_default()
+            .map(|t| self.env.maos(&["task", "logs", t]).stdout)
+            .unwrap_or_default();
+        assert_eq!(
+            code,
+            0,
+            "{stderr}\n{doc:#}\nlogs:\n{logs}\nrequests:\n{}",
+            fake.describe()
+        );
+        doc
+    }
+}
+
+/// The real Claude Code CLI, or `None` (after saying why) when it is not installed.
+fn claude() -> Option<std::path::PathBuf> {
+    crate::real_cli::cli("MAOS_CLAUDE_BIN", "claude", "@anthropic-ai/claude-code")
+}
+
+fn claude_tokens() -> fakes::Tokens {
+    fakes::Tokens {
+        input: 4000,
+        cached: 0,
+        output: 900,
+    }
+}
+
+#[test]
+fn claude_code_plans_against_its_fake_api_and_the_tasks_arrive_intact() {
+    if in_process() {
+        return;
+    }
+    let Some(bin) = claude() else {
+        return;
     };
-    assert_eq!(
-        code,
-        0,
-        "{stderr}\n{doc:#}\nlogs:\n{}\nrequests:\n{}",
-        logs(&doc),
-        fake.describe()
-    );
+    let sent = good_plan();
+    let text = answer(&sent);
+    let fake = fakes::FakeApi::anthropic(vec![fakes::text(&text, claude_tokens())]);
+    let setup = ClaudeSetup::new(&bin, &fake);
+    let doc = setup.plan_ok("Parse and print dates", &fake);
     let v = &doc["version"];
     assert_eq!(v["number"], 1);
     assert_eq!(v["origin"]["kind"], "planner");
@@ -648,9 +675,50 @@ timeout = "2m"
         );
     }
     let planning = doc["record"][0]["task"].as_str().unwrap();
-    let t = env.ok_json(&["task", "show", planning])["task"].clone();
+    let t = setup.env.ok_json(&["task", "show", planning])["task"].clone();
     let attempt = &t["attempts"][0];
     assert_whole(&attempt["summary"], &text);
     assert_eq!(attempt["usage"]["input_tokens"], 4000, "{attempt:#}");
     assert_eq!(attempt["usage"]["output_tokens"], 900, "{attempt:#}");
+}
+
+#[test]
+fn claude_codes_final_message_of_several_text_blocks_reaches_the_referee_whole() {
+    if in_process() {
+        return;
+    }
+    let Some(bin) = claude() else {
+        return;
+    };
+    // The reason, the plan and a closing remark, each a text block of the final message.
+    // Claude Code's result holds only the last block (the remark): without the whole message
+    // the plan would be lost, every round (hence the same reply three times).
+    let sent = good_plan();
+    let fenced = format!(
+        "```json\n{}\n```",
+        serde_json::to_string_pretty(&sent).unwrap()
+    );
+    let remark = "Ask me if the order should change.";
+    let reply = fakes::Reply::Stream {
+        blocks: vec![
+            fakes::Block::Text(REASON.to_owned()),
+            fakes::Block::Text(fenced.clone()),
+            fakes::Block::Text(remark.to_owned()),
+        ],
+        tokens: claude_tokens(),
+    };
+    let fake = fakes::FakeApi::anthropic(vec![reply.clone(), reply.clone(), reply]);
+    let setup = ClaudeSetup::new(&bin, &fake);
+    let doc = setup.plan_ok("Parse and print dates", &fake);
+    let v = &doc["version"];
+    assert_eq!(v["origin"]["agent"], "claude-planner");
+    assert_eq!(v["origin"]["attempt"], 1, "{doc:#}");
+    assert_eq!(v["rationale"], format!("{REASON}\n\n{remark}"));
+    assert_tasks_intact(&sent, &v["plan"]);
+    let planning = doc["record"][0]["task"].as_str().unwrap();
+    let t = setup.env.ok_json(&["task", "show", planning])["task"].clone();
+    assert_whole(
+        &t["attempts"][0]["summary"],
+        &format!("{REASON}\n\n{fenced}\n\n{remark}"),
+    );
 }
