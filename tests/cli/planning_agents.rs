@@ -243,6 +243,30 @@ fn completion(n: u32, text: &str, prompt: u64, cached: u64, completion: u64) -> 
     })
 }
 
+/// A chat completion calling one tool (`arguments` as JSON), with a little usage.
+fn tool_call(n: u32, name: &str, arguments: Value) -> Value {
+    json!({
+        "id": format!("chatcmpl-fake-{n}"),
+        "object": "chat.completion",
+        "created": 1_700_000_000 + n,
+        "model": "gpt-fake",
+        "choices": [{
+            "index": 0,
+            "finish_reason": "tool_calls",
+            "message": {
+                "role": "assistant",
+                "content": null,
+                "tool_calls": [{
+                    "id": format!("call_{n}"),
+                    "type": "function",
+                    "function": {"name": name, "arguments": arguments.to_string()},
+                }],
+            },
+        }],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110},
+    })
+}
+
 // ---- plans and answers ----
 
 /// The reason each planner gives before its plan.
@@ -543,6 +567,65 @@ fn an_openai_planner_is_told_the_problems_of_round_1_and_fixes_them_in_round_2()
     assert_eq!(t["usage"]["input_tokens"], 6500, "{t:#}");
     assert_eq!(t["usage"]["output_tokens"], 650, "{t:#}");
     assert_eq!(t["usage"]["cost_usd"], "0.00", "{t:#}");
+}
+
+#[test]
+fn an_openai_planner_may_look_at_the_repository_with_its_tools_before_it_answers() {
+    if in_process() {
+        return;
+    }
+    let sent = good_plan();
+    let text = answer(&sent);
+    let fake = ChatFake::start(vec![
+        tool_call(1, "list_dir", json!({})),
+        tool_call(2, "read_file", json!({"path": "README.md"})),
+        completion(3, &text, 3000, 0, 400),
+    ]);
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let base_url = fake.base_url();
+    let registered = env.ok_json(&[
+        "agent",
+        "register",
+        "gpt-planner",
+        "--adapter",
+        "openai",
+        "--model",
+        "gpt-fake",
+        "--base-url",
+        &base_url,
+        "--capability",
+        "plan",
+        "--tier",
+        "strategic",
+    ]);
+    assert_eq!(registered["agent"]["adapter"], "openai", "{registered:#}");
+    worker(&env, dir.path());
+    let repo = Repo::new();
+    let head = repo.rev("HEAD");
+
+    let (doc, code, stderr) = plan(&env, "Parse and print dates", &repo);
+    assert_eq!(code, 0, "{stderr}\n{doc:#}\n{}", fake.describe());
+    let v = &doc["version"];
+    assert_eq!(v["origin"]["attempt"], 1);
+    assert_eq!(v["rationale"], REASON);
+    assert_tasks_intact(&sent, &v["plan"]);
+
+    // Its tools worked in the planning task's worktree of the repository: the listing, then
+    // the README, each sent back to the model; no key was configured, so none was sent.
+    let chats = fake.chats();
+    assert_eq!(chats.len(), 3, "{}", fake.describe());
+    assert_eq!(chats[0].authorization, None);
+    let listed = chats[1].texts("tool").join("\n");
+    assert!(listed.contains("README.md"), "{listed}");
+    let read = chats[2].texts("tool").join("\n");
+    assert!(read.contains(README.trim()), "{read}");
+    let planning = doc["record"][0]["task"].as_str().unwrap();
+    let t = env.ok_json(&["task", "show", planning])["task"].clone();
+    assert_whole(&t["attempts"][0]["summary"], &text);
+    assert_eq!(t["usage"]["input_tokens"], 3200, "{t:#}");
+    assert_eq!(t["usage"]["output_tokens"], 420, "{t:#}");
+    repo.assert_untouched(&head);
 }
 
 // ---- Claude Code ----
