@@ -2,11 +2,13 @@
 //! model loop) against a fake OpenAI-compatible `/v1/chat/completions` endpoint on 127.0.0.1,
 //! and the real Claude Code CLI against the scripted fake of the Anthropic API that
 //! `maos-agents`' tests use. Each planner answers `maos plan` with a reason and a plan in a
-//! fenced json block; the tests check what the planner was told, what became version 1 (and
-//! that the answer reached the plan checker whole), the problems sent back for a second round,
-//! and the tokens and cost recorded for the planning task. Only the daemon runs agents, so these
-//! tests do nothing in process; the Claude Code test skips (saying so) when the CLI is not
-//! installed, unless `MAOS_REQUIRE_AGENT_CLIS=1`.
+//! fenced json block (an openai planner may first look at the repository with its tools); the
+//! tests check what the planner was told, what became version 1 and that the answer reached the
+//! plan checker whole (longer than an ordinary summary, a Claude Code message of several text
+//! blocks), the problems sent back for a second round (a new conversation for openai, the same
+//! session resumed for Claude Code), and the tokens and cost recorded for the planning task.
+//! Only the daemon runs agents, so these tests do nothing in process; the Claude Code tests
+//! skip (saying so) when the CLI is not installed, unless `MAOS_REQUIRE_AGENT_CLIS=1`.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -804,4 +806,47 @@ fn claude_codes_final_message_of_several_text_blocks_reaches_the_referee_whole()
         &t["attempts"][0]["summary"],
         &format!("{REASON}\n\n{fenced}\n\n{remark}"),
     );
+}
+
+#[test]
+fn claude_code_resumes_its_session_for_round_2_and_is_told_the_problems() {
+    if in_process() {
+        return;
+    }
+    let Some(bin) = claude() else {
+        return;
+    };
+    let good = good_plan();
+    let mut broken = good.clone();
+    let first = broken["tasks"][0].as_object_mut().unwrap();
+    let title = first.remove("title").unwrap();
+    first.insert("titel".to_owned(), title);
+    let fake = fakes::FakeApi::anthropic(vec![
+        fakes::text(&answer(&broken), claude_tokens()),
+        fakes::text(&answer(&good), claude_tokens()),
+    ]);
+    let setup = ClaudeSetup::new(&bin, &fake);
+    let doc = setup.plan_ok("Parse and print dates", &fake);
+    let v = &doc["version"];
+    assert_eq!(v["origin"]["agent"], "claude-planner");
+    assert_eq!(v["origin"]["attempt"], 2, "{doc:#}");
+    assert_eq!(v["rationale"], REASON);
+    assert_tasks_intact(&good, &v["plan"]);
+
+    let calls = fake.model_calls();
+    assert_eq!(calls.len(), 2, "{}", fake.describe());
+    let twice = calls[1].user_texts().join("\n");
+    for part in ["unknown key", "titel", "did you mean"] {
+        assert!(
+            twice.contains(part),
+            "{part:?} missing from round 2:\n{twice}"
+        );
+    }
+    let planning = doc["record"][0]["task"].as_str().unwrap();
+    let t = setup.env.ok_json(&["task", "show", planning])["task"].clone();
+    let attempts = t["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{t:#}");
+    // The second round went on with the first round's session.
+    assert_eq!(attempts[0]["session"], attempts[1]["session"], "{t:#}");
+    assert_eq!(t["usage"]["input_tokens"], 8000, "{t:#}");
 }
