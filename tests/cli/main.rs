@@ -23,6 +23,7 @@ mod lost;
 mod orchestrate;
 mod overview;
 mod planning;
+mod planning_agents;
 mod plans;
 mod privacy;
 mod real_cli;

@@ -14,13 +14,13 @@ use crate::support::{Env, in_process};
 
 #[allow(dead_code)]
 #[path = "../../crates/infrastructure/agents/tests/agents/fakes.rs"]
-mod fakes;
+pub(crate) mod fakes;
 
 use fakes::{FakeApi, Tokens, text, tool};
 
 /// A CLI to test: `var` names it, else it is `target/agent-clis/node_modules/.bin/<name>`.
 /// `None` (after saying why) when it is missing and CI does not require it.
-fn cli(var: &str, name: &str, package: &str) -> Option<PathBuf> {
+pub(crate) fn cli(var: &str, name: &str, package: &str) -> Option<PathBuf> {
     let path = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../../target/agent-clis/node_modules/.bin")

@@ -50,7 +50,10 @@
 //!   `error_during_execution` / `error_max_budget_usd`, `is_error`, `result`, `num_turns`,
 //!   `total_cost_usd`, `usage`, `session_id`, `permission_denials`, `errors`), `stream_event`:
 //!   the Python SDK's `_internal/message_parser.py`, and `hrntknr/claude-code-protocol`
-//!   (`docs/13_error.md`).
+//!   (`docs/13_error.md`). Claude Code 2.1.332 streams each block of a message as an
+//!   `assistant` event of its own (the message's `id` repeated) and puts only the final
+//!   message's last text block in `result`: the summary is the final message's text blocks
+//!   joined (recorded against the scripted fake of the Messages API).
 //! - `usage` follows the Anthropic Messages API: `input_tokens` counts only the uncached prompt
 //!   tokens, beside `cache_read_input_tokens` and `cache_creation_input_tokens`; MAOS's
 //!   [`Usage::input_tokens`] is their sum and [`Usage::cached_input_tokens`] the cache reads.
@@ -174,8 +177,10 @@ fn ndjson(value: &Value) -> Vec<u8> {
 pub struct ClaudeStream {
     rules: PermissionRules,
     outcome: StreamOutcome,
-    /// The last text the assistant said, the summary of a run that ends without a result text.
-    last_text: Option<String>,
+    /// The text blocks of the newest assistant message that said something, with its id:
+    /// Claude Code streams each block of a message as an `assistant` event of its own (the
+    /// message's id repeated), and its result holds only the last block.
+    last_message: Option<(Option<String>, Vec<String>)>,
     result_seen: bool,
     /// A call that needs a person becomes [`StreamAction::AskPerson`] instead of a denial.
     ask_people: bool,
@@ -191,7 +196,7 @@ impl ClaudeStream {
         Self {
             rules,
             outcome: StreamOutcome::default(),
-            last_text: None,
+            last_message: None,
             result_seen: false,
             ask_people: false,
             cwd: None,
@@ -235,11 +240,16 @@ impl ClaudeStream {
 
     fn assistant(&mut self, event: &Map<String, Value>) -> Vec<StreamAction> {
         let mut actions = Vec::new();
+        let id = event
+            .get("message")
+            .and_then(|m| m.get("id"))
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty());
         for block in content_blocks(event) {
             match str_at(block, "type") {
                 Some("text") => {
                     if let Some(text) = str_at(block, "text").filter(|t| !t.trim().is_empty()) {
-                        self.last_text = Some(text.to_owned());
+                        self.said(id, text);
                         actions.push(StreamAction::Text(text.to_owned()));
                     }
                 }
@@ -256,6 +266,23 @@ impl ClaudeStream {
             }
         }
         actions
+    }
+
+    /// Records a text block of the assistant message `id` (a block of a message without an id
+    /// stands alone).
+    fn said(&mut self, id: Option<&str>, text: &str) {
+        match &mut self.last_message {
+            Some((Some(last), blocks)) if Some(last.as_str()) == id => blocks.push(text.to_owned()),
+            _ => self.last_message = Some((id.map(str::to_owned), vec![text.to_owned()])),
+        }
+    }
+
+    /// The text of the newest assistant message that said something, its blocks a paragraph
+    /// each: the summary of a run that ends without a result text.
+    fn last_text(&self) -> Option<String> {
+        self.last_message
+            .as_ref()
+            .map(|(_, blocks)| blocks.join("\n\n"))
     }
 
     fn user(&mut self, event: &Map<String, Value>) -> Vec<StreamAction> {
@@ -281,6 +308,7 @@ impl ClaudeStream {
         let text = str_at(event, "result")
             .filter(|t| !t.trim().is_empty())
             .map(str::to_owned);
+        let said = self.last_text();
         let o = &mut self.outcome;
         o.success = Some(success);
         if let Some(id) = str_at(event, "session_id").filter(|s| !s.is_empty()) {
@@ -291,10 +319,16 @@ impl ClaudeStream {
             .and_then(Value::as_u64)
             .and_then(|n| u32::try_from(n).ok());
         if success {
-            o.summary = text.or_else(|| self.last_text.clone());
+            // The result is the final message's last block: the whole message may say more.
+            let last_block = self.last_message.as_ref().and_then(|(_, b)| b.last());
+            o.summary = match text {
+                Some(result) if last_block.map(|b| b.trim()) == Some(result.trim()) => said,
+                Some(result) => Some(result),
+                None => said,
+            };
             o.error = None;
         } else {
-            o.summary = self.last_text.clone();
+            o.summary = said;
             o.error = Some(result_error(subtype, event, text));
         }
         o.usage = result_usage(event);
@@ -1011,6 +1045,70 @@ mod tests {
         );
         // A second result updates the outcome but does not close the input again.
         assert_eq!(s.on_line(line.as_bytes()), [StreamAction::Usage(usage)]);
+    }
+
+    #[test]
+    fn a_final_message_of_several_text_blocks_is_the_summary_whole() {
+        // Claude Code 2.1.332 streams each block of a message as an event of its own, the
+        // message's id repeated, and its result holds only the last block.
+        let block = |id: &str, text: &str| {
+            json!({"type": "assistant", "message": {"id": id, "role": "assistant",
+                   "content": [{"type": "text", "text": text}]}})
+            .to_string()
+        };
+        let result = |text: &str| {
+            json!({"type": "result", "subtype": "success", "is_error": false,
+                   "result": text, "session_id": "s"})
+            .to_string()
+        };
+        let mut s = stream();
+        for line in [
+            block("msg_1", "Let me look around."),
+            block("msg_2", "Why the plan is so."),
+            block("msg_2", "```json\n{}\n```"),
+            block("msg_2", "Ask for changes."),
+            result("Ask for changes."),
+        ] {
+            s.on_line(line.as_bytes());
+        }
+        assert_eq!(
+            s.outcome().summary.as_deref(),
+            Some("Why the plan is so.\n\n```json\n{}\n```\n\nAsk for changes.")
+        );
+
+        // A result that is not the last block stands; so does one of a single block.
+        let mut s = stream();
+        for line in [
+            block("msg_1", "One."),
+            block("msg_1", "Two."),
+            result("Something else."),
+        ] {
+            s.on_line(line.as_bytes());
+        }
+        assert_eq!(s.outcome().summary.as_deref(), Some("Something else."));
+        let mut s = stream();
+        for line in [
+            block("msg_1", "One."),
+            block("msg_2", "Two."),
+            result("Two."),
+        ] {
+            s.on_line(line.as_bytes());
+        }
+        assert_eq!(s.outcome().summary.as_deref(), Some("Two."));
+
+        // A run that ends without a result text: the newest message, whole; blocks without
+        // a message id stand alone.
+        let mut s = stream();
+        for line in [block("msg_1", "One."), block("msg_1", "Two.")] {
+            s.on_line(line.as_bytes());
+        }
+        s.on_line(br#"{"type":"result","subtype":"error_max_turns","is_error":true}"#);
+        assert_eq!(s.outcome().summary.as_deref(), Some("One.\n\nTwo."));
+        let mut s = stream();
+        s.on_line(br#"{"type":"assistant","message":{"content":[{"type":"text","text":"A."}]}}"#);
+        s.on_line(br#"{"type":"assistant","message":{"content":[{"type":"text","text":"B."}]}}"#);
+        s.on_line(br#"{"type":"result","subtype":"success","is_error":false}"#);
+        assert_eq!(s.outcome().summary.as_deref(), Some("B."));
     }
 
     #[test]

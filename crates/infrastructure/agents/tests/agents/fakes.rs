@@ -11,7 +11,8 @@
 //! `response.output_item.done` with `message` and `function_call` items,
 //! `response.completed` with `usage`).
 //!
-//! `maos-cli`'s black-box tests include this file too (`tests/cli/real_cli.rs`).
+//! `maos-cli`'s black-box tests include this file too (`tests/cli/real_cli.rs`, which shares it
+//! with `tests/cli/planning_agents.rs`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
