@@ -195,8 +195,15 @@ pub struct PlanTask {
 }
 
 impl PlanTask {
-    /// The tasks of a checked plan, in its order.
+    /// The tasks of a checked plan, in its order: the plan's `verify` is the verification of
+    /// each task that names none, and its `notes` close each task's prompt.
     pub fn from_plan(plan: &maos_domain::Plan) -> Vec<PlanTask> {
+        let notes = if plan.notes.is_empty() {
+            String::new()
+        } else {
+            let lines: Vec<String> = plan.notes.iter().map(|n| format!("- {n}")).collect();
+            format!("\n\nNotes of the plan:\n{}", lines.join("\n"))
+        };
         plan.tasks
             .iter()
             .map(|t| PlanTask {
@@ -204,7 +211,7 @@ impl PlanTask {
                 depends_on: t.depends_on.iter().map(ToString::to_string).collect(),
                 task: CreateTask {
                     title: t.title.clone(),
-                    prompt: t.prompt.clone(),
+                    prompt: format!("{}{notes}", t.prompt),
                     capabilities: t.capabilities.clone(),
                     priority: t.priority,
                     risk: t.risk,
@@ -216,7 +223,7 @@ impl PlanTask {
                     idempotency_key: None,
                     budget: t.budget,
                     workspace: None,
-                    verify: t.verify.clone(),
+                    verify: t.verify.clone().or_else(|| plan.verify.clone()),
                     wants_port: t.wants_port,
                     concerns: t.concerns.clone(),
                     agent: None,

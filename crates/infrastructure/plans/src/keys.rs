@@ -232,7 +232,7 @@ pub const KEYS: &[Key] = &[
         Top,
         "verify",
         Shape::Text,
-        "A shell command that checks the plan's work as a whole, once every task is done.",
+        "The verification command of every task that names none (and has no default): a shell command run in the task's worktree.",
     )
     .example("\"make test\""),
     key(

@@ -8,7 +8,7 @@
 //! repo = "."                       # optional; relative to the plan file's directory
 //! base = "main"                    # optional; the branch the tasks start from
 //! notes = ["Keep functions small."]  # optional; pinned to every task's briefing
-//! verify = "make test"             # optional; run once the whole plan is done
+//! verify = "make test"             # optional; the verification of every task that names none
 //!
 //! [defaults]                       # optional; what every task gets unless it says otherwise
 //! risk = "low"                     # low | medium | high

@@ -159,7 +159,8 @@ fn orchestration(e: &OrchestrationError) -> Option<String> {
                 .to_owned(),
         ),
         OrchestrationError::NoPlanner { planner: None } => Some(
-            "register a strategic agent that plans (maos agent register NAME … --capability              plan --tier strategic), or name any agent with --planner NAME"
+            "register a strategic agent that plans (maos agent register NAME … --capability plan \
+             --tier strategic), or name any agent with --planner NAME"
                 .to_owned(),
         ),
         OrchestrationError::NoPlan { orchestration, .. } => Some(format!(

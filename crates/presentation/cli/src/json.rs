@@ -586,8 +586,12 @@ pub(crate) struct OrchestrationJson {
     pub(crate) notes: Vec<String>,
     /// The number of its plan's newest version (0: none yet).
     pub(crate) plan_version: u32,
+    /// The version its tasks carry out (0: none approved).
+    pub(crate) approved_version: u32,
     /// The planning task at work on its plan, if any.
     pub(crate) planning_task: Option<String>,
+    /// Its tasks that a revision of the plan replaced or left out.
+    pub(crate) superseded: Vec<String>,
     pub(crate) created_at: String,
     pub(crate) updated_at: String,
     pub(crate) version: u64,
@@ -606,7 +610,9 @@ impl From<&Orchestration> for OrchestrationJson {
             integration_branch: o.workspace.as_ref().map(|_| o.integration_branch()),
             notes: o.notes.clone(),
             plan_version: o.plan_version,
+            approved_version: o.approved_version,
             planning_task: o.planning.map(|p| p.task.to_string()),
+            superseded: o.superseded.iter().map(ToString::to_string).collect(),
             created_at: time(o.created_at),
             updated_at: time(o.updated_at),
             version: o.version,

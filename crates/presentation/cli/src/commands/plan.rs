@@ -197,7 +197,7 @@ pub(crate) fn wait_for_planner(
                         escape::line(agent.as_str())
                     )),
                     TaskEvent::VerificationFailed { .. } => out.note(&format!(
-                        "the plan of that round had problems: sent back to the planner (maos task show {})",
+                        "the plan of that round had problems (maos task show {})",
                         planner.short()
                     )),
                     TaskEvent::AttemptFailed { error, .. } => out.note(&format!(
