@@ -392,6 +392,7 @@ struct Planning {
   # A planner at work on an orchestration's plan.
   task @0 :Text;               # the planning task (full id): its answer is the plan
   maxTasks @1 :UInt32;         # the most tasks the plan may have
+  discussion @2 :Text;         # the task of the discussion the goal came from; null: none
 }
 
 struct Event {
@@ -626,6 +627,7 @@ struct PlanGoalRequest {
                                     # 1..100 (0 is refused)
   budgetMicros @7 :UInt64;          # the most the planning may cost (US micro-dollars); 0: none
   timeoutMs @8 :UInt64;             # how long one round may take; 0: none
+  discussion @9 :Text;              # the discussion task the goal came from; null: none
 }
 
 struct PlanningStarted {
@@ -641,6 +643,7 @@ struct PlanRecord {
     planning :group {               # a planner started
       task @1 :Text;                # the planning task (full id)
       maxTasks @2 :UInt32;
+      discussion @13 :Text;         # the discussion the goal came from (full id); null: none
     }
     proposed :group {               # a version was proposed
       version @3 :UInt32;
@@ -864,6 +867,9 @@ interface Api {
   # Rejects the plan (`reason` null: none): before it runs, the orchestration is cancelled,
   # with its planner; a revision of a running plan is set aside and the plan runs on.
   revisePlan @53 (id :Text, feedback :Text) -> (result :PlanningResult);
+  discussGoal @54 (goal :PlanGoalRequest) -> (result :TaskResult);
+  # Talks a goal over with the planner before planning: a task whose every answer waits for the
+  # person (reject with a reply: the next turn; approve: agreed). `rounds` counts the turns.
   # Asks the planner for a revision of the plan at work (`feedback` null: none): the work not
   # done yet, given what completed and why blocked tasks failed.
 }

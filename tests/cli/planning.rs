@@ -876,3 +876,72 @@ fn plan_revise_asks_for_a_revision_and_a_revision_that_changes_completed_work_is
     let again = env.step(&["plan", "reject", &o]);
     assert_eq!(again.code, 4, "{}", again.stderr);
 }
+
+#[test]
+fn discuss_talks_the_goal_over_then_plans_the_agreed_goal() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    let repo = Repo::new();
+    let dir = tempfile::tempdir().unwrap();
+    planner(
+        &env,
+        dir.path(),
+        &[
+            "What limit do you want, and per what?".to_owned(),
+            "Agreed.\n```goal\nAdd rate limiting to the API\n- 100 requests a minute per key\n```\n"
+                .to_owned(),
+            answer(&good_plan()),
+        ],
+    );
+    worker(&env, dir.path());
+    let (code, screen) = on_a_terminal(
+        &env,
+        &["plan", "Rate limits", "--repo", &repo.arg(), "--discuss"],
+        "100 a minute, per API key\ny",
+    );
+    assert_eq!(code, 0, "{screen}");
+    for part in [
+        "planner: What limit do you want, and per what?",
+        "Your reply",
+        "Plan this goal?",
+        "plan version 1 of 1",
+    ] {
+        assert!(screen.contains(part), "{part:?} missing:\n{screen}");
+    }
+    // The second turn had the person's reply and the planner's own question.
+    let second = std::fs::read_to_string(dir.path().join("brief-2.md")).unwrap();
+    assert!(second.contains("100 a minute, per API key"), "{second}");
+    assert!(
+        second.contains("Your answer then:\nWhat limit do you want"),
+        "{second}"
+    );
+    // The plan's goal and notes are the agreed ones, and the discussion is kept with it.
+    let third = std::fs::read_to_string(dir.path().join("brief-3.md")).unwrap();
+    assert!(
+        third.contains("## Goal\n\nAdd rate limiting to the API"),
+        "{third}"
+    );
+    assert!(third.contains("100 requests a minute per key"), "{third}");
+    let o = env.ok_json(&["orchestrate", "list"])["orchestrations"][0].clone();
+    assert_eq!(o["goal"], "Add rate limiting to the API");
+    assert_eq!(o["notes"], json!(["100 requests a minute per key"]));
+    let shown = env.ok_json(&["plan", "show", o["id"].as_str().unwrap()]);
+    let discussion = shown["record"][0]["discussion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let d = env.ok_json(&["task", "show", &discussion]);
+    assert_eq!(d["task"]["state"], "completed");
+    assert_eq!(d["task"]["attempts"].as_array().unwrap().len(), 2);
+    // Without a terminal it says so and starts nothing.
+    let run = env.step(&["plan", "Rate limits", "--no-repo", "--discuss"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("--discuss is a conversation on a terminal"),
+        "{}",
+        run.stderr
+    );
+}

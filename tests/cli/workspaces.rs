@@ -488,7 +488,7 @@ fn low_risk_completes_alone_medium_and_high_wait_for_approval_and_reject_sends_w
     let prompt = std::fs::read_to_string(prompts.join("rejected.2")).unwrap();
     assert!(
         prompt.contains(&format!(
-            "### Attempt 1: rejected by a person\n\n```\n{reason}\n```"
+            "### Attempt 1: rejected by a person\n\n```\n{reason}\n"
         )),
         "{prompt}"
     );
@@ -1229,7 +1229,7 @@ fn a_task_blocked_by_a_conflict_can_be_rejected_like_any_result_waiting_for_a_pe
     let prompt = std::fs::read_to_string(prompts.join("second.2")).unwrap();
     assert!(
         prompt.contains(&format!(
-            "### Attempt 1: rejected by a person\n\n```\n{reason}\n```"
+            "### Attempt 1: rejected by a person\n\n```\n{reason}\n"
         )),
         "{prompt}"
     );

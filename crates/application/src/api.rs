@@ -269,6 +269,8 @@ pub struct PlanGoal {
     pub budget: Option<Usd>,
     /// How long one round may take.
     pub timeout: Option<DurationMs>,
+    /// The discussion the goal and notes came from (`discuss_goal`'s task), kept with the plan.
+    pub discussion: Option<TaskId>,
 }
 
 impl PlanGoal {
@@ -278,6 +280,9 @@ impl PlanGoal {
     pub const MAX_TASKS: u32 = 500;
     /// Answers checked before the planning stops, unless the person says otherwise.
     pub const DEFAULT_ROUNDS: u32 = 3;
+    /// Turns of a discussion (`discuss_goal`: `rounds` counts them), unless the person says
+    /// otherwise.
+    pub const DEFAULT_TURNS: u32 = 20;
 }
 
 /// A planner at work: the orchestration (a draft, or awaiting approval of an older version) and
@@ -306,6 +311,8 @@ pub enum PlanRecord {
     Planning {
         task: TaskId,
         max_tasks: u32,
+        /// The discussion the goal came from, if any.
+        discussion: Option<TaskId>,
         at: Timestamp,
     },
     /// Version `version` was proposed.
@@ -347,6 +354,7 @@ impl PlanHistory {
                 E::PlanningStarted { planning } => record.push(PlanRecord::Planning {
                     task: planning.task,
                     max_tasks: planning.max_tasks,
+                    discussion: planning.discussion,
                     at,
                 }),
                 E::PlanProposed { version } => {
@@ -803,6 +811,11 @@ pub trait MaosApi: Send + Sync {
     fn create_plan(&self, plan: CreatePlan) -> Result<PlanCreated, OrchestrationError>;
     /// Plans a goal: a draft orchestration and its planning task, which a planner takes.
     fn plan_goal(&self, goal: PlanGoal) -> Result<PlanningStarted, OrchestrationError>;
+    /// Talks a goal over with the planner before planning (`maos plan --discuss`): a task of
+    /// the planner's (`goal.rounds` turns) whose every answer waits for the person: a reply
+    /// (rejecting it with the reply as the reason) is the next turn, approving it ends the
+    /// discussion. `max_tasks` and `discussion` are ignored.
+    fn discuss_goal(&self, goal: PlanGoal) -> Result<Task, OrchestrationError>;
     /// The orchestration's plan: its versions, the decisions, its planners.
     fn plan_history(&self, id: &IdRef) -> Result<PlanHistory, QueryError>;
     /// A person's version of the plan (the text of a plan file, checked like a planner's).

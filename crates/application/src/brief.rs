@@ -44,16 +44,27 @@ pub(crate) fn assemble(
         })
         .collect();
     let current = task.attempts_used();
-    let kinds: Vec<(u32, String, &str)> = task
+    let kinds: Vec<(u32, String, String)> = task
         .attempts
         .iter()
         .filter(|a| a.number < current)
         .filter_map(|a| {
             let error = a.error.as_deref()?;
             let (kind, detail) = if let Some(reason) = error.strip_prefix("rejected: ") {
-                ("rejected by a person".to_owned(), reason)
+                // The person answered the agent's answer: both, so that an agent without a
+                // session to resume still has the conversation.
+                let detail = match a
+                    .summary
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                {
+                    Some(answer) => format!("{reason}\n\nYour answer then:\n{answer}"),
+                    None => reason.to_owned(),
+                };
+                ("rejected by a person".to_owned(), detail)
             } else if let Some(v) = a.verification.as_ref().filter(|v| !v.passed) {
-                ("verification failed".to_owned(), v.output.as_str())
+                ("verification failed".to_owned(), v.output.clone())
             } else {
                 let kind = match (a.failure, a.exit) {
                     (Some(FailureKind::Exit), Some(exit)) => format!("the agent {exit}"),
@@ -61,7 +72,7 @@ pub(crate) fn assemble(
                     _ if a.status == AttemptOutcome::Interrupted => "interrupted".to_owned(),
                     _ => "failed".to_owned(),
                 };
-                (kind, error)
+                (kind, error.to_owned())
             };
             Some((a.number, kind, detail))
         })
@@ -71,7 +82,7 @@ pub(crate) fn assemble(
         .map(|(attempt, kind, detail)| EarlierFailure {
             attempt: *attempt,
             kind,
-            detail,
+            detail: detail.as_str(),
         })
         .collect();
     let prompt = if task.spec.prompt.trim().is_empty() {

@@ -11,6 +11,36 @@ use maos_domain::{Agent, CapabilitySet, Plan};
 use crate::ports::PlanReader;
 use crate::workspace::{CommandPurpose, RepoSummary};
 
+/// The prompt of a discussion before planning: the goal, the person's notes, the repository,
+/// and how to end it (the agreed goal in a fenced `goal` block).
+pub(crate) fn discussion_brief(goal: &str, notes: &[String], repo: Option<&RepoSummary>) -> String {
+    let mut s = String::with_capacity(4 * 1024);
+    let first_line = goal.lines().next().unwrap_or_default();
+    let _ = writeln!(s, "# Discuss: {first_line}\n");
+    s.push_str(
+        "You will plan this goal, but first talk it over with the person who wants it: ask what \
+         you need to know to plan it well (what done looks like, limits, what must not \
+         change), a few questions at a time. Do not plan yet, and change no file. Each answer \
+         of yours goes to the person; their reply comes back to you.\n\n\
+         When you both agree, answer with the agreed goal as one fenced block marked `goal`: \
+         its first line the goal in one sentence, then one line per thing the plan must \
+         respect, for example:\n\n```goal\nAdd rate limiting to the public API\n- per API \
+         key, 100 requests a minute\n- keep the existing tests green\n```\n\n",
+    );
+    let _ = writeln!(s, "## Goal\n\n{}\n", goal.trim());
+    if !notes.is_empty() {
+        s.push_str("## Notes from the person\n\n");
+        for n in notes {
+            let _ = writeln!(s, "- {}", n.trim());
+        }
+        s.push('\n');
+    }
+    if let Some(r) = repo {
+        repository(&mut s, r);
+    }
+    s
+}
+
 /// What a brief is made of.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BriefInput<'a> {

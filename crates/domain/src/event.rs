@@ -350,6 +350,7 @@ mod tests {
                 planning: crate::orchestration::Planning {
                     task: TaskId::from_bits(3),
                     max_tasks: 30,
+                    discussion: None,
                 },
             },
             OrchestrationEvent::PlanProposed {

@@ -157,6 +157,41 @@ pub fn plan_in_answer(answer: &str) -> Option<FoundPlan<'_>> {
     })
 }
 
+/// The goal a discussion agreed on, in a planner's answer: the last fenced block marked
+/// `goal`, its first line the goal, each further non-empty line a note (a leading `- ` or `* `
+/// dropped). `None` when the answer has no such block (the planner asks more).
+pub fn goal_in_answer(answer: &str) -> Option<(String, Vec<String>)> {
+    let mut found = None;
+    let mut open: Option<usize> = None;
+    let mut offset = 0;
+    for line in answer.split_inclusive('\n') {
+        let start = offset;
+        offset += line.len();
+        let trimmed = line.trim();
+        match open {
+            None if trimmed.strip_prefix("```").map(str::trim) == Some("goal") => {
+                open = Some(offset);
+            }
+            Some(body) if trimmed == "```" => {
+                found = Some(&answer[body..start]);
+                open = None;
+            }
+            _ => {}
+        }
+    }
+    let mut lines = found?.lines().map(str::trim).filter(|l| !l.is_empty());
+    let goal = lines.next()?.to_owned();
+    let notes = lines
+        .map(|l| {
+            l.strip_prefix("- ")
+                .or_else(|| l.strip_prefix("* "))
+                .unwrap_or(l)
+                .to_owned()
+        })
+        .collect();
+    Some((goal, notes))
+}
+
 /// What is wrong with a plan beyond its file's format: rules a planner can act on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -577,6 +612,25 @@ mod tests {
             revise(&old, &at_work, &changed),
             Err(vec![RevisionProblem::CompletedChanged { key: key("a") }])
         );
+    }
+
+    #[test]
+    fn an_agreed_goal_is_the_last_goal_block_with_its_notes() {
+        let answer = "We agree.\n```goal\nAdd rate limiting to /api\n\n- per API key\n* 100 requests a minute\nkeep tests green\n```\nThanks.";
+        assert_eq!(
+            goal_in_answer(answer),
+            Some((
+                "Add rate limiting to /api".to_owned(),
+                vec![
+                    "per API key".to_owned(),
+                    "100 requests a minute".to_owned(),
+                    "keep tests green".to_owned()
+                ]
+            ))
+        );
+        assert_eq!(goal_in_answer("What limit do you want?"), None);
+        assert_eq!(goal_in_answer("```json\n{}\n```"), None);
+        assert_eq!(goal_in_answer("```goal\n\n```"), None);
     }
 
     #[test]

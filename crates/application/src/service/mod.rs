@@ -439,6 +439,10 @@ impl<S: Store> MaosApi for Service<S> {
         Service::plan_goal(self, goal)
     }
 
+    fn discuss_goal(&self, goal: PlanGoal) -> Result<Task, OrchestrationError> {
+        Service::discuss_goal(self, goal)
+    }
+
     fn plan_history(&self, id: &IdRef) -> Result<PlanHistory, QueryError> {
         Service::plan_history(self, id)
     }

@@ -109,6 +109,7 @@ impl<S: Store> Service<S> {
             workspace,
         };
         let max_tasks = g.max_tasks;
+        let discussion = g.discussion;
         self.write_scheduled_then(
             at,
             move |tx, changes| {
@@ -117,6 +118,7 @@ impl<S: Store> Service<S> {
                     Planning {
                         task: tid,
                         max_tasks,
+                        discussion,
                     },
                     at,
                 )?);
@@ -132,6 +134,64 @@ impl<S: Store> Service<S> {
                 })
             },
             refresh_planner,
+        )
+    }
+
+    pub(super) fn discuss_goal(&self, g: PlanGoal) -> Result<Task, OrchestrationError> {
+        let goal = g.goal.trim().to_owned();
+        if goal.is_empty() {
+            return Err(OrchestrationError::Refused(
+                "the goal is empty: say what the plan should achieve".into(),
+            ));
+        }
+        let agents = self.store.agents(&AgentFilter::default())?;
+        check_planner(&agents, g.planner.as_ref())?;
+        let workspace = self.with_base(g.workspace)?;
+        let summary = self.summary_of(workspace.as_ref())?;
+        let prompt = planning::discussion_brief(&goal, &g.notes, summary.as_ref());
+        let (capabilities, tier) = match &g.planner {
+            Some(_) => (CapabilitySet::empty(), None),
+            None => (plan_capability()?, Some(Tier::Strategic)),
+        };
+        let spec = TaskSpec {
+            title: name_of(&format!("Discuss: {goal}"))?,
+            prompt,
+            capabilities,
+            priority: Priority::default(),
+            // Every answer waits for the person: a reply sends it back, approval ends it.
+            risk: Risk::Medium,
+            tier,
+            depends_on: Default::default(),
+            orchestration: None,
+            max_attempts: g.rounds,
+            timeout: g.timeout,
+            idempotency_key: None,
+            budget: g.budget,
+            workspace,
+            verify: None,
+            wants_port: false,
+            concerns: Vec::new(),
+            plans: None,
+            agent: g.planner,
+        };
+        let at = self.clock.now();
+        let id = TaskId::from_bits(self.ids.next_bits());
+        self.write_scheduled_then(
+            at,
+            move |tx, changes| {
+                let (mut task, mut events) = Task::create(id, spec, at);
+                events.extend(task.make_ready(at)?);
+                if task.state == TaskState::Ready {
+                    changes.readied.push(task.id);
+                }
+                save_task_events(tx, &task, events, at)?;
+                Ok::<_, OrchestrationError>(task)
+            },
+            |task: &mut Task, launches: &[Launch]| {
+                if let Some(l) = launches.iter().find(|l| l.task.id == task.id) {
+                    *task = l.task.clone();
+                }
+            },
         )
     }
 
@@ -256,6 +316,7 @@ impl<S: Store> Service<S> {
                     Planning {
                         task: tid,
                         max_tasks,
+                        discussion: None,
                     },
                     at,
                 )?;
@@ -407,6 +468,7 @@ impl<S: Store> Service<S> {
                     Planning {
                         task: tid,
                         max_tasks,
+                        discussion: None,
                     },
                     at,
                 )?;

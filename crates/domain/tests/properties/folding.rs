@@ -384,7 +384,7 @@ proptest! {
             let accepted = step(&mut o, &mut log, now, |o: &Orchestration| o.version, |o| match cmd {
                 OrchCmd::RequestPlanApproval => o.request_plan_approval(now),
                 OrchCmd::StartPlanning(n) => o.start_planning(
-                    maos_domain::orchestration::Planning { task: planner(*n), max_tasks: 9 },
+                    maos_domain::orchestration::Planning { task: planner(*n), max_tasks: 9, discussion: None },
                     now,
                 ),
                 OrchCmd::Propose { skip } => {

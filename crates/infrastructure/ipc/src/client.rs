@@ -491,6 +491,7 @@ mod methods {
         ApprovePlan = 51 approve_plan (approve_plan_params, approve_plan_results);
         RejectPlan = 52 reject_plan (reject_plan_params, reject_plan_results);
         RevisePlan = 53 revise_plan (revise_plan_params, revise_plan_results);
+        DiscussGoal = 54 discuss_goal (discuss_goal_params, discuss_goal_results);
     }
 }
 
@@ -1203,6 +1204,14 @@ impl MaosApi for IpcClient {
         self.call::<methods::PlanGoal, _, _, _>(
             move |p| write_plan_goal(&goal, p.init_goal()).map_err(CallError::Encode),
             |r| planning_result(r.get_result()),
+        )
+        .map_err(OrchestrationError::Remote)
+    }
+
+    fn discuss_goal(&self, goal: PlanGoal) -> Result<Task, OrchestrationError> {
+        self.call::<methods::DiscussGoal, _, _, _>(
+            move |p| write_plan_goal(&goal, p.init_goal()).map_err(CallError::Encode),
+            |r| task_result(r.get_result()),
         )
         .map_err(OrchestrationError::Remote)
     }

@@ -958,6 +958,9 @@ pub fn write_orchestration(o: &Orchestration, mut b: wire::orchestration::Builde
         let mut pb = b.reborrow().init_planning();
         pb.set_task(p.task.to_string().as_str());
         pb.set_max_tasks(p.max_tasks);
+        if let Some(d) = p.discussion {
+            pb.set_discussion(d.to_string().as_str());
+        }
     }
     let superseded: Vec<String> = o.superseded.iter().map(ToString::to_string).collect();
     if let Ok(n) = len32(superseded.len()) {
@@ -987,6 +990,9 @@ pub fn read_orchestration(r: wire::orchestration::Reader<'_>) -> Decoded<Orchest
             Some(Planning {
                 task: TaskId::parse(&text(p.get_task())?)?,
                 max_tasks: p.get_max_tasks(),
+                discussion: opt_text(p.has_discussion(), p.get_discussion())?
+                    .map(|t| TaskId::parse(&t))
+                    .transpose()?,
             })
         } else {
             None
@@ -1378,6 +1384,9 @@ pub fn write_plan_goal(
     b.set_rounds(g.rounds.get());
     b.set_budget_micros(g.budget.map_or(0, Usd::micros));
     b.set_timeout_ms(g.timeout.map_or(0, DurationMs::as_millis));
+    if let Some(d) = g.discussion {
+        b.set_discussion(d.to_string().as_str());
+    }
     Ok(())
 }
 
@@ -1398,6 +1407,9 @@ pub fn read_plan_goal(r: wire::plan_goal_request::Reader<'_>) -> Decoded<PlanGoa
         rounds: MaxAttempts::new(r.get_rounds())?,
         budget: opt_u64(r.get_budget_micros()).map(Usd::from_micros),
         timeout: opt_duration(r.get_timeout_ms())?,
+        discussion: opt_text(r.has_discussion(), r.get_discussion())?
+            .map(|t| TaskId::parse(&t))
+            .transpose()?,
     })
 }
 
@@ -1446,12 +1458,16 @@ pub fn write_plan_record(
         PlanRecord::Planning {
             task,
             max_tasks,
+            discussion,
             at,
         } => {
             b.set_at(at.as_millis());
             let mut g = b.init_planning();
             g.set_task(task.to_string().as_str());
             g.set_max_tasks(*max_tasks);
+            if let Some(d) = discussion {
+                g.set_discussion(d.to_string().as_str());
+            }
         }
         PlanRecord::Proposed { version, at } => {
             b.set_at(at.as_millis());
@@ -1521,6 +1537,9 @@ pub fn read_plan_record(r: wire::plan_record::Reader<'_>) -> Decoded<PlanRecord>
         Which::Planning(g) => PlanRecord::Planning {
             task: TaskId::parse(&text(g.get_task())?)?,
             max_tasks: g.get_max_tasks(),
+            discussion: opt_text(g.has_discussion(), g.get_discussion())?
+                .map(|t| TaskId::parse(&t))
+                .transpose()?,
             at,
         },
         Which::Proposed(g) => PlanRecord::Proposed {

@@ -1218,6 +1218,22 @@ impl api::Server for ApiServer {
         })
     }
 
+    async fn discuss_goal(
+        self: Rc<Self>,
+        params: api::DiscussGoalParams,
+        mut results: api::DiscussGoalResults,
+    ) -> Result<(), capnp::Error> {
+        let input = params
+            .get()?
+            .get_goal()
+            .map_err(Into::into)
+            .and_then(read_plan_goal);
+        let outcome = self.call(input, |api, goal| api.discuss_goal(goal)).await;
+        answer!(results.get().init_result(), outcome, |task, r| {
+            write_task(&task, r.init_ok())
+        })
+    }
+
     async fn plan_history(
         self: Rc<Self>,
         params: api::PlanHistoryParams,

@@ -1047,8 +1047,13 @@ pub(crate) struct NewPlanArgs {
     pub(crate) out: Option<PathBuf>,
 
     /// Return once the planner has started, without waiting for the plan.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "discuss")]
     pub(crate) no_wait: bool,
+
+    /// Talk the goal over with the planner first, on this terminal: it asks, you answer, until
+    /// you agree on the goal; the agreed goal and its points become the plan's goal and notes.
+    #[arg(long)]
+    pub(crate) discuss: bool,
 }
 
 /// `maos plan` subcommands.

@@ -248,6 +248,9 @@ impl MaosApi for Recorder {
     ) -> Result<maos_application::PlanningStarted, OrchestrationError> {
         self.service.plan_goal(goal)
     }
+    fn discuss_goal(&self, goal: maos_application::PlanGoal) -> Result<Task, OrchestrationError> {
+        self.service.discuss_goal(goal)
+    }
     fn plan_history(&self, id: &IdRef) -> Result<maos_application::PlanHistory, QueryError> {
         self.service.plan_history(id)
     }

@@ -285,6 +285,7 @@ fn orchestration(goal: Option<&str>) -> Orchestration {
         planning: goal.map(|_| Planning {
             task: TaskId::from_bits(0xabcd_0000_0000_0000_0000_0000_0000_0099),
             max_tasks: 500,
+            discussion: Some(TaskId::from_bits(0x77)),
         }),
         approved_version: goal.map_or(0, |_| 2),
         decided_version: goal.map_or(0, |_| 2),

@@ -145,7 +145,8 @@ fn a_goal_planned_revised_and_rejected_through_the_daemon_is_the_services() {
         o.planning,
         Some(Planning {
             task: started.task.id,
-            max_tasks: 12
+            max_tasks: 12,
+            discussion: None,
         })
     );
     assert_eq!(started.task.spec.plans, Some(o.id));

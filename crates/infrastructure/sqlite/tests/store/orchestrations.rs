@@ -354,6 +354,7 @@ fn an_orchestrations_plan_version_and_planner_are_saved_as_they_change() {
     let planner = Planning {
         task: TaskId::from_bits(9),
         max_tasks: 12,
+        discussion: Some(TaskId::from_bits(10)),
     };
     o.start_planning(planner, at).unwrap();
     save(&o);

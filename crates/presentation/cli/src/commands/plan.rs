@@ -121,23 +121,137 @@ fn new_plan(a: NewPlanArgs, api: &dyn MaosApi, out: &mut Output) -> Result<(), C
     };
     let rounds = MaxAttempts::new(a.rounds)
         .map_err(|e| CliError::new(FailureClass::InvalidInput, format!("--rounds: {e}")))?;
+    let (goal, notes, discussion) = if a.discuss {
+        discuss(
+            PlanGoal {
+                goal,
+                name: None,
+                notes: a.notes,
+                workspace: workspace.clone(),
+                planner: a.planner.clone(),
+                max_tasks: a.max_tasks,
+                rounds: MaxAttempts::new(PlanGoal::DEFAULT_TURNS).unwrap_or_default(),
+                budget: a.budget_usd,
+                timeout: a.timeout,
+                discussion: None,
+            },
+            api,
+            out,
+        )?
+    } else {
+        (goal, a.notes, None)
+    };
     let since = api.status()?.last_event;
     let started = api.plan_goal(PlanGoal {
         goal,
         name: None,
-        notes: a.notes,
+        notes,
         workspace,
         planner: a.planner,
         max_tasks: a.max_tasks,
         rounds,
         budget: a.budget_usd,
         timeout: a.timeout,
+        discussion,
     })?;
     if a.no_wait {
         return out.print(&Planning(started));
     }
     let o = started.orchestration.id;
     wait_and_show(api, o, started.task.id, since, a.out.as_deref(), out)
+}
+
+/// `maos plan --discuss`: the planner asks and the person answers on the terminal until they
+/// agree on the goal (the planner's `goal` block, confirmed) or the person stops; answers the
+/// goal, the notes and the discussion's task.
+fn discuss(
+    g: PlanGoal,
+    api: &dyn MaosApi,
+    out: &mut Output,
+) -> Result<(String, Vec<String>, Option<TaskId>), CliError> {
+    use maos_domain::TaskState;
+    use std::io::IsTerminal as _;
+    if out.json() || !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return Err(CliError::new(
+            FailureClass::Usage,
+            "--discuss is a conversation on a terminal, and there is none here (or --json asks \
+             for a document)",
+        )
+        .with_hint(
+            "run it on a terminal without --json, or plan without --discuss and give --notes",
+        ));
+    }
+    let (goal, notes) = (g.goal.clone(), g.notes.clone());
+    let task = api.discuss_goal(g)?;
+    let id = IdRef::from(task.id);
+    out.note(&format!(
+        "discussing with the planner (task {}; Ctrl-C leaves it, maos task cancel {} ends it)",
+        task.id.short(),
+        task.id.short()
+    ));
+    crate::live::exit_quietly_on_interrupt();
+    let mut seen = 0usize;
+    loop {
+        // The planner's next answer: its task waits for the person once more.
+        let t = loop {
+            let t = api.get_task(&id)?;
+            let answered = t.state == TaskState::AwaitingApproval && t.attempts.len() > seen;
+            if answered || t.state.is_terminal() || t.state == TaskState::Blocked {
+                break t;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        if t.state != TaskState::AwaitingApproval {
+            return Err(CliError::new(
+                FailureClass::Unfinished,
+                format!(
+                    "the discussion ended: its task {} is {}",
+                    t.id.short(),
+                    t.state
+                ),
+            )
+            .with_hint(format!("see why: maos task show {}", t.id.short())));
+        }
+        seen = t.attempts.len();
+        let answer = t
+            .attempts
+            .last()
+            .and_then(|a| a.summary.clone())
+            .unwrap_or_default();
+        out.text(&format!("planner: {}", escape::block(answer.trim())))?;
+        let agreed = maos_domain::plan::goal_in_answer(&answer);
+        let question = if agreed.is_some() {
+            "Plan this goal? [y]es (or empty), or type a reply to go on:"
+        } else {
+            "Your reply (empty: stop and plan with what was said):"
+        };
+        let reply = super::ask_line(question, out)?.unwrap_or_default();
+        let done = match &agreed {
+            Some(_) => matches!(reply.trim(), "" | "y" | "Y" | "yes"),
+            None => reply.trim().is_empty(),
+        };
+        if !done {
+            api.reject(&id, reply, false)?;
+            continue;
+        }
+        api.approve(&id)?;
+        let mut all = notes;
+        return Ok(match agreed {
+            Some((agreed, points)) => {
+                all.extend(points);
+                (agreed, all, Some(t.id))
+            }
+            None => {
+                if !answer.trim().is_empty() {
+                    all.push(format!(
+                        "From the discussion, the planner's last words: {}",
+                        answer.trim()
+                    ));
+                }
+                (goal, all, Some(t.id))
+            }
+        });
+    }
 }
 
 /// How a planner's work ended.
@@ -654,6 +768,8 @@ enum RecordJson {
     Planning {
         task: String,
         max_tasks: u32,
+        /// The discussion task the goal came from (`plan --discuss`), else null.
+        discussion: Option<String>,
         at: String,
     },
     Proposed {
@@ -688,10 +804,12 @@ impl From<&PlanRecord> for RecordJson {
             PlanRecord::Planning {
                 task,
                 max_tasks,
+                discussion,
                 at,
             } => RecordJson::Planning {
                 task: task.to_string(),
                 max_tasks: *max_tasks,
+                discussion: discussion.map(|d| d.to_string()),
                 at: json::time(*at),
             },
             PlanRecord::Proposed { version, at } => RecordJson::Proposed {

@@ -366,6 +366,7 @@ fn run_goal(args: RunArgs, api: &dyn MaosApi, out: &mut Output) -> Result<(), Cl
         rounds: MaxAttempts::new(PlanGoal::DEFAULT_ROUNDS).unwrap_or_default(),
         budget: None,
         timeout: None,
+        discussion: None,
     })?;
     let o = started.orchestration.id;
     let id = IdRef::from(o);
