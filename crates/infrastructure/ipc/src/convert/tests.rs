@@ -657,6 +657,7 @@ fn plan_history() -> PlanHistory {
             PlanRecord::Planning {
                 task: planner,
                 max_tasks: 30,
+                discussion: Some(TaskId::from_bits(0x55)),
                 at: at(1),
             },
             PlanRecord::Failed {
@@ -668,6 +669,7 @@ fn plan_history() -> PlanHistory {
             PlanRecord::Planning {
                 task: second,
                 max_tasks: 500,
+                discussion: None,
                 at: at(6),
             },
             PlanRecord::Failed {
@@ -777,6 +779,7 @@ fn planning_commands_and_answers_round_trip() {
         rounds: MaxAttempts::new(2).unwrap(),
         budget: Some(Usd::from_micros(3_000_000)),
         timeout: Some(DurationMs::parse("10m").unwrap()),
+        discussion: Some(TaskId::from_bits(0x66)),
     };
     let bare = PlanGoal {
         goal: "x".into(),
@@ -788,6 +791,7 @@ fn planning_commands_and_answers_round_trip() {
         rounds: MaxAttempts::default(),
         budget: None,
         timeout: None,
+        discussion: None,
     };
     for g in [full, bare] {
         let back = round_trip::<wire::plan_goal_request::Owned, _>(

@@ -106,6 +106,7 @@ fn goal(text: &str) -> PlanGoal {
         rounds: MaxAttempts::new(2).unwrap(),
         budget: None,
         timeout: None,
+        discussion: None,
     }
 }
 
