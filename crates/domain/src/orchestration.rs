@@ -102,15 +102,14 @@ pub struct Planning {
     pub discussion: Option<TaskId>,
 }
 
-/// Who approved a plan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PlanApprover {
-    /// A person (or `--yes` on their behalf).
-    Person,
-    /// The configuration approves plans without asking.
-    Config,
-}
+keyword_enum!(
+    /// Who approved a plan: a person (or `--yes` on their behalf), or the configuration, which
+    /// approves plans without asking.
+    PlanApprover, "plan approver" {
+        Person => "person",
+        Config => "config",
+    }
+);
 
 /// Something that happened to an orchestration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -308,31 +308,7 @@ impl<S: Store> Service<S> {
             timeout: last.as_ref().and_then(|t| t.spec.timeout),
             workspace: o.workspace.clone(),
         };
-        self.write_scheduled_then(
-            at,
-            move |tx, changes| {
-                let mut o = load_orchestration(tx, oid)?;
-                let events = o.start_planning(
-                    Planning {
-                        task: tid,
-                        max_tasks,
-                        discussion: None,
-                    },
-                    at,
-                )?;
-                tx.save_orchestration(&o)?;
-                tx.append(
-                    at,
-                    &DomainEvent::orchestrations(oid, events).collect::<Vec<_>>(),
-                )?;
-                let task = create_planner(tx, task, at, changes)?;
-                Ok::<_, OrchestrationError>(PlanningStarted {
-                    orchestration: o,
-                    task,
-                })
-            },
-            refresh_planner,
-        )
+        self.start_planner(task, max_tasks, at)
     }
 
     pub(super) fn approve_plan(
@@ -460,23 +436,29 @@ impl<S: Store> Service<S> {
             timeout: None,
             workspace: o.workspace.clone(),
         };
+        self.start_planner(task, max_tasks, at)
+    }
+
+    /// A planner on an orchestration that exists (another version, a revision): the planning
+    /// task and the orchestration's `planning_started`, in one transaction.
+    fn start_planner(
+        &self,
+        task: PlannerTask,
+        max_tasks: u32,
+        at: Timestamp,
+    ) -> Result<PlanningStarted, OrchestrationError> {
+        let (oid, tid) = (task.oid, task.tid);
         self.write_scheduled_then(
             at,
             move |tx, changes| {
                 let mut o = load_orchestration(tx, oid)?;
-                let events = o.start_planning(
-                    Planning {
-                        task: tid,
-                        max_tasks,
-                        discussion: None,
-                    },
-                    at,
-                )?;
-                tx.save_orchestration(&o)?;
-                tx.append(
-                    at,
-                    &DomainEvent::orchestrations(oid, events).collect::<Vec<_>>(),
-                )?;
+                let planning = Planning {
+                    task: tid,
+                    max_tasks,
+                    discussion: None,
+                };
+                let events = o.start_planning(planning, at)?;
+                save_orchestration_events(tx, &o, events, at)?;
                 let task = create_planner(tx, task, at, changes)?;
                 Ok::<_, OrchestrationError>(PlanningStarted {
                     orchestration: o,

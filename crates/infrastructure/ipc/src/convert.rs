@@ -1432,21 +1432,11 @@ pub fn read_planning_started(r: wire::planning_started::Reader<'_>) -> Decoded<P
 
 /// Who approved a plan, as the wire says it (the same words as its JSON).
 fn approver_to_wire(by: PlanApprover) -> &'static str {
-    match by {
-        PlanApprover::Person => "person",
-        PlanApprover::Config => "config",
-    }
+    by.as_str()
 }
 
 fn approver_from_wire(by: &str) -> Decoded<PlanApprover> {
-    match by {
-        "person" => Ok(PlanApprover::Person),
-        "config" => Ok(PlanApprover::Config),
-        other => Err(DecodeError::Unknown {
-            what: "plan approver",
-            value: other.to_owned(),
-        }),
-    }
+    Ok(PlanApprover::parse(by)?)
 }
 
 /// Writes one step of a plan's history.

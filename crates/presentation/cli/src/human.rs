@@ -776,10 +776,7 @@ fn event_details(e: &DomainEvent) -> String {
                 "version={version} tasks={} superseded={} by={}",
                 tasks.len(),
                 superseded.len(),
-                match by {
-                    maos_domain::orchestration::PlanApprover::Person => "person",
-                    maos_domain::orchestration::PlanApprover::Config => "config",
-                }
+                by.as_str()
             ),
             OrchestrationEvent::PlanRejected { version, reason } => match reason {
                 Some(r) => format!("version={version} reason={}", quoted(r)),

@@ -216,6 +216,24 @@ pub(crate) fn ask_line(question: &str, out: &mut Output) -> Result<Option<String
     Ok(Some(answer.trim_end_matches(['\n', '\r']).to_owned()))
 }
 
+/// The repository work happens in and the branch it starts from: [`chosen_repository`] with
+/// `base`; refused when `base` is given without a repository.
+pub(crate) fn chosen_workspace(
+    repo: Option<&Path>,
+    no_repo: bool,
+    base: Option<&str>,
+    out: &mut Output,
+) -> Result<Option<maos_domain::WorkspaceSpec>, CliError> {
+    match chosen_repository(repo, no_repo, out)? {
+        Some(repo) => Ok(Some(maos_domain::WorkspaceSpec {
+            repo,
+            base: base.map(str::to_owned),
+        })),
+        None if base.is_some() => Err(no_repo_for_base()),
+        None => Ok(None),
+    }
+}
+
 /// `--base` names where tasks start in a repository; without one it means nothing.
 pub(crate) fn no_repo_for_base() -> CliError {
     CliError::new(

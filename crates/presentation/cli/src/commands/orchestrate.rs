@@ -1029,11 +1029,8 @@ pub(super) fn execute(
             verify,
             notes,
         } => {
-            let workspace = match super::chosen_repository(repo.as_deref(), no_repo, out)? {
-                Some(repo) => Some(maos_domain::WorkspaceSpec { repo, base }),
-                None if base.is_some() => return Err(super::no_repo_for_base()),
-                None => None,
-            };
+            let workspace =
+                super::chosen_workspace(repo.as_deref(), no_repo, base.as_deref(), out)?;
             let o = api.create_orchestration(maos_application::CreateOrchestration {
                 name,
                 goal,

@@ -12,13 +12,13 @@ use maos_application::{
 use maos_domain::orchestration::PlanApprover;
 use maos_domain::{
     CapabilitySet, DomainEvent, MaxAttempts, OrchestrationEvent, OrchestrationId, Plan, PlanDiff,
-    PlanOrigin, PlanVersion, TaskEvent, TaskId, WorkspaceSpec,
+    PlanOrigin, PlanVersion, TaskEvent, TaskId,
 };
 use maos_plans::PlanFiles;
 use serde::Serialize;
 
 use crate::cli::{NewPlanArgs, PlanArgs, PlanCommand};
-use crate::commands::{chosen_repository, no_repo_for_base};
+use crate::commands::chosen_workspace;
 use crate::error::{CliError, FailureClass};
 use crate::escape;
 use crate::input::{FileKind, read_text};
@@ -111,14 +111,7 @@ fn new_plan(a: NewPlanArgs, api: &dyn MaosApi, out: &mut Output) -> Result<(), C
         )
         .with_hint("maos plan \"add rate limiting to the API\", or maos plan --help"));
     };
-    let workspace = match chosen_repository(a.repo.as_deref(), a.no_repo, out)? {
-        Some(repo) => Some(WorkspaceSpec {
-            repo,
-            base: a.base.clone(),
-        }),
-        None if a.base.is_some() => return Err(no_repo_for_base()),
-        None => None,
-    };
+    let workspace = chosen_workspace(a.repo.as_deref(), a.no_repo, a.base.as_deref(), out)?;
     let rounds = MaxAttempts::new(a.rounds)
         .map_err(|e| CliError::new(FailureClass::InvalidInput, format!("--rounds: {e}")))?;
     let (goal, notes, discussion) = if a.discuss {
@@ -835,7 +828,7 @@ impl From<&PlanRecord> for RecordJson {
                 at,
             } => RecordJson::Approved {
                 version: *version,
-                by: approver(*by),
+                by: by.as_str(),
                 tasks: tasks
                     .iter()
                     .map(|(k, id)| (k.to_string(), id.to_string()))
@@ -853,13 +846,6 @@ impl From<&PlanRecord> for RecordJson {
                 at: json::time(*at),
             },
         }
-    }
-}
-
-fn approver(by: PlanApprover) -> &'static str {
-    match by {
-        PlanApprover::Person => "person",
-        PlanApprover::Config => "config",
     }
 }
 

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::cli::RunArgs;
 use crate::commands::workflow::find_workflow;
-use crate::commands::{chosen_repository, no_repo_for_base, repository};
+use crate::commands::{chosen_repository, chosen_workspace, no_repo_for_base, repository};
 use crate::config_file::{ApprovePlans, Config};
 use crate::error::{CliError, FailureClass};
 use crate::human;
@@ -51,14 +51,12 @@ pub(super) fn run(
         (None, Some(name)) => {
             let (w, _) = find_workflow(dir, name)?;
             let goal = args.goal.clone().unwrap_or_default();
-            let workspace = match chosen_repository(args.repo.as_deref(), args.no_repo, out)? {
-                Some(repo) => Some(WorkspaceSpec {
-                    repo,
-                    base: args.base.clone(),
-                }),
-                None if args.base.is_some() => return Err(no_repo_for_base()),
-                None => None,
-            };
+            let workspace = chosen_workspace(
+                args.repo.as_deref(),
+                args.no_repo,
+                args.base.as_deref(),
+                out,
+            )?;
             from_workflow(&w, &goal, workspace)?
         }
         (None, None) => {
@@ -346,14 +344,12 @@ fn from_workflow(
 fn run_goal(args: RunArgs, api: &dyn MaosApi, out: &mut Output) -> Result<(), CliError> {
     use crate::commands::plan::{Ended, editable, in_editor, show_outcome, wait_for_planner};
     let goal = args.goal.clone().unwrap_or_default();
-    let workspace = match chosen_repository(args.repo.as_deref(), args.no_repo, out)? {
-        Some(repo) => Some(WorkspaceSpec {
-            repo,
-            base: args.base.clone(),
-        }),
-        None if args.base.is_some() => return Err(no_repo_for_base()),
-        None => None,
-    };
+    let workspace = chosen_workspace(
+        args.repo.as_deref(),
+        args.no_repo,
+        args.base.as_deref(),
+        out,
+    )?;
     // Watching streams from before the planning: it is part of the story.
     let since = api.status()?.last_event;
     let started = api.plan_goal(PlanGoal {
