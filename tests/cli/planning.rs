@@ -945,3 +945,52 @@ fn discuss_talks_the_goal_over_then_plans_the_agreed_goal() {
         run.stderr
     );
 }
+
+#[test]
+fn an_enormous_answer_is_cut_to_its_end_and_an_enormous_plan_is_refused_with_nothing_created() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    let repo = Repo::new();
+    let dir = tempfile::tempdir().unwrap();
+    // Round 1: 3,000 tasks, far more than the 256 KiB kept of an answer: its start is cut, so no
+    // plan is found. Round 2: 400 KB of chatter, then a good plan: the end is what is kept.
+    let ids: Vec<String> = (0..3000).map(|i| format!("t{i}")).collect();
+    let huge: Vec<(&str, &str, &[&str], &[&str])> = ids
+        .iter()
+        .map(|id| {
+            (
+                id.as_str(),
+                "A step with a long enough title to weigh",
+                &[][..],
+                &[][..],
+            )
+        })
+        .collect();
+    let huge = answer(&plan_json(&huge));
+    assert!(huge.len() > 300 * 1024, "{}", huge.len());
+    let chatter = format!(
+        "{}\n{}",
+        "thinking aloud ".repeat(27_000),
+        answer(&good_plan())
+    );
+    planner(&env, dir.path(), &[huge, chatter]);
+    worker(&env, dir.path());
+    let (doc, code, stderr) = plan(&env, &["Greet people", "--repo", &repo.arg()]);
+    assert_eq!(code, 0, "{stderr}\n{doc:#}");
+    assert_eq!(doc["version"]["origin"]["attempt"], 2);
+    let planning = doc["record"][0]["task"].as_str().unwrap().to_owned();
+    let t = env.ok_json(&["task", "show", &planning]);
+    for a in t["task"]["attempts"].as_array().unwrap() {
+        let kept = a["summary"].as_str().unwrap_or_default().chars().count();
+        assert!(
+            kept <= 256 * 1024 + 1,
+            "an answer of {kept} characters was kept"
+        );
+    }
+    let second = std::fs::read_to_string(dir.path().join("brief-2.md")).unwrap();
+    assert!(second.contains("the answer has no plan"), "{second}");
+    // Only the planning task exists until a person approves.
+    assert_eq!(tasks_listed(&env), 1);
+}
