@@ -156,6 +156,8 @@ fn a_good_plan_becomes_version_1_then_runs_once_approved() {
         "Two small steps",
         "greet",
         "after greet",
+        "Versions:\n  1  2 task(s), by planner planner (task ",
+        ": \"Two small steps, tests after the code.\"",
         "version 1 proposed",
     ] {
         assert!(
@@ -993,4 +995,55 @@ fn an_enormous_answer_is_cut_to_its_end_and_an_enormous_plan_is_refused_with_not
     assert!(second.contains("the answer has no plan"), "{second}");
     // Only the planning task exists until a person approves.
     assert_eq!(tasks_listed(&env), 1);
+}
+
+#[test]
+fn with_approve_plans_auto_a_low_risk_revision_applies_itself_and_the_plan_completes() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    env.config("approve_plans = \"auto\"\n");
+    let repo = Repo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let first = r#"{"goal": "Greet", "tasks": [
+        {"id": "greet", "title": "Write greet()", "capabilities": ["code"], "concerns": ["src/**"],
+         "verify": "exit 3", "max_attempts": 1}
+    ]}"#;
+    let fixed = r#"{"goal": "Greet", "tasks": [
+        {"id": "greet", "title": "Write greet()", "capabilities": ["code"], "concerns": ["src/**"],
+         "verify": "true", "max_attempts": 1}
+    ]}"#;
+    planner(&env, dir.path(), &[answer(first), answer(fixed)]);
+    worker(&env, dir.path());
+    let (doc, code, stderr) = plan(&env, &["Greet people", "--repo", &repo.arg()]);
+    assert_eq!(code, 0, "{stderr}\n{doc:#}");
+    let o = orchestration_id(&doc);
+    // Version 1 ran by itself, its task blocked, and the revision (low risk) was approved by
+    // the configuration too: the orchestration completes without a person.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let shown = env.ok_json(&["orchestrate", "show", &o]);
+        if shown["orchestration"]["status"] == "completed" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never completed: {shown:#}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let history = env.ok_json(&["plan", "show", &o]);
+    let approvals: Vec<(Value, Value)> = history["record"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["type"] == "approved")
+        .map(|r| (r["version"].clone(), r["by"].clone()))
+        .collect();
+    assert_eq!(
+        approvals,
+        [(json!(1), json!("config")), (json!(2), json!("config"))]
+    );
+    assert_verified(&env);
 }

@@ -926,6 +926,29 @@ impl Render for Shown {
             }
         }
         if self.all {
+            text.push_str("\n\nVersions:");
+            for v in &h.versions {
+                let reasons = v
+                    .rationale
+                    .as_deref()
+                    .and_then(|r| r.lines().map(str::trim).find(|l| !l.is_empty()))
+                    .map(|l| format!(": \"{}\"", escape::line(l)))
+                    .unwrap_or_default();
+                text.push_str(&format!(
+                    "\n  {}  {} task(s), {}{reasons}",
+                    v.number,
+                    v.plan.tasks.len(),
+                    origin_text(&v.origin),
+                ));
+            }
+            if h.versions.is_empty() {
+                text.push_str("\n  none yet");
+            }
+            text.push_str(&format!(
+                "\n  (each in full: maos plan show {id} --version N; what a planner was told: \
+                 maos plan brief {id} --version N)",
+                id = o.id.short()
+            ));
             text.push_str("\n\nHistory:");
             for r in &h.record {
                 text.push_str(&format!("\n  {}", record_text(r)));
