@@ -1047,3 +1047,41 @@ fn with_approve_plans_auto_a_low_risk_revision_applies_itself_and_the_plan_compl
     );
     assert_verified(&env);
 }
+
+#[test]
+fn plan_commands_human() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    let repo = Repo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let second = plan_json(&[
+        ("tests", "Test greet()", &[], &["tests/**"]),
+        ("greet", "Write greet()", &["tests"], &["src/greet.rs"]),
+        ("docs", "Document greet()", &["greet"], &["README.md"]),
+    ]);
+    planner(&env, dir.path(), &[answer(&good_plan()), answer(&second)]);
+    worker(&env, dir.path());
+    env.replace(&repo.arg(), "<repo>");
+    env.alias(&repo.arg(), "<repo>");
+    let _ = env.transcript();
+    env.step(&["plan", "Greet people", "--repo", &repo.arg()]);
+    let o = env.ok_json(&["orchestrate", "list"])["orchestrations"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    env.step(&[
+        "plan",
+        "regenerate",
+        &o[..6],
+        "--feedback",
+        "Tests first, and docs.",
+    ]);
+    env.step(&["plan", "diff", &o[..6]]);
+    env.step(&["plan", "show", &o[..6], "--versions"]);
+    env.step(&["plan", "approve", &o[..6], "--version", "1"]);
+    env.step(&["plan", "reject", &o[..6], "--reason", "not now"]);
+    env.step(&["plan", "approve", &o[..6]]);
+    insta::assert_snapshot!(env.transcript());
+}

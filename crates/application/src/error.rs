@@ -254,6 +254,15 @@ pub enum OrchestrationError {
         orchestration: String,
         version: Option<u32>,
     },
+    /// A version that is not the newest was named for approval.
+    #[error(
+        "version {version} of orchestration {orchestration}'s plan is not its newest ({newest})"
+    )]
+    NotNewest {
+        orchestration: String,
+        version: u32,
+        newest: u32,
+    },
     /// This MAOS was built without a plan reader (never in the `maos` binary).
     #[error("this service cannot read plans")]
     NoPlanReader,
@@ -279,7 +288,9 @@ impl ErrorInfo for OrchestrationError {
             OrchestrationError::NoPlanner { .. } | OrchestrationError::NoPlan { .. } => {
                 ErrorKind::NotFound
             }
-            OrchestrationError::NoPlanReader => ErrorKind::Conflict,
+            OrchestrationError::NoPlanReader | OrchestrationError::NotNewest { .. } => {
+                ErrorKind::Conflict
+            }
             OrchestrationError::Refused(_)
             | OrchestrationError::NoRepository { .. }
             | OrchestrationError::NothingToMerge { .. }

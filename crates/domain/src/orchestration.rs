@@ -520,6 +520,15 @@ impl Orchestration {
                 action,
             })
         };
+        let revision = self.approved_version > 0;
+        let allowed: &[OrchestrationStatus] = if revision {
+            &[O::Running, O::Paused]
+        } else {
+            &[O::AwaitingPlanApproval]
+        };
+        if !allowed.contains(&self.status) {
+            return refuse(self, "approved");
+        }
         if self.planning.is_some() {
             return refuse(self, "approved while a planner works on a new version");
         }
@@ -529,12 +538,6 @@ impl Orchestration {
         if version <= self.decided_version {
             return refuse(self, "approved at a version already decided on");
         }
-        let revision = self.approved_version > 0;
-        let allowed: &[OrchestrationStatus] = if revision {
-            &[O::Running, O::Paused]
-        } else {
-            &[O::AwaitingPlanApproval]
-        };
         let mut events = self.transition(
             allowed,
             OrchestrationEvent::PlanApproved {

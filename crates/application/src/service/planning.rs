@@ -326,6 +326,13 @@ impl<S: Store> Service<S> {
                     orchestration: o.id.short(),
                     version,
                 })?;
+        if chosen.number != o.plan_version && !o.status.is_terminal() {
+            return Err(OrchestrationError::NotNewest {
+                orchestration: o.id.short(),
+                version: chosen.number,
+                newest: o.plan_version,
+            });
+        }
         let base = if o.approved_version > 0 {
             Some(Base::of(&history).ok_or_else(|| {
                 OrchestrationError::Refused(format!(

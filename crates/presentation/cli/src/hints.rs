@@ -167,6 +167,10 @@ fn orchestration(e: &OrchestrationError) -> Option<String> {
             "see what it has: maos plan show {orchestration} --versions"
         )),
         OrchestrationError::NoPlanReader => None,
+        OrchestrationError::NotNewest { orchestration, .. } => Some(format!(
+            "see what changed: maos plan diff {orchestration}; approve the newest: maos plan \
+             approve {orchestration}"
+        )),
         OrchestrationError::NoRepository { .. } => {
             Some("create it with --repo to integrate its work".into())
         }
