@@ -1085,3 +1085,81 @@ fn plan_commands_human() {
     env.step(&["plan", "approve", &o[..6]]);
     insta::assert_snapshot!(env.transcript());
 }
+
+#[test]
+fn rejecting_or_editing_while_a_planner_works_stops_it_and_the_record_stays_consistent() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    let repo = Repo::new();
+    let dir = tempfile::tempdir().unwrap();
+    // A planner that takes its time (it is stopped long before it answers).
+    let command = script(dir.path(), "slow", "sleep 30\necho never\n");
+    tiered_agent(&env, "planner", "plan", "strategic", 2, &command);
+    worker(&env, dir.path());
+    let started = env.ok_json(&["plan", "Greet people", "--repo", &repo.arg(), "--no-wait"]);
+    let o = started["orchestration"]["id"].as_str().unwrap().to_owned();
+    let planner = started["planning_task"]["id"].as_str().unwrap().to_owned();
+    wait_state(&env, &planner, "running");
+    let rejected = env.ok_json(&["plan", "reject", &o]);
+    assert_eq!(rejected["orchestration"]["status"], "cancelled");
+    assert_eq!(rejected["orchestration"]["planning_task"], Value::Null);
+    settle(&env, &planner, "cancelled");
+    assert_verified(&env);
+
+    // A person's version while a planner works replaces its work: the planner is stopped.
+    let started = env.ok_json(&["plan", "Greet people", "--repo", &repo.arg(), "--no-wait"]);
+    let o = started["orchestration"]["id"].as_str().unwrap().to_owned();
+    let planner = started["planning_task"]["id"].as_str().unwrap().to_owned();
+    wait_state(&env, &planner, "running");
+    let file = dir.path().join("mine.json");
+    std::fs::write(&file, good_plan()).unwrap();
+    let edited = env.ok_json(&["plan", "edit", &o, "--file", &file.display().to_string()]);
+    assert_eq!(edited["orchestration"]["plan_version"], 1);
+    assert_eq!(edited["orchestration"]["planning_task"], Value::Null);
+    settle(&env, &planner, "cancelled");
+    assert_verified(&env);
+}
+
+#[test]
+fn a_revision_that_only_drops_the_blocked_work_ends_the_orchestration() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    let repo = Repo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let first = r#"{"goal": "Greet", "tasks": [
+        {"id": "greet", "title": "Write greet()", "capabilities": ["code"], "concerns": ["src/**"], "verify": "true"},
+        {"id": "extra", "title": "Nice to have", "capabilities": ["code"], "depends_on": ["greet"],
+         "concerns": ["extra/**"], "verify": "exit 3", "max_attempts": 1}
+    ]}"#;
+    let dropped = r#"{"goal": "Greet", "tasks": [
+        {"id": "greet", "title": "Write greet()", "capabilities": ["code"], "concerns": ["src/**"], "verify": "true"}
+    ]}"#;
+    planner(&env, dir.path(), &[answer(first), answer(dropped)]);
+    worker(&env, dir.path());
+    let (doc, code, stderr) = plan(&env, &["Greet people", "--repo", &repo.arg()]);
+    assert_eq!(code, 0, "{stderr}");
+    let o = orchestration_id(&doc);
+    let approved = env.ok_json(&["plan", "approve", &o]);
+    let extra = approved["tasks"][1]["task"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    settle(&env, &extra, "blocked");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while env.ok_json(&["plan", "show", &o])["orchestration"]["plan_version"] != 2 {
+        assert!(std::time::Instant::now() < deadline, "no revision came");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let applied = env.ok_json(&["plan", "approve", &o]);
+    assert_eq!(applied["tasks"], json!([]));
+    assert_eq!(applied["orchestration"]["status"], "completed");
+    assert_eq!(
+        applied["orchestration"]["superseded"],
+        json!([extra.clone()])
+    );
+    assert_verified(&env);
+}

@@ -143,7 +143,23 @@ fn task_fields(x: &Task, y: &Task) -> Vec<&'static str> {
 
 fn orchestration_fields(x: &Orchestration, y: &Orchestration) -> Vec<&'static str> {
     differing!(
-        x, y, id, name, goal, workspace, verify, notes, planned, status, created_at, updated_at,
+        x,
+        y,
+        id,
+        name,
+        goal,
+        workspace,
+        verify,
+        notes,
+        planned,
+        status,
+        plan_version,
+        planning,
+        approved_version,
+        decided_version,
+        superseded,
+        created_at,
+        updated_at,
         version
     )
 }

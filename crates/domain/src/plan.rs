@@ -271,6 +271,8 @@ pub struct AtWork {
     pub completed: bool,
     /// It ended (completed or cancelled): nothing to stop.
     pub ended: bool,
+    /// It is blocked: kept as it is, it would stay blocked, so a revision starts it over.
+    pub blocked: bool,
 }
 
 /// What a revision of a plan at work does to its tasks.
@@ -297,8 +299,9 @@ pub enum RevisionProblem {
 
 /// How the plan at work (`old`, its tasks by key in `at_work`) becomes `new`, a checked plan:
 /// completed tasks stay exactly as they are (or the revision is refused); a task that is the
-/// same and whose dependencies all stay, stays (running or not); every other task of `new` is
-/// created, and a live task it replaces, or one `new` drops, is cancelled. Linear in the tasks
+/// same, not blocked, and whose dependencies all stay, stays (running or not); every other task
+/// of `new` is created (a blocked one starts over), and a live task it replaces, or one `new`
+/// drops, is cancelled. Linear in the tasks
 /// and dependencies (and a heap for the order).
 pub fn revise(
     old: &Plan,
@@ -347,7 +350,7 @@ pub fn revise(
         let t = &new.tasks[i];
         let same = old_tasks.get(&t.key).is_some_and(|o| *o == t);
         let work = at_work.get(&t.key);
-        let usable = work.is_some_and(|w| w.completed || !w.ended);
+        let usable = work.is_some_and(|w| w.completed || (!w.ended && !w.blocked));
         let deps_stay = t.depends_on.iter().all(|d| revision.keep.contains_key(d));
         match work {
             Some(w) if same && usable && deps_stay => {
@@ -541,6 +544,7 @@ mod tests {
             task: TaskId::from_bits(task),
             completed,
             ended,
+            blocked: false,
         }
     }
 
@@ -591,6 +595,21 @@ mod tests {
         let r = revise(&old, &at_work, &old).unwrap();
         assert_eq!(r.keep.len(), 4);
         assert!(r.create.is_empty() && r.superseded.is_empty());
+        // A blocked task kept as it is starts over, and so do the tasks after it.
+        let mut stuck = at_work.clone();
+        stuck.insert(
+            key("b"),
+            AtWork {
+                blocked: true,
+                ..work(2, false, false)
+            },
+        );
+        let r = revise(&old, &stuck, &old).unwrap();
+        assert_eq!(r.create, vec![key("b"), key("c")]);
+        assert_eq!(
+            r.superseded,
+            vec![TaskId::from_bits(2), TaskId::from_bits(3)]
+        );
     }
 
     #[test]

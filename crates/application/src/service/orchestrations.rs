@@ -140,18 +140,19 @@ impl<S: Store> Service<S> {
         let reason = reason.unwrap_or_else(|| "cancelled by a person".into());
         let policy = self.config.failure;
         self.orchestration_command(id, move |tx, o, at, changes| {
-            let planner = o.planning.map(|p| p.task);
-            let events = o.cancel(reason.clone(), at)?;
-            if let Some(t) = planner {
+            // The planner first: its end is recorded on the orchestration, read again after.
+            if let Some(p) = o.planning {
                 super::planning::cancel_planner(
                     tx,
-                    t,
+                    p.task,
                     "its orchestration was cancelled",
                     policy,
                     at,
                     changes,
                 )?;
+                *o = tx.orchestration(o.id)?.unwrap_or_else(|| o.clone());
             }
+            let events = o.cancel(reason.clone(), at)?;
             for mut t in tx.tasks_of(o.id)? {
                 if t.state.is_terminal() {
                     continue;

@@ -240,7 +240,14 @@ impl<S: Store> Service<S> {
                     .join("; "),
             ));
         }
-        self.orchestration_command(id, move |_, o, at, _| {
+        let policy = self.config.failure;
+        self.orchestration_command(id, move |tx, o, at, changes| {
+            // A person's version replaces a planner's work in progress: stop it.
+            if let Some(p) = o.planning {
+                let why = "a person wrote a version of the plan";
+                cancel_planner(tx, p.task, why, policy, at, changes)?;
+                *o = load_orchestration(tx, o.id)?;
+            }
             let version = PlanVersion {
                 number: o.plan_version + 1,
                 plan,
@@ -260,6 +267,10 @@ impl<S: Store> Service<S> {
         let reader = self.reader()?;
         let history = self.plan_history(id)?;
         let o = &history.orchestration;
+        // Once a version runs, another version is a revision of the plan at work.
+        if o.approved_version > 0 {
+            return self.revise_plan(id, Some(feedback), None);
+        }
         let current = history.version(None);
         // The planner of the newest version, if a planner made it; else any planner.
         let last = history
@@ -388,8 +399,8 @@ impl<S: Store> Service<S> {
         let o = &history.orchestration;
         let base = Base::of(&history).ok_or_else(|| {
             OrchestrationError::Refused(format!(
-                "orchestration {} has no approved plan version to revise: revise a plan made by \
-                 `plan` once it runs",
+                "orchestration {} has no approved plan version to revise: only a plan made of \
+                 versions (planned from a goal) can be revised, once it runs",
                 o.id.short()
             ))
         })?;
@@ -406,6 +417,11 @@ impl<S: Store> Service<S> {
         let agents = self.store.agents(&AgentFilter::default())?;
         let planner = planner.filter(|p| agents.iter().any(|a| &a.name == p));
         check_planner(&agents, planner.as_ref())?;
+        // The last planner's limits hold for its revisions too.
+        let last = history
+            .planners()
+            .last()
+            .and_then(|t| self.store.task(*t).ok().flatten());
         let mut progress = String::new();
         for (key, task) in &base.tasks {
             let Some(t) = self.store.task(*task)? else {
@@ -438,9 +454,11 @@ impl<S: Store> Service<S> {
             goal,
             prompt,
             planner,
-            rounds: default_rounds(),
-            budget: None,
-            timeout: None,
+            rounds: last
+                .as_ref()
+                .map_or_else(default_rounds, |t| t.spec.max_attempts),
+            budget: last.as_ref().and_then(|t| t.spec.budget),
+            timeout: last.as_ref().and_then(|t| t.spec.timeout),
             workspace: o.workspace.clone(),
         };
         self.start_planner(task, max_tasks, at)
@@ -519,12 +537,12 @@ impl<S: Store> Service<S> {
     ) -> Result<Orchestration, OrchestrationError> {
         let policy = self.config.failure;
         self.orchestration_command(id, move |tx, o, at, changes| {
-            let planner = o.planning.map(|p| p.task);
-            let events = o.reject_plan(reason, at)?;
-            if let Some(t) = planner {
-                cancel_planner(tx, t, "its plan was rejected", policy, at, changes)?;
+            // The planner first: its end is recorded on the orchestration, read again after.
+            if let Some(p) = o.planning {
+                cancel_planner(tx, p.task, "its plan was rejected", policy, at, changes)?;
+                *o = load_orchestration(tx, o.id)?;
             }
-            Ok(events)
+            Ok(o.reject_plan(reason, at)?)
         })
     }
 
@@ -601,6 +619,7 @@ fn at_work_of(t: &Task) -> AtWork {
         task: t.id,
         completed: t.state == TaskState::Completed,
         ended: t.state.is_terminal(),
+        blocked: t.state == TaskState::Blocked,
     }
 }
 
@@ -716,8 +735,15 @@ pub(super) fn approve_in_tx(
         save_task_events(tx, &task, events, at)?;
         made.push((key.to_string(), task));
     }
-    if let Some(any) = made.first().map(|(_, t)| t.clone()) {
-        finish_orchestration_if_done(tx, &any, at)?;
+    // A revision that only dropped work may leave nothing to do: the orchestration ends.
+    let one = made
+        .first()
+        .map(|(_, t)| t.id)
+        .or(revision.superseded.first().copied());
+    if let Some(id) = one {
+        let t = load_task(tx, id)?;
+        finish_orchestration_if_done(tx, &t, at)?;
+        *o = load_orchestration(tx, o.id)?;
     }
     Ok(made)
 }
@@ -776,11 +802,14 @@ pub(super) fn settle_planner(
             };
             let chosen = version.clone();
             events.extend(o.propose_plan(version, at)?);
-            let low_risk = match &refereed.base {
-                None => true,
-                Some(b) => revision_is_low_risk(tx, b, &chosen.plan)?,
-            };
-            if auto_approve && low_risk {
+            // Once a version runs, the configuration approves only a revision it can apply
+            // whose every changed task is low risk.
+            let may_auto = auto_approve
+                && match &refereed.base {
+                    None => o.approved_version == 0,
+                    Some(b) => revision_is_low_risk(tx, b, &chosen.plan)?,
+                };
+            if may_auto {
                 save_orchestration_events(tx, &o, std::mem::take(&mut events), at)?;
                 approve_in_tx(
                     tx,

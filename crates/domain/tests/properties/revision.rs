@@ -98,6 +98,7 @@ proptest! {
                     task: TaskId::from_bits(1000 + s.key as u128),
                     completed: state[s.key] == 2,
                     ended: matches!(state[s.key], 2 | 4),
+                    blocked: state[s.key] == 3,
                 })
             })
             .collect();
@@ -149,9 +150,11 @@ proptest! {
                     prop_assert!(r.keep.contains_key(&t.key) != created.contains(&t.key));
                 }
                 prop_assert_eq!(r.keep.len() + r.create.len(), new_plan.tasks.len());
-                // A kept task's dependencies are kept; only live tasks are cancelled, once.
+                // A kept task's dependencies are kept, and a blocked task is never kept (it
+                // would stay blocked); only live tasks are cancelled, once.
                 for t in new_plan.tasks.iter().filter(|t| r.keep.contains_key(&t.key)) {
                     prop_assert!(t.depends_on.iter().all(|d| r.keep.contains_key(d)));
+                    prop_assert!(!at_work.get(&t.key).is_some_and(|w| w.blocked));
                 }
                 let cancelled: BTreeSet<&TaskId> = r.superseded.iter().collect();
                 prop_assert_eq!(cancelled.len(), r.superseded.len());

@@ -256,7 +256,7 @@ pub(crate) enum Ended {
     Approved,
     /// No acceptable plan.
     Failed,
-    /// The orchestration was cancelled meanwhile.
+    /// The orchestration ended meanwhile (cancelled, or its work done).
     Cancelled,
 }
 
@@ -322,7 +322,10 @@ pub(crate) fn wait_for_planner(
                         ..
                     } => ended = Some(Ended::Approved),
                     OrchestrationEvent::PlanningFailed { .. } => ended = Some(Ended::Failed),
-                    OrchestrationEvent::Cancelled { .. } => ended = Some(Ended::Cancelled),
+                    // It ended (cancelled, or all its work done) while a planner worked.
+                    OrchestrationEvent::Cancelled { .. }
+                    | OrchestrationEvent::Completed
+                    | OrchestrationEvent::Failed { .. } => ended = Some(Ended::Cancelled),
                     _ => {}
                 },
                 _ => {}
@@ -385,10 +388,12 @@ pub(crate) fn show_outcome(
         Ended::Cancelled => Err(CliError::new(
             FailureClass::Conflict,
             format!(
-                "orchestration {} was cancelled while it was planned",
-                o.short()
+                "orchestration {} ended ({}) while it was planned",
+                o.short(),
+                history.orchestration.status
             ),
-        )),
+        )
+        .with_hint(format!("see it: maos plan show {} --versions", o.short()))),
     }
 }
 
@@ -571,10 +576,10 @@ pub(crate) fn in_editor(
 fn write_private(path: &Path, text: &str) -> Result<(), CliError> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
+    // A new file: never one that exists (a link someone put there would be followed).
     std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(path)
         .and_then(|mut f| f.write_all(text.as_bytes()))

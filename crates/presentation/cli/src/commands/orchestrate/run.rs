@@ -47,7 +47,10 @@ pub(super) fn run(
             }
             plan_of(file)?
         }
-        (None, None) if args.goal.is_some() => return run_goal(args, api, out),
+        (None, None) if args.goal.is_some() => {
+            let auto = config.approve_plans == ApprovePlans::Auto;
+            return run_goal(args, auto, api, out);
+        }
         (None, Some(name)) => {
             let (w, _) = find_workflow(dir, name)?;
             let goal = args.goal.clone().unwrap_or_default();
@@ -341,8 +344,23 @@ fn from_workflow(
 /// `maos orchestrate run --goal TEXT`: a planner plans the goal; the person reviews the plan on
 /// the terminal (approve, edit, regenerate with feedback, reject) unless `--yes` or the
 /// configuration approves it; then it runs (and is watched with `--watch`).
-fn run_goal(args: RunArgs, api: &dyn MaosApi, out: &mut Output) -> Result<(), CliError> {
+fn run_goal(
+    args: RunArgs,
+    auto: bool,
+    api: &dyn MaosApi,
+    out: &mut Output,
+) -> Result<(), CliError> {
     use crate::commands::plan::{Ended, editable, in_editor, show_outcome, wait_for_planner};
+    // With --json there is no terminal conversation: without --yes (or the configuration's
+    // approval) the plan would wait for nobody. Say so before a planner is paid for.
+    if out.json() && !args.yes && !auto {
+        return Err(CliError::new(
+            FailureClass::Usage,
+            "--json with --goal needs --yes (or approve_plans = \"auto\"): nobody could approve \
+             the plan here",
+        )
+        .with_hint("run it again with --yes, or plan it with `maos plan` and approve it later"));
+    }
     let goal = args.goal.clone().unwrap_or_default();
     let workspace = chosen_workspace(
         args.repo.as_deref(),
