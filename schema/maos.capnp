@@ -382,6 +382,44 @@ struct Orchestration {
   superseded @15 :List(Text);  # its tasks a revision replaced or dropped (cancelled)
 }
 
+struct Metrics {
+  # What the work in a window of time came to (`maos metrics`); counts, no ratios.
+  since @0 :Int64;                  # the window's start; 0: since the first event
+  until @1 :Int64;                  # when the figures were read
+  created @2 :UInt64;               # tasks created in the window
+  completed @3 :UInt64;             # tasks completed in the window
+  completedByHour @4 :List(HourCount);  # by the hour they completed in, oldest first
+  firstAttemptPassed @5 :UInt64;    # completed tasks whose first attempt was accepted
+  timeToGreen @6 :Spread;           # creation to completion, ms; null: none completed
+  approvals @7 :UInt64;             # a person's approvals in the window
+  rejections @8 :UInt64;
+  manualRetries @9 :UInt64;         # retries a person asked for
+  attempts @10 :UInt64;             # attempts that ended in the window
+  usage @11 :Usage;                 # what they used
+  agents @12 :List(AgentMetrics);   # by agent name
+}
+
+struct HourCount {
+  hour @0 :Int64;                   # the hour's start, ms since the epoch
+  n @1 :UInt64;
+}
+
+struct Spread {
+  p50 @0 :UInt64;
+  p90 @1 :UInt64;
+  max @2 :UInt64;
+}
+
+struct AgentMetrics {
+  agent @0 :Text;
+  attempts @1 :UInt64;
+  succeeded @2 :UInt64;
+  failed @3 :UInt64;                # interrupted attempts are neither
+  usage @4 :Usage;
+}
+
+struct MetricsResult { union { ok @0 :Metrics; err @1 :Error; } }
+
 struct KeyedId {
   # A task of a plan: its key in the plan and its id.
   key @0 :Text;
@@ -868,6 +906,9 @@ interface Api {
   # with its planner; a revision of a running plan is set aside and the plan runs on.
   revisePlan @53 (id :Text, feedback :Text) -> (result :PlanningResult);
   discussGoal @54 (goal :PlanGoalRequest) -> (result :TaskResult);
+  metrics @55 (since :Int64) -> (result :MetricsResult);
+  # The work done since `since` (ms since the epoch; 0: since the first event): throughput, the
+  # first-attempt pass rate, time to green, a person's decisions, usage, each agent's attempts.
   # Talks a goal over with the planner before planning: a task whose every answer waits for the
   # person (reject with a reply: the next turn; approve: agreed). `rounds` counts the turns.
   # Asks the planner for a revision of the plan at work (`feedback` null: none): the work not

@@ -577,3 +577,64 @@ delay = "300ms"
     let status = env.ok_json(&["status"]);
     assert_eq!(status["tasks"]["by_state"]["ready"], 1_950, "{status:#}");
 }
+
+#[test]
+fn metrics_count_the_work_done_its_first_passes_and_each_agents_attempts() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    let work = tempfile::tempdir().unwrap();
+    let agents = write(
+        work.path(),
+        "agents.toml",
+        r#"
+[[agent]]
+name = "sim-1"
+adapter = "sim"
+capabilities = ["sim"]
+slots = 4
+delay = "20ms"
+price = { input = "3", output = "15" }
+"#,
+    );
+    env.ok_json(&["agent", "register", "--from-file", &agents]);
+    let a = env.task("First", &["-c", "sim"]);
+    let b = env.task("Second", &["-c", "sim"]);
+    wait_for(&env, &a, "completed", state_is("completed"));
+    wait_for(&env, &b, "completed", state_is("completed"));
+    // A task nobody can take, cancelled: created in the window, never completed.
+    let stuck = env.task(
+        "Nobody can",
+        &["-c", "nothing-offers-this", "--max-attempts", "1"],
+    );
+    let _ = env.maos(&["task", "cancel", &stuck]);
+    let m = env.ok_json(&["metrics", "--since", "1h"]);
+    assert_eq!(m["created"], 3, "{m:#}");
+    assert_eq!(m["completed"], 2, "{m:#}");
+    assert_eq!(m["first_attempt_passed"], 2);
+    assert_eq!(m["first_attempt_pass_rate"], 1.0);
+    assert_eq!(m["attempts"], 2);
+    assert_eq!(m["input_tokens"], 2000);
+    assert_eq!(m["cost_usd"], "0.012");
+    assert_eq!(m["agents"][0]["agent"], "sim-1");
+    assert_eq!(m["agents"][0]["success_rate"], 1.0);
+    let ms = m["time_to_green_ms"]["p50"].as_u64().unwrap();
+    assert!(ms > 0 && ms < 60_000, "{m:#}");
+    assert_eq!(m["completed_by_hour"].as_array().unwrap().len(), 1);
+    let people = env.maos(&["metrics"]);
+    assert_eq!(people.code, 0, "{}", people.stderr);
+    for part in [
+        "tasks             3 created, 2 completed",
+        "2 of 2 completed tasks passed (100%)",
+        "sim-1",
+    ] {
+        assert!(
+            people.stdout.contains(part),
+            "{part:?} missing:\n{}",
+            people.stdout
+        );
+    }
+    let bad = env.maos(&["metrics", "--since", "yesterday"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+}

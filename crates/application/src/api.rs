@@ -878,6 +878,8 @@ pub trait MaosApi: Send + Sync {
 
     // overview
     fn status(&self) -> Result<StatusReport, QueryError>;
+    /// The work done since `since` (none: since the first event), until now.
+    fn metrics(&self, since: Option<Timestamp>) -> Result<crate::metrics::Metrics, QueryError>;
     fn read_events(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, QueryError>;
     /// Follows the event log from `since` (exclusive): what exists already, then new events as
     /// they are committed.

@@ -6,6 +6,7 @@ pub mod api;
 mod brief;
 pub mod error;
 mod locks;
+pub mod metrics;
 mod plan;
 mod planning;
 pub mod ports;

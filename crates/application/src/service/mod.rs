@@ -531,6 +531,10 @@ impl<S: Store> MaosApi for Service<S> {
         Service::status(self)
     }
 
+    fn metrics(&self, since: Option<Timestamp>) -> Result<crate::metrics::Metrics, QueryError> {
+        Service::metrics(self, since)
+    }
+
     fn read_events(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, QueryError> {
         Service::read_events(self, after, limit)
     }

@@ -167,6 +167,43 @@ impl<S: Store> Service<S> {
         Ok(self.store.status()?)
     }
 
+    /// The metrics of the window from `since`: every task and the log from its start are read
+    /// (a read of everything: for a person's command or a dashboard's page, not a hot path).
+    pub(super) fn metrics(
+        &self,
+        since: Option<Timestamp>,
+    ) -> Result<crate::metrics::Metrics, QueryError> {
+        let until = self.clock.now();
+        let mut tasks = Vec::new();
+        let mut page = Page {
+            limit: Page::MAX_LIMIT,
+            cursor: None,
+        };
+        loop {
+            let got = self.store.tasks(&TaskFilter::default(), &page)?;
+            tasks.extend(got.tasks);
+            match got.next_cursor {
+                Some(c) => page.cursor = Some(c),
+                None => break,
+            }
+        }
+        let mut events = Vec::new();
+        let mut after = 0;
+        loop {
+            let batch = self.store.events_after(after, Page::MAX_LIMIT)?;
+            let Some(last) = batch.last() else {
+                break;
+            };
+            after = last.seq;
+            events.extend(
+                batch
+                    .into_iter()
+                    .filter(|e| since.is_none_or(|s| e.at >= s)),
+            );
+        }
+        Ok(crate::metrics::compute(since, until, &tasks, &events))
+    }
+
     pub(super) fn read_events(
         &self,
         after: u64,

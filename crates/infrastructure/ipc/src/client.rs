@@ -29,6 +29,7 @@ use capnp::message::ReaderOptions;
 use capnp::traits::Owned;
 use capnp_rpc::twoparty::VatNetwork;
 use capnp_rpc::{Disconnector, RpcSystem, rpc_twoparty_capnp::Side};
+use maos_application::metrics::Metrics;
 use maos_application::{
     AgentError, AgentFilter, ApprovalRequest, AssignTask, Assignment, AttemptBriefing,
     CreateOrchestration, CreatePlan, CreateTask, Created, ErrorInfo, ErrorKind, EventFollower,
@@ -39,7 +40,7 @@ use maos_application::{
 };
 use maos_domain::{
     Agent, AgentName, AttemptStart, FencingToken, Orchestration, RunReport, Task, TaskId,
-    TaskWorkspace,
+    TaskWorkspace, Timestamp,
 };
 use thiserror::Error;
 use tokio::io::{BufReader, BufWriter};
@@ -51,11 +52,11 @@ use tracing::{debug, warn};
 use crate::convert::{
     DecodeError, len32, read_agent, read_approval_request, read_assignment, read_beat,
     read_briefing, read_created, read_daemon_info, read_event, read_gc_entry, read_log_chunk,
-    read_merge_report, read_orchestration, read_orchestration_report, read_plan_created,
-    read_plan_history, read_planning_started, read_status, read_task, read_task_page, read_text,
-    read_waiting, write_agent_filter, write_beat, write_gc_request, write_log_request,
-    write_new_agent, write_new_orchestration, write_new_plan, write_new_task, write_plan_goal,
-    write_run_report, write_task_filter, write_task_workspace,
+    read_merge_report, read_metrics, read_orchestration, read_orchestration_report,
+    read_plan_created, read_plan_history, read_planning_started, read_status, read_task,
+    read_task_page, read_text, read_waiting, write_agent_filter, write_beat, write_gc_request,
+    write_log_request, write_new_agent, write_new_orchestration, write_new_plan, write_new_task,
+    write_plan_goal, write_run_report, write_task_filter, write_task_workspace,
 };
 use crate::daemon::DaemonInfo;
 use crate::direct::{Direct, DirectError, Method};
@@ -492,6 +493,7 @@ mod methods {
         RejectPlan = 52 reject_plan (reject_plan_params, reject_plan_results);
         RevisePlan = 53 revise_plan (revise_plan_params, revise_plan_results);
         DiscussGoal = 54 discuss_goal (discuss_goal_params, discuss_goal_results);
+        Metrics = 55 metrics (metrics_params, metrics_results);
     }
 }
 
@@ -653,6 +655,7 @@ result_decoder!(
     read_orchestration
 );
 result_decoder!(status_result, status_result, StatusReport, read_status);
+result_decoder!(metrics_result, metrics_result, Metrics, read_metrics);
 result_decoder!(events_result, events_result, list of StoredEvent, read_event);
 result_decoder!(beats_result, beats_result, list of Heartbeat, read_beat);
 result_decoder!(log_chunk_result, log_chunk_result, LogChunk, read_log_chunk);
@@ -1411,6 +1414,17 @@ impl MaosApi for IpcClient {
     fn status(&self) -> Result<StatusReport, QueryError> {
         self.call::<methods::Status, _, _, _>(|_| Ok(()), |r| status_result(r.get_result()))
             .map_err(QueryError::Remote)
+    }
+
+    fn metrics(&self, since: Option<Timestamp>) -> Result<Metrics, QueryError> {
+        self.call::<methods::Metrics, _, _, _>(
+            move |mut p| {
+                p.set_since(since.map_or(0, Timestamp::as_millis));
+                Ok(())
+            },
+            |r| metrics_result(r.get_result()),
+        )
+        .map_err(QueryError::Remote)
     }
 
     fn read_events(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, QueryError> {

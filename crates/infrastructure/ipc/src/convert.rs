@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use capnp::{text, text_list};
+use maos_application::metrics::{AgentMetrics, Metrics, Spread};
 use maos_application::{
     AgentFilter, ApprovalRequest, Assignment, AttemptBriefing, BlockReason, CreateOrchestration,
     CreatePlan, CreateTask, Created, GcEntry, GcRequest, Heartbeat, IdRef, LogChunk, LogRequest,
@@ -2038,3 +2039,88 @@ pub fn read_opt_text(has: bool, r: capnp::Result<text::Reader<'_>>) -> Decoded<O
 
 #[cfg(test)]
 mod tests;
+
+/// Writes the metrics of a window of time.
+pub fn write_metrics(m: &Metrics, mut b: wire::metrics::Builder<'_>) -> capnp::Result<()> {
+    b.set_since(m.since.map_or(0, Timestamp::as_millis));
+    b.set_until(m.until.as_millis());
+    b.set_created(m.created);
+    b.set_completed(m.completed);
+    let mut hours = b
+        .reborrow()
+        .init_completed_by_hour(len32(m.completed_by_hour.len())?);
+    for (i, (hour, n)) in (0u32..).zip(&m.completed_by_hour) {
+        let mut h = hours.reborrow().get(i);
+        h.set_hour(hour.as_millis());
+        h.set_n(*n);
+    }
+    b.set_first_attempt_passed(m.first_attempt_passed);
+    if let Some(s) = &m.time_to_green {
+        let mut g = b.reborrow().init_time_to_green();
+        g.set_p50(s.p50);
+        g.set_p90(s.p90);
+        g.set_max(s.max);
+    }
+    b.set_approvals(m.approvals);
+    b.set_rejections(m.rejections);
+    b.set_manual_retries(m.manual_retries);
+    b.set_attempts(m.attempts);
+    write_usage(&m.usage, b.reborrow().init_usage());
+    let mut agents = b.init_agents(len32(m.agents.len())?);
+    for (i, a) in (0u32..).zip(&m.agents) {
+        let mut w = agents.reborrow().get(i);
+        w.set_agent(a.agent.as_str());
+        w.set_attempts(a.attempts);
+        w.set_succeeded(a.succeeded);
+        w.set_failed(a.failed);
+        write_usage(&a.usage, w.init_usage());
+    }
+    Ok(())
+}
+
+/// Reads the metrics of a window of time.
+pub fn read_metrics(r: wire::metrics::Reader<'_>) -> Decoded<Metrics> {
+    Ok(Metrics {
+        since: match r.get_since() {
+            0 => None,
+            ms => Some(Timestamp::from_millis(ms)),
+        },
+        until: Timestamp::from_millis(r.get_until()),
+        created: r.get_created(),
+        completed: r.get_completed(),
+        completed_by_hour: r
+            .get_completed_by_hour()?
+            .iter()
+            .map(|h| (Timestamp::from_millis(h.get_hour()), h.get_n()))
+            .collect(),
+        first_attempt_passed: r.get_first_attempt_passed(),
+        time_to_green: if r.has_time_to_green() {
+            let g = r.get_time_to_green()?;
+            Some(Spread {
+                p50: g.get_p50(),
+                p90: g.get_p90(),
+                max: g.get_max(),
+            })
+        } else {
+            None
+        },
+        approvals: r.get_approvals(),
+        rejections: r.get_rejections(),
+        manual_retries: r.get_manual_retries(),
+        attempts: r.get_attempts(),
+        usage: read_usage(r.has_usage(), r.get_usage())?,
+        agents: r
+            .get_agents()?
+            .iter()
+            .map(|a| {
+                Ok(AgentMetrics {
+                    agent: AgentName::parse(&text(a.get_agent())?)?,
+                    attempts: a.get_attempts(),
+                    succeeded: a.get_succeeded(),
+                    failed: a.get_failed(),
+                    usage: read_usage(a.has_usage(), a.get_usage())?,
+                })
+            })
+            .collect::<Decoded<_>>()?,
+    })
+}

@@ -42,9 +42,9 @@ use crate::convert::{
     read_plan_goal, read_run_report, read_task_filter, read_task_workspace, read_text, write_agent,
     write_approval_request, write_assignment, write_beat, write_briefing, write_created,
     write_daemon_info, write_event, write_event_with_payload, write_gc_entry, write_log_chunk,
-    write_merge_report, write_orchestration, write_orchestration_report, write_plan_created,
-    write_plan_history, write_planning_started, write_status, write_task, write_task_page,
-    write_waiting,
+    write_merge_report, write_metrics, write_orchestration, write_orchestration_report,
+    write_plan_created, write_plan_history, write_planning_started, write_status, write_task,
+    write_task_page, write_waiting,
 };
 use crate::daemon::DaemonControl;
 use crate::error::{bad_request, write_remote_error, write_wire_error};
@@ -1351,6 +1351,21 @@ impl api::Server for ApiServer {
         let outcome = self.call(Ok(()), |api, ()| api.status()).await;
         answer!(results.get().init_result(), outcome, |report, r| {
             write_status(&report, r.init_ok())
+        })
+    }
+
+    async fn metrics(
+        self: Rc<Self>,
+        params: api::MetricsParams,
+        mut results: api::MetricsResults,
+    ) -> Result<(), capnp::Error> {
+        let since = match params.get()?.get_since() {
+            0 => None,
+            ms => Some(maos_domain::Timestamp::from_millis(ms)),
+        };
+        let outcome = self.call(Ok(since), |api, since| api.metrics(since)).await;
+        answer!(results.get().init_result(), outcome, |m, r| {
+            write_metrics(&m, r.init_ok())
         })
     }
 

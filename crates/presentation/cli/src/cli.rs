@@ -184,6 +184,21 @@ pub(crate) enum Command {
         maos status --watch --json   # one status document per line, per change")]
     Status(StatusArgs),
 
+    /// Show what the work came to: throughput, pass rate, time to green, cost, agents
+    ///
+    /// Tasks created and completed (and completed by hour), the first-attempt pass rate, time to
+    /// green (a task's creation to its completion), a person's approvals, rejections and retries
+    /// asked for, tokens and cost, and each agent's attempts and success rate.
+    #[command(
+        after_help = "Examples:\n  maos metrics\n  maos metrics --since 24h\n  \
+        maos metrics --since 7d --json"
+    )]
+    Metrics {
+        /// Only the work of this last stretch of time, such as 24h or 7d [default: all of it].
+        #[arg(long, value_name = "DURATION", value_parser = duration)]
+        since: Option<DurationMs>,
+    },
+
     /// Print the event log, oldest first: every change MAOS made, numbered without gaps.
     #[command(after_help = "Examples:\n  maos events --since 10 --limit 20\n  \
         maos events --follow                    # what exists, then new events live (Ctrl-C stops)\n  \

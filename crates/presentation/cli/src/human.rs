@@ -497,7 +497,7 @@ pub(crate) fn status(r: &StatusReport) -> String {
 }
 
 /// `12,345 (10,000 in, 2,345 out)`, or `0`.
-fn tokens(u: &maos_domain::Usage) -> String {
+pub(crate) fn tokens(u: &maos_domain::Usage) -> String {
     if u.total_tokens() == 0 {
         return "0".into();
     }
@@ -509,7 +509,7 @@ fn tokens(u: &maos_domain::Usage) -> String {
     )
 }
 
-fn thousands(n: u64) -> String {
+pub(crate) fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

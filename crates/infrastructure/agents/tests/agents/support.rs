@@ -288,6 +288,12 @@ impl MaosApi for Recorder {
     fn start_orchestration(&self, id: &IdRef) -> Result<Orchestration, OrchestrationError> {
         self.service.start_orchestration(id)
     }
+    fn metrics(
+        &self,
+        since: Option<maos_domain::Timestamp>,
+    ) -> Result<maos_application::metrics::Metrics, QueryError> {
+        self.service.metrics(since)
+    }
     fn pause_orchestration(
         &self,
         id: &IdRef,

@@ -11,6 +11,7 @@ mod events;
 mod gc;
 mod init;
 mod man;
+mod metrics;
 mod orchestrate;
 pub(crate) mod plan;
 mod status;
@@ -81,6 +82,7 @@ pub(crate) fn execute(cli: Cli, out: &mut Output) -> Result<(), CliError> {
             _ => plan::execute(args, needs.api()?.api(), out),
         },
         Command::Status(args) => status::execute(&args, needs.api()?.api(), out),
+        Command::Metrics { since } => metrics::execute(since, needs.api()?.api(), out),
         Command::Events(args) => events::execute(&args, needs.api()?.api(), out),
         Command::Approve { id } => approval::approve(&id, needs.api()?.api(), out),
         Command::Reject { id, reason, cancel } => {
