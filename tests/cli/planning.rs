@@ -1163,3 +1163,51 @@ fn a_revision_that_only_drops_the_blocked_work_ends_the_orchestration() {
     );
     assert_verified(&env);
 }
+
+#[test]
+fn a_planner_still_revising_is_stopped_when_its_orchestration_ends() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    let repo = Repo::new();
+    let dir = tempfile::tempdir().unwrap();
+    // Round 1 answers at once; the revision's round takes its time.
+    let one = r#"{"goal": "Greet", "tasks": [
+        {"id": "hold", "title": "Hold", "capabilities": ["code"], "concerns": ["hold/**"], "risk": "high", "verify": "true"}
+    ]}"#;
+    std::fs::write(dir.path().join("answer"), answer(one)).unwrap();
+    let body = format!(
+        "n=$(cat {d}/round 2>/dev/null || echo 0)\nn=$((n + 1))\necho $n > {d}/round\n\
+         if [ $n -gt 1 ]; then sleep 30; fi\ncp {d}/answer \"$MAOS_RESULT_FILE\"\n",
+        d = dir.path().display()
+    );
+    let command = script(dir.path(), "planner", &body);
+    tiered_agent(&env, "planner", "plan", "strategic", 2, &command);
+    worker(&env, dir.path());
+    let (doc, code, stderr) = plan(&env, &["Greet", "--repo", &repo.arg()]);
+    assert_eq!(code, 0, "{stderr}");
+    let o = orchestration_id(&doc);
+    let approved = env.ok_json(&["plan", "approve", &o]);
+    let hold = approved["tasks"][0]["task"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    settle(&env, &hold, "awaiting_approval");
+    let revising = env.ok_json(&["plan", "revise", &o, "--no-wait"]);
+    let planner = revising["planning_task"]["id"].as_str().unwrap().to_owned();
+    wait_state(&env, &planner, "running");
+    // The person lets the last task run, then accepts its work: it completes, and so does the
+    // orchestration.
+    env.ok_json(&["approve", &hold]);
+    wait_for(&env, &hold, "its work waiting for review", |t| {
+        t["state"] == "awaiting_approval" && t["attempts"].as_array().is_some_and(|a| a.len() == 1)
+    });
+    env.ok_json(&["approve", &hold]);
+    settle(&env, &hold, "completed");
+    settle(&env, &planner, "cancelled");
+    let shown = env.ok_json(&["plan", "show", &o]);
+    assert_eq!(shown["orchestration"]["status"], "completed");
+    assert_eq!(shown["orchestration"]["planning_task"], Value::Null);
+    assert_verified(&env);
+}

@@ -59,6 +59,7 @@ impl<S: Store> Service<S> {
             Integration::None
         };
         let at = self.clock.now();
+        let policy = self.config.failure;
         self.write_scheduled(at, move |tx, changes| {
             let mut t = load_task(tx, id)?;
             let events = t.approve(integration, at)?;
@@ -67,7 +68,7 @@ impl<S: Store> Service<S> {
             match t.state {
                 TaskState::Completed => {
                     promote_dependents(tx, t.id, at, changes)?;
-                    finish_orchestration_if_done(tx, &t, at)?;
+                    finish_orchestration_if_done(tx, &t, policy, at, changes)?;
                 }
                 TaskState::Ready => changes.readied.push(t.id),
                 _ => {}
@@ -109,7 +110,7 @@ impl<S: Store> Service<S> {
             changes.release_concerns(&t);
             if t.state == TaskState::Cancelled {
                 block_dependents(tx, id, at)?;
-                finish_orchestration_if_done(tx, &t, at)?;
+                finish_orchestration_if_done(tx, &t, policy, at, changes)?;
             }
             Ok(t)
         })

@@ -226,7 +226,9 @@ pub(super) fn now_running(
 pub(super) fn finish_orchestration_if_done(
     tx: &mut dyn Transaction,
     done: &Task,
+    policy: FailurePolicy,
     at: Timestamp,
+    changes: &mut Changes,
 ) -> Result<(), TaskError> {
     let Some(oid) = done.spec.orchestration else {
         return Ok(());
@@ -235,6 +237,7 @@ pub(super) fn finish_orchestration_if_done(
         return Ok(());
     };
     let tasks = tx.tasks_of(oid)?;
+    let planner = o.planning.map(|p| p.task);
     let events = settle(&mut o, &tasks, at)?;
     if !events.is_empty() {
         tx.save_orchestration(&o)?;
@@ -242,6 +245,10 @@ pub(super) fn finish_orchestration_if_done(
             at,
             &DomainEvent::orchestrations(oid, events).collect::<Vec<_>>(),
         )?;
+        // It ended: a planner still revising its plan has nothing left to do.
+        if let Some(p) = planner {
+            super::planning::cancel_planner(tx, p, "its orchestration ended", policy, at, changes)?;
+        }
     }
     Ok(())
 }

@@ -742,7 +742,7 @@ pub(super) fn approve_in_tx(
         .or(revision.superseded.first().copied());
     if let Some(id) = one {
         let t = load_task(tx, id)?;
-        finish_orchestration_if_done(tx, &t, at)?;
+        finish_orchestration_if_done(tx, &t, policy, at, changes)?;
         *o = load_orchestration(tx, o.id)?;
     }
     Ok(made)

@@ -243,7 +243,7 @@ impl<S: Store> Service<S> {
             release_slot(tx, &t, policy, at, changes)?;
             if t.state == TaskState::Completed {
                 promote_dependents(tx, t.id, at, changes)?;
-                finish_orchestration_if_done(tx, &t, at)?;
+                finish_orchestration_if_done(tx, &t, policy, at, changes)?;
             }
             Ok(t)
         })
@@ -288,7 +288,7 @@ impl<S: Store> Service<S> {
                 changes.stops.push((t.id, t.attempts_used(), reason));
             }
             block_dependents(tx, id, at)?;
-            finish_orchestration_if_done(tx, &t, at)?;
+            finish_orchestration_if_done(tx, &t, policy, at, changes)?;
             Ok(t)
         })
     }
