@@ -649,6 +649,7 @@ struct OrchestrationReport {
   integrationBranch @9 :Text;       # null: its tasks work in no repository
   needsAPerson @10 :List(NeedsPerson);  # in dependency order
   canMove @11 :Bool;                # false: nothing of it moves without a person
+  planning @12 :Usage;              # what its planning took (planning and discussion tasks)
 }
 
 struct PlanGoalRequest {

@@ -482,6 +482,12 @@ price = {{ input = "2", cached_input = "0.5", output = "10" }}
     assert_eq!(usage["cost_usd"], "0.0085", "{usage:#}");
     assert_eq!(t["usage"]["cost_usd"], "0.0085", "{t:#}");
     assert_eq!(tasks_listed(&env), 1, "nothing runs before the approval");
+    // The orchestration's summary counts the planning apart from its tasks' work.
+    let status = env.ok_json(&["orchestrate", "status", o]);
+    let summary = &status["summary"];
+    assert_eq!(summary["planning_cost_usd"], "0.0085", "{status:#}");
+    assert_eq!(summary["planning_input_tokens"], 3000, "{status:#}");
+    assert_eq!(summary["cost_usd"], "0.00", "{status:#}");
 }
 
 #[test]

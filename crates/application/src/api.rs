@@ -456,6 +456,9 @@ pub struct OrchestrationReport {
     pub output_tokens: u64,
     /// What its attempts cost.
     pub cost: Usd,
+    /// What planning it took: its planning tasks' (and a discussion's) tokens and cost, apart
+    /// from its tasks'.
+    pub planning: Usage,
     /// The branch its tasks' work is integrated in, when they work in a repository.
     pub integration_branch: Option<String>,
     /// The tasks that wait for a person, in dependency order.

@@ -61,6 +61,7 @@ pub(crate) fn report(
         input_tokens: input,
         output_tokens: output,
         cost,
+        planning: maos_domain::Usage::default(),
         integration_branch: o.workspace.as_ref().map(|_| o.integration_branch()),
         needs_a_person: in_dependency_order(tasks)
             .into_iter()

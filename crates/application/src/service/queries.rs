@@ -136,7 +136,29 @@ impl<S: Store> Service<S> {
         for t in tasks.iter().filter(|t| report::wants_waits(t)) {
             waits.insert(t.id, facts.explain(t, now)?);
         }
-        Ok(report::report(&o, &tasks, &waits, now))
+        let mut report = report::report(&o, &tasks, &waits, now);
+        if o.plan_version > 0 || o.planning.is_some() {
+            report.planning = self.planning_usage(&IdRef::from(o.id))?;
+        }
+        Ok(report)
+    }
+
+    /// What the planning of an orchestration took: its planning tasks and the discussion its
+    /// goal came from.
+    fn planning_usage(&self, id: &IdRef) -> Result<maos_domain::Usage, QueryError> {
+        let history = self.plan_history(id)?;
+        let mut tasks = history.planners();
+        tasks.extend(history.record.iter().filter_map(|r| match r {
+            PlanRecord::Planning { discussion, .. } => *discussion,
+            _ => None,
+        }));
+        let mut usage = maos_domain::Usage::default();
+        for t in tasks {
+            if let Some(t) = self.store.task(t)? {
+                usage += t.usage();
+            }
+        }
+        Ok(usage)
     }
 
     /// Every task of orchestration `id`, oldest first, a page of [`Page::MAX_LIMIT`] at a time.

@@ -1667,6 +1667,7 @@ pub fn write_orchestration_report(
         b.set_integration_branch(branch.as_str());
     }
     b.set_can_move(rep.can_move);
+    write_usage(&rep.planning, b.reborrow().init_planning());
     let mut people = b.init_needs_a_person(len32(rep.needs_a_person.len())?);
     for (i, n) in (0u32..).zip(&rep.needs_a_person) {
         let mut nb = people.reborrow().get(i);
@@ -1729,6 +1730,7 @@ pub fn read_orchestration_report(
         input_tokens: r.get_input_tokens(),
         output_tokens: r.get_output_tokens(),
         cost: Usd::from_micros(r.get_cost_micros()),
+        planning: read_usage(r.has_planning(), r.get_planning())?,
         integration_branch: opt_text(r.has_integration_branch(), r.get_integration_branch())?,
         needs_a_person,
         can_move: r.get_can_move(),

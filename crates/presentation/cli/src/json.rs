@@ -555,6 +555,10 @@ pub(crate) struct SummaryJson {
     pub(crate) input_tokens: u64,
     pub(crate) output_tokens: u64,
     pub(crate) cost_usd: String,
+    /// What its planning took (planning and discussion tasks), apart from its tasks.
+    pub(crate) planning_input_tokens: u64,
+    pub(crate) planning_output_tokens: u64,
+    pub(crate) planning_cost_usd: String,
     pub(crate) needs_a_person: Vec<NeedsPersonJson>,
     pub(crate) integration_branch: Option<String>,
 }

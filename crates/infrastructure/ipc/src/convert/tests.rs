@@ -475,6 +475,12 @@ fn orchestration_reports_round_trip_with_what_needs_a_person() {
         input_tokens: 1_234_567,
         output_tokens: 89_012,
         cost: Usd::from_micros(4_560_000),
+        planning: Usage {
+            input_tokens: 3_000,
+            cached_input_tokens: 1_000,
+            output_tokens: 400,
+            cost: Usd::from_micros(8_500),
+        },
         integration_branch: Some("maos/orchestration-42".into()),
         needs_a_person: vec![
             NeedsPerson {
@@ -531,6 +537,7 @@ fn orchestration_reports_round_trip_with_what_needs_a_person() {
         input_tokens: 0,
         output_tokens: 0,
         cost: Usd::ZERO,
+        planning: Usage::default(),
         integration_branch: None,
         needs_a_person: Vec::new(),
         can_move: true,

@@ -250,6 +250,9 @@ impl From<&OrchestrationReport> for json::SummaryJson {
             input_tokens: r.input_tokens,
             output_tokens: r.output_tokens,
             cost_usd: r.cost.to_string(),
+            planning_input_tokens: r.planning.input_tokens,
+            planning_output_tokens: r.planning.output_tokens,
+            planning_cost_usd: r.planning.cost.to_string(),
             needs_a_person: r
                 .needs_a_person
                 .iter()
@@ -292,6 +295,12 @@ pub(crate) fn summary_text(s: &OrchestrationReport) -> String {
         s.output_tokens,
         s.cost
     );
+    if s.planning.total_tokens() > 0 || s.planning.cost > maos_domain::Usd::ZERO {
+        out.push_str(&format!(
+            "\n  planning: tokens {} in, {} out   cost: ${}",
+            s.planning.input_tokens, s.planning.output_tokens, s.planning.cost
+        ));
+    }
     if let Some(b) = &s.integration_branch {
         out.push_str(&format!("\n  integration branch: {b}"));
     }
@@ -1300,6 +1309,7 @@ mod tests {
             input_tokens: 0,
             output_tokens: 0,
             cost: maos_domain::Usd::ZERO,
+            planning: maos_domain::Usage::default(),
             integration_branch: None,
             needs_a_person: vec![dead_end],
             can_move: false,
