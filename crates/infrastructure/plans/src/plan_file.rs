@@ -523,8 +523,8 @@ impl Checker<'_> {
                     self.add(
                         &e.span,
                         format!(
-                            "a planner does not choose {what}: leave out `{key}` (the person who \
-                             runs the plan chooses it)"
+                            "a version of a plan does not choose {what}: leave out `{key}` (the \
+                             orchestration's is kept)"
                         ),
                     );
                 }

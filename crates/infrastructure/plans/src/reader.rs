@@ -311,10 +311,10 @@ mod tests {
         assert_eq!(
             problems(text, &[]),
             [
-                "3:3: a planner does not choose the repository: leave out `repo` (the person who \
-                 runs the plan chooses it)",
-                "4:3: a planner does not choose the branch the tasks start from: leave out \
-                 `base` (the person who runs the plan chooses it)",
+                "3:3: a version of a plan does not choose the repository: leave out `repo` (the \
+                 orchestration's is kept)",
+                "4:3: a version of a plan does not choose the branch the tasks start from: leave \
+                 out `base` (the orchestration's is kept)",
                 "5:40: unknown key `repo` in task `a`; it belongs at the top of the file, before \
                  the first [table] header",
             ]
@@ -323,10 +323,10 @@ mod tests {
         assert_eq!(
             problems(toml, &[]),
             [
-                "2:1: a planner does not choose the repository: leave out `repo` (the person who \
-                 runs the plan chooses it)",
-                "3:1: a planner does not choose the branch the tasks start from: leave out \
-                 `base` (the person who runs the plan chooses it)",
+                "2:1: a version of a plan does not choose the repository: leave out `repo` (the \
+                 orchestration's is kept)",
+                "3:1: a version of a plan does not choose the branch the tasks start from: leave \
+                 out `base` (the orchestration's is kept)",
             ],
             "the values of refused keys are not checked"
         );
