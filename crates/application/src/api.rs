@@ -195,8 +195,36 @@ pub struct PlanTask {
 }
 
 impl PlanTask {
-    /// The tasks of a checked plan, in its order: the plan's `verify` is the verification of
-    /// each task that names none, and its `notes` close each task's prompt.
+    /// A task of a checked plan, as it is.
+    pub fn of(t: &maos_domain::PlannedTask) -> PlanTask {
+        PlanTask {
+            key: t.key.to_string(),
+            depends_on: t.depends_on.iter().map(ToString::to_string).collect(),
+            task: CreateTask {
+                title: t.title.clone(),
+                prompt: t.prompt.clone(),
+                capabilities: t.capabilities.clone(),
+                priority: t.priority,
+                risk: t.risk,
+                tier: t.tier,
+                depends_on: Vec::new(),
+                orchestration: None,
+                max_attempts: t.max_attempts,
+                timeout: t.timeout,
+                idempotency_key: None,
+                budget: t.budget,
+                workspace: None,
+                verify: t.verify.clone(),
+                wants_port: t.wants_port,
+                concerns: t.concerns.clone(),
+                agent: None,
+            },
+        }
+    }
+
+    /// The tasks of a checked plan, in its order, for an orchestration that exists already:
+    /// the plan's `verify` is the verification of each task that names none, and its `notes`
+    /// close each task's prompt.
     pub fn from_plan(plan: &maos_domain::Plan) -> Vec<PlanTask> {
         let notes = if plan.notes.is_empty() {
             String::new()
@@ -206,28 +234,11 @@ impl PlanTask {
         };
         plan.tasks
             .iter()
-            .map(|t| PlanTask {
-                key: t.key.to_string(),
-                depends_on: t.depends_on.iter().map(ToString::to_string).collect(),
-                task: CreateTask {
-                    title: t.title.clone(),
-                    prompt: format!("{}{notes}", t.prompt),
-                    capabilities: t.capabilities.clone(),
-                    priority: t.priority,
-                    risk: t.risk,
-                    tier: t.tier,
-                    depends_on: Vec::new(),
-                    orchestration: None,
-                    max_attempts: t.max_attempts,
-                    timeout: t.timeout,
-                    idempotency_key: None,
-                    budget: t.budget,
-                    workspace: None,
-                    verify: t.verify.clone().or_else(|| plan.verify.clone()),
-                    wants_port: t.wants_port,
-                    concerns: t.concerns.clone(),
-                    agent: None,
-                },
+            .map(|t| {
+                let mut p = PlanTask::of(t);
+                p.task.prompt.push_str(&notes);
+                p.task.verify = p.task.verify.or_else(|| plan.verify.clone());
+                p
             })
             .collect()
     }

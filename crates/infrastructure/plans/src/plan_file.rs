@@ -91,33 +91,10 @@ pub struct PlanFile {
     pub tasks: Vec<PlanFileTask>,
 }
 
-/// One task of a plan, with the plan's defaults applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlanFileTask {
-    /// Its id in the plan.
-    pub id: PlanKey,
-    pub title: Title,
-    /// Empty when the file gives none.
-    pub prompt: String,
-    /// Empty: the routing rules decide.
-    pub capabilities: CapabilitySet,
-    /// Ids of other tasks of the plan, in the order given, without repeats.
-    pub depends_on: Vec<PlanKey>,
-    pub concerns: Vec<Concern>,
-    pub risk: Risk,
-    /// `None` when neither the task nor the defaults give one, or the task gives `""`.
-    pub verify: Option<String>,
-    /// `None`: any tier.
-    pub tier: Option<Tier>,
-    pub max_attempts: MaxAttempts,
-    /// The most the task may cost.
-    pub budget: Option<Usd>,
-    /// How long one attempt may run.
-    pub timeout: Option<DurationMs>,
-    pub priority: Priority,
-    /// The task needs a TCP port of its own (`port = true`).
-    pub wants_port: bool,
-}
+/// One task of a plan, with the plan's defaults applied: the domain's task of a plan (its `key`
+/// is the file's `id`; `verify` is none when neither the task nor the defaults give one, or the
+/// task gives `""`).
+pub type PlanFileTask = maos_domain::PlannedTask;
 
 /// Every problem found in a plan file, sorted by place.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,7 +190,7 @@ pub fn parse_with(
 pub fn order(plan: &PlanFile) -> Vec<&PlanFileTask> {
     let mut index: HashMap<&str, usize> = HashMap::new();
     for (i, t) in plan.tasks.iter().enumerate() {
-        index.entry(t.id.as_str()).or_insert(i);
+        index.entry(t.key.as_str()).or_insert(i);
     }
     let deps: Vec<Vec<usize>> = plan
         .tasks
@@ -860,7 +837,7 @@ impl Checker<'_> {
             return draft;
         };
         draft.task = Some(PlanFileTask {
-            id,
+            key: id,
             title,
             prompt,
             capabilities: capabilities.into_iter().collect(),
@@ -1193,7 +1170,7 @@ title = "  Sketch the module  "
         assert_eq!(plan.tasks.len(), 2);
 
         let greet = &plan.tasks[0];
-        assert_eq!(greet.id.as_str(), "greet");
+        assert_eq!(greet.key.as_str(), "greet");
         assert_eq!(greet.title.as_str(), "Write greet()");
         assert_eq!(greet.prompt, "In src/greet.rs.");
         assert_eq!(greet.capabilities, caps(&["rust", "code"]));
@@ -1223,7 +1200,7 @@ title = "  Sketch the module  "
         assert_eq!(plan_task.priority, Priority::Normal);
         assert!(!plan_task.wants_port);
 
-        let ids: Vec<&str> = order(&plan).iter().map(|t| t.id.as_str()).collect();
+        let ids: Vec<&str> = order(&plan).iter().map(|t| t.key.as_str()).collect();
         assert_eq!(ids, ["plan", "greet"]);
     }
 
@@ -1599,7 +1576,7 @@ title = "  Sketch the module  "
                     [[task]]\nid = \"plan\"\ntitle = \"Sketch the module\"\ncapabilities = [\"design\"]\n\
                     [[task]]\nid = \"tests\"\ntitle = \"Test greet()\"\ncapabilities = [\"test\", \"rust\"]\ndepends_on = [\"plan\"]\nport = true\n";
         let plan = parse(Path::new("p.toml"), text, &offered()).unwrap();
-        let ids: Vec<&str> = order(&plan).iter().map(|t| t.id.as_str()).collect();
+        let ids: Vec<&str> = order(&plan).iter().map(|t| t.key.as_str()).collect();
         assert_eq!(ids, ["plan", "greet", "tests", "docs"]);
     }
 
@@ -1619,7 +1596,7 @@ title = "  Sketch the module  "
             1
         );
         assert!(plan.tasks.iter().any(|t| !t.concerns.is_empty()));
-        let ids: Vec<&str> = order(&plan).iter().map(|t| t.id.as_str()).collect();
+        let ids: Vec<&str> = order(&plan).iter().map(|t| t.key.as_str()).collect();
         assert_eq!(ids, ["design", "api", "store", "tests", "docs"]);
     }
 

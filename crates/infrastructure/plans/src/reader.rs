@@ -94,26 +94,7 @@ fn plan_of(file: PlanFile) -> Plan {
         name: file.named.then_some(file.name),
         notes: file.notes,
         verify: file.verify,
-        tasks: file
-            .tasks
-            .into_iter()
-            .map(|t| PlannedTask {
-                key: t.id,
-                title: t.title,
-                prompt: t.prompt,
-                capabilities: t.capabilities,
-                depends_on: t.depends_on,
-                concerns: t.concerns,
-                risk: t.risk,
-                verify: t.verify,
-                tier: t.tier,
-                max_attempts: t.max_attempts,
-                budget: t.budget,
-                timeout: t.timeout,
-                priority: t.priority,
-                wants_port: t.wants_port,
-            })
-            .collect(),
+        tasks: file.tasks,
     }
 }
 

@@ -247,24 +247,7 @@ fn plan_of(file: PlanFile) -> Result<CreatePlan, CliError> {
     };
     let tasks = plan_file::order(&file)
         .into_iter()
-        .map(|t| PlanTask {
-            key: t.id.to_string(),
-            task: CreateTask {
-                prompt: t.prompt.clone(),
-                capabilities: t.capabilities.clone(),
-                priority: t.priority,
-                risk: t.risk,
-                tier: t.tier,
-                max_attempts: t.max_attempts,
-                timeout: t.timeout,
-                budget: t.budget,
-                verify: t.verify.clone(),
-                wants_port: t.wants_port,
-                concerns: t.concerns.clone(),
-                ..CreateTask::titled(t.title.clone())
-            },
-            depends_on: t.depends_on.iter().map(ToString::to_string).collect(),
-        })
+        .map(PlanTask::of)
         .collect();
     Ok(CreatePlan {
         orchestration: CreateOrchestration {
