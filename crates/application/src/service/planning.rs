@@ -303,23 +303,15 @@ impl<S: Store> Service<S> {
             feedback: Some(&feedback),
             revision: None,
         });
-        let at = self.clock.now();
-        let oid = o.id;
-        let tid = TaskId::from_bits(self.ids.next_bits());
-        let task = PlannerTask {
-            oid,
-            tid,
+        let task = PlannerTask::after(
+            o,
+            TaskId::from_bits(self.ids.next_bits()),
             goal,
             prompt,
             planner,
-            rounds: last
-                .as_ref()
-                .map_or_else(default_rounds, |t| t.spec.max_attempts),
-            budget: last.as_ref().and_then(|t| t.spec.budget),
-            timeout: last.as_ref().and_then(|t| t.spec.timeout),
-            workspace: o.workspace.clone(),
-        };
-        self.start_planner(task, max_tasks, at)
+            last.as_ref(),
+        );
+        self.start_planner(task, max_tasks, self.clock.now())
     }
 
     pub(super) fn approve_plan(
@@ -445,23 +437,15 @@ impl<S: Store> Service<S> {
             revision: Some((o.approved_version, &text, &progress)),
         });
         let max_tasks = max_tasks_of(&history);
-        let at = self.clock.now();
-        let oid = o.id;
-        let tid = TaskId::from_bits(self.ids.next_bits());
-        let task = PlannerTask {
-            oid,
-            tid,
+        let task = PlannerTask::after(
+            o,
+            TaskId::from_bits(self.ids.next_bits()),
             goal,
             prompt,
             planner,
-            rounds: last
-                .as_ref()
-                .map_or_else(default_rounds, |t| t.spec.max_attempts),
-            budget: last.as_ref().and_then(|t| t.spec.budget),
-            timeout: last.as_ref().and_then(|t| t.spec.timeout),
-            workspace: o.workspace.clone(),
-        };
-        self.start_planner(task, max_tasks, at)
+            last.as_ref(),
+        );
+        self.start_planner(task, max_tasks, self.clock.now())
     }
 
     /// A planner on an orchestration that exists (another version, a revision): the planning
@@ -912,6 +896,31 @@ struct PlannerTask {
     budget: Option<maos_domain::Usd>,
     timeout: Option<DurationMs>,
     workspace: Option<maos_domain::WorkspaceSpec>,
+}
+
+impl PlannerTask {
+    /// Another planner on orchestration `o` (another version, a revision), with the limits of
+    /// the `last` planning task (rounds, budget, timeout).
+    fn after(
+        o: &Orchestration,
+        tid: TaskId,
+        goal: String,
+        prompt: String,
+        planner: Option<AgentName>,
+        last: Option<&Task>,
+    ) -> PlannerTask {
+        PlannerTask {
+            oid: o.id,
+            tid,
+            goal,
+            prompt,
+            planner,
+            rounds: last.map_or_else(default_rounds, |t| t.spec.max_attempts),
+            budget: last.and_then(|t| t.spec.budget),
+            timeout: last.and_then(|t| t.spec.timeout),
+            workspace: o.workspace.clone(),
+        }
+    }
 }
 
 fn create_planner(
