@@ -1211,3 +1211,35 @@ fn a_planner_still_revising_is_stopped_when_its_orchestration_ends() {
     assert_eq!(shown["orchestration"]["planning_task"], Value::Null);
     assert_verified(&env);
 }
+
+#[test]
+fn without_a_daemon_plan_starts_the_planning_and_says_it_waits_for_one() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    planner(&env, dir.path(), &[answer(&good_plan())]);
+    let run = env.maos_env(
+        &["plan", "Greet people", "--no-repo", "--no-daemon", "--json"],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no daemon runs agents"),
+        "{}",
+        run.stderr
+    );
+    let doc = run.json();
+    assert_eq!(doc["orchestration"]["status"], "draft");
+    assert_eq!(doc["planning_task"]["state"], "ready");
+    let discuss = env.maos_env(
+        &["plan", "Greet", "--no-repo", "--no-daemon", "--discuss"],
+        &[],
+    );
+    assert_eq!(discuss.code, 2, "{}", discuss.stderr);
+    assert!(
+        discuss
+            .stderr
+            .contains("--discuss talks with a planner the daemon runs"),
+        "{}",
+        discuss.stderr
+    );
+}

@@ -79,7 +79,13 @@ pub(crate) fn execute(cli: Cli, out: &mut Output) -> Result<(), CliError> {
         Command::Plan(args) => match args.command {
             // The format needs no daemon.
             Some(crate::cli::PlanCommand::Schema) => plan::schema(out),
-            _ => plan::execute(args, needs.api()?.api(), out),
+            // In this process nothing runs a planner: waiting for one would never end.
+            _ => plan::execute(
+                args,
+                needs.api()?.api(),
+                compose::no_daemon(global.no_daemon),
+                out,
+            ),
         },
         Command::Status(args) => status::execute(&args, needs.api()?.api(), out),
         Command::Metrics { since } => metrics::execute(since, needs.api()?.api(), out),

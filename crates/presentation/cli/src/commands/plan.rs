@@ -32,9 +32,14 @@ pub(crate) fn schema(out: &mut Output) -> Result<(), CliError> {
 }
 
 /// `maos plan …` on the API.
-pub(crate) fn execute(args: PlanArgs, api: &dyn MaosApi, out: &mut Output) -> Result<(), CliError> {
+pub(crate) fn execute(
+    args: PlanArgs,
+    api: &dyn MaosApi,
+    in_process: bool,
+    out: &mut Output,
+) -> Result<(), CliError> {
     match args.command {
-        None => new_plan(args.new, api, out),
+        None => new_plan(args.new, api, in_process, out),
         Some(PlanCommand::Schema) => schema(out),
         Some(PlanCommand::Show {
             id,
@@ -52,8 +57,8 @@ pub(crate) fn execute(args: PlanArgs, api: &dyn MaosApi, out: &mut Output) -> Re
         }) => {
             let since = api.status()?.last_event;
             let started = api.regenerate_plan(&id, feedback)?;
-            if no_wait {
-                return out.print(&Planning(started));
+            if no_wait || in_process {
+                return started_only(started, in_process, out);
             }
             let o = started.orchestration.id;
             wait_and_show(api, o, started.task.id, since, None, out)
@@ -93,8 +98,8 @@ pub(crate) fn execute(args: PlanArgs, api: &dyn MaosApi, out: &mut Output) -> Re
         }) => {
             let since = api.status()?.last_event;
             let started = api.revise_plan(&id, feedback)?;
-            if no_wait {
-                return out.print(&Planning(started));
+            if no_wait || in_process {
+                return started_only(started, in_process, out);
             }
             let o = started.orchestration.id;
             wait_and_show(api, o, started.task.id, since, None, out)
@@ -103,7 +108,12 @@ pub(crate) fn execute(args: PlanArgs, api: &dyn MaosApi, out: &mut Output) -> Re
 }
 
 /// `maos plan "<goal>"`.
-fn new_plan(a: NewPlanArgs, api: &dyn MaosApi, out: &mut Output) -> Result<(), CliError> {
+fn new_plan(
+    a: NewPlanArgs,
+    api: &dyn MaosApi,
+    in_process: bool,
+    out: &mut Output,
+) -> Result<(), CliError> {
     let Some(goal) = a.goal else {
         return Err(CliError::new(
             FailureClass::Usage,
@@ -114,6 +124,14 @@ fn new_plan(a: NewPlanArgs, api: &dyn MaosApi, out: &mut Output) -> Result<(), C
     let workspace = chosen_workspace(a.repo.as_deref(), a.no_repo, a.base.as_deref(), out)?;
     let rounds = MaxAttempts::new(a.rounds)
         .map_err(|e| CliError::new(FailureClass::InvalidInput, format!("--rounds: {e}")))?;
+    if a.discuss && in_process {
+        return Err(CliError::new(
+            FailureClass::Usage,
+            "--discuss talks with a planner the daemon runs, and this command runs without one \
+             (--no-daemon)",
+        )
+        .with_hint("leave out --no-daemon (and MAOS_NO_DAEMON)"));
+    }
     let (goal, notes, discussion) = if a.discuss {
         discuss(
             PlanGoal {
@@ -147,8 +165,8 @@ fn new_plan(a: NewPlanArgs, api: &dyn MaosApi, out: &mut Output) -> Result<(), C
         timeout: a.timeout,
         discussion,
     })?;
-    if a.no_wait {
-        return out.print(&Planning(started));
+    if a.no_wait || in_process {
+        return started_only(started, in_process, out);
     }
     let o = started.orchestration.id;
     wait_and_show(api, o, started.task.id, since, a.out.as_deref(), out)
@@ -245,6 +263,21 @@ fn discuss(
             }
         });
     }
+}
+
+/// A planner started, not waited for (`--no-wait`, or nothing runs it in this process).
+fn started_only(
+    started: maos_application::PlanningStarted,
+    in_process: bool,
+    out: &mut Output,
+) -> Result<(), CliError> {
+    if in_process {
+        out.note(
+            "no daemon runs agents for this command (--no-daemon): the planner starts once one \
+             runs (maos daemon start)",
+        );
+    }
+    out.print(&Planning(started))
 }
 
 /// How a planner's work ended.
