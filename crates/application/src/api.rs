@@ -259,7 +259,7 @@ pub struct PlanCreated {
     pub orchestration: Orchestration,
     pub tasks: Vec<(String, Task)>,
 }
-/// Plan a goal (`maos plan`): an orchestration in `draft` whose plan a planner writes, as an
+/// Plan a goal: an orchestration in `draft` whose plan a planner writes, as an
 /// attempt of a planning task; its answer, once it passes the plan checks, is version 1.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanGoal {
@@ -825,7 +825,7 @@ pub trait MaosApi: Send + Sync {
     fn create_plan(&self, plan: CreatePlan) -> Result<PlanCreated, OrchestrationError>;
     /// Plans a goal: a draft orchestration and its planning task, which a planner takes.
     fn plan_goal(&self, goal: PlanGoal) -> Result<PlanningStarted, OrchestrationError>;
-    /// Talks a goal over with the planner before planning (`maos plan --discuss`): a task of
+    /// Talks a goal over with the planner before planning: a task of
     /// the planner's (`goal.rounds` turns) whose every answer waits for the person: a reply
     /// (rejecting it with the reply as the reason) is the next turn, approving it ends the
     /// discussion. `max_tasks` and `discussion` are ignored.

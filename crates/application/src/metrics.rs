@@ -1,4 +1,4 @@
-//! Metrics of the work MAOS did in a window of time (`maos metrics`, the dashboard's metrics):
+//! Metrics of the work MAOS did in a window of time (for people and dashboards):
 //! throughput (tasks completed by hour), the first-attempt pass rate, time to green (a task's
 //! creation to its completion), how often a person stepped in (approvals, rejections, retries
 //! asked for), tokens and cost, and each agent's attempts and success rate. Pure: computed from

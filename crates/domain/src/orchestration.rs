@@ -96,7 +96,7 @@ pub struct Planning {
     pub task: TaskId,
     /// The most tasks the plan may have.
     pub max_tasks: u32,
-    /// The discussion with the person the goal came from (`maos plan --discuss`), if any: a
+    /// The discussion with the person the goal came from (a discussion before planning), if any: a
     /// task whose attempts hold the conversation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub discussion: Option<TaskId>,

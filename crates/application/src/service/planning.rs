@@ -378,7 +378,7 @@ impl<S: Store> Service<S> {
         })
     }
 
-    /// Asks the planner for a revision of the plan at work (`maos plan revise`, or a task that
+    /// Asks the planner for a revision of the plan at work (a person's request, or a task that
     /// became blocked): what remains, given what completed and why the blocked task failed.
     pub(super) fn revise_plan(
         &self,

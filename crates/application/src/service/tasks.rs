@@ -390,6 +390,10 @@ fn planning_error(e: OrchestrationError) -> TaskError {
         OrchestrationError::Task(e) => e,
         OrchestrationError::Transition(e) => TaskError::Transition(e),
         OrchestrationError::Store(e) => TaskError::Store(e),
+        OrchestrationError::Invalid(e) => TaskError::Invalid(e),
+        OrchestrationError::Workspace(e) => TaskError::Workspace(e),
+        // A plan the referee passed that cannot be applied, or an orchestration gone from the
+        // same transaction: the store's state disagrees with itself.
         other => TaskError::Store(StoreError::Backend(other.to_string())),
     }
 }

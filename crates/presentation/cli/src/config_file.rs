@@ -37,20 +37,11 @@ use crate::input::{FileKind, read_existing};
 /// The file's name in the data directory.
 pub(crate) const CONFIG_FILE: &str = "config.toml";
 
-/// Whether `maos orchestrate run` asks before it creates anything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) enum ApprovePlans {
-    /// Ask on the terminal (refuse without one) unless --yes.
-    #[default]
-    Ask,
-    /// Never ask.
-    Auto,
-}
-
 /// The settings of a data directory.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Config {
-    pub(crate) approve_plans: ApprovePlans,
+    /// The service's settings; `approve_plans` among them: plans (a file's, a planner's) are
+    /// approved without asking a person.
     pub(crate) service: ServiceConfig,
     pub(crate) routes: Vec<RouteRule>,
 }
@@ -112,10 +103,7 @@ fn check(doc: &mut Doc<'_>, top: &[Entry], config: &mut Config) {
     if let Some(node) = get(top, "approve_plans") {
         match doc.string("approve_plans", node, "\"ask\"") {
             None | Some("ask") => {}
-            Some("auto") => {
-                config.approve_plans = ApprovePlans::Auto;
-                config.service.approve_plans = true;
-            }
+            Some("auto") => config.service.approve_plans = true,
             Some(other) => doc.add(
                 &node.span,
                 format!(
@@ -248,10 +236,9 @@ mod tests {
              [[route]]\npattern = \"test\"\ncapabilities = [\"test\"]\ntier = \"strategic\"\n",
         )
         .unwrap();
-        assert_eq!(c.approve_plans, ApprovePlans::Auto);
         assert!(
             c.service.approve_plans,
-            "the daemon approves planners' plans too"
+            "approve_plans = \"auto\": plans, a file's or a planner's, are approved without asking"
         );
         assert_eq!(c.service.briefing_tokens, 500);
         let backoff = c.service.failure.backoff.unwrap();

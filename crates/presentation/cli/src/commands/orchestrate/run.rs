@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::cli::RunArgs;
 use crate::commands::workflow::find_workflow;
 use crate::commands::{chosen_repository, chosen_workspace, no_repo_for_base, repository};
-use crate::config_file::{ApprovePlans, Config};
+use crate::config_file::Config;
 use crate::error::{CliError, FailureClass};
 use crate::human;
 use crate::input::{FileKind, read_text};
@@ -48,7 +48,7 @@ pub(super) fn run(
             plan_of(file)?
         }
         (None, None) if args.goal.is_some() => {
-            let auto = config.approve_plans == ApprovePlans::Auto;
+            let auto = config.service.approve_plans;
             return run_goal(args, auto, api, out);
         }
         (None, Some(name)) => {
@@ -80,7 +80,7 @@ pub(super) fn run(
         out.text(&preview)?;
         out.text("")?;
     }
-    let auto = config.approve_plans == ApprovePlans::Auto;
+    let auto = config.service.approve_plans;
     super::approve_plan(args.yes || auto, out)?;
     plan.start = true;
     // Watching streams from before the plan exists: its creation is part of the story.
