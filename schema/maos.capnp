@@ -19,7 +19,7 @@
 
 @0xb95e69db9986670e;
 
-const protocolVersion :UInt32 = 7;
+const protocolVersion :UInt32 = 8;
 # The version of this contract. A daemon serves clients of the same protocol version.
 # Version 2 added the agent runtime: agent settings, budgets, attempts' process, session, exit,
 # usage and failure kind, run reports, sessions, heartbeats and logs.
@@ -465,7 +465,26 @@ struct DaemonInfo {
   uptimeMs @6 :UInt64;
   containment @7 :Text;        # how agents' processes are contained: "cgroup" or "process_tree"
   containmentRoot @8 :Text;    # with "cgroup": the directory of the attempts' cgroups
+  ui @9 :Text;                 # the dashboard's address (without its token) when it serves one
 }
+
+struct UiRequest {
+  # Where the daemon should serve the web dashboard.
+  address @0 :Text;            # the IP address to listen on; empty: 127.0.0.1
+  port @1 :UInt16;             # 0: the default port, or the next free one after it
+}
+
+struct UiServing {
+  # Where the dashboard is served.
+  url @0 :Text;                # http://127.0.0.1:8787/ (without the token)
+  token @1 :Text;              # the data directory's dashboard token, which the URL needs
+  address @2 :Text;            # the IP address listened on
+  port @3 :UInt16;
+  loopback @4 :Bool;           # true when only this machine can connect
+  already @5 :Bool;            # true when it was already serving (the request changed nothing)
+}
+
+struct UiResult { union { ok @0 :UiServing; err @1 :Error; } }
 
 # ---------------------------------------------------------------------------------------------
 # Commands and queries
@@ -908,6 +927,9 @@ interface Api {
   revisePlan @53 (id :Text, feedback :Text) -> (result :PlanningResult);
   discussGoal @54 (goal :PlanGoalRequest) -> (result :TaskResult);
   metrics @55 (since :Int64) -> (result :MetricsResult);
+
+  serveUi @56 (request :UiRequest) -> (result :UiResult);
+  # Serves the web dashboard (docs/dashboard.md); when it already does, says where.
   # The work done since `since` (ms since the epoch; 0: since the first event): throughput, the
   # first-attempt pass rate, time to green, a person's decisions, usage, each agent's attempts.
   # Talks a goal over with the planner before planning: a task whose every answer waits for the

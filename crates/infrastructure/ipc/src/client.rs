@@ -320,6 +320,21 @@ impl IpcClient {
         )
     }
 
+    /// Asks the daemon to serve the web dashboard (or where it already does).
+    pub fn serve_ui(&self, request: &crate::UiRequest) -> Result<crate::UiServing, RemoteError> {
+        let request = *request;
+        self.call::<methods::ServeUi, _, _, _>(
+            move |mut p| {
+                crate::convert::write_ui_request(&request, p.reborrow().init_request());
+                Ok(())
+            },
+            |r| match r.get_result()?.which()? {
+                wire::ui_result::Which::Ok(s) => Ok(crate::convert::read_ui_serving(s?)?),
+                wire::ui_result::Which::Err(e) => Err(CallError::Remote(read_error(e?))),
+            },
+        )
+    }
+
     /// Asks the daemon to stop gracefully. Returns once the daemon has taken the request.
     pub fn shutdown(&self) -> Result<(), RemoteError> {
         self.call::<methods::Shutdown, _, _, _>(|_| Ok(()), |_| Ok(()))
@@ -494,6 +509,7 @@ mod methods {
         RevisePlan = 53 revise_plan (revise_plan_params, revise_plan_results);
         DiscussGoal = 54 discuss_goal (discuss_goal_params, discuss_goal_results);
         Metrics = 55 metrics (metrics_params, metrics_results);
+        ServeUi = 56 serve_ui (serve_ui_params, serve_ui_results);
     }
 }
 

@@ -1129,6 +1129,9 @@ pub fn write_daemon_info(d: &DaemonInfo, mut b: wire::daemon_info::Builder<'_>) 
     if let Some(root) = &d.containment_root {
         b.set_containment_root(root.to_string_lossy().as_ref());
     }
+    if let Some(ui) = &d.ui {
+        b.set_ui(ui.as_str());
+    }
 }
 
 /// Reads what the daemon says about itself.
@@ -1145,6 +1148,58 @@ pub fn read_daemon_info(r: wire::daemon_info::Reader<'_>) -> Decoded<DaemonInfo>
         containment_root: Some(text(r.get_containment_root())?)
             .filter(|s| !s.is_empty())
             .map(PathBuf::from),
+        ui: Some(text(r.get_ui())?).filter(|s| !s.is_empty()),
+    })
+}
+
+/// Writes where the dashboard should be served.
+pub fn write_ui_request(q: &crate::UiRequest, mut b: wire::ui_request::Builder<'_>) {
+    if let Some(a) = q.address {
+        b.set_address(a.to_string().as_str());
+    }
+    b.set_port(q.port.unwrap_or(0));
+}
+
+/// Reads where the dashboard should be served.
+pub fn read_ui_request(r: wire::ui_request::Reader<'_>) -> Decoded<crate::UiRequest> {
+    let address = text(r.get_address())?;
+    let address = if address.is_empty() {
+        None
+    } else {
+        Some(address.parse().map_err(|_| DecodeError::Unknown {
+            what: "IP address",
+            value: address.clone(),
+        })?)
+    };
+    Ok(crate::UiRequest {
+        address,
+        port: Some(r.get_port()).filter(|p| *p != 0),
+    })
+}
+
+/// Writes where the dashboard is served.
+pub fn write_ui_serving(s: &crate::UiServing, mut b: wire::ui_serving::Builder<'_>) {
+    b.set_url(s.url.as_str());
+    b.set_token(s.token.as_str());
+    b.set_address(s.address.to_string().as_str());
+    b.set_port(s.port);
+    b.set_loopback(s.loopback);
+    b.set_already(s.already);
+}
+
+/// Reads where the dashboard is served.
+pub fn read_ui_serving(r: wire::ui_serving::Reader<'_>) -> Decoded<crate::UiServing> {
+    let address = text(r.get_address())?;
+    Ok(crate::UiServing {
+        url: text(r.get_url())?,
+        token: text(r.get_token())?,
+        address: address.parse().map_err(|_| DecodeError::Unknown {
+            what: "IP address",
+            value: address.clone(),
+        })?,
+        port: r.get_port(),
+        loopback: r.get_loopback(),
+        already: r.get_already(),
     })
 }
 

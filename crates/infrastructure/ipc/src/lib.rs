@@ -45,7 +45,7 @@ pub mod maos_capnp;
 
 pub use client::{ConnectError, IpcClient};
 pub use convert::DecodeError;
-pub use daemon::{DaemonControl, DaemonInfo};
+pub use daemon::{DaemonControl, DaemonInfo, UiRequest, UiServing};
 pub use follow::FOLLOW_QUEUE;
 pub use gate::MAX_CALLS_PER_CONNECTION;
 pub use server::{

@@ -1453,6 +1453,22 @@ impl api::Server for ApiServer {
         self.shared.daemon.shutdown();
         Ok(())
     }
+
+    async fn serve_ui(
+        self: Rc<Self>,
+        params: api::ServeUiParams,
+        mut results: api::ServeUiResults,
+    ) -> Result<(), capnp::Error> {
+        let request = crate::convert::read_ui_request(params.get()?.get_request()?);
+        let outcome = match request {
+            Ok(request) => self.shared.daemon.serve_ui(&request),
+            Err(e) => Err(RemoteError::new(ErrorKind::InvalidInput, e.to_string())),
+        };
+        answer!(results.get().init_result(), outcome, |serving, r| {
+            crate::convert::write_ui_serving(&serving, r.init_ok());
+            Ok(())
+        })
+    }
 }
 
 /// The cancellation of one subscription: set when the client cancels it or drops it.

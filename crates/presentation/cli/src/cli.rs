@@ -199,6 +199,20 @@ pub(crate) enum Command {
         since: Option<DurationMs>,
     },
 
+    /// Serve the web dashboard from the daemon and print its address, token included.
+    ///
+    /// The daemon (started if need be) serves the dashboard on 127.0.0.1 (port 8787, or the next
+    /// free one) until it stops. The address carries the data directory's token (kept in
+    /// `ui-token` there) once; the browser then keeps it in a cookie, and every request without
+    /// it is refused. Another address (`--address 0.0.0.0`) exposes the dashboard to the
+    /// network: anyone with the token could read every prompt, log and diff and approve work.
+    /// `[ui] serve = true` in config.toml serves it from the daemon's start (docs/dashboard.md).
+    #[command(
+        after_help = "Examples:\n  maos ui\n  maos ui --open\n  maos ui --port 9000\n  \
+        maos ui --json | jq -r .url_with_token"
+    )]
+    Ui(UiArgs),
+
     /// Print the event log, oldest first: every change MAOS made, numbered without gaps.
     #[command(after_help = "Examples:\n  maos events --since 10 --limit 20\n  \
         maos events --follow                    # what exists, then new events live (Ctrl-C stops)\n  \
@@ -1246,6 +1260,21 @@ pub(crate) struct StatusArgs {
     /// second); with --json, one document per line.
     #[arg(long, short = 'w')]
     pub(crate) watch: bool,
+}
+
+/// `maos ui`.
+#[derive(Debug, Args)]
+pub(crate) struct UiArgs {
+    /// The port to listen on [default: 8787, or the next free port after it].
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) port: Option<u16>,
+    /// The IP address to listen on [default: 127.0.0.1]. Any other than a loopback address
+    /// exposes the dashboard (plain HTTP) to whoever can reach it.
+    #[arg(long, value_name = "IP")]
+    pub(crate) address: Option<std::net::IpAddr>,
+    /// Open the address in a browser too ($BROWSER, else xdg-open).
+    #[arg(long)]
+    pub(crate) open: bool,
 }
 
 /// `maos events`.

@@ -117,7 +117,7 @@ pub(crate) fn in_process(dir: &Path) -> Result<Arc<dyn MaosApi>, CliError> {
 
 /// The service over the database in `dir`, and the store itself (whose files the daemon
 /// watches).
-fn service(dir: &Path) -> Result<(Service<SqliteStore>, Arc<SqliteStore>), CliError> {
+fn service(dir: &Path) -> Result<(Service<SqliteStore>, Arc<SqliteStore>, Config), CliError> {
     private_data_dir(dir).map_err(|e| data_dir_error(dir, &e))?;
     let config = Config::load(dir)?;
     let store = Arc::new(open_store(dir)?);
@@ -125,13 +125,13 @@ fn service(dir: &Path) -> Result<(Service<SqliteStore>, Arc<SqliteStore>), CliEr
         Arc::clone(&store),
         Arc::new(SystemClock),
         Arc::new(RandomIds),
-        config.service,
+        config.service.clone(),
     )
-    .with_routes(config.routes)
+    .with_routes(config.routes.clone())
     .with_logs(Arc::new(FileLogs::new(dir.join(LOGS_DIR))))
     .with_workspaces(Arc::new(GitWorkspaces::new()))
     .with_plans(Arc::new(maos_plans::PlanFiles));
-    Ok((service, store))
+    Ok((service, store, config))
 }
 
 /// The data directory `dir` cannot be created or made private: the same error through the
@@ -224,6 +224,8 @@ pub(crate) struct AgentsAtWork {
     pub(crate) supervisor: Supervisor,
     /// The store, whose files the daemon checks (deleted or replaced: it stops).
     pub(crate) store: Arc<SqliteStore>,
+    /// Where config.toml asks the dashboard to be served from the start (`[ui]`).
+    pub(crate) ui: Option<maos_ipc::UiRequest>,
     reaper_stop: Arc<AtomicBool>,
 }
 
@@ -250,7 +252,7 @@ impl AgentsAtWork {
 pub(crate) fn with_agents(dir: &Path) -> Result<AgentsAtWork, CliError> {
     let supervisor = Supervisor::new(SupervisorConfig::new(dir));
     supervisor.set_workspaces(Arc::new(GitWorkspaces::new()));
-    let (service, store) = service(dir)?;
+    let (service, store, config) = service(dir)?;
     let service = service.with_runtime(Arc::new(supervisor.clone()));
     // Until `attach`, the supervisor queues what is launched: the leftovers of the dead daemon
     // die before any rerun starts.
@@ -299,6 +301,7 @@ pub(crate) fn with_agents(dir: &Path) -> Result<AgentsAtWork, CliError> {
         api: Arc::new(service),
         supervisor,
         store,
+        ui: config.ui,
         reaper_stop,
     })
 }

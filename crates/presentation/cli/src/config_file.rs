@@ -16,6 +16,11 @@
 //! [circuit_breaker]
 //! threshold = 3                # failures in a row that drain an agent; 0: never
 //!
+//! [ui]                         # the web dashboard, served from the daemon's start
+//! serve = true                 # false (the default): only when `maos ui` asks
+//! address = "127.0.0.1"        # another address exposes it to the network (docs/dashboard.md)
+//! port = 8787                  # the default: 8787, or the next free port after it
+//!
 //! [[route]]                    # first match wins
 //! pattern = "test|spec"        # words of the title or prompt, `*` as a wildcard, `|` between
 //! capabilities = ["test"]
@@ -44,6 +49,8 @@ pub(crate) struct Config {
     /// approved without asking a person.
     pub(crate) service: ServiceConfig,
     pub(crate) routes: Vec<RouteRule>,
+    /// `[ui]` with `serve = true`: the daemon serves the dashboard from its start, there.
+    pub(crate) ui: Option<maos_ipc::UiRequest>,
 }
 
 const TOP_KEYS: &[&str] = &[
@@ -51,8 +58,10 @@ const TOP_KEYS: &[&str] = &[
     "briefing_tokens",
     "retry",
     "circuit_breaker",
+    "ui",
     "route",
 ];
+const UI_KEYS: &[&str] = &["serve", "address", "port"];
 const RETRY_KEYS: &[&str] = &["backoff", "base", "factor", "cap", "jitter_percent"];
 const BREAKER_KEYS: &[&str] = &["threshold"];
 const ROUTE_KEYS: &[&str] = &["pattern", "capabilities", "tier"];
@@ -166,6 +175,34 @@ fn check(doc: &mut Doc<'_>, top: &[Entry], config: &mut Config) {
                 }
             }
         }
+    }
+    if let Some(u) = get(top, "ui").and_then(|n| doc.table("ui", n, "{ serve = true }")) {
+        doc.unknown_keys(u, UI_KEYS, "in [ui]");
+        let serve = get(u, "serve")
+            .and_then(|node| doc.boolean("serve", node))
+            .unwrap_or(false);
+        let mut request = maos_ipc::UiRequest::default();
+        if let Some(node) = get(u, "address")
+            && let Some(raw) = doc.string("address", node, "\"127.0.0.1\"")
+        {
+            match raw.parse::<std::net::IpAddr>() {
+                Ok(a) => request.address = Some(a),
+                Err(_) => doc.add(
+                    &node.span,
+                    format!(
+                        "address = {:?}: it is an IP address, such as \"127.0.0.1\" or \"::1\"",
+                        shorten(raw)
+                    ),
+                ),
+            }
+        }
+        if let Some(p) = get(u, "port")
+            .and_then(|node| doc.whole("port", node, 1, i64::from(u16::MAX)))
+            .and_then(|n| u16::try_from(n).ok())
+        {
+            request.port = Some(p);
+        }
+        config.ui = serve.then_some(request);
     }
     let routes = get(top, "route")
         .map(|n| doc.tables("route", n))

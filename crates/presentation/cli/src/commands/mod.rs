@@ -16,6 +16,7 @@ mod orchestrate;
 pub(crate) mod plan;
 mod status;
 mod task;
+mod ui;
 mod workflow;
 
 use std::path::{Path, PathBuf};
@@ -89,6 +90,16 @@ pub(crate) fn execute(cli: Cli, out: &mut Output) -> Result<(), CliError> {
         },
         Command::Status(args) => status::execute(&args, needs.api()?.api(), out),
         Command::Metrics { since } => metrics::execute(since, needs.api()?.api(), out),
+        Command::Ui(args) => {
+            if compose::no_daemon(global.no_daemon) {
+                return Err(CliError::new(
+                    FailureClass::Usage,
+                    "the dashboard is served by the daemon; it cannot run with --no-daemon",
+                )
+                .with_hint("run `maos ui` without --no-daemon (and without MAOS_NO_DAEMON=1)"));
+            }
+            ui::execute(&args, &needs.data_dir()?, global.verbose, out)
+        }
         Command::Events(args) => events::execute(&args, needs.api()?.api(), out),
         Command::Approve { id } => approval::approve(&id, needs.api()?.api(), out),
         Command::Reject { id, reason, cancel } => {

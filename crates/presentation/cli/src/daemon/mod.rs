@@ -5,6 +5,7 @@
 
 pub(crate) mod lock;
 pub(crate) mod paths;
+pub(crate) mod ui;
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use maos_application::{Clock, MaosApi, StatusReport};
-use maos_ipc::{DaemonControl, DaemonInfo, IpcClient, Server};
+use maos_ipc::{DaemonControl, DaemonInfo, IpcClient, Server, UiRequest, UiServing};
 use maos_system::SystemClock;
 use serde::Serialize;
 
@@ -68,6 +69,7 @@ struct Control {
     started: Instant,
     stop: tokio::sync::Notify,
     containment: maos_agents::ContainmentKind,
+    ui: ui::UiHost,
 }
 
 impl DaemonControl for Control {
@@ -88,12 +90,17 @@ impl DaemonControl for Control {
                 maos_agents::ContainmentKind::Cgroup(root) => Some(root.clone()),
                 maos_agents::ContainmentKind::ProcessTree => None,
             },
+            ui: self.ui.url(),
         }
     }
 
     fn shutdown(&self) {
         tracing::info!("shutdown requested over IPC");
         self.stop.notify_one();
+    }
+
+    fn serve_ui(&self, request: &UiRequest) -> Result<UiServing, maos_application::RemoteError> {
+        self.ui.serve(request)
     }
 }
 
@@ -126,26 +133,41 @@ pub(crate) fn foreground(data_dir: &Path) -> Result<(), CliError> {
     }
     let agents = compose::with_agents(&paths.data_dir)?;
     let api = Arc::clone(&agents.api);
+    // The IPC server runs calls on threads of its own (at most `MAX_RUNNING_CALLS`); this pool
+    // holds the subscriptions' waits and the dashboard's page renders (tokio's default would be
+    // 512).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(maos_ipc::BLOCKING_THREADS)
+        .build()
+        .map_err(|e| unavailable(format!("cannot start the daemon's runtime: {e}")))?;
     let control = Arc::new(Control {
         paths: paths.clone(),
         started_at: SystemClock.now(),
         started: Instant::now(),
         stop: tokio::sync::Notify::new(),
         containment: agents.supervisor.containment(),
+        ui: ui::UiHost::new(Arc::clone(&api), &paths.data_dir, runtime.handle().clone()),
     });
-    // The IPC server runs calls on threads of its own (at most `MAX_RUNNING_CALLS`); this pool
-    // holds the subscriptions' waits (tokio's default would be 512).
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .max_blocking_threads(maos_ipc::BLOCKING_THREADS)
-        .build()
-        .map_err(|e| unavailable(format!("cannot start the daemon's runtime: {e}")))?;
+    if let Some(request) = agents.ui.as_ref() {
+        // `[ui]` in config.toml: serve the dashboard from the start. A port that is taken does
+        // not stop the daemon; `maos ui` says why when asked.
+        let _guard = runtime.enter();
+        match control.ui.serve(request) {
+            Ok(s) => tracing::info!(
+                url = %s.url,
+                "dashboard served (as config.toml asks); `maos ui` prints its address with the token"
+            ),
+            Err(e) => tracing::error!("cannot serve the dashboard config.toml asks for: {e}"),
+        }
+    }
     let local = tokio::task::LocalSet::new();
     let store = Arc::clone(&agents.store);
     let served = local.block_on(
         &runtime,
         serve(&paths, Arc::clone(&api), Arc::clone(&control), store),
     );
+    control.ui.stop();
     // Stop serving first, then let go of the socket, stop the agents (the next start reconciles
     // what they were doing); the store flushes when the last `api` drops.
     let _ = std::fs::remove_file(&paths.socket);
@@ -349,23 +371,25 @@ fn log_tail(log: &Path) -> String {
 /// answer (a dead daemon's child between fork and exec, a daemon that lost the race to another
 /// start) and be free the next instant.
 pub(crate) fn connect_or_start(data_dir: &Path, verbose: u8) -> Result<Arc<dyn MaosApi>, CliError> {
+    Ok(Arc::new(client(data_dir, verbose)?))
+}
+
+/// [`connect_or_start`], as the daemon's own client (for what only the daemon does: serving the
+/// dashboard).
+pub(crate) fn client(data_dir: &Path, verbose: u8) -> Result<IpcClient, CliError> {
     let paths = paths::prepare(data_dir)?;
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
         if let Some(client) = probe(&paths) {
-            return Ok(Arc::new(client));
+            return Ok(client);
         }
         if !DaemonLock::is_held(&paths.lock) {
             match spawn(&paths, verbose, deadline) {
-                Ok(client) => return Ok(Arc::new(client)),
+                Ok(client) => return Ok(client),
                 // Another daemon took the lock first (two commands started one at the same
                 // time, or a leftover held it): its daemon answers soon.
                 Err(Spawned::LostTheLock) => {}
-                Err(Spawned::Failed(e)) => {
-                    return probe(&paths)
-                        .map(|c| Arc::new(c) as Arc<dyn MaosApi>)
-                        .ok_or(e);
-                }
+                Err(Spawned::Failed(e)) => return probe(&paths).ok_or(e),
             }
         }
         if Instant::now() >= deadline {

@@ -1,0 +1,307 @@
+//! The live part: one thread per dashboard follows the event log and keeps its newest events in
+//! a ring; every open page streams from there through Server-Sent Events whose `id` is the
+//! event's seq, so a browser that reconnects (a network blip, a daemon restart) resumes with
+//! `Last-Event-ID` and misses nothing and sees nothing twice (ADR 0018).
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use maos_application::{MaosApi, StoredEvent};
+use maos_domain::DomainEvent;
+use serde::Deserialize;
+use tokio::sync::watch;
+
+use crate::ctx::Ctx;
+
+/// How many of the newest events the ring keeps: a page that fell further behind reads the
+/// rest from the store.
+pub(crate) const RING: usize = 4096;
+
+/// The most events one read from the store gives a page that fell behind.
+const CATCH_UP: usize = 1000;
+
+/// How long the follower waits for events before it checks whether to stop.
+const POLL: Duration = Duration::from_millis(500);
+
+/// An event as pages receive it: its seq and its JSON (`seq`, `kind`, `subject`, `id`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LiveEvent {
+    pub(crate) seq: u64,
+    pub(crate) data: String,
+}
+
+impl LiveEvent {
+    fn of(e: &StoredEvent) -> LiveEvent {
+        let (subject, id) = match &e.event {
+            DomainEvent::Agent { id, .. } => ("agent", id.to_string()),
+            DomainEvent::Task { id, .. } => ("task", id.to_string()),
+            DomainEvent::Orchestration { id, .. } => ("orchestration", id.to_string()),
+        };
+        let data = serde_json::json!({
+            "seq": e.seq,
+            "kind": e.event.kind(),
+            "subject": subject,
+            "id": id,
+        });
+        LiveEvent {
+            seq: e.seq,
+            data: data.to_string(),
+        }
+    }
+}
+
+/// The event log's newest events, shared by every open page.
+#[derive(Clone)]
+pub(crate) struct Hub {
+    inner: Arc<HubInner>,
+}
+
+struct HubInner {
+    api: Arc<dyn MaosApi>,
+    ring: Mutex<VecDeque<Arc<LiveEvent>>>,
+    head: watch::Sender<u64>,
+    stop: Arc<AtomicBool>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Drop for HubInner {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Why a page cannot resume where it asked to.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Resume {
+    /// It names an event the log does not have (another data directory, a restored database):
+    /// the page must reload.
+    Ahead,
+}
+
+impl Hub {
+    /// Starts following the log from its newest event.
+    pub(crate) fn start(api: Arc<dyn MaosApi>) -> Hub {
+        let head = api.status().map(|s| s.last_event).unwrap_or(0);
+        let (tx, _) = watch::channel(head);
+        let stop = Arc::new(AtomicBool::new(false));
+        let hub = Hub {
+            inner: Arc::new(HubInner {
+                api: Arc::clone(&api),
+                ring: Mutex::new(VecDeque::with_capacity(RING)),
+                head: tx,
+                stop: Arc::clone(&stop),
+                thread: Mutex::new(None),
+            }),
+        };
+        let weak = Arc::downgrade(&hub.inner);
+        let spawned = std::thread::Builder::new()
+            .name("maos-web-events".into())
+            .spawn(move || follow(api, head, &weak, &stop));
+        match spawned {
+            Ok(handle) => {
+                *hub.inner
+                    .thread
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(handle);
+            }
+            Err(e) => tracing::error!("the dashboard cannot follow the event log: {e}"),
+        }
+        hub
+    }
+
+    /// Stops following the log and waits for the follower to let go of the API (at most one
+    /// poll), so that whoever owns the store can close it.
+    pub(crate) fn stop(&self) {
+        self.inner.stop.store(true, Ordering::Relaxed);
+        let handle = self
+            .inner
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+
+    /// The seq of the newest event the hub has.
+    pub(crate) fn head(&self) -> u64 {
+        *self.inner.head.borrow()
+    }
+
+    fn push(&self, batch: &[StoredEvent]) {
+        let Some(last) = batch.last() else { return };
+        {
+            let mut ring = self
+                .inner
+                .ring
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for e in batch {
+                if ring.len() == RING {
+                    ring.pop_front();
+                }
+                ring.push_back(Arc::new(LiveEvent::of(e)));
+            }
+        }
+        self.inner.head.send_replace(last.seq);
+    }
+
+    /// The events after `cursor` (up to [`CATCH_UP`]): from the ring when it still holds them,
+    /// else from the store. Empty when the page is up to date.
+    pub(crate) async fn after(&self, cursor: u64) -> Result<Vec<Arc<LiveEvent>>, Resume> {
+        let head = self.head();
+        if cursor > head {
+            return Err(Resume::Ahead);
+        }
+        if cursor == head {
+            return Ok(Vec::new());
+        }
+        {
+            let ring = self
+                .inner
+                .ring
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if ring.front().is_some_and(|first| first.seq <= cursor + 1) {
+                return Ok(ring
+                    .iter()
+                    .filter(|e| e.seq > cursor)
+                    .take(CATCH_UP)
+                    .cloned()
+                    .collect());
+            }
+        }
+        let api = Arc::clone(&self.inner.api);
+        let read = tokio::task::spawn_blocking(move || api.read_events(cursor, CATCH_UP)).await;
+        match read {
+            Ok(Ok(events)) => Ok(events.iter().map(|e| Arc::new(LiveEvent::of(e))).collect()),
+            Ok(Err(e)) => {
+                tracing::warn!("the dashboard cannot read the event log: {e}");
+                Ok(Vec::new())
+            }
+            Err(e) => {
+                tracing::warn!("the dashboard's read of the event log failed: {e}");
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        self.inner.head.subscribe()
+    }
+}
+
+/// The follower thread: pushes each batch into the hub while the hub lives.
+fn follow(
+    api: Arc<dyn MaosApi>,
+    mut after: u64,
+    hub: &std::sync::Weak<HubInner>,
+    stop: &AtomicBool,
+) {
+    let mut follower = None;
+    while !stop.load(Ordering::Relaxed) {
+        let f = match follower.as_mut() {
+            Some(f) => f,
+            None => match api.follow_events(after) {
+                Ok(f) => follower.insert(f),
+                Err(e) => {
+                    tracing::warn!("the dashboard cannot follow the event log: {e}");
+                    std::thread::sleep(POLL);
+                    continue;
+                }
+            },
+        };
+        match f.next_batch(POLL) {
+            Ok(batch) => {
+                let Some(inner) = hub.upgrade() else { return };
+                if let Some(last) = batch.last() {
+                    after = last.seq;
+                }
+                Hub { inner }.push(&batch);
+            }
+            Err(e) => {
+                tracing::warn!("the dashboard stopped following the event log: {e}");
+                follower = None;
+                std::thread::sleep(POLL);
+            }
+        }
+    }
+}
+
+/// Where a page's first connection starts: the seq it was rendered after.
+#[derive(Debug, Deserialize)]
+pub(crate) struct After {
+    after: Option<u64>,
+}
+
+/// `GET /live`: the event stream. A reconnect's `Last-Event-ID` wins over `?after=`; neither
+/// starts at the newest event.
+pub(crate) async fn live(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Query(q): Query<After>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let hub = ctx.hub().clone();
+    let cursor = resume.or(q.after).unwrap_or_else(|| hub.head());
+    Sse::new(stream(hub, cursor)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+/// The events after `cursor`, then each new one as the hub gets it; ids strictly increase.
+pub(crate) fn stream(hub: Hub, cursor: u64) -> impl Stream<Item = Result<Event, Infallible>> {
+    // Subscribe before the first read, so that nothing pushed in between is missed.
+    let head = hub.subscribe();
+    let start = Event::default()
+        .retry(Duration::from_secs(1))
+        .comment("maos");
+    let state = (
+        hub,
+        head,
+        cursor,
+        VecDeque::<Arc<LiveEvent>>::new(),
+        Some(start),
+    );
+    futures_util::stream::unfold(
+        state,
+        |(hub, mut head, mut cursor, mut buf, first)| async move {
+            if let Some(first) = first {
+                return Some((Ok(first), (hub, head, cursor, buf, None)));
+            }
+            loop {
+                if let Some(e) = buf.pop_front() {
+                    cursor = e.seq;
+                    // Unnamed (a `message`), so one listener takes every kind; the kind is in the
+                    // data.
+                    let event = Event::default().id(e.seq.to_string()).data(&e.data);
+                    return Some((Ok(event), (hub, head, cursor, buf, None)));
+                }
+                match hub.after(cursor).await {
+                    Ok(events) if !events.is_empty() => buf.extend(events),
+                    Ok(_) => {
+                        if head.changed().await.is_err() {
+                            return None;
+                        }
+                    }
+                    Err(Resume::Ahead) => {
+                        let reload = Event::default().event("reload").data("");
+                        // Nothing this page shows can be trusted: it reloads, and a new stream
+                        // starts from the head.
+                        cursor = hub.head();
+                        return Some((Ok(reload), (hub, head, cursor, buf, None)));
+                    }
+                }
+            }
+        },
+    )
+}

@@ -1,0 +1,76 @@
+//! The live stream: ids are event seqs; a reconnect resumes after `Last-Event-ID` with no gap
+//! and no duplicate.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use maos_application::{CreateTask, MaosApi};
+use maos_domain::Title;
+
+use crate::support::{Served, TOKEN};
+
+fn create(s: &Served, title: &str) {
+    s.api
+        .create_task(CreateTask::titled(Title::parse(title).expect("title")))
+        .expect("create");
+}
+
+/// Opens `/live` with `extra` headers and reads ids until `until` is seen (or 10 s pass).
+fn ids(s: &Served, query: &str, extra: &str, until: u64) -> Vec<u64> {
+    let mut stream = TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET /live{query} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nCookie: maos_{}={TOKEN}\r\n{extra}\r\n",
+        s.port, s.port
+    )
+    .expect("write");
+    let mut reader = BufReader::new(stream);
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut line = String::new();
+    while Instant::now() < deadline {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        if let Some(id) = line
+            .trim()
+            .strip_prefix("id: ")
+            .or_else(|| line.trim().strip_prefix("id:"))
+        {
+            let id: u64 = id.trim().parse().expect("numeric id");
+            seen.push(id);
+            if id >= until {
+                break;
+            }
+        }
+    }
+    seen
+}
+
+#[test]
+fn a_reconnect_resumes_after_the_last_event_id() {
+    let s = Served::new();
+    for i in 0..5 {
+        create(&s, &format!("task {i}"));
+    }
+    // Five tasks: ten events (created, ready).
+    assert_eq!(ids(&s, "?after=0", "", 10), (1..=10).collect::<Vec<_>>());
+    assert_eq!(
+        ids(&s, "?after=0", "Last-Event-ID: 4\r\n", 10),
+        (5..=10).collect::<Vec<_>>()
+    );
+    // Events committed while connected follow without a gap.
+    let served = &s;
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(|| ids(served, "", "Last-Event-ID: 8\r\n", 14));
+        std::thread::sleep(Duration::from_millis(200));
+        create(served, "later 1");
+        create(served, "later 2");
+        assert_eq!(reader.join().expect("reader"), (9..=14).collect::<Vec<_>>());
+    });
+}

@@ -1,0 +1,4 @@
+//! The metrics page(s).
+
+#[allow(unused_imports)]
+use crate::support::Served;

@@ -1,0 +1,192 @@
+//! A dashboard served over a fresh data directory, and a tiny HTTP/1.1 client.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use maos_application::{MaosApi, Service, ServiceConfig};
+use maos_sqlite::SqliteStore;
+use maos_system::{RandomIds, SystemClock};
+use maos_web::{Dashboard, DashboardConfig, Secret};
+
+/// The token of every test dashboard.
+pub const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+/// Its CSRF token.
+pub const CSRF: &str = "fedcba9876543210fedcba9876543210";
+
+/// A dashboard served on 127.0.0.1 over a new database; stops when dropped.
+pub struct Served {
+    pub api: Arc<Service<SqliteStore>>,
+    pub port: u16,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    dashboard: Dashboard,
+    _dir: tempfile::TempDir,
+}
+
+/// An answer: status, headers (names lowercase) and body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Served {
+    pub fn new() -> Served {
+        Served::with_config(ServiceConfig::default())
+    }
+
+    pub fn with_config(config: ServiceConfig) -> Served {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(SqliteStore::open(&dir.path().join("maos.db")).expect("store"));
+        let api = Arc::new(Service::new(
+            store,
+            Arc::new(SystemClock),
+            Arc::new(RandomIds),
+            config,
+        ));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port();
+        let dashboard = Dashboard::new(
+            Arc::clone(&api) as Arc<dyn MaosApi>,
+            DashboardConfig {
+                token: Secret::parse(TOKEN).expect("token"),
+                csrf: Secret::parse(CSRF).expect("csrf"),
+                port,
+                loopback: true,
+                label: "test".to_owned(),
+            },
+        );
+        let router = dashboard.router();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                maos_web::serve(listener, router, async move {
+                    let _ = rx.await;
+                })
+                .await
+                .expect("serve");
+            });
+        });
+        Served {
+            api,
+            port,
+            stop: Some(tx),
+            thread: Some(thread),
+            dashboard,
+            _dir: dir,
+        }
+    }
+
+    /// Sends `request` (the head, without the Host line, and the body) and reads the answer.
+    pub fn raw(&self, head: &str, body: &str) -> Answer {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let text = format!(
+            "{head}\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            self.port,
+            body.len()
+        );
+        s.write_all(text.as_bytes()).expect("write");
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).expect("read");
+        parse(&out)
+    }
+
+    /// GET with the token's cookie.
+    pub fn get(&self, path: &str) -> Answer {
+        self.raw(
+            &format!("GET {path} HTTP/1.1\r\nCookie: maos_{}={TOKEN}", self.port),
+            "",
+        )
+    }
+
+    /// POST of a form from the dashboard's own page: the cookie, the Origin and the CSRF field.
+    pub fn post(&self, path: &str, form: &[(&str, &str)]) -> Answer {
+        let mut fields: Vec<(&str, &str)> = vec![("csrf", CSRF)];
+        fields.extend_from_slice(form);
+        let body = serde_urlencoded::to_string(&fields).expect("form");
+        self.raw(
+            &format!(
+                "POST {path} HTTP/1.1\r\nCookie: maos_{port}={TOKEN}\r\nOrigin: http://127.0.0.1:{port}\r\nContent-Type: application/x-www-form-urlencoded",
+                port = self.port
+            ),
+            &body,
+        )
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.dashboard.stop();
+    }
+}
+
+fn parse(bytes: &[u8]) -> Answer {
+    let text = String::from_utf8_lossy(bytes).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let body = if headers_say_chunked(head) {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn headers_say_chunked(head: &str) -> bool {
+    head.to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
