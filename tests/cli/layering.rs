@@ -3,6 +3,8 @@
 //! workspace crate with the dependencies its manifest declares.
 //!
 //! ```text
+//!                 the binary (crates/maos): the composition root
+//!                                |
 //! presentation (crates/presentation/*)  ->  adapters (crates/infrastructure/*)
 //!        \                                        |
 //!         +------------>  maos-application  <-----+
@@ -16,7 +18,10 @@
 //!   nothing but `maos-domain` and `thiserror`.
 //! - An adapter (a crate under `crates/infrastructure/`) never depends on another adapter or on a
 //!   presentation crate.
-//! - Nothing depends on a presentation crate.
+//! - Nothing depends on a presentation crate but the composition root: front ends (the CLI, the
+//!   web dashboard) never depend on each other.
+//! - The composition root (`crates/maos`, the `maos` binary) puts the front ends together;
+//!   nothing depends on it.
 //!
 //! Crates are placed in their layer by where their manifest lives, so a new adapter or front end
 //! is covered the day it is added, and a workspace crate that fits no layer is itself a failure.
@@ -72,6 +77,7 @@ enum Layer {
     Application,
     Infrastructure,
     Presentation,
+    Root,
 }
 
 impl Layer {
@@ -89,6 +95,7 @@ impl Layer {
             ["crates", "application"] => Some(Layer::Application),
             ["crates", "infrastructure", _] => Some(Layer::Infrastructure),
             ["crates", "presentation", _] => Some(Layer::Presentation),
+            ["crates", "maos"] => Some(Layer::Root),
             _ => None,
         }
     }
@@ -99,6 +106,7 @@ impl Layer {
             Layer::Application => "the application layer",
             Layer::Infrastructure => "an adapter",
             Layer::Presentation => "a presentation crate",
+            Layer::Root => "the composition root",
         }
     }
 }
@@ -332,8 +340,8 @@ fn placement_violations(ws: &Workspace) -> Vec<String> {
     for krate in ws.crates.iter().filter(|c| c.layer.is_none()) {
         violations.push(format!(
             "{} is in no layer: put it under crates/domain, crates/application, \
-             crates/infrastructure/<adapter> or crates/presentation/<front end>, or teach \
-             tests/cli/layering.rs where it belongs",
+             crates/infrastructure/<adapter>, crates/presentation/<front end> or crates/maos \
+             (the binary), or teach tests/cli/layering.rs where it belongs",
             krate.at()
         ));
     }
@@ -341,6 +349,8 @@ fn placement_violations(ws: &Workspace) -> Vec<String> {
         ("maos-domain", Layer::Domain),
         ("maos-application", Layer::Application),
         ("maos-cli", Layer::Presentation),
+        ("maos-web", Layer::Presentation),
+        ("maos", Layer::Root),
     ] {
         match ws.named(name) {
             Some(c) if c.layer == Some(layer) => {}
@@ -425,10 +435,24 @@ fn presentation_violations(ws: &Workspace) -> Vec<String> {
             let Some(member) = dep.member.map(|m| &ws.crates[m]) else {
                 continue;
             };
-            if member.layer == Some(Layer::Presentation) && member.name != krate.name {
+            if member.layer == Some(Layer::Root) && member.name != krate.name {
+                violations.push(format!(
+                    "{} depends on the composition root {} in {}: the binary puts the crates \
+                     together, nothing builds on it",
+                    krate.at(),
+                    member.at(),
+                    dep.kind.label()
+                ));
+            }
+            if member.layer == Some(Layer::Presentation)
+                && member.name != krate.name
+                && krate.layer != Some(Layer::Root)
+            {
                 violations.push(format!(
                     "{} depends on presentation crate {} in {}: presentation is the outermost \
-                     layer; move what is shared into maos-application or an adapter",
+                     layer and front ends do not build on each other; move what is shared into \
+                     maos-application or an adapter, and compose front ends in the binary \
+                     (crates/maos)",
                     krate.at(),
                     member.at(),
                     dep.kind.label()
@@ -542,6 +566,19 @@ fn the_rules_catch_what_they_are_for() {
                     registry("serde_json", None),
                 ],
             ),
+            package(
+                "maos-web",
+                "crates/presentation/web",
+                vec![local("maos-application", None, "crates/application")],
+            ),
+            package(
+                "maos",
+                "crates/maos",
+                vec![
+                    local("maos-cli", None, "crates/presentation/cli"),
+                    local("maos-web", None, "crates/presentation/web"),
+                ],
+            ),
         ]
     };
     let ws_of = |packages: Vec<Value>| {
@@ -611,6 +648,16 @@ fn the_rules_catch_what_they_are_for() {
             local("maos-cli", Some("dev"), "crates/presentation/cli"),
             &["maos-application", "presentation crate maos-cli"],
         ),
+        (
+            5,
+            local("maos-cli", None, "crates/presentation/cli"),
+            &["maos-web", "presentation crate maos-cli", "front ends"],
+        ),
+        (
+            4,
+            local("maos", Some("dev"), "crates/maos"),
+            &["maos-cli", "composition root maos"],
+        ),
     ];
     for (index, dep, words) in cases {
         let mut packages = good();
@@ -655,12 +702,12 @@ const CITATION_SCOPE: &[&str] = &[
 /// Code generated from the schema, which says what its generator writes.
 const CITATION_EXEMPT: &[&str] = &["crates/infrastructure/ipc/src/generated"];
 
-/// The workspace root: this crate's manifest is in `crates/presentation/cli`.
+/// The workspace root: this test's crate (the binary's) is in `crates/maos`.
 fn repository_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .ancestors()
-        .nth(3)
-        .expect("the CLI crate lives three directories below the workspace root")
+        .nth(2)
+        .expect("the binary's crate lives two directories below the workspace root")
 }
 
 /// The citations in `text`, case-insensitively, as (line, what was cited): an issue number

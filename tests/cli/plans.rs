@@ -21,7 +21,7 @@ use crate::support::{Env, Run, in_process};
 
 /// The repository's `examples` directory.
 fn examples() -> PathBuf {
-    real(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../examples"))
+    real(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples"))
 }
 
 fn example(name: &str) -> String {

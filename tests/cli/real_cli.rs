@@ -23,7 +23,7 @@ use fakes::{FakeApi, Tokens, text, tool};
 pub(crate) fn cli(var: &str, name: &str, package: &str) -> Option<PathBuf> {
     let path = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
         Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../target/agent-clis/node_modules/.bin")
+            .join("../../target/agent-clis/node_modules/.bin")
             .join(name)
     });
     if path.is_file() {

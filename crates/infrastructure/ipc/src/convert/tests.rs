@@ -1066,6 +1066,7 @@ fn answers_round_trip() {
         uptime: Duration::from_millis(86_400_123),
         containment: "cgroup".into(),
         containment_root: Some("/sys/fs/cgroup/maos-0123456789abcdef".into()),
+        ui: Some("http://127.0.0.1:8787/".into()),
     };
     let back = round_trip::<wire::daemon_info::Owned, _>(
         |b| {

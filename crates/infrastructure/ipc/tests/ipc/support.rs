@@ -127,6 +127,7 @@ impl TestDaemon {
             uptime: Duration::from_millis(1234),
             containment: "process_tree".into(),
             containment_root: None,
+            ui: None,
         };
         let (stop, mut stopped) = watch::channel(false);
         let control = Arc::new(Control {

@@ -1,15 +1,67 @@
 //! The web dashboard as the daemon hosts it: the data directory's token (kept in `ui-token`,
 //! 0600, made on first need), the listening socket (127.0.0.1 and the default port unless told
-//! otherwise), and the `maos-web` router served on the daemon's runtime until it stops.
+//! otherwise), and the dashboard served on the daemon's runtime until it stops. The dashboard
+//! itself is another front end (`maos-web`); the binary hands it in as a [`DashboardServer`]
+//! (ADR 0019), so this crate does not depend on it.
 
 use std::io::Read as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use maos_application::{ErrorKind, MaosApi, RemoteError};
 use maos_ipc::{UiRequest, UiServing};
-use maos_web::{Dashboard, DashboardConfig, Secret};
+
+/// What a dashboard is served with.
+#[derive(Clone)]
+pub struct DashboardSettings {
+    /// The token every request must carry (hex; in the URL once, then in a cookie).
+    pub token: String,
+    /// The token the dashboard's forms carry (hex, new at every start).
+    pub csrf: String,
+    /// The port it listens on.
+    pub port: u16,
+    /// It listens on a loopback address only.
+    pub loopback: bool,
+    /// What its pages say they serve (the data directory).
+    pub label: String,
+}
+
+impl std::fmt::Debug for DashboardSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DashboardSettings")
+            .field("port", &self.port)
+            .field("loopback", &self.loopback)
+            .field("label", &self.label)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A front end the daemon can serve over HTTP: the binary gives one to [`crate::main`].
+pub trait DashboardServer: Send + Sync {
+    /// Serves the dashboard over `api` on `listener` (bound, non-blocking) on `runtime`, until
+    /// the returned handle is stopped.
+    fn serve(
+        &self,
+        api: Arc<dyn MaosApi>,
+        settings: DashboardSettings,
+        listener: TcpListener,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<Box<dyn ServedDashboard>, String>;
+}
+
+/// A dashboard being served.
+pub trait ServedDashboard: Send {
+    /// Stops serving, and returns once the dashboard has let go of the API.
+    fn stop(&self);
+}
+
+static SERVER: OnceLock<&'static dyn DashboardServer> = OnceLock::new();
+
+/// Sets the dashboard this process's daemon serves (once, at start).
+pub(crate) fn install(server: &'static dyn DashboardServer) {
+    let _ = SERVER.set(server);
+}
 
 /// The token file in the data directory.
 pub(crate) const TOKEN_FILE: &str = "ui-token";
@@ -30,8 +82,7 @@ pub(crate) struct UiHost {
 
 struct Serving {
     info: UiServing,
-    dashboard: Dashboard,
-    stop: Arc<tokio::sync::Notify>,
+    dashboard: Box<dyn ServedDashboard>,
 }
 
 impl std::fmt::Debug for UiHost {
@@ -91,9 +142,14 @@ impl UiHost {
             info.already = true;
             return Ok(info);
         }
+        let Some(server) = SERVER.get() else {
+            return Err(failed(
+                ErrorKind::Unavailable,
+                "this build of maos has no web dashboard",
+            ));
+        };
         let token = load_or_make_token(&self.data_dir.join(TOKEN_FILE))?;
-        let csrf = Secret::from_random(&random_bytes()?)
-            .map_err(|e| failed(ErrorKind::Internal, e.to_string()))?;
+        let csrf = hex(&random_bytes()?);
         let address = request.address.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
         let listener = bind(address, request.port)?;
         let port = listener
@@ -101,42 +157,32 @@ impl UiHost {
             .map_err(|e| failed(ErrorKind::Unavailable, format!("cannot read the port: {e}")))?
             .port();
         let loopback = address.is_loopback();
-        let dashboard = Dashboard::new(
-            Arc::clone(&self.api),
-            DashboardConfig {
-                token: token.clone(),
-                csrf,
-                port,
-                loopback,
-                label: self.data_dir.display().to_string(),
-            },
-        );
-        let router = dashboard.router();
-        let stop = Arc::new(tokio::sync::Notify::new());
-        let stopped = Arc::clone(&stop);
-        self.runtime.spawn(async move {
-            let listener = match tokio::net::TcpListener::from_std(listener) {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::error!("the dashboard cannot listen: {e}");
-                    return;
-                }
-            };
-            if let Err(e) = maos_web::serve(listener, router, async move {
-                stopped.notified().await;
-            })
-            .await
-            {
-                tracing::error!("the dashboard stopped serving: {e}");
-            }
-        });
+        let dashboard = server
+            .serve(
+                Arc::clone(&self.api),
+                DashboardSettings {
+                    token: token.clone(),
+                    csrf,
+                    port,
+                    loopback,
+                    label: self.data_dir.display().to_string(),
+                },
+                listener,
+                &self.runtime,
+            )
+            .map_err(|e| {
+                failed(
+                    ErrorKind::Unavailable,
+                    format!("cannot serve the dashboard: {e}"),
+                )
+            })?;
         let host = match address {
             IpAddr::V6(a) => format!("[{a}]"),
             IpAddr::V4(a) => a.to_string(),
         };
         let info = UiServing {
             url: format!("http://{host}:{port}/"),
-            token: token.expose().to_owned(),
+            token,
             address,
             port,
             loopback,
@@ -146,7 +192,6 @@ impl UiHost {
         *serving = Some(Serving {
             info: info.clone(),
             dashboard,
-            stop,
         });
         Ok(info)
     }
@@ -160,7 +205,6 @@ impl UiHost {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         if let Some(s) = taken {
-            s.stop.notify_one();
             s.dashboard.stop();
         }
     }
@@ -207,25 +251,28 @@ fn bind(address: IpAddr, port: Option<u16>) -> Result<TcpListener, RemoteError> 
     .with_hint(hint))
 }
 
+/// The length of a token in hex digits (32 random bytes).
+const TOKEN_DIGITS: usize = 64;
+
+/// Whether `text` is a token this module made: 64 lowercase hex digits.
+fn is_token(text: &str) -> bool {
+    text.len() == TOKEN_DIGITS && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// The data directory's token: read from `path`, or made (random) and written there, readable
 /// by this user only. A file that holds no valid token is replaced.
-fn load_or_make_token(path: &Path) -> Result<Secret, RemoteError> {
+fn load_or_make_token(path: &Path) -> Result<String, RemoteError> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut text = String::new();
-    let read = std::fs::File::open(path).and_then(|f| {
-        f.take(Secret::MAX_DIGITS as u64 + 2)
-            .read_to_string(&mut text)
-    });
-    if read.is_ok()
-        && let Ok(token) = Secret::parse(&text)
-    {
-        return Ok(token);
+    let read = std::fs::File::open(path)
+        .and_then(|f| f.take(TOKEN_DIGITS as u64 + 2).read_to_string(&mut text));
+    if read.is_ok() && is_token(text.trim()) {
+        return Ok(text.trim().to_owned());
     }
     if read.is_ok() {
         tracing::warn!(path = %path.display(), "the dashboard token file holds no valid token: making a new one");
     }
-    let token = Secret::from_random(&random_bytes()?)
-        .map_err(|e| failed(ErrorKind::Internal, e.to_string()))?;
+    let token = hex(&random_bytes()?);
     let write = || -> std::io::Result<()> {
         use std::io::Write as _;
         let tmp = path.with_extension("tmp");
@@ -235,7 +282,7 @@ fn load_or_make_token(path: &Path) -> Result<Secret, RemoteError> {
             .truncate(true)
             .mode(0o600)
             .open(&tmp)?;
-        f.write_all(token.expose().as_bytes())?;
+        f.write_all(token.as_bytes())?;
         f.write_all(b"\n")?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
@@ -250,6 +297,10 @@ fn load_or_make_token(path: &Path) -> Result<Secret, RemoteError> {
         )
     })?;
     Ok(token)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// 32 bytes from the kernel's random source.
@@ -276,6 +327,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join(TOKEN_FILE);
         let first = load_or_make_token(&path).expect("made");
+        assert!(is_token(&first), "{first}");
         let mode = std::fs::metadata(&path).expect("file").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let again = load_or_make_token(&path).expect("read");

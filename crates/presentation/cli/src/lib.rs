@@ -1,6 +1,7 @@
-//! `maos`, the MAOS command line: parses the arguments, sets up logging and output, has
+//! The MAOS command line: parses the arguments, sets up logging and output, has
 //! `commands::execute` carry out the command and turns its outcome into an exit code
-//! (docs/exit-codes.md).
+//! (docs/exit-codes.md). The `maos` binary (`crates/maos`, the composition root) calls [`main`]
+//! with the front ends the daemon hosts besides this one (the web dashboard).
 
 mod agents_file;
 mod cli;
@@ -31,7 +32,14 @@ use crate::cli::{Cli, ColorWhen, GlobalArgs};
 use crate::error::FailureClass;
 use crate::output::Output;
 
-fn main() -> ExitCode {
+pub use daemon::ui::{DashboardServer, DashboardSettings, ServedDashboard};
+
+/// Runs `maos` with the process's arguments; `dashboard` serves the web dashboard when the
+/// daemon is asked to (none: `maos ui` says this build cannot).
+pub fn main(dashboard: Option<&'static dyn DashboardServer>) -> ExitCode {
+    if let Some(d) = dashboard {
+        daemon::ui::install(d);
+    }
     // `COMPLETE=<shell> maos …`: the shell asks for completions (ADR 0016); nothing else runs.
     let here = std::env::current_dir().ok();
     match clap_complete::CompleteEnv::with_factory(Cli::command)
