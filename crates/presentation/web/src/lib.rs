@@ -12,6 +12,7 @@ mod ctx;
 mod html;
 mod hub;
 mod pages;
+mod svg;
 
 use std::future::Future;
 use std::sync::Arc;
