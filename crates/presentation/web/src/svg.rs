@@ -140,7 +140,11 @@ pub(crate) fn critical_path(nodes: &[Node], order: &[usize]) -> Vec<usize> {
         let own = (nodes[i].ms.unwrap_or(0), 1);
         best[i] = (from.0.saturating_add(own.0), from.1.saturating_add(own.1));
     }
-    let Some(mut end) = order.iter().copied().max_by_key(|&i| (best[i], usize::MAX - i)) else {
+    let Some(mut end) = order
+        .iter()
+        .copied()
+        .max_by_key(|&i| (best[i], usize::MAX - i))
+    else {
         return Vec::new();
     };
     let mut path = vec![end];
@@ -409,7 +413,8 @@ pub(crate) fn timeline(mut bars: Vec<Bar>, now: Timestamp, label: &str) -> Timel
         .unwrap_or(start)
         .max(start + 1);
     let span = (end - start) as f64;
-    let px = |t: i64| -> f64 { f64::from(LABEL_W) + (t - start) as f64 / span * f64::from(CHART_W) };
+    let px =
+        |t: i64| -> f64 { f64::from(LABEL_W) + (t - start) as f64 / span * f64::from(CHART_W) };
     let lanes = u32::try_from(agents.len()).unwrap_or(1).max(1);
     let width = LABEL_W + CHART_W + PAD * 2;
     let height = PAD + lanes * LANE + 24;
@@ -505,10 +510,7 @@ mod tests {
         let (layer, order) = layers(&deps);
         assert_eq!(layer.len(), 3);
         assert_eq!(order, vec![2]);
-        let nodes: Vec<Node> = deps
-            .iter()
-            .map(|d| node("x", d, None))
-            .collect::<Vec<_>>();
+        let nodes: Vec<Node> = deps.iter().map(|d| node("x", d, None)).collect::<Vec<_>>();
         let drawn = dag(&nodes, "g");
         assert_eq!(drawn.critical, vec![2]);
     }
@@ -524,10 +526,7 @@ mod tests {
         ];
         let (_, order) = layers(&nodes.iter().map(|n| n.deps.clone()).collect::<Vec<_>>());
         assert_eq!(critical_path(&nodes, &order), vec![0, 3]);
-        let counted: Vec<Node> = nodes
-            .into_iter()
-            .map(|n| Node { ms: None, ..n })
-            .collect();
+        let counted: Vec<Node> = nodes.into_iter().map(|n| Node { ms: None, ..n }).collect();
         assert_eq!(critical_path(&counted, &order), vec![0, 1, 2]);
     }
 
@@ -544,7 +543,11 @@ mod tests {
         assert!(s.contains("b&quot;&#39;&amp;"));
         assert!(s.contains("aria-label=\"a &lt;graph&gt;\""));
         assert_eq!(s.matches("<g class=\"node").count(), 2);
-        assert_eq!(s.matches("critical").count(), 3, "two nodes and an edge: {s}");
+        assert_eq!(
+            s.matches("critical").count(),
+            3,
+            "two nodes and an edge: {s}"
+        );
     }
 
     #[test]

@@ -58,13 +58,9 @@ pub(crate) fn render(
 ) -> Result<Markup, WebError> {
     let page = match page {
         None | Some("") => 1,
-        Some(p) => p
-            .parse::<usize>()
-            .ok()
-            .filter(|p| *p >= 1)
-            .ok_or_else(|| {
-                WebError::invalid(format!("page must be a number from 1 up, not {p:?}"))
-            })?,
+        Some(p) => p.parse::<usize>().ok().filter(|p| *p >= 1).ok_or_else(|| {
+            WebError::invalid(format!("page must be a number from 1 up, not {p:?}"))
+        })?,
     };
     let id = super::id_ref(id)?;
     let report = api.orchestration_report(&id)?;
@@ -289,7 +285,8 @@ fn controls(view: &View, report: &OrchestrationReport) -> Markup {
     let can_pause = s == OrchestrationStatus::Running;
     let can_resume = s == OrchestrationStatus::Paused;
     let can_cancel = !s.is_terminal();
-    let can_merge = o.workspace.is_some() && report.completed > 0 && s != OrchestrationStatus::Cancelled;
+    let can_merge =
+        o.workspace.is_some() && report.completed > 0 && s != OrchestrationStatus::Cancelled;
     html! {
         div.actions {
             @if can_start { (html::button(view, &format!("{base}/start"), "Start", "primary")) }
@@ -490,6 +487,9 @@ mod tests {
             gate: maos_domain::Gate::Result,
         };
         assert_eq!(wait_text(&w), "a person's approval (result)");
-        assert_eq!(step_text(&NextStep::RegisterAgent), "register an agent that can take it");
+        assert_eq!(
+            step_text(&NextStep::RegisterAgent),
+            "register an agent that can take it"
+        );
     }
 }

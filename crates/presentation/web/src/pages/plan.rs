@@ -215,7 +215,9 @@ fn decision(history: &PlanHistory, n: u32) -> Option<Markup> {
         PlanRecord::Approved { version, .. } if *version == n => {
             Some(html! { span.state.state-completed { "approved" } })
         }
-        PlanRecord::Rejected { version, reason, .. } if *version == n => Some(html! {
+        PlanRecord::Rejected {
+            version, reason, ..
+        } if *version == n => Some(html! {
             span.state.state-cancelled { "rejected" }
             @if let Some(r) = reason { " " span.quiet { "“" (r) "”" } }
         }),
@@ -300,10 +302,9 @@ struct RejectForm {
 
 /// The version a form carries, checked against the newest: a decision is made on what was seen.
 fn check_version(api: &dyn MaosApi, id: &IdRef, raw: &str) -> Result<u32, WebError> {
-    let shown: u32 = raw
-        .trim()
-        .parse()
-        .map_err(|_| WebError::invalid(format!("the plan version must be a number, not {raw:?}")))?;
+    let shown: u32 = raw.trim().parse().map_err(|_| {
+        WebError::invalid(format!("the plan version must be a number, not {raw:?}"))
+    })?;
     let o = api.get_orchestration(id)?;
     if shown != o.plan_version {
         return Err(WebError {

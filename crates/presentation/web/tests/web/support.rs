@@ -48,14 +48,29 @@ impl Served {
     }
 
     pub fn with_config(config: ServiceConfig) -> Served {
+        Served::with_service(config, |s| s)
+    }
+
+    /// A dashboard whose service reads plan files (a person's version of a plan, planners').
+    pub(crate) fn with_plans() -> Served {
+        Served::with_service(ServiceConfig::default(), |s| {
+            s.with_plans(Arc::new(maos_plans::PlanFiles))
+        })
+    }
+
+    /// A dashboard over the service `adapt` makes of a new one.
+    pub(crate) fn with_service(
+        config: ServiceConfig,
+        adapt: impl FnOnce(Service<SqliteStore>) -> Service<SqliteStore>,
+    ) -> Served {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(SqliteStore::open(&dir.path().join("maos.db")).expect("store"));
-        let api = Arc::new(Service::new(
+        let api = Arc::new(adapt(Service::new(
             store,
             Arc::new(SystemClock),
             Arc::new(RandomIds),
             config,
-        ));
+        )));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("addr").port();
