@@ -3,9 +3,10 @@
 //! markup, the response), as a browser would ask for it.
 //!
 //! The orchestration: 10,000 tasks in 100 layers of 100, each task after one or two of the layer
-//! before; the first 100 tasks have run (an attempt each, on one of four agents) and
-//! completed, so the timeline has 100 bars. Run with `cargo bench -p maos-web --bench render`;
-//! it prints the machine, then the median and 95th percentile of 20 GETs (after 2 to warm up).
+//! before; the first 1,000 tasks have run (an attempt each, on one of four agents) and
+//! completed, so the timeline has 1,000 bars (`MAOS_BENCH_RAN` sets another number). Run with
+//! `cargo bench -p maos-web --bench render`; it prints the machine, what the page's two queries
+//! take alone, then the median and 95th percentile of 20 GETs (after 2 to warm up).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -25,7 +26,7 @@ use maos_web::{Dashboard, DashboardConfig, Secret};
 
 const TASKS: usize = 10_000;
 const WIDTH: usize = 100;
-const RAN: usize = 100;
+const RAN: usize = 1_000;
 
 /// `name` from the environment (for profiling a smaller setup), else `default`.
 fn env_or(name: &str, default: usize) -> usize {
