@@ -300,3 +300,41 @@ fn the_task_table_is_paginated() {
         119
     );
 }
+
+#[test]
+fn a_graph_too_large_to_draw_is_summarised_by_layer_with_its_critical_path_in_words() {
+    let s = Served::new();
+    // A chain of 300 and 150 tasks beside it: 450 tasks, more than are drawn one by one.
+    let tasks: Vec<PlanTask> = (0..450)
+        .map(|i| {
+            let deps: Vec<String> = if i == 0 || i == 300 {
+                vec![]
+            } else {
+                vec![format!("t{}", i - 1)]
+            };
+            PlanTask {
+                key: format!("t{i}"),
+                task: CreateTask::titled(Title::parse(&format!("Step {i:03}")).expect("title")),
+                depends_on: deps,
+            }
+        })
+        .collect();
+    let id = create(&s, "Too many to draw", tasks, true);
+    let page = s.get(&format!("/orchestrations/{id}"));
+    assert_eq!(page.status, 200);
+    let b = &page.body;
+    assert!(!b.contains("<g class=\"node"), "no box per task");
+    assert!(b.contains("class=\"dag summary\""));
+    assert!(b.contains("450 tasks in 300 layers"), "{b}");
+    assert!(b.contains("More than 400 tasks"));
+    // The critical path is the chain of 300: its first 30 listed, the rest counted.
+    let listed = b
+        .split("<ol class=\"path\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</ol>").next())
+        .expect("the critical path listed");
+    assert_eq!(listed.matches("<li>").count(), 30);
+    assert!(listed.contains("Step 000") && listed.contains("Step 029"));
+    assert!(b.contains("… and 270 more."));
+    assert!(b.contains("Page 1 of 9"));
+}
