@@ -290,8 +290,8 @@ fn controls(view: &View, report: &OrchestrationReport) -> Markup {
     html! {
         div.actions {
             @if can_start { (html::button(view, &format!("{base}/start"), "Start", "primary")) }
-            @if s == OrchestrationStatus::AwaitingPlanApproval {
-                a.button href={ (base) "/plan" } { "Review the plan" }
+            @if !s.is_terminal() && o.plan_version > o.decided_version && o.planning.is_none() {
+                a.button href={ (base) "/plan" } { "Review version " (o.plan_version) " of the plan" }
             }
             @if can_pause {
                 form.inline method="post" action={ (base) "/pause" } {

@@ -78,6 +78,13 @@ fn the_newest_version_shows_as_a_graph_and_a_table_with_its_forms() {
     }
     assert_eq!(b.matches("name=\"version\" value=\"1\"").count(), 3);
     assert!(b.contains("written by a person"));
+    // The orchestration's page sends a person here.
+    let o = s.get(&format!("/orchestrations/{id}"));
+    assert!(
+        o.body
+            .contains(&format!("href=\"/orchestrations/{id}/plan\""))
+    );
+    assert!(o.body.contains("Review version 1 of the plan"));
 }
 
 #[test]
