@@ -442,7 +442,13 @@ pub(crate) fn timeline(mut bars: Vec<Bar>, now: Timestamp, label: &str) -> Timel
         let t = start + (end - start) * k / 4;
         let x = px(t);
         let at = Timestamp::from_millis(t).to_rfc3339();
-        let hms = at.get(11..19).unwrap_or(&at);
+        // HH:MM:SS, with tenths when the whole span is a few seconds (else ticks repeat).
+        let hms = if end - start < 10_000 {
+            let tenths = t.rem_euclid(1000) / 100;
+            format!("{}.{tenths}", at.get(11..19).unwrap_or(&at))
+        } else {
+            at.get(11..19).unwrap_or(&at).to_owned()
+        };
         let anchor = match k {
             0 => "start",
             4 => "end",
@@ -581,6 +587,11 @@ mod tests {
         let s = t.svg.into_string();
         assert_eq!(s.matches("class=\"lane\"").count(), 2);
         assert_eq!(s.matches("class=\"bar ").count(), 3);
+        // A span of 1.5 s: ticks in tenths of a second, none repeated.
+        assert!(
+            s.contains(">00:00:00.0<") && s.contains(">00:00:01.5<"),
+            "{s}"
+        );
         assert!(!s.contains("<b>"));
         let many: Vec<Bar> = (0..MAX_BARS as i64 + 5).map(|i| bar("a", i)).collect();
         assert_eq!(timeline(many, Timestamp::from_millis(0), "t").left_out, 5);
