@@ -310,10 +310,11 @@ fn summary(
         .max()
         .unwrap_or(1)
         .max(1);
-    const BAR: u32 = 8;
+    // Bars fill about 960 pixels: wide when the layers are few.
+    let bar = (960 / u32::try_from(columns).unwrap_or(1).max(1)).clamp(4, 24) - 2;
     const GAP: u32 = 2;
     const H: u32 = 160;
-    let width = PAD * 2 + (BAR + GAP) * u32::try_from(columns).unwrap_or(1);
+    let width = PAD * 2 + (bar + GAP) * u32::try_from(columns).unwrap_or(1);
     let height = PAD * 2 + H + 16;
     let mut s = String::with_capacity(512 + columns * 400);
     let _ = write!(
@@ -328,7 +329,7 @@ fn summary(
     );
     for (c, by_state) in counts.iter().enumerate() {
         let total: u32 = by_state.values().sum();
-        let x = PAD + (BAR + GAP) * u32::try_from(c).unwrap_or(0);
+        let x = PAD + (bar + GAP) * u32::try_from(c).unwrap_or(0);
         let first = c * per;
         let last = (first + per).min(layers) - 1;
         let crit = if on_path[c] { " critical" } else { "" };
@@ -349,13 +350,13 @@ fn summary(
             top = top.saturating_sub(h);
             let _ = write!(
                 s,
-                r#"<rect class="state-{state}" x="{x}" y="{top}" width="{BAR}" height="{h}"/>"#
+                r#"<rect class="state-{state}" x="{x}" y="{top}" width="{bar}" height="{h}"/>"#
             );
         }
         if on_path[c] {
             let _ = write!(
                 s,
-                r#"<rect class="path-mark" x="{x}" y="{}" width="{BAR}" height="4"/>"#,
+                r#"<rect class="path-mark" x="{x}" y="{}" width="{bar}" height="4"/>"#,
                 PAD + H + 4
             );
         }
