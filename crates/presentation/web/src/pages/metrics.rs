@@ -12,7 +12,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use maos_application::metrics::Metrics;
+use maos_application::metrics::{AgentMetrics, Metrics};
 use maos_application::{MaosApi, StatusReport};
 use maos_domain::{DurationMs, Timestamp, Usd};
 use maud::{Markup, html};
@@ -481,47 +481,38 @@ pub(crate) fn exposition(status: &StatusReport, m: &Metrics) -> String {
     x.family(
         "maos_time_to_green_seconds",
         "gauge",
-        "Time from a task's creation to its completion, by quantile.",
+        "Time from a task's creation to its completion: the median, the 90th percentile and the longest.",
     );
     if let Some(s) = m.time_to_green {
-        x.sample(
-            "maos_time_to_green_seconds",
-            &[("quantile", "0.5")],
-            seconds(s.p50),
-        );
-        x.sample(
-            "maos_time_to_green_seconds",
-            &[("quantile", "0.9")],
-            seconds(s.p90),
-        );
-        x.sample(
-            "maos_time_to_green_seconds",
-            &[("quantile", "1")],
-            seconds(s.max),
-        );
+        for (p, ms) in [("50", s.p50), ("90", s.p90), ("100", s.max)] {
+            x.sample(
+                "maos_time_to_green_seconds",
+                &[("percentile", p)],
+                seconds(ms),
+            );
+        }
     }
-    x.family(
-        "maos_agent_attempts_total",
-        "counter",
-        "Attempts that ended, by agent and outcome (interrupted ones are neither).",
-    );
-    for a in &m.agents {
-        let name = a.agent.as_str();
-        x.sample(
+    for (name, help, value) in [
+        (
             "maos_agent_attempts_total",
-            &[("agent", name), ("outcome", "succeeded")],
-            a.succeeded,
-        );
-        x.sample(
-            "maos_agent_attempts_total",
-            &[("agent", name), ("outcome", "failed")],
-            a.failed,
-        );
-        x.sample(
-            "maos_agent_attempts_total",
-            &[("agent", name), ("outcome", "any")],
-            a.attempts,
-        );
+            "Attempts that ended, by agent.",
+            (|a: &AgentMetrics| a.attempts) as fn(&AgentMetrics) -> u64,
+        ),
+        (
+            "maos_agent_attempts_succeeded_total",
+            "Attempts that succeeded, by agent.",
+            |a: &AgentMetrics| a.succeeded,
+        ),
+        (
+            "maos_agent_attempts_failed_total",
+            "Attempts that failed, by agent (interrupted ones did not fail).",
+            |a: &AgentMetrics| a.failed,
+        ),
+    ] {
+        x.family(name, "counter", help);
+        for a in &m.agents {
+            x.sample(name, &[("agent", a.agent.as_str())], value(a));
+        }
     }
     x.family(
         "maos_agent_cost_usd_total",
@@ -562,7 +553,7 @@ mod prometheus_text;
 
 #[cfg(test)]
 mod tests {
-    use maos_application::metrics::{AgentMetrics, Spread};
+    use maos_application::metrics::Spread;
 
     use super::prometheus_text::parse_exposition;
     use maos_domain::{AgentName, AgentStatus, TaskState, Usage};
@@ -663,14 +654,11 @@ mod tests {
             Some(340.0)
         );
         assert_eq!(
-            get("maos_time_to_green_seconds", &[("quantile", "0.9")]),
+            get("maos_time_to_green_seconds", &[("percentile", "90")]),
             Some(62.25)
         );
         assert_eq!(
-            get(
-                "maos_agent_attempts_total",
-                &[("agent", "claude"), ("outcome", "failed")]
-            ),
+            get("maos_agent_attempts_failed_total", &[("agent", "claude")]),
             Some(2.0)
         );
         assert_eq!(get("maos_last_event_seq", &[]), Some(42.0));

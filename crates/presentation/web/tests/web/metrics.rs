@@ -201,17 +201,18 @@ fn prometheus_text_parses_and_carries_the_counts() {
         Some(250.0)
     );
     assert_eq!(
-        get(
-            "maos_agent_attempts_total",
-            &[("agent", "w"), ("outcome", "failed")]
-        ),
+        get("maos_agent_attempts_failed_total", &[("agent", "w")]),
         Some(1.0)
+    );
+    assert_eq!(
+        get("maos_agent_attempts_total", &[("agent", "w")]),
+        Some(2.0)
     );
     assert_eq!(
         get("maos_agent_cost_usd_total", &[("agent", "w")]),
         Some(0.3)
     );
-    assert!(get("maos_time_to_green_seconds", &[("quantile", "0.5")]).is_some());
+    assert!(get("maos_time_to_green_seconds", &[("percentile", "50")]).is_some());
     assert_eq!(get("maos_agents", &[("status", "available")]), Some(1.0));
     assert_eq!(
         get("maos_last_event_seq", &[]),
