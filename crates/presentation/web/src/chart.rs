@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 
 use maud::{Markup, PreEscaped, html};
 
-/// One bar: what it counts (shown under it, when there is room), its full label (the tooltip
-/// and the table), and its value.
+/// One bar: its tick (shown under it; empty for none; a dozen at most are shown), its full
+/// label (the tooltip and the table), and its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Bar {
     pub(crate) tick: String,
@@ -131,7 +131,10 @@ fn svg(id: &str, title: &str, unit: &str, bars: &[Bar]) -> String {
         let n = u32::try_from(bars.len()).unwrap_or(u32::MAX);
         let slot = f64::from(plot_w) / f64::from(n);
         let gap = if slot > 4.0 { slot * 0.15 } else { 0.0 };
-        let every = bars.len().div_ceil(TICKS).max(1);
+        // The caller's ticks (an empty one is none), thinned to at most a dozen.
+        let given = bars.iter().filter(|b| !b.tick.is_empty()).count();
+        let every = given.div_ceil(TICKS).max(1);
+        let mut nth = 0usize;
         for (i, b) in bars.iter().enumerate() {
             let x = f64::from(LEFT) + slot * f64::from(u32::try_from(i).unwrap_or(0));
             let h = scale(b.value, top, plot_h);
@@ -145,7 +148,11 @@ fn svg(id: &str, title: &str, unit: &str, bars: &[Bar]) -> String {
                 b.value,
                 escape(unit)
             );
-            if i % every == 0 {
+            if b.tick.is_empty() {
+                continue;
+            }
+            nth += 1;
+            if (nth - 1).is_multiple_of(every) {
                 let _ = write!(
                     s,
                     r#"<text class="axis" x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,

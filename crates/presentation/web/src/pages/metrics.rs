@@ -187,12 +187,21 @@ fn series(m: &Metrics, start: i64, unit: i64, max: i64) -> Vec<(i64, u64)> {
 }
 
 fn hour_bars(m: &Metrics, start: i64) -> Vec<Bar> {
-    series(m, start, HOUR_MS, MAX_HOURS)
+    let hours = series(m, start, HOUR_MS, MAX_HOURS);
+    // Ticks on round hours: every 1, 2, 3, 6, 12 or 24 hours, a dozen at most.
+    let len = i64::try_from(hours.len()).unwrap_or(i64::MAX);
+    let every = [1, 2, 3, 6, 12, 24]
+        .into_iter()
+        .find(|e| len / e <= 12)
+        .unwrap_or(24);
+    hours
         .into_iter()
         .map(|(t, n)| {
             let at = Timestamp::from_millis(t).to_rfc3339();
             let hour = at.get(11..13).unwrap_or("00");
-            let tick = if hour == "00" {
+            let tick = if (t / HOUR_MS) % every != 0 {
+                String::new()
+            } else if hour == "00" {
                 at.get(5..10).unwrap_or_default().to_owned()
             } else {
                 format!("{hour}:00")
