@@ -1,7 +1,8 @@
 //! The event log (`/events`): newest first, a page at a time (`?before=<seq>`), narrowed by
 //! kind, task, orchestration, agent, time and a free-text search over each event as shown. The
 //! log is read backwards in bounded chunks: one request never examines more than [`SCAN`]
-//! events, and says so when it stopped before filling its page.
+//! events, and says so when it stopped before filling its page. The log being in time order, a
+//! page ending at a time starts there (found by halving), and the scan stops at a start time.
 
 use std::collections::{HashMap, HashSet};
 
@@ -779,10 +780,29 @@ fn scan(
     })
 }
 
+/// The first seq whose event happened after `to` (`head + 1` when none did), found by halving:
+/// the log is in time order, so a page ending at `to` starts there without scanning what
+/// followed (a few dozen one-event reads, however long the log).
+fn first_after(api: &dyn MaosApi, head: u64, to: Timestamp) -> Result<u64, WebError> {
+    let (mut lo, mut hi) = (1, head + 1);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let at = api.read_events(mid - 1, 1)?.first().map(|e| e.at);
+        match at {
+            Some(at) if at <= to => lo = mid + 1,
+            _ => hi = mid,
+        }
+    }
+    Ok(lo)
+}
+
 fn render(api: &dyn MaosApi, view: &View, query: &Query) -> Result<Markup, WebError> {
     let filter = Filter::resolve(api, query)?;
     let head = api.status()?.last_event;
-    let upper = query.before.map_or(head + 1, |b| b.min(head + 1));
+    let mut upper = query.before.map_or(head + 1, |b| b.min(head + 1));
+    if let Some(to) = query.to {
+        upper = upper.min(first_after(api, head, to)?);
+    }
     let statuses = AgentFilter {
         statuses: AgentStatus::ALL.to_vec(),
         ..AgentFilter::default()
@@ -839,7 +859,7 @@ fn render(api: &dyn MaosApi, view: &View, query: &Query) -> Result<Markup, WebEr
         }
         section #event-log data-live aria-labelledby="log-h" {
             h2 #log-h {
-                @if query.before.is_some() { "Events before #" (upper) } @else { "Newest events" }
+                @if upper <= head { "Events before #" (upper) } @else { "Newest events" }
             }
             @if found.rows.is_empty() {
                 p.quiet {

@@ -210,3 +210,31 @@ fn a_bad_filter_is_refused_naming_the_field() {
         assert!(a.body.contains(&format!("`{field}`")), "{q}: {}", a.body);
     }
 }
+
+#[test]
+fn a_page_ending_at_a_time_starts_there_without_scanning_what_followed() {
+    let s = Served::new();
+    let needle = create(&s, "the needle");
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    let mid = now();
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    let many: Vec<CreateTask> = (0..2_600)
+        .map(|i| CreateTask::titled(Title::parse(&format!("hay {i}")).expect("title")))
+        .collect();
+    s.api.create_tasks(many).expect("create many");
+    let body = page(&s, &format!("/events?to={}", mid.to_rfc3339()));
+    assert_eq!(seqs(&body), vec![2, 1]);
+    assert!(body.contains(&needle.id.to_string()));
+    assert!(!body.contains("Scanned events"));
+    // With a search too: found at once.
+    let body = page(&s, &format!("/events?q=needle&to={}", mid.to_rfc3339()));
+    assert_eq!(seqs(&body), vec![1]);
+}
+
+fn now() -> maos_domain::Timestamp {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis();
+    maos_domain::Timestamp::from_millis(i64::try_from(ms).expect("ms"))
+}
