@@ -67,20 +67,7 @@ pub(crate) struct Drawn {
 }
 
 /// Escapes text for SVG content and attribute values.
-pub(crate) fn esc(s: &str, out: &mut String) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            // Control characters are not allowed in XML 1.0 text.
-            c if c.is_control() && c != '\n' && c != '\t' => out.push(' '),
-            c => out.push(c),
-        }
-    }
-}
+pub(crate) use crate::html::escape_into as esc;
 
 /// `s` cut to `max` characters, with an ellipsis when cut.
 fn cut(s: &str, max: usize) -> String {
