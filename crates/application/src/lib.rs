@@ -20,8 +20,8 @@ pub mod workspace;
 
 pub use api::*;
 pub use error::{
-    AgentError, Entity, ErrorInfo, ErrorKind, Hints, NoWorktree, OrchestrationError, QueryError,
-    Refusal, RemoteError, TaskError,
+    AgentError, Entity, ErrorInfo, ErrorKind, Hints, MemoryError, NoWorktree, OrchestrationError,
+    QueryError, Refusal, RemoteError, TaskError,
 };
 pub use ports::{
     AgentRuntime, AttemptLogs, Clock, IdSource, Launch, PlanProblem, PlanReader, ReadStore, Store,

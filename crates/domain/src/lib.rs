@@ -27,8 +27,8 @@ pub use error::{TransitionError, ValueError};
 pub use event::{AggregateKind, DomainEvent};
 pub use ids::{AgentId, MemoryId, OrchestrationId, TaskId};
 pub use memory::{
-    Memory, MemoryData, MemoryEvent, MemoryScope, MemorySpec, MemoryState, MemoryText, MemoryTier,
-    Provenance, RepoPath, Tag, Tags,
+    Memory, MemoryData, MemoryEvent, MemoryQuery, MemoryScope, MemorySpec, MemoryState, MemoryText,
+    MemoryTier, Provenance, RepoPath, Tag, Tags,
 };
 pub use orchestration::{
     Orchestration, OrchestrationEvent, OrchestrationSpec, OrchestrationStatus,

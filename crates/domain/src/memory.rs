@@ -321,6 +321,79 @@ impl fmt::Display for Tags {
     }
 }
 
+/// What a person or an agent searches memory for: the words of a query, without any syntax.
+/// Every run of letters and digits is a word (anything else separates words, so `"`, `*`, `(`
+/// or `NEAR` are never operators); words are compared without regard to case and each counts
+/// once. 1 to 1024 bytes, at most 32 different words.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MemoryQuery {
+    words: Vec<String>,
+}
+
+impl MemoryQuery {
+    /// The longest query accepted, in bytes.
+    pub const MAX_BYTES: usize = 1024;
+    /// The most different words a query may have.
+    pub const MAX_WORDS: usize = 32;
+
+    /// Parses a query into its words.
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        const WHAT: &str = "search query";
+        if raw.len() > Self::MAX_BYTES {
+            let mut end = 64;
+            while !raw.is_char_boundary(end) {
+                end -= 1;
+            }
+            return Err(ValueError::new(
+                WHAT,
+                format!("{}…", &raw[..end]),
+                format!(
+                    "it is {} bytes long; the limit is {}",
+                    raw.len(),
+                    Self::MAX_BYTES
+                ),
+            ));
+        }
+        let mut words: Vec<String> = Vec::new();
+        for word in raw.split(|c: char| !c.is_alphanumeric()) {
+            let word = word.to_lowercase();
+            if !word.is_empty() && !words.contains(&word) {
+                words.push(word);
+            }
+        }
+        if words.is_empty() {
+            return Err(ValueError::new(
+                WHAT,
+                raw,
+                "it has no word to search for (letters or digits)",
+            ));
+        }
+        if words.len() > Self::MAX_WORDS {
+            return Err(ValueError::new(
+                WHAT,
+                raw,
+                format!(
+                    "it has {} different words; the limit is {}",
+                    words.len(),
+                    Self::MAX_WORDS
+                ),
+            ));
+        }
+        Ok(Self { words })
+    }
+
+    /// The words, lowercase, in the order given, each once.
+    pub fn words(&self) -> &[String] {
+        &self.words
+    }
+}
+
+impl fmt::Display for MemoryQuery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.words.join(" "))
+    }
+}
+
 /// Who wrote an entry: a person, or an agent during an attempt of a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "by", rename_all = "snake_case")]
@@ -716,6 +789,37 @@ mod tests {
             .into_iter()
             .map(String::from)
             .collect()
+    }
+
+    #[test]
+    fn queries_are_words_without_syntax() {
+        let q = MemoryQuery::parse(r#"NEAR(foo* "bar" OR -baz) foo"#).unwrap();
+        assert_eq!(q.words(), ["near", "foo", "bar", "or", "baz"]);
+        assert_eq!(
+            MemoryQuery::parse("Ünïcode wörds").unwrap().words(),
+            ["ünïcode", "wörds"]
+        );
+        assert!(
+            MemoryQuery::parse(r#" "* ( ) ""#)
+                .unwrap_err()
+                .reason
+                .contains("no word")
+        );
+        assert!(MemoryQuery::parse("").is_err());
+        let long = "é".repeat(600);
+        assert!(
+            MemoryQuery::parse(&long)
+                .unwrap_err()
+                .reason
+                .contains("1024")
+        );
+        let many: Vec<String> = (0..33).map(|i| format!("w{i}")).collect();
+        assert!(
+            MemoryQuery::parse(&many.join(" "))
+                .unwrap_err()
+                .reason
+                .contains("32")
+        );
     }
 
     #[test]
