@@ -4,8 +4,8 @@
 use comfy_table::{ContentArrangement, Table, presets};
 use maos_application::{StatusReport, StoredEvent};
 use maos_domain::{
-    Agent, AgentEvent, AgentStatus, CapabilitySet, DomainEvent, Orchestration, OrchestrationEvent,
-    Task, TaskEvent, TaskState,
+    Agent, AgentEvent, AgentStatus, CapabilitySet, DomainEvent, MemoryEvent, Orchestration,
+    OrchestrationEvent, Task, TaskEvent, TaskState,
 };
 use maos_domain::{BlockReason, TaskId};
 
@@ -543,6 +543,7 @@ pub(crate) fn event_line(e: &StoredEvent) -> String {
         DomainEvent::Agent { id, .. } => id.short(),
         DomainEvent::Task { id, .. } => id.short(),
         DomainEvent::Orchestration { id, .. } => id.short(),
+        DomainEvent::Memory { id, .. } => id.short(),
     };
     let line = format!(
         "{:>4}  {}  {:<24}  {}  {}",
@@ -787,6 +788,30 @@ fn event_details(e: &DomainEvent) -> String {
             | OrchestrationEvent::Paused
             | OrchestrationEvent::Resumed
             | OrchestrationEvent::Completed => String::new(),
+        },
+        DomainEvent::Memory { event, .. } => match event {
+            MemoryEvent::Added { spec, expires_at } => {
+                let mut s = format!(
+                    "{} tier={} scope={}",
+                    quoted(spec.text.first_line()),
+                    spec.tier,
+                    spec.scope
+                );
+                if !spec.tags.is_empty() {
+                    s.push_str(&format!(" tags={}", spec.tags));
+                }
+                if let Some(at) = expires_at {
+                    s.push_str(&format!(" expires_at={}", at.to_rfc3339()));
+                }
+                s
+            }
+            MemoryEvent::Forgotten {
+                reason: Some(reason),
+            } => format!("reason={}", quoted(reason)),
+            MemoryEvent::Forgotten { reason: None }
+            | MemoryEvent::Pinned
+            | MemoryEvent::Unpinned
+            | MemoryEvent::Expired => String::new(),
         },
     }
 }

@@ -974,6 +974,7 @@ impl From<&StoredEvent> for EventJson {
             DomainEvent::Agent { event, .. } => serde_json::to_value(event),
             DomainEvent::Task { event, .. } => serde_json::to_value(event),
             DomainEvent::Orchestration { event, .. } => serde_json::to_value(event),
+            DomainEvent::Memory { event, .. } => serde_json::to_value(event),
         };
         EventJson {
             seq: e.seq,
