@@ -750,8 +750,9 @@ impl MemorySearch {
     pub const MAX_LIMIT: usize = 100;
 }
 
-/// One entry found, with its score: its relevance to the query (the text's and tags' BM25)
-/// weighed by its tier. Higher is better; pinned entries come first whatever their score.
+/// One entry found, with its score: its tier's weight (critical 4, important 2, routine 1,
+/// ephemeral 0.5) times 1 + its relevance to the query (BM25 over the text and the tags, tags
+/// counting twice). Higher is better; pinned entries come first whatever their score.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MemoryHit {
     pub memory: Memory,

@@ -28,7 +28,9 @@ pub use ports::{
     StoreError, Transaction, UnitOfWork,
 };
 pub use recovery::FailurePolicy;
-pub use service::{FOLLOW_BATCH, Reconciled, Service, ServiceConfig};
+pub use service::{
+    FOLLOW_BATCH, FORGET_REASON_MAX, MEMORY_PAGE_MAX, Reconciled, Service, ServiceConfig,
+};
 pub use workspace::{
     CommandPurpose, DetectedCommand, MergeOutcome, RepoSummary, Setup, SummaryLimits, Trailer,
     Workspace, WorkspaceError, Workspaces,

@@ -643,6 +643,9 @@ impl Memory {
         reason: Option<String>,
         at: Timestamp,
     ) -> Result<Vec<MemoryEvent>, TransitionError> {
+        if self.state == MemoryState::Forgotten {
+            return Err(self.refuse("forgotten again"));
+        }
         if !self.is_live_at(at) {
             return Err(self.refuse("forgotten"));
         }

@@ -224,14 +224,16 @@ fn search_with(
     limit: usize,
     now: Timestamp,
 ) -> Result<Vec<MemoryHit>, StoreError> {
-    // bm25() is lower for better matches; tags weigh twice the text. The tier's weight is
-    // applied to the relevance (its negation), pinned entries first.
+    // bm25() is lower (more negative) for better matches; tags weigh twice the text. The score
+    // is the tier's weight times 1 + the relevance (its negation): a word every entry has is
+    // worth almost nothing to BM25, and the tier still orders those entries. Pinned first.
     let weights: Vec<String> = MemoryTier::ALL
         .iter()
         .map(|t| format!("WHEN '{}' THEN {:.1}", t.as_str(), tier_weight(*t)))
         .collect();
     let mut sql = format!(
-        "SELECT {MEMORY_COLS}, -bm25(memory_fts, 1.0, 2.0) * CASE m.tier {} ELSE 1.0 END AS score \
+        "SELECT {MEMORY_COLS}, (1.0 - bm25(memory_fts, 1.0, 2.0)) * CASE m.tier {} ELSE 1.0 END \
+         AS score \
          FROM memory_fts JOIN memories m ON m.seq = memory_fts.rowid \
          WHERE memory_fts MATCH ?",
         weights.join(" ")

@@ -2,9 +2,9 @@
 //! one line per event. Ids are shown short; the output is stable enough to snapshot.
 
 use comfy_table::{ContentArrangement, Table, presets};
-use maos_application::{StatusReport, StoredEvent};
+use maos_application::{MemoryHit, StatusReport, StoredEvent};
 use maos_domain::{
-    Agent, AgentEvent, AgentStatus, CapabilitySet, DomainEvent, MemoryEvent, Orchestration,
+    Agent, AgentEvent, AgentStatus, CapabilitySet, DomainEvent, Memory, MemoryEvent, Orchestration,
     OrchestrationEvent, Task, TaskEvent, TaskState,
 };
 use maos_domain::{BlockReason, TaskId};
@@ -903,4 +903,100 @@ mod tests {
         assert_eq!(clip("abcdef", 4), "abc…");
         assert_eq!(clip("abc", 4), "abc");
     }
+}
+
+// ---- memory ----
+
+fn pin_mark(pinned: bool) -> String {
+    if pinned { "yes".into() } else { "-".into() }
+}
+
+/// `memory list`: one line per entry; with `all`, its state too.
+pub(crate) fn memory_table(color: bool, memories: &[Memory], all: bool) -> String {
+    let rows = memories
+        .iter()
+        .map(|m| {
+            let mut row = vec![
+                m.id.short(),
+                m.tier.to_string(),
+                clip(&m.scope.to_string(), 40),
+                pin_mark(m.pinned),
+            ];
+            if all {
+                row.push(m.state.to_string());
+            }
+            row.push(clip(m.text.first_line(), 60));
+            row
+        })
+        .collect();
+    if all {
+        table(
+            color,
+            &["ID", "TIER", "SCOPE", "PINNED", "STATE", "TEXT"],
+            rows,
+        )
+    } else {
+        table(color, &["ID", "TIER", "SCOPE", "PINNED", "TEXT"], rows)
+    }
+}
+
+/// `memory search`: the hits, best first, with their scores.
+pub(crate) fn memory_hits(color: bool, hits: &[MemoryHit]) -> String {
+    let rows = hits
+        .iter()
+        .map(|h| {
+            let m = &h.memory;
+            vec![
+                m.id.short(),
+                format!("{:.2}", h.score),
+                m.tier.to_string(),
+                clip(&m.scope.to_string(), 40),
+                pin_mark(m.pinned),
+                clip(m.text.first_line(), 60),
+            ]
+        })
+        .collect();
+    table(
+        color,
+        &["ID", "SCORE", "TIER", "SCOPE", "PINNED", "TEXT"],
+        rows,
+    )
+}
+
+/// `memory show`: the entry's fields, then its text (escaped, line by line).
+pub(crate) fn memory_details(color: bool, m: &Memory) -> String {
+    let mut pairs = vec![
+        ("id", m.id.to_string()),
+        ("tier", m.tier.to_string()),
+        ("scope", m.scope.to_string()),
+        ("state", m.state.to_string()),
+        ("pinned", if m.pinned { "yes" } else { "no" }.to_owned()),
+        (
+            "tags",
+            if m.tags.is_empty() {
+                "-".to_owned()
+            } else {
+                m.tags.to_string()
+            },
+        ),
+        ("written by", m.provenance.to_string()),
+        ("created", m.created_at.to_rfc3339()),
+        ("updated", m.updated_at.to_rfc3339()),
+    ];
+    if let Some(at) = m.expires_at {
+        let when = if m.pinned {
+            format!("{} (not while pinned)", at.to_rfc3339())
+        } else {
+            at.to_rfc3339()
+        };
+        pairs.push(("expires", when));
+    }
+    if let Some(reason) = &m.forgotten_because {
+        pairs.push(("forgotten because", reason.clone()));
+    }
+    let mut out = details(color, &pairs);
+    out.push('\n');
+    out.push_str(&escape::block(m.text.as_str()));
+    out.push('\n');
+    out
 }
