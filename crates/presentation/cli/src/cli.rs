@@ -155,8 +155,7 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Orchestrate(OrchestrateCommand),
 
-    /// Remember what outlives a task: add, list, search, show, pin, unpin and forget memory
-    /// entries.
+    /// Keep what outlives a task: add, search, pin and forget memory entries
     ///
     /// An entry is a piece of text with a tier (critical, important, routine, ephemeral), a
     /// scope (global, a repository, an orchestration) and tags. Ephemeral entries expire after a
