@@ -125,7 +125,7 @@ fn service(dir: &Path) -> Result<(Service<SqliteStore>, Arc<SqliteStore>, Config
         Arc::clone(&store),
         Arc::new(SystemClock),
         Arc::new(RandomIds),
-        config.service.clone(),
+        config.service,
     )
     .with_routes(config.routes.clone())
     .with_logs(Arc::new(FileLogs::new(dir.join(LOGS_DIR))))

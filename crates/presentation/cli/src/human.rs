@@ -881,30 +881,6 @@ fn report_fields(report: &maos_domain::RunReport) -> String {
     s
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tables_are_plain_and_trimmed() {
-        let t = table(
-            false,
-            &["A", "LONGER"],
-            vec![
-                vec!["x".into(), "y".into()],
-                vec!["wide cell".into(), String::new()],
-            ],
-        );
-        assert_eq!(t, "A          LONGER\nx          y\nwide cell\n");
-    }
-
-    #[test]
-    fn clipping_marks_the_cut() {
-        assert_eq!(clip("abcdef", 4), "abc…");
-        assert_eq!(clip("abc", 4), "abc");
-    }
-}
-
 // ---- memory ----
 
 fn pin_mark(pinned: bool) -> String {
@@ -999,4 +975,28 @@ pub(crate) fn memory_details(color: bool, m: &Memory) -> String {
     out.push_str(&escape::block(m.text.as_str()));
     out.push('\n');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_are_plain_and_trimmed() {
+        let t = table(
+            false,
+            &["A", "LONGER"],
+            vec![
+                vec!["x".into(), "y".into()],
+                vec!["wide cell".into(), String::new()],
+            ],
+        );
+        assert_eq!(t, "A          LONGER\nx          y\nwide cell\n");
+    }
+
+    #[test]
+    fn clipping_marks_the_cut() {
+        assert_eq!(clip("abcdef", 4), "abc…");
+        assert_eq!(clip("abc", 4), "abc");
+    }
 }
