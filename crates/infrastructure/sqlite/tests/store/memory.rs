@@ -657,3 +657,90 @@ fn a_random_memory_workload_folds_and_verifies_clean() {
             > 1
     );
 }
+
+/// Thousands of queries drawn from characters that mean something to FTS5 or to Unicode
+/// (quotes, operators, column filters, combining marks, superscripts, other scripts, bidi
+/// controls): each one either has no word (refused before the store) or is searched without
+/// error, and an entry holding the same text is found by it.
+#[test]
+fn any_query_is_searched_without_error() {
+    const PIECES: &[&str] = &[
+        "\"",
+        "*",
+        "^",
+        ":",
+        "(",
+        ")",
+        "-",
+        "+",
+        "{",
+        "}",
+        ",",
+        ".",
+        "'",
+        "\\",
+        "\0",
+        " ",
+        "NEAR",
+        "AND",
+        "OR",
+        "NOT",
+        "near/3",
+        "col:",
+        "a",
+        "Zz",
+        "42",
+        "é",
+        "e\u{301}",
+        "²",
+        "Ⅻ",
+        "٣",
+        "日本語",
+        "ß",
+        "İ",
+        "ǅ",
+        "\u{200d}",
+        "\u{202e}",
+        "🦀",
+        "\u{fffd}",
+        "\t\n",
+    ];
+    let db = Db::new();
+    let mut rng = Rng(0x5eed_f75_0001);
+    let mut searched = 0;
+    for _ in 0..1500 {
+        let n = 1 + rng.below(8) as usize;
+        let raw: String = (0..n).map(|_| rng.pick(PIECES)).collect();
+        let Ok(query) = MemoryQuery::parse(&raw) else {
+            continue;
+        };
+        if let Ok(text) = MemoryText::parse(&raw)
+            && rng.below(4) == 0
+        {
+            routine(&db, text.as_str());
+        }
+        let hits = db
+            .svc
+            .search_memories(&MemorySearch {
+                query,
+                filter: MemoryFilter::default(),
+                limit: 100,
+            })
+            .unwrap_or_else(|e| panic!("searching {raw:?} failed: {e}"));
+        searched += 1;
+        assert!(hits.hits.len() <= 100);
+    }
+    assert!(searched > 500, "only {searched} queries had a word");
+    // An entry is found by its own words, whatever surrounds them.
+    let m = routine(&db, "x\"y NEAR(z) OR* ümlaut ⅫZ");
+    let found = db
+        .svc
+        .search_memories(&MemorySearch {
+            query: MemoryQuery::parse(m.text.as_str()).unwrap(),
+            filter: MemoryFilter::default(),
+            limit: 100,
+        })
+        .unwrap();
+    assert!(found.every_word);
+    assert!(found.hits.iter().any(|h| h.memory.id == m.id));
+}
