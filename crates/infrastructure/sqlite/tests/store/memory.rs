@@ -374,6 +374,40 @@ fn search_ranks_pinned_first_then_relevance_weighed_by_tier() {
         .unwrap();
     assert!(!any.every_word);
     assert_eq!(any.hits.len(), 3);
+    // The tier weighs relevance, it does not override it: in a store of some size (where the
+    // word is rare), an entry about the word (in its text and its tag) comes before one of the
+    // tier above that mentions it in passing.
+    for i in 0..40 {
+        routine(
+            &db,
+            &format!("unrelated note number {i} about something else"),
+        );
+    }
+    let strong = add(
+        &db,
+        MemoryTier::Routine,
+        "global",
+        "rollback rollback: how to rollback",
+        &["rollback"],
+    );
+    add(
+        &db,
+        MemoryTier::Important,
+        "global",
+        "Keep the changelog, the version, the tag, the notes, the docs, the site, the blog, the \
+         mailing list, the chat and the tracker in step; a rollback is rare",
+        &[],
+    );
+    let first = db
+        .svc
+        .search_memories(&MemorySearch {
+            query: MemoryQuery::parse("rollback").unwrap(),
+            filter: MemoryFilter::default(),
+            limit: 10,
+        })
+        .unwrap();
+    assert_eq!(first.hits.len(), 2);
+    assert_eq!(first.hits[0].memory.id, strong.id, "{:?}", first.hits);
     // Tags are searched too; case and diacritics do not matter.
     add(
         &db,
