@@ -165,13 +165,16 @@ fn text_from_standard_input_and_the_current_repository_as_scope() {
 fn ephemeral_entries_leave_the_list_once_their_time_is_up() {
     let env = Env::new();
     env.config("[memory]\nephemeral_ttl = \"1s\"\n");
-    env.ok_json(&[
+    let warm = env.ok_json(&[
         "memory",
         "add",
         "the build cache is warm",
         "--tier",
         "ephemeral",
-    ]);
+    ])["memory"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let pinned = env.ok_json(&[
         "memory",
         "add",
@@ -204,6 +207,13 @@ fn ephemeral_entries_leave_the_list_once_their_time_is_up() {
     let found = env.ok_json(&["memory", "search", "build"]);
     assert_eq!(found["hits"].as_array().unwrap().len(), 2, "{found:#}");
     assert_eq!(texts(&["list", "--all"]).len(), 3);
+    let shown = env.maos(&["memory", "show", &warm]);
+    assert!(
+        shown.stdout.contains("its time is up"),
+        "{}{}",
+        shown.stdout,
+        shown.stderr
+    );
     // Unpinned, the other one goes too.
     env.ok_json(&["memory", "unpin", &pinned]);
     assert_eq!(texts(&["list"]), ["build with --locked"]);

@@ -7,7 +7,7 @@ use maos_domain::{
     Agent, AgentEvent, AgentStatus, CapabilitySet, DomainEvent, Memory, MemoryEvent, Orchestration,
     OrchestrationEvent, Task, TaskEvent, TaskState,
 };
-use maos_domain::{BlockReason, TaskId};
+use maos_domain::{BlockReason, TaskId, Timestamp};
 
 use crate::escape;
 use crate::output::{Style, paint};
@@ -939,8 +939,9 @@ pub(crate) fn memory_hits(color: bool, hits: &[MemoryHit]) -> String {
     )
 }
 
-/// `memory show`: the entry's fields, then its text (escaped, line by line).
-pub(crate) fn memory_details(color: bool, m: &Memory) -> String {
+/// `memory show`: the entry's fields, then its text (escaped, line by line). `now` tells an
+/// ephemeral entry whose time is up (left out of lists already) from one that still counts.
+pub(crate) fn memory_details(color: bool, m: &Memory, now: Timestamp) -> String {
     let mut pairs = vec![
         ("id", m.id.to_string()),
         ("tier", m.tier.to_string()),
@@ -962,6 +963,11 @@ pub(crate) fn memory_details(color: bool, m: &Memory) -> String {
     if let Some(at) = m.expires_at {
         let when = if m.pinned {
             format!("{} (not while pinned)", at.to_rfc3339())
+        } else if m.is_due(now) {
+            format!(
+                "{} (its time is up: it is left out of lists and searches)",
+                at.to_rfc3339()
+            )
         } else {
             at.to_rfc3339()
         };

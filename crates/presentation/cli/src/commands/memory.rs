@@ -5,7 +5,7 @@ use std::path::Path;
 use maos_application::{
     AddMemory, MaosApi, MemoryFilter, MemoryHits, MemoryList, MemoryPage, MemorySearch,
 };
-use maos_domain::{Memory, MemoryScope, MemoryText, Provenance, RepoPath, Tags};
+use maos_domain::{Memory, MemoryScope, MemoryText, Provenance, RepoPath, Tags, Timestamp};
 use serde::Serialize;
 
 use crate::cli::{
@@ -177,7 +177,10 @@ impl Render for Shown {
     }
 
     fn human(&self, out: &mut Output) -> Result<(), CliError> {
-        let text = human::memory_details(out.color(), &self.0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let text = human::memory_details(out.color(), &self.0, Timestamp::from_millis(now));
         out.text(&text)
     }
 }
