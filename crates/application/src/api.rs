@@ -94,6 +94,12 @@ impl From<OrchestrationId> for IdRef {
     }
 }
 
+impl From<MemoryId> for IdRef {
+    fn from(id: MemoryId) -> Self {
+        IdRef(id.to_string())
+    }
+}
+
 /// Register an agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegisterAgent {
