@@ -678,6 +678,11 @@ pub struct MemoryFilter {
     pub all: bool,
 }
 
+impl MemoryFilter {
+    /// The most different scopes one filter may name.
+    pub const MAX_SCOPES: usize = 64;
+}
+
 /// Where a page of memory entries starts: after (older than) the entry added at `created_at`
 /// with id `id`. Written `<created_at ms>.<memory id>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

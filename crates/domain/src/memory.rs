@@ -67,14 +67,14 @@ impl RepoPath {
         if !raw.starts_with('/') {
             return Err(ValueError::new(
                 WHAT,
-                raw,
+                shorten(raw),
                 "it is not absolute; give the path from / (or `repo:.` for the current repository)",
             ));
         }
         if raw.len() > Self::MAX_BYTES {
             return Err(ValueError::new(
                 WHAT,
-                raw,
+                shorten(raw),
                 format!(
                     "it is {} bytes long; the limit is {}",
                     raw.len(),
@@ -85,7 +85,7 @@ impl RepoPath {
         if raw.chars().any(char::is_control) {
             return Err(ValueError::new(
                 WHAT,
-                raw,
+                shorten(raw),
                 "it contains a control character",
             ));
         }
@@ -96,7 +96,7 @@ impl RepoPath {
                 ".." => {
                     return Err(ValueError::new(
                         WHAT,
-                        raw,
+                        shorten(raw),
                         "it contains `..`; give the path without it",
                     ));
                 }
@@ -127,16 +127,16 @@ impl MemoryScope {
         if let Some(path) = raw.strip_prefix("repo:") {
             return RepoPath::parse(path)
                 .map(MemoryScope::Repository)
-                .map_err(|e| ValueError::new(WHAT, raw, e.reason));
+                .map_err(|e| ValueError::new(WHAT, shorten(raw), e.reason));
         }
         if let Some(id) = raw.strip_prefix("orchestration:") {
             return OrchestrationId::parse(id)
                 .map(MemoryScope::Orchestration)
-                .map_err(|e| ValueError::new(WHAT, raw, e.reason));
+                .map_err(|e| ValueError::new(WHAT, shorten(raw), e.reason));
         }
         Err(ValueError::new(
             WHAT,
-            raw,
+            shorten(raw),
             "expected `global`, `repo:<absolute path>` or `orchestration:<id>`",
         ))
     }
@@ -186,17 +186,11 @@ impl MemoryText {
     pub fn parse(raw: &str) -> Result<Self, ValueError> {
         const WHAT: &str = "memory text";
         let t = raw.trim();
-        let shown = || {
-            let mut end = raw.len().min(64);
-            while !raw.is_char_boundary(end) {
-                end -= 1;
-            }
-            format!("{}…", &raw[..end])
-        };
+        let shown = || shorten(raw);
         if t.is_empty() {
             return Err(ValueError::new(
                 WHAT,
-                raw,
+                shown(),
                 "it is blank; write what should be remembered",
             ));
         }
@@ -296,7 +290,7 @@ impl TryFrom<Vec<Tag>> for Tags {
             let all: Vec<&str> = set.iter().map(Tag::as_str).collect();
             return Err(ValueError::new(
                 "tags",
-                all.join(","),
+                shorten(&all.join(",")),
                 format!(
                     "there are {} different tags; an entry has at most {}",
                     set.len(),
@@ -340,13 +334,9 @@ impl MemoryQuery {
     pub fn parse(raw: &str) -> Result<Self, ValueError> {
         const WHAT: &str = "search query";
         if raw.len() > Self::MAX_BYTES {
-            let mut end = 64;
-            while !raw.is_char_boundary(end) {
-                end -= 1;
-            }
             return Err(ValueError::new(
                 WHAT,
-                format!("{}…", &raw[..end]),
+                shorten(raw),
                 format!(
                     "it is {} bytes long; the limit is {}",
                     raw.len(),
@@ -364,14 +354,14 @@ impl MemoryQuery {
         if words.is_empty() {
             return Err(ValueError::new(
                 WHAT,
-                raw,
+                shorten(raw),
                 "it has no word to search for (letters or digits)",
             ));
         }
         if words.len() > Self::MAX_WORDS {
             return Err(ValueError::new(
                 WHAT,
-                raw,
+                shorten(raw),
                 format!(
                     "it has {} different words; the limit is {}",
                     words.len(),
@@ -392,6 +382,20 @@ impl fmt::Display for MemoryQuery {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.words.join(" "))
     }
+}
+
+/// `raw` cut to its first 64 bytes (at a character boundary) with `…`, for an error that
+/// echoes a value that may be huge.
+fn shorten(raw: &str) -> String {
+    const SHOWN: usize = 64;
+    if raw.len() <= SHOWN {
+        return raw.to_owned();
+    }
+    let mut end = SHOWN;
+    while !raw.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &raw[..end])
 }
 
 /// Who wrote an entry: a person, or an agent during an attempt of a task.
@@ -710,7 +714,8 @@ mod tests {
                 .contains("..")
         );
         assert!(RepoPath::parse("/a\nb").is_err());
-        assert!(RepoPath::parse(&format!("/{}", "a".repeat(5000))).is_err());
+        let long = RepoPath::parse(&format!("/{}", "a".repeat(5000))).unwrap_err();
+        assert!(long.value.len() < 100, "the error does not repeat the path");
     }
 
     #[test]
@@ -752,6 +757,14 @@ mod tests {
                 .reason
                 .contains("blank")
         );
+        assert!(
+            MemoryText::parse(&" ".repeat(10_000))
+                .unwrap_err()
+                .value
+                .len()
+                < 100
+        );
+        assert_eq!(MemoryText::parse("a\0").unwrap_err().value, "a\0");
         let max = "x".repeat(MemoryText::MAX_BYTES);
         assert!(MemoryText::parse(&max).is_ok());
         let e = MemoryText::parse(&format!("{max}y")).unwrap_err();
@@ -782,6 +795,8 @@ mod tests {
         assert!(Tag::parse(&"a".repeat(32)).is_ok());
         let many: Vec<String> = (0..17).map(|i| format!("t{i}")).collect();
         assert!(Tags::parse(&many).unwrap_err().reason.contains("16"));
+        let lots: Vec<String> = (0..10_000).map(|i| format!("t{i}")).collect();
+        assert!(Tags::parse(&lots).unwrap_err().value.len() < 100);
         assert!(Tags::parse(&many[..16]).is_ok());
         let json = serde_json_like(&t);
         assert_eq!(json, vec!["a", "b"]);

@@ -60,6 +60,24 @@ fn check_limit(limit: usize, max: usize) -> Result<(), MemoryError> {
     Ok(())
 }
 
+/// `filter` with each scope and tier once; refused when it names more than
+/// [`MemoryFilter::MAX_SCOPES`] scopes.
+fn checked(filter: &MemoryFilter) -> Result<MemoryFilter, MemoryError> {
+    let mut f = filter.clone();
+    f.scopes.sort();
+    f.scopes.dedup();
+    f.tiers.sort();
+    f.tiers.dedup();
+    if f.scopes.len() > MemoryFilter::MAX_SCOPES {
+        return Err(MemoryError::Invalid(ValueError {
+            what: "memory filter",
+            value: format!("{} scopes", f.scopes.len()),
+            reason: format!("name at most {} scopes", MemoryFilter::MAX_SCOPES),
+        }));
+    }
+    Ok(f)
+}
+
 fn save_memory_events(
     tx: &mut dyn Transaction,
     memory: &Memory,
@@ -126,18 +144,17 @@ impl<S: Store> Service<S> {
         page: &MemoryPage,
     ) -> Result<MemoryList, MemoryError> {
         check_limit(page.limit, MEMORY_PAGE_MAX)?;
-        Ok(self.store.memories(filter, page, self.clock.now())?)
+        let filter = checked(filter)?;
+        Ok(self.store.memories(&filter, page, self.clock.now())?)
     }
 
     /// The entries with the query's words, best first.
     pub fn search_memories(&self, search: &MemorySearch) -> Result<MemoryHits, MemoryError> {
         check_limit(search.limit, MemorySearch::MAX_LIMIT)?;
-        Ok(self.store.search_memories(
-            &search.query,
-            &search.filter,
-            search.limit,
-            self.clock.now(),
-        )?)
+        let filter = checked(&search.filter)?;
+        Ok(self
+            .store
+            .search_memories(&search.query, &filter, search.limit, self.clock.now())?)
     }
 
     fn change_memory(
@@ -209,6 +226,32 @@ mod tests {
         let e = forget_reason(Some("x".repeat(FORGET_REASON_MAX + 1))).unwrap_err();
         assert!(e.reason.contains("1024"));
         assert!(e.value.len() <= 64);
+    }
+
+    #[test]
+    fn filters_name_each_scope_once_and_few_of_them() {
+        let repo = |i: usize| MemoryScope::parse(&format!("repo:/r{i}")).unwrap();
+        let f = MemoryFilter {
+            scopes: vec![repo(1), MemoryScope::Global, repo(1)],
+            tiers: vec![
+                maos_domain::MemoryTier::Routine,
+                maos_domain::MemoryTier::Routine,
+            ],
+            ..MemoryFilter::default()
+        };
+        let c = checked(&f).unwrap();
+        assert_eq!(c.scopes.len(), 2);
+        assert_eq!(c.tiers.len(), 1);
+        let many = MemoryFilter {
+            scopes: (0..65).map(repo).collect(),
+            ..MemoryFilter::default()
+        };
+        assert!(matches!(checked(&many), Err(MemoryError::Invalid(_))));
+        let enough = MemoryFilter {
+            scopes: (0..64).map(repo).collect(),
+            ..MemoryFilter::default()
+        };
+        assert!(checked(&enough).is_ok());
     }
 
     #[test]
