@@ -252,3 +252,18 @@ fn bad_input_is_refused_and_nothing_is_stored() {
     assert_eq!(env.state(), before, "a refused command stored something");
     insta::assert_snapshot!(env.transcript());
 }
+
+#[test]
+fn memory_ids_complete_with_their_first_line_escaped() {
+    let env = Env::new();
+    let id = env.ok_json(&["memory", "add", "Ring the \u{7}bell\nsecond line"])["memory"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let run = env.maos_env(
+        &["--", "maos", "memory", "pin", &id[..6]],
+        &[("COMPLETE", "fish")],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, format!("{id}\tRing the \\x07bell\n"));
+}

@@ -853,28 +853,28 @@ pub(crate) enum MemoryCommand {
     /// Show one entry in full.
     Show {
         /// The entry's id or a unique prefix of it.
-        #[arg(value_parser = id_ref)]
+        #[arg(value_parser = id_ref, add = live(completions::memory_ids))]
         id: IdRef,
     },
 
     /// Pin an entry: it ranks first and never expires.
     Pin {
         /// The entry's id or a unique prefix of it.
-        #[arg(value_parser = id_ref)]
+        #[arg(value_parser = id_ref, add = live(completions::memory_ids))]
         id: IdRef,
     },
 
     /// Unpin an entry (an ephemeral one expires at its time again).
     Unpin {
         /// The entry's id or a unique prefix of it.
-        #[arg(value_parser = id_ref)]
+        #[arg(value_parser = id_ref, add = live(completions::memory_ids))]
         id: IdRef,
     },
 
     /// Forget an entry: it is no longer listed or found (the event log keeps it).
     Forget {
         /// The entry's id or a unique prefix of it.
-        #[arg(value_parser = id_ref)]
+        #[arg(value_parser = id_ref, add = live(completions::memory_ids))]
         id: IdRef,
 
         /// Why (recorded in the event log).
