@@ -173,3 +173,84 @@ fn memory_refusals_come_back_with_their_kind_message_and_hint() {
     );
     assert_eq!(remote.kind(), ErrorKind::InvalidInput);
 }
+
+/// What a client sends is parsed by the daemon as the CLI parses it: an oversized text, a
+/// relative repository, too many tags or a query without a word are `invalidInput`, and nothing
+/// is stored.
+#[test]
+fn the_daemon_refuses_bad_memory_values_from_the_wire() {
+    use maos_ipc::maos_capnp::{ErrorKind as WireErrorKind, memory_hits_result, memory_result};
+
+    let daemon = TestDaemon::start();
+    let refusals = crate::support::raw_session(&daemon.socket, |bootstrap| async move {
+        let mut hello = bootstrap.handshake_request();
+        hello.get().set_protocol(maos_ipc::PROTOCOL_VERSION);
+        hello.get().set_client("raw");
+        let answer = hello.send().promise.await.unwrap();
+        let maos_ipc::maos_capnp::handshake_result::Which::Ok(ok) =
+            answer.get().unwrap().get_result().unwrap().which().unwrap()
+        else {
+            panic!("the handshake failed");
+        };
+        let api = ok.get_api().unwrap();
+        let mut out = Vec::new();
+        let big = "x".repeat(MemoryText::MAX_BYTES + 1);
+        let tags: Vec<String> = (0..17).map(|i| format!("t{i}")).collect();
+        for case in 0..3 {
+            let mut request = api.add_memory_request();
+            let mut m = request.get().init_memory();
+            m.set_scope("global");
+            m.set_text("fine");
+            match case {
+                0 => m.set_text(big.as_str()),
+                1 => m.set_scope("repo:relative"),
+                _ => {
+                    let mut list = m.reborrow().init_tags(17);
+                    for (i, t) in (0u32..).zip(&tags) {
+                        list.set(i, t.as_str());
+                    }
+                }
+            }
+            let answer = request.send().promise.await.unwrap();
+            let result = answer.get().unwrap().get_result().unwrap();
+            let memory_result::Which::Err(e) = result.which().unwrap() else {
+                panic!("case {case} was accepted");
+            };
+            let e = e.unwrap();
+            out.push((
+                e.get_kind().unwrap(),
+                e.get_message().unwrap().to_string().unwrap(),
+            ));
+        }
+        let mut request = api.search_memories_request();
+        request.get().set_query("\"*\" ( )");
+        request.get().set_limit(10);
+        let answer = request.send().promise.await.unwrap();
+        let result = answer.get().unwrap().get_result().unwrap();
+        let memory_hits_result::Which::Err(e) = result.which().unwrap() else {
+            panic!("a query without a word was accepted");
+        };
+        let e = e.unwrap();
+        out.push((
+            e.get_kind().unwrap(),
+            e.get_message().unwrap().to_string().unwrap(),
+        ));
+        out
+    });
+    let says = [
+        "8192",
+        "not absolute",
+        "at most 16",
+        "no word to search for",
+    ];
+    assert_eq!(refusals.len(), says.len());
+    for ((kind, message), says) in refusals.iter().zip(says) {
+        assert_eq!(*kind, WireErrorKind::InvalidInput, "{message}");
+        assert!(message.contains(says), "{message}");
+        assert!(
+            message.len() < 400,
+            "the message echoes the whole value: {message}"
+        );
+    }
+    assert_eq!(daemon.service.status().unwrap().last_event, 0);
+}
