@@ -19,7 +19,7 @@
 
 @0xb95e69db9986670e;
 
-const protocolVersion :UInt32 = 8;
+const protocolVersion :UInt32 = 9;
 # The version of this contract. A daemon serves clients of the same protocol version.
 # Version 2 added the agent runtime: agent settings, budgets, attempts' process, session, exit,
 # usage and failure kind, run reports, sessions, heartbeats and logs.
@@ -37,6 +37,8 @@ const protocolVersion :UInt32 = 8;
 # versions and what happened to them (planHistory), a person's version (proposePlan), another
 # version with feedback (regeneratePlan), approvePlan and rejectPlan; orchestrations' plan
 # version and planner at work, and tasks' `plans` (the orchestration a planning task plans).
+# Version 9 added memory: entries (Memory) and the calls addMemory, getMemory, listMemories,
+# searchMemories, pinMemory, unpinMemory and forgetMemory; events of aggregate "memory".
 
 # ---------------------------------------------------------------------------------------------
 # Errors
@@ -437,7 +439,7 @@ struct Event {
   seq @0 :UInt64;              # 1, 2, 3, ... without gaps
   at @1 :Int64;
   kind @2 :Text;               # such as "task.assigned"
-  aggregate @3 :Text;          # "agent", "task" or "orchestration"
+  aggregate @3 :Text;          # "agent", "task", "orchestration" or "memory"
   aggregateId @4 :Text;
   payload @5 :Text;            # the domain event as JSON (docs/json.md, "events")
 }
@@ -768,6 +770,75 @@ struct PlanningResult { union { ok @0 :PlanningStarted; err @1 :Error; } }
 struct PlanHistoryResult { union { ok @0 :PlanHistory; err @1 :Error; } }
 
 # ---------------------------------------------------------------------------------------------
+# Memory
+
+enum MemoryTier {
+  critical @0;
+  important @1;
+  routine @2;
+  ephemeral @3;                # expires (unless pinned)
+}
+
+enum MemoryState {
+  live @0;
+  forgotten @1;
+  expired @2;
+}
+
+struct Memory {
+  # A memory entry: something learned that outlives a task.
+  id @0 :Text;
+  tier @1 :MemoryTier;
+  scope @2 :Text;              # "global", "repo:<absolute path>" or "orchestration:<id>"
+  text @3 :Text;
+  tags @4 :List(Text);         # sorted, each once
+  provenanceTask @5 :Text;     # the task whose attempt wrote it (full id); null: a person
+  provenanceAttempt @6 :UInt32;  # that attempt's number (with provenanceTask)
+  pinned @7 :Bool;
+  state @8 :MemoryState;
+  forgottenBecause @9 :Text;   # why it was forgotten; null: no reason given (or not forgotten)
+  createdAt @10 :Int64;
+  updatedAt @11 :Int64;
+  expiresAt @12 :Int64;        # when an ephemeral entry expires unless pinned; 0: never
+  version @13 :UInt64;
+}
+
+struct NewMemory {
+  tier @0 :MemoryTier;
+  scope @1 :Text;
+  text @2 :Text;               # 1 to 8192 bytes once trimmed
+  tags @3 :List(Text);         # at most 16
+  provenanceTask @4 :Text;     # null: a person writes it
+  provenanceAttempt @5 :UInt32;
+}
+
+struct MemoryFilter {
+  scopes @0 :List(Text);       # empty: every scope
+  tiers @1 :List(MemoryTier);  # empty: every tier
+  tag @2 :Text;                # null: any
+  all @3 :Bool;                # forgotten and expired entries too
+}
+
+struct MemoryPage {
+  memories @0 :List(Memory);   # newest first
+  nextCursor @1 :Text;         # null on the last page
+}
+
+struct MemoryHit {
+  memory @0 :Memory;
+  score @1 :Float64;           # relevance weighed by tier; higher is better
+}
+
+struct MemoryHits {
+  hits @0 :List(MemoryHit);    # pinned first, then by score
+  everyWord @1 :Bool;          # false: no entry had every word; these have some
+}
+
+struct MemoryResult { union { ok @0 :Memory; err @1 :Error; } }
+struct MemoryPageResult { union { ok @0 :MemoryPage; err @1 :Error; } }
+struct MemoryHitsResult { union { ok @0 :MemoryHits; err @1 :Error; } }
+
+# ---------------------------------------------------------------------------------------------
 # Interfaces
 
 interface Bootstrap {
@@ -936,4 +1007,20 @@ interface Api {
   # person (reject with a reply: the next turn; approve: agreed). `rounds` counts the turns.
   # Asks the planner for a revision of the plan at work (`feedback` null: none): the work not
   # done yet, given what completed and why blocked tasks failed.
+
+  addMemory @57 (memory :NewMemory) -> (result :MemoryResult);
+  # Adds a memory entry (an ephemeral one expires after the daemon's configured time).
+  getMemory @58 (id :Text) -> (result :MemoryResult);
+  listMemories @59 (filter :MemoryFilter, limit :UInt32, cursor :Text)
+      -> (result :MemoryPageResult);
+  # One page of entries, newest first; `cursor` (null: the first page) is the previous page's
+  # nextCursor.
+  searchMemories @60 (query :Text, filter :MemoryFilter, limit :UInt32)
+      -> (result :MemoryHitsResult);
+  # The entries with the query's words (letters and digits; anything else separates words and
+  # is never syntax), pinned first, then by relevance weighed by tier.
+  pinMemory @61 (id :Text) -> (result :MemoryResult);
+  unpinMemory @62 (id :Text) -> (result :MemoryResult);
+  forgetMemory @63 (id :Text, reason :Text) -> (result :MemoryResult);
+  # `reason` null: none given.
 }

@@ -289,6 +289,7 @@ impl Env {
             let prefix = match e["aggregate"].as_str().unwrap() {
                 "agent" => "agnt",
                 "task" => "task",
+                "memory" => "memo",
                 _ => "orch",
             };
             let n = names.iter().filter(|(_, l)| l.starts_with(prefix)).count() + 1;

@@ -9,12 +9,13 @@ use maos_domain::ids::check_prefix;
 use maos_domain::policy::concerns::Concern;
 use maos_domain::{
     AdapterKind, Agent, AgentName, AgentSettings, AgentStatus, AttemptStart, Capability,
-    CapabilitySet, DomainEvent, DurationMs, FencingToken, IdempotencyKey, MaxAttempts,
-    Orchestration, OrchestrationId, Priority, Risk, RunReport, Slots, Task, TaskId, TaskState,
-    TaskWorkspace, Tier, Timestamp, Title, Usage, Usd, ValueError, WorkspaceSpec,
+    CapabilitySet, DomainEvent, DurationMs, FencingToken, IdempotencyKey, MaxAttempts, Memory,
+    MemoryId, MemoryQuery, MemoryScope, MemorySpec, MemoryText, MemoryTier, Orchestration,
+    OrchestrationId, Priority, Provenance, Risk, RunReport, Slots, Tag, Tags, Task, TaskId,
+    TaskState, TaskWorkspace, Tier, Timestamp, Title, Usage, Usd, ValueError, WorkspaceSpec,
 };
 
-use crate::error::{AgentError, OrchestrationError, QueryError, TaskError};
+use crate::error::{AgentError, MemoryError, OrchestrationError, QueryError, TaskError};
 
 /// A reference to a task or orchestration as a person types it: the full id or a unique prefix.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -89,6 +90,12 @@ impl From<TaskId> for IdRef {
 
 impl From<OrchestrationId> for IdRef {
     fn from(id: OrchestrationId) -> Self {
+        IdRef(id.to_string())
+    }
+}
+
+impl From<MemoryId> for IdRef {
+    fn from(id: MemoryId) -> Self {
         IdRef(id.to_string())
     }
 }
@@ -635,6 +642,143 @@ pub struct TaskPage {
     pub next_cursor: Option<TaskCursor>,
 }
 
+/// Adds a memory entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddMemory {
+    pub tier: MemoryTier,
+    pub scope: MemoryScope,
+    pub text: MemoryText,
+    pub tags: Tags,
+    /// Who writes it: a person (the CLI), or an agent's attempt.
+    pub provenance: Provenance,
+}
+
+impl AddMemory {
+    /// What the entry says.
+    pub fn spec(self) -> MemorySpec {
+        MemorySpec {
+            tier: self.tier,
+            scope: self.scope,
+            text: self.text,
+            tags: self.tags,
+            provenance: self.provenance,
+        }
+    }
+}
+
+/// Which memory entries a list or a search considers. Empty `scopes` or `tiers` mean every
+/// scope or tier; `tag`, only entries with that tag. Only live entries unless `all` (forgotten
+/// and expired ones too); an ephemeral entry past its deadline is never live, even before the
+/// sweep marks it expired.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemoryFilter {
+    pub scopes: Vec<MemoryScope>,
+    pub tiers: Vec<MemoryTier>,
+    pub tag: Option<Tag>,
+    pub all: bool,
+}
+
+impl MemoryFilter {
+    /// The most different scopes one filter may name.
+    pub const MAX_SCOPES: usize = 64;
+}
+
+/// Where a page of memory entries starts: after (older than) the entry added at `created_at`
+/// with id `id`. Written `<created_at ms>.<memory id>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryCursor {
+    pub created_at: Timestamp,
+    pub id: MemoryId,
+}
+
+impl MemoryCursor {
+    /// The cursor that continues after `memory`.
+    pub fn after(memory: &Memory) -> Self {
+        MemoryCursor {
+            created_at: memory.created_at,
+            id: memory.id,
+        }
+    }
+
+    /// Parses `<ms>.<id>` as printed by [`fmt::Display`].
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        let bad = || ValueError {
+            what: "page cursor",
+            value: raw.to_owned(),
+            reason: "pass the next_cursor printed by the previous page".into(),
+        };
+        let (ms, id) = raw.split_once('.').ok_or_else(bad)?;
+        let ms: i64 = ms.parse().map_err(|_| bad())?;
+        let id = MemoryId::parse(id).map_err(|_| bad())?;
+        Ok(MemoryCursor {
+            created_at: Timestamp::from_millis(ms),
+            id,
+        })
+    }
+}
+
+impl fmt::Display for MemoryCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.created_at.as_millis(), self.id)
+    }
+}
+
+/// A page request of memory entries: at most `limit`, newest first, after `cursor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryPage {
+    pub limit: usize,
+    pub cursor: Option<MemoryCursor>,
+}
+
+impl Default for MemoryPage {
+    fn default() -> Self {
+        MemoryPage {
+            limit: 100,
+            cursor: None,
+        }
+    }
+}
+
+/// One page of memory entries, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryList {
+    pub memories: Vec<Memory>,
+    /// Pass this as the next page's cursor; `None` on the last page.
+    pub next_cursor: Option<MemoryCursor>,
+}
+
+/// A search of memory: the entries that `filter` lets through and that have the query's words,
+/// best first, at most `limit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemorySearch {
+    pub query: MemoryQuery,
+    pub filter: MemoryFilter,
+    pub limit: usize,
+}
+
+impl MemorySearch {
+    /// The most hits a search returns.
+    pub const MAX_LIMIT: usize = 100;
+}
+
+/// One entry found, with its score: its tier's weight (critical 4, important 2, routine 1,
+/// ephemeral 0.5) times 1 + its relevance to the query (BM25 over the text and the tags, tags
+/// counting twice). Higher is better; pinned entries come first whatever their score.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemoryHit {
+    pub memory: Memory,
+    pub score: f64,
+}
+
+/// What a search found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemoryHits {
+    pub hits: Vec<MemoryHit>,
+    /// True when every hit has every word of the query; false when no entry had them all and
+    /// the hits are the entries with any of them.
+    pub every_word: bool,
+}
+
 /// Counts for `maos status`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StatusReport {
@@ -898,4 +1042,22 @@ pub trait MaosApi: Send + Sync {
     /// Follows the event log from `since` (exclusive): what exists already, then new events as
     /// they are committed.
     fn follow_events(&self, since: u64) -> Result<Box<dyn EventFollower>, QueryError>;
+
+    // memory
+    /// Adds a memory entry; an ephemeral one expires after the configured time.
+    fn add_memory(&self, cmd: AddMemory) -> Result<Memory, MemoryError>;
+    fn get_memory(&self, id: &IdRef) -> Result<Memory, MemoryError>;
+    /// One page of entries, newest first.
+    fn list_memories(
+        &self,
+        filter: &MemoryFilter,
+        page: &MemoryPage,
+    ) -> Result<MemoryList, MemoryError>;
+    /// The entries with the query's words, best first.
+    fn search_memories(&self, search: &MemorySearch) -> Result<MemoryHits, MemoryError>;
+    /// Pins an entry: it ranks first and never expires.
+    fn pin_memory(&self, id: &IdRef) -> Result<Memory, MemoryError>;
+    fn unpin_memory(&self, id: &IdRef) -> Result<Memory, MemoryError>;
+    /// Forgets an entry (it stays in the event log).
+    fn forget_memory(&self, id: &IdRef, reason: Option<String>) -> Result<Memory, MemoryError>;
 }

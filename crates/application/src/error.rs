@@ -436,6 +436,7 @@ pub enum Entity {
     Agent,
     Task,
     Orchestration,
+    Memory,
 }
 
 impl std::fmt::Display for Entity {
@@ -444,6 +445,7 @@ impl std::fmt::Display for Entity {
             Entity::Agent => "agent named",
             Entity::Task => "task with id",
             Entity::Orchestration => "orchestration with id",
+            Entity::Memory => "memory entry with id",
         })
     }
 }
@@ -508,6 +510,51 @@ impl From<QueryError> for TaskError {
             QueryError::NoWorkspace { task, because } => TaskError::NoWorkspace { task, because },
             QueryError::Store(s) => TaskError::Store(s),
             QueryError::Remote(r) => TaskError::Remote(r),
+        }
+    }
+}
+
+/// Errors of memory commands and queries.
+#[derive(Debug, Error)]
+pub enum MemoryError {
+    #[error(transparent)]
+    Invalid(#[from] ValueError),
+    #[error("no memory entry with id {reference:?}")]
+    NotFound { reference: String },
+    #[error("the id prefix {prefix:?} is ambiguous: it matches {}", candidates.join(", "))]
+    Ambiguous {
+        prefix: String,
+        candidates: Vec<String>,
+    },
+    /// A page or search of no items was asked for, or of more than `max`.
+    #[error("a limit of {limit} is out of range: ask for 1 to {max} items")]
+    Limit { limit: usize, max: usize },
+    /// The scope names an orchestration that does not exist.
+    #[error("no orchestration with id {orchestration} (the entry's scope)")]
+    ScopeNotFound { orchestration: OrchestrationId },
+    /// The provenance names an attempt that does not exist.
+    #[error("task {} has no attempt {attempt} (the entry's provenance)", task.short())]
+    AttemptNotFound { task: TaskId, attempt: u32 },
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+}
+
+impl ErrorInfo for MemoryError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            MemoryError::Invalid(_) | MemoryError::Ambiguous { .. } | MemoryError::Limit { .. } => {
+                ErrorKind::InvalidInput
+            }
+            MemoryError::NotFound { .. }
+            | MemoryError::ScopeNotFound { .. }
+            | MemoryError::AttemptNotFound { .. } => ErrorKind::NotFound,
+            MemoryError::Transition(_) => ErrorKind::Conflict,
+            MemoryError::Store(_) => ErrorKind::Storage,
+            MemoryError::Remote(e) => e.kind(),
         }
     }
 }

@@ -20,15 +20,17 @@ pub mod workspace;
 
 pub use api::*;
 pub use error::{
-    AgentError, Entity, ErrorInfo, ErrorKind, Hints, NoWorktree, OrchestrationError, QueryError,
-    Refusal, RemoteError, TaskError,
+    AgentError, Entity, ErrorInfo, ErrorKind, Hints, MemoryError, NoWorktree, OrchestrationError,
+    QueryError, Refusal, RemoteError, TaskError,
 };
 pub use ports::{
     AgentRuntime, AttemptLogs, Clock, IdSource, Launch, PlanProblem, PlanReader, ReadStore, Store,
     StoreError, Transaction, UnitOfWork,
 };
 pub use recovery::FailurePolicy;
-pub use service::{FOLLOW_BATCH, Reconciled, Service, ServiceConfig};
+pub use service::{
+    FOLLOW_BATCH, FORGET_REASON_MAX, MEMORY_PAGE_MAX, Reconciled, Service, ServiceConfig,
+};
 pub use workspace::{
     CommandPurpose, DetectedCommand, MergeOutcome, RepoSummary, Setup, SummaryLimits, Trailer,
     Workspace, WorkspaceError, Workspaces,

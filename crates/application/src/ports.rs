@@ -6,12 +6,15 @@ use std::time::Duration;
 
 use maos_domain::policy::matcher::Needs;
 use maos_domain::{
-    Agent, AgentName, CapabilitySet, DomainEvent, FencingToken, Orchestration, OrchestrationId,
-    Plan, Task, TaskId, TaskState, Timestamp,
+    Agent, AgentName, CapabilitySet, DomainEvent, FencingToken, Memory, MemoryId, MemoryQuery,
+    Orchestration, OrchestrationId, Plan, Task, TaskId, TaskState, Timestamp,
 };
 use thiserror::Error;
 
-use crate::api::{AgentFilter, Page, StatusReport, StoredEvent, TaskFilter, TaskPage};
+use crate::api::{
+    AgentFilter, MemoryFilter, MemoryHits, MemoryList, MemoryPage, Page, StatusReport, StoredEvent,
+    TaskFilter, TaskPage,
+};
 
 /// The current time.
 pub trait Clock: Send + Sync + fmt::Debug {
@@ -108,6 +111,15 @@ pub trait Transaction {
     /// Inserts or updates an orchestration.
     fn save_orchestration(&mut self, o: &Orchestration) -> Result<(), StoreError>;
 
+    /// The memory entry with this id.
+    fn memory(&mut self, id: MemoryId) -> Result<Option<Memory>, StoreError>;
+    /// Inserts or updates a memory entry, with its words in the full-text index.
+    fn save_memory(&mut self, memory: &Memory) -> Result<(), StoreError>;
+    /// Live, unpinned entries whose deadline is at or before `now` (what the sweep expires),
+    /// soonest first, at most `limit`.
+    fn expired_memories(&mut self, now: Timestamp, limit: usize)
+    -> Result<Vec<Memory>, StoreError>;
+
     /// Appends events to the log, in order, stamped `at`.
     fn append(&mut self, at: Timestamp, events: &[DomainEvent]) -> Result<(), StoreError>;
 }
@@ -147,6 +159,31 @@ pub trait ReadStore: Send + Sync {
     ) -> Result<Vec<OrchestrationId>, StoreError>;
     /// Every orchestration, oldest first.
     fn orchestrations(&self) -> Result<Vec<Orchestration>, StoreError>;
+    /// The memory entry with this id.
+    fn memory(&self, id: MemoryId) -> Result<Option<Memory>, StoreError>;
+    /// Ids of memory entries starting with `prefix` (lowercase), at most `limit`, in id order.
+    fn memory_ids_with_prefix(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<MemoryId>, StoreError>;
+    /// One page of the entries `filter` lets through at `now`, newest first.
+    fn memories(
+        &self,
+        filter: &MemoryFilter,
+        page: &MemoryPage,
+        now: Timestamp,
+    ) -> Result<MemoryList, StoreError>;
+    /// The entries `filter` lets through at `now` that have every word of `query` (or, when
+    /// none has them all, any), pinned first, then by relevance weighed by tier, at most
+    /// `limit`. The words are matched as words, never read as query syntax.
+    fn search_memories(
+        &self,
+        query: &MemoryQuery,
+        filter: &MemoryFilter,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<MemoryHits, StoreError>;
     /// Tasks waiting for a person's decision, oldest request first.
     fn tasks_awaiting_approval(&self) -> Result<Vec<Task>, StoreError>;
     /// Tasks in a final state (completed, cancelled) whose worktree still exists and that have
@@ -166,8 +203,8 @@ pub trait ReadStore: Send + Sync {
     /// callers that must see those pass a short timeout.
     fn wait_for_events(&self, after: u64, timeout: Duration) -> Result<u64, StoreError>;
     /// Everything the store holds, read in one snapshot and handed to `visit` one item at a
-    /// time: every event in sequence order, then every agent (removed ones too), every task
-    /// and every orchestration. For `admin verify`, which compares folds with stored state.
+    /// time: every event in sequence order, then every agent (removed ones too), every task,
+    /// every orchestration and every memory entry. For `admin verify`, which compares folds with stored state.
     fn scan(&self, visit: &mut dyn FnMut(Scanned)) -> Result<(), StoreError>;
 }
 
@@ -182,6 +219,8 @@ pub enum Scanned {
     Task(Box<Task>),
     /// An orchestration as stored.
     Orchestration(Orchestration),
+    /// A memory entry as stored.
+    Memory(Memory),
 }
 
 /// An attempt the daemon should run: committed (assigned, with its fencing token and lease)

@@ -8,8 +8,8 @@
 use std::collections::{HashMap, HashSet};
 
 use maos_domain::{
-    Agent, AgentId, AgentName, AgentStatus, AttemptOutcome, DomainEvent, Orchestration,
-    OrchestrationId, Task, TaskId,
+    Agent, AgentId, AgentName, AgentStatus, AttemptOutcome, DomainEvent, Memory, MemoryId,
+    Orchestration, OrchestrationId, Task, TaskId,
 };
 
 use crate::ports::{ReadStore, Scanned, StoreError};
@@ -58,7 +58,7 @@ impl FindingKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     pub kind: FindingKind,
-    /// `task`, `agent`, `orchestration`, or `log`.
+    /// `task`, `agent`, `orchestration`, `memory`, or `log`.
     pub aggregate: &'static str,
     /// The aggregate's id; none for the log.
     pub id: Option<String>,
@@ -76,8 +76,9 @@ pub struct Verification {
     pub agents: usize,
     pub tasks: usize,
     pub orchestrations: usize,
-    /// Every problem, in the order found: the log, then agents, tasks, orchestrations, then the
-    /// aggregates that have events but no state.
+    pub memories: usize,
+    /// Every problem, in the order found: the log, then agents, tasks, orchestrations, memory
+    /// entries, then the aggregates that have events but no state.
     pub findings: Vec<Finding>,
 }
 
@@ -164,6 +165,26 @@ fn orchestration_fields(x: &Orchestration, y: &Orchestration) -> Vec<&'static st
     )
 }
 
+fn memory_fields(x: &Memory, y: &Memory) -> Vec<&'static str> {
+    differing!(
+        x,
+        y,
+        id,
+        tier,
+        scope,
+        text,
+        tags,
+        provenance,
+        pinned,
+        state,
+        forgotten_because,
+        created_at,
+        updated_at,
+        expires_at,
+        version
+    )
+}
+
 /// A fold in progress: where the aggregate's events start, and the aggregate so far (none when
 /// its events could not be folded).
 struct Fold<T> {
@@ -177,6 +198,7 @@ pub fn verify<R: ReadStore + ?Sized>(store: &R) -> Result<Verification, StoreErr
     let mut tasks: HashMap<TaskId, Fold<Task>> = HashMap::new();
     let mut agents: HashMap<AgentId, Fold<Agent>> = HashMap::new();
     let mut orchestrations: HashMap<OrchestrationId, Fold<Orchestration>> = HashMap::new();
+    let mut memories: HashMap<MemoryId, Fold<Memory>> = HashMap::new();
     let mut names: HashSet<AgentName> = HashSet::new();
     let mut expected_seq = 1u64;
     store.scan(&mut |item| match item {
@@ -233,6 +255,13 @@ pub fn verify<R: ReadStore + ?Sized>(store: &R) -> Result<Verification, StoreErr
                     |f| f.apply(event, e.at),
                     || Orchestration::from_events(*id, [(event, e.at)]),
                 ),
+                DomainEvent::Memory { id, event } => fold(
+                    &mut memories,
+                    *id,
+                    e.seq,
+                    |f| f.apply(event, e.at),
+                    || Memory::from_events(*id, [(event, e.at)]),
+                ),
             }
         }
         // The log came first, so every fold is complete when the stored state arrives.
@@ -271,6 +300,17 @@ pub fn verify<R: ReadStore + ?Sized>(store: &R) -> Result<Verification, StoreErr
                 orchestration_fields,
             );
         }
+        Scanned::Memory(m) => {
+            v.memories += 1;
+            compare(
+                &mut v,
+                "memory",
+                m.id.to_string(),
+                memories.remove(&m.id),
+                &m,
+                memory_fields,
+            );
+        }
     })?;
     // An agent is stored under its name: a removed agent whose name was registered again is
     // replaced by the new one, and only its events remain. That is no problem.
@@ -294,6 +334,11 @@ pub fn verify<R: ReadStore + ?Sized>(store: &R) -> Result<Verification, StoreErr
         orchestrations
             .iter()
             .map(|(id, f)| ("orchestration", id.to_string(), f.first_seq)),
+    );
+    orphans.extend(
+        memories
+            .iter()
+            .map(|(id, f)| ("memory", id.to_string(), f.first_seq)),
     );
     orphans.sort_by_key(|(_, _, seq)| *seq);
     for (aggregate, id, seq) in orphans {

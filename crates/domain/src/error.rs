@@ -68,4 +68,16 @@ pub enum TransitionError {
         from: crate::orchestration::OrchestrationStatus,
         action: &'static str,
     },
+    /// The memory entry's state does not allow this command.
+    #[error(
+        "memory {} is {from}{}; it cannot be {action}",
+        id.short(),
+        if *pinned { " and pinned" } else { "" }
+    )]
+    Memory {
+        id: crate::ids::MemoryId,
+        from: crate::memory::MemoryState,
+        pinned: bool,
+        action: &'static str,
+    },
 }

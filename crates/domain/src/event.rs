@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::agent::AgentEvent;
-use crate::ids::{AgentId, OrchestrationId, TaskId};
+use crate::ids::{AgentId, MemoryId, OrchestrationId, TaskId};
+use crate::memory::MemoryEvent;
 use crate::orchestration::OrchestrationEvent;
 use crate::task::TaskEvent;
 use crate::values::keyword_enum;
@@ -15,6 +16,7 @@ keyword_enum!(
         Agent => "agent",
         Task => "task",
         Orchestration => "orchestration",
+        Memory => "memory",
     }
 );
 
@@ -34,6 +36,10 @@ pub enum DomainEvent {
         id: OrchestrationId,
         event: OrchestrationEvent,
     },
+    Memory {
+        id: MemoryId,
+        event: MemoryEvent,
+    },
 }
 
 impl DomainEvent {
@@ -43,15 +49,18 @@ impl DomainEvent {
             DomainEvent::Agent { event, .. } => event.kind(),
             DomainEvent::Task { event, .. } => event.kind(),
             DomainEvent::Orchestration { event, .. } => event.kind(),
+            DomainEvent::Memory { event, .. } => event.kind(),
         }
     }
 
-    /// Every event name [`DomainEvent::kind`] gives: agents', tasks', then orchestrations'.
+    /// Every event name [`DomainEvent::kind`] gives: agents', tasks', orchestrations', then
+    /// memory entries'.
     pub fn kinds() -> impl Iterator<Item = &'static str> {
         AgentEvent::KINDS
             .iter()
             .chain(TaskEvent::KINDS)
             .chain(OrchestrationEvent::KINDS)
+            .chain(MemoryEvent::KINDS)
             .copied()
     }
 
@@ -61,6 +70,7 @@ impl DomainEvent {
             DomainEvent::Agent { .. } => AggregateKind::Agent,
             DomainEvent::Task { .. } => AggregateKind::Task,
             DomainEvent::Orchestration { .. } => AggregateKind::Orchestration,
+            DomainEvent::Memory { .. } => AggregateKind::Memory,
         }
     }
 
@@ -70,6 +80,7 @@ impl DomainEvent {
             DomainEvent::Agent { id, .. } => id.to_string(),
             DomainEvent::Task { id, .. } => id.to_string(),
             DomainEvent::Orchestration { id, .. } => id.to_string(),
+            DomainEvent::Memory { id, .. } => id.to_string(),
         }
     }
 
@@ -96,6 +107,13 @@ impl DomainEvent {
             .into_iter()
             .map(move |event| DomainEvent::Orchestration { id, event })
     }
+
+    /// Wraps memory events.
+    pub fn memories(id: MemoryId, events: Vec<MemoryEvent>) -> impl Iterator<Item = DomainEvent> {
+        events
+            .into_iter()
+            .map(move |event| DomainEvent::Memory { id, event })
+    }
 }
 
 #[cfg(test)]
@@ -119,6 +137,37 @@ mod tests {
     const TASK_VARIANTS: usize = 27;
     const AGENT_VARIANTS: usize = 6;
     const ORCHESTRATION_VARIANTS: usize = 14;
+    const MEMORY_VARIANTS: usize = 5;
+
+    fn memory_variant(e: &MemoryEvent) -> usize {
+        match e {
+            MemoryEvent::Added { .. } => 0,
+            MemoryEvent::Pinned => 1,
+            MemoryEvent::Unpinned => 2,
+            MemoryEvent::Forgotten { .. } => 3,
+            MemoryEvent::Expired => 4,
+        }
+    }
+
+    fn memory_events() -> Vec<MemoryEvent> {
+        use crate::memory::{MemoryScope, MemorySpec, MemoryText, MemoryTier, Provenance, Tags};
+        vec![
+            MemoryEvent::Added {
+                spec: Box::new(MemorySpec {
+                    tier: MemoryTier::Routine,
+                    scope: MemoryScope::Global,
+                    text: MemoryText::parse("t").unwrap(),
+                    tags: Tags::empty(),
+                    provenance: Provenance::Person,
+                }),
+                expires_at: None,
+            },
+            MemoryEvent::Pinned,
+            MemoryEvent::Unpinned,
+            MemoryEvent::Forgotten { reason: None },
+            MemoryEvent::Expired,
+        ]
+    }
 
     fn task_variant(e: &TaskEvent) -> usize {
         match e {
@@ -443,10 +492,17 @@ mod tests {
             OrchestrationEvent::kind,
             OrchestrationEvent::KINDS,
         );
+        check(
+            &memory_events(),
+            MEMORY_VARIANTS,
+            memory_variant,
+            MemoryEvent::kind,
+            MemoryEvent::KINDS,
+        );
         let all: Vec<&str> = DomainEvent::kinds().collect();
         assert_eq!(
             all.len(),
-            TASK_VARIANTS + AGENT_VARIANTS + ORCHESTRATION_VARIANTS
+            TASK_VARIANTS + AGENT_VARIANTS + ORCHESTRATION_VARIANTS + MEMORY_VARIANTS
         );
         for k in &all {
             let (aggregate, _) = k.split_once('.').unwrap();

@@ -154,6 +154,10 @@ id_type!(
     /// Identifies an orchestration.
     OrchestrationId, "orchestration id"
 );
+id_type!(
+    /// Identifies a memory entry.
+    MemoryId, "memory id"
+);
 
 #[cfg(test)]
 mod tests {

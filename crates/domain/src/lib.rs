@@ -10,6 +10,7 @@ pub mod error;
 pub mod event;
 pub mod graph;
 pub mod ids;
+pub mod memory;
 pub mod orchestration;
 pub mod plan;
 pub mod plan_key;
@@ -24,7 +25,11 @@ pub mod workflow;
 pub use agent::{Agent, AgentEvent, AgentStatus};
 pub use error::{TransitionError, ValueError};
 pub use event::{AggregateKind, DomainEvent};
-pub use ids::{AgentId, OrchestrationId, TaskId};
+pub use ids::{AgentId, MemoryId, OrchestrationId, TaskId};
+pub use memory::{
+    Memory, MemoryData, MemoryEvent, MemoryQuery, MemoryScope, MemorySpec, MemoryState, MemoryText,
+    MemoryTier, Provenance, RepoPath, Tag, Tags,
+};
 pub use orchestration::{
     Orchestration, OrchestrationEvent, OrchestrationSpec, OrchestrationStatus,
 };

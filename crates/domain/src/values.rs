@@ -13,7 +13,12 @@ fn is_tag_char(c: char, extra: &str) -> bool {
     c.is_ascii_lowercase() || c.is_ascii_digit() || extra.contains(c)
 }
 
-fn parse_tag(what: &'static str, raw: &str, extra: &str, max: usize) -> Result<String, ValueError> {
+pub(crate) fn parse_tag(
+    what: &'static str,
+    raw: &str,
+    extra: &str,
+    max: usize,
+) -> Result<String, ValueError> {
     if raw.is_empty() {
         return Err(ValueError::new(
             what,

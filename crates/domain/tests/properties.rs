@@ -1,6 +1,6 @@
-//! Property tests of the MAOS domain: the task lifecycle against a reference state machine,
-//! folding every aggregate from its events, the matcher/balancer/scheduler policies against
-//! independent oracles, and dependency-path search on random graphs.
+//! Property tests of the MAOS domain: the task and memory lifecycles against reference state
+//! machines, folding every aggregate from its events, the matcher/balancer/scheduler policies
+//! against independent oracles, and dependency-path search on random graphs.
 
 #[path = "properties/briefing.rs"]
 mod briefing;
@@ -12,6 +12,8 @@ mod folding;
 mod graph;
 #[path = "properties/lifecycle.rs"]
 mod lifecycle;
+#[path = "properties/memory.rs"]
+mod memory;
 #[path = "properties/permission.rs"]
 mod permission;
 #[path = "properties/policies.rs"]

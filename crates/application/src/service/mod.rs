@@ -7,6 +7,7 @@
 mod agents;
 mod approvals;
 mod effects;
+mod memory;
 mod orchestrations;
 mod planning;
 mod queries;
@@ -23,13 +24,13 @@ use maos_domain::policy::balancer;
 use maos_domain::policy::routing::{self, RouteRule};
 use maos_domain::{
     AdapterKind, Agent, AgentId, AgentName, AgentStatus, AttemptStart, DomainEvent, DurationMs,
-    FencingToken, Gate, Integration, Orchestration, OrchestrationId, OrchestrationSpec, RunReport,
-    Task, TaskId, TaskSpec, TaskState, TaskWorkspace, Timestamp,
+    FencingToken, Gate, Integration, Memory, Orchestration, OrchestrationId, OrchestrationSpec,
+    RunReport, Task, TaskId, TaskSpec, TaskState, TaskWorkspace, Timestamp, TransitionError,
 };
 
 use crate::api::*;
 use crate::error::{
-    AgentError, Entity, NoWorktree, OrchestrationError, QueryError, Refusal, TaskError,
+    AgentError, Entity, MemoryError, NoWorktree, OrchestrationError, QueryError, Refusal, TaskError,
 };
 use crate::ports::{
     AgentRuntime, AttemptLogs, Clock, IdSource, Launch, PlanReader, Store, StoreError, Transaction,
@@ -39,6 +40,7 @@ use crate::schedule::{Changes, Scheduler, assign_in_tx, launch_of};
 use crate::workspace::{MergeOutcome, Workspace, Workspaces};
 
 use effects::*;
+pub use memory::{FORGET_REASON_MAX, MEMORY_PAGE_MAX};
 pub use queries::FOLLOW_BATCH;
 
 /// Settings of the service.
@@ -54,6 +56,8 @@ pub struct ServiceConfig {
     pub briefing_tokens: u32,
     /// A plan that passes the checks is approved without asking a person.
     pub approve_plans: bool,
+    /// How long an ephemeral memory entry lives (unless pinned).
+    pub memory_ephemeral_ttl: DurationMs,
 }
 
 impl Default for ServiceConfig {
@@ -64,6 +68,8 @@ impl Default for ServiceConfig {
             failure: FailurePolicy::default(),
             briefing_tokens: 8_000,
             approve_plans: false,
+            memory_ephemeral_ttl: DurationMs::from_millis(7 * 86_400_000)
+                .unwrap_or(DurationMs::MAX),
         }
     }
 }
@@ -541,5 +547,37 @@ impl<S: Store> MaosApi for Service<S> {
 
     fn follow_events(&self, since: u64) -> Result<Box<dyn EventFollower>, QueryError> {
         Service::follow_events(self, since)
+    }
+
+    fn add_memory(&self, cmd: AddMemory) -> Result<Memory, MemoryError> {
+        Service::add_memory(self, cmd)
+    }
+
+    fn get_memory(&self, id: &IdRef) -> Result<Memory, MemoryError> {
+        Service::get_memory(self, id)
+    }
+
+    fn list_memories(
+        &self,
+        filter: &MemoryFilter,
+        page: &MemoryPage,
+    ) -> Result<MemoryList, MemoryError> {
+        Service::list_memories(self, filter, page)
+    }
+
+    fn search_memories(&self, search: &MemorySearch) -> Result<MemoryHits, MemoryError> {
+        Service::search_memories(self, search)
+    }
+
+    fn pin_memory(&self, id: &IdRef) -> Result<Memory, MemoryError> {
+        Service::pin_memory(self, id)
+    }
+
+    fn unpin_memory(&self, id: &IdRef) -> Result<Memory, MemoryError> {
+        Service::unpin_memory(self, id)
+    }
+
+    fn forget_memory(&self, id: &IdRef, reason: Option<String>) -> Result<Memory, MemoryError> {
+        Service::forget_memory(self, id, reason)
     }
 }

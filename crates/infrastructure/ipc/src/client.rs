@@ -31,15 +31,16 @@ use capnp_rpc::twoparty::VatNetwork;
 use capnp_rpc::{Disconnector, RpcSystem, rpc_twoparty_capnp::Side};
 use maos_application::metrics::Metrics;
 use maos_application::{
-    AgentError, AgentFilter, ApprovalRequest, AssignTask, Assignment, AttemptBriefing,
+    AddMemory, AgentError, AgentFilter, ApprovalRequest, AssignTask, Assignment, AttemptBriefing,
     CreateOrchestration, CreatePlan, CreateTask, Created, ErrorInfo, ErrorKind, EventFollower,
-    GcEntry, GcRequest, Heartbeat, IdRef, LogChunk, LogRequest, MaosApi, MergeReport,
-    OrchestrationError, OrchestrationReport, Page, PlanCreated, PlanGoal, PlanHistory,
-    PlanningStarted, QueryError, RegisterAgent, RemoteError, StatusReport, StoredEvent, TaskError,
-    TaskFilter, TaskPage, WaitReason,
+    GcEntry, GcRequest, Heartbeat, IdRef, LogChunk, LogRequest, MaosApi, MemoryError, MemoryFilter,
+    MemoryHits, MemoryList, MemoryPage, MemorySearch, MergeReport, OrchestrationError,
+    OrchestrationReport, Page, PlanCreated, PlanGoal, PlanHistory, PlanningStarted, QueryError,
+    RegisterAgent, RemoteError, StatusReport, StoredEvent, TaskError, TaskFilter, TaskPage,
+    WaitReason,
 };
 use maos_domain::{
-    Agent, AgentName, AttemptStart, FencingToken, Orchestration, RunReport, Task, TaskId,
+    Agent, AgentName, AttemptStart, FencingToken, Memory, Orchestration, RunReport, Task, TaskId,
     TaskWorkspace, Timestamp,
 };
 use thiserror::Error;
@@ -52,10 +53,11 @@ use tracing::{debug, warn};
 use crate::convert::{
     DecodeError, len32, read_agent, read_approval_request, read_assignment, read_beat,
     read_briefing, read_created, read_daemon_info, read_event, read_gc_entry, read_log_chunk,
-    read_merge_report, read_metrics, read_orchestration, read_orchestration_report,
-    read_plan_created, read_plan_history, read_planning_started, read_status, read_task,
-    read_task_page, read_text, read_waiting, write_agent_filter, write_beat, write_gc_request,
-    write_log_request, write_new_agent, write_new_orchestration, write_new_plan, write_new_task,
+    read_memory, read_memory_hits, read_memory_page, read_merge_report, read_metrics,
+    read_orchestration, read_orchestration_report, read_plan_created, read_plan_history,
+    read_planning_started, read_status, read_task, read_task_page, read_text, read_waiting,
+    write_agent_filter, write_beat, write_gc_request, write_log_request, write_memory_filter,
+    write_new_agent, write_new_memory, write_new_orchestration, write_new_plan, write_new_task,
     write_plan_goal, write_run_report, write_task_filter, write_task_workspace,
 };
 use crate::daemon::DaemonInfo;
@@ -510,6 +512,13 @@ mod methods {
         DiscussGoal = 54 discuss_goal (discuss_goal_params, discuss_goal_results);
         Metrics = 55 metrics (metrics_params, metrics_results);
         ServeUi = 56 serve_ui (serve_ui_params, serve_ui_results);
+        AddMemory = 57 add_memory (add_memory_params, add_memory_results);
+        GetMemory = 58 get_memory (get_memory_params, get_memory_results);
+        ListMemories = 59 list_memories (list_memories_params, list_memories_results);
+        SearchMemories = 60 search_memories (search_memories_params, search_memories_results);
+        PinMemory = 61 pin_memory (pin_memory_params, pin_memory_results);
+        UnpinMemory = 62 unpin_memory (unpin_memory_params, unpin_memory_results);
+        ForgetMemory = 63 forget_memory (forget_memory_params, forget_memory_results);
     }
 }
 
@@ -672,6 +681,19 @@ result_decoder!(
 );
 result_decoder!(status_result, status_result, StatusReport, read_status);
 result_decoder!(metrics_result, metrics_result, Metrics, read_metrics);
+result_decoder!(memory_result, memory_result, Memory, read_memory);
+result_decoder!(
+    memory_page_result,
+    memory_page_result,
+    MemoryList,
+    read_memory_page
+);
+result_decoder!(
+    memory_hits_result,
+    memory_hits_result,
+    MemoryHits,
+    read_memory_hits
+);
 result_decoder!(events_result, events_result, list of StoredEvent, read_event);
 result_decoder!(beats_result, beats_result, list of Heartbeat, read_beat);
 result_decoder!(log_chunk_result, log_chunk_result, LogChunk, read_log_chunk);
@@ -1493,6 +1515,100 @@ impl MaosApi for IpcClient {
         Ok(Box::new(RemoteFollower::new(
             queue, room, subscribed, since,
         )))
+    }
+    fn add_memory(&self, cmd: AddMemory) -> Result<Memory, MemoryError> {
+        self.call::<methods::AddMemory, _, _, _>(
+            move |p| write_new_memory(&cmd, p.init_memory()).map_err(CallError::Encode),
+            |r| memory_result(r.get_result()),
+        )
+        .map_err(MemoryError::Remote)
+    }
+
+    fn get_memory(&self, id: &IdRef) -> Result<Memory, MemoryError> {
+        let id = id.clone();
+        self.call::<methods::GetMemory, _, _, _>(
+            move |mut p| {
+                p.set_id(id.as_str());
+                Ok(())
+            },
+            |r| memory_result(r.get_result()),
+        )
+        .map_err(MemoryError::Remote)
+    }
+
+    fn list_memories(
+        &self,
+        filter: &MemoryFilter,
+        page: &MemoryPage,
+    ) -> Result<MemoryList, MemoryError> {
+        let (filter, page) = (filter.clone(), page.clone());
+        self.call::<methods::ListMemories, _, _, _>(
+            move |mut p| {
+                write_memory_filter(&filter, p.reborrow().init_filter())
+                    .map_err(CallError::Encode)?;
+                p.set_limit(u32::try_from(page.limit).unwrap_or(u32::MAX));
+                if let Some(cursor) = &page.cursor {
+                    p.set_cursor(cursor.to_string().as_str());
+                }
+                Ok(())
+            },
+            |r| memory_page_result(r.get_result()),
+        )
+        .map_err(MemoryError::Remote)
+    }
+
+    fn search_memories(&self, search: &MemorySearch) -> Result<MemoryHits, MemoryError> {
+        let search = search.clone();
+        self.call::<methods::SearchMemories, _, _, _>(
+            move |mut p| {
+                p.set_query(search.query.to_string().as_str());
+                write_memory_filter(&search.filter, p.reborrow().init_filter())
+                    .map_err(CallError::Encode)?;
+                p.set_limit(u32::try_from(search.limit).unwrap_or(u32::MAX));
+                Ok(())
+            },
+            |r| memory_hits_result(r.get_result()),
+        )
+        .map_err(MemoryError::Remote)
+    }
+
+    fn pin_memory(&self, id: &IdRef) -> Result<Memory, MemoryError> {
+        let id = id.clone();
+        self.call::<methods::PinMemory, _, _, _>(
+            move |mut p| {
+                p.set_id(id.as_str());
+                Ok(())
+            },
+            |r| memory_result(r.get_result()),
+        )
+        .map_err(MemoryError::Remote)
+    }
+
+    fn unpin_memory(&self, id: &IdRef) -> Result<Memory, MemoryError> {
+        let id = id.clone();
+        self.call::<methods::UnpinMemory, _, _, _>(
+            move |mut p| {
+                p.set_id(id.as_str());
+                Ok(())
+            },
+            |r| memory_result(r.get_result()),
+        )
+        .map_err(MemoryError::Remote)
+    }
+
+    fn forget_memory(&self, id: &IdRef, reason: Option<String>) -> Result<Memory, MemoryError> {
+        let id = id.clone();
+        self.call::<methods::ForgetMemory, _, _, _>(
+            move |mut p| {
+                p.set_id(id.as_str());
+                if let Some(reason) = &reason {
+                    p.set_reason(reason.as_str());
+                }
+                Ok(())
+            },
+            |r| memory_result(r.get_result()),
+        )
+        .map_err(MemoryError::Remote)
     }
 }
 

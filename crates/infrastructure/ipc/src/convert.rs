@@ -12,8 +12,9 @@ use std::time::Duration;
 use capnp::{text, text_list};
 use maos_application::metrics::{AgentMetrics, Metrics, Spread};
 use maos_application::{
-    AgentFilter, ApprovalRequest, Assignment, AttemptBriefing, BlockReason, CreateOrchestration,
-    CreatePlan, CreateTask, Created, GcEntry, GcRequest, Heartbeat, IdRef, LogChunk, LogRequest,
+    AddMemory, AgentFilter, ApprovalRequest, Assignment, AttemptBriefing, BlockReason,
+    CreateOrchestration, CreatePlan, CreateTask, Created, GcEntry, GcRequest, Heartbeat, IdRef,
+    LogChunk, LogRequest, MemoryCursor, MemoryFilter, MemoryHit, MemoryHits, MemoryList,
     MergeReport, NeedsPerson, NextStep, OrchestrationReport, Page, PlanCreated, PlanGoal,
     PlanHistory, PlanRecord, PlanTask, PlanningStarted, RegisterAgent, StatusReport, StoredEvent,
     TaskCursor, TaskFilter, TaskPage, WaitReason,
@@ -26,9 +27,10 @@ use maos_domain::task::TaskData;
 use maos_domain::{
     AdapterKind, Agent, AgentEvent, AgentId, AgentName, AgentStatus, AggregateKind, Attempt,
     AttemptOutcome, Capability, CapabilitySet, DomainEvent, DurationMs, FencingToken,
-    IdempotencyKey, MaxAttempts, Orchestration, OrchestrationEvent, OrchestrationId,
-    OrchestrationStatus, PlanVersion, Priority, Risk, Slots, Task, TaskEvent, TaskId, TaskSpec,
-    TaskState, Tier, Timestamp, Title, ValueError,
+    IdempotencyKey, MaxAttempts, Memory, MemoryData, MemoryEvent, MemoryId, MemoryQuery,
+    MemoryScope, MemoryState, MemoryText, MemoryTier, Orchestration, OrchestrationEvent,
+    OrchestrationId, OrchestrationStatus, PlanVersion, Priority, Provenance, Risk, Slots, Tag,
+    Tags, Task, TaskEvent, TaskId, TaskSpec, TaskState, Tier, Timestamp, Title, ValueError,
 };
 use maos_domain::{
     AgentSettings, ApprovalDecision, EnvName, Exit, FailureKind, Gate, PendingApproval, Price,
@@ -1021,6 +1023,7 @@ pub fn event_payload(event: &DomainEvent) -> Result<String, serde_json::Error> {
         DomainEvent::Agent { event, .. } => serde_json::to_value(event),
         DomainEvent::Task { event, .. } => serde_json::to_value(event),
         DomainEvent::Orchestration { event, .. } => serde_json::to_value(event),
+        DomainEvent::Memory { event, .. } => serde_json::to_value(event),
     }?;
     Ok(value.to_string())
 }
@@ -1040,6 +1043,10 @@ pub fn domain_event(aggregate: &str, id: &str, payload: &str) -> Decoded<DomainE
         AggregateKind::Orchestration => DomainEvent::Orchestration {
             id: OrchestrationId::parse(id)?,
             event: serde_json::from_str::<OrchestrationEvent>(payload).map_err(bad)?,
+        },
+        AggregateKind::Memory => DomainEvent::Memory {
+            id: MemoryId::parse(id)?,
+            event: serde_json::from_str::<MemoryEvent>(payload).map_err(bad)?,
         },
     })
 }
@@ -2082,6 +2089,232 @@ pub fn read_task_filter(r: wire::task_filter::Reader<'_>) -> Decoded<(TaskFilter
             .transpose()?,
     };
     Ok((filter, page))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory
+
+enum_map!(
+    /// A memory entry's tier.
+    memory_tier_to_wire, memory_tier_from_wire, MemoryTier, MemoryTier {
+        Critical <=> Critical,
+        Important <=> Important,
+        Routine <=> Routine,
+        Ephemeral <=> Ephemeral,
+    }
+);
+
+enum_map!(
+    /// A memory entry's state.
+    memory_state_to_wire, memory_state_from_wire, MemoryState, MemoryState {
+        Live <=> Live,
+        Forgotten <=> Forgotten,
+        Expired <=> Expired,
+    }
+);
+
+fn tags(r: capnp::Result<text_list::Reader<'_>>) -> Decoded<Tags> {
+    Ok(Tags::parse(texts(r)?)?)
+}
+
+fn provenance(
+    has_task: bool,
+    task: capnp::Result<text::Reader<'_>>,
+    attempt: u32,
+) -> Decoded<Provenance> {
+    Ok(match opt_text(has_task, task)? {
+        None => Provenance::Person,
+        Some(task) => Provenance::Attempt {
+            task: TaskId::parse(&task)?,
+            attempt,
+        },
+    })
+}
+
+/// Writes a memory entry.
+pub fn write_memory(m: &Memory, mut b: wire::memory::Builder<'_>) -> capnp::Result<()> {
+    b.set_id(m.id.to_string().as_str());
+    b.set_tier(memory_tier_to_wire(m.tier));
+    b.set_scope(m.scope.to_string().as_str());
+    b.set_text(m.text.as_str());
+    write_texts(
+        m.tags.iter().map(|t| t.as_str()),
+        b.reborrow().init_tags(len32(m.tags.len())?),
+    );
+    if let Provenance::Attempt { task, attempt } = m.provenance {
+        b.set_provenance_task(task.to_string().as_str());
+        b.set_provenance_attempt(attempt);
+    }
+    b.set_pinned(m.pinned);
+    b.set_state(memory_state_to_wire(m.state));
+    if let Some(reason) = &m.forgotten_because {
+        b.set_forgotten_because(reason.as_str());
+    }
+    b.set_created_at(m.created_at.as_millis());
+    b.set_updated_at(m.updated_at.as_millis());
+    b.set_expires_at(time_or_zero(m.expires_at));
+    b.set_version(m.version);
+    Ok(())
+}
+
+/// Reads a memory entry.
+pub fn read_memory(r: wire::memory::Reader<'_>) -> Decoded<Memory> {
+    Ok(Memory::restore(MemoryData {
+        id: MemoryId::parse(&text(r.get_id())?)?,
+        tier: memory_tier_from_wire(r.get_tier()?),
+        scope: MemoryScope::parse(&text(r.get_scope())?)?,
+        text: MemoryText::parse(&text(r.get_text())?)?,
+        tags: tags(r.get_tags())?,
+        provenance: provenance(
+            r.has_provenance_task(),
+            r.get_provenance_task(),
+            r.get_provenance_attempt(),
+        )?,
+        pinned: r.get_pinned(),
+        state: memory_state_from_wire(r.get_state()?),
+        forgotten_because: opt_text(r.has_forgotten_because(), r.get_forgotten_because())?,
+        created_at: Timestamp::from_millis(r.get_created_at()),
+        updated_at: Timestamp::from_millis(r.get_updated_at()),
+        expires_at: opt_time(r.get_expires_at()),
+        version: r.get_version(),
+    }))
+}
+
+/// Writes a new memory entry.
+pub fn write_new_memory(m: &AddMemory, mut b: wire::new_memory::Builder<'_>) -> capnp::Result<()> {
+    b.set_tier(memory_tier_to_wire(m.tier));
+    b.set_scope(m.scope.to_string().as_str());
+    b.set_text(m.text.as_str());
+    write_texts(
+        m.tags.iter().map(|t| t.as_str()),
+        b.reborrow().init_tags(len32(m.tags.len())?),
+    );
+    if let Provenance::Attempt { task, attempt } = m.provenance {
+        b.set_provenance_task(task.to_string().as_str());
+        b.set_provenance_attempt(attempt);
+    }
+    Ok(())
+}
+
+/// Reads a new memory entry.
+pub fn read_new_memory(r: wire::new_memory::Reader<'_>) -> Decoded<AddMemory> {
+    Ok(AddMemory {
+        tier: memory_tier_from_wire(r.get_tier()?),
+        scope: MemoryScope::parse(&text(r.get_scope())?)?,
+        text: MemoryText::parse(&text(r.get_text())?)?,
+        tags: tags(r.get_tags())?,
+        provenance: provenance(
+            r.has_provenance_task(),
+            r.get_provenance_task(),
+            r.get_provenance_attempt(),
+        )?,
+    })
+}
+
+/// Writes a filter of memory entries.
+pub fn write_memory_filter(
+    f: &MemoryFilter,
+    mut b: wire::memory_filter::Builder<'_>,
+) -> capnp::Result<()> {
+    let scopes: Vec<String> = f.scopes.iter().map(ToString::to_string).collect();
+    write_texts(
+        scopes.iter().map(String::as_str),
+        b.reborrow().init_scopes(len32(scopes.len())?),
+    );
+    let mut tiers = b.reborrow().init_tiers(len32(f.tiers.len())?);
+    for (i, t) in (0u32..).zip(&f.tiers) {
+        tiers.set(i, memory_tier_to_wire(*t));
+    }
+    if let Some(tag) = &f.tag {
+        b.set_tag(tag.as_str());
+    }
+    b.set_all(f.all);
+    Ok(())
+}
+
+/// Reads a filter of memory entries.
+pub fn read_memory_filter(r: wire::memory_filter::Reader<'_>) -> Decoded<MemoryFilter> {
+    Ok(MemoryFilter {
+        scopes: texts(r.get_scopes())?
+            .iter()
+            .map(|s| MemoryScope::parse(s))
+            .collect::<Result<_, _>>()?,
+        tiers: r
+            .get_tiers()?
+            .iter()
+            .map(|t| t.map(memory_tier_from_wire))
+            .collect::<Result<_, _>>()?,
+        tag: opt_text(r.has_tag(), r.get_tag())?
+            .map(|s| Tag::parse(&s))
+            .transpose()?,
+        all: r.get_all(),
+    })
+}
+
+/// Writes a page of memory entries.
+pub fn write_memory_page(
+    p: &MemoryList,
+    mut b: wire::memory_page::Builder<'_>,
+) -> capnp::Result<()> {
+    let mut list = b.reborrow().init_memories(len32(p.memories.len())?);
+    for (i, m) in (0u32..).zip(&p.memories) {
+        write_memory(m, list.reborrow().get(i))?;
+    }
+    if let Some(cursor) = &p.next_cursor {
+        b.set_next_cursor(cursor.to_string().as_str());
+    }
+    Ok(())
+}
+
+/// Reads a page of memory entries.
+pub fn read_memory_page(r: wire::memory_page::Reader<'_>) -> Decoded<MemoryList> {
+    Ok(MemoryList {
+        memories: r
+            .get_memories()?
+            .iter()
+            .map(read_memory)
+            .collect::<Decoded<_>>()?,
+        next_cursor: opt_text(r.has_next_cursor(), r.get_next_cursor())?
+            .map(|s| MemoryCursor::parse(&s))
+            .transpose()?,
+    })
+}
+
+/// Writes what a search of memory found.
+pub fn write_memory_hits(
+    h: &MemoryHits,
+    mut b: wire::memory_hits::Builder<'_>,
+) -> capnp::Result<()> {
+    let mut list = b.reborrow().init_hits(len32(h.hits.len())?);
+    for (i, hit) in (0u32..).zip(&h.hits) {
+        let mut item = list.reborrow().get(i);
+        write_memory(&hit.memory, item.reborrow().init_memory())?;
+        item.set_score(hit.score);
+    }
+    b.set_every_word(h.every_word);
+    Ok(())
+}
+
+/// Reads what a search of memory found.
+pub fn read_memory_hits(r: wire::memory_hits::Reader<'_>) -> Decoded<MemoryHits> {
+    Ok(MemoryHits {
+        hits: r
+            .get_hits()?
+            .iter()
+            .map(|h| {
+                Ok(MemoryHit {
+                    memory: read_memory(h.get_memory()?)?,
+                    score: h.get_score(),
+                })
+            })
+            .collect::<Decoded<_>>()?,
+        every_word: r.get_every_word(),
+    })
+}
+
+/// Reads a search query's text into its words.
+pub fn read_memory_query(r: capnp::Result<text::Reader<'_>>) -> Decoded<MemoryQuery> {
+    Ok(MemoryQuery::parse(&text(r)?)?)
 }
 
 /// Reads a text parameter that must be present, such as a name or a reference.

@@ -25,8 +25,8 @@ use capnp::message::ReaderOptions;
 use capnp_rpc::twoparty::VatNetwork;
 use capnp_rpc::{RpcSystem, rpc_twoparty_capnp::Side};
 use maos_application::{
-    CreateOrchestration, ErrorInfo, ErrorKind, EventFollower, Hints, IdRef, MaosApi, RemoteError,
-    StoredEvent,
+    CreateOrchestration, ErrorInfo, ErrorKind, EventFollower, Hints, IdRef, MaosApi, MemoryCursor,
+    MemoryPage, MemorySearch, RemoteError, StoredEvent,
 };
 use maos_domain::{AgentName, AttemptStart, FencingToken, TaskId, Title};
 use tokio::io::{BufReader, BufWriter};
@@ -38,13 +38,14 @@ use tracing::{debug, error, info, warn};
 
 use crate::convert::{
     Decoded, event_payload, len32, read_agent_filter, read_beat, read_gc_request, read_log_request,
-    read_new_agent, read_new_orchestration, read_new_plan, read_new_task, read_opt_text,
-    read_plan_goal, read_run_report, read_task_filter, read_task_workspace, read_text, write_agent,
-    write_approval_request, write_assignment, write_beat, write_briefing, write_created,
-    write_daemon_info, write_event, write_event_with_payload, write_gc_entry, write_log_chunk,
-    write_merge_report, write_metrics, write_orchestration, write_orchestration_report,
-    write_plan_created, write_plan_history, write_planning_started, write_status, write_task,
-    write_task_page, write_waiting,
+    read_memory_filter, read_memory_query, read_new_agent, read_new_memory, read_new_orchestration,
+    read_new_plan, read_new_task, read_opt_text, read_plan_goal, read_run_report, read_task_filter,
+    read_task_workspace, read_text, write_agent, write_approval_request, write_assignment,
+    write_beat, write_briefing, write_created, write_daemon_info, write_event,
+    write_event_with_payload, write_gc_entry, write_log_chunk, write_memory, write_memory_hits,
+    write_memory_page, write_merge_report, write_metrics, write_orchestration,
+    write_orchestration_report, write_plan_created, write_plan_history, write_planning_started,
+    write_status, write_task, write_task_page, write_waiting,
 };
 use crate::daemon::DaemonControl;
 use crate::error::{bad_request, write_remote_error, write_wire_error};
@@ -1467,6 +1468,116 @@ impl api::Server for ApiServer {
         answer!(results.get().init_result(), outcome, |serving, r| {
             crate::convert::write_ui_serving(&serving, r.init_ok());
             Ok(())
+        })
+    }
+    async fn add_memory(
+        self: Rc<Self>,
+        params: api::AddMemoryParams,
+        mut results: api::AddMemoryResults,
+    ) -> Result<(), capnp::Error> {
+        let input = read_new_memory(params.get()?.get_memory()?);
+        let outcome = self.call(input, |api, cmd| api.add_memory(cmd)).await;
+        answer!(results.get().init_result(), outcome, |m, r| {
+            write_memory(&m, r.init_ok())
+        })
+    }
+
+    async fn get_memory(
+        self: Rc<Self>,
+        params: api::GetMemoryParams,
+        mut results: api::GetMemoryResults,
+    ) -> Result<(), capnp::Error> {
+        let id = id_ref(params.get()?.get_id());
+        let outcome = self.call(id, |api, id| api.get_memory(&id)).await;
+        answer!(results.get().init_result(), outcome, |m, r| {
+            write_memory(&m, r.init_ok())
+        })
+    }
+
+    async fn list_memories(
+        self: Rc<Self>,
+        params: api::ListMemoriesParams,
+        mut results: api::ListMemoriesResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let input = read_memory_filter(p.get_filter()?).and_then(|filter| {
+            let cursor = read_opt_text(p.has_cursor(), p.get_cursor())?
+                .map(|c| MemoryCursor::parse(&c))
+                .transpose()?;
+            let page = MemoryPage {
+                limit: usize::try_from(p.get_limit()).unwrap_or(usize::MAX),
+                cursor,
+            };
+            Ok((filter, page))
+        });
+        let outcome = self
+            .call(input, |api, (filter, page)| {
+                api.list_memories(&filter, &page)
+            })
+            .await;
+        answer!(results.get().init_result(), outcome, |page, r| {
+            write_memory_page(&page, r.init_ok())
+        })
+    }
+
+    async fn search_memories(
+        self: Rc<Self>,
+        params: api::SearchMemoriesParams,
+        mut results: api::SearchMemoriesResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let input = read_memory_query(p.get_query()).and_then(|query| {
+            Ok(MemorySearch {
+                query,
+                filter: read_memory_filter(p.get_filter()?)?,
+                limit: usize::try_from(p.get_limit()).unwrap_or(usize::MAX),
+            })
+        });
+        let outcome = self
+            .call(input, |api, search| api.search_memories(&search))
+            .await;
+        answer!(results.get().init_result(), outcome, |hits, r| {
+            write_memory_hits(&hits, r.init_ok())
+        })
+    }
+
+    async fn pin_memory(
+        self: Rc<Self>,
+        params: api::PinMemoryParams,
+        mut results: api::PinMemoryResults,
+    ) -> Result<(), capnp::Error> {
+        let id = id_ref(params.get()?.get_id());
+        let outcome = self.call(id, |api, id| api.pin_memory(&id)).await;
+        answer!(results.get().init_result(), outcome, |m, r| {
+            write_memory(&m, r.init_ok())
+        })
+    }
+
+    async fn unpin_memory(
+        self: Rc<Self>,
+        params: api::UnpinMemoryParams,
+        mut results: api::UnpinMemoryResults,
+    ) -> Result<(), capnp::Error> {
+        let id = id_ref(params.get()?.get_id());
+        let outcome = self.call(id, |api, id| api.unpin_memory(&id)).await;
+        answer!(results.get().init_result(), outcome, |m, r| {
+            write_memory(&m, r.init_ok())
+        })
+    }
+
+    async fn forget_memory(
+        self: Rc<Self>,
+        params: api::ForgetMemoryParams,
+        mut results: api::ForgetMemoryResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let input = id_ref(p.get_id())
+            .and_then(|id| Ok((id, read_opt_text(p.has_reason(), p.get_reason())?)));
+        let outcome = self
+            .call(input, |api, (id, reason)| api.forget_memory(&id, reason))
+            .await;
+        answer!(results.get().init_result(), outcome, |m, r| {
+            write_memory(&m, r.init_ok())
         })
     }
 }

@@ -13,6 +13,8 @@ mod approvals;
 mod codegen;
 #[path = "ipc/faults.rs"]
 mod faults;
+#[path = "ipc/memory.rs"]
+mod memory;
 #[path = "ipc/orchestrations.rs"]
 mod orchestrations;
 #[path = "ipc/planning.rs"]

@@ -24,10 +24,13 @@ use std::time::Duration;
 
 use maos_application::ports::Scanned;
 use maos_application::{
-    AgentFilter, Page, ReadStore, StatusReport, StoreError, StoredEvent, TaskFilter, TaskPage,
-    Transaction, UnitOfWork,
+    AgentFilter, MemoryFilter, MemoryHits, MemoryList, MemoryPage, Page, ReadStore, StatusReport,
+    StoreError, StoredEvent, TaskFilter, TaskPage, Transaction, UnitOfWork,
 };
-use maos_domain::{Agent, AgentName, Orchestration, OrchestrationId, Task, TaskId, Timestamp};
+use maos_domain::{
+    Agent, AgentName, Memory, MemoryId, MemoryQuery, Orchestration, OrchestrationId, Task, TaskId,
+    Timestamp,
+};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 use tracing::{debug, info};
@@ -592,6 +595,37 @@ impl ReadStore for SqliteStore {
 
     fn orchestrations(&self) -> Result<Vec<Orchestration>, StoreError> {
         self.read(read::orchestrations)
+    }
+
+    fn memory(&self, id: MemoryId) -> Result<Option<Memory>, StoreError> {
+        self.read(|c| rows::load_memory(c, id))
+    }
+
+    fn memory_ids_with_prefix(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<MemoryId>, StoreError> {
+        self.read(|c| read::memory_ids_with_prefix(c, prefix, limit))
+    }
+
+    fn memories(
+        &self,
+        filter: &MemoryFilter,
+        page: &MemoryPage,
+        now: Timestamp,
+    ) -> Result<MemoryList, StoreError> {
+        self.read(|c| read::memories(c, filter, page, now))
+    }
+
+    fn search_memories(
+        &self,
+        query: &MemoryQuery,
+        filter: &MemoryFilter,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<MemoryHits, StoreError> {
+        self.read(|c| read::search_memories(c, query, filter, limit, now))
     }
 
     fn tasks_awaiting_approval(&self) -> Result<Vec<Task>, StoreError> {

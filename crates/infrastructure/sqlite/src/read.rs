@@ -4,15 +4,17 @@ use std::collections::BTreeMap;
 
 use maos_application::ports::Scanned;
 use maos_application::{
-    AgentFilter, Page, StatusReport, StoreError, StoredEvent, TaskCursor, TaskFilter, TaskPage,
+    AgentFilter, MemoryCursor, MemoryFilter, MemoryHit, MemoryHits, MemoryList, MemoryPage, Page,
+    StatusReport, StoreError, StoredEvent, TaskCursor, TaskFilter, TaskPage,
 };
 use maos_domain::{
-    Agent, AgentStatus, Orchestration, OrchestrationId, TaskId, TaskState, Usage, Usd,
+    Agent, AgentStatus, MemoryId, MemoryQuery, MemoryTier, Orchestration, OrchestrationId, TaskId,
+    TaskState, Timestamp, Usage, Usd,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, params, params_from_iter};
 
-use crate::rows::{self, AGENT_COLS, ORCH_COLS, TASK_COLS, backend, i64_of};
+use crate::rows::{self, AGENT_COLS, MEMORY_COLS, ORCH_COLS, TASK_COLS, backend, i64_of};
 
 pub(crate) fn agents(conn: &Connection, filter: &AgentFilter) -> Result<Vec<Agent>, StoreError> {
     let mut sql = format!("SELECT {AGENT_COLS} FROM agents WHERE 1 = 1");
@@ -96,6 +98,163 @@ pub(crate) fn orchestration_ids_with_prefix(
     parsed_ids_with_prefix(conn, "orchestrations", prefix, limit)
 }
 
+pub(crate) fn memory_ids_with_prefix(
+    conn: &Connection,
+    prefix: &str,
+    limit: usize,
+) -> Result<Vec<MemoryId>, StoreError> {
+    parsed_ids_with_prefix(conn, "memories", prefix, limit)
+}
+
+/// Adds `filter`'s conditions on `memories m` at `now` to `sql` and `args`.
+fn memory_filter(filter: &MemoryFilter, now: Timestamp, sql: &mut String, args: &mut Vec<Value>) {
+    if !filter.all {
+        // Live, and not past a deadline (the sweep may not have marked it yet).
+        sql.push_str(
+            " AND m.state = 'live' AND (m.expires_at IS NULL OR m.pinned = 1 OR m.expires_at > ?)",
+        );
+        args.push(Value::Integer(now.as_millis()));
+    }
+    if !filter.scopes.is_empty() {
+        sql.push_str(&format!(
+            " AND m.scope IN ({})",
+            vec!["?"; filter.scopes.len()].join(", ")
+        ));
+        args.extend(filter.scopes.iter().map(|s| Value::Text(s.to_string())));
+    }
+    if !filter.tiers.is_empty() {
+        sql.push_str(&format!(
+            " AND m.tier IN ({})",
+            vec!["?"; filter.tiers.len()].join(", ")
+        ));
+        args.extend(filter.tiers.iter().map(|t| Value::Text(t.as_str().into())));
+    }
+    if let Some(tag) = &filter.tag {
+        sql.push_str(" AND m.id IN (SELECT memory FROM memory_tags WHERE tag = ?)");
+        args.push(Value::Text(tag.as_str().into()));
+    }
+}
+
+pub(crate) fn memories(
+    conn: &Connection,
+    filter: &MemoryFilter,
+    page: &MemoryPage,
+    now: Timestamp,
+) -> Result<MemoryList, StoreError> {
+    let mut sql = format!("SELECT {MEMORY_COLS} FROM memories m WHERE 1 = 1");
+    let mut args: Vec<Value> = Vec::new();
+    memory_filter(filter, now, &mut sql, &mut args);
+    if let Some(cursor) = &page.cursor {
+        sql.push_str(" AND (m.created_at, m.id) < (?, ?)");
+        args.push(Value::Integer(cursor.created_at.as_millis()));
+        args.push(Value::Text(cursor.id.to_string()));
+    }
+    sql.push_str(" ORDER BY m.created_at DESC, m.id DESC LIMIT ?");
+    args.push(Value::Integer(i64_of(page.limit as u64 + 1)));
+    let mut memories = rows::query_memories(conn, &sql, params_from_iter(args))?;
+    let next_cursor = if memories.len() > page.limit {
+        memories.truncate(page.limit);
+        memories.last().map(MemoryCursor::after)
+    } else {
+        None
+    };
+    Ok(MemoryList {
+        memories,
+        next_cursor,
+    })
+}
+
+/// How much an entry's tier weighs on its relevance: each tier counts twice the next.
+fn tier_weight(tier: MemoryTier) -> f64 {
+    match tier {
+        MemoryTier::Critical => 4.0,
+        MemoryTier::Important => 2.0,
+        MemoryTier::Routine => 1.0,
+        MemoryTier::Ephemeral => 0.5,
+    }
+}
+
+/// The FTS5 expression for `words` joined by `op` (`AND` or `OR`): each word a quoted string,
+/// so that nothing in it is read as syntax (a `"` inside is doubled, as FTS5 wants).
+fn fts_expression(words: &[String], op: &str) -> String {
+    words
+        .iter()
+        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(&format!(" {op} "))
+}
+
+pub(crate) fn search_memories(
+    conn: &Connection,
+    query: &MemoryQuery,
+    filter: &MemoryFilter,
+    limit: usize,
+    now: Timestamp,
+) -> Result<MemoryHits, StoreError> {
+    let hits = search_with(
+        conn,
+        &fts_expression(query.words(), "AND"),
+        filter,
+        limit,
+        now,
+    )?;
+    if !hits.is_empty() || query.words().len() < 2 {
+        return Ok(MemoryHits {
+            hits,
+            every_word: true,
+        });
+    }
+    let hits = search_with(
+        conn,
+        &fts_expression(query.words(), "OR"),
+        filter,
+        limit,
+        now,
+    )?;
+    Ok(MemoryHits {
+        hits,
+        every_word: false,
+    })
+}
+
+fn search_with(
+    conn: &Connection,
+    expression: &str,
+    filter: &MemoryFilter,
+    limit: usize,
+    now: Timestamp,
+) -> Result<Vec<MemoryHit>, StoreError> {
+    // bm25() is lower (more negative) for better matches; tags weigh twice the text. The score
+    // is the tier's weight times 1 + the relevance (its negation): a word every entry has is
+    // worth almost nothing to BM25, and the tier still orders those entries. Pinned first.
+    let weights: Vec<String> = MemoryTier::ALL
+        .iter()
+        .map(|t| format!("WHEN '{}' THEN {:.1}", t.as_str(), tier_weight(*t)))
+        .collect();
+    let mut sql = format!(
+        "SELECT {MEMORY_COLS}, (1.0 - bm25(memory_fts, 1.0, 2.0)) * CASE m.tier {} ELSE 1.0 END \
+         AS score \
+         FROM memory_fts JOIN memories m ON m.seq = memory_fts.rowid \
+         WHERE memory_fts MATCH ?",
+        weights.join(" ")
+    );
+    let mut args: Vec<Value> = vec![Value::Text(expression.to_owned())];
+    memory_filter(filter, now, &mut sql, &mut args);
+    sql.push_str(" ORDER BY m.pinned DESC, score DESC, m.created_at DESC, m.id LIMIT ?");
+    args.push(Value::Integer(i64_of(limit as u64)));
+    let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+    let mut rows = stmt.query(params_from_iter(args)).map_err(backend)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        let score: f64 = row.get(12).map_err(backend)?;
+        out.push(MemoryHit {
+            memory: rows::memory_from_row(row)?,
+            score,
+        });
+    }
+    Ok(out)
+}
+
 pub(crate) fn tasks(
     conn: &Connection,
     filter: &TaskFilter,
@@ -161,7 +320,7 @@ pub(crate) fn orchestrations(conn: &Connection) -> Result<Vec<Orchestration>, St
 
 /// Everything, for `ReadStore::scan` (inside one read transaction, so one snapshot): the events
 /// in sequence order, the agents by name (removed ones too), the tasks by id a page at a time,
-/// the orchestrations.
+/// the orchestrations, the memory entries by id a page at a time.
 pub(crate) fn scan(conn: &Connection, visit: &mut dyn FnMut(Scanned)) -> Result<(), StoreError> {
     const PAGE: u64 = 500;
     let mut stmt = conn
@@ -194,6 +353,21 @@ pub(crate) fn scan(conn: &Connection, visit: &mut dyn FnMut(Scanned)) -> Result<
     }
     for o in orchestrations(conn)? {
         visit(Scanned::Orchestration(o));
+    }
+    let sql =
+        format!("SELECT {MEMORY_COLS} FROM memories m WHERE m.id > ?1 ORDER BY m.id LIMIT ?2");
+    let mut after = String::new();
+    loop {
+        let page = rows::query_memories(conn, &sql, params![after, i64_of(PAGE)])?;
+        let Some(last) = page.last() else { break };
+        after = last.id.to_string();
+        let full = page.len() as u64 == PAGE;
+        for m in page {
+            visit(Scanned::Memory(m));
+        }
+        if !full {
+            break;
+        }
     }
     Ok(())
 }

@@ -9,8 +9,9 @@ use maos_domain::policy::concerns::Concern;
 use maos_domain::task::TaskData;
 use maos_domain::{
     AdapterKind, Agent, AgentName, AgentStatus, Attempt, AttemptOutcome, CapabilitySet,
-    DomainEvent, DurationMs, Exit, FailureKind, FencingToken, IdempotencyKey, MaxAttempts,
-    Orchestration, OrchestrationId, OrchestrationStatus, Priority, Risk, Slots, Task, TaskId,
+    DomainEvent, DurationMs, Exit, FailureKind, FencingToken, IdempotencyKey, MaxAttempts, Memory,
+    MemoryData, MemoryId, MemoryScope, MemoryState, MemoryText, MemoryTier, Orchestration,
+    OrchestrationId, OrchestrationStatus, Priority, Provenance, Risk, Slots, Tags, Task, TaskId,
     TaskSpec, TaskState, Tier, Timestamp, Title, Usage, Usd,
 };
 use maos_domain::{
@@ -624,6 +625,130 @@ pub(crate) fn save_orchestration(conn: &Connection, o: &Orchestration) -> Result
         ])
     })
     .map_err(backend)?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// memory
+
+pub(crate) const MEMORY_COLS: &str = "m.id, m.tier, m.scope, m.state, m.pinned, m.expires_at, \
+     m.created_at, m.updated_at, m.version, m.text, m.tags, m.extra";
+
+/// The fields of a memory entry kept as JSON in `memories.extra`.
+#[derive(Debug, Serialize, Deserialize)]
+struct MemoryExtra {
+    provenance: Provenance,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    forgotten_because: Option<String>,
+}
+
+/// A memory entry from the first columns of `row` ([`MEMORY_COLS`]).
+pub(crate) fn memory_from_row(row: &Row<'_>) -> Result<Memory, StoreError> {
+    let extra: MemoryExtra = from_json("memory extra", &col::<String>(row, 11)?)?;
+    let tags: String = col(row, 10)?;
+    Ok(Memory::restore(MemoryData {
+        id: parsed("memory id", MemoryId::parse(&col::<String>(row, 0)?))?,
+        tier: parsed("memory tier", MemoryTier::parse(&col::<String>(row, 1)?))?,
+        scope: parsed("memory scope", MemoryScope::parse(&col::<String>(row, 2)?))?,
+        state: parsed("memory state", MemoryState::parse(&col::<String>(row, 3)?))?,
+        pinned: col::<i64>(row, 4)? != 0,
+        expires_at: opt_ts(row, 5)?,
+        created_at: ts(row, 6)?,
+        updated_at: ts(row, 7)?,
+        version: u64_col(row, 8)?,
+        text: parsed("memory text", MemoryText::parse(&col::<String>(row, 9)?))?,
+        tags: parsed("memory tags", Tags::parse(tags.split_whitespace()))?,
+        provenance: extra.provenance,
+        forgotten_because: extra.forgotten_because,
+    }))
+}
+
+pub(crate) fn load_memory(conn: &Connection, id: MemoryId) -> Result<Option<Memory>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {MEMORY_COLS} FROM memories m WHERE m.id = ?1"
+        ))
+        .map_err(backend)?;
+    let mut rows = stmt.query(params![id.to_string()]).map_err(backend)?;
+    match rows.next().map_err(backend)? {
+        Some(row) => memory_from_row(row).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Runs a query whose first columns are [`MEMORY_COLS`].
+pub(crate) fn query_memories<P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+) -> Result<Vec<Memory>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+    let mut rows = stmt.query(params).map_err(backend)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        out.push(memory_from_row(row)?);
+    }
+    Ok(out)
+}
+
+/// Inserts an entry (its tags into `memory_tags`; the triggers index its words) or updates
+/// what can change of it: state, pin, times, version, and the JSON fields. Text, tags, tier
+/// and scope never change once added.
+pub(crate) fn save_memory(conn: &Connection, m: &Memory) -> Result<(), StoreError> {
+    let extra = json(&MemoryExtra {
+        provenance: m.provenance,
+        forgotten_because: m.forgotten_because.clone(),
+    })?;
+    let tags: Vec<&str> = m.tags.iter().map(|t| t.as_str()).collect();
+    let id = m.id.to_string();
+    let changed = conn
+        .prepare_cached(
+            "UPDATE memories SET state = ?2, pinned = ?3, expires_at = ?4, updated_at = ?5, \
+             version = ?6, extra = ?7 WHERE id = ?1",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                id,
+                m.state.as_str(),
+                i64::from(m.pinned),
+                m.expires_at.map(Timestamp::as_millis),
+                m.updated_at.as_millis(),
+                i64_of(m.version),
+                extra,
+            ])
+        })
+        .map_err(backend)?;
+    if changed > 0 {
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "INSERT INTO memories (id, tier, scope, state, pinned, expires_at, created_at, \
+         updated_at, version, text, tags, extra) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            id,
+            m.tier.as_str(),
+            m.scope.to_string(),
+            m.state.as_str(),
+            i64::from(m.pinned),
+            m.expires_at.map(Timestamp::as_millis),
+            m.created_at.as_millis(),
+            m.updated_at.as_millis(),
+            i64_of(m.version),
+            m.text.as_str(),
+            tags.join(" "),
+            extra,
+        ])
+    })
+    .map_err(backend)?;
+    let mut stmt = conn
+        .prepare_cached("INSERT OR IGNORE INTO memory_tags (tag, memory) VALUES (?1, ?2)")
+        .map_err(backend)?;
+    for tag in tags {
+        stmt.execute(params![tag, id]).map_err(backend)?;
+    }
     Ok(())
 }
 

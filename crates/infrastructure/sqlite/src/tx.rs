@@ -3,13 +3,13 @@
 use maos_application::{StoreError, Transaction};
 use maos_domain::policy::matcher::{self, Needs};
 use maos_domain::{
-    Agent, AgentName, CapabilitySet, DomainEvent, Orchestration, OrchestrationId, Task, TaskId,
-    TaskState, Tier, Timestamp,
+    Agent, AgentName, CapabilitySet, DomainEvent, Memory, MemoryId, Orchestration, OrchestrationId,
+    Task, TaskId, TaskState, Tier, Timestamp,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
-use crate::rows::{self, AGENT_COLS, backend};
+use crate::rows::{self, AGENT_COLS, MEMORY_COLS, backend, i64_of};
 
 /// One job's view of the write transaction.
 pub(crate) struct SqliteTx<'c> {
@@ -385,6 +385,30 @@ impl Transaction for SqliteTx<'_> {
 
     fn save_orchestration(&mut self, o: &Orchestration) -> Result<(), StoreError> {
         rows::save_orchestration(self.conn, o)
+    }
+
+    fn memory(&mut self, id: MemoryId) -> Result<Option<Memory>, StoreError> {
+        rows::load_memory(self.conn, id)
+    }
+
+    fn save_memory(&mut self, memory: &Memory) -> Result<(), StoreError> {
+        rows::save_memory(self.conn, memory)
+    }
+
+    fn expired_memories(
+        &mut self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Memory>, StoreError> {
+        rows::query_memories(
+            self.conn,
+            &format!(
+                "SELECT {MEMORY_COLS} FROM memories m WHERE m.state = 'live' AND m.pinned = 0 \
+                 AND m.expires_at IS NOT NULL AND m.expires_at <= ?1 \
+                 ORDER BY m.expires_at, m.id LIMIT ?2"
+            ),
+            params![now.as_millis(), i64_of(limit as u64)],
+        )
     }
 
     fn append(&mut self, at: Timestamp, events: &[DomainEvent]) -> Result<(), StoreError> {

@@ -1,8 +1,8 @@
 //! Integration tests of maos-sqlite with the application use cases on real database files: opening,
 //! migrating and refusing files, writer settings, group commit under concurrency, every use case
 //! (and proof that a refused one writes nothing), folding events back into stored state, and the
-//! queries (pagination, filters, id prefixes, status counts), and following the log (commit
-//! notification).
+//! queries (pagination, filters, id prefixes, status counts), following the log (commit
+//! notification), and memory (search, ranking, scopes, expiry).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -16,6 +16,8 @@ mod concurrency;
 mod folding;
 #[path = "store/follow.rs"]
 mod follow;
+#[path = "store/memory.rs"]
+mod memory;
 #[path = "store/open.rs"]
 mod open;
 #[path = "store/orchestrations.rs"]

@@ -8,12 +8,13 @@ use crate::commands::completions;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use clap_complete::{ArgValueCompleter, CompletionCandidate, Shell};
-use maos_application::{IdRef, Page, TaskCursor};
+use maos_application::{IdRef, MEMORY_PAGE_MAX, MemoryCursor, MemorySearch, Page, TaskCursor};
 use maos_domain::policy::concerns::Concern;
 use maos_domain::policy::permission::PermissionRule;
 use maos_domain::{
     AdapterKind, AgentName, AgentStatus, Capability, DurationMs, EnvName, IdempotencyKey,
-    MaxAttempts, Priority, PromptVia, Risk, Slots, TaskState, Tier, Title, Usd, ValueError,
+    MaxAttempts, MemoryQuery, MemoryScope, MemoryText, MemoryTier, Priority, PromptVia, Risk,
+    Slots, Tag, TaskState, Tier, Title, Usd, ValueError,
 };
 
 const GLOBAL: &str = "Global options";
@@ -153,6 +154,15 @@ pub(crate) enum Command {
     /// goal and the tasks that carry it out.
     #[command(subcommand)]
     Orchestrate(OrchestrateCommand),
+
+    /// Keep what outlives a task: add, search, pin and forget memory entries
+    ///
+    /// An entry is a piece of text with a tier (critical, important, routine, ephemeral), a
+    /// scope (global, a repository, an orchestration) and tags. Ephemeral entries expire after a
+    /// while (`[memory] ephemeral_ttl` in config.toml, 7 days by default) unless pinned. Search
+    /// ranks pinned entries first, then by relevance weighed by tier. See docs/memory.md.
+    #[command(subcommand)]
+    Memory(MemoryCommand),
 
     /// Turn a goal into a plan with a planner agent; review, edit, approve or reject it.
     ///
@@ -820,6 +830,155 @@ pub(crate) struct TaskListArgs {
     pub(crate) cursor: Option<TaskCursor>,
 }
 
+/// Memory commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum MemoryCommand {
+    /// Add an entry.
+    #[command(after_help = "Examples:\n  \
+        maos memory add \"Run cargo nextest, not cargo test\" --tier important --scope repo:. --tag ci\n  \
+        maos memory add \"The staging database is being migrated\" --tier ephemeral\n  \
+        git log -1 --format=%B | maos memory add - --scope repo:.")]
+    Add(MemoryAddArgs),
+
+    /// List entries, newest first, one page at a time (live ones unless --all).
+    #[command(visible_alias = "ls")]
+    List(MemoryListArgs),
+
+    /// Search entries for words: pinned first, then by relevance weighed by tier.
+    #[command(after_help = "Examples:\n  \
+        maos memory search \"flaky test\"\n  \
+        maos memory search deploy --scope global --scope repo:. --limit 5")]
+    Search(MemorySearchArgs),
+
+    /// Show one entry in full.
+    Show {
+        /// The entry's id or a unique prefix of it.
+        #[arg(value_parser = id_ref, add = live(completions::memory_ids))]
+        id: IdRef,
+    },
+
+    /// Pin an entry: it ranks first and never expires.
+    Pin {
+        /// The entry's id or a unique prefix of it.
+        #[arg(value_parser = id_ref, add = live(completions::memory_ids))]
+        id: IdRef,
+    },
+
+    /// Unpin an entry (an ephemeral one expires at its time again).
+    Unpin {
+        /// The entry's id or a unique prefix of it.
+        #[arg(value_parser = id_ref, add = live(completions::memory_ids))]
+        id: IdRef,
+    },
+
+    /// Forget an entry: it is no longer listed or found (the event log keeps it).
+    Forget {
+        /// The entry's id or a unique prefix of it.
+        #[arg(value_parser = id_ref, add = live(completions::memory_ids))]
+        id: IdRef,
+
+        /// Why (recorded in the event log).
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+}
+
+/// The text of `memory add`: given, or `-` for standard input.
+#[derive(Debug, Clone)]
+pub(crate) enum MemoryTextArg {
+    Text(MemoryText),
+    Stdin,
+}
+
+/// A scope as typed: a scope, `repo:.` (the current directory's repository) or an
+/// orchestration by a prefix of its id.
+#[derive(Debug, Clone)]
+pub(crate) enum ScopeArg {
+    Scope(MemoryScope),
+    CurrentRepository,
+    Orchestration(IdRef),
+}
+
+/// `maos memory add`.
+#[derive(Debug, Args)]
+pub(crate) struct MemoryAddArgs {
+    /// What to remember (1 to 8192 bytes once trimmed); `-` reads it from standard input.
+    #[arg(value_name = "TEXT", value_parser = memory_text)]
+    pub(crate) text: MemoryTextArg,
+
+    /// How much it matters: critical, important, routine or ephemeral (which expires).
+    #[arg(long, value_name = "TIER", value_parser = keyword::<MemoryTier>(), default_value = "routine")]
+    pub(crate) tier: MemoryTier,
+
+    /// Where it applies: global, repo:<absolute path>, repo:. (the current directory's
+    /// repository) or orchestration:<id>.
+    #[arg(long, value_name = "SCOPE", value_parser = scope, default_value = "global")]
+    pub(crate) scope: ScopeArg,
+
+    /// A tag (repeat, or separate with commas; at most 16): lowercase letters, digits, `.`, `_`
+    /// and `-`.
+    #[arg(long = "tag", value_name = "TAG", value_delimiter = ',', value_parser = tag)]
+    pub(crate) tags: Vec<Tag>,
+}
+
+/// `maos memory list`.
+#[derive(Debug, Args)]
+pub(crate) struct MemoryListArgs {
+    /// Only entries of this tier (repeat for several).
+    #[arg(long = "tier", value_name = "TIER", value_parser = keyword::<MemoryTier>())]
+    pub(crate) tiers: Vec<MemoryTier>,
+
+    /// Only entries of this scope (repeat for several).
+    #[arg(long = "scope", value_name = "SCOPE", value_parser = scope)]
+    pub(crate) scopes: Vec<ScopeArg>,
+
+    /// Only entries with this tag.
+    #[arg(long, value_name = "TAG", value_parser = tag)]
+    pub(crate) tag: Option<Tag>,
+
+    /// Forgotten and expired entries too.
+    #[arg(long)]
+    pub(crate) all: bool,
+
+    /// At most this many entries (1 to 1000).
+    #[arg(long, allow_negative_numbers = true, value_name = "N", value_parser = memory_page_limit, default_value = "100")]
+    pub(crate) limit: usize,
+
+    /// Continue after an earlier page: the cursor that page printed.
+    #[arg(long, value_name = "CURSOR", value_parser = memory_cursor)]
+    pub(crate) cursor: Option<MemoryCursor>,
+}
+
+/// `maos memory search`.
+#[derive(Debug, Args)]
+pub(crate) struct MemorySearchArgs {
+    /// The words to look for: an entry with all of them, or else any (letters and digits;
+    /// anything else only separates words).
+    #[arg(value_name = "QUERY", value_parser = memory_query)]
+    pub(crate) query: MemoryQuery,
+
+    /// Only entries of this scope (repeat for several: an attempt sees global, its
+    /// repository and its orchestration).
+    #[arg(long = "scope", value_name = "SCOPE", value_parser = scope)]
+    pub(crate) scopes: Vec<ScopeArg>,
+
+    /// Only entries of this tier (repeat for several).
+    #[arg(long = "tier", value_name = "TIER", value_parser = keyword::<MemoryTier>())]
+    pub(crate) tiers: Vec<MemoryTier>,
+
+    /// Only entries with this tag.
+    #[arg(long, value_name = "TAG", value_parser = tag)]
+    pub(crate) tag: Option<Tag>,
+
+    /// Forgotten and expired entries too.
+    #[arg(long)]
+    pub(crate) all: bool,
+
+    /// At most this many entries (1 to 100).
+    #[arg(long, allow_negative_numbers = true, value_name = "N", value_parser = search_limit, default_value = "10")]
+    pub(crate) limit: usize,
+}
+
 /// Orchestration commands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum OrchestrateCommand {
@@ -1391,6 +1550,55 @@ fn cursor(raw: &str) -> Result<TaskCursor, String> {
     TaskCursor::parse(raw).map_err(reason)
 }
 
+fn memory_cursor(raw: &str) -> Result<MemoryCursor, String> {
+    MemoryCursor::parse(raw).map_err(reason)
+}
+
+fn memory_page_limit(raw: &str) -> Result<usize, String> {
+    let max = u64::try_from(MEMORY_PAGE_MAX).unwrap_or(u64::MAX);
+    let n = whole_number(raw, 1, max)?;
+    Ok(usize::try_from(n).unwrap_or(MEMORY_PAGE_MAX))
+}
+
+fn search_limit(raw: &str) -> Result<usize, String> {
+    let max = u64::try_from(MemorySearch::MAX_LIMIT).unwrap_or(u64::MAX);
+    let n = whole_number(raw, 1, max)?;
+    Ok(usize::try_from(n).unwrap_or(MemorySearch::MAX_LIMIT))
+}
+
+fn memory_text(raw: &str) -> Result<MemoryTextArg, String> {
+    if raw == "-" {
+        return Ok(MemoryTextArg::Stdin);
+    }
+    MemoryText::parse(raw)
+        .map(MemoryTextArg::Text)
+        .map_err(reason)
+}
+
+fn memory_query(raw: &str) -> Result<MemoryQuery, String> {
+    MemoryQuery::parse(raw).map_err(reason)
+}
+
+fn tag(raw: &str) -> Result<Tag, String> {
+    Tag::parse(raw).map_err(reason)
+}
+
+fn scope(raw: &str) -> Result<ScopeArg, String> {
+    if raw == "repo:." {
+        return Ok(ScopeArg::CurrentRepository);
+    }
+    match MemoryScope::parse(raw) {
+        Ok(s) => Ok(ScopeArg::Scope(s)),
+        // An orchestration may be named by a prefix of its id, as everywhere else.
+        Err(e) => match raw.strip_prefix("orchestration:") {
+            Some(id) => IdRef::parse(id)
+                .map(ScopeArg::Orchestration)
+                .map_err(reason),
+            None => Err(e.reason),
+        },
+    }
+}
+
 /// A domain keyword enum: its values, their keywords, and the domain's parser.
 pub(crate) trait Keyword: Copy + Send + Sync + 'static {
     /// Every value.
@@ -1418,6 +1626,7 @@ macro_rules! keyword {
 keyword!(
     AdapterKind,
     AgentStatus,
+    MemoryTier,
     Priority,
     PromptVia,
     Risk,

@@ -125,7 +125,7 @@ fn service(dir: &Path) -> Result<(Service<SqliteStore>, Arc<SqliteStore>, Config
         Arc::clone(&store),
         Arc::new(SystemClock),
         Arc::new(RandomIds),
-        config.service.clone(),
+        config.service,
     )
     .with_routes(config.routes.clone())
     .with_logs(Arc::new(FileLogs::new(dir.join(LOGS_DIR))))
@@ -217,6 +217,9 @@ pub(crate) const LOGS_DIR: &str = "logs";
 /// How often the daemon looks for leases that ran out.
 const LEASE_CHECK: Duration = Duration::from_millis(500);
 
+/// How often the daemon marks ephemeral memory entries whose time ran out as expired.
+const MEMORY_SWEEP: Duration = Duration::from_secs(5);
+
 /// The daemon's application: the service with the agent runtime, which schedules and runs
 /// attempts, and the lease reaper beside it.
 pub(crate) struct AgentsAtWork {
@@ -276,8 +279,19 @@ pub(crate) fn with_agents(dir: &Path) -> Result<AgentsAtWork, CliError> {
         std::thread::Builder::new()
             .name("maos-leases".into())
             .spawn(move || {
+                // Memory is swept less often: a due entry is already left out of every list and
+                // search; the sweep only records that it expired.
+                let mut swept: Option<std::time::Instant> = None;
                 while !stop.load(Ordering::SeqCst) {
                     std::thread::sleep(LEASE_CHECK);
+                    if swept.is_none_or(|at| at.elapsed() >= MEMORY_SWEEP) {
+                        swept = Some(std::time::Instant::now());
+                        match service.expire_memories() {
+                            Ok(0) => {}
+                            Ok(n) => tracing::info!(entries = n, "ephemeral memory expired"),
+                            Err(e) => tracing::warn!(error = %e, "cannot expire memory"),
+                        }
+                    }
                     match service.expire_leases() {
                         Ok(0) => {}
                         Ok(n) => tracing::warn!(attempts = n, "leases expired: attempts requeued"),

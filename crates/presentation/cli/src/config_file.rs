@@ -60,7 +60,9 @@ const TOP_KEYS: &[&str] = &[
     "circuit_breaker",
     "ui",
     "route",
+    "memory",
 ];
+const MEMORY_KEYS: &[&str] = &["ephemeral_ttl"];
 const UI_KEYS: &[&str] = &["serve", "address", "port"];
 const RETRY_KEYS: &[&str] = &["backoff", "base", "factor", "cap", "jitter_percent"];
 const BREAKER_KEYS: &[&str] = &["threshold"];
@@ -204,6 +206,17 @@ fn check(doc: &mut Doc<'_>, top: &[Entry], config: &mut Config) {
         }
         config.ui = serve.then_some(request);
     }
+    if let Some(m) =
+        get(top, "memory").and_then(|n| doc.table("memory", n, "{ ephemeral_ttl = \"7d\" }"))
+    {
+        doc.unknown_keys(m, MEMORY_KEYS, "in [memory]");
+        if let Some(node) = get(m, "ephemeral_ttl")
+            && let Some(raw) = doc.string("ephemeral_ttl", node, "\"7d\"")
+            && let Some(d) = doc.parsed(node, DurationMs::parse(raw))
+        {
+            config.service.memory_ephemeral_ttl = d;
+        }
+    }
     let routes = get(top, "route")
         .map(|n| doc.tables("route", n))
         .unwrap_or_default();
@@ -286,6 +299,20 @@ mod tests {
         assert_eq!(c.routes.len(), 1);
         let off = Config::parse(Path::new("c.toml"), "[retry]\nbackoff = false\n").unwrap();
         assert!(off.service.failure.backoff.is_none());
+        let m = Config::parse(Path::new("c.toml"), "[memory]\nephemeral_ttl = \"2h\"\n").unwrap();
+        assert_eq!(m.service.memory_ephemeral_ttl.as_millis(), 2 * 3_600_000);
+        assert_eq!(
+            Config::default().service.memory_ephemeral_ttl.as_millis(),
+            7 * 86_400_000
+        );
+    }
+
+    #[test]
+    fn a_bad_memory_section_is_reported() {
+        let p = problems("[memory]\nephemeral_ttl = \"soon\"\nttl = 1\n");
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p[0].starts_with("c.toml:2:17: invalid duration"), "{p:?}");
+        assert!(p[1].contains("in [memory]"), "{p:?}");
     }
 
     #[test]
@@ -297,7 +324,7 @@ mod tests {
             ),
             vec![
                 "c.toml:1:17: approve_plans = \"sometimes\": it is \"ask\" or \"auto\"",
-                "c.toml:2:1: unknown key `briefing` at the top of config.toml; the keys allowed here are approve_plans, briefing_tokens, retry, circuit_breaker, route",
+                "c.toml:2:1: unknown key `briefing` at the top of config.toml; the keys allowed here are approve_plans, briefing_tokens, retry, circuit_breaker, ui, route, memory",
                 "c.toml:4:10: `factor` must be a whole number from 0 to 4294967295, not -2",
                 "c.toml:5:1: unknown key `backof` in [retry]; did you mean `backoff`?",
                 "c.toml:6:1: this [[route]] has no `pattern`; add one, like pattern = \"test|spec\"",

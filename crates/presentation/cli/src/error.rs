@@ -4,8 +4,8 @@
 use std::io;
 
 use maos_application::{
-    AgentError, ErrorInfo, ErrorKind, OrchestrationError, QueryError, RemoteError, StoreError,
-    TaskError,
+    AgentError, ErrorInfo, ErrorKind, MemoryError, OrchestrationError, QueryError, RemoteError,
+    StoreError, TaskError,
 };
 use thiserror::Error;
 
@@ -163,6 +163,7 @@ from_application_errors!(
     TaskError,
     OrchestrationError,
     QueryError,
+    MemoryError,
     RemoteError
 );
 

@@ -6,8 +6,8 @@
 use std::error::Error;
 
 use maos_application::{
-    AgentError, Entity, NoWorktree, OrchestrationError, QueryError, Refusal, RemoteError,
-    StoreError, TaskError, WorkspaceError,
+    AgentError, Entity, MemoryError, NoWorktree, OrchestrationError, QueryError, Refusal,
+    RemoteError, StoreError, TaskError, WorkspaceError,
 };
 use maos_domain::{OrchestrationStatus, TaskState, TransitionError};
 use maos_ipc::ConnectError;
@@ -22,6 +22,8 @@ pub(crate) fn hint(e: &(dyn Error + 'static)) -> Option<String> {
         orchestration(e)
     } else if let Some(e) = e.downcast_ref::<QueryError>() {
         query(e)
+    } else if let Some(e) = e.downcast_ref::<MemoryError>() {
+        memory(e)
     } else if let Some(e) = e.downcast_ref::<RemoteError>() {
         e.hint.clone()
     } else if let Some(e) = e.downcast_ref::<ConnectError>() {
@@ -193,6 +195,28 @@ fn orchestration(e: &OrchestrationError) -> Option<String> {
     }
 }
 
+fn memory(e: &MemoryError) -> Option<String> {
+    match e {
+        MemoryError::Invalid(_) => None,
+        MemoryError::NotFound { .. } => {
+            Some("`maos memory list --all` shows the entries and their ids".into())
+        }
+        MemoryError::Ambiguous { .. } => Some("type more characters of the id".into()),
+        MemoryError::Limit { max, .. } => Some(format!("pass --limit between 1 and {max}")),
+        MemoryError::ScopeNotFound { .. } => Some(
+            "`maos orchestrate list` shows the orchestrations; give a full id after              `orchestration:`"
+                .into(),
+        ),
+        MemoryError::AttemptNotFound { task, .. } => Some(format!(
+            "`maos task show {}` lists its attempts",
+            task.short()
+        )),
+        MemoryError::Transition(e) => transition(e),
+        MemoryError::Store(e) => store(e),
+        MemoryError::Remote(e) => e.hint.clone(),
+    }
+}
+
 fn query(e: &QueryError) -> Option<String> {
     match e {
         QueryError::Invalid(_) | QueryError::ZeroLimit { .. } => None,
@@ -201,6 +225,7 @@ fn query(e: &QueryError) -> Option<String> {
                 Entity::Agent => "`maos agent list` shows the registered agents",
                 Entity::Orchestration => "`maos orchestrate list` shows the orchestrations",
                 Entity::Task => "`maos task list` shows the tasks and their ids",
+                Entity::Memory => "`maos memory list --all` shows the entries and their ids",
             }
             .into(),
         ),
@@ -265,6 +290,10 @@ fn transition(e: &TransitionError) -> Option<String> {
         ),
         TransitionError::Orchestration { id, .. } => Some(format!(
             "`maos orchestrate show {}` shows its status",
+            id.short()
+        )),
+        TransitionError::Memory { id, .. } => Some(format!(
+            "`maos memory show {}` shows the entry's state",
             id.short()
         )),
     }

@@ -2,12 +2,12 @@
 //! one line per event. Ids are shown short; the output is stable enough to snapshot.
 
 use comfy_table::{ContentArrangement, Table, presets};
-use maos_application::{StatusReport, StoredEvent};
+use maos_application::{MemoryHit, StatusReport, StoredEvent};
 use maos_domain::{
-    Agent, AgentEvent, AgentStatus, CapabilitySet, DomainEvent, Orchestration, OrchestrationEvent,
-    Task, TaskEvent, TaskState,
+    Agent, AgentEvent, AgentStatus, CapabilitySet, DomainEvent, Memory, MemoryEvent, Orchestration,
+    OrchestrationEvent, Task, TaskEvent, TaskState,
 };
-use maos_domain::{BlockReason, TaskId};
+use maos_domain::{BlockReason, TaskId, Timestamp};
 
 use crate::escape;
 use crate::output::{Style, paint};
@@ -543,6 +543,7 @@ pub(crate) fn event_line(e: &StoredEvent) -> String {
         DomainEvent::Agent { id, .. } => id.short(),
         DomainEvent::Task { id, .. } => id.short(),
         DomainEvent::Orchestration { id, .. } => id.short(),
+        DomainEvent::Memory { id, .. } => id.short(),
     };
     let line = format!(
         "{:>4}  {}  {:<24}  {}  {}",
@@ -788,6 +789,30 @@ fn event_details(e: &DomainEvent) -> String {
             | OrchestrationEvent::Resumed
             | OrchestrationEvent::Completed => String::new(),
         },
+        DomainEvent::Memory { event, .. } => match event {
+            MemoryEvent::Added { spec, expires_at } => {
+                let mut s = format!(
+                    "{} tier={} scope={}",
+                    quoted(spec.text.first_line()),
+                    spec.tier,
+                    spec.scope
+                );
+                if !spec.tags.is_empty() {
+                    s.push_str(&format!(" tags={}", spec.tags));
+                }
+                if let Some(at) = expires_at {
+                    s.push_str(&format!(" expires_at={}", at.to_rfc3339()));
+                }
+                s
+            }
+            MemoryEvent::Forgotten {
+                reason: Some(reason),
+            } => format!("reason={}", quoted(reason)),
+            MemoryEvent::Forgotten { reason: None }
+            | MemoryEvent::Pinned
+            | MemoryEvent::Unpinned
+            | MemoryEvent::Expired => String::new(),
+        },
     }
 }
 
@@ -854,6 +879,108 @@ fn report_fields(report: &maos_domain::RunReport) -> String {
         s.push_str(&format!(" cost=${}", u.cost));
     }
     s
+}
+
+// ---- memory ----
+
+fn pin_mark(pinned: bool) -> String {
+    if pinned { "yes".into() } else { "-".into() }
+}
+
+/// `memory list`: one line per entry; with `all`, its state too.
+pub(crate) fn memory_table(color: bool, memories: &[Memory], all: bool) -> String {
+    let rows = memories
+        .iter()
+        .map(|m| {
+            let mut row = vec![
+                m.id.short(),
+                m.tier.to_string(),
+                clip(&m.scope.to_string(), 40),
+                pin_mark(m.pinned),
+            ];
+            if all {
+                row.push(m.state.to_string());
+            }
+            row.push(clip(m.text.first_line(), 60));
+            row
+        })
+        .collect();
+    if all {
+        table(
+            color,
+            &["ID", "TIER", "SCOPE", "PINNED", "STATE", "TEXT"],
+            rows,
+        )
+    } else {
+        table(color, &["ID", "TIER", "SCOPE", "PINNED", "TEXT"], rows)
+    }
+}
+
+/// `memory search`: the hits, best first, with their scores.
+pub(crate) fn memory_hits(color: bool, hits: &[MemoryHit]) -> String {
+    let rows = hits
+        .iter()
+        .map(|h| {
+            let m = &h.memory;
+            vec![
+                m.id.short(),
+                format!("{:.2}", h.score),
+                m.tier.to_string(),
+                clip(&m.scope.to_string(), 40),
+                pin_mark(m.pinned),
+                clip(m.text.first_line(), 60),
+            ]
+        })
+        .collect();
+    table(
+        color,
+        &["ID", "SCORE", "TIER", "SCOPE", "PINNED", "TEXT"],
+        rows,
+    )
+}
+
+/// `memory show`: the entry's fields, then its text (escaped, line by line). `now` tells an
+/// ephemeral entry whose time is up (left out of lists already) from one that still counts.
+pub(crate) fn memory_details(color: bool, m: &Memory, now: Timestamp) -> String {
+    let mut pairs = vec![
+        ("id", m.id.to_string()),
+        ("tier", m.tier.to_string()),
+        ("scope", m.scope.to_string()),
+        ("state", m.state.to_string()),
+        ("pinned", if m.pinned { "yes" } else { "no" }.to_owned()),
+        (
+            "tags",
+            if m.tags.is_empty() {
+                "-".to_owned()
+            } else {
+                m.tags.to_string()
+            },
+        ),
+        ("written by", m.provenance.to_string()),
+        ("created", m.created_at.to_rfc3339()),
+        ("updated", m.updated_at.to_rfc3339()),
+    ];
+    if let Some(at) = m.expires_at {
+        let when = if m.pinned {
+            format!("{} (not while pinned)", at.to_rfc3339())
+        } else if m.is_due(now) {
+            format!(
+                "{} (its time is up: it is left out of lists and searches)",
+                at.to_rfc3339()
+            )
+        } else {
+            at.to_rfc3339()
+        };
+        pairs.push(("expires", when));
+    }
+    if let Some(reason) = &m.forgotten_because {
+        pairs.push(("forgotten because", reason.clone()));
+    }
+    let mut out = details(color, &pairs);
+    out.push('\n');
+    out.push_str(&escape::block(m.text.as_str()));
+    out.push('\n');
+    out
 }
 
 #[cfg(test)]

@@ -32,6 +32,8 @@ pub(crate) enum FileKind {
     Workflow,
     /// The data directory's `config.toml`.
     Config,
+    /// `memory add -`: the text of a memory entry on standard input.
+    Memory,
 }
 
 impl FileKind {
@@ -43,6 +45,7 @@ impl FileKind {
             FileKind::Agents => "agents file",
             FileKind::Workflow => "workflow file",
             FileKind::Config => "configuration file",
+            FileKind::Memory => "memory text",
         }
     }
 
@@ -54,6 +57,7 @@ impl FileKind {
             FileKind::Agents => "agents file",
             FileKind::Workflow => "workflow",
             FileKind::Config => "configuration",
+            FileKind::Memory => "memory text",
         }
     }
 
@@ -73,6 +77,9 @@ impl FileKind {
                 "name a readable workflow file (docs/orchestrations.md describes the format)"
             }
             FileKind::Config => "make the file readable, or remove it to use the defaults",
+            FileKind::Memory => {
+                "give the text as the argument, or - and the text on standard input"
+            }
         }
     }
 
@@ -81,6 +88,8 @@ impl FileKind {
         match self {
             FileKind::Plan => 16 * MIB,
             FileKind::Prompt | FileKind::Agents | FileKind::Workflow | FileKind::Config => MIB,
+            // An entry holds at most 8 KiB once trimmed; more than this is surely a mistake.
+            FileKind::Memory => 64 * 1024,
         }
     }
 
@@ -90,7 +99,7 @@ impl FileKind {
         match self {
             FileKind::Prompt => Some("MAOS_MAX_PROMPT_BYTES"),
             FileKind::Plan => Some("MAOS_MAX_PLAN_BYTES"),
-            FileKind::Agents | FileKind::Workflow | FileKind::Config => None,
+            FileKind::Agents | FileKind::Workflow | FileKind::Config | FileKind::Memory => None,
         }
     }
 

@@ -5,12 +5,15 @@
 //! struct fields; times are RFC 3339 strings in UTC; ids are full. docs/json.md describes each
 //! shape and the versioning policy.
 
-use maos_application::{Assignment, StatusReport, StoredEvent, WaitReason};
+use maos_application::{
+    Assignment, MemoryHits, MemorySearch, StatusReport, StoredEvent, WaitReason,
+};
 use maos_domain::{BlockReason, TaskId};
 
 use crate::reasons::NextStepJson;
 use maos_domain::{
-    Agent, AgentStatus, Attempt, DomainEvent, Orchestration, Task, TaskState, Timestamp,
+    Agent, AgentStatus, Attempt, DomainEvent, Memory, Orchestration, Provenance, Task, TaskState,
+    Timestamp,
 };
 use serde::Serialize;
 use serde::ser::SerializeMap;
@@ -974,6 +977,7 @@ impl From<&StoredEvent> for EventJson {
             DomainEvent::Agent { event, .. } => serde_json::to_value(event),
             DomainEvent::Task { event, .. } => serde_json::to_value(event),
             DomainEvent::Orchestration { event, .. } => serde_json::to_value(event),
+            DomainEvent::Memory { event, .. } => serde_json::to_value(event),
         };
         EventJson {
             seq: e.seq,
@@ -1220,5 +1224,130 @@ mod tests {
             serde_json::to_string(&line).unwrap(),
             r#"{"schema_version":1,"type":"error","error":{"kind":"failure","message":"m","hint":null,"exit_code":1}}"#
         );
+    }
+}
+
+// ---- memory ----
+
+/// Who wrote a memory entry.
+#[derive(Debug, Serialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub(crate) enum ProvenanceJson {
+    Person,
+    Attempt { task: String, attempt: u32 },
+}
+
+/// A memory entry.
+#[derive(Debug, Serialize)]
+pub(crate) struct MemoryJson {
+    pub(crate) id: String,
+    pub(crate) tier: &'static str,
+    pub(crate) scope: String,
+    pub(crate) text: String,
+    pub(crate) tags: Vec<String>,
+    pub(crate) provenance: ProvenanceJson,
+    pub(crate) pinned: bool,
+    pub(crate) state: &'static str,
+    pub(crate) forgotten_because: Option<String>,
+    pub(crate) created_at: String,
+    pub(crate) updated_at: String,
+    /// When an ephemeral entry expires unless pinned; null for the other tiers.
+    pub(crate) expires_at: Option<String>,
+}
+
+impl From<&Memory> for MemoryJson {
+    fn from(m: &Memory) -> Self {
+        MemoryJson {
+            id: m.id.to_string(),
+            tier: m.tier.as_str(),
+            scope: m.scope.to_string(),
+            text: m.text.to_string(),
+            tags: m.tags.iter().map(ToString::to_string).collect(),
+            provenance: match m.provenance {
+                Provenance::Person => ProvenanceJson::Person,
+                Provenance::Attempt { task, attempt } => ProvenanceJson::Attempt {
+                    task: task.to_string(),
+                    attempt,
+                },
+            },
+            pinned: m.pinned,
+            state: m.state.as_str(),
+            forgotten_because: m.forgotten_because.clone(),
+            created_at: time(m.created_at),
+            updated_at: time(m.updated_at),
+            expires_at: m.expires_at.map(time),
+        }
+    }
+}
+
+/// `memory add`, `show`, `pin`, `unpin` and `forget`.
+#[derive(Debug, Serialize)]
+pub(crate) struct MemoryDoc {
+    pub(crate) schema_version: u32,
+    pub(crate) memory: MemoryJson,
+}
+
+impl MemoryDoc {
+    pub(crate) fn new(m: &Memory) -> Self {
+        MemoryDoc {
+            schema_version: SCHEMA_VERSION,
+            memory: MemoryJson::from(m),
+        }
+    }
+}
+
+/// `memory list`.
+#[derive(Debug, Serialize)]
+pub(crate) struct MemoryListDoc {
+    pub(crate) schema_version: u32,
+    pub(crate) memories: Vec<MemoryJson>,
+    /// Pass as `--cursor` to get the next page; null on the last page.
+    pub(crate) next_cursor: Option<String>,
+}
+
+impl MemoryListDoc {
+    pub(crate) fn new(memories: &[Memory], next_cursor: Option<String>) -> Self {
+        MemoryListDoc {
+            schema_version: SCHEMA_VERSION,
+            memories: memories.iter().map(MemoryJson::from).collect(),
+            next_cursor,
+        }
+    }
+}
+
+/// One hit of `memory search`.
+#[derive(Debug, Serialize)]
+pub(crate) struct MemoryHitJson {
+    /// Relevance weighed by tier; higher is better (pinned entries come first whatever it is).
+    pub(crate) score: f64,
+    pub(crate) memory: MemoryJson,
+}
+
+/// `memory search`.
+#[derive(Debug, Serialize)]
+pub(crate) struct MemorySearchDoc {
+    pub(crate) schema_version: u32,
+    /// The words searched for, lowercase, each once.
+    pub(crate) words: Vec<String>,
+    /// False when no entry had every word and the hits have some of them.
+    pub(crate) every_word: bool,
+    pub(crate) hits: Vec<MemoryHitJson>,
+}
+
+impl MemorySearchDoc {
+    pub(crate) fn new(search: &MemorySearch, hits: &MemoryHits) -> Self {
+        MemorySearchDoc {
+            schema_version: SCHEMA_VERSION,
+            words: search.query.words().to_vec(),
+            every_word: hits.every_word,
+            hits: hits
+                .hits
+                .iter()
+                .map(|h| MemoryHitJson {
+                    score: (h.score * 1000.0).round() / 1000.0,
+                    memory: MemoryJson::from(&h.memory),
+                })
+                .collect(),
+        }
     }
 }

@@ -45,6 +45,7 @@ impl LiveEvent {
             DomainEvent::Agent { id, .. } => ("agent", id.to_string()),
             DomainEvent::Task { id, .. } => ("task", id.to_string()),
             DomainEvent::Orchestration { id, .. } => ("orchestration", id.to_string()),
+            DomainEvent::Memory { id, .. } => ("memory", id.to_string()),
         };
         let data = serde_json::json!({
             "seq": e.seq,

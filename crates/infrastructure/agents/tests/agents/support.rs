@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use maos_agents::{FileLogs, Supervisor, SupervisorConfig};
 use maos_application::{
     AgentError, AgentFilter, AssignTask, Assignment, CreateTask, Created, EventFollower,
-    FailurePolicy, Heartbeat, IdRef, LogChunk, LogRequest, MaosApi, OrchestrationError, Page,
-    QueryError, RegisterAgent, Service, ServiceConfig, StatusReport, StoredEvent, TaskError,
-    TaskFilter, TaskPage,
+    FailurePolicy, Heartbeat, IdRef, LogChunk, LogRequest, MaosApi, MemoryError,
+    OrchestrationError, Page, QueryError, RegisterAgent, Service, ServiceConfig, StatusReport,
+    StoredEvent, TaskError, TaskFilter, TaskPage,
 };
 use maos_domain::{
     AdapterKind, Agent, AgentName, AgentSettings, Capability, CapabilitySet, DomainEvent,
@@ -332,6 +332,41 @@ impl MaosApi for Recorder {
     fn follow_events(&self, since: u64) -> Result<Box<dyn EventFollower>, QueryError> {
         self.service.follow_events(since)
     }
+    fn add_memory(
+        &self,
+        cmd: maos_application::AddMemory,
+    ) -> Result<maos_domain::Memory, MemoryError> {
+        self.service.add_memory(cmd)
+    }
+    fn get_memory(&self, id: &IdRef) -> Result<maos_domain::Memory, MemoryError> {
+        self.service.get_memory(id)
+    }
+    fn list_memories(
+        &self,
+        filter: &maos_application::MemoryFilter,
+        page: &maos_application::MemoryPage,
+    ) -> Result<maos_application::MemoryList, MemoryError> {
+        self.service.list_memories(filter, page)
+    }
+    fn search_memories(
+        &self,
+        search: &maos_application::MemorySearch,
+    ) -> Result<maos_application::MemoryHits, MemoryError> {
+        self.service.search_memories(search)
+    }
+    fn pin_memory(&self, id: &IdRef) -> Result<maos_domain::Memory, MemoryError> {
+        self.service.pin_memory(id)
+    }
+    fn unpin_memory(&self, id: &IdRef) -> Result<maos_domain::Memory, MemoryError> {
+        self.service.unpin_memory(id)
+    }
+    fn forget_memory(
+        &self,
+        id: &IdRef,
+        reason: Option<String>,
+    ) -> Result<maos_domain::Memory, MemoryError> {
+        self.service.forget_memory(id, reason)
+    }
 }
 
 impl Drop for Env {
@@ -394,6 +429,7 @@ impl Env {
                     ..FailurePolicy::default()
                 },
                 briefing_tokens: 8_000,
+                ..ServiceConfig::default()
             },
         )
         .with_runtime(Arc::new(supervisor.clone()))

@@ -1455,3 +1455,160 @@ fn errors_cross_the_wire_with_kind_message_and_hint() {
         ErrorKind::Unavailable
     );
 }
+
+fn memory(provenance: Provenance, forgotten: Option<&str>, expires: Option<i64>) -> Memory {
+    Memory::restore(MemoryData {
+        id: MemoryId::from_bits(0x0abc_def0_1234),
+        tier: MemoryTier::Ephemeral,
+        scope: MemoryScope::parse("repo:/srv/ünï code").unwrap(),
+        text: MemoryText::parse("Line one.\nLine \"two\" with NEAR( and *.").unwrap(),
+        tags: Tags::parse(["ci", "flaky-tests"]).unwrap(),
+        provenance,
+        pinned: true,
+        state: if forgotten.is_some() {
+            MemoryState::Forgotten
+        } else {
+            MemoryState::Live
+        },
+        forgotten_because: forgotten.map(str::to_owned),
+        created_at: at(0),
+        updated_at: at(7),
+        expires_at: expires.map(at),
+        version: 3,
+    })
+}
+
+#[test]
+fn memory_entries_round_trip() {
+    let attempt = Provenance::Attempt {
+        task: TaskId::from_bits(77),
+        attempt: 2,
+    };
+    for m in [
+        memory(Provenance::Person, None, None),
+        memory(attempt, Some("superseded"), Some(86_400_000)),
+    ] {
+        let back = round_trip::<wire::memory::Owned, _>(|b| write_memory(&m, b), read_memory);
+        assert_eq!(back.unwrap(), m);
+    }
+    for tier in MemoryTier::ALL {
+        assert_eq!(memory_tier_from_wire(memory_tier_to_wire(*tier)), *tier);
+    }
+    for state in MemoryState::ALL {
+        assert_eq!(memory_state_from_wire(memory_state_to_wire(*state)), *state);
+    }
+
+    let add = AddMemory {
+        tier: MemoryTier::Critical,
+        scope: MemoryScope::Orchestration(OrchestrationId::from_bits(5)),
+        text: MemoryText::parse("never force-push main").unwrap(),
+        tags: Tags::parse(["git"]).unwrap(),
+        provenance: attempt,
+    };
+    let back =
+        round_trip::<wire::new_memory::Owned, _>(|b| write_new_memory(&add, b), read_new_memory);
+    assert_eq!(back.unwrap(), add);
+
+    for filter in [
+        MemoryFilter::default(),
+        MemoryFilter {
+            scopes: vec![MemoryScope::Global, MemoryScope::parse("repo:/a").unwrap()],
+            tiers: vec![MemoryTier::Critical, MemoryTier::Routine],
+            tag: Some(Tag::parse("ci").unwrap()),
+            all: true,
+        },
+    ] {
+        let back = round_trip::<wire::memory_filter::Owned, _>(
+            |b| write_memory_filter(&filter, b),
+            read_memory_filter,
+        );
+        assert_eq!(back.unwrap(), filter);
+    }
+
+    let m = memory(Provenance::Person, None, None);
+    for next_cursor in [None, Some(MemoryCursor::after(&m))] {
+        let page = MemoryList {
+            memories: vec![m.clone(), memory(attempt, Some("x"), Some(5))],
+            next_cursor,
+        };
+        let back = round_trip::<wire::memory_page::Owned, _>(
+            |b| write_memory_page(&page, b),
+            read_memory_page,
+        );
+        assert_eq!(back.unwrap(), page);
+    }
+    let hits = MemoryHits {
+        hits: vec![
+            MemoryHit {
+                memory: m.clone(),
+                score: 3.25,
+            },
+            MemoryHit {
+                memory: memory(attempt, None, None),
+                score: 0.125,
+            },
+        ],
+        every_word: false,
+    };
+    let back = round_trip::<wire::memory_hits::Owned, _>(
+        |b| write_memory_hits(&hits, b),
+        read_memory_hits,
+    );
+    assert_eq!(back.unwrap(), hits);
+
+    // Memory events travel as any other.
+    let e = StoredEvent {
+        seq: 9,
+        at: at(1),
+        event: DomainEvent::Memory {
+            id: m.id,
+            event: MemoryEvent::Forgotten {
+                reason: Some("old".into()),
+            },
+        },
+    };
+    let back = round_trip::<wire::event::Owned, _>(|b| write_event(&e, b), read_event);
+    assert_eq!(back.unwrap(), e);
+}
+
+#[test]
+fn bad_memory_values_from_the_wire_are_errors() {
+    // A text over the limit, a bad scope and a bad tag are refused on reading.
+    let mut m = memory(Provenance::Person, None, None);
+    let mut message = capnp::message::Builder::new_default();
+    write_memory(&m, message.init_root()).unwrap();
+    {
+        let mut b: wire::memory::Builder<'_> = message.get_root().unwrap();
+        b.set_text("x".repeat(MemoryText::MAX_BYTES + 1).as_str());
+    }
+    let r: wire::memory::Reader<'_> = message.get_root_as_reader().unwrap();
+    assert!(matches!(read_memory(r), Err(DecodeError::Value(_))));
+
+    let mut message = capnp::message::Builder::new_default();
+    let mut data = m.data().clone();
+    data.tags = Tags::empty();
+    m = Memory::restore(data);
+    write_memory(&m, message.init_root()).unwrap();
+    {
+        let mut b: wire::memory::Builder<'_> = message.get_root().unwrap();
+        b.set_scope("repo:relative");
+    }
+    let r: wire::memory::Reader<'_> = message.get_root_as_reader().unwrap();
+    assert!(read_memory(r).is_err());
+
+    let mut message = capnp::message::Builder::new_default();
+    {
+        let mut b: wire::memory_filter::Builder<'_> = message.init_root();
+        b.set_tag("Not A Tag");
+    }
+    let r: wire::memory_filter::Reader<'_> = message.get_root_as_reader().unwrap();
+    assert!(read_memory_filter(r).is_err());
+    // A query without a word is refused on reading.
+    let mut message = capnp::message::Builder::new_default();
+    {
+        let mut b: wire::memory_filter::Builder<'_> = message.init_root();
+        b.set_tag("\"*\"");
+    }
+    let r: wire::memory_filter::Reader<'_> = message.get_root_as_reader().unwrap();
+    assert!(read_memory_query(r.get_tag()).is_err());
+}

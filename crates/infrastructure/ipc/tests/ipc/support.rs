@@ -299,6 +299,10 @@ pub(crate) fn remote_hint(e: &(dyn std::error::Error + 'static)) -> Option<Optio
         r
     } else if let Some(OrchestrationError::Remote(r)) = e.downcast_ref::<OrchestrationError>() {
         r
+    } else if let Some(maos_application::MemoryError::Remote(r)) =
+        e.downcast_ref::<maos_application::MemoryError>()
+    {
+        r
     } else {
         e.downcast_ref::<RemoteError>()?
     };

@@ -201,6 +201,14 @@ pub(crate) fn assert_consistent(db: &Db) {
         match &e.event {
             DomainEvent::Task { id, .. } => assert!(task_ids.contains(&id.to_string())),
             DomainEvent::Orchestration { id, .. } => assert!(orch_ids.contains(&id.to_string())),
+            DomainEvent::Memory { id, .. } => {
+                assert!(
+                    maos_application::ReadStore::memory(db.store(), *id)
+                        .unwrap()
+                        .is_some(),
+                    "memory {id}"
+                )
+            }
             DomainEvent::Agent { id, event } => {
                 if let maos_domain::AgentEvent::Registered { spec } = event {
                     registered.insert(id.to_string(), spec.name.to_string());
@@ -305,7 +313,8 @@ fn verify_finds_a_random_workload_clean_through_a_store_opened_for_reading() {
     assert_eq!(v.tasks, db.tasks().len());
     assert!(v.tasks > 20 && v.agents > 0, "{v:?}");
 
-    // The scan hands over every event in order, then agents, tasks and orchestrations.
+    // The scan hands over every event in order, then agents, tasks, orchestrations and memory
+    // entries.
     let mut order = Vec::new();
     let mut seqs = Vec::new();
     reader
@@ -318,6 +327,7 @@ fn verify_finds_a_random_workload_clean_through_a_store_opened_for_reading() {
                 Scanned::Agent(_) => 1,
                 Scanned::Task(_) => 2,
                 Scanned::Orchestration(_) => 3,
+                Scanned::Memory(_) => 4,
             };
             order.push(k);
         })

@@ -135,6 +135,7 @@ fn migrations_apply_to_a_new_file_an_empty_file_and_an_existing_database() {
                 (6, "ready_by_need".to_owned()),
                 (7, "verification_failures".to_owned()),
                 (8, "pinned_tasks".to_owned()),
+                (9, "memory".to_owned()),
             ]
         );
         let app_id: i32 = conn
@@ -151,6 +152,9 @@ fn migrations_apply_to_a_new_file_an_empty_file_and_an_existing_database() {
             "attempts",
             "task_state_counts",
             "events",
+            "memories",
+            "memory_tags",
+            "memory_fts",
         ] {
             assert!(tables.contains_key(t), "{t} missing: {:?}", tables.keys());
         }
@@ -175,6 +179,7 @@ fn migrations_apply_to_a_new_file_an_empty_file_and_an_existing_database() {
                 (6, "ready_by_need".to_owned()),
                 (7, "verification_failures".to_owned()),
                 (8, "pinned_tasks".to_owned()),
+                (9, "memory".to_owned()),
             ]
         );
         assert_eq!(dump_tables(&conn), before);

@@ -60,7 +60,11 @@ fn text(v: &Verification) -> String {
         plural(v.tasks as u64),
         v.orchestrations,
         plural(v.orchestrations as u64),
-    );
+    ) + &match v.memories {
+        0 => String::new(),
+        1 => ", 1 memory entry".to_owned(),
+        n => format!(", {n} memory entries"),
+    };
     if v.is_clean() {
         return format!("the database agrees with its event log: {counts}");
     }
@@ -89,6 +93,7 @@ struct VerifyDoc {
     agents: usize,
     tasks: usize,
     orchestrations: usize,
+    memories: usize,
     problems: Vec<ProblemJson>,
 }
 
@@ -111,6 +116,7 @@ impl VerifyDoc {
             agents: v.agents,
             tasks: v.tasks,
             orchestrations: v.orchestrations,
+            memories: v.memories,
             problems: v.findings.iter().map(ProblemJson::new).collect(),
         }
     }

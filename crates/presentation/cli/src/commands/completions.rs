@@ -64,6 +64,25 @@ pub(crate) fn orchestration_ids(current: &OsStr) -> Vec<CompletionCandidate> {
     })
 }
 
+/// Memory entry ids starting with what was typed, each with the first line of its text.
+pub(crate) fn memory_ids(current: &OsStr) -> Vec<CompletionCandidate> {
+    let Some(prefix) = id_prefix(current) else {
+        return Vec::new();
+    };
+    live(move |store| {
+        let ids = store.memory_ids_with_prefix(&prefix, MAX_CANDIDATES)?;
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            // An agent may have written it: escaped, so that it cannot steer the terminal.
+            let text = store.memory(id)?.map(|m| {
+                crate::escape::line(&crate::human::clip(m.text.first_line(), 60)).into_owned()
+            });
+            found.push(candidate(id.to_string(), text));
+        }
+        Ok(found)
+    })
+}
+
 /// Names of agents (every status but removed) starting with what was typed, each with its
 /// status.
 pub(crate) fn agent_names(current: &OsStr) -> Vec<CompletionCandidate> {

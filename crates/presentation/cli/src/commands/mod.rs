@@ -11,6 +11,7 @@ mod events;
 mod gc;
 mod init;
 mod man;
+mod memory;
 mod metrics;
 mod orchestrate;
 pub(crate) mod plan;
@@ -25,7 +26,8 @@ use std::sync::Arc;
 use maos_application::MaosApi;
 
 use crate::cli::{
-    AdminCommand, Cli, Command, DaemonAction, GlobalArgs, OrchestrateCommand, TaskCommand,
+    AdminCommand, Cli, Command, DaemonAction, GlobalArgs, MemoryCommand, OrchestrateCommand,
+    TaskCommand,
 };
 use crate::compose;
 use crate::daemon;
@@ -73,6 +75,7 @@ pub(crate) fn execute(cli: Cli, out: &mut Output) -> Result<(), CliError> {
         ),
         Command::Agent(cmd) => agent::execute(cmd, needs.api()?.api(), out),
         Command::Task(cmd) => task::execute(cmd, needs.api()?.api(), out),
+        Command::Memory(cmd) => memory::execute(cmd, needs.api()?.api(), out),
         Command::Orchestrate(cmd) => {
             let on = needs.api()?;
             orchestrate::execute(cmd, on.api(), &on.dir, out)
@@ -126,6 +129,10 @@ fn is_long(command: &Command) -> bool {
                 | TaskCommand::Logs { follow: false, .. }
         ),
         Command::Events(args) => !args.follow,
+        Command::Memory(cmd) => matches!(
+            cmd,
+            MemoryCommand::List(_) | MemoryCommand::Search(_) | MemoryCommand::Show { .. }
+        ),
         Command::Orchestrate(OrchestrateCommand::Status { watch, .. }) => !watch,
         _ => false,
     }

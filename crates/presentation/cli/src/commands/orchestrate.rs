@@ -896,7 +896,7 @@ fn concerns(
     match &e.event {
         maos_domain::DomainEvent::Orchestration { id: o, .. } => *o == id,
         maos_domain::DomainEvent::Task { id: t, .. } => tasks.contains(t),
-        maos_domain::DomainEvent::Agent { .. } => false,
+        maos_domain::DomainEvent::Agent { .. } | maos_domain::DomainEvent::Memory { .. } => false,
     }
 }
 

@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use maos_application::{AgentFilter, IdRef, MaosApi, Page, StoredEvent, TaskFilter};
 use maos_domain::{
-    AgentEvent, AgentId, AgentName, AgentStatus, DomainEvent, OrchestrationEvent, OrchestrationId,
-    TaskEvent, TaskId, Timestamp,
+    AgentEvent, AgentId, AgentName, AgentStatus, DomainEvent, MemoryEvent, OrchestrationEvent,
+    OrchestrationId, Provenance, TaskEvent, TaskId, Timestamp,
 };
 use maud::{Markup, html};
 
@@ -363,7 +363,9 @@ impl<'q> Filter<'q> {
             let hit = match &e.event {
                 DomainEvent::Orchestration { id, .. } => id == o,
                 DomainEvent::Task { id, .. } => tasks.contains(id),
-                DomainEvent::Agent { .. } => tasks_of(&e.event).iter().any(|t| tasks.contains(t)),
+                DomainEvent::Agent { .. } | DomainEvent::Memory { .. } => {
+                    tasks_of(&e.event).iter().any(|t| tasks.contains(t))
+                }
             };
             if !hit {
                 return false;
@@ -407,6 +409,13 @@ fn tasks_of(e: &DomainEvent) -> Vec<TaskId> {
             event: OrchestrationEvent::PlanningFailed { task, .. },
             ..
         } => vec![*task],
+        DomainEvent::Memory {
+            event: MemoryEvent::Added { spec, .. },
+            ..
+        } => match spec.provenance {
+            Provenance::Attempt { task, .. } => vec![task],
+            Provenance::Person => Vec::new(),
+        },
         _ => Vec::new(),
     }
 }
@@ -427,6 +436,7 @@ impl Line {
                 .map_or_else(|| id.short(), |n| n.as_str().to_owned()),
             DomainEvent::Task { id, .. } => id.to_string(),
             DomainEvent::Orchestration { id, .. } => id.to_string(),
+            DomainEvent::Memory { id, .. } => id.to_string(),
         };
         let details = details(&e.event);
         let search = format!(
@@ -518,6 +528,7 @@ fn details(e: &DomainEvent) -> String {
         },
         DomainEvent::Task { event, .. } => task_details(event),
         DomainEvent::Orchestration { event, .. } => orchestration_details(event),
+        DomainEvent::Memory { event, .. } => memory_details(event),
     }
 }
 
@@ -909,6 +920,37 @@ fn subject(e: &DomainEvent, name: &str) -> Markup {
             html! { "orchestration " (html::orchestration_link(id)) }
         }
         DomainEvent::Agent { .. } => html! { "agent " strong { (name) } },
+        DomainEvent::Memory { id, .. } => {
+            html! { "memory " span.id title=(id.to_string()) { (id.short()) } }
+        }
+    }
+}
+
+/// What a memory event says (the names `maos events` uses).
+fn memory_details(e: &MemoryEvent) -> String {
+    match e {
+        MemoryEvent::Added { spec, expires_at } => {
+            let mut s = format!(
+                "{} tier={} scope={}",
+                quoted(spec.text.first_line()),
+                spec.tier,
+                spec.scope
+            );
+            if !spec.tags.is_empty() {
+                s.push_str(&format!(" tags={}", spec.tags));
+            }
+            if let Some(at) = expires_at {
+                s.push_str(&format!(" expires_at={}", at.to_rfc3339()));
+            }
+            s
+        }
+        MemoryEvent::Forgotten {
+            reason: Some(reason),
+        } => format!("reason={}", quoted(reason)),
+        MemoryEvent::Forgotten { reason: None }
+        | MemoryEvent::Pinned
+        | MemoryEvent::Unpinned
+        | MemoryEvent::Expired => String::new(),
     }
 }
 

@@ -236,7 +236,11 @@ impl Served {
     }
 
     /// Assigns the task to `agent` and starts the attempt.
-    pub(crate) fn run(&self, task: maos_domain::TaskId, agent: &str) -> maos_application::Assignment {
+    pub(crate) fn run(
+        &self,
+        task: maos_domain::TaskId,
+        agent: &str,
+    ) -> maos_application::Assignment {
         let a = self
             .api
             .assign_task(maos_application::AssignTask {
