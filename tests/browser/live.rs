@@ -1,0 +1,214 @@
+//! Pages that follow the work without being reloaded: an orchestration of scripted agents runs
+//! while the overview and its own page are open, and a running task's log grows on its page.
+
+use std::time::{Duration, Instant};
+
+use crate::cdp::{Page, quote};
+use crate::support::{Repo, World};
+
+/// Two tasks, one after the other, each taking a second or so.
+const PLAN: &str = r#"name = "Live run"
+goal = "See the work move"
+
+[defaults]
+risk = "low"
+max_attempts = 1
+
+[[task]]
+id = "alpha"
+title = "Alpha"
+prompt = "Write alpha.txt"
+capabilities = ["work"]
+
+[[task]]
+id = "beta"
+title = "Beta"
+prompt = "Write beta.txt"
+capabilities = ["work"]
+depends_on = ["alpha"]
+"#;
+
+/// An agent that takes a while, then writes `<title>.txt`.
+fn worker(world: &World) {
+    let script = world
+        .maos
+        .script("worker", "sleep 1.5\necho \"$MAOS_TASK_TITLE\" > \"$MAOS_TASK_TITLE.txt\"\n");
+    world.maos.agent("worker", "work", 2, &script);
+}
+
+/// Marks the document, so that a reload (which would lose the mark) can be told apart from a
+/// live update.
+fn mark(page: &Page<'_>) {
+    page.js("window.__maosMark = 'kept'");
+}
+
+fn assert_not_reloaded(page: &Page<'_>) {
+    if page.js("window.__maosMark === 'kept'") != true {
+        page.fail("the page was reloaded: the update was not live");
+    }
+}
+
+#[test]
+fn tasks_change_state_on_the_overview_without_reloading() {
+    let world = World::new(None);
+    worker(&world);
+    let page = world.signed_in("live_overview");
+    page.wait_for(
+        "document.getElementById('live-status').dataset.state === 'live'",
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        page.js("document.querySelector('#orchestrations tr[data-orchestration]') === null"),
+        true
+    );
+    mark(&page);
+    let repo = Repo::new();
+    let (orch, _) = world.maos.run_plan(PLAN, &repo);
+
+    // Watch the counts and the orchestration's row change until it has completed.
+    let row = format!(
+        "document.querySelector('tr[data-orchestration={}] .state')",
+        quote(&orch)
+    );
+    let mut counts_seen = Vec::new();
+    let mut states_seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let counts = page.text("document.getElementById('counts').textContent");
+        if counts_seen.last() != Some(&counts) {
+            counts_seen.push(counts);
+        }
+        let state = page.text(&format!("(({row}) || {{}}).textContent || ''"));
+        if !state.is_empty() && states_seen.last() != Some(&state) {
+            states_seen.push(state.clone());
+        }
+        if state == "completed" {
+            break;
+        }
+        if Instant::now() > deadline {
+            page.fail(&format!(
+                "the orchestration never showed as completed; states seen: {states_seen:?}; \
+                 counts seen: {counts_seen:#?}\nmaos says: {}",
+                world.maos.ok_json(&["orchestrate", "status", &orch])
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert_not_reloaded(&page);
+    assert!(
+        states_seen.first().is_some_and(|s| s == "running"),
+        "the orchestration appeared running: {states_seen:?}"
+    );
+    assert!(
+        counts_seen.iter().any(|c| c.contains("running")),
+        "a task was seen running: {counts_seen:#?}"
+    );
+    page.wait_for(
+        "/completed\\s*2/.test(document.getElementById('counts').textContent)",
+        Duration::from_secs(5),
+    );
+    let refreshes: u64 = page
+        .text("document.body.dataset.refreshes || '0'")
+        .parse()
+        .unwrap_or(0);
+    assert!(refreshes >= 2, "the page refreshed {refreshes} times");
+    assert_eq!(
+        page.text(&format!(
+            "document.querySelector('tr[data-orchestration={}] .progress-text').textContent",
+            quote(&orch)
+        )),
+        "2/2"
+    );
+}
+
+#[test]
+fn an_orchestrations_page_follows_its_tasks() {
+    let world = World::new(None);
+    worker(&world);
+    let repo = Repo::new();
+    let (orch, tasks) = world.maos.run_plan(PLAN, &repo);
+    let page = world.signed_in("live_orchestration");
+    page.goto(&world.ui.at(&format!("/orchestrations/{orch}")));
+    mark(&page);
+    let main = "document.querySelector('main').textContent";
+    assert!(page.text(main).contains("Live run"), "{}", page.text(main));
+    // Each task is shown, by title.
+    for title in ["Alpha", "Beta"] {
+        assert!(page.text(main).contains(title), "{title} not shown");
+    }
+    // It ends completed, with both tasks completed, without a reload.
+    for (_, id) in &tasks {
+        world.maos.wait_state(id, "completed");
+    }
+    page.wait_for(
+        "document.querySelectorAll('main .state-completed').length >= 3",
+        Duration::from_secs(10),
+    );
+    page.wait_for(
+        "!/\\b(running|ready|pending|assigned)\\b/.test(Array.from(document.querySelectorAll('main .state')).map(e => e.textContent).join(' '))",
+        Duration::from_secs(10),
+    );
+    assert_not_reloaded(&page);
+    assert!(
+        page.text("document.body.dataset.refreshes || '0'") != "0",
+        "no live refresh happened"
+    );
+}
+
+#[test]
+fn a_running_tasks_log_grows_on_its_page() {
+    let world = World::new(None);
+    let script = world.maos.script(
+        "chatty",
+        "i=1\nwhile [ $i -le 40 ]; do echo \"log line $i\"; i=$((i+1)); sleep 0.1; done\n\
+         echo done > out.txt\n",
+    );
+    world.maos.agent("chatty", "chat", 1, &script);
+    let task = world.maos.ok_json(&[
+        "task",
+        "create",
+        "Talk slowly",
+        "--capability",
+        "chat",
+        "--prompt",
+        "p",
+    ])["task"]["id"]
+        .as_str()
+        .expect("a task id")
+        .to_owned();
+    world.maos.wait_state(&task, "running");
+    let page = world.signed_in("live_log");
+    page.goto(&world.ui.at(&format!("/tasks/{task}")));
+    mark(&page);
+    let log = "(document.querySelector('pre[data-log]') || {textContent: ''}).textContent";
+    page.wait_for(&format!("{log}.includes('log line')"), Duration::from_secs(10));
+    let first = page.text(log).len();
+    // It grows while the agent talks: several times, not once at the end.
+    let mut sizes = vec![first];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !page.text(log).contains("log line 40") {
+        let now = page.text(log).len();
+        if sizes.last() != Some(&now) {
+            sizes.push(now);
+        }
+        if Instant::now() > deadline {
+            page.fail(&format!(
+                "the log never reached its last line; sizes seen: {sizes:?}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert!(
+        sizes.len() >= 3,
+        "the log grew in at least three steps: {sizes:?}"
+    );
+    assert_not_reloaded(&page);
+    let text = page.text(log);
+    for i in 1..=40 {
+        assert_eq!(
+            text.matches(&format!("log line {i}\n")).count(),
+            1,
+            "line {i} is shown once:\n{text}"
+        );
+    }
+}
