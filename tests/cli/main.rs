@@ -33,6 +33,7 @@ mod secrets;
 mod standing;
 mod support;
 mod task;
+mod ui;
 mod workspaces;
 
 /// Runs this whole suite a second time with the other transport (`maos` in process instead of

@@ -808,6 +808,13 @@ pub(crate) fn daemon(info: &maos_ipc::DaemonInfo, counts: &StatusReport) -> Stri
             ("started", info.started_at.to_rfc3339()),
             ("database", info.database.display().to_string()),
             ("containment", containment(info)),
+            (
+                "dashboard",
+                match &info.ui {
+                    Some(url) => format!("{url} (`maos ui` prints the address with its token)"),
+                    None => "not served (`maos ui` serves it)".to_owned(),
+                },
+            ),
         ],
     );
     text.push('\n');

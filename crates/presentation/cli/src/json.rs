@@ -1030,6 +1030,8 @@ pub(crate) struct DaemonDoc {
     /// With `cgroup`: the directory of the attempts' cgroups.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) containment_root: Option<String>,
+    /// The dashboard's address (without its token) while the daemon serves it; null when not.
+    pub(crate) ui: Option<String>,
     /// `daemon status` only: the same counts as `maos status`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) status: Option<StatusDoc>,
@@ -1056,6 +1058,7 @@ impl DaemonDoc {
                 .containment_root
                 .as_ref()
                 .map(|p| p.display().to_string()),
+            ui: info.ui.clone(),
             status: status.map(StatusDoc::new),
         }
     }

@@ -4,7 +4,8 @@
 // /live?after=<seq> brings every later event, resuming by itself with Last-Event-ID after a
 // reconnect. On an event the page fetches itself again and swaps each element that has both
 // `data-live` and an `id` for its new version (never one that holds the focus, so a half-typed
-// reason is not lost). At most one refresh runs at a time; events during it cause one more.
+// reason is not lost). At most one refresh runs at a time, at most one starts per 200 ms, and
+// events meanwhile cause one more.
 //
 // The log follower: <pre data-log="URL" data-offset="N"> appends what URL&offset=N returns
 // (text/plain; headers x-next-offset and x-finished) until the attempt ends.
@@ -19,10 +20,18 @@
     status.textContent = text;
   }
 
-  var busy = false, again = false, refreshes = 0;
+  // At most one refresh starts per GAP ms: the first event of a quiet spell refreshes at once,
+  // a burst costs one refresh now and one when the gap has passed.
+  var GAP = 200;
+  var busy = false, again = false, refreshes = 0, lastStart = 0, timer = null;
   function refresh() {
     if (busy) { again = true; return; }
-    busy = true; again = false;
+    var wait = lastStart + GAP - Date.now();
+    if (wait > 0) {
+      if (!timer) { timer = setTimeout(function () { timer = null; refresh(); }, wait); }
+      return;
+    }
+    busy = true; again = false; lastStart = Date.now();
     fetch(location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
       .then(function (r) {
         if (r.status === 401 || r.status === 403) { location.reload(); throw new Error("refused"); }

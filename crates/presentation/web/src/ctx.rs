@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use maos_application::metrics::Metrics;
 use maos_application::{ErrorInfo, ErrorKind, MaosApi};
 use maud::Markup;
 
@@ -22,7 +23,13 @@ struct Inner {
     api: Arc<dyn MaosApi>,
     config: DashboardConfig,
     hub: Hub,
+    /// Today's figures for the overview, and when they were worked out (see [`Ctx::today`]).
+    today: std::sync::Mutex<Option<(std::time::Instant, Metrics)>>,
 }
+
+/// How long the overview reuses today's figures: working them out reads every task and the
+/// whole event log, which a page that refreshes on every event must not do each time.
+pub(crate) const TODAY_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What a page's renderer knows besides its data: the CSRF token its forms carry and the event
 /// it was rendered after (its live updates start there).
@@ -37,7 +44,12 @@ impl Ctx {
     pub(crate) fn new(api: Arc<dyn MaosApi>, config: DashboardConfig) -> Ctx {
         let hub = Hub::start(Arc::clone(&api));
         Ctx {
-            inner: Arc::new(Inner { api, config, hub }),
+            inner: Arc::new(Inner {
+                api,
+                config,
+                hub,
+                today: std::sync::Mutex::new(None),
+            }),
         }
     }
 
@@ -51,6 +63,26 @@ impl Ctx {
 
     pub(crate) fn api(&self) -> Arc<dyn MaosApi> {
         Arc::clone(&self.inner.api)
+    }
+
+    /// The figures since midnight (UTC), worked out at most once per [`TODAY_TTL`] (and again
+    /// when the day changes). Call it on the blocking pool.
+    pub(crate) fn today(&self, api: &dyn MaosApi) -> Result<Metrics, WebError> {
+        let midnight = start_of_day(now());
+        let mut cached = self
+            .inner
+            .today
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((at, m)) = cached.as_ref()
+            && at.elapsed() < TODAY_TTL
+            && m.since == Some(midnight)
+        {
+            return Ok(m.clone());
+        }
+        let fresh = api.metrics(Some(midnight))?;
+        *cached = Some((std::time::Instant::now(), fresh.clone()));
+        Ok(fresh)
     }
 
     /// The cookie holding the token: named after the port, so that two dashboards on one host
@@ -176,4 +208,10 @@ pub(crate) fn now() -> maos_domain::Timestamp {
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0);
     maos_domain::Timestamp::from_millis(ms)
+}
+
+/// Midnight (UTC) of the day `at` falls in.
+pub(crate) fn start_of_day(at: maos_domain::Timestamp) -> maos_domain::Timestamp {
+    let ms = at.as_millis();
+    maos_domain::Timestamp::from_millis(ms - ms.rem_euclid(86_400_000))
 }

@@ -196,12 +196,17 @@ pub(crate) fn button(view: &View, action: &str, label: &str, class: &str) -> Mar
     }
 }
 
-/// Links to the previous and next page of a list.
+/// Links to the previous and next page of a list that runs newest first.
 pub(crate) fn pager(prev: Option<String>, next: Option<String>) -> Markup {
+    pager_with(prev.map(|p| (p, "← Newer")), next.map(|n| (n, "Older →")))
+}
+
+/// Links to the previous and next page of a list, with their words.
+pub(crate) fn pager_with(prev: Option<(String, &str)>, next: Option<(String, &str)>) -> Markup {
     html! {
         nav.pager aria-label="Pages" {
-            @if let Some(p) = prev { a rel="prev" href=(p) { "← Newer" } }
-            @if let Some(n) = next { a rel="next" href=(n) { "Older →" } }
+            @if let Some((p, words)) = prev { a rel="prev" href=(p) { (words) } }
+            @if let Some((n, words)) = next { a rel="next" href=(n) { (words) } }
         }
     }
 }

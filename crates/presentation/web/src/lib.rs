@@ -9,6 +9,7 @@
 
 mod auth;
 mod ctx;
+mod diff;
 mod html;
 mod hub;
 mod pages;

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 use maos_application::{AgentFilter, MaosApi};
-use maos_domain::{AgentStatus, OrchestrationStatus, Timestamp};
+use maos_domain::{AgentStatus, OrchestrationStatus};
 use maud::{Markup, html};
 
 use crate::ctx::{Ctx, View, WebError};
@@ -23,10 +23,11 @@ pub(super) fn routes(router: Router<Ctx>) -> Router<Ctx> {
 }
 
 async fn overview(State(ctx): State<Ctx>) -> Response {
-    ctx.page(render).await
+    let shared = ctx.clone();
+    ctx.page(move |api, view| render(api, view, &shared)).await
 }
 
-fn render(api: &dyn MaosApi, view: &View) -> Result<Markup, WebError> {
+fn render(api: &dyn MaosApi, view: &View, ctx: &Ctx) -> Result<Markup, WebError> {
     let status = api.status()?;
     let mut orchestrations = api.list_orchestrations()?;
     // Live ones first, then the newest.
@@ -46,8 +47,7 @@ fn render(api: &dyn MaosApi, view: &View) -> Result<Markup, WebError> {
                 || (!o.status.is_terminal() && o.decided_version < o.plan_version)
         })
         .collect();
-    let now = crate::ctx::now();
-    let today = api.metrics(Some(start_of_day(now)))?;
+    let today = ctx.today(api)?;
 
     let body = html! {
         section #counts data-live aria-labelledby="counts-h" {
@@ -147,10 +147,4 @@ fn render(api: &dyn MaosApi, view: &View) -> Result<Markup, WebError> {
 
 fn id_of(raw: &str) -> Result<maos_application::IdRef, WebError> {
     super::id_ref(raw)
-}
-
-/// Midnight (UTC) of the day `at` falls in.
-fn start_of_day(at: Timestamp) -> Timestamp {
-    let ms = at.as_millis();
-    Timestamp::from_millis(ms - ms.rem_euclid(86_400_000))
 }

@@ -19,6 +19,8 @@ pub const CSRF: &str = "fedcba9876543210fedcba9876543210";
 pub struct Served {
     pub api: Arc<Service<SqliteStore>>,
     pub port: u16,
+    /// Where attempt logs live (`<dir>/<task id>/<attempt>.log`, as the daemon writes them).
+    pub logs: std::path::PathBuf,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     dashboard: Dashboard,
@@ -50,12 +52,11 @@ impl Served {
     pub fn with_config(config: ServiceConfig) -> Served {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(SqliteStore::open(&dir.path().join("maos.db")).expect("store"));
-        let api = Arc::new(Service::new(
-            store,
-            Arc::new(SystemClock),
-            Arc::new(RandomIds),
-            config,
-        ));
+        let logs = dir.path().join("logs");
+        let api = Arc::new(
+            Service::new(store, Arc::new(SystemClock), Arc::new(RandomIds), config)
+                .with_logs(Arc::new(maos_agents::FileLogs::new(&logs))),
+        );
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("addr").port();
@@ -88,6 +89,7 @@ impl Served {
         Served {
             api,
             port,
+            logs,
             stop: Some(tx),
             thread: Some(thread),
             dashboard,
@@ -189,4 +191,60 @@ fn dechunk(mut body: &str) -> String {
         body = rest[n..].trim_start_matches("\r\n");
     }
     out
+}
+
+/// Work done through the API, as the daemon's scheduler and agents would do it.
+impl Served {
+    /// Registers a simulated agent with 4 slots and no capability.
+    pub fn agent(&self, name: &str) {
+        self.api
+            .register_agent(maos_application::RegisterAgent {
+                name: maos_domain::AgentName::parse(name).expect("name"),
+                adapter: maos_domain::AdapterKind::Sim,
+                capabilities: maos_domain::CapabilitySet::empty(),
+                tier: maos_domain::Tier::Tactical,
+                slots: maos_domain::Slots::new(4).expect("slots"),
+                command: None,
+                settings: maos_domain::AgentSettings::default(),
+            })
+            .expect("register");
+    }
+
+    /// Creates a task titled `title` of `risk`.
+    pub fn task(&self, title: &str, risk: maos_domain::Risk) -> maos_domain::Task {
+        let cmd = maos_application::CreateTask {
+            risk,
+            prompt: format!("Do {title}"),
+            ..maos_application::CreateTask::titled(maos_domain::Title::parse(title).expect("title"))
+        };
+        self.api.create_task(cmd).expect("create").task
+    }
+
+    /// Assigns the task to `agent` and starts the attempt.
+    pub fn run(&self, task: maos_domain::TaskId, agent: &str) -> maos_application::Assignment {
+        let a = self
+            .api
+            .assign_task(maos_application::AssignTask {
+                task: task.into(),
+                agent: Some(maos_domain::AgentName::parse(agent).expect("name")),
+            })
+            .expect("assign");
+        self.api
+            .start_attempt(task, a.fencing, Default::default())
+            .expect("start");
+        a
+    }
+
+    /// Runs the task on `agent` and completes the attempt.
+    pub fn finish(&self, task: maos_domain::TaskId, agent: &str) -> maos_domain::Task {
+        let a = self.run(task, agent);
+        self.api
+            .complete_attempt(task, a.fencing, Some("done".into()), Default::default())
+            .expect("complete")
+    }
+
+    /// The task as stored now.
+    pub fn get_task(&self, task: maos_domain::TaskId) -> maos_domain::Task {
+        self.api.get_task(&task.into()).expect("task")
+    }
 }
