@@ -18,10 +18,16 @@ fn the_token_opens_the_dashboard_and_nothing_opens_without_it() {
 
     // With the token: the overview, and the token traded for a cookie scripts cannot read.
     let page = world.signed_in("token_opens");
-    assert_eq!(page.text("location.search"), "", "the token left the address");
+    assert_eq!(
+        page.text("location.search"),
+        "",
+        "the token left the address"
+    );
     assert_eq!(page.text("location.pathname"), "/");
     assert!(
-        !page.text("document.cookie").contains(&token_of(&ui.with_token)),
+        !page
+            .text("document.cookie")
+            .contains(&token_of(&ui.with_token)),
         "the token cookie is HttpOnly"
     );
     assert!(
@@ -31,7 +37,10 @@ fn the_token_opens_the_dashboard_and_nothing_opens_without_it() {
     );
     // The cookie alone opens it from now on.
     page.goto(&ui.at("/"));
-    assert_eq!(page.text("document.querySelector('h1').textContent"), "Overview");
+    assert_eq!(
+        page.text("document.querySelector('h1').textContent"),
+        "Overview"
+    );
     assert_eq!(page.js("fetch('/').then(r => r.status)"), 200);
     // Every response carries the strict policy.
     let csp = page.text("fetch('/').then(r => r.headers.get('content-security-policy'))");
@@ -45,7 +54,10 @@ fn the_token_opens_the_dashboard_and_nothing_opens_without_it() {
         "document.querySelector('h1') !== null",
         Duration::from_secs(5),
     );
-    assert_eq!(stranger.text("document.querySelector('h1').textContent"), "token needed");
+    assert_eq!(
+        stranger.text("document.querySelector('h1').textContent"),
+        "token needed"
+    );
     assert!(stranger.text("document.body.innerText").contains("maos ui"));
     assert_eq!(stranger.js("document.querySelector('nav') === null"), true);
     assert_eq!(stranger.js("fetch('/').then(r => r.status)"), 401);
@@ -59,9 +71,15 @@ fn the_token_opens_the_dashboard_and_nothing_opens_without_it() {
     // A wrong token: refused as well, and no cookie given.
     let wrong = format!("{}/?token={}", ui.base, "0".repeat(32));
     stranger.goto(&wrong);
-    assert_eq!(stranger.text("document.querySelector('h1').textContent"), "wrong token");
+    assert_eq!(
+        stranger.text("document.querySelector('h1').textContent"),
+        "wrong token"
+    );
     stranger.goto(&ui.at("/"));
-    assert_eq!(stranger.text("document.querySelector('h1').textContent"), "token needed");
+    assert_eq!(
+        stranger.text("document.querySelector('h1').textContent"),
+        "token needed"
+    );
 }
 
 /// The token in the address `maos ui` printed.
@@ -120,7 +138,11 @@ fn a_post_without_the_csrf_field_is_refused() {
          document.body.dataset.csrf, reason: 'not needed'}}).toString()}}).then(r => r.status)",
         quote(&format!("/tasks/{task}/cancel"))
     );
-    assert_eq!(page.js(&js), 200, "the redirect after the change is followed");
+    assert_eq!(
+        page.js(&js),
+        200,
+        "the redirect after the change is followed"
+    );
     world.maos.wait_state(&task, "cancelled");
 }
 

@@ -94,7 +94,12 @@ impl Conn {
 
     /// Sends a command (to `session`, or to the browser) and waits for its answer; events read
     /// meanwhile are kept.
-    fn call(&mut self, session: Option<&str>, method: &str, params: Value) -> Result<Value, String> {
+    fn call(
+        &mut self,
+        session: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, String> {
         self.next_id += 1;
         let id = self.next_id;
         let mut msg = json!({ "id": id, "method": method, "params": params });
@@ -258,10 +263,7 @@ impl Browser {
         let target = self
             .call(None, "Target.createTarget", params)
             .expect("a tab");
-        let target_id = target["targetId"]
-            .as_str()
-            .expect("a target id")
-            .to_owned();
+        let target_id = target["targetId"].as_str().expect("a target id").to_owned();
         let attached = self
             .call(
                 None,
@@ -283,7 +285,10 @@ impl Browser {
             ("Page.enable", json!({})),
             ("Runtime.enable", json!({})),
             ("Log.enable", json!({})),
-            ("Emulation.setFocusEmulationEnabled", json!({ "enabled": true })),
+            (
+                "Emulation.setFocusEmulationEnabled",
+                json!({ "enabled": true }),
+            ),
             ("Page.bringToFront", json!({})),
         ] {
             page.call(method, params).expect("the tab set up");
@@ -295,7 +300,10 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.conn.borrow_mut().call(None, "Browser.close", json!({}));
+        let _ = self
+            .conn
+            .borrow_mut()
+            .call(None, "Browser.close", json!({}));
         let _ = kill_group(&mut self.child);
         let _ = &self.stderr;
     }
@@ -468,14 +476,13 @@ impl Page<'_> {
     #[track_caller]
     pub(crate) fn wait_for(&self, predicate: &str, timeout: Duration) -> Duration {
         let start = Instant::now();
-        let mut last = String::new();
         loop {
-            match self.eval(predicate) {
+            let last = match self.eval(predicate) {
                 Ok(Value::Bool(true)) => return start.elapsed(),
-                Ok(v) => last = v.to_string(),
+                Ok(v) => v.to_string(),
                 // The page may be between two documents.
-                Err(e) => last = e,
-            }
+                Err(e) => e,
+            };
             if start.elapsed() > timeout {
                 self.fail(&format!(
                     "waited {timeout:?} for `{predicate}` (last: {last})"
@@ -624,7 +631,11 @@ impl Drop for Page<'_> {
             let shot = self.failure_screenshot();
             eprintln!("screenshot of the page {}: {shot}", self.scenario);
         }
-        let _ = self.browser.call(None, "Target.detachFromTarget", json!({ "sessionId": self.session }));
+        let _ = self.browser.call(
+            None,
+            "Target.detachFromTarget",
+            json!({ "sessionId": self.session }),
+        );
     }
 }
 

@@ -105,7 +105,10 @@ fn a_medium_risk_task_approved_from_its_page_or_the_inbox_completes_and_merges()
     page.goto(&world.ui.at("/approvals"));
     let form = format!("form[action={}]", quote(&format!("/tasks/{two}/approve")));
     assert_eq!(
-        page.js(&format!("document.querySelector({}) !== null", quote(&form))),
+        page.js(&format!(
+            "document.querySelector({}) !== null",
+            quote(&form)
+        )),
         true,
         "the inbox has an approve button for {two}"
     );
@@ -154,13 +157,17 @@ fn a_rejection_with_a_reason_sends_the_work_back() {
     );
     let prompt = std::fs::read_to_string(world.maos.work.path().join("One.2.prompt"))
         .expect("the second attempt's prompt");
-    assert!(prompt.contains(reason), "the briefing carries the reason:\n{prompt}");
+    assert!(
+        prompt.contains(reason),
+        "the briefing carries the reason:\n{prompt}"
+    );
     assert_eq!(repo.show(&integration, "One.txt"), None, "nothing merged");
 
     // The page shows the reason as text.
     page.goto(&world.ui.at(&format!("/tasks/{one}")));
     assert!(
-        page.text("document.querySelector('main').textContent").contains(reason),
+        page.text("document.querySelector('main').textContent")
+            .contains(reason),
         "the task's page shows why it was rejected"
     );
 

@@ -26,7 +26,15 @@ fn tab_from_the_top_reaches_the_skip_link_and_the_navigation() {
         .collect();
     assert_eq!(
         hrefs,
-        ["#main", "/", "/", "/tasks", "/approvals", "/events", "/stats"],
+        [
+            "#main",
+            "/",
+            "/",
+            "/tasks",
+            "/approvals",
+            "/events",
+            "/stats"
+        ],
         "the order Tab visits: {seen:#?}"
     );
     assert_eq!(seen[0][2], "Skip to content");

@@ -30,9 +30,10 @@ depends_on = ["alpha"]
 
 /// An agent that takes a while, then writes `<title>.txt`.
 fn worker(world: &World) {
-    let script = world
-        .maos
-        .script("worker", "sleep 1.5\necho \"$MAOS_TASK_TITLE\" > \"$MAOS_TASK_TITLE.txt\"\n");
+    let script = world.maos.script(
+        "worker",
+        "sleep 1.5\necho \"$MAOS_TASK_TITLE\" > \"$MAOS_TASK_TITLE.txt\"\n",
+    );
     world.maos.agent("worker", "work", 2, &script);
 }
 
@@ -181,7 +182,10 @@ fn a_running_tasks_log_grows_on_its_page() {
     page.goto(&world.ui.at(&format!("/tasks/{task}")));
     mark(&page);
     let log = "(document.querySelector('pre[data-log]') || {textContent: ''}).textContent";
-    page.wait_for(&format!("{log}.includes('log line')"), Duration::from_secs(10));
+    page.wait_for(
+        &format!("{log}.includes('log line')"),
+        Duration::from_secs(10),
+    );
     let first = page.text(log).len();
     // It grows while the agent talks: several times, not once at the end.
     let mut sizes = vec![first];

@@ -13,6 +13,7 @@ use crate::cdp::Browser;
 
 /// A data directory, its daemon (started by the first command that needs it, stopped on drop)
 /// and the dashboard it serves.
+#[derive(Debug)]
 pub(crate) struct Maos {
     dir: TempDir,
     /// `XDG_RUNTIME_DIR` of its runs: the daemon's socket lives here.
@@ -245,6 +246,7 @@ fn free_port() -> u16 {
 }
 
 /// A fresh git repository on `main` with one commit.
+#[derive(Debug)]
 pub(crate) struct Repo {
     dir: TempDir,
 }
@@ -275,7 +277,12 @@ impl Repo {
     /// Runs git here, expects success, answers its stdout.
     pub(crate) fn git(&self, args: &[&str]) -> String {
         let mut cmd = Command::new("git");
-        for var in ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR"] {
+        for var in [
+            "GIT_DIR",
+            "GIT_WORK_TREE",
+            "GIT_INDEX_FILE",
+            "GIT_COMMON_DIR",
+        ] {
             cmd.env_remove(var);
         }
         let out = cmd
@@ -308,6 +315,7 @@ impl Repo {
 }
 
 /// Everything a scenario needs: MAOS serving its dashboard, and a browser.
+#[derive(Debug)]
 pub(crate) struct World {
     pub(crate) maos: Maos,
     pub(crate) ui: Ui,
@@ -442,7 +450,10 @@ impl Populated {
     pub(crate) fn pages(&self) -> Vec<(&'static str, String)> {
         vec![
             ("overview", "/".to_owned()),
-            ("orchestration", format!("/orchestrations/{}", self.orchestration)),
+            (
+                "orchestration",
+                format!("/orchestrations/{}", self.orchestration),
+            ),
             ("task", format!("/tasks/{}", self.waiting)),
             ("task-completed", format!("/tasks/{}", self.done)),
             ("task-high", format!("/tasks/{}", self.high)),
