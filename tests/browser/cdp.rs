@@ -4,6 +4,7 @@
 //! page that fails its scenario leaves a screenshot in `target/browser-failures/`.
 
 use std::collections::VecDeque;
+use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
@@ -30,29 +31,56 @@ const POLL: Duration = Duration::from_millis(25);
 /// The chromium to run: `$MAOS_CHROMIUM`, else `chromium` or `chromium-browser` on `PATH`. None
 /// is a failure (never a skip: a browser suite that skips passes CI green).
 pub(crate) fn chromium() -> PathBuf {
-    if let Some(given) = std::env::var_os("MAOS_CHROMIUM").filter(|v| !v.is_empty()) {
-        let path = PathBuf::from(given);
-        assert!(
-            path.exists(),
-            "MAOS_CHROMIUM names {}, which does not exist",
-            path.display()
-        );
-        return path;
+    find_chromium(
+        std::env::var_os("MAOS_CHROMIUM"),
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )
+    .unwrap_or_else(|why| panic!("{why}"))
+}
+
+/// [`chromium`], given the values of `MAOS_CHROMIUM` and `PATH`.
+fn find_chromium(given: Option<OsString>, path: &OsStr) -> Result<PathBuf, String> {
+    if let Some(given) = given.filter(|v| !v.is_empty()) {
+        let binary = PathBuf::from(given);
+        return if binary.is_file() {
+            Ok(binary)
+        } else {
+            Err(format!(
+                "MAOS_CHROMIUM names {}, which is not a file",
+                binary.display()
+            ))
+        };
     }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path) {
-        for name in ["chromium", "chromium-browser"] {
-            let candidate = dir.join(name);
-            if candidate.is_file() {
-                return candidate;
-            }
-        }
-    }
-    panic!(
-        "the browser suite needs chromium, and none was found (neither `chromium` nor \
-         `chromium-browser` on PATH, and MAOS_CHROMIUM is not set). Install it with \
-         `sudo apt-get install -y chromium fonts-dejavu-core` (bash .ci/run does), or set \
-         MAOS_CHROMIUM to a Chromium or Chrome binary."
+    std::env::split_paths(path)
+        .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| {
+            "the browser suite needs chromium, and none was found (neither `chromium` nor \
+             `chromium-browser` on PATH, and MAOS_CHROMIUM is not set). Install it with \
+             `sudo apt-get install -y chromium fonts-dejavu-core` (bash .ci/run does), or set \
+             MAOS_CHROMIUM to a Chromium or Chrome binary."
+                .to_owned()
+        })
+}
+
+#[test]
+fn a_missing_chromium_fails_and_says_how_to_install_it() {
+    let empty = tempfile::tempdir().expect("a directory");
+    let why = find_chromium(None, empty.path().as_os_str()).expect_err("no chromium there");
+    assert!(why.contains("apt-get install -y chromium"), "{why}");
+    let why = find_chromium(Some(empty.path().join("nope").into()), OsStr::new(""))
+        .expect_err("MAOS_CHROMIUM names nothing");
+    assert!(why.contains("MAOS_CHROMIUM names"), "{why}");
+    // MAOS_CHROMIUM wins over PATH.
+    let fake = empty.path().join("chromium");
+    std::fs::write(&fake, "").expect("a fake chromium");
+    assert_eq!(
+        find_chromium(Some(fake.clone().into()), OsStr::new("/usr/bin")),
+        Ok(fake.clone())
+    );
+    assert_eq!(
+        find_chromium(Some(OsString::new()), empty.path().as_os_str()),
+        Ok(fake)
     );
 }
 
@@ -153,7 +181,6 @@ impl Conn {
 pub(crate) struct Browser {
     child: Child,
     conn: RefCell<Conn>,
-    stderr: Arc<Mutex<Vec<String>>>,
     _profile: tempfile::TempDir,
 }
 
@@ -207,15 +234,15 @@ impl Browser {
                 let mut tx = Some(tx);
                 for line in BufReader::new(stderr).lines() {
                     let Ok(line) = line else { break };
-                    if let Some(url) = line.split("DevTools listening on ").nth(1) {
-                        if let Some(tx) = tx.take() {
-                            let _ = tx.send(url.trim().to_owned());
-                        }
+                    if let Some(url) = line.split("DevTools listening on ").nth(1)
+                        && let Some(tx) = tx.take()
+                    {
+                        let _ = tx.send(url.trim().to_owned());
                     }
-                    if let Ok(mut all) = lines.lock() {
-                        if all.len() < 200 {
-                            all.push(line);
-                        }
+                    if let Ok(mut all) = lines.lock()
+                        && all.len() < 200
+                    {
+                        all.push(line);
                     }
                 }
             });
@@ -241,7 +268,6 @@ impl Browser {
         Browser {
             child,
             conn: RefCell::new(conn),
-            stderr: lines,
             _profile: profile,
         }
     }
@@ -305,7 +331,6 @@ impl Drop for Browser {
             .borrow_mut()
             .call(None, "Browser.close", json!({}));
         let _ = kill_group(&mut self.child);
-        let _ = &self.stderr;
     }
 }
 
