@@ -171,3 +171,55 @@ fn the_daemon_serves_it_at_start_when_config_says_so() {
     let (code, _) = get(port, "/", None);
     assert_eq!(code, 401);
 }
+
+/// Reads the live stream from `port` (resuming after `last`, as a browser's EventSource does
+/// after a reconnect) until the event `until` arrives; answers the ids seen.
+fn live_ids(port: u16, token: &str, last: u64, until: u64) -> Vec<u64> {
+    use std::io::BufRead;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET /live HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: maos_{port}={token}\r\nLast-Event-ID: {last}\r\n\r\n"
+    )
+    .unwrap();
+    let mut reader = std::io::BufReader::new(s);
+    let mut ids = Vec::new();
+    let mut line = String::new();
+    while ids.last().is_none_or(|l| *l < until) {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        if let Some(id) = line.trim_end().strip_prefix("id: ") {
+            ids.push(id.parse().unwrap());
+        }
+    }
+    ids
+}
+
+#[test]
+fn the_live_stream_resumes_across_a_daemon_restart_with_no_gap_and_no_duplicate() {
+    if in_process() {
+        return; // daemon-only behaviour; it ran in the daemon pass
+    }
+    let env = Env::new();
+    let port = free_port();
+    env.config(&format!("[ui]\nserve = true\nport = {port}\n"));
+    env.ok_json(&["daemon", "start"]);
+    env.task("one", &[]);
+    env.task("two", &[]);
+    let token = std::fs::read_to_string(env.dir().join("ui-token")).unwrap();
+    let token = token.trim();
+    let first = env.last_seq();
+    let seen = live_ids(port, token, 0, first);
+    assert_eq!(seen, (1..=first).collect::<Vec<_>>());
+
+    env.ok_json(&["daemon", "stop"]);
+    env.ok_json(&["daemon", "start"]);
+    env.task("three", &[]);
+    let last = env.last_seq();
+    assert!(last > first);
+    let resumed = live_ids(port, token, first, last);
+    assert_eq!(resumed, (first + 1..=last).collect::<Vec<_>>());
+}
