@@ -131,6 +131,26 @@ fn a_post_without_the_csrf_field_is_refused() {
     }
     assert_eq!(world.maos.task(&task)["state"], "ready", "nothing changed");
 
+    // A form on another site posting to the dashboard, even one that knows the CSRF token: the
+    // browser sends no cookie with it (SameSite=Strict), and its origin is not ours.
+    let csrf = page.text("document.body.dataset.csrf");
+    let action = world.ui.at(&format!("/tasks/{task}/cancel"));
+    let evil = format!(
+        "<!doctype html><title>elsewhere</title><form method=post action='{action}'>\
+         <input name=csrf value='{csrf}'><input name=reason value=evil>\
+         <button>go</button></form>"
+    );
+    page.goto(&format!("data:text/html,{}", percent(&evil)));
+    page.click_and_wait("button");
+    let h1 = page.text("(document.querySelector('h1') || {}).textContent || ''");
+    assert!(
+        h1 == "token needed" || h1 == "cross-site request",
+        "a cross-site form is refused: {}",
+        page.text("document.body.innerText")
+    );
+    assert_eq!(world.maos.task(&task)["state"], "ready", "nothing changed");
+    page.goto(&world.ui.at(&format!("/tasks/{task}")));
+
     // With the page's CSRF token the same post goes through (so the refusal was the token's).
     let js = format!(
         "fetch({}, {{method: 'POST', headers: {{'Content-Type': \
@@ -209,4 +229,17 @@ fn a_title_carrying_script_renders_as_text() {
 /// `text` as a TOML basic string.
 fn toml_string(text: &str) -> String {
     serde_json::to_string(text).expect("a string")
+}
+
+/// `text` percent-encoded for a `data:` URL.
+fn percent(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }

@@ -52,7 +52,7 @@ fn task_of<'a>(tasks: &'a [(String, String)], key: &str) -> &'a str {
 
 /// Waits until the task has `attempts` attempts and waits for a person.
 fn wait_awaiting(world: &World, id: &str, attempts: usize) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let t = world.maos.task(id);
         if t["state"] == "awaiting_approval"

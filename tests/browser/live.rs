@@ -97,8 +97,8 @@ fn tasks_change_state_on_the_overview_without_reloading() {
     }
     assert_not_reloaded(&page);
     assert!(
-        states_seen.first().is_some_and(|s| s == "running"),
-        "the orchestration appeared running: {states_seen:?}"
+        states_seen.iter().any(|s| s == "running"),
+        "the orchestration was seen running: {states_seen:?}"
     );
     assert!(
         counts_seen.iter().any(|c| c.contains("running")),

@@ -10,5 +10,6 @@ mod cdp;
 mod decisions;
 mod keyboard;
 mod live;
+mod orchestration;
 mod screenshots;
 mod support;

@@ -192,9 +192,9 @@ impl Maos {
         self.ok_json(&["task", "show", id])["task"].clone()
     }
 
-    /// Waits until the task is in `state` (at most 30 seconds).
+    /// Waits until the task is in `state` (at most a minute: the machine may be busy).
     pub(crate) fn wait_state(&self, id: &str, state: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let t = self.task(id);
             if t["state"] == state {
