@@ -69,23 +69,10 @@ impl Maos {
         cmd
     }
 
-    /// Runs `maos args` (at most a minute).
+    /// Runs `maos args` (at most a minute; killed and failed after that).
     pub(crate) fn run(&self, args: &[&str]) -> Output {
-        let mut child = self
-            .command(args)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run maos {args:?}: {e}"));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while child.try_wait().expect("maos waited for").is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("maos {args:?} did not end within a minute");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        child.wait_with_output().expect("maos's output")
+        let mut cmd = self.command(args);
+        bounded(&mut cmd, Duration::from_secs(60)).unwrap_or_else(|e| panic!("maos {args:?}: {e}"))
     }
 
     /// Runs `maos args --json`, expects success, and answers the document.
@@ -213,12 +200,60 @@ impl Maos {
 impl Drop for Maos {
     fn drop(&mut self) {
         // The daemon must not outlive the test.
-        let _ = self
-            .command(&["daemon", "stop", "-q"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status();
+        let _ = bounded(
+            &mut self.command(&["daemon", "stop", "-q"]),
+            Duration::from_secs(30),
+        );
     }
+}
+
+/// Runs `cmd` to its end, its output read as it comes (a full pipe never blocks it); kills it
+/// after `limit`.
+fn bounded(cmd: &mut Command, limit: Duration) -> Result<Output, String> {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start: {e}"))?;
+    let read = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut all = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut all);
+            }
+            all
+        })
+    };
+    let stdout = read(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = read(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("did not end within {limit:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Ok(Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
 }
 
 /// Where the dashboard is served.
