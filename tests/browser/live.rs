@@ -271,3 +271,59 @@ fn assert_not_reloaded_quietly(page: &Page<'_>) {
         page.fail("the page was reloaded: the update was not live");
     }
 }
+
+#[test]
+fn an_open_page_comes_back_after_a_daemon_restart_without_missing_a_change() {
+    let world = World::new(None);
+    let page = world.signed_in("live_restart");
+    let live = "document.getElementById('live-status').dataset.state === 'live'";
+    page.wait_for(live, Duration::from_secs(10));
+    mark(&page);
+
+    // The daemon stops: the page says it lost the stream.
+    let stop = world.maos.run(&["daemon", "stop"]);
+    assert!(
+        stop.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stop.stderr)
+    );
+    page.wait_for(
+        "document.getElementById('live-status').dataset.state !== 'live'",
+        Duration::from_secs(10),
+    );
+    // A change made while no daemon runs (in process), so no stream could carry it.
+    let made = world.maos.run_env(
+        &[
+            "task",
+            "create",
+            "Made while down",
+            "--risk",
+            "high",
+            "--prompt",
+            "p",
+        ],
+        &[("MAOS_NO_DAEMON", "1")],
+    );
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+
+    // The daemon serves the dashboard again on the same port: the page reconnects, resumes
+    // after the last event it saw, and shows the change, without a reload.
+    let again = world
+        .maos
+        .run(&["ui", "--port", &world.ui.port().to_string(), "--json"]);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    page.wait_for(live, Duration::from_secs(15));
+    page.wait_for(
+        "document.getElementById('waiting').textContent.includes('Made while down')",
+        Duration::from_secs(10),
+    );
+    assert_not_reloaded(&page);
+}

@@ -10,6 +10,7 @@ mod cdp;
 mod decisions;
 mod keyboard;
 mod live;
+mod navigation;
 mod orchestration;
 mod screenshots;
 mod support;

@@ -71,7 +71,13 @@ impl Maos {
 
     /// Runs `maos args` (at most a minute; killed and failed after that).
     pub(crate) fn run(&self, args: &[&str]) -> Output {
+        self.run_env(args, &[])
+    }
+
+    /// Like [`Maos::run`], with extra environment variables.
+    pub(crate) fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = self.command(args);
+        cmd.envs(env.iter().copied());
         bounded(&mut cmd, Duration::from_secs(60)).unwrap_or_else(|e| panic!("maos {args:?}: {e}"))
     }
 
@@ -269,6 +275,15 @@ impl Ui {
     /// The page at `path` (starting with `/`).
     pub(crate) fn at(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The port it is served on.
+    pub(crate) fn port(&self) -> u16 {
+        self.base
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("a port in the address")
     }
 }
 
