@@ -243,3 +243,91 @@ fn percent(text: &str) -> String {
         })
         .collect()
 }
+
+/// The value of a variable an agent is given through its configuration.
+const SECRET: &str = "sup3r-s3cret-value-0042";
+/// Text shaped like an API key.
+const KEY: &str = "sk-ant-api03-ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+#[test]
+fn no_page_shows_a_secret_an_agent_printed() {
+    let world = World::with(|maos| {
+        let started = maos.run_env(&["daemon", "start"], &[("MAOS_TEST_SECRET", SECRET)]);
+        assert!(
+            started.status.success(),
+            "{}",
+            String::from_utf8_lossy(&started.stderr)
+        );
+    });
+    let leaky = world.maos.script(
+        "leaky",
+        &format!(
+            "echo \"using $MAOS_TEST_SECRET and {KEY}\"\n\
+             echo \"stderr too: $MAOS_TEST_SECRET\" >&2\n\
+             exit 1\n"
+        ),
+    );
+    world.maos.ok_json(&[
+        "agent",
+        "register",
+        "leaky",
+        "--adapter",
+        "command",
+        "--command",
+        &leaky,
+        "--env",
+        "MAOS_TEST_SECRET",
+        "--capability",
+        "leak",
+    ]);
+    let task = world.maos.ok_json(&[
+        "task",
+        "create",
+        "Leak a secret",
+        "--capability",
+        "leak",
+        "--max-attempts",
+        "1",
+        "--prompt",
+        "p",
+    ])["task"]["id"]
+        .as_str()
+        .expect("a task id")
+        .to_owned();
+    world.maos.wait_state(&task, "blocked");
+
+    let page = world.signed_in("secrets");
+    for path in [
+        format!("/tasks/{task}"),
+        "/tasks".to_owned(),
+        "/events".to_owned(),
+        "/".to_owned(),
+        "/approvals".to_owned(),
+    ] {
+        page.goto(&world.ui.at(&path));
+        // The log follower has fetched what there is.
+        page.wait_for(
+            "Array.from(document.querySelectorAll('pre[data-log]')).every(p => p.dataset.finished === '1')",
+            Duration::from_secs(10),
+        );
+        let html = page.text("document.documentElement.outerHTML");
+        for needle in [SECRET, KEY] {
+            assert!(!html.contains(needle), "{path} shows {needle}");
+        }
+        if path.starts_with("/tasks/") {
+            assert!(
+                html.contains("[redacted]"),
+                "{path} says what it hid:\n{html}"
+            );
+        }
+    }
+    // Nor does what the page's script fetches: the log itself.
+    let log = page.text(&format!(
+        "fetch({}).then(r => r.text())",
+        quote(&format!("/tasks/{task}/log?attempt=1&offset=0"))
+    ));
+    assert!(log.contains("using [redacted] and [redacted]"), "{log}");
+    for needle in [SECRET, KEY] {
+        assert!(!log.contains(needle), "the log shows {needle}");
+    }
+}

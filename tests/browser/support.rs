@@ -375,10 +375,18 @@ pub(crate) struct World {
 impl World {
     /// A fresh data directory (with `config`, if any) served, and a browser started.
     pub(crate) fn new(config: Option<&str>) -> World {
+        World::with(|maos| {
+            if let Some(c) = config {
+                maos.config(c);
+            }
+        })
+    }
+
+    /// A fresh data directory prepared by `setup` (before the dashboard is served), served,
+    /// and a browser started.
+    pub(crate) fn with(setup: impl FnOnce(&Maos)) -> World {
         let maos = Maos::new();
-        if let Some(c) = config {
-            maos.config(c);
-        }
+        setup(&maos);
         let ui = maos.ui();
         let browser = Browser::launch();
         World { maos, ui, browser }
