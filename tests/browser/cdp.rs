@@ -3,6 +3,7 @@
 //! browser target, and drives pages attached with flat sessions. Every wait has a deadline; a
 //! page that fails its scenario leaves a screenshot in `target/browser-failures/`.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, BufReader};
@@ -16,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::{Value, json};
-use std::cell::RefCell;
 use tungstenite::{Message, WebSocket};
 
 /// How long chromium may take to say where it listens.
@@ -201,6 +201,8 @@ impl Browser {
         cmd.args([
             "--headless=new",
             "--disable-gpu",
+            // Containers often have a tiny /dev/shm, where chromium would crash.
+            "--disable-dev-shm-usage",
             "--remote-debugging-port=0",
             "--no-first-run",
             "--no-default-browser-check",

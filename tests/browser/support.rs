@@ -367,9 +367,10 @@ impl Repo {
 /// Everything a scenario needs: MAOS serving its dashboard, and a browser.
 #[derive(Debug)]
 pub(crate) struct World {
-    pub(crate) maos: Maos,
-    pub(crate) ui: Ui,
+    // Dropped in this order: the browser first, then the daemon.
     pub(crate) browser: Browser,
+    pub(crate) ui: Ui,
+    pub(crate) maos: Maos,
 }
 
 impl World {
@@ -389,7 +390,7 @@ impl World {
         setup(&maos);
         let ui = maos.ui();
         let browser = Browser::launch();
-        World { maos, ui, browser }
+        World { browser, ui, maos }
     }
 
     /// A tab that has been given the token (it now holds the cookie) and shows the overview.
