@@ -183,3 +183,58 @@ fn a_rejection_with_a_reason_sends_the_work_back() {
     );
     assert_eq!(world.maos.task(one)["state"], "awaiting_approval");
 }
+
+#[test]
+fn a_half_typed_reason_survives_a_live_update() {
+    let world = World::new(None);
+    worker(&world);
+    let repo = Repo::new();
+    let (_, tasks) = world.maos.run_plan(PLAN, &repo);
+    let (one, two) = (task_of(&tasks, "one"), task_of(&tasks, "two"));
+    wait_awaiting(&world, one, 1);
+    wait_awaiting(&world, two, 1);
+
+    // The inbox: one live region holding both decisions.
+    let page = world.signed_in("half_typed");
+    page.goto(&world.ui.at("/approvals"));
+    page.wait_for(
+        "document.getElementById('live-status').dataset.state === 'live'",
+        Duration::from_secs(10),
+    );
+    let selector = format!("form[action='/tasks/{one}/reject'] textarea[name=reason]");
+    let field = format!("document.querySelector({})", quote(&selector));
+    page.type_into(&selector, "Half a tho");
+    let before: u64 = page
+        .text("document.body.dataset.refreshes || '0'")
+        .parse()
+        .unwrap_or(0);
+    // The other decision is taken elsewhere meanwhile: the page refreshes itself, but leaves
+    // the region being typed in alone.
+    world.maos.ok_json(&["approve", two]);
+    page.wait_for(
+        &format!("Number(document.body.dataset.refreshes || '0') > {before}"),
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        page.text(&format!("{field}.value")),
+        "Half a tho",
+        "the reason being typed was kept"
+    );
+    assert_eq!(
+        page.js(&format!("document.activeElement === {field}")),
+        true,
+        "the focus stayed in the field"
+    );
+    // Once the person is done there, the next change brings the region up to date.
+    page.js(&format!("{field}.blur(); true"));
+    world
+        .maos
+        .ok_json(&["task", "create", "Later", "--risk", "high", "--prompt", "p"]);
+    page.wait_for(
+        &format!(
+            "document.querySelector({}) === null",
+            quote(&format!("form[action='/tasks/{two}/approve']"))
+        ),
+        Duration::from_secs(10),
+    );
+}
