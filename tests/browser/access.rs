@@ -67,6 +67,11 @@ fn the_token_opens_the_dashboard_and_nothing_opens_without_it() {
         401,
         "the live stream is closed too"
     );
+    assert_eq!(
+        stranger.js("fetch('/metrics').then(r => r.status)"),
+        401,
+        "and the figures for machines"
+    );
 
     // A wrong token: refused as well, and no cookie given.
     let wrong = format!("{}/?token={}", ui.base, "0".repeat(32));

@@ -64,3 +64,32 @@ fn every_page_loads_cleanly_and_is_photographed() {
         page.fail(&format!("pages with problems:\n{}", problems.join("\n")));
     }
 }
+
+#[test]
+fn the_policy_refuses_injected_script_and_the_suite_sees_it() {
+    let world = World::new(None);
+    let page = world.signed_in("policy");
+    let _ = page.errors();
+    // What an injection would try: an inline script, and a script from elsewhere.
+    page.js(
+        "const s = document.createElement('script'); s.textContent = 'window.__ran = 1'; \
+         document.body.append(s); \
+         const t = document.createElement('script'); t.src = 'http://example.invalid/x.js'; \
+         document.body.append(t); true",
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        page.js("window.__ran === undefined"),
+        true,
+        "the inline script ran"
+    );
+    let errors = page.errors();
+    assert!(
+        errors
+            .iter()
+            .filter(|e| e.contains("Content Security Policy"))
+            .count()
+            >= 2,
+        "both were refused, and the errors reached the suite: {errors:#?}"
+    );
+}
