@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::cdp::Page;
 use crate::support::World;
 
 /// Where the focus is: the element's tag, its `href` (links) and its text.
@@ -80,6 +81,14 @@ const NAMELESS: &str = r#"(() => {
   return bad;
 })()"#;
 
+/// The controls and links of the page without an accessible name (their HTML, cut).
+pub(crate) fn nameless(page: &Page<'_>) -> Vec<String> {
+    match page.js(NAMELESS) {
+        Value::Array(list) => list.iter().map(ToString::to_string).collect(),
+        other => vec![format!("the check answered {other}")],
+    }
+}
+
 #[test]
 fn every_control_on_every_page_has_a_name() {
     let (world, data) = World::populated();
@@ -95,11 +104,8 @@ fn every_control_on_every_page_has_a_name() {
             problems.push(format!("{name} ({path}): HTTP {status}"));
             continue;
         }
-        let nameless = page.js(NAMELESS);
-        if let Value::Array(list) = &nameless {
-            for e in list {
-                problems.push(format!("{name} ({path}): no accessible name: {e}"));
-            }
+        for e in nameless(&page) {
+            problems.push(format!("{name} ({path}): no accessible name: {e}"));
         }
         // Every page has one h1, a main landmark, and a language.
         let shape = page.js(

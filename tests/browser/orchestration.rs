@@ -221,6 +221,8 @@ fn a_plan_is_reviewed_regenerated_with_feedback_and_approved_on_its_page() {
         assert!(page.text(main).contains(title), "{title} not shown");
     }
     assert!(!page.text(main).contains("Document greet()"));
+    let unnamed = crate::keyboard::nameless(&page);
+    assert!(unnamed.is_empty(), "controls without a name: {unnamed:#?}");
 
     // Regenerate with feedback: version 2, which the planner made knowing the feedback.
     let feedback = "Add the docs, please";
