@@ -13,7 +13,7 @@ const SECOND: Duration = Duration::from_secs(1);
 
 #[test]
 fn the_token_opens_the_dashboard_and_nothing_opens_without_it() {
-    let world = World::new(None);
+    let world = World::new();
     let ui = &world.ui;
 
     // With the token: the overview, and the token traded for a cookie scripts cannot read.
@@ -94,7 +94,7 @@ fn token_of(url: &str) -> String {
 
 #[test]
 fn a_post_without_the_csrf_field_is_refused() {
-    let world = World::new(None);
+    let world = World::new();
     // A task no agent can take: it stays ready, and can be cancelled.
     let task = world.maos.ok_json(&[
         "task",
@@ -177,7 +177,7 @@ const HOSTILE: &str = "<script>window.__pwned = 1</script><img src=x onerror=\"w
 
 #[test]
 fn a_title_carrying_script_renders_as_text() {
-    let world = World::new(None);
+    let world = World::new();
     // High risk: it waits for a person before it runs, so the overview and the inbox list it.
     let task = world.maos.ok_json(&[
         "task", "create", HOSTILE, "--risk", "high", "--prompt", HOSTILE,

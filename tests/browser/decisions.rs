@@ -70,7 +70,7 @@ fn wait_awaiting(world: &World, id: &str, attempts: usize) -> serde_json::Value 
 
 #[test]
 fn a_medium_risk_task_approved_from_its_page_or_the_inbox_completes_and_merges() {
-    let world = World::new(None);
+    let world = World::new();
     worker(&world);
     let repo = Repo::new();
     let (orch, tasks) = world.maos.run_plan(PLAN, &repo);
@@ -133,7 +133,7 @@ fn a_medium_risk_task_approved_from_its_page_or_the_inbox_completes_and_merges()
 
 #[test]
 fn a_rejection_with_a_reason_sends_the_work_back() {
-    let world = World::new(None);
+    let world = World::new();
     worker(&world);
     let repo = Repo::new();
     let (orch, tasks) = world.maos.run_plan(PLAN, &repo);
@@ -186,7 +186,7 @@ fn a_rejection_with_a_reason_sends_the_work_back() {
 
 #[test]
 fn a_half_typed_reason_survives_a_live_update() {
-    let world = World::new(None);
+    let world = World::new();
     worker(&world);
     let repo = Repo::new();
     let (_, tasks) = world.maos.run_plan(PLAN, &repo);

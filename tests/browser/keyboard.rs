@@ -14,7 +14,7 @@ const FOCUSED: &str = "(() => { const e = document.activeElement; \
 
 #[test]
 fn tab_from_the_top_reaches_the_skip_link_and_the_navigation() {
-    let world = World::new(None);
+    let world = World::new();
     let page = world.signed_in("keyboard");
     let mut seen = Vec::new();
     for _ in 0..7 {

@@ -51,7 +51,7 @@ fn assert_not_reloaded(page: &Page<'_>) {
 
 #[test]
 fn tasks_change_state_on_the_overview_without_reloading() {
-    let world = World::new(None);
+    let world = World::new();
     worker(&world);
     let page = world.signed_in("live_overview");
     page.wait_for(
@@ -124,7 +124,7 @@ fn tasks_change_state_on_the_overview_without_reloading() {
 
 #[test]
 fn an_orchestrations_page_follows_its_tasks() {
-    let world = World::new(None);
+    let world = World::new();
     worker(&world);
     let repo = Repo::new();
     let (orch, tasks) = world.maos.run_plan(PLAN, &repo);
@@ -158,7 +158,7 @@ fn an_orchestrations_page_follows_its_tasks() {
 
 #[test]
 fn a_running_tasks_log_grows_on_its_page() {
-    let world = World::new(None);
+    let world = World::new();
     let script = world.maos.script(
         "chatty",
         "i=1\nwhile [ $i -le 40 ]; do echo \"log line $i\"; i=$((i+1)); sleep 0.1; done\n\
@@ -223,7 +223,7 @@ const REACH: Duration = Duration::from_secs(2);
 
 #[test]
 fn a_change_reaches_an_open_page_quickly() {
-    let world = World::new(None);
+    let world = World::new();
     let page = world.signed_in("live_latency");
     page.wait_for(
         "document.getElementById('live-status').dataset.state === 'live'",
@@ -274,7 +274,7 @@ fn assert_not_reloaded_quietly(page: &Page<'_>) {
 
 #[test]
 fn an_open_page_comes_back_after_a_daemon_restart_without_missing_a_change() {
-    let world = World::new(None);
+    let world = World::new();
     let page = world.signed_in("live_restart");
     let live = "document.getElementById('live-status').dataset.state === 'live'";
     page.wait_for(live, Duration::from_secs(10));

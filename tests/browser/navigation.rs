@@ -65,7 +65,7 @@ fn from_the_counts_to_the_list_to_a_task() {
 
 #[test]
 fn addresses_that_name_nothing_get_a_clear_error_page() {
-    let world = World::new(None);
+    let world = World::new();
     let page = world.signed_in("errors");
     for (path, status, heading, says) in [
         ("/tasks/zzzzzzzzzzzz", 404, "Not Found", "zzzzzzzzzzzz"),

@@ -62,7 +62,7 @@ fn wait_status(world: &World, orch: &str, want: &str) {
 
 #[test]
 fn pause_resume_and_merge_from_the_orchestrations_page() {
-    let world = World::new(None);
+    let world = World::new();
     worker(&world);
     let repo = Repo::new();
     let (orch, tasks) = world.maos.run_plan(PLAN, &repo);
@@ -108,7 +108,7 @@ fn pause_resume_and_merge_from_the_orchestrations_page() {
 
 #[test]
 fn cancel_from_the_orchestrations_page_with_a_reason() {
-    let world = World::new(None);
+    let world = World::new();
     worker(&world);
     let repo = Repo::new();
     // High risk: its tasks wait for a person before they run, so nothing moves meanwhile.
@@ -152,7 +152,7 @@ fn plan_json(tasks: &[(&str, &str, &[&str])]) -> String {
 
 #[test]
 fn a_plan_is_reviewed_regenerated_with_feedback_and_approved_on_its_page() {
-    let world = World::new(None);
+    let world = World::new();
     worker(&world);
     let repo = Repo::new();
     // A planner whose first answer has two tasks and whose second (after feedback) three; it

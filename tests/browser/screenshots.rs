@@ -67,7 +67,7 @@ fn every_page_loads_cleanly_and_is_photographed() {
 
 #[test]
 fn the_policy_refuses_injected_script_and_the_suite_sees_it() {
-    let world = World::new(None);
+    let world = World::new();
     let page = world.signed_in("policy");
     let _ = page.errors();
     // What an injection would try: an inline script, and a script from elsewhere.

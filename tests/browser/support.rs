@@ -41,11 +41,6 @@ impl Maos {
         self.dir.path()
     }
 
-    /// Writes the data directory's `config.toml` (before the daemon starts: it reads it then).
-    pub(crate) fn config(&self, text: &str) {
-        std::fs::write(self.dir().join("config.toml"), text).expect("config.toml written");
-    }
-
     /// A `maos` command in this data directory, as a person would run it, outside any repository.
     pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_maos"));
@@ -374,13 +369,9 @@ pub(crate) struct World {
 }
 
 impl World {
-    /// A fresh data directory (with `config`, if any) served, and a browser started.
-    pub(crate) fn new(config: Option<&str>) -> World {
-        World::with(|maos| {
-            if let Some(c) = config {
-                maos.config(c);
-            }
-        })
+    /// A fresh data directory served, and a browser started.
+    pub(crate) fn new() -> World {
+        World::with(|_| {})
     }
 
     /// A fresh data directory prepared by `setup` (before the dashboard is served), served,
@@ -454,7 +445,7 @@ risk = "medium"
 impl World {
     /// A world holding [`Populated`]'s data, settled.
     pub(crate) fn populated() -> (World, Populated) {
-        let world = World::new(None);
+        let world = World::new();
         let script = world.maos.script(
             "scribe",
             "echo \"working on: $MAOS_TASK_TITLE\"\n\
