@@ -5,13 +5,15 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
 use maos_application::{MaosApi, StoredEvent};
 use maos_domain::DomainEvent;
@@ -66,9 +68,28 @@ pub(crate) struct Hub {
 struct HubInner {
     api: Arc<dyn MaosApi>,
     ring: Mutex<VecDeque<Arc<LiveEvent>>>,
+    /// The newest seq, as the follower thread sets it.
     head: watch::Sender<u64>,
+    /// The same, relayed by a task on the pages' runtime (see [`Hub::subscribe`]).
+    relay: Mutex<Option<Relay>>,
     stop: Arc<AtomicBool>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// The runtime's copy of the head: the pages wait on it, so that the follower thread wakes one
+/// task (the relay) per batch, and the relay wakes the pages from inside the runtime.
+struct Relay {
+    head: watch::Sender<u64>,
+    alive: Arc<AtomicBool>,
+}
+
+/// Marks the relay dead when its task ends or is dropped (its runtime shut down).
+struct Alive(Arc<AtomicBool>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
 }
 
 impl Drop for HubInner {
@@ -96,6 +117,7 @@ impl Hub {
                 api: Arc::clone(&api),
                 ring: Mutex::new(VecDeque::with_capacity(RING)),
                 head: tx,
+                relay: Mutex::new(None),
                 stop: Arc::clone(&stop),
                 thread: Mutex::new(None),
             }),
@@ -170,13 +192,13 @@ impl Hub {
                 .ring
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            if ring.front().is_some_and(|first| first.seq <= cursor + 1) {
-                return Ok(ring
-                    .iter()
-                    .filter(|e| e.seq > cursor)
-                    .take(CATCH_UP)
-                    .cloned()
-                    .collect());
+            if let Some(first) = ring.front().map(|f| f.seq)
+                && first <= cursor + 1
+            {
+                // The ring's seqs follow each other: the event after `cursor` is at a known
+                // place (no scan of the ring per page and event).
+                let skip = usize::try_from(cursor + 1 - first).unwrap_or(usize::MAX);
+                return Ok(ring.iter().skip(skip).take(CATCH_UP).cloned().collect());
             }
         }
         let api = Arc::clone(&self.inner.api);
@@ -194,8 +216,40 @@ impl Hub {
         }
     }
 
+    /// A receiver that changes whenever the head does. Inside a tokio runtime it is the relay's
+    /// (started on the first call, and again should its runtime have gone): a change then wakes
+    /// one task from the follower thread, and that task wakes every page on its own thread,
+    /// instead of the follower waking each page across threads (which, with a hundred pages,
+    /// woke the runtime thread up to a hundred times per event).
     fn subscribe(&self) -> watch::Receiver<u64> {
-        self.inner.head.subscribe()
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return self.inner.head.subscribe();
+        };
+        let mut relay = self
+            .inner
+            .relay
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(r) = relay.as_ref()
+            && r.alive.load(Ordering::Relaxed)
+        {
+            return r.head.subscribe();
+        }
+        let mut from = self.inner.head.subscribe();
+        let (tx, rx) = watch::channel(*from.borrow_and_update());
+        let alive = Arc::new(AtomicBool::new(true));
+        let guard = Alive(Arc::clone(&alive));
+        let to = tx.clone();
+        runtime.spawn(async move {
+            let _guard = guard;
+            // Ends when the hub goes (its sender is dropped).
+            while from.changed().await.is_ok() {
+                let head = *from.borrow_and_update();
+                to.send_replace(head);
+            }
+        });
+        *relay = Some(Relay { head: tx, alive });
+        rx
     }
 }
 
@@ -248,57 +302,78 @@ pub(crate) async fn live(
     State(ctx): State<Ctx>,
     headers: HeaderMap,
     Query(q): Query<After>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> Response {
     let resume = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     let hub = ctx.hub().clone();
     let cursor = resume.or(q.after).unwrap_or_else(|| hub.head());
-    Sse::new(stream(hub, cursor)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    let mut response = Body::from_stream(stream(hub, cursor)).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
 }
 
-/// The events after `cursor`, then each new one as the hub gets it; ids strictly increase.
-pub(crate) fn stream(hub: Hub, cursor: u64) -> impl Stream<Item = Result<Event, Infallible>> {
+/// The least time between two writes to one page: the events of that stretch go out together,
+/// in one write. An event after a quiet spell goes out at once; under a steady stream a page
+/// gets at most ten writes a second, whatever the rate of events (each write to a socket costs
+/// the daemon far more than the bytes in it).
+pub(crate) const PACE: Duration = Duration::from_millis(100);
+
+/// How long a quiet stream waits before it sends a comment, so that proxies and browsers keep
+/// it open.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// The stream's text: first the reconnection delay, then the events after `cursor`, then each
+/// new batch as the hub gets it (several events to one chunk); ids strictly increase.
+pub(crate) fn stream(hub: Hub, cursor: u64) -> impl Stream<Item = Result<String, Infallible>> {
     // Subscribe before the first read, so that nothing pushed in between is missed.
     let head = hub.subscribe();
-    let start = Event::default()
-        .retry(Duration::from_secs(1))
-        .comment("maos");
-    let state = (
-        hub,
-        head,
-        cursor,
-        VecDeque::<Arc<LiveEvent>>::new(),
-        Some(start),
-    );
+    let state = (hub, head, cursor, None::<tokio::time::Instant>, true);
     futures_util::stream::unfold(
         state,
-        |(hub, mut head, mut cursor, mut buf, first)| async move {
-            if let Some(first) = first {
-                return Some((Ok(first), (hub, head, cursor, buf, None)));
+        |(hub, mut head, mut cursor, mut last, first)| async move {
+            if first {
+                let start = ": maos\nretry: 1000\n\n".to_owned();
+                return Some((Ok(start), (hub, head, cursor, last, false)));
             }
             loop {
-                if let Some(e) = buf.pop_front() {
-                    cursor = e.seq;
-                    // Unnamed (a `message`), so one listener takes every kind; the kind is in the
-                    // data.
-                    let event = Event::default().id(e.seq.to_string()).data(&e.data);
-                    return Some((Ok(event), (hub, head, cursor, buf, None)));
-                }
                 match hub.after(cursor).await {
-                    Ok(events) if !events.is_empty() => buf.extend(events),
-                    Ok(_) => {
-                        if head.changed().await.is_err() {
-                            return None;
+                    Ok(events) if !events.is_empty() => {
+                        let mut text = String::with_capacity(events.len() * 128);
+                        for e in &events {
+                            // Unnamed (a `message`), so one listener takes every kind; the kind
+                            // is in the data (one line of JSON).
+                            let _ = write!(text, "id: {}\ndata: {}\n\n", e.seq, e.data);
+                            cursor = e.seq;
                         }
+                        last = Some(tokio::time::Instant::now());
+                        return Some((Ok(text), (hub, head, cursor, last, false)));
                     }
+                    Ok(_) => match tokio::time::timeout(KEEP_ALIVE, head.changed()).await {
+                        Err(_) => {
+                            let ping = ": keep-alive\n\n".to_owned();
+                            return Some((Ok(ping), (hub, head, cursor, last, false)));
+                        }
+                        Ok(Err(_)) => return None,
+                        Ok(Ok(())) => {
+                            let due = last.map(|at| at + PACE);
+                            if let Some(due) = due.filter(|d| *d > tokio::time::Instant::now()) {
+                                tokio::time::sleep_until(due).await;
+                            }
+                        }
+                    },
                     Err(Resume::Ahead) => {
-                        let reload = Event::default().event("reload").data("");
                         // Nothing this page shows can be trusted: it reloads, and a new stream
                         // starts from the head.
                         cursor = hub.head();
-                        return Some((Ok(reload), (hub, head, cursor, buf, None)));
+                        let reload = "event: reload\ndata: \n\n".to_owned();
+                        return Some((Ok(reload), (hub, head, cursor, last, false)));
                     }
                 }
             }

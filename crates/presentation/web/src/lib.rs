@@ -8,6 +8,7 @@
 //! pool, so a large page never holds up the daemon's other work.
 
 mod auth;
+mod chart;
 mod ctx;
 mod diff;
 mod html;

@@ -65,10 +65,9 @@ fn render(api: &dyn MaosApi, view: &View, raw: &str) -> Result<Markup, WebError>
     } else {
         None
     };
-    let log = match task.current_attempt() {
-        Some(a) => Some((a.number, initial_log(api, &id, a.number))),
-        None => None,
-    };
+    let log = task
+        .current_attempt()
+        .map(|a| (a.number, initial_log(api, &id, a.number)));
     let title = task.spec.title.as_str().to_owned();
     let body = html! {
         section #facts data-live aria-label="Facts" {

@@ -74,3 +74,24 @@ fn a_reconnect_resumes_after_the_last_event_id() {
         assert_eq!(reader.join().expect("reader"), (9..=14).collect::<Vec<_>>());
     });
 }
+
+/// Many pages at once, a burst of changes: each page gets every event once, in order (the hub
+/// writes a page's pending events together, at most one write per pace).
+#[test]
+fn every_page_gets_every_event_of_a_burst() {
+    let s = Served::new();
+    create(&s, "before");
+    let served = &s;
+    std::thread::scope(|scope| {
+        let readers: Vec<_> = (0..20)
+            .map(|_| scope.spawn(|| ids(served, "?after=2", "", 62)))
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        for i in 0..30 {
+            create(served, &format!("burst {i}"));
+        }
+        for r in readers {
+            assert_eq!(r.join().expect("reader"), (3..=62).collect::<Vec<_>>());
+        }
+    });
+}
