@@ -3,8 +3,8 @@
 # when MAOS_BIN is not set already.
 
 if [[ -z ${MAOS_BIN:-} ]]; then
-    echo "building maos: cargo build --release -p maos-cli" >&2
-    (cd "$root" && cargo build --release --quiet -p maos-cli)
+    echo "building maos: cargo build --release -p maos" >&2
+    (cd "$root" && cargo build --release --quiet -p maos)
     target_dir=${CARGO_TARGET_DIR:-target}
     [[ $target_dir == /* ]] || target_dir="$root/$target_dir"
     MAOS_BIN="$target_dir/release/maos"

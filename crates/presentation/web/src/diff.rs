@@ -7,6 +7,8 @@ use std::fmt::Write as _;
 
 use maud::{Markup, PreEscaped};
 
+use crate::html::escape_into;
+
 /// The most of a diff a page shows; the rest is cut, and the page says so.
 pub(crate) const MAX_DIFF: usize = 512 * 1024;
 
@@ -36,10 +38,10 @@ pub(crate) fn render(diff: &str) -> (Markup, bool) {
         match class {
             "add" | "del" | "ctx" if !line.is_empty() => {
                 let (sign, code) = line.split_at(1);
-                escape_into(&mut out, sign);
+                escape_into(sign, &mut out);
                 highlight_into(&mut out, code, lang);
             }
-            _ => escape_into(&mut out, line),
+            _ => escape_into(line, &mut out),
         }
         out.push_str("</span>\n");
     }
@@ -61,20 +63,6 @@ fn cut(text: &str, max: usize) -> (&str, bool) {
     match head.rfind('\n') {
         Some(nl) if nl > 0 => (&text[..nl], true),
         _ => (head, true),
-    }
-}
-
-/// Escapes `&`, `<`, `>`, `"` and `'`.
-fn escape_into(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
     }
 }
 
@@ -122,7 +110,7 @@ const KEYWORDS: &[&str] = &[
 /// wrong guess changes a colour, never the text.
 fn highlight_into(out: &mut String, code: &str, lang: Lang) {
     if lang == Lang::Plain {
-        escape_into(out, code);
+        escape_into(code, out);
         return;
     }
     let comment = lang.comment();
@@ -132,7 +120,7 @@ fn highlight_into(out: &mut String, code: &str, lang: Lang) {
             && rest.starts_with(c)
         {
             out.push_str("<span class=\"c\">");
-            escape_into(out, rest);
+            escape_into(rest, out);
             out.push_str("</span>");
             return;
         }
@@ -140,7 +128,7 @@ fn highlight_into(out: &mut String, code: &str, lang: Lang) {
         if first == '"' || first == '\'' && lang == Lang::Hash {
             let end = string_end(rest, first);
             out.push_str("<span class=\"s\">");
-            escape_into(out, &rest[..end]);
+            escape_into(&rest[..end], out);
             out.push_str("</span>");
             rest = &rest[end..];
             continue;
@@ -152,16 +140,16 @@ fn highlight_into(out: &mut String, code: &str, lang: Lang) {
             let word = &rest[..end];
             if KEYWORDS.contains(&word) {
                 out.push_str("<span class=\"k\">");
-                escape_into(out, word);
+                escape_into(word, out);
                 out.push_str("</span>");
             } else {
-                escape_into(out, word);
+                escape_into(word, out);
             }
             rest = &rest[end..];
             continue;
         }
         let len = first.len_utf8();
-        escape_into(out, &rest[..len]);
+        escape_into(&rest[..len], out);
         rest = &rest[len..];
     }
 }

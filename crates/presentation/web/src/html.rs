@@ -70,6 +70,24 @@ pub(crate) fn page(view: &View, section: Section, title: &str, body: Markup) -> 
     }
 }
 
+/// Escapes `text` into `out` for HTML or SVG text and attribute values: the five markup
+/// characters become entities, and control characters (but newline and tab), which XML does
+/// not allow, become spaces. The one escaper of the modules that write markup by hand
+/// (`svg.rs`, `chart.rs`, `diff.rs`); maud escapes everything else.
+pub(crate) fn escape_into(text: &str, out: &mut String) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() && c != '\n' && c != '\t' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+}
+
 /// The response for a rendered page.
 pub(crate) fn page_response(markup: Markup) -> Response {
     let mut response = markup.into_string().into_response();

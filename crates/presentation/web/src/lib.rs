@@ -14,6 +14,7 @@ mod diff;
 mod html;
 mod hub;
 mod pages;
+mod svg;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -11,16 +11,16 @@ use maos_system::{RandomIds, SystemClock};
 use maos_web::{Dashboard, DashboardConfig, Secret};
 
 /// The token of every test dashboard.
-pub const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+pub(crate) const TOKEN: &str = "0123456789abcdef0123456789abcdef";
 /// Its CSRF token.
-pub const CSRF: &str = "fedcba9876543210fedcba9876543210";
+pub(crate) const CSRF: &str = "fedcba9876543210fedcba9876543210";
 
 /// A dashboard served on 127.0.0.1 over a new database; stops when dropped.
-pub struct Served {
-    pub api: Arc<Service<SqliteStore>>,
-    pub port: u16,
+pub(crate) struct Served {
+    pub(crate) api: Arc<Service<SqliteStore>>,
+    pub(crate) port: u16,
     /// Where attempt logs live (`<dir>/<task id>/<attempt>.log`, as the daemon writes them).
-    pub logs: std::path::PathBuf,
+    pub(crate) logs: std::path::PathBuf,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     dashboard: Dashboard,
@@ -29,14 +29,14 @@ pub struct Served {
 
 /// An answer: status, headers (names lowercase) and body.
 #[derive(Debug)]
-pub struct Answer {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: String,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: String,
 }
 
 impl Answer {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k == name)
@@ -45,18 +45,33 @@ impl Answer {
 }
 
 impl Served {
-    pub fn new() -> Served {
+    pub(crate) fn new() -> Served {
         Served::with_config(ServiceConfig::default())
     }
 
-    pub fn with_config(config: ServiceConfig) -> Served {
+    pub(crate) fn with_config(config: ServiceConfig) -> Served {
+        Served::with_service(config, |s| s)
+    }
+
+    /// A dashboard whose service reads plan files (a person's version of a plan, planners').
+    pub(crate) fn with_plans() -> Served {
+        Served::with_service(ServiceConfig::default(), |s| {
+            s.with_plans(Arc::new(maos_plans::PlanFiles))
+        })
+    }
+
+    /// A dashboard over the service `adapt` makes of a new one.
+    pub(crate) fn with_service(
+        config: ServiceConfig,
+        adapt: impl FnOnce(Service<SqliteStore>) -> Service<SqliteStore>,
+    ) -> Served {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(SqliteStore::open(&dir.path().join("maos.db")).expect("store"));
         let logs = dir.path().join("logs");
-        let api = Arc::new(
+        let api = Arc::new(adapt(
             Service::new(store, Arc::new(SystemClock), Arc::new(RandomIds), config)
                 .with_logs(Arc::new(maos_agents::FileLogs::new(&logs))),
-        );
+        ));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("addr").port();
@@ -98,7 +113,7 @@ impl Served {
     }
 
     /// Sends `request` (the head, without the Host line, and the body) and reads the answer.
-    pub fn raw(&self, head: &str, body: &str) -> Answer {
+    pub(crate) fn raw(&self, head: &str, body: &str) -> Answer {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(30)))
             .expect("timeout");
@@ -114,7 +129,7 @@ impl Served {
     }
 
     /// GET with the token's cookie.
-    pub fn get(&self, path: &str) -> Answer {
+    pub(crate) fn get(&self, path: &str) -> Answer {
         self.raw(
             &format!("GET {path} HTTP/1.1\r\nCookie: maos_{}={TOKEN}", self.port),
             "",
@@ -122,7 +137,7 @@ impl Served {
     }
 
     /// POST of a form from the dashboard's own page: the cookie, the Origin and the CSRF field.
-    pub fn post(&self, path: &str, form: &[(&str, &str)]) -> Answer {
+    pub(crate) fn post(&self, path: &str, form: &[(&str, &str)]) -> Answer {
         let mut fields: Vec<(&str, &str)> = vec![("csrf", CSRF)];
         fields.extend_from_slice(form);
         let body = serde_urlencoded::to_string(&fields).expect("form");
@@ -196,7 +211,7 @@ fn dechunk(mut body: &str) -> String {
 /// Work done through the API, as the daemon's scheduler and agents would do it.
 impl Served {
     /// Registers a simulated agent with 4 slots and no capability.
-    pub fn agent(&self, name: &str) {
+    pub(crate) fn agent(&self, name: &str) {
         self.api
             .register_agent(maos_application::RegisterAgent {
                 name: maos_domain::AgentName::parse(name).expect("name"),
@@ -211,7 +226,7 @@ impl Served {
     }
 
     /// Creates a task titled `title` of `risk`.
-    pub fn task(&self, title: &str, risk: maos_domain::Risk) -> maos_domain::Task {
+    pub(crate) fn task(&self, title: &str, risk: maos_domain::Risk) -> maos_domain::Task {
         let cmd = maos_application::CreateTask {
             risk,
             prompt: format!("Do {title}"),
@@ -221,7 +236,7 @@ impl Served {
     }
 
     /// Assigns the task to `agent` and starts the attempt.
-    pub fn run(&self, task: maos_domain::TaskId, agent: &str) -> maos_application::Assignment {
+    pub(crate) fn run(&self, task: maos_domain::TaskId, agent: &str) -> maos_application::Assignment {
         let a = self
             .api
             .assign_task(maos_application::AssignTask {
@@ -236,7 +251,7 @@ impl Served {
     }
 
     /// Runs the task on `agent` and completes the attempt.
-    pub fn finish(&self, task: maos_domain::TaskId, agent: &str) -> maos_domain::Task {
+    pub(crate) fn finish(&self, task: maos_domain::TaskId, agent: &str) -> maos_domain::Task {
         let a = self.run(task, agent);
         self.api
             .complete_attempt(task, a.fencing, Some("done".into()), Default::default())
@@ -244,7 +259,7 @@ impl Served {
     }
 
     /// The task as stored now.
-    pub fn get_task(&self, task: maos_domain::TaskId) -> maos_domain::Task {
+    pub(crate) fn get_task(&self, task: maos_domain::TaskId) -> maos_domain::Task {
         self.api.get_task(&task.into()).expect("task")
     }
 }
