@@ -190,12 +190,17 @@ fn loopback_host(headers: &HeaderMap) -> bool {
 }
 
 /// A change must come from our own pages: the browser's `Origin` names our host (and port), or,
-/// where a browser sends no `Origin`, `Sec-Fetch-Site` says `same-origin`. Neither: refused.
+/// where a browser sends no `Origin` or an opaque one, `Sec-Fetch-Site` says `same-origin`.
+/// Neither: refused. (Under `Referrer-Policy: no-referrer`, which every page has, Chromium sends
+/// `Origin: null` with a form's POST even from our own page.)
 fn same_origin(headers: &HeaderMap) -> bool {
     let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
         return false;
     };
-    if let Some(origin) = headers.get(header::ORIGIN) {
+    if let Some(origin) = headers
+        .get(header::ORIGIN)
+        .filter(|o| o.as_bytes() != b"null")
+    {
         return origin
             .to_str()
             .ok()
@@ -319,6 +324,21 @@ mod tests {
             HeaderValue::from_static("http://evil.example"),
         );
         assert!(!same_origin(&h));
+        // An opaque origin (a form posted under `no-referrer`) is judged by Sec-Fetch-Site.
+        h.insert(header::ORIGIN, HeaderValue::from_static("null"));
+        assert!(!same_origin(&h));
+        h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        assert!(!same_origin(&h));
+        h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert!(same_origin(&h));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://evil.example"),
+        );
+        assert!(
+            !same_origin(&h),
+            "a foreign origin wins over Sec-Fetch-Site"
+        );
         h.insert(header::HOST, HeaderValue::from_static("evil.example:8787"));
         assert!(!loopback_host(&h));
         h.insert(header::HOST, HeaderValue::from_static("[::1]:8787"));
