@@ -18,6 +18,8 @@ pub(crate) enum Section {
     Approvals,
     Events,
     Metrics,
+    /// A page of its own (an orchestration, a plan): no section is current.
+    Elsewhere,
 }
 
 const SECTIONS: &[(Section, &str, &str)] = &[

@@ -183,7 +183,7 @@ pub(crate) fn render(
             }
         }
     };
-    Ok(html::page(view, Section::Overview, &title, body))
+    Ok(html::page(view, Section::Elsewhere, &title, body))
 }
 
 /// Every task of the orchestration, page by page.

@@ -82,7 +82,7 @@ fn render(api: &dyn MaosApi, view: &View, id: &str) -> Result<Markup, WebError> 
             (record(&history))
         }
     };
-    Ok(html::page(view, Section::Overview, &title, body))
+    Ok(html::page(view, Section::Elsewhere, &title, body))
 }
 
 fn origin(o: &PlanOrigin) -> String {
