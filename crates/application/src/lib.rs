@@ -5,6 +5,7 @@
 pub mod api;
 mod brief;
 pub mod error;
+pub mod event_summary;
 mod locks;
 pub mod metrics;
 mod plan;

@@ -10,6 +10,7 @@ use axum::Router;
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use maos_application::event_summary;
 use maos_application::{AgentFilter, IdRef, MaosApi, Page, StoredEvent, TaskFilter};
 use maos_domain::{
     AgentEvent, AgentId, AgentName, AgentStatus, DomainEvent, MemoryEvent, OrchestrationEvent,
@@ -32,9 +33,6 @@ const CHUNK: u64 = 500;
 
 /// The longest free-text search accepted.
 const MAX_SEARCH: usize = 200;
-
-/// How much of a free-text field an event's line shows.
-const CLIP: usize = 160;
 
 pub(super) fn routes(router: Router<Ctx>) -> Router<Ctx> {
     router.route("/events", get(events))
@@ -438,7 +436,8 @@ impl Line {
             DomainEvent::Orchestration { id, .. } => id.to_string(),
             DomainEvent::Memory { id, .. } => id.to_string(),
         };
-        let details = details(&e.event);
+        // Why a task is blocked is data; the log names its kind.
+        let details = event_summary::summary(&e.event, &|r| r.kind().to_string());
         let search = format!(
             "{} {} {} {}",
             e.event.kind(),
@@ -452,286 +451,6 @@ impl Line {
             details,
             search,
         }
-    }
-}
-
-/// One line of free text, cut to [`CLIP`] characters.
-fn clip(s: &str) -> String {
-    let one: String = if s.contains(['\n', '\r']) {
-        let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-        lines.join(" ⏎ ")
-    } else {
-        s.to_owned()
-    };
-    if one.chars().count() <= CLIP {
-        one
-    } else {
-        let mut t: String = one.chars().take(CLIP - 1).collect();
-        t.push('…');
-        t
-    }
-}
-
-fn quoted(s: &str) -> String {
-    format!("{:?}", clip(s))
-}
-
-fn report_fields(report: &maos_domain::RunReport) -> String {
-    let mut s = String::new();
-    if let Some(failure) = report.failure {
-        s.push_str(&format!(" failure={failure}"));
-    }
-    match report.exit {
-        Some(maos_domain::Exit::Code(c)) => s.push_str(&format!(" exit={c}")),
-        Some(maos_domain::Exit::Signal(sig)) => s.push_str(&format!(" signal={sig}")),
-        None => {}
-    }
-    let u = &report.usage;
-    if u.total_tokens() > 0 {
-        s.push_str(&format!(" tokens={}", u.total_tokens()));
-    }
-    if u.cost > maos_domain::Usd::ZERO {
-        s.push_str(&format!(" cost=${}", u.cost));
-    }
-    s
-}
-
-/// What an event says, as `key=value` pairs (the names the CLI's `maos events` uses).
-fn details(e: &DomainEvent) -> String {
-    match e {
-        DomainEvent::Agent { event, .. } => match event {
-            AgentEvent::Registered { spec } => format!(
-                "name={} adapter={} tier={} slots={} capabilities={}",
-                spec.name, spec.adapter, spec.tier, spec.slots, spec.capabilities
-            ),
-            AgentEvent::SlotClaimed { task, attempt } => {
-                format!("task={} attempt={attempt}", task.short())
-            }
-            AgentEvent::SlotReleased {
-                task,
-                attempt,
-                failed,
-            } => {
-                let how = match failed {
-                    Some(true) => " failed",
-                    Some(false) => " succeeded",
-                    None => "",
-                };
-                format!("task={} attempt={attempt}{how}", task.short())
-            }
-            AgentEvent::Drained {
-                reason: Some(reason),
-            } => format!("reason={}", quoted(reason)),
-            AgentEvent::Drained { reason: None } | AgentEvent::Resumed | AgentEvent::Removed => {
-                String::new()
-            }
-        },
-        DomainEvent::Task { event, .. } => task_details(event),
-        DomainEvent::Orchestration { event, .. } => orchestration_details(event),
-        DomainEvent::Memory { event, .. } => memory_details(event),
-    }
-}
-
-fn task_details(event: &TaskEvent) -> String {
-    match event {
-        TaskEvent::Created { spec } => {
-            let mut s = format!(
-                "{} priority={} risk={}",
-                quoted(spec.title.as_str()),
-                spec.priority,
-                spec.risk
-            );
-            if !spec.capabilities.is_empty() {
-                s.push_str(&format!(" capabilities={}", spec.capabilities));
-            }
-            if !spec.depends_on.is_empty() {
-                let ids: Vec<String> = spec.depends_on.iter().map(|t| t.short()).collect();
-                s.push_str(&format!(" depends_on={}", ids.join(",")));
-            }
-            if let Some(o) = spec.orchestration {
-                s.push_str(&format!(" orchestration={}", o.short()));
-            }
-            s
-        }
-        TaskEvent::DependencyAdded { on, satisfied } => {
-            format!("on={} satisfied={satisfied}", on.short())
-        }
-        TaskEvent::Assigned {
-            attempt,
-            agent,
-            fencing,
-            ..
-        } => format!("agent={agent} attempt={attempt} fencing={fencing}"),
-        TaskEvent::AttemptStarted {
-            attempt,
-            pid,
-            checkpoint,
-            port,
-        } => {
-            let mut s = format!("attempt={attempt}");
-            if let Some(pid) = pid {
-                s.push_str(&format!(" pid={pid}"));
-            }
-            if let Some(c) = checkpoint {
-                s.push_str(&format!(" checkpoint={}", c.get(..12).unwrap_or(c)));
-            }
-            if let Some(p) = port {
-                s.push_str(&format!(" port={p}"));
-            }
-            s
-        }
-        TaskEvent::WorkspacePrepared { workspace } => format!(
-            "branch={} path={}",
-            workspace.branch,
-            quoted(&workspace.path)
-        ),
-        TaskEvent::ApprovalRequested {
-            gate,
-            tool,
-            subject,
-            ..
-        } => match tool {
-            Some(tool) => format!(
-                "gate={gate} tool={}",
-                quoted(&match subject {
-                    Some(s) => format!("{tool}({s})"),
-                    None => tool.clone(),
-                })
-            ),
-            None => format!("gate={gate}"),
-        },
-        TaskEvent::ApprovalGranted { gate } => format!("gate={gate}"),
-        TaskEvent::Integrated { into, commit } => {
-            format!("into={into} commit={}", commit.get(..12).unwrap_or(commit))
-        }
-        TaskEvent::IntegrationConflict { into, paths } => {
-            format!("into={into} paths={}", quoted(&paths.join(",")))
-        }
-        TaskEvent::IntegrationFailed { into, reason } => {
-            format!("into={into} reason={}", quoted(reason))
-        }
-        TaskEvent::RolledBack { to_attempt, commit } => format!(
-            "to_attempt={to_attempt} commit={}",
-            commit.get(..12).unwrap_or(commit)
-        ),
-        TaskEvent::SessionRecorded { attempt, session } => {
-            format!("attempt={attempt} session={}", quoted(session))
-        }
-        TaskEvent::LeaseRenewed {
-            attempt,
-            lease_expires_at,
-        } => format!("attempt={attempt} until={lease_expires_at}"),
-        TaskEvent::AttemptSucceeded {
-            attempt,
-            summary,
-            report,
-        } => {
-            let mut s = format!("attempt={attempt}");
-            if let Some(summary) = summary {
-                s.push_str(&format!(" summary={}", quoted(summary)));
-            }
-            s.push_str(&report_fields(report));
-            s
-        }
-        TaskEvent::AttemptFailed {
-            attempt,
-            error,
-            report,
-        } => format!(
-            "attempt={attempt} error={}{}",
-            quoted(error),
-            report_fields(report)
-        ),
-        TaskEvent::AttemptInterrupted {
-            attempt,
-            reason,
-            refunded,
-        } => {
-            let refund = if *refunded { " (not counted)" } else { "" };
-            format!("attempt={attempt} reason={}{refund}", quoted(reason))
-        }
-        TaskEvent::VerificationFailed { output } => format!("output={}", quoted(output)),
-        TaskEvent::ApprovalRejected { reason, gate } => {
-            format!("gate={gate} reason={}", quoted(reason))
-        }
-        TaskEvent::Blocked { reason } => match reason {
-            maos_domain::BlockReason::Text { text } => format!("reason={}", quoted(text)),
-            r => format!("reason={}", r.kind()),
-        },
-        TaskEvent::Cancelled { reason } => format!("reason={}", quoted(reason)),
-        TaskEvent::RetryScheduled { at: Some(due) } => format!("due={}", due.to_rfc3339()),
-        TaskEvent::RetryRequested { granted } => format!("attempts_granted={granted}"),
-        TaskEvent::Briefed { attempt, briefing } => {
-            let mut s = format!("attempt={attempt} tokens={}", briefing.tokens);
-            if !briefing.cut.is_empty() {
-                s.push_str(&format!(" cut={}", briefing.cut.len()));
-            }
-            s
-        }
-        TaskEvent::Ready
-        | TaskEvent::WorkspaceRemoved
-        | TaskEvent::Completed
-        | TaskEvent::RetryScheduled { at: None }
-        | TaskEvent::Escalated => String::new(),
-    }
-}
-
-fn orchestration_details(event: &OrchestrationEvent) -> String {
-    match event {
-        OrchestrationEvent::Created {
-            name,
-            goal,
-            workspace,
-            ..
-        } => {
-            let mut s = quoted(name.as_str());
-            if let Some(g) = goal {
-                s.push_str(&format!(" goal={}", quoted(g)));
-            }
-            if let Some(w) = workspace {
-                s.push_str(&format!(" repo={}", quoted(&w.repo)));
-            }
-            s
-        }
-        OrchestrationEvent::Merged { into, commit } => {
-            format!("into={into} commit={}", commit.get(..12).unwrap_or(commit))
-        }
-        OrchestrationEvent::Failed { reason } | OrchestrationEvent::Cancelled { reason } => {
-            format!("reason={}", quoted(reason))
-        }
-        OrchestrationEvent::PlanningStarted { planning } => format!(
-            "planner_task={} max_tasks={}",
-            planning.task.short(),
-            planning.max_tasks
-        ),
-        OrchestrationEvent::PlanProposed { version } => format!(
-            "version={} tasks={}",
-            version.number,
-            version.plan.tasks.len()
-        ),
-        OrchestrationEvent::PlanningFailed { task, problems, .. } => {
-            format!("planner_task={} problems={}", task.short(), problems.len())
-        }
-        OrchestrationEvent::PlanApproved {
-            version,
-            by,
-            tasks,
-            superseded,
-        } => format!(
-            "version={version} tasks={} superseded={} by={}",
-            tasks.len(),
-            superseded.len(),
-            by.as_str()
-        ),
-        OrchestrationEvent::PlanRejected { version, reason } => match reason {
-            Some(r) => format!("version={version} reason={}", quoted(r)),
-            None => format!("version={version}"),
-        },
-        OrchestrationEvent::PlanApprovalRequested
-        | OrchestrationEvent::Started
-        | OrchestrationEvent::Paused
-        | OrchestrationEvent::Resumed
-        | OrchestrationEvent::Completed => String::new(),
     }
 }
 
@@ -926,34 +645,6 @@ fn subject(e: &DomainEvent, name: &str) -> Markup {
     }
 }
 
-/// What a memory event says (the names `maos events` uses).
-fn memory_details(e: &MemoryEvent) -> String {
-    match e {
-        MemoryEvent::Added { spec, expires_at } => {
-            let mut s = format!(
-                "{} tier={} scope={}",
-                quoted(spec.text.first_line()),
-                spec.tier,
-                spec.scope
-            );
-            if !spec.tags.is_empty() {
-                s.push_str(&format!(" tags={}", spec.tags));
-            }
-            if let Some(at) = expires_at {
-                s.push_str(&format!(" expires_at={}", at.to_rfc3339()));
-            }
-            s
-        }
-        MemoryEvent::Forgotten {
-            reason: Some(reason),
-        } => format!("reason={}", quoted(reason)),
-        MemoryEvent::Forgotten { reason: None }
-        | MemoryEvent::Pinned
-        | MemoryEvent::Unpinned
-        | MemoryEvent::Expired => String::new(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1016,12 +707,5 @@ mod tests {
         assert_eq!(q.task, None);
         assert_eq!(q.before, Some(9));
         assert_eq!(q.href(Some(3)), "/events?kind=task&q=HeLLo&before=3");
-    }
-
-    #[test]
-    fn free_text_is_one_line_and_clipped() {
-        let long = "x".repeat(400);
-        assert_eq!(clip(&long).chars().count(), CLIP);
-        assert_eq!(clip("a\nb\r\n\nc"), "a ⏎ b ⏎ c");
     }
 }
