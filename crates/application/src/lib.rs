@@ -5,7 +5,6 @@
 pub mod api;
 mod brief;
 pub mod error;
-pub mod event_summary;
 mod locks;
 pub mod metrics;
 mod plan;
@@ -15,6 +14,7 @@ mod recovery;
 mod report;
 mod schedule;
 pub mod service;
+pub mod text;
 pub mod verify;
 mod waiting;
 pub mod workspace;

@@ -74,7 +74,7 @@ fn caps(c: &CapabilitySet) -> String {
     }
 }
 
-pub(crate) use maos_application::event_summary::clip;
+pub(crate) use maos_application::text::{clip, short_duration as duration_ms};
 
 // ---- agents ----
 
@@ -502,20 +502,6 @@ pub(crate) fn thousands(n: u64) -> String {
     out
 }
 
-/// `1.2s`, `3m04s`, `1h02m`.
-pub(crate) fn duration_ms(ms: u64) -> String {
-    let s = ms / 1000;
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else if s < 60 {
-        format!("{}.{}s", s, (ms % 1000) / 100)
-    } else if s < 3600 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-    }
-}
-
 // ---- events ----
 
 /// `seq  time  kind  aggregate  details`.
@@ -532,7 +518,7 @@ pub(crate) fn event_line(e: &StoredEvent) -> String {
         e.at.to_rfc3339(),
         e.event.kind(),
         aggregate,
-        maos_application::event_summary::summary(&e.event, &|r| crate::reasons::block(r, None))
+        maos_application::text::event_summary(&e.event, &|r| crate::reasons::block(r, None))
     );
     // Events carry free text (titles, reasons, agents' errors): one escaped line each.
     escape::line(line.trim_end()).into_owned()

@@ -155,19 +155,7 @@ pub(crate) fn time(at: Timestamp) -> Markup {
     html! { time datetime=(full) title=(full) { (short) } }
 }
 
-/// `1.2s`, `3m04s`, `1h02m`.
-pub(crate) fn duration_ms(ms: u64) -> String {
-    let s = ms / 1000;
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else if s < 60 {
-        format!("{}.{}s", s, (ms % 1000) / 100)
-    } else if s < 3600 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-    }
-}
+pub(crate) use maos_application::text::short_duration as duration_ms;
 
 /// Money as `$0.0123`.
 pub(crate) fn usd(cost: Usd) -> String {

@@ -10,7 +10,7 @@ use axum::Router;
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use maos_application::event_summary;
+use maos_application::text::event_summary;
 use maos_application::{AgentFilter, IdRef, MaosApi, Page, StoredEvent, TaskFilter};
 use maos_domain::{
     AgentEvent, AgentId, AgentName, AgentStatus, DomainEvent, MemoryEvent, OrchestrationEvent,
@@ -437,7 +437,7 @@ impl Line {
             DomainEvent::Memory { id, .. } => id.to_string(),
         };
         // Why a task is blocked is data; the log names its kind.
-        let details = event_summary::summary(&e.event, &|r| r.kind().to_string());
+        let details = event_summary(&e.event, &|r| r.kind().to_string());
         let search = format!(
             "{} {} {} {}",
             e.event.kind(),

@@ -1,6 +1,7 @@
-//! What an event says, in one line of `key=value` facts (`agent=scribe-1 attempt=2`), with free
-//! text quoted and clipped: the details of the event log as the command line (`maos events`)
-//! and the dashboard's events page show it. Not a sentence for people: facts in a fixed form.
+//! Text both front ends write the same way: what an event says, in one line of `key=value` facts
+//! (`agent=scribe-1 attempt=2`, the details of `maos events` and of the dashboard's events page),
+//! free text clipped to one line, durations in short form. Facts in a fixed form, not sentences
+//! for people: those are each front end's own.
 
 use maos_domain::{
     AgentEvent, BlockReason, CapabilitySet, DomainEvent, MemoryEvent, OrchestrationEvent, TaskEvent,
@@ -8,8 +9,22 @@ use maos_domain::{
 
 /// The facts of `e`, in one line (empty for an event that says nothing more than its kind). Why
 /// a task is blocked is data the front end puts in its own words: `block` does that.
-pub fn summary(e: &DomainEvent, block: &dyn Fn(&BlockReason) -> String) -> String {
+pub fn event_summary(e: &DomainEvent, block: &dyn Fn(&BlockReason) -> String) -> String {
     event_details(e, block)
+}
+
+/// `1.2s`, `3m04s`, `1h02m` (under a second: `640ms`).
+pub fn short_duration(ms: u64) -> String {
+    let s = ms / 1000;
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if s < 60 {
+        format!("{}.{}s", s, (ms % 1000) / 100)
+    } else if s < 3600 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    }
 }
 
 /// Shortens `s` to `max` characters, marking the cut (lines joined with ` ⏎ `).
@@ -352,7 +367,10 @@ mod tests {
                 },
             },
         };
-        assert_eq!(summary(&e, &|_| "unused".into()), "reason=\"by hand\"");
+        assert_eq!(
+            event_summary(&e, &|_| "unused".into()),
+            "reason=\"by hand\""
+        );
         let e = DomainEvent::Task {
             id: maos_domain::TaskId::from_bits(7),
             event: TaskEvent::Blocked {
@@ -363,7 +381,7 @@ mod tests {
             },
         };
         assert_eq!(
-            summary(&e, &|r| format!("words for {}", r.kind())),
+            event_summary(&e, &|r| format!("words for {}", r.kind())),
             "reason=\"words for merge_failed\""
         );
     }
