@@ -291,3 +291,60 @@ fn memory_ids_complete_with_their_first_line_escaped() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.stdout, format!("{id}\tRing the \\x07bell\n"));
 }
+
+/// A briefing draws on memory: the pinned critical entry of its scopes whole, a relevant
+/// routine one left out to fit a small budget (and said so), another repository's left out.
+fn memory_in_briefings(env: &Env, json: &[&str]) {
+    env.config("briefing_tokens = 120\n");
+    let rule = env.ok_json(&[
+        "memory",
+        "add",
+        "Never force-push to main.",
+        "--tier",
+        "critical",
+    ])["memory"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    env.ok_json(&["memory", "pin", &rule]);
+    let long = "The uploader sends files in chunks of 4 MiB. ".repeat(9);
+    env.ok_json(&["memory", "add", &long]);
+    env.ok_json(&[
+        "memory",
+        "add",
+        "The uploader of this other repository is frozen.",
+        "--tier",
+        "critical",
+        "--scope",
+        "repo:/srv/other",
+    ]);
+    env.agent("claude-1", "rust");
+    let task = env.task(
+        "Speed up the uploader",
+        &[
+            "-c",
+            "rust",
+            "--no-repo",
+            "--prompt",
+            "Make uploads faster.",
+        ],
+    );
+    env.ok_json(&["task", "assign", &task]);
+    let mut args = vec!["task", "briefing", &task];
+    args.extend(json);
+    env.step(&args);
+}
+
+#[test]
+fn memory_in_briefings_human() {
+    let env = Env::new();
+    memory_in_briefings(&env, &[]);
+    insta::assert_snapshot!(env.transcript());
+}
+
+#[test]
+fn memory_in_briefings_json() {
+    let env = Env::new();
+    memory_in_briefings(&env, &["--json"]);
+    insta::assert_snapshot!(env.transcript());
+}

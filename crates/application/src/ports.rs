@@ -7,7 +7,7 @@ use std::time::Duration;
 use maos_domain::policy::matcher::Needs;
 use maos_domain::{
     Agent, AgentName, CapabilitySet, DomainEvent, FencingToken, Memory, MemoryId, MemoryQuery,
-    Orchestration, OrchestrationId, Plan, Task, TaskId, TaskState, Timestamp,
+    MemoryScope, Orchestration, OrchestrationId, Plan, Task, TaskId, TaskState, Timestamp,
 };
 use thiserror::Error;
 
@@ -119,6 +119,24 @@ pub trait Transaction {
     /// soonest first, at most `limit`.
     fn expired_memories(&mut self, now: Timestamp, limit: usize)
     -> Result<Vec<Memory>, StoreError>;
+
+    /// The live entries of `scopes` at `now` that are pinned or critical (what every briefing
+    /// of those scopes includes): pinned critical ones first, then critical, then pinned; the
+    /// oldest first within each; at most `limit`.
+    fn essential_memories(
+        &mut self,
+        scopes: &[MemoryScope],
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Memory>, StoreError>;
+    /// As [`ReadStore::search_memories`], inside the transaction.
+    fn search_memories(
+        &mut self,
+        query: &MemoryQuery,
+        filter: &MemoryFilter,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<MemoryHits, StoreError>;
 
     /// Appends events to the log, in order, stamped `at`.
     fn append(&mut self, at: Timestamp, events: &[DomainEvent]) -> Result<(), StoreError>;

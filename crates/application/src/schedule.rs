@@ -267,7 +267,7 @@ pub(crate) fn assign_in_tx(
     at: Timestamp,
 ) -> Result<Assignment, TaskError> {
     let mut events = task.assign(agent, lease, at)?;
-    let briefing = crate::brief::assemble(tx, task, briefing_tokens)?;
+    let briefing = crate::brief::assemble(tx, task, briefing_tokens, at)?;
     events.extend(task.brief(briefing, at)?);
     let attempt = task.attempts_used();
     let agent_events = agent.claim_slot(task.id, attempt, at)?;

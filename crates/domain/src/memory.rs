@@ -372,6 +372,27 @@ impl MemoryQuery {
         Ok(Self { words })
     }
 
+    /// A query of what a text (a task's title and prompt) is about, to find what memory knows
+    /// of it: its first [`Self::MAX_WORDS`] different words of 3 to 64 characters, lowercase;
+    /// none when it has no such word. Never refused, whatever the text's length.
+    pub fn about(text: &str) -> Option<Self> {
+        let mut words: Vec<String> = Vec::new();
+        for word in text.split(|c: char| !c.is_alphanumeric()) {
+            if words.len() == Self::MAX_WORDS {
+                break;
+            }
+            let chars = word.chars().count();
+            if !(3..=64).contains(&chars) {
+                continue;
+            }
+            let word = word.to_lowercase();
+            if !words.contains(&word) {
+                words.push(word);
+            }
+        }
+        (!words.is_empty()).then_some(Self { words })
+    }
+
     /// The words, lowercase, in the order given, each once.
     pub fn words(&self) -> &[String] {
         &self.words
@@ -838,6 +859,17 @@ mod tests {
                 .reason
                 .contains("32")
         );
+    }
+
+    #[test]
+    fn a_text_becomes_the_query_of_what_it_is_about() {
+        let q = MemoryQuery::about("Fix the FTS5 index: it's slow (NEAR \"x\")").unwrap();
+        assert_eq!(q.words(), ["fix", "the", "fts5", "index", "slow", "near"]);
+        assert!(MemoryQuery::about("a b c -- ( )").is_none());
+        let many: Vec<String> = (0..100).map(|i| format!("word{i}")).collect();
+        let q = MemoryQuery::about(&format!("{} {}", "x".repeat(100_000), many.join(" "))).unwrap();
+        assert_eq!(q.words().len(), MemoryQuery::MAX_WORDS);
+        assert_eq!(q.words()[0], "word0");
     }
 
     #[test]

@@ -3,11 +3,14 @@
 //! differs from the unpruned one, and the cuts are listed at the end; when the title and prompt
 //! fit, the briefing stays within the budget plus the newest failure's kind and
 //! `MAX_OVERHEAD_TOKENS`, and is over the budget only in its compact form; the newest failure's
-//! kind always appears; the same input always gives the same briefing.
+//! kind always appears; the same input always gives the same briefing. Memory: an essential
+//! entry (pinned or critical) is left out only once every other entry and every other prunable
+//! text is, and an important one only once the ephemeral and routine ones are.
 
+use maos_domain::MemoryTier;
 use maos_domain::briefing::{
-    Briefing, BriefingInput, DependencyOutput, EarlierFailure, MAX_OVERHEAD_TOKENS, assemble,
-    estimate_tokens,
+    Briefing, BriefingInput, DependencyOutput, EarlierFailure, MAX_OVERHEAD_TOKENS, MemoryNote,
+    assemble, estimate_tokens,
 };
 use proptest::prelude::*;
 
@@ -30,6 +33,8 @@ struct Owned {
     deps: Vec<(String, String, Option<String>, Option<String>)>,
     /// (kind, detail)
     failures: Vec<(String, String)>,
+    /// (short id, tier, pinned, text)
+    memories: Vec<(String, MemoryTier, bool, String)>,
 }
 
 impl Owned {
@@ -59,6 +64,17 @@ impl Owned {
                     detail,
                 })
                 .collect(),
+            memories: self
+                .memories
+                .iter()
+                .map(|(id, tier, pinned, text)| MemoryNote {
+                    id,
+                    tier: *tier,
+                    scope: "global",
+                    pinned: *pinned,
+                    text,
+                })
+                .collect(),
             budget_tokens,
         }
     }
@@ -76,6 +92,11 @@ fn owned() -> impl Strategy<Value = Owned> {
         prop::option::of(text(400)),
     );
     let failure = (line(30), prop_oneof![3 => text(300), 1 => text(2_500)]);
+    let memory = (
+        prop::sample::select(MemoryTier::ALL.to_vec()),
+        any::<bool>(),
+        prop_oneof![3 => text(200), 1 => text(1_500)],
+    );
     (
         line(40),
         prop_oneof![3 => text(300), 1 => text(1_500)],
@@ -83,15 +104,28 @@ fn owned() -> impl Strategy<Value = Owned> {
         prop::collection::vec(text(80), 0..4),
         prop::collection::vec(dep, 0..5),
         prop::collection::vec(failure, 0..4),
+        prop::collection::vec(memory, 0..6),
     )
-        .prop_map(|(title, prompt, goal, notes, deps, failures)| Owned {
-            title,
-            prompt,
-            goal,
-            notes,
-            deps,
-            failures,
-        })
+        .prop_map(
+            |(title, prompt, goal, notes, deps, failures, memories)| Owned {
+                title,
+                prompt,
+                goal,
+                notes,
+                deps,
+                failures,
+                memories: memories
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (tier, pinned, text))| (format!("{i:04}"), tier, pinned, text))
+                    .collect(),
+            },
+        )
+}
+
+/// Whether the briefing shows the memory entry with this id.
+fn shows_memory(b: &Briefing, id: &str) -> bool {
+    b.text.contains(&format!(" (memory {id})\n"))
 }
 
 fn budget() -> impl Strategy<Value = u32> {
@@ -148,7 +182,12 @@ proptest! {
         }
         if b.tokens > budget {
             // Over the budget only in the compact form.
-            for heading in ["\n## Goal\n", "\n## Notes\n", "\n## Inputs from earlier tasks\n"] {
+            for heading in [
+                "\n## Goal\n",
+                "\n## Notes\n",
+                "\n## Memory\n",
+                "\n## Inputs from earlier tasks\n",
+            ] {
                 prop_assert!(!b.text.contains(heading), "{} over the budget", heading);
             }
             prop_assert!(b.text.matches("\n### Attempt ").count() <= 1);
@@ -167,5 +206,43 @@ proptest! {
     #[test]
     fn assembly_is_deterministic(o in owned(), budget in budget()) {
         prop_assert_eq!(assemble(&o.input(budget)), assemble(&o.clone().input(budget)));
+    }
+
+    #[test]
+    fn pruning_never_drops_an_essential_memory_before_other_text(
+        o in owned(),
+        budget in budget(),
+    ) {
+        let b = assemble(&o.input(budget));
+        let essential = |tier: MemoryTier, pinned: bool| pinned || tier == MemoryTier::Critical;
+        let dropped = |tiers: &dyn Fn(MemoryTier, bool) -> bool| {
+            o.memories
+                .iter()
+                .any(|(id, tier, pinned, _)| tiers(*tier, *pinned) && !shows_memory(&b, id))
+        };
+        let shown = |tiers: &dyn Fn(MemoryTier, bool) -> bool| {
+            o.memories
+                .iter()
+                .any(|(id, tier, pinned, _)| tiers(*tier, *pinned) && shows_memory(&b, id))
+        };
+        let minor = |tier: MemoryTier, pinned: bool| {
+            !essential(tier, pinned) && tier != MemoryTier::Important
+        };
+        if dropped(&essential) {
+            // Every other entry, and every other prunable text, went first.
+            prop_assert!(!shown(&|t, p| !essential(t, p)), "{}", b.text);
+            for heading in ["\n## Goal\n", "\n## Notes\n", "\n## Inputs from earlier tasks\n"] {
+                prop_assert!(!b.text.contains(heading), "{} kept: {}", heading, b.text);
+            }
+            prop_assert!(b.text.matches("\n### Attempt ").count() <= 1);
+        }
+        if dropped(&|t, p| t == MemoryTier::Important && !essential(t, p)) {
+            prop_assert!(!shown(&minor), "{}", b.text);
+        }
+        // A pinned critical entry goes after every other essential one.
+        let pinned_critical = |t: MemoryTier, p: bool| p && t == MemoryTier::Critical;
+        if dropped(&pinned_critical) {
+            prop_assert!(!shown(&essential), "{}", b.text);
+        }
     }
 }

@@ -8,8 +8,8 @@ use maos_application::{
     StatusReport, StoreError, StoredEvent, TaskCursor, TaskFilter, TaskPage,
 };
 use maos_domain::{
-    Agent, AgentStatus, MemoryId, MemoryQuery, MemoryTier, Orchestration, OrchestrationId, TaskId,
-    TaskState, Timestamp, Usage, Usd,
+    Agent, AgentStatus, Memory, MemoryId, MemoryQuery, MemoryScope, MemoryTier, Orchestration,
+    OrchestrationId, TaskId, TaskState, Timestamp, Usage, Usd,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, params, params_from_iter};
@@ -162,6 +162,33 @@ pub(crate) fn memories(
         memories,
         next_cursor,
     })
+}
+
+/// The live entries of `scopes` at `now` that are pinned or critical: pinned critical first,
+/// then critical, then pinned, oldest first within each; at most `limit`.
+pub(crate) fn essential_memories(
+    conn: &Connection,
+    scopes: &[MemoryScope],
+    now: Timestamp,
+    limit: usize,
+) -> Result<Vec<Memory>, StoreError> {
+    if scopes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let filter = MemoryFilter {
+        scopes: scopes.to_vec(),
+        ..MemoryFilter::default()
+    };
+    let mut sql =
+        format!("SELECT {MEMORY_COLS} FROM memories m WHERE (m.pinned = 1 OR m.tier = 'critical')");
+    let mut args: Vec<Value> = Vec::new();
+    memory_filter(&filter, now, &mut sql, &mut args);
+    sql.push_str(
+        " ORDER BY m.pinned = 1 AND m.tier = 'critical' DESC, m.tier = 'critical' DESC, \
+         m.created_at, m.id LIMIT ?",
+    );
+    args.push(Value::Integer(i64_of(limit as u64)));
+    rows::query_memories(conn, &sql, params_from_iter(args))
 }
 
 /// How much an entry's tier weighs on its relevance: each tier counts twice the next.

@@ -1,10 +1,10 @@
 //! [`SqliteTx`]: the application's `Transaction` port over the writer's open transaction.
 
-use maos_application::{StoreError, Transaction};
+use maos_application::{MemoryFilter, MemoryHits, StoreError, Transaction};
 use maos_domain::policy::matcher::{self, Needs};
 use maos_domain::{
-    Agent, AgentName, CapabilitySet, DomainEvent, Memory, MemoryId, Orchestration, OrchestrationId,
-    Task, TaskId, TaskState, Tier, Timestamp,
+    Agent, AgentName, CapabilitySet, DomainEvent, Memory, MemoryId, MemoryQuery, MemoryScope,
+    Orchestration, OrchestrationId, Task, TaskId, TaskState, Tier, Timestamp,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
@@ -393,6 +393,25 @@ impl Transaction for SqliteTx<'_> {
 
     fn save_memory(&mut self, memory: &Memory) -> Result<(), StoreError> {
         rows::save_memory(self.conn, memory)
+    }
+
+    fn essential_memories(
+        &mut self,
+        scopes: &[MemoryScope],
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Memory>, StoreError> {
+        crate::read::essential_memories(self.conn, scopes, now, limit)
+    }
+
+    fn search_memories(
+        &mut self,
+        query: &MemoryQuery,
+        filter: &MemoryFilter,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<MemoryHits, StoreError> {
+        crate::read::search_memories(self.conn, query, filter, limit, now)
     }
 
     fn expired_memories(

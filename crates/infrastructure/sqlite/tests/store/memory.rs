@@ -1,7 +1,8 @@
 //! Memory on a real database: entries added, listed newest first a page at a time, filtered by
 //! scope, tier and tag; searched with ranking (pinned first, relevance weighed by tier) and the
 //! person's words never read as FTS5 syntax; ephemeral entries hidden once their time is up and
-//! expired by the sweep; refusals that write nothing; and every entry the fold of its events.
+//! expired by the sweep; refusals that write nothing; every entry the fold of its events; and
+//! a briefing with the pinned and critical entries of its scopes and the relevant others.
 
 use maos_application::verify::verify;
 use maos_application::{
@@ -13,7 +14,7 @@ use maos_domain::{
     MemoryTier, OrchestrationId, Provenance, Tag, Tags, TaskId, TransitionError,
 };
 
-use crate::support::{Db, Rng, orch, title};
+use crate::support::{Db, Rng, orch, task, title};
 
 const DAY: i64 = 86_400_000;
 
@@ -777,4 +778,72 @@ fn any_query_is_searched_without_error() {
         .unwrap();
     assert!(found.every_word);
     assert!(found.hits.iter().any(|h| h.memory.id == m.id));
+}
+
+#[test]
+fn a_briefing_includes_the_essential_and_relevant_memory_of_its_scopes() {
+    let db = Db::new();
+    db.register("claude-1", &[], 1);
+    let rule = add(
+        &db,
+        MemoryTier::Critical,
+        "global",
+        "Never force-push.",
+        &[],
+    );
+    db.svc.pin_memory(&r(rule.id)).unwrap();
+    let repo_fact = add(
+        &db,
+        MemoryTier::Routine,
+        "repo:/src/app",
+        "The uploader retries through RetryPolicy in src/net.rs.",
+        &[],
+    );
+    let elsewhere = add(
+        &db,
+        MemoryTier::Critical,
+        "repo:/src/other",
+        "The uploader of the other repository is frozen.",
+        &[],
+    );
+    let o = db.svc.create_orchestration(orch(title("o"), None)).unwrap();
+    let theirs = add(
+        &db,
+        MemoryTier::Important,
+        &format!("orchestration:{}", o.id),
+        "Uploader retries are out of scope here.",
+        &[],
+    );
+    let unrelated = routine(&db, "Lunch is at noon.");
+    let forgotten = routine(&db, "The uploader used to live in lib.rs.");
+    db.svc.forget_memory(&r(forgotten.id), None).unwrap();
+
+    let mut cmd = task("Add uploader retries");
+    cmd.prompt = "Retry failed uploads with backoff.".into();
+    cmd.workspace = Some(maos_domain::WorkspaceSpec {
+        repo: "/src/app/".into(),
+        base: None,
+    });
+    let t = db.create(cmd);
+    db.assign(t.id, Some("claude-1"));
+    let briefing = db.task(t.id).attempts[0].briefing.clone().unwrap();
+    let text = &briefing.text;
+    let shown = |m: &Memory| text.contains(&format!("(memory {})\n", m.id.short()));
+    assert!(text.contains("\n## Memory\n"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "### critical, pinned · global (memory {})\n\n```\nNever force-push.\n```\n",
+            rule.id.short()
+        )),
+        "{text}"
+    );
+    assert!(shown(&repo_fact), "{text}");
+    assert!(
+        text.find("Never force-push") < text.find("RetryPolicy"),
+        "essential first: {text}"
+    );
+    for other in [&elsewhere, &theirs, &unrelated, &forgotten] {
+        assert!(!shown(other), "{} shown: {text}", other.text);
+    }
+    assert!(briefing.cut.is_empty());
 }
