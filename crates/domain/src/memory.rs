@@ -373,8 +373,9 @@ impl MemoryQuery {
     }
 
     /// A query of what a text (a task's title and prompt) is about, to find what memory knows
-    /// of it: its first [`Self::MAX_WORDS`] different words of 3 to 64 characters, lowercase;
-    /// none when it has no such word. Never refused, whatever the text's length.
+    /// of it: its first [`Self::MAX_WORDS`] different words of 3 to 64 characters, lowercase,
+    /// leaving out a few common English words that say nothing of a subject ("the", "and",
+    /// "with"…); none when it has no such word. Never refused, whatever the text's length.
     pub fn about(text: &str) -> Option<Self> {
         let mut words: Vec<String> = Vec::new();
         for word in text.split(|c: char| !c.is_alphanumeric()) {
@@ -386,7 +387,7 @@ impl MemoryQuery {
                 continue;
             }
             let word = word.to_lowercase();
-            if !words.contains(&word) {
+            if !COMMON_WORDS.contains(&word.as_str()) && !words.contains(&word) {
                 words.push(word);
             }
         }
@@ -404,6 +405,13 @@ impl fmt::Display for MemoryQuery {
         f.write_str(&self.words.join(" "))
     }
 }
+
+/// Words of three letters or more too common to say what a text is about.
+const COMMON_WORDS: &[&str] = &[
+    "all", "and", "any", "are", "but", "can", "does", "for", "from", "has", "have", "into", "its",
+    "not", "one", "our", "should", "that", "the", "them", "then", "there", "these", "this", "was",
+    "were", "what", "when", "where", "which", "who", "will", "with", "you", "your",
+];
 
 /// `raw` cut to its first 64 bytes (at a character boundary) with `…`, for an error that
 /// echoes a value that may be huge.
@@ -864,7 +872,8 @@ mod tests {
     #[test]
     fn a_text_becomes_the_query_of_what_it_is_about() {
         let q = MemoryQuery::about("Fix the FTS5 index: it's slow (NEAR \"x\")").unwrap();
-        assert_eq!(q.words(), ["fix", "the", "fts5", "index", "slow", "near"]);
+        assert_eq!(q.words(), ["fix", "fts5", "index", "slow", "near"]);
+        assert!(MemoryQuery::about("And the, with THE").is_none());
         assert!(MemoryQuery::about("a b c -- ( )").is_none());
         let many: Vec<String> = (0..100).map(|i| format!("word{i}")).collect();
         let q = MemoryQuery::about(&format!("{} {}", "x".repeat(100_000), many.join(" "))).unwrap();
