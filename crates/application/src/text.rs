@@ -1,7 +1,7 @@
 //! Text both front ends write the same way: what an event says, in one line of `key=value` facts
-//! (`agent=scribe-1 attempt=2`, the details of `maos events` and of the dashboard's events page),
-//! free text clipped to one line, durations in short form. Facts in a fixed form, not sentences
-//! for people: those are each front end's own.
+//! (`agent=scribe-1 attempt=2`, the details of the command line's event log and of the
+//! dashboard's events page), free text clipped to one line, durations in short form. Facts in a
+//! fixed form, not sentences for people: those are each front end's own.
 
 use maos_domain::{
     AgentEvent, BlockReason, CapabilitySet, DomainEvent, MemoryEvent, OrchestrationEvent, TaskEvent,

@@ -32,7 +32,8 @@
       return;
     }
     busy = true; again = false; lastStart = Date.now();
-    fetch(location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+    // X-MAOS-Live: only the live regions are wanted (a page may skip its costly other parts).
+    fetch(location.href, { credentials: "same-origin", headers: { "Accept": "text/html", "X-MAOS-Live": "1" } })
       .then(function (r) {
         if (r.status === 401 || r.status === 403) { location.reload(); throw new Error("refused"); }
         return r.text();

@@ -35,7 +35,7 @@ fn render(api: &dyn MaosApi, view: &View, ctx: &Ctx) -> Result<Markup, WebError>
     let shown: Vec<_> = orchestrations.iter().take(ORCHESTRATIONS).collect();
     let mut reports = Vec::with_capacity(shown.len());
     for o in &shown {
-        let report = api.orchestration_report(&id_of(&o.id.to_string())?)?;
+        let report = api.orchestration_report(&maos_application::IdRef::from(o.id))?;
         reports.push(report);
     }
     let agents = api.list_agents(&AgentFilter::default())?;
@@ -143,8 +143,4 @@ fn render(api: &dyn MaosApi, view: &View, ctx: &Ctx) -> Result<Markup, WebError>
         }
     };
     Ok(html::page(view, Section::Overview, "Overview", body))
-}
-
-fn id_of(raw: &str) -> Result<maos_application::IdRef, WebError> {
-    super::id_ref(raw)
 }

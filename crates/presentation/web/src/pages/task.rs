@@ -36,11 +36,22 @@ pub(super) fn routes(router: Router<Ctx>) -> Router<Ctx> {
         .route("/tasks/{id}/cancel", post(cancel))
 }
 
-async fn show(State(ctx): State<Ctx>, Path(id): Path<String>) -> Response {
-    ctx.page(move |api, view| render(api, view, &id)).await
+/// The header the page's script sends when it refetches the page for its live regions: the
+/// briefing, the diff (a `git diff`) and the log (which the follower reads itself) are not live
+/// regions, so such a refresh skips them.
+const LIVE_REFRESH: &str = "x-maos-live";
+
+async fn show(
+    State(ctx): State<Ctx>,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let whole = !headers.contains_key(LIVE_REFRESH);
+    ctx.page(move |api, view| render(api, view, &id, whole))
+        .await
 }
 
-fn render(api: &dyn MaosApi, view: &View, raw: &str) -> Result<Markup, WebError> {
+fn render(api: &dyn MaosApi, view: &View, raw: &str, whole: bool) -> Result<Markup, WebError> {
     let id = id_ref(raw)?;
     let task = api.get_task(&id)?;
     let id = IdRef::from(task.id);
@@ -55,18 +66,19 @@ fn render(api: &dyn MaosApi, view: &View, raw: &str) -> Result<Markup, WebError>
     };
     // The briefing and the diff are there only once an attempt was made and a worktree exists;
     // when they cannot be read the page says why instead.
-    let briefing = if task.attempts.is_empty() {
+    let briefing = if !whole || task.attempts.is_empty() {
         None
     } else {
         Some(api.task_briefing(&id, None).map_err(WebError::from))
     };
-    let diff = if task.workspace.is_some() {
+    let diff = if whole && task.workspace.is_some() {
         Some(api.task_diff(&id, None, false).map_err(WebError::from))
     } else {
         None
     };
     let log = task
         .current_attempt()
+        .filter(|_| whole)
         .map(|a| (a.number, initial_log(api, &id, a.number)));
     let title = task.spec.title.as_str().to_owned();
     let body = html! {

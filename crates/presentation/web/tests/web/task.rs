@@ -81,6 +81,19 @@ fn the_log_of_a_running_attempt_follows_as_it_grows() {
         (end.body.as_str(), end.header("x-finished")),
         ("", Some("1"))
     );
+    // A live refresh asks for the live regions only: the log (read by the follower) is left out.
+    let refresh = s.raw(
+        &format!(
+            "GET /tasks/{} HTTP/1.1\r\nCookie: maos_{port}={tok}\r\nX-MAOS-Live: 1",
+            t.id,
+            port = s.port,
+            tok = crate::support::TOKEN
+        ),
+        "",
+    );
+    assert_eq!(refresh.status, 200);
+    assert!(refresh.body.contains("id=\"attempts\" data-live"));
+    assert!(!refresh.body.contains("step 1"), "a live refresh read the log");
     // Once finished, the page shows the log without a follower.
     let page = s.get(&format!("/tasks/{}", t.id));
     assert!(page.body.contains("step 2 é"));
