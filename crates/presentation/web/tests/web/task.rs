@@ -93,7 +93,10 @@ fn the_log_of_a_running_attempt_follows_as_it_grows() {
     );
     assert_eq!(refresh.status, 200);
     assert!(refresh.body.contains("id=\"attempts\" data-live"));
-    assert!(!refresh.body.contains("step 1"), "a live refresh read the log");
+    assert!(
+        !refresh.body.contains("step 1"),
+        "a live refresh read the log"
+    );
     // Once finished, the page shows the log without a follower.
     let page = s.get(&format!("/tasks/{}", t.id));
     assert!(page.body.contains("step 2 é"));
