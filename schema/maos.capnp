@@ -51,6 +51,7 @@ enum ErrorKind {
   unavailable @4;      # the daemon is shutting down or cannot serve (exit code 6)
   versionMismatch @5;  # the handshake failed: client and daemon speak different protocols
   internal @6;         # a bug: the daemon could not encode or decode something
+  denied @7;           # an agent's credential refused: unknown, or its attempt no longer runs (exit code 10)
 }
 
 struct Error {

@@ -11,7 +11,7 @@ use maos_domain::{
     AdapterKind, Agent, AgentName, AgentSettings, AgentStatus, AttemptStart, Capability,
     CapabilitySet, DomainEvent, DurationMs, FencingToken, IdempotencyKey, MaxAttempts, Memory,
     MemoryId, MemoryQuery, MemoryScope, MemorySpec, MemoryText, MemoryTier, Orchestration,
-    OrchestrationId, Priority, Provenance, Risk, RunReport, Slots, Tag, Tags, Task, TaskId,
+    OrchestrationId, Priority, ProgressNote, Provenance, Risk, RunReport, Slots, Tag, Tags, Task, TaskId,
     TaskState, TaskWorkspace, Tier, Timestamp, Title, Usage, Usd, ValueError, WorkspaceSpec,
 };
 
@@ -1060,4 +1060,86 @@ pub trait MaosApi: Send + Sync {
     fn unpin_memory(&self, id: &IdRef) -> Result<Memory, MemoryError>;
     /// Forgets an entry (it stays in the event log).
     fn forget_memory(&self, id: &IdRef, reason: Option<String>) -> Result<Memory, MemoryError>;
+
+    // an agent's own calls (its tools)
+    /// The attempt `credential` was given to, while that attempt is the task's current one and
+    /// runs; refused ([`crate::ErrorKind::Denied`]) for an unknown credential or a stale attempt.
+    fn authenticate_agent(&self, credential: &AgentCredential) -> Result<AgentScope, TaskError>;
+    /// The running attempt holding `fencing` says how it is getting on: an event, and a line in
+    /// its log.
+    fn report_progress(
+        &self,
+        task: TaskId,
+        fencing: FencingToken,
+        note: ProgressNote,
+    ) -> Result<Task, TaskError>;
+    /// The running attempt holding `fencing` splits off subtasks: a small DAG checked like a
+    /// plan, in the task's orchestration (or standalone with it), within
+    /// [`maos_domain::MAX_SUBTASKS`] per task and [`maos_domain::MAX_SUBTASK_DEPTH`] levels.
+    fn create_subtasks(
+        &self,
+        task: TaskId,
+        fencing: FencingToken,
+        cmd: CreateSubtasks,
+    ) -> Result<Vec<Created>, TaskError>;
+}
+
+/// The secret MAOS gives one attempt's agent for its tools: it stands for that attempt while it
+/// runs. 32–128 characters of `A-Z a-z 0-9 - _`. Its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct AgentCredential(String);
+
+impl AgentCredential {
+    /// Parses a credential (its shape only: whether it stands for an attempt is the daemon's
+    /// to say).
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        let ok_len = (32..=128).contains(&raw.len());
+        let ok_chars = raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !ok_len || !ok_chars {
+            return Err(ValueError {
+                what: "agent credential",
+                value: String::new(),
+                reason: "it is not a credential MAOS gives agents (32 to 128 letters, digits, \
+                         '-' and '_')"
+                    .to_owned(),
+            });
+        }
+        Ok(AgentCredential(raw.to_owned()))
+    }
+
+    /// The secret itself, to send or compare; never to print.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for AgentCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AgentCredential(..)")
+    }
+}
+
+/// What an agent's credential stands for: a current attempt, and what it may touch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentScope {
+    pub task: TaskId,
+    pub attempt: u32,
+    pub fencing: FencingToken,
+    /// The task's orchestration: the agent may read its tasks and report.
+    pub orchestration: Option<OrchestrationId>,
+    /// The memory scopes it reads and writes: its repository's and its orchestration's (and
+    /// the global one).
+    pub scopes: Vec<MemoryScope>,
+}
+
+/// Subtasks an agent splits off its task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateSubtasks {
+    /// The subtasks, with keys and dependencies among them as in a plan. Their orchestration,
+    /// repository and verification are the parent's.
+    pub tasks: Vec<PlanTask>,
+    /// The parent may not complete before they all have; otherwise they go on alone.
+    pub waits: bool,
 }

@@ -22,7 +22,7 @@ const RELEVANT_MEMORIES: usize = 5;
 
 /// The scopes whose memory applies to `task`: global, its repository (its own, or its
 /// orchestration's) and its orchestration.
-fn scopes_of(task: &Task, orchestration: Option<&Orchestration>) -> Vec<MemoryScope> {
+pub(crate) fn scopes_of(task: &Task, orchestration: Option<&Orchestration>) -> Vec<MemoryScope> {
     let mut scopes = vec![MemoryScope::Global];
     let repo = task
         .spec

@@ -26,6 +26,9 @@ pub enum ErrorKind {
     Unavailable,
     /// A bug: something could not be encoded or decoded between a client and the daemon.
     Internal,
+    /// The caller may not do this: an agent's credential that is unknown or whose attempt is no
+    /// longer current, or a call beyond what the credential allows.
+    Denied,
 }
 
 impl ErrorKind {
@@ -38,6 +41,7 @@ impl ErrorKind {
             ErrorKind::Storage => "storage",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Internal => "internal",
+            ErrorKind::Denied => "denied",
         }
     }
 }
@@ -170,6 +174,33 @@ pub enum TaskError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Remote(#[from] RemoteError),
+    /// An agent's credential was refused.
+    #[error("{0}")]
+    Denied(Denial),
+}
+
+/// Why an agent's credential was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    /// No running attempt holds it (it was never given, or its attempt ended).
+    UnknownCredential,
+    /// It was given to attempt `attempt` of `task`, which is no longer the task's running one.
+    StaleAttempt { task: TaskId, attempt: u32 },
+}
+
+impl std::fmt::Display for Denial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Denial::UnknownCredential => {
+                f.write_str("the agent credential is not one a running attempt holds")
+            }
+            Denial::StaleAttempt { task, attempt } => write!(
+                f,
+                "the agent credential belongs to attempt {attempt} of task {}, which no longer runs",
+                task.short()
+            ),
+        }
+    }
 }
 
 impl ErrorInfo for TaskError {
@@ -190,6 +221,7 @@ impl ErrorInfo for TaskError {
             TaskError::Workspace(e) => workspace_kind(e),
             TaskError::Store(_) => ErrorKind::Storage,
             TaskError::Remote(e) => e.kind(),
+            TaskError::Denied(_) => ErrorKind::Denied,
         }
     }
 }
@@ -341,6 +373,9 @@ pub enum Refusal {
         dependency: TaskId,
         state: TaskState,
     },
+    /// The agent of `task` asked for subtasks that cannot be made: `why` (the plan check's
+    /// words, or a limit).
+    Subtasks { task: TaskId, why: String },
 }
 
 impl std::fmt::Display for Refusal {
@@ -390,6 +425,9 @@ impl std::fmt::Display for Refusal {
                 task.short(),
                 dependency.short()
             ),
+            Refusal::Subtasks { task, why } => {
+                write!(f, "task {} cannot have these subtasks: {why}", task.short())
+            }
         }
     }
 }

@@ -21,7 +21,7 @@ pub mod workspace;
 
 pub use api::*;
 pub use error::{
-    AgentError, Entity, ErrorInfo, ErrorKind, Hints, MemoryError, NoWorktree, OrchestrationError,
+    AgentError, Denial, Entity, ErrorInfo, ErrorKind, Hints, MemoryError, NoWorktree, OrchestrationError,
     QueryError, Refusal, RemoteError, TaskError,
 };
 pub use ports::{

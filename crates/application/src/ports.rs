@@ -269,6 +269,16 @@ pub trait AgentRuntime: Send + Sync + fmt::Debug {
     /// Stops a running attempt (its task was cancelled or its lease expired); nothing happens
     /// when the runtime does not run it.
     fn stop(&self, task: TaskId, attempt: u32, reason: &str);
+    /// The attempt (task, attempt number) the runtime gave `credential` to, while that attempt
+    /// runs here; none for any other credential.
+    fn credential_holder(&self, credential: &crate::api::AgentCredential) -> Option<(TaskId, u32)> {
+        let _ = credential;
+        None
+    }
+    /// Adds an agent's progress note to the log of its attempt, when the attempt runs here.
+    fn progress(&self, task: TaskId, attempt: u32, note: &maos_domain::ProgressNote) {
+        let _ = (task, attempt, note);
+    }
 }
 
 /// Where attempts' captured output is kept.

@@ -225,6 +225,17 @@ fn event_details(e: &DomainEvent, block: &dyn Fn(&BlockReason) -> String) -> Str
                 r => format!("reason={}", quoted(&block(r))),
             },
             TaskEvent::Cancelled { reason } => format!("reason={}", quoted(reason)),
+            TaskEvent::ProgressReported { attempt, note } => {
+                format!("attempt={attempt} note={}", quoted(note.as_str()))
+            }
+            TaskEvent::SubtasksCreated {
+                attempt,
+                tasks,
+                waits,
+            } => format!(
+                "attempt={attempt} subtasks={} waits={waits}",
+                short_ids(tasks.iter())
+            ),
             TaskEvent::RetryScheduled { at: Some(due) } => format!("due={}", due.to_rfc3339()),
             TaskEvent::RetryRequested { granted } => format!("attempts_granted={granted}"),
             TaskEvent::Briefed { attempt, briefing } => {

@@ -198,6 +198,8 @@ mod tests {
             TaskEvent::RetryRequested { .. } => 24,
             TaskEvent::Blocked { .. } => 25,
             TaskEvent::Cancelled { .. } => 26,
+            TaskEvent::ProgressReported { .. } => 27,
+            TaskEvent::SubtasksCreated { .. } => 28,
         }
     }
 
@@ -253,6 +255,7 @@ mod tests {
             concerns: Vec::new(),
             plans: None,
             agent: None,
+            parent: None,
         };
         vec![
             TaskEvent::Created { spec },
@@ -350,6 +353,15 @@ mod tests {
                 reason: BlockReason::RejectedBeforeRun,
             },
             TaskEvent::Cancelled { reason: text("r") },
+            TaskEvent::ProgressReported {
+                attempt: 1,
+                note: crate::ProgressNote::parse("halfway").unwrap(),
+            },
+            TaskEvent::SubtasksCreated {
+                attempt: 1,
+                tasks: vec![TaskId::from_bits(2)],
+                waits: true,
+            },
         ]
     }
 

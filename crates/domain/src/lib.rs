@@ -42,10 +42,11 @@ pub use reasons::{BlockReason, NextStep, WaitKind, WaitReason};
 pub use run::{Exit, FailureKind, RunReport, Usage, Usd, Verification};
 pub use settings::{AgentSettings, EnvName, Price, PromptVia, ResourceLimits};
 pub use task::{
-    ApprovalDecision, Attempt, AttemptOutcome, AttemptStart, Gate, Integration, PendingApproval,
-    Task, TaskEvent, TaskSpec, TaskState, TaskWorkspace, WorkspaceSpec,
+    ApprovalDecision, Attempt, AttemptOutcome, AttemptStart, Gate, Integration, MAX_SUBTASK_DEPTH,
+    MAX_SUBTASKS, ParentLink, PendingApproval, Subtask, Task, TaskEvent, TaskSpec, TaskState,
+    TaskWorkspace, WorkspaceSpec,
 };
 pub use values::{
     AdapterKind, AgentName, Capability, CapabilitySet, DurationMs, FencingToken, IdempotencyKey,
-    MaxAttempts, Priority, Risk, Slots, Tier, Timestamp, Title,
+    MaxAttempts, Priority, ProgressNote, Risk, Slots, Tier, Timestamp, Title,
 };

@@ -19,7 +19,7 @@ use crate::reasons::BlockReason;
 use crate::run::{Exit, FailureKind, RunReport, Usage, Usd, Verification};
 use crate::values::{
     AgentName, CapabilitySet, DurationMs, FencingToken, IdempotencyKey, MaxAttempts, Priority,
-    Risk, Tier, Timestamp, Title, keyword_enum,
+    ProgressNote, Risk, Tier, Timestamp, Title, keyword_enum,
 };
 
 keyword_enum!(
@@ -265,7 +265,26 @@ pub struct TaskSpec {
     /// fits. (Absent from the event log's JSON when none, as it was before pins.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<AgentName>,
+    /// The task whose agent made this one as a subtask (absent from the event log's JSON when
+    /// none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ParentLink>,
 }
+
+/// A subtask's link to the task whose running attempt made it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParentLink {
+    pub task: TaskId,
+    /// The parent may not complete before this subtask has (else it completes and the subtask
+    /// goes on alone).
+    pub waits: bool,
+}
+
+/// The most subtasks one task may make, over all its attempts.
+pub const MAX_SUBTASKS: usize = 16;
+
+/// How deep subtasks may nest: a task made by an agent is at depth 1, its own subtasks at 2.
+pub const MAX_SUBTASK_DEPTH: u32 = 3;
 
 impl TaskSpec {
     /// What the task asks of the agent that takes it, as [`matcher`] checks it.
@@ -331,6 +350,17 @@ pub struct TaskData {
     /// Attempts granted beyond `max_attempts`: one by an escalation, more by `maos task retry`.
     #[serde(default)]
     pub extra_attempts: u32,
+    /// The subtasks its agents made, in the order they were made.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subtasks: Vec<Subtask>,
+}
+
+/// A subtask as its parent knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subtask {
+    pub task: TaskId,
+    /// The parent waits for it before it completes.
+    pub waits: bool,
 }
 
 /// A person's decision on an approval.
@@ -467,6 +497,18 @@ pub enum TaskEvent {
     Cancelled {
         reason: String,
     },
+    /// The running attempt's agent said how it is getting on.
+    ProgressReported {
+        attempt: u32,
+        note: ProgressNote,
+    },
+    /// The running attempt's agent split off subtasks.
+    SubtasksCreated {
+        attempt: u32,
+        tasks: Vec<TaskId>,
+        /// The task waits for them before it completes.
+        waits: bool,
+    },
 }
 
 impl TaskEvent {
@@ -499,6 +541,8 @@ impl TaskEvent {
         "task.escalated",
         "task.blocked",
         "task.cancelled",
+        "task.progress_reported",
+        "task.subtasks_created",
     ];
 
     /// The event's name in the event log.
@@ -531,6 +575,8 @@ impl TaskEvent {
             TaskEvent::Escalated => "task.escalated",
             TaskEvent::Blocked { .. } => "task.blocked",
             TaskEvent::Cancelled { .. } => "task.cancelled",
+            TaskEvent::ProgressReported { .. } => "task.progress_reported",
+            TaskEvent::SubtasksCreated { .. } => "task.subtasks_created",
         }
     }
 }
@@ -573,6 +619,7 @@ impl Task {
             decision: None,
             retry_at: None,
             extra_attempts: 0,
+            subtasks: Vec::new(),
         })
     }
 
@@ -888,6 +935,13 @@ impl Task {
                 t.0.state = S::Cancelled;
                 t.0.reason = Some(reason.clone());
             }
+            TaskEvent::ProgressReported { .. } => {}
+            TaskEvent::SubtasksCreated { tasks, waits, .. } => {
+                t.0.subtasks.extend(tasks.iter().map(|&task| Subtask {
+                    task,
+                    waits: *waits,
+                }));
+            }
         }
         if t.0.state != S::Blocked {
             t.0.blocked = None;
@@ -1114,6 +1168,56 @@ impl Task {
         }
         let attempt = self.attempts_used();
         Ok(self.emit(TaskEvent::SessionRecorded { attempt, session }, at))
+    }
+
+    /// The running attempt's agent reports how it is getting on.
+    pub fn report_progress(
+        &mut self,
+        fencing: FencingToken,
+        note: ProgressNote,
+        at: Timestamp,
+    ) -> Result<Vec<TaskEvent>, TransitionError> {
+        self.check_fencing(fencing)?;
+        if !matches!(self.state, S::Assigned | S::Running) {
+            return Err(self.refuse("given progress by an attempt that is not running"));
+        }
+        let attempt = self.attempts_used();
+        Ok(self.emit(TaskEvent::ProgressReported { attempt, note }, at))
+    }
+
+    /// The running attempt's agent made `tasks` its subtasks (created in the same transaction);
+    /// refused beyond [`MAX_SUBTASKS`] over the task's life.
+    pub fn add_subtasks(
+        &mut self,
+        fencing: FencingToken,
+        tasks: Vec<TaskId>,
+        waits: bool,
+        at: Timestamp,
+    ) -> Result<Vec<TaskEvent>, TransitionError> {
+        self.check_fencing(fencing)?;
+        if !matches!(self.state, S::Assigned | S::Running) {
+            return Err(self.refuse("given subtasks by an attempt that is not running"));
+        }
+        if tasks.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.subtasks.len().saturating_add(tasks.len()) > MAX_SUBTASKS {
+            return Err(self.refuse("given more subtasks than a task may have"));
+        }
+        let attempt = self.attempts_used();
+        Ok(self.emit(
+            TaskEvent::SubtasksCreated {
+                attempt,
+                tasks,
+                waits,
+            },
+            at,
+        ))
+    }
+
+    /// The subtasks it waits for before it completes.
+    pub fn awaited_subtasks(&self) -> impl Iterator<Item = TaskId> + '_ {
+        self.subtasks.iter().filter(|s| s.waits).map(|s| s.task)
     }
 
     /// Records the briefing of the attempt just assigned: exactly what its agent will get.

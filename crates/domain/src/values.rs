@@ -195,6 +195,46 @@ impl Title {
     }
 }
 
+string_value!(
+    /// A short note an agent reports on how its attempt is getting on: 1–2,000 characters, not
+    /// blank; line breaks and tabs are kept, other control characters refused. Surrounding
+    /// whitespace is trimmed.
+    ProgressNote
+);
+
+impl ProgressNote {
+    /// The most characters a note may have.
+    pub const MAX_CHARS: usize = 2_000;
+
+    /// Parses a progress note.
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        const WHAT: &str = "progress note";
+        let t = raw.trim();
+        if t.is_empty() {
+            return Err(ValueError::new(
+                WHAT,
+                raw,
+                "it is blank; say in a sentence what was done or what comes next",
+            ));
+        }
+        if t.chars().count() > Self::MAX_CHARS {
+            return Err(ValueError::new(
+                WHAT,
+                raw,
+                "it is longer than 2000 characters; keep it to a short paragraph",
+            ));
+        }
+        if t.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+            return Err(ValueError::new(
+                WHAT,
+                raw,
+                "it contains a control character; use plain text",
+            ));
+        }
+        Ok(Self(t.to_owned()))
+    }
+}
+
 /// The set of capabilities an agent offers or a task requires. Ordered, without duplicates.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CapabilitySet(BTreeSet<Capability>);

@@ -4,6 +4,7 @@
 //! shares (the scheduled transaction, id resolution), and the [`MaosApi`] table that routes each
 //! call to its family.
 
+mod agent_calls;
 mod agents;
 mod approvals;
 mod effects;
@@ -579,5 +580,27 @@ impl<S: Store> MaosApi for Service<S> {
 
     fn forget_memory(&self, id: &IdRef, reason: Option<String>) -> Result<Memory, MemoryError> {
         Service::forget_memory(self, id, reason)
+    }
+
+    fn authenticate_agent(&self, credential: &AgentCredential) -> Result<AgentScope, TaskError> {
+        Service::authenticate_agent(self, credential)
+    }
+
+    fn report_progress(
+        &self,
+        task: TaskId,
+        fencing: FencingToken,
+        note: maos_domain::ProgressNote,
+    ) -> Result<Task, TaskError> {
+        Service::report_progress(self, task, fencing, note)
+    }
+
+    fn create_subtasks(
+        &self,
+        task: TaskId,
+        fencing: FencingToken,
+        cmd: CreateSubtasks,
+    ) -> Result<Vec<Created>, TaskError> {
+        Service::create_subtasks(self, task, fencing, cmd)
     }
 }

@@ -180,6 +180,12 @@ impl<S: Store> Service<S> {
             Some(t) => self.referee(t, summary.as_deref())?,
             None => None,
         };
+        // A task that waits for its subtasks may not complete before them: finishing early
+        // fails like a verification, and the next attempt is told which ones are left.
+        let unfinished = match &stored {
+            Some(t) => self.unfinished_subtasks(t)?,
+            None => Vec::new(),
+        };
         let failed_verification = report
             .verification
             .as_ref()
@@ -190,7 +196,8 @@ impl<S: Store> Service<S> {
                     Some(crate::planning::for_next_round(problems))
                 }
                 _ => None,
-            });
+            })
+            .or_else(|| (!unfinished.is_empty()).then(|| subtasks_left(&unfinished)));
         // Work that the policy accepts without a person is integrated first (git, outside the
         // transaction); the transaction then completes the task, or blocks it on a conflict.
         let integration = match &stored {
@@ -396,4 +403,17 @@ fn planning_error(e: OrchestrationError) -> TaskError {
         // same transaction: the store's state disagrees with itself.
         other => TaskError::Store(StoreError::Backend(other.to_string())),
     }
+}
+
+/// What the next attempt of a task that finished before its subtasks is told.
+fn subtasks_left(unfinished: &[(TaskId, TaskState)]) -> String {
+    let list: Vec<String> = unfinished
+        .iter()
+        .map(|(id, state)| format!("{id} ({state})"))
+        .collect();
+    format!(
+        "This task waits for its subtasks before it completes, and these had not completed when \
+         the attempt finished: {}. Wait until they have completed, then finish.",
+        list.join(", ")
+    )
 }

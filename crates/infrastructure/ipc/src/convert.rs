@@ -896,6 +896,7 @@ pub fn read_task(r: wire::task::Reader<'_>) -> Decoded<Task> {
             .map(|s| OrchestrationId::parse(&s))
             .transpose()?,
         agent: pinned_agent(r.has_agent(), r.get_agent())?,
+        parent: None,
     };
     let attempts = r
         .get_attempts()?
@@ -933,6 +934,7 @@ pub fn read_task(r: wire::task::Reader<'_>) -> Decoded<Task> {
         },
         retry_at: opt_time(r.get_retry_at()),
         extra_attempts: r.get_extra_attempts(),
+        subtasks: Vec::new(),
     }))
 }
 

@@ -19,6 +19,7 @@ pub fn kind_to_wire(kind: ErrorKind) -> wire::ErrorKind {
         ErrorKind::Storage => wire::ErrorKind::Storage,
         ErrorKind::Unavailable => wire::ErrorKind::Unavailable,
         ErrorKind::Internal => wire::ErrorKind::Internal,
+        ErrorKind::Denied => wire::ErrorKind::Denied,
     }
 }
 
@@ -32,6 +33,7 @@ pub fn kind_from_wire(kind: wire::ErrorKind) -> ErrorKind {
         wire::ErrorKind::Storage => ErrorKind::Storage,
         wire::ErrorKind::Unavailable | wire::ErrorKind::VersionMismatch => ErrorKind::Unavailable,
         wire::ErrorKind::Internal => ErrorKind::Internal,
+        wire::ErrorKind::Denied => ErrorKind::Denied,
     }
 }
 

@@ -15,7 +15,8 @@ use maos_domain::{
     TaskSpec, TaskState, Tier, Timestamp, Title, Usage, Usd,
 };
 use maos_domain::{
-    ApprovalDecision, BlockReason, PendingApproval, TaskWorkspace, Verification, WorkspaceSpec,
+    ApprovalDecision, BlockReason, ParentLink, PendingApproval, Subtask, TaskWorkspace, Verification,
+    WorkspaceSpec,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
@@ -193,6 +194,12 @@ struct TaskExtra {
     /// Why it is blocked, as data (absent in rows written before reasons were data).
     #[serde(skip_serializing_if = "Option::is_none")]
     blocked: Option<BlockReason>,
+    /// The task whose agent made it (absent for other tasks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent: Option<ParentLink>,
+    /// The subtasks its agents made (absent when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    subtasks: Vec<Subtask>,
 }
 
 /// The fields of an attempt kept as JSON in `attempts.extra`.
@@ -298,6 +305,7 @@ fn task_from_row(row: &Row<'_>) -> Result<TaskData, StoreError> {
             wants_port: extra.wants_port,
             concerns: extra.concerns,
             plans: extra.plans,
+            parent: extra.parent,
             agent: col::<Option<String>>(row, 20)?
                 .map(|a| parsed("pinned agent", AgentName::parse(&a)))
                 .transpose()?,
@@ -316,6 +324,7 @@ fn task_from_row(row: &Row<'_>) -> Result<TaskData, StoreError> {
         decision: extra.decision,
         retry_at: extra.retry_at,
         extra_attempts: extra.extra_attempts,
+        subtasks: extra.subtasks,
     })
 }
 
@@ -427,6 +436,8 @@ pub(crate) fn save_task(conn: &Connection, t: &Task) -> Result<(), StoreError> {
         retry_at: t.retry_at,
         extra_attempts: t.extra_attempts,
         blocked: t.blocked.clone(),
+        parent: t.spec.parent,
+        subtasks: t.subtasks.clone(),
     })?;
     let id = t.id.to_string();
     let deps: Vec<String> = t.spec.depends_on.iter().map(ToString::to_string).collect();

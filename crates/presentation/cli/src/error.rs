@@ -33,6 +33,8 @@ pub(crate) enum FailureClass {
     Inconsistent,
     /// `doctor` found a problem that stops MAOS from working here (exit 9).
     Unhealthy,
+    /// An agent's credential was refused, or it asked for more than it may (exit 10).
+    Denied,
     /// Stdout was closed by its reader: not an error, the command stops quietly (exit 0).
     BrokenPipe,
 }
@@ -51,6 +53,7 @@ impl FailureClass {
             FailureClass::Unfinished => 7,
             FailureClass::Inconsistent => 8,
             FailureClass::Unhealthy => 9,
+            FailureClass::Denied => 10,
         }
     }
 
@@ -67,6 +70,7 @@ impl FailureClass {
             FailureClass::Unfinished => "unfinished",
             FailureClass::Inconsistent => "inconsistent",
             FailureClass::Unhealthy => "unhealthy",
+            FailureClass::Denied => "denied",
             FailureClass::BrokenPipe => "broken_pipe",
         }
     }
@@ -81,6 +85,7 @@ impl From<ErrorKind> for FailureClass {
             ErrorKind::Storage => FailureClass::Storage,
             ErrorKind::Unavailable => FailureClass::DaemonUnavailable,
             ErrorKind::Internal => FailureClass::Failure,
+            ErrorKind::Denied => FailureClass::Denied,
         }
     }
 }
