@@ -1,16 +1,40 @@
-//! `maos`: the command line (`maos-cli`) with the web dashboard (`maos-web`) its daemon serves.
-//! The composition root (ADR 0019): the one place that puts front ends together.
+//! `maos`: the command line (`maos-cli`) with the web dashboard (`maos-web`) and the MCP server
+//! (`maos-mcp`: over stdio for `maos mcp`, over HTTP at `/mcp` beside the dashboard) its daemon
+//! serves. The composition root (ADR 0019): the one place that puts front ends together.
 
 use std::net::TcpListener;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use maos_application::MaosApi;
-use maos_cli::{DashboardServer, DashboardSettings, ServedDashboard};
+use maos_application::{AgentCredential, MaosApi};
+use maos_cli::{DashboardServer, DashboardSettings, McpStdio, ServedDashboard};
+use maos_mcp::{Caller, HttpSettings};
 use maos_web::{Dashboard, DashboardConfig, Secret};
+use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
-    maos_cli::main(Some(&Web))
+    maos_cli::main(Some(&Web), Some(&Mcp))
+}
+
+/// The MCP server over stdio (`maos mcp`).
+#[derive(Debug)]
+struct Mcp;
+
+impl McpStdio for Mcp {
+    fn serve_stdio(
+        &self,
+        api: Arc<dyn MaosApi>,
+        agent: Option<AgentCredential>,
+    ) -> Result<(), String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the MCP server's runtime: {e}"))?;
+        let caller = agent.map_or(Caller::Person, Caller::Agent);
+        runtime
+            .block_on(maos_mcp::serve_stdio(api, caller))
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// The web dashboard, as the daemon serves it.
@@ -27,6 +51,15 @@ impl DashboardServer for Web {
     ) -> Result<Box<dyn ServedDashboard>, String> {
         let token = Secret::parse(&settings.token).map_err(|e| format!("the token: {e}"))?;
         let csrf = Secret::parse(&settings.csrf).map_err(|e| format!("the CSRF token: {e}"))?;
+        let stop_mcp = CancellationToken::new();
+        let mcp = maos_mcp::router(
+            Arc::clone(&api),
+            HttpSettings {
+                person_token: settings.token.clone(),
+                loopback: settings.loopback,
+                stop: stop_mcp.clone(),
+            },
+        );
         let dashboard = Dashboard::new(
             api,
             DashboardConfig {
@@ -37,7 +70,9 @@ impl DashboardServer for Web {
                 label: settings.label,
             },
         );
-        let router = dashboard.router();
+        // `/mcp` has its own guard (bearer tokens, no cookie or CSRF field); every other path is
+        // the dashboard's.
+        let router = mcp.merge(dashboard.router());
         let stop = Arc::new(tokio::sync::Notify::new());
         let stopped = Arc::clone(&stop);
         runtime.spawn(async move {
@@ -56,7 +91,11 @@ impl DashboardServer for Web {
                 tracing::error!("the dashboard stopped serving: {e}");
             }
         });
-        Ok(Box::new(Served { dashboard, stop }))
+        Ok(Box::new(Served {
+            dashboard,
+            stop,
+            stop_mcp,
+        }))
     }
 }
 
@@ -64,12 +103,14 @@ impl DashboardServer for Web {
 struct Served {
     dashboard: Dashboard,
     stop: Arc<tokio::sync::Notify>,
+    stop_mcp: CancellationToken,
 }
 
 impl ServedDashboard for Served {
     fn stop(&self) {
         // A permit is kept if the server is not waiting yet, so the stop is never lost.
         self.stop.notify_one();
+        self.stop_mcp.cancel();
         self.dashboard.stop();
     }
 }

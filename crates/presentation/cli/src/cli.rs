@@ -164,6 +164,20 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Memory(MemoryCommand),
 
+    /// Serve MAOS to an MCP client over stdio: agents and editors call MAOS's tools
+    ///
+    /// Speaks the Model Context Protocol on stdin and stdout (logs go to stderr), through the
+    /// daemon (started if need be), until the client closes stdin. Without a credential it acts
+    /// for you, the person who runs it: every tool, on any task. With the credential MAOS gives
+    /// an agent's attempt (in MAOS_AGENT_CREDENTIAL, which MAOS sets in the MCP configuration of
+    /// the agents it launches) it acts for that attempt only: its own task and orchestration,
+    /// while the attempt runs. The daemon serves the same tools over HTTP at `/mcp` beside the
+    /// dashboard (`maos ui`). See docs/mcp.md.
+    #[command(after_help = "Examples:\n  claude mcp add maos -- maos mcp\n  \
+        codex mcp add maos -- maos mcp\n  \
+        npx @modelcontextprotocol/inspector maos mcp")]
+    Mcp,
+
     /// Turn a goal into a plan with a planner agent; review, edit, approve or reject it.
     ///
     /// `maos plan "<goal>"` gives a planner agent the goal, a summary of the repository, the

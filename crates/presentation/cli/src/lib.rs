@@ -32,13 +32,21 @@ use crate::cli::{Cli, ColorWhen, GlobalArgs};
 use crate::error::FailureClass;
 use crate::output::Output;
 
+pub use commands::McpStdio;
 pub use daemon::ui::{DashboardServer, DashboardSettings, ServedDashboard};
 
 /// Runs `maos` with the process's arguments; `dashboard` serves the web dashboard when the
-/// daemon is asked to (none: `maos ui` says this build cannot).
-pub fn main(dashboard: Option<&'static dyn DashboardServer>) -> ExitCode {
+/// daemon is asked to (none: `maos ui` says this build cannot), `mcp` serves `maos mcp` (none:
+/// it says this build cannot).
+pub fn main(
+    dashboard: Option<&'static dyn DashboardServer>,
+    mcp: Option<&'static dyn McpStdio>,
+) -> ExitCode {
     if let Some(d) = dashboard {
         daemon::ui::install(d);
+    }
+    if let Some(m) = mcp {
+        commands::install_mcp(m);
     }
     // `COMPLETE=<shell> maos …`: the shell asks for completions (ADR 0016); nothing else runs.
     let here = std::env::current_dir().ok();

@@ -11,6 +11,7 @@ mod events;
 mod gc;
 mod init;
 mod man;
+mod mcp;
 mod memory;
 mod metrics;
 mod orchestrate;
@@ -33,6 +34,13 @@ use crate::compose;
 use crate::daemon;
 use crate::error::{CliError, FailureClass};
 use crate::output::Output;
+
+pub use mcp::McpStdio;
+
+/// Sets the MCP server `maos mcp` serves (once, at start).
+pub(crate) fn install_mcp(server: &'static dyn McpStdio) {
+    mcp::install(server);
+}
 
 /// Carries out one command.
 pub(crate) fn execute(cli: Cli, out: &mut Output) -> Result<(), CliError> {
@@ -76,6 +84,7 @@ pub(crate) fn execute(cli: Cli, out: &mut Output) -> Result<(), CliError> {
         Command::Agent(cmd) => agent::execute(cmd, needs.api()?.api(), out),
         Command::Task(cmd) => task::execute(cmd, needs.api()?.api(), out),
         Command::Memory(cmd) => memory::execute(cmd, needs.api()?.api(), out),
+        Command::Mcp => mcp::execute(|| needs.api().map(|c| c.api)),
         Command::Orchestrate(cmd) => {
             let on = needs.api()?;
             orchestrate::execute(cmd, on.api(), &on.dir, out)
