@@ -778,6 +778,49 @@ mod tests {
     }
 
     #[test]
+    fn maos_mcp_server_is_loaded_beside_the_users_and_its_tools_are_allowed() {
+        let inv = ClaudeInvocation {
+            mcp_config: Some("/data/runs/t/1/mcp.json".to_owned()),
+            extra_args: vec!["--max-turns".to_owned(), "3".to_owned()],
+            ..ClaudeInvocation::default()
+        };
+        let args = inv.args();
+        assert_eq!(
+            args[6..12],
+            [
+                "--mcp-config",
+                "/data/runs/t/1/mcp.json",
+                "--allowedTools",
+                "mcp__maos",
+                "--permission-prompt-tool",
+                "stdio"
+            ]
+        );
+        // The user's own servers still load; nothing is restricted to MAOS's.
+        assert!(!args.contains(&"--strict-mcp-config".to_owned()));
+        assert_eq!(args[12..], ["--max-turns", "3"]);
+        // Without a configuration, none of it.
+        let plain = ClaudeInvocation::default().args();
+        assert!(!plain.contains(&"--mcp-config".to_owned()));
+        assert!(!plain.contains(&"--allowedTools".to_owned()));
+
+        let config = mcp_config("/usr/bin/maos", "/data dir", "c-r-e-d_ential");
+        assert_eq!(
+            config,
+            json!({
+                "mcpServers": {
+                    "maos": {
+                        "type": "stdio",
+                        "command": "/usr/bin/maos",
+                        "args": ["mcp", "--data-dir", "/data dir"],
+                        "env": { "MAOS_AGENT_CREDENTIAL": "c-r-e-d_ential" },
+                    }
+                }
+            })
+        );
+    }
+
+    #[test]
     fn args_ask_maos_for_permissions_unless_told_otherwise() {
         let inv = ClaudeInvocation::default();
         assert_eq!(inv.program, "claude");

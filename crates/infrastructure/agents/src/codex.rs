@@ -534,6 +534,43 @@ mod tests {
     }
 
     #[test]
+    fn maos_mcp_server_is_declared_with_overrides_that_hold_no_secret() {
+        let inv = CodexInvocation {
+            model: Some("gpt-5-codex".to_owned()),
+            resume: Some("thread-1".to_owned()),
+            mcp: Some(CodexMcp {
+                command: "/opt/maos \"1\"/maos".to_owned(),
+                args: vec![
+                    "mcp".to_owned(),
+                    "--data-dir".to_owned(),
+                    "/data".to_owned(),
+                ],
+                env_vars: vec!["MAOS_AGENT_CREDENTIAL".to_owned()],
+            }),
+            ..CodexInvocation::default()
+        };
+        assert_eq!(
+            inv.args(),
+            [
+                "exec",
+                "--json",
+                "--skip-git-repo-check",
+                "-c",
+                r#"mcp_servers.maos.command="/opt/maos \"1\"/maos""#,
+                "-c",
+                r#"mcp_servers.maos.args=["mcp","--data-dir","/data"]"#,
+                "-c",
+                r#"mcp_servers.maos.env_vars=["MAOS_AGENT_CREDENTIAL"]"#,
+                "--model",
+                "gpt-5-codex",
+                "resume",
+                "thread-1",
+                "-"
+            ]
+        );
+    }
+
+    #[test]
     fn args_read_the_prompt_from_stdin_and_resume_by_subcommand() {
         let inv = CodexInvocation::default();
         assert_eq!(inv.program, "codex");
