@@ -15,7 +15,8 @@
 //! The supervisor runs `claude -p --verbose --output-format stream-json --input-format
 //! stream-json --permission-prompt-tool stdio [--settings {"permissions":{"ask":[RULES]}}]
 //! [--model M] [--resume=SESSION] [extra args]` (`--dangerously-skip-permissions` replaces the
-//! permission tool only when the agent's settings say so), writes
+//! permission tool only when the agent's settings say so; with MAOS's MCP server configured,
+//! `--mcp-config FILE --allowedTools mcp__maos` come right after the formats), writes
 //! [`ClaudeInvocation::prompt_message`], and keeps stdin open: Claude Code asks
 //! for each tool call that its own settings do not already allow with a `control_request`
 //! (`can_use_tool`) on stdout, and waits for the `control_response` on stdin, which `on_line`
@@ -94,6 +95,9 @@ pub struct ClaudeInvocation {
     pub always_ask: Vec<String>,
     /// Arguments appended after MAOS's own.
     pub extra_args: Vec<String>,
+    /// A file of MCP servers to load besides the user's own (`--mcp-config`): MAOS's server,
+    /// whose tools (`mcp__maos__*`) are then allowed without asking (`--allowedTools mcp__maos`).
+    pub mcp_config: Option<String>,
 }
 
 impl Default for ClaudeInvocation {
@@ -105,6 +109,7 @@ impl Default for ClaudeInvocation {
             skip_permissions: false,
             always_ask: Vec::new(),
             extra_args: Vec::new(),
+            mcp_config: None,
         }
     }
 }
@@ -122,6 +127,15 @@ impl ClaudeInvocation {
         ]
         .map(str::to_owned)
         .to_vec();
+        if let Some(file) = &self.mcp_config {
+            // Both options take several values: a flag always follows them here.
+            args.extend([
+                "--mcp-config".to_owned(),
+                file.clone(),
+                "--allowedTools".to_owned(),
+                MCP_TOOLS_RULE.to_owned(),
+            ]);
+        }
         if self.skip_permissions {
             args.push("--dangerously-skip-permissions".to_owned());
         } else {
@@ -163,6 +177,27 @@ impl ClaudeInvocation {
         });
         ndjson(&message)
     }
+}
+
+/// The name of MAOS's MCP server in the configuration Claude Code and Codex are given.
+pub const MCP_SERVER: &str = "maos";
+
+/// The permission rule that allows every tool of MAOS's MCP server (`mcp__maos__<tool>`).
+pub const MCP_TOOLS_RULE: &str = "mcp__maos";
+
+/// The `--mcp-config` file of an attempt: MAOS's server over stdio (`<program> mcp --data-dir
+/// <dir>`), with the attempt's credential in its environment.
+pub fn mcp_config(program: &str, data_dir: &str, credential: &str) -> Value {
+    json!({
+        "mcpServers": {
+            MCP_SERVER: {
+                "type": "stdio",
+                "command": program,
+                "args": ["mcp", "--data-dir", data_dir],
+                "env": { crate::credential::CREDENTIAL_ENV: credential },
+            }
+        }
+    })
 }
 
 /// A value as one line of JSON with its newline.
@@ -740,6 +775,49 @@ mod tests {
         })
         .to_string()
         .into_bytes()
+    }
+
+    #[test]
+    fn maos_mcp_server_is_loaded_beside_the_users_and_its_tools_are_allowed() {
+        let inv = ClaudeInvocation {
+            mcp_config: Some("/data/runs/t/1/mcp.json".to_owned()),
+            extra_args: vec!["--max-turns".to_owned(), "3".to_owned()],
+            ..ClaudeInvocation::default()
+        };
+        let args = inv.args();
+        assert_eq!(
+            args[6..12],
+            [
+                "--mcp-config",
+                "/data/runs/t/1/mcp.json",
+                "--allowedTools",
+                "mcp__maos",
+                "--permission-prompt-tool",
+                "stdio"
+            ]
+        );
+        // The user's own servers still load; nothing is restricted to MAOS's.
+        assert!(!args.contains(&"--strict-mcp-config".to_owned()));
+        assert_eq!(args[12..], ["--max-turns", "3"]);
+        // Without a configuration, none of it.
+        let plain = ClaudeInvocation::default().args();
+        assert!(!plain.contains(&"--mcp-config".to_owned()));
+        assert!(!plain.contains(&"--allowedTools".to_owned()));
+
+        let config = mcp_config("/usr/bin/maos", "/data dir", "c-r-e-d_ential");
+        assert_eq!(
+            config,
+            json!({
+                "mcpServers": {
+                    "maos": {
+                        "type": "stdio",
+                        "command": "/usr/bin/maos",
+                        "args": ["mcp", "--data-dir", "/data dir"],
+                        "env": { "MAOS_AGENT_CREDENTIAL": "c-r-e-d_ential" },
+                    }
+                }
+            })
+        );
     }
 
     #[test]

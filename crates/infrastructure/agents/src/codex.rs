@@ -69,6 +69,42 @@ pub struct CodexInvocation {
     pub resume: Option<String>,
     /// Arguments added after MAOS's own options (before `resume` and the prompt).
     pub extra_args: Vec<String>,
+    /// MAOS's MCP server, added to the user's own with `-c` overrides: its program and
+    /// arguments, and the variable Codex forwards to it (`env_vars`), which holds the attempt's
+    /// credential in Codex's environment. The credential itself is never an argument.
+    pub mcp: Option<CodexMcp>,
+}
+
+/// MAOS's MCP server as Codex starts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodexMcp {
+    /// The program (the `maos` binary).
+    pub command: String,
+    /// Its arguments (`mcp --data-dir DIR`).
+    pub args: Vec<String>,
+    /// Variables of Codex's environment Codex passes on to the server.
+    pub env_vars: Vec<String>,
+}
+
+impl CodexMcp {
+    /// The `-c key=value` overrides that declare the server as `[mcp_servers.maos]`. Values are
+    /// TOML: a JSON string or array of strings is one (JSON's escapes are TOML's).
+    pub fn overrides(&self) -> Vec<String> {
+        let server = crate::claude::MCP_SERVER;
+        [
+            ("command", Value::from(self.command.as_str())),
+            ("args", Value::from(self.args.clone())),
+            ("env_vars", Value::from(self.env_vars.clone())),
+        ]
+        .into_iter()
+        .flat_map(|(key, value)| {
+            [
+                "-c".to_owned(),
+                format!("mcp_servers.{server}.{key}={value}"),
+            ]
+        })
+        .collect()
+    }
 }
 
 impl Default for CodexInvocation {
@@ -78,6 +114,7 @@ impl Default for CodexInvocation {
             model: None,
             resume: None,
             extra_args: Vec::new(),
+            mcp: None,
         }
     }
 }
@@ -88,6 +125,9 @@ impl CodexInvocation {
         let mut args = ["exec", "--json", "--skip-git-repo-check"]
             .map(str::to_owned)
             .to_vec();
+        if let Some(mcp) = &self.mcp {
+            args.extend(mcp.overrides());
+        }
         if let Some(model) = &self.model {
             args.extend(["--model".to_owned(), model.clone()]);
         }
@@ -491,6 +531,43 @@ mod tests {
             summary: summary.to_owned(),
             is_error,
         }
+    }
+
+    #[test]
+    fn maos_mcp_server_is_declared_with_overrides_that_hold_no_secret() {
+        let inv = CodexInvocation {
+            model: Some("gpt-5-codex".to_owned()),
+            resume: Some("thread-1".to_owned()),
+            mcp: Some(CodexMcp {
+                command: "/opt/maos \"1\"/maos".to_owned(),
+                args: vec![
+                    "mcp".to_owned(),
+                    "--data-dir".to_owned(),
+                    "/data".to_owned(),
+                ],
+                env_vars: vec!["MAOS_AGENT_CREDENTIAL".to_owned()],
+            }),
+            ..CodexInvocation::default()
+        };
+        assert_eq!(
+            inv.args(),
+            [
+                "exec",
+                "--json",
+                "--skip-git-repo-check",
+                "-c",
+                r#"mcp_servers.maos.command="/opt/maos \"1\"/maos""#,
+                "-c",
+                r#"mcp_servers.maos.args=["mcp","--data-dir","/data"]"#,
+                "-c",
+                r#"mcp_servers.maos.env_vars=["MAOS_AGENT_CREDENTIAL"]"#,
+                "--model",
+                "gpt-5-codex",
+                "resume",
+                "thread-1",
+                "-"
+            ]
+        );
     }
 
     #[test]

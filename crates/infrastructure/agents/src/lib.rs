@@ -5,6 +5,7 @@
 pub mod claude;
 pub mod codex;
 mod contain;
+mod credential;
 pub mod logs;
 pub mod openai;
 pub mod plan;
@@ -18,6 +19,7 @@ pub mod tools;
 mod workspace;
 
 pub use contain::ContainmentKind;
+pub use credential::CREDENTIAL_ENV;
 pub use logs::FileLogs;
-pub use supervisor::{Supervisor, SupervisorConfig};
+pub use supervisor::{McpLaunch, Supervisor, SupervisorConfig};
 pub use sys::group_alive;

@@ -5,12 +5,14 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use maos_application::Launch;
+use maos_application::{AgentCredential, Launch};
 use maos_domain::{AdapterKind, PromptVia};
 
 use crate::claude::{ClaudeInvocation, ClaudeStream};
-use crate::codex::{CodexInvocation, CodexStream};
+use crate::codex::{CodexInvocation, CodexMcp, CodexStream};
+use crate::credential::CREDENTIAL_ENV;
 use crate::stream::StreamParser;
+use crate::supervisor::McpLaunch;
 
 /// Variables an agent inherits from the daemon's environment whatever its settings say
 /// (besides every `LC_*`).
@@ -33,6 +35,13 @@ pub(crate) struct Paths {
     pub(crate) port: Option<u16>,
     /// The checkpoint made in the task's worktree before the attempt.
     pub(crate) checkpoint_before: Option<String>,
+    /// Claude Code's MCP configuration (MAOS's server, with the credential).
+    pub(crate) mcp_file: PathBuf,
+    /// The data directory (`MAOS_DATA_DIR` of a `command` agent given a credential).
+    pub(crate) data_dir: PathBuf,
+    /// The secret the attempt's agent uses for MAOS's tools; none for in-process agents that
+    /// were not given one.
+    pub(crate) credential: Option<AgentCredential>,
 }
 
 impl Paths {
@@ -48,8 +57,11 @@ impl Paths {
             prompt_file: run.join("prompt.md"),
             result_file: run.join("result.md"),
             verify_file: run.join("verify.log"),
+            mcp_file: run.join("mcp.json"),
             port: None,
             checkpoint_before: None,
+            data_dir: data_dir.to_owned(),
+            credential: None,
         }
     }
 }
@@ -75,6 +87,9 @@ pub(crate) struct ProcessPlan {
     pub(crate) parser: Option<Box<dyn StreamParser + Send>>,
     /// Variables the settings name that the daemon's environment lacks.
     pub(crate) missing_env: Vec<String>,
+    /// Private files (0600) to write before the process starts, and to remove once it ended:
+    /// they may hold the attempt's credential.
+    pub(crate) files: Vec<(PathBuf, Vec<u8>)>,
 }
 
 impl std::fmt::Debug for ProcessPlan {
@@ -84,6 +99,10 @@ impl std::fmt::Debug for ProcessPlan {
             .field("program", &self.program)
             .field("args", &self.args)
             .field("stdin", &self.stdin)
+            .field(
+                "files",
+                &self.files.iter().map(|(p, _)| p).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -259,6 +278,34 @@ pub(crate) fn environment(
     (env, missing)
 }
 
+/// The variables that give a process the attempt's credential: a `command` agent gets it with
+/// the data directory (so that a script can run `maos mcp` itself), Codex gets it to forward to
+/// MAOS's MCP server (`env_vars`); Claude Code gets it only in its MCP configuration file.
+fn credential_env(
+    launch: &Launch,
+    paths: &Paths,
+    mcp: Option<&McpLaunch>,
+) -> Vec<(OsString, OsString)> {
+    let Some(credential) = &paths.credential else {
+        return Vec::new();
+    };
+    let secret = (
+        OsString::from(CREDENTIAL_ENV),
+        OsString::from(credential.expose()),
+    );
+    match launch.agent.adapter {
+        AdapterKind::Command => {
+            let dir = mcp.map_or(&paths.data_dir, |m| &m.data_dir);
+            vec![
+                secret,
+                ("MAOS_DATA_DIR".into(), dir.clone().into_os_string()),
+            ]
+        }
+        AdapterKind::Codex if mcp.is_some() => vec![secret],
+        _ => Vec::new(),
+    }
+}
+
 fn substitute(arg: &str, launch: &Launch, paths: &Paths, prompt: &str) -> String {
     arg.replace("{prompt_file}", &paths.prompt_file.to_string_lossy())
         .replace("{result_file}", &paths.result_file.to_string_lossy())
@@ -322,14 +369,21 @@ fn program_words_of(agent: &maos_domain::Agent, default: &str) -> Result<Vec<Str
 }
 
 /// The process for a `command`, `claude-code` or `codex` attempt.
+/// With `mcp` (and a credential in `paths`), the CLI adapters are given MAOS's MCP server.
 pub(crate) fn process_plan(
     launch: &Launch,
     paths: &Paths,
     daemon_env: &[(OsString, OsString)],
+    mcp: Option<&McpLaunch>,
 ) -> Result<ProcessPlan, String> {
     let prompt = prompt_of(launch);
     let settings = &launch.agent.settings;
-    let (env, missing_env) = environment(launch, paths, daemon_env);
+    let (mut env, missing_env) = environment(launch, paths, daemon_env);
+    let ours = credential_env(launch, paths, mcp);
+    env.retain(|(k, _)| !ours.iter().any(|(name, _)| name == k));
+    env.extend(ours);
+    let mcp = mcp.zip(paths.credential.as_ref());
+    let mut files = Vec::new();
     let (mut words, stdin, parser): (Vec<String>, Stdin, Option<Box<dyn StreamParser + Send>>) =
         match launch.agent.adapter {
             AdapterKind::Command => {
@@ -360,7 +414,16 @@ pub(crate) fn process_plan(
                     skip_permissions: settings.skip_permissions,
                     always_ask: ClaudeInvocation::always_ask_of(&settings.permissions),
                     extra_args: settings.args.clone(),
+                    mcp_config: mcp.map(|_| paths.mcp_file.to_string_lossy().into_owned()),
                 };
+                if let Some((m, credential)) = mcp {
+                    let config = crate::claude::mcp_config(
+                        &m.program.to_string_lossy(),
+                        &m.data_dir.to_string_lossy(),
+                        credential.expose(),
+                    );
+                    files.push((paths.mcp_file.clone(), config.to_string().into_bytes()));
+                }
                 words.extend(invocation.args());
                 (
                     words,
@@ -377,6 +440,15 @@ pub(crate) fn process_plan(
                     model: settings.model.clone(),
                     resume: launch.resume.clone(),
                     extra_args: settings.args.clone(),
+                    mcp: mcp.map(|(m, _)| CodexMcp {
+                        command: m.program.to_string_lossy().into_owned(),
+                        args: vec![
+                            "mcp".to_owned(),
+                            "--data-dir".to_owned(),
+                            m.data_dir.to_string_lossy().into_owned(),
+                        ],
+                        env_vars: vec![CREDENTIAL_ENV.to_owned()],
+                    }),
                 };
                 words.extend(invocation.args());
                 (
@@ -408,6 +480,7 @@ pub(crate) fn process_plan(
         stdin,
         parser,
         missing_env,
+        files,
     })
 }
 

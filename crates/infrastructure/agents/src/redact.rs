@@ -1,12 +1,12 @@
 //! Secrets out of what MAOS keeps: before anything an agent printed is written (its log, its
 //! summary or error, a verification's output, a tool call it asks about), the values of the
-//! variables its configuration passes to it (`env`, `api_key_env`) and text shaped like common
-//! API keys are replaced with `[redacted]`. The store, the events and every command's output
+//! variables its configuration passes to it (`env`, `api_key_env`), the credential MAOS gave
+//! the attempt, and text shaped like common API keys are replaced with `[redacted]`. The store, the events and every command's output
 //! only ever see the replaced text.
 
 use std::ffi::OsString;
 
-use maos_application::Launch;
+use maos_application::{AgentCredential, Launch};
 
 /// What replaces a secret.
 pub const REDACTED: &str = "[redacted]";
@@ -41,8 +41,12 @@ pub struct Redactor {
 
 impl Redactor {
     /// The secrets of `launch`: the values, in the daemon's environment `env`, of the variables
-    /// its agent's configuration names.
-    pub fn for_launch(launch: &Launch, env: &[(OsString, OsString)]) -> Redactor {
+    /// its agent's configuration names, and the attempt's `credential` when it was given one.
+    pub fn for_launch(
+        launch: &Launch,
+        env: &[(OsString, OsString)],
+        credential: Option<&AgentCredential>,
+    ) -> Redactor {
         let settings = &launch.agent.settings;
         let names: Vec<&str> = settings
             .env
@@ -53,7 +57,8 @@ impl Redactor {
         let values = env
             .iter()
             .filter(|(k, _)| k.to_str().is_some_and(|k| names.contains(&k)))
-            .map(|(_, v)| v.as_encoded_bytes().to_vec());
+            .map(|(_, v)| v.as_encoded_bytes().to_vec())
+            .chain(credential.map(|c| c.expose().as_bytes().to_vec()));
         Redactor::new(values)
     }
 

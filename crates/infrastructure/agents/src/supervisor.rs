@@ -21,10 +21,12 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use maos_application::{AgentRuntime, Heartbeat, Launch, MaosApi, Workspace, Workspaces};
+use maos_application::{
+    AgentCredential, AgentRuntime, Heartbeat, Launch, MaosApi, Workspace, Workspaces,
+};
 use maos_domain::{
-    AdapterKind, AgentName, AttemptStart, DurationMs, FailureKind, FencingToken, RunReport, TaskId,
-    Usage, Usd,
+    AdapterKind, AgentName, AttemptStart, DurationMs, FailureKind, FencingToken, ProgressNote,
+    RunReport, TaskId, Usage, Usd,
 };
 use tracing::{debug, info, warn};
 
@@ -59,6 +61,19 @@ pub struct SupervisorConfig {
     pub env: Vec<(OsString, OsString)>,
     /// How long a tool call waits for a person's decision before it is denied.
     pub approval_timeout: Duration,
+    /// MAOS's MCP server, for the agents that can use one (Claude Code, Codex); none: agents
+    /// are given no MCP configuration.
+    pub mcp: Option<McpLaunch>,
+}
+
+/// How an agent starts MAOS's MCP server: `<program> mcp --data-dir <data_dir>`, with the
+/// attempt's credential in its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpLaunch {
+    /// The `maos` binary.
+    pub program: PathBuf,
+    /// The data directory of the daemon the server talks to.
+    pub data_dir: PathBuf,
 }
 
 impl SupervisorConfig {
@@ -73,6 +88,7 @@ impl SupervisorConfig {
             sim_delay: Duration::from_millis(100),
             env: std::env::vars_os().collect(),
             approval_timeout: Duration::from_secs(600),
+            mcp: None,
         }
     }
 
@@ -116,6 +132,11 @@ struct Live {
     halt: Arc<AtomicBool>,
     /// A simulated agent: no process, no attempt thread.
     sim: bool,
+    /// The secret the attempt's agent was given (none for simulated and external agents): it
+    /// stands for the attempt as long as this record lives.
+    credential: Option<AgentCredential>,
+    /// The attempt's log, once it is open (where agents' progress notes go).
+    log: Option<SharedLog>,
 }
 
 type Key = (TaskId, u32);
@@ -285,10 +306,12 @@ impl Supervisor {
         let inner = &self.inner;
         inner.shutting_down.store(true, Ordering::SeqCst);
         let groups: Vec<(Key, u32)> = {
-            let live = lock(&inner.live);
-            for l in live.values() {
+            let mut live = lock(&inner.live);
+            for l in live.values_mut() {
                 set_stop(&l.stop, Stop::Requested);
                 l.halt.store(true, Ordering::SeqCst);
+                // Nothing acts for an attempt of a daemon that is going away.
+                l.credential = None;
             }
             live.iter()
                 .filter_map(|(k, l)| l.pgid.map(|g| (*k, g)))
@@ -352,6 +375,8 @@ impl AgentRuntime for Supervisor {
                 stop: Arc::new(AtomicU8::new(Stop::None as u8)),
                 halt: Arc::new(AtomicBool::new(false)),
                 sim: launch.agent.adapter == AdapterKind::Sim,
+                credential: None,
+                log: None,
             },
         );
         match launch.agent.adapter {
@@ -375,6 +400,34 @@ impl AgentRuntime for Supervisor {
 
     fn stop(&self, task: TaskId, attempt: u32, reason: &str) {
         stop_attempt(&self.inner, (task, attempt), Stop::Requested, reason);
+    }
+
+    fn credential_holder(&self, credential: &AgentCredential) -> Option<(TaskId, u32)> {
+        // A walk over the live attempts (a few dozen at most) comparing each credential in
+        // full, rather than a map keyed by the secret: how long it takes does not depend on how
+        // much of a guess matches.
+        let live = lock(&self.inner.live);
+        let mut found = None;
+        for (key, l) in live.iter() {
+            if let Some(c) = &l.credential
+                && crate::credential::same_secret(c.expose(), credential.expose())
+            {
+                found = Some(*key);
+            }
+        }
+        found
+    }
+
+    fn progress(&self, task: TaskId, attempt: u32, note: &ProgressNote) {
+        // Under the live lock: the attempt thread takes the log out of the record (under the
+        // same lock) before it closes it, so a note never holds the log open.
+        let live = lock(&self.inner.live);
+        if let Some(log) = live.get(&(task, attempt)).and_then(|l| l.log.as_ref()) {
+            let mut log = lock(log);
+            for line in note.as_str().lines().filter(|l| !l.trim().is_empty()) {
+                let _ = log.note(&format!("progress: {}", line.trim_end()));
+            }
+        }
     }
 }
 
@@ -581,7 +634,20 @@ fn attempt_thread(inner: &Arc<Inner>, launch: Launch) {
     let Some(api) = inner.api.get().cloned() else {
         return;
     };
-    let paths = Paths::of(&inner.config.data_dir, &launch);
+    let mut paths = Paths::of(&inner.config.data_dir, &launch);
+    // The agent's credential: it stands for the attempt while the attempt's record lives.
+    let credential = match crate::credential::fresh() {
+        Ok(c) => c,
+        Err(e) => {
+            let error = format!("cannot make the agent's credential from /dev/urandom: {e}");
+            finish(inner, api.as_ref(), &launch, setup_failure(error));
+            return;
+        }
+    };
+    if let Some(l) = lock(&inner.live).get_mut(&key) {
+        l.credential = Some(credential.clone());
+    }
+    paths.credential = Some(credential);
     let log_file = log_path(&inner.config.logs_dir(), key.0, key.1);
     let prepared = (|| -> Result<LogWriter, String> {
         crate::private::create_dir_all(&paths.workdir).map_err(|e| {
@@ -600,7 +666,7 @@ fn attempt_thread(inner: &Arc<Inner>, launch: Launch) {
         LogWriter::redacting(
             &log_file,
             inner.config.log_cap,
-            Redactor::for_launch(&launch, &inner.config.env),
+            Redactor::for_launch(&launch, &inner.config.env, paths.credential.as_ref()),
         )
         .map_err(|e| format!("cannot create the log {}: {e}", log_file.display()))
     })();
@@ -611,13 +677,15 @@ fn attempt_thread(inner: &Arc<Inner>, launch: Launch) {
             return;
         }
     };
-    let mut paths = paths;
+    if let Some(l) = lock(&inner.live).get_mut(&key) {
+        l.log = Some(Arc::clone(&log));
+    }
     // A task in a repository works in its own worktree, from a checkpoint.
     let workspace = match prepare_workspace(inner, api.as_ref(), &launch, &mut paths, &log) {
         Ok(ws) => ws,
         Err(e) => {
             note(&log, &e);
-            close_log(log);
+            close_log(inner, key, log);
             finish(inner, api.as_ref(), &launch, setup_failure(e));
             return;
         }
@@ -641,7 +709,7 @@ fn attempt_thread(inner: &Arc<Inner>, launch: Launch) {
     if let Some(p) = paths.port {
         lock(&inner.ports).remove(&p);
     }
-    close_log(log);
+    close_log(inner, key, log);
     if let Some(outcome) = outcome {
         finish(inner, api.as_ref(), &launch, outcome);
     } else {
@@ -649,7 +717,11 @@ fn attempt_thread(inner: &Arc<Inner>, launch: Launch) {
     }
 }
 
-fn close_log(log: SharedLog) {
+/// Closes an attempt's log, once no one else can write to it (the live record lets go of it).
+fn close_log(inner: &Inner, key: Key, log: SharedLog) {
+    if let Some(l) = lock(&inner.live).get_mut(&key) {
+        l.log = None;
+    }
     if let Ok(log) = Arc::try_unwrap(log).map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
         && let Err(e) = log.finish()
     {
@@ -735,7 +807,7 @@ fn checkpoint_and_verify(
             &paths.verify_file,
             timeout_of(inner, launch),
             Some((&inner.containment, launch.task.id, launch.attempt)),
-            &Redactor::for_launch(launch, &inner.config.env),
+            &Redactor::for_launch(launch, &inner.config.env, paths.credential.as_ref()),
         );
         write_log(log, v.output.as_bytes());
         note(
@@ -781,7 +853,7 @@ fn not_run(error: String, failure: FailureKind) -> Outcome {
 fn finish(inner: &Inner, api: &dyn MaosApi, launch: &Launch, mut outcome: Outcome) {
     let key = (launch.task.id, launch.attempt);
     // Nothing the agent printed reaches the store (or any output) with its secrets in it.
-    let redactor = Redactor::for_launch(launch, &inner.config.env);
+    let redactor = redactor_of(inner, launch);
     outcome.summary = outcome.summary.map(|s| redactor.text(&s));
     outcome.error = redactor.text(&outcome.error);
     if let Some(v) = outcome.report.verification.as_mut() {
@@ -829,6 +901,15 @@ fn mark_started(
             false
         }
     }
+}
+
+/// The redactor of a live attempt: the secrets of its configuration and its credential.
+fn redactor_of(inner: &Inner, launch: &Launch) -> Redactor {
+    let key = (launch.task.id, launch.attempt);
+    let credential = lock(&inner.live)
+        .get(&key)
+        .and_then(|l| l.credential.clone());
+    Redactor::for_launch(launch, &inner.config.env, credential.as_ref())
 }
 
 fn write_log(log: &SharedLog, bytes: &[u8]) {

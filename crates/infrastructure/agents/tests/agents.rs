@@ -7,6 +7,8 @@
 mod claude;
 #[path = "agents/codex.rs"]
 mod codex;
+#[path = "agents/credentials.rs"]
+mod credentials;
 #[path = "agents/fakes.rs"]
 mod fakes;
 #[path = "agents/openai.rs"]

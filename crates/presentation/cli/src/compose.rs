@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use etcetera::BaseStrategy;
-use maos_agents::{FileLogs, Supervisor, SupervisorConfig};
+use maos_agents::{FileLogs, McpLaunch, Supervisor, SupervisorConfig};
 use maos_application::{MaosApi, Service};
 use maos_git::GitWorkspaces;
 use maos_sqlite::SqliteStore;
@@ -253,7 +253,22 @@ impl AgentsAtWork {
 /// gets work, and from then on every transaction that readies a task or frees a slot assigns
 /// what it can.
 pub(crate) fn with_agents(dir: &Path) -> Result<AgentsAtWork, CliError> {
-    let supervisor = Supervisor::new(SupervisorConfig::new(dir));
+    let mut config = SupervisorConfig::new(dir);
+    // Agents reach MAOS's own tools through `maos mcp`: this very binary, on this data
+    // directory.
+    match std::env::current_exe() {
+        Ok(program) => {
+            config.mcp = Some(McpLaunch {
+                program,
+                data_dir: dir.to_path_buf(),
+            });
+        }
+        Err(e) => tracing::warn!(
+            error = %e,
+            "cannot tell where this program is: agents get no MCP configuration"
+        ),
+    }
+    let supervisor = Supervisor::new(config);
     supervisor.set_workspaces(Arc::new(GitWorkspaces::new()));
     let (service, store, config) = service(dir)?;
     let service = service.with_runtime(Arc::new(supervisor.clone()));

@@ -16,7 +16,8 @@ use tracing::debug;
 
 use super::{
     Inner, Outcome, Stop, Timer, budget_error, clip, cost_of, domain_usage, lock, mark_started,
-    note, schedule, set_stop, setup_failure, spawn_named, start_failure, timeout_of, write_log,
+    note, redactor_of, schedule, set_stop, setup_failure, spawn_named, start_failure, timeout_of,
+    write_log,
 };
 use crate::logs::SharedLog;
 use crate::plan::{Paths, ProcessPlan, Stdin, process_plan};
@@ -94,10 +95,21 @@ pub(super) fn spawn_and_wait(
     log: &SharedLog,
 ) -> Option<Outcome> {
     let key = (launch.task.id, launch.attempt);
-    let plan = match process_plan(launch, paths, &inner.config.env) {
+    let plan = match process_plan(launch, paths, &inner.config.env, inner.config.mcp.as_ref()) {
         Ok(plan) => plan,
         Err(e) => return Some(start_failure(e)),
     };
+    // The files the agent reads its configuration from (they may hold its credential): there
+    // while it runs, gone once it ended.
+    let _files = Files(plan.files.iter().map(|(p, _)| p.clone()).collect());
+    for (path, bytes) in &plan.files {
+        if let Err(e) = crate::private::write(path, bytes) {
+            return Some(setup_failure(format!(
+                "cannot write {}: {e}",
+                path.display()
+            )));
+        }
+    }
     if !plan.missing_env.is_empty() {
         note(
             log,
@@ -194,7 +206,7 @@ pub(super) fn spawn_and_wait(
 
     let answer_limit = launch.task.spec.answer_limit();
     let tail = Arc::new(Mutex::new(Tail::new(
-        Redactor::for_launch(launch, &inner.config.env),
+        Redactor::for_launch(launch, &inner.config.env, paths.credential.as_ref()),
         answer_limit,
     )));
     let stderr_reader = child.stderr.take().map(|mut err| {
@@ -429,6 +441,21 @@ pub(super) fn spawn_and_wait(
     Some(outcome)
 }
 
+/// Files written for one run of an agent, removed when the run is over (however it ends).
+struct Files(Vec<std::path::PathBuf>);
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            if let Err(e) = std::fs::remove_file(path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                debug!(file = %path.display(), error = %e, "cannot remove an agent's file");
+            }
+        }
+    }
+}
+
 /// The longest line handed to a protocol parser; longer ones are cut there.
 const MAX_LINE: usize = 16 << 20;
 
@@ -555,7 +582,7 @@ fn ask_person(
             launch.task.id.short()
         ),
     );
-    let subject = subject.map(|s| Redactor::for_launch(launch, &inner.config.env).text(&s));
+    let subject = subject.map(|s| redactor_of(inner, launch).text(&s));
     if let Err(e) = api.request_approval(launch.task.id, launch.fencing, tool.to_owned(), subject) {
         note(log, &format!("cannot ask for an approval: {e}"));
         return (false, format!("no person could be asked ({e})"));

@@ -221,6 +221,8 @@ fn the_environment_is_the_allowlist_the_named_variables_and_maos_own() {
         "MAOS_WORKDIR",
         "MAOS_PROMPT_FILE",
         "MAOS_RESULT_FILE",
+        "MAOS_AGENT_CREDENTIAL",
+        "MAOS_DATA_DIR",
     ];
     for (task, extra) in [
         (plain.id, &[][..]),
@@ -257,6 +259,10 @@ fn the_environment_is_the_allowlist_the_named_variables_and_maos_own() {
         assert_eq!(get("MAOS_TASK_ID"), Some(task_id.as_str()));
         assert_eq!(get("MAOS_ATTEMPT"), Some("1"));
         assert_eq!(get("MAOS_FENCING"), Some("1"));
+        // The credential is there, and the log shows it redacted.
+        assert_eq!(get("MAOS_AGENT_CREDENTIAL"), Some("[redacted]"), "{log}");
+        let data_dir = env.dir.path().display().to_string();
+        assert_eq!(get("MAOS_DATA_DIR"), Some(data_dir.as_str()));
         if let Ok(path) = std::env::var("PATH") {
             assert_eq!(get("PATH"), Some(path.as_str()));
         }
