@@ -231,8 +231,8 @@ pub trait ReadStore: Send + Sync {
 pub enum Scanned {
     /// An event of the log.
     Event(StoredEvent),
-    /// An agent as stored.
-    Agent(Agent),
+    /// An agent as stored (boxed, as a task is: an agent is much larger than an event).
+    Agent(Box<Agent>),
     /// A task as stored, with its attempts (boxed: a task is much larger than the others).
     Task(Box<Task>),
     /// An orchestration as stored.

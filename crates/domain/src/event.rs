@@ -258,7 +258,9 @@ mod tests {
             parent: None,
         };
         vec![
-            TaskEvent::Created { spec },
+            TaskEvent::Created {
+                spec: Box::new(spec),
+            },
             TaskEvent::Ready,
             TaskEvent::DependencyAdded {
                 on: TaskId::from_bits(1),

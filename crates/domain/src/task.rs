@@ -378,7 +378,7 @@ pub struct ApprovalDecision {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TaskEvent {
     Created {
-        spec: TaskSpec,
+        spec: Box<TaskSpec>,
     },
     Ready,
     DependencyAdded {
@@ -598,7 +598,12 @@ impl Task {
     /// Creates a task in `pending`. The caller makes it `ready` once its dependencies are met.
     pub fn create(id: TaskId, spec: TaskSpec, at: Timestamp) -> (Task, Vec<TaskEvent>) {
         let task = Task::from_spec(id, spec.clone(), at);
-        (task, vec![TaskEvent::Created { spec }])
+        (
+            task,
+            vec![TaskEvent::Created {
+                spec: Box::new(spec),
+            }],
+        )
     }
 
     fn from_spec(id: TaskId, spec: TaskSpec, at: Timestamp) -> Task {
@@ -643,7 +648,7 @@ impl Task {
         let TaskEvent::Created { spec } = first else {
             return None;
         };
-        let mut task = Task::from_spec(id, spec.clone(), at);
+        let mut task = Task::from_spec(id, (**spec).clone(), at);
         for (e, at) in it {
             task.apply(e, at);
         }

@@ -362,7 +362,7 @@ pub(crate) fn scan(conn: &Connection, visit: &mut dyn FnMut(Scanned)) -> Result<
         .map_err(backend)?;
     let mut rows = stmt.query([]).map_err(backend)?;
     while let Some(row) = rows.next().map_err(backend)? {
-        visit(Scanned::Agent(rows::agent_from_row(row)?));
+        visit(Scanned::Agent(Box::new(rows::agent_from_row(row)?)));
     }
     let sql = format!("SELECT {TASK_COLS} FROM tasks WHERE id > ?1 ORDER BY id LIMIT ?2");
     let mut after = String::new();

@@ -934,7 +934,7 @@ fn events_round_trip_with_their_payload_as_the_aggregates_event_in_json() {
             event: DomainEvent::Task {
                 id: t.id,
                 event: TaskEvent::Created {
-                    spec: t.spec.clone(),
+                    spec: Box::new(t.spec.clone()),
                 },
             },
         },
