@@ -11,8 +11,9 @@ use maos_domain::{
     AdapterKind, Agent, AgentName, AgentSettings, AgentStatus, AttemptStart, Capability,
     CapabilitySet, DomainEvent, DurationMs, FencingToken, IdempotencyKey, MaxAttempts, Memory,
     MemoryId, MemoryQuery, MemoryScope, MemorySpec, MemoryText, MemoryTier, Orchestration,
-    OrchestrationId, Priority, ProgressNote, Provenance, Risk, RunReport, Slots, Tag, Tags, Task, TaskId,
-    TaskState, TaskWorkspace, Tier, Timestamp, Title, Usage, Usd, ValueError, WorkspaceSpec,
+    OrchestrationId, Priority, ProgressNote, Provenance, Risk, RunReport, Slots, Tag, Tags, Task,
+    TaskId, TaskState, TaskWorkspace, Tier, Timestamp, Title, Usage, Usd, ValueError,
+    WorkspaceSpec,
 };
 
 use crate::error::{AgentError, MemoryError, OrchestrationError, QueryError, TaskError};

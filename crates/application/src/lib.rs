@@ -21,8 +21,8 @@ pub mod workspace;
 
 pub use api::*;
 pub use error::{
-    AgentError, Denial, Entity, ErrorInfo, ErrorKind, Hints, MemoryError, NoWorktree, OrchestrationError,
-    QueryError, Refusal, RemoteError, TaskError,
+    AgentError, Denial, Entity, ErrorInfo, ErrorKind, Hints, MemoryError, NoWorktree,
+    OrchestrationError, QueryError, Refusal, RemoteError, TaskError,
 };
 pub use ports::{
     AgentRuntime, AttemptLogs, Clock, IdSource, Launch, PlanProblem, PlanReader, ReadStore, Store,

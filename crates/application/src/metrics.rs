@@ -211,6 +211,7 @@ mod tests {
             concerns: Vec::new(),
             plans: None,
             agent: None,
+            parent: None,
         };
         let mut events = vec![(TaskEvent::Created { spec: spec.clone() }, created)];
         let attempts: Vec<Attempt> = agents
@@ -268,6 +269,7 @@ mod tests {
             decision: None,
             retry_at: None,
             extra_attempts: 0,
+            subtasks: Vec::new(),
         });
         let stored = events
             .into_iter()

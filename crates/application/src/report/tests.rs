@@ -70,6 +70,7 @@ fn task(n: u128, state: TaskState, deps: &[u128]) -> Task {
             concerns: Vec::new(),
             plans: None,
             agent: None,
+            parent: None,
         },
         state,
         reason: None,
@@ -85,6 +86,7 @@ fn task(n: u128, state: TaskState, deps: &[u128]) -> Task {
         decision: None,
         retry_at: None,
         extra_attempts: 0,
+        subtasks: Vec::new(),
     })
 }
 

@@ -20,7 +20,8 @@ impl<S: Store> Service<S> {
         };
         let stale = || TaskError::Denied(Denial::StaleAttempt { task, attempt });
         let t = self.store.task(task)?.ok_or_else(stale)?;
-        if t.attempts_used() != attempt || !matches!(t.state, TaskState::Assigned | TaskState::Running)
+        if t.attempts_used() != attempt
+            || !matches!(t.state, TaskState::Assigned | TaskState::Running)
         {
             return Err(stale());
         }

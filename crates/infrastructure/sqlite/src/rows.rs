@@ -15,8 +15,8 @@ use maos_domain::{
     TaskSpec, TaskState, Tier, Timestamp, Title, Usage, Usd,
 };
 use maos_domain::{
-    ApprovalDecision, BlockReason, ParentLink, PendingApproval, Subtask, TaskWorkspace, Verification,
-    WorkspaceSpec,
+    ApprovalDecision, BlockReason, ParentLink, PendingApproval, Subtask, TaskWorkspace,
+    Verification, WorkspaceSpec,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};

@@ -367,6 +367,28 @@ impl MaosApi for Recorder {
     ) -> Result<maos_domain::Memory, MemoryError> {
         self.service.forget_memory(id, reason)
     }
+    fn authenticate_agent(
+        &self,
+        credential: &maos_application::AgentCredential,
+    ) -> Result<maos_application::AgentScope, TaskError> {
+        self.service.authenticate_agent(credential)
+    }
+    fn report_progress(
+        &self,
+        task: TaskId,
+        fencing: FencingToken,
+        note: maos_domain::ProgressNote,
+    ) -> Result<Task, TaskError> {
+        self.service.report_progress(task, fencing, note)
+    }
+    fn create_subtasks(
+        &self,
+        task: TaskId,
+        fencing: FencingToken,
+        cmd: maos_application::CreateSubtasks,
+    ) -> Result<Vec<Created>, TaskError> {
+        self.service.create_subtasks(task, fencing, cmd)
+    }
 }
 
 impl Drop for Env {
