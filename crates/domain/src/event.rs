@@ -139,7 +139,7 @@ mod tests {
 
     /// The number of `TaskEvent` variants. The match in [`task_variant`] is exhaustive, so a new
     /// variant does not compile until it is numbered there, this is raised, and it has a sample.
-    const TASK_VARIANTS: usize = 27;
+    const TASK_VARIANTS: usize = 29;
     const AGENT_VARIANTS: usize = 6;
     const ORCHESTRATION_VARIANTS: usize = 14;
     const MEMORY_VARIANTS: usize = 5;
