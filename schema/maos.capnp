@@ -19,7 +19,7 @@
 
 @0xb95e69db9986670e;
 
-const protocolVersion :UInt32 = 9;
+const protocolVersion :UInt32 = 10;
 # The version of this contract. A daemon serves clients of the same protocol version.
 # Version 2 added the agent runtime: agent settings, budgets, attempts' process, session, exit,
 # usage and failure kind, run reports, sessions, heartbeats and logs.
@@ -39,6 +39,10 @@ const protocolVersion :UInt32 = 9;
 # version and planner at work, and tasks' `plans` (the orchestration a planning task plans).
 # Version 9 added memory: entries (Memory) and the calls addMemory, getMemory, listMemories,
 # searchMemories, pinMemory, unpinMemory and forgetMemory; events of aggregate "memory".
+# Version 10 added an agent's own calls, made with the credential its attempt was given:
+# authenticateAgent (AgentScope), reportProgress and createSubtasks; tasks' `parent` and
+# `subtasks`; the error kind `denied`; the task events task.progress_reported and
+# task.subtasks_created.
 
 # ---------------------------------------------------------------------------------------------
 # Errors
@@ -364,6 +368,15 @@ struct Task {
   blocked @30 :Text;           # why it is blocked, as JSON (a BlockReason); null: not blocked
   plans @31 :Text;             # the orchestration a planning task plans (full id); null: none
   agent @32 :Text;             # the only agent that may take it; empty or null: any
+  parent @33 :SubtaskLink;     # the task whose agent made it as a subtask; null: none
+  subtasks @34 :List(SubtaskLink);  # the subtasks its agents made, in the order they were made
+}
+
+struct SubtaskLink {
+  # A subtask and the task whose running attempt made it: `task` is the other end (the parent
+  # in a task's `parent`, the subtask in its `subtasks`).
+  task @0 :Text;               # full id
+  waits @1 :Bool;              # the parent may not complete before the subtask has
 }
 
 struct Orchestration {
@@ -840,6 +853,21 @@ struct MemoryPageResult { union { ok @0 :MemoryPage; err @1 :Error; } }
 struct MemoryHitsResult { union { ok @0 :MemoryHits; err @1 :Error; } }
 
 # ---------------------------------------------------------------------------------------------
+# An agent's own calls
+
+struct AgentScope {
+  # What an agent's credential stands for: its task's running attempt, and what it may touch.
+  task @0 :Text;               # full id
+  attempt @1 :UInt32;
+  fencing @2 :UInt64;          # the attempt's fencing token, for reportProgress and createSubtasks
+  orchestration @3 :Text;      # the task's orchestration (full id); null: none
+  scopes @4 :List(Text);       # the memory scopes it reads and writes: "global",
+                               # "repo:<absolute path>", "orchestration:<id>"
+}
+
+struct AgentScopeResult { union { ok @0 :AgentScope; err @1 :Error; } }
+
+# ---------------------------------------------------------------------------------------------
 # Interfaces
 
 interface Bootstrap {
@@ -1024,4 +1052,19 @@ interface Api {
   unpinMemory @62 (id :Text) -> (result :MemoryResult);
   forgetMemory @63 (id :Text, reason :Text) -> (result :MemoryResult);
   # `reason` null: none given.
+
+  # an agent's own calls (its tools), with the credential its attempt was given
+  # (docs/ipc.md, "An agent's own calls")
+  authenticateAgent @64 (credential :Text) -> (result :AgentScopeResult);
+  # The attempt `credential` stands for, while it is its task's current one and runs; an error
+  # of kind denied for a credential no running attempt holds, or whose attempt no longer runs.
+  # The credential is a secret: the daemon never logs it nor puts it in an error.
+  reportProgress @65 (task :Text, fencing :UInt64, note :Text) -> (result :TaskResult);
+  # The running attempt holding `fencing` says how it is getting on (`note`: 1 to 2000
+  # characters): a task.progress_reported event, and a line in its log.
+  createSubtasks @66 (task :Text, fencing :UInt64, tasks :List(PlanTask), waits :Bool)
+      -> (result :CreatedListResult);
+  # The running attempt holding `fencing` splits off subtasks, keyed and depending on each other
+  # as in a plan (at most 16 per task over its life, 3 levels deep), in the task's orchestration
+  # and repository; `waits`: the task may not complete before they all have. All or none.
 }

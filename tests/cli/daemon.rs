@@ -71,7 +71,7 @@ fn start_status_stop() {
 
     let st = status(&env);
     assert_eq!(st["schema_version"], 1);
-    assert_eq!(st["protocol"], 9);
+    assert_eq!(st["protocol"], 10);
     assert_eq!(
         st["database"].as_str().unwrap(),
         env.dir()

@@ -240,7 +240,7 @@ fn doctor_reports_a_running_daemon_its_protocol_and_containment() {
     assert_eq!(daemon[0]["status"], "ok");
     let said = daemon[0]["message"].as_str().unwrap();
     assert!(
-        said.contains(&format!("pid {}", st["pid"])) && said.contains("protocol 9"),
+        said.contains(&format!("pid {}", st["pid"])) && said.contains("protocol 10"),
         "{said}"
     );
     let containment = of(&doc, "containment");

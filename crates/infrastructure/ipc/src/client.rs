@@ -31,17 +31,17 @@ use capnp_rpc::twoparty::VatNetwork;
 use capnp_rpc::{Disconnector, RpcSystem, rpc_twoparty_capnp::Side};
 use maos_application::metrics::Metrics;
 use maos_application::{
-    AddMemory, AgentError, AgentFilter, ApprovalRequest, AssignTask, Assignment, AttemptBriefing,
-    CreateOrchestration, CreatePlan, CreateTask, Created, ErrorInfo, ErrorKind, EventFollower,
-    GcEntry, GcRequest, Heartbeat, IdRef, LogChunk, LogRequest, MaosApi, MemoryError, MemoryFilter,
-    MemoryHits, MemoryList, MemoryPage, MemorySearch, MergeReport, OrchestrationError,
-    OrchestrationReport, Page, PlanCreated, PlanGoal, PlanHistory, PlanningStarted, QueryError,
-    RegisterAgent, RemoteError, StatusReport, StoredEvent, TaskError, TaskFilter, TaskPage,
-    WaitReason,
+    AddMemory, AgentCredential, AgentError, AgentFilter, AgentScope, ApprovalRequest, AssignTask,
+    Assignment, AttemptBriefing, CreateOrchestration, CreatePlan, CreateSubtasks, CreateTask,
+    Created, ErrorInfo, ErrorKind, EventFollower, GcEntry, GcRequest, Heartbeat, IdRef, LogChunk,
+    LogRequest, MaosApi, MemoryError, MemoryFilter, MemoryHits, MemoryList, MemoryPage,
+    MemorySearch, MergeReport, OrchestrationError, OrchestrationReport, Page, PlanCreated,
+    PlanGoal, PlanHistory, PlanningStarted, QueryError, RegisterAgent, RemoteError, StatusReport,
+    StoredEvent, TaskError, TaskFilter, TaskPage, WaitReason,
 };
 use maos_domain::{
-    Agent, AgentName, AttemptStart, FencingToken, Memory, Orchestration, RunReport, Task, TaskId,
-    TaskWorkspace, Timestamp,
+    Agent, AgentName, AttemptStart, FencingToken, Memory, Orchestration, ProgressNote, RunReport,
+    Task, TaskId, TaskWorkspace, Timestamp,
 };
 use thiserror::Error;
 use tokio::io::{BufReader, BufWriter};
@@ -51,14 +51,15 @@ use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 use tracing::{debug, warn};
 
 use crate::convert::{
-    DecodeError, len32, read_agent, read_approval_request, read_assignment, read_beat,
-    read_briefing, read_created, read_daemon_info, read_event, read_gc_entry, read_log_chunk,
-    read_memory, read_memory_hits, read_memory_page, read_merge_report, read_metrics,
-    read_orchestration, read_orchestration_report, read_plan_created, read_plan_history,
-    read_planning_started, read_status, read_task, read_task_page, read_text, read_waiting,
-    write_agent_filter, write_beat, write_gc_request, write_log_request, write_memory_filter,
-    write_new_agent, write_new_memory, write_new_orchestration, write_new_plan, write_new_task,
-    write_plan_goal, write_run_report, write_task_filter, write_task_workspace,
+    DecodeError, len32, read_agent, read_agent_scope, read_approval_request, read_assignment,
+    read_beat, read_briefing, read_created, read_daemon_info, read_event, read_gc_entry,
+    read_log_chunk, read_memory, read_memory_hits, read_memory_page, read_merge_report,
+    read_metrics, read_orchestration, read_orchestration_report, read_plan_created,
+    read_plan_history, read_planning_started, read_status, read_task, read_task_page, read_text,
+    read_waiting, write_agent_filter, write_beat, write_gc_request, write_log_request,
+    write_memory_filter, write_new_agent, write_new_memory, write_new_orchestration,
+    write_new_plan, write_new_task, write_plan_goal, write_plan_tasks, write_run_report,
+    write_task_filter, write_task_workspace,
 };
 use crate::daemon::DaemonInfo;
 use crate::direct::{Direct, DirectError, Method};
@@ -519,6 +520,10 @@ mod methods {
         PinMemory = 61 pin_memory (pin_memory_params, pin_memory_results);
         UnpinMemory = 62 unpin_memory (unpin_memory_params, unpin_memory_results);
         ForgetMemory = 63 forget_memory (forget_memory_params, forget_memory_results);
+        AuthenticateAgent = 64 authenticate_agent
+            (authenticate_agent_params, authenticate_agent_results);
+        ReportProgress = 65 report_progress (report_progress_params, report_progress_results);
+        CreateSubtasks = 66 create_subtasks (create_subtasks_params, create_subtasks_results);
     }
 }
 
@@ -725,6 +730,12 @@ result_decoder!(
     plan_history_result,
     PlanHistory,
     read_plan_history
+);
+result_decoder!(
+    agent_scope_result,
+    agent_scope_result,
+    AgentScope,
+    read_agent_scope
 );
 result_decoder!(
     briefing_result,
@@ -1609,6 +1620,56 @@ impl MaosApi for IpcClient {
             |r| memory_result(r.get_result()),
         )
         .map_err(MemoryError::Remote)
+    }
+
+    fn authenticate_agent(&self, credential: &AgentCredential) -> Result<AgentScope, TaskError> {
+        // Only the call's message carries the secret: it is never logged, nor put in an error.
+        let credential = credential.clone();
+        self.call::<methods::AuthenticateAgent, _, _, _>(
+            move |mut p| {
+                p.set_credential(credential.expose());
+                Ok(())
+            },
+            |r| agent_scope_result(r.get_result()),
+        )
+        .map_err(TaskError::Remote)
+    }
+
+    fn report_progress(
+        &self,
+        task: TaskId,
+        fencing: FencingToken,
+        note: ProgressNote,
+    ) -> Result<Task, TaskError> {
+        self.call::<methods::ReportProgress, _, _, _>(
+            move |mut p| {
+                p.set_task(task.to_string().as_str());
+                p.set_fencing(fencing.get());
+                p.set_note(note.as_str());
+                Ok(())
+            },
+            |r| task_result(r.get_result()),
+        )
+        .map_err(TaskError::Remote)
+    }
+
+    fn create_subtasks(
+        &self,
+        task: TaskId,
+        fencing: FencingToken,
+        cmd: CreateSubtasks,
+    ) -> Result<Vec<Created>, TaskError> {
+        self.call::<methods::CreateSubtasks, _, _, _>(
+            move |mut p| {
+                p.set_task(task.to_string().as_str());
+                p.set_fencing(fencing.get());
+                p.set_waits(cmd.waits);
+                let n = len32(cmd.tasks.len()).map_err(CallError::Encode)?;
+                write_plan_tasks(&cmd.tasks, p.init_tasks(n)).map_err(CallError::Encode)
+            },
+            |r| created_list_result(r.get_result()),
+        )
+        .map_err(TaskError::Remote)
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use capnp::{text, text_list};
 use maos_application::metrics::{AgentMetrics, Metrics, Spread};
 use maos_application::{
-    AddMemory, AgentFilter, ApprovalRequest, Assignment, AttemptBriefing, BlockReason,
+    AddMemory, AgentFilter, AgentScope, ApprovalRequest, Assignment, AttemptBriefing, BlockReason,
     CreateOrchestration, CreatePlan, CreateTask, Created, GcEntry, GcRequest, Heartbeat, IdRef,
     LogChunk, LogRequest, MemoryCursor, MemoryFilter, MemoryHit, MemoryHits, MemoryList,
     MergeReport, NeedsPerson, NextStep, OrchestrationReport, Page, PlanCreated, PlanGoal,
@@ -33,8 +33,9 @@ use maos_domain::{
     Tags, Task, TaskEvent, TaskId, TaskSpec, TaskState, Tier, Timestamp, Title, ValueError,
 };
 use maos_domain::{
-    AgentSettings, ApprovalDecision, EnvName, Exit, FailureKind, Gate, PendingApproval, Price,
-    PromptVia, ResourceLimits, RunReport, TaskWorkspace, Usage, Usd, Verification, WorkspaceSpec,
+    AgentSettings, ApprovalDecision, EnvName, Exit, FailureKind, Gate, ParentLink, PendingApproval,
+    Price, PromptVia, ResourceLimits, RunReport, Subtask, TaskWorkspace, Usage, Usd, Verification,
+    WorkspaceSpec,
 };
 use thiserror::Error;
 
@@ -860,7 +861,25 @@ pub fn write_task(t: &Task, mut b: wire::task::Builder<'_>) -> capnp::Result<()>
     if let Some(agent) = &spec.agent {
         b.set_agent(agent.as_str());
     }
+    if let Some(parent) = &spec.parent {
+        write_subtask_link(parent.task, parent.waits, b.reborrow().init_parent());
+    }
+    let mut subtasks = b.init_subtasks(len32(t.subtasks.len())?);
+    for (i, s) in (0u32..).zip(&t.subtasks) {
+        write_subtask_link(s.task, s.waits, subtasks.reborrow().get(i));
+    }
     Ok(())
+}
+
+/// Writes one end of a subtask's link (a task's parent, or one of its subtasks).
+fn write_subtask_link(task: TaskId, waits: bool, mut b: wire::subtask_link::Builder<'_>) {
+    b.set_task(task.to_string().as_str());
+    b.set_waits(waits);
+}
+
+/// Reads one end of a subtask's link: the task at the other end, and whether the parent waits.
+fn read_subtask_link(r: wire::subtask_link::Reader<'_>) -> Decoded<(TaskId, bool)> {
+    Ok((TaskId::parse(&text(r.get_task())?)?, r.get_waits()))
 }
 
 /// Reads a task with its attempts.
@@ -896,8 +915,18 @@ pub fn read_task(r: wire::task::Reader<'_>) -> Decoded<Task> {
             .map(|s| OrchestrationId::parse(&s))
             .transpose()?,
         agent: pinned_agent(r.has_agent(), r.get_agent())?,
-        parent: None,
+        parent: if r.has_parent() {
+            let (task, waits) = read_subtask_link(r.get_parent()?)?;
+            Some(ParentLink { task, waits })
+        } else {
+            None
+        },
     };
+    let subtasks = r
+        .get_subtasks()?
+        .iter()
+        .map(|s| read_subtask_link(s).map(|(task, waits)| Subtask { task, waits }))
+        .collect::<Decoded<Vec<_>>>()?;
     let attempts = r
         .get_attempts()?
         .iter()
@@ -934,7 +963,7 @@ pub fn read_task(r: wire::task::Reader<'_>) -> Decoded<Task> {
         },
         retry_at: opt_time(r.get_retry_at()),
         extra_attempts: r.get_extra_attempts(),
-        subtasks: Vec::new(),
+        subtasks,
     }))
 }
 
@@ -1365,9 +1394,16 @@ pub fn read_new_orchestration(
 pub fn write_new_plan(p: &CreatePlan, mut b: wire::new_plan::Builder<'_>) -> capnp::Result<()> {
     write_new_orchestration(&p.orchestration, b.reborrow().init_orchestration())?;
     b.set_start(p.start);
-    let mut tasks = b.init_tasks(len32(p.tasks.len())?);
-    for (i, t) in (0u32..).zip(&p.tasks) {
-        let mut tb = tasks.reborrow().get(i);
+    write_plan_tasks(&p.tasks, b.init_tasks(len32(p.tasks.len())?))
+}
+
+/// Writes the tasks of a plan (or an agent's subtasks) into a list of their length.
+pub fn write_plan_tasks(
+    tasks: &[PlanTask],
+    mut list: capnp::struct_list::Builder<'_, wire::plan_task::Owned>,
+) -> capnp::Result<()> {
+    for (i, t) in (0u32..).zip(tasks) {
+        let mut tb = list.reborrow().get(i);
         tb.set_key(t.key.as_str());
         write_new_task(&t.task, tb.reborrow().init_task())?;
         write_texts(
@@ -1378,11 +1414,11 @@ pub fn write_new_plan(p: &CreatePlan, mut b: wire::new_plan::Builder<'_>) -> cap
     Ok(())
 }
 
-/// Reads a plan to create.
-pub fn read_new_plan(r: wire::new_plan::Reader<'_>) -> Decoded<CreatePlan> {
-    let tasks = r
-        .get_tasks()?
-        .iter()
+/// Reads the tasks of a plan (or an agent's subtasks).
+pub fn read_plan_tasks(
+    list: capnp::struct_list::Reader<'_, wire::plan_task::Owned>,
+) -> Decoded<Vec<PlanTask>> {
+    list.iter()
         .map(|t| {
             Ok(PlanTask {
                 key: text(t.get_key())?,
@@ -1390,7 +1426,12 @@ pub fn read_new_plan(r: wire::new_plan::Reader<'_>) -> Decoded<CreatePlan> {
                 depends_on: texts(t.get_depends_on())?,
             })
         })
-        .collect::<Decoded<Vec<_>>>()?;
+        .collect()
+}
+
+/// Reads a plan to create.
+pub fn read_new_plan(r: wire::new_plan::Reader<'_>) -> Decoded<CreatePlan> {
+    let tasks = read_plan_tasks(r.get_tasks()?)?;
     Ok(CreatePlan {
         orchestration: read_new_orchestration(r.get_orchestration()?)?,
         tasks,
@@ -2414,5 +2455,43 @@ pub fn read_metrics(r: wire::metrics::Reader<'_>) -> Decoded<Metrics> {
                 })
             })
             .collect::<Decoded<_>>()?,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// An agent's own calls
+
+/// Writes what an agent's credential stands for.
+pub fn write_agent_scope(
+    a: &AgentScope,
+    mut b: wire::agent_scope::Builder<'_>,
+) -> capnp::Result<()> {
+    b.set_task(a.task.to_string().as_str());
+    b.set_attempt(a.attempt);
+    b.set_fencing(a.fencing.get());
+    if let Some(o) = a.orchestration {
+        b.set_orchestration(o.to_string().as_str());
+    }
+    let scopes: Vec<String> = a.scopes.iter().map(ToString::to_string).collect();
+    write_texts(
+        scopes.iter().map(String::as_str),
+        b.init_scopes(len32(scopes.len())?),
+    );
+    Ok(())
+}
+
+/// Reads what an agent's credential stands for.
+pub fn read_agent_scope(r: wire::agent_scope::Reader<'_>) -> Decoded<AgentScope> {
+    Ok(AgentScope {
+        task: TaskId::parse(&text(r.get_task())?)?,
+        attempt: r.get_attempt(),
+        fencing: FencingToken::new(r.get_fencing()),
+        orchestration: opt_text(r.has_orchestration(), r.get_orchestration())?
+            .map(|o| OrchestrationId::parse(&o))
+            .transpose()?,
+        scopes: texts(r.get_scopes())?
+            .iter()
+            .map(|s| MemoryScope::parse(s))
+            .collect::<Result<_, _>>()?,
     })
 }

@@ -25,10 +25,13 @@ use capnp::message::ReaderOptions;
 use capnp_rpc::twoparty::VatNetwork;
 use capnp_rpc::{RpcSystem, rpc_twoparty_capnp::Side};
 use maos_application::{
-    CreateOrchestration, ErrorInfo, ErrorKind, EventFollower, Hints, IdRef, MaosApi, MemoryCursor,
-    MemoryPage, MemorySearch, RemoteError, StoredEvent,
+    AgentCredential, CreateOrchestration, CreateSubtasks, ErrorInfo, ErrorKind, EventFollower,
+    Hints, IdRef, MaosApi, MemoryCursor, MemoryPage, MemorySearch, Refusal, RemoteError,
+    StoredEvent, TaskError,
 };
-use maos_domain::{AgentName, AttemptStart, FencingToken, TaskId, Title};
+use maos_domain::{
+    AgentName, AttemptStart, FencingToken, MAX_SUBTASKS, ProgressNote, TaskId, Title, ValueError,
+};
 use tokio::io::{BufReader, BufWriter};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Notify, watch};
@@ -39,13 +42,13 @@ use tracing::{debug, error, info, warn};
 use crate::convert::{
     Decoded, event_payload, len32, read_agent_filter, read_beat, read_gc_request, read_log_request,
     read_memory_filter, read_memory_query, read_new_agent, read_new_memory, read_new_orchestration,
-    read_new_plan, read_new_task, read_opt_text, read_plan_goal, read_run_report, read_task_filter,
-    read_task_workspace, read_text, write_agent, write_approval_request, write_assignment,
-    write_beat, write_briefing, write_created, write_daemon_info, write_event,
-    write_event_with_payload, write_gc_entry, write_log_chunk, write_memory, write_memory_hits,
-    write_memory_page, write_merge_report, write_metrics, write_orchestration,
-    write_orchestration_report, write_plan_created, write_plan_history, write_planning_started,
-    write_status, write_task, write_task_page, write_waiting,
+    read_new_plan, read_new_task, read_opt_text, read_plan_goal, read_plan_tasks, read_run_report,
+    read_task_filter, read_task_workspace, read_text, write_agent, write_agent_scope,
+    write_approval_request, write_assignment, write_beat, write_briefing, write_created,
+    write_daemon_info, write_event, write_event_with_payload, write_gc_entry, write_log_chunk,
+    write_memory, write_memory_hits, write_memory_page, write_merge_report, write_metrics,
+    write_orchestration, write_orchestration_report, write_plan_created, write_plan_history,
+    write_planning_started, write_status, write_task, write_task_page, write_waiting,
 };
 use crate::daemon::DaemonControl;
 use crate::error::{bad_request, write_remote_error, write_wire_error};
@@ -1580,6 +1583,112 @@ impl api::Server for ApiServer {
             write_memory(&m, r.init_ok())
         })
     }
+
+    async fn authenticate_agent(
+        self: Rc<Self>,
+        params: api::AuthenticateAgentParams,
+        mut results: api::AuthenticateAgentResults,
+    ) -> Result<(), capnp::Error> {
+        // The credential is a secret: it is never logged, and its parser's error does not
+        // quote it.
+        let credential = params
+            .get()?
+            .get_credential()
+            .map_err(Into::into)
+            .and_then(|raw| Ok(AgentCredential::parse(raw.to_str()?)?));
+        let outcome = self
+            .call(credential, |api, credential| {
+                api.authenticate_agent(&credential)
+            })
+            .await;
+        answer!(results.get().init_result(), outcome, |scope, r| {
+            write_agent_scope(&scope, r.init_ok())
+        })
+    }
+
+    async fn report_progress(
+        self: Rc<Self>,
+        params: api::ReportProgressParams,
+        mut results: api::ReportProgressResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let fencing = FencingToken::new(p.get_fencing());
+        let input = task_id(p.get_task()).and_then(|task| Ok((task, progress_note(p.get_note())?)));
+        let outcome = self
+            .call(input, move |api, (task, note)| {
+                api.report_progress(task, fencing, note)
+            })
+            .await;
+        answer!(results.get().init_result(), outcome, |task, r| {
+            write_task(&task, r.init_ok())
+        })
+    }
+
+    async fn create_subtasks(
+        self: Rc<Self>,
+        params: api::CreateSubtasksParams,
+        mut results: api::CreateSubtasksResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let fencing = FencingToken::new(p.get_fencing());
+        let waits = p.get_waits();
+        let input = task_id(p.get_task()).and_then(|task| {
+            let list = p.get_tasks()?;
+            // No more subtasks are read than a task may have: a longer list is refused as the
+            // application refuses it, without decoding its items.
+            let asked = usize::try_from(list.len()).unwrap_or(usize::MAX);
+            if asked > MAX_SUBTASKS {
+                return Ok((task, Err(asked)));
+            }
+            let tasks = read_plan_tasks(list)?;
+            Ok((task, Ok(CreateSubtasks { tasks, waits })))
+        });
+        let outcome = self
+            .call(input, move |api, (task, cmd)| match cmd {
+                Ok(cmd) => api.create_subtasks(task, fencing, cmd),
+                Err(asked) => Err(too_many_subtasks(task, asked)),
+            })
+            .await;
+        answer!(results.get().init_result(), outcome, |created, r| {
+            let mut list = r.init_ok(len32(created.len())?);
+            for (i, c) in (0u32..).zip(&created) {
+                write_created(c, list.reborrow().get(i))?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// The most bytes of a progress note the server reads: a note has at most
+/// [`ProgressNote::MAX_CHARS`] characters of at most 4 bytes each once trimmed; a longer text
+/// is refused without being quoted back whole.
+const MAX_NOTE_BYTES: usize = ProgressNote::MAX_CHARS * 4;
+
+/// A progress note from the wire, bounded before it is parsed.
+fn progress_note(r: capnp::Result<capnp::text::Reader<'_>>) -> Decoded<ProgressNote> {
+    let r = r?;
+    if r.len() > MAX_NOTE_BYTES {
+        return Err(ValueError {
+            what: "progress note",
+            value: String::new(),
+            reason: format!(
+                "it is {} bytes long; a note has at most {} characters",
+                r.len(),
+                ProgressNote::MAX_CHARS
+            ),
+        }
+        .into());
+    }
+    Ok(ProgressNote::parse(r.to_str()?)?)
+}
+
+/// The application's refusal of more subtasks than a task may have, for a list the server did
+/// not read.
+fn too_many_subtasks(task: TaskId, asked: usize) -> TaskError {
+    TaskError::Refused(Box::new(Refusal::Subtasks {
+        task,
+        why: format!("{asked} subtasks were asked for; a task may have at most {MAX_SUBTASKS}"),
+    }))
 }
 
 /// The cancellation of one subscription: set when the client cancels it or drops it.

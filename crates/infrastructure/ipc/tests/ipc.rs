@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "ipc/agent_calls.rs"]
+mod agent_calls;
 #[path = "ipc/api.rs"]
 mod api;
 #[path = "ipc/approvals.rs"]

@@ -6,7 +6,7 @@
 use std::error::Error;
 
 use maos_application::{
-    AgentError, Entity, MemoryError, NoWorktree, OrchestrationError, QueryError, Refusal,
+    AgentError, Denial, Entity, MemoryError, NoWorktree, OrchestrationError, QueryError, Refusal,
     RemoteError, StoreError, TaskError, WorkspaceError,
 };
 use maos_domain::{OrchestrationStatus, TaskState, TransitionError};
@@ -80,6 +80,19 @@ fn task(e: &TaskError) -> Option<String> {
         TaskError::NoWorkspace { task, because } => no_worktree(task, *because),
         TaskError::Store(e) => store(e),
         TaskError::Remote(e) => e.hint.clone(),
+        TaskError::Denied(d) => Some(denial(d)),
+    }
+}
+
+fn denial(d: &Denial) -> String {
+    match d {
+        Denial::UnknownCredential => "use the credential MAOS gave the running attempt; it \
+                                      stops working once the attempt ends"
+            .into(),
+        Denial::StaleAttempt { task, .. } => format!(
+            "that attempt has ended: `maos task show {}` shows the task's current one",
+            task.short()
+        ),
     }
 }
 
@@ -128,6 +141,11 @@ fn refusal(r: &Refusal) -> String {
             } else {
                 format!("let task {dep} complete first (`maos task retry {dep}` if it is blocked)")
             }
+        }
+        Refusal::Subtasks { .. } => {
+            "split the work into fewer subtasks, or fix their keys and dependencies as the \
+             message says"
+                .into()
         }
     }
 }

@@ -127,6 +127,10 @@ fn full_task() -> Task {
             ],
             plans: Some(OrchestrationId::from_bits(77)),
             agent: Some(AgentName::parse("planner").unwrap()),
+            parent: Some(ParentLink {
+                task: TaskId::from_bits(0xabcd),
+                waits: true,
+            }),
         },
         state: TaskState::Running,
         reason: Some("the first attempt timed out".into()),
@@ -216,6 +220,16 @@ fn full_task() -> Task {
         }),
         retry_at: Some(at(12_000)),
         extra_attempts: 2,
+        subtasks: vec![
+            Subtask {
+                task: TaskId::from_bits(901),
+                waits: true,
+            },
+            Subtask {
+                task: TaskId::from_bits(u128::MAX - 1),
+                waits: false,
+            },
+        ],
         run_approved: true,
         decision: Some(ApprovalDecision {
             gate: Gate::Result,
@@ -249,6 +263,7 @@ fn bare_task() -> Task {
             concerns: Vec::new(),
             plans: None,
             agent: None,
+            parent: None,
         },
         state: TaskState::Pending,
         reason: None,
@@ -264,6 +279,7 @@ fn bare_task() -> Task {
         decision: None,
         retry_at: None,
         extra_attempts: 0,
+        subtasks: Vec::new(),
     })
 }
 
@@ -319,6 +335,105 @@ fn tasks_round_trip_with_attempts_and_optional_fields_set_or_absent() {
         let back = round_trip::<wire::task::Owned, _>(|b| write_task(&t, b), read_task);
         assert_eq!(back.unwrap(), t);
     }
+}
+
+#[test]
+fn tasks_round_trip_with_their_parent_and_subtasks() {
+    let mut data = bare_task().data().clone();
+    for (parent, subtasks) in [
+        (
+            Some(ParentLink {
+                task: TaskId::from_bits(7),
+                waits: false,
+            }),
+            Vec::new(),
+        ),
+        (
+            None,
+            vec![Subtask {
+                task: TaskId::from_bits(8),
+                waits: true,
+            }],
+        ),
+        (
+            Some(ParentLink {
+                task: TaskId::from_bits(7),
+                waits: true,
+            }),
+            (0..16)
+                .map(|i| Subtask {
+                    task: TaskId::from_bits(100 + i),
+                    waits: i % 2 == 0,
+                })
+                .collect(),
+        ),
+    ] {
+        data.spec.parent = parent;
+        data.subtasks = subtasks;
+        let t = Task::restore(data.clone());
+        let back = round_trip::<wire::task::Owned, _>(|b| write_task(&t, b), read_task).unwrap();
+        assert_eq!(back.spec.parent, parent);
+        assert_eq!(back.subtasks, t.subtasks);
+        assert_eq!(back, t);
+    }
+}
+
+#[test]
+fn a_subtask_link_with_a_bad_id_is_an_error_not_a_panic() {
+    let t = bare_task();
+    let err = round_trip::<wire::task::Owned, _>(
+        |mut b| {
+            write_task(&t, b.reborrow())?;
+            b.reborrow().init_parent().set_task("not-an-id");
+            Ok(())
+        },
+        read_task,
+    )
+    .unwrap_err();
+    assert!(matches!(err, DecodeError::Value(_)), "{err:?}");
+    let err = round_trip::<wire::task::Owned, _>(
+        |mut b| {
+            write_task(&t, b.reborrow())?;
+            b.reborrow().init_subtasks(1).get(0).set_task("");
+            Ok(())
+        },
+        read_task,
+    )
+    .unwrap_err();
+    assert!(matches!(err, DecodeError::Value(_)), "{err:?}");
+}
+
+#[test]
+fn agent_scopes_round_trip_with_and_without_an_orchestration() {
+    for orchestration in [Some(OrchestrationId::from_bits(42)), None] {
+        let scope = AgentScope {
+            task: TaskId::from_bits(0xfeed),
+            attempt: 3,
+            fencing: FencingToken::new(u64::MAX),
+            orchestration,
+            scopes: vec![
+                MemoryScope::Global,
+                MemoryScope::parse("repo:/home/me/src/ünï").unwrap(),
+                MemoryScope::parse(&format!("orchestration:{}", OrchestrationId::from_bits(42)))
+                    .unwrap(),
+            ],
+        };
+        let back = round_trip::<wire::agent_scope::Owned, _>(
+            |b| write_agent_scope(&scope, b),
+            read_agent_scope,
+        );
+        assert_eq!(back.unwrap(), scope);
+    }
+    let err = round_trip::<wire::agent_scope::Owned, _>(
+        |mut b| {
+            b.set_task(TaskId::from_bits(1).to_string().as_str());
+            b.init_scopes(1).set(0, "nowhere");
+            Ok(())
+        },
+        read_agent_scope,
+    )
+    .unwrap_err();
+    assert!(matches!(err, DecodeError::Value(_)), "{err:?}");
 }
 
 #[test]
@@ -1408,6 +1523,15 @@ fn errors_cross_the_wire_with_kind_message_and_hint() {
             current: 2,
         }),
         TaskError::Invalid(Title::parse("").unwrap_err()),
+        TaskError::Denied(maos_application::Denial::UnknownCredential),
+        TaskError::Denied(maos_application::Denial::StaleAttempt {
+            task: TaskId::from_bits(5),
+            attempt: 2,
+        }),
+        TaskError::Refused(Box::new(maos_application::Refusal::Subtasks {
+            task: TaskId::from_bits(5),
+            why: "17 subtasks were asked for".into(),
+        })),
     ];
     // The front end's hints (here: the message echoed, or none for invalid input).
     fn hints(e: &(dyn std::error::Error + 'static)) -> Option<String> {
@@ -1444,6 +1568,7 @@ fn errors_cross_the_wire_with_kind_message_and_hint() {
         ErrorKind::Storage,
         ErrorKind::Unavailable,
         ErrorKind::Internal,
+        ErrorKind::Denied,
     ] {
         assert_eq!(
             crate::error::kind_from_wire(crate::error::kind_to_wire(kind)),
