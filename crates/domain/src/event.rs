@@ -23,11 +23,6 @@ keyword_enum!(
 /// An event together with the aggregate it happened to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "aggregate", rename_all = "snake_case")]
-#[allow(
-    clippy::large_enum_variant,
-    reason = "a task's creation carries its whole spec, by far the largest event; boxing it \
-              would change how every task event is built for no measurable gain"
-)]
 pub enum DomainEvent {
     Agent {
         id: AgentId,

@@ -194,6 +194,10 @@ mod tests {
             FailureClass::Conflict,
             FailureClass::Storage,
             FailureClass::DaemonUnavailable,
+            FailureClass::Unfinished,
+            FailureClass::Inconsistent,
+            FailureClass::Unhealthy,
+            FailureClass::Denied,
         ]
         .into_iter()
         .map(|k| (k.as_str(), k.exit_code()))
@@ -209,6 +213,10 @@ mod tests {
                 ("conflict", 4),
                 ("storage", 5),
                 ("daemon_unavailable", 6),
+                ("unfinished", 7),
+                ("inconsistent", 8),
+                ("unhealthy", 9),
+                ("denied", 10),
             ]
         );
     }
