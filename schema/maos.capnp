@@ -327,6 +327,7 @@ struct Attempt {
   diffStat @21 :Text;          # what it changed, one line; null: unknown
   briefed @22 :Bool;           # its briefing was recorded (taskBriefing shows it)
   permissionDenials @23 :List(Text);  # tool calls the agent was refused, "Tool(subject)"
+  refunded @24 :Bool;          # interrupted without counting against the task
 }
 
 struct Task {
@@ -363,6 +364,7 @@ struct Task {
   blocked @30 :Text;           # why it is blocked, as JSON (a BlockReason); null: not blocked
   plans @31 :Text;             # the orchestration a planning task plans (full id); null: none
   agent @32 :Text;             # the only agent that may take it; empty or null: any
+  lessons @33 :Bool;           # an attempt that succeeds after failed ones is asked for a lesson
 }
 
 struct Orchestration {
@@ -519,6 +521,7 @@ struct NewTask {
   wantsPort @14 :Bool;         # it needs a TCP port of its own (MAOS_PORT)
   concerns @15 :List(Text);    # path globs and named resources (`port:8080`)
   agent @16 :Text;             # the only agent that may take it; empty or null: any
+  lessons @17 :Bool;           # an attempt that succeeds after failed ones is asked for a lesson
 }
 
 struct NewOrchestration {

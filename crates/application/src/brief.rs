@@ -228,6 +228,7 @@ mod tests {
             concerns: Vec::new(),
             plans: None,
             agent: None,
+            lessons: false,
         };
         Task::create(TaskId::from_bits(9), spec, Timestamp::from_millis(1)).0
     }

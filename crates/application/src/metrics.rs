@@ -211,6 +211,7 @@ mod tests {
             concerns: Vec::new(),
             plans: None,
             agent: None,
+            lessons: false,
         };
         let mut events = vec![(TaskEvent::Created { spec: spec.clone() }, created)];
         let attempts: Vec<Attempt> = agents
@@ -246,6 +247,7 @@ mod tests {
                     briefing: None,
                     diff_stat: None,
                     permission_denials: Vec::new(),
+                    refunded: false,
                 }
             })
             .collect();

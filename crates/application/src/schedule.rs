@@ -360,6 +360,7 @@ mod tests {
             concerns: Vec::new(),
             plans: None,
             agent: None,
+            lessons: false,
         };
         let (mut t, _) = Task::create(TaskId::from_bits(9), spec, at);
         t.make_ready(at).unwrap();

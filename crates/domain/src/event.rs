@@ -253,6 +253,7 @@ mod tests {
             concerns: Vec::new(),
             plans: None,
             agent: None,
+            lessons: false,
         };
         vec![
             TaskEvent::Created { spec },

@@ -70,6 +70,7 @@ fn task(n: u128, state: TaskState, deps: &[u128]) -> Task {
             concerns: Vec::new(),
             plans: None,
             agent: None,
+            lessons: false,
         },
         state,
         reason: None,
@@ -114,6 +115,7 @@ fn with_attempt(t: Task, usage: Usage) -> Task {
         briefing: None,
         diff_stat: None,
         permission_denials: Vec::new(),
+        refunded: false,
     });
     Task::restore(data)
 }

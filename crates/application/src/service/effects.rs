@@ -102,6 +102,7 @@ pub(super) fn task_spec(
         concerns: cmd.concerns,
         plans: None,
         agent: cmd.agent,
+        lessons: cmd.lessons,
     }
 }
 

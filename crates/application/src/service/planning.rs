@@ -173,6 +173,7 @@ impl<S: Store> Service<S> {
             concerns: Vec::new(),
             plans: None,
             agent: g.planner,
+            lessons: false,
         };
         let at = self.clock.now();
         let id = TaskId::from_bits(self.ids.next_bits());
@@ -955,6 +956,7 @@ fn create_planner(
         plans: Some(p.oid),
         // A named planner takes every round (its session resumes); none: any that fits.
         agent: p.planner,
+        lessons: false,
     };
     let (mut task, mut events) = Task::create(p.tid, spec, at);
     events.extend(task.make_ready(at)?);

@@ -72,6 +72,7 @@ pub(crate) fn spec(
         concerns: Vec::new(),
         plans: None,
         agent: None,
+        lessons: false,
     }
 }
 

@@ -127,6 +127,7 @@ fn full_task() -> Task {
             ],
             plans: Some(OrchestrationId::from_bits(77)),
             agent: Some(AgentName::parse("planner").unwrap()),
+            lessons: true,
         },
         state: TaskState::Running,
         reason: Some("the first attempt timed out".into()),
@@ -167,6 +168,7 @@ fn full_task() -> Task {
                 briefing: None,
                 diff_stat: Some("2 files changed, 10 insertions(+)".into()),
                 permission_denials: vec!["Bash(rm -rf target)".into()],
+                refunded: true,
             },
             Attempt {
                 number: 2,
@@ -194,6 +196,7 @@ fn full_task() -> Task {
                 briefing: None,
                 diff_stat: None,
                 permission_denials: Vec::new(),
+                refunded: false,
             },
         ],
         fencing: FencingToken::new(2),
@@ -249,6 +252,7 @@ fn bare_task() -> Task {
             concerns: Vec::new(),
             plans: None,
             agent: None,
+            lessons: false,
         },
         state: TaskState::Pending,
         reason: None,
@@ -1125,6 +1129,7 @@ fn commands_and_filters_round_trip() {
         wants_port: true,
         concerns: vec![Concern::parse("docs/*.md").unwrap()],
         agent: Some(AgentName::parse("writer-2").unwrap()),
+        lessons: true,
     };
     for cmd in [full, CreateTask::titled(Title::parse("Minimal").unwrap())] {
         let back =

@@ -408,6 +408,7 @@ pub(crate) fn spec(t: &str) -> TaskSpec {
         concerns: Vec::new(),
         plans: None,
         agent: None,
+        lessons: false,
     }
 }
 
