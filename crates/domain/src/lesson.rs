@@ -35,9 +35,10 @@ pub fn earlier_failures(task: &Task, attempt: u32) -> Vec<&Attempt> {
 }
 
 /// Whether attempt `attempt` of `task`, having succeeded, is asked for a lesson: the task asks
-/// for lessons, and an earlier attempt failed.
+/// for lessons, an earlier attempt failed, and there is a scope to keep the lesson in
+/// ([`lesson_scope`]).
 pub fn wants_lesson(task: &Task, attempt: u32) -> bool {
-    task.spec.lessons && !earlier_failures(task, attempt).is_empty()
+    task.spec.lessons && lesson_scope(task).is_some() && !earlier_failures(task, attempt).is_empty()
 }
 
 /// What the agent of attempt `attempt` is asked. It says what happened in the earlier attempts
@@ -230,6 +231,12 @@ mod tests {
             !wants_lesson(&task(spec(false, Some("/src/app"), None), "ff"), 3),
             "the setting is off"
         );
+        assert!(
+            !wants_lesson(&task(spec(true, None, None), "ff"), 3),
+            "nowhere to keep it"
+        );
+        let o = OrchestrationId::from_bits(7);
+        assert!(wants_lesson(&task(spec(true, None, Some(o)), "f"), 2));
         let t = task(s(), "fri");
         let numbers: Vec<u32> = earlier_failures(&t, 4).iter().map(|a| a.number).collect();
         assert_eq!(numbers, [1, 3]);

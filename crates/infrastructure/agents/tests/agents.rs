@@ -9,6 +9,8 @@ mod claude;
 mod codex;
 #[path = "agents/fakes.rs"]
 mod fakes;
+#[path = "agents/lessons.rs"]
+mod lessons;
 #[path = "agents/openai.rs"]
 mod openai;
 #[path = "agents/real_cli.rs"]
