@@ -228,3 +228,79 @@ fn a_lesson_step_that_never_answers_is_killed_at_its_timeout_and_the_task_comple
         .unwrap_or_else(|| panic!("no pid in the log:\n{log}"));
     assert!(process_gone(pid), "the lesson's process {pid} outlived it");
 }
+
+#[test]
+fn claude_code_is_asked_in_its_resumed_session_and_no_tool_runs() {
+    use maos_domain::policy::permission::{PermissionRule, PermissionRules};
+    use maos_domain::{AdapterKind, EnvName};
+
+    use crate::supervisor::support::{agent, env_with};
+
+    let answers_dir = tempfile::tempdir().unwrap();
+    let answers = answers_dir.path().join("answers.jsonl");
+    let env = Env::with(|c| {
+        c.env = env_with(&[("MAOS_TEST_ANSWERS", answers.to_str().unwrap())]);
+    });
+    let mut claude = agent(
+        "claude",
+        AdapterKind::ClaudeCode,
+        Some(&script("claude-lesson.sh")),
+        &[],
+    );
+    claude.settings.env = vec![EnvName::parse("MAOS_TEST_ANSWERS").unwrap()];
+    // Whatever the agent may do at work, a lesson step runs no tool and asks MAOS about each.
+    claude.settings.skip_permissions = true;
+    claude.settings.permissions = PermissionRules {
+        allow: vec![PermissionRule::parse("Write").unwrap()],
+        ..PermissionRules::default()
+    };
+    env.register(claude);
+    let mut task = CreateTask::titled(Title::parse("Fix the parser").unwrap());
+    task.max_attempts = MaxAttempts::new(3).unwrap();
+    task.lessons = true;
+    let made = env
+        .service
+        .create_plan(CreatePlan {
+            orchestration: CreateOrchestration {
+                name: Title::parse("lessons").unwrap(),
+                goal: None,
+                workspace: None,
+                verify: None,
+                notes: Vec::new(),
+            },
+            tasks: vec![PlanTask {
+                key: "fix".to_owned(),
+                task,
+                depends_on: Vec::new(),
+            }],
+            start: true,
+        })
+        .unwrap();
+    let task = completed(&env, &made.tasks[0].1);
+    assert_eq!(
+        task.attempts[1].summary.as_deref(),
+        Some("Fixed the parser.")
+    );
+    assert_eq!(
+        task.attempts[1].usage.cost,
+        maos_domain::Usd::from_micros(12_000),
+        "the lesson's cost counts in the attempt's"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let all = loop {
+        let all = memories(&env);
+        if !all.is_empty() || Instant::now() > deadline {
+            break all;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(all.len(), 1, "{}", env.log_text(task.id, 2));
+    assert_eq!(
+        all[0].text.as_str(),
+        "Attempt 1 crashed because the parser was run on an empty input; check for empty input \
+         first."
+    );
+    let answers = std::fs::read_to_string(&answers).unwrap();
+    assert_eq!(answers.lines().count(), 1, "{answers}");
+    assert!(answers.contains(r#""behavior":"deny""#), "{answers}");
+}
