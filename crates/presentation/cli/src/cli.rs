@@ -806,7 +806,7 @@ pub(crate) struct CreateArgs {
     pub(crate) agent: Option<AgentName>,
 
     /// When an attempt succeeds after failed ones, ask its agent for a one-paragraph lesson and
-    /// keep it in memory (routine, the task's repository, tag `lesson`).
+    /// keep it in memory (routine, tag `lesson`, in the task's repository or orchestration).
     #[arg(long)]
     pub(crate) lessons: bool,
 }
