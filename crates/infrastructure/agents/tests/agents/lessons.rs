@@ -3,7 +3,9 @@
 //! with the lesson's question (`MAOS_LESSON=1`), and its answer becomes a routine memory entry
 //! of the task's orchestration, tagged `lesson`, written by the succeeding attempt. When the
 //! setting is off, when there is nowhere to keep a lesson, or when the step fails or hangs, the
-//! task completes all the same.
+//! task completes all the same. Claude Code and Codex (their test doubles, through
+//! `scripts/claude-lesson.sh` and `scripts/codex-lesson.sh`) are asked in the attempt's resumed
+//! session; the model loop's extra turn is tested in `openai.rs`.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -303,4 +305,64 @@ fn claude_code_is_asked_in_its_resumed_session_and_no_tool_runs() {
     let answers = std::fs::read_to_string(&answers).unwrap();
     assert_eq!(answers.lines().count(), 1, "{answers}");
     assert!(answers.contains(r#""behavior":"deny""#), "{answers}");
+}
+
+#[test]
+fn codex_is_asked_in_its_resumed_thread_and_only_the_new_turn_counts() {
+    use maos_domain::AdapterKind;
+
+    use crate::supervisor::support::agent;
+
+    let env = Env::new();
+    env.register(agent(
+        "codex",
+        AdapterKind::Codex,
+        Some(&script("codex-lesson.sh")),
+        &[],
+    ));
+    let mut task = CreateTask::titled(Title::parse("Accept suffixes").unwrap());
+    task.max_attempts = MaxAttempts::new(3).unwrap();
+    task.lessons = true;
+    let made = env
+        .service
+        .create_plan(CreatePlan {
+            orchestration: CreateOrchestration {
+                name: Title::parse("lessons").unwrap(),
+                goal: None,
+                workspace: None,
+                verify: None,
+                notes: Vec::new(),
+            },
+            tasks: vec![PlanTask {
+                key: "t".to_owned(),
+                task,
+                depends_on: Vec::new(),
+            }],
+            start: true,
+        })
+        .unwrap();
+    let task = completed(&env, &made.tasks[0].1);
+    let usage = task.attempts[1].usage;
+    // The work's turn (48,211 in, 1,873 out) and the lesson's (the thread's total minus that).
+    assert_eq!(
+        (
+            usage.input_tokens,
+            usage.cached_input_tokens,
+            usage.output_tokens
+        ),
+        (50_211, 41_984, 1_923)
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let all = loop {
+        let all = memories(&env);
+        if !all.is_empty() || Instant::now() > deadline {
+            break all;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(all.len(), 1, "{}", env.log_text(task.id, 2));
+    assert_eq!(
+        all[0].text.as_str(),
+        "Attempt 1 failed because the suffix table was missing; add the table before the parser."
+    );
 }
