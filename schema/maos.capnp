@@ -332,6 +332,7 @@ struct Attempt {
   diffStat @21 :Text;          # what it changed, one line; null: unknown
   briefed @22 :Bool;           # its briefing was recorded (taskBriefing shows it)
   permissionDenials @23 :List(Text);  # tool calls the agent was refused, "Tool(subject)"
+  refunded @24 :Bool;          # interrupted without counting against the task
 }
 
 struct Task {
@@ -370,6 +371,7 @@ struct Task {
   agent @32 :Text;             # the only agent that may take it; empty or null: any
   parent @33 :SubtaskLink;     # the task whose agent made it as a subtask; null: none
   subtasks @34 :List(SubtaskLink);  # the subtasks its agents made, in the order they were made
+  lessons @35 :Bool;           # an attempt that succeeds after failed ones is asked for a lesson
 }
 
 struct SubtaskLink {
@@ -533,6 +535,7 @@ struct NewTask {
   wantsPort @14 :Bool;         # it needs a TCP port of its own (MAOS_PORT)
   concerns @15 :List(Text);    # path globs and named resources (`port:8080`)
   agent @16 :Text;             # the only agent that may take it; empty or null: any
+  lessons @17 :Bool;           # an attempt that succeeds after failed ones is asked for a lesson
 }
 
 struct NewOrchestration {

@@ -1980,3 +1980,63 @@ fn plans_of_a_hundred_thousand_tasks_are_checked_and_shown() {
         &run.stderr[..run.stderr.len().min(500)]
     );
 }
+
+#[test]
+fn a_workflow_that_asks_for_lessons_says_so_and_its_stages_tasks_carry_it() {
+    let env = Env::new();
+    let learning = MY_WORKFLOW
+        .replace("description = ", "lessons = true\ndescription = ")
+        .replace(
+            "verify = \"test -f REVIEW.md\"\n",
+            "verify = \"test -f REVIEW.md\"\nlessons = false\n",
+        );
+    let file = write_file(&env, "learning.toml", &learning);
+    let shown = env.maos(&["workflow", "show", &file]);
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    assert!(
+        shown
+            .stdout
+            .ends_with("Lessons after failed attempts: draft\n"),
+        "{}",
+        shown.stdout
+    );
+    let doc = env.ok_json(&["workflow", "show", &file]);
+    let stages = doc["workflow"]["stages"].as_array().unwrap();
+    assert_eq!(stages[0]["lessons"], true, "{doc:#}");
+    assert!(stages[1].get("lessons").is_none(), "{doc:#}");
+    // Without the setting, nothing is said.
+    let plain = write_file(&env, "plain.toml", MY_WORKFLOW);
+    let shown = env.maos(&["workflow", "show", &plain]);
+    assert!(!shown.stdout.contains("Lessons"), "{}", shown.stdout);
+
+    // Agents that could take the stages (the plan is refused without them).
+    tiered_agent(&env, "coder", "code", "tactical", 1, "true");
+    tiered_agent(&env, "reviewer", "review", "strategic", 1, "true");
+    let run = env.maos(&[
+        "orchestrate",
+        "run",
+        "--workflow",
+        &file,
+        "--goal",
+        "Write it up",
+        "--no-repo",
+        "--yes",
+    ]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let o = only_orchestration(&env);
+    let tasks = tasks_of(&env, str_of(&o["id"], "id"));
+    let asks: Vec<(&str, bool)> = tasks
+        .iter()
+        .map(|t| {
+            (
+                t["title"].as_str().unwrap(),
+                t.get("lessons").is_some_and(|l| l == true),
+            )
+        })
+        .collect();
+    assert_eq!(
+        asks,
+        [("Write a draft", true), ("Review the draft", false)],
+        "{tasks:#?}"
+    );
+}

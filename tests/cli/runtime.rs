@@ -638,3 +638,70 @@ price = { input = "3", output = "15" }
     let bad = env.maos(&["metrics", "--since", "yesterday"]);
     assert_eq!(bad.code, 2, "{}", bad.stderr);
 }
+
+#[test]
+fn a_task_that_asks_for_lessons_keeps_the_one_its_succeeding_agent_gives_in_its_repository() {
+    if in_process() {
+        return;
+    }
+    let env = Env::new();
+    let repo = crate::fixtures::Repo::new();
+    let work = tempfile::tempdir().unwrap();
+    // Fails attempt 1, succeeds on attempt 2, and asked for its lesson answers with one.
+    let agent = crate::fixtures::script(
+        work.path(),
+        "learner",
+        "if [ \"${MAOS_LESSON:-0}\" = 1 ]; then\n\
+         \x20   echo 'Create the config file before running the tests.'\n\
+         elif [ \"$MAOS_ATTEMPT\" = 1 ]; then\n\
+         \x20   echo 'no config file'\n\
+         \x20   exit 1\n\
+         else\n\
+         \x20   echo fixed > fixed.txt\n\
+         \x20   echo 'fixed it'\n\
+         fi\n",
+    );
+    crate::fixtures::command_agent(&env, "learner", 1, &agent);
+    let repo_arg = repo.arg();
+    let id = env.task(
+        "Fix the tests",
+        &["--repo", &repo_arg, "--max-attempts", "3", "--lessons"],
+    );
+    let task = wait_for(&env, &id, "completed", state_is("completed"));
+    assert_eq!(task["lessons"], true, "{task:#}");
+    assert_eq!(task["attempts"][1]["summary"], "fixed it");
+    let scope = format!("repo:{repo_arg}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let listed = loop {
+        let listed = env.ok_json(&["memory", "list", "--scope", &scope, "--tag", "lesson"]);
+        if !listed["memories"].as_array().unwrap().is_empty() || Instant::now() > deadline {
+            break listed;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let memories = listed["memories"].as_array().unwrap();
+    assert_eq!(memories.len(), 1, "{listed:#}");
+    let m = &memories[0];
+    assert_eq!(
+        m["text"],
+        "Create the config file before running the tests."
+    );
+    assert_eq!(m["tier"], "routine");
+    assert_eq!(m["scope"], scope.as_str());
+    assert_eq!(m["tags"], serde_json::json!(["lesson"]));
+    assert_eq!(
+        m["provenance"],
+        serde_json::json!({"by": "attempt", "task": id, "attempt": 2})
+    );
+    // Without the setting, the same agent is not asked.
+    let quiet = env.task("Fix again", &["--repo", &repo_arg, "--max-attempts", "3"]);
+    let quiet = wait_for(&env, &quiet, "completed", state_is("completed"));
+    assert!(quiet.get("lessons").is_none(), "{quiet:#}");
+    let listed = env.ok_json(&["memory", "list", "--tag", "lesson"]);
+    assert_eq!(
+        listed["memories"].as_array().unwrap().len(),
+        1,
+        "{listed:#}"
+    );
+    assert_verified(&env);
+}

@@ -138,6 +138,8 @@ pub struct CreateTask {
     pub concerns: Vec<Concern>,
     /// Only this agent may take it (and so each of its attempts runs on it).
     pub agent: Option<AgentName>,
+    /// Ask the agent of an attempt that succeeds after failed ones for a lesson, kept in memory.
+    pub lessons: bool,
 }
 
 impl CreateTask {
@@ -161,6 +163,7 @@ impl CreateTask {
             wants_port: false,
             concerns: Vec::new(),
             agent: None,
+            lessons: false,
         }
     }
 }
@@ -226,6 +229,7 @@ impl PlanTask {
                 wants_port: t.wants_port,
                 concerns: t.concerns.clone(),
                 agent: None,
+                lessons: false,
             },
         }
     }

@@ -229,6 +229,7 @@ mod tests {
             plans: None,
             agent: None,
             parent: None,
+            lessons: false,
         };
         Task::create(TaskId::from_bits(9), spec, Timestamp::from_millis(1)).0
     }

@@ -212,6 +212,7 @@ mod tests {
             plans: None,
             agent: None,
             parent: None,
+            lessons: false,
         };
         let mut events = vec![(
             TaskEvent::Created {
@@ -252,6 +253,7 @@ mod tests {
                     briefing: None,
                     diff_stat: None,
                     permission_denials: Vec::new(),
+                    refunded: false,
                 }
             })
             .collect();

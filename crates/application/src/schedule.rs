@@ -361,6 +361,7 @@ mod tests {
             plans: None,
             agent: None,
             parent: None,
+            lessons: false,
         };
         let (mut t, _) = Task::create(TaskId::from_bits(9), spec, at);
         t.make_ready(at).unwrap();

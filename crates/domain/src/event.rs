@@ -256,6 +256,7 @@ mod tests {
             plans: None,
             agent: None,
             parent: None,
+            lessons: false,
         };
         vec![
             TaskEvent::Created {

@@ -10,6 +10,7 @@ pub mod error;
 pub mod event;
 pub mod graph;
 pub mod ids;
+pub mod lesson;
 pub mod memory;
 pub mod orchestration;
 pub mod plan;

@@ -204,6 +204,10 @@ pub struct Attempt {
     /// Tool calls its agent was refused (`Tool(subject)`).
     #[serde(default)]
     pub permission_denials: Vec<String>,
+    /// It was interrupted without counting against the task (a person's `pause --now`, the
+    /// daemon's end): nothing the task did.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refunded: bool,
 }
 
 impl Attempt {
@@ -269,6 +273,11 @@ pub struct TaskSpec {
     /// none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<ParentLink>,
+    /// When an attempt succeeds after earlier ones failed, its agent is asked for a lesson (what
+    /// went wrong, what to do differently), kept as a memory entry (`crate::lesson`). Off by
+    /// default; absent from the event log's JSON when off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lessons: bool,
 }
 
 /// A subtask's link to the task whose running attempt made it.
@@ -727,6 +736,7 @@ impl Task {
                     briefing: None,
                     diff_stat: None,
                     permission_denials: Vec::new(),
+                    refunded: false,
                 });
                 t.0.fencing = *fencing;
                 t.0.state = S::Assigned;
@@ -798,6 +808,7 @@ impl Task {
                     end(a, AttemptOutcome::Interrupted);
                     a.error = Some(reason.clone());
                     a.failure = Some(FailureKind::Interrupted);
+                    a.refunded = *refunded;
                 }
                 t.0.state = S::Failed;
                 t.0.reason = Some(reason.clone());

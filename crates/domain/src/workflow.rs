@@ -118,6 +118,10 @@ pub struct Stage {
     /// The instructions for the agent. Every `{goal}` in it is replaced by the goal
     /// ([`Workflow::render_prompt`]).
     pub prompt: String,
+    /// Whether its task asks for a lesson after failed attempts (`crate::lesson`); `None`: as
+    /// the workflow says ([`Workflow::lessons_of`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lessons: Option<bool>,
 }
 
 /// A problem that makes a workflow invalid. Each message says how to fix it.
@@ -212,6 +216,8 @@ pub struct Workflow {
     description: String,
     stages: Vec<Stage>,
     handoffs: Vec<(StageKey, StageKey)>,
+    /// Its stages ask for lessons after failed attempts, unless a stage says otherwise.
+    lessons: bool,
 }
 
 impl Workflow {
@@ -235,6 +241,7 @@ impl Workflow {
                 description: description.into(),
                 stages,
                 handoffs,
+                lessons: false,
             })
         } else {
             Err(problems)
@@ -264,6 +271,25 @@ impl Workflow {
     /// Its handoffs `(from, to)`, in the order they were declared.
     pub fn handoffs(&self) -> &[(StageKey, StageKey)] {
         &self.handoffs
+    }
+
+    /// The same workflow whose stages ask for lessons after failed attempts (`on`), unless a
+    /// stage says otherwise.
+    #[must_use]
+    pub fn with_lessons(mut self, on: bool) -> Workflow {
+        self.lessons = on;
+        self
+    }
+
+    /// Whether its stages ask for lessons, unless a stage says otherwise.
+    pub fn lessons(&self) -> bool {
+        self.lessons
+    }
+
+    /// Whether the task of `stage` asks for a lesson after failed attempts: the stage's own
+    /// setting, else the workflow's.
+    pub fn lessons_of(&self, stage: &Stage) -> bool {
+        stage.lessons.unwrap_or(self.lessons)
     }
 
     /// The stage with this key.
@@ -428,6 +454,8 @@ struct WorkflowRef<'a> {
     description: &'a str,
     stages: &'a [Stage],
     handoffs: Vec<HandoffRepr<&'a StageKey>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    lessons: bool,
 }
 
 #[derive(Deserialize)]
@@ -439,6 +467,8 @@ struct WorkflowRepr {
     stages: Vec<Stage>,
     #[serde(default)]
     handoffs: Vec<HandoffRepr<StageKey>>,
+    #[serde(default)]
+    lessons: bool,
 }
 
 impl Serialize for Workflow {
@@ -453,6 +483,7 @@ impl Serialize for Workflow {
                 .iter()
                 .map(|(from, to)| HandoffRepr { from, to })
                 .collect(),
+            lessons: self.lessons,
         }
         .serialize(s)
     }
@@ -464,10 +495,13 @@ impl<'de> Deserialize<'de> for Workflow {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let r = WorkflowRepr::deserialize(d)?;
         let handoffs = r.handoffs.into_iter().map(|h| (h.from, h.to)).collect();
-        Workflow::new(r.name, r.version, r.description, r.stages, handoffs).map_err(|problems| {
-            let all: Vec<String> = problems.iter().map(ToString::to_string).collect();
-            serde::de::Error::custom(format!("invalid workflow: {}", all.join("; ")))
-        })
+        let lessons = r.lessons;
+        Workflow::new(r.name, r.version, r.description, r.stages, handoffs)
+            .map(|w| w.with_lessons(lessons))
+            .map_err(|problems| {
+                let all: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                serde::de::Error::custom(format!("invalid workflow: {}", all.join("; ")))
+            })
     }
 }
 
@@ -500,6 +534,7 @@ fn stage(
         risk,
         verify: None,
         prompt: prompt.to_owned(),
+        lessons: None,
     }
 }
 
@@ -567,6 +602,7 @@ pub fn tdd() -> Workflow {
             .to_owned(),
         stages,
         handoffs,
+        lessons: false,
     }
 }
 
@@ -586,6 +622,7 @@ pub fn single() -> Workflow {
             GOAL_PLACEHOLDER,
         )],
         handoffs: Vec::new(),
+        lessons: false,
     }
 }
 
@@ -611,6 +648,7 @@ mod tests {
             risk: Risk::Low,
             verify: None,
             prompt: "Do {goal}".to_owned(),
+            lessons: None,
         }
     }
 
@@ -647,6 +685,28 @@ mod tests {
                 .contains("'.'")
         );
         assert_eq!(WorkflowName::parse("tdd").unwrap().to_string(), "tdd");
+    }
+
+    #[test]
+    fn a_stage_asks_for_lessons_as_it_says_else_as_its_workflow_says() {
+        let mut quiet = st("b");
+        quiet.lessons = Some(false);
+        let mut keen = st("c");
+        keen.lessons = Some(true);
+        let w = Workflow::new(
+            WorkflowName::parse("w").unwrap(),
+            1,
+            "",
+            vec![st("a"), quiet, keen],
+            Vec::new(),
+        )
+        .unwrap();
+        let asks =
+            |w: &Workflow| -> Vec<bool> { w.stages().iter().map(|s| w.lessons_of(s)).collect() };
+        assert!(!w.lessons(), "off by default");
+        assert_eq!(asks(&w), [false, false, true]);
+        let w = w.with_lessons(true);
+        assert_eq!(asks(&w), [true, false, true]);
     }
 
     #[test]

@@ -71,6 +71,7 @@ fn task(n: u128, state: TaskState, deps: &[u128]) -> Task {
             plans: None,
             agent: None,
             parent: None,
+            lessons: false,
         },
         state,
         reason: None,
@@ -116,6 +117,7 @@ fn with_attempt(t: Task, usage: Usage) -> Task {
         briefing: None,
         diff_stat: None,
         permission_denials: Vec::new(),
+        refunded: false,
     });
     Task::restore(data)
 }

@@ -103,6 +103,7 @@ pub(super) fn task_spec(
         plans: None,
         agent: cmd.agent,
         parent: None,
+        lessons: cmd.lessons,
     }
 }
 

@@ -174,6 +174,7 @@ impl<S: Store> Service<S> {
             plans: None,
             agent: g.planner,
             parent: None,
+            lessons: false,
         };
         let at = self.clock.now();
         let id = TaskId::from_bits(self.ids.next_bits());
@@ -957,6 +958,7 @@ fn create_planner(
         // A named planner takes every round (its session resumes); none: any that fits.
         agent: p.planner,
         parent: None,
+        lessons: false,
     };
     let (mut task, mut events) = Task::create(p.tid, spec, at);
     events.extend(task.make_ready(at)?);

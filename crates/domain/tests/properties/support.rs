@@ -73,6 +73,7 @@ pub(crate) fn spec(
         plans: None,
         agent: None,
         parent: None,
+        lessons: false,
     }
 }
 

@@ -23,6 +23,7 @@ fn stage(key: StageKey) -> Stage {
         risk: Risk::Low,
         verify: None,
         prompt: "Work on {goal}".to_owned(),
+        lessons: None,
     }
 }
 

@@ -13,7 +13,9 @@
 //! pub enum LoopEvent { Request { step }, Response { step, usage, finish_reason }, Text(String),
 //!                      ToolCall { name, arguments }, ToolResult { name, ok, summary },
 //!                      FileWritten(PathBuf) }
-//! pub struct LoopOutcome { summary, steps, usage }
+//! pub fn follow_up(cfg, workdir, transcript: &[Value], question: &str, stop, on_event)
+//!            -> Result<LoopOutcome, LoopError>   // one more user turn, no tool runs
+//! pub struct LoopOutcome { summary, steps, usage, transcript }
 //! pub enum LoopError { Config, Http, Api, StepLimit, Stopped, Protocol }  // each with the usage so far
 //! LoopError::usage(&self) -> Usage
 //! pub fn parse_fenced_files(text: &str) -> FencedFiles            // the fenced-code mode's parser
@@ -208,6 +210,8 @@ pub struct LoopOutcome {
     pub steps: u32,
     /// The tokens all requests used.
     pub usage: Usage,
+    /// The conversation, the final answer included: what [`follow_up`] continues.
+    pub transcript: Vec<Value>,
 }
 
 /// Why a run ended without a final answer; every variant carries the tokens spent until then.
@@ -315,6 +319,41 @@ pub fn converse_in_scope(
     scope: Option<std::sync::Arc<dyn tools::CommandScope>>,
     on_event: &mut dyn FnMut(LoopEvent),
 ) -> Result<LoopOutcome, LoopError> {
+    run_with(cfg, workdir, stop, scope, on_event, |run| {
+        if cfg.tool_calls {
+            run.with_tools(prompt)
+        } else {
+            run.fenced(prompt)
+        }
+    })
+}
+
+/// One more user turn after a run ended: `question` after the run's `transcript`, answered in
+/// one request in which no tool may be called (`tool_choice: "none"`; a tool call the model
+/// makes anyway is not run). Its summary is the model's answer.
+pub fn follow_up(
+    cfg: &OpenAiConfig,
+    workdir: &Path,
+    transcript: &[Value],
+    question: &str,
+    stop: &AtomicBool,
+    on_event: &mut dyn FnMut(LoopEvent),
+) -> Result<LoopOutcome, LoopError> {
+    run_with(cfg, workdir, stop, None, on_event, |run| {
+        run.follow_up(transcript, question)
+    })
+}
+
+/// Runs `body` over a run of `cfg` in `workdir`, abandoning a request in flight once `stop` is
+/// set.
+fn run_with(
+    cfg: &OpenAiConfig,
+    workdir: &Path,
+    stop: &AtomicBool,
+    scope: Option<std::sync::Arc<dyn tools::CommandScope>>,
+    on_event: &mut dyn FnMut(LoopEvent),
+    body: impl FnOnce(&mut Run<'_>) -> Result<LoopOutcome, LoopError>,
+) -> Result<LoopOutcome, LoopError> {
     let config_error = |message: String| LoopError::Config {
         message,
         usage: Usage::default(),
@@ -349,12 +388,9 @@ pub fn converse_in_scope(
             on_event,
             usage: Usage::default(),
             steps: 0,
+            tool_choice: "auto",
         };
-        let result = if cfg.tool_calls {
-            run.with_tools(prompt)
-        } else {
-            run.fenced(prompt)
-        };
+        let result = body(&mut run);
         finished.store(true, Ordering::Release);
         watcher.thread().unpark();
         result
@@ -370,6 +406,8 @@ struct Run<'a> {
     on_event: &'a mut dyn FnMut(LoopEvent),
     usage: Usage,
     steps: u32,
+    /// `tool_choice` of each request that offers tools.
+    tool_choice: &'static str,
 }
 
 impl Run<'_> {
@@ -402,7 +440,7 @@ impl Run<'_> {
             model: &self.cfg.model,
             messages,
             tools,
-            tool_choice: tools.map(|_| "auto"),
+            tool_choice: tools.map(|_| self.tool_choice),
             temperature: self
                 .cfg
                 .temperature
@@ -455,10 +493,13 @@ impl Run<'_> {
                 self.emit(LoopEvent::Text(text.to_owned()));
             }
             if reply.tool_calls.is_empty() {
+                let summary = reply.final_text();
+                messages.push(json!({"role": "assistant", "content": summary}));
                 return Ok(LoopOutcome {
-                    summary: reply.final_text(),
+                    summary,
                     steps: self.steps,
                     usage: self.usage,
+                    transcript: messages,
                 });
             }
             messages.push(reply.assistant_message());
@@ -502,12 +543,13 @@ impl Run<'_> {
                 usage: self.usage,
             });
         }
-        let messages = [
+        let mut messages = vec![
             json!({"role": "system", "content": fenced_system_prompt()}),
             json!({"role": "user", "content": prompt}),
         ];
         let reply = self.step(&messages, None)?;
         let text = reply.final_text();
+        messages.push(json!({"role": "assistant", "content": text}));
         if !text.trim().is_empty() {
             self.emit(LoopEvent::Text(text.clone()));
         }
@@ -544,6 +586,37 @@ impl Run<'_> {
             summary,
             steps: self.steps,
             usage: self.usage,
+            transcript: messages,
+        })
+    }
+
+    fn follow_up(
+        &mut self,
+        transcript: &[Value],
+        question: &str,
+    ) -> Result<LoopOutcome, LoopError> {
+        let mut messages = transcript.to_vec();
+        messages.push(json!({"role": "user", "content": question}));
+        // The tools stay offered (a conversation with tool calls may need them to be valid),
+        // but none may be called.
+        let definitions: Option<Vec<Value>> = self.cfg.tool_calls.then(|| {
+            tools::definitions()
+                .iter()
+                .map(|d| d.openai_json())
+                .collect()
+        });
+        self.tool_choice = "none";
+        let reply = self.step(&messages, definitions.as_deref())?;
+        let summary = reply.content.clone().unwrap_or_default();
+        if !summary.trim().is_empty() {
+            self.emit(LoopEvent::Text(summary.clone()));
+        }
+        messages.push(json!({"role": "assistant", "content": summary}));
+        Ok(LoopOutcome {
+            summary,
+            steps: self.steps,
+            usage: self.usage,
+            transcript: messages,
         })
     }
 }

@@ -376,7 +376,17 @@ pub(crate) fn process_plan(
     daemon_env: &[(OsString, OsString)],
     mcp: Option<&McpLaunch>,
 ) -> Result<ProcessPlan, String> {
-    let prompt = prompt_of(launch);
+    process_plan_with(launch, paths, daemon_env, prompt_of(launch), mcp)
+}
+
+/// [`process_plan`] with another prompt than the attempt's briefing (a lesson's question).
+pub(crate) fn process_plan_with(
+    launch: &Launch,
+    paths: &Paths,
+    daemon_env: &[(OsString, OsString)],
+    prompt: String,
+    mcp: Option<&McpLaunch>,
+) -> Result<ProcessPlan, String> {
     let settings = &launch.agent.settings;
     let (mut env, missing_env) = environment(launch, paths, daemon_env);
     let ours = credential_env(launch, paths, mcp);
@@ -486,7 +496,7 @@ pub(crate) fn process_plan(
 
 /// What the earlier attempts of the task recorded in the agent session `session`: the total a
 /// resumed Codex thread starts from.
-fn thread_usage(launch: &Launch, session: &str) -> crate::report::Usage {
+pub(crate) fn thread_usage(launch: &Launch, session: &str) -> crate::report::Usage {
     let mut total = crate::report::Usage::default();
     for a in launch
         .task

@@ -11,7 +11,8 @@
 //!
 //! This module schedules attempts and keeps their leases, heartbeats, timers and results; how
 //! each kind of agent runs is beside it: `process` (spawning and waiting for a child process),
-//! `model` (driving MAOS's own model loop) and `sim` (simulated agents).
+//! `model` (driving MAOS's own model loop), `sim` (simulated agents) and `lesson` (asking the
+//! agent of a success after failed attempts for a lesson, kept in memory).
 
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::ffi::OsString;
@@ -25,8 +26,8 @@ use maos_application::{
     AgentCredential, AgentRuntime, Heartbeat, Launch, MaosApi, Workspace, Workspaces,
 };
 use maos_domain::{
-    AdapterKind, AgentName, AttemptStart, DurationMs, FailureKind, FencingToken, ProgressNote,
-    RunReport, TaskId, Usage, Usd,
+    AdapterKind, AgentName, AttemptOutcome, AttemptStart, DurationMs, FailureKind, FencingToken,
+    ProgressNote, RunReport, TaskId, Usage, Usd,
 };
 use tracing::{debug, info, warn};
 
@@ -35,6 +36,7 @@ use crate::logs::{LogWriter, SharedLog, log_path};
 use crate::plan::{Paths, prompt_of};
 use crate::redact::Redactor;
 
+mod lesson;
 mod model;
 mod process;
 mod sim;
@@ -64,6 +66,9 @@ pub struct SupervisorConfig {
     /// MAOS's MCP server, for the agents that can use one (Claude Code, Codex); none: agents
     /// are given no MCP configuration.
     pub mcp: Option<McpLaunch>,
+    /// How long the agent of a success after failed attempts may take to answer for its lesson
+    /// before it is killed (and no lesson kept).
+    pub lesson_timeout: Duration,
 }
 
 /// How an agent starts MAOS's MCP server: `<program> mcp --data-dir <data_dir>`, with the
@@ -89,6 +94,7 @@ impl SupervisorConfig {
             env: std::env::vars_os().collect(),
             approval_timeout: Duration::from_secs(600),
             mcp: None,
+            lesson_timeout: lesson::DEFAULT_TIMEOUT,
         }
     }
 
@@ -625,6 +631,8 @@ struct Outcome {
     summary: Option<String>,
     error: String,
     report: RunReport,
+    /// The agent's answer when asked for a lesson (redacted), kept once the success is accepted.
+    lesson: Option<String>,
 }
 
 /// The body of an attempt's thread: prepares its files, log, worktree and port, runs the agent
@@ -702,7 +710,10 @@ fn attempt_thread(inner: &Arc<Inner>, launch: Launch) {
         AdapterKind::Openai | AdapterKind::Ollama => {
             model::drive_model_loop(inner, api.as_ref(), &launch, &paths, &log)
         }
-        _ => process::spawn_and_wait(inner, api.as_ref(), &launch, &paths, &log),
+        _ => process::spawn_and_wait(inner, api.as_ref(), &launch, &paths, &log).map(|mut o| {
+            o.lesson = lesson::ask_process(inner, api.as_ref(), &launch, &paths, &log, &mut o);
+            o
+        }),
     };
     let outcome =
         outcome.map(|o| checkpoint_and_verify(inner, &launch, &paths, workspace.as_ref(), &log, o));
@@ -846,6 +857,7 @@ fn not_run(error: String, failure: FailureKind) -> Outcome {
             failure: Some(failure),
             ..RunReport::default()
         },
+        lesson: None,
     }
 }
 
@@ -874,7 +886,17 @@ fn finish(inner: &Inner, api: &dyn MaosApi, launch: &Launch, mut outcome: Outcom
         api.fail_attempt(key.0, launch.fencing, outcome.error, outcome.report)
     };
     match result {
-        Ok(t) => info!(task = %key.0.short(), attempt = key.1, state = %t.state, "attempt ended"),
+        Ok(t) => {
+            info!(task = %key.0.short(), attempt = key.1, state = %t.state, "attempt ended");
+            // A lesson counts once its attempt's success does (verification passed).
+            let succeeded = t
+                .attempts
+                .iter()
+                .any(|a| a.number == key.1 && a.status == AttemptOutcome::Succeeded);
+            if let (true, Some(answer)) = (succeeded, outcome.lesson.as_deref()) {
+                lesson::keep(api, launch, answer);
+            }
+        }
         Err(e) => debug!(task = %key.0.short(), error = %e, "an attempt's result was refused"),
     }
 }

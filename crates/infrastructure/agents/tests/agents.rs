@@ -11,6 +11,8 @@ mod codex;
 mod credentials;
 #[path = "agents/fakes.rs"]
 mod fakes;
+#[path = "agents/lessons.rs"]
+mod lessons;
 #[path = "agents/openai.rs"]
 mod openai;
 #[path = "agents/real_cli.rs"]

@@ -746,6 +746,7 @@ pub fn write_attempt(a: &Attempt, mut b: wire::attempt::Builder<'_>) {
             .init_permission_denials(u32::try_from(denials.len()).unwrap_or(u32::MAX)),
     );
     b.set_briefed(a.briefing.is_some());
+    b.set_refunded(a.refunded);
     if let Some(v) = &a.verification {
         write_verification(v, b.init_verification());
     }
@@ -786,6 +787,7 @@ pub fn read_attempt(r: wire::attempt::Reader<'_>) -> Decoded<Attempt> {
         }),
         diff_stat: opt_text(r.has_diff_stat(), r.get_diff_stat())?,
         permission_denials: texts(r.get_permission_denials())?,
+        refunded: r.get_refunded(),
     })
 }
 
@@ -864,6 +866,7 @@ pub fn write_task(t: &Task, mut b: wire::task::Builder<'_>) -> capnp::Result<()>
     if let Some(parent) = &spec.parent {
         write_subtask_link(parent.task, parent.waits, b.reborrow().init_parent());
     }
+    b.set_lessons(spec.lessons);
     let mut subtasks = b.init_subtasks(len32(t.subtasks.len())?);
     for (i, s) in (0u32..).zip(&t.subtasks) {
         write_subtask_link(s.task, s.waits, subtasks.reborrow().get(i));
@@ -921,6 +924,7 @@ pub fn read_task(r: wire::task::Reader<'_>) -> Decoded<Task> {
         } else {
             None
         },
+        lessons: r.get_lessons(),
     };
     let subtasks = r
         .get_subtasks()?
@@ -1314,6 +1318,7 @@ pub fn write_new_task(c: &CreateTask, mut b: wire::new_task::Builder<'_>) -> cap
     if let Some(agent) = &c.agent {
         b.set_agent(agent.as_str());
     }
+    b.set_lessons(c.lessons);
     Ok(())
 }
 
@@ -1344,6 +1349,7 @@ pub fn read_new_task(r: wire::new_task::Reader<'_>) -> Decoded<CreateTask> {
         wants_port: r.get_wants_port(),
         concerns: concerns(r.get_concerns())?,
         agent: pinned_agent(r.has_agent(), r.get_agent())?,
+        lessons: r.get_lessons(),
     })
 }
 

@@ -182,6 +182,9 @@ struct TaskExtra {
     verify: Option<String>,
     wants_port: bool,
     concerns: Vec<Concern>,
+    /// Its attempts are asked for lessons (absent when not).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    lessons: bool,
     /// The orchestration a planning task plans (absent for other tasks).
     #[serde(skip_serializing_if = "Option::is_none")]
     plans: Option<OrchestrationId>,
@@ -214,6 +217,8 @@ struct AttemptExtra {
     diff_stat: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     permission_denials: Vec<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    refunded: bool,
 }
 
 /// The fields of an agent kept as JSON in `agents.extra`.
@@ -309,6 +314,7 @@ fn task_from_row(row: &Row<'_>) -> Result<TaskData, StoreError> {
             agent: col::<Option<String>>(row, 20)?
                 .map(|a| parsed("pinned agent", AgentName::parse(&a)))
                 .transpose()?,
+            lessons: extra.lessons,
         },
         state: parsed("task state", TaskState::parse(&col::<String>(row, 12)?))?,
         reason: col(row, 13)?,
@@ -338,6 +344,7 @@ fn attempt_from_row(row: &Row<'_>) -> Result<Attempt, StoreError> {
         briefing: extra.briefing,
         diff_stat: extra.diff_stat,
         permission_denials: extra.permission_denials,
+        refunded: extra.refunded,
         number: u32_col(row, 0)?,
         agent: parsed("agent name", AgentName::parse(&col::<String>(row, 1)?))?,
         fencing: FencingToken::new(u64_col(row, 2)?),
@@ -428,6 +435,7 @@ pub(crate) fn save_task(conn: &Connection, t: &Task) -> Result<(), StoreError> {
         verify: t.spec.verify.clone(),
         wants_port: t.spec.wants_port,
         concerns: t.spec.concerns.clone(),
+        lessons: t.spec.lessons,
         plans: t.spec.plans,
         workspace: t.workspace.clone(),
         pending: t.pending.clone(),
@@ -520,6 +528,7 @@ pub(crate) fn save_task(conn: &Connection, t: &Task) -> Result<(), StoreError> {
                 briefing: a.briefing.clone(),
                 diff_stat: a.diff_stat.clone(),
                 permission_denials: a.permission_denials.clone(),
+                refunded: a.refunded,
             })
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
             let (code, signal) = match a.exit {

@@ -818,6 +818,11 @@ pub(crate) struct CreateArgs {
     /// Only this agent may take the task.
     #[arg(long, value_name = "NAME", value_parser = agent_name, add = live(completions::agent_names))]
     pub(crate) agent: Option<AgentName>,
+
+    /// When an attempt succeeds after failed ones, ask its agent for a one-paragraph lesson and
+    /// keep it in memory (routine, tag `lesson`, in the task's repository or orchestration).
+    #[arg(long)]
+    pub(crate) lessons: bool,
 }
 
 /// `maos task list`.

@@ -337,6 +337,9 @@ pub(crate) struct TaskJson {
     pub(crate) concerns: Vec<String>,
     /// The only agent that may take it.
     pub(crate) agent: Option<String>,
+    /// An attempt that succeeds after failed ones is asked for a lesson (absent when not).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) lessons: bool,
     pub(crate) workspace: Option<WorkspaceJson>,
     pub(crate) waiting_for: Option<PendingJson>,
     pub(crate) fencing: u64,
@@ -377,6 +380,7 @@ impl From<&Task> for TaskJson {
             wants_port: s.wants_port,
             concerns: s.concerns.iter().map(ToString::to_string).collect(),
             agent: s.agent.as_ref().map(ToString::to_string),
+            lessons: s.lessons,
             workspace: t.workspace.as_ref().map(|w| WorkspaceJson {
                 path: w.path.clone(),
                 branch: w.branch.clone(),

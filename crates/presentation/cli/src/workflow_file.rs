@@ -6,6 +6,8 @@
 //! name = "tdd-strict"            # lowercase letters, digits, '-' and '_', starting with a letter
 //! version = 2                    # 1 or more; raise it with every change
 //! description = "…"              # optional
+//! lessons = true                 # optional; false (the default): after failed attempts, the
+//!                                # agent that succeeds is asked for a lesson, kept in memory
 //!
 //! [[stage]]                      # or `stages = [...]`: in JSON, "stages": [{...}, ...]
 //! key = "plan"                   # unique; as the name
@@ -14,6 +16,7 @@
 //! tier = "strategic"             # optional: tactical | strategic | any (the default)
 //! risk = "low"                   # optional: low (the default) | medium | high
 //! verify = "cargo test"          # optional; the command that checks the stage's work
+//! lessons = false                # optional; this stage's own choice over the workflow's
 //! prompt = "Plan: {goal}"        # what the stage must do; {goal} is replaced by the goal
 //!
 //! [[handoff]]                    # or `handoffs = [...]`: in JSON, "handoffs": [{...}, ...]
@@ -134,6 +137,8 @@ struct RawWorkflow {
     handoff: Vec<RawHandoff>,
     #[serde(default)]
     handoffs: Vec<RawHandoff>,
+    #[serde(default)]
+    lessons: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -147,6 +152,7 @@ struct RawStage {
     risk: Option<At<String>>,
     verify: Option<String>,
     prompt: At<String>,
+    lessons: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -309,6 +315,7 @@ fn check(path: &Path, raw: &RawWorkflow, problems: &mut Diagnostics<'_>) -> Opti
                 risk: c.risk.unwrap_or_default(),
                 verify: s.verify.as_ref().filter(|v| !v.trim().is_empty()).cloned(),
                 prompt: s.prompt.value.clone(),
+                lessons: s.lessons,
             });
         }
     }
@@ -332,7 +339,7 @@ fn check(path: &Path, raw: &RawWorkflow, problems: &mut Diagnostics<'_>) -> Opti
         handoffs,
     );
     let problems = match result {
-        Ok(w) => return name.and(version).map(|_| w),
+        Ok(w) => return name.and(version).map(|_| w.with_lessons(raw.lessons)),
         Err(problems) => problems,
     };
     let keys: BTreeSet<&str> = raw_stages.iter().map(|s| s.key.value.as_str()).collect();
@@ -572,6 +579,37 @@ to = "tests"
         assert_eq!(parse(Path::new("stored.json"), &stored).unwrap(), toml);
         let back: Workflow = serde_json::from_str(&stored).unwrap();
         assert_eq!(back, toml);
+    }
+
+    #[test]
+    fn lessons_are_off_unless_the_workflow_or_a_stage_turns_them_on() {
+        let off = parse(Path::new("w.toml"), GOOD).unwrap();
+        assert!(!off.lessons());
+        assert!(off.stages().iter().all(|s| !off.lessons_of(s)));
+        let text = GOOD
+            .replace(
+                "description = \"Plan, test, implement, review\"\n",
+                "description = \"Plan, test, implement, review\"\nlessons = true\n",
+            )
+            .replace(
+                "verify = \"cargo test --no-run\"\n",
+                "verify = \"cargo test --no-run\"\nlessons = false\n",
+            );
+        let on = parse(Path::new("w.toml"), &text).unwrap();
+        assert!(on.lessons());
+        let asks: Vec<bool> = on.stages().iter().map(|s| on.lessons_of(s)).collect();
+        assert_eq!(asks, [true, false], "the stage's own choice wins");
+        // The stored form keeps both.
+        let stored = serde_json::to_string(&on).unwrap();
+        assert_eq!(parse(Path::new("stored.json"), &stored).unwrap(), on);
+        let all = problems(
+            "w.toml",
+            &text.replace("lessons = true", "lessons = \"yes\""),
+        );
+        has(
+            &all,
+            "w.toml:4:11: invalid type: string \"yes\", expected a boolean",
+        );
     }
 
     #[test]

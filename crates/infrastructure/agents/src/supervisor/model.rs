@@ -167,9 +167,9 @@ pub(super) fn drive_model_loop(
     let stop = lock(&inner.live).get(&key).map_or(Stop::Requested, |l| {
         Stop::from_u8(l.stop.load(Ordering::SeqCst))
     });
-    let (usage, outcome) = match &result {
-        Ok(o) => (o.usage, None),
-        Err(e) => (e.usage(), Some(e.to_string())),
+    let (usage, outcome, transcript) = match &result {
+        Ok(o) => (o.usage, None, o.transcript.clone()),
+        Err(e) => (e.usage(), Some(e.to_string()), Vec::new()),
     };
     let cost = cost_of(launch, &usage);
     let report_usage = domain_usage(&usage, cost);
@@ -179,33 +179,50 @@ pub(super) fn drive_model_loop(
         failure,
         ..RunReport::default()
     };
-    Some(match (stop, result) {
+    let mut outcome = match (stop, result) {
         (Stop::Requested, _) => return None,
         (Stop::Timeout, _) => Outcome {
             success: false,
             summary: None,
             error: "timed out: the model loop was stopped".into(),
             report: report(Some(FailureKind::Timeout)),
+            lesson: None,
         },
         (_, _) if launch.task.budget_left().is_some_and(|left| cost > left) => Outcome {
             success: false,
             summary: None,
             error: budget_error(launch, cost),
             report: report(Some(FailureKind::Budget)),
+            lesson: None,
         },
         (_, Ok(o)) => Outcome {
             success: true,
             summary: Some(clip(&o.summary, launch.task.spec.answer_limit())),
             error: String::new(),
             report: report(None),
+            lesson: None,
         },
         (_, Err(_)) => Outcome {
             success: false,
             summary: None,
             error: outcome.unwrap_or_default(),
             report: report(Some(FailureKind::Agent)),
+            lesson: None,
         },
-    })
+    };
+    // Decided before the lesson step: nothing it does changes how the attempt went.
+    outcome.lesson = super::lesson::ask_model(
+        inner,
+        launch,
+        &cfg,
+        &paths.workdir,
+        &transcript,
+        &halt,
+        log,
+        &mut on_event,
+        &mut outcome,
+    );
+    Some(outcome)
 }
 
 fn env_value(env: &[(OsString, OsString)], name: &str) -> Option<String> {

@@ -28,7 +28,7 @@ use crate::sys;
 /// The last bytes of an agent's output, for a `command` agent's summary or error: redacted
 /// before anything is cut from it, and starting at a whole line (so no cut can leave part of
 /// a secret behind).
-struct Tail {
+pub(super) struct Tail {
     bytes: Vec<u8>,
     /// How many bytes it keeps (at least [`TAIL`]; a planner's whole answer).
     keep: usize,
@@ -40,7 +40,7 @@ struct Tail {
 const TAIL: usize = 4096;
 
 impl Tail {
-    fn new(redactor: Redactor, keep: usize) -> Tail {
+    pub(super) fn new(redactor: Redactor, keep: usize) -> Tail {
         Tail {
             bytes: Vec::new(),
             keep: keep.max(TAIL),
@@ -49,7 +49,7 @@ impl Tail {
         }
     }
 
-    fn push(&mut self, b: &[u8]) {
+    pub(super) fn push(&mut self, b: &[u8]) {
         self.bytes.extend_from_slice(b);
         if self.bytes.len() > 2 * self.keep {
             let cut = self.bytes.len() - self.keep;
@@ -58,7 +58,7 @@ impl Tail {
         }
     }
 
-    fn text(&self) -> String {
+    pub(super) fn text(&self) -> String {
         let mut start = self.bytes.len().saturating_sub(self.keep);
         if self.cut || start > 0 {
             // Begin after the first newline: the line the cut went through is dropped whole.
@@ -322,6 +322,7 @@ pub(super) fn spawn_and_wait(
                     failure: Some(FailureKind::Interrupted),
                     ..RunReport::default()
                 },
+                lesson: None,
             });
         }
     };
@@ -356,6 +357,7 @@ pub(super) fn spawn_and_wait(
                     permission_denials: denials.clone(),
                     ..RunReport::default()
                 },
+                lesson: None,
             }
         };
     let outcome = match stop {
@@ -666,7 +668,7 @@ fn signal_name(sig: i32) -> &'static str {
 
 /// The result file an agent wrote, at most `chars` characters of it (read bounded: 4 bytes a
 /// character at most); none when there is none or it cannot be read.
-fn read_result(path: &std::path::Path, chars: usize) -> Option<String> {
+pub(super) fn read_result(path: &std::path::Path, chars: usize) -> Option<String> {
     use std::io::Read as _;
     let file = std::fs::File::open(path).ok()?;
     let limit = u64::try_from(chars.saturating_mul(4)).unwrap_or(u64::MAX);

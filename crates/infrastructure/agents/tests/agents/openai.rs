@@ -1549,3 +1549,162 @@ fn what_a_models_command_leaves_behind_dies_with_its_attempt() {
         thread::sleep(Duration::from_millis(50));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// One more turn (a lesson after failed attempts)
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_follow_up_continues_the_conversation_in_one_request_without_running_tools() {
+    let dir = tempfile::tempdir().unwrap();
+    let double = ModelDouble::start(vec![
+        call("c1", "list_dir", json!({})),
+        answer("done", usage_json(20, 2, None)),
+        // The model calls a tool anyway: it is not run, and its text is the answer.
+        Reply::json(
+            200,
+            json!({
+                "id": "chatcmpl-test", "object": "chat.completion", "created": 1,
+                "model": "test-model",
+                "choices": [{"index": 0, "finish_reason": "tool_calls",
+                             "message": {"role": "assistant", "content": "Read the README first.",
+                                         "tool_calls": [{"id": "x", "type": "function",
+                                           "function": {"name": "write_file",
+                                             "arguments": "{\"path\": \"sneaky.txt\", \"content\": \"x\"}"}}]}}],
+                "usage": usage_json(30, 7, None),
+            }),
+        ),
+    ]);
+    let cfg = config(&double);
+    let (first, _) = run(&cfg, dir.path(), "do the work");
+    let first = first.unwrap();
+    assert_eq!(first.summary, "done");
+    // The transcript ends with the final answer.
+    let last = first.transcript.last().unwrap();
+    assert_eq!(last["role"], "assistant");
+    assert_eq!(last["content"], "done");
+
+    let stop = AtomicBool::new(false);
+    let mut events = Vec::new();
+    let lesson = openai::follow_up(
+        &cfg,
+        dir.path(),
+        &first.transcript,
+        "What is the lesson?",
+        &stop,
+        &mut |e| events.push(e),
+    )
+    .unwrap();
+    assert_eq!(lesson.summary, "Read the README first.");
+    assert_eq!(lesson.steps, 1);
+    assert_eq!(lesson.usage.input_tokens, 30, "only the turn's own usage");
+    assert!(!dir.path().join("sneaky.txt").exists(), "no tool ran");
+    assert!(tool_results(&events).is_empty());
+
+    let requests = double.requests();
+    assert_eq!(requests.len(), 3);
+    let asked = &requests[2];
+    assert_eq!(asked.body["tool_choice"], "none");
+    let messages = asked.messages();
+    assert_eq!(&messages[..messages.len() - 1], &first.transcript[..]);
+    assert_eq!(
+        messages.last().unwrap(),
+        &json!({"role": "user", "content": "What is the lesson?"})
+    );
+}
+
+#[test]
+fn a_model_agent_that_succeeds_after_a_failure_gives_its_lesson_in_one_more_turn() {
+    use maos_application::{
+        CreateOrchestration, CreatePlan, CreateTask, MaosApi, MemoryFilter, MemoryPage, PlanTask,
+    };
+    use maos_domain::{AdapterKind, MaxAttempts, MemoryScope, Provenance, TaskState, Title};
+
+    use crate::supervisor::support::{Env, agent};
+
+    let double = ModelDouble::start(vec![
+        // Attempt 1: the endpoint fails.
+        Reply::json(500, json!({"error": {"message": "overloaded"}})),
+        // Attempt 2: done, then the lesson.
+        answer("done", usage_json(20, 2, None)),
+        answer(
+            "Retry the endpoint before giving up.",
+            usage_json(25, 6, None),
+        ),
+    ]);
+    let env = Env::new();
+    let mut model = agent("model", AdapterKind::Openai, None, &[]);
+    model.settings.base_url = Some(double.base_url.clone());
+    model.settings.model = Some("test-model".to_owned());
+    env.register(model);
+    let mut task = CreateTask::titled(Title::parse("Summarise").unwrap());
+    task.max_attempts = MaxAttempts::new(3).unwrap();
+    task.lessons = true;
+    let made = env
+        .service
+        .create_plan(CreatePlan {
+            orchestration: CreateOrchestration {
+                name: Title::parse("lessons").unwrap(),
+                goal: None,
+                workspace: None,
+                verify: None,
+                notes: Vec::new(),
+            },
+            tasks: vec![PlanTask {
+                key: "t".to_owned(),
+                task,
+                depends_on: Vec::new(),
+            }],
+            start: true,
+        })
+        .unwrap();
+    let task = env.settled(made.tasks[0].1.id);
+    assert_eq!(
+        task.state,
+        TaskState::Completed,
+        "{}",
+        env.describe(&task, "not completed")
+    );
+    assert_eq!(task.attempts.len(), 2);
+    assert_eq!(task.attempts[1].summary.as_deref(), Some("done"));
+    assert_eq!(
+        task.attempts[1].usage.input_tokens, 45,
+        "the lesson's turn counts in the attempt's usage"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let memories = loop {
+        let m = env
+            .service
+            .list_memories(&MemoryFilter::default(), &MemoryPage::default())
+            .unwrap()
+            .memories;
+        if !m.is_empty() || Instant::now() > deadline {
+            break m;
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(memories.len(), 1, "{memories:#?}");
+    assert_eq!(
+        memories[0].text.as_str(),
+        "Retry the endpoint before giving up."
+    );
+    assert_eq!(
+        memories[0].scope,
+        MemoryScope::Orchestration(made.orchestration.id)
+    );
+    assert_eq!(
+        memories[0].provenance,
+        Provenance::Attempt {
+            task: task.id,
+            attempt: 2
+        }
+    );
+    let requests = double.requests();
+    assert_eq!(requests.len(), 3);
+    let question = requests[2].messages().last().unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(question.contains("- attempt 1 (model):"), "{question}");
+    assert!(question.contains("one paragraph"), "{question}");
+}

@@ -131,6 +131,7 @@ fn full_task() -> Task {
                 task: TaskId::from_bits(0xabcd),
                 waits: true,
             }),
+            lessons: true,
         },
         state: TaskState::Running,
         reason: Some("the first attempt timed out".into()),
@@ -171,6 +172,7 @@ fn full_task() -> Task {
                 briefing: None,
                 diff_stat: Some("2 files changed, 10 insertions(+)".into()),
                 permission_denials: vec!["Bash(rm -rf target)".into()],
+                refunded: true,
             },
             Attempt {
                 number: 2,
@@ -198,6 +200,7 @@ fn full_task() -> Task {
                 briefing: None,
                 diff_stat: None,
                 permission_denials: Vec::new(),
+                refunded: false,
             },
         ],
         fencing: FencingToken::new(2),
@@ -264,6 +267,7 @@ fn bare_task() -> Task {
             plans: None,
             agent: None,
             parent: None,
+            lessons: false,
         },
         state: TaskState::Pending,
         reason: None,
@@ -1240,6 +1244,7 @@ fn commands_and_filters_round_trip() {
         wants_port: true,
         concerns: vec![Concern::parse("docs/*.md").unwrap()],
         agent: Some(AgentName::parse("writer-2").unwrap()),
+        lessons: true,
     };
     for cmd in [full, CreateTask::titled(Title::parse("Minimal").unwrap())] {
         let back =

@@ -320,6 +320,11 @@ fn a_refunded_interruption_is_not_called_a_failure_in_the_reason_of_a_block() {
         })
     );
     assert_eq!(blocked.reason.as_deref(), Some("boom"));
+    // Which interruption was refunded is kept with the attempt (a lesson asks only after a
+    // failure that counted).
+    let stored = db.svc.get_task(&a.into()).unwrap();
+    let refunded: Vec<bool> = stored.attempts.iter().map(|t| t.refunded).collect();
+    assert_eq!(refunded, [true, false]);
 }
 
 #[test]

@@ -409,6 +409,7 @@ pub(crate) fn spec(t: &str) -> TaskSpec {
         plans: None,
         agent: None,
         parent: None,
+        lessons: false,
     }
 }
 

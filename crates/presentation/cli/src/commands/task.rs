@@ -321,6 +321,7 @@ fn create_task(args: CreateArgs, api: &dyn MaosApi, out: &mut Output) -> Result<
         wants_port: args.port,
         concerns: args.concerns,
         agent: args.agent,
+        lessons: args.lessons,
     })?;
     out.print(&Made(created))
 }

@@ -244,6 +244,18 @@ fn show_text(w: &Workflow, color: bool) -> String {
         ],
         rows,
     ));
+    let learning: Vec<&str> = w
+        .order()
+        .into_iter()
+        .filter(|st| w.lessons_of(st))
+        .map(|st| st.key.as_str())
+        .collect();
+    if !learning.is_empty() {
+        s.push_str(&format!(
+            "Lessons after failed attempts: {}\n",
+            learning.join(", ")
+        ));
+    }
     s
 }
 
@@ -278,6 +290,9 @@ struct StageJson {
     risk: &'static str,
     verify: Option<String>,
     prompt: String,
+    /// Its task asks for a lesson after failed attempts (absent when not).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    lessons: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -304,6 +319,7 @@ impl WorkflowJson {
                     risk: s.risk.as_str(),
                     verify: s.verify.clone(),
                     prompt: s.prompt.clone(),
+                    lessons: w.lessons_of(s),
                 })
                 .collect(),
             handoffs: w

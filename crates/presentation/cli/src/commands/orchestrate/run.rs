@@ -295,6 +295,7 @@ fn from_workflow(
                 risk: stage.risk,
                 tier: stage.tier,
                 verify: stage.verify.clone(),
+                lessons: w.lessons_of(stage),
                 ..CreateTask::titled(Title::parse(&stage.title).unwrap_or_else(|_| {
                     Title::parse(stage.key.as_str()).unwrap_or_else(|_| name.clone())
                 }))
