@@ -20,6 +20,7 @@ mod input;
 mod layering;
 mod live_view;
 mod lost;
+mod mcp;
 mod memory;
 mod orchestrate;
 mod overview;

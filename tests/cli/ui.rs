@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::support::{Env, in_process};
 
 /// A port free right now (the kernel's pick, released for `maos` to take).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
 }

@@ -186,15 +186,29 @@ pub const MCP_SERVER: &str = "maos";
 pub const MCP_TOOLS_RULE: &str = "mcp__maos";
 
 /// The `--mcp-config` file of an attempt: MAOS's server over stdio (`<program> mcp --data-dir
-/// <dir>`), with the attempt's credential in its environment.
-pub fn mcp_config(program: &str, data_dir: &str, credential: &str) -> Value {
+/// <dir>`), with the attempt's credential and `env` (what it needs to find the daemon) in its
+/// environment.
+pub fn mcp_config(
+    program: &str,
+    data_dir: &str,
+    credential: &str,
+    env: &[(String, String)],
+) -> Value {
+    let mut vars = serde_json::Map::new();
+    for (k, v) in env {
+        vars.insert(k.clone(), Value::from(v.as_str()));
+    }
+    vars.insert(
+        crate::credential::CREDENTIAL_ENV.to_owned(),
+        Value::from(credential),
+    );
     json!({
         "mcpServers": {
             MCP_SERVER: {
                 "type": "stdio",
                 "command": program,
                 "args": ["mcp", "--data-dir", data_dir],
-                "env": { crate::credential::CREDENTIAL_ENV: credential },
+                "env": vars,
             }
         }
     })
@@ -804,7 +818,7 @@ mod tests {
         assert!(!plain.contains(&"--mcp-config".to_owned()));
         assert!(!plain.contains(&"--allowedTools".to_owned()));
 
-        let config = mcp_config("/usr/bin/maos", "/data dir", "c-r-e-d_ential");
+        let config = mcp_config("/usr/bin/maos", "/data dir", "c-r-e-d_ential", &[]);
         assert_eq!(
             config,
             json!({

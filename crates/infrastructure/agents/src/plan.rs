@@ -293,15 +293,22 @@ fn credential_env(
         OsString::from(CREDENTIAL_ENV),
         OsString::from(credential.expose()),
     );
+    // What `maos mcp` needs to find the daemon, beside the secret.
+    let finding = mcp
+        .into_iter()
+        .flat_map(|m| m.env.iter())
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)));
     match launch.agent.adapter {
         AdapterKind::Command => {
             let dir = mcp.map_or(&paths.data_dir, |m| &m.data_dir);
-            vec![
+            let mut env = vec![
                 secret,
                 ("MAOS_DATA_DIR".into(), dir.clone().into_os_string()),
-            ]
+            ];
+            env.extend(finding);
+            env
         }
-        AdapterKind::Codex if mcp.is_some() => vec![secret],
+        AdapterKind::Codex if mcp.is_some() => std::iter::once(secret).chain(finding).collect(),
         _ => Vec::new(),
     }
 }
@@ -431,6 +438,7 @@ pub(crate) fn process_plan_with(
                         &m.program.to_string_lossy(),
                         &m.data_dir.to_string_lossy(),
                         credential.expose(),
+                        &m.env,
                     );
                     files.push((paths.mcp_file.clone(), config.to_string().into_bytes()));
                 }
@@ -457,7 +465,9 @@ pub(crate) fn process_plan_with(
                             "--data-dir".to_owned(),
                             m.data_dir.to_string_lossy().into_owned(),
                         ],
-                        env_vars: vec![CREDENTIAL_ENV.to_owned()],
+                        env_vars: std::iter::once(CREDENTIAL_ENV.to_owned())
+                            .chain(m.env.iter().map(|(k, _)| k.clone()))
+                            .collect(),
                     }),
                 };
                 words.extend(invocation.args());

@@ -79,6 +79,9 @@ pub struct McpLaunch {
     pub program: PathBuf,
     /// The data directory of the daemon the server talks to.
     pub data_dir: PathBuf,
+    /// Variables the server needs to find that daemon (its `XDG_RUNTIME_DIR`, where its socket
+    /// is), given to it whatever the agent's own environment holds.
+    pub env: Vec<(String, String)>,
 }
 
 impl SupervisorConfig {

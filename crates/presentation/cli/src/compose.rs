@@ -258,9 +258,17 @@ pub(crate) fn with_agents(dir: &Path) -> Result<AgentsAtWork, CliError> {
     // directory.
     match std::env::current_exe() {
         Ok(program) => {
+            // `maos mcp` finds the daemon's socket under the daemon's XDG_RUNTIME_DIR.
+            let env = std::env::var("XDG_RUNTIME_DIR")
+                .ok()
+                .filter(|d| std::path::Path::new(d).is_absolute())
+                .map(|d| ("XDG_RUNTIME_DIR".to_owned(), d))
+                .into_iter()
+                .collect();
             config.mcp = Some(McpLaunch {
                 program,
                 data_dir: dir.to_path_buf(),
+                env,
             });
         }
         Err(e) => tracing::warn!(

@@ -340,6 +340,12 @@ pub(crate) struct TaskJson {
     /// An attempt that succeeds after failed ones is asked for a lesson (absent when not).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub(crate) lessons: bool,
+    /// The task whose agent made it as a subtask (absent when none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) parent: Option<SubtaskJson>,
+    /// The subtasks its agents made (absent when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) subtasks: Vec<SubtaskJson>,
     pub(crate) workspace: Option<WorkspaceJson>,
     pub(crate) waiting_for: Option<PendingJson>,
     pub(crate) fencing: u64,
@@ -381,6 +387,18 @@ impl From<&Task> for TaskJson {
             concerns: s.concerns.iter().map(ToString::to_string).collect(),
             agent: s.agent.as_ref().map(ToString::to_string),
             lessons: s.lessons,
+            parent: s.parent.map(|p| SubtaskJson {
+                task: p.task.to_string(),
+                waits: p.waits,
+            }),
+            subtasks: t
+                .subtasks
+                .iter()
+                .map(|s| SubtaskJson {
+                    task: s.task.to_string(),
+                    waits: s.waits,
+                })
+                .collect(),
             workspace: t.workspace.as_ref().map(|w| WorkspaceJson {
                 path: w.path.clone(),
                 branch: w.branch.clone(),
@@ -397,6 +415,14 @@ impl From<&Task> for TaskJson {
             version: t.version,
         }
     }
+}
+
+/// The other end of a subtask link: the parent (in a task's `parent`) or the subtask (in its
+/// `subtasks`), and whether the parent waits for the subtask before it completes.
+#[derive(Debug, Serialize)]
+pub(crate) struct SubtaskJson {
+    pub(crate) task: String,
+    pub(crate) waits: bool,
 }
 
 /// A verification's outcome.

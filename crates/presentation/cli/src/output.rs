@@ -265,6 +265,18 @@ impl Output {
         flushed.map_err(|e| CliError::stdout(&e))
     }
 
+    /// Runs `f` with this process's stdout free of the lock this output holds on it: for a
+    /// command whose stdout is a protocol another part writes (`maos mcp`). Nothing this output
+    /// holds is lost; it has stdout back afterwards.
+    pub(crate) fn without_stdout<R>(&mut self, f: impl FnOnce() -> R) -> Result<R, CliError> {
+        self.flush()?;
+        self.stdout = BufWriter::new(Box::new(io::sink()));
+        let result = f();
+        let stdout: StdoutLock<'static> = io::stdout().lock();
+        self.stdout = BufWriter::new(Box::new(stdout));
+        Ok(result)
+    }
+
     /// True when the user asked for JSON.
     pub(crate) fn json(&self) -> bool {
         self.json

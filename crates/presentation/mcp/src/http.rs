@@ -10,7 +10,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use maos_application::{AgentCredential, ErrorInfo, MaosApi};
+use maos_application::{AgentCredential, Denial, ErrorInfo, MaosApi, TaskError};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
@@ -103,10 +103,12 @@ async fn authenticate(State(gate): State<Gate>, mut request: Request, next: Next
         match answer {
             Ok(Ok(_)) => Caller::Agent(credential),
             Ok(Err(e)) => {
-                let status = if e.kind() == maos_application::ErrorKind::Denied {
-                    StatusCode::FORBIDDEN
-                } else {
-                    StatusCode::SERVICE_UNAVAILABLE
+                // Unknown: not authenticated (401); known but its attempt is over: 403.
+                let status = match &e {
+                    TaskError::Denied(Denial::UnknownCredential) => StatusCode::UNAUTHORIZED,
+                    TaskError::Denied(_) => StatusCode::FORBIDDEN,
+                    _ if e.kind() == maos_application::ErrorKind::Denied => StatusCode::FORBIDDEN,
+                    _ => StatusCode::SERVICE_UNAVAILABLE,
                 };
                 return refuse(
                     status,

@@ -62,9 +62,13 @@ pub(crate) fn read(
         ["tasks", id, "log"] => {
             let reference = IdRef::parse(id).map_err(|e| ToolError::invalid(e.to_string()))?;
             let args = serde_json::Map::from_iter([("task".to_owned(), json!(*id))]);
-            // The same scope check as get_task.
-            crate::calls::call(api, caller, crate::tools::Tool::GetTask, &args)?;
-            let text = tail(api, &reference)?;
+            // The same scope check as get_task; a task that has not run has no log yet.
+            let shown = crate::calls::call(api, caller, crate::tools::Tool::GetTask, &args)?;
+            let text = if shown["task"]["attempts"] == json!(0) {
+                String::new()
+            } else {
+                tail(api, &reference)?
+            };
             Ok(ReadResourceResult::new(vec![
                 ResourceContents::text(text, uri).with_mime_type("text/plain"),
             ]))

@@ -188,6 +188,7 @@ fn mcp_env() -> Env {
         c.mcp = Some(McpLaunch {
             program: PathBuf::from("/opt/maos/bin/maos"),
             data_dir: c.data_dir.clone(),
+            env: vec![("XDG_RUNTIME_DIR".to_owned(), "/run/user/test".to_owned())],
         });
     })
 }

@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 use maos_application::{AgentCredential, MaosApi};
 
 use crate::error::{CliError, FailureClass};
+use crate::output::Output;
 
 /// The variable an agent's MCP configuration carries its attempt's credential in.
 pub(crate) const CREDENTIAL_VAR: &str = "MAOS_AGENT_CREDENTIAL";
@@ -33,6 +34,7 @@ pub(crate) fn install(server: &'static dyn McpStdio) {
 /// `maos mcp`.
 pub(super) fn execute(
     api: impl FnOnce() -> Result<Arc<dyn MaosApi>, CliError>,
+    out: &mut Output,
 ) -> Result<(), CliError> {
     let Some(server) = SERVER.get() else {
         return Err(CliError::new(
@@ -57,8 +59,10 @@ pub(super) fn execute(
         _ => None,
     };
     let api = api()?;
-    server.serve_stdio(api, agent).map_err(|e| {
-        CliError::new(FailureClass::Failure, e)
-            .with_hint("the MCP client must speak JSON-RPC over stdin and stdout")
-    })
+    // Stdout is the protocol's: the server writes it, not `out`.
+    out.without_stdout(|| server.serve_stdio(api, agent))?
+        .map_err(|e| {
+            CliError::new(FailureClass::Failure, e)
+                .with_hint("the MCP client must speak JSON-RPC over stdin and stdout")
+        })
 }

@@ -84,7 +84,7 @@ pub(crate) fn execute(cli: Cli, out: &mut Output) -> Result<(), CliError> {
         Command::Agent(cmd) => agent::execute(cmd, needs.api()?.api(), out),
         Command::Task(cmd) => task::execute(cmd, needs.api()?.api(), out),
         Command::Memory(cmd) => memory::execute(cmd, needs.api()?.api(), out),
-        Command::Mcp => mcp::execute(|| needs.api().map(|c| c.api)),
+        Command::Mcp => mcp::execute(|| needs.api().map(|c| c.api), out),
         Command::Orchestrate(cmd) => {
             let on = needs.api()?;
             orchestrate::execute(cmd, on.api(), &on.dir, out)
