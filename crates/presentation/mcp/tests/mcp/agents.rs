@@ -286,3 +286,101 @@ async fn an_agents_memory_stays_in_its_scopes() {
     let found = s.call("memory_search", json!({"query": "tabs"})).await;
     assert_eq!(found["hits"].as_array().map(Vec::len), Some(1), "{found}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_sees_its_orchestration_and_not_another_ones() {
+    use maos_application::{CreateOrchestration, CreateTask};
+    use maos_domain::Title;
+
+    let w = World::new();
+    let orchestration = |name: &str| {
+        let o = w
+            .api
+            .create_orchestration(CreateOrchestration {
+                name: Title::parse(name).unwrap(),
+                goal: None,
+                workspace: None,
+                verify: None,
+                notes: Vec::new(),
+            })
+            .unwrap();
+        w.api.start_orchestration(&IdRef::from(o.id)).unwrap();
+        o.id
+    };
+    let (mine, theirs) = (orchestration("mine"), orchestration("theirs"));
+    let in_orchestration = |o, title: &str| {
+        let mut c = CreateTask::titled(Title::parse(title).unwrap());
+        c.orchestration = Some(IdRef::from(o));
+        w.api.create_task(c).unwrap().task.id
+    };
+    let me = in_orchestration(mine, "my task");
+    let sibling = in_orchestration(mine, "a sibling");
+    let stranger = in_orchestration(theirs, "a stranger");
+    w.start(me);
+    let mut s = Session::open(w.dyn_api(), w.agent(me)).await;
+
+    let r = s.call("get_task", json!({"task": sibling.to_string()})).await;
+    assert_eq!(r["task"]["title"], "a sibling", "{r}");
+    let r = s.call("get_task", json!({"task": stranger.to_string()})).await;
+    assert_eq!(error_kind(&r), "denied", "{r}");
+    let r = s
+        .call("list_tasks", json!({"orchestration": theirs.to_string()}))
+        .await;
+    assert_eq!(error_kind(&r), "denied", "{r}");
+    let r = s.call("list_tasks", json!({})).await;
+    let mut titles: Vec<&str> = r["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["title"].as_str().unwrap())
+        .collect();
+    titles.sort_unstable();
+    assert_eq!(titles, ["a sibling", "my task"], "{r}");
+    let r = s
+        .call("orchestration_status", json!({"orchestration": theirs.to_string()}))
+        .await;
+    assert_eq!(error_kind(&r), "denied", "{r}");
+    let r = s.call("orchestration_status", json!({})).await;
+    assert_eq!(r["orchestration"]["name"], "mine", "{r}");
+    let r = s
+        .call("wait_for_tasks", json!({"tasks": [stranger.to_string()], "timeout_seconds": 0}))
+        .await;
+    assert_eq!(error_kind(&r), "denied", "{r}");
+    let r = s
+        .call(
+            "memory_add",
+            json!({"text": "x", "scope": format!("orchestration:{theirs}")}),
+        )
+        .await;
+    assert_eq!(error_kind(&r), "denied", "{r}");
+    let r = s.call("memory_add", json!({"text": "ours"})).await;
+    assert_eq!(r["memory"]["scope"], format!("orchestration:{mine}"), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subtasks_nest_three_levels_and_no_deeper() {
+    let w = World::new();
+    let mut level = w.running("level 0");
+    for depth in 1..=3 {
+        let mut s = Session::open(w.dyn_api(), w.agent(level.id)).await;
+        let made = s
+            .call("create_subtasks", json!({"tasks": [{"id": "next", "title": "deeper"}]}))
+            .await;
+        let id = made["tasks"][0]["task"]
+            .as_str()
+            .unwrap_or_else(|| panic!("depth {depth}: {made}"))
+            .to_owned();
+        level = w.start(maos_domain::TaskId::parse(&id).unwrap());
+    }
+    let before = w.api.read_events(0, 10_000).unwrap().len();
+    let mut s = Session::open(w.dyn_api(), w.agent(level.id)).await;
+    let r = s
+        .call("create_subtasks", json!({"tasks": [{"id": "next", "title": "too deep"}]}))
+        .await;
+    assert_eq!(error_kind(&r), "conflict", "{r}");
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("at most 3 levels"),
+        "{r}"
+    );
+    assert_eq!(w.api.read_events(0, 10_000).unwrap().len(), before);
+}
