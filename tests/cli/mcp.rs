@@ -8,11 +8,10 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::real_cli::{cli, fakes};
+use crate::real_cli::{cli, fakes, register_claude, wait_for};
 use crate::support::{Env, in_process};
 use crate::ui::free_port;
 
@@ -254,19 +253,7 @@ fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
 }
 
 fn wait_for_state(env: &Env, task: &str, state: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let doc = env.ok_json(&["task", "show", task]);
-        if doc["task"]["state"] == state {
-            return doc["task"].clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "task {task} never became {state}: {doc:#}\nlogs:\n{}",
-            env.maos(&["task", "logs", task]).stdout
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for(env, task, state, |t| t["state"] == state)
 }
 
 #[test]
@@ -448,45 +435,14 @@ fn claude_code_calls_a_maos_tool_and_the_call_arrives() {
         fakes::text("Reported.", tokens),
     ]);
     let env = Env::new();
-    let home = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let agents = env.dir().join("agents.toml");
-    std::fs::write(
-        &agents,
-        format!(
-            r#"
-[[agent]]
-name = "claude"
-adapter = "claude-code"
-command = "{}"
-model = "claude-sonnet-4-5"
-capabilities = ["code"]
-env = ["ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "DISABLE_TELEMETRY", "DISABLE_AUTOUPDATER",
-       "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"]
-timeout = "2m"
-"#,
-            bin.display()
-        ),
-    )
-    .unwrap();
-    let base_url = fake.base_url();
-    let registered = env.maos_env(
-        &[
-            "agent",
-            "register",
-            "--from-file",
-            agents.to_str().unwrap(),
-            "--json",
-        ],
-        &[
-            ("HOME", home.path().to_str().unwrap()),
-            ("ANTHROPIC_BASE_URL", &base_url),
-            ("ANTHROPIC_API_KEY", "sk-ant-fake-key"),
-            ("DISABLE_TELEMETRY", "1"),
-            ("DISABLE_AUTOUPDATER", "1"),
-            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
-        ],
+    let _home = register_claude(
+        &env,
+        env.dir(),
+        &bin,
+        &fake,
+        "claude",
+        r#"capabilities = ["code"]"#,
     );
-    assert_eq!(registered.code, 0, "{}", registered.stderr);
     let id = env.task("report in", &["-c", "code", "--prompt", "Say how it goes."]);
     let task = wait_for_state(&env, &id, "completed");
     assert_eq!(task["attempts"][0]["summary"], "Reported.", "{task:#}");

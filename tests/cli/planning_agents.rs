@@ -649,48 +649,15 @@ struct ClaudeSetup {
 impl ClaudeSetup {
     fn new(bin: &std::path::Path, fake: &fakes::FakeApi) -> ClaudeSetup {
         let env = Env::new();
-        let home = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let agents = dir.path().join("agents.toml");
-        std::fs::write(
-            &agents,
-            format!(
-                r#"
-[[agent]]
-name = "claude-planner"
-adapter = "claude-code"
-command = "{}"
-model = "claude-sonnet-4-5"
-capabilities = ["plan"]
-tier = "strategic"
-env = ["ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "DISABLE_TELEMETRY", "DISABLE_AUTOUPDATER",
-       "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"]
-timeout = "2m"
-"#,
-                bin.display()
-            ),
-        )
-        .unwrap();
-        // The command that starts the daemon gives it the environment its agents inherit.
-        let base_url = fake.base_url();
-        let registered = env.maos_env(
-            &[
-                "agent",
-                "register",
-                "--from-file",
-                agents.to_str().unwrap(),
-                "--json",
-            ],
-            &[
-                ("HOME", home.path().to_str().unwrap()),
-                ("ANTHROPIC_BASE_URL", &base_url),
-                ("ANTHROPIC_API_KEY", "sk-ant-fake-key"),
-                ("DISABLE_TELEMETRY", "1"),
-                ("DISABLE_AUTOUPDATER", "1"),
-                ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
-            ],
+        let home = crate::real_cli::register_claude(
+            &env,
+            dir.path(),
+            bin,
+            fake,
+            "claude-planner",
+            "capabilities = [\"plan\"]\ntier = \"strategic\"",
         );
-        assert_eq!(registered.code, 0, "{}", registered.stderr);
         worker(&env, dir.path());
         ClaudeSetup {
             env,

@@ -42,8 +42,63 @@ pub(crate) fn cli(var: &str, name: &str, package: &str) -> Option<PathBuf> {
     None
 }
 
+/// Registers a Claude Code agent `name` (the real CLI, `bin`) whose model API is `fake`, from an
+/// agents file in `dir`: its `[[agent]]` table has the command, model, the variables Claude Code
+/// needs, a 2-minute timeout, and `extra` (capabilities, tier, permissions: TOML lines). The
+/// command that starts the daemon gives it the environment its agents inherit. Returns the
+/// agent's `HOME`, to keep for the test's length.
+pub(crate) fn register_claude(
+    env: &Env,
+    dir: &Path,
+    bin: &Path,
+    fake: &FakeApi,
+    name: &str,
+    extra: &str,
+) -> tempfile::TempDir {
+    let home = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let agents = dir.join("agents.toml");
+    std::fs::write(
+        &agents,
+        format!(
+            r#"
+[[agent]]
+name = "{name}"
+adapter = "claude-code"
+command = "{}"
+model = "claude-sonnet-4-5"
+env = ["ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "DISABLE_TELEMETRY", "DISABLE_AUTOUPDATER",
+       "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"]
+timeout = "2m"
+{extra}
+"#,
+            bin.display()
+        ),
+    )
+    .unwrap();
+    let base_url = fake.base_url();
+    let registered = env.maos_env(
+        &[
+            "agent",
+            "register",
+            "--from-file",
+            agents.to_str().unwrap(),
+            "--json",
+        ],
+        &[
+            ("HOME", home.path().to_str().unwrap()),
+            ("ANTHROPIC_BASE_URL", &base_url),
+            ("ANTHROPIC_API_KEY", "sk-ant-fake-key"),
+            ("DISABLE_TELEMETRY", "1"),
+            ("DISABLE_AUTOUPDATER", "1"),
+            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
+        ],
+    );
+    assert_eq!(registered.code, 0, "{}", registered.stderr);
+    home
+}
+
 /// Waits until `task show --json` satisfies `done`, and returns the task.
-fn wait_for(env: &Env, task: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) fn wait_for(env: &Env, task: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let doc = env.ok_json(&["task", "show", task]);
@@ -93,47 +148,15 @@ fn claude_code_runs_a_task_with_a_call_a_person_approves() {
         text("Both files are there.", tokens(1200, 0, 10)),
     ]);
     let env = Env::new();
-    let home = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let agents = env.dir().join("agents.toml");
-    std::fs::write(
-        &agents,
-        format!(
-            r#"
-[[agent]]
-name = "claude"
-adapter = "claude-code"
-command = "{}"
-model = "claude-sonnet-4-5"
-capabilities = ["code"]
-env = ["ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "DISABLE_TELEMETRY", "DISABLE_AUTOUPDATER",
-       "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"]
-timeout = "2m"
-permissions = {{ allow = ["Bash(echo:*)"], ask = ["Bash(touch:*)"] }}
-"#,
-            bin.display()
-        ),
-    )
-    .unwrap();
-    // The command that starts the daemon gives it the environment its agents inherit.
-    let base_url = fake.base_url();
-    let registered = env.maos_env(
-        &[
-            "agent",
-            "register",
-            "--from-file",
-            agents.to_str().unwrap(),
-            "--json",
-        ],
-        &[
-            ("HOME", home.path().to_str().unwrap()),
-            ("ANTHROPIC_BASE_URL", &base_url),
-            ("ANTHROPIC_API_KEY", "sk-ant-fake-key"),
-            ("DISABLE_TELEMETRY", "1"),
-            ("DISABLE_AUTOUPDATER", "1"),
-            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
-        ],
+    let _home = register_claude(
+        &env,
+        env.dir(),
+        &bin,
+        &fake,
+        "claude",
+        r#"capabilities = ["code"]
+permissions = { allow = ["Bash(echo:*)"], ask = ["Bash(touch:*)"] }"#,
     );
-    assert_eq!(registered.code, 0, "{}", registered.stderr);
 
     let created = env.ok_json(&[
         "task",

@@ -319,9 +319,13 @@ async fn an_agent_sees_its_orchestration_and_not_another_ones() {
     w.start(me);
     let mut s = Session::open(w.dyn_api(), w.agent(me)).await;
 
-    let r = s.call("get_task", json!({"task": sibling.to_string()})).await;
+    let r = s
+        .call("get_task", json!({"task": sibling.to_string()}))
+        .await;
     assert_eq!(r["task"]["title"], "a sibling", "{r}");
-    let r = s.call("get_task", json!({"task": stranger.to_string()})).await;
+    let r = s
+        .call("get_task", json!({"task": stranger.to_string()}))
+        .await;
     assert_eq!(error_kind(&r), "denied", "{r}");
     let r = s
         .call("list_tasks", json!({"orchestration": theirs.to_string()}))
@@ -337,13 +341,19 @@ async fn an_agent_sees_its_orchestration_and_not_another_ones() {
     titles.sort_unstable();
     assert_eq!(titles, ["a sibling", "my task"], "{r}");
     let r = s
-        .call("orchestration_status", json!({"orchestration": theirs.to_string()}))
+        .call(
+            "orchestration_status",
+            json!({"orchestration": theirs.to_string()}),
+        )
         .await;
     assert_eq!(error_kind(&r), "denied", "{r}");
     let r = s.call("orchestration_status", json!({})).await;
     assert_eq!(r["orchestration"]["name"], "mine", "{r}");
     let r = s
-        .call("wait_for_tasks", json!({"tasks": [stranger.to_string()], "timeout_seconds": 0}))
+        .call(
+            "wait_for_tasks",
+            json!({"tasks": [stranger.to_string()], "timeout_seconds": 0}),
+        )
         .await;
     assert_eq!(error_kind(&r), "denied", "{r}");
     let r = s
@@ -364,7 +374,10 @@ async fn subtasks_nest_three_levels_and_no_deeper() {
     for depth in 1..=3 {
         let mut s = Session::open(w.dyn_api(), w.agent(level.id)).await;
         let made = s
-            .call("create_subtasks", json!({"tasks": [{"id": "next", "title": "deeper"}]}))
+            .call(
+                "create_subtasks",
+                json!({"tasks": [{"id": "next", "title": "deeper"}]}),
+            )
             .await;
         let id = made["tasks"][0]["task"]
             .as_str()
@@ -375,11 +388,17 @@ async fn subtasks_nest_three_levels_and_no_deeper() {
     let before = w.api.read_events(0, 10_000).unwrap().len();
     let mut s = Session::open(w.dyn_api(), w.agent(level.id)).await;
     let r = s
-        .call("create_subtasks", json!({"tasks": [{"id": "next", "title": "too deep"}]}))
+        .call(
+            "create_subtasks",
+            json!({"tasks": [{"id": "next", "title": "too deep"}]}),
+        )
         .await;
     assert_eq!(error_kind(&r), "conflict", "{r}");
     assert!(
-        r["error"]["message"].as_str().unwrap().contains("at most 3 levels"),
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 3 levels"),
         "{r}"
     );
     assert_eq!(w.api.read_events(0, 10_000).unwrap().len(), before);
