@@ -1719,8 +1719,12 @@ fn a_model_agent_that_succeeds_after_a_failure_gives_its_lesson_in_one_more_turn
 #[derive(Debug)]
 struct RecordingToolbox {
     supervisor: maos_agents::Supervisor,
-    calls: Mutex<Vec<(Option<(maos_domain::TaskId, u32)>, String, String)>>,
+    calls: Mutex<Vec<ToolboxCall>>,
 }
+
+/// A call the toolbox got: the attempt holding its credential (per the supervisor), the tool's
+/// name and the arguments.
+type ToolboxCall = (Option<(maos_domain::TaskId, u32)>, String, String);
 
 const CANNED: &str = r#"{"recorded":true,"from":"the test double"}"#;
 
