@@ -531,3 +531,86 @@ fn maos_mcp_survives_garbage_on_stdin_and_answers_the_next_request() {
         "{listed}"
     );
 }
+
+#[test]
+fn an_openai_agents_model_calls_maos_tools_in_the_built_in_loop() {
+    if in_process() {
+        return;
+    }
+    use crate::planning_agents::{ChatFake, completion, tool_call};
+    const NOTE: &str = "looked around; the change is next";
+    let fake = ChatFake::start(vec![
+        tool_call(1, "maos_report_progress", json!({"note": NOTE})),
+        tool_call(2, "maos_approve", json!({"task": "abcd"})),
+        completion(3, "Reported my progress.", 100, 0, 10),
+    ]);
+    let env = Env::new();
+    let base_url = fake.base_url();
+    env.ok_json(&[
+        "agent",
+        "register",
+        "looper",
+        "--adapter",
+        "openai",
+        "--model",
+        "gpt-fake",
+        "--base-url",
+        &base_url,
+        "-c",
+        "loop",
+        "--timeout",
+        "1m",
+    ]);
+    let task = env.task("report as you go", &["-c", "loop"]);
+    let done = wait_for_state(&env, &task, "completed");
+    assert_eq!(
+        done["attempts"][0]["summary"],
+        "Reported my progress.",
+        "{done:#}\n{}",
+        fake.describe()
+    );
+
+    let chats = fake.chats();
+    assert_eq!(chats.len(), 3, "{}", fake.describe());
+    // The model was offered MAOS's tools for agents beside its workspace tools, never a
+    // person's.
+    let offered: Vec<&str> = chats[0].body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["function"]["name"].as_str())
+        .collect();
+    for name in [
+        "read_file",
+        "run_command",
+        "maos_report_progress",
+        "maos_get_task",
+    ] {
+        assert!(offered.contains(&name), "{name} not in {offered:?}");
+    }
+    assert!(!offered.contains(&"maos_approve"), "{offered:?}");
+    // The call's answer went back to the model; the person's tool was refused as such.
+    let answered = chats[1].texts("tool").join("\n");
+    assert!(answered.contains(r#""recorded":true"#), "{answered}");
+    let refused = chats[2].texts("tool").join("\n");
+    assert!(refused.contains(r#""kind":"denied""#), "{refused}");
+
+    // The note is an event and a line of the attempt's log, like one sent over MCP.
+    let events = env.ok_json(&["events"]);
+    let reported = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(Value::to_string)
+        .any(|e| e.contains("task.progress_reported") && e.contains(NOTE));
+    assert!(
+        reported,
+        "no task.progress_reported with the note: {events:#}"
+    );
+    let logs = env.maos(&["task", "logs", &task]).stdout;
+    assert!(
+        logs.contains(&format!("[maos: progress: {NOTE}]")),
+        "{logs}"
+    );
+    assert!(logs.contains("tool maos_report_progress"), "{logs}");
+}

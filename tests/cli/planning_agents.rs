@@ -28,16 +28,16 @@ use crate::support::{Env, in_process};
 
 /// A request the fake endpoint received.
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     method: String,
     path: String,
     authorization: Option<String>,
-    body: Value,
+    pub(crate) body: Value,
 }
 
 impl Received {
     /// The text of every message of `role` in the request, in order.
-    fn texts(&self, role: &str) -> Vec<String> {
+    pub(crate) fn texts(&self, role: &str) -> Vec<String> {
         self.body["messages"]
             .as_array()
             .into_iter()
@@ -61,15 +61,15 @@ struct ChatState {
 
 /// A fake OpenAI-compatible endpoint on 127.0.0.1: answers each `POST /v1/chat/completions`
 /// with the next scripted completion (HTTP 500 once the script is used up, anything else 404),
-/// and records every request. Stops accepting when dropped.
-struct ChatFake {
+/// and records every request. Stops accepting when dropped. `tests/cli/mcp.rs` uses it too.
+pub(crate) struct ChatFake {
     port: u16,
     state: Arc<Mutex<ChatState>>,
     stop: Arc<AtomicBool>,
 }
 
 impl ChatFake {
-    fn start(replies: Vec<Value>) -> ChatFake {
+    pub(crate) fn start(replies: Vec<Value>) -> ChatFake {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(ChatState {
@@ -92,12 +92,12 @@ impl ChatFake {
     }
 
     /// The endpoint up to `/v1`, as an agent's `base_url`.
-    fn base_url(&self) -> String {
+    pub(crate) fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}/v1", self.port)
     }
 
     /// The chat completions requests so far, in order.
-    fn chats(&self) -> Vec<Received> {
+    pub(crate) fn chats(&self) -> Vec<Received> {
         self.state
             .lock()
             .unwrap()
@@ -109,7 +109,7 @@ impl ChatFake {
     }
 
     /// Every request, one line each, for a failure message.
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         self.state
             .lock()
             .unwrap()
@@ -225,7 +225,7 @@ fn serve_chat(conn: TcpStream, state: &Mutex<ChatState>) {
 }
 
 /// A chat completion: one assistant message holding `text` (no tool calls), with its usage.
-fn completion(n: u32, text: &str, prompt: u64, cached: u64, completion: u64) -> Value {
+pub(crate) fn completion(n: u32, text: &str, prompt: u64, cached: u64, completion: u64) -> Value {
     json!({
         "id": format!("chatcmpl-fake-{n}"),
         "object": "chat.completion",
@@ -246,7 +246,7 @@ fn completion(n: u32, text: &str, prompt: u64, cached: u64, completion: u64) -> 
 }
 
 /// A chat completion calling one tool (`arguments` as JSON), with a little usage.
-fn tool_call(n: u32, name: &str, arguments: Value) -> Value {
+pub(crate) fn tool_call(n: u32, name: &str, arguments: Value) -> Value {
     json!({
         "id": format!("chatcmpl-fake-{n}"),
         "object": "chat.completion",

@@ -25,8 +25,8 @@ pub use error::{
     OrchestrationError, QueryError, Refusal, RemoteError, TaskError,
 };
 pub use ports::{
-    AgentRuntime, AttemptLogs, Clock, IdSource, Launch, PlanProblem, PlanReader, ReadStore, Store,
-    StoreError, Transaction, UnitOfWork,
+    AgentRuntime, AgentToolbox, AttemptLogs, Clock, IdSource, Launch, PlanProblem, PlanReader,
+    ReadStore, Store, StoreError, ToolAnswer, ToolSpec, Transaction, UnitOfWork,
 };
 pub use recovery::FailurePolicy;
 pub use service::{

@@ -281,6 +281,41 @@ pub trait AgentRuntime: Send + Sync + fmt::Debug {
     }
 }
 
+/// MAOS's own tools, as an agent's loop offers them to its model beside its workspace tools
+/// (the tools an agent may call over MCP), called for the attempt a credential stands for.
+pub trait AgentToolbox: Send + Sync + fmt::Debug {
+    /// The tools: name, description and the JSON Schema of the arguments (JSON text).
+    fn tools(&self) -> Vec<ToolSpec>;
+    /// Calls tool `name` with `arguments` (JSON text) for the attempt `credential` stands for:
+    /// the answer as JSON text, and whether it is a refusal. Blocks while the tool waits.
+    fn call(
+        &self,
+        credential: &crate::api::AgentCredential,
+        name: &str,
+        arguments: &str,
+    ) -> ToolAnswer;
+}
+
+/// A tool of an [`AgentToolbox`], as a model is offered it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolSpec {
+    /// The name the model calls it by.
+    pub name: String,
+    /// What it does, for the model.
+    pub description: String,
+    /// The JSON Schema of its arguments (an object), as JSON text.
+    pub schema: String,
+}
+
+/// What a call of an [`AgentToolbox`]'s tool answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolAnswer {
+    /// The answer (or the refusal: what went wrong and what to do about it), as JSON text.
+    pub json: String,
+    /// True when the call was refused or failed.
+    pub is_error: bool,
+}
+
 /// Where attempts' captured output is kept.
 pub trait AttemptLogs: Send + Sync + fmt::Debug {
     /// Up to `max` bytes of the log of `attempt` of `task` from `offset`; when there are none yet,

@@ -6,8 +6,8 @@ use std::net::TcpListener;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use maos_application::{AgentCredential, MaosApi};
-use maos_cli::{DashboardServer, DashboardSettings, McpStdio, ServedDashboard};
+use maos_application::{AgentCredential, AgentToolbox, MaosApi};
+use maos_cli::{DashboardServer, DashboardSettings, McpFrontEnd, ServedDashboard};
 use maos_mcp::{Caller, HttpSettings};
 use maos_web::{Dashboard, DashboardConfig, Secret};
 use tokio_util::sync::CancellationToken;
@@ -16,11 +16,11 @@ fn main() -> ExitCode {
     maos_cli::main(Some(&Web), Some(&Mcp))
 }
 
-/// The MCP server over stdio (`maos mcp`).
+/// The MCP server over stdio (`maos mcp`), and MAOS's tools for the daemon's model loop.
 #[derive(Debug)]
 struct Mcp;
 
-impl McpStdio for Mcp {
+impl McpFrontEnd for Mcp {
     fn serve_stdio(
         &self,
         api: Arc<dyn MaosApi>,
@@ -34,6 +34,10 @@ impl McpStdio for Mcp {
         runtime
             .block_on(maos_mcp::serve_stdio(api, caller))
             .map_err(|e| e.to_string())
+    }
+
+    fn toolbox(&self, api: Arc<dyn MaosApi>) -> Arc<dyn AgentToolbox> {
+        Arc::new(maos_mcp::Toolbox::new(api))
     }
 }
 

@@ -10,6 +10,9 @@
 //! OpenAiConfig::new(base_url, model) -> OpenAiConfig          // defaults for the rest
 //! pub fn converse(cfg: &OpenAiConfig, workdir: &Path, prompt: &str, stop: &AtomicBool,
 //!            on_event: &mut dyn FnMut(LoopEvent)) -> Result<LoopOutcome, LoopError>
+//! pub fn converse_in_scope(cfg, workdir, prompt, stop, scope: Option<Arc<dyn CommandScope>>,
+//!            maos: Option<&MaosTools>, on_event) -> Result<LoopOutcome, LoopError>
+//! pub struct MaosTools { toolbox: Arc<dyn AgentToolbox>, credential: AgentCredential }
 //! pub enum LoopEvent { Request { step }, Response { step, usage, finish_reason }, Text(String),
 //!                      ToolCall { name, arguments }, ToolResult { name, ok, summary },
 //!                      FileWritten(PathBuf) }
@@ -38,6 +41,10 @@
 //!   with an `error: ...` tool message, never by ending the run. Tolerated deviations seen on
 //!   compatible servers: `arguments` sent as a JSON object (re-serialized), a missing `id` (one
 //!   is made up, `call_<step>_<n>`), an empty `arguments` (taken as `{}`).
+//! - with [`MaosTools`], MAOS's own tools (their names start with `maos_`, such as
+//!   `maos_report_progress`) are offered beside the workspace tools; a call of one goes to the
+//!   toolbox with the attempt's credential, and its JSON answer (`{"error": ...}` when refused)
+//!   is the tool message's content.
 //! - otherwise the run ends, and `message.content` (or `message.refusal`) is the summary. With
 //!   `finish_reason: "length"` a note that the answer was cut off is appended to it; with
 //!   `"content_filter"` the run fails with [`LoopError::Protocol`].
@@ -84,10 +91,12 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
+use maos_application::{AgentCredential, AgentToolbox};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -161,6 +170,27 @@ impl fmt::Debug for OpenAiConfig {
             .finish()
     }
 }
+
+/// MAOS's own tools (reporting progress, splitting the task, asking a person, memory), offered
+/// to the model beside its workspace tools and called for the attempt `credential` stands for.
+#[derive(Clone)]
+pub struct MaosTools {
+    /// The tools, and how to call them.
+    pub toolbox: Arc<dyn AgentToolbox>,
+    /// The attempt's credential: every call is made with it.
+    pub credential: AgentCredential,
+}
+
+impl fmt::Debug for MaosTools {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MaosTools")
+            .field("toolbox", &self.toolbox)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What every MAOS tool's name starts with, so that none clashes with a workspace tool.
+pub const MAOS_TOOL_PREFIX: &str = "maos_";
 
 /// What happens during a run, in order, for the supervisor to log and stream.
 #[derive(Debug, Clone, PartialEq)]
@@ -307,19 +337,21 @@ pub fn converse(
     stop: &AtomicBool,
     on_event: &mut dyn FnMut(LoopEvent),
 ) -> Result<LoopOutcome, LoopError> {
-    converse_in_scope(cfg, workdir, prompt, stop, None, on_event)
+    converse_in_scope(cfg, workdir, prompt, stop, None, None, on_event)
 }
 
-/// [`converse`], with the commands the model runs inside `scope` (the attempt's containment).
+/// [`converse`], with the commands the model runs inside `scope` (the attempt's containment)
+/// and, with tool calling, MAOS's own tools (`maos`) beside the workspace tools.
 pub fn converse_in_scope(
     cfg: &OpenAiConfig,
     workdir: &Path,
     prompt: &str,
     stop: &AtomicBool,
-    scope: Option<std::sync::Arc<dyn tools::CommandScope>>,
+    scope: Option<Arc<dyn tools::CommandScope>>,
+    maos: Option<&MaosTools>,
     on_event: &mut dyn FnMut(LoopEvent),
 ) -> Result<LoopOutcome, LoopError> {
-    run_with(cfg, workdir, stop, scope, on_event, |run| {
+    run_with(cfg, workdir, stop, scope, maos, on_event, |run| {
         if cfg.tool_calls {
             run.with_tools(prompt)
         } else {
@@ -339,7 +371,7 @@ pub fn follow_up(
     stop: &AtomicBool,
     on_event: &mut dyn FnMut(LoopEvent),
 ) -> Result<LoopOutcome, LoopError> {
-    run_with(cfg, workdir, stop, None, on_event, |run| {
+    run_with(cfg, workdir, stop, None, None, on_event, |run| {
         run.follow_up(transcript, question)
     })
 }
@@ -350,7 +382,8 @@ fn run_with(
     cfg: &OpenAiConfig,
     workdir: &Path,
     stop: &AtomicBool,
-    scope: Option<std::sync::Arc<dyn tools::CommandScope>>,
+    scope: Option<Arc<dyn tools::CommandScope>>,
+    maos: Option<&MaosTools>,
     on_event: &mut dyn FnMut(LoopEvent),
     body: impl FnOnce(&mut Run<'_>) -> Result<LoopOutcome, LoopError>,
 ) -> Result<LoopOutcome, LoopError> {
@@ -389,6 +422,7 @@ fn run_with(
             usage: Usage::default(),
             steps: 0,
             tool_choice: "auto",
+            maos,
         };
         let result = body(&mut run);
         finished.store(true, Ordering::Release);
@@ -408,6 +442,8 @@ struct Run<'a> {
     steps: u32,
     /// `tool_choice` of each request that offers tools.
     tool_choice: &'static str,
+    /// MAOS's own tools, offered beside the workspace tools (with tool calling only).
+    maos: Option<&'a MaosTools>,
 }
 
 impl Run<'_> {
@@ -479,12 +515,19 @@ impl Run<'_> {
     }
 
     fn with_tools(&mut self, prompt: &str) -> Result<LoopOutcome, LoopError> {
-        let definitions: Vec<Value> = tools::definitions()
+        let mut definitions: Vec<Value> = tools::definitions()
             .iter()
             .map(|d| d.openai_json())
             .collect();
+        if let Some(maos) = self.maos {
+            definitions.extend(maos_definitions(maos.toolbox.as_ref()));
+        }
+        let mut system = tools_system_prompt(self.tools.root(), self.cfg.command_timeout);
+        if self.maos.is_some() {
+            system.push_str(MAOS_TOOLS_PROMPT);
+        }
         let mut messages = vec![
-            json!({"role": "system", "content": tools_system_prompt(self.tools.root(), self.cfg.command_timeout)}),
+            json!({"role": "system", "content": system}),
             json!({"role": "user", "content": prompt}),
         ];
         while self.steps < self.cfg.max_steps {
@@ -509,7 +552,12 @@ impl Run<'_> {
                     name: call.name.clone(),
                     arguments: call.arguments.clone(),
                 });
-                let result = self.tools.call(&call.name, &call.arguments, self.stop);
+                let result = match self.maos {
+                    Some(maos) if call.name.starts_with(MAOS_TOOL_PREFIX) => {
+                        maos_call(maos, &call.name, &call.arguments)
+                    }
+                    _ => self.tools.call(&call.name, &call.arguments, self.stop),
+                };
                 if self.stop.load(Ordering::Acquire) {
                     return Err(self.stopped());
                 }
@@ -639,6 +687,48 @@ fn tools_system_prompt(root: &Path, command_timeout: Duration) -> String {
         root = root.display(),
         secs = command_timeout.as_secs().max(1),
     )
+}
+
+/// What the system prompt adds when MAOS's own tools are offered.
+const MAOS_TOOLS_PROMPT: &str = "\n\nYou also have MAOS's tools, whose names start with maos_: \
+     read your task again (maos_get_task), say how you are getting on (maos_report_progress), split \
+     your task into subtasks (maos_create_subtasks, then maos_wait_for_tasks), ask a person a \
+     yes-or-no question (maos_request_approval), and search or add to what earlier tasks learned \
+     (maos_memory_search, maos_memory_add). They answer with JSON; a refused call answers \
+     {\"error\": {\"kind\", \"message\", \"hint\"}}.";
+
+/// The MAOS tools of `toolbox` as chat completions tool definitions.
+fn maos_definitions(toolbox: &dyn AgentToolbox) -> Vec<Value> {
+    toolbox
+        .tools()
+        .into_iter()
+        .map(|t| {
+            let parameters = serde_json::from_str::<Value>(&t.schema)
+                .ok()
+                .filter(Value::is_object)
+                .unwrap_or_else(|| json!({"type": "object"}));
+            json!({
+                "type": "function",
+                "function": {
+                    "name": t.name,
+                    "description": t.description,
+                    "parameters": parameters,
+                }
+            })
+        })
+        .collect()
+}
+
+/// Calls the MAOS tool `name` for the attempt: its JSON answer is what the model reads.
+fn maos_call(maos: &MaosTools, name: &str, arguments: &str) -> ToolResult {
+    let answer = maos.toolbox.call(&maos.credential, name, arguments);
+    let summary = crate::stream::one_line(&answer.json, 300);
+    ToolResult {
+        ok: !answer.is_error,
+        content: answer.json,
+        summary,
+        written: None,
+    }
 }
 
 fn fenced_system_prompt() -> &'static str {

@@ -23,7 +23,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use maos_application::{
-    AgentCredential, AgentRuntime, Heartbeat, Launch, MaosApi, Workspace, Workspaces,
+    AgentCredential, AgentRuntime, AgentToolbox, Heartbeat, Launch, MaosApi, Workspace, Workspaces,
 };
 use maos_domain::{
     AdapterKind, AgentName, AttemptOutcome, AttemptStart, DurationMs, FailureKind, FencingToken,
@@ -206,6 +206,8 @@ struct Inner {
     shutting_down: AtomicBool,
     observer: OnceLock<StartObserver>,
     workspaces: OnceLock<Arc<dyn Workspaces>>,
+    /// MAOS's own tools, for the models of `openai` and `ollama` agents.
+    toolbox: OnceLock<Arc<dyn AgentToolbox>>,
     /// Ports given to running attempts.
     ports: Mutex<HashSet<u16>>,
     /// Runner threads still running, to wait for at shutdown.
@@ -247,6 +249,7 @@ impl Supervisor {
             shutting_down: AtomicBool::new(false),
             observer: OnceLock::new(),
             workspaces: OnceLock::new(),
+            toolbox: OnceLock::new(),
             ports: Mutex::new(HashSet::new()),
             attempt_threads: Mutex::new(0),
             attempt_threads_done: Condvar::new(),
@@ -283,6 +286,12 @@ impl Supervisor {
     /// Gives the supervisor git worktrees for tasks that name a repository.
     pub fn set_workspaces(&self, workspaces: Arc<dyn Workspaces>) {
         let _ = self.inner.workspaces.set(workspaces);
+    }
+
+    /// Gives the models of `openai` and `ollama` agents MAOS's own tools beside their workspace
+    /// tools, called with their attempt's credential (with tool calling only).
+    pub fn set_toolbox(&self, toolbox: Arc<dyn AgentToolbox>) {
+        let _ = self.inner.toolbox.set(toolbox);
     }
 
     /// Calls `observer` whenever an attempt's agent starts.

@@ -294,7 +294,13 @@ pub(crate) fn with_agents(dir: &Path) -> Result<AgentsAtWork, CliError> {
         );
     }
     tracing::info!(containment = %supervisor.containment(), "agents' processes are contained");
-    supervisor.attach(Arc::new(service.clone()));
+    let api: Arc<dyn MaosApi> = Arc::new(service.clone());
+    // The models of `openai` and `ollama` agents get MAOS's tools for agents, over the same API
+    // (when this binary has an MCP front end).
+    if let Some(mcp) = crate::commands::mcp_front_end() {
+        supervisor.set_toolbox(mcp.toolbox(Arc::clone(&api)));
+    }
+    supervisor.attach(api);
     let reaper_stop = Arc::new(AtomicBool::new(false));
     {
         let stop = Arc::clone(&reaper_stop);

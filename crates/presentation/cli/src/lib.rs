@@ -32,15 +32,16 @@ use crate::cli::{Cli, ColorWhen, GlobalArgs};
 use crate::error::FailureClass;
 use crate::output::Output;
 
-pub use commands::McpStdio;
+pub use commands::McpFrontEnd;
 pub use daemon::ui::{DashboardServer, DashboardSettings, ServedDashboard};
 
 /// Runs `maos` with the process's arguments; `dashboard` serves the web dashboard when the
 /// daemon is asked to (none: `maos ui` says this build cannot), `mcp` serves `maos mcp` (none:
-/// it says this build cannot).
+/// it says this build cannot) and gives the daemon's model loop MAOS's tools (none: it offers
+/// its models only their workspace tools).
 pub fn main(
     dashboard: Option<&'static dyn DashboardServer>,
-    mcp: Option<&'static dyn McpStdio>,
+    mcp: Option<&'static dyn McpFrontEnd>,
 ) -> ExitCode {
     if let Some(d) = dashboard {
         daemon::ui::install(d);

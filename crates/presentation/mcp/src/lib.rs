@@ -6,6 +6,9 @@
 //! Who calls decides what may be done ([`Caller`]): a person may use every tool on anything; an
 //! agent, with the credential its attempt was given, only its own task, its orchestration and
 //! its memory scopes, and only while that attempt runs (every call checks it again).
+//!
+//! The same tools for agents, with the same checks, reach the models of MAOS's own loop
+//! ([`Toolbox`], the application's `AgentToolbox` port), named with the prefix `maos_`.
 
 mod args;
 mod caller;
@@ -13,6 +16,7 @@ mod calls;
 mod http;
 mod render;
 mod resources;
+mod toolbox;
 mod tools;
 
 use std::sync::Arc;
@@ -29,6 +33,7 @@ use rmcp::{RoleServer, ServerHandler};
 
 pub use caller::Caller;
 pub use http::{HttpSettings, router};
+pub use toolbox::{PREFIX as TOOL_PREFIX, Toolbox};
 
 /// The most bytes one JSON-RPC message over stdio may have (a longer line is dropped with an
 /// error to the client).

@@ -104,7 +104,7 @@ impl Tool {
         )
     }
 
-    fn description(self) -> &'static str {
+    pub(crate) fn description(self) -> &'static str {
         match self {
             Tool::GetTask => {
                 "A task: title, prompt, state, attempts, dependencies, subtasks, what a person \
@@ -173,7 +173,7 @@ impl Tool {
         }
     }
 
-    fn schema(self) -> Value {
+    pub(crate) fn schema(self) -> Value {
         let id = |what: &str| {
             json!({"type": "string", "minLength": 4, "maxLength": 25,
                    "description": format!("{what}: its id or a unique prefix of 4 or more characters")})
@@ -331,13 +331,23 @@ fn object(properties: Value, required: &[&str]) -> Value {
 pub(crate) fn listed(person: bool) -> Vec<McpTool> {
     Tool::ALL
         .into_iter()
-        .filter(|t| match t.audience() {
-            Audience::Anyone => true,
-            Audience::Agent => !person,
-            Audience::Person => person,
-        })
+        .filter(|t| shown(*t, person))
         .map(Tool::listing)
         .collect()
+}
+
+/// The tools an agent may call.
+pub(crate) fn for_agents() -> impl Iterator<Item = Tool> {
+    Tool::ALL.into_iter().filter(|t| shown(*t, false))
+}
+
+/// Whether a person (or else an agent) is shown `tool`.
+fn shown(tool: Tool, person: bool) -> bool {
+    match tool.audience() {
+        Audience::Anyone => true,
+        Audience::Agent => !person,
+        Audience::Person => person,
+    }
 }
 
 /// A refused or failed call, as a tool result the model can read and act on.

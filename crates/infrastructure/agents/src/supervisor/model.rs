@@ -154,12 +154,21 @@ pub(super) fn drive_model_loop(
         key,
         limits: settings.limits,
     });
+    // MAOS's own tools, called with the attempt's credential, when the daemon has them.
+    let maos = match (inner.toolbox.get(), &paths.credential) {
+        (Some(toolbox), Some(credential)) if cfg.tool_calls => Some(crate::openai::MaosTools {
+            toolbox: Arc::clone(toolbox),
+            credential: credential.clone(),
+        }),
+        _ => None,
+    };
     let result = crate::openai::converse_in_scope(
         &cfg,
         &paths.workdir,
         &prompt,
         &halt,
         Some(scope),
+        maos.as_ref(),
         &mut on_event,
     );
     // Whatever the model's commands left behind dies with the attempt.

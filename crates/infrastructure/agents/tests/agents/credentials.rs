@@ -298,7 +298,8 @@ fn codex_gets_maos_mcp_server_as_overrides_and_its_credential_in_its_environment
     for value in [
         r#"mcp_servers.maos.command="/opt/maos/bin/maos""#.to_owned(),
         format!(r#"mcp_servers.maos.args=["mcp","--data-dir","{data_dir}"]"#),
-        r#"mcp_servers.maos.env_vars=["MAOS_AGENT_CREDENTIAL"]"#.to_owned(),
+        // The server's own variables (here the daemon's XDG_RUNTIME_DIR) are forwarded too.
+        r#"mcp_servers.maos.env_vars=["MAOS_AGENT_CREDENTIAL","XDG_RUNTIME_DIR"]"#.to_owned(),
     ] {
         let at = args.iter().position(|a| *a == value);
         assert!(

@@ -1708,3 +1708,171 @@ fn a_model_agent_that_succeeds_after_a_failure_gives_its_lesson_in_one_more_turn
     assert!(question.contains("- attempt 1 (model):"), "{question}");
     assert!(question.contains("one paragraph"), "{question}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// MAOS's own tools, beside the workspace tools
+// ---------------------------------------------------------------------------------------------
+
+/// A test double of MAOS's tools (the `AgentToolbox` port; the real one is `maos-mcp`'s): one
+/// tool, `maos_report_progress`, answering a canned JSON; it records each call with the attempt
+/// the supervisor says holds the credential it was given.
+#[derive(Debug)]
+struct RecordingToolbox {
+    supervisor: maos_agents::Supervisor,
+    calls: Mutex<Vec<ToolboxCall>>,
+}
+
+/// A call the toolbox got: the attempt holding its credential (per the supervisor), the tool's
+/// name and the arguments.
+type ToolboxCall = (Option<(maos_domain::TaskId, u32)>, String, String);
+
+const CANNED: &str = r#"{"recorded":true,"from":"the test double"}"#;
+
+impl maos_application::AgentToolbox for RecordingToolbox {
+    fn tools(&self) -> Vec<maos_application::ToolSpec> {
+        vec![maos_application::ToolSpec {
+            name: "maos_report_progress".to_owned(),
+            description: "Say how your task is getting on.".to_owned(),
+            schema: json!({"type": "object", "properties": {"note": {"type": "string"}},
+                           "required": ["note"], "additionalProperties": false})
+            .to_string(),
+        }]
+    }
+
+    fn call(
+        &self,
+        credential: &maos_application::AgentCredential,
+        name: &str,
+        arguments: &str,
+    ) -> maos_application::ToolAnswer {
+        use maos_application::AgentRuntime as _;
+        let holder = self.supervisor.credential_holder(credential);
+        self.calls
+            .lock()
+            .unwrap()
+            .push((holder, name.to_owned(), arguments.to_owned()));
+        maos_application::ToolAnswer {
+            json: CANNED.to_owned(),
+            is_error: false,
+        }
+    }
+}
+
+#[test]
+fn a_model_agent_calls_maos_tools_with_its_attempts_credential() {
+    use maos_domain::{AdapterKind, TaskState};
+
+    use crate::supervisor::support::{Env, agent};
+
+    let double = ModelDouble::start(vec![
+        call(
+            "call_1",
+            "maos_report_progress",
+            json!({"note": "read the code; changing it next"}),
+        ),
+        answer("Done.", usage_json(10, 5, None)),
+    ]);
+    let env = Env::new();
+    let toolbox = Arc::new(RecordingToolbox {
+        supervisor: env.supervisor.clone(),
+        calls: Mutex::new(Vec::new()),
+    });
+    env.supervisor.set_toolbox(Arc::clone(&toolbox) as _);
+    let mut model = agent("model", AdapterKind::Openai, None, &[]);
+    model.settings.model = Some("test-model".to_owned());
+    model.settings.base_url = Some(double.base_url.clone());
+    env.register(model);
+    let task = env.task("report as you go", |_| {});
+    let task = env.settled(task.id);
+    assert_eq!(
+        task.state,
+        TaskState::Completed,
+        "{}",
+        env.describe(&task, "not completed")
+    );
+
+    // The toolbox got the call, with the credential of the attempt while it ran.
+    assert_eq!(
+        toolbox.calls.lock().unwrap().as_slice(),
+        [(
+            Some((task.id, 1)),
+            "maos_report_progress".to_owned(),
+            json!({"note": "read the code; changing it next"}).to_string()
+        )]
+    );
+    let requests = double.requests();
+    assert_eq!(requests.len(), 2);
+    // The model was offered MAOS's tool beside the workspace tools, and told about it.
+    let offered: Vec<&str> = requests[0].body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["function"]["name"].as_str())
+        .collect();
+    assert!(offered.contains(&"read_file"), "{offered:?}");
+    assert!(offered.contains(&"maos_report_progress"), "{offered:?}");
+    let maos_tool = requests[0].body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["function"]["name"] == "maos_report_progress")
+        .unwrap();
+    assert_eq!(maos_tool["type"], "function");
+    assert_eq!(
+        maos_tool["function"]["parameters"]["required"],
+        json!(["note"])
+    );
+    let system = requests[0].messages()[0]["content"].as_str().unwrap();
+    assert!(system.contains("maos_report_progress"), "{system}");
+    // Its answer went back to the model as the tool's result.
+    let results = requests[1].last_tool_messages();
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0]["tool_call_id"], "call_1");
+    assert_eq!(results[0]["content"], CANNED);
+    // The log shows the call like any other, and never the credential.
+    let log = env.log_text(task.id, 1);
+    assert!(
+        log.contains("tool maos_report_progress {\"note\":\"read the code; changing it next\"}"),
+        "{log}"
+    );
+    assert!(
+        log.contains("tool maos_report_progress ok: {\"recorded\":true"),
+        "{log}"
+    );
+}
+
+#[test]
+fn without_tool_calling_a_model_agent_is_offered_no_maos_tools() {
+    use maos_domain::{AdapterKind, TaskState};
+
+    use crate::supervisor::support::{Env, agent};
+
+    let double = ModelDouble::start(vec![answer("Nothing to do.", usage_json(10, 5, None))]);
+    let env = Env::new();
+    let toolbox = Arc::new(RecordingToolbox {
+        supervisor: env.supervisor.clone(),
+        calls: Mutex::new(Vec::new()),
+    });
+    env.supervisor.set_toolbox(Arc::clone(&toolbox) as _);
+    let mut model = agent("model", AdapterKind::Openai, None, &[]);
+    model.settings.model = Some("test-model".to_owned());
+    model.settings.base_url = Some(double.base_url.clone());
+    model.settings.tool_calls = Some(false);
+    env.register(model);
+    let task = env.task("answer once", |_| {});
+    let task = env.settled(task.id);
+    assert_eq!(
+        task.state,
+        TaskState::Completed,
+        "{}",
+        env.describe(&task, "not completed")
+    );
+    let requests = double.requests();
+    assert_eq!(requests.len(), 1);
+    assert!(
+        requests[0].body.get("tools").is_none(),
+        "{}",
+        requests[0].body
+    );
+    assert!(toolbox.calls.lock().unwrap().is_empty());
+}

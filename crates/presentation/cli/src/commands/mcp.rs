@@ -1,10 +1,11 @@
 //! `maos mcp`: serves MAOS's MCP tools over stdio, for the person who runs it or, with
 //! `MAOS_AGENT_CREDENTIAL`, for the agent's attempt MAOS gave that credential to (docs/mcp.md).
-//! The server itself is another front end (`maos-mcp`), handed in by the binary (ADR 0019).
+//! The server itself is another front end (`maos-mcp`), handed in by the binary (ADR 0019), as
+//! are MAOS's tools for the daemon's own model loop ([`McpFrontEnd::toolbox`]).
 
 use std::sync::{Arc, OnceLock};
 
-use maos_application::{AgentCredential, MaosApi};
+use maos_application::{AgentCredential, AgentToolbox, MaosApi};
 
 use crate::error::{CliError, FailureClass};
 use crate::output::Output;
@@ -12,9 +13,9 @@ use crate::output::Output;
 /// The variable an agent's MCP configuration carries its attempt's credential in.
 pub(crate) const CREDENTIAL_VAR: &str = "MAOS_AGENT_CREDENTIAL";
 
-/// A front end that serves MCP over this process's stdin and stdout: the binary gives one to
-/// [`crate::main`].
-pub trait McpStdio: Send + Sync {
+/// The MCP front end: it serves MCP over this process's stdin and stdout, and gives the daemon's
+/// model loop MAOS's tools for agents. The binary gives one to [`crate::main`].
+pub trait McpFrontEnd: Send + Sync {
     /// Serves `api` to the client on stdin/stdout until it leaves, for the agent's attempt
     /// `agent` holds the credential of, or for a person (none).
     fn serve_stdio(
@@ -22,13 +23,22 @@ pub trait McpStdio: Send + Sync {
         api: Arc<dyn MaosApi>,
         agent: Option<AgentCredential>,
     ) -> Result<(), String>;
+
+    /// MAOS's tools for agents over `api` (the daemon's service), as the model loop of an
+    /// `openai` or `ollama` agent offers them to its model, with the same checks as over MCP.
+    fn toolbox(&self, api: Arc<dyn MaosApi>) -> Arc<dyn AgentToolbox>;
 }
 
-static SERVER: OnceLock<&'static dyn McpStdio> = OnceLock::new();
+static SERVER: OnceLock<&'static dyn McpFrontEnd> = OnceLock::new();
 
-/// Sets the MCP server of this binary (once, at start).
-pub(crate) fn install(server: &'static dyn McpStdio) {
+/// Sets the MCP front end of this binary (once, at start).
+pub(crate) fn install(server: &'static dyn McpFrontEnd) {
     let _ = SERVER.set(server);
+}
+
+/// The MCP front end of this binary, when it has one.
+pub(crate) fn installed() -> Option<&'static dyn McpFrontEnd> {
+    SERVER.get().copied()
 }
 
 /// `maos mcp`.

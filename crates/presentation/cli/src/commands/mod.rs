@@ -35,10 +35,12 @@ use crate::daemon;
 use crate::error::{CliError, FailureClass};
 use crate::output::Output;
 
-pub use mcp::McpStdio;
+pub use mcp::McpFrontEnd;
+pub(crate) use mcp::installed as mcp_front_end;
 
-/// Sets the MCP server `maos mcp` serves (once, at start).
-pub(crate) fn install_mcp(server: &'static dyn McpStdio) {
+/// Sets the MCP front end: what `maos mcp` serves, and the daemon's model loop's MAOS tools
+/// (once, at start).
+pub(crate) fn install_mcp(server: &'static dyn McpFrontEnd) {
     mcp::install(server);
 }
 

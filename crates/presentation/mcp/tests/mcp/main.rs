@@ -9,3 +9,4 @@ mod agents;
 mod bad_input;
 mod people;
 mod support;
+mod toolbox;
