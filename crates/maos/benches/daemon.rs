@@ -1,7 +1,7 @@
 //! Benchmark of MAOS through its daemon: IPC round trip, agent registration, durable task
 //! creation at 1, 8 and 64 concurrent clients, batch creation, and the whole-process time of
 //! `maos status --json`. It starts a real `maos daemon` on a fresh data directory and talks to
-//! it over the real socket. Run it with `cargo bench -p maos-cli --bench daemon`; it prints the
+//! it over the real socket. Run it with `cargo bench -p maos --bench daemon`; it prints the
 //! machine it ran on. `MAOS_BENCH_DIR` chooses where the data directory goes;
 //! `MAOS_BENCH_ONLY` runs only the named parts, comma-separated (`roundtrip`, `register`,
 //! `creates`, `batch`, `status`), for instance to profile one of them.
