@@ -410,10 +410,17 @@ async fn an_attempt_that_ends_with_its_question_unanswered_still_completes() {
     let t = w.running("ask and go on");
     let mut s = Session::open(w.dyn_api(), w.agent(t.id)).await;
     let r = s
-        .call("request_approval", json!({"question": "Ship it?", "timeout_seconds": 0}))
+        .call(
+            "request_approval",
+            json!({"question": "Ship it?", "timeout_seconds": 0}),
+        )
         .await;
     assert_eq!(r["decision"], "pending", "{r}");
     let done = w.succeed(t.id);
     assert_eq!(done.state.as_str(), "completed", "{done:?}");
-    assert!(done.pending.is_none(), "the question left with the attempt: {:?}", done.pending);
+    assert!(
+        done.pending.is_none(),
+        "the question left with the attempt: {:?}",
+        done.pending
+    );
 }
