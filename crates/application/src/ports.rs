@@ -103,6 +103,9 @@ pub trait Transaction {
     fn due_retries(&mut self, now: Timestamp, limit: usize) -> Result<Vec<Task>, StoreError>;
     /// Every task of an orchestration, oldest first.
     fn tasks_of(&mut self, orchestration: OrchestrationId) -> Result<Vec<Task>, StoreError>;
+    /// True when the orchestration has a task that has not ended (neither completed nor
+    /// cancelled). Its cost does not grow with the orchestration's tasks.
+    fn has_unfinished_tasks(&mut self, orchestration: OrchestrationId) -> Result<bool, StoreError>;
     /// Tasks whose live attempt's lease ran out before `now`, at most `limit`.
     fn expired_leases(&mut self, now: Timestamp, limit: usize) -> Result<Vec<TaskId>, StoreError>;
 

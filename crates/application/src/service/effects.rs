@@ -238,6 +238,14 @@ pub(super) fn finish_orchestration_if_done(
     let Some(mut o) = tx.orchestration(oid)? else {
         return Ok(());
     };
+    // Most completions leave work behind: knowing that costs a few index seeks, not a read of
+    // every task (the drain of an orchestration would be quadratic).
+    if !o.planned
+        || o.status != maos_domain::OrchestrationStatus::Running
+        || tx.has_unfinished_tasks(oid)?
+    {
+        return Ok(());
+    }
     let tasks = tx.tasks_of(oid)?;
     let planner = o.planning.map(|p| p.task);
     let events = settle(&mut o, &tasks, at)?;

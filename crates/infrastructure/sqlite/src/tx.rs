@@ -282,6 +282,30 @@ impl Transaction for SqliteTx<'_> {
         )
     }
 
+    fn has_unfinished_tasks(&mut self, orchestration: OrchestrationId) -> Result<bool, StoreError> {
+        // One index seek per unfinished state (tasks_by_orchestration_state), however many
+        // tasks have ended.
+        let unfinished: Vec<&str> = TaskState::ALL
+            .iter()
+            .filter(|s| !s.is_terminal())
+            .map(|s| s.as_str())
+            .collect();
+        let marks = (2..unfinished.len() + 2)
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT EXISTS (SELECT 1 FROM tasks INDEXED BY tasks_by_orchestration_state \
+             WHERE orchestration = ?1 AND state IN ({marks}))"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(rows::backend)?;
+        let id = orchestration.to_string();
+        let mut values: Vec<&dyn rusqlite::ToSql> = vec![&id];
+        values.extend(unfinished.iter().map(|s| s as &dyn rusqlite::ToSql));
+        stmt.query_row(values.as_slice(), |r| r.get::<_, bool>(0))
+            .map_err(rows::backend)
+    }
+
     fn tasks_in_states(&mut self, states: &[TaskState]) -> Result<Vec<Task>, StoreError> {
         if states.is_empty() {
             return Ok(Vec::new());

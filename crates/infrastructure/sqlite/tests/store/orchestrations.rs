@@ -385,3 +385,50 @@ fn an_orchestrations_plan_version_and_planner_are_saved_as_they_change() {
     assert_eq!((stored.plan_version, stored.planning), (1, None));
     assert_eq!(stored, o);
 }
+
+#[test]
+fn whether_work_is_left_is_known_without_reading_the_orchestrations_tasks() {
+    use maos_application::UnitOfWork;
+
+    let db = Db::new();
+    db.register("w", &["rust"], 2);
+    let p = made(
+        &db,
+        vec![step("a", &[], work("A")), step("b", &["a"], work("B"))],
+    );
+    let oid = p.orchestration.id;
+    let unfinished = |db: &Db| {
+        db.store()
+            .write(move |tx| tx.has_unfinished_tasks(oid))
+            .map_err(|e: maos_application::StoreError| e)
+            .unwrap()
+    };
+    assert!(unfinished(&db), "both tasks are to do");
+    let ids: Vec<_> = p.tasks.iter().map(|(_, t)| t.id).collect();
+    db.finish(ids[0], None);
+    assert!(unfinished(&db), "B is still to do");
+    db.finish(ids[1], None);
+    assert!(!unfinished(&db), "every task completed");
+    assert_eq!(
+        db.svc.get_orchestration(&IdRef::from(oid)).unwrap().status,
+        OrchestrationStatus::Completed
+    );
+    // Seeks in the index by orchestration and state: its cost does not grow with the tasks that
+    // have ended.
+    let plan: Vec<String> = db
+        .raw()
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT EXISTS (SELECT 1 FROM tasks INDEXED BY \
+             tasks_by_orchestration_state WHERE orchestration = ?1 AND state IN ('ready', 'running'))",
+        )
+        .unwrap()
+        .query_map([oid.to_string()], |r| r.get::<_, String>(3))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        plan.iter()
+            .any(|l| l.contains("SEARCH tasks USING COVERING INDEX tasks_by_orchestration_state (orchestration=? AND state=?)")),
+        "{plan:?}"
+    );
+}
