@@ -136,6 +136,7 @@ fn migrations_apply_to_a_new_file_an_empty_file_and_an_existing_database() {
                 (7, "verification_failures".to_owned()),
                 (8, "pinned_tasks".to_owned()),
                 (9, "memory".to_owned()),
+                (10, "orchestration_settled".to_owned()),
             ]
         );
         let app_id: i32 = conn
@@ -180,6 +181,7 @@ fn migrations_apply_to_a_new_file_an_empty_file_and_an_existing_database() {
                 (7, "verification_failures".to_owned()),
                 (8, "pinned_tasks".to_owned()),
                 (9, "memory".to_owned()),
+                (10, "orchestration_settled".to_owned()),
             ]
         );
         assert_eq!(dump_tables(&conn), before);
