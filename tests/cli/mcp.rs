@@ -289,6 +289,20 @@ fn a_scripted_agent_reports_progress_splits_its_task_and_waits_and_its_credentia
     )
     .unwrap();
     let results = work.path().join("results.json");
+    // The same agent over HTTP, with its credential as the bearer token.
+    let ui = env.ok_json(&["ui", "--port", &free_port().to_string()]);
+    let url = format!("{}mcp", ui["url"].as_str().unwrap());
+    let http_steps = work.path().join("http-steps.json");
+    std::fs::write(
+        &http_steps,
+        json!([
+            {"tool": "get_task", "arguments": {}},
+            {"tool": "report_progress", "arguments": {"note": "over HTTP too"}}
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let http_results = work.path().join("http-results.json");
     let lead = script(
         work.path(),
         "lead.sh",
@@ -296,13 +310,17 @@ fn a_scripted_agent_reports_progress_splits_its_task_and_waits_and_its_credentia
             "#!/bin/sh\nset -e\necho \"my credential is $MAOS_AGENT_CREDENTIAL\"\n\
              printf '%s' \"$MAOS_AGENT_CREDENTIAL\" > '{out}/credential'\n\
              MCP_COMMAND='{maos}' MCP_ARGS='[\"mcp\"]' NODE_PATH='{modules}' \
-             node '{client}' '{steps}' '{results}'\necho finished\n",
+             node '{client}' '{steps}' '{results}'\n\
+             MCP_URL='{url}' MCP_TOKEN=\"$MAOS_AGENT_CREDENTIAL\" NODE_PATH='{modules}' \
+             node '{client}' '{http_steps}' '{http_results}'\necho finished\n",
             out = work.path().display(),
             maos = env!("CARGO_BIN_EXE_maos"),
             modules = modules.display(),
             client = client_script().display(),
             steps = steps.display(),
             results = results.display(),
+            http_steps = http_steps.display(),
+            http_results = http_results.display(),
         ),
     );
     env.ok_json(&[
@@ -365,6 +383,14 @@ fn a_scripted_agent_reports_progress_splits_its_task_and_waits_and_its_credentia
         Some(2),
         "{done:#}"
     );
+    let over_http: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(&http_results).unwrap()).unwrap();
+    assert_eq!(
+        content(&over_http[1])["task"]["id"],
+        parent.as_str(),
+        "{over_http:#?}"
+    );
+    assert_eq!(content(&over_http[2])["recorded"], true, "{over_http:#?}");
     for m in made {
         let sub = env.ok_json(&["task", "show", m["task"].as_str().unwrap()]);
         assert_eq!(sub["task"]["state"], "completed", "{sub:#}");
@@ -375,7 +401,8 @@ fn a_scripted_agent_reports_progress_splits_its_task_and_waits_and_its_credentia
     assert!(credential.len() >= 32);
     let logs = env.maos(&["task", "logs", &parent]).stdout;
     assert!(
-        logs.contains("[maos: progress: splitting the work in two]"),
+        logs.contains("[maos: progress: over HTTP too]")
+            && logs.contains("[maos: progress: splitting the work in two]"),
         "{logs}"
     );
     assert!(
@@ -397,8 +424,6 @@ fn a_scripted_agent_reports_progress_splits_its_task_and_waits_and_its_credentia
         &[("MAOS_AGENT_CREDENTIAL", &credential)],
     );
     assert_eq!(error_kind(&stale[1]), "denied", "{stale:?}");
-    let ui = env.ok_json(&["ui", "--port", &free_port().to_string()]);
-    let url = format!("{}mcp", ui["url"].as_str().unwrap());
     let refused = client(
         &env,
         &modules,

@@ -1126,6 +1126,13 @@ impl fmt::Debug for AgentCredential {
     }
 }
 
+/// Compares two secrets (tokens, credentials) in time that depends only on their lengths, so
+/// that how long a refusal takes says nothing about how much of a guess was right.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// What an agent's credential stands for: a current attempt, and what it may touch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentScope {
@@ -1147,4 +1154,35 @@ pub struct CreateSubtasks {
     pub tasks: Vec<PlanTask>,
     /// The parent may not complete before they all have; otherwise they go on alone.
     pub waits: bool,
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use super::*;
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret("abcdefgh", "abcdefgh"));
+        assert!(!same_secret("abcdefgh", "abcdefgX"));
+        assert!(!same_secret("Xbcdefgh", "abcdefgh"));
+        assert!(!same_secret("abcdefgh", "abcdefg"));
+        assert!(!same_secret("", "a"));
+    }
+
+    #[test]
+    fn a_credential_is_never_shown_by_debug_and_its_shape_is_checked() {
+        let c = AgentCredential::parse("abcdefghijklmnopqrstuvwxyz0123456789-_").unwrap();
+        assert_eq!(format!("{c:?}"), "AgentCredential(..)");
+        for bad in [
+            "short",
+            "has space in it and is long enough to pass",
+            &"x".repeat(129),
+        ] {
+            let e = AgentCredential::parse(bad).unwrap_err();
+            assert!(
+                !e.to_string().contains(bad),
+                "the refusal quotes no secret: {e}"
+            );
+        }
+    }
 }

@@ -41,16 +41,6 @@ fn base64url(bytes: &[u8]) -> String {
     out
 }
 
-/// Whether `a` and `b` are the same secret, comparing every byte whatever differs first (so the
-/// time taken says nothing about how much of a guess was right; only lengths may differ faster).
-pub(crate) fn same_secret(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
@@ -89,14 +79,5 @@ mod tests {
         // Never shown by Debug.
         let c = fresh().unwrap();
         assert!(!format!("{c:?}").contains(c.expose()));
-    }
-
-    #[test]
-    fn secrets_compare_whole() {
-        assert!(same_secret("abcdefgh", "abcdefgh"));
-        assert!(!same_secret("abcdefgh", "abcdefgX"));
-        assert!(!same_secret("Xbcdefgh", "abcdefgh"));
-        assert!(!same_secret("abcdefgh", "abcdefg"));
-        assert!(!same_secret("", "a"));
     }
 }

@@ -428,7 +428,7 @@ impl AgentRuntime for Supervisor {
         let mut found = None;
         for (key, l) in live.iter() {
             if let Some(c) = &l.credential
-                && crate::credential::same_secret(c.expose(), credential.expose())
+                && maos_application::same_secret(c.expose(), credential.expose())
             {
                 found = Some(*key);
             }

@@ -42,7 +42,7 @@ impl<'a> Args<'a> {
             };
             return Err(ToolError::invalid(format!(
                 "unknown argument {:?}; {expected}",
-                crate::render::clip(bad, 40)
+                maos_application::text::clip(bad, 40)
             )));
         }
         Ok(Args { map })

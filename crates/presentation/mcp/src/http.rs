@@ -87,7 +87,7 @@ async fn authenticate(State(gate): State<Gate>, mut request: Request, next: Next
              shows where to find it) or the credential MAOS gave your attempt",
         );
     }
-    let caller = if same(presented.as_bytes(), gate.person_token.as_bytes()) {
+    let caller = if maos_application::same_secret(&presented, &gate.person_token) {
         Caller::Person
     } else {
         let Ok(credential) = AgentCredential::parse(&presented) else {
@@ -129,11 +129,6 @@ async fn authenticate(State(gate): State<Gate>, mut request: Request, next: Next
     next.run(request).await
 }
 
-/// Compares two secrets in time that depends only on their lengths.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 fn refuse(status: StatusCode, message: &str, hint: &str) -> Response {
     let kind = if status == StatusCode::FORBIDDEN {
         "denied"
@@ -151,17 +146,4 @@ fn refuse(status: StatusCode, message: &str, hint: &str) -> Response {
         headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_compare_whole() {
-        assert!(same(b"abc", b"abc"));
-        assert!(!same(b"abc", b"abd"));
-        assert!(!same(b"abc", b"abcd"));
-        assert!(!same(b"", b"a"));
-    }
 }

@@ -119,7 +119,7 @@ impl ServerHandler for McpServer {
             return Err(ErrorData::invalid_params(
                 format!(
                     "there is no tool named {:?}; tools/list names them",
-                    render::clip(&request.name, 60)
+                    maos_application::text::clip(&request.name, 60)
                 ),
                 None,
             ));

@@ -5,11 +5,6 @@ use maos_application::{AgentScope, AttemptBriefing, MemoryHit, OrchestrationRepo
 use maos_domain::{Agent, Memory, Provenance, Task};
 use serde_json::{Value, json};
 
-/// One line of free text, clipped to `max` characters.
-pub(crate) fn clip(s: &str, max: usize) -> String {
-    maos_application::text::clip(s, max)
-}
-
 /// A task.
 pub(crate) fn task(t: &Task) -> Value {
     let spec = &t.spec;

@@ -53,7 +53,7 @@ pub(crate) fn read(
         ToolError::invalid(format!(
             "no resource at {:?}; MAOS serves maos://tasks/<id>/log and \
              maos://orchestrations/<id>/report",
-            crate::render::clip(uri, 80)
+            maos_application::text::clip(uri, 80)
         ))
     };
     let rest = uri.strip_prefix("maos://").ok_or_else(unknown)?;

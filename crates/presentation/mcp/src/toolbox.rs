@@ -12,7 +12,6 @@ use serde_json::{Value, json};
 
 use crate::caller::Caller;
 use crate::calls::{self, ToolError};
-use crate::render;
 use crate::tools::{self, Tool};
 
 /// What every tool's name starts with in the model loop.
@@ -73,7 +72,7 @@ fn tool_named(name: &str) -> Result<Tool, ToolError> {
         .ok_or_else(|| {
             ToolError::invalid(format!(
                 "there is no MAOS tool named {:?}; MAOS's tools are {}",
-                render::clip(name, 60),
+                maos_application::text::clip(name, 60),
                 tools::for_agents()
                     .map(|t| format!("{PREFIX}{}", t.name()))
                     .collect::<Vec<_>>()
