@@ -10,11 +10,14 @@
 
 mod checkpoint;
 mod identity;
+mod meter;
 mod notify;
 mod read;
 mod rows;
 mod tx;
 mod writer;
+
+pub use crate::meter::WorkMeter;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -90,6 +93,8 @@ pub struct SqliteStore {
     identity: Arc<FileIdentity>,
     /// The newest event's seq, advanced by the writer after each commit; followers wait on it.
     commits: Arc<CommitSignal>,
+    /// Counts the work of the writer's and the readers' connections, when asked to.
+    meter: Option<WorkMeter>,
 }
 
 fn open_err(path: &Path, e: impl std::fmt::Display) -> StoreError {
@@ -266,6 +271,18 @@ impl SqliteStore {
     /// damaged one (cut short, unreadable pages, failing `PRAGMA quick_check`) is
     /// [`StoreError::Damaged`].
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        Self::open_with(path, None)
+    }
+
+    /// Opens the database as [`SqliteStore::open`] does, and counts the work SQLite does for
+    /// the store on `meter` (the writer's connection and every read connection; the
+    /// checkpointer's is not counted). Counting slows every statement: for tests and
+    /// diagnostics, not for a daemon.
+    pub fn open_metered(path: &Path, meter: &WorkMeter) -> Result<SqliteStore, StoreError> {
+        Self::open_with(path, Some(meter.clone()))
+    }
+
+    fn open_with(path: &Path, meter: Option<WorkMeter>) -> Result<SqliteStore, StoreError> {
         create_private(path)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
         let mut conn = connect(path, flags)?;
@@ -279,6 +296,9 @@ impl SqliteStore {
         };
         let commits = Arc::new(CommitSignal::new(last_seq));
         let identity = Arc::new(FileIdentity::take(path)?);
+        if let Some(m) = &meter {
+            m.install(&mut conn).map_err(|e| open_err(path, e))?;
+        }
         let writer = Writer::start(conn, Arc::clone(&commits), Arc::clone(&identity))?;
         let checkpointer = Checkpointer::start(
             path,
@@ -294,6 +314,7 @@ impl SqliteStore {
             reader_free: Condvar::new(),
             identity,
             commits,
+            meter,
         })
     }
 
@@ -386,6 +407,7 @@ impl SqliteStore {
             reader_free: Condvar::new(),
             identity: Arc::new(FileIdentity::take(path)?),
             commits,
+            meter: None,
         })
     }
 
@@ -478,9 +500,12 @@ impl SqliteStore {
         }
         pool.open += 1;
         drop(pool);
-        let opened = connect(&self.path, OpenFlags::SQLITE_OPEN_READ_WRITE).and_then(|c| {
+        let opened = connect(&self.path, OpenFlags::SQLITE_OPEN_READ_WRITE).and_then(|mut c| {
             c.execute_batch("PRAGMA query_only = ON;")
                 .map_err(rows::backend)?;
+            if let Some(m) = &self.meter {
+                m.install(&mut c).map_err(rows::backend)?;
+            }
             Ok(c)
         });
         // A failed open gives its place back (the lease's drop).

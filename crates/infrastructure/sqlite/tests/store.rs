@@ -8,6 +8,8 @@
 
 #[path = "store/agents.rs"]
 mod agents;
+#[path = "store/complexity.rs"]
+mod complexity;
 #[path = "store/concern_locks.rs"]
 mod concern_locks;
 #[path = "store/concurrency.rs"]

@@ -5,30 +5,16 @@
 //! real database file, with a recording agent runtime so that the scheduler runs inside every
 //! transaction, as in the daemon.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use maos_application::{AgentRuntime, CreateTask, IdRef, Launch, MaosApi, Service, ServiceConfig};
+use maos_application::{CreateTask, IdRef, MaosApi, Service, ServiceConfig};
 use maos_domain::policy::matcher;
 use maos_domain::{
     AdapterKind, Agent, AgentStatus, AttemptStart, Priority, RunReport, Task, TaskState, Tier,
 };
 use maos_sqlite::SqliteStore;
 
-use crate::support::{Rng, TestClock, TestIds, agent, caps, title};
-
-/// An agent runtime that only records what it is asked to run.
-#[derive(Debug, Default)]
-struct Recorder {
-    launches: Mutex<Vec<Launch>>,
-}
-
-impl AgentRuntime for Recorder {
-    fn launch(&self, launch: Launch) {
-        self.launches.lock().unwrap().push(launch);
-    }
-
-    fn stop(&self, _task: maos_domain::TaskId, _attempt: u32, _reason: &str) {}
-}
+use crate::support::{Recorder, Rng, TestClock, TestIds, agent, caps, title};
 
 struct World {
     _dir: tempfile::TempDir,

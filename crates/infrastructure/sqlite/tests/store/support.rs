@@ -10,14 +10,14 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use maos_application::{
-    AgentFilter, AssignTask, Assignment, Clock, CreateTask, IdRef, IdSource, MaosApi, Page,
+    AgentFilter, AgentRuntime, Launch, AssignTask, Assignment, Clock, CreateTask, IdRef, IdSource, MaosApi, Page,
     ReadStore, RegisterAgent, Service, ServiceConfig, StatusReport, StoredEvent, TaskFilter,
 };
 use maos_domain::{
     AdapterKind, Agent, AgentName, AgentStatus, CapabilitySet, DomainEvent, MaxAttempts,
     Orchestration, Priority, Risk, Slots, Task, TaskId, TaskSpec, Tier, Timestamp, Title,
 };
-use maos_sqlite::SqliteStore;
+use maos_sqlite::{SqliteStore, WorkMeter};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags};
 use tempfile::TempDir;
@@ -98,6 +98,21 @@ impl IdSource for TestIds {
     }
 }
 
+/// An agent runtime that only records what it is asked to run: with it, the service schedules
+/// inside every transaction, as in the daemon.
+#[derive(Debug, Default)]
+pub(crate) struct Recorder {
+    launches: Mutex<Vec<Launch>>,
+}
+
+impl AgentRuntime for Recorder {
+    fn launch(&self, launch: Launch) {
+        self.launches.lock().unwrap().push(launch);
+    }
+
+    fn stop(&self, _task: TaskId, _attempt: u32, _reason: &str) {}
+}
+
 /// A MAOS database in a fresh temporary directory with a service over it.
 #[derive(Debug)]
 pub(crate) struct Db {
@@ -128,11 +143,33 @@ impl Db {
     }
 
     pub(crate) fn with_seed(seed: u64) -> Db {
+        Db::opened(seed, None)
+    }
+
+    /// A new database whose SQLite work `meter` counts, with a runtime that records launches
+    /// (so the service schedules, as in the daemon).
+    pub(crate) fn metered(meter: &WorkMeter) -> Db {
+        Db::opened(1, Some(meter))
+    }
+
+    fn opened(seed: u64, meter: Option<&WorkMeter>) -> Db {
         let dir = tempfile::tempdir().expect("temporary directory");
         let path = dir.path().join("maos.db");
         let clock = Arc::new(TestClock::new(1_700_000_000_000, 1));
         let ids = Arc::new(TestIds::new(seed));
-        let svc = service_at(&path, Arc::clone(&clock), Arc::clone(&ids));
+        let svc = match meter {
+            None => service_at(&path, Arc::clone(&clock), Arc::clone(&ids)),
+            Some(m) => {
+                let store = SqliteStore::open_metered(&path, m).expect("open the store");
+                Service::new(
+                    Arc::new(store),
+                    Arc::clone(&clock) as Arc<dyn Clock>,
+                    Arc::clone(&ids) as Arc<dyn IdSource>,
+                    ServiceConfig::default(),
+                )
+                .with_runtime(Arc::new(Recorder::default()))
+            }
+        };
         Db {
             dir,
             path,
