@@ -91,9 +91,10 @@ pub trait Transaction {
     fn task_states(&mut self, ids: &[TaskId]) -> Result<Vec<(TaskId, TaskState)>, StoreError>;
     /// Ready tasks that `agent` can do (it covers their capabilities and tier) and that may run
     /// now (no orchestration, or a running one), most urgent first, then oldest (the
-    /// scheduler's order), at most `limit`. However many ready tasks the agent cannot do, the
-    /// cost must not grow with them: they never hide a task it can do.
-    fn ready_tasks_for(&mut self, agent: &Agent, limit: usize) -> Result<Vec<Task>, StoreError>;
+    /// scheduler's order), at most `limit`, by id (the scheduler loads only those it gets to).
+    /// However many ready tasks the agent cannot do, the cost must not grow with them: they
+    /// never hide a task it can do.
+    fn ready_tasks_for(&mut self, agent: &Agent, limit: usize) -> Result<Vec<TaskId>, StoreError>;
     /// Tasks whose current attempt is live (assigned or running).
     fn live_tasks(&mut self) -> Result<Vec<Task>, StoreError>;
     /// Every task in one of `states`, oldest first (for small sets: retrying tasks, tasks that

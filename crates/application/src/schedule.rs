@@ -116,10 +116,14 @@ impl Scheduler {
             let offered = tx.ready_tasks_for(&agent, want)?;
             let whole = offered.len() < want;
             let mut passed_over = false;
-            for mut task in offered {
+            for id in offered {
                 if agent.free_slots() == 0 {
                     return Ok(());
                 }
+                // Loaded only when its turn comes: most fills take the first one.
+                let Some(mut task) = tx.task(id)? else {
+                    continue;
+                };
                 if !fundable(&task) || !free_of_clashes(tx, held, &task)? {
                     passed_over = true;
                     continue;

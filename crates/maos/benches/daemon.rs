@@ -1,10 +1,17 @@
 //! Benchmark of MAOS through its daemon: IPC round trip, agent registration, durable task
-//! creation at 1, 8 and 64 concurrent clients, batch creation, and the whole-process time of
-//! `maos status --json`. It starts a real `maos daemon` on a fresh data directory and talks to
-//! it over the real socket. Run it with `cargo bench -p maos --bench daemon`; it prints the
-//! machine it ran on. `MAOS_BENCH_DIR` chooses where the data directory goes;
-//! `MAOS_BENCH_ONLY` runs only the named parts, comma-separated (`roundtrip`, `register`,
-//! `creates`, `batch`, `status`), for instance to profile one of them.
+//! creation at 1, 8 and 64 concurrent clients, batch creation (one call of 50,000, and calls of
+//! 100), and the whole-process time of `maos status --json`. It starts a real `maos daemon` on
+//! a fresh data directory and talks to it over the real socket; in the same run it measures the
+//! same creations on the store alone (the service over `SqliteStore` in this process, on the
+//! same disk), and prints how much of the store's rate the daemon keeps. The drain runs 10,000
+//! tasks on simulated agents with 24 slots (1 ms each), as one orchestration and standalone.
+//! Run it with
+//! `cargo bench -p maos --bench daemon`; it prints the machine it ran on. `MAOS_BENCH_DIR`
+//! chooses where the data directories go; `MAOS_BENCH_ONLY` runs only the named parts,
+//! comma-separated (`roundtrip`, `register`, `creates`, `batch`, `drain`, `status`), for
+//! instance to
+//! profile one of them; `MAOS_BENCH_JSON` names a file the figures are appended to, one JSON
+//! object per line.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -13,9 +20,16 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use maos_application::{CreateTask, MaosApi, RegisterAgent};
-use maos_domain::{AdapterKind, AgentName, CapabilitySet, Slots, Tier, Title};
+use maos_application::{
+    CreateOrchestration, CreatePlan, CreateTask, MaosApi, PlanTask, RegisterAgent, Service,
+    ServiceConfig,
+};
+use maos_domain::{
+    AdapterKind, AgentName, AgentSettings, CapabilitySet, DurationMs, Slots, TaskState, Tier, Title,
+};
 use maos_ipc::IpcClient;
+use maos_sqlite::SqliteStore;
+use maos_system::{RandomIds, SystemClock};
 
 const MAOS: &str = env!("CARGO_BIN_EXE_maos");
 
@@ -40,7 +54,22 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)].as_secs_f64() * 1e6
 }
 
-fn report(what: &str, mut lat: Vec<Duration>) {
+/// Where the figures go besides the terminal: `MAOS_BENCH_JSON`, one JSON object per line.
+fn record(name: &str, value: f64, unit: &str) {
+    let Some(path) = std::env::var_os("MAOS_BENCH_JSON") else {
+        return;
+    };
+    use std::io::Write;
+    let line = serde_json::json!({"bench": "daemon", "name": name, "value": value, "unit": unit});
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open MAOS_BENCH_JSON");
+    writeln!(f, "{line}").expect("write MAOS_BENCH_JSON");
+}
+
+fn report(what: &str, key: &str, mut lat: Vec<Duration>) {
     lat.sort();
     println!(
         "{what:<44} p50 {:>8.1} µs  p99 {:>8.1} µs  ({} samples)",
@@ -48,6 +77,19 @@ fn report(what: &str, mut lat: Vec<Duration>) {
         pct(&lat, 0.99),
         lat.len()
     );
+    record(&format!("{key}.p50"), pct(&lat, 0.5), "µs");
+    record(&format!("{key}.p99"), pct(&lat, 0.99), "µs");
+}
+
+/// A rate through the daemon beside the store's own, with the share the daemon keeps.
+fn compare(what: &str, key: &str, daemon: f64, store: f64) {
+    println!(
+        "{what:<34} daemon {daemon:>9.0} /s   store alone {store:>9.0} /s   daemon/store {:>4.0} %",
+        100.0 * daemon / store
+    );
+    record(&format!("{key}.daemon"), daemon, "tasks/s");
+    record(&format!("{key}.store"), store, "tasks/s");
+    record(&format!("{key}.ratio"), daemon / store, "daemon/store");
 }
 
 fn maos(data: &Path, runtime: &Path, args: &[&str]) -> std::process::Output {
@@ -66,20 +108,32 @@ fn task(i: usize) -> CreateTask {
     t
 }
 
-fn creates(socket: &Path, clients: usize, per_client: usize) -> f64 {
-    let connected: Vec<Arc<IpcClient>> = (0..clients)
-        .map(|_| Arc::new(IpcClient::connect(socket, "bench").expect("connect")))
-        .collect();
+/// Creates per second from `clients`, each creating `per_client` tasks one call at a time
+/// (`batch` 1) or in calls of `batch`.
+fn creates<A: MaosApi + Send + Sync + 'static>(
+    clients: Vec<Arc<A>>,
+    per_client: usize,
+    batch: usize,
+) -> f64 {
+    let n = clients.len();
     let start = Instant::now();
-    let threads: Vec<_> = connected
+    let threads: Vec<_> = clients
         .into_iter()
         .enumerate()
         .map(|(c, client)| {
             std::thread::spawn(move || {
-                for i in 0..per_client {
-                    client
-                        .create_task(task(c * per_client + i))
-                        .expect("create");
+                let first = c * per_client;
+                if batch == 1 {
+                    for i in first..first + per_client {
+                        client.create_task(task(i)).expect("create");
+                    }
+                } else {
+                    for from in (first..first + per_client).step_by(batch) {
+                        let to = (from + batch).min(first + per_client);
+                        client
+                            .create_tasks((from..to).map(task).collect())
+                            .expect("create a batch");
+                    }
                 }
             })
         })
@@ -87,8 +141,168 @@ fn creates(socket: &Path, clients: usize, per_client: usize) -> f64 {
     for t in threads {
         t.join().expect("client thread");
     }
-    (clients * per_client) as f64 / start.elapsed().as_secs_f64()
+    (n * per_client) as f64 / start.elapsed().as_secs_f64()
 }
+
+/// Tasks the drain runs, each way.
+const DRAIN: usize = 10_000;
+
+/// A task only the drain's agents take.
+fn drain_task(i: usize) -> CreateTask {
+    let mut t = task(i);
+    t.capabilities = CapabilitySet::parse(["drain"]).unwrap();
+    t
+}
+
+/// Waits until `n` more tasks than `before` have completed; answers when the last did.
+fn completed(client: &IpcClient) -> u64 {
+    let status = client.status().expect("status");
+    status
+        .tasks
+        .get(&TaskState::Completed)
+        .copied()
+        .unwrap_or(0)
+}
+
+fn wait_completed(client: &IpcClient, target: u64) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while completed(client) < target {
+        assert!(
+            Instant::now() < deadline,
+            "the drain did not finish in 10 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// The drain's simulated agents: three of 8 slots each (1 ms a task), registered drained
+/// (taking no work) until a drain starts.
+const DRAIN_AGENTS: [&str; 3] = ["drain-0", "drain-1", "drain-2"];
+
+fn drain_agents(client: &IpcClient, take_work: bool) {
+    for name in DRAIN_AGENTS {
+        let name = AgentName::parse(name).unwrap();
+        if take_work {
+            client
+                .resume_agent(&name)
+                .expect("resume a simulated agent");
+        } else {
+            client.drain_agent(&name).expect("drain a simulated agent");
+        }
+    }
+}
+
+/// Runs the queued tasks: resumes the agents, waits until `DRAIN` more tasks completed, drains
+/// the agents again; answers tasks per second.
+fn run_drain(client: &IpcClient) -> f64 {
+    let target = completed(client) + DRAIN as u64;
+    let t = Instant::now();
+    drain_agents(client, true);
+    wait_completed(client, target);
+    let rate = DRAIN as f64 / t.elapsed().as_secs_f64();
+    drain_agents(client, false);
+    rate
+}
+
+/// Drains `DRAIN` tasks of one orchestration, then `DRAIN` standalone tasks (on the larger
+/// database: if the orchestration is slower, that is not why), each queued while the agents
+/// take no work; tasks per second from the agents' resumption to the last completion.
+fn drain(client: &IpcClient) {
+    for name in DRAIN_AGENTS {
+        client
+            .register_agent(RegisterAgent {
+                name: AgentName::parse(name).unwrap(),
+                adapter: AdapterKind::Sim,
+                capabilities: CapabilitySet::parse(["drain"]).unwrap(),
+                tier: Tier::Tactical,
+                slots: Slots::new(8).unwrap(),
+                command: None,
+                settings: AgentSettings {
+                    delay: Some(DurationMs::from_millis(1).unwrap()),
+                    ..AgentSettings::default()
+                },
+            })
+            .expect("register a simulated agent");
+    }
+    drain_agents(client, false);
+
+    let plan = CreatePlan {
+        orchestration: CreateOrchestration {
+            name: Title::parse("Drain").unwrap(),
+            goal: Some("Measure the drain of one orchestration".into()),
+            workspace: None,
+            verify: None,
+            notes: Vec::new(),
+        },
+        tasks: (0..DRAIN)
+            .map(|i| PlanTask {
+                key: format!("t{i}"),
+                task: drain_task(i),
+                depends_on: Vec::new(),
+            })
+            .collect(),
+        start: true,
+    };
+    client.create_plan(plan).expect("create the orchestration");
+    let in_one = run_drain(client);
+
+    client
+        .create_tasks((0..DRAIN).map(drain_task).collect())
+        .expect("create the drain's tasks");
+    let standalone = run_drain(client);
+
+    println!("drain of {DRAIN} standalone tasks, 24 slots:          {standalone:>10.0} /s");
+    println!("drain of one orchestration of {DRAIN} tasks, 24 slots: {in_one:>10.0} /s");
+    println!(
+        "the orchestration drains at {:.0} % of the standalone rate",
+        100.0 * in_one / standalone
+    );
+    record("drain.daemon", standalone, "tasks/s");
+    record("drain_orchestration.daemon", in_one, "tasks/s");
+    record(
+        "drain_orchestration.ratio",
+        in_one / standalone,
+        "orchestration/standalone",
+    );
+}
+
+/// `n` connections to the daemon.
+fn connections(socket: &Path, n: usize) -> Vec<Arc<IpcClient>> {
+    (0..n)
+        .map(|_| Arc::new(IpcClient::connect(socket, "bench").expect("connect")))
+        .collect()
+}
+
+/// The same service the daemon runs, over a store of its own in this process (no agent
+/// runtime: nothing is scheduled, as nothing is in the daemon without agents).
+fn store_alone(dir: &Path) -> Arc<Service<SqliteStore>> {
+    let store = SqliteStore::open(&dir.join("maos.db")).expect("open the store");
+    Arc::new(Service::new(
+        Arc::new(store),
+        Arc::new(SystemClock),
+        Arc::new(RandomIds),
+        ServiceConfig::default(),
+    ))
+}
+
+/// The creation workloads, one `(what, key, clients, per client, batch)` each.
+const CREATES: [(&str, &str, usize, usize, usize); 3] = [
+    ("durable creates, 1 client", "creates_1", 1, 2000, 1),
+    ("durable creates, 8 clients", "creates_8", 8, 500, 1),
+    ("durable creates, 64 clients", "creates_64", 64, 100, 1),
+];
+
+/// The batch workloads: one call of 50,000, and 50,000 in calls of 100 from 8 clients.
+const BATCHES: [(&str, &str, usize, usize, usize); 2] = [
+    (
+        "batch: one call of 50,000",
+        "batch_50000",
+        1,
+        50_000,
+        50_000,
+    ),
+    ("batch: calls of 100, 8 clients", "batch_100", 8, 6_250, 100),
+];
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -128,7 +342,7 @@ fn main() {
                 t.elapsed()
             })
             .collect();
-        report("IPC round trip (daemonInfo)", lat);
+        report("IPC round trip (daemonInfo)", "roundtrip", lat);
     }
 
     if runs("register") {
@@ -150,28 +364,27 @@ fn main() {
                 t.elapsed()
             })
             .collect();
-        report("agent registration (durable)", lat);
+        report("agent registration (durable)", "register", lat);
     }
 
+    let alone = tempfile::tempdir_in(&base).expect("store dir");
+    let store = store_alone(alone.path());
+    let mut workloads = Vec::new();
     if runs("creates") {
-        for (clients, per) in [(1usize, 2000usize), (8, 500), (64, 100)] {
-            let rate = creates(&socket, clients, per);
-            println!(
-                "durable creates, {clients:>2} client(s): {rate:>10.0} /s ({} tasks)",
-                clients * per
-            );
-        }
+        workloads.extend(CREATES);
     }
     if runs("batch") {
-        let n = 50_000;
-        let t = Instant::now();
-        client
-            .create_tasks((0..n).map(task).collect())
-            .expect("batch");
-        println!(
-            "batch of {n} in one call:     {:>10.0} /s",
-            n as f64 / t.elapsed().as_secs_f64()
-        );
+        workloads.extend(BATCHES);
+    }
+    for (what, key, clients, per, batch) in workloads {
+        // Alternately, so that neither side gets the disk's better minute.
+        let daemon = creates(connections(&socket, clients), per, batch);
+        let alone = creates(vec![Arc::clone(&store); clients], per, batch);
+        compare(what, key, daemon, alone);
+    }
+    drop(store);
+    if runs("drain") {
+        drain(&client);
     }
     drop(client);
 
@@ -185,7 +398,7 @@ fn main() {
                 took
             })
             .collect();
-        report("`maos status --json`, whole process", lat);
+        report("`maos status --json`, whole process", "status", lat);
     }
 
     let stopped = maos(data.path(), runtime.path(), &["daemon", "stop"]);

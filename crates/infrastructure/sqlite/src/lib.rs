@@ -323,7 +323,8 @@ impl SqliteStore {
     fn prepare(path: &Path, conn: &mut Connection, fresh: bool) -> Result<u64, StoreError> {
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
-             PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 0;",
+             PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 0;
+             PRAGMA temp_store = MEMORY;",
         )
         .map_err(|e| open_err(path, e))?;
         if fresh {

@@ -183,7 +183,7 @@ impl Transaction for SqliteTx<'_> {
         Ok(out)
     }
 
-    fn ready_tasks_for(&mut self, agent: &Agent, limit: usize) -> Result<Vec<Task>, StoreError> {
+    fn ready_tasks_for(&mut self, agent: &Agent, limit: usize) -> Result<Vec<TaskId>, StoreError> {
         // The distinct needs of the ready queue (few), those this agent can take whose
         // orchestration (if any) runs, and the most urgent tasks of each through
         // `tasks_ready_by_need`: what this costs grows with the needs and `limit`, never with
@@ -260,15 +260,12 @@ impl Transaction for SqliteTx<'_> {
         }
         chosen.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
         chosen.truncate(limit);
-        let mut out = Vec::with_capacity(chosen.len());
-        for (_, _, id) in chosen {
-            let id =
-                TaskId::parse(&id).map_err(|e| StoreError::Corrupt(format!("task id: {e}")))?;
-            if let Some(t) = rows::load_task(self.conn, id)? {
-                out.push(t);
-            }
-        }
-        Ok(out)
+        chosen
+            .into_iter()
+            .map(|(_, _, id)| {
+                TaskId::parse(&id).map_err(|e| StoreError::Corrupt(format!("task id: {e}")))
+            })
+            .collect()
     }
 
     fn tasks_of(&mut self, orchestration: OrchestrationId) -> Result<Vec<Task>, StoreError> {

@@ -31,7 +31,7 @@ pub(super) struct SimAttempt {
 }
 
 /// How many threads make the simulated agents' durable writes.
-pub(super) const REPORTERS: usize = 8;
+pub(super) const REPORTERS: usize = 32;
 
 /// A reporter thread: makes the simulated agents' durable writes until the supervisor shuts
 /// down.

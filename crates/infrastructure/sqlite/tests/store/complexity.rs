@@ -233,7 +233,11 @@ fn compare(shape: Shape) {
     assert_bounded(&format!("{shape:?} create"), small.create, large.create);
     assert_bounded(&format!("{shape:?} assign"), small.assign, large.assign);
     assert_bounded(&format!("{shape:?} start"), small.start, large.start);
-    assert_bounded(&format!("{shape:?} complete"), small.complete, large.complete);
+    assert_bounded(
+        &format!("{shape:?} complete"),
+        small.complete,
+        large.complete,
+    );
     assert_bounded(&format!("{shape:?} read"), small.read, large.read);
 }
 

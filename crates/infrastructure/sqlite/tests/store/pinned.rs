@@ -48,10 +48,16 @@ fn a_free_agent_skips_a_task_pinned_to_another_and_takes_its_own() {
     let (for_planner, for_other) = db
         .store()
         .write(move |tx: &mut dyn Transaction| {
-            Ok::<_, StoreError>((
-                tx.ready_tasks_for(&planner, 10)?,
-                tx.ready_tasks_for(&other, 10)?,
-            ))
+            let load = |tx: &mut dyn Transaction, ids: Vec<TaskId>| {
+                let mut out = Vec::new();
+                for id in ids {
+                    out.extend(tx.task(id)?);
+                }
+                Ok::<_, StoreError>(out)
+            };
+            let for_planner = tx.ready_tasks_for(&planner, 10)?;
+            let for_other = tx.ready_tasks_for(&other, 10)?;
+            Ok::<_, StoreError>((load(tx, for_planner)?, load(tx, for_other)?))
         })
         .unwrap();
     assert_eq!(titles(&for_planner), ["for the planner", "anyone"]);

@@ -10,8 +10,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use maos_application::{
-    AgentFilter, AgentRuntime, Launch, AssignTask, Assignment, Clock, CreateTask, IdRef, IdSource, MaosApi, Page,
-    ReadStore, RegisterAgent, Service, ServiceConfig, StatusReport, StoredEvent, TaskFilter,
+    AgentFilter, AgentRuntime, AssignTask, Assignment, Clock, CreateTask, IdRef, IdSource, Launch,
+    MaosApi, Page, ReadStore, RegisterAgent, Service, ServiceConfig, StatusReport, StoredEvent,
+    TaskFilter,
 };
 use maos_domain::{
     AdapterKind, Agent, AgentName, AgentStatus, CapabilitySet, DomainEvent, MaxAttempts,
