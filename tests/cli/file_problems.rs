@@ -124,3 +124,84 @@ fn a_config_file_reports_every_problem_with_its_line_and_column() {
     std::fs::remove_file(env.dir().join("config.toml")).unwrap();
     let _ = env.maos(&["daemon", "stop"]);
 }
+
+#[test]
+fn a_tasks_file_reports_every_problem_with_its_line_and_creates_nothing() {
+    let env = Env::new();
+    let existing = env.task("Already there", &["--no-repo"]);
+    let file = env.dir().join("tasks.jsonl");
+    std::fs::write(
+        &file,
+        format!(
+            "{{\"title\": \"Fine\", \"no_repo\": true}}\n\
+             {{\"title\": \"Bad priority\", \"priority\": \"soon\", \"no_repo\": true}}\n\
+             \n\
+             {{\"title\": \"Typo\", \"capabilites\": [\"rust\"]}}\n\
+             not json\n\
+             {{\"title\": \"After {short}\", \"depends_on\": [\"{short}\"], \"no_repo\": true}}\n",
+            short = &existing[..8]
+        ),
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let before = env.state();
+    for json in [false, true] {
+        let mut args = vec!["task", "create", "--from-file", path];
+        if json {
+            args.push("--json");
+        }
+        let run = env.maos(&args);
+        assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+        assert!(
+            run.stderr
+                .contains(&format!("{path} has 3 problems; no task was created:")),
+            "{}",
+            run.stderr
+        );
+        let problems = placed(&run.stderr, path);
+        assert_eq!(
+            places(&problems),
+            [(2, 27), (4, 19), (5, 2)],
+            "{}",
+            run.stderr
+        );
+        has(
+            &problems,
+            (2, 27),
+            "\"soon\" is not one of low, normal, high, urgent",
+        );
+        has(&problems, (4, 19), "did you mean \"capabilities\"?");
+        has(&problems, (5, 2), "not valid JSON");
+        if json {
+            assert_eq!(
+                run.json()["error"]["kind"],
+                "invalid_input",
+                "{}",
+                run.stdout
+            );
+        }
+    }
+    assert_eq!(env.state(), before, "a refused file changed what is stored");
+
+    // Lines that read well but name a task that is not there: each is placed, nothing made.
+    std::fs::write(
+        &file,
+        "{\"title\": \"One\", \"no_repo\": true}\n\
+         {\"title\": \"Two\", \"depends_on\": [\"zzzzzzzz\"], \"no_repo\": true}\n\
+         {\"title\": \"Three\", \"depends_on\": [\"zzzzzzzz\"], \"no_repo\": true}\n",
+    )
+    .unwrap();
+    let run = env.maos(&["task", "create", "--from-file", path]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains(&format!("{path}:2: \"depends_on\":")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!("{path}:3: \"depends_on\":")),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(env.state(), before, "a refused file changed what is stored");
+}

@@ -168,3 +168,67 @@ fn a_task_created_with_agent_runs_on_that_agent_only() {
     }
     crate::fixtures::wait_state(&env, &free, "completed");
 }
+
+#[test]
+fn a_tasks_file_creates_every_task_in_one_go() {
+    let env = Env::new();
+    let first = env.task("Build it", &["--no-repo"]);
+    let file = env.dir().join("tasks.jsonl");
+    std::fs::write(
+        &file,
+        format!(
+            "{{\"title\": \"Test it\", \"depends_on\": [\"{}\"], \"capabilities\": [\"test\"], \"no_repo\": true}}\n\
+             \n\
+             {{\"title\": \"Document it\", \"priority\": \"high\", \"idempotency_key\": \"docs-1\", \"no_repo\": true}}\n",
+            &first[..8]
+        ),
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let doc = env.ok_json(&["task", "create", "--from-file", path]);
+    assert_eq!(doc["created"], 2, "{doc}");
+    let tasks = doc["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 2);
+    assert_eq!(tasks[0]["line"], 1);
+    assert_eq!(tasks[0]["task"]["title"], "Test it");
+    assert_eq!(
+        tasks[0]["task"]["state"], "pending",
+        "it waits for its dependency"
+    );
+    assert_eq!(tasks[0]["task"]["depends_on"][0], first.as_str());
+    assert_eq!(tasks[1]["line"], 3);
+    assert_eq!(tasks[1]["task"]["priority"], "high");
+    assert_eq!(tasks[1]["created"], true);
+
+    // Standard input, again: the idempotency key finds the task made before.
+    let again = env.step_stdin(
+        &["task", "create", "--from-file", "-"],
+        "{\"title\": \"Document it\", \"idempotency_key\": \"docs-1\", \"no_repo\": true}\n\
+         {\"title\": \"Release it\", \"no_repo\": true}\n",
+    );
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert!(
+        again.stderr.contains("1 task(s) existed already"),
+        "{}",
+        again.stderr
+    );
+    assert!(
+        again.stderr.contains("created 1 task in one transaction"),
+        "{}",
+        again.stderr
+    );
+    assert!(again.stdout.contains("Release it"), "{}", again.stdout);
+    let listed = env.ok_json(&["task", "list"]);
+    assert_eq!(listed["tasks"].as_array().unwrap().len(), 4, "{listed}");
+
+    // The flags of one task do not go with a file.
+    let mixed = env.maos(&["task", "create", "--from-file", path, "--priority", "high"]);
+    assert_eq!(mixed.code, 2, "{}", mixed.stderr);
+    assert!(
+        mixed.stderr.contains("cannot be used with"),
+        "{}",
+        mixed.stderr
+    );
+    let neither = env.maos(&["task", "create"]);
+    assert_eq!(neither.code, 2, "{}", neither.stderr);
+}

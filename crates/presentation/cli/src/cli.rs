@@ -581,6 +581,9 @@ pub(crate) struct AgentListArgs {
 #[derive(Debug, Subcommand)]
 pub(crate) enum TaskCommand {
     /// Create a task. It is ready at once unless it depends on unfinished tasks.
+    #[command(
+        override_usage = "maos task create [OPTIONS] <TITLE>\n       maos task create --from-file <FILE>"
+    )]
     #[command(after_help = "Examples:\n  \
         maos task create \"Add a --dry-run flag\" -c rust --prompt \"Add --dry-run to deploy\"\n  \
         maos task create \"Review the change\" --capability review --depends-on 3kq9 --risk medium\n  \
@@ -733,8 +736,19 @@ pub(crate) enum TaskCommand {
 #[derive(Debug, Args)]
 pub(crate) struct CreateArgs {
     /// A one-line title (at most 200 characters).
-    #[arg(value_parser = title)]
-    pub(crate) title: Title,
+    #[arg(value_parser = title, required_unless_present = "from_file")]
+    pub(crate) title: Option<Title>,
+
+    /// Create every task of a file instead, one JSON object per line whose keys are this
+    /// command's options (`{"title": "…", "capabilities": ["rust"], "depends_on": ["3kq9"]}`);
+    /// `-` reads standard input. All of them or none: every problem is reported with its line.
+    #[arg(long, value_name = "FILE", conflicts_with_all = [
+        "title", "prompt", "prompt_file", "capabilities", "priority", "risk", "tier",
+        "depends_on", "orchestration", "max_attempts", "timeout", "idempotency_key",
+        "budget_usd", "repo", "no_repo", "base", "verify", "port", "concerns", "agent",
+        "lessons",
+    ])]
+    pub(crate) from_file: Option<PathBuf>,
 
     /// What the agent is asked to do.
     #[arg(long, value_name = "TEXT", conflicts_with = "prompt_file")]
@@ -1489,27 +1503,27 @@ fn reason(e: ValueError) -> String {
     e.reason
 }
 
-fn agent_name(raw: &str) -> Result<AgentName, String> {
+pub(crate) fn agent_name(raw: &str) -> Result<AgentName, String> {
     AgentName::parse(raw).map_err(reason)
 }
 
-fn capability(raw: &str) -> Result<Capability, String> {
+pub(crate) fn capability(raw: &str) -> Result<Capability, String> {
     Capability::parse(raw).map_err(reason)
 }
 
-fn concern(raw: &str) -> Result<Concern, String> {
+pub(crate) fn concern(raw: &str) -> Result<Concern, String> {
     Concern::parse(raw).map_err(reason)
 }
 
-fn title(raw: &str) -> Result<Title, String> {
+pub(crate) fn title(raw: &str) -> Result<Title, String> {
     Title::parse(raw).map_err(reason)
 }
 
-fn id_ref(raw: &str) -> Result<IdRef, String> {
+pub(crate) fn id_ref(raw: &str) -> Result<IdRef, String> {
     IdRef::parse(raw).map_err(reason)
 }
 
-fn duration(raw: &str) -> Result<DurationMs, String> {
+pub(crate) fn duration(raw: &str) -> Result<DurationMs, String> {
     DurationMs::parse(raw).map_err(reason)
 }
 
@@ -1525,7 +1539,7 @@ fn attempt_number(raw: &str) -> Result<u32, String> {
     whole_number(raw, 1, 100).map(|n| u32::try_from(n).unwrap_or(1))
 }
 
-fn budget(raw: &str) -> Result<Usd, String> {
+pub(crate) fn budget(raw: &str) -> Result<Usd, String> {
     let usd = Usd::parse(raw).map_err(reason)?;
     if usd == Usd::ZERO {
         return Err("a budget must be more than zero (leave --budget-usd out for none)".into());
@@ -1533,7 +1547,7 @@ fn budget(raw: &str) -> Result<Usd, String> {
     Ok(usd)
 }
 
-fn idempotency_key(raw: &str) -> Result<IdempotencyKey, String> {
+pub(crate) fn idempotency_key(raw: &str) -> Result<IdempotencyKey, String> {
     IdempotencyKey::parse(raw).map_err(reason)
 }
 
@@ -1554,7 +1568,7 @@ fn slots(raw: &str) -> Result<Slots, String> {
     Slots::new(u32::try_from(n).unwrap_or(u32::MAX)).map_err(reason)
 }
 
-fn max_attempts(raw: &str) -> Result<MaxAttempts, String> {
+pub(crate) fn max_attempts(raw: &str) -> Result<MaxAttempts, String> {
     let n = whole_number(raw, MaxAttempts::MIN.into(), MaxAttempts::MAX.into())?;
     MaxAttempts::new(u32::try_from(n).unwrap_or(u32::MAX)).map_err(reason)
 }

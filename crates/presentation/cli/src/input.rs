@@ -34,6 +34,8 @@ pub(crate) enum FileKind {
     Config,
     /// `memory add -`: the text of a memory entry on standard input.
     Memory,
+    /// `task create --from-file`: tasks, one JSON object a line (or `-`).
+    Tasks,
 }
 
 impl FileKind {
@@ -46,6 +48,7 @@ impl FileKind {
             FileKind::Workflow => "workflow file",
             FileKind::Config => "configuration file",
             FileKind::Memory => "memory text",
+            FileKind::Tasks => "tasks file",
         }
     }
 
@@ -58,6 +61,7 @@ impl FileKind {
             FileKind::Workflow => "workflow",
             FileKind::Config => "configuration",
             FileKind::Memory => "memory text",
+            FileKind::Tasks => "tasks",
         }
     }
 
@@ -80,6 +84,10 @@ impl FileKind {
             FileKind::Memory => {
                 "give the text as the argument, or - and the text on standard input"
             }
+            FileKind::Tasks => {
+                "--from-file takes a readable UTF-8 file of JSON lines, or - for standard input \
+                 (docs/cli.md shows the format)"
+            }
         }
     }
 
@@ -90,6 +98,8 @@ impl FileKind {
             FileKind::Prompt | FileKind::Agents | FileKind::Workflow | FileKind::Config => MIB,
             // An entry holds at most 8 KiB once trimmed; more than this is surely a mistake.
             FileKind::Memory => 64 * 1024,
+            // About 100,000 ordinary tasks.
+            FileKind::Tasks => 64 * MIB,
         }
     }
 
@@ -99,6 +109,7 @@ impl FileKind {
         match self {
             FileKind::Prompt => Some("MAOS_MAX_PROMPT_BYTES"),
             FileKind::Plan => Some("MAOS_MAX_PLAN_BYTES"),
+            FileKind::Tasks => Some("MAOS_MAX_TASKS_BYTES"),
             FileKind::Agents | FileKind::Workflow | FileKind::Config | FileKind::Memory => None,
         }
     }
@@ -106,7 +117,7 @@ impl FileKind {
     /// The largest limit the environment variable may set.
     fn max_limit(self) -> u64 {
         match self {
-            FileKind::Plan => 256 * MIB,
+            FileKind::Plan | FileKind::Tasks => 256 * MIB,
             _ => 64 * MIB,
         }
     }

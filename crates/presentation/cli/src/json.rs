@@ -6,7 +6,7 @@
 //! shape and the versioning policy.
 
 use maos_application::{
-    Assignment, MemoryHits, MemorySearch, StatusReport, StoredEvent, WaitReason,
+    Assignment, Created, MemoryHits, MemorySearch, StatusReport, StoredEvent, WaitReason,
 };
 use maos_domain::{BlockReason, TaskId};
 
@@ -704,6 +704,42 @@ impl TaskCreatedDoc {
             schema_version: SCHEMA_VERSION,
             created,
             task: task.into(),
+        }
+    }
+}
+
+/// `task create --from-file`: every task of the file, in its order.
+#[derive(Debug, Serialize)]
+pub(crate) struct TasksCreatedDoc {
+    pub(crate) schema_version: u32,
+    /// How many tasks were made (the others existed already, by their idempotency keys).
+    pub(crate) created: usize,
+    pub(crate) tasks: Vec<TaskCreatedJson>,
+}
+
+/// One task of `task create --from-file`.
+#[derive(Debug, Serialize)]
+pub(crate) struct TaskCreatedJson {
+    /// The line of the file it came from.
+    pub(crate) line: usize,
+    /// False when an earlier create with the same idempotency key made the task.
+    pub(crate) created: bool,
+    pub(crate) task: TaskJson,
+}
+
+impl TasksCreatedDoc {
+    pub(crate) fn new(made: &[(usize, Created)]) -> Self {
+        TasksCreatedDoc {
+            schema_version: SCHEMA_VERSION,
+            created: made.iter().filter(|(_, c)| c.created).count(),
+            tasks: made
+                .iter()
+                .map(|(line, c)| TaskCreatedJson {
+                    line: *line,
+                    created: c.created,
+                    task: (&c.task).into(),
+                })
+                .collect(),
         }
     }
 }

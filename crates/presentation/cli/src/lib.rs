@@ -18,6 +18,7 @@ mod json;
 mod live;
 mod output;
 mod reasons;
+mod tasks_file;
 mod workflow_file;
 
 use std::ffi::OsString;

@@ -1,7 +1,9 @@
 //! `maos task create|list|show|retry|briefing|assign|cancel|logs|diff|rollback|depend`: tasks,
 //! their attempts' output and the work they left.
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 
 use maos_application::{
     AssignTask, Assignment, CreateTask, Created, IdRef, LogRequest, MaosApi, Page, TaskFilter,
@@ -12,7 +14,7 @@ use serde::Serialize;
 
 use crate::cli::{CreateArgs, TaskCommand, TaskListArgs};
 use crate::commands::{chosen_repository, no_repo_for_base};
-use crate::error::CliError;
+use crate::error::{CliError, FailureClass};
 use crate::escape;
 use crate::human;
 use crate::input::{FileKind, read_text_or_stdin};
@@ -286,6 +288,17 @@ impl Render for Listed {
 }
 
 fn create_task(args: CreateArgs, api: &dyn MaosApi, out: &mut Output) -> Result<(), CliError> {
+    let title = match (args.title, &args.from_file) {
+        (_, Some(path)) => return create_from_file(path, api, out),
+        (Some(title), None) => title,
+        // clap requires one of the two.
+        (None, None) => {
+            return Err(CliError::new(
+                FailureClass::InvalidInput,
+                "give the task's title, or --from-file FILE",
+            ));
+        }
+    };
     let prompt = match (&args.prompt, &args.prompt_file) {
         (Some(p), _) => p.clone(),
         (None, Some(f)) => read_text_or_stdin(f, FileKind::Prompt)?,
@@ -301,7 +314,7 @@ fn create_task(args: CreateArgs, api: &dyn MaosApi, out: &mut Output) -> Result<
         return Err(no_repo_for_base());
     }
     let created = api.create_task(CreateTask {
-        title: args.title,
+        title,
         prompt,
         capabilities: args.capabilities.into_iter().collect::<CapabilitySet>(),
         priority: args.priority,
@@ -324,6 +337,144 @@ fn create_task(args: CreateArgs, api: &dyn MaosApi, out: &mut Output) -> Result<
         lessons: args.lessons,
     })?;
     out.print(&Made(created))
+}
+
+/// `task create --from-file`: every task of the file in one transaction, after checking all of
+/// them (the file's lines, the tasks and orchestrations they name, their repositories) so that a
+/// bad file creates nothing.
+fn create_from_file(path: &Path, api: &dyn MaosApi, out: &mut Output) -> Result<(), CliError> {
+    let text = read_text_or_stdin(path, FileKind::Tasks)?;
+    let shown = if path == Path::new("-") {
+        Path::new("<stdin>")
+    } else {
+        path
+    };
+    let lines = match crate::tasks_file::parse(&text) {
+        Ok(lines) => lines,
+        Err(problems) => {
+            return Err(refused(
+                shown,
+                maos_plans::diagnostics::render(shown, &problems),
+            ));
+        }
+    };
+    // What the lines name must exist: each reference checked once, each problem at its line.
+    let mut checked: HashMap<(&str, String), Option<String>> = HashMap::new();
+    let mut problems = Vec::new();
+    for (line, key, reference) in crate::tasks_file::references(&lines) {
+        let why = checked
+            .entry((key, reference.to_string()))
+            .or_insert_with(|| {
+                let found = if key == "orchestration" {
+                    api.get_orchestration(&reference).map(drop)
+                } else {
+                    api.get_task(&reference).map(drop)
+                };
+                found.err().map(|e| e.to_string())
+            });
+        if let Some(why) = why {
+            problems.push(format!(
+                "{}:{line}: {key:?}: {}",
+                shown.display(),
+                escape::line(why)
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(refused(shown, problems));
+    }
+    // Repositories as `--repo`, `--no-repo` and the current directory would give them, each
+    // looked up once (the current directory's said once).
+    let mut repos: HashMap<Option<PathBuf>, Option<String>> = HashMap::new();
+    let mut cmds = Vec::with_capacity(lines.len());
+    let mut order = Vec::with_capacity(lines.len());
+    for l in lines {
+        let mut task = l.task;
+        let repo = if l.no_repo || (task.orchestration.is_some() && l.repo.is_none()) {
+            None
+        } else {
+            match repos.get(&l.repo) {
+                Some(r) => r.clone(),
+                None => {
+                    let r = chosen_repository(l.repo.as_deref(), false, out).map_err(|e| {
+                        CliError::new(
+                            FailureClass::InvalidInput,
+                            format!(
+                                "{}:{}: {}; no task was created",
+                                shown.display(),
+                                l.line,
+                                e.message
+                            ),
+                        )
+                        .with_hint("\"repo\" takes the directory of a git repository")
+                    })?;
+                    repos.insert(l.repo.clone(), r.clone());
+                    r
+                }
+            }
+        };
+        if repo.is_none() && l.base.is_some() {
+            return Err(refused(
+                shown,
+                vec![format!(
+                    "{}:{}: \"base\" needs a repository, and this task has none",
+                    shown.display(),
+                    l.line
+                )],
+            ));
+        }
+        task.workspace = repo.map(|repo| maos_domain::WorkspaceSpec { repo, base: l.base });
+        order.push(l.line);
+        cmds.push(task);
+    }
+    let made = api.create_tasks(cmds).map_err(|e| {
+        let mut e = CliError::from_info(&e);
+        e.message = format!("{}; no task of {} was created", e.message, shown.display());
+        e
+    })?;
+    out.print(&MadeAll(order.into_iter().zip(made).collect()))
+}
+
+/// The error of a tasks file with `problems`: nothing was created.
+fn refused(path: &Path, mut problems: Vec<String>) -> CliError {
+    let count = problems.len();
+    problems.insert(
+        0,
+        format!(
+            "{} has {count} problem{}; no task was created:",
+            path.display(),
+            if count == 1 { "" } else { "s" }
+        ),
+    );
+    CliError::new(FailureClass::InvalidInput, problems.join("\n  "))
+        .with_hint("fix the file and run the command again (docs/cli.md describes the tasks file)")
+}
+
+/// `task create --from-file`: the tasks made, each with its line.
+struct MadeAll(Vec<(usize, Created)>);
+
+impl Render for MadeAll {
+    fn document(&self) -> impl Serialize {
+        json::TasksCreatedDoc::new(&self.0)
+    }
+
+    fn human(&self, out: &mut Output) -> Result<(), CliError> {
+        let made = self.0.iter().filter(|(_, c)| c.created).count();
+        let existing = self.0.len() - made;
+        if existing > 0 {
+            out.note(&format!(
+                "{existing} task(s) existed already (their idempotency keys); nothing new was \
+                 made for them"
+            ));
+        }
+        let tasks: Vec<Task> = self.0.iter().map(|(_, c)| c.task.clone()).collect();
+        out.text(&human::task_table(out.color(), &tasks))?;
+        out.note(&format!(
+            "created {made} task{} in one transaction",
+            if made == 1 { "" } else { "s" }
+        ));
+        Ok(())
+    }
 }
 
 fn list_tasks(args: TaskListArgs, api: &dyn MaosApi, out: &mut Output) -> Result<(), CliError> {
