@@ -4,16 +4,27 @@
 //! a fresh data directory and talks to it over the real socket; in the same run it measures the
 //! same creations on the store alone (the service over `SqliteStore` in this process, on the
 //! same disk), and prints how much of the store's rate the daemon keeps. The drain runs 10,000
-//! tasks on simulated agents with 24 slots (1 ms each), as one orchestration and standalone.
+//! tasks on simulated agents with 24 slots (1 ms each), as one orchestration and standalone;
+//! the latency is create → agent start as a client following the event log sees it.
 //! Run it with
 //! `cargo bench -p maos --bench daemon`; it prints the machine it ran on. `MAOS_BENCH_DIR`
 //! chooses where the data directories go; `MAOS_BENCH_ONLY` runs only the named parts,
-//! comma-separated (`roundtrip`, `register`, `creates`, `batch`, `drain`, `status`), for
+//! comma-separated (`roundtrip`, `register`, `creates`, `batch`, `latency`, `drain`,
+//! `status`), for
 //! instance to
 //! profile one of them; `MAOS_BENCH_JSON` names a file the figures are appended to, one JSON
 //! object per line.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+#[path = "../../../benches/support.rs"]
+mod support;
+
+use support::machine;
+
+fn record(name: &str, value: f64, unit: &str) {
+    support::record("daemon", name, value, unit);
+}
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,40 +44,9 @@ use maos_system::{RandomIds, SystemClock};
 
 const MAOS: &str = env!("CARGO_BIN_EXE_maos");
 
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!("{cpu}, {cores} cores, Linux {}", kernel.trim())
-}
-
 fn pct(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)].as_secs_f64() * 1e6
-}
-
-/// Where the figures go besides the terminal: `MAOS_BENCH_JSON`, one JSON object per line.
-fn record(name: &str, value: f64, unit: &str) {
-    let Some(path) = std::env::var_os("MAOS_BENCH_JSON") else {
-        return;
-    };
-    use std::io::Write;
-    let line = serde_json::json!({"bench": "daemon", "name": name, "value": value, "unit": unit});
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .expect("open MAOS_BENCH_JSON");
-    writeln!(f, "{line}").expect("write MAOS_BENCH_JSON");
 }
 
 fn report(what: &str, key: &str, mut lat: Vec<Duration>) {
@@ -266,6 +246,62 @@ fn drain(client: &IpcClient) {
     );
 }
 
+/// Create → agent start through the daemon, with the disk otherwise idle: a simulated agent
+/// with a free slot; each sample creates one task and waits, following the event log as any
+/// client would, for its attempt's start (`task.attempt_started`, committed).
+fn latency(client: &IpcClient) {
+    client
+        .register_agent(RegisterAgent {
+            name: AgentName::parse("latency").unwrap(),
+            adapter: AdapterKind::Sim,
+            capabilities: CapabilitySet::parse(["latency"]).unwrap(),
+            tier: Tier::Tactical,
+            slots: Slots::new(1).unwrap(),
+            command: None,
+            settings: AgentSettings {
+                delay: Some(DurationMs::from_millis(1).unwrap()),
+                ..AgentSettings::default()
+            },
+        })
+        .expect("register the latency agent");
+    let since = client.status().expect("status").last_event;
+    let mut follower = client.follow_events(since).expect("follow the event log");
+    let mut lat = Vec::new();
+    for i in 0..1_100 {
+        let mut t = task(i);
+        t.capabilities = CapabilitySet::parse(["latency"]).unwrap();
+        let start = Instant::now();
+        let id = client.create_task(t).expect("create").task.id;
+        'wait: loop {
+            let batch = follower
+                .next_batch(Duration::from_secs(30))
+                .expect("follow the event log");
+            assert!(!batch.is_empty(), "the agent did not start within 30 s");
+            for e in batch {
+                if let maos_domain::DomainEvent::Task {
+                    id: of,
+                    event: maos_domain::TaskEvent::AttemptStarted { .. },
+                } = &e.event
+                    && *of == id
+                {
+                    break 'wait;
+                }
+            }
+        }
+        // The first hundred warm the caches and connections.
+        if i >= 100 {
+            lat.push(start.elapsed());
+        }
+        // Let the attempt end (1 ms) and its completion commit before the next create.
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    report(
+        "create → agent start (sim agent, idle disk)",
+        "latency",
+        lat,
+    );
+}
+
 /// `n` connections to the daemon.
 fn connections(socket: &Path, n: usize) -> Vec<Arc<IpcClient>> {
     (0..n)
@@ -383,6 +419,9 @@ fn main() {
         compare(what, key, daemon, alone);
     }
     drop(store);
+    if runs("latency") {
+        latency(&client);
+    }
     if runs("drain") {
         drain(&client);
     }

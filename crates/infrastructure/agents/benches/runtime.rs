@@ -6,6 +6,9 @@
 //! directory of the database). It prints the machine it ran on.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+#[path = "../../../../benches/support.rs"]
+mod support;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -20,6 +23,7 @@ use maos_domain::{
 };
 use maos_sqlite::SqliteStore;
 use maos_system::{RandomIds, SystemClock};
+use support::{machine, percentile};
 
 /// Counts the bytes the Rust heap holds (SQLite's own allocations go to the C allocator and are
 /// not counted: its page cache is bounded by `cache_size`, whatever the number of tasks).
@@ -111,20 +115,6 @@ fn task(i: usize, cap: &str) -> CreateTask {
     t
 }
 
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!("{cpu}, {cores} cores, Linux {}", kernel.trim())
-}
-
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -136,11 +126,6 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
 fn report(what: &str, mut lat: Vec<Duration>) {
     lat.sort();
     println!(
@@ -148,6 +133,25 @@ fn report(what: &str, mut lat: Vec<Duration>) {
         percentile(&lat, 0.5).as_secs_f64() * 1e3,
         percentile(&lat, 0.99).as_secs_f64() * 1e3,
         lat.len()
+    );
+    // The figure's name: the words of `what`, joined by underscores.
+    let key: String = what
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join("_")
+        .to_ascii_lowercase();
+    support::record(
+        "runtime",
+        &format!("{key}.p50"),
+        support::ms(percentile(&lat, 0.5)),
+        "ms",
+    );
+    support::record(
+        "runtime",
+        &format!("{key}.p99"),
+        support::ms(percentile(&lat, 0.99)),
+        "ms",
     );
 }
 
@@ -170,13 +174,15 @@ fn latency(dir: &std::path::Path) {
     rig.api
         .register_agent(sim_agent("sim-1", 256, "10ms"))
         .unwrap();
-    for (label, pause) in [
+    for (label, key, pause) in [
         (
             "alone (5 ms between creates: the previous attempt's writes are done)",
+            "alone",
             true,
         ),
         (
             "back to back (the previous attempt's writes share the disk)",
+            "back_to_back",
             false,
         ),
     ] {
@@ -197,8 +203,11 @@ fn latency(dir: &std::path::Path) {
             }
         }
         println!("{label}:");
-        report("  create → the sim agent starts", lat);
-        report("  of which the create call (its commit)", create_only);
+        report(&format!("  {key}: create → the sim agent starts"), lat);
+        report(
+            &format!("  {key}: of which the create call (its commit)"),
+            create_only,
+        );
         // Let the attempts finish before the next round.
         std::thread::sleep(Duration::from_millis(200));
     }

@@ -5,6 +5,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+#[path = "../../../../benches/support.rs"]
+mod support;
+
+use support::{machine, percentile, record};
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,40 +41,6 @@ fn task(i: usize) -> CreateTask {
     t.prompt = "benchmark task".into();
     t.capabilities = CapabilitySet::parse([CAPS[i % CAPS.len()]]).unwrap();
     t
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines().next().map(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .unwrap_or("0")
-                    .parse::<u64>()
-                    .unwrap_or(0)
-            })
-        })
-        .map(|kb| format!("{:.1} GiB", kb as f64 / 1024.0 / 1024.0))
-        .unwrap_or_default();
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!("{cpu}, {cores} cores, {mem} RAM, Linux {}", kernel.trim())
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
 }
 
 /// The floor under every durable write: p50/p99 of appending 4 KiB to a file and fsyncing it,
@@ -213,6 +184,8 @@ fn main() {
         f50.as_secs_f64() * 1e6,
         f99.as_secs_f64() * 1e6
     );
+    record("store", "fsync_4k.p50", support::us(f50), "µs");
+    record("store", "fsync_4k.p99", support::us(f99), "µs");
 
     let only = std::env::var("MAOS_BENCH_ONLY").unwrap_or_default();
     if only.is_empty() || only == "creates" {
@@ -234,14 +207,14 @@ fn bench_creates(dir: &tempfile::TempDir) {
             "{callers:>3} caller(s): {rate:>9.0} creates/s ({} tasks)",
             callers * per
         );
+        record("store", &format!("creates_{callers}"), rate, "tasks/s");
     }
     let start = Instant::now();
     let n = 50_000;
     api.create_tasks((0..n).map(task).collect()).unwrap();
-    println!(
-        "batch of {n}: {:>9.0} creates/s",
-        n as f64 / start.elapsed().as_secs_f64()
-    );
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    println!("batch of {n}: {rate:>9.0} creates/s");
+    record("store", "batch_50000", rate, "tasks/s");
     drop(api);
 }
 
@@ -269,6 +242,18 @@ fn bench_assign(dir: &tempfile::TempDir, quick: bool) {
             p99.as_secs_f64() * 1e6,
             max.as_secs_f64() * 1e6,
             took.as_secs_f64()
+        );
+        record(
+            "store",
+            &format!("assign_{total}.p50"),
+            support::us(p50),
+            "µs",
+        );
+        record(
+            "store",
+            &format!("assign_{total}.p99"),
+            support::us(p99),
+            "µs",
         );
     }
 }

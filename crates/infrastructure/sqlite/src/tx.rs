@@ -60,9 +60,16 @@ pub(crate) fn candidate_agents(
     limit: usize,
     daemon_run_only: bool,
 ) -> Result<Vec<Agent>, StoreError> {
-    // Walks the `agents_by_load` index in the balancer's order and stops after `limit` fits.
+    // Walks the `agents_by_load` index in the balancer's order and stops after `limit` fits;
+    // for the scheduler, `agents_run_by_load` (V11), which holds no external agent.
+    let index = if daemon_run_only {
+        "agents_run_by_load"
+    } else {
+        "agents_by_load"
+    };
     let mut sql = format!(
-        "SELECT {AGENT_COLS} FROM agents WHERE status IN ('available', 'busy') AND active < slots"
+        "SELECT {AGENT_COLS} FROM agents INDEXED BY {index} \
+         WHERE status IN ('available', 'busy') AND active < slots"
     );
     if daemon_run_only {
         sql.push_str(" AND adapter <> 'external'");

@@ -11,6 +11,9 @@
 //!
 //! A plain `main` (no harness): `--clients PORT N SECONDS` is the child's role.
 
+#[path = "../../../../benches/support.rs"]
+mod support;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
@@ -47,28 +50,9 @@ fn main() {
         );
         return;
     }
-    machine();
+    println!("machine: {}", support::machine());
     latency();
     fan_out();
-}
-
-fn machine() {
-    let uname = Command::new("uname")
-        .arg("-srm")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|_| "?".into());
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_owned())
-        })
-        .unwrap_or_else(|| "?".into());
-    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
-    println!("machine: {uname}; {cpu}; {cores} cores");
 }
 
 /// A dashboard served over a fresh database, on its own thread with a current-thread runtime
@@ -229,8 +213,20 @@ fn latency_with(
     took
 }
 
-fn print_latency(what: &str, took: &[Duration]) {
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+fn print_latency(what: &str, key: &str, took: &[Duration]) {
+    let ms = support::ms;
+    support::record(
+        "live",
+        &format!("{key}.p50"),
+        ms(percentile(took, 50)),
+        "ms",
+    );
+    support::record(
+        "live",
+        &format!("{key}.p99"),
+        ms(percentile(took, 99)),
+        "ms",
+    );
     println!(
         "latency, {what} ({SAMPLES} samples): p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, \
          max {:.2} ms (aim: ≤ 250 ms)",
@@ -248,11 +244,11 @@ fn latency() {
     read_until(&mut reader, s.head());
     // A change after a quiet spell (longer than the hub's pace): it goes out at once.
     let quiet = latency_with(&s, &mut reader, |i| 120 + (i * 7) % 40);
-    print_latency("a change after a quiet spell", &quiet);
+    print_latency("a change after a quiet spell", "latency_quiet", &quiet);
     // Changes 10 to 30 ms apart: a page gets at most one write per pace, so a change waits
     // for the next.
     let busy = latency_with(&s, &mut reader, |i| 10 + (i * 7) % 20);
-    print_latency("changes 10-30 ms apart", &busy);
+    print_latency("changes 10-30 ms apart", "latency_busy", &busy);
 }
 
 /// This process's CPU time so far (user + system), from `/proc/self/stat`.
@@ -357,6 +353,7 @@ fn fan_out() {
         share(idle_cpu),
         share(extra),
     );
+    support::record("live", "fan_out_cpu", share(extra), "% of a core");
 }
 
 /// The child's role: `n` clients on `/live`, each reading until `secs` pass; prints

@@ -8,6 +8,9 @@
 //! `cargo bench -p maos-web --bench render`; it prints the machine, what the page's two queries
 //! take alone, then the median and 95th percentile of 20 GETs (after 2 to warm up).
 
+#[path = "../../../../benches/support.rs"]
+mod support;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
@@ -39,7 +42,7 @@ const RUNS: usize = 20;
 const TOKEN: &str = "0123456789abcdef0123456789abcdef";
 
 fn main() {
-    machine();
+    println!("machine: {}", support::machine());
     let ran = env_or("MAOS_BENCH_RAN", RAN);
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(SqliteStore::open(&dir.path().join("maos.db")).expect("store"));
@@ -120,6 +123,12 @@ fn main() {
         .expect("complete");
     }
     println!("ran {ran} attempts in {:?}", t.elapsed());
+    support::record(
+        "render",
+        "attempts_in_orchestration",
+        ran as f64 / t.elapsed().as_secs_f64(),
+        "attempts/s",
+    );
 
     // Where the time goes: the queries the page makes, alone.
     let oid = IdRef::from(id);
@@ -142,6 +151,7 @@ fn main() {
         ms(report),
         ms(list)
     );
+    support::record("render", "orchestration_report.median", ms(report), "ms");
 
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.set_nonblocking(true).expect("nonblocking");
@@ -198,6 +208,8 @@ fn main() {
         ms(times[0]),
         ms(times[RUNS - 1]),
     );
+    support::record("render", "orchestration_page.median", ms(median), "ms");
+    support::record("render", "orchestration_page.p95", ms(p95), "ms");
     let _ = stop.send(());
     let _ = server.join();
     dashboard.stop();
@@ -215,9 +227,7 @@ fn median_of(n: usize, mut f: impl FnMut()) -> Duration {
     times[n / 2]
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
+use support::ms;
 
 /// The body of a GET with the token's cookie (HTTP/1.1, one request per connection).
 fn get(port: u16, path: &str) -> String {
@@ -235,21 +245,4 @@ fn get(port: u16, path: &str) -> String {
         &text[..text.len().min(400)]
     );
     text
-}
-
-/// The machine the figures come from: `uname -srm`, the CPU model and how many cores.
-fn machine() {
-    let uname = std::process::Command::new("uname")
-        .arg("-srm")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|_| "unknown".to_owned());
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map_or("unknown", |(_, m)| m.trim());
-    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
-    println!("machine: {uname}; {model}; {cores} cores");
 }

@@ -216,13 +216,15 @@ fn costs(shape: Shape, n: usize) -> Costs {
     }
 }
 
+/// Fails when `large` (the cost with a hundred times the data) is more than `FACTOR` times
+/// `small`.
 fn assert_bounded(what: &str, small: u64, large: u64) {
     assert!(small > 0, "{what}: no SQLite work was counted");
     #[allow(clippy::cast_precision_loss)]
     let ratio = large as f64 / small as f64;
     assert!(
         ratio <= FACTOR,
-        "{what}: {small} steps with {SMALL} tasks stored, {large} with {LARGE} ({ratio:.2}x)"
+        "{what}: {small} steps, and {large} with a hundred times the data ({ratio:.2}x)"
     );
 }
 
@@ -274,4 +276,40 @@ fn a_plans_cost_per_task_is_the_same_for_a_hundred_times_the_tasks() {
         large <= small * FACTOR,
         "a plan of {LARGE} tasks costs {large:.1} steps per task, one of {SMALL} {small:.1}"
     );
+}
+
+/// Steps of creating a task the daemon could run, with `external` external agents registered
+/// (which MAOS never schedules onto) and one busy simulated agent.
+fn create_steps_beside(external: usize) -> u64 {
+    let meter = WorkMeter::new();
+    let db = Db::metered(&meter);
+    for i in 0..external {
+        db.svc
+            .register_agent(RegisterAgent {
+                name: agent_name(&format!("outside-{i:05}")),
+                adapter: AdapterKind::External,
+                capabilities: caps(&["rust"]),
+                tier: Tier::Tactical,
+                slots: Slots::new(4).unwrap(),
+                command: None,
+                settings: maos_domain::AgentSettings::default(),
+            })
+            .unwrap();
+    }
+    db.register("sim", &["rust"], 1);
+    let mut steps = 0;
+    for i in 0..3 {
+        let (s, made) = meter.count(|| db.svc.create_task(work(i)));
+        made.unwrap();
+        steps = s;
+    }
+    steps
+}
+
+#[test]
+fn creating_a_task_costs_the_same_beside_a_hundred_times_the_external_agents() {
+    let small = create_steps_beside(20);
+    let large = create_steps_beside(2_000);
+    eprintln!("create beside 20 external agents: {small} steps; beside 2,000: {large}");
+    assert_bounded("create beside external agents", small, large);
 }

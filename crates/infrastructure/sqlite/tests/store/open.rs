@@ -137,6 +137,7 @@ fn migrations_apply_to_a_new_file_an_empty_file_and_an_existing_database() {
                 (8, "pinned_tasks".to_owned()),
                 (9, "memory".to_owned()),
                 (10, "orchestration_settled".to_owned()),
+                (11, "agents_run_by_load".to_owned()),
             ]
         );
         let app_id: i32 = conn
@@ -182,6 +183,7 @@ fn migrations_apply_to_a_new_file_an_empty_file_and_an_existing_database() {
                 (8, "pinned_tasks".to_owned()),
                 (9, "memory".to_owned()),
                 (10, "orchestration_settled".to_owned()),
+                (11, "agents_run_by_load".to_owned()),
             ]
         );
         assert_eq!(dump_tables(&conn), before);
