@@ -124,6 +124,24 @@ fn creates<A: MaosApi + Send + Sync + 'static>(
     (n * per_client) as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Registers a simulated agent that takes tasks needing `capability`, 1 ms each.
+fn sim_agent(client: &IpcClient, name: &str, capability: &str, slots: u32) {
+    client
+        .register_agent(RegisterAgent {
+            name: AgentName::parse(name).unwrap(),
+            adapter: AdapterKind::Sim,
+            capabilities: CapabilitySet::parse([capability]).unwrap(),
+            tier: Tier::Tactical,
+            slots: Slots::new(slots).unwrap(),
+            command: None,
+            settings: AgentSettings {
+                delay: Some(DurationMs::from_millis(1).unwrap()),
+                ..AgentSettings::default()
+            },
+        })
+        .expect("register a simulated agent");
+}
+
 /// Tasks the drain runs, each way.
 const DRAIN: usize = 10_000;
 
@@ -189,20 +207,7 @@ fn run_drain(client: &IpcClient) -> f64 {
 /// take no work; tasks per second from the agents' resumption to the last completion.
 fn drain(client: &IpcClient) {
     for name in DRAIN_AGENTS {
-        client
-            .register_agent(RegisterAgent {
-                name: AgentName::parse(name).unwrap(),
-                adapter: AdapterKind::Sim,
-                capabilities: CapabilitySet::parse(["drain"]).unwrap(),
-                tier: Tier::Tactical,
-                slots: Slots::new(8).unwrap(),
-                command: None,
-                settings: AgentSettings {
-                    delay: Some(DurationMs::from_millis(1).unwrap()),
-                    ..AgentSettings::default()
-                },
-            })
-            .expect("register a simulated agent");
+        sim_agent(client, name, "drain", 8);
     }
     drain_agents(client, false);
 
@@ -250,20 +255,7 @@ fn drain(client: &IpcClient) {
 /// with a free slot; each sample creates one task and waits, following the event log as any
 /// client would, for its attempt's start (`task.attempt_started`, committed).
 fn latency(client: &IpcClient) {
-    client
-        .register_agent(RegisterAgent {
-            name: AgentName::parse("latency").unwrap(),
-            adapter: AdapterKind::Sim,
-            capabilities: CapabilitySet::parse(["latency"]).unwrap(),
-            tier: Tier::Tactical,
-            slots: Slots::new(1).unwrap(),
-            command: None,
-            settings: AgentSettings {
-                delay: Some(DurationMs::from_millis(1).unwrap()),
-                ..AgentSettings::default()
-            },
-        })
-        .expect("register the latency agent");
+    sim_agent(client, "latency", "latency", 1);
     let since = client.status().expect("status").last_event;
     let mut follower = client.follow_events(since).expect("follow the event log");
     let mut lat = Vec::new();

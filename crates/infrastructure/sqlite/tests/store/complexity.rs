@@ -113,6 +113,21 @@ fn fill(db: &Db, shape: Shape, n: usize) -> Option<IdRef> {
     }
 }
 
+/// Registers an external agent for `rust` tasks: only a manual assignment gives it work.
+fn external(db: &Db, name: &str) {
+    db.svc
+        .register_agent(RegisterAgent {
+            name: agent_name(name),
+            adapter: AdapterKind::External,
+            capabilities: caps(&["rust"]),
+            tier: Tier::Tactical,
+            slots: Slots::new(4).unwrap(),
+            command: None,
+            settings: maos_domain::AgentSettings::default(),
+        })
+        .unwrap();
+}
+
 fn tasks_in(db: &Db, state: TaskState) -> Vec<Task> {
     let filter = TaskFilter {
         statuses: vec![state],
@@ -131,17 +146,7 @@ fn costs(shape: Shape, n: usize) -> Costs {
     // A simulated agent with one slot (the scheduler gives it work and takes its slot back),
     // and an external one that only a manual assignment gives work to.
     db.register("sim", &["rust"], 1);
-    db.svc
-        .register_agent(RegisterAgent {
-            name: agent_name("outside"),
-            adapter: AdapterKind::External,
-            capabilities: caps(&["rust"]),
-            tier: Tier::Tactical,
-            slots: Slots::new(4).unwrap(),
-            command: None,
-            settings: maos_domain::AgentSettings::default(),
-        })
-        .unwrap();
+    external(&db, "outside");
 
     let mut create = 0;
     let mut assign = 0;
@@ -284,17 +289,7 @@ fn create_steps_beside(external: usize) -> u64 {
     let meter = WorkMeter::new();
     let db = Db::metered(&meter);
     for i in 0..external {
-        db.svc
-            .register_agent(RegisterAgent {
-                name: agent_name(&format!("outside-{i:05}")),
-                adapter: AdapterKind::External,
-                capabilities: caps(&["rust"]),
-                tier: Tier::Tactical,
-                slots: Slots::new(4).unwrap(),
-                command: None,
-                settings: maos_domain::AgentSettings::default(),
-            })
-            .unwrap();
+        external(&db, &format!("outside-{i:05}"));
     }
     db.register("sim", &["rust"], 1);
     let mut steps = 0;
