@@ -283,12 +283,12 @@ fn a_plans_cost_per_task_is_the_same_for_a_hundred_times_the_tasks() {
     );
 }
 
-/// Steps of creating a task the daemon could run, with `external` external agents registered
+/// Steps of creating a task the daemon could run, with `outside` external agents registered
 /// (which MAOS never schedules onto) and one busy simulated agent.
-fn create_steps_beside(external: usize) -> u64 {
+fn create_steps_beside(outside: usize) -> u64 {
     let meter = WorkMeter::new();
     let db = Db::metered(&meter);
-    for i in 0..external {
+    for i in 0..outside {
         external(&db, &format!("outside-{i:05}"));
     }
     db.register("sim", &["rust"], 1);
