@@ -67,8 +67,13 @@ impl Scheduler {
         for name in &freed {
             self.fill(tx, name, at, &mut held, &mut changes.launches)?;
         }
-        for id in std::mem::take(&mut changes.readied) {
-            self.place(tx, id, at, &mut held, &mut changes.launches)?;
+        let readied = std::mem::take(&mut changes.readied);
+        // Nothing to place them on when no agent the daemon runs has a free slot (a batch of
+        // creates while every agent is busy, or none runs here): not a task is loaded.
+        if !readied.is_empty() && !tx.agents_with_free_slots()?.is_empty() {
+            for id in readied {
+                self.place(tx, id, at, &mut held, &mut changes.launches)?;
+            }
         }
         if std::mem::take(&mut changes.unlocked) {
             for agent in tx.agents_with_free_slots()? {

@@ -175,10 +175,12 @@ impl Transaction for SqliteTx<'_> {
     }
 
     fn agents_with_free_slots(&mut self) -> Result<Vec<Agent>, StoreError> {
+        // Through `agents_run_by_load` (V11): the external agents are never visited.
         let mut stmt = self
             .conn
             .prepare_cached(&format!(
-                "SELECT {AGENT_COLS} FROM agents WHERE status IN ('available', 'busy') \
+                "SELECT {AGENT_COLS} FROM agents INDEXED BY agents_run_by_load \
+                 WHERE status IN ('available', 'busy') \
                  AND active < slots AND adapter <> 'external' ORDER BY name"
             ))
             .map_err(backend)?;
