@@ -34,6 +34,32 @@ fn has(problems: &[(usize, usize, String)], at: (usize, usize), wanted: &str) {
     );
 }
 
+/// Runs `args` on a bad file at `path`, as text and as JSON: each time it exits 2 (a JSON error
+/// document of kind `invalid_input` with `--json`), says `header` on stderr, and places its
+/// problems; answers them (the same both times).
+fn refused_file(env: &Env, args: &[&str], path: &str, header: &str) -> Vec<(usize, usize, String)> {
+    let mut found = Vec::new();
+    for json in [false, true] {
+        let mut all = args.to_vec();
+        if json {
+            all.push("--json");
+        }
+        let run = env.maos(&all);
+        assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+        assert!(run.stderr.contains(header), "{}", run.stderr);
+        if json {
+            assert_eq!(
+                run.json()["error"]["kind"],
+                "invalid_input",
+                "{}",
+                run.stdout
+            );
+        }
+        found = placed(&run.stderr, path);
+    }
+    found
+}
+
 #[test]
 fn an_agents_file_reports_every_problem_with_its_line_and_column() {
     let env = Env::new();
@@ -47,40 +73,22 @@ fn an_agents_file_reports_every_problem_with_its_line_and_column() {
     .unwrap();
     let path = file.to_str().unwrap();
     let before = env.state();
-    for json in [false, true] {
-        let mut args = vec!["agent", "register", "--from-file", path];
-        if json {
-            args.push("--json");
-        }
-        let run = env.maos(&args);
-        assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
-        assert!(
-            run.stderr
-                .contains(&format!("{path} has 6 problems; no agent was registered:")),
-            "{}",
-            run.stderr
-        );
-        let problems = placed(&run.stderr, path);
-        assert_eq!(
-            places(&problems),
-            [(3, 11), (4, 11), (5, 9), (6, 1), (9, 8), (11, 8)],
-            "{}",
-            run.stderr
-        );
-        has(&problems, (4, 11), "like command = \"claude\"; not a list");
-        has(&problems, (5, 9), "from 1 to 256, not -1");
-        has(&problems, (6, 1), "did you mean `capabilities`?");
-        has(&problems, (9, 8), &format!("already used at {path}:2:8"));
-        has(&problems, (11, 8), "invalid tier \"middle\"");
-        if json {
-            assert_eq!(
-                run.json()["error"]["kind"],
-                "invalid_input",
-                "{}",
-                run.stdout
-            );
-        }
-    }
+    let problems = refused_file(
+        &env,
+        &["agent", "register", "--from-file", path],
+        path,
+        &format!("{path} has 6 problems; no agent was registered:"),
+    );
+    assert_eq!(
+        places(&problems),
+        [(3, 11), (4, 11), (5, 9), (6, 1), (9, 8), (11, 8)],
+        "{problems:#?}"
+    );
+    has(&problems, (4, 11), "like command = \"claude\"; not a list");
+    has(&problems, (5, 9), "from 1 to 256, not -1");
+    has(&problems, (6, 1), "did you mean `capabilities`?");
+    has(&problems, (9, 8), &format!("already used at {path}:2:8"));
+    has(&problems, (11, 8), "invalid tier \"middle\"");
     assert_eq!(env.state(), before, "a bad agents file changed something");
 }
 
@@ -145,42 +153,24 @@ fn a_tasks_file_reports_every_problem_with_its_line_and_creates_nothing() {
     .unwrap();
     let path = file.to_str().unwrap();
     let before = env.state();
-    for json in [false, true] {
-        let mut args = vec!["task", "create", "--from-file", path];
-        if json {
-            args.push("--json");
-        }
-        let run = env.maos(&args);
-        assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
-        assert!(
-            run.stderr
-                .contains(&format!("{path} has 3 problems; no task was created:")),
-            "{}",
-            run.stderr
-        );
-        let problems = placed(&run.stderr, path);
-        assert_eq!(
-            places(&problems),
-            [(2, 27), (4, 19), (5, 2)],
-            "{}",
-            run.stderr
-        );
-        has(
-            &problems,
-            (2, 27),
-            "\"soon\" is not one of low, normal, high, urgent",
-        );
-        has(&problems, (4, 19), "did you mean \"capabilities\"?");
-        has(&problems, (5, 2), "not valid JSON");
-        if json {
-            assert_eq!(
-                run.json()["error"]["kind"],
-                "invalid_input",
-                "{}",
-                run.stdout
-            );
-        }
-    }
+    let problems = refused_file(
+        &env,
+        &["task", "create", "--from-file", path],
+        path,
+        &format!("{path} has 3 problems; no task was created:"),
+    );
+    assert_eq!(
+        places(&problems),
+        [(2, 27), (4, 19), (5, 2)],
+        "{problems:#?}"
+    );
+    has(
+        &problems,
+        (2, 27),
+        "\"soon\" is not one of low, normal, high, urgent",
+    );
+    has(&problems, (4, 19), "did you mean \"capabilities\"?");
+    has(&problems, (5, 2), "not valid JSON");
     assert_eq!(env.state(), before, "a refused file changed what is stored");
 
     // Lines that read well but name a task that is not there: each is placed, nothing made.

@@ -5,7 +5,10 @@
 //! after the commit.
 
 use maos_domain::policy::balancer;
-use maos_domain::{Agent, AgentName, DomainEvent, DurationMs, TaskId, TaskState, Timestamp, Usd};
+use maos_domain::policy::matcher::Needs;
+use maos_domain::{
+    Agent, AgentName, CapabilitySet, DomainEvent, DurationMs, TaskId, TaskState, Timestamp, Usd,
+};
 
 use crate::api::Assignment;
 use crate::error::{Refusal, TaskError};
@@ -69,8 +72,15 @@ impl Scheduler {
         }
         let readied = std::mem::take(&mut changes.readied);
         // Nothing to place them on when no agent the daemon runs has a free slot (a batch of
-        // creates while every agent is busy, or none runs here): not a task is loaded.
-        if !readied.is_empty() && !tx.agents_with_free_slots()?.is_empty() {
+        // creates while every agent is busy, or none runs here): not a task is loaded. Needs
+        // every agent meets, and a limit of one: a single row read says whether there is one.
+        let none = CapabilitySet::empty();
+        let any = Needs {
+            capabilities: &none,
+            tier: None,
+            agent: None,
+        };
+        if !readied.is_empty() && !tx.candidate_agents(any, 1, true)?.is_empty() {
             for id in readied {
                 self.place(tx, id, at, &mut held, &mut changes.launches)?;
             }

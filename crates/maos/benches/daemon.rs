@@ -44,9 +44,9 @@ use maos_system::{RandomIds, SystemClock};
 
 const MAOS: &str = env!("CARGO_BIN_EXE_maos");
 
+/// The `p` quantile of `sorted`, in microseconds.
 fn pct(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)].as_secs_f64() * 1e6
+    support::us(support::percentile(sorted, p))
 }
 
 fn report(what: &str, key: &str, mut lat: Vec<Duration>) {
