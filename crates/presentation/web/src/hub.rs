@@ -182,7 +182,17 @@ impl Hub {
     pub(crate) async fn after(&self, cursor: u64) -> Result<Vec<Arc<LiveEvent>>, Resume> {
         let head = self.head();
         if cursor > head {
-            return Err(Resume::Ahead);
+            // The page may have been rendered from a commit the hub's follower has not seen
+            // yet (it lags under load): only a log that does not reach `cursor` is ahead of it.
+            let api = Arc::clone(&self.inner.api);
+            let reached = tokio::task::spawn_blocking(move || api.read_events(cursor - 1, 1))
+                .await
+                .is_ok_and(|read| read.is_ok_and(|events| !events.is_empty()));
+            return if reached {
+                Ok(Vec::new())
+            } else {
+                Err(Resume::Ahead)
+            };
         }
         if cursor == head {
             return Ok(Vec::new());

@@ -95,3 +95,34 @@ fn every_page_gets_every_event_of_a_burst() {
         }
     });
 }
+
+/// A page that says it saw more of the log than there is (the database was replaced under a
+/// running dashboard) is told to reload. (One rendered from a commit the hub has not followed
+/// yet is not: `every_page_gets_every_event_of_a_burst` failed that way under load.)
+#[test]
+fn a_page_ahead_of_the_log_is_told_to_reload() {
+    let s = Served::new();
+    create(&s, "one");
+    let mut stream = TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET /live?after=999 HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nCookie: maos_{}={TOKEN}\r\n\r\n",
+        s.port, s.port
+    )
+    .expect("write");
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut told = false;
+    while Instant::now() < deadline && !told {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        told = line.trim() == "event: reload";
+    }
+    assert!(told, "no reload for a page ahead of the log");
+}
