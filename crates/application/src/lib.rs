@@ -5,6 +5,7 @@
 pub mod api;
 mod brief;
 pub mod error;
+mod leases;
 mod locks;
 pub mod metrics;
 mod plan;

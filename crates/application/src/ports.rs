@@ -107,8 +107,6 @@ pub trait Transaction {
     /// True when the orchestration has a task that has not ended (neither completed nor
     /// cancelled). Its cost does not grow with the orchestration's tasks.
     fn has_unfinished_tasks(&mut self, orchestration: OrchestrationId) -> Result<bool, StoreError>;
-    /// Tasks whose live attempt's lease ran out before `now`, at most `limit`.
-    fn expired_leases(&mut self, now: Timestamp, limit: usize) -> Result<Vec<TaskId>, StoreError>;
 
     /// The orchestration with this id.
     fn orchestration(&mut self, id: OrchestrationId) -> Result<Option<Orchestration>, StoreError>;
@@ -167,6 +165,12 @@ pub trait ReadStore: Send + Sync {
     fn agents(&self, filter: &AgentFilter) -> Result<Vec<Agent>, StoreError>;
     /// The task with this id.
     fn task(&self, id: TaskId) -> Result<Option<Task>, StoreError>;
+    /// The state and current fencing token of each task of `ids` that exists (in no particular
+    /// order): what a heartbeat is checked against, one index lookup per task.
+    fn task_fencing(
+        &self,
+        ids: &[TaskId],
+    ) -> Result<Vec<(TaskId, TaskState, FencingToken)>, StoreError>;
     /// Ids of tasks starting with `prefix` (lowercase), at most `limit`, in id order.
     fn task_ids_with_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<TaskId>, StoreError>;
     /// One page of tasks matching the filter, oldest first.

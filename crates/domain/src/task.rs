@@ -58,6 +58,12 @@ impl TaskState {
         matches!(self, TaskState::Completed | TaskState::Cancelled)
     }
 
+    /// True while the current attempt holds a lease: it is assigned or running, so a heartbeat
+    /// keeps it alive and a lease that runs out interrupts it.
+    pub fn holds_lease(self) -> bool {
+        matches!(self, TaskState::Assigned | TaskState::Running)
+    }
+
     /// True while an attempt holds an agent's slot.
     pub fn holds_slot(self) -> bool {
         matches!(
@@ -424,6 +430,8 @@ pub enum TaskEvent {
         attempt: u32,
         briefing: Briefing,
     },
+    /// A heartbeat renewed the lease. Written by versions before leases were renewed in memory
+    /// (ADR 0023); still read from older logs, no longer emitted.
     LeaseRenewed {
         attempt: u32,
         lease_expires_at: Timestamp,
@@ -1249,34 +1257,28 @@ impl Task {
         Ok(self.emit(TaskEvent::Briefed { attempt, briefing }, at))
     }
 
-    /// A heartbeat: the current attempt's lease now runs until `at + lease`.
-    pub fn renew_lease(
-        &mut self,
-        fencing: FencingToken,
-        lease: DurationMs,
-        at: Timestamp,
-    ) -> Result<Vec<TaskEvent>, TransitionError> {
+    /// A heartbeat from the attempt holding `fencing`: accepted when that attempt is the
+    /// current one and holds a lease (assigned or running). It changes nothing stored: the
+    /// daemon keeps renewals in memory (ADR 0023), so this emits no event.
+    pub fn check_lease(&self, fencing: FencingToken) -> Result<(), TransitionError> {
         self.check_fencing(fencing)?;
-        if !matches!(self.state, S::Assigned | S::Running) {
+        if !self.state.holds_lease() {
             return Err(self.refuse("heartbeated by an attempt that is not running"));
         }
-        let attempt = self.attempts_used();
-        let lease_expires_at = at.plus(lease);
-        Ok(self.emit(
-            TaskEvent::LeaseRenewed {
-                attempt,
-                lease_expires_at,
-            },
-            at,
-        ))
+        Ok(())
     }
 
-    /// True when the current attempt holds a lease that ran out before `now`.
-    pub fn lease_expired(&self, now: Timestamp) -> bool {
-        matches!(self.state, S::Assigned | S::Running)
-            && self
-                .current_attempt()
-                .is_some_and(|a| a.lease_expires_at < now)
+    /// The task as seen with the lease of the attempt holding `fencing` renewed until `until`
+    /// (renewals are kept in memory, not stored: ADR 0023). Unchanged when that attempt is
+    /// not the current one, holds no lease, or already holds a later one.
+    #[must_use]
+    pub fn with_lease_renewed(mut self, fencing: FencingToken, until: Timestamp) -> Self {
+        if self.check_lease(fencing).is_ok()
+            && let Some(a) = self.attempt_mut()
+        {
+            a.lease_expires_at = a.lease_expires_at.max(until);
+        }
+        self
     }
 
     /// The agent finished the current attempt successfully; the task moves to `verifying`.

@@ -16,7 +16,7 @@ mod tasks;
 mod upkeep;
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use maos_domain::agent::AgentSpec;
@@ -33,6 +33,7 @@ use crate::api::*;
 use crate::error::{
     AgentError, Entity, MemoryError, NoWorktree, OrchestrationError, QueryError, Refusal, TaskError,
 };
+use crate::leases::LeaseBook;
 use crate::ports::{
     AgentRuntime, AttemptLogs, Clock, IdSource, Launch, PlanReader, Store, StoreError, Transaction,
 };
@@ -91,6 +92,8 @@ pub struct Service<S> {
     plans: Option<Arc<dyn PlanReader>>,
     /// Routing rules for tasks that name no capabilities.
     routes: Arc<[RouteRule]>,
+    /// The leases of live attempts as heartbeats renewed them (ADR 0023), shared by clones.
+    leases: Arc<Mutex<LeaseBook>>,
 }
 
 impl<S> Clone for Service<S> {
@@ -105,6 +108,7 @@ impl<S> Clone for Service<S> {
             workspaces: self.workspaces.clone(),
             plans: self.plans.clone(),
             routes: Arc::clone(&self.routes),
+            leases: Arc::clone(&self.leases),
         }
     }
 }
@@ -139,6 +143,7 @@ impl<S: Store> Service<S> {
             workspaces: None,
             plans: None,
             routes: Arc::from(Vec::new()),
+            leases: Arc::default(),
         }
     }
 
@@ -233,6 +238,14 @@ impl<S: Store> Service<S> {
     }
 
     fn dispatch(&self, changes: Changes) {
+        if !changes.launches.is_empty() {
+            let mut book = self.lease_book();
+            for launch in &changes.launches {
+                if let Some(attempt) = launch.task.current_attempt() {
+                    book.extend((launch.task.id, launch.fencing), attempt.lease_expires_at);
+                }
+            }
+        }
         let Some(runtime) = &self.runtime else {
             return;
         };
@@ -242,6 +255,11 @@ impl<S: Store> Service<S> {
         for launch in changes.launches {
             runtime.launch(launch);
         }
+    }
+
+    /// The lease book (a poisoned lock is taken over: the book stays consistent between calls).
+    fn lease_book(&self) -> MutexGuard<'_, LeaseBook> {
+        self.leases.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The store.

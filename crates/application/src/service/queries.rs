@@ -42,12 +42,27 @@ impl<S: Store> Service<S> {
         })
     }
 
+    /// The task, with its live attempt's lease as the last heartbeat renewed it (the store
+    /// holds the lease as assigned: renewals live in the lease book, ADR 0023).
     pub(super) fn get_task(&self, task: &IdRef) -> Result<Task, QueryError> {
         let id = self.resolve_task(task)?;
-        self.store.task(id)?.ok_or_else(|| QueryError::NotFound {
+        let task = self.store.task(id)?.ok_or_else(|| QueryError::NotFound {
             what: Entity::Task,
             reference: task.to_string(),
-        })
+        })?;
+        Ok(self.as_renewed(task))
+    }
+
+    /// The task with its live attempt's lease as the lease book has it.
+    fn as_renewed(&self, task: Task) -> Task {
+        let fencing = task.fencing;
+        if !task.state.holds_lease() {
+            return task;
+        }
+        match self.lease_book().deadline((task.id, fencing)) {
+            Some(until) => task.with_lease_renewed(fencing, until),
+            None => task,
+        }
     }
 
     pub(super) fn read_log(&self, req: &LogRequest) -> Result<LogChunk, QueryError> {
@@ -99,7 +114,13 @@ impl<S: Store> Service<S> {
             limit: page.limit.min(Page::MAX_LIMIT),
             cursor: page.cursor,
         };
-        Ok(self.store.tasks(filter, &page)?)
+        let mut found = self.store.tasks(filter, &page)?;
+        found.tasks = found
+            .tasks
+            .into_iter()
+            .map(|t| self.as_renewed(t))
+            .collect();
+        Ok(found)
     }
 
     pub(super) fn get_orchestration(&self, id: &IdRef) -> Result<Orchestration, QueryError> {

@@ -1,6 +1,8 @@
 //! Tasks and their attempts: creating, depending, assigning, starting, heartbeats, results,
 //! cancelling and retrying.
 
+use std::collections::HashMap;
+
 use super::*;
 
 impl<S: Store> Service<S> {
@@ -112,6 +114,16 @@ impl<S: Store> Service<S> {
             }
             Ok(assignment)
         })
+        .inspect(|assignment| {
+            // An attempt the runtime does not run (an external worker's) is not among the
+            // launches: its lease enters the book here.
+            if let Some(attempt) = assignment.task.current_attempt() {
+                self.lease_book().extend(
+                    (assignment.task.id, assignment.fencing),
+                    attempt.lease_expires_at,
+                );
+            }
+        })
     }
 
     pub(super) fn start_attempt(
@@ -146,24 +158,28 @@ impl<S: Store> Service<S> {
         })
     }
 
+    /// Checks each beat against the store (one read, no write) and pushes the lease of each
+    /// current, live attempt on in the lease book (ADR 0023). Returns the beats refused.
     pub(super) fn heartbeat(&self, beats: &[Heartbeat]) -> Result<Vec<Heartbeat>, TaskError> {
-        let at = self.clock.now();
-        let lease = self.config.lease;
-        let beats = beats.to_vec();
-        self.store.write(move |tx| {
-            let mut refused = Vec::new();
-            for beat in beats {
-                let Some(mut t) = tx.task(beat.task)? else {
-                    refused.push(beat);
-                    continue;
-                };
-                match t.renew_lease(beat.fencing, lease, at) {
-                    Ok(events) => save_task_events(tx, &t, events, at)?,
-                    Err(_) => refused.push(beat),
+        let until = self.clock.now().plus(self.config.lease);
+        let ids: Vec<TaskId> = beats.iter().map(|b| b.task).collect();
+        let current: HashMap<TaskId, (TaskState, FencingToken)> = self
+            .store
+            .task_fencing(&ids)?
+            .into_iter()
+            .map(|(id, state, fencing)| (id, (state, fencing)))
+            .collect();
+        let mut refused = Vec::new();
+        let mut book = self.lease_book();
+        for beat in beats {
+            match current.get(&beat.task) {
+                Some((state, fencing)) if state.holds_lease() && *fencing == beat.fencing => {
+                    book.extend((beat.task, beat.fencing), until);
                 }
+                _ => refused.push(*beat),
             }
-            Ok(refused)
-        })
+        }
+        Ok(refused)
     }
 
     pub(super) fn complete_attempt(

@@ -41,15 +41,41 @@ impl<S: Store> Service<S> {
 
     /// Interrupts every live attempt whose lease ran out before now (no heartbeat came: its
     /// runner died or hung) and requeues its task under the retry policy. Returns how many.
+    ///
+    /// The attempts come from the lease book (ADR 0023), earliest deadline first; each is
+    /// checked against the store in the transaction that interrupts it. Nothing due: no
+    /// transaction at all.
     pub fn expire_leases(&self) -> Result<usize, TaskError> {
         const BATCH: usize = 1000;
         let at = self.clock.now();
+        if !self.lease_book().is_seeded() {
+            self.seed_leases(at)?;
+        }
+        let due = self.lease_book().due(at, BATCH);
+        if due.is_empty() {
+            return Ok(0);
+        }
         let policy = self.config.failure;
-        self.write_scheduled(at, move |tx, changes| {
-            let ids = tx.expired_leases(at, BATCH)?;
-            for id in &ids {
-                let mut t = load_task(tx, *id)?;
-                if !t.lease_expired(at) {
+        let leases = Arc::clone(&self.leases);
+        let (expired, settled) = self.write_scheduled(at, move |tx, changes| {
+            let mut expired = 0;
+            let mut settled = Vec::with_capacity(due.len());
+            for holder in due {
+                // A heartbeat may have come in since the book was read.
+                let renewed = leases
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .deadline(holder)
+                    .is_some_and(|deadline| deadline >= at);
+                if renewed {
+                    continue;
+                }
+                settled.push(holder);
+                let Some(mut t) = tx.task(holder.0)? else {
+                    continue;
+                };
+                // The attempt ended since (or a later one holds the task): nothing to expire.
+                if t.check_lease(holder.1).is_err() {
                     continue;
                 }
                 let attempt = t.attempts_used();
@@ -58,9 +84,34 @@ impl<S: Store> Service<S> {
                 // retry forever.
                 interrupt(tx, &mut t, reason.clone(), false, policy, at, changes)?;
                 changes.stops.push((t.id, attempt, reason));
+                expired += 1;
             }
-            Ok(ids.len())
-        })
+            Ok::<_, TaskError>((expired, settled))
+        })?;
+        let mut book = self.lease_book();
+        for holder in settled {
+            book.forget(holder);
+        }
+        Ok(expired)
+    }
+
+    /// Puts every attempt the store holds live into the lease book, once: those a previous
+    /// daemon assigned (an external worker's) get a whole lease from now to be heard.
+    fn seed_leases(&self, at: Timestamp) -> Result<(), TaskError> {
+        let live = self.store.write(|tx| {
+            Ok::<_, TaskError>(
+                tx.live_tasks()?
+                    .into_iter()
+                    .filter(|t| t.state.holds_lease())
+                    .filter_map(|t| {
+                        t.current_attempt()
+                            .map(|a| ((t.id, t.fencing), a.lease_expires_at))
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        })?;
+        self.lease_book().seed(live, at.plus(self.config.lease));
+        Ok(())
     }
 
     /// Makes ready every retrying task whose backoff has ended (the daemon calls this on a

@@ -8,8 +8,8 @@ use maos_application::{
     StatusReport, StoreError, StoredEvent, TaskCursor, TaskFilter, TaskPage,
 };
 use maos_domain::{
-    Agent, AgentStatus, Memory, MemoryId, MemoryQuery, MemoryScope, MemoryTier, Orchestration,
-    OrchestrationId, TaskId, TaskState, Timestamp, Usage, Usd,
+    Agent, AgentStatus, FencingToken, Memory, MemoryId, MemoryQuery, MemoryScope, MemoryTier,
+    Orchestration, OrchestrationId, TaskId, TaskState, Timestamp, Usage, Usd,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, params, params_from_iter};
@@ -43,6 +43,25 @@ pub(crate) fn agents(conn: &Connection, filter: &AgentFilter) -> Result<Vec<Agen
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(backend)? {
         out.push(rows::agent_from_row(row)?);
+    }
+    Ok(out)
+}
+
+pub(crate) fn task_fencing(
+    conn: &Connection,
+    ids: &[TaskId],
+) -> Result<Vec<(TaskId, TaskState, FencingToken)>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT state, fencing FROM tasks WHERE id = ?1")
+        .map_err(backend)?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let mut rows = stmt.query(params![id.to_string()]).map_err(backend)?;
+        if let Some(row) = rows.next().map_err(backend)? {
+            let state: String = row.get(0).map_err(backend)?;
+            let state = TaskState::parse(&state).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            out.push((*id, state, FencingToken::new(rows::u64_col(row, 1)?)));
+        }
     }
     Ok(out)
 }

@@ -43,7 +43,7 @@ fn u32_col(row: &Row<'_>, idx: usize) -> Result<u32, StoreError> {
     u32::try_from(v).map_err(|e| corrupt("count out of range", e))
 }
 
-fn u64_col(row: &Row<'_>, idx: usize) -> Result<u64, StoreError> {
+pub(crate) fn u64_col(row: &Row<'_>, idx: usize) -> Result<u64, StoreError> {
     let v: i64 = col(row, idx)?;
     u64::try_from(v).map_err(|e| corrupt("number out of range", e))
 }

@@ -108,23 +108,15 @@ fn capable_of(sql: &mut String, needs: Needs<'_>) -> Vec<Value> {
     args
 }
 
-/// Tasks with a live (assigned or running) current attempt, by lease end; with `before`, only
-/// those whose lease ended before it.
-fn live_attempt_tasks(
-    conn: &Connection,
-    before: Option<Timestamp>,
-    limit: usize,
-) -> Result<Vec<Task>, StoreError> {
+/// Tasks with a live (assigned or running) current attempt, by the lease they were assigned.
+fn live_attempt_tasks(conn: &Connection) -> Result<Vec<Task>, StoreError> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT DISTINCT task FROM attempts WHERE status IN ('assigned', 'running') \
-             AND lease_expires_at < ?1 ORDER BY lease_expires_at LIMIT ?2",
+             ORDER BY lease_expires_at",
         )
         .map_err(backend)?;
-    let before = before.map_or(i64::MAX, Timestamp::as_millis);
-    let mut rows = stmt
-        .query(params![before, i64::try_from(limit).unwrap_or(i64::MAX)])
-        .map_err(backend)?;
+    let mut rows = stmt.query([]).map_err(backend)?;
     let mut ids = Vec::new();
     while let Some(row) = rows.next().map_err(backend)? {
         let id: String = row.get(0).map_err(backend)?;
@@ -355,14 +347,7 @@ impl Transaction for SqliteTx<'_> {
     }
 
     fn live_tasks(&mut self) -> Result<Vec<Task>, StoreError> {
-        live_attempt_tasks(self.conn, None, usize::MAX)
-    }
-
-    fn expired_leases(&mut self, now: Timestamp, limit: usize) -> Result<Vec<TaskId>, StoreError> {
-        Ok(live_attempt_tasks(self.conn, Some(now), limit)?
-            .into_iter()
-            .map(|t| t.id)
-            .collect())
+        live_attempt_tasks(self.conn)
     }
 
     fn task(&mut self, id: TaskId) -> Result<Option<Task>, StoreError> {

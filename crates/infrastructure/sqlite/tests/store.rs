@@ -18,6 +18,8 @@ mod concurrency;
 mod folding;
 #[path = "store/follow.rs"]
 mod follow;
+#[path = "store/leases.rs"]
+mod leases;
 #[path = "store/memory.rs"]
 mod memory;
 #[path = "store/open.rs"]
