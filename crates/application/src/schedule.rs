@@ -7,7 +7,8 @@
 use maos_domain::policy::balancer;
 use maos_domain::policy::matcher::Needs;
 use maos_domain::{
-    Agent, AgentName, CapabilitySet, DomainEvent, DurationMs, TaskId, TaskState, Timestamp, Usd,
+    Agent, AgentName, AttemptStart, CapabilitySet, DomainEvent, DurationMs, TaskId, TaskState,
+    Timestamp, Usd,
 };
 
 use crate::api::Assignment;
@@ -192,7 +193,7 @@ impl Scheduler {
         held: &mut Option<Held>,
         out: &mut Vec<Launch>,
     ) -> Result<bool, StoreError> {
-        match assign_in_tx(tx, task, agent, self.lease, self.briefing_tokens, at) {
+        match assign_in_tx(tx, task, agent, self.lease, self.briefing_tokens, at, true) {
             Ok(a) => {
                 if let Some(h) = held.as_mut() {
                     h.take(&a.task);
@@ -276,7 +277,9 @@ fn fundable(task: &maos_domain::Task) -> bool {
 }
 
 /// Assigns `task` to `agent`: a new attempt with the next fencing token, a lease and its
-/// briefing, the agent's slot claimed, both saved with their events.
+/// briefing, the agent's slot claimed, both saved with their events. With a runtime to run
+/// it, an agent that has nothing to start (`sim`) has its attempt started in the same
+/// transaction (ADR 0024).
 pub(crate) fn assign_in_tx(
     tx: &mut dyn Transaction,
     task: &mut maos_domain::Task,
@@ -284,10 +287,14 @@ pub(crate) fn assign_in_tx(
     lease: DurationMs,
     briefing_tokens: u32,
     at: Timestamp,
+    runs: bool,
 ) -> Result<Assignment, TaskError> {
     let mut events = task.assign(agent, lease, at)?;
     let briefing = crate::brief::assemble(tx, task, briefing_tokens, at)?;
     events.extend(task.brief(briefing, at)?);
+    if runs && agent.adapter.starts_when_assigned() {
+        events.extend(task.start_attempt(task.fencing, AttemptStart::default(), at)?);
+    }
     let attempt = task.attempts_used();
     let agent_events = agent.claim_slot(task.id, attempt, at)?;
     tx.save_agent(agent)?;

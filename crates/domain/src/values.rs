@@ -430,6 +430,13 @@ impl AdapterKind {
     pub fn is_run_by_daemon(self) -> bool {
         self != AdapterKind::External
     }
+
+    /// True when the agent has nothing to start: a simulated agent runs inside the daemon, so
+    /// the daemon records its attempt's start in the transaction that assigns it (one write
+    /// per attempt fewer, ADR 0024). Every other agent starts a process or a model loop first.
+    pub fn starts_when_assigned(self) -> bool {
+        self == AdapterKind::Sim
+    }
 }
 
 /// A point in time: milliseconds since the Unix epoch, UTC.
@@ -799,6 +806,16 @@ mod tests {
             AdapterKind::parse("claude-code").unwrap(),
             AdapterKind::ClaudeCode
         );
+    }
+
+    #[test]
+    fn only_a_simulated_agent_starts_when_assigned() {
+        let starting: Vec<AdapterKind> = AdapterKind::ALL
+            .iter()
+            .copied()
+            .filter(|a| a.starts_when_assigned())
+            .collect();
+        assert_eq!(starting, vec![AdapterKind::Sim]);
     }
 
     #[test]

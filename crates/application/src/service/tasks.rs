@@ -108,7 +108,8 @@ impl<S: Store> Service<S> {
                         })?
                 }
             };
-            let assignment = assign_in_tx(tx, &mut task, &mut agent, lease, briefing_tokens, at)?;
+            let assignment =
+                assign_in_tx(tx, &mut task, &mut agent, lease, briefing_tokens, at, runs)?;
             if runs && agent.adapter.is_run_by_daemon() {
                 changes.launches.push(launch_of(&assignment, &agent));
             }

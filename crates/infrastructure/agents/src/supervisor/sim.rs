@@ -5,7 +5,9 @@ use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use maos_application::{Launch, MaosApi};
-use maos_domain::{AgentName, AttemptStart, FailureKind, FencingToken, RunReport, Usage, Usd};
+use maos_domain::{
+    AgentName, AttemptStart, FailureKind, FencingToken, RunReport, TaskState, Usage, Usd,
+};
 use tracing::debug;
 
 use super::{Inner, Key, Timer, lock, observe_start, overrun_error, schedule};
@@ -50,7 +52,13 @@ pub(super) fn reporter(inner: &Inner, rx: &Mutex<mpsc::Receiver<Report>>) {
 fn sim_start(inner: &Inner, api: &dyn MaosApi, launch: Launch) {
     let key = (launch.task.id, launch.attempt);
     observe_start(inner, key);
-    if let Err(e) = api.start_attempt(launch.task.id, launch.fencing, AttemptStart::default()) {
+    // Its start was recorded with its assignment (ADR 0024); an attempt assigned by an older
+    // service, still `assigned`, is started here.
+    let started = launch.task.state == TaskState::Running;
+    if let Err(e) = (!started)
+        .then(|| api.start_attempt(launch.task.id, launch.fencing, AttemptStart::default()))
+        .transpose()
+    {
         debug!(task = %launch.task.id.short(), error = %e, "a simulated attempt could not start");
         lock(&inner.live).remove(&key);
         return;

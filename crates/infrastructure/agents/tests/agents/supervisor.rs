@@ -1212,10 +1212,10 @@ fn many_tasks_on_sim_agents_all_complete() {
     assert_eq!(
         created
             .iter()
-            .filter(|c| c.task.state == TaskState::Assigned)
+            .filter(|c| c.task.state == TaskState::Running)
             .count(),
         16,
-        "every slot takes a task at once"
+        "every slot takes a task at once, started with its assignment"
     );
     wait_for_settled_count(&env, 200);
     let tasks = all_tasks(&env);

@@ -12,7 +12,7 @@ use maos_domain::policy::concerns::Concern;
 use maos_domain::{AdapterKind, RunReport, Slots, Task, TaskState, Tier, WaitReason};
 use maos_sqlite::WorkMeter;
 
-use crate::support::{Db, agent_name, all_tasks, caps, task, title};
+use crate::support::{Db, agent_name, all_tasks, caps, daemon_agent, task, title};
 
 /// How much more an operation may cost with 100 times the tasks stored: the B-trees are a
 /// level or two deeper, which SQLite counts as the same number of steps, so anything near
@@ -143,9 +143,12 @@ fn costs(shape: Shape, n: usize) -> Costs {
     let meter = WorkMeter::new();
     let db = Db::metered(&meter);
     let orchestration = fill(&db, shape, n);
-    // A simulated agent with one slot (the scheduler gives it work and takes its slot back),
-    // and an external one that only a manual assignment gives work to.
-    db.register("sim", &["rust"], 1);
+    // An agent the daemon runs with one slot (the scheduler gives it work and takes its slot
+    // back; it reports its start, as a process does), and an external one that only a manual
+    // assignment gives work to.
+    db.svc
+        .register_agent(daemon_agent("runner", &["rust"], 1))
+        .unwrap();
     external(&db, "outside");
 
     let mut create = 0;
@@ -186,11 +189,11 @@ fn costs(shape: Shape, n: usize) -> Costs {
             .into_iter()
             .filter(|t| {
                 t.current_attempt()
-                    .is_some_and(|a| a.agent.as_str() == "sim")
+                    .is_some_and(|a| a.agent.as_str() == "runner")
             })
             .collect();
         let [t] = mine.as_slice() else {
-            panic!("the simulated agent should hold one task, holds {mine:?}");
+            panic!("the runner should hold one task, holds {mine:?}");
         };
         let (steps, started) =
             meter.count(|| db.svc.start_attempt(t.id, t.fencing, Default::default()));
@@ -291,7 +294,9 @@ fn create_steps_beside(outside: usize) -> u64 {
     for i in 0..outside {
         external(&db, &format!("outside-{i:05}"));
     }
-    db.register("sim", &["rust"], 1);
+    db.svc
+        .register_agent(daemon_agent("runner", &["rust"], 1))
+        .unwrap();
     let mut steps = 0;
     for i in 0..3 {
         let (s, made) = meter.count(|| db.svc.create_task(work(i)));

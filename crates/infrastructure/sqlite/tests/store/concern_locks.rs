@@ -27,7 +27,7 @@ use maos_domain::{
 };
 use maos_sqlite::SqliteStore;
 
-use crate::support::{Rng, TestClock, TestIds, agent, agent_name, caps, title};
+use crate::support::{Rng, TestClock, TestIds, agent_name, caps, daemon_agent, title};
 
 /// The states in which a task holds its concerns.
 const HOLDING: [TaskState; 4] = [
@@ -321,7 +321,7 @@ fn run_case(seed: u64) {
         };
         let slots = 1 + rng.below(3) as u32;
         w.svc
-            .register_agent(agent(&format!("agent-{i}"), offers, slots))
+            .register_agent(daemon_agent(&format!("agent-{i}"), offers, slots))
             .unwrap();
         log.push(format!("register agent-{i} {offers:?} with {slots} slots"));
     }
@@ -511,7 +511,7 @@ fn tasks_with_overlapping_concerns_never_hold_them_at_once_and_free_work_is_neve
 #[test]
 fn a_free_agent_gets_a_runnable_task_however_many_locked_ones_are_ahead_of_it() {
     let w = World::new(7, ServiceConfig::default());
-    w.svc.register_agent(agent("solo", &[], 1)).unwrap();
+    w.svc.register_agent(daemon_agent("solo", &[], 1)).unwrap();
     // A medium-risk task holds `src/**` while it runs and then while it waits for a person.
     let holder = w
         .svc

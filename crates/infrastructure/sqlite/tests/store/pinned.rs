@@ -12,7 +12,7 @@ use maos_application::{
 use maos_domain::policy::matcher::Needs;
 use maos_domain::{AttemptStart, Priority, RunReport, Task, TaskId, TaskState, Tier};
 
-use crate::support::{Db, TestClock, TestIds, agent, agent_name, caps, task};
+use crate::support::{Db, TestClock, TestIds, agent_name, caps, daemon_agent, task};
 
 fn pinned(title: &str, to: &str, priority: Priority) -> CreateTask {
     let mut cmd = task(title);
@@ -147,7 +147,7 @@ impl Scheduling {
     }
 
     fn register(&self, name: &str, slots: u32, tier: Tier) {
-        let mut a = agent(name, &[], slots);
+        let mut a = daemon_agent(name, &[], slots);
         a.tier = tier;
         self.svc.register_agent(a).unwrap();
     }

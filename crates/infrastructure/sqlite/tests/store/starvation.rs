@@ -14,7 +14,7 @@ use maos_domain::{
 };
 use maos_sqlite::SqliteStore;
 
-use crate::support::{Recorder, Rng, TestClock, TestIds, agent, caps, title};
+use crate::support::{Recorder, Rng, TestClock, TestIds, caps, daemon_agent, title};
 
 struct World {
     _dir: tempfile::TempDir,
@@ -41,7 +41,7 @@ impl World {
     }
 
     fn register(&self, name: &str, offers: &[&str], slots: u32, adapter: AdapterKind) {
-        let mut a = agent(name, offers, slots);
+        let mut a = daemon_agent(name, offers, slots);
         a.adapter = adapter;
         self.svc.register_agent(a).unwrap();
     }
@@ -125,13 +125,13 @@ impl World {
     }
 }
 
-/// The reported case: a busy simulated agent, then 2,000 ready tasks only an external agent can
-/// take (and some nobody can), then tasks for the simulated agent. When its slot frees, it takes
+/// The reported case: a busy agent the daemon runs, then 2,000 ready tasks only an external agent can
+/// take (and some nobody can), then tasks for that agent. When its slot frees, it takes
 /// the next of those, behind the whole backlog. Answers how much work finding it took.
 fn behind_a_backlog(backlog: usize) -> u64 {
     let w = World::new(7);
     w.register("outside", &["gpu"], 4, AdapterKind::External);
-    w.register("sim", &[], 1, AdapterKind::Sim);
+    w.register("runner", &[], 1, AdapterKind::Command);
     let first = w.create("first", &[], Priority::Normal);
     assert_eq!(w.task(&first).state, TaskState::Assigned);
     w.backlog(backlog, &["gpu"], None, Priority::Urgent);
@@ -172,10 +172,10 @@ fn finding_work_for_a_free_agent_costs_the_same_whatever_the_backlog_it_cannot_t
 }
 
 /// Random workloads: backlogs (external-only capabilities, capabilities nobody offers, a tier
-/// nobody has) created in batches of up to 1,000, tasks the simulated agents can take, finished
+/// nobody has) created in batches of up to 1,000, tasks the agents the daemon runs can take, finished
 /// attempts, cancelled tasks, agents registered and drained. After every step no agent run by the
 /// daemon is idle while a ready task it can take waits. (Only the tasks made for them can go to
-/// the simulated agents, so those are the ones checked: listing thousands of ready tasks after
+/// the agents the daemon runs, so those are the ones checked: listing thousands of ready tasks after
 /// every step would make the test slow, not stronger.)
 #[test]
 fn randomized_backlogs_never_leave_a_free_agent_idle_with_work_it_can_take() {
@@ -194,7 +194,7 @@ fn randomized_backlogs_never_leave_a_free_agent_idle_with_work_it_can_take() {
         let mut rng = Rng(seed);
         let w = World::new(seed);
         w.register("outside", &["gpu"], 2, AdapterKind::External);
-        w.register("sim-0", &["rust"], 1, AdapterKind::Sim);
+        w.register("runner-0", &["rust"], 1, AdapterKind::Command);
         let mut agents = 1;
         let mut backlog: Vec<maos_domain::TaskId> = Vec::new();
         let mut work: Vec<maos_domain::TaskId> = Vec::new();
@@ -247,14 +247,14 @@ fn randomized_backlogs_never_leave_a_free_agent_idle_with_work_it_can_take() {
                     log.push(format!("cancel up to {n} tasks"));
                 }
                 90..95 => {
-                    let name = format!("sim-{agents}");
+                    let name = format!("runner-{agents}");
                     let offers = rng.pick(&[&[][..], &["rust"]]);
-                    w.register(&name, offers, 1 + rng.below(2) as u32, AdapterKind::Sim);
+                    w.register(&name, offers, 1 + rng.below(2) as u32, AdapterKind::Command);
                     agents += 1;
                     log.push(format!("register {name} offering {offers:?}"));
                 }
                 _ => {
-                    let name = format!("sim-{}", rng.below(agents));
+                    let name = format!("runner-{}", rng.below(agents));
                     let a = maos_domain::AgentName::parse(&name).unwrap();
                     if w.svc.drain_agent(&a).is_ok() {
                         w.svc.resume_agent(&a).unwrap();

@@ -420,6 +420,17 @@ pub(crate) fn agent(name: &str, capabilities: &[&str], slots: u32) -> RegisterAg
     }
 }
 
+/// An agent the daemon runs that reports its own start, as a process does: a `command` agent
+/// (the tests' runtimes only record launches; nothing runs). A `sim` agent's attempt starts
+/// in the transaction that assigns it (ADR 0024), so it never waits in `assigned`.
+pub(crate) fn daemon_agent(name: &str, capabilities: &[&str], slots: u32) -> RegisterAgent {
+    RegisterAgent {
+        adapter: AdapterKind::Command,
+        command: Some("true".into()),
+        ..agent(name, capabilities, slots)
+    }
+}
+
 /// A task with this title and every default.
 pub(crate) fn task(t: &str) -> CreateTask {
     CreateTask::titled(title(t))

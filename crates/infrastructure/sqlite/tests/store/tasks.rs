@@ -1014,3 +1014,59 @@ fn a_block_reason_is_stored_as_data_and_an_older_sentence_still_reads() {
     assert_eq!(rebuilt.reason.as_deref(), Some(old));
     assert_eq!(rebuilt.blocked, None);
 }
+
+#[test]
+fn a_simulated_agents_attempt_starts_in_the_transaction_that_assigns_it() {
+    // With a runtime (the daemon), a `sim` agent has nothing to start: its attempt is started
+    // with its assignment, in the same commit (ADR 0024).
+    let meter = maos_sqlite::WorkMeter::new();
+    let db = Db::metered(&meter);
+    db.register("sim", &[], 1);
+    let created = db.svc.create_task(task("at once")).unwrap().task;
+    assert_eq!(created.state, TaskState::Running);
+    let attempt = &created.attempts[0];
+    assert_eq!(attempt.started_at, Some(attempt.assigned_at));
+    let mine: Vec<_> = db
+        .events()
+        .into_iter()
+        .filter(
+            |e| matches!(&e.event, maos_domain::DomainEvent::Task { id, .. } if *id == created.id),
+        )
+        .collect();
+    let at = mine
+        .iter()
+        .map(|e| e.at)
+        .collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(at.len(), 1, "written at more than one time: {mine:?}");
+    assert_eq!(
+        task_events(&db, created.id),
+        vec![
+            "task.created",
+            "task.ready",
+            "task.assigned",
+            "task.briefed",
+            "task.attempt_started"
+        ]
+    );
+    // A second start is refused: the attempt is running.
+    assert!(
+        db.svc
+            .start_attempt(created.id, created.fencing, Default::default())
+            .is_err()
+    );
+
+    // Without a runtime nothing runs it: the attempt waits, assigned, for whoever runs it.
+    let plain = Db::new();
+    plain.register("sim", &[], 1);
+    let t = plain.create(task("by hand"));
+    let a = plain.assign(t.id, Some("sim"));
+    assert_eq!(a.task.state, TaskState::Assigned);
+    // A process-backed agent in the daemon reports its own start.
+    let runner = Db::metered(&maos_sqlite::WorkMeter::new());
+    runner
+        .svc
+        .register_agent(crate::support::daemon_agent("runner", &[], 1))
+        .unwrap();
+    let t = runner.svc.create_task(task("a process")).unwrap().task;
+    assert_eq!(t.state, TaskState::Assigned);
+}
