@@ -498,3 +498,21 @@ fn a_failing_or_panicking_job_is_rolled_back_and_the_writer_carries_on() {
     assert_gapless(&db.events());
     assert!(db.store().task(TaskId::from_bits(98)).unwrap().is_none());
 }
+
+#[test]
+fn sqlite_keeps_a_savepoints_sub_journal_in_memory_up_to_four_mebibytes() {
+    // Set for the bundled build in .cargo/config.toml: without it, most commit groups write a
+    // temporary file (see there).
+    let db = Db::new();
+    let raw = db.raw();
+    let mut stmt = raw.prepare("PRAGMA compile_options").unwrap();
+    let options: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        options.iter().any(|o| o == "STMTJRNL_SPILL=4194304"),
+        "SQLite was built without -DSQLITE_STMTJRNL_SPILL=4194304 (LIBSQLITE3_FLAGS): {options:?}"
+    );
+}
