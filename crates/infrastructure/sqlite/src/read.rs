@@ -47,6 +47,8 @@ pub(crate) fn agents(conn: &Connection, filter: &AgentFilter) -> Result<Vec<Agen
     Ok(out)
 }
 
+/// The state and fencing token of each task of `ids` that exists, one primary-key lookup each
+/// (heartbeats on a read connection, the dependents check in a write transaction).
 pub(crate) fn task_fencing(
     conn: &Connection,
     ids: &[TaskId],

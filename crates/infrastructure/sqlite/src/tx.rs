@@ -377,21 +377,10 @@ impl Transaction for SqliteTx<'_> {
     }
 
     fn task_states(&mut self, ids: &[TaskId]) -> Result<Vec<(TaskId, TaskState)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT state FROM tasks WHERE id = ?1")
-            .map_err(backend)?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            let mut rows = stmt.query(params![id.to_string()]).map_err(backend)?;
-            if let Some(row) = rows.next().map_err(backend)? {
-                let text: String = row.get(0).map_err(backend)?;
-                let state =
-                    TaskState::parse(&text).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                out.push((*id, state));
-            }
-        }
-        Ok(out)
+        Ok(crate::read::task_fencing(self.conn, ids)?
+            .into_iter()
+            .map(|(id, state, _)| (id, state))
+            .collect())
     }
 
     fn orchestration(&mut self, id: OrchestrationId) -> Result<Option<Orchestration>, StoreError> {
