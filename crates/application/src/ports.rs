@@ -171,6 +171,9 @@ pub trait ReadStore: Send + Sync {
         &self,
         ids: &[TaskId],
     ) -> Result<Vec<(TaskId, TaskState, FencingToken)>, StoreError>;
+    /// Every live (assigned or running) attempt: its task, fencing token and lease as assigned.
+    /// What the lease book starts from (ADR 0023), read without the writer.
+    fn live_leases(&self) -> Result<Vec<(TaskId, FencingToken, Timestamp)>, StoreError>;
     /// Ids of tasks starting with `prefix` (lowercase), at most `limit`, in id order.
     fn task_ids_with_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<TaskId>, StoreError>;
     /// One page of tasks matching the filter, oldest first.

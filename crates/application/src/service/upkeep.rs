@@ -98,19 +98,12 @@ impl<S: Store> Service<S> {
     /// Puts every attempt the store holds live into the lease book, once: those a previous
     /// daemon assigned (an external worker's) get a whole lease from now to be heard.
     fn seed_leases(&self, at: Timestamp) -> Result<(), TaskError> {
-        let live = self.store.write(|tx| {
-            Ok::<_, TaskError>(
-                tx.live_tasks()?
-                    .into_iter()
-                    .filter(|t| t.state.holds_lease())
-                    .filter_map(|t| {
-                        t.current_attempt()
-                            .map(|a| ((t.id, t.fencing), a.lease_expires_at))
-                    })
-                    .collect::<Vec<_>>(),
-            )
-        })?;
-        self.lease_book().seed(live, at.plus(self.config.lease));
+        let live = self.store.live_leases()?;
+        self.lease_book().seed(
+            live.into_iter()
+                .map(|(task, fencing, lease)| ((task, fencing), lease)),
+            at.plus(self.config.lease),
+        );
         Ok(())
     }
 

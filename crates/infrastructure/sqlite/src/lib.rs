@@ -610,6 +610,10 @@ impl ReadStore for SqliteStore {
         self.read(|c| read::task_fencing(c, ids))
     }
 
+    fn live_leases(&self) -> Result<Vec<(TaskId, FencingToken, Timestamp)>, StoreError> {
+        self.read(read::live_leases)
+    }
+
     fn task_ids_with_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<TaskId>, StoreError> {
         self.read(|c| read::task_ids_with_prefix(c, prefix, limit))
     }

@@ -68,6 +68,28 @@ pub(crate) fn task_fencing(
     Ok(out)
 }
 
+pub(crate) fn live_leases(
+    conn: &Connection,
+) -> Result<Vec<(TaskId, FencingToken, Timestamp)>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT task, fencing, lease_expires_at FROM attempts \
+             WHERE status IN ('assigned', 'running')",
+        )
+        .map_err(backend)?;
+    let mut rows = stmt.query([]).map_err(backend)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        let task: String = row.get(0).map_err(backend)?;
+        let task =
+            TaskId::parse(&task).map_err(|e| StoreError::Corrupt(format!("task id: {e}")))?;
+        let fencing = FencingToken::new(rows::u64_col(row, 1)?);
+        let lease = Timestamp::from_millis(row.get(2).map_err(backend)?);
+        out.push((task, fencing, lease));
+    }
+    Ok(out)
+}
+
 fn ids_with_prefix(
     conn: &Connection,
     table: &str,

@@ -158,18 +158,32 @@ fn a_beat_from_a_stale_or_finished_attempt_is_refused_and_renews_nothing() {
 #[test]
 fn a_new_daemon_gives_a_worker_it_has_not_heard_a_whole_lease() {
     let db = Db::new();
-    let a = running(&db, 1).remove(0);
-    // The daemon is down for a minute: the worker's beats went nowhere.
+    let mut runs = running(&db, 2);
+    let silent = runs.remove(1);
+    let beating = runs.remove(0);
+    // The daemon is down for a minute: the workers' beats went nowhere.
     let db = db.reopen();
     db.clock.advance(60_000);
     assert_eq!(db.svc.expire_leases().unwrap(), 0, "expired on restart");
     db.clock.advance(LEASE_MS - 1_000);
-    assert_eq!(db.svc.heartbeat(&[beat(&a)]).unwrap(), vec![]);
-    db.clock.advance(LEASE_MS - 1_000);
-    assert_eq!(db.svc.expire_leases().unwrap(), 0, "the beat was not heard");
-    // A worker that stays silent loses the task one lease after the restart.
-    db.clock.advance(LEASE_MS);
+    assert_eq!(db.svc.heartbeat(&[beat(&beating)]).unwrap(), vec![]);
+    assert_eq!(db.svc.expire_leases().unwrap(), 0);
+    // The worker that stayed silent loses its task one lease after the restart...
+    db.clock.advance(2_000);
     assert_eq!(db.svc.expire_leases().unwrap(), 1);
+    assert_eq!(
+        db.task(silent.task.id).attempts[0].status,
+        AttemptOutcome::Interrupted
+    );
+    // ...and the one that was heard keeps it one lease after its beat.
+    db.clock.advance(LEASE_MS - 3_000);
+    assert_eq!(db.svc.expire_leases().unwrap(), 0, "the beat was not heard");
+    db.clock.advance(2_000);
+    assert_eq!(db.svc.expire_leases().unwrap(), 1);
+    assert_eq!(
+        db.task(beating.task.id).attempts[0].status,
+        AttemptOutcome::Interrupted
+    );
 }
 
 /// The SQLite steps of one heartbeat of every attempt, per attempt, and of a reaper pass with
