@@ -198,7 +198,7 @@ fn latency(dir: &std::path::Path) {
             let t0 = Instant::now();
             let created = rig.api.create_task(task(i, "sim")).unwrap();
             let committed = Instant::now();
-            assert_eq!(created.task.state, TaskState::Assigned);
+            assert_eq!(created.task.state, TaskState::Running);
             let started = wait_started(&rig, created.task.id);
             if i >= 100 {
                 lat.push(started - t0);
