@@ -33,7 +33,7 @@ use crate::api::*;
 use crate::error::{
     AgentError, Entity, MemoryError, NoWorktree, OrchestrationError, QueryError, Refusal, TaskError,
 };
-use crate::leases::LeaseBook;
+use crate::leases::{Holder, LeaseBook};
 use crate::ports::{
     AgentRuntime, AttemptLogs, Clock, IdSource, Launch, PlanReader, Store, StoreError, Transaction,
 };

@@ -58,19 +58,15 @@ impl<S: Store> Service<S> {
         let policy = self.config.failure;
         let leases = Arc::clone(&self.leases);
         let (expired, settled) = self.write_scheduled(at, move |tx, changes| {
+            // A heartbeat may have come in since the book was read: those are not due.
+            let settled: Vec<Holder> = {
+                let book = leases.lock().unwrap_or_else(|p| p.into_inner());
+                due.into_iter()
+                    .filter(|h| book.deadline(*h).is_none_or(|deadline| deadline < at))
+                    .collect()
+            };
             let mut expired = 0;
-            let mut settled = Vec::with_capacity(due.len());
-            for holder in due {
-                // A heartbeat may have come in since the book was read.
-                let renewed = leases
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .deadline(holder)
-                    .is_some_and(|deadline| deadline >= at);
-                if renewed {
-                    continue;
-                }
-                settled.push(holder);
+            for &holder in &settled {
                 let Some(mut t) = tx.task(holder.0)? else {
                     continue;
                 };

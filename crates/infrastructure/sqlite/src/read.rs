@@ -60,14 +60,14 @@ pub(crate) fn task_fencing(
     for id in ids {
         let mut rows = stmt.query(params![id.to_string()]).map_err(backend)?;
         if let Some(row) = rows.next().map_err(backend)? {
-            let state: String = row.get(0).map_err(backend)?;
-            let state = TaskState::parse(&state).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let state = rows::task_state_col(row, 0)?;
             out.push((*id, state, FencingToken::new(rows::u64_col(row, 1)?)));
         }
     }
     Ok(out)
 }
 
+/// Every live attempt's task, fencing token and lease as assigned (the lease book's seed).
 pub(crate) fn live_leases(
     conn: &Connection,
 ) -> Result<Vec<(TaskId, FencingToken, Timestamp)>, StoreError> {
@@ -80,12 +80,11 @@ pub(crate) fn live_leases(
     let mut rows = stmt.query([]).map_err(backend)?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(backend)? {
-        let task: String = row.get(0).map_err(backend)?;
-        let task =
-            TaskId::parse(&task).map_err(|e| StoreError::Corrupt(format!("task id: {e}")))?;
-        let fencing = FencingToken::new(rows::u64_col(row, 1)?);
-        let lease = Timestamp::from_millis(row.get(2).map_err(backend)?);
-        out.push((task, fencing, lease));
+        out.push((
+            rows::task_id_col(row, 0)?,
+            FencingToken::new(rows::u64_col(row, 1)?),
+            rows::ts(row, 2)?,
+        ));
     }
     Ok(out)
 }

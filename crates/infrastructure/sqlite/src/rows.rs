@@ -48,7 +48,17 @@ pub(crate) fn u64_col(row: &Row<'_>, idx: usize) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|e| corrupt("number out of range", e))
 }
 
-fn ts(row: &Row<'_>, idx: usize) -> Result<Timestamp, StoreError> {
+/// A task id column.
+pub(crate) fn task_id_col(row: &Row<'_>, idx: usize) -> Result<TaskId, StoreError> {
+    parsed("task id", TaskId::parse(&col::<String>(row, idx)?))
+}
+
+/// A task state column.
+pub(crate) fn task_state_col(row: &Row<'_>, idx: usize) -> Result<TaskState, StoreError> {
+    parsed("task state", TaskState::parse(&col::<String>(row, idx)?))
+}
+
+pub(crate) fn ts(row: &Row<'_>, idx: usize) -> Result<Timestamp, StoreError> {
     Ok(Timestamp::from_millis(col(row, idx)?))
 }
 
@@ -272,7 +282,7 @@ fn task_from_row(row: &Row<'_>) -> Result<TaskData, StoreError> {
         .ok()
         .and_then(Priority::from_rank);
     Ok(TaskData {
-        id: parsed("task id", TaskId::parse(&col::<String>(row, 0)?))?,
+        id: task_id_col(row, 0)?,
         spec: TaskSpec {
             title: parsed("title", Title::parse(&col::<String>(row, 1)?))?,
             prompt: col(row, 2)?,
@@ -316,7 +326,7 @@ fn task_from_row(row: &Row<'_>) -> Result<TaskData, StoreError> {
                 .transpose()?,
             lessons: extra.lessons,
         },
-        state: parsed("task state", TaskState::parse(&col::<String>(row, 12)?))?,
+        state: task_state_col(row, 12)?,
         reason: col(row, 13)?,
         blocked: extra.blocked,
         attempts: Vec::new(),

@@ -119,8 +119,7 @@ fn live_attempt_tasks(conn: &Connection) -> Result<Vec<Task>, StoreError> {
     let mut rows = stmt.query([]).map_err(backend)?;
     let mut ids = Vec::new();
     while let Some(row) = rows.next().map_err(backend)? {
-        let id: String = row.get(0).map_err(backend)?;
-        ids.push(TaskId::parse(&id).map_err(|e| StoreError::Corrupt(format!("task id: {e}")))?);
+        ids.push(rows::task_id_col(row, 0)?);
     }
     drop(rows);
     let mut out = Vec::with_capacity(ids.len());

@@ -52,12 +52,10 @@ pub(super) fn reporter(inner: &Inner, rx: &Mutex<mpsc::Receiver<Report>>) {
 fn sim_start(inner: &Inner, api: &dyn MaosApi, launch: Launch) {
     let key = (launch.task.id, launch.attempt);
     observe_start(inner, key);
-    // Its start was recorded with its assignment (ADR 0024); an attempt assigned by an older
-    // service, still `assigned`, is started here.
-    let started = launch.task.state == TaskState::Running;
-    if let Err(e) = (!started)
-        .then(|| api.start_attempt(launch.task.id, launch.fencing, AttemptStart::default()))
-        .transpose()
+    // The service records a simulated attempt's start with its assignment (ADR 0024); a
+    // launch that comes still `assigned` is started here, as any other agent's would be.
+    if launch.task.state != TaskState::Running
+        && let Err(e) = api.start_attempt(launch.task.id, launch.fencing, AttemptStart::default())
     {
         debug!(task = %launch.task.id.short(), error = %e, "a simulated attempt could not start");
         lock(&inner.live).remove(&key);

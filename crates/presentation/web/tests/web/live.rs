@@ -16,8 +16,8 @@ fn create(s: &Served, title: &str) {
         .expect("create");
 }
 
-/// Opens `/live` with `extra` headers and reads ids until `until` is seen (or 10 s pass).
-fn ids(s: &Served, query: &str, extra: &str, until: u64) -> Vec<u64> {
+/// Opens `/live{query}` with `extra` headers, as a signed-in browser does.
+fn open_live(s: &Served, query: &str, extra: &str) -> BufReader<TcpStream> {
     let mut stream = TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -28,7 +28,12 @@ fn ids(s: &Served, query: &str, extra: &str, until: u64) -> Vec<u64> {
         s.port, s.port
     )
     .expect("write");
-    let mut reader = BufReader::new(stream);
+    BufReader::new(stream)
+}
+
+/// Opens `/live` with `extra` headers and reads ids until `until` is seen (or 10 s pass).
+fn ids(s: &Served, query: &str, extra: &str, until: u64) -> Vec<u64> {
+    let mut reader = open_live(s, query, extra);
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut line = String::new();
@@ -103,17 +108,7 @@ fn every_page_gets_every_event_of_a_burst() {
 fn a_page_ahead_of_the_log_is_told_to_reload() {
     let s = Served::new();
     create(&s, "one");
-    let mut stream = TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(
-        stream,
-        "GET /live?after=999 HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nCookie: maos_{}={TOKEN}\r\n\r\n",
-        s.port, s.port
-    )
-    .expect("write");
-    let mut reader = BufReader::new(stream);
+    let mut reader = open_live(&s, "?after=999", "");
     let mut line = String::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut told = false;
