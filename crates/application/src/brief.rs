@@ -47,6 +47,10 @@ fn memories_for(
     scopes: Vec<MemoryScope>,
     now: Timestamp,
 ) -> Result<Vec<Memory>, StoreError> {
+    // Most work runs where memory holds nothing: then neither query (a full-text one) runs.
+    if !tx.holds_memories(&scopes)? {
+        return Ok(Vec::new());
+    }
     let mut memories = tx.essential_memories(&scopes, now, ESSENTIAL_MEMORIES)?;
     let about = format!("{}\n{}", task.spec.title.as_str(), task.spec.prompt);
     if let Some(query) = MemoryQuery::about(&about) {

@@ -122,6 +122,9 @@ pub trait Transaction {
     fn expired_memories(&mut self, now: Timestamp, limit: usize)
     -> Result<Vec<Memory>, StoreError>;
 
+    /// Whether any entry, live or not, belongs to one of `scopes` (an index seek per scope): a
+    /// briefing whose scopes hold none asks memory nothing more.
+    fn holds_memories(&mut self, scopes: &[MemoryScope]) -> Result<bool, StoreError>;
     /// The live entries of `scopes` at `now` that are pinned or critical (what every briefing
     /// of those scopes includes): pinned critical ones first, then critical, then pinned; the
     /// oldest first within each; at most `limit`.

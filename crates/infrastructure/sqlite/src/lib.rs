@@ -326,9 +326,14 @@ impl SqliteStore {
         // that journaled a page allocated since the savepoint began, which makes one large job
         // (10,000 creates that each assign) quadratic. On a file it spills past 64 KiB and is
         // never truncated.
+        //
+        // The page cache is 8 MiB, not more: a B-tree split that renumbers pages parks one at
+        // the lock-byte page (number 262,145), and the commit after it then drops pages past
+        // the database's end by walking the whole cache. With 64 MiB that walk was 13 % of the
+        // writer's time in a drain (docs/benchmarks.md).
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
-             PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 0;",
+             PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 0;",
         )
         .map_err(|e| open_err(path, e))?;
         if fresh {
@@ -464,12 +469,11 @@ impl SqliteStore {
         let conn = lease.conn()?;
         // One snapshot for the whole read: a task and its attempts, a page and the attempts of
         // its tasks, are read as of the same commit.
-        let result = conn
-            .execute_batch("BEGIN DEFERRED")
+        let result = rows::run(conn, "BEGIN DEFERRED")
             .map_err(rows::backend)
             .and_then(|()| {
                 let result = f(conn);
-                let end = conn.execute_batch(if result.is_ok() { "COMMIT" } else { "ROLLBACK" });
+                let end = rows::run(conn, if result.is_ok() { "COMMIT" } else { "ROLLBACK" });
                 match (result, end) {
                     (Ok(r), Ok(())) => Ok(r),
                     (Ok(_), Err(e)) => Err(rows::backend(e)),

@@ -208,6 +208,25 @@ pub(crate) fn memories(
 
 /// The live entries of `scopes` at `now` that are pinned or critical: pinned critical first,
 /// then critical, then pinned, oldest first within each; at most `limit`.
+/// Whether any entry, live or not, belongs to one of `scopes`.
+pub(crate) fn holds_memories(
+    conn: &Connection,
+    scopes: &[MemoryScope],
+) -> Result<bool, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM memories WHERE scope = ?1)")
+        .map_err(backend)?;
+    for scope in scopes {
+        if stmt
+            .query_row(params![scope.to_string()], |r| r.get::<_, bool>(0))
+            .map_err(backend)?
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 pub(crate) fn essential_memories(
     conn: &Connection,
     scopes: &[MemoryScope],

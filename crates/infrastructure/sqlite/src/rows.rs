@@ -25,6 +25,13 @@ pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
+/// Runs one statement that returns no rows (`BEGIN`, `SAVEPOINT`, `COMMIT`…) from the
+/// connection's statement cache: preparing it anew each time, as `execute_batch` does, cost
+/// two preparations a write job and two a read.
+pub(crate) fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }

@@ -398,6 +398,10 @@ impl Transaction for SqliteTx<'_> {
         rows::save_memory(self.conn, memory)
     }
 
+    fn holds_memories(&mut self, scopes: &[MemoryScope]) -> Result<bool, StoreError> {
+        crate::read::holds_memories(self.conn, scopes)
+    }
+
     fn essential_memories(
         &mut self,
         scopes: &[MemoryScope],

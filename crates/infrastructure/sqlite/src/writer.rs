@@ -114,8 +114,7 @@ fn signal_commit(conn: &Connection, commits: &CommitSignal) {
 }
 
 fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
-    conn.execute_batch(sql)
-        .map_err(|e| StoreError::Backend(e.to_string()))
+    crate::rows::run(conn, sql).map_err(|e| StoreError::Backend(e.to_string()))
 }
 
 /// Runs a group that holds one job without a savepoint: the transaction is the job, so a failed
@@ -196,13 +195,13 @@ fn commit_group(
                 kept.push(deliver);
             }
             Ok((false, deliver)) => {
-                let _ = exec(conn, "ROLLBACK TO job; RELEASE job");
+                let _ = exec(conn, "ROLLBACK TO job").and_then(|()| exec(conn, "RELEASE job"));
                 deliver(Ok(()));
             }
             Err(_) => {
                 // The job panicked: undo it; its caller sees the writer as gone for this call.
                 error!("a write job panicked; its changes were rolled back");
-                let _ = exec(conn, "ROLLBACK TO job; RELEASE job");
+                let _ = exec(conn, "ROLLBACK TO job").and_then(|()| exec(conn, "RELEASE job"));
             }
         }
         if conn.is_autocommit() {

@@ -2,7 +2,8 @@
 //! scope, tier and tag; searched with ranking (pinned first, relevance weighed by tier) and the
 //! person's words never read as FTS5 syntax; ephemeral entries hidden once their time is up and
 //! expired by the sweep; refusals that write nothing; every entry the fold of its events; and
-//! a briefing with the pinned and critical entries of its scopes and the relevant others.
+//! a briefing with the pinned and critical entries of its scopes and the relevant others, which
+//! asks memory nothing more when its scopes hold no entry.
 
 use maos_application::verify::verify;
 use maos_application::{
@@ -846,4 +847,60 @@ fn a_briefing_includes_the_essential_and_relevant_memory_of_its_scopes() {
         assert!(!shown(other), "{} shown: {text}", other.text);
     }
     assert!(briefing.cut.is_empty());
+}
+
+#[test]
+fn a_briefing_asks_memory_nothing_more_when_its_scopes_hold_no_entry() {
+    let meter = maos_sqlite::WorkMeter::new();
+    // With a runtime, so a task is assigned (and briefed) in the call that creates it.
+    let db = Db::metered(&meter);
+    db.register("claude-1", &[], 3);
+    // The steps of creating (and so assigning) a task in /src/app, and its briefing.
+    let run = |name: &str| {
+        let mut cmd = task(name);
+        cmd.prompt = "Retry failed uploads with backoff.".into();
+        cmd.workspace = Some(maos_domain::WorkspaceSpec {
+            repo: "/src/app/".into(),
+            base: None,
+        });
+        let (steps, t) = meter.count(|| db.create(cmd));
+        let briefing = db.task(t.id).attempts[0].briefing.clone().unwrap();
+        (steps, briefing.text)
+    };
+    let (empty, text) = run("Add uploader retries");
+    assert!(!text.contains("## Memory"), "{text}");
+
+    // An entry in another repository changes nothing, not even the work: no search runs.
+    add(
+        &db,
+        MemoryTier::Critical,
+        "repo:/src/other",
+        "The uploader of the other repository is frozen.",
+        &[],
+    );
+    let (elsewhere, text) = run("Add uploader retries again");
+    assert!(!text.contains("## Memory"), "{text}");
+
+    // One in the task's own repository (the only one of its scopes that holds any) is found.
+    let fact = add(
+        &db,
+        MemoryTier::Routine,
+        "repo:/src/app",
+        "The uploader retries through RetryPolicy in src/net.rs.",
+        &[],
+    );
+    let (searched, text) = run("Add uploader retries once more");
+    assert!(
+        text.contains(&format!("(memory {})\n", fact.id.short())),
+        "{text}"
+    );
+    // Searching costs steps; an entry out of the task's scopes costs a few index steps only.
+    let search = searched.saturating_sub(empty);
+    eprintln!(
+        "steps: {empty} with no memory, {elsewhere} with one elsewhere, {searched} with one here"
+    );
+    assert!(
+        elsewhere.abs_diff(empty) * 10 < search,
+        "{elsewhere} steps with an entry elsewhere, {empty} with none, {searched} with one here"
+    );
 }
