@@ -434,6 +434,9 @@ fn a_read_only_data_directory_says_so() {
         eprintln!("skipped: {READ_ONLY_DIR} is missing or writable here");
         return;
     }
+    let mode =
+        || std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(dir).unwrap().permissions());
+    let before = mode();
     let env = Env::new();
     for args in [
         &["status", "--data-dir", READ_ONLY_DIR][..],
@@ -458,6 +461,8 @@ fn a_read_only_data_directory_says_so() {
         "{}",
         run.stderr
     );
+    // Refused untouched: not made private either (root may chmod it, and MAOS once did).
+    assert_eq!(mode(), before, "the mode of {READ_ONLY_DIR} changed");
     insta::assert_snapshot!(env.transcript());
 }
 

@@ -44,7 +44,8 @@ pub(crate) fn data_dir(given: Option<&Path>) -> Result<PathBuf, CliError> {
 
 /// Creates the data directory private to the user (0700, whatever the umask; its parents as
 /// usual), or tightens an existing one that others may enter, saying so (once: it stays
-/// tight). It holds every prompt and every agent's output.
+/// tight). It holds every prompt and every agent's output. A directory nothing can be created
+/// in is refused untouched.
 pub(crate) fn private_data_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -64,6 +65,10 @@ pub(crate) fn private_data_dir(dir: &Path) -> std::io::Result<()> {
     }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
+        // Only a directory MAOS can write in is made private: one it cannot use (read-only, or
+        // a system directory such as /sys/kernel, which root may chmod but not write in) is
+        // left as it is, and the caller says why.
+        writable(dir)?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
         tracing::warn!(
             "the data directory {} was open to other users (mode {mode:04o}); it is 0700 now, \
@@ -72,6 +77,16 @@ pub(crate) fn private_data_dir(dir: &Path) -> std::io::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Fails as creating a file in `dir` fails (a file made and removed at once).
+fn writable(dir: &Path) -> std::io::Result<()> {
+    let probe = dir.join(format!(".maos-probe-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)?;
+    std::fs::remove_file(&probe)
 }
 
 /// The environment variable that, set to `1`, keeps commands in process (like `--no-daemon`).
