@@ -500,7 +500,7 @@ fn a_failing_or_panicking_job_is_rolled_back_and_the_writer_carries_on() {
 }
 
 /// Also three large jobs in most commit groups, each in its savepoint, whose sub-journals spill
-/// to temporary files: built with a larger spill (`SQLITE_STMTJRNL_SPILL` of 1 or 4 MiB) SQLite
+/// to temporary files: built with a spill of 1 or 4 MiB (`SQLITE_STMTJRNL_SPILL`), SQLite
 /// failed such groups with "database or disk is full".
 #[test]
 fn the_write_ahead_log_stays_bounded_under_sustained_writes_and_reads() {
@@ -554,4 +554,29 @@ fn the_write_ahead_log_stays_bounded_under_sustained_writes_and_reads() {
         "the log reached {largest} bytes (limit {LIMIT})"
     );
     eprintln!("largest log: {largest} bytes; now {}", wal_size());
+}
+
+#[test]
+fn sqlite_keeps_a_savepoints_sub_journal_in_memory_up_to_its_largest_safe_size() {
+    // Set for the bundled build in .cargo/config.toml (see there): at most 0x1ffff bytes, the
+    // largest write SQLite's Unix layer makes whole; a larger spill fails large commit groups
+    // (the log test above writes such groups).
+    let db = Db::new();
+    let raw = db.raw();
+    let mut stmt = raw.prepare("PRAGMA compile_options").unwrap();
+    let options: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let spill = options
+        .iter()
+        .find_map(|o| o.strip_prefix("STMTJRNL_SPILL="))
+        .and_then(|v| v.parse::<u32>().ok());
+    assert_eq!(
+        spill,
+        Some(126_976),
+        "SQLite was built without -DSQLITE_STMTJRNL_SPILL=126976 (LIBSQLITE3_FLAGS): {options:?}"
+    );
+    assert!(spill.is_some_and(|s| s <= 0x1ffff));
 }
