@@ -42,11 +42,7 @@ impl Checkpointer {
                     if identity.check().is_err() {
                         continue;
                     }
-                    // PASSIVE never blocks the writer or the readers; it copies what it can.
-                    let r = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-                    });
-                    match r {
+                    match passive(&conn) {
                         Ok((log, done)) if log > 0 => debug!(log, done, "checkpoint"),
                         Ok(_) => {}
                         Err(e) => warn!(db = %name, error = %e, "checkpoint failed; will retry"),
@@ -59,6 +55,14 @@ impl Checkpointer {
             thread: Some(thread),
         })
     }
+}
+
+/// A passive checkpoint on `conn`: it never blocks the writer or the readers, and copies what
+/// it can. Answers the frames in the log and how many of them are now in the database file.
+pub(crate) fn passive(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+    })
 }
 
 impl Drop for Checkpointer {

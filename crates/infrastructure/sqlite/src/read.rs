@@ -206,8 +206,6 @@ pub(crate) fn memories(
     })
 }
 
-/// The live entries of `scopes` at `now` that are pinned or critical: pinned critical first,
-/// then critical, then pinned, oldest first within each; at most `limit`.
 /// Whether any entry, live or not, belongs to one of `scopes`.
 pub(crate) fn holds_memories(
     conn: &Connection,
@@ -227,6 +225,8 @@ pub(crate) fn holds_memories(
     Ok(false)
 }
 
+/// The live entries of `scopes` at `now` that are pinned or critical: pinned critical first,
+/// then critical, then pinned, oldest first within each; at most `limit`.
 pub(crate) fn essential_memories(
     conn: &Connection,
     scopes: &[MemoryScope],

@@ -35,7 +35,7 @@ const MAX_GROUP: usize = 512;
 /// (11 GB during one benchmark run). The writer's own checkpoint copies what is left while
 /// nothing is written, so the next commit starts the log over (and `journal_size_limit`
 /// truncates the file).
-pub(crate) const WAL_LIMIT: u32 = 16_384;
+const WAL_LIMIT: u32 = 16_384;
 /// Queued jobs beyond which callers wait before they can enqueue.
 const QUEUE_DEPTH: usize = 4096;
 
@@ -132,9 +132,7 @@ fn writer_loop(
 /// waits for no reader (what a reader still needs stays, and the log starts over at a later
 /// checkpoint) and gives way to the checkpointer thread if that one is at work.
 fn checkpoint(conn: &Connection) {
-    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-    }) {
+    match crate::checkpoint::passive(conn) {
         Ok((log, done)) => debug!(log, done, "the writer checkpointed the log"),
         Err(e) => debug!(error = %e, "the writer could not checkpoint the log"),
     }
@@ -150,7 +148,7 @@ fn signal_commit(conn: &Connection, commits: &CommitSignal) {
 }
 
 fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
-    crate::rows::run(conn, sql).map_err(|e| StoreError::Backend(e.to_string()))
+    crate::rows::run(conn, sql).map_err(crate::rows::backend)
 }
 
 /// Runs a group that holds one job without a savepoint: the transaction is the job, so a failed

@@ -81,7 +81,7 @@ pub(crate) fn private_data_dir(dir: &Path) -> std::io::Result<()> {
 
 /// Fails as creating a file in `dir` fails (a file made and removed at once).
 fn writable(dir: &Path) -> std::io::Result<()> {
-    let probe = dir.join(format!(".maos-probe-{}", std::process::id()));
+    let probe = dir.join(format!(".maos-write-check-{}", std::process::id()));
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -204,16 +204,8 @@ pub(crate) fn open_store(dir: &Path) -> Result<SqliteStore, CliError> {
 /// Why no file can be created in `dir`, when that is because it is read-only (to this user, or
 /// on a read-only file system); `None` when it is writable or the reason is another.
 fn read_only(dir: &Path) -> Option<String> {
-    let probe = dir.join(format!(".maos-write-check-{}", std::process::id()));
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&probe)
-    {
-        Ok(_) => {
-            let _ = std::fs::remove_file(&probe);
-            None
-        }
+    match writable(dir) {
+        Ok(()) => None,
         Err(e)
             if matches!(
                 e.kind(),

@@ -505,8 +505,8 @@ fn a_failing_or_panicking_job_is_rolled_back_and_the_writer_carries_on() {
 #[test]
 fn the_write_ahead_log_stays_bounded_under_sustained_writes_and_reads() {
     let db = Arc::new(Db::new());
-    let wal = db.path.with_file_name("maos.db-wal");
-    let wal_size = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+    let wal_size =
+        |db: &Db| std::fs::metadata(db.path.with_file_name("maos.db-wal")).map_or(0, |m| m.len());
     // 64 MiB of 4 KiB pages: the writer checkpoints past it, and the log starts over.
     const LIMIT: u64 = 16_384 * 4_096;
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -531,10 +531,7 @@ fn the_write_ahead_log_stays_bounded_under_sustained_writes_and_reads() {
                         .map(|i| task(&format!("w{w} c{call} t{i}")))
                         .collect();
                     db.svc.create_tasks(batch).unwrap();
-                    largest = largest.max(
-                        std::fs::metadata(db.path.with_file_name("maos.db-wal"))
-                            .map_or(0, |m| m.len()),
-                    );
+                    largest = largest.max(wal_size(&db));
                 }
                 largest
             })
@@ -553,7 +550,7 @@ fn the_write_ahead_log_stays_bounded_under_sustained_writes_and_reads() {
         largest < LIMIT * 3 / 2,
         "the log reached {largest} bytes (limit {LIMIT})"
     );
-    eprintln!("largest log: {largest} bytes; now {}", wal_size());
+    eprintln!("largest log: {largest} bytes; now {}", wal_size(&db));
 }
 
 #[test]
