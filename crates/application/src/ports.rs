@@ -151,11 +151,16 @@ pub trait Transaction {
 /// commit, but each call returns only after its own work has committed durably (or failed).
 ///
 /// When `work` returns `Err`, nothing it wrote is kept.
+///
+/// `work` may run more than once: when a store undoes a group of callers' work because another
+/// caller's work failed after writing, it runs the others again, and only the run that commits
+/// counts. So `work` is `Fn`: it reads what it captured and changes nothing but the transaction
+/// (what it has to do after the commit, it returns).
 pub trait UnitOfWork: Send + Sync {
     /// Runs `work` in a transaction and commits it.
     fn write<R, E, F>(&self, work: F) -> Result<R, E>
     where
-        F: FnOnce(&mut dyn Transaction) -> Result<R, E> + Send + 'static,
+        F: Fn(&mut dyn Transaction) -> Result<R, E> + Send + 'static,
         R: Send + 'static,
         E: From<StoreError> + Send + 'static;
 }

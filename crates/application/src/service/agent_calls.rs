@@ -48,7 +48,7 @@ impl<S: Store> Service<S> {
         let logged = note.clone();
         let t = self.store.write(move |tx| {
             let mut t = load_task(tx, task)?;
-            let events = t.report_progress(fencing, note, at)?;
+            let events = t.report_progress(fencing, note.clone(), at)?;
             save_task_events(tx, &t, events, at)?;
             Ok::<_, TaskError>(t)
         })?;
@@ -118,8 +118,9 @@ impl<S: Store> Service<S> {
             at,
             move |tx, changes| {
                 let mut parent = load_task(tx, task)?;
-                let events = parent.add_subtasks(fencing, ids, waits, at)?;
+                let events = parent.add_subtasks(fencing, ids.clone(), waits, at)?;
                 let made = specs
+                    .clone()
                     .into_iter()
                     .map(|p| create_in_tx(tx, p, at, changes))
                     .collect::<Result<Vec<_>, _>>()?;

@@ -20,13 +20,13 @@ impl<S: Store> Service<S> {
                 });
             }
             let spec = AgentSpec {
-                name: cmd.name,
+                name: cmd.name.clone(),
                 adapter: cmd.adapter,
-                capabilities: cmd.capabilities,
+                capabilities: cmd.capabilities.clone(),
                 tier: cmd.tier,
                 slots: cmd.slots,
-                command: cmd.command,
-                settings: cmd.settings,
+                command: cmd.command.clone(),
+                settings: cmd.settings.clone(),
             };
             let (agent, events) = Agent::register(id, spec, at);
             tx.save_agent(&agent)?;

@@ -21,7 +21,7 @@ impl<S: Store> Service<S> {
                 }
                 .into());
             }
-            let events = t.record_workspace(workspace, at)?;
+            let events = t.record_workspace(workspace.clone(), at)?;
             if !events.is_empty() {
                 save_task_events(tx, &t, events, at)?;
             }
@@ -39,7 +39,7 @@ impl<S: Store> Service<S> {
         let at = self.clock.now();
         self.store.write(move |tx| {
             let mut t = load_task(tx, task)?;
-            let events = t.request_tool_approval(fencing, tool, subject, at)?;
+            let events = t.request_tool_approval(fencing, tool.clone(), subject.clone(), at)?;
             save_task_events(tx, &t, events, at)?;
             Ok(t)
         })
@@ -62,7 +62,7 @@ impl<S: Store> Service<S> {
         let policy = self.config.failure;
         self.write_scheduled(at, move |tx, changes| {
             let mut t = load_task(tx, id)?;
-            let events = t.approve(integration, at)?;
+            let events = t.approve(integration.clone(), at)?;
             save_task_events(tx, &t, events, at)?;
             changes.release_concerns(&t);
             match t.state {
@@ -89,7 +89,7 @@ impl<S: Store> Service<S> {
         self.write_scheduled(at, move |tx, changes| {
             let mut t = load_task(tx, id)?;
             let gate = t.waiting_gate().unwrap_or(Gate::Result);
-            let mut events = t.reject(reason, at)?;
+            let mut events = t.reject(reason.clone(), at)?;
             match (gate, cancel) {
                 (Gate::Tool, _) => {}
                 (_, true) => {
@@ -227,7 +227,7 @@ impl<S: Store> Service<S> {
         let id = t.id;
         self.store.write(move |tx| {
             let mut t = load_task(tx, id)?;
-            let events = t.roll_back(number, commit, at)?;
+            let events = t.roll_back(number, commit.clone(), at)?;
             save_task_events(tx, &t, events, at)?;
             Ok(t)
         })

@@ -49,6 +49,7 @@ pub(super) fn refresh(created: &mut [Created], launches: &[Launch]) {
     }
 }
 
+#[derive(Clone)]
 pub(super) struct PreparedCreate {
     pub(super) id: TaskId,
     pub(super) spec: TaskSpec,

@@ -123,7 +123,7 @@ impl<S: Store> Service<S> {
                     return Err(MemoryError::AttemptNotFound { task, attempt });
                 }
             }
-            let (memory, events) = Memory::add(id, cmd.spec(), ttl, at);
+            let (memory, events) = Memory::add(id, cmd.clone().spec(), ttl, at);
             save_memory_events(tx, &memory, events, at)?;
             Ok(memory)
         })
@@ -160,7 +160,7 @@ impl<S: Store> Service<S> {
     fn change_memory(
         &self,
         id: &IdRef,
-        change: impl FnOnce(
+        change: impl Fn(
             &mut Memory,
             Timestamp,
         ) -> Result<Vec<maos_domain::MemoryEvent>, TransitionError>
@@ -187,7 +187,7 @@ impl<S: Store> Service<S> {
 
     pub fn forget_memory(&self, id: &IdRef, reason: Option<String>) -> Result<Memory, MemoryError> {
         let reason = forget_reason(reason)?;
-        self.change_memory(id, move |m, at| m.forget(reason, at))
+        self.change_memory(id, move |m, at| m.forget(reason.clone(), at))
     }
 
     /// Marks expired every live, unpinned entry whose deadline has passed (the daemon calls

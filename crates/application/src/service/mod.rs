@@ -195,7 +195,7 @@ impl<S: Store> Service<S> {
     /// after the commit, hands the new attempts to the runtime and stops the ones to stop.
     fn write_scheduled<R, E, F>(&self, at: Timestamp, work: F) -> Result<R, E>
     where
-        F: FnOnce(&mut dyn Transaction, &mut Changes) -> Result<R, E> + Send + 'static,
+        F: Fn(&mut dyn Transaction, &mut Changes) -> Result<R, E> + Send + 'static,
         R: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
@@ -211,7 +211,7 @@ impl<S: Store> Service<S> {
         fix: fn(&mut R, &[Launch]),
     ) -> Result<R, E>
     where
-        F: FnOnce(&mut dyn Transaction, &mut Changes) -> Result<R, E> + Send + 'static,
+        F: Fn(&mut dyn Transaction, &mut Changes) -> Result<R, E> + Send + 'static,
         R: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {

@@ -20,7 +20,7 @@ impl<S: Store> Service<S> {
             planned: false,
         };
         self.store.write(move |tx| {
-            let (o, events) = Orchestration::create(id, spec, at);
+            let (o, events) = Orchestration::create(id, spec.clone(), at);
             tx.save_orchestration(&o)?;
             tx.append(
                 at,
@@ -71,7 +71,7 @@ impl<S: Store> Service<S> {
         };
         let routes = Arc::clone(&self.routes);
         self.write_scheduled(at, move |tx, changes| {
-            let (mut o, mut o_events) = Orchestration::create(oid, spec, at);
+            let (mut o, mut o_events) = Orchestration::create(oid, spec.clone(), at);
             if start {
                 o_events.extend(o.start(at)?);
             }
@@ -80,7 +80,7 @@ impl<S: Store> Service<S> {
                 at,
                 &DomainEvent::orchestrations(oid, o_events).collect::<Vec<_>>(),
             )?;
-            let made = create_plan_tasks(tx, &o, tasks, &dep_indexes, &ids, &routes, at, changes)?;
+            let made = create_plan_tasks(tx, &o, tasks.clone(), &dep_indexes, &ids, &routes, at, changes)?;
             Ok::<_, OrchestrationError>(PlanCreated {
                 orchestration: o,
                 tasks: made,
@@ -223,7 +223,7 @@ impl<S: Store> Service<S> {
                     reference: oid.to_string(),
                 })
             })?;
-            let events = o.record_merge(into_c, commit_c, at);
+            let events = o.record_merge(into_c.clone(), commit_c.clone(), at);
             tx.save_orchestration(&o)?;
             tx.append(
                 at,
@@ -248,7 +248,7 @@ impl<S: Store> Service<S> {
         op: F,
     ) -> Result<Orchestration, OrchestrationError>
     where
-        F: FnOnce(
+        F: Fn(
                 &mut dyn Transaction,
                 &mut Orchestration,
                 Timestamp,

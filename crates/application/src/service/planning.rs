@@ -15,6 +15,7 @@ use crate::ports::PlanReader;
 use crate::workspace::SummaryLimits;
 
 /// What a planning task's answer came to, worked out before the transaction that records it.
+#[derive(Clone)]
 pub(super) struct Refereed {
     pub(super) orchestration: OrchestrationId,
     pub(super) verdict: Verdict,
@@ -113,7 +114,7 @@ impl<S: Store> Service<S> {
         self.write_scheduled_then(
             at,
             move |tx, changes| {
-                let (mut o, mut events) = Orchestration::create(oid, spec, at);
+                let (mut o, mut events) = Orchestration::create(oid, spec.clone(), at);
                 events.extend(o.start_planning(
                     Planning {
                         task: tid,
@@ -127,7 +128,7 @@ impl<S: Store> Service<S> {
                     at,
                     &DomainEvent::orchestrations(oid, events).collect::<Vec<_>>(),
                 )?;
-                let task = create_planner(tx, task, at, changes)?;
+                let task = create_planner(tx, task.clone(), at, changes)?;
                 Ok::<_, OrchestrationError>(PlanningStarted {
                     orchestration: o,
                     task,
@@ -181,7 +182,7 @@ impl<S: Store> Service<S> {
         self.write_scheduled_then(
             at,
             move |tx, changes| {
-                let (mut task, mut events) = Task::create(id, spec, at);
+                let (mut task, mut events) = Task::create(id, spec.clone(), at);
                 events.extend(task.make_ready(at)?);
                 if task.state == TaskState::Ready {
                     changes.readied.push(task.id);
@@ -252,7 +253,7 @@ impl<S: Store> Service<S> {
             }
             let version = PlanVersion {
                 number: o.plan_version + 1,
-                plan,
+                plan: plan.clone(),
                 origin: PlanOrigin::Person,
                 rationale: None,
                 proposed_at: at,
@@ -470,7 +471,7 @@ impl<S: Store> Service<S> {
                 };
                 let events = o.start_planning(planning, at)?;
                 save_orchestration_events(tx, &o, events, at)?;
-                let task = create_planner(tx, task, at, changes)?;
+                let task = create_planner(tx, task.clone(), at, changes)?;
                 Ok::<_, OrchestrationError>(PlanningStarted {
                     orchestration: o,
                     task,
@@ -528,7 +529,7 @@ impl<S: Store> Service<S> {
                 cancel_planner(tx, p.task, "its plan was rejected", policy, at, changes)?;
                 *o = load_orchestration(tx, o.id)?;
             }
-            Ok(o.reject_plan(reason, at)?)
+            Ok(o.reject_plan(reason.clone(), at)?)
         })
     }
 
@@ -888,6 +889,7 @@ pub(super) fn planner_ended(
 }
 
 /// The planning task of an orchestration, to create.
+#[derive(Clone)]
 struct PlannerTask {
     oid: OrchestrationId,
     tid: TaskId,

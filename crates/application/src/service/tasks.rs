@@ -11,7 +11,7 @@ impl<S: Store> Service<S> {
         let at = self.clock.now();
         self.write_scheduled_then(
             at,
-            move |tx, changes| create_in_tx(tx, prepared, at, changes),
+            move |tx, changes| create_in_tx(tx, prepared.clone(), at, changes),
             |created, launches| refresh(std::slice::from_mut(created), launches),
         )
     }
@@ -25,8 +25,7 @@ impl<S: Store> Service<S> {
         self.write_scheduled_then(
             at,
             move |tx, changes| {
-                prepared
-                    .into_iter()
+                prepared.iter().cloned()
                     .map(|p| create_in_tx(tx, p, at, changes))
                     .collect::<Result<Vec<_>, _>>()
             },
@@ -136,7 +135,7 @@ impl<S: Store> Service<S> {
         let at = self.clock.now();
         self.store.write(move |tx| {
             let mut t = load_task(tx, task)?;
-            let events = t.start_attempt(fencing, start, at)?;
+            let events = t.start_attempt(fencing, start.clone(), at)?;
             save_task_events(tx, &t, events, at)?;
             Ok(t)
         })
@@ -151,7 +150,7 @@ impl<S: Store> Service<S> {
         let at = self.clock.now();
         self.store.write(move |tx| {
             let mut t = load_task(tx, task)?;
-            let events = t.record_session(fencing, session, at)?;
+            let events = t.record_session(fencing, session.clone(), at)?;
             if !events.is_empty() {
                 save_task_events(tx, &t, events, at)?;
             }
@@ -239,17 +238,17 @@ impl<S: Store> Service<S> {
         let policy = self.config.failure;
         self.write_scheduled(at, move |tx, changes| {
             let mut t = load_task(tx, task)?;
-            let mut events = t.succeed_attempt(fencing, summary, report, at)?;
-            match failed_verification {
+            let mut events = t.succeed_attempt(fencing, summary.clone(), report.clone(), at)?;
+            match failed_verification.clone() {
                 Some(output) => {
                     events.extend(t.fail_verification(output, at)?);
                     events.extend(after_failure(tx, &mut t, policy, at, changes)?);
                 }
                 // Verification passed (or there is none): the approval policy decides between
                 // accepting it and waiting for a person.
-                None => events.extend(t.pass_verification(integration, at)?),
+                None => events.extend(t.pass_verification(integration.clone(), at)?),
             }
-            if let Some(r) = refereed {
+            if let Some(r) = refereed.clone() {
                 super::planning::settle_planner(
                     tx,
                     &t,
@@ -284,7 +283,7 @@ impl<S: Store> Service<S> {
         let policy = self.config.failure;
         self.write_scheduled(at, move |tx, changes| {
             let mut t = load_task(tx, task)?;
-            let mut events = t.fail_attempt(fencing, error, report, at)?;
+            let mut events = t.fail_attempt(fencing, error.clone(), report.clone(), at)?;
             events.extend(after_failure(tx, &mut t, policy, at, changes)?);
             save_task_events(tx, &t, events, at)?;
             release_slot(tx, &t, policy, at, changes)?;
@@ -303,7 +302,7 @@ impl<S: Store> Service<S> {
         self.write_scheduled(at, move |tx, changes| {
             let mut t = load_task(tx, id)?;
             let held_slot = t.state.holds_slot();
-            let reason = reason.unwrap_or_else(|| "cancelled by a person".into());
+            let reason = reason.clone().unwrap_or_else(|| "cancelled by a person".into());
             let events = t.cancel(reason.clone(), at)?;
             save_task_events(tx, &t, events, at)?;
             changes.release_concerns(&t);

@@ -61,7 +61,8 @@ impl<S: Store> Service<S> {
             // A heartbeat may have come in since the book was read: those are not due.
             let settled: Vec<Holder> = {
                 let book = leases.lock().unwrap_or_else(|p| p.into_inner());
-                due.into_iter()
+                due.iter()
+                    .copied()
                     .filter(|h| book.deadline(*h).is_none_or(|deadline| deadline < at))
                     .collect()
             };

@@ -441,6 +441,7 @@ impl SqliteStore {
         let (send, answer) = mpsc::sync_channel::<Result<WriterSettings, StoreError>>(1);
         let job: Job = Box::new(move |tx| {
             let settings = tx.and_then(|tx| tx.settings());
+            let send = send.clone();
             let deliver: Deliver = Box::new(move |_| {
                 let _ = send.send(settings);
             });
@@ -457,6 +458,7 @@ impl SqliteStore {
         let (send, answer) = mpsc::sync_channel::<Result<u64, StoreError>>(1);
         let job: Job = Box::new(move |tx| {
             let steps = tx.and_then(|tx| tx.ready_queue_steps());
+            let send = send.clone();
             let deliver: Deliver = Box::new(move |_| {
                 let _ = send.send(steps);
             });
@@ -571,17 +573,20 @@ impl Drop for Lease<'_> {
 impl UnitOfWork for SqliteStore {
     fn write<R, E, F>(&self, work: F) -> Result<R, E>
     where
-        F: FnOnce(&mut dyn Transaction) -> Result<R, E> + Send + 'static,
+        F: Fn(&mut dyn Transaction) -> Result<R, E> + Send + 'static,
         R: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
         let (send, answer) = mpsc::sync_channel::<Result<R, E>>(1);
+        // The writer may run the job more than once (a group undone by another job's failure);
+        // only the run whose result it delivers answers the caller.
         let job: Job = Box::new(move |tx| {
             let result = match tx {
                 Ok(tx) => work(tx),
                 Err(e) => Err(E::from(e)),
             };
             let ok = result.is_ok();
+            let send = send.clone();
             let deliver: Deliver = Box::new(move |commit| {
                 let out = match commit {
                     Ok(()) => result,

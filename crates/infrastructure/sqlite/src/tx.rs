@@ -21,6 +21,12 @@ impl<'c> SqliteTx<'c> {
         SqliteTx { conn }
     }
 
+    /// The connection, for the writer's own tests.
+    #[cfg(test)]
+    pub(crate) fn conn(&self) -> &Connection {
+        self.conn
+    }
+
     /// The virtual-machine steps SQLite has run so far for the scheduler's ready-queue
     /// statements on this connection: a count of the work they did (rows examined), not a time.
     pub(crate) fn ready_queue_steps(&self) -> Result<u64, StoreError> {

@@ -1,7 +1,11 @@
 //! The single writer thread: it owns the write connection, takes queued jobs, runs as many as are
-//! waiting in one transaction (each inside its own savepoint, so one job's failure undoes only
-//! that job), commits once, and only then answers every caller of the group. After each commit
-//! it reads the newest event's seq and wakes the followers waiting for it.
+//! waiting in one transaction, commits once, and only then answers every caller of the group.
+//! After each commit it reads the newest event's seq and wakes the followers waiting for it.
+//!
+//! A group runs optimistically, without a savepoint per job: a job that fails before writing
+//! anything needs no undo. Only when a job fails after writing (or panics) is the group rolled
+//! back and run again with each job in its own savepoint, so that the failure undoes only that
+//! job (ADR 0026).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -23,8 +27,10 @@ pub(crate) type Deliver = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
 /// A queued unit of work: runs inside the transaction (or is told why there is none) and says
 /// whether it succeeded (and so must be kept) and how to deliver its result after the commit.
+/// It may run more than once (when its group is undone and run again); only the delivery of the
+/// run that counts is called.
 pub(crate) type Job =
-    Box<dyn FnOnce(Result<&mut SqliteTx<'_>, StoreError>) -> (bool, Deliver) + Send>;
+    Box<dyn FnMut(Result<&mut SqliteTx<'_>, StoreError>) -> (bool, Deliver) + Send>;
 
 /// The largest number of jobs committed together.
 const MAX_GROUP: usize = 512;
@@ -113,7 +119,7 @@ fn writer_loop(
         // Files deleted or replaced under the store: nothing more is written (or answered as
         // written).
         if let Err(e) = identity.check() {
-            for job in group {
+            for mut job in group {
                 let (_, deliver) = job(Err(e.clone()));
                 deliver(Ok(()));
             }
@@ -153,7 +159,12 @@ fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
 
 /// Runs a group that holds one job without a savepoint: the transaction is the job, so a failed
 /// job rolls back the transaction, and nothing is copied into a savepoint's sub-journal.
-fn commit_single(conn: &mut Connection, job: Job, commits: &CommitSignal, identity: &FileIdentity) {
+fn commit_single(
+    conn: &mut Connection,
+    mut job: Job,
+    commits: &CommitSignal,
+    identity: &FileIdentity,
+) {
     if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         error!(error = %e, "cannot begin a write transaction");
         let (_, deliver) = job(Err(e));
@@ -200,20 +211,116 @@ fn commit_group(
         return;
     }
     let size = group.len();
-    // Results of jobs that succeeded, waiting for the commit; failed jobs are answered at once
-    // (their savepoint was rolled back, so the commit cannot change their answer).
-    let mut kept: Vec<Deliver> = Vec::with_capacity(size);
     if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         error!(error = %e, "cannot begin a write transaction");
-        for job in group {
+        for mut job in group {
             // Without a transaction nothing can run: answer each job with the error.
             let (_, deliver) = job(Err(e.clone()));
             deliver(Ok(()));
         }
         return;
     }
-    for job in group {
-        if let Err(e) = exec(conn, "SAVEPOINT job") {
+    match run_optimistically(conn, group) {
+        Optimistic::Ran(kept) => {
+            let commit = exec(conn, "COMMIT");
+            if let Err(e) = &commit {
+                error!(error = %e, jobs = kept.len(), "commit failed; the group is rolled back");
+                let _ = exec(conn, "ROLLBACK");
+            } else if !kept.is_empty() {
+                signal_commit(conn, commits);
+            }
+            debug!(jobs = size, kept = kept.len(), "group committed");
+            // Acknowledged only if it went to the file a restart opens.
+            let commit = commit.and_then(|()| identity.check());
+            for d in kept {
+                d(commit.clone());
+            }
+        }
+        Optimistic::Undo(rest) => {
+            debug!(jobs = size, again = rest.len(), "a job failed after writing; group run again");
+            if !conn.is_autocommit() {
+                let _ = exec(conn, "ROLLBACK");
+            }
+            commit_with_savepoints(conn, rest, commits, identity);
+        }
+    }
+}
+
+/// How the optimistic run of a group went.
+enum Optimistic {
+    /// Every job either succeeded (their deliveries wait for the commit) or failed without
+    /// writing (already answered).
+    Ran(Vec<Deliver>),
+    /// A job failed after writing, panicked, or the engine rolled the transaction back: the
+    /// transaction must be undone, and these jobs (everything not yet answered) run again.
+    Undo(Vec<Job>),
+}
+
+/// Runs the group's jobs in the open transaction without savepoints. Stops at the first job
+/// whose failure cannot be undone on its own.
+fn run_optimistically(conn: &mut Connection, group: Vec<Job>) -> Optimistic {
+    let mut kept: Vec<Deliver> = Vec::with_capacity(group.len());
+    // Jobs that ran and must run again if the group is undone.
+    let mut ran: Vec<Job> = Vec::with_capacity(group.len());
+    let mut jobs = group.into_iter();
+    while let Some(mut job) = jobs.next() {
+        let before = conn.total_changes();
+        let outcome = {
+            let mut tx = SqliteTx::new(conn);
+            catch_unwind(AssertUnwindSafe(|| job(Ok(&mut tx))))
+        };
+        let wrote = conn.total_changes() != before;
+        let rolled_back = conn.is_autocommit();
+        match outcome {
+            Ok((true, deliver)) if !rolled_back => {
+                kept.push(deliver);
+                ran.push(job);
+            }
+            // Failed before writing anything: nothing to undo, and the commit cannot change its
+            // answer.
+            Ok((false, deliver)) if !wrote && !rolled_back => deliver(Ok(())),
+            // Failed after writing (or the engine gave up the transaction): its result is
+            // dropped unanswered, and it runs again in its own savepoint with the rest.
+            Ok(_) => {
+                ran.push(job);
+                ran.extend(jobs);
+                return Optimistic::Undo(ran);
+            }
+            Err(_) => {
+                // The job panicked: it does not run again; its caller sees the writer as gone
+                // for this call. The others run again without its changes.
+                error!("a write job panicked; its changes were rolled back");
+                drop(job);
+                ran.extend(jobs);
+                return Optimistic::Undo(ran);
+            }
+        }
+    }
+    Optimistic::Ran(kept)
+}
+
+/// Runs a group with each job in its own savepoint, so that a job's failure undoes only that
+/// job: the way a group runs after its optimistic run was undone.
+fn commit_with_savepoints(
+    conn: &mut Connection,
+    group: Vec<Job>,
+    commits: &CommitSignal,
+    identity: &FileIdentity,
+) {
+    let size = group.len();
+    // Results of jobs that succeeded, waiting for the commit; failed jobs are answered at once
+    // (their savepoint was rolled back, so the commit cannot change their answer).
+    let mut kept: Vec<Deliver> = Vec::with_capacity(size);
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
+        error!(error = %e, "cannot begin a write transaction");
+        for mut job in group {
+            // Without a transaction nothing can run: answer each job with the error.
+            let (_, deliver) = job(Err(e.clone()));
+            deliver(Ok(()));
+        }
+        return;
+    }
+    for mut job in group {        if let Err(e) = exec(conn, "SAVEPOINT job") {
             error!(error = %e, "cannot open a savepoint");
             let (_, deliver) = job(Err(e));
             deliver(Ok(()));
@@ -265,5 +372,137 @@ fn commit_group(
     let commit = commit.and_then(|()| identity.check());
     for d in kept {
         d(commit.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    /// What one test job does each time it runs.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Act {
+        /// Inserts its row and succeeds.
+        Write,
+        /// Inserts its row, then fails.
+        WriteThenFail,
+        /// Fails before writing.
+        Fail,
+        /// Inserts its row, then panics.
+        Panic,
+    }
+
+    struct Group {
+        conn: Connection,
+        commits: CommitSignal,
+        identity: FileIdentity,
+        _dir: tempfile::TempDir,
+    }
+
+    fn group() -> Group {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; CREATE TABLE events (seq INTEGER PRIMARY KEY);
+             CREATE TABLE rows (job INTEGER NOT NULL);",
+        )
+        .unwrap();
+        Group {
+            identity: FileIdentity::take(&path).unwrap(),
+            conn,
+            commits: CommitSignal::new(0),
+            _dir: dir,
+        }
+    }
+
+    /// One job per act: each counts its runs and records the answer it was delivered.
+    fn jobs(
+        acts: &[Act],
+    ) -> (
+        Vec<Job>,
+        Arc<Vec<AtomicUsize>>,
+        Arc<Mutex<Vec<(usize, bool)>>>,
+    ) {
+        let runs = Arc::new((0..acts.len()).map(|_| AtomicUsize::new(0)).collect::<Vec<_>>());
+        let answers = Arc::new(Mutex::new(Vec::new()));
+        let jobs = acts
+            .iter()
+            .enumerate()
+            .map(|(i, &act)| {
+                let runs = Arc::clone(&runs);
+                let answers = Arc::clone(&answers);
+                let job: Job = Box::new(move |tx| {
+                    runs[i].fetch_add(1, Ordering::SeqCst);
+                    let tx = tx.unwrap();
+                    if act != Act::Fail {
+                        tx.conn()
+                            .execute("INSERT INTO rows (job) VALUES (?1)", [i as i64])
+                            .unwrap();
+                    }
+                    assert!(act != Act::Panic, "job {i} panics");
+                    let ok = act == Act::Write;
+                    let answers = Arc::clone(&answers);
+                    let deliver: Deliver = Box::new(move |commit| {
+                        answers.lock().unwrap().push((i, ok && commit.is_ok()));
+                    });
+                    (ok, deliver)
+                });
+                job
+            })
+            .collect();
+        (jobs, runs, answers)
+    }
+
+    fn run(acts: &[Act]) -> (Vec<usize>, Vec<(usize, bool)>, Vec<i64>) {
+        let mut g = group();
+        let (jobs, runs, answers) = jobs(acts);
+        commit_group(&mut g.conn, jobs, &g.commits, &g.identity);
+        let runs = runs.iter().map(|r| r.load(Ordering::SeqCst)).collect();
+        let mut answers = answers.lock().unwrap().clone();
+        answers.sort_unstable();
+        let mut stmt = g.conn.prepare("SELECT job FROM rows ORDER BY job").unwrap();
+        let rows = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<Vec<i64>, _>>()
+            .unwrap();
+        (runs, answers, rows)
+    }
+
+    #[test]
+    fn a_group_whose_jobs_succeed_runs_each_once() {
+        let (runs, answers, rows) = run(&[Act::Write, Act::Write, Act::Write]);
+        assert_eq!(runs, [1, 1, 1]);
+        assert_eq!(answers, [(0, true), (1, true), (2, true)]);
+        assert_eq!(rows, [0, 1, 2]);
+    }
+
+    #[test]
+    fn a_job_that_fails_before_writing_costs_the_others_nothing() {
+        let (runs, answers, rows) = run(&[Act::Write, Act::Fail, Act::Write]);
+        assert_eq!(runs, [1, 1, 1]);
+        assert_eq!(answers, [(0, true), (1, false), (2, true)]);
+        assert_eq!(rows, [0, 2]);
+    }
+
+    #[test]
+    fn a_job_that_fails_after_writing_is_undone_alone_and_the_others_run_again() {
+        let (runs, answers, rows) = run(&[Act::Write, Act::WriteThenFail, Act::Write]);
+        // The first ran before the failure and again after it; the last only after it.
+        assert_eq!(runs, [2, 2, 1]);
+        assert_eq!(answers, [(0, true), (1, false), (2, true)]);
+        assert_eq!(rows, [0, 2]);
+    }
+
+    #[test]
+    fn a_job_that_panics_is_dropped_unanswered_and_the_others_commit() {
+        let (runs, answers, rows) = run(&[Act::Write, Act::Panic, Act::Write, Act::Fail]);
+        assert_eq!(runs, [2, 1, 1, 1]);
+        assert_eq!(answers, [(0, true), (2, true), (3, false)]);
+        assert_eq!(rows, [0, 2]);
     }
 }

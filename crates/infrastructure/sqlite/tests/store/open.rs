@@ -468,7 +468,7 @@ fn a_failing_or_panicking_job_is_rolled_back_and_the_writer_carries_on() {
             tx.save_task(&t)?;
             tx.append(
                 Timestamp::from_millis(5),
-                &DomainEvent::tasks(t.id, events).collect::<Vec<_>>(),
+                &DomainEvent::tasks(t.id, events.clone()).collect::<Vec<_>>(),
             )?;
             Err::<(), _>(StoreError::Backend("changed my mind".into()))
         })
