@@ -548,7 +548,14 @@ pub(crate) fn events_of(
     aggregate_id: &str,
 ) -> Result<Vec<StoredEvent>, StoreError> {
     let mut stmt = conn
-        .prepare_cached("SELECT seq, at, payload FROM events WHERE aggregate_id = ?1 ORDER BY seq")
+        // Through `events_by_aggregate` (V12): a task's events under its creation time, any
+        // other aggregate's under 0.
+        .prepare_cached(
+            "SELECT seq, at, payload FROM events
+              WHERE task_created_at = coalesce((SELECT created_at FROM tasks WHERE id = ?1), 0)
+                AND aggregate_id = ?1
+              ORDER BY seq",
+        )
         .map_err(backend)?;
     let mut rows = stmt.query(params![aggregate_id]).map_err(backend)?;
     let mut out = Vec::new();

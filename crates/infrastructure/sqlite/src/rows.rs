@@ -799,21 +799,50 @@ pub(crate) fn append_events(
 ) -> Result<(), StoreError> {
     let mut stmt = conn
         .prepare_cached(
-            "INSERT INTO events (at, kind, aggregate, aggregate_id, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO events (at, kind, aggregate, aggregate_id, payload, task_created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .map_err(backend)?;
+    // The events of one call mostly belong to one task: its creation time is read once.
+    let mut born: Option<(TaskId, i64)> = None;
     for e in events {
+        let task_created_at = match e {
+            DomainEvent::Task { id, .. } => match born {
+                Some((of, at)) if of == *id => at,
+                _ => {
+                    let at = task_created_at(conn, *id)?;
+                    born = Some((*id, at));
+                    at
+                }
+            },
+            _ => 0,
+        };
         let payload = serde_json::to_string(e).map_err(|e| StoreError::Backend(e.to_string()))?;
         stmt.execute(params![
             at.as_millis(),
             e.kind(),
             e.aggregate_kind().as_str(),
             e.aggregate_id(),
-            payload
+            payload,
+            task_created_at
         ])
         .map_err(backend)?;
     }
     Ok(())
+}
+
+/// The creation time of task `id`, the first key of its events in `events_by_aggregate` (V12).
+/// A task's row is saved before its events are appended; an event of a task that has no row
+/// would be out of that index's reach, so it is refused.
+fn task_created_at(conn: &Connection, id: TaskId) -> Result<i64, StoreError> {
+    conn.prepare_cached("SELECT created_at FROM tasks WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id.to_string()], |r| r.get(0)).optional())
+        .map_err(backend)?
+        .ok_or_else(|| {
+            StoreError::Backend(format!(
+                "events of task {id} were appended before the task was saved"
+            ))
+        })
 }
 
 pub(crate) fn event_from_row(row: &Row<'_>) -> Result<StoredEvent, StoreError> {

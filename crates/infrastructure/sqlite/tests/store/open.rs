@@ -138,6 +138,7 @@ fn migrations_apply_to_a_new_file_an_empty_file_and_an_existing_database() {
                 (9, "memory".to_owned()),
                 (10, "orchestration_settled".to_owned()),
                 (11, "agents_run_by_load".to_owned()),
+                (12, "task_events_by_age".to_owned()),
             ]
         );
         let app_id: i32 = conn
@@ -184,6 +185,7 @@ fn migrations_apply_to_a_new_file_an_empty_file_and_an_existing_database() {
                 (9, "memory".to_owned()),
                 (10, "orchestration_settled".to_owned()),
                 (11, "agents_run_by_load".to_owned()),
+                (12, "task_events_by_age".to_owned()),
             ]
         );
         assert_eq!(dump_tables(&conn), before);
@@ -576,4 +578,81 @@ fn sqlite_keeps_a_savepoints_sub_journal_in_memory_up_to_its_largest_safe_size()
         "SQLite was built without -DSQLITE_STMTJRNL_SPILL=126976 (LIBSQLITE3_FLAGS): {options:?}"
     );
     assert!(spill.is_some_and(|s| s <= 0x1ffff));
+}
+
+/// A database written before V12 (the events of tasks indexed by their random id) gets the new
+/// column filled from each task's row and the new index, and every aggregate's events are
+/// found as before.
+#[test]
+fn the_events_of_each_aggregate_are_found_after_moving_to_the_index_by_task_age() {
+    let db = Db::new();
+    db.register("w", &["rust"], 1);
+    let first = db.create_titled("first");
+    db.clock.advance(1_000);
+    let second = db.create_titled("second");
+    db.finish(first.id, Some("w"));
+    let agent = db.agent("w");
+    let aggregates: Vec<String> =
+        [first.id.to_string(), second.id.to_string(), agent.id.to_string()].into();
+    let before: Vec<_> = aggregates
+        .iter()
+        .map(|id| db.store().events_of(id).unwrap())
+        .collect();
+    assert!(before.iter().all(|e| !e.is_empty()));
+    // Closed, so that the raw connection below is the only one.
+    let Db {
+        dir,
+        path,
+        clock,
+        ids,
+        svc,
+    } = db;
+    drop(svc);
+
+    // Back to the schema of V11, as an older MAOS left it.
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP INDEX events_by_aggregate;
+         ALTER TABLE events DROP COLUMN task_created_at;
+         CREATE INDEX events_by_aggregate ON events (aggregate_id, seq);
+         DELETE FROM refinery_schema_history WHERE version = 12;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let svc = service_at(&path, Arc::clone(&clock), Arc::clone(&ids));
+    let db = Db {
+        dir,
+        path: path.clone(),
+        clock,
+        ids,
+        svc,
+    };
+    let after: Vec<_> = aggregates
+        .iter()
+        .map(|id| db.store().events_of(id).unwrap())
+        .collect();
+    assert_eq!(after, before);
+    let conn = raw_connection(&path);
+    assert_eq!(history(&conn).last(), Some(&(12, "task_events_by_age".to_owned())));
+    let born: Vec<(String, i64, i64)> = conn
+        .prepare(
+            "SELECT e.aggregate_id, e.task_created_at, t.created_at FROM events e
+               JOIN tasks t ON t.id = e.aggregate_id",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(!born.is_empty());
+    for (task, filled, created) in born {
+        assert_eq!(filled, created, "task {task}");
+    }
+    // The log is still append-only after the backfill.
+    let err = Connection::open(&db.path)
+        .unwrap()
+        .execute("UPDATE events SET kind = 'x' WHERE seq = 1", [])
+        .unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
 }

@@ -880,8 +880,7 @@ fn the_slot_is_released_on_complete_fail_and_cancel() {
 fn query_plan(db: &Db, sql: &str) -> Vec<String> {
     let conn = raw_connection(&db.path);
     let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-    let marks = sql.matches('?').count();
-    let args: Vec<i64> = vec![1; marks];
+    let args: Vec<i64> = vec![1; stmt.parameter_count()];
     stmt.query_map(rusqlite::params_from_iter(args), |row| {
         row.get::<_, String>(3)
     })
@@ -921,6 +920,80 @@ fn the_lookups_by_state_of_the_scheduler_and_the_reaper_use_their_indexes() {
             .any(|s| s.contains("USING INDEX tasks_retry_due")),
         "{due:?}"
     );
+}
+
+/// The events of a task are found through `events_by_aggregate` (V12), keyed by the task's
+/// creation time, and a new task's events go to that index's end: the entries of tasks created
+/// later sort after those created earlier.
+#[test]
+fn a_tasks_events_are_indexed_by_its_creation_time() {
+    let db = Db::new();
+    let mut made = Vec::new();
+    for i in 0..50 {
+        made.push(db.create_titled(&format!("t{i}")));
+        db.clock.advance(1);
+    }
+    let plan = query_plan(
+        &db,
+        "SELECT seq, at, payload FROM events
+          WHERE task_created_at = coalesce((SELECT created_at FROM tasks WHERE id = ?1), 0)
+            AND aggregate_id = ?1
+          ORDER BY seq",
+    );
+    assert!(
+        plan.iter()
+            .any(|s| s.contains("USING INDEX events_by_aggregate")),
+        "{plan:?}"
+    );
+    assert!(!plan.iter().any(|s| s.contains("TEMP B-TREE")), "{plan:?}");
+    // In the index's order, the events come task by task in creation order, whatever the ids.
+    let conn = raw_connection(&db.path);
+    let order: Vec<String> = conn
+        .prepare(
+            "SELECT aggregate_id FROM events INDEXED BY events_by_aggregate
+              WHERE task_created_at > 0 ORDER BY task_created_at, aggregate_id, seq",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut tasks: Vec<String> = order.clone();
+    tasks.dedup();
+    let created: Vec<String> = made.iter().map(|t| t.id.to_string()).collect();
+    assert_eq!(tasks, created);
+    for t in &made {
+        assert_eq!(
+            kinds(&db.store().events_of(&t.id.to_string()).unwrap()),
+            ["task.created", "task.ready"]
+        );
+    }
+}
+
+/// An event of a task whose row is not there would be out of the index's reach: refused.
+#[test]
+fn events_of_a_task_that_was_never_saved_are_refused() {
+    use maos_application::{Transaction, UnitOfWork};
+    let db = Db::new();
+    let ghost = TaskId::from_bits(42);
+    let before = db.events().len();
+    let err = db
+        .store()
+        .write(move |tx| {
+            Transaction::append(
+                tx,
+                maos_domain::Timestamp::from_millis(5),
+                &[maos_domain::DomainEvent::Task {
+                    id: ghost,
+                    event: TaskEvent::Cancelled {
+                        reason: "never existed".into(),
+                    },
+                }],
+            )
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("before the task was saved"), "{err}");
+    assert_eq!(db.events().len(), before);
 }
 
 #[test]
