@@ -548,11 +548,11 @@ pub(crate) fn events_of(
     aggregate_id: &str,
 ) -> Result<Vec<StoredEvent>, StoreError> {
     let mut stmt = conn
-        // Through `events_by_aggregate` (V12): a task's events under its creation time, any
-        // other aggregate's under 0.
+        // Through `events_by_aggregate` (V12): a task's events under its number, any other
+        // aggregate's under 0.
         .prepare_cached(
             "SELECT seq, at, payload FROM events
-              WHERE task_created_at = coalesce((SELECT created_at FROM tasks WHERE id = ?1), 0)
+              WHERE task_no = coalesce((SELECT no FROM tasks WHERE id = ?1), 0)
                 AND aggregate_id = ?1
               ORDER BY seq",
         )

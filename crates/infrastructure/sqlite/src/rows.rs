@@ -189,7 +189,7 @@ pub(crate) fn save_agent(conn: &Connection, a: &Agent) -> Result<(), StoreError>
 
 pub(crate) const TASK_COLS: &str = "id, title, prompt, capabilities, priority, risk, tier, depends_on, \
      orchestration, max_attempts, timeout_ms, idempotency_key, state, reason, fencing, created_at, \
-     updated_at, version, budget_micros, extra, agent";
+     updated_at, version, budget_micros, extra, agent, no";
 
 /// The fields of a task kept as JSON in `tasks.extra`.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -394,16 +394,17 @@ fn attempt_from_row(row: &Row<'_>) -> Result<Attempt, StoreError> {
     })
 }
 
-fn with_attempts(conn: &Connection, mut data: TaskData) -> Result<Task, StoreError> {
+/// Loads the attempts of the task numbered `no` (V12: attempts are keyed by their task's number).
+fn with_attempts(conn: &Connection, mut data: TaskData, no: i64) -> Result<Task, StoreError> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT number, agent, fencing, status, assigned_at, lease_expires_at, started_at, \
              ended_at, summary, error, pid, session, exit_code, exit_signal, input_tokens, \
              cached_input_tokens, output_tokens, cost_micros, failure, extra \
-             FROM attempts WHERE task = ?1 ORDER BY number",
+             FROM attempts WHERE task_no = ?1 ORDER BY number",
         )
         .map_err(backend)?;
-    let mut rows = stmt.query(params![data.id.to_string()]).map_err(backend)?;
+    let mut rows = stmt.query(params![no]).map_err(backend)?;
     while let Some(row) = rows.next().map_err(backend)? {
         data.attempts.push(attempt_from_row(row)?);
     }
@@ -420,10 +421,13 @@ pub(crate) fn query_tasks(
     let mut rows = stmt.query(params).map_err(backend)?;
     let mut datas = Vec::new();
     while let Some(row) = rows.next().map_err(backend)? {
-        datas.push(task_from_row(row)?);
+        datas.push((task_from_row(row)?, col::<i64>(row, 21)?));
     }
     drop(rows);
-    datas.into_iter().map(|d| with_attempts(conn, d)).collect()
+    datas
+        .into_iter()
+        .map(|(d, no)| with_attempts(conn, d, no))
+        .collect()
 }
 
 pub(crate) fn load_task(conn: &Connection, id: TaskId) -> Result<Option<Task>, StoreError> {
@@ -471,9 +475,10 @@ pub(crate) fn save_task(conn: &Connection, t: &Task) -> Result<(), StoreError> {
             "INSERT INTO tasks (id, title, prompt, capabilities, priority, risk, tier, depends_on,
                orchestration, max_attempts, timeout_ms, idempotency_key, state, reason, fencing,
                created_at, updated_at, version, budget_micros, extra, pending_since, worktree,
-               in_flight, retry_at, agent)
+               in_flight, retry_at, agent, no)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-               ?19, ?20, ?21, ?22, ?23, ?24, ?25)
+               ?19, ?20, ?21, ?22, ?23, ?24, ?25,
+               (SELECT coalesce(max(rowid), 0) + 1 FROM tasks))
              ON CONFLICT (id) DO UPDATE SET tier = excluded.tier, depends_on = excluded.depends_on,
                state = excluded.state, reason = excluded.reason, fencing = excluded.fencing,
                updated_at = excluded.updated_at, version = excluded.version,
@@ -524,10 +529,10 @@ pub(crate) fn save_task(conn: &Connection, t: &Task) -> Result<(), StoreError> {
             "INSERT INTO attempts (task, number, agent, fencing, status, assigned_at,
                lease_expires_at, started_at, ended_at, summary, error, pid, session, exit_code,
                exit_signal, input_tokens, cached_input_tokens, output_tokens, cost_micros, failure,
-               extra)
+               extra, task_no)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-               ?18, ?19, ?20, ?21)
-             ON CONFLICT (task, number) DO UPDATE SET status = excluded.status,
+               ?18, ?19, ?20, ?21, (SELECT no FROM tasks WHERE id = ?1))
+             ON CONFLICT (task_no, number) DO UPDATE SET status = excluded.status,
                lease_expires_at = excluded.lease_expires_at, started_at = excluded.started_at,
                ended_at = excluded.ended_at, summary = excluded.summary, error = excluded.error,
                pid = excluded.pid, session = excluded.session, exit_code = excluded.exit_code,
@@ -799,20 +804,20 @@ pub(crate) fn append_events(
 ) -> Result<(), StoreError> {
     let mut stmt = conn
         .prepare_cached(
-            "INSERT INTO events (at, kind, aggregate, aggregate_id, payload, task_created_at)
+            "INSERT INTO events (at, kind, aggregate, aggregate_id, payload, task_no)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .map_err(backend)?;
-    // The events of one call mostly belong to one task: its creation time is read once.
-    let mut born: Option<(TaskId, i64)> = None;
+    // The events of one call mostly belong to one task: its number is read once.
+    let mut numbered: Option<(TaskId, i64)> = None;
     for e in events {
-        let task_created_at = match e {
-            DomainEvent::Task { id, .. } => match born {
-                Some((of, at)) if of == *id => at,
+        let task_no = match e {
+            DomainEvent::Task { id, .. } => match numbered {
+                Some((of, no)) if of == *id => no,
                 _ => {
-                    let at = task_created_at(conn, *id)?;
-                    born = Some((*id, at));
-                    at
+                    let no = task_no(conn, *id)?;
+                    numbered = Some((*id, no));
+                    no
                 }
             },
             _ => 0,
@@ -824,18 +829,18 @@ pub(crate) fn append_events(
             e.aggregate_kind().as_str(),
             e.aggregate_id(),
             payload,
-            task_created_at
+            task_no
         ])
         .map_err(backend)?;
     }
     Ok(())
 }
 
-/// The creation time of task `id`, the first key of its events in `events_by_aggregate` (V12).
-/// A task's row is saved before its events are appended; an event of a task that has no row
-/// would be out of that index's reach, so it is refused.
-fn task_created_at(conn: &Connection, id: TaskId) -> Result<i64, StoreError> {
-    conn.prepare_cached("SELECT created_at FROM tasks WHERE id = ?1")
+/// The number of task `id` (its place in creation order), the first key of its events in
+/// `events_by_aggregate` (V12). A task's row is saved before its events are appended; an event
+/// of a task that has no row would be out of that index's reach, so it is refused.
+fn task_no(conn: &Connection, id: TaskId) -> Result<i64, StoreError> {
+    conn.prepare_cached("SELECT no FROM tasks WHERE id = ?1")
         .and_then(|mut s| s.query_row([id.to_string()], |r| r.get(0)).optional())
         .map_err(backend)?
         .ok_or_else(|| {

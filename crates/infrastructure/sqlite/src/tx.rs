@@ -146,9 +146,11 @@ pub(crate) const READY_NEEDS: &str = "WITH RECURSIVE n(need) AS ( \
      FROM n WHERE n.need IS NOT NULL) \
      SELECT need FROM n WHERE need IS NOT NULL";
 
-/// The most urgent ready tasks of one need, in the scheduler's order.
-pub(crate) const READY_OF_NEED: &str = "SELECT priority, created_at, id FROM tasks \
-     WHERE state = 'ready' AND need = ?1 ORDER BY priority DESC, created_at, id LIMIT ?2";
+/// The most urgent ready tasks of one need, in the scheduler's order: most urgent first, then
+/// oldest, then in the order they were created (`no`, V12: tasks created together run in the
+/// order they were given, and the rows and index entries they change lie next to each other).
+pub(crate) const READY_OF_NEED: &str = "SELECT priority, created_at, no, id FROM tasks \
+     WHERE state = 'ready' AND need = ?1 ORDER BY priority DESC, created_at, no LIMIT ?2";
 
 /// Whether an orchestration runs.
 const RUNNING: &str = "SELECT status = 'running' FROM orchestrations WHERE id = ?1";
@@ -237,9 +239,9 @@ impl Transaction for SqliteTx<'_> {
         drop(rows);
         drop(needs);
         let limit_arg = i64::try_from(limit).unwrap_or(i64::MAX);
-        // (priority, created_at, id) of each need's first `limit`, merged in the scheduler's
-        // order.
-        let mut chosen: Vec<(i64, i64, String)> = Vec::new();
+        // (priority, created_at, no, id) of each need's first `limit`, merged in the
+        // scheduler's order.
+        let mut chosen: Vec<(i64, i64, i64, String)> = Vec::new();
         for (need, orchestration) in &takeable {
             // Tasks of an orchestration that is not running (a draft, paused) wait.
             if !orchestration.is_empty() {
@@ -261,6 +263,7 @@ impl Transaction for SqliteTx<'_> {
                     row.get(0).map_err(backend)?,
                     row.get(1).map_err(backend)?,
                     row.get(2).map_err(backend)?,
+                    row.get(3).map_err(backend)?,
                 ));
             }
         }
@@ -268,7 +271,7 @@ impl Transaction for SqliteTx<'_> {
         chosen.truncate(limit);
         chosen
             .into_iter()
-            .map(|(_, _, id)| {
+            .map(|(_, _, _, id)| {
                 TaskId::parse(&id).map_err(|e| StoreError::Corrupt(format!("task id: {e}")))
             })
             .collect()

@@ -138,7 +138,7 @@ fn migrations_apply_to_a_new_file_an_empty_file_and_an_existing_database() {
                 (9, "memory".to_owned()),
                 (10, "orchestration_settled".to_owned()),
                 (11, "agents_run_by_load".to_owned()),
-                (12, "task_events_by_age".to_owned()),
+                (12, "task_numbers".to_owned()),
             ]
         );
         let app_id: i32 = conn
@@ -185,7 +185,7 @@ fn migrations_apply_to_a_new_file_an_empty_file_and_an_existing_database() {
                 (9, "memory".to_owned()),
                 (10, "orchestration_settled".to_owned()),
                 (11, "agents_run_by_load".to_owned()),
-                (12, "task_events_by_age".to_owned()),
+                (12, "task_numbers".to_owned()),
             ]
         );
         assert_eq!(dump_tables(&conn), before);
@@ -580,11 +580,11 @@ fn sqlite_keeps_a_savepoints_sub_journal_in_memory_up_to_its_largest_safe_size()
     assert!(spill.is_some_and(|s| s <= 0x1ffff));
 }
 
-/// A database written before V12 (the events of tasks indexed by their random id) gets the new
-/// column filled from each task's row and the new index, and every aggregate's events are
-/// found as before.
+/// A database written before V12 (the events of tasks indexed by their random id) gets its
+/// tasks numbered, the new column of the events filled from them and the new index, and every
+/// aggregate's events are found as before.
 #[test]
-fn the_events_of_each_aggregate_are_found_after_moving_to_the_index_by_task_age() {
+fn the_events_of_each_aggregate_are_found_after_the_tasks_are_numbered() {
     let db = Db::new();
     db.register("w", &["rust"], 1);
     let first = db.create_titled("first");
@@ -599,6 +599,8 @@ fn the_events_of_each_aggregate_are_found_after_moving_to_the_index_by_task_age(
         .map(|id| db.store().events_of(id).unwrap())
         .collect();
     assert!(before.iter().all(|e| !e.is_empty()));
+    let tasks_before = [db.task(first.id), db.task(second.id)];
+    assert_eq!(tasks_before[0].attempts.len(), 1);
     // Closed, so that the raw connection below is the only one.
     let Db {
         dir,
@@ -613,7 +615,34 @@ fn the_events_of_each_aggregate_are_found_after_moving_to_the_index_by_task_age(
     let conn = Connection::open(&path).unwrap();
     conn.execute_batch(
         "DROP INDEX events_by_aggregate;
-         ALTER TABLE events DROP COLUMN task_created_at;
+         DROP INDEX tasks_ready_by_need;
+         ALTER TABLE events DROP COLUMN task_no;
+         CREATE TABLE attempts_v11 (
+             task TEXT NOT NULL REFERENCES tasks (id), number INTEGER NOT NULL,
+             agent TEXT NOT NULL, fencing INTEGER NOT NULL, status TEXT NOT NULL,
+             assigned_at INTEGER NOT NULL, lease_expires_at INTEGER NOT NULL,
+             started_at INTEGER, ended_at INTEGER, summary TEXT, error TEXT, pid INTEGER,
+             session TEXT, exit_code INTEGER, exit_signal INTEGER,
+             input_tokens INTEGER NOT NULL DEFAULT 0,
+             cached_input_tokens INTEGER NOT NULL DEFAULT 0,
+             output_tokens INTEGER NOT NULL DEFAULT 0, cost_micros INTEGER NOT NULL DEFAULT 0,
+             failure TEXT, extra TEXT NOT NULL DEFAULT '{}',
+             PRIMARY KEY (task, number)
+         ) STRICT, WITHOUT ROWID;
+         INSERT INTO attempts_v11 SELECT task, number, agent, fencing, status, assigned_at,
+             lease_expires_at, started_at, ended_at, summary, error, pid, session, exit_code,
+             exit_signal, input_tokens, cached_input_tokens, output_tokens, cost_micros, failure,
+             extra FROM attempts;
+         DROP TABLE attempts;
+         ALTER TABLE attempts_v11 RENAME TO attempts;
+         CREATE INDEX attempts_live_by_lease ON attempts (lease_expires_at, task)
+             WHERE status IN ('assigned', 'running');
+         CREATE TRIGGER attempts_usage_insert AFTER INSERT ON attempts BEGIN
+             UPDATE usage_totals SET input_tokens = input_tokens + NEW.input_tokens WHERE id = 1;
+         END;
+         ALTER TABLE tasks DROP COLUMN no;
+         CREATE INDEX tasks_ready_by_need ON tasks (need, priority DESC, created_at, id)
+             WHERE state = 'ready';
          CREATE INDEX events_by_aggregate ON events (aggregate_id, seq);
          DELETE FROM refinery_schema_history WHERE version = 12;",
     )
@@ -633,11 +662,22 @@ fn the_events_of_each_aggregate_are_found_after_moving_to_the_index_by_task_age(
         .map(|id| db.store().events_of(id).unwrap())
         .collect();
     assert_eq!(after, before);
+    // The attempts, now keyed by their task's number, load with their tasks as before.
+    assert_eq!([db.task(first.id), db.task(second.id)], tasks_before);
     let conn = raw_connection(&path);
-    assert_eq!(history(&conn).last(), Some(&(12, "task_events_by_age".to_owned())));
-    let born: Vec<(String, i64, i64)> = conn
+    let keys: Vec<(i64, String)> = conn
+        .prepare("SELECT a.task_no, t.rowid || '' FROM attempts a JOIN tasks t ON t.id = a.task")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].0.to_string(), keys[0].1);
+    assert_eq!(history(&conn).last(), Some(&(12, "task_numbers".to_owned())));
+    let numbered: Vec<(String, i64, i64)> = conn
         .prepare(
-            "SELECT e.aggregate_id, e.task_created_at, t.created_at FROM events e
+            "SELECT e.aggregate_id, e.task_no, t.rowid FROM events e
                JOIN tasks t ON t.id = e.aggregate_id",
         )
         .unwrap()
@@ -645,9 +685,9 @@ fn the_events_of_each_aggregate_are_found_after_moving_to_the_index_by_task_age(
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert!(!born.is_empty());
-    for (task, filled, created) in born {
-        assert_eq!(filled, created, "task {task}");
+    assert!(!numbered.is_empty());
+    for (task, filled, rowid) in numbered {
+        assert_eq!(filled, rowid, "task {task}");
     }
     // The log is still append-only after the backfill.
     let err = Connection::open(&db.path)

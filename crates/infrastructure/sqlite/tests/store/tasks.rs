@@ -923,20 +923,28 @@ fn the_lookups_by_state_of_the_scheduler_and_the_reaper_use_their_indexes() {
 }
 
 /// The events of a task are found through `events_by_aggregate` (V12), keyed by the task's
-/// creation time, and a new task's events go to that index's end: the entries of tasks created
-/// later sort after those created earlier.
+/// number, and a new task's events go to that index's end: the entries of tasks created later
+/// sort after those created earlier, also among tasks created together in one call.
 #[test]
-fn a_tasks_events_are_indexed_by_its_creation_time() {
+fn a_tasks_events_are_indexed_by_its_number_in_creation_order() {
     let db = Db::new();
     let mut made = Vec::new();
-    for i in 0..50 {
+    for i in 0..20 {
         made.push(db.create_titled(&format!("t{i}")));
         db.clock.advance(1);
     }
+    // Thirty more in one call: one creation time, numbered in the call's order.
+    made.extend(
+        db.svc
+            .create_tasks((0..30).map(|i| task(&format!("batch {i}"))).collect())
+            .unwrap()
+            .into_iter()
+            .map(|c| c.task),
+    );
     let plan = query_plan(
         &db,
         "SELECT seq, at, payload FROM events
-          WHERE task_created_at = coalesce((SELECT created_at FROM tasks WHERE id = ?1), 0)
+          WHERE task_no = coalesce((SELECT no FROM tasks WHERE id = ?1), 0)
             AND aggregate_id = ?1
           ORDER BY seq",
     );
@@ -951,7 +959,7 @@ fn a_tasks_events_are_indexed_by_its_creation_time() {
     let order: Vec<String> = conn
         .prepare(
             "SELECT aggregate_id FROM events INDEXED BY events_by_aggregate
-              WHERE task_created_at > 0 ORDER BY task_created_at, aggregate_id, seq",
+              WHERE task_no > 0 ORDER BY task_no, aggregate_id, seq",
         )
         .unwrap()
         .query_map([], |r| r.get(0))
@@ -968,6 +976,27 @@ fn a_tasks_events_are_indexed_by_its_creation_time() {
             ["task.created", "task.ready"]
         );
     }
+}
+
+/// Tasks created together (one creation time, one priority) wait in the order they were given,
+/// not by id (V12).
+#[test]
+fn tasks_created_together_are_scheduled_in_the_order_given() {
+    use maos_application::{Transaction, UnitOfWork};
+    let db = Db::new();
+    let agent = db.register("w", &["rust"], 1);
+    let made: Vec<TaskId> = db
+        .svc
+        .create_tasks((0..30).map(|i| task(&format!("batch {i}"))).collect())
+        .unwrap()
+        .into_iter()
+        .map(|c| c.task.id)
+        .collect();
+    let queued = db
+        .store()
+        .write(move |tx| Transaction::ready_tasks_for(tx, &agent, 30))
+        .unwrap();
+    assert_eq!(queued, made);
 }
 
 /// An event of a task whose row is not there would be out of the index's reach: refused.
