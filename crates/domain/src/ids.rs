@@ -16,12 +16,15 @@ pub const ID_LEN: usize = 25;
 pub const SHORT_LEN: usize = 8;
 
 fn encode(bits: u128) -> String {
-    (0..ID_LEN)
-        .map(|i| {
-            let shift = 5 * (ID_LEN - 1 - i);
-            ALPHABET[((bits >> shift) & 31) as usize] as char
-        })
-        .collect()
+    // Bytes first, then one string: ids are written for every row a store saves, and collecting
+    // characters one by one showed in its profile.
+    let mut out = [0u8; ID_LEN];
+    for (i, b) in out.iter_mut().enumerate() {
+        let shift = 5 * (ID_LEN - 1 - i);
+        *b = ALPHABET[((bits >> shift) & 31) as usize];
+    }
+    // Every byte comes from the ASCII alphabet, so this is always valid UTF-8.
+    String::from_utf8(out.to_vec()).unwrap_or_default()
 }
 
 /// Each ASCII character's value in the alphabet (`NOT_A_DIGIT` for the others): ids are parsed
