@@ -137,6 +137,33 @@ pub(crate) fn save_agent(conn: &Connection, a: &Agent) -> Result<(), StoreError>
         failures_in_row: a.failures_in_row,
         drained_because: a.drained_because.clone(),
     })?;
+    // After its registration, an agent changes only its status, its load and its bookkeeping
+    // (slots claimed and released, drained, resumed, removed). Those columns alone are written,
+    // so that the row's other indexes (its unique id) are not rewritten on every assignment.
+    // A row of another registration (another id) falls through to the full save below.
+    if a.version > 1 {
+        let changed = conn
+            .prepare_cached(
+                "UPDATE agents SET status = ?3, active = ?4, updated_at = ?5, version = ?6,
+                   extra = ?7
+                 WHERE name = ?1 AND id = ?2",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    a.name.as_str(),
+                    a.id.to_string(),
+                    a.status.as_str(),
+                    a.active,
+                    a.updated_at.as_millis(),
+                    i64_of(a.version),
+                    extra,
+                ])
+            })
+            .map_err(backend)?;
+        if changed == 1 {
+            return Ok(());
+        }
+    }
     let mut stmt = conn
         .prepare_cached(
             "INSERT INTO agents (name, id, adapter, capabilities, tier, slots, command, status, active, \
