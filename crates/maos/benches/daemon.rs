@@ -323,7 +323,11 @@ fn latency(client: &IpcClient) {
         "latency",
         lat,
     );
-    report("  of which the create call (to its answer)", "latency_call", call);
+    report(
+        "  of which the create call (to its answer)",
+        "latency_call",
+        call,
+    );
 }
 
 /// `n` connections to the daemon.

@@ -80,7 +80,16 @@ impl<S: Store> Service<S> {
                 at,
                 &DomainEvent::orchestrations(oid, o_events).collect::<Vec<_>>(),
             )?;
-            let made = create_plan_tasks(tx, &o, tasks.clone(), &dep_indexes, &ids, &routes, at, changes)?;
+            let made = create_plan_tasks(
+                tx,
+                &o,
+                tasks.clone(),
+                &dep_indexes,
+                &ids,
+                &routes,
+                at,
+                changes,
+            )?;
             Ok::<_, OrchestrationError>(PlanCreated {
                 orchestration: o,
                 tasks: made,

@@ -25,7 +25,9 @@ impl<S: Store> Service<S> {
         self.write_scheduled_then(
             at,
             move |tx, changes| {
-                prepared.iter().cloned()
+                prepared
+                    .iter()
+                    .cloned()
                     .map(|p| create_in_tx(tx, p, at, changes))
                     .collect::<Result<Vec<_>, _>>()
             },
@@ -302,7 +304,9 @@ impl<S: Store> Service<S> {
         self.write_scheduled(at, move |tx, changes| {
             let mut t = load_task(tx, id)?;
             let held_slot = t.state.holds_slot();
-            let reason = reason.clone().unwrap_or_else(|| "cancelled by a person".into());
+            let reason = reason
+                .clone()
+                .unwrap_or_else(|| "cancelled by a person".into());
             let events = t.cancel(reason.clone(), at)?;
             save_task_events(tx, &t, events, at)?;
             changes.release_concerns(&t);

@@ -237,7 +237,11 @@ fn commit_group(
             }
         }
         Optimistic::Undo(rest) => {
-            debug!(jobs = size, again = rest.len(), "a job failed after writing; group run again");
+            debug!(
+                jobs = size,
+                again = rest.len(),
+                "a job failed after writing; group run again"
+            );
             if !conn.is_autocommit() {
                 let _ = exec(conn, "ROLLBACK");
             }
@@ -320,7 +324,8 @@ fn commit_with_savepoints(
         }
         return;
     }
-    for mut job in group {        if let Err(e) = exec(conn, "SAVEPOINT job") {
+    for mut job in group {
+        if let Err(e) = exec(conn, "SAVEPOINT job") {
             error!(error = %e, "cannot open a savepoint");
             let (_, deliver) = job(Err(e));
             deliver(Ok(()));
@@ -419,15 +424,18 @@ mod tests {
         }
     }
 
+    /// Each job's count of runs.
+    type Runs = Arc<Vec<AtomicUsize>>;
+    /// The answers delivered: (job, whether it was told it committed).
+    type Answers = Arc<Mutex<Vec<(usize, bool)>>>;
+
     /// One job per act: each counts its runs and records the answer it was delivered.
-    fn jobs(
-        acts: &[Act],
-    ) -> (
-        Vec<Job>,
-        Arc<Vec<AtomicUsize>>,
-        Arc<Mutex<Vec<(usize, bool)>>>,
-    ) {
-        let runs = Arc::new((0..acts.len()).map(|_| AtomicUsize::new(0)).collect::<Vec<_>>());
+    fn jobs(acts: &[Act]) -> (Vec<Job>, Runs, Answers) {
+        let runs = Arc::new(
+            (0..acts.len())
+                .map(|_| AtomicUsize::new(0))
+                .collect::<Vec<_>>(),
+        );
         let answers = Arc::new(Mutex::new(Vec::new()));
         let jobs = acts
             .iter()

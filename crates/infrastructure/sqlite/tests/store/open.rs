@@ -592,8 +592,12 @@ fn the_events_of_each_aggregate_are_found_after_the_tasks_are_numbered() {
     let second = db.create_titled("second");
     db.finish(first.id, Some("w"));
     let agent = db.agent("w");
-    let aggregates: Vec<String> =
-        [first.id.to_string(), second.id.to_string(), agent.id.to_string()].into();
+    let aggregates: Vec<String> = [
+        first.id.to_string(),
+        second.id.to_string(),
+        agent.id.to_string(),
+    ]
+    .into();
     let before: Vec<_> = aggregates
         .iter()
         .map(|id| db.store().events_of(id).unwrap())
@@ -674,7 +678,10 @@ fn the_events_of_each_aggregate_are_found_after_the_tasks_are_numbered() {
         .collect();
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0].0.to_string(), keys[0].1);
-    assert_eq!(history(&conn).last(), Some(&(12, "task_numbers".to_owned())));
+    assert_eq!(
+        history(&conn).last(),
+        Some(&(12, "task_numbers".to_owned()))
+    );
     let numbered: Vec<(String, i64, i64)> = conn
         .prepare(
             "SELECT e.aggregate_id, e.task_no, t.rowid FROM events e

@@ -1021,7 +1021,10 @@ fn events_of_a_task_that_was_never_saved_are_refused() {
             )
         })
         .unwrap_err();
-    assert!(err.to_string().contains("before the task was saved"), "{err}");
+    assert!(
+        err.to_string().contains("before the task was saved"),
+        "{err}"
+    );
     assert_eq!(db.events().len(), before);
 }
 
