@@ -159,18 +159,10 @@ fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
 
 /// Runs a group that holds one job without a savepoint: the transaction is the job, so a failed
 /// job rolls back the transaction, and nothing is copied into a savepoint's sub-journal.
-fn commit_single(
-    conn: &mut Connection,
-    mut job: Job,
-    commits: &CommitSignal,
-    identity: &FileIdentity,
-) {
-    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
-        error!(error = %e, "cannot begin a write transaction");
-        let (_, deliver) = job(Err(e));
-        deliver(Ok(()));
+fn commit_single(conn: &mut Connection, job: Job, commits: &CommitSignal, identity: &FileIdentity) {
+    let Some(mut job) = begin(conn, vec![job]).and_then(|mut one| one.pop()) else {
         return;
-    }
+    };
     let outcome = {
         let mut tx = SqliteTx::new(conn);
         catch_unwind(AssertUnwindSafe(|| job(Ok(&mut tx))))
@@ -211,31 +203,11 @@ fn commit_group(
         return;
     }
     let size = group.len();
-    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
-        error!(error = %e, "cannot begin a write transaction");
-        for mut job in group {
-            // Without a transaction nothing can run: answer each job with the error.
-            let (_, deliver) = job(Err(e.clone()));
-            deliver(Ok(()));
-        }
+    let Some(group) = begin(conn, group) else {
         return;
-    }
+    };
     match run_optimistically(conn, group) {
-        Optimistic::Ran(kept) => {
-            let commit = exec(conn, "COMMIT");
-            if let Err(e) = &commit {
-                error!(error = %e, jobs = kept.len(), "commit failed; the group is rolled back");
-                let _ = exec(conn, "ROLLBACK");
-            } else if !kept.is_empty() {
-                signal_commit(conn, commits);
-            }
-            debug!(jobs = size, kept = kept.len(), "group committed");
-            // Acknowledged only if it went to the file a restart opens.
-            let commit = commit.and_then(|()| identity.check());
-            for d in kept {
-                d(commit.clone());
-            }
-        }
+        Optimistic::Ran(kept) => commit_and_deliver(conn, size, kept, commits, identity),
         Optimistic::Undo(rest) => {
             debug!(
                 jobs = size,
@@ -315,15 +287,9 @@ fn commit_with_savepoints(
     // Results of jobs that succeeded, waiting for the commit; failed jobs are answered at once
     // (their savepoint was rolled back, so the commit cannot change their answer).
     let mut kept: Vec<Deliver> = Vec::with_capacity(size);
-    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
-        error!(error = %e, "cannot begin a write transaction");
-        for mut job in group {
-            // Without a transaction nothing can run: answer each job with the error.
-            let (_, deliver) = job(Err(e.clone()));
-            deliver(Ok(()));
-        }
+    let Some(group) = begin(conn, group) else {
         return;
-    }
+    };
     for mut job in group {
         if let Err(e) = exec(conn, "SAVEPOINT job") {
             error!(error = %e, "cannot open a savepoint");
@@ -365,6 +331,18 @@ fn commit_with_savepoints(
             }
         }
     }
+    commit_and_deliver(conn, size, kept, commits, identity);
+}
+
+/// Commits the open transaction, then answers each kept job of the group (of `size` jobs) with
+/// the outcome: committed, or the error.
+fn commit_and_deliver(
+    conn: &Connection,
+    size: usize,
+    kept: Vec<Deliver>,
+    commits: &CommitSignal,
+    identity: &FileIdentity,
+) {
     let commit = exec(conn, "COMMIT");
     if let Err(e) = &commit {
         error!(error = %e, jobs = kept.len(), "commit failed; the group is rolled back");
@@ -377,6 +355,22 @@ fn commit_with_savepoints(
     let commit = commit.and_then(|()| identity.check());
     for d in kept {
         d(commit.clone());
+    }
+}
+
+/// Begins the group's transaction; without one nothing can run, so each job is answered with
+/// the error and `None` is returned.
+fn begin(conn: &Connection, group: Vec<Job>) -> Option<Vec<Job>> {
+    match exec(conn, "BEGIN IMMEDIATE") {
+        Ok(()) => Some(group),
+        Err(e) => {
+            error!(error = %e, "cannot begin a write transaction");
+            for mut job in group {
+                let (_, deliver) = job(Err(e.clone()));
+                deliver(Ok(()));
+            }
+            None
+        }
     }
 }
 

@@ -605,62 +605,45 @@ fn the_events_of_each_aggregate_are_found_after_the_tasks_are_numbered() {
     assert!(before.iter().all(|e| !e.is_empty()));
     let tasks_before = [db.task(first.id), db.task(second.id)];
     assert_eq!(tasks_before[0].attempts.len(), 1);
-    // Closed, so that the raw connection below is the only one.
-    let Db {
-        dir,
-        path,
-        clock,
-        ids,
-        svc,
-    } = db;
-    drop(svc);
-
-    // Back to the schema of V11, as an older MAOS left it.
-    let conn = Connection::open(&path).unwrap();
-    conn.execute_batch(
-        "DROP INDEX events_by_aggregate;
-         DROP INDEX tasks_ready_by_need;
-         ALTER TABLE events DROP COLUMN task_no;
-         CREATE TABLE attempts_v11 (
-             task TEXT NOT NULL REFERENCES tasks (id), number INTEGER NOT NULL,
-             agent TEXT NOT NULL, fencing INTEGER NOT NULL, status TEXT NOT NULL,
-             assigned_at INTEGER NOT NULL, lease_expires_at INTEGER NOT NULL,
-             started_at INTEGER, ended_at INTEGER, summary TEXT, error TEXT, pid INTEGER,
-             session TEXT, exit_code INTEGER, exit_signal INTEGER,
-             input_tokens INTEGER NOT NULL DEFAULT 0,
-             cached_input_tokens INTEGER NOT NULL DEFAULT 0,
-             output_tokens INTEGER NOT NULL DEFAULT 0, cost_micros INTEGER NOT NULL DEFAULT 0,
-             failure TEXT, extra TEXT NOT NULL DEFAULT '{}',
-             PRIMARY KEY (task, number)
-         ) STRICT, WITHOUT ROWID;
-         INSERT INTO attempts_v11 SELECT task, number, agent, fencing, status, assigned_at,
-             lease_expires_at, started_at, ended_at, summary, error, pid, session, exit_code,
-             exit_signal, input_tokens, cached_input_tokens, output_tokens, cost_micros, failure,
-             extra FROM attempts;
-         DROP TABLE attempts;
-         ALTER TABLE attempts_v11 RENAME TO attempts;
-         CREATE INDEX attempts_live_by_lease ON attempts (lease_expires_at, task)
-             WHERE status IN ('assigned', 'running');
-         CREATE TRIGGER attempts_usage_insert AFTER INSERT ON attempts BEGIN
-             UPDATE usage_totals SET input_tokens = input_tokens + NEW.input_tokens WHERE id = 1;
-         END;
-         ALTER TABLE tasks DROP COLUMN no;
-         CREATE INDEX tasks_ready_by_need ON tasks (need, priority DESC, created_at, id)
-             WHERE state = 'ready';
-         CREATE INDEX events_by_aggregate ON events (aggregate_id, seq);
-         DELETE FROM refinery_schema_history WHERE version = 12;",
-    )
-    .unwrap();
-    drop(conn);
-
-    let svc = service_at(&path, Arc::clone(&clock), Arc::clone(&ids));
-    let db = Db {
-        dir,
-        path: path.clone(),
-        clock,
-        ids,
-        svc,
-    };
+    let path = db.path.clone();
+    // Back to the schema of V11, as an older MAOS left it, while the store is closed.
+    let db = db.reopen_after(|path| {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(
+            "DROP INDEX events_by_aggregate;
+             DROP INDEX tasks_ready_by_need;
+             ALTER TABLE events DROP COLUMN task_no;
+             CREATE TABLE attempts_v11 (
+                 task TEXT NOT NULL REFERENCES tasks (id), number INTEGER NOT NULL,
+                 agent TEXT NOT NULL, fencing INTEGER NOT NULL, status TEXT NOT NULL,
+                 assigned_at INTEGER NOT NULL, lease_expires_at INTEGER NOT NULL,
+                 started_at INTEGER, ended_at INTEGER, summary TEXT, error TEXT, pid INTEGER,
+                 session TEXT, exit_code INTEGER, exit_signal INTEGER,
+                 input_tokens INTEGER NOT NULL DEFAULT 0,
+                 cached_input_tokens INTEGER NOT NULL DEFAULT 0,
+                 output_tokens INTEGER NOT NULL DEFAULT 0, cost_micros INTEGER NOT NULL DEFAULT 0,
+                 failure TEXT, extra TEXT NOT NULL DEFAULT '{}',
+                 PRIMARY KEY (task, number)
+             ) STRICT, WITHOUT ROWID;
+             INSERT INTO attempts_v11 SELECT task, number, agent, fencing, status, assigned_at,
+                 lease_expires_at, started_at, ended_at, summary, error, pid, session, exit_code,
+                 exit_signal, input_tokens, cached_input_tokens, output_tokens, cost_micros, failure,
+                 extra FROM attempts;
+             DROP TABLE attempts;
+             ALTER TABLE attempts_v11 RENAME TO attempts;
+             CREATE INDEX attempts_live_by_lease ON attempts (lease_expires_at, task)
+                 WHERE status IN ('assigned', 'running');
+             CREATE TRIGGER attempts_usage_insert AFTER INSERT ON attempts BEGIN
+                 UPDATE usage_totals SET input_tokens = input_tokens + NEW.input_tokens WHERE id = 1;
+             END;
+             ALTER TABLE tasks DROP COLUMN no;
+             CREATE INDEX tasks_ready_by_need ON tasks (need, priority DESC, created_at, id)
+                 WHERE state = 'ready';
+             CREATE INDEX events_by_aggregate ON events (aggregate_id, seq);
+             DELETE FROM refinery_schema_history WHERE version = 12;",
+        )
+        .unwrap();
+    });
     let after: Vec<_> = aggregates
         .iter()
         .map(|id| db.store().events_of(id).unwrap())

@@ -182,6 +182,12 @@ impl Db {
 
     /// Closes the store (the writer commits what is queued and stops) and opens it again.
     pub(crate) fn reopen(self) -> Db {
+        self.reopen_after(|_| {})
+    }
+
+    /// Closes the store, runs `meddle` on the closed database file (as another program, or an
+    /// older MAOS, would), and opens it again.
+    pub(crate) fn reopen_after(self, meddle: impl FnOnce(&Path)) -> Db {
         let Db {
             dir,
             path,
@@ -190,6 +196,7 @@ impl Db {
             svc,
         } = self;
         drop(svc);
+        meddle(&path);
         let svc = service_at(&path, Arc::clone(&clock), Arc::clone(&ids));
         Db {
             dir,
