@@ -7,10 +7,10 @@
 -- the task's number first, a new task's events go to the index's end, and the events of tasks
 -- that run in the order they were created land next to each other.
 --
--- `tasks.no` is the task's rowid when it was inserted (the store writes `max(rowid) + 1`), kept
--- in a column of its own because a `VACUUM` may renumber rowids. It never changes. Should
--- numbers ever repeat after such a renumbering, the index loses some order, never an answer: its
--- key holds the id too.
+-- `tasks.no` is the task's number: the existing tasks get their rowid, a new one the largest
+-- number plus one (the store reads it from `tasks_by_no`, at the index's end). It never changes,
+-- and the unique index keeps two tasks from ever sharing one (a task's attempts are keyed by it).
+-- Not the rowid itself: a `VACUUM` may renumber rowids.
 --
 -- `events.task_no` is the number of the task an event belongs to, and 0 for the events of
 -- agents, orchestrations and memory entries (those stay ordered by their aggregate's id: they
@@ -19,6 +19,7 @@
 
 ALTER TABLE tasks ADD COLUMN no INTEGER NOT NULL DEFAULT 0;
 UPDATE tasks SET no = rowid;
+CREATE UNIQUE INDEX tasks_by_no ON tasks (no);
 
 ALTER TABLE events ADD COLUMN task_no INTEGER NOT NULL DEFAULT 0;
 

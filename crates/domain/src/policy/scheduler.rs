@@ -1,5 +1,7 @@
 //! The scheduler: which ready task goes next (highest priority, then oldest, then id), with
-//! dependencies respected, and a greedy plan that pairs ready tasks with agents.
+//! dependencies respected, and a greedy plan that pairs ready tasks with agents. The store's
+//! ready queue breaks the last tie by creation order instead (a number the domain does not
+//! see); these functions are the model the property tests check the rest of the order against.
 
 use std::cmp::Ordering;
 

@@ -3,7 +3,7 @@
 //! groups, and read connections for queries.
 //!
 //! ```text
-//! callers ──write(job)──▶ queue ──▶ writer thread: BEGIN; SAVEPOINT per job; COMMIT ──▶ answers
+//! callers ──write(job)──▶ queue ──▶ writer thread: BEGIN; the group's jobs; COMMIT ──▶ answers
 //! callers ──query──────▶ reader pool (own connections, committed snapshots)
 //! followers ──wait_for_events──▶ commit signal (the writer notifies it after each commit)
 //! ```

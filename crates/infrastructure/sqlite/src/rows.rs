@@ -505,7 +505,7 @@ pub(crate) fn save_task(conn: &Connection, t: &Task) -> Result<(), StoreError> {
                in_flight, retry_at, agent, no)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
                ?19, ?20, ?21, ?22, ?23, ?24, ?25,
-               (SELECT coalesce(max(rowid), 0) + 1 FROM tasks))
+               (SELECT coalesce(max(no), 0) + 1 FROM tasks))
              ON CONFLICT (id) DO UPDATE SET tier = excluded.tier, depends_on = excluded.depends_on,
                state = excluded.state, reason = excluded.reason, fencing = excluded.fencing,
                updated_at = excluded.updated_at, version = excluded.version,

@@ -3,9 +3,9 @@
 //! After each commit it reads the newest event's seq and wakes the followers waiting for it.
 //!
 //! A group runs optimistically, without a savepoint per job: a job that fails before writing
-//! anything needs no undo. Only when a job fails after writing (or panics) is the group rolled
-//! back and run again with each job in its own savepoint, so that the failure undoes only that
-//! job (ADR 0026).
+//! anything needs no undo. Only when a job fails after writing, panics, or the engine rolls the
+//! transaction back is the group rolled back and run again with each job in its own savepoint,
+//! so that a failure undoes only its job (ADR 0026).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -239,6 +239,7 @@ fn run_optimistically(conn: &mut Connection, group: Vec<Job>) -> Optimistic {
     // Jobs that ran and must run again if the group is undone.
     let mut ran: Vec<Job> = Vec::with_capacity(group.len());
     let mut jobs = group.into_iter();
+    let at_begin = conn.total_changes();
     while let Some(mut job) = jobs.next() {
         let before = conn.total_changes();
         let outcome = {
@@ -252,9 +253,16 @@ fn run_optimistically(conn: &mut Connection, group: Vec<Job>) -> Optimistic {
                 kept.push(deliver);
                 ran.push(job);
             }
-            // Failed before writing anything: nothing to undo, and the commit cannot change its
-            // answer.
-            Ok((false, deliver)) if !wrote && !rolled_back => deliver(Ok(())),
+            // Failed before writing anything, on the state the last commit left: nothing to
+            // undo, and nothing can change its answer.
+            Ok((false, deliver)) if !wrote && !rolled_back && before == at_begin => deliver(Ok(())),
+            // Failed before writing anything, but after earlier jobs of the group wrote: its
+            // answer may rest on their writes, which count only if they commit. It waits for
+            // the commit like a success (and runs again if the group is undone).
+            Ok((false, deliver)) if !wrote && !rolled_back => {
+                kept.push(deliver);
+                ran.push(job);
+            }
             // Failed after writing (or the engine gave up the transaction): its result is
             // dropped unanswered, and it runs again in its own savepoint with the rest.
             Ok(_) => {
@@ -392,6 +400,9 @@ mod tests {
         Fail,
         /// Inserts its row, then panics.
         Panic,
+        /// On its first run, rolls the whole transaction back (as the engine does on a full disk
+        /// or an I/O error); afterwards, inserts its row and succeeds.
+        RollBackOnce,
     }
 
     struct Group {
@@ -420,8 +431,8 @@ mod tests {
 
     /// Each job's count of runs.
     type Runs = Arc<Vec<AtomicUsize>>;
-    /// The answers delivered: (job, whether it was told it committed).
-    type Answers = Arc<Mutex<Vec<(usize, bool)>>>;
+    /// The answers delivered: (job, whether it was told it committed, the run it came from).
+    type Answers = Arc<Mutex<Vec<(usize, bool, usize)>>>;
 
     /// One job per act: each counts its runs and records the answer it was delivered.
     fn jobs(acts: &[Act]) -> (Vec<Job>, Runs, Answers) {
@@ -438,18 +449,20 @@ mod tests {
                 let runs = Arc::clone(&runs);
                 let answers = Arc::clone(&answers);
                 let job: Job = Box::new(move |tx| {
-                    runs[i].fetch_add(1, Ordering::SeqCst);
+                    let run = runs[i].fetch_add(1, Ordering::SeqCst) + 1;
                     let tx = tx.unwrap();
-                    if act != Act::Fail {
+                    if act == Act::RollBackOnce && run == 1 {
+                        tx.conn().execute_batch("ROLLBACK").unwrap();
+                    } else if act != Act::Fail {
                         tx.conn()
                             .execute("INSERT INTO rows (job) VALUES (?1)", [i as i64])
                             .unwrap();
                     }
                     assert!(act != Act::Panic, "job {i} panics");
-                    let ok = act == Act::Write;
+                    let ok = matches!(act, Act::Write | Act::RollBackOnce);
                     let answers = Arc::clone(&answers);
                     let deliver: Deliver = Box::new(move |commit| {
-                        answers.lock().unwrap().push((i, ok && commit.is_ok()));
+                        answers.lock().unwrap().push((i, ok && commit.is_ok(), run));
                     });
                     (ok, deliver)
                 });
@@ -459,13 +472,19 @@ mod tests {
         (jobs, runs, answers)
     }
 
+    /// Runs one group of `acts`; answers each job's runs, the answers (job, committed) in job
+    /// order, and the rows committed. Checks that each answer came from its job's last run.
     fn run(acts: &[Act]) -> (Vec<usize>, Vec<(usize, bool)>, Vec<i64>) {
         let mut g = group();
         let (jobs, runs, answers) = jobs(acts);
         commit_group(&mut g.conn, jobs, &g.commits, &g.identity);
-        let runs = runs.iter().map(|r| r.load(Ordering::SeqCst)).collect();
+        let runs: Vec<usize> = runs.iter().map(|r| r.load(Ordering::SeqCst)).collect();
         let mut answers = answers.lock().unwrap().clone();
         answers.sort_unstable();
+        for &(job, _, from) in &answers {
+            assert_eq!(from, runs[job], "job {job} was answered from an undone run");
+        }
+        let answers = answers.into_iter().map(|(j, ok, _)| (j, ok)).collect();
         let mut stmt = g.conn.prepare("SELECT job FROM rows ORDER BY job").unwrap();
         let rows = stmt
             .query_map([], |r| r.get(0))
@@ -498,6 +517,79 @@ mod tests {
         assert_eq!(runs, [2, 2, 1]);
         assert_eq!(answers, [(0, true), (1, false), (2, true)]);
         assert_eq!(rows, [0, 2]);
+    }
+
+    #[test]
+    fn a_refusal_that_saw_undone_writes_is_decided_again() {
+        // The first job is refused before anything was written: answered at once, not run
+        // again. The third is refused after the second wrote, so its answer may rest on that
+        // write: when the fourth makes the group run again, so does the third.
+        let (runs, answers, rows) = run(&[
+            Act::Fail,
+            Act::Write,
+            Act::Fail,
+            Act::WriteThenFail,
+            Act::Write,
+        ]);
+        assert_eq!(runs, [1, 2, 2, 2, 1]);
+        assert_eq!(
+            answers,
+            [(0, false), (1, true), (2, false), (3, false), (4, true)]
+        );
+        assert_eq!(rows, [1, 4]);
+    }
+
+    #[test]
+    fn a_transaction_the_engine_rolled_back_runs_again_whole() {
+        let (runs, answers, rows) = run(&[Act::Write, Act::RollBackOnce, Act::Write]);
+        assert_eq!(runs, [2, 2, 1]);
+        assert_eq!(answers, [(0, true), (1, true), (2, true)]);
+        assert_eq!(rows, [0, 1, 2]);
+    }
+
+    /// A group run again with savepoints whose jobs each change megabytes of existing pages:
+    /// their sub-journals spill to a file (past `SQLITE_STMTJRNL_SPILL`, `.cargo/config.toml`).
+    /// With a spill above 128 KiB, SQLite's Unix layer wrote the spilled chunk as nothing and the
+    /// group failed with "database or disk is full".
+    #[test]
+    fn large_jobs_run_again_in_savepoints_commit() {
+        let mut g = group();
+        g.conn
+            .execute_batch(
+                "CREATE TABLE big (k INTEGER PRIMARY KEY, v TEXT NOT NULL);
+                 WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < 20000)
+                 INSERT INTO big SELECT k, printf('%.300c', 'x') FROM n;",
+            )
+            .unwrap();
+        let (mut jobs, runs, answers) = jobs(&[Act::Write, Act::WriteThenFail, Act::Write]);
+        // Each succeeding job also rewrites every row of `big` (about 6 MB of pages).
+        for job in [0, 2] {
+            let mut inner = std::mem::replace(&mut jobs[job], Box::new(|_| unreachable!()));
+            jobs[job] = Box::new(move |tx| {
+                if let Ok(tx) = &tx {
+                    tx.conn()
+                        .execute("UPDATE big SET v = v || 'y'", [])
+                        .unwrap();
+                }
+                inner(tx)
+            });
+        }
+        commit_group(&mut g.conn, jobs, &g.commits, &g.identity);
+        let runs: Vec<usize> = runs.iter().map(|r| r.load(Ordering::SeqCst)).collect();
+        assert_eq!(runs, [2, 2, 1]);
+        let mut answers: Vec<(usize, bool)> = answers
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|&(j, ok, _)| (j, ok))
+            .collect();
+        answers.sort_unstable();
+        assert_eq!(answers, [(0, true), (1, false), (2, true)]);
+        let grown: i64 = g
+            .conn
+            .query_row("SELECT min(length(v)) FROM big", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(grown, 302);
     }
 
     #[test]
