@@ -7,10 +7,14 @@
 -- the task's number first, a new task's events go to the index's end, and the events of tasks
 -- that run in the order they were created land next to each other.
 --
--- `tasks.no` is the task's number: the existing tasks get their rowid, a new one the largest
--- number plus one (the store reads it from `tasks_by_no`, at the index's end). It never changes,
--- and the unique index keeps two tasks from ever sharing one (a task's attempts are keyed by it).
--- Not the rowid itself: a `VACUUM` may renumber rowids.
+-- `tasks.no` is the task's number: its rowid when it was inserted (existing tasks get theirs;
+-- the store writes `max(rowid) + 1`, the rowid SQLite then gives the row). It never changes.
+-- Kept in a column of its own because a `VACUUM` may renumber the rowids of a table without an
+-- `INTEGER PRIMARY KEY` (MAOS never deletes a task, so its rowids stay 1..n and a renumbering
+-- would change none; MAOS never vacuums either). A task's attempts are keyed by its number, so
+-- the store checks the task's id beside it: a repeated number would be an error, never one
+-- task's attempts shown or saved as another's. (A unique index on the number would refuse a
+-- repeat at insert, but cost calls of 100 creates a tenth of their rate: docs/benchmarks.md.)
 --
 -- `events.task_no` is the number of the task an event belongs to, and 0 for the events of
 -- agents, orchestrations and memory entries (those stay ordered by their aggregate's id: they
@@ -19,7 +23,6 @@
 
 ALTER TABLE tasks ADD COLUMN no INTEGER NOT NULL DEFAULT 0;
 UPDATE tasks SET no = rowid;
-CREATE UNIQUE INDEX tasks_by_no ON tasks (no);
 
 ALTER TABLE events ADD COLUMN task_no INTEGER NOT NULL DEFAULT 0;
 

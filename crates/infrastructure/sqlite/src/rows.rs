@@ -421,17 +421,20 @@ fn attempt_from_row(row: &Row<'_>) -> Result<Attempt, StoreError> {
     })
 }
 
-/// Loads the attempts of the task numbered `no` (V12: attempts are keyed by their task's number).
+/// Loads the attempts of the task numbered `no` (V12: attempts are keyed by their task's number;
+/// the task's id is checked too, so that a repeated number could never show another task's).
 fn with_attempts(conn: &Connection, mut data: TaskData, no: i64) -> Result<Task, StoreError> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT number, agent, fencing, status, assigned_at, lease_expires_at, started_at, \
              ended_at, summary, error, pid, session, exit_code, exit_signal, input_tokens, \
              cached_input_tokens, output_tokens, cost_micros, failure, extra \
-             FROM attempts WHERE task_no = ?1 ORDER BY number",
+             FROM attempts WHERE task_no = ?1 AND task = ?2 ORDER BY number",
         )
         .map_err(backend)?;
-    let mut rows = stmt.query(params![no]).map_err(backend)?;
+    let mut rows = stmt
+        .query(params![no, data.id.to_string()])
+        .map_err(backend)?;
     while let Some(row) = rows.next().map_err(backend)? {
         data.attempts.push(attempt_from_row(row)?);
     }
@@ -505,7 +508,7 @@ pub(crate) fn save_task(conn: &Connection, t: &Task) -> Result<(), StoreError> {
                in_flight, retry_at, agent, no)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
                ?19, ?20, ?21, ?22, ?23, ?24, ?25,
-               (SELECT coalesce(max(no), 0) + 1 FROM tasks))
+               (SELECT coalesce(max(rowid), 0) + 1 FROM tasks))
              ON CONFLICT (id) DO UPDATE SET tier = excluded.tier, depends_on = excluded.depends_on,
                state = excluded.state, reason = excluded.reason, fencing = excluded.fencing,
                updated_at = excluded.updated_at, version = excluded.version,
@@ -552,8 +555,9 @@ pub(crate) fn save_task(conn: &Connection, t: &Task) -> Result<(), StoreError> {
     }
     // Only the newest attempt ever changes: earlier ones are final once a new one exists.
     if let Some(a) = t.attempts.last() {
-        conn.prepare_cached(
-            "INSERT INTO attempts (task, number, agent, fencing, status, assigned_at,
+        let saved = conn
+            .prepare_cached(
+                "INSERT INTO attempts (task, number, agent, fencing, status, assigned_at,
                lease_expires_at, started_at, ended_at, summary, error, pid, session, exit_code,
                exit_signal, input_tokens, cached_input_tokens, output_tokens, cost_micros, failure,
                extra, task_no)
@@ -566,50 +570,59 @@ pub(crate) fn save_task(conn: &Connection, t: &Task) -> Result<(), StoreError> {
                exit_signal = excluded.exit_signal, input_tokens = excluded.input_tokens,
                cached_input_tokens = excluded.cached_input_tokens,
                output_tokens = excluded.output_tokens, cost_micros = excluded.cost_micros,
-               failure = excluded.failure, extra = excluded.extra",
-        )
-        .and_then(|mut s| {
-            let attempt_extra = serde_json::to_string(&AttemptExtra {
-                checkpoint_before: a.checkpoint_before.clone(),
-                checkpoint_after: a.checkpoint_after.clone(),
-                port: a.port,
-                verification: a.verification.clone(),
-                briefing: a.briefing.clone(),
-                diff_stat: a.diff_stat.clone(),
-                permission_denials: a.permission_denials.clone(),
-                refunded: a.refunded,
+               failure = excluded.failure, extra = excluded.extra
+             WHERE attempts.task = excluded.task",
+            )
+            .and_then(|mut s| {
+                let attempt_extra = serde_json::to_string(&AttemptExtra {
+                    checkpoint_before: a.checkpoint_before.clone(),
+                    checkpoint_after: a.checkpoint_after.clone(),
+                    port: a.port,
+                    verification: a.verification.clone(),
+                    briefing: a.briefing.clone(),
+                    diff_stat: a.diff_stat.clone(),
+                    permission_denials: a.permission_denials.clone(),
+                    refunded: a.refunded,
+                })
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+                let (code, signal) = match a.exit {
+                    Some(Exit::Code(c)) => (Some(c), None),
+                    Some(Exit::Signal(sig)) => (None, Some(sig)),
+                    None => (None, None),
+                };
+                s.execute(params![
+                    id,
+                    a.number,
+                    a.agent.as_str(),
+                    i64_of(a.fencing.get()),
+                    a.status.as_str(),
+                    a.assigned_at.as_millis(),
+                    a.lease_expires_at.as_millis(),
+                    a.started_at.map(Timestamp::as_millis),
+                    a.ended_at.map(Timestamp::as_millis),
+                    a.summary,
+                    a.error,
+                    a.pid,
+                    a.session,
+                    code,
+                    signal,
+                    i64_of(a.usage.input_tokens),
+                    i64_of(a.usage.cached_input_tokens),
+                    i64_of(a.usage.output_tokens),
+                    i64_of(a.usage.cost.micros()),
+                    a.failure.map(FailureKind::as_str),
+                    attempt_extra,
+                ])
             })
-            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-            let (code, signal) = match a.exit {
-                Some(Exit::Code(c)) => (Some(c), None),
-                Some(Exit::Signal(sig)) => (None, Some(sig)),
-                None => (None, None),
-            };
-            s.execute(params![
-                id,
-                a.number,
-                a.agent.as_str(),
-                i64_of(a.fencing.get()),
-                a.status.as_str(),
-                a.assigned_at.as_millis(),
-                a.lease_expires_at.as_millis(),
-                a.started_at.map(Timestamp::as_millis),
-                a.ended_at.map(Timestamp::as_millis),
-                a.summary,
-                a.error,
-                a.pid,
-                a.session,
-                code,
-                signal,
-                i64_of(a.usage.input_tokens),
-                i64_of(a.usage.cached_input_tokens),
-                i64_of(a.usage.output_tokens),
-                i64_of(a.usage.cost.micros()),
-                a.failure.map(FailureKind::as_str),
-                attempt_extra,
-            ])
-        })
-        .map_err(backend)?;
+            .map_err(backend)?;
+        // Keyed by the task's number (V12): an attempt row of another task under the same key
+        // would be a repeated number, which must never mix two tasks' attempts.
+        if saved != 1 {
+            return Err(StoreError::Corrupt(format!(
+                "task {id}'s number is also another task's: its attempt {} was not saved",
+                a.number
+            )));
+        }
     }
     Ok(())
 }

@@ -637,7 +637,6 @@ fn the_events_of_each_aggregate_are_found_after_the_tasks_are_numbered() {
              CREATE TRIGGER attempts_usage_insert AFTER INSERT ON attempts BEGIN
                  UPDATE usage_totals SET input_tokens = input_tokens + NEW.input_tokens WHERE id = 1;
              END;
-             DROP INDEX tasks_by_no;
              ALTER TABLE tasks DROP COLUMN no;
              CREATE INDEX tasks_ready_by_need ON tasks (need, priority DESC, created_at, id)
                  WHERE state = 'ready';

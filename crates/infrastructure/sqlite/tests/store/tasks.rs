@@ -999,6 +999,37 @@ fn tasks_created_together_are_scheduled_in_the_order_given() {
     assert_eq!(queued, made);
 }
 
+/// Attempts are keyed by their task's number (V12). Should two tasks ever share a number, one
+/// task's attempts are never shown as the other's, and saving the other's is refused.
+#[test]
+fn a_repeated_task_number_never_mixes_two_tasks_attempts() {
+    let db = Db::new();
+    db.register("w", &["rust"], 2);
+    let first = db.create_titled("first");
+    let second = db.create_titled("second");
+    db.svc.assign_task(assign_cmd(first.id, Some("w"))).unwrap();
+    // What a renumbering of rowids could do: the second task takes the first one's number.
+    rusqlite::Connection::open(&db.path)
+        .unwrap()
+        .execute(
+            "UPDATE tasks SET no = (SELECT no FROM tasks WHERE id = ?1) WHERE id = ?2",
+            [first.id.to_string(), second.id.to_string()],
+        )
+        .unwrap();
+    assert!(db.task(second.id).attempts.is_empty());
+    assert_eq!(db.task(first.id).attempts.len(), 1);
+    let err = db
+        .svc
+        .assign_task(assign_cmd(second.id, Some("w")))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("number is also another task's"),
+        "{err}"
+    );
+    assert_eq!(db.task(first.id).attempts.len(), 1);
+    assert!(db.task(second.id).attempts.is_empty());
+}
+
 /// An event of a task whose row is not there would be out of the index's reach: refused.
 #[test]
 fn events_of_a_task_that_was_never_saved_are_refused() {
