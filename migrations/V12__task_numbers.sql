@@ -14,7 +14,7 @@
 -- would change none; MAOS never vacuums either). A task's attempts are keyed by its number, so
 -- the store checks the task's id beside it: a repeated number would be an error, never one
 -- task's attempts shown or saved as another's. (A unique index on the number would refuse a
--- repeat at insert, but cost calls of 100 creates a tenth of their rate: docs/benchmarks.md.)
+-- repeat at insert, at the price of one more index written by every create.)
 --
 -- `events.task_no` is the number of the task an event belongs to, and 0 for the events of
 -- agents, orchestrations and memory entries (those stay ordered by their aggregate's id: they
