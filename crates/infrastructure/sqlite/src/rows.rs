@@ -217,6 +217,8 @@ pub(crate) fn save_agent(conn: &Connection, a: &Agent) -> Result<(), StoreError>
 pub(crate) const TASK_COLS: &str = "id, title, prompt, capabilities, priority, risk, tier, depends_on, \
      orchestration, max_attempts, timeout_ms, idempotency_key, state, reason, fencing, created_at, \
      updated_at, version, budget_micros, extra, agent, no";
+/// Where `no` (the task's number, V12) stands in [`TASK_COLS`].
+const TASK_NO_COL: usize = 21;
 
 /// The fields of a task kept as JSON in `tasks.extra`.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -451,7 +453,7 @@ pub(crate) fn query_tasks(
     let mut rows = stmt.query(params).map_err(backend)?;
     let mut datas = Vec::new();
     while let Some(row) = rows.next().map_err(backend)? {
-        datas.push((task_from_row(row)?, col::<i64>(row, 21)?));
+        datas.push((task_from_row(row)?, col::<i64>(row, TASK_NO_COL)?));
     }
     drop(rows);
     datas

@@ -119,10 +119,7 @@ fn writer_loop(
         // Files deleted or replaced under the store: nothing more is written (or answered as
         // written).
         if let Err(e) = identity.check() {
-            for mut job in group {
-                let (_, deliver) = job(Err(e.clone()));
-                deliver(Ok(()));
-            }
+            refuse(group, &e);
             continue;
         }
         commit_group(&mut conn, group, commits, identity);
@@ -168,17 +165,7 @@ fn commit_single(conn: &mut Connection, job: Job, commits: &CommitSignal, identi
         catch_unwind(AssertUnwindSafe(|| job(Ok(&mut tx))))
     };
     match outcome {
-        Ok((true, deliver)) => {
-            let commit = exec(conn, "COMMIT");
-            if let Err(e) = &commit {
-                error!(error = %e, "commit failed; the job is rolled back");
-                let _ = exec(conn, "ROLLBACK");
-            } else {
-                signal_commit(conn, commits);
-            }
-            // Acknowledged only if it went to the file a restart opens.
-            deliver(commit.and_then(|()| identity.check()));
-        }
+        Ok((true, deliver)) => commit_and_deliver(conn, 1, vec![deliver], commits, identity),
         Ok((false, deliver)) => {
             let _ = exec(conn, "ROLLBACK");
             deliver(Ok(()));
@@ -301,8 +288,7 @@ fn commit_with_savepoints(
     for mut job in group {
         if let Err(e) = exec(conn, "SAVEPOINT job") {
             error!(error = %e, "cannot open a savepoint");
-            let (_, deliver) = job(Err(e));
-            deliver(Ok(()));
+            refuse(vec![job], &e);
             continue;
         }
         let outcome = {
@@ -373,12 +359,18 @@ fn begin(conn: &Connection, group: Vec<Job>) -> Option<Vec<Job>> {
         Ok(()) => Some(group),
         Err(e) => {
             error!(error = %e, "cannot begin a write transaction");
-            for mut job in group {
-                let (_, deliver) = job(Err(e.clone()));
-                deliver(Ok(()));
-            }
+            refuse(group, &e);
             None
         }
+    }
+}
+
+/// Answers each job of `group` with `e`: it cannot run (no transaction, or files the store no
+/// longer owns).
+fn refuse(group: Vec<Job>, e: &StoreError) {
+    for mut job in group {
+        let (_, deliver) = job(Err(e.clone()));
+        deliver(Ok(()));
     }
 }
 
